@@ -1,0 +1,3 @@
+"""graphs."""
+
+from __future__ import annotations

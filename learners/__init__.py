@@ -1,0 +1,3 @@
+"""learners."""
+
+from __future__ import annotations

@@ -1,0 +1,77 @@
+"""Exception classes of matrep.
+
+Every error raised on bad input derives from :class:`MatrepError` and from the builtin class a
+caller would naturally catch (``ValueError``, ``TypeError``, ``KeyError``), so that both
+``except reprs.errors.MatrepError`` and ``except ValueError`` work. ``graphs`` and ``learners``
+subclass these; ``sims`` keeps its own module because it imports no other package of ours.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MatrepError",
+    "InputError",
+    "InputTypeError",
+    "ParseError",
+    "GlycanParseError",
+    "SmilesError",
+    "UnknownMonomerError",
+    "EmptyGraphError",
+    "MissingCellError",
+]
+
+
+class MatrepError(Exception):
+    """Base class of every error matrep raises on purpose."""
+
+
+class InputError(MatrepError, ValueError):
+    """An input value is invalid (empty, NaN, out of range, inconsistent)."""
+
+
+class InputTypeError(MatrepError, TypeError):
+    """An input has a type that the function does not accept."""
+
+
+class ParseError(InputError):
+    """A text representation could not be parsed.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and how to fix it.
+    text : str, optional
+        The text that failed to parse.
+    position : int, optional
+        0-based character offset of the problem in ``text``.
+    """
+
+    def __init__(self, message: str, text: str | None = None, position: int | None = None):
+        self.text = text
+        self.position = position
+        if text is not None and position is not None:
+            message = f"{message}\n  {text}\n  {' ' * position}^"
+        super().__init__(message)
+
+
+class GlycanParseError(ParseError):
+    """A glycan string in IUPAC-condensed notation is malformed."""
+
+
+class SmilesError(ParseError):
+    """A SMILES string could not be read by RDKit."""
+
+
+class UnknownMonomerError(InputError, KeyError):
+    """A monomer name is not in the monomer library and no rule resolves it."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message, quoting it
+        return str(self.args[0]) if self.args else ""
+
+
+class EmptyGraphError(InputError):
+    """A graph has no nodes where at least one is required."""
+
+
+class MissingCellError(InputError):
+    """Periodic data was given without a unit cell."""

@@ -1,0 +1,3 @@
+"""sims."""
+
+from __future__ import annotations

@@ -1,0 +1,22 @@
+"""Exception classes of :mod:`sims`.
+
+``sims`` imports no other package of ours (it accepts any potential through its interface), so it
+keeps its own base class instead of deriving from ``reprs.errors``. Each class also derives from
+the builtin a caller would naturally catch.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SimsError", "SimsInputError", "MissingCellError"]
+
+
+class SimsError(Exception):
+    """Base class of every error :mod:`sims` raises on purpose."""
+
+
+class SimsInputError(SimsError, ValueError):
+    """An input value is invalid (NaN coordinates, wrong shape, cutoff too large, ...)."""
+
+
+class MissingCellError(SimsInputError):
+    """Periodic boundaries were requested for a system without a unit cell."""
