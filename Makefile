@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/matrep demo
+	$(VENV)/bin/matrep dataset glycans --level Kingdom
 
 test: install
 	$(PY) -m pytest -q -m "not slow" -n $(JOBS)

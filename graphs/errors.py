@@ -9,3 +9,11 @@ __all__ = ["MatrepError", "InputError", "InputTypeError", "EmptyGraphError", "Un
 
 class UnknownMetricError(InputError):
     """A metric or kernel name is not one of those available."""
+
+
+class EmptyDatasetError(InputError):
+    """A dataset (list of graphs) is empty where at least one graph is required."""
+
+
+class NonOptimalWarning(UserWarning):
+    """Some returned values are bounds, not proven optimal (e.g. GED stopped by a timeout)."""

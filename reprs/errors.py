@@ -18,6 +18,9 @@ __all__ = [
     "UnknownMonomerError",
     "EmptyGraphError",
     "MissingCellError",
+    "UnknownFeaturizerError",
+    "FeaturizationError",
+    "ResourceLimitError",
 ]
 
 
@@ -75,3 +78,30 @@ class EmptyGraphError(InputError):
 
 class MissingCellError(InputError):
     """Periodic data was given without a unit cell."""
+
+
+class UnknownFeaturizerError(InputError, KeyError):
+    """A featurizer name is not in the registry of :func:`reprs.featurizers.get_featurizer`."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message, quoting it
+        return str(self.args[0]) if self.args else ""
+
+
+class FeaturizationError(InputError):
+    """One or more objects of a batch could not be featurized.
+
+    Parameters
+    ----------
+    message : str
+        What failed, naming the row(s) and reason(s).
+    failures : list, optional
+        The :class:`reprs.featurizers.Failure` records (row index, error type, message).
+    """
+
+    def __init__(self, message: str, failures: list | None = None):
+        self.failures = list(failures or [])
+        super().__init__(message)
+
+
+class ResourceLimitError(InputError):
+    """A computation would exceed a configured resource limit (memory, size) and was refused."""

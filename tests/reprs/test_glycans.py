@@ -1,0 +1,154 @@
+"""Glycan graphs against glycowork's own graphs and against direct RDKit fingerprints."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from rdkit import Chem, DataStructs
+from rdkit.Chem import AllChem
+
+from reprs import glycan_graph
+from reprs.datasets import load_glycans
+from reprs.errors import UnknownMonomerError
+from reprs.glycans import BOND_SMILES, build_glycan_graphs, glycan_coverage, glycan_dataset_summary
+
+LINKAGE_LABEL = r"[ab?]?(\d+|\?)-(\d+|\?)(/(\d+|\?))*"
+
+
+@pytest.fixture(scope="module")
+def glycans() -> list[str]:
+    return load_glycans(level="Domain")["glycan"].tolist()
+
+
+def glycowork_contracted(glycan: str) -> nx.DiGraph:
+    """glycowork's graph with its linkage nodes contracted into parent -> child edges."""
+    import re
+
+    from glycowork.motif.graph import glycan_to_nxGraph
+
+    raw = glycan_to_nxGraph(glycan)
+    is_link = {n: re.fullmatch(LINKAGE_LABEL, d["string_labels"]) is not None for n, d in raw.nodes(data=True)}
+    out = nx.DiGraph()
+    out.add_nodes_from((n, {"label": d["string_labels"]}) for n, d in raw.nodes(data=True) if not is_link[n])
+    for link in (n for n in raw if is_link[n]):
+        parents, children = list(raw.predecessors(link)), list(raw.successors(link))
+        assert len(children) == 1 and len(parents) <= 1
+        if parents:  # floating substituents have no parent: they stay isolated
+            out.add_edge(parents[0], children[0], label=raw.nodes[link]["string_labels"])
+    return out
+
+
+def _same_topology(ours: nx.DiGraph, theirs: nx.DiGraph) -> bool:
+    return nx.is_isomorphic(
+        ours.reverse(copy=True),  # ours point child -> parent, glycowork's parent -> child
+        theirs,
+        node_match=lambda a, b: a["label"] == b["label"],
+        edge_match=lambda a, b: a["label"] == b["label"],
+    )
+
+
+def _check_topology(sample: list[str]) -> None:
+    mismatches = [g for g in sample if not _same_topology(glycan_graph(g, on_unknown="zero"), glycowork_contracted(g))]
+    assert not mismatches, f"{len(mismatches)} glycans differ from glycowork, e.g. {mismatches[:3]}"
+
+
+def test_topology_equals_glycowork_on_500_glycans(glycans):
+    rng = np.random.default_rng(2103)
+    _check_topology([glycans[i] for i in rng.choice(len(glycans), 500, replace=False)])
+
+
+@pytest.mark.slow
+def test_topology_equals_glycowork_on_all_glycans(glycans):
+    _check_topology(glycans)
+
+
+def test_node_fingerprints_equal_direct_rdkit():
+    graph = glycan_graph("Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc6S(b1-2)Man")
+    for _, data in graph.nodes(data=True):
+        bits = AllChem.GetMorganFingerprintAsBitVect(Chem.MolFromSmiles(data["smiles"]), 3, nBits=128, useChirality=True)
+        expected = np.zeros(128)
+        DataStructs.ConvertToNumpyArray(bits, expected)
+        np.testing.assert_array_equal(data["x"], expected)
+
+
+def test_edge_features_are_bond_fingerprint_plus_positions():
+    graph = glycan_graph("Gal(b1-3/6)GlcNAc(a1-?)Man")
+    x = graph.edges[0, 1]["x"]
+    bits = AllChem.GetMorganFingerprintAsBitVect(Chem.MolFromSmiles(BOND_SMILES["b"]), 3, nBits=16, useChirality=True)
+    expected = np.zeros(16)
+    DataStructs.ConvertToNumpyArray(bits, expected)
+    np.testing.assert_array_equal(x[:16], expected)
+    donor, acceptor = x[16:28], x[28:40]
+    assert np.flatnonzero(donor).tolist() == [1]
+    assert np.flatnonzero(acceptor).tolist() == [3, 6]
+    assert np.flatnonzero(graph.edges[1, 2]["x"][28:40]).tolist() == [0]  # '?' = unknown slot
+    # alpha and beta fragments differ only by chirality, which the fingerprint must see
+    assert not np.array_equal(graph.edges[0, 1]["x"][:16], graph.edges[1, 2]["x"][:16])
+
+
+def test_anomer_mode_reproduces_glamour_convention():
+    graph = glycan_graph("Gal(b1-4)GlcNAc(a1-3)Man", linkage="anomer")
+    assert [graph.edges[e]["label"] for e in graph.edges] == ["b", "a"]
+    assert all(graph.edges[e]["x"].shape == (16,) for e in graph.edges)
+    assert graph.edges[0, 1]["acceptor_pos"] == "4"  # the positions are still recorded
+
+
+def test_modified_monomers_resolve_with_their_modification():
+    graph = glycan_graph("Gal3S(b1-4)GlcNAc6S(b1-2)Man6P(a1-3)Rha3Me(a1-2)Kdo")
+    mols = [Chem.MolFromSmiles(graph.nodes[n]["smiles"]) for n in graph]
+    formula = [Chem.rdMolDescriptors.CalcMolFormula(m) for m in mols]
+    sulfate, phosphate = Chem.MolFromSmarts("COS(=O)(=O)[OH]"), Chem.MolFromSmarts("COP(=O)([OH])[OH]")
+    assert mols[0].HasSubstructMatch(sulfate) and formula[0] == "C6H12O9S"  # Gal + SO3
+    assert mols[1].HasSubstructMatch(sulfate) and formula[1] == "C8H15NO9S"  # GlcNAc + SO3
+    assert mols[2].HasSubstructMatch(phosphate) and formula[2] == "C6H13O9P"  # Man + PO3H
+    assert formula[3] == "C7H14O5"  # 3-O-methyl rhamnose
+    assert formula[4] == "C8H14O8"  # Kdo
+
+
+def test_legacy_glycobase_names_resolve_as_aliases():
+    graph = glycan_graph("NeuNAc(a2-3)Gal(b1-4)GlcNAc")
+    assert graph.nodes[0]["smiles"] == glycan_graph("Neu5Ac(a2-3)Gal(b1-4)GlcNAc").nodes[0]["smiles"]
+
+
+def test_unknown_monomer_raises_or_is_recorded():
+    with pytest.raises(UnknownMonomerError, match="unknown glycan monomer 'Foo'"):
+        glycan_graph("Foo(b1-4)Gal")
+    graph = glycan_graph("Foo(b1-4)Gal", on_unknown="zero")
+    assert graph.graph["unknown_monomers"] == ["Foo"]
+    assert not graph.nodes[0]["x"].any() and graph.nodes[0]["x"].shape == (128,)
+    assert graph.nodes[0]["smiles"] is None
+
+
+def test_custom_fingerprint_is_used():
+    graph = glycan_graph("Gal(b1-4)Glc", fingerprint=lambda smiles: [Chem.MolFromSmiles(smiles).GetNumAtoms()])
+    assert graph.nodes[0]["x"].tolist() == [12.0]
+
+
+def test_coverage_of_glycowork_glycans_is_at_least_99_percent(glycans):
+    coverage = glycan_coverage(glycans)
+    # 23,742 unique well-formed glycans in glycowork 1.11; see reprs/data/README.md.
+    assert coverage["n_parsed"] == len(glycans)
+    assert coverage["glycan_coverage"] >= 0.99, coverage["unresolved"]
+
+
+def test_coverage_of_glamour_tables(glamour_dir):
+    taxonomy = pd.read_csv(glamour_dir / "glycobase_taxonomy_multiclass.txt")["Glycan"]
+    immuno = pd.read_csv(glamour_dir / "glycobase_immuno.txt")["Glycan"]
+    assert len(taxonomy) == 8898 and len(immuno) == 1313  # the paper's dataset sizes
+    assert glycan_coverage(taxonomy)["glycan_coverage"] >= 0.98
+    assert glycan_coverage(immuno)["glycan_coverage"] >= 0.995
+
+
+def test_build_many_skips_and_records_failures():
+    graphs, failures = build_glycan_graphs(["Gal(b1-4)Glc", "Gal(b1-4", "Foo(a1-2)Gal"], errors="skip")
+    assert graphs[0] is not None and graphs[1] is None and graphs[2] is None
+    assert [row for row, _ in failures] == [1, 2]
+
+
+def test_dataset_summary_counts(glycans):
+    summary = glycan_dataset_summary(level="Domain")
+    assert summary["n_glycans"] == len(glycans)
+    assert summary["n_graphs"] == summary["n_resolved"]
+    assert set(summary["classes"]) >= {"Eukarya", "Bacteria", "Virus"}
