@@ -9,6 +9,7 @@ plus an encoding of the carbon positions, following GLAMOUR (arXiv:2103.02565).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import networkx as nx
@@ -36,6 +37,7 @@ def _positions(values: tuple[str, ...]) -> np.ndarray:
     return encoding
 
 
+@lru_cache(maxsize=4096)
 def linkage_features(link: Linkage, linkage: str = "full") -> np.ndarray:
     """Feature vector of a glycosidic bond.
 
@@ -52,12 +54,14 @@ def linkage_features(link: Linkage, linkage: str = "full") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Length 16 (``"anomer"``) or 16 + 2 * N_POSITIONS (``"full"``).
+        Read-only (cached), length 16 (``"anomer"``) or 16 + 2 * N_POSITIONS (``"full"``).
     """
     fragment = monomer_fingerprint(BOND_SMILES[link.anomer], 3, 16)
     if linkage == "anomer":
         return fragment
-    return np.concatenate([fragment, _positions((link.donor,)), _positions(link.acceptor)])
+    features = np.concatenate([fragment, _positions((link.donor,)), _positions(link.acceptor)])
+    features.setflags(write=False)
+    return features
 
 
 def _edge_attributes(link: Linkage, linkage: str) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+"""The `matrep` subcommands of reprs, run through the installed console script's main()."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reprs.cli import main
+from reprs.graphio import read_graphs
+
+
+def test_glycan_prints_nodes_edges_and_attributes(capsys):
+    assert main(["glycan", "Gal(b1-4)[Fuc(a1-3)]GlcNAc"]) == 0
+    out = capsys.readouterr().out
+    assert "3 nodes, 2 edges" in out
+    assert "label=Fuc" in out and "0 -> 2: label=b1-4" in out and "(128 values" in out
+
+
+def test_glycan_bad_input_exits_nonzero_with_message(capsys):
+    assert main(["glycan", "Gal(b1-4)[Fuc(a1-3)GlcNAc"]) == 2
+    assert "unclosed '['" in capsys.readouterr().err
+    assert main(["glycan", "Foo(b1-4)Gal"]) == 2
+    assert "unknown glycan monomer 'Foo'" in capsys.readouterr().err
+
+
+def test_featurize_writes_graphs_and_index(tmp_path, capsys):
+    table = tmp_path / "glycans.csv"
+    pd.DataFrame({"id": [1, 2, 3], "glycan": ["Gal(b1-4)Glc", "Gal(b1-4", "Neu5Ac(a2-6)Gal(b1-4)GlcNAc"]}).to_csv(table, index=False)
+    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out")]) == 0
+    assert "wrote 2 graphs" in capsys.readouterr().out
+    graphs = read_graphs(tmp_path / "out" / "graphs.jsonl")
+    assert [g.number_of_nodes() for g in graphs] == [2, 3]
+    index = pd.read_csv(tmp_path / "out" / "index.csv", keep_default_na=False)
+    assert index["error"].astype(bool).tolist() == [False, True, False]
+
+
+def test_featurize_rejects_unknown_representation(tmp_path, capsys):
+    table = tmp_path / "glycans.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)Glc"]}).to_csv(table, index=False)
+    assert main(["featurize", str(table), "--repr", "nope", "-o", str(tmp_path / "out")]) == 2
+    assert "unknown representation" in capsys.readouterr().err
