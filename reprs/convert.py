@@ -13,7 +13,7 @@ import numpy as np
 
 from reprs.errors import EmptyGraphError, InputError, InputTypeError
 
-__all__ = ["to_pyg", "to_grakel", "node_index"]
+__all__ = ["to_pyg", "to_grakel", "from_glycowork", "node_index"]
 
 
 def _check_graph(graph: Any) -> None:
@@ -122,3 +122,46 @@ def to_grakel(graph: nx.Graph, *, node_attr: str = "label", edge_attr: str | Non
             if edge_attr is not None:
                 edge_labels[(a, b)] = str(d.get(edge_attr))
     return Graph(adjacency, node_labels=node_labels, edge_labels=edge_labels or None, graph_format="dictionary")
+
+
+def from_glycowork(graph: nx.Graph) -> nx.DiGraph:
+    """Convert a graph of glycowork's ``glycan_to_nxGraph`` to matrep's glycan convention.
+
+    glycowork makes every linkage a node of its own (``string_labels`` such as ``"b1-4"``) between
+    parent and child. Here each linkage node becomes an edge child -> parent labelled with the
+    linkage, as :func:`reprs.glycan_graph` builds them; a linkage without a parent (a floating
+    substituent) is dropped and its residue stays isolated. Topology and labels only: no features.
+
+    Parameters
+    ----------
+    graph : networkx.Graph or DiGraph
+        As returned by ``glycowork.motif.graph.glycan_to_nxGraph`` (edges point parent -> child
+        in a DiGraph; an undirected graph is read with lower node ids as children, glycowork's
+        string order).
+
+    Returns
+    -------
+    networkx.DiGraph
+        Node ``label`` = residue name, edge ``label`` = linkage text.
+    """
+    from reprs.iupac import _LINKAGE
+
+    if not isinstance(graph, nx.Graph):
+        raise InputTypeError(f"expected a networkx graph from glycowork, got {type(graph).__name__}")
+    labels = nx.get_node_attributes(graph, "string_labels")
+    if len(labels) != graph.number_of_nodes():
+        raise InputError("every node of a glycowork graph carries 'string_labels'")
+    is_link = {n: _LINKAGE.fullmatch(text) is not None for n, text in labels.items()}
+    out = nx.DiGraph()
+    out.add_nodes_from((n, {"label": labels[n]}) for n in graph if not is_link[n])
+    for link in (n for n in graph if is_link[n]):
+        if graph.is_directed():
+            parents, children = list(graph.predecessors(link)), list(graph.successors(link))
+        else:
+            neighbours = sorted(graph.neighbors(link))
+            children, parents = neighbours[:1], neighbours[1:]
+        if len(children) != 1 or len(parents) > 1:
+            raise InputError(f"linkage node {link} of the glycowork graph joins {len(parents) + len(children)} residues")
+        if parents:
+            out.add_edge(children[0], parents[0], label=labels[link])
+    return out

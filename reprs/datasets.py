@@ -13,7 +13,7 @@ import pandas as pd
 from reprs.errors import InputError, ParseError
 from reprs.iupac import parse_iupac
 
-__all__ = ["load_glycans", "TAXONOMY_LEVELS"]
+__all__ = ["load_glycans", "glycan_graph_dataset", "TAXONOMY_LEVELS"]
 
 TAXONOMY_LEVELS = ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
 
@@ -83,3 +83,67 @@ def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: 
     sizes = table["label"].map(table["label"].value_counts())
     table = table[sizes >= min_class_size]
     return table.reset_index(drop=True)
+
+
+def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", column: str | None = None, **options):
+    """Glycan graphs with their table, from the bundled set or from a file.
+
+    Parameters
+    ----------
+    source : str or path
+        ``"glycans"``: :func:`load_glycans` (glycowork's glycans with taxonomy at ``level``);
+        a CSV file with a column of glycan strings (``column``, default the column named
+        ``glycan`` or the only column) and any label columns; or a ``.jsonl`` file written by
+        :func:`reprs.graphio.write_graphs`.
+    level : str
+        Taxonomy level for the bundled set.
+    column : str, optional
+        Glycan column of a CSV source.
+    **options
+        Passed to :func:`reprs.glycans.glycan_graph`.
+
+    Returns
+    -------
+    graphs : list of networkx.DiGraph
+        Glycans whose graph could be built (unknown monomers and malformed strings are left out).
+    table : pandas.DataFrame
+        One row per graph, aligned with ``graphs``: ``glycan`` (and ``label``/``labels`` for the
+        bundled set, or the CSV's other columns).
+
+    Raises
+    ------
+    InputError
+        For a missing file, an unknown column or a source that yields no graph.
+    """
+    from pathlib import Path
+
+    from reprs.glycans import build_glycan_graphs
+    from reprs.graphio import read_graphs
+
+    if str(source) == "glycans":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the 3 malformed strings are documented
+            table = load_glycans(level=level)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"dataset {source!r} is neither 'glycans' nor an existing file")
+        if path.suffix == ".jsonl":
+            graphs = read_graphs(path)
+            if not graphs:
+                raise InputError(f"dataset {path} holds no graphs")
+            return graphs, pd.DataFrame({"glycan": [g.graph.get("name") for g in graphs]})
+        table = pd.read_csv(path)
+        if column is None:
+            names = [c for c in table.columns if str(c).lower() == "glycan"]
+            if not names and len(table.columns) != 1:
+                raise InputError(f"say which column of {path} holds the glycans; columns: {list(table.columns)}")
+            column = names[0] if names else table.columns[0]
+        if column not in table.columns:
+            raise InputError(f"column {column!r} not in {path}; columns: {list(table.columns)}")
+        table = table.rename(columns={column: "glycan"})
+    graphs, _ = build_glycan_graphs(table["glycan"].astype(str), errors="skip", **options)
+    keep = [g is not None for g in graphs]
+    if not any(keep):
+        raise InputError(f"no glycan of {source!r} could be turned into a graph")
+    return [g for g in graphs if g is not None], table[keep].reset_index(drop=True)

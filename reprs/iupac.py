@@ -29,6 +29,7 @@ from reprs.errors import GlycanParseError
 __all__ = ["Linkage", "ParsedGlycan", "parse_iupac", "write_iupac"]
 
 _LINKAGE = re.compile(r"(?P<anomer>[ab?]?)(?P<donor>\d+|\?)-(?P<acceptor>(?:\d+|\?)(?:/(?:\d+|\?))*)")
+_WHITESPACE = re.compile(r"\s")
 _TOKEN = re.compile(r"\((?P<link>[^()\[\]{}]*)\)|(?P<bracket>[\[\]{}])|(?P<name>[^()\[\]{}]+)")
 
 
@@ -128,9 +129,9 @@ def parse_iupac(text: str) -> ParsedGlycan:
     """
     if not isinstance(text, str) or not text.strip():
         raise GlycanParseError(f"empty glycan string {text!r}: expected e.g. 'Gal(b1-4)GlcNAc'")
-    if text != text.strip() or any(c.isspace() for c in text):
-        position = next(i for i, c in enumerate(text) if c.isspace())
-        raise GlycanParseError("whitespace inside a glycan string", text, position)
+    space = _WHITESPACE.search(text)
+    if space is not None:
+        raise GlycanParseError("whitespace inside a glycan string", text, space.start())
     parsed = ParsedGlycan()
     # Each frame: (opening bracket, its offset, residues waiting for the next residue at this depth).
     frames: list[tuple[str, int, list[tuple[int, Linkage]]]] = [("", -1, [])]
