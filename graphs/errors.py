@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from reprs.errors import EmptyGraphError, InputError, InputTypeError, MatrepError
 
-__all__ = ["MatrepError", "InputError", "InputTypeError", "EmptyGraphError", "UnknownMetricError"]
+__all__ = [
+    "MatrepError",
+    "InputError",
+    "InputTypeError",
+    "EmptyGraphError",
+    "UnknownMetricError",
+    "EmptyDatasetError",
+    "NonOptimalWarning",
+]
 
 
 class UnknownMetricError(InputError):

@@ -18,17 +18,39 @@ def _glycan(args: argparse.Namespace) -> None:
 
 
 def _featurize(args: argparse.Namespace) -> None:
-    from reprs.glycans import featurize_glycan_table
+    if args.repr.split(":", 1)[0] == "glycan-graph":
+        from reprs.glycans import featurize_glycan_table
 
-    name = args.repr.split(":", 1)[0]
-    if name != "glycan-graph":
-        raise InputError(f"unknown representation {args.repr!r}; available: glycan-graph")
-    summary = featurize_glycan_table(
-        args.input, args.output, column=args.column, linkage=args.linkage, on_unknown=args.on_unknown, errors=args.errors
-    )
+        if len(args.input) != 1:
+            raise InputError("glycan-graph reads one CSV table of glycan strings")
+        summary = featurize_glycan_table(
+            args.input[0],
+            args.output,
+            column=args.column,
+            linkage=args.linkage,
+            on_unknown=args.on_unknown,
+            errors="skip" if args.skip_errors else "raise",
+        )
+        print(
+            f"wrote {summary['n_graphs']} graphs to {summary['graphs']} "
+            f"({summary['n_failed']} failed, listed in {summary['index']})"
+        )
+        return
+    from reprs.featurizers import featurize_inputs
+
+    inputs = args.input[0] if len(args.input) == 1 else args.input
     print(
-        f"wrote {summary['n_graphs']} graphs to {summary['graphs']} "
-        f"({summary['n_failed']} failed, listed in {summary['index']})"
+        featurize_inputs(
+            inputs,
+            args.repr,
+            args.output,
+            column=args.column,
+            id_column=args.id_column,
+            n_jobs=args.n_jobs,
+            progress=not args.no_progress,
+            skip_errors=args.skip_errors,
+            sparse=args.sparse,
+        )
     )
 
 
@@ -71,14 +93,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=16, help="feature entries shown per vector (0: all)")
     p.set_defaults(func=_glycan)
 
-    p = subparsers.add_parser("featurize", help="build representations for a table of inputs")
-    p.add_argument("input", type=Path, help="CSV file with a column of glycan strings")
-    p.add_argument("--repr", required=True, help="representation, e.g. glycan-graph")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--column", default=None, help="column holding the strings (default: guessed)")
+    p = subparsers.add_parser(
+        "featurize",
+        help="build representations for a table, structure files or an ASE database",
+        description="NAME[:k=v,...] is glycan-graph (writes OUT/graphs.jsonl and OUT/index.csv) or any name of "
+        "reprs.featurizers.available_featurizers(), e.g. morgan:radius=2,n_bits=2048 or "
+        "soap:species=Si,O,r_cut=5.0,n_max=8,l_max=6,periodic=True,average=inner (OUT is then a "
+        ".npz/.npy/.parquet/.pt/.pkl file).",
+    )
+    p.add_argument("input", type=Path, nargs="+", help="CSV/TSV table, structure files or folder, or ASE .db")
+    p.add_argument("--repr", required=True, help="representation NAME[:k=v,...]")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (glycan-graph) or file")
+    p.add_argument("--column", default=None, help="table column holding the inputs (default: guessed)")
+    p.add_argument("--id-column", default=None, help="table column of identifiers")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--skip-errors", action="store_true", help="skip and record bad inputs instead of stopping")
+    p.add_argument("--sparse", action="store_true", help="write sparse CSR arrays to .npz")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--linkage", **linkage)
     p.add_argument("--on-unknown", **unknown)
-    p.add_argument("--errors", choices=("raise", "skip"), default="skip", help="bad rows: stop, or skip and record")
     p.set_defaults(func=_featurize)
 
     p = subparsers.add_parser("dataset", help="summarise a bundled dataset (glycans: graphs for all of them)")

@@ -12,6 +12,7 @@ from reprs.featurizers.atomistic import ACSF, LMBTR, MBTR, SOAP, CoulombMatrix, 
 from reprs.featurizers.base import Failure, FeaturizationWarning, Featurizer
 from reprs.featurizers.composition import ElementProperty, FractionalComposition
 from reprs.featurizers.crystal_graph import CrystalGraph, NeighborTruncationWarning, periodic_neighbors
+from reprs.featurizers.files import FeaturizeSummary, featurize_inputs
 from reprs.featurizers.fingerprints import (
     AtomPairFingerprint,
     FeatureMorganFingerprint,
@@ -31,6 +32,8 @@ __all__ = [
     "get_featurizer",
     "register_featurizer",
     "available_featurizers",
+    "featurize_inputs",
+    "FeaturizeSummary",
     "mol_from_smiles",
     "as_mol",
     "as_atoms",

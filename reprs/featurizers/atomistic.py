@@ -36,6 +36,12 @@ __all__ = [
 ]
 
 
+# DScribe 2.1 calls ASE's deprecated Atoms.get_calculator() on every structure; the warning is
+# about DScribe's code, not the user's, and a per-call catch_warnings would cost more than a small
+# Coulomb matrix. Only that message from DScribe's module is silenced.
+warnings.filterwarnings("ignore", message="Please use atoms.calc", category=FutureWarning, module=r"dscribe\.")
+
+
 def _check_species(species: Any) -> None:
     if isinstance(species, (str, bytes)) or not isinstance(species, Sequence) or len(species) == 0:
         raise InputError(
@@ -80,18 +86,15 @@ class _DScribeFeaturizer(Featurizer):
     def _descriptor(self):
         # A DScribe object costs milliseconds to build (SOAP orthonormalises its radial basis), more
         # than a small system's descriptor; it is memoised per parameter set. The memo never
-        # changes results, and a parameter changed by plain assignment invalidates it.
+        # changes results, and a parameter changed by plain assignment invalidates it. It travels
+        # with the featurizer to worker processes: SOAP's basis, rebuilt there with another BLAS
+        # thread count, would differ in the last digits (1e-9) and break parallel == serial.
         key = repr(self.get_params())
         cached = self.__dict__.get("_memo")
         if cached is None or cached[0] != key:
             cached = (key, self._build())
             self.__dict__["_memo"] = cached
         return cached[1]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_memo", None)  # rebuilt in the worker; DScribe objects need not travel
-        return state
 
     def _validate(self) -> None:
         self._descriptor()
@@ -105,10 +108,7 @@ class _DScribeFeaturizer(Featurizer):
             _require_cell(atoms, type(self).__name__)
         descriptor = self._descriptor()
         try:
-            with warnings.catch_warnings():
-                # DScribe 2.1 calls the deprecated Atoms.get_calculator(); not the user's concern.
-                warnings.filterwarnings("ignore", category=FutureWarning, module=r"dscribe\.")
-                out = descriptor.create(atoms, **self._create_kwargs())
+            out = descriptor.create(atoms, **self._create_kwargs())
         except ValueError as err:
             raise InputError(f"{type(self).__name__}: {err}") from err
         return np.asarray(out, dtype=np.float64)

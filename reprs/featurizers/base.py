@@ -1,12 +1,13 @@
 """The one featurizer API shared by fingerprints, DScribe descriptors, crystal graphs and composition.
 
 A featurizer is configured once with keyword-only hyperparameters, stored unchanged as attributes
-(so that scikit-learn's ``get_params``/``set_params``/``clone`` work) and validated at once. The
-scikit-learn estimator protocol is implemented here rather than inherited, because importing
-``sklearn.base`` costs seconds that a fingerprint user should not pay. Its work
-is done by pure methods: ``featurize(obj)`` for one object, ``featurize_many(objs, ...)`` for a batch,
-and scikit-learn's ``fit``/``transform`` so that it drops into a ``Pipeline``. The model is DScribe's
-``SOAP(species=["Si"], r_cut=5.0, n_max=8, l_max=6).create(atoms)`` and scikit-learn's transformers.
+and validated at once. Its work is done by pure methods: ``featurize(obj)`` for one object,
+``featurize_many(objs, ...)`` for a batch, and scikit-learn's ``fit``/``transform`` so that it drops
+into a ``Pipeline``. The model is DScribe's ``SOAP(species=["Si"], r_cut=5.0, n_max=8,
+l_max=6).create(atoms)`` and scikit-learn's transformers. The scikit-learn estimator protocol
+(``get_params``/``set_params``, so ``clone`` and grid searches work) is implemented here rather
+than inherited, because importing ``sklearn.base`` costs seconds that a fingerprint user should
+not pay.
 
 Inputs are converted at the edge (:mod:`reprs.featurizers.inputs`): each featurizer declares the kind
 of object it works on (``input_kind``) and accepts everything convertible to it.
@@ -18,6 +19,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
@@ -108,10 +110,7 @@ class Featurizer:
     @classmethod
     def _get_param_names(cls) -> list[str]:
         """Names of the hyperparameters: the keyword-only arguments of ``__init__``."""
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
-        )
+        return list(_param_names(cls))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyperparameters as a dict (scikit-learn API; ``deep`` is accepted and has no effect)."""
@@ -317,6 +316,13 @@ class Featurizer:
             if value is not None:
                 out[row] = value
         return out
+
+
+@lru_cache(maxsize=None)
+def _param_names(cls: type) -> tuple[str, ...]:
+    # inspect.signature costs microseconds; DScribe wrappers read their parameters on every call
+    signature = inspect.signature(cls.__init__)
+    return tuple(sorted(p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY))
 
 
 def _featurize_chunk(featurizer: Featurizer, start: int, objs: list[Any]) -> list[Any]:

@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from reprs.errors import InputError
+from reprs.errors import InputError, MissingCellError
 from reprs.featurizers.base import Featurizer
 from reprs.featurizers.composition import ELEMENT_PROPERTIES, element_property_table
 
@@ -77,9 +77,21 @@ def periodic_neighbors(atoms: Any, r_cut: float, max_neighbors: int | None = Non
     Returns
     -------
     NeighborList
+
+    Raises
+    ------
+    MissingCellError
+        If a periodic direction has no cell vector.
     """
     from ase.neighborlist import neighbor_list
 
+    periodic = np.asarray(atoms.pbc, dtype=bool)
+    cell = np.asarray(atoms.cell)
+    if periodic.any() and np.linalg.matrix_rank(cell[periodic]) < periodic.sum():
+        raise MissingCellError(
+            f"periodic directions {np.flatnonzero(periodic).tolist()} need independent, non-zero cell "
+            f"vectors; got cell {cell.tolist()} (set pbc=False for a molecule)"
+        )
     i, j, d, S = neighbor_list("ijdS", atoms, float(r_cut), self_interaction=False)
     order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, d, i))
     i, j, d, S = i[order], j[order], d[order], S[order]

@@ -322,6 +322,8 @@ def featurize_inputs(
     featurizer = get_featurizer(repr_spec)
     spec = repr_spec if isinstance(repr_spec, str) else repr(repr_spec)
     records = read_inputs(inputs, featurizer.input_kind, column=column, id_column=id_column)
+    if not records:
+        raise InputError(f"no objects found in {inputs}; nothing written")
     failures = [(ident, error) for ident, _, error in records if error is not None]
     if failures and not skip_errors:
         ident, reason = failures[0]

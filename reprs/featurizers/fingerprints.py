@@ -46,30 +46,37 @@ def _check_bool(name: str, value: Any) -> None:
 
 # RDKit generators are cheap to call but not to build, and they do not pickle; one per parameter
 # set and process, built on first use, keeps featurizers picklable and calls at RDKit's speed.
+# Positional arguments keep the cache lookup cheap (it runs once per molecule).
 @lru_cache(maxsize=64)
-def _generator(kind: str, params: tuple[tuple[str, Any], ...]):
+def _generator(kind: str, *args: Any):
     from rdkit.Chem import rdFingerprintGenerator as gen
 
-    kw = dict(params)
     if kind == "morgan":
-        features = kw.pop("features")
-        if features:
-            kw["atomInvariantsGenerator"] = gen.GetMorganFeatureAtomInvGen()
-        return gen.GetMorganGenerator(**kw)
+        radius, n_bits, chirality, features = args
+        invariants = gen.GetMorganFeatureAtomInvGen() if features else None
+        return gen.GetMorganGenerator(
+            radius=radius, fpSize=n_bits, includeChirality=chirality, atomInvariantsGenerator=invariants
+        )
     if kind == "rdkit":
-        return gen.GetRDKitFPGenerator(**kw)
+        min_path, max_path, n_bits, branched, bond_order = args
+        return gen.GetRDKitFPGenerator(
+            minPath=min_path, maxPath=max_path, fpSize=n_bits, branchedPaths=branched, useBondOrder=bond_order
+        )
     if kind == "atompair":
-        return gen.GetAtomPairGenerator(**kw)
+        min_distance, max_distance, n_bits, chirality = args
+        return gen.GetAtomPairGenerator(
+            minDistance=min_distance, maxDistance=max_distance, fpSize=n_bits, includeChirality=chirality
+        )
     if kind == "torsion":
-        return gen.GetTopologicalTorsionGenerator(**kw)
+        atom_count, n_bits, chirality = args
+        return gen.GetTopologicalTorsionGenerator(
+            torsionAtomCount=atom_count, fpSize=n_bits, includeChirality=chirality
+        )
     raise AssertionError(kind)  # unreachable: kinds are fixed by the classes below
 
 
-def _fingerprint(kind: str, mol: Any, counts: bool, **params: Any) -> np.ndarray:
-    generator = _generator(kind, tuple(sorted(params.items())))
-    if counts:
-        return generator.GetCountFingerprintAsNumPy(mol)
-    return generator.GetFingerprintAsNumPy(mol)
+def _fingerprint(generator: Any, mol: Any, counts: bool) -> np.ndarray:
+    return generator.GetCountFingerprintAsNumPy(mol) if counts else generator.GetFingerprintAsNumPy(mol)
 
 
 def morgan_fingerprint(
@@ -116,15 +123,8 @@ def morgan_fingerprint(
     _check_int("n_bits", n_bits, 1)
     _check_bool("chirality", chirality)
     _check_bool("counts", counts)
-    return _fingerprint(
-        "morgan",
-        as_mol(mol_or_smiles),
-        counts,
-        radius=int(radius),
-        fpSize=int(n_bits),
-        includeChirality=bool(chirality),
-        features=False,
-    )
+    generator = _generator("morgan", int(radius), int(n_bits), bool(chirality), False)
+    return _fingerprint(generator, as_mol(mol_or_smiles), counts)
 
 
 class _Fingerprint(Featurizer):
@@ -186,15 +186,8 @@ class MorganFingerprint(_Fingerprint):
         _check_bool("counts", self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
-        return _fingerprint(
-            "morgan",
-            mol,
-            self.counts,
-            radius=int(self.radius),
-            fpSize=int(self.n_bits),
-            includeChirality=bool(self.chirality),
-            features=self._features,
-        )
+        generator = _generator("morgan", int(self.radius), int(self.n_bits), bool(self.chirality), self._features)
+        return _fingerprint(generator, mol, self.counts)
 
 
 class FeatureMorganFingerprint(MorganFingerprint):
@@ -261,16 +254,11 @@ class RDKitFingerprint(_Fingerprint):
         _check_bool("counts", self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
-        return _fingerprint(
-            "rdkit",
-            mol,
-            self.counts,
-            minPath=int(self.min_path),
-            maxPath=int(self.max_path),
-            fpSize=int(self.n_bits),
-            branchedPaths=bool(self.branched_paths),
-            useBondOrder=bool(self.use_bond_order),
+        generator = _generator(
+            "rdkit", int(self.min_path), int(self.max_path), int(self.n_bits),
+            bool(self.branched_paths), bool(self.use_bond_order),
         )
+        return _fingerprint(generator, mol, self.counts)
 
 
 class MACCSKeys(_Fingerprint):
@@ -348,15 +336,10 @@ class AtomPairFingerprint(_Fingerprint):
         _check_bool("counts", self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
-        return _fingerprint(
-            "atompair",
-            mol,
-            self.counts,
-            minDistance=int(self.min_distance),
-            maxDistance=int(self.max_distance),
-            fpSize=int(self.n_bits),
-            includeChirality=bool(self.chirality),
+        generator = _generator(
+            "atompair", int(self.min_distance), int(self.max_distance), int(self.n_bits), bool(self.chirality)
         )
+        return _fingerprint(generator, mol, self.counts)
 
 
 class TopologicalTorsionFingerprint(_Fingerprint):
@@ -401,11 +384,5 @@ class TopologicalTorsionFingerprint(_Fingerprint):
         _check_bool("counts", self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
-        return _fingerprint(
-            "torsion",
-            mol,
-            self.counts,
-            torsionAtomCount=int(self.torsion_atom_count),
-            fpSize=int(self.n_bits),
-            includeChirality=bool(self.chirality),
-        )
+        generator = _generator("torsion", int(self.torsion_atom_count), int(self.n_bits), bool(self.chirality))
+        return _fingerprint(generator, mol, self.counts)

@@ -25,7 +25,9 @@ def test_glycan_bad_input_exits_nonzero_with_message(capsys):
 def test_featurize_writes_graphs_and_index(tmp_path, capsys):
     table = tmp_path / "glycans.csv"
     pd.DataFrame({"id": [1, 2, 3], "glycan": ["Gal(b1-4)Glc", "Gal(b1-4", "Neu5Ac(a2-6)Gal(b1-4)GlcNAc"]}).to_csv(table, index=False)
-    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out")]) == 0
+    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out")]) == 2
+    assert "unclosed '('" in capsys.readouterr().err  # stops at the first bad row by default
+    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out"), "--skip-errors"]) == 0
     assert "wrote 2 graphs" in capsys.readouterr().out
     graphs = read_graphs(tmp_path / "out" / "graphs.jsonl")
     assert [g.number_of_nodes() for g in graphs] == [2, 3]
@@ -36,5 +38,21 @@ def test_featurize_writes_graphs_and_index(tmp_path, capsys):
 def test_featurize_rejects_unknown_representation(tmp_path, capsys):
     table = tmp_path / "glycans.csv"
     pd.DataFrame({"glycan": ["Gal(b1-4)Glc"]}).to_csv(table, index=False)
-    assert main(["featurize", str(table), "--repr", "nope", "-o", str(tmp_path / "out")]) == 2
-    assert "unknown representation" in capsys.readouterr().err
+    assert main(["featurize", str(table), "--repr", "nope", "-o", str(tmp_path / "out.npz")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_featurize_smiles_table_with_a_catalog_featurizer(tmp_path, capsys):
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    table = tmp_path / "mols.csv"
+    pd.DataFrame({"id": ["ethanol", "benzene"], "smiles": ["CCO", "c1ccccc1"]}).to_csv(table, index=False)
+    out = tmp_path / "fp.npz"
+    assert main(["featurize", str(table), "--repr", "morgan:radius=2,n_bits=256", "-o", str(out), "--no-progress"]) == 0
+    import numpy as np
+
+    stored = np.load(out, allow_pickle=True)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=256, includeChirality=True)
+    expected = np.stack([generator.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1")])
+    np.testing.assert_array_equal(stored["X"], expected)

@@ -274,3 +274,20 @@ def test_global_descriptors_are_invariant(name):
     reference = featurizer.featurize(atoms)
     for variant in (permuted(atoms, seed=3), moved(atoms, seed=4)):
         np.testing.assert_allclose(featurizer.featurize(variant), reference, rtol=1e-7, atol=1e-8)
+
+
+def test_featurizers_drop_into_scikit_learn_pipelines():
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    smiles = ["C", "CC", "CCC", "CCCC", "CCO", "CCCO", "c1ccccc1", "c1ccccc1O"]
+    y = [1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 6.0, 7.0]
+    pipeline = make_pipeline(MorganFingerprint(n_bits=64, counts=True), Ridge(alpha=1e-3))
+    search = GridSearchCV(pipeline, {"morganfingerprint__radius": [0, 1]}, cv=2).fit(smiles, y)
+    assert search.best_params_["morganfingerprint__radius"] in (0, 1)
+    # the fitted pipeline reproduces a hand-made fit on the same features
+    features = MorganFingerprint(n_bits=64, counts=True, radius=1).featurize_many(smiles, progress=False)
+    direct = Ridge(alpha=1e-3).fit(features, y).predict(features)
+    fitted = pipeline.set_params(morganfingerprint__radius=1).fit(smiles, y)
+    np.testing.assert_allclose(fitted.predict(smiles), direct)

@@ -131,3 +131,5 @@ def test_bad_parameters_and_inputs():
         CrystalGraph().featurize("SiO2")
     with pytest.raises(errors.InputError, match="no atoms"):
         CrystalGraph().featurize(Atoms())
+    with pytest.raises(errors.MissingCellError, match="periodic directions"):
+        CrystalGraph().featurize(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]], pbc=True))
