@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/matrep dataset glycans --level Kingdom
+	$(VENV)/bin/matrep similar "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man" --top 10
 
 test: install
 	$(PY) -m pytest -q -m "not slow" -n $(JOBS)

@@ -1,0 +1,664 @@
+"""Graph kernels on networkx graphs: a scikit-learn transformer over GraKeL, and an explicit WL map.
+
+:class:`GraphKernel` turns lists of networkx graphs (node ``"label"`` str, node ``"x"`` 1-D float
+array, edge ``"label"``; see ../shared/DESIGN.md) into Gram matrices with the usual ``fit`` /
+``transform`` / ``fit_transform`` contract, so that ``sklearn.svm.SVC(kernel="precomputed")`` and
+``sklearn.decomposition.KernelPCA(kernel="precomputed")`` take its output directly. Every kind is
+computed by GraKeL (Siglidis et al., JMLR 21(54), 2020) with GraKeL's own parameters and defaults,
+so its values are GraKeL's. GLAMOUR (arXiv:2103.02565) used PropagationAttr on the monomers'
+fingerprint attributes; that is ``kind="propagation_attr"`` here.
+
+Kernels see every graph as undirected: a DiGraph (a glycan, edges child -> parent) is
+symmetrised, as :func:`reprs.convert.to_grakel` hands it to GraKeL. A WL neighbourhood then holds
+a monomer's parent and children, not its parent alone.
+
+The Weisfeiler-Lehman subtree kernel (Shervashidze et al., JMLR 12, 2539, 2011) also has an
+explicit feature map of our own, :class:`WLFeatureMap`: a sparse (graphs x subtree patterns) count
+matrix built with vectorised relabelling, whose Gram matrix ``Phi Phi^T`` equals GraKeL's
+``WeisfeilerLehman(base_graph_kernel=VertexHistogram)`` (normalised too). GraKeL relabels with a
+Python loop over nodes and string credentials; the explicit map scales to the whole glycan set
+and lets a query be scored with one sparse product, without an N x N matrix.
+
+Example
+-------
+>>> import networkx as nx
+>>> g = nx.path_graph(3); nx.set_node_attributes(g, "C", "label")
+>>> GraphKernel(kind="wl", n_iter=2).fit_transform([g, g]).round(6).tolist()
+[[1.0, 1.0], [1.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from graphs.errors import (
+    EmptyDatasetError,
+    EmptyGraphError,
+    InputError,
+    InputTypeError,
+    UnknownMetricError,
+)
+
+__all__ = ["GraphKernel", "WLFeatureMap", "KERNELS", "normalize_gram"]
+
+
+@dataclass(frozen=True)
+class _KernelSpec:
+    """How one kernel kind maps onto GraKeL.
+
+    ``node_input`` is the node attribute GraKeL receives as its "node labels": ``"label"`` for
+    discrete kernels, ``"x"`` for kernels on continuous attributes (GraKeL takes the vectors in the
+    same slot). ``edge_labels`` says whether the edge ``"label"`` is passed as well.
+    """
+
+    grakel_class: str
+    node_input: str | None
+    edge_labels: bool = False
+    stochastic: bool = False
+    doc: str = ""
+    #: GraKeL 0.1.x fails on some graphs with an opaque numpy error; we check first and say why.
+    #: "no_isolated": every node has an edge; "edges": every graph has one.
+    requires: str | None = None
+
+
+#: Kernel kinds and what they read. Parameters are those of the GraKeL class, with its defaults.
+KERNELS: dict[str, _KernelSpec] = {
+    "wl": _KernelSpec("WeisfeilerLehman", "label", doc="WL subtree (Shervashidze 2011)"),
+    "wl_oa": _KernelSpec(
+        "WeisfeilerLehmanOptimalAssignment", "label", doc="WL optimal assignment (Kriege 2016)"
+    ),
+    "shortest_path": _KernelSpec("ShortestPath", "label", doc="shortest path (Borgwardt 2005)"),
+    "neighborhood_hash": _KernelSpec(
+        "NeighborhoodHash", "label", stochastic=True, doc="neighborhood hash (Hido 2009)"
+    ),
+    "propagation": _KernelSpec(
+        "Propagation", "label", stochastic=True, doc="propagation on labels (Neumann 2016)"
+    ),
+    "propagation_attr": _KernelSpec(
+        "PropagationAttr", "x", stochastic=True, doc="propagation on node 'x' (GLAMOUR's kernel)"
+    ),
+    "graph_hopper": _KernelSpec(
+        "GraphHopper", "x", doc="GraphHopper on node 'x' (Feragen 2013)", requires="no_isolated"
+    ),
+    "vertex_histogram": _KernelSpec("VertexHistogram", "label", doc="node label histogram"),
+    "edge_histogram": _KernelSpec(
+        "EdgeHistogram", None, True, doc="edge label histogram", requires="edges"
+    ),
+    "odd_sth": _KernelSpec("OddSth", "label", doc="ODD-STh (Da San Martino 2012)"),
+}
+
+# Arguments of GraKeL kernels that GraphKernel sets itself rather than passing through.
+_MANAGED = {"n_jobs", "normalize", "verbose", "random_state"}
+_BACKENDS = ("auto", "explicit", "grakel")
+
+
+@contextmanager
+def _quiet_grakel():
+    # GraKeL warns on every internal change of graph format; that is not the user's business.
+    # Its 0/0 in normalisation is reported once, by GraphKernel._finite.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.filterwarnings("ignore", message="changing format", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*zero self similarities", category=UserWarning)
+        yield
+
+
+def _grakel_class(kind: str) -> type:
+    import grakel.kernels  # imported here: only kernel users pay for GraKeL's import
+
+    return getattr(grakel.kernels, KERNELS[kind].grakel_class)
+
+
+def _check_graphs(graphs: object, what: str = "graphs", *, kernel: bool = True) -> list[nx.Graph]:
+    """Return ``graphs`` as a list of networkx graphs, or raise naming the first bad entry.
+
+    Shared with :mod:`graphs.query`, which passes ``kernel=False`` where any metric may take
+    multigraphs or graphs without nodes.
+    """
+    if isinstance(graphs, (nx.Graph, str)):
+        raise InputTypeError(f"{what} must be a sequence of networkx graphs, not one graph")
+    try:
+        graphs = list(graphs)  # type: ignore[call-overload]
+    except TypeError:
+        raise InputTypeError(
+            f"{what} must be a sequence of networkx graphs, got {type(graphs).__name__}"
+        ) from None
+    if not graphs:
+        raise EmptyDatasetError(f"{what} is empty: at least one graph is required")
+    for i, g in enumerate(graphs):
+        if not isinstance(g, nx.Graph):
+            raise InputTypeError(f"{what}[{i}] is {type(g).__name__}, not a networkx graph")
+        if not kernel:
+            continue
+        if g.is_multigraph():
+            raise InputTypeError(f"{what}[{i}] is a multigraph; kernels take Graph or DiGraph")
+        if g.number_of_nodes() == 0:
+            raise EmptyGraphError(f"{what}[{i}] has no nodes; kernels need at least one")
+    return graphs
+
+
+def _node_values(g: nx.Graph, index: int, attr: str) -> list:
+    values = []
+    for node, value in g.nodes(data=attr):
+        if value is None:
+            raise InputError(f"graph {index}: node {node!r} has no {attr!r} attribute")
+        values.append(value)
+    return values
+
+
+def _check_attributes(graphs: list[nx.Graph], spec: _KernelSpec) -> None:
+    """Every node has the attribute the kernel reads (and every edge its label), or raise.
+
+    Checked here because a missing value must not silently become the string "None".
+    """
+    width = None
+    for i, g in enumerate(graphs):
+        if spec.node_input == "label":
+            _node_values(g, i, "label")
+        elif spec.node_input == "x":
+            for node, x in zip(g.nodes, _node_values(g, i, "x")):
+                shape = np.shape(x)
+                if len(shape) != 1 or (width is not None and shape[0] != width):
+                    raise InputError(
+                        f"graph {i}: node {node!r} has 'x' of shape {shape}; every node needs a "
+                        f"1-D vector of one length ({width if width is not None else 'any'})"
+                    )
+                width = shape[0]
+        if spec.edge_labels:
+            for u, v, lab in g.edges(data="label"):
+                if lab is None:
+                    raise InputError(f"graph {i}: edge {(u, v)!r} has no 'label' attribute")
+        if spec.requires == "edges" and g.number_of_edges() == 0:
+            raise InputError(f"graph {i} has no edges; GraKeL's {spec.grakel_class} needs one")
+        if spec.requires == "no_isolated" and any(deg == 0 for _, deg in g.degree()):
+            # GraKeL 0.1.x fails on one-node components under numpy >= 2.
+            raise InputError(
+                f"graph {i} has an isolated node; GraKeL's {spec.grakel_class} needs every node "
+                "to have an edge"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Explicit Weisfeiler-Lehman feature map
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _GraphArrays:
+    """A list of graphs as one disjoint union: node labels and neighbour lists in CSR."""
+
+    labels: np.ndarray  # (n_nodes,) str
+    graph_of_node: np.ndarray  # (n_nodes,) int64
+    indptr: np.ndarray  # (n_nodes + 1,) int64
+    neighbors: np.ndarray  # (n_entries,) int64, global node ids
+    n_graphs: int
+
+
+def _graph_arrays(graphs: list[nx.Graph]) -> _GraphArrays:
+    labels: list[str] = []
+    sizes = np.empty(len(graphs), dtype=np.int64)
+    edge_parts = []
+    offset = 0
+    for i, g in enumerate(graphs):
+        index = dict(zip(g, range(len(g))))
+        # Labels compare as text: DESIGN.md makes node "label" a str.
+        labels.extend(str(v) for v in _node_values(g, i, "label"))
+        if g.number_of_edges():
+            edge_parts.append(
+                np.array([(index[u], index[v]) for u, v in g.edges()], dtype=np.int64) + offset
+            )
+        sizes[i] = len(index)
+        offset += len(index)
+    edges = np.concatenate(edge_parts) if edge_parts else np.empty((0, 2), np.int64)
+    # Kernels see every graph as undirected, as reprs.convert.to_grakel gives them to GraKeL:
+    # both directions of each edge, once (a DiGraph's u->v and v->u merge, a self-loop stays
+    # single), as the keys of GraKeL's edge dictionary. Sorted keys also give the CSR order.
+    both = np.concatenate([edges, edges[:, ::-1]])
+    keys = np.unique(both[:, 0] * offset + both[:, 1])
+    src, dst = np.divmod(keys, max(offset, 1))
+    indptr = np.zeros(offset + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=offset), out=indptr[1:])
+    return _GraphArrays(
+        labels=np.array(labels, dtype=str),
+        graph_of_node=np.repeat(np.arange(len(graphs), dtype=np.int64), sizes),
+        indptr=indptr,
+        neighbors=dst,
+        n_graphs=len(graphs),
+    )
+
+
+def _sortable(*blocks: np.ndarray) -> list[np.ndarray]:
+    """1-D keys whose order is the lexicographic order of the rows of the 2-D int ``blocks``.
+
+    Rows pack into one int64 in positional notation (base: the largest entry + 1) when that
+    cannot overflow, which sorts several times faster than the structured-dtype fallback. Either
+    way equal rows give equal keys and the order is lexicographic, so tables sorted under one
+    packing stay sorted under another.
+    """
+    width = blocks[0].shape[1]
+    base = max((int(b.max()) for b in blocks if b.size), default=0) + 1
+    if base**width < 2**62:
+        packed = []
+        for b in blocks:
+            key = np.zeros(len(b), dtype=np.int64)
+            for col in range(width):
+                key = key * base + b[:, col]
+            packed.append(key)
+        return packed
+    dtype = [(f"f{k}", np.int64) for k in range(width)]
+    return [np.ascontiguousarray(b).view(dtype).ravel() for b in blocks]
+
+
+def _assign_ids(
+    rows: np.ndarray, known: tuple[np.ndarray, np.ndarray] | None, next_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map each row to the id of an equal known row, or to a fresh id from ``next_id`` on.
+
+    ``rows`` is a 1-D str array (iteration 0) or a 2-D int array (one signature per row);
+    ``known`` is (unique rows in sorted order, their ids). Equal new rows share one fresh id.
+    Returns the ids of ``rows`` and the new unique rows (sorted) with their fresh ids.
+    """
+    has_known = known is not None and len(known[0]) > 0
+    if rows.ndim == 1:
+        keys, known_keys = rows, known[0] if has_known else None
+    else:
+        keys, *rest = _sortable(rows, *([known[0]] if has_known else []))
+        known_keys = rest[0] if has_known else None
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    ids = np.empty(len(uniq), dtype=np.int64)
+    found = np.zeros(len(uniq), dtype=bool)
+    if has_known:
+        pos = np.minimum(np.searchsorted(known_keys, uniq), len(known_keys) - 1)
+        found = known_keys[pos] == uniq
+        ids[found] = known[1][pos[found]]
+    fresh = np.arange(next_id, next_id + int((~found).sum()), dtype=np.int64)
+    ids[~found] = fresh
+    return ids[inverse.ravel()], rows[first[~found]], fresh
+
+
+def _signature_rows(labels: np.ndarray, indptr: np.ndarray, sorted_nbr: np.ndarray, nodes, d):
+    """(label, sorted neighbour labels) of the nodes of degree ``d``, one row each."""
+    rows = np.empty((len(nodes), d + 1), dtype=np.int64)
+    rows[:, 0] = labels[nodes]
+    if d:
+        rows[:, 1:] = sorted_nbr[indptr[nodes][:, None] + np.arange(d)]
+    return rows
+
+
+class WLFeatureMap(TransformerMixin, BaseEstimator):
+    """Explicit Weisfeiler-Lehman subtree features: sparse counts of relabelled nodes.
+
+    Iteration 0 counts node labels; iteration ``h`` gives each node the pair (its label at
+    ``h-1``, the sorted multiset of its neighbours' labels at ``h-1``), compressed to an
+    integer per distinct pair, and counts those. Features of all ``n_iter + 1`` iterations are
+    stacked, so ``Phi @ Phi.T`` is the WL subtree kernel of Shervashidze et al. (JMLR 12, 2539,
+    2011, eq. 3 with the vertex-histogram base kernel), entry for entry GraKeL's
+    ``WeisfeilerLehman(n_iter=n_iter)`` (whose ``n_iter`` also yields ``n_iter + 1`` histograms)
+    on the same graphs made undirected (DiGraph edges symmetrised, as for every kernel here).
+
+    Parameters
+    ----------
+    n_iter : int, default 5
+        Number of relabelling iterations (GraKeL's default).
+
+    Attributes
+    ----------
+    n_features_ : int
+        Number of distinct subtree patterns seen in ``fit`` (columns of :meth:`transform`).
+    block_sizes_ : tuple of int
+        Columns per iteration ``0 .. n_iter``.
+
+    Notes
+    -----
+    Relabelling is vectorised: nodes are grouped by degree, each group's (label, sorted
+    neighbour labels) rows are compressed with ``np.unique``, and new graphs are matched to the
+    fitted patterns with ``np.searchsorted``. Patterns unseen in ``fit`` get no column (they cannot
+    match a fitted graph) but do count in a new graph's own squared norm, as in GraKeL's diagonal.
+
+    Example
+    -------
+    >>> import networkx as nx
+    >>> g = nx.star_graph(3); nx.set_node_attributes(g, "A", "label")
+    >>> WLFeatureMap(n_iter=1).fit_transform([g]).toarray().tolist()
+    [[4.0, 3.0, 1.0]]
+    """
+
+    def __init__(self, *, n_iter: int = 5):
+        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+            raise InputError(f"n_iter must be a positive integer, got {n_iter!r}")
+        self.n_iter = n_iter
+
+    def fit(self, graphs: Sequence[nx.Graph], y: object = None) -> WLFeatureMap:
+        """Learn the subtree patterns of ``graphs``; returns self."""
+        self._fit_transform(_check_graphs(graphs))
+        return self
+
+    def fit_transform(self, graphs: Sequence[nx.Graph], y: object = None) -> sp.csr_matrix:
+        """Fit on ``graphs`` and return their (n_graphs, n_features_) float64 count matrix."""
+        return self._fit_transform(_check_graphs(graphs))
+
+    def transform(
+        self, graphs: Sequence[nx.Graph], *, return_norms: bool = False
+    ) -> sp.csr_matrix | tuple[sp.csr_matrix, np.ndarray]:
+        """Count the fitted subtree patterns in ``graphs``.
+
+        Parameters
+        ----------
+        graphs : sequence of networkx graphs
+            Nodes need a ``"label"``.
+        return_norms : bool
+            Also return each graph's squared norm over all its patterns, fitted or not (the
+            diagonal ``k(G, G)`` used to normalise).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix, shape (n_graphs, n_features_)
+            Pattern counts (float64).
+        numpy.ndarray, shape (n_graphs,)
+            Only with ``return_norms``.
+        """
+        check_is_fitted(self, "tables_")
+        features, norms = self._features(_graph_arrays(_check_graphs(graphs)), fit=False)
+        return (features, norms) if return_norms else features
+
+    def _fit_transform(self, graphs: list[nx.Graph]) -> sp.csr_matrix:
+        self.tables_: list = []
+        features, _ = self._features(_graph_arrays(graphs), fit=True)
+        self.block_sizes_ = tuple(size for _, size in self.tables_)
+        self.n_features_ = int(sum(self.block_sizes_))
+        return features
+
+    def _features(self, arrays: _GraphArrays, *, fit: bool) -> tuple[sp.csr_matrix, np.ndarray]:
+        n_nodes = len(arrays.labels)
+        degree = np.diff(arrays.indptr)
+        row = np.repeat(np.arange(n_nodes), degree)
+        degrees = np.unique(degree)
+        blocks, norms = [], np.zeros(arrays.n_graphs)
+        labels = None
+        for h in range(self.n_iter + 1):
+            table, size = self.tables_[h] if not fit else ({}, 0)
+            new_labels = np.empty(n_nodes, dtype=np.int64)
+            if h == 0:
+                groups = [(None, np.arange(n_nodes), arrays.labels)]
+            else:
+                # Sort neighbour labels within each node's CSR slice: one sort of row * L + label.
+                span = np.int64(labels.max() + 1)
+                sorted_nbr = np.sort(row * span + labels[arrays.neighbors]) - row * span
+                groups = []
+                for d in degrees:
+                    nodes = np.flatnonzero(degree == d)
+                    keys = _signature_rows(labels, arrays.indptr, sorted_nbr, nodes, int(d))
+                    groups.append((int(d), nodes, keys))
+            next_id = size
+            for d, nodes, keys in groups:
+                ids, new_keys, new_ids = _assign_ids(keys, table.get(d), next_id)
+                new_labels[nodes] = ids
+                next_id += len(new_ids)
+                if fit:
+                    table[d] = (new_keys, new_ids)
+            if fit:
+                size = next_id
+                self.tables_.append((table, size))
+            labels = new_labels
+            counts = sp.csr_matrix(
+                (np.ones(n_nodes), (arrays.graph_of_node, labels)),
+                shape=(arrays.n_graphs, max(next_id, size)),
+            )
+            norms += np.asarray(counts.multiply(counts).sum(axis=1)).ravel()
+            blocks.append(counts[:, :size])
+        return sp.hstack(blocks, format="csr"), norms
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn transformer
+# --------------------------------------------------------------------------------------------
+
+
+def normalize_gram(k: np.ndarray, diag_rows: np.ndarray, diag_cols: np.ndarray) -> np.ndarray:
+    """Cosine-normalise a kernel block in place: ``k / sqrt(outer(diag_rows, diag_cols))``.
+
+    GraKeL's expression, so values agree to the last bit. For diagonals that are never 0 (WL:
+    every graph has a node); avoids GraKeL's extra N x N temporaries.
+
+    Parameters
+    ----------
+    k : numpy.ndarray of float64, shape (n, m)
+        Unnormalised kernel values, overwritten.
+    diag_rows, diag_cols : numpy.ndarray, shapes (n,) and (m,)
+        ``k(G, G)`` of the row and column graphs.
+    """
+    scale = np.outer(diag_rows, diag_cols)
+    np.sqrt(scale, out=scale)
+    return np.divide(k, scale, out=k)
+
+
+class GraphKernel(TransformerMixin, BaseEstimator):
+    """Gram matrices of a graph kernel between lists of networkx graphs.
+
+    Parameters
+    ----------
+    kind : str, default "wl"
+        One of :data:`KERNELS`: ``"wl"``, ``"wl_oa"``, ``"shortest_path"``,
+        ``"neighborhood_hash"``, ``"propagation"``, ``"propagation_attr"`` (node ``"x"``),
+        ``"graph_hopper"`` (node ``"x"``), ``"vertex_histogram"``, ``"edge_histogram"`` (edge
+        ``"label"``), ``"odd_sth"``.
+    normalize : bool, default True
+        Return ``k(G, H) / sqrt(k(G, G) k(H, H))`` (cosine normalisation), as GraKeL's
+        ``normalize=True``. Where ``k(G, G) = 0`` (e.g. a graph without edges under
+        ``"shortest_path"`` or ``"edge_histogram"``) the ratio is undefined and set to 0, the
+        convention of GraKeL's WL kernel (its other kernels return NaN there).
+    backend : {"auto", "explicit", "grakel"}, default "auto"
+        ``"explicit"`` computes ``"wl"`` with :class:`WLFeatureMap` (same values as GraKeL);
+        ``"auto"`` picks it for ``"wl"`` and GraKeL for every other kind.
+    seed : int or None, default 0
+        Random state of the stochastic kinds (``neighborhood_hash``, ``propagation``,
+        ``propagation_attr``); ignored by the others.
+    n_jobs : int or None
+        Passed to GraKeL.
+    **params
+        Keyword arguments of the GraKeL class (e.g. ``n_iter=5`` for ``"wl"``, ``t_max``, ``w``,
+        ``M`` for the propagation kernels, ``kernel_type`` for GraphHopper), with GraKeL's
+        defaults.
+
+    Attributes
+    ----------
+    n_graphs_fit_ : int
+        Number of graphs seen in ``fit``.
+    kernel_ : grakel.kernels.Kernel
+        The fitted GraKeL object (GraKeL backend).
+    label_codes_ : dict
+        Node label -> integer code given to GraKeL (``neighborhood_hash``, ``propagation``): sorted
+        label order, so that a seed reproduces the kernel in any process.
+    feature_map_ : WLFeatureMap
+        The fitted explicit map (explicit backend); ``features_`` holds the fitted graphs'
+        counts and ``diag_`` their ``k(G, G)``.
+
+    Raises
+    ------
+    UnknownMetricError
+        ``kind`` is not a known kernel.
+    InputError
+        A parameter is not one of the GraKeL class's, or the backend does not exist.
+
+    References
+    ----------
+    G. Siglidis et al., "GraKeL: A Graph Kernel Library in Python", JMLR 21(54), 2020.
+    N. Shervashidze et al., "Weisfeiler-Lehman Graph Kernels", JMLR 12, 2539, 2011.
+    S. Mohapatra, J. An and R. Gomez-Bombarelli (GLAMOUR), Mach. Learn.: Sci. Technol. 3, 015028
+    (2022), arXiv:2103.02565 (PropagationAttr on fingerprint attributes).
+
+    Example
+    -------
+    >>> import networkx as nx
+    >>> a, b = nx.path_graph(3), nx.star_graph(3)
+    >>> for g in (a, b): nx.set_node_attributes(g, "C", "label")
+    >>> GraphKernel(kind="shortest_path").fit_transform([a, b]).shape
+    (2, 2)
+    """
+
+    def __init__(
+        self,
+        kind: str = "wl",
+        *,
+        normalize: bool = True,
+        backend: str = "auto",
+        seed: int | None = 0,
+        n_jobs: int | None = None,
+        **params,
+    ):
+        self.kind = kind
+        self.normalize = normalize
+        self.backend = backend
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.params = params
+        self._validate()
+
+    # scikit-learn's get_params reads the signature, which cannot name **params: list them too,
+    # so that sklearn.base.clone and grid searches keep the kernel's own parameters.
+    def get_params(self, deep: bool = True) -> dict:
+        out = super().get_params(deep=False)
+        out.pop("params", None)
+        out.update(self.params)
+        return out
+
+    def set_params(self, **values) -> GraphKernel:
+        own = {"kind", "normalize", "backend", "seed", "n_jobs"}
+        for key, value in values.items():
+            if key in own:
+                setattr(self, key, value)
+            else:
+                self.params = {**self.params, key: value}
+        self._validate()
+        return self
+
+    def _validate(self) -> None:
+        if self.kind not in KERNELS:
+            raise UnknownMetricError(
+                f"unknown kernel kind {self.kind!r}; known: {', '.join(sorted(KERNELS))}"
+            )
+        if self.backend not in _BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r}; known: {', '.join(_BACKENDS)}")
+        if self.backend == "explicit" and self.kind != "wl":
+            raise InputError(f"backend 'explicit' exists only for kind 'wl', not {self.kind!r}")
+        accepted = set(inspect.signature(_grakel_class(self.kind).__init__).parameters) - _MANAGED
+        accepted.discard("self")
+        bad = set(self.params) - accepted
+        if bad:
+            raise InputError(
+                f"kernel {self.kind!r} has no parameter(s) {sorted(bad)}; "
+                f"valid: {sorted(accepted) or 'none'}"
+            )
+        if self._explicit:
+            if set(self.params) - {"n_iter"}:
+                raise InputError("the explicit WL map takes only n_iter; use backend='grakel'")
+            WLFeatureMap(n_iter=self.params.get("n_iter", 5))  # validates n_iter
+
+    @property
+    def explicit(self) -> bool:
+        """Whether this kernel is computed with the explicit WL feature map."""
+        return self._explicit
+
+    @property
+    def _explicit(self) -> bool:
+        # "auto" falls back to GraKeL when a GraKeL-only WL parameter (base_graph_kernel) is set.
+        return self.kind == "wl" and (
+            self.backend == "explicit"
+            or (self.backend == "auto" and set(self.params) <= {"n_iter"})
+        )
+
+    def _make_grakel(self):
+        params = dict(self.params)
+        if KERNELS[self.kind].stochastic:
+            params["random_state"] = self.seed
+        return _grakel_class(self.kind)(normalize=self.normalize, n_jobs=self.n_jobs, **params)
+
+    def _grakel_input(self, graphs: list[nx.Graph], *, fit: bool) -> list:
+        from reprs.convert import to_grakel
+
+        spec = KERNELS[self.kind]
+        _check_attributes(graphs, spec)
+        edge_attr = "label" if spec.edge_labels else None
+        converted = [
+            to_grakel(g, node_attr=spec.node_input or "label", edge_attr=edge_attr) for g in graphs
+        ]
+        if not (spec.stochastic and spec.node_input == "label"):
+            return converted
+        # GraKeL's Propagation and NeighborhoodHash draw one random vector per label in the
+        # iteration order of a set of labels; for str labels that order follows PYTHONHASHSEED, so
+        # a fixed seed would give different kernels in different processes (Dask workers). Integer
+        # codes in sorted label order make the draws depend on the seed alone.
+        labels = [c.get_labels(purpose="dictionary") for c in converted]
+        seen = sorted({lab for lab_map in labels for lab in lab_map.values()})
+        if fit:
+            self.label_codes_ = {lab: i for i, lab in enumerate(seen)}
+        codes = dict(self.label_codes_)
+        unseen = [lab for lab in seen if lab not in codes]
+        codes.update(zip(unseen, range(len(codes), len(codes) + len(unseen))))
+        return [
+            [c.get_edge_dictionary(), {v: codes[lab] for v, lab in lab_map.items()}]
+            for c, lab_map in zip(converted, labels)
+        ]
+
+    def _finite(self, gram) -> np.ndarray:
+        gram = np.asarray(gram, dtype=float)
+        if self.normalize and np.isnan(gram).any():
+            # Only 0/0 from normalisation gives NaN here: a graph with k(G, G) = 0 (GraKeL's own
+            # warning covers the non-PSD case k(G, G) < 0).
+            warnings.warn(
+                f"kernel {self.kind!r}: some graphs have k(G, G) = 0 (e.g. no edges or paths to "
+                "compare); their normalised similarities are set to 0",
+                UserWarning,
+                stacklevel=3,
+            )
+            return np.nan_to_num(gram, nan=0.0)
+        return gram
+
+    def fit(self, graphs: Sequence[nx.Graph], y: object = None) -> GraphKernel:
+        """Fit the kernel on ``graphs`` (the columns of later :meth:`transform` output)."""
+        self._fit(_check_graphs(graphs))
+        return self
+
+    def _fit(self, graphs: list[nx.Graph]) -> np.ndarray | None:
+        self.n_graphs_fit_ = len(graphs)
+        if self._explicit:
+            self.feature_map_ = WLFeatureMap(n_iter=self.params.get("n_iter", 5))
+            self.features_ = self.feature_map_.fit_transform(graphs)
+            self.diag_ = np.asarray(self.features_.multiply(self.features_).sum(axis=1)).ravel()
+            return None
+        self.kernel_ = self._make_grakel()
+        with _quiet_grakel():
+            return self.kernel_.fit_transform(self._grakel_input(graphs, fit=True))
+
+    def fit_transform(self, graphs: Sequence[nx.Graph], y: object = None) -> np.ndarray:
+        """Fit on ``graphs`` and return their (n, n) Gram matrix (float64)."""
+        gram = self._fit(_check_graphs(graphs))
+        if gram is not None:
+            return self._finite(gram)
+        gram = (self.features_ @ self.features_.T).toarray()
+        return normalize_gram(gram, self.diag_, self.diag_) if self.normalize else gram
+
+    def transform(self, graphs: Sequence[nx.Graph]) -> np.ndarray:
+        """Kernel values between ``graphs`` (rows) and the fitted graphs (columns).
+
+        Returns
+        -------
+        numpy.ndarray, shape (len(graphs), n_graphs_fit_)
+        """
+        check_is_fitted(self, "n_graphs_fit_")
+        graphs = _check_graphs(graphs)
+        if not self._explicit:
+            with _quiet_grakel():
+                return self._finite(self.kernel_.transform(self._grakel_input(graphs, fit=False)))
+        features, norms = self.feature_map_.transform(graphs, return_norms=True)
+        gram = (features @ self.features_.T).toarray()
+        return normalize_gram(gram, norms, self.diag_) if self.normalize else gram

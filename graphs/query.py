@@ -1,0 +1,514 @@
+"""Similarity queries over lists of graphs: pairwise matrices and top-k, locally or on Dask.
+
+A *metric* is one of
+
+- a callable ``f(G1, G2)`` returning a float, or a result with ``distance`` and ``optimal``
+  attributes (a :class:`graphs.ged.GEDResult`), treated as a distance (smaller is closer) and,
+  unless told ``symmetric=True``, evaluated for both orders of every pair;
+- :class:`PairMetric`, which wraps such a callable and says whether it is symmetric and whether it
+  is a similarity;
+- a name: ``"ged"`` (:func:`graphs.ged.graph_edit_distance`, its ``distance``; ``metric_params``
+  go to it, e.g. ``{"method": "bipartite", "timeout": 1.0}``), ``"dmeasure"``
+  (:func:`graphs.dmeasure.d_measure` on the graphs read as undirected; each graph's signature is
+  computed once; ``metric_params``: ``weights``, ``alpha_iterations``) or a kernel kind of
+  :data:`graphs.kernels.KERNELS` (``"wl"``, ``"propagation_attr"``, ... ; normalised kernel
+  similarity, ``metric_params`` go to :class:`graphs.kernels.GraphKernel`).
+
+Work is cut into rectangular blocks of the matrix (``block`` rows by ``block`` columns); a symmetric
+metric computes only the blocks on and above the diagonal, and only ``i <= j`` inside diagonal
+blocks, and mirrors them. Blocks run serially, on ``n_jobs`` local processes (joblib), or on a
+``dask.distributed.Client``: every path evaluates the same blocks with the same code, so the
+matrices are equal to the last bit. A kernel with an explicit feature map (``"wl"``) computes its
+sparse features once and its blocks are sparse products; the other GraKeL kernels run as one
+block, a single GraKeL call over the dataset (several share relabelling or random hashing across
+all graphs, so the Gram matrix is not a union of independent blocks). Values that are only bounds (GED with ``optimal=False``) are flagged: a
+:class:`graphs.errors.NonOptimalWarning`, and a boolean mask with ``return_exact=True``.
+
+Example
+-------
+>>> import networkx as nx
+>>> gs = [nx.path_graph(n) for n in (2, 3, 4)]
+>>> for g in gs: nx.set_node_attributes(g, "C", "label")
+>>> top_k(gs[1], gs, "wl", k=1).indices.tolist()
+[1]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import networkx as nx
+import numpy as np
+
+from graphs.errors import (
+    InputError,
+    InputTypeError,
+    NonOptimalWarning,
+    UnknownMetricError,
+)
+from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap, _check_graphs, normalize_gram
+
+__all__ = ["PairMetric", "TopK", "pairwise", "top_k", "metric_names"]
+
+_PAIR_BLOCK = 32  # graph pairs are costly (GED): small blocks balance the workers
+_PRODUCT_BLOCK = 2048  # sparse products are cheap: large blocks keep the overhead low
+
+
+# Three metric types share one interface: ``prepare(rows, cols)`` does the per-dataset work once
+# (cols None: the matrix of rows against themselves) and returns a picklable state; ``block(state,
+# r, c, upper)`` returns (values, exact) for rows r x columns c (only j >= i when ``upper``);
+# ``symmetric``, ``similarity`` and ``blockable`` (False: the whole matrix is one block) steer the
+# drivers below.
+
+
+@dataclass(frozen=True)
+class PairMetric:
+    """A metric evaluated one pair of graphs at a time.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(G1, G2)`` returning a float, or an object with ``distance`` (float) and
+        ``optimal`` (bool) attributes such as :class:`graphs.ged.GEDResult`. Must be picklable
+        (a module-level function or a ``functools.partial`` of one) to run on processes or Dask.
+    symmetric : bool
+        ``func(G1, G2) == func(G2, G1)``: only one triangle of a pairwise matrix is computed.
+    similarity : bool
+        Larger values mean more alike (``top_k`` ranks descending); otherwise a distance.
+    name : str
+        Shown in progress bars and results.
+    """
+
+    func: Callable[[nx.Graph, nx.Graph], object]
+    symmetric: bool = False
+    similarity: bool = False
+    name: str = ""
+
+    blockable = True
+
+    def prepare(self, rows: list[nx.Graph], cols: list[nx.Graph] | None) -> tuple:
+        return (rows, rows if cols is None else cols)
+
+    def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
+        rows, cols = state
+        values = np.full((len(r), len(c)), np.nan)
+        exact = np.ones((len(r), len(c)), dtype=bool)
+        for a, i in enumerate(r):
+            for b, j in enumerate(c):
+                if upper and j < i:
+                    continue  # mirrored from (j, i)
+                out = self.func(rows[i], cols[j])
+                if hasattr(out, "distance") and hasattr(out, "optimal"):
+                    values[a, b], exact[a, b] = float(out.distance), bool(out.optimal)
+                else:
+                    values[a, b] = float(out)
+        return values, exact
+
+
+@dataclass(frozen=True)
+class _WLMetric:
+    """Normalised WL kernel through the explicit feature map: blocks are sparse products."""
+
+    n_iter: int = 5
+    normalize: bool = True
+    name: str = "wl"
+    symmetric = True
+    similarity = True
+    blockable = True
+
+    def prepare(self, rows: list[nx.Graph], cols: list[nx.Graph] | None) -> tuple:
+        fmap = WLFeatureMap(n_iter=self.n_iter)
+        phi = fmap.fit_transform(rows)
+        diag = np.asarray(phi.multiply(phi).sum(axis=1)).ravel()
+        if cols is None:
+            return phi, diag, phi, diag
+        # Rows are the dataset the map is fitted on, columns the queries, whose unseen patterns
+        # count only in their own norms, as in GraphKernel("wl").fit(dataset).transform(queries).
+        psi, norms = fmap.transform(cols, return_norms=True)
+        return phi, diag, psi, norms
+
+    def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
+        phi, diag, psi, norms = state
+        values = (phi[r] @ psi[c].T).toarray()
+        if self.normalize:
+            normalize_gram(values, diag[r], norms[c])
+        return values, np.ones(values.shape, dtype=bool)
+
+
+@dataclass(frozen=True)
+class _GramMetric:
+    """A GraKeL kernel whose Gram matrix is defined over the whole dataset: one block."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+    name: str = ""
+    symmetric = True
+    similarity = True
+    blockable = False
+
+    def prepare(self, rows: list[nx.Graph], cols: list[nx.Graph] | None) -> tuple:
+        return (rows, cols)
+
+    def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
+        rows, cols = state
+        kernel = GraphKernel(self.kind, **self.params)
+        if cols is None:
+            values = kernel.fit_transform(rows)
+        else:
+            # rows are the fitted dataset: transform puts the queries in rows, so transpose.
+            values = kernel.fit(rows).transform(cols).T
+        return values, np.ones(values.shape, dtype=bool)
+
+
+@dataclass(frozen=True)
+class _DMeasureMetric:
+    """D-measure (graphs.dmeasure): each graph's signature once, blocks vectorised over pairs."""
+
+    params: dict = field(default_factory=dict)
+    name: str = "dmeasure"
+    symmetric = True
+    similarity = False
+    blockable = True
+
+    def prepare(self, rows: list[nx.Graph], cols: list[nx.Graph] | None) -> tuple:
+        from graphs.dmeasure import DMeasureSignature
+
+        iterations = self.params.get("alpha_iterations")
+
+        def signatures(graphs):
+            # The D-measure is defined on undirected networks; a DiGraph (a glycan) is read
+            # without its directions, as the kernels read it.
+            return [
+                DMeasureSignature.from_graph(
+                    g.to_undirected(as_view=True) if g.is_directed() else g,
+                    alpha_iterations=iterations,
+                )
+                for g in graphs
+            ]
+
+        sig_rows = signatures(rows)
+        return sig_rows, sig_rows if cols is None else signatures(cols)
+
+    def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
+        from graphs.dmeasure import d_measure_matrix
+
+        sig_rows, sig_cols = state
+        values = d_measure_matrix(
+            [sig_rows[i] for i in r], others=[sig_cols[j] for j in c], **self.params
+        )
+        return values, np.ones(values.shape, dtype=bool)
+
+
+def _ged_pair(g1: nx.Graph, g2: nx.Graph, params: dict) -> object:
+    from graphs.ged import graph_edit_distance
+
+    return graph_edit_distance(g1, g2, **params)
+
+
+def metric_names() -> list[str]:
+    """Names accepted as ``metric``: ``"ged"``, ``"dmeasure"`` and the kinds of :data:`KERNELS`."""
+    return ["ged", "dmeasure", *KERNELS]
+
+
+def _resolve(metric: object, params: dict | None, symmetric: bool | None):
+    params = dict(params or {})
+    if isinstance(metric, str):
+        if metric == "ged":
+            import graphs.ged  # noqa: F401  (fail here, not in the first block, if absent)
+
+            resolved = PairMetric(partial(_ged_pair, params=params), symmetric=True, name="ged")
+        elif metric == "dmeasure":
+            bad = set(params) - {"weights", "alpha_iterations"}
+            if bad:
+                raise InputError(
+                    f"dmeasure has no parameter(s) {sorted(bad)}; valid: alpha_iterations, weights"
+                )
+            resolved = _DMeasureMetric(params)
+        elif metric in KERNELS:
+            kernel = GraphKernel(metric, **params)  # validates the parameters
+            if kernel.explicit:
+                resolved = _WLMetric(kernel.params.get("n_iter", 5), kernel.normalize)
+            else:
+                resolved = _GramMetric(metric, params, name=metric)
+        else:
+            raise UnknownMetricError(
+                f"unknown metric {metric!r}; known: {', '.join(metric_names())}, or a callable "
+                "(G1, G2) -> float"
+            )
+    elif isinstance(metric, PairMetric):
+        resolved = metric
+    elif callable(metric):
+        resolved = PairMetric(metric, name=getattr(metric, "__name__", "callable"))
+    else:
+        raise InputTypeError(
+            f"metric must be a name, a PairMetric or a callable, got {type(metric).__name__}"
+        )
+    if params and not isinstance(metric, str):
+        raise InputError("metric_params apply to named metrics; bind a callable's options yourself")
+    if symmetric is not None:
+        if not isinstance(resolved, PairMetric):
+            raise InputError(f"symmetric= applies to pair metrics, not to kernel {metric!r}")
+        resolved = PairMetric(resolved.func, symmetric, resolved.similarity, resolved.name)
+    return resolved
+
+
+def _tiles(n_rows: int, n_cols: int, size: int, upper: bool) -> list[tuple]:
+    starts_r, starts_c = range(0, n_rows, size), range(0, n_cols, size)
+    return [
+        (np.arange(i, min(i + size, n_rows)), np.arange(j, min(j + size, n_cols)), upper and i == j)
+        for i in starts_r
+        for j in starts_c
+        if not upper or j >= i
+    ]
+
+
+def _run_tile(metric, state, tile):
+    rows, cols, upper = tile
+    return tile, metric.block(state, rows, cols, upper)
+
+
+def _execute(metric, state, tiles, *, n_jobs: int, client, progress: bool | None) -> Iterator:
+    """Yield ``(tile, (values, exact))`` as tiles finish, serially, on joblib or on Dask."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(tiles),
+        desc=f"{metric.name or 'metric'} blocks",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+    try:
+        if client is not None:
+            from dask.distributed import as_completed
+
+            # Graphs and features travel once per worker, not once per block.
+            [state_future] = client.scatter([state], broadcast=True, hash=False)
+            futures = [client.submit(_run_tile, metric, state_future, t, pure=False) for t in tiles]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            finally:
+                client.cancel([*futures, state_future])
+        elif n_jobs != 1 and len(tiles) > 1:
+            from joblib import Parallel, delayed
+
+            run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+            for out in run(delayed(_run_tile)(metric, state, t) for t in tiles):
+                yield out
+                bar.update()
+        else:
+            for t in tiles:
+                yield _run_tile(metric, state, t)
+                bar.update()
+    finally:
+        bar.close()
+
+
+def _check_block(block: int | None, metric) -> int:
+    if block is None:
+        return _PRODUCT_BLOCK if isinstance(metric, _WLMetric) else _PAIR_BLOCK
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise InputError(f"block must be a positive integer, got {block!r}")
+    return int(block)
+
+
+def _warn_inexact(exact: np.ndarray, name: str) -> None:
+    n_bad = int((~exact).sum())
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} of {exact.size} {name} values are bounds, not proven optimal (pass "
+            "return_exact=True for the mask, or give the solver more time)",
+            NonOptimalWarning,
+            stacklevel=3,
+        )
+
+
+def pairwise(
+    graphs: Sequence[nx.Graph],
+    metric: str | PairMetric | Callable,
+    *,
+    metric_params: dict | None = None,
+    symmetric: bool | None = None,
+    n_jobs: int = 1,
+    client=None,
+    block: int | None = None,
+    progress: bool | None = None,
+    return_exact: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Matrix of a metric between all pairs of ``graphs``.
+
+    Parameters
+    ----------
+    graphs : sequence of networkx graphs
+        The dataset (at least one graph).
+    metric : str, PairMetric or callable
+        See the module docstring; names are listed by :func:`metric_names`.
+    metric_params : dict, optional
+        Keyword arguments of the named metric (GED options or kernel parameters).
+    symmetric : bool, optional
+        Override whether a pair metric is symmetric (``"ged"`` assumes symmetric costs; a bare
+        callable is assumed not symmetric).
+    n_jobs : int
+        Local worker processes (joblib) when no ``client`` is given; ``-1`` for all cores.
+    client : dask.distributed.Client, optional
+        Run the blocks on this cluster.
+    block : int, optional
+        Rows (and columns) per block, the unit of work: 32 for pair metrics, 2048 for the WL
+        feature products by default.
+    progress : bool, optional
+        Show a tqdm bar over blocks; by default only when stderr is a terminal.
+    return_exact : bool
+        Also return a boolean matrix, False where a value is a bound (GED not proven optimal).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n)
+        ``M[i, j] = metric(graphs[i], graphs[j])`` (float64); for kernels, the normalised Gram
+        matrix, equal to ``GraphKernel(kind).fit_transform(graphs)``.
+    numpy.ndarray of bool, shape (n, n)
+        Only with ``return_exact``.
+
+    Raises
+    ------
+    UnknownMetricError
+        ``metric`` is a name that is not known.
+    EmptyDatasetError
+        ``graphs`` is empty.
+
+    Warns
+    -----
+    NonOptimalWarning
+        Some values are bounds (and ``return_exact`` is False).
+
+    Example
+    -------
+    >>> import networkx as nx
+    >>> gs = [nx.path_graph(n) for n in (2, 3)]
+    >>> pairwise(gs, lambda a, b: abs(len(a) - len(b))).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    graphs = _check_graphs(graphs, "graphs", kernel=False)
+    metric = _resolve(metric, metric_params, symmetric)
+    n = len(graphs)
+    state = metric.prepare(graphs, None)
+    size = _check_block(block, metric) if metric.blockable else n
+    triangle = metric.symmetric and metric.blockable
+    tiles = _tiles(n, n, size, triangle)
+    values = np.full((n, n), np.nan)
+    exact = np.ones((n, n), dtype=bool)
+    for (r, c, upper), (v, e) in _execute(
+        metric, state, tiles, n_jobs=n_jobs, client=client, progress=progress
+    ):
+        keep = np.triu(np.ones(v.shape, dtype=bool)) if upper else np.ones(v.shape, dtype=bool)
+        sub_v, sub_e = values[np.ix_(r, c)], exact[np.ix_(r, c)]
+        sub_v[keep], sub_e[keep] = v[keep], e[keep]
+        values[np.ix_(r, c)], exact[np.ix_(r, c)] = sub_v, sub_e
+    if triangle:
+        lower = np.tril_indices(n, -1)
+        values[lower] = values.T[lower]
+        exact[lower] = exact.T[lower]
+    if return_exact:
+        return values, exact
+    _warn_inexact(exact, metric.name)
+    return values
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The ``k`` graphs of a dataset closest to a query, best first.
+
+    Attributes
+    ----------
+    indices : numpy.ndarray of int
+        Positions in the dataset.
+    scores : numpy.ndarray of float
+        Metric values (a distance: ascending; a similarity: descending). Ties keep dataset order.
+    exact : numpy.ndarray of bool
+        False where a score is a bound (GED not proven optimal).
+    metric : str
+        Name of the metric.
+    similarity : bool
+        Whether larger scores mean more alike.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    exact: np.ndarray
+    metric: str
+    similarity: bool
+
+
+def top_k(
+    query: nx.Graph,
+    graphs: Sequence[nx.Graph],
+    metric: str | PairMetric | Callable,
+    k: int = 10,
+    *,
+    metric_params: dict | None = None,
+    n_jobs: int = 1,
+    client=None,
+    block: int | None = None,
+    progress: bool | None = None,
+) -> TopK:
+    """The ``k`` graphs most similar to ``query`` (all of them if ``k`` exceeds the dataset).
+
+    Parameters
+    ----------
+    query : networkx graph
+    graphs : sequence of networkx graphs
+        The dataset (at least one graph).
+    metric, metric_params, n_jobs, client, block, progress
+        As in :func:`pairwise`; a pair metric is called as ``metric(query, G)``.
+    k : int
+        Number of results (at least 1).
+
+    Returns
+    -------
+    TopK
+
+    Notes
+    -----
+    Kernels are fitted on the dataset and the query transformed, as
+    ``GraphKernel(kind).fit(graphs).transform([query])``. With ``"wl"`` this is one sparse
+    product of the dataset's feature matrix with the query's feature vector: no N x N matrix.
+    Results that are bounds raise a :class:`NonOptimalWarning` and are marked in ``exact``; their
+    rank is provisional.
+
+    Raises
+    ------
+    UnknownMetricError, EmptyDatasetError, InputError
+        Unknown metric, empty dataset, ``k < 1``.
+    """
+    if not isinstance(query, nx.Graph):
+        raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    graphs = _check_graphs(graphs, "graphs", kernel=False)
+    metric = _resolve(metric, metric_params, None)
+    n = len(graphs)
+    if isinstance(metric, PairMetric):
+        # One row: the query; columns: the dataset.
+        state = metric.prepare([query], graphs)
+        tiles = _tiles(1, n, _check_block(block, metric), False)
+    else:
+        # Kernels: the dataset is fitted (rows), the query transformed (one column).
+        state = metric.prepare(graphs, [query])
+        size = _check_block(block, metric) if metric.blockable else n
+        tiles = [(r, np.arange(1), False) for r, _, _ in _tiles(n, 1, size, False)]
+    scores = np.full(n, np.nan)
+    exact = np.ones(n, dtype=bool)
+    for (r, c, _), (v, e) in _execute(
+        metric, state, tiles, n_jobs=n_jobs, client=client, progress=progress
+    ):
+        if isinstance(metric, PairMetric):
+            scores[c], exact[c] = v[0], e[0]
+        else:
+            scores[r], exact[r] = v[:, 0], e[:, 0]
+    key = -scores if metric.similarity else scores
+    order = np.lexsort((np.arange(n), key, np.isnan(key)))[:k]
+    _warn_inexact(exact[order], metric.name)
+    return TopK(order, scores[order], exact[order], metric.name, metric.similarity)

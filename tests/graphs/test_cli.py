@@ -1,0 +1,84 @@
+"""`matrep similar` and `matrep matrix` on small glycan files (the bundled-set run is the demo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from graphs.kernels import GraphKernel
+from graphs.maps import similarity_map
+from reprs import glycan_graph
+from reprs.cli import main
+
+GLYCANS = [
+    "Gal(b1-4)GlcNAc",
+    "Gal(b1-4)[Fuc(a1-3)]GlcNAc",
+    "Neu5Ac(a2-3)Gal(b1-4)GlcNAc",
+    "Man(a1-3)[Man(a1-6)]Man(b1-4)GlcNAc(b1-4)GlcNAc",
+    "Man(a1-2)Man(a1-3)[Man(a1-6)]Man(b1-4)GlcNAc(b1-4)GlcNAc",
+    "Glc(a1-4)Glc(a1-4)Glc",
+    "Rha(a1-3)Rha(a1-2)Rha",
+]
+LABELS = ["animal", "animal", "animal", "animal", "animal", "plant", "bacteria"]
+
+
+@pytest.fixture()
+def table(tmp_path):
+    path = tmp_path / "glycans.csv"
+    pd.DataFrame({"glycan": GLYCANS, "label": LABELS}).to_csv(path, index=False)
+    return path
+
+
+def test_similar_ranks_the_query_itself_first(table, capsys):
+    assert main(["similar", "Gal(b1-4)[Fuc(a1-3)]GlcNAc", "--dataset", str(table), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"dataset: {table} (7 glycans); metric: wl")
+    assert lines[3].split()[:3] == ["1", "1.0000", "Gal(b1-4)[Fuc(a1-3)]GlcNAc"]
+    assert len([line for line in lines if line.strip()[:1].isdigit()]) == 3
+
+
+def test_similar_with_exact_ged_scores_are_edit_costs(table, capsys):
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert rows[0][1:3] == ["0.0000", "Gal(b1-4)GlcNAc"]
+    # adding Fuc(a1-3) costs one node and one edge insertion, 3 each (ChemicalCosts default)
+    assert rows[1][1:3] == ["6.0000", "Gal(b1-4)[Fuc(a1-3)]GlcNAc"]
+
+
+def test_bad_queries_and_datasets_exit_nonzero(table, tmp_path, capsys):
+    assert main(["similar", "Gal(b1-4", "--dataset", str(table)]) == 2
+    assert "unclosed '('" in capsys.readouterr().err
+    assert main(["similar", "Gal(b1-4)Glc", "--dataset", str(tmp_path / "missing.csv")]) == 2
+    assert "neither 'glycans' nor an existing file" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4"]}).to_csv(empty, index=False)
+    assert main(["similar", "Gal(b1-4)Glc", "--dataset", str(empty)]) == 2
+    assert "no glycan" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["similar", "Gal(b1-4)Glc", "--metric", "nope"])
+
+
+def test_matrix_writes_matrix_and_figures(table, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["matrix", str(table), "-o", str(out), "--metric", "wl"]) == 0
+    matrix = np.load(out / "matrix.npy")
+    graphs = [glycan_graph(g) for g in GLYCANS]
+    np.testing.assert_allclose(matrix, GraphKernel(kind="wl").fit_transform(graphs), atol=1e-12)
+    for name in ("heatmap.png", "embedding.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    labels = pd.read_csv(out / "labels.csv")
+    assert labels["label"].tolist() == LABELS
+
+
+def test_similarity_map_embeds_distances_with_mds(tmp_path):
+    graphs = [glycan_graph(g) for g in GLYCANS]
+    result = similarity_map(graphs, "ged", tmp_path, labels=LABELS)
+    assert not result.similarity and result.exact.all()
+    np.testing.assert_allclose(result.matrix, result.matrix.T)
+    assert result.embedding.shape == (7, 2)
+    # MDS keeps the most different pair far apart: the disaccharide and the largest N-glycan core
+    far = np.linalg.norm(result.embedding[0] - result.embedding[4])
+    near = np.linalg.norm(result.embedding[0] - result.embedding[1])
+    assert far > near
