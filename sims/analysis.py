@@ -1,0 +1,412 @@
+"""Trajectory analysis: RDF, coordination, bond angles, MSD, diffusivities, Haven ratio, Arrhenius, VDOS.
+
+Frames are ``ase.Atoms`` (or arrays where said). Units: Å, fs, K, eV; diffusivities in Å^2/fs
+(multiply by 0.1 for cm^2/s), frequencies in THz.
+
+Analyses configure once and ``compute(...)`` returns self, with results as read-only properties
+(the freud style): ``rdf = RDF(r_max=10.0, bins=200).compute(frames); rdf.r, rdf.g``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from ase import Atoms, units
+from ase.data import atomic_numbers
+
+from .errors import SimsError, SimsInputError
+from .neighbors import neighbor_list
+
+__all__ = ["RDF", "coordination_numbers", "bond_angles", "bond_angle_distribution", "unwrap", "MSD",
+           "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "ArrheniusResult",
+           "arrhenius_fit", "vdos"]
+
+
+def _frames(frames: Atoms | Iterable[Atoms]) -> list[Atoms]:
+    frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    if not frames:
+        raise SimsInputError("no frames given")
+    for k, f in enumerate(frames):
+        if not isinstance(f, Atoms):
+            raise SimsInputError(f"frame {k} is {type(f).__name__}, expected ase.Atoms")
+    return frames
+
+
+def _species_mask(atoms: Atoms, species: str | int | None) -> np.ndarray:
+    if species is None:
+        return np.ones(len(atoms), bool)
+    z = atomic_numbers.get(species, species) if isinstance(species, str) else int(species)
+    if isinstance(z, str):
+        raise SimsInputError(f"unknown element {species!r}")
+    return atoms.numbers == z
+
+
+class RDF:
+    """Radial distribution function, total or partial, under periodic boundaries.
+
+    ``g_ab(r) = n_ab(r) / (N_a rho_b 4/3 pi (r_hi^3 - r_lo^3))`` with ``n_ab`` the number of
+    ``b`` neighbours of ``a`` atoms in the shell and ``rho_b = (N_b - delta_ab) / V``, so that
+    ``g -> 1`` at large ``r`` even for small systems (freud's ``normalization_mode="finite_size"``
+    for a total RDF; its ``"exact"`` mode for two disjoint species). Averaged over frames.
+
+    Parameters
+    ----------
+    r_max : float
+        Å.
+    bins : int
+        Number of bins on ``[r_min, r_max)``.
+    r_min : float
+        Å.
+    species : (str, str), optional
+        ``("Si", "O")`` for a partial RDF; None for all atoms.
+
+    Examples
+    --------
+    >>> rdf = RDF(r_max=8.0, bins=160).compute(frames)   # doctest: +SKIP
+    >>> rdf.r, rdf.g                                    # doctest: +SKIP
+    """
+
+    def __init__(self, *, r_max: float, bins: int = 200, r_min: float = 0.0,
+                 species: tuple[str, str] | None = None) -> None:
+        if not 0 <= r_min < r_max or bins < 1:
+            raise SimsInputError(f"need 0 <= r_min < r_max and bins >= 1, got {r_min}, {r_max}, {bins}")
+        self.r_max, self.bins, self.r_min, self.species = float(r_max), int(bins), float(r_min), species
+        self._g: np.ndarray | None = None
+        self._counts: np.ndarray | None = None
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Bin edges, Å."""
+        return np.linspace(self.r_min, self.r_max, self.bins + 1)
+
+    @property
+    def r(self) -> np.ndarray:
+        """Bin centres, Å."""
+        e = self.edges
+        return 0.5 * (e[1:] + e[:-1])
+
+    @property
+    def g(self) -> np.ndarray:
+        """g(r), dimensionless."""
+        if self._g is None:
+            raise SimsError("call compute() first")
+        return self._g
+
+    @property
+    def n_r(self) -> np.ndarray:
+        """Running coordination number: mean number of ``b`` neighbours of an ``a`` atom within r (bin right edges)."""
+        if self._counts is None:
+            raise SimsError("call compute() first")
+        return np.cumsum(self._counts)
+
+    def compute(self, frames: Atoms | Iterable[Atoms]) -> "RDF":
+        """Accumulate over ``frames`` (periodic, with cells); return self."""
+        frames = _frames(frames)
+        edges = self.edges
+        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        g = np.zeros(self.bins)
+        counts = np.zeros(self.bins)
+        a_sp, b_sp = self.species if self.species is not None else (None, None)
+        for atoms in frames:
+            if atoms.cell.rank < 3:
+                raise SimsInputError("the RDF needs a 3-D cell (periodic frames)")
+            ma, mb = _species_mask(atoms, a_sp), _species_mask(atoms, b_sp)
+            i, j, d = _pairs_with_distances(atoms, self.r_max)
+            keep = ma[i] & mb[j] & (d >= self.r_min)
+            hist = np.histogram(d[keep], bins=edges)[0].astype(float)
+            n_a, n_b = ma.sum(), mb.sum()
+            n_b_other = n_b - (ma & mb).sum() / max(n_a, 1)  # exclude the atom itself when a and b overlap
+            if n_a == 0 or n_b_other <= 0:
+                raise SimsInputError(f"species {self.species} absent from a frame")
+            rho = n_b_other / atoms.get_volume()
+            g += hist / (n_a * rho * shell)
+            counts += hist / n_a
+        self._g = g / len(frames)
+        self._counts = counts / len(frames)
+        return self
+
+
+def _pairs_with_distances(atoms: Atoms, cutoff: float):
+    i, j, S = neighbor_list(atoms, cutoff)
+    d = np.linalg.norm(atoms.positions[j] - atoms.positions[i] + S @ atoms.cell[:], axis=1)
+    return i, j, d
+
+
+def coordination_numbers(atoms: Atoms, cutoff: float, *, center: str | None = None,
+                         neighbor: str | None = None) -> np.ndarray:
+    """Number of ``neighbor`` atoms within ``cutoff`` (Å) of each ``center`` atom (int array)."""
+    mc, mn = _species_mask(atoms, center), _species_mask(atoms, neighbor)
+    i, j, _ = neighbor_list(atoms, cutoff)
+    keep = mc[i] & mn[j]
+    return np.bincount(i[keep], minlength=len(atoms))[mc]
+
+
+def bond_angles(atoms: Atoms, cutoff: float, *, center: str | None = None,
+                neighbor: str | None = None) -> np.ndarray:
+    """All angles ``j - i - k`` (degrees) at ``center`` atoms ``i`` between ``neighbor`` atoms within ``cutoff``.
+
+    Vectorised: neighbours of each centre are packed into a padded ``(n_centres, max_degree)``
+    table and all index pairs ``p < q`` of a row are taken at once.
+    """
+    mc, mn = _species_mask(atoms, center), _species_mask(atoms, neighbor)
+    i, j, S = neighbor_list(atoms, cutoff)
+    keep = mc[i] & mn[j]
+    i, j, S = i[keep], j[keep], S[keep]
+    if len(i) == 0:
+        return np.zeros(0)
+    vec = atoms.positions[j] - atoms.positions[i] + S @ atoms.cell[:]
+    vec /= np.linalg.norm(vec, axis=1)[:, None]
+    order = np.argsort(i, kind="stable")
+    i, vec = i[order], vec[order]
+    centres, start, deg = np.unique(i, return_index=True, return_counts=True)
+    k = int(deg.max())
+    slot = np.arange(len(i)) - np.repeat(start, deg)
+    table = np.full((len(centres), k, 3), np.nan)
+    table[np.repeat(np.arange(len(centres)), deg), slot] = vec
+    p, q = np.triu_indices(k, 1)
+    cos = np.einsum("cpx,cpx->cp", table[:, p], table[:, q])
+    cos = cos[np.isfinite(cos)]
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def bond_angle_distribution(frames: Atoms | Iterable[Atoms], cutoff: float, *, center: str | None = None,
+                            neighbor: str | None = None, bins: int = 180) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``."""
+    angles = np.concatenate([bond_angles(f, cutoff, center=center, neighbor=neighbor) for f in _frames(frames)])
+    density, edges = np.histogram(angles, bins=bins, range=(0.0, 180.0), density=True)
+    return 0.5 * (edges[1:] + edges[:-1]), density
+
+
+def unwrap(positions: np.ndarray, cell: np.ndarray, pbc: Sequence[bool] = (True, True, True)) -> np.ndarray:
+    """Undo jumps across periodic boundaries in a ``(T, N, 3)`` trajectory (Å).
+
+    Between consecutive frames each atom is assumed to move less than half a cell (in fractional
+    coordinates); a larger apparent step is a jump through the boundary and is removed. Frames must
+    therefore be stored often enough. Positions from :class:`sims.MD` are already unwrapped.
+    """
+    positions = np.asarray(positions, dtype=float)
+    cell = np.asarray(cell, dtype=float)
+    frac = positions @ np.linalg.inv(cell)
+    step = np.diff(frac, axis=0)
+    periodic = np.asarray(pbc, bool)
+    step[..., periodic] -= np.round(step[..., periodic])
+    frac = np.concatenate([frac[:1], frac[:1] + np.cumsum(step, axis=0)])
+    return frac @ cell
+
+
+def _msd_fft(x: np.ndarray) -> np.ndarray:
+    """Per-particle, per-axis MSD of ``x`` ``(T, N, 3)`` averaged over all time origins, via FFT.
+
+    ``MSD(m) = S1(m) - 2 S2(m)`` with ``S2`` the position autocorrelation (Wiener-Khinchin) and
+    ``S1`` a running sum of squares: Calandrini et al., Collection SFN 12, 201 (2011), eq. 4.
+    Returns ``(T, N, 3)``.
+    """
+    n = x.shape[0]
+    f = np.fft.rfft(x, n=2 * n, axis=0)
+    s2 = np.fft.irfft(f * np.conj(f), axis=0)[:n] / (n - np.arange(n))[:, None, None]
+    sq = x ** 2
+    total = 2 * sq.sum(axis=0)
+    s1 = np.empty_like(x)
+    for m in range(n):  # a loop over lags (not atoms): O(T) vector updates
+        total = total - (sq[m - 1] if m else 0) - (sq[n - m] if m else 0)
+        s1[m] = total / (n - m)
+    return s1 - 2 * s2
+
+
+class MSD:
+    """Mean squared displacement with every frame as a time origin (FFT algorithm).
+
+    Parameters
+    ----------
+    timestep : float
+        Time between frames, fs.
+    species : str, optional
+        Only these atoms.
+
+    Notes
+    -----
+    Input frames are unwrapped with :func:`unwrap` (the minimum-image step between consecutive
+    frames); pass ``unwrapped=True`` to ``compute`` when positions are already continuous.
+    """
+
+    def __init__(self, *, timestep: float, species: str | None = None) -> None:
+        if not timestep > 0:
+            raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
+        self.timestep, self.species = float(timestep), species
+        self._per_axis: np.ndarray | None = None
+
+    def compute(self, frames: Iterable[Atoms] | np.ndarray, *, cell: np.ndarray | None = None,
+                unwrapped: bool = False) -> "MSD":
+        """Compute from a list of frames or a ``(T, N, 3)`` array (then ``cell`` if not unwrapped)."""
+        pos = _trajectory_array(frames, self.species, cell, unwrapped)
+        self._per_axis = _msd_fft(pos).mean(axis=1)
+        return self
+
+    @property
+    def lag(self) -> np.ndarray:
+        """Lag times, fs."""
+        return np.arange(len(self.per_axis)) * self.timestep
+
+    @property
+    def per_axis(self) -> np.ndarray:
+        """``(T, 3)`` MSD along x, y, z, Å^2."""
+        if self._per_axis is None:
+            raise SimsError("call compute() first")
+        return self._per_axis
+
+    @property
+    def msd(self) -> np.ndarray:
+        """Total MSD, Å^2."""
+        return self.per_axis.sum(axis=1)
+
+
+def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
+    if isinstance(frames, np.ndarray):
+        pos = np.asarray(frames, dtype=float)
+        if pos.ndim != 3 or pos.shape[2] != 3:
+            raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
+        if not unwrapped:
+            if cell is None:
+                raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
+            pos = unwrap(pos, cell)
+        return pos
+    frames = _frames(frames)
+    mask = _species_mask(frames[0], species)
+    pos = np.stack([f.positions[mask] for f in frames])
+    return pos if unwrapped else unwrap(pos, frames[0].cell[:], frames[0].pbc)
+
+
+@dataclass(frozen=True)
+class DiffusionResult:
+    """A diffusion coefficient from a linear fit ``MSD = 2 d D t + c``.
+
+    Attributes
+    ----------
+    D : float
+        Å^2/fs (x 0.1 for cm^2/s).
+    stderr : float
+        Standard error of ``D`` from the fit residuals (time correlation makes it optimistic).
+    dims : tuple of int
+        Axes included (``(0, 1)`` for the ab-plane).
+    fit_range : (float, float)
+        Lag-time window of the fit, fs.
+    """
+
+    D: float
+    stderr: float
+    dims: tuple[int, ...]
+    fit_range: tuple[float, float]
+
+
+def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims) -> DiffusionResult:
+    lo, hi = fit_range if fit_range is not None else (0.1 * t[-1], 0.5 * t[-1])
+    sel = (t >= lo) & (t <= hi)
+    if sel.sum() < 3:
+        raise SimsInputError(f"fit range {lo}-{hi} fs holds fewer than 3 lag times")
+    (slope, icpt), cov = np.polyfit(t[sel], y[sel], 1, cov=True)
+    return DiffusionResult(D=float(slope / (2 * d)), stderr=float(np.sqrt(cov[0, 0]) / (2 * d)), dims=tuple(dims),
+                           fit_range=(float(lo), float(hi)))
+
+
+def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
+                       fit_range: tuple[float, float] | None = None) -> DiffusionResult:
+    """Tracer diffusivity ``D* = slope(MSD_dims) / (2 d)`` from a computed :class:`MSD`.
+
+    ``dims=(0, 1)`` gives the in-plane (ab) value, ``(2,)`` the one along c. The default fit
+    window is 10 % to 50 % of the longest lag (short times are ballistic, long ones noisy).
+    """
+    dims = tuple(int(x) for x in dims)
+    return _fit_slope(msd.lag, msd.per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims)
+
+
+def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: float,
+                           charges: Sequence[float] | None = None, species: str | None = None,
+                           dims: Sequence[int] = (0, 1, 2), cell: np.ndarray | None = None,
+                           unwrapped: bool = False,
+                           fit_range: tuple[float, float] | None = None) -> DiffusionResult:
+    """Collective (charge) diffusivity ``D_sigma = <|sum_i z_i dr_i(t)|^2> / (2 d t sum_i z_i^2)``.
+
+    With equal charges this is the centre-of-mass diffusivity times N; ``D* / D_sigma`` is the
+    Haven ratio (:func:`haven_ratio`), 1 for uncorrelated hops. The displacement of the charge
+    centre has a single time series, so its MSD uses every time origin too.
+    """
+    pos = _trajectory_array(frames, species, cell, unwrapped)
+    z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
+    if z.shape != (pos.shape[1],):
+        raise SimsInputError(f"need one charge per selected atom ({pos.shape[1]}), got {z.shape}")
+    dims = tuple(int(x) for x in dims)
+    dipole = (z[None, :, None] * pos).sum(axis=1, keepdims=True)  # (T, 1, 3)
+    per_axis = _msd_fft(dipole)[:, 0, :] / (z ** 2).sum()
+    t = np.arange(pos.shape[0]) * float(timestep)
+    return _fit_slope(t, per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims)
+
+
+def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[float, float]:
+    """Haven ratio ``H = D* / D_sigma`` and its propagated standard error."""
+    h = tracer.D / collective.D
+    err = abs(h) * np.hypot(tracer.stderr / tracer.D, collective.stderr / collective.D)
+    return float(h), float(err)
+
+
+@dataclass(frozen=True)
+class ArrheniusResult:
+    """``D = D0 exp(-Ea / (kB T))``: activation energy ``Ea`` (eV), prefactor ``D0`` (units of D), standard errors."""
+
+    Ea: float
+    Ea_err: float
+    D0: float
+    D0_err: float
+
+
+def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
+                  errors: Sequence[float] | None = None) -> ArrheniusResult:
+    """Weighted least-squares fit of ``ln D = ln D0 - Ea / (kB T)``.
+
+    Errors of ``D`` become errors of ``ln D`` (``sigma / D``) used as weights; without errors the
+    parameter uncertainties come from the residuals.
+    """
+    t = np.asarray(temperatures, dtype=float)
+    d = np.asarray(values, dtype=float)
+    if t.shape != d.shape or len(t) < 3 or (t <= 0).any() or (d <= 0).any():
+        raise SimsInputError("need >= 3 positive temperatures (K) and values of the same length")
+    x = -1.0 / (units.kB * t)
+    y = np.log(d)
+    if errors is None:
+        (ea, ln_d0), cov = np.polyfit(x, y, 1, cov=True)
+    else:
+        w = d / np.asarray(errors, dtype=float)  # 1 / sigma_lnD
+        (ea, ln_d0), cov = np.polyfit(x, y, 1, w=w, cov="unscaled")
+    d0 = float(np.exp(ln_d0))
+    return ArrheniusResult(Ea=float(ea), Ea_err=float(np.sqrt(cov[0, 0])), D0=d0, D0_err=float(d0 * np.sqrt(cov[1, 1])))
+
+
+def vdos(velocities: np.ndarray, *, timestep: float,
+         masses: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vibrational density of states from the velocity autocorrelation (Wiener-Khinchin).
+
+    Parameters
+    ----------
+    velocities : numpy.ndarray
+        ``(T, N, 3)`` in any unit (the result is normalised).
+    timestep : float
+        Time between frames, fs.
+    masses : sequence of float, optional
+        Mass-weight the atoms (gives the kinetic-energy spectrum).
+
+    Returns
+    -------
+    freq : numpy.ndarray
+        THz (cycles per ps).
+    dos : numpy.ndarray
+        Normalised so that ``sum(dos) * dfreq = 1``, 1/THz.
+    """
+    v = np.asarray(velocities, dtype=float)
+    if v.ndim != 3 or v.shape[0] < 2:
+        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2, got {v.shape}")
+    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
+    v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
+    power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
+    freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
+    return freq, power / (power.sum() * (freq[1] - freq[0]))

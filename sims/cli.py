@@ -1,0 +1,32 @@
+"""``matrep simulate CONFIG``: run a dataset-generation config (thin wrapper of :func:`sims.generate.generate`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import SimsError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``simulate`` subcommand to the ``matrep`` parser."""
+    p = subparsers.add_parser("simulate", help="run an MD protocol from a TOML/YAML config into an ASE db or extxyz",
+                              description="Run the MD protocol of CONFIG; a rerun of the same command resumes "
+                                          "from the last checkpoint.")
+    p.add_argument("config", help="TOML or YAML config file")
+    p.add_argument("--device", default=None, help="torch device (default: the config's md.device, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from .generate import generate
+
+    try:
+        path = generate(args.config, device=args.device, progress=not args.quiet)
+    except SimsError as err:  # the matrep CLI catches only reprs' errors; sims has its own base class
+        print(f"matrep simulate: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(path)

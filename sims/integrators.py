@@ -1,0 +1,250 @@
+"""Integrators: velocity Verlet (NVE), Langevin BAOAB and Nose-Hoover chain (NVT).
+
+An integrator advances a :class:`~sims.state.State` by one step given a force function
+``force_fn(positions) -> (energy, forces)`` and the forces at the current positions; it returns the
+new state and the new energy and forces (so each step costs one force evaluation). All operations
+are out of place, so gradients flow through a trajectory when the forces are built with
+``create_graph=True`` (see :class:`sims.MD`).
+
+Units: ``timestep`` in fs, ``temperature`` in K, ``friction`` in 1/fs; internally ASE time units.
+``temperature`` may be changed between steps (temperature ramps).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from ase import units
+
+from .errors import SimsInputError
+from .state import State
+
+__all__ = ["Integrator", "VelocityVerlet", "Langevin", "NoseHooverChain"]
+
+ForceFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class Integrator:
+    """Base class; ``timestep`` in fs."""
+
+    def __init__(self, timestep: float) -> None:
+        if not (math.isfinite(timestep) and timestep > 0):
+            raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
+        self.timestep = float(timestep)
+
+    @property
+    def dt(self) -> float:
+        """Time step in ASE time units."""
+        return self.timestep * units.fs
+
+    def setup(self, state: State, seed: int | None) -> State:
+        """Prepare for ``state`` (seed the RNG, count degrees of freedom); return the state to start from."""
+        return state
+
+    def step(self, state: State, energy: torch.Tensor, forces: torch.Tensor,
+             force_fn: ForceFn) -> tuple[State, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def conserved_energy(self, state: State, energy: torch.Tensor) -> torch.Tensor:
+        """The quantity the exact dynamics conserves (total energy for NVE), eV."""
+        return energy + state.kinetic_energy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Internal state for a checkpoint (thermostat variables, RNG)."""
+        return {}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+def _verlet(state: State, forces: torch.Tensor, force_fn: ForceFn, dt: float):
+    """One velocity-Verlet step (kick-drift-kick)."""
+    inv_m = 1.0 / state.masses[:, None]
+    v = state.velocities + 0.5 * dt * forces * inv_m
+    x = state.positions + dt * v
+    energy, forces = force_fn(x)
+    v = v + 0.5 * dt * forces * inv_m
+    return state.with_(positions=x, velocities=v), energy, forces
+
+
+class VelocityVerlet(Integrator):
+    """Velocity Verlet, symplectic NVE (Swope et al., J. Chem. Phys. 76, 637 (1982)).
+
+    Parameters
+    ----------
+    timestep : float
+        fs.
+    """
+
+    def step(self, state, energy, forces, force_fn):
+        return _verlet(state, forces, force_fn, self.dt)
+
+
+class _Thermostat(Integrator):
+    def __init__(self, timestep: float, temperature: float) -> None:
+        super().__init__(timestep)
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise SimsInputError(f"temperature must be >= 0 K, got {temperature}")
+        self.temperature = float(temperature)
+
+    @property
+    def kT(self) -> float:
+        """Thermal energy, eV."""
+        return units.kB * self.temperature
+
+
+class Langevin(_Thermostat):
+    """Langevin dynamics with the BAOAB splitting (Leimkuhler & Matthews, Appl. Math. Res. Express 2013, 34).
+
+    Samples the canonical ensemble with configurational error O(dt^2) even at large friction.
+
+    Parameters
+    ----------
+    timestep : float
+        fs.
+    temperature : float
+        K.
+    friction : float
+        gamma, 1/fs (0.01/fs is a 100 fs relaxation time).
+    seed : int, optional
+        Seeds the noise; overridden by the ``seed`` of :class:`sims.MD` when given there.
+    """
+
+    def __init__(self, timestep: float, temperature: float, friction: float = 0.01, *, seed: int | None = None) -> None:
+        super().__init__(timestep, temperature)
+        if not (math.isfinite(friction) and friction >= 0):
+            raise SimsInputError(f"friction must be >= 0 1/fs, got {friction}")
+        self.friction = float(friction)
+        self.seed = seed
+        self.generator: torch.Generator | None = None
+
+    def setup(self, state, seed):
+        self.generator = torch.Generator(device=state.positions.device)
+        s = seed if seed is not None else self.seed
+        self.generator.manual_seed(int(s) if s is not None else int(torch.seed() % 2**63))
+        return state
+
+    def step(self, state, energy, forces, force_fn):
+        if self.generator is None:
+            self.setup(state, None)
+        dt = self.dt
+        inv_m = 1.0 / state.masses[:, None]
+        v = state.velocities + 0.5 * dt * forces * inv_m          # B
+        x = state.positions + 0.5 * dt * v                          # A
+        c1 = math.exp(-self.friction * self.timestep)               # O: exact Ornstein-Uhlenbeck step
+        noise = torch.randn(v.shape, generator=self.generator, device=v.device, dtype=v.dtype)
+        v = c1 * v + torch.sqrt((1 - c1 * c1) * self.kT * inv_m) * noise
+        x = x + 0.5 * dt * v                                        # A
+        energy, forces = force_fn(x)
+        v = v + 0.5 * dt * forces * inv_m                           # B
+        return state.with_(positions=x, velocities=v), energy, forces
+
+    def state_dict(self):
+        return {"generator": None if self.generator is None else self.generator.get_state()}
+
+    def load_state_dict(self, d):
+        if d.get("generator") is not None:
+            if self.generator is None:
+                self.generator = torch.Generator()
+            self.generator.set_state(d["generator"])
+
+
+class NoseHooverChain(_Thermostat):
+    """Nose-Hoover chain NVT (Martyna, Klein & Tuckerman, J. Chem. Phys. 97, 2635 (1992)).
+
+    Trotter splitting ``exp(iL_NHC dt/2) exp(iL_verlet dt) exp(iL_NHC dt/2)`` with the chain update of
+    Martyna, Tuckerman, Tobias & Klein, Mol. Phys. 87, 1117 (1996), section 4 (one Suzuki-Yoshida
+    stage). The centre-of-mass velocity is removed at setup and the thermostat acts on ``3N - 3``
+    degrees of freedom (total momentum is conserved).
+
+    Parameters
+    ----------
+    timestep : float
+        fs.
+    temperature : float
+        K.
+    tau : float
+        Thermostat period, fs; masses ``Q_1 = g kT tau^2``, ``Q_k = kT tau^2``.
+    chain_length : int
+        Number of thermostats in the chain.
+    """
+
+    def __init__(self, timestep: float, temperature: float, tau: float = 100.0, chain_length: int = 3) -> None:
+        super().__init__(timestep, temperature)
+        if not tau > 0 or chain_length < 1:
+            raise SimsInputError(f"need tau > 0 fs and chain_length >= 1, got {tau}, {chain_length}")
+        self.tau = float(tau)
+        self.chain_length = int(chain_length)
+        self.dof = 0
+        # Chain positions and velocities: Python floats in production runs (a dozen scalar updates
+        # per step cost far less than as tensors), tensors once gradients flow through them.
+        self.xi: list = [0.0] * chain_length
+        self.v_xi: list = [0.0] * chain_length
+
+    def setup(self, state, seed):
+        n = state.n_atoms
+        self.dof = max(3 * n - 3, 1)
+        p = (state.masses[:, None] * state.velocities).sum(0)
+        v = state.velocities - p / state.masses.sum()
+        self.xi = [0.0] * self.chain_length
+        self.v_xi = [0.0] * self.chain_length
+        return state.with_(velocities=v)
+
+    def _masses(self) -> list[float]:
+        tau = self.tau * units.fs
+        kT = max(self.kT, 1e-12)
+        return [self.dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
+
+    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor):
+        """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33)."""
+        q = self._masses()
+        kT, g, m = self.kT, self.dof, self.chain_length
+        d2, d4, d8 = self.dt / 2, self.dt / 4, self.dt / 8
+        ke2 = (masses[:, None] * velocities ** 2).sum()
+        if not ke2.requires_grad:
+            ke2 = float(ke2)
+        v_xi = list(self.v_xi)
+
+        def force(k, ke2_now):
+            return ((ke2_now - g * kT) if k == 0 else (q[k - 1] * v_xi[k - 1] ** 2 - kT)) / q[k]
+
+        v_xi[m - 1] = v_xi[m - 1] + d4 * force(m - 1, ke2)
+        for k in range(m - 2, -1, -1):
+            s = _exp(-d8 * v_xi[k + 1])
+            v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
+        scale = _exp(-d2 * v_xi[0])
+        velocities = velocities * scale
+        ke2 = ke2 * scale ** 2
+        self.xi = [x + d2 * v for x, v in zip(self.xi, v_xi)]
+        for k in range(m):
+            s = _exp(-d8 * v_xi[k + 1]) if k < m - 1 else 1.0
+            v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
+        self.v_xi = v_xi
+        return velocities
+
+    def step(self, state, energy, forces, force_fn):
+        if self.dof == 0:
+            state = self.setup(state, None)
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses))
+        state, energy, forces = _verlet(state, forces, force_fn, self.dt)
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses))
+        return state, energy, forces
+
+    def conserved_energy(self, state, energy):
+        q = self._masses()
+        thermo = sum(0.5 * q[k] * self.v_xi[k] ** 2 for k in range(self.chain_length))
+        thermo = thermo + self.dof * self.kT * self.xi[0] + self.kT * sum(self.xi[1:])
+        return energy + state.kinetic_energy() + thermo
+
+    def state_dict(self):
+        return {"xi": [float(x) for x in self.xi], "v_xi": [float(v) for v in self.v_xi], "dof": self.dof}
+
+    def load_state_dict(self, d):
+        self.xi, self.v_xi, self.dof = list(d["xi"]), list(d["v_xi"]), int(d["dof"])
+
+
+def _exp(x):
+    """exp of a float or a tensor (the chain variables may be either)."""
+    return torch.exp(x) if torch.is_tensor(x) else math.exp(x)

@@ -1,0 +1,254 @@
+"""Energies, forces and stress by autograd, and the :class:`MD` driver.
+
+Forces are ``-dE/dR`` and the stress is ``(1/V) dE/d(strain)``, both by automatic differentiation
+of the potential's energy, so they cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from .errors import SimsInputError
+from .integrators import Integrator
+from .neighbors import NeighborList, build_pairs
+from .state import State, as_atoms, validate_atoms
+
+__all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
+
+
+def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
+            pairs, *, forces: bool = True, stress: bool = False,
+            create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Return ``(energy [eV], forces [eV/Å] or None, stress [eV/Å^3, 3x3] or None)``.
+
+    The stress is the derivative of the energy under a homogeneous strain ``eps`` applied to
+    positions and cell, ``R -> R (1 + eps)``, divided by the volume: ASE's sign convention
+    (positive = tensile), without the kinetic contribution.
+
+    ``create_graph=True`` keeps the graph of the forces, so that later steps of a trajectory can
+    be differentiated through them.
+    """
+    inputs = []
+    if forces:
+        if not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        inputs.append(positions)
+    pos, cel = positions, cell
+    if stress:
+        strain = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device, requires_grad=True)
+        deform = torch.eye(3, dtype=positions.dtype, device=positions.device) + strain
+        pos, cel = positions @ deform, cell @ deform
+        inputs.append(strain)
+    energy = potential(pos, cel, numbers, pairs)
+    if not inputs:
+        return energy, None, None
+    grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
+    f = -grads[0] if forces else None
+    s = grads[-1] / torch.abs(torch.linalg.det(cell)) if stress else None
+    if not create_graph:
+        energy = energy.detach()
+        f = None if f is None else f.detach()
+        s = None if s is None else s.detach()
+    return energy, f, s
+
+
+def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
+                      device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+    """Energy (eV) and forces (eV/Å) of ``atoms``, and the stress (eV/Å^3, 3x3) when asked.
+
+    Parameters
+    ----------
+    potential : torch.nn.Module
+        Any potential of :mod:`sims.potentials` (or with the same interface).
+    atoms : ase.Atoms
+        The configuration.
+    stress : bool
+        Also return the 3x3 stress (needs a 3-D cell).
+    device, dtype
+        Where and in which precision to compute.
+
+    Returns
+    -------
+    energy : float
+    forces : numpy.ndarray
+        ``(N, 3)``.
+    stress : numpy.ndarray
+        ``(3, 3)``, only when ``stress=True``.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from sims.potentials import LennardJones
+    >>> e, f = energy_and_forces(LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5),
+    ...                          bulk("Ar", "fcc", a=5.26, cubic=True), dtype=torch.float64)
+    """
+    atoms = as_atoms(atoms)
+    validate_atoms(atoms, require_masses=False)
+    if stress and atoms.cell.rank < 3:
+        raise SimsInputError("the stress needs a 3-D cell")
+    state = State.from_atoms(atoms, device=device, dtype=dtype) if len(atoms) else None
+    if state is None:
+        raise SimsInputError("atoms is empty")
+    pairs = build_pairs(state.positions, state.cell, state.pbc, float(potential.cutoff), half=True)
+    e, f, s = compute(potential, state.positions, state.cell, state.numbers, pairs, stress=stress)
+    out = (float(e), f.cpu().double().numpy())
+    return out + (s.cpu().double().numpy(),) if stress else out
+
+
+def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *, seed: int | None = None) -> torch.Tensor:
+    """Velocities (ASE units) drawn at ``temperature`` (K), zero total momentum, exact kinetic temperature.
+
+    The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature.
+    """
+    gen = torch.Generator(device=masses.device)
+    gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+    kT = units.kB * float(temperature)
+    v = torch.randn((masses.shape[0], 3), generator=gen, device=masses.device, dtype=masses.dtype)
+    v = v * torch.sqrt(kT / masses)[:, None]
+    v = v - (masses[:, None] * v).sum(0) / masses.sum()
+    dof = max(3 * masses.shape[0] - 3, 1)
+    ke = 0.5 * (masses[:, None] * v ** 2).sum()
+    return v * torch.sqrt(0.5 * dof * kT / ke) if temperature > 0 and ke > 0 else v * 0
+
+
+class MD:
+    """Molecular dynamics of ``atoms`` under ``potential`` with ``integrator``.
+
+    Parameters
+    ----------
+    system : ase.Atoms or State
+        Start configuration (velocities from its momenta). A :class:`State` whose positions or
+        velocities require grad makes the trajectory differentiable with respect to them.
+    potential : torch.nn.Module
+        Energy model with a ``cutoff`` (Å).
+    integrator : Integrator
+        :class:`VelocityVerlet`, :class:`Langevin` or :class:`NoseHooverChain`.
+    temperature : float, optional
+        Draw initial velocities at this temperature (K) instead of using the given ones.
+    seed : int, optional
+        Seeds the initial velocities and the integrator's noise.
+    skin : float
+        Neighbour-list skin, Å.
+    record_every : int
+        Append a frame to :attr:`trajectory` every this many steps (0: never).
+    requires_grad : bool
+        Keep the autograd graph through the whole trajectory (memory grows with the number of
+        steps); off for production runs.
+    callback : callable, optional
+        ``callback(md)`` after every step (for example a dataset writer).
+    min_distance : float, optional
+        Refuse a start with atoms closer than this (Å, overlapping atoms); None skips the check
+        (for non-interacting particles).
+    device, dtype
+        Where and in which precision the run happens.
+
+    Raises
+    ------
+    SimsInputError
+        NaN positions, zero masses, overlapping atoms.
+    MissingCellError
+        pbc without a cell.
+
+    Examples
+    --------
+    >>> md = MD(atoms, pot, VelocityVerlet(timestep=2.0), dtype=torch.float32)  # doctest: +SKIP
+    >>> md.run(1000)                                                            # doctest: +SKIP
+    >>> frames = md.trajectory                                                  # doctest: +SKIP
+    """
+
+    def __init__(self, system, potential: torch.nn.Module, integrator: Integrator, *,
+                 temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
+                 record_every: int = 1, requires_grad: bool = False,
+                 callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        if not isinstance(integrator, Integrator):
+            raise SimsInputError(f"integrator must be a sims Integrator, got {type(integrator).__name__}")
+        if not hasattr(potential, "cutoff"):
+            raise SimsInputError("the potential needs a `cutoff` attribute (Å)")
+        if isinstance(system, State):
+            state = system
+        else:
+            atoms = as_atoms(system)
+            validate_atoms(atoms, min_distance=min_distance)
+            state = State.from_atoms(atoms, device=device, dtype=dtype)
+        if temperature is not None:
+            state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature, seed=seed))
+        self.potential = potential
+        self.integrator = integrator
+        self.requires_grad = requires_grad
+        self.record_every = int(record_every)
+        self.callback = callback
+        cutoff = float(potential.cutoff)
+        self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
+        self.state = integrator.setup(state, seed)
+        self.step_count = 0
+        self.trajectory: list[Atoms] = []
+        self.energy, self.forces = self._force_fn(self.state.positions)
+
+    def _pairs(self, positions: torch.Tensor):
+        if self.neighbors is None:
+            return build_pairs(positions, self.state.cell, self.state.pbc, 0.0)
+        return self.neighbors.update(positions, self.state.cell, self.state.pbc)
+
+    def _force_fn(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.requires_grad:
+            positions = positions.detach()
+        e, f, _ = compute(self.potential, positions, self.state.cell, self.state.numbers, self._pairs(positions),
+                          create_graph=self.requires_grad)
+        return e, f
+
+    def refresh(self) -> None:
+        """Rebuild the neighbour list and recompute forces now (done at checkpoints, so that a
+        resumed run repeats an uninterrupted one bit for bit)."""
+        if self.neighbors is not None:
+            self.neighbors.update(self.state.positions, self.state.cell, self.state.pbc, force=True)
+        self.energy, self.forces = self._force_fn(self.state.positions)
+
+    @property
+    def time(self) -> float:
+        """Simulated time since the start, fs."""
+        return self.step_count * self.integrator.timestep
+
+    def temperature(self) -> float:
+        """Instantaneous kinetic temperature ``2 KE / (3N kB)``, K."""
+        return float(2 * self.state.kinetic_energy() / (3 * self.state.n_atoms * units.kB))
+
+    def conserved_energy(self) -> float:
+        """The integrator's conserved quantity (total energy in NVE), eV."""
+        return float(self.integrator.conserved_energy(self.state, self.energy))
+
+    def frame(self) -> Atoms:
+        """The current state as ``ase.Atoms`` with energy and forces attached, and
+        ``info`` keys ``step``, ``time`` (fs), ``temperature`` (K)."""
+        atoms = self.state.to_atoms()
+        atoms.calc = SinglePointCalculator(atoms, energy=float(self.energy),
+                                           forces=self.forces.detach().cpu().double().numpy())
+        atoms.info.update(step=self.step_count, time=self.time, temperature=self.temperature())
+        return atoms
+
+    def run(self, n_steps: int) -> "MD":
+        """Advance ``n_steps`` steps; return self."""
+        if n_steps < 0:
+            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
+        with torch.set_grad_enabled(True):
+            for _ in range(int(n_steps)):
+                self.state, self.energy, self.forces = self.integrator.step(
+                    self.state, self.energy, self.forces, self._force_fn)
+                self.step_count += 1
+                if not bool(torch.isfinite(self.energy)):
+                    raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "
+                                         "reduce the timestep or check the potential")
+                if self.record_every and self.step_count % self.record_every == 0:
+                    self.trajectory.append(self.frame())
+                if self.callback is not None:
+                    self.callback(self)
+        return self
+
+    def positions_array(self) -> np.ndarray:
+        """Current positions, Å, as numpy."""
+        return self.state.positions.detach().cpu().double().numpy()

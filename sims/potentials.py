@@ -1,0 +1,409 @@
+"""Classical potentials as ``torch.nn.Module``: a total energy from positions and cell.
+
+Every potential is called as ``potential(positions, cell, numbers, pairs) -> energy`` (eV), where
+``pairs`` is a :class:`~sims.neighbors.PairList` built with a cutoff of at least
+``potential.cutoff`` (a larger list is fine: each pair term filters its own cutoff). Forces and
+stress are derivatives of this one function (:func:`sims.md.compute`), never a second formula.
+Any other module with the same call signature and a ``cutoff`` attribute (for instance a learned
+potential) plugs into :class:`sims.MD` the same way.
+
+Parameters are ``torch.nn.Parameter`` s, so a loss on a trajectory can be differentiated with
+respect to them; they are cast to the dtype and device of the positions inside ``forward``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from ase.data import atomic_numbers
+from ase.units import Bohr, Hartree
+from torch import nn
+
+from .errors import SimsInputError
+from .neighbors import PairList, pair_vectors
+
+__all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
+           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "COULOMB_CONSTANT"]
+
+#: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
+COULOMB_CONSTANT = Hartree * Bohr
+
+
+def _param(value: float, device, dtype, name: str, *, positive: bool = False) -> nn.Parameter:
+    value = float(value)
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise SimsInputError(f"{name} must be {'> 0 and ' if positive else ''}finite, got {value}")
+    return nn.Parameter(torch.tensor(value, device=device, dtype=dtype))
+
+
+class Potential(nn.Module):
+    """Base class: ``forward(positions, cell, numbers, pairs) -> energy`` (eV) and ``cutoff`` (Å)."""
+
+    cutoff: float
+
+    def __add__(self, other: "Potential") -> "SumPotential":
+        return SumPotential([self, other])
+
+
+class PairPotential(Potential):
+    """A sum of pair terms ``phi(r, Z_i, Z_j)`` over pairs closer than ``cutoff``.
+
+    Subclasses implement :meth:`pair_energy`; this class finds the pairs within the cutoff and
+    sums each unordered pair once whatever the list (half or full) it is given.
+    """
+
+    def pair_energy(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor) -> torch.Tensor:
+        """Energies (eV) of pairs at distances ``r`` (Å) between species ``zi`` and ``zj``."""
+        raise NotImplementedError
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
+                pairs: PairList) -> torch.Tensor:
+        return self.energy_from_distances(*_distances(positions, cell, numbers, pairs), pairs.half)
+
+    def energy_from_distances(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool) -> torch.Tensor:
+        """Total energy (eV) of pairs at distances ``r`` (Å), those beyond ``cutoff`` ignored."""
+        # A mask multiply instead of boolean indexing: no nonzero() and no scatter in the backward
+        # pass, which dominate the cost on CPU; pair terms are finite beyond the cutoff.
+        phi = self.pair_energy(r, zi, zj) * (r < self.cutoff)
+        return phi.sum() if half else 0.5 * phi.sum()
+
+
+def _distances(positions, cell, numbers, pairs: PairList):
+    """Distances (Å) and species of the listed pairs (the list may reach beyond the cutoffs)."""
+    vec = pair_vectors(positions, cell, pairs)
+    r = torch.sqrt((vec * vec).sum(-1))
+    return r, numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
+
+
+class LennardJones(PairPotential):
+    """Lennard-Jones ``4 eps [(sigma/r)^12 - (sigma/r)^6]``, truncated (and shifted) at ``cutoff``.
+
+    With ``shift=True`` the energy is shifted to zero at the cutoff, the definition of ASE's
+    ``LennardJones(sigma, epsilon, rc, smooth=False)`` calculator, which it equals to round-off.
+
+    Parameters
+    ----------
+    sigma : float
+        Å.
+    epsilon : float
+        eV.
+    cutoff : float, optional
+        Å; default ``3 sigma`` (as ASE).
+    shift : bool
+        Subtract ``phi(cutoff)`` so the energy is continuous (forces still jump at the cutoff).
+    device, dtype
+        Of the parameters.
+
+    Examples
+    --------
+    >>> pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, shift=True)  # argon
+    """
+
+    def __init__(self, *, sigma: float = 1.0, epsilon: float = 1.0, cutoff: float | None = None,
+                 shift: bool = True, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.sigma = _param(sigma, device, dtype, "sigma", positive=True)
+        self.epsilon = _param(epsilon, device, dtype, "epsilon")
+        self.cutoff = float(3 * sigma if cutoff is None else cutoff)
+        if not self.cutoff > 0:
+            raise SimsInputError(f"cutoff must be > 0 Å, got {cutoff}")
+        self.shift = shift
+
+    def _lj(self, r: torch.Tensor | float, sigma: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
+        s6 = (sigma / r) ** 6
+        return 4 * epsilon * (s6 * s6 - s6)
+
+    def pair_energy(self, r, zi, zj):
+        sigma, epsilon = self.sigma.to(r), self.epsilon.to(r)
+        phi = self._lj(r, sigma, epsilon)
+        return phi - self._lj(self.cutoff, sigma, epsilon) if self.shift else phi
+
+
+def smooth_cutoff(r: torch.Tensor, r_on: float, r_off: float) -> torch.Tensor:
+    """Quintic smoothstep from 1 (``r <= r_on``) to 0 (``r >= r_off``), C2 at both ends.
+
+    The form of ASE's ``MorsePotential`` (ported there from JuLIP.jl): ``6s^5 - 15s^4 + 10s^3``
+    with ``s = 1 - (r - r_on)/(r_off - r_on)``.
+    """
+    s = torch.clamp(1.0 - (r - r_on) / (r_off - r_on), 0.0, 1.0)
+    return s ** 3 * (6 * s * s - 15 * s + 10)
+
+
+class Morse(PairPotential):
+    """Morse ``eps exp(rho0(1 - r/r0)) [exp(rho0(1 - r/r0)) - 2]`` times a smooth cutoff.
+
+    Same parameters and cutoff function as ASE's ``MorsePotential(epsilon, rho0, r0, rcut1, rcut2)``
+    (cutoffs there are in units of ``r0``; here ``cutoff_start = rcut1 r0`` and ``cutoff = rcut2 r0``,
+    in Å), which it equals to round-off.
+
+    Parameters
+    ----------
+    epsilon : float
+        Well depth, eV.
+    rho0 : float
+        Dimensionless stiffness.
+    r0 : float
+        Equilibrium distance, Å.
+    cutoff, cutoff_start : float, optional
+        Outer and inner radius of the smooth cutoff, Å (defaults ``2.7 r0`` and ``1.9 r0``, ASE's).
+    """
+
+    def __init__(self, *, epsilon: float = 1.0, rho0: float = 6.0, r0: float = 1.0,
+                 cutoff: float | None = None, cutoff_start: float | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.epsilon = _param(epsilon, device, dtype, "epsilon")
+        self.rho0 = _param(rho0, device, dtype, "rho0")
+        self.r0 = _param(r0, device, dtype, "r0", positive=True)
+        self.cutoff = float(2.7 * r0 if cutoff is None else cutoff)
+        self.cutoff_start = float(1.9 * r0 if cutoff_start is None else cutoff_start)
+        if not 0 < self.cutoff_start < self.cutoff:
+            raise SimsInputError(f"need 0 < cutoff_start < cutoff, got {self.cutoff_start}, {self.cutoff}")
+
+    def pair_energy(self, r, zi, zj):
+        e = torch.exp(self.rho0.to(r) * (1.0 - r / self.r0.to(r)))
+        return self.epsilon.to(r) * e * (e - 2.0) * smooth_cutoff(r, self.cutoff_start, self.cutoff)
+
+
+def _species_table(values: Mapping[tuple[str, str], float], n: int = 119) -> torch.Tensor:
+    """A symmetric ``(n, n)`` table indexed by atomic numbers from ``{("Si", "O"): value}``."""
+    table = torch.zeros((n, n), dtype=torch.float64)
+    for (a, b), v in values.items():
+        try:
+            za, zb = atomic_numbers[a], atomic_numbers[b]
+        except KeyError as err:
+            raise SimsInputError(f"unknown element {err.args[0]!r} in species pair ({a!r}, {b!r})") from None
+        table[za, zb] = table[zb, za] = float(v)
+    return table
+
+
+class _SpeciesPairPotential(PairPotential):
+    """Pair terms with per-species-pair parameters stored as trainable ``(119, 119)`` tables.
+
+    Parameters are cast to the dtype and device of the distances when used.
+    """
+
+    def __init__(self, params: Mapping[str, Mapping[tuple[str, str], float]], cutoff: float, device, dtype) -> None:
+        super().__init__()
+        if not cutoff > 0:
+            raise SimsInputError(f"cutoff must be > 0 Å, got {cutoff}")
+        self.cutoff = float(cutoff)
+        for name, values in params.items():
+            setattr(self, name, nn.Parameter(_species_table(values).to(device=device, dtype=dtype)))
+
+    def _lookup(self, name: str, zi, zj, like: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name).to(like)[zi, zj]
+
+
+class Buckingham(_SpeciesPairPotential):
+    """Buckingham ``A exp(-r/rho) - C / r^6`` per species pair, shifted to zero at ``cutoff``.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{("Si", "O"): (A [eV], rho [Å], C [eV Å^6]), ...}``; missing pairs do not interact.
+    cutoff : float
+        Å.
+    shift : bool
+        Subtract the value at the cutoff.
+    """
+
+    def __init__(self, params: Mapping[tuple[str, str], Sequence[float]], *, cutoff: float, shift: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        for key, v in params.items():
+            if len(v) != 3 or not v[1] > 0:
+                raise SimsInputError(f"Buckingham parameters for {key} must be (A, rho > 0, C), got {v}")
+        super().__init__({"A": {k: v[0] for k, v in params.items()},
+                          "inv_rho": {k: 1.0 / v[1] for k, v in params.items()},
+                          "C": {k: v[2] for k, v in params.items()}}, cutoff, device, dtype)
+        self.shift = shift
+
+    def pair_energy(self, r, zi, zj):
+        a, b, c = (self._lookup(n, zi, zj, r) for n in ("A", "inv_rho", "C"))
+
+        def phi(x):
+            return a * torch.exp(-b * x) - c / x ** 6
+
+        return phi(r) - phi(torch.full_like(r, self.cutoff)) if self.shift else phi(r)
+
+
+class CoreRepulsion(_SpeciesPairPotential):
+    """A steep ``4 eps [(sigma/r)^30 - (sigma/r)^6]`` term that keeps ions out of a short-range collapse.
+
+    The 30-6 form is Saika-Voivod, Sciortino & Poole, Phys. Rev. E 63, 011202 (2001), added to BKS
+    whose ``-C/r^6`` term (and Coulomb attraction) otherwise diverges to minus infinity as
+    ``r -> 0``; it is negligible at bonding distances (< 0.02 eV at the Si-O bond length).
+    Shifted to zero at ``cutoff``.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{("Si", "O"): (epsilon [eV], sigma [Å]), ...}``.
+    cutoff : float
+        Å.
+    """
+
+    def __init__(self, params: Mapping[tuple[str, str], Sequence[float]], *, cutoff: float = 5.5,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__({"epsilon": {k: v[0] for k, v in params.items()},
+                          "sigma": {k: v[1] for k, v in params.items()}}, cutoff, device, dtype)
+
+    def pair_energy(self, r, zi, zj):
+        eps, sig = self._lookup("epsilon", zi, zj, r), self._lookup("sigma", zi, zj, r)
+
+        def phi(x):
+            s6 = (sig / x) ** 6
+            return 4 * eps * (s6 ** 5 - s6)
+
+        return phi(r) - phi(torch.full_like(r, self.cutoff))
+
+
+class DSFCoulomb(PairPotential):
+    """Damped shifted-force Coulomb (Fennell & Gezelter, J. Chem. Phys. 124, 234104 (2006), eq. 18).
+
+    ``k q_i q_j [erfc(a r)/r - erfc(a Rc)/Rc + (erfc(a Rc)/Rc^2 + 2a/sqrt(pi) exp(-a^2 Rc^2)/Rc)(r - Rc)]``
+    for ``r < Rc``: energy and force both go to zero at the cutoff, a pairwise stand-in for Ewald.
+
+    Parameters
+    ----------
+    charges : mapping
+        ``{"Si": 2.4, "O": -1.2}``, e.
+    alpha : float
+        Damping, 1/Å (0.2 is Fennell & Gezelter's choice for Rc near 10 Å).
+    cutoff : float
+        Rc, Å.
+    """
+
+    def __init__(self, charges: Mapping[str, float], *, alpha: float = 0.2, cutoff: float = 10.0,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if not cutoff > 0 or not alpha >= 0:
+            raise SimsInputError(f"need cutoff > 0 and alpha >= 0, got {cutoff}, {alpha}")
+        table = torch.zeros(119, dtype=torch.float64)
+        for el, q in charges.items():
+            if el not in atomic_numbers:
+                raise SimsInputError(f"unknown element {el!r} in charges")
+            table[atomic_numbers[el]] = float(q)
+        self.charges = nn.Parameter(table.to(device=device, dtype=dtype))
+        self.alpha = float(alpha)
+        self.cutoff = float(cutoff)
+
+    def pair_energy(self, r, zi, zj):
+        a, rc = self.alpha, self.cutoff
+        erfc_rc = math.erfc(a * rc)
+        slope = erfc_rc / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+        q = self.charges.to(r)
+        return COULOMB_CONSTANT * q[zi] * q[zj] * (torch.erfc(a * r) / r - erfc_rc / rc + slope * (r - rc))
+
+
+class TabulatedPair(PairPotential):
+    """A pair potential tabulated on a uniform grid, with trainable values (cubic Hermite spline).
+
+    Between knots the energy is the cubic Hermite interpolant with Catmull-Rom slopes (central
+    differences, one-sided at the ends), so it is C1 and linear in the values: gradients with
+    respect to ``values`` are what learning a potential from structure needs. Below the first knot
+    it continues linearly; at and beyond the last knot (the cutoff) it is zero, so the last value
+    should be zero for a continuous energy.
+
+    Parameters
+    ----------
+    r_min, cutoff : float
+        First and last knot, Å.
+    values : sequence of float
+        Energies at the ``len(values)`` uniformly spaced knots, eV.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.linspace(2.5, 8.5, 601)
+    >>> pot = TabulatedPair(r_min=2.5, cutoff=8.5, values=4 * 0.0104 * ((3.4 / r) ** 12 - (3.4 / r) ** 6))
+    """
+
+    def __init__(self, *, r_min: float, cutoff: float, values: Sequence[float],
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        values = torch.as_tensor(values, dtype=torch.float64).flatten()
+        if values.numel() < 3 or not 0 <= r_min < cutoff or not torch.isfinite(values).all():
+            raise SimsInputError(f"need >= 3 finite values and 0 <= r_min < cutoff; got {values.numel()} values, "
+                                 f"r_min={r_min}, cutoff={cutoff}")
+        self.r_min = float(r_min)
+        self.cutoff = float(cutoff)
+        self.values = nn.Parameter(values.to(device=device, dtype=dtype))
+
+    @property
+    def spacing(self) -> float:
+        """Knot spacing, Å."""
+        return (self.cutoff - self.r_min) / (self.values.numel() - 1)
+
+    def pair_energy(self, r, zi, zj):
+        v = self.values.to(r)
+        h = self.spacing
+        slopes = torch.cat([(v[1:2] - v[0:1]) / h, (v[2:] - v[:-2]) / (2 * h), (v[-1:] - v[-2:-1]) / h])
+        x = (r - self.r_min) / h
+        k = torch.clamp(torch.floor(x).long(), 0, v.numel() - 2)
+        t = x - k
+        t2, t3 = t * t, t * t * t
+        inside = (2 * t3 - 3 * t2 + 1) * v[k] + (t3 - 2 * t2 + t) * h * slopes[k] \
+            + (-2 * t3 + 3 * t2) * v[k + 1] + (t3 - t2) * h * slopes[k + 1]
+        below = v[0] + slopes[0] * (r - self.r_min)
+        return torch.where(x < 0, below, inside)
+
+
+class SumPotential(Potential):
+    """The sum of several potentials; its cutoff is the largest of theirs."""
+
+    def __init__(self, potentials: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not potentials:
+            raise SimsInputError("SumPotential needs at least one potential")
+        self.terms = nn.ModuleList(potentials)
+        self.cutoff = max(float(p.cutoff) for p in potentials)
+
+    def forward(self, positions, cell, numbers, pairs):
+        if all(isinstance(t, PairPotential) for t in self.terms):
+            # Pair terms share one distance computation (the costly part for a sum like BKS).
+            r, zi, zj = _distances(positions, cell, numbers, pairs)
+            return sum(t.energy_from_distances(r, zi, zj, pairs.half) for t in self.terms)
+        return sum(term(positions, cell, numbers, pairs) for term in self.terms)
+
+
+#: BKS parameters, van Beest, Kramer & van Santen, Phys. Rev. Lett. 64, 1955 (1990), Table I:
+#: (A [eV], rho = 1/b [Å], C [eV Å^6]); Si-Si has no short-range term.
+BKS_BUCKINGHAM = {("O", "O"): (1388.7730, 1 / 2.76000, 175.0000), ("Si", "O"): (18003.7572, 1 / 4.87318, 133.5381)}
+BKS_CHARGES = {"Si": 2.4, "O": -1.2}
+#: 30-6 core correction of Saika-Voivod, Sciortino & Poole, Phys. Rev. E 63, 011202 (2001): (epsilon [eV], sigma [Å]).
+BKS_CORE = {("Si", "O"): (3.0e-3, 1.313), ("O", "O"): (1.2e-3, 1.779)}
+
+
+def BKS(*, short_cutoff: float = 5.5, coulomb_cutoff: float = 10.0, alpha: float = 0.2,
+        device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> SumPotential:
+    """The BKS silica potential: Buckingham + damped shifted-force Coulomb + 30-6 core repulsion.
+
+    Parameters
+    ----------
+    short_cutoff : float
+        Cutoff of the Buckingham and core terms, Å (5.5 Å as Vollmayr, Kob & Binder,
+        Phys. Rev. B 54, 15808 (1996), who shift the Buckingham term to zero there).
+    coulomb_cutoff, alpha : float
+        DSF Coulomb cutoff (Å) and damping (1/Å), in place of the Ewald sum of the original paper.
+    device, dtype
+        Of the parameters.
+
+    Returns
+    -------
+    SumPotential
+        Terms ``[Buckingham, DSFCoulomb, CoreRepulsion]``; charges +2.4 e (Si), -1.2 e (O).
+
+    References
+    ----------
+    van Beest, Kramer & van Santen, Phys. Rev. Lett. 64, 1955 (1990) (parameters);
+    Fennell & Gezelter, J. Chem. Phys. 124, 234104 (2006) (DSF Coulomb);
+    Saika-Voivod, Sciortino & Poole, Phys. Rev. E 63, 011202 (2001) (30-6 correction).
+    """
+    kw = {"device": device, "dtype": dtype}
+    return SumPotential([Buckingham(BKS_BUCKINGHAM, cutoff=short_cutoff, **kw),
+                         DSFCoulomb(BKS_CHARGES, alpha=alpha, cutoff=coulomb_cutoff, **kw),
+                         CoreRepulsion(BKS_CORE, cutoff=short_cutoff, **kw)])

@@ -1,0 +1,158 @@
+"""Analysis against freud, brute-force definitions and analytic results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.build import bulk
+
+import sims
+from sims.analysis import (MSD, RDF, arrhenius_fit, bond_angle_distribution, bond_angles, collective_diffusivity,
+                           coordination_numbers, haven_ratio, tracer_diffusivity, unwrap, vdos)
+from sims.errors import SimsInputError
+
+F64 = torch.float64
+
+
+def _liquid_frames(n_frames=3):
+    rng = np.random.default_rng(0)
+    frames = []
+    kr = np.random.default_rng(1).random(256) < 0.3  # same composition in every frame (freud pools frames)
+    for _ in range(n_frames):
+        atoms = bulk("Ar", "fcc", a=5.8, cubic=True).repeat(4)
+        atoms.positions += rng.normal(0, 0.4, atoms.positions.shape)
+        atoms.numbers[kr] = 36  # a Kr fraction for partial RDFs
+        frames.append(atoms)
+    return frames
+
+
+def _freud_rdf(frames, r_max, bins, a=None, b=None, mode="finite_size"):
+    import freud
+
+    rdf = freud.density.RDF(bins=bins, r_max=r_max, normalization_mode=mode)
+    for atoms in frames:
+        box = freud.box.Box.from_matrix(atoms.cell[:].T)
+        pa = atoms.positions[atoms.numbers == a] if a else atoms.positions
+        pb = atoms.positions[atoms.numbers == b] if b else atoms.positions
+        rdf.compute(system=(box, pb), query_points=pa if a else None, reset=False)
+    return rdf.bin_centers, rdf.rdf
+
+
+def test_total_rdf_equals_freud():
+    frames = _liquid_frames()
+    ours = RDF(r_max=10.0, bins=100).compute(frames)
+    r, g = _freud_rdf(frames, 10.0, 100)
+    np.testing.assert_allclose(ours.r, r, atol=1e-6)
+    np.testing.assert_allclose(ours.g, g, rtol=1e-5, atol=1e-6)
+    # Ideal gas: g = 1 at all r (the (N - 1)/V normalisation leaves no 1/N bias).
+    rng = np.random.default_rng(9)
+    gas = Atoms("Ar40", positions=rng.uniform(0, 12, (40, 3)), cell=[12] * 3, pbc=True)
+    frames_gas = []
+    for _ in range(200):
+        gas = gas.copy()
+        gas.positions = rng.uniform(0, 12, (40, 3))
+        frames_gas.append(gas)
+    g_gas = RDF(r_max=6.0, bins=6, r_min=3.0).compute(frames_gas).g
+    np.testing.assert_allclose(g_gas, 1.0, atol=0.03)
+
+
+def test_partial_rdf_equals_freud_and_coordination():
+    frames = _liquid_frames()
+    ours = RDF(r_max=10.0, bins=100, species=("Ar", "Kr")).compute(frames)
+    _, g = _freud_rdf(frames, 10.0, 100, a=18, b=36, mode="exact")  # disjoint species: freud's exact mode
+    np.testing.assert_allclose(ours.g, g, rtol=1e-5, atol=1e-6)
+    # n(r) is the mean count of Kr within r of an Ar atom.
+    cn = np.mean([coordination_numbers(f, 5.0, center="Ar", neighbor="Kr").mean() for f in frames])
+    assert ours.n_r[49] == pytest.approx(cn)
+
+
+def test_coordination_and_angles_of_crystals():
+    si = bulk("Si", "diamond", a=5.43)
+    assert (coordination_numbers(si, 2.6) == 4).all()
+    angles = bond_angles(si, 2.6)
+    assert len(angles) == 2 * 6 and np.allclose(angles, np.degrees(np.arccos(-1 / 3)))
+    centres, density = bond_angle_distribution([si], 2.6, bins=180)
+    assert centres[np.argmax(density)] == pytest.approx(109.5)
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a = bond_angles(cu, 3.0)
+    # fcc first shell: 66 angles per atom: 24 x 60, 12 x 90, 24 x 120, 6 x 180.
+    assert len(a) == 4 * 66
+    assert [np.sum(np.isclose(a, x)) for x in (60, 90, 120, 180)] == [96, 48, 96, 24]
+
+
+def _direct_msd(x):
+    t = len(x)
+    return np.array([np.mean(np.sum((x[m:] - x[: t - m]) ** 2, axis=-1)) for m in range(t)])
+
+
+def test_msd_fft_equals_direct_definition_and_unwraps():
+    rng = np.random.default_rng(1)
+    cell = np.diag([6.0, 7.0, 8.0])
+    true = np.cumsum(rng.normal(0, 0.3, (200, 10, 3)), axis=0)
+    wrapped = true % np.diag(cell)
+    np.testing.assert_allclose(unwrap(wrapped, cell) - unwrap(wrapped, cell)[0], true - true[0], atol=1e-9)
+    msd = MSD(timestep=2.0).compute(wrapped, cell=cell)
+    np.testing.assert_allclose(msd.msd, _direct_msd(true), rtol=1e-9, atol=1e-9)
+    assert msd.lag[5] == 10.0
+
+
+class _Free(torch.nn.Module):
+    """No interactions: the free Langevin particle."""
+
+    cutoff = 0.0
+
+    def forward(self, positions, cell, numbers, pairs):
+        return (positions * 0).sum()
+
+
+def test_free_langevin_particle_diffusivity():
+    """Free Langevin particles: D = kT / (m gamma) (Einstein), checked per axis and in the ab-plane."""
+    n, temperature, friction = 400, 300.0, 0.02  # friction 1/fs
+    atoms = Atoms("Ar%d" % n, positions=np.random.default_rng(0).uniform(0, 20, (n, 3)), cell=[20] * 3, pbc=True)
+    md = sims.MD(atoms, _Free(), sims.Langevin(timestep=5.0, temperature=temperature, friction=friction),
+                 temperature=temperature, seed=2, dtype=F64, record_every=10, min_distance=None)
+    md.run(6000)
+    msd = MSD(timestep=50.0).compute(md.trajectory, unwrapped=True)
+    mass = atoms.get_masses()[0]
+    expected = units.kB * temperature / (mass * friction / units.fs) * units.fs  # Å^2/fs
+    window = (2000.0, 12000.0)  # >> 1/gamma = 50 fs: diffusive regime
+    d3 = tracer_diffusivity(msd, fit_range=window)
+    dab = tracer_diffusivity(msd, dims=(0, 1), fit_range=window)
+    assert d3.D == pytest.approx(expected, rel=0.1)
+    assert dab.D == pytest.approx(expected, rel=0.1)
+    # Independent particles: collective (charge) diffusivity equals the tracer one, Haven ratio 1.
+    dc = collective_diffusivity(md.trajectory, timestep=50.0, unwrapped=True, fit_range=window)
+    h, h_err = haven_ratio(d3, dc)
+    assert h == pytest.approx(1.0, abs=max(4 * h_err, 0.35))
+
+
+def test_arrhenius_fit_recovers_parameters():
+    rng = np.random.default_rng(3)
+    t = np.array([600.0, 800.0, 1000.0, 1200.0, 1500.0])
+    d_true = 1e-2 * np.exp(-0.45 / (units.kB * t))
+    err = 0.03 * d_true
+    d = d_true * (1 + rng.normal(0, 0.03, t.shape))
+    fit = arrhenius_fit(t, d, err)
+    assert fit.Ea == pytest.approx(0.45, abs=3 * fit.Ea_err)
+    assert 0 < fit.Ea_err < 0.05
+    assert fit.D0 == pytest.approx(1e-2, rel=3 * fit.D0_err / fit.D0)
+
+
+def test_vdos_peak_of_harmonic_motion():
+    t = np.arange(2000) * 1.0  # fs
+    nu = 5.0  # THz
+    v = np.cos(2 * np.pi * nu * 1e-3 * t)[:, None, None] * np.ones((1, 4, 3))
+    freq, dos = vdos(v, timestep=1.0)
+    assert freq[np.argmax(dos)] == pytest.approx(nu, abs=freq[1])
+    assert dos.sum() * freq[1] == pytest.approx(1.0)
+
+
+def test_bad_input():
+    with pytest.raises(SimsInputError):
+        RDF(r_max=-1.0)
+    with pytest.raises(SimsInputError, match="3-D cell"):
+        RDF(r_max=3.0).compute([Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])])
+    with pytest.raises(SimsInputError, match="cell"):
+        MSD(timestep=1.0).compute(np.zeros((5, 2, 3)))

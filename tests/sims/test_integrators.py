@@ -1,0 +1,121 @@
+"""Integrators: ASE's Verlet trajectory, NVE energy conservation, canonical kinetic-energy statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.calculators.lj import LennardJones as AseLJ
+from ase.md.verlet import VelocityVerlet as AseVerlet
+
+import sims
+from sims.errors import SimsInputError
+from sims.potentials import LennardJones
+
+F64 = torch.float64
+
+
+def _argon_pot():
+    return LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, dtype=F64)
+
+
+def _block_error(x: np.ndarray, n_blocks: int = 10) -> float:
+    """Standard error of the mean from block averages (accounts for time correlation)."""
+    blocks = np.array_split(x, n_blocks)
+    means = np.array([b.mean() for b in blocks])
+    return float(means.std(ddof=1) / np.sqrt(n_blocks))
+
+
+def test_verlet_equals_ase_trajectory(argon_liquid):
+    atoms = argon_liquid.copy()
+    rng = np.random.default_rng(0)
+    atoms.set_velocities(rng.normal(0, 0.01, (len(atoms), 3)))
+    md = sims.MD(atoms, _argon_pot(), sims.VelocityVerlet(timestep=5.0), dtype=F64, record_every=10)
+    md.run(50)
+    ref = atoms.copy()
+    ref.calc = AseLJ(sigma=3.4, epsilon=0.0104, rc=8.5)
+    AseVerlet(ref, timestep=5.0 * units.fs).run(50)
+    np.testing.assert_allclose(md.positions_array(), ref.positions, atol=1e-9)
+    np.testing.assert_allclose(md.trajectory[-1].get_velocities(), ref.get_velocities(), atol=1e-11)
+    assert md.trajectory[-1].info["step"] == 50 and md.trajectory[-1].info["time"] == pytest.approx(250.0)
+    assert md.trajectory[-1].get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-9)
+
+
+def test_nve_energy_drift_bounded_and_second_order(argon_liquid):
+    # Liquid argon at 100 K, Morse-free shifted LJ (forces jump by < 1e-4 eV/Å at the cutoff).
+    spread = {}
+    for dt in (2.0, 4.0):
+        md = sims.MD(argon_liquid, _argon_pot(), sims.VelocityVerlet(timestep=dt), temperature=100.0, seed=1,
+                     dtype=F64, record_every=0)
+        energies = [md.conserved_energy()]
+        for _ in range(int(500 / dt)):
+            md.run(5)
+            energies.append(md.conserved_energy())
+        energies = np.array(energies) / len(argon_liquid)
+        spread[dt] = energies.std()
+        # Stated bound: over 2.5 ps (dt = 2 and 4 fs) the total energy stays within 2e-5 eV/atom (kT = 8.6e-3 eV).
+        assert abs(energies[-1] - energies[0]) < 2e-5
+    # Verlet's shadow-Hamiltonian error scales as dt^2: doubling dt quadruples the fluctuation.
+    assert 2.5 < spread[4.0] / spread[2.0] < 6.0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sims.Langevin(timestep=5.0, temperature=120.0, friction=0.02),
+    lambda: sims.NoseHooverChain(timestep=5.0, temperature=120.0, tau=50.0),
+], ids=["langevin", "nose-hoover-chain"])
+def test_canonical_kinetic_energy(make):
+    """Canonical KE: mean g kT/2 and variance g (kT)^2/2 for g quadratic degrees of freedom.
+
+    32 atoms, so the canonical variance is far from the microcanonical one (which for a
+    system this small is markedly smaller) and a wrong ensemble shows.
+    """
+    from ase.build import bulk
+
+    atoms = bulk("Ar", "fcc", a=5.8, cubic=True).repeat(2)
+    integrator = make()
+    md = sims.MD(atoms, _argon_pot(), integrator, temperature=40.0, seed=3, dtype=F64, record_every=0)
+    md.run(300)  # equilibrate from the cold start
+    ke = []
+    for _ in range(1100):
+        md.run(4)
+        ke.append(float(md.state.kinetic_energy()))
+    ke = np.array(ke)
+    g = 3 * len(atoms) - (3 if isinstance(integrator, sims.NoseHooverChain) else 0)
+    kT = units.kB * 120.0
+    mean_err = _block_error(ke)
+    assert abs(ke.mean() - g * kT / 2) < 4 * mean_err + 1e-12
+    assert mean_err < 0.02 * g * kT / 2  # the test has resolving power
+    var_err = _block_error((ke - ke.mean()) ** 2)
+    assert abs(ke.var() - g * kT**2 / 2) < 4 * var_err
+    assert var_err < 0.07 * g * kT**2 / 2  # NVE at this size gives a variance ratio of about 0.45
+
+
+def test_nose_hoover_conserved_quantity(argon_liquid):
+    md = sims.MD(argon_liquid, _argon_pot(), sims.NoseHooverChain(timestep=2.0, temperature=150.0, tau=50.0),
+                 temperature=60.0, seed=0, dtype=F64, record_every=0)
+    h0 = md.conserved_energy()
+    md.run(300)
+    assert md.temperature() > 90  # heated from 60 K towards 150 K ...
+    assert abs(md.conserved_energy() - h0) / len(argon_liquid) < 2e-5  # ... while H_NHC is conserved
+
+
+def test_langevin_is_reproducible_with_seed(argon_liquid):
+    runs = [sims.MD(argon_liquid, _argon_pot(), sims.Langevin(5.0, 100.0, 0.01), seed=7, temperature=100.0,
+                    dtype=F64, record_every=0).run(20).positions_array() for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_bad_input(argon_liquid):
+    with pytest.raises(SimsInputError):
+        sims.VelocityVerlet(timestep=0.0)
+    with pytest.raises(SimsInputError):
+        sims.Langevin(timestep=1.0, temperature=-5.0)
+    atoms = argon_liquid.copy()
+    atoms.positions[1] = atoms.positions[0] + 0.1
+    with pytest.raises(SimsInputError, match="closer"):
+        sims.MD(atoms, _argon_pot(), sims.VelocityVerlet(1.0))
+    atoms = argon_liquid.copy()
+    atoms.set_masses([0.0] * len(atoms))
+    with pytest.raises(SimsInputError, match="masses"):
+        sims.MD(atoms, _argon_pot(), sims.VelocityVerlet(1.0))

@@ -1,0 +1,83 @@
+"""Neighbour lists against ``ase.neighborlist.neighbor_list`` on random periodic systems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+import sims
+from sims.errors import MissingCellError, SimsInputError
+
+
+def _pair_set(i, j, S):
+    return set(zip(i.tolist(), j.tolist(), map(tuple, np.asarray(S).tolist())))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pairs_equal_ase_random(seed, random_atoms):
+    rng = np.random.default_rng(seed)
+    pbc = rng.random(3) < 0.7
+    atoms = random_atoms(rng, int(rng.integers(1, 40)), triclinic=bool(seed % 2), pbc=pbc)
+    # Cutoffs up to 9 Å exceed half (and often all) of the 3-9 Å cells: several images are needed.
+    cutoff = float(rng.uniform(1.0, 9.0))
+    i, j, S = sims.neighbor_list(atoms, cutoff)
+    ours = _pair_set(i, j, S)
+    assert len(ours) == len(i), "a pair was produced twice"
+    assert ours == _pair_set(*ase_neighbor_list("ijS", atoms, cutoff))
+
+
+def test_known_coordination_fcc_triclinic():
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.6)  # primitive (triclinic) cell of one atom
+    i, j, S = sims.neighbor_list(atoms, 3.0)
+    assert len(i) == 12  # fcc: 12 nearest neighbours at a/sqrt(2) = 2.55 Å, all self-images
+    i, j, S = sims.neighbor_list(atoms, 3.7)
+    assert len(i) == 18  # plus 6 second neighbours at a = 3.6 Å
+
+
+def test_non_periodic_molecule_without_cell():
+    rng = np.random.default_rng(5)
+    atoms = Atoms("C12", positions=rng.uniform(0, 6, (12, 3)))
+    ours = _pair_set(*sims.neighbor_list(atoms, 3.0))
+    assert ours == _pair_set(*ase_neighbor_list("ijS", atoms, 3.0))
+
+
+def test_half_list_is_half_of_full(random_atoms):
+    rng = np.random.default_rng(1)
+    atoms = random_atoms(rng, 30, triclinic=True, pbc=True)
+    t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float64)  # noqa: E731
+    full = sims.build_pairs(t(atoms.positions), t(atoms.cell[:]), torch.tensor([True] * 3), 6.0)
+    half = sims.build_pairs(t(atoms.positions), t(atoms.cell[:]), torch.tensor([True] * 3), 6.0, half=True)
+    assert 2 * len(half.i) == len(full.i)
+    both = _pair_set(half.i, half.j, half.shifts.long()) | _pair_set(half.j, half.i, (-half.shifts).long())
+    assert both == _pair_set(full.i, full.j, full.shifts.long())
+
+
+def test_skin_list_rebuilds_only_when_needed(random_atoms):
+    rng = np.random.default_rng(2)
+    atoms = random_atoms(rng, 20, triclinic=False, pbc=True)
+    pos = torch.as_tensor(atoms.positions)
+    cell, pbc = torch.as_tensor(atoms.cell[:]), torch.tensor([True] * 3)
+    nl = sims.NeighborList(cutoff=3.0, skin=1.0)
+    nl.update(pos, cell, pbc)
+    small = pos + 0.2 * torch.nn.functional.normalize(torch.randn(pos.shape, dtype=pos.dtype), dim=1)
+    nl.update(small, cell, pbc)
+    assert nl.n_builds == 1
+    moved = pos.clone()
+    moved[0, 0] += 0.6
+    nl.update(moved, cell, pbc)
+    assert nl.n_builds == 2
+
+
+def test_bad_input():
+    atoms = Atoms("H2", positions=[[0, 0, 0], [np.nan, 0, 0]], cell=np.eye(3) * 5, pbc=True)
+    with pytest.raises(SimsInputError, match="not finite"):
+        sims.neighbor_list(atoms, 2.0)
+    with pytest.raises(MissingCellError):
+        sims.neighbor_list(Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]], pbc=True), 2.0)
+    with pytest.raises(SimsInputError, match="cutoff"):
+        sims.neighbor_list(Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]]), -1.0)
