@@ -1,6 +1,7 @@
 """graphs: similarity between graphs.
 
-Graph edit distance (certified exact, bipartite and LP bounds, chemistry-informed costs), graph
+Graph edit distance (certified exact, bipartite and LP bounds, chemistry-informed costs), the
+D-measure network dissimilarity, graph
 kernels (GraKeL-backed, with an explicit sparse Weisfeiler-Lehman map), pairwise matrices and top-k
 queries run serially, on local processes or on a Dask cluster, and similarity maps.
 """
@@ -8,6 +9,7 @@ queries run serially, on local processes or on a Dask cluster, and similarity ma
 from __future__ import annotations
 
 from graphs.costs import CallableCosts, ChemicalCosts, CostModel, EditCosts, UniformCosts
+from graphs.dmeasure import DMeasureComponents, DMeasureSignature, d_measure, d_measure_matrix
 from graphs.ged import GEDResult, graph_edit_distance
 from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap, normalize_gram
 from graphs.query import PairMetric, TopK, metric_names, pairwise, top_k
@@ -18,6 +20,10 @@ __all__ = [
     "CostModel",
     "EditCosts",
     "UniformCosts",
+    "DMeasureComponents",
+    "DMeasureSignature",
+    "d_measure",
+    "d_measure_matrix",
     "GEDResult",
     "graph_edit_distance",
     "KERNELS",

@@ -89,6 +89,79 @@ def _matrix(args: argparse.Namespace) -> None:
 _DATASET_HELP = "'glycans' (bundled), a CSV with a glycan column, or graphs.jsonl"
 
 
+def _cutoffs(texts: list[str] | None) -> dict:
+    """``["Si-O=2.0", "Al-O=rdf"]`` -> {("Si", "O"): 2.0, ("Al", "O"): "rdf"}; default Si-O from the RDF."""
+    if not texts:
+        return {("Si", "O"): "rdf"}
+    cutoffs = {}
+    for text in texts:
+        pair, _, value = text.partition("=")
+        species = tuple(pair.split("-"))
+        if len(species) != 2 or not all(species) or not value:
+            raise InputError(f"--cutoff {text!r}: write SPECIES-SPECIES=DISTANCE (Å) or SPECIES-SPECIES=rdf, e.g. Si-O=2.0")
+        try:
+            cutoffs[species] = value if value == "rdf" else float(value)
+        except ValueError:
+            raise InputError(f"--cutoff {text!r}: {value!r} is neither a distance in Å nor 'rdf'") from None
+    return cutoffs
+
+
+def _read_networks(path: str, args: argparse.Namespace, index: str) -> tuple[list, list]:
+    from ase.io import read
+
+    from reprs.glass import network
+
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise InputError(f"no structure file at {path}")
+    if Path(path).suffix == ".db":  # rows' key-value pairs become frame info (labels of --matrix)
+        from ase.db import connect
+
+        rows = list(connect(path).select())
+        rows = rows if index == ":" else rows[-1:]
+        frames = [row.toatoms(add_additional_information=False) for row in rows]
+        for frame, row in zip(frames, rows):
+            frame.info.update(row.key_value_pairs)
+    else:
+        frames = read(path, index=index)
+        frames = frames if isinstance(frames, list) else [frames]
+    if not frames:
+        raise InputError(f"{path} holds no structures")
+    cutoffs = _cutoffs(args.cutoff)
+    graphs = [network(atoms, cutoffs, bridge=args.bridge) for atoms in frames]
+    return graphs, frames
+
+
+def _dmeasure(args: argparse.Namespace) -> None:
+    from graphs.dmeasure import d_measure
+
+    if args.matrix:
+        from graphs.maps import similarity_map
+
+        if args.structures:
+            raise InputError("give either two structure files or --matrix DB, not both")
+        if not args.output:
+            raise InputError("--matrix needs -o OUT (the folder for matrix.npy and the figures)")
+        graphs, frames = _read_networks(args.matrix, args, ":")
+        key = args.label
+        labels = [str(f.info.get(key, "")) for f in frames] if key else None
+        with _client(args) as client:
+            result = similarity_map(graphs, "dmeasure", args.output, labels=labels, client=client, progress=args.progress)
+        print(f"{len(graphs)} x {len(graphs)} D-measure matrix; wrote " + ", ".join(str(p) for p in result.paths.values()))
+        return
+    if len(args.structures) != 2:
+        raise InputError("matrep dmeasure compares two structure files (A B), or a database with --matrix DB -o OUT")
+    (g1,), _ = _read_networks(args.structures[0], args, "-1")
+    (g2,), _ = _read_networks(args.structures[1], args, "-1")
+    parts = d_measure(g1, g2, components=True)
+    print(f"D = {parts.distance:.6f}")
+    print(f"  node-distance term {parts.node_distance:.6f}, dispersion term {parts.dispersion:.6f}, "
+          f"alpha-centrality term {parts.centrality:.6f} (weights 0.45, 0.45, 0.10)")
+    print(f"  networks: {g1.number_of_nodes()} nodes / {g1.number_of_edges()} bonds vs "
+          f"{g2.number_of_nodes()} nodes / {g2.number_of_edges()} bonds")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     from graphs.query import metric_names
 
@@ -117,3 +190,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the subset and the embedding")
     _common(p)
     p.set_defaults(func=_matrix)
+
+    p = subparsers.add_parser(
+        "dmeasure",
+        help="D-measure between the bond networks of two structures, or a matrix over a database",
+        description="Builds bond networks (reprs.glass.network) and compares them with the D-measure "
+        "of Schieber et al. (2017). A B: any files ASE reads (the last frame of each). --matrix DB: every "
+        "frame of an ASE database or trajectory, written to OUT as matrix.npy, heatmap.png, embedding.png.",
+    )
+    p.add_argument("structures", nargs="*", help="two structure files")
+    p.add_argument("--matrix", default=None, help="ASE database (.db) or trajectory: all frames against each other")
+    p.add_argument("-o", "--output", default=None, help="output folder for --matrix")
+    p.add_argument("--cutoff", action="append", help="bond cutoff SPECIES-SPECIES=Å or =rdf (repeatable); default Si-O=rdf")
+    p.add_argument("--bridge", default=None, help="cation network through this bridging species (e.g. O)")
+    p.add_argument("--label", default=None, help="frame info key used as the label of --matrix rows (e.g. T_target)")
+    p.add_argument("--workers", type=int, default=0, help="run on a local Dask cluster with N workers")
+    p.add_argument("--scheduler", default=None, help="address of a Dask scheduler to run on")
+    p.add_argument("--progress", action="store_true", default=None, help="show progress bars")
+    p.set_defaults(func=_dmeasure)

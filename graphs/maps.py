@@ -62,9 +62,14 @@ def embed(matrix: np.ndarray, similarity: bool, seed: int = 0) -> np.ndarray:
         raise InputError(f"an embedding needs at least 3 graphs, got {len(matrix)}")
     if similarity:
         return KernelPCA(n_components=2, kernel="precomputed").fit_transform(matrix)
+    import warnings
+
     symmetric = (matrix + matrix.T) / 2
-    mds = MDS(n_components=2, dissimilarity="precomputed", random_state=seed, n_init=1, normalized_stress="auto")
-    return mds.fit_transform(symmetric)
+    with warnings.catch_warnings():
+        # scikit-learn 1.8-1.9 announce renamed MDS arguments; these spellings work across 1.3-1.9
+        warnings.simplefilter("ignore", FutureWarning)
+        mds = MDS(n_components=2, dissimilarity="precomputed", random_state=seed, n_init=1, normalized_stress="auto")
+        return mds.fit_transform(symmetric)
 
 
 def _save_figure(figure, path: Path) -> Path:

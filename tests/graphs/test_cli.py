@@ -82,3 +82,42 @@ def test_similarity_map_embeds_distances_with_mds(tmp_path):
     far = np.linalg.norm(result.embedding[0] - result.embedding[4])
     near = np.linalg.norm(result.embedding[0] - result.embedding[1])
     assert far > near
+
+
+def test_dmeasure_between_two_structure_files(tmp_path, capsys):
+    from ase.io import write
+
+    from graphs.dmeasure import d_measure
+    from reprs.glass import crystal_reference, network
+
+    quartz = crystal_reference("alpha-quartz", repeat=(2, 2, 2))
+    coesite = crystal_reference("coesite", repeat=(1, 1, 2))
+    write(tmp_path / "q.extxyz", quartz)
+    write(tmp_path / "c.extxyz", coesite)
+    assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), "--cutoff", "Si-O=2.0"]) == 0
+    printed = float(capsys.readouterr().out.splitlines()[0].split("=")[1])
+    cutoffs = {("Si", "O"): 2.0}
+    assert printed == pytest.approx(d_measure(network(quartz, cutoffs), network(coesite, cutoffs)), abs=1e-6)
+
+    assert main(["dmeasure", str(tmp_path / "q.extxyz")]) == 2
+    assert "two structure files" in capsys.readouterr().err
+    assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), "--cutoff", "Si-O"]) == 2
+    assert "SPECIES-SPECIES=DISTANCE" in capsys.readouterr().err
+
+
+def test_dmeasure_matrix_over_a_database(tmp_path, capsys):
+    from ase.db import connect
+
+    from graphs.dmeasure import d_measure_matrix
+    from reprs.glass import crystal_reference, network
+
+    names = ["alpha-quartz", "coesite", "beta-cristobalite"]
+    with connect(tmp_path / "x.db") as db:
+        for name in names:
+            db.write(crystal_reference(name, repeat=(2, 2, 2)), polymorph=name)
+    out = tmp_path / "out"
+    args = ["dmeasure", "--matrix", str(tmp_path / "x.db"), "-o", str(out), "--cutoff", "Si-O=2.0", "--label", "polymorph"]
+    assert main(args) == 0
+    expected = d_measure_matrix([network(crystal_reference(n, repeat=(2, 2, 2)), {("Si", "O"): 2.0}) for n in names])
+    np.testing.assert_allclose(np.load(out / "matrix.npy"), expected, atol=1e-12)
+    assert pd.read_csv(out / "labels.csv")["label"].tolist() == names
