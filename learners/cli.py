@@ -1,0 +1,60 @@
+"""``matrep train CONFIG RUN`` and ``matrep predict RUN INPUT`` (thin wrappers of :mod:`learners.runs`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``predict`` subcommands to the ``matrep`` parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a GNN from a TOML/JSON config into a run folder",
+        description="Train the model CONFIG describes (dataset, model, trainer, split) and write RUN "
+        "(checkpoint, log, metrics, learning curve). Rerunning into RUN resumes from its checkpoint.",
+    )
+    p.add_argument("config", help="TOML or JSON config (see learners.runs)")
+    p.add_argument("run", help="run folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+    q = subparsers.add_parser(
+        "predict",
+        help="predict with a trained run",
+        description="Predict labels (with class probabilities) for the glycans of INPUT: a text file "
+        "with one glycan per line, or a CSV with a 'glycan' column.",
+    )
+    q.add_argument("run", help="run folder written by `matrep train`")
+    q.add_argument("input", help="glycans: .txt (one per line) or .csv (column 'glycan')")
+    q.add_argument("-o", "--output", help="CSV to write (default: print)")
+    q.set_defaults(func=_predict)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from learners.runs import train_run
+
+    print(json.dumps(train_run(args.config, args.run, progress=not args.quiet), indent=1))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from learners.errors import InputError
+    from learners.runs import predict_run
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise InputError(f"input file {args.input!r} not found")
+    if path.suffix == ".csv":
+        table = pd.read_csv(path)
+        if "glycan" not in table.columns:
+            raise InputError(f"{args.input} has no 'glycan' column; columns: {list(table.columns)}")
+        glycans = table["glycan"].astype(str).tolist()
+    else:
+        glycans = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    table = predict_run(args.run, glycans, args.output)
+    if args.output is None:
+        print(table.to_csv(index=False), end="")

@@ -1,0 +1,96 @@
+"""Lists of networkx graphs -> lists of PyG ``Data`` ready for batching, with checked feature widths."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import networkx as nx
+import numpy as np
+import torch
+
+from learners.errors import InputError, InputTypeError
+
+__all__ = ["graphs_to_data", "feature_widths"]
+
+
+def feature_widths(graphs: Sequence[Any]) -> tuple[int, int | None]:
+    """Node and edge feature widths shared by all ``graphs``.
+
+    Raises
+    ------
+    InputTypeError
+        If ``graphs`` is not a sequence of networkx graphs.
+    InputError
+        If it is empty, a graph has no nodes, or two graphs' (or a graph's) widths differ.
+    """
+    if isinstance(graphs, nx.Graph) or not isinstance(graphs, Sequence):
+        raise InputTypeError(f"expected a list of networkx graphs, got {type(graphs).__name__}")
+    if len(graphs) == 0:
+        raise InputError("the list of graphs is empty")
+    node_w, edge_w = set(), set()
+    for i, g in enumerate(graphs):
+        if not isinstance(g, nx.Graph):
+            raise InputTypeError(f"item {i} is a {type(g).__name__}, not a networkx graph")
+        if g.number_of_nodes() == 0:
+            raise InputError(f"graph {i} ({g.graph.get('name')!r}) has no nodes")
+        node_w.update(np.shape(x)[-1] if x is not None else None for _, x in g.nodes(data="x"))
+        edge_w.update(np.shape(x)[-1] if x is not None else None for *_, x in g.edges(data="x"))
+        if len(node_w) > 1 or len(edge_w) > 1:
+            raise InputError(
+                f"feature widths differ at graph {i} ({g.graph.get('name')!r}): node widths {node_w}, "
+                f"edge widths {edge_w}; every graph needs node 'x' (and edge 'x') of one width"
+            )
+    (n,), e = node_w, (edge_w.pop() if edge_w else None)
+    if n is None:
+        raise InputError("nodes need an 'x' feature vector")
+    return int(n), None if e is None else int(e)
+
+
+def graphs_to_data(
+    graphs: Sequence[Any],
+    y: np.ndarray | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    undirected: bool = True,
+    edge_dim: int | None = None,
+) -> list:
+    """Convert graphs (and per-graph targets) to PyG ``Data`` objects.
+
+    Parameters
+    ----------
+    graphs : sequence of networkx.Graph
+        Node ``x`` required, edge ``x`` where edges exist (see :func:`reprs.convert.to_pyg`).
+    y : array, optional
+        One row per graph, stored as ``data.y`` with a leading axis of 1 so that batches stack.
+    dtype : torch.dtype
+        Float type of features.
+    undirected : bool
+        Messages flow both ways along each bond (glycan graphs are stored child -> parent; a
+        one-way graph would let information reach the reducing end only).
+    edge_dim : int, optional
+        Edge feature width to give edgeless graphs when no graph in the list has an edge.
+
+    Returns
+    -------
+    list of torch_geometric.data.Data
+        With ``x``, ``edge_index``, ``edge_attr`` (``(0, edge_dim)`` for graphs without edges) and ``y``.
+    """
+    from torch_geometric.data import Data
+
+    from reprs.convert import to_pyg
+
+    _, edge_w = feature_widths(graphs)
+    edge_w = edge_w if edge_w is not None else edge_dim
+    if y is not None and len(y) != len(graphs):
+        raise InputError(f"got {len(graphs)} graphs but {len(y)} targets")
+    out = []
+    for i, g in enumerate(graphs):
+        d = to_pyg(g, dtype=dtype, undirected=undirected)
+        data_keys = {"x": d.x, "edge_index": d.edge_index}
+        if edge_w is not None:
+            data_keys["edge_attr"] = d.edge_attr if d.edge_attr is not None else torch.zeros((0, edge_w), dtype=dtype)
+        item = Data(**data_keys, num_nodes=d.num_nodes)
+        if y is not None:
+            item.y = torch.as_tensor(np.asarray(y[i])).unsqueeze(0)
+        out.append(item)
+    return out

@@ -1,0 +1,411 @@
+"""A model-agnostic training loop shared by every learner of the project.
+
+The trainer knows nothing of graphs: it batches a sequence of items with a ``collate`` function
+and asks a ``step(model, batch) -> (loss, outputs, target)`` hook for the loss. GNNs use
+:func:`supervised_step` with :func:`learners.models.graph_inputs`; an interatomic potential
+passes its own step (energies and autograd forces) and ``eval_grad=True``.
+
+Reproducibility: epoch ``e`` shuffles the training set with ``numpy.random.default_rng([seed, e])``
+and runs under a torch RNG seeded from ``(seed, e)`` (dropout), inside ``torch.random.fork_rng`` so
+that the caller's global RNG is untouched. Because nothing random carries over from one epoch to
+the next, a run resumed from its checkpoint after epoch ``e`` continues exactly as the
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from learners.errors import InputError, TrainingDivergedError
+from learners.metrics import METRIC_MODES, evaluate
+
+__all__ = ["Trainer", "supervised_step", "resolve_device", "move_batch", "pyg_collate", "SCHEDULES"]
+
+SCHEDULES = ("cosine", "plateau", "constant")
+
+Step = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, Any, Any]]
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` (CUDA when available) or a ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InputError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def move_batch(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Move tensors (also inside dicts, lists, tuples and PyG batches) to ``device``; floats to ``dtype``."""
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+
+    if isinstance(batch, torch.Tensor):
+        return move(batch)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_batch(v, device, dtype) for v in batch)
+    if hasattr(batch, "apply"):  # torch_geometric Data / Batch
+        return batch.apply(move)
+    return batch
+
+
+def pyg_collate(items: Sequence[Any]) -> Any:
+    """PyG's ``Batch.from_data_list`` (the default ``collate``)."""
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list(list(items))
+
+
+def supervised_step(
+    inputs: Callable[[Any], tuple],
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    target: Callable[[Any], torch.Tensor] = lambda batch: batch.y,
+) -> Step:
+    """The usual step: ``outputs = model(*inputs(batch))``, ``loss(outputs, target(batch))``."""
+
+    def step(model: torch.nn.Module, batch: Any):
+        outputs = model(*inputs(batch))
+        y = target(batch)
+        return loss(outputs, y), outputs, y
+
+    return step
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    # Write beside the target, then rename: a crash leaves the old checkpoint intact.
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _n_items(target: Any) -> int:
+    if isinstance(target, dict):
+        target = next(iter(target.values()))
+    return int(target.shape[0])
+
+
+def _concat(parts: list) -> Any:
+    if isinstance(parts[0], dict):
+        return {k: _concat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat([p.detach().to("cpu", torch.float64 if p.is_floating_point() else p.dtype) for p in parts]).numpy()
+
+
+class Trainer:
+    """Train any ``torch.nn.Module`` with AdamW, a schedule, early stopping and checkpoints.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+    lr : float
+        Peak learning rate of AdamW.
+    weight_decay : float
+        AdamW's decoupled weight decay.
+    schedule : {"cosine", "plateau", "constant"}
+        Cosine annealing to 0 over ``epochs``; halve the rate after ``max(1, patience // 3)``
+        epochs without improvement of ``monitor`` (``patience`` 10 when None); or constant.
+    patience : int, optional
+        Stop after this many epochs without improvement of ``monitor``; None never stops early.
+    monitor : str
+        ``"loss"`` or a metric name of :func:`learners.metrics.evaluate` (``"balanced_accuracy"``,
+        ``"macro_f1"``, ``"mae"``...), read on the validation set (on the training loss when there
+        is none), or any key of a custom ``metrics`` function (``"forces_mae"``).
+    mode : {"min", "max"}, optional
+        Whether a smaller or larger ``monitor`` is better; by default from
+        :data:`learners.metrics.METRIC_MODES`, matching the name or its ending (``"forces_mae"``
+        -> ``"mae"`` -> ``"min"``).
+    min_delta : float
+        A change of ``monitor`` counts as an improvement only when larger than this.
+    clip_norm : float, optional
+        Clip the global gradient norm to this value; None disables.
+    device : {"cpu", "cuda", "auto"} or torch.device
+    dtype : torch.dtype
+        Float type of the model and of the batches' floating tensors.
+    seed : int
+        Seeds the data order and dropout of each epoch.
+    run_dir : path, optional
+        Folder for ``checkpoint.pt`` (written atomically every ``checkpoint_every`` epochs and at
+        the end), ``best.pt`` (weights at the best ``monitor``) and ``log.jsonl`` (one JSON record
+        per epoch). None keeps everything in memory.
+    resume : bool
+        Continue from ``run_dir/checkpoint.pt`` when it exists.
+    restore_best : bool
+        Load the best weights into the model at the end (when a validation set was given).
+    progress : bool
+        Show a tqdm bar over epochs.
+    eval_grad : bool
+        Keep autograd on during evaluation (forces of a potential need it).
+    callbacks : sequence of callables
+        Called as ``callback(trainer, record)`` after each epoch's checkpoint; a callback may raise
+        to stop the run (the checkpoint is already safe).
+
+    Attributes
+    ----------
+    history_ : list of dict
+        The per-epoch records (also in ``log.jsonl``).
+    best_epoch_, best_score_
+        Epoch and ``monitor`` value of the best epoch.
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        patience: int | None = None,
+        monitor: str = "loss",
+        mode: str | None = None,
+        min_delta: float = 0.0,
+        clip_norm: float | None = 5.0,
+        device: Any = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        run_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        checkpoint_every: int = 1,
+        restore_best: bool = True,
+        progress: bool = False,
+        eval_grad: bool = False,
+        callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
+    ) -> None:
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
+        if schedule not in SCHEDULES:
+            raise InputError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+        if mode is None:
+            endings = [key for key in METRIC_MODES if monitor == key or monitor.endswith("_" + key)]
+            if not endings:
+                raise InputError(
+                    f"cannot tell whether monitor {monitor!r} should go up or down: give mode='min' or 'max', "
+                    f"or use one of {sorted(METRIC_MODES)}"
+                )
+            mode = METRIC_MODES[max(endings, key=len)]
+        if mode not in ("min", "max"):
+            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise InputError(f"patience must be a positive int or None, got {patience!r}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise InputError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        if lr <= 0:
+            raise InputError(f"lr must be > 0, got {lr}")
+        self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
+        self.schedule, self.patience, self.monitor, self.clip_norm = schedule, patience, monitor, clip_norm
+        self.mode, self.min_delta = mode, min_delta
+        self.device, self.dtype, self.seed = resolve_device(device), dtype, seed
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.resume, self.checkpoint_every, self.restore_best = resume, checkpoint_every, restore_best
+        self.progress, self.eval_grad, self.callbacks = progress, eval_grad, tuple(callbacks)
+        self.history_: list[dict] = []
+        self.best_epoch_: int | None = None
+        self.best_score_: float | None = None
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _batches(self, items: Sequence[Any], collate: Callable, order: np.ndarray):
+        for start in range(0, len(order), self.batch_size):
+            yield move_batch(collate([items[i] for i in order[start:start + self.batch_size]]), self.device, self.dtype)
+
+    def _fork_rng(self):
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
+    def run_eval(self, model: torch.nn.Module, items: Sequence[Any], step: Step, collate: Callable = pyg_collate):
+        """Mean loss, concatenated outputs and targets (numpy, float64) of ``items`` in order."""
+        model.eval()
+        total, outs, targets = 0.0, [], []
+        with torch.set_grad_enabled(self.eval_grad):
+            for batch in self._batches(items, collate, np.arange(len(items))):
+                loss, out, y = step(model, batch)
+                total += float(loss.detach()) * _n_items(y)
+                outs.append(out)
+                targets.append(y)
+        return total / len(items), _concat(outs), _concat(targets)
+
+    def predict(
+        self, model: torch.nn.Module, items: Sequence[Any], forward: Callable[[torch.nn.Module, Any], Any], collate: Callable = pyg_collate
+    ) -> Any:
+        """``forward(model, batch)`` over ``items`` in order, concatenated (numpy, float64)."""
+        if len(items) == 0:
+            raise InputError("nothing to predict: the input is empty")
+        model.eval()
+        with torch.set_grad_enabled(self.eval_grad):
+            return _concat([forward(model, b) for b in self._batches(items, collate, np.arange(len(items)))])
+
+    def _train_epoch(self, model, optimizer, items, step, collate, epoch: int) -> float:
+        model.train()
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(items))
+        total = 0.0
+        with self._fork_rng():
+            torch.manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
+            for batch in self._batches(items, collate, order):
+                optimizer.zero_grad(set_to_none=True)
+                loss, _, y = step(model, batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(f"non-finite training loss {float(loss.detach())} at epoch {epoch}; lower lr or set clip_norm")
+                loss.backward()
+                if self.clip_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_norm)
+                optimizer.step()
+                total += float(loss.detach()) * _n_items(y)
+        return total / len(items)
+
+    def _make_scheduler(self, optimizer):
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs)
+        if self.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.mode, factor=0.5, patience=max(1, (self.patience or 10) // 3))
+        return None
+
+    def _improved(self, score: float) -> bool:
+        if self.best_score_ is None:
+            return True
+        if self.mode == "min":
+            return score < self.best_score_ - self.min_delta
+        return score > self.best_score_ + self.min_delta
+
+    def _write_log(self) -> None:
+        from reprs.graphio import atomic_write
+
+        atomic_write(self.run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in self.history_))
+
+    # -- public -------------------------------------------------------------------------------
+    def fit(
+        self,
+        model: torch.nn.Module,
+        train: Sequence[Any],
+        val: Sequence[Any] | None = None,
+        *,
+        step: Step,
+        task: str | None = None,
+        metrics: Callable[[Any, Any], dict] | None = None,
+        collate: Callable[[Sequence[Any]], Any] = pyg_collate,
+    ) -> Trainer:
+        """Train ``model`` in place on ``train``; score ``val`` every epoch.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Moved to the trainer's device and dtype.
+        train, val : sequences of items
+            What ``collate`` batches (PyG ``Data`` by default).
+        step : callable
+            ``step(model, batch) -> (loss, outputs, target)``; see :func:`supervised_step`.
+        task : {"multiclass", "multilabel", "regression"}, optional
+            Scores validation outputs with :func:`learners.metrics.evaluate`.
+        metrics : callable, optional
+            ``metrics(target, outputs) -> dict`` (numpy arrays), instead of ``task``.
+
+        Returns
+        -------
+        Trainer
+            ``self``, with ``history_``, ``best_epoch_`` and ``best_score_`` set.
+        """
+        if len(train) == 0:
+            raise InputError("the training set is empty")
+        if val is not None and len(val) == 0:
+            raise InputError("the validation set is empty; pass None for no validation")
+        if metrics is None and task is not None:
+            metrics = lambda y, out: evaluate(task, y, out)  # noqa: E731
+        if self.monitor != "loss" and (val is None or metrics is None):
+            raise InputError(f"monitor={self.monitor!r} needs a validation set and a task or metrics function")
+        model.to(device=self.device, dtype=self.dtype)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scheduler = self._make_scheduler(optimizer)
+        start, bad, best_state = 1, 0, None
+        self.history_, self.best_epoch_, self.best_score_ = [], None, None
+        checkpoint = None if self.run_dir is None else self.run_dir / "checkpoint.pt"
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume and checkpoint is not None and checkpoint.exists():
+            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            start, bad, best_state = state["epoch"] + 1, state["bad_epochs"], state["best_state"]
+            self.history_, self.best_epoch_, self.best_score_ = state["history"], state["best_epoch"], state["best_score"]
+        if start > self.epochs or (self.patience is not None and bad >= self.patience):
+            start = self.epochs + 1  # the checkpoint is of a finished run
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(start, self.epochs + 1), disable=not self.progress, desc="epochs", leave=False)
+        for epoch in bar:
+            tic = time.perf_counter()
+            record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+            record["train_loss"] = self._train_epoch(model, optimizer, train, step, collate, epoch)
+            score = record["train_loss"]
+            if val is not None:
+                val_loss, out, y = self.run_eval(model, val, step, collate)
+                record["val_loss"] = val_loss
+                if metrics is not None:
+                    record.update({f"val_{k}": v for k, v in metrics(y, out).items()})
+                key = f"val_{self.monitor}"
+                if key not in record:
+                    raise InputError(f"monitor {self.monitor!r} is not among the validation metrics {sorted(record)}")
+                score = record[key]
+            if not math.isfinite(score):
+                raise TrainingDivergedError(f"monitored value {self.monitor} is {score} at epoch {epoch}")
+            if self._improved(score):
+                self.best_epoch_, self.best_score_, bad = epoch, score, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if self.run_dir is not None:
+                    _atomic_torch_save(best_state, self.run_dir / "best.pt")
+            else:
+                bad += 1
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(score)
+            elif scheduler is not None:
+                scheduler.step()
+            record["seconds"] = time.perf_counter() - tic
+            self.history_.append(record)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_loss", f"val_{self.monitor}")})
+            stop = self.patience is not None and bad >= self.patience
+            if self.run_dir is not None:
+                self._write_log()
+                if stop or epoch == self.epochs or epoch % self.checkpoint_every == 0:
+                    _atomic_torch_save(
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": None if scheduler is None else scheduler.state_dict(),
+                            "epoch": epoch,
+                            "bad_epochs": bad,
+                            "best_state": best_state,
+                            "best_epoch": self.best_epoch_,
+                            "best_score": self.best_score_,
+                            "history": self.history_,
+                        },
+                        checkpoint,
+                    )
+            for callback in self.callbacks:
+                callback(self, record)
+            if stop:
+                break
+        if self.restore_best and val is not None and best_state is not None:
+            model.load_state_dict(best_state)
+        return self

@@ -1,0 +1,90 @@
+"""GNNClassifier / GNNRegressor on small glycan tasks built in code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from learners import MODEL_KINDS, GNNClassifier, GNNRegressor
+from learners.errors import InputError, NotFittedError
+from reprs.glycans import glycan_graph
+
+from .conftest import random_glycans
+
+SMALL = dict(hidden=16, layers=2, epochs=25, batch_size=16, lr=5e-3, seed=0)
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_model_beats_the_majority_class_clearly(kind, fucose_task):
+    train_g, train_y, test_g, test_y = fucose_task
+    names = np.where(train_y == 1, "fucosylated", "plain")
+    clf = GNNClassifier(kind=kind, **SMALL).fit(train_g, names)
+    majority = max(np.mean(test_y), 1 - np.mean(test_y))
+    accuracy = clf.score(test_g, np.where(test_y == 1, "fucosylated", "plain"))
+    assert accuracy >= majority + 0.3, f"{kind}: accuracy {accuracy:.2f} vs majority {majority:.2f}"
+    proba = clf.predict_proba(test_g)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert list(clf.classes_) == ["fucosylated", "plain"]
+    assert set(clf.predict(test_g)) <= set(clf.classes_)
+
+
+def test_fit_is_deterministic_and_clone_keeps_parameters(fucose_task):
+    train_g, train_y, test_g, _ = fucose_task
+    a = GNNClassifier(kind="gine", **SMALL).fit(train_g, train_y)
+    b = clone(a).fit(train_g, train_y)
+    assert b.get_params()["kind"] == "gine"
+    np.testing.assert_array_equal(a.predict_proba(test_g), b.predict_proba(test_g))
+
+
+def test_validation_fraction_early_stopping_and_float64(fucose_task, tmp_path):
+    train_g, train_y, test_g, test_y = fucose_task
+    clf = GNNClassifier(
+        kind="gcn", validation_fraction=0.25, patience=5, dtype=torch.float64, run_dir=str(tmp_path), **SMALL
+    ).fit(train_g, train_y)
+    assert clf.trainer_.monitor == "balanced_accuracy"
+    assert {p.dtype for p in clf.model_.parameters()} == {torch.float64}
+    assert (tmp_path / "log.jsonl").exists() and (tmp_path / "checkpoint.pt").exists()
+    assert clf.score(test_g, test_y) > 0.8
+
+
+def test_multilabel(fucose_task):
+    train_g, train_y, test_g, test_y = fucose_task
+    has_man = np.array([any(d == "Man" for _, d in g.nodes(data="label")) for g in train_g + test_g])
+    y = np.stack([np.r_[train_y, test_y], has_man.astype(int)], axis=1)
+    clf = GNNClassifier(kind="gine", **SMALL).fit(train_g, y[:80])
+    pred = clf.predict(test_g)
+    assert pred.shape == (40, 2) and clf.task_ == "multilabel"
+    assert (pred == y[80:]).mean() > 0.85
+
+
+def test_regressor_learns_the_number_of_residues():
+    strings, _ = random_glycans(100, seed=2)
+    graphs = [glycan_graph(s) for s in strings]
+    size = np.array([g.number_of_nodes() for g in graphs], dtype=float)
+    reg = GNNRegressor(kind="gin", readout="sum", hidden=16, layers=2, epochs=40, lr=1e-2, batch_size=16).fit(graphs[:70], size[:70])
+    assert reg.predict(graphs[70:]).shape == (30,)
+    assert reg.score(graphs[70:], size[70:]) > 0.9
+
+
+def test_bad_input(fucose_task):
+    train_g, train_y, *_ = fucose_task
+    with pytest.raises(NotFittedError):
+        GNNClassifier().predict(train_g)
+    with pytest.raises(InputError, match="empty"):
+        GNNClassifier().fit([], [])
+    with pytest.raises(InputError, match="targets"):
+        GNNClassifier().fit(train_g, train_y[:-1])
+    with pytest.raises(InputError, match="2 classes"):
+        GNNClassifier().fit(train_g[:3], ["a", "a", "a"])
+    with pytest.raises(InputError, match="one member"):
+        GNNClassifier(validation_fraction=0.2, epochs=1).fit(train_g[:5], ["a", "a", "b", "b", "c"])
+    with pytest.raises(InputError, match="finite numeric"):
+        GNNRegressor().fit(train_g[:2], [1.0, np.nan])
+    clf = GNNClassifier(kind="gine", epochs=1).fit(train_g[:4], [0, 1, 0, 1])
+    g = glycan_graph("Gal(b1-4)GlcNAc")
+    for n in g:
+        g.nodes[n]["x"] = g.nodes[n]["x"][:64]
+    with pytest.raises(InputError, match="fitted on"):
+        clf.predict([g])

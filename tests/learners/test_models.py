@@ -1,0 +1,111 @@
+"""GraphModel: shapes, permutation invariance, seeds, device/dtype plumbing, bad input."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+
+from learners.data import graphs_to_data
+from learners.errors import InputError, InputTypeError
+from learners.models import MODEL_KINDS, GraphModel, graph_inputs
+from learners.trainer import pyg_collate, resolve_device
+from reprs.glycans import glycan_graph
+
+GLYCAN = "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man(a1-3)[Man(a1-6)]Man(b1-4)GlcNAc"
+
+
+def _model(kind: str, **kw) -> GraphModel:
+    return GraphModel(kind=kind, in_dim=128, edge_dim=40, n_outputs=3, hidden=16, layers=2, dtype=torch.float64, **kw)
+
+
+def _relabelled(graph: nx.DiGraph, seed: int) -> nx.DiGraph:
+    """The same graph with its nodes inserted in a shuffled order (rows of x permuted)."""
+    order = list(graph.nodes)
+    torch.manual_seed(seed)
+    order = [order[i] for i in torch.randperm(len(order)).tolist()]
+    g = nx.DiGraph(**graph.graph)
+    g.add_nodes_from((n, graph.nodes[n]) for n in order)
+    g.add_edges_from(graph.edges(data=True))
+    return g
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_outputs_are_invariant_to_node_order(kind):
+    graph = glycan_graph(GLYCAN)
+    model = _model(kind).eval()
+    ref = model(*graph_inputs(pyg_collate(graphs_to_data([graph], dtype=torch.float64))))
+    out = model(*graph_inputs(pyg_collate(graphs_to_data([_relabelled(graph, 3)], dtype=torch.float64))))
+    assert ref.shape == (1, 3)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_batched_outputs_equal_one_graph_at_a_time(kind):
+    graphs = [glycan_graph(s) for s in (GLYCAN, "Gal(b1-4)GlcNAc", "Glc")]
+    model = _model(kind).eval()
+    batched = model(*graph_inputs(pyg_collate(graphs_to_data(graphs, dtype=torch.float64, edge_dim=40))))
+    single = torch.cat([model(*graph_inputs(pyg_collate(graphs_to_data([g], dtype=torch.float64, edge_dim=40)))) for g in graphs])
+    torch.testing.assert_close(batched, single, rtol=1e-9, atol=1e-9)
+
+
+def test_seed_fixes_the_initial_weights_and_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b, c = _model("gine", seed=7), _model("gine", seed=7), _model("gine", seed=8)
+    assert torch.equal(torch.get_rng_state(), state)
+    pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dtype_and_device_plumbing(dtype):
+    model = GraphModel(kind="nnconv", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1, device="cpu", dtype=dtype)
+    assert {p.dtype for p in model.parameters()} == {dtype}
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=dtype))
+    assert model(*graph_inputs(batch)).dtype == dtype
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on machines without CUDA")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(InputError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_forward_matches_cpu():
+    batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64))
+    cpu = _model("gine").eval()
+    gpu = _model("gine", device="cuda").eval()
+    torch.testing.assert_close(gpu(*graph_inputs(batch.to("cuda"))).cpu(), cpu(*graph_inputs(batch)))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(InputError, match="unknown model kind 'sage'"):
+        GraphModel(kind="sage", in_dim=4, n_outputs=2)
+    with pytest.raises(InputError, match="edge_dim"):
+        GraphModel(kind="gine", in_dim=4, n_outputs=2)
+    with pytest.raises(InputError, match="readout"):
+        GraphModel(kind="gcn", in_dim=4, n_outputs=2, readout="median")
+    with pytest.raises(InputError, match="divisible"):
+        GraphModel(kind="gat", in_dim=4, edge_dim=2, n_outputs=2, hidden=10, heads=4)
+    with pytest.raises(InputError, match="task"):
+        GraphModel(kind="gcn", in_dim=4, n_outputs=2, task="ranking")
+
+
+def test_mismatched_feature_widths():
+    model = _model("gine")
+    batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64))
+    with pytest.raises(InputError, match="in_dim=128"):
+        model(batch.x[:, :64], batch.edge_index, batch.edge_attr, batch.batch)
+    with pytest.raises(InputError, match="edge_dim=40"):
+        model(batch.x, batch.edge_index, None, batch.batch)
+    g = glycan_graph("Gal(b1-4)GlcNAc")
+    g.nodes[0]["x"] = g.nodes[0]["x"][:10]
+    with pytest.raises(InputError, match="widths differ"):
+        graphs_to_data([glycan_graph(GLYCAN), g])
+    with pytest.raises(InputError, match="empty"):
+        graphs_to_data([])
+    with pytest.raises(InputTypeError):
+        graphs_to_data(["Gal(b1-4)GlcNAc"])

@@ -1,0 +1,126 @@
+"""Trainer: determinism, checkpoint resume, early stopping, logs, model-agnostic use."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from learners.data import graphs_to_data
+from learners.errors import InputError, TrainingDivergedError
+from learners.models import GraphModel, graph_inputs, task_loss
+from learners.trainer import Trainer, supervised_step
+
+
+@pytest.fixture(scope="module")
+def data(fucose_task):
+    graphs, y, *_ = fucose_task
+    d = graphs_to_data(graphs, y, dtype=torch.float64)
+    return d[:60], d[60:]
+
+
+def _model(seed: int = 0) -> GraphModel:
+    # Dropout > 0 so that resume must also reproduce the dropout masks.
+    return GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=2, hidden=16, layers=2, dropout=0.2, seed=seed, dtype=torch.float64)
+
+
+STEP = supervised_step(graph_inputs, partial(task_loss, "multiclass"))
+
+
+def _weights(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _fit(data, seed=0, **kw):
+    model = _model()
+    trainer = Trainer(epochs=6, batch_size=16, dtype=torch.float64, seed=seed, **kw)
+    trainer.fit(model, data[0], data[1], step=STEP, task="multiclass")
+    return model, trainer
+
+
+def test_same_seed_same_weights_other_seed_differs(data):
+    a, ta = _fit(data, seed=0, restore_best=False)
+    b, tb = _fit(data, seed=0, restore_best=False)
+    c, _ = _fit(data, seed=1, restore_best=False)
+    assert torch.equal(_weights(a), _weights(b))
+    assert [r["train_loss"] for r in ta.history_] == [r["train_loss"] for r in tb.history_]
+    assert not torch.equal(_weights(a), _weights(c))
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path):
+    full, t_full = _fit(data, run_dir=tmp_path / "full", restore_best=False)
+
+    def crash(trainer, record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(data, run_dir=tmp_path / "cut", restore_best=False, callbacks=[crash])
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 3
+    resumed, t_res = _fit(data, run_dir=tmp_path / "cut", resume=True, restore_best=False)
+    assert torch.equal(_weights(resumed), _weights(full))
+    keys = ("epoch", "lr", "train_loss", "val_loss", "val_accuracy")
+    assert [[r[k] for k in keys] for r in t_res.history_] == [[r[k] for k in keys] for r in t_full.history_]
+    log = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 7))
+    assert not list((tmp_path / "cut").glob("*.tmp")), "temporary checkpoint files left behind"
+
+
+def test_early_stopping_and_best_weights(data, tmp_path):
+    model = _model()
+    # Zero learning rate: nothing improves after epoch 1, so patience 2 stops at epoch 3.
+    trainer = Trainer(epochs=50, lr=1e-12, patience=2, min_delta=1e-6, dtype=torch.float64, run_dir=tmp_path)
+    trainer.fit(model, data[0], data[1], step=STEP, task="multiclass")
+    assert len(trainer.history_) == 3
+    assert trainer.best_epoch_ == 1  # later epochs improve by less than min_delta
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def test_monitor_metric_is_logged_and_used(data):
+    _, trainer = _fit(data, monitor="balanced_accuracy", schedule="plateau")
+    scores = [r["val_balanced_accuracy"] for r in trainer.history_]
+    assert trainer.best_score_ == max(scores)
+    assert {"val_macro_f1", "val_roc_auc", "lr", "seconds"} <= set(trainer.history_[0])
+
+
+def test_model_agnostic_regression_with_custom_collate():
+    # A plain MLP on tensors: the trainer needs only a step and a collate function.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.3
+    items = [(torch.tensor(a), torch.tensor(b)) for a, b in zip(x, y)]
+    collate = lambda rows: (torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))  # noqa: E731
+    model = torch.nn.Linear(3, 1)
+    step = supervised_step(lambda b: (b[0],), partial(task_loss, "regression"), target=lambda b: b[1])
+    trainer = Trainer(epochs=60, batch_size=32, lr=0.05, dtype=torch.float64, schedule="constant", monitor="r2")
+    trainer.fit(model, items[:200], items[200:], step=step, task="regression", collate=collate)
+    assert model.weight.dtype == torch.float64
+    assert trainer.history_[-1]["val_r2"] > 0.999
+    np.testing.assert_allclose(model.weight.detach().numpy().ravel(), [1.0, -2.0, 0.5], atol=1e-2)
+
+
+def test_bad_trainer_input(data):
+    with pytest.raises(InputError, match="schedule"):
+        Trainer(schedule="linear")
+    with pytest.raises(InputError, match="mode='min' or 'max'"):
+        Trainer(monitor="auprc")
+    assert Trainer(monitor="forces_mae").mode == "min" and Trainer(monitor="auprc", mode="max").mode == "max"
+    with pytest.raises(InputError, match="dtype"):
+        Trainer(dtype=torch.int64)
+    with pytest.raises(InputError, match="empty"):
+        Trainer(epochs=1).fit(_model(), [], None, step=STEP)
+    with pytest.raises(InputError, match="validation set"):
+        Trainer(epochs=1, monitor="accuracy").fit(_model(), data[0], None, step=STEP, task="multiclass")
+
+
+def test_non_finite_loss_is_reported(data):
+    def nan_step(model, batch):
+        outputs = model(*graph_inputs(batch))
+        return outputs.sum() * float("nan"), outputs, batch.y
+
+    with pytest.raises(TrainingDivergedError, match="non-finite training loss"):
+        Trainer(epochs=2, dtype=torch.float64).fit(_model(), data[0], step=nan_step)
