@@ -9,47 +9,28 @@ Rows:
 
 Run: ``.venv/bin/python benchmarks/dmeasure.py [--pair-nodes 2000] [--matrix-graphs 8]``.
 netrd is installed with ``pip install --no-deps netrd``; its package import needs ortools, so the
-``dmeasure`` submodule is loaded on its own when that fails (as in tests/graphs/test_dmeasure.py).
+``dmeasure`` submodule is loaded on its own when that fails (tests/graphs/netrd_loader.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import platform
 import sys
 import time
-import types
 from importlib.metadata import version
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from graphs.dmeasure import d_measure, d_measure_matrix
 
-
-def netrd_dmeasure_class():
-    """netrd's DMeasure, importing only its submodule when ``import netrd`` lacks ortools."""
-    try:
-        from netrd.distance import DMeasure
-
-        return DMeasure
-    except ImportError:
-        pass
-    root = list(importlib.util.find_spec("netrd").submodule_search_locations)[0]
-    saved = {k: m for k, m in sys.modules.items() if k == "netrd" or k.startswith("netrd.")}
-    try:
-        for name, path in (("netrd", root), ("netrd.distance", f"{root}/distance")):
-            stub = types.ModuleType(name)
-            stub.__path__ = [path]
-            sys.modules[name] = stub
-        return importlib.import_module("netrd.distance.dmeasure").DMeasure
-    finally:
-        for k in [k for k in sys.modules if k == "netrd" or k.startswith("netrd.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+# The netrd loader is test-support code shared with tests/graphs/test_dmeasure.py; the repository
+# root makes it importable when this file runs as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.graphs.netrd_loader import netrd_dmeasure_class  # noqa: E402
 
 
 def silica_like(n_si: int, seed: int) -> nx.Graph:

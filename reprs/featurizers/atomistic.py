@@ -517,10 +517,27 @@ class LMBTR(_MBTRBase):
         return self._block_labels(blocks, "lmbtr")
 
 
+_Permutation = Literal["sorted_l2", "none", "eigenspectrum", "random"]
+
+
 class _MatrixBase(_DScribeFeaturizer):
     """Coulomb, sine and Ewald matrices: parameters, randomness and labels."""
 
-    def _check_matrix_params(self) -> None:
+    def __init__(
+        self,
+        *,
+        n_atoms_max: int,
+        permutation: _Permutation = "sorted_l2",
+        sigma: float | None = None,
+        seed: int | None = None,
+    ):
+        self.n_atoms_max = n_atoms_max
+        self.permutation = permutation
+        self.sigma = sigma
+        self.seed = seed
+        self._validate()
+
+    def _dscribe_kwargs(self) -> dict[str, Any]:
         if self.permutation == "random" and (
             isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
         ):
@@ -528,9 +545,6 @@ class _MatrixBase(_DScribeFeaturizer):
                 "permutation='random' needs an int seed so that featurize is reproducible, "
                 f"got seed={self.seed!r}"
             )
-
-    def _matrix_kwargs(self) -> dict[str, Any]:
-        self._check_matrix_params()
         return dict(n_atoms_max=self.n_atoms_max, permutation=self.permutation, sigma=self.sigma, seed=self.seed)
 
     def _descriptor(self):
@@ -572,23 +586,6 @@ class CoulombMatrix(_MatrixBase):
     _dscribe_name = "CoulombMatrix"
     _label_prefix = "cm"
 
-    def __init__(
-        self,
-        *,
-        n_atoms_max: int,
-        permutation: Literal["sorted_l2", "none", "eigenspectrum", "random"] = "sorted_l2",
-        sigma: float | None = None,
-        seed: int | None = None,
-    ):
-        self.n_atoms_max = n_atoms_max
-        self.permutation = permutation
-        self.sigma = sigma
-        self.seed = seed
-        self._validate()
-
-    def _dscribe_kwargs(self) -> dict[str, Any]:
-        return self._matrix_kwargs()
-
 
 class SineMatrix(_MatrixBase):
     """Sine matrix of a periodic structure (DScribe ``SineMatrix``); needs a 3-D cell.
@@ -603,25 +600,8 @@ class SineMatrix(_MatrixBase):
     _dscribe_name = "SineMatrix"
     _label_prefix = "sine"
 
-    def __init__(
-        self,
-        *,
-        n_atoms_max: int,
-        permutation: Literal["sorted_l2", "none", "eigenspectrum", "random"] = "sorted_l2",
-        sigma: float | None = None,
-        seed: int | None = None,
-    ):
-        self.n_atoms_max = n_atoms_max
-        self.permutation = permutation
-        self.sigma = sigma
-        self.seed = seed
-        self._validate()
-
     def _needs_cell(self) -> bool:
         return True
-
-    def _dscribe_kwargs(self) -> dict[str, Any]:
-        return self._matrix_kwargs()
 
 
 class EwaldSumMatrix(_MatrixBase):
@@ -654,7 +634,7 @@ class EwaldSumMatrix(_MatrixBase):
         self,
         *,
         n_atoms_max: int,
-        permutation: Literal["sorted_l2", "none", "eigenspectrum", "random"] = "sorted_l2",
+        permutation: _Permutation = "sorted_l2",
         sigma: float | None = None,
         seed: int | None = None,
         accuracy: float = 1e-5,
@@ -663,16 +643,12 @@ class EwaldSumMatrix(_MatrixBase):
         g_cut: float | None = None,
         a: float | None = None,
     ):
-        self.n_atoms_max = n_atoms_max
-        self.permutation = permutation
-        self.sigma = sigma
-        self.seed = seed
         self.accuracy = accuracy
         self.w = w
         self.r_cut = r_cut
         self.g_cut = g_cut
         self.a = a
-        self._validate()
+        super().__init__(n_atoms_max=n_atoms_max, permutation=permutation, sigma=sigma, seed=seed)
 
     def _validate(self) -> None:
         if not (isinstance(self.accuracy, (int, float)) and 0 < self.accuracy < 1):
@@ -681,9 +657,6 @@ class EwaldSumMatrix(_MatrixBase):
 
     def _needs_cell(self) -> bool:
         return True
-
-    def _dscribe_kwargs(self) -> dict[str, Any]:
-        return self._matrix_kwargs()
 
     def _create_kwargs(self) -> dict[str, Any]:
         return dict(accuracy=self.accuracy, w=self.w, r_cut=self.r_cut, g_cut=self.g_cut, a=self.a)

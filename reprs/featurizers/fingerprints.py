@@ -44,6 +44,21 @@ def _check_bool(name: str, value: Any) -> None:
         raise InputError(f"{name} must be True or False, got {value!r}")
 
 
+def _check_hashed(n_bits: Any, chirality: Any, counts: Any) -> None:
+    """``n_bits``, ``chirality`` and ``counts`` of the Morgan, atom-pair and torsion fingerprints."""
+    _check_int("n_bits", n_bits, 1)
+    _check_bool("chirality", chirality)
+    _check_bool("counts", counts)
+
+
+def _check_range(low_name: str, low: Any, high_name: str, high: Any) -> None:
+    """An RDKit path or distance range: two ints >= 1 with ``high >= low``."""
+    _check_int(low_name, low, 1)
+    _check_int(high_name, high, 1)
+    if high < low:
+        raise InputError(f"{high_name} ({high}) must be >= {low_name} ({low})")
+
+
 # RDKit generators are cheap to call but not to build, and they do not pickle; one per parameter
 # set and process, built on first use, keeps featurizers picklable and calls at RDKit's speed.
 # Positional arguments keep the cache lookup cheap (it runs once per molecule).
@@ -120,9 +135,7 @@ def morgan_fingerprint(
     (64,)
     """
     _check_int("radius", radius, 0)
-    _check_int("n_bits", n_bits, 1)
-    _check_bool("chirality", chirality)
-    _check_bool("counts", counts)
+    _check_hashed(n_bits, chirality, counts)
     generator = _generator("morgan", int(radius), int(n_bits), bool(chirality), False)
     return _fingerprint(generator, as_mol(mol_or_smiles), counts)
 
@@ -181,9 +194,7 @@ class MorganFingerprint(_Fingerprint):
 
     def _validate(self) -> None:
         _check_int("radius", self.radius, 0)
-        _check_int("n_bits", self.n_bits, 1)
-        _check_bool("chirality", self.chirality)
-        _check_bool("counts", self.counts)
+        _check_hashed(self.n_bits, self.chirality, self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
         generator = _generator("morgan", int(self.radius), int(self.n_bits), bool(self.chirality), self._features)
@@ -244,10 +255,7 @@ class RDKitFingerprint(_Fingerprint):
         self._validate()
 
     def _validate(self) -> None:
-        _check_int("min_path", self.min_path, 1)
-        _check_int("max_path", self.max_path, 1)
-        if self.max_path < self.min_path:
-            raise InputError(f"max_path ({self.max_path}) must be >= min_path ({self.min_path})")
+        _check_range("min_path", self.min_path, "max_path", self.max_path)
         _check_int("n_bits", self.n_bits, 1)
         _check_bool("branched_paths", self.branched_paths)
         _check_bool("use_bond_order", self.use_bond_order)
@@ -325,15 +333,8 @@ class AtomPairFingerprint(_Fingerprint):
         self._validate()
 
     def _validate(self) -> None:
-        _check_int("min_distance", self.min_distance, 1)
-        _check_int("max_distance", self.max_distance, 1)
-        if self.max_distance < self.min_distance:
-            raise InputError(
-                f"max_distance ({self.max_distance}) must be >= min_distance ({self.min_distance})"
-            )
-        _check_int("n_bits", self.n_bits, 1)
-        _check_bool("chirality", self.chirality)
-        _check_bool("counts", self.counts)
+        _check_range("min_distance", self.min_distance, "max_distance", self.max_distance)
+        _check_hashed(self.n_bits, self.chirality, self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
         generator = _generator(
@@ -379,9 +380,7 @@ class TopologicalTorsionFingerprint(_Fingerprint):
 
     def _validate(self) -> None:
         _check_int("torsion_atom_count", self.torsion_atom_count, 2)
-        _check_int("n_bits", self.n_bits, 1)
-        _check_bool("chirality", self.chirality)
-        _check_bool("counts", self.counts)
+        _check_hashed(self.n_bits, self.chirality, self.counts)
 
     def _featurize(self, mol: Any) -> np.ndarray:
         generator = _generator("torsion", int(self.torsion_atom_count), int(self.n_bits), bool(self.chirality))

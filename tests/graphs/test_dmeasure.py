@@ -6,11 +6,7 @@ References: Schieber et al., Nat. Commun. 8, 13928 (2017); the authors' ``d_dist
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
-import sys
-import types
 
 import mpmath
 import networkx as nx
@@ -22,42 +18,14 @@ from hypothesis import strategies as st
 
 from graphs.dmeasure import DMeasureComponents, DMeasureSignature, d_measure, d_measure_matrix
 from graphs.errors import EmptyGraphError, InputError, InputTypeError
-
-
-def netrd_dmeasure_class():
-    """netrd's ``DMeasure`` class, or skip the test if netrd is absent.
-
-    ``import netrd`` runs ``netrd/distance/__init__``, which imports every distance, and one of
-    them (``nbd``) needs ortools, a large optional solver that this project does not install. When
-    that import fails, the ``dmeasure`` submodule is loaded under temporary empty parent packages
-    (its own imports are numpy, scipy, networkx and netrd's ``utilities``), and ``sys.modules`` is
-    restored afterwards so that nothing else sees the stubs.
-    """
-    try:
-        from netrd.distance import DMeasure
-
-        return DMeasure
-    except ImportError:
-        pass
-    spec = importlib.util.find_spec("netrd")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("netrd is not installed (pip install --no-deps netrd)")
-    root = list(spec.submodule_search_locations)[0]
-    saved = {k: m for k, m in sys.modules.items() if k == "netrd" or k.startswith("netrd.")}
-    try:
-        for name, path in (("netrd", root), ("netrd.distance", f"{root}/distance")):
-            stub = types.ModuleType(name)
-            stub.__path__ = [path]
-            sys.modules[name] = stub
-        return importlib.import_module("netrd.distance.dmeasure").DMeasure
-    finally:
-        for k in [k for k in sys.modules if k == "netrd" or k.startswith("netrd.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+from tests.graphs.netrd_loader import NOT_INSTALLED, netrd_dmeasure_class, netrd_installed
 
 
 @pytest.fixture(scope="module")
 def netrd_dmeasure():
+    """netrd's ``DMeasure`` class (loaded as tests/graphs/netrd_loader.py says), or skip if absent."""
+    if not netrd_installed():
+        pytest.skip(NOT_INSTALLED)
     return netrd_dmeasure_class()
 
 
