@@ -1,0 +1,244 @@
+"""The part every neural potential shares: pair geometry in, per-structure energy out, derivatives by autograd.
+
+A model maps each atom's neighbourhood to a number ``o_i``; the energy of a structure is
+``E = sum_i (scale * o_i + shift[Z_i])``, with per-element ``shift`` fitted by least squares on the
+training energies and one ``scale`` from the training forces (:meth:`NeuralPotential.fit_shifts`),
+so the network learns an order-one residual. Forces are ``-dE/dR`` and the stress the strain
+derivative divided by the volume, by autograd in :func:`evaluate` (the same definitions as
+:func:`sims.md.compute`), never a second formula.
+
+Called as ``model(positions, cell, numbers, pairs)`` a model is a :mod:`sims` potential (one
+structure, scalar energy), so :class:`sims.MD` runs it like a classical potential; with
+``batch`` (the structure index of each atom) and a ``(B, 3, 3)`` cell it returns ``(B,)`` energies.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+
+from learners.errors import InputError
+from sims.neighbors import PairList
+
+from .batch import AtomsBatch, collate_atoms, full_pairs, pair_vectors
+
+__all__ = ["NeuralPotential", "evaluate", "MAX_Z"]
+
+#: Largest atomic number a model's element tables cover.
+MAX_Z = 100
+
+
+class NeuralPotential(nn.Module):
+    """Base class: subclasses implement :meth:`atomic_outputs`.
+
+    Attributes
+    ----------
+    cutoff : float
+        Å; neighbours beyond it do not contribute (a longer pair list, e.g. with an MD skin, is fine).
+    atom_energy : torch.Tensor
+        Buffer ``(MAX_Z + 1,)``: per-element energy shift, eV.
+    energy_scale : torch.Tensor
+        Buffer, scalar: eV per unit of network output.
+    known_elements : torch.Tensor
+        Buffer ``(MAX_Z + 1,)`` bool: elements seen by :meth:`fit_shifts`. Once fitted, structures
+        with other elements are refused (the network never learnt them).
+    """
+
+    def __init__(self, cutoff: float) -> None:
+        super().__init__()
+        if not (isinstance(cutoff, (int, float)) and np.isfinite(cutoff) and cutoff > 0):
+            raise InputError(f"cutoff must be a finite number > 0 Å, got {cutoff!r}")
+        self.cutoff = float(cutoff)
+        self.register_buffer("atom_energy", torch.zeros(MAX_Z + 1))
+        self.register_buffer("energy_scale", torch.ones(()))
+        self.register_buffer("known_elements", torch.zeros(MAX_Z + 1, dtype=torch.bool))
+
+    def atomic_outputs(self, numbers: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                       vectors: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` per-atom outputs from atomic numbers and the full pair list ``i -> j`` with
+        vectors ``r_j - r_i`` (Å), all pairs within the cutoff."""
+        raise NotImplementedError
+
+    def check_inputs(self, positions: torch.Tensor, numbers: torch.Tensor) -> None:
+        """Raise :class:`InputError` for a dtype other than the model's, no atoms, or atomic numbers
+        outside ``1..MAX_Z`` or unseen in training."""
+        dtype = self.atom_energy.dtype
+        if positions.dtype != dtype:
+            raise InputError(f"positions are {positions.dtype} but the model is {dtype}; "
+                             f"convert one of them (model.to(dtype=...) or the MD/batch dtype)")
+        if numbers.numel() == 0:
+            raise InputError("the structure has no atoms")
+        lo, hi = int(numbers.min()), int(numbers.max())
+        if lo < 1 or hi > MAX_Z:
+            raise InputError(f"atomic numbers must lie in 1..{MAX_Z}, got {lo}..{hi}")
+        known = self.known_elements
+        if bool(known.any()):
+            bad = torch.unique(numbers[~known[numbers]])
+            if bad.numel():
+                from ase.data import chemical_symbols
+
+                seen = [chemical_symbols[z] for z in torch.nonzero(known).flatten().tolist()]
+                raise InputError(f"element(s) {[chemical_symbols[z] for z in bad.tolist()]} were not in the "
+                                 f"training data (seen: {seen}); the model cannot predict them")
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
+                batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Energy, eV: a scalar (one structure, the :mod:`sims` interface) or ``(B,)`` when ``batch`` is given.
+
+        Parameters
+        ----------
+        positions : torch.Tensor
+            ``(N, 3)`` Å.
+        cell : torch.Tensor
+            ``(3, 3)``, or ``(B, 3, 3)`` with ``batch``; Å.
+        numbers : torch.Tensor
+            ``(N,)`` atomic numbers.
+        pairs : sims.neighbors.PairList
+            Half or full list built with a cutoff of at least :attr:`cutoff`.
+        batch : torch.Tensor, optional
+            ``(N,)`` structure index of each atom.
+        """
+        self.check_inputs(positions, numbers)
+        i, j, shifts = full_pairs(pairs)
+        vec = pair_vectors(positions, cell, i, j, shifts, batch)
+        # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
+        with torch.no_grad():
+            inside = (vec * vec).sum(-1) < self.cutoff ** 2
+        out = self.atomic_outputs(numbers, i[inside], j[inside], vec[inside])
+        atomic = out * self.energy_scale.to(out.dtype) + self.atom_energy.to(out.dtype)[numbers]
+        if batch is None:
+            return atomic.sum()
+        n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
+        return torch.zeros(n, dtype=atomic.dtype, device=atomic.device).index_add(0, batch, atomic)
+
+    @torch.no_grad()
+    def fit_shifts(self, structures: Iterable[Atoms]) -> "NeuralPotential":
+        """Fit per-element energy shifts and the energy scale from reference data; return self.
+
+        Shifts solve ``min sum_s (E_s - sum_Z n_sZ mu_Z)^2`` (least squares on the composition
+        counts, as the atom references of SchNetPack and NFF); the scale is the RMS of the
+        reference force components (or, without forces, the RMS residual energy per atom), so a
+        network output of order one means a typical force. Streams over ``structures`` once.
+
+        Raises
+        ------
+        InputError
+            No structures, or a structure without a reference energy.
+        """
+        counts, energies, f2, n_f = [], [], 0.0, 0
+        for k, atoms in enumerate(structures):
+            results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+            if "energy" not in results:
+                raise InputError(f"structure {k} has no reference energy (atoms.calc.results['energy'])")
+            counts.append(np.bincount(atoms.numbers, minlength=MAX_Z + 1)[: MAX_Z + 1])
+            energies.append(float(results["energy"]))
+            if "forces" in results:
+                f = np.asarray(results["forces"], dtype=np.float64)
+                f2 += float((f * f).sum())
+                n_f += f.size
+        if not energies:
+            raise InputError("fit_shifts needs at least one structure")
+        a = np.asarray(counts, dtype=np.float64)
+        e = np.asarray(energies)
+        present = a.sum(0) > 0
+        mu = np.zeros(MAX_Z + 1)
+        mu[present] = np.linalg.lstsq(a[:, present], e, rcond=None)[0]
+        if n_f:
+            scale = np.sqrt(f2 / n_f)
+        else:
+            scale = np.sqrt(np.mean(((e - a @ mu) / a.sum(1)) ** 2))
+        self.atom_energy.copy_(torch.as_tensor(mu))
+        self.energy_scale.fill_(float(scale) if scale > 0 else 1.0)
+        self.known_elements.copy_(torch.as_tensor(present))
+        return self
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        p = next(self.parameters())
+        return p.device, p.dtype
+
+    def predict(self, structures: AtomsBatch | Sequence[Atoms] | Atoms, *, forces: bool = True,
+                stress: bool = False, create_graph: bool = False) -> dict[str, torch.Tensor]:
+        """Energies (eV, ``(B,)``), forces (eV/Å, ``(N, 3)``) and stress (eV/Å^3, ``(B, 3, 3)``).
+
+        ``structures`` is a batch or ASE structures (batched here with the model's device and dtype).
+        See :func:`evaluate`.
+        """
+        return {k: v[0] for k, v in evaluate([self], _as_batch(self, structures), forces=forces, stress=stress,
+                                             create_graph=create_graph).items()}
+
+
+def _as_batch(model: nn.Module, structures) -> AtomsBatch:
+    if isinstance(structures, AtomsBatch):
+        return structures
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    p = next(model.parameters())
+    return collate_atoms(structures, float(model.cutoff), device=p.device, dtype=p.dtype, labels=False)
+
+
+def evaluate(models: Sequence[nn.Module], batch: AtomsBatch, *, forces: bool = True, stress: bool = False,
+             create_graph: bool = False) -> dict[str, torch.Tensor]:
+    """Energies of ``K`` models on one batch (one shared pair list) and their derivatives.
+
+    Each model runs its forward and backward pass in turn: one graph alive at a time keeps the
+    memory of a single model, and measured on CPU this beats one backward through all K graphs
+    (benchmarks/potentials.py) as well as ``torch.func.vmap`` over stacked weights (about 6x
+    slower here).
+
+    Parameters
+    ----------
+    models : sequence of NeuralPotential
+    batch : AtomsBatch
+    forces, stress : bool
+        What to differentiate. The stress is ``(1/V) dE/d(eps)`` under ``R -> R (1 + eps)`` of
+        positions and cell: :func:`sims.md.compute`'s convention (ASE's sign), no kinetic part.
+    create_graph : bool
+        Keep the graph of the derivatives (training on forces needs it).
+
+    Returns
+    -------
+    dict
+        ``energy`` ``(K, B)`` eV, ``forces`` ``(K, N, 3)`` eV/Å, ``stress`` ``(K, B, 3, 3)`` eV/Å^3.
+
+    Raises
+    ------
+    InputError
+        Stress asked for a structure that is not periodic in all three directions.
+    """
+    if stress and not bool(batch.pbc.all()):
+        raise InputError("the stress needs structures periodic in all three directions")
+    outs = [_derive(m, batch, forces, stress, create_graph) for m in models]
+    return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+
+
+def _derive(model: nn.Module, batch: AtomsBatch, forces: bool, stress: bool,
+            create_graph: bool) -> dict[str, torch.Tensor]:
+    pos = batch.positions.detach()
+    cell = batch.cell
+    inputs = []
+    if forces:
+        pos = pos.clone().requires_grad_(True)
+        inputs.append(pos)
+    pos_in = pos
+    if stress:
+        strain = torch.zeros((batch.n_structures, 3, 3), dtype=pos.dtype, device=pos.device, requires_grad=True)
+        deform = torch.eye(3, dtype=pos.dtype, device=pos.device) + strain
+        pos_in = torch.einsum("ni,nij->nj", pos, deform[batch.batch])
+        cell = cell @ deform
+        inputs.append(strain)
+    with torch.set_grad_enabled(bool(inputs) or torch.is_grad_enabled()):
+        energy = model(pos_in, cell, batch.numbers, batch.pairs, batch.batch)
+        out = {"energy": energy}
+        if inputs:
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
+            if forces:
+                out["forces"] = -grads[0]
+            if stress:
+                out["stress"] = grads[-1] / torch.abs(torch.linalg.det(batch.cell))[:, None, None]
+    if not create_graph:
+        out = {k: v.detach() for k, v in out.items()}
+    return out

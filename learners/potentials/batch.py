@@ -1,0 +1,185 @@
+"""Batches of atomistic structures for the neural potentials, with neighbour lists from :mod:`sims`.
+
+A batch concatenates the atoms of ``B`` structures (``N`` atoms in all) and keeps, per structure,
+the cell and periodic flags; its pair list holds every structure's pairs with atom indices
+offset into the concatenation, in the ``(i, j, S)`` convention of :mod:`sims.neighbors`
+(``r_ij = r_j - r_i + S @ cell``). Building the lists loops over structures (a loop over a
+dataset, not over atoms); each list is sims' vectorised cell list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from learners.errors import InputError
+from sims.neighbors import PairList, build_pairs
+from sims.state import as_atoms, validate_atoms
+
+__all__ = ["AtomsBatch", "collate_atoms", "full_pairs", "pair_vectors"]
+
+
+@dataclass
+class AtomsBatch:
+    """``B`` structures, ``N`` atoms in all, as tensors on one device.
+
+    Attributes
+    ----------
+    positions : torch.Tensor
+        ``(N, 3)`` Å.
+    numbers : torch.Tensor
+        ``(N,)`` int64 atomic numbers.
+    cell : torch.Tensor
+        ``(B, 3, 3)`` Å, cell vectors as rows (zero rows along non-periodic directions).
+    pbc : torch.Tensor
+        ``(B, 3)`` bool.
+    batch : torch.Tensor
+        ``(N,)`` int64 index of each atom's structure.
+    pairs : sims.neighbors.PairList
+        Full pair list (both orders) of the whole batch.
+    energy : torch.Tensor, optional
+        ``(B,)`` reference energies, eV.
+    forces : torch.Tensor, optional
+        ``(N, 3)`` reference forces, eV/Å.
+    stress : torch.Tensor, optional
+        ``(B, 3, 3)`` reference stress, eV/Å^3 (ASE's sign convention).
+    """
+
+    positions: torch.Tensor
+    numbers: torch.Tensor
+    cell: torch.Tensor
+    pbc: torch.Tensor
+    batch: torch.Tensor
+    pairs: PairList
+    energy: torch.Tensor | None = None
+    forces: torch.Tensor | None = None
+    stress: torch.Tensor | None = None
+
+    @property
+    def n_structures(self) -> int:
+        """Number of structures ``B``."""
+        return int(self.cell.shape[0])
+
+    @property
+    def n_atoms(self) -> torch.Tensor:
+        """``(B,)`` atoms per structure."""
+        return torch.bincount(self.batch, minlength=self.n_structures)
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "AtomsBatch":
+        """Return a copy with ``fn`` applied to every tensor (the hook :func:`learners.trainer.move_batch` uses)."""
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, PairList):
+                changes[f.name] = PairList(fn(value.i), fn(value.j), fn(value.shifts), value.half)
+            elif isinstance(value, torch.Tensor):
+                changes[f.name] = fn(value)
+        return replace(self, **changes)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AtomsBatch":
+        """Move to ``device``; floating tensors to ``dtype``."""
+        return self.apply(lambda t: t.to(device=device, dtype=dtype if (dtype and t.is_floating_point()) else t.dtype))
+
+
+def full_pairs(pairs: PairList) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(i, j, S)`` of a full list: a half list gets each pair's reverse ``(j, i, -S)`` appended.
+
+    Message passing sends messages both ways along a bond, so the models need both orders even
+    when :class:`sims.MD` hands them the half lists the classical pair potentials use.
+    """
+    if not pairs.half:
+        return pairs.i, pairs.j, pairs.shifts
+    return (torch.cat([pairs.i, pairs.j]), torch.cat([pairs.j, pairs.i]), torch.cat([pairs.shifts, -pairs.shifts]))
+
+
+def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                 shifts: torch.Tensor, batch: torch.Tensor | None) -> torch.Tensor:
+    """``(P, 3)`` vectors ``r_j - r_i + S @ cell`` (Å); ``cell`` is ``(3, 3)`` or per structure ``(B, 3, 3)``."""
+    if cell.dim() == 2:
+        offset = shifts.to(cell.dtype) @ cell
+    else:
+        offset = torch.einsum("pk,pkl->pl", shifts.to(cell.dtype), cell[batch[i]])
+    return positions[j] - positions[i] + offset
+
+
+def _reference(atoms: Atoms, name: str):
+    """The stored value of ``name`` on ``atoms`` (its calculator's results), or None."""
+    calc = atoms.calc
+    if calc is None or name not in getattr(calc, "results", {}):
+        return None
+    value = np.asarray(calc.results[name], dtype=np.float64)
+    if name == "stress" and value.shape == (6,):
+        from ase.constraints import voigt_6_to_full_3x3_stress
+
+        value = voigt_6_to_full_3x3_stress(value)
+    return value
+
+
+def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.device | str | None = None,
+                  dtype: torch.dtype = torch.float32, labels: bool = True) -> AtomsBatch:
+    """Concatenate ``structures`` into an :class:`AtomsBatch` with full pair lists within ``cutoff`` (Å).
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+        pymatgen structures are converted. Reference energy, forces and stress are taken from each
+        structure's calculator results (``atoms.calc.results``, as ASE databases and extxyz files
+        restore them) when every structure has them.
+    cutoff : float
+        Neighbour-list cutoff, Å (the model's).
+    device, dtype
+        Of the tensors.
+    labels : bool
+        Collect the reference values.
+
+    Raises
+    ------
+    InputError
+        An empty sequence or an empty structure.
+    sims.SimsInputError
+        Non-finite positions, a periodic direction without a cell vector.
+    """
+    if len(structures) == 0:
+        raise InputError("no structures to batch")
+    pos, num, cells, pbcs, idx, ii, jj, ss = [], [], [], [], [], [], [], []
+    ref = {"energy": [], "forces": [], "stress": []}
+    offset = 0
+    for b, item in enumerate(structures):
+        atoms = as_atoms(item)
+        if len(atoms) == 0:
+            raise InputError(f"structure {b} has no atoms")
+        validate_atoms(atoms, require_masses=False)
+        p = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float64)
+        c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
+        periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))
+        pl = build_pairs(p, c, periodic, float(cutoff), half=False)
+        pos.append(p)
+        num.append(torch.as_tensor(atoms.numbers, dtype=torch.long))
+        cells.append(c)
+        pbcs.append(periodic)
+        idx.append(torch.full((len(atoms),), b, dtype=torch.long))
+        ii.append(pl.i + offset)
+        jj.append(pl.j + offset)
+        ss.append(pl.shifts)
+        offset += len(atoms)
+        if labels:
+            for name in ref:
+                ref[name].append(_reference(atoms, name))
+
+    def t(x):
+        return x.to(device=device, dtype=dtype)
+
+    out = {}
+    if labels:
+        for name, values in ref.items():
+            if values and all(v is not None for v in values):
+                arr = np.stack(values) if name != "forces" else np.concatenate(values)
+                out[name] = t(torch.as_tensor(arr))
+    pairs = PairList(torch.cat(ii).to(device), torch.cat(jj).to(device), t(torch.cat(ss)), False)
+    return AtomsBatch(positions=t(torch.cat(pos)), numbers=torch.cat(num).to(device), cell=t(torch.stack(cells)),
+                      pbc=torch.stack(pbcs).to(device), batch=torch.cat(idx).to(device), pairs=pairs, **out)
+

@@ -1,0 +1,157 @@
+"""Committees of independently initialised potentials: the spread of their predictions is the uncertainty.
+
+Schwalbe-Koda, Tan & Gómez-Bombarelli, Nat. Commun. 12, 5104 (2021) (arXiv:2101.11588): K = 5
+PaiNN models trained on the same data from different initialisations; the standard deviation of
+their forces flags configurations outside the training data.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from ase import Atoms
+from torch import nn
+
+from learners.errors import InputError, MatrepError
+from sims.neighbors import PairList
+
+from .base import NeuralPotential, _as_batch, evaluate
+from .batch import AtomsBatch
+
+__all__ = ["Committee", "UncertaintyMonitor", "UncertaintyExceeded"]
+
+
+class Committee(nn.Module):
+    """``K`` potentials evaluated together on one shared neighbour list.
+
+    As a :mod:`sims` potential (``committee(positions, cell, numbers, pairs)``) it returns the
+    mean energy, so MD runs on the mean forces. :meth:`predict` gives the mean and the standard
+    deviation (over members, ``unbiased=False``: the spread of these K models, not an estimate
+    for a population) of energies and forces; the neighbour list is built once for all members.
+
+    Parameters
+    ----------
+    models : sequence of NeuralPotential
+        At least two members with the same cutoff.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> from learners.potentials import PaiNN
+    >>> committee = Committee.build(PaiNN, k=3, seed=0, n_features=8, n_interactions=1)
+    >>> committee.predict(molecule("H2O"))["forces_std"].shape
+    torch.Size([3, 3])
+    """
+
+    def __init__(self, models: Sequence[NeuralPotential]) -> None:
+        super().__init__()
+        models = list(models)
+        if len(models) < 2:
+            raise InputError(f"a committee needs at least 2 models, got {len(models)}")
+        cutoffs = {float(m.cutoff) for m in models}
+        if len(cutoffs) != 1:
+            raise InputError(f"committee members must share one cutoff to share a neighbour list, "
+                             f"got {sorted(cutoffs)}")
+        self.models = nn.ModuleList(models)
+        self.cutoff = cutoffs.pop()
+
+    @classmethod
+    def build(cls, factory: Callable[..., NeuralPotential], k: int = 5, *, seed: int = 0, **kwargs) -> "Committee":
+        """``k`` members ``factory(seed=seed + m, **kwargs)``, independently initialised."""
+        if not isinstance(k, int) or k < 2:
+            raise InputError(f"k must be an int >= 2, got {k!r}")
+        return cls([factory(seed=seed + m, **kwargs) for m in range(k)])
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
+                batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean energy of the members, eV (scalar, or ``(B,)`` with ``batch``)."""
+        return torch.stack([m(positions, cell, numbers, pairs, batch) for m in self.models]).mean(0)
+
+    def predict(self, structures: AtomsBatch | Sequence[Atoms] | Atoms, *, forces: bool = True,
+                stress: bool = False) -> dict[str, torch.Tensor]:
+        """Mean and spread of the members' predictions.
+
+        Returns
+        -------
+        dict
+            ``energy``, ``energy_std`` ``(B,)`` eV; ``forces``, ``forces_std`` ``(N, 3)`` eV/Å;
+            ``stress``, ``stress_std`` ``(B, 3, 3)`` eV/Å^3 when asked; and the members' own values
+            as ``energies`` ``(K, B)``, ``all_forces`` ``(K, N, 3)``, ``all_stress`` ``(K, B, 3, 3)``.
+        """
+        out = evaluate(list(self.models), _as_batch(self, structures), forces=forces, stress=stress)
+        result = {}
+        for name, members in (("energy", "energies"), ("forces", "all_forces"), ("stress", "all_stress")):
+            if name in out:
+                result[name] = out[name].mean(0)
+                result[f"{name}_std"] = out[name].std(0, unbiased=False)
+                result[members] = out[name]
+        return result
+
+
+class UncertaintyExceeded(MatrepError, RuntimeError):
+    """The committee's force spread passed the threshold during MD (raised by :class:`UncertaintyMonitor`)."""
+
+
+class UncertaintyMonitor:
+    """A :class:`sims.MD` callback recording a committee's spread along a trajectory.
+
+    After every ``every`` steps it evaluates the committee on the current state (reusing the run's
+    neighbour list), appends ``(step, energy_std [eV], max_i |forces_std_i| [eV/Å])`` to
+    :attr:`records`, and, when the MD recorded a frame at this step, writes ``energy_std``,
+    ``forces_std_max`` and ``uncertain`` into that frame's ``info``. A maximum force spread above
+    ``threshold`` is flagged (``stop=False``) or stops the run with :class:`UncertaintyExceeded`
+    (``stop=True``; the frames before it stay valid), the active-learning trigger of
+    arXiv:2101.11588.
+
+    Parameters
+    ----------
+    committee : Committee
+        Usually the potential driving the MD, but any committee works (a cheaper model may drive).
+    threshold : float, optional
+        eV/Å; None only records.
+    every : int
+        Steps between checks.
+    stop : bool
+        Raise instead of flagging.
+
+    Examples
+    --------
+    >>> monitor = UncertaintyMonitor(committee, threshold=0.5)                         # doctest: +SKIP
+    >>> sims.MD(atoms, committee, sims.VelocityVerlet(1.0), callback=monitor).run(100)  # doctest: +SKIP
+    """
+
+    def __init__(self, committee: Committee, *, threshold: float | None = None, every: int = 1,
+                 stop: bool = False) -> None:
+        if not isinstance(committee, Committee):
+            raise InputError(f"committee must be a Committee, got {type(committee).__name__}")
+        if threshold is not None and not threshold > 0:
+            raise InputError(f"threshold must be > 0 eV/Å or None, got {threshold}")
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"every must be a positive int, got {every!r}")
+        self.committee, self.threshold, self.every, self.stop = committee, threshold, every, stop
+        self.records: list[tuple[int, float, float]] = []
+        self.flagged: list[int] = []
+
+    def __call__(self, md) -> None:
+        if md.step_count % self.every:
+            return
+        state = md.state
+        pairs = md.neighbors.update(state.positions, state.cell, state.pbc)  # the run's list: no rebuild
+        batch = AtomsBatch(positions=state.positions.detach(), numbers=state.numbers, cell=state.cell[None],
+                           pbc=state.pbc[None], batch=torch.zeros_like(state.numbers), pairs=pairs)
+        out = self.committee.predict(batch)
+        e_std = float(out["energy_std"][0])
+        f_std = float(torch.linalg.norm(out["forces_std"], dim=1).max())
+        self.records.append((md.step_count, e_std, f_std))
+        uncertain = self.threshold is not None and f_std > self.threshold
+        if md.record_every and md.step_count % md.record_every == 0 and md.trajectory:
+            md.trajectory[-1].info.update(energy_std=e_std, forces_std_max=f_std, uncertain=uncertain)
+        if uncertain:
+            self.flagged.append(md.step_count)
+            if self.stop:
+                raise UncertaintyExceeded(f"committee force spread {f_std:.4g} eV/Å > threshold {self.threshold} "
+                                          f"eV/Å at step {md.step_count}; the frames before it are valid")

@@ -1,0 +1,66 @@
+"""Saving and loading trained potentials and committees: hyperparameters plus weights, no pickled code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from learners.errors import InputError
+
+from .base import NeuralPotential
+from .committee import Committee
+from .painn import PaiNN
+from .schnet import SchNet
+
+__all__ = ["save_potential", "load_potential"]
+
+_KINDS = {"SchNet": SchNet, "PaiNN": PaiNN}
+
+
+def _entry(model: NeuralPotential) -> dict:
+    kind = type(model).__name__
+    if kind not in _KINDS:
+        raise InputError(f"cannot save a {kind}; known kinds: {sorted(_KINDS)}")
+    return {"kind": kind, "hparams": dict(model.hparams), "state_dict": model.state_dict()}
+
+
+def save_potential(model: NeuralPotential | Committee, path: str | os.PathLike) -> Path:
+    """Write ``model`` (or every member of a committee) to ``path`` (a ``torch.save`` file of plain data).
+
+    Examples
+    --------
+    >>> save_potential(PaiNN(cutoff=5.0), "painn.pt")                # doctest: +SKIP
+    >>> model = load_potential("painn.pt", dtype=torch.float64)       # doctest: +SKIP
+    """
+    members = list(model.models) if isinstance(model, Committee) else [model]
+    payload = {"format": "matrep-potential-1", "committee": isinstance(model, Committee),
+               "members": [_entry(m) for m in members]}
+    path = Path(path)
+    torch.save(payload, path)
+    return path
+
+
+def load_potential(path: str | os.PathLike, *, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> NeuralPotential | Committee:
+    """Read a file of :func:`save_potential` (``weights_only`` loading: no code runs from the file).
+
+    Raises
+    ------
+    InputError
+        A missing file or one not written by :func:`save_potential`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no potential file at {str(path)!r}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != "matrep-potential-1":
+        raise InputError(f"{str(path)!r} is not a matrep potential file (written by save_potential)")
+    members = []
+    for entry in payload["members"]:
+        hp = dict(entry["hparams"])
+        model = _KINDS[entry["kind"]](hp.pop("cutoff"), **hp, device=device, dtype=dtype)
+        model.load_state_dict(entry["state_dict"])
+        members.append(model.to(device=device, dtype=dtype))
+    return Committee(members) if payload["committee"] else members[0]

@@ -1,0 +1,223 @@
+"""Training neural potentials on energies and forces, through the shared :class:`learners.trainer.Trainer`.
+
+Loss per batch (as NFF and SchNetPack, arXiv:2101.11588 Methods)::
+
+    w_E * mean_s ((E_s - E_s^ref) / N_s)^2 + w_F * mean_{i,a} (F_ia - F_ia^ref)^2 [+ w_S * mean (sigma - sigma^ref)^2]
+
+Energies per atom make structures of different sizes count alike. Datasets are read row by row
+from the ASE databases :func:`sims.generate.generate` writes (:class:`AtomsDataset`), and split by
+trajectory (:func:`trajectory_split`): frames of one MD run are correlated, so a frame split would
+test on near-copies of training frames.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from learners.errors import InputError
+from learners.splits import group_split
+from learners.trainer import Trainer
+
+from .base import NeuralPotential, evaluate
+from .batch import AtomsBatch, collate_atoms
+from .committee import Committee
+
+__all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metrics", "fit_potential"]
+
+
+class AtomsDataset(Sequence):
+    """Frames of an ASE database (read one row per access) or of an extended-XYZ file (read once).
+
+    Parameters
+    ----------
+    path : path
+        ``.db`` (ASE SQLite database) or ``.extxyz``/``.xyz``.
+    selection : str, optional
+        ASE database query (``"T_target>3000"``); databases only.
+
+    Items are ``ase.Atoms`` with the stored energy, forces (and stress) in ``atoms.calc.results``
+    and the row's key-value pairs in ``atoms.info``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, selection: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"dataset {str(self.path)!r} does not exist")
+        if self.path.suffix == ".db":
+            import ase.db
+
+            self._db = ase.db.connect(str(self.path))
+            rows = list(self._db.select(selection, columns=["id", "key_value_pairs"]))
+            self._ids = [row.id for row in rows]
+            self._info = [dict(row.key_value_pairs) for row in rows]
+            self._frames = None
+        else:
+            if selection is not None:
+                raise InputError("selection works on ASE databases (.db) only")
+            from ase.io import read
+
+            self._frames = read(self.path, index=":")
+            self._info = [dict(a.info) for a in self._frames]
+        if len(self) == 0:
+            where = f" matching {selection!r}" if selection else ""
+            raise InputError(f"dataset {str(self.path)!r} has no frames{where}")
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def __getitem__(self, k: int) -> Atoms:
+        if self._frames is not None:
+            return self._frames[k]
+        row = self._db.get(id=self._ids[k])
+        atoms = row.toatoms()
+        atoms.info.update(row.key_value_pairs)
+        return atoms
+
+    def info(self, key: str) -> list[Any]:
+        """The metadata ``key`` of every frame (read without loading the structures)."""
+        missing = [k for k, d in enumerate(self._info) if key not in d]
+        if missing:
+            raise InputError(f"frames {missing[:10]} have no {key!r} entry; "
+                             f"known keys: {sorted(self._info[missing[0]])}")
+        return [d[key] for d in self._info]
+
+
+def trajectory_split(data: Sequence[Atoms], fractions: Sequence[float] = (0.8, 0.1, 0.1), *,
+                     key: str = "config_hash", seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Index arrays of a train/validation/test split keeping each trajectory on one side.
+
+    Parameters
+    ----------
+    data : AtomsDataset or sequence of ase.Atoms
+        Frames whose ``info[key]`` names their trajectory (``config_hash``, which
+        :func:`sims.generate.generate` stores with every frame and which covers the seed).
+    fractions : sequence of float
+        Of the frames, approximately: a part ends at the first trajectory boundary at or past its
+        fraction (:func:`learners.splits.group_split`).
+    key : str
+    seed : int
+        Orders the trajectories.
+
+    Raises
+    ------
+    InputError
+        Frames without ``info[key]``, or too few trajectories to give every part one.
+    """
+    if isinstance(data, AtomsDataset):
+        groups = data.info(key)
+    else:
+        missing = [k for k, a in enumerate(data) if key not in a.info]
+        if missing:
+            raise InputError(f"frames {missing[:10]} have no info[{key!r}] naming their trajectory")
+        groups = [a.info[key] for a in data]
+    if len(set(groups)) < len(fractions):
+        raise InputError(f"{len(set(groups))} trajectories cannot fill {len(fractions)} parts by trajectory")
+    parts = group_split(groups, fractions, seed=seed)
+    empty = [k for k, part in enumerate(parts) if len(part) == 0]
+    if empty:
+        raise InputError(f"parts {empty} of the split are empty: {len(set(groups))} trajectories of "
+                         f"{len(groups)} frames cannot fill fractions {tuple(fractions)}; use more trajectories")
+    return parts
+
+
+class PotentialLoss:
+    """The ``step`` hook of :class:`~learners.trainer.Trainer` for potentials: energy per atom + forces (+ stress).
+
+    Parameters
+    ----------
+    w_energy, w_forces, w_stress : float
+        Weights of the three mean squared errors (eV^2/atom^2, eV^2/Å^2, eV^2/Å^6).
+
+    Returns (when called)
+    ---------------------
+    ``(loss, outputs, targets)`` where outputs and targets are dicts with ``energy_per_atom``
+    ``(B,)`` and ``forces`` ``(N, 3)`` (and ``stress``).
+    """
+
+    def __init__(self, *, w_energy: float = 1.0, w_forces: float = 1.0, w_stress: float = 0.0) -> None:
+        weights = {"w_energy": w_energy, "w_forces": w_forces, "w_stress": w_stress}
+        if any(not (np.isfinite(w) and w >= 0) for w in weights.values()) or w_energy + w_forces + w_stress == 0:
+            raise InputError(f"loss weights must be finite, >= 0 and not all zero, got {weights}")
+        self.w_energy, self.w_forces, self.w_stress = float(w_energy), float(w_forces), float(w_stress)
+
+    def __call__(self, model: NeuralPotential, batch: AtomsBatch):
+        if batch.energy is None or (self.w_forces and batch.forces is None) or (self.w_stress and batch.stress is None):
+            raise InputError("training frames need reference energies" + (" and forces" if self.w_forces else "")
+                             + (" and stress" if self.w_stress else ""))
+        need_f, need_s = self.w_forces > 0, self.w_stress > 0
+        out = evaluate([model], batch, forces=need_f, stress=need_s, create_graph=model.training)
+        n = batch.n_atoms.to(batch.energy.dtype)
+        pred = {"energy_per_atom": out["energy"][0] / n}
+        target = {"energy_per_atom": batch.energy / n}
+        loss = self.w_energy * torch.mean((pred["energy_per_atom"] - target["energy_per_atom"]) ** 2)
+        if need_f:
+            pred["forces"], target["forces"] = out["forces"][0], batch.forces
+            loss = loss + self.w_forces * torch.mean((pred["forces"] - batch.forces) ** 2)
+        if need_s:
+            pred["stress"], target["stress"] = out["stress"][0], batch.stress
+            loss = loss + self.w_stress * torch.mean((pred["stress"] - batch.stress) ** 2)
+        return loss, pred, target
+
+
+def potential_metrics(target: dict, outputs: dict) -> dict[str, float]:
+    """MAE and RMSE of energy per atom (eV/atom) and of force components (eV/Å)."""
+    scores = {}
+    for name, short in (("energy_per_atom", "energy"), ("forces", "forces"), ("stress", "stress")):
+        if name in target:
+            err = np.asarray(outputs[name]) - np.asarray(target[name])
+            scores[f"{short}_mae"] = float(np.mean(np.abs(err)))
+            scores[f"{short}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
+    return scores
+
+
+def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], val: Sequence[Atoms] | None = None, *,
+                  trainer: Trainer | None = None, loss: PotentialLoss | None = None,
+                  fit_shifts: bool = True) -> list[Trainer]:
+    """Fit the energy shifts on ``train`` and train ``model`` (each member of a committee) with ``trainer``.
+
+    Parameters
+    ----------
+    model : NeuralPotential or Committee
+        Trained in place; a committee's members are trained one after the other on the same data
+        (their independent initialisations make them differ).
+    train, val : sequences of ase.Atoms
+        With reference energies and forces (an :class:`AtomsDataset` or a subset of one).
+    trainer : Trainer, optional
+        Must have ``eval_grad=True`` (validation forces need autograd); default
+        ``Trainer(epochs=100, batch_size=16, lr=5e-4, eval_grad=True)``. With a ``run_dir``,
+        member ``m`` of a committee writes to ``run_dir/member_m``.
+    loss : PotentialLoss, optional
+        Default ``PotentialLoss(w_energy=1, w_forces=1)``.
+    fit_shifts : bool
+        Fit per-element shifts and the scale first (:meth:`NeuralPotential.fit_shifts`).
+
+    Returns
+    -------
+    list of Trainer
+        One per trained model, with ``history_`` (losses and MAEs per epoch).
+    """
+    trainer = Trainer(epochs=100, batch_size=16, lr=5e-4, eval_grad=True) if trainer is None else trainer
+    if not trainer.eval_grad:
+        raise InputError("the trainer needs eval_grad=True: validation forces are derivatives of the energy")
+    loss = PotentialLoss() if loss is None else loss
+    members = list(model.models) if isinstance(model, Committee) else [model]
+    trainers = []
+    for m, member in enumerate(members):
+        if fit_shifts:
+            member.fit_shifts(train)
+        t = copy.copy(trainer)
+        if trainer.run_dir is not None and len(members) > 1:
+            t.run_dir = trainer.run_dir / f"member_{m}"
+        # Batches are built in float64 and cast by the trainer, so positions keep full precision until then.
+        collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64)
+        t.fit(member, train, val, step=loss, collate=collate, metrics=potential_metrics)
+        trainers.append(t)
+    return trainers

@@ -1,0 +1,264 @@
+"""Neural potentials (SchNet, PaiNN, Committee): derivatives, symmetries, periodic images, interfaces.
+
+One contract suite runs over every model. References are independent of our code: ASE's own
+finite-difference forces and stress (``Calculator.calculate_numerical_forces/_stress``), exact
+symmetry operations, the supercell identity E(n x n x n) = n^3 E, and the members run one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.optimize import BFGS
+from scipy.spatial.transform import Rotation
+
+import sims
+from learners.errors import InputError
+from learners.potentials import Calculator, Committee, PaiNN, SchNet, collate_atoms, evaluate
+from sims.neighbors import build_pairs
+
+F64 = torch.float64
+TINY = {"n_features": 8, "n_interactions": 2}
+
+
+def _schnet(seed=0, dtype=F64):
+    return SchNet(cutoff=4.0, n_rbf=12, seed=seed, dtype=dtype, **TINY)
+
+
+def _painn(seed=0, dtype=F64):
+    return PaiNN(cutoff=4.0, n_rbf=8, seed=seed, dtype=dtype, **TINY)
+
+
+def _committee(seed=0, dtype=F64):
+    return Committee([_painn(seed, dtype), _painn(seed + 1, dtype), _schnet(seed + 2, dtype)])
+
+
+MODELS = {"schnet": _schnet, "painn": _painn, "committee": _committee}
+
+
+@pytest.fixture(params=sorted(MODELS))
+def model(request):
+    return MODELS[request.param]()
+
+
+def _cluster(seed=0, n=6) -> Atoms:
+    """A random H/C/O cluster with no two atoms closer than 0.9 Å."""
+    rng = np.random.default_rng(seed)
+    pos = [rng.uniform(0, 3.0, 3)]
+    while len(pos) < n:
+        p = rng.uniform(0, 3.0, 3)
+        if min(np.linalg.norm(p - q) for q in pos) > 0.9:
+            pos.append(p)
+    return Atoms(numbers=rng.choice([1, 6, 8], n), positions=pos)
+
+
+def _crystal() -> Atoms:
+    """Rattled rock-salt MgO (8 atoms, cubic cell) with a slight shear, so nothing vanishes by symmetry."""
+    atoms = bulk("MgO", "rocksalt", a=4.2, cubic=True)
+    atoms.set_cell(atoms.cell[:] + np.array([[0, 0.1, 0], [0, 0, 0.15], [0.05, 0, 0]]), scale_atoms=True)
+    atoms.rattle(0.1, seed=1)
+    return atoms
+
+
+def _predict(model, atoms, stress=False):
+    out = model.predict(atoms, stress=stress)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_forces_and_stress_equal_ase_finite_differences(model):
+    atoms = _cluster()
+    atoms.calc = Calculator(model)
+    np.testing.assert_allclose(atoms.get_forces(), atoms.calc.calculate_numerical_forces(atoms, d=1e-5),
+                               atol=1e-7, rtol=1e-6)
+    crystal = _crystal()
+    crystal.calc = Calculator(model)
+    np.testing.assert_allclose(crystal.get_forces(), crystal.calc.calculate_numerical_forces(crystal, d=1e-5),
+                               atol=1e-7, rtol=1e-6)
+    np.testing.assert_allclose(crystal.get_stress(), crystal.calc.calculate_numerical_stress(crystal, d=1e-6),
+                               atol=1e-7, rtol=1e-5)
+
+
+def test_rotation_translation_permutation(model):
+    atoms = _cluster(seed=3, n=7)
+    ref = _predict(model, atoms)
+    rot = Rotation.random(random_state=5).as_matrix()
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ rot.T + np.array([1.5, -7.0, 3.2])
+    out = _predict(model, moved)
+    np.testing.assert_allclose(out["energy"], ref["energy"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["forces"], ref["forces"] @ rot.T, atol=1e-10)
+    perm = np.random.default_rng(2).permutation(len(atoms))
+    out = _predict(model, atoms[perm])
+    np.testing.assert_allclose(out["energy"], ref["energy"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["forces"], ref["forces"][perm], atol=1e-10)
+
+
+def test_periodic_crystal_rotation_and_supercell(model):
+    crystal = _crystal()
+    ref = _predict(model, crystal, stress=True)
+    # A rigid rotation of cell and atoms: same energy, rotated forces and stress.
+    rot = Rotation.random(random_state=7).as_matrix()
+    turned = crystal.copy()
+    turned.set_cell(crystal.cell[:] @ rot.T, scale_atoms=True)
+    out = _predict(model, turned, stress=True)
+    np.testing.assert_allclose(out["energy"], ref["energy"], rtol=1e-10)
+    np.testing.assert_allclose(out["forces"], ref["forces"] @ rot.T, atol=1e-10)
+    np.testing.assert_allclose(out["stress"][0], rot @ ref["stress"][0] @ rot.T, atol=1e-10)
+    # Periodic images: a supercell has the same environments, so n times the energy, tiled forces, same stress.
+    for reps in ((2, 1, 1), (2, 2, 1)):
+        sup = _predict(model, crystal.repeat(reps), stress=True)
+        n = int(np.prod(reps))
+        np.testing.assert_allclose(sup["energy"], n * ref["energy"], rtol=1e-10)
+        np.testing.assert_allclose(sup["forces"], np.tile(ref["forces"], (n, 1)), atol=1e-10)
+        np.testing.assert_allclose(sup["stress"], ref["stress"], atol=1e-10)
+
+
+def test_batch_equals_structures_one_by_one(model):
+    structures = [_cluster(seed=1, n=4), _crystal(), _cluster(seed=2, n=5)]
+    batch = collate_atoms(structures, model.cutoff, dtype=F64)
+    together = model.predict(batch)
+    start = 0
+    for b, atoms in enumerate(structures):
+        alone = model.predict(atoms)
+        assert torch.allclose(together["energy"][b], alone["energy"][0], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(together["forces"][start:start + len(atoms)], alone["forces"], atol=1e-12)
+        start += len(atoms)
+
+
+def test_sims_interface_with_half_list_and_skin(model):
+    """As a sims potential (half list built with a skin): same energy and forces as the calculator."""
+    crystal = _crystal()
+    crystal.calc = Calculator(model)
+    e, f = sims.energy_and_forces(model, crystal, dtype=F64)
+    assert e == pytest.approx(crystal.get_potential_energy(), rel=1e-12)
+    np.testing.assert_allclose(f, crystal.get_forces(), atol=1e-12)
+    pos = torch.tensor(crystal.positions, dtype=F64)
+    cell = torch.tensor(crystal.cell[:], dtype=F64)
+    pairs = build_pairs(pos, cell, torch.tensor([True] * 3), model.cutoff + 1.5, half=True)
+    energy = model(pos, cell, torch.tensor(crystal.numbers), pairs)
+    assert energy.dim() == 0
+    assert float(energy.detach()) == pytest.approx(crystal.get_potential_energy(), rel=1e-12)
+
+
+def test_committee_mean_and_std_equal_looping_the_members():
+    committee = _committee()
+    structures = [_crystal(), _cluster()]
+    out = committee.predict(structures, stress=False)
+    members = [m.predict(structures) for m in committee.models]
+    energies = torch.stack([m["energy"] for m in members])
+    forces = torch.stack([m["forces"] for m in members])
+    assert torch.allclose(out["energy"], energies.mean(0), atol=1e-12)
+    assert torch.allclose(out["energy_std"], torch.sqrt(((energies - energies.mean(0)) ** 2).mean(0)), atol=1e-12)
+    assert torch.allclose(out["forces"], forces.mean(0), atol=1e-12)
+    assert torch.allclose(out["forces_std"], forces.std(0, unbiased=False), atol=1e-12)
+    assert (out["forces_std"] > 0).any() and (out["energy_std"] > 0).all()
+    # Identical members: zero spread.
+    same = Committee([_painn(seed=4), _painn(seed=4)]).predict(structures)
+    assert float(same["energy_std"].abs().max()) == 0.0 and float(same["forces_std"].abs().max()) == 0.0
+    assert len(Committee.build(PaiNN, cutoff=3.0, n_features=4, n_interactions=1)) == 5
+
+
+def test_ase_calculator_results_and_optimiser():
+    committee = _committee()
+    atoms = _crystal()
+    atoms.calc = Calculator(committee)
+    ref = committee.predict(atoms, stress=True)
+    assert atoms.get_potential_energy() == pytest.approx(float(ref["energy"][0]), rel=1e-12)
+    assert atoms.calc.results["energy_std"] == pytest.approx(float(ref["energy_std"][0]), rel=1e-12)
+    np.testing.assert_allclose(atoms.calc.results["forces_std"], ref["forces_std"].numpy())
+    from ase.constraints import full_3x3_to_voigt_6_stress
+
+    np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6_stress(ref["stress"][0].numpy()))
+    # ASE's own optimiser drives the model down in energy.
+    mol = _cluster(seed=4, n=5)
+    mol.calc = Calculator(_painn())
+    e0 = mol.get_potential_energy()
+    BFGS(mol, logfile=None).run(fmax=1e-3, steps=30)
+    assert mol.get_potential_energy() < e0
+    assert np.abs(mol.get_forces()).max() < np.abs(Calculator(_painn()).get_forces(_cluster(seed=4, n=5))).max()
+    with pytest.raises(Exception, match="periodic"):
+        mol.get_stress()
+
+
+def test_isolated_atoms_have_no_neighbours(model):
+    """An empty neighbour list is valid: the energy is the sum of atomic terms, forces are zero."""
+    atoms = Atoms("HO", positions=[[0, 0, 0], [10.0, 0, 0]])
+    out = _predict(model, atoms)
+    assert np.isfinite(out["energy"]).all()
+    assert np.abs(out["forces"]).max() == 0.0
+    single = _predict(model, Atoms("H"))["energy"] + _predict(model, Atoms("O"))["energy"]
+    np.testing.assert_allclose(out["energy"], single, rtol=1e-12)
+
+
+def test_element_shifts_and_unseen_elements():
+    model = _painn()
+    rng = np.random.default_rng(0)
+    mu = {1: -13.6, 8: -430.0, 6: -1000.0}
+    frames = []
+    for k in range(8):
+        n = int(rng.integers(2, 6))
+        atoms = Atoms(numbers=rng.choice([1, 6, 8], n), positions=rng.uniform(0, 5, (n, 3)))
+        atoms.calc = SinglePointCalculator(atoms, energy=sum(mu[z] for z in atoms.numbers),
+                                           forces=np.full((n, 3), 0.3))
+        frames.append(atoms)
+    model.fit_shifts(frames)
+    # Energies that are exactly additive are recovered exactly by the least-squares shifts.
+    for z, value in mu.items():
+        assert float(model.atom_energy[z]) == pytest.approx(value, rel=1e-10)
+    assert float(model.energy_scale) == pytest.approx(0.3)
+    with pytest.raises(InputError, match=r"\['N'\] were not in the training data"):
+        model.predict(molecule("NH3"))
+    with pytest.raises(InputError, match="cutoff"):
+        PaiNN(cutoff=-1.0)
+    with pytest.raises(InputError, match="at least 2"):
+        Committee([_painn()])
+    with pytest.raises(InputError, match="cutoff"):
+        Committee([_painn(), SchNet(cutoff=3.0, **TINY)])
+
+
+def test_defaults_device_and_dtype():
+    model = PaiNN(cutoff=5.0)
+    assert model.hparams == {"cutoff": 5.0, "n_features": 128, "n_rbf": 20, "n_interactions": 5}
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters())
+    out = model.predict(molecule("H2O"))
+    assert out["energy"].dtype == torch.float32 and out["forces"].shape == (3, 3)
+    assert PaiNN(cutoff=5.0, seed=1).state_dict()["embedding.weight"].ne(model.state_dict()["embedding.weight"]).any()
+    m64 = SchNet(cutoff=5.0, dtype=torch.float64, device="cpu")
+    assert m64.predict(molecule("H2O"))["forces"].dtype == torch.float64
+    # float32 and float64 copies of the same weights agree to float32 precision.
+    m32 = SchNet(cutoff=5.0)
+    assert torch.allclose(m32.predict(molecule("H2O"))["energy"].double(), m64.predict(molecule("H2O"))["energy"],
+                          rtol=1e-5)
+
+
+def test_evaluate_members_on_one_batch():
+    committee = _committee()
+    batch = collate_atoms([_crystal()], committee.cutoff, dtype=F64)
+    out = evaluate(list(committee.models), batch, stress=True)
+    assert out["energy"].shape == (3, 1) and out["forces"].shape == (3, 8, 3) and out["stress"].shape == (3, 1, 3, 3)
+    alone = committee.models[1].predict(batch, stress=True)
+    assert torch.allclose(out["stress"][1], alone["stress"], atol=1e-12)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    from learners.potentials import load_potential, save_potential
+
+    committee = _committee()
+    committee.models[0].atom_energy[8] = -5.0
+    save_potential(committee, tmp_path / "c.pt")
+    loaded = load_potential(tmp_path / "c.pt", dtype=F64)
+    assert isinstance(loaded, Committee) and [type(m) for m in loaded.models] == [PaiNN, PaiNN, SchNet]
+    a, b = committee.predict(_crystal()), loaded.predict(_crystal())
+    assert torch.equal(a["energy"], b["energy"]) and torch.equal(a["forces_std"], b["forces_std"])
+    save_potential(committee.models[2], tmp_path / "s.pt")
+    single = load_potential(tmp_path / "s.pt")
+    assert isinstance(single, SchNet) and single.atom_energy.dtype == torch.float32
+    with pytest.raises(InputError, match="no potential file"):
+        load_potential(tmp_path / "missing.pt")
+    torch.save({"x": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a matrep potential"):
+        load_potential(tmp_path / "other.pt")

@@ -1,0 +1,238 @@
+"""Training neural potentials on Lennard-Jones argon from sims, and running NN-potential MD in sims.
+
+Reference data: LJ argon (sigma 3.4 Å, epsilon 0.0104 eV; Rowley, Nicholson & Parsonage,
+J. Comput. Phys. 17, 401 (1975)) cut and shifted at 6 Å, sampled by sims' Langevin MD at several
+temperatures, one trajectory per temperature, stored in an ASE database.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import ase.db
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from torch.utils.data import Subset
+
+import sims
+from learners.errors import InputError
+from learners.potentials import (AtomsDataset, Calculator, Committee, PaiNN, PotentialLoss, SchNet,
+                                 UncertaintyExceeded, UncertaintyMonitor, collate_atoms, fit_potential,
+                                 trajectory_split)
+from learners.potentials.training import potential_metrics
+from learners.trainer import Trainer
+
+CUTOFF = 6.0
+TEMPERATURES = (30.0, 60.0, 90.0, 45.0)
+
+
+def _lj(dtype=torch.float64):
+    return sims.potentials.LennardJones(sigma=3.4, epsilon=0.0104, cutoff=CUTOFF, shift=True, dtype=dtype)
+
+
+def _argon(seed: int):
+    atoms = bulk("Ar", "fcc", a=5.4, cubic=True).repeat(2)  # 32 atoms
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def lj_db(tmp_path_factory):
+    """Four LJ argon trajectories (20 frames each, 50 fs apart) in an ASE database."""
+    torch.set_num_threads(1)  # module fixtures run before the per-test one-thread fixture
+    path = tmp_path_factory.mktemp("lj") / "argon.db"
+    db = ase.db.connect(str(path))
+    for k, temperature in enumerate(TEMPERATURES):
+        md = sims.MD(_argon(k), _lj(), sims.Langevin(timestep=5.0, temperature=temperature, friction=0.02),
+                     temperature=temperature, seed=k, record_every=10, dtype=torch.float64)
+        for frame in md.run(200).trajectory:
+            db.write(frame, trajectory=k, T_target=temperature)
+    return path
+
+
+@pytest.fixture(scope="module")
+def splits(lj_db):
+    data = AtomsDataset(lj_db)
+    train, val, test = trajectory_split(data, (0.5, 0.25, 0.25), key="trajectory", seed=0)
+    return data, Subset(data, train), Subset(data, val), Subset(data, test)
+
+
+@pytest.fixture(scope="module")
+def trained(splits):
+    """A tiny PaiNN trained for a few epochs, with its validation metrics before and after."""
+    torch.set_num_threads(1)
+    data, train, val, _ = splits
+    model = PaiNN(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=10, seed=0)
+    trainer = Trainer(epochs=6, batch_size=8, lr=5e-3, eval_grad=True, seed=0)
+    loss = PotentialLoss(w_energy=1.0, w_forces=1.0)
+    collate = partial(collate_atoms, cutoff=CUTOFF, dtype=torch.float64)
+    model.fit_shifts(train)
+    _, outputs, targets = trainer.run_eval(model, val, loss, collate)
+    before = potential_metrics(targets, outputs)
+    trainers = fit_potential(model, train, val, trainer=trainer, loss=loss)
+    return model, trainers[0], before
+
+
+def test_dataset_and_split_by_trajectory(splits, lj_db):
+    data, train, val, test = splits
+    assert len(data) == 80
+    groups = np.asarray(data.info("trajectory"))
+    sides = [set(groups[s.indices]) for s in (train, val, test)]
+    assert sum(len(s) for s in sides) == len(TEMPERATURES) and not (sides[0] & sides[1] or sides[0] & sides[2])
+    atoms = data[3]
+    assert atoms.info["trajectory"] == groups[3]
+    # Stored labels are the LJ potential's own values (ASE database round trip).
+    e, f = sims.energy_and_forces(_lj(), atoms, dtype=torch.float64)
+    assert atoms.get_potential_energy() == pytest.approx(e, rel=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), f, atol=1e-12)
+    batch = collate_atoms([data[0], data[1]], CUTOFF)
+    assert batch.energy.shape == (2,) and batch.forces.shape == (64, 3)
+    assert len(AtomsDataset(lj_db, selection="T_target>50")) == 40
+    with pytest.raises(InputError, match="no 'seed'"):
+        trajectory_split(data, key="seed")
+    with pytest.raises(InputError, match="does not exist"):
+        AtomsDataset(lj_db.parent / "missing.db")
+
+
+def test_dataset_from_sims_generate_splits_by_config(tmp_path):
+    """Frames written by sims.generate carry config_hash, the default trajectory key."""
+    from sims.generate import generate
+
+    paths = []
+    for seed in (1, 2, 3):
+        cfg = {"seed": seed, "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.4, "rattle": 0.05},
+               "potential": {"kind": "lj", "sigma": 3.4, "epsilon": 0.0104, "cutoff": CUTOFF},
+               "md": {"dtype": "float64"},
+               "stages": [{"ensemble": "langevin", "steps": 8, "timestep": 5.0, "temperature": 50.0,
+                           "sample_every": 4}],
+               "output": {"path": str(tmp_path / f"run{seed}.extxyz"), "checkpoint_every": 100}}
+        paths.append(generate(cfg))
+    frames = [a for p in paths for a in AtomsDataset(p)]
+    parts = trajectory_split(frames, (0.33, 0.33, 0.34), seed=1)
+    hashes = [{frames[i].info["config_hash"] for i in part} for part in parts]
+    assert all(len(h) == 1 for h in hashes) and len(set.union(*hashes)) == 3
+    with pytest.raises(InputError, match="empty"):
+        trajectory_split(frames, (0.5, 0.3, 0.2))
+
+
+def test_training_lowers_the_loss_clearly(trained, splits):
+    model, trainer, before = trained
+    history = trainer.history_
+    assert len(history) == 6
+    assert history[-1]["val_loss"] < 0.3 * history[0]["val_loss"]
+    after = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
+    # Independent baseline: predicting zero force everywhere (the force MAE of the data itself).
+    _, _, val, _ = splits
+    zero_mae = np.mean([np.abs(val[k].get_forces()).mean() for k in range(len(val))])
+    assert before["forces_mae"] > 0.8 * zero_mae
+    assert after["forces_mae"] < 0.4 * zero_mae
+    assert after["forces_mae"] < 0.4 * before["forces_mae"]
+
+
+def test_nn_md_in_sims_conserves_energy_and_monitor(trained):
+    """NVE MD driven by the trained model in sims: the total energy stays put."""
+    model = trained[0]
+    model64 = PaiNN(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=10, dtype=torch.float64)
+    model64.load_state_dict(model.state_dict())
+    md = sims.MD(_argon(7), model64, sims.VelocityVerlet(timestep=5.0), temperature=60.0, seed=3,
+                 dtype=torch.float64, record_every=5)
+    totals, potentials = [], []
+    for _ in range(40):
+        md.run(1)
+        totals.append(md.conserved_energy())
+        potentials.append(float(md.energy))
+    assert np.std(totals) < 0.05 * np.std(potentials)
+    assert len(md.trajectory) == 8
+    # A committee drives MD too (mean forces) and the monitor writes its spread into the frames.
+    other = PaiNN(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=10, dtype=torch.float64, seed=5)
+    other.load_state_dict({k: v for k, v in model64.state_dict().items()}, strict=True)
+    with torch.no_grad():
+        other.readout[-1].weight.mul_(1.5)
+    committee = Committee([model64, other])
+    monitor = UncertaintyMonitor(committee, threshold=1e-12, every=2)
+    md = sims.MD(_argon(8), committee, sims.VelocityVerlet(timestep=5.0), temperature=60.0, seed=3,
+                 dtype=torch.float64, record_every=2, callback=monitor)
+    md.run(4)
+    assert [r[0] for r in monitor.records] == [2, 4] and monitor.flagged == [2, 4]
+    frame = md.trajectory[-1]
+    calc_atoms = frame.copy()
+    calc_atoms.calc = Calculator(committee)
+    calc_atoms.get_forces()
+    assert frame.info["forces_std_max"] == pytest.approx(
+        np.linalg.norm(calc_atoms.calc.results["forces_std"], axis=1).max(), rel=1e-9)
+    assert frame.info["uncertain"] is True
+    stopper = UncertaintyMonitor(committee, threshold=1e-12, stop=True)
+    md = sims.MD(_argon(8), committee, sims.VelocityVerlet(timestep=5.0), temperature=60.0, seed=3,
+                 dtype=torch.float64, callback=stopper)
+    with pytest.raises(UncertaintyExceeded, match="at step 1"):
+        md.run(3)
+
+
+def test_nan_model_stops_md_with_the_step():
+    model = SchNet(cutoff=CUTOFF, n_features=8, n_interactions=1, dtype=torch.float64)
+
+    def poison(md):
+        if md.step_count == 3:
+            with torch.no_grad():
+                model.readout[-1].bias.fill_(float("nan"))
+
+    md = sims.MD(_argon(0), model, sims.VelocityVerlet(timestep=2.0), temperature=30.0, seed=0,
+                 dtype=torch.float64, callback=poison)
+    with pytest.raises(sims.SimsInputError, match="at step 4"):
+        md.run(10)
+    assert len(md.trajectory) == 3 and all(np.isfinite(a.get_potential_energy()) for a in md.trajectory)
+    with pytest.raises(InputError, match="float32"):
+        sims.MD(_argon(0), SchNet(cutoff=CUTOFF, n_features=8, n_interactions=1), sims.VelocityVerlet(timestep=2.0),
+                dtype=torch.float64)
+
+
+def test_loss_and_trainer_errors(splits):
+    with pytest.raises(InputError, match="weights"):
+        PotentialLoss(w_energy=0.0, w_forces=0.0)
+    with pytest.raises(InputError, match="eval_grad"):
+        fit_potential(SchNet(cutoff=CUTOFF, n_features=4, n_interactions=1), splits[1], trainer=Trainer(epochs=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["painn", "schnet"])
+def test_committee_training_held_out_trajectory(splits, kind):
+    """A 3-member committee trained longer: held-out-trajectory force MAE well under the force scale."""
+    torch.set_num_threads(1)
+    _, train, val, test = splits
+    cls = PaiNN if kind == "painn" else SchNet
+    committee = Committee.build(cls, k=3, cutoff=CUTOFF, n_features=32, n_interactions=3)
+    fit_potential(committee, train, val, trainer=Trainer(epochs=40, batch_size=8, lr=3e-3, eval_grad=True))
+    frames = [test[k] for k in range(len(test))]
+    out = committee.predict(collate_atoms(frames, CUTOFF))
+    ref_f = np.concatenate([a.get_forces() for a in frames])
+    mae = np.abs(out["forces"].numpy() - ref_f).mean()
+    assert mae < 0.15 * np.abs(ref_f).mean()
+    assert float(out["forces_std"].mean()) > 0
+
+
+def test_loss_value_matches_its_definition():
+    """w_E MSE(E/atom) + w_F MSE(F) + w_S MSE(stress), recomputed by hand from predict()."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for k in range(3):
+        atoms = _argon(k).repeat((1, 1, 1 + k % 2))
+        e, f, s = sims.energy_and_forces(_lj(), atoms, stress=True, dtype=torch.float64)
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f, stress=s)
+        frames.append(atoms)
+    model = SchNet(cutoff=CUTOFF, n_features=8, n_interactions=1, dtype=torch.float64)
+    batch = collate_atoms(frames, CUTOFF, dtype=torch.float64)
+    loss, pred, target = PotentialLoss(w_energy=2.0, w_forces=3.0, w_stress=5.0)(model, batch)
+    out = model.predict(frames, stress=True)
+    n = torch.tensor([len(a) for a in frames], dtype=torch.float64)
+    e_ref = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float64)
+    f_ref = torch.tensor(np.concatenate([a.get_forces() for a in frames]))
+    s_ref = torch.stack([torch.tensor(a.calc.results["stress"]) for a in frames])
+    expected = (2.0 * ((out["energy"] - e_ref) / n).pow(2).mean() + 3.0 * (out["forces"] - f_ref).pow(2).mean()
+                + 5.0 * (out["stress"] - s_ref).pow(2).mean())
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-10)
+    assert set(pred) == set(target) == {"energy_per_atom", "forces", "stress"}
+    with pytest.raises(InputError, match="stress"):
+        PotentialLoss(w_stress=1.0)(model, collate_atoms([_argon(0)], CUTOFF))
