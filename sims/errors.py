@@ -7,7 +7,7 @@ the builtin a caller would naturally catch.
 
 from __future__ import annotations
 
-__all__ = ["SimsError", "SimsInputError", "MissingCellError"]
+__all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped"]
 
 
 class SimsError(Exception):
@@ -20,3 +20,7 @@ class SimsInputError(SimsError, ValueError):
 
 class MissingCellError(SimsInputError):
     """Periodic boundaries were requested for a system without a unit cell."""
+
+
+class SimulationStopped(SimsError, RuntimeError):
+    """A run stopped on purpose before its end (for example a potential's uncertainty passed its threshold)."""

@@ -6,13 +6,16 @@ ensemble, temperature schedule, steps and time step), the sampling interval and 
     seed = 7
     engine = "matrep"
     [system]
-    builder = "beta_cristobalite"      # or "bulk" (symbol, crystal, a, repeat) or "file" (path)
+    builder = "beta_cristobalite"      # or "bulk" (symbol, crystal, a, repeat), "file" (path),
+                                       # "molecule" (name in ASE's g2 collection, or smiles)
     repeat = 2
     [potential]
-    kind = "bks"                       # "lj", "morse", "bks" with their keyword arguments
+    kind = "bks"                       # "lj", "morse", "bks", "ase", "tblite", or a plugin kind (below)
     [md]
     dtype = "float32"
     skin = 1.0
+    uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
+    on_uncertain = "flag"              # or "stop"
     [[stages]]
     ensemble = "langevin"              # "nve", "langevin", "nose_hoover_chain"
     steps = 2000
@@ -31,6 +34,25 @@ variables, random-number generator) and the size of the output at that moment. A
 last checkpoint and continues from it. Both runs rebuild the neighbour list and recompute the
 forces at every checkpoint, so the resumed run repeats the uninterrupted one bit for bit and
 the output ends with exactly the same frames.
+
+Potentials. Besides the classical kinds, ``kind = "ase"`` wraps any ASE calculator
+(``calculator = "module:Class"``, the other keys its keyword arguments) and ``kind = "tblite"``
+GFN-xTB from the ``tblite`` wheel (``method = "GFN2-xTB"``), both through
+:class:`sims.potentials.CalculatorPotential`. Any other kind is looked up among the entry points
+of the group ``"sims.potentials"``: the entry point named ``kind`` loads a factory
+``factory(params, *, base, device, dtype) -> torch.nn.Module`` (``params``: the ``[potential]``
+table without ``kind``; ``base``: the config's folder, for relative paths). This is how packages
+above ``sims`` (``learners``: trained neural potentials, ``kind = "nn"``) plug in without ``sims``
+importing them.
+
+Uncertainty. A potential that estimates its own uncertainty (a committee) has a method
+``uncertainty_monitor(threshold)`` returning a callback ``monitor(md)``; after each call
+``monitor.latest`` is a dict of numbers (and ``"uncertain"``, a bool: the threshold was passed).
+The run calls it at every sampled frame, which stores ``latest`` with the frame, and, with
+``md.uncertainty_threshold`` set, every ``md.uncertainty_every`` steps (default 1).
+``on_uncertain = "flag"`` only marks frames (``uncertain``); ``"stop"`` writes the first uncertain
+configuration as a frame and raises :class:`~sims.errors.SimulationStopped`: the frames written stay
+valid, and the same command repeats the run from the last checkpoint to the same stop.
 """
 
 from __future__ import annotations
@@ -46,7 +68,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import SimsInputError
+from .errors import SimsError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
 from .state import State
@@ -112,22 +134,106 @@ def build_system(cfg: Mapping[str, Any]) -> Atoms:
         from ase.io import read
 
         return read(_resolve(cfg, system["path"]))
-    raise SimsInputError(f"unknown system builder {builder!r}; known: 'beta_cristobalite', 'bulk', 'file'")
+    if builder == "molecule":
+        return _molecule(system, int(cfg.get("seed", 0)))
+    raise SimsInputError(f"unknown system builder {builder!r}; known: 'beta_cristobalite', 'bulk', 'file', 'molecule'")
+
+
+def _molecule(system: Mapping[str, Any], seed: int) -> Atoms:
+    """A free molecule: ``name`` from ASE's g2 collection, or ``smiles`` embedded in 3-D by RDKit.
+
+    SMILES are embedded with ETKDG as ``conformers`` conformers (default 10; seeded with the
+    config's seed, so the start is reproducible), each relaxed with MMFF94, and the lowest in MMFF
+    energy is kept; the MD's equilibration then relaxes it on the run's potential. (ETKDG need not
+    find a particular conformer: for one, give it as a file.)
+    """
+    if ("name" in system) == ("smiles" in system):
+        raise SimsInputError("the molecule builder needs exactly one of system.name (ASE's g2 collection) "
+                             "or system.smiles")
+    if "name" in system:
+        from ase.build import molecule
+
+        try:
+            return molecule(system["name"])
+        except KeyError:
+            raise SimsInputError(f"unknown molecule {system['name']!r} (ase.collections.g2 names, "
+                                 "e.g. 'CH3CH2OH'); or give system.smiles") from None
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromSmiles(str(system["smiles"]))
+    if mol is None:
+        raise SimsInputError(f"cannot parse SMILES {system['smiles']!r}")
+    mol = Chem.AddHs(mol)
+    ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=int(system.get("conformers", 10)), randomSeed=seed))
+    if not ids:
+        raise SimsInputError(f"RDKit could not embed {system['smiles']!r} in 3-D")
+    energies = [energy for _, energy in AllChem.MMFFOptimizeMoleculeConfs(mol)]
+    best = ids[int(np.argmin(energies))]
+    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=mol.GetConformer(best).GetPositions())
 
 
 def build_potential(cfg: Mapping[str, Any], *, device=None, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     """The potential named by ``cfg["potential"]`` (``kind`` plus keyword arguments)."""
+    from importlib.metadata import entry_points
+
     from . import potentials
 
     params = dict(cfg.get("potential", {}))
     kind = params.pop("kind", None)
-    factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS}
-    if kind not in factories:
-        raise SimsInputError(f"unknown potential kind {kind!r}; known: {sorted(factories)}")
+    factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
+                 "ase": _ase_calculator, "tblite": _tblite}
+    plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
+    if kind in factories:
+        try:
+            return factories[kind](**params, device=device, dtype=dtype)
+        except TypeError as err:
+            raise SimsInputError(f"bad parameters for potential {kind!r}: {err}") from None
+    if kind not in plugins:
+        raise SimsInputError(f"unknown potential kind {kind!r}; known: {sorted(factories) + sorted(plugins)}")
+    plugin = plugins[kind]
     try:
-        return factories[kind](**params, device=device, dtype=dtype)
-    except TypeError as err:
-        raise SimsInputError(f"bad parameters for potential {kind!r}: {err}") from None
+        return plugin.load()(params, base=Path(cfg.get("_base", ".")), device=device, dtype=dtype)
+    except SimsError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        # The plugin's own error classes (sims knows none of them) become the one the CLI reports.
+        raise SimsInputError(f"potential kind {kind!r} ({plugin.value}): {err}") from err
+
+
+def _ase_calculator(*, calculator: str, pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:
+    """``kind = "ase"``: ``calculator = "module:Class"`` built with the remaining keys as keyword arguments."""
+    import importlib
+
+    from .potentials import CalculatorPotential
+
+    module, _, name = str(calculator).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise SimsInputError(f"cannot import the calculator {calculator!r}; give it as 'module:Class', "
+                             "e.g. 'ase.calculators.emt:EMT'") from None
+    return CalculatorPotential(cls(**kwargs), pbc=pbc)
+
+
+def _tblite(*, method: str = "GFN2-xTB", pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:
+    """``kind = "tblite"``: GFN-xTB of the ``tblite`` wheel (``method`` "GFN2-xTB", "GFN1-xTB", "IPEA1-xTB").
+
+    Other keys go to ``tblite.ase.TBLite`` (``charge``, ``accuracy``, ``electronic_temperature``
+    in K, ...). tblite's OpenMP threads spin-wait on a busy machine: run with ``OMP_NUM_THREADS=1``
+    (or ``torch.set_num_threads(1)``, which sets the OpenMP runtime tblite shares with torch).
+    """
+    try:
+        from tblite.ase import TBLite
+    except ImportError:
+        raise SimsInputError("potential kind 'tblite' needs the tblite package (pip install tblite)") from None
+    from .potentials import CalculatorPotential
+
+    kwargs.setdefault("verbosity", 0)
+    # Each SCF starts from the same guess instead of the previous step's wavefunction (about 1.5x the
+    # cost): the result depends on the positions only, so a resumed run repeats the uninterrupted one.
+    kwargs.setdefault("cache_api", False)
+    return CalculatorPotential(TBLite(method=method, **kwargs), pbc=pbc, reset=not kwargs["cache_api"])
 
 
 def _stage_temperature(stage: Mapping[str, Any], step_in_stage: int) -> float:
@@ -249,13 +355,17 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     -------
     pathlib.Path
         The output file. Each frame carries energy and forces and the metadata ``step``, ``time``
-        (fs), ``stage``, ``T`` (instantaneous, K), ``T_target`` (K), ``seed`` and ``config_hash``.
+        (fs), ``stage``, ``T`` (instantaneous, K), ``T_target`` (K), ``seed`` and ``config_hash``;
+        with a potential that estimates its uncertainty, also its monitor's values (a committee:
+        ``energy_std`` eV, ``forces_std_max`` eV/Å, and ``uncertain`` when a threshold is set).
 
     Raises
     ------
     SimsInputError
         A bad config, an output that exists without a checkpoint (refused, not overwritten), or a
         checkpoint written by a different config.
+    SimulationStopped
+        ``md.on_uncertain = "stop"`` and the uncertainty passed ``md.uncertainty_threshold``.
 
     Examples
     --------
@@ -275,6 +385,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     every = int(cfg["output"].get("checkpoint_every", 1000))
     writer = FrameWriter(out_path)
     potential = build_potential(cfg, device=device, dtype=dtype)  # fail on a bad potential before writing anything
+    monitoring = _monitoring(md_cfg, potential)
 
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -321,12 +432,22 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
             md.run(1)
             step += 1
             time_fs += integrator.timestep
-            if sample and (s + 1) % sample == 0:
+            sampled = bool(sample) and (s + 1) % sample == 0
+            uncertainty = monitoring.check(md, step, sampled) if monitoring is not None else None
+            stop = uncertainty is not None and monitoring.stop and uncertainty.get("uncertain", False)
+            if sampled or stop:
                 frame = md.frame()
                 meta = {"step": step, "time": time_fs, "stage": k, "T": md.temperature(),
                         "T_target": _stage_temperature(stage, s + 1), "seed": seed, "config_hash": digest}
+                meta.update(uncertainty or {})
                 frame.info.clear()
                 writer.write(frame, meta)
+            if stop:
+                values = ", ".join(f"{name}={value:.4g}" for name, value in uncertainty.items() if name != "uncertain")
+                raise SimulationStopped(
+                    f"the potential's uncertainty passed md.uncertainty_threshold={monitoring.threshold} at step "
+                    f"{step} (stage {k}): {values}. That configuration is the last frame of {out_path}; the frames "
+                    f"are valid. Rerunning repeats the run from the checkpoint of step {ckpt['step']} to this stop")
             if (s + 1) % every == 0 or s + 1 == n_steps:
                 state = md.state
                 last = k == len(cfg["stages"]) - 1 and s + 1 == n_steps
@@ -346,6 +467,45 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
         ckpt.update(done=True)
         _save_checkpoint(ckpt_path, ckpt)
     return out_path
+
+
+class _Monitoring:
+    """When to ask the potential's uncertainty monitor, and what to do with its answer (``[md]`` options)."""
+
+    def __init__(self, monitor, threshold: float | None, every: int, stop: bool) -> None:
+        self.monitor, self.threshold, self.every, self.stop = monitor, threshold, every, stop
+
+    def check(self, md: MD, step: int, sampled: bool) -> dict[str, Any] | None:
+        """The uncertainty after ``step`` when a frame is sampled or a check is due, else None."""
+        if not (sampled or (self.threshold is not None and step % self.every == 0)):
+            return None
+        self.monitor(md)
+        latest = dict(self.monitor.latest)
+        if self.threshold is None:
+            latest.pop("uncertain", None)  # nothing was compared
+        return latest
+
+
+def _monitoring(md_cfg: Mapping[str, Any], potential: torch.nn.Module) -> _Monitoring | None:
+    """The uncertainty monitoring asked for by ``md.uncertainty_threshold`` etc. (None: none possible or asked)."""
+    threshold = md_cfg.get("uncertainty_threshold")
+    on_uncertain = md_cfg.get("on_uncertain", "flag")
+    every = md_cfg.get("uncertainty_every", 1)
+    if on_uncertain not in ("flag", "stop"):
+        raise SimsInputError(f"md.on_uncertain must be 'flag' or 'stop', got {on_uncertain!r}")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise SimsInputError(f"md.uncertainty_every must be an integer >= 1 (steps), got {every!r}")
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < float("inf")):
+        raise SimsInputError(f"md.uncertainty_threshold must be a number > 0, got {threshold!r}")
+    if not hasattr(potential, "uncertainty_monitor"):
+        if threshold is not None:
+            raise SimsInputError(f"md.uncertainty_threshold needs a potential that estimates its uncertainty "
+                                 f"(a committee); {type(potential).__name__} does not")
+        return None
+    if on_uncertain == "stop" and threshold is None:
+        raise SimsInputError("md.on_uncertain = 'stop' needs md.uncertainty_threshold")
+    threshold = None if threshold is None else float(threshold)
+    return _Monitoring(potential.uncertainty_monitor(threshold), threshold, every, on_uncertain == "stop")
 
 
 def _run_lammps(cfg, ckpt, ckpt_path, writer, seed, digest, n_procs) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
@@ -25,7 +26,7 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "COULOMB_CONSTANT"]
+           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "COULOMB_CONSTANT"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -407,3 +408,119 @@ def BKS(*, short_cutoff: float = 5.5, coulomb_cutoff: float = 10.0, alpha: float
     return SumPotential([Buckingham(BKS_BUCKINGHAM, cutoff=short_cutoff, **kw),
                          DSFCoulomb(BKS_CHARGES, alpha=alpha, cutoff=coulomb_cutoff, **kw),
                          CoreRepulsion(BKS_CORE, cutoff=short_cutoff, **kw)])
+
+
+class _CalculatorEnergy(torch.autograd.Function):
+    """Energy of an ASE calculator with its forces (and stress) as the gradient.
+
+    ``dE/dR = -F``; ``dE/dh = h^-T (V sigma + R^T F)`` for the cell ``h`` (rows are vectors), which
+    follows from the strain derivative ``dE/d(eps) = R^T dE/dR + h^T dE/dh = V sigma`` (ASE's stress
+    sign) under ``R -> R (1 + eps)``, ``h -> h (1 + eps)``: so :func:`sims.md.compute` gets the
+    calculator's own stress back. The gradient is a constant taken from the calculator, so it is
+    once differentiable only (no forces-of-forces, no training through it).
+    """
+
+    @staticmethod
+    def forward(ctx, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
+                wrapper: "CalculatorPotential") -> torch.Tensor:
+        from ase import Atoms
+
+        pos = positions.detach().cpu().double().numpy()
+        h = cell.detach().cpu().double().numpy()
+        atoms = Atoms(numbers=numbers.cpu().numpy(), positions=pos, cell=h, pbc=wrapper.periodic(h))
+        calc = wrapper.calculator
+        if wrapper.reset and calc.check_state(atoms):
+            calc.reset()
+        energy = float(calc.get_property(wrapper.energy_property, atoms))
+        forces = torch.as_tensor(calc.get_property("forces", atoms), dtype=positions.dtype, device=positions.device)
+        cell_grad = None
+        if ctx.needs_input_grad[1]:
+            if not atoms.pbc.all():
+                raise SimsInputError("a gradient with respect to the cell (stress) needs a cell periodic in all "
+                                     "three directions")
+            from ase.constraints import voigt_6_to_full_3x3_stress
+
+            sigma = np.asarray(calc.get_property("stress", atoms), dtype=np.float64)
+            if sigma.shape == (6,):
+                sigma = voigt_6_to_full_3x3_stress(sigma)
+            virial = abs(np.linalg.det(h)) * sigma + pos.T @ forces.cpu().double().numpy()
+            cell_grad = torch.as_tensor(np.linalg.solve(h.T, virial), dtype=cell.dtype, device=cell.device)
+        ctx.save_for_backward(forces, cell_grad if cell_grad is not None else forces.new_zeros(0))
+        return torch.tensor(energy, dtype=positions.dtype, device=positions.device)
+
+    @staticmethod
+    def backward(ctx, grad_energy: torch.Tensor):
+        if torch.is_grad_enabled():
+            # create_graph=True: the caller wants derivatives of the forces, which a constant cannot give.
+            raise SimsInputError("CalculatorPotential is differentiable once (its forces are the calculator's "
+                                 "numbers): no create_graph=True, MD(requires_grad=True) or training through forces")
+        forces, cell_grad = ctx.saved_tensors
+        grad_pos = -grad_energy * forces if ctx.needs_input_grad[0] else None
+        grad_cell = grad_energy * cell_grad if ctx.needs_input_grad[1] else None
+        return grad_pos, grad_cell, None, None
+
+
+class CalculatorPotential(Potential):
+    """Any ASE calculator as a :mod:`sims` potential: the labellers (classical, xTB, LAMMPS) behind one interface.
+
+    The energy is the calculator's; its gradient with respect to the positions is minus the
+    calculator's forces and, when the cell is differentiated (the stress of
+    :func:`sims.md.compute`), the cell gradient is rebuilt from the calculator's stress (see
+    :class:`_CalculatorEnergy`). So :class:`sims.MD`, :func:`sims.energy_and_forces` and
+    :func:`sims.generate.generate` run on any calculator, with exactly its energies and forces.
+
+    The gradient is a constant handed back by the calculator: the wrapper supports one backward
+    pass (forces, stress), not a second one (``create_graph=True`` training through forces, or
+    differentiating a trajectory, raises), and has no trainable parameters. Each call runs the
+    calculator on the CPU in float64 and casts the result to the dtype of the positions.
+
+    Parameters
+    ----------
+    calculator : ase.calculators.calculator.Calculator
+        Any ASE calculator implementing ``energy`` and ``forces`` (and ``stress`` for the stress).
+    pbc : bool or sequence of 3 bool, optional
+        Periodic directions of the structures it will see. The sims interface passes no flags, so
+        by default a direction is periodic when its cell vector is non-zero (a molecule has a
+        zero cell); give ``pbc=False`` for a molecule in a finite box.
+    energy_property : str
+        The calculator result whose gradient the forces are: ``"energy"`` for most calculators,
+        ``"free_energy"`` for DFT codes with smeared occupations (ASE's convention).
+    reset : bool
+        Call ``calculator.reset()`` before each new geometry. Self-consistent methods otherwise
+        start from the previous geometry's wavefunction, so their numbers depend on the history at
+        the level of the SCF tolerance (tblite: ~1e-9 eV), and a resumed run drifts away from an
+        uninterrupted one; with ``reset`` the result depends on the positions only (tblite: also
+        pass ``cache_api=False``, about 1.5x the cost).
+
+    Examples
+    --------
+    >>> from ase.calculators.emt import EMT
+    >>> from ase.build import bulk
+    >>> from sims.md import energy_and_forces
+    >>> e, f = energy_and_forces(CalculatorPotential(EMT()), bulk("Cu", cubic=True), dtype=torch.float64)
+    """
+
+    def __init__(self, calculator, *, pbc: bool | Sequence[bool] | None = None,
+                 energy_property: str = "energy", reset: bool = False) -> None:
+        super().__init__()
+        if not (hasattr(calculator, "get_property") and hasattr(calculator, "implemented_properties")):
+            raise SimsInputError(f"calculator must be an ASE calculator, got {type(calculator).__name__}")
+        if energy_property not in ("energy", "free_energy"):
+            raise SimsInputError(f"energy_property must be 'energy' or 'free_energy', got {energy_property!r}")
+        self.calculator = calculator
+        self.pbc = None if pbc is None else np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
+        self.energy_property = energy_property
+        self.reset = bool(reset)
+        # No pair list needed: the calculator finds its own neighbours (sims.MD skips building one).
+        self.cutoff = 0.0
+
+    def periodic(self, cell: np.ndarray) -> np.ndarray:
+        """The ``(3,)`` periodic flags for ``cell`` (Å): the given ``pbc``, else its non-zero vectors."""
+        if self.pbc is not None:
+            return self.pbc
+        return np.linalg.norm(cell, axis=1) > 1e-12
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
+                pairs: PairList | None = None) -> torch.Tensor:
+        """Energy (eV) of one structure; ``pairs`` is ignored."""
+        return _CalculatorEnergy.apply(positions, cell, numbers, self)

@@ -66,6 +66,12 @@ class Committee(nn.Module):
     def __len__(self) -> int:
         return len(self.models)
 
+    def uncertainty_monitor(self, threshold: float | None = None, *, stop: bool = False,
+                            every: int = 1) -> "UncertaintyMonitor":
+        """An :class:`UncertaintyMonitor` of this committee: the hook :func:`sims.generate.generate`
+        looks for on its potential to record (and flag or stop on) the spread."""
+        return UncertaintyMonitor(self, threshold=threshold, stop=stop, every=every)
+
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
         """Mean energy of the members, eV (scalar, or ``(B,)`` with ``batch``)."""
@@ -101,8 +107,9 @@ class UncertaintyMonitor:
 
     After every ``every`` steps it evaluates the committee on the current state (reusing the run's
     neighbour list), appends ``(step, energy_std [eV], max_i |forces_std_i| [eV/Å])`` to
-    :attr:`records`, and, when the MD recorded a frame at this step, writes ``energy_std``,
-    ``forces_std_max`` and ``uncertain`` into that frame's ``info``. A maximum force spread above
+    :attr:`records`, keeps the same values in :attr:`latest` (a dict ``energy_std``,
+    ``forces_std_max``, ``uncertain``: what :func:`sims.generate.generate` stores with a frame),
+    and, when the MD recorded a frame at this step, writes them into that frame's ``info``. A maximum force spread above
     ``threshold`` is flagged (``stop=False``) or stops the run with :class:`UncertaintyExceeded`
     (``stop=True``; the frames before it stay valid), the active-learning trigger of
     arXiv:2101.11588.
@@ -135,6 +142,7 @@ class UncertaintyMonitor:
         self.committee, self.threshold, self.every, self.stop = committee, threshold, every, stop
         self.records: list[tuple[int, float, float]] = []
         self.flagged: list[int] = []
+        self.latest: dict[str, float | bool] = {}
 
     def __call__(self, md) -> None:
         if md.step_count % self.every:
@@ -148,6 +156,7 @@ class UncertaintyMonitor:
         f_std = float(torch.linalg.norm(out["forces_std"], dim=1).max())
         self.records.append((md.step_count, e_std, f_std))
         uncertain = self.threshold is not None and f_std > self.threshold
+        self.latest = {"energy_std": e_std, "forces_std_max": f_std, "uncertain": uncertain}
         if md.record_every and md.step_count % md.record_every == 0 and md.trajectory:
             md.trajectory[-1].info.update(energy_std=e_std, forces_std_max=f_std, uncertain=uncertain)
         if uncertain:

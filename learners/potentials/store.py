@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 
@@ -14,7 +15,7 @@ from .committee import Committee
 from .painn import PaiNN
 from .schnet import SchNet
 
-__all__ = ["save_potential", "load_potential"]
+__all__ = ["save_potential", "load_potential", "potential_from_config"]
 
 _KINDS = {"SchNet": SchNet, "PaiNN": PaiNN}
 
@@ -64,3 +65,27 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
         model.load_state_dict(entry["state_dict"])
         members.append(model.to(device=device, dtype=dtype))
     return Committee(members) if payload["committee"] else members[0]
+
+
+def potential_from_config(params: Mapping[str, Any], *, base: str | os.PathLike = ".",
+                          device: torch.device | str | None = None,
+                          dtype: torch.dtype = torch.float32) -> NeuralPotential | Committee:
+    """The ``kind = "nn"`` potential of a :func:`sims.generate.generate` config (entry point ``sims.potentials``).
+
+    ``[potential] kind = "nn", path = "model.pt"`` loads a file of :func:`save_potential`; a
+    relative ``path`` is read from the config's folder ``base``. A committee drives the MD with its
+    mean and supplies the uncertainty (its :meth:`Committee.uncertainty_monitor`).
+
+    Raises
+    ------
+    InputError
+        No ``path``, unknown keys, or a file :func:`load_potential` refuses.
+    """
+    params = dict(params)
+    path = params.pop("path", None)
+    if path is None:
+        raise InputError("potential kind 'nn' needs path = \"<file written by save_potential>\"")
+    if params:
+        raise InputError(f"unknown keys {sorted(params)} for potential kind 'nn'; it takes only 'path'")
+    path = Path(path)
+    return load_potential(path if path.is_absolute() else Path(base) / path, device=device, dtype=dtype)
