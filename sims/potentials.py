@@ -431,8 +431,11 @@ class _CalculatorEnergy(torch.autograd.Function):
         calc = wrapper.calculator
         if wrapper.reset and calc.check_state(atoms):
             calc.reset()
-        energy = float(calc.get_property(wrapper.energy_property, atoms))
-        forces = torch.as_tensor(calc.get_property("forces", atoms), dtype=positions.dtype, device=positions.device)
+        # Autograd is off inside Function.forward, but torch-based calculators (CHGNet, SevenNet,
+        # our own) get their forces by autograd: turn it back on for the calculator's own graph.
+        with torch.enable_grad():
+            energy = float(calc.get_property(wrapper.energy_property, atoms))
+            forces = torch.as_tensor(calc.get_property("forces", atoms), dtype=positions.dtype, device=positions.device)
         cell_grad = None
         if ctx.needs_input_grad[1]:
             if not atoms.pbc.all():
@@ -440,7 +443,8 @@ class _CalculatorEnergy(torch.autograd.Function):
                                      "three directions")
             from ase.constraints import voigt_6_to_full_3x3_stress
 
-            sigma = np.asarray(calc.get_property("stress", atoms), dtype=np.float64)
+            with torch.enable_grad():
+                sigma = np.asarray(calc.get_property("stress", atoms), dtype=np.float64)
             if sigma.shape == (6,):
                 sigma = voigt_6_to_full_3x3_stress(sigma)
             virial = abs(np.linalg.det(h)) * sigma + pos.T @ forces.cpu().double().numpy()
