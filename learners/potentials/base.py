@@ -186,7 +186,7 @@ def evaluate(models: Sequence[nn.Module], batch: AtomsBatch, *, forces: bool = T
 
     Each model runs its forward and backward pass in turn: one graph alive at a time keeps the
     memory of a single model, and measured on CPU this beats one backward through all K graphs
-    (benchmarks/potentials.py) as well as ``torch.func.vmap`` over stacked weights (about 6x
+    (benchmarks/nn_md.py) as well as ``torch.func.vmap`` over stacked weights (about 6x
     slower here).
 
     Parameters

@@ -14,7 +14,7 @@ Rows (peer / ours: above 1 means ours is faster):
    of one single-model call.
 
 Times are the best of ``--repeat-timing`` alternating runs (wall clock; the machine is shared). Run:
-``.venv/bin/python benchmarks/potentials.py [--repeat 3] [--steps 20] [--threads 1]``.
+``.venv/bin/python benchmarks/nn_md.py [--repeat 3] [--steps 20] [--threads 1]``.
 """
 
 from __future__ import annotations
