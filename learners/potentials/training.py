@@ -30,7 +30,7 @@ from .base import NeuralPotential, evaluate
 from .batch import AtomsBatch, collate_atoms
 from .committee import Committee
 
-__all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metrics", "fit_potential"]
+__all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metrics", "frame_errors", "fit_potential"]
 
 
 class AtomsDataset(Sequence):
@@ -175,6 +175,23 @@ def potential_metrics(target: dict, outputs: dict) -> dict[str, float]:
             err = np.asarray(outputs[name]) - np.asarray(target[name])
             scores[f"{short}_mae"] = float(np.mean(np.abs(err)))
             scores[f"{short}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
+    return scores
+
+
+def frame_errors(model: NeuralPotential | Committee, frames: Sequence[Atoms]) -> dict[str, float]:
+    """Errors of ``model`` against the energies and forces stored on labelled frames.
+
+    Returns the :func:`potential_metrics` of energy per atom (eV/atom) and force components (eV/Å),
+    plus ``forces_mean_abs``: the mean absolute reference force component (eV/Å), the scale a force
+    MAE is judged against.
+    """
+    ref_f = np.concatenate([f.get_forces() for f in frames])
+    ref_e = np.array([f.get_potential_energy() / len(f) for f in frames])
+    out = [model.predict(f) for f in frames]
+    pred_f = np.concatenate([o["forces"].detach().cpu().numpy() for o in out])
+    pred_e = np.array([float(o["energy"][0]) / len(f) for o, f in zip(out, frames)])
+    scores = potential_metrics({"energy_per_atom": ref_e, "forces": ref_f}, {"energy_per_atom": pred_e, "forces": pred_f})
+    scores["forces_mean_abs"] = float(np.mean(np.abs(ref_f)))
     return scores
 
 

@@ -9,7 +9,6 @@ without monitoring (monitoring must not change the trajectory).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from learners.potentials import Committee, PaiNN, fit_potential, load_potential,
 from learners.trainer import Trainer
 from sims.errors import SimsInputError, SimulationStopped
 from sims.generate import generate, read_frames
+from tests.sims.config_files import write_toml
 
 CUTOFF = 5.0
 
@@ -39,17 +39,6 @@ def _config(out: str, *, potential: dict, steps: int = 60, md: dict | None = Non
                     "sample_every": 5}],
         "output": {"path": out, "checkpoint_every": every},
     }
-
-
-def _write_toml(path: Path, cfg: dict) -> None:
-    lines = [f"seed = {cfg['seed']}"]
-    for table in ("system", "potential", "md", "output"):
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in cfg[table].items()]
-    for st in cfg["stages"]:
-        lines.append("[[stages]]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in st.items()]
-    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def model_dir(tmp_path_factory):
 
 def _run(d: Path, name: str, **kw) -> list:
     cfg = _config(name, potential={"kind": "nn", "path": "committee.pt"}, **kw)  # relative to the config folder
-    _write_toml(d / f"{name}.toml", cfg)
+    write_toml(d / f"{name}.toml", cfg)
     return read_frames(generate(d / f"{name}.toml"))
 
 
@@ -107,7 +96,7 @@ def test_stop_mode_stops_with_valid_frames_and_repeats(model_dir, capsys):
     threshold = 0.999 * spreads[k]  # passed at that frame's step at the latest
     cfg = _config("stop.db", potential={"kind": "nn", "path": "committee.pt"},
                   md={"uncertainty_threshold": threshold, "on_uncertain": "stop"})
-    _write_toml(model_dir / "stop.toml", cfg)
+    write_toml(model_dir / "stop.toml", cfg)
 
     from sims.cli import register
 
@@ -142,7 +131,7 @@ def test_sigkill_and_resume_with_the_committee(model_dir):
     ref_dir.mkdir(), kill_dir.mkdir()
     potential = {"kind": "nn", "path": str(model_dir / "committee.pt")}
     for d in (ref_dir, kill_dir):
-        _write_toml(d / "cfg.toml", _config("run.db", potential=potential, steps=200, every=20,
+        write_toml(d / "cfg.toml", _config("run.db", potential=potential, steps=200, every=20,
                                             md={"uncertainty_threshold": 1e3, "uncertainty_every": 5}))
     reference = read_frames(generate(ref_dir / "cfg.toml"))
 

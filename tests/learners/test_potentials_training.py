@@ -236,3 +236,19 @@ def test_loss_value_matches_its_definition():
     assert set(pred) == set(target) == {"energy_per_atom", "forces", "stress"}
     with pytest.raises(InputError, match="stress"):
         PotentialLoss(w_stress=1.0)(model, collate_atoms([_argon(0)], CUTOFF))
+
+
+def test_frame_errors_equal_a_direct_comparison(trained, splits):
+    """frame_errors against stored labels equals the MAE computed by hand from model.predict."""
+    from learners.potentials.training import frame_errors
+
+    model, _, _ = trained
+    test = [splits[3][k] for k in range(len(splits[3]))]
+    scores = frame_errors(model, test)
+    ref_f = np.concatenate([f.get_forces() for f in test])
+    pred_f = np.concatenate([model.predict(f)["forces"].numpy() for f in test])
+    assert scores["forces_mae"] == pytest.approx(np.mean(np.abs(pred_f - ref_f)), rel=1e-12)
+    assert scores["forces_mean_abs"] == pytest.approx(np.mean(np.abs(ref_f)), rel=1e-12)
+    ref_e = np.array([f.get_potential_energy() / len(f) for f in test])
+    pred_e = np.array([float(model.predict(f)["energy"][0]) / len(f) for f in test])
+    assert scores["energy_mae"] == pytest.approx(np.mean(np.abs(pred_e - ref_e)), rel=1e-12)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import torch
 
 from sims.errors import SimsInputError
 from sims.generate import config_hash, generate, generate_many, read_frames
+from tests.sims.config_files import write_toml
 
 
 def _config(out: str, *, steps=(200, 200, 100)) -> dict:
@@ -35,20 +35,6 @@ def _config(out: str, *, steps=(200, 200, 100)) -> dict:
         ],
         "output": {"path": out, "checkpoint_every": 100},
     }
-
-
-def _write_toml(path: Path, cfg: dict) -> None:
-    def val(v):
-        return json.dumps(v)
-
-    lines = [f"seed = {cfg['seed']}", f"engine = {val(cfg['engine'])}"]
-    for table in ("system", "potential", "md", "output"):
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {val(v)}" for k, v in cfg[table].items()]
-    for st in cfg["stages"]:
-        lines.append("[[stages]]")
-        lines += [f"{k} = {val(v)}" for k, v in st.items()]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_frames_and_metadata_extxyz_and_db(tmp_path):
@@ -75,7 +61,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_frames(tmp_path, name):
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     ref_dir.mkdir(), kill_dir.mkdir()
     for d in (ref_dir, kill_dir):
-        _write_toml(d / "cfg.toml", _config(name))
+        write_toml(d / "cfg.toml", _config(name))
     reference = read_frames(generate(ref_dir / "cfg.toml"))
 
     code = ("import torch; torch.set_num_threads(1); from sims.generate import generate; "
@@ -123,7 +109,7 @@ def test_config_errors(tmp_path):
 def test_cli_simulate(tmp_path, capsys):
     from sims.cli import register
 
-    _write_toml(tmp_path / "cfg.toml", _config("cli.extxyz", steps=(20, 0, 0)))
+    write_toml(tmp_path / "cfg.toml", _config("cli.extxyz", steps=(20, 0, 0)))
     parser = argparse.ArgumentParser(prog="matrep")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["simulate", str(tmp_path / "cfg.toml"), "--quiet"])
