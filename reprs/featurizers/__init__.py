@@ -23,6 +23,7 @@ from reprs.featurizers.fingerprints import (
     morgan_fingerprint,
 )
 from reprs.featurizers.inputs import as_atoms, as_composition, as_mol, as_structure, mol_from_smiles
+from reprs.featurizers.molecular_graph import MolecularGraph
 from reprs.featurizers.registry import available_featurizers, get_featurizer, register_featurizer
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "MACCSKeys",
     "AtomPairFingerprint",
     "TopologicalTorsionFingerprint",
+    "MolecularGraph",
     "SOAP",
     "ACSF",
     "MBTR",

@@ -32,6 +32,7 @@ from reprs.featurizers.fingerprints import (
     RDKitFingerprint,
     TopologicalTorsionFingerprint,
 )
+from reprs.featurizers.molecular_graph import MolecularGraph
 
 __all__ = ["get_featurizer", "register_featurizer", "available_featurizers", "parse_spec"]
 
@@ -277,6 +278,7 @@ for _name, _cls, *_aliases in (
     ("sine_matrix", SineMatrix, "sine"),
     ("ewald_sum_matrix", EwaldSumMatrix, "ewald"),
     ("crystal_graph", CrystalGraph),
+    ("molecular_graph", MolecularGraph, "mol_graph"),
     ("element_property", ElementProperty),
     ("fractional_composition", FractionalComposition),
 ):

@@ -35,6 +35,7 @@ from reprs.featurizers import (
     Featurizer,
     FractionalComposition,
     MACCSKeys,
+    MolecularGraph,
     MorganFingerprint,
     RDKitFingerprint,
     SineMatrix,
@@ -117,6 +118,8 @@ CASES = {
         lambda: CrystalGraph(r_cut=3.5, n_gaussians=8, max_neighbors=4, output="pyg"),
         lambda: [copper(), quartz()], _empty, errors.InputError,
     ),
+    "molecular-graph": Case(lambda: MolecularGraph(hydrogens=True), **FINGERPRINT),
+    "molecular-graph-pyg": Case(lambda: MolecularGraph(output="pyg"), **FINGERPRINT),
     "element-property": Case(
         ElementProperty, lambda: ["Fe2O3", quartz(), silicon()], lambda: "Xx2O", errors.ParseError, invariant_input=lambda: quartz_atoms(rattle=0.05, seed=5)
     ),
@@ -130,15 +133,25 @@ def _outputs_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
         return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
     if isinstance(a, nx.Graph):
+        edges = (lambda g: list(g.edges(keys=True))) if a.is_multigraph() else (lambda g: list(g.edges))
         return (
             sorted(a.nodes) == sorted(b.nodes)
-            and sorted(a.edges(keys=True)) == sorted(b.edges(keys=True))
-            and all(np.array_equal(a.edges[e]["x"], b.edges[e]["x"]) for e in a.edges(keys=True))
+            and sorted(edges(a)) == sorted(edges(b))
+            and all(np.array_equal(a.edges[e]["x"], b.edges[e]["x"]) for e in edges(a))
         )
     keys = sorted(a.keys())
     return keys == sorted(b.keys()) and all(
         np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in keys
     )
+
+
+def _n_atoms(featurizer: Featurizer, obj: Any) -> int:
+    converted = featurizer.convert(obj)
+    if hasattr(converted, "GetNumAtoms"):  # RDKit Mol: hydrogens are nodes only when asked for
+        from rdkit import Chem
+
+        return (Chem.AddHs(converted) if getattr(featurizer, "hydrogens", False) else converted).GetNumAtoms()
+    return len(converted)
 
 
 def _check_output(featurizer: Featurizer, out: Any, obj: Any) -> None:
@@ -151,14 +164,14 @@ def _check_output(featurizer: Featurizer, out: Any, obj: Any) -> None:
         assert out.shape == (n_atoms, featurizer.n_features) and out.dtype == featurizer.dtype
         assert np.all(np.isfinite(out))
     elif isinstance(out, nx.Graph):
-        assert out.number_of_nodes() == len(featurizer.convert(obj))
+        assert out.number_of_nodes() == _n_atoms(featurizer, obj)
         for _, _, data in out.edges(data=True):
             assert data["x"].shape == (featurizer.n_features,)
         for _, data in out.nodes(data=True):
             assert isinstance(data["label"], str) and data["x"].ndim == 1
     else:  # torch_geometric Data
         assert out.edge_attr.shape == (out.edge_index.shape[1], featurizer.n_features)
-        assert out.x.shape[0] == len(featurizer.convert(obj))
+        assert out.x.shape[0] == _n_atoms(featurizer, obj)
 
 
 @pytest.fixture(params=sorted(CASES), scope="module")
