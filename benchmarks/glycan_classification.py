@@ -149,14 +149,6 @@ def run_wl_svm(graphs, codes, parts, seed, args) -> dict:
     return _metrics(codes[test], _full(decision, svm.classes_, codes.max() + 1))
 
 
-def wl_available() -> bool:
-    try:
-        from graphs.kernels import GraphKernel  # noqa: F401
-    except Exception:  # being written concurrently: the benchmark runs without it
-        return False
-    return True
-
-
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", nargs="+", choices=TASKS, help="default: glycowork-domain glycowork-kingdom paper-immuno (--full: all)")
@@ -180,9 +172,7 @@ def main(argv=None) -> list[dict]:
     if args.tasks is None:
         args.tasks = list(TASKS) if args.full else ["glycowork-domain", "glycowork-kingdom", "paper-immuno"]
     torch.set_num_threads(args.threads)
-    methods = [m for m in args.methods if m != "wl-svm" or wl_available()]
-    if len(methods) < len(args.methods):
-        print("note: graphs.kernels does not import; WL-kernel SVM skipped")
+    methods = args.methods
     rows = []
     for task in args.tasks:
         prepared = prepare(task, args.subsample or None)
@@ -208,6 +198,10 @@ def main(argv=None) -> list[dict]:
                 values = np.array([s.get(metric, np.nan) for s in scores])
                 row[metric], row[f"{metric}_std"] = float(np.nanmean(values)), float(np.nanstd(values))
             rows.append(row)
+            if args.json:  # after every row, atomically: a long run that is stopped keeps what it finished
+                tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+                tmp.write_text(json.dumps(rows, indent=1))
+                tmp.replace(args.json)
             print(f"  {method:12s} acc {row['accuracy']:.3f}  f1 {row['macro_f1']:.3f}  auc {row['roc_auc']:.3f}  ({row['seconds_per_seed']:.1f} s/seed)", flush=True)
     print()
     print("| task | method | n | accuracy | macro-F1 | ROC-AUC | s/seed |")
@@ -217,8 +211,6 @@ def main(argv=None) -> list[dict]:
             f"| {r['task']} | {r['method']} | {r['n']} | {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | "
             f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} | {r['roc_auc']:.3f} ± {r['roc_auc_std']:.3f} | {r['seconds_per_seed']:.1f} |"
         )
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
     return rows
 
 

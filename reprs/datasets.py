@@ -2,18 +2,20 @@
 
 :func:`load_glycans` reads the glycan taxonomy table that glycowork ships inside its wheel
 (``glycowork.glycan_data.loader.df_species``: one row per glycan and species record).
+:func:`load_qm9` reads QM9 as the ``qm9pack`` wheel ships it whole (the ``bench`` extra).
 """
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
-from reprs.errors import InputError, ParseError
+from reprs.errors import InputError, MissingDependencyError, ParseError
 from reprs.iupac import parse_iupac
 
-__all__ = ["load_glycans", "glycan_graph_dataset", "TAXONOMY_LEVELS"]
+__all__ = ["load_glycans", "glycan_graph_dataset", "load_qm9", "TAXONOMY_LEVELS", "QM9_TARGETS"]
 
 TAXONOMY_LEVELS = ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
 
@@ -115,8 +117,6 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     InputError
         For a missing file, an unknown column or a source that yields no graph.
     """
-    from pathlib import Path
-
     from reprs.glycans import build_glycan_graphs
     from reprs.graphio import read_graphs
 
@@ -147,3 +147,87 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     if not any(keep):
         raise InputError(f"no glycan of {source!r} could be turned into a graph")
     return [g for g in graphs if g is not None], table[keep].reset_index(drop=True)
+
+
+#: QM9 targets: our name -> (qm9pack column, unit of ours, factor from the file's unit to ours).
+#: Energies are converted from hartree to eV with ASE's CODATA value.
+QM9_TARGETS: dict[str, tuple[str, str, str]] = {
+    "mu": ("Dipole_debye", "D", "1"),
+    "alpha": ("Polarizability_bohr3", "bohr^3", "1"),
+    "homo": ("HOMO_au", "eV", "hartree"),
+    "lumo": ("LUMO_au", "eV", "hartree"),
+    "gap": ("HOMO_LUMO_gap_au", "eV", "hartree"),
+    "r2": ("R2_bohr2", "bohr^2", "1"),
+    "zpve": ("ZPVE_au", "eV", "hartree"),
+    "u0": ("InternalEnergy_0K_au", "eV", "hartree"),
+    "u298": ("InternalEnergy_298K_au", "eV", "hartree"),
+    "h298": ("Enthalphy_298K_au", "eV", "hartree"),  # sic: qm9pack's spelling
+    "g298": ("GibbsFreeEnergy_298K_au", "eV", "hartree"),
+    "cv": ("Heatcapacity_Cv_cal_mol_K", "cal/(mol K)", "1"),
+}
+
+
+def _qm9pack_data() -> Path:
+    """The data folder of the installed qm9pack wheel, found without importing it (its
+    ``__init__`` imports setuptools' deprecated ``pkg_resources``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("qm9pack")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "QM9 comes from the qm9pack wheel, which is not installed: pip install 'matrep[bench]' "
+            "(or pip install qm9pack), or pass data_dir= a folder holding qm9_part1.csv ... qm9_part3.csv"
+        )
+    return Path(spec.submodule_search_locations[0]) / "data"
+
+
+def load_qm9(targets: tuple[str, ...] | list[str] | None = None, *, data_dir: str | None = None) -> pd.DataFrame:
+    """QM9: 130,831 small organic molecules (C, H, O, N, F; up to 9 heavy atoms) with B3LYP/6-31G(2df,p)
+    properties, as shipped whole in the ``qm9pack`` wheel (install the ``bench`` extra).
+
+    Parameters
+    ----------
+    targets : list of str, optional
+        Names from :data:`QM9_TARGETS` (default all twelve): ``mu`` (D), ``alpha`` (bohr^3),
+        ``homo``, ``lumo``, ``gap``, ``zpve``, ``u0``, ``u298``, ``h298``, ``g298`` (eV), ``r2``
+        (bohr^2), ``cv`` (cal/(mol K)).
+    data_dir : path, optional
+        A folder with qm9pack's ``qm9_part{1,2,3}.csv``; default the installed wheel's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``index`` (the GDB-9 molecule number, 1 ... 133,885, those whose DFT relaxation
+        failed absent), ``smiles``, ``n_atoms`` and the targets, one row per molecule, sorted by
+        ``index``.
+
+    Raises
+    ------
+    MissingDependencyError
+        If qm9pack is not installed and no ``data_dir`` is given.
+    InputError
+        For an unknown target or a folder without the three part files.
+
+    References
+    ----------
+    R. Ramakrishnan, P. O. Dral, M. Rupp, O. A. von Lilienfeld, "Quantum chemistry structures and
+    properties of 134 kilo molecules", Sci. Data 1, 140022 (2014).
+    """
+    from ase.units import Hartree
+
+    names = list(QM9_TARGETS) if targets is None else list(targets)
+    unknown = [t for t in names if t not in QM9_TARGETS]
+    if unknown or isinstance(targets, str):
+        raise InputError(f"unknown QM9 target(s) {unknown or targets!r}; choose from {', '.join(QM9_TARGETS)}")
+    folder = Path(data_dir) if data_dir is not None else _qm9pack_data()
+    parts = [folder / f"qm9_part{i}.csv" for i in (1, 2, 3)]
+    missing = [p.name for p in parts if not p.is_file()]
+    if missing:
+        raise InputError(f"{folder} lacks {', '.join(missing)}: point data_dir at qm9pack's data folder")
+    columns = ["Index", "SMILES", "N_atoms", *(QM9_TARGETS[t][0] for t in names)]
+    table = pd.concat([pd.read_csv(p, usecols=columns) for p in parts], ignore_index=True)
+    out = pd.DataFrame({"index": table["Index"], "smiles": table["SMILES"], "n_atoms": table["N_atoms"]})
+    for name in names:
+        column, _, factor = QM9_TARGETS[name]
+        out[name] = table[column] * (Hartree if factor == "hartree" else 1.0)
+    return out.sort_values("index", ignore_index=True)

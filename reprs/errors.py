@@ -21,6 +21,7 @@ __all__ = [
     "UnknownFeaturizerError",
     "FeaturizationError",
     "ResourceLimitError",
+    "MissingDependencyError",
 ]
 
 
@@ -105,3 +106,7 @@ class FeaturizationError(InputError):
 
 class ResourceLimitError(InputError):
     """A computation would exceed a configured resource limit (memory, size) and was refused."""
+
+
+class MissingDependencyError(MatrepError, ImportError):
+    """An optional package that a function needs is not installed; the message says which extra adds it."""
