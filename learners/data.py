@@ -46,6 +46,16 @@ def feature_widths(graphs: Sequence[Any]) -> tuple[int, int | None]:
     return int(n), None if e is None else int(e)
 
 
+def _symmetric(graph: nx.Graph) -> bool:
+    """True for a directed graph whose edges i -> j and j -> i come in equal numbers."""
+    if not graph.is_directed():
+        return False  # to_pyg writes both directions of an undirected graph itself
+    from collections import Counter
+
+    pairs = Counter(graph.edges())
+    return all(pairs[(v, u)] == n for (u, v), n in pairs.items())
+
+
 def graphs_to_data(
     graphs: Sequence[Any],
     y: np.ndarray | None = None,
@@ -66,7 +76,9 @@ def graphs_to_data(
         Float type of features.
     undirected : bool
         Messages flow both ways along each bond (glycan graphs are stored child -> parent; a
-        one-way graph would let information reach the reducing end only).
+        one-way graph would let information reach the reducing end only). Directed graphs that
+        already hold every edge in both directions, such as the crystal graphs of
+        :class:`reprs.featurizers.CrystalGraph`, are taken as they are.
     edge_dim : int, optional
         Edge feature width to give edgeless graphs when no graph in the list has an edge.
 
@@ -85,7 +97,7 @@ def graphs_to_data(
         raise InputError(f"got {len(graphs)} graphs but {len(y)} targets")
     out = []
     for i, g in enumerate(graphs):
-        d = to_pyg(g, dtype=dtype, undirected=undirected)
+        d = to_pyg(g, dtype=dtype, undirected=undirected and not _symmetric(g))
         data_keys = {"x": d.x, "edge_index": d.edge_index}
         if edge_w is not None:
             data_keys["edge_attr"] = d.edge_attr if d.edge_attr is not None else torch.zeros((0, edge_w), dtype=dtype)
