@@ -24,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = subparsers.add_parser(
         "predict",
         help="predict with a trained run",
-        description="Predict labels (with class probabilities) for the glycans of INPUT: a text file "
-        "with one glycan per line, or a CSV with a 'glycan' column.",
+        description="Predict labels (with class probabilities) or values for the glycans or SMILES "
+        "of INPUT (whichever the run was trained on): a text file with one per line, or a CSV with a "
+        "'glycan' or 'smiles' column.",
     )
     q.add_argument("run", help="run folder written by `matrep train`")
-    q.add_argument("input", help="glycans: .txt (one per line) or .csv (column 'glycan')")
+    q.add_argument("input", help=".txt (one glycan or SMILES per line) or .csv")
+    q.add_argument("--column", help="CSV column to read (default: 'glycan' or 'smiles', whichever it has)")
     q.add_argument("-o", "--output", help="CSV to write (default: print)")
     q.set_defaults(func=_predict)
 
@@ -50,11 +52,12 @@ def _predict(args: argparse.Namespace) -> None:
         raise InputError(f"input file {args.input!r} not found")
     if path.suffix == ".csv":
         table = pd.read_csv(path)
-        if "glycan" not in table.columns:
-            raise InputError(f"{args.input} has no 'glycan' column; columns: {list(table.columns)}")
-        glycans = table["glycan"].astype(str).tolist()
+        column = args.column or next((c for c in ("glycan", "smiles") if c in table.columns), None)
+        if column not in table.columns:
+            raise InputError(f"{args.input} has no column {column or 'glycan or smiles'!r}; columns: {list(table.columns)}")
+        inputs = table[column].astype(str).tolist()
     else:
-        glycans = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    table = predict_run(args.run, glycans, args.output)
+        inputs = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    table = predict_run(args.run, inputs, args.output)
     if args.output is None:
         print(table.to_csv(index=False), end="")

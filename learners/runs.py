@@ -1,22 +1,27 @@
 """Training runs from a config file, and predictions from a finished run (behind ``matrep train/predict``).
 
-A config (TOML or JSON) names the dataset, the model, the trainer settings and the split::
+A config (TOML or JSON) names the dataset, the representation, the model, the trainer settings and
+the split::
 
     task = "classification"          # or "regression"
     seed = 0
+    representation = "glycan"        # glycan graphs (default), or a featurizer of SMILES that gives
+                                     # graphs: "molecular_graph", "molecular_graph:hydrogens=true"
     [dataset]
-    source = "glycowork"             # glycowork's shipped taxonomy table, or "csv"
+    source = "glycowork"             # glycowork's shipped taxonomy table, "qm9" or "csv"
     level = "Kingdom"
     min_class_size = 10
     subsample = 2000                 # optional
-    # source = "csv": path, glycan_column = "glycan", label_column = "label"
+    # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
+    # source = "csv": path, column = "glycan" (default "glycan", or "smiles" for molecules),
+    #                 label_column = "label"
     [model]
     kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
     [trainer]
     epochs = 100                     # batch_size, lr, weight_decay, schedule, patience, device
     [split]
     fractions = [0.8, 0.1, 0.1]
-    by = "stratified"                # "random", "hash" (isomorphic glycans together), "core"
+    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"
 
 The run folder receives ``config.json``, the trainer's ``checkpoint.pt`` / ``best.pt`` /
 ``log.jsonl``, ``estimator.pt`` (the fitted estimator), ``metrics.json`` (test-set metrics) and
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +42,7 @@ import torch
 
 from learners.errors import InputError
 
-__all__ = ["load_config", "train_run", "predict_run"]
+__all__ = ["load_config", "train_run", "predict_run", "build_graphs"]
 
 _MODEL_KEYS = {"kind", "hidden", "layers", "readout", "dropout"}
 _TRAINER_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "clip_norm", "device"}
@@ -54,25 +60,73 @@ def load_config(path: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
-def _dataset(spec: dict, seed: int) -> tuple[list[str], np.ndarray]:
+def _representation(cfg: dict) -> str:
+    spec = cfg.get("representation", "glycan")
+    if not isinstance(spec, str):
+        raise InputError(f"representation must be 'glycan' or a featurizer spec string, got {spec!r}")
+    return spec
+
+
+def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tuple[int, str]]]:
+    """Graphs of ``strings`` in a run's representation; ``None`` and a reason for those that fail.
+
+    Parameters
+    ----------
+    representation : str
+        ``"glycan"`` (IUPAC-condensed glycans -> :func:`reprs.glycans.glycan_graph`) or the spec of
+        a featurizer that turns SMILES into graphs (``"molecular_graph"``).
+
+    Returns
+    -------
+    graphs : list
+        One networkx graph per string, ``None`` where it failed.
+    failures : list of (int, str)
+        Row and message of each failure.
+    """
+    if representation == "glycan":
+        from reprs.glycans import build_glycan_graphs
+
+        return build_glycan_graphs(strings, errors="skip")
+    from reprs.featurizers import FeaturizationWarning, get_featurizer
+
+    featurizer = get_featurizer(representation)
+    if featurizer.input_kind != "molecule" or featurizer.fixed_length or featurizer.get_params().get("output") != "networkx":
+        raise InputError(
+            f"representation {representation!r} does not turn SMILES into networkx graphs; use 'glycan' "
+            "or a graph featurizer of molecules such as 'molecular_graph'"
+        )
+    with warnings.catch_warnings():  # the failures are returned, row by row
+        warnings.simplefilter("ignore", FeaturizationWarning)
+        graphs, failures = featurizer.featurize_many(strings, progress=False, errors="nan", return_failures=True)
+    return graphs, [(f.index, f"{f.error}: {f.message}") for f in failures]
+
+
+def _dataset(spec: dict, representation: str, seed: int) -> tuple[list[str], np.ndarray]:
     source = spec.get("source", "glycowork")
     if source == "glycowork":
         from reprs.datasets import load_glycans
 
         table = load_glycans(spec.get("level", "Kingdom"), min_class_size=int(spec.get("min_class_size", 10)))
         strings, labels = table["glycan"].tolist(), table["label"].to_numpy()
+    elif source == "qm9":
+        from reprs.datasets import load_qm9
+
+        target = spec.get("target", "gap")
+        table = load_qm9([target])
+        strings, labels = table["smiles"].tolist(), table[target].to_numpy()
     elif source == "csv":
         if "path" not in spec:
             raise InputError("dataset source 'csv' needs a 'path'")
         table = pd.read_csv(spec["path"])
-        g_col, y_col = spec.get("glycan_column", "glycan"), spec.get("label_column", "label")
-        missing = {g_col, y_col} - set(table.columns)
+        x_col = spec.get("column", "glycan" if representation == "glycan" else "smiles")
+        y_col = spec.get("label_column", "label")
+        missing = {x_col, y_col} - set(table.columns)
         if missing:
             raise InputError(f"columns {sorted(missing)} not in {spec['path']}; it has {list(table.columns)}")
-        table = table.dropna(subset=[g_col, y_col])
-        strings, labels = table[g_col].astype(str).tolist(), table[y_col].to_numpy()
+        table = table.dropna(subset=[x_col, y_col])
+        strings, labels = table[x_col].astype(str).tolist(), table[y_col].to_numpy()
     else:
-        raise InputError(f"unknown dataset source {source!r}; use 'glycowork' or 'csv'")
+        raise InputError(f"unknown dataset source {source!r}; use 'glycowork', 'qm9' or 'csv'")
     n = spec.get("subsample")
     if n is not None and n < len(strings):
         pick = np.sort(np.random.default_rng(seed).choice(len(strings), int(n), replace=False))
@@ -121,11 +175,10 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     Raises
     ------
     InputError
-        For unknown config keys or values, or a dataset without usable glycans.
+        For unknown config keys or values, or a dataset without usable inputs.
     """
     from learners import GNNClassifier, GNNRegressor
     from learners.metrics import evaluate
-    from reprs.glycans import build_glycan_graphs
     from reprs.graphio import atomic_write
 
     cfg = load_config(config) if not isinstance(config, dict) else config
@@ -139,11 +192,12 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
             raise InputError(f"unknown [{name}] keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     seed = int(cfg.get("seed", 0))
     run_dir = Path(run_dir)
-    strings, labels = _dataset(cfg.get("dataset", {}), seed)
-    graphs, failures = build_glycan_graphs(strings, errors="skip")
+    representation = _representation(cfg)
+    strings, labels = _dataset(cfg.get("dataset", {}), representation, seed)
+    graphs, failures = build_graphs(representation, strings)
     keep = [i for i, g in enumerate(graphs) if g is not None]
     if not keep:
-        raise InputError("no glycan of the dataset could be turned into a graph")
+        raise InputError(f"no input of the dataset could be turned into a {representation!r} graph")
     graphs, y = [graphs[i] for i in keep], labels[keep]
     classification = task == "classification"
     train, val, test = _split(cfg.get("split", {}), graphs, y, classification, seed)
@@ -166,20 +220,20 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     return metrics
 
 
-def predict_run(run_dir: str | os.PathLike, glycans: list[str], output: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Predictions (and class probabilities) of a finished run for glycan strings.
+def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Predictions (and class probabilities) of a finished run for glycan or SMILES strings.
 
-    Glycans that cannot be parsed get an ``error`` message and no prediction. With ``output``
-    the table is also written as CSV.
+    The strings are read in the run's representation (its ``config.json``). Those that cannot be
+    read get an ``error`` message and no prediction. With ``output`` the table is also written as
+    CSV.
     """
-    from reprs.glycans import build_glycan_graphs
-
     path = Path(run_dir) / "estimator.pt"
     if not path.is_file():
         raise InputError(f"{str(path)!r} not found: is {str(run_dir)!r} a finished run folder?")
     estimator = torch.load(path, weights_only=False)
-    graphs, failures = build_glycan_graphs(list(glycans), errors="skip")
-    table = pd.DataFrame({"glycan": list(glycans), "prediction": None, "error": ""})
+    representation = _representation(load_config(Path(run_dir) / "config.json"))
+    graphs, failures = build_graphs(representation, list(inputs))
+    table = pd.DataFrame({"input": list(inputs), "prediction": None, "error": ""})
     for row, message in failures:
         table.loc[row, "error"] = message
     ok = [i for i, g in enumerate(graphs) if g is not None]
