@@ -10,7 +10,7 @@ ensemble, temperature schedule, steps and time step), the sampling interval and 
                                        # "molecule" (name in ASE's g2 collection, or smiles)
     repeat = 2
     [potential]
-    kind = "bks"                       # "lj", "morse", "bks", "ase", "tblite", or a plugin kind (below)
+    kind = "bks"                       # "lj", "morse", "bks", "ase", "tblite", "pyscf", or a plugin kind (below)
     [md]
     dtype = "float32"
     skin = 1.0
@@ -36,9 +36,10 @@ forces at every checkpoint, so the resumed run repeats the uninterrupted one bit
 the output ends with exactly the same frames.
 
 Potentials. Besides the classical kinds, ``kind = "ase"`` wraps any ASE calculator
-(``calculator = "module:Class"``, the other keys its keyword arguments) and ``kind = "tblite"``
-GFN-xTB from the ``tblite`` wheel (``method = "GFN2-xTB"``), both through
-:class:`sims.potentials.CalculatorPotential`. Any other kind is looked up among the entry points
+(``calculator = "module:Class"``, the other keys its keyword arguments), ``kind = "tblite"``
+GFN-xTB from the ``tblite`` wheel (``method = "GFN2-xTB"``) and ``kind = "pyscf"`` HF or DFT from
+PySCF (``method = "B3LYP"``, ``basis = "6-31G*"``; :class:`sims.pyscf_calculator.PySCFCalculator`),
+all through :class:`sims.potentials.CalculatorPotential`. Any other kind is looked up among the entry points
 of the group ``"sims.potentials"``: the entry point named ``kind`` loads a factory
 ``factory(params, *, base, device, dtype) -> torch.nn.Module`` (``params``: the ``[potential]``
 table without ``kind``; ``base``: the config's folder, for relative paths). This is how packages
@@ -182,7 +183,7 @@ def build_potential(cfg: Mapping[str, Any], *, device=None, dtype: torch.dtype =
     params = dict(cfg.get("potential", {}))
     kind = params.pop("kind", None)
     factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
-                 "ase": _ase_calculator, "tblite": _tblite}
+                 "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf}
     plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
     if kind in factories:
         try:
@@ -234,6 +235,14 @@ def _tblite(*, method: str = "GFN2-xTB", pbc=None, device=None, dtype=None, **kw
     # cost): the result depends on the positions only, so a resumed run repeats the uninterrupted one.
     kwargs.setdefault("cache_api", False)
     return CalculatorPotential(TBLite(method=method, **kwargs), pbc=pbc, reset=not kwargs["cache_api"])
+
+
+def _pyscf(*, pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:
+    """``kind = "pyscf"``: HF or Kohn-Sham DFT of PySCF (keys of :class:`~sims.pyscf_calculator.PySCFCalculator`)."""
+    from .potentials import CalculatorPotential
+    from .pyscf_calculator import PySCFCalculator
+
+    return CalculatorPotential(PySCFCalculator(**kwargs), pbc=pbc)
 
 
 def _stage_temperature(stage: Mapping[str, Any], step_in_stage: int) -> float:
