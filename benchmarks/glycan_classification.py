@@ -20,11 +20,11 @@ Protocol: stratified 0.6/0.2/0.2 split per seed (split seed ``108 + seed``; GLAM
 accuracy, macro-F1 and one-vs-rest macro ROC-AUC as mean +- std over seeds.
 
 The default is a quick run (subsample of 1000 glycans per task, width 32, 25 epochs, 3 seeds, one
-torch thread: a few minutes on 2 shared CPU cores). ``--full`` uses every glycan, width 64,
-200 epochs with patience 30, batch 256 (GLAMOUR's patience and batch size) and 5 seeds.
-Explicit options override ``--full``'s. On CPU, NNConv's per-edge 64 x 64 weight matrices dominate
-the full run (minutes per seed): add ``--hidden 32`` there, or run on a GPU: ``--device cuda``
-(or ``auto``) runs the GNNs on a GPU unchanged.
+torch thread: a few minutes on 2 shared CPU cores). ``--full`` uses every glycan, width 32,
+60 epochs with patience 30, batch 256 (GLAMOUR's patience and batch size) and 5 seeds: about two
+hours per glycowork task on one CPU core, NNConv's per-edge weight matrices the largest part.
+Explicit options override ``--full``'s; ``--device cuda`` (or ``auto``) runs the GNNs on a GPU
+unchanged.
 
 Usage::
 
@@ -163,11 +163,11 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (more oversubscribes a shared machine)")
-    p.add_argument("--full", action="store_true", help="all glycans, 5 seeds, 200 epochs, patience 30, batch 256")
+    p.add_argument("--full", action="store_true", help="all glycans, 5 seeds, 60 epochs, patience 30, batch 256")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
     if args.full:  # new defaults; options given explicitly still win
-        p.set_defaults(seeds=5, subsample=0, epochs=200, patience=30, batch_size=256, hidden=64)
+        p.set_defaults(seeds=5, subsample=0, epochs=60, patience=30, batch_size=256)
         args = p.parse_args(argv)
     if args.tasks is None:
         args.tasks = list(TASKS) if args.full else ["glycowork-domain", "glycowork-kingdom", "paper-immuno"]
