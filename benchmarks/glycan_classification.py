@@ -21,8 +21,8 @@ accuracy, macro-F1 and one-vs-rest macro ROC-AUC as mean +- std over seeds.
 
 The default is a quick run (subsample of 1000 glycans per task, width 32, 25 epochs, 3 seeds, one
 torch thread: a few minutes on 2 shared CPU cores). ``--full`` uses every glycan, width 32,
-60 epochs with patience 30, batch 256 (GLAMOUR's patience and batch size) and 5 seeds: about two
-hours per glycowork task on one CPU core, NNConv's per-edge weight matrices the largest part.
+60 epochs with patience 30, batch 256 (GLAMOUR's patience and batch size) and 5 seeds: about 90
+minutes per glycowork task on one CPU core, NNConv's per-edge weight matrices the largest part.
 Explicit options override ``--full``'s; ``--device cuda`` (or ``auto``) runs the GNNs on a GPU
 unchanged.
 
