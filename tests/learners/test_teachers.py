@@ -19,6 +19,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from learners.potentials.teachers import (CHGNET_CALCULATOR, SEVENNET_CALCULATOR, chgnet_calculator, lgps_cell,
                                           lgps_disordered, sevennet_calculator, teacher_config)
 from sims.generate import generate, read_frames
+from tests.learners.potential_fits import fit_painn_and_score
 from sims.md import energy_and_forces
 from sims.potentials import CalculatorPotential
 
@@ -106,9 +107,7 @@ def test_teacher_md_dataset_with_sims(tmp_path, teacher):
 def test_painn_on_chgnet_lgps_held_out_errors(tmp_path):
     """PaiNN (32 features, 2 interactions, 5 Å) on CHGNet LGPS MD at 600/900/1200 K, two trajectories per
     temperature; trained on four trajectories, validated and tested on one each (split by trajectory)."""
-    from learners.potentials import AtomsDataset, PaiNN, PotentialLoss, fit_potential, trajectory_split
-    from learners.potentials.training import frame_errors
-    from learners.trainer import Trainer
+    from learners.potentials import AtomsDataset
 
     pytest.importorskip("chgnet")
     torch.set_num_threads(1)
@@ -120,14 +119,6 @@ def test_painn_on_chgnet_lgps_held_out_errors(tmp_path):
                                  steps=300, sample_every=10, equilibrate=50)
             cfg["_base"] = str(tmp_path)
             frames += list(AtomsDataset(generate(cfg)))
-    train, val, test = (
-        [frames[k] for k in part] for part in trajectory_split(frames, (0.66, 0.16, 0.18), seed=0))
-    model = PaiNN(cutoff=5.0, n_features=32, n_interactions=2, n_rbf=16, seed=0, dtype=F64)
-    fit_potential(model, train, val, loss=PotentialLoss(w_energy=1.0, w_forces=10.0),
-                  trainer=Trainer(epochs=30, batch_size=8, lr=2e-3, eval_grad=True, dtype=F64, patience=10))
-    scores = frame_errors(model, test)
-    print(f"\nCHGNet LGPS: {len(train)}/{len(val)}/{len(test)} frames (train at "
-          f"{sorted({f.info['T_target'] for f in train})} K, validation at {val[0].info['T_target']} K, test at "
-          f"{test[0].info['T_target']} K); force MAE {scores['forces_mae']:.4f} eV/Å "
-          f"(mean |F| {scores['forces_mean_abs']:.4f}), energy MAE {1000 * scores['energy_mae']:.2f} meV/atom")
+    scores = fit_painn_and_score(frames, (0.66, 0.16, 0.18), label="CHGNet LGPS", n_features=32, n_interactions=2,
+                                 n_rbf=16, epochs=30, batch_size=8, lr=2e-3, patience=10)
     assert scores["forces_mae"] < 0.3 * scores["forces_mean_abs"]  # measured: 0.15

@@ -20,6 +20,7 @@ from ase.io import read
 from sims.generate import generate, read_frames
 from sims.md import energy_and_forces
 from sims.potentials import CalculatorPotential
+from tests.learners.potential_fits import fit_painn_and_score
 
 pytest.importorskip("tblite")
 from tblite.ase import TBLite  # noqa: E402
@@ -148,9 +149,7 @@ def test_xtb_md_dataset_with_sims(tmp_path):
 def test_painn_on_xtb_ethanol_held_out_errors(tmp_path):
     """PaiNN (64 features, 3 interactions, 5 Å) on GFN2-xTB ethanol MD at 300/600/900 K, two trajectories
     per temperature; trained on four, validated and tested on one trajectory each (by trajectory)."""
-    from learners.potentials import AtomsDataset, PaiNN, PotentialLoss, fit_potential, trajectory_split
-    from learners.potentials.training import frame_errors
-    from learners.trainer import Trainer
+    from learners.potentials import AtomsDataset
 
     paths = _write_dataset(tmp_path, (300.0, 600.0, 900.0), (0, 1), steps=2000, sample_every=20, equilibrate=400)
     frames = []
@@ -158,18 +157,9 @@ def test_painn_on_xtb_ethanol_held_out_errors(tmp_path):
         if name == "ethanol":
             frames += list(AtomsDataset(path))
     # Parts end at trajectory boundaries at or past their fraction: 4 / 1 / 1 trajectories of 100 frames.
-    train, val, test = (
-        [frames[k] for k in part] for part in trajectory_split(frames, (0.66, 0.16, 0.18), seed=0))
-    model = PaiNN(cutoff=5.0, n_features=64, n_interactions=3, n_rbf=20, seed=0, dtype=F64)
-    fit_potential(model, train, val, loss=PotentialLoss(w_energy=1.0, w_forces=10.0),
-                  trainer=Trainer(epochs=60, batch_size=16, lr=1e-3, eval_grad=True, dtype=F64, patience=20))
-    scores = frame_errors(model, test)
-    e_total_mae = scores["energy_mae"] * 9  # ethanol: 9 atoms per molecule
-    print(f"\nxTB ethanol: {len(train)}/{len(val)}/{len(test)} frames (train at "
-          f"{sorted({f.info['T_target'] for f in train})} K, validation at {val[0].info['T_target']} K, test at "
-          f"{test[0].info['T_target']} K); force MAE {scores['forces_mae']:.4f} eV/Å "
-          f"(mean |F| {scores['forces_mean_abs']:.4f}), energy MAE {1000 * scores['energy_mae']:.2f} meV/atom "
-          f"({1000 * e_total_mae:.1f} meV/molecule)")
+    scores = fit_painn_and_score(frames, (0.66, 0.16, 0.18), label="xTB ethanol", n_features=64, n_interactions=3,
+                                 n_rbf=20, epochs=60, batch_size=16, lr=1e-3, patience=20)
+    print(f"ethanol energy MAE per molecule: {1000 * scores['energy_mae'] * 9:.1f} meV (9 atoms)")
     assert scores["forces_mae"] < 0.2 * scores["forces_mean_abs"]
 
 
@@ -177,21 +167,12 @@ def test_painn_on_xtb_ethanol_held_out_errors(tmp_path):
 def test_painn_on_xtb_azobenzene_held_out_errors(tmp_path):
     """PaiNN (64 features, 3 interactions, 5 Å) on GFN2-xTB trans-azobenzene MD at 300 and 600 K, two
     trajectories per temperature of 50 frames; two train, one validates, one tests (by trajectory)."""
-    from learners.potentials import AtomsDataset, PaiNN, PotentialLoss, fit_potential, trajectory_split
-    from learners.potentials.training import frame_errors
-    from learners.trainer import Trainer
+    from learners.potentials import AtomsDataset
 
     paths = _write_dataset(tmp_path, (300.0, 600.0), (0, 1), steps=1000, sample_every=20, equilibrate=200,
                            names=("azobenzene",))
     frames = [frame for path in paths.values() for frame in AtomsDataset(path)]
     assert frames[0].get_chemical_formula() == "C12H10N2"
-    train, val, test = (
-        [frames[k] for k in part] for part in trajectory_split(frames, (0.5, 0.25, 0.25), seed=0))
-    model = PaiNN(cutoff=5.0, n_features=64, n_interactions=3, n_rbf=20, seed=0, dtype=F64)
-    fit_potential(model, train, val, loss=PotentialLoss(w_energy=1.0, w_forces=10.0),
-                  trainer=Trainer(epochs=60, batch_size=8, lr=1e-3, eval_grad=True, dtype=F64, patience=20))
-    scores = frame_errors(model, test)
-    print(f"\nxTB azobenzene: {len(train)}/{len(val)}/{len(test)} frames (test at {test[0].info['T_target']} K); "
-          f"force MAE {scores['forces_mae']:.4f} eV/Å (mean |F| {scores['forces_mean_abs']:.4f}), "
-          f"energy MAE {1000 * scores['energy_mae']:.2f} meV/atom")
+    scores = fit_painn_and_score(frames, (0.5, 0.25, 0.25), label="xTB azobenzene", n_features=64, n_interactions=3,
+                                 n_rbf=20, epochs=60, batch_size=8, lr=1e-3, patience=20)
     assert scores["forces_mae"] < 0.25 * scores["forces_mean_abs"]
