@@ -9,11 +9,6 @@ without monitoring (monitoring must not change the trajectory).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +19,7 @@ from learners.potentials import Committee, PaiNN, fit_potential, load_potential,
 from learners.trainer import Trainer
 from sims.errors import SimsInputError, SimulationStopped
 from sims.generate import generate, read_frames
-from tests.sims.config_files import write_toml
+from tests.sims.config_files import kill_after_checkpoint, write_toml
 
 CUTOFF = 5.0
 
@@ -135,19 +130,7 @@ def test_sigkill_and_resume_with_the_committee(model_dir):
                                             md={"uncertainty_threshold": 1e3, "uncertainty_every": 5}))
     reference = read_frames(generate(ref_dir / "cfg.toml"))
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    code = ("import torch; torch.set_num_threads(1); from sims.generate import generate; "
-            f"generate({str(kill_dir / 'cfg.toml')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    ckpt = kill_dir / "run.db.ckpt"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= 40:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not torch.load(ckpt, weights_only=False)["done"], "the run finished before it could be killed"
+    assert not kill_after_checkpoint(kill_dir / "cfg.toml", kill_dir / "run.db.ckpt", step=40)["done"], "the run finished before it could be killed"
 
     resumed = read_frames(generate(kill_dir / "cfg.toml"))
     assert [f.info["step"] for f in resumed] == [f.info["step"] for f in reference]

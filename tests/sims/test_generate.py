@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from sims.errors import SimsInputError
 from sims.generate import config_hash, generate, generate_many, read_frames
-from tests.sims.config_files import write_toml
+from tests.sims.config_files import kill_after_checkpoint, write_toml
 
 
 def _config(out: str, *, steps=(200, 200, 100)) -> dict:
@@ -57,25 +51,13 @@ def test_frames_and_metadata_extxyz_and_db(tmp_path):
 
 @pytest.mark.parametrize("name", ["run.extxyz", "run.db"])
 def test_sigkill_and_resume_gives_the_uninterrupted_frames(tmp_path, name):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # same arithmetic as the in-process run
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     ref_dir.mkdir(), kill_dir.mkdir()
     for d in (ref_dir, kill_dir):
         write_toml(d / "cfg.toml", _config(name))
     reference = read_frames(generate(ref_dir / "cfg.toml"))
 
-    code = ("import torch; torch.set_num_threads(1); from sims.generate import generate; "
-            f"generate({str(kill_dir / 'cfg.toml')!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-    ckpt = kill_dir / (name + ".ckpt")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= 200:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    state = torch.load(ckpt, weights_only=False)
+    state = kill_after_checkpoint(kill_dir / "cfg.toml", kill_dir / (name + ".ckpt"), step=200)
     assert not state["done"], "the run finished before it could be killed"
 
     resumed = read_frames(generate(kill_dir / "cfg.toml"))
