@@ -49,6 +49,7 @@ from learners.metrics import accuracy, macro_f1, roc_auc
 from learners.splits import stratified_split
 from reprs.datasets import load_glycans
 from reprs.glycans import build_glycan_graphs
+from reprs.graphio import atomic_write
 
 GLAMOUR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "glamour"
 TASKS = ("glycowork-domain", "glycowork-kingdom", "paper-immuno", "paper-domain", "paper-kingdom")
@@ -198,10 +199,8 @@ def main(argv=None) -> list[dict]:
                 values = np.array([s.get(metric, np.nan) for s in scores])
                 row[metric], row[f"{metric}_std"] = float(np.nanmean(values)), float(np.nanstd(values))
             rows.append(row)
-            if args.json:  # after every row, atomically: a long run that is stopped keeps what it finished
-                tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-                tmp.write_text(json.dumps(rows, indent=1))
-                tmp.replace(args.json)
+            if args.json:  # after every row: a long run that is stopped keeps what it finished
+                atomic_write(args.json, json.dumps(rows, indent=1))
             print(f"  {method:12s} acc {row['accuracy']:.3f}  f1 {row['macro_f1']:.3f}  auc {row['roc_auc']:.3f}  ({row['seconds_per_seed']:.1f} s/seed)", flush=True)
     print()
     print("| task | method | n | accuracy | macro-F1 | ROC-AUC | s/seed |")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import warnings
 
@@ -35,6 +34,7 @@ from learners import GNNRegressor
 from learners.metrics import mae, r2, rmse
 from reprs.datasets import load_qm9
 from reprs.featurizers import MolecularGraph, MorganFingerprint
+from reprs.graphio import atomic_write
 
 GNN_KINDS = ("gcn", "gin", "gine", "gat", "nnconv", "attentivefp")
 BASELINES = ("mean", "morgan-ridge")
@@ -123,10 +123,8 @@ def main(argv=None) -> list[dict]:
         rows.append(row)
         print(f"  {method:13s} MAE {row['mae']:.4f} ± {row['mae_std']:.4f} eV  RMSE {row['rmse']:.4f}  "
               f"R2 {row['r2']:.3f}  ({row['seconds_per_seed']:.0f} s/seed)", flush=True)
-        if args.json:
-            with open(args.json + ".tmp", "w") as f:
-                json.dump(rows, f, indent=1)
-            os.replace(args.json + ".tmp", args.json)
+        if args.json:  # after every method: a long run that is stopped keeps what it finished
+            atomic_write(args.json, json.dumps(rows, indent=1))
     print()
     print("| method | test MAE (eV) | RMSE (eV) | R2 | s/seed |")
     print("|---|---|---|---|---|")
