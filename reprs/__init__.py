@@ -2,26 +2,49 @@
 
 Macromolecule graphs (monomers as nodes, bonds as edges), glycan parsing, monomer libraries,
 converters to PyTorch Geometric and GraKeL, and bundled datasets.
+
+The package's names load on first use (PEP 562), so that ``sims`` can import the base layer
+(:mod:`reprs.errors` and the other modules named in ``BASE_LAYER``) without RDKit, glycowork or
+GraKeL being imported with it.
 """
 
 from __future__ import annotations
 
-from reprs import errors, glass
-from reprs.convert import to_grakel, to_pyg
-from reprs.glycans import glycan_graph, glycan_string
-from reprs.macromolecules import macromolecule_graph, peptide_graph
-from reprs.monomers import MonomerLibrary, glycan_library, peptide_library
+import importlib
+from typing import Any
 
-__all__ = [
-    "errors",
-    "glass",
-    "glycan_graph",
-    "glycan_string",
-    "macromolecule_graph",
-    "peptide_graph",
-    "MonomerLibrary",
-    "glycan_library",
-    "peptide_library",
-    "to_pyg",
-    "to_grakel",
-]
+#: Modules that ``sims`` may import: errors, atoms conversion and validation, atomic file and frame
+#: I/O, config parsing. They import nothing of ``reprs`` outside this set (tests/test_layout.py).
+BASE_LAYER = ("reprs.errors", "reprs.atoms", "reprs.fileio", "reprs.config")
+
+_LAZY = {
+    "errors": ("reprs.errors", None),
+    "glass": ("reprs.glass", None),
+    "to_grakel": ("reprs.convert", "to_grakel"),
+    "to_pyg": ("reprs.convert", "to_pyg"),
+    "glycan_graph": ("reprs.glycans", "glycan_graph"),
+    "glycan_string": ("reprs.glycans", "glycan_string"),
+    "macromolecule_graph": ("reprs.macromolecules", "macromolecule_graph"),
+    "peptide_graph": ("reprs.macromolecules", "peptide_graph"),
+    "MonomerLibrary": ("reprs.monomers", "MonomerLibrary"),
+    "glycan_library": ("reprs.monomers", "glycan_library"),
+    "peptide_library": ("reprs.monomers", "peptide_library"),
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'reprs' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
