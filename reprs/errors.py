@@ -22,6 +22,7 @@ __all__ = [
     "FeaturizationError",
     "ResourceLimitError",
     "MissingDependencyError",
+    "ConfigError",
 ]
 
 
@@ -110,3 +111,8 @@ class ResourceLimitError(InputError):
 
 class MissingDependencyError(MatrepError, ImportError):
     """An optional package that a function needs is not installed; the message says which extra adds it."""
+
+
+class ConfigError(InputError):
+    """A config file or table is invalid: an unknown or misspelled key, a value of the wrong type, a
+    missing required value, or a file that is not TOML. The message names the key path."""
