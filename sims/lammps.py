@@ -468,8 +468,14 @@ class _Setup:
     stress_scale: float | None  # 1 / (V nktv2p): summed per-atom virials (bar Å^3) -> eV/Å^3; None if not 3-D periodic
 
 
-#: Per-atom columns: positions, velocities, forces, energy and the 6 virial stress components.
-_DUMP_COLUMNS = "id xu yu zu vx vy vz fx fy fz c_peatom " + " ".join(f"c_satom[{k}]" for k in range(1, 7))
+#: Per-atom columns: positions, velocities, the potential's forces, energy and the 6 virial stress
+#: components. The forces are those of ``fix potential_forces store/force``, not ``fx fy fz``:
+#: ``fix langevin`` adds its friction and noise to the force array in ``post_force``, and ``fx``
+#: would dump that sum (about 1 eV/Å on LJ argon at 80 K). ``store/force`` is defined before every
+#: stage's fixes, and LAMMPS invokes fixes of one stage in the order they were defined, so it copies
+#: the forces after the pair (and kspace) terms and before any thermostat touches them.
+_DUMP_COLUMNS = ("id xu yu zu vx vy vz f_potential_forces[1] f_potential_forces[2] f_potential_forces[3] "
+                 "c_peatom " + " ".join(f"c_satom[{k}]" for k in range(1, 7)))
 
 
 def write_inputs(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], folder: str | os.PathLike,
@@ -537,7 +543,8 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     lines = ["# written by sims.lammps", "units metal", "atom_style charge", "atom_modify map array",
              f"boundary {bound}", f'read_data "{folder / "data.lmp"}"', *_pair_lines(terms),
              f"neighbor {_g(skin)} bin", "neigh_modify every 1 delay 0 check yes",
-             "compute peatom all pe/atom", "compute satom all stress/atom NULL virial", "thermo_style custom step temp pe ke etotal press",
+             "compute peatom all pe/atom", "compute satom all stress/atom NULL virial",
+             "fix potential_forces all store/force", "thermo_style custom step temp pe ke etotal press",
              "thermo 1000"]
     for k, st in enumerate(stages):
         t0, t1 = (t * t_scale for t in st.temperatures)
