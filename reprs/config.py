@@ -38,13 +38,15 @@ from reprs.errors import ConfigError
 __all__ = ["load_toml", "Schema", "did_you_mean", "check_keys", "config_file", "describe"]
 
 
-def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+def load_toml(path: str | os.PathLike, *, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
     """The content of a TOML config file.
 
     Parameters
     ----------
     path : path-like
         A ``.toml`` file.
+    error : subclass of ConfigError
+        The class raised (a package's own config error).
 
     Returns
     -------
@@ -60,26 +62,32 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if path.suffix != ".toml":
-        raise ConfigError(f"config {str(path)!r} is not a TOML file: matrep configs are TOML and end in .toml")
+        raise error(f"config {str(path)!r} is not a TOML file: matrep configs are TOML and end in .toml")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found")
+        raise error(f"config file {str(path)!r} not found")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:  # its message ends with "(at line L, column C)"
-        raise ConfigError(f"config {str(path)!r} is not valid TOML: {err}") from None
+        raise error(f"config {str(path)!r} is not valid TOML: {err}") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"config {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise error(f"config {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    """The known name closest to ``name`` (difflib's ratio >= 0.6), or None.
+    """The known name that ``name`` abbreviates, else the closest one (difflib's ratio >= 0.6), or None.
 
     Examples
     --------
     >>> did_you_mean("temprature", ["temperature", "timestep"])
     'temperature'
+    >>> did_you_mean("temp", ["temperature", "steps"])
+    'temperature'
     """
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    name, known = str(name), [str(k) for k in known]
+    longer = sorted((k for k in known if len(name) >= 3 and k.startswith(name)), key=len)
+    if longer:
+        return longer[0]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return close[0] if close else None
 
 
@@ -91,34 +99,37 @@ def _in(where: str) -> str:
     return f"in {where}" if where else "at the top level of the config"
 
 
-def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str = "") -> None:
+def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str = "", *,
+               error: type[ConfigError] = ConfigError) -> None:
     """Refuse a key of ``table`` that is not in ``known``, with a did-you-mean suggestion.
 
     Raises
     ------
     ConfigError
-        "unknown key 'temprature' in stages[0]; did you mean 'temperature'? known: ..."
+        (or ``error``, a subclass) "unknown key 'temprature' in stages[0]; did you mean
+        'temperature'? known: ..."
     """
     known = sorted(known)
     for key in table:
         if key not in known:
             guess = did_you_mean(key, known)
             hint = f"; did you mean {guess!r}?" if guess else ";"
-            raise ConfigError(f"unknown key {key!r} {_in(where)}{hint} known: {', '.join(known) or 'none'}")
+            raise error(f"unknown key {key!r} {_in(where)}{hint} known: {', '.join(known) or 'none'}")
 
 
-def config_file(value: str | os.PathLike, base: str | os.PathLike, key: str) -> Path:
+def config_file(value: str | os.PathLike, base: str | os.PathLike, key: str, *,
+                error: type[ConfigError] = ConfigError) -> Path:
     """The existing file a config names at ``key``; a relative path is read from the folder ``base``.
 
     Raises
     ------
     ConfigError
-        No such file.
+        (or ``error``) No such file.
     """
     path = Path(value)
     path = path if path.is_absolute() else Path(base) / path
     if not path.is_file():
-        raise ConfigError(f"{key} = {str(value)!r}: no such file ({str(path)!r}; a relative path is read from the "
+        raise error(f"{key} = {str(value)!r}: no such file ({str(path)!r}; a relative path is read from the "
                           "folder of the config file)")
     return path
 
@@ -164,6 +175,15 @@ def _expects(tp: Any) -> str:
     if isinstance(tp, type) and issubclass(tp, Schema):
         return "a table"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _choices(tp: Any) -> list[str]:
+    """The strings a ``Literal`` (also inside a union) allows."""
+    if typing.get_origin(tp) is typing.Literal:
+        return [a for a in typing.get_args(tp) if isinstance(a, str)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [c for a in typing.get_args(tp) for c in _choices(a)]
+    return []
 
 
 def _plural(tp: Any) -> str:
@@ -243,8 +263,9 @@ class Schema:
     A subclass is a ``@dataclasses.dataclass(frozen=True)`` whose fields are the table's keys;
     a field's ``metadata={"expects": "..."}`` replaces the generated description of what it
     accepts in error messages. A subclass may define ``check(self, where)`` for ranges and
-    combinations of keys (raise :class:`ConfigError` naming ``where``) and the class attribute
-    ``TABLE`` (the key path used when it is built directly, e.g. ``"md"``).
+    combinations of keys (raise ``self.ERROR`` naming ``where``), and the class attributes
+    ``TABLE`` (the key path used when it is built directly, e.g. ``"md"``) and ``ERROR`` (a
+    subclass of :class:`ConfigError` that a package raises for its configs).
 
     Examples
     --------
@@ -258,6 +279,7 @@ class Schema:
     """
 
     TABLE: typing.ClassVar[str] = ""
+    ERROR: typing.ClassVar[type[ConfigError]] = ConfigError
 
     def __post_init__(self) -> None:
         where = _WHERE.get()
@@ -271,12 +293,14 @@ class Schema:
                 coerced = _coerce(value, hints[field.name], _key(where, field.name))
             except _Mismatch:
                 expects = field.metadata.get("expects") or _expects(hints[field.name])
-                raise ConfigError(f"{_key(where, field.name)} must be {expects}, got {describe(value)}") from None
+                guess = did_you_mean(value, _choices(hints[field.name])) if isinstance(value, str) else None
+                hint = f"; did you mean {guess!r}?" if guess else ""
+                raise self.ERROR(f"{_key(where, field.name)} must be {expects}, got {describe(value)}{hint}") from None
             object.__setattr__(self, field.name, coerced)
         self.check(where)
 
     def check(self, where: str) -> None:
-        """Checks beyond the types (ranges, combinations); raise :class:`ConfigError` naming ``where``."""
+        """Checks beyond the types (ranges, combinations); raise ``self.ERROR`` naming ``where``."""
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any] | Schema, *, where: str | None = None):
@@ -300,18 +324,23 @@ class Schema:
         if isinstance(table, cls):
             return table
         if not isinstance(table, Mapping):
-            raise ConfigError(f"{where or 'the config'} must be a table, got {describe(table)}")
+            raise cls.ERROR(f"{where or 'the config'} must be a table, got {describe(table)}")
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        check_keys(table, fields, where)
+        check_keys(table, fields, where, error=cls.ERROR)
         hints = typing.get_type_hints(cls)
         for name, field in fields.items():
             required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
             if required and name not in table:
                 expects = field.metadata.get("expects") or _expects(hints[name])
-                raise ConfigError(f"{where or 'the config'} needs {name!r} ({expects})")
+                raise cls.ERROR(f"{where or 'the config'} needs {name!r} ({expects})")
+        return cls.build(where, **table)
+
+    @classmethod
+    def build(cls, where: str, /, **values: Any):
+        """``cls(**values)`` with messages naming the key path ``where`` (for custom ``from_config``)."""
         token = _WHERE.set(where)
         try:
-            return cls(**table)
+            return cls(**values)
         finally:
             _WHERE.reset(token)
 
