@@ -212,8 +212,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str) and value in args:
             return value
         raise _Mismatch
-    if tp is bool:
-        if isinstance(value, bool):
+    if tp in (bool, str):
+        if isinstance(value, tp):
             return value
         raise _Mismatch
     if tp is int:
@@ -225,10 +225,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
         raise _Mismatch
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
