@@ -130,7 +130,7 @@ def config_file(value: str | os.PathLike, base: str | os.PathLike, key: str, *,
     path = path if path.is_absolute() else Path(base) / path
     if not path.is_file():
         raise error(f"{key} = {str(value)!r}: no such file ({str(path)!r}; a relative path is read from the "
-                          "folder of the config file)")
+                    "folder of the config file)")
     return path
 
 
