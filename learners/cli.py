@@ -13,11 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` and ``predict`` subcommands to the ``matrep`` parser."""
     p = subparsers.add_parser(
         "train",
-        help="train a GNN from a TOML/JSON config into a run folder",
+        help="train a GNN from a TOML config into a run folder",
         description="Train the model CONFIG describes (dataset, model, trainer, split) and write RUN "
-        "(checkpoint, log, metrics, learning curve). Rerunning into RUN resumes from its checkpoint.",
+        "(checkpoint, log, metrics, learning curve). Rerunning the same config into RUN resumes from its "
+        "checkpoint; RUN holding another config's run is refused.",
     )
-    p.add_argument("config", help="TOML or JSON config (see learners.runs)")
+    p.add_argument("config", help="TOML config (see learners.runs)")
     p.add_argument("run", help="run folder to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)

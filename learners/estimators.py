@@ -8,7 +8,10 @@ conventions (``classes_``, accuracy / R^2 scores), and ``get_params`` / ``clone`
 
 from __future__ import annotations
 
+import os
+import pickle
 from functools import partial
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,9 +23,11 @@ from learners.errors import InputError, NotFittedError
 from learners.metrics import accuracy, outputs_to_proba, r2
 from learners.models import GraphModel, graph_inputs, task_loss
 from learners.splits import random_split, stratified_split
-from learners.trainer import Trainer, supervised_step
+from learners.trainer import Trainer, _atomic_torch_save, supervised_step
 
-__all__ = ["GNNClassifier", "GNNRegressor"]
+__all__ = ["GNNClassifier", "GNNRegressor", "save_estimator", "load_estimator"]
+
+_FORMAT = "matrep-gnn-estimator-1"
 
 
 def _forward(model: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -110,20 +115,26 @@ class _GNNEstimator(BaseEstimator):
         else:
             val_data = None
         self.n_features_in_, self.edge_dim_, self.task_ = in_dim, edge_dim, task
-        self.model_ = GraphModel(
-            kind=self.kind, in_dim=in_dim, edge_dim=edge_dim, n_outputs=n_out, task=task, hidden=self.hidden,
-            layers=self.layers, readout=self.readout, dropout=self.dropout, seed=self.seed, dtype=self.dtype,
+        self.model_ = self._new_model(n_out)
+        self.trainer_ = self._new_trainer(self.monitor or (self._default_monitor if val_data is not None else "loss"))
+        self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, partial(task_loss, task)), task=task)
+        self.history_ = self.trainer_.history_
+        return self
+
+    def _new_model(self, n_outputs: int) -> GraphModel:
+        return GraphModel(
+            kind=self.kind, in_dim=self.n_features_in_, edge_dim=self.edge_dim_, n_outputs=n_outputs, task=self.task_,
+            hidden=self.hidden, layers=self.layers, readout=self.readout, dropout=self.dropout, seed=self.seed,
+            dtype=self.dtype,
         )
-        monitor = self.monitor or (self._default_monitor if val_data is not None else "loss")
-        self.trainer_ = Trainer(
+
+    def _new_trainer(self, monitor: str) -> Trainer:
+        return Trainer(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             schedule=self.schedule, patience=self.patience, monitor=monitor, clip_norm=self.clip_norm,
             device=self.device, dtype=self.dtype, seed=self.seed, run_dir=self.run_dir, resume=self.resume,
             progress=self.progress,
         )
-        self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, partial(task_loss, task)), task=task)
-        self.history_ = self.trainer_.history_
-        return self
 
     def _outputs(self, graphs: Sequence[Any]) -> np.ndarray:
         if not hasattr(self, "model_"):
@@ -242,3 +253,63 @@ class GNNRegressor(_GNNEstimator):
     def score(self, graphs: Sequence[Any], y: Any) -> float:
         """Coefficient of determination R^2, as scikit-learn's regressors."""
         return r2(np.asarray(y, dtype=float), self.predict(graphs))
+
+
+#: Fitted attributes saved besides the weights, as plain lists and numbers (``weights_only`` loading).
+_FITTED = {"GNNClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "classes_"),
+           "GNNRegressor": ("n_features_in_", "edge_dim_", "task_", "history_", "y_ndim_", "y_mean_", "y_std_")}
+
+
+def save_estimator(estimator: GNNClassifier | GNNRegressor, path: str | os.PathLike) -> Path:
+    """Write a fitted estimator as a format tag, its hyperparameters, fitted attributes and the model's
+    state dict (plain data: :func:`load_estimator` reads it with ``weights_only=True``, no pickled code).
+
+    Raises
+    ------
+    NotFittedError
+        The estimator has not been fitted.
+    """
+    name = type(estimator).__name__
+    if name not in _FITTED:
+        raise InputError(f"cannot save a {name}; known: {sorted(_FITTED)}")
+    if not hasattr(estimator, "model_"):
+        raise NotFittedError(f"this {name} is not fitted yet; nothing to save")
+    params = estimator.get_params()
+    params.update(dtype=str(params["dtype"]).removeprefix("torch."), device=str(params["device"]))
+    fitted = {key: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+              for key in _FITTED[name] for v in [getattr(estimator, key)]}
+    payload = {"format": _FORMAT, "class": name, "params": params, "fitted": fitted,
+               "n_outputs": estimator.model_.n_outputs, "state_dict": estimator.model_.state_dict()}
+    _atomic_torch_save(payload, Path(path))
+    return Path(path)
+
+
+def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor:
+    """Read a file of :func:`save_estimator` (``weights_only`` loading: no code runs from the file).
+
+    Raises
+    ------
+    InputError
+        A missing file, or one not written by :func:`save_estimator` (such as the pickled
+        estimators of older matrep versions: retrain those runs).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no estimator file at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError):
+        payload = None  # a pickled object (older matrep), or not a torch file at all
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise InputError(f"{str(path)!r} is not a matrep estimator file (written by save_estimator); a run "
+                         "trained by an older matrep stored a pickle, which is not loaded: train it again")
+    cls = {"GNNClassifier": GNNClassifier, "GNNRegressor": GNNRegressor}[payload["class"]]
+    params = dict(payload["params"])
+    params["dtype"] = getattr(torch, params["dtype"])
+    estimator = cls(**params)
+    for key, value in payload["fitted"].items():
+        setattr(estimator, key, np.asarray(value) if key in ("classes_", "y_mean_", "y_std_") else value)
+    estimator.model_ = estimator._new_model(payload["n_outputs"])
+    estimator.model_.load_state_dict(payload["state_dict"])
+    estimator.trainer_ = estimator._new_trainer("loss")
+    return estimator

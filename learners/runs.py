@@ -1,7 +1,7 @@
 """Training runs from a config file, and predictions from a finished run (behind ``matrep train/predict``).
 
-A config (TOML or JSON) names the dataset, the representation, the model, the trainer settings and
-the split::
+A config (a TOML file, or the same content as a dict) names the dataset, the representation, the
+model, the trainer settings and the split::
 
     task = "classification"          # or "regression"
     seed = 0
@@ -13,58 +13,156 @@ the split::
     min_class_size = 10
     subsample = 2000                 # optional
     # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
-    # source = "csv": path, column = "glycan" (default "glycan", or "smiles" for molecules),
-    #                 label_column = "label"
+    # source = "csv": path (relative to the config file's folder), column = "glycan" (default
+    #                 "glycan", or "smiles" for molecules), label_column = "label"
     [model]
     kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
     [trainer]
-    epochs = 100                     # batch_size, lr, weight_decay, schedule, patience, device
+    epochs = 100                     # batch_size, lr, weight_decay, schedule, patience, monitor,
+                                     # clip_norm, device
     [split]
     fractions = [0.8, 0.1, 0.1]
-    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"
+    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed
 
-The run folder receives ``config.json``, the trainer's ``checkpoint.pt`` / ``best.pt`` /
-``log.jsonl``, ``estimator.pt`` (the fitted estimator), ``metrics.json`` (test-set metrics) and
-``learning_curve.png``. A rerun into the same folder resumes from the checkpoint.
+Every table is parsed into a typed schema (:mod:`reprs.config`): an unknown or misspelled key
+(``subsampel``, ``taks``) is refused with a did-you-mean suggestion, a value of the wrong type with
+its key path. ``[model]`` and ``[trainer]`` keys left out take the defaults of
+:class:`learners.GNNClassifier`.
+
+The run folder receives ``config.json`` (the config, with the dataset path made absolute), the
+trainer's ``checkpoint.pt`` / ``best.pt`` / ``log.jsonl``, ``estimator.pt`` (the fitted estimator,
+:func:`learners.estimators.save_estimator`), ``metrics.json`` (test-set metrics) and
+``learning_curve.png``. A rerun with the same config into the same folder resumes from the
+checkpoint; a different config (or a folder that is not a run folder) is refused, so that a folder
+never describes a model it does not hold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 
 from learners.errors import InputError
+from reprs.config import Schema, config_file, load_toml
+from reprs.errors import ConfigError
 
-__all__ = ["load_config", "train_run", "predict_run", "build_graphs"]
-
-_MODEL_KEYS = {"kind", "hidden", "layers", "readout", "dropout"}
-_TRAINER_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "clip_norm", "device"}
-
-
-def load_config(path: str | os.PathLike) -> dict:
-    """Read a TOML (``.toml``) or JSON config."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file {str(path)!r} not found")
-    if path.suffix == ".toml":
-        import tomllib
-
-        return tomllib.loads(path.read_text())
-    return json.loads(path.read_text())
+__all__ = ["load_config", "train_run", "predict_run", "build_graphs", "RunConfig"]
 
 
-def _representation(cfg: dict) -> str:
-    spec = cfg.get("representation", "glycan")
-    if not isinstance(spec, str):
-        raise InputError(f"representation must be 'glycan' or a featurizer spec string, got {spec!r}")
-    return spec
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig(Schema):
+    """The ``[dataset]`` table (the module docstring lists the keys of each source)."""
+
+    TABLE = "dataset"
+    source: Literal["glycowork", "qm9", "csv"] = "glycowork"
+    level: str = "Kingdom"
+    min_class_size: int = 10
+    target: str = "gap"
+    path: str | None = None
+    column: str | None = None
+    label_column: str = "label"
+    subsample: int | None = None
+
+    #: The keys each source reads (besides ``source`` and ``subsample``).
+    SOURCE_KEYS = {"glycowork": ("level", "min_class_size"), "qm9": ("target",),
+                   "csv": ("path", "column", "label_column")}
+
+    def check(self, where: str) -> None:
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for keys in self.SOURCE_KEYS.values():
+            for key in keys:
+                if key not in self.SOURCE_KEYS[self.source] and getattr(self, key) != defaults[key]:
+                    raise ConfigError(f"{where}.{key} is not read by source {self.source!r}; it reads "
+                                      f"{', '.join(self.SOURCE_KEYS[self.source])}")
+        if self.source == "csv" and self.path is None:
+            raise ConfigError(f"{where} with source 'csv' needs 'path' (a CSV file)")
+        if self.subsample is not None and self.subsample < 1:
+            raise ConfigError(f"{where}.subsample must be >= 1, got {self.subsample}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Schema):
+    """The ``[model]`` table: :class:`learners.models.GraphModel` settings (None: the estimator's default)."""
+
+    TABLE = "model"
+    kind: str | None = None
+    hidden: int | None = None
+    layers: int | None = None
+    readout: str | None = None
+    dropout: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig(Schema):
+    """The ``[trainer]`` table: :class:`learners.Trainer` settings (None: the estimator's default)."""
+
+    TABLE = "trainer"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None
+    patience: int | None = None
+    monitor: str | None = None
+    clip_norm: float | None = None
+    device: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig(Schema):
+    """The ``[split]`` table: train/validation/test fractions, the kind of split and its seed."""
+
+    TABLE = "split"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    by: Literal["stratified", "random", "hash", "core"] | None = None
+    seed: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Schema):
+    """A whole ``matrep train`` config."""
+
+    task: Literal["classification", "regression"] = "classification"
+    seed: int = 0
+    representation: str = "glycan"
+    dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+
+
+def load_config(config: str | os.PathLike | dict) -> dict:
+    """The content of a TOML config (or a copy of a dict), checked against :class:`RunConfig`.
+
+    A relative ``dataset.path`` is made absolute: from the config file's folder (a dict: the
+    working folder), and the file must exist.
+
+    Raises
+    ------
+    reprs.errors.ConfigError
+        A missing or non-TOML file, a TOML syntax error, content the schema refuses, or a dataset
+        path that names no file.
+    """
+    if isinstance(config, dict):
+        cfg, base = json.loads(json.dumps(config)), Path.cwd()
+    else:
+        cfg, base = load_toml(config), Path(config).resolve().parent
+    spec = RunConfig.from_config(cfg, where="")
+    if spec.dataset.path is not None:
+        cfg["dataset"]["path"] = str(config_file(spec.dataset.path, base, "dataset.path").resolve())
+    return cfg
+
+
+def _given(table: Schema) -> dict[str, Any]:
+    """The keys of a ``[model]`` / ``[trainer]`` table that the config sets."""
+    return {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
 
 
 def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tuple[int, str]]]:
@@ -101,54 +199,42 @@ def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tu
     return graphs, [(f.index, f"{f.error}: {f.message}") for f in failures]
 
 
-def _dataset(spec: dict, representation: str, seed: int) -> tuple[list[str], np.ndarray]:
-    source = spec.get("source", "glycowork")
-    if source == "glycowork":
+def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[str], np.ndarray]:
+    if spec.source == "glycowork":
         from reprs.datasets import load_glycans
 
-        table = load_glycans(spec.get("level", "Kingdom"), min_class_size=int(spec.get("min_class_size", 10)))
+        table = load_glycans(spec.level, min_class_size=spec.min_class_size)
         strings, labels = table["glycan"].tolist(), table["label"].to_numpy()
-    elif source == "qm9":
+    elif spec.source == "qm9":
         from reprs.datasets import load_qm9
 
-        target = spec.get("target", "gap")
-        table = load_qm9([target])
-        strings, labels = table["smiles"].tolist(), table[target].to_numpy()
-    elif source == "csv":
-        if "path" not in spec:
-            raise InputError("dataset source 'csv' needs a 'path'")
-        table = pd.read_csv(spec["path"])
-        x_col = spec.get("column", "glycan" if representation == "glycan" else "smiles")
-        y_col = spec.get("label_column", "label")
-        missing = {x_col, y_col} - set(table.columns)
-        if missing:
-            raise InputError(f"columns {sorted(missing)} not in {spec['path']}; it has {list(table.columns)}")
-        table = table.dropna(subset=[x_col, y_col])
-        strings, labels = table[x_col].astype(str).tolist(), table[y_col].to_numpy()
+        table = load_qm9([spec.target])
+        strings, labels = table["smiles"].tolist(), table[spec.target].to_numpy()
     else:
-        raise InputError(f"unknown dataset source {source!r}; use 'glycowork', 'qm9' or 'csv'")
-    n = spec.get("subsample")
+        table = pd.read_csv(spec.path)
+        x_col = spec.column or ("glycan" if representation == "glycan" else "smiles")
+        missing = {x_col, spec.label_column} - set(table.columns)
+        if missing:
+            raise InputError(f"columns {sorted(missing)} not in {spec.path}; it has {list(table.columns)}")
+        table = table.dropna(subset=[x_col, spec.label_column])
+        strings, labels = table[x_col].astype(str).tolist(), table[spec.label_column].to_numpy()
+    n = spec.subsample
     if n is not None and n < len(strings):
-        pick = np.sort(np.random.default_rng(seed).choice(len(strings), int(n), replace=False))
+        pick = np.sort(np.random.default_rng(seed).choice(len(strings), n, replace=False))
         strings, labels = [strings[i] for i in pick], labels[pick]
     return strings, labels
 
 
-def _split(spec: dict, graphs: list, y: np.ndarray, classification: bool, seed: int):
+def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int):
     from learners.splits import graph_groups, group_split, random_split, stratified_split
 
-    fractions = tuple(spec.get("fractions", (0.8, 0.1, 0.1)))
-    if len(fractions) != 3:
-        raise InputError(f"split fractions must be (train, val, test), got {fractions}")
-    by = spec.get("by", "stratified" if classification else "random")
-    seed = int(spec.get("seed", seed))
+    by = spec.by or ("stratified" if classification else "random")
+    seed = seed if spec.seed is None else spec.seed
     if by == "stratified":
-        return stratified_split(y, fractions, seed=seed)
+        return stratified_split(y, spec.fractions, seed=seed)
     if by == "random":
-        return random_split(len(y), fractions, seed=seed)
-    if by in ("hash", "core"):
-        return group_split(graph_groups(graphs, by=by), fractions, seed=seed)
-    raise InputError(f"unknown split {by!r}; use 'stratified', 'random', 'hash' or 'core'")
+        return random_split(len(y), spec.fractions, seed=seed)
+    return group_split(graph_groups(graphs, by=by), spec.fractions, seed=seed)
 
 
 def _plot_history(history: list[dict], path: Path) -> None:
@@ -169,45 +255,91 @@ def _plot_history(history: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _claim(run_dir: Path, spec: RunConfig, cfg: dict) -> None:
+    """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config.
+
+    A checkpoint resumes only the training its config describes (:class:`learners.Trainer` restores
+    weights, optimizer and schedule, not the settings), so a different config is refused instead of
+    being written over the record of the model the folder holds. A folder whose run never got to
+    train (no checkpoint, no weights) takes the new config.
+    """
+    from reprs.graphio import atomic_write
+
+    record = run_dir / "config.json"
+    if record.is_file():
+        try:
+            old = RunConfig.from_config(json.loads(record.read_text()), where="")
+        except (ConfigError, ValueError) as err:
+            raise InputError(f"{str(run_dir)!r} holds a run whose config.json this matrep cannot read ({err}); "
+                             "train into a new run folder") from None
+        # The device may change between sessions: the checkpoint is loaded onto the new one.
+        differ = _differences(old, spec) - {"trainer.device"}
+        trained = any((run_dir / name).exists() for name in ("checkpoint.pt", "best.pt", "estimator.pt"))
+        if differ and trained:
+            raise InputError(f"{str(run_dir)!r} holds a run of a different config (it differs in "
+                             f"{', '.join(sorted(differ))}); train into a new run folder, or remove this one")
+        if not differ:
+            return
+    elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise InputError(f"{str(run_dir)!r} exists and is not a run folder (no config.json); refusing to write "
+                         "into it: give a new or empty folder")
+    atomic_write(record, json.dumps(cfg, indent=1))
+
+
+def _differences(a: RunConfig, b: RunConfig) -> set[str]:
+    """Key paths whose values differ between two configs (defaults filled in)."""
+    da, db = dataclasses.asdict(a), dataclasses.asdict(b)
+    out = set()
+    for key in da:
+        if isinstance(da[key], dict):
+            out |= {f"{key}.{k}" for k in da[key] if da[key][k] != db[key][k]}
+        elif da[key] != db[key]:
+            out.add(key)
+    return out
+
+
 def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, progress: bool = True) -> dict:
     """Train the model a config describes; write the run folder; return the test metrics.
 
+    Parameters
+    ----------
+    config : dict or path
+        A TOML file or its content (the module docstring lists the keys).
+    run_dir : path
+        A new or empty folder, or the folder of an earlier run of the same config (resumed).
+
     Raises
     ------
+    reprs.errors.ConfigError
+        An unknown or misspelled key, a value of the wrong type, a missing file.
     InputError
-        For unknown config keys or values, or a dataset without usable inputs.
+        A run folder that holds another config's run, or a dataset without usable inputs.
     """
     from learners import GNNClassifier, GNNRegressor
+    from learners.estimators import save_estimator
     from learners.metrics import evaluate
     from reprs.graphio import atomic_write
 
-    cfg = load_config(config) if not isinstance(config, dict) else config
-    task = cfg.get("task", "classification")
-    if task not in ("classification", "regression"):
-        raise InputError(f"task must be 'classification' or 'regression', got {task!r}")
-    model_cfg, trainer_cfg = dict(cfg.get("model", {})), dict(cfg.get("trainer", {}))
-    for name, got, allowed in (("model", model_cfg, _MODEL_KEYS), ("trainer", trainer_cfg, _TRAINER_KEYS)):
-        unknown = set(got) - allowed
-        if unknown:
-            raise InputError(f"unknown [{name}] keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-    seed = int(cfg.get("seed", 0))
+    cfg = load_config(config)
+    spec = RunConfig.from_config(cfg, where="")
+    seed = spec.seed
     run_dir = Path(run_dir)
-    representation = _representation(cfg)
-    strings, labels = _dataset(cfg.get("dataset", {}), representation, seed)
+    representation = spec.representation
+    classification = spec.task == "classification"
+    cls = GNNClassifier if classification else GNNRegressor
+    estimator = cls(**_given(spec.model), **_given(spec.trainer), seed=seed, run_dir=str(run_dir), resume=True,
+                    progress=progress)
+    strings, labels = _dataset(spec.dataset, representation, seed)
     graphs, failures = build_graphs(representation, strings)
     keep = [i for i, g in enumerate(graphs) if g is not None]
     if not keep:
         raise InputError(f"no input of the dataset could be turned into a {representation!r} graph")
     graphs, y = [graphs[i] for i in keep], labels[keep]
-    classification = task == "classification"
-    train, val, test = _split(cfg.get("split", {}), graphs, y, classification, seed)
-    cls = GNNClassifier if classification else GNNRegressor
-    estimator = cls(**model_cfg, **trainer_cfg, seed=seed, run_dir=str(run_dir), resume=True, progress=progress)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.json", json.dumps(cfg, indent=1))
+    train, val, test = _split(spec.split, graphs, y, classification, seed)
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    _claim(run_dir, spec, cfg)
     estimator.fit(pick(train), y[train], val=(pick(val), y[val]) if len(val) else None)
-    torch.save(estimator, run_dir / "estimator.pt")
+    save_estimator(estimator, run_dir / "estimator.pt")
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "n_unparsed": len(failures)}
     if len(test):
         out = estimator._outputs(pick(test))
@@ -227,11 +359,14 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
     read get an ``error`` message and no prediction. With ``output`` the table is also written as
     CSV.
     """
+    from learners.estimators import load_estimator
+
     path = Path(run_dir) / "estimator.pt"
     if not path.is_file():
         raise InputError(f"{str(path)!r} not found: is {str(run_dir)!r} a finished run folder?")
-    estimator = torch.load(path, weights_only=False)
-    representation = _representation(load_config(Path(run_dir) / "config.json"))
+    estimator = load_estimator(path)
+    representation = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()),
+                                           where="").representation
     graphs, failures = build_graphs(representation, list(inputs))
     table = pd.DataFrame({"input": list(inputs), "prediction": None, "error": ""})
     for row, message in failures:

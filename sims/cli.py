@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reprs.errors import MatrepError
+
 from .errors import SimsError
 
 __all__ = ["register"]
@@ -12,10 +14,10 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``simulate`` subcommand to the ``matrep`` parser."""
-    p = subparsers.add_parser("simulate", help="run an MD protocol from a TOML/YAML config into an ASE db or extxyz",
+    p = subparsers.add_parser("simulate", help="run an MD protocol from a TOML config into an ASE db or extxyz",
                               description="Run the MD protocol of CONFIG; a rerun of the same command resumes "
                                           "from the last checkpoint.")
-    p.add_argument("config", help="TOML or YAML config file")
+    p.add_argument("config", help="TOML config file (see sims.generate)")
     p.add_argument("--device", default=None, help="torch device (default: the config's md.device, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_simulate)
@@ -26,6 +28,8 @@ def _simulate(args: argparse.Namespace) -> None:
 
     try:
         path = generate(args.config, device=args.device, progress=not args.quiet)
+    except MatrepError:  # config errors: reprs.cli.main prints them in one line and exits with status 2
+        raise
     except SimsError as err:  # the matrep CLI catches only reprs' errors; sims has its own base class
         print(f"matrep simulate: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -7,7 +7,9 @@ the builtin a caller would naturally catch.
 
 from __future__ import annotations
 
-__all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped"]
+from reprs.errors import ConfigError as _ConfigError
+
+__all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped", "ConfigError"]
 
 
 class SimsError(Exception):
@@ -20,6 +22,11 @@ class SimsInputError(SimsError, ValueError):
 
 class MissingCellError(SimsInputError):
     """Periodic boundaries were requested for a system without a unit cell."""
+
+
+class ConfigError(_ConfigError, SimsInputError):
+    """A ``matrep simulate`` config is invalid (unknown key, wrong type, missing value, missing file);
+    both ``reprs.errors.ConfigError`` and :class:`SimsInputError` catch it."""
 
 
 class SimulationStopped(SimsError, RuntimeError):

@@ -1,7 +1,8 @@
 """Dataset generation: run a configured MD protocol and stream frames to an ASE database or extxyz.
 
-A config (TOML or YAML file, or a dict) names the system, the potential, the protocol (stages with
-ensemble, temperature schedule, steps and time step), the sampling interval and the output::
+A config (a TOML file, or the same content as a dict) names the system, the potential, the protocol
+(stages with ensemble, temperature schedule, steps and time step), the sampling interval and the
+output::
 
     seed = 7
     engine = "matrep"
@@ -12,20 +13,27 @@ ensemble, temperature schedule, steps and time step), the sampling interval and 
     [potential]
     kind = "bks"                       # "lj", "morse", "bks", "ase", "tblite", "pyscf", or a plugin kind (below)
     [md]
-    dtype = "float32"
-    skin = 1.0
+    dtype = "float32"                  # or "float64"; device = "cuda" (optional)
+    skin = 1.0                         # Å; n_procs = 4 (MPI ranks of engine = "lammps")
     uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
     on_uncertain = "flag"              # or "stop"
     [[stages]]
     ensemble = "langevin"              # "nve", "langevin", "nose_hoover_chain"
     steps = 2000
     timestep = 1.0                     # fs
-    temperature = [6000, 6000]         # K at the start and end of the stage (linear ramp)
+    temperature = [6000, 6000]         # K at the start and end of the stage (linear ramp), or one
+                                       # number; required for "langevin" and "nose_hoover_chain"
     friction = 0.02                    # 1/fs
     sample_every = 100                 # steps; 0 = no frames from this stage
     [output]
     path = "silica.db"                 # .db (ASE SQLite database) or .extxyz
     checkpoint_every = 500             # steps
+
+Every table is parsed into the typed schemas of :mod:`sims.config`: an unknown or misspelled key is
+refused with a did-you-mean suggestion, a value of the wrong type (``temperature = "300"``) is
+refused with its key path, a missing required value (a thermostat stage's ``temperature``) by
+name. Relative paths are read from the config file's folder (a dict: from ``cfg["_base"]``, else
+the working folder).
 
 Checkpoints are written atomically (temporary file, fsync, rename) every ``checkpoint_every``
 steps and at stage ends; they hold the positions, velocities, integrator state (thermostat
@@ -60,6 +68,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -69,7 +78,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import SimsError, SimsInputError, SimulationStopped
+from reprs.config import check_keys, config_file, did_you_mean, load_toml
+
+from .config import (BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Potential, SimulationConfig, Stage,
+                     System)
+from .errors import ConfigError, SimsError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
 from .state import State
@@ -81,27 +94,33 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
-    """Read a TOML/YAML config (or copy a dict); relative paths in it are resolved against the file's folder."""
+    """Read a TOML config (or copy a dict) and check it against :class:`sims.config.SimulationConfig`.
+
+    Returns
+    -------
+    dict
+        The config's content as written, plus ``"_base"``: the folder relative paths are read
+        from (the file's folder; for a dict its own ``"_base"``, else the working folder).
+
+    Raises
+    ------
+    sims.errors.ConfigError
+        A missing or non-TOML file, a TOML syntax error, or content the schema refuses.
+    """
     if isinstance(config, Mapping):
         cfg = copy.deepcopy(dict(config))
         cfg.setdefault("_base", os.getcwd())
-        return cfg
-    path = Path(config)
-    if not path.is_file():
-        raise SimsInputError(f"config file {str(path)!r} not found")
-    text = path.read_text()
-    if path.suffix == ".toml":
-        import tomllib
-
-        cfg = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        cfg = yaml.safe_load(text)
     else:
-        raise SimsInputError(f"config must be .toml, .yaml or .yml, got {path.name!r}")
-    cfg["_base"] = str(path.resolve().parent)
+        path = Path(config)
+        cfg = load_toml(path, error=ConfigError)
+        cfg["_base"] = str(path.resolve().parent)
+    _parse(cfg)
     return cfg
+
+
+def _parse(cfg: Mapping[str, Any]) -> SimulationConfig:
+    """The typed config of a :func:`load_config` dict (its ``_base`` is not a key of the schema)."""
+    return SimulationConfig.from_config({k: v for k, v in cfg.items() if k != "_base"}, where="")
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
@@ -116,31 +135,48 @@ def _resolve(cfg: Mapping[str, Any], path: str) -> Path:
 
 
 def build_system(cfg: Mapping[str, Any]) -> Atoms:
-    """The start configuration named by ``cfg["system"]``."""
-    system = dict(cfg.get("system", {}))
-    builder = system.pop("builder", None)
-    if builder == "beta_cristobalite":
+    """The start configuration named by ``cfg["system"]`` (``seed`` seeds a rattle or a SMILES embedding).
+
+    Raises
+    ------
+    sims.errors.ConfigError
+        A ``[system]`` table the schema of its builder refuses, or a ``path`` that names no file.
+    """
+    if "system" not in cfg:
+        raise ConfigError("the config needs a [system] table with a builder")
+    return _build_system(System.from_config(cfg["system"]), int(cfg.get("seed", 0)), cfg.get("_base", "."))
+
+
+def _build_system(system: System, seed: int, base: str | os.PathLike) -> Atoms:
+    if isinstance(system, BetaCristobalite):
         from .silica import beta_cristobalite
 
-        return beta_cristobalite(system.get("repeat", 2), a=system.get("a", 7.16))
-    if builder == "bulk":
+        return beta_cristobalite(system.repeat, a=system.a)
+    if isinstance(system, Bulk):
         from ase.build import bulk
 
-        atoms = bulk(system["symbol"], system.get("crystal"), a=system.get("a"), cubic=system.get("cubic", True))
-        atoms = atoms.repeat(system.get("repeat", 1))
-        if system.get("rattle"):
-            atoms.rattle(float(system["rattle"]), seed=int(cfg.get("seed", 0)))
+        try:
+            atoms = bulk(system.symbol, system.crystal, a=system.a, cubic=system.cubic)
+        except (ValueError, KeyError, RuntimeError) as err:  # ASE's words for an unknown element or lattice
+            raise ConfigError(f"system: ase.build.bulk({system.symbol!r}, {system.crystal!r}, a={system.a}, "
+                              f"cubic={system.cubic}) failed: {err}") from None
+        atoms = atoms.repeat(system.repeat)
+        if system.rattle:
+            atoms.rattle(system.rattle, seed=seed)
         return atoms
-    if builder == "file":
+    if isinstance(system, FileSystem):
         from ase.io import read
 
-        return read(_resolve(cfg, system["path"]))
-    if builder == "molecule":
-        return _molecule(system, int(cfg.get("seed", 0)))
-    raise SimsInputError(f"unknown system builder {builder!r}; known: 'beta_cristobalite', 'bulk', 'file', 'molecule'")
+        path = config_file(system.path, base, "system.path", error=ConfigError)
+        try:
+            return read(path)
+        except Exception as err:  # ASE raises many kinds for a file it cannot parse
+            raise ConfigError(f"system.path = {system.path!r}: ASE cannot read {str(path)!r} as a structure "
+                              f"({type(err).__name__}: {err})") from None
+    return _molecule(system, seed)
 
 
-def _molecule(system: Mapping[str, Any], seed: int) -> Atoms:
+def _molecule(system: Molecule, seed: int) -> Atoms:
     """A free molecule: ``name`` from ASE's g2 collection, or ``smiles`` embedded in 3-D by RDKit.
 
     SMILES are embedded with ETKDG as ``conformers`` conformers (default 10; seeded with the
@@ -148,53 +184,83 @@ def _molecule(system: Mapping[str, Any], seed: int) -> Atoms:
     energy is kept; the MD's equilibration then relaxes it on the run's potential. (ETKDG need not
     find a particular conformer: for one, give it as a file.)
     """
-    if ("name" in system) == ("smiles" in system):
-        raise SimsInputError("the molecule builder needs exactly one of system.name (ASE's g2 collection) "
-                             "or system.smiles")
-    if "name" in system:
+    if system.name is not None:
         from ase.build import molecule
 
         try:
-            return molecule(system["name"])
+            return molecule(system.name)
         except KeyError:
-            raise SimsInputError(f"unknown molecule {system['name']!r} (ase.collections.g2 names, "
-                                 "e.g. 'CH3CH2OH'); or give system.smiles") from None
+            raise ConfigError(f"system.name: unknown molecule {system.name!r} (ase.collections.g2 names, "
+                              "e.g. 'CH3CH2OH'); or give system.smiles") from None
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
-    mol = Chem.MolFromSmiles(str(system["smiles"]))
+    mol = Chem.MolFromSmiles(system.smiles)
     if mol is None:
-        raise SimsInputError(f"cannot parse SMILES {system['smiles']!r}")
+        raise ConfigError(f"system.smiles: cannot parse SMILES {system.smiles!r}")
     mol = Chem.AddHs(mol)
-    ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=int(system.get("conformers", 10)), randomSeed=seed))
+    ids = list(AllChem.EmbedMultipleConfs(mol, numConfs=system.conformers, randomSeed=seed))
     if not ids:
-        raise SimsInputError(f"RDKit could not embed {system['smiles']!r} in 3-D")
+        raise SimsInputError(f"RDKit could not embed {system.smiles!r} in 3-D")
     energies = [energy for _, energy in AllChem.MMFFOptimizeMoleculeConfs(mol)]
     best = ids[int(np.argmin(energies))]
     return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=mol.GetConformer(best).GetPositions())
 
 
 def build_potential(cfg: Mapping[str, Any], *, device=None, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """The potential named by ``cfg["potential"]`` (``kind`` plus keyword arguments)."""
+    """The potential named by ``cfg["potential"]`` (``kind`` plus keyword arguments).
+
+    Raises
+    ------
+    sims.errors.ConfigError
+        An unknown kind, or keyword arguments its factory does not take (with a did-you-mean
+        suggestion against the factory's signature) or lacks.
+    """
+    if "potential" not in cfg:
+        raise ConfigError("the config needs a [potential] table with a kind")
+    return _build_potential(Potential.from_config(cfg["potential"]), cfg.get("_base", "."), device=device, dtype=dtype)
+
+
+def _check_keywords(kind: str, factory, params: Mapping[str, Any]) -> None:
+    """Refuse keys that ``factory`` (a class or function) takes no keyword for, and name the ones it needs."""
+    signature = inspect.signature(factory).parameters
+    if "device" in params or "dtype" in params:
+        raise ConfigError(f"potential.{'device' if 'device' in params else 'dtype'}: set it in [md] "
+                          "(md.device, md.dtype), not in [potential]")
+    named = {name: p for name, p in signature.items() if name not in ("device", "dtype")
+             and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    # Other keys of kinds "ase", "tblite" and "pyscf" go on to the calculator, which checks them.
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        check_keys(params, named, f"potential (kind {kind!r})", error=ConfigError)
+    missing = [name for name, p in named.items() if p.default is inspect.Parameter.empty and name not in params]
+    if missing:
+        raise ConfigError(f"potential kind {kind!r} needs {', '.join(map(repr, missing))}")
+
+
+def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
+                     dtype: torch.dtype = torch.float32) -> torch.nn.Module:
     from importlib.metadata import entry_points
 
     from . import potentials
 
-    params = dict(cfg.get("potential", {}))
-    kind = params.pop("kind", None)
+    kind, params = spec.kind, spec.params
     factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
                  "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf}
     plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
     if kind in factories:
+        _check_keywords(kind, factories[kind], params)
         try:
             return factories[kind](**params, device=device, dtype=dtype)
-        except TypeError as err:
-            raise SimsInputError(f"bad parameters for potential {kind!r}: {err}") from None
+        except TypeError as err:  # a calculator's own keywords (kind "ase", "tblite", "pyscf")
+            raise ConfigError(f"bad parameters for potential {kind!r}: {err}") from None
     if kind not in plugins:
-        raise SimsInputError(f"unknown potential kind {kind!r}; known: {sorted(factories) + sorted(plugins)}")
+        known = sorted(factories) + sorted(plugins)
+        guess = did_you_mean(kind, known)
+        hint = f"; did you mean {guess!r}?" if guess else ";"
+        raise ConfigError(f"unknown potential kind {kind!r}{hint} known: {', '.join(map(repr, known))}")
     plugin = plugins[kind]
     try:
-        return plugin.load()(params, base=Path(cfg.get("_base", ".")), device=device, dtype=dtype)
+        return plugin.load()(params, base=Path(base), device=device, dtype=dtype)
     except SimsError:
         raise
     except (ValueError, TypeError, KeyError, OSError) as err:
@@ -245,48 +311,14 @@ def _pyscf(*, pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:
     return CalculatorPotential(PySCFCalculator(**kwargs), pbc=pbc)
 
 
-def _stage_temperature(stage: Mapping[str, Any], step_in_stage: int) -> float:
-    """Target temperature (K) before step ``step_in_stage`` of a stage: linear ramp between the two values."""
-    t = stage.get("temperature", 0.0)
-    t0, t1 = (float(t[0]), float(t[1])) if isinstance(t, Sequence) else (float(t), float(t))
-    return t0 + (t1 - t0) * step_in_stage / max(int(stage["steps"]), 1)
-
-
-def _make_integrator(stage: Mapping[str, Any]) -> Integrator:
-    ens = stage.get("ensemble", "nve")
-    dt = float(stage.get("timestep", 1.0))
-    temperature = _stage_temperature(stage, 0)
-    if ens == "nve":
-        return VelocityVerlet(timestep=dt)
-    if ens == "langevin":
-        return Langevin(timestep=dt, temperature=temperature, friction=float(stage.get("friction", 0.01)))
-    if ens == "nose_hoover_chain":
-        return NoseHooverChain(timestep=dt, temperature=temperature, tau=float(stage.get("tau", 100.0)),
-                               chain_length=int(stage.get("chain_length", 3)))
-    raise SimsInputError(f"unknown ensemble {ens!r}; known: 'nve', 'langevin', 'nose_hoover_chain'")
-
-
-#: ``matrep``: our torch engine (differentiable, NN potentials); ``lammps``: classical potentials
-#: on LAMMPS through :mod:`sims.lammps`, one LAMMPS run per stage, checkpointed at stage ends.
-ENGINES = ("matrep", "lammps")
-
-
-def _validate(cfg: Mapping[str, Any]) -> None:
-    engine = cfg.get("engine", "matrep")
-    if engine not in ENGINES:
-        raise SimsInputError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
-    stages = cfg.get("stages")
-    if not stages:
-        raise SimsInputError("the config has no [[stages]]")
-    for k, st in enumerate(stages):
-        if int(st.get("steps", -1)) < 0:
-            raise SimsInputError(f"stage {k} needs steps >= 0")
-        _make_integrator(st)
-    out = cfg.get("output", {})
-    if "path" not in out:
-        raise SimsInputError("the config needs output.path (.db or .extxyz)")
-    if Path(out["path"]).suffix not in (".db", ".extxyz"):
-        raise SimsInputError(f"output.path must end in .db or .extxyz, got {out['path']!r}")
+def _make_integrator(stage: Stage) -> Integrator:
+    temperature = stage.target_temperature(0)
+    if stage.ensemble == "nve":
+        return VelocityVerlet(timestep=stage.timestep)
+    if stage.ensemble == "langevin":
+        return Langevin(timestep=stage.timestep, temperature=temperature, friction=stage.friction)
+    return NoseHooverChain(timestep=stage.timestep, temperature=temperature, tau=stage.tau,
+                           chain_length=stage.chain_length)
 
 
 class FrameWriter:
@@ -354,7 +386,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     Parameters
     ----------
     config : path or mapping
-        TOML/YAML file or dict (see the module docstring).
+        TOML file or dict (see the module docstring).
     device : torch device, optional
         Overrides ``md.device`` of the config.
     progress : bool
@@ -370,9 +402,11 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
 
     Raises
     ------
+    sims.errors.ConfigError
+        A bad config (unknown key, wrong type, missing value or file; a ``SimsInputError``).
     SimsInputError
-        A bad config, an output that exists without a checkpoint (refused, not overwritten), or a
-        checkpoint written by a different config.
+        An output that exists without a checkpoint (refused, not overwritten), or a checkpoint
+        written by a different config.
     SimulationStopped
         ``md.on_uncertain = "stop"`` and the uncertainty passed ``md.uncertainty_threshold``.
 
@@ -381,19 +415,18 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     >>> generate("silica_melt_quench_small.toml")   # doctest: +SKIP
     """
     cfg = load_config(config)
-    _validate(cfg)
+    spec = _parse(cfg)
     digest = config_hash(cfg)
-    seed = int(cfg.get("seed", 0))
-    md_cfg = dict(cfg.get("md", {}))
-    dtype = _DTYPES.get(md_cfg.get("dtype", "float32"))
-    if dtype is None:
-        raise SimsInputError(f"md.dtype must be one of {sorted(_DTYPES)}")
-    device = device if device is not None else md_cfg.get("device")
-    out_path = _resolve(cfg, cfg["output"]["path"])
+    seed = spec.seed
+    md_cfg = spec.md
+    dtype = _DTYPES[md_cfg.dtype]
+    device = device if device is not None else md_cfg.device
+    out_path = _resolve(cfg, spec.output.path)
     ckpt_path = out_path.with_name(out_path.name + ".ckpt")
-    every = int(cfg["output"].get("checkpoint_every", 1000))
+    every = spec.output.checkpoint_every
     writer = FrameWriter(out_path)
-    potential = build_potential(cfg, device=device, dtype=dtype)  # fail on a bad potential before writing anything
+    # Fail on a bad potential before writing anything.
+    potential = _build_potential(spec.potential, cfg["_base"], device=device, dtype=dtype)
     monitoring = _monitoring(md_cfg, potential)
 
     if ckpt_path.exists():
@@ -408,9 +441,9 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
         if out_path.exists():
             raise SimsInputError(f"{out_path} exists but has no checkpoint; refusing to overwrite it")
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        atoms = build_system(cfg)
+        atoms = _build_system(spec.system, seed, cfg["_base"])
         state = State.from_atoms(atoms, device=device, dtype=dtype)
-        t0 = _stage_temperature(cfg["stages"][0], 0)
+        t0 = spec.stages[0].target_temperature(0)
         state = state.with_(velocities=maxwell_boltzmann(state.masses, t0, seed=seed))
         ckpt = {"config_hash": digest, "done": False, "stage": 0, "step_in_stage": 0, "step": 0, "time": 0.0,
                 "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
@@ -418,26 +451,25 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
 
     state = _state_from_dict(ckpt["state"], device, dtype)
     step, time_fs = int(ckpt["step"]), float(ckpt["time"])
-    if cfg.get("engine", "matrep") == "lammps":
-        _run_lammps(cfg, ckpt, ckpt_path, writer, seed, digest, int(md_cfg.get("n_procs", 1)))
+    if spec.engine == "lammps":
+        _run_lammps(spec, cfg["_base"], ckpt, ckpt_path, writer, digest)
         return out_path
-    for k in range(int(ckpt["stage"]), len(cfg["stages"])):
-        stage = cfg["stages"][k]
+    for k in range(int(ckpt["stage"]), len(spec.stages)):
+        stage = spec.stages[k]
         resume = k == ckpt["stage"] and ckpt["integrator"] is not None
         first = int(ckpt["step_in_stage"]) if k == ckpt["stage"] else 0
         integrator = _make_integrator(stage)
         # Each stage has its own noise stream (seed, stage), so resuming never replays another stage's.
-        md = MD(state, potential, integrator, seed=seed * 1000 + k, skin=float(md_cfg.get("skin", 1.0)),
+        md = MD(state, potential, integrator, seed=seed * 1000 + k, skin=md_cfg.skin,
                 record_every=0, min_distance=None)
         if resume:
             md.state = state  # undo any setup changes (NHC removes the drift): continue bit for bit
             integrator.load_state_dict(ckpt["integrator"])
             md.refresh()
-        sample = int(stage.get("sample_every", 0))
-        n_steps = int(stage["steps"])
+        sample, n_steps = stage.sample_every, stage.steps
         for s in range(first, n_steps):
             if hasattr(integrator, "temperature"):
-                integrator.temperature = _stage_temperature(stage, s)
+                integrator.temperature = stage.target_temperature(s)
             md.run(1)
             step += 1
             time_fs += integrator.timestep
@@ -447,7 +479,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
             if sampled or stop:
                 frame = md.frame()
                 meta = {"step": step, "time": time_fs, "stage": k, "T": md.temperature(),
-                        "T_target": _stage_temperature(stage, s + 1), "seed": seed, "config_hash": digest}
+                        "T_target": stage.target_temperature(s + 1), "seed": seed, "config_hash": digest}
                 meta.update(uncertainty or {})
                 frame.info.clear()
                 writer.write(frame, meta)
@@ -459,7 +491,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                     f"are valid. Rerunning repeats the run from the checkpoint of step {ckpt['step']} to this stop")
             if (s + 1) % every == 0 or s + 1 == n_steps:
                 state = md.state
-                last = k == len(cfg["stages"]) - 1 and s + 1 == n_steps
+                last = k == len(spec.stages) - 1 and s + 1 == n_steps
                 ckpt = {"config_hash": digest, "done": last, "stage": k if s + 1 < n_steps else k + 1,
                         "step_in_stage": s + 1 if s + 1 < n_steps else 0, "step": step, "time": time_fs,
                         "state": _state_dict(state),
@@ -495,29 +527,19 @@ class _Monitoring:
         return latest
 
 
-def _monitoring(md_cfg: Mapping[str, Any], potential: torch.nn.Module) -> _Monitoring | None:
+def _monitoring(md_cfg: MDOptions, potential: torch.nn.Module) -> _Monitoring | None:
     """The uncertainty monitoring asked for by ``md.uncertainty_threshold`` etc. (None: none possible or asked)."""
-    threshold = md_cfg.get("uncertainty_threshold")
-    on_uncertain = md_cfg.get("on_uncertain", "flag")
-    every = md_cfg.get("uncertainty_every", 1)
-    if on_uncertain not in ("flag", "stop"):
-        raise SimsInputError(f"md.on_uncertain must be 'flag' or 'stop', got {on_uncertain!r}")
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise SimsInputError(f"md.uncertainty_every must be an integer >= 1 (steps), got {every!r}")
-    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < float("inf")):
-        raise SimsInputError(f"md.uncertainty_threshold must be a number > 0, got {threshold!r}")
+    threshold = md_cfg.uncertainty_threshold
     if not hasattr(potential, "uncertainty_monitor"):
         if threshold is not None:
-            raise SimsInputError(f"md.uncertainty_threshold needs a potential that estimates its uncertainty "
-                                 f"(a committee); {type(potential).__name__} does not")
+            raise ConfigError(f"md.uncertainty_threshold needs a potential that estimates its uncertainty "
+                              f"(a committee); {type(potential).__name__} does not")
         return None
-    if on_uncertain == "stop" and threshold is None:
-        raise SimsInputError("md.on_uncertain = 'stop' needs md.uncertainty_threshold")
-    threshold = None if threshold is None else float(threshold)
-    return _Monitoring(potential.uncertainty_monitor(threshold), threshold, every, on_uncertain == "stop")
+    return _Monitoring(potential.uncertainty_monitor(threshold), threshold, md_cfg.uncertainty_every,
+                       md_cfg.on_uncertain == "stop")
 
 
-def _run_lammps(cfg, ckpt, ckpt_path, writer, seed, digest, n_procs) -> None:
+def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, digest) -> None:
     """The stages on LAMMPS, one run each from the checkpointed state; checkpoint after each stage.
 
     Serial LAMMPS is deterministic for a given seed, so a run resumed at a stage boundary writes the
@@ -525,12 +547,12 @@ def _run_lammps(cfg, ckpt, ckpt_path, writer, seed, digest, n_procs) -> None:
     """
     from . import lammps
 
-    potential = build_potential(cfg, dtype=torch.float64)  # LAMMPS parameters are read in float64
+    potential = _build_potential(spec.potential, base, dtype=torch.float64)  # LAMMPS reads float64 parameters
     atoms = _state_from_dict(ckpt["state"], None, torch.float64).to_atoms()
-    step, time_fs = int(ckpt["step"]), float(ckpt["time"])
-    for k in range(int(ckpt["stage"]), len(cfg["stages"])):
-        stage = cfg["stages"][k]
-        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=n_procs)
+    step, time_fs, seed = int(ckpt["step"]), float(ckpt["time"]), spec.seed
+    for k in range(int(ckpt["stage"]), len(spec.stages)):
+        stage = spec.stages[k]
+        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs)
         for frame in result.frames:
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,
@@ -538,10 +560,10 @@ def _run_lammps(cfg, ckpt, ckpt_path, writer, seed, digest, n_procs) -> None:
             frame.info.clear()
             writer.write(frame, meta)
         atoms = result.final
-        step += int(stage["steps"])
-        time_fs += int(stage["steps"]) * float(stage.get("timestep", 1.0))
+        step += stage.steps
+        time_fs += stage.steps * stage.timestep
         final = State.from_atoms(atoms, dtype=torch.float64)
-        ckpt = {"config_hash": digest, "done": k == len(cfg["stages"]) - 1, "stage": k + 1, "step_in_stage": 0,
+        ckpt = {"config_hash": digest, "done": k == len(spec.stages) - 1, "stage": k + 1, "step_in_stage": 0,
                 "step": step, "time": time_fs, "state": _state_dict(final), "integrator": None,
                 "output_mark": writer.size()}
         _save_checkpoint(ckpt_path, ckpt)

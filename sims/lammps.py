@@ -75,6 +75,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
+from .config import Stage
 from .errors import SimsError, SimsInputError
 from .potentials import (COULOMB_CONSTANT, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,
                          SumPotential, TabulatedPair)
@@ -83,82 +84,6 @@ __all__ = ["Stage", "LammpsResult", "import_lammps", "write_inputs", "run", "ene
 
 #: Å/ps per ASE velocity unit (Å per ASE time unit; ``units.fs`` ASE time units make one fs).
 _VELOCITY = 1000.0 * units.fs
-_ENSEMBLES = ("nve", "langevin", "nose_hoover_chain")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of a protocol; the keys are those of a ``[[stages]]`` table of :mod:`sims.generate`.
-
-    Parameters
-    ----------
-    steps : int
-        Number of time steps (0 allowed).
-    timestep : float
-        fs.
-    ensemble : {"nve", "langevin", "nose_hoover_chain"}
-        ``fix nve``; ``fix langevin`` + ``fix nve``; ``fix nvt`` (Nose-Hoover chain).
-    temperature : float or (float, float)
-        Target temperature, K; a pair ramps linearly from the first to the second value over the
-        stage (both LAMMPS fixes ramp this way, as :mod:`sims.generate` does).
-    friction : float
-        Langevin friction, 1/fs (LAMMPS ``damp = 1/friction``).
-    tau : float
-        Nose-Hoover period, fs (LAMMPS ``Tdamp``; thermostat mass ``N kT tau^2`` in both engines).
-    chain_length : int
-        Nose-Hoover chain length (LAMMPS ``tchain``).
-    sample_every : int
-        Return a frame every this many steps of the stage (0: none).
-    """
-
-    steps: int
-    timestep: float = 1.0
-    ensemble: str = "nve"
-    temperature: float | tuple[float, float] = 0.0
-    friction: float = 0.01
-    tau: float = 100.0
-    chain_length: int = 3
-    sample_every: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "sample_every", "chain_length"):  # TOML may give 1000.0
-            value = getattr(self, name)
-            if isinstance(value, float) and value.is_integer():
-                object.__setattr__(self, name, int(value))
-        if self.ensemble not in _ENSEMBLES:
-            raise SimsInputError(f"unknown ensemble {self.ensemble!r}; known: {', '.join(_ENSEMBLES)}")
-        if int(self.steps) != self.steps or self.steps < 0 or self.sample_every < 0:
-            raise SimsInputError(f"need integer steps >= 0 and sample_every >= 0, "
-                                 f"got {self.steps}, {self.sample_every}")
-        if not (math.isfinite(self.timestep) and self.timestep > 0):
-            raise SimsInputError(f"timestep must be > 0 fs, got {self.timestep}")
-        t0, t1 = self.temperatures
-        if self.ensemble != "nve" and not (t0 > 0 and t1 > 0):
-            raise SimsInputError(f"a {self.ensemble} stage needs temperatures > 0 K, got {self.temperature}")
-        if self.ensemble == "langevin" and not self.friction > 0:
-            raise SimsInputError(f"friction must be > 0 1/fs for LAMMPS fix langevin, got {self.friction}")
-        if self.ensemble == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
-            raise SimsInputError(f"need tau > 0 fs and chain_length >= 1, got {self.tau}, {self.chain_length}")
-
-    @property
-    def temperatures(self) -> tuple[float, float]:
-        """Start and end target temperature, K."""
-        t = self.temperature
-        return (float(t[0]), float(t[1])) if isinstance(t, Sequence) else (float(t), float(t))
-
-    @classmethod
-    def from_config(cls, stage: Mapping[str, Any] | "Stage") -> "Stage":
-        """A stage from a ``[[stages]]`` table (unknown keys are refused)."""
-        if isinstance(stage, Stage):
-            return stage
-        known = set(cls.__dataclass_fields__)
-        extra = set(stage) - known
-        if extra:
-            raise SimsInputError(f"unknown stage keys {sorted(extra)}; known: {sorted(known)}")
-        kw = dict(stage)
-        if isinstance(kw.get("temperature"), list):
-            kw["temperature"] = tuple(kw["temperature"])
-        return cls(**kw)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import torch
+
 from learners.cli import register
 from learners.errors import InputError
 from learners.runs import predict_run, train_run
+from reprs.errors import ConfigError
 
 from .conftest import random_glycans
 
@@ -43,9 +46,18 @@ def _main(argv):
     args.func(args)
 
 
+def _toml(cfg: dict) -> str:
+    """A run config as TOML (JSON scalars and arrays are TOML values)."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
+    for table, values in cfg.items():
+        if isinstance(values, dict):
+            lines += [f"[{table}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
 def test_train_writes_the_run_folder_and_predict_reads_it(csv_dataset, tmp_path, capsys):
-    config = tmp_path / "run.json"
-    config.write_text(json.dumps(_config(csv_dataset)))
+    config = tmp_path / "run.toml"
+    config.write_text(_toml(_config(csv_dataset)))
     _main(["train", str(config), str(tmp_path / "run"), "--quiet"])
     metrics = json.loads(capsys.readouterr().out)
     run = tmp_path / "run"
@@ -69,7 +81,7 @@ def test_rerun_resumes_from_the_checkpoint(csv_dataset, tmp_path):
 
 
 def test_bad_run_input(csv_dataset, tmp_path):
-    with pytest.raises(InputError, match="unknown \\[model\\] keys"):
+    with pytest.raises(InputError, match="unknown key 'width' in model; known:"):
         train_run({**_config(csv_dataset), "model": {"kind": "gine", "width": 3}}, tmp_path / "b")
     with pytest.raises(InputError, match="not in"):
         train_run({**_config(csv_dataset), "dataset": {"source": "csv", "path": str(csv_dataset), "label_column": "y"}}, tmp_path / "c")
@@ -117,3 +129,78 @@ def test_qm9_gap_run(tmp_path):
     metrics = train_run(config, tmp_path / "run", progress=False)
     # 400 training molecules already explain most of the gap's variance (std 1.3 eV)
     assert metrics["n_test"] == 50 and metrics["r2"] > 0.6 and metrics["mae"] < 0.6
+
+
+def test_run_configs_are_strict(csv_dataset, tmp_path):
+    cfg = _config(csv_dataset)
+    cases = [
+        ({**cfg, "taks": "regression"}, r"unknown key 'taks' at the top level of the config; did you mean 'task'\?"),
+        ({**cfg, "dataset": {**cfg["dataset"], "subsampel": 10}},
+         r"unknown key 'subsampel' in dataset; did you mean 'subsample'\?"),
+        ({**cfg, "trainer": {**cfg["trainer"], "epochs": "6"}}, r"trainer\.epochs must be an integer, got the string '6'"),
+        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', got the string "
+                                       r"'regresion'; did you mean 'regression'\?"),
+        ({**cfg, "split": {"fractions": [0.8, 0.2]}}, r"split\.fractions must be a list of 3 numbers"),
+        ({**cfg, "dataset": {"source": "csv", "path": str(csv_dataset), "level": "Genus"}},
+         r"dataset\.level is not read by source 'csv'"),
+        ({**cfg, "dataset": {"source": "csv", "path": str(tmp_path / "nowhere.csv")}},
+         r"dataset\.path = '.*nowhere\.csv': no such file"),
+    ]
+    for bad, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            train_run(bad, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_holds_one_config(csv_dataset, tmp_path):
+    run = tmp_path / "run"
+    train_run(_config(csv_dataset, epochs=2), run, progress=False)
+    record = (run / "config.json").read_text()
+    # Today the second config's record overwrote the first before training: a folder describing a model it
+    # does not hold.
+    with pytest.raises(InputError, match=r"different config \(it differs in model\.hidden, trainer\.epochs\)"):
+        train_run({**_config(csv_dataset, epochs=3), "model": {"kind": "gine", "hidden": 8, "layers": 2}}, run,
+                  progress=False)
+    assert (run / "config.json").read_text() == record
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a run folder"):
+        train_run(_config(csv_dataset, epochs=2), tmp_path / "other", progress=False)
+
+
+def test_estimators_are_saved_as_weights_not_pickles(csv_dataset, tmp_path):
+    from learners.estimators import load_estimator
+
+    run = tmp_path / "run"
+    train_run(_config(csv_dataset, epochs=2), run, progress=False)
+    payload = torch.load(run / "estimator.pt", weights_only=True)  # plain data: no code runs on loading
+    assert payload["format"] == "matrep-gnn-estimator-1" and payload["class"] == "GNNClassifier"
+    queries = ["Fuc(a1-2)Gal(b1-4)GlcNAc", "Gal(b1-4)GlcNAc"]
+    first = predict_run(run, queries)
+    again = load_estimator(run / "estimator.pt")
+    assert list(again.classes_) == ["fuc", "plain"]
+    # An old-format run (the whole estimator pickled) is refused, not unpickled.
+    torch.save(again, run / "estimator.pt")
+    with pytest.raises(InputError, match="not a matrep estimator file.*older matrep stored a pickle"):
+        predict_run(run, queries)
+    assert first["prediction"].isin(["fuc", "plain"]).all()
+
+
+@pytest.mark.parametrize("problem", ["yaml", "syntax", "missing dataset", "typo"])
+def test_cli_reports_config_mistakes_in_one_line(csv_dataset, tmp_path, capsys, problem):
+    from reprs.cli import main
+
+    cfg = _config(csv_dataset)
+    path = tmp_path / "run.toml"
+    if problem == "yaml":
+        path = tmp_path / "run.yaml"
+        path.write_text("task: classification\n")
+    elif problem == "syntax":
+        path.write_text(_toml(cfg).replace("[model]", "[model"))
+    elif problem == "missing dataset":
+        path.write_text(_toml({**cfg, "dataset": {"source": "csv", "path": "glycans.csv"}}))
+    else:
+        path.write_text(_toml({**cfg, "dataset": {**cfg["dataset"], "subsampel": 10}}))
+    assert main(["train", str(path), str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("matrep train: error: ") and err.count("\n") == 1 and "Traceback" not in err, err

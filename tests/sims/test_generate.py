@@ -98,7 +98,9 @@ def test_cli_simulate(tmp_path, capsys):
     args.func(args)
     assert capsys.readouterr().out.strip() == str(tmp_path / "cli.extxyz")
     assert len(read_frames(tmp_path / "cli.extxyz")) == 2
-    with pytest.raises(SystemExit):
+    from reprs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not found"):  # reprs.cli.main reports it (test below)
         args = parser.parse_args(["simulate", str(tmp_path / "missing.toml")])
         args.func(args)
 
@@ -118,3 +120,130 @@ def test_generate_many_on_a_dask_cluster(tmp_path):
     assert [len(r) for r in runs] == [2, 2]
     assert runs[0][0].info["seed"] == 1 and runs[1][0].info["seed"] == 2
     assert not np.array_equal(runs[0][-1].positions, runs[1][-1].positions)  # independent noise
+
+
+def _refused(cfg: dict, tmp_path, match: str):
+    """generate(cfg) raises a ConfigError (also a SimsInputError) matching ``match`` and writes nothing."""
+    from reprs.errors import ConfigError
+
+    cfg = dict(cfg, _base=str(tmp_path))
+    with pytest.raises(ConfigError, match=match) as err:
+        generate(cfg)
+    assert isinstance(err.value, SimsInputError)
+    assert not (tmp_path / cfg["output"]["path"]).exists()
+
+
+def _stage(**changes) -> list[dict]:
+    stage = {"ensemble": "langevin", "steps": 10, "timestep": 5.0, "temperature": 80.0, "friction": 0.02}
+    stage.update(changes)
+    return [{k: v for k, v in stage.items() if v is not None}]
+
+
+def test_stage_values_are_typed_and_required(tmp_path):
+    cfg = _config("strict.extxyz")
+    # Today: no temperature ran the thermostat at 0 K; "300" ran a ramp from 3 K to 0 K; temprature was dropped.
+    _refused(dict(cfg, stages=_stage(temperature=None)), tmp_path,
+             r"stages\[0\]\.temperature is required for a langevin stage")
+    _refused(dict(cfg, stages=_stage(ensemble="nose_hoover_chain", friction=None, temperature=None)), tmp_path,
+             r"stages\[0\]\.temperature is required for a nose_hoover_chain stage")
+    _refused(dict(cfg, stages=_stage(temperature="300")), tmp_path,
+             r"stages\[0\]\.temperature must be a number or \[start, end\] in K, got the string '300'")
+    _refused(dict(cfg, stages=_stage(temperature=None, temprature=300.0)), tmp_path,
+             r"unknown key 'temprature' in stages\[0\]; did you mean 'temperature'\?")
+    _refused(dict(cfg, stages=_stage() + _stage(steps="10")), tmp_path,
+             r"stages\[1\]\.steps must be an integer, got the string '10'")
+    _refused(dict(cfg, stages=_stage(ensemble="langevn")), tmp_path,
+             r"stages\[0\]\.ensemble must be one of 'nve', 'langevin', 'nose_hoover_chain', got the string "
+             r"'langevn'; did you mean 'langevin'\?")
+    _refused(dict(cfg, stages=[]), tmp_path, r"no \[\[stages\]\]")
+
+
+def test_every_table_is_strict(tmp_path):
+    cfg = _config("strict.extxyz")
+    _refused(dict(cfg, md={"dtyp": "float64"}), tmp_path, r"unknown key 'dtyp' in md; did you mean 'dtype'\?")
+    _refused(dict(cfg, md={"dtype": "float16"}), tmp_path, r"md\.dtype must be one of 'float32', 'float64'")
+    _refused(dict(cfg, md={"skin": "1"}), tmp_path, r"md\.skin must be a number, got the string '1'")
+    _refused(dict(cfg, output={"path": "a.extxyz", "checkpoint_evry": 5}), tmp_path,
+             r"unknown key 'checkpoint_evry' in output; did you mean 'checkpoint_every'\?")
+    _refused(dict(cfg, output={"path": "a.xyz"}), tmp_path, r"output\.path must end in \.db or \.extxyz")
+    _refused(dict(cfg, sed=3), tmp_path, r"unknown key 'sed' at the top level of the config; did you mean 'seed'\?")
+    _refused(dict(cfg, seed=True), tmp_path, r"seed must be an integer, got the boolean true")
+    _refused(dict(cfg, engine="lamps"), tmp_path, r"engine must be one of 'matrep', 'lammps'.*did you mean 'lammps'")
+    system = cfg["system"]
+    _refused(dict(cfg, system=dict(system, symbl="Ar")), tmp_path, r"unknown key 'symbl' in system; did you mean 'symbol'")
+    _refused(dict(cfg, system={k: v for k, v in system.items() if k != "symbol"}), tmp_path,
+             r"system needs 'symbol' \(a string\)")
+    _refused(dict(cfg, system=dict(system, builder="bulck")), tmp_path,
+             r"system\.builder must be one of .*did you mean 'bulk'\? got the string 'bulck'")
+    _refused(dict(cfg, system={"builder": "file", "path": "nowhere.xyz"}), tmp_path,
+             r"system\.path = 'nowhere\.xyz': no such file")
+    _refused(dict(cfg, system={"builder": "molecule", "name": "H2O", "smiles": "O"}), tmp_path,
+             r"exactly one of 'name'.*or 'smiles'")
+
+
+def test_potential_keywords_are_checked_against_the_factory(tmp_path):
+    cfg = _config("strict.extxyz")
+    lj = cfg["potential"]
+    # Today a raw TypeError ("unexpected keyword argument 'sigm'"), no suggestion.
+    _refused(dict(cfg, potential=dict(lj, sigm=3.4)), tmp_path,
+             r"unknown key 'sigm' in potential \(kind 'lj'\); did you mean 'sigma'\? known: cutoff, epsilon, "
+             r"shift, sigma")
+    _refused(dict(cfg, potential={"kind": "bks", "cuttoff": 5.0}), tmp_path, r"in potential \(kind 'bks'\)")
+    _refused(dict(cfg, potential=dict(lj, dtype="float64")), tmp_path, r"potential\.dtype: set it in \[md\]")
+    _refused(dict(cfg, potential={"kind": "ljj"}), tmp_path, r"unknown potential kind 'ljj'; did you mean 'lj'\?")
+    _refused(dict(cfg, potential={"sigma": 3.4}), tmp_path, r"potential needs 'kind'")
+    _refused(dict(cfg, potential={"kind": "ase"}), tmp_path, r"potential kind 'ase' needs 'calculator'")
+
+
+def test_both_engines_read_one_stage_schema():
+    from sims.generate import _make_integrator
+    from sims.integrators import Langevin, NoseHooverChain
+    from sims.lammps import Stage as LammpsStage
+    from sims.config import Stage
+
+    assert LammpsStage is Stage
+    stage = Stage.from_config({"ensemble": "langevin", "steps": 100.0, "temperature": [300, 100], "friction": 0.1},
+                              where="stages[0]")
+    assert stage.steps == 100 and stage.temperatures == (300.0, 100.0)
+    assert stage.target_temperature(25) == pytest.approx(250.0)
+    integrator = _make_integrator(stage)
+    assert isinstance(integrator, Langevin) and integrator.temperature == 300.0 and integrator.friction == 0.1
+    nhc = _make_integrator(Stage(steps=5, ensemble="nose_hoover_chain", temperature=50, tau=20.0, chain_length=2))
+    assert isinstance(nhc, NoseHooverChain) and nhc.temperature == 50.0 and nhc.tau == 20.0
+
+
+def test_config_files_are_toml(tmp_path):
+    from reprs.errors import ConfigError
+
+    (tmp_path / "cfg.yaml").write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match="not a TOML file"):
+        generate(tmp_path / "cfg.yaml")
+    write_toml(tmp_path / "cfg.toml", _config("t.extxyz"))
+    text = (tmp_path / "cfg.toml").read_text()
+    (tmp_path / "cfg.toml").write_text(text.replace("[md]", "[md"))
+    with pytest.raises(ConfigError, match=r"cfg\.toml.*not valid TOML.*line \d+, column \d+"):
+        generate(tmp_path / "cfg.toml")
+
+
+@pytest.mark.parametrize("problem", ["missing config", "yaml", "syntax", "missing structure", "typo"])
+def test_cli_reports_config_mistakes_in_one_line(tmp_path, capsys, problem):
+    from reprs.cli import main
+
+    cfg = _config("cli.extxyz", steps=(10, 0, 0))
+    path = tmp_path / "cfg.toml"
+    if problem == "missing config":
+        path = tmp_path / "missing.toml"
+    elif problem == "yaml":
+        path = tmp_path / "cfg.yaml"
+        path.write_text("seed: 1\n")
+    elif problem == "syntax":
+        write_toml(path, cfg)
+        path.write_text(path.read_text().replace("[md]", "[md"))
+    elif problem == "missing structure":
+        write_toml(path, dict(cfg, system={"builder": "file", "path": "argon.xyz"}))
+    else:
+        write_toml(path, dict(cfg, md={"dtyp": "float64"}))
+    assert main(["simulate", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("matrep simulate: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err

@@ -1,0 +1,289 @@
+"""The schema of a ``matrep simulate`` config (:mod:`sims.generate`): every table typed and strict.
+
+A config is read into a :class:`SimulationConfig`: ``[system]`` (one schema per builder),
+``[potential]`` (``kind`` and that kind's keyword arguments, checked against the factory when the
+potential is built), ``[md]``, ``[output]`` and the ``[[stages]]``, each a :class:`Stage` that both
+engines (ours and LAMMPS) read. Unknown keys are refused with a did-you-mean suggestion, values
+are type-checked with their key path, and required values are named (:mod:`reprs.config`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Mapping
+
+from reprs.config import Schema, describe, did_you_mean
+
+from .errors import ConfigError
+
+__all__ = ["Stage", "System", "BetaCristobalite", "Bulk", "FileSystem", "Molecule", "Potential", "MDOptions",
+           "Output", "SimulationConfig"]
+
+
+class _Table(Schema):
+    ERROR = ConfigError
+
+
+@dataclass(frozen=True)
+class Stage(_Table):
+    """One stage of a protocol: a ``[[stages]]`` table, read by both engines.
+
+    Parameters
+    ----------
+    steps : int
+        Number of time steps (0 allowed).
+    timestep : float
+        fs.
+    ensemble : {"nve", "langevin", "nose_hoover_chain"}
+        Our :class:`~sims.integrators.VelocityVerlet`, :class:`~sims.integrators.Langevin`,
+        :class:`~sims.integrators.NoseHooverChain`; on LAMMPS ``fix nve``; ``fix langevin`` +
+        ``fix nve``; ``fix nvt``.
+    temperature : float or (float, float), optional
+        Target temperature, K; a pair ramps linearly from the first to the second value over the
+        stage. Required for the thermostats; for an ``nve`` first stage it sets the initial
+        velocities (Maxwell-Boltzmann; none given: atoms start at rest).
+    friction : float
+        Langevin friction, 1/fs (LAMMPS ``damp = 1/friction``).
+    tau : float
+        Nose-Hoover period, fs (LAMMPS ``Tdamp``; thermostat mass ``N kT tau^2`` in both engines).
+    chain_length : int
+        Nose-Hoover chain length (LAMMPS ``tchain``).
+    sample_every : int
+        Write a frame every this many steps of the stage (0: none).
+
+    Raises
+    ------
+    sims.errors.ConfigError
+        An unknown key, a value of the wrong type or out of range, a thermostat without temperature.
+    """
+
+    TABLE = "stage"
+
+    steps: int
+    timestep: float = 1.0
+    ensemble: Literal["nve", "langevin", "nose_hoover_chain"] = "nve"
+    temperature: float | tuple[float, float] | None = field(
+        default=None, metadata={"expects": "a number or [start, end] in K"})
+    friction: float = 0.01
+    tau: float = 100.0
+    chain_length: int = 3
+    sample_every: int = 0
+
+    def check(self, where: str) -> None:
+        if self.steps < 0 or self.sample_every < 0:
+            raise ConfigError(f"{where} needs steps >= 0 and sample_every >= 0, got {self.steps}, {self.sample_every}")
+        if not (math.isfinite(self.timestep) and self.timestep > 0):
+            raise ConfigError(f"{where}.timestep must be > 0 fs, got {self.timestep}")
+        if self.ensemble != "nve" and self.temperature is None:
+            raise ConfigError(f"{where}.temperature is required for a {self.ensemble} stage (K: a number, or "
+                              "[start, end] for a linear ramp)")
+        nve = self.ensemble == "nve"
+        if not all(math.isfinite(t) and (t >= 0 if nve else t > 0) for t in self.temperatures):
+            need = ">= 0 K" if self.ensemble == "nve" else "> 0 K"
+            raise ConfigError(f"{where}.temperature: a {self.ensemble} stage needs temperatures {need}, "
+                              f"got {self.temperature}")
+        if self.ensemble == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
+            raise ConfigError(f"{where}.friction must be > 0 1/fs for a langevin stage, got {self.friction}")
+        if self.ensemble == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
+            raise ConfigError(f"{where} needs tau > 0 fs and chain_length >= 1, got {self.tau}, {self.chain_length}")
+
+    @property
+    def temperatures(self) -> tuple[float, float]:
+        """Start and end target temperature, K (0, 0 for an nve stage without one)."""
+        t = 0.0 if self.temperature is None else self.temperature
+        return (t[0], t[1]) if isinstance(t, tuple) else (float(t), float(t))
+
+    def target_temperature(self, step: int) -> float:
+        """Target temperature (K) before step ``step`` of the stage: the linear ramp."""
+        t0, t1 = self.temperatures
+        return t0 + (t1 - t0) * step / max(self.steps, 1)
+
+
+# -- [system]: one schema per builder ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class System(_Table):
+    """The ``[system]`` table: ``builder`` picks one of the builders' schemas below."""
+
+    TABLE = "system"
+    BUILDER: ClassVar[str] = ""
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | System, *, where: str | None = None) -> System:
+        if cls is not System or isinstance(table, System):
+            return super().from_config(table, where=where)
+        where = cls.TABLE if where is None else where
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table, got {describe(table)}")
+        builders = {sub.BUILDER: sub for sub in (BetaCristobalite, Bulk, FileSystem, Molecule)}
+        builder = table.get("builder")
+        if builder not in builders:
+            guess = did_you_mean(builder, builders) if isinstance(builder, str) else None
+            hint = f"did you mean {guess!r}? " if guess else ""
+            got = "nothing" if builder is None else describe(builder)
+            raise ConfigError(f"{where}.builder must be one of {', '.join(map(repr, builders))}; {hint}got {got}")
+        rest = {k: v for k, v in table.items() if k != "builder"}
+        return builders[builder].from_config(rest, where=where)
+
+
+@dataclass(frozen=True)
+class BetaCristobalite(System):
+    """``builder = "beta_cristobalite"``: :func:`sims.silica.beta_cristobalite` (``a`` in Å)."""
+
+    BUILDER = "beta_cristobalite"
+    repeat: int | tuple[int, int, int] = 2
+    a: float = 7.16
+
+
+@dataclass(frozen=True)
+class Bulk(System):
+    """``builder = "bulk"``: ``ase.build.bulk(symbol, crystal, a, cubic)`` repeated, rattled by ``rattle`` Å."""
+
+    BUILDER = "bulk"
+    symbol: str
+    crystal: str | None = None
+    a: float | None = None
+    cubic: bool = True
+    repeat: int | tuple[int, int, int] = 1
+    rattle: float = 0.0
+
+    def check(self, where: str) -> None:
+        if not (math.isfinite(self.rattle) and self.rattle >= 0):
+            raise ConfigError(f"{where}.rattle must be >= 0 Å, got {self.rattle}")
+
+
+@dataclass(frozen=True)
+class FileSystem(System):
+    """``builder = "file"``: any structure file ASE reads; a relative ``path`` is read from the config's folder."""
+
+    BUILDER = "file"
+    path: str
+
+
+@dataclass(frozen=True)
+class Molecule(System):
+    """``builder = "molecule"``: ``name`` in ASE's g2 collection, or ``smiles`` embedded by RDKit
+    (the lowest in MMFF energy of ``conformers`` ETKDG conformers)."""
+
+    BUILDER = "molecule"
+    name: str | None = None
+    smiles: str | None = None
+    conformers: int = 10
+
+    def check(self, where: str) -> None:
+        if (self.name is None) == (self.smiles is None):
+            raise ConfigError(f"{where} needs exactly one of 'name' (ASE's g2 collection) or 'smiles'")
+        if self.conformers < 1:
+            raise ConfigError(f"{where}.conformers must be >= 1, got {self.conformers}")
+
+
+# -- [potential], [md], [output] and the whole config ------------------------------------------
+
+@dataclass(frozen=True)
+class Potential(_Table):
+    """The ``[potential]`` table: ``kind`` and that kind's keyword arguments (``params``).
+
+    The keyword arguments are checked against the kind's factory when the potential is built
+    (:func:`sims.generate.build_potential`).
+    """
+
+    TABLE = "potential"
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | Potential, *, where: str | None = None) -> Potential:
+        where = cls.TABLE if where is None else where
+        if isinstance(table, Potential):
+            return table
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where} must be a table, got {describe(table)}")
+        if "kind" not in table:
+            raise ConfigError(f"{where} needs 'kind' (a string: 'lj', 'morse', 'bks', 'ase', 'tblite', 'pyscf' "
+                              "or a plugin kind such as 'nn')")
+        return cls.build(where, kind=table["kind"], params={k: v for k, v in table.items() if k != "kind"})
+
+
+@dataclass(frozen=True)
+class MDOptions(_Table):
+    """The ``[md]`` table.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}
+    device : str, optional
+        torch device of our engine (``--device`` overrides it).
+    skin : float
+        Neighbour-list skin, Å.
+    n_procs : int
+        MPI ranks of the LAMMPS engine.
+    uncertainty_threshold : float, optional
+        eV/Å; for potentials that estimate their uncertainty (a committee).
+    uncertainty_every : int
+        Steps between uncertainty checks when a threshold is set.
+    on_uncertain : {"flag", "stop"}
+        Mark uncertain frames, or stop at the first (needs ``uncertainty_threshold``).
+    """
+
+    TABLE = "md"
+    dtype: Literal["float32", "float64"] = "float32"
+    device: str | None = None
+    skin: float = 1.0
+    n_procs: int = 1
+    uncertainty_threshold: float | None = None
+    uncertainty_every: int = 1
+    on_uncertain: Literal["flag", "stop"] = "flag"
+
+    def check(self, where: str) -> None:
+        if not (math.isfinite(self.skin) and self.skin >= 0):
+            raise ConfigError(f"{where}.skin must be >= 0 Å, got {self.skin}")
+        if self.n_procs < 1:
+            raise ConfigError(f"{where}.n_procs must be >= 1, got {self.n_procs}")
+        if self.uncertainty_every < 1:
+            raise ConfigError(f"{where}.uncertainty_every must be an integer >= 1 (steps), got {self.uncertainty_every}")
+        t = self.uncertainty_threshold
+        if t is not None and not (0 < t < math.inf):
+            raise ConfigError(f"{where}.uncertainty_threshold must be a number > 0 (eV/Å), got {t}")
+        if self.on_uncertain == "stop" and t is None:
+            raise ConfigError(f"{where}.on_uncertain = 'stop' needs md.uncertainty_threshold")
+
+
+@dataclass(frozen=True)
+class Output(_Table):
+    """The ``[output]`` table: ``path`` (.db: ASE SQLite database, .extxyz) and ``checkpoint_every`` (steps)."""
+
+    TABLE = "output"
+    path: str
+    checkpoint_every: int = 1000
+
+    def check(self, where: str) -> None:
+        if Path(self.path).suffix not in (".db", ".extxyz"):
+            raise ConfigError(f"{where}.path must end in .db or .extxyz, got {self.path!r}")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"{where}.checkpoint_every must be >= 1 (steps), got {self.checkpoint_every}")
+
+
+@dataclass(frozen=True)
+class SimulationConfig(_Table):
+    """A whole ``matrep simulate`` config (the module docstring of :mod:`sims.generate` shows one).
+
+    ``engine``: ``"matrep"``, our torch engine (differentiable, NN potentials), or ``"lammps"``,
+    classical potentials on LAMMPS through :mod:`sims.lammps` (one LAMMPS run per stage,
+    checkpointed at stage ends).
+    """
+
+    system: System
+    potential: Potential
+    stages: tuple[Stage, ...]
+    output: Output
+    seed: int = 0
+    engine: Literal["matrep", "lammps"] = "matrep"
+    md: MDOptions = field(default_factory=MDOptions)
+
+    def check(self, where: str) -> None:
+        if not self.stages:
+            raise ConfigError("the config has no [[stages]]")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
