@@ -296,7 +296,7 @@ def rdf_first_minimum(r: Sequence[float], g: Sequence[float], *, smooth: float =
     >>> r = np.linspace(0.01, 6.0, 600)
     >>> g = 8 * np.exp(-((r - 1.6) ** 2) / 0.01) + 2 * np.exp(-((r - 3.0) ** 2) / 0.05)
     >>> round(rdf_first_minimum(r, g, smooth=0.0), 2)
-    2.47
+    2.05
     """
     from scipy.ndimage import gaussian_filter1d
     from scipy.signal import find_peaks
