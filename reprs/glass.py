@@ -205,7 +205,8 @@ def network(
     cutoffs : mapping {(species, species): float or "rdf"}
         Bond cutoff per unordered species pair, Å; pairs not listed are never bonded.
         ``"rdf"`` takes the first minimum of this structure's partial RDF
-        (:func:`partial_rdf` with ``rdf_options``, then :func:`rdf_first_minimum`).
+        (:func:`partial_rdf` with ``rdf_options``, then :func:`rdf_first_minimum`); the value
+        used is in the returned graph's ``"cutoffs"``.
     bridge : str, optional
         If given (e.g. ``"O"``), return the cation network instead: only atoms of the other
         species, two of them joined when they are both bonded to one atom of species ``bridge``
@@ -229,9 +230,10 @@ def network(
     MissingCellError
         If periodicity is requested along an axis without a cell vector.
     InputError
-        For an unknown species, a non-positive cutoff, or a cell so small that two atoms bond
-        through more than one periodic image (or an atom to its own image): the network would
-        misstate the topology, so repeat the cell (``atoms.repeat``) first.
+        For an unknown species, a non-positive cutoff, an ``"rdf"`` cutoff whose g(r) has no
+        minimum after its first peak (pass a cutoff in Å instead), or a cell so small that two
+        atoms bond through more than one periodic image (or an atom to its own image): the
+        network would misstate the topology, so repeat the cell (``atoms.repeat``) first.
     InputTypeError
         For an unsupported structure type or a malformed cutoff mapping.
 
