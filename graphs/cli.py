@@ -130,6 +130,10 @@ def _read_networks(path: str, args: argparse.Namespace, index: str) -> tuple[lis
         raise InputError(f"{path} holds no structures")
     cutoffs = _cutoffs(args.cutoff)
     graphs = [network(atoms, cutoffs, bridge=args.bridge) for atoms in frames]
+    for pair in (p for p, value in cutoffs.items() if value == "rdf"):  # say what "rdf" chose
+        used = sorted({g.graph["cutoffs"][tuple(sorted(pair))] for g in graphs})
+        shown = f"{used[0]:.2f}" if len(used) == 1 else f"{used[0]:.2f}-{used[-1]:.2f}"
+        print(f"{'-'.join(pair)} cutoff: {shown} Å (first minimum of g(r)) in {path}")
     return graphs, frames
 
 

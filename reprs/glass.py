@@ -1,20 +1,22 @@
-"""Atomistic configurations as networks: bonds under periodic boundaries, glass statistics,
-local environments and crystalline SiO2 references.
+"""Atomistic configurations as networks: bonds under periodic boundaries, glass statistics and
+local environments.
 
 A configuration (``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``) becomes a
 ``networkx.Graph`` whose nodes are atoms and whose edges are bonds: pairs of atoms closer than a
 species-pair cutoff, periodic images included (arXiv:2111.07452 casts silica glass this way).
 Cutoffs are given in Å or taken from the first minimum of the partial radial distribution
-function. A cation-only network joins two cations that share a bridging anion (the Si-Si network
-of silica through bridging oxygens). Coordination statistics, the bridging / non-bridging anion
-fractions and the subgraph within ``k`` bonds of an atom ("local environment") are computed from
-the network, and the three crystalline polymorphs that the glass is compared with (alpha-quartz,
-beta-cristobalite, coesite) are built from their published crystal structures.
+function (the rule of :func:`reprs.structure.rdf_first_minimum`). A cation-only network joins two
+cations that share a bridging anion (the Si-Si network of silica through bridging oxygens).
+Node degrees by species, the bridging / non-bridging anion fractions and the subgraph within
+``k`` bonds of an atom ("local environment") are computed from the network. The RDF, the
+coordination count on atoms and the crystalline polymorphs that the glass is compared with
+(alpha-quartz, beta-cristobalite, coesite) live in the base layer, :mod:`reprs.structure`, and
+are re-exported here.
 
 Graph conventions (matrep): node ``"label"`` = element symbol, node ``"x"`` = ``[Z]``, plus
 ``"element"``, ``"index"`` (atom index in the input) and ``"position"`` (Cartesian, Å); edge
 ``"length"`` (Å), ``"label"`` (e.g. ``"O-Si"``) and ``"x"`` = ``[length]``; graph ``"name"``,
-``"cutoffs"`` (the cutoffs used, Å) and ``"bridge"``.
+``"cutoffs"`` (the cutoffs used, Å, keyed by sorted species pairs) and ``"bridge"``.
 
 The neighbour search is ASE's vectorised ``neighbor_list`` (cell-list binning, all periodic
 images).
@@ -22,11 +24,6 @@ images).
 References
 ----------
 .. [1] arXiv:2111.07452 (silica glass configurations as networks compared with the D-measure).
-.. [2] L. Levien, C. T. Prewitt, D. J. Weidner, Am. Mineral. 65, 920-930 (1980): alpha-quartz at
-   1 atm (AMCSD 0000789).
-.. [3] R. W. G. Wyckoff, Z. Kristallogr. 62, 189-200 (1925): ideal beta-cristobalite, Fd-3m.
-.. [4] L. Levien, C. T. Prewitt, Am. Mineral. 66, 324-333 (1981): coesite at 1 atm, isotropic
-   refinement (AMCSD 0000816).
 """
 
 from __future__ import annotations
@@ -42,62 +39,20 @@ from scipy.sparse import csgraph
 
 from reprs.errors import InputError, InputTypeError, MissingCellError
 from reprs.featurizers.inputs import as_atoms
+from reprs.structure import CRYSTAL_REFERENCES, crystal_reference, rdf, rdf_first_minimum
 
 __all__ = [
     "CRYSTAL_REFERENCES",
     "network",
     "partial_rdf",
     "rdf_first_minimum",
-    "coordination_numbers",
+    "node_degrees",
     "coordination_statistics",
     "bridging_fractions",
     "local_environment",
     "local_environments",
     "crystal_reference",
 ]
-
-#: Crystalline SiO2 polymorphs: space group (number, ASE setting), cell parameters
-#: (a, b, c in Å; alpha, beta, gamma in degrees), asymmetric unit (species, fractional xyz),
-#: published X-ray density (g/cm^3; AMCSD entries) and source.
-CRYSTAL_REFERENCES: dict[str, dict[str, Any]] = {
-    "alpha-quartz": {
-        "spacegroup": 154,  # P3_221
-        "setting": 1,
-        "cellpar": (4.9160, 4.9160, 5.4054, 90.0, 90.0, 120.0),
-        # Levien et al. give Si (0.4697, 0, 0) and O (0.4135, 0.2669, 0.1191) with the origin of
-        # their symmetry operators (AMCSD 0000789); the International Tables origin used by ASE
-        # is shifted by -1/3 along c (their 'y,x,2/3-z' is ITA's 'y,x,-z').
-        "basis": (("Si", (0.4697, 0.0, 2.0 / 3.0)), ("O", (0.4135, 0.2669, 0.1191 - 1.0 / 3.0))),
-        "density": 2.646,
-        "source": "Levien, Prewitt & Weidner, Am. Mineral. 65, 920 (1980), P = 1 atm",
-    },
-    "beta-cristobalite": {
-        "spacegroup": 227,  # Fd-3m, origin choice 1
-        "setting": 1,
-        "cellpar": (7.12, 7.12, 7.12, 90.0, 90.0, 90.0),
-        # The ideal C9 model: Si on a diamond lattice, O midway (straight Si-O-Si). The real
-        # high-temperature phase is disordered about it; a sets lengths only, not the network.
-        "basis": (("Si", (0.0, 0.0, 0.0)), ("O", (0.125, 0.125, 0.125))),
-        "density": None,  # no measured value goes with the ideal model (2.21 g/cm^3 from a)
-        "source": "Wyckoff, Z. Kristallogr. 62, 189 (1925), ideal Fd-3m model",
-    },
-    "coesite": {
-        "spacegroup": 15,  # C2/c, unique axis b
-        "setting": 1,
-        "cellpar": (7.1356, 12.3692, 7.1736, 90.0, 120.34, 90.0),
-        "basis": (
-            ("Si", (0.14033, 0.10833, 0.07227)),
-            ("Si", (0.50682, 0.15799, 0.54077)),
-            ("O", (0.0, 0.0, 0.0)),
-            ("O", (0.5, 0.11630, 0.75)),
-            ("O", (0.26600, 0.12340, 0.94010)),
-            ("O", (0.31140, 0.10380, 0.32820)),
-            ("O", (0.01720, 0.21170, 0.47820)),
-        ),
-        "density": 2.921,
-        "source": "Levien & Prewitt, Am. Mineral. 66, 324 (1981), P = 1 atm",
-    },
-}
 
 Pair = tuple[str, str]
 
@@ -147,17 +102,15 @@ def partial_rdf(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Partial radial distribution function g_ab(r), averaged over frames.
 
-    ``g_ab(r) = V n_ab(r) / (N_a N_b V_shell(r))`` (Faber-Ziman normalisation), with ``n_ab`` the
-    number of (a, b) pairs (a != b atoms) whose distance falls in the shell, periodic images
-    included (so ``r_max`` may exceed half the cell), and ``V_shell`` the exact shell volume.
-    Frames are averaged with equal weight.
+    :func:`reprs.structure.rdf` on ASE or pymatgen input; its docstring states the normalisation
+    (Faber-Ziman for two species, ``N_b - 1`` neighbours for like pairs, so g -> 1 at large r).
 
     Parameters
     ----------
     structures : ase.Atoms, pymatgen Structure, or an iterable of them
         Periodic configurations (a volume is needed).
     pair : (str, str)
-        Species, e.g. ``("Si", "O")``.
+        Centre and neighbour species, e.g. ``("Si", "O")``.
     r_max : float, optional
         Largest distance, Å.
     bins : int, optional
@@ -177,76 +130,11 @@ def partial_rdf(
     InputError
         For an unknown species, ``r_max <= 0`` or ``bins < 1``.
     """
-    from ase.neighborlist import neighbor_list
-
-    if not (math.isfinite(r_max) and r_max > 0) or int(bins) < 1:
-        raise InputError(f"need r_max > 0 Å and bins >= 1, got r_max={r_max}, bins={bins}")
-    frames = _frames(structures)
-    edges = np.linspace(0.0, r_max, int(bins) + 1)
-    shell = 4.0 / 3.0 * math.pi * np.diff(edges**3)
-    g = np.zeros(int(bins))
-    for frame in frames:  # a loop over frames; each frame is one vectorised neighbour search
-        atoms = _prepared_atoms(frame, pbc)
-        if atoms.cell.rank < 3:
-            raise MissingCellError("partial_rdf needs a 3-D cell to define the density")
-        symbols = _symbols(atoms)
-        a, b = _check_pair(pair, set(symbols))
-        i, j, d = neighbor_list("ijd", atoms, r_max)
-        keep = (symbols[i] == a) & (symbols[j] == b)
-        counts, _ = np.histogram(d[keep], bins=edges)
-        n_a, n_b = np.count_nonzero(symbols == a), np.count_nonzero(symbols == b)
-        g += atoms.cell.volume * counts / (n_a * n_b * shell)
-    return 0.5 * (edges[1:] + edges[:-1]), g / len(frames)
-
-
-def rdf_first_minimum(r: np.ndarray, g: np.ndarray, *, smooth: float = 0.1) -> float:
-    """Position (Å) of the first minimum of g(r) after its first peak.
-
-    g is smoothed by a moving average over ``smooth`` Å (statistical noise would otherwise make
-    the first dip a minimum). The first peak is the first local maximum above the ideal-gas value
-    1; the minimum is the first bin after it where the smoothed g stops decreasing. Where the
-    minimum is flat (a crystal's empty gap between shells), the middle of the flat region is
-    returned, i.e. the point farthest from both shells. The rule presumes a physical first
-    shell (liquids, glasses, crystals); for structures without one, such as random points, the
-    noise at small ``r`` makes the answer meaningless.
-
-    Parameters
-    ----------
-    r, g : numpy.ndarray
-        Bin centres (Å, evenly spaced) and g(r), as from :func:`partial_rdf`.
-    smooth : float, optional
-        Width of the moving average, Å (0 for none).
-
-    Returns
-    -------
-    float
-        Cutoff radius, Å.
-
-    Raises
-    ------
-    InputError
-        If g never exceeds 1 or has no minimum after its first peak within ``r``.
-    """
-    r = np.asarray(r, dtype=float)
-    g = np.asarray(g, dtype=float)
-    width = max(1, int(round(smooth / (r[1] - r[0])))) if smooth > 0 else 1
-    gs = np.convolve(g, np.ones(width) / width, mode="same")
-    above = np.flatnonzero(gs > 1.0)
-    if not len(above):
-        raise InputError("g(r) never exceeds 1: no coordination shell within r_max")
-    start = above[0]
-    rising = np.flatnonzero(np.diff(gs[start:]) < 0)  # first descent marks the first peak
-    if not len(rising):
-        raise InputError("g(r) has no maximum within r_max; increase r_max")
-    peak = start + rising[0]
-    climbs = np.flatnonzero(np.diff(gs[peak:]) > 0)
-    if not len(climbs):
-        raise InputError("g(r) has no minimum after its first peak within r_max; increase r_max")
-    low = peak + climbs[0]  # last bin of the descent: the minimum
-    tol = 1e-9 * max(1.0, gs[peak])
-    flat = np.flatnonzero(np.abs(gs[peak : low + 1] - gs[low]) <= tol)
-    first_flat = peak + flat[0]
-    return float(0.5 * (r[first_flat] + r[low]))
+    frames = [_prepared_atoms(frame, pbc) for frame in _frames(structures)]
+    for atoms in frames:
+        _check_pair(pair, set(_symbols(atoms)))
+    result = rdf(frames, r_max=r_max, bins=bins, species=pair)
+    return result.r, result.g
 
 
 def _frames(structures: Any) -> list[Any]:
@@ -277,7 +165,12 @@ def _resolve_cutoffs(
                 raise InputError(
                     f"cutoff for {pair} must be a radius in Å or 'rdf', got {value!r}"
                 )
-            radius = rdf_first_minimum(*partial_rdf(atoms, (a, b), **rdf_options))
+            try:
+                radius = rdf_first_minimum(*partial_rdf(atoms, (a, b), **rdf_options))
+            except InputError as err:
+                raise InputError(
+                    f"cutoff 'rdf' for {pair}: {err}; e.g. cutoffs={{{pair!r}: 2.0}} (Å)"
+                ) from err
         else:
             radius = float(value)
             if not (math.isfinite(radius) and radius > 0):
@@ -312,7 +205,8 @@ def network(
     cutoffs : mapping {(species, species): float or "rdf"}
         Bond cutoff per unordered species pair, Å; pairs not listed are never bonded.
         ``"rdf"`` takes the first minimum of this structure's partial RDF
-        (:func:`partial_rdf` with ``rdf_options``, then :func:`rdf_first_minimum`).
+        (:func:`partial_rdf` with ``rdf_options``, then :func:`rdf_first_minimum`); the value
+        used is in the returned graph's ``"cutoffs"``.
     bridge : str, optional
         If given (e.g. ``"O"``), return the cation network instead: only atoms of the other
         species, two of them joined when they are both bonded to one atom of species ``bridge``
@@ -336,9 +230,10 @@ def network(
     MissingCellError
         If periodicity is requested along an axis without a cell vector.
     InputError
-        For an unknown species, a non-positive cutoff, or a cell so small that two atoms bond
-        through more than one periodic image (or an atom to its own image): the network would
-        misstate the topology, so repeat the cell (``atoms.repeat``) first.
+        For an unknown species, a non-positive cutoff, an ``"rdf"`` cutoff whose g(r) has no
+        minimum after its first peak (pass a cutoff in Å instead), or a cell so small that two
+        atoms bond through more than one periodic image (or an atom to its own image): the
+        network would misstate the topology, so repeat the cell (``atoms.repeat``) first.
     InputTypeError
         For an unsupported structure type or a malformed cutoff mapping.
 
@@ -464,8 +359,13 @@ def _add_bridged_edges(graph, i, j, vectors, symbols, bridge: str) -> None:
 # --- statistics --------------------------------------------------------------------------------
 
 
-def coordination_numbers(graph: nx.Graph, element: str, neighbour: str | None = None) -> np.ndarray:
-    """Number of bonded neighbours (of species ``neighbour``, or any) of each ``element`` atom.
+def node_degrees(graph: nx.Graph, element: str, neighbour: str | None = None) -> np.ndarray:
+    """Degree of each ``element`` node of a network (edges to ``neighbour`` nodes, or to any).
+
+    This counts edges, not distances: on a bond network it equals
+    :func:`reprs.structure.coordination_numbers` of the atoms with the same cutoff, and it also
+    answers for what has no distance rule, such as a cation network (Si-Si through bridges:
+    ``bridge="O"``) or a graph edited after it was built.
 
     Parameters
     ----------
@@ -474,7 +374,7 @@ def coordination_numbers(graph: nx.Graph, element: str, neighbour: str | None = 
     element : str
         Central species.
     neighbour : str, optional
-        Count only neighbours of this species.
+        Count only edges to nodes of this species.
 
     Returns
     -------
@@ -521,7 +421,7 @@ def coordination_statistics(
     _, elements, _ = _arrays(graph)
     out: dict[str, dict[int, float]] = {}
     for element in sorted(set(elements)):  # a loop over species
-        cn = coordination_numbers(graph, element, neighbour)
+        cn = node_degrees(graph, element, neighbour)
         values, counts = np.unique(cn, return_counts=True)
         out[str(element)] = {int(v): float(c) / len(cn) for v, c in zip(values, counts)}
     return out
@@ -653,52 +553,3 @@ def local_environment(graph: nx.Graph, center: Any, k: int) -> nx.Graph:
     5
     """
     return local_environments(graph, k, [center])[0]
-
-
-# --- crystal references ------------------------------------------------------------------------
-
-
-def crystal_reference(name: str, *, repeat: tuple[int, int, int] = (1, 1, 1)):
-    """A crystalline SiO2 polymorph from its published structure (see ``CRYSTAL_REFERENCES``).
-
-    Parameters
-    ----------
-    name : {"alpha-quartz", "beta-cristobalite", "coesite"}
-        Polymorph.
-    repeat : tuple of 3 int, optional
-        Supercell multiples of the conventional cell.
-
-    Returns
-    -------
-    ase.Atoms
-        Periodic structure; ``info["name"]`` and ``info["source"]`` say what it is.
-
-    Raises
-    ------
-    InputError
-        For an unknown name or a non-positive repeat.
-
-    Example
-    -------
-    >>> atoms = crystal_reference("coesite")
-    >>> atoms.get_chemical_formula(), round(float(atoms.get_volume()), 1)
-    ('O32Si16', 546.4)
-    """
-    from ase.spacegroup import crystal
-
-    if name not in CRYSTAL_REFERENCES:
-        raise InputError(f"unknown polymorph {name!r}; known: {sorted(CRYSTAL_REFERENCES)}")
-    reps = tuple(int(n) for n in repeat)
-    if len(reps) != 3 or min(reps) < 1:
-        raise InputError(f"repeat must be three positive integers, got {repeat!r}")
-    data = CRYSTAL_REFERENCES[name]
-    species, basis = zip(*data["basis"])
-    atoms = crystal(
-        list(species),
-        basis=list(basis),
-        spacegroup=data["spacegroup"],
-        setting=data["setting"],
-        cellpar=list(data["cellpar"]),
-    ).repeat(reps)
-    atoms.info.update(name=name, source=data["source"])
-    return atoms

@@ -15,8 +15,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from reprs.errors import InputError, InputTypeError
-from reprs.iupac import Linkage, parse_iupac, write_iupac
+from reprs.errors import GlycanParseError, InputError, InputTypeError
+from reprs.iupac import Linkage, ParsedGlycan, parse_iupac, write_iupac
 from reprs.macromolecules import macromolecule_graph, monomer_fingerprint
 from reprs.monomers import MonomerLibrary, glycan_library
 
@@ -133,11 +133,13 @@ def glycan_graph(
     if linkage not in ("full", "anomer"):
         raise InputError(f"linkage must be 'full' or 'anomer', got {linkage!r}")
     parsed = parse_iupac(glycan)
+    library = library or glycan_library()
+    _check_positions(glycan, parsed, library)
     bonds = [(child, parent, _edge_attributes(link, linkage)) for child, parent, link in parsed.bonds]
     graph = macromolecule_graph(
         parsed.residues,
         bonds,
-        library or glycan_library(),
+        library,
         fingerprint=fingerprint,
         on_unknown=on_unknown,
         name=glycan,
@@ -146,6 +148,78 @@ def glycan_graph(
     for child, link in parsed.floating:
         graph.nodes[child].update(floating=True, linkage=str(link))
     return graph
+
+
+@lru_cache(maxsize=4096)
+def carbon_count(smiles: str) -> int:
+    """Highest carbon number a linkage may name on a monomer: its backbone and N-acyl carbons.
+
+    The carbons joined by C-C bonds (the backbone; alditols and inositols included), together
+    with those of acyl groups on its nitrogens, which sialic-acid nomenclature numbers on from
+    the backbone: Neu5Gc's glycolyl hydroxyl is O-11 (``Neu5Gc(a2-11)Neu5Gc`` in echinoderm
+    gangliosides). So 5 for a pentose, 6 for a hexose, 8 for GlcNAc, 11 for Neu5Ac and Neu5Gc.
+    Substituents bonded through oxygen (O-methyl, O-acetyl, sulfate) do not count.
+
+    Parameters
+    ----------
+    smiles : str
+        The monomer's SMILES (from the monomer library).
+
+    Returns
+    -------
+    int
+        0 for a monomer without carbon (sulfate, phosphate).
+    """
+    from rdkit import Chem
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise InputError(f"invalid monomer SMILES {smiles!r}")
+    element = np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()])
+    if not (element == 6).any():
+        return 0
+    skeleton = np.isin(element, (6, 7))  # carbon and nitrogen: backbone and N-acyl groups
+    pairs = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=int)
+    pairs = pairs.reshape(-1, 2)
+    pairs = pairs[skeleton[pairs].all(axis=1)]
+    n = len(element)
+    graph = coo_array((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return int(np.bincount(component[element == 6]).max())
+
+
+def _check_positions(glycan: str, parsed: ParsedGlycan, library: MonomerLibrary) -> None:
+    """Refuse a linkage position beyond its residue's carbons (``Gal(b1-99)GlcNAc``).
+
+    Residues the library cannot resolve, and residues without carbon, are not checked.
+    """
+    counts = []
+    for name in parsed.residues:
+        smiles = library.resolve(name)
+        counts.append(carbon_count(smiles) if smiles else 0)
+    links = [(child, parent, link) for child, parent, link in parsed.bonds]
+    links += [(child, None, link) for child, link in parsed.floating]
+    for child, parent, link in links:
+        # The linkage text follows its child residue: "(" anomer donor "-" acceptor/acceptor...
+        start = parsed.offsets[child] + len(parsed.residues[child]) + 1 + len(link.anomer)
+        places = [(child, link.donor, start, "donor")]
+        offset = start + len(link.donor) + 1
+        for value in link.acceptor:
+            if parent is not None:
+                places.append((parent, value, offset, "acceptor"))
+            offset += len(value) + 1
+        for residue, value, position, role in places:
+            carbons = counts[residue]
+            if value != "?" and carbons and not 1 <= int(value) <= carbons:
+                name = parsed.residues[residue]
+                raise GlycanParseError(
+                    f"linkage position {value} of {role} residue '{name}' is beyond its carbons: "
+                    f"'{name}' has carbons 1-{carbons} (backbone and N-acyl)",
+                    glycan,
+                    position,
+                )
 
 
 def glycan_string(graph: nx.DiGraph) -> str:

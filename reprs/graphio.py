@@ -1,7 +1,7 @@
 """Reading and writing collections of graphs as JSON lines (one node-link graph per line).
 
-Arrays (``x`` attributes) are written as lists and read back as float64 numpy arrays. Writes are
-atomic: the file appears complete under its name or not at all.
+Attributes keep their types: numpy arrays (dtype and shape), tuples, dicts with tuple keys.
+Writes are atomic: the file appears complete under its name or not at all.
 """
 
 from __future__ import annotations
@@ -37,32 +37,76 @@ def atomic_write(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def _plain(value):
+#: Tags of values JSON has no type for. A dict holding one of them as its only key (or
+#: ``__array__`` with ``dtype`` and ``shape``) is read back as that type.
+_ARRAY, _TUPLE, _MAPPING = "__array__", "__tuple__", "__dict__"
+
+
+def _encode(value):
+    """A JSON-able form of a graph, node or edge attribute (or node id, edge key), recursively.
+
+    numpy arrays keep dtype and shape, tuples stay tuples (node ids, multigraph keys, species
+    pairs), and dicts with other than string keys (``{("O", "Si"): 2.0}``) become key-value
+    lists; numpy scalars become Python numbers.
+    """
     if isinstance(value, np.ndarray):
-        return {"__array__": value.tolist()}
-    if isinstance(value, (np.integer, np.floating)):
+        if value.dtype.kind not in "biuf":
+            raise InputError(
+                f"cannot write a numpy array of dtype {value.dtype} to a graph file; "
+                "bool, integer and float arrays are written"
+            )
+        return {_ARRAY: value.tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple):
-        return list(value)
-    return value
+        return {_TUPLE: [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and not {_ARRAY, _TUPLE, _MAPPING} & set(value):
+            return {k: _encode(v) for k, v in value.items()}
+        return {_MAPPING: [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise InputError(
+        f"cannot write a {type(value).__module__}.{type(value).__qualname__} attribute to a graph "
+        "file; attributes must be numbers, strings, None, numpy arrays, or lists, tuples and "
+        "dicts of them"
+    )
 
 
-def _restore(attributes: dict) -> dict:
-    return {
-        k: np.asarray(v["__array__"], dtype=np.float64) if isinstance(v, dict) and "__array__" in v else v
-        for k, v in attributes.items()
-    }
+def _decode(value):
+    """Inverse of :func:`_encode` (files from before dtypes were kept read arrays as float64)."""
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if _ARRAY in value:
+        array = np.asarray(value[_ARRAY], dtype=np.dtype(value.get("dtype", "<f8")))
+        return array.reshape(value["shape"]) if "shape" in value else array
+    if _TUPLE in value:
+        return tuple(_decode(v) for v in value[_TUPLE])
+    if _MAPPING in value:
+        return {_decode(k): _decode(v) for k, v in value[_MAPPING]}
+    return {k: _decode(v) for k, v in value.items()}
 
 
 def write_graphs(graphs: Iterable[nx.Graph], path: str | os.PathLike) -> Path:
-    """Write graphs to ``path`` as JSON lines of networkx node-link data (atomically)."""
-    lines = []
-    for graph in graphs:
-        data = nx.node_link_data(graph, edges="edges")
-        data["graph"] = {k: _plain(v) for k, v in data["graph"].items()}
-        data["nodes"] = [{k: _plain(v) for k, v in n.items()} for n in data["nodes"]]
-        data["edges"] = [{k: _plain(v) for k, v in e.items()} for e in data["edges"]]
-        lines.append(json.dumps(data, separators=(",", ":")))
+    """Write graphs to ``path`` as JSON lines of networkx node-link data (atomically).
+
+    Every attribute (graph, node, edge), node id and multigraph edge key is written so that
+    :func:`read_graphs` returns it with its type: numpy arrays with their dtype and shape,
+    tuples as tuples, dicts with tuple keys (a glass network's ``cutoffs``) as such.
+
+    Raises
+    ------
+    InputError
+        For an attribute of another type (a set, an object array, an arbitrary object).
+    """
+    lines = [
+        json.dumps(_encode(nx.node_link_data(graph, edges="edges")), separators=(",", ":"))
+        for graph in graphs
+    ]
     return atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
@@ -76,10 +120,7 @@ def read_graphs(path: str | os.PathLike) -> list[nx.Graph]:
         for line in stream:
             if not line.strip():
                 continue
-            data = json.loads(line)
-            data["nodes"] = [_restore(n) for n in data["nodes"]]
-            data["edges"] = [_restore(e) for e in data["edges"]]
-            graphs.append(nx.node_link_graph(data, edges="edges"))
+            graphs.append(nx.node_link_graph(_decode(json.loads(line)), edges="edges"))
     return graphs
 
 

@@ -16,6 +16,9 @@ import numpy as np
 from ase import Atoms, units
 from ase.data import atomic_numbers
 
+from reprs.structure import RadialDistribution, coordination_numbers
+from reprs.structure import rdf as structure_rdf
+
 from .errors import SimsError, SimsInputError
 from .neighbors import neighbor_list
 
@@ -46,10 +49,11 @@ def _species_mask(atoms: Atoms, species: str | int | None) -> np.ndarray:
 class RDF:
     """Radial distribution function, total or partial, under periodic boundaries.
 
-    ``g_ab(r) = n_ab(r) / (N_a rho_b 4/3 pi (r_hi^3 - r_lo^3))`` with ``n_ab`` the number of
-    ``b`` neighbours of ``a`` atoms in the shell and ``rho_b = (N_b - delta_ab) / V``, so that
-    ``g -> 1`` at large ``r`` even for small systems (freud's ``normalization_mode="finite_size"``
-    for a total RDF; its ``"exact"`` mode for two disjoint species). Averaged over frames.
+    A freud-style wrapper of :func:`reprs.structure.rdf`, whose docstring states the
+    normalisation: ``g_ab(r) = n_ab(r) / (N_a rho_b 4/3 pi (r_hi^3 - r_lo^3))`` with
+    ``rho_b = (N_b - N_ab / N_a) / V`` (the other ``b`` atoms seen from an ``a`` atom), freud's
+    ``normalization_mode="finite_size"`` for a total RDF and ``"exact"`` for two disjoint species.
+    Averaged over frames.
 
     Parameters
     ----------
@@ -73,8 +77,7 @@ class RDF:
         if not 0 <= r_min < r_max or bins < 1:
             raise SimsInputError(f"need 0 <= r_min < r_max and bins >= 1, got {r_min}, {r_max}, {bins}")
         self.r_max, self.bins, self.r_min, self.species = float(r_max), int(bins), float(r_min), species
-        self._g: np.ndarray | None = None
-        self._counts: np.ndarray | None = None
+        self._result: RadialDistribution | None = None
 
     @property
     def edges(self) -> np.ndarray:
@@ -90,57 +93,22 @@ class RDF:
     @property
     def g(self) -> np.ndarray:
         """g(r), dimensionless."""
-        if self._g is None:
+        if self._result is None:
             raise SimsError("call compute() first")
-        return self._g
+        return self._result.g
 
     @property
     def n_r(self) -> np.ndarray:
         """Running coordination number: mean number of ``b`` neighbours of an ``a`` atom within r (bin right edges)."""
-        if self._counts is None:
+        if self._result is None:
             raise SimsError("call compute() first")
-        return np.cumsum(self._counts)
+        return self._result.n_r
 
     def compute(self, frames: Atoms | Iterable[Atoms]) -> "RDF":
         """Accumulate over ``frames`` (periodic, with cells); return self."""
-        frames = _frames(frames)
-        edges = self.edges
-        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-        g = np.zeros(self.bins)
-        counts = np.zeros(self.bins)
-        a_sp, b_sp = self.species if self.species is not None else (None, None)
-        for atoms in frames:
-            if atoms.cell.rank < 3:
-                raise SimsInputError("the RDF needs a 3-D cell (periodic frames)")
-            ma, mb = _species_mask(atoms, a_sp), _species_mask(atoms, b_sp)
-            i, j, d = _pairs_with_distances(atoms, self.r_max)
-            keep = ma[i] & mb[j] & (d >= self.r_min)
-            hist = np.histogram(d[keep], bins=edges)[0].astype(float)
-            n_a, n_b = ma.sum(), mb.sum()
-            n_b_other = n_b - (ma & mb).sum() / max(n_a, 1)  # exclude the atom itself when a and b overlap
-            if n_a == 0 or n_b_other <= 0:
-                raise SimsInputError(f"species {self.species} absent from a frame")
-            rho = n_b_other / atoms.get_volume()
-            g += hist / (n_a * rho * shell)
-            counts += hist / n_a
-        self._g = g / len(frames)
-        self._counts = counts / len(frames)
+        self._result = structure_rdf(_frames(frames), r_max=self.r_max, bins=self.bins, r_min=self.r_min,
+                                     species=self.species)
         return self
-
-
-def _pairs_with_distances(atoms: Atoms, cutoff: float):
-    i, j, S = neighbor_list(atoms, cutoff)
-    d = np.linalg.norm(atoms.positions[j] - atoms.positions[i] + S @ atoms.cell[:], axis=1)
-    return i, j, d
-
-
-def coordination_numbers(atoms: Atoms, cutoff: float, *, center: str | None = None,
-                         neighbor: str | None = None) -> np.ndarray:
-    """Number of ``neighbor`` atoms within ``cutoff`` (Å) of each ``center`` atom (int array)."""
-    mc, mn = _species_mask(atoms, center), _species_mask(atoms, neighbor)
-    i, j, _ = neighbor_list(atoms, cutoff)
-    keep = mc[i] & mn[j]
-    return np.bincount(i[keep], minlength=len(atoms))[mc]
 
 
 def bond_angles(atoms: Atoms, cutoff: float, *, center: str | None = None,

@@ -13,6 +13,8 @@ from typing import Iterable
 import numpy as np
 from ase import Atoms
 
+from reprs.structure import crystal_reference
+
 from .analysis import RDF, bond_angle_distribution, coordination_numbers
 
 __all__ = ["beta_cristobalite", "SilicaStructure", "silica_structure"]
@@ -21,10 +23,11 @@ __all__ = ["beta_cristobalite", "SilicaStructure", "silica_structure"]
 def beta_cristobalite(repeat: int | tuple[int, int, int] = 2, *, a: float = 7.16) -> Atoms:
     """Ideal beta-cristobalite SiO2 (Fd-3m, straight Si-O-Si), the usual start of a silica melt.
 
-    Si on a diamond lattice, O halfway between bonded Si (Wyckoff, Z. Kristallogr. 62, 189 (1925)):
-    Si-O = a sqrt(3)/8 = 1.55 Å and 2.17 g/cm^3 at ``a = 7.16`` Å, 24 atoms per cubic cell.
-    Starting a melt from a crystal at the glass density avoids the huge Coulomb energy a random
-    start releases (atoms then collide at tens of thousands of kelvin).
+    The reference crystal of :func:`reprs.structure.crystal_reference` (Si on a diamond lattice,
+    O halfway between bonded Si; Wyckoff, Z. Kristallogr. 62, 189 (1925)) with the lattice
+    constant of the glass: Si-O = a sqrt(3)/8 = 1.55 Å and 2.17 g/cm^3 at ``a = 7.16`` Å, 24 atoms
+    per cubic cell. Starting a melt from a crystal at the glass density avoids the huge Coulomb
+    energy a random start releases (atoms then collide at tens of thousands of kelvin).
 
     Parameters
     ----------
@@ -36,19 +39,10 @@ def beta_cristobalite(repeat: int | tuple[int, int, int] = 2, *, a: float = 7.16
     Returns
     -------
     ase.Atoms
-        Periodic, Si atoms first.
+        Periodic; each cubic cell's 8 Si come before its 16 O.
     """
-    from ase.build import bulk
-
-    si = bulk("Si", "diamond", a=a, cubic=True)
-    frac = si.get_scaled_positions()
-    # Sublattice A = fcc sites (integer multiples of 1/2 summing to an integer); O along its 4 bonds.
-    on_a = np.isclose((2 * frac).sum(axis=1) % 2, 0) & np.isclose((4 * frac) % 2, 0).all(axis=1)
-    bonds = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / 8.0
-    o_frac = (frac[on_a][:, None, :] + bonds[None]).reshape(-1, 3) % 1.0
-    cell = Atoms("Si8", scaled_positions=frac, cell=si.cell, pbc=True)
-    cell += Atoms("O%d" % len(o_frac), scaled_positions=o_frac, cell=si.cell, pbc=True)
-    return cell.repeat(repeat)
+    reps = (repeat,) * 3 if isinstance(repeat, (int, np.integer)) else tuple(repeat)
+    return crystal_reference("beta-cristobalite", repeat=reps, cellpar=(a, a, a, 90.0, 90.0, 90.0))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,21 @@ def test_dmeasure_between_two_structure_files(tmp_path, capsys):
     assert "SPECIES-SPECIES=DISTANCE" in capsys.readouterr().err
 
 
+def test_dmeasure_prints_the_rdf_cutoff(tmp_path, capsys):
+    from ase.io import write
+
+    from reprs.glass import crystal_reference, network
+
+    quartz = crystal_reference("alpha-quartz", repeat=(2, 2, 2))
+    quartz.rattle(stdev=0.05, seed=0)
+    write(tmp_path / "q.extxyz", quartz)
+    assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "q.extxyz")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cutoff = network(quartz, {("Si", "O"): "rdf"}).graph["cutoffs"][("O", "Si")]
+    assert lines[0] == f"Si-O cutoff: {cutoff:.2f} Å (first minimum of g(r)) in {tmp_path / 'q.extxyz'}"
+    assert 1.7 < cutoff < 3.0 and lines[2] == "D = 0.000000"
+
+
 def test_dmeasure_matrix_over_a_database(tmp_path, capsys):
     from ase.db import connect
 

@@ -19,10 +19,12 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.spatial.distance import pdist, squareform
 
 from reprs.errors import InputError, InputTypeError, MissingCellError
+from sims.silica import beta_cristobalite
+from reprs.structure import coordination_numbers
 from reprs.glass import (
     CRYSTAL_REFERENCES,
     bridging_fractions,
-    coordination_numbers,
+    node_degrees,
     coordination_statistics,
     crystal_reference,
     local_environment,
@@ -131,8 +133,11 @@ def test_coordination_and_bridging_against_counts_by_hand():
     graph = network(atoms, SIO)
     species = np.array(atoms.get_chemical_symbols())
     cn = np.array([graph.degree(k) for k in range(len(atoms))])
-    np.testing.assert_array_equal(coordination_numbers(graph, "Si"), cn[species == "Si"])
-    np.testing.assert_array_equal(coordination_numbers(graph, "O", "Si"), cn[species == "O"])
+    np.testing.assert_array_equal(node_degrees(graph, "Si"), cn[species == "Si"])
+    np.testing.assert_array_equal(node_degrees(graph, "O", "Si"), cn[species == "O"])
+    # On a bond network, degrees are the distance counts of the atoms with the same cutoff.
+    np.testing.assert_array_equal(node_degrees(graph, "Si"),
+                                  coordination_numbers(atoms, 2.0, center="Si", neighbor="O"))
     stats = coordination_statistics(graph)
     values, counts = np.unique(cn[species == "O"], return_counts=True)
     assert stats["O"] == pytest.approx(dict(zip(values.tolist(), counts / counts.sum())))
@@ -167,10 +172,11 @@ def test_partial_rdf_matches_ase(pair):
     r, g = partial_rdf(atoms, pair, r_max=r_max, bins=40)
     numbers = [atoms.numbers[atoms.get_chemical_symbols().index(s)] for s in pair]
     ref, rr = get_rdf(atoms, r_max, 40, elements=numbers)
-    # ASE normalises a partial by the total atom count; Faber-Ziman by the count of species b.
-    n_b = atoms.get_chemical_symbols().count(pair[1])
+    # ASE normalises a partial by the total atom count; we by the other b atoms an a atom sees:
+    # N_b for two species (Faber-Ziman), N_b - 1 for a like pair (reprs.structure's docstring).
+    others = atoms.get_chemical_symbols().count(pair[1]) - (pair[0] == pair[1])
     np.testing.assert_allclose(r, rr)
-    np.testing.assert_allclose(g, ref * len(atoms) / n_b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, ref * len(atoms) / others, rtol=1e-10, atol=1e-12)
 
 
 def test_partial_rdf_averages_frames():
@@ -200,6 +206,44 @@ def test_rdf_cutoff_of_ideal_cristobalite_is_the_middle_of_the_gap():
     # Si-O shells at a*sqrt(3)/8 and a*sqrt(19)/8 (O at (1/8,1/8,1/8) and (3/8,3/8,-1/8)-type).
     first, second = a * math.sqrt(3) / 8, a * math.sqrt(19) / 8
     assert rdf_first_minimum(r, g) == pytest.approx(0.5 * (first + second), abs=0.06)
+
+
+def test_first_minimum_refuses_a_g_without_one():
+    r = np.linspace(0.01, 6.0, 600)
+    shell = 4 * np.exp(-((r - 1.6) ** 2) / 0.01)
+    with pytest.raises(InputError, match="no minimum after its first peak at 1.60 Å"):
+        rdf_first_minimum(r, 1.0 + shell)  # falls to 1 and stays: no second shell
+    with pytest.raises(InputError, match="no peak above 1"):
+        rdf_first_minimum(r, 1.0 - np.exp(-r))
+    with pytest.raises(InputError, match="one length"):
+        rdf_first_minimum(r, shell[:-1])
+    # In a network: the ideal crystal's RDF up to 2 Å holds the first shell and nothing after it.
+    atoms = crystal_reference("beta-cristobalite", repeat=(2, 2, 2))
+    with pytest.raises(InputError, match=r"cutoff 'rdf' for \('Si', 'O'\).*explicit cutoff in Å"):
+        network(atoms, {("Si", "O"): "rdf"}, rdf_options={"r_max": 2.0, "bins": 100})
+
+
+@pytest.mark.parametrize("amplitude", [0.02, 0.05, 0.1, 0.15])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rdf_cutoff_of_a_rattled_cristobalite_keeps_every_bond(amplitude, seed):
+    # Gaussian displacements of 0.1 Å put counting noise on the rising edge of the 1.55 Å shell,
+    # where a first-dip rule stopped (1.23 Å, 5 of 256 bonds). Every atom keeps its index, so the
+    # bonds must be the ideal crystal's; the cutoff must lie in the empty gap between the longest
+    # first-shell and the shortest second-shell Si-O distance (brute force over all pairs).
+    ideal = beta_cristobalite(2)
+    bonds = edge_set(network(ideal, SIO))
+    atoms = ideal.copy()
+    atoms.rattle(stdev=amplitude, seed=seed)
+    graph = network(atoms, {("Si", "O"): "rdf"})
+    cutoff = graph.graph["cutoffs"][("O", "Si")]
+    assert graph.number_of_edges() == len(bonds) == 256 and edge_set(graph) == bonds
+    d = atoms.get_all_distances(mic=True)
+    si = np.array(atoms.get_chemical_symbols()) == "Si"
+    si_o = d[np.ix_(si, ~si)]
+    first = max(d[u, v] for u, v in bonds)
+    second = si_o[si_o > first].min()
+    assert first < cutoff < second
+    assert 1.55 < cutoff < 3.90  # between the ideal crystal's first and second Si-O shells
 
 
 def test_rdf_cutoffs_in_network_on_a_thermally_rattled_crystal():
@@ -342,7 +386,7 @@ def test_bad_input():
     with pytest.raises(InputError, match="not nodes"):
         local_environment(graph, 10_000, 2)
     with pytest.raises(InputError, match="no 'N' atoms"):
-        coordination_numbers(graph, "N")
+        node_degrees(graph, "N")
     with pytest.raises(InputError):
         bridging_fractions(nx.Graph())
 

@@ -82,7 +82,11 @@ def glycan_trees(draw, max_size=12):
     n = draw(st.integers(1, max_size))
     parents = [None] + [draw(st.integers(0, i - 1)) for i in range(1, n)]
     names = [draw(st.sampled_from(MONOMERS)) for _ in range(n)]
-    links = [None] + [draw(st.sampled_from(LINKS)) for _ in range(1, n)]
+    # Xylose, a pentose, has no carbon 6 to link to.
+    links = [None] + [
+        draw(st.sampled_from([k for k in LINKS if names[parents[i]] != "Xyl" or not k.endswith("6")]))
+        for i in range(1, n)
+    ]
     children = {i: [c for c in range(n) if parents[c] == i] for i in range(n)}
     keys = {i: draw(st.permutations(children[i])) for i in range(n)}
 

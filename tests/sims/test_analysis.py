@@ -11,6 +11,7 @@ from ase.build import bulk
 import sims
 from sims.analysis import (MSD, RDF, arrhenius_fit, bond_angle_distribution, bond_angles, collective_diffusivity,
                            coordination_numbers, haven_ratio, tracer_diffusivity, unwrap, vdos)
+from reprs.errors import InputError, MissingCellError
 from sims.errors import SimsInputError
 
 F64 = torch.float64
@@ -66,6 +67,26 @@ def test_partial_rdf_equals_freud_and_coordination():
     # n(r) is the mean count of Kr within r of an Ar atom.
     cn = np.mean([coordination_numbers(f, 5.0, center="Ar", neighbor="Kr").mean() for f in frames])
     assert ours.n_r[49] == pytest.approx(cn)
+
+
+def test_one_rdf_for_sims_and_reprs_glass():
+    """sims' RDF and reprs.glass.partial_rdf are the one reprs.structure.rdf: equal for unlike and
+    like pairs (they once normalised like pairs by N_b and N_b - 1), and the total RDF is ASE's
+    times N / (N - 1) (ASE divides by N, we by the N - 1 other atoms)."""
+    from ase.geometry.rdf import get_rdf
+
+    from reprs.glass import partial_rdf
+
+    frames = _liquid_frames(2)
+    for pair in (("Ar", "Kr"), ("Kr", "Kr")):
+        r, g = partial_rdf(frames, pair, r_max=8.0, bins=80)
+        ours = RDF(r_max=8.0, bins=80, species=pair).compute(frames)
+        np.testing.assert_allclose(ours.r, r, atol=1e-12)
+        np.testing.assert_allclose(ours.g, g, rtol=1e-12, atol=1e-12)
+    atoms = frames[0]
+    ref, rr = get_rdf(atoms, 8.0, 80)
+    n = len(atoms)
+    np.testing.assert_allclose(RDF(r_max=8.0, bins=80).compute(atoms).g, ref * n / (n - 1), rtol=1e-10, atol=1e-12)
 
 
 def test_coordination_and_angles_of_crystals():
@@ -152,7 +173,9 @@ def test_vdos_peak_of_harmonic_motion():
 def test_bad_input():
     with pytest.raises(SimsInputError):
         RDF(r_max=-1.0)
-    with pytest.raises(SimsInputError, match="3-D cell"):
+    with pytest.raises(MissingCellError, match="3-D cell"):
         RDF(r_max=3.0).compute([Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])])
+    with pytest.raises(InputError, match="'Xe' is not in the structure"):
+        RDF(r_max=3.0, species=("Ar", "Xe")).compute(_liquid_frames(1))
     with pytest.raises(SimsInputError, match="cell"):
         MSD(timestep=1.0).compute(np.zeros((5, 2, 3)))
