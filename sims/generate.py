@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from reprs.fileio import FrameWriter, atomic_open, read_frames
+from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .errors import SimsError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
