@@ -8,6 +8,7 @@ a bad position raises an ``InputError`` naming the atom instead of giving a sile
 from __future__ import annotations
 
 import math
+import tempfile
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from reprs.errors import InputError
 from reprs.featurizers import CoulombMatrix, CrystalGraph, SineMatrix, as_structure, periodic_neighbors
 from reprs.glass import network, partial_rdf
 from sims.potentials import LennardJones
+from sims.silica import silica_structure
 
 
 def _silica() -> Atoms:
@@ -39,6 +41,11 @@ def _lj():
     return LennardJones(sigma=2.0, epsilon=0.01, cutoff=4.0)
 
 
+def _lammps_inputs(atoms: Atoms):
+    with tempfile.TemporaryDirectory() as folder:
+        return sims.lammps.write_inputs(atoms, _lj(), [{"steps": 1, "ensemble": "nve"}], folder)
+
+
 ENTRY_POINTS = {
     "reprs.glass.network": lambda a: network(a, {("Si", "O"): 2.0}),
     "reprs.glass.partial_rdf": lambda a: partial_rdf(a, ("Si", "O"), r_max=3.0, bins=30),
@@ -51,6 +58,11 @@ ENTRY_POINTS = {
     "sims.neighbor_list": lambda a: sims.neighbor_list(a, 3.0),
     "sims.energy_and_forces": lambda a: sims.energy_and_forces(_lj(), a),
     "sims.MD": lambda a: sims.MD(a, _lj(), sims.VelocityVerlet(1.0)),
+    "sims.analysis.RDF": lambda a: sims.analysis.RDF(r_max=3.0, bins=30).compute(a),
+    "sims.analysis.coordination_numbers": lambda a: sims.analysis.coordination_numbers(a, 2.0),
+    "sims.analysis.bond_angles": lambda a: sims.analysis.bond_angles(a, 2.0),
+    "sims.silica.silica_structure": silica_structure,
+    "sims.lammps.write_inputs": _lammps_inputs,
     "learners.potentials.collate_atoms": lambda a: collate_atoms([a], 3.0),
     "learners.potentials.Calculator": _model_energy,
 }
