@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import numpy as np
 from ase import Atoms
 
 from reprs.errors import InputError
@@ -200,8 +201,8 @@ def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", sele
     Returns
     -------
     list of ase.Atoms
-        Stored energies, forces and stress in ``atoms.calc.results``; or ``(ids, frames)`` with
-        ``row_ids=True``.
+        Stored energies, forces and stress in ``atoms.calc.results``, metadata as plain Python
+        numbers, strings and bools whichever the format; or ``(ids, frames)`` with ``row_ids=True``.
 
     Raises
     ------
@@ -244,4 +245,6 @@ def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", sele
 
         frames = read(text, index=index, format=format)
         frames = frames if isinstance(frames, list) else [frames]
+        for atoms in frames:  # numpy scalars (extxyz) become the plain values a database gives
+            atoms.info.update({k: v.item() for k, v in atoms.info.items() if isinstance(v, np.generic)})
     return (ids, frames) if row_ids else frames

@@ -85,6 +85,7 @@ def test_frames_round_trip_in_order_with_metadata(tmp_path, suffix):
         marks.append(writer.size())
     back = read_frames(path)
     assert [f.info["step"] for f in back] == [0, 10, 20, 30]
+    assert all(type(f.info["step"]) is int and type(f.info["T"]) is float for f in back)  # not numpy scalars
     assert [f.info["stage"] for f in back] == ["heat"] * 4
     for ours, ref in zip(back, frames):  # extxyz stores 8 decimals
         np.testing.assert_allclose(ours.positions, ref.positions, atol=1e-8)
