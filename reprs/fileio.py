@@ -83,9 +83,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
         except FileExistsError:
             continue
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)  # a replaced file keeps its mode
         with os.fdopen(fd, mode, **kwargs) as handle:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp, path.stat().st_mode & 0o7777)  # a replaced file keeps its mode
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -224,8 +224,7 @@ def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", sele
         from ase.io.formats import string2index
 
         index = string2index(index)
-    local = not text.startswith(("postgresql://", "postgres://"))
-    if local and not Path(text).is_file():
+    if not text.startswith(("postgresql://", "postgres://")) and not Path(text).is_file():
         raise InputError(f"no frames file at {text}")
     if is_database(text):
         import ase.db
@@ -237,14 +236,13 @@ def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", sele
             atoms = row.toatoms()
             atoms.info.update(row.key_value_pairs)
             frames.append(atoms)
-        ids = [row.id for row in rows]
-    else:
-        if selection is not None or row_ids:
-            raise InputError(f"selection and row_ids work on ASE databases (.db) only, not {text!r}")
-        from ase.io import read
+        return ([row.id for row in rows], frames) if row_ids else frames
+    if selection is not None or row_ids:
+        raise InputError(f"selection and row_ids work on ASE databases (.db) only, not {text!r}")
+    from ase.io import read
 
-        frames = read(text, index=index, format=format)
-        frames = frames if isinstance(frames, list) else [frames]
-        for atoms in frames:  # numpy scalars (extxyz) become the plain values a database gives
-            atoms.info.update({k: v.item() for k, v in atoms.info.items() if isinstance(v, np.generic)})
-    return (ids, frames) if row_ids else frames
+    frames = read(text, index=index, format=format)
+    frames = frames if isinstance(frames, list) else [frames]
+    for atoms in frames:  # numpy scalars (extxyz) become the plain values a database gives
+        atoms.info.update({k: v.item() for k, v in atoms.info.items() if isinstance(v, np.generic)})
+    return frames
