@@ -40,8 +40,10 @@ def _our_exception_classes() -> dict[str, type]:
                     continue
                 raise
             for _, cls in inspect.getmembers(module, inspect.isclass):
-                # Warnings are not errors: they are never raised to stop a computation.
-                if cls.__module__ == name and issubclass(cls, BaseException) and not issubclass(cls, Warning):
+                # Warnings are not errors: they never stop a computation. Private classes
+                # (``_Mismatch``) are control-flow signals caught where they are raised.
+                if (cls.__module__ == name and issubclass(cls, BaseException) and not issubclass(cls, Warning)
+                        and not cls.__name__.startswith("_")):
                     found[f"{name}.{cls.__qualname__}"] = cls
     return found
 
