@@ -18,12 +18,14 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-from ase import Atoms
 
 from reprs.errors import InputError
+
+if TYPE_CHECKING:  # ase is imported where frames are read or written: atomic writes do not need it
+    from ase import Atoms
 
 __all__ = ["atomic_open", "atomic_write", "FrameWriter", "read_frames", "is_database"]
 
