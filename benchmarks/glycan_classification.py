@@ -49,7 +49,7 @@ from learners.metrics import accuracy, macro_f1, roc_auc
 from learners.splits import stratified_split
 from reprs.datasets import load_glycans
 from reprs.glycans import build_glycan_graphs
-from reprs.graphio import atomic_write
+from reprs.fileio import atomic_write
 
 GLAMOUR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "glamour"
 TASKS = ("glycowork-domain", "glycowork-kingdom", "paper-immuno", "paper-domain", "paper-kingdom")

@@ -34,7 +34,7 @@ from learners import GNNRegressor
 from learners.metrics import mae, r2, rmse
 from reprs.datasets import load_qm9
 from reprs.featurizers import MolecularGraph, MorganFingerprint
-from reprs.graphio import atomic_write
+from reprs.fileio import atomic_write
 
 GNN_KINDS = ("gcn", "gin", "gine", "gat", "nnconv", "attentivefp")
 BASELINES = ("mean", "morgan-ridge")

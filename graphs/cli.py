@@ -116,13 +116,9 @@ def _read_networks(path: str, args: argparse.Namespace, index: str) -> tuple[lis
     if not Path(path).is_file():
         raise InputError(f"no structure file at {path}")
     if Path(path).suffix == ".db":  # rows' key-value pairs become frame info (labels of --matrix)
-        from ase.db import connect
+        from reprs.fileio import read_frames
 
-        rows = list(connect(path).select())
-        rows = rows if index == ":" else rows[-1:]
-        frames = [row.toatoms(add_additional_information=False) for row in rows]
-        for frame, row in zip(frames, rows):
-            frame.info.update(row.key_value_pairs)
+        frames = read_frames(path, index=index)
     else:
         frames = read(path, index=index)
         frames = frames if isinstance(frames, list) else [frames]

@@ -16,6 +16,7 @@ import networkx as nx
 import numpy as np
 
 from graphs.errors import InputError
+from reprs.fileio import atomic_open
 
 __all__ = ["SimilarityMap", "similarity_map", "embed"]
 
@@ -73,9 +74,8 @@ def embed(matrix: np.ndarray, similarity: bool, seed: int = 0) -> np.ndarray:
 
 
 def _save_figure(figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path) as handle:
+        figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
     return path
 
 
@@ -132,13 +132,11 @@ def similarity_map(
     names = [g.graph.get("name") for g in graphs]
     classes = np.asarray(labels if labels is not None else ["all"] * len(graphs), dtype=object)
 
-    tmp = out / ".matrix.tmp.npy"
-    np.save(tmp, matrix)
-    os.replace(tmp, out / "matrix.npy")
+    with atomic_open(out / "matrix.npy") as handle:
+        np.save(handle, matrix)
     table = pd.DataFrame({"name": names, "label": classes, "x": coords[:, 0], "y": coords[:, 1], "exact_row": exact.all(axis=1)})
-    tmp = out / ".labels.tmp.csv"
-    table.to_csv(tmp, index_label="index")
-    os.replace(tmp, out / "labels.csv")
+    with atomic_open(out / "labels.csv", "w", newline="") as handle:
+        table.to_csv(handle, index_label="index")
 
     order = np.argsort(classes.astype(str), kind="stable")
     figure, axis = plt.subplots(figsize=(6, 5))

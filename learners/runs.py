@@ -318,7 +318,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     from learners import GNNClassifier, GNNRegressor
     from learners.estimators import save_estimator
     from learners.metrics import evaluate
-    from reprs.graphio import atomic_write
+    from reprs.fileio import atomic_write
 
     cfg = load_config(config)
     spec = RunConfig.from_config(cfg, where="")
@@ -381,7 +381,7 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
             for j, c in enumerate(estimator.classes_):
                 table.loc[ok, f"proba_{c}"] = proba[:, j]
     if output is not None:
-        from reprs.graphio import atomic_write
+        from reprs.fileio import atomic_write
 
         atomic_write(output, table.to_csv(index=False))
     return table

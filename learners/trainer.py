@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +26,7 @@ import torch
 
 from learners.errors import InputError, TrainingDivergedError
 from learners.metrics import METRIC_MODES, evaluate
+from reprs.fileio import atomic_open
 
 __all__ = ["Trainer", "supervised_step", "resolve_device", "move_batch", "pyg_collate", "SCHEDULES"]
 
@@ -88,15 +88,9 @@ def supervised_step(
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    # Write beside the target, then rename: a crash leaves the old checkpoint intact.
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # Written beside the target, then renamed: a crash leaves the old checkpoint intact.
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
 
 
 def _n_items(target: Any) -> int:
@@ -289,7 +283,7 @@ class Trainer:
         return score > self.best_score_ + self.min_delta
 
     def _write_log(self) -> None:
-        from reprs.graphio import atomic_write
+        from reprs.fileio import atomic_write
 
         atomic_write(self.run_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in self.history_))
 

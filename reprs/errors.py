@@ -2,8 +2,9 @@
 
 Every error raised on bad input derives from :class:`MatrepError` and from the builtin class a
 caller would naturally catch (``ValueError``, ``TypeError``, ``KeyError``), so that both
-``except reprs.errors.MatrepError`` and ``except ValueError`` work. ``graphs`` and ``learners``
-subclass these; ``sims`` keeps its own module because it imports no other package of ours.
+``except reprs.errors.MatrepError`` and ``except ValueError`` work. ``graphs``, ``learners`` and
+``sims`` re-export these and subclass them for their own conditions, never redefine them
+(``docs/rules.md``, "Errors"). This module is in ``reprs``' base layer.
 """
 
 from __future__ import annotations

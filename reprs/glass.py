@@ -37,8 +37,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
+from reprs.atoms import as_atoms
 from reprs.errors import InputError, InputTypeError, MissingCellError
-from reprs.featurizers.inputs import as_atoms
 from reprs.structure import CRYSTAL_REFERENCES, crystal_reference, rdf, rdf_first_minimum
 
 __all__ = [
@@ -61,20 +61,15 @@ Pair = tuple[str, str]
 
 
 def _prepared_atoms(structure: Any, pbc: bool | Sequence[bool] | None):
-    """ase.Atoms with the requested periodicity; raise if a periodic direction has no cell."""
-    atoms = as_atoms(structure)
-    if pbc is not None:
-        atoms = atoms.copy()
+    """ase.Atoms with the requested periodicity, validated (:func:`reprs.atoms.as_atoms`): non-finite
+    positions raise, and so does a periodic direction without a cell."""
+    from ase import Atoms
+
+    atoms = structure
+    if pbc is not None:  # the requested periodicity is the one to validate
+        atoms = (structure if isinstance(structure, Atoms) else as_atoms(structure)).copy()
         atoms.pbc = pbc
-    lengths = np.linalg.norm(np.asarray(atoms.cell), axis=1)
-    missing = [axis for axis in range(3) if atoms.pbc[axis] and lengths[axis] == 0]
-    if missing or (atoms.pbc.any() and atoms.cell.rank < atoms.pbc.sum()):
-        raise MissingCellError(
-            f"periodic boundaries requested along axes {np.flatnonzero(atoms.pbc).tolist()} but "
-            f"the structure has no cell there (cell lengths {lengths.round(3).tolist()} Å); "
-            "set a cell or pass pbc=False"
-        )
-    return atoms
+    return as_atoms(atoms)
 
 
 def _symbols(atoms) -> np.ndarray:

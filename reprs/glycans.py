@@ -338,8 +338,8 @@ def write_glycan_monomer_table(path=None) -> dict[str, str]:
     import io
     from importlib import resources
 
-    from reprs.datasets import load_glycans
-    from reprs.graphio import atomic_write
+    from reprs.glycan_taxonomy import load_glycans
+    from reprs.fileio import atomic_write
     from reprs.monomers import GLYCAN_TABLE, build_glycan_table
 
     names = set()
@@ -382,7 +382,8 @@ def featurize_glycan_table(
 
     import pandas as pd
 
-    from reprs.graphio import atomic_write, write_graphs
+    from reprs.fileio import atomic_write
+    from reprs.graphio import write_graphs
 
     table = Path(table)
     if not table.is_file():
@@ -430,7 +431,7 @@ def glycan_dataset_summary(level: str = "Kingdom") -> dict[str, Any]:
     """
     import time
 
-    from reprs.datasets import load_glycans
+    from reprs.glycan_taxonomy import load_glycans
 
     frame = load_glycans(level=level)
     start = time.perf_counter()

@@ -1,14 +1,14 @@
 """Reading and writing collections of graphs as JSON lines (one node-link graph per line).
 
 Attributes keep their types: numpy arrays (dtype and shape), tuples, dicts with tuple keys.
-Writes are atomic: the file appears complete under its name or not at all.
+Writes are atomic (:func:`reprs.fileio.atomic_write`): the file appears complete under its name or
+not at all.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -16,25 +16,9 @@ import networkx as nx
 import numpy as np
 
 from reprs.errors import InputError
+from reprs.fileio import atomic_write
 
-__all__ = ["write_graphs", "read_graphs", "atomic_write", "format_graph"]
-
-
-def atomic_write(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+__all__ = ["write_graphs", "read_graphs", "format_graph"]
 
 
 #: Tags of values JSON has no type for. A dict holding one of them as its only key (or

@@ -1,7 +1,8 @@
 """sims: differentiable molecular dynamics on torch tensors, analysis and dataset generation.
 
 Units are ASE's: Å, eV, amu, K; time steps in fs. Potentials are ``torch.nn.Module`` s computing
-a total energy; forces and stress come from autograd. ``sims`` imports no other package of ours.
+a total energy; forces and stress come from autograd. ``sims`` imports nothing of ours but ``reprs``'
+base layer (errors, atoms conversion, file and frame I/O).
 
 Examples
 --------

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from reprs.errors import MatrepError
-
-from .errors import SimsError
 
 __all__ = ["register"]
 
@@ -26,11 +21,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _simulate(args: argparse.Namespace) -> None:
     from .generate import generate
 
-    try:
-        path = generate(args.config, device=args.device, progress=not args.quiet)
-    except MatrepError:  # config errors: reprs.cli.main prints them in one line and exits with status 2
-        raise
-    except SimsError as err:  # the matrep CLI catches only reprs' errors; sims has its own base class
-        print(f"matrep simulate: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    path = generate(args.config, device=args.device, progress=not args.quiet)
     print(path)

@@ -1,27 +1,25 @@
-"""Exception classes of :mod:`sims`.
+"""Exception classes of :mod:`sims`, built on :mod:`reprs.errors`.
 
-``sims`` imports no other package of ours (it accepts any potential through its interface), so it
-keeps its own base class instead of deriving from ``reprs.errors``. Each class also derives from
-the builtin a caller would naturally catch.
+``sims`` may import ``reprs``' base layer, so its errors belong to the one hierarchy of matrep:
+``except reprs.errors.MatrepError`` catches every error of the four packages, and ``except
+ValueError`` every input error. :class:`MissingCellError` is the class of :mod:`reprs.errors`,
+re-exported, not a twin.
 """
 
 from __future__ import annotations
 
 from reprs.errors import ConfigError as _ConfigError
+from reprs.errors import InputError, MatrepError, MissingCellError
 
 __all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped", "ConfigError"]
 
 
-class SimsError(Exception):
+class SimsError(MatrepError):
     """Base class of every error :mod:`sims` raises on purpose."""
 
 
-class SimsInputError(SimsError, ValueError):
+class SimsInputError(SimsError, InputError):
     """An input value is invalid (NaN coordinates, wrong shape, cutoff too large, ...)."""
-
-
-class MissingCellError(SimsInputError):
-    """Periodic boundaries were requested for a system without a unit cell."""
 
 
 class ConfigError(_ConfigError, SimsInputError):
@@ -30,4 +28,7 @@ class ConfigError(_ConfigError, SimsInputError):
 
 
 class SimulationStopped(SimsError, RuntimeError):
-    """A run stopped on purpose before its end (for example a potential's uncertainty passed its threshold)."""
+    """A run stopped on purpose before its end (for example a potential's uncertainty passed its threshold).
+
+    :class:`learners.potentials.UncertaintyExceeded` derives from it, so ``except SimulationStopped``
+    catches every stop condition."""

@@ -79,6 +79,7 @@ import torch
 from ase import Atoms
 
 from reprs.config import check_keys, config_file, did_you_mean, load_toml
+from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Potential, SimulationConfig, Stage,
                      System)
@@ -321,62 +322,10 @@ def _make_integrator(stage: Stage) -> Integrator:
                            chain_length=stage.chain_length)
 
 
-class FrameWriter:
-    """Appends frames to an ASE SQLite database or an extxyz file; can cut back to a checkpoint."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.kind = "db" if path.suffix == ".db" else "extxyz"
-        self._db = None
-
-    def size(self) -> int:
-        """The checkpoint's mark: the last row id (db) or the file size in bytes (extxyz)."""
-        if self.kind == "db":
-            if not self.path.exists():
-                return 0
-            return max((row.id for row in self._connect().select(sort="-id", limit=1)), default=0)
-        return self.path.stat().st_size if self.path.exists() else 0
-
-    def _connect(self):
-        if self._db is None:
-            import ase.db
-
-            # No ASE lock file: a SIGKILLed run would leave it behind and block the resume forever;
-            # SQLite's own journal already makes each row write atomic.
-            self._db = ase.db.connect(str(self.path), type="db", use_lock_file=False)
-        return self._db
-
-    def truncate(self, mark: int) -> None:
-        """Drop everything written after ``mark`` (frames since the last checkpoint)."""
-        if self.kind == "db":
-            # Each row is written in its own transaction, so a killed run leaves whole rows only.
-            db = self._connect()
-            extra = [row.id for row in db.select(f"id>{int(mark)}")]
-            if extra:
-                db.delete(extra)
-        elif self.path.exists():
-            os.truncate(self.path, mark)
-
-    def write(self, atoms: Atoms, meta: dict[str, Any]) -> None:
-        if self.kind == "db":
-            self._connect().write(atoms, key_value_pairs=meta)
-        else:
-            from ase.io import write
-
-            atoms.info.update(meta)
-            with open(self.path, "a") as f:
-                write(f, atoms, format="extxyz")
-                f.flush()
-                os.fsync(f.fileno())
-
-
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic: a reader sees the old or the new checkpoint, never half of one
+    # atomic: a reader sees the old or the new checkpoint, never half of one
+    with atomic_open(path) as handle:
+        torch.save(payload, handle)
 
 
 def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.device | str | None = None,
@@ -587,23 +536,6 @@ def _state_from_dict(d: Mapping[str, np.ndarray], device, dtype) -> State:
     return State(positions=t(d["positions"]), velocities=t(d["velocities"]), masses=t(d["masses"]),
                  numbers=torch.as_tensor(d["numbers"], dtype=torch.long, device=device), cell=t(d["cell"]),
                  pbc=torch.as_tensor(d["pbc"], device=device))
-
-
-def read_frames(path: str | os.PathLike) -> list[Atoms]:
-    """All frames of a generated dataset (ASE db or extxyz), in order, metadata in ``atoms.info``."""
-    path = Path(path)
-    if path.suffix == ".db":
-        import ase.db
-
-        frames = []
-        for row in ase.db.connect(str(path)).select(sort="id"):
-            atoms = row.toatoms()
-            atoms.info.update(row.key_value_pairs)
-            frames.append(atoms)
-        return frames
-    from ase.io import read
-
-    return read(path, index=":", format="extxyz")
 
 
 def generate_many(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *, client=None) -> list[Path]:

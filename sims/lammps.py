@@ -75,6 +75,9 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
+from reprs.atoms import as_atoms
+from reprs.fileio import FrameWriter
+
 from .config import Stage
 from .errors import SimsError, SimsInputError
 from .potentials import (COULOMB_CONSTANT, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,
@@ -434,12 +437,7 @@ def write_inputs(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | S
 
 
 def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, table_points: int):
-    if not isinstance(atoms, Atoms):
-        raise SimsInputError(f"atoms must be an ase.Atoms, got {type(atoms).__name__}")
-    if len(atoms) == 0:
-        raise SimsInputError("atoms is empty")
-    if not np.isfinite(atoms.positions).all():
-        raise SimsInputError("atoms has non-finite positions")
+    atoms = as_atoms(atoms)
     masses = atoms.get_masses()
     if not (masses > 0).all():
         raise SimsInputError("every atom needs a mass > 0 amu")
@@ -667,12 +665,11 @@ def write_frames(frames: Sequence[Atoms], path: str | os.PathLike, *, seed: int 
                  config_hash: str | None = None) -> Path:
     """Append frames of :func:`run` to an ASE database (``.db``) or extxyz file, as :mod:`sims.generate` does.
 
-    Uses the writer of :mod:`sims.generate`, so the files read back with :func:`sims.generate.read_frames`:
+    Uses the writer of :mod:`sims.generate` (:class:`reprs.fileio.FrameWriter`), so the files read back
+    with :func:`reprs.fileio.read_frames`:
     energy and forces, and the metadata ``step``, ``time``, ``stage``, ``T``, ``T_target`` (and
     ``seed``, ``config_hash`` when given).
     """
-    from .generate import FrameWriter
-
     path = Path(path)
     if path.suffix not in (".db", ".extxyz"):
         raise SimsInputError(f"path must end in .db or .extxyz, got {str(path)!r}")

@@ -13,10 +13,12 @@ import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from reprs.atoms import as_atoms
+
 from .errors import SimsInputError
 from .integrators import Integrator
 from .neighbors import NeighborList, build_pairs
-from .state import State, as_atoms, validate_atoms
+from .state import State, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
 
@@ -88,12 +90,9 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     ...                          bulk("Ar", "fcc", a=5.26, cubic=True), dtype=torch.float64)
     """
     atoms = as_atoms(atoms)
-    validate_atoms(atoms, require_masses=False)
     if stress and atoms.cell.rank < 3:
         raise SimsInputError("the stress needs a 3-D cell")
-    state = State.from_atoms(atoms, device=device, dtype=dtype) if len(atoms) else None
-    if state is None:
-        raise SimsInputError("atoms is empty")
+    state = State.from_atoms(atoms, device=device, dtype=dtype)
     pairs = build_pairs(state.positions, state.cell, state.pbc, float(potential.cutoff), half=True)
     e, f, s = compute(potential, state.positions, state.cell, state.numbers, pairs, stress=stress)
     out = (float(e), f.cpu().double().numpy())
@@ -173,8 +172,7 @@ class MD:
         if isinstance(system, State):
             state = system
         else:
-            atoms = as_atoms(system)
-            validate_atoms(atoms, min_distance=min_distance)
+            atoms = validate_atoms(system, min_distance=min_distance)
             state = State.from_atoms(atoms, device=device, dtype=dtype)
         if temperature is not None:
             state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature, seed=seed))

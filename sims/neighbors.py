@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from reprs.atoms import as_atoms
+
 from .errors import MissingCellError, SimsInputError
 
 __all__ = ["PairList", "NeighborList", "neighbor_list", "build_pairs", "pair_vectors"]
@@ -266,8 +268,8 @@ def neighbor_list(atoms, cutoff: float, *, device: torch.device | str | None = N
 
     Raises
     ------
-    SimsInputError
-        Non-finite positions or a non-positive cutoff.
+    InputError
+        Non-finite positions (:func:`reprs.atoms.as_atoms`); a non-positive cutoff (``SimsInputError``).
     MissingCellError
         A periodic direction without a cell vector.
 
@@ -278,9 +280,7 @@ def neighbor_list(atoms, cutoff: float, *, device: torch.device | str | None = N
     >>> len(i)  # 4 atoms x 12 nearest neighbours
     48
     """
-    from .state import validate_atoms
-
-    validate_atoms(atoms, require_masses=False)
+    atoms = as_atoms(atoms)
     if not cutoff > 0:
         raise SimsInputError(f"cutoff must be > 0 Å, got {cutoff}")
     pos = torch.as_tensor(np.asarray(atoms.positions), dtype=dtype, device=device)

@@ -17,6 +17,8 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr, Hartree
 
+from reprs.atoms import as_atoms
+
 from .errors import SimsInputError
 
 __all__ = ["PySCFCalculator"]
@@ -70,10 +72,9 @@ class PySCFCalculator(Calculator):
         from pyscf import dft, gto, scf
 
         p = self.parameters
+        atoms = as_atoms(atoms)
         if atoms.pbc.any():
             raise SimsInputError("PySCFCalculator handles molecules only; the atoms are periodic (set pbc=False)")
-        if not np.isfinite(atoms.positions).all():
-            raise SimsInputError("PySCFCalculator got non-finite positions")
         try:
             mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), unit="Angstrom",
                         basis=p["basis"], charge=int(p["charge"]), spin=int(p["spin"]), verbose=0,

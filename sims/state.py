@@ -12,28 +12,21 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from .errors import MissingCellError, SimsInputError
+from reprs.atoms import as_atoms
+
+from .errors import SimsInputError
+from .neighbors import neighbor_list
 
 __all__ = ["State", "validate_atoms", "as_atoms"]
 
 
-def as_atoms(obj) -> Atoms:
-    """Return ``obj`` as ``ase.Atoms`` (pymatgen ``Structure``/``Molecule`` converted at the edge)."""
-    if isinstance(obj, Atoms):
-        return obj
-    if type(obj).__module__.startswith("pymatgen"):
-        from pymatgen.io.ase import AseAtomsAdaptor
-
-        return AseAtomsAdaptor.get_atoms(obj)
-    raise SimsInputError(f"expected ase.Atoms or a pymatgen Structure/Molecule, got {type(obj).__name__}")
-
-
-def validate_atoms(atoms: Atoms, *, require_masses: bool = True, min_distance: float | None = None) -> None:
-    """Raise a clear error for configurations no simulation can start from.
+def validate_atoms(atoms: Atoms, *, require_masses: bool = True, min_distance: float | None = None) -> Atoms:
+    """Return ``atoms`` as ``ase.Atoms`` (:func:`reprs.atoms.as_atoms`), refusing configurations no
+    simulation can start from.
 
     Parameters
     ----------
-    atoms : ase.Atoms
+    atoms : ase.Atoms or pymatgen Structure / Molecule
         The configuration.
     require_masses : bool
         Refuse zero or negative masses (needed by integrators, not by neighbour lists).
@@ -42,34 +35,25 @@ def validate_atoms(atoms: Atoms, *, require_masses: bool = True, min_distance: f
 
     Raises
     ------
-    SimsInputError
-        NaN/inf positions, bad masses, overlapping atoms.
+    InputError
+        No atoms, NaN/inf positions or cell (:func:`reprs.atoms.as_atoms`).
     MissingCellError
         ``pbc`` set along a direction whose cell vector is zero.
+    SimsInputError
+        Bad masses, overlapping atoms.
     """
-    if not isinstance(atoms, Atoms):
-        raise SimsInputError(f"expected ase.Atoms, got {type(atoms).__name__}")
-    pos = np.asarray(atoms.positions)
-    if not np.isfinite(pos).all():
-        bad = np.nonzero(~np.isfinite(pos).all(axis=1))[0]
-        raise SimsInputError(f"positions of atoms {bad[:10].tolist()} are not finite")
-    lengths = np.linalg.norm(np.asarray(atoms.cell[:]), axis=1)
-    missing = np.asarray(atoms.pbc) & (lengths < 1e-12)
-    if missing.any():
-        raise MissingCellError(f"pbc={atoms.pbc.tolist()} but cell vectors {np.nonzero(missing)[0].tolist()} "
-                               "are zero; set a cell or pbc=False")
+    atoms = as_atoms(atoms)
     if require_masses:
         masses = atoms.get_masses()
         if not (masses > 0).all():
             bad = np.nonzero(~(masses > 0))[0]
             raise SimsInputError(f"masses must be > 0 amu; atoms {bad[:10].tolist()} have {masses[bad[:10]].tolist()}")
     if min_distance is not None and len(atoms) > 1:
-        from .neighbors import neighbor_list
-
         i, j, _ = neighbor_list(atoms, min_distance)
         if len(i):
             raise SimsInputError(f"atoms {int(i[0])} and {int(j[0])} are closer than {min_distance} Å "
                                  f"({len(i) // 2} overlapping pairs)")
+    return atoms
 
 
 @dataclass
@@ -103,8 +87,7 @@ class State:
     def from_atoms(cls, atoms, *, device: torch.device | str | None = None,
                    dtype: torch.dtype = torch.float32) -> "State":
         """Build a state from ``ase.Atoms`` (velocities from its momenta; zero if absent)."""
-        atoms = as_atoms(atoms)
-        validate_atoms(atoms)
+        atoms = validate_atoms(atoms)
 
         def t(x) -> torch.Tensor:
             return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from learners.errors import InputError
+from learners.errors import InputError, MatrepError
+from reprs.atoms import as_atoms
 from sims.neighbors import PairList, build_pairs
-from sims.state import as_atoms, validate_atoms
 
 __all__ = ["AtomsBatch", "collate_atoms", "full_pairs", "pair_vectors"]
 
@@ -139,9 +139,10 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     Raises
     ------
     InputError
-        An empty sequence or an empty structure.
-    sims.SimsInputError
-        Non-finite positions, a periodic direction without a cell vector.
+        An empty sequence, or a structure without atoms or with a non-finite position
+        (:func:`reprs.atoms.as_atoms`; the message names the structure).
+    MissingCellError
+        A periodic direction without a cell vector.
     """
     if len(structures) == 0:
         raise InputError("no structures to batch")
@@ -149,10 +150,10 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     ref = {"energy": [], "forces": [], "stress": []}
     offset = 0
     for b, item in enumerate(structures):
-        atoms = as_atoms(item)
-        if len(atoms) == 0:
-            raise InputError(f"structure {b} has no atoms")
-        validate_atoms(atoms, require_masses=False)
+        try:
+            atoms = as_atoms(item)
+        except MatrepError as err:  # name the structure of the batch
+            raise type(err)(f"structure {b}: {err}") from None
         p = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float64)
         c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
         periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))

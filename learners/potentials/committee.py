@@ -13,7 +13,8 @@ import torch
 from ase import Atoms
 from torch import nn
 
-from learners.errors import InputError, MatrepError
+from learners.errors import InputError
+from sims.errors import SimulationStopped
 from sims.neighbors import PairList
 
 from .base import NeuralPotential, _as_batch, evaluate
@@ -98,8 +99,10 @@ class Committee(nn.Module):
         return result
 
 
-class UncertaintyExceeded(MatrepError, RuntimeError):
-    """The committee's force spread passed the threshold during MD (raised by :class:`UncertaintyMonitor`)."""
+class UncertaintyExceeded(SimulationStopped):
+    """The committee's force spread passed the threshold during MD (raised by :class:`UncertaintyMonitor`).
+
+    A :class:`sims.errors.SimulationStopped`: ``except SimulationStopped`` catches every stop condition."""
 
 
 class UncertaintyMonitor:

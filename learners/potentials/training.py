@@ -4,8 +4,8 @@ Loss per batch (as NFF and SchNetPack, arXiv:2101.11588 Methods)::
 
     w_E * mean_s ((E_s - E_s^ref) / N_s)^2 + w_F * mean_{i,a} (F_ia - F_ia^ref)^2 [+ w_S * mean (sigma - sigma^ref)^2]
 
-Energies per atom make structures of different sizes count alike. Datasets are read row by row
-from the ASE databases :func:`sims.generate.generate` writes (:class:`AtomsDataset`), and split by
+Energies per atom make structures of different sizes count alike. Datasets are read from the
+ASE databases :func:`sims.generate.generate` writes (:class:`AtomsDataset`), and split by
 trajectory (:func:`trajectory_split`): frames of one MD run are correlated, so a frame split would
 test on near-copies of training frames.
 """
@@ -25,6 +25,7 @@ from ase import Atoms
 from learners.errors import InputError
 from learners.splits import group_split
 from learners.trainer import Trainer
+from reprs.fileio import read_frames
 
 from .base import NeuralPotential, evaluate
 from .batch import AtomsBatch, collate_atoms
@@ -34,7 +35,7 @@ __all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metri
 
 
 class AtomsDataset(Sequence):
-    """Frames of an ASE database (read one row per access) or of an extended-XYZ file (read once).
+    """Frames of an ASE database or an extended-XYZ file (read once, by :func:`reprs.fileio.read_frames`).
 
     Parameters
     ----------
@@ -51,21 +52,8 @@ class AtomsDataset(Sequence):
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"dataset {str(self.path)!r} does not exist")
-        if self.path.suffix == ".db":
-            import ase.db
-
-            self._db = ase.db.connect(str(self.path))
-            rows = list(self._db.select(selection, columns=["id", "key_value_pairs"]))
-            self._ids = [row.id for row in rows]
-            self._info = [dict(row.key_value_pairs) for row in rows]
-            self._frames = None
-        else:
-            if selection is not None:
-                raise InputError("selection works on ASE databases (.db) only")
-            from ase.io import read
-
-            self._frames = read(self.path, index=":")
-            self._info = [dict(a.info) for a in self._frames]
+        self._frames = read_frames(self.path, selection=selection)
+        self._info = [dict(a.info) for a in self._frames]
         if len(self) == 0:
             where = f" matching {selection!r}" if selection else ""
             raise InputError(f"dataset {str(self.path)!r} has no frames{where}")
@@ -74,12 +62,7 @@ class AtomsDataset(Sequence):
         return len(self._info)
 
     def __getitem__(self, k: int) -> Atoms:
-        if self._frames is not None:
-            return self._frames[k]
-        row = self._db.get(id=self._ids[k])
-        atoms = row.toatoms()
-        atoms.info.update(row.key_value_pairs)
-        return atoms
+        return self._frames[k]
 
     def info(self, key: str) -> list[Any]:
         """The metadata ``key`` of every frame (read without loading the structures)."""

@@ -24,16 +24,18 @@ from typing import Any, ClassVar, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
+from reprs.atoms import as_atoms
 from reprs.errors import FeaturizationError, InputError, InputTypeError
-from reprs.featurizers import inputs
+# the module itself, not the package: reprs/featurizers/__init__.py imports this module
+from reprs.featurizers.inputs import as_composition, as_mol, as_structure
 
 __all__ = ["Featurizer", "Failure", "FeaturizationWarning"]
 
 _CONVERTERS = {
-    "molecule": inputs.as_mol,
-    "atoms": inputs.as_atoms,
-    "structure": inputs.as_structure,
-    "composition": inputs.as_composition,
+    "molecule": as_mol,
+    "atoms": as_atoms,
+    "structure": as_structure,
+    "composition": as_composition,
 }
 
 

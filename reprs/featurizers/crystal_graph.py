@@ -20,7 +20,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from reprs.errors import InputError, MissingCellError
+from reprs.atoms import as_atoms
+from reprs.errors import InputError
 from reprs.featurizers.base import Featurizer
 from reprs.featurizers.composition import ELEMENT_PROPERTIES, element_property_table
 
@@ -66,7 +67,7 @@ def periodic_neighbors(atoms: Any, r_cut: float, max_neighbors: int | None = Non
 
     Parameters
     ----------
-    atoms : ase.Atoms
+    atoms : ase.Atoms or pymatgen Structure / Molecule
         The structure (cell needed in the periodic directions).
     r_cut : float
         Cutoff radius (Angstrom); pairs with distance below it are neighbours.
@@ -82,16 +83,12 @@ def periodic_neighbors(atoms: Any, r_cut: float, max_neighbors: int | None = Non
     ------
     MissingCellError
         If a periodic direction has no cell vector.
+    InputError
+        For a non-finite position or cell, or no atoms (:func:`reprs.atoms.as_atoms`).
     """
     from ase.neighborlist import neighbor_list
 
-    periodic = np.asarray(atoms.pbc, dtype=bool)
-    cell = np.asarray(atoms.cell)
-    if periodic.any() and np.linalg.matrix_rank(cell[periodic]) < periodic.sum():
-        raise MissingCellError(
-            f"periodic directions {np.flatnonzero(periodic).tolist()} need independent, non-zero cell "
-            f"vectors; got cell {cell.tolist()} (set pbc=False for a molecule)"
-        )
+    atoms = as_atoms(atoms)
     i, j, d, S = neighbor_list("ijdS", atoms, float(r_cut), self_interaction=False)
     order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, d, i))
     i, j, d, S = i[order], j[order], d[order], S[order]

@@ -25,7 +25,6 @@ complete (written to a temporary file in the same folder, then renamed).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 from reprs.errors import FeaturizationError, InputError
 from reprs.featurizers.base import FeaturizationWarning, Featurizer
 from reprs.featurizers.registry import get_featurizer
+from reprs.fileio import atomic_open, is_database, read_frames
 
 __all__ = ["FeaturizeSummary", "featurize_inputs", "read_inputs"]
 
@@ -91,10 +91,6 @@ def _is_table(path: Path) -> bool:
     return any(path.name.lower().endswith(s) for s in _TABLE_SUFFIXES)
 
 
-def _is_database(text: str) -> bool:
-    return text.startswith(("postgresql://", "postgres://")) or text.lower().endswith(".db")
-
-
 def _read_table(path: Path, kind: str, column: str | None, id_column: str | None):
     import pandas as pd
 
@@ -123,10 +119,8 @@ def _read_table(path: Path, kind: str, column: str | None, id_column: str | None
 
 
 def _read_structure_file(path: Path):
-    from ase.io import read
-
     try:
-        frames = read(path, index=":")
+        frames = read_frames(path)
     except Exception as err:  # ASE raises many types for unreadable files; each becomes a record
         return [(path.name, None, f"cannot read {path}: {type(err).__name__}: {err}")]
     if len(frames) == 1:
@@ -135,13 +129,11 @@ def _read_structure_file(path: Path):
 
 
 def _read_database(address: str):
-    from ase.db import connect
-
     try:
-        db = connect(address)
-        return [(str(row.id), row.toatoms(), None) for row in db.select()]
+        ids, frames = read_frames(address, row_ids=True)
     except Exception as err:  # sqlite/psycopg errors differ; all mean "not a readable ASE db"
         raise InputError(f"cannot read ASE database {address}: {type(err).__name__}: {err}") from err
+    return [(str(i), atoms, None) for i, atoms in zip(ids, frames)]
 
 
 def read_inputs(
@@ -174,7 +166,7 @@ def read_inputs(
     for item in items:
         text = os.fspath(item)
         path = Path(text)
-        if _is_database(text) and (text.startswith("postgres") or path.is_file()):
+        if is_database(text) and (text.startswith("postgres") or path.is_file()):
             records += _read_database(text)
         elif path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -187,19 +179,6 @@ def read_inputs(
         else:
             raise InputError(f"input {text!r} does not exist")
     return records
-
-
-def _write_atomic(out: Path, write) -> None:
-    """Call ``write(handle)`` on a temporary file next to ``out``, then rename it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results: list[Any],
@@ -220,13 +199,15 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
 
             for ident, graph in zip(ids, results):
                 graph.id = ident
-            _write_atomic(out, lambda f: torch.save(results, f))
+            with atomic_open(out) as f:
+                torch.save(results, f)
         else:
             import pickle
 
             for ident, graph in zip(ids, results):
                 graph.graph["id"] = ident
-            _write_atomic(out, lambda f: pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL))
+            with atomic_open(out) as f:
+                pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
         return
     if graphs:
         raise InputError(f"{type(featurizer).__name__} makes graphs; write them to .pt (PyG) or .pkl")
@@ -240,7 +221,8 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
     if suffix == ".npy":
         if splits is not None:
             raise InputError("per-site output needs .npz (it stores row_splits) or .parquet")
-        _write_atomic(out, lambda f: np.save(f, matrix))
+        with atomic_open(out) as f:
+            np.save(f, matrix)
     elif suffix == ".npz":
         arrays = dict(meta)
         if splits is not None:
@@ -253,7 +235,8 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
                           format=np.asarray(b"csr"), shape=np.asarray(csr.shape))
         else:
             arrays["X"] = matrix
-        _write_atomic(out, lambda f: np.savez_compressed(f, **arrays))
+        with atomic_open(out) as f:
+            np.savez_compressed(f, **arrays)
     elif suffix == ".parquet":
         import pandas as pd
 
@@ -263,7 +246,8 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
         if splits is not None:
             frame.insert(1, "site", np.concatenate([np.arange(n) for n in np.diff(splits)]).astype(int))
         try:
-            _write_atomic(out, lambda f: frame.to_parquet(f, index=False))
+            with atomic_open(out) as f:
+                frame.to_parquet(f, index=False)
         except ImportError as err:
             raise InputError("writing .parquet needs pyarrow: pip install pyarrow") from err
 

@@ -2,7 +2,8 @@
 
 Featurizers accept the objects users already hold and convert them here, once, to the type the
 wrapped library needs: SMILES strings become RDKit ``Mol`` objects, pymatgen ``Structure`` and
-``Molecule`` become ``ase.Atoms`` (and back), formulas become pymatgen ``Composition``. Anything
+``Molecule`` become ``ase.Atoms`` (and back; :func:`reprs.atoms.as_atoms`, the one conversion and
+validation of atomistic inputs, re-exported here), formulas become pymatgen ``Composition``. Anything
 else is refused with an :class:`~reprs.errors.InputTypeError` naming what is accepted.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 # RDKit is cheap to import and parsing sits on the hot path of every fingerprint
 from rdkit import Chem, rdBase
 
+from reprs.atoms import as_atoms
 from reprs.errors import InputError, InputTypeError, MissingCellError, ParseError, SmilesError
 
 __all__ = ["mol_from_smiles", "as_mol", "as_atoms", "as_structure", "as_composition"]
@@ -93,45 +95,6 @@ def as_mol(obj: Any):
     )
 
 
-def as_atoms(obj: Any):
-    """Return ``ase.Atoms`` for ``ase.Atoms`` or a pymatgen ``Structure``/``Molecule``.
-
-    pymatgen objects are converted with ``AseAtomsAdaptor`` (a ``Structure`` keeps its lattice and
-    becomes periodic in all three directions; a ``Molecule`` has no cell). The input is never
-    modified: ``ase.Atoms`` is returned as is, so callers must not change it in place.
-
-    Raises
-    ------
-    InputError
-        For a structure without atoms, or a disordered pymatgen structure.
-    InputTypeError
-        For any other type (a SMILES string, a file name, ...).
-    """
-    from ase import Atoms
-
-    if isinstance(obj, Atoms):
-        atoms = obj
-    else:
-        from pymatgen.core import IMolecule, IStructure
-
-        if not isinstance(obj, (IStructure, IMolecule)):
-            raise InputTypeError(
-                "expected ase.Atoms or a pymatgen Structure/Molecule, got "
-                f"{_type_name(obj)}"
-            )
-        if not obj.is_ordered:
-            raise InputError(
-                f"{obj.composition.reduced_formula}: disordered structure (partial occupancies); "
-                "order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation"
-            )
-        from pymatgen.io.ase import AseAtomsAdaptor
-
-        atoms = AseAtomsAdaptor.get_atoms(obj)
-    if len(atoms) == 0:
-        raise InputError("structure has no atoms")
-    return atoms
-
-
 def as_structure(obj: Any):
     """Return a periodic pymatgen ``Structure`` for a ``Structure`` or periodic ``ase.Atoms``.
 
@@ -141,7 +104,8 @@ def as_structure(obj: Any):
         For a ``Molecule`` or for ``ase.Atoms`` whose cell is not three-dimensional or that is not
         periodic in all three directions.
     InputError
-        For a structure without atoms.
+        For a structure without atoms, or ``ase.Atoms`` with a non-finite position or cell
+        (:func:`reprs.atoms.as_atoms`).
     InputTypeError
         For any other type.
     """
@@ -151,11 +115,7 @@ def as_structure(obj: Any):
     if isinstance(obj, IStructure):
         structure = obj
     elif isinstance(obj, Atoms):
-        if obj.cell.rank < 3 or not obj.pbc.all():
-            raise MissingCellError(
-                "a periodic structure is needed: ase.Atoms must have a 3-D cell and pbc=True "
-                f"in all directions (got cell rank {obj.cell.rank}, pbc={obj.pbc.tolist()})"
-            )
+        as_atoms(obj, require_cell=True)
         from pymatgen.io.ase import AseAtomsAdaptor
 
         structure = AseAtomsAdaptor.get_structure(obj)

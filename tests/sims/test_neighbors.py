@@ -9,6 +9,7 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 import sims
+from reprs.errors import InputError
 from sims.errors import MissingCellError, SimsInputError
 
 
@@ -75,7 +76,7 @@ def test_skin_list_rebuilds_only_when_needed(random_atoms):
 
 def test_bad_input():
     atoms = Atoms("H2", positions=[[0, 0, 0], [np.nan, 0, 0]], cell=np.eye(3) * 5, pbc=True)
-    with pytest.raises(SimsInputError, match="not finite"):
+    with pytest.raises(InputError, match=r"atom 1 \(H\) has a non-finite position"):
         sims.neighbor_list(atoms, 2.0)
     with pytest.raises(MissingCellError):
         sims.neighbor_list(Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]], pbc=True), 2.0)

@@ -15,6 +15,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from ase.units import Bohr, Hartree
 
 import sims
+from reprs.errors import InputError
 from sims.errors import SimsInputError
 from sims.potentials import (BKS, Buckingham, DSFCoulomb, LennardJones, Morse, SumPotential,
                              TabulatedPair)
@@ -200,5 +201,5 @@ def test_bad_parameters_and_atoms():
         Morse(cutoff=2.0, cutoff_start=3.0)
     with pytest.raises(SimsInputError, match="unknown element"):
         Buckingham({("Xx", "O"): (1.0, 1.0, 1.0)}, cutoff=5.0)
-    with pytest.raises(SimsInputError, match="finite"):
+    with pytest.raises(InputError, match="non-finite position"):
         sims.energy_and_forces(LennardJones(), Atoms("H2", positions=[[0, 0, 0], [np.inf, 0, 0]]))

@@ -1,0 +1,123 @@
+"""reprs.fileio: the one atomic writer and the one frame writer/reader."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from reprs.errors import InputError
+from reprs.featurizers import featurize_inputs
+from reprs.fileio import FrameWriter, atomic_open, atomic_write, read_frames
+
+
+@pytest.fixture
+def umask():
+    """Set a known umask for the test and restore the caller's."""
+    old = os.umask(0o027)
+    try:
+        yield 0o027
+    finally:
+        os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_atomic_write_gives_the_users_permissions(tmp_path, umask):
+    path = atomic_write(tmp_path / "a.txt", "hello\n")
+    assert path.read_text() == "hello\n"
+    assert _mode(path) == 0o666 & ~umask  # as open(path, "w") would: not mkstemp's 0600
+    os.chmod(path, 0o604)
+    atomic_write(path, b"\x00\x01")  # a replaced file keeps its mode
+    assert path.read_bytes() == b"\x00\x01" and _mode(path) == 0o604
+
+
+def test_featurize_writes_files_with_the_users_permissions(tmp_path, umask):
+    table = tmp_path / "smiles.csv"
+    table.write_text("smiles\nCCO\nc1ccccc1\n")
+    out = tmp_path / "fp.npy"
+    featurize_inputs(table, "morgan:n_bits=64", out, progress=False)
+    assert np.load(out).shape == (2, 64)
+    assert _mode(out) == 0o666 & ~umask
+
+
+def test_atomic_open_leaves_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "x.npy"
+    with atomic_open(path) as handle:
+        np.save(handle, np.arange(3))
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as handle:
+            np.save(handle, np.arange(5))
+            raise RuntimeError("killed mid-write")
+    assert np.load(path).tolist() == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # no temporary file left behind
+    with pytest.raises(InputError, match="mode"):
+        with atomic_open(path, "a"):
+            pass
+
+
+def _frames(n: int):
+    frames = []
+    for k in range(n):
+        atoms = bulk("Cu", cubic=True)
+        atoms.rattle(0.01 * (k + 1), seed=k)
+        forces = np.random.default_rng(k).normal(size=(len(atoms), 3))
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.5 * k, forces=forces)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.mark.parametrize("suffix", [".db", ".extxyz"])
+def test_frames_round_trip_in_order_with_metadata(tmp_path, suffix):
+    path = tmp_path / f"frames{suffix}"
+    writer = FrameWriter(path)
+    frames = _frames(4)
+    marks = []
+    for k, atoms in enumerate(frames):
+        writer.write(atoms, {"step": 10 * k, "T": 300.0 + k, "stage": "heat"})
+        marks.append(writer.size())
+    back = read_frames(path)
+    assert [f.info["step"] for f in back] == [0, 10, 20, 30]
+    assert all(type(f.info["step"]) is int and type(f.info["T"]) is float for f in back)  # not numpy scalars
+    assert [f.info["stage"] for f in back] == ["heat"] * 4
+    for ours, ref in zip(back, frames):  # extxyz stores 8 decimals
+        np.testing.assert_allclose(ours.positions, ref.positions, atol=1e-8)
+        np.testing.assert_allclose(ours.get_forces(), ref.get_forces(), atol=1e-8)
+        assert ours.get_potential_energy() == pytest.approx(ref.get_potential_energy())
+    assert [f.info["step"] for f in read_frames(path, index=-1)] == [30]
+    assert [f.info["step"] for f in read_frames(path, index="1:3")] == [10, 20]
+    writer.truncate(marks[1])  # back to the checkpoint after the second frame
+    assert [f.info["step"] for f in read_frames(path)] == [0, 10]
+
+
+def test_read_frames_agrees_with_ase_on_files_and_selects_database_rows(tmp_path):
+    xyz = tmp_path / "water.xyz"
+    ase.io.write(xyz, [molecule("H2O"), molecule("CH4")])
+    ours = read_frames(xyz)
+    theirs = ase.io.read(xyz, index=":")
+    assert [a.get_chemical_formula() for a in ours] == [a.get_chemical_formula() for a in theirs] == ["H2O", "CH4"]
+    db = tmp_path / "frames.db"
+    writer = FrameWriter(db)
+    for k, atoms in enumerate(_frames(3)):
+        writer.write(atoms, {"step": k})
+    ids, frames = read_frames(db, selection="step>=1", row_ids=True)
+    assert ids == [2, 3] and [f.info["step"] for f in frames] == [1, 2]
+    with pytest.raises(InputError, match="databases"):
+        read_frames(xyz, selection="step>1")
+    with pytest.raises(InputError, match="no frames file"):
+        read_frames(tmp_path / "missing.db")
+    with pytest.raises(InputError, match=".db .* or .extxyz"):
+        FrameWriter(tmp_path / "frames.cif")
+
+
+def test_sims_generate_reads_with_the_one_reader():
+    import sims.generate
+
+    assert sims.generate.read_frames is read_frames
