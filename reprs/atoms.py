@@ -20,7 +20,7 @@ from ase import Atoms
 
 from reprs.errors import InputError, InputTypeError, MissingCellError
 
-__all__ = ["as_atoms"]
+__all__ = ["as_atoms", "as_frames"]
 
 
 def _type_name(obj: Any) -> str:
@@ -117,3 +117,29 @@ def as_atoms(obj: Any, *, require_cell: bool = False) -> Atoms:
         raise MissingCellError("a periodic structure is needed: a 3-D cell and pbc=True in all directions "
                                f"(got cell rank {atoms.cell.rank}, pbc={pbc.tolist()})")
     return atoms
+
+
+def as_frames(frames: Any, *, require_cell: bool = False) -> list[Atoms]:
+    """A trajectory (one configuration or an iterable of them) as a non-empty list of checked ``ase.Atoms``.
+
+    Each frame goes through :func:`as_atoms` (same checks, same ``require_cell``); an error names
+    the frame.
+
+    Raises
+    ------
+    InputError
+        No frames, or a frame :func:`as_atoms` refuses (the message starts with ``frame k:``).
+    """
+    if isinstance(frames, Atoms) or type(frames).__module__.startswith("pymatgen"):
+        frames = [frames]
+    elif isinstance(frames, (str, bytes)) or not hasattr(frames, "__iter__"):
+        raise InputTypeError(f"expected ase.Atoms or an iterable of them, got {_type_name(frames)}")
+    out = []
+    for k, frame in enumerate(frames):
+        try:
+            out.append(as_atoms(frame, require_cell=require_cell))
+        except (InputError, InputTypeError) as err:
+            raise type(err)(f"frame {k}: {err}") from None
+    if not out:
+        raise InputError("no frames given; pass an ase.Atoms or a non-empty list of them")
+    return out

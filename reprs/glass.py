@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from scipy.sparse import csgraph
 
 from reprs.atoms import as_atoms
-from reprs.errors import InputError, InputTypeError, MissingCellError
+from reprs.errors import InputError, InputTypeError
 from reprs.structure import CRYSTAL_REFERENCES, crystal_reference, rdf, rdf_first_minimum
 
 __all__ = [

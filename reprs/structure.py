@@ -56,7 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from reprs.errors import InputError, InputTypeError, MissingCellError
+from reprs.atoms import as_atoms, as_frames
+from reprs.errors import InputError, InputTypeError
 
 __all__ = [
     "RadialDistribution",
@@ -73,23 +74,8 @@ SIGNIFICANCE = 0.1
 
 
 def _frames(frames: Any) -> list:
-    """A list of ``ase.Atoms`` with 3-D cells and finite positions."""
-    from ase import Atoms
-
-    frames = [frames] if isinstance(frames, Atoms) else list(frames)
-    if not frames:
-        raise InputError("no frames given; pass an ase.Atoms or a non-empty list of them")
-    for k, atoms in enumerate(frames):
-        if not isinstance(atoms, Atoms):
-            raise InputTypeError(f"frame {k} is {type(atoms).__name__}, expected ase.Atoms")
-        if atoms.cell.rank < 3:
-            raise MissingCellError(
-                f"frame {k} has no 3-D cell (cell rank {atoms.cell.rank}): the RDF needs a volume; "
-                "set a cell"
-            )
-        if not np.isfinite(atoms.positions).all():
-            raise InputError(f"frame {k} has non-finite positions (NaN or inf)")
-    return frames
+    """A list of ``ase.Atoms`` with 3-D periodic cells and finite positions (the RDF needs a volume)."""
+    return as_frames(frames, require_cell=True)
 
 
 def _species_mask(atoms, species: str | int | None, role: str) -> np.ndarray:
@@ -246,15 +232,11 @@ def coordination_numbers(
     >>> coordination_numbers(bulk("Si", "diamond", a=5.43), 2.6).tolist()
     [4, 4]
     """
-    from ase import Atoms
     from ase.neighborlist import neighbor_list
 
-    if not isinstance(atoms, Atoms):
-        raise InputTypeError(f"expected ase.Atoms, got {type(atoms).__name__}")
+    atoms = as_atoms(atoms)
     if not (math.isfinite(cutoff) and cutoff > 0):
         raise InputError(f"cutoff must be a positive distance in Å, got {cutoff!r}")
-    if not np.isfinite(atoms.positions).all():
-        raise InputError("atoms have non-finite positions (NaN or inf)")
     centre = _species_mask(atoms, center, "center")
     neighbour = _species_mask(atoms, neighbor, "neighbor")
     i, j = neighbor_list("ij", atoms, float(cutoff))

@@ -16,6 +16,7 @@ import numpy as np
 from ase import Atoms, units
 from ase.data import atomic_numbers
 
+from reprs.atoms import as_frames
 from reprs.structure import RadialDistribution, coordination_numbers
 from reprs.structure import rdf as structure_rdf
 
@@ -25,16 +26,6 @@ from .neighbors import neighbor_list
 __all__ = ["RDF", "coordination_numbers", "bond_angles", "bond_angle_distribution", "unwrap", "MSD",
            "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "ArrheniusResult",
            "arrhenius_fit", "vdos"]
-
-
-def _frames(frames: Atoms | Iterable[Atoms]) -> list[Atoms]:
-    frames = [frames] if isinstance(frames, Atoms) else list(frames)
-    if not frames:
-        raise SimsInputError("no frames given")
-    for k, f in enumerate(frames):
-        if not isinstance(f, Atoms):
-            raise SimsInputError(f"frame {k} is {type(f).__name__}, expected ase.Atoms")
-    return frames
 
 
 def _species_mask(atoms: Atoms, species: str | int | None) -> np.ndarray:
@@ -106,7 +97,7 @@ class RDF:
 
     def compute(self, frames: Atoms | Iterable[Atoms]) -> "RDF":
         """Accumulate over ``frames`` (periodic, with cells); return self."""
-        self._result = structure_rdf(_frames(frames), r_max=self.r_max, bins=self.bins, r_min=self.r_min,
+        self._result = structure_rdf(as_frames(frames), r_max=self.r_max, bins=self.bins, r_min=self.r_min,
                                      species=self.species)
         return self
 
@@ -142,7 +133,7 @@ def bond_angles(atoms: Atoms, cutoff: float, *, center: str | None = None,
 def bond_angle_distribution(frames: Atoms | Iterable[Atoms], cutoff: float, *, center: str | None = None,
                             neighbor: str | None = None, bins: int = 180) -> tuple[np.ndarray, np.ndarray]:
     """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``."""
-    angles = np.concatenate([bond_angles(f, cutoff, center=center, neighbor=neighbor) for f in _frames(frames)])
+    angles = np.concatenate([bond_angles(f, cutoff, center=center, neighbor=neighbor) for f in as_frames(frames)])
     density, edges = np.histogram(angles, bins=bins, range=(0.0, 180.0), density=True)
     return 0.5 * (edges[1:] + edges[:-1]), density
 
@@ -240,7 +231,7 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
                 raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
             pos = unwrap(pos, cell)
         return pos
-    frames = _frames(frames)
+    frames = as_frames(frames)
     mask = _species_mask(frames[0], species)
     pos = np.stack([f.positions[mask] for f in frames])
     return pos if unwrapped else unwrap(pos, frames[0].cell[:], frames[0].pbc)

@@ -81,4 +81,4 @@ def test_shipped_lammps_melt_quench_gives_silica_glass(tmp_path):
     cfg["_base"] = str(tmp_path)
     frames = read_frames(generate(cfg))
     assert len(frames[0]) == 648
-    glass = _glass_at_300K(frames)
+    _glass_at_300K(frames)
