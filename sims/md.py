@@ -6,7 +6,7 @@ of the potential's energy, so they cannot drift from it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from .errors import SimsInputError
-from .integrators import Integrator
+from .integrators import Integrator, make_generator
 from .neighbors import NeighborList, build_pairs
 from .state import State, as_atoms, validate_atoms
 
@@ -100,13 +100,15 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     return out + (s.cpu().double().numpy(),) if stress else out
 
 
-def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *, seed: int | None = None) -> torch.Tensor:
+def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
+                      seed: int | Sequence[int] | None = None) -> torch.Tensor:
     """Velocities (ASE units) drawn at ``temperature`` (K), zero total momentum, exact kinetic temperature.
 
     The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature.
+    ``seed`` seeds a local generator (:func:`sims.integrators.make_generator`); None draws fresh
+    entropy, and no global random state is used either way.
     """
-    gen = torch.Generator(device=masses.device)
-    gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+    gen = make_generator(seed, masses.device)
     kT = units.kB * float(temperature)
     v = torch.randn((masses.shape[0], 3), generator=gen, device=masses.device, dtype=masses.dtype)
     v = v * torch.sqrt(kT / masses)[:, None]
@@ -131,7 +133,9 @@ class MD:
     temperature : float, optional
         Draw initial velocities at this temperature (K) instead of using the given ones.
     seed : int, optional
-        Seeds the initial velocities and the integrator's noise.
+        Seeds the initial velocities and the integrator's noise (two independent streams of
+        local generators owned by this run: runs sharing one integrator object never share its
+        noise). None draws fresh entropy; global torch and numpy random state is never touched.
     skin : float
         Neighbour-list skin, Å.
     record_every : int
@@ -177,7 +181,8 @@ class MD:
             validate_atoms(atoms, min_distance=min_distance)
             state = State.from_atoms(atoms, device=device, dtype=dtype)
         if temperature is not None:
-            state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature, seed=seed))
+            state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,
+                                                             seed=None if seed is None else (seed, 0)))
         self.potential = potential
         self.integrator = integrator
         self.requires_grad = requires_grad
@@ -185,7 +190,9 @@ class MD:
         self.callback = callback
         cutoff = float(potential.cutoff)
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
-        self.state = integrator.setup(state, seed)
+        # The integrator holds settings only; this run's noise generator and thermostat variables
+        # are its own, so a shared integrator object gives each run the stream its seed asks for.
+        self.state, self._integrator_vars = integrator.start(state, None if seed is None else (seed, 1))
         self.step_count = 0
         self.trajectory: list[Atoms] = []
         self.energy, self.forces = self._force_fn(self.state.positions)
@@ -220,7 +227,15 @@ class MD:
 
     def conserved_energy(self) -> float:
         """The integrator's conserved quantity (total energy in NVE), eV."""
-        return float(self.integrator.conserved_energy(self.state, self.energy))
+        return float(self.integrator.conserved_energy(self.state, self.energy, self._integrator_vars))
+
+    def integrator_state_dict(self) -> dict[str, Any]:
+        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint."""
+        return self.integrator.state_dict(self._integrator_vars)
+
+    def load_integrator_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore :meth:`integrator_state_dict` (resume a run bit for bit)."""
+        self.integrator.load_state_dict(self._integrator_vars, d)
 
     def frame(self) -> Atoms:
         """The current state as ``ase.Atoms`` with energy and forces attached, and
@@ -238,7 +253,7 @@ class MD:
         with torch.set_grad_enabled(True):
             for _ in range(int(n_steps)):
                 self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn)
+                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
                 self.step_count += 1
                 if not bool(torch.isfinite(self.energy)):
                     raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "
