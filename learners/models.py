@@ -153,6 +153,11 @@ class GraphModel(nn.Module):
         """
         from torch_geometric import nn as gnn
 
+        dtype = self.encoder.weight.dtype if self.kind != "attentivefp" else next(self.net.parameters()).dtype
+        if x.dtype != dtype or (edge_attr is not None and edge_attr.dtype != dtype):
+            # One precision per computation (docs/rules.md): never a float64 input through float32 weights.
+            raise InputError(f"node/edge features are {x.dtype}/{None if edge_attr is None else edge_attr.dtype} but "
+                             f"the model is {dtype}; cast the features or build the model with dtype={dtype}")
         if x.shape[-1] != self.in_dim:
             raise InputError(f"node features have width {x.shape[-1]}, the model expects in_dim={self.in_dim}")
         if self.edge_dim is not None and (edge_attr is None or edge_attr.shape[-1] != self.edge_dim):

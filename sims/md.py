@@ -16,6 +16,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from .errors import SimsInputError
 from .integrators import Integrator, make_generator
 from .neighbors import NeighborList, build_pairs
+from .potentials import potential_dtype
 from .state import State, as_atoms, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
@@ -32,6 +33,14 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
 
     ``create_graph=True`` keeps the graph of the forces, so that later steps of a trajectory can
     be differentiated through them.
+
+    The computation runs in the dtype of ``positions``; a potential whose energy comes back in
+    another dtype (parameters of one precision mixed into a sum of another) is refused.
+
+    Raises
+    ------
+    SimsInputError
+        The potential's energy is not a scalar of the dtype of ``positions``.
     """
     inputs = []
     if forces:
@@ -45,6 +54,10 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         pos, cel = positions @ deform, cell @ deform
         inputs.append(strain)
     energy = potential(pos, cel, numbers, pairs)
+    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
+        got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
+        raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
+                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
     if not inputs:
         return energy, None, None
     grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
@@ -58,7 +71,7 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
 
 
 def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
-                      device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+                      device: torch.device | str | None = None, dtype: torch.dtype | None = None):
     """Energy (eV) and forces (eV/Å) of ``atoms``, and the stress (eV/Å^3, 3x3) when asked.
 
     Parameters
@@ -69,8 +82,11 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
         The configuration.
     stress : bool
         Also return the 3x3 stress (needs a 3-D cell).
-    device, dtype
-        Where and in which precision to compute.
+    device : torch.device or str, optional
+        Where to compute.
+    dtype : torch.dtype, optional
+        Precision of the whole computation (positions, cell and the potential's parameters);
+        default the potential's (:func:`sims.potentials.potential_dtype`).
 
     Returns
     -------
@@ -91,6 +107,7 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     validate_atoms(atoms, require_masses=False)
     if stress and atoms.cell.rank < 3:
         raise SimsInputError("the stress needs a 3-D cell")
+    dtype = potential_dtype(potential) if dtype is None else dtype
     state = State.from_atoms(atoms, device=device, dtype=dtype) if len(atoms) else None
     if state is None:
         raise SimsInputError("atoms is empty")
@@ -148,8 +165,12 @@ class MD:
     min_distance : float, optional
         Refuse a start with atoms closer than this (Å, overlapping atoms); None skips the check
         (for non-interacting particles).
-    device, dtype
-        Where and in which precision the run happens.
+    device : torch.device or str, optional
+        Where the run happens.
+    dtype : torch.dtype, optional
+        Precision of the run (positions, velocities, the potential's parameters); default the
+        potential's (:func:`sims.potentials.potential_dtype`). Ignored when ``system`` is a
+        :class:`State`, which carries its own.
 
     Raises
     ------
@@ -169,7 +190,7 @@ class MD:
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
                  record_every: int = 1, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         if not isinstance(integrator, Integrator):
             raise SimsInputError(f"integrator must be a sims Integrator, got {type(integrator).__name__}")
         if not hasattr(potential, "cutoff"):
@@ -179,7 +200,7 @@ class MD:
         else:
             atoms = as_atoms(system)
             validate_atoms(atoms, min_distance=min_distance)
-            state = State.from_atoms(atoms, device=device, dtype=dtype)
+            state = State.from_atoms(atoms, device=device, dtype=potential_dtype(potential) if dtype is None else dtype)
         if temperature is not None:
             state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,
                                                              seed=None if seed is None else (seed, 0)))

@@ -109,3 +109,10 @@ def test_mismatched_feature_widths():
         graphs_to_data([])
     with pytest.raises(InputTypeError):
         graphs_to_data(["Gal(b1-4)GlcNAc"])
+
+
+def test_features_of_another_dtype_are_refused():
+    model = GraphModel(kind="nnconv", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1)  # float32
+    batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64))
+    with pytest.raises(InputError, match="torch.float64.*model is torch.float32"):
+        model(*graph_inputs(batch))

@@ -202,3 +202,38 @@ def test_bad_parameters_and_atoms():
         Buckingham({("Xx", "O"): (1.0, 1.0, 1.0)}, cutoff=5.0)
     with pytest.raises(SimsInputError, match="finite"):
         sims.energy_and_forces(LennardJones(), Atoms("H2", positions=[[0, 0, 0], [np.inf, 0, 0]]))
+
+
+def test_float32_built_potential_evaluated_in_float64_is_exact(argon_liquid):
+    """A requested dtype is honoured end to end: a potential built in the default float32 and
+    evaluated in float64 used to compute with float32-rounded sigma and epsilon (2e-8 relative
+    error against ASE); its parameters are now float64 as given, cast to the computation's dtype."""
+    atoms = _skewed(argon_liquid)
+    pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, shift=True)  # dtype float32
+    e, f = sims.energy_and_forces(pot, atoms, dtype=F64)
+    atoms.calc = AseLJ(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=False)
+    assert e == pytest.approx(atoms.get_potential_energy(), rel=1e-12, abs=0)
+    np.testing.assert_allclose(f, atoms.get_forces(), rtol=0, atol=1e-12)
+    # The tensors of the computation carry the requested dtype; without one, the potential's.
+    state = sims.State.from_atoms(atoms, dtype=F64)
+    pairs = sims.build_pairs(state.positions, state.cell, state.pbc, pot.cutoff, half=True)
+    for dtype in (torch.float32, F64):
+        energy, forces, stress = sims.compute(pot, state.positions.to(dtype), state.cell.to(dtype), state.numbers,
+                                              pairs._replace(shifts=pairs.shifts.to(dtype)), stress=True)
+        assert energy.dtype == forces.dtype == stress.dtype == dtype and energy.dim() == 0
+    md = sims.MD(atoms, pot, sims.VelocityVerlet(1.0), record_every=0)
+    assert md.state.positions.dtype == torch.float32 and md.energy.dtype == torch.float32
+    assert sims.MD(atoms, pot, sims.VelocityVerlet(1.0), dtype=F64, record_every=0).energy.dtype == F64
+
+
+def test_a_potential_that_mixes_precisions_is_refused(argon_liquid):
+    class Float32Only(torch.nn.Module):
+        cutoff = 3.0
+
+        def forward(self, positions, cell, numbers, pairs):
+            return positions.float().sum() * 0
+
+    with pytest.raises(SimsInputError, match="float32.*float64 positions"):
+        sims.energy_and_forces(Float32Only(), argon_liquid, dtype=F64)
+    with pytest.raises(SimsInputError, match="dtype"):
+        LennardJones(dtype=np.float64)
