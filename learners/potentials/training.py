@@ -100,8 +100,8 @@ def trajectory_split(data: Sequence[Atoms], fractions: Sequence[float] = (0.8, 0
         Frames whose ``info[key]`` names their trajectory (``config_hash``, which
         :func:`sims.generate.generate` stores with every frame and which covers the seed).
     fractions : sequence of float
-        Of the frames, approximately: a part ends at the first trajectory boundary at or past its
-        fraction (:func:`learners.splits.group_split`).
+        Of the trajectories (:func:`learners.splits.group_split`): part ``k`` gets
+        ``round(n (f_0 + ... + f_k)) - round(n (f_0 + ... + f_{k-1}))`` of the ``n`` trajectories.
     key : str
     seed : int
         Orders the trajectories.
