@@ -1,4 +1,5 @@
-"""Potentials: ASE calculators, brute-force references, finite differences (a contract suite)."""
+"""Potentials against ASE calculators and brute-force references; the contract every potential meets
+(gradients, invariances, dtype, cutoff) is tests/potential_contract.py, run by test_potentials_contract.py."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from ase.units import Bohr, Hartree
 
 import sims
 from sims.errors import SimsInputError
-from sims.potentials import (BKS, Buckingham, DSFCoulomb, LennardJones, Morse, SumPotential,
-                             TabulatedPair)
+from sims.potentials import BKS, Buckingham, LennardJones, Morse, TabulatedPair
 
 F64 = torch.float64
 
@@ -120,61 +120,6 @@ def test_bks_core_correction_removes_collapse():
     outer = r > 1.2
     plain_well = r[outer][buck_coul[outer].argmin()]
     assert abs(r[well] - plain_well) < 0.02 and total[well] < -10
-
-
-def _all_potentials():
-    lj = LennardJones(sigma=2.0, epsilon=0.05, cutoff=5.0, dtype=F64)
-    r = np.linspace(1.6, 5.0, 40)
-    return {
-        "lj": lj,
-        "morse": Morse(epsilon=0.3, rho0=4.0, r0=2.2, cutoff=5.0, cutoff_start=4.0, dtype=F64),
-        "buckingham": Buckingham({("Si", "O"): (1800.0, 0.3, 10.0)}, cutoff=5.0, dtype=F64),
-        "dsf": DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=F64),
-        "tabulated": TabulatedPair(r_min=1.6, cutoff=5.0, values=0.05 * np.cos(r) * (5.0 - r), dtype=F64),
-        "sum": SumPotential([lj, DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=F64)]),
-    }
-
-
-def _energy(pot, atoms) -> float:
-    return sims.energy_and_forces(pot, atoms, dtype=F64)[0]
-
-
-@pytest.mark.parametrize("name", list(_all_potentials()))
-def test_contract_forces_stress_by_finite_differences(name):
-    pot = _all_potentials()[name]
-    rng = np.random.default_rng(7)
-    atoms = Atoms("Si4O8", positions=rng.uniform(0, 6, (12, 3)), cell=np.eye(3) * 6 + rng.uniform(-1, 1, (3, 3)),
-                  pbc=[True, True, False])
-    atoms.set_cell(atoms.cell[:], scale_atoms=False)
-    atoms.pbc = True
-    # Push apart atoms that landed too close (finite differences near r -> 0 are meaningless).
-    atoms.positions[:] = np.asarray(sorted(atoms.positions.tolist()))
-    i, j, _ = sims.neighbor_list(atoms, 1.2)
-    keep = np.ones(len(atoms), bool)
-    keep[np.unique(np.maximum(i, j))] = False
-    atoms = atoms[keep]
-    e0, f, s = sims.energy_and_forces(pot, atoms, stress=True, dtype=F64)
-    assert isinstance(e0, float) and f.shape == (len(atoms), 3) and f.dtype == np.float64
-    h = 1e-5
-    for a, c in [(0, 0), (1, 2), (len(atoms) - 1, 1)]:
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[a, c] += h
-        minus.positions[a, c] -= h
-        fd = -(_energy(pot, plus) - _energy(pot, minus)) / (2 * h)
-        assert f[a, c] == pytest.approx(fd, abs=1e-6, rel=1e-6)
-    for a, b in [(0, 0), (0, 1), (2, 1)]:
-        eps = np.zeros((3, 3))
-        eps[a, b] = h
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
-        minus.set_cell(atoms.cell[:] @ (np.eye(3) - eps), scale_atoms=True)
-        fd = (_energy(pot, plus) - _energy(pot, minus)) / (2 * h)
-        assert s[a, b] * atoms.get_volume() == pytest.approx(fd, abs=1e-6, rel=1e-6)
-    # Translating everything changes nothing; the forces sum to zero.
-    moved = atoms.copy()
-    moved.positions += [0.3, -1.1, 2.0]
-    assert sims.energy_and_forces(pot, moved, dtype=F64)[0] == pytest.approx(e0, abs=1e-10)
-    np.testing.assert_allclose(f.sum(0), 0, atol=1e-10)
 
 
 def test_tabulated_reproduces_lj_and_learns(argon_liquid):
