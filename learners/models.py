@@ -129,7 +129,9 @@ class GraphModel(nn.Module):
         self.in_dim, self.edge_dim, self.n_outputs = in_dim, edge_dim if MODEL_KINDS[kind] else None, n_outputs
         self.dropout = dropout
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
+            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(seed)
             if kind == "attentivefp":
                 from torch_geometric.nn.models import AttentiveFP
 

@@ -261,7 +261,12 @@ class Trainer:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(items))
         total = 0.0
         with self._fork_rng():
-            torch.manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
+            # Seed exactly the generators _fork_rng restores (the CPU one and the training device's);
+            # torch.manual_seed would reseed every CUDA device's generator for good.
+            seed = int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62))
+            torch.default_generator.manual_seed(seed)
+            if self.device.type == "cuda":
+                torch.cuda.default_generators[self.device.index or 0].manual_seed(seed)
             for batch in self._batches(items, collate, order):
                 optimizer.zero_grad(set_to_none=True)
                 loss, _, y = step(model, batch)

@@ -42,7 +42,11 @@ def _fit(data, seed=0, **kw):
 
 
 def test_same_seed_same_weights_other_seed_differs(data):
+    from tests.learners.test_models import cuda_rng_state
+
+    state, cuda = torch.get_rng_state(), cuda_rng_state()
     a, ta = _fit(data, seed=0, restore_best=False)
+    assert torch.equal(torch.get_rng_state(), state) and cuda_rng_state() == cuda  # dropout's seeding stays local
     b, tb = _fit(data, seed=0, restore_best=False)
     c, _ = _fit(data, seed=1, restore_best=False)
     assert torch.equal(_weights(a), _weights(b))
