@@ -376,6 +376,8 @@ class Trainer:
             if val is not None:
                 val_loss, out, y = self.run_eval(model, val, step, collate)
                 record["val_loss"] = val_loss
+                if not math.isfinite(val_loss):  # before the metrics, which refuse non-finite outputs
+                    raise TrainingDivergedError(f"non-finite validation loss {val_loss} at epoch {epoch}")
                 if metrics is not None:
                     record.update({f"val_{k}": v for k, v in metrics(y, out).items()})
                 key = f"val_{self.monitor}"

@@ -23,6 +23,7 @@ import torch
 from ase import Atoms
 
 from learners.errors import InputError
+from learners.metrics import mae, rmse
 from learners.splits import group_split
 from learners.trainer import Trainer
 
@@ -172,9 +173,9 @@ def potential_metrics(target: dict, outputs: dict) -> dict[str, float]:
     scores = {}
     for name, short in (("energy_per_atom", "energy"), ("forces", "forces"), ("stress", "stress")):
         if name in target:
-            err = np.asarray(outputs[name]) - np.asarray(target[name])
-            scores[f"{short}_mae"] = float(np.mean(np.abs(err)))
-            scores[f"{short}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
+            # Rows of components: sklearn's metrics take at most 2-D arrays (stress is (B, 3, 3)).
+            t, o = (np.reshape(np.asarray(d[name]), (len(d[name]), -1)) for d in (target, outputs))
+            scores[f"{short}_mae"], scores[f"{short}_rmse"] = mae(t, o), rmse(t, o)
     return scores
 
 
