@@ -169,13 +169,13 @@ class MD:
         Where the run happens.
     dtype : torch.dtype, optional
         Precision of the run (positions, velocities, the potential's parameters); default the
-        potential's (:func:`sims.potentials.potential_dtype`). Ignored when ``system`` is a
-        :class:`State`, which carries its own.
+        potential's (:func:`sims.potentials.potential_dtype`). A :class:`State` carries its own; a
+        different ``dtype`` with it is refused.
 
     Raises
     ------
     SimsInputError
-        NaN positions, zero masses, overlapping atoms.
+        NaN positions, zero masses, overlapping atoms, a State of another dtype than ``dtype``.
     MissingCellError
         pbc without a cell.
 
@@ -197,6 +197,9 @@ class MD:
             raise SimsInputError("the potential needs a `cutoff` attribute (Å)")
         if isinstance(system, State):
             state = system
+            if dtype is not None and state.positions.dtype != dtype:
+                raise SimsInputError(f"the State is {state.positions.dtype} but dtype={dtype} was asked; "
+                                     f"convert the State or leave dtype out")
         else:
             atoms = as_atoms(system)
             validate_atoms(atoms, min_distance=min_distance)

@@ -169,6 +169,8 @@ def test_float32_built_potential_evaluated_in_float64_is_exact(argon_liquid):
     md = sims.MD(atoms, pot, sims.VelocityVerlet(1.0), record_every=0)
     assert md.state.positions.dtype == torch.float32 and md.energy.dtype == torch.float32
     assert sims.MD(atoms, pot, sims.VelocityVerlet(1.0), dtype=F64, record_every=0).energy.dtype == F64
+    with pytest.raises(SimsInputError, match="State is torch.float64"):
+        sims.MD(state, pot, sims.VelocityVerlet(1.0), dtype=torch.float32)
 
 
 def test_a_potential_that_mixes_precisions_is_refused(argon_liquid):
