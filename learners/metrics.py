@@ -1,15 +1,18 @@
-"""Evaluation metrics of graph-level classification and regression, vectorised in numpy.
+"""Evaluation metrics of graph-level classification and regression: scikit-learn's, behind our checks.
 
-Each metric follows scikit-learn's definition exactly (the tests compare them with
-``sklearn.metrics`` on the same inputs); they live here so that the trainer can score every
-epoch without converting conventions, and so that :func:`evaluate` can pick the metrics that
-belong to a task from raw model outputs (logits).
+The numbers are :mod:`sklearn.metrics`' own; this module adds what the trainer needs around them:
+validation of our inputs with :class:`~learners.errors.InputError` (mismatched rows, empty or
+non-finite input, a class without positives for ROC-AUC), the choice of metrics that belong to a
+task, and scoring from raw model outputs (logits) in :func:`evaluate`.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.stats import rankdata
+from scipy.special import expit, softmax
+from sklearn import metrics as skm
 
 from learners.errors import InputError
 
@@ -33,67 +36,49 @@ TASKS = ("multiclass", "multilabel", "regression")
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim == 0 or y_pred.ndim == 0:
+        raise InputError(f"y_true and the predictions must be arrays, got shapes {y_true.shape} and {y_pred.shape}")
     if y_true.shape[0] != y_pred.shape[0]:
         raise InputError(f"y_true has {y_true.shape[0]} rows but the predictions have {y_pred.shape[0]}")
     if y_true.shape[0] == 0:
         raise InputError("cannot score an empty set of predictions")
+    for name, a in (("y_true", y_true), ("the predictions", y_pred)):
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            raise InputError(f"{name} contain {int((~np.isfinite(a)).sum())} NaN or infinite values")
     return y_true, y_pred
 
 
 def accuracy(y_true, y_pred) -> float:
     """Fraction of exactly right predictions (rows of a multilabel indicator must match entirely)."""
-    y_true, y_pred = _pair(y_true, y_pred)
-    hits = y_true == y_pred
-    if hits.ndim > 1:
-        hits = hits.all(axis=1)
-    return float(hits.mean())
+    return float(skm.accuracy_score(*_pair(y_true, y_pred)))
 
 
 def balanced_accuracy(y_true, y_pred) -> float:
-    """Mean per-class recall over the classes present in ``y_true`` (sklearn's definition)."""
-    y_true, y_pred = _pair(y_true, y_pred)
-    classes, true_idx = np.unique(y_true, return_inverse=True)
-    hits = np.bincount(true_idx, weights=(y_true == y_pred).astype(float), minlength=len(classes))
-    return float(np.mean(hits / np.bincount(true_idx, minlength=len(classes))))
-
-
-def _f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
-    # sklearn sets F1 = 0 for a label with no true and no predicted members (zero_division=0).
-    denom = 2 * tp + fp + fn
-    return float(np.mean(np.divide(2 * tp, denom, out=np.zeros_like(tp, dtype=float), where=denom > 0)))
+    """Mean per-class recall over the classes present in ``y_true`` (``balanced_accuracy_score``)."""
+    with warnings.catch_warnings():
+        # A predicted class absent from y_true is simply a wrong prediction here (documented above).
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(skm.balanced_accuracy_score(*_pair(y_true, y_pred)))
 
 
 def macro_f1(y_true, y_pred) -> float:
-    """Unweighted mean of per-label F1 scores.
+    """Unweighted mean of per-label F1 scores (``f1_score(average="macro", zero_division=0)``).
 
     Multiclass: over the union of labels in ``y_true`` and ``y_pred``; multilabel (2-D 0/1
-    indicators): over the columns. Labels without any true or predicted member count as 0, as
-    in ``sklearn.metrics.f1_score(average="macro", zero_division=0)``.
+    indicators): over the columns. A label without any true or predicted member counts as 0.
     """
-    y_true, y_pred = _pair(y_true, y_pred)
-    if y_true.ndim == 2:
-        t, p = y_true.astype(bool), y_pred.astype(bool)
-        tp = (t & p).sum(axis=0).astype(float)
-        return _f1_from_counts(tp, (~t & p).sum(axis=0).astype(float), (t & ~p).sum(axis=0).astype(float))
-    labels, inverse = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
-    t_idx, p_idx = inverse[: len(y_true)], inverse[len(y_true):]
-    k = len(labels)
-    tp = np.bincount(t_idx[t_idx == p_idx], minlength=k).astype(float)
-    return _f1_from_counts(tp, np.bincount(p_idx, minlength=k) - tp, np.bincount(t_idx, minlength=k) - tp)
+    return float(skm.f1_score(*_pair(y_true, y_pred), average="macro", zero_division=0))
 
 
-def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    # Mann-Whitney U statistic with mid-ranks for ties: the area under the ROC curve.
+def _check_both_sides(positive: np.ndarray, what: str) -> None:
     n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise InputError("ROC-AUC needs both positive and negative examples of every scored class")
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    if n_pos == 0 or n_pos == positive.size:
+        raise InputError(f"ROC-AUC needs both positive and negative examples of every scored class; "
+                         f"{what} has {'no' if n_pos == 0 else 'only'} positive examples")
 
 
 def roc_auc(y_true, proba, classes=None) -> float:
-    """Area under the ROC curve.
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``).
 
     Parameters
     ----------
@@ -101,49 +86,59 @@ def roc_auc(y_true, proba, classes=None) -> float:
         Class indices ``0..K-1`` (or labels listed in ``classes``), or a 2-D multilabel indicator.
     proba : array
         ``(n,)`` positive-class scores for a binary task, ``(n, K)`` class probabilities
-        (multiclass: one-vs-rest, macro-averaged, as ``sklearn.metrics.roc_auc_score(...,
-        multi_class="ovr")``; multilabel: macro over columns).
+        (multiclass: one-vs-rest, macro-averaged, ``multi_class="ovr"``; multilabel: macro over
+        columns).
     classes : sequence, optional
         The labels of ``proba``'s columns; default ``0..K-1``.
+
+    Raises
+    ------
+    InputError
+        A scored class without positive or without negative examples (one class only), or
+        multiclass probabilities for classes absent from ``y_true``.
     """
     y_true, proba = _pair(y_true, proba)
     if y_true.ndim == 2:
-        return float(np.mean([_binary_auc(y_true[:, j].astype(bool), proba[:, j]) for j in range(y_true.shape[1])]))
+        for j in range(y_true.shape[1]):
+            _check_both_sides(y_true[:, j].astype(bool), f"column {j}")
+        return float(skm.roc_auc_score(y_true, proba, average="macro"))
     if proba.ndim == 2 and proba.shape[1] == 2:
         proba = proba[:, 1]
     classes = np.arange(proba.shape[1] if proba.ndim == 2 else 2) if classes is None else np.asarray(classes)
     if proba.ndim == 1:
-        return _binary_auc(y_true == classes[1], proba)
+        positive = y_true == classes[1]
+        _check_both_sides(positive, f"class {classes[1]!r}")
+        return float(skm.roc_auc_score(positive, proba))
     present = np.isin(classes, y_true)
     if not present.all():
-        raise InputError(
-            f"one-vs-rest ROC-AUC needs every class in y_true; missing {classes[~present].tolist()}"
-        )
-    return float(np.mean([_binary_auc(y_true == c, proba[:, j]) for j, c in enumerate(classes)]))
+        raise InputError(f"one-vs-rest ROC-AUC needs every class in y_true; missing {classes[~present].tolist()}")
+    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes))
 
 
 def mae(y_true, y_pred) -> float:
     """Mean absolute error (averaged over all outputs)."""
-    y_true, y_pred = _pair(y_true, y_pred)
-    return float(np.mean(np.abs(y_true - y_pred)))
+    return float(skm.mean_absolute_error(*_pair(y_true, y_pred)))
 
 
 def rmse(y_true, y_pred) -> float:
-    """Root of the mean squared error (over all outputs)."""
-    y_true, y_pred = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+    """Root of the mean squared error over all outputs (the root of ``mean_squared_error``, not the
+    mean of per-output roots)."""
+    return float(np.sqrt(skm.mean_squared_error(*_pair(y_true, y_pred))))
 
 
 def r2(y_true, y_pred) -> float:
-    """Coefficient of determination, uniformly averaged over outputs (sklearn's ``r2_score``)."""
+    """Coefficient of determination, uniformly averaged over outputs (``r2_score``: a constant target
+    scores 1 if predicted exactly, else 0).
+
+    Raises
+    ------
+    InputError
+        Fewer than two samples (R^2 is undefined).
+    """
     y_true, y_pred = _pair(y_true, y_pred)
-    y_true = y_true.reshape(len(y_true), -1).astype(float)
-    y_pred = y_pred.reshape(len(y_pred), -1).astype(float)
-    ss_res = ((y_true - y_pred) ** 2).sum(axis=0)
-    ss_tot = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
-    # sklearn's conventions for a constant target: 1 if predicted exactly, else 0.
-    score = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
-    return float(score.mean())
+    if len(y_true) < 2:
+        raise InputError(f"R^2 needs at least 2 samples, got {len(y_true)}")
+    return float(skm.r2_score(y_true, y_pred))
 
 
 #: Whether a larger value is better ("max") or worse ("min"), for early stopping.
@@ -162,11 +157,9 @@ METRIC_MODES = {
 def outputs_to_proba(outputs: np.ndarray, task: str) -> np.ndarray:
     """Model outputs (logits) -> probabilities: softmax (multiclass), sigmoid (multilabel)."""
     if task == "multiclass":
-        shifted = outputs - outputs.max(axis=1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(outputs, axis=1)
     if task == "multilabel":
-        return 1.0 / (1.0 + np.exp(-outputs))
+        return expit(outputs)
     raise InputError(f"probabilities exist for classification tasks only, not {task!r}")
 
 
@@ -186,14 +179,17 @@ def evaluate(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, fl
     dict
         Classification: accuracy, balanced_accuracy (multiclass only), macro_f1, roc_auc (left out
         where a class of the scored set has no positive or no negative member); regression: mae,
-        rmse, r2.
+        rmse, r2 (left out for a single sample).
     """
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; choose one of {TASKS}")
-    y_true, outputs = np.asarray(y_true), np.asarray(outputs, dtype=float)
+    y_true, outputs = _pair(y_true, np.asarray(outputs, dtype=float))
     if task == "regression":
         y_pred = outputs.reshape(y_true.shape)
-        return {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred), "r2": r2(y_true, y_pred)}
+        scores = {"mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred)}
+        if len(y_true) >= 2:
+            scores["r2"] = r2(y_true, y_pred)
+        return scores
     proba = outputs_to_proba(outputs, task)
     if task == "multiclass":
         y_pred = proba.argmax(axis=1)
@@ -202,8 +198,8 @@ def evaluate(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, fl
             "balanced_accuracy": balanced_accuracy(y_true, y_pred),
             "macro_f1": macro_f1(y_true, y_pred),
         }
-        # One-vs-rest AUC over the classes present in this set, renormalised as sklearn does
-        # when given ``labels``: only defined when at least two classes are present.
+        # One-vs-rest AUC over the classes present in this set, renormalised over them (sklearn
+        # wants rows summing to 1 over its `labels`): only defined when at least two are present.
         present = np.unique(y_true)
         if len(present) >= 2:
             sub = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
@@ -215,4 +211,3 @@ def evaluate(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, fl
     if scorable.any():
         scores["roc_auc"] = roc_auc(y_true[:, scorable], proba[:, scorable])
     return scores
-

@@ -129,7 +129,9 @@ class GraphModel(nn.Module):
         self.in_dim, self.edge_dim, self.n_outputs = in_dim, edge_dim if MODEL_KINDS[kind] else None, n_outputs
         self.dropout = dropout
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
+            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(seed)
             if kind == "attentivefp":
                 from torch_geometric.nn.models import AttentiveFP
 
@@ -153,6 +155,11 @@ class GraphModel(nn.Module):
         """
         from torch_geometric import nn as gnn
 
+        dtype = self.encoder.weight.dtype if self.kind != "attentivefp" else next(self.net.parameters()).dtype
+        if x.dtype != dtype or (edge_attr is not None and edge_attr.dtype != dtype):
+            # One precision per computation (docs/rules.md): never a float64 input through float32 weights.
+            raise InputError(f"node/edge features are {x.dtype}/{None if edge_attr is None else edge_attr.dtype} but "
+                             f"the model is {dtype}; cast the features or build the model with dtype={dtype}")
         if x.shape[-1] != self.in_dim:
             raise InputError(f"node features have width {x.shape[-1]}, the model expects in_dim={self.in_dim}")
         if self.edge_dim is not None and (edge_attr is None or edge_attr.shape[-1] != self.edge_dim):

@@ -1,19 +1,24 @@
 """Train/validation/test splits and k-fold cross-validation: random, stratified, and by graph group.
 
-Group splits keep every member of a group on one side, so that a model is tested on structures
-it has not seen in another guise: :func:`graph_groups` groups isomorphic graphs (one glycan
-written with its branches in another order) or, scaffold-like, glycans that share their core
+The splitting is scikit-learn's (``train_test_split``, ``GroupShuffleSplit``, ``KFold``,
+``StratifiedKFold``, ``GroupKFold``, ``StratifiedGroupKFold``), seeded by a local
+``numpy.random.RandomState(seed)``; this module adds validation of our inputs, exact part sizes
+from fractions, multi-part splits (train/validation/test) and :func:`graph_groups`, which sklearn
+lacks. Group splits keep every member of a group on one side, so that a model is tested on
+structures it has not seen in another guise: :func:`graph_groups` groups isomorphic graphs (one
+glycan written with its branches in another order) or, scaffold-like, glycans that share their core
 (the residues within ``core_depth`` bonds of the reducing end).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import warnings
 
 import networkx as nx
 import numpy as np
+from sklearn import model_selection as skms
 
 from learners.errors import InputError
 
@@ -29,13 +34,35 @@ def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
     return f / f.sum()
 
 
-def _cut(indices: np.ndarray, fractions: np.ndarray) -> list[np.ndarray]:
-    bounds = np.rint(np.cumsum(fractions) * len(indices)).astype(int)
-    return np.split(indices, bounds[:-1])
+def _random_state(seed: int) -> np.random.RandomState:
+    # A local generator for sklearn (which takes RandomState, not Generator); never the global one.
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise InputError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    return np.random.RandomState(int(seed))
+
+
+def _sizes(total: int, fractions: np.ndarray) -> np.ndarray:
+    """Part sizes summing to ``total``: the rounded cumulative fractions, differenced."""
+    return np.diff(np.rint(np.cumsum(fractions) * total).astype(int), prepend=0)
+
+
+def _peel(n: int, sizes: np.ndarray, take: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+          ) -> tuple[np.ndarray, ...]:
+    """Parts of ``sizes`` peeled off ``range(n)`` in turn; ``take(rest, size) -> (part, remainder)``."""
+    rest, parts = np.arange(n), []
+    for size in sizes[:-1]:
+        if size == 0 or size == len(rest):
+            part, rest = rest[:size], rest[size:]
+        else:
+            part, rest = take(rest, int(size))
+        parts.append(part)
+    return tuple(np.sort(p) for p in [*parts, rest])
 
 
 def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Shuffle ``range(n)`` and cut it into parts of the given fractions (sorted index arrays).
+
+    Part ``k`` holds ``round(n (f_0 + ... + f_k)) - round(n (f_0 + ... + f_{k-1}))`` items.
 
     Example
     -------
@@ -45,52 +72,66 @@ def random_split(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: 
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise InputError(f"n must be a positive int, got {n!r}")
-    parts = _cut(np.random.default_rng(seed).permutation(n), _check_fractions(fractions))
-    return tuple(np.sort(p) for p in parts)
+    rs = _random_state(seed)
+    return _peel(n, _sizes(n, _check_fractions(fractions)),
+                 lambda rest, size: tuple(skms.train_test_split(rest, train_size=size, random_state=rs)))
 
 
 def stratified_split(y: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Split so that every part keeps the class proportions of ``y`` (up to rounding per class).
+    """Split so that every part keeps the class proportions of ``y`` (``train_test_split(stratify=y)``
+    part after part, with the part sizes of :func:`random_split`).
 
     Raises
     ------
     InputError
-        If ``y`` is empty or a class has a single member (it cannot be on both sides).
+        If ``y`` is empty, a class has a single member (it cannot be on both sides), or a part is
+        too small for the classes left to stratify (sklearn's message says which).
     """
     y = np.asarray(y)
     if y.ndim != 1 or len(y) == 0:
         raise InputError(f"y must be a non-empty 1-D array of class labels, got shape {y.shape}")
     f = _check_fractions(fractions)
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    classes, counts = np.unique(y, return_counts=True)
     if (counts < 2).any():
         lonely = classes[counts < 2].tolist()
         raise InputError(f"stratified split needs >= 2 members per class; classes with one member: {lonely[:10]}")
-    rng = np.random.default_rng(seed)
-    parts: list[list[np.ndarray]] = [[] for _ in f]
-    for c in range(len(classes)):
-        for part, chunk in zip(parts, _cut(rng.permutation(np.flatnonzero(inverse == c)), f)):
-            part.append(chunk)
-    return tuple(np.sort(np.concatenate(p)) for p in parts)
+    rs = _random_state(seed)
+
+    def take(rest, size):
+        try:
+            return tuple(skms.train_test_split(rest, train_size=size, test_size=len(rest) - size,
+                                               stratify=y[rest], random_state=rs))
+        except ValueError as err:
+            raise InputError(f"cannot stratify {len(y)} items of {len(classes)} classes into fractions "
+                             f"{tuple(fractions)}: {err}") from None
+
+    return _peel(len(y), _sizes(len(y), f), take)
 
 
 def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Split whole groups: items sharing a group label land in the same part.
 
-    Groups are shuffled and their items laid end to end; a part ends at the first group
-    boundary past its fraction of the items, so part sizes are close to, not exactly, the fractions.
+    ``fractions`` are of the groups (``GroupShuffleSplit``, part after part, with the part sizes of
+    :func:`random_split` counted in groups), so the parts' sizes in items follow the groups' sizes.
     """
     groups = np.asarray(groups)
     if len(groups) == 0:
         raise InputError("groups is empty")
     f = _check_fractions(fractions)
-    _, inverse = np.unique(groups, return_inverse=True)
-    n_groups = inverse.max() + 1
-    rank = np.empty(n_groups, dtype=int)
-    rank[np.random.default_rng(seed).permutation(n_groups)] = np.arange(n_groups)
-    items = np.argsort(rank[inverse], kind="stable")
-    ends = np.cumsum(np.bincount(rank[inverse], minlength=n_groups))
-    at = np.minimum(np.searchsorted(ends, np.cumsum(f)[:-1] * len(groups) - 1e-9), n_groups - 1)
-    return tuple(np.sort(p) for p in np.split(items, ends[at]))
+    labels, inverse = np.unique(groups, return_inverse=True)
+    rs = _random_state(seed)
+    rest, parts = np.arange(len(groups)), []
+    for size in _sizes(len(labels), f)[:-1]:  # sizes in groups
+        left = len(np.unique(inverse[rest]))
+        if size in (0, left):
+            part, rest = (rest, rest[:0]) if size else (rest[:0], rest)
+        else:
+            splitter = skms.GroupShuffleSplit(n_splits=1, train_size=int(size), test_size=int(left - size),
+                                              random_state=rs)
+            taken, remainder = next(splitter.split(rest, groups=inverse[rest]))
+            part, rest = rest[taken], rest[remainder]
+        parts.append(part)
+    return tuple(np.sort(p) for p in [*parts, rest])
 
 
 def _root(graph: nx.Graph) -> Any:
@@ -135,10 +176,9 @@ def kfold(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` (train, test) index pairs whose test parts partition ``range(len(y))``.
 
-    Stratified: each class's shuffled members are dealt round-robin over the folds (starting
-    where the previous class stopped), so every fold keeps the class proportions. With
-    ``groups``: groups, largest first (ties in seeded random order), go to the fold with the
-    fewest items so far (as scikit-learn's ``GroupKFold``). Otherwise a shuffled plain k-fold.
+    Shuffled, seeded scikit-learn splitters: ``StratifiedKFold`` (``stratified``, ``y`` class
+    labels), ``KFold``, and with ``groups`` ``StratifiedGroupKFold`` or ``GroupKFold``, which keep
+    each group in one fold.
     """
     y = np.asarray(y)
     n = len(y)
@@ -146,29 +186,15 @@ def kfold(
         raise InputError(f"k must be an int >= 2, got {k!r}")
     if n < k:
         raise InputError(f"cannot make {k} folds from {n} items")
-    rng = np.random.default_rng(seed)
-    fold = np.empty(n, dtype=int)
+    rs = _random_state(seed)
     if groups is not None:
         groups = np.asarray(groups)
         if len(groups) != n:
             raise InputError(f"got {len(groups)} group labels for {n} items")
-        _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        if len(sizes) < k:
-            raise InputError(f"cannot make {k} folds from {len(sizes)} groups")
-        shuffled = rng.permutation(len(sizes))
-        load = np.zeros(k, dtype=int)
-        group_fold = np.empty(len(sizes), dtype=int)
-        for g in shuffled[np.argsort(-sizes[shuffled], kind="stable")]:
-            group_fold[g] = int(np.argmin(load))
-            load[group_fold[g]] += sizes[g]
-        fold = group_fold[inverse]
-    elif stratified:
-        _, inverse = np.unique(y, return_inverse=True)
-        offset = 0
-        for c in range(inverse.max() + 1):
-            members = rng.permutation(np.flatnonzero(inverse == c))
-            fold[members] = (offset + np.arange(len(members))) % k
-            offset = (offset + len(members)) % k
+        n_groups = len(np.unique(groups))
+        if n_groups < k:
+            raise InputError(f"cannot make {k} folds from {n_groups} groups")
+        splitter = (skms.StratifiedGroupKFold if stratified else skms.GroupKFold)(k, shuffle=True, random_state=rs)
     else:
-        fold[rng.permutation(n)] = np.arange(n) % k
-    return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
+        splitter = (skms.StratifiedKFold if stratified else skms.KFold)(k, shuffle=True, random_state=rs)
+    return [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.zeros(n), y, groups)]

@@ -135,8 +135,10 @@ class Trainer:
     clip_norm : float, optional
         Clip the global gradient norm to this value; None disables.
     device : {"cpu", "cuda", "auto"} or torch.device
-    dtype : torch.dtype
-        Float type of the model and of the batches' floating tensors.
+    dtype : torch.dtype, optional
+        Float type of the model and of the batches' floating tensors; :meth:`fit` casts the model
+        to it. None (default): the model's own (its floating parameters'), so a float64 model is
+        never silently trained in float32.
     seed : int
         Seeds the data order and dropout of each epoch.
     run_dir : path, optional
@@ -177,7 +179,7 @@ class Trainer:
         min_delta: float = 0.0,
         clip_norm: float | None = 5.0,
         device: Any = "cpu",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         seed: int = 0,
         run_dir: str | os.PathLike | None = None,
         resume: bool = False,
@@ -204,8 +206,8 @@ class Trainer:
             raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise InputError(f"patience must be a positive int or None, got {patience!r}")
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise InputError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise InputError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
         if lr <= 0:
             raise InputError(f"lr must be > 0, got {lr}")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
@@ -220,9 +222,15 @@ class Trainer:
         self.best_score_: float | None = None
 
     # -- pieces -------------------------------------------------------------------------------
-    def _batches(self, items: Sequence[Any], collate: Callable, order: np.ndarray):
+    def _dtype(self, model: torch.nn.Module) -> torch.dtype:
+        """The dtype of a computation with ``model``: the trainer's, else the model's own."""
+        if self.dtype is not None:
+            return self.dtype
+        return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    def _batches(self, items: Sequence[Any], collate: Callable, order: np.ndarray, dtype: torch.dtype):
         for start in range(0, len(order), self.batch_size):
-            yield move_batch(collate([items[i] for i in order[start:start + self.batch_size]]), self.device, self.dtype)
+            yield move_batch(collate([items[i] for i in order[start:start + self.batch_size]]), self.device, dtype)
 
     def _fork_rng(self):
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -233,7 +241,7 @@ class Trainer:
         model.eval()
         total, outs, targets = 0.0, [], []
         with torch.set_grad_enabled(self.eval_grad):
-            for batch in self._batches(items, collate, np.arange(len(items))):
+            for batch in self._batches(items, collate, np.arange(len(items)), self._dtype(model)):
                 loss, out, y = step(model, batch)
                 total += float(loss.detach()) * _n_items(y)
                 outs.append(out)
@@ -248,15 +256,21 @@ class Trainer:
             raise InputError("nothing to predict: the input is empty")
         model.eval()
         with torch.set_grad_enabled(self.eval_grad):
-            return _concat([forward(model, b) for b in self._batches(items, collate, np.arange(len(items)))])
+            return _concat([forward(model, b) for b in self._batches(items, collate, np.arange(len(items)),
+                                                                     self._dtype(model))])
 
     def _train_epoch(self, model, optimizer, items, step, collate, epoch: int) -> float:
         model.train()
         order = np.random.default_rng([self.seed, epoch]).permutation(len(items))
         total = 0.0
         with self._fork_rng():
-            torch.manual_seed(int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62)))
-            for batch in self._batches(items, collate, order):
+            # Seed exactly the generators _fork_rng restores (the CPU one and the training device's);
+            # torch.manual_seed would reseed every CUDA device's generator for good.
+            seed = int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62))
+            torch.default_generator.manual_seed(seed)
+            if self.device.type == "cuda":
+                torch.cuda.default_generators[self.device.index or 0].manual_seed(seed)
+            for batch in self._batches(items, collate, order, self._dtype(model)):
                 optimizer.zero_grad(set_to_none=True)
                 loss, _, y = step(model, batch)
                 if not torch.isfinite(loss):
@@ -327,7 +341,7 @@ class Trainer:
             metrics = lambda y, out: evaluate(task, y, out)  # noqa: E731
         if self.monitor != "loss" and (val is None or metrics is None):
             raise InputError(f"monitor={self.monitor!r} needs a validation set and a task or metrics function")
-        model.to(device=self.device, dtype=self.dtype)
+        model.to(device=self.device, dtype=self._dtype(model))
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._make_scheduler(optimizer)
         start, bad, best_state = 1, 0, None
@@ -356,6 +370,8 @@ class Trainer:
             if val is not None:
                 val_loss, out, y = self.run_eval(model, val, step, collate)
                 record["val_loss"] = val_loss
+                if not math.isfinite(val_loss):  # before the metrics, which refuse non-finite outputs
+                    raise TrainingDivergedError(f"non-finite validation loss {val_loss} at epoch {epoch}")
                 if metrics is not None:
                     record.update({f"val_{k}": v for k, v in metrics(y, out).items()})
                 key = f"val_{self.monitor}"

@@ -413,7 +413,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                 record_every=0, min_distance=None)
         if resume:
             md.state = state  # undo any setup changes (NHC removes the drift): continue bit for bit
-            integrator.load_state_dict(ckpt["integrator"])
+            md.load_integrator_state_dict(ckpt["integrator"])
             md.refresh()
         sample, n_steps = stage.sample_every, stage.steps
         for s in range(first, n_steps):
@@ -444,7 +444,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                 ckpt = {"config_hash": digest, "done": last, "stage": k if s + 1 < n_steps else k + 1,
                         "step_in_stage": s + 1 if s + 1 < n_steps else 0, "step": step, "time": time_fs,
                         "state": _state_dict(state),
-                        "integrator": integrator.state_dict() if s + 1 < n_steps else None,
+                        "integrator": md.integrator_state_dict() if s + 1 < n_steps else None,
                         "output_mark": writer.size()}
                 _save_checkpoint(ckpt_path, ckpt)
                 md.refresh()

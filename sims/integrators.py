@@ -8,22 +8,45 @@ are out of place, so gradients flow through a trajectory when the forces are bui
 
 Units: ``timestep`` in fs, ``temperature`` in K, ``friction`` in 1/fs; internally ASE time units.
 ``temperature`` may be changed between steps (temperature ramps).
+
+An integrator object holds only settings. What changes during a run (the Langevin noise generator,
+the Nose-Hoover chain variables) is a dict that :meth:`Integrator.start` makes for each run and the run
+(:class:`sims.MD`) keeps, so that runs sharing one integrator object never share a noise stream.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from ase import units
 
 from .errors import SimsInputError
 from .state import State
 
-__all__ = ["Integrator", "VelocityVerlet", "Langevin", "NoseHooverChain"]
+__all__ = ["Integrator", "VelocityVerlet", "Langevin", "NoseHooverChain", "make_generator"]
 
 ForceFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def make_generator(seed: int | Sequence[int] | None, device: torch.device | str | None = None) -> torch.Generator:
+    """A new local ``torch.Generator`` on ``device``, seeded from ``seed``.
+
+    ``seed=None`` draws fresh operating-system entropy into this generator only: torch's and numpy's
+    global generators are never read or reseeded. A sequence such as ``(seed, stream)`` gives
+    independent streams from one user seed (mixed by :class:`numpy.random.SeedSequence`).
+    """
+    gen = torch.Generator(device=device if device is not None else "cpu")
+    if seed is None:
+        gen.seed()
+        return gen
+    words = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+    if any(not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 0 for w in words):
+        raise SimsInputError(f"seed must be None or a non-negative int, got {seed!r}")
+    gen.manual_seed(int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, np.uint64)[0] >> 1))
+    return gen
 
 
 class Integrator:
@@ -39,24 +62,27 @@ class Integrator:
         """Time step in ASE time units."""
         return self.timestep * units.fs
 
-    def setup(self, state: State, seed: int | None) -> State:
-        """Prepare for ``state`` (seed the RNG, count degrees of freedom); return the state to start from."""
-        return state
+    def start(self, state: State, seed: int | Sequence[int] | None) -> tuple[State, dict[str, Any]]:
+        """Begin a run from ``state``: return the state to start from and the run's own integrator
+        variables (noise generator seeded from ``seed``, thermostat variables), which the caller keeps
+        and passes to :meth:`step`."""
+        return state, {}
 
-    def step(self, state: State, energy: torch.Tensor, forces: torch.Tensor,
-             force_fn: ForceFn) -> tuple[State, torch.Tensor, torch.Tensor]:
+    def step(self, state: State, energy: torch.Tensor, forces: torch.Tensor, force_fn: ForceFn,
+             run: dict[str, Any]) -> tuple[State, torch.Tensor, torch.Tensor]:
+        """Advance one step; ``run`` is the dict of :meth:`start`, updated in place."""
         raise NotImplementedError
 
-    def conserved_energy(self, state: State, energy: torch.Tensor) -> torch.Tensor:
+    def conserved_energy(self, state: State, energy: torch.Tensor, run: dict[str, Any]) -> torch.Tensor:
         """The quantity the exact dynamics conserves (total energy for NVE), eV."""
         return energy + state.kinetic_energy()
 
-    def state_dict(self) -> dict[str, Any]:
-        """Internal state for a checkpoint (thermostat variables, RNG)."""
+    def state_dict(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The run variables ``run`` as plain data for a checkpoint."""
         return {}
 
-    def load_state_dict(self, d: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+    def load_state_dict(self, run: dict[str, Any], d: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into ``run``."""
 
 
 def _verlet(state: State, forces: torch.Tensor, force_fn: ForceFn, dt: float):
@@ -78,7 +104,7 @@ class VelocityVerlet(Integrator):
         fs.
     """
 
-    def step(self, state, energy, forces, force_fn):
+    def step(self, state, energy, forces, force_fn, run):
         return _verlet(state, forces, force_fn, self.dt)
 
 
@@ -118,37 +144,28 @@ class Langevin(_Thermostat):
             raise SimsInputError(f"friction must be >= 0 1/fs, got {friction}")
         self.friction = float(friction)
         self.seed = seed
-        self.generator: torch.Generator | None = None
 
-    def setup(self, state, seed):
-        self.generator = torch.Generator(device=state.positions.device)
-        s = seed if seed is not None else self.seed
-        self.generator.manual_seed(int(s) if s is not None else int(torch.seed() % 2**63))
-        return state
+    def start(self, state, seed):
+        return state, {"generator": make_generator(seed if seed is not None else self.seed, state.positions.device)}
 
-    def step(self, state, energy, forces, force_fn):
-        if self.generator is None:
-            self.setup(state, None)
+    def step(self, state, energy, forces, force_fn, run):
         dt = self.dt
         inv_m = 1.0 / state.masses[:, None]
         v = state.velocities + 0.5 * dt * forces * inv_m          # B
         x = state.positions + 0.5 * dt * v                          # A
         c1 = math.exp(-self.friction * self.timestep)               # O: exact Ornstein-Uhlenbeck step
-        noise = torch.randn(v.shape, generator=self.generator, device=v.device, dtype=v.dtype)
+        noise = torch.randn(v.shape, generator=run["generator"], device=v.device, dtype=v.dtype)
         v = c1 * v + torch.sqrt((1 - c1 * c1) * self.kT * inv_m) * noise
         x = x + 0.5 * dt * v                                        # A
         energy, forces = force_fn(x)
         v = v + 0.5 * dt * forces * inv_m                           # B
         return state.with_(positions=x, velocities=v), energy, forces
 
-    def state_dict(self):
-        return {"generator": None if self.generator is None else self.generator.get_state()}
+    def state_dict(self, run):
+        return {"generator": run["generator"].get_state()}
 
-    def load_state_dict(self, d):
-        if d.get("generator") is not None:
-            if self.generator is None:
-                self.generator = torch.Generator()
-            self.generator.set_state(d["generator"])
+    def load_state_dict(self, run, d):
+        run["generator"].set_state(d["generator"])
 
 
 class NoseHooverChain(_Thermostat):
@@ -156,7 +173,7 @@ class NoseHooverChain(_Thermostat):
 
     Trotter splitting ``exp(iL_NHC dt/2) exp(iL_verlet dt) exp(iL_NHC dt/2)`` with the chain update of
     Martyna, Tuckerman, Tobias & Klein, Mol. Phys. 87, 1117 (1996), section 4 (one Suzuki-Yoshida
-    stage). The centre-of-mass velocity is removed at setup and the thermostat acts on ``3N - 3``
+    stage). The centre-of-mass velocity is removed at :meth:`start` and the thermostat acts on ``3N - 3``
     degrees of freedom (total momentum is conserved).
 
     Parameters
@@ -177,35 +194,30 @@ class NoseHooverChain(_Thermostat):
             raise SimsInputError(f"need tau > 0 fs and chain_length >= 1, got {tau}, {chain_length}")
         self.tau = float(tau)
         self.chain_length = int(chain_length)
-        self.dof = 0
-        # Chain positions and velocities: Python floats in production runs (a dozen scalar updates
-        # per step cost far less than as tensors), tensors once gradients flow through them.
-        self.xi: list = [0.0] * chain_length
-        self.v_xi: list = [0.0] * chain_length
 
-    def setup(self, state, seed):
-        n = state.n_atoms
-        self.dof = max(3 * n - 3, 1)
+    def start(self, state, seed):
         p = (state.masses[:, None] * state.velocities).sum(0)
         v = state.velocities - p / state.masses.sum()
-        self.xi = [0.0] * self.chain_length
-        self.v_xi = [0.0] * self.chain_length
-        return state.with_(velocities=v)
+        # Chain positions and velocities: Python floats in production runs (a dozen scalar updates
+        # per step cost far less than as tensors), tensors once gradients flow through them.
+        run = {"dof": max(3 * state.n_atoms - 3, 1), "xi": [0.0] * self.chain_length,
+               "v_xi": [0.0] * self.chain_length}
+        return state.with_(velocities=v), run
 
-    def _masses(self) -> list[float]:
+    def _masses(self, dof: int) -> list[float]:
         tau = self.tau * units.fs
         kT = max(self.kT, 1e-12)
-        return [self.dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
+        return [dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
 
-    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor):
+    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any]):
         """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33)."""
-        q = self._masses()
-        kT, g, m = self.kT, self.dof, self.chain_length
+        q = self._masses(run["dof"])
+        kT, g, m = self.kT, run["dof"], self.chain_length
         d2, d4, d8 = self.dt / 2, self.dt / 4, self.dt / 8
         ke2 = (masses[:, None] * velocities ** 2).sum()
         if not ke2.requires_grad:
             ke2 = float(ke2)
-        v_xi = list(self.v_xi)
+        v_xi = list(run["v_xi"])
 
         def force(k, ke2_now):
             return ((ke2_now - g * kT) if k == 0 else (q[k - 1] * v_xi[k - 1] ** 2 - kT)) / q[k]
@@ -217,32 +229,30 @@ class NoseHooverChain(_Thermostat):
         scale = _exp(-d2 * v_xi[0])
         velocities = velocities * scale
         ke2 = ke2 * scale ** 2
-        self.xi = [x + d2 * v for x, v in zip(self.xi, v_xi)]
+        run["xi"] = [x + d2 * v for x, v in zip(run["xi"], v_xi)]
         for k in range(m):
             s = _exp(-d8 * v_xi[k + 1]) if k < m - 1 else 1.0
             v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
-        self.v_xi = v_xi
+        run["v_xi"] = v_xi
         return velocities
 
-    def step(self, state, energy, forces, force_fn):
-        if self.dof == 0:
-            state = self.setup(state, None)
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses))
+    def step(self, state, energy, forces, force_fn, run):
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
         state, energy, forces = _verlet(state, forces, force_fn, self.dt)
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses))
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
         return state, energy, forces
 
-    def conserved_energy(self, state, energy):
-        q = self._masses()
-        thermo = sum(0.5 * q[k] * self.v_xi[k] ** 2 for k in range(self.chain_length))
-        thermo = thermo + self.dof * self.kT * self.xi[0] + self.kT * sum(self.xi[1:])
+    def conserved_energy(self, state, energy, run):
+        q, xi, v_xi, dof = self._masses(run["dof"]), run["xi"], run["v_xi"], run["dof"]
+        thermo = sum(0.5 * q[k] * v_xi[k] ** 2 for k in range(self.chain_length))
+        thermo = thermo + dof * self.kT * xi[0] + self.kT * sum(xi[1:])
         return energy + state.kinetic_energy() + thermo
 
-    def state_dict(self):
-        return {"xi": [float(x) for x in self.xi], "v_xi": [float(v) for v in self.v_xi], "dof": self.dof}
+    def state_dict(self, run):
+        return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]], "dof": run["dof"]}
 
-    def load_state_dict(self, d):
-        self.xi, self.v_xi, self.dof = list(d["xi"]), list(d["v_xi"]), int(d["dof"])
+    def load_state_dict(self, run, d):
+        run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), dof=int(d["dof"]))
 
 
 def _exp(x):

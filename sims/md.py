@@ -6,7 +6,7 @@ of the potential's energy, so they cannot drift from it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +16,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from reprs.atoms import as_atoms
 
 from .errors import SimsInputError
-from .integrators import Integrator
+from .integrators import Integrator, make_generator
 from .neighbors import NeighborList, build_pairs
+from .potentials import potential_dtype
 from .state import State, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
@@ -34,6 +35,14 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
 
     ``create_graph=True`` keeps the graph of the forces, so that later steps of a trajectory can
     be differentiated through them.
+
+    The computation runs in the dtype of ``positions``; a potential whose energy comes back in
+    another dtype (parameters of one precision mixed into a sum of another) is refused.
+
+    Raises
+    ------
+    SimsInputError
+        The potential's energy is not a scalar of the dtype of ``positions``.
     """
     inputs = []
     if forces:
@@ -47,6 +56,10 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         pos, cel = positions @ deform, cell @ deform
         inputs.append(strain)
     energy = potential(pos, cel, numbers, pairs)
+    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
+        got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
+        raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
+                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
     if not inputs:
         return energy, None, None
     grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
@@ -60,7 +73,7 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
 
 
 def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
-                      device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+                      device: torch.device | str | None = None, dtype: torch.dtype | None = None):
     """Energy (eV) and forces (eV/Å) of ``atoms``, and the stress (eV/Å^3, 3x3) when asked.
 
     Parameters
@@ -71,8 +84,11 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
         The configuration.
     stress : bool
         Also return the 3x3 stress (needs a 3-D cell).
-    device, dtype
-        Where and in which precision to compute.
+    device : torch.device or str, optional
+        Where to compute.
+    dtype : torch.dtype, optional
+        Precision of the whole computation (positions, cell and the potential's parameters);
+        default the potential's (:func:`sims.potentials.potential_dtype`).
 
     Returns
     -------
@@ -92,6 +108,7 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     atoms = as_atoms(atoms)
     if stress and atoms.cell.rank < 3:
         raise SimsInputError("the stress needs a 3-D cell")
+    dtype = potential_dtype(potential) if dtype is None else dtype
     state = State.from_atoms(atoms, device=device, dtype=dtype)
     pairs = build_pairs(state.positions, state.cell, state.pbc, float(potential.cutoff), half=True)
     e, f, s = compute(potential, state.positions, state.cell, state.numbers, pairs, stress=stress)
@@ -99,13 +116,15 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     return out + (s.cpu().double().numpy(),) if stress else out
 
 
-def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *, seed: int | None = None) -> torch.Tensor:
+def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
+                      seed: int | Sequence[int] | None = None) -> torch.Tensor:
     """Velocities (ASE units) drawn at ``temperature`` (K), zero total momentum, exact kinetic temperature.
 
     The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature.
+    ``seed`` seeds a local generator (:func:`sims.integrators.make_generator`); None draws fresh
+    entropy, and no global random state is used either way.
     """
-    gen = torch.Generator(device=masses.device)
-    gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+    gen = make_generator(seed, masses.device)
     kT = units.kB * float(temperature)
     v = torch.randn((masses.shape[0], 3), generator=gen, device=masses.device, dtype=masses.dtype)
     v = v * torch.sqrt(kT / masses)[:, None]
@@ -130,7 +149,9 @@ class MD:
     temperature : float, optional
         Draw initial velocities at this temperature (K) instead of using the given ones.
     seed : int, optional
-        Seeds the initial velocities and the integrator's noise.
+        Seeds the initial velocities and the integrator's noise (two independent streams of
+        local generators owned by this run: runs sharing one integrator object never share its
+        noise). None draws fresh entropy; global torch and numpy random state is never touched.
     skin : float
         Neighbour-list skin, Å.
     record_every : int
@@ -143,13 +164,17 @@ class MD:
     min_distance : float, optional
         Refuse a start with atoms closer than this (Å, overlapping atoms); None skips the check
         (for non-interacting particles).
-    device, dtype
-        Where and in which precision the run happens.
+    device : torch.device or str, optional
+        Where the run happens.
+    dtype : torch.dtype, optional
+        Precision of the run (positions, velocities, the potential's parameters); default the
+        potential's (:func:`sims.potentials.potential_dtype`). A :class:`State` carries its own; a
+        different ``dtype`` with it is refused.
 
     Raises
     ------
     SimsInputError
-        NaN positions, zero masses, overlapping atoms.
+        NaN positions, zero masses, overlapping atoms, a State of another dtype than ``dtype``.
     MissingCellError
         pbc without a cell.
 
@@ -164,18 +189,22 @@ class MD:
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
                  record_every: int = 1, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         if not isinstance(integrator, Integrator):
             raise SimsInputError(f"integrator must be a sims Integrator, got {type(integrator).__name__}")
         if not hasattr(potential, "cutoff"):
             raise SimsInputError("the potential needs a `cutoff` attribute (Å)")
         if isinstance(system, State):
             state = system
+            if dtype is not None and state.positions.dtype != dtype:
+                raise SimsInputError(f"the State is {state.positions.dtype} but dtype={dtype} was asked; "
+                                     f"convert the State or leave dtype out")
         else:
             atoms = validate_atoms(system, min_distance=min_distance)
-            state = State.from_atoms(atoms, device=device, dtype=dtype)
+            state = State.from_atoms(atoms, device=device, dtype=potential_dtype(potential) if dtype is None else dtype)
         if temperature is not None:
-            state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature, seed=seed))
+            state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,
+                                                             seed=None if seed is None else (seed, 0)))
         self.potential = potential
         self.integrator = integrator
         self.requires_grad = requires_grad
@@ -183,7 +212,9 @@ class MD:
         self.callback = callback
         cutoff = float(potential.cutoff)
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
-        self.state = integrator.setup(state, seed)
+        # The integrator holds settings only; this run's noise generator and thermostat variables
+        # are its own, so a shared integrator object gives each run the stream its seed asks for.
+        self.state, self._integrator_vars = integrator.start(state, None if seed is None else (seed, 1))
         self.step_count = 0
         self.trajectory: list[Atoms] = []
         self.energy, self.forces = self._force_fn(self.state.positions)
@@ -218,7 +249,15 @@ class MD:
 
     def conserved_energy(self) -> float:
         """The integrator's conserved quantity (total energy in NVE), eV."""
-        return float(self.integrator.conserved_energy(self.state, self.energy))
+        return float(self.integrator.conserved_energy(self.state, self.energy, self._integrator_vars))
+
+    def integrator_state_dict(self) -> dict[str, Any]:
+        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint."""
+        return self.integrator.state_dict(self._integrator_vars)
+
+    def load_integrator_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore :meth:`integrator_state_dict` (resume a run bit for bit)."""
+        self.integrator.load_state_dict(self._integrator_vars, d)
 
     def frame(self) -> Atoms:
         """The current state as ``ase.Atoms`` with energy and forces attached, and
@@ -236,7 +275,7 @@ class MD:
         with torch.set_grad_enabled(True):
             for _ in range(int(n_steps)):
                 self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn)
+                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
                 self.step_count += 1
                 if not bool(torch.isfinite(self.energy)):
                     raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "

@@ -187,9 +187,13 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
 
 
 def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList) -> torch.Tensor:
-    """Return the ``(P, 3)`` vectors ``r_j - r_i + S @ cell`` (Å), differentiable in both inputs."""
+    """Return the ``(P, 3)`` vectors ``r_j - r_i + S @ cell`` (Å), differentiable in both inputs.
+
+    The computation is in the dtype of ``positions`` and ``cell``; the integer shifts of a list
+    built in another dtype are cast exactly, so one list serves every precision.
+    """
     # index_select: its backward is an index_add, much faster on CPU than advanced indexing's.
-    return positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i) + pairs.shifts @ cell
+    return positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i) + pairs.shifts.to(cell.dtype) @ cell
 
 
 class NeighborList:

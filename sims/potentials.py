@@ -8,7 +8,12 @@ Any other module with the same call signature and a ``cutoff`` attribute (for in
 potential) plugs into :class:`sims.MD` the same way.
 
 Parameters are ``torch.nn.Parameter`` s, so a loss on a trajectory can be differentiated with
-respect to them; they are cast to the dtype and device of the positions inside ``forward``.
+respect to them. They are stored in float64, exactly as given, whatever ``dtype`` the potential is
+built with, and cast to the dtype and device of the positions inside ``forward``: a computation
+runs wholly in the dtype it is asked for (``docs/rules.md``, "Precision and seeds"), and a potential
+built in float32 and evaluated in float64 is exact, not float32 parameters in a float64 sum.
+A potential's ``dtype`` is the precision :func:`sims.energy_and_forces` and :class:`sims.MD` use
+when the caller names none.
 """
 
 from __future__ import annotations
@@ -26,23 +31,51 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "COULOMB_CONSTANT"]
+           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "COULOMB_CONSTANT",
+           "potential_dtype"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
 
 
-def _param(value: float, device, dtype, name: str, *, positive: bool = False) -> nn.Parameter:
+def _param(value: float, device, name: str, *, positive: bool = False) -> nn.Parameter:
     value = float(value)
     if not math.isfinite(value) or (positive and value <= 0):
         raise SimsInputError(f"{name} must be {'> 0 and ' if positive else ''}finite, got {value}")
-    return nn.Parameter(torch.tensor(value, device=device, dtype=dtype))
+    # float64 whatever the potential's dtype: forward casts to the computation's dtype (see module doc).
+    return nn.Parameter(torch.tensor(value, device=device, dtype=torch.float64))
+
+
+def potential_dtype(potential: nn.Module) -> torch.dtype:
+    """The precision of a computation with ``potential`` when the caller names none.
+
+    Its ``dtype`` attribute (every :class:`Potential`), else the dtype of its floating parameters
+    (a learned potential), else float32.
+    """
+    dtype = getattr(potential, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    floats = [p.dtype for p in potential.parameters() if p.is_floating_point()]
+    return floats[0] if floats else torch.float32
 
 
 class Potential(nn.Module):
-    """Base class: ``forward(positions, cell, numbers, pairs) -> energy`` (eV) and ``cutoff`` (Å)."""
+    """Base class: ``forward(positions, cell, numbers, pairs) -> energy`` (eV) and ``cutoff`` (Å).
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        Precision of computations that name none (:func:`sims.energy_and_forces`,
+        :class:`sims.MD`); parameters are float64 whatever it is.
+    """
 
     cutoff: float
+
+    def __init__(self, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise SimsInputError(f"dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}")
+        self.dtype = dtype
 
     def __add__(self, other: "Potential") -> "SumPotential":
         return SumPotential([self, other])
@@ -94,8 +127,10 @@ class LennardJones(PairPotential):
         Å; default ``3 sigma`` (as ASE).
     shift : bool
         Subtract ``phi(cutoff)`` so the energy is continuous (forces still jump at the cutoff).
-    device, dtype
+    device : torch.device or str, optional
         Of the parameters.
+    dtype : torch.dtype
+        Default precision of computations (parameters are float64, exact as given).
 
     Examples
     --------
@@ -105,9 +140,9 @@ class LennardJones(PairPotential):
     def __init__(self, *, sigma: float = 1.0, epsilon: float = 1.0, cutoff: float | None = None,
                  shift: bool = True, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
-        self.sigma = _param(sigma, device, dtype, "sigma", positive=True)
-        self.epsilon = _param(epsilon, device, dtype, "epsilon")
+        super().__init__(dtype)
+        self.sigma = _param(sigma, device, "sigma", positive=True)
+        self.epsilon = _param(epsilon, device, "epsilon")
         self.cutoff = float(3 * sigma if cutoff is None else cutoff)
         if not self.cutoff > 0:
             raise SimsInputError(f"cutoff must be > 0 Å, got {cutoff}")
@@ -155,10 +190,10 @@ class Morse(PairPotential):
     def __init__(self, *, epsilon: float = 1.0, rho0: float = 6.0, r0: float = 1.0,
                  cutoff: float | None = None, cutoff_start: float | None = None,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
-        self.epsilon = _param(epsilon, device, dtype, "epsilon")
-        self.rho0 = _param(rho0, device, dtype, "rho0")
-        self.r0 = _param(r0, device, dtype, "r0", positive=True)
+        super().__init__(dtype)
+        self.epsilon = _param(epsilon, device, "epsilon")
+        self.rho0 = _param(rho0, device, "rho0")
+        self.r0 = _param(r0, device, "r0", positive=True)
         self.cutoff = float(2.7 * r0 if cutoff is None else cutoff)
         self.cutoff_start = float(1.9 * r0 if cutoff_start is None else cutoff_start)
         if not 0 < self.cutoff_start < self.cutoff:
@@ -184,16 +219,16 @@ def _species_table(values: Mapping[tuple[str, str], float], n: int = 119) -> tor
 class _SpeciesPairPotential(PairPotential):
     """Pair terms with per-species-pair parameters stored as trainable ``(119, 119)`` tables.
 
-    Parameters are cast to the dtype and device of the distances when used.
+    Parameters are float64, cast to the dtype and device of the distances when used.
     """
 
     def __init__(self, params: Mapping[str, Mapping[tuple[str, str], float]], cutoff: float, device, dtype) -> None:
-        super().__init__()
+        super().__init__(dtype)
         if not cutoff > 0:
             raise SimsInputError(f"cutoff must be > 0 Å, got {cutoff}")
         self.cutoff = float(cutoff)
         for name, values in params.items():
-            setattr(self, name, nn.Parameter(_species_table(values).to(device=device, dtype=dtype)))
+            setattr(self, name, nn.Parameter(_species_table(values).to(device=device)))
 
     def _lookup(self, name: str, zi, zj, like: torch.Tensor) -> torch.Tensor:
         return getattr(self, name).to(like)[zi, zj]
@@ -280,7 +315,7 @@ class DSFCoulomb(PairPotential):
 
     def __init__(self, charges: Mapping[str, float], *, alpha: float = 0.2, cutoff: float = 10.0,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
+        super().__init__(dtype)
         if not cutoff > 0 or not alpha >= 0:
             raise SimsInputError(f"need cutoff > 0 and alpha >= 0, got {cutoff}, {alpha}")
         table = torch.zeros(119, dtype=torch.float64)
@@ -288,7 +323,7 @@ class DSFCoulomb(PairPotential):
             if el not in atomic_numbers:
                 raise SimsInputError(f"unknown element {el!r} in charges")
             table[atomic_numbers[el]] = float(q)
-        self.charges = nn.Parameter(table.to(device=device, dtype=dtype))
+        self.charges = nn.Parameter(table.to(device=device))
         self.alpha = float(alpha)
         self.cutoff = float(cutoff)
 
@@ -325,14 +360,14 @@ class TabulatedPair(PairPotential):
 
     def __init__(self, *, r_min: float, cutoff: float, values: Sequence[float],
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
+        super().__init__(dtype)
         values = torch.as_tensor(values, dtype=torch.float64).flatten()
         if values.numel() < 3 or not 0 <= r_min < cutoff or not torch.isfinite(values).all():
             raise SimsInputError(f"need >= 3 finite values and 0 <= r_min < cutoff; got {values.numel()} values, "
                                  f"r_min={r_min}, cutoff={cutoff}")
         self.r_min = float(r_min)
         self.cutoff = float(cutoff)
-        self.values = nn.Parameter(values.to(device=device, dtype=dtype))
+        self.values = nn.Parameter(values.to(device=device))
 
     @property
     def spacing(self) -> float:
@@ -354,12 +389,15 @@ class TabulatedPair(PairPotential):
 
 
 class SumPotential(Potential):
-    """The sum of several potentials; its cutoff is the largest of theirs."""
+    """The sum of several potentials; its cutoff is the largest of theirs, its dtype the widest."""
 
     def __init__(self, potentials: Sequence[nn.Module]) -> None:
-        super().__init__()
         if not potentials:
             raise SimsInputError("SumPotential needs at least one potential")
+        dtype = potential_dtype(potentials[0])
+        for p in potentials[1:]:
+            dtype = torch.promote_types(dtype, potential_dtype(p))
+        super().__init__(dtype)
         self.terms = nn.ModuleList(potentials)
         self.cutoff = max(float(p.cutoff) for p in potentials)
 
@@ -390,8 +428,10 @@ def BKS(*, short_cutoff: float = 5.5, coulomb_cutoff: float = 10.0, alpha: float
         Phys. Rev. B 54, 15808 (1996), who shift the Buckingham term to zero there).
     coulomb_cutoff, alpha : float
         DSF Coulomb cutoff (Å) and damping (1/Å), in place of the Ewald sum of the original paper.
-    device, dtype
+    device : torch.device or str, optional
         Of the parameters.
+    dtype : torch.dtype
+        Default precision of computations (parameters are float64, exact as given).
 
     Returns
     -------
@@ -476,7 +516,8 @@ class CalculatorPotential(Potential):
     The gradient is a constant handed back by the calculator: the wrapper supports one backward
     pass (forces, stress), not a second one (``create_graph=True`` training through forces, or
     differentiating a trajectory, raises), and has no trainable parameters. Each call runs the
-    calculator on the CPU in float64 and casts the result to the dtype of the positions.
+    calculator on the CPU in float64 and casts the result to the dtype of the positions; its
+    ``dtype`` (the default precision of computations) is float64.
 
     Parameters
     ----------
@@ -506,7 +547,7 @@ class CalculatorPotential(Potential):
 
     def __init__(self, calculator, *, pbc: bool | Sequence[bool] | None = None,
                  energy_property: str = "energy", reset: bool = False) -> None:
-        super().__init__()
+        super().__init__(torch.float64)
         if not (hasattr(calculator, "get_property") and hasattr(calculator, "implemented_properties")):
             raise SimsInputError(f"calculator must be an ASE calculator, got {type(calculator).__name__}")
         if energy_property not in ("energy", "free_energy"):

@@ -54,6 +54,11 @@ class Committee(nn.Module):
         if len(cutoffs) != 1:
             raise InputError(f"committee members must share one cutoff to share a neighbour list, "
                              f"got {sorted(cutoffs)}")
+        dtypes = {p.dtype for m in models for p in m.parameters()}
+        if len(dtypes) != 1:
+            # One precision per computation: a float32 member must not enter a float64 mean.
+            raise InputError(f"committee members must share one dtype, got {sorted(str(d) for d in dtypes)}; "
+                             f"cast them with model.to(dtype=...)")
         self.models = nn.ModuleList(models)
         self.cutoff = cutoffs.pop()
 

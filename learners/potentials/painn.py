@@ -97,7 +97,9 @@ class PaiNN(NeuralPotential):
                         "n_interactions": n_interactions}
         self.n_features = n_features
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
+            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(seed)
             self.embedding = nn.Embedding(MAX_Z + 1, n_features)
             self.rbf = BesselRBF(n_rbf, self.cutoff)
             self.messages = nn.ModuleList(_Message(n_features, n_rbf) for _ in range(n_interactions))

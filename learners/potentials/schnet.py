@@ -82,7 +82,9 @@ class SchNet(NeuralPotential):
         self.hparams = {"cutoff": self.cutoff, "n_features": n_features, "n_filters": n_filters, "n_rbf": n_rbf,
                         "n_interactions": n_interactions}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
+            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(seed)
             self.embedding = nn.Embedding(MAX_Z + 1, n_features)
             self.rbf = GaussianRBF(n_rbf, self.cutoff)
             self.interactions = nn.ModuleList(_Interaction(n_features, n_filters, n_rbf) for _ in range(n_interactions))

@@ -23,6 +23,7 @@ import torch
 from ase import Atoms
 
 from learners.errors import InputError
+from learners.metrics import mae, rmse
 from learners.splits import group_split
 from learners.trainer import Trainer
 from reprs.fileio import read_frames
@@ -83,8 +84,8 @@ def trajectory_split(data: Sequence[Atoms], fractions: Sequence[float] = (0.8, 0
         Frames whose ``info[key]`` names their trajectory (``config_hash``, which
         :func:`sims.generate.generate` stores with every frame and which covers the seed).
     fractions : sequence of float
-        Of the frames, approximately: a part ends at the first trajectory boundary at or past its
-        fraction (:func:`learners.splits.group_split`).
+        Of the trajectories (:func:`learners.splits.group_split`): part ``k`` gets
+        ``round(n (f_0 + ... + f_k)) - round(n (f_0 + ... + f_{k-1}))`` of the ``n`` trajectories.
     key : str
     seed : int
         Orders the trajectories.
@@ -155,9 +156,9 @@ def potential_metrics(target: dict, outputs: dict) -> dict[str, float]:
     scores = {}
     for name, short in (("energy_per_atom", "energy"), ("forces", "forces"), ("stress", "stress")):
         if name in target:
-            err = np.asarray(outputs[name]) - np.asarray(target[name])
-            scores[f"{short}_mae"] = float(np.mean(np.abs(err)))
-            scores[f"{short}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
+            # Rows of components: sklearn's metrics take at most 2-D arrays (stress is (B, 3, 3)).
+            t, o = (np.reshape(np.asarray(d[name]), (len(d[name]), -1)) for d in (target, outputs))
+            scores[f"{short}_mae"], scores[f"{short}_rmse"] = mae(t, o), rmse(t, o)
     return scores
 
 

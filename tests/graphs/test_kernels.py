@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import grakel
 import networkx as nx
 import numpy as np
 import pytest
@@ -24,8 +25,6 @@ from sklearn.svm import SVC
 
 from graphs.errors import EmptyGraphError, InputError, InputTypeError, UnknownMetricError
 from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap
-
-grakel = pytest.importorskip("grakel")
 
 LABELS = list("ABCD")
 EDGE_LABELS = ["a1-2", "b1-4"]

@@ -10,10 +10,13 @@ import tracemalloc
 import warnings
 from dataclasses import dataclass
 
+import dask.distributed as distributed
+import grakel
 import networkx as nx
 import numpy as np
 import pytest
 
+from graphs import dmeasure, ged
 from graphs.errors import (
     EmptyDatasetError,
     InputError,
@@ -23,8 +26,6 @@ from graphs.errors import (
 )
 from graphs.kernels import GraphKernel
 from graphs.query import PairMetric, metric_names, pairwise, top_k
-
-grakel = pytest.importorskip("grakel")
 
 
 def labelled_trees(seed: int, count: int, n_min: int = 1, n_max: int = 7) -> list[nx.Graph]:
@@ -77,7 +78,6 @@ GRAPHS = labelled_trees(0, 23)
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("dask.distributed")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cluster = distributed.LocalCluster(
@@ -132,7 +132,6 @@ def test_pairwise_kernels_equal_grakel():
 
 
 def test_pairwise_ged_equals_networkx():
-    ged = pytest.importorskip("graphs.ged")
     from graphs.costs import UniformCosts
 
     graphs = labelled_trees(5, 7, n_min=1, n_max=4)
@@ -165,7 +164,6 @@ def test_bounds_are_flagged():
 
 
 def test_ged_bounds_flagged_like_ged():
-    ged = pytest.importorskip("graphs.ged")
     from graphs.costs import UniformCosts
 
     graphs = labelled_trees(8, 8, n_min=4, n_max=7)
@@ -212,7 +210,6 @@ def test_dask_equals_serial(client):
 
 
 def test_dask_ged_equals_serial(client):
-    pytest.importorskip("graphs.ged")
     from graphs.costs import UniformCosts
 
     graphs = labelled_trees(9, 6, n_min=2, n_max=5)
@@ -302,7 +299,6 @@ def test_bad_input():
 
 
 def test_pairwise_dmeasure_equals_d_measure(client):
-    dmeasure = pytest.importorskip("graphs.dmeasure")
     graphs = labelled_trees(13, 12, n_min=2, n_max=9)
     ref = brute(graphs, dmeasure.d_measure)
     out = pairwise(graphs, "dmeasure", block=5)

@@ -1,10 +1,12 @@
-"""Our metrics equal scikit-learn's on the same inputs."""
+"""Metrics (scikit-learn's, behind our checks) against values worked out by hand on small inputs,
+and the edge cases our checks add: empty, non-finite, one class, one sample."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
-from sklearn import metrics as skm
 
 from learners.errors import InputError
 from learners.metrics import (
@@ -19,65 +21,66 @@ from learners.metrics import (
     roc_auc,
 )
 
-
-@pytest.mark.parametrize("seed", range(5))
-def test_classification_metrics_equal_sklearn(seed):
-    rng = np.random.default_rng(seed)
-    k = int(rng.integers(2, 6))
-    y = rng.integers(0, k, size=200)
-    y[:k] = np.arange(k)  # every class present
-    pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, k, size=200))
-    assert accuracy(y, pred) == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
-    assert balanced_accuracy(y, pred) == pytest.approx(skm.balanced_accuracy_score(y, pred), abs=1e-12)
-    assert macro_f1(y, pred) == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0), abs=1e-12)
-    # Rounded scores create ties, which the rank formula must count as halves.
-    proba = np.round(rng.dirichlet(np.ones(k), size=200), 1) + 1e-3
-    proba /= proba.sum(axis=1, keepdims=True)
-    expected = skm.roc_auc_score(y, proba[:, 1] if k == 2 else proba, multi_class="ovr")
-    assert roc_auc(y, proba) == pytest.approx(expected, abs=1e-12)
+#: Three classes, two samples each; one-vs-rest AUCs by counting ordered (positive, negative) pairs
+#: (a tie counts one half): class 0: 7.5/8, class 1: 6/8, class 2: 6.5/8, macro mean 2.5/3.
+Y3 = np.array([0, 1, 2, 0, 1, 2])
+P3 = np.array([[.8, .1, .1], [.1, .8, .1], [.1, .1, .8], [.3, .4, .3], [.3, .3, .4], [.2, .5, .3]])
 
 
-def test_macro_f1_counts_predicted_only_labels_like_sklearn():
-    y, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
-    assert macro_f1(y, pred) == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
+def test_multiclass_label_metrics_by_hand():
+    y, pred = np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2])
+    assert accuracy(y, pred) == 0.75
+    assert balanced_accuracy(y, pred) == pytest.approx(2 / 3)  # recalls 1, 0, 1
+    assert macro_f1(y, pred) == pytest.approx((1 + 0 + 0.8) / 3)  # class 2: 2 tp / (2*2 + 1 fp)
+    # A label only ever predicted counts with F1 = 0: (2/3 + 1 + 0) / 3.
+    assert macro_f1([0, 0, 1, 1], [0, 2, 1, 1]) == pytest.approx(5 / 9)
+    # One class only: accuracy and balanced accuracy are that class's recall.
+    assert accuracy([1, 1, 1], [1, 0, 1]) == balanced_accuracy([1, 1, 1], [1, 0, 1]) == pytest.approx(2 / 3)
 
 
-def test_multilabel_metrics_equal_sklearn():
-    rng = np.random.default_rng(3)
-    y = (rng.random((150, 4)) < 0.4).astype(int)
-    scores = np.clip(y * 0.3 + rng.random((150, 4)) * 0.7, 0, 1)
-    pred = (scores > 0.5).astype(int)
-    assert accuracy(y, pred) == pytest.approx(skm.accuracy_score(y, pred))
-    assert macro_f1(y, pred) == pytest.approx(skm.f1_score(y, pred, average="macro", zero_division=0))
-    assert roc_auc(y, scores) == pytest.approx(skm.roc_auc_score(y, scores, average="macro"))
+def test_roc_auc_by_hand():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9]) == 0.875  # a tie is half a pair
+    assert roc_auc([0, 0, 1, 1], np.array([[0.9, 0.1], [0.5, 0.5], [0.5, 0.5], [0.1, 0.9]])) == 0.875
+    assert roc_auc(Y3, P3) == pytest.approx(2.5 / 3)
+    assert roc_auc(np.array(["a", "b", "c"] * 2)[[0, 1, 2, 0, 1, 2]], P3, classes=["a", "b", "c"]) == \
+        pytest.approx(2.5 / 3)
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    assert roc_auc(y, np.array([[.9, .2], [.1, .3], [.6, .4], [.4, .1]])) == pytest.approx((1 + 1) / 2)
 
 
-def test_regression_metrics_equal_sklearn():
-    rng = np.random.default_rng(4)
-    y = rng.normal(size=(100, 2))
-    pred = y + rng.normal(scale=0.3, size=y.shape)
-    assert mae(y, pred) == pytest.approx(skm.mean_absolute_error(y, pred))
-    assert rmse(y, pred) == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)))
-    assert r2(y, pred) == pytest.approx(skm.r2_score(y, pred))
-    assert r2(y[:, 0], pred[:, 0]) == pytest.approx(skm.r2_score(y[:, 0], pred[:, 0]))
-    # sklearn's convention for a constant target
-    assert r2(np.ones(5), np.ones(5)) == skm.r2_score(np.ones(5), np.ones(5)) == 1.0
+def test_multilabel_metrics_by_hand():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    pred = np.array([[1, 0], [0, 0], [1, 1], [0, 1]])
+    assert accuracy(y, pred) == 0.5  # whole rows
+    assert macro_f1(y, pred) == pytest.approx((1 + 0.5) / 2)
 
 
-def test_evaluate_from_logits_equals_sklearn_on_probabilities():
-    rng = np.random.default_rng(5)
-    logits = rng.normal(size=(90, 3))
-    y = rng.integers(0, 3, size=90)
-    proba = outputs_to_proba(logits, "multiclass")
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    got = evaluate("multiclass", y, logits)
-    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, proba.argmax(1)))
-    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
-    # A validation set missing a class: AUC over the classes present, renormalised (sklearn's `labels`).
-    keep = y != 2
-    sub = evaluate("multiclass", y[keep], logits[keep])
-    expected = skm.roc_auc_score(y[keep], proba[keep][:, 1] / proba[keep][:, :2].sum(1))
-    assert sub["roc_auc"] == pytest.approx(expected)
+def test_regression_metrics_by_hand():
+    y, pred = np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 6])
+    assert mae(y, pred) == 0.5 and rmse(y, pred) == 1.0
+    assert r2(y, pred) == pytest.approx(1 - 4 / 5)
+    y2 = np.array([[1.0, 0], [2, 0], [3, 1], [4, 1]])
+    p2 = np.array([[1.0, 0], [2, 0], [3, 1], [6, 0]])
+    assert mae(y2, p2) == pytest.approx(3 / 8)
+    assert rmse(y2, p2) == pytest.approx(math.sqrt(5 / 8))  # over all outputs, not a mean of roots
+    assert r2(y2, p2) == pytest.approx((0.2 + 0.0) / 2)
+    assert r2([1.0, 1.0], [1.0, 1.0]) == 1.0 and r2([1.0, 1.0], [1.0, 2.0]) == 0.0  # constant target
+
+
+def test_evaluate_from_logits_by_hand():
+    logits = np.log(P3) + 3.0  # softmax undoes the log, whatever the shift
+    np.testing.assert_allclose(outputs_to_proba(logits, "multiclass"), P3, rtol=1e-12)
+    np.testing.assert_allclose(outputs_to_proba(np.array([[0.0, np.log(3)]]), "multilabel"), [[0.5, 0.75]])
+    got = evaluate("multiclass", Y3, logits)
+    assert got["accuracy"] == 0.5 and got["roc_auc"] == pytest.approx(2.5 / 3)
+    # A set missing class 2: AUC of class 1 against class 0 on the renormalised pair, 3/4 by hand.
+    keep = Y3 != 2
+    assert evaluate("multiclass", Y3[keep], logits[keep])["roc_auc"] == pytest.approx(0.75)
+    assert "roc_auc" not in evaluate("multiclass", np.array([0, 0]), logits[:2])  # one class: undefined
+    assert evaluate("regression", np.array([1.0, 2, 3, 4]), np.array([1.0, 2, 3, 6])) == \
+        pytest.approx({"mae": 0.5, "rmse": 1.0, "r2": 0.2})
+    assert set(evaluate("regression", np.array([1.0]), np.array([2.0]))) == {"mae", "rmse"}  # no R^2 of one
 
 
 def test_bad_inputs_raise():
@@ -85,7 +88,17 @@ def test_bad_inputs_raise():
         accuracy([0, 1], [0])
     with pytest.raises(InputError, match="empty"):
         mae([], [])
-    with pytest.raises(InputError, match="positive and negative"):
+    with pytest.raises(InputError, match="empty"):
+        evaluate("multiclass", np.zeros(0), np.zeros((0, 3)))
+    with pytest.raises(InputError, match="NaN"):
+        rmse([1.0, 2.0], [1.0, np.nan])
+    with pytest.raises(InputError, match="no positive"):
         roc_auc(np.zeros(4), np.linspace(0, 1, 4))
+    with pytest.raises(InputError, match="only positive"):
+        roc_auc(np.array([[1, 0], [1, 1]]), np.array([[.5, .5], [.5, .5]]))
+    with pytest.raises(InputError, match="missing"):
+        roc_auc(np.array([0, 1, 0, 1]), np.full((4, 3), 1 / 3))
+    with pytest.raises(InputError, match="at least 2"):
+        r2([1.0], [1.0])
     with pytest.raises(InputError, match="unknown task"):
         evaluate("ranking", [0], [[0.0]])

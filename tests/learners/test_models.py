@@ -49,10 +49,22 @@ def test_batched_outputs_equal_one_graph_at_a_time(kind):
     torch.testing.assert_close(batched, single, rtol=1e-9, atol=1e-9)
 
 
+def cuda_rng_state() -> list:
+    """The CUDA generators' states on a GPU machine; elsewhere the seeding torch queues for when CUDA
+    starts (``torch.cuda._lazy_seed_tracker``, private: where a ``torch.manual_seed`` leaks to)."""
+    if torch.cuda.is_available():
+        return [s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()]
+    return [c and c[0] for c in torch.cuda._lazy_seed_tracker.get_calls()]
+
+
 def test_seed_fixes_the_initial_weights_and_leaves_global_rng_alone():
-    state = torch.get_rng_state()
+    from learners.potentials import PaiNN, SchNet
+
+    state, cuda = torch.get_rng_state(), cuda_rng_state()
     a, b, c = _model("gine", seed=7), _model("gine", seed=7), _model("gine", seed=8)
+    PaiNN(cutoff=3.0, n_features=4, n_interactions=1, seed=2), SchNet(cutoff=3.0, n_features=4, seed=2)
     assert torch.equal(torch.get_rng_state(), state)
+    assert cuda_rng_state() == cuda  # torch.manual_seed used to reseed every CUDA generator
     pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
 
@@ -109,3 +121,10 @@ def test_mismatched_feature_widths():
         graphs_to_data([])
     with pytest.raises(InputTypeError):
         graphs_to_data(["Gal(b1-4)GlcNAc"])
+
+
+def test_features_of_another_dtype_are_refused():
+    model = GraphModel(kind="nnconv", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1)  # float32
+    batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64))
+    with pytest.raises(InputError, match="torch.float64.*model is torch.float32"):
+        model(*graph_inputs(batch))

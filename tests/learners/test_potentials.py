@@ -262,3 +262,23 @@ def test_save_and_load_round_trip(tmp_path):
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a matrep potential"):
         load_potential(tmp_path / "other.pt")
+
+
+def test_one_precision_per_computation():
+    """A learned potential computes in its own dtype: asked for it, outputs carry it; asked for
+    another, a clear error (never float64 positions through float32 weights)."""
+    water = molecule("H2O")
+    m64 = PaiNN(cutoff=4.0, n_features=8, n_interactions=1, dtype=torch.float64)
+    m32 = PaiNN(cutoff=4.0, n_features=8, n_interactions=1)
+    state = sims.State.from_atoms(water, dtype=torch.float64)
+    pairs = build_pairs(state.positions, state.cell, state.pbc, 4.0, half=True)
+    energy, forces, _ = sims.compute(m64, state.positions, state.cell, state.numbers, pairs)
+    assert energy.dtype == forces.dtype == torch.float64
+    e_default, _ = sims.energy_and_forces(m64, water)  # no dtype named: the model's
+    assert e_default == pytest.approx(float(energy), rel=1e-12)
+    water.calc = Calculator(m64)
+    assert water.get_potential_energy() == pytest.approx(float(energy), rel=1e-12)
+    with pytest.raises(InputError, match="float64 but the model is torch.float32"):
+        sims.energy_and_forces(m32, molecule("H2O"), dtype=torch.float64)
+    with pytest.raises(InputError, match="share one dtype"):
+        Committee([m32, m64])

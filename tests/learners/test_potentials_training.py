@@ -252,3 +252,12 @@ def test_frame_errors_equal_a_direct_comparison(trained, splits):
     ref_e = np.array([f.get_potential_energy() / len(f) for f in test])
     pred_e = np.array([float(model.predict(f)["energy"][0]) / len(f) for f in test])
     assert scores["energy_mae"] == pytest.approx(np.mean(np.abs(pred_e - ref_e)), rel=1e-12)
+
+
+def test_potential_metrics_by_hand():
+    target = {"energy_per_atom": np.array([1.0, 2.0]), "forces": np.zeros((2, 3)), "stress": np.zeros((1, 3, 3))}
+    outputs = {"energy_per_atom": np.array([1.5, 1.5]), "forces": np.array([[3.0, 0, 0], [0, 0, -1.0]]),
+               "stress": np.full((1, 3, 3), 0.2)}
+    scores = potential_metrics(target, outputs)
+    assert scores == pytest.approx({"energy_mae": 0.5, "energy_rmse": 0.5, "forces_mae": 4 / 6,
+                                    "forces_rmse": np.sqrt(10 / 6), "stress_mae": 0.2, "stress_rmse": 0.2})

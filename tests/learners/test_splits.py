@@ -1,10 +1,10 @@
-"""Splits: partitions, stratification against scikit-learn, group integrity, bad input."""
+"""Splits (scikit-learn's splitters behind our checks): part sizes, class counts and group
+integrity worked out by hand, seeds, global random state, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.model_selection import StratifiedKFold
 
 from learners.errors import InputError
 from learners.splits import graph_groups, group_split, kfold, random_split, stratified_split
@@ -17,44 +17,55 @@ def _is_partition(parts, n):
 
 
 def test_random_split_sizes_and_seed():
+    # round(1313 * 0.6) = 788, round(1313 * 0.8) - 788 = 262, the rest 263.
     parts = random_split(1313, (0.6, 0.2, 0.2), seed=108)
     assert [len(p) for p in parts] == [788, 262, 263] and _is_partition(parts, 1313)
     assert all(np.array_equal(a, b) for a, b in zip(parts, random_split(1313, (0.6, 0.2, 0.2), seed=108)))
     assert not np.array_equal(parts[0], random_split(1313, (0.6, 0.2, 0.2), seed=1)[0])
+    assert [len(p) for p in random_split(10, (0.9, 0.1, 0.0))] == [9, 1, 0]
 
 
-def test_stratified_split_keeps_proportions():
-    y = np.repeat(["Eukarya", "Bacteria", "Archaea"], [500, 200, 30])
+def test_stratified_split_class_counts_by_hand():
+    """10 a, 6 b, 4 c into (0.6, 0.2, 0.2): train takes 12 = 6 a + 3.6 -> 4 b + 2.4 -> 2 c (largest
+    remainder), the 8 left split evenly: 2 a, 1 b, 1 c each."""
+    y = np.repeat(["a", "b", "c"], [10, 6, 4])
     parts = stratified_split(y, (0.6, 0.2, 0.2), seed=0)
     assert _is_partition(parts, len(y))
-    for part, frac in zip(parts, (0.6, 0.2, 0.2)):
-        for label, total in (("Eukarya", 500), ("Bacteria", 200), ("Archaea", 30)):
-            assert abs(np.sum(y[part] == label) - frac * total) <= 1
-
-
-def test_stratified_kfold_class_counts_match_sklearn():
-    rng = np.random.default_rng(0)
-    y = rng.choice(4, size=203, p=[0.5, 0.3, 0.15, 0.05])
-    ours = kfold(y, 5, seed=0)
-    theirs = list(StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(y)), y))
-    assert _is_partition([te for _, te in ours], len(y))
-    for (tr, te) in ours:
-        assert len(np.intersect1d(tr, te)) == 0
-    ours_counts = sorted(tuple(np.bincount(y[te], minlength=4)) for _, te in ours)
-    sk_counts = sorted(tuple(np.bincount(y[te], minlength=4)) for _, te in theirs)
-    # Per class, fold sizes differ by at most one in both: the same multiset per class.
-    for c in range(4):
-        assert sorted(x[c] for x in ours_counts) == sorted(x[c] for x in sk_counts)
+    counts = [[int(np.sum(y[p] == c)) for c in "abc"] for p in parts]
+    assert counts == [[6, 4, 2], [2, 1, 1], [2, 1, 1]]
+    assert not np.array_equal(parts[1], stratified_split(y, (0.6, 0.2, 0.2), seed=1)[1])
 
 
 def test_groups_stay_together():
     groups = np.repeat(np.arange(40), np.arange(40) % 4 + 1)
     parts = group_split(groups, (0.8, 0.1, 0.1), seed=3)
     assert _is_partition(parts, len(groups))
-    seen = [set(groups[p]) for p in parts]
+    seen = [set(groups[p].tolist()) for p in parts]
+    assert [len(s) for s in seen] == [32, 4, 4]  # fractions of the 40 groups
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
-    for _, te in kfold(groups, 4, groups=groups, seed=0):
-        assert set(groups[te]).isdisjoint(set(groups[np.setdiff1d(np.arange(len(groups)), te)]))
+    for stratified in (False, True):
+        folds = kfold(groups % 2, 4, groups=groups, seed=0, stratified=stratified)
+        assert _is_partition([te for _, te in folds], len(groups))
+        for tr, te in folds:
+            assert set(groups[te].tolist()).isdisjoint(groups[tr].tolist())
+
+
+def test_kfold_by_hand():
+    y = np.array([0] * 10 + [1] * 5)
+    folds = kfold(y, 5, seed=0)
+    assert _is_partition([te for _, te in folds], len(y))
+    for tr, te in folds:
+        assert np.bincount(y[te], minlength=2).tolist() == [2, 1] and len(np.intersect1d(tr, te)) == 0
+    plain = kfold(y, 5, seed=0, stratified=False)
+    assert [len(te) for _, te in plain] == [3] * 5 and _is_partition([te for _, te in plain], len(y))
+    assert [te.tolist() for _, te in kfold(y, 5, seed=0)] == [te.tolist() for _, te in folds]
+
+
+def test_splits_leave_global_random_state_alone():
+    before = np.random.get_state()[1].copy()
+    random_split(50, seed=1), stratified_split([0, 1] * 25, seed=1), group_split(np.arange(50) // 5, seed=1)
+    kfold([0, 1] * 25, 5, seed=1)
+    assert np.array_equal(np.random.get_state()[1], before)
 
 
 def test_graph_groups_by_hash_and_core():
@@ -73,9 +84,17 @@ def test_graph_groups_by_hash_and_core():
 def test_bad_split_input():
     with pytest.raises(InputError, match="one member"):
         stratified_split(["a", "a", "b"], (0.5, 0.5))
+    with pytest.raises(InputError, match="cannot stratify"):
+        stratified_split(["a", "a", "b", "b", "c", "c"], (0.5, 0.25, 0.25))
     with pytest.raises(InputError, match="sum to 1"):
         random_split(10, (0.5, 0.4))
     with pytest.raises(InputError, match="non-empty"):
         stratified_split([], (0.5, 0.5))
+    with pytest.raises(InputError, match="empty"):
+        group_split([], (0.5, 0.5))
     with pytest.raises(InputError, match="folds"):
         kfold([0, 1], 3)
+    with pytest.raises(InputError, match="groups"):
+        kfold([0, 1, 0, 1], 3, groups=[0, 0, 1, 1])
+    with pytest.raises(InputError, match="seed"):
+        random_split(10, seed=-1)

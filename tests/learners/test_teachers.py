@@ -32,11 +32,12 @@ TEACHERS = {"chgnet": ("chgnet", chgnet_calculator, CHGNET_CALCULATOR),
 @pytest.fixture(scope="module", params=sorted(TEACHERS))
 def teacher(request):
     """(name, the package's own calculator as reference) for each installed teacher."""
-    pytest.importorskip(TEACHERS[request.param][0])
     if request.param == "chgnet":
+        pytest.importorskip("chgnet")
         from chgnet.model.dynamics import CHGNetCalculator
 
         return request.param, CHGNetCalculator(use_device="cpu")
+    pytest.importorskip("sevenn")
     from sevenn.calculator import SevenNetCalculator
 
     return request.param, SevenNetCalculator("7net-0", device="cpu")

@@ -42,7 +42,11 @@ def _fit(data, seed=0, **kw):
 
 
 def test_same_seed_same_weights_other_seed_differs(data):
+    from tests.learners.test_models import cuda_rng_state
+
+    state, cuda = torch.get_rng_state(), cuda_rng_state()
     a, ta = _fit(data, seed=0, restore_best=False)
+    assert torch.equal(torch.get_rng_state(), state) and cuda_rng_state() == cuda  # dropout's seeding stays local
     b, tb = _fit(data, seed=0, restore_best=False)
     c, _ = _fit(data, seed=1, restore_best=False)
     assert torch.equal(_weights(a), _weights(b))
@@ -124,3 +128,15 @@ def test_non_finite_loss_is_reported(data):
 
     with pytest.raises(TrainingDivergedError, match="non-finite training loss"):
         Trainer(epochs=2, dtype=torch.float64).fit(_model(), data[0], step=nan_step)
+
+
+def test_trainer_keeps_the_model_dtype_unless_asked(data):
+    """Default dtype None: a float64 model trains in float64 (a float32 default used to cast it down
+    silently); a dtype named on the trainer is honoured, the model cast to it."""
+    model = _model()
+    Trainer(epochs=1, batch_size=16).fit(model, data[0], step=STEP, task="multiclass")
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    Trainer(epochs=1, batch_size=16, dtype=torch.float32).fit(model, data[0], step=STEP, task="multiclass")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with pytest.raises(InputError, match="dtype"):
+        Trainer(dtype="float64")

@@ -51,7 +51,6 @@ def test_sparse_npz_parquet_and_npy(smiles_csv, tmp_path):
     featurize_inputs(smiles_csv, "maccs", tmp_path / "fp.npy", **kwargs)
     dense = np.load(tmp_path / "fp.npy")
     assert np.array_equal(matrix.toarray(), dense) and dense.shape == (2, 167)
-    pytest.importorskip("pyarrow")
     featurize_inputs(smiles_csv, "maccs", tmp_path / "fp.parquet", **kwargs)
     frame = pd.read_parquet(tmp_path / "fp.parquet")
     assert frame["id"].tolist() == ["aspirin", "phenol"] and frame.shape == (2, 168)

@@ -119,3 +119,50 @@ def test_bad_input(argon_liquid):
     atoms.set_masses([0.0] * len(atoms))
     with pytest.raises(SimsInputError, match="masses"):
         sims.MD(atoms, _argon_pot(), sims.VelocityVerlet(1.0))
+
+
+def _global_rng_states():
+    return torch.get_rng_state().clone(), np.random.get_state()
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_md_leaves_global_random_state_alone(argon_liquid, seed):
+    """Velocities and Langevin noise come from the run's own generators: seed=None used to reseed
+    torch's global generator (torch.seed())."""
+    torch_before, np_before = _global_rng_states()
+    sims.MD(argon_liquid, _argon_pot(), sims.Langevin(5.0, 100.0, 0.01), seed=seed, temperature=100.0,
+            dtype=F64, record_every=0).run(3)
+    sims.maxwell_boltzmann(torch.ones(4, dtype=F64), 50.0, seed=seed)
+    torch_after, np_after = _global_rng_states()
+    assert torch.equal(torch_before, torch_after)
+    assert np_before[0] == np_after[0] and np.array_equal(np_before[1], np_after[1]) and np_before[2:] == np_after[2:]
+
+
+@pytest.mark.parametrize("make", [lambda: sims.Langevin(5.0, 100.0, 0.01),
+                                  lambda: sims.NoseHooverChain(5.0, 100.0, tau=50.0)],
+                         ids=["langevin", "nose-hoover-chain"])
+def test_runs_sharing_an_integrator_do_not_share_its_state(argon_liquid, make):
+    """Two runs on one integrator object, interleaved, give the trajectory each gives alone: the
+    noise generator and the chain variables belong to the run (they used to live on the integrator)."""
+    alone = sims.MD(argon_liquid, _argon_pot(), make(), seed=7, temperature=100.0, dtype=F64,
+                    record_every=0).run(10).positions_array()
+    shared = make()
+    a, b = (sims.MD(argon_liquid, _argon_pot(), shared, seed=7, temperature=100.0, dtype=F64, record_every=0)
+            for _ in range(2))
+    for _ in range(10):  # a step of b between each step of a
+        a.run(1)
+        b.run(1)
+    np.testing.assert_array_equal(a.positions_array(), alone)
+    np.testing.assert_array_equal(b.positions_array(), alone)
+    other = sims.MD(argon_liquid, _argon_pot(), shared, seed=8, temperature=100.0, dtype=F64, record_every=0)
+    assert not np.array_equal(other.run(10).positions_array(), alone)
+
+
+def test_seeded_draws_repeat_and_unseeded_differ():
+    masses = torch.full((50,), 39.95, dtype=F64)
+    draw = sims.maxwell_boltzmann
+    assert torch.equal(draw(masses, 100.0, seed=3), draw(masses, 100.0, seed=3))
+    assert not torch.equal(draw(masses, 100.0, seed=3), draw(masses, 100.0, seed=4))
+    assert not torch.equal(draw(masses, 100.0), draw(masses, 100.0))
+    with pytest.raises(SimsInputError, match="seed"):
+        draw(masses, 100.0, seed=-1)

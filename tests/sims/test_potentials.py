@@ -1,4 +1,5 @@
-"""Potentials: ASE calculators, brute-force references, finite differences (a contract suite)."""
+"""Potentials against ASE calculators and brute-force references; the contract every potential meets
+(gradients, invariances, dtype, cutoff) is tests/potential_contract.py, run by test_potentials_contract.py."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from ase.units import Bohr, Hartree
 import sims
 from reprs.errors import InputError
 from sims.errors import SimsInputError
-from sims.potentials import (BKS, Buckingham, DSFCoulomb, LennardJones, Morse, SumPotential,
-                             TabulatedPair)
+from sims.potentials import BKS, Buckingham, LennardJones, Morse, TabulatedPair
 
 F64 = torch.float64
 
@@ -123,61 +123,6 @@ def test_bks_core_correction_removes_collapse():
     assert abs(r[well] - plain_well) < 0.02 and total[well] < -10
 
 
-def _all_potentials():
-    lj = LennardJones(sigma=2.0, epsilon=0.05, cutoff=5.0, dtype=F64)
-    r = np.linspace(1.6, 5.0, 40)
-    return {
-        "lj": lj,
-        "morse": Morse(epsilon=0.3, rho0=4.0, r0=2.2, cutoff=5.0, cutoff_start=4.0, dtype=F64),
-        "buckingham": Buckingham({("Si", "O"): (1800.0, 0.3, 10.0)}, cutoff=5.0, dtype=F64),
-        "dsf": DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=F64),
-        "tabulated": TabulatedPair(r_min=1.6, cutoff=5.0, values=0.05 * np.cos(r) * (5.0 - r), dtype=F64),
-        "sum": SumPotential([lj, DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=F64)]),
-    }
-
-
-def _energy(pot, atoms) -> float:
-    return sims.energy_and_forces(pot, atoms, dtype=F64)[0]
-
-
-@pytest.mark.parametrize("name", list(_all_potentials()))
-def test_contract_forces_stress_by_finite_differences(name):
-    pot = _all_potentials()[name]
-    rng = np.random.default_rng(7)
-    atoms = Atoms("Si4O8", positions=rng.uniform(0, 6, (12, 3)), cell=np.eye(3) * 6 + rng.uniform(-1, 1, (3, 3)),
-                  pbc=[True, True, False])
-    atoms.set_cell(atoms.cell[:], scale_atoms=False)
-    atoms.pbc = True
-    # Push apart atoms that landed too close (finite differences near r -> 0 are meaningless).
-    atoms.positions[:] = np.asarray(sorted(atoms.positions.tolist()))
-    i, j, _ = sims.neighbor_list(atoms, 1.2)
-    keep = np.ones(len(atoms), bool)
-    keep[np.unique(np.maximum(i, j))] = False
-    atoms = atoms[keep]
-    e0, f, s = sims.energy_and_forces(pot, atoms, stress=True, dtype=F64)
-    assert isinstance(e0, float) and f.shape == (len(atoms), 3) and f.dtype == np.float64
-    h = 1e-5
-    for a, c in [(0, 0), (1, 2), (len(atoms) - 1, 1)]:
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[a, c] += h
-        minus.positions[a, c] -= h
-        fd = -(_energy(pot, plus) - _energy(pot, minus)) / (2 * h)
-        assert f[a, c] == pytest.approx(fd, abs=1e-6, rel=1e-6)
-    for a, b in [(0, 0), (0, 1), (2, 1)]:
-        eps = np.zeros((3, 3))
-        eps[a, b] = h
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
-        minus.set_cell(atoms.cell[:] @ (np.eye(3) - eps), scale_atoms=True)
-        fd = (_energy(pot, plus) - _energy(pot, minus)) / (2 * h)
-        assert s[a, b] * atoms.get_volume() == pytest.approx(fd, abs=1e-6, rel=1e-6)
-    # Translating everything changes nothing; the forces sum to zero.
-    moved = atoms.copy()
-    moved.positions += [0.3, -1.1, 2.0]
-    assert sims.energy_and_forces(pot, moved, dtype=F64)[0] == pytest.approx(e0, abs=1e-10)
-    np.testing.assert_allclose(f.sum(0), 0, atol=1e-10)
-
-
 def test_tabulated_reproduces_lj_and_learns(argon_liquid):
     r = np.linspace(3.0, 8.5, 1101)
     lj = 4 * 0.0104 * ((3.4 / r) ** 12 - (3.4 / r) ** 6)
@@ -203,3 +148,41 @@ def test_bad_parameters_and_atoms():
         Buckingham({("Xx", "O"): (1.0, 1.0, 1.0)}, cutoff=5.0)
     with pytest.raises(InputError, match="non-finite position"):
         sims.energy_and_forces(LennardJones(), Atoms("H2", positions=[[0, 0, 0], [np.inf, 0, 0]]))
+
+
+def test_float32_built_potential_evaluated_in_float64_is_exact(argon_liquid):
+    """A requested dtype is honoured end to end: a potential built in the default float32 and
+    evaluated in float64 used to compute with float32-rounded sigma and epsilon (2e-8 relative
+    error against ASE); its parameters are now float64 as given, cast to the computation's dtype."""
+    atoms = _skewed(argon_liquid)
+    pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, shift=True)  # dtype float32
+    e, f = sims.energy_and_forces(pot, atoms, dtype=F64)
+    atoms.calc = AseLJ(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=False)
+    assert e == pytest.approx(atoms.get_potential_energy(), rel=1e-12, abs=0)
+    np.testing.assert_allclose(f, atoms.get_forces(), rtol=0, atol=1e-12)
+    # The tensors of the computation carry the requested dtype; without one, the potential's.
+    state = sims.State.from_atoms(atoms, dtype=F64)
+    pairs = sims.build_pairs(state.positions, state.cell, state.pbc, pot.cutoff, half=True)
+    for dtype in (torch.float32, F64):
+        # One pair list (built in float64) serves both precisions.
+        energy, forces, stress = sims.compute(pot, state.positions.to(dtype), state.cell.to(dtype), state.numbers,
+                                              pairs, stress=True)
+        assert energy.dtype == forces.dtype == stress.dtype == dtype and energy.dim() == 0
+    md = sims.MD(atoms, pot, sims.VelocityVerlet(1.0), record_every=0)
+    assert md.state.positions.dtype == torch.float32 and md.energy.dtype == torch.float32
+    assert sims.MD(atoms, pot, sims.VelocityVerlet(1.0), dtype=F64, record_every=0).energy.dtype == F64
+    with pytest.raises(SimsInputError, match="State is torch.float64"):
+        sims.MD(state, pot, sims.VelocityVerlet(1.0), dtype=torch.float32)
+
+
+def test_a_potential_that_mixes_precisions_is_refused(argon_liquid):
+    class Float32Only(torch.nn.Module):
+        cutoff = 3.0
+
+        def forward(self, positions, cell, numbers, pairs):
+            return positions.float().sum() * 0
+
+    with pytest.raises(SimsInputError, match="float32.*float64 positions"):
+        sims.energy_and_forces(Float32Only(), argon_liquid, dtype=F64)
+    with pytest.raises(SimsInputError, match="dtype"):
+        LennardJones(dtype=np.float64)
