@@ -22,17 +22,23 @@ def test_glycan_bad_input_exits_nonzero_with_message(capsys):
     assert "unknown glycan monomer 'Foo'" in capsys.readouterr().err
 
 
-def test_featurize_writes_graphs_and_index(tmp_path, capsys):
+def test_featurize_writes_glycan_graphs_like_any_featurizer(tmp_path, capsys):
+    from reprs.glycans import glycan_graph
+
     table = tmp_path / "glycans.csv"
     pd.DataFrame({"id": [1, 2, 3], "glycan": ["Gal(b1-4)Glc", "Gal(b1-4", "Neu5Ac(a2-6)Gal(b1-4)GlcNAc"]}).to_csv(table, index=False)
-    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out")]) == 2
-    assert "unclosed '('" in capsys.readouterr().err  # stops at the first bad row by default
-    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(tmp_path / "out"), "--skip-errors"]) == 0
-    assert "wrote 2 graphs" in capsys.readouterr().out
-    graphs = read_graphs(tmp_path / "out" / "graphs.jsonl")
-    assert [g.number_of_nodes() for g in graphs] == [2, 3]
-    index = pd.read_csv(tmp_path / "out" / "index.csv", keep_default_na=False)
-    assert index["error"].astype(bool).tolist() == [False, True, False]
+    out = tmp_path / "graphs.jsonl"
+    assert main(["featurize", str(table), "--repr", "glycan-graph", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unclosed '('" in err and "--skip-errors" in err  # stops at the first bad row by default
+    assert not out.exists()
+    assert main(["featurize", str(table), "--repr", "glycan_graph:linkage=anomer", "-o", str(out), "--skip-errors", "-q"]) == 0
+    stdout = capsys.readouterr().out
+    assert "featurized 2 of 3 objects" in stdout and "2: GlycanParseError" in stdout
+    graphs = read_graphs(out)
+    assert [g.graph["id"] for g in graphs] == ["1", "3"]
+    expected = glycan_graph("Neu5Ac(a2-6)Gal(b1-4)GlcNAc", linkage="anomer")
+    assert [d["label"] for *_, d in graphs[1].edges(data=True)] == [d["label"] for *_, d in expected.edges(data=True)]
 
 
 def test_featurize_rejects_unknown_representation(tmp_path, capsys):
@@ -49,7 +55,7 @@ def test_featurize_smiles_table_with_a_catalog_featurizer(tmp_path, capsys):
     table = tmp_path / "mols.csv"
     pd.DataFrame({"id": ["ethanol", "benzene"], "smiles": ["CCO", "c1ccccc1"]}).to_csv(table, index=False)
     out = tmp_path / "fp.npz"
-    assert main(["featurize", str(table), "--repr", "morgan:radius=2,n_bits=256", "-o", str(out), "--no-progress"]) == 0
+    assert main(["featurize", str(table), "--repr", "morgan:radius=2,n_bits=256", "-o", str(out), "--quiet"]) == 0
     import numpy as np
 
     stored = np.load(out, allow_pickle=True)
