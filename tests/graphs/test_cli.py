@@ -121,3 +121,61 @@ def test_dmeasure_matrix_over_a_database(tmp_path, capsys):
     expected = d_measure_matrix([network(crystal_reference(n, repeat=(2, 2, 2)), {("Si", "O"): 2.0}) for n in names])
     np.testing.assert_allclose(np.load(out / "matrix.npy"), expected, atol=1e-12)
     assert pd.read_csv(out / "labels.csv")["label"].tolist() == names
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["similar", "--top", "0"], "--top"),
+        (["similar", "--top", "-3"], "--top"),
+        (["similar", "--top", "two"], "--top"),
+        (["similar", "--workers", "0"], "--workers"),
+        (["similar", "--timeout", "-1"], "--timeout"),
+        (["similar", "--quiet", "--progress"], "--progress"),
+        (["matrix", "glycans", "-o", "out", "--limit", "-5"], "--limit"),
+        (["matrix", "glycans", "-o", "out", "--seed", "-1"], "--seed"),
+        (["dmeasure", "a.cif", "b.cif", "--workers", "-2"], "--workers"),
+    ],
+)
+def test_bad_numbers_are_refused_by_flag_with_exit_2(argv, flag, capsys):
+    # argparse checks them before any work: exit status 2, the flag named, no traceback
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def _fails(argv, capsys) -> str:
+    """Run matrep in-process; assert a user error (exit 2, one message, no traceback); return stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"matrep {argv[0]}: error: ") and "Traceback" not in err
+    return err
+
+
+def test_unreadable_inputs_are_user_errors_naming_the_file_or_flag(table, tmp_path, capsys):
+    from ase.io import write
+
+    from reprs.glass import crystal_reference
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert f"cannot read {empty} as a CSV table" in _fails(["similar", "--dataset", str(empty)], capsys)
+    unknown = tmp_path / "cell.foo"
+    unknown.write_text("hello\n")
+    err = _fails(["dmeasure", str(unknown), str(unknown)], capsys)
+    assert f"{unknown}: ASE cannot read files of type 'foo'" in err
+    assert f"--matrix {unknown}:" in _fails(["dmeasure", "--matrix", str(unknown), "-o", str(tmp_path / "o")], capsys)
+    assert f"-o {table} is an existing file" in _fails(["matrix", str(table), "-o", str(table)], capsys)
+
+    quartz = tmp_path / "q.extxyz"
+    write(quartz, crystal_reference("alpha-quartz", repeat=(1, 1, 1)))
+    err = _fails(["dmeasure", str(quartz), str(quartz), "--cutoff", "Si-O=-2"], capsys)
+    assert "--cutoff 'Si-O=-2': the distance must be a positive number" in err
+    # species print as plain strings, not numpy scalars
+    err = _fails(["dmeasure", str(quartz), str(quartz), "--cutoff", "Si-X=2"], capsys)
+    assert "present: ['O', 'Si']" in err and "np.str_" not in err
+    assert "present: ['O', 'Si']" in _fails(["dmeasure", str(quartz), str(quartz), "--bridge", "X"], capsys)
+    err = _fails(["dmeasure", "--matrix", str(quartz), "-o", str(tmp_path / "o"), "--label", "T"], capsys)
+    assert "--label 'T': no frame" in err

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from reprs.cli import main
 from reprs.graphio import read_graphs
@@ -19,7 +25,10 @@ def test_glycan_bad_input_exits_nonzero_with_message(capsys):
     assert main(["glycan", "Gal(b1-4)[Fuc(a1-3)GlcNAc"]) == 2
     assert "unclosed '['" in capsys.readouterr().err
     assert main(["glycan", "Foo(b1-4)Gal"]) == 2
-    assert "unknown glycan monomer 'Foo'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the hint names the flag of this command, not the Python argument
+    assert "unknown glycan monomer 'Foo'" in err and "--on-unknown zero" in err and "on_unknown" not in err
+    assert main(["glycan", "Foo(b1-4)Gal", "--on-unknown", "zero"]) == 0
 
 
 def test_featurize_writes_glycan_graphs_like_any_featurizer(tmp_path, capsys):
@@ -62,3 +71,39 @@ def test_featurize_smiles_table_with_a_catalog_featurizer(tmp_path, capsys):
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=256, includeChirality=True)
     expected = np.stack([generator.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1")])
     np.testing.assert_array_equal(stored["X"], expected)
+
+
+def test_user_mistakes_end_with_one_message_and_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    # predict's table is read by learners.cli; the shared error path of main() reports pandas' error
+    assert main(["predict", str(tmp_path / "run"), str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("matrep predict: error: No columns to parse from file") and "Traceback" not in err
+    assert main(["featurize", str(empty), "--repr", "soap", "-o", str(tmp_path / "x.npz")]) == 2
+    assert "SOAP needs the parameter(s) species, e.g. soap:species=" in capsys.readouterr().err
+    assert main(["featurize", str(tmp_path / "missing.csv"), "--repr", "maccs", "-o", str(tmp_path / "x.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    for argv, flag in (
+        (["featurize", str(empty), "--repr", "maccs", "-o", "x.npz", "--n-jobs", "0"], "--n-jobs"),
+        (["glycan", "Gal(b1-4)Glc", "--width", "-1"], "--width"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and f"argument {flag}: expected an integer" in capsys.readouterr().err
+
+
+def test_the_console_script_prints_no_traceback(tmp_path):
+    # the installed entry point, as a user runs it: a file type ASE cannot read
+    bad = tmp_path / "cell.foo"
+    bad.write_text("hello\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from reprs.cli import main; sys.exit(main())", "dmeasure", str(bad), str(bad)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"matrep dmeasure: error: {bad}: ASE cannot read files of type 'foo'; give a structure file ase.io.read "
+        "knows (extxyz, xyz, cif, POSCAR/vasp, traj, ASE .db, ...)"
+    )
