@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,3 +181,54 @@ def test_unreadable_inputs_are_user_errors_naming_the_file_or_flag(table, tmp_pa
     assert "present: ['O', 'Si']" in _fails(["dmeasure", str(quartz), str(quartz), "--bridge", "X"], capsys)
     err = _fails(["dmeasure", "--matrix", str(quartz), "-o", str(tmp_path / "o"), "--label", "T"], capsys)
     assert "--label 'T': no frame" in err
+
+
+def test_progress_bars_on_request_and_on_a_terminal_and_quiet_silences_them(table, capsys):
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "2"]
+    assert main([*argv, "--progress"]) == 0
+    # tqdm's bar, forced on without a terminal: the 7 query-dataset pairs
+    assert re.search(r"ged: +\d+%\|.*\| \d/7 \[", capsys.readouterr().err)
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(argv) == 0  # stderr is not a terminal here: no bar by default
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_shown_by_default_when_stderr_is_a_terminal(table):
+    import fcntl
+    import os
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    leader, follower = os.openpty()
+    # a new pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from reprs.cli import main; sys.exit(main())", *argv],
+        stdout=subprocess.DEVNULL, stderr=follower, env=env,
+    )
+    os.close(follower)
+    seen = b""
+    try:  # drain the terminal while the command runs (Linux may drop unread output at exit)
+        while True:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the command closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif process.poll() is not None:
+                break
+    finally:
+        os.close(leader)
+    assert process.wait(timeout=120) == 0
+    assert re.search(rb"ged: +\d+%\|.*\| \d/7 \[", seen), seen
