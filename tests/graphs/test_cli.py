@@ -232,3 +232,13 @@ def test_progress_is_shown_by_default_when_stderr_is_a_terminal(table):
         os.close(leader)
     assert process.wait(timeout=120) == 0
     assert re.search(rb"ged: +\d+%\|.*\| \d/7 \[", seen), seen
+
+
+def test_similarity_map_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    graphs = [glycan_graph(g) for g in GLYCANS]
+    with matplotlib.rc_context({"backend": "svg"}):  # a user's choice, restored after the test
+        similarity_map(graphs, "wl", tmp_path, labels=LABELS)
+        assert matplotlib.get_backend() == "svg"
+    assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
