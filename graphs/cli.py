@@ -23,7 +23,11 @@ def _client(args: argparse.Namespace):
     from dask.distributed import Client, LocalCluster
 
     if args.scheduler:
-        with Client(args.scheduler) as client:
+        try:
+            client = Client(args.scheduler)
+        except (OSError, ValueError) as err:  # a malformed address, or no scheduler listening there
+            raise InputError(f"--scheduler {args.scheduler}: cannot connect to a Dask scheduler: {err}") from None
+        with client:
             yield client
         return
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster:

@@ -242,3 +242,8 @@ def test_similarity_map_leaves_the_matplotlib_backend_alone(tmp_path):
         similarity_map(graphs, "wl", tmp_path, labels=LABELS)
         assert matplotlib.get_backend() == "svg"
     assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_bad_scheduler_address_names_the_flag(table, capsys):
+    err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--scheduler", "nonsense"], capsys)
+    assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err
