@@ -44,10 +44,15 @@ def _metric_params(args: argparse.Namespace) -> dict:
 def _similar(args: argparse.Namespace) -> None:
     from graphs.query import top_k
     from reprs import glycan_graph
+    from reprs.commands import cli_unknown_monomer
     from reprs.datasets import glycan_graph_dataset
+    from reprs.errors import UnknownMonomerError
 
     start = time.perf_counter()
-    query = glycan_graph(args.glycan)
+    try:
+        query = glycan_graph(args.glycan)
+    except UnknownMonomerError as err:  # `similar` has no --on-unknown to suggest
+        raise cli_unknown_monomer(err) from None
     graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
     loaded = time.perf_counter() - start
     with _client(args) as client:
@@ -115,13 +120,12 @@ def _cutoffs(texts: list[str] | None) -> dict:
     return cutoffs
 
 
-def _output_folder(path: str) -> str:
+def _output_folder(path: str) -> None:
     """Refuse an -o that names an existing file (the outputs are a folder of files)."""
     from pathlib import Path
 
     if Path(path).exists() and not Path(path).is_dir():
         raise InputError(f"-o {path} is an existing file; give a folder for matrix.npy, labels.csv and the figures")
-    return path
 
 
 def _networks(path: str, args: argparse.Namespace, index: str, flag: str) -> tuple[list, list]:

@@ -17,9 +17,17 @@ def _glycan(args: argparse.Namespace) -> None:
     try:
         graph = glycan_graph(args.glycan, linkage=args.linkage, on_unknown=args.on_unknown)
     except UnknownMonomerError as err:
-        # the library's message suggests the Python argument; here the flag is the way out
-        raise UnknownMonomerError(f"{str(err).split('. Pass ')[0]}; --on-unknown zero gives it a zero vector") from None
+        raise cli_unknown_monomer(err, "--on-unknown zero gives it a zero vector") from None
     print(format_graph(graph, width=args.width))
+
+
+def cli_unknown_monomer(err: Exception, hint: str | None = None) -> Exception:
+    """The error of an unknown monomer for the command line: the library's advice names the Python
+    argument ``on_unknown``; a command gives its own flag as ``hint``, or no advice if it has none."""
+    from reprs.errors import UnknownMonomerError
+
+    message = str(err).split(". Pass on_unknown")[0]
+    return UnknownMonomerError(f"{message}; {hint}" if hint else message)
 
 
 def _featurize(args: argparse.Namespace) -> None:

@@ -244,6 +244,11 @@ def test_similarity_map_leaves_the_matplotlib_backend_alone(tmp_path):
     assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_unknown_monomer_in_the_query_suggests_no_option_similar_lacks(table, capsys):
+    err = _fails(["similar", "Foo(b1-4)GlcNAc", "--dataset", str(table)], capsys)
+    assert "unknown glycan monomer 'Foo'" in err and "on_unknown" not in err and "--on-unknown" not in err
+
+
 def test_a_bad_scheduler_address_names_the_flag(table, capsys):
     err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--scheduler", "nonsense"], capsys)
     assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err
