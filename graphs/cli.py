@@ -7,6 +7,7 @@ import contextlib
 import time
 
 from graphs.errors import InputError
+from reprs.cli import add_progress_flags, int_at_least, positive_float, progress_wanted
 
 _DEFAULT_QUERY = "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man"
 
@@ -15,14 +16,18 @@ _DEFAULT_QUERY = "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man"
 def _client(args: argparse.Namespace):
     """A Dask client for --scheduler ADDRESS or --workers N, else None (serial)."""
     if args.scheduler and args.workers:
-        raise InputError("give either --scheduler or --workers, not both")
+        raise InputError("give either --scheduler or --workers N, not both")
     if not (args.scheduler or args.workers):
         yield None
         return
     from dask.distributed import Client, LocalCluster
 
     if args.scheduler:
-        with Client(args.scheduler) as client:
+        try:
+            client = Client(args.scheduler)
+        except (OSError, ValueError) as err:  # a malformed address, or no scheduler listening there
+            raise InputError(f"--scheduler {args.scheduler}: cannot connect to a Dask scheduler: {err}") from None
+        with client:
             yield client
         return
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster:
@@ -39,15 +44,21 @@ def _metric_params(args: argparse.Namespace) -> dict:
 def _similar(args: argparse.Namespace) -> None:
     from graphs.query import top_k
     from reprs import glycan_graph
+    from reprs.commands import cli_unknown_monomer
     from reprs.datasets import glycan_graph_dataset
+    from reprs.errors import UnknownMonomerError
 
     start = time.perf_counter()
-    query = glycan_graph(args.glycan)
+    try:
+        query = glycan_graph(args.glycan)
+    except UnknownMonomerError as err:  # `similar` has no --on-unknown to suggest
+        raise cli_unknown_monomer(err) from None
     graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
     loaded = time.perf_counter() - start
     with _client(args) as client:
         result = top_k(
-            query, graphs, args.metric, args.top, metric_params=_metric_params(args), client=client, progress=args.progress
+            query, graphs, args.metric, args.top, metric_params=_metric_params(args), client=client,
+            progress=progress_wanted(args),
         )
     seconds = time.perf_counter() - start
     order = "higher is more alike" if result.similarity else "lower is more alike"
@@ -71,6 +82,7 @@ def _matrix(args: argparse.Namespace) -> None:
     from graphs.maps import similarity_map
     from reprs.datasets import glycan_graph_dataset
 
+    _output_folder(args.output)
     graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
     if args.limit and len(graphs) > args.limit:
         picked = table.sample(args.limit, random_state=args.seed).index.sort_values()
@@ -79,7 +91,7 @@ def _matrix(args: argparse.Namespace) -> None:
     with _client(args) as client:
         result = similarity_map(
             graphs, args.metric, args.output, labels=labels, metric_params=_metric_params(args), client=client,
-            progress=args.progress, seed=args.seed,
+            progress=progress_wanted(args), seed=args.seed,
         )
     print(f"{len(graphs)} x {len(graphs)} {args.metric} matrix; wrote " + ", ".join(str(p) for p in result.paths.values()))
     if not result.exact.all():
@@ -103,7 +115,30 @@ def _cutoffs(texts: list[str] | None) -> dict:
             cutoffs[species] = value if value == "rdf" else float(value)
         except ValueError:
             raise InputError(f"--cutoff {text!r}: {value!r} is neither a distance in Å nor 'rdf'") from None
+        if value != "rdf" and not 0 < cutoffs[species] < float("inf"):
+            raise InputError(f"--cutoff {text!r}: the distance must be a positive number of Å")
     return cutoffs
+
+
+def _output_folder(path: str) -> None:
+    """Refuse an -o that names an existing file (the outputs are a folder of files)."""
+    from pathlib import Path
+
+    if Path(path).exists() and not Path(path).is_dir():
+        raise InputError(f"-o {path} is an existing file; give a folder for matrix.npy, labels.csv and the figures")
+
+
+def _networks(path: str, args: argparse.Namespace, index: str, flag: str) -> tuple[list, list]:
+    """:func:`_read_networks`, with a file type ASE does not know reported against its argument."""
+    from ase.io.formats import UnknownFileTypeError
+
+    try:
+        return _read_networks(path, args, index)
+    except UnknownFileTypeError as err:
+        raise InputError(
+            f"{flag}{path}: ASE cannot read files of type {str(err)!r}; give a structure file ase.io.read "
+            "knows (extxyz, xyz, cif, POSCAR/vasp, traj, ASE .db, ...)"
+        ) from None
 
 
 def _read_networks(path: str, args: argparse.Namespace, index: str) -> tuple[list, list]:
@@ -143,17 +178,23 @@ def _dmeasure(args: argparse.Namespace) -> None:
             raise InputError("give either two structure files or --matrix DB, not both")
         if not args.output:
             raise InputError("--matrix needs -o OUT (the folder for matrix.npy and the figures)")
-        graphs, frames = _read_networks(args.matrix, args, ":")
+        _output_folder(args.output)
+        graphs, frames = _networks(args.matrix, args, ":", "--matrix ")
         key = args.label
+        if key and not any(key in f.info for f in frames):
+            keys = sorted({k for f in frames for k in f.info})
+            raise InputError(f"--label {key!r}: no frame of {args.matrix} has this key; keys: {keys or 'none'}")
         labels = [str(f.info.get(key, "")) for f in frames] if key else None
         with _client(args) as client:
-            result = similarity_map(graphs, "dmeasure", args.output, labels=labels, client=client, progress=args.progress)
+            result = similarity_map(
+                graphs, "dmeasure", args.output, labels=labels, client=client, progress=progress_wanted(args)
+            )
         print(f"{len(graphs)} x {len(graphs)} D-measure matrix; wrote " + ", ".join(str(p) for p in result.paths.values()))
         return
     if len(args.structures) != 2:
         raise InputError("matrep dmeasure compares two structure files (A B), or a database with --matrix DB -o OUT")
-    (g1,), _ = _read_networks(args.structures[0], args, "-1")
-    (g2,), _ = _read_networks(args.structures[1], args, "-1")
+    (g1,), _ = _networks(args.structures[0], args, "-1", "")
+    (g2,), _ = _networks(args.structures[1], args, "-1", "")
     parts = d_measure(g1, g2, components=True)
     print(f"D = {parts.distance:.6f}")
     print(f"  node-distance term {parts.node_distance:.6f}, dispersion term {parts.dispersion:.6f}, "
@@ -162,23 +203,31 @@ def _dmeasure(args: argparse.Namespace) -> None:
           f"{g2.number_of_nodes()} nodes / {g2.number_of_edges()} bonds")
 
 
+def _dask_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=int_at_least(1), default=None, metavar="N", help="run on a local Dask cluster with N workers"
+    )
+    parser.add_argument("--scheduler", default=None, help="address of a Dask scheduler to run on")
+    add_progress_flags(parser)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     from graphs.query import metric_names
 
     parser.add_argument("--metric", default="wl", choices=metric_names(), help="similarity or distance (default wl)")
     parser.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
     parser.add_argument("--ged-method", default="exact", choices=("exact", "bipartite", "bounds"), help="GED solver")
-    parser.add_argument("--timeout", type=float, default=1.0, help="seconds per exact GED before bounds are returned")
-    parser.add_argument("--workers", type=int, default=0, help="run on a local Dask cluster with N workers")
-    parser.add_argument("--scheduler", default=None, help="address of a Dask scheduler to run on")
-    parser.add_argument("--progress", action="store_true", default=None, help="show progress bars")
+    parser.add_argument(
+        "--timeout", type=positive_float, default=1.0, help="seconds per exact GED before bounds are returned"
+    )
+    _dask_flags(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the :mod:`graphs` subcommands to the ``matrep`` parser."""
     p = subparsers.add_parser("similar", help="the glycans of a dataset most similar to a query")
     p.add_argument("glycan", nargs="?", default=_DEFAULT_QUERY, help=f"IUPAC-condensed query (default {_DEFAULT_QUERY})")
-    p.add_argument("--top", type=int, default=10, help="number of results")
+    p.add_argument("--top", type=int_at_least(1), default=10, help="number of results")
     p.add_argument("--dataset", default="glycans", help=_DATASET_HELP)
     _common(p)
     p.set_defaults(func=_similar)
@@ -186,8 +235,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("matrix", help="pairwise matrix, heatmap and 2-D embedding of a dataset")
     p.add_argument("dataset", help=_DATASET_HELP)
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--limit", type=int, default=500, help="random subset of at most N graphs (0: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset and the embedding")
+    p.add_argument(
+        "--limit", type=int_at_least(0), default=500, metavar="N", help="random subset of at most N graphs (0: all)"
+    )
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the subset and the embedding")
     _common(p)
     p.set_defaults(func=_matrix)
 
@@ -204,7 +255,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cutoff", action="append", help="bond cutoff SPECIES-SPECIES=Å or =rdf (repeatable); default Si-O=rdf")
     p.add_argument("--bridge", default=None, help="cation network through this bridging species (e.g. O)")
     p.add_argument("--label", default=None, help="frame info key used as the label of --matrix rows (e.g. T_target)")
-    p.add_argument("--workers", type=int, default=0, help="run on a local Dask cluster with N workers")
-    p.add_argument("--scheduler", default=None, help="address of a Dask scheduler to run on")
-    p.add_argument("--progress", action="store_true", default=None, help="show progress bars")
+    _dask_flags(p)
     p.set_defaults(func=_dmeasure)

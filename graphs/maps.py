@@ -111,10 +111,8 @@ def similarity_map(
     -------
     SimilarityMap
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figures drawn without pyplot: no global state, and the user's backend stays as it was
+    from matplotlib.figure import Figure
     import pandas as pd
 
     from graphs.query import pairwise
@@ -139,16 +137,17 @@ def similarity_map(
         table.to_csv(handle, index_label="index")
 
     order = np.argsort(classes.astype(str), kind="stable")
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure = Figure(figsize=(6, 5))
+    axis = figure.subplots()
     image = axis.imshow(matrix[np.ix_(order, order)], cmap="viridis" if similarity else "magma_r", interpolation="nearest")
     figure.colorbar(image, ax=axis, label=f"{metric} {'similarity' if similarity else 'distance'}")
     axis.set_title(f"{len(graphs)} graphs, {metric}, ordered by label")
     axis.set_xticks([])
     axis.set_yticks([])
     heatmap = _save_figure(figure, out / "heatmap.png")
-    plt.close(figure)
 
-    figure, axis = plt.subplots(figsize=(6, 5))
+    figure = Figure(figsize=(6, 5))
+    axis = figure.subplots()
     for name in sorted(set(classes.astype(str))):
         mask = classes.astype(str) == name
         axis.scatter(coords[mask, 0], coords[mask, 1], s=8, alpha=0.7, label=f"{name} ({mask.sum()})")
@@ -157,6 +156,5 @@ def similarity_map(
     axis.set_title(f"{'kernel PCA' if similarity else 'MDS'} of the {metric} matrix")
     axis.legend(fontsize=7, markerscale=2, loc="best")
     embedding = _save_figure(figure, out / "embedding.png")
-    plt.close(figure)
     paths = {"matrix": out / "matrix.npy", "heatmap": heatmap, "embedding": embedding, "labels": out / "labels.csv"}
     return SimilarityMap(matrix, coords, similarity, exact, paths)

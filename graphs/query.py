@@ -270,13 +270,21 @@ def _run_tile(metric, state, tile):
     return tile, metric.block(state, rows, cols, upper)
 
 
+def _pairs(tile) -> int:
+    """Pairs a tile computes: its upper triangle on the diagonal of a symmetric matrix, else all."""
+    rows, cols, upper = tile
+    return len(rows) * (len(rows) + 1) // 2 if upper else len(rows) * len(cols)
+
+
 def _execute(metric, state, tiles, *, n_jobs: int, client, progress: bool | None) -> Iterator:
     """Yield ``(tile, (values, exact))`` as tiles finish, serially, on joblib or on Dask."""
     from tqdm.auto import tqdm
 
+    # counted in pairs, not blocks: a query over a whole dataset can be a handful of large blocks
     bar = tqdm(
-        total=len(tiles),
-        desc=f"{metric.name or 'metric'} blocks",
+        total=sum(_pairs(t) for t in tiles),
+        desc=metric.name or "metric",
+        unit="pairs",
         disable=None if progress is None else not progress,
         leave=False,
     )
@@ -289,21 +297,22 @@ def _execute(metric, state, tiles, *, n_jobs: int, client, progress: bool | None
             futures = [client.submit(_run_tile, metric, state_future, t, pure=False) for t in tiles]
             try:
                 for future in as_completed(futures):
-                    yield future.result()
-                    bar.update()
+                    tile, out = future.result()
+                    yield tile, out
+                    bar.update(_pairs(tile))
             finally:
                 client.cancel([*futures, state_future])
         elif n_jobs != 1 and len(tiles) > 1:
             from joblib import Parallel, delayed
 
             run = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-            for out in run(delayed(_run_tile)(metric, state, t) for t in tiles):
-                yield out
-                bar.update()
+            for tile, out in run(delayed(_run_tile)(metric, state, t) for t in tiles):
+                yield tile, out
+                bar.update(_pairs(tile))
         else:
             for t in tiles:
                 yield _run_tile(metric, state, t)
-                bar.update()
+                bar.update(_pairs(t))
     finally:
         bar.close()
 
@@ -360,7 +369,7 @@ def pairwise(
         Rows (and columns) per block, the unit of work: 32 for pair metrics, 2048 for the WL
         feature products by default.
     progress : bool, optional
-        Show a tqdm bar over blocks; by default only when stderr is a terminal.
+        Show a tqdm bar (in pairs computed) on stderr; by default only when stderr is a terminal.
     return_exact : bool
         Also return a boolean matrix, False where a value is a bound (GED not proven optimal).
 

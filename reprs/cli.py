@@ -3,6 +3,12 @@
 The CLI is thin: each subcommand parses its arguments and calls one public function. Subcommands
 are contributed by the packages through the ``matrep.commands`` entry-point group (each entry is a
 ``register(subparsers)`` function), so that ``reprs`` never imports the packages built on it.
+
+The rules every subcommand keeps (``docs/rules.md``, "Command line"): a user mistake ends with one
+line ``matrep COMMAND: error: ...`` on stderr and exit status 2, never a traceback; numbers are
+checked when the arguments are parsed (:func:`int_at_least`, :func:`positive_float`), so messages
+name the flag; long jobs show progress on a terminal and ``--quiet`` silences it
+(:func:`add_progress_flags`, :func:`progress_wanted`).
 """
 
 from __future__ import annotations
@@ -10,11 +16,79 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import entry_points
-from typing import Sequence
+from typing import Callable, Sequence
 
 from reprs.errors import MatrepError
 
-__all__ = ["main", "register"]
+__all__ = ["main", "register", "int_at_least", "positive_float", "add_progress_flags", "progress_wanted"]
+
+
+def int_at_least(minimum: int, *, also: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum`` (or equal to ``also``, e.g. -1 for all cores).
+
+    argparse reports a refused value as ``argument --top: ...`` with exit status 2.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not (value >= minimum or value == also):
+            valid = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
+            raise argparse.ArgumentTypeError(f"expected {valid}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers > 0 (seconds, lengths)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_progress_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--quiet`` (no progress bars) and ``--progress`` (bars even when stderr is not a terminal)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is not a terminal (default: only on one)"
+    )
+
+
+def progress_wanted(args: argparse.Namespace) -> bool:
+    """Whether to show progress: ``--progress``, else not ``--quiet`` and stderr is a terminal."""
+    if args.quiet:
+        return False
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _library_input_error(err: Exception) -> str | None:
+    """The message of an exception from a library that always means bad user input, else None.
+
+    Errors the user can fix (a file that is missing, unreadable or of an unknown type, a table
+    with no columns) are raised by pandas, ASE and the OS with their own classes; reporting
+    them is the CLI's job wherever they surface. Modules are looked up, never imported, here.
+    """
+    if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)):
+        name = f" {err.filename}" if err.filename else ""
+        return f"{err.strerror or err}:{name}"
+    kinds = []
+    if "pandas" in sys.modules:
+        errors = sys.modules["pandas"].errors
+        kinds += [errors.EmptyDataError, errors.ParserError]
+    if "ase.io.formats" in sys.modules:
+        kinds.append(sys.modules["ase.io.formats"].UnknownFileTypeError)
+    if kinds and isinstance(err, tuple(kinds)):
+        return f"{err} ({type(err).__name__})"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,17 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``matrep`` command line; return the exit status."""
+    """Run the ``matrep`` command line; return the exit status (2 for a user mistake)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
     except MatrepError as err:
-        print(f"matrep {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        message = str(err)
     except BrokenPipeError:  # `matrep ... | head`
         return 0
-    return 0
+    except Exception as err:
+        message = _library_input_error(err)
+        if message is None:  # a bug: the traceback is what a report needs
+            raise
+    else:
+        return 0
+    print(f"matrep {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

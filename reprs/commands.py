@@ -6,36 +6,31 @@ import argparse
 import time
 from pathlib import Path
 
-from reprs.errors import InputError
+from reprs.cli import add_progress_flags, int_at_least, progress_wanted
 
 
 def _glycan(args: argparse.Namespace) -> None:
+    from reprs.errors import UnknownMonomerError
     from reprs.glycans import glycan_graph
     from reprs.graphio import format_graph
 
-    graph = glycan_graph(args.glycan, linkage=args.linkage, on_unknown=args.on_unknown)
+    try:
+        graph = glycan_graph(args.glycan, linkage=args.linkage, on_unknown=args.on_unknown)
+    except UnknownMonomerError as err:
+        raise cli_unknown_monomer(err, "--on-unknown zero gives it a zero vector") from None
     print(format_graph(graph, width=args.width))
 
 
-def _featurize(args: argparse.Namespace) -> None:
-    if args.repr.split(":", 1)[0] == "glycan-graph":
-        from reprs.glycans import featurize_glycan_table
+def cli_unknown_monomer(err: Exception, hint: str | None = None) -> Exception:
+    """The error of an unknown monomer for the command line: the library's advice names the Python
+    argument ``on_unknown``; a command gives its own flag as ``hint``, or no advice if it has none."""
+    from reprs.errors import UnknownMonomerError
 
-        if len(args.input) != 1:
-            raise InputError("glycan-graph reads one CSV table of glycan strings")
-        summary = featurize_glycan_table(
-            args.input[0],
-            args.output,
-            column=args.column,
-            linkage=args.linkage,
-            on_unknown=args.on_unknown,
-            errors="skip" if args.skip_errors else "raise",
-        )
-        print(
-            f"wrote {summary['n_graphs']} graphs to {summary['graphs']} "
-            f"({summary['n_failed']} failed, listed in {summary['index']})"
-        )
-        return
+    message = str(err).split(". Pass on_unknown")[0]
+    return UnknownMonomerError(f"{message}; {hint}" if hint else message)
+
+
+def _featurize(args: argparse.Namespace) -> None:
     from reprs.featurizers import featurize_inputs
 
     inputs = args.input[0] if len(args.input) == 1 else args.input
@@ -47,7 +42,7 @@ def _featurize(args: argparse.Namespace) -> None:
             column=args.column,
             id_column=args.id_column,
             n_jobs=args.n_jobs,
-            progress=not args.no_progress,
+            progress=progress_wanted(args),
             skip_errors=args.skip_errors,
             sparse=args.sparse,
         )
@@ -90,28 +85,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("glycan", help="IUPAC-condensed glycan, e.g. 'Gal(b1-4)[Fuc(a1-3)]GlcNAc'")
     p.add_argument("--linkage", **linkage)
     p.add_argument("--on-unknown", **unknown)
-    p.add_argument("--width", type=int, default=16, help="feature entries shown per vector (0: all)")
+    p.add_argument("--width", type=int_at_least(0), default=16, help="feature entries shown per vector (0: all)")
     p.set_defaults(func=_glycan)
 
     p = subparsers.add_parser(
         "featurize",
         help="build representations for a table, structure files or an ASE database",
-        description="NAME[:k=v,...] is glycan-graph (writes OUT/graphs.jsonl and OUT/index.csv) or any name of "
-        "reprs.featurizers.available_featurizers(), e.g. morgan:radius=2,n_bits=2048 or "
-        "soap:species=Si,O,r_cut=5.0,n_max=8,l_max=6,periodic=True,average=inner (OUT is then a "
-        ".npz/.npy/.parquet/.pt/.pkl file).",
+        description="NAME[:k=v,...] is any name of reprs.featurizers.available_featurizers(), e.g. "
+        "morgan:radius=2,n_bits=2048, glycan_graph:linkage=anomer,on_unknown=zero or "
+        "soap:species=Si,O,r_cut=5.0,n_max=8,l_max=6,periodic=True,average=inner. The suffix of OUT picks "
+        "the format: .npz/.npy/.parquet for vectors, .jsonl/.pkl/.pt for graphs.",
     )
     p.add_argument("input", type=Path, nargs="+", help="CSV/TSV table, structure files or folder, or ASE .db")
     p.add_argument("--repr", required=True, help="representation NAME[:k=v,...]")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (glycan-graph) or file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.npz, .npy, .parquet, .jsonl, .pkl, .pt)")
     p.add_argument("--column", default=None, help="table column holding the inputs (default: guessed)")
     p.add_argument("--id-column", default=None, help="table column of identifiers")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--n-jobs", type=int_at_least(1, also=-1), default=1, help="worker processes (-1: all cores)")
     p.add_argument("--skip-errors", action="store_true", help="skip and record bad inputs instead of stopping")
     p.add_argument("--sparse", action="store_true", help="write sparse CSR arrays to .npz")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--linkage", **linkage)
-    p.add_argument("--on-unknown", **unknown)
+    add_progress_flags(p)
     p.set_defaults(func=_featurize)
 
     p = subparsers.add_parser("dataset", help="summarise a bundled dataset (glycans: graphs for all of them)")

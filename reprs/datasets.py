@@ -65,7 +65,10 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
             if not graphs:
                 raise InputError(f"dataset {path} holds no graphs")
             return graphs, pd.DataFrame({"glycan": [g.graph.get("name") for g in graphs]})
-        table = pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise InputError(f"cannot read {path} as a CSV table: {err}") from None
         if column is None:
             names = [c for c in table.columns if str(c).lower() == "glycan"]
             if not names and len(table.columns) != 1:

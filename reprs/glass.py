@@ -82,7 +82,7 @@ def _check_pair(pair: Any, present: set[str]) -> Pair:
     absent = [s for s in pair if s not in present]
     if absent:
         raise InputError(
-            f"species {absent} of pair {pair} not in the structure; present: {sorted(present)}"
+            f"species {absent} of pair {pair} not in the structure; present: {sorted(map(str, present))}"
         )
     return pair
 
@@ -264,7 +264,7 @@ def network(
         return graph
     if bridge not in set(symbols):
         raise InputError(f"bridge species {bridge!r} not in the structure; present: "
-                         f"{sorted(set(symbols))}")
+                         f"{sorted(set(symbols.tolist()))}")
     nodes = np.flatnonzero(symbols != bridge)
     _add_atom_nodes(graph, nodes, symbols, numbers, positions)
     _add_bridged_edges(graph, i, j, vectors, symbols, bridge)

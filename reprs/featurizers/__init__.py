@@ -1,4 +1,4 @@
-"""Featurizers: one API over fingerprints, DScribe descriptors, crystal graphs and composition.
+"""Featurizers: one API over fingerprints, DScribe descriptors, molecular, crystal and glycan graphs, and composition.
 
 Every featurizer takes keyword-only hyperparameters, has a pure ``featurize(obj)``,
 ``featurize_many(objs, n_jobs=1, progress=True, errors="raise")``, ``feature_labels()``,
@@ -22,6 +22,7 @@ from reprs.featurizers.fingerprints import (
     TopologicalTorsionFingerprint,
     morgan_fingerprint,
 )
+from reprs.featurizers.glycan_graph import GlycanGraph
 from reprs.featurizers.inputs import as_atoms, as_composition, as_mol, as_structure, mol_from_smiles
 from reprs.featurizers.molecular_graph import MolecularGraph
 from reprs.featurizers.registry import available_featurizers, get_featurizer, register_featurizer
@@ -48,6 +49,7 @@ __all__ = [
     "AtomPairFingerprint",
     "TopologicalTorsionFingerprint",
     "MolecularGraph",
+    "GlycanGraph",
     "SOAP",
     "ACSF",
     "MBTR",

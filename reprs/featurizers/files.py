@@ -14,9 +14,10 @@ text), a folder or list of structure files (anything ``ase.io.read`` reads: CIF,
     The dense matrix only, rows in input order (failed rows dropped).
 ``.parquet``
     One row per object: the id column, then one column per feature label (needs ``pyarrow``).
-``.pt`` / ``.pkl``
-    Graph outputs: the list of PyG ``Data`` (``torch.save``) or of networkx graphs (pickle), with
-    ``ids`` attached as the graph attribute/field ``"id"``.
+``.pt`` / ``.pkl`` / ``.jsonl``
+    Graph outputs: the list of PyG ``Data`` (``torch.save``) or of networkx graphs (pickle, or
+    :func:`reprs.graphio.write_graphs`' JSON lines, which :func:`reprs.graphio.read_graphs` and
+    ``matrep similar --dataset`` read), with ``ids`` attached as the graph attribute/field ``"id"``.
 
 Nothing is written unless every object succeeded or ``skip_errors=True``; the file appears only
 complete (written to a temporary file in the same folder, then renamed).
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import networkx as nx
 import numpy as np
 
 from reprs.errors import FeaturizationError, InputError
@@ -40,11 +42,12 @@ from reprs.fileio import atomic_open, is_database, read_frames
 __all__ = ["FeaturizeSummary", "featurize_inputs", "read_inputs"]
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
-_OUT_SUFFIXES = (".npz", ".npy", ".parquet", ".pt", ".pkl")
+_OUT_SUFFIXES = (".npz", ".npy", ".parquet", ".pt", ".pkl", ".jsonl")
 #: Column names tried, in order, when no column is given, by the featurizer's input kind.
 _DEFAULT_COLUMNS = {
     "molecule": ("smiles", "canonical_smiles", "mol"),
     "composition": ("formula", "composition"),
+    "glycan": ("glycan", "iupac"),
 }
 _ID_COLUMNS = ("id", "name", "identifier")
 
@@ -105,7 +108,7 @@ def _read_table(path: Path, kind: str, column: str | None, id_column: str | None
         if not candidates:
             raise InputError(
                 f"{path}: no column given and none of {list(_DEFAULT_COLUMNS.get(kind, ()))} found; "
-                f"columns: {list(table.columns)} (choose one with column=...)"
+                f"columns: {list(table.columns)} (choose one with column= / --column)"
             )
         column = candidates[0]
     elif column not in table.columns:
@@ -193,6 +196,15 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
         failed_reasons=np.asarray([r for _, r in failures], dtype=str),
     )
     graphs = bool(results) and not isinstance(results[0], np.ndarray)
+    if suffix == ".jsonl":
+        if not graphs or not isinstance(results[0], nx.Graph):
+            raise InputError(f".jsonl holds networkx graphs; {type(featurizer).__name__} makes arrays or PyG data")
+        from reprs.graphio import write_graphs
+
+        for ident, graph in zip(ids, results):
+            graph.graph["id"] = ident
+        write_graphs(results, out)
+        return
     if suffix in (".pt", ".pkl"):
         if suffix == ".pt":
             import torch
@@ -210,7 +222,7 @@ def _write(out: Path, featurizer: Featurizer, spec: str, ids: list[str], results
                 pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
         return
     if graphs:
-        raise InputError(f"{type(featurizer).__name__} makes graphs; write them to .pt (PyG) or .pkl")
+        raise InputError(f"{type(featurizer).__name__} makes graphs; write them to .pt (PyG), .pkl or .jsonl")
     if featurizer.fixed_length:
         # rows of a NaN-filled float batch go back to the featurizer's dtype once failures are dropped
         matrix = np.asarray(np.stack(results), dtype=featurizer.dtype)

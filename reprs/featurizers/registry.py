@@ -14,6 +14,7 @@ follow the wrapped libraries (DScribe, RDKit).
 from __future__ import annotations
 
 import collections.abc
+import inspect
 import json
 import types
 import typing
@@ -32,6 +33,7 @@ from reprs.featurizers.fingerprints import (
     RDKitFingerprint,
     TopologicalTorsionFingerprint,
 )
+from reprs.featurizers.glycan_graph import GlycanGraph
 from reprs.featurizers.molecular_graph import MolecularGraph
 
 __all__ = ["get_featurizer", "register_featurizer", "available_featurizers", "parse_spec"]
@@ -223,7 +225,7 @@ def get_featurizer(spec: str | Featurizer, **overrides: Any) -> Featurizer:
     UnknownFeaturizerError
         For a name not registered (the message lists the names).
     ParseError
-        For malformed text or unknown parameter names.
+        For malformed text, unknown parameter names or missing required parameters.
     InputError
         For invalid parameter values (raised by the featurizer).
 
@@ -260,6 +262,15 @@ def get_featurizer(spec: str | Featurizer, **overrides: Any) -> Featurizer:
                 raise ParseError(f"parameter {top!r} given both as a value and with dotted keys", text=spec)
             params[top] = _fit(top, values, _kinds(hints.get(top, Any)))
     params.update(overrides)
+    missing = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty and p.name not in params
+    ]
+    if missing:
+        raise ParseError(
+            f"{cls.__name__} needs the parameter(s) {', '.join(missing)}, e.g. {name}:{missing[0]}=...", text=str(spec)
+        )
     return cls(**params)
 
 
@@ -279,6 +290,7 @@ for _name, _cls, *_aliases in (
     ("ewald_sum_matrix", EwaldSumMatrix, "ewald"),
     ("crystal_graph", CrystalGraph),
     ("molecular_graph", MolecularGraph, "mol_graph"),
+    ("glycan_graph", GlycanGraph, "glycan"),
     ("element_property", ElementProperty),
     ("fractional_composition", FractionalComposition),
 ):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,3 +138,132 @@ def test_dmeasure_matrix_over_a_database(tmp_path, capsys):
     expected = d_measure_matrix([network(crystal_reference(n, repeat=(2, 2, 2)), {("Si", "O"): 2.0}) for n in names])
     np.testing.assert_allclose(np.load(out / "matrix.npy"), expected, atol=1e-12)
     assert pd.read_csv(out / "labels.csv")["label"].tolist() == names
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["similar", "--top", "0"], "--top"),
+        (["similar", "--top", "-3"], "--top"),
+        (["similar", "--top", "two"], "--top"),
+        (["similar", "--workers", "0"], "--workers"),
+        (["similar", "--timeout", "-1"], "--timeout"),
+        (["similar", "--quiet", "--progress"], "--progress"),
+        (["matrix", "glycans", "-o", "out", "--limit", "-5"], "--limit"),
+        (["matrix", "glycans", "-o", "out", "--seed", "-1"], "--seed"),
+        (["dmeasure", "a.cif", "b.cif", "--workers", "-2"], "--workers"),
+    ],
+)
+def test_bad_numbers_are_refused_by_flag_with_exit_2(argv, flag, capsys):
+    # argparse checks them before any work: exit status 2, the flag named, no traceback
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def _fails(argv, capsys) -> str:
+    """Run matrep in-process; assert a user error (exit 2, one message, no traceback); return stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"matrep {argv[0]}: error: ") and "Traceback" not in err
+    return err
+
+
+def test_unreadable_inputs_are_user_errors_naming_the_file_or_flag(table, tmp_path, capsys):
+    from ase.io import write
+
+    from reprs.glass import crystal_reference
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert f"cannot read {empty} as a CSV table" in _fails(["similar", "--dataset", str(empty)], capsys)
+    unknown = tmp_path / "cell.foo"
+    unknown.write_text("hello\n")
+    err = _fails(["dmeasure", str(unknown), str(unknown)], capsys)
+    assert f"{unknown}: ASE cannot read files of type 'foo'" in err
+    assert f"--matrix {unknown}:" in _fails(["dmeasure", "--matrix", str(unknown), "-o", str(tmp_path / "o")], capsys)
+    assert f"-o {table} is an existing file" in _fails(["matrix", str(table), "-o", str(table)], capsys)
+
+    quartz = tmp_path / "q.extxyz"
+    write(quartz, crystal_reference("alpha-quartz", repeat=(1, 1, 1)))
+    err = _fails(["dmeasure", str(quartz), str(quartz), "--cutoff", "Si-O=-2"], capsys)
+    assert "--cutoff 'Si-O=-2': the distance must be a positive number" in err
+    # species print as plain strings, not numpy scalars
+    err = _fails(["dmeasure", str(quartz), str(quartz), "--cutoff", "Si-X=2"], capsys)
+    assert "present: ['O', 'Si']" in err and "np.str_" not in err
+    assert "present: ['O', 'Si']" in _fails(["dmeasure", str(quartz), str(quartz), "--bridge", "X"], capsys)
+    err = _fails(["dmeasure", "--matrix", str(quartz), "-o", str(tmp_path / "o"), "--label", "T"], capsys)
+    assert "--label 'T': no frame" in err
+
+
+def test_progress_bars_on_request_and_on_a_terminal_and_quiet_silences_them(table, capsys):
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "2"]
+    assert main([*argv, "--progress"]) == 0
+    # tqdm's bar, forced on without a terminal: the 7 query-dataset pairs
+    assert re.search(r"ged: +\d+%\|.*\| \d/7 \[", capsys.readouterr().err)
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(argv) == 0  # stderr is not a terminal here: no bar by default
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_shown_by_default_when_stderr_is_a_terminal(table):
+    import fcntl
+    import os
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    leader, follower = os.openpty()
+    # a new pseudo-terminal is 0 columns wide, and tqdm draws nothing in 0 columns
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from reprs.cli import main; sys.exit(main())", *argv],
+        stdout=subprocess.DEVNULL, stderr=follower, env=env,
+    )
+    os.close(follower)
+    seen = b""
+    try:  # drain the terminal while the command runs (Linux may drop unread output at exit)
+        while True:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the command closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif process.poll() is not None:
+                break
+    finally:
+        os.close(leader)
+    assert process.wait(timeout=120) == 0
+    assert re.search(rb"ged: +\d+%\|.*\| \d/7 \[", seen), seen
+
+
+def test_similarity_map_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    graphs = [glycan_graph(g) for g in GLYCANS]
+    with matplotlib.rc_context({"backend": "svg"}):  # a user's choice, restored after the test
+        similarity_map(graphs, "wl", tmp_path, labels=LABELS)
+        assert matplotlib.get_backend() == "svg"
+    assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unknown_monomer_in_the_query_suggests_no_option_similar_lacks(table, capsys):
+    err = _fails(["similar", "Foo(b1-4)GlcNAc", "--dataset", str(table)], capsys)
+    assert "unknown glycan monomer 'Foo'" in err and "on_unknown" not in err and "--on-unknown" not in err
+
+
+def test_a_bad_scheduler_address_names_the_flag(table, capsys):
+    err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--scheduler", "nonsense"], capsys)
+    assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err

@@ -34,6 +34,7 @@ from reprs.featurizers import (
     FeaturizationWarning,
     Featurizer,
     FractionalComposition,
+    GlycanGraph,
     MACCSKeys,
     MolecularGraph,
     MorganFingerprint,
@@ -120,6 +121,12 @@ CASES = {
     ),
     "molecular-graph": Case(lambda: MolecularGraph(hydrogens=True), **FINGERPRINT),
     "molecular-graph-pyg": Case(lambda: MolecularGraph(output="pyg"), **FINGERPRINT),
+    "glycan-graph": Case(
+        GlycanGraph, lambda: ["Gal(b1-4)[Fuc(a1-3)]GlcNAc", "Neu5Ac(a2-3)Gal(b1-4)Glc"], lambda: "Gal(b1-4", errors.GlycanParseError
+    ),
+    "glycan-graph-anomer": Case(
+        lambda: GlycanGraph(linkage="anomer"), lambda: ["Man(a1-3)[Man(a1-6)]Man"], lambda: "Foo(b1-4)Gal", errors.UnknownMonomerError
+    ),
     "element-property": Case(
         ElementProperty, lambda: ["Fe2O3", quartz(), silicon()], lambda: "Xx2O", errors.ParseError, invariant_input=lambda: quartz_atoms(rattle=0.05, seed=5)
     ),
@@ -147,6 +154,10 @@ def _outputs_equal(a: Any, b: Any) -> bool:
 
 def _n_atoms(featurizer: Featurizer, obj: Any) -> int:
     converted = featurizer.convert(obj)
+    if isinstance(converted, str):  # a glycan: one node per residue the parser finds
+        from reprs.iupac import parse_iupac
+
+        return len(parse_iupac(converted).residues)
     if hasattr(converted, "GetNumAtoms"):  # RDKit Mol: hydrogens are nodes only when asked for
         from rdkit import Chem
 

@@ -88,7 +88,7 @@ def test_ase_database_and_graph_outputs(tmp_path):
     with open(tmp_path / "g.pkl", "rb") as stream:
         graphs = pickle.load(stream)
     assert [g.graph["id"] for g in graphs] == ["1", "2"] and graphs[1].number_of_edges() == 12
-    with pytest.raises(errors.InputError, match=r"\.pt \(PyG\) or \.pkl"):
+    with pytest.raises(errors.InputError, match=r"\.pt \(PyG\), \.pkl or \.jsonl"):
         featurize_inputs(db_path, "crystal_graph", tmp_path / "g.npz", progress=False)
 
 

@@ -93,6 +93,8 @@ def test_arbitrary_text_gives_a_matrep_error_or_a_featurizer(text):
         ("", errors.ParseError, "non-empty"),
         (":radius=2", errors.ParseError, "no name"),
         ("maccs:n_bits=10", errors.ParseError, "parameters: \\(none\\)"),
+        ("soap", errors.ParseError, r"SOAP needs the parameter\(s\) species, e.g. soap:species=\.\.\."),
+        ("glycan_graph:linkage=bond", errors.InputError, "'full' or 'anomer'"),
     ],
 )
 def test_bad_specs(spec, error, match):
@@ -104,8 +106,10 @@ def test_registry_contents_and_registration():
     names = available_featurizers()
     for name in ("morgan", "ecfp", "fcfp", "rdkit", "maccs", "atompair", "torsion", "soap", "acsf", "mbtr",
                  "lmbtr", "coulomb_matrix", "sine_matrix", "ewald_sum_matrix", "crystal_graph",
-                 "element_property", "fractional_composition"):
+                 "element_property", "fractional_composition", "glycan_graph", "glycan"):
         assert name in names
+    glycan = get_featurizer("Glycan-Graph:linkage=anomer,on_unknown=zero")
+    assert glycan.get_params() == {"linkage": "anomer", "on_unknown": "zero"}
     register_featurizer("element_property", ElementProperty)  # same class again: fine
     with pytest.raises(errors.ParseError, match="already taken"):
         register_featurizer("morgan", ElementProperty)
