@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from reprs.errors import MatrepError
 
-__all__ = ["main", "register", "int_at_least", "positive_float", "add_progress_flags", "progress_wanted"]
+__all__ = ["main", "int_at_least", "positive_float", "add_progress_flags", "progress_wanted"]
 
 
 def int_at_least(minimum: int, *, also: int | None = None) -> Callable[[str], int]:
@@ -122,9 +122,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"matrep {args.command}: error: {message}", file=sys.stderr)
     return 2
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the subcommands of :mod:`reprs` (filled in by the modules that own them)."""
-    from reprs import commands
-
-    commands.register(subparsers)
