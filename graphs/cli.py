@@ -7,7 +7,7 @@ import contextlib
 import time
 
 from graphs.errors import InputError
-from reprs.cli import add_progress_flags, int_at_least, positive_float, progress_wanted
+from reprs.config import add_progress_flags, int_at_least, positive_float, progress_wanted
 
 _DEFAULT_QUERY = "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man"
 

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from reprs.config import add_progress_flags, progress_wanted
+
 __all__ = ["register"]
 
 
@@ -20,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="TOML config (see learners.runs)")
     p.add_argument("run", help="run folder to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flags(p)
     p.set_defaults(func=_train)
     q = subparsers.add_parser(
         "predict",
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> None:
     from learners.runs import train_run
 
-    print(json.dumps(train_run(args.config, args.run, progress=not args.quiet), indent=1))
+    print(json.dumps(train_run(args.config, args.run, progress=progress_wanted(args)), indent=1))
 
 
 def _predict(args: argparse.Namespace) -> None:

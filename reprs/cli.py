@@ -6,9 +6,9 @@ are contributed by the packages through the ``matrep.commands`` entry-point grou
 
 The rules every subcommand keeps (``docs/rules.md``, "Command line"): a user mistake ends with one
 line ``matrep COMMAND: error: ...`` on stderr and exit status 2, never a traceback; numbers are
-checked when the arguments are parsed (:func:`int_at_least`, :func:`positive_float`), so messages
+checked when the arguments are parsed (:func:`reprs.config.int_at_least`, :func:`reprs.config.positive_float`), so messages
 name the flag; long jobs show progress on a terminal and ``--quiet`` silences it
-(:func:`add_progress_flags`, :func:`progress_wanted`).
+(:func:`reprs.config.add_progress_flags`, :func:`reprs.config.progress_wanted`).
 """
 
 from __future__ import annotations
@@ -16,58 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import entry_points
-from typing import Callable, Sequence
+from typing import Sequence
 
 from reprs.errors import MatrepError
 
-__all__ = ["main", "int_at_least", "positive_float", "add_progress_flags", "progress_wanted"]
-
-
-def int_at_least(minimum: int, *, also: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type`` for integers ``>= minimum`` (or equal to ``also``, e.g. -1 for all cores).
-
-    argparse reports a refused value as ``argument --top: ...`` with exit status 2.
-    """
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not (value >= minimum or value == also):
-            valid = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
-            raise argparse.ArgumentTypeError(f"expected {valid}, got {text!r}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """An argparse ``type`` for finite numbers > 0 (seconds, lengths)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def add_progress_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--quiet`` (no progress bars) and ``--progress`` (bars even when stderr is not a terminal)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    group.add_argument(
-        "--progress", action="store_true", help="progress bars even when stderr is not a terminal (default: only on one)"
-    )
-
-
-def progress_wanted(args: argparse.Namespace) -> bool:
-    """Whether to show progress: ``--progress``, else not ``--quiet`` and stderr is a terminal."""
-    if args.quiet:
-        return False
-    return bool(args.progress) or sys.stderr.isatty()
+__all__ = ["main", "build_parser"]
 
 
 def _library_input_error(err: Exception) -> str | None:

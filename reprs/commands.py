@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from reprs.cli import add_progress_flags, int_at_least, progress_wanted
+from reprs.config import add_progress_flags, int_at_least, progress_wanted
 
 
 def _glycan(args: argparse.Namespace) -> None:

@@ -18,24 +18,31 @@ Constructing a schema directly (``Stage(steps=10)``) runs the same checks, so a 
 no less than a config file. Errors are :class:`reprs.errors.ConfigError` (an ``InputError``, a
 ``ValueError``); the ``matrep`` command line prints them as one line and exits with status 2.
 
+Command-line values are held to the same rule: :func:`int_at_least` and :func:`positive_float`
+are argparse types that refuse a bad number naming the flag, and :func:`add_progress_flags` /
+:func:`progress_wanted` give every long-running subcommand the same ``--quiet`` / ``--progress``.
+
 This module is part of reprs' base layer (``reprs.BASE_LAYER``): ``sims`` uses it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import dataclasses
 import difflib
 import os
+import sys
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from reprs.errors import ConfigError
 
-__all__ = ["load_toml", "Schema", "did_you_mean", "check_keys", "config_file", "describe"]
+__all__ = ["load_toml", "Schema", "did_you_mean", "check_keys", "config_file", "describe", "int_at_least",
+           "positive_float", "add_progress_flags", "progress_wanted"]
 
 
 def load_toml(path: str | os.PathLike, *, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
@@ -340,3 +347,52 @@ class Schema:
         finally:
             _WHERE.reset(token)
 
+
+# Command-line values
+
+
+def int_at_least(minimum: int, *, also: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum`` (or equal to ``also``, e.g. -1 for all cores).
+
+    argparse reports a refused value as ``argument --top: ...`` with exit status 2.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not (value >= minimum or value == also):
+            valid = f"an integer >= {minimum}" + (f" or {also}" if also is not None else "")
+            raise argparse.ArgumentTypeError(f"expected {valid}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in some messages
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers > 0 (seconds, lengths)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_progress_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--quiet`` (no progress bars) and ``--progress`` (bars even when stderr is not a terminal)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is not a terminal (default: only on one)"
+    )
+
+
+def progress_wanted(args: argparse.Namespace) -> bool:
+    """Whether to show progress: ``--progress``, else not ``--quiet`` and stderr is a terminal."""
+    if args.quiet:
+        return False
+    return bool(args.progress) or sys.stderr.isatty()

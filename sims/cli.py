@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from reprs.config import add_progress_flags, progress_wanted
+
 __all__ = ["register"]
 
 
@@ -14,12 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "from the last checkpoint.")
     p.add_argument("config", help="TOML config file (see sims.generate)")
     p.add_argument("--device", default=None, help="torch device (default: the config's md.device, else cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_progress_flags(p)
     p.set_defaults(func=_simulate)
 
 
 def _simulate(args: argparse.Namespace) -> None:
     from .generate import generate
 
-    path = generate(args.config, device=args.device, progress=not args.quiet)
+    path = generate(args.config, device=args.device, progress=progress_wanted(args))
     print(path)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 
+from reprs.atoms import as_atoms
 from reprs.errors import InputError, MissingCellError, ResourceLimitError
 from reprs.featurizers.base import Featurizer
 
@@ -50,11 +51,11 @@ def _check_species(species: Any) -> None:
 
 
 def _require_cell(atoms: Any, what: str) -> None:
-    if atoms.cell.rank < 3:
-        raise MissingCellError(
-            f"{what} needs a periodic structure with a 3-D cell; got ase.Atoms with cell rank "
-            f"{atoms.cell.rank} (pbc={atoms.pbc.tolist()})"
-        )
+    """:func:`reprs.atoms.as_atoms`'s periodic-cell check, naming the featurizer that needs it."""
+    try:
+        as_atoms(atoms, require_cell=True)
+    except MissingCellError as err:
+        raise MissingCellError(f"{what} needs a periodic structure: {err}") from None
 
 
 class _DScribeFeaturizer(Featurizer):

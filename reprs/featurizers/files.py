@@ -315,6 +315,9 @@ def featurize_inputs(
     out = Path(out)
     if out.suffix.lower() not in _OUT_SUFFIXES:
         raise InputError(f"unknown output format {out.suffix!r} for {out}; use one of {', '.join(_OUT_SUFFIXES)}")
+    if sparse and out.suffix.lower() != ".npz":
+        raise InputError(f"sparse (--sparse) writes feature arrays as CSR to .npz, not to {out.name}; "
+                         "drop --sparse or write to .npz")
     featurizer = get_featurizer(repr_spec)
     spec = repr_spec if isinstance(repr_spec, str) else repr(repr_spec)
     records = read_inputs(inputs, featurizer.input_kind, column=column, id_column=id_column)

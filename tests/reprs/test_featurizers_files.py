@@ -105,3 +105,6 @@ def test_bad_arguments(smiles_csv, tmp_path):
         featurize_inputs(table, "maccs", tmp_path / "out.npz", progress=False)
     with pytest.raises(errors.UnknownFeaturizerError):
         featurize_inputs(smiles_csv, "glycan-graphs", tmp_path / "out.npz", progress=False)
+    with pytest.raises(errors.InputError, match="sparse"):  # once silently written dense
+        featurize_inputs(smiles_csv, "maccs", tmp_path / "out.npy", sparse=True, progress=False)
+    assert not (tmp_path / "out.npy").exists()
