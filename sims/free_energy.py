@@ -5,9 +5,9 @@ The usual estimate of a barrier, the free-energy profile's maximum minus the rea
 The activation free energy that does not (Dietschreit, Diestler, Hulm, Ochsenfeld &
 Gómez-Bombarelli, J. Chem. Phys. 157, 084113 (2022), arXiv:2206.02893) is
 
-    dA‡(A -> B) = -RT ln( rho(z‡) lambda_xi / P_A )                         (paper eq. 24)
-    lambda_xi  = sqrt( h^2 <m_xi^-1>_z‡ / (2 pi k_B T) )                     (paper eq. 25)
-    dA         = RT ln( P_A / P_B )                                          (paper eq. 8)
+    dA‡(A -> B) = -RT ln( rho(z‡) lambda_xi / P_A )
+    lambda_xi  = sqrt( h^2 <m_xi^-1>_z‡ / (2 pi k_B T) )
+    dA         = RT ln( P_A / P_B )
 
 with ``rho`` the normalised CV density (1 / CV unit), ``P_A`` and ``P_B`` the probabilities of
 ``xi < z‡`` and ``xi > z‡``, and ``<m_xi^-1>_z‡`` the inverse CV mass (:mod:`sims.cv`, paper eq.
@@ -65,7 +65,7 @@ def _rt(temperature: float, units: str) -> float:
 
 
 def de_broglie_length(inverse_mass, temperature: float):
-    """``lambda_xi = sqrt(h^2 m_xi^-1 / (2 pi k_B T))`` (paper eq. 25), in CV units.
+    """``lambda_xi = sqrt(h^2 m_xi^-1 / (2 pi k_B T))`` in CV units (arXiv:2206.02893, Sec. II).
 
     Parameters
     ----------
@@ -157,10 +157,10 @@ class ActivationFreeEnergy:
     Attributes
     ----------
     reaction : float
-        ``dA = A_B - A_A = RT ln(P_A / P_B)`` (paper eq. 8).
+        ``dA = A_B - A_A = RT ln(P_A / P_B)`` (J. Chem. Phys. 156, 114105 (2022)).
     forward, backward : float
         Exact activation free energies A -> B and B -> A, ``-RT ln(rho(z‡) lambda_xi / P_A)``
-        and the same with ``P_B`` (paper eq. 24).
+        and the same with ``P_B`` (arXiv:2206.02893, Sec. II).
     reaction_fep : float
         Difference of the profile's minima, ``min_{z>z‡} A - min_{z<z‡} A``.
     forward_fep, backward_fep : float
@@ -348,7 +348,7 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
 
     References
     ----------
-    arXiv:2206.02893, eq. 5 (A(z) = -k_B T ln rho(z)).
+    arXiv:2206.02893, Sec. II (the FEP, ``A(z) = -k_B T ln rho(z)``).
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)
@@ -449,8 +449,9 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
 
     References
     ----------
-    Dietschreit et al., J. Chem. Phys. 157, 084113 (2022), arXiv:2206.02893: eqs. 8 (dA), 24
-    (dA‡), 25 (lambda_xi), 27 (m_xi^-1); the FEP estimate is the "profile barrier" of its Sec. II.
+    Dietschreit et al., J. Chem. Phys. 157, 084113 (2022), arXiv:2206.02893, Sec. II: dA‡, lambda_xi
+    and the FEP estimate it corrects; eq. 27: m_xi^-1. dA: Dietschreit et al.,
+    J. Chem. Phys. 156, 114105 (2022).
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)

@@ -3,7 +3,7 @@
 The reference for every model is independent of the estimator: the exact CV density is
 ``exp(-U/kT)`` (marginalised over the other coordinates in closed form), integrated with
 ``scipy.integrate.quad``; the barrier formula is that of Dietschreit et al., J. Chem. Phys. 157,
-084113 (2022), arXiv:2206.02893, eqs. 8, 24, 25.
+084113 (2022), arXiv:2206.02893, Sec. II.
 """
 
 from __future__ import annotations
