@@ -322,6 +322,8 @@ def cv_and_inverse_mass(cv: CollectiveVariable, positions, masses, cell=None) ->
     Frames are independent, so the gradient of the sum of the CV values over frames is the
     per-frame gradient: one backward pass serves the whole batch.
     """
+    # numpy inputs are copied: read-only arrays (frozen results) cannot back a tensor safely
+    positions, masses, cell = (np.array(a) if isinstance(a, np.ndarray) else a for a in (positions, masses, cell))
     pos = torch.as_tensor(positions)
     pos = pos.to(torch.float64) if not pos.is_floating_point() else pos
     if pos.dim() == 2:

@@ -26,8 +26,14 @@ CV unit^2 / (kg m^2), which makes ``lambda_xi`` come out in CV units. ``rho(z‡
 from the grid bin that happens to hold it), and ``P_A``, ``P_B`` from all frames on either side
 (the tutorial drops the transition-state bin from both; the difference vanishes with the bin width).
 
+``lambda_xi`` takes the square root of the averaged inverse mass, as the paper and its tutorial do.
+The transition-state-theory flux through ``z‡`` strictly averages ``sqrt(m_xi^-1)`` instead; the two
+agree where ``m_xi^-1`` is constant on the dividing surface (Cartesian coordinates, linear
+combinations of them, distances between two atoms) and differ by Jensen's inequality elsewhere.
+
 Error bars are bootstrap standard deviations (frames, or blocks of consecutive frames for
-correlated time series, resampled with replacement; weights held fixed; the transition-state
+correlated time series, resampled with replacement; weights held fixed, so for MBAR weights the
+uncertainty of the window free energies is left out; the transition-state
 location held at its full-data value).
 
 Example

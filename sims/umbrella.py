@@ -107,6 +107,10 @@ class UmbrellaSamples:
     free_energies : numpy.ndarray
         ``(K,)`` MBAR's dimensionless window free energies ``f_k`` (units of kT, ``f_0 = 0``).
     cv_unit : str
+    positions : numpy.ndarray
+        ``(n, atoms_per_replica, 3)`` Å, the frames themselves (for other CVs on the same weights).
+    masses : numpy.ndarray
+        ``(atoms_per_replica,)`` amu.
     """
 
     cv: np.ndarray
@@ -118,9 +122,11 @@ class UmbrellaSamples:
     temperature: float
     free_energies: np.ndarray
     cv_unit: str
+    positions: np.ndarray
+    masses: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("cv", "inverse_mass", "window", "weights", "centers", "free_energies"):
+        for name in ("cv", "inverse_mass", "window", "weights", "centers", "free_energies", "positions", "masses"):
             getattr(self, name).flags.writeable = False
 
 
@@ -258,7 +264,7 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
     if not np.allclose(masses, masses[0]):
         raise SimsInputError("all replicas must have the same masses (same molecule in the same atom order)")
     state: State | None = None
-    values, inv_mass, window = [], [], []
+    values, inv_mass, window, kept = [], [], [], []
     for k, center in enumerate(c):
         bias = HarmonicBias(cv, float(center), spring, atoms_per_replica=r, periodic=periodic)
         frames: list[torch.Tensor] = []
@@ -279,8 +285,9 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
         values.append(z.cpu().numpy())
         inv_mass.append(m_inv.cpu().numpy())
         window.append(np.full(z.shape[0], k))
+        kept.append(pos.cpu().double().numpy())
     z, win = np.concatenate(values), np.concatenate(window)
     weights, f_k = mbar_weights(z, win, c, spring, temperature)
     return UmbrellaSamples(cv=z, inverse_mass=np.concatenate(inv_mass), window=win, weights=weights, centers=c,
                            spring=float(spring), temperature=float(temperature), free_energies=f_k,
-                           cv_unit=cv.unit)
+                           cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses[0].copy())

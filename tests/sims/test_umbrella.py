@@ -52,6 +52,7 @@ def test_unbiased_dynamics_never_crosses():
 def test_samples_layout_and_weights(samples):
     assert samples.cv.shape == samples.inverse_mass.shape == samples.weights.shape == (21 * REPLICAS * 80,)
     assert np.allclose(samples.inverse_mass, 1 / MASS)
+    assert samples.positions.shape == (samples.cv.size, 1, 3) and np.allclose(samples.positions[:, 0, 0], samples.cv)
     assert samples.weights.sum() == pytest.approx(1.0) and (samples.weights > 0).all()
     assert np.array_equal(np.bincount(samples.window), np.full(21, REPLICAS * 80))
     # each window's samples sit around its centre (the bias works)
