@@ -36,6 +36,7 @@ from .errors import SimsInputError
 from .integrators import Langevin
 from .md import MD
 from .potentials import Potential, SumPotential
+from .replicas import replica_cv, replica_frames, replica_masses
 from .state import State, as_atoms
 
 __all__ = ["HarmonicBias", "UmbrellaSamples", "umbrella_sampling", "mbar_weights"]
@@ -75,10 +76,7 @@ class HarmonicBias(Potential):
         self.periodic = bool(periodic)
 
     def forward(self, positions, cell=None, numbers=None, pairs=None):
-        r = self.atoms_per_replica or positions.shape[0]
-        if positions.shape[0] % r:
-            raise SimsInputError(f"{positions.shape[0]} atoms are not whole replicas of {r} atoms")
-        xi = self.cv(positions.reshape(-1, r, 3), cell if self.periodic else None)
+        xi = replica_cv(self.cv, positions, self.atoms_per_replica, cell if self.periodic else None)
         return 0.5 * self.spring * ((xi - self.center) ** 2).sum()
 
 
@@ -257,12 +255,7 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
     if int(n_steps) < 1 or int(record_every) < 1 or int(equilibrate) < 0:
         raise SimsInputError(f"need n_steps >= 1, record_every >= 1, equilibrate >= 0; got {n_steps}, "
                              f"{record_every}, {equilibrate}")
-    r = int(atoms_per_replica or len(atoms))
-    if r < 1 or len(atoms) % r:
-        raise SimsInputError(f"{len(atoms)} atoms are not whole replicas of {atoms_per_replica} atoms")
-    masses = atoms.get_masses().reshape(-1, r)
-    if not np.allclose(masses, masses[0]):
-        raise SimsInputError("all replicas must have the same masses (same molecule in the same atom order)")
+    r, masses = replica_masses(atoms, atoms_per_replica)
     state: State | None = None
     values, inv_mass, window, kept = [], [], [], []
     for k, center in enumerate(c):
@@ -278,10 +271,9 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
                 seed=seed + k, record_every=0, min_distance=None, callback=record, device=device, dtype=dtype)
         md.run(int(equilibrate) + int(n_steps))
         state = md.state
-        pos = torch.stack(frames)                                        # (T, N, 3)
-        pos = pos.reshape(pos.shape[0], -1, r, 3).transpose(0, 1).reshape(-1, r, 3)   # replica-major
+        pos = replica_frames(torch.stack(frames), r)
         cell = state.cell if periodic else None
-        z, m_inv, _ = cv_and_inverse_mass(cv, pos, torch.as_tensor(masses[0]), cell)
+        z, m_inv, _ = cv_and_inverse_mass(cv, pos, masses, cell)
         values.append(z.cpu().numpy())
         inv_mass.append(m_inv.cpu().numpy())
         window.append(np.full(z.shape[0], k))
@@ -290,4 +282,4 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
     weights, f_k = mbar_weights(z, win, c, spring, temperature)
     return UmbrellaSamples(cv=z, inverse_mass=np.concatenate(inv_mass), window=win, weights=weights, centers=c,
                            spring=float(spring), temperature=float(temperature), free_energies=f_k,
-                           cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses[0].copy())
+                           cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses)
