@@ -111,8 +111,9 @@ class FreeEnergyProfile:
     free_energy : numpy.ndarray
         ``(B,)`` ``A(z)`` in ``units``, shifted so that its minimum is 0; NaN in empty bins.
     error : numpy.ndarray
-        ``(B,)`` bootstrap standard deviation of ``A(z)`` (of ``A(z) - min A``'s unshifted form:
-        the error of ``-RT ln rho``); NaN where undefined.
+        ``(B,)`` bootstrap standard deviation of ``-RT ln rho(z)`` in each bin (the error of the
+        unshifted profile, so it does not include the uncertainty of the minimum); NaN where
+        undefined.
     temperature : float
         K.
     units : str
@@ -445,6 +446,11 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     Returns
     -------
     ActivationFreeEnergy
+
+    Notes
+    -----
+    Periodic CVs (dihedrals in (-pi, pi]) are treated as linear: reactant and product must not
+    straddle the wrap-around at ±pi, or the CV must be shifted first.
 
     Raises
     ------

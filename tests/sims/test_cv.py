@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from scipy.spatial.transform import Rotation
 
 from sims.cv import (Angle, Coordination, Custom, Dihedral, Distance, Linear, Position, cv_and_inverse_mass,
                      gradient_alignment, minimum_image, parse_cv)
@@ -154,3 +155,22 @@ def test_gradient_alignment():
     gx = torch.tensor([[[1.0, 1.0, 0], [0, 0, 0]], [[1.0, 0, 0], [0, 0, 0]]], dtype=torch.float64)
     a = gradient_alignment(gu, gx)
     assert float(a[0]) == pytest.approx(1 / np.sqrt(2)) and np.isnan(float(a[1]))
+
+
+@pytest.mark.parametrize("cv", [Distance(0, 4), Angle(0, 1, 2), Dihedral(0, 1, 2, 3),
+                                Coordination([0, 1], [2, 3, 4], r0=1.5)])
+def test_internal_cvs_are_invariant_under_rigid_motion(frames, cv):
+    pos, m = frames
+    rot = Rotation.random(random_state=3).as_matrix()
+    moved = pos @ rot.T + np.array([3.0, -1.0, 7.5])
+    xi, m_inv, grad = cv_and_inverse_mass(cv, pos, m)
+    xi2, m_inv2, grad2 = cv_and_inverse_mass(cv, moved, m)
+    assert np.allclose(xi2.numpy(), xi.numpy(), atol=1e-12)
+    assert np.allclose(m_inv2.numpy(), m_inv.numpy(), rtol=1e-10)
+    assert np.allclose(grad2.numpy(), grad.numpy() @ rot.T, atol=1e-10)   # the gradient rotates with the frame
+
+
+def test_dtype_is_honoured(frames):
+    pos, m = frames
+    xi, m_inv, grad = cv_and_inverse_mass(Angle(0, 1, 2), torch.as_tensor(pos, dtype=torch.float32), m)
+    assert xi.dtype == m_inv.dtype == grad.dtype == torch.float32
