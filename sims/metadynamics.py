@@ -153,7 +153,11 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
     n_steps : int
         Recorded steps, after ``equilibrate`` unrecorded ones (hills are deposited from the start).
     grid : (float, float, int)
-        CV range and points for ``c(t)`` and the final bias (must cover the sampled CV range).
+        CV range and points of the bias grid (spacing <= sigma/4). It must cover the sampled CV
+        range and should not reach far beyond it: ``c(t)`` integrates over the grid, where an
+        unexplored point counts as if its free energy were zero (on the test double well,
+        widening the grid from 3.6 to 8 Å moved the reweighted reaction free energy by 0.1
+        kJ/mol, a fifth of its error bar).
     timestep, friction, record_every, atoms_per_replica, periodic, seed, device, dtype
         As in :func:`sims.umbrella.umbrella_sampling`.
 
