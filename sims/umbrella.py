@@ -1,0 +1,285 @@
+"""Umbrella sampling along a collective variable on :mod:`sims` Langevin dynamics, weighted by MBAR.
+
+Each window adds a harmonic bias ``k/2 (xi - c_k)^2`` on the CV to the potential and runs Langevin
+dynamics; MBAR (Shirts & Chodera, J. Chem. Phys. 129, 124105 (2008), through ``pymbar``) turns
+the pooled biased frames into weights of the unbiased ensemble, so that
+:func:`sims.free_energy.activation_free_energy` can use them like plain samples. Each frame carries
+its CV value and inverse CV mass (:func:`sims.cv.cv_and_inverse_mass`).
+
+A system may hold several non-interacting copies of the molecule (``atoms_per_replica``): the bias
+then acts on each copy's CV, and every copy contributes one sample per recorded step.
+
+Example
+-------
+>>> from ase import Atoms
+>>> from sims.cv import Position
+>>> from sims.model_potentials import DoubleWell
+>>> atoms = Atoms("He8", positions=[[-1.0, 0, 0]] * 8)
+>>> us = umbrella_sampling(atoms, DoubleWell(a=0.5, b=1.0), Position(0, "x"), centers=[-1.0, 0.0, 1.0],
+...                        spring=10.0, temperature=300.0, n_steps=50, atoms_per_replica=1)   # doctest: +SKIP
+>>> us.weights.sum()                                                                            # doctest: +SKIP
+1.0
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase import units
+
+from .cv import CollectiveVariable, cv_and_inverse_mass
+from .errors import SimsInputError
+from .integrators import Langevin
+from .md import MD
+from .potentials import Potential, SumPotential
+from .replicas import replica_cv, replica_frames, replica_masses
+from .state import State, as_atoms
+
+__all__ = ["HarmonicBias", "UmbrellaSamples", "umbrella_sampling", "mbar_weights"]
+
+
+class HarmonicBias(Potential):
+    """``sum_replicas k/2 (xi(replica) - center)^2`` (eV): an umbrella on a CV.
+
+    Parameters
+    ----------
+    cv : CollectiveVariable
+        Evaluated on each replica's ``atoms_per_replica`` atoms.
+    center : float
+        CV unit.
+    spring : float
+        ``k``, eV / CV unit^2, > 0.
+    atoms_per_replica : int, optional
+        Atoms of one copy of the molecule; the system's atoms must be whole copies in order.
+        Default: the whole system is one replica.
+    periodic : bool
+        Pass the cell to the CV (minimum-image bond vectors); off for molecules in vacuum.
+    """
+
+    cutoff = 0.0
+
+    def __init__(self, cv: CollectiveVariable, center: float, spring: float, *, atoms_per_replica: int | None = None,
+                 periodic: bool = False) -> None:
+        super().__init__()
+        if not isinstance(cv, CollectiveVariable):
+            raise SimsInputError(f"cv must be a sims.cv.CollectiveVariable, got {type(cv).__name__}")
+        if not (math.isfinite(center) and math.isfinite(spring) and spring > 0):
+            raise SimsInputError(f"need a finite center and a spring > 0 eV/unit^2, got center={center}, spring={spring}")
+        if atoms_per_replica is not None and int(atoms_per_replica) < 1:
+            raise SimsInputError(f"atoms_per_replica must be >= 1, got {atoms_per_replica}")
+        self.cv, self.center, self.spring = cv, float(center), float(spring)
+        self.atoms_per_replica = None if atoms_per_replica is None else int(atoms_per_replica)
+        self.periodic = bool(periodic)
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        xi = replica_cv(self.cv, positions, self.atoms_per_replica, cell if self.periodic else None)
+        return 0.5 * self.spring * ((xi - self.center) ** 2).sum()
+
+
+@dataclass(frozen=True)
+class UmbrellaSamples:
+    """Frames of an umbrella-sampling run with their CV, inverse CV mass and MBAR weights.
+
+    Attributes
+    ----------
+    cv : numpy.ndarray
+        ``(n,)`` CV values, CV unit; ordered window by window, within a window replica by
+        replica, each replica's frames in time order (so blocks of consecutive samples are
+        stretches of one trajectory, as a block bootstrap needs).
+    inverse_mass : numpy.ndarray
+        ``(n,)`` CV unit^2 / (amu Å^2).
+    window : numpy.ndarray
+        ``(n,)`` window index of each sample.
+    weights : numpy.ndarray
+        ``(n,)`` unbiased-ensemble weights from MBAR, summing to 1.
+    centers : numpy.ndarray
+        ``(K,)`` window centres, CV unit.
+    spring : float
+        eV / CV unit^2.
+    temperature : float
+        K.
+    free_energies : numpy.ndarray
+        ``(K,)`` MBAR's dimensionless window free energies ``f_k`` (units of kT, ``f_0 = 0``).
+    cv_unit : str
+    positions : numpy.ndarray
+        ``(n, atoms_per_replica, 3)`` Å, the frames themselves (for other CVs on the same weights).
+    masses : numpy.ndarray
+        ``(atoms_per_replica,)`` amu.
+    """
+
+    cv: np.ndarray
+    inverse_mass: np.ndarray
+    window: np.ndarray
+    weights: np.ndarray
+    centers: np.ndarray
+    spring: float
+    temperature: float
+    free_energies: np.ndarray
+    cv_unit: str
+    positions: np.ndarray
+    masses: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("cv", "inverse_mass", "window", "weights", "centers", "free_energies", "positions", "masses"):
+            getattr(self, name).flags.writeable = False
+
+
+def _pymbar():
+    """Import pymbar without its import-time notes (no JAX, timeseries caveat) on stderr."""
+    loggers = [logging.getLogger(n) for n in ("pymbar", "pymbar.mbar_solvers", "pymbar.timeseries")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        import pymbar
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise SimsInputError("MBAR weights need pymbar >= 4 (pip install pymbar)") from None
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+    return pymbar
+
+
+def mbar_weights(cv, window, centers, spring: float, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unbiased weights of umbrella samples by MBAR.
+
+    Parameters
+    ----------
+    cv : array-like
+        ``(n,)`` CV values of all samples.
+    window : array-like
+        ``(n,)`` integer window of each sample (0 .. K-1).
+    centers : array-like
+        ``(K,)`` window centres, CV unit.
+    spring : float
+        ``k`` of the harmonic biases ``k/2 (xi - c)^2``, eV / CV unit^2.
+    temperature : float
+        K.
+
+    Returns
+    -------
+    weights : numpy.ndarray
+        ``(n,)``, summing to 1: ``w_n ∝ 1 / sum_k N_k exp(f_k - u_k(x_n))`` with ``u_k`` the
+        reduced bias of window k (Shirts & Chodera 2008, eq. 13 for an unbiased target state).
+    f_k : numpy.ndarray
+        ``(K,)`` dimensionless window free energies.
+
+    Raises
+    ------
+    SimsInputError
+        Mismatched lengths, a window without samples, bad spring or temperature.
+    """
+    from scipy.special import logsumexp
+
+    z = np.asarray(cv, dtype=np.float64)
+    win = np.asarray(window)
+    c = np.asarray(centers, dtype=np.float64)
+    if z.ndim != 1 or win.shape != z.shape:
+        raise SimsInputError(f"cv and window must be 1-D of equal length, got {z.shape} and {win.shape}")
+    if c.ndim != 1 or c.size < 1 or not np.isfinite(c).all():
+        raise SimsInputError("centers must be a non-empty 1-D array of finite values")
+    if not (math.isfinite(spring) and spring > 0 and math.isfinite(temperature) and temperature > 0):
+        raise SimsInputError(f"need spring > 0 and temperature > 0 K, got {spring}, {temperature}")
+    if not np.isfinite(z).all():
+        raise SimsInputError("cv has NaN or inf values")
+    n_k = np.bincount(win.astype(np.int64), minlength=c.size)
+    if n_k.size != c.size or (n_k == 0).any() or win.min() < 0:
+        raise SimsInputError(f"every window needs samples and window indices must be 0..{c.size - 1}; "
+                             f"counts per window: {n_k.tolist()}")
+    u_kn = 0.5 * spring * (z[None, :] - c[:, None]) ** 2 / (units.kB * temperature)
+    mbar = _pymbar().MBAR(u_kn, n_k)
+    f_k = np.asarray(mbar.f_k, dtype=np.float64)
+    log_w = -logsumexp(f_k[:, None] - u_kn, b=n_k[:, None], axis=0)
+    weights = np.exp(log_w - logsumexp(log_w))
+    return weights, f_k
+
+
+def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable, *, centers, spring: float,
+                      temperature: float, n_steps: int, timestep: float = 1.0, friction: float = 0.01,
+                      equilibrate: int = 0, record_every: int = 10, atoms_per_replica: int | None = None,
+                      periodic: bool = False, seed: int = 0, device: torch.device | str | None = None,
+                      dtype: torch.dtype = torch.float64) -> UmbrellaSamples:
+    """Run one Langevin simulation per window with a harmonic bias on ``cv``; weight the frames by MBAR.
+
+    Windows run in the order given, each starting from the last state of the one before (so an
+    ordered list of centres pulls the system along the CV).
+
+    Parameters
+    ----------
+    system : ase.Atoms
+        Start configuration (one or several non-interacting replicas, see ``atoms_per_replica``).
+    potential : torch.nn.Module
+        The unbiased potential (``sims`` interface, with ``cutoff``).
+    cv : CollectiveVariable
+    centers : array-like
+        Window centres, CV unit.
+    spring : float
+        eV / CV unit^2.
+    temperature : float
+        K.
+    n_steps : int
+        Recorded steps per window (after ``equilibrate`` unrecorded ones).
+    timestep : float
+        fs.
+    friction : float
+        1/fs.
+    record_every : int
+        Keep a frame every this many steps.
+    atoms_per_replica : int, optional
+        Atoms of one copy when ``system`` holds several non-interacting copies (each copy is
+        biased on its own CV and gives its own samples).
+    periodic : bool
+        Minimum-image CVs with the system's cell.
+    seed : int
+        Window ``k`` runs with seed ``seed + k``.
+    device, dtype
+        Of the simulation.
+
+    Returns
+    -------
+    UmbrellaSamples
+
+    Raises
+    ------
+    SimsInputError
+        Bad window parameters, atoms that are not whole replicas, replicas with different masses.
+    """
+    atoms = as_atoms(system)
+    c = np.asarray(centers, dtype=np.float64).ravel()
+    if c.size < 1 or not np.isfinite(c).all():
+        raise SimsInputError(f"centers must be finite values, got {centers!r}")
+    if int(n_steps) < 1 or int(record_every) < 1 or int(equilibrate) < 0:
+        raise SimsInputError(f"need n_steps >= 1, record_every >= 1, equilibrate >= 0; got {n_steps}, "
+                             f"{record_every}, {equilibrate}")
+    r, masses = replica_masses(atoms, atoms_per_replica)
+    state: State | None = None
+    values, inv_mass, window, kept = [], [], [], []
+    for k, center in enumerate(c):
+        bias = HarmonicBias(cv, float(center), spring, atoms_per_replica=r, periodic=periodic)
+        frames: list[torch.Tensor] = []
+
+        def record(md: MD) -> None:
+            if md.step_count > equilibrate and (md.step_count - equilibrate) % record_every == 0:
+                frames.append(md.state.positions.detach().clone())
+
+        md = MD(atoms if state is None else state, SumPotential([potential, bias]),
+                Langevin(timestep, temperature, friction), temperature=temperature if state is None else None,
+                seed=seed + k, record_every=0, min_distance=None, callback=record, device=device, dtype=dtype)
+        md.run(int(equilibrate) + int(n_steps))
+        state = md.state
+        pos = replica_frames(torch.stack(frames), r)
+        cell = state.cell if periodic else None
+        z, m_inv, _ = cv_and_inverse_mass(cv, pos, masses, cell)
+        values.append(z.cpu().numpy())
+        inv_mass.append(m_inv.cpu().numpy())
+        window.append(np.full(z.shape[0], k))
+        kept.append(pos.cpu().double().numpy())
+    z, win = np.concatenate(values), np.concatenate(window)
+    weights, f_k = mbar_weights(z, win, c, spring, temperature)
+    return UmbrellaSamples(cv=z, inverse_mass=np.concatenate(inv_mass), window=win, weights=weights, centers=c,
+                           spring=float(spring), temperature=float(temperature), free_energies=f_k,
+                           cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses)

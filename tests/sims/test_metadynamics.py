@@ -1,0 +1,68 @@
+"""Well-tempered metadynamics with reweighted frames (sims.metadynamics) against quadrature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase import units
+
+from sims.cv import Position
+from sims.errors import SimsInputError
+from sims.free_energy import activation_free_energy
+from sims.metadynamics import MetadynamicsBias, metadynamics
+from sims.model_potentials import DoubleWell
+
+from .test_free_energy import assert_matches, exact
+
+A, TILT, MASS, T, WALKERS = 0.2, 0.02, 16.0, 300.0, 32        # barrier about 9 kT (22 kJ/mol)
+
+
+def test_grid_bias_equals_sum_of_hills():
+    bias = MetadynamicsBias(Position(0, "x"), sigma=0.1, grid=(-2.0, 2.0, 801))
+    rng = np.random.default_rng(0)
+    s, h = torch.as_tensor(rng.uniform(-1, 1, 50)), torch.as_tensor(rng.uniform(0.001, 0.01, 50))
+    bias.deposit(s, h)
+    q = torch.as_tensor(rng.uniform(-1.5, 1.5, 200))
+    direct = (h * torch.exp(-0.5 * ((q[:, None] - s) / 0.1) ** 2)).sum(-1)
+    # linear interpolation on a grid of sigma/20: error <= spacing^2/8 * max|V''| (about 1e-4 relative)
+    assert torch.allclose(bias.bias(q), direct, atol=2e-4 * float(h.sum()))
+    assert float(bias.bias(torch.tensor([3.0], dtype=torch.float64))) == 0.0 and bias.n_hills == 50
+    # forces on two walkers of one atom each come from the same shared bias
+    pos = torch.tensor([[0.3, 0, 0], [-0.2, 0, 0]], dtype=torch.float64, requires_grad=True)
+    walkers = MetadynamicsBias(Position(0, "x"), sigma=0.1, grid=(-2.0, 2.0, 801), atoms_per_replica=1)
+    walkers.deposit(s, h)
+    (grad,) = torch.autograd.grad(walkers(pos), pos)
+    expected = (-(pos.detach()[:, :1] - s) / 0.01 * h * torch.exp(-0.5 * ((pos.detach()[:, :1] - s) / 0.1) ** 2)).sum(-1)
+    # the slope of a linear interpolant is off by at most spacing/2 * max|V''| <= spacing/2 * sum(h)/sigma^2
+    assert torch.allclose(grad[:, 0], expected, rtol=0, atol=0.5 * 0.005 * float(h.sum()) / 0.1 ** 2)
+
+
+def test_reweighted_metadynamics_reproduces_quadrature():
+    ref = exact(A, 1.0, TILT, temperature=T, mass=MASS)
+    atoms = Atoms(f"He{WALKERS}", positions=[[-1.0, 0.0, 0.0]] * WALKERS)
+    atoms.set_masses([MASS] * WALKERS)
+    ms = metadynamics(atoms, DoubleWell(a=A, b=1.0, tilt=TILT), Position(0, "x"), sigma=0.08, height=0.001,
+                      bias_factor=5.0, pace=25, temperature=T, n_steps=6000, equilibrate=2000, timestep=2.0,
+                      friction=0.05, record_every=5, atoms_per_replica=1, grid=(-2.5, 2.5, 501), seed=0)
+    assert ms.weights.sum() == pytest.approx(1.0) and ms.n_hills == 8000 // 25 * WALKERS
+    # the converged well-tempered bias is -(1 - 1/gamma) F(s) + const in the sampled range
+    g = ms.grid
+    sel = (g > -1.2) & (g < 1.2)
+    f = A * (g ** 2 - 1) ** 2 + TILT * g
+    resid = (ms.bias + (1 - 1 / ms.bias_factor) * f)[sel]
+    assert np.ptp(resid) < 0.25 * np.ptp(f[sel]) and np.ptp(ms.bias[sel]) > 4 * units.kB * T
+    per_walker = ms.cv.size // WALKERS
+    res = activation_free_energy(ms.cv, inverse_mass=ms.inverse_mass, weights=ms.weights, ts=ref["ts"], temperature=T,
+                                 bins=100, n_bootstrap=100, block=per_walker // 4, seed=1)   # 3 ps blocks
+    assert_matches(res, ref, max_error=1.0)
+
+
+def test_bad_input():
+    with pytest.raises(SimsInputError, match="spacing"):
+        MetadynamicsBias(Position(0, "x"), sigma=0.1, grid=(-2.0, 2.0, 21))
+    atoms = Atoms("He", positions=[[0.0, 0, 0]])
+    with pytest.raises(SimsInputError, match="bias_factor"):
+        metadynamics(atoms, DoubleWell(a=A, b=1.0), Position(0, "x"), sigma=0.1, height=0.001, bias_factor=1.0,
+                     pace=10, temperature=T, n_steps=10, grid=(-2, 2, 401))

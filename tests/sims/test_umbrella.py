@@ -1,0 +1,111 @@
+"""Umbrella sampling with MBAR weights (sims.umbrella) on a double well no unbiased run crosses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from scipy import constants
+
+import sims
+from sims.cv import Distance, Position
+from sims.errors import SimsInputError
+from sims.free_energy import activation_free_energy, free_energy_profile
+from sims.model_potentials import DoubleWell
+from sims.umbrella import HarmonicBias, mbar_weights, umbrella_sampling
+
+from .test_free_energy import assert_matches, exact
+
+A, B, TILT, MASS, T = 0.5, 1.0, 0.05, 16.0, 300.0     # barrier about 21 kT: 52 kJ/mol forward
+REPLICAS = 32
+
+
+def _replicas(x0=-1.3):
+    atoms = Atoms(f"He{REPLICAS}", positions=[[x0, 0.0, 0.0]] * REPLICAS)
+    atoms.set_masses([MASS] * REPLICAS)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def samples():
+    # 21 windows, 32 independent particles each: 80 frames per particle and window, 10 fs apart
+    return umbrella_sampling(_replicas(), DoubleWell(a=A, b=B, tilt=TILT), Position(0, "x"),
+                             centers=np.linspace(-1.3, 1.3, 21), spring=8.0, temperature=T, n_steps=400,
+                             timestep=2.0, friction=0.05, equilibrate=100, record_every=5, atoms_per_replica=1, seed=0)
+
+
+def test_unbiased_dynamics_never_crosses():
+    ref = exact(A, B, TILT, temperature=T, mass=MASS)
+    # Eyring rate from the exact barrier: expected crossings in the whole umbrella run's simulated time
+    rate = constants.k * T / constants.h * np.exp(-ref["forward"] * 1000 / (constants.R * T))   # 1/s
+    simulated = 21 * 500 * 2e-15 * REPLICAS                                                       # s
+    assert rate * simulated < 1e-3
+    xs = []
+    md = sims.MD(_replicas(-1.0), DoubleWell(a=A, b=B, tilt=TILT), sims.Langevin(2.0, T, 0.05), temperature=T, seed=1,
+                 record_every=0, min_distance=None, dtype=torch.float64,
+                 callback=lambda md: xs.append(float(md.state.positions[:, 0].max())))
+    md.run(1000)
+    assert max(xs) < -0.3
+
+
+def test_samples_layout_and_weights(samples):
+    assert samples.cv.shape == samples.inverse_mass.shape == samples.weights.shape == (21 * REPLICAS * 80,)
+    assert np.allclose(samples.inverse_mass, 1 / MASS)
+    assert samples.positions.shape == (samples.cv.size, 1, 3) and np.allclose(samples.positions[:, 0, 0], samples.cv)
+    assert samples.weights.sum() == pytest.approx(1.0) and (samples.weights > 0).all()
+    assert np.array_equal(np.bincount(samples.window), np.full(21, REPLICAS * 80))
+    # each window's samples sit around its centre (the bias works)
+    means = np.array([samples.cv[samples.window == k].mean() for k in range(21)])
+    assert np.all(np.abs(means - samples.centers) < 0.15)
+
+
+def test_mbar_profile_matches_exact_density(samples):
+    edges = np.linspace(-1.2, 1.2, 25)
+    prof = free_energy_profile(samples.cv, weights=samples.weights, bins=edges, temperature=T, n_bootstrap=50,
+                               block=80, seed=1)
+    u = A * (prof.centers ** 2 - B * B) ** 2 + TILT * prof.centers
+    a_exact = u * constants.e * constants.N_A / 1000
+    diff = prof.free_energy - (a_exact - a_exact.min())
+    diff -= np.average(diff, weights=1 / prof.error ** 2)         # the profile's zero is arbitrary
+    assert np.ptp(a_exact) > 50                                    # the profile spans the 52 kJ/mol barrier
+    assert np.all(np.abs(diff) < 3 * prof.error + 0.3), np.c_[prof.centers, diff, prof.error]
+
+
+def test_activation_free_energy_from_umbrella_matches_quadrature(samples):
+    ref = exact(A, B, TILT, temperature=T, mass=MASS)
+    # blocks of 80 samples are one particle's whole trajectory in one window: independent blocks
+    res = activation_free_energy(samples.cv, inverse_mass=samples.inverse_mass, weights=samples.weights, ts=ref["ts"],
+                                 temperature=T, bins=100, n_bootstrap=100, block=80, seed=2)
+    assert_matches(res, ref, max_error=1.0)
+    auto = activation_free_energy(samples.cv, inverse_mass=samples.inverse_mass, weights=samples.weights,
+                                  temperature=T, bins=100, n_bootstrap=0)
+    assert abs(auto.ts - ref["ts"]) < 0.1
+
+
+def test_mbar_weights_of_two_known_windows():
+    # Samples drawn exactly from two harmonic biases on a flat landscape (no potential): the unbiased
+    # density is uniform, so MBAR's reweighted histogram must be flat where both windows reach.
+    kT = constants.k * T / constants.e
+    rng = np.random.default_rng(0)
+    spring = 10.0
+    sd = np.sqrt(kT / spring)
+    z = np.concatenate([rng.normal(-0.05, sd, 200_000), rng.normal(0.05, sd, 200_000)])
+    win = np.repeat([0, 1], 200_000)
+    w, f_k = mbar_weights(z, win, [-0.05, 0.05], spring, T)
+    assert f_k[1] - f_k[0] == pytest.approx(0.0, abs=0.02)    # equal partition functions by symmetry
+    hist, _ = np.histogram(z, bins=np.linspace(-0.04, 0.04, 9), weights=w)
+    assert np.allclose(hist / hist.mean(), 1.0, atol=0.03)
+
+
+def test_harmonic_bias_energy_and_bad_input():
+    pos = torch.tensor([[0.0, 0, 0], [1.2, 0, 0], [5.0, 0, 0], [6.5, 0, 0]], dtype=torch.float64)
+    bias = HarmonicBias(Distance(0, 1), 1.0, 2.0, atoms_per_replica=2)
+    assert float(bias(pos)) == pytest.approx(0.5 * 2.0 * (0.2 ** 2 + 0.5 ** 2))
+    with pytest.raises(SimsInputError, match="spring"):
+        HarmonicBias(Distance(0, 1), 1.0, 0.0)
+    with pytest.raises(SimsInputError, match="whole replicas"):
+        umbrella_sampling(Atoms("He3", positions=np.eye(3)), DoubleWell(a=A, b=B), Position(0, "x"), centers=[0.0],
+                          spring=1.0, temperature=T, n_steps=1, atoms_per_replica=2)
+    with pytest.raises(SimsInputError, match="every window needs samples"):
+        mbar_weights(np.zeros(4), np.array([0, 0, 2, 2]), [0.0, 0.1, 0.2], 1.0, T)
