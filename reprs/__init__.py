@@ -14,8 +14,9 @@ import importlib
 from typing import Any
 
 #: Modules that ``sims`` may import: errors, atoms conversion and validation, atomic file and frame
-#: I/O, config parsing, and the one RDF and coordination count of atomistic configurations. They
-#: import nothing of ``reprs`` outside this set (tests/test_layout.py).
+#: I/O, config and command-line values, and the one RDF, coordination count and set of reference
+#: crystals of atomistic configurations. They import nothing of ``reprs`` outside this set
+#: (tests/test_layout.py).
 BASE_LAYER = ("reprs.errors", "reprs.atoms", "reprs.fileio", "reprs.config", "reprs.structure")
 
 _LAZY = {

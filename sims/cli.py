@@ -1,10 +1,15 @@
-"""``matrep simulate CONFIG``: run a dataset-generation config (thin wrapper of :func:`sims.generate.generate`)."""
+"""The ``sims`` subcommands, thin wrappers of one function each.
+
+``matrep simulate CONFIG`` runs a dataset-generation config (:func:`sims.generate.generate`);
+``matrep free-energy FRAMES --cv SPEC --temperature T`` prints exact and FEP barriers from a
+trajectory (:func:`sims.free_energy.free_energy_from_frames`).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from reprs.config import add_progress_flags, progress_wanted
+from reprs.config import add_progress_flags, int_at_least, positive_float, progress_wanted
 
 __all__ = ["register"]
 
@@ -19,9 +24,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_progress_flags(p)
     p.set_defaults(func=_simulate)
 
+    p = subparsers.add_parser(
+        "free-energy", help="exact and free-energy-profile activation free energies along a CV",
+        description="Read FRAMES (an ASE database or any trajectory ASE reads), compute the CV and its inverse "
+                    "mass on every frame, and print the reaction free energy and the exact forward and backward "
+                    "barriers beside the free-energy-profile (FEP) estimates, with bootstrap error bars "
+                    "(Dietschreit et al., J. Chem. Phys. 157, 084113 (2022)).")
+    p.add_argument("frames", help="trajectory file (.db, .extxyz, ...)")
+    p.add_argument("--cv", required=True,
+                   help="collective variable, e.g. 'distance:0,1', 'angle:0,1,2', 'dihedral:4,6,8,14' "
+                        "(0-based atom indices; see sims.cv.parse_cv)")
+    p.add_argument("--temperature", type=positive_float, required=True, help="K")
+    p.add_argument("--bins", type=int_at_least(3), default=100, help="histogram bins of the profile (default 100)")
+    p.add_argument("--ts", type=float, default=None,
+                   help="transition-state location in CV units (default: the profile's maximum between its minima)")
+    p.add_argument("--weights", default=None, help=".npy file of per-frame weights from a biased run")
+    p.add_argument("--units", choices=("kJ/mol", "kcal/mol", "eV"), default="kJ/mol")
+    p.add_argument("--block", type=int_at_least(1), default=1,
+                   help="frames per bootstrap block (correlated time series; default 1)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="bootstrap seed")
+    p.add_argument("--plot", default=None, help="write the profile plot here (.png, .pdf, .svg)")
+    p.set_defaults(func=_free_energy)
+
 
 def _simulate(args: argparse.Namespace) -> None:
     from .generate import generate
 
     path = generate(args.config, device=args.device, progress=progress_wanted(args))
     print(path)
+
+
+def _free_energy(args: argparse.Namespace) -> None:
+    from .free_energy import free_energy_from_frames
+
+    result = free_energy_from_frames(args.frames, args.cv, temperature=args.temperature, bins=args.bins, ts=args.ts,
+                                     weights=args.weights, units=args.units, plot=args.plot, block=args.block,
+                                     seed=args.seed)
+    print(result.table())
+    if args.plot:
+        print(f"profile plot: {args.plot}")

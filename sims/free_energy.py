@@ -51,8 +51,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 from scipy import constants
+
+from reprs.atoms import as_frames
+from reprs.fileio import atomic_open, read_frames
 
 from .errors import SimsInputError
 
@@ -134,12 +138,11 @@ class FreeEnergyProfile:
 
     def plot(self, path: str | Path, *, ts: float | None = None, cv_label: str = "z") -> Path:
         """Write the profile with its error band to ``path`` (any matplotlib format); return the path."""
-        import matplotlib
+        # A Figure without pyplot: no global state, and the user's matplotlib backend stays as it was.
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.add_subplot()
         ax.plot(self.centers, self.free_energy, color="C0")
         ax.fill_between(self.centers, self.free_energy - self.error, self.free_energy + self.error,
                         color="C0", alpha=0.3, linewidth=0)
@@ -150,8 +153,8 @@ class FreeEnergyProfile:
         ax.set_ylabel(f"A(z) / {self.units}")
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path)
-        plt.close(fig)
+        with atomic_open(path) as handle:
+            fig.savefig(handle, format=path.suffix.lstrip(".") or "png")
         return path
 
 
@@ -601,15 +604,13 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
     ActivationFreeEnergy
         Its :meth:`~ActivationFreeEnergy.table` is what the CLI prints.
     """
-    from ase.io import read
-
     from .cv import cv_and_inverse_mass, parse_cv
 
     if isinstance(frames, (str, Path)):
         if not Path(frames).exists():
             raise SimsInputError(f"frames file {str(frames)!r} does not exist")
-        frames = read(str(frames), index=":")
-    frames = list(frames)
+        frames = read_frames(frames)
+    frames = as_frames(frames)
     if len(frames) < 2:
         raise SimsInputError(f"need at least 2 frames, got {len(frames)}")
     n_atoms = {len(a) for a in frames}

@@ -31,8 +31,8 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "COULOMB_CONSTANT",
-           "potential_dtype"]
+           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
+           "COULOMB_CONSTANT", "potential_dtype"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -569,3 +569,58 @@ class CalculatorPotential(Potential):
                 pairs: PairList | None = None) -> torch.Tensor:
         """Energy (eV) of one structure; ``pairs`` is ignored."""
         return _CalculatorEnergy.apply(positions, cell, numbers, self)
+
+
+class DoubleWell(Potential):
+    """A model energy surface, every atom a particle in the same external field (no interactions):
+    ``U = sum_atoms a (x^2 - b^2)^2 + tilt x + k_y y^2 / 2 + k_z z^2 / 2`` (eV).
+
+    A quartic double well along x (minima near ``x = ±b``, barrier ``a b^4`` at ``x = 0`` without
+    tilt), a linear tilt that makes the wells unequal, and harmonic confinement across it (a 2-D
+    model with ``k_y > 0``; a free particle across it with ``k_y = k_z = 0``).
+
+    Parameters
+    ----------
+    a : float
+        eV / Å^4, > 0.
+    b : float
+        Å, > 0.
+    tilt : float
+        eV / Å.
+    k_y, k_z : float
+        eV / Å^2, >= 0.
+    device, dtype
+        Of the parameters.
+
+    The test bed of :mod:`sims.free_energy`: the exact CV density is ``exp(-U/kT)`` up to
+    normalisation, so profiles, reaction and activation free energies have quadrature references;
+    ``N`` atoms are ``N`` independent replicas of one particle, sampled together by one
+    :class:`sims.MD` run.
+
+    Examples
+    --------
+    >>> import sims, torch
+    >>> from ase import Atoms
+    >>> atoms = Atoms("H4", positions=[[-1, 0, 0], [1, 0, 0], [-1, 0, 0], [1, 0, 0]])
+    >>> md = sims.MD(atoms, DoubleWell(a=0.05, b=1.0), sims.Langevin(1.0, 300.0), min_distance=None,
+    ...              temperature=300, seed=0)
+    """
+
+    cutoff = 0.0
+
+    def __init__(self, *, a: float, b: float, tilt: float = 0.0, k_y: float = 0.0, k_z: float = 0.0,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(dtype)
+        if float(k_y) < 0 or float(k_z) < 0:
+            raise SimsInputError(f"k_y and k_z must be >= 0 eV/Å^2, got {k_y}, {k_z}")
+        self.a = _param(a, device, "a", positive=True)
+        self.b = _param(b, device, "b", positive=True)
+        self.tilt = _param(tilt, device, "tilt")
+        self.k_y = _param(k_y, device, "k_y")
+        self.k_z = _param(k_z, device, "k_z")
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        x, y, z = positions[..., 0], positions[..., 1], positions[..., 2]
+        a, b = self.a.to(x), self.b.to(x)
+        u = a * (x * x - b * b) ** 2 + self.tilt.to(x) * x + 0.5 * self.k_y.to(x) * y * y + 0.5 * self.k_z.to(x) * z * z
+        return u.sum()

@@ -13,7 +13,7 @@ Example
 -------
 >>> from ase import Atoms
 >>> from sims.cv import Position
->>> from sims.model_potentials import DoubleWell
+>>> from sims.potentials import DoubleWell
 >>> atoms = Atoms("He8", positions=[[-1.0, 0, 0]] * 8)
 >>> us = umbrella_sampling(atoms, DoubleWell(a=0.5, b=1.0), Position(0, "x"), centers=[-1.0, 0.0, 1.0],
 ...                        spring=10.0, temperature=300.0, n_steps=50, atoms_per_replica=1)   # doctest: +SKIP

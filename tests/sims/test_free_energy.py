@@ -18,7 +18,7 @@ import sims
 from sims.cv import Linear, Position, cv_and_inverse_mass
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy, cv_quality, de_broglie_length, free_energy_from_frames, free_energy_profile
-from sims.model_potentials import DoubleWell
+from sims.potentials import DoubleWell
 
 A, B, TILT = 0.05, 1.0, 0.01          # eV/Å^4, Å, eV/Å: barrier about 2 kT at 300 K, unequal wells
 
@@ -243,6 +243,34 @@ def test_free_energy_from_frames(tmp_path):
     assert res.forward == pytest.approx(direct.forward, rel=1e-9) and res.cv_unit == "Å"
     assert (tmp_path / "profile.png").stat().st_size > 1000
     assert "forward dA‡" in res.table()
+
+
+def test_cli_prints_the_table_and_refuses_bad_input(tmp_path, capsys):
+    """``matrep free-energy`` prints what free_energy_from_frames computes; mistakes are one line, exit 2."""
+    import matplotlib
+    from ase.io import write
+
+    from reprs.cli import main
+
+    backend = matplotlib.get_backend()
+    ref = exact()
+    x = boltzmann_samples(2000, seed=9)
+    path = tmp_path / "frames.extxyz"
+    write(path, [Atoms("He", positions=[[xi, 0.0, 0.0]], masses=[4.0]) for xi in x])
+    argv = ["free-energy", str(path), "--cv", "position:0,x", "--temperature", "300", "--bins", "30",
+            "--ts", str(ref["ts"]), "--plot", str(tmp_path / "profile.svg")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    res = free_energy_from_frames(path, "position:0,x", temperature=300.0, bins=30, ts=ref["ts"])
+    assert f"{res.forward:.2f}" in out and "forward dA‡" in out and (tmp_path / "profile.svg").exists()
+    assert matplotlib.get_backend() == backend  # the plot leaves the user's backend alone
+    for bad, flag in ((["--temperature", "-3"], "--temperature"), (["--bins", "1"], "--bins")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, *bad])
+        assert exit_info.value.code == 2 and flag in capsys.readouterr().err
+    assert main(["free-energy", str(tmp_path / "missing.db"), "--cv", "distance:0,1", "--temperature", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.db" in err and "Traceback" not in err
 
 
 class TestBadInput:

@@ -12,7 +12,7 @@ from sims.cv import Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy
 from sims.metadynamics import MetadynamicsBias, metadynamics
-from sims.model_potentials import DoubleWell
+from sims.potentials import DoubleWell
 
 from .test_free_energy import assert_matches, exact
 

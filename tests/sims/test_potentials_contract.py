@@ -39,6 +39,9 @@ CASES = {
         sp.LennardJones(sigma=2.0, epsilon=0.05, cutoff=5.0, dtype=dtype, device=device),
         sp.DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=dtype, device=device)])),
     "BKS": PotentialCase(lambda dtype, device: sp.BKS(dtype=dtype, device=device)),
+    "DoubleWell": PotentialCase(lambda dtype, device: sp.DoubleWell(a=0.05, b=1.0, tilt=0.01, k_y=0.2, k_z=0.1,
+                                                                    dtype=dtype, device=device),
+                                dimer=None, external_field=True),
     # The calculator finds its own neighbours: no cutoff of ours to check.
     "CalculatorPotential": PotentialCase(
         lambda dtype, device: sp.CalculatorPotential(AseLJ(sigma=2.0, epsilon=0.05, rc=5.0, smooth=True)), dimer=None),

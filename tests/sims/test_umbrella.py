@@ -12,7 +12,7 @@ import sims
 from sims.cv import Distance, Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy, free_energy_profile
-from sims.model_potentials import DoubleWell
+from sims.potentials import DoubleWell
 from sims.umbrella import HarmonicBias, mbar_weights, umbrella_sampling
 
 from .test_free_energy import assert_matches, exact
