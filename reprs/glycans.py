@@ -294,21 +294,24 @@ def glycan_coverage(glycans, library: MonomerLibrary | None = None) -> dict[str,
     -------
     dict
         ``n_glycans``, ``n_parsed`` (well-formed strings), ``n_resolved`` (glycans whose every
-        monomer resolves), ``glycan_coverage`` (= n_resolved / n_parsed), ``n_monomers`` (distinct
-        names), ``n_monomers_resolved``, ``unresolved`` (name -> number of glycans using it,
-        most used first).
+        monomer resolves), ``n_buildable`` (of those, the glycans whose linkage positions all
+        exist on their residues: what :func:`glycan_graph` builds), ``glycan_coverage``
+        (= n_resolved / n_parsed), ``n_monomers`` (distinct names), ``n_monomers_resolved``,
+        ``unresolved`` (name -> number of glycans using it, most used first).
     """
     from reprs.errors import ParseError
 
     library = library or glycan_library()
-    residue_sets = []
+    residue_sets, parsed_glycans = [], []
     n_glycans = 0
     for glycan in glycans:
         n_glycans += 1
         try:
-            residue_sets.append(set(parse_iupac(glycan).residues))
+            parsed = parse_iupac(glycan)
         except ParseError:
             continue
+        residue_sets.append(set(parsed.residues))
+        parsed_glycans.append((glycan, parsed))
     names = set().union(*residue_sets) if residue_sets else set()
     known = {name for name in names if name in library}
     usage: dict[str, int] = {}
@@ -316,10 +319,19 @@ def glycan_coverage(glycans, library: MonomerLibrary | None = None) -> dict[str,
         for name in residues - known:
             usage[name] = usage.get(name, 0) + 1
     n_resolved = sum(residues <= known for residues in residue_sets)
+    n_buildable = 0
+    for residues, (glycan, parsed) in zip(residue_sets, parsed_glycans):
+        if residues <= known:
+            try:
+                _check_positions(glycan, parsed, library)
+            except GlycanParseError:
+                continue
+            n_buildable += 1
     return {
         "n_glycans": n_glycans,
         "n_parsed": len(residue_sets),
         "n_resolved": n_resolved,
+        "n_buildable": n_buildable,
         "glycan_coverage": n_resolved / len(residue_sets) if residue_sets else float("nan"),
         "n_monomers": len(names),
         "n_monomers_resolved": len(known),
