@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from reprs.config import add_progress_flags, progress_wanted
 
@@ -29,11 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict with a trained run",
         description="Predict labels (with class probabilities) or values for the glycans or SMILES "
         "of INPUT (whichever the run was trained on): a text file with one per line, or a CSV with a "
-        "'glycan' or 'smiles' column.",
+        "'glycan' or 'smiles' column (or --column).",
     )
     q.add_argument("run", help="run folder written by `matrep train`")
     q.add_argument("input", help=".txt (one glycan or SMILES per line) or .csv")
-    q.add_argument("--column", help="CSV column to read (default: 'glycan' or 'smiles', whichever it has)")
+    q.add_argument("--column", help="CSV column to read (default: the one the run's representation reads, "
+                                    "'glycan' or 'smiles')")
     q.add_argument("-o", "--output", help="CSV to write (default: print)")
     q.set_defaults(func=_predict)
 
@@ -45,22 +45,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from learners.runs import predict_file
 
-    from learners.errors import InputError
-    from learners.runs import predict_run
-
-    path = Path(args.input)
-    if not path.is_file():
-        raise InputError(f"input file {args.input!r} not found")
-    if path.suffix == ".csv":
-        table = pd.read_csv(path)
-        column = args.column or next((c for c in ("glycan", "smiles") if c in table.columns), None)
-        if column not in table.columns:
-            raise InputError(f"{args.input} has no column {column or 'glycan or smiles'!r}; columns: {list(table.columns)}")
-        inputs = table[column].astype(str).tolist()
-    else:
-        inputs = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    table = predict_run(args.run, inputs, args.output)
+    table = predict_file(args.run, args.input, column=args.column, output=args.output)
     if args.output is None:
         print(table.to_csv(index=False), end="")

@@ -5,8 +5,9 @@ model, the trainer settings and the split::
 
     task = "classification"          # or "regression"
     seed = 0
-    representation = "glycan"        # glycan graphs (default), or a featurizer of SMILES that gives
-                                     # graphs: "molecular_graph", "molecular_graph:hydrogens=true"
+    representation = "glycan"        # any registered featurizer of strings into graphs: glycan graphs
+                                     # ("glycan", the default; "glycan_graph:linkage=anomer") or of
+                                     # SMILES ("molecular_graph", "molecular_graph:hydrogens=true")
     [dataset]
     source = "glycowork"             # glycowork's shipped taxonomy table, "qm9" or "csv"
     level = "Kingdom"
@@ -53,7 +54,7 @@ from learners.errors import InputError
 from reprs.config import Schema, config_file, load_toml
 from reprs.errors import ConfigError
 
-__all__ = ["load_config", "train_run", "predict_run", "build_graphs", "RunConfig"]
+__all__ = ["load_config", "train_run", "predict_run", "predict_file", "build_graphs", "input_column", "RunConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,14 +166,38 @@ def _given(table: Schema) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
 
 
+def _graph_featurizer(representation: str):
+    """The registered featurizer of a run's representation; it must turn strings into networkx graphs."""
+    from reprs.featurizers import get_featurizer
+
+    featurizer = get_featurizer(representation)
+    if featurizer.input_kind not in _INPUT_COLUMNS or featurizer.fixed_length \
+            or featurizer.get_params().get("output", "networkx") != "networkx":
+        raise InputError(
+            f"representation {representation!r} does not turn strings into networkx graphs; use a graph "
+            "featurizer of glycans ('glycan_graph', alias 'glycan') or of SMILES ('molecular_graph')"
+        )
+    return featurizer
+
+
+#: The CSV column a run reads by default, by the featurizer's input kind.
+_INPUT_COLUMNS = {"glycan": "glycan", "molecule": "smiles"}
+
+
+def input_column(representation: str) -> str:
+    """The default CSV column of a representation's input strings: ``"glycan"`` or ``"smiles"``."""
+    return _INPUT_COLUMNS[_graph_featurizer(representation).input_kind]
+
+
 def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tuple[int, str]]]:
     """Graphs of ``strings`` in a run's representation; ``None`` and a reason for those that fail.
 
     Parameters
     ----------
     representation : str
-        ``"glycan"`` (IUPAC-condensed glycans -> :func:`reprs.glycans.glycan_graph`) or the spec of
-        a featurizer that turns SMILES into graphs (``"molecular_graph"``).
+        The spec of a registered featurizer that turns strings into networkx graphs:
+        ``"glycan"`` / ``"glycan_graph:linkage=anomer"`` (IUPAC-condensed glycans) or
+        ``"molecular_graph"`` (SMILES).
 
     Returns
     -------
@@ -181,18 +206,9 @@ def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tu
     failures : list of (int, str)
         Row and message of each failure.
     """
-    if representation == "glycan":
-        from reprs.glycans import build_glycan_graphs
+    from reprs.featurizers import FeaturizationWarning
 
-        return build_glycan_graphs(strings, errors="skip")
-    from reprs.featurizers import FeaturizationWarning, get_featurizer
-
-    featurizer = get_featurizer(representation)
-    if featurizer.input_kind != "molecule" or featurizer.fixed_length or featurizer.get_params().get("output") != "networkx":
-        raise InputError(
-            f"representation {representation!r} does not turn SMILES into networkx graphs; use 'glycan' "
-            "or a graph featurizer of molecules such as 'molecular_graph'"
-        )
+    featurizer = _graph_featurizer(representation)
     with warnings.catch_warnings():  # the failures are returned, row by row
         warnings.simplefilter("ignore", FeaturizationWarning)
         graphs, failures = featurizer.featurize_many(strings, progress=False, errors="nan", return_failures=True)
@@ -212,7 +228,7 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
         strings, labels = table["smiles"].tolist(), table[spec.target].to_numpy()
     else:
         table = pd.read_csv(spec.path)
-        x_col = spec.column or ("glycan" if representation == "glycan" else "smiles")
+        x_col = spec.column or input_column(representation)
         missing = {x_col, spec.label_column} - set(table.columns)
         if missing:
             raise InputError(f"columns {sorted(missing)} not in {spec.path}; it has {list(table.columns)}")
@@ -385,3 +401,38 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
 
         atomic_write(output, table.to_csv(index=False))
     return table
+
+
+def predict_file(run_dir: str | os.PathLike, path: str | os.PathLike, *, column: str | None = None,
+                 output: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`predict_run` on the strings of a file: a CSV column, or one string per line of a text file.
+
+    Parameters
+    ----------
+    column : str, optional
+        The CSV column; by default the one the run's representation reads (``glycan`` or ``smiles``).
+
+    Raises
+    ------
+    InputError
+        A missing or empty file, or a CSV without the column (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {str(path)!r} not found")
+    if path.suffix.lower() == ".csv":
+        try:
+            table = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            raise InputError(f"{path} is empty: it needs a header line and one row per input") from None
+        if column is None:
+            spec = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()), where="")
+            column = input_column(spec.representation)
+        if column not in table.columns:
+            raise InputError(f"{path} has no column {column!r} (--column); columns: {list(table.columns)}")
+        inputs = table[column].astype(str).tolist()
+    else:
+        inputs = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not inputs:
+        raise InputError(f"{path} holds no inputs")
+    return predict_run(run_dir, inputs, output)

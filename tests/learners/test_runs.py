@@ -113,7 +113,7 @@ def test_molecular_regression_run_and_predictions(tmp_path):
     table = pd.read_csv(tmp_path / "pred.csv")
     assert table["prediction"][0] == pytest.approx(Crippen.MolMR(Chem.MolFromSmiles("CCCCCCO")), rel=0.15)
     assert np.isnan(table["prediction"][1]) and "SmilesError" in table["error"][1]
-    with pytest.raises(InputError, match="does not turn SMILES into networkx graphs"):
+    with pytest.raises(InputError, match="does not turn strings into networkx graphs"):
         train_run({**config, "representation": "morgan"}, tmp_path / "bad")
 
 

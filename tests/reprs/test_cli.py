@@ -76,10 +76,9 @@ def test_featurize_smiles_table_with_a_catalog_featurizer(tmp_path, capsys):
 def test_user_mistakes_end_with_one_message_and_exit_2(tmp_path, capsys):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    # predict's table is read by learners.cli; the shared error path of main() reports pandas' error
     assert main(["predict", str(tmp_path / "run"), str(empty)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("matrep predict: error: No columns to parse from file") and "Traceback" not in err
+    assert err.startswith(f"matrep predict: error: {empty} is empty") and "Traceback" not in err
     assert main(["featurize", str(empty), "--repr", "soap", "-o", str(tmp_path / "x.npz")]) == 2
     assert "SOAP needs the parameter(s) species, e.g. soap:species=" in capsys.readouterr().err
     assert main(["featurize", str(tmp_path / "missing.csv"), "--repr", "maccs", "-o", str(tmp_path / "x.npz")]) == 2
