@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import torch
 
 from learners.errors import InputError
+from reprs.config import check_keys
 
 from .base import NeuralPotential
 from .committee import Committee
@@ -79,13 +80,12 @@ def potential_from_config(params: Mapping[str, Any], *, base: str | os.PathLike 
     Raises
     ------
     InputError
-        No ``path``, unknown keys, or a file :func:`load_potential` refuses.
+        No ``path``, unknown keys (``reprs.errors.ConfigError``, with a did-you-mean), or a file
+        :func:`load_potential` refuses.
     """
-    params = dict(params)
-    path = params.pop("path", None)
+    check_keys(params, ("path",), "potential")
+    path = params.get("path")
     if path is None:
         raise InputError("potential kind 'nn' needs path = \"<file written by save_potential>\"")
-    if params:
-        raise InputError(f"unknown keys {sorted(params)} for potential kind 'nn'; it takes only 'path'")
     path = Path(path)
     return load_potential(path if path.is_absolute() else Path(base) / path, device=device, dtype=dtype)

@@ -282,3 +282,11 @@ def test_one_precision_per_computation():
         sims.energy_and_forces(m32, molecule("H2O"), dtype=torch.float64)
     with pytest.raises(InputError, match="share one dtype"):
         Committee([m32, m64])
+
+
+def test_nn_potential_config_refuses_unknown_keys_with_a_suggestion(tmp_path):
+    from learners.potentials.store import potential_from_config
+    from reprs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key 'pth' in potential; did you mean 'path'"):
+        potential_from_config({"pth": "model.pt"}, base=tmp_path)
