@@ -71,6 +71,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -379,7 +380,12 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     monitoring = _monitoring(md_cfg, potential)
 
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        try:
+            # Tensors, numbers and strings only: a checkpoint is data, never a pickle of objects.
+            ckpt = torch.load(ckpt_path, weights_only=True)
+        except pickle.UnpicklingError:
+            raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version (it holds more than "
+                                 "tensors and numbers); remove it and the output to start over") from None
         if ckpt["config_hash"] != digest:
             raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest}); "
                                  "remove it and the output to start over")
@@ -521,15 +527,16 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
         _save_checkpoint(ckpt_path, ckpt)
 
 
-def _state_dict(state: State) -> dict[str, np.ndarray]:
-    # Stored in float64 (exact for float32 too), so a resumed run gets back exactly the same tensors.
-    return {"positions": state.positions.detach().cpu().double().numpy(),
-            "velocities": state.velocities.detach().cpu().double().numpy(),
-            "masses": state.masses.detach().cpu().double().numpy(), "numbers": state.numbers.cpu().numpy(),
-            "cell": state.cell.detach().cpu().double().numpy(), "pbc": state.pbc.cpu().numpy()}
+def _state_dict(state: State) -> dict[str, torch.Tensor]:
+    # Stored in float64 (exact for float32 too), so a resumed run gets back exactly the same tensors;
+    # CPU tensors, so the checkpoint loads with weights_only=True on any device.
+    return {"positions": state.positions.detach().cpu().double(),
+            "velocities": state.velocities.detach().cpu().double(),
+            "masses": state.masses.detach().cpu().double(), "numbers": state.numbers.cpu(),
+            "cell": state.cell.detach().cpu().double(), "pbc": state.pbc.cpu()}
 
 
-def _state_from_dict(d: Mapping[str, np.ndarray], device, dtype) -> State:
+def _state_from_dict(d: Mapping[str, torch.Tensor], device, dtype) -> State:
     def t(x):
         return torch.as_tensor(x, device=device).to(dtype)
 

@@ -144,7 +144,7 @@ def test_config_errors(model_dir):
         generate(cfg({"kind": "nn"}))
     with pytest.raises(SimsInputError, match="no potential file"):
         generate(cfg({"kind": "nn", "path": "missing.pt"}))
-    with pytest.raises(SimsInputError, match="unknown keys"):
+    with pytest.raises(SimsInputError, match="unknown key 'k'"):
         generate(cfg({"kind": "nn", "path": "committee.pt", "k": 5}))
     with pytest.raises(SimsInputError, match="estimates its uncertainty"):
         generate(cfg({"kind": "nn", "path": "single.pt"}, {"uncertainty_threshold": 0.1}))

@@ -39,9 +39,9 @@ def kill_after_checkpoint(config: Path, checkpoint: Path, step: int) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if checkpoint.exists() and torch.load(checkpoint, weights_only=False)["step"] >= step:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= step:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    return torch.load(checkpoint, weights_only=False)
+    return torch.load(checkpoint, weights_only=True)
