@@ -350,7 +350,7 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume and checkpoint is not None and checkpoint.exists():
-            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            state = torch.load(checkpoint, map_location=self.device, weights_only=True)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:

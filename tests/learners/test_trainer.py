@@ -63,7 +63,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _fit(data, run_dir=tmp_path / "cut", restore_best=False, callbacks=[crash])
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 3
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 3
     resumed, t_res = _fit(data, run_dir=tmp_path / "cut", resume=True, restore_best=False)
     assert torch.equal(_weights(resumed), _weights(full))
     keys = ("epoch", "lr", "train_loss", "val_loss", "val_accuracy")
@@ -80,7 +80,7 @@ def test_early_stopping_and_best_weights(data, tmp_path):
     trainer.fit(model, data[0], data[1], step=STEP, task="multiclass")
     assert len(trainer.history_) == 3
     assert trainer.best_epoch_ == 1  # later epochs improve by less than min_delta
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
 
 
