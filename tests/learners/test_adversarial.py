@@ -1,0 +1,149 @@
+"""Adversarial attacks on a committee trained briefly on MD frames of a Morse cluster (ASE's own calculator)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.morse import MorsePotential
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from learners.adversarial import AdversarialLoss, AttackWarning, attack
+from learners.errors import InputError, InputTypeError
+from learners.potentials import Committee, PaiNN, fit_potential
+from learners.trainer import Trainer
+
+MORSE = {"epsilon": 0.5, "r0": 2.5, "rho0": 6.0, "rcut1": 4.0, "rcut2": 5.0}
+
+
+def morse_cluster(n: int = 6, seed: int = 0) -> Atoms:
+    """``n`` atoms on a jittered simple-cubic lattice at the Morse minimum distance."""
+    rng = np.random.default_rng(seed)
+    grid = np.array([(i, j, k) for i in range(2) for j in range(2) for k in range(2)], float)[:n] * MORSE["r0"]
+    return Atoms(f"Ar{n}", positions=grid + 0.05 * rng.normal(size=grid.shape))
+
+
+def labelled(frames: list[Atoms]) -> list[Atoms]:
+    """Copies with the Morse energy and forces stored, as frames read from a database."""
+    out = []
+    for f in frames:
+        g = f.copy()
+        g.calc = MorsePotential(**MORSE)
+        e, forces = g.get_potential_energy(), g.get_forces()
+        g.calc = SinglePointCalculator(g, energy=e, forces=forces)
+        out.append(g)
+    return out
+
+
+def md_frames(n_frames: int, seed: int, temperature_K: float = 300.0) -> list[Atoms]:
+    """Langevin frames of the cluster (ASE's integrator on the Morse calculator, local generator)."""
+    from ase import units
+    from ase.md.langevin import Langevin
+
+    atoms = morse_cluster(seed=seed)
+    atoms.calc = MorsePotential(**MORSE)
+    md = Langevin(atoms, 2 * units.fs, temperature_K=temperature_K, friction=0.05, rng=np.random.default_rng(seed))
+    frames = []
+    for _ in range(n_frames):
+        md.run(10)
+        frames.append(atoms.copy())
+    return labelled(frames)
+
+
+def train_committee(frames: list[Atoms], *, k: int = 3, epochs: int = 15, seed: int = 0) -> Committee:
+    committee = Committee.build(PaiNN, k=k, seed=seed, cutoff=5.0, n_features=8, n_rbf=8, n_interactions=1,
+                                dtype=torch.float64)
+    fit_potential(committee, frames, trainer=Trainer(epochs=epochs, batch_size=8, lr=5e-3, eval_grad=True,
+                                                     dtype=torch.float64, seed=seed))
+    return committee
+
+
+@pytest.fixture(scope="module")
+def trained():
+    frames = md_frames(24, seed=0)
+    return train_committee(frames), frames
+
+
+def mean_force_std(committee: Committee, frames: list[Atoms]) -> np.ndarray:
+    """Mean over atoms of |forces_std| per structure, from the committee's own predict (independent of the loss)."""
+    return np.array([float(torch.linalg.norm(committee.predict(f)["forces_std"], dim=1).mean()) for f in frames])
+
+
+def test_attack_raises_uncertainty_for_every_seed(trained):
+    committee, frames = trained
+    start = frames[::4]
+    before = mean_force_std(committee, start)
+    for seed in range(3):
+        attacked = attack(committee, start, kT=0.5, steps=30, lr=2e-2, seed=seed)
+        assert [a.info["parent"] for a in attacked] == list(range(len(start)))
+        after = mean_force_std(committee, attacked)
+        assert after.mean() > before.mean(), (seed, before, after)
+        assert all(a.info["uncertainty_after"] > a.info["uncertainty_before"] for a in attacked)
+
+
+def test_info_matches_committee_predict(trained):
+    committee, frames = trained
+    (a,) = attack(committee, frames[:1], kT=0.5, steps=5, seed=0)
+    out = committee.predict(a)
+    # The loss's sigma^2 is the population variance over members, mean over atoms and components.
+    assert a.info["uncertainty_after"] == pytest.approx(float((out["forces_std"] ** 2).mean()), rel=1e-9)
+    assert a.info["energy"] == pytest.approx(float(out["energy"][0]), rel=1e-9)
+
+
+def test_attack_is_deterministic_and_leaves_global_state(trained):
+    committee, frames = trained
+    state = torch.random.get_rng_state()
+    a = attack(committee, frames[:3], kT=0.5, steps=5, seed=7)
+    b = attack(committee, frames[:3], kT=0.5, steps=5, seed=7)
+    c = attack(committee, frames[:3], kT=0.5, steps=5, seed=8)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+    assert not np.array_equal(a[0].positions, c[0].positions)
+
+
+def test_max_displacement_bounds_every_atom(trained):
+    committee, frames = trained
+    attacked = attack(committee, frames[:2], kT=0.5, steps=20, lr=0.1, max_displacement=0.05, seed=0)
+    for a in attacked:
+        shift = np.linalg.norm(a.positions - frames[a.info["parent"]].positions, axis=1)
+        assert shift.max() <= 0.05 + 1e-9
+
+
+def test_partition_function_in_log_space(trained):
+    committee, frames = trained
+    energies = np.array([-300.0, -299.5, -299.0])  # exp(300 / 0.01) overflows; log-sum-exp does not
+    loss = AdversarialLoss(committee, 0.01, reference=energies, energy_scale="total")
+    expected = 300.0 / 0.01 + math.log(np.mean(np.exp((energies.min() - energies) / 0.01)))
+    assert loss.log_Z == pytest.approx(expected, rel=1e-12)
+    assert float(loss.log_probability(torch.tensor(-300.0, dtype=torch.float64))) == pytest.approx(
+        -math.log(np.mean(np.exp((-300.0 - energies) / 0.01))), rel=1e-9)
+
+
+def test_overlapping_result_is_dropped_with_a_warning(trained):
+    committee, frames = trained
+    with pytest.warns(AttackWarning, match="structure 0 dropped: atoms"):
+        out = attack(committee, frames[:2], kT=0.5, steps=2, seed=0, min_distance=100.0)
+    assert out == []
+
+
+def test_bad_input(trained):
+    committee, frames = trained
+    with pytest.raises(InputError, match="at least 2 models"):
+        Committee([committee.models[0]])
+    with pytest.raises(InputTypeError, match="single model has no spread"):
+        attack(committee.models[0], frames[:1], kT=0.5, seed=0)
+    for kT in (0.0, -1.0, math.nan):
+        with pytest.raises(InputError, match="kT must be"):
+            attack(committee, frames[:1], kT=kT, seed=0)
+    with pytest.raises(InputError, match=r"element\(s\) \['Cu'\].*seen: \['Ar'\]"):
+        attack(committee, [Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]])], kT=0.5, seed=0)
+    bad = frames[0].copy()
+    bad.positions[2, 1] = np.nan
+    with pytest.raises(InputError, match="atom 2 .* non-finite position"):
+        attack(committee, [frames[1], bad], kT=0.5, seed=0)
+    with pytest.raises(InputError, match="strain=True needs"):
+        attack(committee, frames[:1], kT=0.5, seed=0, strain=True)
