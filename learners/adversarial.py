@@ -30,9 +30,10 @@ import torch
 from ase import Atoms
 
 from learners.errors import InputError, InputTypeError, MatrepError
-from learners.potentials.batch import AtomsBatch, collate_atoms, full_pairs, pair_vectors
+from learners.potentials.batch import AtomsBatch, collate_atoms
 from learners.potentials.committee import Committee
 from reprs.atoms import as_frames
+from sims.integrators import make_generator
 from sims.neighbors import PairList, build_pairs
 
 __all__ = ["AdversarialLoss", "AttackWarning", "attack", "ENERGY_SCALES", "UNCERTAINTIES"]
@@ -311,8 +312,7 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     device, dtype = p.device, p.dtype
     base: AtomsBatch = collate_atoms(frames, committee.cutoff, device=device, dtype=dtype, labels=False)
     n_atoms = base.n_atoms
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(int(seed) if seed is not None else int(torch.seed()))  # torch.seed(): OS entropy
+    generator = make_generator(seed)  # a local generator: None draws OS entropy, global state untouched
     delta = (init_scale * torch.randn(base.positions.shape, generator=generator, dtype=torch.float64)).to(device, dtype)
     delta.requires_grad_(True)
     params = [delta]

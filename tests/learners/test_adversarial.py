@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -111,6 +110,22 @@ def test_max_displacement_bounds_every_atom(trained):
     for a in attacked:
         shift = np.linalg.norm(a.positions - frames[a.info["parent"]].positions, axis=1)
         assert shift.max() <= 0.05 + 1e-9
+
+
+def test_strain_attack_changes_the_cell_of_a_periodic_structure(trained):
+    committee, frames = trained
+    from ase.build import bulk
+
+    crystal = bulk("Ar", "fcc", a=MORSE["r0"] * np.sqrt(2), cubic=True)
+    (plain,) = attack(committee, [crystal], kT=0.5, steps=10, lr=1e-2, seed=0)
+    (strained,) = attack(committee, [crystal], kT=0.5, steps=10, lr=1e-2, seed=0, strain=True)
+    np.testing.assert_array_equal(plain.cell[:], crystal.cell[:])
+    assert not np.allclose(strained.cell[:], crystal.cell[:])
+    # A symmetric strain: the deformation cell0^-1 cell is symmetric.
+    deform = np.linalg.solve(crystal.cell[:], strained.cell[:])
+    np.testing.assert_allclose(deform, deform.T, atol=1e-12)
+    assert strained.info["uncertainty_after"] == pytest.approx(
+        float((committee.predict(strained)["forces_std"] ** 2).mean()), rel=1e-9)
 
 
 def test_partition_function_in_log_space(trained):
