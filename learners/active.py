@@ -246,7 +246,7 @@ class ActiveLearning:
     def _generation(self, committee: Committee, train: list[Atoms], g: int, seed: int,
                     rng: np.random.Generator) -> tuple[list[tuple[Atoms, dict]], dict[str, Any]]:
         parents = rng.choice(len(train), size=self.candidates, replace=len(train) < self.candidates)
-        candidates = self._sample(committee, [train[k] for k in parents], seed, rng)
+        candidates = self._sample(committee, [train[k] for k in parents], train, seed, rng)
         report: dict[str, Any] = {"candidates": len(candidates), "failed": []}
         if not candidates:
             report.update(selected=0, max_uncertainty=math.nan, threshold=math.nan)
@@ -284,13 +284,13 @@ class ActiveLearning:
         rmsd = np.sqrt(((np.stack(same) - atoms.positions) ** 2).sum(-1).mean(-1))
         return bool(rmsd.min() < self.min_rmsd)
 
-    def _sample(self, committee: Committee, starts: list[Atoms], seed: int,
+    def _sample(self, committee: Committee, starts: list[Atoms], train: list[Atoms], seed: int,
                 rng: np.random.Generator) -> list[tuple[Atoms, int]]:
         """Candidates as ``(atoms, index into starts)``."""
         if self.sampler == "adversarial":
-            # The training energies set Z, as in the paper (the starting frames are training frames).
+            # The training energies set Z, as in the paper.
             out = attack(committee, starts, kT=self.kT, steps=self.attack_steps, lr=self.attack_lr, seed=seed,
-                         reference=starts)
+                         reference=train)
             return [(a, a.info["parent"]) for a in out]
         if self.sampler == "random":
             out = []

@@ -104,6 +104,27 @@ def test_attack_is_deterministic_and_leaves_global_state(trained):
     assert not np.array_equal(a[0].positions, c[0].positions)
 
 
+def test_batched_structures_do_not_interact(trained):
+    committee, frames = trained
+    # Different sizes in one batch: each structure's path must be the one it takes alone (Adam is
+    # elementwise and the summed loss separates), given the same Z and no random start.
+    small = frames[5][:5]
+    kwargs = {"kT": 0.5, "steps": 8, "seed": 0, "init_scale": 0.0, "reference": frames}
+    together = attack(committee, [frames[3], small], **kwargs)
+    alone = attack(committee, [frames[3]], **kwargs) + attack(committee, [small], **kwargs)
+    for x, y in zip(together, alone):
+        np.testing.assert_allclose(x.positions, y.positions, rtol=0, atol=1e-10)
+        assert x.info["uncertainty_after"] == pytest.approx(y.info["uncertainty_after"], rel=1e-9)
+
+
+def test_energy_variance_option(trained):
+    committee, frames = trained
+    (a,) = attack(committee, frames[:1], kT=0.5, steps=5, seed=0, uncertainty="energy")
+    out = committee.predict(a)
+    assert a.info["uncertainty_after"] == pytest.approx(float(out["energy_std"][0] / len(a)) ** 2, rel=1e-9)
+    assert a.info["uncertainty_after"] > a.info["uncertainty_before"]
+
+
 def test_max_displacement_bounds_every_atom(trained):
     committee, frames = trained
     attacked = attack(committee, frames[:2], kT=0.5, steps=20, lr=0.1, max_displacement=0.05, seed=0)
@@ -141,7 +162,7 @@ def test_partition_function_in_log_space(trained):
 def test_overlapping_result_is_dropped_with_a_warning(trained):
     committee, frames = trained
     with pytest.warns(AttackWarning, match="structure 0 dropped: atoms"):
-        out = attack(committee, frames[:2], kT=0.5, steps=2, seed=0, min_distance=100.0)
+        out = attack(committee, frames[:1], kT=0.5, steps=2, seed=0, min_distance=100.0)
     assert out == []
 
 
