@@ -216,6 +216,43 @@ def _check_elements(committee: Committee, frames: Sequence[Atoms]) -> None:
                              f"was not trained on (seen: {seen})")
 
 
+def _rotating_sides(atoms: Atoms, dihedrals: Sequence[Sequence[int]]) -> np.ndarray:
+    """``(D, N)`` bool: for dihedral ``(i, j, k, l)``, the atoms on ``k``'s side of the ``j-k`` bond.
+
+    Bonds are ASE's covalent-radius rule (:func:`ase.neighborlist.natural_cutoffs`, radii x 1.2).
+    """
+    from ase.neighborlist import natural_cutoffs, neighbor_list
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(atoms)
+    a, b = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=1.2))
+    sides = np.zeros((len(dihedrals), n), dtype=bool)
+    for d, quad in enumerate(dihedrals):
+        if len(quad) != 4 or len(set(int(q) for q in quad)) != 4 or not all(0 <= int(q) < n for q in quad):
+            raise InputError(f"dihedral {d} must be 4 distinct atom indices in 0..{n - 1}, got {tuple(quad)!r}")
+        j, k = int(quad[1]), int(quad[2])
+        keep = ~(((a == j) & (b == k)) | ((a == k) & (b == j)))
+        graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
+        _, label = connected_components(graph, directed=False)
+        if label[j] == label[k]:
+            raise InputError(f"dihedral {d} {tuple(quad)}: atoms {j} and {k} stay connected without their bond "
+                             f"(a ring, or not bonded at all); a rotation about it would break bonds")
+        sides[d] = label == label[k]
+    return sides
+
+
+def _rotate(positions: torch.Tensor, j: int, k: int, side: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """``(B, N, 3)`` positions with the atoms of ``side`` rotated by ``angle`` ``(B,)`` (rad) about the j-k axis
+    (Rodrigues' formula), so bond lengths and angles within each side are unchanged."""
+    axis = positions[:, k] - positions[:, j]
+    u = (axis / torch.linalg.norm(axis, dim=-1, keepdim=True))[:, None, :]
+    p = positions - positions[:, k:k + 1]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    rotated = p * cos + torch.linalg.cross(u.expand_as(p), p, dim=-1) * sin + u * (u * p).sum(-1, keepdim=True) * (1 - cos)
+    return torch.where(side[None, :, None], rotated + positions[:, k:k + 1], positions)
+
+
 def _min_distance(atoms: Atoms) -> float:
     if len(atoms) < 2:
         return math.inf
@@ -225,8 +262,8 @@ def _min_distance(atoms: Atoms) -> float:
 
 def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: float, steps: int = 60,
            lr: float = 1e-2, init_scale: float = 0.01, max_displacement: float | None = None, seed: int | None,
-           strain: bool = False, reference=None, energy_scale: str = "per_atom", uncertainty: str = "forces",
-           min_distance: float = 0.5) -> list[Atoms]:
+           strain: bool = False, dihedrals: Sequence[Sequence[int]] | None = None, reference=None,
+           energy_scale: str = "per_atom", uncertainty: str = "forces", min_distance: float = 0.5) -> list[Atoms]:
     """Adversarial displacements of ``structures`` maximising the committee's Boltzmann-weighted spread.
 
     Every structure gets a displacement ``delta`` (``(N, 3)`` Å), drawn from a normal of standard
@@ -257,6 +294,13 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     strain : bool
         Also attack the cell of structures periodic in all directions: a symmetric strain ``eps``
         (``(3, 3)``) deforms positions and cell, ``x -> x (1 + eps)``.
+    dihedrals : sequence of (i, j, k, l), optional
+        Attack these dihedral angles instead of the Cartesian positions (the collective-variable
+        attack of the paper's alanine dipeptide): the variables are one angle per dihedral and
+        structure (rad; ``init_scale`` and ``lr`` in rad), each rotating the atoms on ``k``'s side
+        of the ``j-k`` bond rigidly about it, in the order given. All structures must be the same
+        molecule (same atomic numbers in the same order); bonds by covalent radii of the first.
+        Not with ``strain`` or ``max_displacement``.
     reference : sequence of ase.Atoms or array-like, optional
         Energies ``Z`` is estimated from (see :class:`AdversarialLoss`); default: the committee's
         mean energies on ``structures``.
@@ -282,7 +326,8 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     InputError
         ``kT <= 0``, non-positive ``steps``/``lr``, negative ``init_scale``, a non-finite
         starting position, elements the committee was not trained on, or ``strain`` on a structure that is
-        not periodic in all directions.
+        not periodic in all directions, or ``dihedrals`` that are not four distinct indices of a
+        rotatable bond or come with structures of different molecules.
 
     Examples
     --------
@@ -306,6 +351,16 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     if strain and not all(bool(f.pbc.all()) for f in frames):
         bad = [k for k, f in enumerate(frames) if not f.pbc.all()]
         raise InputError(f"strain=True needs structures periodic in all directions; structures {bad} are not")
+    sides = None
+    if dihedrals is not None:
+        if strain or max_displacement is not None:
+            raise InputError("dihedrals= attacks angles only; it does not combine with strain or max_displacement")
+        if any(len(f) != len(frames[0]) or not np.array_equal(f.numbers, frames[0].numbers) for f in frames):
+            raise InputError("dihedrals= needs every structure to be the same molecule (atomic numbers in one order)")
+        dihedrals = [tuple(int(q) for q in quad) for quad in dihedrals]
+        if not dihedrals:
+            raise InputError("dihedrals= is empty; pass at least one (i, j, k, l) or None")
+        sides = _rotating_sides(frames[0], dihedrals)
     loss_fn = AdversarialLoss(committee, kT, reference=reference, energy_scale=energy_scale, uncertainty=uncertainty)
 
     p = next(committee.parameters())
@@ -313,8 +368,10 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     base: AtomsBatch = collate_atoms(frames, committee.cutoff, device=device, dtype=dtype, labels=False)
     n_atoms = base.n_atoms
     generator = make_generator(seed)  # a local generator: None draws OS entropy, global state untouched
-    delta = (init_scale * torch.randn(base.positions.shape, generator=generator, dtype=torch.float64)).to(device, dtype)
+    shape = (base.n_structures, len(dihedrals)) if sides is not None else base.positions.shape
+    delta = (init_scale * torch.randn(shape, generator=generator, dtype=torch.float64)).to(device, dtype)
     delta.requires_grad_(True)
+    side_masks = None if sides is None else torch.as_tensor(sides, device=device)
     params = [delta]
     eps = None
     if strain:
@@ -323,8 +380,13 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     optimizer = torch.optim.Adam(params, lr=lr)
 
     def geometry():
-        pos = base.positions + delta
         cell = base.cell
+        if side_masks is not None:
+            pos = base.positions.reshape(base.n_structures, -1, 3)
+            for d, (_, j, k, _) in enumerate(dihedrals):
+                pos = _rotate(pos, j, k, side_masks[d], delta[:, d])
+            return pos.reshape(-1, 3), cell
+        pos = base.positions + delta
         if eps is not None:
             deform = torch.eye(3, dtype=dtype, device=device) + 0.5 * (eps + eps.transpose(1, 2))
             pos = torch.einsum("ni,nij->nj", pos, deform[base.batch])

@@ -149,6 +149,30 @@ def test_strain_attack_changes_the_cell_of_a_periodic_structure(trained):
         float((committee.predict(strained)["forces_std"] ** 2).mean()), rel=1e-9)
 
 
+def chain(n: int = 6) -> Atoms:
+    """A helical Ar chain: neighbours 2.51 Å apart (bonded by ASE's covalent-radius rule, < 2.54 Å),
+    all others more than 3.3 Å apart."""
+    k = np.arange(n)
+    angle = np.radians(100.0) * k
+    return Atoms(f"Ar{n}", positions=np.stack([1.5 * np.cos(angle), 1.5 * np.sin(angle), 1.0 * k], 1))
+
+
+def test_dihedral_attack_rotates_one_side_rigidly(trained):
+    committee, _ = trained
+    start = chain()
+    (a,) = attack(committee, [start], kT=0.5, steps=15, lr=0.05, init_scale=0.05, seed=0, dihedrals=[(0, 1, 2, 3)])
+    np.testing.assert_allclose(a.positions[:3], start.positions[:3], atol=1e-12)  # 0, 1 and the axis atom 2
+    d0, d1 = start.get_all_distances(), a.get_all_distances()
+    np.testing.assert_allclose(d1[2:, 2:], d0[2:, 2:], atol=1e-10)  # the rotated side is rigid
+    np.testing.assert_allclose(d1[1, 2:], d0[1, 2:], atol=1e-10)  # so are its distances to the axis atom 1
+    assert abs(a.get_dihedral(0, 1, 2, 3) - start.get_dihedral(0, 1, 2, 3)) > 1.0  # degrees
+    assert a.info["uncertainty_after"] > a.info["uncertainty_before"]
+    with pytest.raises(InputError, match=r"dihedral 0 \(0, 1, 3, 4\): atoms 1 and 3 stay connected"):
+        attack(committee, [start], kT=0.5, seed=0, dihedrals=[(0, 1, 3, 4)])
+    with pytest.raises(InputError, match="same molecule"):
+        attack(committee, [start, chain(5)], kT=0.5, seed=0, dihedrals=[(0, 1, 2, 3)])
+
+
 def test_partition_function_in_log_space(trained):
     committee, frames = trained
     energies = np.array([-300.0, -299.5, -299.0])  # exp(300 / 0.01) overflows; log-sum-exp does not
