@@ -216,12 +216,20 @@ class ActiveLearning:
         atomic_write(self.log_path, json.dumps({"format": LOG_FORMAT, "settings": self.settings(),
                                                 "generations": self.log_}, indent=1))
 
-    def run(self) -> "ActiveLearning":
-        """Run (or resume) the loop to ``generations``; return self with :attr:`log_` and :attr:`committee_`."""
+    def run(self, *, progress: bool | None = None) -> "ActiveLearning":
+        """Run (or resume) the loop to ``generations``; return self with :attr:`log_` and :attr:`committee_`.
+
+        ``progress``: a bar over generations on stderr (None: only when stderr is a terminal).
+        """
+        from tqdm.auto import tqdm
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_, labels = self._resume()
         writer = FrameWriter(self.labels_path)
-        for g in range(len(self.log_), self.generations + 1):
+        # tqdm's disable=None: shown only on a terminal.
+        bar = tqdm(range(len(self.log_), self.generations + 1), desc="generations", initial=len(self.log_),
+                   total=self.generations + 1, disable=None if progress is None else not progress)
+        for g in bar:
             streams = np.random.SeedSequence((self.seed, g)).generate_state(3)
             train = self.train_frames + labels
             committee = self.committee_factory(seed=int(streams[0]))
@@ -241,6 +249,8 @@ class ActiveLearning:
             entry["labels_mark"] = writer.size()
             self.log_.append(entry)
             self._write_log()
+            bar.set_postfix(labels=len(labels), forces_mae=f"{entry['forces_mae']:.3g}")
+        bar.close()
         return self
 
     def _generation(self, committee: Committee, train: list[Atoms], g: int, seed: int,

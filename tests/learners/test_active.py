@@ -98,8 +98,9 @@ def test_resume_after_a_crash_gives_the_same_run(data, tmp_path):
         loop(data, part, generations=2, sampler="md").run()
 
 
-def test_failing_labeler_is_logged_and_the_loop_goes_on(data, tmp_path):
-    al = loop(data, tmp_path, labeler=FlakyMorse(**MORSE), generations=1, sampler="md").run()
+def test_failing_labeler_is_logged_and_the_loop_goes_on(data, tmp_path, capsys):
+    al = loop(data, tmp_path, labeler=FlakyMorse(**MORSE), generations=1, sampler="md").run(progress=True)
+    assert "generations" in capsys.readouterr().err  # the progress bar, on stderr
     failed = al.log_[0]["failed"]
     assert len(failed) == 2 and all("SCF did not converge" in f["error"] for f in failed)
     assert len(read_frames(tmp_path / "labels.db")) == al.log_[0]["selected"] - 2 == 4
