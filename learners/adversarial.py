@@ -401,6 +401,26 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
                 loss_fn.scaled_energy(energies.mean(0), n_atoms).detach().cpu().double().numpy())
         return loss_fn.terms(energies, forces, base.batch, n_atoms)
 
+    def rows(mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A per-structure ``(B,)`` mask broadcast to the rows of a variable ``t``."""
+        if t is eps:
+            return mask[:, None, None]
+        return mask[:, None] if side_masks is not None else mask[base.batch][:, None]
+
+    def non_finite(t: torch.Tensor) -> torch.Tensor:
+        """``(B,)``: structures with a non-finite entry of the variable ``t``."""
+        bad = ~torch.isfinite(t).reshape(t.shape[0], -1).all(1)
+        if t is eps or side_masks is not None:
+            return bad
+        return torch.zeros(base.n_structures, dtype=torch.bool, device=device).index_put_((base.batch,), bad,
+                                                                                           accumulate=True)
+
+    # A structure whose loss or variables stop being finite (an exp(-E/kT) overflow for a kT far too
+    # small, an exploding step) is frozen at its last finite variables and dropped at the end.
+    frozen = torch.zeros(base.n_structures, dtype=torch.bool, device=device)
+    diverged_at = torch.full((base.n_structures,), -1, dtype=torch.long)
+    hold = [v.detach().clone() for v in params]
+
     with torch.enable_grad():
         start = base.positions.detach().clone().requires_grad_(True)
         before = {k: v.detach() for k, v in evaluate_at(start, base.cell, False).items()}
@@ -411,9 +431,14 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
         for step in range(steps + 1):
             pos, cell = geometry()
             terms = evaluate_at(pos, cell, create_graph=step < steps)
-            # Keep each structure's best geometry so far (the step's loss is of the current geometry).
             with torch.no_grad():
-                better = terms["loss"].detach() < best_loss
+                bad = ~torch.isfinite(terms["loss"].detach()) & ~frozen
+                if bool(bad.any()):
+                    diverged_at[bad.cpu()] = step
+                    hold = [torch.where(rows(bad, v), v.detach(), h) for v, h in zip(params, hold)]
+                    frozen |= bad
+                # Keep each structure's best geometry so far (the step's loss is of the current geometry).
+                better = (terms["loss"].detach() < best_loss) & ~frozen
                 if bool(better.any()):
                     best_loss = torch.where(better, terms["loss"].detach(), best_loss)
                     atoms_better = better[base.batch]
@@ -424,13 +449,23 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
                     best_step[better.cpu()] = step
             if step == steps:
                 break
-            optimizer.zero_grad()
-            terms["loss"].sum().backward()
+            # autograd.grad, not backward(): the committee's parameters get no .grad from an attack.
+            objective = torch.where(frozen, torch.zeros_like(terms["loss"]), terms["loss"]).sum()
+            for v, g in zip(params, torch.autograd.grad(objective, params)):
+                v.grad = g
+            previous = [v.detach().clone() for v in params]
             optimizer.step()
-            if max_displacement is not None:
-                with torch.no_grad():
+            with torch.no_grad():
+                if max_displacement is not None:
                     norm = torch.linalg.norm(delta, dim=1, keepdim=True)
                     delta.mul_(torch.clamp(max_displacement / norm.clamp_min(1e-300), max=1.0))
+                bad = torch.stack([non_finite(v) for v in params]).any(0) & ~frozen
+                if bool(bad.any()):
+                    diverged_at[bad.cpu()] = step + 1
+                    hold = [torch.where(rows(bad, v), p, h) for v, p, h in zip(params, previous, hold)]
+                    frozen |= bad
+                for v, h in zip(params, hold):
+                    v.copy_(torch.where(rows(frozen, v), h, v))
 
     results = []
     offsets = np.concatenate([[0], np.cumsum(n_atoms.cpu().numpy())])
@@ -438,9 +473,9 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     for k, frame in enumerate(frames):
         out = Atoms(numbers=frame.numbers, positions=best_pos[offsets[k]:offsets[k + 1]], cell=best_cell[k],
                     pbc=frame.pbc)
-        if not np.isfinite(out.positions).all():
-            warnings.warn(f"attack: structure {k} dropped: non-finite positions after the attack", AttackWarning,
-                          stacklevel=2)
+        if bool(frozen[k]) or not np.isfinite(out.positions).all():
+            warnings.warn(f"attack: structure {k} dropped: the attack diverged at step {int(diverged_at[k])} "
+                          f"(a non-finite loss or displacement; raise kT or lower lr)", AttackWarning, stacklevel=2)
             continue
         d_min = _min_distance(out)
         if d_min < min_distance:

@@ -190,6 +190,23 @@ def test_overlapping_result_is_dropped_with_a_warning(trained):
     assert out == []
 
 
+def test_diverging_structure_is_dropped_and_the_others_kept(trained):
+    committee, frames = trained
+    big, small = frames[0], frames[1][:3]
+    e_big, e_small = (float(committee.predict(f)["energy"][0]) for f in (big, small))
+    # Z from one energy, e_small, and kT so small that the bigger cluster's log p is 1000: exp
+    # overflows to an infinite loss for it, while the small one starts at p = 1.
+    kT = (e_small - e_big) / 1000.0
+    assert kT > 0
+    for p in committee.parameters():  # training leaves gradients behind; the attack must add none
+        p.grad = None
+    with pytest.warns(AttackWarning, match=r"structure 0 dropped: the attack diverged at step 0"):
+        out = attack(committee, [big, small], kT=kT, steps=5, seed=0, energy_scale="total", reference=[e_small])
+    assert [a.info["parent"] for a in out] == [1]
+    assert np.isfinite(out[0].positions).all()
+    assert all(p.grad is None for p in committee.parameters())
+
+
 def test_bad_input(trained):
     committee, frames = trained
     with pytest.raises(InputError, match="at least 2 models"):
