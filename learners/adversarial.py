@@ -209,7 +209,11 @@ def _check_elements(committee: Committee, frames: Sequence[Atoms]) -> None:
     from ase.data import chemical_symbols
 
     for k, f in enumerate(frames):
-        bad = sorted({int(z) for z in f.numbers if z > len(known) - 1 or not bool(known[z])})
+        present = np.unique(f.numbers)
+        inside = present < len(known)
+        unseen = np.zeros(len(present), dtype=bool)
+        unseen[inside] = ~known.cpu().numpy()[present[inside]]
+        bad = present[~inside | unseen].tolist()
         if bad:
             seen = [chemical_symbols[z] for z in torch.nonzero(known).flatten().tolist()]
             raise InputError(f"structure {k} has element(s) {[chemical_symbols[z] for z in bad]} that the committee "
