@@ -71,6 +71,12 @@ def test_loop_labels_with_provenance_and_does_not_get_worse(data, tmp_path):
     labels = read_frames(tmp_path / "labels.db")
     assert [f.info["generation"] for f in labels] == [0] * 6 + [1] * 6
     assert all(f.info["sampler"] == "adversarial" and 0 <= f.info["parent"] < 12 + 6 for f in labels)
+    # Selection: at or above the generation's uncertainty percentile, and no near-copies (min_rmsd).
+    assert all(f.info["uncertainty"] >= log[f.info["generation"]]["threshold"] for f in labels)
+    positions = np.stack([f.positions for f in data[0] + labels])
+    rmsd = np.sqrt(((positions[:, None] - positions[None]) ** 2).sum(-1).mean(-1))
+    assert (rmsd[12:][:, np.r_[0:12]] >= al.min_rmsd).all()
+    assert (rmsd[12:, 12:] + np.eye(len(labels)) >= al.min_rmsd).all()
     # The stored labels are the ground truth's, recomputed independently.
     for f in labels[:3]:
         ref = f.copy()
