@@ -1,0 +1,340 @@
+"""An active-learning loop for committee potentials: train, sample, select, label, retrain.
+
+Schwalbe-Koda, Tan & Gómez-Bombarelli, Nat. Commun. 12, 5104 (2021) (arXiv:2101.11588), Fig. 1:
+a committee trained on the data so far proposes new geometries (adversarial attacks on its
+uncertainty, MD with the committee, or random displacements, the paper's baselines); the most
+uncertain ones that are not near-copies of training geometries are labelled with the ground truth
+and added; the committee is retrained from scratch. The loop writes, in ``workdir``:
+
+- ``labels.db``: every labelled geometry (ASE database, one transaction per row through
+  :class:`reprs.fileio.FrameWriter`) with its energy and forces and its provenance:
+  ``generation``, ``seed``, ``parent`` (the index of the training frame it was made from, in the
+  training set of that generation: the initial frames first, then the labels in row order),
+  ``sampler``.
+- ``log.json``: the settings and one entry per finished generation (test errors of the committee
+  trained at its start, training-set size, labels used so far, candidates, the maximum and
+  selection threshold of the uncertainty, and the geometries whose labelling failed with the
+  error). Written atomically after the generation's labels, so a crash leaves whole generations:
+  :meth:`ActiveLearning.run` resumes after the last one (rows written after it are removed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from learners.adversarial import _check_kT, attack
+from learners.errors import InputError, InputTypeError
+from learners.potentials.committee import Committee
+from learners.potentials.training import PotentialLoss, fit_potential, frame_errors
+from learners.trainer import Trainer
+from reprs.atoms import as_frames
+from reprs.fileio import FrameWriter, atomic_write, read_frames
+
+__all__ = ["ActiveLearning", "SAMPLERS"]
+
+SAMPLERS = ("adversarial", "md", "random")
+LOG_FORMAT = "matrep-active-learning-1"
+
+
+def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
+    frames = as_frames(frames)
+    missing = [k for k, f in enumerate(frames)
+               if f.calc is None or not {"energy", "forces"} <= set(getattr(f.calc, "results", {}))]
+    if missing:
+        raise InputError(f"{what} frames {missing[:10]} have no stored energy and forces (atoms.calc.results)")
+    return frames
+
+
+def _forces_variance(committee: Committee, frames: Sequence[Atoms]) -> np.ndarray:
+    """``(B,)`` committee force variance per structure (eV^2/Å^2, mean over atoms and components), one batch."""
+    out = committee.predict(list(frames))
+    var = (out["forces_std"] ** 2).mean(1).detach().cpu().double().numpy()
+    counts = np.array([len(f) for f in frames])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.add.reduceat(var, starts) / counts
+
+
+class ActiveLearning:
+    """Train a committee, sample candidates, label the most uncertain new ones, retrain; repeat.
+
+    Parameters
+    ----------
+    committee_factory : callable
+        ``committee_factory(seed=int) -> Committee``: a fresh, untrained committee (retrained from
+        scratch every generation, as in the paper).
+    labeler : ASE calculator or sims.potentials.CalculatorPotential
+        The ground truth (classical potential, xTB, DFT). A geometry on which it raises or returns
+        a non-finite energy or force is logged as failed and skipped; the loop goes on.
+    train_frames, test_frames : sequences of ase.Atoms
+        Labelled (stored energy and forces). The test frames are held out: only scored.
+    generations : int
+        Rounds of labelling; the log has ``generations + 1`` entries (the last one only trains
+        and scores).
+    per_generation : int
+        Labels asked per generation (at most; fewer when fewer candidates pass the selection).
+    sampler : {"adversarial", "md", "random"}
+        How candidates are made from training frames: :func:`learners.adversarial.attack`, MD
+        with the committee (:class:`sims.MD`, Langevin at ``temperature``), or Gaussian
+        displacements of standard deviation ``displacement`` (Å).
+    seed : int
+        Every random choice of generation ``g`` draws from ``SeedSequence((seed, g))``.
+    workdir : path
+        Where ``labels.db`` and ``log.json`` go; an existing run there is resumed when its
+        settings match.
+    candidates : int, optional
+        Candidates per generation (default ``4 * per_generation``).
+    percentile : float
+        Only candidates whose force variance is at or above this percentile of the generation's
+        candidates are eligible (0 keeps all).
+    min_rmsd : float
+        Å; a candidate closer than this (root-mean-square displacement, same atom order, no
+        alignment) to a training frame or an already selected candidate is not labelled.
+    kT : float
+        eV per atom, for the adversarial sampler (see :class:`learners.adversarial.AdversarialLoss`).
+    attack_steps, attack_lr : int, float
+        Of the adversarial sampler.
+    temperature, md_steps, timestep : float, int, float
+        K, steps, fs: of the MD sampler.
+    displacement : float
+        Å, of the random sampler.
+    trainer : Trainer, optional
+        Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
+    loss : PotentialLoss, optional
+
+    Raises
+    ------
+    InputError
+        Unlabelled frames, an unknown sampler, non-positive counts, ``kT <= 0``, or a ``workdir``
+        holding a run with other settings.
+
+    Examples
+    --------
+    >>> loop = ActiveLearning(lambda seed: Committee.build(PaiNN, k=3, seed=seed), MorsePotential(),
+    ...                       train, test, generations=3, per_generation=8, seed=0, workdir="al")  # doctest: +SKIP
+    >>> loop.run().log_[-1]["forces_mae"]                                                            # doctest: +SKIP
+    """
+
+    def __init__(self, committee_factory: Callable[..., Committee], labeler, train_frames: Sequence[Atoms],
+                 test_frames: Sequence[Atoms], *, generations: int, per_generation: int, sampler: str = "adversarial",
+                 seed: int, workdir: str | os.PathLike, candidates: int | None = None, percentile: float = 50.0,
+                 min_rmsd: float = 0.01, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
+                 temperature: float = 300.0, md_steps: int = 20, timestep: float = 1.0, displacement: float = 0.05,
+                 trainer: Trainer | None = None, loss: PotentialLoss | None = None) -> None:
+        if not callable(committee_factory):
+            raise InputTypeError(f"committee_factory must be callable (seed=int) -> Committee, "
+                                 f"got {type(committee_factory).__name__}")
+        self.calculator = self._calculator(labeler)
+        self.train_frames = _labelled(train_frames, "training")
+        self.test_frames = _labelled(test_frames, "test")
+        for name, value, low in (("generations", generations, 0), ("per_generation", per_generation, 1),
+                                 ("attack_steps", attack_steps, 1), ("md_steps", md_steps, 1),
+                                 ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"{name} must be an int >= {low}, got {value!r}")
+        candidates = 4 * per_generation if candidates is None else candidates
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < per_generation:
+            raise InputError(f"candidates must be an int >= per_generation ({per_generation}), got {candidates!r}")
+        if sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+        if not (0 <= percentile <= 100):
+            raise InputError(f"percentile must lie in [0, 100], got {percentile!r}")
+        for name, value in (("min_rmsd", min_rmsd), ("displacement", displacement), ("attack_lr", attack_lr),
+                            ("temperature", temperature), ("timestep", timestep)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
+        self.committee_factory = committee_factory
+        self.generations, self.per_generation, self.sampler, self.seed = generations, per_generation, sampler, seed
+        self.workdir = Path(workdir)
+        self.candidates, self.percentile, self.min_rmsd = candidates, float(percentile), float(min_rmsd)
+        self.kT = _check_kT(kT)
+        self.attack_steps, self.attack_lr = attack_steps, float(attack_lr)
+        self.temperature, self.md_steps, self.timestep = float(temperature), md_steps, float(timestep)
+        self.displacement = float(displacement)
+        self.trainer = Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True) if trainer is None else trainer
+        self.loss = loss
+        self.log_: list[dict[str, Any]] = []
+        self.committee_: Committee | None = None
+
+    @staticmethod
+    def _calculator(labeler):
+        from sims.potentials import CalculatorPotential
+
+        if isinstance(labeler, CalculatorPotential):
+            return labeler.calculator
+        if hasattr(labeler, "get_property") and hasattr(labeler, "implemented_properties"):
+            return labeler
+        raise InputTypeError(f"labeler must be an ASE calculator or a sims.potentials.CalculatorPotential, "
+                             f"got {type(labeler).__name__}")
+
+    def settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the run in ``workdir`` (``generations`` may grow)."""
+        return {"sampler": self.sampler, "seed": self.seed, "per_generation": self.per_generation,
+                "candidates": self.candidates, "percentile": self.percentile, "min_rmsd": self.min_rmsd,
+                "kT": self.kT, "attack_steps": self.attack_steps, "attack_lr": self.attack_lr,
+                "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
+                "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames)}
+
+    @property
+    def labels_path(self) -> Path:
+        return self.workdir / "labels.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "log.json"
+
+    def _resume(self) -> tuple[list[dict[str, Any]], list[Atoms]]:
+        """The finished generations' log and labels; rows written after the last one are removed."""
+        if not self.log_path.exists():
+            if self.labels_path.exists():
+                FrameWriter(self.labels_path).truncate(0)
+            return [], []
+        try:
+            saved = json.loads(self.log_path.read_text())
+        except json.JSONDecodeError as err:
+            raise InputError(f"{self.log_path} is not an active-learning log: {err}") from None
+        if not isinstance(saved, dict) or saved.get("format") != LOG_FORMAT:
+            raise InputError(f"{self.log_path} is not an active-learning log (format {LOG_FORMAT!r})")
+        if saved["settings"] != self.settings():
+            diff = sorted(k for k in self.settings() if saved["settings"].get(k) != self.settings()[k])
+            raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "
+                             f"use another workdir")
+        log = saved["generations"]
+        mark = log[-1]["labels_mark"] if log else 0
+        FrameWriter(self.labels_path).truncate(mark)
+        labels = read_frames(self.labels_path) if self.labels_path.exists() else []
+        return log, labels
+
+    def _write_log(self) -> None:
+        atomic_write(self.log_path, json.dumps({"format": LOG_FORMAT, "settings": self.settings(),
+                                                "generations": self.log_}, indent=1))
+
+    def run(self, *, progress: bool | None = None) -> "ActiveLearning":
+        """Run (or resume) the loop to ``generations``; return self with :attr:`log_` and :attr:`committee_`.
+
+        ``progress``: a bar over generations on stderr (None: only when stderr is a terminal).
+        """
+        from tqdm.auto import tqdm
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_, labels = self._resume()
+        writer = FrameWriter(self.labels_path)
+        # tqdm's disable=None: shown only on a terminal.
+        bar = tqdm(range(len(self.log_), self.generations + 1), desc="generations", initial=len(self.log_),
+                   total=self.generations + 1, disable=None if progress is None else not progress)
+        for g in bar:
+            streams = np.random.SeedSequence((self.seed, g)).generate_state(3)
+            train = self.train_frames + labels
+            committee = self.committee_factory(seed=int(streams[0]))
+            if not isinstance(committee, Committee):
+                raise InputTypeError(f"committee_factory returned {type(committee).__name__}, not a Committee")
+            trainer = self.trainer
+            fit_potential(committee, train, trainer=trainer, loss=self.loss)
+            self.committee_ = committee
+            entry: dict[str, Any] = {"generation": g, "n_train": len(train), "labels_used": len(labels),
+                                     **frame_errors(committee, self.test_frames)}
+            if g < self.generations:
+                new, report = self._generation(committee, train, g, int(streams[1]), np.random.default_rng(streams[2]))
+                for atoms, meta in new:
+                    writer.write(atoms, meta)
+                    labels.append(atoms)
+                entry.update(report)
+            entry["labels_mark"] = writer.size()
+            self.log_.append(entry)
+            self._write_log()
+            bar.set_postfix(labels=len(labels), forces_mae=f"{entry['forces_mae']:.3g}")
+        bar.close()
+        return self
+
+    def _generation(self, committee: Committee, train: list[Atoms], g: int, seed: int,
+                    rng: np.random.Generator) -> tuple[list[tuple[Atoms, dict]], dict[str, Any]]:
+        parents = rng.choice(len(train), size=self.candidates, replace=len(train) < self.candidates)
+        candidates = self._sample(committee, [train[k] for k in parents], train, seed, rng)
+        report: dict[str, Any] = {"candidates": len(candidates), "failed": []}
+        if not candidates:
+            report.update(selected=0, max_uncertainty=math.nan, threshold=math.nan)
+            return [], report
+        variance = _forces_variance(committee, [c for c, _ in candidates])
+        threshold = float(np.percentile(variance, self.percentile))
+        report.update(max_uncertainty=float(variance.max()), threshold=threshold)
+        chosen: list[int] = []
+        references = [f.positions for f in train]
+        for k in np.argsort(-variance, kind="stable"):
+            if variance[k] < threshold or len(chosen) == self.per_generation:
+                break
+            atoms = candidates[k][0]
+            if self._near(atoms, references):
+                continue
+            chosen.append(int(k))
+            references.append(atoms.positions)
+        report["selected"] = len(chosen)
+        new = []
+        for k in chosen:
+            atoms, parent = candidates[k]
+            labelled, error = self._label(atoms)
+            if labelled is None:
+                report["failed"].append({"candidate": k, "parent": int(parents[parent]), "error": error,
+                                         "positions": atoms.positions.tolist()})
+                continue
+            new.append((labelled, {"generation": g, "seed": seed, "parent": int(parents[parent]),
+                                   "sampler": self.sampler, "uncertainty": float(variance[k])}))
+        return new, report
+
+    def _near(self, atoms: Atoms, references: list[np.ndarray]) -> bool:
+        same = [r for r in references if r.shape == atoms.positions.shape]
+        if not same:
+            return False
+        rmsd = np.sqrt(((np.stack(same) - atoms.positions) ** 2).sum(-1).mean(-1))
+        return bool(rmsd.min() < self.min_rmsd)
+
+    def _sample(self, committee: Committee, starts: list[Atoms], train: list[Atoms], seed: int,
+                rng: np.random.Generator) -> list[tuple[Atoms, int]]:
+        """Candidates as ``(atoms, index into starts)``."""
+        if self.sampler == "adversarial":
+            # The training energies set Z, as in the paper.
+            out = attack(committee, starts, kT=self.kT, steps=self.attack_steps, lr=self.attack_lr, seed=seed,
+                         reference=train)
+            return [(a, a.info["parent"]) for a in out]
+        if self.sampler == "random":
+            out = []
+            for k, s in enumerate(starts):
+                a = Atoms(numbers=s.numbers, positions=s.positions + rng.normal(0, self.displacement, (len(s), 3)),
+                          cell=s.cell, pbc=s.pbc)
+                out.append((a, k))
+            return out
+        from sims import MD
+        from sims.integrators import Langevin
+
+        out = []
+        seeds = np.random.SeedSequence((seed, 1)).generate_state(len(starts))
+        for k, s in enumerate(starts):
+            plain = Atoms(numbers=s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc)
+            md = MD(plain, committee, Langevin(self.timestep, self.temperature, 0.01), temperature=self.temperature,
+                    seed=int(seeds[k]), record_every=self.md_steps)
+            md.run(self.md_steps)
+            last = md.trajectory[-1]
+            out.append((Atoms(numbers=last.numbers, positions=last.positions, cell=last.cell, pbc=last.pbc), k))
+        return out
+
+    def _label(self, atoms: Atoms) -> tuple[Atoms | None, str]:
+        """``atoms`` with the ground truth's energy and forces stored, or None and the reason."""
+        work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        work.calc = self.calculator
+        try:
+            energy = float(work.get_potential_energy())
+            forces = np.asarray(work.get_forces(), dtype=np.float64)
+        except Exception as err:  # any labeler failure (SCF not converged, ...) is logged, not fatal
+            return None, f"{type(err).__name__}: {err}"
+        finally:
+            work.calc = None
+        if not (math.isfinite(energy) and np.isfinite(forces).all()):
+            return None, f"non-finite energy or forces (energy {energy})"
+        work.calc = SinglePointCalculator(work, energy=energy, forces=forces)
+        return work, ""
