@@ -21,6 +21,7 @@ Conventions written out against the authors' code (learningmatter-mit/Atomistic-
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Sequence
@@ -30,6 +31,7 @@ import torch
 from ase import Atoms
 
 from learners.errors import InputError, InputTypeError, MatrepError
+from learners.potentials.base import evaluate
 from learners.potentials.batch import AtomsBatch, collate_atoms
 from learners.potentials.committee import Committee
 from reprs.atoms import as_frames
@@ -184,22 +186,6 @@ def _pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, batch
         ss.append(pl.shifts)
         offset += n
     return PairList(torch.cat(ii), torch.cat(jj), torch.cat(ss).to(positions.dtype), False)
-
-
-def _members(committee: Committee, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
-             pairs: PairList, batch: torch.Tensor, create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Members' energies ``(K, B)`` and forces ``(K, N, 3)`` as differentiable functions of ``positions``.
-
-    :func:`learners.potentials.evaluate` detaches the positions it is given, so the attack, which
-    differentiates the forces with respect to the displacement, evaluates the members here.
-    """
-    energies, forces = [], []
-    for model in committee.models:
-        e = model(positions, cell, numbers, pairs, batch)
-        (g,) = torch.autograd.grad(e.sum(), positions, create_graph=create_graph)
-        energies.append(e)
-        forces.append(-g)
-    return torch.stack(energies), torch.stack(forces)
 
 
 def _check_elements(committee: Committee, frames: Sequence[Atoms]) -> None:
@@ -399,7 +385,9 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
 
     def evaluate_at(pos, cell, create_graph):
         pairs = _pairs(pos, cell, base.pbc, base.batch, committee.cutoff)
-        energies, forces = _members(committee, pos, cell, base.numbers, pairs, base.batch, create_graph)
+        at = dataclasses.replace(base, positions=pos, cell=cell, pairs=pairs)
+        out = evaluate(committee.models, at, create_graph=create_graph, differentiable=True)
+        energies, forces = out["energy"], out["forces"]
         if loss_fn.log_Z is None:
             loss_fn.log_Z = loss_fn._log_partition(
                 loss_fn.scaled_energy(energies.mean(0), n_atoms).detach().cpu().double().numpy())

@@ -181,7 +181,7 @@ def _as_batch(model: nn.Module, structures) -> AtomsBatch:
 
 
 def evaluate(models: Sequence[nn.Module], batch: AtomsBatch, *, forces: bool = True, stress: bool = False,
-             create_graph: bool = False) -> dict[str, torch.Tensor]:
+             create_graph: bool = False, differentiable: bool = False) -> dict[str, torch.Tensor]:
     """Energies of ``K`` models on one batch (one shared pair list) and their derivatives.
 
     Each model runs its forward and backward pass in turn: one graph alive at a time keeps the
@@ -198,6 +198,10 @@ def evaluate(models: Sequence[nn.Module], batch: AtomsBatch, *, forces: bool = T
         positions and cell: :func:`sims.md.compute`'s convention (ASE's sign), no kinetic part.
     create_graph : bool
         Keep the graph of the derivatives (training on forces needs it).
+    differentiable : bool
+        Keep the batch's positions and cell in the graph instead of detaching them, so that
+        whatever they were computed from (an attack's displacement, a strain) receives gradients
+        of the results (:func:`learners.adversarial.attack`).
 
     Returns
     -------
@@ -211,17 +215,18 @@ def evaluate(models: Sequence[nn.Module], batch: AtomsBatch, *, forces: bool = T
     """
     if stress and not bool(batch.pbc.all()):
         raise InputError("the stress needs structures periodic in all three directions")
-    outs = [_derive(m, batch, forces, stress, create_graph) for m in models]
+    outs = [_derive(m, batch, forces, stress, create_graph, differentiable) for m in models]
     return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
 
 
 def _derive(model: nn.Module, batch: AtomsBatch, forces: bool, stress: bool,
-            create_graph: bool) -> dict[str, torch.Tensor]:
-    pos = batch.positions.detach()
+            create_graph: bool, differentiable: bool) -> dict[str, torch.Tensor]:
+    pos = batch.positions if differentiable else batch.positions.detach()
     cell = batch.cell
     inputs = []
     if forces:
-        pos = pos.clone().requires_grad_(True)
+        if not pos.requires_grad:
+            pos = pos.clone().requires_grad_(True)
         inputs.append(pos)
     pos_in = pos
     if stress:
@@ -239,6 +244,6 @@ def _derive(model: nn.Module, batch: AtomsBatch, forces: bool, stress: bool,
                 out["forces"] = -grads[0]
             if stress:
                 out["stress"] = grads[-1] / torch.abs(torch.linalg.det(batch.cell))[:, None, None]
-    if not create_graph:
+    if not (create_graph or differentiable):
         out = {k: v.detach() for k, v in out.items()}
     return out
