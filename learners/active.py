@@ -134,6 +134,14 @@ class ActiveLearning:
         self.calculator = self._calculator(labeler)
         self.train_frames = _labelled(train_frames, "training")
         self.test_frames = _labelled(test_frames, "test")
+        trained = set(np.concatenate([f.numbers for f in self.train_frames]).tolist())
+        unseen = sorted(set(np.concatenate([f.numbers for f in self.test_frames]).tolist()) - trained)
+        if unseen:
+            from ase.data import chemical_symbols
+
+            raise InputError(f"test frames hold element(s) {[chemical_symbols[z] for z in unseen]} that no training "
+                             f"frame has ({sorted(chemical_symbols[z] for z in trained)}): a committee cannot be "
+                             "scored on elements it never saw")
         for name, value, low in (("generations", generations, 0), ("per_generation", per_generation, 1),
                                  ("attack_steps", attack_steps, 1), ("md_steps", md_steps, 1),
                                  ("seed", seed, 0)):

@@ -126,3 +126,10 @@ def test_bad_input(data, tmp_path):
     with pytest.raises(InputError, match="test frames .* no stored energy"):
         ActiveLearning(factory, MorsePotential(), train, bare, generations=1, per_generation=2, seed=0,
                        workdir=tmp_path)
+    foreign = [f.copy() for f in test]
+    for f, ref in zip(foreign, test):
+        f.numbers[0] = 8  # an oxygen among the cluster's atoms
+        f.calc = ref.calc
+    with pytest.raises(InputError, match=r"test frames hold element\(s\) \['O'\]"):
+        ActiveLearning(factory, MorsePotential(), train, foreign, generations=1, per_generation=2, seed=0,
+                       workdir=tmp_path)
