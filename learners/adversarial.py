@@ -32,11 +32,10 @@ from ase import Atoms
 
 from learners.errors import InputError, InputTypeError, MatrepError
 from learners.potentials.base import evaluate
-from learners.potentials.batch import AtomsBatch, collate_atoms
+from learners.potentials.batch import AtomsBatch, batch_pairs, collate_atoms
 from learners.potentials.committee import Committee
 from reprs.atoms import as_frames
 from sims.integrators import make_generator
-from sims.neighbors import PairList, build_pairs
 
 __all__ = ["AdversarialLoss", "AttackWarning", "attack", "ENERGY_SCALES", "UNCERTAINTIES"]
 
@@ -172,20 +171,6 @@ class AdversarialLoss:
         energy = self.scaled_energy(energies.mean(0), n_atoms)
         log_p = self.log_probability(energy)
         return {"loss": -var * torch.exp(log_p), "variance": var, "energy": energy, "log_p": log_p}
-
-
-def _pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, batch: torch.Tensor,
-           cutoff: float) -> PairList:
-    """Full pair list of a batch at the current geometry (a loop over structures, each list vectorised)."""
-    counts = torch.bincount(batch, minlength=cell.shape[0]).tolist()
-    ii, jj, ss, offset = [], [], [], 0
-    for b, n in enumerate(counts):
-        pl = build_pairs(positions[offset:offset + n].detach(), cell[b].detach(), pbc[b], cutoff, half=False)
-        ii.append(pl.i + offset)
-        jj.append(pl.j + offset)
-        ss.append(pl.shifts)
-        offset += n
-    return PairList(torch.cat(ii), torch.cat(jj), torch.cat(ss).to(positions.dtype), False)
 
 
 def _check_elements(committee: Committee, frames: Sequence[Atoms]) -> None:
@@ -384,7 +369,7 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
         return pos, cell
 
     def evaluate_at(pos, cell, create_graph):
-        pairs = _pairs(pos, cell, base.pbc, base.batch, committee.cutoff)
+        pairs = batch_pairs(pos, cell, base.pbc, base.batch, committee.cutoff)
         at = dataclasses.replace(base, positions=pos, cell=cell, pairs=pairs)
         out = evaluate(committee.models, at, create_graph=create_graph, differentiable=True)
         energies, forces = out["energy"], out["forces"]

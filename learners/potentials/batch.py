@@ -146,9 +146,8 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     """
     if len(structures) == 0:
         raise InputError("no structures to batch")
-    pos, num, cells, pbcs, idx, ii, jj, ss = [], [], [], [], [], [], [], []
+    pos, num, cells, pbcs, idx = [], [], [], [], []
     ref = {"energy": [], "forces": [], "stress": []}
-    offset = 0
     for b, item in enumerate(structures):
         try:
             atoms = as_atoms(item)
@@ -157,16 +156,11 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
         p = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float64)
         c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
         periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))
-        pl = build_pairs(p, c, periodic, float(cutoff), half=False)
         pos.append(p)
         num.append(torch.as_tensor(atoms.numbers, dtype=torch.long))
         cells.append(c)
         pbcs.append(periodic)
         idx.append(torch.full((len(atoms),), b, dtype=torch.long))
-        ii.append(pl.i + offset)
-        jj.append(pl.j + offset)
-        ss.append(pl.shifts)
-        offset += len(atoms)
         if labels:
             for name in ref:
                 ref[name].append(_reference(atoms, name))
@@ -180,7 +174,40 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
             if values and all(v is not None for v in values):
                 arr = np.stack(values) if name != "forces" else np.concatenate(values)
                 out[name] = t(torch.as_tensor(arr))
-    pairs = PairList(torch.cat(ii).to(device), torch.cat(jj).to(device), t(torch.cat(ss)), False)
-    return AtomsBatch(positions=t(torch.cat(pos)), numbers=torch.cat(num).to(device), cell=t(torch.stack(cells)),
-                      pbc=torch.stack(pbcs).to(device), batch=torch.cat(idx).to(device), pairs=pairs, **out)
+    positions, cell, pbc, index = torch.cat(pos), torch.stack(cells), torch.stack(pbcs), torch.cat(idx)
+    full = batch_pairs(positions, cell, pbc, index, cutoff)  # in float64, before the cast
+    pairs = PairList(full.i.to(device), full.j.to(device), t(full.shifts), False)
+    return AtomsBatch(positions=t(positions), numbers=torch.cat(num).to(device), cell=t(cell),
+                      pbc=pbc.to(device), batch=index.to(device), pairs=pairs, **out)
+
+
+def batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, batch: torch.Tensor,
+                cutoff: float) -> PairList:
+    """Full pair list (both orders) of a batch of structures within ``cutoff`` (Å).
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        ``(N, 3)`` Å, the structures' atoms one after the other (``batch`` sorted).
+    cell, pbc : torch.Tensor
+        ``(B, 3, 3)`` Å and ``(B, 3)`` bool.
+    batch : torch.Tensor
+        ``(N,)`` structure index of each atom.
+
+    Returns
+    -------
+    PairList
+        Atom indices into the whole batch; shifts in the dtype of ``positions``. Each structure's
+        list comes from :func:`sims.neighbors.build_pairs` (vectorised within a structure), so pairs
+        never cross structures. Gradients do not flow into the list (it is rebuilt, not differentiated).
+    """
+    counts = torch.bincount(batch, minlength=cell.shape[0]).tolist()
+    ii, jj, ss, offset = [], [], [], 0
+    for b, n in enumerate(counts):
+        pl = build_pairs(positions[offset:offset + n].detach(), cell[b].detach(), pbc[b], float(cutoff), half=False)
+        ii.append(pl.i + offset)
+        jj.append(pl.j + offset)
+        ss.append(pl.shifts)
+        offset += n
+    return PairList(torch.cat(ii), torch.cat(jj), torch.cat(ss).to(positions.dtype), False)
 
