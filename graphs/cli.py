@@ -142,21 +142,15 @@ def _networks(path: str, args: argparse.Namespace, index: str, flag: str) -> tup
 
 
 def _read_networks(path: str, args: argparse.Namespace, index: str) -> tuple[list, list]:
-    from ase.io import read
-
-    from reprs.glass import network
-
     from pathlib import Path
+
+    from reprs.fileio import read_frames
+    from reprs.glass import network
 
     if not Path(path).is_file():
         raise InputError(f"no structure file at {path}")
-    if Path(path).suffix == ".db":  # rows' key-value pairs become frame info (labels of --matrix)
-        from reprs.fileio import read_frames
-
-        frames = read_frames(path, index=index)
-    else:
-        frames = read(path, index=index)
-        frames = frames if isinstance(frames, list) else [frames]
+    # A database's key-value pairs, like an extxyz file's info, become frame info (labels of --matrix).
+    frames = read_frames(path, index=index)
     if not frames:
         raise InputError(f"{path} holds no structures")
     cutoffs = _cutoffs(args.cutoff)
