@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from graphs.dmeasure import DMeasureSignature, d_measure_matrix
+from reprs.fileio import atomic_open, save_figure
 from reprs.glass import (
     CRYSTAL_REFERENCES,
     bridging_fractions,
@@ -152,7 +153,7 @@ def write(rows: list[dict[str, float]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "dmeasure.csv", "w", newline="") as fh:
+    with atomic_open(out / "dmeasure.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -167,7 +168,7 @@ def write(rows: list[dict[str, float]], out: Path) -> None:
     axes[2].set(xlabel="T (K)", ylabel="fraction of Si closest to polymorph")
     axes[2].legend()
     fig.tight_layout()
-    fig.savefig(out / "dmeasure.png", dpi=120)
+    save_figure(fig, out / "dmeasure.png", dpi=120)
     plt.close(fig)
 
 

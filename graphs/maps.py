@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 
 from graphs.errors import InputError
-from reprs.fileio import atomic_open
+from reprs.fileio import atomic_open, save_figure
 
 __all__ = ["SimilarityMap", "similarity_map", "embed"]
 
@@ -71,12 +71,6 @@ def embed(matrix: np.ndarray, similarity: bool, seed: int = 0) -> np.ndarray:
         warnings.simplefilter("ignore", FutureWarning)
         mds = MDS(n_components=2, dissimilarity="precomputed", random_state=seed, n_init=1, normalized_stress="auto")
         return mds.fit_transform(symmetric)
-
-
-def _save_figure(figure, path: Path) -> Path:
-    with atomic_open(path) as handle:
-        figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
-    return path
 
 
 def similarity_map(
@@ -144,7 +138,7 @@ def similarity_map(
     axis.set_title(f"{len(graphs)} graphs, {metric}, ordered by label")
     axis.set_xticks([])
     axis.set_yticks([])
-    heatmap = _save_figure(figure, out / "heatmap.png")
+    heatmap = save_figure(figure, out / "heatmap.png", dpi=120, bbox_inches="tight")
 
     figure = Figure(figsize=(6, 5))
     axis = figure.subplots()
@@ -155,6 +149,6 @@ def similarity_map(
     axis.set_ylabel("component 2")
     axis.set_title(f"{'kernel PCA' if similarity else 'MDS'} of the {metric} matrix")
     axis.legend(fontsize=7, markerscale=2, loc="best")
-    embedding = _save_figure(figure, out / "embedding.png")
+    embedding = save_figure(figure, out / "embedding.png", dpi=120, bbox_inches="tight")
     paths = {"matrix": out / "matrix.npy", "heatmap": heatmap, "embedding": embedding, "labels": out / "labels.csv"}
     return SimilarityMap(matrix, coords, similarity, exact, paths)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from learners.errors import InputError, NotFittedError
+from reprs.fileio import save_figure
 
 __all__ = ["Attribution", "integrated_gradients", "monomer_attribution", "draw_attribution"]
 
@@ -224,5 +225,4 @@ def draw_attribution(graph: nx.Graph, scores: Any, path: str | Path, *, title: s
     ax.set_title(title or str(graph.graph.get("name", "")), fontsize=7)
     ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -53,6 +53,7 @@ import pandas as pd
 from learners.errors import InputError
 from reprs.config import Schema, config_file, load_toml
 from reprs.errors import ConfigError
+from reprs.fileio import save_figure
 
 __all__ = ["load_config", "train_run", "predict_run", "predict_file", "build_graphs", "input_column", "RunConfig"]
 
@@ -268,7 +269,7 @@ def _plot_history(history: list[dict], path: Path) -> None:
     ax.set_ylabel("loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
 
 
 def _claim(run_dir: Path, spec: RunConfig, cfg: dict) -> None:
@@ -279,7 +280,7 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict) -> None:
     being written over the record of the model the folder holds. A folder whose run never got to
     train (no checkpoint, no weights) takes the new config.
     """
-    from reprs.graphio import atomic_write
+    from reprs.fileio import atomic_write
 
     record = run_dir / "config.json"
     if record.is_file():

@@ -27,7 +27,7 @@ from reprs.errors import InputError
 if TYPE_CHECKING:  # ase is imported where frames are read or written: atomic writes do not need it
     from ase import Atoms
 
-__all__ = ["atomic_open", "atomic_write", "FrameWriter", "read_frames", "is_database"]
+__all__ = ["atomic_open", "atomic_write", "save_figure", "FrameWriter", "read_frames", "is_database"]
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -112,6 +112,21 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     with atomic_open(path, "wb" if isinstance(data, bytes) else "w") as handle:
         handle.write(data)
     return Path(path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 100, **kwargs: Any) -> Path:
+    """Write a matplotlib ``Figure`` to ``path`` atomically, in the format its suffix names; return the path.
+
+    A suffix matplotlib does not know (or none) writes PNG. Other keywords go to ``Figure.savefig``
+    (``bbox_inches="tight"``, ...).
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in fig.canvas.get_supported_filetypes():
+        fmt = "png"
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format=fmt, dpi=dpi, **kwargs)
+    return path
 
 
 def is_database(path: str | os.PathLike) -> bool:

@@ -56,7 +56,7 @@ import numpy as np
 from scipy import constants
 
 from reprs.atoms import as_frames
-from reprs.fileio import atomic_open, read_frames
+from reprs.fileio import read_frames, save_figure
 
 from .errors import SimsInputError
 
@@ -152,10 +152,7 @@ class FreeEnergyProfile:
         ax.set_xlabel(cv_label)
         ax.set_ylabel(f"A(z) / {self.units}")
         fig.tight_layout()
-        path = Path(path)
-        with atomic_open(path) as handle:
-            fig.savefig(handle, format=path.suffix.lstrip(".") or "png")
-        return path
+        return save_figure(fig, path)
 
 
 @dataclass(frozen=True)

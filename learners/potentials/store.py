@@ -10,6 +10,7 @@ import torch
 
 from learners.errors import InputError
 from reprs.config import check_keys
+from reprs.fileio import atomic_open
 
 from .base import NeuralPotential
 from .committee import Committee
@@ -40,7 +41,8 @@ def save_potential(model: NeuralPotential | Committee, path: str | os.PathLike) 
     payload = {"format": "matrep-potential-1", "committee": isinstance(model, Committee),
                "members": [_entry(m) for m in members]}
     path = Path(path)
-    torch.save(payload, path)
+    with atomic_open(path) as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -13,7 +13,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from reprs.errors import InputError
 from reprs.featurizers import featurize_inputs
-from reprs.fileio import FrameWriter, atomic_open, atomic_write, read_frames
+from reprs.fileio import FrameWriter, atomic_open, atomic_write, read_frames, save_figure
 
 
 @pytest.fixture
@@ -121,3 +121,16 @@ def test_sims_generate_reads_with_the_one_reader():
     import sims.generate
 
     assert sims.generate.read_frames is read_frames
+
+
+def test_save_figure_writes_the_format_its_suffix_names_and_leaves_no_partial_file(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save_figure(fig, tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
+    assert save_figure(fig, tmp_path / "plot").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError):
+        save_figure(fig, tmp_path / "b.png", dpi=-1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "a.png", "plot"]
