@@ -11,6 +11,9 @@ and added; the committee is retrained from scratch. The loop writes, in ``workdi
   ``generation``, ``seed``, ``parent`` (the index of the training frame it was made from, in the
   training set of that generation: the initial frames first, then the labels in row order),
   ``sampler``.
+- ``committee.pt``: the committee trained at the start of the last generation run
+  (:func:`learners.potentials.save_potential`; PaiNN and SchNet members), so a finished run
+  resumed without work still returns it as :attr:`ActiveLearning.committee_`.
 - ``log.json``: the settings and one entry per finished generation (test errors of the committee
   trained at its start, training-set size, labels used so far, candidates, the maximum and
   selection threshold of the uncertainty, and the geometries whose labelling failed with the
@@ -33,6 +36,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from learners.adversarial import _check_kT, attack
 from learners.errors import InputError, InputTypeError
 from learners.potentials.committee import Committee
+from learners.potentials.store import load_potential, save_potential
 from learners.potentials.training import PotentialLoss, fit_potential, frame_errors
 from learners.trainer import Trainer
 from reprs.atoms import as_frames
@@ -70,9 +74,11 @@ class ActiveLearning:
     committee_factory : callable
         ``committee_factory(seed=int) -> Committee``: a fresh, untrained committee (retrained from
         scratch every generation, as in the paper).
-    labeler : ASE calculator or sims.potentials.CalculatorPotential
-        The ground truth (classical potential, xTB, DFT). A geometry on which it raises or returns
-        a non-finite energy or force is logged as failed and skipped; the loop goes on.
+    labeler : ASE calculator, or a sims potential (torch module with a ``cutoff``)
+        The ground truth (classical potential, xTB, DFT). A :class:`sims.potentials.CalculatorPotential`
+        labels through its ASE calculator; any other sims potential through
+        :func:`sims.energy_and_forces` in float64. A geometry on which it raises or returns a
+        non-finite energy or force is logged as failed and skipped; the loop goes on.
     train_frames, test_frames : sequences of ase.Atoms
         Labelled (stored energy and forces). The test frames are held out: only scored.
     generations : int
@@ -97,6 +103,11 @@ class ActiveLearning:
     min_rmsd : float
         Å; a candidate closer than this (root-mean-square displacement, same atom order, no
         alignment) to a training frame or an already selected candidate is not labelled.
+    cluster : bool
+        Spread the labels over distinct geometries: the eligible candidates are grouped into
+        ``per_generation`` clusters (k-means, scikit-learn, on each candidate's sorted interatomic
+        distances, a descriptor blind to rotation, translation and atom order) and the most
+        uncertain candidate of each cluster is labelled, instead of the most uncertain overall.
     kT : float
         eV per atom, for the adversarial sampler (see :class:`learners.adversarial.AdversarialLoss`).
     attack_steps, attack_lr : int, float
@@ -125,13 +136,13 @@ class ActiveLearning:
     def __init__(self, committee_factory: Callable[..., Committee], labeler, train_frames: Sequence[Atoms],
                  test_frames: Sequence[Atoms], *, generations: int, per_generation: int, sampler: str = "adversarial",
                  seed: int, workdir: str | os.PathLike, candidates: int | None = None, percentile: float = 50.0,
-                 min_rmsd: float = 0.01, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
+                 min_rmsd: float = 0.01, cluster: bool = False, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
                  temperature: float = 300.0, md_steps: int = 20, timestep: float = 1.0, displacement: float = 0.05,
                  trainer: Trainer | None = None, loss: PotentialLoss | None = None) -> None:
         if not callable(committee_factory):
             raise InputTypeError(f"committee_factory must be callable (seed=int) -> Committee, "
                                  f"got {type(committee_factory).__name__}")
-        self.calculator = self._calculator(labeler)
+        self._truth = self._ground_truth(labeler)
         self.train_frames = _labelled(train_frames, "training")
         self.test_frames = _labelled(test_frames, "test")
         trained = set(np.concatenate([f.numbers for f in self.train_frames]).tolist())
@@ -162,6 +173,7 @@ class ActiveLearning:
         self.generations, self.per_generation, self.sampler, self.seed = generations, per_generation, sampler, seed
         self.workdir = Path(workdir)
         self.candidates, self.percentile, self.min_rmsd = candidates, float(percentile), float(min_rmsd)
+        self.cluster = bool(cluster)
         self.kT = _check_kT(kT)
         self.attack_steps, self.attack_lr = attack_steps, float(attack_lr)
         self.temperature, self.md_steps, self.timestep = float(temperature), md_steps, float(timestep)
@@ -172,20 +184,33 @@ class ActiveLearning:
         self.committee_: Committee | None = None
 
     @staticmethod
-    def _calculator(labeler):
+    def _ground_truth(labeler) -> Callable[[Atoms], tuple[float, np.ndarray]]:
+        """``atoms -> (energy in eV, forces in eV/Å)`` of the labeler."""
+        import torch
+
+        from sims import energy_and_forces
         from sims.potentials import CalculatorPotential
 
         if isinstance(labeler, CalculatorPotential):
-            return labeler.calculator
+            labeler = labeler.calculator
         if hasattr(labeler, "get_property") and hasattr(labeler, "implemented_properties"):
-            return labeler
-        raise InputTypeError(f"labeler must be an ASE calculator or a sims.potentials.CalculatorPotential, "
-                             f"got {type(labeler).__name__}")
+            def label(atoms: Atoms) -> tuple[float, np.ndarray]:
+                atoms.calc = labeler
+                try:
+                    return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces(), dtype=np.float64)
+                finally:
+                    atoms.calc = None
+            return label
+        if isinstance(labeler, torch.nn.Module) and hasattr(labeler, "cutoff"):
+            return lambda atoms: energy_and_forces(labeler, atoms, dtype=torch.float64)
+        raise InputTypeError(f"labeler must be an ASE calculator or a sims potential (a torch module with a "
+                             f"cutoff), got {type(labeler).__name__}")
 
     def settings(self) -> dict[str, Any]:
         """What a resumed run must share with the run in ``workdir`` (``generations`` may grow)."""
         return {"sampler": self.sampler, "seed": self.seed, "per_generation": self.per_generation,
                 "candidates": self.candidates, "percentile": self.percentile, "min_rmsd": self.min_rmsd,
+                "cluster": self.cluster,
                 "kT": self.kT, "attack_steps": self.attack_steps, "attack_lr": self.attack_lr,
                 "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
                 "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames)}
@@ -193,6 +218,10 @@ class ActiveLearning:
     @property
     def labels_path(self) -> Path:
         return self.workdir / "labels.db"
+
+    @property
+    def committee_path(self) -> Path:
+        return self.workdir / "committee.pt"
 
     @property
     def log_path(self) -> Path:
@@ -215,6 +244,8 @@ class ActiveLearning:
             raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "
                              f"use another workdir")
         log = saved["generations"]
+        if log and "candidates" not in log[-1] and log[-1]["generation"] < self.generations:
+            log = log[:-1]      # the old last generation only scored; with more generations it labels too
         mark = log[-1]["labels_mark"] if log else 0
         FrameWriter(self.labels_path).truncate(mark)
         labels = read_frames(self.labels_path) if self.labels_path.exists() else []
@@ -246,6 +277,7 @@ class ActiveLearning:
             trainer = self.trainer
             fit_potential(committee, train, trainer=trainer, loss=self.loss)
             self.committee_ = committee
+            self._save(committee)
             entry: dict[str, Any] = {"generation": g, "n_train": len(train), "labels_used": len(labels),
                                      **frame_errors(committee, self.test_frames)}
             if g < self.generations:
@@ -259,7 +291,17 @@ class ActiveLearning:
             self._write_log()
             bar.set_postfix(labels=len(labels), forces_mae=f"{entry['forces_mae']:.3g}")
         bar.close()
+        if self.committee_ is None and self.committee_path.exists():    # every generation was done before
+            dtype = next(self.committee_factory(seed=0).parameters()).dtype
+            self.committee_ = load_potential(self.committee_path, dtype=dtype)
         return self
+
+    def _save(self, committee: Committee) -> None:
+        """Write the generation's committee to ``committee.pt`` (kinds :func:`save_potential` stores)."""
+        try:
+            save_potential(committee, self.committee_path)
+        except InputError:       # a model kind the potential store does not know: kept in memory only
+            pass
 
     def _generation(self, committee: Committee, train: list[Atoms], g: int, seed: int,
                     rng: np.random.Generator) -> tuple[list[tuple[Atoms, dict]], dict[str, Any]]:
@@ -274,7 +316,11 @@ class ActiveLearning:
         report.update(max_uncertainty=float(variance.max()), threshold=threshold)
         chosen: list[int] = []
         references = [f.positions for f in train]
-        for k in np.argsort(-variance, kind="stable"):
+        order = np.argsort(-variance, kind="stable")
+        if self.cluster:
+            order = self._cluster_heads(order[variance[order] >= threshold], [c for c, _ in candidates],
+                                        references, int(rng.integers(2**31)))
+        for k in order:
             if variance[k] < threshold or len(chosen) == self.per_generation:
                 break
             atoms = candidates[k][0]
@@ -294,6 +340,24 @@ class ActiveLearning:
             new.append((labelled, {"generation": g, "seed": seed, "parent": int(parents[parent]),
                                    "sampler": self.sampler, "uncertainty": float(variance[k])}))
         return new, report
+
+    def _cluster_heads(self, eligible: np.ndarray, candidates: list[Atoms], references: list[np.ndarray],
+                       seed: int) -> np.ndarray:
+        """The most uncertain candidate of each k-means cluster of ``eligible`` (most uncertain first),
+        those near a training frame left out before clustering."""
+        from sklearn.cluster import KMeans
+
+        eligible = np.array([k for k in eligible if not self._near(candidates[k], references)], dtype=int)
+        if len(eligible) <= self.per_generation:
+            return eligible
+        described = [np.sort(candidates[k].get_all_distances(mic=bool(candidates[k].pbc.any()))[
+            np.triu_indices(len(candidates[k]), 1)]) for k in eligible]
+        width = max(len(d) for d in described)
+        x = np.stack([np.pad(d, (0, width - len(d))) for d in described])
+        labels = KMeans(n_clusters=self.per_generation, n_init=4, random_state=seed).fit_predict(x)
+        # ``eligible`` is sorted by uncertainty, so each cluster's first member is its most uncertain.
+        _, first = np.unique(labels, return_index=True)
+        return eligible[np.sort(first)]
 
     def _near(self, atoms: Atoms, references: list[np.ndarray]) -> bool:
         same = [r for r in references if r.shape == atoms.positions.shape]
@@ -334,14 +398,10 @@ class ActiveLearning:
     def _label(self, atoms: Atoms) -> tuple[Atoms | None, str]:
         """``atoms`` with the ground truth's energy and forces stored, or None and the reason."""
         work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        work.calc = self.calculator
         try:
-            energy = float(work.get_potential_energy())
-            forces = np.asarray(work.get_forces(), dtype=np.float64)
+            energy, forces = self._truth(work)
         except Exception as err:  # any labeler failure (SCF not converged, ...) is logged, not fatal
             return None, f"{type(err).__name__}: {err}"
-        finally:
-            work.calc = None
         if not (math.isfinite(energy) and np.isfinite(forces).all()):
             return None, f"non-finite energy or forces (energy {energy})"
         work.calc = SinglePointCalculator(work, energy=energy, forces=forces)

@@ -1,4 +1,5 @@
-"""``matrep train CONFIG RUN`` and ``matrep predict RUN INPUT`` (thin wrappers of :mod:`learners.runs`)."""
+"""``matrep train CONFIG RUN``, ``matrep predict RUN INPUT`` (:mod:`learners.runs`) and ``matrep active
+CONFIG -o OUT`` (:mod:`learners.active_config`): thin wrappers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` and ``predict`` subcommands to the ``matrep`` parser."""
+    """Add the ``train``, ``predict`` and ``active`` subcommands to the ``matrep`` parser."""
     p = subparsers.add_parser(
         "train",
         help="train a GNN from a TOML config into a run folder",
@@ -36,12 +37,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "'glycan' or 'smiles')")
     q.add_argument("-o", "--output", help="CSV to write (default: print)")
     q.set_defaults(func=_predict)
+    a = subparsers.add_parser(
+        "active",
+        help="grow an NN-potential committee by active learning from a TOML config",
+        description="Train a committee on the config's labelled frames, sample candidates (adversarial "
+        "attacks on its uncertainty, MD, or random displacements), label the most uncertain with the "
+        "ground truth, retrain; repeat. Writes labels.db, log.json, committee.pt and errors.png into OUT; "
+        "rerunning the same config resumes after the last finished generation.",
+    )
+    a.add_argument("config", help="TOML config (see learners.active_config)")
+    a.add_argument("-o", "--output", required=True, help="folder to write")
+    add_progress_flags(a)
+    a.set_defaults(func=_active)
 
 
 def _train(args: argparse.Namespace) -> None:
     from learners.runs import train_run
 
     print(json.dumps(train_run(args.config, args.run, progress=progress_wanted(args)), indent=1))
+
+
+def _active(args: argparse.Namespace) -> None:
+    from learners.active_config import run_active
+
+    print(json.dumps(run_active(args.config, args.output, progress=progress_wanted(args)), indent=1))
 
 
 def _predict(args: argparse.Namespace) -> None:

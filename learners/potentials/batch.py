@@ -197,11 +197,17 @@ def batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
     Returns
     -------
     PairList
-        Atom indices into the whole batch; shifts in the dtype of ``positions``. Each structure's
-        list comes from :func:`sims.neighbors.build_pairs` (vectorised within a structure), so pairs
-        never cross structures. Gradients do not flow into the list (it is rebuilt, not differentiated).
+        Atom indices into the whole batch; shifts in the dtype of ``positions``; pairs never cross
+        structures. A batch of small non-periodic structures (molecules, clusters: at most
+        ``DENSE_MAX`` atoms each) is searched in one vectorised pass over every same-structure pair;
+        otherwise each structure's list comes from :func:`sims.neighbors.build_pairs` (a cell list,
+        vectorised within a structure). Gradients do not flow into the list (it is rebuilt, not
+        differentiated).
     """
-    counts = torch.bincount(batch, minlength=cell.shape[0]).tolist()
+    counts_t = torch.bincount(batch, minlength=cell.shape[0])
+    if not bool(pbc.any()) and int(counts_t.max()) <= DENSE_MAX:
+        return _dense_pairs(positions.detach(), batch, counts_t, float(cutoff))
+    counts = counts_t.tolist()
     ii, jj, ss, offset = [], [], [], 0
     for b, n in enumerate(counts):
         pl = build_pairs(positions[offset:offset + n].detach(), cell[b].detach(), pbc[b], float(cutoff), half=False)
@@ -210,4 +216,22 @@ def batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
         ss.append(pl.shifts)
         offset += n
     return PairList(torch.cat(ii), torch.cat(jj), torch.cat(ss).to(positions.dtype), False)
+
+
+DENSE_MAX = 128
+
+
+@torch.no_grad()
+def _dense_pairs(positions: torch.Tensor, batch: torch.Tensor, counts: torch.Tensor, cutoff: float) -> PairList:
+    """Every ordered same-structure pair closer than ``cutoff``, sorted by ``i`` then ``j`` (no periodic images)."""
+    device = positions.device
+    offsets = torch.cumsum(counts, 0) - counts
+    per_atom = counts[batch]                                   # candidates of each atom: its structure's atoms
+    i = torch.repeat_interleave(torch.arange(positions.shape[0], device=device), per_atom)
+    start = torch.repeat_interleave(torch.cumsum(per_atom, 0) - per_atom, per_atom)
+    j = offsets[batch[i]] + torch.arange(i.shape[0], device=device) - start
+    d = torch.linalg.norm(positions[j] - positions[i], dim=1)
+    keep = (i != j) & (d < cutoff)
+    i, j = i[keep], j[keep]
+    return PairList(i, j, torch.zeros((i.shape[0], 3), dtype=positions.dtype, device=device), False)
 

@@ -261,3 +261,26 @@ def test_potential_metrics_by_hand():
     scores = potential_metrics(target, outputs)
     assert scores == pytest.approx({"energy_mae": 0.5, "energy_rmse": 0.5, "forces_mae": 4 / 6,
                                     "forces_rmse": np.sqrt(10 / 6), "stress_mae": 0.2, "stress_rmse": 0.2})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_molecule_pairs_equal_a_cell_list_per_structure(seed):
+    # The one-pass search over same-structure pairs of non-periodic batches against sims' cell list.
+    from learners.potentials.batch import DENSE_MAX, batch_pairs
+    from sims.neighbors import build_pairs
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 40, size=rng.integers(1, 6))
+    counts[0] = DENSE_MAX if seed == 0 else counts[0]
+    positions = torch.as_tensor(rng.uniform(0.0, 8.0, (counts.sum(), 3)))
+    batch = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts))
+    cell, pbc = torch.zeros(len(counts), 3, 3, dtype=torch.float64), torch.zeros(len(counts), 3, dtype=torch.bool)
+    pairs = batch_pairs(positions, cell, pbc, batch, 2.5)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    expected = set()
+    for b, n in enumerate(counts):
+        one = build_pairs(positions[offsets[b]:offsets[b] + n], cell[b], pbc[b], 2.5)
+        expected |= {(int(i) + offsets[b], int(j) + offsets[b]) for i, j in zip(one.i, one.j)}
+    got = list(zip(pairs.i.tolist(), pairs.j.tolist()))
+    assert set(got) == expected and len(got) == len(expected)
+    assert not pairs.half and float(pairs.shifts.abs().sum()) == 0.0
