@@ -519,8 +519,11 @@ class BiasPathResult:
     bias : torch.nn.Module
         The trained bias (a :mod:`sims` potential: add it to the system's).
     history : pandas.DataFrame
-        One row per iteration: ``loss`` (mean per trajectory, CV unit^2) and ``success_rate``
-        (fraction of the trajectories whose last frame is in their target basin), ``seconds``.
+        One row per iteration (index ``iteration``): ``loss`` (mean per trajectory, CV unit^2),
+        ``success_rate`` (fraction of the trajectories that reach their target basin: some frame
+        inside its tolerance, the paper's measure), ``end_rate`` (fraction whose last frame is
+        inside), ``met`` (fraction of path pairs that met), ``pairs`` (frame-adjoint pairs) and
+        ``seconds``.
     """
 
     bias: nn.Module
@@ -576,8 +579,11 @@ class BiasPathOptimizer:
         Chi-square probability of a basin's tolerance region.
     basin_steps : int, optional
         Steps of the unbiased runs that estimate the basins (default ``n_steps``).
+    both_directions : bool
+        Half the trajectories start in the product basin and aim at the reactant (the paper's
+        set-up); False: all start in the reactant.
     gap : bool
-        While a forward path and its backward partner have not met, score the gap between them
+        With ``both_directions``: while a forward path and its backward partner have not met, score the gap between them
         instead of the distance to the target (the authors' meet-in-the-middle loss); False scores
         the target distance only.
     seed : int
@@ -603,14 +609,15 @@ class BiasPathOptimizer:
     def __init__(self, system: nn.Module, bias: nn.Module, start, target, *, descriptors, temperature: float,
                  friction: float, timestep: float, n_steps: int, n_trajectories: int, backsteps: int = 190,
                  mini_batch: int = 128, lr: float = 1e-3, iterations: int = 100, warmup: int | None = None,
-                 confidence: float = 0.99, basin_steps: int | None = None, gap: bool = True, seed: int = 0,
+                 confidence: float = 0.99, basin_steps: int | None = None, both_directions: bool = True,
+                 gap: bool = True, seed: int = 0,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
         for name, value, integer in [("temperature", temperature, False), ("friction", friction, False),
                                      ("timestep", timestep, False), ("lr", lr, False), ("n_steps", n_steps, True),
                                      ("n_trajectories", n_trajectories, True), ("backsteps", backsteps, True),
                                      ("mini_batch", mini_batch, True), ("iterations", iterations, True)]:
             _check_positive(name, value, integer=integer)
-        if int(n_trajectories) % 2:
+        if both_directions and int(n_trajectories) % 2:
             raise SimsInputError(f"n_trajectories must be even (half start in each basin), got {n_trajectories}")
         if not 0 < confidence < 1:
             raise SimsInputError(f"confidence must be in (0, 1), got {confidence}")
@@ -641,6 +648,7 @@ class BiasPathOptimizer:
         self.n_steps, self.n_trajectories, self.backsteps = int(n_steps), int(n_trajectories), int(backsteps)
         self.mini_batch, self.lr, self.iterations, self.warmup = int(mini_batch), float(lr), int(iterations), int(warmup)
         self.confidence, self.seed, self.gap = float(confidence), int(seed), bool(gap)
+        self.both_directions = bool(both_directions)
         self.basin_steps = self.n_steps if basin_steps is None else int(basin_steps)
         self.device, self.dtype = device, dtype
         self.bias.to(device=device)
@@ -671,12 +679,12 @@ class BiasPathOptimizer:
                                              "choose descriptors that move with the atoms")
 
     def _basins(self) -> tuple[Basin, Basin]:
-        half = self.n_trajectories // 2
+        half = max(self.n_trajectories // 2, 2)
         starts = torch.cat([self.start.expand(half, -1, -1), self.target.expand(half, -1, -1)])
         with torch.no_grad():
             frames = self.dynamics.run(starts, None, self.basin_steps, (self.seed, 0), self.temperature)
         s = _evaluate(self.cvs, frames[self.basin_steps // 2:].reshape(-1, *frames.shape[2:])).reshape(
-            -1, self.n_trajectories, len(self.cvs))
+            -1, 2 * half, len(self.cvs))
         basins = [Basin.from_samples(part.reshape(-1, len(self.cvs)), self.periodic, self.confidence)
                   for part in (s[:, :half], s[:, half:])]
         start_s = _evaluate(self.cvs, self.start.unsqueeze(0))[0]
@@ -696,45 +704,60 @@ class BiasPathOptimizer:
 
     # -- one iteration ---------------------------------------------------------------------------
 
-    def _starts(self, n: int) -> torch.Tensor:
-        return torch.cat([self.start.expand(n, -1, -1), self.target.expand(n, -1, -1)])
+    def _layout(self):
+        """Starts ``(B, n, 3)`` and, per trajectory, its target and home basins as stacked tensors
+        (centre ``(B, D)``, inverse covariance ``(B, D, D)``, threshold ``(B,)``)."""
+        b = self.n_trajectories
+        forward = torch.arange(b) < (b // 2 if self.both_directions else b)
+        starts = torch.where(forward[:, None, None], self.start, self.target)
 
-    def _scores(self, frames: torch.Tensor):
-        """Per-trajectory loss terms: (frame index, seed adjoint) for the main and the home term,
-        loss values, and success flags."""
+        def stack(first: Basin, second: Basin):
+            centre = torch.where(forward[:, None], first.center, second.center)
+            inv = torch.where(forward[:, None, None], torch.linalg.inv(first.covariance),
+                              torch.linalg.inv(second.covariance))
+            return centre, inv, torch.where(forward, first.threshold, second.threshold)
+
+        return starts, stack(self.target_basin, self.start_basin), stack(self.start_basin, self.target_basin)
+
+    def _gated(self, s: torch.Tensor, basin) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance of ``s`` ``(..., B, D)`` to each trajectory's basin centre, zero inside
+        its tolerance; and the inside flags."""
+        centre, inv, threshold = basin
+        d = _delta(s, centre.to(s), self.periodic)
+        inside = torch.einsum("...i,...ij,...j->...", d, inv.to(s), d) <= threshold.to(s)
+        return (d * d).sum(-1) * ~inside, inside
+
+    def _scores(self, frames: torch.Tensor, target, home):
+        """Per trajectory: frames and losses of the main and home terms, whether the paths met,
+        the partner frame's descriptors, and success (reached, ended in the target basin)."""
         n_t, b = frames.shape[:2]
-        half = b // 2
         s = _evaluate(self.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(n_t, b, -1)
-        tgt_basins = [self.target_basin] * half + [self.start_basin] * half
-        home_basins = [self.start_basin] * half + [self.target_basin] * half
-
-        def gated(s, basin):
-            d = _delta(s, basin.center.to(s), self.periodic)
-            return (d * d).sum(-1) * (~basin.contains(s))
-
-        end = torch.cat([gated(s[:, :half], self.target_basin), gated(s[:, half:], self.start_basin)], 1)
-        home = torch.cat([gated(s[:, :half], self.start_basin), gated(s[:, half:], self.target_basin)], 1)
-        home[: self.warmup] = float("inf")
+        end, inside = self._gated(s, target)
+        home_d, _ = self._gated(s, home)
+        home_d[: self.warmup] = float("inf")
         l_end, k_end = end.min(0)
-        l_home, k_home = home.min(0)
-        success = torch.stack([tgt_basins[i].contains(s[-1, i]) for i in range(b)])
-        # the gap between each forward path and its backward partner (frames after the warm-up)
-        sf, sb = s[self.warmup:, :half], s[self.warmup:, half:]
-        dd = _delta(sf[:, None], sb[None], self.periodic)                         # (T', T', half, D)
-        gap2 = (dd * dd).sum(-1)
-        flat = gap2.reshape(-1, half).min(0)
-        l_gap, arg = flat.values, flat.indices
-        kf, kb = arg // sf.shape[0] + self.warmup, arg % sf.shape[0] + self.warmup
-        rows = torch.arange(half)
-        closest = dd.reshape(-1, half, dd.shape[-1])[arg, rows]
-        met = torch.stack([(closest[i] @ torch.linalg.solve(5 * self.target_basin.covariance.to(s), closest[i]))
-                           <= self.target_basin.threshold for i in range(half)])
-        met = torch.cat([met, met]) | (not self.gap)
-        k_gap = torch.cat([kf, kb])
-        partner = torch.cat([s[kb, rows + half], s[kf, rows]])                     # partner's closest frame
-        k_main = torch.where(met, k_end, k_gap)
-        l_main = torch.where(met, l_end, torch.cat([l_gap, l_gap]))
-        return s, k_main, met, partner, k_home, l_main, l_home, success, tgt_basins, home_basins
+        l_home, k_home = home_d.min(0)
+        reached, ended = inside.any(0), inside[-1]
+        met = torch.ones(b, dtype=torch.bool)
+        partner = s[-1]
+        k_main, l_main = k_end, l_end
+        if self.both_directions and self.gap:
+            # the gap between each forward path and its backward partner (frames after the warm-up)
+            half, w = b // 2, self.warmup
+            sf, sb = s[w:, :half], s[w:, half:]
+            dd = _delta(sf[:, None], sb[None], self.periodic)                     # (T', T', half, D)
+            flat = (dd * dd).sum(-1).reshape(-1, half).min(0)
+            kf, kb = flat.indices // sf.shape[0] + w, flat.indices % sf.shape[0] + w
+            rows = torch.arange(half)
+            closest = dd.reshape(-1, half, dd.shape[-1])[flat.indices, rows]
+            # met: within the target basin's tolerance widened five-fold in variance (as rarediffsim)
+            inv = torch.linalg.inv(5 * self.target_basin.covariance).to(s)
+            met_half = torch.einsum("bi,ij,bj->b", closest, inv, closest) <= self.target_basin.threshold
+            met = torch.cat([met_half, met_half])
+            partner = torch.cat([s[kb, rows + half], s[kf, rows]])
+            k_main = torch.where(met, k_end, torch.cat([kf, kb]))
+            l_main = torch.where(met, l_end, torch.cat([flat.values, flat.values]))
+        return s, k_main, l_main, met, partner, k_home, l_home, reached, ended
 
     def _seed(self, frames, k, loss_fn):
         """``d loss / dx`` at frames ``k`` (one per trajectory), ``(B, n, 3)``."""
@@ -747,29 +770,21 @@ class BiasPathOptimizer:
     def step(self, iteration: int, optimizer: torch.optim.Optimizer) -> dict:
         """Run one iteration (simulate, score, adjoint, mini-batch updates); return its history row."""
         t0 = time.perf_counter()
-        half = self.n_trajectories // 2
+        starts, target, home = self._layout()
         with torch.no_grad():
-            frames = self.dynamics.run(self._starts(half), self.bias, self.n_steps, (self.seed, 1, iteration),
-                                       self.temperature)
-        s, k_main, met, partner, k_home, l_main, l_home, success, tgt, home = self._scores(frames)
-        finite_home = torch.isfinite(l_home)
-        centers_t = torch.stack([bsn.center for bsn in tgt]).to(s)
-        centers_h = torch.stack([bsn.center for bsn in home]).to(s)
+            frames = self.dynamics.run(starts, self.bias, self.n_steps, (self.seed, 1, iteration), self.temperature)
+        s, k_main, l_main, met, partner, k_home, l_home, reached, ended = self._scores(frames, target, home)
+        has_home = torch.isfinite(l_home)
 
         def main_loss(sk):
-            d_t = _delta(sk, centers_t, self.periodic)
             d_p = _delta(sk, partner, self.periodic)
-            inside = torch.stack([tgt[i].contains(sk[i]) for i in range(len(tgt))])
-            to_target = (d_t * d_t).sum(-1) * ~inside
-            return torch.where(met, to_target, (d_p * d_p).sum(-1))
+            return torch.where(met, self._gated(sk, target)[0], (d_p * d_p).sum(-1))
 
         def home_loss(sk):
-            d = _delta(sk, centers_h, self.periodic)
-            inside = torch.stack([home[i].contains(sk[i]) for i in range(len(home))])
-            return (d * d).sum(-1) * ~inside * finite_home
+            return self._gated(sk, home)[0] * has_home
 
         xs, gs = [], []
-        for k, fn in ((k_main, main_loss), (k_home.clamp(max=self.n_steps), home_loss)):
+        for k, fn in ((k_main, main_loss), (k_home, home_loss)):
             seed = self._seed(frames, k, fn) / self.n_trajectories
             x, g = force_adjoints(self.dynamics, self.bias, frames, k, seed, self.backsteps)
             xs.append(x)
@@ -783,15 +798,15 @@ class BiasPathOptimizer:
             optimizer.zero_grad()
             pos = x[chunk].reshape(-1, 3).detach().requires_grad_(True)
             with torch.enable_grad():
-                energy = self.bias(pos)
-                force = -torch.autograd.grad(energy, pos, create_graph=True)[0]
+                force = -torch.autograd.grad(self.bias(pos), pos, create_graph=True)[0]
                 force.backward(g[chunk].reshape(-1, 3))
             optimizer.step()
             if hasattr(self.bias, "project"):
                 self.bias.project()
-        loss = (l_main + torch.where(finite_home, l_home, torch.zeros_like(l_home))).mean()
-        return {"iteration": iteration, "loss": float(loss), "success_rate": float(success.double().mean()),
-                "met": float(met.double().mean()), "pairs": int(x.shape[0]), "seconds": time.perf_counter() - t0}
+        loss = (l_main + torch.where(has_home, l_home, torch.zeros_like(l_home))).mean()
+        return {"iteration": iteration, "loss": float(loss), "success_rate": float(reached.double().mean()),
+                "end_rate": float(ended.double().mean()), "met": float(met.double().mean()),
+                "pairs": int(x.shape[0]), "seconds": time.perf_counter() - t0}
 
     def fit(self, iterations: int | None = None, *, progress: bool = False,
             callback: Callable[[dict], None] | None = None) -> "BiasPathResult":
@@ -831,8 +846,17 @@ class BiasPathOptimizer:
 
     def sample(self, n_trajectories: int, *, seed: int, bias: nn.Module | None = None,
                n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fresh forward trajectories from ``start`` under ``bias`` (default the optimiser's; ``False``-y
-        ``None``-bias runs use :attr:`bias`; pass ``bias=False`` for none).
+        """Fresh forward trajectories from ``start``: under the trained bias, another one, or none.
+
+        Parameters
+        ----------
+        n_trajectories : int
+        seed : int
+            Velocities and noise (use seeds the training did not: it drew from ``(seed, 1, iteration)``).
+        bias : torch.nn.Module or False, optional
+            Default the optimiser's bias; ``False`` runs the unbiased dynamics.
+        n_steps : int, optional
+            Default the training's.
 
         Returns
         -------
@@ -880,8 +904,9 @@ class BiasPathOptimizer:
             descriptors = ["position:0,x", "position:0,y", "position:0,z", "position:1,x", "position:1,y"]
             bias = BasisSetBias(descriptors, lower=[-1.6, -0.5, -1, -1, -1], upper=[1.2, 2.1, 1, 1, 1], n_basis=16,
                                 hidden=64, seed=seed, atoms_per_replica=n)
-        settings = dict(descriptors=descriptors, temperature=10.0, friction=0.01, timestep=1.0, n_steps=300,
-                        n_trajectories=64, backsteps=190, mini_batch=128, lr=5e-3, iterations=60, seed=seed)
+        settings = dict(descriptors=descriptors, temperature=10.0, friction=0.1, timestep=1.0, n_steps=300,
+                        n_trajectories=32, backsteps=190, mini_batch=128, lr=2e-3, iterations=30, warmup=0,
+                        both_directions=False, seed=seed)
         settings.update(overrides)
         if "bias" in settings:
             bias = settings.pop("bias")

@@ -213,7 +213,7 @@ def test_bad_input_is_refused_before_training():
                           start, middle, descriptors=[frozen, "position:0,y"], temperature=10, friction=0.05,
                           timestep=1, n_steps=40, n_trajectories=4)
     with pytest.raises(SimsInputError, match="even"):
-        _small(n_trajectories=5)
+        _small(n_trajectories=5, both_directions=True)
     with pytest.raises(SimsInputError, match="warmup"):
         _small(warmup=40)
     with pytest.raises(SimsInputError, match="atoms_per_replica=1"):
@@ -228,3 +228,77 @@ def test_non_finite_forces_stop_at_their_iteration():
         opt.bias.heights[40] = float("nan")
     with pytest.raises(SimsError, match="iteration 0: non-finite forces"):
         opt.fit()
+
+
+def test_training_lowers_the_loss_on_a_reduced_mueller_brown():
+    opt = BiasPathOptimizer.mueller_brown(dim=2, seed=0, n_trajectories=8, mini_batch=32, iterations=6)
+    history = opt.fit().history
+    assert list(history.columns[:3]) == ["loss", "success_rate", "end_rate"] and len(history) == 6
+    assert history.success_rate.iloc[0] == 0.0                       # unbiased: no transition at 10 K
+    assert history.loss.iloc[-2:].mean() < 0.9 * history.loss.iloc[0]
+
+
+def _saddle_distances(frames):
+    xy = frames[:, :, 0, :2]
+    return [(xy - torch.tensor(s, dtype=xy.dtype)).norm(dim=-1).min(0).values for s in ((-0.822, 0.624), (0.212, 0.293))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim", [2])
+def test_mueller_brown_learned_bias_drives_fresh_trajectories(dim):
+    """Done-means of issue 14 on Müller-Brown at 10 K: unbiased, no trajectory reaches the far basin;
+    under the learned bias at least 90% of fresh trajectories (new seeds) do."""
+    opt = BiasPathOptimizer.mueller_brown(dim=dim, seed=0)
+    result = opt.fit()
+    assert result.history.success_rate.iloc[0] == 0.0
+    frames, ended = opt.sample(100, seed=1234)
+    s = _evaluate(opt.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[0], 100, -1)
+    reached = opt.target_basin.contains(s).any(0)
+    assert float(reached.double().mean()) >= 0.9 and float(ended.double().mean()) >= 0.9
+    unbiased, _ = opt.sample(100, seed=4321, bias=False)
+    s0 = _evaluate(opt.cvs, unbiased.reshape(-1, *unbiased.shape[2:])).reshape(unbiased.shape[0], 100, -1)
+    assert not bool(opt.target_basin.contains(s0).any())
+    # the paths cross the ridge into the far basin at the lower saddle (0.212, 0.293)
+    _, to_s2 = _saddle_distances(frames[:, reached])
+    assert float(to_s2.max()) < 0.25
+
+
+def test_cli_trains_writes_and_reuses_the_bias(tmp_path, capsys, monkeypatch):
+    import json
+
+    import matplotlib
+
+    from reprs.cli import main
+
+    backend = matplotlib.get_backend()
+    config = tmp_path / "run.toml"
+    config.write_text("[system]\nkind = 'mueller_brown'\n[training]\niterations = 2\nn_trajectories = 4\n"
+                      "n_steps = 60\nbacksteps = 30\n[sampling]\nn_trajectories = 6\n")
+    assert main(["enhanced", str(config), "-o", str(tmp_path / "a"), "--quiet"]) == 0
+    out = tmp_path / "a"
+    assert {"bias.pt", "history.csv", "summary.json", "paths.png", "bias.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 2 and 0.0 <= summary["fresh_success_rate"] <= 1.0
+    assert "fresh trajectories reaching the target" in capsys.readouterr().out
+    assert matplotlib.get_backend() == backend
+    # a saved bias is the starting point of a later run (relative to the config's folder)
+    trained = load_bias(out / "bias.pt")
+    again = tmp_path / "again.toml"
+    again.write_text(config.read_text().replace("[sampling]", "[bias]\nstart_from = 'a/bias.pt'\n[sampling]")
+                     .replace("iterations = 2", "iterations = 1"))
+    seen = []
+    original = BiasPathOptimizer.mueller_brown
+
+    def spy(*args, **kw):
+        seen.append(kw["bias"].heights.detach().clone())
+        return original(*args, **kw)
+
+    monkeypatch.setattr(BiasPathOptimizer, "mueller_brown", spy)
+    assert main(["enhanced", str(again), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    assert torch.equal(seen[0], trained.heights.detach())
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\niteratons = 3\n")
+    assert main(["enhanced", str(bad), "-o", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'iterations'" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
