@@ -74,6 +74,7 @@ class Training(_Table):
     timestep: float | None = None
     warmup: int | None = None
     confidence: float | None = None
+    end_weight: float | None = None
     both_directions: bool | None = None
     gap: bool | None = None
     seed: int = 0

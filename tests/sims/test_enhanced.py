@@ -244,7 +244,7 @@ def _saddle_distances(frames):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dim", [2])
+@pytest.mark.parametrize("dim", [2, 5])
 def test_mueller_brown_learned_bias_drives_fresh_trajectories(dim):
     """Done-means of issue 14 on Müller-Brown at 10 K: unbiased, no trajectory reaches the far basin;
     under the learned bias at least 90% of fresh trajectories (new seeds) do."""
@@ -258,7 +258,10 @@ def test_mueller_brown_learned_bias_drives_fresh_trajectories(dim):
     unbiased, _ = opt.sample(100, seed=4321, bias=False)
     s0 = _evaluate(opt.cvs, unbiased.reshape(-1, *unbiased.shape[2:])).reshape(unbiased.shape[0], 100, -1)
     assert not bool(opt.target_basin.contains(s0).any())
-    # the paths cross the ridge into the far basin at the lower saddle (0.212, 0.293)
+    # The paths cross into the far basin at the lower saddle (0.212, 0.293), within 0.25 Å
+    # (measured: 0.20 Å in 2-D, 0.10 Å in 5-D). They do not pass the upper saddle (-0.822, 0.624):
+    # they cross the ridge out of the deepest basin about 0.7 Å from it, higher up (issue 14 asks
+    # for both; this is the part not met).
     _, to_s2 = _saddle_distances(frames[:, reached])
     assert float(to_s2.max()) < 0.25
 
