@@ -305,3 +305,26 @@ def test_cli_trains_writes_and_reuses_the_bias(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "did you mean 'iterations'" in err and "Traceback" not in err
     assert not (tmp_path / "c").exists()
+
+
+def test_basin_tolerance_holds_its_chi_square_probability():
+    from sims.enhanced import Basin
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[0.04, 0.015], [0.015, 0.01]])
+    samples = torch.tensor(rng.multivariate_normal([0.3, -0.2], cov, size=20000))
+    basin = Basin.from_samples(samples, torch.tensor([False, False]), 0.9)
+    fresh = torch.tensor(rng.multivariate_normal([0.3, -0.2], cov, size=20000))
+    assert float(basin.contains(fresh).double().mean()) == pytest.approx(0.9, abs=0.01)
+    # a dihedral basin across the ±pi seam: circular mean, wrapped distances
+    angles = torch.tensor(np.angle(np.exp(1j * rng.normal(np.pi, 0.1, (5000, 1)))))
+    seam = Basin.from_samples(angles, torch.tensor([True]), 0.99)
+    assert abs(abs(float(seam.center[0])) - math.pi) < 0.01
+    assert float(seam.covariance[0, 0]) == pytest.approx(0.01, rel=0.05)
+
+
+def test_both_directions_with_the_path_gap_runs_and_reports_meetings():
+    opt = _small(both_directions=True, n_trajectories=4, warmup=10)
+    history = opt.fit().history
+    assert {"loss", "success_rate", "end_rate", "met", "pairs", "seconds"} <= set(history.columns)
+    assert history.loss.notna().all() and history.met.between(0, 1).all()
