@@ -825,24 +825,36 @@ class BiasPathOptimizer:
                 "pairs": int(x.shape[0]), "seconds": time.perf_counter() - t0}
 
     def fit(self, iterations: int | None = None, *, progress: bool = False,
-            callback: Callable[[dict], None] | None = None) -> "BiasPathResult":
+            callback: Callable[[dict], None] | None = None, checkpoint=None) -> "BiasPathResult":
         """Train the bias for ``iterations`` (default the optimiser's ``iterations``); return the result.
 
-        ``callback(row)`` runs after each iteration with its history row.
+        ``callback(row)`` runs after each iteration with its history row. With ``checkpoint`` (a
+        file path) the bias, the Adam state and the history are written there atomically after
+        every iteration, and a call that finds the file resumes after its last iteration: every
+        iteration draws from its own seeds, so a resumed run repeats an uninterrupted one bit for
+        bit. A checkpoint of other settings is refused.
+
+        Raises
+        ------
+        SimsInputError
+            A checkpoint written with other settings, or not a checkpoint.
+        SimsError
+            Non-finite forces or adjoints, naming the iteration.
         """
         import pandas as pd
 
         iterations = self.iterations if iterations is None else iterations
         _check_positive("iterations", iterations, integer=True)
         optimizer = torch.optim.Adam([p for p in self.bias.parameters() if p.requires_grad], lr=self.lr)
-        rows = []
+        rows = self._resume(checkpoint, optimizer) if checkpoint is not None else []
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=int(iterations), desc="bias-path iterations", unit="it")
+            bar = tqdm(total=int(iterations), initial=min(len(rows), int(iterations)), desc="bias-path iterations",
+                       unit="it")
         try:
-            for it in range(int(iterations)):
+            for it in range(len(rows), int(iterations)):
                 try:
                     row = self.step(it, optimizer)
                 except SimsError as err:
@@ -850,6 +862,8 @@ class BiasPathOptimizer:
                         raise
                     raise type(err)(f"iteration {it}: {err}") from None
                 rows.append(row)
+                if checkpoint is not None:
+                    self._checkpoint(checkpoint, optimizer, rows)
                 if callback is not None:
                     callback(row)
                 if bar is not None:
@@ -859,6 +873,48 @@ class BiasPathOptimizer:
             if bar is not None:
                 bar.close()
         return BiasPathResult(self.bias, pd.DataFrame(rows).set_index("iteration"))
+
+    def _settings(self) -> str:
+        """What a checkpoint must match: every setting that changes the numbers, as JSON."""
+        import json
+
+        hp = self.bias.hyperparameters() if hasattr(self.bias, "hyperparameters") else type(self.bias).__name__
+        return json.dumps({"bias": [type(self.bias).__name__, hp], "cvs": [repr(cv) for cv in self.cvs],
+                           "start": self.start.tolist(), "target": self.target.tolist(),
+                           "numbers": self.start_atoms.numbers.tolist(), "masses": self.dynamics.masses.tolist(),
+                           **{k: getattr(self, k) for k in (
+                               "temperature", "friction", "timestep", "n_steps", "n_trajectories", "backsteps",
+                               "mini_batch", "lr", "warmup", "confidence", "basin_steps", "end_weight",
+                               "both_directions", "gap", "seed")},
+                           "system": repr(self.system), "dtype": str(self.dtype)}, sort_keys=True)
+
+    def _checkpoint(self, path, optimizer, rows) -> None:
+        import io
+
+        from reprs.fileio import atomic_write
+
+        buffer = io.BytesIO()
+        torch.save({"format": "matrep.sims.enhanced.checkpoint/1", "settings": self._settings(),
+                    "bias": self.bias.state_dict(), "optimizer": optimizer.state_dict(), "rows": rows}, buffer)
+        atomic_write(path, buffer.getvalue())
+
+    def _resume(self, path, optimizer) -> list[dict]:
+        from pathlib import Path
+
+        if not Path(path).exists():
+            return []
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 (torch raises several unrelated types for a bad file)
+            raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer ({err})") from None
+        if not isinstance(payload, dict) or payload.get("format") != "matrep.sims.enhanced.checkpoint/1":
+            raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer")
+        if payload["settings"] != self._settings():
+            raise SimsInputError(f"the checkpoint {path} was written with other settings; remove it or use another "
+                                 "file to start afresh")
+        self.bias.load_state_dict(payload["bias"])
+        optimizer.load_state_dict(payload["optimizer"])
+        return list(payload["rows"])
 
     def sample(self, n_trajectories: int, *, seed: int, bias: nn.Module | None = None,
                n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

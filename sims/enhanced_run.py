@@ -20,7 +20,8 @@ Schema -> build -> train -> sample -> write. A config::
 writes to ``OUT``: ``bias.pt`` (:func:`sims.enhanced.save_bias`, reusable as ``start_from`` or in
 :class:`sims.MD`), ``history.csv``, ``summary.json`` (fresh success rates biased and unbiased),
 ``paths.png`` (fresh trajectories over the surface) and ``bias.png`` (the learned bias), each
-written atomically.
+written atomically; ``checkpoint.pt`` after every iteration, from which a rerun of the same
+config into the same folder resumes (a changed config is refused).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def run_enhanced(config, out, *, progress: bool = False) -> dict:
         path = config_file(cfg.bias.start_from, base, "bias.start_from", error=ConfigError)
         settings["bias"] = load_bias(path)
     opt = BiasPathOptimizer.mueller_brown(dim=cfg.system.dim, seed=cfg.training.seed, **settings)
-    result = opt.fit(progress=progress)
+    result = opt.fit(progress=progress, checkpoint=out / "checkpoint.pt")
     save_bias(result.bias, out / "bias.pt")
     atomic_write(out / "history.csv", result.history.to_csv())
     frames, ended = opt.sample(cfg.sampling.n_trajectories, seed=cfg.sampling.seed)

@@ -328,3 +328,13 @@ def test_both_directions_with_the_path_gap_runs_and_reports_meetings():
     history = opt.fit().history
     assert {"loss", "success_rate", "end_rate", "met", "pairs", "seconds"} <= set(history.columns)
     assert history.loss.notna().all() and history.met.between(0, 1).all()
+
+
+def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
+    whole = _small(iterations=3, n_steps=60, backsteps=30).fit()
+    _small(iterations=2, n_steps=60, backsteps=30).fit(checkpoint=tmp_path / "ck.pt")
+    resumed = _small(iterations=3, n_steps=60, backsteps=30).fit(checkpoint=tmp_path / "ck.pt")
+    assert torch.equal(resumed.bias.heights, whole.bias.heights)
+    assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
+    with pytest.raises(SimsInputError, match="other settings"):
+        _small(iterations=3, n_steps=60, backsteps=30, lr=1e-2).fit(checkpoint=tmp_path / "ck.pt")
