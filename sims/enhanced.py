@@ -468,8 +468,8 @@ def force_adjoints(dynamics: _Dynamics, bias: nn.Module, frames: torch.Tensor, i
     Returns
     -------
     positions, adjoints : torch.Tensor
-        ``(P, n, 3)`` frames and their force adjoints ``g`` (eV^-1 Å^-1 per loss unit... the loss's
-        unit per eV/Å), only pairs with a non-zero adjoint.
+        ``(P, n, 3)`` frames (Å) and their force adjoints ``g = dL/dF`` (loss unit per eV/Å), only
+        the pairs with a non-zero adjoint.
     """
     integ = dynamics.integrator
     h, c = integ.dt, math.exp(-integ.friction * integ.timestep)
