@@ -394,6 +394,19 @@ class _Dynamics:
         numbers = self.numbers.repeat(n)
         return compute(total, positions, cell, numbers, None, create_graph=create_graph)[:2]
 
+    def force_vjp(self, positions: torch.Tensor, vectors: torch.Tensor, bias: nn.Module) -> torch.Tensor:
+        """``J^T v`` for the total force at flattened ``(B n, 3)`` positions: by autograd, or, for a
+        potential that cannot be differentiated twice (:class:`~sims.openmm_potential.OpenMMPotential`),
+        its ``force_jacobian_product`` plus the bias's part by autograd."""
+        product = getattr(self.potential, "force_jacobian_product", None)
+        pos = positions.detach().requires_grad_(True)
+        with torch.enable_grad():
+            if product is None:
+                _, f = self.forces(pos, bias, create_graph=True)
+                return torch.autograd.grad(f, pos, vectors)[0]
+            force = -torch.autograd.grad(bias(pos), pos, create_graph=True)[0]
+            return torch.autograd.grad(force, pos, vectors)[0] + product(positions, vectors)
+
     def run(self, start: torch.Tensor, bias: nn.Module | None, n_steps: int, seed: tuple[int, ...], temperature: float,
             differentiable: bool = False) -> torch.Tensor:
         """Frames ``(n_steps + 1, B, n, 3)`` from configurations ``start`` ``(B, n, 3)``.
@@ -489,11 +502,7 @@ def force_adjoints(dynamics: _Dynamics, bias: nn.Module, frames: torch.Tensor, i
             g1 = h * inv_m * u_adj
             out_x.append(x1[live])
             out_g.append(g1[live])
-            pos = x1.reshape(-1, 3).detach().requires_grad_(True)
-            with torch.enable_grad():
-                _, f = dynamics.forces(pos, bias, create_graph=True)
-                jtg = torch.autograd.grad(f, pos, g1.reshape(-1, 3))[0]
-            xbar = x_adj + jtg.reshape(b, n, 3)
+            xbar = x_adj + dynamics.force_vjp(x1.reshape(-1, 3), g1.reshape(-1, 3), bias).reshape(b, n, 3)
         u_new = c * (u_adj + 0.5 * h * xbar) + 0.5 * h * xbar
         mask = live[:, None, None]
         x_adj, u_adj = torch.where(mask, xbar, x_adj), torch.where(mask, u_new, u_adj)
@@ -990,6 +999,32 @@ class BiasPathOptimizer:
         settings.update(overrides)
         if "bias" in settings:
             bias = settings.pop("bias")
+        return cls(system, bias, start, target, **settings)
+
+    @classmethod
+    def alanine_dipeptide(cls, seed: int = 0, **overrides) -> "BiasPathOptimizer":
+        """Alanine dipeptide in vacuum (amber14 through OpenMM), C7eq -> C7ax at 300 K.
+
+        Descriptors phi and psi (:data:`sims.openmm_potential.PHI`, ``PSI``); the bias is a
+        periodic basis set (16 Gaussians per dihedral) and an MLP. The adjoint's force Jacobian
+        products are central differences of OpenMM's forces
+        (:meth:`~sims.openmm_potential.OpenMMPotential.force_jacobian_product`). Settings are ours
+        (500 steps of 1 fs, friction 0.05/fs, 16 forward trajectories, 15 iterations, last-frame
+        term), sized for a few minutes on two CPU cores. Needs the ``openmm`` extra.
+        """
+        from .openmm_potential import PHI, PSI
+        from .openmm_potential import alanine_dipeptide as build
+
+        start, system = build("C7eq")
+        target, _ = build("C7ax")
+        descriptors = ["dihedral:%d,%d,%d,%d" % PHI, "dihedral:%d,%d,%d,%d" % PSI]
+        settings = dict(descriptors=descriptors, temperature=300.0, friction=0.05, timestep=1.0, n_steps=500,
+                        n_trajectories=16, backsteps=190, mini_batch=128, lr=2e-3, iterations=15, warmup=0,
+                        end_weight=1.0, both_directions=False, seed=seed)
+        settings.update(overrides)
+        bias = settings.pop("bias", None)
+        if bias is None:
+            bias = BasisSetBias(descriptors, n_basis=16, hidden=32, seed=seed, atoms_per_replica=len(start))
         return cls(system, bias, start, target, **settings)
 
 

@@ -50,9 +50,10 @@ class _Table(Schema):
 
 @dataclass(frozen=True)
 class EnhancedSystem(_Table):
-    """``[system]``: which ready set-up (``kind``) and its dimension (Müller-Brown: 2 or 5)."""
+    """``[system]``: which ready set-up (``kind``: ``BiasPathOptimizer.mueller_brown`` or
+    ``.alanine_dipeptide``, the latter with the ``openmm`` extra) and the Müller-Brown dimension (2 or 5)."""
 
-    kind: Literal["mueller_brown"] = "mueller_brown"
+    kind: Literal["mueller_brown", "alanine_dipeptide"] = "mueller_brown"
     dim: int = 2
 
     def check(self, where: str) -> None:
@@ -122,31 +123,47 @@ def _figure_bytes(fig) -> bytes:
 
 
 def _plots(opt: BiasPathOptimizer, frames: torch.Tensor, out: Path) -> None:
-    """Fresh paths over the Müller-Brown surface, and the learned bias, as PNG files."""
+    """Fresh paths and the learned bias as PNG files: over the Müller-Brown surface in (x, y), or
+    in the plane of the first two descriptors (phi and psi for alanine dipeptide, degrees)."""
     # A Figure without pyplot: no backend is chosen or changed for the caller.
     from matplotlib.figure import Figure
 
-    x, y = np.meshgrid(np.linspace(-1.6, 1.2, 141), np.linspace(-0.5, 2.1, 131))
+    from .potentials import MuellerBrown
+
+    surface = isinstance(opt.system, MuellerBrown)
+    if surface:
+        x, y = np.meshgrid(np.linspace(-1.6, 1.2, 141), np.linspace(-0.5, 2.1, 131))
+        labels, scale = ("x (Å)", "y (Å)"), 1.0
+    else:
+        x, y = np.meshgrid(np.linspace(-np.pi, np.pi, 121), np.linspace(-np.pi, np.pi, 121))
+        labels, scale = (f"{opt.cvs[0]!r} (deg)", f"{opt.cvs[1]!r} (deg)"), 180 / np.pi
     grid = torch.tensor(np.stack([x.ravel(), y.ravel()], -1), dtype=torch.float64)
     with torch.no_grad():
-        surface = opt.system.surface(grid[:, 0], grid[:, 1]).reshape(x.shape).numpy()
-        probe = torch.zeros((grid.shape[0], opt.start.shape[0], 3), dtype=torch.float64)
-        probe[:, 0, :2] = grid
-        bias = opt.bias.bias(_evaluate(opt.bias.cvs, probe)).reshape(x.shape).numpy()
-    levels = np.linspace(surface.min(), surface.min() + 0.6 * (np.percentile(surface, 60) - surface.min()) + 0.2, 30)
+        if surface:
+            probe = torch.zeros((grid.shape[0], opt.start.shape[0], 3), dtype=torch.float64)
+            probe[:, 0, :2] = grid
+            bias = opt.bias.bias(_evaluate(opt.bias.cvs, probe)).reshape(x.shape).numpy()
+            paths = frames[:, :, 0, :2].numpy()
+        else:
+            bias = opt.bias.bias(grid).reshape(x.shape).numpy()
+            paths = _evaluate(opt.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(
+                frames.shape[0], frames.shape[1], -1)[..., :2].numpy()
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
-    ax.contourf(x, y, np.minimum(surface, levels[-1]), levels=levels, cmap="viridis")
-    xy = frames[:, :, 0, :2].numpy()
-    for b in range(min(xy.shape[1], 20)):
-        ax.plot(xy[:, b, 0], xy[:, b, 1], color="white", lw=0.6, alpha=0.8)
-    ax.set(xlabel="x (Å)", ylabel="y (Å)", title="fresh trajectories under the learned bias")
+    if surface:
+        energy = opt.system.surface(grid[:, 0], grid[:, 1]).reshape(x.shape).detach().numpy()
+        top = energy.min() + 0.6 * (np.percentile(energy, 60) - energy.min()) + 0.2
+        ax.contourf(x, y, np.minimum(energy, top), levels=np.linspace(energy.min(), top, 30), cmap="viridis")
+    for b in range(min(paths.shape[1], 20)):
+        ax.plot(paths[:, b, 0] * scale, paths[:, b, 1] * scale, color="white" if surface else "C0", lw=0.6,
+                alpha=0.8, ls="-" if surface else "none", marker="" if surface else ".", ms=1)
+    ax.set(xlabel=labels[0], ylabel=labels[1], title="fresh trajectories under the learned bias")
     atomic_write(out / "paths.png", _figure_bytes(fig))
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
-    image = ax.contourf(x, y, bias, levels=30, cmap="magma")
+    image = ax.contourf(x * scale, y * scale, bias, levels=30, cmap="magma")
     fig.colorbar(image, ax=ax, label="bias (eV)")
-    ax.set(xlabel="x (Å)", ylabel="y (Å)", title="learned bias")
+    ax.set(xlabel=labels[0], ylabel=labels[1], title="learned bias")
     atomic_write(out / "bias.png", _figure_bytes(fig))
 
 
@@ -178,7 +195,10 @@ def run_enhanced(config, out, *, progress: bool = False) -> dict:
     if cfg.bias.start_from is not None:
         path = config_file(cfg.bias.start_from, base, "bias.start_from", error=ConfigError)
         settings["bias"] = load_bias(path)
-    opt = BiasPathOptimizer.mueller_brown(dim=cfg.system.dim, seed=cfg.training.seed, **settings)
+    if cfg.system.kind == "mueller_brown":
+        opt = BiasPathOptimizer.mueller_brown(dim=cfg.system.dim, seed=cfg.training.seed, **settings)
+    else:
+        opt = BiasPathOptimizer.alanine_dipeptide(seed=cfg.training.seed, **settings)
     result = opt.fit(progress=progress, checkpoint=out / "checkpoint.pt")
     save_bias(result.bias, out / "bias.pt")
     atomic_write(out / "history.csv", result.history.to_csv())
@@ -189,7 +209,8 @@ def run_enhanced(config, out, *, progress: bool = False) -> dict:
         s = _evaluate(opt.cvs, f.reshape(-1, *f.shape[2:])).reshape(f.shape[0], f.shape[1], -1)
         return float(opt.target_basin.contains(s).any(0).double().mean())
 
-    summary = {"system": f"{cfg.system.kind} dim={cfg.system.dim}", "iterations": len(result.history),
+    name = f"{cfg.system.kind} dim={cfg.system.dim}" if cfg.system.kind == "mueller_brown" else cfg.system.kind
+    summary = {"system": name, "iterations": len(result.history),
                "final_loss": float(result.history.loss.iloc[-1]),
                "fresh_success_rate": reached(frames), "fresh_end_rate": float(ended.double().mean()),
                "unbiased_success_rate": reached(unbiased), "sampling_seed": cfg.sampling.seed}

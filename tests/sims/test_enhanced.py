@@ -338,3 +338,27 @@ def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
     assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
     with pytest.raises(SimsInputError, match="other settings"):
         _small(iterations=3, n_steps=60, backsteps=30, lr=1e-2).fit(checkpoint=tmp_path / "ck.pt")
+
+
+class _FiniteDifferenceMB(MuellerBrown):
+    """Müller-Brown that offers force Jacobian products by differences of forces, as OpenMMPotential does."""
+
+    def force_jacobian_product(self, positions, vectors, eps=1e-5):
+        def forces(x):
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                return -torch.autograd.grad(self(x), x)[0]
+
+        return (forces(positions + eps * vectors) - forces(positions - eps * vectors)) / (2 * eps)
+
+
+def test_adjoint_through_force_jacobian_products_matches_autograd():
+    """The path a once-differentiable potential (OpenMM) takes: the same gradient as double backward."""
+    bias = _grid_bias()
+    dyn, start = _setup(bias)
+    frames = dyn.run(start, bias, 15, (0,), 300.0).detach()
+    index = torch.tensor([15, 9, 4, 12])
+    exact = _adjoint_gradient(dyn, bias, frames, index, 15)[0]
+    fd = _Dynamics(_FiniteDifferenceMB(), dyn.masses, dyn.numbers, dyn.integrator, 1)
+    approx = _adjoint_gradient(fd, bias, frames, index, 15)[0]
+    torch.testing.assert_close(approx, exact, rtol=1e-6, atol=1e-9)
