@@ -21,7 +21,12 @@ parameters along the gradient of that score through the dynamics. This module do
   stored positions, not an autograd graph over the trajectory.
 
 With ``backsteps`` at least the trajectory length the adjoint is exact: it equals backpropagation
-through the whole trajectory (``tests/sims/test_enhanced.py`` checks it to round-off).
+through the whole trajectory (``tests/sims/test_enhanced.py`` checks it to round-off). A potential
+that is differentiable only once (OpenMM's force fields, :mod:`sims.openmm_potential`) supplies the
+force Jacobian products by differences of its forces instead of autograd.
+
+Ready set-ups: :meth:`BiasPathOptimizer.mueller_brown` (2-D and 5-D) and
+:meth:`BiasPathOptimizer.alanine_dipeptide`; ``docs/enhanced.md`` has the numbers.
 
 Units: Å, eV, fs, K, amu; descriptors in their CV units (Å, radians).
 
