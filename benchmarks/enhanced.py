@@ -30,8 +30,7 @@ def train_row(n_trajectories: int, backsteps: int, iterations: int = 15) -> str:
     history = opt.fit().history
     per_iteration = (time.perf_counter() - t0) / iterations
     frames, _ = opt.sample(100, seed=99)
-    s = _evaluate(opt.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[0], 100, -1)
-    fresh = float(opt.target_basin.contains(s).any(0).double().mean())
+    fresh = float(opt.reached(frames).double().mean())
     first = int((history.success_rate >= 0.9).idxmax()) if (history.success_rate >= 0.9).any() else None
     return (f"| {n_trajectories} | {backsteps} | {per_iteration:.2f} | {first if first is not None else '-'} | "
             f"{fresh:.2f} |")

@@ -930,6 +930,14 @@ class BiasPathOptimizer:
         optimizer.load_state_dict(payload["optimizer"])
         return list(payload["rows"])
 
+    def descriptors(self, frames: torch.Tensor) -> torch.Tensor:
+        """Descriptor values ``(T, B, D)`` of trajectories ``(T, B, n, 3)`` (CV units)."""
+        return _evaluate(self.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
+
+    def reached(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` bool: some frame of each trajectory ``(T, B, n, 3)`` is inside the target basin."""
+        return self.target_basin.contains(self.descriptors(frames)).any(0)
+
     def sample(self, n_trajectories: int, *, seed: int, bias: nn.Module | None = None,
                n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh forward trajectories from ``start``: under the trained bias, another one, or none.

@@ -146,8 +146,7 @@ def _plots(opt: BiasPathOptimizer, frames: torch.Tensor, out: Path) -> None:
             paths = frames[:, :, 0, :2].numpy()
         else:
             bias = opt.bias.bias(grid).reshape(x.shape).numpy()
-            paths = _evaluate(opt.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(
-                frames.shape[0], frames.shape[1], -1)[..., :2].numpy()
+            paths = opt.descriptors(frames)[..., :2].numpy()
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
     if surface:
@@ -206,8 +205,7 @@ def run_enhanced(config, out, *, progress: bool = False) -> dict:
     unbiased, _ = opt.sample(cfg.sampling.n_trajectories, seed=cfg.sampling.seed, bias=False)
 
     def reached(f):
-        s = _evaluate(opt.cvs, f.reshape(-1, *f.shape[2:])).reshape(f.shape[0], f.shape[1], -1)
-        return float(opt.target_basin.contains(s).any(0).double().mean())
+        return float(opt.reached(f).double().mean())
 
     name = f"{cfg.system.kind} dim={cfg.system.dim}" if cfg.system.kind == "mueller_brown" else cfg.system.kind
     summary = {"system": name, "iterations": len(result.history),

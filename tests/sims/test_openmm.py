@@ -72,19 +72,17 @@ def test_force_jacobian_product_is_symmetric_linear_and_converged(c7eq):
 def test_alanine_dipeptide_learned_bias_drives_c7eq_to_c7ax():
     """Done-means of issue 14 on alanine dipeptide: under the learned bias fresh trajectories go
     C7eq -> C7ax, unbiased ones of the same length never leave C7eq."""
-    from sims.enhanced import BiasPathOptimizer, _evaluate
+    from sims.enhanced import BiasPathOptimizer
 
     opt = BiasPathOptimizer.alanine_dipeptide(seed=0)
     history = opt.fit().history
     assert history.success_rate.iloc[0] == 0.0
     frames, ended = opt.sample(16, seed=77)
-    s = _evaluate(opt.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[0], 16, -1)
-    reached = opt.target_basin.contains(s).any(0)
+    reached = opt.reached(frames)
     assert float(reached.double().mean()) >= 0.9 and float(ended.double().mean()) >= 0.9
     unbiased, _ = opt.sample(16, seed=78, bias=False)
-    s0 = _evaluate(opt.cvs, unbiased.reshape(-1, *unbiased.shape[2:])).reshape(unbiased.shape[0], 16, -1)
-    assert not bool(opt.target_basin.contains(s0).any())
+    assert not bool(opt.reached(unbiased).any())
     # every path crosses phi = 0 upwards (the phi ~ 0 channel, not round through phi = 180)
-    phi = s[..., 0]
+    phi = opt.descriptors(frames)[..., 0]
     up = ((phi[:-1] < 0) & (phi[1:] >= 0) & (phi[:-1] > -np.pi / 2)).any(0)
     assert bool(up[reached].all())
