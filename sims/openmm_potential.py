@@ -24,7 +24,7 @@ from reprs.errors import MissingDependencyError
 from .errors import SimsInputError
 from .potentials import Potential
 
-__all__ = ["OpenMMPotential", "alanine_dipeptide", "PHI", "PSI", "C7EQ", "C7AX"]
+__all__ = ["OpenMMPotential", "alanine_dipeptide", "adiabatic_map", "lowest_saddle", "PHI", "PSI", "C7EQ", "C7AX"]
 
 #: kJ/mol -> eV and nm -> Å.
 _KJ_MOL = 1.0 / 96.48533212331002
@@ -179,3 +179,78 @@ def alanine_dipeptide(conformation: str = "C7eq", *, platform: str = "Reference"
     masses = [system.getParticleMass(i)._value for i in range(system.getNumParticles())]
     out = Atoms([mol.GetAtomWithIdx(i).GetSymbol() for i in order], positions=minimised, masses=masses)
     return out, OpenMMPotential(system, platform=platform)
+
+
+def adiabatic_map(potential: OpenMMPotential, atoms: Atoms, dihedrals=(PHI, PSI), *, points: int = 36,
+                  spring: float = 2000.0) -> tuple[np.ndarray, np.ndarray]:
+    """The adiabatic energy map over two dihedrals: at each grid point the energy (eV) minimised
+    with both dihedrals restrained there.
+
+    Each point is an L-BFGS minimisation (OpenMM's) under a harmonic torsion restraint of
+    ``spring`` kJ/mol/rad^2, started from the neighbouring point's structure; the energy reported
+    is the unrestrained one. The grid is ``points`` values per dihedral over [-pi, pi).
+
+    Returns
+    -------
+    grid : numpy.ndarray
+        ``(points,)`` radians.
+    energies : numpy.ndarray
+        ``(points, points)`` eV, first index the first dihedral.
+    """
+    mm = _openmm()
+    restrained = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(potential.system))
+    torsion = mm.CustomTorsionForce("0.5*k*min(dt, 2*pi - dt)^2; dt = abs(theta - theta0); pi = 3.141592653589793")
+    torsion.addGlobalParameter("k", float(spring))
+    torsion.addPerTorsionParameter("theta0")
+    ids = [torsion.addTorsion(*d, [0.0]) for d in dihedrals]
+    restrained.addForce(torsion)
+    platform = mm.Platform.getPlatformByName("Reference")
+    ctx = mm.Context(restrained, mm.VerletIntegrator(0.001), platform)
+    free = mm.Context(potential.system, mm.VerletIntegrator(0.001), platform)
+    grid = np.linspace(-np.pi, np.pi, int(points), endpoint=False)
+    energies = np.empty((grid.size, grid.size))
+    row_start = pos = np.asarray(atoms.positions) / _NM
+    for a, first in enumerate(grid):
+        for b, second in enumerate(grid):
+            for i, dihedral, value in zip(ids, dihedrals, (first, second)):
+                torsion.setTorsionParameters(i, *dihedral, [value])
+            torsion.updateParametersInContext(ctx)
+            ctx.setPositions(pos)
+            mm.LocalEnergyMinimizer.minimize(ctx, 1.0, 500)
+            pos = ctx.getState(getPositions=True).getPositions(asNumpy=True)._value
+            if b == 0:
+                row_start = pos
+            free.setPositions(pos)
+            energies[a, b] = free.getState(getEnergy=True).getPotentialEnergy()._value * _KJ_MOL
+        pos = row_start
+    return grid, energies
+
+
+def lowest_saddle(energies: np.ndarray, start: tuple[int, int], end: tuple[int, int]) -> tuple[int, int]:
+    """Grid index of the saddle of the lowest path between cells ``start`` and ``end`` of a periodic map.
+
+    The minimax (bottleneck) path: cells are added in order of energy, joined to added neighbours
+    (four-connected, periodic) by union-find, until ``start`` and ``end`` are connected; the cell
+    that connects them is the highest point of the lowest path.
+    """
+    n, m = energies.shape
+    parent = np.arange(n * m)
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    added = np.zeros(n * m, dtype=bool)
+    target = (start[0] * m + start[1], end[0] * m + end[1])
+    for k in np.argsort(energies, axis=None):
+        a, b = divmod(int(k), m)
+        added[k] = True
+        for da, db in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            q = ((a + da) % n) * m + (b + db) % m
+            if added[q]:
+                parent[root(int(k))] = root(q)
+        if added[target[0]] and added[target[1]] and root(target[0]) == root(target[1]):
+            return a, b
+    raise SimsInputError("start and end are not connected on the map")
