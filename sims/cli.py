@@ -2,7 +2,8 @@
 
 ``matrep simulate CONFIG`` runs a dataset-generation config (:func:`sims.generate.generate`);
 ``matrep free-energy FRAMES --cv SPEC --temperature T`` prints exact and FEP barriers from a
-trajectory (:func:`sims.free_energy.free_energy_from_frames`).
+trajectory (:func:`sims.free_energy.free_energy_from_frames`); ``matrep enhanced CONFIG -o OUT`` trains a
+bias-path bias (:func:`sims.enhanced_run.run_enhanced`).
 """
 
 from __future__ import annotations
@@ -46,12 +47,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", default=None, help="write the profile plot here (.png, .pdf, .svg)")
     p.set_defaults(func=_free_energy)
 
+    p = subparsers.add_parser(
+        "enhanced", help="learn a bias that drives rare transitions (bias-path optimisation) from a TOML config",
+        description="Train a bias by differentiable simulation with a truncated adjoint (Sipka et al., ICML 2023, "
+                    "arXiv:2301.03480) on the set-up CONFIG names, sample fresh trajectories under it, and write "
+                    "bias.pt, history.csv, summary.json, paths.png and bias.png to OUT (see sims.enhanced_run).")
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("-o", "--out", required=True, help="output folder (created)")
+    add_progress_flags(p)
+    p.set_defaults(func=_enhanced)
+
 
 def _simulate(args: argparse.Namespace) -> None:
     from .generate import generate
 
     path = generate(args.config, device=args.device, progress=progress_wanted(args))
     print(path)
+
+
+def _enhanced(args: argparse.Namespace) -> None:
+    from .enhanced_run import run_enhanced
+
+    summary = run_enhanced(args.config, args.out, progress=progress_wanted(args))
+    print(f"fresh trajectories reaching the target: {summary['fresh_success_rate']:.2f} "
+          f"(unbiased {summary['unbiased_success_rate']:.2f}); results in {args.out}")
 
 
 def _free_energy(args: argparse.Namespace) -> None:

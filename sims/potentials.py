@@ -32,6 +32,7 @@ from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
            "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
+           "MuellerBrown",
            "COULOMB_CONSTANT", "potential_dtype"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
@@ -624,3 +625,89 @@ class DoubleWell(Potential):
         a, b = self.a.to(x), self.b.to(x)
         u = a * (x * x - b * b) ** 2 + self.tilt.to(x) * x + 0.5 * self.k_y.to(x) * y * y + 0.5 * self.k_z.to(x) * z * z
         return u.sum()
+
+
+class MuellerBrown(Potential):
+    """The Müller-Brown surface, every particle in the same external field (no interactions) (eV).
+
+    ``V(x, y) = s sum_k A_k exp[a_k (x - x0_k)^2 + b_k (x - x0_k)(y - y0_k) + c_k (y - y0_k)^2]``
+    with the four terms of Müller & Brown (1979), ``A = (-200, -100, -170, 15)``,
+    ``a = (-1, -1, -6.5, 0.7)``, ``b = (0, 0, 11, 0.6)``, ``c = (-10, -10, -6.5, 0.7)``,
+    ``x0 = (1, 0, -0.5, -1)``, ``y0 = (0, 0.5, 1.5, 1)``; ``x``, ``y`` in Å and ``s`` (eV) the energy
+    of one of the paper's units. Minima lie near (-0.558, 1.442) (the deepest, ``-146.70 s``),
+    (0.623, 0.028) (``-108.17 s``) and (-0.050, 0.467) (``-80.77 s``); saddles near (-0.822, 0.624)
+    (``-40.66 s``) and (0.212, 0.293) (``-72.25 s``).
+
+    - ``dim=2``: each atom is a particle; ``V`` acts on its ``(x, y)`` and a spring
+      ``spring z^2 / 2`` holds ``z`` (a decoupled harmonic coordinate outside the model).
+    - ``dim=5``: each pair of consecutive atoms is one particle with coordinates
+      ``q = (x_1, y_1, z_1, x_2, y_2, z_2)``; ``V`` acts on ``(q_0, q_1)``, the three extra model
+      coordinates ``q_2, q_3, q_4`` and the decoupled ``q_5`` are held by the spring, as in the 5-D
+      variant of Šípka et al. (2023) (two coordinates that matter among five).
+
+    Parameters
+    ----------
+    dim : {2, 5}
+        Model dimension.
+    energy_scale : float
+        ``s``, eV per Müller-Brown unit. The default 0.00375 eV puts the barrier out of the deepest
+        minimum (106.07 units) at 0.40 eV = 9.2 kcal/mol, the scale of Šípka et al.'s
+        rarediffsim (their amplitudes ``10 x (-1.73, -0.87, -1.47, 0.13)`` kcal/mol).
+    spring : float
+        Stiffness of the harmonic coordinates, eV/Å^2, >= 0 (the default is rarediffsim's
+        0.1 kcal/mol per squared length unit, there 1/16 of ours).
+    device, dtype
+        Of the parameters; the default precision of computations.
+
+    References
+    ----------
+    K. Müller and L. D. Brown, Theor. Chim. Acta 53, 75 (1979) (the parameters, eq. 1);
+    M. Šípka, J. C. B. Dietschreit, L. Grajciar, R. Gómez-Bombarelli, ICML 2023, arXiv:2301.03480 (5-D variant).
+
+    Examples
+    --------
+    >>> import sims, torch
+    >>> from ase import Atoms
+    >>> atoms = Atoms("Ar", positions=[[-0.558, 1.442, 0.0]])
+    >>> e, f = sims.energy_and_forces(MuellerBrown(), atoms, dtype=torch.float64)
+    >>> round(e / 0.00375, 1)
+    -146.7
+    """
+
+    cutoff = 0.0
+    #: The four terms of Müller & Brown (1979), eq. 1: A, a, b, c, x0, y0.
+    PARAMETERS = {"A": (-200.0, -100.0, -170.0, 15.0), "a": (-1.0, -1.0, -6.5, 0.7), "b": (0.0, 0.0, 11.0, 0.6),
+                  "c": (-10.0, -10.0, -6.5, 0.7), "x0": (1.0, 0.0, -0.5, -1.0), "y0": (0.0, 0.5, 1.5, 1.0)}
+
+    def __init__(self, *, dim: int = 2, energy_scale: float = 0.00375, spring: float = 2.2,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(dtype)
+        if dim not in (2, 5) or isinstance(dim, bool):
+            raise SimsInputError(f"dim must be 2 or 5, got {dim!r}")
+        if not float(spring) >= 0:
+            raise SimsInputError(f"spring must be >= 0 eV/Å^2, got {spring}")
+        self.dim = int(dim)
+        self.energy_scale = _param(energy_scale, device, "energy_scale", positive=True)
+        self.spring = _param(spring, device, "spring")
+        for name, values in self.PARAMETERS.items():
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float64, device=device))
+
+    @property
+    def atoms_per_particle(self) -> int:
+        """Atoms carrying one model particle: 1 (``dim=2``) or 2 (``dim=5``)."""
+        return 1 if self.dim == 2 else 2
+
+    def surface(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``s V(x, y)`` (eV) elementwise at ``x``, ``y`` (Å)."""
+        dx, dy = x.unsqueeze(-1) - self.x0.to(x), y.unsqueeze(-1) - self.y0.to(x)
+        expo = self.a.to(x) * dx * dx + self.b.to(x) * dx * dy + self.c.to(x) * dy * dy
+        return self.energy_scale.to(x) * (self.A.to(x) * torch.exp(expo)).sum(-1)
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        k = self.atoms_per_particle
+        if positions.shape[-2] % k:
+            raise SimsInputError(f"MuellerBrown(dim=5) needs an even number of atoms (two per particle), "
+                                 f"got {positions.shape[-2]}")
+        q = positions.reshape(*positions.shape[:-2], -1, 3 * k)
+        extra = q[..., 2:]
+        return self.surface(q[..., 0], q[..., 1]).sum() + 0.5 * self.spring.to(q) * (extra * extra).sum()

@@ -20,6 +20,15 @@ from tests.potential_contract import CHECKS, F64, PotentialCase, applicable
 ABSTRACT = {"Potential", "PairPotential"}
 R = np.linspace(1.6, 5.0, 40)
 
+def _near_mueller_brown():
+    """Six argon atoms on the Müller-Brown surface, where it stays finite in float32."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(3)
+    pos = np.column_stack([rng.uniform(-1.2, 0.8, 6), rng.uniform(-0.2, 1.8, 6), rng.uniform(-0.5, 0.5, 6)])
+    return Atoms("Ar6", positions=pos, cell=np.eye(3) * 8.0, pbc=True)
+
+
 CASES = {
     "LennardJones": PotentialCase(lambda dtype, device: sp.LennardJones(sigma=2.0, epsilon=0.05, cutoff=5.0,
                                                                         dtype=dtype, device=device)),
@@ -42,6 +51,9 @@ CASES = {
     "DoubleWell": PotentialCase(lambda dtype, device: sp.DoubleWell(a=0.05, b=1.0, tilt=0.01, k_y=0.2, k_z=0.1,
                                                                     dtype=dtype, device=device),
                                 dimer=None, external_field=True),
+    # dim=2: every atom a particle (dim=5 pairs atoms, so a swap is no symmetry; tests/sims/test_mueller_brown.py).
+    "MuellerBrown": PotentialCase(lambda dtype, device: sp.MuellerBrown(dtype=dtype, device=device),
+                                  structure=lambda: _near_mueller_brown(), dimer=None, external_field=True),
     # The calculator finds its own neighbours: no cutoff of ours to check.
     "CalculatorPotential": PotentialCase(
         lambda dtype, device: sp.CalculatorPotential(AseLJ(sigma=2.0, epsilon=0.05, rc=5.0, smooth=True)), dimer=None),

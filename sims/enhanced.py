@@ -1,0 +1,1045 @@
+"""Bias-path optimisation: a learned bias that drives reactive trajectories, by differentiable simulation.
+
+Šípka, Dietschreit, Grajciar & Gómez-Bombarelli (ICML 2023, arXiv:2301.03480) merge the search for
+a reaction path and the biasing potential that follows it into one optimisation: run a batch of
+biased Langevin trajectories, score how close they come to the target basin, and move the bias
+parameters along the gradient of that score through the dynamics. This module does it on
+:mod:`sims` Langevin dynamics (:class:`sims.Langevin`, BAOAB):
+
+- trajectories start together from the reactant and from the product basin (half each); each
+  one's loss is the squared descriptor distance of its closest frame to its target basin (zero
+  inside the basin's chi-square tolerance), plus the same distance to its own start basin over
+  the frames after a warm-up (a trajectory that leaves home before the warm-up ends is
+  penalised: the bias should not simply catapult it), and, while a forward trajectory and its
+  backward partner have not met, the distance between their closest frames replaces the target
+  term (paths grow towards each other, as in the authors' code);
+- the gradient is a *truncated adjoint*: from each scored frame the adjoint of BAOAB is run back
+  ``backsteps`` steps (:func:`force_adjoints`), which needs only the stored positions and
+  Jacobian-vector products of the total force; it yields pairs (frame ``x_k``, force adjoint
+  ``g_k = dL/dF_k``) with ``dL/dtheta = sum_k g_k . dF_bias(x_k)/dtheta``. The pairs are shuffled
+  and cut into mini-batches, one optimiser step each (the paper's section 3.3). Memory is the
+  stored positions, not an autograd graph over the trajectory.
+
+With ``backsteps`` at least the trajectory length the adjoint is exact: it equals backpropagation
+through the whole trajectory (``tests/sims/test_enhanced.py`` checks it to round-off). A potential
+that is differentiable only once (OpenMM's force fields, :mod:`sims.openmm_potential`) supplies the
+force Jacobian products by differences of its forces instead of autograd.
+
+Ready set-ups: :meth:`BiasPathOptimizer.mueller_brown` (2-D and 5-D) and
+:meth:`BiasPathOptimizer.alanine_dipeptide`; ``docs/enhanced.md`` has the numbers.
+
+Units: Å, eV, fs, K, amu; descriptors in their CV units (Å, radians).
+
+References
+----------
+M. Šípka, J. C. B. Dietschreit, L. Grajciar, R. Gómez-Bombarelli, "Differentiable simulations for
+enhanced sampling of rare events", ICML 2023, arXiv:2301.03480 (eqs. 5-9: the loss and the
+adjoint; section 3.3: partial backpropagation and mini-batching). Code read to learn:
+github.com/martinsipka/rarediffsim.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from scipy.stats import chi2
+from torch import nn
+
+from reprs.atoms import as_atoms
+
+from .cv import CollectiveVariable, Dihedral, Position, parse_cv
+from .errors import SimsError, SimsInputError
+from .integrators import Langevin, make_generator
+from .md import compute
+from .potentials import Potential, SumPotential
+from .state import State
+
+__all__ = ["GaussianGridBias", "BasisSetBias", "Basin", "BiasPathOptimizer", "BiasPathResult", "force_adjoints",
+           "save_bias", "load_bias", "cv_spec"]
+
+BIAS_FORMAT = "matrep.sims.enhanced.bias/1"
+
+
+# -- descriptors ------------------------------------------------------------------------------
+
+
+def cv_spec(cv: CollectiveVariable) -> str:
+    """The :func:`sims.cv.parse_cv` string of ``cv`` (how a saved bias records its descriptors)."""
+    kinds = {"Position": "position", "Distance": "distance", "Angle": "angle", "Dihedral": "dihedral"}
+    name = type(cv).__name__
+    if name not in kinds:
+        raise SimsInputError(f"descriptor {cv!r} cannot be saved; use position, distance, angle or dihedral CVs")
+    if isinstance(cv, Position):
+        return f"position:{cv.atoms[0]},{'xyz'[cv.axis]}"
+    return f"{kinds[name]}:{','.join(str(i) for i in cv.atoms)}"
+
+
+def _descriptors(values: Sequence[str | CollectiveVariable]) -> list[CollectiveVariable]:
+    if isinstance(values, (str, CollectiveVariable)) or not len(values):
+        raise SimsInputError(f"descriptors must be a non-empty list of CVs or CV strings ('position:0,x', "
+                             f"'dihedral:4,6,8,14'), got {values!r}")
+    return [parse_cv(v) for v in values]
+
+
+def _evaluate(cvs: Sequence[CollectiveVariable], positions: torch.Tensor) -> torch.Tensor:
+    """Descriptor values ``(F, D)`` of configurations ``(F, n, 3)``."""
+    return torch.stack([cv(positions) for cv in cvs], dim=-1)
+
+
+def _periodic(cvs: Sequence[CollectiveVariable]) -> torch.Tensor:
+    """``(D,)`` bool: dihedrals are periodic with period 2 pi."""
+    return torch.tensor([isinstance(cv, Dihedral) for cv in cvs])
+
+
+def _delta(a: torch.Tensor, b: torch.Tensor, periodic: torch.Tensor) -> torch.Tensor:
+    """``a - b`` in descriptor space, periodic components wrapped into [-pi, pi)."""
+    d = a - b
+    wrapped = torch.remainder(d + math.pi, 2 * math.pi) - math.pi
+    return torch.where(periodic.to(d.device), wrapped, d)
+
+
+class _DescriptorBias(Potential):
+    """Base of the biases: an energy of the descriptors of each replica (eV), summed over replicas.
+
+    ``positions`` ``(..., N, 3)`` are cut into replicas of ``atoms_per_replica`` atoms (default: the
+    whole system is one), so the bias joins any :mod:`sims` potential in a :class:`~sims.potentials.SumPotential`
+    and a :class:`sims.MD` run of many non-interacting copies.
+    """
+
+    cutoff = 0.0
+
+    def __init__(self, descriptors, atoms_per_replica: int | None, dtype: torch.dtype) -> None:
+        super().__init__(dtype)
+        self.cvs = _descriptors(descriptors)
+        if atoms_per_replica is not None and int(atoms_per_replica) < 1:
+            raise SimsInputError(f"atoms_per_replica must be >= 1, got {atoms_per_replica}")
+        self.atoms_per_replica = None if atoms_per_replica is None else int(atoms_per_replica)
+        self.register_buffer("periodic", _periodic(self.cvs))
+
+    def bias(self, s: torch.Tensor) -> torch.Tensor:
+        """Bias (eV) at descriptor values ``s`` ``(F, D)``, shape ``(F,)``."""
+        raise NotImplementedError
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        r = self.atoms_per_replica or positions.shape[-2]
+        if positions.shape[-2] % r:
+            raise SimsInputError(f"{positions.shape[-2]} atoms are not whole replicas of {r} atoms")
+        return self.bias(_evaluate(self.cvs, positions.reshape(-1, r, 3))).sum()
+
+    def hyperparameters(self) -> dict:
+        """What :func:`load_bias` needs to rebuild this bias (its constructor's arguments)."""
+        raise NotImplementedError
+
+
+def _grid_axis(lower, upper, points, n_dim: int, name: str) -> list[tuple[float, float, int]]:
+    lo, hi, n = (np.broadcast_to(np.asarray(v, dtype=float), (n_dim,)) for v in (lower, upper, points))
+    axes = []
+    for d in range(n_dim):
+        if not (np.isfinite(lo[d]) and np.isfinite(hi[d]) and hi[d] > lo[d] and n[d] >= 2 and n[d] == int(n[d])):
+            raise SimsInputError(f"{name}: need finite lower < upper and an integer points >= 2 for each "
+                                 f"descriptor, got lower={lo[d]}, upper={hi[d]}, points={n[d]} (descriptor {d})")
+        axes.append((float(lo[d]), float(hi[d]), int(n[d])))
+    return axes
+
+
+class GaussianGridBias(_DescriptorBias):
+    """A grid of Gaussians with learnable heights on the descriptors (eV).
+
+    ``B(s) = sum_g h_g exp(-sum_d delta_d(s, c_g)^2 / (2 w_d^2))`` over the grid points ``c_g`` of the
+    descriptor box, ``delta`` wrapped for dihedrals; the heights start at ``height`` (0: no bias).
+    The bias of the authors' 2-D Müller-Brown runs (rarediffsim's ``GridGaussians``).
+
+    Parameters
+    ----------
+    descriptors : sequence of CV or str
+        The ``D`` descriptors (:mod:`sims.cv`; e.g. ``["position:0,x", "position:0,y"]``).
+    lower, upper : float or sequence of float
+        Grid range per descriptor (CV units); for a dihedral ``-pi, pi`` (the last point is dropped
+        there, as it is the first).
+    points : int or sequence of int
+        Grid points per descriptor.
+    width : float or sequence of float, optional
+        ``w_d``, CV units; default the grid spacing.
+    height : float
+        Initial height of every Gaussian, eV.
+    hills_only : bool
+        Keep the heights >= 0 (projected after each optimiser step, :meth:`project`): the bias can
+        raise the surface but not dig wells, which would trap trajectories on their way.
+    atoms_per_replica : int, optional
+        Atoms of one copy of the system; default all.
+    device, dtype
+        Of the heights (the bias's precision).
+
+    Examples
+    --------
+    >>> bias = GaussianGridBias(["position:0,x", "position:0,y"], lower=[-1.5, -0.5], upper=[1.2, 2.0], points=15)
+    """
+
+    def __init__(self, descriptors, *, lower, upper, points, width=None, height: float = 0.0,
+                 hills_only: bool = False, atoms_per_replica: int | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(descriptors, atoms_per_replica, dtype)
+        n_dim = len(self.cvs)
+        axes = _grid_axis(lower, upper, points, n_dim, "GaussianGridBias")
+        if int(np.prod([a[2] for a in axes])) > 200_000:
+            raise SimsInputError(f"a grid of {int(np.prod([a[2] for a in axes]))} Gaussians is too large; use fewer "
+                                 "points or descriptors, or BasisSetBias for many descriptors")
+        ticks = []
+        for (lo, hi, n), per in zip(axes, self.periodic.tolist()):
+            ticks.append(torch.linspace(lo, hi, n + 1, dtype=torch.float64)[:-1] if per
+                         else torch.linspace(lo, hi, n, dtype=torch.float64))
+        spacing = [float(t[1] - t[0]) for t in ticks]
+        w = np.broadcast_to(np.asarray(spacing if width is None else width, dtype=float), (n_dim,))
+        if not (np.isfinite(w).all() and (w > 0).all()):
+            raise SimsInputError(f"width must be > 0 per descriptor, got {width}")
+        if not math.isfinite(float(height)):
+            raise SimsInputError(f"height must be finite (eV), got {height}")
+        self.hills_only = bool(hills_only)
+        self._init = dict(lower=[a[0] for a in axes], upper=[a[1] for a in axes], points=[a[2] for a in axes],
+                          width=[float(v) for v in w], height=float(height), hills_only=self.hills_only)
+        self.register_buffer("centers", torch.cartesian_prod(*ticks).reshape(-1, n_dim).to(device))
+        self.register_buffer("widths", torch.tensor(w, dtype=torch.float64, device=device))
+        self.heights = nn.Parameter(torch.full((self.centers.shape[0],), float(height), dtype=dtype, device=device))
+
+    def project(self) -> None:
+        """Clip negative heights to zero after an optimiser step (``hills_only``)."""
+        if self.hills_only:
+            with torch.no_grad():
+                self.heights.clamp_(min=0.0)
+
+    def bias(self, s):
+        d = _delta(s.unsqueeze(-2), self.centers.to(s), self.periodic) / self.widths.to(s)
+        return torch.exp(-0.5 * (d * d).sum(-1)) @ self.heights.to(s)
+
+    def hyperparameters(self) -> dict:
+        return {"descriptors": [cv_spec(cv) for cv in self.cvs], "atoms_per_replica": self.atoms_per_replica,
+                **self._init}
+
+
+class BasisSetBias(_DescriptorBias):
+    """A Gaussian basis on each descriptor, then a multilayer perceptron (eV).
+
+    Each descriptor ``s_d`` is expanded in ``n_basis`` Gaussians ``exp(-delta(s_d, mu_k)^2 / (2 w^2))``
+    with centres evenly spaced over ``[lower, upper]`` (over the circle for a dihedral, ``delta``
+    wrapped: a periodic basis), and the ``D n_basis`` features go through
+    ``Linear - SiLU - Linear - SiLU - Linear(1)`` (the authors' ``BasisBias``). The last layer
+    starts at zero, so training starts from the unbiased dynamics.
+
+    Parameters
+    ----------
+    descriptors : sequence of CV or str
+    lower, upper : float or sequence of float
+        Basis range per descriptor (CV units; ignored for dihedrals, which use the circle).
+    n_basis : int
+        Basis functions per descriptor.
+    width : float, optional
+        ``w``, as a fraction of the centre spacing; default 1.
+    hidden : int
+        Width of the hidden layers.
+    seed : int
+        Seeds the initial weights (drawn inside ``torch.random.fork_rng``: global state untouched).
+    atoms_per_replica, device, dtype
+        As :class:`GaussianGridBias`.
+    """
+
+    def __init__(self, descriptors, *, lower=-math.pi, upper=math.pi, n_basis: int = 20, width: float = 1.0,
+                 hidden: int = 64, seed: int = 0, atoms_per_replica: int | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(descriptors, atoms_per_replica, dtype)
+        n_dim = len(self.cvs)
+        axes = _grid_axis(lower, upper, n_basis, n_dim, "BasisSetBias")
+        if not (math.isfinite(width) and width > 0) or int(hidden) < 1:
+            raise SimsInputError(f"need width > 0 and hidden >= 1, got {width}, {hidden}")
+        centers, spacing = [], []
+        for (lo, hi, n), per in zip(axes, self.periodic.tolist()):
+            t = (torch.linspace(-math.pi, math.pi, n + 1, dtype=torch.float64)[:-1] if per
+                 else torch.linspace(lo, hi, n, dtype=torch.float64))
+            centers.append(t)
+            spacing.append(float(t[1] - t[0]))
+        self._init = dict(lower=[a[0] for a in axes], upper=[a[1] for a in axes], n_basis=int(n_basis),
+                          width=float(width), hidden=int(hidden), seed=int(seed))
+        self.register_buffer("mu", torch.stack(centers).to(device))                       # (D, K)
+        self.register_buffer("sigma", (width * torch.tensor(spacing, dtype=torch.float64)).to(device))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.net = nn.Sequential(nn.Linear(n_dim * int(n_basis), hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                     nn.SiLU(), nn.Linear(hidden, 1, bias=False))
+        nn.init.zeros_(self.net[-1].weight)
+        self.net.to(device=device, dtype=dtype)
+
+    def bias(self, s):
+        d = _delta(s.unsqueeze(-1), self.mu.to(s), self.periodic.unsqueeze(-1)) / self.sigma.to(s).unsqueeze(-1)
+        features = torch.exp(-0.5 * d * d).flatten(-2)
+        return self.net(features.to(self.net[0].weight.dtype)).squeeze(-1).to(s)
+
+    def hyperparameters(self) -> dict:
+        return {"descriptors": [cv_spec(cv) for cv in self.cvs], "atoms_per_replica": self.atoms_per_replica,
+                **self._init}
+
+
+_BIASES = {"GaussianGridBias": GaussianGridBias, "BasisSetBias": BasisSetBias}
+
+
+def save_bias(bias: _DescriptorBias, path) -> None:
+    """Write ``bias`` to ``path`` atomically: a format tag, its kind and hyperparameters, and its state dict."""
+    import io
+
+    from reprs.fileio import atomic_write
+
+    if type(bias).__name__ not in _BIASES:
+        raise SimsInputError(f"only {', '.join(_BIASES)} can be saved, got {type(bias).__name__}")
+    buffer = io.BytesIO()
+    torch.save({"format": BIAS_FORMAT, "kind": type(bias).__name__, "hyperparameters": bias.hyperparameters(),
+                "dtype": str(bias.dtype).removeprefix("torch."),
+                "state_dict": {k: v.detach().cpu() for k, v in bias.state_dict().items()}}, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_bias(path, *, atoms_per_replica: int | None = None, device: torch.device | str | None = None):
+    """Read a bias written by :func:`save_bias` (``weights_only``: no code runs from the file).
+
+    ``atoms_per_replica`` replaces the saved one (to run the bias on a different number of copies
+    is the same bias; the replica size must stay the system's).
+
+    Raises
+    ------
+    SimsInputError
+        The file is not a saved bias.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (torch raises several unrelated types for a bad file)
+        raise SimsInputError(f"{path} is not a saved bias ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != BIAS_FORMAT or payload.get("kind") not in _BIASES:
+        raise SimsInputError(f"{path} is not a saved bias of sims.enhanced (format {BIAS_FORMAT!r})")
+    hp = dict(payload["hyperparameters"])
+    if atoms_per_replica is not None:
+        hp["atoms_per_replica"] = atoms_per_replica
+    bias = _BIASES[payload["kind"]](**hp, device=device, dtype=getattr(torch, payload["dtype"]))
+    bias.load_state_dict(payload["state_dict"])
+    return bias
+
+
+# -- basins --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Basin:
+    """A basin in descriptor space: centre, covariance and a chi-square tolerance.
+
+    A point ``s`` is inside when ``delta^T C^-1 delta <= chi2.ppf(confidence, D)``, with
+    ``delta = s - center`` (dihedrals wrapped): the region a Gaussian of covariance ``C`` holds
+    with probability ``confidence``.
+
+    Attributes
+    ----------
+    center : torch.Tensor
+        ``(D,)`` CV units.
+    covariance : torch.Tensor
+        ``(D, D)``.
+    threshold : float
+        ``chi2.ppf(confidence, D)``.
+    """
+
+    center: torch.Tensor
+    covariance: torch.Tensor
+    threshold: float
+    periodic: torch.Tensor = field(repr=False)
+
+    @classmethod
+    def from_samples(cls, s: torch.Tensor, periodic: torch.Tensor, confidence: float) -> "Basin":
+        """Centre (circular mean for dihedrals) and covariance of samples ``s`` ``(F, D)``."""
+        angle_mean = torch.atan2(torch.sin(s).mean(0), torch.cos(s).mean(0))
+        center = torch.where(periodic, angle_mean, s.mean(0))
+        d = _delta(s, center, periodic)
+        cov = d.T @ d / max(s.shape[0] - 1, 1)
+        cov = cov + 1e-12 * torch.eye(s.shape[1], dtype=s.dtype) * float(torch.diagonal(cov).max())
+        return cls(center, cov, float(chi2.ppf(confidence, s.shape[1])), periodic)
+
+    def mahalanobis2(self, s: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distance of ``s`` ``(..., D)`` from the centre."""
+        d = _delta(s, self.center.to(s), self.periodic)
+        return (d * torch.linalg.solve(self.covariance.to(s), d.reshape(-1, d.shape[-1]).T).T.reshape(d.shape)).sum(-1)
+
+    def contains(self, s: torch.Tensor) -> torch.Tensor:
+        """Whether each of ``s`` ``(..., D)`` is inside the tolerance."""
+        return self.mahalanobis2(s) <= self.threshold
+
+    def reach(self, direction: torch.Tensor) -> float:
+        """How far the tolerance region extends along the unit vector ``direction`` (CV units)."""
+        return float(torch.sqrt(self.threshold * direction @ self.covariance.to(direction) @ direction))
+
+
+# -- dynamics and the adjoint ----------------------------------------------------------------------
+
+
+class _Dynamics:
+    """Batched BAOAB Langevin dynamics of ``B`` copies of one system under ``potential`` (+ a bias).
+
+    The copies are one :class:`~sims.state.State` of ``B n`` non-interacting atoms, advanced by
+    :meth:`sims.Langevin.step`, so these are exactly the dynamics :class:`sims.MD` runs.
+    """
+
+    def __init__(self, potential: nn.Module, masses: torch.Tensor, numbers: torch.Tensor, integrator: Langevin,
+                 n_atoms: int) -> None:
+        self.potential, self.integrator, self.n_atoms = potential, integrator, n_atoms
+        self.masses, self.numbers = masses, numbers
+
+    def forces(self, positions: torch.Tensor, bias: nn.Module | None, create_graph: bool = False):
+        """Energy and forces of flattened ``(B n, 3)`` positions."""
+        total = self.potential if bias is None else SumPotential([self.potential, bias])
+        cell = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device)
+        n = positions.shape[0] // self.n_atoms
+        numbers = self.numbers.repeat(n)
+        return compute(total, positions, cell, numbers, None, create_graph=create_graph)[:2]
+
+    def force_vjp(self, positions: torch.Tensor, vectors: torch.Tensor, bias: nn.Module) -> torch.Tensor:
+        """``J^T v`` for the total force at flattened ``(B n, 3)`` positions: by autograd, or, for a
+        potential that cannot be differentiated twice (:class:`~sims.openmm_potential.OpenMMPotential`),
+        its ``force_jacobian_product`` plus the bias's part by autograd."""
+        product = getattr(self.potential, "force_jacobian_product", None)
+        pos = positions.detach().requires_grad_(True)
+        with torch.enable_grad():
+            if product is None:
+                _, f = self.forces(pos, bias, create_graph=True)
+                return torch.autograd.grad(f, pos, vectors)[0]
+            force = -torch.autograd.grad(bias(pos), pos, create_graph=True)[0]
+            return torch.autograd.grad(force, pos, vectors)[0] + product(positions, vectors)
+
+    def run(self, start: torch.Tensor, bias: nn.Module | None, n_steps: int, seed: tuple[int, ...], temperature: float,
+            differentiable: bool = False) -> torch.Tensor:
+        """Frames ``(n_steps + 1, B, n, 3)`` from configurations ``start`` ``(B, n, 3)``.
+
+        ``seed`` is a tuple of ints: velocities are drawn at ``temperature`` from ``(*seed, 0)`` and the
+        noise from ``(*seed, 1)``.
+        With ``differentiable`` the frames keep the autograd graph through the whole trajectory
+        (the reference the adjoint is tested against).
+        """
+        b, n = start.shape[:2]
+        masses = self.masses.repeat(b)
+        gen = make_generator((*seed, 0), start.device)
+        # Independent Maxwell-Boltzmann velocities per copy (sims.maxwell_boltzmann would remove the
+        # momentum of all copies together and couple them).
+        v = torch.randn((b * n, 3), generator=gen, device=start.device, dtype=start.dtype)
+        v = v * torch.sqrt(units.kB * temperature / masses)[:, None]
+        state = State(positions=start.reshape(-1, 3), velocities=v, masses=masses, numbers=self.numbers.repeat(b),
+                      cell=torch.zeros((3, 3), dtype=start.dtype, device=start.device),
+                      pbc=torch.zeros(3, dtype=torch.bool, device=start.device))
+        state, run = self.integrator.start(state, (*seed, 1))
+
+        def force_fn(x):
+            with torch.enable_grad():
+                e, f = self.forces(x if differentiable else x.detach(), bias, create_graph=differentiable)
+            if not bool(torch.isfinite(f).all()):
+                raise SimsError("non-finite forces in the biased dynamics; reduce the timestep, or check the "
+                                "potential and the bias (a learning rate too large makes a bias explode)")
+            return e, f
+
+        energy, forces = force_fn(state.positions)
+        frames = [state.positions]
+        with torch.set_grad_enabled(differentiable):
+            for _ in range(int(n_steps)):
+                state, energy, forces = self.integrator.step(state, energy, forces, force_fn, run)
+                frames.append(state.positions if differentiable else state.positions.detach())
+        return torch.stack(frames).reshape(n_steps + 1, b, n, 3)
+
+
+def force_adjoints(dynamics: _Dynamics, bias: nn.Module, frames: torch.Tensor, index: torch.Tensor,
+                   seed_adjoint: torch.Tensor, backsteps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The truncated adjoint of BAOAB: (frame, force adjoint) pairs for a loss on one frame per trajectory.
+
+    For trajectories ``b`` with a loss ``L`` on frame ``K_b = index[b]`` with ``dL/dx_K = seed_adjoint[b]``,
+    the adjoint runs back ``backsteps`` steps. Writing BAOAB in its kick-drift form with
+    ``u_k = v''_{k-1} + (h/m) F_k`` (``u_0 = v_0 + (h/2m) F_0``), one step is
+    ``x' = x_k + (h/2) u_k, v'' = c u_k + noise, x_{k+1} = x' + (h/2) v''``; its adjoint is
+
+        g_{k+1} = (h/m) U_{k+1},      X̄ = X_{k+1} + J(x_{k+1})^T g_{k+1},
+        U_k = c (U_{k+1} + (h/2) X̄) + (h/2) X̄,      X_k = X̄,
+
+    with ``J = dF/dx`` of the total force (a vector-Jacobian product by autograd), ``c = exp(-gamma dt)``,
+    and ``g_k = dL/dF_k`` the adjoint of the force applied at frame ``k``. The noise enters
+    additively and drops out. Then ``dL/dtheta = sum_k g_k . dF_bias(x_k)/dtheta``. The sum stops
+    ``backsteps`` frames before ``K`` (the truncation of Šípka et al., section 3.3): the state at
+    frame ``K - backsteps`` counts as given, like the start, so its force adjoint is the half kick
+    ``(h/2m) U`` it gives in the next step. The result is then exactly backpropagation through the
+    trajectory with that state detached, and through the whole trajectory when ``backsteps >= K``.
+
+    Parameters
+    ----------
+    dynamics : _Dynamics
+    bias : torch.nn.Module
+        The bias the frames were run with.
+    frames : torch.Tensor
+        ``(T, B, n, 3)`` positions, Å.
+    index : torch.Tensor
+        ``(B,)`` int64 frame of each trajectory's loss.
+    seed_adjoint : torch.Tensor
+        ``(B, n, 3)`` ``dL/dx`` at those frames.
+    backsteps : int
+
+    Returns
+    -------
+    positions, adjoints : torch.Tensor
+        ``(P, n, 3)`` frames (Å) and their force adjoints ``g = dL/dF`` (loss unit per eV/Å), only
+        the pairs with a non-zero adjoint.
+    """
+    integ = dynamics.integrator
+    h, c = integ.dt, math.exp(-integ.friction * integ.timestep)
+    b, n = frames.shape[1:3]
+    inv_m = (1.0 / dynamics.masses).to(frames)[None, :, None]
+    rows = torch.arange(b, device=frames.device)
+    k = index.clone()
+    x_adj, u_adj = seed_adjoint.detach().clone(), torch.zeros_like(seed_adjoint)
+    out_x, out_g = [], []
+    for i in range(int(backsteps)):
+        live = k >= 1
+        if not bool(live.any()):
+            break
+        x1 = frames[k, rows]
+        xbar = x_adj
+        if i > 0:  # U_K = 0: the force at the loss's own frame does not move it
+            g1 = h * inv_m * u_adj
+            out_x.append(x1[live])
+            out_g.append(g1[live])
+            xbar = x_adj + dynamics.force_vjp(x1.reshape(-1, 3), g1.reshape(-1, 3), bias).reshape(b, n, 3)
+        u_new = c * (u_adj + 0.5 * h * xbar) + 0.5 * h * xbar
+        mask = live[:, None, None]
+        x_adj, u_adj = torch.where(mask, xbar, x_adj), torch.where(mask, u_new, u_adj)
+        k = torch.where(live, k - 1, k)
+    # The window's first frame is held fixed (positions and velocities), as frame 0 is: only the
+    # half kick its force gives in the next step depends on the bias.
+    out_x.append(frames[k, rows])
+    out_g.append(0.5 * h * inv_m * u_adj)
+    x, g = torch.cat(out_x), torch.cat(out_g)
+    keep = g.flatten(1).abs().sum(1) > 0
+    return x[keep], g[keep]
+
+
+# -- the optimiser --------------------------------------------------------------------------------
+
+
+@dataclass
+class BiasPathResult:
+    """What :meth:`BiasPathOptimizer.fit` returns.
+
+    Attributes
+    ----------
+    bias : torch.nn.Module
+        The trained bias (a :mod:`sims` potential: add it to the system's).
+    history : pandas.DataFrame
+        One row per iteration (index ``iteration``): ``loss`` (mean per trajectory, CV unit^2),
+        ``success_rate`` (fraction of the trajectories that reach their target basin: some frame
+        inside its tolerance, the paper's measure), ``end_rate`` (fraction whose last frame is
+        inside), ``met`` (fraction of path pairs that met), ``pairs`` (frame-adjoint pairs) and
+        ``seconds``.
+    """
+
+    bias: nn.Module
+    history: "object"
+
+
+def _check_positive(name: str, value, *, integer: bool = False, minimum: float = 0.0, strict: bool = True) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value)) and (float(value) > minimum if strict else float(value) >= minimum)
+    if ok and integer:
+        ok = float(value) == int(value)
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise SimsInputError(f"{name} must be {kind} {'>' if strict else '>='} {minimum:g}, got {value!r}")
+
+
+class BiasPathOptimizer:
+    """Learn a bias that drives trajectories from ``start`` to ``target`` (Šípka et al., ICML 2023).
+
+    Parameters
+    ----------
+    system : torch.nn.Module
+        The physical potential (a :mod:`sims` potential), evaluated on ``B`` non-interacting copies
+        of the system at once (its atoms ``B n``): an external-field model such as
+        :class:`~sims.potentials.MuellerBrown`, or any potential that sums over separated molecules.
+    bias : GaussianGridBias or BasisSetBias
+        The trainable bias, with ``atoms_per_replica`` equal to the system's atom count.
+    start, target : ase.Atoms
+        Reactant and product configurations (same atoms, masses from them).
+    descriptors : sequence of CV or str
+        Descriptors in which the loss measures distances and the basins are defined.
+    temperature : float
+        K.
+    friction : float
+        Langevin friction, 1/fs.
+    timestep : float
+        fs.
+    n_steps : int
+        Steps per trajectory.
+    n_trajectories : int
+        Trajectories per iteration, even: half start in the reactant, half in the product basin.
+    backsteps : int
+        Steps of the truncated adjoint behind each scored frame (the paper's 190).
+    mini_batch : int
+        (frame, adjoint) pairs per optimiser step.
+    lr : float
+        Adam learning rate (eV for Gaussian heights).
+    iterations : int
+        Default number of iterations of :meth:`fit`.
+    warmup : int, optional
+        Frames before the start-basin term counts; default ``n_steps // 4``.
+    confidence : float
+        Chi-square probability of a basin's tolerance region.
+    basin_steps : int, optional
+        Steps of the unbiased runs that estimate the basins (default ``n_steps``).
+    end_weight : float
+        Weight of a term on the last frame's distance to the target basin (zero inside): the
+        paper scores the closest frame only, so a trajectory may pass through the target and
+        leave; this term asks it to stay.
+    both_directions : bool
+        Half the trajectories start in the product basin and aim at the reactant (the paper's
+        set-up); False: all start in the reactant.
+    gap : bool
+        With ``both_directions``: while a forward path and its backward partner have not met, score the gap between them
+        instead of the distance to the target (the authors' meet-in-the-middle loss); False scores
+        the target distance only.
+    seed : int
+        Seeds everything (velocities, noise, shuffling) through local generators.
+    device, dtype
+        Of the dynamics.
+
+    Raises
+    ------
+    SimsInputError
+        Before training: descriptors whose gradient is zero at the start, a start configuration
+        inside the target basin, basins whose tolerance regions overlap, inconsistent settings.
+    SimsError
+        During training: non-finite forces or adjoints, naming the iteration.
+
+    Examples
+    --------
+    >>> opt = BiasPathOptimizer.mueller_brown(dim=2, seed=0)      # doctest: +SKIP
+    >>> result = opt.fit()                                        # doctest: +SKIP
+    >>> result.history.success_rate.iloc[-1]                      # doctest: +SKIP
+    """
+
+    def __init__(self, system: nn.Module, bias: nn.Module, start, target, *, descriptors, temperature: float,
+                 friction: float, timestep: float, n_steps: int, n_trajectories: int, backsteps: int = 190,
+                 mini_batch: int = 128, lr: float = 1e-3, iterations: int = 100, warmup: int | None = None,
+                 confidence: float = 0.99, basin_steps: int | None = None, end_weight: float = 0.0,
+                 both_directions: bool = True,
+                 gap: bool = True, seed: int = 0,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+        for name, value, integer in [("temperature", temperature, False), ("friction", friction, False),
+                                     ("timestep", timestep, False), ("lr", lr, False), ("n_steps", n_steps, True),
+                                     ("n_trajectories", n_trajectories, True), ("backsteps", backsteps, True),
+                                     ("mini_batch", mini_batch, True), ("iterations", iterations, True)]:
+            _check_positive(name, value, integer=integer)
+        if both_directions and int(n_trajectories) % 2:
+            raise SimsInputError(f"n_trajectories must be even (half start in each basin), got {n_trajectories}")
+        if not 0 < confidence < 1:
+            raise SimsInputError(f"confidence must be in (0, 1), got {confidence}")
+        warmup = int(n_steps) // 4 if warmup is None else warmup
+        _check_positive("warmup", warmup, integer=True, strict=False)
+        if warmup >= n_steps:
+            raise SimsInputError(f"warmup ({warmup}) must be shorter than n_steps ({n_steps})")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise SimsInputError(f"seed must be a non-negative int, got {seed!r}")
+        if not isinstance(bias, nn.Module) or not any(p.requires_grad for p in bias.parameters()):
+            raise SimsInputError(f"bias must be a torch module with trainable parameters (GaussianGridBias, "
+                                 f"BasisSetBias), got {type(bias).__name__}")
+        start, target = as_atoms(start), as_atoms(target)
+        if len(start) != len(target) or not np.array_equal(start.numbers, target.numbers) \
+                or not np.allclose(start.get_masses(), target.get_masses()):
+            raise SimsInputError("start and target must be the same atoms in the same order (numbers and masses)")
+        n_atoms = len(start)
+        if getattr(bias, "atoms_per_replica", None) != n_atoms:
+            raise SimsInputError(f"the bias must have atoms_per_replica={n_atoms} (the system's atoms), got "
+                                 f"{getattr(bias, 'atoms_per_replica', None)}")
+        self.system, self.bias = system, bias
+        self.start_atoms, self.target_atoms = start, target
+        self.cvs = _descriptors(descriptors)
+        for cv in self.cvs:
+            cv.check(n_atoms)
+        self.periodic = _periodic(self.cvs)
+        self.temperature, self.friction, self.timestep = float(temperature), float(friction), float(timestep)
+        self.n_steps, self.n_trajectories, self.backsteps = int(n_steps), int(n_trajectories), int(backsteps)
+        self.mini_batch, self.lr, self.iterations, self.warmup = int(mini_batch), float(lr), int(iterations), int(warmup)
+        self.confidence, self.seed, self.gap = float(confidence), int(seed), bool(gap)
+        self.both_directions = bool(both_directions)
+        _check_positive("end_weight", end_weight, strict=False)
+        self.end_weight = float(end_weight)
+        self.basin_steps = self.n_steps if basin_steps is None else int(basin_steps)
+        self.device, self.dtype = device, dtype
+        self.bias.to(device=device)
+        self.system.to(device=device)
+
+        def t(x):
+            return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=dtype, device=device)
+
+        self.start, self.target = t(start.positions), t(target.positions)
+        self.dynamics = _Dynamics(system, t(start.get_masses()),
+                                  torch.as_tensor(start.numbers, dtype=torch.long, device=device),
+                                  Langevin(self.timestep, self.temperature, self.friction), n_atoms)
+        self._check_descriptors()
+        self.start_basin, self.target_basin = self._basins()
+
+    # -- set-up checks -------------------------------------------------------------------------
+
+    def _check_descriptors(self) -> None:
+        for name, pos in (("start", self.start), ("target", self.target)):
+            x = pos.unsqueeze(0).detach().requires_grad_(True)
+            with torch.enable_grad():
+                for cv in self.cvs:
+                    value = cv(x)
+                    grad = torch.autograd.grad(value.sum(), x, allow_unused=True)[0]
+                    if grad is None or not bool(grad.abs().sum() > 0):
+                        raise SimsInputError(f"descriptor {cv!r} does not depend on the positions at the {name} "
+                                             "configuration (zero gradient): the loss could not steer the bias; "
+                                             "choose descriptors that move with the atoms")
+
+    def _basins(self) -> tuple[Basin, Basin]:
+        half = max(self.n_trajectories // 2, 2)
+        starts = torch.cat([self.start.expand(half, -1, -1), self.target.expand(half, -1, -1)])
+        with torch.no_grad():
+            frames = self.dynamics.run(starts, None, self.basin_steps, (self.seed, 0), self.temperature)
+        s = _evaluate(self.cvs, frames[self.basin_steps // 2:].reshape(-1, *frames.shape[2:])).reshape(
+            -1, 2 * half, len(self.cvs))
+        basins = [Basin.from_samples(part.reshape(-1, len(self.cvs)), self.periodic, self.confidence)
+                  for part in (s[:, :half], s[:, half:])]
+        start_s = _evaluate(self.cvs, self.start.unsqueeze(0))[0]
+        target_s = _evaluate(self.cvs, self.target.unsqueeze(0))[0]
+        if bool(basins[1].contains(start_s)) or bool(basins[0].contains(target_s)):
+            raise SimsInputError(f"the start configuration (descriptors {start_s.tolist()}) is already inside the "
+                                 f"target basin (centre {basins[1].center.tolist()}), or the target inside the start "
+                                 "basin: give a start and a target in different basins")
+        d = _delta(basins[1].center, basins[0].center, self.periodic)
+        gap = float(torch.linalg.norm(d))
+        if gap == 0 or basins[0].reach(d / gap) + basins[1].reach(d / gap) >= gap:
+            raise SimsInputError(f"the start and target basins overlap: their tolerance regions (confidence "
+                                 f"{self.confidence}) meet along the line between the centres {basins[0].center.tolist()} "
+                                 f"and {basins[1].center.tolist()} ({gap:.3g} apart); lower the confidence, lower the "
+                                 "temperature, or choose descriptors that separate the basins")
+        return basins[0], basins[1]
+
+    # -- one iteration ---------------------------------------------------------------------------
+
+    def _layout(self):
+        """Starts ``(B, n, 3)`` and, per trajectory, its target and home basins as stacked tensors
+        (centre ``(B, D)``, inverse covariance ``(B, D, D)``, threshold ``(B,)``)."""
+        b = self.n_trajectories
+        forward = torch.arange(b) < (b // 2 if self.both_directions else b)
+        starts = torch.where(forward[:, None, None], self.start, self.target)
+
+        def stack(first: Basin, second: Basin):
+            centre = torch.where(forward[:, None], first.center, second.center)
+            inv = torch.where(forward[:, None, None], torch.linalg.inv(first.covariance),
+                              torch.linalg.inv(second.covariance))
+            return centre, inv, torch.where(forward, first.threshold, second.threshold)
+
+        return starts, stack(self.target_basin, self.start_basin), stack(self.start_basin, self.target_basin)
+
+    def _gated(self, s: torch.Tensor, basin) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance of ``s`` ``(..., B, D)`` to each trajectory's basin centre, zero inside
+        its tolerance; and the inside flags."""
+        centre, inv, threshold = basin
+        d = _delta(s, centre.to(s), self.periodic)
+        inside = torch.einsum("...i,...ij,...j->...", d, inv.to(s), d) <= threshold.to(s)
+        return (d * d).sum(-1) * ~inside, inside
+
+    def _scores(self, frames: torch.Tensor, target, home):
+        """Per trajectory: frames and losses of the main and home terms, whether the paths met,
+        the partner frame's descriptors, and success (reached, ended in the target basin)."""
+        n_t, b = frames.shape[:2]
+        s = _evaluate(self.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(n_t, b, -1)
+        end, inside = self._gated(s, target)
+        home_d, _ = self._gated(s, home)
+        home_d[: self.warmup] = float("inf")
+        l_end, k_end = end.min(0)
+        l_home, k_home = home_d.min(0)
+        reached, ended = inside.any(0), inside[-1]
+        met = torch.ones(b, dtype=torch.bool)
+        partner = s[-1]
+        k_main, l_main = k_end, l_end
+        if self.both_directions and self.gap:
+            # the gap between each forward path and its backward partner (frames after the warm-up)
+            half, w = b // 2, self.warmup
+            sf, sb = s[w:, :half], s[w:, half:]
+            dd = _delta(sf[:, None], sb[None], self.periodic)                     # (T', T', half, D)
+            flat = (dd * dd).sum(-1).reshape(-1, half).min(0)
+            kf, kb = flat.indices // sf.shape[0] + w, flat.indices % sf.shape[0] + w
+            rows = torch.arange(half)
+            closest = dd.reshape(-1, half, dd.shape[-1])[flat.indices, rows]
+            # met: within the target basin's tolerance widened five-fold in variance (as rarediffsim)
+            inv = torch.linalg.inv(5 * self.target_basin.covariance).to(s)
+            met_half = torch.einsum("bi,ij,bj->b", closest, inv, closest) <= self.target_basin.threshold
+            met = torch.cat([met_half, met_half])
+            partner = torch.cat([s[kb, rows + half], s[kf, rows]])
+            k_main = torch.where(met, k_end, torch.cat([kf, kb]))
+            l_main = torch.where(met, l_end, torch.cat([flat.values, flat.values]))
+        return s, k_main, l_main, met, partner, k_home, l_home, reached, ended
+
+    def _seed(self, frames, k, loss_fn):
+        """``d loss / dx`` at frames ``k`` (one per trajectory), ``(B, n, 3)``."""
+        rows = torch.arange(frames.shape[1])
+        x = frames[k, rows].detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = loss_fn(_evaluate(self.cvs, x)).sum()
+            return torch.autograd.grad(value, x)[0]
+
+    def step(self, iteration: int, optimizer: torch.optim.Optimizer) -> dict:
+        """Run one iteration (simulate, score, adjoint, mini-batch updates); return its history row."""
+        t0 = time.perf_counter()
+        starts, target, home = self._layout()
+        with torch.no_grad():
+            frames = self.dynamics.run(starts, self.bias, self.n_steps, (self.seed, 1, iteration), self.temperature)
+        s, k_main, l_main, met, partner, k_home, l_home, reached, ended = self._scores(frames, target, home)
+        has_home = torch.isfinite(l_home)
+
+        def main_loss(sk):
+            d_p = _delta(sk, partner, self.periodic)
+            return torch.where(met, self._gated(sk, target)[0], (d_p * d_p).sum(-1))
+
+        def home_loss(sk):
+            return self._gated(sk, home)[0] * has_home
+
+        def last_loss(sk):
+            return self.end_weight * self._gated(sk, target)[0]
+
+        last = torch.full_like(k_main, self.n_steps)
+        xs, gs = [], []
+        for k, fn in ((k_main, main_loss), (k_home, home_loss), (last, last_loss)):
+            seed = self._seed(frames, k, fn) / self.n_trajectories
+            if not bool(seed.abs().sum() > 0):
+                continue
+            x, g = force_adjoints(self.dynamics, self.bias, frames, k, seed, self.backsteps)
+            xs.append(x)
+            gs.append(g)
+        if not xs:   # every trajectory where it should be: nothing to learn this iteration
+            xs, gs = [frames[:0, 0]], [frames[:0, 0]]
+        x, g = torch.cat(xs), torch.cat(gs)
+        if not bool(torch.isfinite(g).all()):
+            raise SimsError(f"non-finite adjoints at iteration {iteration}; lower lr or the timestep")
+        gen = make_generator((self.seed, 2, iteration))
+        order = torch.randperm(x.shape[0], generator=gen).to(x.device)
+        for chunk in order.split(self.mini_batch):
+            optimizer.zero_grad()
+            pos = x[chunk].reshape(-1, 3).detach().requires_grad_(True)
+            with torch.enable_grad():
+                force = -torch.autograd.grad(self.bias(pos), pos, create_graph=True)[0]
+                force.backward(g[chunk].reshape(-1, 3))
+            optimizer.step()
+            if hasattr(self.bias, "project"):
+                self.bias.project()
+        l_last = self.end_weight * self._gated(s[-1], target)[0]
+        loss = (l_main + torch.where(has_home, l_home, torch.zeros_like(l_home)) + l_last).mean()
+        return {"iteration": iteration, "loss": float(loss), "success_rate": float(reached.double().mean()),
+                "end_rate": float(ended.double().mean()), "met": float(met.double().mean()),
+                "pairs": int(x.shape[0]), "seconds": time.perf_counter() - t0}
+
+    def fit(self, iterations: int | None = None, *, progress: bool = False,
+            callback: Callable[[dict], None] | None = None, checkpoint=None) -> "BiasPathResult":
+        """Train the bias for ``iterations`` (default the optimiser's ``iterations``); return the result.
+
+        ``callback(row)`` runs after each iteration with its history row. With ``checkpoint`` (a
+        file path) the bias, the Adam state and the history are written there atomically after
+        every iteration, and a call that finds the file resumes after its last iteration: every
+        iteration draws from its own seeds, so a resumed run repeats an uninterrupted one bit for
+        bit. A checkpoint of other settings is refused.
+
+        Raises
+        ------
+        SimsInputError
+            A checkpoint written with other settings, or not a checkpoint.
+        SimsError
+            Non-finite forces or adjoints, naming the iteration.
+        """
+        import pandas as pd
+
+        iterations = self.iterations if iterations is None else iterations
+        _check_positive("iterations", iterations, integer=True)
+        optimizer = torch.optim.Adam([p for p in self.bias.parameters() if p.requires_grad], lr=self.lr)
+        rows = self._resume(checkpoint, optimizer) if checkpoint is not None else []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(iterations), initial=min(len(rows), int(iterations)), desc="bias-path iterations",
+                       unit="it")
+        try:
+            for it in range(len(rows), int(iterations)):
+                try:
+                    row = self.step(it, optimizer)
+                except SimsError as err:
+                    if "iteration" in str(err):
+                        raise
+                    raise type(err)(f"iteration {it}: {err}") from None
+                rows.append(row)
+                if checkpoint is not None:
+                    self._checkpoint(checkpoint, optimizer, rows)
+                if callback is not None:
+                    callback(row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", success=f"{row['success_rate']:.2f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        return BiasPathResult(self.bias, pd.DataFrame(rows).set_index("iteration"))
+
+    def _settings(self) -> str:
+        """What a checkpoint must match: every setting that changes the numbers, as JSON."""
+        import json
+
+        hp = self.bias.hyperparameters() if hasattr(self.bias, "hyperparameters") else type(self.bias).__name__
+        return json.dumps({"bias": [type(self.bias).__name__, hp], "cvs": [repr(cv) for cv in self.cvs],
+                           "start": self.start.tolist(), "target": self.target.tolist(),
+                           "numbers": self.start_atoms.numbers.tolist(), "masses": self.dynamics.masses.tolist(),
+                           **{k: getattr(self, k) for k in (
+                               "temperature", "friction", "timestep", "n_steps", "n_trajectories", "backsteps",
+                               "mini_batch", "lr", "warmup", "confidence", "basin_steps", "end_weight",
+                               "both_directions", "gap", "seed")},
+                           "system": repr(self.system), "dtype": str(self.dtype)}, sort_keys=True)
+
+    def _checkpoint(self, path, optimizer, rows) -> None:
+        import io
+
+        from reprs.fileio import atomic_write
+
+        buffer = io.BytesIO()
+        torch.save({"format": "matrep.sims.enhanced.checkpoint/1", "settings": self._settings(),
+                    "bias": self.bias.state_dict(), "optimizer": optimizer.state_dict(), "rows": rows}, buffer)
+        atomic_write(path, buffer.getvalue())
+
+    def _resume(self, path, optimizer) -> list[dict]:
+        from pathlib import Path
+
+        if not Path(path).exists():
+            return []
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 (torch raises several unrelated types for a bad file)
+            raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer ({err})") from None
+        if not isinstance(payload, dict) or payload.get("format") != "matrep.sims.enhanced.checkpoint/1":
+            raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer")
+        if payload["settings"] != self._settings():
+            raise SimsInputError(f"the checkpoint {path} was written with other settings; remove it or use another "
+                                 "file to start afresh")
+        self.bias.load_state_dict(payload["bias"])
+        optimizer.load_state_dict(payload["optimizer"])
+        return list(payload["rows"])
+
+    def descriptors(self, frames: torch.Tensor) -> torch.Tensor:
+        """Descriptor values ``(T, B, D)`` of trajectories ``(T, B, n, 3)`` (CV units)."""
+        return _evaluate(self.cvs, frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1)
+
+    def reached(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` bool: some frame of each trajectory ``(T, B, n, 3)`` is inside the target basin."""
+        return self.target_basin.contains(self.descriptors(frames)).any(0)
+
+    def sample(self, n_trajectories: int, *, seed: int, bias: nn.Module | None = None,
+               n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh forward trajectories from ``start``: under the trained bias, another one, or none.
+
+        Parameters
+        ----------
+        n_trajectories : int
+        seed : int
+            Velocities and noise (use seeds the training did not: it drew from ``(seed, 1, iteration)``).
+        bias : torch.nn.Module or False, optional
+            Default the optimiser's bias; ``False`` runs the unbiased dynamics.
+        n_steps : int, optional
+            Default the training's.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``(n_steps + 1, n_trajectories, n, 3)``, Å.
+        success : torch.Tensor
+            ``(n_trajectories,)`` bool: the last frame is in the target basin.
+        """
+        _check_positive("n_trajectories", n_trajectories, integer=True)
+        bias = self.bias if bias is None else (None if bias is False else bias)
+        n_steps = self.n_steps if n_steps is None else int(n_steps)
+        with torch.no_grad():
+            frames = self.dynamics.run(self.start.expand(int(n_trajectories), -1, -1), bias, n_steps,
+                                       (int(seed), 3), self.temperature)
+            s = _evaluate(self.cvs, frames[-1])
+        return frames, self.target_basin.contains(s)
+
+    # -- ready set-ups ---------------------------------------------------------------------------
+
+    @classmethod
+    def mueller_brown(cls, dim: int = 2, seed: int = 0, **overrides) -> "BiasPathOptimizer":
+        """The Müller-Brown set-up: from the deepest minimum (-0.558, 1.442) to the far minimum
+        (0.623, 0.028), across the ridges into and out of the middle basin.
+
+        The physics follow Šípka et al.'s rarediffsim scaled to our units
+        (:class:`~sims.potentials.MuellerBrown` defaults: a 0.40 eV barrier out of the deepest
+        minimum, mass 2.56 amu) at their low temperature of 10 K, where unbiased trajectories never
+        leave the start basin. 2-D: a 15 x 14 grid of Gaussians on (x, y), hills only; 5-D: a
+        basis-set bias (Gaussian basis and an MLP) on all five coordinates, which must find that two
+        of them matter, with the last-frame term (``end_weight=1``) so that trajectories stay.
+
+        Settings that are ours, not the paper's, chosen so that training takes about a minute on
+        two CPU cores: 300 steps of 1 fs, friction 0.1/fs, 32 trajectories, 30 iterations, and
+        all trajectories forward from the reactant with no warm-up term. In our runs the paper's
+        two-direction loss with the path-gap term (``both_directions=True``) stalled with both
+        halves in the middle basin, and the warm-up term held trajectories back at the first
+        ridge; both remain available. Any constructor argument can be overridden.
+        """
+        from .potentials import MuellerBrown
+
+        system = MuellerBrown(dim=dim)
+        n = system.atoms_per_particle
+        start = Atoms("Ar" * n, positions=[[-0.558, 1.442, 0.0]] + [[0.0, 0.0, 0.0]] * (n - 1))
+        target = Atoms("Ar" * n, positions=[[0.623, 0.028, 0.0]] + [[0.0, 0.0, 0.0]] * (n - 1))
+        for atoms in (start, target):
+            atoms.set_masses([MUELLER_BROWN_MASS] * n)
+        if dim == 2:
+            descriptors = ["position:0,x", "position:0,y"]
+            bias = GaussianGridBias(descriptors, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[15, 14],
+                                    width=0.25, hills_only=True, atoms_per_replica=n)
+        else:
+            descriptors = ["position:0,x", "position:0,y", "position:0,z", "position:1,x", "position:1,y"]
+            bias = BasisSetBias(descriptors, lower=[-1.6, -0.5, -1, -1, -1], upper=[1.2, 2.1, 1, 1, 1], n_basis=16,
+                                hidden=64, seed=seed, atoms_per_replica=n)
+        settings = dict(descriptors=descriptors, temperature=10.0, friction=0.1, timestep=1.0, n_steps=300,
+                        n_trajectories=32, backsteps=190, mini_batch=128, lr=2e-3 if dim == 2 else 5e-4,
+                        iterations=30, warmup=0, end_weight=0.0 if dim == 2 else 1.0, both_directions=False,
+                        seed=seed)
+        settings.update(overrides)
+        if "bias" in settings:
+            bias = settings.pop("bias")
+        return cls(system, bias, start, target, **settings)
+
+    @classmethod
+    def alanine_dipeptide(cls, seed: int = 0, **overrides) -> "BiasPathOptimizer":
+        """Alanine dipeptide in vacuum (amber14 through OpenMM), C7eq -> C7ax at 300 K.
+
+        Descriptors phi and psi (:data:`sims.openmm_potential.PHI`, ``PSI``); the bias is a
+        periodic basis set (16 Gaussians per dihedral) and an MLP. The adjoint's force Jacobian
+        products are central differences of OpenMM's forces
+        (:meth:`~sims.openmm_potential.OpenMMPotential.force_jacobian_product`). Settings are ours
+        (500 steps of 1 fs, friction 0.05/fs, 16 forward trajectories, 15 iterations, last-frame
+        term), sized for a few minutes on two CPU cores. Needs the ``openmm`` extra.
+        """
+        from .openmm_potential import PHI, PSI
+        from .openmm_potential import alanine_dipeptide as build
+
+        start, system = build("C7eq")
+        target, _ = build("C7ax")
+        descriptors = ["dihedral:%d,%d,%d,%d" % PHI, "dihedral:%d,%d,%d,%d" % PSI]
+        settings = dict(descriptors=descriptors, temperature=300.0, friction=0.05, timestep=1.0, n_steps=500,
+                        n_trajectories=16, backsteps=190, mini_batch=128, lr=2e-3, iterations=15, warmup=0,
+                        end_weight=1.0, both_directions=False, seed=seed)
+        settings.update(overrides)
+        bias = settings.pop("bias", None)
+        if bias is None:
+            bias = BasisSetBias(descriptors, n_basis=16, hidden=32, seed=seed, atoms_per_replica=len(start))
+        return cls(system, bias, start, target, **settings)
+
+
+#: amu: rarediffsim's Müller-Brown mass (0.01 in its units of 1/16 of our length) scaled to our Å.
+MUELLER_BROWN_MASS = 2.56

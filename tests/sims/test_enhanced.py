@@ -1,0 +1,362 @@
+"""sims.enhanced: the truncated adjoint against backpropagation, the biases, the optimiser's checks and training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+
+import sims
+from sims.cv import Custom
+from sims.enhanced import (BasisSetBias, BiasPathOptimizer, GaussianGridBias, _Dynamics, _evaluate, force_adjoints,
+                           load_bias, save_bias)
+from sims.errors import SimsError, SimsInputError
+from sims.integrators import Langevin, make_generator
+from sims.potentials import MuellerBrown
+from sims.state import State
+
+F64 = torch.float64
+XY = ["position:0,x", "position:0,y"]
+
+
+def _grid_bias(seed=1):
+    bias = GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[8, 8], width=0.4, atoms_per_replica=1)
+    with torch.no_grad():
+        bias.heights.copy_(0.05 * torch.randn(64, generator=torch.Generator().manual_seed(seed), dtype=F64))
+    return bias
+
+
+def _basis_bias():
+    bias = BasisSetBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], n_basis=6, hidden=8, seed=3, atoms_per_replica=1)
+    with torch.no_grad():
+        bias.net[-1].weight.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(4))
+    return bias
+
+
+def _setup(bias, temperature=300.0, friction=0.02):
+    dyn = _Dynamics(MuellerBrown(), torch.tensor([2.56], dtype=F64), torch.tensor([18]),
+                    Langevin(1.0, temperature, friction), 1)
+    start = torch.tensor([[[-0.558, 1.442, 0.0]]], dtype=F64).repeat(4, 1, 1)
+    return dyn, start
+
+
+def _loss(s):
+    return ((s - torch.tensor([0.2, 0.5], dtype=F64)) ** 2).sum(-1)
+
+
+def _adjoint_gradient(dyn, bias, frames, index, backsteps):
+    rows = torch.arange(frames.shape[1])
+    x = frames[index, rows].clone().requires_grad_(True)
+    seed = torch.autograd.grad(_loss(_evaluate(bias.cvs, x)).sum(), x)[0]
+    pos, g = force_adjoints(dyn, bias, frames, index, seed, backsteps)
+    pos = pos.reshape(-1, 3).requires_grad_(True)
+    force = -torch.autograd.grad(bias(pos), pos, create_graph=True)[0]
+    return torch.autograd.grad((force * g.reshape(-1, 3)).sum(), list(bias.parameters()))
+
+
+@pytest.mark.parametrize("make_bias", [_grid_bias, _basis_bias])
+def test_adjoint_equals_full_backpropagation(make_bias):
+    bias = make_bias()
+    dyn, start = _setup(bias)
+    index = torch.tensor([15, 9, 4, 12])
+    frames = dyn.run(start, bias, 15, (0,), 300.0, differentiable=True)
+    loss = _loss(_evaluate(bias.cvs, frames[index, torch.arange(4)])).sum()
+    full = torch.autograd.grad(loss, list(bias.parameters()))
+    for backsteps in (15, 40):   # at least the trajectory length: exact
+        adjoint = _adjoint_gradient(dyn, bias, frames.detach(), index, backsteps)
+        for a, f in zip(adjoint, full):
+            assert float(f.abs().max()) > 1e-5        # a real gradient, not zeros on both sides
+            torch.testing.assert_close(a, f, rtol=1e-9, atol=1e-12)
+
+
+def _detached_reference(dyn, bias, start, n_steps, index, cut, seed, temperature):
+    """Backpropagation through BAOAB (sims.Langevin.step, the same noise) with the state of every
+    trajectory held fixed at frame ``cut[b]``: what the truncated adjoint computes."""
+    b = start.shape[0]
+    masses = dyn.masses.repeat(b)
+    gen = make_generator((*seed, 0))
+    v = torch.randn((b, 3), generator=gen, dtype=F64) * torch.sqrt(units.kB * temperature / masses)[:, None]
+    state = State(positions=start.reshape(-1, 3), velocities=v, masses=masses, numbers=dyn.numbers.repeat(b),
+                  cell=torch.zeros((3, 3), dtype=F64), pbc=torch.zeros(3, dtype=torch.bool))
+    state, run = dyn.integrator.start(state, (*seed, 1))
+
+    def force_fn(x):
+        return dyn.forces(x, bias, create_graph=True)
+
+    energy, forces = force_fn(state.positions)
+    frames = [state.positions]
+    for step in range(1, n_steps + 1):
+        state, energy, forces = dyn.integrator.step(state, energy, forces, force_fn, run)
+        hold = (cut == step)[:, None]
+        if bool(hold.any()):
+            x = torch.where(hold, state.positions.detach(), state.positions)
+            state = state.with_(positions=x, velocities=torch.where(hold, state.velocities.detach(), state.velocities))
+            # the held state's own force still kicks in the next step, with the bias's gradient only
+            forces = torch.where(hold, force_fn(x.detach())[1], forces)
+        frames.append(state.positions)
+    frames = torch.stack(frames).reshape(n_steps + 1, b, 1, 3)
+    return torch.autograd.grad(_loss(_evaluate(bias.cvs, frames[index, torch.arange(b)])).sum(), list(bias.parameters()))
+
+
+def test_truncated_adjoint_is_backpropagation_from_a_held_state():
+    bias = _grid_bias()
+    dyn, start = _setup(bias)
+    index = torch.tensor([15, 9, 4, 12])
+    frames = dyn.run(start, bias, 15, (0,), 300.0).detach()
+    backsteps = 5
+    truncated = _adjoint_gradient(dyn, bias, frames, index, backsteps)[0]
+    cut = torch.clamp(index - backsteps, min=0)
+    reference = _detached_reference(dyn, bias, start, 15, index, cut, (0,), 300.0)[0]
+    torch.testing.assert_close(truncated, reference, rtol=1e-8, atol=1e-12)
+    exact = _adjoint_gradient(dyn, bias, frames, index, 15)[0]
+    # truncation drops the memory of what came before the window: a real, not a round-off, difference
+    assert float((exact - truncated).norm()) > 0.05 * float(exact.norm())
+
+
+def test_dynamics_sample_boltzmann_in_a_harmonic_well():
+    """The batched dynamics are BAOAB at the set temperature: <x^2> = kT/k for a spring."""
+    pot = MuellerBrown(spring=2.0, energy_scale=1e-9)   # the surface switched off: z is a pure spring
+    dyn = _Dynamics(pot, torch.tensor([2.0], dtype=F64), torch.tensor([18]), Langevin(1.0, 300.0, 0.05), 1)
+    frames = dyn.run(torch.zeros((200, 1, 3), dtype=F64), None, 400, (5,), 300.0)
+    z2 = float((frames[100:, :, 0, 2] ** 2).mean())
+    assert z2 == pytest.approx(units.kB * 300.0 / 2.0, rel=0.06)
+
+
+# -- biases -----------------------------------------------------------------------------------------
+
+
+def test_gaussian_grid_bias_is_the_formula_and_a_sims_potential(tmp_path):
+    bias = _grid_bias()
+    atoms = Atoms("Ar2", positions=[[0.1, 0.3, 0.0], [-0.4, 1.0, 0.2]])
+    e, f = sims.energy_and_forces(GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[8, 8], width=0.4,
+                                                   atoms_per_replica=1), atoms, dtype=F64)
+    assert e == 0.0 and not f.any()
+    e, _ = sims.energy_and_forces(bias, atoms, dtype=F64)
+    c, h = bias.centers.numpy(), bias.heights.detach().numpy()
+    ref = sum((h * np.exp(-((p[:2] - c) ** 2).sum(1) / (2 * 0.4 ** 2))).sum() for p in atoms.positions)
+    assert e == pytest.approx(ref, rel=1e-12)
+    save_bias(bias, tmp_path / "bias.pt")
+    again = load_bias(tmp_path / "bias.pt")
+    assert sims.energy_and_forces(again, atoms, dtype=F64)[0] == pytest.approx(e, rel=1e-14)
+    # reusable in a later run: the bias joins the system's potential in sims.MD
+    md = sims.MD(Atoms("Ar", positions=[[-0.558, 1.442, 0]]), sims.potentials.SumPotential([MuellerBrown(), again]),
+                 sims.Langevin(1.0, 10.0, 0.05), temperature=10.0, seed=0, min_distance=None, dtype=F64)
+    md.run(5)
+    (tmp_path / "junk.pt").write_bytes(b"not a bias")
+    with pytest.raises(SimsInputError, match="not a saved bias"):
+        load_bias(tmp_path / "junk.pt")
+
+
+def test_basis_set_bias_is_periodic_on_dihedrals_and_starts_at_zero():
+    bias = BasisSetBias(["dihedral:0,1,2,3", "dihedral:1,2,3,4"], n_basis=10, hidden=8, seed=0)
+    s = torch.tensor([[0.3, -2.9], [-1.0, 3.1]], dtype=F64)
+    assert torch.equal(bias.bias(s), torch.zeros(2, dtype=F64))
+    with torch.no_grad():
+        bias.net[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
+    shifted = s + torch.tensor([2 * math.pi, -2 * math.pi], dtype=F64)
+    torch.testing.assert_close(bias.bias(shifted), bias.bias(s), rtol=1e-10, atol=1e-12)
+    assert not torch.equal(bias.bias(s), torch.zeros(2, dtype=F64))
+    again = BasisSetBias(["dihedral:0,1,2,3", "dihedral:1,2,3,4"], n_basis=10, hidden=8, seed=0)
+    assert torch.equal(again.net[0].weight, bias.net[0].weight)   # seeded, global state untouched
+
+
+def test_bias_bad_input():
+    with pytest.raises(SimsInputError, match="lower < upper"):
+        GaussianGridBias(XY, lower=1.0, upper=0.0, points=5)
+    with pytest.raises(SimsInputError, match="non-empty list"):
+        GaussianGridBias([], lower=0.0, upper=1.0, points=5)
+    with pytest.raises(SimsInputError, match="too large"):
+        GaussianGridBias(["position:0,x"] * 5, lower=0.0, upper=1.0, points=20)
+
+
+# -- the optimiser -----------------------------------------------------------------------------------
+
+
+def _small(**kw):
+    settings = dict(n_steps=40, n_trajectories=4, backsteps=20, iterations=2)
+    settings.update(kw)
+    return BiasPathOptimizer.mueller_brown(dim=2, seed=0, **settings)
+
+
+class _FlatWells(sims.potentials.Potential):
+    """Two flat-bottomed wells, |x| in [0.3, 1.7] Å, walls of 10 eV/Å^2 (0.45 eV high at x = 0):
+    basins about 0.4 Å wide, 2 Å apart, never crossed at 300 K."""
+
+    cutoff = 0.0
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        out = torch.relu(torch.abs(torch.abs(positions[..., 0]) - 1.0) - 0.7)
+        return 5.0 * (out * out).sum() + 0.0 * positions.sum()
+
+
+def test_bad_input_is_refused_before_training():
+    start = Atoms("Ar", positions=[[-0.558, 1.442, 0.0]])
+    start.set_masses([2.56])
+    with pytest.raises(SimsInputError, match="already inside the target basin"):
+        BiasPathOptimizer(
+            MuellerBrown(), GaussianGridBias(XY, lower=-1, upper=1, points=4, atoms_per_replica=1), start, start.copy(),
+            descriptors=XY, temperature=10, friction=0.05, timestep=1, n_steps=40, n_trajectories=4)
+    left, right = Atoms("Ar", positions=[[-1.0, 0, 0]]), Atoms("Ar", positions=[[1.0, 0, 0]])
+    with pytest.raises(SimsInputError, match="basins overlap"):
+        BiasPathOptimizer(_FlatWells(), GaussianGridBias(["position:0,x"], lower=-2, upper=2, points=9,
+                                                         atoms_per_replica=1),
+                          left, right, descriptors=["position:0,x"], temperature=300, friction=0.02, timestep=2,
+                          n_steps=400, n_trajectories=16)
+    middle = Atoms("Ar", positions=[[-0.050, 0.467, 0.0]])
+    middle.set_masses([2.56])
+    frozen = Custom(lambda pos, cell: pos[:, 0, 0] * 0.0 + 1.0)
+    with pytest.raises(SimsInputError, match="does not depend on the positions"):
+        BiasPathOptimizer(MuellerBrown(), GaussianGridBias(XY, lower=-1, upper=1, points=4, atoms_per_replica=1),
+                          start, middle, descriptors=[frozen, "position:0,y"], temperature=10, friction=0.05,
+                          timestep=1, n_steps=40, n_trajectories=4)
+    with pytest.raises(SimsInputError, match="even"):
+        _small(n_trajectories=5, both_directions=True)
+    with pytest.raises(SimsInputError, match="warmup"):
+        _small(warmup=40)
+    with pytest.raises(SimsInputError, match="atoms_per_replica=1"):
+        _small(bias=GaussianGridBias(XY, lower=-1, upper=1, points=4))
+    with pytest.raises(SimsInputError, match="backsteps must be an integer > 0"):
+        _small(backsteps=0)
+
+
+def test_non_finite_forces_stop_at_their_iteration():
+    opt = _small()
+    with torch.no_grad():
+        opt.bias.heights[40] = float("nan")
+    with pytest.raises(SimsError, match="iteration 0: non-finite forces"):
+        opt.fit()
+
+
+def test_training_lowers_the_loss_on_a_reduced_mueller_brown():
+    opt = BiasPathOptimizer.mueller_brown(dim=2, seed=0, n_trajectories=8, mini_batch=32, iterations=6)
+    history = opt.fit().history
+    assert list(history.columns[:3]) == ["loss", "success_rate", "end_rate"] and len(history) == 6
+    assert history.success_rate.iloc[0] == 0.0                       # unbiased: no transition at 10 K
+    assert history.loss.iloc[-2:].mean() < 0.9 * history.loss.iloc[0]
+
+
+def _saddle_distances(frames):
+    xy = frames[:, :, 0, :2]
+    return [(xy - torch.tensor(s, dtype=xy.dtype)).norm(dim=-1).min(0).values for s in ((-0.822, 0.624), (0.212, 0.293))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim", [2, 5])
+def test_mueller_brown_learned_bias_drives_fresh_trajectories(dim):
+    """Done-means of issue 14 on Müller-Brown at 10 K: unbiased, no trajectory reaches the far basin;
+    under the learned bias at least 90% of fresh trajectories (new seeds) do."""
+    opt = BiasPathOptimizer.mueller_brown(dim=dim, seed=0)
+    result = opt.fit()
+    assert result.history.success_rate.iloc[0] == 0.0
+    frames, ended = opt.sample(100, seed=1234)
+    reached = opt.reached(frames)
+    assert float(reached.double().mean()) >= 0.9 and float(ended.double().mean()) >= 0.9
+    unbiased, _ = opt.sample(100, seed=4321, bias=False)
+    assert not bool(opt.reached(unbiased).any())
+    # The paths cross into the far basin at the lower saddle (0.212, 0.293), within 0.25 Å
+    # (measured: 0.20 Å in 2-D, 0.10 Å in 5-D). They do not pass the upper saddle (-0.822, 0.624):
+    # they cross the ridge out of the deepest basin about 0.7 Å from it, higher up (issue 14 asks
+    # for both; this is the part not met).
+    _, to_s2 = _saddle_distances(frames[:, reached])
+    assert float(to_s2.max()) < 0.25
+
+
+def test_cli_trains_writes_and_reuses_the_bias(tmp_path, capsys, monkeypatch):
+    import json
+
+    import matplotlib
+
+    from reprs.cli import main
+
+    backend = matplotlib.get_backend()
+    config = tmp_path / "run.toml"
+    config.write_text("[system]\nkind = 'mueller_brown'\n[training]\niterations = 2\nn_trajectories = 4\n"
+                      "n_steps = 60\nbacksteps = 30\n[sampling]\nn_trajectories = 6\n")
+    assert main(["enhanced", str(config), "-o", str(tmp_path / "a"), "--quiet"]) == 0
+    out = tmp_path / "a"
+    assert {"bias.pt", "history.csv", "summary.json", "paths.png", "bias.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 2 and 0.0 <= summary["fresh_success_rate"] <= 1.0
+    assert "fresh trajectories reaching the target" in capsys.readouterr().out
+    assert matplotlib.get_backend() == backend
+    # a saved bias is the starting point of a later run (relative to the config's folder)
+    trained = load_bias(out / "bias.pt")
+    again = tmp_path / "again.toml"
+    again.write_text(config.read_text().replace("[sampling]", "[bias]\nstart_from = 'a/bias.pt'\n[sampling]")
+                     .replace("iterations = 2", "iterations = 1"))
+    seen = []
+    original = BiasPathOptimizer.mueller_brown
+
+    def spy(*args, **kw):
+        seen.append(kw["bias"].heights.detach().clone())
+        return original(*args, **kw)
+
+    monkeypatch.setattr(BiasPathOptimizer, "mueller_brown", spy)
+    assert main(["enhanced", str(again), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    assert torch.equal(seen[0], trained.heights.detach())
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\niteratons = 3\n")
+    assert main(["enhanced", str(bad), "-o", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'iterations'" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_basin_tolerance_holds_its_chi_square_probability():
+    from sims.enhanced import Basin
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[0.04, 0.015], [0.015, 0.01]])
+    samples = torch.tensor(rng.multivariate_normal([0.3, -0.2], cov, size=20000))
+    basin = Basin.from_samples(samples, torch.tensor([False, False]), 0.9)
+    fresh = torch.tensor(rng.multivariate_normal([0.3, -0.2], cov, size=20000))
+    assert float(basin.contains(fresh).double().mean()) == pytest.approx(0.9, abs=0.01)
+    # a dihedral basin across the ±pi seam: circular mean, wrapped distances
+    angles = torch.tensor(np.angle(np.exp(1j * rng.normal(np.pi, 0.1, (5000, 1)))))
+    seam = Basin.from_samples(angles, torch.tensor([True]), 0.99)
+    assert abs(abs(float(seam.center[0])) - math.pi) < 0.01
+    assert float(seam.covariance[0, 0]) == pytest.approx(0.01, rel=0.05)
+
+
+def test_both_directions_with_the_path_gap_runs_and_reports_meetings():
+    opt = _small(both_directions=True, n_trajectories=4, warmup=10)
+    history = opt.fit().history
+    assert {"loss", "success_rate", "end_rate", "met", "pairs", "seconds"} <= set(history.columns)
+    assert history.loss.notna().all() and history.met.between(0, 1).all()
+
+
+def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
+    whole = _small(iterations=3, n_steps=60, backsteps=30).fit()
+    _small(iterations=2, n_steps=60, backsteps=30).fit(checkpoint=tmp_path / "ck.pt")
+    resumed = _small(iterations=3, n_steps=60, backsteps=30).fit(checkpoint=tmp_path / "ck.pt")
+    assert torch.equal(resumed.bias.heights, whole.bias.heights)
+    assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
+    with pytest.raises(SimsInputError, match="other settings"):
+        _small(iterations=3, n_steps=60, backsteps=30, lr=1e-2).fit(checkpoint=tmp_path / "ck.pt")
+
+
+class _FiniteDifferenceMB(MuellerBrown):
+    """Müller-Brown that offers force Jacobian products by differences of forces, as OpenMMPotential does."""
+
+    def force_jacobian_product(self, positions, vectors, eps=1e-5):
+        def forces(x):
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                return -torch.autograd.grad(self(x), x)[0]
+
+        return (forces(positions + eps * vectors) - forces(positions - eps * vectors)) / (2 * eps)
+
+
+def test_adjoint_through_force_jacobian_products_matches_autograd():
+    """The path a once-differentiable potential (OpenMM) takes: the same gradient as double backward."""
+    bias = _grid_bias()
+    dyn, start = _setup(bias)
+    frames = dyn.run(start, bias, 15, (0,), 300.0).detach()
+    index = torch.tensor([15, 9, 4, 12])
+    exact = _adjoint_gradient(dyn, bias, frames, index, 15)[0]
+    fd = _Dynamics(_FiniteDifferenceMB(), dyn.masses, dyn.numbers, dyn.integrator, 1)
+    approx = _adjoint_gradient(fd, bias, frames, index, 15)[0]
+    torch.testing.assert_close(approx, exact, rtol=1e-6, atol=1e-9)
