@@ -462,8 +462,14 @@ def top_k(
     client=None,
     block: int | None = None,
     progress: bool | None = None,
+    exact: bool = True,
+    time_budget: float | None = None,
 ) -> TopK:
     """The ``k`` graphs most similar to ``query`` (all of them if ``k`` exceeds the dataset).
+
+    ``graphs`` may also be a :class:`graphs.index.GraphIndex`: the query then goes to
+    :func:`graphs.search.index_top_k` (``"ged"`` certified by filter-and-verify, or ``"wl"``), which
+    reads ``exact`` and ``time_budget`` and ignores the options of the plain path.
 
     Parameters
     ----------
@@ -492,6 +498,14 @@ def top_k(
     UnknownMetricError, EmptyDatasetError, InputError
         Unknown metric, empty dataset, ``k < 1``.
     """
+    from graphs.index import GraphIndex
+
+    if isinstance(graphs, GraphIndex):
+        from graphs.search import index_top_k
+
+        if metric_params:
+            raise InputError("metric_params do not apply to an index: its settings are fixed at build")
+        return index_top_k(query, graphs, metric, k, exact=exact, time_budget=time_budget)
     if not isinstance(query, nx.Graph):
         raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
