@@ -61,7 +61,8 @@ from graphs.ged_bounds import ElementVocabulary, FilterFeatures, cost_settings, 
 from graphs.kernels import WLFeatureMap, _check_graphs
 from reprs.fileio import atomic_write
 
-__all__ = ["GraphIndex", "costs_from_settings"]
+__all__ = ["GraphIndex", "costs_from_settings", "default_index_dir", "dataset_source",
+           "build_dataset_index", "dataset_index"]
 
 FORMAT = "matrep-graph-index"
 VERSION = 1
@@ -521,3 +522,128 @@ class GraphIndex:
         values = (phi @ psi.T).toarray()
         diag = np.asarray(phi.multiply(phi).sum(axis=1)).ravel()
         return normalize_gram(values, diag, norm)[:, 0]
+
+
+def default_index_dir() -> Path:
+    """The folder of cached indexes: ``$MATREP_INDEX_DIR`` if set, else the user cache folder.
+
+    The user cache folder follows the platformdirs convention: ``$XDG_CACHE_HOME/matrep/indexes``
+    (default ``~/.cache/matrep/indexes``) on Linux, ``~/Library/Caches/matrep/indexes`` on macOS,
+    ``%LOCALAPPDATA%\\matrep\\Cache\\indexes`` on Windows.
+    """
+    import sys
+
+    if os.environ.get("MATREP_INDEX_DIR"):
+        return Path(os.environ["MATREP_INDEX_DIR"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "matrep" / "indexes"
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "matrep" / "Cache" / "indexes"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matrep" / "indexes"
+
+
+def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
+    """What a glycan dataset's index depends on, without building the graphs.
+
+    For the bundled set (``"glycans"``): the taxonomy level, glycowork's version (its table) and a
+    hash of the code and monomer table that turn strings into graphs; for a file: its absolute path
+    and a hash of its bytes. An index whose recorded source differs is stale.
+
+    Raises
+    ------
+    InputError
+        ``dataset`` is neither ``"glycans"`` nor an existing file.
+    """
+    import importlib.metadata
+
+    import reprs
+
+    if str(dataset) == "glycans":
+        root = Path(reprs.__file__).parent
+        h = hashlib.sha256()
+        for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
+                     "data/glycan_monomers.csv"):
+            h.update((root / part).read_bytes())
+        return {"dataset": "glycans", "level": level,
+                "glycowork": importlib.metadata.version("glycowork"), "code": h.hexdigest()}
+    path = Path(dataset)
+    if not path.is_file():
+        raise InputError(f"dataset {dataset!r} is neither 'glycans' nor an existing file")
+    return {"dataset": str(path.resolve()), "level": None, "sha256": _sha256(path.read_bytes())}
+
+
+def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str = "Kingdom",
+                        kernels: Sequence[str] = ("wl",),
+                        ged_costs: CostModel | None = ChemicalCosts()) -> GraphIndex:
+    """Build the glycan graphs of ``dataset`` and index them at ``path`` (with its source record).
+
+    ``dataset`` is as for :func:`reprs.datasets.glycan_graph_dataset` (``"glycans"``, a CSV or a
+    graphs ``.jsonl``); names are the glycan strings, labels the taxonomy (bundled set) or the
+    ``label`` column.
+    """
+    from reprs.datasets import glycan_graph_dataset
+
+    source = dataset_source(dataset, level)
+    graphs, table = glycan_graph_dataset(dataset, level=level)
+    column = next((c for c in ("labels", "label") if c in table.columns), None)
+    labels = None if column is None else [
+        ", ".join(v) if isinstance(v, tuple) else str(v) for v in table[column]]
+    return GraphIndex.build(graphs, path, kernels=kernels, ged_costs=ged_costs,
+                            names=table["glycan"].astype(str).tolist(), labels=labels,
+                            source=source)
+
+
+def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
+                  path: str | os.PathLike | None = None, kernels: Sequence[str] = ("wl",),
+                  ged_costs: CostModel | None = ChemicalCosts(), log=None) -> GraphIndex:
+    """The index of a glycan dataset: opened if current, else built (once) and opened.
+
+    Parameters
+    ----------
+    dataset, level
+        As in :func:`build_dataset_index`.
+    path : path, optional
+        Index folder. Default: a folder under :func:`default_index_dir` named by a hash of the
+        dataset's source and the settings, so a changed dataset or setting gets a new index; a
+        cached index found corrupted is rebuilt. A given ``path`` is built if empty and refused
+        if it holds an index of another source or settings, or a damaged one.
+    kernels, ged_costs
+        Settings of the index (see :meth:`GraphIndex.build`).
+    log : callable, optional
+        Called with a one-line message before a build (e.g. ``print`` to stderr).
+
+    Returns
+    -------
+    GraphIndex
+
+    Raises
+    ------
+    IndexStateError
+        A given ``path`` holds an unusable index or one of another dataset or settings.
+    """
+    source = dataset_source(dataset, level)
+    settings = {"kernels": list(kernels), "ged_costs": None if ged_costs is None
+                else cost_settings(ged_costs)}
+    explicit = path is not None
+    if path is None:
+        tag = _sha256(json.dumps([source, settings], sort_keys=True).encode())[:16]
+        name = "glycans" if source["dataset"] == "glycans" else Path(source["dataset"]).stem
+        path = default_index_dir() / f"{name}-{level if name == 'glycans' else 'file'}-{tag}"
+    path = Path(path)
+    if (path / "manifest.json").is_file() or (explicit and path.is_dir() and any(path.iterdir())):
+        try:
+            index = GraphIndex.open(path, kernels=kernels, ged_costs=ged_costs)
+            if index.manifest.get("source") != source:
+                raise IndexStateError(
+                    f"{path} indexes {index.manifest.get('source')}, not the dataset asked "
+                    f"({source}); rebuild it: `matrep index build {dataset} -o {path}`")
+            return index
+        except IndexStateError as err:
+            if explicit:
+                raise
+            if log is not None:
+                log(f"cached index unusable ({err}); rebuilding it")
+    if log is not None:
+        log(f"building the index of {dataset} in {path} (once; later queries open it)")
+    return build_dataset_index(dataset, path, level=level, kernels=kernels, ged_costs=ged_costs)
