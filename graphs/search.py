@@ -45,7 +45,6 @@ from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMe
 from graphs.ged import GAP_TOL, graph_edit_distance
 from graphs.ged_bounds import cost_settings, multiset_lower_bounds
 from graphs.index import GraphIndex
-from graphs.query import TopK
 
 __all__ = ["SearchResult", "index_top_k", "within"]
 
@@ -53,8 +52,8 @@ _METRICS = ("ged", "wl")
 
 
 @dataclass(frozen=True)
-class SearchResult(TopK):
-    """Answer of a search over an index: a :class:`graphs.query.TopK` with its certificate.
+class SearchResult:
+    """Answer of a search over an index: the fields of :class:`graphs.query.TopK` and a certificate.
 
     Attributes
     ----------
@@ -78,6 +77,11 @@ class SearchResult(TopK):
         ``"certified"``, or ``"time_budget"`` when the budget ran out first.
     """
 
+    indices: np.ndarray
+    scores: np.ndarray
+    exact: np.ndarray
+    metric: str
+    similarity: bool
     lower_bounds: np.ndarray
     certified_rows: np.ndarray
     certified: bool
