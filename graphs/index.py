@@ -201,7 +201,7 @@ def _ged_arrays(features: FilterFeatures) -> dict:
         out |= {f"{kind}_vocab": features.vocabulary[kind].values, f"{kind}_data": counts.data,
                 f"{kind}_indices": counts.indices, f"{kind}_indptr": counts.indptr,
                 f"{kind}_shape": np.array(counts.shape)}
-    return out
+    return out | {f"degrees_{name}": table for name, table in features.degrees.items()}
 
 
 def _ged_from_arrays(a: dict, settings: dict) -> FilterFeatures:
@@ -211,7 +211,8 @@ def _ged_from_arrays(a: dict, settings: dict) -> FilterFeatures:
         vocab[kind] = ElementVocabulary(attr, a[f"{kind}_vocab"])
         counts[kind] = sp.csr_array((a[f"{kind}_data"], a[f"{kind}_indices"], a[f"{kind}_indptr"]),
                                     shape=tuple(a[f"{kind}_shape"]))
-    return FilterFeatures(settings, vocab, counts)
+    degrees = {name[8:]: a[name] for name in a if name.startswith("degrees_")}
+    return FilterFeatures(settings, vocab, counts, degrees)
 
 
 def _rebuild_hint(path: Path) -> str:
@@ -439,8 +440,16 @@ class GraphIndex:
                 before = sp.csr_array(self.ged.counts[kind])
                 before.resize((before.shape[0], extra.counts[kind].shape[1]))
                 counts[kind] = sp.vstack([before, extra.counts[kind]], format="csr")
+            degrees = {}
+            for name, table in self.ged.degrees.items():
+                more = extra.degrees[name]
+                width = max(table.shape[1], more.shape[1])
+                degrees[name] = np.zeros((len(table) + len(more), width),
+                                         dtype=np.result_type(table, more))
+                degrees[name][: len(table), : table.shape[1]] = table
+                degrees[name][len(table):, : more.shape[1]] = more
             files["ged.npz"] = _npz_bytes(_ged_arrays(FilterFeatures(extra.costs, extra.vocabulary,
-                                                                     counts)))
+                                                                     counts, degrees)))
         return self._write(self.path, files, arrays, settings, self.manifest.get("source"))
 
     # ---------------------------------------------------------------- reading

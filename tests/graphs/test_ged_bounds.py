@@ -95,8 +95,9 @@ def test_never_above_networkx_exact_on_tiny_graphs():
         assert bound <= reference + 1e-9
 
 
-def test_unit_costs_give_the_label_multiset_closed_form():
-    """With unit costs each part is |n1 - n2| + min(n1, n2) - common labels (the LSAP optimum)."""
+def test_unit_costs_give_at_least_the_label_multiset_closed_form():
+    """With unit costs the multiset part is |n1 - n2| + min(n1, n2) - common labels (the LSAP
+    optimum) for nodes and for edges; the degree term can only raise the edge part."""
     rng = np.random.default_rng(3)
     dataset = [_tree(rng, int(n), n_labels=4) for n in rng.integers(1, 10, size=30)]
     query = _tree(rng, 6, n_labels=4)
@@ -111,7 +112,20 @@ def test_unit_costs_give_the_label_multiset_closed_form():
                      [d["label"] for _, d in g.nodes(data=True)])
         edges = part([d["label"] for *_, d in query.edges(data=True)],
                      [d["label"] for *_, d in g.edges(data=True)])
-        assert bound == pytest.approx(nodes + edges, abs=1e-6)
+        assert bound >= nodes + edges - 1e-6
+
+
+def test_degree_term_counts_edges_that_must_move():
+    """A 5-node star and a 5-node path with all labels equal: the multisets agree, but the sorted
+    degree sequences (4,1,1,1,1) and (2,2,2,1,1) differ by 4, so at least 2 edges are deleted or
+    inserted (module docstring)."""
+    star, path = nx.star_graph(4), nx.path_graph(5)
+    for G in (star, path):
+        nx.set_node_attributes(G, "C", "label")
+        nx.set_edge_attributes(G, "-", "label")
+    bound = multiset_lower_bounds(star, filter_features([path], UniformCosts()), UniformCosts())[0]
+    assert bound == pytest.approx(2.0, abs=1e-6)
+    assert bound <= graph_edit_distance(star, path, costs=UniformCosts()).distance + 1e-9
 
 
 def test_identical_graph_bound_is_zero_and_a_substitution_is_exact():
