@@ -105,13 +105,13 @@ class MatrixStore:
     def write(self, tile_id: int, r: np.ndarray, c: np.ndarray, upper: bool, symmetric: bool,
               v: np.ndarray, e: np.ndarray) -> None:
         keep = np.triu(np.ones(v.shape, dtype=bool)) if upper else np.ones(v.shape, dtype=bool)
-        blocks = [(r, c, keep, v, e)]
+        # Tiles are contiguous ranges: slices of the memory map are views, written in place.
+        rows, cols = slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1)
+        np.copyto(self.values[rows, cols], v, where=keep)
+        np.copyto(self.exact[rows, cols], e, where=keep)
         if symmetric:  # the mirrored block, so that the file holds the whole matrix
-            blocks.append((c, r, keep.T, v.T, e.T))
-        for rows, cols, mask, values, exact in blocks:
-            sub_v, sub_e = self.values[np.ix_(rows, cols)], self.exact[np.ix_(rows, cols)]
-            sub_v[mask], sub_e[mask] = values[mask], exact[mask]
-            self.values[np.ix_(rows, cols)], self.exact[np.ix_(rows, cols)] = sub_v, sub_e
+            np.copyto(self.values[cols, rows], v.T, where=keep.T)
+            np.copyto(self.exact[cols, rows], e.T, where=keep.T)
         self.values.flush()
         self.exact.flush()
         self.journal.mark(tile_id)
