@@ -15,7 +15,7 @@ from graphs.ged import GEDResult, graph_edit_distance
 from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap, normalize_gram
 from graphs.index import GraphIndex
 from graphs.query import PairMetric, TopK, metric_names, pairwise, top_k
-from graphs.search import SearchResult, within
+from graphs.search import SearchResult, knn_graph, within
 
 __all__ = [
     "CallableCosts",
@@ -41,4 +41,5 @@ __all__ = [
     "GraphIndex",
     "SearchResult",
     "within",
+    "knn_graph",
 ]

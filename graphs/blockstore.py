@@ -37,7 +37,7 @@ import numpy as np
 from graphs.errors import InputError
 from reprs.fileio import atomic_write
 
-__all__ = ["dataset_fingerprint", "MatrixStore", "KnnStore"]
+__all__ = ["dataset_fingerprint", "Journal", "MatrixStore", "KnnStore"]
 
 
 def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
@@ -53,7 +53,7 @@ def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
     return h.hexdigest()
 
 
-class _Journal:
+class Journal:
     """Key and done-blocks record beside an output ``path``."""
 
     def __init__(self, path: Path, key: dict, n_tiles: int):
@@ -91,7 +91,7 @@ class MatrixStore:
                              f"ending in .npy (or knn=k for a .npz of nearest neighbours)")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.exact_path = path, path.with_name(path.stem + ".exact.npy")
-        self.journal = _Journal(path, key, n_tiles)
+        self.journal = Journal(path, key, n_tiles)
         mode = "r+" if self.journal.resumed and path.is_file() and self.exact_path.is_file() else "w+"
         if mode == "w+" and self.journal.resumed:
             self.journal.done[:] = False
@@ -129,7 +129,7 @@ class KnnStore:
             raise InputError(f"knn must be an integer from 1 to {n - 1} (the other graphs), got {k!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.k, self.sign = path, int(k), -1.0 if similarity else 1.0
-        self.journal = _Journal(path, key, n_tiles)
+        self.journal = Journal(path, key, n_tiles)
         if self.journal.resumed and path.is_file():
             with np.load(path) as saved:
                 self.indices, self.key_values, self.exact = (saved["indices"], self.sign * saved["scores"],

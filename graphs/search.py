@@ -46,7 +46,7 @@ from graphs.ged import GAP_TOL, graph_edit_distance
 from graphs.ged_bounds import cost_settings, multiset_lower_bounds
 from graphs.index import GraphIndex
 
-__all__ = ["SearchResult", "index_top_k", "within"]
+__all__ = ["SearchResult", "index_top_k", "within", "knn_graph"]
 
 _METRICS = ("ged", "wl")
 
@@ -311,3 +311,124 @@ def within(query: nx.Graph, index: GraphIndex, metric: str, threshold: float, *,
         metric="ged", similarity=False, lower_bounds=v.bound[indices], certified_rows=ones,
         certified=status == "certified", n_exact=v.n_exact, n_bounds=v.n_bounds,
         seconds=time.perf_counter() - start, status=status)
+
+
+_OPEN: dict = {}  # index folder -> GraphIndex, per process: a worker opens an index once
+
+
+def _opened(path: str, key: str) -> GraphIndex:
+    index = _OPEN.get(path)
+    if index is None or index.key != key:
+        index = _OPEN[path] = GraphIndex.open(path)
+        if index.key != key:
+            raise IndexStateError(f"{path} changed while a job was using it (key {index.key[:16]}, "
+                                  f"expected {key[:16]}); run the job again")
+    return index
+
+
+def _knn_rows(path: str, key: str, rows: np.ndarray, k: int):
+    """Certified k nearest other graphs of each of ``rows`` (one task of :func:`knn_graph`)."""
+    index = _opened(path, key)
+    m = len(rows)
+    out = (np.full((m, k), -1, np.int64), np.full((m, k), np.nan), np.zeros(m, bool),
+           np.zeros(m), np.zeros(m, np.int64))
+    for a, i in enumerate(rows.tolist()):
+        r = index_top_k(index.graph(i), index, "ged", k + 1)
+        keep = r.indices != i
+        keep[np.flatnonzero(keep)[k:]] = False  # i is not among its ties at distance 0: drop the last
+        out[0][a], out[1][a] = r.indices[keep][:k], r.scores[keep][:k]
+        out[2][a], out[3][a], out[4][a] = r.certified, r.seconds, r.n_exact
+    return rows, out
+
+
+def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_jobs: int = 1,
+              client=None) -> dict:
+    """Certified exact-GED k-nearest-neighbour graph of the indexed graphs, resumable, on Dask.
+
+    Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out. Queries
+    run in chunks, serially, on ``n_jobs`` local processes or on a ``dask.distributed.Client``
+    (every worker opens the index folder once, so it must be readable by the workers); after each
+    chunk the arrays are saved atomically to ``out`` (``.npz``) with a done-chunks record
+    (:mod:`graphs.blockstore`), so a job run again after a crash skips the finished chunks.
+
+    Parameters
+    ----------
+    index : GraphIndex
+        With GED features.
+    k : int
+        Neighbours per graph, 1 to n_graphs - 1.
+    out : path
+        ``.npz`` file for the result and its checkpoints.
+    rows : sequence of int, optional
+        Only these graphs' neighbours (default all); other rows stay -1 / NaN.
+    chunk : int
+        Queries per task.
+    n_jobs, client
+        As in :func:`graphs.query.pairwise`.
+
+    Returns
+    -------
+    dict
+        ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``certified`` (n,) bool;
+        ``seconds`` (n,) wall time of each query, s; ``n_exact`` (n,) exact GED solves of each.
+
+    Raises
+    ------
+    InputError
+        Bad ``k``, ``chunk`` or ``rows``; ``out`` not a ``.npz`` or belonging to another job.
+    """
+    import hashlib
+    import io
+    from pathlib import Path
+
+    from graphs.blockstore import Journal
+    from reprs.fileio import atomic_write
+
+    if not isinstance(index, GraphIndex) or index.ged is None:
+        raise InputTypeError("index must be a GraphIndex built with GED features")
+    n = index.n_graphs
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+        raise InputError(f"k must be an integer from 1 to {n - 1}, got {k!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (rows.size and not (0 <= rows.min() and rows.max() < n)):
+        raise InputError(f"rows must be indices of the {n} indexed graphs")
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise InputError(f"out={str(out)!r}: the kNN graph is written as a .npz file")
+    chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+    key = {"index": index.key, "k": int(k), "chunk": int(chunk),
+           "rows": hashlib.sha256(rows.tobytes()).hexdigest()}
+    journal = Journal(out, key, len(chunks))
+    names = ("indices", "distances", "certified", "seconds", "n_exact")
+    if journal.resumed and out.is_file():
+        with np.load(out) as saved:
+            arrays = [saved[name] for name in names]
+    else:
+        journal.done[:] = False
+        arrays = [np.full((n, k), -1, np.int64), np.full((n, k), np.nan), np.zeros(n, bool),
+                  np.full(n, np.nan), np.zeros(n, np.int64)]
+    todo = [c for c, done in zip(chunks, journal.done) if not done]
+    ids = {int(c[0]): i for i, c in enumerate(chunks)}
+    args = (str(index.path), index.key)
+    if client is not None:
+        from dask.distributed import as_completed
+
+        futures = [client.submit(_knn_rows, *args, c, int(k), pure=False) for c in todo]
+        results = (f.result() for f in as_completed(futures))
+    elif n_jobs != 1 and len(todo) > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_knn_rows)(*args, c, int(k)) for c in todo)
+    else:
+        results = (_knn_rows(*args, c, int(k)) for c in todo)
+    for done_rows, parts in results:
+        for array, part in zip(arrays, parts):
+            array[done_rows] = part
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(zip(names, arrays)))
+        atomic_write(out, buffer.getvalue())
+        journal.mark(ids[int(done_rows[0])])
+    return dict(zip(names, arrays))

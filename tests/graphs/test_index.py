@@ -169,3 +169,23 @@ def test_bad_queries(glycans, index):
         GraphIndex.build(graphs[:3], index.path.parent / "x", kernels=("shortest_path",))
     with pytest.raises(InputError, match="time_budget"):
         index_top_k(graphs[0], index, "ged", 3, time_budget=0)
+
+
+def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_path):
+    from graphs.search import knn_graph
+
+    _, graphs = glycans
+    out = tmp_path / "knn.npz"
+    result = knn_graph(index, 3, out, rows=[0, 17], chunk=1)
+    for i in (0, 17):
+        reference = _brute_force(graphs[i], graphs, ChemicalCosts())
+        reference[i] = np.inf
+        np.testing.assert_allclose(result["distances"][i], np.sort(reference)[:3], atol=1e-6)
+        assert i not in result["indices"][i] and result["certified"][i]
+    assert (result["indices"][1] == -1).all()
+    again = knn_graph(index, 3, out, rows=[0, 17], chunk=1)  # every chunk done: nothing recomputed
+    np.testing.assert_array_equal(again["seconds"][[0, 17]], result["seconds"][[0, 17]])
+    with pytest.raises(InputError, match="another job"):
+        knn_graph(index, 2, out, rows=[0, 17], chunk=1)
+    with pytest.raises(InputError, match="k must be an integer from 1 to 59"):
+        knn_graph(index, 60, tmp_path / "x.npz")
