@@ -48,6 +48,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -486,25 +487,30 @@ class GraphIndex:
         s = self.settings["ged_costs"]
         return None if s is None else costs_from_settings(s)
 
+    @cached_property
+    def _type_attrs(self) -> dict:
+        """Attribute dicts of every node and edge type; fingerprints read-only, shared by graphs."""
+        a, out = self.arrays, {}
+        for kind in ("node", "edge"):
+            labels = [str(s) for s in a[f"{kind}_type_label"]]
+            xs = a[f"{kind}_type_x"].astype(np.float64) if f"{kind}_type_x" in a else None
+            if xs is not None:
+                xs.setflags(write=False)
+            out[kind] = [{"label": label} if xs is None else {"label": label, "x": xs[t]}
+                         for t, label in enumerate(labels)]
+        return out
+
     def graph(self, i: int) -> nx.Graph:
-        """Graph ``i`` rebuilt from the arrays: nodes ``0..n-1`` with ``label`` (and ``x``)."""
-        a = self.arrays
+        """Graph ``i`` rebuilt from the arrays: nodes ``0..n-1`` with ``label`` (and ``x``, a
+        read-only array shared between graphs, as :func:`reprs.glycan_graph` shares them)."""
+        a, attrs = self.arrays, self._type_attrs
         G = nx.DiGraph() if bool(a["directed"]) else nx.Graph()
         G.graph["name"] = self.names[i]
         n0, n1 = a["node_ptr"][i], a["node_ptr"][i + 1]
-        has_nx, has_ex = "node_type_x" in a, "edge_type_x" in a
-        for v, t in enumerate(a["node_type"][n0:n1].tolist()):
-            attrs = {"label": str(a["node_type_label"][t])}
-            if has_nx:
-                attrs["x"] = a["node_type_x"][t].astype(np.float64)
-            G.add_node(v, **attrs)
+        G.add_nodes_from((v, dict(attrs["node"][t])) for v, t in enumerate(a["node_type"][n0:n1].tolist()))
         e0, e1 = a["edge_ptr"][i], a["edge_ptr"][i + 1]
-        for u, v, t in zip(a["edge_src"][e0:e1].tolist(), a["edge_dst"][e0:e1].tolist(),
-                           a["edge_type"][e0:e1].tolist()):
-            attrs = {"label": str(a["edge_type_label"][t])}
-            if has_ex:
-                attrs["x"] = a["edge_type_x"][t].astype(np.float64)
-            G.add_edge(u, v, **attrs)
+        G.add_edges_from((u, v, dict(attrs["edge"][t])) for u, v, t in zip(
+            a["edge_src"][e0:e1].tolist(), a["edge_dst"][e0:e1].tolist(), a["edge_type"][e0:e1].tolist()))
         return G
 
     def graphs(self, indices: Sequence[int] | None = None) -> list[nx.Graph]:
