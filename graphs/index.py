@@ -216,6 +216,14 @@ def _ged_from_arrays(a: dict, settings: dict) -> FilterFeatures:
     return FilterFeatures(settings, vocab, counts, degrees)
 
 
+def _check_costs(path: Path, settings: dict, costs: CostModel | None) -> None:
+    """Refuse GED costs other than those an index was built for."""
+    if costs is not None and settings["ged_costs"] != cost_settings(costs):
+        raise IndexStateError(
+            f"{path} was built for GED costs {settings['ged_costs']}, not {cost_settings(costs)}; "
+            f"query with the index's costs, or rebuild it with ged_costs={costs!r}")
+
+
 def _rebuild_hint(path: Path) -> str:
     return (f"rebuild it: GraphIndex.build(graphs, {str(path)!r}, ...) or `matrep index build "
             f"DATASET -o {path}` (for the bundled glycans, deleting the folder rebuilds it on "
@@ -393,10 +401,7 @@ class GraphIndex:
             raise IndexStateError(f"{path} was built with kernels {settings['kernels']}, without "
                               f"{missing}; rebuild it with kernels={tuple(kernels)} "
                               f"(`matrep index build ... --kernels ...`)")
-        if ged_costs is not None and settings["ged_costs"] != cost_settings(ged_costs):
-            raise IndexStateError(
-                f"{path} was built for GED costs {settings['ged_costs']}, not {cost_settings(ged_costs)}; "
-                f"query with the index's costs, or rebuild it with ged_costs={ged_costs!r}")
+        _check_costs(path, settings, ged_costs)
         wl = _wl_from_arrays(loaded["wl.npz"]) if "wl.npz" in loaded else None
         ged = (_ged_from_arrays(loaded["ged.npz"], settings["ged_costs"]) if "ged.npz" in loaded
                else None)
@@ -480,6 +485,12 @@ class GraphIndex:
     def labels(self) -> np.ndarray | None:
         """Label of every graph, or None when built without labels."""
         return self.strings.get("labels")
+
+    def check_costs(self, costs: CostModel | None) -> None:
+        """Raise :class:`IndexStateError` unless ``costs`` (None: any) are the index's GED costs."""
+        if self.ged is None:
+            raise IndexStateError(f"{self.path} has no GED features; rebuild it with ged_costs=")
+        _check_costs(self.path, self.settings, costs)
 
     @property
     def ged_costs(self) -> CostModel | None:

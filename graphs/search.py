@@ -43,7 +43,7 @@ import numpy as np
 
 from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMetricError
 from graphs.ged import GAP_TOL, graph_edit_distance
-from graphs.ged_bounds import cost_settings, multiset_lower_bounds
+from graphs.ged_bounds import multiset_lower_bounds
 from graphs.index import GraphIndex
 
 __all__ = ["SearchResult", "index_top_k", "within", "knn_graph"]
@@ -99,13 +99,7 @@ def _check(query, index, metric, costs):
     if metric not in _METRICS:
         raise UnknownMetricError(f"an index answers metrics {_METRICS}, not {metric!r}")
     if metric == "ged":
-        if index.ged is None:
-            raise IndexStateError(f"{index.path} has no GED features; rebuild it with ged_costs=")
-        if costs is not None and cost_settings(costs) != index.settings["ged_costs"]:
-            raise IndexStateError(
-                f"{index.path} was built for GED costs {index.settings['ged_costs']}, not "
-                f"{cost_settings(costs)}; query with the index's costs, or rebuild it with "
-                f"ged_costs={costs!r}")
+        index.check_costs(costs)
 
 
 def _check_budget(time_budget) -> float:
