@@ -572,8 +572,9 @@ def default_index_dir() -> Path:
 def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
     """What a glycan dataset's index depends on, without building the graphs.
 
-    For the bundled set (``"glycans"``): the taxonomy level, glycowork's version (its table) and a
-    hash of the code and monomer table that turn strings into graphs; for a file: its absolute path
+    For the bundled set (``"glycans"``): the taxonomy level, glycowork's version (its table),
+    RDKit's (the fingerprints) and a hash of the code and monomer table that turn strings into
+    graphs; for a file: its absolute path
     and a hash of its bytes. An index whose recorded source differs is stale.
 
     Raises
@@ -591,8 +592,10 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
         for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
                      "data/glycan_monomers.csv"):
             h.update((root / part).read_bytes())
+        # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
         return {"dataset": "glycans", "level": level,
-                "glycowork": importlib.metadata.version("glycowork"), "code": h.hexdigest()}
+                "glycowork": importlib.metadata.version("glycowork"),
+                "rdkit": importlib.metadata.version("rdkit"), "code": h.hexdigest()}
     path = Path(dataset)
     if not path.is_file():
         raise InputError(f"dataset {dataset!r} is neither 'glycans' nor an existing file")

@@ -189,3 +189,26 @@ def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_
         knn_graph(index, 2, out, rows=[0, 17], chunk=1)
     with pytest.raises(InputError, match="k must be an integer from 1 to 59"):
         knn_graph(index, 60, tmp_path / "x.npz")
+
+
+def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from graphs.index import dataset_index
+
+    monkeypatch.setenv("MATREP_INDEX_DIR", str(tmp_path / "cache"))
+    csv = tmp_path / "g.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man"]}).to_csv(csv, index=False)
+    first = dataset_index(str(csv))
+    assert first.path.parent == tmp_path / "cache" and dataset_index(str(csv)).key == first.key
+    built = dataset_index(str(csv), path=tmp_path / "explicit")
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Fuc(a1-2)Gal"]}).to_csv(csv, index=False)
+    second = dataset_index(str(csv))  # stale: the file's hash changed, so another cached index
+    assert second.path != first.path and second.key != first.key
+    assert list(second.names) == ["Gal(b1-4)GlcNAc", "Fuc(a1-2)Gal"]
+    with pytest.raises(IndexStateError, match="not the dataset asked"):
+        dataset_index(str(csv), path=built.path)
+    (second.path / "graphs.npz").write_bytes(b"x")  # a damaged cached index is rebuilt, not used
+    messages = []
+    third = dataset_index(str(csv), log=messages.append)
+    assert third.key == second.key and "unusable" in messages[0]
