@@ -52,7 +52,8 @@ def main() -> None:
         bounds.append(r.n_bounds)
         certified.append(r.certified)
         print(f"  query {int(q):>5} ({len(query):>2} residues): {r.seconds:7.2f} s, {r.n_bounds:>5} "
-              f"BRANCH bounds, {r.n_exact:>4} exact solves, certified={r.certified}, "
+              f"BRANCH bounds, {r.n_lp:>4} LP bounds, "
+              f"{r.n_exact:>4} exact solves, certified={r.certified}, "
               f"10th distance {r.scores[-1]:.3f}")
     print(f"certified top-{args.k} over {index.n_graphs}: median {np.median(times):.2f} s, "
           f"max {np.max(times):.2f} s, median exact solves {np.median(solves):.0f}, median BRANCH "

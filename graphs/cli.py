@@ -104,7 +104,7 @@ def _similar(args: argparse.Namespace) -> None:
         print(f"{rank:>{widths[0]}}  {score:>{widths[1]}}  {glycan}" + (f"  [{shown}]" if shown else ""))
     if hasattr(result, "certified") and result.metric == "ged":
         state = "certified exact" if result.certified else "NOT certified (time budget ran out)"
-        print(f"{state}: {result.n_exact} exact GED solves, {result.n_bounds} BRANCH bounds")
+        print(f"{state}: {result.n_exact} exact GED solves, {result.n_lp} LP bounds, {result.n_bounds} BRANCH bounds")
     elif not result.exact.all():
         print(f"{int((~result.exact).sum())} scores are GED bounds, not proven optimal within the timeout")
     print(f"time: {seconds:.1f} s ({loaded:.1f} s {what})")
