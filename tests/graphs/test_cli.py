@@ -304,3 +304,11 @@ def test_index_build_and_refusals(table, tmp_path, capsys):
     assert "--top 8 exceeds the 7 glycans" in capsys.readouterr().err
     assert main(["similar", "Foo(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact"]) == 2
     assert "Foo" in capsys.readouterr().err
+
+
+def test_a_spent_time_budget_says_what_is_not_certified(table, tmp_path, capsys):
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact",
+            "--index", str(tmp_path / "idx"), "--top", "3"]
+    assert main([*argv, "--time-budget", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT certified (time budget ran out)" in out and "(bound)" in out
