@@ -1,4 +1,5 @@
-"""Subcommands of ``matrep`` that belong to :mod:`graphs`: ``similar`` and ``matrix``."""
+"""Subcommands of ``matrep`` that belong to :mod:`graphs`: ``similar``, ``index build``, ``matrix``
+and ``dmeasure``."""
 
 from __future__ import annotations
 
@@ -41,7 +42,24 @@ def _metric_params(args: argparse.Namespace) -> dict:
     return {}
 
 
+def _uses_index(args: argparse.Namespace) -> bool:
+    """Whether `similar` answers from an index: always for --exact or --index, and for the WL
+    kernel on the bundled glycans unless a Dask cluster is asked for."""
+    if args.exact and args.metric != "ged":
+        raise InputError(f"--exact applies to --metric ged, not --metric {args.metric}")
+    if args.exact or args.index:
+        if args.metric not in ("ged", "wl"):
+            raise InputError(f"--index answers --metric wl or --metric ged --exact, not --metric {args.metric}")
+        if args.metric == "ged" and not args.exact:
+            raise InputError("--index with --metric ged needs --exact (the certified search)")
+        return True
+    return args.metric == "wl" and args.dataset == "glycans" and not (args.workers or args.scheduler)
+
+
 def _similar(args: argparse.Namespace) -> None:
+    import sys
+
+    from graphs.index import dataset_index
     from graphs.query import top_k
     from reprs import glycan_graph
     from reprs.commands import cli_unknown_monomer
@@ -53,29 +71,55 @@ def _similar(args: argparse.Namespace) -> None:
         query = glycan_graph(args.glycan)
     except UnknownMonomerError as err:  # `similar` has no --on-unknown to suggest
         raise cli_unknown_monomer(err) from None
-    graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
-    loaded = time.perf_counter() - start
-    with _client(args) as client:
-        result = top_k(
-            query, graphs, args.metric, args.top, metric_params=_metric_params(args), client=client,
-            progress=progress_wanted(args),
+    if _uses_index(args):
+        index = dataset_index(
+            args.dataset, level=args.level, path=args.index, log=lambda m: print(m, file=sys.stderr)
         )
+        names, labels, n = index.names, index.labels, index.n_graphs
+        loaded, what = time.perf_counter() - start, "opening the index, or building it on first use"
+        if args.top > n:
+            raise InputError(f"--top {args.top} exceeds the {n} glycans of {args.dataset}")
+        result = top_k(query, index, args.metric, args.top, time_budget=args.time_budget)
+    else:
+        graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
+        loaded, what = time.perf_counter() - start, "building the dataset's graphs"
+        names, n = table["glycan"].tolist(), len(graphs)
+        column = "labels" if "labels" in table.columns else None
+        labels = None if column is None else [", ".join(v) if isinstance(v, tuple) else str(v) for v in table[column]]
+        with _client(args) as client:
+            result = top_k(
+                query, graphs, args.metric, args.top, metric_params=_metric_params(args), client=client,
+                progress=progress_wanted(args),
+            )
     seconds = time.perf_counter() - start
     order = "higher is more alike" if result.similarity else "lower is more alike"
     print(f"query: {args.glycan}")
-    print(f"dataset: {args.dataset} ({len(graphs)} glycans); metric: {result.metric} ({order})")
-    label_column = "labels" if "labels" in table.columns else None
-    rows = [("rank", "score", "glycan", label_column or "")]
-    for rank, (index, score, exact) in enumerate(zip(result.indices, result.scores, result.exact), 1):
-        labels = table.iloc[index][label_column] if label_column else ""
-        shown = ", ".join(labels) if isinstance(labels, tuple) else str(labels)
-        rows.append((str(rank), f"{score:.4f}" + ("" if exact else " (bound)"), table.iloc[index]["glycan"], shown))
+    print(f"dataset: {args.dataset} ({n} glycans); metric: {result.metric} ({order})")
+    rows = [("rank", "score", "glycan", "")]
+    for rank, (index_, score, exact) in enumerate(zip(result.indices, result.scores, result.exact), 1):
+        shown = labels[index_] if labels is not None else ""
+        rows.append((str(rank), f"{score:.4f}" + ("" if exact else " (bound)"), names[index_], shown))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    for rank, score, glycan, labels in rows:
-        print(f"{rank:>{widths[0]}}  {score:>{widths[1]}}  {glycan}" + (f"  [{labels}]" if labels else ""))
-    if not result.exact.all():
+    for rank, score, glycan, shown in rows:
+        print(f"{rank:>{widths[0]}}  {score:>{widths[1]}}  {glycan}" + (f"  [{shown}]" if shown else ""))
+    if hasattr(result, "certified") and result.metric == "ged":
+        state = "certified exact" if result.certified else "NOT certified (time budget ran out)"
+        print(f"{state}: {result.n_exact} exact GED solves, {result.n_lp} LP bounds, {result.n_bounds} BRANCH bounds")
+    elif not result.exact.all():
         print(f"{int((~result.exact).sum())} scores are GED bounds, not proven optimal within the timeout")
-    print(f"time: {seconds:.1f} s ({loaded:.1f} s building the dataset's graphs)")
+    print(f"time: {seconds:.1f} s ({loaded:.1f} s {what})")
+
+
+def _index_build(args: argparse.Namespace) -> None:
+    from graphs.costs import ChemicalCosts, UniformCosts
+    from graphs.index import build_dataset_index
+
+    _output_folder(args.output)
+    costs = {"chemical": ChemicalCosts(), "uniform": UniformCosts(), "none": None}[args.ged_costs]
+    index = build_dataset_index(
+        args.dataset, args.output, level=args.level, kernels=() if args.no_wl else ("wl",), ged_costs=costs
+    )
+    print(f"indexed {index.n_graphs} glycans of {args.dataset} in {index.path} (key {index.key[:16]})")
 
 
 def _matrix(args: argparse.Namespace) -> None:
@@ -223,8 +267,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("glycan", nargs="?", default=_DEFAULT_QUERY, help=f"IUPAC-condensed query (default {_DEFAULT_QUERY})")
     p.add_argument("--top", type=int_at_least(1), default=10, help="number of results")
     p.add_argument("--dataset", default="glycans", help=_DATASET_HELP)
+    p.add_argument("--exact", action="store_true", help="with --metric ged: certified exact top-k from the index")
+    p.add_argument(
+        "--index", default=None, metavar="PATH",
+        help="index folder (default: built on first use in the user cache, or $MATREP_INDEX_DIR)",
+    )
+    p.add_argument(
+        "--time-budget", type=positive_float, default=None, metavar="S",
+        help="with --exact: stop after S seconds and mark what is not certified",
+    )
     _common(p)
     p.set_defaults(func=_similar)
+
+    p = subparsers.add_parser("index", help="build a persisted graph index of a glycan dataset")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="index DATASET into the folder -o PATH")
+    b.add_argument("dataset", help=_DATASET_HELP)
+    b.add_argument("-o", "--output", required=True, help="index folder")
+    b.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
+    b.add_argument(
+        "--ged-costs", default="chemical", choices=("chemical", "uniform", "none"),
+        help="GED costs of the filter features (default chemical: GLAMOUR's)",
+    )
+    b.add_argument("--no-wl", action="store_true", help="leave out the WL kernel features")
+    b.set_defaults(func=_index_build)
 
     p = subparsers.add_parser("matrix", help="pairwise matrix, heatmap and 2-D embedding of a dataset")
     p.add_argument("dataset", help=_DATASET_HELP)

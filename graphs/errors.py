@@ -12,6 +12,7 @@ __all__ = [
     "UnknownMetricError",
     "EmptyDatasetError",
     "NonOptimalWarning",
+    "IndexStateError",
 ]
 
 
@@ -21,6 +22,11 @@ class UnknownMetricError(InputError):
 
 class EmptyDatasetError(InputError):
     """A dataset (list of graphs) is empty where at least one graph is required."""
+
+
+class IndexStateError(InputError):
+    """A graph index folder cannot be used: missing, partly written, corrupted, or built from
+    other data or settings than asked (graphs.index). The message says how to rebuild it."""
 
 
 class NonOptimalWarning(UserWarning):

@@ -180,11 +180,10 @@ class _Problem:
         to the next multiple: with unit costs an LP bound of 14.7 proves 15.
         """
         values = np.unique(np.concatenate([np.ravel(a) for a in (*self.node, *self.edge)]))
-        for s in range(1, 65):
-            scaled = values * s
-            if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, scaled)):
-                return s
-        return None
+        # All 64 candidates at once: a per-s loop cost a quarter of a GED search's time.
+        scaled = np.arange(1, 65)[:, None] * values[None, :]
+        ok = np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, scaled), axis=1)
+        return int(np.argmax(ok)) + 1 if ok.any() else None
 
     def round_up(self, bound: float) -> float:
         """A proven lower bound raised to the next achievable cost (see :attr:`scale`)."""

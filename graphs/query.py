@@ -35,6 +35,7 @@ Example
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -347,8 +348,10 @@ def pairwise(
     block: int | None = None,
     progress: bool | None = None,
     return_exact: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Matrix of a metric between all pairs of ``graphs``.
+    out: str | os.PathLike | None = None,
+    knn: int | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | dict:
+    """Matrix of a metric between all pairs of ``graphs``, in memory or out of core.
 
     Parameters
     ----------
@@ -372,6 +375,16 @@ def pairwise(
         Show a tqdm bar (in pairs computed) on stderr; by default only when stderr is a terminal.
     return_exact : bool
         Also return a boolean matrix, False where a value is a bound (GED not proven optimal).
+    out : path, optional
+        Write the matrix block by block to this ``.npy`` file (memory-mapped; its mask of proven
+        values beside it, ``*.exact.npy``), resumably: run the same call again after a crash and
+        the finished blocks are skipped (:mod:`graphs.blockstore`). The result is then the
+        read-only memory map, never a matrix in memory.
+    knn : int, optional
+        With ``out=PATH.npz``: keep only the ``knn`` nearest other graphs of every graph (most
+        similar, for kernels), merged block by block; returns a dict with ``indices``, ``scores``
+        and ``exact``, each of shape (n, knn), best first, ties by index. The dense matrix is never
+        held.
 
     Returns
     -------
@@ -380,6 +393,8 @@ def pairwise(
         matrix, equal to ``GraphKernel(kind).fit_transform(graphs)``.
     numpy.ndarray of bool, shape (n, n)
         Only with ``return_exact``.
+    dict
+        Only with ``knn`` (see above).
 
     Raises
     ------
@@ -407,6 +422,11 @@ def pairwise(
     size = _check_block(block, metric) if metric.blockable else n
     triangle = metric.symmetric and metric.blockable
     tiles = _tiles(n, n, size, triangle)
+    if knn is not None and out is None:
+        raise InputError("knn=k writes a nearest-neighbour graph: give out=PATH.npz as well")
+    if out is not None:
+        return _pairwise_out(graphs, metric, metric_params, state, tiles, size, triangle, out, knn,
+                             return_exact, n_jobs=n_jobs, client=client, progress=progress)
     values = np.full((n, n), np.nan)
     exact = np.ones((n, n), dtype=bool)
     for (r, c, upper), (v, e) in _execute(
@@ -423,6 +443,40 @@ def pairwise(
     if return_exact:
         return values, exact
     _warn_inexact(exact, metric.name)
+    return values
+
+
+def _pairwise_out(graphs, metric, metric_params, state, tiles, size, triangle, out, knn,
+                  return_exact, **execute):
+    """:func:`pairwise` into a resumable on-disk store (:mod:`graphs.blockstore`)."""
+    from graphs.blockstore import KnnStore, MatrixStore, dataset_fingerprint
+
+    n = len(graphs)
+    key = {"dataset": dataset_fingerprint(graphs), "metric": metric.name or repr(metric),
+           "params": repr(sorted((metric_params or {}).items())), "block": size, "n": n}
+    if knn is None:
+        store = MatrixStore(out, n, key, len(tiles))
+    else:
+        store = KnnStore(out, n, knn, metric.similarity, key, len(tiles))
+    ids = {(int(r[0]), int(c[0])): i for i, (r, c, _) in enumerate(tiles)}
+    todo = [t for i, t in enumerate(tiles) if not store.done[i]]
+    inexact = 0
+    for (r, c, upper), (v, e) in _execute(metric, state, todo, **execute):
+        keep = np.triu(np.ones(v.shape, dtype=bool)) if upper else np.ones(v.shape, dtype=bool)
+        inexact += int((keep & ~e).sum())
+        store.write(ids[int(r[0]), int(c[0])], r, c, upper, triangle, v, e)
+    if knn is not None:
+        with np.load(out) as saved:
+            result = {name: saved[name] for name in ("indices", "scores", "exact")}
+        if not return_exact:
+            _warn_inexact(result["exact"], metric.name)
+        return result
+    values = np.load(out, mmap_mode="r")
+    if return_exact:
+        return values, np.load(store.exact_path, mmap_mode="r")
+    if inexact:
+        warnings.warn(f"{inexact} {metric.name} values written by this run are bounds, not proven "
+                      f"optimal; their mask is {store.exact_path}", NonOptimalWarning, stacklevel=3)
     return values
 
 
@@ -462,8 +516,14 @@ def top_k(
     client=None,
     block: int | None = None,
     progress: bool | None = None,
+    exact: bool = True,
+    time_budget: float | None = None,
 ) -> TopK:
     """The ``k`` graphs most similar to ``query`` (all of them if ``k`` exceeds the dataset).
+
+    ``graphs`` may also be a :class:`graphs.index.GraphIndex`: the query then goes to
+    :func:`graphs.search.index_top_k` (``"ged"`` certified by filter-and-verify, or ``"wl"``), which
+    reads ``exact`` and ``time_budget`` and ignores the options of the plain path.
 
     Parameters
     ----------
@@ -492,6 +552,14 @@ def top_k(
     UnknownMetricError, EmptyDatasetError, InputError
         Unknown metric, empty dataset, ``k < 1``.
     """
+    from graphs.index import GraphIndex
+
+    if isinstance(graphs, GraphIndex):
+        from graphs.search import index_top_k
+
+        if metric_params:
+            raise InputError("metric_params do not apply to an index: its settings are fixed at build")
+        return index_top_k(query, graphs, metric, k, exact=exact, time_budget=time_budget)
     if not isinstance(query, nx.Graph):
         raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

@@ -267,3 +267,48 @@ def test_an_unknown_monomer_in_the_query_suggests_no_option_similar_lacks(table,
 def test_a_bad_scheduler_address_names_the_flag(table, capsys):
     err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--scheduler", "nonsense"], capsys)
     assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err
+
+
+def test_similar_exact_ged_from_an_index_equals_the_plain_exact_ranking(table, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MATREP_INDEX_DIR", str(tmp_path / "cache"))
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "4"]
+    assert main(argv) == 0
+    plain = [line.split()[:3] for line in capsys.readouterr().out.splitlines() if line.strip()[:1].isdigit()]
+    assert main([*argv, "--exact"]) == 0  # builds the cached index, then answers from it
+    out = capsys.readouterr()
+    assert "building the index" in out.err and "certified exact" in out.out
+    ours = [line.split()[:3] for line in out.out.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[1] for r in ours] == [r[1] for r in plain] and ours[:2] == plain[:2]
+    assert main([*argv, "--exact"]) == 0  # warm: opened, not rebuilt
+    assert "building" not in capsys.readouterr().err
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_index_build_and_refusals(table, tmp_path, capsys):
+    idx = tmp_path / "idx"
+    assert main(["index", "build", str(table), "-o", str(idx)]) == 0
+    assert "indexed 7 glycans" in capsys.readouterr().out
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--index", str(idx), "--top", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[3].split()[1:3] == ["1.0000", "Gal(b1-4)GlcNAc"]
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"glycan": GLYCANS[:3]}).to_csv(other, index=False)
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(other), "--index", str(idx)]) == 2
+    assert "not the dataset asked" in capsys.readouterr().err
+    (idx / "wl.npz").write_bytes(b"damaged")
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--index", str(idx)]) == 2
+    assert "does not match the hash" in capsys.readouterr().err
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--exact"]) == 2
+    assert "--exact applies to --metric ged" in capsys.readouterr().err
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact",
+                 "--index", str(tmp_path / "new"), "--top", "8"]) == 2
+    assert "--top 8 exceeds the 7 glycans" in capsys.readouterr().err
+    assert main(["similar", "Foo(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact"]) == 2
+    assert "Foo" in capsys.readouterr().err
+
+
+def test_a_spent_time_budget_says_what_is_not_certified(table, tmp_path, capsys):
+    argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact",
+            "--index", str(tmp_path / "idx"), "--top", "3"]
+    assert main([*argv, "--time-budget", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT certified (time budget ran out)" in out and "(bound)" in out

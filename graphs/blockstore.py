@@ -1,0 +1,170 @@
+"""Resumable out-of-core outputs of :func:`graphs.query.pairwise`: a matrix on disk, or a kNN graph.
+
+A matrix of all pairs of 23,700 glycans is 4.5 GB in float64: more than a laptop wants in memory.
+With ``pairwise(..., out=PATH)`` the blocks of the matrix are written into a memory-mapped ``.npy``
+file (``numpy.lib.format.open_memmap``; any numpy reads it with ``np.load(PATH, mmap_mode="r")``)
+as they finish, serially, on local processes or on a Dask cluster, and a journal beside it records
+which blocks are done:
+
+``PATH``
+    The (n, n) float64 matrix. Entries of blocks not yet finished are undefined (the file is
+    created sparse, without writing n^2 values first).
+``PATH.exact.npy``
+    The (n, n) bool mask of proven values (False where a GED is only a bound).
+``PATH.journal.json``
+    The job's key (a hash of the dataset, the metric and its parameters, the block size) and the
+    number of blocks; written atomically, once.
+``PATH.done.npy``
+    One bool per block, rewritten atomically (:func:`reprs.fileio.atomic_write`) after each block's
+    values are flushed to disk. A job started again with the same key skips the blocks marked
+    done, so a crash loses at most the blocks in flight; a journal with another key is refused.
+
+With ``knn=k`` no matrix is written: each row keeps its ``k`` best other graphs, merged block by
+block, and ``PATH`` is an ``.npz`` with ``indices`` (n, k), ``scores`` (n, k) and ``exact`` (n, k),
+checkpointed atomically with the done-blocks record, so the dense matrix is never held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from graphs.errors import InputError
+from reprs.fileio import atomic_write
+
+__all__ = ["dataset_fingerprint", "Journal", "MatrixStore", "KnnStore"]
+
+
+def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
+    """A hash of the graphs' structure and of every node and edge label and fingerprint ``x``."""
+    h = hashlib.sha256()
+    for g in graphs:  # once per job, a loop over graphs
+        local = {v: i for i, v in enumerate(g)}
+        h.update(repr((g.is_directed(), len(g), g.number_of_edges())).encode())
+        for u, v, d in [(v, None, d) for v, d in g.nodes(data=True)] + list(g.edges(data=True)):
+            h.update(repr((local[u], None if v is None else local[v], d.get("label"))).encode())
+            if "x" in d:
+                h.update(np.asarray(d["x"]).tobytes())
+    return h.hexdigest()
+
+
+class Journal:
+    """Key and done-blocks record beside an output ``path``."""
+
+    def __init__(self, path: Path, key: dict, n_tiles: int):
+        self.meta = path.with_name(path.name + ".journal.json")
+        self.done_path = path.with_name(path.name + ".done.npy")
+        record = {"key": key, "n_tiles": n_tiles}
+        self.resumed = self.meta.is_file() and self.done_path.is_file()
+        if self.resumed:
+            old = json.loads(self.meta.read_text())
+            if old != record:
+                raise InputError(
+                    f"{path} belongs to another job ({self.meta} records {old['key']}, this job is "
+                    f"{key}); delete {path} and its .journal.json and .done.npy files, or write to "
+                    f"another path"
+                )
+            self.done = np.load(self.done_path)
+        else:
+            self.done = np.zeros(n_tiles, dtype=bool)
+            atomic_write(self.meta, json.dumps(record, sort_keys=True))
+
+    def mark(self, tile_id: int) -> None:
+        self.done[tile_id] = True
+        buffer = io.BytesIO()
+        np.save(buffer, self.done)
+        atomic_write(self.done_path, buffer.getvalue())
+
+
+class MatrixStore:
+    """The (n, n) matrix and exact mask as memory-mapped ``.npy`` files, filled block by block."""
+
+    def __init__(self, path, n: int, key: dict, n_tiles: int):
+        path = Path(path)
+        if path.suffix != ".npy":
+            raise InputError(f"out={str(path)!r}: the matrix is written as a .npy file; give a path "
+                             f"ending in .npy (or knn=k for a .npz of nearest neighbours)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.exact_path = path, path.with_name(path.stem + ".exact.npy")
+        self.journal = Journal(path, key, n_tiles)
+        mode = "r+" if self.journal.resumed and path.is_file() and self.exact_path.is_file() else "w+"
+        if mode == "w+" and self.journal.resumed:
+            self.journal.done[:] = False
+        self.values = np.lib.format.open_memmap(path, mode=mode, dtype=np.float64, shape=(n, n))
+        self.exact = np.lib.format.open_memmap(self.exact_path, mode=mode, dtype=bool, shape=(n, n))
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.journal.done
+
+    def write(self, tile_id: int, r: np.ndarray, c: np.ndarray, upper: bool, symmetric: bool,
+              v: np.ndarray, e: np.ndarray) -> None:
+        keep = np.triu(np.ones(v.shape, dtype=bool)) if upper else np.ones(v.shape, dtype=bool)
+        # Tiles are contiguous ranges: slices of the memory map are views, written in place.
+        rows, cols = slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1)
+        np.copyto(self.values[rows, cols], v, where=keep)
+        np.copyto(self.exact[rows, cols], e, where=keep)
+        if symmetric:  # the mirrored block, so that the file holds the whole matrix
+            np.copyto(self.values[cols, rows], v.T, where=keep.T)
+            np.copyto(self.exact[cols, rows], e.T, where=keep.T)
+        self.values.flush()
+        self.exact.flush()
+        self.journal.mark(tile_id)
+
+
+class KnnStore:
+    """The ``k`` best other graphs of every row, merged block by block, checkpointed to ``.npz``."""
+
+    def __init__(self, path, n: int, k: int, similarity: bool, key: dict, n_tiles: int):
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise InputError(f"out={str(path)!r}: a kNN graph is written as a .npz file; give a path "
+                             f"ending in .npz")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+            raise InputError(f"knn must be an integer from 1 to {n - 1} (the other graphs), got {k!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.k, self.sign = path, int(k), -1.0 if similarity else 1.0
+        self.journal = Journal(path, key, n_tiles)
+        if self.journal.resumed and path.is_file():
+            with np.load(path) as saved:
+                self.indices, self.key_values, self.exact = (saved["indices"], self.sign * saved["scores"],
+                                                             saved["exact"])
+        else:
+            self.journal.done[:] = False
+            self.indices = np.full((n, self.k), -1, dtype=np.int64)
+            self.key_values = np.full((n, self.k), np.inf)
+            self.exact = np.ones((n, self.k), dtype=bool)
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.journal.done
+
+    def _merge(self, rows, cols, values, exact, keep):
+        """Merge the candidates ``cols`` of ``rows`` (keep: which entries count) into the k best."""
+        key = np.where(keep & (rows[:, None] != cols[None, :]), self.sign * values, np.inf)
+        idx = np.concatenate([self.indices[rows], np.broadcast_to(cols, key.shape)], axis=1)
+        val = np.concatenate([self.key_values[rows], key], axis=1)
+        ex = np.concatenate([self.exact[rows], exact], axis=1)
+        # ties by graph index, so that the graph does not depend on the order blocks finish in
+        order = np.lexsort((np.where(idx < 0, np.iinfo(np.int64).max, idx), val), axis=1)[:, : self.k]
+        take = np.take_along_axis
+        best_val = take(val, order, axis=1)
+        self.indices[rows] = np.where(np.isfinite(best_val), take(idx, order, axis=1), -1)
+        self.key_values[rows] = best_val
+        self.exact[rows] = take(ex, order, axis=1)
+
+    def write(self, tile_id: int, r: np.ndarray, c: np.ndarray, upper: bool, symmetric: bool,
+              v: np.ndarray, e: np.ndarray) -> None:
+        keep = np.triu(np.ones(v.shape, dtype=bool)) if upper else np.ones(v.shape, dtype=bool)
+        self._merge(r, c, v, e, keep)
+        if symmetric:
+            self._merge(c, r, v.T, e.T, keep.T)
+        buffer = io.BytesIO()
+        np.savez(buffer, indices=self.indices, scores=self.sign * self.key_values, exact=self.exact)
+        atomic_write(self.path, buffer.getvalue())
+        self.journal.mark(tile_id)

@@ -1,0 +1,440 @@
+"""Certified similarity search over a :class:`graphs.index.GraphIndex`: top-k and range queries.
+
+Exact graph edit distance (GED) costs milliseconds to seconds per pair, so a query over tens of
+thousands of graphs cannot compute it for every pair. Filter-and-verify [1]_ [2]_ computes it only
+where needed, in order of a lower bound, through four tiers of increasing cost and strength:
+
+1. the label-multiset bound of :mod:`graphs.ged_bounds`, for every indexed graph at once (a few
+   sparse array operations, tens of milliseconds for 23,522 glycans);
+2. the BRANCH lower bound of Blumenthal and Gamper (with the bipartite upper bound;
+   ``graph_edit_distance(method="bipartite")``, milliseconds per pair), for the candidates the
+   first tier leaves; when the two bounds meet, the distance is exact already;
+3. the linear-programming relaxation bound (``graph_edit_distance(method="bounds")``), for the
+   candidates still in the race;
+4. the exact solver (``graph_edit_distance(method="exact")``, whose branch-and-bound is the costly
+   part on large glycans).
+
+Candidates are taken in order of their best bound so far (a priority queue over tiers). A top-k
+query stops as soon as it holds ``k`` exact distances and the k-th is at most the next candidate's
+lower bound: every graph not verified has a GED at least that bound, so none can be closer; the
+answer is *certified* (to the exact solver's absolute gap, :data:`graphs.ged.GAP_TOL`). Graphs at
+exactly the k-th distance are ties: the distances are certified, the choice among tied graphs is
+the order in which they were verified. A range query (:func:`within`) verifies every graph whose
+bound is within the threshold. With ``time_budget`` a query stops when time is up and says which
+answers are certified and which rows are only bounds.
+
+References
+----------
+.. [1] Zeng, Tung, Wang, Feng and Zhou, "Comparing stars: on approximating graph edit distance",
+   PVLDB 2, 25-36 (2009): filter-and-verify with multiset and star bounds.
+.. [2] Chang, Feng, Lin, Qin, Zhang and Zhao, "Speeding up GED verification for graph similarity
+   search", ICDE 2020, 793-804: best-first verification in order of lower bounds.
+.. [3] Blumenthal and Gamper, "Improved lower bounds for graph edit distance", IEEE Trans. Knowl.
+   Data Eng. 30, 503-516 (2018).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from dataclasses import dataclass
+from numbers import Real
+
+import networkx as nx
+import numpy as np
+
+from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMetricError
+from graphs.ged import GAP_TOL, graph_edit_distance
+from graphs.ged_bounds import multiset_lower_bounds
+from graphs.index import GraphIndex
+
+__all__ = ["SearchResult", "index_top_k", "within", "knn_graph"]
+
+_METRICS = ("ged", "wl")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Answer of a search over an index: the fields of :class:`graphs.query.TopK` and a certificate.
+
+    Attributes
+    ----------
+    indices, scores, exact, metric, similarity
+        As in :class:`graphs.query.TopK`: positions in the index, best first, and their scores
+        (GED: exact distances where ``exact``, else the best lower bound).
+    lower_bounds : numpy.ndarray of float
+        Proven lower bound of each row's distance (equal to the score where exact).
+    certified_rows : numpy.ndarray of bool
+        True where a row is proven to belong to the answer at its rank: its distance is exact and
+        no graph left unverified can be closer.
+    certified : bool
+        Every row certified (and, for a range query, no graph left unverified).
+    n_exact : int
+        Exact GED computations (tier 4) made.
+    n_bounds : int
+        BRANCH bound computations (tier 2) made, of which some already proved a distance.
+    n_lp : int
+        LP relaxation bounds (tier 3) made, of which some already proved a distance.
+    seconds : float
+        Wall-clock time of the query, s.
+    status : str
+        ``"certified"``, or ``"time_budget"`` when the budget ran out first.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    exact: np.ndarray
+    metric: str
+    similarity: bool
+    lower_bounds: np.ndarray
+    certified_rows: np.ndarray
+    certified: bool
+    n_exact: int
+    n_bounds: int
+    n_lp: int
+    seconds: float
+    status: str
+
+
+def _check(query, index, metric, costs):
+    if not isinstance(query, nx.Graph):
+        raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
+    if not isinstance(index, GraphIndex):
+        raise InputTypeError(f"index must be a graphs.index.GraphIndex, got {type(index).__name__}")
+    if metric not in _METRICS:
+        raise UnknownMetricError(f"an index answers metrics {_METRICS}, not {metric!r}")
+    if metric == "ged":
+        index.check_costs(costs)
+
+
+def _check_budget(time_budget) -> float:
+    if time_budget is None:
+        return math.inf
+    if isinstance(time_budget, bool) or not isinstance(time_budget, Real) or not time_budget > 0:
+        raise InputError(f"time_budget must be a positive number of seconds or None, got "
+                         f"{time_budget!r}")
+    return float(time_budget)
+
+
+class _Verifier:
+    """Best-first verification: candidates in order of their best lower bound so far.
+
+    Tier-1 bounds sit in one sorted array (read with a pointer: no heap of every graph); graphs
+    with a tier-2 bound wait in a small heap.
+    """
+
+    def __init__(self, query, index, budget: float, start: float):
+        self.query, self.index, self.costs = query, index, index.ged_costs
+        self.lb = multiset_lower_bounds(query, index.ged, self.costs)
+        self.order = np.lexsort((np.arange(len(self.lb)), self.lb))
+        self.pointer, self.heap = 0, []
+        self.exact: dict[int, float] = {}
+        self.bound = self.lb.copy()
+        self.n_exact = self.n_bounds = self.n_lp = 0
+        self.lp_done: set[int] = set()
+        self.deadline = start + budget
+
+    def next_bound(self) -> float:
+        a = self.lb[self.order[self.pointer]] if self.pointer < len(self.order) else math.inf
+        return min(a, self.heap[0][0]) if self.heap else a
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def step(self) -> None:
+        """Raise the bound of the next candidate one tier, or verify it."""
+        from_sorted = not self.heap or (self.pointer < len(self.order)
+                                        and self.lb[self.order[self.pointer]] <= self.heap[0][0])
+        if from_sorted:
+            i = int(self.order[self.pointer])
+            self.pointer += 1
+            self.n_bounds += 1
+            r = graph_edit_distance(self.query, self.index.graph(i), costs=self.costs,
+                                    method="bipartite")
+        else:
+            _, i = heapq.heappop(self.heap)
+            timeout = self.left()
+            # A graph's second turn gets the LP bound (method "bounds"), its third the MILP: many
+            # candidates of large glycans leave the race on the LP bound, before any branching.
+            method = "bounds" if i not in self.lp_done else "exact"
+            self.lp_done.add(i)
+            self.n_lp += method == "bounds"
+            self.n_exact += method == "exact"
+            r = graph_edit_distance(self.query, self.index.graph(i), costs=self.costs,
+                                    method=method, timeout=timeout if timeout < math.inf else None)
+        self.bound[i] = max(self.bound[i], r.lower_bound)
+        if r.optimal:
+            self.exact[i] = r.distance
+        else:  # verified next time its turn comes (after a timeout: what the budget allowed)
+            heapq.heappush(self.heap, (self.bound[i], i))
+
+
+def _ged_top_k(query, index, k, budget, start):
+    v = _Verifier(query, index, budget, start)
+    best: list = []  # max-heap of (-distance, -index) over the k best exact distances
+    status = "certified"
+    while True:
+        nxt = v.next_bound()
+        if len(best) == k and -best[0][0] <= nxt + GAP_TOL or nxt == math.inf:
+            break
+        if v.left() <= 0:
+            status = "time_budget"
+            break
+        before = set(v.exact)
+        v.step()
+        for i in set(v.exact) - before:
+            item = (-v.exact[i], -i)
+            if len(best) < k:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                heapq.heapreplace(best, item)
+    nxt = v.next_bound()
+    rows = sorted((-d, -i) for d, i in best)
+    certified_rows = [d <= nxt + GAP_TOL for d, _ in rows]
+    if len(rows) < k:  # the budget ran out: fill with the best bounds not yet verified
+        seen = {i for _, i in rows}
+        pending = [i for _, i in v.heap] + v.order[v.pointer:v.pointer + k].tolist()
+        extra = sorted((v.bound[i], i) for i in set(pending) - seen)[: k - len(rows)]
+        rows += extra
+        certified_rows += [False] * len(extra)
+    indices = np.array([i for _, i in rows], dtype=np.int64)
+    exact = np.array([i in v.exact for i in indices.tolist()], dtype=bool)
+    certified_rows = np.array(certified_rows, dtype=bool) & exact
+    return SearchResult(
+        indices=indices, scores=np.array([d for d, _ in rows], dtype=float), exact=exact,
+        metric="ged", similarity=False, lower_bounds=v.bound[indices],
+        certified_rows=certified_rows, certified=bool(certified_rows.all()) and len(rows) == k,
+        n_exact=v.n_exact, n_bounds=v.n_bounds, n_lp=v.n_lp, seconds=time.perf_counter() - start,
+        status=status)
+
+
+def index_top_k(query: nx.Graph, index: GraphIndex, metric: str = "ged", k: int = 10, *,
+                exact: bool = True, costs=None, time_budget: float | None = None) -> SearchResult:
+    """The ``k`` indexed graphs closest to ``query``, certified for exact GED.
+
+    Also reached as ``graphs.query.top_k(query, index, metric, k, exact=True)``.
+
+    Parameters
+    ----------
+    query : networkx graph
+        With the attributes the index's cost model reads (``"x"`` for ChemicalCosts).
+    index : GraphIndex
+        Built with GED features (``"ged"``) or WL features (``"wl"``).
+    metric : {"ged", "wl"}
+        Graph edit distance with the index's costs (smaller is closer), or the normalised WL
+        kernel (larger is closer; exact by construction, one sparse product).
+    k : int
+        Number of answers, 1 to the number of indexed graphs.
+    exact : bool
+        For ``"ged"``: only True is supported here (certified filter-and-verify); for bounds
+        without a certificate use :func:`graphs.query.top_k` on ``index.graphs()``.
+    costs : CostModel, optional
+        The costs the caller means; refused unless they are the index's.
+    time_budget : float, optional
+        Seconds after which the search stops and returns what it has (see
+        :class:`SearchResult`); None: until certified.
+
+    Returns
+    -------
+    SearchResult
+
+    Raises
+    ------
+    InputError
+        ``k`` not in 1..n_graphs, ``exact=False`` for GED, a bad ``time_budget``.
+    IndexStateError
+        The index lacks the features, or was built with other costs.
+    UnknownMetricError, InputTypeError
+        Another metric; a query or index of the wrong type.
+    """
+    start = time.perf_counter()
+    _check(query, index, metric, costs)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= index.n_graphs:
+        raise InputError(f"k must be an integer from 1 to the {index.n_graphs} indexed graphs, "
+                         f"got {k!r}")
+    budget = _check_budget(time_budget)
+    if metric == "wl":
+        scores = index.wl_similarities(query)
+        order = np.lexsort((np.arange(len(scores)), -scores))[:k]
+        ones = np.ones(len(order), dtype=bool)
+        return SearchResult(order, scores[order], ones, "wl", True, scores[order], ones, True, 0, 0,
+                            0, time.perf_counter() - start, "certified")
+    if not exact:
+        raise InputError("the index search of GED is exact and certified; for unproven bounds use "
+                         "graphs.query.top_k(query, index.graphs(), 'ged', metric_params=...)")
+    return _ged_top_k(query, index, int(k), budget, start)
+
+
+def within(query: nx.Graph, index: GraphIndex, metric: str, threshold: float, *, costs=None,
+           time_budget: float | None = None) -> SearchResult:
+    """Every indexed graph within ``threshold`` of ``query`` (GED) or at least that similar (WL).
+
+    Parameters
+    ----------
+    query, index, costs, time_budget
+        As in :func:`index_top_k`.
+    metric : {"ged", "wl"}
+    threshold : float
+        Largest GED (same units as the costs) or smallest normalised WL similarity.
+
+    Returns
+    -------
+    SearchResult
+        All graphs in range, closest first, with exact distances. ``certified`` says that every
+        graph whose lower bound is within the threshold was verified (False only when
+        ``time_budget`` ran out: then the rows are the graphs proven in range so far).
+
+    Raises
+    ------
+    InputError
+        A threshold that is not a finite number; see :func:`index_top_k`.
+    """
+    start = time.perf_counter()
+    _check(query, index, metric, costs)
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not math.isfinite(threshold):
+        raise InputError(f"threshold must be a finite number, got {threshold!r}")
+    budget = _check_budget(time_budget)
+    if metric == "wl":
+        scores = index.wl_similarities(query)
+        hit = np.flatnonzero(scores >= threshold)
+        order = hit[np.lexsort((hit, -scores[hit]))]
+        ones = np.ones(len(order), dtype=bool)
+        return SearchResult(order, scores[order], ones, "wl", True, scores[order], ones, True, 0, 0,
+                            0, time.perf_counter() - start, "certified")
+    v = _Verifier(query, index, budget, start)
+    status = "certified"
+    while v.next_bound() <= threshold + GAP_TOL:
+        if v.left() <= 0:
+            status = "time_budget"
+            break
+        v.step()
+    found = sorted((d, i) for i, d in v.exact.items() if d <= threshold + GAP_TOL)
+    indices = np.array([i for _, i in found], dtype=np.int64)
+    ones = np.ones(len(indices), dtype=bool)
+    return SearchResult(
+        indices=indices, scores=np.array([d for d, _ in found], dtype=float), exact=ones,
+        metric="ged", similarity=False, lower_bounds=v.bound[indices], certified_rows=ones,
+        certified=status == "certified", n_exact=v.n_exact, n_bounds=v.n_bounds, n_lp=v.n_lp,
+        seconds=time.perf_counter() - start, status=status)
+
+
+_OPEN: dict = {}  # index folder -> GraphIndex, per process: a worker opens an index once
+
+
+def _opened(path: str, key: str) -> GraphIndex:
+    index = _OPEN.get(path)
+    if index is None or index.key != key:
+        index = _OPEN[path] = GraphIndex.open(path)
+        if index.key != key:
+            raise IndexStateError(f"{path} changed while a job was using it (key {index.key[:16]}, "
+                                  f"expected {key[:16]}); run the job again")
+    return index
+
+
+def _knn_rows(path: str, key: str, rows: np.ndarray, k: int):
+    """Certified k nearest other graphs of each of ``rows`` (one task of :func:`knn_graph`)."""
+    index = _opened(path, key)
+    m = len(rows)
+    out = (np.full((m, k), -1, np.int64), np.full((m, k), np.nan), np.zeros(m, bool),
+           np.zeros(m), np.zeros(m, np.int64))
+    for a, i in enumerate(rows.tolist()):
+        r = index_top_k(index.graph(i), index, "ged", k + 1)
+        keep = r.indices != i
+        keep[np.flatnonzero(keep)[k:]] = False  # i is not among its ties at distance 0: drop the last
+        out[0][a], out[1][a] = r.indices[keep][:k], r.scores[keep][:k]
+        out[2][a], out[3][a], out[4][a] = r.certified, r.seconds, r.n_exact
+    return rows, out
+
+
+def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_jobs: int = 1,
+              client=None) -> dict:
+    """Certified exact-GED k-nearest-neighbour graph of the indexed graphs, resumable, on Dask.
+
+    Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out. Queries
+    run in chunks, serially, on ``n_jobs`` local processes or on a ``dask.distributed.Client``
+    (every worker opens the index folder once, so it must be readable by the workers); after each
+    chunk the arrays are saved atomically to ``out`` (``.npz``) with a done-chunks record
+    (:mod:`graphs.blockstore`), so a job run again after a crash skips the finished chunks.
+
+    Parameters
+    ----------
+    index : GraphIndex
+        With GED features.
+    k : int
+        Neighbours per graph, 1 to n_graphs - 1.
+    out : path
+        ``.npz`` file for the result and its checkpoints.
+    rows : sequence of int, optional
+        Only these graphs' neighbours (default all); other rows stay -1 / NaN.
+    chunk : int
+        Queries per task.
+    n_jobs, client
+        As in :func:`graphs.query.pairwise`.
+
+    Returns
+    -------
+    dict
+        ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``certified`` (n,) bool;
+        ``seconds`` (n,) wall time of each query, s; ``n_exact`` (n,) exact GED solves of each.
+
+    Raises
+    ------
+    InputError
+        Bad ``k``, ``chunk`` or ``rows``; ``out`` not a ``.npz`` or belonging to another job.
+    """
+    import hashlib
+    import io
+    from pathlib import Path
+
+    from graphs.blockstore import Journal
+    from reprs.fileio import atomic_write
+
+    if not isinstance(index, GraphIndex) or index.ged is None:
+        raise InputTypeError("index must be a GraphIndex built with GED features")
+    n = index.n_graphs
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
+        raise InputError(f"k must be an integer from 1 to {n - 1}, got {k!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or (rows.size and not (0 <= rows.min() and rows.max() < n)):
+        raise InputError(f"rows must be indices of the {n} indexed graphs")
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise InputError(f"out={str(out)!r}: the kNN graph is written as a .npz file")
+    chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
+    key = {"index": index.key, "k": int(k), "chunk": int(chunk),
+           "rows": hashlib.sha256(rows.tobytes()).hexdigest()}
+    journal = Journal(out, key, len(chunks))
+    names = ("indices", "distances", "certified", "seconds", "n_exact")
+    if journal.resumed and out.is_file():
+        with np.load(out) as saved:
+            arrays = [saved[name] for name in names]
+    else:
+        journal.done[:] = False
+        arrays = [np.full((n, k), -1, np.int64), np.full((n, k), np.nan), np.zeros(n, bool),
+                  np.full(n, np.nan), np.zeros(n, np.int64)]
+    todo = [c for c, done in zip(chunks, journal.done) if not done]
+    ids = {int(c[0]): i for i, c in enumerate(chunks)}
+    args = (str(index.path), index.key)
+    if client is not None:
+        from dask.distributed import as_completed
+
+        futures = [client.submit(_knn_rows, *args, c, int(k), pure=False) for c in todo]
+        results = (f.result() for f in as_completed(futures))
+    elif n_jobs != 1 and len(todo) > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_knn_rows)(*args, c, int(k)) for c in todo)
+    else:
+        results = (_knn_rows(*args, c, int(k)) for c in todo)
+    for done_rows, parts in results:
+        for array, part in zip(arrays, parts):
+            array[done_rows] = part
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(zip(names, arrays)))
+        atomic_write(out, buffer.getvalue())
+        journal.mark(ids[int(done_rows[0])])
+    return dict(zip(names, arrays))

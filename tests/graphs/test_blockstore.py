@@ -1,0 +1,114 @@
+"""Out-of-core ``pairwise(..., out=PATH)`` and ``knn=k`` (graphs.blockstore) against the in-memory
+matrix: equal to the last bit, serially and on Dask, and resumable after a crash."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import dask.distributed as distributed
+import networkx as nx
+import numpy as np
+import pytest
+
+from graphs.errors import InputError, NonOptimalWarning
+from graphs.query import PairMetric, pairwise
+
+from tests.graphs.test_query import bound_when_large, label_jaccard, labelled_trees, size_gap
+
+GRAPHS = labelled_trees(1, 29)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter:
+    """A symmetric metric that raises once it has been called ``limit`` times (a killed job)."""
+
+    def __init__(self, limit: int | None):
+        self.limit, self.calls = limit, 0
+
+    def __call__(self, a: nx.Graph, b: nx.Graph) -> float:
+        self.calls += 1
+        if self.limit is not None and self.calls > self.limit:
+            raise Crash
+        return label_jaccard(a, b)
+
+
+@pytest.mark.parametrize("metric, block", [("wl", 6), (PairMetric(label_jaccard, symmetric=True), 5),
+                                           (size_gap, 7)])
+def test_out_of_core_matrix_equals_in_memory(metric, block, tmp_path):
+    expected = pairwise(GRAPHS, metric, block=block)
+    written = pairwise(GRAPHS, metric, block=block, out=tmp_path / "m.npy")
+    assert isinstance(written, np.memmap)
+    np.testing.assert_array_equal(written, expected)
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), expected)
+    assert np.load(tmp_path / "m.exact.npy").all()
+    assert np.load(tmp_path / "m.npy.done.npy").all()
+
+
+def test_a_crashed_job_resumes_without_recomputing_finished_blocks(tmp_path):
+    out = tmp_path / "m.npy"
+    expected = pairwise(GRAPHS, PairMetric(label_jaccard, symmetric=True), block=4)
+    first = CrashAfter(limit=100)
+    with pytest.raises(Crash):
+        pairwise(GRAPHS, PairMetric(first, symmetric=True, name="jac"), block=4, out=out)
+    done = np.load(tmp_path / "m.npy.done.npy")
+    assert 0 < done.sum() < len(done)
+    second = CrashAfter(limit=None)
+    result = pairwise(GRAPHS, PairMetric(second, symmetric=True, name="jac"), block=4, out=out)
+    np.testing.assert_array_equal(result, expected)
+    n = len(GRAPHS)
+    assert second.calls < n * (n + 1) // 2  # only the blocks left undone were computed
+    assert first.calls - 1 + second.calls >= n * (n + 1) // 2
+
+
+def test_another_job_on_the_same_file_is_refused(tmp_path):
+    out = tmp_path / "m.npy"
+    pairwise(GRAPHS, "wl", out=out)
+    with pytest.raises(InputError, match="another job"):
+        pairwise(GRAPHS[:-1], "wl", out=out)
+    assert json.loads((tmp_path / "m.npy.journal.json").read_text())["key"]["metric"] == "wl"
+    with pytest.raises(InputError, match=".npy"):
+        pairwise(GRAPHS, "wl", out=tmp_path / "m.bin")
+
+
+@pytest.mark.parametrize("metric", ["wl", size_gap])
+def test_knn_graph_equals_the_dense_ranking(metric, tmp_path):
+    dense = pairwise(GRAPHS, metric, block=5)
+    similarity = metric == "wl"
+    result = pairwise(GRAPHS, metric, block=5, out=tmp_path / "knn.npz", knn=4)
+    n = len(GRAPHS)
+    for i in range(n):
+        others = np.delete(np.arange(n), i)
+        key = -dense[i, others] if similarity else dense[i, others]
+        best = others[np.lexsort((others, key))[:4]]
+        np.testing.assert_array_equal(result["indices"][i], best)
+        np.testing.assert_array_equal(result["scores"][i], dense[i, best])
+    with pytest.raises(InputError, match="knn must be an integer from 1 to 28"):
+        pairwise(GRAPHS, metric, out=tmp_path / "other.npz", knn=n)
+    with pytest.raises(InputError, match="give out=PATH.npz"):
+        pairwise(GRAPHS, metric, knn=3)
+
+
+def test_bounds_are_flagged_out_of_core(tmp_path):
+    with pytest.warns(NonOptimalWarning, match="bounds"):
+        pairwise(GRAPHS, PairMetric(bound_when_large, symmetric=True), out=tmp_path / "b.npy")
+    values, exact = pairwise(GRAPHS, PairMetric(bound_when_large, symmetric=True),
+                             out=tmp_path / "b.npy", return_exact=True)
+    sizes = np.array([len(g) for g in GRAPHS])
+    np.testing.assert_array_equal(exact, sizes[:, None] + sizes[None, :] < 10)
+
+
+def test_dask_out_of_core_equals_serial(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+            on_dask = pairwise(GRAPHS, "wl", block=4, out=tmp_path / "d.npy", client=client)
+            knn = pairwise(GRAPHS, "wl", block=4, out=tmp_path / "d.npz", knn=3, client=client)
+    np.testing.assert_array_equal(on_dask, pairwise(GRAPHS, "wl", block=4))
+    serial = pairwise(GRAPHS, "wl", block=4, out=tmp_path / "s.npz", knn=3)
+    np.testing.assert_array_equal(knn["indices"], serial["indices"])
+    np.testing.assert_array_equal(knn["scores"], serial["scores"])

@@ -1,0 +1,214 @@
+"""Tests of :mod:`graphs.index` and :mod:`graphs.search` on a subset of the bundled glycans.
+
+References: brute-force exact GED over every (query, graph) pair (:func:`graphs.ged.
+graph_edit_distance`, itself checked against networkx in test_ged.py), and the WL kernel of
+:func:`graphs.query.top_k` on the original graphs.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from graphs.costs import ChemicalCosts, UniformCosts
+from graphs.errors import IndexStateError, InputError, UnknownMetricError
+from graphs.ged import graph_edit_distance
+from graphs.index import GraphIndex
+from graphs.query import top_k
+from graphs.search import index_top_k, within
+
+
+@pytest.fixture(scope="module")
+def glycans():
+    """60 bundled glycans of at most 12 residues, drawn with a fixed seed, with their strings."""
+    from reprs.datasets import load_glycans
+    from reprs.glycans import build_glycan_graphs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = load_glycans(level="Kingdom")
+    sample = table.sample(400, random_state=0)["glycan"].tolist()
+    graphs, _ = build_glycan_graphs(sample, errors="skip")
+    pairs = [(s, g) for s, g in zip(sample, graphs) if g is not None and len(g) <= 12][:60]
+    return [s for s, _ in pairs], [g for _, g in pairs]
+
+
+@pytest.fixture(scope="module")
+def index(glycans, tmp_path_factory):
+    names, graphs = glycans
+    return GraphIndex.build(graphs, tmp_path_factory.mktemp("index"), names=names,
+                            labels=[f"L{i % 3}" for i in range(len(graphs))])
+
+
+def _brute_force(query, graphs, costs):
+    return np.array([graph_edit_distance(query, g, costs=costs).distance for g in graphs])
+
+
+def test_round_trip_keeps_what_the_metrics_read(glycans, index):
+    names, graphs = glycans
+    again = GraphIndex.open(index.path)
+    assert again.key == index.key and again.n_graphs == len(graphs)
+    assert list(again.names) == names and again.labels[4] == "L1"
+    for i in (0, 7, 31):
+        rebuilt = again.graph(i)
+        assert sorted(d["label"] for _, d in rebuilt.nodes(data=True)) == sorted(
+            d["label"] for _, d in graphs[i].nodes(data=True))
+        for costs in (ChemicalCosts(), UniformCosts()):
+            assert graph_edit_distance(rebuilt, graphs[i], costs=costs).distance == pytest.approx(0)
+
+
+def test_wl_from_the_index_equals_top_k_on_the_graphs(glycans, index):
+    _, graphs = glycans
+    for q in (graphs[2], graphs[40]):
+        ours = top_k(q, index, "wl", k=8)
+        reference = top_k(q, graphs, "wl", k=8)
+        np.testing.assert_allclose(ours.scores, reference.scores, rtol=1e-12)
+        np.testing.assert_array_equal(ours.indices, reference.indices)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_certified_ged_top_k_equals_brute_force(glycans, index, k):
+    _, graphs = glycans
+    for q in (graphs[0], graphs[17], graphs[45]):
+        result = index_top_k(q, index, "ged", k)
+        assert result.certified and result.certified_rows.all() and result.exact.all()
+        reference = _brute_force(q, graphs, ChemicalCosts())
+        expected = np.sort(reference)[:k]
+        np.testing.assert_allclose(result.scores, expected, atol=1e-6)
+        # Rows closer than the k-th distance are the same graphs (ties at the k-th may differ).
+        strict = result.scores < expected[-1] - 1e-6
+        assert set(result.indices[strict]) == set(np.flatnonzero(reference < expected[-1] - 1e-6))
+        # The filter saved work: fewer exact solves than graphs.
+        assert result.n_exact < len(graphs)
+
+
+def test_range_query_equals_brute_force(glycans, index):
+    _, graphs = glycans
+    q = graphs[9]
+    reference = _brute_force(q, graphs, ChemicalCosts())
+    threshold = float(np.sort(reference)[6])
+    result = within(q, index, "ged", threshold)
+    assert result.certified
+    assert set(result.indices) == set(np.flatnonzero(reference <= threshold + 1e-6))
+    np.testing.assert_allclose(result.scores, reference[result.indices], atol=1e-6)
+
+
+def test_unit_cost_index_and_the_query_dispatch(glycans, tmp_path):
+    _, graphs = glycans
+    idx = GraphIndex.build(graphs[:30], tmp_path / "u", kernels=(), ged_costs=UniformCosts())
+    q = graphs[33]
+    result = top_k(q, idx, "ged", k=4)
+    reference = _brute_force(q, graphs[:30], UniformCosts())
+    np.testing.assert_allclose(result.scores, np.sort(reference)[:4], atol=1e-6)
+    with pytest.raises(IndexStateError, match="no WL features"):
+        top_k(q, idx, "wl", k=3)
+
+
+def test_add_equals_building_on_all_graphs(glycans, tmp_path):
+    names, graphs = glycans
+    grown = GraphIndex.build(graphs[:20], tmp_path / "a", names=names[:20]).add(
+        graphs[20:35], names=names[20:35])
+    whole = GraphIndex.build(graphs[:35], tmp_path / "b", names=names[:35])
+    assert grown.key == whole.key and grown.n_graphs == 35
+    q = graphs[50]
+    np.testing.assert_allclose(grown.wl_similarities(q), whole.wl_similarities(q), rtol=1e-12)
+    a = index_top_k(q, grown, "ged", 3)
+    b = index_top_k(q, whole, "ged", 3)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+
+
+def test_time_budget_returns_flagged_bounds(glycans, index):
+    _, graphs = glycans
+    result = index_top_k(graphs[3], index, "ged", 10, time_budget=1e-4)
+    assert result.status == "time_budget" and not result.certified
+    assert len(result.indices) == 10
+    assert (result.lower_bounds <= result.scores + 1e-9).all()
+    assert not result.certified_rows[~result.exact].any()
+
+
+def test_corrupted_partial_and_mismatched_indexes_are_refused(glycans, tmp_path):
+    _, graphs = glycans
+    path = tmp_path / "idx"
+    GraphIndex.build(graphs[:10], path)
+    data = bytearray((path / "ged.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (path / "ged.npz").write_bytes(bytes(data))
+    with pytest.raises(IndexStateError, match="does not match the hash.*rebuild"):
+        GraphIndex.open(path)
+    GraphIndex.build(graphs[:10], path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(IndexStateError, match="partly written.*rebuild"):
+        GraphIndex.open(path)
+    GraphIndex.build(graphs[:10], path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["version"] = 99
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexStateError, match="version"):
+        GraphIndex.open(path)
+    GraphIndex.build(graphs[:10], path, kernels=())
+    with pytest.raises(IndexStateError, match="built for GED costs.*rebuild"):
+        GraphIndex.open(path, ged_costs=UniformCosts())
+    with pytest.raises(IndexStateError, match="without \\['wl'\\]"):
+        GraphIndex.open(path, kernels=("wl",))
+    with pytest.raises(IndexStateError, match="no index"):
+        GraphIndex.open(tmp_path / "nothing")
+
+
+def test_bad_queries(glycans, index):
+    _, graphs = glycans
+    with pytest.raises(InputError, match="k must be an integer from 1 to the 60"):
+        index_top_k(graphs[0], index, "ged", 61)
+    with pytest.raises(IndexStateError, match="built for GED costs"):
+        index_top_k(graphs[0], index, "ged", 3, costs=UniformCosts())
+    with pytest.raises(UnknownMetricError):
+        index_top_k(graphs[0], index, "dmeasure", 3)
+    with pytest.raises(UnknownMetricError, match="features of"):
+        GraphIndex.build(graphs[:3], index.path.parent / "x", kernels=("shortest_path",))
+    with pytest.raises(InputError, match="time_budget"):
+        index_top_k(graphs[0], index, "ged", 3, time_budget=0)
+
+
+def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_path):
+    from graphs.search import knn_graph
+
+    _, graphs = glycans
+    out = tmp_path / "knn.npz"
+    result = knn_graph(index, 3, out, rows=[0, 17], chunk=1)
+    for i in (0, 17):
+        reference = _brute_force(graphs[i], graphs, ChemicalCosts())
+        reference[i] = np.inf
+        np.testing.assert_allclose(result["distances"][i], np.sort(reference)[:3], atol=1e-6)
+        assert i not in result["indices"][i] and result["certified"][i]
+    assert (result["indices"][1] == -1).all()
+    again = knn_graph(index, 3, out, rows=[0, 17], chunk=1)  # every chunk done: nothing recomputed
+    np.testing.assert_array_equal(again["seconds"][[0, 17]], result["seconds"][[0, 17]])
+    with pytest.raises(InputError, match="another job"):
+        knn_graph(index, 2, out, rows=[0, 17], chunk=1)
+    with pytest.raises(InputError, match="k must be an integer from 1 to 59"):
+        knn_graph(index, 60, tmp_path / "x.npz")
+
+
+def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from graphs.index import dataset_index
+
+    monkeypatch.setenv("MATREP_INDEX_DIR", str(tmp_path / "cache"))
+    csv = tmp_path / "g.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man"]}).to_csv(csv, index=False)
+    first = dataset_index(str(csv))
+    assert first.path.parent == tmp_path / "cache" and dataset_index(str(csv)).key == first.key
+    built = dataset_index(str(csv), path=tmp_path / "explicit")
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Fuc(a1-2)Gal"]}).to_csv(csv, index=False)
+    second = dataset_index(str(csv))  # stale: the file's hash changed, so another cached index
+    assert second.path != first.path and second.key != first.key
+    assert list(second.names) == ["Gal(b1-4)GlcNAc", "Fuc(a1-2)Gal"]
+    with pytest.raises(IndexStateError, match="not the dataset asked"):
+        dataset_index(str(csv), path=built.path)
+    (second.path / "graphs.npz").write_bytes(b"x")  # a damaged cached index is rebuilt, not used
+    messages = []
+    third = dataset_index(str(csv), log=messages.append)
+    assert third.key == second.key and "unusable" in messages[0]
