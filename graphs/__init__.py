@@ -9,37 +9,35 @@ graph index with certified exact GED search (filter-and-verify).
 
 from __future__ import annotations
 
-from graphs.costs import CallableCosts, ChemicalCosts, CostModel, EditCosts, UniformCosts
-from graphs.dmeasure import DMeasureComponents, DMeasureSignature, d_measure, d_measure_matrix
-from graphs.ged import GEDResult, graph_edit_distance
-from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap, normalize_gram
-from graphs.index import GraphIndex
-from graphs.query import PairMetric, TopK, metric_names, pairwise, top_k
-from graphs.search import SearchResult, knn_graph, within
+from reprs.lazy import lazy_exports
 
-__all__ = [
-    "CallableCosts",
-    "ChemicalCosts",
-    "CostModel",
-    "EditCosts",
-    "UniformCosts",
-    "DMeasureComponents",
-    "DMeasureSignature",
-    "d_measure",
-    "d_measure_matrix",
-    "GEDResult",
-    "graph_edit_distance",
-    "KERNELS",
-    "GraphKernel",
-    "WLFeatureMap",
-    "normalize_gram",
-    "PairMetric",
-    "TopK",
-    "metric_names",
-    "pairwise",
-    "top_k",
-    "GraphIndex",
-    "SearchResult",
-    "within",
-    "knn_graph",
-]
+# Loaded on first use (reprs.lazy): `import graphs` and the matrep command stay cheap.
+_LAZY = {
+    "CallableCosts": ("graphs.costs", "CallableCosts"),
+    "ChemicalCosts": ("graphs.costs", "ChemicalCosts"),
+    "CostModel": ("graphs.costs", "CostModel"),
+    "EditCosts": ("graphs.costs", "EditCosts"),
+    "UniformCosts": ("graphs.costs", "UniformCosts"),
+    "DMeasureComponents": ("graphs.dmeasure", "DMeasureComponents"),
+    "DMeasureSignature": ("graphs.dmeasure", "DMeasureSignature"),
+    "d_measure": ("graphs.dmeasure", "d_measure"),
+    "d_measure_matrix": ("graphs.dmeasure", "d_measure_matrix"),
+    "GEDResult": ("graphs.ged", "GEDResult"),
+    "graph_edit_distance": ("graphs.ged", "graph_edit_distance"),
+    "KERNELS": ("graphs.kernels", "KERNELS"),
+    "GraphKernel": ("graphs.kernels", "GraphKernel"),
+    "WLFeatureMap": ("graphs.kernels", "WLFeatureMap"),
+    "normalize_gram": ("graphs.kernels", "normalize_gram"),
+    "PairMetric": ("graphs.query", "PairMetric"),
+    "TopK": ("graphs.query", "TopK"),
+    "metric_names": ("graphs.query", "metric_names"),
+    "pairwise": ("graphs.query", "pairwise"),
+    "top_k": ("graphs.query", "top_k"),
+    "GraphIndex": ("graphs.index", "GraphIndex"),
+    "SearchResult": ("graphs.search", "SearchResult"),
+    "within": ("graphs.search", "within"),
+    "knn_graph": ("graphs.search", "knn_graph"),
+}
+
+__all__ = list(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

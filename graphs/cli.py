@@ -249,10 +249,19 @@ def _dask_flags(parser: argparse.ArgumentParser) -> None:
     add_progress_flags(parser)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _metric(text: str) -> str:
+    """An argparse ``type`` for metric names, checked when a command runs (not when ``matrep`` starts:
+    the names come from :mod:`graphs.kernels`, which imports scikit-learn)."""
     from graphs.query import metric_names
 
-    parser.add_argument("--metric", default="wl", choices=metric_names(), help="similarity or distance (default wl)")
+    if text not in metric_names():
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(metric_names())})")
+    return text
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric", default="wl", type=_metric,
+                        help="similarity or distance: ged, dmeasure or a kernel of graphs.KERNELS (default wl)")
     parser.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
     parser.add_argument("--ged-method", default="exact", choices=("exact", "bipartite", "bounds"), help="GED solver")
     parser.add_argument(

@@ -10,8 +10,17 @@
 
 from __future__ import annotations
 
-from learners.estimators import GNNClassifier, GNNRegressor
-from learners.models import MODEL_KINDS, GraphModel
-from learners.trainer import Trainer, supervised_step
+from reprs.lazy import lazy_exports
 
-__all__ = ["GraphModel", "MODEL_KINDS", "Trainer", "supervised_step", "GNNClassifier", "GNNRegressor"]
+# Loaded on first use (reprs.lazy): `import learners` and the matrep command stay cheap.
+_LAZY = {
+    "GraphModel": ("learners.models", "GraphModel"),
+    "MODEL_KINDS": ("learners.models", "MODEL_KINDS"),
+    "Trainer": ("learners.trainer", "Trainer"),
+    "supervised_step": ("learners.trainer", "supervised_step"),
+    "GNNClassifier": ("learners.estimators", "GNNClassifier"),
+    "GNNRegressor": ("learners.estimators", "GNNRegressor"),
+}
+
+__all__ = list(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,14 +10,13 @@ GraKeL being imported with it.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from reprs.lazy import lazy_exports
 
 #: Modules that ``sims`` may import: errors, atoms conversion and validation, atomic file and frame
 #: I/O, config and command-line values, and the one RDF, coordination count and set of reference
 #: crystals of atomistic configurations. They import nothing of ``reprs`` outside this set
 #: (tests/test_layout.py).
-BASE_LAYER = ("reprs.errors", "reprs.atoms", "reprs.fileio", "reprs.config", "reprs.structure")
+BASE_LAYER = ("reprs.errors", "reprs.atoms", "reprs.fileio", "reprs.config", "reprs.structure", "reprs.lazy")
 
 _LAZY = {
     "errors": ("reprs.errors", None),
@@ -36,17 +35,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'reprs' has no attribute {name!r}") from None
-    value = importlib.import_module(module)
-    if attr is not None:
-        value = getattr(value, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

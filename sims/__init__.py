@@ -18,13 +18,31 @@ Examples
 
 from __future__ import annotations
 
-from . import analysis, lammps, potentials
-from .errors import MissingCellError, SimsError, SimsInputError, SimulationStopped
-from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
-from .md import MD, compute, energy_and_forces, maxwell_boltzmann
-from .neighbors import NeighborList, PairList, build_pairs, neighbor_list
-from .state import State
+from reprs.lazy import lazy_exports
 
-__all__ = ["analysis", "lammps", "potentials", "MissingCellError", "SimsError", "SimsInputError", "SimulationStopped", "Integrator", "Langevin",
-           "NoseHooverChain", "VelocityVerlet", "MD", "compute", "energy_and_forces", "maxwell_boltzmann",
-           "NeighborList", "PairList", "build_pairs", "neighbor_list", "State"]
+# Loaded on first use (reprs.lazy): `import sims` and the matrep command stay cheap.
+_LAZY = {
+    "analysis": ("sims.analysis", None),
+    "lammps": ("sims.lammps", None),
+    "potentials": ("sims.potentials", None),
+    "MissingCellError": ("sims.errors", "MissingCellError"),
+    "SimsError": ("sims.errors", "SimsError"),
+    "SimsInputError": ("sims.errors", "SimsInputError"),
+    "SimulationStopped": ("sims.errors", "SimulationStopped"),
+    "Integrator": ("sims.integrators", "Integrator"),
+    "Langevin": ("sims.integrators", "Langevin"),
+    "NoseHooverChain": ("sims.integrators", "NoseHooverChain"),
+    "VelocityVerlet": ("sims.integrators", "VelocityVerlet"),
+    "MD": ("sims.md", "MD"),
+    "compute": ("sims.md", "compute"),
+    "energy_and_forces": ("sims.md", "energy_and_forces"),
+    "maxwell_boltzmann": ("sims.md", "maxwell_boltzmann"),
+    "NeighborList": ("sims.neighbors", "NeighborList"),
+    "PairList": ("sims.neighbors", "PairList"),
+    "build_pairs": ("sims.neighbors", "build_pairs"),
+    "neighbor_list": ("sims.neighbors", "neighbor_list"),
+    "State": ("sims.state", "State"),
+}
+
+__all__ = list(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
