@@ -18,13 +18,13 @@ Examples
 
 from __future__ import annotations
 
-from . import analysis, lammps, potentials
-from .errors import MissingCellError, SimsError, SimsInputError, SimulationStopped
+from . import analysis, fit, lammps, potentials
+from .errors import FitDiverged, MissingCellError, SimsError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, compute, energy_and_forces, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_pairs, neighbor_list
 from .state import State
 
-__all__ = ["analysis", "lammps", "potentials", "MissingCellError", "SimsError", "SimsInputError", "SimulationStopped", "Integrator", "Langevin",
+__all__ = ["analysis", "fit", "lammps", "potentials", "FitDiverged", "MissingCellError", "SimsError", "SimsInputError", "SimulationStopped", "Integrator", "Langevin",
            "NoseHooverChain", "VelocityVerlet", "MD", "compute", "energy_and_forces", "maxwell_boltzmann",
            "NeighborList", "PairList", "build_pairs", "neighbor_list", "State"]

@@ -31,7 +31,7 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
+           "CoreRepulsion", "TabulatedPair", "NeuralPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
            "COULOMB_CONSTANT", "potential_dtype"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
@@ -386,6 +386,94 @@ class TabulatedPair(PairPotential):
             + (-2 * t3 + 3 * t2) * v[k + 1] + (t3 - t2) * h * slopes[k + 1]
         below = v[0] + slopes[0] * (r - self.r_min)
         return torch.where(x < 0, below, inside)
+
+
+class NeuralPair(PairPotential):
+    """A learned pair potential: an MLP on a Gaussian basis of ``r``, plus an optional soft repulsive prior.
+
+    ``phi(r) = f_c(r) [MLP(e(r)) + eps_p (sigma_p / r)^12]`` with ``e_k(r) = exp(-(r - mu_k)^2 / (2 w^2))``,
+    ``n_basis`` centres ``mu_k`` evenly spaced on ``[0, cutoff]``, ``w`` their spacing, and ``f_c`` the
+    quintic :func:`smooth_cutoff` from ``cutoff - smooth_width`` to ``cutoff``, so energy and force go
+    to zero at the cutoff. The prior keeps atoms apart while the network is still untrained (an
+    untrained MLP is soft at short range and would let atoms overlap); its ``r^-12`` form is the one of
+    the repulsive prior in the RDF fit of Wang et al. (arXiv:2209.07679, section 2.3). The same
+    ``phi`` acts between every pair of atoms, whatever their species (one-component systems).
+
+    The weights are float64 parameters whatever ``dtype`` (as every potential's here), drawn from a
+    local generator seeded by ``seed`` (the uniform ``±1/sqrt(fan_in)`` of ``torch.nn.Linear``).
+
+    Parameters
+    ----------
+    cutoff : float
+        Å.
+    n_basis : int
+        Gaussians of the distance basis.
+    hidden : sequence of int
+        Widths of the hidden layers (SiLU activations).
+    prior : (float, float), optional
+        ``(eps_p [eV], sigma_p [Å])`` of the repulsive prior; None: no prior.
+    smooth_width : float
+        Width of the cutoff taper, Å.
+    seed : int
+        Seeds the initial weights.
+    device, dtype
+        Of the parameters, and the default precision of computations.
+
+    Examples
+    --------
+    >>> pot = NeuralPair(cutoff=8.5, n_basis=32, hidden=(32, 32), prior=(0.01, 3.0))
+
+    References
+    ----------
+    W. Wang, Z. Wu, J. C. B. Dietschreit, R. Gómez-Bombarelli, "Learning pair potentials using
+    differentiable simulations", J. Chem. Phys. 158, 044113 (2023), arXiv:2209.07679.
+    """
+
+    def __init__(self, *, cutoff: float, n_basis: int = 32, hidden: Sequence[int] = (64, 64),
+                 prior: tuple[float, float] | None = None, smooth_width: float = 1.0, seed: int = 0,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(dtype)
+        hidden = [int(h) for h in hidden]
+        if not (math.isfinite(cutoff) and cutoff > 0) or int(n_basis) < 2 or any(h < 1 for h in hidden):
+            raise SimsInputError(f"need cutoff > 0 Å, n_basis >= 2 and hidden widths >= 1; got cutoff={cutoff}, "
+                                 f"n_basis={n_basis}, hidden={hidden}")
+        if not 0 < smooth_width <= cutoff:
+            raise SimsInputError(f"smooth_width must be in (0, cutoff] Å, got {smooth_width}")
+        self.cutoff = float(cutoff)
+        self.smooth_width = float(smooth_width)
+        self.n_basis, self.hidden = int(n_basis), tuple(hidden)
+        self.register_buffer("centers", torch.linspace(0.0, self.cutoff, self.n_basis, dtype=torch.float64,
+                                                       device=device))
+        self.basis_width = self.cutoff / (self.n_basis - 1)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        sizes = [self.n_basis, *hidden, 1]
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand((fan_out, fan_in), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            b = (torch.rand((fan_out,), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            self.weights.append(nn.Parameter(w.to(device=device)))
+            self.biases.append(nn.Parameter(b.to(device=device)))
+        if prior is None:
+            self.prior = None
+        else:
+            if len(prior) != 2:
+                raise SimsInputError(f"prior must be (epsilon [eV], sigma [Å]), got {prior}")
+            self.prior = (float(prior[0]), float(prior[1]))
+            if not (self.prior[0] >= 0 and self.prior[1] > 0):
+                raise SimsInputError(f"prior needs epsilon >= 0 eV and sigma > 0 Å, got {prior}")
+
+    def pair_energy(self, r, zi, zj):
+        x = torch.exp(-0.5 * ((r[:, None] - self.centers.to(r)) / self.basis_width) ** 2)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.nn.functional.linear(x, w.to(r), b.to(r))
+            if k < len(self.weights) - 1:
+                x = torch.nn.functional.silu(x)
+        phi = x[:, 0]
+        if self.prior is not None:
+            phi = phi + self.prior[0] * (self.prior[1] / r) ** 12
+        return phi * smooth_cutoff(r, self.cutoff - self.smooth_width, self.cutoff)
 
 
 class SumPotential(Potential):
