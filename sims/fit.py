@@ -559,9 +559,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     start_epoch = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history = _load_checkpoint(ckpt_path, potential, opt, systems)
-
-    rdfs: list[np.ndarray] = [np.zeros_like(t.g) for t in targets]
+        start_epoch, history, rdfs = _load_checkpoint(ckpt_path, potential, opt, systems)
+    else:
+        rdfs = [np.zeros_like(t.g) for t in targets]
     for epoch in range(start_epoch, epochs):
         params_before = {n: p.detach().clone() for n, p in potential.named_parameters()}
 
@@ -651,7 +651,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         row.update(_scalar_parameters(potential))
         history.append(row)
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems)
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs)
         if callback is not None:
             callback(row)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim")
@@ -660,8 +660,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
 _CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
 
 
-def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems) -> None:
-    payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history,
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs) -> None:
+    payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history, "rdfs": [torch.as_tensor(g) for g in rdfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
                "optimizer": optimizer.state_dict(),
                "systems": [_plain(_snapshot(s.state, s.run)) for s in systems]}
@@ -673,13 +673,18 @@ def _plain(snap: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in snap.items()}
 
 
-def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list]:
+def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
     try:
         payload = torch.load(path, weights_only=True)
     except Exception as err:  # a truncated or foreign file: say so instead of a pickle traceback
-        raise SimsInputError(f"{path} is not a diffsim checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or payload.get("format") != _CKPT_FORMAT:
-        raise SimsInputError(f"{path} is not a diffsim checkpoint of this matrep version")
+        raise SimsInputError(f"{path} is not a {what} checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise SimsInputError(f"{path} is not a {what} checkpoint of this matrep version")
+    return payload
+
+
+def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list]:
+    payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
     if len(payload["systems"]) != len(systems):
         raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
                              "it belongs to another fit")
@@ -689,13 +694,13 @@ def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, li
         pos = snap["positions"].to(s.state.positions)
         snap = dict(snap, positions=pos, velocities=snap["velocities"].to(pos))
         s.state, _ = _restore(snap, s.state, s.run, leaves=False)
-    return int(payload["epoch"]), list(payload["history"])
+    return int(payload["epoch"]), list(payload["history"]), [g.double().numpy() for g in payload["rdfs"]]
 
 
 def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: float = 1.0, smoothing: float = 0.1,
         steps: int = 2000, equilibration: int = 500, sample_every: int = 10, timestep: float = 2.0,
         tau: float = 100.0, cutoff: float | None = None, g_min: float = 1e-3, seed: int | None = 0,
-        callback: Callable[[dict[str, float]], None] | None = None,
+        checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
         device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> FitResult:
     """Iterative Boltzmann Inversion on our engine: a tabulated pair potential that reproduces target RDFs.
 
@@ -729,6 +734,9 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         g below this is "no pairs" (no update there).
     seed : int, optional
         Seeds the initial velocities.
+    checkpoint : path, optional
+        Written after every iteration (atomically: table, states, history); a rerun with the same
+        file resumes after its last iteration.
     callback : callable, optional
         ``callback(row)`` after each iteration.
     device, dtype
@@ -750,8 +758,6 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     D. Reith, M. Pütz, F. Müller-Plathe, J. Comput. Chem. 24, 1624 (2003), eq. 5-6;
     T. C. Moore, C. R. Iacovella, C. McCabe, J. Chem. Phys. 140, 224104 (2014) (several state points).
     """
-    from scipy.ndimage import gaussian_filter1d
-
     targets = _check_targets(targets, "ibi")
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise SimsInputError(f"iterations must be an integer >= 1, got {iterations!r}")
@@ -790,7 +796,20 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     states: list[State | None] = [None] * len(targets)
     history: list[dict[str, float]] = []
     rdfs: list[np.ndarray] = []
-    for it in range(iterations):
+    start = 0
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    if ckpt_path is not None and ckpt_path.exists():
+        payload = _read_checkpoint(ckpt_path, _IBI_FORMAT, "ibi")
+        if len(payload["states"]) != len(targets) or len(payload["u"]) != len(u):
+            raise SimsInputError(f"{ckpt_path} belongs to another IBI fit (other targets or grid)")
+        start, history = int(payload["iteration"]), list(payload["history"])
+        u = payload["u"].double().numpy()
+        rdfs = [g.double().numpy() for g in payload["rdfs"]]
+        states = [State.from_atoms(t.atoms, device=device, dtype=dtype).with_(
+            positions=st["positions"].to(device=device, dtype=dtype),
+            velocities=st["velocities"].to(device=device, dtype=dtype)) for t, st in zip(targets, payload["states"])]
+    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
+    for it in range(start, iterations):
         potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
         rdfs = []
         for k, t in enumerate(targets):
@@ -819,14 +838,30 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         history.append(row)
         if callback is not None:
             callback(row)
-        if it == iterations - 1:
-            break
-        g_i = np.stack([g[first:last + 1] for g in rdfs])
-        valid = (g_i > g_min) & (g_t[:, first:last + 1] > g_min)
-        ratio = np.where(valid, np.log(np.where(valid, g_i, 1.0) / np.where(valid, g_t[:, first:last + 1], 1.0)), 0.0)
-        du = alpha * np.average(kT[:, None] * ratio, axis=0, weights=weights)
-        if smoothing > 0:
-            du = gaussian_filter1d(du, smoothing / h, mode="nearest")
-        u = u + du
-        u -= u[-1]
+        if it < iterations - 1:
+            u = _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min, smoothing / h)
+        if ckpt_path is not None:
+            payload = {"format": _IBI_FORMAT, "iteration": it + 1, "u": torch.as_tensor(u), "history": history,
+                       "rdfs": [torch.as_tensor(g) for g in rdfs],
+                       "states": [{"positions": st.positions.detach().cpu(), "velocities": st.velocities.detach().cpu()}
+                                  for st in states]}
+            with atomic_open(ckpt_path, "wb") as f:
+                torch.save(payload, f)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="ibi")
+
+
+_IBI_FORMAT = "matrep.sims.fit.ibi/1"
+
+
+def _ibi_update(u, rdfs, g_t, first, last, kT, weights, alpha, g_min, smooth_points):
+    """``U + alpha <kT ln(g_i / g_target)>`` where both g exceed ``g_min``, smoothed, zero at the cutoff."""
+    from scipy.ndimage import gaussian_filter1d
+
+    g_i = np.stack([g[first:last + 1] for g in rdfs])
+    valid = (g_i > g_min) & (g_t > g_min)
+    ratio = np.where(valid, np.log(np.where(valid, g_i, 1.0) / np.where(valid, g_t, 1.0)), 0.0)
+    du = alpha * np.average(kT[:, None] * ratio, axis=0, weights=weights)
+    if smooth_points > 0:
+        du = gaussian_filter1d(du, smooth_points, mode="nearest")
+    u = u + du
+    return u - u[-1]

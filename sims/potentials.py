@@ -32,7 +32,7 @@ from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
            "CoreRepulsion", "TabulatedPair", "NeuralPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
-           "COULOMB_CONSTANT", "potential_dtype"]
+           "COULOMB_CONSTANT", "potential_dtype", "save_potential", "load_potential"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -441,7 +441,7 @@ class NeuralPair(PairPotential):
             raise SimsInputError(f"smooth_width must be in (0, cutoff] Å, got {smooth_width}")
         self.cutoff = float(cutoff)
         self.smooth_width = float(smooth_width)
-        self.n_basis, self.hidden = int(n_basis), tuple(hidden)
+        self.n_basis, self.hidden, self.seed = int(n_basis), tuple(hidden), int(seed)
         self.register_buffer("centers", torch.linspace(0.0, self.cutoff, self.n_basis, dtype=torch.float64,
                                                        device=device))
         self.basis_width = self.cutoff / (self.n_basis - 1)
@@ -712,3 +712,69 @@ class DoubleWell(Potential):
         a, b = self.a.to(x), self.b.to(x)
         u = a * (x * x - b * b) ** 2 + self.tilt.to(x) * x + 0.5 * self.k_y.to(x) * y * y + 0.5 * self.k_z.to(x) * z * z
         return u.sum()
+
+
+#: The format tag of :func:`save_potential` files.
+POTENTIAL_FORMAT = "matrep.sims.potential/1"
+
+
+def _settings(potential: nn.Module) -> dict:
+    """The constructor keywords that rebuild ``potential``'s shape (its parameters come from the state dict)."""
+    if isinstance(potential, LennardJones):
+        return {"sigma": float(potential.sigma.detach()), "epsilon": float(potential.epsilon.detach()),
+                "cutoff": potential.cutoff, "shift": bool(potential.shift)}
+    if isinstance(potential, TabulatedPair):
+        return {"r_min": potential.r_min, "cutoff": potential.cutoff,
+                "values": potential.values.detach().cpu().tolist()}
+    if isinstance(potential, NeuralPair):
+        return {"cutoff": potential.cutoff, "n_basis": potential.n_basis, "hidden": list(potential.hidden),
+                "prior": None if potential.prior is None else list(potential.prior),
+                "smooth_width": potential.smooth_width, "seed": potential.seed}
+    raise SimsInputError(f"cannot save a {type(potential).__name__}; savable: LennardJones, TabulatedPair, "
+                         "NeuralPair")
+
+
+def save_potential(potential: nn.Module, path) -> None:
+    """Write a :class:`LennardJones`, :class:`TabulatedPair` or :class:`NeuralPair` (a fitted one,
+    :mod:`sims.fit`) to ``path``: its kind, settings and parameters as plain data, atomically.
+
+    Examples
+    --------
+    >>> save_potential(LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5), "lj.pt")  # doctest: +SKIP
+    >>> pot = load_potential("lj.pt", dtype=torch.float64)                             # doctest: +SKIP
+    """
+    from reprs.fileio import atomic_open
+
+    payload = {"format": POTENTIAL_FORMAT, "kind": type(potential).__name__, "settings": _settings(potential),
+               "state_dict": {k: v.detach().cpu() for k, v in potential.state_dict().items()}}
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load_potential(path, *, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Read a file of :func:`save_potential` (``weights_only``: no code runs from the file).
+
+    Raises
+    ------
+    SimsInputError
+        A missing file, or one :func:`save_potential` did not write.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise SimsInputError(f"no potential file at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise SimsInputError(f"{str(path)!r} is not a sims potential file ({type(err).__name__}: {err})") from None
+    kinds = {"LennardJones": LennardJones, "TabulatedPair": TabulatedPair, "NeuralPair": NeuralPair}
+    if not isinstance(payload, dict) or payload.get("format") != POTENTIAL_FORMAT or payload.get("kind") not in kinds:
+        raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)")
+    settings = dict(payload["settings"])
+    if settings.get("prior") is not None:
+        settings["prior"] = tuple(settings["prior"])
+    potential = kinds[payload["kind"]](**settings, device=device, dtype=dtype)
+    potential.load_state_dict(payload["state_dict"])
+    return potential
