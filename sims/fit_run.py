@@ -57,7 +57,7 @@ from reprs.config import Schema, config_file, load_toml
 from reprs.fileio import atomic_open, read_frames
 
 from .config import Potential, System
-from .errors import ConfigError, SimsInputError
+from .errors import ConfigError
 
 __all__ = ["FitConfig", "TargetSpec", "GenerateSpec", "DiffsimSettings", "IBISettings", "fit_potential"]
 
