@@ -31,7 +31,7 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "NeuralPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
+           "CoreRepulsion", "LennardJonesMixture", "TabulatedPair", "NeuralPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
            "COULOMB_CONSTANT", "potential_dtype", "save_potential", "load_potential"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
@@ -231,7 +231,10 @@ class _SpeciesPairPotential(PairPotential):
             setattr(self, name, nn.Parameter(_species_table(values).to(device=device)))
 
     def _lookup(self, name: str, zi, zj, like: torch.Tensor) -> torch.Tensor:
-        return getattr(self, name).to(like)[zi, zj]
+        # Symmetrised, so that a gradient reaches (a, b) and (b, a) alike and a trained table stays
+        # symmetric: a pair's energy must not depend on which atom the list names first.
+        table = getattr(self, name).to(like)
+        return (0.5 * (table + table.T))[zi, zj]
 
 
 class Buckingham(_SpeciesPairPotential):
@@ -295,6 +298,42 @@ class CoreRepulsion(_SpeciesPairPotential):
             return 4 * eps * (s6 ** 5 - s6)
 
         return phi(r) - phi(torch.full_like(r, self.cutoff))
+
+
+class LennardJonesMixture(_SpeciesPairPotential):
+    """Lennard-Jones with parameters per species pair, ``4 eps_ab [(sigma_ab/r)^12 - (sigma_ab/r)^6]``,
+    shifted to zero at one common ``cutoff``; every ``eps_ab`` and ``sigma_ab`` is trainable.
+
+    The model of binary glass formers such as the Kob-Andersen mixture (W. Kob, H. C. Andersen,
+    Phys. Rev. E 51, 4626 (1995): eps_AB = 1.5 eps_AA, eps_BB = 0.5 eps_AA, sigma_AB = 0.8 sigma_AA,
+    sigma_BB = 0.88 sigma_AA, 80:20), here with one cutoff for all pairs instead of 2.5 sigma_ab.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{("Ar", "Kr"): (epsilon [eV], sigma [Å]), ...}``; missing pairs do not interact.
+    cutoff : float
+        Å.
+
+    Examples
+    --------
+    >>> ka = LennardJonesMixture({("Ar", "Ar"): (0.0104, 3.405), ("Ar", "Kr"): (0.0156, 2.724),
+    ...                           ("Kr", "Kr"): (0.0052, 2.996)}, cutoff=8.5)
+    """
+
+    def __init__(self, params: Mapping[tuple[str, str], Sequence[float]], *, cutoff: float,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        for key, v in params.items():
+            if len(v) != 2 or not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[1] > 0):
+                raise SimsInputError(f"LennardJonesMixture parameters for {key} must be (epsilon, sigma > 0), got {v}")
+        super().__init__({"epsilon": {k: v[0] for k, v in params.items()},
+                          "sigma": {k: v[1] for k, v in params.items()}}, cutoff, device, dtype)
+
+    def pair_energy(self, r, zi, zj):
+        eps, sig = self._lookup("epsilon", zi, zj, r), self._lookup("sigma", zi, zj, r)
+        # A pair without parameters has sigma 0: (0/r)^6 = 0, no interaction and no NaN.
+        s6, c6 = (sig / r) ** 6, (sig / self.cutoff) ** 6
+        return 4 * eps * ((s6 * s6 - s6) - (c6 * c6 - c6))
 
 
 class DSFCoulomb(PairPotential):
@@ -726,12 +765,14 @@ def _settings(potential: nn.Module) -> dict:
     if isinstance(potential, TabulatedPair):
         return {"r_min": potential.r_min, "cutoff": potential.cutoff,
                 "values": potential.values.detach().cpu().tolist()}
+    if isinstance(potential, LennardJonesMixture):
+        return {"cutoff": potential.cutoff, "params": {}}
     if isinstance(potential, NeuralPair):
         return {"cutoff": potential.cutoff, "n_basis": potential.n_basis, "hidden": list(potential.hidden),
                 "prior": None if potential.prior is None else list(potential.prior),
                 "smooth_width": potential.smooth_width, "seed": potential.seed}
-    raise SimsInputError(f"cannot save a {type(potential).__name__}; savable: LennardJones, TabulatedPair, "
-                         "NeuralPair")
+    raise SimsInputError(f"cannot save a {type(potential).__name__}; savable: LennardJones, LennardJonesMixture, "
+                         "TabulatedPair, NeuralPair")
 
 
 def save_potential(potential: nn.Module, path) -> None:
@@ -769,7 +810,8 @@ def load_potential(path, *, device: torch.device | str | None = None,
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
         raise SimsInputError(f"{str(path)!r} is not a sims potential file ({type(err).__name__}: {err})") from None
-    kinds = {"LennardJones": LennardJones, "TabulatedPair": TabulatedPair, "NeuralPair": NeuralPair}
+    kinds = {"LennardJones": LennardJones, "LennardJonesMixture": LennardJonesMixture, "TabulatedPair": TabulatedPair,
+             "NeuralPair": NeuralPair}
     if not isinstance(payload, dict) or payload.get("format") != POTENTIAL_FORMAT or payload.get("kind") not in kinds:
         raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)")
     settings = dict(payload["settings"])

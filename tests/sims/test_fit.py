@@ -17,7 +17,7 @@ import sims
 from reprs.structure import rdf as structure_rdf
 from sims.errors import FitDiverged, SimsInputError
 from sims.fit import RDFTarget, diffsim, ibi, smeared_rdf
-from sims.potentials import LennardJones, NeuralPair, TabulatedPair
+from sims.potentials import LennardJones, LennardJonesMixture, NeuralPair, TabulatedPair
 
 SIGMA, EPSILON, CUTOFF = 3.405, 0.0104, 8.5
 F64 = torch.float64
@@ -238,6 +238,47 @@ def test_ibi_converges_on_the_lennard_jones_target(target):
     assert rmse[-1] < 0.5 * rmse[0] and rmse[-1] < 0.05
     assert float(res.potential.values.detach()[-1]) == 0.0  # shifted to zero at the cutoff
     assert u_err < 0.6
+
+
+# -- a binary mixture ------------------------------------------------------------------------------
+
+#: Kob-Andersen (Phys. Rev. E 51, 4626 (1995)) in argon units: A = "Ar", B = "Kr" (equal masses).
+KA = {("Ar", "Ar"): (EPSILON, SIGMA), ("Ar", "Kr"): (1.5 * EPSILON, 0.8 * SIGMA),
+      ("Kr", "Kr"): (0.5 * EPSILON, 0.88 * SIGMA)}
+KA_CUTOFF = 7.5
+
+
+def ka_liquid() -> Atoms:
+    """108 atoms, 80:20, rho sigma_AA^3 = 1.2, equal masses."""
+    atoms = lj_liquid(1.2)
+    rng = np.random.default_rng(0)
+    numbers = atoms.numbers.copy()
+    numbers[rng.choice(len(atoms), 22, replace=False)] = 36
+    atoms.numbers = numbers
+    atoms.set_masses(np.full(len(atoms), 39.948))
+    return atoms
+
+
+@pytest.mark.slow  # about 25 s alone, 100 s on a loaded 2-core box
+def test_kob_andersen_cross_pair_learned_from_three_partial_rdfs():
+    true = LennardJonesMixture(KA, cutoff=KA_CUTOFF, dtype=F64)
+    md = sims.MD(ka_liquid(), true, sims.NoseHooverChain(10.0, 150.0), temperature=150.0, seed=0, record_every=0)
+    md.run(300)
+    md.record_every = 10
+    md.run(1000)
+    pairs = [("Ar", "Ar"), ("Ar", "Kr"), ("Kr", "Kr")]
+    targets = [RDFTarget.from_frames(md.trajectory, r_max=7.0, bins=70, temperature=150.0, species=p) for p in pairs]
+    start = dict(KA)
+    start[("Ar", "Kr")] = (1.3 * EPSILON, 0.9 * SIGMA)  # the cross pair 13 % and 12 % off
+    pot = LennardJonesMixture(start, cutoff=KA_CUTOFF, dtype=F64)
+    res = diffsim(pot, targets, epochs=8, steps_per_epoch=100, equilibration=50, timestep=10.0,
+                  lr={"sigma": 0.03, "epsilon": 2e-4}, seed=1)
+    table = 0.5 * (pot.sigma.detach() + pot.sigma.detach().T)
+    sigma_ab = float(table[18, 36])
+    print("KA:", [round(r["loss"], 4) for r in res.history], sigma_ab / (0.8 * SIGMA) - 1)
+    assert abs(sigma_ab - 0.8 * SIGMA) < 0.5 * abs(0.9 * SIGMA - 0.8 * SIGMA)
+    assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
+    assert set(k for r in res.history for k in r if k.startswith("loss_")) == {"loss_0", "loss_1", "loss_2"}
 
 
 # -- long runs -------------------------------------------------------------------------------------

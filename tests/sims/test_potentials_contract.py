@@ -30,6 +30,9 @@ CASES = {
         device=device)),
     "CoreRepulsion": PotentialCase(lambda dtype, device: sp.CoreRepulsion(sp.BKS_CORE, cutoff=5.5, dtype=dtype,
                                                                           device=device)),
+    "LennardJonesMixture": PotentialCase(lambda dtype, device: sp.LennardJonesMixture(
+        {("Si", "O"): (0.05, 1.6), ("O", "O"): (0.02, 2.4), ("Si", "Si"): (0.03, 2.8)}, cutoff=5.0, dtype=dtype,
+        device=device)),
     "DSFCoulomb": PotentialCase(lambda dtype, device: sp.DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0,
                                                                     dtype=dtype, device=device)),
     # The last value is zero, so the energy is continuous at the cutoff.
