@@ -288,10 +288,12 @@ def test_diffsim_recovers_lennard_jones_within_two_percent():
     target = reference_target(steps=4000)
     pot = LennardJones(sigma=0.88 * SIGMA, epsilon=0.85 * EPSILON, cutoff=CUTOFF, dtype=F64)
     res = diffsim(pot, target, epochs=40, steps_per_epoch=100, equilibration=50, timestep=10.0,
-                  lr={"sigma": 0.03, "epsilon": 1e-4}, seed=1)
+                  lr={"sigma": 0.05, "epsilon": 2e-4}, seed=1)
     # Polyak averaging of the last iterates: the noisy gradient makes single iterates jitter.
-    sigma = np.mean([r["sigma"] for r in res.history[-15:]])
-    epsilon = np.mean([r["epsilon"] for r in res.history[-15:]])
+    sigma = np.mean([r["sigma"] for r in res.history[-20:]])
+    epsilon = np.mean([r["epsilon"] for r in res.history[-20:]])
+    print("diffsim slow iterates:", [(round(r["sigma"] / SIGMA - 1, 4), round(r["epsilon"] / EPSILON - 1, 4))
+                                     for r in res.history])
     print("diffsim slow:", sigma / SIGMA - 1, epsilon / EPSILON - 1)
     assert sigma == pytest.approx(SIGMA, rel=0.02)
     assert epsilon == pytest.approx(EPSILON, rel=0.02)
