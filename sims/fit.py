@@ -79,6 +79,10 @@ class RDFTarget:
         :func:`reprs.structure.rdf`); None: the total g(r).
     weight : float
         Weight of this target's loss in a joint fit.
+    pressure : float, optional
+        Target pressure of the state point, bar: :func:`diffsim` adds
+        ``weight ((P - pressure) / pressure_scale)^2`` with ``P`` the mean virial pressure of the
+        simulation (a non-pair observable that no RDF fixes).
 
     Raises
     ------
@@ -95,7 +99,7 @@ class RDFTarget:
     """
 
     def __init__(self, r, g, atoms: Atoms, temperature: float, *, species: tuple[str, str] | None = None,
-                 weight: float = 1.0) -> None:
+                 weight: float = 1.0, pressure: float | None = None) -> None:
         r = np.asarray(r, dtype=float)
         g = np.asarray(g, dtype=float)
         if r.ndim != 1 or r.size < 3:
@@ -122,6 +126,9 @@ class RDFTarget:
             raise SimsInputError(f"temperature must be > 0 K, got {temperature}")
         if not (math.isfinite(weight) and weight > 0):
             raise SimsInputError(f"weight must be > 0, got {weight}")
+        if pressure is not None and not math.isfinite(pressure):
+            raise SimsInputError(f"pressure must be a finite number of bar, got {pressure}")
+        self.pressure = None if pressure is None else float(pressure)
         atoms = validate_atoms(as_atoms(atoms, require_cell=True))
         if not atoms.pbc.all():
             raise SimsInputError("the target's system must be periodic in all three directions (a bulk state point)")
@@ -155,7 +162,8 @@ class RDFTarget:
 
     @classmethod
     def from_frames(cls, frames, *, r_max: float, bins: int = 100, temperature: float | None = None,
-                    species: tuple[str, str] | None = None, weight: float = 1.0) -> "RDFTarget":
+                    species: tuple[str, str] | None = None, weight: float = 1.0,
+                    pressure: float | None = None) -> "RDFTarget":
         """The target of a trajectory: its g(r) (:func:`reprs.structure.rdf`) and its last frame as the system.
 
         Parameters
@@ -169,7 +177,7 @@ class RDFTarget:
         temperature : float, optional
             K; default the mean kinetic temperature of the frames (their momenta, or their
             ``info["temperature"]`` as :class:`sims.MD` records it).
-        species, weight
+        species, weight, pressure
             As for the constructor.
         """
         frames = as_frames(frames, require_cell=True)
@@ -179,7 +187,7 @@ class RDFTarget:
             if not temperature > 0:
                 raise SimsInputError("the frames carry no velocities or temperatures; pass temperature= (K)")
         result = structure_rdf(frames, r_max=r_max, bins=bins, species=species)
-        return cls(result.r, result.g, frames[-1], temperature, species=species, weight=weight)
+        return cls(result.r, result.g, frames[-1], temperature, species=species, weight=weight, pressure=pressure)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, atoms: Atoms, temperature: float, *,
@@ -394,8 +402,9 @@ class _Segment:
     """Runs ``n`` steps from a state, sampling the smeared RDFs of a system's targets."""
 
     def __init__(self, potential, targets: Sequence[RDFTarget], edges, species, width, sample_every, r_list,
-                 on_step: Callable[[int, torch.Tensor], None]):
+                 on_step: Callable[[int, torch.Tensor], None], pressure: bool = False):
         self.potential, self.targets, self.edges, self.species = potential, targets, edges, species
+        self.pressure = pressure
         self.width, self.sample_every, self.r_list, self.on_step = width, sample_every, r_list, on_step
 
     def __call__(self, system: _System, state: State, n: int, start: int, graph: bool):
@@ -410,6 +419,8 @@ class _Segment:
 
         energy, forces = force_fn(state.positions)
         sums = [torch.zeros(len(e) - 1, dtype=state.positions.dtype, device=state.positions.device) for e in self.edges]
+        if self.pressure:
+            sums.append(torch.zeros(1, dtype=state.positions.dtype, device=state.positions.device))
         for k in range(start, start + n):
             state, energy, forces = system.integrator.step(state, energy, forces, force_fn, system.run)
             self.on_step(k + 1, energy)
@@ -418,17 +429,30 @@ class _Segment:
                 pairs = nl.update(x, cell, pbc)
                 for t, (e, sp) in enumerate(zip(self.edges, self.species)):
                     sums[t] = sums[t] + smeared_rdf(x, cell, numbers, pairs, e, self.width, sp)
+                if self.pressure:
+                    sums[-1] = sums[-1] + _pressure(self.potential, state, x, pairs, graph)
         if not graph:
             state = state.with_(positions=state.positions.detach(), velocities=state.velocities.detach())
         return state, sums
+
+
+def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> torch.Tensor:
+    """Instantaneous pressure, bar: ``(2 KE - tr(V sigma)) / (3 V)`` with ``sigma`` the potential's
+    stress (ASE's sign, :func:`sims.md.compute`) and KE the kinetic energy."""
+    _, _, stress = compute(potential, x, state.cell, state.numbers, pairs, forces=False, stress=True,
+                           create_graph=graph)
+    volume = torch.abs(torch.linalg.det(state.cell))
+    v = state.velocities if graph else state.velocities.detach()
+    ke = 0.5 * (state.masses[:, None] * v * v).sum()
+    return ((2.0 * ke / (3.0 * volume) - torch.diagonal(stress).sum() / 3.0) / units.bar).reshape(1)
 
 
 def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget], *, epochs: int,
             steps_per_epoch: int, equilibration: int = 0, lr: float | Mapping[str, float] = 1e-3,
             timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
             friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
-            optimizer: str = "adam", clip: float | None = None, seed: int | None = 0, checkpoint: str | os.PathLike | None = None,
-            callback: Callable[[dict[str, float]], None] | None = None,
+            optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
+            seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
             device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FitResult:
     """Fit ``potential`` to target RDFs by differentiating through NVT molecular dynamics (DiffSim).
 
@@ -455,6 +479,11 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         Undifferentiated steps before them, each epoch.
     optimizer : {"adam", "sgd"}
         Adam, or plain gradient descent (the update is then ``-lr`` times the gradient).
+    lr_decay : float
+        The learning rate of epoch ``e`` (0-based) is ``lr lr_decay^e``: a decay in (0, 1) damps the
+        overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
+    pressure_scale : float
+        bar; the pressure term of a target with ``pressure`` is ``weight ((P - pressure) / pressure_scale)^2``.
     clip : float, optional
         Rescale the gradient to at most this norm (gradients through long chaotic trajectories
         explode; arXiv:2209.07679 keeps the differentiated windows short for the same reason).
@@ -520,6 +549,10 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                              "an epoch must sample at least one frame")
     if not width > 0:
         raise SimsInputError(f"width must be > 0 Å, got {width}")
+    if not 0 < lr_decay <= 1:
+        raise SimsInputError(f"lr_decay must be in (0, 1], got {lr_decay}")
+    if not (math.isfinite(pressure_scale) and pressure_scale > 0):
+        raise SimsInputError(f"pressure_scale must be > 0 bar, got {pressure_scale}")
     if clip is not None and not clip > 0:
         raise SimsInputError(f"clip must be > 0, got {clip}")
     if thermostat not in ("nose_hoover_chain", "langevin"):
@@ -548,6 +581,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     if optimizer not in ("adam", "sgd"):
         raise SimsInputError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     opt = torch.optim.Adam(groups) if optimizer == "adam" else torch.optim.SGD(groups)
+    base_lrs = [g["lr"] for g in groups]
 
     systems = []
     for s, members in enumerate(_group(targets)):
@@ -575,6 +609,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                                epoch=epoch, parameters=params_before)
 
         opt.zero_grad(set_to_none=True)
+        for group, base in zip(opt.param_groups, base_lrs):
+            group["lr"] = base * lr_decay ** epoch
         row: dict[str, float] = {"epoch": float(epoch + 1)}
         total = 0.0
         for system in systems:
@@ -588,13 +624,21 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                 if not bool(torch.isfinite(energy)):
                     raise diverged(f"the energy became {float(energy)} at step {k} of the epoch")
 
-            seg = _Segment(potential, members, edges, species, width, sample_every, r_list, on_step)
+            p_targets = {t.pressure for t in members if t.pressure is not None}
+            if len(p_targets) > 1:
+                raise SimsInputError(f"targets sharing one system give different pressures {sorted(p_targets)} bar")
+            p_target = p_targets.pop() if p_targets else None
+            seg = _Segment(potential, members, edges, species, width, sample_every, r_list, on_step,
+                           pressure=p_target is not None)
             with torch.enable_grad():
                 if equilibration:
                     system.state, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
                 # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
                 bounds = list(range(0, steps_per_epoch, segment)) + [steps_per_epoch]
-                snaps, sums = [], [torch.zeros(len(t.g), dtype=dtype, device=device) for t in members]
+                snaps = []
+                sums = [torch.zeros(len(t.g), dtype=dtype, device=device) for t in members]
+                if p_target is not None:
+                    sums.append(torch.zeros(1, dtype=dtype, device=device))
                 state = system.state
                 for a, b in zip(bounds[:-1], bounds[1:]):
                     snaps.append(_snapshot(state, system.run))
@@ -607,6 +651,10 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                 for g, t in zip(g_mean, members):
                     target_g = torch.as_tensor(t.g, dtype=dtype, device=device)
                     losses.append(t.weight * ((g - target_g) ** 2).mean())
+                if p_target is not None:
+                    w = max(t.weight for t in members if t.pressure is not None)
+                    p_mean = g_mean[-1]
+                    losses.append(w * (((p_mean - p_target) / pressure_scale) ** 2).sum())
                 loss = sum(losses)
                 if not bool(torch.isfinite(loss)):
                     raise diverged(f"the loss became {float(loss)}")
@@ -629,6 +677,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     adj_end = [leaf.grad for leaf in leaves]
                     del seg_end, part, outs, grads, keep
                 system.state, _ = _restore(end, system.state, system.run, leaves=False)
+            if p_target is not None:
+                row[f"pressure_{system.members[0]}"] = float(g_mean[-1].detach())
+                row[f"loss_pressure_{system.members[0]}"] = float(losses[-1].detach())
             for k, g, loss_k in zip(system.members, g_mean, losses):
                 rdfs[k] = g.detach().cpu().double().numpy()
                 row[f"loss_{k}"] = float(loss_k.detach())

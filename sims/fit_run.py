@@ -29,7 +29,8 @@ A config names the targets, the method and its settings::
 
 A target is one of ``rdf`` (a file, with ``system``), ``frames`` (a trajectory file: its g(r) and
 last frame) or ``generate`` (an NVT run with ``system`` and the reference potential; its frames
-give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it.
+give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
+(bar) adds a pressure term to a DiffSim loss.
 
 The output folder gets ``potential.pt`` (:func:`sims.potentials.load_potential`; ``kind = "file"``
 in a ``matrep simulate`` config), ``history.csv``, ``rdf.png`` (target and fitted g(r)),
@@ -98,6 +99,7 @@ class TargetSpec(_Table):
     system: dict | None = None
     species: tuple[str, str] | None = None
     weight: float = 1.0
+    pressure: float | None = None
     r_max: float | None = None
     bins: int = 100
 
@@ -131,7 +133,9 @@ class DiffsimSettings(_Table):
     segment: int | None = None
     width: float = 0.05
     optimizer: Literal["adam", "sgd"] = "adam"
+    lr_decay: float = 1.0
     clip: float | None = None
+    pressure_scale: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,9 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     if txt.exists() and xyz.exists():
         atoms = read_frames(xyz)[-1]
         temperature = float(atoms.info.get("target_temperature", spec.temperature or 0.0))
-        return RDFTarget.from_file(txt, atoms, temperature, **kw)
+        target = RDFTarget.from_file(txt, atoms, temperature, **kw)
+        target.pressure = spec.pressure
+        return target
     if spec.rdf is not None:
         atoms = _system(spec.system, cfg.seed, base, f"{where}.system")
         target = RDFTarget.from_file(config_file(spec.rdf, base, f"{where}.rdf", error=ConfigError), atoms,
@@ -226,6 +232,7 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     atoms.info["target_temperature"] = target.temperature
     with atomic_open(xyz, "w") as f:
         write(f, atoms, format="extxyz")
+    target.pressure = spec.pressure
     return target
 
 
@@ -305,7 +312,8 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
             result = diffsim(potential, targets, epochs=s.epochs, steps_per_epoch=s.steps_per_epoch,
                              equilibration=s.equilibration, lr=s.lr, timestep=s.timestep, thermostat=s.thermostat,
                              tau=s.tau, friction=s.friction, sample_every=s.sample_every, segment=s.segment,
-                             width=s.width, optimizer=s.optimizer, clip=s.clip, seed=cfg.seed, checkpoint=ckpt,
+                             width=s.width, optimizer=s.optimizer, lr_decay=s.lr_decay, clip=s.clip,
+                             pressure_scale=s.pressure_scale, seed=cfg.seed, checkpoint=ckpt,
                              callback=callback, device=device, dtype=dtype)
         else:
             s = cfg.ibi
