@@ -589,6 +589,10 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         integ = (NoseHooverChain(timestep, t0.temperature, tau=tau) if thermostat == "nose_hoover_chain"
                  else Langevin(timestep, t0.temperature, friction=friction))
         systems.append(_System(t0, members, integ, None if seed is None else (seed, s), device, dtype))
+        pressures = {targets[k].pressure for k in members if targets[k].pressure is not None}
+        if len(pressures) > 1:
+            raise SimsInputError(f"targets sharing one system give different pressures {sorted(pressures)} bar")
+        systems[-1].pressure = pressures.pop() if pressures else None
     history: list[dict[str, float]] = []
     start_epoch = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
@@ -624,10 +628,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                 if not bool(torch.isfinite(energy)):
                     raise diverged(f"the energy became {float(energy)} at step {k} of the epoch")
 
-            p_targets = {t.pressure for t in members if t.pressure is not None}
-            if len(p_targets) > 1:
-                raise SimsInputError(f"targets sharing one system give different pressures {sorted(p_targets)} bar")
-            p_target = p_targets.pop() if p_targets else None
+            p_target = system.pressure
             seg = _Segment(potential, members, edges, species, width, sample_every, r_list, on_step,
                            pressure=p_target is not None)
             with torch.enable_grad():
