@@ -7,7 +7,8 @@ judges transferability. Cases:
 - ``single``: fit the 120 K state alone;
 - ``joint``: fit both states at once (DiffSim: one loss over both; IBI: averaged updates, MS-IBI).
 
-For each method: iterations (epochs), wall time, final RDF error (RMS of g - g_target over the
+Methods: ``diffsim`` (LJ family, RDF loss), ``diffsim+P`` (the same plus the true pressure at
+state a as a target: a non-pair observable IBI cannot see) and ``ibi``. For each: iterations (epochs), wall time, final RDF error (RMS of g - g_target over the
 fitted states, from the fit's last simulation), the virial pressure error at the 120 K state (the
 fitted potential's pressure minus the true potential's, in bar, from separate NVT runs), the error
 of U(r) (RMS where g > 0.1, in units of epsilon), and the RDF error at the held-out state.
@@ -81,6 +82,9 @@ def rdf_error(potential, tgt, density, steps):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, numbers noisy)")
+    parser.add_argument("--cases", nargs="+", default=["single", "joint"], choices=["single", "joint"])
+    parser.add_argument("--methods", nargs="+", default=["diffsim", "diffsim+P", "ibi"],
+                        choices=["diffsim", "diffsim+P", "ibi"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = 800 if args.quick else 3000
@@ -95,10 +99,19 @@ def main() -> None:
           "U(r) error (epsilon) | RDF error held-out |")
     print("|---|---|---|---|---|---|---|---|")
     for case, keys in (("single", ["a"]), ("joint", ["a", "b"])):
+        if case not in args.cases:
+            continue
         fits = [t for k, t in targets.items() if k in keys]
-        for method in ("diffsim", "ibi"):
+        for method in args.methods:
             t0 = time.perf_counter()
-            if method == "diffsim":
+            if method == "diffsim+P":
+                fits_p = [RDFTarget(t.r, t.g, t.atoms, t.temperature, pressure=p_true if k == 0 else None)
+                          for k, t in enumerate(fits)]
+                pot = LennardJones(sigma=0.9 * SIGMA, epsilon=1.15 * EPSILON, cutoff=CUTOFF, dtype=F64)
+                res = diffsim(pot, fits_p, epochs=epochs, steps_per_epoch=100, equilibration=50, timestep=10.0,
+                              lr={"sigma": 0.03, "epsilon": 1e-4}, seed=1)
+                n = epochs
+            elif method == "diffsim":
                 pot = LennardJones(sigma=0.9 * SIGMA, epsilon=1.15 * EPSILON, cutoff=CUTOFF, dtype=F64)
                 res = diffsim(pot, fits, epochs=epochs, steps_per_epoch=100, equilibration=50, timestep=10.0,
                               lr={"sigma": 0.03, "epsilon": 1e-4}, seed=1)

@@ -302,31 +302,6 @@ def test_diffsim_recovers_lennard_jones_within_two_percent():
     assert epsilon == pytest.approx(EPSILON, rel=0.02)
 
 
-@pytest.mark.slow
-def test_joint_fit_on_two_states_transfers_better_than_a_single_state_fit():
-    """The paper's claim (arXiv:2209.07679, section 3.2): fitted jointly on two state points, the
-    potential reproduces the RDF at a held-out state better than one fitted on a single state."""
-    a = reference_target(120.0, 0.8, steps=3000)
-    b = reference_target(150.0, 0.7, steps=3000)
-    held = reference_target(135.0, 0.75, steps=3000)
-
-    def fit(targets):
-        pot = LennardJones(sigma=0.9 * SIGMA, epsilon=1.15 * EPSILON, cutoff=CUTOFF, dtype=F64)
-        diffsim(pot, targets, epochs=30, steps_per_epoch=100, equilibration=50, timestep=10.0,
-                lr={"sigma": 0.03, "epsilon": 1e-4}, seed=1)
-        md = sims.MD(held.atoms, pot, sims.NoseHooverChain(10.0, 135.0), temperature=135.0, seed=4, record_every=0)
-        md.run(300)
-        md.record_every = 10
-        md.run(3000)
-        g = structure_rdf(md.trajectory, r_max=8.0, bins=80).g
-        return float(np.sqrt(np.mean((g - held.g) ** 2))), float(pot.sigma.detach()), float(pot.epsilon.detach())
-
-    single, joint = fit([a]), fit([a, b])
-    print("held-out RDF error, sigma, epsilon: single", single, "joint", joint)
-    assert joint[0] < single[0]
-    assert abs(joint[2] / EPSILON - 1) < abs(single[2] / EPSILON - 1)
-
-
 def test_pressure_term_is_the_virial_pressure(target):
     """The pressure diffsim records equals (2 KE - tr(V sigma)) / 3V of the same frame computed with
     ASE's kinetic energy and sims.energy_and_forces' stress."""
