@@ -282,7 +282,8 @@ class FitResult:
     history : list of dict
         One row per epoch (iteration): ``epoch``, ``loss`` (the weighted sum), ``loss_<k>`` per
         target, ``rdf_rmse_<k>`` (RMS of ``g - g_target``), and the scalar parameters of the
-        potential after that epoch (LJ ``sigma`` Å, ``epsilon`` eV).
+        potential after that epoch (LJ ``sigma`` Å, ``epsilon`` eV); DiffSim adds ``grad_norm``
+        and, for a target with a pressure, ``pressure_<k>`` (bar) and ``loss_pressure_<k>``.
     rdfs : list of numpy.ndarray
         The simulated g(r) of each target at the last epoch, on the target's ``r``.
     method : str
