@@ -23,8 +23,10 @@ from reprs.lazy import lazy_exports
 # Loaded on first use (reprs.lazy): `import sims` and the matrep command stay cheap.
 _LAZY = {
     "analysis": ("sims.analysis", None),
+    "fit": ("sims.fit", None),
     "lammps": ("sims.lammps", None),
     "potentials": ("sims.potentials", None),
+    "FitDiverged": ("sims.errors", "FitDiverged"),
     "MissingCellError": ("sims.errors", "MissingCellError"),
     "SimsError": ("sims.errors", "SimsError"),
     "SimsInputError": ("sims.errors", "SimsInputError"),

@@ -3,7 +3,8 @@
 ``matrep simulate CONFIG`` runs a dataset-generation config (:func:`sims.generate.generate`);
 ``matrep free-energy FRAMES --cv SPEC --temperature T`` prints exact and FEP barriers from a
 trajectory (:func:`sims.free_energy.free_energy_from_frames`); ``matrep enhanced CONFIG -o OUT`` trains a
-bias-path bias (:func:`sims.enhanced_run.run_enhanced`).
+bias-path bias (:func:`sims.enhanced_run.run_enhanced`); ``matrep fit-potential CONFIG -o OUT`` fits a
+pair potential to RDFs (:func:`sims.fit_run.fit_potential`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_progress_flags(p)
     p.set_defaults(func=_enhanced)
 
+    p = subparsers.add_parser(
+        "fit-potential", help="fit a pair potential to target RDFs (DiffSim or Iterative Boltzmann Inversion)",
+        description="Fit the pair potential of CONFIG to its target radial distribution functions by "
+                    "differentiating through MD (DiffSim, arXiv:2209.07679) or by Iterative Boltzmann Inversion; "
+                    "write potential.pt, history.csv and plots to OUT. A rerun resumes from OUT/checkpoint.pt.")
+    p.add_argument("config", help="TOML config file (see sims.fit_run)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    add_progress_flags(p)
+    p.set_defaults(func=_fit_potential)
+
 
 def _simulate(args: argparse.Namespace) -> None:
     from .generate import generate
@@ -82,3 +93,9 @@ def _free_energy(args: argparse.Namespace) -> None:
     print(result.table())
     if args.plot:
         print(f"profile plot: {args.plot}")
+
+
+def _fit_potential(args: argparse.Namespace) -> None:
+    from .fit_run import fit_potential
+
+    print(fit_potential(args.config, args.out, progress=progress_wanted(args)))

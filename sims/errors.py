@@ -11,7 +11,7 @@ from __future__ import annotations
 from reprs.errors import ConfigError as _ConfigError
 from reprs.errors import InputError, MatrepError, MissingCellError
 
-__all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped", "ConfigError"]
+__all__ = ["SimsError", "SimsInputError", "MissingCellError", "SimulationStopped", "ConfigError", "FitDiverged"]
 
 
 class SimsError(MatrepError):
@@ -32,3 +32,20 @@ class SimulationStopped(SimsError, RuntimeError):
 
     :class:`learners.potentials.UncertaintyExceeded` derives from it, so ``except SimulationStopped``
     catches every stop condition."""
+
+
+class FitDiverged(SimsError, FloatingPointError):
+    """A simulation inside a potential fit (:mod:`sims.fit`) blew up: a non-finite energy, loss or gradient.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (0-based) whose simulation or update diverged.
+    parameters : dict of str to torch.Tensor
+        The potential's parameters that caused it (finite: the potential is left holding them).
+    """
+
+    def __init__(self, message: str, *, epoch: int, parameters: dict) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.parameters = parameters

@@ -11,7 +11,8 @@ output::
                                        # "molecule" (name in ASE's g2 collection, or smiles)
     repeat = 2
     [potential]
-    kind = "bks"                       # "lj", "morse", "bks", "ase", "tblite", "pyscf", or a plugin kind (below)
+    kind = "bks"                       # "lj", "morse", "bks", "tabulated", "neural", "file", "ase", "tblite", "pyscf",
+                                       # or a plugin kind (below)
     [md]
     dtype = "float32"                  # or "float64"; device = "cuda" (optional)
     skin = 1.0                         # Å; n_procs = 4 (MPI ranks of engine = "lammps")
@@ -43,7 +44,9 @@ last checkpoint and continues from it. Both runs rebuild the neighbour list and 
 forces at every checkpoint, so the resumed run repeats the uninterrupted one bit for bit and
 the output ends with exactly the same frames.
 
-Potentials. Besides the classical kinds, ``kind = "ase"`` wraps any ASE calculator
+Potentials. Besides the classical kinds (and ``"tabulated"``, ``"neural"``: :class:`sims.potentials.TabulatedPair`,
+:class:`sims.potentials.NeuralPair`), ``kind = "file"`` reads a potential saved by
+:func:`sims.potentials.save_potential` (``path``; a fitted one of ``matrep fit-potential``), ``kind = "ase"`` wraps any ASE calculator
 (``calculator = "module:Class"``, the other keys its keyword arguments), ``kind = "tblite"``
 GFN-xTB from the ``tblite`` wheel (``method = "GFN2-xTB"``) and ``kind = "pyscf"`` HF or DFT from
 PySCF (``method = "B3LYP"``, ``basis = "6-31G*"``; :class:`sims.pyscf_calculator.PySCFCalculator`),
@@ -246,7 +249,12 @@ def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
     from . import potentials
 
     kind, params = spec.kind, spec.params
+    def saved(*, path: str, device=None, dtype=torch.float32) -> torch.nn.Module:
+        return potentials.load_potential(config_file(path, base, "potential.path", error=ConfigError),
+                                         device=device, dtype=dtype)
+
     factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
+                 "tabulated": potentials.TabulatedPair, "neural": potentials.NeuralPair, "file": saved,
                  "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf}
     plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
     if kind in factories:

@@ -31,9 +31,9 @@ from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
-           "CoreRepulsion", "TabulatedPair", "SumPotential", "BKS", "CalculatorPotential", "DoubleWell",
-           "MuellerBrown",
-           "COULOMB_CONSTANT", "potential_dtype"]
+           "CoreRepulsion", "LennardJonesMixture", "TabulatedPair", "NeuralPair", "SumPotential", "BKS",
+           "CalculatorPotential", "DoubleWell", "MuellerBrown", "COULOMB_CONSTANT", "potential_dtype",
+           "save_potential", "load_potential"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -232,7 +232,10 @@ class _SpeciesPairPotential(PairPotential):
             setattr(self, name, nn.Parameter(_species_table(values).to(device=device)))
 
     def _lookup(self, name: str, zi, zj, like: torch.Tensor) -> torch.Tensor:
-        return getattr(self, name).to(like)[zi, zj]
+        # Symmetrised, so that a gradient reaches (a, b) and (b, a) alike and a trained table stays
+        # symmetric: a pair's energy must not depend on which atom the list names first.
+        table = getattr(self, name).to(like)
+        return (0.5 * (table + table.T))[zi, zj]
 
 
 class Buckingham(_SpeciesPairPotential):
@@ -296,6 +299,42 @@ class CoreRepulsion(_SpeciesPairPotential):
             return 4 * eps * (s6 ** 5 - s6)
 
         return phi(r) - phi(torch.full_like(r, self.cutoff))
+
+
+class LennardJonesMixture(_SpeciesPairPotential):
+    """Lennard-Jones with parameters per species pair, ``4 eps_ab [(sigma_ab/r)^12 - (sigma_ab/r)^6]``,
+    shifted to zero at one common ``cutoff``; every ``eps_ab`` and ``sigma_ab`` is trainable.
+
+    The model of binary glass formers such as the Kob-Andersen mixture (W. Kob, H. C. Andersen,
+    Phys. Rev. E 51, 4626 (1995): eps_AB = 1.5 eps_AA, eps_BB = 0.5 eps_AA, sigma_AB = 0.8 sigma_AA,
+    sigma_BB = 0.88 sigma_AA, 80:20), here with one cutoff for all pairs instead of 2.5 sigma_ab.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{("Ar", "Kr"): (epsilon [eV], sigma [Å]), ...}``; missing pairs do not interact.
+    cutoff : float
+        Å.
+
+    Examples
+    --------
+    >>> ka = LennardJonesMixture({("Ar", "Ar"): (0.0104, 3.405), ("Ar", "Kr"): (0.0156, 2.724),
+    ...                           ("Kr", "Kr"): (0.0052, 2.996)}, cutoff=8.5)
+    """
+
+    def __init__(self, params: Mapping[tuple[str, str], Sequence[float]], *, cutoff: float,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        for key, v in params.items():
+            if len(v) != 2 or not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[1] > 0):
+                raise SimsInputError(f"LennardJonesMixture parameters for {key} must be (epsilon, sigma > 0), got {v}")
+        super().__init__({"epsilon": {k: v[0] for k, v in params.items()},
+                          "sigma": {k: v[1] for k, v in params.items()}}, cutoff, device, dtype)
+
+    def pair_energy(self, r, zi, zj):
+        eps, sig = self._lookup("epsilon", zi, zj, r), self._lookup("sigma", zi, zj, r)
+        # A pair without parameters has sigma 0: (0/r)^6 = 0, no interaction and no NaN.
+        s6, c6 = (sig / r) ** 6, (sig / self.cutoff) ** 6
+        return 4 * eps * ((s6 * s6 - s6) - (c6 * c6 - c6))
 
 
 class DSFCoulomb(PairPotential):
@@ -387,6 +426,94 @@ class TabulatedPair(PairPotential):
             + (-2 * t3 + 3 * t2) * v[k + 1] + (t3 - t2) * h * slopes[k + 1]
         below = v[0] + slopes[0] * (r - self.r_min)
         return torch.where(x < 0, below, inside)
+
+
+class NeuralPair(PairPotential):
+    """A learned pair potential: an MLP on a Gaussian basis of ``r``, plus an optional soft repulsive prior.
+
+    ``phi(r) = f_c(r) [MLP(e(r)) + eps_p (sigma_p / r)^12]`` with ``e_k(r) = exp(-(r - mu_k)^2 / (2 w^2))``,
+    ``n_basis`` centres ``mu_k`` evenly spaced on ``[0, cutoff]``, ``w`` their spacing, and ``f_c`` the
+    quintic :func:`smooth_cutoff` from ``cutoff - smooth_width`` to ``cutoff``, so energy and force go
+    to zero at the cutoff. The prior keeps atoms apart while the network is still untrained (an
+    untrained MLP is soft at short range and would let atoms overlap); its ``r^-12`` form is the one of
+    the repulsive prior in the RDF fit of Wang et al. (arXiv:2209.07679, section 2.3). The same
+    ``phi`` acts between every pair of atoms, whatever their species (one-component systems).
+
+    The weights are float64 parameters whatever ``dtype`` (as every potential's here), drawn from a
+    local generator seeded by ``seed`` (the uniform ``±1/sqrt(fan_in)`` of ``torch.nn.Linear``).
+
+    Parameters
+    ----------
+    cutoff : float
+        Å.
+    n_basis : int
+        Gaussians of the distance basis.
+    hidden : sequence of int
+        Widths of the hidden layers (SiLU activations).
+    prior : (float, float), optional
+        ``(eps_p [eV], sigma_p [Å])`` of the repulsive prior; None: no prior.
+    smooth_width : float
+        Width of the cutoff taper, Å.
+    seed : int
+        Seeds the initial weights.
+    device, dtype
+        Of the parameters, and the default precision of computations.
+
+    Examples
+    --------
+    >>> pot = NeuralPair(cutoff=8.5, n_basis=32, hidden=(32, 32), prior=(0.01, 3.0))
+
+    References
+    ----------
+    W. Wang, Z. Wu, J. C. B. Dietschreit, R. Gómez-Bombarelli, "Learning pair potentials using
+    differentiable simulations", J. Chem. Phys. 158, 044113 (2023), arXiv:2209.07679.
+    """
+
+    def __init__(self, *, cutoff: float, n_basis: int = 32, hidden: Sequence[int] = (64, 64),
+                 prior: tuple[float, float] | None = None, smooth_width: float = 1.0, seed: int = 0,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(dtype)
+        hidden = [int(h) for h in hidden]
+        if not (math.isfinite(cutoff) and cutoff > 0) or int(n_basis) < 2 or any(h < 1 for h in hidden):
+            raise SimsInputError(f"need cutoff > 0 Å, n_basis >= 2 and hidden widths >= 1; got cutoff={cutoff}, "
+                                 f"n_basis={n_basis}, hidden={hidden}")
+        if not 0 < smooth_width <= cutoff:
+            raise SimsInputError(f"smooth_width must be in (0, cutoff] Å, got {smooth_width}")
+        self.cutoff = float(cutoff)
+        self.smooth_width = float(smooth_width)
+        self.n_basis, self.hidden, self.seed = int(n_basis), tuple(hidden), int(seed)
+        self.register_buffer("centers", torch.linspace(0.0, self.cutoff, self.n_basis, dtype=torch.float64,
+                                                       device=device))
+        self.basis_width = self.cutoff / (self.n_basis - 1)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        sizes = [self.n_basis, *hidden, 1]
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand((fan_out, fan_in), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            b = (torch.rand((fan_out,), generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            self.weights.append(nn.Parameter(w.to(device=device)))
+            self.biases.append(nn.Parameter(b.to(device=device)))
+        if prior is None:
+            self.prior = None
+        else:
+            if len(prior) != 2:
+                raise SimsInputError(f"prior must be (epsilon [eV], sigma [Å]), got {prior}")
+            self.prior = (float(prior[0]), float(prior[1]))
+            if not (self.prior[0] >= 0 and self.prior[1] > 0):
+                raise SimsInputError(f"prior needs epsilon >= 0 eV and sigma > 0 Å, got {prior}")
+
+    def pair_energy(self, r, zi, zj):
+        x = torch.exp(-0.5 * ((r[:, None] - self.centers.to(r)) / self.basis_width) ** 2)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.nn.functional.linear(x, w.to(r), b.to(r))
+            if k < len(self.weights) - 1:
+                x = torch.nn.functional.silu(x)
+        phi = x[:, 0]
+        if self.prior is not None:
+            phi = phi + self.prior[0] * (self.prior[1] / r) ** 12
+        return phi * smooth_cutoff(r, self.cutoff - self.smooth_width, self.cutoff)
 
 
 class SumPotential(Potential):
@@ -711,3 +838,72 @@ class MuellerBrown(Potential):
         q = positions.reshape(*positions.shape[:-2], -1, 3 * k)
         extra = q[..., 2:]
         return self.surface(q[..., 0], q[..., 1]).sum() + 0.5 * self.spring.to(q) * (extra * extra).sum()
+
+
+#: The format tag of :func:`save_potential` files.
+POTENTIAL_FORMAT = "matrep.sims.potential/1"
+
+
+def _settings(potential: nn.Module) -> dict:
+    """The constructor keywords that rebuild ``potential``'s shape (its parameters come from the state dict)."""
+    if isinstance(potential, LennardJones):
+        return {"sigma": float(potential.sigma.detach()), "epsilon": float(potential.epsilon.detach()),
+                "cutoff": potential.cutoff, "shift": bool(potential.shift)}
+    if isinstance(potential, TabulatedPair):
+        return {"r_min": potential.r_min, "cutoff": potential.cutoff,
+                "values": potential.values.detach().cpu().tolist()}
+    if isinstance(potential, LennardJonesMixture):
+        return {"cutoff": potential.cutoff, "params": {}}
+    if isinstance(potential, NeuralPair):
+        return {"cutoff": potential.cutoff, "n_basis": potential.n_basis, "hidden": list(potential.hidden),
+                "prior": None if potential.prior is None else list(potential.prior),
+                "smooth_width": potential.smooth_width, "seed": potential.seed}
+    raise SimsInputError(f"cannot save a {type(potential).__name__}; savable: LennardJones, LennardJonesMixture, "
+                         "TabulatedPair, NeuralPair")
+
+
+def save_potential(potential: nn.Module, path) -> None:
+    """Write a :class:`LennardJones`, :class:`TabulatedPair` or :class:`NeuralPair` (a fitted one,
+    :mod:`sims.fit`) to ``path``: its kind, settings and parameters as plain data, atomically.
+
+    Examples
+    --------
+    >>> save_potential(LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5), "lj.pt")  # doctest: +SKIP
+    >>> pot = load_potential("lj.pt", dtype=torch.float64)                             # doctest: +SKIP
+    """
+    from reprs.fileio import atomic_open
+
+    payload = {"format": POTENTIAL_FORMAT, "kind": type(potential).__name__, "settings": _settings(potential),
+               "state_dict": {k: v.detach().cpu() for k, v in potential.state_dict().items()}}
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load_potential(path, *, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Read a file of :func:`save_potential` (``weights_only``: no code runs from the file).
+
+    Raises
+    ------
+    SimsInputError
+        A missing file, or one :func:`save_potential` did not write.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise SimsInputError(f"no potential file at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise SimsInputError(f"{str(path)!r} is not a sims potential file ({type(err).__name__}: {err})") from None
+    kinds = {"LennardJones": LennardJones, "LennardJonesMixture": LennardJonesMixture, "TabulatedPair": TabulatedPair,
+             "NeuralPair": NeuralPair}
+    if not isinstance(payload, dict) or payload.get("format") != POTENTIAL_FORMAT or payload.get("kind") not in kinds:
+        raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)")
+    settings = dict(payload["settings"])
+    if settings.get("prior") is not None:
+        settings["prior"] = tuple(settings["prior"])
+    potential = kinds[payload["kind"]](**settings, device=device, dtype=dtype)
+    potential.load_state_dict(payload["state_dict"])
+    return potential

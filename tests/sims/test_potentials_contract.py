@@ -39,11 +39,16 @@ CASES = {
         device=device)),
     "CoreRepulsion": PotentialCase(lambda dtype, device: sp.CoreRepulsion(sp.BKS_CORE, cutoff=5.5, dtype=dtype,
                                                                           device=device)),
+    "LennardJonesMixture": PotentialCase(lambda dtype, device: sp.LennardJonesMixture(
+        {("Si", "O"): (0.05, 1.6), ("O", "O"): (0.02, 2.4), ("Si", "Si"): (0.03, 2.8)}, cutoff=5.0, dtype=dtype,
+        device=device)),
     "DSFCoulomb": PotentialCase(lambda dtype, device: sp.DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0,
                                                                     dtype=dtype, device=device)),
     # The last value is zero, so the energy is continuous at the cutoff.
     "TabulatedPair": PotentialCase(lambda dtype, device: sp.TabulatedPair(
         r_min=1.6, cutoff=5.0, values=0.05 * np.cos(R) * (5.0 - R), dtype=dtype, device=device)),
+    "NeuralPair": PotentialCase(lambda dtype, device: sp.NeuralPair(cutoff=5.0, n_basis=12, hidden=(8, 8),
+                                                                    prior=(0.05, 1.5), dtype=dtype, device=device)),
     "SumPotential": PotentialCase(lambda dtype, device: sp.SumPotential([
         sp.LennardJones(sigma=2.0, epsilon=0.05, cutoff=5.0, dtype=dtype, device=device),
         sp.DSFCoulomb({"Si": 1.0, "O": -0.5}, cutoff=6.0, dtype=dtype, device=device)])),

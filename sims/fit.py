@@ -1,0 +1,920 @@
+"""Pair potentials learned from structure: DiffSim, and Iterative Boltzmann Inversion as the baseline.
+
+:func:`diffsim` runs NVT molecular dynamics at every target state point, computes a differentiable
+(Gaussian-smeared) radial distribution function along the trajectory, and backpropagates the
+squared difference to the target g(r) through the simulation into the potential's parameters
+(Wang, Wu, Dietschreit & Gómez-Bombarelli, J. Chem. Phys. 158, 044113 (2023), arXiv:2209.07679).
+The gradient is exact (the one of backpropagation through the whole differentiated window) but
+memory is bounded by gradient checkpointing over segments: the forward pass keeps only the state
+at each segment's start; the backward pass recomputes one segment at a time with its graph and
+hands the adjoint of its start state to the segment before. With segments of ``~sqrt(n)`` steps
+the memory of one update grows as ``sqrt(n)`` instead of ``n`` (Griewank & Walther, ACM TOMS 26,
+19 (2000); Chen et al., arXiv:1604.06174).
+
+:func:`ibi` is Iterative Boltzmann Inversion (Reith, Pütz & Müller-Plathe, J. Comput. Chem. 24,
+1624 (2003)): ``U_0 = -kT ln g_target``, ``U_{i+1} = U_i + alpha kT ln(g_i / g_target)``, smoothed,
+shifted to zero at the cutoff and tabulated (:class:`sims.potentials.TabulatedPair`); with several
+targets the updates are averaged (multi-state IBI, Moore, Iacovella & McCabe, J. Chem. Phys. 140,
+224104 (2014)). It runs on our engine.
+
+Targets are :class:`RDFTarget` s: a g(r) on uniform bin centres, the system at the state point's
+density and composition, its temperature, and for a mixture the species pair (one target per
+pair, sharing one system).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.data import atomic_numbers
+
+from reprs.atoms import as_atoms, as_frames
+from reprs.fileio import atomic_open
+from reprs.structure import rdf as structure_rdf
+
+from .errors import FitDiverged, SimsInputError
+from .integrators import Integrator, Langevin, NoseHooverChain
+from .md import MD, compute, maxwell_boltzmann
+from .neighbors import NeighborList, PairList, pair_vectors
+from .potentials import TabulatedPair, potential_dtype
+from .state import State, validate_atoms
+
+__all__ = ["RDFTarget", "smeared_rdf", "FitResult", "diffsim", "ibi"]
+
+
+def _species_number(species: str | int, role: str) -> int:
+    if isinstance(species, str):
+        if species not in atomic_numbers:
+            raise SimsInputError(f"unknown element {species!r} as {role}; give a symbol such as 'Ar'")
+        return atomic_numbers[species]
+    if isinstance(species, (int, np.integer)) and not isinstance(species, bool):
+        return int(species)
+    raise SimsInputError(f"{role} must be an element symbol or atomic number, got {species!r}")
+
+
+class RDFTarget:
+    """The target structure of one state point: g(r) of one species pair (or all atoms).
+
+    Parameters
+    ----------
+    r : array of float
+        Bin centres, Å: strictly increasing, uniformly spaced, ``r[0] >= spacing / 2`` (the
+        convention of :func:`reprs.structure.rdf`, whose bins are ``[r - h/2, r + h/2)``).
+    g : array of float
+        g(r), finite and >= 0, one value per ``r``.
+    atoms : ase.Atoms
+        The system simulated for this state point: periodic, at the state's density and
+        composition (a liquid configuration is the best start).
+    temperature : float
+        K.
+    species : (str, str), optional
+        Centre and neighbour species of a partial g(r) (normalised as
+        :func:`reprs.structure.rdf`); None: the total g(r).
+    weight : float
+        Weight of this target's loss in a joint fit.
+    pressure : float, optional
+        Target pressure of the state point, bar: :func:`diffsim` adds
+        ``weight ((P - pressure) / pressure_scale)^2`` with ``P`` the mean virial pressure of the
+        simulation (a non-pair observable that no RDF fixes).
+
+    Raises
+    ------
+    SimsInputError
+        ``g`` of another length than ``r``, negative or non-finite values, ``r`` not increasing or
+        not uniform, a non-positive temperature, a species absent from the system.
+    MissingCellError
+        A system without a 3-D periodic cell.
+
+    Examples
+    --------
+    >>> target = RDFTarget.from_frames(frames, r_max=8.5, bins=85, temperature=120.0)  # doctest: +SKIP
+    >>> target = RDFTarget.from_file("rdf.txt", atoms, temperature=120.0)              # doctest: +SKIP
+    """
+
+    def __init__(self, r, g, atoms: Atoms, temperature: float, *, species: tuple[str, str] | None = None,
+                 weight: float = 1.0, pressure: float | None = None) -> None:
+        r = np.asarray(r, dtype=float)
+        g = np.asarray(g, dtype=float)
+        if r.ndim != 1 or r.size < 3:
+            raise SimsInputError(f"r must be a 1-D array of at least 3 bin centres (Å), got shape {r.shape}")
+        if g.shape != r.shape:
+            raise SimsInputError(f"g has {g.size} values but r has {r.size} bin centres; give one g per r")
+        if not np.isfinite(r).all():
+            raise SimsInputError(f"r has a non-finite value at index {int(np.flatnonzero(~np.isfinite(r))[0])}")
+        bad = np.flatnonzero(~(np.isfinite(g) & (g >= 0)))
+        if bad.size:
+            raise SimsInputError(f"g must be finite and >= 0; g[{int(bad[0])}] = {g[bad[0]]} at r = {r[bad[0]]} Å")
+        step = np.diff(r)
+        if not (step > 0).all():
+            k = int(np.flatnonzero(~(step > 0))[0])
+            raise SimsInputError(f"r must be strictly increasing; r[{k}] = {r[k]} and r[{k + 1}] = {r[k + 1]} Å")
+        h = float(r[-1] - r[0]) / (r.size - 1)
+        if np.abs(step - h).max() > 1e-6 * h + 1e-9:
+            raise SimsInputError(f"r must be uniformly spaced bin centres; spacings range from {step.min()} to "
+                                 f"{step.max()} Å (interpolate g onto a uniform grid)")
+        if r[0] < 0.5 * h - 1e-6 * h:
+            raise SimsInputError(f"r must be bin centres with r[0] >= spacing/2 = {0.5 * h} Å, got r[0] = {r[0]} Å "
+                                 "(a grid starting at 0 lists bin edges: use their midpoints, or drop r = 0)")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise SimsInputError(f"temperature must be > 0 K, got {temperature}")
+        if not (math.isfinite(weight) and weight > 0):
+            raise SimsInputError(f"weight must be > 0, got {weight}")
+        if pressure is not None and not math.isfinite(pressure):
+            raise SimsInputError(f"pressure must be a finite number of bar, got {pressure}")
+        self.pressure = None if pressure is None else float(pressure)
+        atoms = validate_atoms(as_atoms(atoms, require_cell=True))
+        if not atoms.pbc.all():
+            raise SimsInputError("the target's system must be periodic in all three directions (a bulk state point)")
+        if species is not None:
+            if len(species) != 2:
+                raise SimsInputError(f"species must be a (centre, neighbour) pair, got {species!r}")
+            for role, s in zip(("centre", "neighbour"), species):
+                z = _species_number(s, f"{role} species")
+                if not (atoms.numbers == z).any():
+                    raise SimsInputError(f"{role} species {s!r} is not in the target's system; present: "
+                                         f"{sorted(set(atoms.get_chemical_symbols()))}")
+            species = (species[0], species[1])
+        self.r, self.g, self.atoms = r, g, atoms.copy()
+        self.temperature, self.species, self.weight = float(temperature), species, float(weight)
+
+    @property
+    def spacing(self) -> float:
+        """Bin width, Å."""
+        return float(self.r[-1] - self.r[0]) / (self.r.size - 1)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Bin edges, Å, ``(len(r) + 1,)``."""
+        h = self.spacing
+        return np.linspace(self.r[0] - 0.5 * h, self.r[-1] + 0.5 * h, self.r.size + 1)
+
+    @property
+    def r_max(self) -> float:
+        """Last bin edge, Å."""
+        return float(self.edges[-1])
+
+    @classmethod
+    def from_frames(cls, frames, *, r_max: float, bins: int = 100, temperature: float | None = None,
+                    species: tuple[str, str] | None = None, weight: float = 1.0,
+                    pressure: float | None = None) -> "RDFTarget":
+        """The target of a trajectory: its g(r) (:func:`reprs.structure.rdf`) and its last frame as the system.
+
+        Parameters
+        ----------
+        frames : ase.Atoms or sequence of ase.Atoms
+            Periodic configurations of one state point.
+        r_max : float
+            Å.
+        bins : int
+            Bins on ``[0, r_max]``.
+        temperature : float, optional
+            K; default the mean kinetic temperature of the frames (their momenta, or their
+            ``info["temperature"]`` as :class:`sims.MD` records it).
+        species, weight, pressure
+            As for the constructor.
+        """
+        frames = as_frames(frames, require_cell=True)
+        if temperature is None:
+            temps = [f.info["temperature"] if "temperature" in f.info else f.get_temperature() for f in frames]
+            temperature = float(np.mean(temps))
+            if not temperature > 0:
+                raise SimsInputError("the frames carry no velocities or temperatures; pass temperature= (K)")
+        result = structure_rdf(frames, r_max=r_max, bins=bins, species=species)
+        return cls(result.r, result.g, frames[-1], temperature, species=species, weight=weight, pressure=pressure)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, atoms: Atoms, temperature: float, *,
+                  species: tuple[str, str] | None = None, weight: float = 1.0) -> "RDFTarget":
+        """Read a two-column ``r g`` text file (whitespace or comma separated, ``#`` comments).
+
+        Raises
+        ------
+        SimsInputError
+            The file is missing, unreadable as numbers, or has not exactly two columns.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise SimsInputError(f"RDF file {str(path)!r} not found")
+        text = path.read_text().replace(",", " ")
+        try:
+            data = np.loadtxt(text.splitlines(), ndmin=2)
+        except ValueError as err:
+            raise SimsInputError(f"RDF file {str(path)!r} is not two columns of numbers: {err}") from None
+        if data.shape[1] != 2:
+            raise SimsInputError(f"RDF file {str(path)!r} has {data.shape[1]} columns; expected two, r (Å) and g")
+        return cls(data[:, 0], data[:, 1], atoms, temperature, species=species, weight=weight)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the two-column ``r g`` text file :meth:`from_file` reads (atomically)."""
+        with atomic_open(path, "w") as f:
+            np.savetxt(f, np.column_stack([self.r, self.g]), header="r [Angstrom]  g(r)")
+
+
+def smeared_rdf(positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
+                edges: torch.Tensor, width: float, species: tuple[int, int] | None = None) -> torch.Tensor:
+    """A differentiable g(r): each pair distance spread as a Gaussian of standard deviation ``width``.
+
+    A pair at distance ``d`` adds to bin ``[lo, hi)`` the Gaussian's mass in it,
+    ``(erf((hi - d)/(sqrt 2 w)) - erf((lo - d)/(sqrt 2 w))) / 2``, so as ``width -> 0`` each pair
+    falls wholly in its bin and g equals :func:`reprs.structure.rdf` (same normalisation:
+    ``g_ab = n_ab V / (N_a (N_b - N_ab/N_a) V_shell)``, ordered pairs, every periodic image). The
+    mdgrad code of arXiv:2209.07679 smears with Gaussians at bin centres instead, whose sum is not
+    a histogram at any width.
+
+    Parameters
+    ----------
+    positions, cell, numbers
+        One configuration (Å), differentiable in positions (and cell).
+    pairs : PairList
+        Half or full list built with a cutoff of at least ``edges[-1] + 5 width``.
+    edges : torch.Tensor
+        Bin edges, Å.
+    width : float
+        Gaussian standard deviation, Å (> 0).
+    species : (int, int), optional
+        Atomic numbers of centre and neighbour; None: all atoms.
+
+    Returns
+    -------
+    torch.Tensor
+        g per bin, dtype of ``positions``.
+    """
+    vec = pair_vectors(positions, cell, pairs)
+    d = torch.sqrt((vec * vec).sum(-1))
+    zi, zj = numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
+    # Ordered (centre, neighbour) pairs each listed pair stands for: a half list holds each
+    # unordered pair once, so (i, j) counts as (i, j) and as (j, i); a full list holds both.
+    if species is None:
+        w = torch.full_like(d, 2.0 if pairs.half else 1.0)
+        n_a = numbers.numel()
+        others = n_a - 1.0
+    else:
+        a, b = species
+        w = ((zi == a) & (zj == b)).to(d)
+        if pairs.half:
+            w = w + ((zi == b) & (zj == a)).to(d)
+        n_a = int((numbers == a).sum())
+        n_b = int((numbers == b).sum())
+        others = n_b - (n_b if a == b else 0) / n_a
+    e = edges.to(d)
+    cdf = torch.erf((e[None, :] - d[:, None]) / (math.sqrt(2.0) * width))
+    hist = 0.5 * (w @ (cdf[:, 1:] - cdf[:, :-1]))
+    shell = 4.0 / 3.0 * math.pi * (e[1:] ** 3 - e[:-1] ** 3)
+    volume = torch.abs(torch.linalg.det(cell))
+    return hist * volume / (n_a * others * shell)
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`diffsim` or :func:`ibi`.
+
+    Attributes
+    ----------
+    potential : torch.nn.Module
+        The fitted potential (usable by :class:`sims.MD`).
+    history : list of dict
+        One row per epoch (iteration): ``epoch``, ``loss`` (the weighted sum), ``loss_<k>`` per
+        target, ``rdf_rmse_<k>`` (RMS of ``g - g_target``), and the scalar parameters of the
+        potential after that epoch (LJ ``sigma`` Å, ``epsilon`` eV); DiffSim adds ``grad_norm``
+        and, for a target with a pressure, ``pressure_<k>`` (bar) and ``loss_pressure_<k>``.
+    rdfs : list of numpy.ndarray
+        The simulated g(r) of each target at the last epoch, on the target's ``r``.
+    method : str
+        ``"diffsim"`` or ``"ibi"``.
+    """
+
+    potential: torch.nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    rdfs: list[np.ndarray] = field(default_factory=list)
+    method: str = "diffsim"
+
+
+def _trainable(potential: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    named = [(n, p) for n, p in potential.named_parameters() if p.requires_grad]
+    if not named:
+        raise SimsInputError(f"{type(potential).__name__} has no trainable parameters; diffsim fits parameters "
+                             "(LennardJones, TabulatedPair, NeuralPair, or any module with requires_grad parameters)")
+    return named
+
+
+def _scalar_parameters(potential: torch.nn.Module) -> dict[str, float]:
+    return {n: float(p.detach()) for n, p in potential.named_parameters() if p.numel() == 1}
+
+
+def _check_box(atoms: Atoms, cutoff: float, what: str) -> None:
+    cell = np.asarray(atoms.cell[:])
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    if heights.min() < 2 * cutoff:
+        raise SimsInputError(f"{what}: the box (smallest width {heights.min():.3f} Å) is smaller than twice the "
+                             f"cutoff ({cutoff} Å); use a larger system (atoms.repeat) or a shorter cutoff")
+
+
+def _group(targets: Sequence[RDFTarget]) -> list[list[int]]:
+    """Indices of targets that share one system (same atoms and temperature): one simulation each."""
+    groups: list[list[int]] = []
+    keys: list[tuple] = []
+    for k, t in enumerate(targets):
+        key = (t.temperature, t.atoms.numbers.tobytes(), np.asarray(t.atoms.cell[:]).tobytes(),
+               t.atoms.positions.tobytes())
+        if key in keys:
+            groups[keys.index(key)].append(k)
+        else:
+            keys.append(key)
+            groups.append([k])
+    return groups
+
+
+def _check_targets(targets, what: str) -> list[RDFTarget]:
+    if isinstance(targets, RDFTarget):
+        targets = [targets]
+    targets = list(targets)
+    if not targets or not all(isinstance(t, RDFTarget) for t in targets):
+        raise SimsInputError(f"{what} needs one or more RDFTarget objects, got {targets!r}")
+    return targets
+
+
+class _System:
+    """One simulated state point: its state, integrator variables, and the targets it serves."""
+
+    def __init__(self, target: RDFTarget, members: list[int], integrator: Integrator, seed, device, dtype):
+        self.state = State.from_atoms(target.atoms, device=device, dtype=dtype)
+        # Velocities and thermostat noise: two independent streams of the state point's seed.
+        v = maxwell_boltzmann(self.state.masses, target.temperature, seed=None if seed is None else (*seed, 0))
+        self.integrator = integrator
+        self.state, self.run = integrator.start(self.state.with_(velocities=v), None if seed is None else (*seed, 1))
+        self.members = members
+
+
+def _snapshot(state: State, run: dict[str, Any]) -> dict[str, Any]:
+    """Plain copies of what a segment starts from (positions, velocities, integrator variables)."""
+    out: dict[str, Any] = {"positions": state.positions.detach().clone(), "velocities": state.velocities.detach().clone()}
+    for k, v in run.items():
+        if isinstance(v, torch.Generator):
+            out[k] = v.get_state()
+        elif isinstance(v, list):
+            out[k] = [float(x) for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+def _restore(snap: dict[str, Any], state: State, run: dict[str, Any], leaves: bool):
+    """State and run variables from a snapshot; with ``leaves`` the continuous ones are fresh leaf
+    tensors requiring grad (the start of a recomputed segment)."""
+    pos, vel = snap["positions"].clone(), snap["velocities"].clone()
+    carried: list[torch.Tensor] = []
+    if leaves:
+        pos.requires_grad_(True)
+        vel.requires_grad_(True)
+        carried += [pos, vel]
+    for k, v in snap.items():
+        if k in ("positions", "velocities"):
+            continue
+        if isinstance(run.get(k), torch.Generator):
+            run[k].set_state(v)
+        elif isinstance(v, list):
+            if leaves:
+                run[k] = [torch.tensor(x, dtype=pos.dtype, device=pos.device, requires_grad=True) for x in v]
+                carried += run[k]
+            else:
+                run[k] = list(v)
+        else:
+            run[k] = v
+    return state.with_(positions=pos, velocities=vel), carried
+
+
+def _carried(state: State, run: dict[str, Any]) -> list:
+    """The continuous end-state variables, in the order :func:`_restore` makes leaves of them."""
+    out = [state.positions, state.velocities]
+    for k, v in run.items():
+        if isinstance(v, list):
+            out += list(v)
+    return out
+
+
+class _Segment:
+    """Runs ``n`` steps from a state, sampling the smeared RDFs of a system's targets."""
+
+    def __init__(self, potential, targets: Sequence[RDFTarget], edges, species, width, sample_every, r_list,
+                 on_step: Callable[[int, torch.Tensor], None], pressure: bool = False):
+        self.potential, self.targets, self.edges, self.species = potential, targets, edges, species
+        self.pressure = pressure
+        self.width, self.sample_every, self.r_list, self.on_step = width, sample_every, r_list, on_step
+
+    def __call__(self, system: _System, state: State, n: int, start: int, graph: bool):
+        nl = NeighborList(cutoff=self.r_list, skin=1.0, half=True)
+        cell, pbc, numbers = state.cell, state.pbc, state.numbers
+
+        def force_fn(x):
+            if not graph:
+                x = x.detach()
+            e, f, _ = compute(self.potential, x, cell, numbers, nl.update(x, cell, pbc), create_graph=graph)
+            return e, f
+
+        energy, forces = force_fn(state.positions)
+        sums = [torch.zeros(len(e) - 1, dtype=state.positions.dtype, device=state.positions.device) for e in self.edges]
+        if self.pressure:
+            sums.append(torch.zeros(1, dtype=state.positions.dtype, device=state.positions.device))
+        for k in range(start, start + n):
+            state, energy, forces = system.integrator.step(state, energy, forces, force_fn, system.run)
+            self.on_step(k + 1, energy)
+            if (k + 1) % self.sample_every == 0:
+                x = state.positions if graph else state.positions.detach()
+                pairs = nl.update(x, cell, pbc)
+                for t, (e, sp) in enumerate(zip(self.edges, self.species)):
+                    sums[t] = sums[t] + smeared_rdf(x, cell, numbers, pairs, e, self.width, sp)
+                if self.pressure:
+                    sums[-1] = sums[-1] + _pressure(self.potential, state, x, pairs, graph)
+        if not graph:
+            state = state.with_(positions=state.positions.detach(), velocities=state.velocities.detach())
+        return state, sums
+
+
+def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> torch.Tensor:
+    """Instantaneous pressure, bar: ``(2 KE - tr(V sigma)) / (3 V)`` with ``sigma`` the potential's
+    stress (ASE's sign, :func:`sims.md.compute`) and KE the kinetic energy."""
+    _, _, stress = compute(potential, x, state.cell, state.numbers, pairs, forces=False, stress=True,
+                           create_graph=graph)
+    volume = torch.abs(torch.linalg.det(state.cell))
+    v = state.velocities if graph else state.velocities.detach()
+    ke = 0.5 * (state.masses[:, None] * v * v).sum()
+    return ((2.0 * ke / (3.0 * volume) - torch.diagonal(stress).sum() / 3.0) / units.bar).reshape(1)
+
+
+def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget], *, epochs: int,
+            steps_per_epoch: int, equilibration: int = 0, lr: float | Mapping[str, float] = 1e-3,
+            timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
+            friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
+            optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
+            seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+            device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FitResult:
+    """Fit ``potential`` to target RDFs by differentiating through NVT molecular dynamics (DiffSim).
+
+    Every epoch, at each target's state point (targets sharing a system share one simulation), the
+    system runs ``equilibration`` steps without gradient, then ``steps_per_epoch`` differentiated
+    steps; the smeared g(r) (:func:`smeared_rdf`) is averaged over frames every ``sample_every``
+    steps and the loss ``sum_k weight_k mean_r (g_k - g_target,k)^2`` is backpropagated through the
+    trajectory into the potential's trainable parameters, which Adam then updates. Each state point
+    continues from where its last epoch ended. Memory is bounded by checkpointing over segments of
+    ``segment`` steps (default ``~sqrt(steps_per_epoch)``, a multiple of ``sample_every``): the
+    gradient equals full backpropagation through the window.
+
+    Parameters
+    ----------
+    potential : torch.nn.Module
+        A potential with trainable parameters and a ``cutoff`` (Å); updated in place.
+    targets : RDFTarget or sequence of RDFTarget
+        One or more state points (and species pairs); several share one potential.
+    epochs : int
+        Updates.
+    steps_per_epoch : int
+        Differentiated MD steps per epoch and state point.
+    equilibration : int
+        Undifferentiated steps before them, each epoch.
+    optimizer : {"adam", "sgd"}
+        Adam, or plain gradient descent (the update is then ``-lr`` times the gradient).
+    lr_decay : float
+        The learning rate of epoch ``e`` (0-based) is ``lr lr_decay^e``: a decay in (0, 1) damps the
+        overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
+    pressure_scale : float
+        bar; the pressure term of a target with ``pressure`` is ``weight ((P - pressure) / pressure_scale)^2``.
+    clip : float, optional
+        Rescale the gradient to at most this norm (gradients through long chaotic trajectories
+        explode; arXiv:2209.07679 keeps the differentiated windows short for the same reason).
+    lr : float or mapping
+        Learning rate (units of each parameter per step), or ``{name: lr}`` per named
+        parameter (``{"sigma": 0.01, "epsilon": 2e-4}``; names not given are held fixed).
+    timestep : float
+        fs.
+    thermostat : {"nose_hoover_chain", "langevin"}
+        NVT integrator (:class:`sims.NoseHooverChain` with period ``tau`` fs, or
+        :class:`sims.Langevin` with ``friction`` 1/fs, whose noise is replayed exactly when a
+        segment is recomputed).
+    sample_every : int
+        Steps between sampled frames.
+    segment : int, optional
+        Steps per checkpointed segment.
+    width : float
+        Gaussian smearing of the RDF, Å.
+    seed : int, optional
+        Seeds velocities and thermostat noise (independent streams per state point).
+    checkpoint : path, optional
+        Written after every epoch (atomically: potential, optimiser, states, history); a rerun with
+        the same file resumes after its last epoch.
+    callback : callable, optional
+        ``callback(row)`` after each epoch with the history row (progress bars).
+    device, dtype
+        Of the simulation; default the potential's dtype.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    SimsInputError
+        No trainable parameters, a box smaller than twice the cutoff, bad settings: before any
+        simulation runs.
+    FitDiverged
+        A simulation's energy, the loss or a gradient became non-finite; the error names the epoch
+        and holds the parameters that caused it (the potential keeps them: none are NaN).
+
+    References
+    ----------
+    W. Wang, Z. Wu, J. C. B. Dietschreit, R. Gómez-Bombarelli, J. Chem. Phys. 158, 044113 (2023),
+    arXiv:2209.07679, eq. 5-7 (RDF loss, gradient by backpropagation through the simulation).
+
+    Examples
+    --------
+    >>> pot = sims.potentials.LennardJones(sigma=3.0, epsilon=0.012, cutoff=8.5)  # doctest: +SKIP
+    >>> result = diffsim(pot, target, epochs=30, steps_per_epoch=200, lr={"sigma": 0.02, "epsilon": 5e-4})  # doctest: +SKIP
+    """
+    targets = _check_targets(targets, "diffsim")
+    named = _trainable(potential)
+    if not hasattr(potential, "cutoff"):
+        raise SimsInputError("the potential needs a `cutoff` attribute (Å)")
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("sample_every", sample_every)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SimsInputError(f"{name} must be an integer >= 1, got {value!r}")
+    if equilibration < 0:
+        raise SimsInputError(f"equilibration must be >= 0 steps, got {equilibration}")
+    if steps_per_epoch < sample_every:
+        raise SimsInputError(f"steps_per_epoch ({steps_per_epoch}) must be >= sample_every ({sample_every}): "
+                             "an epoch must sample at least one frame")
+    if not width > 0:
+        raise SimsInputError(f"width must be > 0 Å, got {width}")
+    if not 0 < lr_decay <= 1:
+        raise SimsInputError(f"lr_decay must be in (0, 1], got {lr_decay}")
+    if not (math.isfinite(pressure_scale) and pressure_scale > 0):
+        raise SimsInputError(f"pressure_scale must be > 0 bar, got {pressure_scale}")
+    if clip is not None and not clip > 0:
+        raise SimsInputError(f"clip must be > 0, got {clip}")
+    if thermostat not in ("nose_hoover_chain", "langevin"):
+        raise SimsInputError(f"thermostat must be 'nose_hoover_chain' or 'langevin', got {thermostat!r}")
+    cutoff = float(potential.cutoff)
+    for k, t in enumerate(targets):
+        _check_box(t.atoms, cutoff, f"targets[{k}]")
+    if isinstance(lr, Mapping):
+        names = {n for n, _ in named}
+        unknown = sorted(set(lr) - names)
+        if unknown:
+            raise SimsInputError(f"lr names unknown parameters {unknown}; trainable: {sorted(names)}")
+        groups = [{"params": [p], "lr": float(lr[n])} for n, p in named if n in lr]
+        for n, p in named:
+            if n not in lr:
+                p.requires_grad_(False)
+    else:
+        groups = [{"params": [p for _, p in named], "lr": float(lr)}]
+    if not all(g["lr"] > 0 for g in groups):
+        raise SimsInputError(f"learning rates must be > 0, got {lr}")
+    if segment is None:
+        segment = max(1, round(math.sqrt(steps_per_epoch / sample_every))) * sample_every
+    if segment < 1:
+        raise SimsInputError(f"segment must be >= 1 step, got {segment}")
+    dtype = potential_dtype(potential) if dtype is None else dtype
+    if optimizer not in ("adam", "sgd"):
+        raise SimsInputError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    opt = torch.optim.Adam(groups) if optimizer == "adam" else torch.optim.SGD(groups)
+    base_lrs = [g["lr"] for g in groups]
+
+    systems = []
+    for s, members in enumerate(_group(targets)):
+        t0 = targets[members[0]]
+        integ = (NoseHooverChain(timestep, t0.temperature, tau=tau) if thermostat == "nose_hoover_chain"
+                 else Langevin(timestep, t0.temperature, friction=friction))
+        systems.append(_System(t0, members, integ, None if seed is None else (seed, s), device, dtype))
+        pressures = {targets[k].pressure for k in members if targets[k].pressure is not None}
+        if len(pressures) > 1:
+            raise SimsInputError(f"targets sharing one system give different pressures {sorted(pressures)} bar")
+        systems[-1].pressure = pressures.pop() if pressures else None
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    if ckpt_path is not None and ckpt_path.exists():
+        start_epoch, history, rdfs = _load_checkpoint(ckpt_path, potential, opt, systems)
+    else:
+        rdfs = [np.zeros_like(t.g) for t in targets]
+    for epoch in range(start_epoch, epochs):
+        params_before = {n: p.detach().clone() for n, p in potential.named_parameters()}
+
+        def diverged(what: str) -> FitDiverged:
+            with torch.no_grad():  # the potential keeps the parameters that caused it, never NaN ones
+                for n, p in potential.named_parameters():
+                    p.copy_(params_before[n])
+            shown = {n: float(v) for n, v in params_before.items() if v.numel() == 1}
+            return FitDiverged(f"diffsim diverged at epoch {epoch}: {what}; parameters {shown or '(tensors)'} "
+                               "(reduce the timestep or the learning rate, or add a repulsive prior)",
+                               epoch=epoch, parameters=params_before)
+
+        opt.zero_grad(set_to_none=True)
+        for group, base in zip(opt.param_groups, base_lrs):
+            group["lr"] = base * lr_decay ** epoch
+        row: dict[str, float] = {"epoch": float(epoch + 1)}
+        total = 0.0
+        for system in systems:
+            members = [targets[k] for k in system.members]
+            edges = [torch.as_tensor(t.edges, dtype=dtype, device=device) for t in members]
+            species = [None if t.species is None else tuple(_species_number(s, "species") for s in t.species)
+                       for t in members]
+            r_list = max(cutoff, max(t.r_max for t in members) + 5 * width)
+
+            def on_step(k, energy):
+                if not bool(torch.isfinite(energy)):
+                    raise diverged(f"the energy became {float(energy)} at step {k} of the epoch")
+
+            p_target = system.pressure
+            seg = _Segment(potential, members, edges, species, width, sample_every, r_list, on_step,
+                           pressure=p_target is not None)
+            with torch.enable_grad():
+                if equilibration:
+                    system.state, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
+                # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
+                bounds = list(range(0, steps_per_epoch, segment)) + [steps_per_epoch]
+                snaps = []
+                sums = [torch.zeros(len(t.g), dtype=dtype, device=device) for t in members]
+                if p_target is not None:
+                    sums.append(torch.zeros(1, dtype=dtype, device=device))
+                state = system.state
+                for a, b in zip(bounds[:-1], bounds[1:]):
+                    snaps.append(_snapshot(state, system.run))
+                    state, part = seg(system, state, b - a, a, graph=False)
+                    sums = [x + y.detach() for x, y in zip(sums, part)]
+                end = _snapshot(state, system.run)
+                n_samples = steps_per_epoch // sample_every
+                g_mean = [(x / n_samples).requires_grad_(True) for x in sums]
+                losses = []
+                for g, t in zip(g_mean, members):
+                    target_g = torch.as_tensor(t.g, dtype=dtype, device=device)
+                    losses.append(t.weight * ((g - target_g) ** 2).mean())
+                if p_target is not None:
+                    w = max(t.weight for t in members if t.pressure is not None)
+                    p_mean = g_mean[-1]
+                    losses.append(w * (((p_mean - p_target) / pressure_scale) ** 2).sum())
+                loss = sum(losses)
+                if not bool(torch.isfinite(loss)):
+                    raise diverged(f"the loss became {float(loss)}")
+                adj_g = torch.autograd.grad(loss, g_mean)
+                adj_g = [a / n_samples for a in adj_g]  # d loss / d (each sampled frame's g)
+                # Backward pass: recompute each segment with its graph, last first.
+                adj_end = None
+                for i in range(len(snaps) - 1, -1, -1):
+                    start_state, leaves = _restore(snaps[i], system.state, system.run, leaves=True)
+                    seg_end, part = seg(system, start_state, bounds[i + 1] - bounds[i], bounds[i], graph=True)
+                    outs, grads = list(part), list(adj_g)
+                    if adj_end is not None:
+                        for o, a in zip(_carried(seg_end, system.run), adj_end):
+                            if torch.is_tensor(o) and o.requires_grad and a is not None:
+                                outs.append(o)
+                                grads.append(a)
+                    keep = [(o, a) for o, a in zip(outs, grads) if o.requires_grad]
+                    torch.autograd.backward([o for o, _ in keep], [a for _, a in keep], inputs=leaves + [
+                        p for g in groups for p in g["params"]])
+                    adj_end = [leaf.grad for leaf in leaves]
+                    del seg_end, part, outs, grads, keep
+                system.state, _ = _restore(end, system.state, system.run, leaves=False)
+            if p_target is not None:
+                row[f"pressure_{system.members[0]}"] = float(g_mean[-1].detach())
+                row[f"loss_pressure_{system.members[0]}"] = float(losses[-1].detach())
+            for k, g, loss_k in zip(system.members, g_mean, losses):
+                rdfs[k] = g.detach().cpu().double().numpy()
+                row[f"loss_{k}"] = float(loss_k.detach())
+                row[f"rdf_rmse_{k}"] = float(np.sqrt(np.mean((rdfs[k] - targets[k].g) ** 2)))
+            total += float(loss.detach())
+        grads = [p.grad for g in groups for p in g["params"] if p.grad is not None]
+        # The squared norm as Adam's second moment sees it: an exploding (chaotic) gradient whose
+        # square overflows would freeze Adam silently (its update becomes m / inf = 0) forever.
+        norm2 = sum(float((x.double() ** 2).sum()) for x in grads)
+        if not math.isfinite(norm2):
+            raise diverged("the gradient became non-finite or exploded (its squared norm overflows)")
+        row["grad_norm"] = math.sqrt(norm2)
+        if clip is not None and row["grad_norm"] > clip:
+            for x in grads:
+                x.mul_(clip / row["grad_norm"])
+        row["loss"] = total
+        opt.step()
+        if not all(bool(torch.isfinite(p).all()) for p in potential.parameters()):
+            raise diverged("the update made a parameter non-finite")
+        row.update(_scalar_parameters(potential))
+        history.append(row)
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs)
+        if callback is not None:
+            callback(row)
+    return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim")
+
+
+_CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
+
+
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs) -> None:
+    payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history, "rdfs": [torch.as_tensor(g) for g in rdfs],
+               "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
+               "optimizer": optimizer.state_dict(),
+               "systems": [_plain(_snapshot(s.state, s.run)) for s in systems]}
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def _plain(snap: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in snap.items()}
+
+
+def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
+    try:
+        payload = torch.load(path, weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say so instead of a pickle traceback
+        raise SimsInputError(f"{path} is not a {what} checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise SimsInputError(f"{path} is not a {what} checkpoint of this matrep version")
+    return payload
+
+
+def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list]:
+    payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
+    if len(payload["systems"]) != len(systems):
+        raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
+                             "it belongs to another fit")
+    potential.load_state_dict(payload["potential"])
+    optimizer.load_state_dict(payload["optimizer"])
+    for s, snap in zip(systems, payload["systems"]):
+        pos = snap["positions"].to(s.state.positions)
+        snap = dict(snap, positions=pos, velocities=snap["velocities"].to(pos))
+        s.state, _ = _restore(snap, s.state, s.run, leaves=False)
+    return int(payload["epoch"]), list(payload["history"]), [g.double().numpy() for g in payload["rdfs"]]
+
+
+def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: float = 1.0, smoothing: float = 0.1,
+        steps: int = 2000, equilibration: int = 500, sample_every: int = 10, timestep: float = 2.0,
+        tau: float = 100.0, cutoff: float | None = None, g_min: float = 1e-3, seed: int | None = 0,
+        checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+        device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> FitResult:
+    """Iterative Boltzmann Inversion on our engine: a tabulated pair potential that reproduces target RDFs.
+
+    ``U_0(r) = -kT ln g_target(r)``; each iteration runs NVT MD (:class:`sims.NoseHooverChain`) with
+    the current table, measures g_i (:func:`reprs.structure.rdf`, the target's bins) and updates
+    ``U_{i+1} = U_i + alpha kT ln(g_i / g_target)`` where both g exceed ``g_min``; the update is
+    smoothed with a Gaussian of standard deviation ``smoothing`` Å and the table shifted to zero at the
+    cutoff. With several targets (state points) the updates are averaged (multi-state IBI). The
+    table's knots are the target's bin centres from the first where every target's g exceeds
+    ``g_min`` to the cutoff; below it the table continues linearly (:class:`TabulatedPair`).
+
+    Parameters
+    ----------
+    targets : RDFTarget or sequence of RDFTarget
+        One-component systems (total g, or the like pair of their one species), all on the same
+        ``r`` grid.
+    iterations : int
+        Simulations (the last one measures the returned potential; updates come between them).
+    alpha : float
+        Damping of the update, in (0, 1].
+    smoothing : float
+        Å; 0 for none.
+    steps, equilibration, sample_every : int
+        Sampled steps, unsampled steps before them, and steps between frames, per iteration
+        (each state point continues from where its last iteration ended).
+    timestep, tau : float
+        fs.
+    cutoff : float, optional
+        Å; default the last bin centre of the targets.
+    g_min : float
+        g below this is "no pairs" (no update there).
+    seed : int, optional
+        Seeds the initial velocities.
+    checkpoint : path, optional
+        Written after every iteration (atomically: table, states, history); a rerun with the same
+        file resumes after its last iteration.
+    callback : callable, optional
+        ``callback(row)`` after each iteration.
+    device, dtype
+        Of the simulations.
+
+    Returns
+    -------
+    FitResult
+        ``potential`` a :class:`TabulatedPair`; ``history`` rows with ``loss`` (as :func:`diffsim`'s)
+        and ``rdf_rmse_<k>`` of each iteration's potential; ``rdfs`` those of the returned one.
+
+    Raises
+    ------
+    SimsInputError
+        Mixtures, targets on different grids, a box smaller than twice the cutoff, bad settings.
+
+    References
+    ----------
+    D. Reith, M. Pütz, F. Müller-Plathe, J. Comput. Chem. 24, 1624 (2003), eq. 5-6;
+    T. C. Moore, C. R. Iacovella, C. McCabe, J. Chem. Phys. 140, 224104 (2014) (several state points).
+    """
+    targets = _check_targets(targets, "ibi")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise SimsInputError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not 0 < alpha <= 1:
+        raise SimsInputError(f"alpha must be in (0, 1], got {alpha}")
+    if not smoothing >= 0 or not g_min > 0:
+        raise SimsInputError(f"need smoothing >= 0 Å and g_min > 0, got {smoothing}, {g_min}")
+    if steps < sample_every or sample_every < 1 or equilibration < 0:
+        raise SimsInputError(f"need steps >= sample_every >= 1 and equilibration >= 0, got {steps}, {sample_every}, "
+                             f"{equilibration}")
+    r = targets[0].r
+    for k, t in enumerate(targets):
+        if t.r.shape != r.shape or not np.allclose(t.r, r):
+            raise SimsInputError(f"targets[{k}] has another r grid than targets[0]; IBI needs one grid")
+        if len(set(t.atoms.numbers)) != 1 or (t.species is not None and t.species[0] != t.species[1]):
+            raise SimsInputError(f"targets[{k}]: IBI fits one tabulated potential for a one-component system; "
+                                 "a mixture needs one table per species pair (use diffsim)")
+    rc = float(r[-1]) if cutoff is None else float(cutoff)
+    last = int(np.searchsorted(r, rc + 1e-9 * rc)) - 1
+    g_t = np.stack([t.g for t in targets])
+    ok = np.flatnonzero((g_t > g_min).all(0))
+    if last < 2 or ok.size == 0 or ok[0] >= last - 2:
+        raise SimsInputError(f"cutoff {rc} Å leaves fewer than 3 knots where every target g exceeds g_min={g_min}")
+    first = int(ok[0])
+    knots = r[first:last + 1]
+    rc = float(knots[-1])
+    for k, t in enumerate(targets):
+        _check_box(t.atoms, rc, f"targets[{k}]")
+    kT = np.array([units.kB * t.temperature for t in targets])
+    weights = np.array([t.weight for t in targets])
+    g_knots = np.maximum(g_t[:, first:last + 1], g_min)
+    u = np.average(-kT[:, None] * np.log(g_knots), axis=0, weights=weights)
+    u -= u[-1]
+    h = float(knots[1] - knots[0])
+
+    states: list[State | None] = [None] * len(targets)
+    history: list[dict[str, float]] = []
+    rdfs: list[np.ndarray] = []
+    start = 0
+    ckpt_path = None if checkpoint is None else Path(checkpoint)
+    if ckpt_path is not None and ckpt_path.exists():
+        payload = _read_checkpoint(ckpt_path, _IBI_FORMAT, "ibi")
+        if len(payload["states"]) != len(targets) or len(payload["u"]) != len(u):
+            raise SimsInputError(f"{ckpt_path} belongs to another IBI fit (other targets or grid)")
+        start, history = int(payload["iteration"]), list(payload["history"])
+        u = payload["u"].double().numpy()
+        rdfs = [g.double().numpy() for g in payload["rdfs"]]
+        states = [State.from_atoms(t.atoms, device=device, dtype=dtype).with_(
+            positions=st["positions"].to(device=device, dtype=dtype),
+            velocities=st["velocities"].to(device=device, dtype=dtype)) for t, st in zip(targets, payload["states"])]
+    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
+    for it in range(start, iterations):
+        potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
+        rdfs = []
+        for k, t in enumerate(targets):
+            integ = NoseHooverChain(timestep, t.temperature, tau=tau)
+            run_seed = None if seed is None else seed * 1000 + it * 100 + k
+            if states[k] is None:
+                md = MD(t.atoms, potential, integ, temperature=t.temperature, seed=run_seed, record_every=0,
+                        device=device, dtype=dtype)
+            else:
+                md = MD(states[k], potential, integ, seed=run_seed, record_every=0)
+            md.run(equilibration)
+            md.record_every = sample_every
+            md.run(steps)
+            if not np.isfinite(md.positions_array()).all():
+                raise FitDiverged(f"ibi diverged at iteration {it}", epoch=it,
+                                  parameters={"values": torch.as_tensor(u)})
+            states[k] = md.state
+            result = structure_rdf(md.trajectory, r_max=t.r_max, r_min=float(t.edges[0]), bins=t.r.size,
+                                   species=t.species)
+            rdfs.append(result.g)
+        row: dict[str, float] = {"epoch": float(it + 1)}
+        for k, (g, t) in enumerate(zip(rdfs, targets)):
+            row[f"loss_{k}"] = float(t.weight * np.mean((g - t.g) ** 2))
+            row[f"rdf_rmse_{k}"] = float(np.sqrt(np.mean((g - t.g) ** 2)))
+        row["loss"] = sum(row[f"loss_{k}"] for k in range(len(targets)))
+        history.append(row)
+        if callback is not None:
+            callback(row)
+        if it < iterations - 1:
+            u = _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min, smoothing / h)
+        if ckpt_path is not None:
+            payload = {"format": _IBI_FORMAT, "iteration": it + 1, "u": torch.as_tensor(u), "history": history,
+                       "rdfs": [torch.as_tensor(g) for g in rdfs],
+                       "states": [{"positions": st.positions.detach().cpu(), "velocities": st.velocities.detach().cpu()}
+                                  for st in states]}
+            with atomic_open(ckpt_path, "wb") as f:
+                torch.save(payload, f)
+    return FitResult(potential=potential, history=history, rdfs=rdfs, method="ibi")
+
+
+_IBI_FORMAT = "matrep.sims.fit.ibi/1"
+
+
+def _ibi_update(u, rdfs, g_t, first, last, kT, weights, alpha, g_min, smooth_points):
+    """``U + alpha <kT ln(g_i / g_target)>`` where both g exceed ``g_min``, smoothed, zero at the cutoff."""
+    from scipy.ndimage import gaussian_filter1d
+
+    g_i = np.stack([g[first:last + 1] for g in rdfs])
+    valid = (g_i > g_min) & (g_t > g_min)
+    ratio = np.where(valid, np.log(np.where(valid, g_i, 1.0) / np.where(valid, g_t, 1.0)), 0.0)
+    du = alpha * np.average(kT[:, None] * ratio, axis=0, weights=weights)
+    if smooth_points > 0:
+        du = gaussian_filter1d(du, smooth_points, mode="nearest")
+    u = u + du
+    return u - u[-1]

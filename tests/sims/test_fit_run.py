@@ -1,0 +1,107 @@
+"""``matrep fit-potential``: config checks, outputs, resume, and the fitted potential loaded back."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+import sims
+import sims.fit
+from sims.errors import ConfigError
+from sims.fit_run import fit_potential
+from sims.generate import build_potential
+from sims.potentials import LennardJones, load_potential, save_potential
+
+LJ = {"kind": "lj", "sigma": 3.405, "epsilon": 0.0104, "cutoff": 8.5}
+
+
+def config(method: str = "diffsim", **diffsim) -> dict:
+    cfg = {
+        "method": method,
+        "seed": 0,
+        "targets": [{"temperature": 120.0, "system": {"builder": "bulk", "symbol": "Ar", "a": 5.82, "repeat": 3},
+                     "generate": {"potential": LJ, "steps": 200, "equilibration": 50, "timestep": 10.0,
+                                  "r_max": 8.0, "bins": 40}}],
+    }
+    if method == "diffsim":
+        cfg["potential"] = dict(LJ, sigma=3.1, epsilon=0.011)
+        cfg["diffsim"] = {"epochs": 2, "steps_per_epoch": 10, "equilibration": 5, "timestep": 10.0,
+                          "lr": {"sigma": 0.05, "epsilon": 2e-4}, **diffsim}
+    else:
+        cfg["ibi"] = {"iterations": 2, "steps": 100, "equilibration": 20, "timestep": 10.0, "cutoff": 7.5}
+    return cfg
+
+
+def test_fit_potential_writes_its_outputs_and_resumes_without_redoing_work(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    path = fit_potential(config(), out)
+    assert path == out / "potential.pt"
+    for name in ("history.csv", "rdf.png", "potential.png", "checkpoint.pt", "target_0.txt", "target_0.extxyz"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "rdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and {"loss", "loss_0", "sigma", "epsilon"} <= set(rows[0])
+    fitted = load_potential(path, dtype=torch.float64)
+    assert isinstance(fitted, LennardJones)
+    assert float(fitted.sigma.detach()) == pytest.approx(float(rows[-1]["sigma"]), rel=1e-12)
+    # The same command again finds the finished checkpoint: no simulation runs, same outputs.
+    monkeypatch.setattr(sims.fit._Segment, "__call__", lambda *a, **k: pytest.fail("the fit ran again"))
+    (out / "history.csv").unlink()
+    fit_potential(config(), out)
+    assert list(csv.DictReader((out / "history.csv").open())) == rows
+    # A folder holds one config.
+    with pytest.raises(ConfigError, match="another config"):
+        fit_potential(config(epochs=3), out)
+
+
+def test_fitted_potential_loads_in_a_simulate_config(tmp_path):
+    pot = LennardJones(sigma=3.3, epsilon=0.01, cutoff=8.0)
+    save_potential(pot, tmp_path / "lj.pt")
+    loaded = build_potential({"potential": {"kind": "file", "path": "lj.pt"}, "_base": str(tmp_path)},
+                             dtype=torch.float64)
+    from ase.build import bulk
+
+    crystal = bulk("Ar", "fcc", a=5.3, cubic=True).repeat(2)
+    e_ref, f_ref = sims.energy_and_forces(pot, crystal, dtype=torch.float64)
+    e, f = sims.energy_and_forces(loaded, crystal, dtype=torch.float64)
+    assert e == pytest.approx(e_ref, rel=1e-14) and np.allclose(f, f_ref, rtol=1e-12, atol=1e-14)
+    with pytest.raises(sims.SimsInputError, match="not a sims potential file"):
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        load_potential(tmp_path / "junk.pt")
+
+
+def test_ibi_through_the_config(tmp_path):
+    path = fit_potential(config("ibi"), tmp_path / "ibi")
+    table = load_potential(path, dtype=torch.float64)
+    assert isinstance(table, sims.potentials.TabulatedPair) and table.cutoff <= 7.5
+    assert len(list(csv.DictReader((tmp_path / "ibi" / "history.csv").open()))) == 2
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"methd": "ibi"}, "did you mean 'method'"),
+    ({"method": "ibbi"}, "did you mean 'ibi'"),
+    ({"potential": None}, "needs a \\[potential\\]"),
+    ({"targets": [{"temperature": 120.0}]}, "exactly one of 'rdf'"),
+    ({"targets": [{"rdf": "x.txt", "temperature": 120.0}]}, "needs 'system'"),
+    ({"diffsim": {"epoks": 3}}, "did you mean 'epochs'"),
+])
+def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
+    cfg = config()
+    cfg.update(change)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        fit_potential(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_cli_exit_status_and_one_line_errors(tmp_path, capsys):
+    from reprs.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('methd = "ibi"\n')
+    assert main(["fit-potential", str(bad), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "fit-potential: error:" in err and "did you mean 'method'" in err and "Traceback" not in err
