@@ -44,6 +44,11 @@ _LAZY = {
     "build_pairs": ("sims.neighbors", "build_pairs"),
     "neighbor_list": ("sims.neighbors", "neighbor_list"),
     "State": ("sims.state", "State"),
+    "surface_hopping": ("sims.surface_hopping", None),
+    "FSSH": ("sims.surface_hopping", "FSSH"),
+    "tully_model": ("sims.surface_hopping", "tully_model"),
+    "exact_scattering": ("sims.surface_hopping", "exact_scattering"),
+    "fssh_scattering": ("sims.surface_hopping", "fssh_scattering"),
 }
 
 __all__ = list(_LAZY)

@@ -37,7 +37,7 @@ import torch
 from sims.errors import SimsInputError
 from sims.integrators import make_generator
 
-__all__ = [
+__all__ = ["CHANNELS", 
     "DiabaticModel", "SingleAvoidedCrossing", "DualAvoidedCrossing", "ExtendedCoupling", "tully_model",
     "Adiabatic", "DegenerateStatesWarning", "exact_scattering", "FSSH", "FSSHResult", "fssh_scattering",
 ]
@@ -489,30 +489,34 @@ class FSSH:
         # Energies relative to their mean: a common phase changes nothing and keeps RK4 accurate.
         shift = 0.5 * (e0.mean(-1, keepdim=True) + e1.mean(-1, keepdim=True))
         e0, e1 = e0 - shift, e1 - shift
-        dtau = self.timestep / self.electronic_substeps
-        cd = self.c.dtype
-
-        def deriv(c, s):
-            e = (e0 + s * (e1 - e0)).to(cd)
-            t = (t0 + s * (t1 - t0)).to(cd)
-            return -1j * e * c - (t @ c.unsqueeze(-1)).squeeze(-1)
-
-        c = self.c
-        a = self.active
-        g = torch.zeros_like(e0)
         ns = self.electronic_substeps
+        dtau = self.timestep / ns
+        cd = self.c.dtype
+        # RK4 on a linear equation c' = A(s) c is c <- M c with M a polynomial in A at the start, middle
+        # and end of the substep: all substeps' M are built at once, then applied in sequence.
+        s = torch.arange(2 * ns + 1, dtype=e0.dtype, device=e0.device).view(-1, 1, 1) / (2 * ns)
+        e = (e0 + s * (e1 - e0)).to(cd)
+        t = (t0.unsqueeze(0) + s.unsqueeze(-1) * (t1 - t0).unsqueeze(0))
+        a_mat = -1j * torch.diag_embed(e) - t.to(cd)  # (2 ns + 1, B, n, n)
+        a_start, a_mid, a_end = a_mat[0:-1:2], a_mat[1::2], a_mat[2::2]
+        eye = torch.eye(e0.shape[-1], dtype=cd, device=e0.device)
+        k1 = a_start
+        k2 = a_mid @ (eye + 0.5 * dtau * k1)
+        k3 = a_mid @ (eye + 0.5 * dtau * k2)
+        k4 = a_end @ (eye + dtau * k3)
+        step = eye + dtau / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        c = self.c.unsqueeze(-1)
+        history = []
         for i in range(ns):
-            s0, sh, s1 = i / ns, (i + 0.5) / ns, (i + 1) / ns
-            k1 = deriv(c, s0)
-            k2 = deriv(c + 0.5 * dtau * k1, sh)
-            k3 = deriv(c + 0.5 * dtau * k2, sh)
-            k4 = deriv(c + dtau * k3, s1)
-            c = c + dtau / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            t = t0 + s1 * (t1 - t0)
-            ca = c.gather(-1, a.unsqueeze(-1))
-            t_ja = t.gather(-1, a.view(-1, 1, 1).expand(-1, t.shape[1], 1)).squeeze(-1)  # [b, j] = v.d_ja
-            flux = -2 * (c.conj() * ca * t_ja).real
-            g = g + dtau * flux / (ca.abs() ** 2).clamp_min(1e-30)
+            c = step[i] @ c
+            history.append(c)
+        cs = torch.stack(history).squeeze(-1)  # (ns, B, n): amplitudes at the end of each substep
+        a = self.active
+        ca = cs.gather(-1, a.view(1, -1, 1).expand(ns, -1, 1))
+        t_ja = t[2::2].gather(-1, a.view(1, -1, 1, 1).expand(ns, -1, t.shape[2], 1)).squeeze(-1)
+        flux = -2 * (cs.conj() * ca * t_ja).real  # d|c_j|^2/dt flowing in from the active state
+        g = dtau * (flux / (ca.abs() ** 2).clamp_min(1e-30)).sum(0)
+        c = cs[-1]
         self.c = c
         return g.clamp_min(0).scatter(-1, a.unsqueeze(-1), 0.0)
 
