@@ -378,6 +378,8 @@ class FSSH:
     model : DiabaticModel
     positions, momenta : torch.Tensor, shape (B, D) or (B,) for 1-D
         Initial positions (bohr) and momenta (hbar/bohr).
+    n_states : int, optional
+        The number of states the caller expects; refused if the model has another.
     initial_state : int
         Adiabatic state (0 = lowest) every trajectory starts on, with amplitude 1.
     timestep : float
@@ -403,6 +405,7 @@ class FSSH:
     Raises
     ------
     SimsInputError
+        ``n_states`` or the diabatic matrix's size disagreeing with the model's ``n_states``,
         ``initial_state`` out of range, shapes that disagree with the model, a non-positive
         timestep, an unknown option; during :meth:`run`, an amplitude norm drift beyond
         ``norm_tolerance``.
@@ -425,14 +428,17 @@ class FSSH:
     """
 
     def __init__(self, model: DiabaticModel, positions: torch.Tensor, momenta: torch.Tensor, *,
-                 initial_state: int = 0, timestep: float = 1.0, electronic_substeps: int = 25,
-                 decoherence: str | None = None, decoherence_energy: float = 0.1,
+                 n_states: int | None = None, initial_state: int = 0, timestep: float = 1.0,
+                 electronic_substeps: int = 25, decoherence: str | None = None, decoherence_energy: float = 0.1,
                  frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
                  seed: int | None = None, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> None:
         if not isinstance(model, DiabaticModel):
             raise SimsInputError(f"model must be a sims.surface_hopping.DiabaticModel, got {type(model).__name__}")
         n = model.n_states
+        if n_states is not None and n_states != n:
+            raise SimsInputError(f"n_states={n_states!r} but the model {type(model).__name__} has {n} states; "
+                                 f"pass n_states={n} or another model")
         if isinstance(initial_state, bool) or not isinstance(initial_state, int) or not 0 <= initial_state < n:
             raise SimsInputError(f"initial_state must be an adiabatic state index 0..{n - 1} "
                                  f"(the model has {n} states), got {initial_state!r}")
@@ -476,6 +482,9 @@ class FSSH:
         self.steps = 0
         self._gen = make_generator(seed, device=x.device)
         self._ad = model.adiabatic(self.x, min_gap=self.min_gap)
+        if self._ad.energies.shape[-1] != n:
+            raise SimsInputError(f"{type(model).__name__}.diabatic returns {self._ad.energies.shape[-1]} x "
+                                 f"{self._ad.energies.shape[-1]} matrices but the model declares n_states={n}")
 
     def _force(self, ad: Adiabatic) -> torch.Tensor:
         return -ad.gradients.gather(-1, self.active.view(-1, 1, 1).expand(-1, ad.gradients.shape[1], 1)).squeeze(-1)

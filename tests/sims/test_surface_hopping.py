@@ -162,11 +162,22 @@ def test_float32_is_honoured():
     assert model.adiabatic(torch.zeros(3, 1)).couplings.dtype == torch.float32
 
 
+class ThreeDeclaredTwoGiven(DiabaticModel):
+    n_states = 3
+
+    def diabatic(self, x):
+        return tully_model(1).diabatic(x)
+
+
 def test_bad_input_is_refused_with_clear_messages():
     model = tully_model(1)
     x, p = torch.full((4, 1), -6.0, dtype=F64), torch.full((4, 1), 20.0, dtype=F64)
     with pytest.raises(SimsInputError, match=r"initial_state must be an adiabatic state index 0\.\.1"):
         FSSH(model, x, p, initial_state=2)
+    with pytest.raises(SimsInputError, match="n_states=3 but the model SingleAvoidedCrossing has 2 states"):
+        FSSH(model, x, p, n_states=3)
+    with pytest.raises(SimsInputError, match="declares n_states=3"):
+        FSSH(ThreeDeclaredTwoGiven(), x, p)
     with pytest.raises(SimsInputError, match="initial_state"):
         exact_scattering(model, 20.0, initial_state=-1)
     with pytest.raises(SimsInputError, match="numbered 1, 2 and 3"):
