@@ -137,6 +137,7 @@ def run_one(sampler: str, seed: int, train, test, out: Path, args) -> list[dict]
                           per_generation=args.per_generation, sampler=sampler, seed=seed,
                           workdir=out / f"{sampler}_{seed}", kT=args.kT, attack_steps=40, attack_lr=1e-2,
                           temperature=300.0, md_steps=args.md_steps, timestep=0.5, displacement=args.displacement,
+                          cluster=args.cluster,
                           trainer=Trainer(epochs=args.epochs, batch_size=16, lr=5e-3, eval_grad=True, seed=seed))
     return loop.run(progress=False).log_
 
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--kT", type=float, default=0.05, help="eV per atom (barrier 0.27 eV / 4 atoms)")
     parser.add_argument("--md-steps", type=int, default=100, help="0.5 fs steps of the MD sampler")
     parser.add_argument("--displacement", type=float, default=0.05, help="Å, the random sampler's spread")
+    parser.add_argument("--cluster", action="store_true", help="k-means clustering in the selection")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--out", default="al_xtb")
     parser.add_argument("--report", nargs="+", metavar="DIR",
