@@ -40,7 +40,7 @@ output::
     path = "silica.db"                 # .db (ASE SQLite database) or .extxyz
     checkpoint_every = 500             # steps
 
-Frames of periodic systems carry ``P`` (bar) and ``V`` (Å^3) in the database/extxyz metadata and the
+Frames of periodic systems carry ``pressure_bar`` (bar) and ``cell_volume`` (Å^3) in the database/extxyz metadata and the
 potential's stress on the calculator.
 
 Every table is parsed into the typed schemas of :mod:`sims.config`: an unknown or misspelled key is
@@ -465,7 +465,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                 meta = {"step": step, "time": time_fs, "stage": k, "T": md.temperature(),
                         "T_target": stage.target_temperature(s + 1), "seed": seed, "config_hash": digest}
                 if "pressure" in frame.info:
-                    meta.update(P=frame.info["pressure"], V=frame.info["volume"])
+                    meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
                 meta.update(uncertainty or {})
                 frame.info.clear()
                 writer.write(frame, meta)

@@ -238,3 +238,52 @@ def test_collapsing_cell_stops_the_run():
     assert md.step_count < 5000
     assert float(md.state.volume()) > box ** 3 / 8  # the last good state is kept
     assert "barostat step" in str(info.value)
+
+
+def _npt_config(out: str, **stage) -> dict:
+    npt = {"ensemble": "npt", "steps": 60, "timestep": 5.0, "temperature": 120.0, "pressure": 500.0,
+           "tau_p": 200.0, "compressibility": 1e-4, "sample_every": 20, **stage}
+    return {"seed": 1, "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.6, "repeat": 2},
+            "potential": {"kind": "lj", "sigma": SIGMA, "epsilon": EPS, "cutoff": 8.5},
+            "md": {"dtype": "float64"}, "stages": [npt], "output": {"path": out, "checkpoint_every": 30}}
+
+
+@pytest.mark.parametrize("thermostat", ["langevin", "nose_hoover_chain"])
+def test_npt_stage_runs_through_generate(tmp_path, thermostat):
+    from sims.generate import generate, read_frames
+
+    cfg = _npt_config("npt.extxyz", thermostat=thermostat)
+    cfg["_base"] = str(tmp_path / "a")
+    frames = read_frames(generate(cfg))
+    assert [f.info["step"] for f in frames] == [20, 40, 60]
+    volumes = [f.info["cell_volume"] for f in frames]
+    assert volumes == pytest.approx([f.get_volume() for f in frames], rel=1e-12)
+    assert len(set(volumes)) == 3 and all(np.isfinite(f.info["pressure_bar"]) for f in frames)
+    # The same config and seed give the same trajectory, cells included (the barostat's noise is seeded).
+    cfg["_base"] = str(tmp_path / "b")
+    again = read_frames(generate(cfg))
+    np.testing.assert_array_equal(again[-1].cell[:], frames[-1].cell[:])
+    np.testing.assert_array_equal(again[-1].positions, frames[-1].positions)
+
+
+@pytest.mark.parametrize("stage, match", [
+    ({"pressure": None}, "pressure is required"),
+    ({"tau_p": 2.0}, "at least the time step"),
+    ({"ensemble": "langevin"}, "read only by an npt stage"),
+    ({"thermostat": "langevn"}, "langevin"),
+    ({"compressibility": 0.0}, "compressibility must be > 0"),
+])
+def test_npt_stage_config_errors(stage, match):
+    from sims.generate import load_config
+
+    cfg = _npt_config("x.extxyz", **stage)
+    cfg["stages"][0] = {k: v for k, v in cfg["stages"][0].items() if v is not None}
+    with pytest.raises(sims.errors.ConfigError, match=match):
+        load_config(cfg)
+
+
+def test_lammps_engine_refuses_npt():
+    from sims.generate import load_config
+
+    with pytest.raises(sims.errors.ConfigError, match="fixed box"):
+        load_config(dict(_npt_config("x.extxyz"), engine="lammps"))
