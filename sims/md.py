@@ -312,7 +312,7 @@ class MD:
         A cell periodic in three directions also gets the potential's stress on the calculator
         (ASE's ``atoms.get_stress()``; ``include_ideal_gas=True`` adds the kinetic part from the
         frame's momenta) and ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3),
-        ``stress`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
+        ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
         """
         atoms = self.state.to_atoms()
         results = {"energy": float(self.energy), "forces": self.forces.detach().cpu().double().numpy()}
@@ -322,7 +322,7 @@ class MD:
             total = (virial + self.state.kinetic_stress().detach()).cpu().double().numpy()
             results["stress"] = virial.detach().cpu().double().numpy()
             p = float(-np.trace(total) / 3)
-            atoms.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress=total, volume=atoms.get_volume())
+            atoms.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=atoms.get_volume())
         atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 

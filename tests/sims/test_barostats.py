@@ -55,7 +55,7 @@ def test_stress_and_pressure_match_ase_with_ideal_gas_term():
     ref = frame.copy()
     ref.calc = AseLJ(sigma=SIGMA, epsilon=EPS, rc=8.0, smooth=False)
     total = ref.get_stress(include_ideal_gas=True, voigt=False)
-    np.testing.assert_allclose(frame.info["stress"], total, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(frame.info["stress_total"], total, rtol=0, atol=1e-12)
     np.testing.assert_allclose(md.stress().numpy(), total, rtol=0, atol=1e-12)
     # The calculator holds the potential's own stress (no kinetic part), as ASE's default get_stress.
     np.testing.assert_allclose(frame.get_stress(voigt=False), ref.get_stress(voigt=False), rtol=0, atol=1e-12)
