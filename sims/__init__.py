@@ -31,6 +31,8 @@ _LAZY = {
     "SimsError": ("sims.errors", "SimsError"),
     "SimsInputError": ("sims.errors", "SimsInputError"),
     "SimulationStopped": ("sims.errors", "SimulationStopped"),
+    "CellRescaling": ("sims.barostats", "CellRescaling"),
+    "NegativePressureWarning": ("sims.barostats", "NegativePressureWarning"),
     "Integrator": ("sims.integrators", "Integrator"),
     "Langevin": ("sims.integrators", "Langevin"),
     "NoseHooverChain": ("sims.integrators", "NoseHooverChain"),

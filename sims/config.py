@@ -36,10 +36,11 @@ class Stage(_Table):
         Number of time steps (0 allowed).
     timestep : float
         fs.
-    ensemble : {"nve", "langevin", "nose_hoover_chain"}
+    ensemble : {"nve", "langevin", "nose_hoover_chain", "npt"}
         Our :class:`~sims.integrators.VelocityVerlet`, :class:`~sims.integrators.Langevin`,
         :class:`~sims.integrators.NoseHooverChain`; on LAMMPS ``fix nve``; ``fix langevin`` +
-        ``fix nve``; ``fix nvt``.
+        ``fix nve``; ``fix nvt``. ``"npt"``: :class:`~sims.barostats.CellRescaling` around the
+        ``thermostat`` (our engine only: the LAMMPS engine refuses it).
     temperature : float or (float, float), optional
         Target temperature, K; a pair ramps linearly from the first to the second value over the
         stage. Required for the thermostats; for an ``nve`` first stage it sets the initial
@@ -52,6 +53,19 @@ class Stage(_Table):
         Nose-Hoover chain length (LAMMPS ``tchain``).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
+    pressure : float, optional
+        Target pressure of an ``npt`` stage, bar (required there, refused elsewhere). Below zero
+        warns about cavitation.
+    tau_p : float
+        Barostat relaxation time of an ``npt`` stage, fs; at least ``timestep``.
+    compressibility : float
+        Estimated isothermal compressibility of an ``npt`` stage, 1/bar (sets only how fast the
+        volume relaxes; default 4.5e-5, water).
+    thermostat : {"langevin", "nose_hoover_chain"}
+        The thermostat of an ``npt`` stage (with ``friction``, or ``tau`` and ``chain_length``).
+    barostat : {"c_rescale", "berendsen"}
+        Stochastic cell rescaling (Bernetti & Bussi 2020: the NPT ensemble), or Berendsen's weak
+        coupling (no fluctuations: for equilibration only).
 
     Raises
     ------
@@ -63,13 +77,18 @@ class Stage(_Table):
 
     steps: int
     timestep: float = 1.0
-    ensemble: Literal["nve", "langevin", "nose_hoover_chain"] = "nve"
+    ensemble: Literal["nve", "langevin", "nose_hoover_chain", "npt"] = "nve"
     temperature: float | tuple[float, float] | None = field(
         default=None, metadata={"expects": "a number or [start, end] in K"})
     friction: float = 0.01
     tau: float = 100.0
     chain_length: int = 3
     sample_every: int = 0
+    pressure: float | None = None
+    tau_p: float = 1000.0
+    compressibility: float = 4.5e-5
+    thermostat: Literal["langevin", "nose_hoover_chain"] = "langevin"
+    barostat: Literal["c_rescale", "berendsen"] = "c_rescale"
 
     def check(self, where: str) -> None:
         if self.steps < 0 or self.sample_every < 0:
@@ -84,10 +103,25 @@ class Stage(_Table):
             need = ">= 0 K" if self.ensemble == "nve" else "> 0 K"
             raise ConfigError(f"{where}.temperature: a {self.ensemble} stage needs temperatures {need}, "
                               f"got {self.temperature}")
-        if self.ensemble == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
+        thermostat = self.thermostat if self.ensemble == "npt" else self.ensemble
+        if thermostat == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
             raise ConfigError(f"{where}.friction must be > 0 1/fs for a langevin stage, got {self.friction}")
-        if self.ensemble == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
+        if thermostat == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
             raise ConfigError(f"{where} needs tau > 0 fs and chain_length >= 1, got {self.tau}, {self.chain_length}")
+        if self.ensemble != "npt":
+            if self.pressure is not None:
+                raise ConfigError(f"{where}.pressure is read only by an npt stage (this one is {self.ensemble}); "
+                                  "set ensemble = 'npt' or remove pressure")
+            return
+        if self.pressure is None:
+            raise ConfigError(f"{where}.pressure is required for an npt stage (bar, e.g. 1.0)")
+        if not math.isfinite(self.pressure):
+            raise ConfigError(f"{where}.pressure must be a finite number in bar, got {self.pressure}")
+        if not (math.isfinite(self.tau_p) and self.tau_p >= self.timestep):
+            raise ConfigError(f"{where}.tau_p must be at least the time step ({self.timestep} fs), got {self.tau_p} fs; "
+                              "use hundreds of steps (e.g. 1000 fs)")
+        if not (math.isfinite(self.compressibility) and self.compressibility > 0):
+            raise ConfigError(f"{where}.compressibility must be > 0 1/bar, got {self.compressibility}")
 
     @property
     def temperatures(self) -> tuple[float, float]:
@@ -287,3 +321,7 @@ class SimulationConfig(_Table):
             raise ConfigError("the config has no [[stages]]")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        npt = [k for k, stage in enumerate(self.stages) if stage.ensemble == "npt"]
+        if self.engine == "lammps" and npt:
+            raise ConfigError(f"stages[{npt[0]}]: engine = 'lammps' runs on a fixed box and does not take npt stages "
+                              "yet; use engine = 'matrep' for constant pressure")

@@ -26,9 +26,22 @@ output::
                                        # number; required for "langevin" and "nose_hoover_chain"
     friction = 0.02                    # 1/fs
     sample_every = 100                 # steps; 0 = no frames from this stage
+    [[stages]]
+    ensemble = "npt"                   # constant pressure (engine "matrep"): sims.barostats.CellRescaling
+    thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length)
+    barostat = "c_rescale"             # or "berendsen" (equilibration only)
+    pressure = 1.0                     # bar
+    tau_p = 1000.0                     # fs
+    compressibility = 4.5e-5           # 1/bar, an estimate: sets how fast the volume relaxes
+    steps = 2000
+    temperature = 300
+    sample_every = 100
     [output]
     path = "silica.db"                 # .db (ASE SQLite database) or .extxyz
     checkpoint_every = 500             # steps
+
+Frames of periodic systems carry ``pressure_bar`` (bar) and ``cell_volume`` (Å^3) in the database/extxyz metadata and the
+potential's stress on the calculator.
 
 Every table is parsed into the typed schemas of :mod:`sims.config`: an unknown or misspelled key is
 refused with a did-you-mean suggestion, a value of the wrong type (``temperature = "300"``) is
@@ -325,10 +338,18 @@ def _make_integrator(stage: Stage) -> Integrator:
     temperature = stage.target_temperature(0)
     if stage.ensemble == "nve":
         return VelocityVerlet(timestep=stage.timestep)
-    if stage.ensemble == "langevin":
-        return Langevin(timestep=stage.timestep, temperature=temperature, friction=stage.friction)
-    return NoseHooverChain(timestep=stage.timestep, temperature=temperature, tau=stage.tau,
-                           chain_length=stage.chain_length)
+    thermostat = stage.thermostat if stage.ensemble == "npt" else stage.ensemble
+    if thermostat == "langevin":
+        inner = Langevin(timestep=stage.timestep, temperature=temperature, friction=stage.friction)
+    else:
+        inner = NoseHooverChain(timestep=stage.timestep, temperature=temperature, tau=stage.tau,
+                                chain_length=stage.chain_length)
+    if stage.ensemble != "npt":
+        return inner
+    from .barostats import CellRescaling
+
+    return CellRescaling(inner, pressure=stage.pressure, tau_p=stage.tau_p, compressibility=stage.compressibility,
+                         stochastic=stage.barostat == "c_rescale")
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -443,6 +464,8 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                 frame = md.frame()
                 meta = {"step": step, "time": time_fs, "stage": k, "T": md.temperature(),
                         "T_target": stage.target_temperature(s + 1), "seed": seed, "config_hash": digest}
+                if "pressure" in frame.info:
+                    meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
                 meta.update(uncertainty or {})
                 frame.info.clear()
                 writer.write(frame, meta)

@@ -81,6 +81,9 @@ class Integrator:
         """The run variables ``run`` as plain data for a checkpoint."""
         return {}
 
+    def refresh(self, run: dict[str, Any]) -> None:
+        """Forget values cached in ``run`` that the driver recomputes (forces were just recomputed)."""
+
     def load_state_dict(self, run: dict[str, Any], d: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` into ``run``."""
 

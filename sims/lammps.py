@@ -47,7 +47,7 @@ pair energy as :class:`~sims.potentials.DSFCoulomb`) add the self-energy
 composition that our potential leaves out: it is subtracted from the energies read back, so that
 energies of both engines are the same function of the positions.
 
-The box is fixed (NVE and NVT ensembles only). LAMMPS's thermostats count ``3N - 3`` degrees of
+The box is fixed (NVE and NVT ensembles only; an ``npt`` stage is refused). LAMMPS's thermostats count ``3N - 3`` degrees of
 freedom (momentum conserved); the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
 :class:`sims.MD`. Runs with the same input and seed on one process repeat bit for bit; over MPI
 the summation order depends on the domain decomposition. Run one in-process LAMMPS at a time per
@@ -441,6 +441,11 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     if not (masses > 0).all():
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
+    for k, st in enumerate(stages):
+        if st.ensemble == "npt":
+            raise SimsInputError(f"stage {k} is npt: sims.lammps runs on a fixed box (frames are read back in the "
+                                 "start cell) and does not take npt stages yet; run constant pressure with sims.MD "
+                                 "and sims.barostats.CellRescaling (engine = 'matrep')")
     if int(seed) < 0 or not skin > 0:
         raise SimsInputError(f"need seed >= 0 and skin > 0 Å, got {seed}, {skin}")
     folder.mkdir(parents=True, exist_ok=True)

@@ -214,22 +214,31 @@ class MD:
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
         # The integrator holds settings only; this run's noise generator and thermostat variables
         # are its own, so a shared integrator object gives each run the stream its seed asks for.
+        self._virial = None
         self.state, self._integrator_vars = integrator.start(state, None if seed is None else (seed, 1))
         self.step_count = 0
         self.trajectory: list[Atoms] = []
         self.energy, self.forces = self._force_fn(self.state.positions)
 
-    def _pairs(self, positions: torch.Tensor):
+    def _pairs(self, positions: torch.Tensor, cell: torch.Tensor):
         if self.neighbors is None:
-            return build_pairs(positions, self.state.cell, self.state.pbc, 0.0)
-        return self.neighbors.update(positions, self.state.cell, self.state.pbc)
+            return build_pairs(positions, cell, self.state.pbc, 0.0)
+        return self.neighbors.update(positions, cell, self.state.pbc)
 
-    def _force_fn(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _force_fn(self, positions: torch.Tensor, cell: torch.Tensor | None = None, stress: bool = False):
+        """``(energy, forces)`` at ``positions`` in ``cell`` (default the state's); with ``stress=True``
+        also the virial stress (one autograd pass), which this run keeps for :meth:`stress`.
+
+        Integrators that change the cell (:mod:`sims.barostats`) pass the new ``cell`` and ask for
+        the stress; the others call ``force_fn(positions)``.
+        """
         if not self.requires_grad:
             positions = positions.detach()
-        e, f, _ = compute(self.potential, positions, self.state.cell, self.state.numbers, self._pairs(positions),
-                          create_graph=self.requires_grad)
-        return e, f
+        cell = self.state.cell if cell is None else cell
+        e, f, s = compute(self.potential, positions, cell, self.state.numbers, self._pairs(positions, cell),
+                          stress=stress, create_graph=self.requires_grad)
+        self._virial = (s, positions, cell) if stress else None
+        return (e, f, s) if stress else (e, f)
 
     def refresh(self) -> None:
         """Rebuild the neighbour list and recompute forces now (done at checkpoints, so that a
@@ -237,6 +246,43 @@ class MD:
         if self.neighbors is not None:
             self.neighbors.update(self.state.positions, self.state.cell, self.state.pbc, force=True)
         self.energy, self.forces = self._force_fn(self.state.positions)
+        self.integrator.refresh(self._integrator_vars)
+
+    def _periodic_3d(self) -> bool:
+        return bool(self.state.pbc.all()) and abs(float(torch.linalg.det(self.state.cell.detach()))) > 1e-12
+
+    def virial_stress(self) -> torch.Tensor:
+        """The potential's stress at the current state, ``(1/V) dE/d(strain)``, eV/Å^3, 3x3 (ASE's sign:
+        positive = tensile; no kinetic part). Reused from the force pass when a barostat computed it.
+
+        Raises
+        ------
+        SimsInputError
+            The system is not periodic in three dimensions (a stress needs a volume).
+        """
+        if not self._periodic_3d():
+            raise SimsInputError("the stress and pressure need a cell periodic in all three directions "
+                                 f"(pbc={self.state.pbc.tolist()})")
+        cached = getattr(self, "_virial", None)
+        if cached is not None and cached[1] is self.state.positions and cached[2] is self.state.cell:
+            return cached[0]
+        with torch.set_grad_enabled(True):
+            _, _, s = compute(self.potential, self.state.positions.detach(), self.state.cell, self.state.numbers,
+                              self._pairs(self.state.positions.detach(), self.state.cell), forces=False, stress=True)
+        self._virial = (s, self.state.positions, self.state.cell)
+        return s
+
+    def stress(self) -> torch.Tensor:
+        """The instantaneous stress tensor, virial plus kinetic part, eV/Å^3, 3x3.
+
+        Equals ASE's ``atoms.get_stress(include_ideal_gas=True, voigt=False)`` on the same
+        positions and momenta (sign: positive = tensile).
+        """
+        return self.virial_stress() + self.state.kinetic_stress().detach()
+
+    def pressure(self) -> float:
+        """The instantaneous pressure ``-tr(stress) / 3``, eV/Å^3 (``/ ase.units.bar`` gives bar)."""
+        return float(-torch.trace(self.stress()) / 3)
 
     @property
     def time(self) -> float:
@@ -261,11 +307,23 @@ class MD:
 
     def frame(self) -> Atoms:
         """The current state as ``ase.Atoms`` with energy and forces attached, and
-        ``info`` keys ``step``, ``time`` (fs), ``temperature`` (K)."""
+        ``info`` keys ``step``, ``time`` (fs), ``temperature`` (K).
+
+        A cell periodic in three directions also gets the potential's stress on the calculator
+        (ASE's ``atoms.get_stress()``; ``include_ideal_gas=True`` adds the kinetic part from the
+        frame's momenta) and ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3),
+        ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
+        """
         atoms = self.state.to_atoms()
-        atoms.calc = SinglePointCalculator(atoms, energy=float(self.energy),
-                                           forces=self.forces.detach().cpu().double().numpy())
+        results = {"energy": float(self.energy), "forces": self.forces.detach().cpu().double().numpy()}
         atoms.info.update(step=self.step_count, time=self.time, temperature=self.temperature())
+        if self._periodic_3d():
+            virial = self.virial_stress()
+            total = (virial + self.state.kinetic_stress().detach()).cpu().double().numpy()
+            results["stress"] = virial.detach().cpu().double().numpy()
+            p = float(-np.trace(total) / 3)
+            atoms.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=atoms.get_volume())
+        atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
     def run(self, n_steps: int) -> "MD":

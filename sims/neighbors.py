@@ -205,7 +205,9 @@ class NeighborList:
         Interaction cutoff, Å.
     skin : float
         Extra distance, Å. The list stays complete until some atom has moved more than
-        ``skin / 2`` since the last build (the rebuild criterion), or the cell changes.
+        ``skin / 2`` since the last build (the rebuild criterion); after a change of cell, when the
+        deformation and the displacements together may bring a pair from outside ``cutoff + skin``
+        to within ``cutoff``.
     half : bool
         Build half lists (see :class:`PairList`).
 
@@ -230,10 +232,24 @@ class NeighborList:
         """True when the stored list may miss a pair within ``cutoff``."""
         if self._pairs is None or self._ref_positions is None or self._ref_cell is None:
             return True
-        if self._ref_positions.shape != positions.shape or not torch.equal(self._ref_cell, cell.detach()):
+        if self._ref_positions.shape != positions.shape:
             return True
-        disp = (positions.detach() - self._ref_positions).norm(dim=1)
-        return bool(disp.max() > 0.5 * self.skin)
+        positions, cell = positions.detach(), cell.detach()
+        if torch.equal(self._ref_cell, cell):
+            disp = (positions - self._ref_positions).norm(dim=1)
+            return bool(disp.max() > 0.5 * self.skin)
+        # A deformed cell (a barostat): the list built at cutoff + skin still holds every pair within
+        # cutoff while sigma_min(G) (cutoff + skin - 2 max|dr|) >= cutoff, with G = h_ref^-1 h the
+        # deformation and dr the displacements pulled back into the reference cell (r h^-1 h_ref - r_ref).
+        # (The same idea as LAMMPS's box-change check in Neighbor::check_distance, made exact for
+        # triclinic cells.) A singular cell (a non-periodic direction without a vector) rebuilds.
+        if abs(float(torch.linalg.det(self._ref_cell))) < 1e-12 or abs(float(torch.linalg.det(cell))) < 1e-12:
+            return True
+        deform = torch.linalg.solve(self._ref_cell, cell)
+        pulled = torch.linalg.solve(deform.T, positions.T).T
+        disp = (pulled - self._ref_positions).norm(dim=1)
+        shrink = float(torch.linalg.svdvals(deform).min())
+        return shrink * (self.cutoff + self.skin - 2 * float(disp.max())) < self.cutoff
 
     def update(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
                *, force: bool = False) -> PairList:

@@ -113,6 +113,19 @@ class State:
         """Total kinetic energy, eV."""
         return 0.5 * (self.masses[:, None] * self.velocities ** 2).sum()
 
+    def volume(self) -> torch.Tensor:
+        """Cell volume, Å^3 (needs three independent cell vectors)."""
+        return torch.abs(torch.linalg.det(self.cell))
+
+    def kinetic_stress(self) -> torch.Tensor:
+        """The kinetic (ideal-gas) part of the stress, ``-sum_i m_i v_i v_i^T / V``, eV/Å^3, 3x3.
+
+        ASE's sign convention (positive = tensile), as ``atoms.get_stress(include_ideal_gas=True)``
+        adds it; the pressure is minus a third of the trace of the total stress.
+        """
+        mv = self.masses[:, None] * self.velocities
+        return -(mv.T @ self.velocities) / self.volume()
+
     def with_(self, **changes) -> "State":
         """Return a copy with some fields replaced (integrators never mutate a state in place)."""
         return replace(self, **changes)
