@@ -4,7 +4,8 @@
 ``matrep free-energy FRAMES --cv SPEC --temperature T`` prints exact and FEP barriers from a
 trajectory (:func:`sims.free_energy.free_energy_from_frames`); ``matrep enhanced CONFIG -o OUT`` trains a
 bias-path bias (:func:`sims.enhanced_run.run_enhanced`); ``matrep fit-potential CONFIG -o OUT`` fits a
-pair potential to RDFs (:func:`sims.fit_run.fit_potential`).
+pair potential to RDFs (:func:`sims.fit_run.fit_potential`); ``matrep hop CONFIG`` runs a
+surface-hopping ensemble (:func:`sims.hopping_ensemble.hop`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
     add_progress_flags(p)
     p.set_defaults(func=_fit_potential)
+
+    p = subparsers.add_parser(
+        "hop", help="surface-hopping ensemble (FSSH) from a TOML config: populations and quantum yield",
+        description="Sample ground-state geometries (Wigner or thermal), excite them and run fewest-switches "
+                    "surface hopping on the config's model; write one Parquet file per chunk of trajectories and "
+                    "summary.json (populations over time, quantum yield) to the config's output folder. A rerun "
+                    "resumes (see sims.hopping_ensemble).")
+    p.add_argument("config", help="TOML config file")
+    add_progress_flags(p)
+    p.set_defaults(func=_hop)
+
+
+def _hop(args: argparse.Namespace) -> None:
+    from .hopping_ensemble import hop
+
+    result = hop(args.config, progress=progress_wanted(args))
+    print(f"quantum yield {result.quantum_yield:.3f} +- {result.yield_error:.3f} "
+          f"({len(result.trajectories)} trajectories; final populations "
+          f"{', '.join(f'{v:.3f}' for v in result.active_populations[-1])})")
 
 
 def _simulate(args: argparse.Namespace) -> None:

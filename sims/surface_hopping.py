@@ -39,6 +39,7 @@ from sims.integrators import make_generator
 
 __all__ = ["CHANNELS", 
     "DiabaticModel", "SingleAvoidedCrossing", "DualAvoidedCrossing", "ExtendedCoupling", "tully_model",
+    "TorsionalIsomerisation", "chain_internals", "AMU", "KB_HARTREE", "AU_TIME_FS",
     "Adiabatic", "DegenerateStatesWarning", "exact_scattering", "FSSH", "FSSHResult", "fssh_scattering",
 ]
 
@@ -74,10 +75,11 @@ class Adiabatic(NamedTuple):
 class DiabaticModel:
     """Base class of model Hamiltonians given by a diabatic matrix (atomic units).
 
-    Subclasses set ``n_states``, ``ndim`` (nuclear degrees of freedom), ``mass`` (electron masses)
-    and ``interaction_range`` (bohr: outside ``|x| < interaction_range`` the states no longer
-    couple, which scattering uses for where to start and when to stop), and implement
-    :meth:`diabatic`.
+    Subclasses set ``n_states``, ``ndim`` (nuclear degrees of freedom), ``mass`` (electron masses:
+    one number for every coordinate, or a sequence of ``ndim`` numbers, one per coordinate, e.g.
+    each atom's mass three times) and ``interaction_range`` (bohr: outside
+    ``|x| < interaction_range`` the states no longer couple, which scattering uses for where to
+    start and when to stop), and implement :meth:`diabatic`.
     """
 
     n_states: int = 2
@@ -197,6 +199,104 @@ class ExtendedCoupling(DiabaticModel):
         v12 = self.B * torch.where(x < 0, e, 2.0 - e)
         a = torch.full_like(x, self.A)
         return torch.stack([torch.stack([a, v12], -1), torch.stack([v12, -a], -1)], -2)
+
+
+#: Electron masses per unified atomic mass unit (CODATA 2018).
+AMU = 1822.888486
+#: Boltzmann's constant in hartree/K (CODATA 2018).
+KB_HARTREE = 3.166811563e-6
+#: Atomic unit of time in fs (CODATA 2018).
+AU_TIME_FS = 0.02418884326585747
+
+
+def chain_internals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bond lengths (B, 3) bohr, bond angles (B, 2) rad and dihedral (B,) rad in (-pi, pi] of 4-atom chains.
+
+    ``x`` has shape (B, 12): atoms 0-1-2-3, Cartesian coordinates in bohr. The dihedral is the
+    IUPAC torsion of 0-1-2-3 (0: cis, +-pi: trans), ``atan2`` of the Blondel-Karplus form, so its
+    gradient is finite at every non-linear geometry.
+    """
+    r = x.reshape(x.shape[0], 4, 3)
+    b = r[:, 1:] - r[:, :-1]  # (B, 3, 3) bond vectors
+    lengths = b.norm(dim=-1)
+    cos_a = -(b[:, :-1] * b[:, 1:]).sum(-1) / (lengths[:, :-1] * lengths[:, 1:])
+    angles = torch.acos(cos_a.clamp(-1.0, 1.0))
+    n1 = torch.linalg.cross(b[:, 0], b[:, 1])
+    n2 = torch.linalg.cross(b[:, 1], b[:, 2])
+    m1 = torch.linalg.cross(n1, b[:, 1] / lengths[:, 1:2])
+    dihedral = torch.atan2((m1 * n2).sum(-1), (n1 * n2).sum(-1))
+    return lengths, angles, dihedral
+
+
+class TorsionalIsomerisation(DiabaticModel):
+    """A two-state cis-trans photoisomerisation model of a 4-atom chain C-N=N-C (atomic units).
+
+    A stand-in for azobenzene: the two diabatic states of Hahn and Stock's retinal model (a torsion
+    ``phi`` and a coupling mode; J. Phys. Chem. B 104, 1146 (2000), Eq. 1 and Table 1) written on the
+    internal coordinates of a chain of four atoms (12 Cartesian coordinates, bohr)::
+
+        U   = k_r/2 sum_b (r_b - r0)^2 + k_a/2 sum_a (a - a0)^2           (common to both states)
+        q   = (a_1 + a_2)/2 - a0                                            (symmetric bend, rad)
+        V00 = U + W0/2 (1 - cos phi)                                        (cis well, trans high)
+        V11 = U + E1 - W1/2 (1 - cos phi) + kappa q                         (falls towards trans)
+        V01 = lam q
+
+    The ground adiabatic state has a cis (``phi = 0``) and a trans (``phi = pi``) basin separated by
+    a barrier near ``W0/2`` at ``phi = pi/2``; the two surfaces touch where ``q = 0`` and
+    ``W0/2 (1 - cos phi) = E1 - W1/2 (1 - cos phi)``, ``cos phi = 1 - 2 E1 / (W0 + W1)`` (phi = 95.7
+    deg with the defaults): a conical intersection whose branching space is the torsion and the
+    bend. Excited at the cis geometry, the chain twists on the upper state, decays near the seam and
+    ends on either side: :meth:`is_product` (``|phi| > pi/2``) gives the trans yield.
+
+    Defaults (hartree): E1 = 2.58 eV, W0 = 3.6 eV, W1 = 1.09 eV (Hahn and Stock's values),
+    lam = 0.06, kappa = 0.03 per radian of bend (their lambda = 0.19 eV and kappa = 0.1 eV per unit of
+    their dimensionless mode at the bend stiffness here); k_r = 0.5 hartree/bohr^2, r0 = 2.5 bohr,
+    k_a = 0.25 hartree/rad^2, a0 = 120 deg; masses 12, 14, 14, 12 u. The energy depends on internal
+    coordinates only (invariant under translation, rotation, reflection and reversal of the chain).
+    """
+
+    n_states = 2
+    ndim = 12
+    numbers = (6, 7, 7, 6)
+
+    def __init__(self, *, E1: float = 2.58 / 27.211386, W0: float = 3.6 / 27.211386, W1: float = 1.09 / 27.211386,
+                 lam: float = 0.06, kappa: float = 0.03, k_bond: float = 0.5, r0: float = 2.5,
+                 k_angle: float = 0.25, a0: float = 2 * math.pi / 3,
+                 masses: tuple[float, ...] = (12.0, 14.0, 14.0, 12.0)) -> None:
+        self.E1, self.W0, self.W1, self.lam, self.kappa = E1, W0, W1, lam, kappa
+        self.k_bond, self.r0, self.k_angle, self.a0 = k_bond, r0, k_angle, a0
+        if len(masses) != 4 or not all(m > 0 for m in masses):
+            raise SimsInputError(f"masses must be four positive numbers (u), got {masses!r}")
+        self.masses = tuple(float(m) for m in masses)
+        self.mass = [m * AMU for m in self.masses for _ in range(3)]
+
+    def diabatic(self, x: torch.Tensor) -> torch.Tensor:
+        lengths, angles, phi = chain_internals(x)
+        u = 0.5 * self.k_bond * ((lengths - self.r0) ** 2).sum(-1) + 0.5 * self.k_angle * ((angles - self.a0) ** 2).sum(-1)
+        q = angles.mean(-1) - self.a0
+        twist = 1 - torch.cos(phi)
+        v00 = u + 0.5 * self.W0 * twist
+        v11 = u + self.E1 - 0.5 * self.W1 * twist + self.kappa * q
+        v01 = self.lam * q
+        return torch.stack([torch.stack([v00, v01], -1), torch.stack([v01, v11], -1)], -2)
+
+    def geometry(self, dihedral: float = 0.0, *, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+        """Coordinates (1, 12) bohr of the chain at bonds ``r0``, angles ``a0`` and the given dihedral (rad)."""
+        r0, a = self.r0, self.a0
+        p1 = [0.0, 0.0, 0.0]
+        p2 = [r0, 0.0, 0.0]
+        p0 = [r0 * math.cos(a), r0 * math.sin(a), 0.0]
+        p3 = [r0 - r0 * math.cos(a), r0 * math.sin(a) * math.cos(dihedral), -r0 * math.sin(a) * math.sin(dihedral)]
+        return torch.tensor([p0 + p1 + p2 + p3], dtype=dtype, device=device)
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """The product coordinate: the dihedral 0-1-2-3 (rad, (-pi, pi]), shape (B,)."""
+        return chain_internals(x)[2]
+
+    def is_product(self, x: torch.Tensor) -> torch.Tensor:
+        """True where the chain is trans (``|phi| > pi/2``), shape (B,)."""
+        return self.descriptor(x).abs() > 0.5 * math.pi
 
 
 def tully_model(number: int) -> DiabaticModel:
@@ -369,7 +469,9 @@ class FSSH:
     step; the hop probability ``g_a->j = sum over substeps of dtau * (-2 Re(c_j^* c_a v . d_ja)) / |c_a|^2``
     (Tully 1990, Eq. 19 in the adiabatic basis, negative values set to 0); one uniform number per
     trajectory and step chooses the hop. A hop conserves energy by changing the momentum along the
-    coupling vector ``d_aj``. A *frustrated* hop (not enough kinetic energy along ``d_aj``) is refused;
+    coupling vector ``d_aj`` (with one mass per coordinate, ``p -> p + gamma d_aj`` with the kinetic
+    energy changed by the gap, Hammes-Schiffer and Tully 1994). A *frustrated* hop (not enough
+    kinetic energy along ``d_aj``) is refused;
     with ``frustrated="keep"`` (Tully 1990) the momentum is kept, with ``"reverse"`` its component
     along ``d_aj`` is reversed (Jasper and Truhlar's "delta-V" variant, which helps model 3's reflection).
 
@@ -399,6 +501,15 @@ class FSSH:
         Gap floor (hartree) for the couplings (see :meth:`DiabaticModel.adiabatic`).
     seed : int, optional
         Seed of the local generator of the hop draws.
+    friction, temperature : float
+        A Langevin bath on the nuclei (friction in 1/a.u. of time, temperature in K): after each
+        step the momenta relax as ``p <- c p + sqrt((1 - c^2) m k_B T) xi``, ``c = exp(-friction dt)``
+        (Bussi and Parrinello, Phys. Rev. E 75, 056707 (2007)). It stands for the many modes of a
+        real molecule or a solvent that carry the excess energy away, so that products stay in their
+        basin; 0 (default): isolated, energy-conserving dynamics.
+    record_hops : bool
+        Keep every attempted hop in :attr:`hops` as ``(trajectory, time, from, to, accepted)`` (time in
+        a.u.; refused ones are the frustrated hops).
     device, dtype
         Tensors live there, in that real precision (default float64).
 
@@ -431,7 +542,8 @@ class FSSH:
                  n_states: int | None = None, initial_state: int = 0, timestep: float = 1.0,
                  electronic_substeps: int = 25, decoherence: str | None = None, decoherence_energy: float = 0.1,
                  frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
-                 seed: int | None = None, device: torch.device | str | None = None,
+                 seed: int | None = None, record_hops: bool = False, friction: float = 0.0,
+                 temperature: float = 0.0, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> None:
         if not isinstance(model, DiabaticModel):
             raise SimsInputError(f"model must be a sims.surface_hopping.DiabaticModel, got {type(model).__name__}")
@@ -450,6 +562,9 @@ class FSSH:
             raise SimsInputError(f"decoherence must be 'edc' or None, got {decoherence!r}")
         if frustrated not in ("keep", "reverse"):
             raise SimsInputError(f"frustrated must be 'keep' or 'reverse', got {frustrated!r}")
+        if not (math.isfinite(friction) and friction >= 0 and math.isfinite(temperature) and temperature >= 0):
+            raise SimsInputError(f"friction (1/a.u. of time) and temperature (K) must be >= 0, got {friction}, "
+                                 f"{temperature}")
         if not norm_tolerance > 0 or not min_gap > 0 or not decoherence_energy > 0:
             raise SimsInputError("norm_tolerance, min_gap and decoherence_energy must be > 0, got "
                                  f"{norm_tolerance}, {min_gap}, {decoherence_energy}")
@@ -470,6 +585,7 @@ class FSSH:
         self.frustrated = frustrated
         self.norm_tolerance = float(norm_tolerance)
         self.min_gap = float(min_gap)
+        self.friction, self.temperature = float(friction), float(temperature)
         self.x, self.p = x.clone(), p.clone()
         b = x.shape[0]
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -480,18 +596,46 @@ class FSSH:
         self.n_frustrated = torch.zeros(b, dtype=torch.long, device=x.device)
         self.time = 0.0
         self.steps = 0
+        self.record_hops = bool(record_hops)
+        self.hops: list[tuple[int, float, int, int, bool]] = []
+        mass = torch.as_tensor(model.mass, dtype=dtype, device=x.device).reshape(-1)
+        if mass.numel() not in (1, model.ndim) or not bool((mass > 0).all()) or not bool(torch.isfinite(mass).all()):
+            raise SimsInputError(f"{type(model).__name__}.mass must be one positive number or {model.ndim} "
+                                 f"(one per coordinate), got {mass.numel()} values {mass.tolist()[:6]}")
+        self._mass = mass.expand(model.ndim).clone()
         self._gen = make_generator(seed, device=x.device)
         self._ad = model.adiabatic(self.x, min_gap=self.min_gap)
         if self._ad.energies.shape[-1] != n:
             raise SimsInputError(f"{type(model).__name__}.diabatic returns {self._ad.energies.shape[-1]} x "
                                  f"{self._ad.energies.shape[-1]} matrices but the model declares n_states={n}")
 
+    def kinetic_energy(self) -> torch.Tensor:
+        """Nuclear kinetic energy of each trajectory (hartree), shape (B,)."""
+        return (self.p ** 2 / (2 * self._mass)).sum(-1)
+
+    def total_energy(self) -> torch.Tensor:
+        """Kinetic energy plus the active adiabatic energy of each trajectory (hartree), shape (B,).
+
+        Conserved along each trajectory, through hops (the momentum takes up the energy gap), up to the
+        velocity-Verlet error; frustrated hops change nothing.
+        """
+        ea = self._ad.energies.gather(-1, self.active.unsqueeze(-1)).squeeze(-1)
+        return self.kinetic_energy() + ea
+
+    def populations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Populations of the adiabatic states: the fraction of trajectories on each ``(n,)`` and the
+        mean ``|c_k|^2`` of the amplitudes ``(n,)``. In FSSH the two agree as long as the hops follow
+        the amplitudes (no frustrated hops, no decoherence mismatch)."""
+        n = self.c.shape[-1]
+        active = torch.bincount(self.active, minlength=n).to(self.p.dtype) / self.active.shape[0]
+        return active, (self.c.abs() ** 2).mean(0).to(self.p.dtype)
+
     def _force(self, ad: Adiabatic) -> torch.Tensor:
         return -ad.gradients.gather(-1, self.active.view(-1, 1, 1).expand(-1, ad.gradients.shape[1], 1)).squeeze(-1)
 
     def _electronic(self, ad0: Adiabatic, ad1: Adiabatic, p0: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
         """Integrate the amplitudes over one step; return the accumulated hop probabilities (B, n)."""
-        m = self.model.mass
+        m = self._mass
         t0 = torch.einsum("bd,bdkl->bkl", p0 / m, ad0.couplings)
         t1 = torch.einsum("bd,bdkl->bkl", p1 / m, ad1.couplings)
         e0, e1 = ad0.energies, ad1.energies
@@ -542,20 +686,31 @@ class FSSH:
         d = ad.couplings[idx, :, a, j]  # (h, D)
         unit = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-300)
         p = self.p[idx]
-        p_par = (p * unit).sum(-1)
+        # p -> p + gamma * unit with the kinetic energy changed by E_a - E_j: a gamma^2 + b gamma = de
+        # (Hammes-Schiffer and Tully 1994, Eq. A4, with one mass per coordinate); the root of smaller
+        # |gamma| keeps the motion along d continuous. With one mass this is p_par' = sign(p_par)
+        # sqrt(p_par^2 + 2 m de).
+        a2 = (unit * unit / (2 * self._mass)).sum(-1)
+        b1 = (p * unit / self._mass).sum(-1)
         de = ad.energies[idx, a] - ad.energies[idx, j]
-        p_par2 = p_par ** 2 + 2 * self.model.mass * de
-        ok = p_par2 >= 0
-        new_par = torch.where(ok, torch.sign(p_par) * p_par2.clamp_min(0).sqrt(),
-                              -p_par if self.frustrated == "reverse" else p_par)
-        self.p[idx] = p + (new_par - p_par).unsqueeze(-1) * unit
+        disc = b1 * b1 + 4 * a2 * de
+        ok = disc >= 0
+        root = disc.clamp_min(0).sqrt()
+        gamma = torch.where(b1 >= 0, -b1 + root, -b1 - root) / (2 * a2)
+        kept = -b1 / a2 if self.frustrated == "reverse" else torch.zeros_like(b1)
+        gamma = torch.where(ok, gamma, kept)
+        self.p[idx] = p + gamma.unsqueeze(-1) * unit
         self.active[idx] = torch.where(ok, j, a)
         self.n_hops[idx] += ok.long()
         self.n_frustrated[idx] += (~ok).long()
+        if self.record_hops:
+            t = self.time + self.timestep
+            for k, src, dst, good in zip(idx.tolist(), a.tolist(), j.tolist(), ok.tolist()):
+                self.hops.append((k, t, src, dst, bool(good)))
 
     def _decohere(self, ad: Adiabatic) -> None:
         a = self.active
-        e_kin = (self.p ** 2).sum(-1) / (2 * self.model.mass)
+        e_kin = self.kinetic_energy()
         ea = ad.energies.gather(-1, a.unsqueeze(-1))
         rate = (ad.energies - ea).abs() / (1 + self.decoherence_energy / e_kin.clamp_min(1e-300)).unsqueeze(-1)
         c = self.c * torch.exp(-self.timestep * rate)
@@ -566,7 +721,7 @@ class FSSH:
 
     def step(self) -> None:
         """Advance every trajectory by one nuclear step."""
-        dt, m = self.timestep, self.model.mass
+        dt, m = self.timestep, self._mass
         ad0, p0 = self._ad, self.p
         p_half = p0 + 0.5 * dt * self._force(ad0)
         self.x = self.x + dt * p_half / m
@@ -585,6 +740,12 @@ class FSSH:
         self._hop(g, ad1)
         if self.decoherence == "edc":
             self._decohere(ad1)
+        if self.friction > 0:
+            # Ornstein-Uhlenbeck step after velocity Verlet (Bussi and Parrinello 2007 splitting).
+            c1 = math.exp(-self.friction * dt)
+            noise = torch.randn(self.p.shape, generator=self._gen, dtype=self.p.dtype, device=self.p.device)
+            kt = KB_HARTREE * self.temperature
+            self.p = c1 * self.p + math.sqrt((1 - c1 * c1) * kt) * self._mass.sqrt() * noise
         self._ad = ad1
         self.time += dt
         self.steps += 1

@@ -1,0 +1,404 @@
+"""A diabatic neural network (DANN): a PaiNN that predicts a small diabatic Hamiltonian.
+
+The model maps a structure to a symmetric ``n x n`` matrix ``H_d`` (eV; PaiNN per-atom outputs
+summed over atoms, one output per upper-triangle element). Everything else follows from it, through
+autograd and never a second formula:
+
+- adiabatic energies ``E_k``: the eigenvalues of ``H_d`` (closed form for 2 x 2, else ``eigh``);
+- adiabatic gradients by Hellmann-Feynman, ``dE_k/dR = (U^T dH_d/dR U)_kk`` (eV/Å);
+- coupling numerators ``h_kl = (U^T dH_d/dR U)_kl = <k|dH_d/dR|l>`` (eV/Å) and nonadiabatic
+  couplings ``d_kl = h_kl / (E_l - E_k)`` (1/Å).
+
+Training (:class:`DiabaticLoss` through :class:`learners.trainer.Trainer`, :func:`fit_diabatic`)
+uses energies, gradients, the gap and the coupling numerators (smooth through a conical
+intersection where ``d_kl`` diverges) with a per-frame, per-pair sign correction (the sign of an
+eigenvector, and so of ``h_kl``, is arbitrary in the reference), and optionally the diabatic
+matrix itself. :class:`DANNHamiltonian` puts a trained model behind the
+:class:`sims.surface_hopping.DiabaticModel` interface (atomic units), so
+:class:`sims.surface_hopping.FSSH` runs on it.
+
+References
+----------
+S. Axelrod, E. Shakhnovich and R. Gómez-Bombarelli, "Excited state non-adiabatic dynamics of large
+photoswitchable molecules using a chemically transferable machine learning potential", Nat.
+Commun. 13, 3440 (2022), arXiv:2108.04879 (the diabatic readout, Eqs. 1-4; the phase-corrected
+coupling loss). Schütt, Unke & Gastegger, ICML 2021 (PaiNN).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+
+from learners.errors import InputError
+from learners.metrics import mae
+from learners.trainer import Trainer
+from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
+
+from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pairs, pair_vectors
+from .potentials.painn import PaiNN
+
+__all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
+           "diabatic_metrics", "fit_diabatic", "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
+
+#: eV per hartree and Å per bohr (CODATA 2018).
+HARTREE_EV = 27.211386245988
+BOHR_ANGSTROM = 0.529177210903
+
+
+def eigh2(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (ascending) and eigenvectors (columns) of symmetric 2 x 2 matrices ``(..., 2, 2)`` in closed form.
+
+    ``E = (a + b)/2 -+ sqrt(((a - b)/2)^2 + c^2)``; with ``theta = atan2(2c, a - b) / 2`` the lower
+    eigenvector is ``(-sin theta, cos theta)`` and the upper ``(cos theta, sin theta)``. Twice
+    differentiable away from the degeneracy ``a = b, c = 0`` (where no basis is defined).
+    """
+    a, b, c = h[..., 0, 0], h[..., 1, 1], h[..., 0, 1]
+    mean = 0.5 * (a + b)
+    half = torch.sqrt((0.5 * (a - b)) ** 2 + c * c)
+    theta = 0.5 * torch.atan2(2 * c, a - b)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    vectors = torch.stack([torch.stack([-sin, cos], -1), torch.stack([cos, sin], -1)], -1)
+    return torch.stack([mean - half, mean + half], -1), vectors
+
+
+class DiabaticPaiNN(nn.Module):
+    """PaiNN backbone with a readout of the symmetric ``n_states x n_states`` diabatic matrix (eV).
+
+    ``H_d = scale * sum_atoms o_i + diag(shift)``, ``o_i`` the PaiNN per-atom outputs
+    (``n (n + 1) / 2`` of them, filling the upper triangle); ``shift`` (per state, eV) and
+    ``scale`` (eV) come from :meth:`fit_scale` so the network learns order-one numbers.
+
+    Parameters
+    ----------
+    n_states : {2, 3}
+    cutoff : float
+        Å.
+    n_features, n_rbf, n_interactions : int
+        Of the PaiNN backbone (:class:`learners.potentials.PaiNN`).
+    seed : int
+        Seeds the weight initialisation.
+    device, dtype
+        Of the parameters; inputs in another dtype are refused.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> model = DiabaticPaiNN(n_states=2, n_features=16, n_interactions=2)
+    >>> out = evaluate_diabatic(model, collate_atoms([molecule("C2H4")], 5.0, labels=False))
+    >>> out["energies"].shape, out["couplings"].shape
+    (torch.Size([1, 2]), torch.Size([6, 2, 2, 3]))
+    """
+
+    def __init__(self, n_states: int = 2, cutoff: float = 5.0, *, n_features: int = 64, n_rbf: int = 20,
+                 n_interactions: int = 3, seed: int = 0, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if n_states not in (2, 3) or isinstance(n_states, bool):
+            raise InputError(f"n_states must be 2 or 3, got {n_states!r}")
+        self.n_states = n_states
+        self.backbone = PaiNN(cutoff, n_features=n_features, n_rbf=n_rbf, n_interactions=n_interactions, seed=seed)
+        self.cutoff = self.backbone.cutoff
+        n_out = n_states * (n_states + 1) // 2
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed + 1)
+            hidden = max(n_features // 2, 1)
+            self.backbone.readout = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+        self.hparams = {"n_states": n_states, **self.backbone.hparams}
+        self.register_buffer("shift", torch.zeros(n_states))
+        self.register_buffer("scale", torch.ones(()))
+        rows, cols = torch.triu_indices(n_states, n_states)
+        self.register_buffer("_rows", rows, persistent=False)
+        self.register_buffer("_cols", cols, persistent=False)
+        self.to(device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def fit_scale(self, energies: torch.Tensor | np.ndarray) -> "DiabaticPaiNN":
+        """Set ``shift`` to the mean reference energy of each state and ``scale`` to their spread (eV); return self."""
+        e = torch.as_tensor(np.asarray(energies, dtype=np.float64))
+        if e.ndim != 2 or e.shape[1] != self.n_states or e.shape[0] < 1:
+            raise InputError(f"energies must have shape (frames, {self.n_states}), got {tuple(e.shape)}")
+        self.shift.copy_(e.mean(0))
+        spread = float((e - e.mean(0)).std()) if e.shape[0] > 1 else 1.0
+        self.scale.fill_(spread if spread > 0 else 1.0)
+        return self
+
+    def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs,
+                batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Diabatic matrices ``(B, n, n)`` eV (``B = 1`` without ``batch``); arguments as
+        :meth:`learners.potentials.NeuralPotential.forward`."""
+        self.backbone.check_inputs(positions, numbers)
+        i, j, shifts = full_pairs(pairs)
+        vec = pair_vectors(positions, cell, i, j, shifts, batch)
+        with torch.no_grad():
+            inside = (vec * vec).sum(-1) < self.cutoff ** 2
+        out = self.backbone.atomic_outputs(numbers, i[inside], j[inside], vec[inside])
+        if batch is None:
+            batch = torch.zeros(numbers.shape[0], dtype=torch.long, device=numbers.device)
+        n_struct = cell.shape[0] if cell.dim() == 3 else 1
+        pooled = torch.zeros(n_struct, out.shape[-1], dtype=out.dtype, device=out.device).index_add(0, batch, out)
+        pooled = pooled * self.scale.to(out.dtype)
+        h = torch.zeros(n_struct, self.n_states, self.n_states, dtype=out.dtype, device=out.device)
+        h[:, self._rows, self._cols] = pooled
+        h = h + torch.triu(h, 1).transpose(-1, -2)
+        return h + torch.diag_embed(self.shift.to(out.dtype)).unsqueeze(0)
+
+
+def evaluate_diabatic(model: DiabaticPaiNN, batch: AtomsBatch, *, create_graph: bool = False,
+                      min_gap: float = 1e-4) -> dict[str, torch.Tensor]:
+    """Diabatic matrix, adiabatic energies, Hellmann-Feynman gradients and couplings of a batch.
+
+    Parameters
+    ----------
+    model : DiabaticPaiNN
+    batch : AtomsBatch
+    create_graph : bool
+        Keep the graph (training on gradients and couplings needs it).
+    min_gap : float
+        eV. Where two adiabatic energies are closer, ``couplings`` use this floor in place of the
+        gap and a :class:`sims.surface_hopping.DegenerateStatesWarning` is issued (the numerators
+        ``coupling_numerators`` are finite everywhere).
+
+    Returns
+    -------
+    dict
+        ``diabatic`` (B, n, n) eV; ``energies`` (B, n) eV; ``vectors`` (B, n, n) (eigenvectors as
+        columns); ``gradients`` (N, n, 3) eV/Å (``dE_k/dR``; forces are minus these);
+        ``coupling_numerators`` (N, n, n, 3) eV/Å; ``couplings`` (N, n, n, 3) 1/Å,
+        ``d_kl = <k|d/dR|l>``, antisymmetric.
+    """
+    pos = batch.positions.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        h = model(pos, batch.cell, batch.numbers, batch.pairs, batch.batch)
+        n = h.shape[-1]
+        rows, cols = torch.triu_indices(n, n).tolist()
+        grads = [torch.autograd.grad(h[:, r, c].sum(), pos, create_graph=create_graph, retain_graph=True)[0]
+                 for r, c in zip(rows, cols)]
+        dh = torch.stack(grads, -1)  # (N, 3, n(n+1)/2)
+        full = torch.zeros(pos.shape + (n, n), dtype=pos.dtype, device=pos.device)
+        full[:, :, rows, cols] = dh
+        full = full + torch.triu(full, 1).transpose(-1, -2)
+        energies, vectors = eigh2(h) if n == 2 else torch.linalg.eigh(h)
+        u = vectors[batch.batch].unsqueeze(1)  # (N, 1, n, n)
+        m = u.transpose(-1, -2) @ full @ u  # (N, 3, n, n)
+        gradients = torch.diagonal(m, dim1=-2, dim2=-1).transpose(1, 2)  # (N, n, 3)
+        gap = (energies.unsqueeze(-2) - energies.unsqueeze(-1))[batch.batch]  # [k, l] = E_l - E_k
+        off = ~torch.eye(n, dtype=torch.bool, device=pos.device)
+        small = (gap.abs() < min_gap) & off
+        if bool(small.any()):
+            warnings.warn(f"adiabatic states closer than min_gap={min_gap} eV: their couplings use the floor",
+                          DegenerateStatesWarning, stacklevel=2)
+            gap = torch.where(small, torch.where(gap >= 0, 1.0, -1.0).to(gap.dtype) * min_gap, gap)
+        numerators = m.permute(0, 2, 3, 1)  # (N, n, n, 3)
+        numerators = numerators * off.unsqueeze(-1)
+        couplings = numerators / torch.where(off, gap, 1.0).unsqueeze(-1)
+    out = {"diabatic": h, "energies": energies, "vectors": vectors, "gradients": gradients,
+           "coupling_numerators": numerators, "couplings": couplings}
+    if not create_graph:
+        out = {k: v.detach() for k, v in out.items()}
+    return out
+
+
+def label_frames(model: DiabaticModel, positions: torch.Tensor, numbers: Sequence[int]) -> list[Atoms]:
+    """Label geometries with a :class:`sims.surface_hopping.DiabaticModel` (the labeler), in eV and Å.
+
+    Parameters
+    ----------
+    model : DiabaticModel
+        Atomic units, coordinates ``(B, 3 N)`` bohr (e.g. :class:`~sims.surface_hopping.TorsionalIsomerisation`).
+    positions : torch.Tensor
+        ``(B, 3 N)`` bohr.
+    numbers : sequence of int
+        Atomic numbers of the ``N`` atoms.
+
+    Returns
+    -------
+    list of ase.Atoms
+        Positions in Å; ``info["energies"]`` (n,) eV, ``info["diabatic"]`` (n, n) eV,
+        ``arrays["gradients"]`` (N, n, 3) eV/Å, ``arrays["coupling_numerators"]`` (N, n, n, 3) eV/Å
+        (each eigenvector's sign as ``eigh`` returns it: arbitrary, as from quantum chemistry).
+    """
+    x = torch.as_tensor(positions, dtype=torch.float64)
+    ad = model.adiabatic(x)
+    n_atoms = len(numbers)
+    b, n = x.shape[0], ad.energies.shape[-1]
+    gap = (ad.energies.unsqueeze(-2) - ad.energies.unsqueeze(-1)).unsqueeze(1)  # (B, 1, n, n)
+    num = (ad.couplings * gap).reshape(b, n_atoms, 3, n, n).permute(0, 1, 3, 4, 2)
+    grads = ad.gradients.reshape(b, n_atoms, 3, n).permute(0, 1, 3, 2)
+    h = model.diabatic(x)
+    force_unit = HARTREE_EV / BOHR_ANGSTROM
+    frames = []
+    for k in range(b):
+        atoms = Atoms(numbers=list(numbers), positions=(x[k].reshape(n_atoms, 3) * BOHR_ANGSTROM).numpy())
+        atoms.info["energies"] = (ad.energies[k] * HARTREE_EV).numpy()
+        atoms.info["diabatic"] = (h[k] * HARTREE_EV).detach().numpy()
+        atoms.arrays["gradients"] = (grads[k] * force_unit).numpy()
+        atoms.arrays["coupling_numerators"] = (num[k] * force_unit).numpy()
+        frames.append(atoms)
+    return frames
+
+
+def collate_diabatic(structures: Sequence[Atoms], cutoff: float, *, dtype: torch.dtype = torch.float64,
+                     device: torch.device | str | None = None) -> tuple[AtomsBatch, dict[str, torch.Tensor]]:
+    """A batch and its multi-state targets (the ``info``/``arrays`` entries of :func:`label_frames`)."""
+    batch = collate_atoms(structures, cutoff, dtype=dtype, device=device, labels=False)
+    target = {}
+    for key, where in (("energies", "info"), ("diabatic", "info"), ("gradients", "arrays"),
+                       ("coupling_numerators", "arrays")):
+        values = [getattr(a, where).get(key) for a in structures]
+        if all(v is not None for v in values):
+            arr = np.stack(values) if where == "info" else np.concatenate(values)
+            target[key] = torch.as_tensor(arr, dtype=dtype, device=device)
+    if "energies" not in target:
+        raise InputError("training frames need info['energies'] (per-state energies, eV): see label_frames")
+    return batch, target
+
+
+def _sign_corrected(pred: torch.Tensor, ref: torch.Tensor, batch: torch.Tensor, n_struct: int) -> torch.Tensor:
+    """``ref`` with each frame's and pair's sign flipped where that brings it closer to ``pred`` (N, n, n, 3)."""
+    plus = torch.zeros((n_struct,) + pred.shape[1:3], dtype=pred.dtype, device=pred.device)
+    minus = plus.clone()
+    plus = plus.index_add(0, batch, ((pred - ref) ** 2).sum(-1))
+    minus = minus.index_add(0, batch, ((pred + ref) ** 2).sum(-1))
+    sign = torch.where(minus < plus, -1.0, 1.0).to(pred.dtype)
+    return ref * sign[batch].unsqueeze(-1)
+
+
+class DiabaticLoss:
+    """The ``step`` hook of :class:`~learners.trainer.Trainer` for :class:`DiabaticPaiNN`.
+
+    ``loss = w_energy MSE(E) + w_gradients MSE(dE/dR) + w_gap MSE(E_1 - E_0 ...)
+    + w_couplings MSE_sign(h_kl) + w_diabatic MSE(H_d)`` (eV^2, eV^2/Å^2), where ``MSE_sign``
+    compares each frame's coupling numerators ``h_kl`` (k < l) with the reference or its negative,
+    whichever is closer (the per-frame phase correction of arXiv:2108.04879); the gap terms are the
+    consecutive gaps ``E_{k+1} - E_k``. ``w_diabatic`` needs ``info["diabatic"]`` targets.
+    """
+
+    def __init__(self, *, w_energy: float = 1.0, w_gradients: float = 1.0, w_gap: float = 1.0,
+                 w_couplings: float = 1.0, w_diabatic: float = 0.0) -> None:
+        weights = {"w_energy": w_energy, "w_gradients": w_gradients, "w_gap": w_gap, "w_couplings": w_couplings,
+                   "w_diabatic": w_diabatic}
+        if any(not (math.isfinite(w) and w >= 0) for w in weights.values()) or sum(weights.values()) == 0:
+            raise InputError(f"loss weights must be finite, >= 0 and not all zero, got {weights}")
+        self.weights = {k: float(v) for k, v in weights.items()}
+
+    def __call__(self, model: DiabaticPaiNN, data):
+        batch, target = data
+        w = self.weights
+        need = [k for k, key in (("w_gradients", "gradients"), ("w_couplings", "coupling_numerators"),
+                                 ("w_diabatic", "diabatic")) if w[k] > 0 and key not in target]
+        if need:
+            raise InputError(f"loss weights {need} are > 0 but the frames lack those targets")
+        out = evaluate_diabatic(model, batch, create_graph=model.training)
+        pred = {"energies": out["energies"]}
+        ref = {"energies": target["energies"]}
+        loss = w["w_energy"] * torch.mean((out["energies"] - target["energies"]) ** 2)
+        gap_p, gap_r = out["energies"].diff(dim=-1), target["energies"].diff(dim=-1)
+        pred["gap"], ref["gap"] = gap_p, gap_r
+        loss = loss + w["w_gap"] * torch.mean((gap_p - gap_r) ** 2)
+        if "gradients" in target:
+            pred["gradients"], ref["gradients"] = out["gradients"], target["gradients"]
+            loss = loss + w["w_gradients"] * torch.mean((out["gradients"] - target["gradients"]) ** 2)
+        if "coupling_numerators" in target:
+            n = out["energies"].shape[-1]
+            rows, cols = torch.triu_indices(n, n, 1).tolist()
+            p = out["coupling_numerators"][:, rows, cols]
+            r = _sign_corrected(p.unsqueeze(1), target["coupling_numerators"][:, rows, cols].unsqueeze(1),
+                                batch.batch, batch.n_structures).squeeze(1)
+            pred["couplings"], ref["couplings"] = p, r
+            loss = loss + w["w_couplings"] * torch.mean((p - r) ** 2)
+        if w["w_diabatic"] > 0:
+            loss = loss + w["w_diabatic"] * torch.mean((out["diabatic"] - target["diabatic"]) ** 2)
+        return loss, pred, ref
+
+
+def diabatic_metrics(target: dict, outputs: dict) -> dict[str, float]:
+    """MAE of energies (eV), gaps (eV), gradients (eV/Å) and sign-corrected coupling numerators (eV/Å)."""
+    scores = {}
+    for name in ("energies", "gap", "gradients", "couplings"):
+        if name in target:
+            t, o = (np.reshape(np.asarray(d[name]), (len(d[name]), -1)) for d in (target, outputs))
+            scores[f"{name}_mae"] = mae(t, o)
+    return scores
+
+
+def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Atoms] | None = None, *,
+                 trainer: Trainer | None = None, loss: DiabaticLoss | None = None,
+                 fit_scale: bool = True) -> Trainer:
+    """Train ``model`` in place on labelled frames (:func:`label_frames`) through the project's Trainer.
+
+    Parameters
+    ----------
+    trainer : Trainer, optional
+        Must have ``eval_grad=True`` (validation gradients are derivatives); default
+        ``Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae")``.
+    loss : DiabaticLoss, optional
+    fit_scale : bool
+        :meth:`DiabaticPaiNN.fit_scale` on the training energies first.
+    """
+    trainer = Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae") \
+        if trainer is None else copy.copy(trainer)
+    if not trainer.eval_grad:
+        raise InputError("the trainer needs eval_grad=True: validation gradients are derivatives of the energies")
+    if fit_scale:
+        model.fit_scale(np.stack([a.info["energies"] for a in train]))
+    collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64)
+    return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics)
+
+
+class DANNHamiltonian(DiabaticModel):
+    """A trained :class:`DiabaticPaiNN` as a :class:`sims.surface_hopping.DiabaticModel` (atomic units).
+
+    Coordinates ``(B, 3 N)`` bohr are converted to Å, the model's ``H_d`` (eV) to hartree; adiabatic
+    energies, Hellmann-Feynman gradients and couplings then come from the base class (autograd of
+    :meth:`diabatic`), so :class:`sims.surface_hopping.FSSH` runs on the network.
+
+    Parameters
+    ----------
+    model : DiabaticPaiNN
+    numbers : sequence of int
+        Atomic numbers of the molecule's ``N`` atoms.
+    masses : sequence of float, optional
+        u; default ASE's standard atomic masses.
+    like : DiabaticModel, optional
+        A model whose geometric helpers (``geometry``, ``descriptor``, ``is_product``) this one
+        borrows (they depend on coordinates only), e.g. the analytic model it was trained on.
+    """
+
+    def __init__(self, model: DiabaticPaiNN, numbers: Sequence[int], *, masses: Sequence[float] | None = None,
+                 like: DiabaticModel | None = None) -> None:
+        from ase.data import atomic_masses
+
+        from sims.surface_hopping import AMU
+
+        self.net = model
+        self.numbers = tuple(int(z) for z in numbers)
+        self.n_states = model.n_states
+        self.ndim = 3 * len(self.numbers)
+        masses = [float(atomic_masses[z]) for z in self.numbers] if masses is None else [float(m) for m in masses]
+        if len(masses) != len(self.numbers):
+            raise InputError(f"masses has {len(masses)} entries for {len(self.numbers)} atoms")
+        self.mass = [m * AMU for m in masses for _ in range(3)]
+        self.like = like
+        for name in ("geometry", "descriptor", "is_product"):
+            if like is not None and hasattr(like, name):
+                setattr(self, name, getattr(like, name))
+
+    def diabatic(self, x: torch.Tensor) -> torch.Tensor:
+        b, n_atoms = x.shape[0], len(self.numbers)
+        pos = (x * BOHR_ANGSTROM).reshape(b * n_atoms, 3)
+        device = x.device
+        numbers = torch.tensor(self.numbers, device=device).repeat(b)
+        index = torch.arange(b, device=device).repeat_interleave(n_atoms)
+        counts = torch.full((b,), n_atoms, device=device)
+        pairs = _dense_pairs(pos.detach(), index, counts, self.net.cutoff)
+        cell = torch.zeros(b, 3, 3, dtype=x.dtype, device=device)
+        return self.net(pos, cell, numbers, pairs, index) / HARTREE_EV
