@@ -20,6 +20,7 @@ _LAZY = {
     "supervised_step": ("learners.trainer", "supervised_step"),
     "GNNClassifier": ("learners.estimators", "GNNClassifier"),
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
+    "DiabaticPaiNN": ("learners.diabatic", "DiabaticPaiNN"),
 }
 
 __all__ = list(_LAZY)

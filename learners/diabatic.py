@@ -27,7 +27,6 @@ coupling loss). Schütt, Unke & Gastegger, ICML 2021 (PaiNN).
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from functools import partial
@@ -344,8 +343,8 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
     fit_scale : bool
         :meth:`DiabaticPaiNN.fit_scale` on the training energies first.
     """
-    trainer = Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae") \
-        if trainer is None else copy.copy(trainer)
+    if trainer is None:
+        trainer = Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae")
     if not trainer.eval_grad:
         raise InputError("the trainer needs eval_grad=True: validation gradients are derivatives of the energies")
     if fit_scale:

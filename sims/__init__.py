@@ -51,6 +51,8 @@ _LAZY = {
     "tully_model": ("sims.surface_hopping", "tully_model"),
     "exact_scattering": ("sims.surface_hopping", "exact_scattering"),
     "fssh_scattering": ("sims.surface_hopping", "fssh_scattering"),
+    "TorsionalIsomerisation": ("sims.surface_hopping", "TorsionalIsomerisation"),
+    "run_ensemble": ("sims.hopping_ensemble", "run_ensemble"),
 }
 
 __all__ = list(_LAZY)

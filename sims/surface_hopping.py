@@ -93,6 +93,11 @@ class DiabaticModel:
 
     def diabatic_gradient(self, x: torch.Tensor) -> torch.Tensor:
         """``dH_d/dx`` (hartree/bohr), shape (B, D, n, n), by autograd of :meth:`diabatic`."""
+        return self._diabatic_and_gradient(x)[1]
+
+    def _diabatic_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # One evaluation gives both; neither keeps a graph (a learned model's parameters would
+        # otherwise chain every step of a trajectory into one growing graph).
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             h = self.diabatic(xg)
@@ -104,7 +109,7 @@ class DiabaticModel:
                     if g is not None:
                         grad[..., i, j] = g
                         grad[..., j, i] = g
-        return grad
+        return h.detach(), grad
 
     def adiabatic(self, x: torch.Tensor, *, reference: torch.Tensor | None = None,
                   min_gap: float = 1e-6) -> Adiabatic:
@@ -122,12 +127,11 @@ class DiabaticModel:
             ``min_gap`` in place of the gap (it diverges at a true degeneracy) and a
             :class:`DegenerateStatesWarning` is issued.
         """
-        h = self.diabatic(x)
+        h, dh = self._diabatic_and_gradient(x)
         energies, vectors = torch.linalg.eigh(h)
         if reference is not None:
             overlap = (reference * vectors).sum(dim=-2)
             vectors = vectors * torch.where(overlap < 0, -1.0, 1.0).to(vectors.dtype).unsqueeze(-2)
-        dh = self.diabatic_gradient(x)
         # Hellmann-Feynman: the matrix of dH_d/dx in the adiabatic basis.
         m = vectors.transpose(-1, -2).unsqueeze(1) @ dh @ vectors.unsqueeze(1)
         gradients = torch.diagonal(m, dim1=-2, dim2=-1)
