@@ -37,8 +37,7 @@ from reprs.config import Schema, load_toml
 from reprs.fileio import atomic_open, atomic_write
 
 from .errors import ConfigError, SimsInputError
-from .surface_hopping import (AU_TIME_FS, FSSH, KB_HARTREE, DiabaticModel, TorsionalIsomerisation,
-                              tully_model)
+from .surface_hopping import AU_TIME_FS, FSSH, KB_HARTREE, DiabaticModel, TorsionalIsomerisation
 
 __all__ = ["normal_mode_sample", "normal_modes", "run_ensemble", "EnsembleResult", "HopConfig", "hop"]
 
@@ -375,25 +374,27 @@ class _Table(Schema):
 
 @dataclass(frozen=True)
 class ModelTable(_Table):
-    """``[model]``: which Hamiltonian. ``kind = "torsional"`` (:class:`TorsionalIsomerisation`, its
-    keyword arguments as further keys) or ``"tully1" | "tully2" | "tully3"`` (1-D; needs ``x0``)."""
+    """``[model]``: which Hamiltonian. ``kind = "torsional"`` (:class:`TorsionalIsomerisation`); its
+    keyword arguments (``E1``, ``W0``, ``W1``, ``lam``, ``kappa``, ``k_bond``, ``r0``, ``k_angle``,
+    ``a0``, ``masses``) as further keys. Learned models (:class:`learners.diabatic.DANNHamiltonian`)
+    run through :func:`run_ensemble` from Python."""
 
     TABLE = "model"
-    kind: Literal["torsional", "tully1", "tully2", "tully3"] = "torsional"
+    kind: Literal["torsional"] = "torsional"
     params: dict = field(default_factory=dict)
 
     def make(self) -> DiabaticModel:
-        if self.kind == "torsional":
-            import inspect
+        import inspect
 
-            known = [p for p in inspect.signature(TorsionalIsomerisation).parameters]
-            from reprs.config import check_keys
+        from reprs.config import check_keys
 
-            check_keys(self.params, known, "model.params", error=ConfigError)
-            return TorsionalIsomerisation(**self.params)
-        if self.params:
-            raise ConfigError(f"model.params: Tully's models take no parameters here, got {sorted(self.params)}")
-        return tully_model(int(self.kind[-1]))
+        known = list(inspect.signature(TorsionalIsomerisation).parameters)
+        check_keys(self.params, known, "model", error=ConfigError)
+        bad = {k: v for k, v in self.params.items()
+               if not (isinstance(v, (int, float)) and not isinstance(v, bool)) and k != "masses"}
+        if bad:
+            raise ConfigError(f"model parameters must be numbers, got {bad}")
+        return TorsionalIsomerisation(**self.params)
 
 
 @dataclass(frozen=True)
