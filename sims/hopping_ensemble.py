@@ -145,7 +145,8 @@ class EnsembleResult:
                 "active_populations": {str(k): self.active_populations[:, k].tolist() for k in range(n)},
                 "amplitude_populations": {str(k): self.amplitude_populations[:, k].tolist() for k in range(n)},
                 "product_fraction": [None if not np.isfinite(v) else float(v) for v in self.product_fraction],
-                "quantum_yield": self.quantum_yield, "yield_error": self.yield_error,
+                "quantum_yield": self.quantum_yield if math.isfinite(self.quantum_yield) else None,
+                "yield_error": self.yield_error if math.isfinite(self.yield_error) else None,
                 "n_trajectories": int(len(self.trajectories)),
                 "mean_hops": float(self.trajectories["n_hops"].mean()),
                 "mean_frustrated": float(self.trajectories["n_frustrated"].mean())}

@@ -13,6 +13,9 @@ scattering results are quoted against momentum in a.u. This differs from the res
 
 - :func:`tully_model` returns Tully's three 1-D two-state models (single avoided crossing, dual
   avoided crossing, extended coupling with reflection), mass 2000.
+- :class:`TorsionalIsomerisation` is a two-state cis-trans isomerisation of a 4-atom chain (12
+  coordinates, per-atom masses) with a conical intersection: the many-coordinate test bed
+  (ensembles and yields in :mod:`sims.hopping_ensemble`).
 - :func:`exact_scattering` propagates a Gaussian wavepacket on a grid with the split-operator
   (FFT) method and returns the probabilities of transmission and reflection on each adiabatic state.
 - :class:`FSSH` integrates a batch of trajectories (torch tensors, one seeded local generator);
@@ -700,6 +703,7 @@ class FSSH:
         disc = b1 * b1 + 4 * a2 * de
         ok = disc >= 0
         root = disc.clamp_min(0).sqrt()
+        a2 = a2.clamp_min(1e-300)  # d = 0 gives no hop probability; guards the division regardless
         gamma = torch.where(b1 >= 0, -b1 + root, -b1 - root) / (2 * a2)
         kept = -b1 / a2 if self.frustrated == "reverse" else torch.zeros_like(b1)
         gamma = torch.where(ok, gamma, kept)
