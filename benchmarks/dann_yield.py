@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learners.diabatic import DANNHamiltonian, DiabaticPaiNN, evaluate_diabatic, fit_diabatic, label_frames
+from learners.diabatic import (DANNHamiltonian, DiabaticPaiNN, evaluate_diabatic, fit_diabatic, label_frames,
+                               load_diabatic, save_diabatic)
 from learners.potentials.batch import collate_atoms
 from learners.trainer import Trainer
 from sims.hopping_ensemble import normal_mode_sample
@@ -99,15 +100,15 @@ def main() -> None:
     print(f"data: {len(train)} training + {len(val)} validation geometries in {time.perf_counter() - start:.1f} s")
 
     net = DiabaticPaiNN(2, cutoff=5.0, n_features=args.features, n_interactions=3, seed=args.seed, dtype=torch.float32)
-    weights = out / f"dann_{args.features}_{args.epochs}_{args.n_data}_{args.seed}.pt"
+    weights = out / f"dann_{args.features}_{args.epochs}_{args.n_data}_{args.seed}.dann.pt"
     if weights.exists():
-        net.load_state_dict(torch.load(weights, weights_only=True))
+        net = load_diabatic(weights)
         print(f"weights read from {weights}")
     else:
         start = time.perf_counter()
         trainer = Trainer(epochs=args.epochs, batch_size=50, lr=2e-3, eval_grad=True, monitor="energies_mae")
         fit_diabatic(net, train, val, trainer=trainer)
-        torch.save(net.state_dict(), weights)
+        save_diabatic(net, weights)
         print(f"training: {args.epochs} epochs in {time.perf_counter() - start:.0f} s; best epoch {trainer.best_epoch_}")
     net.eval()
     vb = collate_atoms(val, net.cutoff, dtype=torch.float32, labels=False)

@@ -28,8 +28,10 @@ coupling loss). Schütt, Unke & Gastegger, ICML 2021 (PaiNN).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -40,13 +42,14 @@ from torch import nn
 from learners.errors import InputError
 from learners.metrics import mae
 from learners.trainer import Trainer
+from reprs.fileio import atomic_open
 from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
 from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pairs, pair_vectors
 from .potentials.painn import PaiNN
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
-           "diabatic_metrics", "fit_diabatic", "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
+           "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
 
 #: eV per hartree and Å per bohr (CODATA 2018).
 HARTREE_EV = 27.211386245988
@@ -351,6 +354,38 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
         model.fit_scale(np.stack([a.info["energies"] for a in train]))
     collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64)
     return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics)
+
+
+def save_diabatic(model: DiabaticPaiNN, path: str | os.PathLike) -> Path:
+    """Write ``model``'s hyperparameters and weights to ``path`` (plain data, written atomically)."""
+    if not isinstance(model, DiabaticPaiNN):
+        raise InputError(f"save_diabatic saves a DiabaticPaiNN, got {type(model).__name__}")
+    path = Path(path)
+    with atomic_open(path) as handle:
+        torch.save({"format": "matrep-diabatic-1", "hparams": dict(model.hparams),
+                    "state_dict": model.state_dict()}, handle)
+    return path
+
+
+def load_diabatic(path: str | os.PathLike, *, device: torch.device | str | None = None,
+                  dtype: torch.dtype = torch.float32) -> DiabaticPaiNN:
+    """Read a file of :func:`save_diabatic` (``weights_only`` loading: no code runs from the file).
+
+    Raises
+    ------
+    InputError
+        A missing file or one :func:`save_diabatic` did not write.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no DANN file at {str(path)!r}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != "matrep-diabatic-1":
+        raise InputError(f"{str(path)!r} is not a DANN file (written by learners.diabatic.save_diabatic)")
+    hp = dict(payload["hparams"])
+    model = DiabaticPaiNN(hp.pop("n_states"), hp.pop("cutoff"), **hp, device=device, dtype=dtype)
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device=device, dtype=dtype)
 
 
 class DANNHamiltonian(DiabaticModel):

@@ -15,7 +15,8 @@ import torch
 from ase.build import molecule
 
 from learners.diabatic import (BOHR_ANGSTROM, HARTREE_EV, DANNHamiltonian, DiabaticLoss, DiabaticPaiNN,
-                               collate_diabatic, eigh2, evaluate_diabatic, fit_diabatic, label_frames)
+                               collate_diabatic, eigh2, evaluate_diabatic, fit_diabatic, label_frames, load_diabatic,
+                               save_diabatic)
 from learners.errors import InputError
 from learners.potentials.batch import collate_atoms
 from learners.trainer import Trainer
@@ -111,6 +112,20 @@ def test_rotation_invariance_and_equivariance():
     torch.testing.assert_close(b["gradients"], torch.einsum("ij,akj->aki", rot, a["gradients"]), atol=1e-10, rtol=0)
     torch.testing.assert_close(b["couplings"], torch.einsum("ij,aklj->akli", rot, a["couplings"]),
                                atol=1e-9, rtol=0)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    net = _net(3, seed=5)
+    path = save_diabatic(net, tmp_path / "dann.pt")
+    back = load_diabatic(path, dtype=F64)
+    batch = collate_atoms([_ethylene()], net.cutoff, dtype=F64, labels=False)
+    torch.testing.assert_close(evaluate_diabatic(back, batch)["diabatic"], evaluate_diabatic(net, batch)["diabatic"],
+                               atol=0, rtol=0)
+    torch.save({"format": "other"}, tmp_path / "x.pt")
+    with pytest.raises(InputError, match="not a DANN file"):
+        load_diabatic(tmp_path / "x.pt")
+    with pytest.raises(InputError, match="no DANN file"):
+        load_diabatic(tmp_path / "missing.pt")
 
 
 def test_bad_input_is_refused():
