@@ -37,6 +37,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from ase import Atoms
+from ase.calculators.calculator import Calculator as ASECalculator
+from ase.calculators.calculator import all_changes
 from torch import nn
 
 from learners.errors import InputError
@@ -49,7 +51,8 @@ from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pair
 from .potentials.painn import PaiNN
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
-           "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
+           "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",
+           "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
 
 #: eV per hartree and Å per bohr (CODATA 2018).
 HARTREE_EV = 27.211386245988
@@ -386,6 +389,54 @@ def load_diabatic(path: str | os.PathLike, *, device: torch.device | str | None 
     model = DiabaticPaiNN(hp.pop("n_states"), hp.pop("cutoff"), **hp, device=device, dtype=dtype)
     model.load_state_dict(payload["state_dict"])
     return model.to(device=device, dtype=dtype)
+
+
+class DiabaticCalculator(ASECalculator):
+    """ASE calculator of a :class:`DiabaticPaiNN` (or a committee: a list of them): per-state results.
+
+    ``energy`` and ``forces`` are those of the adiabatic state ``state`` (eV, eV/Å), so ASE
+    dynamics and optimisers run on it; ``results`` also holds ``energies`` (n,) eV, ``state_forces``
+    (n, N, 3) eV/Å and ``couplings`` (N, n, n, 3) 1/Å (``<k|d/dR|l>``). A committee reports the
+    members' mean and its spread ``energies_std`` (n,) and ``state_forces_std`` (n, N, 3), the
+    uncertainty as for ground-state committees (arXiv:2101.11588); its couplings are the first
+    member's (each member's eigenvector signs are its own, so couplings are not averaged).
+
+    Parameters
+    ----------
+    model : DiabaticPaiNN or sequence of DiabaticPaiNN
+        Members share ``n_states``, cutoff, device and dtype.
+    state : int
+        Adiabatic state of ``energy``/``forces`` (0: ground).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, model: DiabaticPaiNN | Sequence[DiabaticPaiNN], *, state: int = 0, **kwargs) -> None:
+        members = [model] if isinstance(model, DiabaticPaiNN) else list(model)
+        if not members or not all(isinstance(m, DiabaticPaiNN) for m in members):
+            raise InputError("model must be a DiabaticPaiNN or a non-empty sequence of them")
+        n = members[0].n_states
+        if any(m.n_states != n or m.cutoff != members[0].cutoff for m in members):
+            raise InputError("committee members must share n_states and cutoff")
+        if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state < n:
+            raise InputError(f"state must be an adiabatic state index 0..{n - 1}, got {state!r}")
+        super().__init__(**kwargs)
+        self.members, self.state = members, state
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        p = next(self.members[0].parameters())
+        batch = collate_atoms([self.atoms], self.members[0].cutoff, device=p.device, dtype=p.dtype, labels=False)
+        outs = [evaluate_diabatic(m, batch) for m in self.members]
+        energies = np.stack([o["energies"][0].cpu().double().numpy() for o in outs])  # (K, n)
+        forces = np.stack([-o["gradients"].cpu().double().numpy().transpose(1, 0, 2) for o in outs])  # (K, n, N, 3)
+        e, f = energies.mean(0), forces.mean(0)
+        self.results = {"energy": float(e[self.state]), "free_energy": float(e[self.state]),
+                        "forces": f[self.state], "energies": e, "state_forces": f,
+                        "couplings": outs[0]["couplings"].cpu().double().numpy()}
+        if len(self.members) > 1:
+            self.results["energies_std"] = energies.std(0)
+            self.results["state_forces_std"] = forces.std(0)
 
 
 class DANNHamiltonian(DiabaticModel):

@@ -14,7 +14,8 @@ import pytest
 import torch
 from ase.build import molecule
 
-from learners.diabatic import (BOHR_ANGSTROM, HARTREE_EV, DANNHamiltonian, DiabaticLoss, DiabaticPaiNN,
+from learners.diabatic import (BOHR_ANGSTROM, HARTREE_EV, DANNHamiltonian, DiabaticCalculator, DiabaticLoss,
+                               DiabaticPaiNN,
                                collate_diabatic, eigh2, evaluate_diabatic, fit_diabatic, label_frames, load_diabatic,
                                save_diabatic)
 from learners.errors import InputError
@@ -126,6 +127,27 @@ def test_save_and_load_round_trip(tmp_path):
         load_diabatic(tmp_path / "x.pt")
     with pytest.raises(InputError, match="no DANN file"):
         load_diabatic(tmp_path / "missing.pt")
+
+
+def test_calculator_per_state_results_and_committee_spread():
+    members = [_net(2, seed=s) for s in (0, 1)]
+    mol = _ethylene(6)
+    mol.calc = DiabaticCalculator(members[0], state=1)
+    single = evaluate_diabatic(members[0], collate_atoms([mol], 4.0, dtype=F64, labels=False))
+    assert mol.get_potential_energy() == pytest.approx(float(single["energies"][0, 1]), abs=1e-12)
+    # ASE's central differences of the state's energy (an independent route to the forces).
+    numeric = mol.calc.calculate_numerical_forces(mol, d=1e-5)
+    np.testing.assert_allclose(mol.get_forces(), numeric, atol=1e-6)
+    np.testing.assert_allclose(mol.calc.results["couplings"], single["couplings"].numpy(), atol=0)
+    mol.calc = DiabaticCalculator(members, state=0)
+    mol.get_potential_energy()
+    each = [evaluate_diabatic(m, collate_atoms([mol], 4.0, dtype=F64, labels=False))["energies"][0].numpy()
+            for m in members]
+    np.testing.assert_allclose(mol.calc.results["energies"], np.mean(each, 0), atol=1e-12)
+    np.testing.assert_allclose(mol.calc.results["energies_std"], np.std(each, 0), atol=1e-12)
+    assert mol.calc.results["state_forces_std"].shape == (2, 6, 3)
+    with pytest.raises(InputError, match=r"state must be an adiabatic state index 0\.\.1"):
+        DiabaticCalculator(members[0], state=2)
 
 
 def test_bad_input_is_refused():
