@@ -743,8 +743,9 @@ class FSSH:
             raise SimsInputError(
                 f"FSSH step {self.steps + 1}: the norm of the electronic amplitudes of trajectory {worst} "
                 f"changed by {float(drift[worst]):.3g} in one step (tolerance {self.norm_tolerance}): the "
-                f"timestep {self.timestep} a.u. is too long for the electronic integration; use a shorter "
-                f"timestep or more electronic_substeps (now {self.electronic_substeps})")
+                f"timestep {self.timestep:.4g} a.u. ({self.timestep * AU_TIME_FS:.4g} fs) is too long for the "
+                f"electronic integration; use a shorter timestep or more electronic_substeps "
+                f"(now {self.electronic_substeps})")
         self._hop(g, ad1)
         if self.decoherence == "edc":
             self._decohere(ad1)
