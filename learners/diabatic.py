@@ -49,6 +49,7 @@ from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
 from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pairs, pair_vectors
 from .potentials.painn import PaiNN
+from .potentials.store import read_model_file
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
            "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",
@@ -379,12 +380,7 @@ def load_diabatic(path: str | os.PathLike, *, device: torch.device | str | None 
     InputError
         A missing file or one :func:`save_diabatic` did not write.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no DANN file at {str(path)!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "matrep-diabatic-1":
-        raise InputError(f"{str(path)!r} is not a DANN file (written by learners.diabatic.save_diabatic)")
+    payload = read_model_file(path, "matrep-diabatic-1", what="DANN", writer="learners.diabatic.save_diabatic")
     hp = dict(payload["hparams"])
     model = DiabaticPaiNN(hp.pop("n_states"), hp.pop("cutoff"), **hp, device=device, dtype=dtype)
     model.load_state_dict(payload["state_dict"])

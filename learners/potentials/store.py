@@ -55,12 +55,7 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
     InputError
         A missing file or one not written by :func:`save_potential`.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no potential file at {str(path)!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "matrep-potential-1":
-        raise InputError(f"{str(path)!r} is not a matrep potential file (written by save_potential)")
+    payload = read_model_file(path, "matrep-potential-1", what="potential", writer="save_potential")
     members = []
     for entry in payload["members"]:
         hp = dict(entry["hparams"])
@@ -68,6 +63,23 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
         model.load_state_dict(entry["state_dict"])
         members.append(model.to(device=device, dtype=dtype))
     return Committee(members) if payload["committee"] else members[0]
+
+
+def read_model_file(path: str | os.PathLike, fmt: str, *, what: str, writer: str) -> dict:
+    """The plain-data payload of a model file whose ``format`` entry is ``fmt`` (``weights_only`` loading).
+
+    Raises
+    ------
+    InputError
+        No file at ``path`` ("no {what} file at ..."), or a file of another format (naming ``writer``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no {what} file at {str(path)!r}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise InputError(f"{str(path)!r} is not a matrep {what} file (written by {writer})")
+    return payload
 
 
 def potential_from_config(params: Mapping[str, Any], *, base: str | os.PathLike = ".",

@@ -123,7 +123,7 @@ def test_save_and_load_round_trip(tmp_path):
     torch.testing.assert_close(evaluate_diabatic(back, batch)["diabatic"], evaluate_diabatic(net, batch)["diabatic"],
                                atol=0, rtol=0)
     torch.save({"format": "other"}, tmp_path / "x.pt")
-    with pytest.raises(InputError, match="not a DANN file"):
+    with pytest.raises(InputError, match="not a matrep DANN file"):
         load_diabatic(tmp_path / "x.pt")
     with pytest.raises(InputError, match="no DANN file"):
         load_diabatic(tmp_path / "missing.pt")
