@@ -405,7 +405,8 @@ class HopConfig(_Table):
     Keys (units as :func:`run_ensemble`): ``n_trajectories``, ``duration`` (fs), ``timestep`` (fs),
     ``sampler``, ``temperature`` (K), ``n_states`` (optional check against the model),
     ``initial_state``, ``electronic_substeps``, ``decoherence`` ("edc" or "none"), ``frustrated``,
-    ``friction`` (1/fs), ``record_every``, ``chunk_size``, ``seed``, ``output`` (folder, relative to
+    ``friction`` (1/fs; 0.01 by default here, so that the products settle in their basins),
+    ``record_every``, ``chunk_size``, ``seed``, ``output`` (folder, relative to
     the config file), ``norm_tolerance``, ``min_gap``.
     """
 
