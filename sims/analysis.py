@@ -190,6 +190,10 @@ class MSD:
     -----
     Input frames are unwrapped with :func:`unwrap` (the minimum-image step between consecutive
     frames); pass ``unwrapped=True`` to ``compute`` when positions are already continuous.
+    Checked when a cell is known: positions passed as unwrapped that jump by more than half the
+    cell between frames raise :class:`~sims.errors.SimsInputError` (they are wrapped, or stored
+    too rarely); wrapped ones whose largest step exceeds 0.4 of the cell warn (``RuntimeWarning``:
+    the minimum image is about to become ambiguous). A ``species`` the structure lacks raises.
     """
 
     def __init__(self, *, timestep: float, species: str | None = None) -> None:
@@ -231,20 +235,60 @@ class MSD:
         return self.per_axis.sum(axis=1)
 
 
+#: Largest step between frames, as a fraction of the cell, that :func:`unwrap` takes at face value
+#: without a warning (half the cell is where the minimum image becomes ambiguous).
+_UNWRAP_SAFE_STEP = 0.4
+
+
+def _largest_step(pos: np.ndarray, cell: np.ndarray, pbc, minimum_image: bool) -> tuple[float, int, int]:
+    """Largest fractional step of any atom along a periodic axis between consecutive frames (its
+    minimum image if asked): ``(step, frame, atom)``, the frame being the later of the two."""
+    periodic = np.asarray(pbc, bool)
+    if len(pos) < 2 or not periodic.any():
+        return 0.0, 0, 0
+    step = np.diff(pos @ np.linalg.inv(np.asarray(cell, dtype=float)), axis=0)[..., periodic]
+    step = np.abs(step - np.round(step) if minimum_image else step).max(axis=2)
+    t, i = np.unravel_index(int(np.argmax(step)), step.shape)
+    return float(step[t, i]), int(t) + 1, int(i)
+
+
+def _check_continuity(pos: np.ndarray, cell, pbc, unwrapped: bool) -> None:
+    """Refuse wrapped positions passed as unwrapped; warn when frames are too far apart to unwrap."""
+    if cell is None:
+        return
+    step, t, i = _largest_step(pos, cell, pbc, minimum_image=not unwrapped)
+    if unwrapped and step > 0.5:
+        # Moves of half a cell between stored frames are not physical; a wrapped coordinate
+        # re-entering the cell jumps by a whole one. Either way the MSD would be wrong.
+        raise SimsInputError(f"positions passed as unwrapped jump by {step:.2f} of the cell (atom {i}, frames "
+                             f"{t - 1} -> {t}): they look wrapped into the cell; pass unwrapped=False (with the "
+                             f"cell for arrays) to unwrap them, or store frames more often")
+    if not unwrapped and step > _UNWRAP_SAFE_STEP:
+        warnings.warn(f"atom {i} moves {step:.2f} of the cell between frames {t - 1} and {t} (largest step); "
+                      f"near 0.5 the minimum image cannot tell a move from a boundary crossing and unwrapping "
+                      f"may be wrong: store frames more often", RuntimeWarning, stacklevel=4)
+
+
 def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
             raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
-        if not unwrapped:
-            if cell is None:
-                raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
-            pos = unwrap(pos, cell)
-        return pos
-    frames = as_frames(frames)
-    mask = _species_mask(frames[0], species)
-    pos = np.stack([f.positions[mask] for f in frames])
-    return pos if unwrapped else unwrap(pos, frames[0].cell[:], frames[0].pbc)
+        if not unwrapped and cell is None:
+            raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
+        pbc = (True, True, True)
+    else:
+        frames = as_frames(frames)
+        mask = _species_mask(frames[0], species)
+        if not mask.any():
+            raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
+                                 f"pick a species it holds")
+        pos = np.stack([f.positions[mask] for f in frames])
+        cell, pbc = frames[0].cell[:], frames[0].pbc
+        if not np.asarray(pbc).any():
+            cell = None
+    _check_continuity(pos, cell, pbc, unwrapped)
+    return pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
 
 
 @dataclass(frozen=True)
@@ -273,9 +317,20 @@ class DiffusionResult:
 
 def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: int) -> DiffusionResult:
     lo, hi = fit_range if fit_range is not None else (0.1 * t[-1], 0.5 * t[-1])
+    if not 0 <= lo < hi:
+        raise SimsInputError(f"fit range must satisfy 0 <= start < end (fs), got ({lo}, {hi})")
+    if hi > t[-1] * (1 + 1e-12):
+        raise SimsInputError(f"fit range ends at {hi} fs, beyond the trajectory's longest lag {t[-1]} fs "
+                             f"({len(t)} frames); end the window at or below half of it, {0.5 * t[-1]} fs")
     sel = (t >= lo) & (t <= hi)
     if sel.sum() < 3:
         raise SimsInputError(f"fit range {lo}-{hi} fs holds fewer than 3 lag times")
+    if hi > 0.5 * t[-1] * (1 + 1e-12):
+        # Fewer than two non-overlapping time origins at the window's longest lag: a single
+        # displacement per series there, whose scatter the error model below cannot see.
+        warnings.warn(f"fit range ends at {hi} fs, more than half the trajectory ({t[-1]} fs): fewer than 2 "
+                      f"independent time origins at its longest lag, so the standard error is unreliable; "
+                      f"end the window at or below {0.5 * t[-1]} fs or run longer", RuntimeWarning, stacklevel=3)
     (slope, icpt), cov = np.polyfit(t[sel], y[sel], 1, cov=True)
     d_value = float(slope / (2 * d))
     # The MSD at neighbouring lags shares almost all its displacements, so the fit residuals say
@@ -308,6 +363,10 @@ def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
     RMS near 1 over seeds (tests/sims/test_analysis.py); the least-squares error of the fit, which
     treats the strongly correlated MSD points as independent, understated the collective one up
     to a hundredfold.
+
+    Raises :class:`~sims.errors.SimsInputError` for a window outside the trajectory; warns
+    (``RuntimeWarning``) when the window ends beyond half the trajectory, where fewer than two
+    independent time origins remain and the standard error means little.
     """
     dims = tuple(int(x) for x in dims)
     return _fit_slope(msd.lag, msd.per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, msd.n_atoms)
