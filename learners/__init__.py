@@ -5,6 +5,7 @@
 - :class:`Trainer`: AdamW, schedules, early stopping, gradient clipping, seeded data order,
   atomic checkpoints with resume, per-epoch JSON log; model-agnostic (a ``step`` hook).
 - :class:`GNNClassifier`, :class:`GNNRegressor`: scikit-learn-style estimators on lists of graphs.
+- :class:`CGVAE`, :func:`backmap`: generative backmapping of coarse-grained frames (:mod:`learners.backmap`).
 - :mod:`learners.splits`, :mod:`learners.metrics`, :mod:`learners.attribution`.
 """
 
@@ -20,6 +21,8 @@ _LAZY = {
     "supervised_step": ("learners.trainer", "supervised_step"),
     "GNNClassifier": ("learners.estimators", "GNNClassifier"),
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
+    "CGVAE": ("learners.backmap.model", "CGVAE"),
+    "backmap": ("learners.backmap.model", "backmap"),
 }
 
 __all__ = list(_LAZY)
