@@ -68,9 +68,13 @@ def mappings(system: str, first) -> dict:
     return {"alpha carbons (10 beads)": alpha_carbon_mapping(first)}
 
 
-#: Budgets: (train stride, test stride, epochs, features, samples per CG frame).
-BUDGETS = {"reduced": dict(train_stride=5, test_stride=10, epochs=15, n_features=24, n_samples=10, lr=3e-3),
-           "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3)}
+#: Budgets per system: (train stride, test stride, epochs, features, samples per CG frame, learning rate).
+BUDGETS = {
+    "alanine_dipeptide": {"reduced": dict(train_stride=5, test_stride=10, epochs=15, n_features=24, n_samples=10, lr=3e-3),
+                          "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3)},
+    "chignolin": {"reduced": dict(train_stride=2, test_stride=4, epochs=8, n_features=16, n_samples=5, lr=3e-3),
+                  "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3)},
+}
 
 
 def load_trajectories(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, object]:
@@ -147,7 +151,7 @@ def main() -> None:
     if args.generate_only:
         return
     x, numbers, first = load_trajectories(paths)
-    budget = BUDGETS["full" if args.full else "reduced"]
+    budget = BUDGETS[args.system]["full" if args.full else "reduced"]
     print(f"frames: {x.shape[0]} trajectories x {x.shape[1]}; budget {budget}")
     keys = ["recon_heavy", "recon_all", "rmsd_heavy", "rmsd_all", "valid_heavy", "valid_all", "graph_diff_heavy",
             "graph_diff_all", "diversity"]

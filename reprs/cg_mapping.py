@@ -14,8 +14,9 @@ masses for the centre of mass, equal weights for the geometric centre, or all we
   arXiv:2201.12176, sec. 5); hydrogens follow their heavy atom;
 - :func:`alpha_carbon_mapping`: one bead per residue, placed on its alpha carbon.
 
-Beads are ordered by their lowest atom index. Each bead has a symbol, the element of its heaviest
-atom (the first one on a tie): CG frames (:meth:`CGMapping.check_frame`) carry these symbols, so a
+Beads are ordered by their lowest atom index. Each bead has a symbol, the element of its atom of
+largest weight (the heaviest atom for mass and geometric centres, the alpha carbon for
+:func:`alpha_carbon_mapping`; then the heaviest, then the first): CG frames (:meth:`CGMapping.check_frame`) carry these symbols, so a
 frame whose beads come in another order than the mapping's is refused wherever the symbols differ.
 
 Bonds (:func:`covalent_bonds`): atoms closer than ``scale`` times the sum of their covalent radii
@@ -54,7 +55,7 @@ class CGMapping:
     weights : numpy.ndarray
         ``(n_atoms,)`` float, non-negative, summing to 1 over each bead's atoms.
     bead_symbols : tuple of str
-        Element of each bead's heaviest atom.
+        Element of each bead's atom of largest weight (then the heaviest, then the first).
     """
 
     assignment: np.ndarray
@@ -165,10 +166,10 @@ def _from_assignment(atoms: Atoms, assignment: np.ndarray, centre: str, weights:
     n_beads = order.size
     masses = np.asarray(atoms.get_masses(), dtype=float)
     symbols = np.asarray(atoms.get_chemical_symbols())
-    # Heaviest atom of each bead, the lowest index on a tie: sort by (bead, -mass, index).
-    ranked = np.lexsort((np.arange(len(atoms)), -masses, assignment))
-    heads = ranked[np.searchsorted(assignment[ranked], np.arange(n_beads))]
     w = _weights(atoms, assignment, n_beads, centre) if weights is None else weights
+    # The bead's symbol: its atom of largest weight, then the heaviest, then the lowest index.
+    ranked = np.lexsort((np.arange(len(atoms)), -masses, -w, assignment))
+    heads = ranked[np.searchsorted(assignment[ranked], np.arange(n_beads))]
     return _make(assignment, w, tuple(symbols[heads].tolist()))
 
 

@@ -115,6 +115,7 @@ def test_alpha_carbon_mapping_puts_each_bead_on_its_ca():
     residues = [0, 1, 1, 0, 0, 0, 1, 1, 1]
     mapping = alpha_carbon_mapping(mol, residues=residues, alpha_carbons=[0, 1])
     np.testing.assert_allclose(mapping.bead_positions(mol), mol.positions[[0, 1]], atol=1e-12)
+    assert mapping.bead_symbols == ("C", "C")  # the atom carrying the weight, not the bead's heavier O
     with pytest.raises(InputError, match="exactly one alpha carbon"):
         alpha_carbon_mapping(mol, residues=residues, alpha_carbons=[0, 3])
     with pytest.raises(InputError, match="give residues="):
