@@ -163,7 +163,8 @@ class CGVAE(nn.Module):
     >>> from reprs.cg_mapping import heavy_atom_mapping
     >>> mol = molecule("CH3CH2OH")
     >>> model = CGVAE(heavy_atom_mapping(mol), mol.numbers, n_features=8)
-    >>> model.sample(torch.zeros(1, 3, 3), 2, seed=0).shape   # doctest: +SKIP
+    >>> cg = model.bead_positions(torch.tensor(mol.positions[None], dtype=torch.float32))
+    >>> model.sample(cg, 2, seed=0).shape
     torch.Size([2, 1, 9, 3])
     """
 
@@ -192,7 +193,8 @@ class CGVAE(nn.Module):
         self.mapping = mapping
         self.hparams = dict(n_features=n_features, latent_dim=latent_dim, n_rbf=n_rbf, encoder_layers=encoder_layers,
                             prior_layers=prior_layers, decoder_layers=decoder_layers, atom_cutoff=float(atom_cutoff),
-                            cg_cutoff=float(cg_cutoff), encoder_hops=encoder_hops, beta=float(beta), gamma=float(gamma), seed=int(seed))
+                            cg_cutoff=float(cg_cutoff), encoder_hops=encoder_hops, beta=float(beta),
+                            gamma=float(gamma), seed=int(seed))
         self.beta, self.gamma = float(beta), float(gamma)
         n, nb, f = mapping.n_atoms, mapping.n_beads, n_features
         self.register_buffer("numbers", torch.as_tensor(numbers))
@@ -231,6 +233,12 @@ class CGVAE(nn.Module):
             raise InputError(f"{what} must have shape (frames, {n}, 3), got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise InputError(f"{what} contain non-finite coordinates")
+        if n > 1:
+            d = torch.cdist(x, x) + torch.eye(n, dtype=x.dtype, device=x.device)
+            if (d < 1e-4).any():
+                b, i, j = (int(k) for k in torch.nonzero(d < 1e-4)[0])
+                raise InputError(f"{what}: points {i} and {j} of frame {b} coincide; the geometry has no direction "
+                                 "between them to place atoms along")
         return x
 
     def bead_positions(self, x: torch.Tensor) -> torch.Tensor:

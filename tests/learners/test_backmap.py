@@ -152,6 +152,8 @@ def test_dtype_is_honoured_and_mismatches_are_refused(frames):
     assert all(p.dtype == torch.float64 for p in model.parameters())
     with pytest.raises(InputError, match="float32 but the model is torch.float64"):
         model.sample(torch.zeros(1, 3, 3), 1, seed=0)
+    with pytest.raises(InputError, match="points 0 and 1 of frame 0 coincide"):
+        model.sample(torch.zeros(1, 3, 3, dtype=torch.float64), 1, seed=0)
     with pytest.raises(InputError, match=r"shape \(frames, 3, 3\)"):
         model.sample(torch.zeros(1, 4, 3, dtype=torch.float64), 1, seed=0)
 
