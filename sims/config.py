@@ -151,7 +151,8 @@ class System(_Table):
         where = cls.TABLE if where is None else where
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where} must be a table, got {describe(table)}")
-        builders = {sub.BUILDER: sub for sub in (BetaCristobalite, Bulk, FileSystem, Molecule, AlanineDipeptide, Peptide)}
+        builders = {sub.BUILDER: sub for sub in (BetaCristobalite, Bulk, FileSystem, Molecule, AlanineDipeptide,
+                                                 Peptide)}
         builder = table.get("builder")
         if builder not in builders:
             guess = did_you_mean(builder, builders) if isinstance(builder, str) else None

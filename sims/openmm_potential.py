@@ -1,4 +1,4 @@
-"""OpenMM force fields as :mod:`sims` potentials, and alanine dipeptide in vacuum (amber14).
+"""OpenMM force fields as :mod:`sims` potentials: alanine dipeptide in vacuum, and peptides (amber14).
 
 :class:`OpenMMPotential` evaluates an ``openmm.System`` (energies kJ/mol and nm converted to eV
 and Å) on any number of non-interacting copies of its molecule, the layout of
