@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the full budget (all frames, 100 epochs, 64 features)")
     parser.add_argument("--folds", type=int, default=5, help="folds to run of the 5 (fewer: a quicker look)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="override the budget's epochs")
     args = parser.parse_args()
     import torch
 
@@ -151,7 +152,9 @@ def main() -> None:
     if args.generate_only:
         return
     x, numbers, first = load_trajectories(paths)
-    budget = BUDGETS[args.system]["full" if args.full else "reduced"]
+    budget = dict(BUDGETS[args.system]["full" if args.full else "reduced"])
+    if args.epochs is not None:
+        budget["epochs"] = args.epochs
     print(f"frames: {x.shape[0]} trajectories x {x.shape[1]}; budget {budget}")
     keys = ["recon_heavy", "recon_all", "rmsd_heavy", "rmsd_all", "valid_heavy", "valid_all", "graph_diff_heavy",
             "graph_diff_all", "diversity"]
