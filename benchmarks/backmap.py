@@ -1,9 +1,10 @@
-"""Generative backmapping of alanine dipeptide: CGVAE against the nearest-training-frame baseline.
+"""Generative backmapping: CGVAE against the nearest-training-frame baseline, 5-fold CV by trajectory chunk.
 
-Data: ``benchmarks/backmap/alanine_dipeptide.toml`` run by :func:`sims.generate.generate` with seeds
-0..``--trajectories``-1 (amber14 in vacuum through OpenMM, 300 K), one ASE database per trajectory
-under ``--data`` (default ``out/backmap``; frames carry ``seed``, ``step``, ``time`` and ``config_hash``).
-Rerunning resumes or skips finished trajectories.
+Data: ``benchmarks/backmap/<system>.toml`` run by :func:`sims.generate.generate` with seeds
+0..``--trajectories``-1, one ASE database per trajectory under ``--data`` (default ``out/backmap``;
+frames carry ``seed``, ``step``, ``time`` and ``config_hash``). ``alanine_dipeptide`` (amber14 in
+vacuum, 300 K; 3-bead Girvan-Newman and heavy-atom mappings) or ``chignolin`` (amber14 with OBC2
+implicit solvent; alpha-carbon mapping). Rerunning resumes or skips finished trajectories.
 
 Folds: the frames of every trajectory are cut into 5 contiguous chunks; fold k tests on chunk k of
 every trajectory and trains on the others (so test frames are never the neighbours in time of
@@ -11,8 +12,9 @@ training frames, except at the chunk edges).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/backmap.py            # reduced budget (minutes on one core)
-    OMP_NUM_THREADS=1 python benchmarks/backmap.py --full     # the fuller run
+    OMP_NUM_THREADS=1 python benchmarks/backmap.py                     # reduced budget (about 7 min)
+    OMP_NUM_THREADS=1 python benchmarks/backmap.py --full              # the fuller run
+    OPENMM_CPU_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/backmap.py --system chignolin
 """
 
 from __future__ import annotations
