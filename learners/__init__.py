@@ -5,7 +5,8 @@
 - :class:`Trainer`: AdamW, schedules, early stopping, gradient clipping, seeded data order,
   atomic checkpoints with resume, per-epoch JSON log; model-agnostic (a ``step`` hook).
 - :class:`GNNClassifier`, :class:`GNNRegressor`: scikit-learn-style estimators on lists of graphs.
-- :class:`CGVAE`, :func:`backmap`: generative backmapping of coarse-grained frames (:mod:`learners.backmap`).
+- :class:`CGVAE`: generative backmapping of coarse-grained frames (:mod:`learners.backmap`, which also
+  holds ``backmap``, the metrics and the nearest-frame baseline).
 - :mod:`learners.splits`, :mod:`learners.metrics`, :mod:`learners.attribution`.
 """
 
@@ -22,7 +23,6 @@ _LAZY = {
     "GNNClassifier": ("learners.estimators", "GNNClassifier"),
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
     "CGVAE": ("learners.backmap.model", "CGVAE"),
-    "backmap": ("learners.backmap.model", "backmap"),
 }
 
 __all__ = list(_LAZY)
