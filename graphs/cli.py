@@ -63,7 +63,6 @@ def _similar(args: argparse.Namespace) -> None:
     from graphs.query import top_k
     from reprs import glycan_graph
     from reprs.commands import cli_unknown_monomer
-    from reprs.datasets import glycan_graph_dataset
     from reprs.errors import UnknownMonomerError
 
     start = time.perf_counter()
@@ -73,7 +72,8 @@ def _similar(args: argparse.Namespace) -> None:
         raise cli_unknown_monomer(err) from None
     if _uses_index(args):
         index = dataset_index(
-            args.dataset, level=args.level, path=args.index, log=lambda m: print(m, file=sys.stderr)
+            args.dataset, level=args.level, path=args.index, log=lambda m: print(m, file=sys.stderr),
+            progress=progress_wanted(args),
         )
         names, labels, n = index.names, index.labels, index.n_graphs
         loaded, what = time.perf_counter() - start, "opening the index, or building it on first use"
@@ -81,6 +81,8 @@ def _similar(args: argparse.Namespace) -> None:
             raise InputError(f"--top {args.top} exceeds the {n} glycans of {args.dataset}")
         result = top_k(query, index, args.metric, args.top, time_budget=args.time_budget)
     else:
+        from reprs.datasets import glycan_graph_dataset
+
         graphs, table = glycan_graph_dataset(args.dataset, level=args.level)
         loaded, what = time.perf_counter() - start, "building the dataset's graphs"
         names, n = table["glycan"].tolist(), len(graphs)
@@ -117,7 +119,8 @@ def _index_build(args: argparse.Namespace) -> None:
     _output_folder(args.output)
     costs = {"chemical": ChemicalCosts(), "uniform": UniformCosts(), "none": None}[args.ged_costs]
     index = build_dataset_index(
-        args.dataset, args.output, level=args.level, kernels=() if args.no_wl else ("wl",), ged_costs=costs
+        args.dataset, args.output, level=args.level, kernels=() if args.no_wl else ("wl",), ged_costs=costs,
+        progress=progress_wanted(args),
     )
     print(f"indexed {index.n_graphs} glycans of {args.dataset} in {index.path} (key {index.key[:16]})")
 
@@ -250,8 +253,7 @@ def _dask_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _metric(text: str) -> str:
-    """An argparse ``type`` for metric names, checked when a command runs (not when ``matrep`` starts:
-    the names come from :mod:`graphs.kernels`, which imports scikit-learn)."""
+    """An argparse ``type`` for metric names, checked when a command runs (not when ``matrep`` starts)."""
     from graphs.query import metric_names
 
     if text not in metric_names():
@@ -299,6 +301,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="GED costs of the filter features (default chemical: GLAMOUR's)",
     )
     b.add_argument("--no-wl", action="store_true", help="leave out the WL kernel features")
+    add_progress_flags(b)
     b.set_defaults(func=_index_build)
 
     p = subparsers.add_parser("matrix", help="pairwise matrix, heatmap and 2-D embedding of a dataset")

@@ -59,7 +59,8 @@ import scipy.sparse as sp
 from graphs.costs import ChemicalCosts, CostModel, UniformCosts
 from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMetricError
 from graphs.ged_bounds import ElementVocabulary, FilterFeatures, cost_settings, filter_features
-from graphs.kernels import WLFeatureMap, _check_graphs
+from graphs.validation import check_graphs
+from graphs.wl import normalize_gram, wl_features
 from reprs.fileio import atomic_write
 
 __all__ = ["GraphIndex", "costs_from_settings", "default_index_dir", "dataset_source",
@@ -169,30 +170,26 @@ def _encode_graphs(graphs: list[nx.Graph], names: Sequence[str] | None,
     return arrays
 
 
-def _wl_arrays(fmap: WLFeatureMap, phi: sp.csr_matrix) -> dict:
+def _wl_arrays(n_iter: int, phi: sp.csr_matrix, tables: list) -> dict:
     phi = sp.csr_matrix(phi)
-    out = {"n_iter": np.array(fmap.n_iter), "data": phi.data, "indices": phi.indices,
+    out = {"n_iter": np.array(n_iter), "data": phi.data, "indices": phi.indices,
            "indptr": phi.indptr, "shape": np.array(phi.shape),
-           "sizes": np.array([size for _, size in fmap.tables_])}
-    for h, (table, _) in enumerate(fmap.tables_):
+           "sizes": np.array([size for _, size in tables])}
+    for h, (table, _) in enumerate(tables):
         for d, (keys, ids) in table.items():
             out[f"t{h}_{'none' if d is None else d}_keys"] = keys
             out[f"t{h}_{'none' if d is None else d}_ids"] = ids
     return out
 
 
-def _wl_from_arrays(a: dict) -> tuple[WLFeatureMap, sp.csr_matrix]:
-    fmap = WLFeatureMap(n_iter=int(a["n_iter"]))
+def _wl_from_arrays(a: dict) -> tuple[int, list, sp.csr_matrix]:
     tables = [({}, int(size)) for size in a["sizes"]]
     for name in a:
         if name.startswith("t") and name.endswith("_keys"):
             h, d = name[1:-5].split("_", 1)
             tables[int(h)][0][None if d == "none" else int(d)] = (a[name], a[name[:-5] + "_ids"])
-    fmap.tables_ = tables
-    fmap.block_sizes_ = tuple(size for _, size in tables)
-    fmap.n_features_ = int(sum(fmap.block_sizes_))
     phi = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(a["shape"]))
-    return fmap, phi
+    return int(a["n_iter"]), tables, phi
 
 
 def _ged_arrays(features: FilterFeatures) -> dict:
@@ -246,7 +243,7 @@ class GraphIndex:
         The arrays of ``graphs.npz``.
     strings : dict
         ``"names"`` (and ``"labels"`` if built with them): object arrays of str, one per graph.
-    wl : (WLFeatureMap, scipy.sparse.csr_matrix) or None
+    wl : (int, list, scipy.sparse.csr_matrix) or None
         The fitted WL map and the dataset's feature matrix (None without ``"wl"``).
     ged : FilterFeatures or None
         GED filter features (None without GED costs).
@@ -297,7 +294,7 @@ class GraphIndex:
         InputError, InputTypeError, UnknownMetricError, EmptyDatasetError
             Bad graphs, an unknown kernel, a cost model without proven bounds.
         """
-        graphs = _check_graphs(graphs, "graphs", kernel=False)
+        graphs = check_graphs(graphs, "graphs", kernel=False)
         kernels = tuple(kernels)
         unknown = [k for k in kernels if k not in _KERNELS]
         if unknown:
@@ -313,8 +310,8 @@ class GraphIndex:
         arrays = _encode_graphs(graphs, names, labels)
         files = {"graphs.npz": _npz_bytes(arrays)}
         if kernels:
-            fmap = WLFeatureMap(n_iter=wl_iterations)
-            files["wl.npz"] = _npz_bytes(_wl_arrays(fmap, fmap.fit_transform(graphs)))
+            phi, _, tables = wl_features(graphs, wl_iterations)
+            files["wl.npz"] = _npz_bytes(_wl_arrays(wl_iterations, phi, tables))
         if ged_costs is not None:
             files["ged.npz"] = _npz_bytes(_ged_arrays(filter_features(graphs, ged_costs)))
         return cls._write(Path(path), files, arrays, settings, source)
@@ -424,7 +421,7 @@ class GraphIndex:
             Graphs unlike the indexed ones (directedness, attributes); labels asked for one
             part only.
         """
-        graphs = _check_graphs(graphs, "graphs", kernel=False)
+        graphs = check_graphs(graphs, "graphs", kernel=False)
         if (self.labels is not None) != (labels is not None):
             raise InputError("give labels for the new graphs exactly when the index has labels")
         old = [self.graph(i) for i in range(self.n_graphs)]
@@ -436,8 +433,8 @@ class GraphIndex:
         arrays = _encode_graphs(old + graphs, names, all_labels)
         files = {"graphs.npz": _npz_bytes(arrays)}
         if settings["kernels"]:
-            fmap = WLFeatureMap(n_iter=settings["wl_iterations"])
-            files["wl.npz"] = _npz_bytes(_wl_arrays(fmap, fmap.fit_transform(old + graphs)))
+            phi, _, tables = wl_features(old + graphs, settings["wl_iterations"])
+            files["wl.npz"] = _npz_bytes(_wl_arrays(settings["wl_iterations"], phi, tables))
         if self.ged is not None:
             costs = costs_from_settings(settings["ged_costs"])
             extra = filter_features(graphs, costs, vocabulary=self.ged.vocabulary)
@@ -539,12 +536,10 @@ class GraphIndex:
         IndexStateError
             The index was built without ``"wl"``.
         """
-        from graphs.kernels import normalize_gram
-
         if self.wl is None:
             raise IndexStateError(f"{self.path} has no WL features; rebuild it with kernels=('wl',)")
-        fmap, phi = self.wl
-        psi, norm = fmap.transform([query], return_norms=True)
+        n_iter, tables, phi = self.wl
+        psi, norm, _ = wl_features(check_graphs([query], "query"), n_iter, tables)
         values = (phi @ psi.T).toarray()
         diag = np.asarray(phi.multiply(phi).sum(axis=1)).ravel()
         return normalize_gram(values, diag, norm)[:, 0]
@@ -604,17 +599,18 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
 
 def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str = "Kingdom",
                         kernels: Sequence[str] = ("wl",),
-                        ged_costs: CostModel | None = ChemicalCosts()) -> GraphIndex:
+                        ged_costs: CostModel | None = ChemicalCosts(),
+                        progress: bool = False) -> GraphIndex:
     """Build the glycan graphs of ``dataset`` and index them at ``path`` (with its source record).
 
     ``dataset`` is as for :func:`reprs.datasets.glycan_graph_dataset` (``"glycans"``, a CSV or a
     graphs ``.jsonl``); names are the glycan strings, labels the taxonomy (bundled set) or the
-    ``label`` column.
+    ``label`` column. ``progress`` draws a bar over the graph building (most of the time).
     """
     from reprs.datasets import glycan_graph_dataset
 
     source = dataset_source(dataset, level)
-    graphs, table = glycan_graph_dataset(dataset, level=level)
+    graphs, table = glycan_graph_dataset(dataset, level=level, progress=progress)
     column = next((c for c in ("labels", "label") if c in table.columns), None)
     labels = None if column is None else [
         ", ".join(v) if isinstance(v, tuple) else str(v) for v in table[column]]
@@ -625,7 +621,8 @@ def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str = "
 
 def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
                   path: str | os.PathLike | None = None, kernels: Sequence[str] = ("wl",),
-                  ged_costs: CostModel | None = ChemicalCosts(), log=None) -> GraphIndex:
+                  ged_costs: CostModel | None = ChemicalCosts(), log=None,
+                  progress: bool = False) -> GraphIndex:
     """The index of a glycan dataset: opened if current, else built (once) and opened.
 
     Parameters
@@ -641,6 +638,8 @@ def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
         Settings of the index (see :meth:`GraphIndex.build`).
     log : callable, optional
         Called with a one-line message before a build (e.g. ``print`` to stderr).
+    progress : bool
+        Draw a progress bar while a build runs.
 
     Returns
     -------
@@ -675,4 +674,5 @@ def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
                 log(f"cached index unusable ({err}); rebuilding it")
     if log is not None:
         log(f"building the index of {dataset} in {path} (once; later queries open it)")
-    return build_dataset_index(dataset, path, level=level, kernels=kernels, ged_costs=ged_costs)
+    return build_dataset_index(dataset, path, level=level, kernels=kernels, ged_costs=ged_costs,
+                               progress=progress)

@@ -33,7 +33,6 @@ import inspect
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -41,61 +40,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from graphs.errors import (
-    EmptyDatasetError,
-    EmptyGraphError,
-    InputError,
-    InputTypeError,
-    UnknownMetricError,
-)
+from graphs.errors import InputError, UnknownMetricError
+from graphs.kernel_kinds import KERNELS, KernelSpec
+from graphs.validation import check_graphs, node_values
+from graphs.wl import normalize_gram, wl_features
 
-__all__ = ["GraphKernel", "WLFeatureMap", "KERNELS", "normalize_gram"]
+__all__ = ["GraphKernel", "WLFeatureMap", "KERNELS"]
 
-
-@dataclass(frozen=True)
-class _KernelSpec:
-    """How one kernel kind maps onto GraKeL.
-
-    ``node_input`` is the node attribute GraKeL receives as its "node labels": ``"label"`` for
-    discrete kernels, ``"x"`` for kernels on continuous attributes (GraKeL takes the vectors in the
-    same slot). ``edge_labels`` says whether the edge ``"label"`` is passed as well.
-    """
-
-    grakel_class: str
-    node_input: str | None
-    edge_labels: bool = False
-    stochastic: bool = False
-    doc: str = ""
-    #: GraKeL 0.1.x fails on some graphs with an opaque numpy error; we check first and say why.
-    #: "no_isolated": every node has an edge; "edges": every graph has one.
-    requires: str | None = None
-
-
-#: Kernel kinds and what they read. Parameters are those of the GraKeL class, with its defaults.
-KERNELS: dict[str, _KernelSpec] = {
-    "wl": _KernelSpec("WeisfeilerLehman", "label", doc="WL subtree (Shervashidze 2011)"),
-    "wl_oa": _KernelSpec(
-        "WeisfeilerLehmanOptimalAssignment", "label", doc="WL optimal assignment (Kriege 2016)"
-    ),
-    "shortest_path": _KernelSpec("ShortestPath", "label", doc="shortest path (Borgwardt 2005)"),
-    "neighborhood_hash": _KernelSpec(
-        "NeighborhoodHash", "label", stochastic=True, doc="neighborhood hash (Hido 2009)"
-    ),
-    "propagation": _KernelSpec(
-        "Propagation", "label", stochastic=True, doc="propagation on labels (Neumann 2016)"
-    ),
-    "propagation_attr": _KernelSpec(
-        "PropagationAttr", "x", stochastic=True, doc="propagation on node 'x' (GLAMOUR's kernel)"
-    ),
-    "graph_hopper": _KernelSpec(
-        "GraphHopper", "x", doc="GraphHopper on node 'x' (Feragen 2013)", requires="no_isolated"
-    ),
-    "vertex_histogram": _KernelSpec("VertexHistogram", "label", doc="node label histogram"),
-    "edge_histogram": _KernelSpec(
-        "EdgeHistogram", None, True, doc="edge label histogram", requires="edges"
-    ),
-    "odd_sth": _KernelSpec("OddSth", "label", doc="ODD-STh (Da San Martino 2012)"),
-}
 
 # Arguments of GraKeL kernels that GraphKernel sets itself rather than passing through.
 _MANAGED = {"n_jobs", "normalize", "verbose", "random_state"}
@@ -118,44 +69,7 @@ def _grakel_class(kind: str) -> type:
     return getattr(grakel.kernels, KERNELS[kind].grakel_class)
 
 
-def _check_graphs(graphs: object, what: str = "graphs", *, kernel: bool = True) -> list[nx.Graph]:
-    """Return ``graphs`` as a list of networkx graphs, or raise naming the first bad entry.
-
-    Shared with :mod:`graphs.query`, which passes ``kernel=False`` where any metric may take
-    multigraphs or graphs without nodes.
-    """
-    if isinstance(graphs, (nx.Graph, str)):
-        raise InputTypeError(f"{what} must be a sequence of networkx graphs, not one graph")
-    try:
-        graphs = list(graphs)  # type: ignore[call-overload]
-    except TypeError:
-        raise InputTypeError(
-            f"{what} must be a sequence of networkx graphs, got {type(graphs).__name__}"
-        ) from None
-    if not graphs:
-        raise EmptyDatasetError(f"{what} is empty: at least one graph is required")
-    for i, g in enumerate(graphs):
-        if not isinstance(g, nx.Graph):
-            raise InputTypeError(f"{what}[{i}] is {type(g).__name__}, not a networkx graph")
-        if not kernel:
-            continue
-        if g.is_multigraph():
-            raise InputTypeError(f"{what}[{i}] is a multigraph; kernels take Graph or DiGraph")
-        if g.number_of_nodes() == 0:
-            raise EmptyGraphError(f"{what}[{i}] has no nodes; kernels need at least one")
-    return graphs
-
-
-def _node_values(g: nx.Graph, index: int, attr: str) -> list:
-    values = []
-    for node, value in g.nodes(data=attr):
-        if value is None:
-            raise InputError(f"graph {index}: node {node!r} has no {attr!r} attribute")
-        values.append(value)
-    return values
-
-
-def _check_attributes(graphs: list[nx.Graph], spec: _KernelSpec) -> None:
+def _check_attributes(graphs: list[nx.Graph], spec: KernelSpec) -> None:
     """Every node has the attribute the kernel reads (and every edge its label), or raise.
 
     Checked here because a missing value must not silently become the string "None".
@@ -163,9 +77,9 @@ def _check_attributes(graphs: list[nx.Graph], spec: _KernelSpec) -> None:
     width = None
     for i, g in enumerate(graphs):
         if spec.node_input == "label":
-            _node_values(g, i, "label")
+            node_values(g, i, "label")
         elif spec.node_input == "x":
-            for node, x in zip(g.nodes, _node_values(g, i, "x")):
+            for node, x in zip(g.nodes, node_values(g, i, "x")):
                 shape = np.shape(x)
                 if len(shape) != 1 or (width is not None and shape[0] != width):
                     raise InputError(
@@ -185,113 +99,6 @@ def _check_attributes(graphs: list[nx.Graph], spec: _KernelSpec) -> None:
                 f"graph {i} has an isolated node; GraKeL's {spec.grakel_class} needs every node "
                 "to have an edge"
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Explicit Weisfeiler-Lehman feature map
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _GraphArrays:
-    """A list of graphs as one disjoint union: node labels and neighbour lists in CSR."""
-
-    labels: np.ndarray  # (n_nodes,) str
-    graph_of_node: np.ndarray  # (n_nodes,) int64
-    indptr: np.ndarray  # (n_nodes + 1,) int64
-    neighbors: np.ndarray  # (n_entries,) int64, global node ids
-    n_graphs: int
-
-
-def _graph_arrays(graphs: list[nx.Graph]) -> _GraphArrays:
-    labels: list[str] = []
-    sizes = np.empty(len(graphs), dtype=np.int64)
-    edge_parts = []
-    offset = 0
-    for i, g in enumerate(graphs):
-        index = dict(zip(g, range(len(g))))
-        # Labels compare as text: DESIGN.md makes node "label" a str.
-        labels.extend(str(v) for v in _node_values(g, i, "label"))
-        if g.number_of_edges():
-            edge_parts.append(
-                np.array([(index[u], index[v]) for u, v in g.edges()], dtype=np.int64) + offset
-            )
-        sizes[i] = len(index)
-        offset += len(index)
-    edges = np.concatenate(edge_parts) if edge_parts else np.empty((0, 2), np.int64)
-    # Kernels see every graph as undirected, as reprs.convert.to_grakel gives them to GraKeL:
-    # both directions of each edge, once (a DiGraph's u->v and v->u merge, a self-loop stays
-    # single), as the keys of GraKeL's edge dictionary. Sorted keys also give the CSR order.
-    both = np.concatenate([edges, edges[:, ::-1]])
-    keys = np.unique(both[:, 0] * offset + both[:, 1])
-    src, dst = np.divmod(keys, max(offset, 1))
-    indptr = np.zeros(offset + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=offset), out=indptr[1:])
-    return _GraphArrays(
-        labels=np.array(labels, dtype=str),
-        graph_of_node=np.repeat(np.arange(len(graphs), dtype=np.int64), sizes),
-        indptr=indptr,
-        neighbors=dst,
-        n_graphs=len(graphs),
-    )
-
-
-def _sortable(*blocks: np.ndarray) -> list[np.ndarray]:
-    """1-D keys whose order is the lexicographic order of the rows of the 2-D int ``blocks``.
-
-    Rows pack into one int64 in positional notation (base: the largest entry + 1) when that
-    cannot overflow, which sorts several times faster than the structured-dtype fallback. Either
-    way equal rows give equal keys and the order is lexicographic, so tables sorted under one
-    packing stay sorted under another.
-    """
-    width = blocks[0].shape[1]
-    base = max((int(b.max()) for b in blocks if b.size), default=0) + 1
-    if base**width < 2**62:
-        packed = []
-        for b in blocks:
-            key = np.zeros(len(b), dtype=np.int64)
-            for col in range(width):
-                key = key * base + b[:, col]
-            packed.append(key)
-        return packed
-    dtype = [(f"f{k}", np.int64) for k in range(width)]
-    return [np.ascontiguousarray(b).view(dtype).ravel() for b in blocks]
-
-
-def _assign_ids(
-    rows: np.ndarray, known: tuple[np.ndarray, np.ndarray] | None, next_id: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Map each row to the id of an equal known row, or to a fresh id from ``next_id`` on.
-
-    ``rows`` is a 1-D str array (iteration 0) or a 2-D int array (one signature per row);
-    ``known`` is (unique rows in sorted order, their ids). Equal new rows share one fresh id.
-    Returns the ids of ``rows`` and the new unique rows (sorted) with their fresh ids.
-    """
-    has_known = known is not None and len(known[0]) > 0
-    if rows.ndim == 1:
-        keys, known_keys = rows, known[0] if has_known else None
-    else:
-        keys, *rest = _sortable(rows, *([known[0]] if has_known else []))
-        known_keys = rest[0] if has_known else None
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    ids = np.empty(len(uniq), dtype=np.int64)
-    found = np.zeros(len(uniq), dtype=bool)
-    if has_known:
-        pos = np.minimum(np.searchsorted(known_keys, uniq), len(known_keys) - 1)
-        found = known_keys[pos] == uniq
-        ids[found] = known[1][pos[found]]
-    fresh = np.arange(next_id, next_id + int((~found).sum()), dtype=np.int64)
-    ids[~found] = fresh
-    return ids[inverse.ravel()], rows[first[~found]], fresh
-
-
-def _signature_rows(labels: np.ndarray, indptr: np.ndarray, sorted_nbr: np.ndarray, nodes, d):
-    """(label, sorted neighbour labels) of the nodes of degree ``d``, one row each."""
-    rows = np.empty((len(nodes), d + 1), dtype=np.int64)
-    rows[:, 0] = labels[nodes]
-    if d:
-        rows[:, 1:] = sorted_nbr[indptr[nodes][:, None] + np.arange(d)]
-    return rows
 
 
 class WLFeatureMap(TransformerMixin, BaseEstimator):
@@ -319,7 +126,7 @@ class WLFeatureMap(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Relabelling is vectorised: nodes are grouped by degree, each group's (label, sorted
+    Relabelling (:func:`graphs.wl.wl_features`) is vectorised: nodes are grouped by degree, each group's (label, sorted
     neighbour labels) rows are compressed with ``np.unique``, and new graphs are matched to the
     fitted patterns with ``np.searchsorted``. Patterns unseen in ``fit`` get no column (they cannot
     match a fitted graph) but do count in a new graph's own squared norm, as in GraKeL's diagonal.
@@ -339,12 +146,12 @@ class WLFeatureMap(TransformerMixin, BaseEstimator):
 
     def fit(self, graphs: Sequence[nx.Graph], y: object = None) -> WLFeatureMap:
         """Learn the subtree patterns of ``graphs``; returns self."""
-        self._fit_transform(_check_graphs(graphs))
+        self._fit_transform(check_graphs(graphs))
         return self
 
     def fit_transform(self, graphs: Sequence[nx.Graph], y: object = None) -> sp.csr_matrix:
         """Fit on ``graphs`` and return their (n_graphs, n_features_) float64 count matrix."""
-        return self._fit_transform(_check_graphs(graphs))
+        return self._fit_transform(check_graphs(graphs))
 
     def transform(
         self, graphs: Sequence[nx.Graph], *, return_norms: bool = False
@@ -367,78 +174,19 @@ class WLFeatureMap(TransformerMixin, BaseEstimator):
             Only with ``return_norms``.
         """
         check_is_fitted(self, "tables_")
-        features, norms = self._features(_graph_arrays(_check_graphs(graphs)), fit=False)
+        features, norms, _ = wl_features(check_graphs(graphs), self.n_iter, self.tables_)
         return (features, norms) if return_norms else features
 
     def _fit_transform(self, graphs: list[nx.Graph]) -> sp.csr_matrix:
-        self.tables_: list = []
-        features, _ = self._features(_graph_arrays(graphs), fit=True)
+        features, _, self.tables_ = wl_features(graphs, self.n_iter)
         self.block_sizes_ = tuple(size for _, size in self.tables_)
         self.n_features_ = int(sum(self.block_sizes_))
         return features
-
-    def _features(self, arrays: _GraphArrays, *, fit: bool) -> tuple[sp.csr_matrix, np.ndarray]:
-        n_nodes = len(arrays.labels)
-        degree = np.diff(arrays.indptr)
-        row = np.repeat(np.arange(n_nodes), degree)
-        degrees = np.unique(degree)
-        blocks, norms = [], np.zeros(arrays.n_graphs)
-        labels = None
-        for h in range(self.n_iter + 1):
-            table, size = self.tables_[h] if not fit else ({}, 0)
-            new_labels = np.empty(n_nodes, dtype=np.int64)
-            if h == 0:
-                groups = [(None, np.arange(n_nodes), arrays.labels)]
-            else:
-                # Sort neighbour labels within each node's CSR slice: one sort of row * L + label.
-                span = np.int64(labels.max() + 1)
-                sorted_nbr = np.sort(row * span + labels[arrays.neighbors]) - row * span
-                groups = []
-                for d in degrees:
-                    nodes = np.flatnonzero(degree == d)
-                    keys = _signature_rows(labels, arrays.indptr, sorted_nbr, nodes, int(d))
-                    groups.append((int(d), nodes, keys))
-            next_id = size
-            for d, nodes, keys in groups:
-                ids, new_keys, new_ids = _assign_ids(keys, table.get(d), next_id)
-                new_labels[nodes] = ids
-                next_id += len(new_ids)
-                if fit:
-                    table[d] = (new_keys, new_ids)
-            if fit:
-                size = next_id
-                self.tables_.append((table, size))
-            labels = new_labels
-            counts = sp.csr_matrix(
-                (np.ones(n_nodes), (arrays.graph_of_node, labels)),
-                shape=(arrays.n_graphs, max(next_id, size)),
-            )
-            norms += np.asarray(counts.multiply(counts).sum(axis=1)).ravel()
-            blocks.append(counts[:, :size])
-        return sp.hstack(blocks, format="csr"), norms
 
 
 # --------------------------------------------------------------------------------------------
 # scikit-learn transformer
 # --------------------------------------------------------------------------------------------
-
-
-def normalize_gram(k: np.ndarray, diag_rows: np.ndarray, diag_cols: np.ndarray) -> np.ndarray:
-    """Cosine-normalise a kernel block in place: ``k / sqrt(outer(diag_rows, diag_cols))``.
-
-    GraKeL's expression, so values agree to the last bit. For diagonals that are never 0 (WL:
-    every graph has a node); avoids GraKeL's extra N x N temporaries.
-
-    Parameters
-    ----------
-    k : numpy.ndarray of float64, shape (n, m)
-        Unnormalised kernel values, overwritten.
-    diag_rows, diag_cols : numpy.ndarray, shapes (n,) and (m,)
-        ``k(G, G)`` of the row and column graphs.
-    """
-    scale = np.outer(diag_rows, diag_cols)
-    np.sqrt(scale, out=scale)
-    return np.divide(k, scale, out=k)
 
 
 class GraphKernel(TransformerMixin, BaseEstimator):
@@ -625,7 +373,7 @@ class GraphKernel(TransformerMixin, BaseEstimator):
 
     def fit(self, graphs: Sequence[nx.Graph], y: object = None) -> GraphKernel:
         """Fit the kernel on ``graphs`` (the columns of later :meth:`transform` output)."""
-        self._fit(_check_graphs(graphs))
+        self._fit(check_graphs(graphs))
         return self
 
     def _fit(self, graphs: list[nx.Graph]) -> np.ndarray | None:
@@ -641,7 +389,7 @@ class GraphKernel(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, graphs: Sequence[nx.Graph], y: object = None) -> np.ndarray:
         """Fit on ``graphs`` and return their (n, n) Gram matrix (float64)."""
-        gram = self._fit(_check_graphs(graphs))
+        gram = self._fit(check_graphs(graphs))
         if gram is not None:
             return self._finite(gram)
         gram = (self.features_ @ self.features_.T).toarray()
@@ -655,7 +403,7 @@ class GraphKernel(TransformerMixin, BaseEstimator):
         numpy.ndarray, shape (len(graphs), n_graphs_fit_)
         """
         check_is_fitted(self, "n_graphs_fit_")
-        graphs = _check_graphs(graphs)
+        graphs = check_graphs(graphs)
         if not self._explicit:
             with _quiet_grakel():
                 return self._finite(self.kernel_.transform(self._grakel_input(graphs, fit=False)))

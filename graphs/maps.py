@@ -110,7 +110,7 @@ def similarity_map(
     import pandas as pd
 
     from graphs.query import pairwise
-    from graphs.kernels import KERNELS
+    from graphs.kernel_kinds import KERNELS
 
     if labels is not None and len(labels) != len(graphs):
         raise InputError(f"{len(labels)} labels for {len(graphs)} graphs")

@@ -11,7 +11,7 @@ A *metric* is one of
   go to it, e.g. ``{"method": "bipartite", "timeout": 1.0}``), ``"dmeasure"``
   (:func:`graphs.dmeasure.d_measure` on the graphs read as undirected; each graph's signature is
   computed once; ``metric_params``: ``weights``, ``alpha_iterations``) or a kernel kind of
-  :data:`graphs.kernels.KERNELS` (``"wl"``, ``"propagation_attr"``, ... ; normalised kernel
+  :data:`graphs.kernel_kinds.KERNELS` (``"wl"``, ``"propagation_attr"``, ... ; normalised kernel
   similarity, ``metric_params`` go to :class:`graphs.kernels.GraphKernel`).
 
 Work is cut into rectangular blocks of the matrix (``block`` rows by ``block`` columns); a symmetric
@@ -50,7 +50,8 @@ from graphs.errors import (
     NonOptimalWarning,
     UnknownMetricError,
 )
-from graphs.kernels import KERNELS, GraphKernel, WLFeatureMap, _check_graphs, normalize_gram
+from graphs.validation import check_graphs
+from graphs.wl import normalize_gram, wl_features
 
 __all__ = ["PairMetric", "TopK", "pairwise", "top_k", "metric_names"]
 
@@ -121,14 +122,13 @@ class _WLMetric:
     blockable = True
 
     def prepare(self, rows: list[nx.Graph], cols: list[nx.Graph] | None) -> tuple:
-        fmap = WLFeatureMap(n_iter=self.n_iter)
-        phi = fmap.fit_transform(rows)
+        phi, _, tables = wl_features(check_graphs(rows), self.n_iter)
         diag = np.asarray(phi.multiply(phi).sum(axis=1)).ravel()
         if cols is None:
             return phi, diag, phi, diag
         # Rows are the dataset the map is fitted on, columns the queries, whose unseen patterns
         # count only in their own norms, as in GraphKernel("wl").fit(dataset).transform(queries).
-        psi, norms = fmap.transform(cols, return_norms=True)
+        psi, norms, _ = wl_features(check_graphs(cols), self.n_iter, tables)
         return phi, diag, psi, norms
 
     def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
@@ -154,6 +154,8 @@ class _GramMetric:
         return (rows, cols)
 
     def block(self, state: tuple, r: np.ndarray, c: np.ndarray, upper: bool):
+        from graphs.kernels import GraphKernel
+
         rows, cols = state
         kernel = GraphKernel(self.kind, **self.params)
         if cols is None:
@@ -211,6 +213,8 @@ def _ged_pair(g1: nx.Graph, g2: nx.Graph, params: dict) -> object:
 
 def metric_names() -> list[str]:
     """Names accepted as ``metric``: ``"ged"``, ``"dmeasure"`` and the kinds of :data:`KERNELS`."""
+    from graphs.kernel_kinds import KERNELS
+
     return ["ged", "dmeasure", *KERNELS]
 
 
@@ -228,7 +232,9 @@ def _resolve(metric: object, params: dict | None, symmetric: bool | None):
                     f"dmeasure has no parameter(s) {sorted(bad)}; valid: alpha_iterations, weights"
                 )
             resolved = _DMeasureMetric(params)
-        elif metric in KERNELS:
+        elif metric in metric_names():
+            from graphs.kernels import GraphKernel
+
             kernel = GraphKernel(metric, **params)  # validates the parameters
             if kernel.explicit:
                 resolved = _WLMetric(kernel.params.get("n_iter", 5), kernel.normalize)
@@ -415,7 +421,7 @@ def pairwise(
     >>> pairwise(gs, lambda a, b: abs(len(a) - len(b))).tolist()
     [[0.0, 1.0], [1.0, 0.0]]
     """
-    graphs = _check_graphs(graphs, "graphs", kernel=False)
+    graphs = check_graphs(graphs, "graphs", kernel=False)
     metric = _resolve(metric, metric_params, symmetric)
     n = len(graphs)
     state = metric.prepare(graphs, None)
@@ -564,7 +570,7 @@ def top_k(
         raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive integer, got {k!r}")
-    graphs = _check_graphs(graphs, "graphs", kernel=False)
+    graphs = check_graphs(graphs, "graphs", kernel=False)
     metric = _resolve(metric, metric_params, None)
     n = len(graphs)
     if isinstance(metric, PairMetric):

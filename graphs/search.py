@@ -45,7 +45,6 @@ import networkx as nx
 import numpy as np
 
 from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMetricError
-from graphs.ged import GAP_TOL, graph_edit_distance
 from graphs.ged_bounds import multiset_lower_bounds
 from graphs.index import GraphIndex
 
@@ -125,6 +124,10 @@ class _Verifier:
     """
 
     def __init__(self, query, index, budget: float, start: float):
+        # graphs.ged (scipy.optimize) is imported by GED searches only: a WL query stays light.
+        from graphs.ged import GAP_TOL, graph_edit_distance
+
+        self.ged, self.tol = graph_edit_distance, GAP_TOL
         self.query, self.index, self.costs = query, index, index.ged_costs
         self.lb = multiset_lower_bounds(query, index.ged, self.costs)
         self.order = np.lexsort((np.arange(len(self.lb)), self.lb))
@@ -150,7 +153,7 @@ class _Verifier:
             i = int(self.order[self.pointer])
             self.pointer += 1
             self.n_bounds += 1
-            r = graph_edit_distance(self.query, self.index.graph(i), costs=self.costs,
+            r = self.ged(self.query, self.index.graph(i), costs=self.costs,
                                     method="bipartite")
         else:
             _, i = heapq.heappop(self.heap)
@@ -161,7 +164,7 @@ class _Verifier:
             self.lp_done.add(i)
             self.n_lp += method == "bounds"
             self.n_exact += method == "exact"
-            r = graph_edit_distance(self.query, self.index.graph(i), costs=self.costs,
+            r = self.ged(self.query, self.index.graph(i), costs=self.costs,
                                     method=method, timeout=timeout if timeout < math.inf else None)
         self.bound[i] = max(self.bound[i], r.lower_bound)
         if r.optimal:
@@ -176,7 +179,7 @@ def _ged_top_k(query, index, k, budget, start):
     status = "certified"
     while True:
         nxt = v.next_bound()
-        if len(best) == k and -best[0][0] <= nxt + GAP_TOL or nxt == math.inf:
+        if len(best) == k and -best[0][0] <= nxt + v.tol or nxt == math.inf:
             break
         if v.left() <= 0:
             status = "time_budget"
@@ -191,7 +194,7 @@ def _ged_top_k(query, index, k, budget, start):
                 heapq.heapreplace(best, item)
     nxt = v.next_bound()
     rows = sorted((-d, -i) for d, i in best)
-    certified_rows = [d <= nxt + GAP_TOL for d, _ in rows]
+    certified_rows = [d <= nxt + v.tol for d, _ in rows]
     if len(rows) < k:  # the budget ran out: fill with the best bounds not yet verified
         seen = {i for _, i in rows}
         pending = [i for _, i in v.heap] + v.order[v.pointer:v.pointer + k].tolist()
@@ -304,12 +307,12 @@ def within(query: nx.Graph, index: GraphIndex, metric: str, threshold: float, *,
                             0, time.perf_counter() - start, "certified")
     v = _Verifier(query, index, budget, start)
     status = "certified"
-    while v.next_bound() <= threshold + GAP_TOL:
+    while v.next_bound() <= threshold + v.tol:
         if v.left() <= 0:
             status = "time_budget"
             break
         v.step()
-    found = sorted((d, i) for i, d in v.exact.items() if d <= threshold + GAP_TOL)
+    found = sorted((d, i) for i, d in v.exact.items() if d <= threshold + v.tol)
     indices = np.array([i for _, i in found], dtype=np.int64)
     ones = np.ones(len(indices), dtype=bool)
     return SearchResult(

@@ -5,6 +5,8 @@
 - :class:`Trainer`: AdamW, schedules, early stopping, gradient clipping, seeded data order,
   atomic checkpoints with resume, per-epoch JSON log; model-agnostic (a ``step`` hook).
 - :class:`GNNClassifier`, :class:`GNNRegressor`: scikit-learn-style estimators on lists of graphs.
+- :class:`CGVAE`: generative backmapping of coarse-grained frames (:mod:`learners.backmap`, which also
+  holds ``backmap``, the metrics and the nearest-frame baseline).
 - :mod:`learners.splits`, :mod:`learners.metrics`, :mod:`learners.attribution`.
 """
 
@@ -21,6 +23,7 @@ _LAZY = {
     "GNNClassifier": ("learners.estimators", "GNNClassifier"),
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
     "DiabaticPaiNN": ("learners.diabatic", "DiabaticPaiNN"),
+    "CGVAE": ("learners.backmap.model", "CGVAE"),
 }
 
 __all__ = list(_LAZY)

@@ -1,18 +1,19 @@
-"""``matrep train CONFIG RUN``, ``matrep predict RUN INPUT`` (:mod:`learners.runs`) and ``matrep active
-CONFIG -o OUT`` (:mod:`learners.active_config`): thin wrappers."""
+"""``matrep train CONFIG RUN``, ``matrep predict RUN INPUT`` (:mod:`learners.runs`), ``matrep active
+CONFIG -o OUT`` (:mod:`learners.active_config`) and ``matrep backmap MODEL CG -n N -o OUT``
+(:mod:`learners.backmap.model`): thin wrappers."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from reprs.config import add_progress_flags, progress_wanted
+from reprs.config import add_progress_flags, int_at_least, progress_wanted
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train``, ``predict`` and ``active`` subcommands to the ``matrep`` parser."""
+    """Add the ``train``, ``predict``, ``active`` and ``backmap`` subcommands to the ``matrep`` parser."""
     p = subparsers.add_parser(
         "train",
         help="train a GNN from a TOML config into a run folder",
@@ -49,6 +50,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("-o", "--output", required=True, help="folder to write")
     add_progress_flags(a)
     a.set_defaults(func=_active)
+    b = subparsers.add_parser(
+        "backmap",
+        help="sample all-atom conformations of coarse-grained frames with a trained CGVAE",
+        description="Draw N all-atom samples of every CG frame of CG (xyz/extxyz: one bead per line, in the "
+        "order and with the bead symbols of the model's mapping) with a CGVAE saved by "
+        "learners.backmap.save_cgvae, and write them to OUTPUT (.extxyz or .db; info frame and sample).",
+    )
+    b.add_argument("model", help="saved CGVAE (.pt)")
+    b.add_argument("cg", help="CG frames (any file ASE reads)")
+    b.add_argument("-n", "--samples", type=int_at_least(1), default=10, help="samples per CG frame (default 10)")
+    b.add_argument("-o", "--output", required=True, help=".extxyz or .db to write")
+    b.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the prior draws (default: fresh)")
+    b.set_defaults(func=_backmap)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -69,3 +83,12 @@ def _predict(args: argparse.Namespace) -> None:
     table = predict_file(args.run, args.input, column=args.column, output=args.output)
     if args.output is None:
         print(table.to_csv(index=False), end="")
+
+
+def _backmap(args: argparse.Namespace) -> None:
+    import sys
+
+    from learners.backmap.model import backmap_file
+
+    n = backmap_file(args.model, args.cg, args.output, n_samples=args.samples, seed=args.seed)
+    print(f"wrote {n} frames to {args.output}", file=sys.stderr)

@@ -21,6 +21,7 @@ BASE_LAYER = ("reprs.errors", "reprs.atoms", "reprs.fileio", "reprs.config", "re
 _LAZY = {
     "errors": ("reprs.errors", None),
     "glass": ("reprs.glass", None),
+    "cg_mapping": ("reprs.cg_mapping", None),
     "to_grakel": ("reprs.convert", "to_grakel"),
     "to_pyg": ("reprs.convert", "to_pyg"),
     "glycan_graph": ("reprs.glycans", "glycan_graph"),

@@ -19,7 +19,8 @@ from reprs.glycan_taxonomy import TAXONOMY_LEVELS, load_glycans
 __all__ = ["load_glycans", "glycan_graph_dataset", "load_qm9", "TAXONOMY_LEVELS", "QM9_TARGETS"]
 
 
-def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", column: str | None = None, **options):
+def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", column: str | None = None,
+                         progress: bool = False, **options):
     """Glycan graphs with their table, from the bundled set or from a file.
 
     Parameters
@@ -33,6 +34,8 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
         Taxonomy level for the bundled set.
     column : str, optional
         Glycan column of a CSV source.
+    progress : bool
+        Draw a progress bar over the glycans while their graphs are built.
     **options
         Passed to :func:`reprs.glycans.glycan_graph`.
 
@@ -77,7 +80,7 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
         if column not in table.columns:
             raise InputError(f"column {column!r} not in {path}; columns: {list(table.columns)}")
         table = table.rename(columns={column: "glycan"})
-    graphs, _ = build_glycan_graphs(table["glycan"].astype(str), errors="skip", **options)
+    graphs, _ = build_glycan_graphs(table["glycan"].astype(str), errors="skip", progress=progress, **options)
     keep = [g is not None for g in graphs]
     if not any(keep):
         raise InputError(f"no glycan of {source!r} could be turned into a graph")

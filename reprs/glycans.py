@@ -252,7 +252,8 @@ def glycan_string(graph: nx.DiGraph) -> str:
     return write_iupac(names, bonds, index[roots[0]], floating)
 
 
-def build_glycan_graphs(glycans, *, errors: str = "raise", **options) -> tuple[list, list[tuple[int, str]]]:
+def build_glycan_graphs(glycans, *, errors: str = "raise", progress: bool = False,
+                        **options) -> tuple[list, list[tuple[int, str]]]:
     """Build graphs for many glycan strings.
 
     Parameters
@@ -261,6 +262,8 @@ def build_glycan_graphs(glycans, *, errors: str = "raise", **options) -> tuple[l
         IUPAC-condensed glycans.
     errors : {"raise", "skip"}
         Raise on the first bad string, or skip it and record ``(row, message)`` in the failures.
+    progress : bool
+        Draw a progress bar (tqdm, on stderr) over the glycans.
     **options
         Passed to :func:`glycan_graph` (``linkage``, ``on_unknown``, ``fingerprint``, ``library``).
 
@@ -275,6 +278,10 @@ def build_glycan_graphs(glycans, *, errors: str = "raise", **options) -> tuple[l
 
     if errors not in ("raise", "skip"):
         raise InputError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    if progress:
+        from tqdm.auto import tqdm
+
+        glycans = tqdm(glycans, desc="glycan graphs", unit="glycan")
     graphs, failures = [], []
     for row, glycan in enumerate(glycans):
         try:

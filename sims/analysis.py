@@ -26,7 +26,8 @@ from .errors import SimsError, SimsInputError
 from .neighbors import neighbor_list
 
 __all__ = ["RDF", "coordination_numbers", "bond_angles", "bond_angle_distribution", "unwrap", "MSD",
-           "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "ArrheniusResult",
+           "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "nernst_einstein_conductivity",
+           "ArrheniusResult", "SlopeChangeResult", "arrhenius_slope_change",
            "arrhenius_fit", "vdos"]
 
 
@@ -190,6 +191,10 @@ class MSD:
     -----
     Input frames are unwrapped with :func:`unwrap` (the minimum-image step between consecutive
     frames); pass ``unwrapped=True`` to ``compute`` when positions are already continuous.
+    Checked when a cell is known: positions passed as unwrapped that jump by more than half the
+    cell between frames raise :class:`~sims.errors.SimsInputError` (they are wrapped, or stored
+    too rarely); wrapped ones whose largest step exceeds 0.4 of the cell warn (``RuntimeWarning``:
+    the minimum image is about to become ambiguous). A ``species`` the structure lacks raises.
     """
 
     def __init__(self, *, timestep: float, species: str | None = None) -> None:
@@ -231,20 +236,60 @@ class MSD:
         return self.per_axis.sum(axis=1)
 
 
+#: Largest step between frames, as a fraction of the cell, that :func:`unwrap` takes at face value
+#: without a warning (half the cell is where the minimum image becomes ambiguous).
+_UNWRAP_SAFE_STEP = 0.4
+
+
+def _largest_step(pos: np.ndarray, cell: np.ndarray, pbc, minimum_image: bool) -> tuple[float, int, int]:
+    """Largest fractional step of any atom along a periodic axis between consecutive frames (its
+    minimum image if asked): ``(step, frame, atom)``, the frame being the later of the two."""
+    periodic = np.asarray(pbc, bool)
+    if len(pos) < 2 or not periodic.any():
+        return 0.0, 0, 0
+    step = np.diff(pos @ np.linalg.inv(np.asarray(cell, dtype=float)), axis=0)[..., periodic]
+    step = np.abs(step - np.round(step) if minimum_image else step).max(axis=2)
+    t, i = np.unravel_index(int(np.argmax(step)), step.shape)
+    return float(step[t, i]), int(t) + 1, int(i)
+
+
+def _check_continuity(pos: np.ndarray, cell, pbc, unwrapped: bool) -> None:
+    """Refuse wrapped positions passed as unwrapped; warn when frames are too far apart to unwrap."""
+    if cell is None:
+        return
+    step, t, i = _largest_step(pos, cell, pbc, minimum_image=not unwrapped)
+    if unwrapped and step > 0.5:
+        # Moves of half a cell between stored frames are not physical; a wrapped coordinate
+        # re-entering the cell jumps by a whole one. Either way the MSD would be wrong.
+        raise SimsInputError(f"positions passed as unwrapped jump by {step:.2f} of the cell (atom {i}, frames "
+                             f"{t - 1} -> {t}): they look wrapped into the cell; pass unwrapped=False (with the "
+                             f"cell for arrays) to unwrap them, or store frames more often")
+    if not unwrapped and step > _UNWRAP_SAFE_STEP:
+        warnings.warn(f"atom {i} moves {step:.2f} of the cell between frames {t - 1} and {t} (largest step); "
+                      f"near 0.5 the minimum image cannot tell a move from a boundary crossing and unwrapping "
+                      f"may be wrong: store frames more often", RuntimeWarning, stacklevel=4)
+
+
 def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
             raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
-        if not unwrapped:
-            if cell is None:
-                raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
-            pos = unwrap(pos, cell)
-        return pos
-    frames = as_frames(frames)
-    mask = _species_mask(frames[0], species)
-    pos = np.stack([f.positions[mask] for f in frames])
-    return pos if unwrapped else unwrap(pos, frames[0].cell[:], frames[0].pbc)
+        if not unwrapped and cell is None:
+            raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
+        pbc = (True, True, True)
+    else:
+        frames = as_frames(frames)
+        mask = _species_mask(frames[0], species)
+        if not mask.any():
+            raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
+                                 f"pick a species it holds")
+        pos = np.stack([f.positions[mask] for f in frames])
+        cell, pbc = frames[0].cell[:], frames[0].pbc
+        if not np.asarray(pbc).any():
+            cell = None
+    _check_continuity(pos, cell, pbc, unwrapped)
+    return pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
 
 
 @dataclass(frozen=True)
@@ -273,9 +318,20 @@ class DiffusionResult:
 
 def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: int) -> DiffusionResult:
     lo, hi = fit_range if fit_range is not None else (0.1 * t[-1], 0.5 * t[-1])
+    if not 0 <= lo < hi:
+        raise SimsInputError(f"fit range must satisfy 0 <= start < end (fs), got ({lo}, {hi})")
+    if hi > t[-1] * (1 + 1e-12):
+        raise SimsInputError(f"fit range ends at {hi} fs, beyond the trajectory's longest lag {t[-1]} fs "
+                             f"({len(t)} frames); end the window at or below half of it, {0.5 * t[-1]} fs")
     sel = (t >= lo) & (t <= hi)
     if sel.sum() < 3:
         raise SimsInputError(f"fit range {lo}-{hi} fs holds fewer than 3 lag times")
+    if hi > 0.5 * t[-1] * (1 + 1e-12):
+        # Fewer than two non-overlapping time origins at the window's longest lag: a single
+        # displacement per series there, whose scatter the error model below cannot see.
+        warnings.warn(f"fit range ends at {hi} fs, more than half the trajectory ({t[-1]} fs): fewer than 2 "
+                      f"independent time origins at its longest lag, so the standard error is unreliable; "
+                      f"end the window at or below {0.5 * t[-1]} fs or run longer", RuntimeWarning, stacklevel=3)
     (slope, icpt), cov = np.polyfit(t[sel], y[sel], 1, cov=True)
     d_value = float(slope / (2 * d))
     # The MSD at neighbouring lags shares almost all its displacements, so the fit residuals say
@@ -308,6 +364,10 @@ def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
     RMS near 1 over seeds (tests/sims/test_analysis.py); the least-squares error of the fit, which
     treats the strongly correlated MSD points as independent, understated the collective one up
     to a hundredfold.
+
+    Raises :class:`~sims.errors.SimsInputError` for a window outside the trajectory; warns
+    (``RuntimeWarning``) when the window ends beyond half the trajectory, where fewer than two
+    independent time origins remain and the standard error means little.
     """
     dims = tuple(int(x) for x in dims)
     return _fit_slope(msd.lag, msd.per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, msd.n_atoms)
@@ -353,6 +413,26 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
     return float(h), float(err)
 
 
+#: Elementary charge (C) and Boltzmann constant (J/K), exact in the 2019 SI.
+_E_CHARGE, _K_B = 1.602176634e-19, 1.380649e-23
+
+
+def nernst_einstein_conductivity(d_sigma: float, *, n_ions: int, volume: float, temperature: float,
+                                 charge: float = 1.0) -> float:
+    """Ionic conductivity (mS/cm) from the charge diffusivity: ``sigma = N (z e)^2 D_sigma / (V kB T)``.
+
+    ``d_sigma`` (Å^2/fs) from :func:`collective_diffusivity` over the ``n_ions`` mobile ions of
+    charge ``z = charge`` (elementary charges) in ``volume`` (Å^3) at ``temperature`` (K). With the
+    tracer ``D*`` instead this is the Nernst-Einstein estimate that assumes a Haven ratio of 1.
+    Formula: e.g. Marcolongo & Marzari, Phys. Rev. Mater. 1, 025402 (2017), eq. 3.
+    """
+    if n_ions < 1 or not volume > 0 or not temperature > 0:
+        raise SimsInputError(f"need n_ions >= 1, volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
+                             f"{temperature}")
+    sigma = n_ions * (charge * _E_CHARGE) ** 2 * d_sigma * 1e-5 / (volume * 1e-30 * _K_B * temperature)  # S/m
+    return 10.0 * sigma
+
+
 @dataclass(frozen=True)
 class ArrheniusResult:
     """``D = D0 exp(-Ea / (kB T))``: activation energy ``Ea`` (eV), prefactor ``D0`` (units of D), standard errors."""
@@ -383,6 +463,75 @@ def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
         (ea, ln_d0), cov = np.polyfit(x, y, 1, w=w, cov="unscaled")
     d0 = float(np.exp(ln_d0))
     return ArrheniusResult(Ea=float(ea), Ea_err=float(np.sqrt(cov[0, 0])), D0=d0, D0_err=float(d0 * np.sqrt(cov[1, 1])))
+
+
+@dataclass(frozen=True)
+class SlopeChangeResult:
+    """An Arrhenius line with a kink at ``t_break`` (K) against one straight line.
+
+    ``Ea_low`` / ``Ea_high`` (eV, with standard errors) are the activation energies below and
+    above ``t_break``; ``F`` and ``p_value`` the F-test of the kink (one extra parameter): a small
+    ``p_value`` says one straight line does not describe the data within their errors.
+    """
+
+    t_break: float
+    Ea_low: float
+    Ea_low_err: float
+    Ea_high: float
+    Ea_high_err: float
+    F: float
+    p_value: float
+
+
+def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float], errors: Sequence[float], *,
+                           t_break: float) -> SlopeChangeResult:
+    """Test for a change of activation energy at ``t_break`` (K), as claimed for Li in LGPS near 400 K.
+
+    Weighted least squares (weights ``D / sigma_D``, as :func:`arrhenius_fit`) of
+    ``ln D = a - Ea_high x - dEa max(0, x - x_b)`` with ``x = 1 / (kB T)``: a continuous line that
+    bends at ``x_b = 1 / (kB t_break)``, so ``Ea_low = Ea_high + dEa``. Against the straight line
+    (``dEa = 0``) the extra parameter is judged by ``F = (chi2_line - chi2_kink) / (chi2_kink / (n - 3))``
+    and its F(1, n - 3) tail probability (the nested-model F-test, e.g. Bevington & Robinson,
+    *Data Reduction and Error Analysis*, ch. 11). ``t_break`` must be chosen before looking at the
+    data; scanning it for the smallest ``p_value`` invalidates the p-value.
+
+    Raises :class:`~sims.errors.SimsInputError` unless at least 2 temperatures lie on each side of
+    ``t_break`` and at least 5 in all (three parameters and two residual degrees of freedom).
+    """
+    from scipy import stats
+
+    t = np.asarray(temperatures, dtype=float)
+    d = np.asarray(values, dtype=float)
+    err = np.asarray(errors, dtype=float)
+    if not (t.shape == d.shape == err.shape) or (t <= 0).any() or (d <= 0).any() or not (err > 0).all():
+        raise SimsInputError("need positive temperatures (K), values and errors of the same length")
+    below, above = int((t < t_break).sum()), int((t > t_break).sum())
+    if below < 2 or above < 2 or len(t) < 5:
+        raise SimsInputError(f"need >= 2 temperatures on each side of t_break = {t_break} K and >= 5 in all, got "
+                             f"{below} below, {above} above")
+    x = 1.0 / (units.kB * t)
+    y, w = np.log(d), d / err
+    hinge = np.maximum(0.0, x - 1.0 / (units.kB * t_break))
+    line = np.column_stack([np.ones_like(x), -x])
+    kink = np.column_stack([line, -hinge])
+
+    def fit(design):
+        coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+        chi2 = float(np.sum(((design @ coef - y) * w) ** 2))
+        cov = np.linalg.inv((design * w[:, None]).T @ (design * w[:, None]))
+        return coef, chi2, cov
+
+    _, chi2_line, _ = fit(line)
+    coef, chi2_kink, cov = fit(kink)
+    dof = len(t) - 3
+    f_stat = (chi2_line - chi2_kink) / (chi2_kink / dof) if chi2_kink > 0 else math.inf
+    # The line's covariance scaled by the reduced chi^2 of the kinked fit: errors from the scatter
+    # when the stated errors understate it, never below the stated ones' propagation.
+    cov = cov * max(1.0, chi2_kink / dof)
+    ea_low_err = float(np.sqrt(cov[1, 1] + cov[2, 2] + 2 * cov[1, 2]))
+    return SlopeChangeResult(t_break=float(t_break), Ea_low=float(coef[1] + coef[2]), Ea_low_err=ea_low_err,
+                             Ea_high=float(coef[1]), Ea_high_err=float(np.sqrt(cov[1, 1])), F=float(f_stat),
+                             p_value=float(stats.f.sf(f_stat, 1, dof)))
 
 
 def vdos(velocities: np.ndarray, *, timestep: float,

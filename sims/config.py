@@ -151,7 +151,8 @@ class System(_Table):
         where = cls.TABLE if where is None else where
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where} must be a table, got {describe(table)}")
-        builders = {sub.BUILDER: sub for sub in (BetaCristobalite, Bulk, FileSystem, Molecule)}
+        builders = {sub.BUILDER: sub for sub in (BetaCristobalite, Bulk, FileSystem, Molecule, AlanineDipeptide,
+                                                 Peptide)}
         builder = table.get("builder")
         if builder not in builders:
             guess = did_you_mean(builder, builders) if isinstance(builder, str) else None
@@ -211,6 +212,26 @@ class Molecule(System):
             raise ConfigError(f"{where} needs exactly one of 'name' (ASE's g2 collection) or 'smiles'")
         if self.conformers < 1:
             raise ConfigError(f"{where}.conformers must be >= 1, got {self.conformers}")
+
+
+@dataclass(frozen=True)
+class AlanineDipeptide(System):
+    """``builder = "alanine_dipeptide"``: :func:`sims.openmm_potential.alanine_dipeptide` (ACE-ALA-NME,
+    22 atoms) minimised with amber14 in ``conformation`` ("C7eq" or "C7ax"); pairs with ``kind = "amber14"``."""
+
+    BUILDER = "alanine_dipeptide"
+    conformation: Literal["C7eq", "C7ax"] = "C7eq"
+
+
+@dataclass(frozen=True)
+class Peptide(System):
+    """``builder = "peptide"``: :func:`sims.openmm_potential.peptide` (one-letter ``sequence``, amber14
+    hydrogens, minimised with ``implicit_solvent`` None, "obc2" or "gbn2"; the config's ``seed`` seeds
+    RDKit's embedding); pairs with ``kind = "amber14"``, ``molecule = "peptide"`` and the same sequence."""
+
+    BUILDER = "peptide"
+    sequence: str
+    implicit_solvent: Literal["obc2", "gbn2"] | None = None
 
 
 # -- [potential], [md], [output] and the whole config ------------------------------------------

@@ -8,10 +8,13 @@ output::
     engine = "matrep"
     [system]
     builder = "beta_cristobalite"      # or "bulk" (symbol, crystal, a, repeat), "file" (path),
-                                       # "molecule" (name in ASE's g2 collection, or smiles)
+                                       # "molecule" (name in ASE's g2 collection, or smiles),
+                                       # "alanine_dipeptide" (conformation), "peptide" (sequence,
+                                       # implicit_solvent): with kind = "amber14"
     repeat = 2
     [potential]
     kind = "bks"                       # "lj", "morse", "bks", "tabulated", "neural", "file", "ase", "tblite", "pyscf",
+                                       # "amber14" (OpenMM, molecule = "alanine_dipeptide"),
                                        # or a plugin kind (below)
     [md]
     dtype = "float32"                  # or "float64"; device = "cuda" (optional)
@@ -98,8 +101,8 @@ from ase import Atoms
 from reprs.config import check_keys, config_file, did_you_mean, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
-from .config import (BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Potential, SimulationConfig, Stage,
-                     System)
+from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
+                     SimulationConfig, Stage, System)
 from .errors import ConfigError, SimsError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
@@ -182,6 +185,14 @@ def _build_system(system: System, seed: int, base: str | os.PathLike) -> Atoms:
         if system.rattle:
             atoms.rattle(system.rattle, seed=seed)
         return atoms
+    if isinstance(system, AlanineDipeptide):
+        from .openmm_potential import alanine_dipeptide
+
+        return alanine_dipeptide(system.conformation)[0]
+    if isinstance(system, Peptide):
+        from .openmm_potential import peptide
+
+        return peptide(system.sequence, implicit_solvent=system.implicit_solvent, seed=seed)[0]
     if isinstance(system, FileSystem):
         from ase.io import read
 
@@ -268,7 +279,7 @@ def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
 
     factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
                  "tabulated": potentials.TabulatedPair, "neural": potentials.NeuralPair, "file": saved,
-                 "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf}
+                 "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf, "amber14": _amber14}
     plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
     if kind in factories:
         _check_keywords(kind, factories[kind], params)
@@ -332,6 +343,32 @@ def _pyscf(*, pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:
     from .pyscf_calculator import PySCFCalculator
 
     return CalculatorPotential(PySCFCalculator(**kwargs), pbc=pbc)
+
+
+def _amber14(*, molecule: str = "alanine_dipeptide", sequence: str | None = None,
+             implicit_solvent: str | None = None, platform: str = "Reference", device=None,
+             dtype=None) -> torch.nn.Module:
+    """``kind = "amber14"``: OpenMM's amber14 (ff14SB) for ``molecule`` (the ``openmm`` extra).
+
+    ``molecule = "alanine_dipeptide"`` (vacuum; :func:`sims.openmm_potential.alanine_dipeptide`, the atom
+    order of ``[system] builder = "alanine_dipeptide"``) or ``molecule = "peptide"`` with ``sequence``
+    and ``implicit_solvent`` (None, "obc2", "gbn2"; :func:`sims.openmm_potential.peptide`, the atom
+    order of ``[system] builder = "peptide"`` with the same sequence). ``platform``: OpenMM's
+    "Reference" (double precision) or "CPU". The potential computes in float64 and returns the
+    positions' dtype.
+    """
+    from .openmm_potential import alanine_dipeptide, peptide
+
+    if molecule == "alanine_dipeptide":
+        if sequence is not None or implicit_solvent is not None:
+            raise ConfigError("potential: molecule 'alanine_dipeptide' is in vacuum and takes no sequence or "
+                              "implicit_solvent; use molecule = 'peptide' for those")
+        return alanine_dipeptide(platform=platform)[1]
+    if molecule == "peptide":
+        if sequence is None:
+            raise ConfigError("potential: molecule 'peptide' needs 'sequence' (one-letter codes, e.g. 'GYDPETGTWG')")
+        return peptide(sequence, implicit_solvent=implicit_solvent, platform=platform)[1]
+    raise ConfigError(f"potential.molecule: kind 'amber14' knows 'alanine_dipeptide' and 'peptide', got {molecule!r}")
 
 
 def _make_integrator(stage: Stage) -> Integrator:

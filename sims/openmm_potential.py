@@ -1,4 +1,4 @@
-"""OpenMM force fields as :mod:`sims` potentials, and alanine dipeptide in vacuum (amber14).
+"""OpenMM force fields as :mod:`sims` potentials: alanine dipeptide in vacuum, and peptides (amber14).
 
 :class:`OpenMMPotential` evaluates an ``openmm.System`` (energies kJ/mol and nm converted to eV
 and Å) on any number of non-interacting copies of its molecule, the layout of
@@ -24,7 +24,7 @@ from reprs.errors import MissingDependencyError
 from .errors import SimsInputError
 from .potentials import Potential
 
-__all__ = ["OpenMMPotential", "alanine_dipeptide", "adiabatic_map", "lowest_saddle", "PHI", "PSI", "C7EQ", "C7AX"]
+__all__ = ["OpenMMPotential", "alanine_dipeptide", "peptide", "adiabatic_map", "lowest_saddle", "PHI", "PSI", "C7EQ", "C7AX"]
 
 #: kJ/mol -> eV and nm -> Å.
 _KJ_MOL = 1.0 / 96.48533212331002
@@ -178,6 +178,73 @@ def alanine_dipeptide(conformation: str = "C7eq", *, platform: str = "Reference"
     minimised = context.getState(getPositions=True).getPositions(asNumpy=True)._value * _NM
     masses = [system.getParticleMass(i)._value for i in range(system.getNumParticles())]
     out = Atoms([mol.GetAtomWithIdx(i).GetSymbol() for i in order], positions=minimised, masses=masses)
+    return out, OpenMMPotential(system, platform=platform)
+
+
+#: Implicit-solvent files of OpenMM's amber14 set (Onufriev, Bashford & Case, Proteins 55, 383 (2004): OBC2;
+#: Nguyen, Roe & Simmerling, JCTC 9, 2020 (2013): GBn2).
+_IMPLICIT = {"obc2": "implicit/obc2.xml", "gbn2": "implicit/gbn2.xml"}
+
+
+def peptide(sequence: str, *, implicit_solvent: str | None = None, seed: int = 1,
+            platform: str = "Reference") -> tuple[Atoms, OpenMMPotential]:
+    """A linear peptide (one-letter ``sequence``, charged termini) with amber14 (ff14SB), minimised.
+
+    RDKit builds the heavy atoms from the sequence (``Chem.MolFromSequence``, PDB atom names) and
+    embeds them in 3-D (ETKDG, ``seed``; an extended, unfolded chain); OpenMM's ``Modeller`` adds
+    the hydrogens of amber14's templates (standard protonation at pH 7, NH3+ and COO- termini), and
+    L-BFGS minimises the energy. E.g. chignolin ``"GYDPETGTWG"`` (138 atoms).
+
+    Parameters
+    ----------
+    sequence : str
+        One-letter amino-acid codes.
+    implicit_solvent : {None, "obc2", "gbn2"}
+        None: vacuum; otherwise the generalised-Born model of that name (amber14's files).
+    seed : int
+        Seeds RDKit's embedding.
+
+    Returns
+    -------
+    atoms : ase.Atoms
+        Positions (Å), masses (amu), and per-atom ``arrays["residuenumbers"]`` (0-based) and
+        ``arrays["atomtypes"]`` (PDB atom names, "CA" for alpha carbons), as ASE's PDB reader gives.
+    potential : OpenMMPotential
+        No cutoff, no constraints.
+    """
+    import io
+
+    if not isinstance(sequence, str) or not sequence.isalpha():
+        raise SimsInputError(f"sequence must be one-letter amino-acid codes, got {sequence!r}")
+    if implicit_solvent is not None and implicit_solvent not in _IMPLICIT:
+        raise SimsInputError(f"implicit_solvent must be None or one of {sorted(_IMPLICIT)}, got {implicit_solvent!r}")
+    mm = _openmm()
+    app = mm.app
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromSequence(sequence.upper())
+    if mol is None:
+        raise SimsInputError(f"RDKit cannot build a peptide from {sequence!r}")
+    mol = Chem.AddHs(mol)
+    if AllChem.EmbedMolecule(mol, randomSeed=int(seed)) != 0:
+        raise SimsInputError(f"RDKit could not embed the peptide {sequence!r}")
+    pdb = app.PDBFile(io.StringIO(Chem.MolToPDBBlock(Chem.RemoveHs(mol))))
+    files = ["amber14-all.xml"] + ([_IMPLICIT[implicit_solvent]] if implicit_solvent else [])
+    forcefield = app.ForceField(*files)
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.addHydrogens(forcefield)
+    system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=None,
+                                     rigidWater=False)
+    context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName(platform))
+    context.setPositions(modeller.positions)
+    mm.LocalEnergyMinimizer.minimize(context, 1.0)
+    minimised = context.getState(getPositions=True).getPositions(asNumpy=True)._value * _NM
+    topo_atoms = list(modeller.topology.atoms())
+    masses = [system.getParticleMass(i)._value for i in range(system.getNumParticles())]
+    out = Atoms([a.element.symbol for a in topo_atoms], positions=minimised, masses=masses)
+    out.arrays["residuenumbers"] = np.array([a.residue.index for a in topo_atoms])
+    out.arrays["atomtypes"] = np.array([a.name for a in topo_atoms])
     return out, OpenMMPotential(system, platform=platform)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -312,3 +314,28 @@ def test_a_spent_time_budget_says_what_is_not_certified(table, tmp_path, capsys)
     assert main([*argv, "--time-budget", "1e-6"]) == 0
     out = capsys.readouterr().out
     assert "NOT certified (time budget ran out)" in out and "(bound)" in out
+
+
+def test_a_warm_similar_imports_neither_scikit_learn_nor_pandas(table, tmp_path, capsys):
+    """What keeps a warm `matrep similar` under a second: the index answers, and the heavy imports
+    (scikit-learn and pandas about 1.1 s together, the GED solver's scipy.optimize) stay out."""
+    idx = tmp_path / "idx"
+    assert main(["index", "build", str(table), "-o", str(idx)]) == 0
+    code = (
+        "import sys\nfrom reprs.cli import main\n"
+        f"rc = main(['similar', 'Gal(b1-4)GlcNAc', '--dataset', {str(table)!r}, '--index', {str(idx)!r}, '--top', '3'])\n"
+        "print([m for m in ('sklearn', 'pandas', 'graphs.ged', 'graphs.kernels', 'torch') if m in sys.modules])\n"
+        "sys.exit(rc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[3].split()[1:3] == ["1.0000", "Gal(b1-4)GlcNAc"]
+    assert lines[-1] == "[]"
+
+
+def test_index_build_draws_a_progress_bar_when_asked(table, tmp_path, capsys):
+    assert main(["index", "build", str(table), "-o", str(tmp_path / "a"), "--progress"]) == 0
+    assert "glycan graphs: 100%" in capsys.readouterr().err
+    assert main(["index", "build", str(table), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "glycan graphs" not in capsys.readouterr().err

@@ -117,3 +117,19 @@ def test_lowest_saddle_is_the_bottleneck_of_a_periodic_map():
     energies = energies + 0.25 * (1 - np.cos(x))[:, None]
     a, b = lowest_saddle(energies, (10, 26), (30, 26))
     assert x[a] == pytest.approx(0.0, abs=0.2) and x[b] == pytest.approx(1.0, abs=0.2)
+
+
+def test_peptide_has_amber_hydrogens_residues_and_a_finite_minimised_energy():
+    """Gly-Ala-Gly, charged termini: C7H13N3O4 (the neutral formula; the zwitterion has the same atoms)."""
+    from sims.openmm_potential import peptide
+
+    atoms, potential = peptide("GAG", implicit_solvent="obc2")
+    assert atoms.get_chemical_formula(mode="hill") == "C7H13N3O4"
+    np.testing.assert_array_equal(np.unique(atoms.arrays["residuenumbers"]), [0, 1, 2])
+    assert (atoms.arrays["atomtypes"] == "CA").sum() == 3 and "OXT" in atoms.arrays["atomtypes"]
+    x = torch.tensor(atoms.positions, dtype=F64, requires_grad=True)
+    energy = potential(x)
+    (grad,) = torch.autograd.grad(energy, x)
+    assert torch.isfinite(energy) and grad.abs().max() < 0.05  # minimised: forces below 0.05 eV/Å
+    with pytest.raises(SimsInputError, match="implicit_solvent must be None or one of"):
+        peptide("GAG", implicit_solvent="water")

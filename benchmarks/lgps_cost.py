@@ -1,0 +1,74 @@
+"""Benchmark: cost of one MD step of Li10GeP2S12 on the teacher (CHGNet) and on PaiNN students.
+
+The same Langevin MD (2 fs, 600 K, float64 positions) on the ordered 50-atom cell
+(:func:`learners.potentials.teachers.lgps_cell`) and on its 2 x 2 x 1 supercell (200 atoms), in one
+process: ``sims.MD`` driven by CHGNet 0.3.0 through :class:`sims.potentials.CalculatorPotential`
+(CHGNet's own graph and autograd forces, float32 inside) and by PaiNN students of the sizes the
+example ``examples/lgps_transport.py`` trains (5 Å cutoff; 16 features / 2 interactions, 32 / 2,
+and a 3-member committee of the first; untrained: the cost does not depend on the weights). Rows
+give seconds per step, atom-steps/s and teacher / student (above 1: the student is faster). For
+scale, a classical pair potential on LAMMPS runs 3.8e4 atom-steps/s for BKS silica and 1.5e6 for
+LJ argon on this machine (``benchmarks/lammps_vs_sims.py``, benchmarks/README.md).
+
+Times are the best of ``--repeat-timing`` runs after one warm-up step. Run:
+``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lgps_cost.py [--steps-teacher 5] [--steps-student 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+import sims
+from learners.potentials import Committee, PaiNN
+from learners.potentials.teachers import chgnet_calculator, lgps_cell
+from sims.potentials import CalculatorPotential
+
+F64 = torch.float64
+
+
+def seconds_per_step(atoms, potential, steps: int, repeat: int, dtype) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        md = sims.MD(atoms.copy(), potential, sims.Langevin(timestep=2.0, temperature=600.0, friction=0.02),
+                     temperature=600.0, seed=0, record_every=0, dtype=dtype)
+        md.run(1)  # warm-up: first neighbour list, lazy initialisation
+        start = time.perf_counter()
+        md.run(steps)
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps-teacher", type=int, default=5)
+    parser.add_argument("--steps-student", type=int, default=40)
+    parser.add_argument("--repeat-timing", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    students = {"PaiNN 16 features / 2 interactions": PaiNN(cutoff=5.0, n_features=16, n_interactions=2, seed=0,
+                                                            dtype=F64),
+                "PaiNN 32 features / 2 interactions": PaiNN(cutoff=5.0, n_features=32, n_interactions=2, seed=0,
+                                                            dtype=F64),
+                "committee K=3 of PaiNN 16 / 2": Committee.build(PaiNN, k=3, seed=0, cutoff=5.0, n_features=16,
+                                                                 n_interactions=2, dtype=F64)}
+    teacher = CalculatorPotential(chgnet_calculator())
+    print(f"# {platform.platform()}, torch {torch.__version__}, {args.threads} thread(s); Langevin 2 fs at 600 K")
+    print("| cell | atoms | potential | s/step | atom-steps/s | CHGNet / this |")
+    print("|---|---|---|---|---|---|")
+    for label, atoms in (("unit cell", lgps_cell(seed=0)), ("2x2x1 supercell", lgps_cell(seed=0).repeat((2, 2, 1)))):
+        t_teacher = seconds_per_step(atoms, teacher, args.steps_teacher, args.repeat_timing, F64)
+        print(f"| {label} | {len(atoms)} | CHGNet 0.3.0 | {t_teacher:.4f} | {len(atoms) / t_teacher:.3g} | 1 |",
+              flush=True)
+        for name, model in students.items():
+            t = seconds_per_step(atoms, model, args.steps_student, args.repeat_timing, F64)
+            print(f"| {label} | {len(atoms)} | {name} | {t:.4f} | {len(atoms) / t:.3g} | {t_teacher / t:.1f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,495 @@
+"""CGVAE: a conditional VAE that backmaps coarse-grained (CG) beads to all-atom coordinates.
+
+Wang, Xu, Cai, Miller, Smidt, Wang, Tang & Gómez-Bombarelli, "Generative Coarse-Graining of
+Molecular Conformations", ICML 2022 (arXiv:2201.12176), sec. 4. For one molecule and one
+:class:`reprs.cg_mapping.CGMapping`:
+
+- **Encoder** q(z | x, X): equivariant message passing (PaiNN blocks) over the atoms of the
+  fine-grained (FG) geometry x, then a contraction of each bead's atoms onto the bead (filters of
+  the atom-to-bead distance |x_i - X_I|): one invariant latent vector z_I per bead, Gaussian with
+  mean and log-variance from that vector.
+- **Prior** p(z | X): PaiNN blocks over the CG geometry alone, giving each bead's Gaussian.
+- **Decoder** p(x | z, X): PaiNN blocks over the CG geometry starting from the latents, with an
+  extra cross-product message ``r_IJ x v_J`` so that vectors can leave the plane of three beads
+  (the paper's ``EquiMessageCross`` idea; without it a 3-bead molecule could only be decoded flat).
+  Atom i of bead I gets the offset ``sum_c W_ic v_Ic`` (a learned per-atom mix of its bead's vector
+  channels), recentred so that the weighted centre of each bead's atoms is the bead exactly:
+  ``x_i = X_I + d_i - sum_{j in I} w_j d_j``.
+
+Outputs rotate with the CG input (proper rotations; the cross product makes the decoder a
+pseudovector map, so mirror images are not mapped to mirror images, as a chiral molecule needs)
+and translate with it; latents are invariant.
+
+Loss (paper eq. 8 and its code's bond term): ``mean |x_hat - x|^2 + beta KL(q || p) + gamma
+mean_bonds (|x_hat_i - x_hat_j| - |x_i - x_j|)^2``, KL summed over latent dimensions and averaged
+over beads and frames; the paper's alanine dipeptide values are beta = 0.05, gamma = 25.
+
+Layers: the PaiNN message and update blocks of :mod:`learners.potentials.painn` (Schütt, Unke &
+Gastegger, ICML 2021), our own rather than e3nn's, because the model needs only scalars and
+vectors (l <= 1) and these blocks are already tested in the project; dense all-pairs neighbour
+lists (within a cutoff) since one molecule's atoms are few.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from learners.errors import InputError
+from learners.potentials.layers import BesselRBF, GaussianRBF, cosine_cutoff
+from learners.potentials.painn import _Message, _Update
+from reprs.cg_mapping import CGMapping
+
+__all__ = ["CGVAE", "cgvae_step", "fit_cgvae", "positions_tensor", "backmap", "backmap_file", "save_cgvae", "load_cgvae"]
+
+_EPS = 1e-8
+
+
+def _all_pairs(n: int) -> torch.Tensor:
+    """``(n (n - 1), 2)`` ordered pairs i != j."""
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    keep = i != j
+    return torch.stack([i[keep], j[keep]], dim=1)
+
+
+def _hop_pairs(n: int, bonds: np.ndarray, hops: int) -> torch.Tensor:
+    """Ordered pairs at most ``hops`` bonds apart (bonds, angles, dihedrals for 3)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    graph = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n))
+    dist = shortest_path(graph, unweighted=True, directed=False)
+    i, j = np.nonzero((dist >= 1) & (dist <= hops))
+    return torch.as_tensor(np.stack([i, j], axis=1), dtype=torch.long)
+
+
+def _batched(pairs: torch.Tensor, n: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs of one frame repeated over ``batch`` frames of ``n`` nodes, as flat node indices."""
+    offset = (torch.arange(batch, device=pairs.device) * n)[:, None]
+    return (pairs[None, :, 0] + offset).reshape(-1), (pairs[None, :, 1] + offset).reshape(-1)
+
+
+class _Cross(nn.Module):
+    """``dv_i = sum_j (phi(s_j) o W(r_ij)) (r_ij/|r_ij| x v_j)``: vectors out of the plane of ``r_ij`` and ``v_j``."""
+
+    def __init__(self, n_features: int, n_rbf: int) -> None:
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(n_features, n_features), nn.SiLU(), nn.Linear(n_features, n_features))
+        self.filter = nn.Linear(n_rbf, n_features)
+
+    def forward(self, s, v, rbf, fcut, unit, i, j):
+        gate = self.phi(s)[j] * (self.filter(rbf) * fcut[:, None])
+        cross = torch.linalg.cross(unit[:, :, None].expand_as(v[j]), v[j], dim=1)
+        return v.index_add(0, i, gate[:, None, :] * cross)
+
+
+class _Equivariant(nn.Module):
+    """PaiNN message + update blocks (optionally with the cross message) over all pairs within a cutoff."""
+
+    def __init__(self, n_features: int, n_rbf: int, cutoff: float, n_layers: int, cross: bool) -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.rbf = BesselRBF(n_rbf, cutoff)
+        self.messages = nn.ModuleList(_Message(n_features, n_rbf) for _ in range(n_layers))
+        self.updates = nn.ModuleList(_Update(n_features) for _ in range(n_layers))
+        self.crosses = nn.ModuleList(_Cross(n_features, n_rbf) for _ in range(n_layers)) if cross else None
+
+    def forward(self, s: torch.Tensor, positions: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s`` ``(B, n, F)``, positions ``(B, n, 3)``, one frame's ordered ``pairs`` ``(P, 2)``
+        -> scalars ``(B n, F)``, vectors ``(B n, 3, F)``."""
+        batch, n, f = s.shape
+        s = s.reshape(batch * n, f)
+        v = s.new_zeros(batch * n, 3, f)
+        if pairs.shape[0] == 0:
+            return s, v
+        x = positions.reshape(batch * n, 3)
+        i, j = _batched(pairs, n, batch)
+        r = x[j] - x[i]
+        d = torch.linalg.norm(r, dim=-1)
+        rbf, fcut, unit = self.rbf(d), cosine_cutoff(d, self.cutoff), r / d[:, None]
+        for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            s_in, v_in = s, v
+            s, v = message(s_in, v_in, rbf, fcut, unit, i, j)
+            if self.crosses is not None:
+                v = v + self.crosses[k](s_in, v_in, rbf, fcut, unit, i, j) - v_in
+            s, v = update(s, v)
+        return s, v
+
+
+def _mlp(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_in), nn.SiLU(), nn.Linear(n_in, n_out))
+
+
+class CGVAE(nn.Module):
+    """Equivariant conditional VAE backmapping the beads of ``mapping`` to all atoms.
+
+    Parameters
+    ----------
+    mapping : reprs.cg_mapping.CGMapping
+        Atoms to beads and the weights of the bead centres (``n_beads = mapping.n_beads``).
+    numbers : sequence of int
+        Atomic numbers of the FG molecule, in the mapping's atom order.
+    bonds : array_like, optional
+        ``(E, 2)`` bonded atom pairs for the bond-length loss (e.g.
+        :func:`reprs.cg_mapping.covalent_bonds` of a reference frame); None: no bond term.
+    n_features : int
+        Scalar and vector channels of every layer.
+    latent_dim : int, optional
+        Size of each bead's latent vector (default ``n_features``).
+    n_rbf : int
+        Radial basis functions.
+    encoder_layers, prior_layers, decoder_layers : int
+        PaiNN blocks of each network.
+    atom_cutoff, cg_cutoff : float
+        Cutoffs (Å) of the atom and bead graphs (the paper's 8.5 and 9.5 for alanine dipeptide).
+    encoder_hops : int, optional
+        The encoder passes messages between atoms at most this many bonds apart (3: bonds, angles
+        and dihedrals; the authors' alanine dipeptide runs use 2, ``-edgeorder 2``), which is
+        about half the pairs of alanine dipeptide and so half the encoder's cost; None (or no
+        ``bonds``): all pairs within ``atom_cutoff``.
+    beta, gamma : float
+        Weights of the KL and bond-length terms of :meth:`loss`.
+    seed : int
+        Seeds the weight initialisation (torch's generator, forked: the caller's state is kept).
+    device, dtype
+        Of the parameters and every computation.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> from reprs.cg_mapping import heavy_atom_mapping
+    >>> mol = molecule("CH3CH2OH")
+    >>> model = CGVAE(heavy_atom_mapping(mol), mol.numbers, n_features=8)
+    >>> cg = model.bead_positions(torch.tensor(mol.positions[None], dtype=torch.float32))
+    >>> model.sample(cg, 2, seed=0).shape
+    torch.Size([2, 1, 9, 3])
+    """
+
+    def __init__(self, mapping: CGMapping, numbers: Sequence[int], bonds: Any = None, *, n_features: int = 32,
+                 latent_dim: int | None = None, n_rbf: int = 16, encoder_layers: int = 2, prior_layers: int = 2,
+                 decoder_layers: int = 3, atom_cutoff: float = 8.5, cg_cutoff: float = 9.5,
+                 encoder_hops: int | None = 3, beta: float = 0.05,
+                 gamma: float = 25.0, seed: int = 0, device: Any = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if not isinstance(mapping, CGMapping):
+            raise InputError(f"mapping must be a reprs.cg_mapping.CGMapping, got {type(mapping).__name__}")
+        numbers = np.asarray(numbers, dtype=np.int64)
+        if numbers.shape != (mapping.n_atoms,):
+            raise InputError(f"numbers must give one atomic number per atom of the mapping ({mapping.n_atoms}), "
+                             f"got shape {numbers.shape}")
+        bonds = np.zeros((0, 2), dtype=np.int64) if bonds is None else np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+        if bonds.size and (bonds.min() < 0 or bonds.max() >= mapping.n_atoms):
+            raise InputError(f"bonds name atoms outside 0..{mapping.n_atoms - 1}")
+        for name, value in (("n_features", n_features), ("n_rbf", n_rbf), ("encoder_layers", encoder_layers),
+                            ("prior_layers", prior_layers), ("decoder_layers", decoder_layers)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive int, got {value!r}")
+        if beta < 0 or gamma < 0:
+            raise InputError(f"beta and gamma must be >= 0, got beta={beta}, gamma={gamma}")
+        latent_dim = n_features if latent_dim is None else latent_dim
+        self.mapping = mapping
+        self.hparams = dict(n_features=n_features, latent_dim=latent_dim, n_rbf=n_rbf, encoder_layers=encoder_layers,
+                            prior_layers=prior_layers, decoder_layers=decoder_layers, atom_cutoff=float(atom_cutoff),
+                            cg_cutoff=float(cg_cutoff), encoder_hops=encoder_hops, beta=float(beta),
+                            gamma=float(gamma), seed=int(seed))
+        self.beta, self.gamma = float(beta), float(gamma)
+        n, nb, f = mapping.n_atoms, mapping.n_beads, n_features
+        self.register_buffer("numbers", torch.as_tensor(numbers))
+        self.register_buffer("bonds", torch.as_tensor(bonds))
+        self.register_buffer("assignment", torch.tensor(mapping.assignment))
+        use_hops = encoder_hops is not None and len(bonds) > 0
+        self.register_buffer("atom_pairs", _hop_pairs(n, bonds, encoder_hops) if use_hops else _all_pairs(n))
+        self.register_buffer("bead_pairs", _all_pairs(nb))
+        self.register_buffer("bead_matrix", torch.as_tensor(mapping.matrix(), dtype=torch.float64))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.atom_embed = nn.Embedding(n, f)
+            self.bead_embed = nn.Embedding(nb, f)
+            self.encoder = _Equivariant(f, n_rbf, atom_cutoff, encoder_layers, cross=False)
+            self.contract_rbf = GaussianRBF(n_rbf, atom_cutoff)
+            self.contract_phi = _mlp(f, f)
+            self.contract_filter = nn.Linear(n_rbf, f)
+            self.posterior = _mlp(f, 2 * latent_dim)
+            self.prior_net = _Equivariant(f, n_rbf, cg_cutoff, prior_layers, cross=False)
+            self.prior_head = _mlp(f, 2 * latent_dim)
+            self.latent_in = nn.Linear(latent_dim, f)
+            self.decoder = _Equivariant(f, n_rbf, cg_cutoff, decoder_layers, cross=True)
+            self.atom_mix = nn.Parameter(torch.randn(n, f) / f ** 0.5)
+        self.to(device=device, dtype=dtype)
+
+    # -- geometry ------------------------------------------------------------------------------
+    def _dtype(self) -> torch.dtype:
+        return self.atom_mix.dtype
+
+    def _check(self, x: torch.Tensor, n: int, what: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != self._dtype():
+            raise InputError(f"{what} are {x.dtype} but the model is {self._dtype()}; cast one of them")
+        if x.ndim != 3 or x.shape[1:] != (n, 3):
+            raise InputError(f"{what} must have shape (frames, {n}, 3), got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise InputError(f"{what} contain non-finite coordinates")
+        if n > 1:
+            d = torch.cdist(x, x) + torch.eye(n, dtype=x.dtype, device=x.device)
+            if (d < 1e-4).any():
+                b, i, j = (int(k) for k in torch.nonzero(d < 1e-4)[0])
+                raise InputError(f"{what}: points {i} and {j} of frame {b} coincide; the geometry has no direction "
+                                 "between them to place atoms along")
+        return x
+
+    def bead_positions(self, x: torch.Tensor) -> torch.Tensor:
+        """Bead centres ``(B, n_beads, 3)`` Å of FG positions ``(B, n_atoms, 3)`` Å."""
+        return torch.einsum("Ia,bad->bId", self.bead_matrix.to(x.dtype), x)
+
+    # -- networks ------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, cg: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance ``(B, n_beads, latent_dim)`` of FG positions ``x`` ``(B, n_atoms, 3)`` Å."""
+        x = self._check(x, self.mapping.n_atoms, "FG positions")
+        cg = self.bead_positions(x) if cg is None else cg
+        batch, n = x.shape[:2]
+        s = self.atom_embed.weight.expand(batch, n, -1)
+        s, _ = self.encoder(s, x, self.atom_pairs)
+        r = x - cg[:, self.assignment]
+        d = torch.sqrt((r * r).sum(-1) + _EPS).reshape(-1)
+        contrib = self.contract_phi(s) * self.contract_filter(self.contract_rbf(d))
+        beads = (self.assignment[None, :] + torch.arange(batch, device=x.device)[:, None] * self.mapping.n_beads)
+        h = contrib.new_zeros(batch * self.mapping.n_beads, contrib.shape[-1]).index_add(0, beads.reshape(-1), contrib)
+        h = h.reshape(batch, self.mapping.n_beads, -1) + self.bead_embed.weight
+        mu, logvar = self.posterior(h).chunk(2, dim=-1)
+        return mu, logvar
+
+    def prior(self, cg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prior mean and log-variance ``(B, n_beads, latent_dim)`` given bead positions ``(B, n_beads, 3)`` Å."""
+        cg = self._check(cg, self.mapping.n_beads, "bead positions")
+        s = self.bead_embed.weight.expand(cg.shape[0], -1, -1)
+        s, _ = self.prior_net(s, cg, self.bead_pairs)
+        mu, logvar = self.prior_head(s).reshape(cg.shape[0], self.mapping.n_beads, -1).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor, cg: torch.Tensor) -> torch.Tensor:
+        """FG positions ``(B, n_atoms, 3)`` Å from latents ``(B, n_beads, latent_dim)`` and beads ``(B, n_beads, 3)`` Å.
+
+        Each bead's atoms have the bead as their weighted centre, to rounding.
+        """
+        cg = self._check(cg, self.mapping.n_beads, "bead positions")
+        batch, nb = cg.shape[:2]
+        s = self.latent_in(z) + self.bead_embed.weight
+        _, v = self.decoder(s, cg, self.bead_pairs)
+        v = v.reshape(batch, nb, 3, -1)
+        d = torch.einsum("bacf,af->bac", v[:, self.assignment], self.atom_mix)
+        centre = torch.einsum("Ia,bad->bId", self.bead_matrix.to(d.dtype), d)
+        return cg[:, self.assignment] + d - centre[:, self.assignment]
+
+    # -- training ------------------------------------------------------------------------------
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Total loss, its terms and the reconstruction of FG positions ``x`` ``(B, n_atoms, 3)`` Å.
+
+        In training mode the latent is drawn from the posterior by reparameterisation (torch's
+        global generator: run it under :class:`learners.Trainer`, which seeds and forks it per
+        epoch); in eval mode the posterior mean is decoded, so validation is deterministic.
+        """
+        x = self._check(x, self.mapping.n_atoms, "FG positions")
+        cg = self.bead_positions(x)
+        mu, logvar = self.encode(x, cg)
+        mu_p, logvar_p = self.prior(cg)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+        x_hat = self.decode(z, cg)
+        recon = ((x_hat - x) ** 2).mean()
+        # KL(N(mu, s^2) || N(mu_p, s_p^2)), summed over latent dimensions.
+        kl = 0.5 * (logvar_p - logvar + (torch.exp(logvar) + (mu - mu_p) ** 2) / torch.exp(logvar_p) - 1.0)
+        kl = kl.sum(-1).mean()
+        if self.bonds.numel():
+            i, j = self.bonds[:, 0], self.bonds[:, 1]
+            bond = ((torch.linalg.norm(x_hat[:, i] - x_hat[:, j], dim=-1)
+                     - torch.linalg.norm(x[:, i] - x[:, j], dim=-1)) ** 2).mean()
+        else:
+            bond = x.new_zeros(())
+        total = recon + self.beta * kl + self.gamma * bond
+        return total, {"recon": recon, "kl": kl, "bond": bond}, x_hat
+
+    # -- generation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean of FG positions ``x`` ``(B, n_atoms, 3)`` Å (the paper's RMSD_recon)."""
+        cg = self.bead_positions(self._check(x, self.mapping.n_atoms, "FG positions"))
+        return self.decode(self.encode(x, cg)[0], cg)
+
+    @torch.no_grad()
+    def sample(self, cg: torch.Tensor, n_samples: int, *, seed: int | None = None) -> torch.Tensor:
+        """``n_samples`` FG geometries ``(n_samples, B, n_atoms, 3)`` Å per CG frame ``cg`` ``(B, n_beads, 3)`` Å.
+
+        Latents are drawn from the prior p(z | X) with a local ``torch.Generator`` seeded by
+        ``seed`` (on the model's device), so the same seed gives the same samples.
+        """
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise InputError(f"n_samples must be a positive int, got {n_samples!r}")
+        cg = self._check(cg, self.mapping.n_beads, "bead positions")
+        mu, logvar = self.prior(cg)
+        generator = torch.Generator(device=cg.device)
+        generator.manual_seed(seed) if seed is not None else generator.seed()
+        eps = torch.randn((n_samples, *mu.shape), generator=generator, device=cg.device, dtype=cg.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        cgs = cg.expand(n_samples, *cg.shape)
+        out = self.decode(z.reshape(-1, *mu.shape[1:]), cgs.reshape(-1, *cg.shape[1:]))
+        return out.reshape(n_samples, *cg.shape[:1], self.mapping.n_atoms, 3)
+
+
+def positions_tensor(frames: Sequence[Any], *, dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
+    """FG positions ``(F, n_atoms, 3)`` Å of ``ase.Atoms`` frames (checked by :func:`reprs.atoms.as_frames`)."""
+    from reprs.atoms import as_frames
+
+    frames = as_frames(frames)
+    n = {len(a) for a in frames}
+    if len(n) != 1:
+        raise InputError(f"frames have different numbers of atoms {sorted(n)}; backmapping needs one molecule")
+    return torch.as_tensor(np.stack([a.positions for a in frames]), dtype=dtype, device=device)
+
+
+def cgvae_step(model: CGVAE, batch: torch.Tensor):
+    """The :class:`learners.Trainer` step of a CGVAE: ``(loss, reconstruction, target)``."""
+    total, _, x_hat = model.loss(batch)
+    return total, x_hat.detach(), batch
+
+
+def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None, *, epochs: int = 100,
+              batch_size: int = 32, lr: float = 1e-3, patience: int | None = None, seed: int = 0,
+              device: Any = None, progress: bool = False, run_dir: Any = None):
+    """Train ``model`` on FG positions ``train`` ``(F, n_atoms, 3)`` Å with :class:`learners.Trainer`.
+
+    Returns the trainer (``history_``); the model keeps its best validation weights. ``device``:
+    default the model's; the dtype is the model's.
+    """
+    from learners.trainer import Trainer
+
+    device = model.atom_mix.device if device is None else device
+    trainer = Trainer(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
+                      run_dir=run_dir, progress=progress, schedule="cosine", weight_decay=0.0)
+    items = list(train)
+    trainer.fit(model, items, None if val is None else list(val), step=cgvae_step, collate=torch.stack)
+    return trainer
+
+
+def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = None,
+            batch_size: int = 256) -> list:
+    """All-atom samples of CG frames: ``n_samples`` ``ase.Atoms`` per frame, frame after frame.
+
+    Parameters
+    ----------
+    model : CGVAE
+    cg_frames : ase.Atoms or list of them
+        One bead per atom, in the mapping's order with its bead symbols
+        (:meth:`reprs.cg_mapping.CGMapping.cg_frame` writes such frames).
+    n_samples : int
+    seed : int, optional
+        Seeds the prior draws (one local generator for the whole call).
+
+    Returns
+    -------
+    list of ase.Atoms
+        The molecule's atoms (atomic numbers of the model), ``info["frame"]`` and ``info["sample"]``
+        saying which CG frame and which draw.
+
+    Raises
+    ------
+    InputError
+        A frame with another bead count or bead order than the mapping's, or NaN coordinates.
+    """
+    from ase import Atoms
+
+    from reprs.atoms import as_frames
+
+    frames = as_frames(cg_frames)
+    cg = np.stack([model.mapping.check_frame(f) for f in frames])
+    device, dtype = model.atom_mix.device, model.atom_mix.dtype
+    model.eval()
+    generator_seed = np.random.SeedSequence(seed).generate_state(1)[0] if seed is not None else None
+    out = []
+    for start in range(0, len(cg), batch_size):
+        chunk = torch.as_tensor(cg[start:start + batch_size], dtype=dtype, device=device)
+        # One seed, several chunks: independent streams (seed, chunk) rather than one seed reused.
+        chunk_seed = None if generator_seed is None else int(np.random.SeedSequence([int(generator_seed), start])
+                                                             .generate_state(1)[0])
+        x = model.sample(chunk, n_samples, seed=chunk_seed).cpu().double().numpy()
+        for f in range(x.shape[1]):
+            for k in range(n_samples):
+                atoms = Atoms(numbers=model.numbers.cpu().numpy(), positions=x[k, f])
+                atoms.info.update(frame=start + f, sample=k)
+                out.append(atoms)
+    return out
+
+
+_FORMAT = "matrep.cgvae/1"
+
+
+def save_cgvae(model: CGVAE, path: Any) -> None:
+    """Write ``model`` atomically: format tag, hyperparameters, mapping, topology and state dict (no pickle)."""
+    from reprs.fileio import atomic_open
+
+    payload = {"format": _FORMAT, "hparams": dict(model.hparams), "mapping": model.mapping.to_dict(),
+               "numbers": model.numbers.cpu().tolist(), "bonds": model.bonds.cpu().tolist(),
+               "dtype": str(model.atom_mix.dtype).removeprefix("torch."),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    with atomic_open(path) as handle:
+        torch.save(payload, handle)
+
+
+def load_cgvae(path: Any, *, device: Any = None, dtype: torch.dtype | None = None) -> CGVAE:
+    """A model :func:`save_cgvae` wrote (``dtype``: default the saved one).
+
+    Raises
+    ------
+    InputError
+        A file that is not a saved CGVAE (missing, another format, or a pickle of objects).
+    """
+    import pickle
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise InputError(f"no saved model at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise InputError(f"{path} is not a saved CGVAE ({type(err).__name__}); save models with save_cgvae") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise InputError(f"{path} is not a saved CGVAE (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
+                         f"expected {_FORMAT!r})")
+    dtype = getattr(torch, payload["dtype"]) if dtype is None else dtype
+    model = CGVAE(CGMapping.from_dict(payload["mapping"]), payload["numbers"], payload["bonds"] or None,
+                  device=device, dtype=dtype, **payload["hparams"])
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def backmap_file(model_path: Any, cg_path: Any, output: Any, *, n_samples: int = 10, seed: int | None = None,
+                 device: Any = None) -> int:
+    """``matrep backmap``: sample ``n_samples`` all-atom frames per CG frame of ``cg_path`` into ``output``.
+
+    ``cg_path``: any file ASE reads (xyz, extxyz, a database), one CG frame per entry; ``output``:
+    ``.extxyz`` or ``.db``, written atomically (a temporary file renamed into place). Returns the
+    number of frames written.
+    """
+    import os
+    from pathlib import Path
+
+    from reprs.fileio import FrameWriter, read_frames
+
+    out = Path(output)
+    if out.suffix not in (".extxyz", ".db"):
+        raise InputError(f"-o must end in .extxyz or .db, got {str(output)!r}")
+    model = load_cgvae(model_path, device=device)
+    frames = backmap(model, read_frames(cg_path), n_samples, seed=seed)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    tmp.unlink(missing_ok=True)
+    try:
+        writer = FrameWriter(tmp)
+        for atoms in frames:
+            meta = {"frame": atoms.info.pop("frame"), "sample": atoms.info.pop("sample")}
+            writer.write(atoms, meta)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(frames)

@@ -1,0 +1,124 @@
+"""Bad input to the diffusion analysis: clear errors or explicit warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+
+from sims.analysis import MSD, collective_diffusivity, tracer_diffusivity
+from sims.errors import SimsInputError
+
+L = 10.0
+
+
+def _walk(n_frames=200, n=8, step=0.3, seed=0):
+    """Unwrapped Gaussian random walk (Å) of ``n`` atoms in a cubic cell of edge ``L``."""
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0, L, (1, n, 3))
+    return start + np.concatenate([np.zeros((1, n, 3)), np.cumsum(rng.normal(0, step, (n_frames - 1, n, 3)), 0)])
+
+
+def _frames(pos, wrap=True):
+    frames = [Atoms(f"Li{pos.shape[1]}", positions=p, cell=[L] * 3, pbc=True) for p in pos]
+    if wrap:
+        for f in frames:
+            f.wrap()
+    return frames
+
+
+def test_fit_window_longer_than_the_trajectory():
+    msd = MSD(timestep=2.0).compute(_walk(), unwrapped=True)
+    assert msd.lag[-1] == 398.0
+    with pytest.raises(SimsInputError, match="beyond the trajectory's longest lag 398.0 fs"):
+        tracer_diffusivity(msd, fit_range=(10.0, 1000.0))
+    with pytest.raises(SimsInputError, match="0 <= start < end"):
+        tracer_diffusivity(msd, fit_range=(100.0, 50.0))
+    with pytest.raises(SimsInputError, match="beyond"):
+        collective_diffusivity(_walk(), timestep=2.0, unwrapped=True, fit_range=(10.0, 500.0))
+
+
+def test_too_few_time_origins_warns():
+    """A window to the end of the run has one time origin at its longest lag; up to half the run, two."""
+    msd = MSD(timestep=2.0).compute(_walk(), unwrapped=True)
+    with pytest.warns(RuntimeWarning, match="fewer than 2 independent time origins"):
+        tracer_diffusivity(msd, fit_range=(40.0, 398.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracer_diffusivity(msd, fit_range=(40.0, 199.0))
+        tracer_diffusivity(msd)
+
+
+def test_wrapped_positions_passed_as_unwrapped():
+    pos = _walk()
+    wrapped = np.stack([f.positions for f in _frames(pos)])
+    with pytest.raises(SimsInputError, match="look wrapped into the cell; pass unwrapped=False"):
+        MSD(timestep=2.0).compute(_frames(pos), unwrapped=True)
+    with pytest.raises(SimsInputError, match="look wrapped"):
+        collective_diffusivity(wrapped, timestep=2.0, cell=np.eye(3) * L, unwrapped=True)
+    # Told the truth, the same frames give the MSD of the continuous walk.
+    good = MSD(timestep=2.0).compute(_frames(pos)).msd
+    np.testing.assert_allclose(good, MSD(timestep=2.0).compute(_frames(pos, wrap=False), unwrapped=True).msd,
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_frames_too_far_apart_to_unwrap_warn():
+    pos = _walk(n_frames=20, step=2.5, seed=1)  # steps of ~0.25 L per axis: some exceed 0.4 L
+    with pytest.warns(RuntimeWarning, match="cannot tell a move from a boundary crossing"):
+        MSD(timestep=2.0).compute(_frames(pos))
+
+
+def test_species_absent_from_the_structure():
+    with pytest.raises(SimsInputError, match=r"no 'Na' atoms in the structure \(Li8\)"):
+        MSD(timestep=2.0, species="Na").compute(_frames(_walk()))
+    with pytest.raises(SimsInputError, match="no 'Na' atoms"):
+        collective_diffusivity(_frames(_walk()), timestep=2.0, species="Na")
+    with pytest.raises(SimsInputError, match="unknown element"):
+        MSD(timestep=2.0, species="Qq").compute(_frames(_walk()))
+
+
+def test_nernst_einstein_conductivity_in_si_units():
+    """sigma = N e^2 D / (V kB T), evaluated independently with scipy's constants: 20 Li+ in
+    1000 Å^3 with D_sigma = 1e-5 cm^2/s (1e-4 Å^2/fs) at 600 K."""
+    from scipy.constants import Boltzmann, elementary_charge
+
+    from sims.analysis import nernst_einstein_conductivity
+
+    expected = 20 / 1e-27 * elementary_charge ** 2 * 1e-9 / (Boltzmann * 600.0) * 10  # S/m -> mS/cm
+    assert nernst_einstein_conductivity(1e-4, n_ions=20, volume=1000.0, temperature=600.0) == pytest.approx(
+        expected, rel=1e-12)
+    assert nernst_einstein_conductivity(1e-4, n_ions=20, volume=1000.0, temperature=600.0, charge=2) == pytest.approx(
+        4 * expected, rel=1e-12)
+    with pytest.raises(SimsInputError, match="temperature > 0"):
+        nernst_einstein_conductivity(1e-4, n_ions=20, volume=1000.0, temperature=0.0)
+
+
+TEMPS = np.array([300.0, 350.0, 400.0, 450.0, 500.0, 600.0, 750.0, 900.0])
+
+
+def _arrhenius_data(rng, ea_low, ea_high, t_break=400.0, rel=0.05):
+    """D (Å^2/fs) on a continuous Arrhenius line bending at t_break, log-normal noise of ``rel``."""
+    x, xb = 1 / (units.kB * TEMPS), 1 / (units.kB * t_break)
+    ln_d = np.log(1e-2) - ea_high * x - (ea_low - ea_high) * np.maximum(0.0, x - xb)
+    d = np.exp(ln_d + rng.normal(0.0, rel, len(TEMPS)))
+    return d, rel * d
+
+
+def test_arrhenius_slope_change_finds_a_kink_and_is_calibrated_without_one():
+    from sims.analysis import arrhenius_slope_change
+
+    d, err = _arrhenius_data(np.random.default_rng(0), ea_low=0.45, ea_high=0.20)
+    kink = arrhenius_slope_change(TEMPS, d, err, t_break=400.0)
+    assert kink.p_value < 1e-3
+    assert abs(kink.Ea_low - 0.45) < 3 * kink.Ea_low_err and abs(kink.Ea_high - 0.20) < 3 * kink.Ea_high_err
+    # One straight line: the F-test's p-values are uniform, so about 5 % fall below 0.05
+    # (binomial sd over 300 draws: 1.3 %).
+    rng = np.random.default_rng(1)
+    p = np.array([arrhenius_slope_change(TEMPS, *_arrhenius_data(rng, 0.3, 0.3), t_break=400.0).p_value
+                  for _ in range(300)])
+    assert 0.015 < np.mean(p < 0.05) < 0.09
+    assert 0.4 < np.median(p) < 0.6
+    with pytest.raises(SimsInputError, match="each side of t_break"):
+        arrhenius_slope_change(TEMPS, d, err, t_break=320.0)
