@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from learners.splits import check_split_labels, cluster_split, group_split, stratified_split, write_split_file
+from reprs.errors import InputError
 from reprs.fileio import atomic_write
 from reprs.glycan_tasks import load_task, motif_counts, sequence_composition, task_graphs
 
@@ -46,23 +47,31 @@ def _pooled(labels: np.ndarray, min_size: int = 10) -> np.ndarray:
     return np.where(np.isin(labels, classes[counts < min_size]), classes[counts.argmax()], labels)
 
 
-def glycan_splits(task_name: str, seed: int) -> tuple[list[str], dict, dict]:
+def glycan_splits(task_name: str, seed: int, immuno: Path = GLAMOUR_IMMUNO) -> tuple[list[str], dict, dict]:
     """Keys, {split: parts} and a summary of one glycan task."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        task = load_task(task_name, immunogenicity_path=GLAMOUR_IMMUNO)
+        task = load_task(task_name, immunogenicity_path=immuno)
         graphs, table, report = task_graphs(task, warn=False)
     keys = table["glycan"].tolist()
     stratify = table["Kingdom" if task_name == "taxonomy" else "label"].to_numpy()
-    splits = {
-        "structure": cluster_split(motif_counts(keys).to_numpy(), k=10, seed=seed),
-        "random": stratified_split(_pooled(stratify.astype(str)), (0.8, 0.1, 0.1), seed=seed),
-    }
-    if task.kind != "multitask":
-        for parts in splits.values():
-            check_split_labels(table["label"].to_numpy(), parts)
+    counts = motif_counts(keys).to_numpy()
+    splits = {"random": stratified_split(_pooled(stratify.astype(str)), (0.8, 0.1, 0.1), seed=seed)}
+    # A motif cluster can hold a single class (immunogenicity: a cluster of only non-immunogenic
+    # glycans); then the next seed is tried, and the seed used is recorded.
+    for structure_seed in range(seed, seed + 20):
+        splits["structure"] = cluster_split(counts, k=10, seed=structure_seed)
+        try:
+            if task.kind != "multitask":
+                for parts in splits.values():
+                    check_split_labels(table["label"].to_numpy(), parts)
+            break
+        except InputError as err:
+            print(f"  {task_name}: structure split seed {structure_seed} refused ({err}); trying the next")
+    else:
+        raise InputError(f"{task_name}: no structure split of seeds {seed}..{seed + 19} has two classes in every part")
     summary = {"n": len(keys), "n_failed_graphs": report["n_failed"], "dropped_before": report["dropped_before"],
-               **{name: [len(p) for p in parts] for name, parts in splits.items()}}
+               "structure_seed": structure_seed, **{name: [len(p) for p in parts] for name, parts in splits.items()}}
     return keys, splits, summary
 
 
@@ -85,18 +94,24 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, default=HERE / "glycan_splits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    p.add_argument("--immuno-table", type=Path, default=GLAMOUR_IMMUNO,
+                   help="GLAMOUR's glycobase_immuno.txt (default: ../shared/data/glamour beside the project)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     for name in args.tasks:
-        if name == "immunogenicity" and not GLAMOUR_IMMUNO.is_file():
-            print(f"note: immunogenicity skipped, GLAMOUR table not found at {GLAMOUR_IMMUNO}")
+        if name == "immunogenicity" and not args.immuno_table.is_file():
+            print(f"note: immunogenicity skipped, GLAMOUR table not found at {args.immuno_table}")
             continue
-        keys, splits, summary = binding_splits(args.seed) if name == "binding" else glycan_splits(name, args.seed)
+        keys, splits, summary = (binding_splits(args.seed) if name == "binding"
+                                 else glycan_splits(name, args.seed, args.immuno_table))
         write_split_file(args.out / f"{name}.csv.gz", keys, splits)
         summaries[name] = summary
         print(name, json.dumps(summary), flush=True)
-    atomic_write(args.out / "summary.json", json.dumps({"seed": args.seed, **summaries}, indent=1) + "\n")
+    previous = args.out / "summary.json"
+    if previous.is_file():  # a run over some tasks keeps the others' summaries
+        summaries = {**json.loads(previous.read_text()), **summaries}
+    atomic_write(previous, json.dumps({**summaries, "seed": args.seed}, indent=1) + "\n")
     return summaries
 
 
