@@ -275,13 +275,14 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
     return strings, labels
 
 
-def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int, keys: list[str]):
+def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int, keys: list[str],
+           subsampled: bool = False):
     from learners.splits import graph_groups, group_split, random_split, read_split_file, stratified_split
 
     by = spec.by or ("stratified" if classification else "random")
     seed = seed if spec.seed is None else spec.seed
     if by == "file":
-        return read_split_file(spec.file, keys, spec.name)
+        return read_split_file(spec.file, keys, spec.name, subset=subsampled)
     if by == "stratified":
         return stratified_split(y, spec.fractions, seed=seed)
     if by == "random":
@@ -387,7 +388,8 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     if not keep:
         raise InputError(f"no input of the dataset could be turned into a {representation!r} graph")
     graphs, y = [graphs[i] for i in keep], labels[keep]
-    train, val, test = _split(spec.split, graphs, y, classification, seed, [strings[i] for i in keep])
+    train, val, test = _split(spec.split, graphs, y, classification, seed, [strings[i] for i in keep],
+                              spec.dataset.subsample is not None)
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "n_unparsed": len(failures)}
     if classification:

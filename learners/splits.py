@@ -324,8 +324,12 @@ def write_split_file(path: Any, keys: Sequence[str], splits: dict[str, Sequence[
     atomic_write(path, data)
 
 
-def read_split_file(path: Any, keys: Sequence[str], split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_split_file(path: Any, keys: Sequence[str], split: str, *, subset: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (train, val, test) indices into ``keys`` of one split of a :func:`write_split_file` file.
+
+    ``subset=True`` accepts a dataset that is a subset of the file's keys (a subsample); every
+    key of the dataset must be in the file all the same.
 
     Raises
     ------
@@ -348,7 +352,7 @@ def read_split_file(path: Any, keys: Sequence[str], split: str) -> tuple[np.ndar
     keys = list(keys)
     in_file = dict(zip(table["key"], table[split]))
     missing = [k for k in keys if k not in in_file]
-    extra = len(set(in_file) - set(keys))
+    extra = 0 if subset else len(set(in_file) - set(keys))
     if missing or extra or len(set(keys)) != len(keys):
         raise InputError(
             f"split file {path.name} does not match the dataset: {len(missing)} of its {len(keys)} keys are not in "
