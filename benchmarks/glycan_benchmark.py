@@ -14,8 +14,10 @@ over all test pairs (binding, split by lectin).
 Methods: GNNs of :mod:`learners` (``rgcn``, ``compgcn``, ``gin``, ... any :data:`MODEL_KINDS`),
 the multi-task RGCN for taxonomy, a fingerprint-bag logistic regression (``fp-logreg``) for the
 classification tasks; for binding a per-glycan mean baseline (``glycan-mean``: a test pair is
-predicted by the glycan's mean binding over training lectins) and a gradient-boosted model of
-glycan fingerprint bag + lectin amino-acid / dipeptide composition (``fp-comp-hgb``).
+predicted by the glycan's mean binding over training lectins), a gradient-boosted model of
+glycan fingerprint bag + lectin amino-acid / dipeptide composition (``fp-comp-hgb``) and a GNN pair
+model (``gnn-rgcn``, :class:`learners.binding.BindingRegressor`: RGCN glycan embedding met by an MLP
+of the lectin's composition).
 
 Budget: the defaults are a reduced run for 2 shared CPU cores (``--train-subsample`` training
 glycans, few epochs); ``--full`` is GlycanML's protocol (all training data, 50 epochs, batch 256,
@@ -125,7 +127,19 @@ def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> d
     rows_train = _subsample(rows_train, args.pair_subsample, seed)
     y = table["label"].to_numpy()
     gidx = table["graph"].to_numpy()
-    if method == "glycan-mean":
+    if method.startswith("gnn-"):
+        from learners.binding import BindingRegressor
+
+        rows_train = _subsample(rows_train, args.gnn_pair_subsample, seed)
+        rows_test = _subsample(rows_test, args.gnn_test_subsample, seed)
+        sequences = sorted(table["sequence"].unique())
+        lectin = {s: i for i, s in enumerate(sequences)}
+        pairs = np.stack([gidx, table["sequence"].map(lectin).to_numpy()], axis=1)
+        model = BindingRegressor(kind=method.removeprefix("gnn-"), hidden=args.hidden, layers=args.layers,
+                                 epochs=args.gnn_epochs, batch_size=512, lr=args.lr, seed=seed, device=args.device)
+        model.fit(graphs, sequence_composition(sequences), pairs[rows_train], y[rows_train])
+        pred = model.predict(pairs[rows_test])
+    elif method == "glycan-mean":
         sums = np.bincount(gidx[rows_train], weights=y[rows_train], minlength=len(graphs))
         counts = np.bincount(gidx[rows_train], minlength=len(graphs))
         means = np.where(counts > 0, sums / np.maximum(counts, 1), y[rows_train].mean())
@@ -156,6 +170,10 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--train-subsample", type=int, default=2000, help="training glycans per run (0: all)")
     p.add_argument("--pair-subsample", type=int, default=100000, help="binding training pairs (0: all)")
     p.add_argument("--hgb-iter", type=int, default=100)
+    p.add_argument("--binding-methods", nargs="+", default=["glycan-mean", "fp-comp-hgb", "gnn-rgcn"])
+    p.add_argument("--gnn-pair-subsample", type=int, default=20000, help="binding GNN training pairs (0: all)")
+    p.add_argument("--gnn-test-subsample", type=int, default=20000, help="binding GNN test pairs scored (0: all)")
+    p.add_argument("--gnn-epochs", type=int, default=3)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=64)
@@ -168,32 +186,38 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--full", action="store_true", help="GlycanML's protocol: all data, 50 epochs, batch 256, "
                    "lr 5e-4, weight decay 1e-3, width 128, all GNN kinds")
     p.add_argument("--json", type=Path)
+    p.add_argument("--immuno-table", type=Path, default=GLAMOUR_IMMUNO,
+                   help="GLAMOUR's glycobase_immuno.txt (default: ../shared/data/glamour beside the project)")
     args = p.parse_args(argv)
     if args.full:
         p.set_defaults(train_subsample=0, pair_subsample=0, epochs=50, batch_size=256, lr=5e-4, weight_decay=1e-3,
-                       hidden=128, hgb_iter=300, methods=[*[k for k in MODEL_KINDS if k != "attentivefp"], "fp-logreg"])
+                       hidden=128, hgb_iter=300, gnn_pair_subsample=0, gnn_test_subsample=0, gnn_epochs=20,
+                       methods=[*[k for k in MODEL_KINDS if k != "attentivefp"], "fp-logreg"])
         args = p.parse_args(argv)
     args.train_subsample = args.train_subsample or None
     args.pair_subsample = args.pair_subsample or None
+    args.gnn_pair_subsample = args.gnn_pair_subsample or None
+    args.gnn_test_subsample = args.gnn_test_subsample or None
     torch.set_num_threads(args.threads)
     budget = {k: getattr(args, k) for k in ("train_subsample", "pair_subsample", "epochs", "batch_size", "lr",
-                                            "weight_decay", "hidden", "layers", "patience", "seeds", "hgb_iter")}
+                                            "weight_decay", "hidden", "layers", "patience", "seeds", "hgb_iter",
+                                            "gnn_pair_subsample", "gnn_test_subsample", "gnn_epochs")}
     print("budget", json.dumps(budget))
     rows = []
     for task_name in args.tasks:
         base = "taxonomy" if task_name.startswith("taxonomy") else task_name
-        if base == "immunogenicity" and not GLAMOUR_IMMUNO.is_file():
-            print(f"note: immunogenicity skipped, GLAMOUR table not found at {GLAMOUR_IMMUNO}")
+        if base == "immunogenicity" and not args.immuno_table.is_file():
+            print(f"note: immunogenicity skipped, GLAMOUR table not found at {args.immuno_table}")
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            task = load_task("taxonomy" if base == "taxonomy" else base, immunogenicity_path=GLAMOUR_IMMUNO)
+            task = load_task("taxonomy" if base == "taxonomy" else base, immunogenicity_path=args.immuno_table)
             graphs, table, report = task_graphs(task, warn=False)
         print(f"{task_name}: {task.summary()}; graphs {report['n_built']} of {report['n_glycans']} "
               f"({report['n_failed']} unbuildable, {report['rows_dropped']} rows left out)", flush=True)
         if base == "taxonomy" and task_name != "taxonomy-mtl":
             table = table.assign(label=table[task_name.split("-")[1].capitalize()])
-        methods = ["glycan-mean", "fp-comp-hgb"] if base == "binding" else (
+        methods = args.binding_methods if base == "binding" else (
             [m for m in args.methods if m in MODEL_KINDS and m not in ("attentivefp",)][:1] if task_name == "taxonomy-mtl"
             else args.methods)
         for split in args.splits:

@@ -1,10 +1,12 @@
 """learners: graph neural networks on matrep's graph objects, and the shared training loop.
 
-- :class:`GraphModel`: GCN, GIN, GINE, GAT, NNConv (edge-conditioned MPNN) and AttentiveFP behind
-  one constructor, for multiclass, multilabel and regression tasks.
+- :class:`GraphModel`: GCN, GIN, GINE, GAT, NNConv (edge-conditioned MPNN), AttentiveFP and the
+  relational RGCN and CompGCN behind one constructor, for multiclass, multilabel and regression
+  tasks, with one head or one head per task.
 - :class:`Trainer`: AdamW, schedules, early stopping, gradient clipping, seeded data order,
   atomic checkpoints with resume, per-epoch JSON log; model-agnostic (a ``step`` hook).
-- :class:`GNNClassifier`, :class:`GNNRegressor`: scikit-learn-style estimators on lists of graphs.
+- :class:`GNNClassifier`, :class:`GNNRegressor`, :class:`GNNMultiTaskClassifier`: scikit-learn-style
+  estimators on lists of graphs.
 - :mod:`learners.splits`, :mod:`learners.metrics`, :mod:`learners.attribution`.
 """
 
@@ -20,6 +22,7 @@ _LAZY = {
     "supervised_step": ("learners.trainer", "supervised_step"),
     "GNNClassifier": ("learners.estimators", "GNNClassifier"),
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
+    "GNNMultiTaskClassifier": ("learners.estimators", "GNNMultiTaskClassifier"),
 }
 
 __all__ = list(_LAZY)
