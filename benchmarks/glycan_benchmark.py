@@ -52,6 +52,7 @@ from reprs.glycan_tasks import load_task, sequence_composition, task_graphs
 HERE = Path(__file__).resolve().parent
 SPLITS = HERE / "glycan_splits"
 GLAMOUR_IMMUNO = HERE.parents[1] / "shared" / "data" / "glamour" / "glycobase_immuno.txt"
+REPORTED = HERE.parents[1] / "shared" / "data" / "glycan-benchmarks" / "REPORTED.md"
 TASKS = ("taxonomy-mtl", *(f"taxonomy-{lv.lower()}" for lv in TAXONOMY_LEVELS), "glycosylation", "immunogenicity",
          "binding")
 
@@ -160,6 +161,79 @@ def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> d
     return {"spearman": float(spearmanr(y[rows_test], pred).statistic)}
 
 
+#: REPORTED.md column -> (our task, our metric, factor to the reported scale)
+COLUMNS = {**{lv: (f"taxonomy-{lv.lower()}", "accuracy", 100.0) for lv in TAXONOMY_LEVELS},
+           "Immuno (AUPRC)": ("immunogenicity", "auprc", 1.0), "Glycos (acc)": ("glycosylation", "accuracy", 100.0),
+           "Interaction (ρ)": ("binding", "spearman", 1.0)}
+
+
+def reported_best(path: Path, heading: str) -> dict[str, tuple[float, str]] | None:
+    """Best mean per column of a table in REPORTED.md (read in place; None where the file is absent)."""
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("## ") and heading in line), None)
+    if start is None:
+        return None
+    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = lines[first:end]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    best: dict[str, tuple[float, str]] = {}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        model = cells[0].replace("*", "")
+        for name, cell in zip(header[1:], cells[1:]):
+            try:
+                value = float(cell.replace("*", "").split("(")[0])
+            except ValueError:
+                continue
+            if name not in best or value > best[name][0]:
+                best[name] = (value, model)
+    return best
+
+
+def _ours(rows: list[dict], task: str, metric: str, split: str) -> tuple[float, float, str] | None:
+    """Our best (mean, std, method) on a task and split; taxonomy levels include the multi-task model."""
+    found = []
+    for r in rows:
+        if r["split"] != split:
+            continue
+        if r["task"] == task and metric in r:
+            found.append((r[metric], r[f"{metric}_std"], r["method"]))
+        level = task.removeprefix("taxonomy-").capitalize()
+        if r["task"] == "taxonomy-mtl" and task.startswith("taxonomy-") and f"{level}/{metric}" in r:
+            found.append((r[f"{level}/{metric}"], r[f"{level}/{metric}_std"], f"mtl-{r['method']}"))
+    return max(found) if found else None
+
+
+def compare(rows: list[dict], reported: Path = REPORTED, split: str = "structure") -> list[str]:
+    """Markdown lines: our best per GlycanML column beside GlycanML's best reported (different splits)."""
+    best = reported_best(reported, "GlycanML single-task results")
+    if best is None:
+        return [f"(reported numbers not found at {reported}; comparison skipped)"]
+    out = [f"| column | GlycanML best (v1 Table 3) | ours, best on our {split} split | ours - theirs |", "|---|---|---|---|"]
+    for column, (task, metric, factor) in COLUMNS.items():
+        theirs = best.get(column)
+        ours = _ours(rows, task, metric, split)
+        if theirs is None or ours is None:
+            continue
+        mean, std, method = ours
+        out.append(f"| {column} | {theirs[0]:.3g} ({theirs[1]}) | {mean * factor:.3g} ± {std * factor:.2g} ({method}) | "
+                   f"{mean * factor - theirs[0]:+.3g} |")
+    best_aa = reported_best(reported, "GlycanAA")
+    if best_aa:
+        out += ["", f"| column (macro-F1) | best of GlycanAA's table | ours, best on our {split} split | ours - theirs |",
+                "|---|---|---|---|"]
+        for column, task in [*((lv, f"taxonomy-{lv.lower()}") for lv in TAXONOMY_LEVELS), ("Glycos", "glycosylation")]:
+            ours = _ours(rows, task, "macro_f1", split)
+            if column in best_aa and ours is not None:
+                theirs = best_aa[column]
+                out.append(f"| {column} | {theirs[0]:.3f} ({theirs[1]}) | {ours[0]:.3f} ± {ours[1]:.3f} ({ours[2]}) | "
+                           f"{ours[0] - theirs[0]:+.3f} |")
+    return out
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
@@ -186,6 +260,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--full", action="store_true", help="GlycanML's protocol: all data, 50 epochs, batch 256, "
                    "lr 5e-4, weight decay 1e-3, width 128, all GNN kinds")
     p.add_argument("--json", type=Path)
+    p.add_argument("--compare", nargs="+", type=Path, help="only print the comparison of these result files "
+                   "with the reported numbers")
+    p.add_argument("--reported", type=Path, default=REPORTED, help="REPORTED.md of the glycan benchmarks (read in place)")
     p.add_argument("--immuno-table", type=Path, default=GLAMOUR_IMMUNO,
                    help="GLAMOUR's glycobase_immuno.txt (default: ../shared/data/glamour beside the project)")
     args = p.parse_args(argv)
@@ -194,6 +271,11 @@ def main(argv=None) -> list[dict]:
                        hidden=128, hgb_iter=300, gnn_pair_subsample=0, gnn_test_subsample=0, gnn_epochs=20,
                        methods=[*[k for k in MODEL_KINDS if k != "attentivefp"], "fp-logreg"])
         args = p.parse_args(argv)
+    if args.compare:
+        rows = [r for path in args.compare for r in json.loads(path.read_text())]
+        for split in args.splits:
+            print("\n".join(compare(rows, args.reported, split)))
+        return rows
     args.train_subsample = args.train_subsample or None
     args.pair_subsample = args.pair_subsample or None
     args.gnn_pair_subsample = args.gnn_pair_subsample or None
@@ -249,6 +331,8 @@ def main(argv=None) -> list[dict]:
                     atomic_write(args.json, json.dumps(rows, indent=1))
                 shown = ", ".join(f"{k} {row[k]:.3f}±{row[k + '_std']:.3f}" for k in flat[0])
                 print(f"  {split:9s} {method:12s} {shown} ({seconds:.0f} s/seed)", flush=True)
+    for split in args.splits:
+        print("\n".join(compare(rows, args.reported, split)))
     return rows
 
 
