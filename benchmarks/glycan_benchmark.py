@@ -86,6 +86,8 @@ def _fit_gnn(kind, graphs, y, train, val, seed, args, multitask=False):
         model = cls(monitor="accuracy", **params)
         return model.fit([graphs[i] for i in train], y[train], val=([graphs[i] for i in val], y[val]))
     seen = val[np.isin(y[val], np.unique(y[train]))]  # early stopping on the classes training knows
+    if len(seen) < 2:
+        return cls(monitor="loss", **params).fit([graphs[i] for i in train], y[train])
     model = cls(monitor="balanced_accuracy", **params)
     return model.fit([graphs[i] for i in train], y[train], val=([graphs[i] for i in seen], y[seen]))
 
