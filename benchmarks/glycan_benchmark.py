@@ -209,6 +209,16 @@ def _ours(rows: list[dict], task: str, metric: str, split: str) -> tuple[float, 
     return max(found) if found else None
 
 
+def markdown(rows: list[dict]) -> list[str]:
+    """Markdown lines of result rows: task, split, method, each metric as mean ± std, seconds per seed."""
+    out = ["| task | split | method | metrics (mean ± std over seeds) | s/seed |", "|---|---|---|---|---|"]
+    for r in rows:
+        keys = [k for k in r if k.endswith("_std")]
+        cells = ", ".join(f"{k[:-4]} {r[k[:-4]]:.3f} ± {r[k]:.3f}" for k in keys)
+        out.append(f"| {r['task']} | {r['split']} | {r['method']} | {cells} | {r['seconds_per_seed']:.0f} |")
+    return out
+
+
 def compare(rows: list[dict], reported: Path = REPORTED, split: str = "structure") -> list[str]:
     """Markdown lines: our best per GlycanML column beside GlycanML's best reported (different splits)."""
     best = reported_best(reported, "GlycanML single-task results")
@@ -275,6 +285,7 @@ def main(argv=None) -> list[dict]:
         args = p.parse_args(argv)
     if args.compare:
         rows = [r for path in args.compare for r in json.loads(path.read_text())]
+        print("\n".join(markdown(rows)))
         for split in args.splits:
             print("\n".join(compare(rows, args.reported, split)))
         return rows
