@@ -7,8 +7,10 @@ whose taxonomic meaning is known:
 
 - sialic acid (``Neu5Ac`` / ``Neu5Gc``): in deuterostome animals (and some of their pathogens),
   explained for the ``Animalia`` logit;
-- core alpha1-6 fucose on the reducing-end GlcNAc of N-glycans: animal; core alpha1-3 fucose and
-  beta1-2 xylose: plant and insect N-glycans, explained for ``Plantae``.
+- alpha1-6 fucose on the reducing-end residue (the core fucose of animal N-glycans), explained for
+  ``Animalia``; alpha1-3 fucose on the reducing-end residue (the core fucose of plant and insect
+  N-glycans, but the finder also matches milk oligosaccharides' Fuc(a1-3)Glc) and beta1-2 xylose,
+  explained for ``Plantae``.
 
 Besides the drawings it counts, over every test glycan of each group, how often the motif's residues
 receive the largest attribution of any residue, which is the quantitative form of "the attribution
