@@ -20,8 +20,9 @@ model (``gnn-rgcn``, :class:`learners.binding.BindingRegressor`: RGCN glycan emb
 of the lectin's composition).
 
 Budget: the defaults are a reduced run for 2 shared CPU cores (``--train-subsample`` training
-glycans, few epochs); ``--full`` is GlycanML's protocol (all training data, 50 epochs, batch 256,
-lr 5e-4, weight decay 1e-3, width 128). Every row records the budget it ran under.
+glycans, few epochs); ``--full`` takes GlycanML's training settings (all training data, 50
+epochs, batch 256, lr 5e-4, weight decay 1e-3; our architectures at width 128, every GNN kind, all
+binding pairs). Every row records the budget it ran under.
 
 Usage::
 

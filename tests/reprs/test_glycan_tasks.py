@@ -147,4 +147,4 @@ def test_shipped_split_files_match_the_tasks():
     # The file's keys are the task's glycans whose graphs build: a subset, all of them known.
     assert set(keys) <= set(task.table["glycan"]) and len(keys) > 0.95 * task.n
     train, val, test = read_split_file(path, keys.tolist(), "structure")
-    assert len(train) > 5 * len(test) > 0 and len(val) > 0
+    assert len(train) > 3 * len(test) > 0 and len(val) > 0  # eight clusters of ten in training
