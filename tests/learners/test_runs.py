@@ -232,3 +232,15 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
         load_config({**cfg, "split": {"by": "file"}})
     with pytest.raises(ConfigError, match="task must be one of"):
         load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+
+
+def test_a_training_part_with_a_single_class_is_refused(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man", "Fuc(a1-2)Gal", "Glc"], "label": ["a", "a", "a", "b"]}
+                 ).to_csv(path, index=False)
+    from learners.splits import write_split_file
+
+    write_split_file(tmp_path / "s.csv", pd.read_csv(path)["glycan"], {"structure": ([0, 1], [2], [3])})
+    cfg = {"dataset": {"source": "csv", "path": str(path)}, "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
+    with pytest.raises(InputError, match="label column 'label' has a single class .'a'. in the train part"):
+        train_run(cfg, tmp_path / "run", progress=False)
