@@ -167,6 +167,9 @@ def test_multitask_classifier_learns_two_tasks_and_refuses_a_single_class():
     labels = np.stack([y, first], axis=1)
     clf = GNNMultiTaskClassifier(kind="rgcn", hidden=16, layers=2, epochs=60, lr=1e-2, min_relation_count=1).fit(graphs, labels)
     assert clf.predict(graphs).shape == (len(graphs), 2)
+    from sklearn.base import clone
+
+    assert clone(clf).get_params() == clf.get_params() and clf.get_params()["temperature"] == 2.0
     assert clf.score(graphs, labels) == 1.0
     with pytest.raises(InputError, match="single class"):
         GNNMultiTaskClassifier(kind="gin", epochs=1).fit(graphs, np.stack([y, np.zeros_like(y)], axis=1))

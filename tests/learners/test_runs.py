@@ -244,3 +244,12 @@ def test_a_training_part_with_a_single_class_is_refused(tmp_path):
     cfg = {"dataset": {"source": "csv", "path": str(path)}, "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
     with pytest.raises(InputError, match="label column 'label' has a single class .'a'. in the train part"):
         train_run(cfg, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "examples" / "glycan_tasks").glob("*.toml")))
+def test_glycan_task_configs_load(name):
+    path = Path(__file__).resolve().parents[2] / "examples" / "glycan_tasks" / name
+    if name == "immunogenicity.toml" and not (path.parents[3] / "shared" / "data" / "glamour").is_dir():
+        pytest.skip("GLAMOUR's tables are not beside the project")
+    cfg = load_config(path)
+    assert Path(cfg["split"]["file"]).is_file()
