@@ -215,8 +215,12 @@ def markdown(rows: list[dict]) -> list[str]:
     out = ["| task | split | method | metrics (mean ± std over seeds) | s/seed |", "|---|---|---|---|---|"]
     for r in rows:
         keys = [k for k in r if k.endswith("_std")]
-        cells = ", ".join(f"{k[:-4]} {r[k[:-4]]:.3f} ± {r[k]:.3f}" for k in keys)
-        out.append(f"| {r['task']} | {r['split']} | {r['method']} | {cells} | {r['seconds_per_seed']:.0f} |")
+        groups = {"": keys}
+        if r["task"] == "taxonomy-mtl":  # one line per level of the multi-task model
+            groups = {f" ({lv})": [k for k in keys if k.startswith(lv + "/")] for lv in TAXONOMY_LEVELS}
+        for suffix, group in groups.items():
+            cells = ", ".join(f"{k[:-4].split('/')[-1]} {r[k[:-4]]:.3f} ± {r[k]:.3f}" for k in group)
+            out.append(f"| {r['task']}{suffix} | {r['split']} | {r['method']} | {cells} | {r['seconds_per_seed']:.0f} |")
     return out
 
 
