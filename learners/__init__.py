@@ -1,10 +1,12 @@
 """learners: graph neural networks on matrep's graph objects, and the shared training loop.
 
-- :class:`GraphModel`: GCN, GIN, GINE, GAT, NNConv (edge-conditioned MPNN) and AttentiveFP behind
-  one constructor, for multiclass, multilabel and regression tasks.
+- :class:`GraphModel`: GCN, GIN, GINE, GAT, NNConv (edge-conditioned MPNN), AttentiveFP and the
+  relational RGCN and CompGCN behind one constructor, for multiclass, multilabel and regression
+  tasks, with one head or one head per task.
 - :class:`Trainer`: AdamW, schedules, early stopping, gradient clipping, seeded data order,
   atomic checkpoints with resume, per-epoch JSON log; model-agnostic (a ``step`` hook).
-- :class:`GNNClassifier`, :class:`GNNRegressor`: scikit-learn-style estimators on lists of graphs.
+- :class:`GNNClassifier`, :class:`GNNRegressor`, :class:`GNNMultiTaskClassifier`: scikit-learn-style
+  estimators on lists of graphs.
 - :class:`CGVAE`: generative backmapping of coarse-grained frames (:mod:`learners.backmap`, which also
   holds ``backmap``, the metrics and the nearest-frame baseline).
 - :mod:`learners.splits`, :mod:`learners.metrics`, :mod:`learners.attribution`.
@@ -24,6 +26,7 @@ _LAZY = {
     "GNNRegressor": ("learners.estimators", "GNNRegressor"),
     "DiabaticPaiNN": ("learners.diabatic", "DiabaticPaiNN"),
     "CGVAE": ("learners.backmap.model", "CGVAE"),
+    "GNNMultiTaskClassifier": ("learners.estimators", "GNNMultiTaskClassifier"),
 }
 
 __all__ = list(_LAZY)

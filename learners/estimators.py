@@ -20,12 +20,12 @@ from sklearn.base import BaseEstimator
 
 from learners.data import feature_widths, graphs_to_data
 from learners.errors import InputError, NotFittedError
-from learners.metrics import accuracy, outputs_to_proba, r2
-from learners.models import GraphModel, graph_inputs, task_loss
+from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
+from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table, task_loss
 from learners.splits import random_split, stratified_split
 from learners.trainer import Trainer, _atomic_torch_save, supervised_step
 
-__all__ = ["GNNClassifier", "GNNRegressor", "save_estimator", "load_estimator"]
+__all__ = ["GNNClassifier", "GNNRegressor", "GNNMultiTaskClassifier", "save_estimator", "load_estimator"]
 
 _FORMAT = "matrep-gnn-estimator-1"
 
@@ -47,6 +47,7 @@ class _GNNEstimator(BaseEstimator):
         layers: int = 3,
         readout: str = "mean",
         dropout: float = 0.0,
+        min_relation_count: int = 5,
         epochs: int = 100,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -64,6 +65,7 @@ class _GNNEstimator(BaseEstimator):
         progress: bool = False,
     ) -> None:
         self.kind, self.hidden, self.layers, self.readout, self.dropout = kind, hidden, layers, readout, dropout
+        self.min_relation_count = min_relation_count
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.patience, self.validation_fraction, self.monitor = schedule, patience, validation_fraction, monitor
         self.clip_norm, self.device, self.dtype, self.seed = clip_norm, device, dtype, seed
@@ -72,6 +74,12 @@ class _GNNEstimator(BaseEstimator):
             raise InputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
 
     # subclass hooks ------------------------------------------------------------------------
+    def _loss(self, task: str):
+        return partial(task_loss, task)
+
+    def _metrics(self):
+        return None
+
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
         raise NotImplementedError
 
@@ -115,9 +123,16 @@ class _GNNEstimator(BaseEstimator):
         else:
             val_data = None
         self.n_features_in_, self.edge_dim_, self.task_ = in_dim, edge_dim, task
+        self.relations_ = None
+        if self.kind in RELATIONAL_KINDS:
+            if edge_dim is None:
+                raise InputError(f"kind {self.kind!r} needs edge features (one relation per distinct edge feature row)")
+            edges = torch.cat([d.edge_attr for d in data])
+            self.relations_ = relation_table(edges, min_count=self.min_relation_count).tolist()
         self.model_ = self._new_model(n_out)
         self.trainer_ = self._new_trainer(self.monitor or (self._default_monitor if val_data is not None else "loss"))
-        self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, partial(task_loss, task)), task=task)
+        self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, self._loss(task)),
+                          task=task if task in TASKS else None, metrics=self._metrics())
         self.history_ = self.trainer_.history_
         return self
 
@@ -125,7 +140,7 @@ class _GNNEstimator(BaseEstimator):
         return GraphModel(
             kind=self.kind, in_dim=self.n_features_in_, edge_dim=self.edge_dim_, n_outputs=n_outputs, task=self.task_,
             hidden=self.hidden, layers=self.layers, readout=self.readout, dropout=self.dropout, seed=self.seed,
-            dtype=self.dtype,
+            dtype=self.dtype, relations=None if getattr(self, "relations_", None) is None else torch.tensor(self.relations_),
         )
 
     def _new_trainer(self, monitor: str) -> Trainer:
@@ -157,6 +172,9 @@ class GNNClassifier(_GNNEstimator):
     ----------
     kind, hidden, layers, readout, dropout
         Model (see :class:`learners.models.GraphModel`).
+    min_relation_count : int
+        ``rgcn`` / ``compgcn``: an edge feature row (a linkage type) is a relation of its own when
+        it occurs on at least this many training edges; rarer ones share one "other" relation.
     epochs, batch_size, lr, weight_decay, schedule, patience, monitor, clip_norm, device, dtype, seed, run_dir, resume, progress
         Training (see :class:`learners.trainer.Trainer`); ``monitor`` defaults to
         ``"balanced_accuracy"`` when there is a validation set.
@@ -255,9 +273,110 @@ class GNNRegressor(_GNNEstimator):
         return r2(np.asarray(y, dtype=float), self.predict(graphs))
 
 
+class GNNMultiTaskClassifier(_GNNEstimator):
+    """Several multiclass tasks on the same graphs: a shared encoder and one head per task.
+
+    GlycanML's multi-task testbed predicts all eight taxonomy levels of a glycan at once
+    (arXiv:2405.16206, section 5); the loss is :func:`learners.models.multitask_loss`, the tasks'
+    cross-entropies scaled by their chance level and balanced by a temperature softmax.
+
+    Parameters
+    ----------
+    temperature : float or None
+        Of the loss balancing (None: equal weights on the chance-scaled losses).
+    other parameters
+        As :class:`GNNClassifier`; ``monitor`` defaults to ``"accuracy"`` (mean over tasks) when
+        there is a validation set. ``kind="attentivefp"`` is not available (its head is built in).
+
+    Attributes
+    ----------
+    classes_ : list of numpy.ndarray
+        Classes of each task (column of ``y``).
+
+    Example
+    -------
+    >>> from reprs.glycans import glycan_graph
+    >>> graphs = [glycan_graph(s) for s in ["Gal(b1-4)GlcNAc", "Man(a1-3)Man", "Fuc(a1-2)Gal"]]
+    >>> y = [["Eukarya", "Animalia"], ["Eukarya", "Fungi"], ["Bacteria", "Bacteria"]]
+    >>> GNNMultiTaskClassifier(kind="gin", epochs=5).fit(graphs, y).predict(graphs).shape
+    (3, 2)
+    """
+
+    _default_monitor = "accuracy"
+
+    def __init__(self, *, temperature: float | None = 2.0, **params: Any) -> None:
+        super().__init__(**params)
+        self.temperature = temperature
+        if temperature is not None and temperature <= 0:
+            raise InputError(f"temperature must be > 0 or None, got {temperature}")
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return sorted({*_GNNEstimator._get_param_names(), "temperature"})
+
+    def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, tuple[int, ...]]:
+        if y.ndim != 2 or y.shape[1] < 1:
+            raise InputError(f"y must be a 2-D array of labels, one column per task, got shape {y.shape}")
+        self.classes_ = [np.unique(y[:, k]) for k in range(y.shape[1])]
+        single = [k for k, c in enumerate(self.classes_) if len(c) < 2]
+        if single:
+            raise InputError(f"task column(s) {single} have a single class ({self.classes_[single[0]].tolist()}); "
+                             "every task needs at least 2 classes in training")
+        return self._encode_more(y), "multitask", tuple(len(c) for c in self.classes_)
+
+    def _encode_more(self, y: np.ndarray) -> np.ndarray:
+        if y.ndim != 2 or y.shape[1] != len(self.classes_):
+            raise InputError(f"y must have {len(self.classes_)} task columns, got shape {y.shape}")
+        codes = np.full(y.shape, -1, dtype=np.int64)  # -1: a class never seen in training
+        for k, classes in enumerate(self.classes_):
+            found = np.isin(y[:, k], classes)
+            codes[found, k] = np.searchsorted(classes, y[found, k])
+        return codes
+
+    def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return random_split(len(y), (1 - self.validation_fraction, self.validation_fraction), seed=self.seed)
+
+    def _loss(self, task: str):
+        from learners.models import multitask_loss
+
+        sizes = tuple(len(c) for c in self.classes_)
+        return lambda outputs, target: multitask_loss(outputs, target, sizes, temperature=self.temperature)
+
+    def _metrics(self):
+        sizes = np.cumsum([0, *(len(c) for c in self.classes_)])
+
+        def metrics(y: np.ndarray, outputs: np.ndarray) -> dict:
+            accs, f1s = [], []
+            for k in range(len(self.classes_)):
+                pred = outputs[:, sizes[k]:sizes[k + 1]].argmax(axis=1)
+                accs.append(float(np.mean(pred == y[:, k])))
+                seen = y[:, k] >= 0
+                f1s.append(macro_f1(y[seen, k], pred[seen]) if seen.any() else 0.0)
+            return {"accuracy": float(np.mean(accs)), "macro_f1": float(np.mean(f1s)),
+                    **{f"accuracy_{k}": a for k, a in enumerate(accs)}}
+
+        return metrics
+
+    def predict_proba(self, graphs: Sequence[Any]) -> list[np.ndarray]:
+        """Per task, class probabilities ``(n, n_classes_k)`` (softmax over that task's head)."""
+        out = self._outputs(graphs)
+        sizes = np.cumsum([0, *(len(c) for c in self.classes_)])
+        return [outputs_to_proba(out[:, sizes[k]:sizes[k + 1]], "multiclass") for k in range(len(self.classes_))]
+
+    def predict(self, graphs: Sequence[Any]) -> np.ndarray:
+        """Most probable class of each task, shape ``(n, n_tasks)``."""
+        return np.stack([c[p.argmax(axis=1)] for c, p in zip(self.classes_, self.predict_proba(graphs))], axis=1)
+
+    def score(self, graphs: Sequence[Any], y: Any) -> float:
+        """Accuracy averaged over tasks."""
+        y = np.asarray(y)
+        return float(np.mean([accuracy(y[:, k], p) for k, p in enumerate(self.predict(graphs).T)]))
+
+
 #: Fitted attributes saved besides the weights, as plain lists and numbers (``weights_only`` loading).
-_FITTED = {"GNNClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "classes_"),
-           "GNNRegressor": ("n_features_in_", "edge_dim_", "task_", "history_", "y_ndim_", "y_mean_", "y_std_")}
+_FITTED = {"GNNClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "classes_"),
+           "GNNRegressor": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "y_ndim_", "y_mean_",
+                            "y_std_")}
 
 
 def save_estimator(estimator: GNNClassifier | GNNRegressor, path: str | os.PathLike) -> Path:

@@ -11,6 +11,11 @@ References
 - GAT (v2, with edge features): Brody, Alon & Yahav, ICLR 2022.
 - Edge-conditioned MPNN (NNConv): Gilmer et al., ICML 2017.
 - AttentiveFP: Xiong et al., J. Med. Chem. 63, 8749 (2020).
+- RGCN: Schlichtkrull et al., ESWC 2018 (eq. 2; basis decomposition eq. 3), PyG's ``RGCNConv``.
+- CompGCN: Vashishth et al., ICLR 2020 (eqs. 4-5, composition by element-wise product or
+  difference).
+- GlycanML (Xu et al., arXiv:2405.16206) found these relational GNNs, with one relation per
+  glycosidic linkage type, the best graph encoders of glycans.
 - GLAMOUR (Mohapatra, An & Gomez-Bombarelli, arXiv:2103.02565) trained GCN, GAT, MPNN, Weave and
   AttentiveFP from DGL-LifeSci on the same glycan graphs.
 """
@@ -25,10 +30,15 @@ from torch import nn
 from learners.errors import InputError
 from learners.metrics import TASKS
 
-__all__ = ["GraphModel", "MODEL_KINDS", "READOUTS", "task_loss", "graph_inputs"]
+__all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "task_loss", "graph_inputs",
+           "relation_table", "CompGCNConv", "multitask_loss"]
 
 #: Message-passing kinds, and whether each uses edge features.
-MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True}
+MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True,
+               "rgcn": True, "compgcn": True}
+#: Kinds whose messages depend on a discrete relation per edge: each distinct edge feature vector
+#: (for glycan graphs, each linkage such as ``b1-4``) is one relation (see :func:`relation_table`).
+RELATIONAL_KINDS = ("rgcn", "compgcn")
 READOUTS = ("mean", "sum", "max")
 
 
@@ -36,9 +46,77 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
 
 
-def _conv(kind: str, hidden: int, edge_dim: int | None, heads: int) -> nn.Module:
+def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | None = None) -> torch.Tensor:
+    """The relations of a relational GNN: the distinct edge feature rows, most frequent first.
+
+    Parameters
+    ----------
+    edge_attr : array or tensor, shape (n_edges, edge_dim)
+        The training graphs' edge features (glycan graphs: one row per linkage type).
+    min_count : int
+        Rows seen fewer times are not relations of their own; they share the extra "other"
+        relation with rows never seen in training.
+    max_relations : int, optional
+        Keep at most this many (the most frequent; ties by row order of ``numpy.unique``).
+
+    Returns
+    -------
+    torch.Tensor, shape (n_relations, edge_dim), float64
+    """
+    import numpy as np
+
+    rows = np.asarray(edge_attr.detach().cpu() if isinstance(edge_attr, torch.Tensor) else edge_attr, dtype=float)
+    if rows.ndim != 2 or len(rows) == 0:
+        raise InputError(f"edge_attr must be a non-empty (n_edges, edge_dim) array, got shape {rows.shape}")
+    unique, counts = np.unique(rows, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] >= min_count][:max_relations]
+    if len(order) == 0:
+        raise InputError(f"no edge feature row occurs at least min_count={min_count} times")
+    return torch.as_tensor(unique[order])
+
+
+class CompGCNConv(nn.Module):
+    """CompGCN layer (Vashishth et al., ICLR 2020, eqs. 4-5) on a graph with a relation per edge.
+
+    ``h_v' = W_self h_v + mean_{(u, r) -> v} W_msg phi(h_u, z_r)`` and ``z_r' = W_rel z_r``, with
+    ``phi(h, z) = h * z`` (``"mult"``, DistMult-like) or ``h - z`` (``"sub"``, TransE-like). The
+    paper's separate weights for incoming, outgoing and self edges become one message weight
+    here because our message passing runs both ways along each bond (:func:`learners.data.graphs_to_data`).
+    """
+
+    def __init__(self, hidden: int, composition: str = "mult") -> None:
+        super().__init__()
+        if composition not in ("mult", "sub"):
+            raise InputError(f"composition must be 'mult' or 'sub', got {composition!r}")
+        self.composition = composition
+        self.w_msg = nn.Linear(hidden, hidden, bias=False)
+        self.w_self = nn.Linear(hidden, hidden)
+        self.w_rel = nn.Linear(hidden, hidden, bias=False)
+
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, relation: torch.Tensor, z: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node embeddings and relation embeddings after the layer."""
+        from torch_geometric.utils import scatter
+
+        src, dst = edge_index
+        z_e = z[relation]
+        composed = h[src] * z_e if self.composition == "mult" else h[src] - z_e
+        messages = scatter(self.w_msg(composed), dst, dim=0, dim_size=h.shape[0], reduce="mean")
+        return self.w_self(h) + messages, self.w_rel(z)
+
+
+def _conv(kind: str, hidden: int, edge_dim: int | None, heads: int, n_relations: int = 0,
+          num_bases: int | None = None) -> nn.Module:
     from torch_geometric import nn as gnn
 
+    if kind == "rgcn":
+        # Mean over each relation's neighbours plus a root weight: Schlichtkrull et al.'s eq. 2
+        # with c_{i,r} = |N_i^r|; bases (eq. 3) when the relations outnumber them.
+        bases = num_bases if num_bases is not None and num_bases < n_relations else None
+        return gnn.RGCNConv(hidden, hidden, n_relations, num_bases=bases, aggr="mean")
+    if kind == "compgcn":
+        return CompGCNConv(hidden)
     if kind == "gcn":
         return gnn.GCNConv(hidden, hidden)
     if kind == "gin":
@@ -65,9 +143,11 @@ class GraphModel(nn.Module):
         Node feature width (128 for glycan graphs' Morgan fingerprints).
     edge_dim : int, optional
         Edge feature width.
-    n_outputs : int
-        Classes (multiclass), labels (multilabel) or targets (regression).
-    task : {"multiclass", "multilabel", "regression"}
+    n_outputs : int or sequence of int
+        Classes (multiclass), labels (multilabel) or targets (regression). A sequence makes a
+        multi-task model: one head per entry over the shared encoder, outputs concatenated
+        (``n_heads_`` holds the sizes; see :func:`multitask_loss`).
+    task : {"multiclass", "multilabel", "regression", "multitask"}
         Only recorded here (outputs are raw logits / values); it picks the loss in
         :func:`task_loss` and the metrics of the trainer.
     hidden : int
@@ -80,6 +160,13 @@ class GraphModel(nn.Module):
         Dropout on node embeddings after each layer and in the head.
     heads : int
         Attention heads of ``gat`` (``hidden`` must be divisible by it).
+    relations : tensor, shape (n_relations, edge_dim)
+        ``rgcn`` / ``compgcn`` only (required): the edge feature rows that are relations
+        (:func:`relation_table`). An edge whose features match no row exactly takes one extra
+        "other" relation.
+    num_bases : int, optional
+        ``rgcn``: basis decomposition of the relation weights (used when fewer bases than
+        relations); None: a full weight matrix per relation.
     seed : int
         Seed of the weight initialisation (the global torch RNG is left untouched).
     device, dtype
@@ -105,6 +192,8 @@ class GraphModel(nn.Module):
         readout: str = "mean",
         dropout: float = 0.0,
         heads: int = 4,
+        relations: Any = None,
+        num_bases: int | None = 8,
         seed: int = 0,
         device: Any = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -112,10 +201,22 @@ class GraphModel(nn.Module):
         super().__init__()
         if kind not in MODEL_KINDS:
             raise InputError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
-        if task not in TASKS:
-            raise InputError(f"unknown task {task!r}; choose one of {TASKS}")
+        if task not in (*TASKS, "multitask"):
+            raise InputError(f"unknown task {task!r}; choose one of {(*TASKS, 'multitask')}")
         if readout not in READOUTS:
             raise InputError(f"unknown readout {readout!r}; choose one of {READOUTS}")
+        head_sizes = tuple(n_outputs) if isinstance(n_outputs, (tuple, list)) else (n_outputs,)
+        if not head_sizes or any(not isinstance(v, int) or v < 1 for v in head_sizes):
+            raise InputError(f"n_outputs must be a positive int or a non-empty sequence of them, got {n_outputs!r}")
+        n_outputs = sum(head_sizes)
+        if len(head_sizes) > 1 and kind == "attentivefp":
+            raise InputError("kind 'attentivefp' has its own readout and head; a multi-task model needs another kind")
+        if kind in RELATIONAL_KINDS:
+            if relations is None:
+                raise InputError(f"model kind {kind!r} needs relations=relation_table(training edge features)")
+            relations = torch.as_tensor(relations)
+            if relations.ndim != 2 or relations.shape[0] < 1 or relations.shape[1] != edge_dim:
+                raise InputError(f"relations must have shape (n_relations >= 1, edge_dim={edge_dim}), got {tuple(relations.shape)}")
         for name, value in (("in_dim", in_dim), ("n_outputs", n_outputs), ("hidden", hidden), ("layers", layers)):
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
@@ -127,6 +228,7 @@ class GraphModel(nn.Module):
             raise InputError(f"dropout must be in [0, 1), got {dropout}")
         self.kind, self.task, self.readout = kind, task, readout
         self.in_dim, self.edge_dim, self.n_outputs = in_dim, edge_dim if MODEL_KINDS[kind] else None, n_outputs
+        self.head_sizes = head_sizes
         self.dropout = dropout
         with torch.random.fork_rng(devices=[]):
             # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
@@ -138,9 +240,27 @@ class GraphModel(nn.Module):
                 self.net = AttentiveFP(in_dim, hidden, n_outputs, edge_dim, num_layers=layers, num_timesteps=2, dropout=dropout)
             else:
                 self.encoder = nn.Linear(in_dim, hidden)
-                self.convs = nn.ModuleList(_conv(kind, hidden, edge_dim, heads) for _ in range(layers))
-                self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+                n_relations = 0
+                if kind in RELATIONAL_KINDS:
+                    self.register_buffer("relations", relations.to(torch.float64))
+                    n_relations = relations.shape[0] + 1  # the last: "other"
+                    if kind == "compgcn":
+                        self.relation_embedding = nn.Embedding(n_relations, hidden)
+                self.convs = nn.ModuleList(_conv(kind, hidden, edge_dim, heads, n_relations, num_bases) for _ in range(layers))
+                heads_ = [nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, size))
+                          for size in head_sizes]
+                self.head = heads_[0] if len(heads_) == 1 else nn.ModuleList(heads_)
         self.to(device=torch.device(device), dtype=dtype)
+
+    def relation_ids(self, edge_attr: torch.Tensor) -> torch.Tensor:
+        """Relation index of each edge: the row of ``relations`` its features equal, else the "other" one."""
+        table = self.relations.to(edge_attr.dtype)
+        if edge_attr.shape[0] == 0:
+            return torch.zeros(0, dtype=torch.long, device=edge_attr.device)
+        distance = torch.cdist(edge_attr.detach(), table)
+        nearest, index = distance.min(dim=1)
+        # Features are 0/1 bits: an exact match has distance 0, any other row at least 1.
+        return torch.where(nearest < 0.5, index, torch.full_like(index, table.shape[0]))
 
     def forward(
         self,
@@ -170,11 +290,22 @@ class GraphModel(nn.Module):
         if self.kind == "attentivefp":
             return self.net(x, edge_index, edge_attr, batch)
         h = self.encoder(x)
+        if self.kind in RELATIONAL_KINDS:
+            relation = self.relation_ids(edge_attr)
+            z = self.relation_embedding.weight if self.kind == "compgcn" else None
         for conv in self.convs:
-            m = conv(h, edge_index, edge_attr) if self.edge_dim is not None else conv(h, edge_index)
+            if self.kind == "rgcn":
+                m = conv(h, edge_index, relation)
+            elif self.kind == "compgcn":
+                m, z = conv(h, edge_index, relation, z)
+            else:
+                m = conv(h, edge_index, edge_attr) if self.edge_dim is not None else conv(h, edge_index)
             h = h + nn.functional.dropout(torch.relu(m), self.dropout, self.training)
         pool = {"mean": gnn.global_mean_pool, "sum": gnn.global_add_pool, "max": gnn.global_max_pool}[self.readout]
-        return self.head(pool(h, batch))
+        pooled = pool(h, batch)
+        if len(self.head_sizes) == 1:
+            return self.head(pooled)
+        return torch.cat([head(pooled) for head in self.head], dim=1)
 
 
 def graph_inputs(batch) -> tuple:
@@ -192,3 +323,44 @@ def task_loss(task: str, outputs: torch.Tensor, target: torch.Tensor, class_weig
     if task == "regression":
         return f.mse_loss(outputs, target.to(outputs.dtype).reshape(outputs.shape))
     raise InputError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def multitask_loss(outputs: torch.Tensor, target: torch.Tensor, head_sizes: tuple[int, ...], *,
+                   temperature: float | None = 2.0) -> torch.Tensor:
+    """Balanced sum of per-task cross-entropies of a multi-head classifier.
+
+    Task ``k``'s loss ``L_k`` (cross-entropy over its head's logits; targets ``-1`` are ignored:
+    a class never seen in training) is first put on a common scale by its chance level,
+    ``l_k = L_k / log C_k`` (the loss of a uniform guess over ``C_k`` classes is ``log C_k``), and the
+    tasks are weighted by a temperature softmax over these scaled losses (detached),
+    ``w = K softmax(l / T)``, so that tasks far from solved get more weight; ``T -> inf`` (None)
+    gives equal weights on the scaled losses. A loss-based weighting in the spirit of the
+    temperature-scaling balancing that GlycanML found best for its eight taxonomy tasks
+    (arXiv:2405.16206, Table 4); the paper's exact rule was not available offline.
+
+    Parameters
+    ----------
+    outputs : tensor, shape (n, sum(head_sizes))
+    target : tensor, shape (n, K), int
+    head_sizes : tuple of int
+        Classes per task.
+    temperature : float or None
+    """
+    import math
+
+    if target.ndim != 2 or target.shape[1] != len(head_sizes):
+        raise InputError(f"multi-task targets must have shape (n, {len(head_sizes)}), got {tuple(target.shape)}")
+    if temperature is not None and temperature <= 0:
+        raise InputError(f"temperature must be > 0 or None, got {temperature}")
+    losses = []
+    for k, logits in enumerate(torch.split(outputs, list(head_sizes), dim=1)):
+        y = target[:, k].long()
+        if (y >= 0).any():
+            losses.append(nn.functional.cross_entropy(logits, y, ignore_index=-1) / math.log(max(head_sizes[k], 2)))
+        else:
+            losses.append(logits.sum() * 0.0)
+    scaled = torch.stack(losses)
+    if temperature is None:
+        return scaled.sum()
+    weights = len(losses) * torch.softmax(scaled.detach() / temperature, dim=0)
+    return (weights * scaled).sum()

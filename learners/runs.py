@@ -9,13 +9,15 @@ model, the trainer settings and the split::
                                      # ("glycan", the default; "glycan_graph:linkage=anomer") or of
                                      # SMILES ("molecular_graph", "molecular_graph:hydrogens=true")
     [dataset]
-    source = "glycowork"             # glycowork's shipped taxonomy table, "qm9" or "csv"
+    source = "glycowork"             # glycowork's shipped taxonomy table, "glycan_task", "qm9" or "csv"
     level = "Kingdom"
     min_class_size = 10
     subsample = 2000                 # optional
     # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
     # source = "csv": path (relative to the config file's folder), column = "glycan" (default
     #                 "glycan", or "smiles" for molecules), label_column = "label"
+    # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
+    #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt)
     [model]
     kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
     [trainer]
@@ -23,7 +25,15 @@ model, the trainer settings and the split::
                                      # clip_norm, device
     [split]
     fractions = [0.8, 0.1, 0.1]
-    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed
+    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed;
+                                     # "file": file = "split.csv.gz", name = "structure" (a split file of
+                                     # learners.splits.write_split_file, keyed by the input strings)
+
+With a split file (GlycanML's structure split puts whole clusters of glycans in the test part),
+validation and test glycans may carry classes absent from training: validation keeps only the
+classes training knows (for early stopping), and ``metrics.json`` scores the test part twice,
+over all its glycans (``accuracy_all``: an unseen class is a wrong answer) and, with every metric,
+over those of known classes (``n_test_unseen_class`` says how many were left out of that).
 
 Every table is parsed into a typed schema (:mod:`reprs.config`): an unknown or misspelled key
 (``subsampel``, ``taks``) is refused with a did-you-mean suggestion, a value of the wrong type with
@@ -63,7 +73,7 @@ class DatasetConfig(Schema):
     """The ``[dataset]`` table (the module docstring lists the keys of each source)."""
 
     TABLE = "dataset"
-    source: Literal["glycowork", "qm9", "csv"] = "glycowork"
+    source: Literal["glycowork", "glycan_task", "qm9", "csv"] = "glycowork"
     level: str = "Kingdom"
     min_class_size: int = 10
     target: str = "gap"
@@ -71,10 +81,11 @@ class DatasetConfig(Schema):
     column: str | None = None
     label_column: str = "label"
     subsample: int | None = None
+    task: str | None = None
 
     #: The keys each source reads (besides ``source`` and ``subsample``).
     SOURCE_KEYS = {"glycowork": ("level", "min_class_size"), "qm9": ("target",),
-                   "csv": ("path", "column", "label_column")}
+                   "csv": ("path", "column", "label_column"), "glycan_task": ("task", "path")}
 
     def check(self, where: str) -> None:
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -85,6 +96,15 @@ class DatasetConfig(Schema):
                                       f"{', '.join(self.SOURCE_KEYS[self.source])}")
         if self.source == "csv" and self.path is None:
             raise ConfigError(f"{where} with source 'csv' needs 'path' (a CSV file)")
+        if self.source == "glycan_task":
+            from reprs.glycan_tasks import TASK_NAMES
+
+            single = [t for t in TASK_NAMES if t not in ("taxonomy", "binding")]
+            if self.task not in single:
+                raise ConfigError(f"{where}.task must be one of {', '.join(single)}, got {self.task!r}")
+            if (self.task == "immunogenicity") != (self.path is not None):
+                raise ConfigError(f"{where}: the immunogenicity task, and only it, reads 'path' "
+                                  "(GLAMOUR's glycobase_immuno.txt)")
         if self.subsample is not None and self.subsample < 1:
             raise ConfigError(f"{where}.subsample must be >= 1, got {self.subsample}")
 
@@ -123,8 +143,14 @@ class SplitConfig(Schema):
 
     TABLE = "split"
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    by: Literal["stratified", "random", "hash", "core"] | None = None
+    by: Literal["stratified", "random", "hash", "core", "file"] | None = None
     seed: int | None = None
+    file: str | None = None
+    name: str = "structure"
+
+    def check(self, where: str) -> None:
+        if (self.by == "file") != (self.file is not None):
+            raise ConfigError(f"{where}: by = 'file' and a 'file' go together (a split file of write_split_file)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +185,8 @@ def load_config(config: str | os.PathLike | dict) -> dict:
     spec = RunConfig.from_config(cfg, where="")
     if spec.dataset.path is not None:
         cfg["dataset"]["path"] = str(config_file(spec.dataset.path, base, "dataset.path").resolve())
+    if spec.split.file is not None:
+        cfg["split"]["file"] = str(config_file(spec.split.file, base, "split.file").resolve())
     return cfg
 
 
@@ -227,6 +255,11 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
 
         table = load_qm9([spec.target])
         strings, labels = table["smiles"].tolist(), table[spec.target].to_numpy()
+    elif spec.source == "glycan_task":
+        from reprs.glycan_tasks import load_task
+
+        table = load_task(spec.task, immunogenicity_path=spec.path).table
+        strings, labels = table["glycan"].tolist(), table["label"].to_numpy()
     else:
         table = pd.read_csv(spec.path)
         x_col = spec.column or input_column(representation)
@@ -242,11 +275,14 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
     return strings, labels
 
 
-def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int):
-    from learners.splits import graph_groups, group_split, random_split, stratified_split
+def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int, keys: list[str],
+           subsampled: bool = False):
+    from learners.splits import graph_groups, group_split, random_split, read_split_file, stratified_split
 
     by = spec.by or ("stratified" if classification else "random")
     seed = seed if spec.seed is None else spec.seed
+    if by == "file":
+        return read_split_file(spec.file, keys, spec.name, subset=subsampled)
     if by == "stratified":
         return stratified_split(y, spec.fractions, seed=seed)
     if by == "random":
@@ -352,12 +388,25 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     if not keep:
         raise InputError(f"no input of the dataset could be turned into a {representation!r} graph")
     graphs, y = [graphs[i] for i in keep], labels[keep]
-    train, val, test = _split(spec.split, graphs, y, classification, seed)
+    train, val, test = _split(spec.split, graphs, y, classification, seed, [strings[i] for i in keep],
+                              spec.dataset.subsample is not None)
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "n_unparsed": len(failures)}
+    if classification:
+        from learners.splits import check_split_labels
+
+        check_split_labels(y, (train,), names=("train",), column=spec.dataset.label_column)
+        known = np.isin(y, np.unique(y[train]))
+        val = val[known[val]]
+        metrics["n_test_unseen_class"] = int((~known[test]).sum())
+        if len(test) and (~known[test]).any():
+            metrics["accuracy_all"] = None  # filled after fitting
     _claim(run_dir, spec, cfg)
     estimator.fit(pick(train), y[train], val=(pick(val), y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")
-    metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "n_unparsed": len(failures)}
+    if "accuracy_all" in metrics:
+        metrics["accuracy_all"] = float(np.mean(estimator.predict(pick(test)) == y[test]))
+        test = test[known[test]]
     if len(test):
         out = estimator._outputs(pick(test))
         target = np.searchsorted(estimator.classes_, y[test]) if classification and estimator.task_ == "multiclass" else y[test]

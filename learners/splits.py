@@ -22,7 +22,11 @@ from sklearn import model_selection as skms
 
 from learners.errors import InputError
 
-__all__ = ["random_split", "stratified_split", "group_split", "graph_groups", "kfold"]
+__all__ = ["random_split", "stratified_split", "group_split", "graph_groups", "kfold", "cluster_split",
+           "check_split_labels", "write_split_file", "read_split_file", "PARTS"]
+
+#: Names of the parts in split files, in order.
+PARTS = ("train", "val", "test")
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
@@ -198,3 +202,166 @@ def kfold(
     else:
         splitter = (skms.StratifiedKFold if stratified else skms.KFold)(k, shuffle=True, random_state=rs)
     return [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.zeros(n), y, groups)]
+
+
+def cluster_split(
+    features: np.ndarray, *, k: int = 10, n_val: int = 1, n_test: int = 1, seed: int = 0,
+    min_fraction: float = 0.02, max_fraction: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Structure split after GlycanML: k-means clusters, whole clusters to validation and test.
+
+    The rows of ``features`` (GlycanML: motif-count vectors) are clustered by scikit-learn's
+    ``KMeans(k, n_init=10, random_state=seed)``; ``n_val`` clusters go to validation and ``n_test``
+    to test, the rest to training, so that test glycans are structurally unlike the training ones.
+    Which clusters: drawn in a seeded random order among those holding between ``min_fraction``
+    and ``max_fraction`` of the rows (a cluster of half the data, or of three glycans, would make
+    a useless test set); GlycanML's paper does not say how it chose (its counts, 11,010 / 1,280 /
+    919 of 13,209, are 10% and 7%).
+
+    Parameters
+    ----------
+    features : array, shape (n, d)
+    k, n_val, n_test : int
+    seed : int
+        Seeds k-means and the draw of clusters.
+    min_fraction, max_fraction : float
+        Size window of the clusters eligible for validation and test.
+
+    Returns
+    -------
+    train, val, test : numpy.ndarray
+        Sorted row indices.
+
+    Raises
+    ------
+    InputError
+        Non-finite features, fewer rows than clusters, or fewer than ``n_val + n_test`` clusters
+        in the size window.
+
+    References
+    ----------
+    M. Xu et al., "GlycanML: A Multi-Task and Multi-Structure Benchmark for Glycan Machine
+    Learning", ICLR 2025, arXiv:2405.16206 (section 3, dataset splits).
+    """
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(features, dtype=float)
+    if x.ndim != 2 or not np.isfinite(x).all():
+        raise InputError(f"features must be a finite (n, d) array, got shape {x.shape}")
+    for name, value in (("k", k), ("n_val", n_val), ("n_test", n_test)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise InputError(f"{name} must be a positive int, got {value!r}")
+    if n_val + n_test >= k:
+        raise InputError(f"n_val + n_test = {n_val + n_test} leaves no training cluster of k = {k}")
+    if len(x) < k:
+        raise InputError(f"cannot make {k} clusters of {len(x)} rows")
+    rs = _random_state(seed)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=rs).fit_predict(x)
+    sizes = np.bincount(labels, minlength=k) / len(x)
+    eligible = np.flatnonzero((sizes >= min_fraction) & (sizes <= max_fraction))
+    if len(eligible) < n_val + n_test:
+        raise InputError(
+            f"only {len(eligible)} of {k} clusters hold between {min_fraction} and {max_fraction} of the rows "
+            f"(cluster fractions {np.round(np.sort(sizes), 3).tolist()}); widen the window or change k"
+        )
+    chosen = rs.permutation(eligible)[:n_val + n_test]
+    val, test = np.isin(labels, chosen[:n_val]), np.isin(labels, chosen[n_val:])
+    return np.flatnonzero(~(val | test)), np.flatnonzero(val), np.flatnonzero(test)
+
+
+def check_split_labels(y: Sequence[Any], parts: Sequence[np.ndarray], *, names: Sequence[str] = PARTS,
+                       column: str = "label") -> None:
+    """Refuse a split in which a part holds a single class (nothing to learn or to rank).
+
+    Raises
+    ------
+    InputError
+        Naming the part, the label column and its one class.
+    """
+    y = np.asarray(y)
+    for name, part in zip(names, parts):
+        if len(part) == 0:
+            raise InputError(f"the {name} part of the split is empty")
+        classes = np.unique(y[part])
+        if len(classes) < 2:
+            raise InputError(
+                f"label column {column!r} has a single class ({classes[0]!r}) in the {name} part of the split "
+                f"({len(part)} rows): a classifier cannot be trained or scored there; choose another split or seed"
+            )
+
+
+def write_split_file(path: Any, keys: Sequence[str], splits: dict[str, Sequence[np.ndarray]]) -> None:
+    """Write splits as a (gzip-compressed when the name ends ``.gz``) CSV, atomically.
+
+    One row per key (a glycan string, a lectin sequence...), one column per split holding
+    ``train`` / ``val`` / ``test``.
+
+    Raises
+    ------
+    InputError
+        Duplicate keys, or a split whose parts do not partition ``range(len(keys))``.
+    """
+    import gzip
+
+    import pandas as pd
+
+    from reprs.fileio import atomic_write
+
+    keys = list(keys)
+    if len(set(keys)) != len(keys):
+        raise InputError("split keys must be unique")
+    table = pd.DataFrame({"key": keys})
+    for name, parts in splits.items():
+        column = np.full(len(keys), "", dtype=object)
+        for part_name, part in zip(PARTS, parts):
+            column[np.asarray(part, dtype=int)] = part_name
+        together = np.sort(np.concatenate([np.asarray(p, dtype=int) for p in parts]))
+        if not np.array_equal(together, np.arange(len(keys))):
+            raise InputError(f"split {name!r} does not assign every key exactly once")
+        table[name] = column
+    text = table.to_csv(index=False, lineterminator="\n")
+    data = gzip.compress(text.encode(), mtime=0) if str(path).endswith(".gz") else text.encode()
+    atomic_write(path, data)
+
+
+def read_split_file(path: Any, keys: Sequence[str], split: str, *, subset: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (train, val, test) indices into ``keys`` of one split of a :func:`write_split_file` file.
+
+    ``subset=True`` accepts a dataset that is a subset of the file's keys (a subsample); every
+    key of the dataset must be in the file all the same.
+
+    Raises
+    ------
+    InputError
+        A missing file or split column, or a file that does not match the dataset: keys of the
+        dataset missing from the file or keys of the file missing from the dataset (a dataset
+        built with another glycowork or monomer library). The message counts both and names a few.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no split file at {str(path)!r}")
+    table = pd.read_csv(path, keep_default_na=False)
+    if "key" not in table.columns or split not in table.columns:
+        known = [c for c in table.columns if c != "key"]
+        raise InputError(f"{path.name} has no split {split!r}; its splits: {known}")
+    keys = list(keys)
+    in_file = dict(zip(table["key"], table[split]))
+    missing = [k for k in keys if k not in in_file]
+    extra = 0 if subset else len(set(in_file) - set(keys))
+    if missing or extra or len(set(keys)) != len(keys):
+        raise InputError(
+            f"split file {path.name} does not match the dataset: {len(missing)} of its {len(keys)} keys are not in "
+            f"the file (e.g. {missing[:2]}), {extra} of the file's {len(in_file)} are not in the dataset"
+            + (", and the dataset repeats keys" if len(set(keys)) != len(keys) else "")
+            + "; regenerate the file for this dataset (benchmarks/glycan_splits.py) or load the dataset it was made for"
+        )
+    labels = np.array([in_file[k] for k in keys])
+    bad = sorted(set(labels) - set(PARTS))
+    if bad:
+        raise InputError(f"{path.name}, split {split!r}: unknown part names {bad}; expected {PARTS}")
+    return tuple(np.flatnonzero(labels == name) for name in PARTS)

@@ -8,7 +8,7 @@ import torch
 
 from learners.data import graphs_to_data
 from learners.errors import InputError, InputTypeError
-from learners.models import MODEL_KINDS, GraphModel, graph_inputs
+from learners.models import MODEL_KINDS, RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
 from learners.trainer import pyg_collate, resolve_device
 from reprs.glycans import glycan_graph
 
@@ -16,6 +16,10 @@ GLYCAN = "Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc(b1-2)Man(a1-3)[Man(a1-6)]Man(b1
 
 
 def _model(kind: str, **kw) -> GraphModel:
+    if kind in RELATIONAL_KINDS:
+        # the glycan's linkages but its rarest: that one takes the "other" relation
+        edges = graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64)[0].edge_attr
+        kw["relations"] = relation_table(edges)[:-1]
     return GraphModel(kind=kind, in_dim=128, edge_dim=40, n_outputs=3, hidden=16, layers=2, dtype=torch.float64, **kw)
 
 

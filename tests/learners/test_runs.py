@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import torch
 
 from learners.cli import register
 from learners.errors import InputError
-from learners.runs import predict_run, train_run
+from learners.runs import load_config, predict_run, train_run
 from reprs.errors import ConfigError
 
 from .conftest import random_glycans
@@ -204,3 +205,51 @@ def test_cli_reports_config_mistakes_in_one_line(csv_dataset, tmp_path, capsys, 
     assert main(["train", str(path), str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("matrep train: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_glycan_task_run_on_a_shipped_split_file(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    split_file = root / "benchmarks" / "glycan_splits" / "glycosylation.csv.gz"
+    cfg = {"dataset": {"source": "glycan_task", "task": "glycosylation", "subsample": 300},
+           "model": {"kind": "rgcn", "hidden": 8, "layers": 1}, "trainer": {"epochs": 2},
+           "split": {"by": "file", "file": str(split_file), "name": "structure"}}
+    metrics = train_run(cfg, tmp_path / "run", progress=False)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + metrics["n_unparsed"] == 300
+    assert metrics["n_test"] > 0 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_path):
+    from learners.splits import write_split_file
+
+    keys = pd.read_csv(csv_dataset)["glycan"].tolist()
+    write_split_file(tmp_path / "s.csv", keys[1:], {"structure": (np.arange(len(keys) - 3), np.array([len(keys) - 3]),
+                                                                  np.array([len(keys) - 2]))})
+    cfg = {"dataset": {"source": "csv", "path": str(csv_dataset)}, "trainer": {"epochs": 1},
+           "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
+    with pytest.raises(InputError, match="does not match the dataset: 1 of its"):
+        train_run(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="go together"):
+        load_config({**cfg, "split": {"by": "file"}})
+    with pytest.raises(ConfigError, match="task must be one of"):
+        load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+
+
+def test_a_training_part_with_a_single_class_is_refused(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man", "Fuc(a1-2)Gal", "Glc"], "label": ["a", "a", "a", "b"]}
+                 ).to_csv(path, index=False)
+    from learners.splits import write_split_file
+
+    write_split_file(tmp_path / "s.csv", pd.read_csv(path)["glycan"], {"structure": ([0, 1], [2], [3])})
+    cfg = {"dataset": {"source": "csv", "path": str(path)}, "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
+    with pytest.raises(InputError, match="label column 'label' has a single class .'a'. in the train part"):
+        train_run(cfg, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "examples" / "glycan_tasks").glob("*.toml")))
+def test_glycan_task_configs_load(name):
+    path = Path(__file__).resolve().parents[2] / "examples" / "glycan_tasks" / name
+    if name == "immunogenicity.toml" and not (path.parents[3] / "shared" / "data" / "glamour").is_dir():
+        pytest.skip("GLAMOUR's tables are not beside the project")
+    cfg = load_config(path)
+    assert Path(cfg["split"]["file"]).is_file()

@@ -1,0 +1,175 @@
+"""Relational GNN kinds (rgcn, compgcn), the multi-task classifier and its loss."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from learners.data import graphs_to_data
+from learners.errors import InputError
+from learners.estimators import GNNClassifier, GNNMultiTaskClassifier, load_estimator, save_estimator
+from learners.models import GraphModel, graph_inputs, multitask_loss, relation_table
+from reprs.glycans import glycan_graph
+
+
+def _batch(strings, dtype=torch.float64):
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list(graphs_to_data([glycan_graph(s) for s in strings], dtype=dtype))
+
+
+def _reference_rgcn_one_relation(model: GraphModel, batch) -> torch.Tensor:
+    """The model's forward written out by hand for a single relation (Schlichtkrull et al. eq. 2,
+    mean over neighbours, root weight, bias), with dense numpy-free torch algebra."""
+    x, ei, b = batch.x, batch.edge_index, batch.batch
+    h = model.encoder(x)
+    n = x.shape[0]
+    adj = torch.zeros(n, n, dtype=x.dtype)
+    adj[ei[1], ei[0]] = 1.0  # messages src -> dst
+    deg = adj.sum(1, keepdim=True).clamp(min=1)
+    for conv in model.convs:
+        w = conv.weight[0] if conv.num_bases is None else (conv.comp @ conv.weight.view(conv.num_bases, -1)).view(-1, *conv.weight.shape[1:])[0]
+        m = h @ conv.root + (adj @ h / deg) @ w + conv.bias
+        h = h + torch.relu(m)
+    pooled = torch.stack([h[b == g].mean(0) for g in range(int(b.max()) + 1)])
+    return model.head(pooled)
+
+
+def test_rgcn_with_one_relation_equals_hand_written_mean_convolution():
+    batch = _batch(["Gal(b1-4)GlcNAc(b1-4)GlcNAc", "Gal(b1-4)Glc", "Gal(b1-4)[Gal(b1-4)]GlcNAc"])
+    table = relation_table(batch.edge_attr)
+    assert table.shape[0] == 1  # every bond is b1-4: one relation
+    model = GraphModel(kind="rgcn", in_dim=128, edge_dim=batch.edge_attr.shape[1], n_outputs=3, relations=table,
+                       hidden=8, layers=2, dtype=torch.float64, seed=3)
+    with torch.no_grad():
+        ours = model(*graph_inputs(batch))
+        ref = _reference_rgcn_one_relation(model, batch)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_rgcn_matches_pyg_graphconv_on_copied_weights():
+    from torch_geometric.nn import GraphConv, RGCNConv
+
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 5, generator=rng, dtype=torch.float64)
+    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 1], [1, 2, 3, 4, 5, 6, 0]])
+    rgcn = RGCNConv(5, 4, 1, aggr="mean").double()
+    ref = GraphConv(5, 4, aggr="mean").double()
+    with torch.no_grad():
+        ref.lin_rel.weight.copy_(rgcn.weight[0].T)
+        ref.lin_rel.bias.copy_(rgcn.bias)
+        ref.lin_root.weight.copy_(rgcn.root.T)
+    np.testing.assert_allclose(rgcn(x, ei, torch.zeros(7, dtype=torch.long)).detach().numpy(),
+                               ref(x, ei).detach().numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rgcn", "compgcn"])
+def test_permuting_relations_with_their_weights_leaves_outputs_unchanged(kind):
+    batch = _batch(["Man(a1-3)[Man(a1-6)]Man(b1-4)GlcNAc", "Fuc(a1-2)Gal(b1-3)GlcNAc", "Neu5Ac(a2-3)Gal(b1-4)Glc"])
+    table = relation_table(batch.edge_attr)
+    r = table.shape[0]
+    assert r >= 4
+    kw = dict(kind=kind, in_dim=128, edge_dim=table.shape[1], n_outputs=2, hidden=8, layers=2,
+              dtype=torch.float64, num_bases=None, seed=1)
+    a = GraphModel(relations=table, **kw)
+    perm = torch.randperm(r, generator=torch.Generator().manual_seed(5))
+    b = GraphModel(relations=table[perm], **kw)
+    state = a.state_dict()
+    full = torch.cat([perm, torch.tensor([r])])  # the "other" relation stays last
+    for key in list(state):
+        if kind == "rgcn" and key.endswith(".weight") and key.startswith("convs."):
+            state[key] = state[key][full]
+        if kind == "compgcn" and key == "relation_embedding.weight":
+            state[key] = state[key][full]
+    state["relations"] = table[perm]
+    b.load_state_dict(state)
+    with torch.no_grad():
+        np.testing.assert_allclose(a(*graph_inputs(batch)).numpy(), b(*graph_inputs(batch)).numpy(), rtol=1e-10)
+        # and the relation matters: shuffling the relation embeddings / weights without the table changes outputs
+        state[("convs.0.weight" if kind == "rgcn" else "relation_embedding.weight")] = \
+            state["convs.0.weight" if kind == "rgcn" else "relation_embedding.weight"].flip(0)
+        b.load_state_dict(state)
+        assert not np.allclose(a(*graph_inputs(batch)).numpy(), b(*graph_inputs(batch)).numpy())
+
+
+def test_unseen_edge_features_take_the_other_relation():
+    batch = _batch(["Gal(b1-4)GlcNAc", "Gal(b1-3)GlcNAc"])
+    table = relation_table(batch.edge_attr[:1])
+    model = GraphModel(kind="rgcn", in_dim=128, edge_dim=table.shape[1], n_outputs=2, relations=table, dtype=torch.float64)
+    ids = model.relation_ids(batch.edge_attr)
+    b14 = (batch.edge_attr == batch.edge_attr[0]).all(1)
+    assert (ids[b14] == 0).all() and (ids[~b14] == 1).all()
+
+
+def _linkage_pairs():
+    """Glycans that differ only in a linkage position: same residues, same tree, same anomers."""
+    arms = ["Gal", "Glc", "Man", "GlcNAc", "GalNAc", "Fuc", "Xyl"]
+    strings, labels = [], []
+    for a in arms:
+        for b in arms:
+            for pos, label in (("3", 0), ("6", 1)):
+                strings.append(f"{a}(b1-4){b}(b1-{pos})Man")
+                labels.append(label)
+    return strings, np.array(labels)
+
+
+@pytest.mark.parametrize("kind", ["rgcn", "compgcn"])
+def test_relational_kinds_learn_what_linkage_blind_kinds_cannot(kind):
+    strings, y = _linkage_pairs()
+    graphs = [glycan_graph(s) for s in strings]
+    blind = GNNClassifier(kind="gin", hidden=16, layers=2, epochs=60, lr=1e-2, seed=0).fit(graphs, y)
+    proba = blind.predict_proba(graphs)
+    # GIN ignores edge features: the two members of each pair are the same input, so the same output.
+    np.testing.assert_allclose(proba[0::2], proba[1::2], atol=1e-6)
+    assert blind.score(graphs, y) <= 0.5
+    relational = GNNClassifier(kind=kind, hidden=16, layers=2, epochs=60, lr=1e-2, seed=0,
+                               min_relation_count=1).fit(graphs, y)
+    assert relational.score(graphs, y) == 1.0
+
+
+def test_relational_estimator_round_trips_through_save(tmp_path):
+    strings, y = _linkage_pairs()
+    graphs = [glycan_graph(s) for s in strings[:20]]
+    clf = GNNClassifier(kind="rgcn", hidden=8, layers=1, epochs=2, min_relation_count=1).fit(graphs, y[:20])
+    loaded = load_estimator(save_estimator(clf, tmp_path / "e.pt"))
+    np.testing.assert_allclose(loaded.predict_proba(graphs), clf.predict_proba(graphs))
+
+
+def test_relational_kinds_need_relations_of_the_edge_width():
+    with pytest.raises(InputError, match="needs relations"):
+        GraphModel(kind="rgcn", in_dim=4, edge_dim=3, n_outputs=2)
+    with pytest.raises(InputError, match="edge_dim=3"):
+        GraphModel(kind="compgcn", in_dim=4, edge_dim=3, n_outputs=2, relations=torch.zeros(2, 5))
+
+
+def test_multitask_loss_is_chance_scaled_and_balanced():
+    gen = torch.Generator().manual_seed(0)
+    sizes = (2, 5)
+    out = torch.randn(6, 7, generator=gen, dtype=torch.float64)
+    y = torch.tensor([[0, 1], [1, 4], [0, 0], [1, 2], [0, 3], [1, -1]])
+    f = torch.nn.functional
+    l0 = f.cross_entropy(out[:, :2], y[:, 0]) / math.log(2)
+    l1 = f.cross_entropy(out[:5, 2:], y[:5, 1]) / math.log(5)  # -1: ignored
+    assert float(multitask_loss(out, y, sizes, temperature=None)) == pytest.approx(float(l0 + l1), rel=1e-12)
+    w = 2 * torch.softmax(torch.stack([l0, l1]) / 0.5, 0)
+    assert float(multitask_loss(out, y, sizes, temperature=0.5)) == pytest.approx(float(w[0] * l0 + w[1] * l1), rel=1e-12)
+    # a very high temperature approaches equal weights
+    assert float(multitask_loss(out, y, sizes, temperature=1e9)) == pytest.approx(float(l0 + l1), rel=1e-6)
+
+
+def test_multitask_classifier_learns_two_tasks_and_refuses_a_single_class():
+    strings, y = _linkage_pairs()
+    graphs = [glycan_graph(s) for s in strings]
+    first = np.array([s.split("(")[0] for s in strings])
+    labels = np.stack([y, first], axis=1)
+    clf = GNNMultiTaskClassifier(kind="rgcn", hidden=16, layers=2, epochs=60, lr=1e-2, min_relation_count=1).fit(graphs, labels)
+    assert clf.predict(graphs).shape == (len(graphs), 2)
+    from sklearn.base import clone
+
+    assert clone(clf).get_params() == clf.get_params() and clf.get_params()["temperature"] == 2.0
+    assert clf.score(graphs, labels) == 1.0
+    with pytest.raises(InputError, match="single class"):
+        GNNMultiTaskClassifier(kind="gin", epochs=1).fit(graphs, np.stack([y, np.zeros_like(y)], axis=1))
