@@ -32,7 +32,7 @@ import os
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from torch import nn
 from learners.errors import InputError
 from learners.metrics import mae
 from learners.trainer import Trainer
+from reprs.config import check_keys
 from reprs.fileio import atomic_open
 from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
@@ -53,7 +54,7 @@ from .potentials.store import read_model_file
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
            "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",
-           "DANNHamiltonian", "HARTREE_EV", "BOHR_ANGSTROM"]
+           "DANNHamiltonian", "hopping_model_from_config", "HARTREE_EV", "BOHR_ANGSTROM"]
 
 #: eV per hartree and Å per bohr (CODATA 2018).
 HARTREE_EV = 27.211386245988
@@ -483,3 +484,37 @@ class DANNHamiltonian(DiabaticModel):
         pairs = _dense_pairs(pos.detach(), index, counts, self.net.cutoff)
         cell = torch.zeros(b, 3, 3, dtype=x.dtype, device=device)
         return self.net(pos, cell, numbers, pairs, index) / HARTREE_EV
+
+
+def hopping_model_from_config(params: Mapping[str, Any], *, base: str | os.PathLike = ".",
+                              device: torch.device | str | None = None,
+                              dtype: torch.dtype = torch.float64) -> DANNHamiltonian:
+    """The ``kind = "dann"`` model of a ``matrep hop`` config (entry point ``sims.hopping_models``).
+
+    ``[model] kind = "dann", path = "dann.pt"`` loads a file of :func:`save_diabatic` on ``device``
+    in ``dtype`` (a relative ``path`` is read from the config's folder ``base``) behind
+    :class:`DANNHamiltonian`. ``[model.like]`` (a model table, e.g. ``kind = "torsional"``, built
+    by sims before this is called) lends the geometric helpers: the ground-state minimum the
+    initial conditions are sampled around, the product descriptor and test; ``numbers`` and
+    ``masses`` (u) default to its own.
+
+    Raises
+    ------
+    InputError
+        Unknown keys (``reprs.errors.ConfigError``, with a did-you-mean), no ``path`` or ``like``,
+        no ``numbers`` where ``like`` has none, or a file :func:`load_diabatic` refuses.
+    """
+    check_keys(params, ("path", "like", "numbers", "masses"), "model")
+    if params.get("path") is None:
+        raise InputError('model kind "dann" needs path = "<file written by learners.diabatic.save_diabatic>"')
+    like = params.get("like")
+    if like is None:
+        raise InputError('model kind "dann" needs a [model.like] table (e.g. kind = "torsional"): the model whose '
+                         "ground-state minimum, product descriptor and product test the ensemble uses")
+    numbers = params.get("numbers", getattr(like, "numbers", None))
+    if numbers is None:
+        raise InputError(f"model kind \"dann\" needs numbers (atomic numbers): {type(like).__name__} has none")
+    masses = params.get("masses", getattr(like, "masses", None) if "numbers" not in params else None)
+    path = Path(params["path"])
+    net = load_diabatic(path if path.is_absolute() else Path(base) / path, device=device, dtype=dtype)
+    return DANNHamiltonian(net, numbers, masses=masses, like=like)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 from reprs.config import Schema, describe, did_you_mean
 
-from .errors import ConfigError
+from .errors import ConfigError, SimsError, SimsInputError
 
 __all__ = ["Stage", "System", "BetaCristobalite", "Bulk", "FileSystem", "Molecule", "Potential", "MDOptions",
            "Output", "SimulationConfig"]
@@ -232,6 +232,41 @@ class Peptide(System):
     BUILDER = "peptide"
     sequence: str
     implicit_solvent: Literal["obc2", "gbn2"] | None = None
+
+
+# -- kinds that packages above sims add (entry points) ------------------------------------------
+
+
+def plugin_kinds(group: str) -> dict[str, Any]:
+    """The installed entry points of ``group`` (e.g. ``"sims.potentials"``) by name.
+
+    Packages above sims register their kinds here (pyproject.toml), so that sims finds them
+    without importing them (tests/test_layout.py).
+    """
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def unknown_kind(what: str, kind: str, known: list[str]) -> ConfigError:
+    """The error for an unknown ``kind`` of ``what``, with a did-you-mean and the ``known`` kinds."""
+    guess = did_you_mean(kind, known)
+    hint = f"; did you mean {guess!r}?" if guess else ";"
+    return ConfigError(f"unknown {what} kind {kind!r}{hint} known: {', '.join(map(repr, known))}")
+
+
+def call_plugin(entry: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Load the entry point ``entry`` and call it; its own input errors become :class:`SimsInputError`.
+
+    ``what`` names it in the message (``"potential kind 'nn'"``).
+    """
+    try:
+        return entry.load()(*args, **kwargs)
+    except SimsError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        # The plugin's own error classes (sims knows none of them) become the one the CLI reports.
+        raise SimsInputError(f"{what} ({entry.value}): {err}") from err
 
 
 # -- [potential], [md], [output] and the whole config ------------------------------------------

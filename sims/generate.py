@@ -98,12 +98,12 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from reprs.config import check_keys, config_file, did_you_mean, load_toml
+from reprs.config import check_keys, config_file, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
                      SimulationConfig, Stage, System)
-from .errors import ConfigError, SimsError, SimsInputError, SimulationStopped
+from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
 from .state import State
@@ -268,9 +268,8 @@ def _check_keywords(kind: str, factory, params: Mapping[str, Any]) -> None:
 
 def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
                      dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    from importlib.metadata import entry_points
-
     from . import potentials
+    from .config import call_plugin, plugin_kinds, unknown_kind
 
     kind, params = spec.kind, spec.params
     def saved(*, path: str, device=None, dtype=torch.float32) -> torch.nn.Module:
@@ -280,7 +279,7 @@ def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
     factories = {"lj": potentials.LennardJones, "morse": potentials.Morse, "bks": potentials.BKS,
                  "tabulated": potentials.TabulatedPair, "neural": potentials.NeuralPair, "file": saved,
                  "ase": _ase_calculator, "tblite": _tblite, "pyscf": _pyscf, "amber14": _amber14}
-    plugins = {ep.name: ep for ep in entry_points(group="sims.potentials")}
+    plugins = plugin_kinds("sims.potentials")
     if kind in factories:
         _check_keywords(kind, factories[kind], params)
         try:
@@ -288,18 +287,8 @@ def _build_potential(spec: Potential, base: str | os.PathLike, *, device=None,
         except TypeError as err:  # a calculator's own keywords (kind "ase", "tblite", "pyscf")
             raise ConfigError(f"bad parameters for potential {kind!r}: {err}") from None
     if kind not in plugins:
-        known = sorted(factories) + sorted(plugins)
-        guess = did_you_mean(kind, known)
-        hint = f"; did you mean {guess!r}?" if guess else ";"
-        raise ConfigError(f"unknown potential kind {kind!r}{hint} known: {', '.join(map(repr, known))}")
-    plugin = plugins[kind]
-    try:
-        return plugin.load()(params, base=Path(base), device=device, dtype=dtype)
-    except SimsError:
-        raise
-    except (ValueError, TypeError, KeyError, OSError) as err:
-        # The plugin's own error classes (sims knows none of them) become the one the CLI reports.
-        raise SimsInputError(f"potential kind {kind!r} ({plugin.value}): {err}") from err
+        raise unknown_kind("potential", kind, sorted(factories) + sorted(plugins))
+    return call_plugin(plugins[kind], f"potential kind {kind!r}", params, base=Path(base), device=device, dtype=dtype)
 
 
 def _ase_calculator(*, calculator: str, pbc=None, device=None, dtype=None, **kwargs) -> torch.nn.Module:

@@ -219,7 +219,7 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
                  norm_tolerance: float = 1e-3, min_gap: float = 1e-6, record_every: int = 10,
                  chunk_size: int = 250, output: str | os.PathLike | None = None, client: Any = None,
                  seed: int | None = 0, progress: bool | None = None,
-                 dtype: torch.dtype = torch.float64) -> EnsembleResult:
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> EnsembleResult:
     """Run ``n_trajectories`` FSSH trajectories excited vertically from sampled ground-state geometries.
 
     Parameters
@@ -258,6 +258,8 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
     seed : int, optional
     progress : bool, optional
         A progress bar over chunks on stderr (None: only on a terminal).
+    device : torch.device or str, optional
+        Where the trajectories run (the model's device); default CPU.
     dtype : torch.dtype
 
     Returns
@@ -292,7 +294,7 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
         if not hasattr(model, "geometry"):
             raise SimsInputError(f"{type(model).__name__} has no geometry(): pass x0, a ground-state minimum (1, D) bohr")
         x0 = model.geometry(dtype=dtype)
-    x0 = torch.as_tensor(x0, dtype=dtype).reshape(1, -1)
+    x0 = torch.as_tensor(x0, dtype=dtype, device=device).reshape(1, -1)
     n_steps = max(1, int(round(duration / timestep)))
     opts = {"sampler": sampler, "temperature": float(temperature), "n_states": model.n_states,
             "initial_state": initial_state, "timestep": float(timestep), "electronic_substeps": electronic_substeps,
@@ -302,7 +304,8 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
     # Checked here, before any chunk runs, so that a bad option fails at once and not on a worker.
     FSSH(model, x0, torch.zeros_like(x0), initial_state=initial_state, timestep=timestep / AU_TIME_FS,
          electronic_substeps=electronic_substeps, decoherence=decoherence, frustrated=frustrated,
-         norm_tolerance=norm_tolerance, min_gap=min_gap, friction=friction * AU_TIME_FS, temperature=temperature)
+         norm_tolerance=norm_tolerance, min_gap=min_gap, friction=friction * AU_TIME_FS, temperature=temperature,
+         device=x0.device, dtype=x0.dtype)
     normal_mode_sample(model, x0, 1, sampler=sampler, temperature=temperature, seed=0)
     chunks = [(c, c * chunk_size, min(chunk_size, n_trajectories - c * chunk_size))
               for c in range(math.ceil(n_trajectories / chunk_size))]
@@ -373,18 +376,57 @@ class _Table(Schema):
     ERROR = ConfigError
 
 
+MODEL_KINDS = ("torsional",)  # the kinds sims builds itself; others come from the "sims.hopping_models" entry points
+
+
 @dataclass(frozen=True)
 class ModelTable(_Table):
-    """``[model]``: which Hamiltonian. ``kind = "torsional"`` (:class:`TorsionalIsomerisation`); its
-    keyword arguments (``E1``, ``W0``, ``W1``, ``lam``, ``kappa``, ``k_bond``, ``r0``, ``k_angle``,
-    ``a0``, ``masses``) as further keys. Learned models (:class:`learners.diabatic.DANNHamiltonian`)
-    run through :func:`run_ensemble` from Python."""
+    """``[model]``: which Hamiltonian.
+
+    ``kind = "torsional"`` (:class:`TorsionalIsomerisation`) takes its keyword arguments (``E1``,
+    ``W0``, ``W1``, ``lam``, ``kappa``, ``k_bond``, ``r0``, ``k_angle``, ``a0``, ``masses``) as
+    further keys. Other kinds are entry points of the group ``"sims.hopping_models"`` registered by
+    packages above sims (``kind = "dann"``: :func:`learners.diabatic.hopping_model_from_config`),
+    called as ``factory(params, base=, device=, dtype=)``; a value that is itself a table with a
+    ``kind`` (such as ``like``) is built as a model first.
+    """
 
     TABLE = "model"
-    kind: Literal["torsional"] = "torsional"
+    kind: str = "torsional"
     params: dict = field(default_factory=dict)
 
-    def make(self) -> DiabaticModel:
+    @classmethod
+    def parse(cls, table: dict, where: str = "model") -> ModelTable:
+        """A ``[model]`` table as written in TOML: ``kind`` and the kind's keys side by side."""
+        params = dict(table)
+        kind = params.pop("kind", "torsional")
+        return cls.from_config({"kind": kind, "params": params}, where=where)
+
+    def make(self, base: str | os.PathLike = ".", *, device: torch.device | str | None = None,
+             dtype: torch.dtype = torch.float64) -> DiabaticModel:
+        """The model; a plugin kind reads relative paths from the config's folder ``base``.
+
+        Raises
+        ------
+        ConfigError
+            An unknown kind (naming the known ones), or keys or values its factory refuses.
+        """
+        from .config import call_plugin, plugin_kinds, unknown_kind
+
+        if self.kind == "torsional":
+            return self._torsional()
+        plugins = plugin_kinds("sims.hopping_models")
+        if self.kind not in plugins:
+            raise unknown_kind("model", self.kind, sorted([*MODEL_KINDS, *plugins]))
+        params = {k: ModelTable.parse(v, f"model.{k}").make(base, device=device, dtype=dtype)
+                  if isinstance(v, dict) and "kind" in v else v for k, v in self.params.items()}
+        try:
+            return call_plugin(plugins[self.kind], f"model kind {self.kind!r}", params, base=Path(base),
+                               device=device, dtype=dtype)
+        except SimsInputError as err:
+            raise ConfigError(str(err)) from None
+
+    def _torsional(self) -> TorsionalIsomerisation:
         import inspect
 
         from reprs.config import check_keys
@@ -407,7 +449,8 @@ class HopConfig(_Table):
     ``initial_state``, ``electronic_substeps``, ``decoherence`` ("edc" or "none"), ``frustrated``,
     ``friction`` (1/fs; 0.01 by default here, so that the products settle in their basins),
     ``record_every``, ``chunk_size``, ``seed``, ``output`` (folder, relative to
-    the config file), ``norm_tolerance``, ``min_gap``.
+    the config file), ``norm_tolerance``, ``min_gap``, ``device`` (default CPU) and ``dtype``
+    ("float64" or "float32"; the model's and the trajectories').
     """
 
     TABLE = ""
@@ -428,14 +471,14 @@ class HopConfig(_Table):
     seed: int = 0
     norm_tolerance: float = 1e-3
     min_gap: float = 1e-6
+    device: str | None = None
+    dtype: Literal["float32", "float64"] = "float64"
     model: ModelTable = field(default_factory=ModelTable)
 
     @classmethod
     def from_config(cls, table, *, where=None):
         if isinstance(table, dict) and isinstance(table.get("model"), dict):
-            model = dict(table["model"])
-            kind = model.pop("kind", "torsional")
-            table = {**table, "model": ModelTable.from_config({"kind": kind, "params": model}, where="model")}
+            table = {**table, "model": ModelTable.parse(table["model"])}
         return super().from_config(table, where=where)
 
     def check(self, where: str) -> None:
@@ -461,15 +504,16 @@ def hop(config: str | os.PathLike | dict, *, progress: bool | None = None) -> En
         base = Path(config).parent
         config = load_toml(config)
     cfg = HopConfig.from_config(config, where="")
-    model = cfg.model.make()
+    dtype = getattr(torch, cfg.dtype)
+    model = cfg.model.make(base, device=cfg.device, dtype=dtype)
     out = Path(cfg.output)
     if not out.is_absolute():
         out = base / out
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-              if f.name not in ("output", "model", "decoherence")}
+              if f.name not in ("output", "model", "decoherence", "dtype")}
     try:
         result = run_ensemble(model, output=out, decoherence=None if cfg.decoherence == "none" else "edc",
-                              progress=progress, **values)
+                              progress=progress, dtype=dtype, **values)
     except SimsInputError as err:
         raise ConfigError(str(err)) from None
     atomic_write(out / "summary.json", json.dumps(result.to_json(), indent=1))
