@@ -207,6 +207,14 @@ def _run_chunk(model: DiabaticModel, x0: torch.Tensor, chunk: int, first: int, s
 
 def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
     params = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, tuple, list))}
+    for name, module in sorted(vars(model).items()):
+        if isinstance(module, torch.nn.Module):  # a learned model: its weights decide the trajectories
+            weights = hashlib.sha256()
+            for key, tensor in module.state_dict().items():
+                weights.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
+            params[name] = weights.hexdigest()
+    if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
+        params["dtype"] = str(x0.dtype)
     blob = json.dumps({"opts": opts, "model": type(model).__name__, "params": params,
                        "x0": x0.cpu().double().flatten().tolist()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -95,6 +95,15 @@ def test_matrep_hop_runs_a_saved_dann(dann_file, tmp_path, monkeypatch):
     assert ref.amplitude_populations[0, 1] == 1.0
     np.testing.assert_allclose(ref.amplitude_populations.sum(1), 1.0, atol=1e-3)
 
+    # Other weights in the same output folder are another run, not a resume.
+    other = load_diabatic(dann_file, dtype=F64)
+    other.shift.add_(0.1)  # both states: the same forces, other weights
+    save_diabatic(other, folder / "other.pt")
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        hop(_config(folder, DANN.replace("dann.pt", "other.pt")))
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        hop(_config(folder, DANN, dtype="float32"))
+
 
 def test_dann_model_honours_device_dtype_and_defaults(dann_file):
     cfg = HopConfig.from_config({"output": "x", "model": {"kind": "dann", "path": "dann.pt",
