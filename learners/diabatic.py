@@ -495,8 +495,9 @@ def hopping_model_from_config(params: Mapping[str, Any], *, base: str | os.PathL
     in ``dtype`` (a relative ``path`` is read from the config's folder ``base``) behind
     :class:`DANNHamiltonian`. ``[model.like]`` (a model table, e.g. ``kind = "torsional"``, built
     by sims before this is called) lends the geometric helpers: the ground-state minimum the
-    initial conditions are sampled around, the product descriptor and test; ``numbers`` and
-    ``masses`` (u) default to its own.
+    initial conditions are sampled around, the product descriptor and test; ``numbers`` defaults
+    to its own, and ``masses`` (u) to its own where ``numbers`` is not given (else ASE's standard
+    masses).
 
     Raises
     ------
