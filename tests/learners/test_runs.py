@@ -15,7 +15,7 @@ import torch
 
 from learners.cli import register
 from learners.errors import InputError
-from learners.runs import load_config, predict_run, train_run
+from learners.runs import build_graphs, load_config, predict_run, train_run
 from reprs.errors import ConfigError
 
 from .conftest import random_glycans
@@ -253,3 +253,67 @@ def test_glycan_task_configs_load(name):
         pytest.skip("GLAMOUR's tables are not beside the project")
     cfg = load_config(path)
     assert Path(cfg["split"]["file"]).is_file()
+
+
+def test_multitask_taxonomy_run_scores_every_level_and_predicts_from_the_saved_model(tmp_path):
+    from learners.estimators import load_estimator
+    from reprs.glycan_taxonomy import TAXONOMY_LEVELS
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = {"task": "multitask", "dataset": {"source": "glycan_task", "task": "taxonomy", "subsample": 300},
+           "model": {"kind": "rgcn", "hidden": 8, "layers": 1}, "trainer": {"epochs": 2},
+           "multitask": {"temperature": 1.5},
+           "split": {"by": "file", "file": str(root / "benchmarks" / "glycan_splits" / "taxonomy.csv.gz"),
+                     "name": "structure"}}
+    run = tmp_path / "run"
+    metrics = train_run(cfg, run, progress=False)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + metrics["n_unparsed"] == 300
+    assert metrics["n_test"] > 0 and list(metrics["tasks"]) == list(TAXONOMY_LEVELS)
+    # The structure split holds out whole clusters: deep levels meet classes training never saw.
+    assert metrics["tasks"]["Species"]["n_test_unseen_class"] > 0
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    estimator = load_estimator(run / "estimator.pt")
+    assert estimator.task_names_ == list(TAXONOMY_LEVELS) and estimator.temperature == 1.5
+    # The scores recomputed from the loaded model and the task table: the saved model is the scored one.
+    from learners.splits import read_split_file
+    from reprs.glycan_tasks import load_task
+
+    table = load_task("taxonomy").table
+    pick = np.sort(np.random.default_rng(0).choice(len(table), 300, replace=False))
+    table = table.iloc[pick]
+    graphs, failures = build_graphs("glycan", table["glycan"].tolist())
+    ok = [i for i, g in enumerate(graphs) if g is not None]
+    keys = table["glycan"].iloc[ok].tolist()
+    _, _, test = read_split_file(cfg["split"]["file"], keys, "structure", subset=True)
+    y = table[list(TAXONOMY_LEVELS)].to_numpy()[ok][test]
+    pred = estimator.predict([graphs[ok[i]] for i in test])
+    for k, level in enumerate(TAXONOMY_LEVELS):
+        scores = metrics["tasks"][level]
+        assert scores["accuracy_all"] == pytest.approx(np.mean(pred[:, k] == y[:, k]), abs=1e-12)
+        known = np.isin(y[:, k], estimator.classes_[k])
+        assert scores["n_test_unseen_class"] == int((~known).sum())
+        if known.any():
+            assert scores["accuracy"] == pytest.approx(np.mean(pred[known, k] == y[known, k]), abs=1e-12)
+    assert metrics["mean_over_tasks"]["accuracy_all"] == pytest.approx(
+        np.mean([metrics["tasks"][lv]["accuracy_all"] for lv in TAXONOMY_LEVELS]))
+    table_out = predict_run(run, ["Gal(b1-4)GlcNAc", "not a glycan"])
+    assert [f"prediction_{lv}" for lv in TAXONOMY_LEVELS] == [c for c in table_out.columns if c.startswith("prediction_")]
+    assert table_out.loc[1, "error"] and not table_out.loc[0, "error"]
+    assert 0.0 < table_out.loc[0, "probability_Species"] <= 1.0
+
+
+def test_multitask_run_configs_are_checked():
+    base = {"task": "multitask", "dataset": {"source": "glycan_task", "task": "taxonomy"}}
+    assert load_config(base)["task"] == "multitask"
+    with pytest.raises(ConfigError, match="unknown key 'temprature' in multitask; did you mean 'temperature'"):
+        load_config({**base, "multitask": {"temprature": 2.0}})
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        load_config({**base, "multitask": {"temperature": 0.0}})
+    with pytest.raises(ConfigError, match="needs a dataset with several label columns"):
+        load_config({**base, "dataset": {"source": "glycan_task", "task": "glycosylation"}})
+    with pytest.raises(ConfigError, match="needs task = 'multitask'"):
+        load_config({"dataset": {"source": "glycan_task", "task": "taxonomy"}})
+    with pytest.raises(ConfigError, match="read only with task = 'multitask'"):
+        load_config({"dataset": {"source": "glycan_task", "task": "glycosylation"}, "multitask": {"temperature": 1.0}})
+    with pytest.raises(ConfigError, match="'stratified' needs one label column"):
+        load_config({**base, "split": {"by": "stratified"}})
