@@ -139,7 +139,7 @@ def test_run_configs_are_strict(csv_dataset, tmp_path):
         ({**cfg, "dataset": {**cfg["dataset"], "subsampel": 10}},
          r"unknown key 'subsampel' in dataset; did you mean 'subsample'\?"),
         ({**cfg, "trainer": {**cfg["trainer"], "epochs": "6"}}, r"trainer\.epochs must be an integer, got the string '6'"),
-        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', got the string "
+        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', 'multitask', got the string "
                                        r"'regresion'; did you mean 'regression'\?"),
         ({**cfg, "split": {"fractions": [0.8, 0.2]}}, r"split\.fractions must be a list of 3 numbers"),
         ({**cfg, "dataset": {"source": "csv", "path": str(csv_dataset), "level": "Genus"}},
