@@ -509,7 +509,8 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
     """Predictions (and class probabilities) of a finished run for glycan or SMILES strings.
 
     The strings are read in the run's representation (its ``config.json``). Those that cannot be
-    read get an ``error`` message and no prediction. With ``output`` the table is also written as
+    read get an ``error`` message and no prediction. A multi-task run writes ``prediction_<task>``
+    and ``probability_<task>`` (of the predicted class) for each of its tasks. With ``output`` the table is also written as
     CSV.
     """
     from learners.estimators import GNNMultiTaskClassifier, load_estimator
@@ -537,10 +538,10 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
                 table.loc[ok, f"probability_{name}"] = proba.max(axis=1)
         else:
             table.loc[ok, "prediction"] = list(pred) if pred.ndim == 1 else [list(p) for p in pred]
-        if hasattr(estimator, "predict_proba") and not isinstance(estimator, GNNMultiTaskClassifier):
-            proba = estimator.predict_proba(chosen)
-            for j, c in enumerate(estimator.classes_):
-                table.loc[ok, f"proba_{c}"] = proba[:, j]
+            if hasattr(estimator, "predict_proba"):
+                proba = estimator.predict_proba(chosen)
+                for j, c in enumerate(estimator.classes_):
+                    table.loc[ok, f"proba_{c}"] = proba[:, j]
     if output is not None:
         from reprs.fileio import atomic_write
 
