@@ -395,7 +395,8 @@ _FITTED = {"GNNClassifier": ("n_features_in_", "edge_dim_", "task_", "history_",
            "GNNRegressor": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "y_ndim_", "y_mean_",
                             "y_std_"),
            "GNNMultiTaskClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "classes_",
-                                      "task_names_")}
+                                      "task_names_"),
+           "BindingRegressor": ("n_features_in_", "edge_dim_", "protein_dim_", "relations_", "y_mean_", "y_std_")}
 #: Fitted attributes held as arrays (saved as lists); ``classes_`` of a multi-task model is a list of arrays.
 _ARRAYS = ("classes_", "y_mean_", "y_std_")
 
@@ -409,9 +410,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_estimator(estimator: GNNClassifier | GNNRegressor | GNNMultiTaskClassifier, path: str | os.PathLike) -> Path:
+def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     """Write a fitted estimator as a format tag, its hyperparameters, fitted attributes and the model's
     state dict (plain data: :func:`load_estimator` reads it with ``weights_only=True``, no pickled code).
+
+    Saves :class:`GNNClassifier`, :class:`GNNRegressor`, :class:`GNNMultiTaskClassifier` and
+    :class:`learners.binding.BindingRegressor` (its weights and widths, not its training graphs).
 
     Raises
     ------
@@ -426,16 +430,17 @@ def save_estimator(estimator: GNNClassifier | GNNRegressor | GNNMultiTaskClassif
     params = estimator.get_params()
     params.update(dtype=str(params["dtype"]).removeprefix("torch."), device=str(params["device"]))
     fitted = {key: _plain(getattr(estimator, key)) for key in _FITTED[name]}
-    heads = estimator.model_.head_sizes
-    # A multi-task model is rebuilt from its head sizes (a list), the others from their output width.
-    n_outputs = list(heads) if name == "GNNMultiTaskClassifier" else estimator.model_.n_outputs
+    # A multi-task model is rebuilt from its head sizes (a list), the binding model from its fitted
+    # widths alone, the others from their output width.
+    n_outputs = {"GNNMultiTaskClassifier": lambda m: list(m.head_sizes), "BindingRegressor": lambda m: None}.get(
+        name, lambda m: m.n_outputs)(estimator.model_)
     payload = {"format": _FORMAT, "class": name, "params": params, "fitted": fitted,
                "n_outputs": n_outputs, "state_dict": estimator.model_.state_dict()}
     _atomic_torch_save(payload, Path(path))
     return Path(path)
 
 
-def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor | GNNMultiTaskClassifier:
+def load_estimator(path: str | os.PathLike) -> Any:
     """Read a file of :func:`save_estimator` (``weights_only`` loading: no code runs from the file).
 
     Raises
@@ -455,8 +460,10 @@ def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor | GN
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise InputError(f"{str(path)!r} is not a matrep estimator file (written by save_estimator); a run "
                          "trained by an older matrep stored a pickle, which is not loaded: train it again")
+    from learners.binding import BindingRegressor
+
     classes = {"GNNClassifier": GNNClassifier, "GNNRegressor": GNNRegressor,
-               "GNNMultiTaskClassifier": GNNMultiTaskClassifier}
+               "GNNMultiTaskClassifier": GNNMultiTaskClassifier, "BindingRegressor": BindingRegressor}
     if payload.get("class") not in classes:
         raise InputError(f"{str(path)!r} holds a {payload.get('class')!r}, which load_estimator does not read; "
                          f"it reads {', '.join(classes)}")
@@ -465,7 +472,7 @@ def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor | GN
     params["dtype"] = getattr(torch, params["dtype"])
     estimator = cls(**params)
     for key, value in payload["fitted"].items():
-        if key in _ARRAYS:
+        if key in _ARRAYS and isinstance(value, list):  # the binding model's y_mean_ is a number
             value = [np.asarray(v) for v in value] if cls is GNNMultiTaskClassifier else np.asarray(value)
         setattr(estimator, key, value)
     n_outputs = payload["n_outputs"]

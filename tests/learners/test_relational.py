@@ -200,7 +200,7 @@ def test_multitask_classifier_round_trips_through_save(tmp_path):
     with pytest.raises(InputError, match="not a matrep estimator file"):
         load_estimator(tmp_path / "checkpoint.pt")
     payload = torch.load(tmp_path / "mt.pt", weights_only=True)
-    torch.save({**payload, "class": "BindingRegressor"}, tmp_path / "other.pt")
-    with pytest.raises(InputError, match="holds a 'BindingRegressor', which load_estimator does not read; it reads "
-                                         "GNNClassifier, GNNRegressor, GNNMultiTaskClassifier"):
+    torch.save({**payload, "class": "GNNFutureEstimator"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="holds a 'GNNFutureEstimator', which load_estimator does not read; it reads "
+                                         "GNNClassifier, GNNRegressor, GNNMultiTaskClassifier, BindingRegressor"):
         load_estimator(tmp_path / "other.pt")
