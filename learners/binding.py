@@ -85,17 +85,19 @@ class BindingRegressor(BaseEstimator):
     ----------
     kind, hidden, layers, dropout, min_relation_count
         Glycan encoder (:class:`learners.models.GraphModel`; ``hidden`` is also the embedding width).
-    epochs, batch_size, lr, weight_decay, device, dtype, seed
-        :class:`learners.trainer.Trainer` (``batch_size`` counts pairs).
+    epochs, batch_size, lr, weight_decay, device, dtype, seed, run_dir, resume, progress
+        :class:`learners.trainer.Trainer` (``batch_size`` counts pairs; ``run_dir`` receives its
+        checkpoints, from which ``resume=True`` continues).
     """
 
     def __init__(self, *, kind: str = "rgcn", hidden: int = 32, layers: int = 3, dropout: float = 0.0,
                  min_relation_count: int = 5, epochs: int = 5, batch_size: int = 512, lr: float = 1e-3,
                  weight_decay: float = 1e-4, device: Any = "cpu", dtype: torch.dtype = torch.float32,
-                 seed: int = 0) -> None:
+                 seed: int = 0, run_dir: str | None = None, resume: bool = False, progress: bool = False) -> None:
         self.kind, self.hidden, self.layers, self.dropout = kind, hidden, layers, dropout
         self.min_relation_count, self.epochs, self.batch_size, self.lr = min_relation_count, epochs, batch_size, lr
         self.weight_decay, self.device, self.dtype, self.seed = weight_decay, device, dtype, seed
+        self.run_dir, self.resume, self.progress = run_dir, resume, progress
 
     @staticmethod
     def _step(model: PairModel, batch: dict):
@@ -145,7 +147,8 @@ class BindingRegressor(BaseEstimator):
 
     def _new_trainer(self, monitor: str = "loss") -> Trainer:
         return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       monitor=monitor, device=self.device, dtype=self.dtype, seed=self.seed)
+                       monitor=monitor, device=self.device, dtype=self.dtype, seed=self.seed, run_dir=self.run_dir,
+                       resume=self.resume, progress=self.progress)
 
     def predict(self, pairs: np.ndarray, graphs: Sequence[Any] | None = None,
                 proteins: np.ndarray | None = None) -> np.ndarray:

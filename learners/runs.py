@@ -3,7 +3,7 @@
 A config (a TOML file, or the same content as a dict) names the dataset, the representation, the
 model, the trainer settings and the split::
 
-    task = "classification"          # or "regression", or "multitask" (below)
+    task = "classification"          # or "regression", "multitask" or "binding" (below)
     seed = 0
     representation = "glycan"        # any registered featurizer of strings into graphs: glycan graphs
                                      # ("glycan", the default; "glycan_graph:linkage=anomer") or of
@@ -18,7 +18,8 @@ model, the trainer settings and the split::
     #                 "glycan", or "smiles" for molecules), label_column = "label"
     # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
     #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt;
-    #                 "taxonomy", all eight levels, with task = "multitask" only)
+    #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
+    #                 task = "binding" only)
     [model]
     kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
     [trainer]
@@ -36,6 +37,14 @@ With ``task = "multitask"`` (dataset ``source = "glycan_task"``, ``task = "taxon
 :class:`learners.GNNMultiTaskClassifier` predicts every taxonomy level at once; ``metrics.json``
 holds, under ``tasks``, the metrics of each level scored as below, and under ``mean_over_tasks``
 their means. The default split is then ``"random"`` (a stratified split needs one label column).
+
+With ``task = "binding"`` (``dataset.task = "binding"``) a :class:`learners.binding.BindingRegressor`
+learns the binding value of (lectin, glycan) pairs; ``subsample`` counts pairs, the split is over
+lectin sequences (``by = "random"``: whole sequences at random, or ``"file"``: a split file keyed by
+sequence), and ``metrics.json`` holds Spearman's rho, MAE, RMSE and R^2 over the test pairs.
+``[trainer]`` keys it does not read (``schedule``, ``patience``, ``monitor``, ``clip_norm``) and
+``model.readout`` are refused. ``matrep predict`` does not read a binding run (it takes glycans
+alone): load its ``estimator.pt`` with :func:`learners.estimators.load_estimator`.
 
 With a split file (GlycanML's structure split puts whole clusters of glycans in the test part),
 validation and test glycans may carry classes absent from training: validation keeps only the
@@ -110,9 +119,8 @@ class DatasetConfig(Schema):
         if self.source == "glycan_task":
             from reprs.glycan_tasks import TASK_NAMES
 
-            readable = [t for t in TASK_NAMES if t != "binding"]
-            if self.task not in readable:
-                raise ConfigError(f"{where}.task must be one of {', '.join(readable)}, got {self.task!r}")
+            if self.task not in TASK_NAMES:
+                raise ConfigError(f"{where}.task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
             if (self.task == "immunogenicity") != (self.path is not None):
                 raise ConfigError(f"{where}: the immunogenicity task, and only it, reads 'path' "
                                   "(GLAMOUR's glycobase_immuno.txt)")
@@ -180,7 +188,7 @@ class MultitaskConfig(Schema):
 class RunConfig(Schema):
     """A whole ``matrep train`` config."""
 
-    task: Literal["classification", "regression", "multitask"] = "classification"
+    task: Literal["classification", "regression", "multitask", "binding"] = "classification"
     seed: int = 0
     representation: str = "glycan"
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
@@ -190,6 +198,18 @@ class RunConfig(Schema):
     multitask: MultitaskConfig = dataclasses.field(default_factory=MultitaskConfig)
 
     def check(self, where: str) -> None:
+        binding = self.dataset.source == "glycan_task" and self.dataset.task == "binding"
+        if binding != (self.task == "binding"):
+            raise ConfigError("task = 'binding' and dataset source = 'glycan_task' with task = 'binding' go together "
+                              "(a regression of (lectin, glycan) pairs)")
+        if binding:
+            unread = [f"trainer.{k}" for k in ("schedule", "patience", "monitor", "clip_norm")
+                      if getattr(self.trainer, k) is not None] + (["model.readout"] if self.model.readout else [])
+            if unread:
+                raise ConfigError(f"{', '.join(unread)} not read by task = 'binding' (learners.binding.BindingRegressor)")
+            if self.split.by not in (None, "random", "file"):
+                raise ConfigError(f"split.by = {self.split.by!r} is not a split of lectins; task = 'binding' splits "
+                                  "by 'random' (whole lectin sequences) or 'file' (keyed by sequence)")
         several = self.dataset.source == "glycan_task" and self.dataset.task in DatasetConfig.MULTI_LABEL_TASKS
         if self.task == "multitask" and not several:
             raise ConfigError(f"task = 'multitask' needs a dataset with several label columns: source = 'glycan_task' "
@@ -420,6 +440,8 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     seed = spec.seed
     run_dir = Path(run_dir)
     representation = spec.representation
+    if spec.task == "binding":
+        return _train_binding(spec, cfg, run_dir, progress)
     classification, multitask = spec.task == "classification", spec.task == "multitask"
     if multitask:
         cls = partial(GNNMultiTaskClassifier, temperature=spec.multitask.temperature)
@@ -478,6 +500,63 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     return metrics
 
 
+def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) -> dict:
+    """:func:`train_run` of a ``task = "binding"`` config: pairs of lectins and glycans, split by lectin."""
+    from scipy.stats import spearmanr
+
+    from learners.binding import BindingRegressor
+    from learners.estimators import save_estimator
+    from learners.metrics import evaluate
+    from learners.splits import group_split, read_split_file
+    from reprs.fileio import atomic_write
+    from reprs.glycan_tasks import load_task, sequence_composition
+
+    estimator = BindingRegressor(**_given(spec.model), **_given(spec.trainer), seed=spec.seed, run_dir=str(run_dir),
+                                 resume=True, progress=progress)
+    table = load_task("binding").table
+    n = spec.dataset.subsample
+    if n is not None and n < len(table):
+        table = table.iloc[np.sort(np.random.default_rng(spec.seed).choice(len(table), n, replace=False))]
+    glycans = sorted(table["glycan"].unique())
+    graphs, failures = build_graphs(spec.representation, glycans)
+    index = {g: i for i, g in enumerate(g for g, graph in zip(glycans, graphs) if graph is not None)}
+    graphs = [graph for graph in graphs if graph is not None]
+    parsed = table["glycan"].isin(index).to_numpy()
+    table = table[parsed].reset_index(drop=True)
+    if table.empty:
+        raise InputError(f"no glycan of the binding pairs could be turned into a {spec.representation!r} graph")
+    sequences = sorted(table["sequence"].unique())
+    row = {q: i for i, q in enumerate(sequences)}
+    pairs = np.stack([table["glycan"].map(index).to_numpy(), table["sequence"].map(row).to_numpy()], axis=1)
+    y = table["label"].to_numpy(dtype=float)
+    if spec.split.by == "file":
+        parts = read_split_file(spec.split.file, sequences, spec.split.name, subset=n is not None)
+        part_of = np.empty(len(sequences), dtype=int)
+        for k, part in enumerate(parts):
+            part_of[part] = k
+        train, val, test = (np.flatnonzero(part_of[pairs[:, 1]] == k) for k in range(3))
+    else:
+        seed = spec.seed if spec.split.seed is None else spec.split.seed
+        train, val, test = group_split(pairs[:, 1], spec.split.fractions, seed=seed)
+    if len(train) == 0:
+        raise InputError("the train part of the binding split holds no pair")
+    metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
+                               "n_unparsed": int((~parsed).sum()), "n_unparsed_glycans": len(failures),
+                               "n_lectin_sequences": len(sequences)}
+    _claim(run_dir, spec, cfg)
+    # BindingRegressor trains without a validation set (a fixed number of epochs): the validation
+    # pairs are counted, not used.
+    estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train])
+    save_estimator(estimator, run_dir / "estimator.pt")
+    if len(test):
+        pred = estimator.predict(pairs[test])
+        metrics.update(evaluate("regression", y[test], pred))
+        metrics["spearman"] = float(spearmanr(y[test], pred)[0]) if len(test) > 1 else None
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+    _plot_history(estimator.trainer_.history_, run_dir / "learning_curve.png")
+    return metrics
+
+
 def _multitask_metrics(estimator, graphs: list, y: np.ndarray) -> dict[str, Any]:
     """Test metrics of a multi-task classifier, level by level, scored as a single-level run's.
 
@@ -513,12 +592,17 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
     and ``probability_<task>`` (of the predicted class) for each of its tasks. With ``output`` the table is also written as
     CSV.
     """
+    from learners.binding import BindingRegressor
     from learners.estimators import GNNMultiTaskClassifier, load_estimator
 
     path = Path(run_dir) / "estimator.pt"
     if not path.is_file():
         raise InputError(f"{str(path)!r} not found: is {str(run_dir)!r} a finished run folder?")
     estimator = load_estimator(path)
+    if isinstance(estimator, BindingRegressor):
+        raise InputError(f"{str(run_dir)!r} is a binding run: it predicts (lectin, glycan) pairs, and matrep predict "
+                         "reads glycans alone; load its estimator.pt with learners.estimators.load_estimator and call "
+                         "predict(pairs, graphs, sequence_composition(sequences))")
     representation = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()),
                                            where="").representation
     graphs, failures = build_graphs(representation, list(inputs))

@@ -139,7 +139,7 @@ def test_run_configs_are_strict(csv_dataset, tmp_path):
         ({**cfg, "dataset": {**cfg["dataset"], "subsampel": 10}},
          r"unknown key 'subsampel' in dataset; did you mean 'subsample'\?"),
         ({**cfg, "trainer": {**cfg["trainer"], "epochs": "6"}}, r"trainer\.epochs must be an integer, got the string '6'"),
-        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', 'multitask', got the string "
+        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', 'multitask', 'binding', got the string "
                                        r"'regresion'; did you mean 'regression'\?"),
         ({**cfg, "split": {"fractions": [0.8, 0.2]}}, r"split\.fractions must be a list of 3 numbers"),
         ({**cfg, "dataset": {"source": "csv", "path": str(csv_dataset), "level": "Genus"}},
@@ -231,7 +231,7 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
     with pytest.raises(ConfigError, match="go together"):
         load_config({**cfg, "split": {"by": "file"}})
     with pytest.raises(ConfigError, match="task must be one of"):
-        load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+        load_config({"dataset": {"source": "glycan_task", "task": "lectins"}})
 
 
 def test_a_training_part_with_a_single_class_is_refused(tmp_path):
@@ -317,3 +317,56 @@ def test_multitask_run_configs_are_checked():
         load_config({"dataset": {"source": "glycan_task", "task": "glycosylation"}, "multitask": {"temperature": 1.0}})
     with pytest.raises(ConfigError, match="'stratified' needs one label column"):
         load_config({**base, "split": {"by": "stratified"}})
+
+
+def test_binding_run_splits_by_lectin_and_saves_the_pair_model(tmp_path):
+    from scipy.stats import spearmanr
+
+    from learners.binding import BindingRegressor
+    from learners.estimators import load_estimator
+    from learners.splits import read_split_file
+    from reprs.glycan_tasks import load_task, sequence_composition
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = {"task": "binding", "dataset": {"source": "glycan_task", "task": "binding", "subsample": 2000},
+           "model": {"kind": "rgcn", "hidden": 8, "layers": 1}, "trainer": {"epochs": 1, "batch_size": 256},
+           "split": {"by": "file", "file": str(root / "benchmarks" / "glycan_splits" / "binding.csv.gz"),
+                     "name": "structure"}}
+    run = tmp_path / "run"
+    metrics = train_run(cfg, run, progress=False)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + metrics["n_unparsed"] == 2000
+    assert metrics["n_test"] > 0 and metrics["n_train"] > 0
+    # Recomputed independently: the pairs of the test lectins, scored by the saved model.
+    table = load_task("binding").table
+    table = table.iloc[np.sort(np.random.default_rng(0).choice(len(table), 2000, replace=False))]
+    glycans = sorted(table["glycan"].unique())
+    graphs, _ = build_graphs("glycan", glycans)
+    ok = {g: gr for g, gr in zip(glycans, graphs) if gr is not None}
+    table = table[table["glycan"].isin(ok)]
+    sequences = sorted(table["sequence"].unique())
+    _, _, test_seq = read_split_file(cfg["split"]["file"], sequences, "structure", subset=True)
+    test = table[table["sequence"].isin([sequences[i] for i in test_seq])]
+    assert len(test) == metrics["n_test"]
+    model = load_estimator(run / "estimator.pt")
+    assert isinstance(model, BindingRegressor) and model.epochs == 1
+    names = sorted(test["glycan"].unique())
+    seqs = sorted(test["sequence"].unique())
+    pairs = np.stack([test["glycan"].map({g: i for i, g in enumerate(names)}).to_numpy(),
+                      test["sequence"].map({q: i for i, q in enumerate(seqs)}).to_numpy()], axis=1)
+    pred = model.predict(pairs, [ok[g] for g in names], sequence_composition(seqs))
+    y = test["label"].to_numpy()
+    assert metrics["spearman"] == pytest.approx(spearmanr(y, pred)[0], abs=1e-6)
+    assert metrics["mae"] == pytest.approx(np.abs(pred - y).mean(), rel=1e-5)
+    with pytest.raises(InputError, match="is a binding run"):
+        predict_run(run, ["Gal(b1-4)GlcNAc"])
+
+
+def test_binding_run_configs_are_checked():
+    base = {"task": "binding", "dataset": {"source": "glycan_task", "task": "binding"}}
+    assert load_config(base)["task"] == "binding"
+    with pytest.raises(ConfigError, match="go together"):
+        load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+    with pytest.raises(ConfigError, match="trainer.patience, model.readout not read by task = 'binding'"):
+        load_config({**base, "trainer": {"patience": 3}, "model": {"readout": "sum"}})
+    with pytest.raises(ConfigError, match="not a split of lectins"):
+        load_config({**base, "split": {"by": "hash"}})
