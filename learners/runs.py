@@ -507,7 +507,6 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     from learners.binding import BindingRegressor
     from learners.estimators import save_estimator
     from learners.metrics import evaluate
-    from learners.splits import group_split, read_split_file
     from reprs.fileio import atomic_write
     from reprs.glycan_tasks import load_task, sequence_composition
 
@@ -529,15 +528,7 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     row = {q: i for i, q in enumerate(sequences)}
     pairs = np.stack([table["glycan"].map(index).to_numpy(), table["sequence"].map(row).to_numpy()], axis=1)
     y = table["label"].to_numpy(dtype=float)
-    if spec.split.by == "file":
-        parts = read_split_file(spec.split.file, sequences, spec.split.name, subset=n is not None)
-        part_of = np.empty(len(sequences), dtype=int)
-        for k, part in enumerate(parts):
-            part_of[part] = k
-        train, val, test = (np.flatnonzero(part_of[pairs[:, 1]] == k) for k in range(3))
-    else:
-        seed = spec.seed if spec.split.seed is None else spec.split.seed
-        train, val, test = group_split(pairs[:, 1], spec.split.fractions, seed=seed)
+    train, val, test = _lectin_split(spec.split, pairs[:, 1], sequences, spec.seed, subsampled=n is not None)
     if len(train) == 0:
         raise InputError("the train part of the binding split holds no pair")
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
@@ -555,6 +546,23 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1))
     _plot_history(estimator.trainer_.history_, run_dir / "learning_curve.png")
     return metrics
+
+
+def _lectin_split(spec: SplitConfig, lectin: np.ndarray, sequences: list[str], seed: int, *,
+                  subsampled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) pair indices with every pair of a lectin sequence in one part.
+
+    ``lectin`` is each pair's row in ``sequences``; ``spec.by = "file"`` reads the parts of the
+    sequences from a split file keyed by sequence, otherwise whole sequences are drawn at random.
+    """
+    from learners.splits import group_split, read_split_file
+
+    if spec.by != "file":
+        return group_split(lectin, spec.fractions, seed=seed if spec.seed is None else spec.seed)
+    part_of = np.empty(len(sequences), dtype=int)
+    for k, part in enumerate(read_split_file(spec.file, sequences, spec.name, subset=subsampled)):
+        part_of[part] = k
+    return tuple(np.flatnonzero(part_of[lectin] == k) for k in range(3))
 
 
 def _multitask_metrics(estimator, graphs: list, y: np.ndarray) -> dict[str, Any]:

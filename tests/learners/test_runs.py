@@ -370,3 +370,18 @@ def test_binding_run_configs_are_checked():
         load_config({**base, "trainer": {"patience": 3}, "model": {"readout": "sum"}})
     with pytest.raises(ConfigError, match="not a split of lectins"):
         load_config({**base, "split": {"by": "hash"}})
+
+
+def test_binding_splits_keep_each_lectin_sequence_in_one_part(tmp_path):
+    from learners.runs import SplitConfig, _lectin_split
+    from learners.splits import write_split_file
+
+    sequences = [f"MK{'A' * i}" for i in range(20)]
+    lectin = np.random.default_rng(1).integers(0, 20, 400)
+    write_split_file(tmp_path / "s.csv", sequences, {"structure": (np.arange(14), np.arange(14, 17), np.arange(17, 20))})
+    for spec in (SplitConfig(by="random", seed=3), SplitConfig(by="file", file=str(tmp_path / "s.csv"))):
+        parts = _lectin_split(spec, lectin, sequences, 0)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(400))  # every pair, once
+        seqs = [set(lectin[p].tolist()) for p in parts]
+        assert all(seqs[a].isdisjoint(seqs[b]) for a, b in ((0, 1), (0, 2), (1, 2))) and all(seqs)
+    assert seqs[2] <= set(range(17, 20)) and seqs[0] <= set(range(14))  # the file's parts
