@@ -432,8 +432,12 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     fitted = {key: _plain(getattr(estimator, key)) for key in _FITTED[name]}
     # A multi-task model is rebuilt from its head sizes (a list), the binding model from its fitted
     # widths alone, the others from their output width.
-    n_outputs = {"GNNMultiTaskClassifier": lambda m: list(m.head_sizes), "BindingRegressor": lambda m: None}.get(
-        name, lambda m: m.n_outputs)(estimator.model_)
+    if name == "GNNMultiTaskClassifier":
+        n_outputs = list(estimator.model_.head_sizes)
+    elif name == "BindingRegressor":
+        n_outputs = None
+    else:
+        n_outputs = estimator.model_.n_outputs
     payload = {"format": _FORMAT, "class": name, "params": params, "fitted": fitted,
                "n_outputs": n_outputs, "state_dict": estimator.model_.state_dict()}
     _atomic_torch_save(payload, Path(path))
