@@ -12,10 +12,12 @@ its pairs name, so an epoch costs one GNN pass per pair batch, not per pair.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from learners.data import feature_widths, graphs_to_data
@@ -52,35 +54,50 @@ class PairModel(nn.Module):
         return self.out(torch.cat([g, p, g * p], dim=1))[:, 0]
 
 
-class BindingRegressor:
+def _collate(data: list, proteins: torch.Tensor, dtype: torch.dtype, items: Sequence[tuple[int, int, float]]) -> dict:
+    """A batch of pairs: the distinct glycans and proteins it names, and each pair's index into them."""
+    from torch_geometric.data import Batch
+
+    pairs = np.asarray(items, dtype=float)
+    g, p = pairs[:, 0].astype(int), pairs[:, 1].astype(int)
+    g_unique, g_index = np.unique(g, return_inverse=True)
+    p_unique, p_index = np.unique(p, return_inverse=True)
+    return {"glycans": Batch.from_data_list([data[i] for i in g_unique]),
+            "proteins": proteins[p_unique], "glycan_index": torch.as_tensor(g_index),
+            "protein_index": torch.as_tensor(p_index), "y": torch.as_tensor(pairs[:, 2], dtype=dtype)}
+
+
+def _check_pairs(pairs: np.ndarray, n_graphs: int, n_proteins: int) -> None:
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise InputError(f"pairs must be (n, 2) (glycan index, protein row), got shape {pairs.shape}")
+    if len(pairs) and (pairs[:, 0].min() < 0 or pairs[:, 0].max() >= n_graphs or pairs[:, 1].min() < 0
+                       or pairs[:, 1].max() >= n_proteins):
+        raise InputError("a pair index is out of range of the graphs or the protein features")
+
+
+class BindingRegressor(BaseEstimator):
     """Fit and predict binding values of (glycan, protein) pairs; targets standardised in training.
+
+    Saved and read back by :func:`learners.estimators.save_estimator` / ``load_estimator``; a
+    loaded model holds no training graphs, so :meth:`predict` is given the graphs and proteins.
 
     Parameters
     ----------
     kind, hidden, layers, dropout, min_relation_count
         Glycan encoder (:class:`learners.models.GraphModel`; ``hidden`` is also the embedding width).
-    epochs, batch_size, lr, weight_decay, device, dtype, seed
-        :class:`learners.trainer.Trainer` (``batch_size`` counts pairs).
+    epochs, batch_size, lr, weight_decay, device, dtype, seed, run_dir, resume, progress
+        :class:`learners.trainer.Trainer` (``batch_size`` counts pairs; ``run_dir`` receives its
+        checkpoints, from which ``resume=True`` continues).
     """
 
     def __init__(self, *, kind: str = "rgcn", hidden: int = 32, layers: int = 3, dropout: float = 0.0,
                  min_relation_count: int = 5, epochs: int = 5, batch_size: int = 512, lr: float = 1e-3,
                  weight_decay: float = 1e-4, device: Any = "cpu", dtype: torch.dtype = torch.float32,
-                 seed: int = 0) -> None:
+                 seed: int = 0, run_dir: str | None = None, resume: bool = False, progress: bool = False) -> None:
         self.kind, self.hidden, self.layers, self.dropout = kind, hidden, layers, dropout
         self.min_relation_count, self.epochs, self.batch_size, self.lr = min_relation_count, epochs, batch_size, lr
         self.weight_decay, self.device, self.dtype, self.seed = weight_decay, device, dtype, seed
-
-    def _collate(self, items: Sequence[tuple[int, int, float]]) -> dict:
-        from torch_geometric.data import Batch
-
-        pairs = np.asarray(items, dtype=float)
-        g, p = pairs[:, 0].astype(int), pairs[:, 1].astype(int)
-        g_unique, g_index = np.unique(g, return_inverse=True)
-        p_unique, p_index = np.unique(p, return_inverse=True)
-        return {"glycans": Batch.from_data_list([self.data_[i] for i in g_unique]),
-                "proteins": self.proteins_[p_unique], "glycan_index": torch.as_tensor(g_index),
-                "protein_index": torch.as_tensor(p_index), "y": torch.as_tensor(pairs[:, 2], dtype=self.dtype)}
+        self.run_dir, self.resume, self.progress = run_dir, resume, progress
 
     @staticmethod
     def _step(model: PairModel, batch: dict):
@@ -98,35 +115,78 @@ class BindingRegressor:
         pairs, y, proteins = np.asarray(pairs), np.asarray(y, dtype=float), np.asarray(proteins, dtype=float)
         if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(y) or len(y) == 0:
             raise InputError(f"pairs must be (n, 2) with n = len(y) > 0; got {pairs.shape} and {y.shape}")
-        if pairs[:, 0].min() < 0 or pairs[:, 0].max() >= len(graphs) or pairs[:, 1].min() < 0 \
-                or pairs[:, 1].max() >= len(proteins):
-            raise InputError("a pair index is out of range of the graphs or the protein features")
+        _check_pairs(pairs, len(graphs), len(proteins))
         if not (np.isfinite(y).all() and np.isfinite(proteins).all()):
             raise InputError("binding targets and protein features must be finite")
-        in_dim, edge_dim = feature_widths(graphs)
-        self.data_ = graphs_to_data(graphs, dtype=self.dtype, edge_dim=edge_dim)
+        self.n_features_in_, self.edge_dim_ = feature_widths(graphs)
+        self.data_ = graphs_to_data(graphs, dtype=self.dtype, edge_dim=self.edge_dim_)
         self.proteins_ = torch.as_tensor(proteins, dtype=self.dtype)
+        self.protein_dim_ = proteins.shape[1]
         self.y_mean_, self.y_std_ = float(y.mean()), float(y.std()) or 1.0
-        relations = None
+        self.relations_ = None
         if self.kind in RELATIONAL_KINDS:
             used = np.unique(pairs[:, 0])
-            relations = relation_table(torch.cat([self.data_[i].edge_attr for i in used]), min_count=self.min_relation_count)
-        encoder = GraphModel(kind=self.kind, in_dim=in_dim, edge_dim=edge_dim, n_outputs=self.hidden, task="regression",
-                             hidden=self.hidden, layers=self.layers, dropout=self.dropout, relations=relations,
-                             seed=self.seed, dtype=self.dtype)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(self.seed)
-            self.model_ = PairModel(encoder, proteins.shape[1]).to(dtype=self.dtype)
+            self.relations_ = relation_table(torch.cat([self.data_[i].edge_attr for i in used]),
+                                             min_count=self.min_relation_count).tolist()
+        self.model_ = self._new_model()
         items = [(int(a), int(b), float(v)) for (a, b), v in zip(pairs, (y - self.y_mean_) / self.y_std_)]
-        self.trainer_ = Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                                device=self.device, dtype=self.dtype, seed=self.seed)
-        self.trainer_.fit(self.model_, items, None, step=self._step, collate=self._collate)
+        self.trainer_ = self._new_trainer()
+        self.trainer_.fit(self.model_, items, None, step=self._step,
+                          collate=partial(_collate, self.data_, self.proteins_, self.dtype))
         return self
 
-    def predict(self, pairs: np.ndarray) -> np.ndarray:
-        """Binding values of ``pairs`` (same indexing as in :meth:`fit`)."""
+    def _new_model(self, n_outputs: None = None) -> PairModel:
+        """The untrained pair model of the fitted widths (``n_outputs``: unused, the output is one value)."""
+        relations = None if self.relations_ is None else torch.tensor(self.relations_)
+        encoder = GraphModel(kind=self.kind, in_dim=self.n_features_in_, edge_dim=self.edge_dim_, n_outputs=self.hidden,
+                             task="regression", hidden=self.hidden, layers=self.layers, dropout=self.dropout,
+                             relations=relations, seed=self.seed, dtype=self.dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.seed)
+            return PairModel(encoder, self.protein_dim_).to(dtype=self.dtype)
+
+    def _new_trainer(self, monitor: str = "loss") -> Trainer:
+        return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                       monitor=monitor, device=self.device, dtype=self.dtype, seed=self.seed, run_dir=self.run_dir,
+                       resume=self.resume, progress=self.progress)
+
+    def predict(self, pairs: np.ndarray, graphs: Sequence[Any] | None = None,
+                proteins: np.ndarray | None = None) -> np.ndarray:
+        """Binding values of ``pairs``: indices into ``graphs`` and rows of ``proteins``.
+
+        Parameters
+        ----------
+        graphs, proteins : optional
+            New glycans and protein features (both, or neither: then the pairs index the training
+            ones, as in :meth:`fit`; a loaded model has none and needs both).
+
+        Raises
+        ------
+        InputError
+            Indices out of range, only one of ``graphs`` / ``proteins``, feature widths that differ
+            from training, or no training data to index (a loaded model) without them.
+        """
         if not hasattr(self, "model_"):
             raise NotFittedError("this BindingRegressor is not fitted yet; call fit first")
-        items = [(int(a), int(b), 0.0) for a, b in np.asarray(pairs)]
-        out = self.trainer_.predict(self.model_, items, lambda m, b: self._step(m, b)[1], collate=self._collate)
+        if (graphs is None) != (proteins is None):
+            raise InputError("give both graphs and proteins (new pairs' inputs), or neither (the training ones)")
+        if graphs is None:
+            if not hasattr(self, "data_"):
+                raise InputError("this BindingRegressor was loaded from a file and holds no training graphs: "
+                                 "call predict(pairs, graphs, proteins)")
+            data, features = self.data_, self.proteins_
+        else:
+            in_dim, edge_dim = feature_widths(graphs)
+            proteins = np.asarray(proteins, dtype=float)
+            if in_dim != self.n_features_in_ or edge_dim not in (None, self.edge_dim_) \
+                    or proteins.ndim != 2 or proteins.shape[1] != self.protein_dim_:
+                raise InputError(f"inputs have node/edge/protein widths {(in_dim, edge_dim, proteins.shape[1:])}, the "
+                                 f"model was fitted on {(self.n_features_in_, self.edge_dim_, self.protein_dim_)}")
+            data = graphs_to_data(graphs, dtype=self.dtype, edge_dim=self.edge_dim_)
+            features = torch.as_tensor(proteins, dtype=self.dtype)
+        pairs = np.asarray(pairs)
+        _check_pairs(pairs, len(data), len(features))
+        items = [(int(a), int(b), 0.0) for a, b in pairs]
+        out = self.trainer_.predict(self.model_, items, lambda m, b: self._step(m, b)[1],
+                                    collate=partial(_collate, data, features, self.dtype))
         return out * self.y_std_ + self.y_mean_

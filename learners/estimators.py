@@ -292,6 +292,8 @@ class GNNMultiTaskClassifier(_GNNEstimator):
     ----------
     classes_ : list of numpy.ndarray
         Classes of each task (column of ``y``).
+    task_names_ : list of str
+        The columns of ``y`` when it is a pandas DataFrame, else ``"0"``, ``"1"``, ...
 
     Example
     -------
@@ -313,6 +315,17 @@ class GNNMultiTaskClassifier(_GNNEstimator):
     @classmethod
     def _get_param_names(cls) -> list[str]:
         return sorted({*_GNNEstimator._get_param_names(), "temperature"})
+
+    def fit(self, graphs: Sequence[Any], y: Any, *, val: tuple[Sequence[Any], Any] | None = None):
+        """Train on ``graphs`` with labels ``y`` of shape ``(n, n_tasks)`` (a DataFrame names the tasks).
+
+        Parameters and return as :meth:`GNNClassifier.fit`; a validation label of a class that
+        training never saw is left out of that task's loss.
+        """
+        columns = getattr(y, "columns", None)
+        width = np.shape(y)[1] if np.ndim(y) == 2 else 0
+        self.task_names_ = [str(c) for c in columns] if columns is not None else [str(k) for k in range(width)]
+        return super().fit(graphs, y, val=val)
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, tuple[int, ...]]:
         if y.ndim != 2 or y.shape[1] < 1:
@@ -364,8 +377,12 @@ class GNNMultiTaskClassifier(_GNNEstimator):
         return [outputs_to_proba(out[:, sizes[k]:sizes[k + 1]], "multiclass") for k in range(len(self.classes_))]
 
     def predict(self, graphs: Sequence[Any]) -> np.ndarray:
-        """Most probable class of each task, shape ``(n, n_tasks)``."""
-        return np.stack([c[p.argmax(axis=1)] for c, p in zip(self.classes_, self.predict_proba(graphs))], axis=1)
+        """Most probable class of each task, shape ``(n, n_tasks)`` (of object dtype when the tasks' labels
+        are of different types, so that an integer label is not turned into a string)."""
+        columns = [c[p.argmax(axis=1)] for c, p in zip(self.classes_, self.predict_proba(graphs))]
+        if len({c.dtype.kind for c in columns}) > 1:
+            columns = [c.astype(object) for c in columns]
+        return np.stack(columns, axis=1)
 
     def score(self, graphs: Sequence[Any], y: Any) -> float:
         """Accuracy averaged over tasks."""
@@ -376,12 +393,29 @@ class GNNMultiTaskClassifier(_GNNEstimator):
 #: Fitted attributes saved besides the weights, as plain lists and numbers (``weights_only`` loading).
 _FITTED = {"GNNClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "classes_"),
            "GNNRegressor": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "y_ndim_", "y_mean_",
-                            "y_std_")}
+                            "y_std_"),
+           "GNNMultiTaskClassifier": ("n_features_in_", "edge_dim_", "task_", "history_", "relations_", "classes_",
+                                      "task_names_"),
+           "BindingRegressor": ("n_features_in_", "edge_dim_", "protein_dim_", "relations_", "y_mean_", "y_std_")}
+#: Fitted attributes held as arrays (saved as lists); ``classes_`` of a multi-task model is a list of arrays.
+_ARRAYS = ("classes_", "y_mean_", "y_std_")
 
 
-def save_estimator(estimator: GNNClassifier | GNNRegressor, path: str | os.PathLike) -> Path:
+def _plain(value: Any) -> Any:
+    """A fitted attribute as plain lists and numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+        return [v.tolist() for v in value]
+    return value
+
+
+def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     """Write a fitted estimator as a format tag, its hyperparameters, fitted attributes and the model's
     state dict (plain data: :func:`load_estimator` reads it with ``weights_only=True``, no pickled code).
+
+    Saves :class:`GNNClassifier`, :class:`GNNRegressor`, :class:`GNNMultiTaskClassifier` and
+    :class:`learners.binding.BindingRegressor` (its weights and widths, not its training graphs).
 
     Raises
     ------
@@ -395,22 +429,30 @@ def save_estimator(estimator: GNNClassifier | GNNRegressor, path: str | os.PathL
         raise NotFittedError(f"this {name} is not fitted yet; nothing to save")
     params = estimator.get_params()
     params.update(dtype=str(params["dtype"]).removeprefix("torch."), device=str(params["device"]))
-    fitted = {key: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
-              for key in _FITTED[name] for v in [getattr(estimator, key)]}
+    fitted = {key: _plain(getattr(estimator, key)) for key in _FITTED[name]}
+    # A multi-task model is rebuilt from its head sizes (a list), the binding model from its fitted
+    # widths alone, the others from their output width.
+    if name == "GNNMultiTaskClassifier":
+        n_outputs = list(estimator.model_.head_sizes)
+    elif name == "BindingRegressor":
+        n_outputs = None
+    else:
+        n_outputs = estimator.model_.n_outputs
     payload = {"format": _FORMAT, "class": name, "params": params, "fitted": fitted,
-               "n_outputs": estimator.model_.n_outputs, "state_dict": estimator.model_.state_dict()}
+               "n_outputs": n_outputs, "state_dict": estimator.model_.state_dict()}
     _atomic_torch_save(payload, Path(path))
     return Path(path)
 
 
-def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor:
+def load_estimator(path: str | os.PathLike) -> Any:
     """Read a file of :func:`save_estimator` (``weights_only`` loading: no code runs from the file).
 
     Raises
     ------
     InputError
         A missing file, or one not written by :func:`save_estimator` (such as the pickled
-        estimators of older matrep versions: retrain those runs).
+        estimators of older matrep versions: retrain those runs, or a trainer checkpoint), or
+        one of an estimator class this matrep does not know.
     """
     path = Path(path)
     if not path.is_file():
@@ -422,13 +464,23 @@ def load_estimator(path: str | os.PathLike) -> GNNClassifier | GNNRegressor:
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise InputError(f"{str(path)!r} is not a matrep estimator file (written by save_estimator); a run "
                          "trained by an older matrep stored a pickle, which is not loaded: train it again")
-    cls = {"GNNClassifier": GNNClassifier, "GNNRegressor": GNNRegressor}[payload["class"]]
+    from learners.binding import BindingRegressor
+
+    classes = {"GNNClassifier": GNNClassifier, "GNNRegressor": GNNRegressor,
+               "GNNMultiTaskClassifier": GNNMultiTaskClassifier, "BindingRegressor": BindingRegressor}
+    if payload.get("class") not in classes:
+        raise InputError(f"{str(path)!r} holds a {payload.get('class')!r}, which load_estimator does not read; "
+                         f"it reads {', '.join(classes)}")
+    cls = classes[payload["class"]]
     params = dict(payload["params"])
     params["dtype"] = getattr(torch, params["dtype"])
     estimator = cls(**params)
     for key, value in payload["fitted"].items():
-        setattr(estimator, key, np.asarray(value) if key in ("classes_", "y_mean_", "y_std_") else value)
-    estimator.model_ = estimator._new_model(payload["n_outputs"])
+        if key in _ARRAYS and isinstance(value, list):  # the binding model's y_mean_ is a number
+            value = [np.asarray(v) for v in value] if cls is GNNMultiTaskClassifier else np.asarray(value)
+        setattr(estimator, key, value)
+    n_outputs = payload["n_outputs"]
+    estimator.model_ = estimator._new_model(tuple(n_outputs) if isinstance(n_outputs, list) else n_outputs)
     estimator.model_.load_state_dict(payload["state_dict"])
     estimator.trainer_ = estimator._new_trainer("loss")
     return estimator

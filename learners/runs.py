@@ -3,7 +3,7 @@
 A config (a TOML file, or the same content as a dict) names the dataset, the representation, the
 model, the trainer settings and the split::
 
-    task = "classification"          # or "regression"
+    task = "classification"          # or "regression", "multitask" or "binding" (below)
     seed = 0
     representation = "glycan"        # any registered featurizer of strings into graphs: glycan graphs
                                      # ("glycan", the default; "glycan_graph:linkage=anomer") or of
@@ -17,7 +17,9 @@ model, the trainer settings and the split::
     # source = "csv": path (relative to the config file's folder), column = "glycan" (default
     #                 "glycan", or "smiles" for molecules), label_column = "label"
     # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
-    #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt)
+    #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt;
+    #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
+    #                 task = "binding" only)
     [model]
     kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
     [trainer]
@@ -28,6 +30,21 @@ model, the trainer settings and the split::
     by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed;
                                      # "file": file = "split.csv.gz", name = "structure" (a split file of
                                      # learners.splits.write_split_file, keyed by the input strings)
+    [multitask]                      # read with task = "multitask" only
+    temperature = 2.0                # of learners.models.multitask_loss's balancing
+
+With ``task = "multitask"`` (dataset ``source = "glycan_task"``, ``task = "taxonomy"``) one
+:class:`learners.GNNMultiTaskClassifier` predicts every taxonomy level at once; ``metrics.json``
+holds, under ``tasks``, the metrics of each level scored as below, and under ``mean_over_tasks``
+their means. The default split is then ``"random"`` (a stratified split needs one label column).
+
+With ``task = "binding"`` (``dataset.task = "binding"``) a :class:`learners.binding.BindingRegressor`
+learns the binding value of (lectin, glycan) pairs; ``subsample`` counts pairs, the split is over
+lectin sequences (``by = "random"``: whole sequences at random, or ``"file"``: a split file keyed by
+sequence), and ``metrics.json`` holds Spearman's rho, MAE, RMSE and R^2 over the test pairs.
+``[trainer]`` keys it does not read (``schedule``, ``patience``, ``monitor``, ``clip_norm``) and
+``model.readout`` are refused. ``matrep predict`` does not read a binding run (it takes glycans
+alone): load its ``estimator.pt`` with :func:`learners.estimators.load_estimator`.
 
 With a split file (GlycanML's structure split puts whole clusters of glycans in the test part),
 validation and test glycans may carry classes absent from training: validation keeps only the
@@ -54,6 +71,7 @@ import dataclasses
 import json
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +104,8 @@ class DatasetConfig(Schema):
     #: The keys each source reads (besides ``source`` and ``subsample``).
     SOURCE_KEYS = {"glycowork": ("level", "min_class_size"), "qm9": ("target",),
                    "csv": ("path", "column", "label_column"), "glycan_task": ("task", "path")}
+    #: Glycan tasks with several label columns, read by ``task = "multitask"`` runs only.
+    MULTI_LABEL_TASKS = ("taxonomy",)
 
     def check(self, where: str) -> None:
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -99,9 +119,8 @@ class DatasetConfig(Schema):
         if self.source == "glycan_task":
             from reprs.glycan_tasks import TASK_NAMES
 
-            single = [t for t in TASK_NAMES if t not in ("taxonomy", "binding")]
-            if self.task not in single:
-                raise ConfigError(f"{where}.task must be one of {', '.join(single)}, got {self.task!r}")
+            if self.task not in TASK_NAMES:
+                raise ConfigError(f"{where}.task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
             if (self.task == "immunogenicity") != (self.path is not None):
                 raise ConfigError(f"{where}: the immunogenicity task, and only it, reads 'path' "
                                   "(GLAMOUR's glycobase_immuno.txt)")
@@ -154,16 +173,55 @@ class SplitConfig(Schema):
 
 
 @dataclasses.dataclass(frozen=True)
+class MultitaskConfig(Schema):
+    """The ``[multitask]`` table: settings of :class:`learners.GNNMultiTaskClassifier` beyond the model's."""
+
+    TABLE = "multitask"
+    temperature: float = 2.0
+
+    def check(self, where: str) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(f"{where}.temperature must be > 0, got {self.temperature}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig(Schema):
     """A whole ``matrep train`` config."""
 
-    task: Literal["classification", "regression"] = "classification"
+    task: Literal["classification", "regression", "multitask", "binding"] = "classification"
     seed: int = 0
     representation: str = "glycan"
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    multitask: MultitaskConfig = dataclasses.field(default_factory=MultitaskConfig)
+
+    def check(self, where: str) -> None:
+        binding = self.dataset.source == "glycan_task" and self.dataset.task == "binding"
+        if binding != (self.task == "binding"):
+            raise ConfigError("task = 'binding' and dataset source = 'glycan_task' with task = 'binding' go together "
+                              "(a regression of (lectin, glycan) pairs)")
+        if binding:
+            unread = [f"trainer.{k}" for k in ("schedule", "patience", "monitor", "clip_norm")
+                      if getattr(self.trainer, k) is not None] + (["model.readout"] if self.model.readout else [])
+            if unread:
+                raise ConfigError(f"{', '.join(unread)} not read by task = 'binding' (learners.binding.BindingRegressor)")
+            if self.split.by not in (None, "random", "file"):
+                raise ConfigError(f"split.by = {self.split.by!r} is not a split of lectins; task = 'binding' splits "
+                                  "by 'random' (whole lectin sequences) or 'file' (keyed by sequence)")
+        several = self.dataset.source == "glycan_task" and self.dataset.task in DatasetConfig.MULTI_LABEL_TASKS
+        if self.task == "multitask" and not several:
+            raise ConfigError(f"task = 'multitask' needs a dataset with several label columns: source = 'glycan_task' "
+                              f"with task = {' or '.join(map(repr, DatasetConfig.MULTI_LABEL_TASKS))}")
+        if self.task == "multitask" and self.split.by == "stratified":
+            raise ConfigError("split.by = 'stratified' needs one label column; a multi-task run splits by 'random' "
+                              "(the default), 'hash', 'core' or 'file'")
+        if several and self.task != "multitask":
+            raise ConfigError(f"dataset.task = {self.dataset.task!r} has several label columns: it needs "
+                              f"task = 'multitask' (or one level, 'taxonomy-kingdom', with task = {self.task!r})")
+        if self.task != "multitask" and self.multitask != MultitaskConfig():
+            raise ConfigError("the [multitask] table is read only with task = 'multitask'")
 
 
 def load_config(config: str | os.PathLike | dict) -> dict:
@@ -244,7 +302,9 @@ def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tu
     return graphs, [(f.index, f"{f.error}: {f.message}") for f in failures]
 
 
-def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[str], np.ndarray]:
+def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """Input strings, labels (``(n,)``, or ``(n, n_tasks)`` for a multi-label task) and the label columns."""
+    columns = [spec.label_column]
     if spec.source == "glycowork":
         from reprs.datasets import load_glycans
 
@@ -258,8 +318,10 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
     elif spec.source == "glycan_task":
         from reprs.glycan_tasks import load_task
 
-        table = load_task(spec.task, immunogenicity_path=spec.path).table
-        strings, labels = table["glycan"].tolist(), table["label"].to_numpy()
+        task = load_task(spec.task, immunogenicity_path=spec.path)
+        columns = list(task.label_columns)
+        labels = task.table[columns].to_numpy()
+        strings, labels = task.table["glycan"].tolist(), labels[:, 0] if len(columns) == 1 else labels
     else:
         table = pd.read_csv(spec.path)
         x_col = spec.column or input_column(representation)
@@ -272,7 +334,7 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
     if n is not None and n < len(strings):
         pick = np.sort(np.random.default_rng(seed).choice(len(strings), n, replace=False))
         strings, labels = [strings[i] for i in pick], labels[pick]
-    return strings, labels
+    return strings, labels, columns
 
 
 def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int, keys: list[str],
@@ -368,7 +430,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     InputError
         A run folder that holds another config's run, or a dataset without usable inputs.
     """
-    from learners import GNNClassifier, GNNRegressor
+    from learners import GNNClassifier, GNNMultiTaskClassifier, GNNRegressor
     from learners.estimators import save_estimator
     from learners.metrics import evaluate
     from reprs.fileio import atomic_write
@@ -378,11 +440,16 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     seed = spec.seed
     run_dir = Path(run_dir)
     representation = spec.representation
-    classification = spec.task == "classification"
-    cls = GNNClassifier if classification else GNNRegressor
+    if spec.task == "binding":
+        return _train_binding(spec, cfg, run_dir, progress)
+    classification, multitask = spec.task == "classification", spec.task == "multitask"
+    if multitask:
+        cls = partial(GNNMultiTaskClassifier, temperature=spec.multitask.temperature)
+    else:
+        cls = GNNClassifier if classification else GNNRegressor
     estimator = cls(**_given(spec.model), **_given(spec.trainer), seed=seed, run_dir=str(run_dir), resume=True,
                     progress=progress)
-    strings, labels = _dataset(spec.dataset, representation, seed)
+    strings, labels, columns = _dataset(spec.dataset, representation, seed)
     graphs, failures = build_graphs(representation, strings)
     keep = [i for i, g in enumerate(graphs) if g is not None]
     if not keep:
@@ -392,6 +459,21 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
                               spec.dataset.subsample is not None)
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "n_unparsed": len(failures)}
+    if multitask:
+        from learners.splits import check_split_labels
+
+        for k, column in enumerate(columns):
+            check_split_labels(y[:, k], (train,), names=("train",), column=column)
+        _claim(run_dir, spec, cfg)
+        # Validation labels of classes training lacks are left out of that level's loss by the estimator.
+        estimator.fit(pick(train), pd.DataFrame(y[train], columns=columns),
+                      val=(pick(val), y[val]) if len(val) else None)
+        save_estimator(estimator, run_dir / "estimator.pt")
+        if len(test):
+            metrics.update(_multitask_metrics(estimator, pick(test), y[test]))
+        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+        _plot_history(estimator.history_, run_dir / "learning_curve.png")
+        return metrics
     if classification:
         from learners.splits import check_split_labels
 
@@ -418,19 +500,117 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
     return metrics
 
 
+def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) -> dict:
+    """:func:`train_run` of a ``task = "binding"`` config: pairs of lectins and glycans, split by lectin."""
+    from scipy.stats import spearmanr
+
+    from learners.binding import BindingRegressor
+    from learners.estimators import save_estimator
+    from learners.metrics import evaluate
+    from reprs.fileio import atomic_write
+    from reprs.glycan_tasks import load_task, sequence_composition
+
+    estimator = BindingRegressor(**_given(spec.model), **_given(spec.trainer), seed=spec.seed, run_dir=str(run_dir),
+                                 resume=True, progress=progress)
+    table = load_task("binding").table
+    n = spec.dataset.subsample
+    if n is not None and n < len(table):
+        table = table.iloc[np.sort(np.random.default_rng(spec.seed).choice(len(table), n, replace=False))]
+    glycans = sorted(table["glycan"].unique())
+    graphs, failures = build_graphs(spec.representation, glycans)
+    index = {g: i for i, g in enumerate(g for g, graph in zip(glycans, graphs) if graph is not None)}
+    graphs = [graph for graph in graphs if graph is not None]
+    parsed = table["glycan"].isin(index).to_numpy()
+    table = table[parsed].reset_index(drop=True)
+    if table.empty:
+        raise InputError(f"no glycan of the binding pairs could be turned into a {spec.representation!r} graph")
+    sequences = sorted(table["sequence"].unique())
+    row = {q: i for i, q in enumerate(sequences)}
+    pairs = np.stack([table["glycan"].map(index).to_numpy(), table["sequence"].map(row).to_numpy()], axis=1)
+    y = table["label"].to_numpy(dtype=float)
+    train, val, test = _lectin_split(spec.split, pairs[:, 1], sequences, spec.seed, subsampled=n is not None)
+    if len(train) == 0:
+        raise InputError("the train part of the binding split holds no pair")
+    metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
+                               "n_unparsed": int((~parsed).sum()), "n_unparsed_glycans": len(failures),
+                               "n_lectin_sequences": len(sequences)}
+    _claim(run_dir, spec, cfg)
+    # BindingRegressor trains without a validation set (a fixed number of epochs): the validation
+    # pairs are counted, not used.
+    estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train])
+    save_estimator(estimator, run_dir / "estimator.pt")
+    if len(test):
+        pred = estimator.predict(pairs[test])
+        metrics.update(evaluate("regression", y[test], pred))
+        metrics["spearman"] = float(spearmanr(y[test], pred)[0]) if len(test) > 1 else None
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1))
+    _plot_history(estimator.trainer_.history_, run_dir / "learning_curve.png")
+    return metrics
+
+
+def _lectin_split(spec: SplitConfig, lectin: np.ndarray, sequences: list[str], seed: int, *,
+                  subsampled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, val, test) pair indices with every pair of a lectin sequence in one part.
+
+    ``lectin`` is each pair's row in ``sequences``; ``spec.by = "file"`` reads the parts of the
+    sequences from a split file keyed by sequence, otherwise whole sequences are drawn at random.
+    """
+    from learners.splits import group_split, read_split_file
+
+    if spec.by != "file":
+        return group_split(lectin, spec.fractions, seed=seed if spec.seed is None else spec.seed)
+    part_of = np.empty(len(sequences), dtype=int)
+    for k, part in enumerate(read_split_file(spec.file, sequences, spec.name, subset=subsampled)):
+        part_of[part] = k
+    return tuple(np.flatnonzero(part_of[lectin] == k) for k in range(3))
+
+
+def _multitask_metrics(estimator, graphs: list, y: np.ndarray) -> dict[str, Any]:
+    """Test metrics of a multi-task classifier, level by level, scored as a single-level run's.
+
+    Each level counts its test glycans of classes training never saw (``n_test_unseen_class``),
+    scores ``accuracy_all`` over all of them (an unseen class is a wrong answer) and every metric of
+    :func:`learners.metrics.evaluate` over the others; ``mean_over_tasks`` averages each metric over
+    the levels that have it.
+    """
+    from learners.metrics import evaluate
+
+    out = estimator._outputs(graphs)
+    bounds = np.cumsum([0, *(len(c) for c in estimator.classes_)])
+    pred = estimator.predict(graphs)
+    tasks: dict[str, dict[str, Any]] = {}
+    for k, (name, classes) in enumerate(zip(estimator.task_names_, estimator.classes_)):
+        known = np.isin(y[:, k], classes)
+        scores: dict[str, Any] = {"n_test_unseen_class": int((~known).sum()),
+                                  "accuracy_all": float(np.mean(pred[:, k] == y[:, k]))}
+        if known.any():
+            scores.update(evaluate("multiclass", np.searchsorted(classes, y[known, k]),
+                                   out[known, bounds[k]:bounds[k + 1]]))
+        tasks[name] = scores
+    names = sorted({key for scores in tasks.values() for key in scores if key != "n_test_unseen_class"})
+    means = {key: float(np.mean([s[key] for s in tasks.values() if key in s])) for key in names}
+    return {"tasks": tasks, "mean_over_tasks": means}
+
+
 def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.PathLike | None = None) -> pd.DataFrame:
     """Predictions (and class probabilities) of a finished run for glycan or SMILES strings.
 
     The strings are read in the run's representation (its ``config.json``). Those that cannot be
-    read get an ``error`` message and no prediction. With ``output`` the table is also written as
+    read get an ``error`` message and no prediction. A multi-task run writes ``prediction_<task>``
+    and ``probability_<task>`` (of the predicted class) for each of its tasks. With ``output`` the table is also written as
     CSV.
     """
-    from learners.estimators import load_estimator
+    from learners.binding import BindingRegressor
+    from learners.estimators import GNNMultiTaskClassifier, load_estimator
 
     path = Path(run_dir) / "estimator.pt"
     if not path.is_file():
         raise InputError(f"{str(path)!r} not found: is {str(run_dir)!r} a finished run folder?")
     estimator = load_estimator(path)
+    if isinstance(estimator, BindingRegressor):
+        raise InputError(f"{str(run_dir)!r} is a binding run: it predicts (lectin, glycan) pairs, and matrep predict "
+                         "reads glycans alone; load its estimator.pt with learners.estimators.load_estimator and call "
+                         "predict(pairs, graphs, sequence_composition(sequences))")
     representation = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()),
                                            where="").representation
     graphs, failures = build_graphs(representation, list(inputs))
@@ -441,11 +621,19 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
     if ok:
         chosen = [graphs[i] for i in ok]
         pred = estimator.predict(chosen)
-        table.loc[ok, "prediction"] = list(pred) if pred.ndim == 1 else [list(p) for p in pred]
-        if hasattr(estimator, "predict_proba"):
-            proba = estimator.predict_proba(chosen)
-            for j, c in enumerate(estimator.classes_):
-                table.loc[ok, f"proba_{c}"] = proba[:, j]
+        if isinstance(estimator, GNNMultiTaskClassifier):
+            # One column per task, and the probability of the predicted class (a level may have
+            # thousands of classes: one column each would drown the table).
+            table = table.drop(columns="prediction")
+            for k, (name, proba) in enumerate(zip(estimator.task_names_, estimator.predict_proba(chosen))):
+                table.loc[ok, f"prediction_{name}"] = pred[:, k]
+                table.loc[ok, f"probability_{name}"] = proba.max(axis=1)
+        else:
+            table.loc[ok, "prediction"] = list(pred) if pred.ndim == 1 else [list(p) for p in pred]
+            if hasattr(estimator, "predict_proba"):
+                proba = estimator.predict_proba(chosen)
+                for j, c in enumerate(estimator.classes_):
+                    table.loc[ok, f"proba_{c}"] = proba[:, j]
     if output is not None:
         from reprs.fileio import atomic_write
 

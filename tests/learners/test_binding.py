@@ -39,3 +39,28 @@ def test_pair_model_bad_input():
         model.fit(graphs, proteins, pairs + [0, 1], y)
     with pytest.raises(InputError, match="pairs must be"):
         model.fit(graphs, proteins, pairs, y[:-1])
+
+
+def test_pair_model_round_trips_through_save_and_predicts_new_inputs(tmp_path):
+    import torch
+
+    from learners.estimators import load_estimator, save_estimator
+
+    graphs, proteins, pairs, y = _task()
+    model = BindingRegressor(kind="rgcn", hidden=8, layers=1, epochs=3, batch_size=6, min_relation_count=1)
+    model.fit(graphs, proteins, pairs, y)
+    path = save_estimator(model, tmp_path / "binding.pt")
+    assert torch.load(path, weights_only=True)["class"] == "BindingRegressor"
+    loaded = load_estimator(path)
+    assert type(loaded) is BindingRegressor and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(pairs, graphs, proteins), model.predict(pairs))
+    # New inputs: the pairs index the graphs and proteins given, not the training ones.
+    new = [graphs[3], graphs[0]]
+    np.testing.assert_array_equal(loaded.predict(np.array([[0, 1], [1, 0]]), new, proteins),
+                                  model.predict(np.array([[3, 1], [0, 0]])))
+    with pytest.raises(InputError, match="holds no training graphs"):
+        loaded.predict(pairs)
+    with pytest.raises(InputError, match="out of range"):
+        loaded.predict(np.array([[2, 0]]), new, proteins)
+    with pytest.raises(InputError, match="protein widths"):
+        loaded.predict(np.array([[0, 0]]), new, np.ones((1, 3)))

@@ -173,3 +173,34 @@ def test_multitask_classifier_learns_two_tasks_and_refuses_a_single_class():
     assert clf.score(graphs, labels) == 1.0
     with pytest.raises(InputError, match="single class"):
         GNNMultiTaskClassifier(kind="gin", epochs=1).fit(graphs, np.stack([y, np.zeros_like(y)], axis=1))
+
+
+def test_multitask_classifier_round_trips_through_save(tmp_path):
+    import pandas as pd
+
+    strings, y = _linkage_pairs()
+    graphs = [glycan_graph(s) for s in strings[:40]]
+    first = np.array([s.split("(")[0] for s in strings[:40]])
+    last = np.array([s.split(")")[1].split("(")[0] for s in strings[:40]])
+    labels = pd.DataFrame({"position": y[:40], "first": first, "middle": last})
+    clf = GNNMultiTaskClassifier(kind="rgcn", hidden=8, layers=1, epochs=3, lr=1e-2, min_relation_count=1,
+                                 temperature=0.5).fit(graphs, labels)
+    assert clf.task_names_ == ["position", "first", "middle"]
+    loaded = load_estimator(save_estimator(clf, tmp_path / "mt.pt"))
+    assert type(loaded) is GNNMultiTaskClassifier and loaded.get_params() == clf.get_params()
+    assert loaded.task_names_ == clf.task_names_ and loaded.model_.head_sizes == (2, len(set(first)), len(set(last))) == (2, 3, 7)
+    for before, after, classes, loaded_classes in zip(clf.predict_proba(graphs), loaded.predict_proba(graphs),
+                                                       clf.classes_, loaded.classes_):
+        np.testing.assert_array_equal(after, before)  # every level, bit for bit
+        assert list(loaded_classes) == list(classes)
+    np.testing.assert_array_equal(loaded.predict(graphs), clf.predict(graphs))
+    # Another kind of torch file (a trainer checkpoint, an estimator class this matrep does not know) is
+    # refused with a message, not a KeyError.
+    torch.save({"epoch": 3, "model": clf.model_.state_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(InputError, match="not a matrep estimator file"):
+        load_estimator(tmp_path / "checkpoint.pt")
+    payload = torch.load(tmp_path / "mt.pt", weights_only=True)
+    torch.save({**payload, "class": "GNNFutureEstimator"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="holds a 'GNNFutureEstimator', which load_estimator does not read; it reads "
+                                         "GNNClassifier, GNNRegressor, GNNMultiTaskClassifier, BindingRegressor"):
+        load_estimator(tmp_path / "other.pt")

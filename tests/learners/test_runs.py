@@ -15,7 +15,7 @@ import torch
 
 from learners.cli import register
 from learners.errors import InputError
-from learners.runs import load_config, predict_run, train_run
+from learners.runs import build_graphs, load_config, predict_run, train_run
 from reprs.errors import ConfigError
 
 from .conftest import random_glycans
@@ -139,7 +139,7 @@ def test_run_configs_are_strict(csv_dataset, tmp_path):
         ({**cfg, "dataset": {**cfg["dataset"], "subsampel": 10}},
          r"unknown key 'subsampel' in dataset; did you mean 'subsample'\?"),
         ({**cfg, "trainer": {**cfg["trainer"], "epochs": "6"}}, r"trainer\.epochs must be an integer, got the string '6'"),
-        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', got the string "
+        ({**cfg, "task": "regresion"}, r"task must be one of 'classification', 'regression', 'multitask', 'binding', got the string "
                                        r"'regresion'; did you mean 'regression'\?"),
         ({**cfg, "split": {"fractions": [0.8, 0.2]}}, r"split\.fractions must be a list of 3 numbers"),
         ({**cfg, "dataset": {"source": "csv", "path": str(csv_dataset), "level": "Genus"}},
@@ -231,7 +231,7 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
     with pytest.raises(ConfigError, match="go together"):
         load_config({**cfg, "split": {"by": "file"}})
     with pytest.raises(ConfigError, match="task must be one of"):
-        load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+        load_config({"dataset": {"source": "glycan_task", "task": "lectins"}})
 
 
 def test_a_training_part_with_a_single_class_is_refused(tmp_path):
@@ -253,3 +253,135 @@ def test_glycan_task_configs_load(name):
         pytest.skip("GLAMOUR's tables are not beside the project")
     cfg = load_config(path)
     assert Path(cfg["split"]["file"]).is_file()
+
+
+def test_multitask_taxonomy_run_scores_every_level_and_predicts_from_the_saved_model(tmp_path):
+    from learners.estimators import load_estimator
+    from reprs.glycan_taxonomy import TAXONOMY_LEVELS
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = {"task": "multitask", "dataset": {"source": "glycan_task", "task": "taxonomy", "subsample": 300},
+           "model": {"kind": "rgcn", "hidden": 8, "layers": 1}, "trainer": {"epochs": 2},
+           "multitask": {"temperature": 1.5},
+           "split": {"by": "file", "file": str(root / "benchmarks" / "glycan_splits" / "taxonomy.csv.gz"),
+                     "name": "structure"}}
+    run = tmp_path / "run"
+    metrics = train_run(cfg, run, progress=False)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + metrics["n_unparsed"] == 300
+    assert metrics["n_test"] > 0 and list(metrics["tasks"]) == list(TAXONOMY_LEVELS)
+    # The structure split holds out whole clusters: deep levels meet classes training never saw.
+    assert metrics["tasks"]["Species"]["n_test_unseen_class"] > 0
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    estimator = load_estimator(run / "estimator.pt")
+    assert estimator.task_names_ == list(TAXONOMY_LEVELS) and estimator.temperature == 1.5
+    # The scores recomputed from the loaded model and the task table: the saved model is the scored one.
+    from learners.splits import read_split_file
+    from reprs.glycan_tasks import load_task
+
+    table = load_task("taxonomy").table
+    pick = np.sort(np.random.default_rng(0).choice(len(table), 300, replace=False))
+    table = table.iloc[pick]
+    graphs, failures = build_graphs("glycan", table["glycan"].tolist())
+    ok = [i for i, g in enumerate(graphs) if g is not None]
+    keys = table["glycan"].iloc[ok].tolist()
+    _, _, test = read_split_file(cfg["split"]["file"], keys, "structure", subset=True)
+    y = table[list(TAXONOMY_LEVELS)].to_numpy()[ok][test]
+    pred = estimator.predict([graphs[ok[i]] for i in test])
+    for k, level in enumerate(TAXONOMY_LEVELS):
+        scores = metrics["tasks"][level]
+        assert scores["accuracy_all"] == pytest.approx(np.mean(pred[:, k] == y[:, k]), abs=1e-12)
+        known = np.isin(y[:, k], estimator.classes_[k])
+        assert scores["n_test_unseen_class"] == int((~known).sum())
+        if known.any():
+            assert scores["accuracy"] == pytest.approx(np.mean(pred[known, k] == y[known, k]), abs=1e-12)
+    assert metrics["mean_over_tasks"]["accuracy_all"] == pytest.approx(
+        np.mean([metrics["tasks"][lv]["accuracy_all"] for lv in TAXONOMY_LEVELS]))
+    table_out = predict_run(run, ["Gal(b1-4)GlcNAc", "not a glycan"])
+    assert [f"prediction_{lv}" for lv in TAXONOMY_LEVELS] == [c for c in table_out.columns if c.startswith("prediction_")]
+    assert table_out.loc[1, "error"] and not table_out.loc[0, "error"]
+    assert 0.0 < table_out.loc[0, "probability_Species"] <= 1.0
+
+
+def test_multitask_run_configs_are_checked():
+    base = {"task": "multitask", "dataset": {"source": "glycan_task", "task": "taxonomy"}}
+    assert load_config(base)["task"] == "multitask"
+    with pytest.raises(ConfigError, match="unknown key 'temprature' in multitask; did you mean 'temperature'"):
+        load_config({**base, "multitask": {"temprature": 2.0}})
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        load_config({**base, "multitask": {"temperature": 0.0}})
+    with pytest.raises(ConfigError, match="needs a dataset with several label columns"):
+        load_config({**base, "dataset": {"source": "glycan_task", "task": "glycosylation"}})
+    with pytest.raises(ConfigError, match="needs task = 'multitask'"):
+        load_config({"dataset": {"source": "glycan_task", "task": "taxonomy"}})
+    with pytest.raises(ConfigError, match="read only with task = 'multitask'"):
+        load_config({"dataset": {"source": "glycan_task", "task": "glycosylation"}, "multitask": {"temperature": 1.0}})
+    with pytest.raises(ConfigError, match="'stratified' needs one label column"):
+        load_config({**base, "split": {"by": "stratified"}})
+
+
+def test_binding_run_splits_by_lectin_and_saves_the_pair_model(tmp_path):
+    from scipy.stats import spearmanr
+
+    from learners.binding import BindingRegressor
+    from learners.estimators import load_estimator
+    from learners.splits import read_split_file
+    from reprs.glycan_tasks import load_task, sequence_composition
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = {"task": "binding", "dataset": {"source": "glycan_task", "task": "binding", "subsample": 2000},
+           "model": {"kind": "rgcn", "hidden": 8, "layers": 1}, "trainer": {"epochs": 1, "batch_size": 256},
+           "split": {"by": "file", "file": str(root / "benchmarks" / "glycan_splits" / "binding.csv.gz"),
+                     "name": "structure"}}
+    run = tmp_path / "run"
+    metrics = train_run(cfg, run, progress=False)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] + metrics["n_unparsed"] == 2000
+    assert metrics["n_test"] > 0 and metrics["n_train"] > 0
+    # Recomputed independently: the pairs of the test lectins, scored by the saved model.
+    table = load_task("binding").table
+    table = table.iloc[np.sort(np.random.default_rng(0).choice(len(table), 2000, replace=False))]
+    glycans = sorted(table["glycan"].unique())
+    graphs, _ = build_graphs("glycan", glycans)
+    ok = {g: gr for g, gr in zip(glycans, graphs) if gr is not None}
+    table = table[table["glycan"].isin(ok)]
+    sequences = sorted(table["sequence"].unique())
+    _, _, test_seq = read_split_file(cfg["split"]["file"], sequences, "structure", subset=True)
+    test = table[table["sequence"].isin([sequences[i] for i in test_seq])]
+    assert len(test) == metrics["n_test"]
+    model = load_estimator(run / "estimator.pt")
+    assert isinstance(model, BindingRegressor) and model.epochs == 1
+    names = sorted(test["glycan"].unique())
+    seqs = sorted(test["sequence"].unique())
+    pairs = np.stack([test["glycan"].map({g: i for i, g in enumerate(names)}).to_numpy(),
+                      test["sequence"].map({q: i for i, q in enumerate(seqs)}).to_numpy()], axis=1)
+    pred = model.predict(pairs, [ok[g] for g in names], sequence_composition(seqs))
+    y = test["label"].to_numpy()
+    assert metrics["spearman"] == pytest.approx(spearmanr(y, pred)[0], abs=1e-6)
+    assert metrics["mae"] == pytest.approx(np.abs(pred - y).mean(), rel=1e-5)
+    with pytest.raises(InputError, match="is a binding run"):
+        predict_run(run, ["Gal(b1-4)GlcNAc"])
+
+
+def test_binding_run_configs_are_checked():
+    base = {"task": "binding", "dataset": {"source": "glycan_task", "task": "binding"}}
+    assert load_config(base)["task"] == "binding"
+    with pytest.raises(ConfigError, match="go together"):
+        load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
+    with pytest.raises(ConfigError, match="trainer.patience, model.readout not read by task = 'binding'"):
+        load_config({**base, "trainer": {"patience": 3}, "model": {"readout": "sum"}})
+    with pytest.raises(ConfigError, match="not a split of lectins"):
+        load_config({**base, "split": {"by": "hash"}})
+
+
+def test_binding_splits_keep_each_lectin_sequence_in_one_part(tmp_path):
+    from learners.runs import SplitConfig, _lectin_split
+    from learners.splits import write_split_file
+
+    sequences = [f"MK{'A' * i}" for i in range(20)]
+    lectin = np.random.default_rng(1).integers(0, 20, 400)
+    write_split_file(tmp_path / "s.csv", sequences, {"structure": (np.arange(14), np.arange(14, 17), np.arange(17, 20))})
+    for spec in (SplitConfig(by="random", seed=3), SplitConfig(by="file", file=str(tmp_path / "s.csv"))):
+        parts = _lectin_split(spec, lectin, sequences, 0)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(400))  # every pair, once
+        seqs = [set(lectin[p].tolist()) for p in parts]
+        assert all(seqs[a].isdisjoint(seqs[b]) for a, b in ((0, 1), (0, 2), (1, 2))) and all(seqs)
+    assert seqs[2] <= set(range(17, 20)) and seqs[0] <= set(range(14))  # the file's parts
