@@ -274,6 +274,11 @@ def test_npt_stage_runs_through_generate(tmp_path, thermostat):
     ({"ensemble": "langevin"}, "read only by an npt stage"),
     ({"thermostat": "langevn"}, "langevin"),
     ({"compressibility": 0.0}, "compressibility must be > 0"),
+    ({"pressure": [1.0, 1.0, 50.0]}, "set coupling = 'anisotropic'"),
+    ({"pressure": [1.0, 50.0]}, r"pressure must be a number or \[x, y, z\] in bar"),
+    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number or \[x, y, z\]"),
+    ({"coupling": "anisotropc"}, "anisotropic"),
+    ({"ensemble": "langevin", "pressure": None, "coupling": "anisotropic"}, "coupling is read only by an npt"),
 ])
 def test_npt_stage_config_errors(stage, match):
     from sims.generate import load_config
@@ -282,6 +287,21 @@ def test_npt_stage_config_errors(stage, match):
     cfg["stages"][0] = {k: v for k, v in cfg["stages"][0].items() if v is not None}
     with pytest.raises(sims.errors.ConfigError, match=match):
         load_config(cfg)
+
+
+def test_anisotropic_npt_stage_runs_through_generate(tmp_path):
+    """A per-axis target in a config reaches the barostat: under 2000 bar along z only, the cubic
+    crystal's z edge ends shorter than its x and y edges (and stays orthorhombic)."""
+    from sims.config import SimulationConfig
+    from sims.generate import generate, read_frames
+
+    cfg = _npt_config("npt.extxyz", pressure=[1.0, 1.0, 2000.0], coupling="anisotropic", steps=200,
+                      sample_every=200, tau_p=100.0)
+    assert SimulationConfig.from_config(cfg).stages[0].pressure == (1.0, 1.0, 2000.0)
+    cfg["_base"] = str(tmp_path)
+    cell = read_frames(generate(cfg))[-1].cell[:]
+    assert np.allclose(cell - np.diag(np.diag(cell)), 0)
+    assert cell[2, 2] < 0.99 * min(cell[0, 0], cell[1, 1])
 
 
 def test_lammps_engine_refuses_npt():
@@ -368,17 +388,19 @@ def _lj_solid_npt(pressure, steps: int):
 
 
 def test_uniaxial_load_compresses_only_its_axis_and_meets_each_target():
-    """An LJ argon crystal under 1 bar on x and y and 3000 bar on z: z shortens, x and y stay near the
-    1 bar lengths (they widen a little, Poisson), and each diagonal pressure averages to its target."""
-    free, p_free = _lj_solid_npt(1.0, 600)
-    loaded, p_loaded = _lj_solid_npt([1.0, 1.0, 3000.0], 600)
+    """An LJ argon crystal at 40 K under 1 bar on x and y and 500 bar on z: z shortens, x and y widen
+    (Poisson), and each diagonal pressure averages to its own target (the mean step of each strain is
+    zero in the stationary state). (Above ~1000 bar along [001] this small crystal leaves fcc.)"""
+    free, _ = _lj_solid_npt(1.0, 600)
+    loaded, p_loaded = _lj_solid_npt([1.0, 1.0, 500.0], 600)
     l_free, l_loaded = free.mean(axis=0), loaded.mean(axis=0)
-    assert np.ptp(l_free) < 0.01 * l_free.mean()  # cubic under a hydrostatic target
-    assert l_loaded[2] < l_free[2] * (1 - 0.01)   # compressed along z
-    assert l_loaded[0] > l_free[0] * (1 - 0.002) and l_loaded[1] > l_free[1] * (1 - 0.002)
-    for target, p in zip([1.0, 1.0, 3000.0], p_loaded.T):
+    assert np.ptp(l_free) < 0.02 * l_free.mean()  # cubic under a hydrostatic target
+    assert l_loaded[2] < 0.98 * l_free.mean()     # compressed along z (about 3.5 %)
+    assert min(l_loaded[:2]) > 1.003 * l_free.mean()  # widened along x and y (about 1 %)
+    for target, p in zip([1.0, 1.0, 500.0], p_loaded.T):
         mean, err = _blocks(p)
-        assert abs(mean - target) < 4 * err + 30, (target, mean, err)
+        assert err < 40
+        assert abs(mean - target) < 4 * err + 10, (target, mean, err)
 
 
 def test_anisotropic_settings_and_triclinic_cells():
