@@ -2,7 +2,7 @@
 
 :class:`CellRescaling` wraps one of the NVT integrators of :mod:`sims.integrators`
 (:class:`~sims.integrators.Langevin` or :class:`~sims.integrators.NoseHooverChain`): each step it
-rescales the cell, the positions and the velocities isotropically, then lets the thermostat take
+rescales the cell, the positions and the velocities isotropically (or per axis, below), then lets the thermostat take
 its step in the new cell. The volume follows the first-order stochastic equation of Bernetti and
 Bussi (J. Chem. Phys. 153, 114107 (2020), eq. 6 in ``eps = ln V``, Ito, instantaneous kinetic
 energy in the pressure and velocities scaled by the inverse of the positions):
@@ -18,8 +18,9 @@ J. Chem. Phys. 81, 3684 (1984)), which relaxes the volume but gives too small fl
 to equilibrate only.
 
 Anisotropic coupling (``coupling="anisotropic"``, orthorhombic cells) gives each box length
-``L_a`` its own strain ``eps_a = ln L_a`` and target ``P0_a`` (the diagonal version of the
-anisotropic scheme of Del Tatto, Raiteri, Bernetti and Bussi, Appl. Sci. 12, 1139 (2022)):
+``L_a`` its own strain ``eps_a = ln L_a`` and target ``P0_a``, after the anisotropic scheme of
+Del Tatto, Raiteri, Bernetti and Bussi (Appl. Sci. 12, 1139 (2022)), restricted here to a diagonal
+cell and derived below on its own:
 
     d eps_a = -(beta_T / tau_p) (P0_a - P_aa) dt + sqrt(2 kT beta_T / (V tau_p)) dW_a,
     P_aa = (2 K_aa - virial_aa) / V,          K_aa = sum_i m_i v_ia^2 / 2,
@@ -42,7 +43,7 @@ there: use anisotropic coupling for solids (or fluids in anisotropic confinement
 For unequal targets the external work ``sum_a P0_a V d eps_a`` is not the differential of a
 function of the cell, so there is no Boltzmann density; the stationary state still has
 ``<P_aa> = P0_a`` on each axis exactly (the mean step of ``eps_a`` is zero), which is what a uniaxial
-load asks for (the same equations as GROMACS's anisotropic ``C-rescale`` and Berendsen).
+load asks for. Without the noise these are Berendsen's per-axis scaling equations.
 
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
 sets how fast the volume relaxes (the relaxation time is ``tau_p`` when it is right); the sampled
