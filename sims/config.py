@@ -53,9 +53,13 @@ class Stage(_Table):
         Nose-Hoover chain length (LAMMPS ``tchain``).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
-    pressure : float, optional
-        Target pressure of an ``npt`` stage, bar (required there, refused elsewhere). Below zero
-        warns about cavitation.
+    pressure : float or (float, float, float), optional
+        Target pressure of an ``npt`` stage, bar (required there, refused elsewhere); three values
+        (x, y, z) need ``coupling = "anisotropic"``. Below zero warns about cavitation.
+    coupling : {"isotropic", "anisotropic"}
+        Barostat coupling of an ``npt`` stage: one strain for the volume (the cell keeps its shape),
+        or one per box length of an orthorhombic cell (solids, uniaxial loads; a triclinic cell is
+        refused at the start of the run).
     tau_p : float
         Barostat relaxation time of an ``npt`` stage, fs; at least ``timestep``.
     compressibility : float
@@ -84,7 +88,9 @@ class Stage(_Table):
     tau: float = 100.0
     chain_length: int = 3
     sample_every: int = 0
-    pressure: float | None = None
+    pressure: float | tuple[float, float, float] | None = field(
+        default=None, metadata={"expects": "a number or [x, y, z] in bar"})
+    coupling: Literal["isotropic", "anisotropic"] = "isotropic"
     tau_p: float = 1000.0
     compressibility: float = 4.5e-5
     thermostat: Literal["langevin", "nose_hoover_chain"] = "langevin"
@@ -109,14 +115,19 @@ class Stage(_Table):
         if thermostat == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
             raise ConfigError(f"{where} needs tau > 0 fs and chain_length >= 1, got {self.tau}, {self.chain_length}")
         if self.ensemble != "npt":
-            if self.pressure is not None:
-                raise ConfigError(f"{where}.pressure is read only by an npt stage (this one is {self.ensemble}); "
-                                  "set ensemble = 'npt' or remove pressure")
+            if self.pressure is not None or self.coupling != "isotropic":
+                key = "pressure" if self.pressure is not None else "coupling"
+                raise ConfigError(f"{where}.{key} is read only by an npt stage (this one is {self.ensemble}); "
+                                  f"set ensemble = 'npt' or remove {key}")
             return
         if self.pressure is None:
             raise ConfigError(f"{where}.pressure is required for an npt stage (bar, e.g. 1.0)")
-        if not math.isfinite(self.pressure):
-            raise ConfigError(f"{where}.pressure must be a finite number in bar, got {self.pressure}")
+        values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
+        if not all(math.isfinite(p) for p in values):
+            raise ConfigError(f"{where}.pressure must be finite in bar, got {self.pressure}")
+        if len(set(values)) > 1 and self.coupling == "isotropic":
+            raise ConfigError(f"{where}.pressure has three different values {list(values)} bar: set "
+                              "coupling = 'anisotropic' (isotropic coupling keeps the shape, so it takes one pressure)")
         if not (math.isfinite(self.tau_p) and self.tau_p >= self.timestep):
             raise ConfigError(f"{where}.tau_p must be at least the time step ({self.timestep} fs), got {self.tau_p} fs; "
                               "use hundreds of steps (e.g. 1000 fs)")

@@ -33,7 +33,8 @@ output::
     ensemble = "npt"                   # constant pressure (engine "matrep"): sims.barostats.CellRescaling
     thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length)
     barostat = "c_rescale"             # or "berendsen" (equilibration only)
-    pressure = 1.0                     # bar
+    pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
+    coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell
     tau_p = 1000.0                     # fs
     compressibility = 4.5e-5           # 1/bar, an estimate: sets how fast the volume relaxes
     steps = 2000
@@ -375,7 +376,7 @@ def _make_integrator(stage: Stage) -> Integrator:
     from .barostats import CellRescaling
 
     return CellRescaling(inner, pressure=stage.pressure, tau_p=stage.tau_p, compressibility=stage.compressibility,
-                         stochastic=stage.barostat == "c_rescale")
+                         stochastic=stage.barostat == "c_rescale", coupling=stage.coupling)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

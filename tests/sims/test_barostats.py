@@ -274,6 +274,11 @@ def test_npt_stage_runs_through_generate(tmp_path, thermostat):
     ({"ensemble": "langevin"}, "read only by an npt stage"),
     ({"thermostat": "langevn"}, "langevin"),
     ({"compressibility": 0.0}, "compressibility must be > 0"),
+    ({"pressure": [1.0, 1.0, 50.0]}, "set coupling = 'anisotropic'"),
+    ({"pressure": [1.0, 50.0]}, r"pressure must be a number or \[x, y, z\] in bar"),
+    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number or \[x, y, z\]"),
+    ({"coupling": "anisotropc"}, "anisotropic"),
+    ({"ensemble": "langevin", "pressure": None, "coupling": "anisotropic"}, "coupling is read only by an npt"),
 ])
 def test_npt_stage_config_errors(stage, match):
     from sims.generate import load_config
@@ -284,8 +289,132 @@ def test_npt_stage_config_errors(stage, match):
         load_config(cfg)
 
 
+def test_anisotropic_npt_stage_runs_through_generate(tmp_path):
+    """A per-axis target in a config reaches the barostat: under 2000 bar along z only, the cubic
+    crystal's z edge ends shorter than its x and y edges (and stays orthorhombic)."""
+    from sims.config import SimulationConfig
+    from sims.generate import generate, read_frames
+
+    cfg = _npt_config("npt.extxyz", pressure=[1.0, 1.0, 2000.0], coupling="anisotropic", steps=200,
+                      sample_every=200, tau_p=100.0)
+    assert SimulationConfig.from_config(cfg).stages[0].pressure == (1.0, 1.0, 2000.0)
+    cfg["_base"] = str(tmp_path)
+    cell = read_frames(generate(cfg))[-1].cell[:]
+    assert np.allclose(cell - np.diag(np.diag(cell)), 0)
+    assert cell[2, 2] < 0.99 * min(cell[0, 0], cell[1, 1])
+
+
 def test_lammps_engine_refuses_npt():
     from sims.generate import load_config
 
     with pytest.raises(sims.errors.ConfigError, match="fixed box"):
         load_config(dict(_npt_config("x.extxyz"), engine="lammps"))
+
+
+class _TautGas(torch.nn.Module):
+    """Ideal gas in a box whose edges cost ``c`` eV/Å each: ``U = c (L_x + L_y + L_z)``, no forces on atoms.
+
+    At zero target pressure the anisotropic NPT density ``exp(-U / kT) prod_a L_a^N dL_a`` (the
+    positions integrate to ``V^N``) factorises: each box length is Gamma-distributed with shape
+    ``N + 1`` and scale ``kT / c``, independently of the others.
+    """
+
+    cutoff = 0.0
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+
+    def forward(self, positions, cell, numbers, pairs):
+        return (positions * 0).sum() + self.c * torch.diagonal(cell).sum()
+
+
+def _anisotropic_ideal_gas(model, pressure: float, box, n: int = 50, seed: int = 0, steps: int = 12000):
+    temperature = 300.0
+    atoms = Atoms(f"Ar{n}", positions=np.random.default_rng(seed).uniform(0, min(box), (n, 3)), cell=box, pbc=True)
+    p_gas = n * units.kB * temperature / np.prod(box) / units.bar
+    npt = CellRescaling(Langevin(timestep=20.0, temperature=temperature, friction=0.01), pressure=pressure,
+                        tau_p=2000.0, compressibility=1 / p_gas, coupling="anisotropic")
+    md = sims.MD(atoms, model, npt, temperature=temperature, seed=seed, min_distance=None,
+                 record_every=0, dtype=torch.float64)
+    md.run(500)
+    lengths = []
+    for _ in range(steps // 10):
+        md.run(10)
+        lengths.append(torch.diagonal(md.state.cell).tolist())
+    return np.array(lengths), units.kB * temperature
+
+
+def test_anisotropic_box_lengths_sample_their_exact_gamma_distributions():
+    n, c = 50, 0.045  # eV/Å: <L> = (N + 1) kT / c ~ 29 Å
+    lengths, kt = _anisotropic_ideal_gas(_TautGas(c), 0.0, [27.0, 30.0, 32.0], n=n)
+    scale = kt / c
+    for a in range(3):
+        mean, err = _blocks(lengths[:, a])
+        assert err < 0.03 * (n + 1) * scale
+        assert abs(mean - (n + 1) * scale) < 4 * err, a
+        assert lengths[:, a].var() == pytest.approx((n + 1) * scale ** 2, rel=0.35)
+    # Independent axes: the density factorises.
+    assert abs(np.corrcoef(lengths.T)[np.triu_indices(3, 1)]).max() < 0.3
+
+
+def test_anisotropic_ideal_gas_volume_distribution_is_exact():
+    """A gas has no shape stiffness, but the volume (sum of the three strains) still samples
+    ``p(V) ~ V^N exp(-P V / kT)``: <V> = (N + 1) kT / P and var(V) / <V>^2 = 1 / (N + 1)."""
+    n, pressure = 50, 100.0
+    v_mean = (n + 1) * units.kB * 300.0 / (pressure * units.bar)
+    box = v_mean ** (1 / 3)
+    lengths, _ = _anisotropic_ideal_gas(_IdealGas(), pressure, [box] * 3, n=n, steps=8000)
+    volumes = lengths.prod(axis=1)
+    mean, err = _blocks(volumes)
+    assert err < 0.04 * v_mean
+    assert abs(mean - v_mean) < 4 * err
+    assert volumes.var() / mean ** 2 == pytest.approx(1 / (n + 1), rel=0.35)
+
+
+def _lj_solid_npt(pressure, steps: int):
+    atoms = bulk("Ar", "fcc", a=5.3, cubic=True).repeat(3)
+    pot = LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=8.0, shift=False)
+    npt = CellRescaling(Langevin(timestep=10.0, temperature=40.0, friction=0.01), pressure=pressure,
+                        tau_p=500.0, compressibility=3e-4, coupling="anisotropic")
+    md = sims.MD(atoms, pot, npt, temperature=40.0, seed=2, record_every=0, dtype=torch.float64)
+    md.run(300)
+    lengths, stress = [], []
+    for _ in range(steps // 5):
+        md.run(5)
+        lengths.append(torch.diagonal(md.state.cell).tolist())
+        stress.append(np.diagonal(md.stress().numpy()))
+    return np.array(lengths), -np.array(stress) / units.bar
+
+
+def test_uniaxial_load_compresses_only_its_axis_and_meets_each_target():
+    """An LJ argon crystal at 40 K under 1 bar on x and y and 500 bar on z: z shortens, x and y widen
+    (Poisson), and each diagonal pressure averages to its own target (the mean step of each strain is
+    zero in the stationary state). (Above ~1000 bar along [001] this small crystal leaves fcc.)"""
+    free, _ = _lj_solid_npt(1.0, 600)
+    loaded, p_loaded = _lj_solid_npt([1.0, 1.0, 500.0], 600)
+    l_free, l_loaded = free.mean(axis=0), loaded.mean(axis=0)
+    assert np.ptp(l_free) < 0.02 * l_free.mean()  # cubic under a hydrostatic target
+    assert l_loaded[2] < 0.98 * l_free.mean()     # compressed along z (about 3.5 %)
+    assert min(l_loaded[:2]) > 1.003 * l_free.mean()  # widened along x and y (about 1 %)
+    for target, p in zip([1.0, 1.0, 500.0], p_loaded.T):
+        mean, err = _blocks(p)
+        assert err < 40
+        assert abs(mean - target) < 4 * err + 10, (target, mean, err)
+
+
+def test_anisotropic_settings_and_triclinic_cells():
+    lang = Langevin(timestep=5.0, temperature=100.0)
+    with pytest.raises(SimsInputError, match="need coupling='anisotropic'"):
+        CellRescaling(lang, pressure=[1.0, 1.0, 5.0], tau_p=500.0)
+    with pytest.raises(SimsInputError, match="coupling must be"):
+        CellRescaling(lang, pressure=1.0, tau_p=500.0, coupling="semi")
+    with pytest.raises(SimsInputError, match="three"):
+        CellRescaling(lang, pressure=[1.0, 2.0], tau_p=500.0, coupling="anisotropic")
+    with pytest.warns(NegativePressureWarning):
+        CellRescaling(lang, pressure=[1.0, -5.0, 1.0], tau_p=500.0, coupling="anisotropic")
+    assert CellRescaling(lang, pressure=2.0, tau_p=500.0, coupling="anisotropic").pressure == (2.0, 2.0, 2.0)
+    assert CellRescaling(lang, pressure=[2.0] * 3, tau_p=500.0).pressure == 2.0
+    npt = CellRescaling(lang, pressure=1.0, tau_p=500.0, coupling="anisotropic")
+    with pytest.raises(SimsInputError, match="triclinic"):
+        sims.MD(_triclinic_argon(), LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=8.0), npt, dtype=torch.float64)
