@@ -230,7 +230,8 @@ def test_sharc_hops_agree_with_exact(number, k):
     n = 300
     model = tully_model(number)
     exact = exact_scattering(model, k)
-    fssh = fssh_scattering(model, k, n_trajectories=n, seed=7, hop="sharc")
+    # 0.05 bohr per nuclear step (2.5 times the default): keeps the default suite fast.
+    fssh = fssh_scattering(model, k, n_trajectories=n, seed=7, hop="sharc", timestep=min(0.05 * model.mass / k, 8.0))
     assert fssh["unfinished"] == 0 and fssh["n_hops"] > 0
     assert sum(fssh[c] for c in CHANNELS) == pytest.approx(1.0)
     for c in CHANNELS:
@@ -256,8 +257,8 @@ def test_sharc_and_tully_give_the_same_hop_probabilities():
     torch.testing.assert_close(runs[1].c, runs[0].c)
     # And the ensembles: the same scattering probabilities within statistics.
     n = 300
-    a = fssh_scattering(model, 15.0, n_trajectories=n, seed=3, hop="tully")
-    b = fssh_scattering(model, 15.0, n_trajectories=n, seed=4, hop="sharc")
+    a = fssh_scattering(model, 15.0, n_trajectories=n, seed=3, hop="tully", timestep=6.0)
+    b = fssh_scattering(model, 15.0, n_trajectories=n, seed=4, hop="sharc", timestep=6.0)
     for ch in CHANNELS:
         assert abs(a[ch] - b[ch]) < 3 * math.sqrt(2) * _se(a[ch], n), (ch, a[ch], b[ch])
 
