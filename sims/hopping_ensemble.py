@@ -215,6 +215,8 @@ def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
             params[name] = weights.hexdigest()
     if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
         params["dtype"] = str(x0.dtype)
+    if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash
+        opts = {k: v for k, v in opts.items() if k != "hop"}
     blob = json.dumps({"opts": opts, "model": type(model).__name__, "params": params,
                        "x0": x0.cpu().double().flatten().tolist()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

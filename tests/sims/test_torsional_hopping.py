@@ -241,7 +241,10 @@ def test_matrep_hop_config_chooses_the_hop_scheme(tmp_path):
     sharc = hop(cfg, progress=False)
     assert json.loads((tmp_path / "sharc" / "summary.json").read_text())["n_trajectories"] == 4
     assert len(sharc.trajectories) == len(tully.trajectories) == 4
-    # The scheme is part of the run's settings: a Tully folder is not resumed as a SHARC run.
+    # The scheme is part of the run's settings: a Tully folder is not resumed as a SHARC run; the
+    # default leaves the hash as before the option (the value of a folder written without it).
+    manifest = json.loads((tmp_path / "tully" / "manifest.json").read_text())
+    assert manifest["hash"] == "6a935804ad343c1e"  # main before the option, same config
     cfg.write_text('output = "tully"\nhop = "sharc"\n' + body)
     with pytest.raises(ConfigError, match="other settings"):
         hop(cfg, progress=False)
