@@ -162,7 +162,7 @@ def _run_chunk(model: DiabaticModel, x0: torch.Tensor, chunk: int, first: int, s
                               seed=None if seed is None else (seed, chunk, 0))
     au = 1.0 / AU_TIME_FS
     fssh = FSSH(model, x, p, n_states=opts["n_states"], initial_state=opts["initial_state"],
-                timestep=opts["timestep"] * au, electronic_substeps=opts["electronic_substeps"],
+                timestep=opts["timestep"] * au, electronic_substeps=opts["electronic_substeps"], hop=opts["hop"],
                 decoherence=opts["decoherence"], frustrated=opts["frustrated"],
                 norm_tolerance=opts["norm_tolerance"], min_gap=opts["min_gap"],
                 friction=opts["friction"] / au, temperature=opts["temperature"], record_hops=True,
@@ -215,6 +215,8 @@ def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
             params[name] = weights.hexdigest()
     if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
         params["dtype"] = str(x0.dtype)
+    if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash
+        opts = {k: v for k, v in opts.items() if k != "hop"}
     blob = json.dumps({"opts": opts, "model": type(model).__name__, "params": params,
                        "x0": x0.cpu().double().flatten().tolist()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -223,7 +225,7 @@ def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
 def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, timestep: float = 0.25,
                  x0: torch.Tensor | None = None, sampler: str = "wigner", temperature: float = 0.0,
                  n_states: int | None = None, initial_state: int = 1, electronic_substeps: int = 25,
-                 decoherence: str | None = "edc", frustrated: str = "keep", friction: float = 0.0,
+                 hop: str = "tully", decoherence: str | None = "edc", frustrated: str = "keep", friction: float = 0.0,
                  norm_tolerance: float = 1e-3, min_gap: float = 1e-6, record_every: int = 10,
                  chunk_size: int = 250, output: str | os.PathLike | None = None, client: Any = None,
                  seed: int | None = 0, progress: bool | None = None,
@@ -247,8 +249,9 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
         Expected number of states; refused if the model has another.
     initial_state : int
         Adiabatic state the trajectories start on (1: the first excited state).
-    electronic_substeps, decoherence, frustrated, norm_tolerance, min_gap
-        As for :class:`~sims.surface_hopping.FSSH` (``decoherence="edc"`` by default here).
+    electronic_substeps, hop, decoherence, frustrated, norm_tolerance, min_gap
+        As for :class:`~sims.surface_hopping.FSSH` (``decoherence="edc"`` by default here; ``hop``:
+        ``"tully"`` or ``"sharc"`` hop probabilities).
     friction : float
         1/fs; with ``temperature`` a Langevin bath on the nuclei (:class:`FSSH`), so that the
         products cool into their basins and the yield stops changing.
@@ -306,12 +309,12 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
     n_steps = max(1, int(round(duration / timestep)))
     opts = {"sampler": sampler, "temperature": float(temperature), "n_states": model.n_states,
             "initial_state": initial_state, "timestep": float(timestep), "electronic_substeps": electronic_substeps,
-            "decoherence": decoherence, "frustrated": frustrated, "norm_tolerance": float(norm_tolerance),
+            "hop": hop, "decoherence": decoherence, "frustrated": frustrated, "norm_tolerance": float(norm_tolerance),
             "min_gap": float(min_gap), "friction": float(friction), "n_steps": n_steps,
             "record_every": record_every, "seed": seed, "chunk_size": chunk_size}
     # Checked here, before any chunk runs, so that a bad option fails at once and not on a worker.
     FSSH(model, x0, torch.zeros_like(x0), initial_state=initial_state, timestep=timestep / AU_TIME_FS,
-         electronic_substeps=electronic_substeps, decoherence=decoherence, frustrated=frustrated,
+         electronic_substeps=electronic_substeps, hop=hop, decoherence=decoherence, frustrated=frustrated,
          norm_tolerance=norm_tolerance, min_gap=min_gap, friction=friction * AU_TIME_FS, temperature=temperature,
          device=x0.device, dtype=x0.dtype)
     normal_mode_sample(model, x0, 1, sampler=sampler, temperature=temperature, seed=0)
@@ -454,7 +457,8 @@ class HopConfig(_Table):
 
     Keys (units as :func:`run_ensemble`): ``n_trajectories``, ``duration`` (fs), ``timestep`` (fs),
     ``sampler``, ``temperature`` (K), ``n_states`` (optional check against the model),
-    ``initial_state``, ``electronic_substeps``, ``decoherence`` ("edc" or "none"), ``frustrated``,
+    ``initial_state``, ``electronic_substeps``, ``hop`` ("tully" or "sharc": the hop probabilities),
+    ``decoherence`` ("edc" or "none"), ``frustrated``,
     ``friction`` (1/fs; 0.01 by default here, so that the products settle in their basins),
     ``record_every``, ``chunk_size``, ``seed``, ``output`` (folder, relative to
     the config file), ``norm_tolerance``, ``min_gap``, ``device`` (default CPU) and ``dtype``
@@ -471,6 +475,7 @@ class HopConfig(_Table):
     n_states: int | None = None
     initial_state: int = 1
     electronic_substeps: int = 25
+    hop: Literal["tully", "sharc"] = "tully"
     decoherence: Literal["edc", "none"] = "edc"
     frustrated: Literal["keep", "reverse"] = "keep"
     friction: float = 0.01

@@ -26,6 +26,8 @@ References
 J. C. Tully, J. Chem. Phys. 93, 1061 (1990): the models (Eqs. 21-23), the fewest-switches
 hopping probability (Eqs. 8, 14-19), momentum adjustment along the coupling vector.
 G. Granucci and M. Persico, J. Chem. Phys. 126, 134114 (2007): energy-based decoherence (EDC).
+S. Mai, P. Marquetand and L. González, Int. J. Quantum Chem. 115, 1215 (2015): the SHARC hop
+probabilities from the step's propagator (``hop="sharc"``).
 M. D. Feit, J. A. Fleck and A. Steiger, J. Comput. Phys. 47, 412 (1982): split-operator propagation.
 """
 
@@ -44,6 +46,7 @@ __all__ = ["CHANNELS",
     "DiabaticModel", "SingleAvoidedCrossing", "DualAvoidedCrossing", "ExtendedCoupling", "tully_model",
     "TorsionalIsomerisation", "chain_internals", "AMU", "KB_HARTREE", "AU_TIME_FS",
     "Adiabatic", "DegenerateStatesWarning", "exact_scattering", "FSSH", "FSSHResult", "fssh_scattering",
+    "HOP_SCHEMES", "sharc_hop_probabilities",
 ]
 
 #: Keys of the dicts of :func:`exact_scattering` and :func:`fssh_scattering`.
@@ -467,6 +470,57 @@ class FSSHResult(NamedTuple):
     time: float
 
 
+#: Hop probability schemes of :class:`FSSH`.
+HOP_SCHEMES = ("tully", "sharc")
+
+
+def sharc_hop_probabilities(c_old: torch.Tensor, c_new: torch.Tensor, propagator: torch.Tensor,
+                            active: torch.Tensor) -> torch.Tensor:
+    """SHARC hop probabilities over one step from the amplitudes and the step's propagator.
+
+    With ``c(t + dt) = P c(t)`` and active state ``b`` (Mai, Marquetand and González, Int. J. Quantum
+    Chem. 115, 1215 (2015), the hopping probabilities from the propagator)::
+
+        h_ba = (1 - |c_b(t+dt)|^2 / |c_b(t)|^2) Re[c_a(t+dt) P*_ab c*_b(t)]
+               / (|c_b(t)|^2 - Re[c_b(t+dt) P*_bb c*_b(t)])              (a != b)
+
+    set to 0 where negative, and to 0 for every ``a`` when the active population did not decrease.
+    For a unitary ``P`` the numerators summed over ``a != b`` equal the denominator, so the
+    probabilities of a step sum to the fractional loss ``1 - |c_b(t+dt)|^2 / |c_b(t)|^2`` of the
+    active population (when none is negative): unlike Tully's, they need no flux integrated over
+    substeps and hold for any propagator, however the step was integrated.
+
+    Parameters
+    ----------
+    c_old, c_new : torch.Tensor, shape (B, n), complex
+        Amplitudes at the start and the end of the step.
+    propagator : torch.Tensor, shape (B, n, n), complex
+        ``P`` with ``c_new = P c_old``.
+    active : torch.Tensor, shape (B,), long
+        Active state of each trajectory.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, n), real
+        Probability of a hop from the active state to each state in this step (0 for the active one),
+        each in [0, 1].
+    """
+    idx = active.unsqueeze(-1)
+    cb_old = c_old.gather(-1, idx).squeeze(-1)
+    cb_new = c_new.gather(-1, idx).squeeze(-1)
+    pop_old = cb_old.abs() ** 2
+    pop_new = cb_new.abs() ** 2
+    p_b = propagator.gather(-1, idx.unsqueeze(1).expand(-1, propagator.shape[1], 1)).squeeze(-1)  # P[:, :, b]
+    num = (c_new * p_b.conj() * cb_old.conj().unsqueeze(-1)).real
+    num_b = num.gather(-1, idx).squeeze(-1)
+    den = pop_old - num_b
+    loss = 1 - pop_new / pop_old.clamp_min(1e-30)
+    # No hop where the active population did not decrease (loss <= 0) or nothing left it (den ~ 0).
+    ok = (loss > 0) & (den > 1e-30)
+    h = torch.where(ok.unsqueeze(-1), loss.unsqueeze(-1) * num / torch.where(ok, den, 1.0).unsqueeze(-1), 0.0)
+    return h.clamp(0.0, 1.0).scatter(-1, idx, 0.0)
+
+
 class FSSH:
     """Tully's fewest-switches surface hopping for a batch of independent trajectories (atomic units).
 
@@ -495,6 +549,13 @@ class FSSH:
         Nuclear time step (a.u. of time).
     electronic_substeps : int
         RK4 substeps of the amplitudes per nuclear step.
+    hop : {"tully", "sharc"}
+        Hop probabilities: ``"tully"``, the fewest-switches flux ``-2 Re(c_j c_a^* v.d_ja) / |c_a|^2``
+        integrated over the substeps (Tully 1990, Eq. 19); ``"sharc"``, once per step from the
+        change of the active population and the step's propagator (the product of the substeps'
+        RK4 matrices; Mai, Marquetand and González 2015, :func:`sharc_hop_probabilities`). Both give
+        the same dynamics to within statistics; SHARC's needs no flux and its probabilities sum
+        to the active state's population loss.
     decoherence : {"edc", None}
         Energy-based decoherence (Granucci and Persico 2007): after each step the amplitudes of the
         inactive states decay with ``tau_ka = (1 + C / E_kin) / |E_k - E_a|`` and the active one is
@@ -533,7 +594,8 @@ class FSSH:
     J. C. Tully, J. Chem. Phys. 93, 1061 (1990); S. Hammes-Schiffer and J. C. Tully,
     J. Chem. Phys. 101, 4657 (1994) (substeps); A. W. Jasper and D. G. Truhlar, Chem. Phys. Lett.
     369, 60 (2003) (reversal on frustrated hops); G. Granucci and M. Persico, J. Chem. Phys. 126,
-    134114 (2007) (EDC).
+    134114 (2007) (EDC); S. Mai, P. Marquetand and L. González, Int. J. Quantum Chem. 115, 1215
+    (2015) (SHARC hop probabilities).
 
     Examples
     --------
@@ -547,8 +609,8 @@ class FSSH:
 
     def __init__(self, model: DiabaticModel, positions: torch.Tensor, momenta: torch.Tensor, *,
                  n_states: int | None = None, initial_state: int = 0, timestep: float = 1.0,
-                 electronic_substeps: int = 25, decoherence: str | None = None, decoherence_energy: float = 0.1,
-                 frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
+                 electronic_substeps: int = 25, hop: str = "tully", decoherence: str | None = None,
+                 decoherence_energy: float = 0.1, frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
                  seed: int | None = None, record_hops: bool = False, friction: float = 0.0,
                  temperature: float = 0.0, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> None:
@@ -565,6 +627,9 @@ class FSSH:
             raise SimsInputError(f"timestep must be > 0 (atomic units of time), got {timestep}")
         if isinstance(electronic_substeps, bool) or not isinstance(electronic_substeps, int) or electronic_substeps < 1:
             raise SimsInputError(f"electronic_substeps must be an integer >= 1, got {electronic_substeps!r}")
+        if hop not in HOP_SCHEMES:
+            raise SimsInputError(f"hop must be one of {', '.join(map(repr, HOP_SCHEMES))} (the hop probability "
+                                 f"scheme: Tully's fewest switches or SHARC's propagator form), got {hop!r}")
         if decoherence not in ("edc", None):
             raise SimsInputError(f"decoherence must be 'edc' or None, got {decoherence!r}")
         if frustrated not in ("keep", "reverse"):
@@ -587,6 +652,7 @@ class FSSH:
         self.model = model
         self.timestep = float(timestep)
         self.electronic_substeps = electronic_substeps
+        self.hop = hop
         self.decoherence = decoherence
         self.decoherence_energy = float(decoherence_energy)
         self.frustrated = frustrated
@@ -665,13 +731,20 @@ class FSSH:
         k3 = a_mid @ (eye + 0.5 * dtau * k2)
         k4 = a_end @ (eye + dtau * k3)
         step = eye + dtau / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        c = self.c.unsqueeze(-1)
+        c0 = self.c
+        c = c0.unsqueeze(-1)
         history = []
         for i in range(ns):
             c = step[i] @ c
             history.append(c)
         cs = torch.stack(history).squeeze(-1)  # (ns, B, n): amplitudes at the end of each substep
         a = self.active
+        if self.hop == "sharc":
+            propagator = step[0]
+            for i in range(1, ns):
+                propagator = step[i] @ propagator
+            self.c = cs[-1]
+            return sharc_hop_probabilities(c0, cs[-1], propagator, a)
         ca = cs.gather(-1, a.view(1, -1, 1).expand(ns, -1, 1))
         t_ja = t[2::2].gather(-1, a.view(1, -1, 1, 1).expand(ns, -1, t.shape[2], 1)).squeeze(-1)
         flux = -2 * (cs.conj() * ca * t_ja).real  # d|c_j|^2/dt flowing in from the active state
@@ -775,7 +848,7 @@ class FSSH:
 
 def fssh_scattering(model: DiabaticModel, momentum: float, n_trajectories: int = 1000,
                     seed: int | None = None, *, timestep: float | None = None,
-                    electronic_substeps: int = 25, decoherence: str | None = None,
+                    electronic_substeps: int = 25, hop: str = "tully", decoherence: str | None = None,
                     frustrated: str = "keep", sampling: str = "wigner",
                     device: torch.device | str | None = None,
                     dtype: torch.dtype = torch.float64) -> dict[str, float]:
@@ -798,7 +871,7 @@ def fssh_scattering(model: DiabaticModel, momentum: float, n_trajectories: int =
         Seeds the initial conditions and the hops (independent streams).
     timestep : float, optional
         Nuclear step (a.u.); default ``min(0.02 bohr * m / k, 4)`` (at most 0.02 bohr per step).
-    electronic_substeps, decoherence, frustrated, device, dtype
+    electronic_substeps, hop, decoherence, frustrated, device, dtype
         As for :class:`FSSH`.
     sampling : {"wigner", "fixed"}
 
@@ -827,7 +900,7 @@ def fssh_scattering(model: DiabaticModel, momentum: float, n_trajectories: int =
     else:
         x = torch.full(shape, x0, dtype=dtype, device=device)
         p = torch.full(shape, k, dtype=dtype, device=device)
-    fssh = FSSH(model, x, p, initial_state=0, timestep=dt, electronic_substeps=electronic_substeps,
+    fssh = FSSH(model, x, p, initial_state=0, timestep=dt, electronic_substeps=electronic_substeps, hop=hop,
                 decoherence=decoherence, frustrated=frustrated, seed=None if seed is None else (seed, 1),
                 device=device, dtype=dtype)
     # Enough steps to cross twice the region at a fifth of the initial speed.

@@ -232,6 +232,27 @@ def test_matrep_hop_config(tmp_path):
         hop(cfg)
 
 
+def test_matrep_hop_config_chooses_the_hop_scheme(tmp_path):
+    cfg = tmp_path / "hop.toml"
+    body = 'n_trajectories = 4\nduration = 3.0\nchunk_size = 4\ntemperature = 300.0\n'
+    cfg.write_text('output = "tully"\n' + body)
+    tully = hop(cfg, progress=False)
+    cfg.write_text('output = "sharc"\nhop = "sharc"\n' + body)
+    sharc = hop(cfg, progress=False)
+    assert json.loads((tmp_path / "sharc" / "summary.json").read_text())["n_trajectories"] == 4
+    assert len(sharc.trajectories) == len(tully.trajectories) == 4
+    # The scheme is part of the run's settings: a Tully folder is not resumed as a SHARC run; the
+    # default leaves the hash as before the option (the value of a folder written without it).
+    manifest = json.loads((tmp_path / "tully" / "manifest.json").read_text())
+    assert manifest["hash"] == "6a935804ad343c1e"  # main before the option, same config
+    cfg.write_text('output = "tully"\nhop = "sharc"\n' + body)
+    with pytest.raises(ConfigError, match="other settings"):
+        hop(cfg, progress=False)
+    cfg.write_text('output = "x"\nhop = "fewest"\n')
+    with pytest.raises(ConfigError, match="hop"):
+        hop(cfg)
+
+
 def test_friction_temperature_validation():
     model = TorsionalIsomerisation()
     x = model.geometry()
