@@ -9,6 +9,8 @@ are type-checked with their key path, and required values are named (:mod:`reprs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +248,15 @@ class Peptide(System):
 
 
 # -- kinds that packages above sims add (entry points) ------------------------------------------
+
+
+def content_hash(content: Any) -> str:
+    """First 16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
+
+    The one key of a run's settings: frames record it (:func:`sims.generate.config_hash`), and a
+    fit or hopping output folder is resumed only under the same one.
+    """
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plugin_kinds(group: str) -> dict[str, Any]:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import io
 import json
 import os
@@ -57,7 +56,7 @@ import torch
 from reprs.config import Schema, config_file, load_toml
 from reprs.fileio import atomic_open, read_frames
 
-from .config import Potential, System
+from .config import Potential, System, content_hash
 from .errors import ConfigError
 
 __all__ = ["FitConfig", "TargetSpec", "GenerateSpec", "DiffsimSettings", "IBISettings", "fit_potential"]
@@ -236,10 +235,6 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     return target
 
 
-def _config_hash(content: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *,
                   progress: bool | None = None) -> Path:
     """Run a ``matrep fit-potential`` config; write the fitted potential, history and plots to ``out``.
@@ -277,7 +272,7 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
     if out.exists() and not out.is_dir():
         raise ConfigError(f"-o {str(out)!r} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    digest = _config_hash(content)
+    digest = content_hash(content)
     stamp = out / "config.json"
     if stamp.exists():
         recorded = json.loads(stamp.read_text()).get("hash")

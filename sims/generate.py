@@ -87,9 +87,7 @@ valid, and the same command repeats the run from the last checkpoint to the same
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
-import json
 import os
 import pickle
 from pathlib import Path
@@ -103,7 +101,7 @@ from reprs.config import check_keys, config_file, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
-                     SimulationConfig, Stage, System)
+                     SimulationConfig, Stage, System, content_hash)
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
@@ -148,7 +146,7 @@ def _parse(cfg: Mapping[str, Any]) -> SimulationConfig:
 def config_hash(cfg: Mapping[str, Any]) -> str:
     """SHA-256 of the config's content (without the folder it was read from), stored with every frame."""
     content = {k: v for k, v in cfg.items() if k != "_base"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    return content_hash(content)
 
 
 def _resolve(cfg: Mapping[str, Any], path: str) -> Path:

@@ -36,6 +36,7 @@ import torch
 from reprs.config import Schema, load_toml
 from reprs.fileio import atomic_open, atomic_write
 
+from .config import content_hash
 from .errors import ConfigError, SimsInputError
 from .surface_hopping import AU_TIME_FS, FSSH, KB_HARTREE, DiabaticModel, TorsionalIsomerisation
 
@@ -217,9 +218,8 @@ def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
         params["dtype"] = str(x0.dtype)
     if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash
         opts = {k: v for k, v in opts.items() if k != "hop"}
-    blob = json.dumps({"opts": opts, "model": type(model).__name__, "params": params,
-                       "x0": x0.cpu().double().flatten().tolist()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return content_hash({"opts": opts, "model": type(model).__name__, "params": params,
+                         "x0": x0.cpu().double().flatten().tolist()})
 
 
 def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, timestep: float = 0.25,
