@@ -413,10 +413,6 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
     return float(h), float(err)
 
 
-#: Elementary charge (C) and Boltzmann constant (J/K), exact in the 2019 SI.
-_E_CHARGE, _K_B = 1.602176634e-19, 1.380649e-23
-
-
 def nernst_einstein_conductivity(d_sigma: float, *, n_ions: int, volume: float, temperature: float,
                                  charge: float = 1.0) -> float:
     """Ionic conductivity (mS/cm) from the charge diffusivity: ``sigma = N (z e)^2 D_sigma / (V kB T)``.
@@ -429,7 +425,9 @@ def nernst_einstein_conductivity(d_sigma: float, *, n_ions: int, volume: float, 
     if n_ions < 1 or not volume > 0 or not temperature > 0:
         raise SimsInputError(f"need n_ions >= 1, volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
                              f"{temperature}")
-    sigma = n_ions * (charge * _E_CHARGE) ** 2 * d_sigma * 1e-5 / (volume * 1e-30 * _K_B * temperature)  # S/m
+    from scipy import constants  # e and kB exact in the 2019 SI (ase.units still holds CODATA 2014)
+
+    sigma = n_ions * (charge * constants.e) ** 2 * d_sigma * 1e-5 / (volume * 1e-30 * constants.k * temperature)  # S/m
     return 10.0 * sigma
 
 
