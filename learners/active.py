@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from learners.adversarial import _check_kT, attack
 from learners.errors import InputError, InputTypeError
-from learners.potentials.committee import Committee
+from learners.potentials.committee import Committee, structure_force_variance
 from learners.potentials.store import load_potential, save_potential
 from learners.potentials.training import PotentialLoss, fit_potential, frame_errors
 from learners.trainer import Trainer
@@ -59,11 +60,10 @@ def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
 
 def _forces_variance(committee: Committee, frames: Sequence[Atoms]) -> np.ndarray:
     """``(B,)`` committee force variance per structure (eV^2/Å^2, mean over atoms and components), one batch."""
-    out = committee.predict(list(frames))
-    var = (out["forces_std"] ** 2).mean(1).detach().cpu().double().numpy()
-    counts = np.array([len(f) for f in frames])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.add.reduceat(var, starts) / counts
+    all_forces = committee.predict(list(frames))["all_forces"]
+    counts = torch.tensor([len(f) for f in frames], device=all_forces.device)
+    batch = torch.repeat_interleave(torch.arange(len(frames), device=all_forces.device), counts)
+    return structure_force_variance(all_forces, batch, counts).detach().cpu().double().numpy()
 
 
 class ActiveLearning:

@@ -33,7 +33,7 @@ from ase import Atoms
 from learners.errors import InputError, InputTypeError, MatrepError
 from learners.potentials.base import evaluate
 from learners.potentials.batch import AtomsBatch, batch_pairs, collate_atoms
-from learners.potentials.committee import Committee
+from learners.potentials.committee import Committee, structure_force_variance
 from reprs.atoms import as_frames
 from sims.integrators import make_generator
 
@@ -160,9 +160,7 @@ class AdversarialLoss:
         """``(B,)`` ``sigma^2`` from members' energies ``(K, B)`` (eV) and forces ``(K, N, 3)`` (eV/Å)."""
         if self.uncertainty == "energy":
             return self.scaled_energy(energies, n_atoms).var(0, unbiased=False)
-        per_atom = forces.var(0, unbiased=False).mean(-1)
-        out = torch.zeros(len(n_atoms), dtype=per_atom.dtype, device=per_atom.device).index_add(0, batch, per_atom)
-        return out / n_atoms.to(out.dtype)
+        return structure_force_variance(forces, batch, n_atoms)
 
     def terms(self, energies: torch.Tensor, forces: torch.Tensor, batch: torch.Tensor,
               n_atoms: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -21,12 +21,13 @@ from __future__ import annotations
 from .base import NeuralPotential, evaluate
 from .batch import AtomsBatch, collate_atoms
 from .calculator import Calculator
-from .committee import Committee, UncertaintyExceeded, UncertaintyMonitor
+from .committee import Committee, UncertaintyExceeded, UncertaintyMonitor, structure_force_variance
 from .painn import PaiNN
 from .schnet import SchNet
 from .store import load_potential, save_potential
 from .training import AtomsDataset, PotentialLoss, fit_potential, potential_metrics, trajectory_split
 
 __all__ = ["SchNet", "PaiNN", "Committee", "Calculator", "UncertaintyMonitor", "UncertaintyExceeded",
+           "structure_force_variance",
            "NeuralPotential", "evaluate", "AtomsBatch", "collate_atoms", "save_potential", "load_potential",
            "AtomsDataset", "PotentialLoss", "fit_potential", "potential_metrics", "trajectory_split"]

@@ -20,7 +20,27 @@ from sims.neighbors import PairList
 from .base import NeuralPotential, _as_batch, evaluate
 from .batch import AtomsBatch
 
-__all__ = ["Committee", "UncertaintyMonitor", "UncertaintyExceeded"]
+__all__ = ["Committee", "UncertaintyMonitor", "UncertaintyExceeded", "structure_force_variance"]
+
+
+def structure_force_variance(all_forces: torch.Tensor, batch: torch.Tensor, n_atoms: torch.Tensor) -> torch.Tensor:
+    """Committee force variance of each structure, ``(B,)`` eV^2/Å^2.
+
+    The members' variance (``unbiased=False``) of every force component, averaged over the atoms and
+    the three components of each structure: the paper's sigma_F^2 (Schwalbe-Koda et al. 2021, eq. 2).
+
+    Parameters
+    ----------
+    all_forces : torch.Tensor
+        ``(K, N, 3)`` the members' forces, eV/Å.
+    batch : torch.Tensor
+        ``(N,)`` structure index of each atom.
+    n_atoms : torch.Tensor
+        ``(B,)`` atoms per structure.
+    """
+    per_atom = all_forces.var(0, unbiased=False).mean(-1)
+    out = torch.zeros(len(n_atoms), dtype=per_atom.dtype, device=per_atom.device).index_add(0, batch, per_atom)
+    return out / n_atoms.to(out.dtype)
 
 
 class Committee(nn.Module):
