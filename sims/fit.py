@@ -754,8 +754,9 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         steps: int = 2000, equilibration: int = 500, sample_every: int = 10, timestep: float = 2.0,
         tau: float = 100.0, cutoff: float | None = None, g_min: float = 1e-3, seed: int | None = 0,
         checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+        engine: str = "sims", n_procs: int = 1,
         device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> FitResult:
-    """Iterative Boltzmann Inversion on our engine: a tabulated pair potential that reproduces target RDFs.
+    """Iterative Boltzmann Inversion: a tabulated pair potential that reproduces target RDFs.
 
     ``U_0(r) = -kT ln g_target(r)``; each iteration runs NVT MD (:class:`sims.NoseHooverChain`) with
     the current table, measures g_i (:func:`reprs.structure.rdf`, the target's bins) and updates
@@ -792,8 +793,14 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         file resumes after its last iteration.
     callback : callable, optional
         ``callback(row)`` after each iteration.
+    engine : {"sims", "lammps"}
+        Where the simulations run: our engine, or LAMMPS (:func:`sims.lammps.run`, the table as
+        ``pair_style table linear``, the same Nose-Hoover chain settings as ``fix nvt``) for large
+        systems. The update, the table and the checkpoint are the same for both.
+    n_procs : int
+        MPI ranks of each LAMMPS run (``engine="lammps"`` only).
     device, dtype
-        Of the simulations.
+        Of the simulations (our engine; LAMMPS runs in float64 on the CPU).
 
     Returns
     -------
@@ -821,6 +828,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     if steps < sample_every or sample_every < 1 or equilibration < 0:
         raise SimsInputError(f"need steps >= sample_every >= 1 and equilibration >= 0, got {steps}, {sample_every}, "
                              f"{equilibration}")
+    if engine not in ("sims", "lammps"):
+        raise SimsInputError(f"engine must be 'sims' or 'lammps', got {engine!r}")
     r = targets[0].r
     for k, t in enumerate(targets):
         if t.r.shape != r.shape or not np.allclose(t.r, r):
@@ -866,21 +875,17 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
         rdfs = []
         for k, t in enumerate(targets):
-            integ = NoseHooverChain(timestep, t.temperature, tau=tau)
             run_seed = None if seed is None else seed * 1000 + it * 100 + k
-            if states[k] is None:
-                md = MD(t.atoms, potential, integ, temperature=t.temperature, seed=run_seed, record_every=0,
-                        device=device, dtype=dtype)
+            if engine == "lammps":
+                states[k], frames = _ibi_lammps(t, potential, states[k], run_seed, equilibration, steps,
+                                                sample_every, timestep, tau, n_procs, dtype)
             else:
-                md = MD(states[k], potential, integ, seed=run_seed, record_every=0)
-            md.run(equilibration)
-            md.record_every = sample_every
-            md.run(steps)
-            if not np.isfinite(md.positions_array()).all():
+                states[k], frames = _ibi_sims(t, potential, states[k], run_seed, equilibration, steps,
+                                              sample_every, timestep, tau, device, dtype)
+            if not torch.isfinite(states[k].positions).all():
                 raise FitDiverged(f"ibi diverged at iteration {it}", epoch=it,
                                   parameters={"values": torch.as_tensor(u)})
-            states[k] = md.state
-            result = structure_rdf(md.trajectory, r_max=t.r_max, r_min=float(t.edges[0]), bins=t.r.size,
+            result = structure_rdf(frames, r_max=t.r_max, r_min=float(t.edges[0]), bins=t.r.size,
                                    species=t.species)
             rdfs.append(result.g)
         row: dict[str, float] = {"epoch": float(it + 1)}
@@ -904,6 +909,43 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
 
 
 _IBI_FORMAT = "matrep.sims.fit.ibi/1"
+
+
+def _ibi_sims(target, potential, state, seed, equilibration, steps, sample_every, timestep, tau, device, dtype):
+    """One IBI simulation of ``target`` on our engine: ``(final state, sampled frames)``."""
+    integ = NoseHooverChain(timestep, target.temperature, tau=tau)
+    if state is None:
+        md = MD(target.atoms, potential, integ, temperature=target.temperature, seed=seed, record_every=0,
+                device=device, dtype=dtype)
+    else:
+        md = MD(state, potential, integ, seed=seed, record_every=0)
+    md.run(equilibration)
+    md.record_every = sample_every
+    md.run(steps)
+    return md.state, md.trajectory
+
+
+def _ibi_lammps(target, potential, state, seed, equilibration, steps, sample_every, timestep, tau, n_procs, dtype):
+    """One IBI simulation of ``target`` on LAMMPS: ``(final state, sampled frames)``.
+
+    The first iteration starts from Maxwell-Boltzmann velocities drawn with ``seed`` (as our engine
+    does); later ones continue from the previous final state. LAMMPS's own seed must be positive.
+    """
+    from .lammps import run as lammps_run
+
+    if state is None:
+        atoms = target.atoms.copy()
+        masses = torch.as_tensor(atoms.get_masses(), dtype=torch.float64)
+        atoms.set_velocities(maxwell_boltzmann(masses, target.temperature, seed=seed).numpy())
+    else:
+        atoms = state.to_atoms()
+    stage = {"ensemble": "nose_hoover_chain", "timestep": timestep, "temperature": target.temperature, "tau": tau}
+    stages = [dict(stage, steps=steps, sample_every=sample_every)]
+    if equilibration:
+        stages.insert(0, dict(stage, steps=equilibration))
+    result = lammps_run(atoms, potential, stages, seed=1 + (0 if seed is None else int(seed) % 900_000_000),
+                        n_procs=n_procs)
+    return State.from_atoms(result.final, dtype=dtype), result.frames
 
 
 def _ibi_update(u, rdfs, g_t, first, last, kT, weights, alpha, g_min, smooth_points):

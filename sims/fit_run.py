@@ -27,6 +27,10 @@ A config names the targets, the method and its settings::
     steps_per_epoch = 100
     lr = { sigma = 0.05, epsilon = 2e-4 }
 
+    [ibi]                               # method = "ibi": keywords of sims.fit.ibi
+    iterations = 10
+    engine = "lammps"                   # or "sims" (the default)
+
 A target is one of ``rdf`` (a file, with ``system``), ``frames`` (a trajectory file: its g(r) and
 last frame) or ``generate`` (an NVT run with ``system`` and the reference potential; its frames
 give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
@@ -152,6 +156,8 @@ class IBISettings(_Table):
     tau: float = 100.0
     cutoff: float | None = None
     g_min: float = 1e-3
+    engine: Literal["sims", "lammps"] = "sims"
+    n_procs: int = 1
 
 
 @dataclass(frozen=True)
@@ -315,7 +321,7 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
             result = ibi(targets, iterations=s.iterations, alpha=s.alpha, smoothing=s.smoothing, steps=s.steps,
                          equilibration=s.equilibration, sample_every=s.sample_every, timestep=s.timestep, tau=s.tau,
                          cutoff=s.cutoff, g_min=s.g_min, seed=cfg.seed, checkpoint=ckpt, callback=callback,
-                         device=device, dtype=dtype)
+                         engine=s.engine, n_procs=s.n_procs, device=device, dtype=dtype)
     finally:
         bar.close()
     path = out / "potential.pt"

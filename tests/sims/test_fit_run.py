@@ -73,8 +73,13 @@ def test_fitted_potential_loads_in_a_simulate_config(tmp_path):
         load_potential(tmp_path / "junk.pt")
 
 
-def test_ibi_through_the_config(tmp_path):
-    path = fit_potential(config("ibi"), tmp_path / "ibi")
+@pytest.mark.parametrize("engine", ["sims", "lammps"])
+def test_ibi_through_the_config(tmp_path, engine):
+    if engine == "lammps":
+        pytest.importorskip("lammps")
+    cfg = config("ibi")
+    cfg["ibi"]["engine"] = engine
+    path = fit_potential(cfg, tmp_path / "ibi")
     table = load_potential(path, dtype=torch.float64)
     assert isinstance(table, sims.potentials.TabulatedPair) and table.cutoff <= 7.5
     assert len(list(csv.DictReader((tmp_path / "ibi" / "history.csv").open()))) == 2
@@ -87,6 +92,7 @@ def test_ibi_through_the_config(tmp_path):
     ({"targets": [{"temperature": 120.0}]}, "exactly one of 'rdf'"),
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0}]}, "needs 'system'"),
     ({"diffsim": {"epoks": 3}}, "did you mean 'epochs'"),
+    ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
