@@ -8,7 +8,8 @@ judges transferability. Cases:
 - ``joint``: fit both states at once (DiffSim: one loss over both; IBI: averaged updates, MS-IBI).
 
 Methods: ``diffsim`` (LJ family, RDF loss), ``diffsim+P`` (the same plus the true pressure at
-state a as a target: a non-pair observable IBI cannot see) and ``ibi``. For each: iterations (epochs), wall time, final RDF error (RMS of g - g_target over the
+state a as a target: a non-pair observable IBI cannot see), ``ibi`` and ``ibi-lammps`` (the same
+IBI with its simulations run by LAMMPS, ``pair_style table``). For each: iterations (epochs), wall time, final RDF error (RMS of g - g_target over the
 fitted states, from the fit's last simulation), the virial pressure error at the 120 K state (the
 fitted potential's pressure minus the true potential's, in bar, from separate NVT runs), the error
 of U(r) (RMS where g > 0.1, in units of epsilon), and the RDF error at the held-out state.
@@ -83,8 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test, numbers noisy)")
     parser.add_argument("--cases", nargs="+", default=["single", "joint"], choices=["single", "joint"])
-    parser.add_argument("--methods", nargs="+", default=["diffsim", "diffsim+P", "ibi"],
-                        choices=["diffsim", "diffsim+P", "ibi"])
+    parser.add_argument("--methods", nargs="+", default=["diffsim", "diffsim+P", "ibi", "ibi-lammps"],
+                        choices=["diffsim", "diffsim+P", "ibi", "ibi-lammps"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps = 800 if args.quick else 3000
@@ -117,7 +118,8 @@ def main() -> None:
                               lr={"sigma": 0.03, "epsilon": 1e-4}, seed=1)
                 n = epochs
             else:
-                res = ibi(fits, iterations=iters, steps=steps // 2, equilibration=200, timestep=10.0, cutoff=CUTOFF)
+                res = ibi(fits, iterations=iters, steps=steps // 2, equilibration=200, timestep=10.0, cutoff=CUTOFF,
+                          engine="lammps" if method == "ibi-lammps" else "sims")
                 n = iters
             wall = time.perf_counter() - t0
             err = float(np.mean([res.history[-1][f"rdf_rmse_{k}"] for k in range(len(fits))]))
