@@ -843,6 +843,24 @@ class MuellerBrown(Potential):
 #: The format tag of :func:`save_potential` files.
 POTENTIAL_FORMAT = "matrep.sims.potential/1"
 
+#: Every matrep model-file format: what the file holds, the function that reads it, and how a config names it.
+MODEL_FILES = {
+    POTENTIAL_FORMAT: ("a pair potential", "sims.potentials.load_potential", 'kind = "file"'),
+    "matrep-potential-1": ("a neural-network potential or committee", "learners.potentials.load_potential",
+                           'kind = "nn"'),
+    "matrep-diabatic-1": ("a diabatic network (DANN)", "learners.diabatic.load_diabatic",
+                          'kind = "dann" in a matrep hop config'),
+}
+
+
+def model_file_hint(payload) -> str:
+    """``"; it holds ... : read it with ..."`` for a matrep model file given to the wrong reader, else ``""``."""
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt not in MODEL_FILES:
+        return ""
+    what, reader, config = MODEL_FILES[fmt]
+    return f"; it holds {what}: read it with {reader} ({config} in a config)"
+
 
 def _settings(potential: nn.Module) -> dict:
     """The constructor keywords that rebuild ``potential``'s shape (its parameters come from the state dict)."""
@@ -900,7 +918,8 @@ def load_potential(path, *, device: torch.device | str | None = None,
     kinds = {"LennardJones": LennardJones, "LennardJonesMixture": LennardJonesMixture, "TabulatedPair": TabulatedPair,
              "NeuralPair": NeuralPair}
     if not isinstance(payload, dict) or payload.get("format") != POTENTIAL_FORMAT or payload.get("kind") not in kinds:
-        raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)")
+        raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)"
+                             + model_file_hint(payload))
     settings = dict(payload["settings"])
     if settings.get("prior") is not None:
         settings["prior"] = tuple(settings["prior"])

@@ -11,6 +11,7 @@ import torch
 from learners.errors import InputError
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
+from sims.potentials import model_file_hint
 
 from .base import NeuralPotential
 from .committee import Committee
@@ -76,9 +77,12 @@ def read_model_file(path: str | os.PathLike, fmt: str, *, what: str, writer: str
     path = Path(path)
     if not path.exists():
         raise InputError(f"no {what} file at {str(path)!r}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise InputError(f"{str(path)!r} is not a matrep {what} file ({type(err).__name__}: {err})") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise InputError(f"{str(path)!r} is not a matrep {what} file (written by {writer})")
+        raise InputError(f"{str(path)!r} is not a matrep {what} file (written by {writer}){model_file_hint(payload)}")
     return payload
 
 

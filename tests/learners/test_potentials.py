@@ -262,6 +262,24 @@ def test_save_and_load_round_trip(tmp_path):
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a matrep potential"):
         load_potential(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not a matrep potential file"):
+        load_potential(tmp_path / "junk.pt")
+
+
+def test_each_model_file_reader_names_the_reader_of_another_kind_of_file(tmp_path):
+    """A pair-potential file given to the NN reader, or the reverse, is refused with the reader to use."""
+    from learners.potentials import load_potential, save_potential
+    from sims.potentials import LennardJones
+    from sims.potentials import load_potential as load_pair
+    from sims.potentials import save_potential as save_pair
+
+    save_pair(LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5), tmp_path / "lj.pt")
+    with pytest.raises(InputError, match=r"pair potential: read it with sims.potentials.load_potential \(kind = \"file\""):
+        load_potential(tmp_path / "lj.pt")
+    save_potential(_committee(), tmp_path / "nn.pt")
+    with pytest.raises(sims.SimsInputError, match=r"read it with learners.potentials.load_potential \(kind = \"nn\""):
+        load_pair(tmp_path / "nn.pt")
 
 
 def test_one_precision_per_computation():
