@@ -69,9 +69,11 @@ def integrated_gradients(
     Parameters
     ----------
     model : torch.nn.Module
-        Called as ``model(x, edge_index, edge_attr, batch)`` (:class:`learners.models.GraphModel`).
+        Called as ``model(x, edge_index, edge_attr, batch)`` (:class:`learners.models.GraphModel`),
+        with ``edge_dir=`` too when ``data`` has it.
     data : torch_geometric.data.Data
-        One graph (``x``, ``edge_index``, optional ``edge_attr``) on the model's device and dtype.
+        One graph (``x``, ``edge_index``, optional ``edge_attr`` and ``edge_dir``) on the model's
+        device and dtype.
     target : int
         Output column explained.
     baseline : tensor, optional
@@ -100,10 +102,12 @@ def integrated_gradients(
     ei = edge_index.repeat(1, copies) + offsets
     ea = None if edge_attr is None else edge_attr.repeat(copies, 1)
     batch = torch.arange(copies, device=x.device).repeat_interleave(n)
+    edge_dir = getattr(data, "edge_dir", None)
+    extra = {} if edge_dir is None else {"edge_dir": edge_dir.repeat(copies)}
     was_training = model.training
     model.eval()
     try:
-        out = model(path, ei, ea, batch)
+        out = model(path, ei, ea, batch, **extra)
     finally:
         model.train(was_training)
     if not 0 <= target < out.shape[1]:

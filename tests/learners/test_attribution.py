@@ -24,7 +24,7 @@ class _SumLinear(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(w)
 
-    def forward(self, x, edge_index, edge_attr, batch):
+    def forward(self, x, edge_index, edge_attr, batch, edge_dir=None):
         n_graphs = int(batch.max()) + 1
         return torch.zeros(n_graphs, 1, dtype=x.dtype).index_add_(0, batch, (x @ self.w)[:, None])
 
