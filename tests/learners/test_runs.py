@@ -349,6 +349,9 @@ def test_binding_run_splits_by_lectin_and_saves_the_pair_model(tmp_path):
     assert len(test) == metrics["n_test"]
     model = load_estimator(run / "estimator.pt")
     assert isinstance(model, BindingRegressor) and model.epochs == 1
+    # the validation lectins' pairs were scored (early stopping and the best epoch's weights)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["val_loss"] > 0 and "val_spearman" in log[0]
     names = sorted(test["glycan"].unique())
     seqs = sorted(test["sequence"].unique())
     pairs = np.stack([test["glycan"].map({g: i for i, g in enumerate(names)}).to_numpy(),
@@ -366,8 +369,11 @@ def test_binding_run_configs_are_checked():
     assert load_config(base)["task"] == "binding"
     with pytest.raises(ConfigError, match="go together"):
         load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
-    with pytest.raises(ConfigError, match="trainer.patience, model.readout not read by task = 'binding'"):
-        load_config({**base, "trainer": {"patience": 3}, "model": {"readout": "sum"}})
+    with pytest.raises(ConfigError, match="trainer.schedule, model.readout not read by task = 'binding'"):
+        load_config({**base, "trainer": {"schedule": "constant", "patience": 3}, "model": {"readout": "sum"}})
+    assert load_config({**base, "trainer": {"patience": 3, "monitor": "spearman"}})["trainer"]["patience"] == 3
+    with pytest.raises(ConfigError, match="not a score of task = 'binding'.*did you mean 'spearman'"):
+        load_config({**base, "trainer": {"monitor": "spearmann"}})
     with pytest.raises(ConfigError, match="not a split of lectins"):
         load_config({**base, "split": {"by": "hash"}})
 
