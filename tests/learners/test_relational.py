@@ -133,20 +133,31 @@ def test_edge_dir_marks_the_stored_child_to_parent_edges():
     assert blind.edge_index.shape == data.edge_index.shape and not blind.edge_dir.any()
 
 
-def test_rgcn_matches_pyg_graphconv_on_copied_weights():
-    from torch_geometric.nn import GraphConv, RGCNConv
+@pytest.mark.parametrize("num_bases", [None, 4])
+def test_rgcn_layer_equals_pyg_rgcnconv_on_the_same_weights(num_bases):
+    from torch_geometric.nn import RGCNConv
 
-    rng = torch.Generator().manual_seed(0)
-    x = torch.randn(7, 5, generator=rng, dtype=torch.float64)
-    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 1], [1, 2, 3, 4, 5, 6, 0]])
-    rgcn = RGCNConv(5, 4, 1, aggr="mean").double()
-    ref = GraphConv(5, 4, aggr="mean").double()
-    with torch.no_grad():
-        ref.lin_rel.weight.copy_(rgcn.weight[0].T)
-        ref.lin_rel.bias.copy_(rgcn.bias)
-        ref.lin_root.weight.copy_(rgcn.root.T)
-    np.testing.assert_allclose(rgcn(x, ei, torch.zeros(7, dtype=torch.long)).detach().numpy(),
-                               ref(x, ei).detach().numpy(), rtol=1e-12)
+    from learners.models import RGCNLayer
+
+    gen = torch.Generator().manual_seed(0)
+    n, n_edges, r = 30, 80, 9
+    x = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+    ei = torch.randint(0, n - 3, (2, n_edges), generator=gen)  # the last 3 nodes receive nothing
+    types = torch.randint(0, r - 1, (n_edges,), generator=gen)  # relation r - 1 is never used
+    ours = RGCNLayer(5, 4, r, num_bases=num_bases).double()
+    peer = RGCNConv(5, 4, r, num_bases=num_bases, aggr="mean").double()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in peer.state_dict().items()}
+    peer.load_state_dict(ours.state_dict())
+    expected = peer(x, ei, types)
+    got = ours(x, ei, types)
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    # and the gradients with respect to every weight
+    for a, b in zip(torch.autograd.grad(got.square().sum(), list(ours.parameters())),
+                    torch.autograd.grad(expected.square().sum(), list(peer.parameters()))):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    # a graph without edges: the root term alone
+    none = torch.zeros((2, 0), dtype=torch.long)
+    np.testing.assert_allclose(ours(x, none, types[:0]).detach().numpy(), (x @ ours.root + ours.bias).detach().numpy())
 
 
 @pytest.mark.parametrize("kind", ["rgcn", "compgcn"])
