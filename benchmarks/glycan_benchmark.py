@@ -149,6 +149,8 @@ def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> d
         model.fit(graphs, sequence_composition(sequences), pairs[rows_train], y[rows_train],
                   val=(pairs[rows_val], y[rows_val]) if len(rows_val) else None)
         pred = model.predict(pairs[rows_test])
+        return {"spearman": float(spearmanr(y[rows_test], pred).statistic),
+                "best_epoch": float(model.trainer_.best_epoch_), "epochs_run": float(len(model.history_))}
     elif method == "glycan-mean":
         sums = np.bincount(gidx[rows_train], weights=y[rows_train], minlength=len(graphs))
         counts = np.bincount(gidx[rows_train], minlength=len(graphs))
