@@ -234,9 +234,10 @@ class GraphModel(nn.Module):
 
     Parameters
     ----------
-    kind : {"gcn", "gin", "gine", "gat", "nnconv", "attentivefp"}
-        Message-passing layer. ``gine``, ``gat``, ``nnconv`` and ``attentivefp`` use edge
-        features (``edge_dim`` required); ``gcn`` and ``gin`` ignore them.
+    kind : {"gcn", "gin", "gine", "gat", "nnconv", "attentivefp", "rgcn", "compgcn"}
+        Message-passing layer. ``gine``, ``gat``, ``nnconv``, ``attentivefp``, ``rgcn`` and
+        ``compgcn`` use edge features (``edge_dim`` required; the relational kinds through
+        ``relations``); ``gcn`` and ``gin`` ignore them.
     in_dim : int
         Node feature width (128 for glycan graphs' Morgan fingerprints).
     edge_dim : int, optional
