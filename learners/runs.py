@@ -141,7 +141,7 @@ class ModelConfig(Schema):
     layers: int | None = None
     readout: str | None = None
     dropout: float | None = None
-    composition: str | None = None
+    composition: Literal["mult", "sub", "corr"] | None = None
     num_bases: int | None = None
 
 

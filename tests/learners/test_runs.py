@@ -187,6 +187,20 @@ def test_estimators_are_saved_as_weights_not_pickles(csv_dataset, tmp_path):
     assert first["prediction"].isin(["fuc", "plain"]).all()
 
 
+def test_relational_model_settings_reach_the_saved_model(csv_dataset, tmp_path):
+    from learners.estimators import load_estimator
+
+    cfg = _config(csv_dataset, epochs=1)
+    cfg["model"] = {"kind": "compgcn", "hidden": 8, "layers": 1, "composition": "corr", "num_bases": 4}
+    train_run(cfg, tmp_path / "run", progress=False)
+    model = load_estimator(tmp_path / "run" / "estimator.pt")
+    assert model.composition == "corr" and model.num_bases == 4 and model.model_.convs[0].composition == "corr"
+    with pytest.raises(ConfigError, match="did you mean 'composition'"):
+        load_config({**cfg, "model": {"kind": "compgcn", "compositon": "sub"}})
+    with pytest.raises(ConfigError, match="model.composition"):
+        load_config({**cfg, "model": {"kind": "compgcn", "composition": "add"}})
+
+
 @pytest.mark.parametrize("problem", ["yaml", "syntax", "missing dataset", "typo"])
 def test_cli_reports_config_mistakes_in_one_line(csv_dataset, tmp_path, capsys, problem):
     from reprs.cli import main
