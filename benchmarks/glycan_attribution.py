@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def main(argv=None) -> dict:
         top = {o: [] for o in args.outputs}
         rank = {o: [] for o in args.outputs}
         share = {o: [] for o in args.outputs}
-        chance, chance_rank, drop, proba, drawn = [], [], [], [], []
+        chance, chance_rank, drop, proba, drawn, top_labels = [], [], [], [], [], []
         for j, i in enumerate(members):
             graph = graphs[i]
             motif = find(graph)
@@ -136,6 +137,9 @@ def main(argv=None) -> dict:
                 rank[output].append(1 + int(np.flatnonzero(np.isin(order, at))[0]))
                 magnitude = np.abs(att.node_scores)
                 share[output].append(magnitude[at].sum() / magnitude.sum())
+                if output == args.outputs[0]:
+                    node = list(graph.nodes)[order[0]]
+                    top_labels.append("root " + att.labels[order[0]] if node == graph.graph["root"] else att.labels[order[0]])
                 if j < args.draw and output == args.outputs[0]:
                     path = args.out / f"{group.replace(' ', '_')}_{j}.png"
                     draw_attribution(graph, att, path, title=f"{kingdom_name} {output} ({group}; true kingdom "
@@ -157,6 +161,7 @@ def main(argv=None) -> dict:
             "mean_proba": float(np.mean(proba)) if proba else None,
             "occlusion_log_odds_drop": float(np.mean(drop)) if drop else None,
             "occlusion_lowers_fraction": float(np.mean(np.array(drop) > 0)) if drop else None,
+            "top_residues": dict(Counter(top_labels).most_common()),
             "drawn": drawn}
         print(group, json.dumps(summary["groups"][group]), flush=True)
     print(json.dumps(summary["test_accuracy"]))
