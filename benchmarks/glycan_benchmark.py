@@ -17,7 +17,8 @@ classification tasks; for binding a per-glycan mean baseline (``glycan-mean``: a
 predicted by the glycan's mean binding over training lectins), a gradient-boosted model of
 glycan fingerprint bag + lectin amino-acid / dipeptide composition (``fp-comp-hgb``) and a GNN pair
 model (``gnn-rgcn``, :class:`learners.binding.BindingRegressor`: RGCN glycan embedding met by an MLP
-of the lectin's composition).
+of the lectin's composition; the epoch of best Spearman's rho on the validation lectins' pairs is
+kept, and ``--patience`` stops early).
 
 Budget: the defaults are a reduced run for 2 shared CPU cores (``--train-subsample`` training
 glycans, few epochs); ``--full`` takes GlycanML's training settings (all training data, 50
@@ -81,7 +82,7 @@ def _binary_scores(y_true: np.ndarray, score: np.ndarray) -> dict:
 def _fit_gnn(kind, graphs, y, train, val, seed, args, multitask=False):
     params = dict(kind=kind, hidden=args.hidden, layers=args.layers, dropout=0.1, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-                  seed=seed, device=args.device)
+                  composition=args.composition, seed=seed, device=args.device)
     cls = GNNMultiTaskClassifier if multitask else GNNClassifier
     if multitask:
         model = cls(monitor="accuracy", **params)
@@ -125,8 +126,9 @@ def run_classification(task_name, method, graphs, table, parts, seed, args) -> d
 def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> dict:
     from scipy.stats import spearmanr
 
-    train_seq, _, test_seq = parts_by_sequence
+    train_seq, val_seq, test_seq = parts_by_sequence
     rows_train = np.flatnonzero(table["sequence"].isin(train_seq).to_numpy())
+    rows_val = np.flatnonzero(table["sequence"].isin(val_seq).to_numpy())
     rows_test = np.flatnonzero(table["sequence"].isin(test_seq).to_numpy())
     rows_train = _subsample(rows_train, args.pair_subsample, seed)
     y = table["label"].to_numpy()
@@ -136,13 +138,19 @@ def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> d
 
         rows_train = _subsample(rows_train, args.gnn_pair_subsample, seed)
         rows_test = _subsample(rows_test, args.gnn_test_subsample, seed)
+        rows_val = _subsample(rows_val, args.gnn_test_subsample, seed)
         sequences = sorted(table["sequence"].unique())
         lectin = {s: i for i, s in enumerate(sequences)}
         pairs = np.stack([gidx, table["sequence"].map(lectin).to_numpy()], axis=1)
+        # Early stopping on the validation lectins' pairs (the split's validation part), best epoch's weights kept.
         model = BindingRegressor(kind=method.removeprefix("gnn-"), hidden=args.hidden, layers=args.layers,
-                                 epochs=args.gnn_epochs, batch_size=512, lr=args.lr, seed=seed, device=args.device)
-        model.fit(graphs, sequence_composition(sequences), pairs[rows_train], y[rows_train])
+                                 composition=args.composition, epochs=args.gnn_epochs, batch_size=512, lr=args.lr,
+                                 patience=args.patience, monitor="spearman", seed=seed, device=args.device)
+        model.fit(graphs, sequence_composition(sequences), pairs[rows_train], y[rows_train],
+                  val=(pairs[rows_val], y[rows_val]) if len(rows_val) else None)
         pred = model.predict(pairs[rows_test])
+        return {"spearman": float(spearmanr(y[rows_test], pred).statistic),
+                "best_epoch": float(model.trainer_.best_epoch_), "epochs_run": float(len(model.history_))}
     elif method == "glycan-mean":
         sums = np.bincount(gidx[rows_train], weights=y[rows_train], minlength=len(graphs))
         counts = np.bincount(gidx[rows_train], minlength=len(graphs))
@@ -272,6 +280,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--composition", choices=("mult", "sub", "corr"), default="mult", help="CompGCN's composition")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--full", action="store_true", help="GlycanML's protocol: all data, 50 epochs, batch 256, "
@@ -300,7 +309,8 @@ def main(argv=None) -> list[dict]:
     args.gnn_test_subsample = args.gnn_test_subsample or None
     torch.set_num_threads(args.threads)
     budget = {k: getattr(args, k) for k in ("train_subsample", "pair_subsample", "epochs", "batch_size", "lr",
-                                            "weight_decay", "hidden", "layers", "patience", "seeds", "hgb_iter",
+                                            "weight_decay", "hidden", "layers", "composition", "patience", "seeds",
+                                            "hgb_iter",
                                             "gnn_pair_subsample", "gnn_test_subsample", "gnn_epochs")}
     print("budget", json.dumps(budget))
     rows = []

@@ -6,10 +6,17 @@ features of integrated gradients (Sundararajan, Taly & Yan, ICML 2017, eq. 1):
 
     IG_i,f = (x_i,f - x'_i,f) * integral_0^1 dF(x' + a (x - x')) / dx_i,f da,
 
-with baseline ``x' = 0`` (no monomer fingerprint bits set) and the integral by the midpoint rule
-over ``steps`` points. All steps go through the model as one batch of copies of the graph.
-By the completeness axiom the attributions sum to ``F(x) - F(x')``; the returned
+with baseline ``x' = 0`` (no monomer fingerprint bits set) by default and the integral by the
+midpoint rule over ``steps`` points. All steps go through the model as one batch of copies of the
+graph. By the completeness axiom the attributions sum to ``F(x) - F(x')``; the returned
 ``completeness_gap`` says how far the quadrature is from it.
+
+Which ``F`` of a classifier: its raw logit (``output="logit"``) also carries what raises every
+class's logit alike (a common core), which the softmax cancels; ``"log_proba"`` (log-softmax)
+cancels it but saturates, its gradient vanishing as the probability nears 1, so on confidently
+classified graphs it spreads little over the residues; ``"log_odds"``,
+``log p_k - log(1 - p_k) = z_k - logsumexp_{j != k} z_j``, does neither and is the default of
+:func:`monomer_attribution` for classifiers. (Measured in ``benchmarks/glycan_attribution.py``.)
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ import torch
 from learners.errors import InputError, NotFittedError
 from reprs.fileio import save_figure
 
-__all__ = ["Attribution", "integrated_gradients", "monomer_attribution", "draw_attribution"]
+__all__ = ["Attribution", "integrated_gradients", "monomer_attribution", "draw_attribution", "OUTPUTS"]
+
+#: What of a classifier's outputs is explained (see the module docstring).
+OUTPUTS = ("logit", "log_proba", "log_odds")
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class Attribution:
     target : int
         The output index explained.
     output, baseline_output : float
-        ``F(x)`` and ``F(x')`` of that output (logit for classifiers).
+        ``F(x)`` and ``F(x')`` of that output (logit, log-probability or log-odds: ``kind``).
     completeness_gap : float
         ``sum(node_scores) - (output - baseline_output)``: quadrature error.
     """
@@ -54,6 +64,30 @@ class Attribution:
     output: float
     baseline_output: float
     completeness_gap: float
+    kind: str = "logit"
+
+
+def _transform(out: torch.Tensor, target: int, output: str, head: tuple[int, int]) -> torch.Tensor:
+    """Column ``target`` of ``out`` as ``output``, the softmax taken over the columns ``head``."""
+    if output == "logit":
+        return out[:, target]
+    logits = out[:, head[0]:head[1]]
+    k = target - head[0]
+    if output == "log_proba":
+        return torch.log_softmax(logits, dim=1)[:, k]
+    others = torch.cat([logits[:, :k], logits[:, k + 1:]], dim=1)
+    return logits[:, k] - torch.logsumexp(others, dim=1)
+
+
+def _head_of(model: torch.nn.Module, target: int, n_outputs: int) -> tuple[int, int]:
+    """The columns of the classification head holding ``target``: a multi-task GraphModel's head, else all."""
+    sizes = getattr(model, "head_sizes", None) or (n_outputs,)
+    start = 0
+    for size in sizes:
+        if start <= target < start + size:
+            return start, start + size
+        start += size
+    return 0, n_outputs
 
 
 def integrated_gradients(
@@ -63,21 +97,28 @@ def integrated_gradients(
     target: int = 0,
     baseline: torch.Tensor | None = None,
     steps: int = 64,
+    output: str = "logit",
 ) -> tuple[np.ndarray, float, float]:
     """Integrated gradients of output ``target`` with respect to node features of one graph.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Called as ``model(x, edge_index, edge_attr, batch)`` (:class:`learners.models.GraphModel`).
+        Called as ``model(x, edge_index, edge_attr, batch)`` (:class:`learners.models.GraphModel`),
+        with ``edge_dir=`` too when ``data`` has it.
     data : torch_geometric.data.Data
-        One graph (``x``, ``edge_index``, optional ``edge_attr``) on the model's device and dtype.
+        One graph (``x``, ``edge_index``, optional ``edge_attr`` and ``edge_dir``) on the model's
+        device and dtype.
     target : int
         Output column explained.
     baseline : tensor, optional
         Reference node features, shape of ``data.x``; default zeros.
     steps : int
         Midpoint-rule points along the straight path from baseline to input.
+    output : {"logit", "log_proba", "log_odds"}
+        ``F``: output column ``target`` as it is, or (classifiers) its class's log-probability or
+        log-odds under a softmax over the head that holds it (all outputs, or one head of a
+        multi-task :class:`~learners.models.GraphModel`).
 
     Returns
     -------
@@ -86,6 +127,8 @@ def integrated_gradients(
     """
     if not isinstance(steps, int) or steps < 1:
         raise InputError(f"steps must be a positive int, got {steps!r}")
+    if output not in OUTPUTS:
+        raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
     x, edge_index, edge_attr = data.x, data.edge_index, getattr(data, "edge_attr", None)
     n, n_edges = x.shape[0], edge_index.shape[1]
     base = torch.zeros_like(x) if baseline is None else baseline.to(x)
@@ -100,22 +143,29 @@ def integrated_gradients(
     ei = edge_index.repeat(1, copies) + offsets
     ea = None if edge_attr is None else edge_attr.repeat(copies, 1)
     batch = torch.arange(copies, device=x.device).repeat_interleave(n)
+    edge_dir = getattr(data, "edge_dir", None)
+    extra = {} if edge_dir is None else {"edge_dir": edge_dir.repeat(copies)}
     was_training = model.training
     model.eval()
     try:
-        out = model(path, ei, ea, batch)
+        out = model(path, ei, ea, batch, **extra)
     finally:
         model.train(was_training)
     if not 0 <= target < out.shape[1]:
         raise InputError(f"target {target} out of range for a model with {out.shape[1]} outputs")
-    (grad,) = torch.autograd.grad(out[:steps, target].sum(), path)
+    head = _head_of(model, target, out.shape[1])
+    if output == "log_odds" and head[1] - head[0] < 2:
+        raise InputError("output='log_odds' needs a head of at least 2 classes")
+    out = _transform(out, target, output, head)
+    (grad,) = torch.autograd.grad(out[:steps].sum(), path)
     mean_grad = grad.reshape(copies, n, -1)[:steps].mean(dim=0)
     scores = ((x - base) * mean_grad).detach().cpu().double().numpy()
     out = out.detach()
-    return scores, float(out[steps, target]), float(out[steps + 1, target])
+    return scores, float(out[steps]), float(out[steps + 1])
 
 
-def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, steps: int = 64) -> Attribution:
+def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, steps: int = 64,
+                        output: str | None = None, baseline: Any = None) -> Attribution:
     """Attribute a fitted :class:`~learners.GNNClassifier` / ``GNNRegressor``'s output to the nodes of ``graph``.
 
     Parameters
@@ -125,8 +175,14 @@ def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, 
     graph : networkx.Graph
         E.g. a glycan graph of :func:`reprs.glycans.glycan_graph`; node labels are the monomers.
     target : class label, optional
-        Classifier: the class whose logit is explained (default: the predicted class).
-        Regressor: the target column (default 0).
+        Classifier: the class explained (default: the predicted class). Multi-task classifier:
+        the output column (its heads' classes side by side). Regressor: the target column (default 0).
+    output : {"logit", "log_proba", "log_odds"}, optional
+        What of a classifier's class is explained (:func:`integrated_gradients`); default
+        ``"log_odds"`` for (multi-task) multiclass classifiers, ``"logit"`` for multilabel ones (a
+        sigmoid's logit is its log-odds) and for regressors (the value).
+    baseline : array, shape (n_features,) or (n_nodes, n_features), optional
+        Reference node features (default zeros: no fingerprint bit set); one row is used for every node.
 
     Example
     -------
@@ -150,7 +206,12 @@ def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, 
             index = int(hits[0])
     else:
         index = 0 if target is None else int(target)
-    scores, out, base = integrated_gradients(model, data, target=index, steps=steps)
+    if output is None:
+        # a multilabel output is a sigmoid's logit, already its label's log-odds
+        output = "log_odds" if model.task in ("multiclass", "multitask") else "logit"
+    if baseline is not None:
+        baseline = torch.as_tensor(np.asarray(baseline), dtype=data.x.dtype, device=data.x.device).expand_as(data.x)
+    scores, out, base = integrated_gradients(model, data, target=index, steps=steps, output=output, baseline=baseline)
     nodes = scores.sum(axis=1)
     return Attribution(
         node_scores=nodes,
@@ -160,6 +221,7 @@ def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, 
         output=out,
         baseline_output=base,
         completeness_gap=float(nodes.sum() - (out - base)),
+        kind=output,
     )
 
 

@@ -8,6 +8,11 @@ head outputs an embedding. The prediction is an MLP of the two embeddings and th
 
 Items of the trainer are pair indices; each batch encodes only the distinct glycans and proteins
 its pairs name, so an epoch costs one GNN pass per pair batch, not per pair.
+
+Early stopping: validation pairs (given, or whole proteins or whole glycans held out of the
+training pairs, as the test split holds out whole lectins) are scored every epoch by the
+:class:`learners.trainer.Trainer`; training stops after ``patience`` epochs without improvement
+and the weights of the best epoch are restored.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from torch import nn
 
 from learners.data import feature_widths, graphs_to_data
 from learners.errors import InputError, NotFittedError
-from learners.models import RELATIONAL_KINDS, GraphModel, relation_table
+from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
 from learners.trainer import Trainer
 
 __all__ = ["PairModel", "BindingRegressor"]
@@ -49,7 +54,7 @@ class PairModel(nn.Module):
     def forward(self, glycans: Any, proteins: torch.Tensor, glycan_index: torch.Tensor,
                 protein_index: torch.Tensor) -> torch.Tensor:
         """Predictions ``(n_pairs,)`` for pairs ``(glycans[glycan_index], proteins[protein_index])``."""
-        g = self.encoder(glycans.x, glycans.edge_index, glycans.edge_attr, glycans.batch)[glycan_index]
+        g = self.encoder(*graph_inputs(glycans))[glycan_index]
         p = self.protein(proteins)[protein_index]
         return self.out(torch.cat([g, p, g * p], dim=1))[:, 0]
 
@@ -65,6 +70,26 @@ def _collate(data: list, proteins: torch.Tensor, dtype: torch.dtype, items: Sequ
     return {"glycans": Batch.from_data_list([data[i] for i in g_unique]),
             "proteins": proteins[p_unique], "glycan_index": torch.as_tensor(g_index),
             "protein_index": torch.as_tensor(p_index), "y": torch.as_tensor(pairs[:, 2], dtype=dtype)}
+
+
+#: validation_groups -> the column of ``pairs`` whose values are held out whole.
+_GROUPS = {"protein": 1, "glycan": 0}
+#: Validation scores that ``monitor`` may name.
+MONITORS = ("loss", "spearman", "mae", "rmse", "r2")
+
+
+def _pair_metrics(y: np.ndarray, out: np.ndarray) -> dict:
+    """Validation scores of standardised binding values: :func:`learners.metrics.evaluate`'s and Spearman's rho."""
+    from scipy.stats import spearmanr
+
+    from learners.metrics import evaluate
+
+    scores = evaluate("regression", y, out)
+    # Constant predictions (an untrained or collapsed model) rank nothing: rho is undefined there
+    # and scored 0, no better than chance, rather than NaN (which the trainer reads as divergence).
+    varies = len(y) > 1 and np.ptp(out) > 0 and np.ptp(y) > 0
+    scores["spearman"] = float(spearmanr(y, out).statistic) if varies else 0.0
+    return scores
 
 
 def _check_pairs(pairs: np.ndarray, n_graphs: int, n_proteins: int) -> None:
@@ -83,34 +108,76 @@ class BindingRegressor(BaseEstimator):
 
     Parameters
     ----------
-    kind, hidden, layers, dropout, min_relation_count
+    kind, hidden, layers, dropout, min_relation_count, composition, num_bases
         Glycan encoder (:class:`learners.models.GraphModel`; ``hidden`` is also the embedding width).
-    epochs, batch_size, lr, weight_decay, device, dtype, seed, run_dir, resume, progress
+    epochs, batch_size, lr, weight_decay, patience, device, dtype, seed, run_dir, resume, progress
         :class:`learners.trainer.Trainer` (``batch_size`` counts pairs; ``run_dir`` receives its
-        checkpoints, from which ``resume=True`` continues).
+        checkpoints, from which ``resume=True`` continues; ``patience`` needs validation pairs).
+    validation_fraction : float
+        Share of the training proteins (or glycans, see ``validation_groups``) whose pairs are held
+        out for early stopping when :meth:`fit` gets no ``val``; 0: none.
+    validation_groups : {"protein", "glycan"}
+        What the held-out share is drawn over: whole proteins (lectins; the split of the binding
+        benchmark) or whole glycans. Drawn with :func:`learners.splits.group_split` and ``seed``.
+    monitor : {"loss", "spearman", "mae", "rmse", "r2"}
+        Validation score of early stopping and of the best epoch (``loss``: mean squared error of
+        the standardised targets; the others on the same scale).
+
+    Example
+    -------
+    >>> model = BindingRegressor(epochs=50, patience=5, validation_fraction=0.1)  # doctest: +SKIP
+    >>> model.fit(graphs, protein_features, pairs, y).trainer_.best_epoch_  # doctest: +SKIP
+
+    Attributes
+    ----------
+    model_, trainer_, history_
+        The pair model, its trainer, the per-epoch log (``val_loss``, ``val_spearman``, ... with validation).
+    validation_index_ : numpy.ndarray or None
+        Rows of ``fit``'s ``pairs`` held out by ``validation_fraction`` (None otherwise).
     """
 
     def __init__(self, *, kind: str = "rgcn", hidden: int = 32, layers: int = 3, dropout: float = 0.0,
-                 min_relation_count: int = 5, epochs: int = 5, batch_size: int = 512, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, device: Any = "cpu", dtype: torch.dtype = torch.float32,
-                 seed: int = 0, run_dir: str | None = None, resume: bool = False, progress: bool = False) -> None:
+                 min_relation_count: int = 5, composition: str = "mult", num_bases: int | None = 8, epochs: int = 5, batch_size: int = 512, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, patience: int | None = None, validation_fraction: float = 0.0,
+                 validation_groups: str = "protein", monitor: str = "loss", device: Any = "cpu",
+                 dtype: torch.dtype = torch.float32, seed: int = 0, run_dir: str | None = None, resume: bool = False,
+                 progress: bool = False) -> None:
         self.kind, self.hidden, self.layers, self.dropout = kind, hidden, layers, dropout
         self.min_relation_count, self.epochs, self.batch_size, self.lr = min_relation_count, epochs, batch_size, lr
+        self.composition, self.num_bases = composition, num_bases
         self.weight_decay, self.device, self.dtype, self.seed = weight_decay, device, dtype, seed
         self.run_dir, self.resume, self.progress = run_dir, resume, progress
+        self.patience, self.validation_fraction = patience, validation_fraction
+        self.validation_groups, self.monitor = validation_groups, monitor
+        if not 0.0 <= validation_fraction < 1.0:
+            raise InputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        if validation_groups not in _GROUPS:
+            raise InputError(f"validation_groups must be one of {tuple(_GROUPS)}, got {validation_groups!r}")
+        if monitor not in MONITORS:
+            raise InputError(f"monitor must be one of {MONITORS}, got {monitor!r}")
 
     @staticmethod
     def _step(model: PairModel, batch: dict):
         out = model(batch["glycans"], batch["proteins"], batch["glycan_index"], batch["protein_index"])
         return nn.functional.mse_loss(out, batch["y"]), out, batch["y"]
 
-    def fit(self, graphs: Sequence[Any], proteins: np.ndarray, pairs: np.ndarray, y: np.ndarray) -> BindingRegressor:
+    def fit(self, graphs: Sequence[Any], proteins: np.ndarray, pairs: np.ndarray, y: np.ndarray, *,
+            val: tuple[np.ndarray, np.ndarray] | None = None) -> BindingRegressor:
         """Train on ``pairs[:, 0]`` (index into ``graphs``), ``pairs[:, 1]`` (row of ``proteins``) -> ``y``.
+
+        Parameters
+        ----------
+        val : (pairs, y), optional
+            Validation pairs (indices into the same ``graphs`` and ``proteins``) scored every epoch
+            for early stopping and the best epoch's weights; otherwise ``validation_fraction`` of
+            the training pairs' proteins (or glycans) is held out, or none.
 
         Raises
         ------
         InputError
-            Mismatched lengths, indices out of range, non-finite targets or features.
+            Mismatched lengths, indices out of range, non-finite targets or features, ``patience``
+            or a ``monitor`` other than ``"loss"`` without validation pairs, a held-out share that
+            leaves no training or no validation pair.
         """
         pairs, y, proteins = np.asarray(pairs), np.asarray(y, dtype=float), np.asarray(proteins, dtype=float)
         if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(y) or len(y) == 0:
@@ -118,6 +185,8 @@ class BindingRegressor(BaseEstimator):
         _check_pairs(pairs, len(graphs), len(proteins))
         if not (np.isfinite(y).all() and np.isfinite(proteins).all()):
             raise InputError("binding targets and protein features must be finite")
+        self.validation_index_ = None
+        pairs, y, val_pairs, val_y = self._validation(pairs, y, val, len(graphs), len(proteins))
         self.n_features_in_, self.edge_dim_ = feature_widths(graphs)
         self.data_ = graphs_to_data(graphs, dtype=self.dtype, edge_dim=self.edge_dim_)
         self.proteins_ = torch.as_tensor(proteins, dtype=self.dtype)
@@ -130,25 +199,55 @@ class BindingRegressor(BaseEstimator):
                                              min_count=self.min_relation_count).tolist()
         self.model_ = self._new_model()
         items = [(int(a), int(b), float(v)) for (a, b), v in zip(pairs, (y - self.y_mean_) / self.y_std_)]
-        self.trainer_ = self._new_trainer()
-        self.trainer_.fit(self.model_, items, None, step=self._step,
+        val_items = None if val_pairs is None else \
+            [(int(a), int(b), float(v)) for (a, b), v in zip(val_pairs, (val_y - self.y_mean_) / self.y_std_)]
+        self.trainer_ = self._new_trainer(self.monitor if val_items is not None else "loss")
+        self.trainer_.fit(self.model_, items, val_items, step=self._step, metrics=_pair_metrics,
                           collate=partial(_collate, self.data_, self.proteins_, self.dtype))
+        self.history_ = self.trainer_.history_
         return self
+
+    def _validation(self, pairs: np.ndarray, y: np.ndarray, val: tuple | None, n_graphs: int, n_proteins: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(training pairs, targets, validation pairs, targets): ``val`` as given, or a group split."""
+        if val is not None:
+            val_pairs, val_y = np.asarray(val[0]), np.asarray(val[1], dtype=float)
+            if val_pairs.ndim != 2 or val_pairs.shape[1] != 2 or len(val_pairs) != len(val_y) or len(val_y) == 0:
+                raise InputError(f"val must be (pairs (n, 2), y (n,)) with n > 0; got {val_pairs.shape} and {val_y.shape}")
+            _check_pairs(val_pairs, n_graphs, n_proteins)
+            if not np.isfinite(val_y).all():
+                raise InputError("validation binding targets must be finite")
+            return pairs, y, val_pairs, val_y
+        if self.validation_fraction == 0:
+            if self.patience is not None or self.monitor != "loss":
+                raise InputError(f"patience={self.patience!r} / monitor={self.monitor!r} need validation pairs: give "
+                                 "fit(..., val=(pairs, y)) or validation_fraction > 0")
+            return pairs, y, None, None
+        from learners.splits import group_split
+
+        groups = pairs[:, _GROUPS[self.validation_groups]]
+        train, held = group_split(groups, (1 - self.validation_fraction, self.validation_fraction), seed=self.seed)
+        if len(train) == 0 or len(held) == 0:
+            raise InputError(f"validation_fraction={self.validation_fraction} of {len(np.unique(groups))} "
+                             f"{self.validation_groups}s leaves no training or no validation pair")
+        self.validation_index_ = held
+        return pairs[train], y[train], pairs[held], y[held]
 
     def _new_model(self, n_outputs: None = None) -> PairModel:
         """The untrained pair model of the fitted widths (``n_outputs``: unused, the output is one value)."""
         relations = None if self.relations_ is None else torch.tensor(self.relations_)
         encoder = GraphModel(kind=self.kind, in_dim=self.n_features_in_, edge_dim=self.edge_dim_, n_outputs=self.hidden,
                              task="regression", hidden=self.hidden, layers=self.layers, dropout=self.dropout,
-                             relations=relations, seed=self.seed, dtype=self.dtype)
+                             relations=relations, composition=self.composition, num_bases=self.num_bases,
+                             seed=self.seed, dtype=self.dtype)
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(self.seed)
             return PairModel(encoder, self.protein_dim_).to(dtype=self.dtype)
 
     def _new_trainer(self, monitor: str = "loss") -> Trainer:
         return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       monitor=monitor, device=self.device, dtype=self.dtype, seed=self.seed, run_dir=self.run_dir,
-                       resume=self.resume, progress=self.progress)
+                       patience=self.patience, monitor=monitor, device=self.device, dtype=self.dtype, seed=self.seed,
+                       run_dir=self.run_dir, resume=self.resume, progress=self.progress)
 
     def predict(self, pairs: np.ndarray, graphs: Sequence[Any] | None = None,
                 proteins: np.ndarray | None = None) -> np.ndarray:

@@ -85,7 +85,11 @@ def graphs_to_data(
     Returns
     -------
     list of torch_geometric.data.Data
-        With ``x``, ``edge_index``, ``edge_attr`` (``(0, edge_dim)`` for graphs without edges) and ``y``.
+        With ``x``, ``edge_index``, ``edge_attr`` (``(0, edge_dim)`` for graphs without edges), ``y``,
+        and ``edge_dir`` (int64 per edge): 1 on the reverse copies added to a one-way directed graph
+        (for glycans, the parent -> child edges), 0 on the edges as stored. An undirected
+        ``nx.Graph`` or a directed graph that already holds both directions has no stored
+        direction: all its edges are 0. Relational models read it (inverse relations).
     """
     from torch_geometric.data import Data
 
@@ -97,8 +101,13 @@ def graphs_to_data(
         raise InputError(f"got {len(graphs)} graphs but {len(y)} targets")
     out = []
     for i, g in enumerate(graphs):
-        d = to_pyg(g, dtype=dtype, undirected=undirected and not _symmetric(g))
-        data_keys = {"x": d.x, "edge_index": d.edge_index}
+        doubled = undirected and not _symmetric(g)
+        d = to_pyg(g, dtype=dtype, undirected=doubled)
+        n_edges = d.edge_index.shape[1]
+        edge_dir = torch.zeros(n_edges, dtype=torch.int64)
+        if doubled and g.is_directed():
+            edge_dir[n_edges // 2:] = 1  # to_pyg appends the reversed copies after the stored edges
+        data_keys = {"x": d.x, "edge_index": d.edge_index, "edge_dir": edge_dir}
         if edge_w is not None:
             data_keys["edge_attr"] = d.edge_attr if d.edge_attr is not None else torch.zeros((0, edge_w), dtype=dtype)
         item = Data(**data_keys, num_nodes=d.num_nodes)

@@ -48,6 +48,8 @@ class _GNNEstimator(BaseEstimator):
         readout: str = "mean",
         dropout: float = 0.0,
         min_relation_count: int = 5,
+        composition: str = "mult",
+        num_bases: int | None = 8,
         epochs: int = 100,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -65,7 +67,7 @@ class _GNNEstimator(BaseEstimator):
         progress: bool = False,
     ) -> None:
         self.kind, self.hidden, self.layers, self.readout, self.dropout = kind, hidden, layers, readout, dropout
-        self.min_relation_count = min_relation_count
+        self.min_relation_count, self.composition, self.num_bases = min_relation_count, composition, num_bases
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.patience, self.validation_fraction, self.monitor = schedule, patience, validation_fraction, monitor
         self.clip_norm, self.device, self.dtype, self.seed = clip_norm, device, dtype, seed
@@ -141,6 +143,7 @@ class _GNNEstimator(BaseEstimator):
             kind=self.kind, in_dim=self.n_features_in_, edge_dim=self.edge_dim_, n_outputs=n_outputs, task=self.task_,
             hidden=self.hidden, layers=self.layers, readout=self.readout, dropout=self.dropout, seed=self.seed,
             dtype=self.dtype, relations=None if getattr(self, "relations_", None) is None else torch.tensor(self.relations_),
+            composition=self.composition, num_bases=self.num_bases,
         )
 
     def _new_trainer(self, monitor: str) -> Trainer:
@@ -175,6 +178,10 @@ class GNNClassifier(_GNNEstimator):
     min_relation_count : int
         ``rgcn`` / ``compgcn``: an edge feature row (a linkage type) is a relation of its own when
         it occurs on at least this many training edges; rarer ones share one "other" relation.
+    composition : {"mult", "sub", "corr"}
+        ``compgcn``: composition of node features with relation embeddings.
+    num_bases : int or None
+        ``rgcn``: bases of the relation weights (None: a full matrix per relation).
     epochs, batch_size, lr, weight_decay, schedule, patience, monitor, clip_norm, device, dtype, seed, run_dir, resume, progress
         Training (see :class:`learners.trainer.Trainer`); ``monitor`` defaults to
         ``"balanced_accuracy"`` when there is a validation set.
@@ -481,6 +488,11 @@ def load_estimator(path: str | os.PathLike) -> Any:
         setattr(estimator, key, value)
     n_outputs = payload["n_outputs"]
     estimator.model_ = estimator._new_model(tuple(n_outputs) if isinstance(n_outputs, list) else n_outputs)
-    estimator.model_.load_state_dict(payload["state_dict"])
+    try:
+        estimator.model_.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        # e.g. an rgcn / compgcn saved before these kinds had inverse relations (weights of other shapes)
+        raise InputError(f"{str(path)!r} holds weights of another architecture than this matrep builds for "
+                         f"{payload['class']}(kind={params.get('kind')!r}); train the model again ({err})") from None
     estimator.trainer_ = estimator._new_trainer("loss")
     return estimator

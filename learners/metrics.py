@@ -151,6 +151,7 @@ METRIC_MODES = {
     "mae": "min",
     "rmse": "min",
     "r2": "max",
+    "spearman": "max",
 }
 
 

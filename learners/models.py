@@ -11,9 +11,11 @@ References
 - GAT (v2, with edge features): Brody, Alon & Yahav, ICLR 2022.
 - Edge-conditioned MPNN (NNConv): Gilmer et al., ICML 2017.
 - AttentiveFP: Xiong et al., J. Med. Chem. 63, 8749 (2020).
-- RGCN: Schlichtkrull et al., ESWC 2018 (eq. 2; basis decomposition eq. 3), PyG's ``RGCNConv``.
-- CompGCN: Vashishth et al., ICLR 2020 (eqs. 4-5, composition by element-wise product or
-  difference).
+- RGCN: Schlichtkrull et al., ESWC 2018 (eq. 2 with inverse relations; basis decomposition eq. 3),
+  :class:`RGCNLayer`, checked against PyG's ``RGCNConv``.
+- CompGCN: Vashishth et al., ICLR 2020 (eqs. 4-5: weights W_O, W_I, W_S for original, inverse and
+  self-loop edges; composition by difference, element-wise product or circular correlation;
+  relation embeddings transformed per layer).
 - GlycanML (Xu et al., arXiv:2405.16206) found these relational GNNs, with one relation per
   glycosidic linkage type, the best graph encoders of glycans.
 - GLAMOUR (Mohapatra, An & Gomez-Bombarelli, arXiv:2103.02565) trained GCN, GAT, MPNN, Weave and
@@ -30,8 +32,8 @@ from torch import nn
 from learners.errors import InputError
 from learners.metrics import TASKS
 
-__all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "task_loss", "graph_inputs",
-           "relation_table", "CompGCNConv", "multitask_loss"]
+__all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "COMPOSITIONS", "task_loss", "graph_inputs",
+           "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss"]
 
 #: Message-passing kinds, and whether each uses edge features.
 MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True,
@@ -76,47 +78,143 @@ def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | N
     return torch.as_tensor(unique[order])
 
 
-class CompGCNConv(nn.Module):
-    """CompGCN layer (Vashishth et al., ICLR 2020, eqs. 4-5) on a graph with a relation per edge.
+def _glorot(tensor: torch.Tensor) -> torch.Tensor:
+    # PyG's glorot: U(-a, a) with a = sqrt(6 / (fan of the last two axes)), for 2-D and 3-D weights alike.
+    bound = (6.0 / (tensor.shape[-2] + tensor.shape[-1])) ** 0.5
+    return nn.init.uniform_(tensor, -bound, bound)
 
-    ``h_v' = W_self h_v + mean_{(u, r) -> v} W_msg phi(h_u, z_r)`` and ``z_r' = W_rel z_r``, with
-    ``phi(h, z) = h * z`` (``"mult"``, DistMult-like) or ``h - z`` (``"sub"``, TransE-like). The
-    paper's separate weights for incoming, outgoing and self edges become one message weight
-    here because our message passing runs both ways along each bond (:func:`learners.data.graphs_to_data`).
+
+class RGCNLayer(nn.Module):
+    """R-GCN layer (Schlichtkrull et al., ESWC 2018, eq. 2; basis decomposition eq. 3), vectorised.
+
+    ``h_i' = W_0 h_i + b + sum_r 1/c_{i,r} sum_{j in N_i^r} W_r h_j`` with ``c_{i,r} = |N_i^r|`` and,
+    with bases, ``W_r = sum_b a_rb V_b``. The same function and parameters (``weight``, ``comp``,
+    ``root``, ``bias``, Glorot-initialised) as PyG's ``RGCNConv(aggr="mean")``, which loops over the
+    relations one propagation each; here one scatter averages the neighbours per (node, relation)
+    for all relations at once, and each relation's block of averages is multiplied by its matrix
+    (with bases, the matrices ``sum_b a_rb V_b`` are formed first, as PyG does).
+    ``tests/learners/test_relational.py`` checks it against ``RGCNConv`` on the same weights and
+    ``benchmarks/relational_conv.py`` times both.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, num_relations: int, num_bases: int | None = None) -> None:
+        super().__init__()
+        self.num_relations, self.num_bases = num_relations, num_bases
+        if num_bases is None:
+            self.weight = nn.Parameter(_glorot(torch.empty(num_relations, in_dim, out_dim)))
+            self.register_parameter("comp", None)
+        else:
+            self.weight = nn.Parameter(_glorot(torch.empty(num_bases, in_dim, out_dim)))
+            self.comp = nn.Parameter(_glorot(torch.empty(num_relations, num_bases)))
+        self.root = nn.Parameter(_glorot(torch.empty(in_dim, out_dim)))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor) -> torch.Tensor:
+        """Node features ``(n_nodes, out_dim)``; ``edge_type`` (int, ``[0, num_relations)``) per edge."""
+        src, dst = edge_index
+        n, r = x.shape[0], self.num_relations
+        out = x @ self.root + self.bias
+        if src.numel() == 0:
+            return out
+        weight = self.weight if self.num_bases is None else torch.einsum("rb,bio->rio", self.comp, self.weight)
+        # Slots (relation, target node) ordered by relation, so that each relation's averages are one
+        # block for one matmul with its matrix.
+        slots, inverse = torch.unique(edge_type * n + dst, return_inverse=True)
+        count = torch.bincount(inverse, minlength=len(slots)).to(x.dtype)
+        mean = torch.zeros(len(slots), x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, inverse, x[src])
+        blocks = torch.split(mean / count[:, None], torch.bincount(slots // n, minlength=r).tolist())
+        messages = torch.cat([block @ weight[k] for k, block in enumerate(blocks) if len(block)])
+        return out.index_add(0, slots % n, messages)
+
+
+#: Composition operators phi(h, z) of CompGCN (Vashishth et al., ICLR 2020, section 4).
+COMPOSITIONS = ("sub", "mult", "corr")
+
+
+def compose(h: torch.Tensor, z: torch.Tensor, composition: str) -> torch.Tensor:
+    """CompGCN's composition ``phi(h, z)`` of node features with relation embeddings, row by row.
+
+    ``"sub"``: ``h - z`` (TransE, Bordes et al. 2013); ``"mult"``: ``h * z`` (DistMult, Yang et al.
+    2015); ``"corr"``: the circular correlation ``(h * z)_k = sum_i h_i z_((i + k) mod d)`` (HolE,
+    Nickel, Rosasco & Poggio 2016), computed as ``irfft(conj(rfft(h)) rfft(z))``.
+    """
+    if composition == "sub":
+        return h - z
+    if composition == "mult":
+        return h * z
+    if composition == "corr":
+        d = h.shape[-1]
+        return torch.fft.irfft(torch.conj(torch.fft.rfft(h, dim=-1)) * torch.fft.rfft(z, dim=-1), n=d, dim=-1)
+    raise InputError(f"unknown composition {composition!r}; choose one of {COMPOSITIONS}")
+
+
+class CompGCNConv(nn.Module):
+    """CompGCN layer (Vashishth et al., ICLR 2020, eqs. 4-5) on a graph with a relation and a direction per edge.
+
+    Every edge ``u -> v`` of relation ``r`` is an *original* edge (direction 0: as stored, for glycan
+    graphs child -> parent) or an *inverse* one (direction 1: the reverse copy that
+    :func:`learners.data.graphs_to_data` adds, relation ``r^-1``), and each node has a self-loop of
+    relation ``T``. With ``d in {O, I}`` and ``N_d(v)`` the direction-``d`` edges into ``v``::
+
+        h_v' = W_S phi(h_v, z_T) + sum_d 1/|N_d(v)| sum_{(u, r) in N_d(v)} W_d phi(h_u, z_r) + b
+        z_r' = W_rel z_r
+
+    ``z`` holds one embedding per relation and per direction (rows ``r`` and ``r + n_relations``),
+    so ``r`` and ``r^-1`` are embedded apart, as in the paper; ``z_T`` is a parameter of the layer
+    (the authors' code, ``loop_rel``). ``phi`` is :func:`compose`.
+
+    Normalisation: eq. 4 of the paper writes a plain sum; here each direction's messages are
+    averaged (``1/|N_d(v)|``, Schlichtkrull et al.'s ``c_{i,r}`` per direction), which keeps a branching
+    residue's input on the scale of a chain residue's. The authors' code instead scales by
+    ``deg^-1/2`` of both ends and averages the three terms (a factor 1/3 that the weights absorb).
     """
 
     def __init__(self, hidden: int, composition: str = "mult") -> None:
         super().__init__()
-        if composition not in ("mult", "sub"):
-            raise InputError(f"composition must be 'mult' or 'sub', got {composition!r}")
+        if composition not in COMPOSITIONS:
+            raise InputError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
         self.composition = composition
-        self.w_msg = nn.Linear(hidden, hidden, bias=False)
+        self.w_orig = nn.Linear(hidden, hidden, bias=False)
+        self.w_inv = nn.Linear(hidden, hidden, bias=False)
         self.w_self = nn.Linear(hidden, hidden)
         self.w_rel = nn.Linear(hidden, hidden, bias=False)
+        self.self_relation = nn.Parameter(torch.empty(hidden))
+        # The authors draw loop_rel with Xavier-normal; a unit-scale normal keeps "mult" away from zero.
+        nn.init.normal_(self.self_relation, mean=1.0 if composition == "mult" else 0.0, std=hidden ** -0.5)
 
-    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, relation: torch.Tensor, z: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Node embeddings and relation embeddings after the layer."""
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, relation: torch.Tensor, direction: torch.Tensor,
+                z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node embeddings ``(n_nodes, hidden)`` and relation embeddings ``(2 n_relations, hidden)`` after the layer.
+
+        ``relation`` (int, ``[0, n_relations)``) and ``direction`` (0 original, 1 inverse) are per edge.
+        """
         from torch_geometric.utils import scatter
 
         src, dst = edge_index
-        z_e = z[relation]
-        composed = h[src] * z_e if self.composition == "mult" else h[src] - z_e
-        messages = scatter(self.w_msg(composed), dst, dim=0, dim_size=h.shape[0], reduce="mean")
-        return self.w_self(h) + messages, self.w_rel(z)
+        n_relations = z.shape[0] // 2
+        composed = compose(h[src], z[relation + n_relations * direction], self.composition)
+        inverse = (direction == 1)[:, None]
+        messages = torch.where(inverse, self.w_inv(composed), self.w_orig(composed))
+        # 1/|N_d(v)|: in-degree of each node per direction, looked up at each edge's target.
+        slot = dst * 2 + direction
+        count = torch.bincount(slot, minlength=2 * h.shape[0]).to(h.dtype)
+        messages = messages / count[slot][:, None]
+        out = self.w_self(compose(h, self.self_relation, self.composition))
+        return out + scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum"), self.w_rel(z)
 
 
 def _conv(kind: str, hidden: int, edge_dim: int | None, heads: int, n_relations: int = 0,
-          num_bases: int | None = None) -> nn.Module:
+          num_bases: int | None = None, composition: str = "mult") -> nn.Module:
     from torch_geometric import nn as gnn
 
     if kind == "rgcn":
         # Mean over each relation's neighbours plus a root weight: Schlichtkrull et al.'s eq. 2
-        # with c_{i,r} = |N_i^r|; bases (eq. 3) when the relations outnumber them.
-        bases = num_bases if num_bases is not None and num_bases < n_relations else None
-        return gnn.RGCNConv(hidden, hidden, n_relations, num_bases=bases, aggr="mean")
+        # with c_{i,r} = |N_i^r|, over 2 n_relations relations (each linkage and its inverse, the
+        # paper's "canonical and inverse" relations); bases (eq. 3) when the relations outnumber them.
+        bases = num_bases if num_bases is not None and num_bases < 2 * n_relations else None
+        return RGCNLayer(hidden, hidden, 2 * n_relations, num_bases=bases)
     if kind == "compgcn":
-        return CompGCNConv(hidden)
+        return CompGCNConv(hidden, composition)
     if kind == "gcn":
         return gnn.GCNConv(hidden, hidden)
     if kind == "gin":
@@ -136,9 +234,10 @@ class GraphModel(nn.Module):
 
     Parameters
     ----------
-    kind : {"gcn", "gin", "gine", "gat", "nnconv", "attentivefp"}
-        Message-passing layer. ``gine``, ``gat``, ``nnconv`` and ``attentivefp`` use edge
-        features (``edge_dim`` required); ``gcn`` and ``gin`` ignore them.
+    kind : {"gcn", "gin", "gine", "gat", "nnconv", "attentivefp", "rgcn", "compgcn"}
+        Message-passing layer. ``gine``, ``gat``, ``nnconv``, ``attentivefp``, ``rgcn`` and
+        ``compgcn`` use edge features (``edge_dim`` required; the relational kinds through
+        ``relations``); ``gcn`` and ``gin`` ignore them.
     in_dim : int
         Node feature width (128 for glycan graphs' Morgan fingerprints).
     edge_dim : int, optional
@@ -163,10 +262,14 @@ class GraphModel(nn.Module):
     relations : tensor, shape (n_relations, edge_dim)
         ``rgcn`` / ``compgcn`` only (required): the edge feature rows that are relations
         (:func:`relation_table`). An edge whose features match no row exactly takes one extra
-        "other" relation.
+        "other" relation. Each relation also has an inverse: an edge of direction 1 (the reverse
+        copy of a stored edge, see ``edge_dir`` in :meth:`forward`) is of relation ``r^-1``, with
+        its own weights (``rgcn``) or its own embedding and the weight ``W_I`` (``compgcn``).
     num_bases : int, optional
         ``rgcn``: basis decomposition of the relation weights (used when fewer bases than
-        relations); None: a full weight matrix per relation.
+        relations, inverses counted); None: a full weight matrix per relation.
+    composition : {"mult", "sub", "corr"}
+        ``compgcn``: how a neighbour's features meet its relation's embedding (:func:`compose`).
     seed : int
         Seed of the weight initialisation (the global torch RNG is left untouched).
     device, dtype
@@ -194,6 +297,7 @@ class GraphModel(nn.Module):
         heads: int = 4,
         relations: Any = None,
         num_bases: int | None = 8,
+        composition: str = "mult",
         seed: int = 0,
         device: Any = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -211,6 +315,8 @@ class GraphModel(nn.Module):
         n_outputs = sum(head_sizes)
         if len(head_sizes) > 1 and kind == "attentivefp":
             raise InputError("kind 'attentivefp' has its own readout and head; a multi-task model needs another kind")
+        if kind == "compgcn" and composition not in COMPOSITIONS:
+            raise InputError(f"unknown composition {composition!r}; choose one of {COMPOSITIONS}")
         if kind in RELATIONAL_KINDS:
             if relations is None:
                 raise InputError(f"model kind {kind!r} needs relations=relation_table(training edge features)")
@@ -245,8 +351,10 @@ class GraphModel(nn.Module):
                     self.register_buffer("relations", relations.to(torch.float64))
                     n_relations = relations.shape[0] + 1  # the last: "other"
                     if kind == "compgcn":
-                        self.relation_embedding = nn.Embedding(n_relations, hidden)
-                self.convs = nn.ModuleList(_conv(kind, hidden, edge_dim, heads, n_relations, num_bases) for _ in range(layers))
+                        # Rows r: the relations as stored; rows r + n_relations: their inverses.
+                        self.relation_embedding = nn.Embedding(2 * n_relations, hidden)
+                self.convs = nn.ModuleList(_conv(kind, hidden, edge_dim, heads, n_relations, num_bases, composition)
+                                           for _ in range(layers))
                 heads_ = [nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, size))
                           for size in head_sizes]
                 self.head = heads_[0] if len(heads_) == 1 else nn.ModuleList(heads_)
@@ -268,10 +376,14 @@ class GraphModel(nn.Module):
         edge_index: torch.Tensor,
         edge_attr: torch.Tensor | None = None,
         batch: torch.Tensor | None = None,
+        edge_dir: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Graph outputs ``(n_graphs, n_outputs)``: logits (classification) or values (regression).
 
         ``batch`` assigns each node to its graph (PyG's convention); None means one graph.
+        ``edge_dir`` (int, per edge; :func:`learners.data.graphs_to_data` stores it) marks each edge
+        as stored (0) or as the reverse copy of a stored edge (1); only ``rgcn`` and ``compgcn``
+        read it, and None means every edge is as stored (no inverse relations: direction-blind).
         """
         from torch_geometric import nn as gnn
 
@@ -292,12 +404,16 @@ class GraphModel(nn.Module):
         h = self.encoder(x)
         if self.kind in RELATIONAL_KINDS:
             relation = self.relation_ids(edge_attr)
+            direction = torch.zeros_like(relation) if edge_dir is None else edge_dir.to(relation)
+            if direction.shape != relation.shape or not ((direction == 0) | (direction == 1)).all():
+                raise InputError(f"edge_dir must hold 0 or 1 per edge ({relation.shape[0]} edges), got "
+                                 f"shape {tuple(direction.shape)}")
             z = self.relation_embedding.weight if self.kind == "compgcn" else None
         for conv in self.convs:
             if self.kind == "rgcn":
-                m = conv(h, edge_index, relation)
+                m = conv(h, edge_index, relation + (self.relations.shape[0] + 1) * direction)
             elif self.kind == "compgcn":
-                m, z = conv(h, edge_index, relation, z)
+                m, z = conv(h, edge_index, relation, direction, z)
             else:
                 m = conv(h, edge_index, edge_attr) if self.edge_dim is not None else conv(h, edge_index)
             h = h + nn.functional.dropout(torch.relu(m), self.dropout, self.training)
@@ -309,8 +425,8 @@ class GraphModel(nn.Module):
 
 
 def graph_inputs(batch) -> tuple:
-    """The positional inputs of :meth:`GraphModel.forward` from a PyG ``Batch``."""
-    return batch.x, batch.edge_index, batch.edge_attr, batch.batch
+    """The positional inputs of :meth:`GraphModel.forward` from a PyG ``Batch`` (``edge_dir`` None where absent)."""
+    return batch.x, batch.edge_index, batch.edge_attr, batch.batch, getattr(batch, "edge_dir", None)
 
 
 def task_loss(task: str, outputs: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -21,7 +21,8 @@ model, the trainer settings and the split::
     #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
     #                 task = "binding" only)
     [model]
-    kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout
+    kind = "gine"                    # any GraphModel kind; hidden, layers, readout, dropout,
+                                     # composition (compgcn), num_bases (rgcn)
     [trainer]
     epochs = 100                     # batch_size, lr, weight_decay, schedule, patience, monitor,
                                      # clip_norm, device
@@ -42,7 +43,9 @@ With ``task = "binding"`` (``dataset.task = "binding"``) a :class:`learners.bind
 learns the binding value of (lectin, glycan) pairs; ``subsample`` counts pairs, the split is over
 lectin sequences (``by = "random"``: whole sequences at random, or ``"file"``: a split file keyed by
 sequence), and ``metrics.json`` holds Spearman's rho, MAE, RMSE and R^2 over the test pairs.
-``[trainer]`` keys it does not read (``schedule``, ``patience``, ``monitor``, ``clip_norm``) and
+The validation lectins' pairs are scored every epoch: ``patience`` stops the run early, and the
+weights of the best epoch on ``monitor`` (``"loss"``, ``"spearman"``, ``"mae"``, ``"rmse"`` or
+``"r2"``) are kept. ``[trainer]`` keys it does not read (``schedule``, ``clip_norm``) and
 ``model.readout`` are refused. ``matrep predict`` does not read a binding run (it takes glycans
 alone): load its ``estimator.pt`` with :func:`learners.estimators.load_estimator`.
 
@@ -79,7 +82,7 @@ import numpy as np
 import pandas as pd
 
 from learners.errors import InputError
-from reprs.config import Schema, config_file, load_toml
+from reprs.config import Schema, config_file, did_you_mean, load_toml
 from reprs.errors import ConfigError
 from reprs.fileio import save_figure
 
@@ -138,6 +141,8 @@ class ModelConfig(Schema):
     layers: int | None = None
     readout: str | None = None
     dropout: float | None = None
+    composition: Literal["mult", "sub", "corr"] | None = None
+    num_bases: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,10 +208,16 @@ class RunConfig(Schema):
             raise ConfigError("task = 'binding' and dataset source = 'glycan_task' with task = 'binding' go together "
                               "(a regression of (lectin, glycan) pairs)")
         if binding:
-            unread = [f"trainer.{k}" for k in ("schedule", "patience", "monitor", "clip_norm")
+            from learners.binding import MONITORS
+
+            unread = [f"trainer.{k}" for k in ("schedule", "clip_norm")
                       if getattr(self.trainer, k) is not None] + (["model.readout"] if self.model.readout else [])
             if unread:
                 raise ConfigError(f"{', '.join(unread)} not read by task = 'binding' (learners.binding.BindingRegressor)")
+            if self.trainer.monitor not in (None, *MONITORS):
+                guess = did_you_mean(self.trainer.monitor, MONITORS)
+                raise ConfigError(f"trainer.monitor = {self.trainer.monitor!r} is not a score of task = 'binding'"
+                                  f"{f'; did you mean {guess!r}?' if guess else ''} known: {', '.join(MONITORS)}")
             if self.split.by not in (None, "random", "file"):
                 raise ConfigError(f"split.by = {self.split.by!r} is not a split of lectins; task = 'binding' splits "
                                   "by 'random' (whole lectin sequences) or 'file' (keyed by sequence)")
@@ -535,9 +546,8 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
                                "n_unparsed": int((~parsed).sum()), "n_unparsed_glycans": len(failures),
                                "n_lectin_sequences": len(sequences)}
     _claim(run_dir, spec, cfg)
-    # BindingRegressor trains without a validation set (a fixed number of epochs): the validation
-    # pairs are counted, not used.
-    estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train])
+    estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train],
+                  val=(pairs[val], y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")
     if len(test):
         pred = estimator.predict(pairs[test])

@@ -24,7 +24,7 @@ class _SumLinear(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(w)
 
-    def forward(self, x, edge_index, edge_attr, batch):
+    def forward(self, x, edge_index, edge_attr, batch, edge_dir=None):
         n_graphs = int(batch.max()) + 1
         return torch.zeros(n_graphs, 1, dtype=x.dtype).index_add_(0, batch, (x @ self.w)[:, None])
 
@@ -80,3 +80,34 @@ def test_bad_attribution_input(fucose_task, tmp_path):
         integrated_gradients(model, data, target=4)
     with pytest.raises(InputError, match="steps"):
         integrated_gradients(model, data, steps=0)
+
+
+@pytest.mark.parametrize("output", ["log_proba", "log_odds"])
+def test_class_outputs_of_one_head_of_a_multitask_model(output):
+    (data,) = graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64)
+    model = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=[2, 4, 3], task="multitask", hidden=16,
+                       layers=2, dtype=torch.float64, seed=2)
+    scores, out, base = integrated_gradients(model, data, target=4, steps=128, output=output)
+    with torch.no_grad():
+        z = model(data.x, data.edge_index, data.edge_attr, None, data.edge_dir)[0, 2:6]  # the second head
+        z0 = model(torch.zeros_like(data.x), data.edge_index, data.edge_attr, None, data.edge_dir)[0, 2:6]
+
+    def f(logits):  # class 2 of the head, written out
+        p = torch.softmax(logits, 0)[2]
+        return float(torch.log(p) if output == "log_proba" else torch.log(p / (1 - p)))
+
+    assert out == pytest.approx(f(z), rel=1e-10) and base == pytest.approx(f(z0), rel=1e-10)
+    assert abs(scores.sum() - (out - base)) <= 1e-2 * abs(out - base)
+    with pytest.raises(InputError, match="output must be one of"):
+        integrated_gradients(model, data, target=4, output="proba")
+
+
+def test_monomer_attribution_explains_log_odds_by_default(fucose_task):
+    train_g, train_y, *_ = fucose_task
+    clf = GNNClassifier(kind="gin", hidden=8, layers=1, epochs=2, dtype=torch.float64).fit(train_g, train_y)
+    graph = glycan_graph(GLYCAN)
+    att = monomer_attribution(clf, graph, target=1)
+    p = clf.predict_proba([graph])[0, 1]
+    assert att.kind == "log_odds" and att.output == pytest.approx(np.log(p / (1 - p)), rel=1e-8)
+    logit = monomer_attribution(clf, graph, target=1, output="logit", baseline=np.full(128, 0.5))
+    assert logit.kind == "logit" and logit.baseline_output != att.baseline_output

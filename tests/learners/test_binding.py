@@ -64,3 +64,79 @@ def test_pair_model_round_trips_through_save_and_predicts_new_inputs(tmp_path):
         loaded.predict(np.array([[2, 0]]), new, proteins)
     with pytest.raises(InputError, match="protein widths"):
         loaded.predict(np.array([[0, 0]]), new, np.ones((1, 3)))
+
+
+MORE_GLYCANS = GLYCANS + ["Fuc(a1-2)Gal", "Neu5Ac(a2-3)Gal", "Gal(b1-3)GalNAc", "Neu5Ac(a2-6)Gal(b1-4)GlcNAc",
+                          "Fuc(a1-6)GlcNAc", "Glc(b1-4)Glc"]
+
+
+def _noisy_task(n_proteins=12, seed=0):
+    """Protein j binds fucose with weight p_j0 and sialic acid with p_j1, plus noise: held-out
+    proteins are predictable from their features, and a long run at a high rate overfits the noise."""
+    rng = np.random.default_rng(seed)
+    proteins = rng.normal(size=(n_proteins, 2))
+    pairs = np.array([(i, j) for i in range(len(MORE_GLYCANS)) for j in range(n_proteins)])
+    fuc = np.array(["Fuc" in g for g in MORE_GLYCANS], dtype=float)[pairs[:, 0]]
+    sia = np.array(["Neu5Ac" in g for g in MORE_GLYCANS], dtype=float)[pairs[:, 0]]
+    y = proteins[pairs[:, 1], 0] * fuc + proteins[pairs[:, 1], 1] * sia + 0.5 * rng.normal(size=len(pairs))
+    return [glycan_graph(s) for s in MORE_GLYCANS], proteins, pairs, y
+
+
+def test_early_stopping_holds_out_whole_proteins_and_restores_the_best_epoch():
+    import torch
+
+    graphs, proteins, pairs, y = _noisy_task()
+    kw = dict(kind="rgcn", hidden=16, layers=1, epochs=150, batch_size=16, lr=1e-2, weight_decay=0.0,
+              min_relation_count=1, patience=5, validation_fraction=0.25, dtype=torch.float64, seed=1)
+    model = BindingRegressor(**kw).fit(graphs, proteins, pairs, y)
+    held = model.validation_index_
+    train = np.setdiff1d(np.arange(len(pairs)), held)
+    # whole proteins held out: 3 of 12, none of them among the training pairs'
+    assert len(np.unique(pairs[held, 1])) == 3 and not set(pairs[held, 1]) & set(pairs[train, 1])
+    history = model.history_
+    val_loss = np.array([r["val_loss"] for r in history])
+    best = model.trainer_.best_epoch_
+    assert len(history) < kw["epochs"] and len(history) == best + kw["patience"]  # stopped early
+    assert best == int(np.argmin(val_loss)) + 1
+    # The restored weights are the best epoch's: their validation MSE (standardised targets,
+    # recomputed from predictions) is that epoch's logged val_loss, not the last epoch's.
+    pred = (model.predict(pairs[held]) - model.y_mean_) / model.y_std_
+    target = (y[held] - model.y_mean_) / model.y_std_
+    assert np.mean((pred - target) ** 2) == pytest.approx(val_loss[best - 1], rel=1e-9)
+    assert val_loss[-1] > val_loss[best - 1]
+    # The targets' mean and spread are the training pairs' only.
+    assert model.y_mean_ == pytest.approx(y[train].mean())
+
+
+def test_early_stopping_is_seed_deterministic_and_groups_by_glycan_on_request():
+    graphs, proteins, pairs, y = _noisy_task()
+    kw = dict(kind="gin", hidden=8, layers=1, epochs=6, batch_size=32, lr=1e-2, patience=2, validation_fraction=0.3,
+              validation_groups="glycan", monitor="spearman")
+    a = BindingRegressor(seed=3, **kw).fit(graphs, proteins, pairs, y)
+    b = BindingRegressor(seed=3, **kw).fit(graphs, proteins, pairs, y)
+    c = BindingRegressor(seed=4, **kw).fit(graphs, proteins, pairs, y)
+    np.testing.assert_array_equal(a.validation_index_, b.validation_index_)
+    np.testing.assert_array_equal(a.predict(pairs), b.predict(pairs))
+    assert a.history_ == [{**r, "seconds": s["seconds"]} for r, s in zip(b.history_, a.history_)]
+    assert not np.array_equal(a.validation_index_, c.validation_index_)
+    held = a.validation_index_
+    assert not set(pairs[held, 0]) & set(np.delete(pairs, held, axis=0)[:, 0])  # whole glycans held out
+    assert "val_spearman" in a.history_[0] and a.trainer_.monitor == "spearman"
+
+
+def test_validation_pairs_given_and_bad_validation_settings():
+    graphs, proteins, pairs, y = _noisy_task()
+    val = np.isin(pairs[:, 1], [0, 1])
+    model = BindingRegressor(kind="gin", hidden=8, layers=1, epochs=3, batch_size=64, patience=1)
+    model.fit(graphs, proteins, pairs[~val], y[~val], val=(pairs[val], y[val]))
+    assert model.validation_index_ is None and "val_loss" in model.history_[0]
+    with pytest.raises(InputError, match="need validation pairs"):
+        BindingRegressor(kind="gin", epochs=1, patience=3).fit(graphs, proteins, pairs, y)
+    with pytest.raises(InputError, match="out of range"):
+        BindingRegressor(kind="gin", epochs=1).fit(graphs, proteins, pairs, y, val=(pairs + [0, 20], y))
+    with pytest.raises(InputError, match="validation_groups"):
+        BindingRegressor(validation_groups="lectin")
+    with pytest.raises(InputError, match="monitor"):
+        BindingRegressor(monitor="accuracy")
+    with pytest.raises(InputError, match="validation_fraction"):
+        BindingRegressor(validation_fraction=1.0)

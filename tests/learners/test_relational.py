@@ -21,49 +21,143 @@ def _batch(strings, dtype=torch.float64):
     return Batch.from_data_list(graphs_to_data([glycan_graph(s) for s in strings], dtype=dtype))
 
 
-def _reference_rgcn_one_relation(model: GraphModel, batch) -> torch.Tensor:
-    """The model's forward written out by hand for a single relation (Schlichtkrull et al. eq. 2,
-    mean over neighbours, root weight, bias), with dense numpy-free torch algebra."""
-    x, ei, b = batch.x, batch.edge_index, batch.batch
-    h = model.encoder(x)
-    n = x.shape[0]
-    adj = torch.zeros(n, n, dtype=x.dtype)
-    adj[ei[1], ei[0]] = 1.0  # messages src -> dst
-    deg = adj.sum(1, keepdim=True).clamp(min=1)
+def _loop_forward(model: GraphModel, batch, conv_by_hand) -> torch.Tensor:
+    """GraphModel's forward with each layer computed by ``conv_by_hand``: encoder, residual ReLU
+    layers, mean readout per graph, head."""
+    rel = model.relation_ids(batch.edge_attr).tolist()
+    direction = batch.edge_dir.tolist()
+    edges = [(int(u), int(v), r, d) for (u, v), r, d in zip(batch.edge_index.T.tolist(), rel, direction)]
+    h = model.encoder(batch.x)
+    z = model.relation_embedding.weight if model.kind == "compgcn" else None
     for conv in model.convs:
-        w = conv.weight[0] if conv.num_bases is None else (conv.comp @ conv.weight.view(conv.num_bases, -1)).view(-1, *conv.weight.shape[1:])[0]
-        m = h @ conv.root + (adj @ h / deg) @ w + conv.bias
+        m, z = conv_by_hand(conv, h, edges, z)
         h = h + torch.relu(m)
+    b = batch.batch
     pooled = torch.stack([h[b == g].mean(0) for g in range(int(b.max()) + 1)])
     return model.head(pooled)
 
 
-def test_rgcn_with_one_relation_equals_hand_written_mean_convolution():
-    batch = _batch(["Gal(b1-4)GlcNAc(b1-4)GlcNAc", "Gal(b1-4)Glc", "Gal(b1-4)[Gal(b1-4)]GlcNAc"])
+def _rgcn_by_hand(n_relations: int):
+    """Schlichtkrull et al. (2018) eq. 2, one edge at a time: h_i' = W_0 h_i + b + sum over relations
+    r (each linkage and its inverse) of 1/c_{i,r} sum_{j in N_i^r} W_r h_j, with c_{i,r} = |N_i^r|
+    and W_r = sum_b a_rb V_b (eq. 3) when the layer has bases."""
+
+    def conv(layer, h, edges, z):
+        if layer.num_bases is None:
+            weights = [layer.weight[t] for t in range(2 * n_relations)]
+        else:
+            weights = [sum(layer.comp[t, k] * layer.weight[k] for k in range(layer.num_bases))
+                       for t in range(2 * n_relations)]
+        out = []
+        for i in range(h.shape[0]):
+            total = h[i] @ layer.root + layer.bias
+            for t in range(2 * n_relations):
+                nbrs = [u for u, v, r, d in edges if v == i and r + n_relations * d == t]
+                if nbrs:
+                    total = total + sum(h[u] @ weights[t] for u in nbrs) / len(nbrs)
+            out.append(total)
+        return torch.stack(out), z
+
+    return conv
+
+
+def _corr_by_hand(a, b):
+    d = a.shape[0]
+    return torch.stack([sum(a[i] * b[(i + k) % d] for i in range(d)) for k in range(d)])
+
+
+def _compgcn_by_hand(conv, h, edges, z):
+    """Vashishth et al. (2020) eqs. 4-5, one edge at a time, with the normalisation documented in
+    CompGCNConv (each direction's messages averaged) and circular correlation as an explicit sum."""
+    phi = {"sub": lambda a, b: a - b, "mult": lambda a, b: a * b, "corr": _corr_by_hand}[conv.composition]
+    n_rel = z.shape[0] // 2
+    w = {0: conv.w_orig.weight, 1: conv.w_inv.weight}
+    out = []
+    for v in range(h.shape[0]):
+        total = conv.w_self.weight @ phi(h[v], conv.self_relation) + conv.w_self.bias
+        for d in (0, 1):
+            into = [(u, r) for u, t, r, dd in edges if t == v and dd == d]
+            for u, r in into:
+                total = total + w[d] @ phi(h[u], z[r + n_rel * d]) / len(into)
+        out.append(total)
+    return torch.stack(out), z @ conv.w_rel.weight.T
+
+
+HAND_GLYCANS = ["Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc", "Gal(b1-4)Glc", "Man(a1-3)[Man(a1-6)]Man(b1-4)GlcNAc",
+                "Fuc(a1-2)Gal(b1-3)GalNAc"]
+
+
+@pytest.mark.parametrize("num_bases", [None, 3])
+def test_rgcn_equals_a_per_edge_loop_of_schlichtkrull_eq_2(num_bases):
+    batch = _batch(HAND_GLYCANS)
+    table = relation_table(batch.edge_attr[batch.edge_dir == 0][:-2])  # the last linkage: "other"
+    r = table.shape[0] + 1
+    model = GraphModel(kind="rgcn", in_dim=128, edge_dim=table.shape[1], n_outputs=3, relations=table, hidden=6,
+                       layers=2, num_bases=num_bases, dtype=torch.float64, seed=3)
+    assert model.convs[0].num_relations == 2 * r and model.convs[0].num_bases == num_bases
+    with torch.no_grad():
+        np.testing.assert_allclose(model(*graph_inputs(batch)).numpy(),
+                                   _loop_forward(model, batch, _rgcn_by_hand(r)).numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("composition", ["sub", "mult", "corr"])
+def test_compgcn_equals_a_per_edge_loop_of_vashishth_eqs_4_5(composition):
+    batch = _batch(HAND_GLYCANS)
     table = relation_table(batch.edge_attr)
-    assert table.shape[0] == 1  # every bond is b1-4: one relation
-    model = GraphModel(kind="rgcn", in_dim=128, edge_dim=batch.edge_attr.shape[1], n_outputs=3, relations=table,
-                       hidden=8, layers=2, dtype=torch.float64, seed=3)
+    model = GraphModel(kind="compgcn", in_dim=128, edge_dim=table.shape[1], n_outputs=3, relations=table, hidden=5,
+                       layers=2, composition=composition, dtype=torch.float64, seed=4)
     with torch.no_grad():
-        ours = model(*graph_inputs(batch))
-        ref = _reference_rgcn_one_relation(model, batch)
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(model(*graph_inputs(batch)).numpy(),
+                                   _loop_forward(model, batch, _compgcn_by_hand).numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_rgcn_matches_pyg_graphconv_on_copied_weights():
-    from torch_geometric.nn import GraphConv, RGCNConv
+def test_circular_correlation_matches_numpy():
+    from learners.models import compose
 
-    rng = torch.Generator().manual_seed(0)
-    x = torch.randn(7, 5, generator=rng, dtype=torch.float64)
-    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 1], [1, 2, 3, 4, 5, 6, 0]])
-    rgcn = RGCNConv(5, 4, 1, aggr="mean").double()
-    ref = GraphConv(5, 4, aggr="mean").double()
-    with torch.no_grad():
-        ref.lin_rel.weight.copy_(rgcn.weight[0].T)
-        ref.lin_rel.bias.copy_(rgcn.bias)
-        ref.lin_root.weight.copy_(rgcn.root.T)
-    np.testing.assert_allclose(rgcn(x, ei, torch.zeros(7, dtype=torch.long)).detach().numpy(),
-                               ref(x, ei).detach().numpy(), rtol=1e-12)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 7)), rng.normal(size=(3, 7))
+    # numpy's correlate in "full" mode on a wrapped copy gives the circular correlation
+    ref = np.stack([np.array([np.dot(a[i], np.roll(b[i], -k)) for k in range(7)]) for i in range(3)])
+    np.testing.assert_allclose(compose(torch.tensor(a), torch.tensor(b), "corr").numpy(), ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InputError, match="composition"):
+        GraphModel(kind="compgcn", in_dim=4, edge_dim=3, n_outputs=2, relations=torch.zeros(1, 3), composition="add")
+
+
+def test_edge_dir_marks_the_stored_child_to_parent_edges():
+    graph = glycan_graph("Neu5Ac(a2-3)Gal(b1-4)[Fuc(a1-3)]GlcNAc")
+    (data,) = graphs_to_data([graph], dtype=torch.float64)
+    stored = {(u, v) for u, v in graph.edges}
+    for (u, v), d in zip(data.edge_index.T.tolist(), data.edge_dir.tolist()):
+        assert ((u, v) in stored) == (d == 0)
+    (blind,) = graphs_to_data([graph.to_undirected()], dtype=torch.float64)
+    assert blind.edge_index.shape == data.edge_index.shape and not blind.edge_dir.any()
+
+
+@pytest.mark.parametrize("num_bases", [None, 4])
+def test_rgcn_layer_equals_pyg_rgcnconv_on_the_same_weights(num_bases):
+    from torch_geometric.nn import RGCNConv
+
+    from learners.models import RGCNLayer
+
+    gen = torch.Generator().manual_seed(0)
+    n, n_edges, r = 30, 80, 9
+    x = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+    ei = torch.randint(0, n - 3, (2, n_edges), generator=gen)  # the last 3 nodes receive nothing
+    types = torch.randint(0, r - 1, (n_edges,), generator=gen)  # relation r - 1 is never used
+    ours = RGCNLayer(5, 4, r, num_bases=num_bases).double()
+    peer = RGCNConv(5, 4, r, num_bases=num_bases, aggr="mean").double()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in peer.state_dict().items()}
+    peer.load_state_dict(ours.state_dict())
+    expected = peer(x, ei, types)
+    got = ours(x, ei, types)
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    # and the gradients with respect to every weight
+    for a, b in zip(torch.autograd.grad(got.square().sum(), list(ours.parameters())),
+                    torch.autograd.grad(expected.square().sum(), list(peer.parameters()))):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    # a graph without edges: the root term alone
+    none = torch.zeros((2, 0), dtype=torch.long)
+    np.testing.assert_allclose(ours(x, none, types[:0]).detach().numpy(), (x @ ours.root + ours.bias).detach().numpy())
 
 
 @pytest.mark.parametrize("kind", ["rgcn", "compgcn"])
@@ -78,7 +172,8 @@ def test_permuting_relations_with_their_weights_leaves_outputs_unchanged(kind):
     perm = torch.randperm(r, generator=torch.Generator().manual_seed(5))
     b = GraphModel(relations=table[perm], **kw)
     state = a.state_dict()
-    full = torch.cat([perm, torch.tensor([r])])  # the "other" relation stays last
+    # the "other" relation stays last; the inverses (rows r + 1 ...) follow their relations
+    full = torch.cat([perm, torch.tensor([r]), perm + r + 1, torch.tensor([2 * r + 1])])
     for key in list(state):
         if kind == "rgcn" and key.endswith(".weight") and key.startswith("convs."):
             state[key] = state[key][full]
@@ -128,6 +223,42 @@ def test_relational_kinds_learn_what_linkage_blind_kinds_cannot(kind):
     relational = GNNClassifier(kind=kind, hidden=16, layers=2, epochs=60, lr=1e-2, seed=0,
                                min_relation_count=1).fit(graphs, y)
     assert relational.score(graphs, y) == 1.0
+
+
+def _direction_pairs():
+    """Disaccharides A(b1-4)B and B(b1-4)A, labelled by whether the reducing-end residue B is a
+    hexosamine: the two members of a pair hold the same residues joined by the same linkage, so only
+    the edge's direction tells them apart."""
+    amines, others = ["GlcNAc", "GalNAc", "ManNAc"], ["Gal", "Glc", "Man", "Fuc", "Xyl"]
+    strings, labels = [], []
+    for a in amines:
+        for b in others:
+            strings += [f"{b}(b1-4){a}", f"{a}(b1-4){b}"]
+            labels += [1, 0]
+    return strings, np.array(labels)
+
+
+@pytest.mark.parametrize("kind", ["rgcn", "compgcn"])
+def test_relational_kinds_learn_a_direction_only_task(kind):
+    strings, y = _direction_pairs()
+    graphs = [glycan_graph(s) for s in strings]
+    kw = dict(kind=kind, hidden=16, layers=2, epochs=80, lr=1e-2, seed=0, min_relation_count=1)
+    # The same graphs without their direction (nx.Graph: no inverse relations) are the same input twice.
+    blind = GNNClassifier(**kw).fit([g.to_undirected() for g in graphs], y)
+    proba = blind.predict_proba([g.to_undirected() for g in graphs])
+    np.testing.assert_allclose(proba[0::2], proba[1::2], atol=1e-6)
+    assert blind.score([g.to_undirected() for g in graphs], y) == 0.5
+    assert GNNClassifier(**kw).fit(graphs, y).score(graphs, y) == 1.0
+
+
+def test_compgcn_round_trips_through_save_with_its_composition(tmp_path):
+    strings, y = _direction_pairs()
+    graphs = [glycan_graph(s) for s in strings]
+    clf = GNNClassifier(kind="compgcn", composition="corr", hidden=8, layers=2, epochs=2, min_relation_count=1)
+    clf.fit(graphs, y)
+    loaded = load_estimator(save_estimator(clf, tmp_path / "c.pt"))
+    assert loaded.model_.convs[0].composition == "corr" and loaded.get_params() == clf.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(graphs), clf.predict_proba(graphs))
 
 
 def test_relational_estimator_round_trips_through_save(tmp_path):
@@ -204,3 +335,16 @@ def test_multitask_classifier_round_trips_through_save(tmp_path):
     with pytest.raises(InputError, match="holds a 'GNNFutureEstimator', which load_estimator does not read; it reads "
                                          "GNNClassifier, GNNRegressor, GNNMultiTaskClassifier, BindingRegressor"):
         load_estimator(tmp_path / "other.pt")
+
+
+def test_a_relational_model_saved_with_other_weight_shapes_is_refused(tmp_path):
+    strings, y = _direction_pairs()
+    graphs = [glycan_graph(s) for s in strings]
+    clf = GNNClassifier(kind="compgcn", hidden=8, layers=1, epochs=1, min_relation_count=1).fit(graphs, y)
+    path = save_estimator(clf, tmp_path / "c.pt")
+    payload = torch.load(path, weights_only=True)
+    # a relation embedding without inverse rows, as compgcn files of earlier matrep versions hold
+    payload["state_dict"]["relation_embedding.weight"] = payload["state_dict"]["relation_embedding.weight"][:2]
+    torch.save(payload, path)
+    with pytest.raises(InputError, match="another architecture.*train the model again"):
+        load_estimator(path)

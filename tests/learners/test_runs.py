@@ -187,6 +187,20 @@ def test_estimators_are_saved_as_weights_not_pickles(csv_dataset, tmp_path):
     assert first["prediction"].isin(["fuc", "plain"]).all()
 
 
+def test_relational_model_settings_reach_the_saved_model(csv_dataset, tmp_path):
+    from learners.estimators import load_estimator
+
+    cfg = _config(csv_dataset, epochs=1)
+    cfg["model"] = {"kind": "compgcn", "hidden": 8, "layers": 1, "composition": "corr", "num_bases": 4}
+    train_run(cfg, tmp_path / "run", progress=False)
+    model = load_estimator(tmp_path / "run" / "estimator.pt")
+    assert model.composition == "corr" and model.num_bases == 4 and model.model_.convs[0].composition == "corr"
+    with pytest.raises(ConfigError, match="did you mean 'composition'"):
+        load_config({**cfg, "model": {"kind": "compgcn", "compositon": "sub"}})
+    with pytest.raises(ConfigError, match="model.composition"):
+        load_config({**cfg, "model": {"kind": "compgcn", "composition": "add"}})
+
+
 @pytest.mark.parametrize("problem", ["yaml", "syntax", "missing dataset", "typo"])
 def test_cli_reports_config_mistakes_in_one_line(csv_dataset, tmp_path, capsys, problem):
     from reprs.cli import main
@@ -349,6 +363,9 @@ def test_binding_run_splits_by_lectin_and_saves_the_pair_model(tmp_path):
     assert len(test) == metrics["n_test"]
     model = load_estimator(run / "estimator.pt")
     assert isinstance(model, BindingRegressor) and model.epochs == 1
+    # the validation lectins' pairs were scored (early stopping and the best epoch's weights)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["val_loss"] > 0 and "val_spearman" in log[0]
     names = sorted(test["glycan"].unique())
     seqs = sorted(test["sequence"].unique())
     pairs = np.stack([test["glycan"].map({g: i for i, g in enumerate(names)}).to_numpy(),
@@ -366,8 +383,11 @@ def test_binding_run_configs_are_checked():
     assert load_config(base)["task"] == "binding"
     with pytest.raises(ConfigError, match="go together"):
         load_config({"dataset": {"source": "glycan_task", "task": "binding"}})
-    with pytest.raises(ConfigError, match="trainer.patience, model.readout not read by task = 'binding'"):
-        load_config({**base, "trainer": {"patience": 3}, "model": {"readout": "sum"}})
+    with pytest.raises(ConfigError, match="trainer.schedule, model.readout not read by task = 'binding'"):
+        load_config({**base, "trainer": {"schedule": "constant", "patience": 3}, "model": {"readout": "sum"}})
+    assert load_config({**base, "trainer": {"patience": 3, "monitor": "spearman"}})["trainer"]["patience"] == 3
+    with pytest.raises(ConfigError, match="not a score of task = 'binding'.*did you mean 'spearman'"):
+        load_config({**base, "trainer": {"monitor": "spearmann"}})
     with pytest.raises(ConfigError, match="not a split of lectins"):
         load_config({**base, "split": {"by": "hash"}})
 
