@@ -66,9 +66,9 @@ import torch
 from ase import units
 
 from .errors import SimsInputError, SimulationStopped
-from .integrators import Integrator, Langevin, NoseHooverChain, make_generator
+from .integrators import Integrator, Langevin, NoseHooverChain, chain_half_step, make_generator
 
-__all__ = ["CellRescaling", "NegativePressureWarning"]
+__all__ = ["CellRescaling", "MTK", "NegativePressureWarning"]
 
 
 class NegativePressureWarning(UserWarning):
@@ -145,12 +145,7 @@ class CellRescaling(Integrator):
                                  "a barostat faster than one step cannot be integrated (use hundreds of steps)")
         if not (math.isfinite(compressibility) and compressibility > 0):
             raise SimsInputError(f"compressibility must be > 0 1/bar, got {compressibility}")
-        if not max_volume_ratio > 1:
-            raise SimsInputError(f"max_volume_ratio must be > 1, got {max_volume_ratio}")
-        if min(targets) < 0:
-            warnings.warn(f"target pressure {pressure} bar is negative: a liquid under tension may cavitate "
-                          "(the volume then runs away and the run stops) and a gas has no state there",
-                          NegativePressureWarning, stacklevel=2)
+        _check_limits(pressure, targets, max_volume_ratio)
         self.thermostat = thermostat
         self.coupling = coupling
         self.pressure: float | tuple[float, float, float] = targets[0] if coupling == "isotropic" else targets
@@ -170,17 +165,7 @@ class CellRescaling(Integrator):
         self.thermostat.temperature = float(value)
 
     def start(self, state, seed: int | Sequence[int] | None):
-        if not (bool(state.pbc.all()) and abs(float(torch.linalg.det(state.cell.detach()))) > 1e-12):
-            raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={state.pbc.tolist()}): "
-                                 "a non-periodic direction has no box length for the pressure to act on. Use an NVT "
-                                 "ensemble, or make the system periodic (a slab or molecule in vacuum cannot be "
-                                 "barostatted this way)")
-        cell = state.cell.detach()
-        off = cell - torch.diag(torch.diagonal(cell))
-        if self.coupling == "anisotropic" and float(off.abs().max()) > 1e-9 * float(cell.abs().max()):
-            raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
-                                 f"cell is triclinic (off-diagonal entries up to {float(off.abs().max()):.3g} Å): use "
-                                 "coupling='isotropic' (keeps the shape), or start from an orthorhombic cell")
+        _check_cell(state, self.coupling)
         seed = seed if seed is not None else self.seed
         words = None if seed is None else ([seed] if isinstance(seed, (int, np.integer)) else list(seed))
         state, inner = self.thermostat.start(state, None if words is None else words + [0])
@@ -211,17 +196,8 @@ class CellRescaling(Integrator):
         volume = state.volume()
         d_eps = self._strain_rate(state, run["virial"], volume, run)
         run["step"] += 1
-        new_volume = float(volume * torch.exp(d_eps.sum()))
-        ratio = new_volume / run["v0"]
-        if not (math.isfinite(new_volume) and float(d_eps.abs().max()) < 0.25
-                and 1 / self.max_volume_ratio < ratio < self.max_volume_ratio):
-            what = "collapsing" if not ratio > 1 else "exploding"
-            raise SimulationStopped(
-                f"the cell is {what} at barostat step {run['step']}: volume {float(volume):.6g} -> {new_volume:.6g} Å^3 "
-                f"(start {run['v0']:.6g} Å^3, limit a factor {self.max_volume_ratio:g}, at most 28 % per step). "
-                f"The target pressure {self.pressure:g} bar may have no stable state at {self.temperature:g} K for this "
-                "potential (cavitation, vaporisation, or a potential without a repulsive core), or tau_p is too short "
-                "or compressibility too large for this system")
+        _check_volume(self, run, float(volume), float(d_eps.sum()), float(d_eps.abs().max()),
+                      "or compressibility too large")
         # Isotropic: one factor for all; anisotropic: x, y, z components scaled by their own factor
         # (the cell is diagonal, so cell * mu = cell @ diag(mu) keeps it so).
         mu = torch.exp(d_eps / 3) if self.coupling == "isotropic" else torch.exp(d_eps)
@@ -254,6 +230,269 @@ class CellRescaling(Integrator):
         run.update(v0=float(d["v0"]), step=int(d["step"]), virial=None)
 
 
+class MTK(Integrator):
+    """Martyna-Tobias-Klein NPT (or NPH) dynamics with Nose-Hoover chains: a conserved quantity and the exact ensemble.
+
+    The equations of motion (Martyna, Tobias and Klein 1994; in the form of Tuckerman et al. 2006, eq. 2.7
+    for the full cell, and Shinoda et al. 2004), with ``v_g`` the 3x3 strain rate of the cell (1/time),
+    ``N_f = 3N - 3`` the atoms' degrees of freedom, ``W`` the mass of each strain component and
+    ``v_xi``, ``v_eta`` the first velocities of the thermostat chains of the atoms and of the cell:
+
+        dr_i/dt = v_i + v_g r_i,                      dh/dt = v_g h   (h: cell vectors as columns)
+        dv_i/dt = F_i / m_i - (v_g + tr(v_g) / N_f) v_i - v_xi v_i
+        W dv_g/dt = V (P_int - P0) + (2 K / N_f) 1 - W v_eta v_g,
+        P_int = (sum_i m_i v_i v_i^T) / V - stress_virial.
+
+    ``coupling`` restricts ``v_g``: ``"isotropic"`` to ``v 1`` (the cell keeps its shape; the force is the
+    mean of the diagonal), ``"anisotropic"`` to a diagonal (the three box lengths of an orthorhombic cell,
+    each driven by its own ``P_aa``; LAMMPS's ``aniso``), ``"triclinic"`` to a symmetric matrix (the full
+    cell, six components: shape changes without rotating the cell). The conserved quantity is
+
+        H' = U + K + (W / 2) sum_ab v_g,ab^2 + P0 V + sum_k Q_k v_xi_k^2 / 2 + N_f kT xi_1 + kT sum_{k>1} xi_k
+             + sum_k R_k v_eta_k^2 / 2 + n_g kT eta_1 + kT sum_{k>1} eta_k,
+
+    with ``n_g`` = 1, 3, 6 the cell's degrees of freedom. ``thermostat=False`` drops both chains: NPH,
+    whose conserved quantity is the enthalpy plus the cell's kinetic energy.
+
+    Integration: the measure-preserving Trotter splitting of Tuckerman et al. (2006) as in ASE's
+    ``MTKNPT`` and LAMMPS's ``fix npt``: half steps of the chains, of ``v_g``, and of the velocities
+    (force kick and ``v_g`` friction solved together, exactly for constant ``v_g``), a full step of
+    positions and cell (exact for constant ``v_g``: ``exp(v_g dt)``, in the eigenbasis of ``v_g``),
+    then the same half steps in reverse order. One force and stress evaluation per step; the error of
+    ``H'`` is O(dt^2).
+
+    Ensemble. With the total momentum zero (the forces of a periodic system sum to zero, and
+    :meth:`start` removes the centre-of-mass velocity), the phase-space compressibility analysis
+    (Tuckerman et al. 2001, 2006) with the conserved centre-of-mass momentum and fractional position
+    gives the isothermal-isobaric distribution ``exp(-(U + K + P0 V) / kT)`` over the ``N - 1`` relative
+    positions (isotropic: in ``dV``; the full cell: in ``det(h)^-2 dh``, MTK 1994) when the
+    ``tr(v_g)`` term and the kinetic force use ``N_f = 3N - 3`` (LAMMPS and ASE use ``3N``: a
+    ``V^(-1/N)`` error). An ideal gas of ``N`` atoms therefore samples ``p(V) ~ V^(N-1) exp(-P0 V / kT)``:
+    ``<V> = N kT / P0``, one atom less than a barostat whose thermostat does not conserve momentum
+    (:class:`CellRescaling` with Langevin): the centre of mass is not free to explore the box.
+
+    Parameters
+    ----------
+    timestep : float
+        fs.
+    temperature : float
+        Target temperature, K (settable between steps, for ramps). With ``thermostat=False`` (NPH) it
+        only sets the masses ``W``, ``Q``, ``R``: give the expected temperature.
+    pressure : float or sequence of 3 floats
+        Target pressure, bar; three (x, y, z) with ``coupling="anisotropic"``. Below zero warns.
+    tau : float
+        Thermostat period, fs (``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``, as :class:`NoseHooverChain`).
+    tau_p : float
+        Barostat period, fs: ``W = (N_f + 3) kT tau_p^2 / 3`` per strain component (MTK 1994; the
+        isotropic volume mass is ``3 W``), chain masses ``R_1 = n_g kT tau_p^2``, ``R_k = kT tau_p^2``.
+        LAMMPS's ``Pdamp`` and ASE's ``pdamp`` (its ``W = (N + 1) kT pdamp^2``) mean the same.
+    chain_length, barostat_chain_length : int
+        Lengths of the two Nose-Hoover chains (LAMMPS ``tchain``, ``pchain``).
+    coupling : {"isotropic", "anisotropic", "triclinic"}
+        Which cell degrees of freedom move (above).
+    thermostat : bool
+        True: NPT; False: NPH (no chains).
+    max_volume_ratio : float
+        Stop (:class:`~sims.errors.SimulationStopped`, the state kept at the last good step) when the
+        volume would leave ``[V0 / ratio, V0 * ratio]`` or a strain change by 0.25 in one step.
+
+    Raises
+    ------
+    SimsInputError
+        ``tau`` or ``tau_p`` shorter than the time step, a temperature <= 0 K, a non-finite pressure, three
+        pressures without anisotropic coupling, an unknown coupling; at the start of a run, a cell not
+        periodic in three directions, a triclinic cell with anisotropic coupling, or a single atom.
+
+    References
+    ----------
+    G. J. Martyna, D. J. Tobias and M. L. Klein, "Constant pressure molecular dynamics algorithms",
+    J. Chem. Phys. 101, 4177 (1994).
+    M. E. Tuckerman, J. Alejandre, R. Lopez-Rendon, A. L. Jochim and G. J. Martyna, "A Liouville-operator
+    derived measure-preserving integrator for molecular dynamics simulations in the isothermal-isobaric
+    ensemble", J. Phys. A 39, 5629 (2006).
+    W. Shinoda, M. Shiga and M. Mikami, "Rapid estimation of elastic constants by molecular dynamics
+    simulation under constant stress", Phys. Rev. B 69, 134103 (2004).
+    M. E. Tuckerman, Y. Liu, G. Ciccotti and G. J. Martyna, "Non-Hamiltonian molecular dynamics:
+    generalizing Hamiltonian phase space principles to non-Hamiltonian systems", J. Chem. Phys. 115,
+    1678 (2001).
+
+    Examples
+    --------
+    >>> npt = MTK(timestep=5.0, temperature=120.0, pressure=1.0, tau=200.0, tau_p=1000.0)
+    >>> md = MD(atoms, pot, npt, temperature=120.0, seed=0)   # doctest: +SKIP
+    >>> md.run(2000).conserved_energy()                       # doctest: +SKIP
+    """
+
+    _CELL_DOF = {"isotropic": 1, "anisotropic": 3, "triclinic": 6}
+
+    def __init__(self, timestep: float, *, temperature: float, pressure: float | Sequence[float], tau: float = 100.0,
+                 tau_p: float = 1000.0, chain_length: int = 3, barostat_chain_length: int = 3,
+                 coupling: Literal["isotropic", "anisotropic", "triclinic"] = "isotropic", thermostat: bool = True,
+                 max_volume_ratio: float = 8.0) -> None:
+        super().__init__(timestep)
+        if coupling not in self._CELL_DOF:
+            raise SimsInputError(f"coupling must be 'isotropic', 'anisotropic' or 'triclinic', got {coupling!r}")
+        targets = _pressures(pressure, "anisotropic" if coupling == "anisotropic" else "isotropic")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise SimsInputError(f"temperature must be > 0 K (it sets the barostat's mass even for NPH), got {temperature}")
+        for name, value in (("tau", tau), ("tau_p", tau_p)):
+            if not (math.isfinite(value) and value >= timestep):
+                raise SimsInputError(f"{name} must be at least the time step ({timestep} fs), got {value} fs; a "
+                                     "thermostat or barostat period shorter than one step cannot be integrated "
+                                     "(use about 100 steps for tau and 1000 for tau_p)")
+        if chain_length < 1 or barostat_chain_length < 1:
+            raise SimsInputError(f"chain lengths must be >= 1, got {chain_length}, {barostat_chain_length}")
+        _check_limits(pressure, targets, max_volume_ratio)
+        self.temperature = float(temperature)
+        self.pressure: float | tuple[float, float, float] = targets if coupling == "anisotropic" else targets[0]
+        self.tau, self.tau_p = float(tau), float(tau_p)
+        self.chain_length, self.barostat_chain_length = int(chain_length), int(barostat_chain_length)
+        self.coupling = coupling
+        self.thermostat = bool(thermostat)
+        self.max_volume_ratio = float(max_volume_ratio)
+
+    @property
+    def kT(self) -> float:
+        """Thermal energy of the target temperature, eV."""
+        return units.kB * self.temperature
+
+    def start(self, state, seed):
+        _check_cell(state, self.coupling)
+        if state.n_atoms < 2:
+            raise SimsInputError("MTK needs at least two atoms (one atom at rest has no degrees of freedom left "
+                                 "once the centre of mass is fixed)")
+        p = (state.masses[:, None] * state.velocities).sum(0)
+        state = state.with_(velocities=state.velocities - p / state.masses.sum())
+        # The cell's variables are a dozen numbers: numpy float64 (cheaper than tiny tensors, and exact
+        # whatever the run's dtype); gradients do not flow through them.
+        run = {"dof": 3 * state.n_atoms - 3, "xi": [0.0] * self.chain_length, "v_xi": [0.0] * self.chain_length,
+               "eta": [0.0] * self.barostat_chain_length, "v_eta": [0.0] * self.barostat_chain_length,
+               "v_g": np.zeros((3, 3)), "virial": None, "v0": float(state.volume()), "step": 0}
+        return state, run
+
+    def _masses(self, dof: int) -> tuple[float, list[float], list[float]]:
+        """``W`` (each strain component), the atoms' chain masses ``Q`` and the cell's ``R``, ASE units."""
+        kT = self.kT
+        tau, tau_p = self.tau * units.fs, self.tau_p * units.fs
+        w = (dof + 3) * kT * tau_p ** 2 / 3
+        q = [dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
+        r = [self._CELL_DOF[self.coupling] * kT * tau_p ** 2] + [kT * tau_p ** 2] * (self.barostat_chain_length - 1)
+        return w, q, r
+
+    def _project(self, g: np.ndarray) -> np.ndarray:
+        """Keep the components of a 3x3 force or velocity that ``coupling`` lets move."""
+        if self.coupling == "isotropic":
+            return np.eye(3) * np.trace(g) / 3
+        if self.coupling == "anisotropic":
+            return np.diag(np.diagonal(g))
+        return (g + g.T) / 2
+
+    def _cell_kick(self, state, virial: np.ndarray, volume: float, v_g: np.ndarray, w: float, dof: int, dt: float):
+        """``v_g`` after ``dt`` of its force ``V (P_int - P0) + 2 K / N_f`` (velocities held)."""
+        mvv = _np((state.masses[:, None] * state.velocities).T @ state.velocities)
+        p = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,) * 3
+        force = mvv - volume * virial - volume * np.diag(p) * units.bar + np.trace(mvv) / dof * np.eye(3)
+        return v_g + dt * self._project(force) / w
+
+    def _factors(self, rates: np.ndarray, v_g: np.ndarray, dt: float, like: torch.Tensor):
+        """``exp(rate dt)`` and ``dt exprel(rate dt)`` per eigen-direction of ``v_g`` (a (2, 3) tensor), and
+        the eigenvectors as columns (None for a diagonal ``v_g``: the Cartesian axes)."""
+        x = rates * dt
+        small = np.abs(x) < 1e-8
+        exprel = np.where(small, 1 + x / 2, np.expm1(x) / np.where(small, 1.0, x))
+        f = torch.as_tensor(np.stack([np.exp(x), dt * exprel]), dtype=like.dtype, device=like.device)
+        return f, None if self._basis(v_g)[1] is None else torch.as_tensor(self._basis(v_g)[1]).to(like)
+
+    def _basis(self, v_g: np.ndarray):
+        """Eigenvalues and eigenvectors (columns, None when ``v_g`` is diagonal) of ``v_g``."""
+        if self.coupling == "triclinic":
+            return np.linalg.eigh(v_g)
+        return np.diagonal(v_g).copy(), None
+
+    def _velocity_kick(self, velocities, accel, v_g, dof: int, dt: float):
+        """Velocities after ``dt`` of the force and the friction ``-(v_g + tr(v_g) / N_f) v`` (exact for
+        constant ``v_g`` and forces)."""
+        f, basis = self._factors(-(self._basis(v_g)[0] + np.trace(v_g) / dof), v_g, dt, velocities)
+        if basis is None:
+            return velocities * f[0] + accel * f[1]
+        return (velocities @ basis * f[0] + accel @ basis * f[1]) @ basis.T
+
+    def _drift(self, positions, velocities, cell, v_g, dt: float):
+        """Positions and cell after ``dt`` of ``dr/dt = v + v_g r``, ``dh/dt = v_g h`` (exact for constant ``v_g``)."""
+        f, basis = self._factors(self._basis(v_g)[0], v_g, dt, positions)
+        if basis is None:
+            return positions * f[0] + velocities * f[1], cell * f[0]
+        scale = basis * f[0] @ basis.T
+        return positions @ scale + (velocities @ basis * f[1]) @ basis.T, cell @ scale
+
+    def _chains(self, state, run, w: float, q: list[float], r: list[float]):
+        """Half a step of the cell's and the atoms' Nose-Hoover chains (NPT only)."""
+        v_g = run["v_g"]
+        scale, run["eta"], run["v_eta"] = chain_half_step(w * float((v_g * v_g).sum()), self._CELL_DOF[self.coupling],
+                                                          self.kT, r, run["eta"], run["v_eta"], self.dt)
+        run["v_g"] = v_g * scale
+        ke2 = (state.masses[:, None] * state.velocities ** 2).sum()
+        scale, run["xi"], run["v_xi"] = chain_half_step(ke2 if ke2.requires_grad else float(ke2), run["dof"],
+                                                        self.kT, q, run["xi"], run["v_xi"], self.dt)
+        return state.with_(velocities=state.velocities * scale)
+
+    def step(self, state, energy, forces, force_fn, run):
+        dt, half, dof = self.dt, self.dt / 2, run["dof"]
+        if run["virial"] is None:
+            run["virial"] = _np(force_fn(state.positions, cell=state.cell, stress=True)[2])
+        w, q, r = self._masses(dof)
+        if self.thermostat:
+            state = self._chains(state, run, w, q, r)
+        volume = abs(float(np.linalg.det(_np(state.cell))))
+        v_g = self._cell_kick(state, run["virial"], volume, run["v_g"], w, dof, half)
+        inv_m = 1.0 / state.masses[:, None]
+        v = self._velocity_kick(state.velocities, forces * inv_m, v_g, dof, half)
+        run["step"] += 1
+        d_ln_v = float(np.trace(v_g)) * dt
+        _check_volume(self, run, volume, d_ln_v, float(np.abs(v_g).max()) * dt, "(or W too small)")
+        x, cell = self._drift(state.positions, v, state.cell, v_g, dt)
+        energy, forces, virial = force_fn(x, cell=cell, stress=True)
+        run["virial"] = _np(virial)
+        v = self._velocity_kick(v, forces * inv_m, v_g, dof, half)
+        state = state.with_(positions=x, velocities=v, cell=cell)
+        run["v_g"] = self._cell_kick(state, run["virial"], volume * math.exp(d_ln_v), v_g, w, dof, half)
+        if self.thermostat:
+            state = self._chains(state, run, w, q, r)
+        return state, energy, forces
+
+    def conserved_energy(self, state, energy, run):
+        """``H'`` above, eV: constant up to O(dt^2) (exactly conserved by the continuous dynamics; a
+        temperature ramp or unequal per-axis targets make it drift)."""
+        w, q, r = self._masses(run["dof"])
+        p0 = self.pressure if not isinstance(self.pressure, tuple) else sum(self.pressure) / 3
+        total = energy + state.kinetic_energy() + 0.5 * w * float((run["v_g"] ** 2).sum()) + p0 * units.bar * state.volume()
+        if self.thermostat:
+            kT, n_g = self.kT, self._CELL_DOF[self.coupling]
+            total = total + sum(0.5 * qk * v ** 2 for qk, v in zip(q, run["v_xi"])) + kT * (
+                run["dof"] * run["xi"][0] + sum(run["xi"][1:]))
+            total = total + sum(0.5 * rk * v ** 2 for rk, v in zip(r, run["v_eta"])) + kT * (
+                n_g * run["eta"][0] + sum(run["eta"][1:]))
+        return total
+
+    def refresh(self, run):
+        run["virial"] = None
+
+    def state_dict(self, run):
+        return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]],
+                "eta": [float(x) for x in run["eta"]], "v_eta": [float(v) for v in run["v_eta"]],
+                "v_g": run["v_g"].tolist(), "dof": run["dof"], "v0": run["v0"], "step": run["step"]}
+
+    def load_state_dict(self, run, d):
+        run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), eta=list(d["eta"]), v_eta=list(d["v_eta"]),
+                   v_g=np.array(d["v_g"], dtype=np.float64), dof=int(d["dof"]), v0=float(d["v0"]),
+                   step=int(d["step"]), virial=None)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float64 numpy array on the host."""
+    return t.detach().cpu().double().numpy()
+
+
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
     """The three per-axis targets (bar) from one value or three; three only with anisotropic coupling."""
     values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
@@ -265,3 +504,45 @@ def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
         raise SimsInputError(f"three different target pressures {values} bar need coupling='anisotropic' (isotropic "
                              "coupling keeps the cell's shape, so it has one pressure)")
     return tuple(float(p) for p in (values * 3 if len(values) == 1 else values))
+
+
+def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float) -> None:
+    """Refuse a volume limit that is no limit; warn about a negative target (at the barostat's caller)."""
+    if not max_volume_ratio > 1:
+        raise SimsInputError(f"max_volume_ratio must be > 1, got {max_volume_ratio}")
+    if min(targets) < 0:
+        warnings.warn(f"target pressure {pressure} bar is negative: a liquid under tension may cavitate "
+                      "(the volume then runs away and the run stops) and a gas has no state there",
+                      NegativePressureWarning, stacklevel=3)
+
+
+def _check_cell(state, coupling: str) -> None:
+    """Refuse a cell that a barostat cannot act on: not periodic in 3-D, or triclinic under per-axis coupling."""
+    if not (bool(state.pbc.all()) and abs(float(torch.linalg.det(state.cell.detach()))) > 1e-12):
+        raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={state.pbc.tolist()}): "
+                             "a non-periodic direction has no box length for the pressure to act on. Use an NVT "
+                             "ensemble, or make the system periodic (a slab or molecule in vacuum cannot be "
+                             "barostatted this way)")
+    cell = state.cell.detach()
+    off = cell - torch.diag(torch.diagonal(cell))
+    if coupling == "anisotropic" and float(off.abs().max()) > 1e-9 * float(cell.abs().max()):
+        raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
+                             f"cell is triclinic (off-diagonal entries up to {float(off.abs().max()):.3g} Å): use "
+                             "coupling='isotropic' (keeps the shape) or 'triclinic' (MTK: the full cell), or start "
+                             "from an orthorhombic cell")
+
+
+def _check_volume(barostat, run, volume: float, d_ln_volume: float, d_strain: float, hint: str) -> None:
+    """Stop the run (:class:`SimulationStopped`, before the step is taken: the state stays the last good one)
+    when the volume leaves ``[V0 / ratio, V0 * ratio]`` or a strain changes by 0.25 or more in one step."""
+    new_volume = volume * math.exp(d_ln_volume) if math.isfinite(d_ln_volume) else math.nan
+    ratio = new_volume / run["v0"]
+    if math.isfinite(new_volume) and d_strain < 0.25 and 1 / barostat.max_volume_ratio < ratio < barostat.max_volume_ratio:
+        return
+    what = "collapsing" if not ratio > 1 else "exploding"
+    raise SimulationStopped(
+        f"the cell is {what} at barostat step {run['step']}: volume {volume:.6g} -> {new_volume:.6g} Å^3 "
+        f"(start {run['v0']:.6g} Å^3, limit a factor {barostat.max_volume_ratio:g}, at most 28 % per step). "
+        f"The target pressure {barostat.pressure} bar may have no stable state at {barostat.temperature:g} K for this "
+        f"potential (cavitation, vaporisation, or a potential without a repulsive core), or tau_p is too short {hint} "
+        "for this system")

@@ -442,10 +442,10 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
     for k, st in enumerate(stages):
-        if st.ensemble == "npt":
-            raise SimsInputError(f"stage {k} is npt: sims.lammps runs on a fixed box (frames are read back in the "
+        if st.barostat_kind is not None:
+            raise SimsInputError(f"stage {k} is {st.ensemble}: sims.lammps runs on a fixed box (frames are read back in the "
                                  "start cell) and does not take npt stages yet; run constant pressure with sims.MD "
-                                 "and sims.barostats.CellRescaling (engine = 'matrep')")
+                                 "and sims.barostats (engine = 'matrep')")
     if int(seed) < 0 or not skin > 0:
         raise SimsInputError(f"need seed >= 0 and skin > 0 Å, got {seed}, {skin}")
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from ase.calculators.lj import LennardJones as AseLJ
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 import sims
-from sims.barostats import CellRescaling, NegativePressureWarning
+from sims.barostats import MTK, CellRescaling, NegativePressureWarning
 from sims.errors import SimsInputError, SimulationStopped
 from sims.integrators import Langevin, NoseHooverChain, VelocityVerlet
 from sims.neighbors import NeighborList, pair_vectors
@@ -125,9 +125,12 @@ def _teqp_state(t_red: float, rho_red: float) -> tuple[float, float]:
 
 
 def _lj_npt_density(n_cells: int, rc_red: float, t_red: float, rho_red: float, steps: int, *,
-                    thermostat: str = "langevin", seed: int = 0) -> tuple[float, float, float]:
+                    thermostat: str = "langevin", seed: int = 0, mtk: dict | None = None,
+                    cell=None) -> tuple[float, float, float]:
     """Mean NPT density (reduced), its standard deviation, and the EOS's, at the EOS pressure of
     ``rho_red`` less the truncation tail (Allen & Tildesley eq. 2.144, at the target density).
+    ``mtk``: run :class:`sims.barostats.MTK` with these settings instead of cell rescaling; ``cell``:
+    a 3x3 deformation of the cubic start box (a triclinic start).
 
     The EOS's density fluctuation is ``sqrt(kT beta_T / V)`` relative (isothermal-isobaric ensemble).
     """
@@ -137,12 +140,16 @@ def _lj_npt_density(n_cells: int, rc_red: float, t_red: float, rho_red: float, s
     target_bar = (p_red - p_tail_red) * EPS / SIGMA ** 3 / units.bar
     a = (4 / rho_red) ** (1 / 3) * SIGMA
     atoms = bulk("Ar", "fcc", a=a, cubic=True).repeat(n_cells)
+    if cell is not None:
+        atoms.set_cell(atoms.cell[:] @ np.asarray(cell), scale_atoms=True)
     atoms.rattle(0.05, seed=seed)
     temperature = t_red * EPS / units.kB
     inner = (Langevin(timestep=10.0, temperature=temperature, friction=0.01) if thermostat == "langevin"
              else NoseHooverChain(timestep=10.0, temperature=temperature, tau=200.0))
     npt = CellRescaling(inner, pressure=target_bar, tau_p=500.0,
                         compressibility=beta_red * SIGMA ** 3 / EPS * units.bar)
+    if mtk is not None:
+        npt = MTK(10.0, temperature=temperature, pressure=target_bar, **mtk)
     pot = LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=rc_red * SIGMA, shift=False)
     md = sims.MD(atoms, pot, npt, temperature=temperature, seed=seed, record_every=0, skin=1.0, dtype=torch.float64)
     md.run(500)
@@ -271,7 +278,7 @@ def test_npt_stage_runs_through_generate(tmp_path, thermostat):
 @pytest.mark.parametrize("stage, match", [
     ({"pressure": None}, "pressure is required"),
     ({"tau_p": 2.0}, "at least the time step"),
-    ({"ensemble": "langevin"}, "read only by an npt stage"),
+    ({"ensemble": "langevin"}, "read only by an npt or nph stage"),
     ({"thermostat": "langevn"}, "langevin"),
     ({"compressibility": 0.0}, "compressibility must be > 0"),
     ({"pressure": [1.0, 1.0, 50.0]}, "set coupling = 'anisotropic'"),

@@ -259,9 +259,11 @@ def test_bad_input():
     with pytest.raises(SimsInputError, match="no LAMMPS pair style"):
         sl.energy_and_forces(torch.nn.Linear(3, 1), atoms)
     with pytest.raises(SimsInputError, match="ensemble must be one of"):
-        sl.run(atoms, lj, [{"steps": 10, "ensemble": "nph"}])
+        sl.run(atoms, lj, [{"steps": 10, "ensemble": "nvtt"}])
     with pytest.raises(SimsInputError, match="fixed box"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0}])
+    with pytest.raises(SimsInputError, match="fixed box"):
+        sl.run(atoms, lj, [{"steps": 10, "ensemble": "nph", "temperature": 80.0, "pressure": 1.0}])
     with pytest.raises(SimsInputError, match="unknown key 'temp'.*did you mean 'temperature'"):
         sl.run(atoms, lj, [{"steps": 10, "temp": 300}])
     with pytest.raises(SimsInputError, match="temperature is required for a langevin stage"):
