@@ -45,6 +45,20 @@ function of the cell, so there is no Boltzmann density; the stationary state sti
 ``<P_aa> = P0_a`` on each axis exactly (the mean step of ``eps_a`` is zero), which is what a uniaxial
 load asks for. Without the noise these are Berendsen's per-axis scaling equations.
 
+Semi-isotropic coupling (``coupling="semiisotropic"``: membranes, interfaces, layered crystals; GROMACS's
+``semiisotropic``) moves the xy plane as one (``eps_xy = ln L_x = ln L_y + const``) and z alone, for
+cells whose first two vectors lie in the xy plane (``V = A c_z``, ``A`` the xy area):
+
+    d eps_xy = -(beta_T / tau_p) (P0_xy - (P_xx + P_yy) / 2) dt + sqrt(kT beta_T / (V tau_p)) dW_xy,
+    d eps_z  = -(beta_T / tau_p) (P0_z - P_zz) dt + sqrt(2 kT beta_T / (V tau_p)) dW_z,
+
+the mean of the x and y equations above (half the noise variance). Fokker-Planck check as above, in
+``ln A = 2 eps_xy`` and ``eps_z`` with the target ``exp(-(F + P0 V) / kT) dA dc_z`` (the measure ``dV``
+of the isotropic case, split into area and height): the diffusion ``D_A = 2 kT beta_T / (V tau_p)`` of
+``ln A`` gives ``dD_A / d ln A = -D_A``, cancelled by the Jacobian ``A``, and ``-dF / d ln A = V (P_xx +
+P_yy) / 2``, so no correction term is left. With a hydrostatic target the volume again samples
+``p(V) ~ exp(-(F + P0 V) / kT)``; an in-plane shape at fixed area is not moved.
+
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
 sets how fast the volume relaxes (the relaxation time is ``tau_p`` when it is right); the sampled
 distribution does not depend on it.
@@ -85,7 +99,7 @@ class CellRescaling(Integrator):
         the run's (setting ``temperature`` here sets it there, for ramps).
     pressure : float or sequence of 3 floats
         Target pressure, bar; with ``coupling="anisotropic"`` one value per cell axis (x, y, z) or
-        one for all three. Below zero warns (:class:`NegativePressureWarning`).
+        one for all three; with ``"semiisotropic"`` three with x = y (or one). Below zero warns (:class:`NegativePressureWarning`).
     tau_p : float
         Barostat relaxation time, fs; at least the time step (a few hundred steps is usual:
         GROMACS recommends ``tau_p >= 5 ps`` for ``C-rescale`` with ``beta_T`` of water).
@@ -94,8 +108,10 @@ class CellRescaling(Integrator):
     stochastic : bool
         True: stochastic cell rescaling (correct volume fluctuations); False: Berendsen (no
         noise: for equilibration only).
-    coupling : {"isotropic", "anisotropic"}
-        ``"isotropic"``: one strain for the volume, the shape kept (any cell). ``"anisotropic"``:
+    coupling : {"isotropic", "anisotropic", "semiisotropic"}
+        ``"semiisotropic"``: one strain for the xy plane, one for z (the first two cell vectors must
+        lie in the xy plane; they keep their in-plane shape). ``"isotropic"``: one strain for the
+        volume, the shape kept (any cell). ``"anisotropic"``:
         one strain per box length of an orthorhombic cell (triclinic cells are refused), each driven
         by its diagonal pressure ``P_aa`` towards its target.
     max_volume_ratio : float
@@ -131,14 +147,15 @@ class CellRescaling(Integrator):
 
     def __init__(self, thermostat: Langevin | NoseHooverChain, *, pressure: float | Sequence[float], tau_p: float,
                  compressibility: float = 4.5e-5, stochastic: bool = True,
-                 coupling: Literal["isotropic", "anisotropic"] = "isotropic", max_volume_ratio: float = 8.0,
+                 coupling: Literal["isotropic", "anisotropic", "semiisotropic"] = "isotropic",
+                 max_volume_ratio: float = 8.0,
                  seed: int | None = None) -> None:
         if not isinstance(thermostat, (Langevin, NoseHooverChain)):
             raise SimsInputError(f"the barostat needs a Langevin or NoseHooverChain thermostat, got "
                                  f"{type(thermostat).__name__} (a barostat without a thermostat samples no NPT ensemble)")
         super().__init__(thermostat.timestep)
-        if coupling not in ("isotropic", "anisotropic"):
-            raise SimsInputError(f"coupling must be 'isotropic' or 'anisotropic', got {coupling!r}")
+        if coupling not in ("isotropic", "anisotropic", "semiisotropic"):
+            raise SimsInputError(f"coupling must be 'isotropic', 'anisotropic' or 'semiisotropic', got {coupling!r}")
         targets = _pressures(pressure, coupling)
         if not (math.isfinite(tau_p) and tau_p >= thermostat.timestep):
             raise SimsInputError(f"tau_p must be at least the time step ({thermostat.timestep} fs), got {tau_p} fs; "
@@ -185,8 +202,13 @@ class CellRescaling(Integrator):
             p_int, shape = diagonal, (3,)
             target = torch.tensor(self.pressure, dtype=volume.dtype, device=volume.device) * units.bar
         d_eps = -beta * ratio * (target - p_int)
+        if self.coupling == "semiisotropic":
+            d_eps = torch.stack([(d_eps[0] + d_eps[1]) / 2] * 2 + [d_eps[2]])
         if self.stochastic:
             xi = torch.randn(shape, generator=run["generator"], device=volume.device, dtype=volume.dtype)
+            if self.coupling == "semiisotropic":
+                # One draw for the xy plane with half the variance of a single axis (the mean of two).
+                xi = xi[[0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0]).to(xi)
             d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * xi
         return d_eps
 
@@ -198,8 +220,8 @@ class CellRescaling(Integrator):
         run["step"] += 1
         _check_volume(self, run, float(volume), float(d_eps.sum()), float(d_eps.abs().max()),
                       "or compressibility too large")
-        # Isotropic: one factor for all; anisotropic: x, y, z components scaled by their own factor
-        # (the cell is diagonal, so cell * mu = cell @ diag(mu) keeps it so).
+        # Isotropic: one factor for all; (semi)anisotropic: x, y, z components scaled by their own factor
+        # (cell * mu = cell @ diag(mu): an orthorhombic cell stays so, an xy plane stays in the plane).
         mu = torch.exp(d_eps / 3) if self.coupling == "isotropic" else torch.exp(d_eps)
         cell = state.cell * mu
         state = state.with_(positions=state.positions * mu, velocities=state.velocities / mu, cell=cell)
@@ -244,14 +266,17 @@ class MTK(Integrator):
         P_int = (sum_i m_i v_i v_i^T) / V - stress_virial.
 
     ``coupling`` restricts ``v_g``: ``"isotropic"`` to ``v 1`` (the cell keeps its shape; the force is the
-    mean of the diagonal), ``"anisotropic"`` to a diagonal (the three box lengths of an orthorhombic cell,
-    each driven by its own ``P_aa``; LAMMPS's ``aniso``), ``"triclinic"`` to a symmetric matrix (the full
-    cell, six components: shape changes without rotating the cell). The conserved quantity is
+    mean of the diagonal), ``"semiisotropic"`` to ``diag(v_xy, v_xy, v_z)`` (the xy plane and z; the first
+    two cell vectors in the xy plane; LAMMPS's ``couple xy``), ``"anisotropic"`` to a diagonal (the three
+    box lengths of an orthorhombic cell, each driven by its own ``P_aa``; LAMMPS's ``aniso``),
+    ``"triclinic"`` to a symmetric matrix (the full cell, six components: shape changes without rotating
+    the cell). The conserved quantity is
 
         H' = U + K + (W / 2) sum_ab v_g,ab^2 + P0 V + sum_k Q_k v_xi_k^2 / 2 + N_f kT xi_1 + kT sum_{k>1} xi_k
              + sum_k R_k v_eta_k^2 / 2 + n_g kT eta_1 + kT sum_{k>1} eta_k,
 
-    with ``n_g`` = 1, 3, 6 the cell's degrees of freedom. ``thermostat=False`` drops both chains: NPH,
+    with ``n_g`` = 1, 2, 3, 6 the cell's degrees of freedom (unequal per-axis targets: ``P0`` their mean,
+    and ``H'`` is not conserved: their work is not the differential of a function of the cell). ``thermostat=False`` drops both chains: NPH,
     whose conserved quantity is the enthalpy plus the cell's kinetic energy.
 
     Integration: the measure-preserving Trotter splitting of Tuckerman et al. (2006) as in ASE's
@@ -279,7 +304,8 @@ class MTK(Integrator):
         Target temperature, K (settable between steps, for ramps). With ``thermostat=False`` (NPH) it
         only sets the masses ``W``, ``Q``, ``R``: give the expected temperature.
     pressure : float or sequence of 3 floats
-        Target pressure, bar; three (x, y, z) with ``coupling="anisotropic"``. Below zero warns.
+        Target pressure, bar; three (x, y, z) with ``coupling="anisotropic"`` (``"semiisotropic"``:
+        x = y). Below zero warns.
     tau : float
         Thermostat period, fs (``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``, as :class:`NoseHooverChain`).
     tau_p : float
@@ -288,7 +314,7 @@ class MTK(Integrator):
         LAMMPS's ``Pdamp`` and ASE's ``pdamp`` (its ``W = (N + 1) kT pdamp^2``) mean the same.
     chain_length, barostat_chain_length : int
         Lengths of the two Nose-Hoover chains (LAMMPS ``tchain``, ``pchain``).
-    coupling : {"isotropic", "anisotropic", "triclinic"}
+    coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
         Which cell degrees of freedom move (above).
     thermostat : bool
         True: NPT; False: NPH (no chains).
@@ -323,16 +349,17 @@ class MTK(Integrator):
     >>> md.run(2000).conserved_energy()                       # doctest: +SKIP
     """
 
-    _CELL_DOF = {"isotropic": 1, "anisotropic": 3, "triclinic": 6}
+    _CELL_DOF = {"isotropic": 1, "semiisotropic": 2, "anisotropic": 3, "triclinic": 6}
 
     def __init__(self, timestep: float, *, temperature: float, pressure: float | Sequence[float], tau: float = 100.0,
                  tau_p: float = 1000.0, chain_length: int = 3, barostat_chain_length: int = 3,
-                 coupling: Literal["isotropic", "anisotropic", "triclinic"] = "isotropic", thermostat: bool = True,
+                 coupling: Literal["isotropic", "semiisotropic", "anisotropic", "triclinic"] = "isotropic",
+                 thermostat: bool = True,
                  max_volume_ratio: float = 8.0) -> None:
         super().__init__(timestep)
         if coupling not in self._CELL_DOF:
-            raise SimsInputError(f"coupling must be 'isotropic', 'anisotropic' or 'triclinic', got {coupling!r}")
-        targets = _pressures(pressure, "anisotropic" if coupling == "anisotropic" else "isotropic")
+            raise SimsInputError(f"coupling must be one of {', '.join(map(repr, self._CELL_DOF))}, got {coupling!r}")
+        targets = _pressures(pressure, "isotropic" if coupling == "triclinic" else coupling)
         if not (math.isfinite(temperature) and temperature > 0):
             raise SimsInputError(f"temperature must be > 0 K (it sets the barostat's mass even for NPH), got {temperature}")
         for name, value in (("tau", tau), ("tau_p", tau_p)):
@@ -344,7 +371,8 @@ class MTK(Integrator):
             raise SimsInputError(f"chain lengths must be >= 1, got {chain_length}, {barostat_chain_length}")
         _check_limits(pressure, targets, max_volume_ratio)
         self.temperature = float(temperature)
-        self.pressure: float | tuple[float, float, float] = targets if coupling == "anisotropic" else targets[0]
+        per_axis = coupling in ("anisotropic", "semiisotropic")
+        self.pressure: float | tuple[float, float, float] = targets if per_axis else targets[0]
         self.tau, self.tau_p = float(tau), float(tau_p)
         self.chain_length, self.barostat_chain_length = int(chain_length), int(barostat_chain_length)
         self.coupling = coupling
@@ -385,6 +413,8 @@ class MTK(Integrator):
             return np.eye(3) * np.trace(g) / 3
         if self.coupling == "anisotropic":
             return np.diag(np.diagonal(g))
+        if self.coupling == "semiisotropic":
+            return np.diag([(g[0, 0] + g[1, 1]) / 2] * 2 + [g[2, 2]])
         return (g + g.T) / 2
 
     def _cell_kick(self, state, virial: np.ndarray, volume: float, v_g: np.ndarray, w: float, dof: int, dt: float):
@@ -494,7 +524,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
-    """The three per-axis targets (bar) from one value or three; three only with anisotropic coupling."""
+    """The three per-axis targets (bar) from one value or three; three different only with anisotropic
+    coupling (semiisotropic: x = y)."""
     values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
     if len(values) not in (1, 3) or not all(isinstance(p, (int, float, np.integer, np.floating))
                                             and not isinstance(p, bool) and math.isfinite(p) for p in values):
@@ -503,6 +534,9 @@ def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
     if len(values) == 3 and coupling == "isotropic" and len(set(values)) > 1:
         raise SimsInputError(f"three different target pressures {values} bar need coupling='anisotropic' (isotropic "
                              "coupling keeps the cell's shape, so it has one pressure)")
+    if len(values) == 3 and coupling == "semiisotropic" and values[0] != values[1]:
+        raise SimsInputError(f"semiisotropic coupling moves x and y together, so their targets must be equal; got "
+                             f"{values} bar (use coupling='anisotropic' for three different ones)")
     return tuple(float(p) for p in (values * 3 if len(values) == 1 else values))
 
 
@@ -525,6 +559,11 @@ def _check_cell(state, coupling: str) -> None:
                              "barostatted this way)")
     cell = state.cell.detach()
     off = cell - torch.diag(torch.diagonal(cell))
+    if coupling == "semiisotropic" and float(cell[:2, 2].abs().max()) > 1e-9 * float(cell.abs().max()):
+        raise SimsInputError("semiisotropic coupling scales the xy plane and z apart, so the first two cell vectors "
+                             f"must lie in the xy plane; this cell has z components {cell[:2, 2].tolist()} Å: rotate "
+                             "the structure (ase.Atoms.rotate / ase.build.niggli_reduce and a standard orientation), "
+                             "or use coupling='isotropic' or 'anisotropic'")
     if coupling == "anisotropic" and float(off.abs().max()) > 1e-9 * float(cell.abs().max()):
         raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
                              f"cell is triclinic (off-diagonal entries up to {float(off.abs().max()):.3g} Å): use "

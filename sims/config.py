@@ -60,8 +60,9 @@ class Stage(_Table):
     pressure : float or (float, float, float), optional
         Target pressure of an ``npt`` or ``nph`` stage, bar (required there, refused elsewhere); three
         values (x, y, z) need ``coupling = "anisotropic"``. Below zero warns about cavitation.
-    coupling : {"isotropic", "anisotropic", "triclinic"}
-        Barostat coupling: one strain for the volume (the cell keeps its shape), one per box length of
+    coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
+        Barostat coupling: one strain for the volume (the cell keeps its shape), one for the xy plane
+        and one for z (``"semiisotropic"``: membranes, interfaces; pressure x = y), one per box length of
         an orthorhombic cell (solids, uniaxial loads; a triclinic cell is refused at the start of the
         run), or the full cell (its six symmetric strains; ``barostat = "mtk"`` only).
     tau_p : float
@@ -97,7 +98,7 @@ class Stage(_Table):
     sample_every: int = 0
     pressure: float | tuple[float, float, float] | None = field(
         default=None, metadata={"expects": "a number or [x, y, z] in bar"})
-    coupling: Literal["isotropic", "anisotropic", "triclinic"] = "isotropic"
+    coupling: Literal["isotropic", "semiisotropic", "anisotropic", "triclinic"] = "isotropic"
     tau_p: float = 1000.0
     compressibility: float = 4.5e-5
     thermostat: Literal["langevin", "nose_hoover_chain"] | None = None
@@ -143,9 +144,11 @@ class Stage(_Table):
         values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
         if not all(math.isfinite(p) for p in values):
             raise ConfigError(f"{where}.pressure must be finite in bar, got {self.pressure}")
-        if len(set(values)) > 1 and self.coupling != "anisotropic":
+        if len(set(values)) > 1 and self.coupling != "anisotropic" and not (
+                self.coupling == "semiisotropic" and values[0] == values[1]):
             raise ConfigError(f"{where}.pressure has three different values {list(values)} bar: set "
-                              "coupling = 'anisotropic' (isotropic coupling keeps the shape, so it takes one pressure)")
+                              "coupling = 'anisotropic' (isotropic coupling keeps the shape, so it takes one pressure; "
+                              "semiisotropic takes x = y)")
         if not (math.isfinite(self.tau_p) and self.tau_p >= self.timestep):
             raise ConfigError(f"{where}.tau_p must be at least the time step ({self.timestep} fs), got {self.tau_p} fs; "
                               "use hundreds of steps (e.g. 1000 fs)")

@@ -36,6 +36,7 @@ output::
     thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length; the one of "mtk")
     pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
     coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell;
+                                       # "semiisotropic": the xy plane and z (pressure [p, p, p_z]);
                                        # "triclinic" (mtk): the full cell
     tau_p = 1000.0                     # fs
     compressibility = 4.5e-5           # 1/bar, an estimate: sets how fast the volume relaxes

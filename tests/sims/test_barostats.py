@@ -336,12 +336,13 @@ class _TautGas(torch.nn.Module):
         return (positions * 0).sum() + self.c * torch.diagonal(cell).sum()
 
 
-def _anisotropic_ideal_gas(model, pressure: float, box, n: int = 50, seed: int = 0, steps: int = 12000):
+def _anisotropic_ideal_gas(model, pressure: float, box, n: int = 50, seed: int = 0, steps: int = 12000,
+                           coupling: str = "anisotropic"):
     temperature = 300.0
     atoms = Atoms(f"Ar{n}", positions=np.random.default_rng(seed).uniform(0, min(box), (n, 3)), cell=box, pbc=True)
     p_gas = n * units.kB * temperature / np.prod(box) / units.bar
     npt = CellRescaling(Langevin(timestep=20.0, temperature=temperature, friction=0.01), pressure=pressure,
-                        tau_p=2000.0, compressibility=1 / p_gas, coupling="anisotropic")
+                        tau_p=2000.0, compressibility=1 / p_gas, coupling=coupling)
     md = sims.MD(atoms, model, npt, temperature=temperature, seed=seed, min_distance=None,
                  record_every=0, dtype=torch.float64)
     md.run(500)
@@ -363,6 +364,32 @@ def test_anisotropic_box_lengths_sample_their_exact_gamma_distributions():
         assert lengths[:, a].var() == pytest.approx((n + 1) * scale ** 2, rel=0.35)
     # Independent axes: the density factorises.
     assert abs(np.corrcoef(lengths.T)[np.triu_indices(3, 1)]).max() < 0.3
+
+
+def test_semiisotropic_box_lengths_sample_their_exact_gamma_distributions():
+    """Semi-isotropic coupling of the taut gas (``L_x = L_y = L``): the target ``exp(-U / kT) (A L_z)^N dA dL_z``
+    with ``A = L^2`` gives ``L ~ Gamma(2N + 2, kT / (2c))`` (half the variance of a free axis) and
+    ``L_z ~ Gamma(N + 1, kT / c)``; a wrong noise or a missing Jacobian term shifts both."""
+    n, c = 50, 0.045
+    lengths, kt = _anisotropic_ideal_gas(_TautGas(c), 0.0, [29.0, 29.0, 32.0], n=n, coupling="semiisotropic")
+    np.testing.assert_allclose(lengths[:, 0], lengths[:, 1], rtol=1e-12)
+    for a, shape, scale in ((0, 2 * n + 2, kt / (2 * c)), (2, n + 1, kt / c)):
+        mean, err = _blocks(lengths[:, a])
+        assert err < 0.03 * shape * scale
+        assert abs(mean - shape * scale) < 4 * err, a
+        assert lengths[:, a].var() == pytest.approx(shape * scale ** 2, rel=0.35), a
+    assert lengths[:, 0].var() < 0.75 * lengths[:, 2].var()  # the plane fluctuates less than one free axis
+
+
+def test_semiisotropic_settings_and_cells():
+    lang = Langevin(timestep=5.0, temperature=100.0)
+    with pytest.raises(SimsInputError, match="targets must be equal"):
+        CellRescaling(lang, pressure=[1.0, 2.0, 5.0], tau_p=500.0, coupling="semiisotropic")
+    assert CellRescaling(lang, pressure=[1.0, 1.0, 5.0], tau_p=500.0, coupling="semiisotropic").pressure == (1.0, 1.0, 5.0)
+    tilted = bulk("Ar", "fcc", a=5.3)  # primitive fcc: every cell vector has a z component
+    npt = CellRescaling(lang, pressure=1.0, tau_p=500.0, coupling="semiisotropic")
+    with pytest.raises(SimsInputError, match="must lie in the xy plane"):
+        sims.MD(tilted.repeat(3), LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=8.0), npt, dtype=torch.float64)
 
 
 def test_anisotropic_ideal_gas_volume_distribution_is_exact():
