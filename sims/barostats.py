@@ -272,11 +272,17 @@ class MTK(Integrator):
     ``"triclinic"`` to a symmetric matrix (the full cell, six components: shape changes without rotating
     the cell). The conserved quantity is
 
-        H' = U + K + (W / 2) sum_ab v_g,ab^2 + P0 V + sum_k Q_k v_xi_k^2 / 2 + N_f kT xi_1 + kT sum_{k>1} xi_k
+        H' = U + K + (W / 2) sum_ab v_g,ab^2 + U_ext + sum_k Q_k v_xi_k^2 / 2 + N_f kT xi_1 + kT sum_{k>1} xi_k
              + sum_k R_k v_eta_k^2 / 2 + n_g kT eta_1 + kT sum_{k>1} eta_k,
 
-    with ``n_g`` = 1, 2, 3, 6 the cell's degrees of freedom (unequal per-axis targets: ``P0`` their mean,
-    and ``H'`` is not conserved: their work is not the differential of a function of the cell). ``thermostat=False`` drops both chains: NPH,
+    with ``n_g`` = 1, 2, 3, 6 the cell's degrees of freedom and ``U_ext = P0 V`` (unequal per-axis targets:
+    ``P0`` their mean, and ``H'`` is not conserved: their work is not the differential of a function of
+    the cell). A full 3x3 target ``P0 = p 1 + t`` (``t`` traceless; triclinic coupling) enters as in
+    Parrinello-Rahman and Shinoda et al. (2004, eq. 2): ``U_ext = p V + V0 tr(t E)`` with the Lagrangian
+    strain ``E = (h0^-T h^T h h0^-1 - 1) / 2`` from the start cell ``h0`` (volume ``V0``), so ``P0 V`` in the
+    cell's force becomes ``p V 1 + V0 h sigma h^T`` with ``sigma = h0^-1 t h0^-T``: ``H'`` is conserved, and
+    at ``h = h0`` the internal pressure tensor is driven to ``P0`` itself (LAMMPS's ``fix npt`` with
+    off-diagonal targets does the same). ``thermostat=False`` drops both chains: NPH,
     whose conserved quantity is the enthalpy plus the cell's kinetic energy.
 
     Integration: the measure-preserving Trotter splitting of Tuckerman et al. (2006) as in ASE's
@@ -303,9 +309,10 @@ class MTK(Integrator):
     temperature : float
         Target temperature, K (settable between steps, for ramps). With ``thermostat=False`` (NPH) it
         only sets the masses ``W``, ``Q``, ``R``: give the expected temperature.
-    pressure : float or sequence of 3 floats
+    pressure : float, sequence of 3 floats, or 3x3
         Target pressure, bar; three (x, y, z) with ``coupling="anisotropic"`` (``"semiisotropic"``:
-        x = y). Below zero warns.
+        x = y); a symmetric 3x3 pressure tensor (positive = compressive, minus ASE's stress) with
+        ``coupling="triclinic"``. Below zero (the mean) warns.
     tau : float
         Thermostat period, fs (``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``, as :class:`NoseHooverChain`).
     tau_p : float
@@ -359,7 +366,9 @@ class MTK(Integrator):
         super().__init__(timestep)
         if coupling not in self._CELL_DOF:
             raise SimsInputError(f"coupling must be one of {', '.join(map(repr, self._CELL_DOF))}, got {coupling!r}")
-        targets = _pressures(pressure, "isotropic" if coupling == "triclinic" else coupling)
+        tensor = _stress_target(pressure, coupling)
+        targets = _pressures(pressure, "isotropic" if coupling == "triclinic" else coupling) if tensor is None else (
+            float(np.trace(tensor)) / 3,)
         if not (math.isfinite(temperature) and temperature > 0):
             raise SimsInputError(f"temperature must be > 0 K (it sets the barostat's mass even for NPH), got {temperature}")
         for name, value in (("tau", tau), ("tau_p", tau_p)):
@@ -372,7 +381,9 @@ class MTK(Integrator):
         _check_limits(pressure, targets, max_volume_ratio)
         self.temperature = float(temperature)
         per_axis = coupling in ("anisotropic", "semiisotropic")
-        self.pressure: float | tuple[float, float, float] = targets if per_axis else targets[0]
+        self.pressure: float | tuple = targets if per_axis else targets[0]
+        if tensor is not None:
+            self.pressure = tuple(tuple(float(x) for x in row) for row in tensor)
         self.tau, self.tau_p = float(tau), float(tau_p)
         self.chain_length, self.barostat_chain_length = int(chain_length), int(barostat_chain_length)
         self.coupling = coupling
@@ -396,6 +407,12 @@ class MTK(Integrator):
         run = {"dof": 3 * state.n_atoms - 3, "xi": [0.0] * self.chain_length, "v_xi": [0.0] * self.chain_length,
                "eta": [0.0] * self.barostat_chain_length, "v_eta": [0.0] * self.barostat_chain_length,
                "v_g": np.zeros((3, 3)), "virial": None, "v0": float(state.volume()), "step": 0}
+        if isinstance(self.pressure, tuple) and isinstance(self.pressure[0], tuple):
+            # The deviatoric target acts through the Lagrangian strain from this start cell h0:
+            # sigma = h0^-1 t h0^-T (Shinoda et al. 2004, eq. 2; LAMMPS fix npt's "sigma").
+            target = np.array(self.pressure) * units.bar
+            h0_inv = np.linalg.inv(_np(state.cell).T)
+            run["sigma"] = h0_inv @ (target - np.trace(target) / 3 * np.eye(3)) @ h0_inv.T
         return state, run
 
     def _masses(self, dof: int) -> tuple[float, list[float], list[float]]:
@@ -417,11 +434,25 @@ class MTK(Integrator):
             return np.diag([(g[0, 0] + g[1, 1]) / 2] * 2 + [g[2, 2]])
         return (g + g.T) / 2
 
-    def _cell_kick(self, state, virial: np.ndarray, volume: float, v_g: np.ndarray, w: float, dof: int, dt: float):
+    def _external(self, cell: np.ndarray, volume: float, run) -> tuple[np.ndarray, float]:
+        """The target's force on the strain rate, ``-(dU_ext/dh) h^T`` (eV), and its energy ``U_ext`` (eV).
+
+        ``U_ext = P0 V`` for a hydrostatic (or per-axis, then not a potential) target; a 3x3 target
+        ``P0 = p 1 + t`` adds ``V0 tr(t E)`` with the Lagrangian strain ``E = (h0^-T h^T h h0^-1 - 1) / 2``
+        from the start cell, whose force is ``-V0 h sigma h^T`` (``sigma = h0^-1 t h0^-T``)."""
+        if "sigma" in run:
+            p = float(np.trace(np.array(self.pressure))) / 3 * units.bar
+            h = cell.T
+            return (-volume * p * np.eye(3) - run["v0"] * h @ run["sigma"] @ h.T,
+                    p * volume + run["v0"] / 2 * float(np.trace(run["sigma"] @ h.T @ h)))
+        p = np.array(self.pressure if isinstance(self.pressure, tuple) else (self.pressure,) * 3) * units.bar
+        return -volume * np.diag(p), float(p.mean()) * volume
+
+    def _cell_kick(self, state, virial: np.ndarray, volume: float, v_g: np.ndarray, w: float, dof: int, dt: float,
+                   run):
         """``v_g`` after ``dt`` of its force ``V (P_int - P0) + 2 K / N_f`` (velocities held)."""
         mvv = _np((state.masses[:, None] * state.velocities).T @ state.velocities)
-        p = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,) * 3
-        force = mvv - volume * virial - volume * np.diag(p) * units.bar + np.trace(mvv) / dof * np.eye(3)
+        force = mvv - volume * virial + self._external(_np(state.cell), volume, run)[0] + np.trace(mvv) / dof * np.eye(3)
         return v_g + dt * self._project(force) / w
 
     def _factors(self, rates: np.ndarray, v_g: np.ndarray, dt: float, like: torch.Tensor):
@@ -474,7 +505,7 @@ class MTK(Integrator):
         if self.thermostat:
             state = self._chains(state, run, w, q, r)
         volume = abs(float(np.linalg.det(_np(state.cell))))
-        v_g = self._cell_kick(state, run["virial"], volume, run["v_g"], w, dof, half)
+        v_g = self._cell_kick(state, run["virial"], volume, run["v_g"], w, dof, half, run)
         inv_m = 1.0 / state.masses[:, None]
         v = self._velocity_kick(state.velocities, forces * inv_m, v_g, dof, half)
         run["step"] += 1
@@ -485,7 +516,7 @@ class MTK(Integrator):
         run["virial"] = _np(virial)
         v = self._velocity_kick(v, forces * inv_m, v_g, dof, half)
         state = state.with_(positions=x, velocities=v, cell=cell)
-        run["v_g"] = self._cell_kick(state, run["virial"], volume * math.exp(d_ln_v), v_g, w, dof, half)
+        run["v_g"] = self._cell_kick(state, run["virial"], volume * math.exp(d_ln_v), v_g, w, dof, half, run)
         if self.thermostat:
             state = self._chains(state, run, w, q, r)
         return state, energy, forces
@@ -494,8 +525,8 @@ class MTK(Integrator):
         """``H'`` above, eV: constant up to O(dt^2) (exactly conserved by the continuous dynamics; a
         temperature ramp or unequal per-axis targets make it drift)."""
         w, q, r = self._masses(run["dof"])
-        p0 = self.pressure if not isinstance(self.pressure, tuple) else sum(self.pressure) / 3
-        total = energy + state.kinetic_energy() + 0.5 * w * float((run["v_g"] ** 2).sum()) + p0 * units.bar * state.volume()
+        external = self._external(_np(state.cell), float(state.volume()), run)[1]
+        total = energy + state.kinetic_energy() + 0.5 * w * float((run["v_g"] ** 2).sum()) + external
         if self.thermostat:
             kT, n_g = self.kT, self._CELL_DOF[self.coupling]
             total = total + sum(0.5 * qk * v ** 2 for qk, v in zip(q, run["v_xi"])) + kT * (
@@ -510,12 +541,15 @@ class MTK(Integrator):
     def state_dict(self, run):
         return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]],
                 "eta": [float(x) for x in run["eta"]], "v_eta": [float(v) for v in run["v_eta"]],
-                "v_g": run["v_g"].tolist(), "dof": run["dof"], "v0": run["v0"], "step": run["step"]}
+                "v_g": run["v_g"].tolist(), "dof": run["dof"], "v0": run["v0"], "step": run["step"],
+                **({"sigma": run["sigma"].tolist()} if "sigma" in run else {})}
 
     def load_state_dict(self, run, d):
         run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), eta=list(d["eta"]), v_eta=list(d["v_eta"]),
                    v_g=np.array(d["v_g"], dtype=np.float64), dof=int(d["dof"]), v0=float(d["v0"]),
                    step=int(d["step"]), virial=None)
+        if "sigma" in d:
+            run["sigma"] = np.array(d["sigma"], dtype=np.float64)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -538,6 +572,25 @@ def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
         raise SimsInputError(f"semiisotropic coupling moves x and y together, so their targets must be equal; got "
                              f"{values} bar (use coupling='anisotropic' for three different ones)")
     return tuple(float(p) for p in (values * 3 if len(values) == 1 else values))
+
+
+def _stress_target(pressure, coupling: str) -> np.ndarray | None:
+    """A 3x3 target pressure tensor (bar) as an array (None for a number or three); symmetric, finite,
+    and only with triclinic coupling."""
+    if isinstance(pressure, (int, float, np.integer, np.floating)) or not all(
+            isinstance(row, (list, tuple, np.ndarray)) for row in pressure):
+        return None
+    try:
+        tensor = np.array(pressure, dtype=np.float64)
+    except (TypeError, ValueError):
+        tensor = None
+    if tensor is None or tensor.shape != (3, 3) or not np.isfinite(tensor).all():
+        raise SimsInputError(f"a pressure tensor must be 3x3 finite numbers in bar, got {pressure!r}")
+    if not np.allclose(tensor, tensor.T, rtol=0, atol=1e-9 * max(1.0, float(np.abs(tensor).max()))):
+        raise SimsInputError(f"a pressure tensor must be symmetric (a torque would rotate the cell), got {tensor.tolist()}")
+    if coupling != "triclinic":
+        raise SimsInputError(f"a 3x3 target pressure needs coupling='triclinic' (the full cell), got {coupling!r}")
+    return tensor
 
 
 def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float) -> None:

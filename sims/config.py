@@ -57,9 +57,11 @@ class Stage(_Table):
         Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
-    pressure : float or (float, float, float), optional
+    pressure : float, (float, float, float) or 3x3, optional
         Target pressure of an ``npt`` or ``nph`` stage, bar (required there, refused elsewhere); three
-        values (x, y, z) need ``coupling = "anisotropic"``. Below zero warns about cavitation.
+        values (x, y, z) need ``coupling = "anisotropic"``; a symmetric 3x3 pressure tensor
+        (``[[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]``, positive = compressive) needs ``barostat = "mtk"``
+        and ``coupling = "triclinic"``. Below zero warns about cavitation.
     coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
         Barostat coupling: one strain for the volume (the cell keeps its shape), one for the xy plane
         and one for z (``"semiisotropic"``: membranes, interfaces; pressure x = y), one per box length of
@@ -96,8 +98,9 @@ class Stage(_Table):
     tau: float = 100.0
     chain_length: int = 3
     sample_every: int = 0
-    pressure: float | tuple[float, float, float] | None = field(
-        default=None, metadata={"expects": "a number or [x, y, z] in bar"})
+    pressure: float | tuple[float, float, float] | tuple[tuple[float, float, float], tuple[float, float, float],
+                                                         tuple[float, float, float]] | None = field(
+        default=None, metadata={"expects": "a number, [x, y, z] or a 3x3 list of lists in bar"})
     coupling: Literal["isotropic", "semiisotropic", "anisotropic", "triclinic"] = "isotropic"
     tau_p: float = 1000.0
     compressibility: float = 4.5e-5
@@ -141,7 +144,17 @@ class Stage(_Table):
             raise ConfigError(f"{where}.coupling = 'triclinic' (the full cell) needs barostat = 'mtk'")
         if self.pressure is None:
             raise ConfigError(f"{where}.pressure is required for an {self.ensemble} stage (bar, e.g. 1.0)")
-        values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
+        if isinstance(self.pressure, tuple) and isinstance(self.pressure[0], tuple):
+            rows = self.pressure
+            if not (barostat == "mtk" and self.coupling == "triclinic"):
+                raise ConfigError(f"{where}.pressure is a 3x3 tensor: it needs barostat = 'mtk' and coupling = "
+                                  "'triclinic' (the full cell)")
+            if not all(math.isfinite(p) for row in rows for p in row) or any(
+                    abs(rows[a][b] - rows[b][a]) > 1e-9 * max(1.0, abs(rows[a][b])) for a in range(3) for b in range(a)):
+                raise ConfigError(f"{where}.pressure must be a finite, symmetric 3x3 tensor in bar, got {list(rows)}")
+            values = (rows[0][0] + rows[1][1] + rows[2][2],)
+        else:
+            values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
         if not all(math.isfinite(p) for p in values):
             raise ConfigError(f"{where}.pressure must be finite in bar, got {self.pressure}")
         if len(set(values)) > 1 and self.coupling != "anisotropic" and not (

@@ -282,8 +282,8 @@ def test_npt_stage_runs_through_generate(tmp_path, thermostat):
     ({"thermostat": "langevn"}, "langevin"),
     ({"compressibility": 0.0}, "compressibility must be > 0"),
     ({"pressure": [1.0, 1.0, 50.0]}, "set coupling = 'anisotropic'"),
-    ({"pressure": [1.0, 50.0]}, r"pressure must be a number or \[x, y, z\] in bar"),
-    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number or \[x, y, z\]"),
+    ({"pressure": [1.0, 50.0]}, r"pressure must be a number, \[x, y, z\] or a 3x3 list of lists in bar"),
+    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number, \[x, y, z\]"),
     ({"coupling": "anisotropc"}, "anisotropic"),
     ({"ensemble": "langevin", "pressure": None, "coupling": "anisotropic"}, "coupling is read only by an npt"),
 ])
