@@ -604,22 +604,35 @@ def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float)
 
 
 def _check_cell(state, coupling: str) -> None:
-    """Refuse a cell that a barostat cannot act on: not periodic in 3-D, or triclinic under per-axis coupling."""
-    if not (bool(state.pbc.all()) and abs(float(torch.linalg.det(state.cell.detach()))) > 1e-12):
-        raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={state.pbc.tolist()}): "
+    """Refuse a state whose cell a barostat with ``coupling`` cannot act on (:func:`check_cell`)."""
+    check_cell(state.pbc.cpu().numpy(), _np(state.cell), coupling)
+
+
+def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str) -> None:
+    """Refuse a cell that a barostat cannot act on: not periodic in 3-D, triclinic under per-axis
+    coupling, or (semiisotropic) with a first or second vector out of the xy plane.
+
+    Raises
+    ------
+    SimsInputError
+        Saying what is wrong and what coupling or cell would do.
+    """
+    pbc, cell = np.asarray(pbc, dtype=bool), np.asarray(cell, dtype=np.float64)
+    if not (pbc.all() and abs(float(np.linalg.det(cell))) > 1e-12):
+        raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={pbc.tolist()}): "
                              "a non-periodic direction has no box length for the pressure to act on. Use an NVT "
                              "ensemble, or make the system periodic (a slab or molecule in vacuum cannot be "
                              "barostatted this way)")
-    cell = state.cell.detach()
-    off = cell - torch.diag(torch.diagonal(cell))
-    if coupling == "semiisotropic" and float(cell[:2, 2].abs().max()) > 1e-9 * float(cell.abs().max()):
+    off = np.abs(cell - np.diag(np.diagonal(cell))).max()
+    scale = np.abs(cell).max()
+    if coupling == "semiisotropic" and np.abs(cell[:2, 2]).max() > 1e-9 * scale:
         raise SimsInputError("semiisotropic coupling scales the xy plane and z apart, so the first two cell vectors "
                              f"must lie in the xy plane; this cell has z components {cell[:2, 2].tolist()} Å: rotate "
                              "the structure (ase.Atoms.rotate / ase.build.niggli_reduce and a standard orientation), "
                              "or use coupling='isotropic' or 'anisotropic'")
-    if coupling == "anisotropic" and float(off.abs().max()) > 1e-9 * float(cell.abs().max()):
+    if coupling == "anisotropic" and off > 1e-9 * scale:
         raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
-                             f"cell is triclinic (off-diagonal entries up to {float(off.abs().max()):.3g} Å): use "
+                             f"cell is triclinic (off-diagonal entries up to {off:.3g} Å): use "
                              "coupling='isotropic' (keeps the shape) or 'triclinic' (MTK: the full cell), or start "
                              "from an orthorhombic cell")
 

@@ -42,7 +42,8 @@ class Stage(_Table):
         Our :class:`~sims.integrators.VelocityVerlet`, :class:`~sims.integrators.Langevin`,
         :class:`~sims.integrators.NoseHooverChain`; on LAMMPS ``fix nve``; ``fix langevin`` +
         ``fix nve``; ``fix nvt``. ``"npt"``: constant pressure and temperature with ``barostat``
-        (our engine only: the LAMMPS engine refuses it). ``"nph"``: constant pressure and enthalpy,
+        (on LAMMPS ``fix npt`` for ``"mtk"``, ``fix press/berendsen`` for ``"berendsen"``; stochastic cell
+        rescaling runs on our engine only). ``"nph"``: constant pressure and enthalpy,
         :class:`~sims.barostats.MTK` without thermostats (``temperature`` sets the initial velocities
         and the barostat's mass).
     temperature : float or (float, float), optional
@@ -448,7 +449,7 @@ class SimulationConfig(_Table):
             raise ConfigError("the config has no [[stages]]")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        npt = [k for k, stage in enumerate(self.stages) if stage.barostat_kind is not None]
-        if self.engine == "lammps" and npt:
-            raise ConfigError(f"stages[{npt[0]}]: engine = 'lammps' runs on a fixed box and does not take npt stages "
-                              "yet; use engine = 'matrep' for constant pressure")
+        rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind == "c_rescale"]
+        if self.engine == "lammps" and rescale:
+            raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' has no stochastic cell rescaling (the default "
+                              "barostat of npt); set barostat = 'mtk' (fix npt) or 'berendsen', or use engine = 'matrep'")

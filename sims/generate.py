@@ -30,9 +30,10 @@ output::
     friction = 0.02                    # 1/fs
     sample_every = 100                 # steps; 0 = no frames from this stage
     [[stages]]
-    ensemble = "npt"                   # constant pressure (engine "matrep"); "nph": MTK without thermostats
+    ensemble = "npt"                   # constant pressure; "nph": MTK without thermostats
     barostat = "c_rescale"             # sims.barostats.CellRescaling; "berendsen" (equilibration only);
-                                       # "mtk" (sims.barostats.MTK: Nose-Hoover chains, a conserved quantity)
+                                       # "mtk" (sims.barostats.MTK: Nose-Hoover chains, a conserved quantity;
+                                       # engine "lammps": fix npt / fix nph; "c_rescale" is ours only)
     thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length; the one of "mtk")
     pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
     coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell;
@@ -577,6 +578,8 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,
                     "config_hash": digest}
+            if "pressure" in frame.info:
+                meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
             frame.info.clear()
             writer.write(frame, meta)
         atoms = result.final

@@ -311,10 +311,10 @@ def test_anisotropic_npt_stage_runs_through_generate(tmp_path):
     assert cell[2, 2] < 0.99 * min(cell[0, 0], cell[1, 1])
 
 
-def test_lammps_engine_refuses_npt():
+def test_lammps_engine_refuses_cell_rescaling():
     from sims.generate import load_config
 
-    with pytest.raises(sims.errors.ConfigError, match="fixed box"):
+    with pytest.raises(sims.errors.ConfigError, match="no stochastic cell rescaling"):
         load_config(dict(_npt_config("x.extxyz"), engine="lammps"))
 
 

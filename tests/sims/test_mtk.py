@@ -248,10 +248,3 @@ def test_mtk_stage_config_errors(stage, match):
     cfg["stages"][0] = {k: v for k, v in cfg["stages"][0].items() if v is not None}
     with pytest.raises(sims.errors.ConfigError, match=match):
         load_config(cfg)
-
-
-def test_lammps_engine_refuses_nph():
-    from sims.generate import load_config
-
-    with pytest.raises(sims.errors.ConfigError, match="fixed box"):
-        load_config(dict(_npt_config("x.extxyz", ensemble="nph"), engine="lammps"))
