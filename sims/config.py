@@ -42,8 +42,7 @@ class Stage(_Table):
         Our :class:`~sims.integrators.VelocityVerlet`, :class:`~sims.integrators.Langevin`,
         :class:`~sims.integrators.NoseHooverChain`; on LAMMPS ``fix nve``; ``fix langevin`` +
         ``fix nve``; ``fix nvt``. ``"npt"``: constant pressure and temperature with ``barostat``
-        (on LAMMPS ``fix npt`` for ``"mtk"``, ``fix press/berendsen`` for ``"berendsen"``; stochastic cell
-        rescaling runs on our engine only). ``"nph"``: constant pressure and enthalpy,
+        (on LAMMPS ``fix npt`` for ``"mtk"``; cell rescaling and Berendsen run on our engine only). ``"nph"``: constant pressure and enthalpy,
         :class:`~sims.barostats.MTK` without thermostats (``temperature`` sets the initial velocities
         and the barostat's mass).
     temperature : float or (float, float), optional
@@ -449,7 +448,8 @@ class SimulationConfig(_Table):
             raise ConfigError("the config has no [[stages]]")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind == "c_rescale"]
+        rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
-            raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' has no stochastic cell rescaling (the default "
-                              "barostat of npt); set barostat = 'mtk' (fix npt) or 'berendsen', or use engine = 'matrep'")
+            raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "
+                              "stochastic cell rescaling (the default barostat of npt) and its Berendsen barostat moves "
+                              "the box after a step's forces; set barostat = 'mtk', or use engine = 'matrep'")

@@ -33,7 +33,7 @@ output::
     ensemble = "npt"                   # constant pressure; "nph": MTK without thermostats
     barostat = "c_rescale"             # sims.barostats.CellRescaling; "berendsen" (equilibration only);
                                        # "mtk" (sims.barostats.MTK: Nose-Hoover chains, a conserved quantity;
-                                       # engine "lammps": fix npt / fix nph; "c_rescale" is ours only)
+                                       # engine "lammps": fix npt / fix nph, the only one there)
     thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length; the one of "mtk")
     pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
     coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell;

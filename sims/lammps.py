@@ -53,8 +53,8 @@ the same Martyna-Tobias-Klein equations with Nose-Hoover chains as :class:`sims.
 ``(N + 1) kT Pdamp^2`` per component is ours, ``(N_f + 3) kT tau_p^2 / 3``, to one atom in N);
 ``coupling`` ``"isotropic"``, ``"semiisotropic"``, ``"anisotropic"``, ``"triclinic"`` map to ``iso``,
 ``x y z couple xy``, ``x y z`` and ``tri`` (a 3x3 target: its six components, rotated into LAMMPS's
-frame). ``barostat = "berendsen"`` runs ``fix press/berendsen`` (``modulus = 1 / compressibility``)
-beside the stage's thermostat. Stochastic cell rescaling has no LAMMPS fix and is refused. LAMMPS keeps
+frame). Stochastic cell rescaling has no LAMMPS fix, and ``fix press/berendsen`` moves the box after a
+step's forces (its frames would hold energies of other positions): both are refused. LAMMPS keeps
 cell vector a along x and b in the xy plane (an upper-triangular ``h``), ours lets a fully flexible cell
 turn; the two differ by a rotation only. Frames carry the cell of their step, and (3-D periodic)
 ``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count ``3N - 3`` degrees of
@@ -453,10 +453,13 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
     for k, st in enumerate(stages):
-        if st.barostat_kind == "c_rescale":
-            raise SimsInputError(f"stage {k}: LAMMPS has no stochastic cell rescaling; set barostat = 'mtk' (fix npt, "
-                                 "Nose-Hoover chains: the NPT ensemble) or 'berendsen' (fix press/berendsen, for "
-                                 "equilibration), or run it with engine = 'matrep'")
+        if st.barostat_kind in ("c_rescale", "berendsen"):
+            # fix press/berendsen rescales the box in end_of_step, after the forces and energies of the
+            # step: its dumped positions would not be those its energies and forces belong to.
+            raise SimsInputError(f"stage {k}: LAMMPS has no stochastic cell rescaling, and its Berendsen barostat "
+                                 "moves the box after a step's forces (frames would hold energies of other "
+                                 "positions); set barostat = 'mtk' (fix npt, Nose-Hoover chains: the NPT ensemble), "
+                                 "or run it with engine = 'matrep'")
         if st.barostat_kind is not None:
             try:
                 check_cell(atoms.pbc, atoms.cell[:], st.coupling)
@@ -511,10 +514,6 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
             noise_seed = (seed * 1000 + k) % (2 ** 31 - 2) + 1  # LAMMPS wants 0 < seed < 2^31
             lines.append(f"fix thermostat all langevin {_g(t0)} {_g(t1)} {_g(1e-3 / st.friction)} {noise_seed}")
             fixes.append("thermostat")
-        if barostat == "berendsen":
-            lines.append(f"fix barostat all press/berendsen {_barostat_keywords(st, rot)} "
-                         f"modulus {_g(1 / st.compressibility)}")
-            fixes.append("barostat")
         if st.sample_every and st.steps:
             lines += [f'dump frames all custom {st.sample_every} "{folder / f"stage{k}.dump"}" {_DUMP_COLUMNS}',
                       "dump_modify frames sort id format float %.17g"]
@@ -531,7 +530,7 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
 
 
 def _barostat_keywords(st: Stage, rot: np.ndarray) -> str:
-    """The pressure keywords of ``fix npt``/``nph``/``press/berendsen`` for a stage (bar; ``Pdamp = tau_p``).
+    """The pressure keywords of ``fix npt``/``nph`` for a stage (bar; ``Pdamp = tau_p``).
 
     ``isotropic``: ``iso``; ``semiisotropic``: ``x``, ``y``, ``z`` with ``couple xy``; ``anisotropic``:
     ``x``, ``y``, ``z`` (orthorhombic); ``triclinic``: ``tri`` for one pressure, or the six components of

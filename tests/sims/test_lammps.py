@@ -262,6 +262,9 @@ def test_bad_input():
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "nvtt"}])
     with pytest.raises(SimsInputError, match="no stochastic cell rescaling"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0}])
+    with pytest.raises(SimsInputError, match="Berendsen barostat moves the box after"):
+        sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0,
+                            "barostat": "berendsen"}])
     slab = atoms.copy()
     slab.pbc = [True, True, False]
     with pytest.raises(SimsInputError, match="periodic in all three"):
