@@ -82,7 +82,7 @@ from ase import units
 from .errors import SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, chain_half_step, make_generator
 
-__all__ = ["CellRescaling", "MTK", "NegativePressureWarning"]
+__all__ = ["CellRescaling", "MTK", "NegativePressureWarning", "check_cell"]
 
 
 class NegativePressureWarning(UserWarning):
