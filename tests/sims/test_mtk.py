@@ -248,3 +248,29 @@ def test_mtk_stage_config_errors(stage, match):
     cfg["stages"][0] = {k: v for k, v in cfg["stages"][0].items() if v is not None}
     with pytest.raises(sims.errors.ConfigError, match=match):
         load_config(cfg)
+
+
+def test_collapsing_cell_in_generate_keeps_the_last_good_checkpoint(tmp_path):
+    """A near-ideal gas (LJ with epsilon 1e-9 eV) pushed at 30 times its own pressure: the run stops with
+    SimulationStopped at the collapse, the frames written before stay readable, the checkpoint holds the
+    last good state, and running the config again stops at the same step without repeating frames."""
+    from sims.generate import generate, read_frames
+
+    n, temperature, box = 32, 120.0, 11.2
+    p_gas = n * units.kB * temperature / box ** 3 / units.bar
+    cfg = _npt_config("gas.extxyz", barostat="mtk", pressure=30 * p_gas, steps=3000, sample_every=10,
+                      tau=100.0, tau_p=1000.0)
+    cfg["potential"]["epsilon"] = 1e-9
+    cfg["output"]["checkpoint_every"] = 20
+    cfg["_base"] = str(tmp_path)
+    with pytest.raises(SimulationStopped, match="collapsing") as first:
+        generate(cfg)
+    frames = read_frames(tmp_path / "gas.extxyz")
+    assert 0 < len(frames) < 300
+    ckpt = torch.load(tmp_path / "gas.extxyz.ckpt", weights_only=True)
+    assert not ckpt["done"] and 0 < ckpt["step"] <= frames[-1].info["step"] + 20
+    assert abs(float(torch.linalg.det(ckpt["state"]["cell"]))) > box ** 3 / 8
+    with pytest.raises(SimulationStopped, match="collapsing") as again:
+        generate(cfg)
+    assert str(again.value) == str(first.value)
+    assert [f.info["step"] for f in read_frames(tmp_path / "gas.extxyz")] == [f.info["step"] for f in frames]
