@@ -32,6 +32,7 @@ _LAZY = {
     "SimsInputError": ("sims.errors", "SimsInputError"),
     "SimulationStopped": ("sims.errors", "SimulationStopped"),
     "CellRescaling": ("sims.barostats", "CellRescaling"),
+    "MTK": ("sims.barostats", "MTK"),
     "NegativePressureWarning": ("sims.barostats", "NegativePressureWarning"),
     "Integrator": ("sims.integrators", "Integrator"),
     "Langevin": ("sims.integrators", "Langevin"),

@@ -45,6 +45,20 @@ function of the cell, so there is no Boltzmann density; the stationary state sti
 ``<P_aa> = P0_a`` on each axis exactly (the mean step of ``eps_a`` is zero), which is what a uniaxial
 load asks for. Without the noise these are Berendsen's per-axis scaling equations.
 
+Semi-isotropic coupling (``coupling="semiisotropic"``: membranes, interfaces, layered crystals; GROMACS's
+``semiisotropic``) moves the xy plane as one (``eps_xy = ln L_x = ln L_y + const``) and z alone, for
+cells whose first two vectors lie in the xy plane (``V = A c_z``, ``A`` the xy area):
+
+    d eps_xy = -(beta_T / tau_p) (P0_xy - (P_xx + P_yy) / 2) dt + sqrt(kT beta_T / (V tau_p)) dW_xy,
+    d eps_z  = -(beta_T / tau_p) (P0_z - P_zz) dt + sqrt(2 kT beta_T / (V tau_p)) dW_z,
+
+the mean of the x and y equations above (half the noise variance). Fokker-Planck check as above, in
+``ln A = 2 eps_xy`` and ``eps_z`` with the target ``exp(-(F + P0 V) / kT) dA dc_z`` (the measure ``dV``
+of the isotropic case, split into area and height): the diffusion ``D_A = 2 kT beta_T / (V tau_p)`` of
+``ln A`` gives ``dD_A / d ln A = -D_A``, cancelled by the Jacobian ``A``, and ``-dF / d ln A = V (P_xx +
+P_yy) / 2``, so no correction term is left. With a hydrostatic target the volume again samples
+``p(V) ~ exp(-(F + P0 V) / kT)``; an in-plane shape at fixed area is not moved.
+
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
 sets how fast the volume relaxes (the relaxation time is ``tau_p`` when it is right); the sampled
 distribution does not depend on it.
@@ -66,9 +80,9 @@ import torch
 from ase import units
 
 from .errors import SimsInputError, SimulationStopped
-from .integrators import Integrator, Langevin, NoseHooverChain, make_generator
+from .integrators import Integrator, Langevin, NoseHooverChain, chain_half_step, make_generator
 
-__all__ = ["CellRescaling", "NegativePressureWarning"]
+__all__ = ["CellRescaling", "MTK", "NegativePressureWarning", "check_cell"]
 
 
 class NegativePressureWarning(UserWarning):
@@ -85,7 +99,7 @@ class CellRescaling(Integrator):
         the run's (setting ``temperature`` here sets it there, for ramps).
     pressure : float or sequence of 3 floats
         Target pressure, bar; with ``coupling="anisotropic"`` one value per cell axis (x, y, z) or
-        one for all three. Below zero warns (:class:`NegativePressureWarning`).
+        one for all three; with ``"semiisotropic"`` three with x = y (or one). Below zero warns (:class:`NegativePressureWarning`).
     tau_p : float
         Barostat relaxation time, fs; at least the time step (a few hundred steps is usual:
         GROMACS recommends ``tau_p >= 5 ps`` for ``C-rescale`` with ``beta_T`` of water).
@@ -94,8 +108,10 @@ class CellRescaling(Integrator):
     stochastic : bool
         True: stochastic cell rescaling (correct volume fluctuations); False: Berendsen (no
         noise: for equilibration only).
-    coupling : {"isotropic", "anisotropic"}
-        ``"isotropic"``: one strain for the volume, the shape kept (any cell). ``"anisotropic"``:
+    coupling : {"isotropic", "anisotropic", "semiisotropic"}
+        ``"semiisotropic"``: one strain for the xy plane, one for z (the first two cell vectors must
+        lie in the xy plane; they keep their in-plane shape). ``"isotropic"``: one strain for the
+        volume, the shape kept (any cell). ``"anisotropic"``:
         one strain per box length of an orthorhombic cell (triclinic cells are refused), each driven
         by its diagonal pressure ``P_aa`` towards its target.
     max_volume_ratio : float
@@ -131,26 +147,22 @@ class CellRescaling(Integrator):
 
     def __init__(self, thermostat: Langevin | NoseHooverChain, *, pressure: float | Sequence[float], tau_p: float,
                  compressibility: float = 4.5e-5, stochastic: bool = True,
-                 coupling: Literal["isotropic", "anisotropic"] = "isotropic", max_volume_ratio: float = 8.0,
+                 coupling: Literal["isotropic", "anisotropic", "semiisotropic"] = "isotropic",
+                 max_volume_ratio: float = 8.0,
                  seed: int | None = None) -> None:
         if not isinstance(thermostat, (Langevin, NoseHooverChain)):
             raise SimsInputError(f"the barostat needs a Langevin or NoseHooverChain thermostat, got "
                                  f"{type(thermostat).__name__} (a barostat without a thermostat samples no NPT ensemble)")
         super().__init__(thermostat.timestep)
-        if coupling not in ("isotropic", "anisotropic"):
-            raise SimsInputError(f"coupling must be 'isotropic' or 'anisotropic', got {coupling!r}")
+        if coupling not in ("isotropic", "anisotropic", "semiisotropic"):
+            raise SimsInputError(f"coupling must be 'isotropic', 'anisotropic' or 'semiisotropic', got {coupling!r}")
         targets = _pressures(pressure, coupling)
         if not (math.isfinite(tau_p) and tau_p >= thermostat.timestep):
             raise SimsInputError(f"tau_p must be at least the time step ({thermostat.timestep} fs), got {tau_p} fs; "
                                  "a barostat faster than one step cannot be integrated (use hundreds of steps)")
         if not (math.isfinite(compressibility) and compressibility > 0):
             raise SimsInputError(f"compressibility must be > 0 1/bar, got {compressibility}")
-        if not max_volume_ratio > 1:
-            raise SimsInputError(f"max_volume_ratio must be > 1, got {max_volume_ratio}")
-        if min(targets) < 0:
-            warnings.warn(f"target pressure {pressure} bar is negative: a liquid under tension may cavitate "
-                          "(the volume then runs away and the run stops) and a gas has no state there",
-                          NegativePressureWarning, stacklevel=2)
+        _check_limits(pressure, targets, max_volume_ratio)
         self.thermostat = thermostat
         self.coupling = coupling
         self.pressure: float | tuple[float, float, float] = targets[0] if coupling == "isotropic" else targets
@@ -170,17 +182,7 @@ class CellRescaling(Integrator):
         self.thermostat.temperature = float(value)
 
     def start(self, state, seed: int | Sequence[int] | None):
-        if not (bool(state.pbc.all()) and abs(float(torch.linalg.det(state.cell.detach()))) > 1e-12):
-            raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={state.pbc.tolist()}): "
-                                 "a non-periodic direction has no box length for the pressure to act on. Use an NVT "
-                                 "ensemble, or make the system periodic (a slab or molecule in vacuum cannot be "
-                                 "barostatted this way)")
-        cell = state.cell.detach()
-        off = cell - torch.diag(torch.diagonal(cell))
-        if self.coupling == "anisotropic" and float(off.abs().max()) > 1e-9 * float(cell.abs().max()):
-            raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
-                                 f"cell is triclinic (off-diagonal entries up to {float(off.abs().max()):.3g} Å): use "
-                                 "coupling='isotropic' (keeps the shape), or start from an orthorhombic cell")
+        _check_cell(state, self.coupling)
         seed = seed if seed is not None else self.seed
         words = None if seed is None else ([seed] if isinstance(seed, (int, np.integer)) else list(seed))
         state, inner = self.thermostat.start(state, None if words is None else words + [0])
@@ -200,8 +202,13 @@ class CellRescaling(Integrator):
             p_int, shape = diagonal, (3,)
             target = torch.tensor(self.pressure, dtype=volume.dtype, device=volume.device) * units.bar
         d_eps = -beta * ratio * (target - p_int)
+        if self.coupling == "semiisotropic":
+            d_eps = torch.stack([(d_eps[0] + d_eps[1]) / 2] * 2 + [d_eps[2]])
         if self.stochastic:
             xi = torch.randn(shape, generator=run["generator"], device=volume.device, dtype=volume.dtype)
+            if self.coupling == "semiisotropic":
+                # One draw for the xy plane with half the variance of a single axis (the mean of two).
+                xi = xi[[0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0]).to(xi)
             d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * xi
         return d_eps
 
@@ -211,19 +218,10 @@ class CellRescaling(Integrator):
         volume = state.volume()
         d_eps = self._strain_rate(state, run["virial"], volume, run)
         run["step"] += 1
-        new_volume = float(volume * torch.exp(d_eps.sum()))
-        ratio = new_volume / run["v0"]
-        if not (math.isfinite(new_volume) and float(d_eps.abs().max()) < 0.25
-                and 1 / self.max_volume_ratio < ratio < self.max_volume_ratio):
-            what = "collapsing" if not ratio > 1 else "exploding"
-            raise SimulationStopped(
-                f"the cell is {what} at barostat step {run['step']}: volume {float(volume):.6g} -> {new_volume:.6g} Å^3 "
-                f"(start {run['v0']:.6g} Å^3, limit a factor {self.max_volume_ratio:g}, at most 28 % per step). "
-                f"The target pressure {self.pressure:g} bar may have no stable state at {self.temperature:g} K for this "
-                "potential (cavitation, vaporisation, or a potential without a repulsive core), or tau_p is too short "
-                "or compressibility too large for this system")
-        # Isotropic: one factor for all; anisotropic: x, y, z components scaled by their own factor
-        # (the cell is diagonal, so cell * mu = cell @ diag(mu) keeps it so).
+        _check_volume(self, run, float(volume), float(d_eps.sum()), float(d_eps.abs().max()),
+                      "or compressibility too large")
+        # Isotropic: one factor for all; (semi)anisotropic: x, y, z components scaled by their own factor
+        # (cell * mu = cell @ diag(mu): an orthorhombic cell stays so, an xy plane stays in the plane).
         mu = torch.exp(d_eps / 3) if self.coupling == "isotropic" else torch.exp(d_eps)
         cell = state.cell * mu
         state = state.with_(positions=state.positions * mu, velocities=state.velocities / mu, cell=cell)
@@ -254,8 +252,314 @@ class CellRescaling(Integrator):
         run.update(v0=float(d["v0"]), step=int(d["step"]), virial=None)
 
 
+class MTK(Integrator):
+    """Martyna-Tobias-Klein NPT (or NPH) dynamics with Nose-Hoover chains: a conserved quantity and the exact ensemble.
+
+    The equations of motion (Martyna, Tobias and Klein 1994; in the form of Tuckerman et al. 2006, eq. 2.7
+    for the full cell, and Shinoda et al. 2004), with ``v_g`` the 3x3 strain rate of the cell (1/time),
+    ``N_f = 3N - 3`` the atoms' degrees of freedom, ``W`` the mass of each strain component and
+    ``v_xi``, ``v_eta`` the first velocities of the thermostat chains of the atoms and of the cell:
+
+        dr_i/dt = v_i + v_g r_i,                      dh/dt = v_g h   (h: cell vectors as columns)
+        dv_i/dt = F_i / m_i - (v_g + tr(v_g) / N_f) v_i - v_xi v_i
+        W dv_g/dt = V (P_int - P0) + (2 K / N_f) 1 - W v_eta v_g,
+        P_int = (sum_i m_i v_i v_i^T) / V - stress_virial.
+
+    ``coupling`` restricts ``v_g``: ``"isotropic"`` to ``v 1`` (the cell keeps its shape; the force is the
+    mean of the diagonal), ``"semiisotropic"`` to ``diag(v_xy, v_xy, v_z)`` (the xy plane and z; the first
+    two cell vectors in the xy plane; LAMMPS's ``couple xy``), ``"anisotropic"`` to a diagonal (the three
+    box lengths of an orthorhombic cell, each driven by its own ``P_aa``; LAMMPS's ``aniso``),
+    ``"triclinic"`` to a symmetric matrix (the full cell, six components: shape changes without rotating
+    the cell). The conserved quantity is
+
+        H' = U + K + (W / 2) sum_ab v_g,ab^2 + U_ext + sum_k Q_k v_xi_k^2 / 2 + N_f kT xi_1 + kT sum_{k>1} xi_k
+             + sum_k R_k v_eta_k^2 / 2 + n_g kT eta_1 + kT sum_{k>1} eta_k,
+
+    with ``n_g`` = 1, 2, 3, 6 the cell's degrees of freedom and ``U_ext = P0 V`` (unequal per-axis targets:
+    ``P0`` their mean, and ``H'`` is not conserved: their work is not the differential of a function of
+    the cell). A full 3x3 target ``P0 = p 1 + t`` (``t`` traceless; triclinic coupling) enters as in
+    Parrinello-Rahman and Shinoda et al. (2004, eq. 2): ``U_ext = p V + V0 tr(t E)`` with the Lagrangian
+    strain ``E = (h0^-T h^T h h0^-1 - 1) / 2`` from the start cell ``h0`` (volume ``V0``), so ``P0 V`` in the
+    cell's force becomes ``p V 1 + V0 h sigma h^T`` with ``sigma = h0^-1 t h0^-T``: ``H'`` is conserved, and
+    at ``h = h0`` the internal pressure tensor is driven to ``P0`` itself (LAMMPS's ``fix npt`` with
+    off-diagonal targets does the same). ``thermostat=False`` drops both chains: NPH,
+    whose conserved quantity is the enthalpy plus the cell's kinetic energy.
+
+    Integration: the measure-preserving Trotter splitting of Tuckerman et al. (2006) as in ASE's
+    ``MTKNPT`` and LAMMPS's ``fix npt``: half steps of the chains, of ``v_g``, and of the velocities
+    (force kick and ``v_g`` friction solved together, exactly for constant ``v_g``), a full step of
+    positions and cell (exact for constant ``v_g``: ``exp(v_g dt)``, in the eigenbasis of ``v_g``),
+    then the same half steps in reverse order. One force and stress evaluation per step; the error of
+    ``H'`` is O(dt^2).
+
+    Ensemble. With the total momentum zero (the forces of a periodic system sum to zero, and
+    :meth:`start` removes the centre-of-mass velocity), the phase-space compressibility analysis
+    (Tuckerman et al. 2001, 2006) with the conserved centre-of-mass momentum and fractional position
+    gives the isothermal-isobaric distribution ``exp(-(U + K + P0 V) / kT)`` over the ``N - 1`` relative
+    positions (isotropic: in ``dV``; the full cell: in ``det(h)^-2 dh``, MTK 1994) when the
+    ``tr(v_g)`` term and the kinetic force use ``N_f = 3N - 3`` (LAMMPS and ASE use ``3N``: a
+    ``V^(-1/N)`` error). An ideal gas of ``N`` atoms therefore samples ``p(V) ~ V^(N-1) exp(-P0 V / kT)``:
+    ``<V> = N kT / P0``, one atom less than a barostat whose thermostat does not conserve momentum
+    (:class:`CellRescaling` with Langevin): the centre of mass is not free to explore the box.
+
+    Parameters
+    ----------
+    timestep : float
+        fs.
+    temperature : float
+        Target temperature, K (settable between steps, for ramps). With ``thermostat=False`` (NPH) it
+        only sets the masses ``W``, ``Q``, ``R``: give the expected temperature.
+    pressure : float, sequence of 3 floats, or 3x3
+        Target pressure, bar; three (x, y, z) with ``coupling="anisotropic"`` (``"semiisotropic"``:
+        x = y); a symmetric 3x3 pressure tensor (positive = compressive, minus ASE's stress) with
+        ``coupling="triclinic"``. Below zero (the mean) warns.
+    tau : float
+        Thermostat period, fs (``Q_1 = N_f kT tau^2``, ``Q_k = kT tau^2``, as :class:`NoseHooverChain`).
+    tau_p : float
+        Barostat period, fs: ``W = (N_f + 3) kT tau_p^2 / 3`` per strain component (MTK 1994; the
+        isotropic volume mass is ``3 W``), chain masses ``R_1 = n_g kT tau_p^2``, ``R_k = kT tau_p^2``.
+        LAMMPS's ``Pdamp`` and ASE's ``pdamp`` (its ``W = (N + 1) kT pdamp^2``) mean the same.
+    chain_length, barostat_chain_length : int
+        Lengths of the two Nose-Hoover chains (LAMMPS ``tchain``, ``pchain``).
+    coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
+        Which cell degrees of freedom move (above).
+    thermostat : bool
+        True: NPT; False: NPH (no chains).
+    max_volume_ratio : float
+        Stop (:class:`~sims.errors.SimulationStopped`, the state kept at the last good step) when the
+        volume would leave ``[V0 / ratio, V0 * ratio]`` or a strain change by 0.25 in one step.
+
+    Raises
+    ------
+    SimsInputError
+        ``tau`` or ``tau_p`` shorter than the time step, a temperature <= 0 K, a non-finite pressure, three
+        pressures without anisotropic coupling, an unknown coupling; at the start of a run, a cell not
+        periodic in three directions, a triclinic cell with anisotropic coupling, or a single atom.
+
+    References
+    ----------
+    G. J. Martyna, D. J. Tobias and M. L. Klein, "Constant pressure molecular dynamics algorithms",
+    J. Chem. Phys. 101, 4177 (1994).
+    M. E. Tuckerman, J. Alejandre, R. Lopez-Rendon, A. L. Jochim and G. J. Martyna, "A Liouville-operator
+    derived measure-preserving integrator for molecular dynamics simulations in the isothermal-isobaric
+    ensemble", J. Phys. A 39, 5629 (2006).
+    W. Shinoda, M. Shiga and M. Mikami, "Rapid estimation of elastic constants by molecular dynamics
+    simulation under constant stress", Phys. Rev. B 69, 134103 (2004).
+    M. E. Tuckerman, Y. Liu, G. Ciccotti and G. J. Martyna, "Non-Hamiltonian molecular dynamics:
+    generalizing Hamiltonian phase space principles to non-Hamiltonian systems", J. Chem. Phys. 115,
+    1678 (2001).
+
+    Examples
+    --------
+    >>> npt = MTK(timestep=5.0, temperature=120.0, pressure=1.0, tau=200.0, tau_p=1000.0)
+    >>> md = MD(atoms, pot, npt, temperature=120.0, seed=0)   # doctest: +SKIP
+    >>> md.run(2000).conserved_energy()                       # doctest: +SKIP
+    """
+
+    _CELL_DOF = {"isotropic": 1, "semiisotropic": 2, "anisotropic": 3, "triclinic": 6}
+
+    def __init__(self, timestep: float, *, temperature: float, pressure: float | Sequence[float], tau: float = 100.0,
+                 tau_p: float = 1000.0, chain_length: int = 3, barostat_chain_length: int = 3,
+                 coupling: Literal["isotropic", "semiisotropic", "anisotropic", "triclinic"] = "isotropic",
+                 thermostat: bool = True,
+                 max_volume_ratio: float = 8.0) -> None:
+        super().__init__(timestep)
+        if coupling not in self._CELL_DOF:
+            raise SimsInputError(f"coupling must be one of {', '.join(map(repr, self._CELL_DOF))}, got {coupling!r}")
+        tensor = _stress_target(pressure, coupling)
+        targets = _pressures(pressure, "isotropic" if coupling == "triclinic" else coupling) if tensor is None else (
+            float(np.trace(tensor)) / 3,)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise SimsInputError(f"temperature must be > 0 K (it sets the barostat's mass even for NPH), got {temperature}")
+        for name, value in (("tau", tau), ("tau_p", tau_p)):
+            if not (math.isfinite(value) and value >= timestep):
+                raise SimsInputError(f"{name} must be at least the time step ({timestep} fs), got {value} fs; a "
+                                     "thermostat or barostat period shorter than one step cannot be integrated "
+                                     "(use about 100 steps for tau and 1000 for tau_p)")
+        if chain_length < 1 or barostat_chain_length < 1:
+            raise SimsInputError(f"chain lengths must be >= 1, got {chain_length}, {barostat_chain_length}")
+        _check_limits(pressure, targets, max_volume_ratio)
+        self.temperature = float(temperature)
+        per_axis = coupling in ("anisotropic", "semiisotropic")
+        self.pressure: float | tuple = targets if per_axis else targets[0]
+        if tensor is not None:
+            self.pressure = tuple(tuple(float(x) for x in row) for row in tensor)
+        self.tau, self.tau_p = float(tau), float(tau_p)
+        self.chain_length, self.barostat_chain_length = int(chain_length), int(barostat_chain_length)
+        self.coupling = coupling
+        self.thermostat = bool(thermostat)
+        self.max_volume_ratio = float(max_volume_ratio)
+
+    @property
+    def kT(self) -> float:
+        """Thermal energy of the target temperature, eV."""
+        return units.kB * self.temperature
+
+    def start(self, state, seed):
+        _check_cell(state, self.coupling)
+        if state.n_atoms < 2:
+            raise SimsInputError("MTK needs at least two atoms (one atom at rest has no degrees of freedom left "
+                                 "once the centre of mass is fixed)")
+        p = (state.masses[:, None] * state.velocities).sum(0)
+        state = state.with_(velocities=state.velocities - p / state.masses.sum())
+        # The cell's variables are a dozen numbers: numpy float64 (cheaper than tiny tensors, and exact
+        # whatever the run's dtype); gradients do not flow through them.
+        run = {"dof": 3 * state.n_atoms - 3, "xi": [0.0] * self.chain_length, "v_xi": [0.0] * self.chain_length,
+               "eta": [0.0] * self.barostat_chain_length, "v_eta": [0.0] * self.barostat_chain_length,
+               "v_g": np.zeros((3, 3)), "virial": None, "v0": float(state.volume()), "step": 0}
+        if isinstance(self.pressure, tuple) and isinstance(self.pressure[0], tuple):
+            # The deviatoric target acts through the Lagrangian strain from this start cell h0:
+            # sigma = h0^-1 t h0^-T (Shinoda et al. 2004, eq. 2; LAMMPS fix npt's "sigma").
+            target = np.array(self.pressure) * units.bar
+            h0_inv = np.linalg.inv(_np(state.cell).T)
+            run["sigma"] = h0_inv @ (target - np.trace(target) / 3 * np.eye(3)) @ h0_inv.T
+        return state, run
+
+    def _masses(self, dof: int) -> tuple[float, list[float], list[float]]:
+        """``W`` (each strain component), the atoms' chain masses ``Q`` and the cell's ``R``, ASE units."""
+        kT = self.kT
+        tau, tau_p = self.tau * units.fs, self.tau_p * units.fs
+        w = (dof + 3) * kT * tau_p ** 2 / 3
+        q = [dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
+        r = [self._CELL_DOF[self.coupling] * kT * tau_p ** 2] + [kT * tau_p ** 2] * (self.barostat_chain_length - 1)
+        return w, q, r
+
+    def _project(self, g: np.ndarray) -> np.ndarray:
+        """Keep the components of a 3x3 force or velocity that ``coupling`` lets move."""
+        if self.coupling == "isotropic":
+            return np.eye(3) * np.trace(g) / 3
+        if self.coupling == "anisotropic":
+            return np.diag(np.diagonal(g))
+        if self.coupling == "semiisotropic":
+            return np.diag([(g[0, 0] + g[1, 1]) / 2] * 2 + [g[2, 2]])
+        return (g + g.T) / 2
+
+    def _external(self, cell: np.ndarray, volume: float, run) -> tuple[np.ndarray, float]:
+        """The target's force on the strain rate, ``-(dU_ext/dh) h^T`` (eV), and its energy ``U_ext`` (eV).
+
+        ``U_ext = P0 V`` for a hydrostatic (or per-axis, then not a potential) target; a 3x3 target
+        ``P0 = p 1 + t`` adds ``V0 tr(t E)`` with the Lagrangian strain ``E = (h0^-T h^T h h0^-1 - 1) / 2``
+        from the start cell, whose force is ``-V0 h sigma h^T`` (``sigma = h0^-1 t h0^-T``)."""
+        if "sigma" in run:
+            p = float(np.trace(np.array(self.pressure))) / 3 * units.bar
+            h = cell.T
+            return (-volume * p * np.eye(3) - run["v0"] * h @ run["sigma"] @ h.T,
+                    p * volume + run["v0"] / 2 * float(np.trace(run["sigma"] @ h.T @ h)))
+        p = np.array(self.pressure if isinstance(self.pressure, tuple) else (self.pressure,) * 3) * units.bar
+        return -volume * np.diag(p), float(p.mean()) * volume
+
+    def _cell_kick(self, state, virial: np.ndarray, volume: float, v_g: np.ndarray, w: float, dof: int, dt: float,
+                   run):
+        """``v_g`` after ``dt`` of its force ``V (P_int - P0) + 2 K / N_f`` (velocities held)."""
+        mvv = _np((state.masses[:, None] * state.velocities).T @ state.velocities)
+        force = mvv - volume * virial + self._external(_np(state.cell), volume, run)[0] + np.trace(mvv) / dof * np.eye(3)
+        return v_g + dt * self._project(force) / w
+
+    def _factors(self, rates: np.ndarray, v_g: np.ndarray, dt: float, like: torch.Tensor):
+        """``exp(rate dt)`` and ``dt exprel(rate dt)`` per eigen-direction of ``v_g`` (a (2, 3) tensor), and
+        the eigenvectors as columns (None for a diagonal ``v_g``: the Cartesian axes)."""
+        x = rates * dt
+        small = np.abs(x) < 1e-8
+        exprel = np.where(small, 1 + x / 2, np.expm1(x) / np.where(small, 1.0, x))
+        f = torch.as_tensor(np.stack([np.exp(x), dt * exprel]), dtype=like.dtype, device=like.device)
+        return f, None if self._basis(v_g)[1] is None else torch.as_tensor(self._basis(v_g)[1]).to(like)
+
+    def _basis(self, v_g: np.ndarray):
+        """Eigenvalues and eigenvectors (columns, None when ``v_g`` is diagonal) of ``v_g``."""
+        if self.coupling == "triclinic":
+            return np.linalg.eigh(v_g)
+        return np.diagonal(v_g).copy(), None
+
+    def _velocity_kick(self, velocities, accel, v_g, dof: int, dt: float):
+        """Velocities after ``dt`` of the force and the friction ``-(v_g + tr(v_g) / N_f) v`` (exact for
+        constant ``v_g`` and forces)."""
+        f, basis = self._factors(-(self._basis(v_g)[0] + np.trace(v_g) / dof), v_g, dt, velocities)
+        if basis is None:
+            return velocities * f[0] + accel * f[1]
+        return (velocities @ basis * f[0] + accel @ basis * f[1]) @ basis.T
+
+    def _drift(self, positions, velocities, cell, v_g, dt: float):
+        """Positions and cell after ``dt`` of ``dr/dt = v + v_g r``, ``dh/dt = v_g h`` (exact for constant ``v_g``)."""
+        f, basis = self._factors(self._basis(v_g)[0], v_g, dt, positions)
+        if basis is None:
+            return positions * f[0] + velocities * f[1], cell * f[0]
+        scale = basis * f[0] @ basis.T
+        return positions @ scale + (velocities @ basis * f[1]) @ basis.T, cell @ scale
+
+    def _chains(self, state, run, w: float, q: list[float], r: list[float]):
+        """Half a step of the cell's and the atoms' Nose-Hoover chains (NPT only)."""
+        v_g = run["v_g"]
+        scale, run["eta"], run["v_eta"] = chain_half_step(w * float((v_g * v_g).sum()), self._CELL_DOF[self.coupling],
+                                                          self.kT, r, run["eta"], run["v_eta"], self.dt)
+        run["v_g"] = v_g * scale
+        ke2 = (state.masses[:, None] * state.velocities ** 2).sum()
+        scale, run["xi"], run["v_xi"] = chain_half_step(ke2 if ke2.requires_grad else float(ke2), run["dof"],
+                                                        self.kT, q, run["xi"], run["v_xi"], self.dt)
+        return state.with_(velocities=state.velocities * scale)
+
+    def step(self, state, energy, forces, force_fn, run):
+        dt, half, dof = self.dt, self.dt / 2, run["dof"]
+        if run["virial"] is None:
+            run["virial"] = _np(force_fn(state.positions, cell=state.cell, stress=True)[2])
+        w, q, r = self._masses(dof)
+        if self.thermostat:
+            state = self._chains(state, run, w, q, r)
+        volume = abs(float(np.linalg.det(_np(state.cell))))
+        v_g = self._cell_kick(state, run["virial"], volume, run["v_g"], w, dof, half, run)
+        inv_m = 1.0 / state.masses[:, None]
+        v = self._velocity_kick(state.velocities, forces * inv_m, v_g, dof, half)
+        run["step"] += 1
+        d_ln_v = float(np.trace(v_g)) * dt
+        _check_volume(self, run, volume, d_ln_v, float(np.abs(v_g).max()) * dt, "(or W too small)")
+        x, cell = self._drift(state.positions, v, state.cell, v_g, dt)
+        energy, forces, virial = force_fn(x, cell=cell, stress=True)
+        run["virial"] = _np(virial)
+        v = self._velocity_kick(v, forces * inv_m, v_g, dof, half)
+        state = state.with_(positions=x, velocities=v, cell=cell)
+        run["v_g"] = self._cell_kick(state, run["virial"], volume * math.exp(d_ln_v), v_g, w, dof, half, run)
+        if self.thermostat:
+            state = self._chains(state, run, w, q, r)
+        return state, energy, forces
+
+    def conserved_energy(self, state, energy, run):
+        """``H'`` above, eV: constant up to O(dt^2) (exactly conserved by the continuous dynamics; a
+        temperature ramp or unequal per-axis targets make it drift)."""
+        w, q, r = self._masses(run["dof"])
+        external = self._external(_np(state.cell), float(state.volume()), run)[1]
+        total = energy + state.kinetic_energy() + 0.5 * w * float((run["v_g"] ** 2).sum()) + external
+        if self.thermostat:
+            kT, n_g = self.kT, self._CELL_DOF[self.coupling]
+            total = total + sum(0.5 * qk * v ** 2 for qk, v in zip(q, run["v_xi"])) + kT * (
+                run["dof"] * run["xi"][0] + sum(run["xi"][1:]))
+            total = total + sum(0.5 * rk * v ** 2 for rk, v in zip(r, run["v_eta"])) + kT * (
+                n_g * run["eta"][0] + sum(run["eta"][1:]))
+        return total
+
+    def refresh(self, run):
+        run["virial"] = None
+
+    def state_dict(self, run):
+        return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]],
+                "eta": [float(x) for x in run["eta"]], "v_eta": [float(v) for v in run["v_eta"]],
+                "v_g": run["v_g"].tolist(), "dof": run["dof"], "v0": run["v0"], "step": run["step"],
+                **({"sigma": run["sigma"].tolist()} if "sigma" in run else {})}
+
+    def load_state_dict(self, run, d):
+        run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), eta=list(d["eta"]), v_eta=list(d["v_eta"]),
+                   v_g=np.array(d["v_g"], dtype=np.float64), dof=int(d["dof"]), v0=float(d["v0"]),
+                   step=int(d["step"]), virial=None)
+        if "sigma" in d:
+            run["sigma"] = np.array(d["sigma"], dtype=np.float64)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float64 numpy array on the host."""
+    return t.detach().cpu().double().numpy()
+
+
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
-    """The three per-axis targets (bar) from one value or three; three only with anisotropic coupling."""
+    """The three per-axis targets (bar) from one value or three; three different only with anisotropic
+    coupling (semiisotropic: x = y)."""
     values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
     if len(values) not in (1, 3) or not all(isinstance(p, (int, float, np.integer, np.floating))
                                             and not isinstance(p, bool) and math.isfinite(p) for p in values):
@@ -264,4 +568,86 @@ def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
     if len(values) == 3 and coupling == "isotropic" and len(set(values)) > 1:
         raise SimsInputError(f"three different target pressures {values} bar need coupling='anisotropic' (isotropic "
                              "coupling keeps the cell's shape, so it has one pressure)")
+    if len(values) == 3 and coupling == "semiisotropic" and values[0] != values[1]:
+        raise SimsInputError(f"semiisotropic coupling moves x and y together, so their targets must be equal; got "
+                             f"{values} bar (use coupling='anisotropic' for three different ones)")
     return tuple(float(p) for p in (values * 3 if len(values) == 1 else values))
+
+
+def _stress_target(pressure, coupling: str) -> np.ndarray | None:
+    """A 3x3 target pressure tensor (bar) as an array (None for a number or three); symmetric, finite,
+    and only with triclinic coupling."""
+    if isinstance(pressure, (int, float, np.integer, np.floating)) or not all(
+            isinstance(row, (list, tuple, np.ndarray)) for row in pressure):
+        return None
+    try:
+        tensor = np.array(pressure, dtype=np.float64)
+    except (TypeError, ValueError):
+        tensor = None
+    if tensor is None or tensor.shape != (3, 3) or not np.isfinite(tensor).all():
+        raise SimsInputError(f"a pressure tensor must be 3x3 finite numbers in bar, got {pressure!r}")
+    if not np.allclose(tensor, tensor.T, rtol=0, atol=1e-9 * max(1.0, float(np.abs(tensor).max()))):
+        raise SimsInputError(f"a pressure tensor must be symmetric (a torque would rotate the cell), got {tensor.tolist()}")
+    if coupling != "triclinic":
+        raise SimsInputError(f"a 3x3 target pressure needs coupling='triclinic' (the full cell), got {coupling!r}")
+    return tensor
+
+
+def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float) -> None:
+    """Refuse a volume limit that is no limit; warn about a negative target (at the barostat's caller)."""
+    if not max_volume_ratio > 1:
+        raise SimsInputError(f"max_volume_ratio must be > 1, got {max_volume_ratio}")
+    if min(targets) < 0:
+        warnings.warn(f"target pressure {pressure} bar is negative: a liquid under tension may cavitate "
+                      "(the volume then runs away and the run stops) and a gas has no state there",
+                      NegativePressureWarning, stacklevel=3)
+
+
+def _check_cell(state, coupling: str) -> None:
+    """Refuse a state whose cell a barostat with ``coupling`` cannot act on (:func:`check_cell`)."""
+    check_cell(state.pbc.cpu().numpy(), _np(state.cell), coupling)
+
+
+def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str) -> None:
+    """Refuse a cell that a barostat cannot act on: not periodic in 3-D, triclinic under per-axis
+    coupling, or (semiisotropic) with a first or second vector out of the xy plane.
+
+    Raises
+    ------
+    SimsInputError
+        Saying what is wrong and what coupling or cell would do.
+    """
+    pbc, cell = np.asarray(pbc, dtype=bool), np.asarray(cell, dtype=np.float64)
+    if not (pbc.all() and abs(float(np.linalg.det(cell))) > 1e-12):
+        raise SimsInputError(f"a barostat needs a cell periodic in all three directions (pbc={pbc.tolist()}): "
+                             "a non-periodic direction has no box length for the pressure to act on. Use an NVT "
+                             "ensemble, or make the system periodic (a slab or molecule in vacuum cannot be "
+                             "barostatted this way)")
+    off = np.abs(cell - np.diag(np.diagonal(cell))).max()
+    scale = np.abs(cell).max()
+    if coupling == "semiisotropic" and np.abs(cell[:2, 2]).max() > 1e-9 * scale:
+        raise SimsInputError("semiisotropic coupling scales the xy plane and z apart, so the first two cell vectors "
+                             f"must lie in the xy plane; this cell has z components {cell[:2, 2].tolist()} Å: rotate "
+                             "the structure (ase.Atoms.rotate / ase.build.niggli_reduce and a standard orientation), "
+                             "or use coupling='isotropic' or 'anisotropic'")
+    if coupling == "anisotropic" and off > 1e-9 * scale:
+        raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
+                             f"cell is triclinic (off-diagonal entries up to {off:.3g} Å): use "
+                             "coupling='isotropic' (keeps the shape) or 'triclinic' (MTK: the full cell), or start "
+                             "from an orthorhombic cell")
+
+
+def _check_volume(barostat, run, volume: float, d_ln_volume: float, d_strain: float, hint: str) -> None:
+    """Stop the run (:class:`SimulationStopped`, before the step is taken: the state stays the last good one)
+    when the volume leaves ``[V0 / ratio, V0 * ratio]`` or a strain changes by 0.25 or more in one step."""
+    new_volume = volume * math.exp(d_ln_volume) if math.isfinite(d_ln_volume) else math.nan
+    ratio = new_volume / run["v0"]
+    if math.isfinite(new_volume) and d_strain < 0.25 and 1 / barostat.max_volume_ratio < ratio < barostat.max_volume_ratio:
+        return
+    what = "collapsing" if not ratio > 1 else "exploding"
+    raise SimulationStopped(
+        f"the cell is {what} at barostat step {run['step']}: volume {volume:.6g} -> {new_volume:.6g} Å^3 "
+        f"(start {run['v0']:.6g} Å^3, limit a factor {barostat.max_volume_ratio:g}, at most 28 % per step). "
+        f"The target pressure {barostat.pressure} bar may have no stable state at {barostat.temperature:g} K for this "
+        f"potential (cavitation, vaporisation, or a potential without a repulsive core), or tau_p is too short {hint} "
+        "for this system")

@@ -38,40 +38,48 @@ class Stage(_Table):
         Number of time steps (0 allowed).
     timestep : float
         fs.
-    ensemble : {"nve", "langevin", "nose_hoover_chain", "npt"}
+    ensemble : {"nve", "langevin", "nose_hoover_chain", "npt", "nph"}
         Our :class:`~sims.integrators.VelocityVerlet`, :class:`~sims.integrators.Langevin`,
         :class:`~sims.integrators.NoseHooverChain`; on LAMMPS ``fix nve``; ``fix langevin`` +
-        ``fix nve``; ``fix nvt``. ``"npt"``: :class:`~sims.barostats.CellRescaling` around the
-        ``thermostat`` (our engine only: the LAMMPS engine refuses it).
+        ``fix nve``; ``fix nvt``. ``"npt"``: constant pressure and temperature with ``barostat``
+        (on LAMMPS ``fix npt`` for ``"mtk"``; cell rescaling and Berendsen run on our engine only). ``"nph"``: constant pressure and enthalpy,
+        :class:`~sims.barostats.MTK` without thermostats (``temperature`` sets the initial velocities
+        and the barostat's mass).
     temperature : float or (float, float), optional
         Target temperature, K; a pair ramps linearly from the first to the second value over the
-        stage. Required for the thermostats; for an ``nve`` first stage it sets the initial
+        stage. Required for the thermostats and barostats; for an ``nve`` first stage it sets the initial
         velocities (Maxwell-Boltzmann; none given: atoms start at rest).
     friction : float
         Langevin friction, 1/fs (LAMMPS ``damp = 1/friction``).
     tau : float
         Nose-Hoover period, fs (LAMMPS ``Tdamp``; thermostat mass ``N kT tau^2`` in both engines).
     chain_length : int
-        Nose-Hoover chain length (LAMMPS ``tchain``).
+        Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
-    pressure : float or (float, float, float), optional
-        Target pressure of an ``npt`` stage, bar (required there, refused elsewhere); three values
-        (x, y, z) need ``coupling = "anisotropic"``. Below zero warns about cavitation.
-    coupling : {"isotropic", "anisotropic"}
-        Barostat coupling of an ``npt`` stage: one strain for the volume (the cell keeps its shape),
-        or one per box length of an orthorhombic cell (solids, uniaxial loads; a triclinic cell is
-        refused at the start of the run).
+    pressure : float, (float, float, float) or 3x3, optional
+        Target pressure of an ``npt`` or ``nph`` stage, bar (required there, refused elsewhere); three
+        values (x, y, z) need ``coupling = "anisotropic"``; a symmetric 3x3 pressure tensor
+        (``[[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]``, positive = compressive) needs ``barostat = "mtk"``
+        and ``coupling = "triclinic"``. Below zero warns about cavitation.
+    coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
+        Barostat coupling: one strain for the volume (the cell keeps its shape), one for the xy plane
+        and one for z (``"semiisotropic"``: membranes, interfaces; pressure x = y), one per box length of
+        an orthorhombic cell (solids, uniaxial loads; a triclinic cell is refused at the start of the
+        run), or the full cell (its six symmetric strains; ``barostat = "mtk"`` only).
     tau_p : float
-        Barostat relaxation time of an ``npt`` stage, fs; at least ``timestep``.
+        Barostat relaxation time (cell rescaling) or period (MTK), fs; at least ``timestep``.
     compressibility : float
-        Estimated isothermal compressibility of an ``npt`` stage, 1/bar (sets only how fast the
-        volume relaxes; default 4.5e-5, water).
-    thermostat : {"langevin", "nose_hoover_chain"}
-        The thermostat of an ``npt`` stage (with ``friction``, or ``tau`` and ``chain_length``).
-    barostat : {"c_rescale", "berendsen"}
-        Stochastic cell rescaling (Bernetti & Bussi 2020: the NPT ensemble), or Berendsen's weak
-        coupling (no fluctuations: for equilibration only).
+        Estimated isothermal compressibility for cell rescaling and Berendsen, 1/bar (sets only how
+        fast the volume relaxes; default 4.5e-5, water). MTK does not read it.
+    thermostat : {"langevin", "nose_hoover_chain"}, optional
+        The thermostat of an ``npt`` stage (with ``friction``, or ``tau`` and ``chain_length``); default
+        Langevin for cell rescaling and Berendsen, and the Nose-Hoover chain for MTK (the only one it takes).
+    barostat : {"c_rescale", "berendsen", "mtk"}, optional
+        Stochastic cell rescaling (Bernetti & Bussi 2020: the NPT ensemble; the default of ``npt``),
+        Berendsen's weak coupling (no fluctuations: for equilibration only), or
+        :class:`~sims.barostats.MTK` (Martyna-Tobias-Klein with Nose-Hoover chains: the NPT ensemble and
+        a conserved quantity; the only one of ``nph``).
 
     Raises
     ------
@@ -83,20 +91,21 @@ class Stage(_Table):
 
     steps: int
     timestep: float = 1.0
-    ensemble: Literal["nve", "langevin", "nose_hoover_chain", "npt"] = "nve"
+    ensemble: Literal["nve", "langevin", "nose_hoover_chain", "npt", "nph"] = "nve"
     temperature: float | tuple[float, float] | None = field(
         default=None, metadata={"expects": "a number or [start, end] in K"})
     friction: float = 0.01
     tau: float = 100.0
     chain_length: int = 3
     sample_every: int = 0
-    pressure: float | tuple[float, float, float] | None = field(
-        default=None, metadata={"expects": "a number or [x, y, z] in bar"})
-    coupling: Literal["isotropic", "anisotropic"] = "isotropic"
+    pressure: float | tuple[float, float, float] | tuple[tuple[float, float, float], tuple[float, float, float],
+                                                         tuple[float, float, float]] | None = field(
+        default=None, metadata={"expects": "a number, [x, y, z] or a 3x3 list of lists in bar"})
+    coupling: Literal["isotropic", "semiisotropic", "anisotropic", "triclinic"] = "isotropic"
     tau_p: float = 1000.0
     compressibility: float = 4.5e-5
-    thermostat: Literal["langevin", "nose_hoover_chain"] = "langevin"
-    barostat: Literal["c_rescale", "berendsen"] = "c_rescale"
+    thermostat: Literal["langevin", "nose_hoover_chain"] | None = None
+    barostat: Literal["c_rescale", "berendsen", "mtk"] | None = None
 
     def check(self, where: str) -> None:
         if self.steps < 0 or self.sample_every < 0:
@@ -111,30 +120,70 @@ class Stage(_Table):
             need = ">= 0 K" if self.ensemble == "nve" else "> 0 K"
             raise ConfigError(f"{where}.temperature: a {self.ensemble} stage needs temperatures {need}, "
                               f"got {self.temperature}")
-        thermostat = self.thermostat if self.ensemble == "npt" else self.ensemble
+        barostat = self.barostat_kind
+        thermostat = self.thermostat_kind
         if thermostat == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
             raise ConfigError(f"{where}.friction must be > 0 1/fs for a langevin stage, got {self.friction}")
         if thermostat == "nose_hoover_chain" and not (self.tau > 0 and self.chain_length >= 1):
             raise ConfigError(f"{where} needs tau > 0 fs and chain_length >= 1, got {self.tau}, {self.chain_length}")
-        if self.ensemble != "npt":
-            if self.pressure is not None or self.coupling != "isotropic":
-                key = "pressure" if self.pressure is not None else "coupling"
-                raise ConfigError(f"{where}.{key} is read only by an npt stage (this one is {self.ensemble}); "
-                                  f"set ensemble = 'npt' or remove {key}")
+        if barostat is None:
+            for key, unset in (("pressure", None), ("coupling", "isotropic"), ("barostat", None), ("thermostat", None)):
+                if getattr(self, key) != unset:
+                    raise ConfigError(f"{where}.{key} is read only by an npt or nph stage (this one is {self.ensemble}); "
+                                      f"set ensemble = 'npt' or remove {key}")
             return
+        if self.ensemble == "nph" and self.barostat not in (None, "mtk"):
+            raise ConfigError(f"{where}: an nph stage runs barostat = 'mtk' (the only one with a conserved enthalpy); "
+                              f"got barostat = {self.barostat!r}")
+        if self.ensemble == "nph" and self.thermostat is not None:
+            raise ConfigError(f"{where}.thermostat: an nph stage has no thermostat; use ensemble = 'npt' for one")
+        if barostat == "mtk" and thermostat == "langevin":
+            raise ConfigError(f"{where}: barostat = 'mtk' takes thermostat = 'nose_hoover_chain' (its conserved "
+                              "quantity needs deterministic chains); with Langevin use barostat = 'c_rescale'")
+        if barostat != "mtk" and self.coupling == "triclinic":
+            raise ConfigError(f"{where}.coupling = 'triclinic' (the full cell) needs barostat = 'mtk'")
         if self.pressure is None:
-            raise ConfigError(f"{where}.pressure is required for an npt stage (bar, e.g. 1.0)")
-        values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
+            raise ConfigError(f"{where}.pressure is required for an {self.ensemble} stage (bar, e.g. 1.0)")
+        if isinstance(self.pressure, tuple) and isinstance(self.pressure[0], tuple):
+            rows = self.pressure
+            if not (barostat == "mtk" and self.coupling == "triclinic"):
+                raise ConfigError(f"{where}.pressure is a 3x3 tensor: it needs barostat = 'mtk' and coupling = "
+                                  "'triclinic' (the full cell)")
+            if not all(math.isfinite(p) for row in rows for p in row) or any(
+                    abs(rows[a][b] - rows[b][a]) > 1e-9 * max(1.0, abs(rows[a][b])) for a in range(3) for b in range(a)):
+                raise ConfigError(f"{where}.pressure must be a finite, symmetric 3x3 tensor in bar, got {list(rows)}")
+            values = (rows[0][0] + rows[1][1] + rows[2][2],)
+        else:
+            values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
         if not all(math.isfinite(p) for p in values):
             raise ConfigError(f"{where}.pressure must be finite in bar, got {self.pressure}")
-        if len(set(values)) > 1 and self.coupling == "isotropic":
+        if len(set(values)) > 1 and self.coupling != "anisotropic" and not (
+                self.coupling == "semiisotropic" and values[0] == values[1]):
             raise ConfigError(f"{where}.pressure has three different values {list(values)} bar: set "
-                              "coupling = 'anisotropic' (isotropic coupling keeps the shape, so it takes one pressure)")
+                              "coupling = 'anisotropic' (isotropic coupling keeps the shape, so it takes one pressure; "
+                              "semiisotropic takes x = y)")
         if not (math.isfinite(self.tau_p) and self.tau_p >= self.timestep):
             raise ConfigError(f"{where}.tau_p must be at least the time step ({self.timestep} fs), got {self.tau_p} fs; "
                               "use hundreds of steps (e.g. 1000 fs)")
+        if barostat == "mtk" and self.ensemble == "npt" and self.tau < self.timestep:
+            raise ConfigError(f"{where}.tau must be at least the time step ({self.timestep} fs), got {self.tau} fs; "
+                              "use about 100 steps")
         if not (math.isfinite(self.compressibility) and self.compressibility > 0):
             raise ConfigError(f"{where}.compressibility must be > 0 1/bar, got {self.compressibility}")
+
+    @property
+    def barostat_kind(self) -> str | None:
+        """The barostat this stage runs (None: constant volume)."""
+        if self.ensemble == "npt":
+            return self.barostat or "c_rescale"
+        return "mtk" if self.ensemble == "nph" else None
+
+    @property
+    def thermostat_kind(self) -> str | None:
+        """The thermostat this stage runs (None: none, as in nve and nph)."""
+        if self.ensemble == "npt":
+            return self.thermostat or ("nose_hoover_chain" if self.barostat_kind == "mtk" else "langevin")
+        return self.ensemble if self.ensemble in ("langevin", "nose_hoover_chain") else None
 
     @property
     def temperatures(self) -> tuple[float, float]:
@@ -399,7 +448,8 @@ class SimulationConfig(_Table):
             raise ConfigError("the config has no [[stages]]")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        npt = [k for k, stage in enumerate(self.stages) if stage.ensemble == "npt"]
-        if self.engine == "lammps" and npt:
-            raise ConfigError(f"stages[{npt[0]}]: engine = 'lammps' runs on a fixed box and does not take npt stages "
-                              "yet; use engine = 'matrep' for constant pressure")
+        rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
+        if self.engine == "lammps" and rescale:
+            raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "
+                              "stochastic cell rescaling (the default barostat of npt) and its Berendsen barostat moves "
+                              "the box after a step's forces; set barostat = 'mtk', or use engine = 'matrep'")

@@ -30,11 +30,15 @@ output::
     friction = 0.02                    # 1/fs
     sample_every = 100                 # steps; 0 = no frames from this stage
     [[stages]]
-    ensemble = "npt"                   # constant pressure (engine "matrep"): sims.barostats.CellRescaling
-    thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length)
-    barostat = "c_rescale"             # or "berendsen" (equilibration only)
+    ensemble = "npt"                   # constant pressure; "nph": MTK without thermostats
+    barostat = "c_rescale"             # sims.barostats.CellRescaling; "berendsen" (equilibration only);
+                                       # "mtk" (sims.barostats.MTK: Nose-Hoover chains, a conserved quantity;
+                                       # engine "lammps": fix npt / fix nph, the only one there)
+    thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length; the one of "mtk")
     pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
-    coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell
+    coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell;
+                                       # "semiisotropic": the xy plane and z (pressure [p, p, p_z]);
+                                       # "triclinic" (mtk): the full cell
     tau_p = 1000.0                     # fs
     compressibility = 4.5e-5           # 1/bar, an estimate: sets how fast the volume relaxes
     steps = 2000
@@ -363,18 +367,24 @@ def _make_integrator(stage: Stage) -> Integrator:
     temperature = stage.target_temperature(0)
     if stage.ensemble == "nve":
         return VelocityVerlet(timestep=stage.timestep)
-    thermostat = stage.thermostat if stage.ensemble == "npt" else stage.ensemble
+    barostat, thermostat = stage.barostat_kind, stage.thermostat_kind
+    if barostat == "mtk":
+        from .barostats import MTK
+
+        return MTK(stage.timestep, temperature=temperature, pressure=stage.pressure, tau=stage.tau, tau_p=stage.tau_p,
+                   chain_length=stage.chain_length, barostat_chain_length=stage.chain_length,
+                   coupling=stage.coupling, thermostat=thermostat is not None)
     if thermostat == "langevin":
         inner = Langevin(timestep=stage.timestep, temperature=temperature, friction=stage.friction)
     else:
         inner = NoseHooverChain(timestep=stage.timestep, temperature=temperature, tau=stage.tau,
                                 chain_length=stage.chain_length)
-    if stage.ensemble != "npt":
+    if barostat is None:
         return inner
     from .barostats import CellRescaling
 
     return CellRescaling(inner, pressure=stage.pressure, tau_p=stage.tau_p, compressibility=stage.compressibility,
-                         stochastic=stage.barostat == "c_rescale", coupling=stage.coupling)
+                         stochastic=barostat == "c_rescale", coupling=stage.coupling)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -568,6 +578,8 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,
                     "config_hash": digest}
+            if "pressure" in frame.info:
+                meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
             frame.info.clear()
             writer.write(frame, meta)
         atoms = result.final

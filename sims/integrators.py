@@ -214,30 +214,12 @@ class NoseHooverChain(_Thermostat):
 
     def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any]):
         """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33)."""
-        q = self._masses(run["dof"])
-        kT, g, m = self.kT, run["dof"], self.chain_length
-        d2, d4, d8 = self.dt / 2, self.dt / 4, self.dt / 8
         ke2 = (masses[:, None] * velocities ** 2).sum()
         if not ke2.requires_grad:
             ke2 = float(ke2)
-        v_xi = list(run["v_xi"])
-
-        def force(k, ke2_now):
-            return ((ke2_now - g * kT) if k == 0 else (q[k - 1] * v_xi[k - 1] ** 2 - kT)) / q[k]
-
-        v_xi[m - 1] = v_xi[m - 1] + d4 * force(m - 1, ke2)
-        for k in range(m - 2, -1, -1):
-            s = _exp(-d8 * v_xi[k + 1])
-            v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
-        scale = _exp(-d2 * v_xi[0])
-        velocities = velocities * scale
-        ke2 = ke2 * scale ** 2
-        run["xi"] = [x + d2 * v for x, v in zip(run["xi"], v_xi)]
-        for k in range(m):
-            s = _exp(-d8 * v_xi[k + 1]) if k < m - 1 else 1.0
-            v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
-        run["v_xi"] = v_xi
-        return velocities
+        scale, run["xi"], run["v_xi"] = chain_half_step(ke2, run["dof"], self.kT, self._masses(run["dof"]),
+                                                        run["xi"], run["v_xi"], self.dt)
+        return velocities * scale
 
     def step(self, state, energy, forces, force_fn, run):
         state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
@@ -256,6 +238,49 @@ class NoseHooverChain(_Thermostat):
 
     def load_state_dict(self, run, d):
         run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), dof=int(d["dof"]))
+
+
+def chain_half_step(ke2, dof: float, kT: float, q: list[float], xi: list, v_xi: list, dt: float):
+    """Half a time step of a Nose-Hoover chain coupled to a kinetic energy (MTTK 1996, eq. 29-33).
+
+    Parameters
+    ----------
+    ke2 : float or torch.Tensor
+        Twice the kinetic energy of the thermostatted variables, eV.
+    dof : float
+        Their number of degrees of freedom (the first thermostat's target is ``dof kT``).
+    kT : float
+        eV.
+    q : list of float
+        Thermostat masses, eV (ASE time)^2.
+    xi, v_xi : lists
+        Chain positions and velocities (1 / ASE time); floats, or tensors when gradients flow.
+    dt : float
+        The full time step, ASE time units.
+
+    Returns
+    -------
+    scale, xi, v_xi
+        The factor that scales the thermostatted velocities, and the new chain variables.
+    """
+    m = len(q)
+    d2, d4, d8 = dt / 2, dt / 4, dt / 8
+    v_xi = list(v_xi)
+
+    def force(k, ke2_now):
+        return ((ke2_now - dof * kT) if k == 0 else (q[k - 1] * v_xi[k - 1] ** 2 - kT)) / q[k]
+
+    v_xi[m - 1] = v_xi[m - 1] + d4 * force(m - 1, ke2)
+    for k in range(m - 2, -1, -1):
+        s = _exp(-d8 * v_xi[k + 1])
+        v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
+    scale = _exp(-d2 * v_xi[0])
+    ke2 = ke2 * scale ** 2
+    xi = [x + d2 * v for x, v in zip(xi, v_xi)]
+    for k in range(m):
+        s = _exp(-d8 * v_xi[k + 1]) if k < m - 1 else 1.0
+        v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
+    return scale, xi, v_xi
 
 
 def _exp(x):

@@ -47,7 +47,17 @@ pair energy as :class:`~sims.potentials.DSFCoulomb`) add the self-energy
 composition that our potential leaves out: it is subtracted from the energies read back, so that
 energies of both engines are the same function of the positions.
 
-The box is fixed (NVE and NVT ensembles only; an ``npt`` stage is refused). LAMMPS's thermostats count ``3N - 3`` degrees of
+Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph``),
+the same Martyna-Tobias-Klein equations with Nose-Hoover chains as :class:`sims.barostats.MTK`
+(``Tdamp = tau``, ``Pdamp = tau_p``, ``tchain = pchain = chain_length``; LAMMPS's cell mass
+``(N + 1) kT Pdamp^2`` per component is ours, ``(N_f + 3) kT tau_p^2 / 3``, to one atom in N);
+``coupling`` ``"isotropic"``, ``"semiisotropic"``, ``"anisotropic"``, ``"triclinic"`` map to ``iso``,
+``x y z couple xy``, ``x y z`` and ``tri`` (a 3x3 target: its six components, rotated into LAMMPS's
+frame). Stochastic cell rescaling has no LAMMPS fix, and ``fix press/berendsen`` moves the box after a
+step's forces (its frames would hold energies of other positions): both are refused. LAMMPS keeps
+cell vector a along x and b in the xy plane (an upper-triangular ``h``), ours lets a fully flexible cell
+turn; the two differ by a rotation only. Frames carry the cell of their step, and (3-D periodic)
+``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count ``3N - 3`` degrees of
 freedom (momentum conserved); the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
 :class:`sims.MD`. Runs with the same input and seed on one process repeat bit for bit; over MPI
 the summation order depends on the domain decomposition. Run one in-process LAMMPS at a time per
@@ -77,6 +87,7 @@ from ase.data import chemical_symbols
 from reprs.atoms import as_atoms
 from reprs.fileio import FrameWriter
 
+from .barostats import check_cell
 from .config import Stage
 from .errors import SimsError, SimsInputError
 from .potentials import (COULOMB_CONSTANT, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,
@@ -353,7 +364,7 @@ def _lammps_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, str
 
 
 def _write_data(path: Path, atoms: Atoms, species: Sequence[str], box: np.ndarray, rot: np.ndarray,
-                origin: np.ndarray, charges: np.ndarray, kq: float) -> None:
+                origin: np.ndarray, charges: np.ndarray, kq: float, *, triclinic: bool = False) -> None:
     types = np.array([species.index(s) + 1 for s in atoms.get_chemical_symbols()])
     pos = (atoms.positions - origin) @ rot
     vel = atoms.get_velocities() @ rot * _VELOCITY
@@ -363,7 +374,7 @@ def _write_data(path: Path, atoms: Atoms, species: Sequence[str], box: np.ndarra
     n = len(atoms)
     lines = ["LAMMPS data file written by sims.lammps", "", f"{n} atoms", f"{len(species)} atom types", "",
              f"0.0 {_g(box[0, 0])} xlo xhi", f"0.0 {_g(box[1, 1])} ylo yhi", f"0.0 {_g(box[2, 2])} zlo zhi"]
-    if np.any(np.abs(box[np.tril_indices(3, -1)]) > 0):
+    if triclinic or np.any(np.abs(box[np.tril_indices(3, -1)]) > 0):  # fix npt tri needs a triclinic box
         lines.append(f"{_g(box[1, 0])} {_g(box[2, 0])} {_g(box[2, 1])} xy xz yz")
     lines += ["", "Masses", ""] + [f"{k + 1} {_g(m)}  # {s}" for k, (m, s) in enumerate(zip(type_mass, species))]
     ids = np.arange(1, n + 1)
@@ -392,7 +403,7 @@ class _Setup:
     origin: np.ndarray
     self_energy: np.ndarray  # per atom, eV (DSF self term LAMMPS adds)
     stages: list[Stage]
-    stress_scale: float | None  # 1 / (V nktv2p): summed per-atom virials (bar Å^3) -> eV/Å^3; None if not 3-D periodic
+    stress_scale: float | None  # 1 / nktv2p: summed per-atom virials (bar Å^3) / V -> eV/Å^3; None if not 3-D periodic
 
 
 #: Per-atom columns: positions, velocities, the potential's forces, energy and the 6 virial stress
@@ -442,10 +453,18 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
     for k, st in enumerate(stages):
-        if st.ensemble == "npt":
-            raise SimsInputError(f"stage {k} is npt: sims.lammps runs on a fixed box (frames are read back in the "
-                                 "start cell) and does not take npt stages yet; run constant pressure with sims.MD "
-                                 "and sims.barostats.CellRescaling (engine = 'matrep')")
+        if st.barostat_kind in ("c_rescale", "berendsen"):
+            # fix press/berendsen rescales the box in end_of_step, after the forces and energies of the
+            # step: its dumped positions would not be those its energies and forces belong to.
+            raise SimsInputError(f"stage {k}: LAMMPS has no stochastic cell rescaling, and its Berendsen barostat "
+                                 "moves the box after a step's forces (frames would hold energies of other "
+                                 "positions); set barostat = 'mtk' (fix npt, Nose-Hoover chains: the NPT ensemble), "
+                                 "or run it with engine = 'matrep'")
+        if st.barostat_kind is not None:
+            try:
+                check_cell(atoms.pbc, atoms.cell[:], st.coupling)
+            except SimsInputError as err:
+                raise SimsInputError(f"stage {k} ({st.ensemble}): {err}") from None
     if int(seed) < 0 or not skin > 0:
         raise SimsInputError(f"need seed >= 0 and skin > 0 Å, got {seed}, {skin}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -463,7 +482,8 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         terms, alpha, rc_coul = _terms(potential, species, folder, int(table_points))
         charges = _charges(potential, species)
     kq = math.sqrt(COULOMB_CONSTANT / const["qqr2e"])
-    _write_data(folder / "data.lmp", atoms, species, box, rot, origin, charges, kq)
+    _write_data(folder / "data.lmp", atoms, species, box, rot, origin, charges, kq,
+                triclinic=any(st.barostat_kind is not None and st.coupling == "triclinic" for st in stages))
     q_atoms = charges[[species.index(s) for s in atoms.get_chemical_symbols()]]
     self_energy = np.zeros(len(atoms)) if math.isnan(alpha) else _dsf_self_energy(alpha, rc_coul, q_atoms)
     t_scale = units.kB / const["boltz"]  # LAMMPS target T giving ASE's kT
@@ -478,11 +498,19 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         lines += [f"# stage {k}: {st.ensemble}, {st.steps} steps", "reset_timestep 0",
                   f"timestep {_g(st.timestep * 1e-3)}"]
         fixes = ["integrate"]
-        if st.ensemble == "nose_hoover_chain":
+        thermostat, barostat = st.thermostat_kind, st.barostat_kind
+        if barostat == "mtk":
+            pressure = _barostat_keywords(st, rot)
+            if thermostat is None:
+                lines.append(f"fix integrate all nph {pressure} pchain {st.chain_length}")
+            else:
+                lines.append(f"fix integrate all npt temp {_g(t0)} {_g(t1)} {_g(st.tau * 1e-3)} {pressure} "
+                             f"tchain {st.chain_length} pchain {st.chain_length}")
+        elif thermostat == "nose_hoover_chain":
             lines.append(f"fix integrate all nvt temp {_g(t0)} {_g(t1)} {_g(st.tau * 1e-3)} tchain {st.chain_length}")
         else:
             lines.append("fix integrate all nve")
-        if st.ensemble == "langevin":
+        if thermostat == "langevin":
             noise_seed = (seed * 1000 + k) % (2 ** 31 - 2) + 1  # LAMMPS wants 0 < seed < 2^31
             lines.append(f"fix thermostat all langevin {_g(t0)} {_g(t1)} {_g(1e-3 / st.friction)} {noise_seed}")
             fixes.append("thermostat")
@@ -497,45 +525,92 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
               "dump_modify final sort id format float %.17g", "run 0", "undump final"]
     script = folder / "in.lmp"
     script.write_text("\n".join(lines) + "\n")
-    stress_scale = 1.0 / (atoms.get_volume() * const["nktv2p"]) if atoms.pbc.all() else None
+    stress_scale = 1.0 / const["nktv2p"] if atoms.pbc.all() else None
     return script, _Setup(species, rot, origin, self_energy, stages, stress_scale)
+
+
+def _barostat_keywords(st: Stage, rot: np.ndarray) -> str:
+    """The pressure keywords of ``fix npt``/``nph`` for a stage (bar; ``Pdamp = tau_p``).
+
+    ``isotropic``: ``iso``; ``semiisotropic``: ``x``, ``y``, ``z`` with ``couple xy``; ``anisotropic``:
+    ``x``, ``y``, ``z`` (orthorhombic); ``triclinic``: ``tri`` for one pressure, or the six components of
+    a 3x3 target rotated into LAMMPS's frame (``P_lammps = Q^T P Q``), whose off-diagonal part LAMMPS
+    applies through the Lagrangian strain from the start box, as :class:`sims.barostats.MTK` does.
+    """
+    damp = _g(st.tau_p * 1e-3)
+    p = st.pressure
+    if st.coupling == "isotropic":
+        value = p if not isinstance(p, tuple) else p[0]
+        return f"iso {_g(value)} {_g(value)} {damp}"
+    if st.coupling == "triclinic":
+        if not isinstance(p, tuple):
+            return f"tri {_g(p)} {_g(p)} {damp}"
+        tensor = rot.T @ np.array(p, dtype=np.float64) @ rot
+        parts = [(name, tensor[a, b]) for name, (a, b) in
+                 (("x", (0, 0)), ("y", (1, 1)), ("z", (2, 2)), ("xy", (0, 1)), ("xz", (0, 2)), ("yz", (1, 2)))]
+        return " ".join(f"{name} {_g(v)} {_g(v)} {damp}" for name, v in parts)
+    values = p if isinstance(p, tuple) else (p,) * 3
+    couple = " couple xy" if st.coupling == "semiisotropic" else ""
+    return " ".join(f"{axis} {_g(v)} {_g(v)} {damp}" for axis, v in zip("xyz", values)) + couple
 
 
 # ---------------------------------------------------------------------------------------------
 # Running and reading back
 
 
-def _read_dump(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steps ``(F,)`` and data ``(F, n, 17)`` of a ``dump custom`` file with :data:`_DUMP_COLUMNS`."""
+def _read_dump(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps ``(F,)``, boxes ``(F, 3, 3)`` (LAMMPS's frame, rows a, b, c) and data ``(F, n, 17)`` of a
+    ``dump custom`` file with :data:`_DUMP_COLUMNS`."""
     lines = path.read_text().splitlines()
     block = 9 + n
     n_frames = len(lines) // block
     steps = np.array([int(lines[f * block + 1]) for f in range(n_frames)], dtype=np.int64)
+    boxes = np.array([_dump_box(lines[f * block + 5:f * block + 8]) for f in range(n_frames)]).reshape(n_frames, 3, 3)
     rows = [line for f in range(n_frames) for line in lines[f * block + 9:(f + 1) * block]]
     data = np.array(" ".join(rows).split(), dtype=np.float64).reshape(n_frames, n, -1)
-    return steps, data
+    return steps, boxes, data
+
+
+def _dump_box(lines: Sequence[str]) -> np.ndarray:
+    """The cell (rows a, b, c in LAMMPS's frame) of a dump's three ``BOX BOUNDS`` lines; a triclinic
+    box gives bounding-box limits and tilts (LAMMPS manual, ``dump``: "triclinic box")."""
+    values = np.array([line.split() for line in lines], dtype=np.float64)
+    if values.shape[1] == 2:
+        return np.diag(values[:, 1] - values[:, 0])
+    (xlo, xhi, xy), (ylo, yhi, xz), (zlo, zhi, yz) = values
+    xlo, xhi = xlo - min(0.0, xy, xz, xy + xz), xhi - max(0.0, xy, xz, xy + xz)
+    ylo, yhi = ylo - min(0.0, yz), yhi - max(0.0, yz)
+    return np.array([[xhi - xlo, 0.0, 0.0], [xy, yhi - ylo, 0.0], [xz, yz, zhi - zlo]])
 
 
 def _frames(path: Path, template: Atoms, setup: _Setup) -> tuple[np.ndarray, list[Atoms]]:
-    steps, data = _read_dump(path, len(template))
+    steps, boxes, data = _read_dump(path, len(template))
     back = setup.rot.T
     frames = []
-    for d in data:
+    for box, d in zip(boxes, data):
         atoms = template.copy()
         atoms.calc = None
+        cell = box @ back  # cell = L Q^T
+        if setup.stress_scale is not None and not np.allclose(cell, template.cell[:], rtol=0, atol=1e-9 * box.max()):
+            atoms.set_cell(cell, scale_atoms=False)  # a barostat moved it
         atoms.positions = d[:, 1:4] @ back + setup.origin
         atoms.set_velocities(d[:, 4:7] @ back / _VELOCITY)
         energies = d[:, 10] - setup.self_energy
         results = {"energy": float(energies.sum()), "energies": energies, "forces": d[:, 7:10] @ back}
+        info = {}
         if setup.stress_scale is not None:
             # LAMMPS's per-atom stress is minus the per-atom virial, so its sum over V is ASE's
             # (potential) stress; a tensor rotates back as Q S Q^T.
-            xx, yy, zz, xy, xz, yz = d[:, 11:17].sum(0) * setup.stress_scale
+            volume = atoms.get_volume()
+            xx, yy, zz, xy, xz, yz = d[:, 11:17].sum(0) * setup.stress_scale / volume
             s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
             results["stress"] = setup.rot @ s @ setup.rot.T
+            mv = atoms.get_masses()[:, None] * atoms.get_velocities()
+            total = results["stress"] - mv.T @ atoms.get_velocities() / volume
+            info.update(pressure=float(-np.trace(total) / 3 / units.bar), volume=volume)
         atoms.calc = SinglePointCalculator(atoms, **results)
         ke = 0.5 * float((atoms.get_masses()[:, None] * atoms.get_velocities() ** 2).sum())
-        atoms.info = {"T": 2 * ke / (3 * len(atoms) * units.kB)}
+        atoms.info = {"T": 2 * ke / (3 * len(atoms) * units.kB), **info}
         frames.append(atoms)
     return steps, frames
 

@@ -14,7 +14,7 @@ from ase.calculators.lj import LennardJones as AseLJ
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 import sims
-from sims.barostats import CellRescaling, NegativePressureWarning
+from sims.barostats import MTK, CellRescaling, NegativePressureWarning
 from sims.errors import SimsInputError, SimulationStopped
 from sims.integrators import Langevin, NoseHooverChain, VelocityVerlet
 from sims.neighbors import NeighborList, pair_vectors
@@ -125,9 +125,12 @@ def _teqp_state(t_red: float, rho_red: float) -> tuple[float, float]:
 
 
 def _lj_npt_density(n_cells: int, rc_red: float, t_red: float, rho_red: float, steps: int, *,
-                    thermostat: str = "langevin", seed: int = 0) -> tuple[float, float, float]:
+                    thermostat: str = "langevin", seed: int = 0, mtk: dict | None = None,
+                    cell=None) -> tuple[float, float, float]:
     """Mean NPT density (reduced), its standard deviation, and the EOS's, at the EOS pressure of
     ``rho_red`` less the truncation tail (Allen & Tildesley eq. 2.144, at the target density).
+    ``mtk``: run :class:`sims.barostats.MTK` with these settings instead of cell rescaling; ``cell``:
+    a 3x3 deformation of the cubic start box (a triclinic start).
 
     The EOS's density fluctuation is ``sqrt(kT beta_T / V)`` relative (isothermal-isobaric ensemble).
     """
@@ -137,12 +140,16 @@ def _lj_npt_density(n_cells: int, rc_red: float, t_red: float, rho_red: float, s
     target_bar = (p_red - p_tail_red) * EPS / SIGMA ** 3 / units.bar
     a = (4 / rho_red) ** (1 / 3) * SIGMA
     atoms = bulk("Ar", "fcc", a=a, cubic=True).repeat(n_cells)
+    if cell is not None:
+        atoms.set_cell(atoms.cell[:] @ np.asarray(cell), scale_atoms=True)
     atoms.rattle(0.05, seed=seed)
     temperature = t_red * EPS / units.kB
     inner = (Langevin(timestep=10.0, temperature=temperature, friction=0.01) if thermostat == "langevin"
              else NoseHooverChain(timestep=10.0, temperature=temperature, tau=200.0))
     npt = CellRescaling(inner, pressure=target_bar, tau_p=500.0,
                         compressibility=beta_red * SIGMA ** 3 / EPS * units.bar)
+    if mtk is not None:
+        npt = MTK(10.0, temperature=temperature, pressure=target_bar, **mtk)
     pot = LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=rc_red * SIGMA, shift=False)
     md = sims.MD(atoms, pot, npt, temperature=temperature, seed=seed, record_every=0, skin=1.0, dtype=torch.float64)
     md.run(500)
@@ -271,12 +278,12 @@ def test_npt_stage_runs_through_generate(tmp_path, thermostat):
 @pytest.mark.parametrize("stage, match", [
     ({"pressure": None}, "pressure is required"),
     ({"tau_p": 2.0}, "at least the time step"),
-    ({"ensemble": "langevin"}, "read only by an npt stage"),
+    ({"ensemble": "langevin"}, "read only by an npt or nph stage"),
     ({"thermostat": "langevn"}, "langevin"),
     ({"compressibility": 0.0}, "compressibility must be > 0"),
     ({"pressure": [1.0, 1.0, 50.0]}, "set coupling = 'anisotropic'"),
-    ({"pressure": [1.0, 50.0]}, r"pressure must be a number or \[x, y, z\] in bar"),
-    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number or \[x, y, z\]"),
+    ({"pressure": [1.0, 50.0]}, r"pressure must be a number, \[x, y, z\] or a 3x3 list of lists in bar"),
+    ({"pressure": [1.0, 1.0, "a"]}, r"pressure must be a number, \[x, y, z\]"),
     ({"coupling": "anisotropc"}, "anisotropic"),
     ({"ensemble": "langevin", "pressure": None, "coupling": "anisotropic"}, "coupling is read only by an npt"),
 ])
@@ -304,10 +311,10 @@ def test_anisotropic_npt_stage_runs_through_generate(tmp_path):
     assert cell[2, 2] < 0.99 * min(cell[0, 0], cell[1, 1])
 
 
-def test_lammps_engine_refuses_npt():
+def test_lammps_engine_refuses_cell_rescaling():
     from sims.generate import load_config
 
-    with pytest.raises(sims.errors.ConfigError, match="fixed box"):
+    with pytest.raises(sims.errors.ConfigError, match="no stochastic cell rescaling"):
         load_config(dict(_npt_config("x.extxyz"), engine="lammps"))
 
 
@@ -329,12 +336,13 @@ class _TautGas(torch.nn.Module):
         return (positions * 0).sum() + self.c * torch.diagonal(cell).sum()
 
 
-def _anisotropic_ideal_gas(model, pressure: float, box, n: int = 50, seed: int = 0, steps: int = 12000):
+def _anisotropic_ideal_gas(model, pressure: float, box, n: int = 50, seed: int = 0, steps: int = 12000,
+                           coupling: str = "anisotropic"):
     temperature = 300.0
     atoms = Atoms(f"Ar{n}", positions=np.random.default_rng(seed).uniform(0, min(box), (n, 3)), cell=box, pbc=True)
     p_gas = n * units.kB * temperature / np.prod(box) / units.bar
     npt = CellRescaling(Langevin(timestep=20.0, temperature=temperature, friction=0.01), pressure=pressure,
-                        tau_p=2000.0, compressibility=1 / p_gas, coupling="anisotropic")
+                        tau_p=2000.0, compressibility=1 / p_gas, coupling=coupling)
     md = sims.MD(atoms, model, npt, temperature=temperature, seed=seed, min_distance=None,
                  record_every=0, dtype=torch.float64)
     md.run(500)
@@ -356,6 +364,32 @@ def test_anisotropic_box_lengths_sample_their_exact_gamma_distributions():
         assert lengths[:, a].var() == pytest.approx((n + 1) * scale ** 2, rel=0.35)
     # Independent axes: the density factorises.
     assert abs(np.corrcoef(lengths.T)[np.triu_indices(3, 1)]).max() < 0.3
+
+
+def test_semiisotropic_box_lengths_sample_their_exact_gamma_distributions():
+    """Semi-isotropic coupling of the taut gas (``L_x = L_y = L``): the target ``exp(-U / kT) (A L_z)^N dA dL_z``
+    with ``A = L^2`` gives ``L ~ Gamma(2N + 2, kT / (2c))`` (half the variance of a free axis) and
+    ``L_z ~ Gamma(N + 1, kT / c)``; a wrong noise or a missing Jacobian term shifts both."""
+    n, c = 50, 0.045
+    lengths, kt = _anisotropic_ideal_gas(_TautGas(c), 0.0, [29.0, 29.0, 32.0], n=n, coupling="semiisotropic")
+    np.testing.assert_allclose(lengths[:, 0], lengths[:, 1], rtol=1e-12)
+    for a, shape, scale in ((0, 2 * n + 2, kt / (2 * c)), (2, n + 1, kt / c)):
+        mean, err = _blocks(lengths[:, a])
+        assert err < 0.03 * shape * scale
+        assert abs(mean - shape * scale) < 4 * err, a
+        assert lengths[:, a].var() == pytest.approx(shape * scale ** 2, rel=0.35), a
+    assert lengths[:, 0].var() < 0.75 * lengths[:, 2].var()  # the plane fluctuates less than one free axis
+
+
+def test_semiisotropic_settings_and_cells():
+    lang = Langevin(timestep=5.0, temperature=100.0)
+    with pytest.raises(SimsInputError, match="targets must be equal"):
+        CellRescaling(lang, pressure=[1.0, 2.0, 5.0], tau_p=500.0, coupling="semiisotropic")
+    assert CellRescaling(lang, pressure=[1.0, 1.0, 5.0], tau_p=500.0, coupling="semiisotropic").pressure == (1.0, 1.0, 5.0)
+    tilted = bulk("Ar", "fcc", a=5.3)  # primitive fcc: every cell vector has a z component
+    npt = CellRescaling(lang, pressure=1.0, tau_p=500.0, coupling="semiisotropic")
+    with pytest.raises(SimsInputError, match="must lie in the xy plane"):
+        sims.MD(tilted.repeat(3), LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=8.0), npt, dtype=torch.float64)
 
 
 def test_anisotropic_ideal_gas_volume_distribution_is_exact():

@@ -75,7 +75,7 @@ def test_config_errors(tmp_path):
     with pytest.raises(SimsInputError, match="potential kind"):
         generate(dict(cfg, potential={"kind": "nope"}))
     with pytest.raises(SimsInputError, match="ensemble"):
-        generate(dict(cfg, stages=[{"ensemble": "nph", "steps": 5}]))
+        generate(dict(cfg, stages=[{"ensemble": "nvtt", "steps": 5}]))
     (tmp_path / "x.extxyz").write_text("not ours\n")
     with pytest.raises(SimsInputError, match="no checkpoint"):
         generate(cfg)
@@ -152,7 +152,7 @@ def test_stage_values_are_typed_and_required(tmp_path):
     _refused(dict(cfg, stages=_stage() + _stage(steps="10")), tmp_path,
              r"stages\[1\]\.steps must be an integer, got the string '10'")
     _refused(dict(cfg, stages=_stage(ensemble="langevn")), tmp_path,
-             r"stages\[0\]\.ensemble must be one of 'nve', 'langevin', 'nose_hoover_chain', 'npt', got the string "
+             r"stages\[0\]\.ensemble must be one of 'nve', 'langevin', 'nose_hoover_chain', 'npt', 'nph', got the string "
              r"'langevn'; did you mean 'langevin'\?")
     _refused(dict(cfg, stages=[]), tmp_path, r"no \[\[stages\]\]")
 
