@@ -614,8 +614,7 @@ class BiasPathOptimizer:
         9978 (2000)): ``-mu F(x_top)`` without its component along the path's tangent, which
         moves each path's highest point downhill along the ridge it crosses, towards the saddle,
         and not back into the start basin. The truncated adjoint runs back from ``x_top`` as from
-        the scored frame. 0 (the default) leaves it out
-        (the paper has no such term).
+        the scored frame. 0 (the default) leaves it out (the paper has no such term).
     select : {"last", "best"}
         Which bias :meth:`fit` leaves: the last iteration's, or the best one's (the highest
         success rate, then the lowest loss, then the latest). With the barrier term the paths
@@ -1069,10 +1068,11 @@ class BiasPathOptimizer:
         saddle (-0.822, 0.624), 0.16 eV higher; with it they pass within 0.1 Å of it (median)
         and within 0.2 Å of (0.212, 0.293). 5-D: 30 iterations without it: there the barrier
         term made training unstable in our runs and the paths still cross about 0.5-0.7 Å from
-        (-0.822, 0.624) (``docs/enhanced.md`` has the distances per seed). In our runs the paper's two-direction
-        loss with the path-gap term (``both_directions=True``) stalled with both halves in the
-        middle basin, and the warm-up term held trajectories back at the first ridge; both remain
-        available. Any constructor argument can be overridden.
+        (-0.822, 0.624) (``docs/enhanced.md`` has the distances per seed). In our runs the
+        paper's two-direction loss with the path-gap term (``both_directions=True``) stalled with
+        both halves in the middle basin, also with the barrier term, and the warm-up term held
+        trajectories back at the first ridge; both remain available. Any constructor argument can
+        be overridden.
         """
         from .potentials import MuellerBrown
 
