@@ -77,6 +77,8 @@ class Training(_Table):
     warmup: int | None = None
     confidence: float | None = None
     end_weight: float | None = None
+    barrier_weight: float | None = None
+    select: Literal["last", "best"] | None = None
     both_directions: bool | None = None
     gap: bool | None = None
     seed: int = 0
