@@ -237,7 +237,7 @@ def _canonical(ii: torch.Tensor, jj: torch.Tensor, shifts: torch.Tensor, n_atoms
         shifts = torch.where(flip[:, None], -shifts, shifts)
     if ii.numel() == 0:
         return PairList(ii, jj, shifts, half)
-    s_int = torch.round(shifts).to(torch.long)
+    s_int = shifts.to(torch.long)  # exact: image shifts are differences of integers
     lo = s_int.min(0).values
     span = s_int.max(0).values - lo + 1
     code = ((s_int[:, 0] - lo[0]) * span[1] + (s_int[:, 1] - lo[1])) * span[2] + (s_int[:, 2] - lo[2])
