@@ -633,17 +633,7 @@ class TabulatedPair(PairPotential):
         return (self.cutoff - self.r_min) / (self.values.numel() - 1)
 
     def pair_energy(self, r, zi, zj):
-        v = self.values.to(r)
-        h = self.spacing
-        slopes = torch.cat([(v[1:2] - v[0:1]) / h, (v[2:] - v[:-2]) / (2 * h), (v[-1:] - v[-2:-1]) / h])
-        x = (r - self.r_min) / h
-        k = torch.clamp(torch.floor(x).long(), 0, v.numel() - 2)
-        t = x - k
-        t2, t3 = t * t, t * t * t
-        inside = (2 * t3 - 3 * t2 + 1) * v[k] + (t3 - 2 * t2 + t) * h * slopes[k] \
-            + (-2 * t3 + 3 * t2) * v[k + 1] + (t3 - t2) * h * slopes[k + 1]
-        below = v[0] + slopes[0] * (r - self.r_min)
-        return torch.where(x < 0, below, inside)
+        return self.pair_energy_and_derivative(r, zi, zj)[0]
 
     def pair_energy_and_derivative(self, r, zi, zj):
         v = self.values.to(r)
