@@ -159,16 +159,20 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
     # Per atom and offset: the neighbour bin (before wrapping) and its image shift.
     target = bin_idx[:, None, :] + offsets[None, :, :]  # (N, O, 3)
     img = torch.div(target, n_bins, rounding_mode="floor")
-    valid = (pbc | (img == 0)).all(-1)
     tgt = target - img * n_bins
-    tflat = (tgt[..., 0] * nb[1] + tgt[..., 1]) * nb[2] + tgt[..., 2]
-    valid &= counts[tflat] > 0
-    ai, oi = torch.nonzero(valid, as_tuple=True)  # entries (atom, offset), sorted by atom
-    if ai.numel() == 0:
+    tflat = ((tgt[..., 0] * nb[1] + tgt[..., 1]) * nb[2] + tgt[..., 2]).flatten()
+    valid = counts.index_select(0, tflat) > 0
+    if not bool(pbc.all()):
+        valid &= (pbc | (img == 0)).all(-1).flatten()
+    # Entries (atom, offset) as flat indices, sorted by atom (index_select, not 2-D indexing: faster).
+    entry = torch.nonzero(valid).flatten()
+    if entry.numel() == 0:
         return empty
-    cells_of = tflat[ai, oi]
+    n_off = offsets.shape[0]
+    ai, oi = torch.div(entry, n_off, rounding_mode="floor"), entry % n_off
+    cells_of = tflat.index_select(0, entry)
     cnt = counts.index_select(0, cells_of)
-    s_entry = img[ai, oi].to(dtype)
+    s_entry = img.reshape(-1, 3).index_select(0, entry).to(dtype)
     # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per entry, not per candidate.
     base = (cart_wrapped.index_select(0, ai) - s_entry @ full_cell).T.contiguous()
     cw = cart_wrapped.index_select(0, order).T.contiguous()
