@@ -185,8 +185,9 @@ class MD:
         (for non-interacting particles).
     compiled : bool
         Compile the pair-force pass of a pair potential with ``torch.compile`` (without
-        ``requires_grad``; the first step then takes tens of seconds, later ones about 3-4x less on
-        CPU: ``benchmarks/README.md``). Optional: results equal the eager pass to round-off.
+        ``requires_grad``; the first evaluation then compiles for about 10-30 s, later MD steps of LJ
+        argon on one CPU thread take 1.3-2.5x less: ``benchmarks/README.md``). Results equal the
+        eager pass to round-off.
     device : torch.device or str, optional
         Where the run happens.
     dtype : torch.dtype, optional

@@ -7,8 +7,8 @@ stress are derivatives of this one function (:func:`sims.md.compute`). For speed
 also give ``phi'(r)`` in closed form (:meth:`PairPotential.pair_energy_and_derivative`), which
 :func:`pair_energy_forces` turns into forces and virial without a backward pass; each closed form
 is tested against autograd of ``pair_energy`` (``tests/sims/test_pair_forces.py``), so it cannot
-drift from the energy unnoticed. Any other module with the same call signature and a ``cutoff`` attribute (for instance a learned
-potential) plugs into :class:`sims.MD` the same way.
+drift from the energy unnoticed. Any other module with the same call signature and a ``cutoff``
+attribute (for instance a learned potential) plugs into :class:`sims.MD` the same way.
 
 Parameters are ``torch.nn.Parameter`` s, so a loss on a trajectory can be differentiated with
 respect to them. They are stored in float64, exactly as given, whatever ``dtype`` the potential is
@@ -194,9 +194,10 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
         Which derivatives to return.
     compiled : bool
         Run the pass over the pairs through ``torch.compile`` (inductor fuses the gathers, the pair
-        terms and the products into one loop; about 3-4x faster on CPU for LJ argon, see
-        ``benchmarks/README.md``). The first call compiles (tens of seconds); used only without
-        gradients (the compiled function is not differentiated twice), else the eager pass runs.
+        terms and the products into one loop: for LJ argon on one CPU thread the pass is 2.5-3x
+        faster, whole MD steps 1.3-2.5x, see ``benchmarks/README.md``). The first call compiles
+        (10-30 s); used only without gradients (the compiled function is not differentiated twice),
+        else the eager pass runs.
 
     Returns
     -------

@@ -71,7 +71,8 @@ def test_pair_derivative_equals_autograd(name):
 
 def test_every_pair_potential_is_covered():
     covered = {type(t).__name__ for make in POTENTIALS.values() for t in _terms(make())}
-    pair_classes = {name for name, obj in vars(sp).items() if isinstance(obj, type) and issubclass(obj, sp.PairPotential)
+    pair_classes = {name for name, obj in vars(sp).items()
+                    if isinstance(obj, type) and issubclass(obj, sp.PairPotential)
                     and obj.__module__ == sp.__name__ and not name.startswith("_")} - {"PairPotential"}
     assert pair_classes <= covered
 
