@@ -155,6 +155,17 @@ def _list_constants(pairs: PairList, cell: torch.Tensor, numbers: torch.Tensor):
     return entry["zi"], entry["zj"], entry["shifts"]
 
 
+def _derivative(term: PairPotential):
+    """``term``'s ``(phi, phi')`` method: its closed form, unless a subclass redefined ``pair_energy``
+    below the class that wrote the closed form (then autograd of that ``pair_energy``)."""
+    def owner(name: str) -> type:
+        return next(c for c in type(term).__mro__ if name in vars(c))
+
+    if issubclass(owner("pair_energy_and_derivative"), owner("pair_energy")):
+        return term.pair_energy_and_derivative
+    return functools.partial(PairPotential.pair_energy_and_derivative, term)
+
+
 def _pair_terms(potential: nn.Module) -> list[PairPotential] | None:
     """The pair terms whose sum ``potential`` is, or None when it is anything else (a subclass with
     its own ``forward``, a many-body or learned term)."""
@@ -239,7 +250,7 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
             # The terms the list was built for hold most pairs: a mask, no compaction.
             inside = (r < cutoff).to(r.dtype)
             for term in members:
-                phi_t, dphi_t = term.pair_energy_and_derivative(r, zi, zj)
+                phi_t, dphi_t = _derivative(term)(r, zi, zj)
                 energy = energy + torch.dot(phi_t, inside)
                 dphi = dphi_t * inside if dphi is None else dphi + dphi_t * inside
         else:
@@ -249,7 +260,7 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
             r_s, zi_s, zj_s = r.index_select(0, sub), zi.index_select(0, sub), zj.index_select(0, sub)
             dphi_s = torch.zeros_like(r_s)
             for term in members:
-                phi_t, dphi_t = term.pair_energy_and_derivative(r_s, zi_s, zj_s)
+                phi_t, dphi_t = _derivative(term)(r_s, zi_s, zj_s)
                 energy = energy + phi_t.sum()
                 dphi_s = dphi_s + dphi_t
             dphi = dphi.index_add(0, sub, dphi_s)

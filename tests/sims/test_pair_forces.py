@@ -163,3 +163,19 @@ def test_compiled_pass_equals_the_eager_one():
         assert float(e_c) == pytest.approx(float(e), rel=1e-12, abs=1e-12)
         torch.testing.assert_close(f_c, f, rtol=1e-10, atol=1e-11)
         torch.testing.assert_close(s_c, s, rtol=1e-10, atol=1e-12)
+
+
+def test_a_subclass_redefining_the_energy_keeps_consistent_forces():
+    """A subclass that changes ``pair_energy`` but not the closed form gets autograd's ``phi'``."""
+
+    class SoftLJ(sp.LennardJones):
+        def pair_energy(self, r, zi, zj):
+            return 0.5 * super().pair_energy(r, zi, zj) + 0.01 * torch.exp(-r)
+
+    pot = SoftLJ(sigma=2.0, epsilon=0.05, cutoff=5.0, dtype=F64)
+    tensors = _tensors(silica_like(), 5.7, True)
+    e, f, s = sims.compute(pot, *tensors, stress=True)
+    e_ref, f_ref, s_ref = sims.compute(Opaque(pot), *tensors, stress=True)
+    assert float(e) == pytest.approx(float(e_ref), rel=1e-12)
+    torch.testing.assert_close(f, f_ref, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(s, s_ref, rtol=1e-10, atol=1e-12)
