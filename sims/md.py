@@ -1,7 +1,9 @@
 """Energies, forces and stress by autograd, and the :class:`MD` driver.
 
 Forces are ``-dE/dR`` and the stress is ``(1/V) dE/d(strain)``, both by automatic differentiation
-of the potential's energy, so they cannot drift from it.
+of the potential's energy, so they cannot drift from it. Pair potentials take a closed-form route
+(:func:`sims.potentials.pair_energy_forces`, the same derivatives without a backward pass), tested
+against the autograd one.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from reprs.atoms import as_atoms
 from .errors import SimsInputError
 from .integrators import Integrator, make_generator
 from .neighbors import NeighborList, build_pairs
-from .potentials import potential_dtype
+from .potentials import pair_energy_forces, potential_dtype
 from .state import State, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
 
 
 def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
-            pairs, *, forces: bool = True, stress: bool = False,
-            create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            pairs, *, forces: bool = True, stress: bool = False, create_graph: bool = False,
+            compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return ``(energy [eV], forces [eV/Å] or None, stress [eV/Å^3, 3x3] or None)``.
 
     The stress is the derivative of the energy under a homogeneous strain ``eps`` applied to
@@ -39,11 +41,24 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     The computation runs in the dtype of ``positions``; a potential whose energy comes back in
     another dtype (parameters of one precision mixed into a sum of another) is refused.
 
+    ``compiled=True`` runs the closed-form pair pass through ``torch.compile`` where it applies
+    (see :func:`sims.potentials.pair_energy_forces`).
+
     Raises
     ------
     SimsInputError
         The potential's energy is not a scalar of the dtype of ``positions``.
     """
+    if forces or stress:
+        # Pair potentials: forces and virial in closed form, no backward pass (and, without
+        # create_graph, no graph at all); the autograd route below is the reference it is tested against.
+        with torch.set_grad_enabled(create_graph):
+            closed = pair_energy_forces(potential, positions, cell, numbers, pairs, forces=forces, virial=stress,
+                                        compiled=compiled)
+        if closed is not None:
+            energy, f, w = closed
+            _check_energy(potential, energy, positions)
+            return energy, f, None if w is None else w / torch.abs(torch.linalg.det(cell))
     inputs = []
     if forces:
         if not positions.requires_grad:
@@ -56,10 +71,7 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         pos, cel = positions @ deform, cell @ deform
         inputs.append(strain)
     energy = potential(pos, cel, numbers, pairs)
-    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
-        got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
-        raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
-                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
+    _check_energy(potential, energy, positions)
     if not inputs:
         return energy, None, None
     grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
@@ -70,6 +82,13 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         f = None if f is None else f.detach()
         s = None if s is None else s.detach()
     return energy, f, s
+
+
+def _check_energy(potential: torch.nn.Module, energy, positions: torch.Tensor) -> None:
+    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
+        got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
+        raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
+                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
 
 
 def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
@@ -164,6 +183,11 @@ class MD:
     min_distance : float, optional
         Refuse a start with atoms closer than this (Å, overlapping atoms); None skips the check
         (for non-interacting particles).
+    compiled : bool
+        Compile the pair-force pass of a pair potential with ``torch.compile`` (without
+        ``requires_grad``; the first evaluation then compiles for about 10-30 s, later MD steps of LJ
+        argon on one CPU thread take 1.3-2.5x less: ``benchmarks/README.md``). Results equal the
+        eager pass to round-off.
     device : torch.device or str, optional
         Where the run happens.
     dtype : torch.dtype, optional
@@ -189,7 +213,8 @@ class MD:
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
                  record_every: int = 1, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+                 compiled: bool = False, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         if not isinstance(integrator, Integrator):
             raise SimsInputError(f"integrator must be a sims Integrator, got {type(integrator).__name__}")
         if not hasattr(potential, "cutoff"):
@@ -208,6 +233,7 @@ class MD:
         self.potential = potential
         self.integrator = integrator
         self.requires_grad = requires_grad
+        self.compiled = bool(compiled)
         self.record_every = int(record_every)
         self.callback = callback
         cutoff = float(potential.cutoff)
@@ -236,7 +262,7 @@ class MD:
             positions = positions.detach()
         cell = self.state.cell if cell is None else cell
         e, f, s = compute(self.potential, positions, cell, self.state.numbers, self._pairs(positions, cell),
-                          stress=stress, create_graph=self.requires_grad)
+                          stress=stress, create_graph=self.requires_grad, compiled=self.compiled)
         self._virial = (s, positions, cell) if stress else None
         return (e, f, s) if stress else (e, f)
 

@@ -3,9 +3,12 @@
 Every potential is called as ``potential(positions, cell, numbers, pairs) -> energy`` (eV), where
 ``pairs`` is a :class:`~sims.neighbors.PairList` built with a cutoff of at least
 ``potential.cutoff`` (a larger list is fine: each pair term filters its own cutoff). Forces and
-stress are derivatives of this one function (:func:`sims.md.compute`), never a second formula.
-Any other module with the same call signature and a ``cutoff`` attribute (for instance a learned
-potential) plugs into :class:`sims.MD` the same way.
+stress are derivatives of this one function (:func:`sims.md.compute`). For speed, pair potentials
+also give ``phi'(r)`` in closed form (:meth:`PairPotential.pair_energy_and_derivative`), which
+:func:`pair_energy_forces` turns into forces and virial without a backward pass; each closed form
+is tested against autograd of ``pair_energy`` (``tests/sims/test_pair_forces.py``), so it cannot
+drift from the energy unnoticed. Any other module with the same call signature and a ``cutoff``
+attribute (for instance a learned potential) plugs into :class:`sims.MD` the same way.
 
 Parameters are ``torch.nn.Parameter`` s, so a loss on a trajectory can be differentiated with
 respect to them. They are stored in float64, exactly as given, whatever ``dtype`` the potential is
@@ -18,6 +21,7 @@ when the caller names none.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Mapping, Sequence
 
@@ -26,6 +30,7 @@ import torch
 from ase.data import atomic_numbers
 from ase.units import Bohr, Hartree
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
@@ -33,7 +38,7 @@ from .neighbors import PairList, pair_vectors
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
            "CoreRepulsion", "LennardJonesMixture", "TabulatedPair", "NeuralPair", "SumPotential", "BKS",
            "CalculatorPotential", "DoubleWell", "MuellerBrown", "COULOMB_CONSTANT", "potential_dtype",
-           "save_potential", "load_potential"]
+           "save_potential", "load_potential", "pair_energy_forces"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -93,6 +98,22 @@ class PairPotential(Potential):
         """Energies (eV) of pairs at distances ``r`` (Å) between species ``zi`` and ``zj``."""
         raise NotImplementedError
 
+    def pair_energy_and_derivative(self, r: torch.Tensor, zi: torch.Tensor,
+                                   zj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(phi [eV], dphi/dr [eV/Å])`` of pairs at distances ``r`` (Å), for :func:`pair_energy_forces`.
+
+        This default differentiates :meth:`pair_energy` by autograd (one elementwise backward pass,
+        kept in the graph when gradients are enabled); subclasses with a closed form override it,
+        and ``tests/sims/test_pair_forces.py`` checks each override against this autograd derivative.
+        """
+        graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x = r if r.requires_grad else r.detach().requires_grad_(True)
+            phi = self.pair_energy(x, zi, zj)
+            (dphi,) = torch.autograd.grad(phi.sum(), x, create_graph=graph, allow_unused=True)
+        dphi = torch.zeros_like(r) if dphi is None else dphi
+        return (phi, dphi) if graph else (phi.detach(), dphi.detach())
+
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
                 pairs: PairList) -> torch.Tensor:
         return self.energy_from_distances(*_distances(positions, cell, numbers, pairs), pairs.half)
@@ -110,6 +131,150 @@ def _distances(positions, cell, numbers, pairs: PairList):
     vec = pair_vectors(positions, cell, pairs)
     r = torch.sqrt((vec * vec).sum(-1))
     return r, numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
+
+
+#: Per pair list (keyed by the identity of its ``i`` tensor, dropped with the list): the species of
+#: each pair and the Cartesian image shifts in the last cell seen, which change only when the list
+#: is rebuilt or the cell changes, not at every force evaluation.
+_LIST_CONSTANTS = WeakIdKeyDictionary()
+
+
+def _list_constants(pairs: PairList, cell: torch.Tensor, numbers: torch.Tensor):
+    """``(zi, zj, (sx, sy, sz))``: species of the pairs and the rows of ``(shifts @ cell).T`` (Å)."""
+    entry = _LIST_CONSTANTS.get(pairs.i)
+    if entry is None or (entry["numbers"] is not numbers and not torch.equal(entry["numbers"], numbers)):
+        entry = {"numbers": numbers, "zi": numbers.index_select(0, pairs.i), "zj": numbers.index_select(0, pairs.j),
+                 "cell": None}
+        _LIST_CONSTANTS[pairs.i] = entry
+    if cell.requires_grad:  # a differentiated cell: shifts stay in its graph
+        return entry["zi"], entry["zj"], (pairs.shifts.to(cell.dtype) @ cell).T
+    seen = entry["cell"]
+    if seen is None or seen.dtype != cell.dtype or seen.device != cell.device or not torch.equal(seen, cell):
+        entry["cell"] = cell.detach().clone()
+        entry["shifts"] = (pairs.shifts.to(cell.dtype) @ entry["cell"]).T.contiguous()
+    return entry["zi"], entry["zj"], entry["shifts"]
+
+
+def _derivative(term: PairPotential):
+    """``term``'s ``(phi, phi')`` method: its closed form, unless a subclass redefined ``pair_energy``
+    below the class that wrote the closed form (then autograd of that ``pair_energy``)."""
+    def owner(name: str) -> type:
+        return next(c for c in type(term).__mro__ if name in vars(c))
+
+    if issubclass(owner("pair_energy_and_derivative"), owner("pair_energy")):
+        return term.pair_energy_and_derivative
+    return functools.partial(PairPotential.pair_energy_and_derivative, term)
+
+
+def _pair_terms(potential: nn.Module) -> list[PairPotential] | None:
+    """The pair terms whose sum ``potential`` is, or None when it is anything else (a subclass with
+    its own ``forward``, a many-body or learned term)."""
+    if isinstance(potential, PairPotential) and type(potential).forward is PairPotential.forward:
+        return [potential]
+    if isinstance(potential, SumPotential) and type(potential).forward is SumPotential.forward:
+        terms: list[PairPotential] = []
+        for term in potential.terms:
+            sub = _pair_terms(term)
+            if sub is None:
+                return None
+            terms += sub
+        return terms
+    return None
+
+
+def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
+                       pairs: PairList | None, *, forces: bool = True, virial: bool = False,
+                       compiled: bool = False):
+    """Energy, forces and virial of a pair potential in closed form, or None for other potentials.
+
+    For ``E = sum_pairs phi(r)`` with ``d = r_j - r_i + S h`` and ``g = phi'(r) / r``:
+    ``F_i = sum_j g d``, ``F_j = -sum_i g d`` and the virial ``W = dE/d(strain) = sum_pairs g d d^T``,
+    the same derivatives :func:`sims.md.compute` takes by autograd, written out so that a force
+    evaluation is one pass over the pairs with no backward pass. Each term's ``phi'`` comes from
+    :meth:`PairPotential.pair_energy_and_derivative`. Everything is torch operations, so with
+    gradients enabled the results stay differentiable in positions, cell and parameters (DiffSim,
+    trajectory gradients); ``tests/sims/test_pair_forces.py`` checks them against autograd.
+
+    Parameters
+    ----------
+    potential : torch.nn.Module
+        A :class:`PairPotential` or a :class:`SumPotential` of them (BKS); anything else gives None.
+    positions, cell, numbers, pairs
+        As for the potential's ``forward``; Å.
+    forces, virial : bool
+        Which derivatives to return.
+    compiled : bool
+        Run the pass over the pairs through ``torch.compile`` (inductor fuses the gathers, the pair
+        terms and the products into one loop: for LJ argon on one CPU thread the pass is 2.5-3x
+        faster, whole MD steps 1.3-2.5x, see ``benchmarks/README.md``). The first call compiles
+        (10-30 s); used only without gradients (the compiled function is not differentiated twice),
+        else the eager pass runs.
+
+    Returns
+    -------
+    tuple or None
+        ``(energy [eV], forces [eV/Å, (N, 3)] or None, virial [eV, 3x3] or None)``; the stress is
+        ``virial / volume``.
+    """
+    terms = _pair_terms(potential)
+    if terms is None or pairs is None:
+        return None
+    zi, zj, shifts = _list_constants(pairs, cell, numbers)
+    kernel = _compiled_pair_kernel() if compiled and not torch.is_grad_enabled() else _pair_kernel
+    return kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial)
+
+
+@functools.cache
+def _compiled_pair_kernel():
+    return torch.compile(_pair_kernel, dynamic=True)
+
+
+def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                 shifts: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool, forces: bool, virial: bool):
+    """The pass over the pairs of :func:`pair_energy_forces` (``shifts``: ``(3, P)`` Cartesian, Å)."""
+    sx, sy, sz = shifts
+    # Coordinates as rows: gathers and arithmetic on contiguous 1-D tensors are several times
+    # faster on CPU than on (P, 3) rows.
+    x, y, z = positions.T.contiguous()
+    dx = x.index_select(0, j) - x.index_select(0, i) + sx
+    dy = y.index_select(0, j) - y.index_select(0, i) + sy
+    dz = z.index_select(0, j) - z.index_select(0, i) + sz
+    r = torch.sqrt(dx * dx + dy * dy + dz * dz)
+    groups: dict[float, list[PairPotential]] = {}
+    for term in terms:
+        groups.setdefault(float(term.cutoff), []).append(term)
+    widest = max(groups)
+    energy, dphi = r.new_zeros(()), None
+    for cutoff, members in sorted(groups.items(), reverse=True):
+        if cutoff == widest:
+            # The terms the list was built for hold most pairs: a mask, no compaction.
+            inside = (r < cutoff).to(r.dtype)
+            for term in members:
+                phi_t, dphi_t = _derivative(term)(r, zi, zj)
+                energy = energy + torch.dot(phi_t, inside)
+                dphi = dphi_t * inside if dphi is None else dphi + dphi_t * inside
+        else:
+            # Shorter-ranged terms (BKS's Buckingham and core at 5.5 Å in a list built for 10 Å
+            # Coulomb) act on a small share of the pairs: evaluate them on those only.
+            sub = torch.nonzero(r < cutoff).flatten()
+            r_s, zi_s, zj_s = r.index_select(0, sub), zi.index_select(0, sub), zj.index_select(0, sub)
+            dphi_s = torch.zeros_like(r_s)
+            for term in members:
+                phi_t, dphi_t = _derivative(term)(r_s, zi_s, zj_s)
+                energy = energy + phi_t.sum()
+                dphi_s = dphi_s + dphi_t
+            dphi = dphi.index_add(0, sub, dphi_s)
+    if not half:  # a full list holds each pair twice
+        energy, dphi = 0.5 * energy, 0.5 * dphi
+    g = dphi / r
+    fx, fy, fz = g * dx, g * dy, g * dz
+    f = None
+    if forces:
+        n = positions.shape[0]
+        f = torch.stack([positions.new_zeros(n).index_add_(0, i, c).index_add_(0, j, c, alpha=-1.0)
+                         for c in (fx, fy, fz)], 1)
+    w = torch.stack([fx, fy, fz]) @ torch.stack([dx, dy, dz]).T if virial else None
+    return energy, f, w
 
 
 class LennardJones(PairPotential):
@@ -158,6 +323,16 @@ class LennardJones(PairPotential):
         phi = self._lj(r, sigma, epsilon)
         return phi - self._lj(self.cutoff, sigma, epsilon) if self.shift else phi
 
+    def pair_energy_and_derivative(self, r, zi, zj):
+        sigma, epsilon = self.sigma.to(r), self.epsilon.to(r)
+        inv_r = r.reciprocal()
+        s2 = (sigma * inv_r) ** 2
+        s6 = s2 * s2 * s2
+        phi = 4 * epsilon * (s6 * s6 - s6)
+        if self.shift:
+            phi = phi - self._lj(self.cutoff, sigma, epsilon)
+        return phi, -24 * epsilon * (2 * s6 * s6 - s6) * inv_r
+
 
 def smooth_cutoff(r: torch.Tensor, r_on: float, r_off: float) -> torch.Tensor:
     """Quintic smoothstep from 1 (``r <= r_on``) to 0 (``r >= r_off``), C2 at both ends.
@@ -167,6 +342,14 @@ def smooth_cutoff(r: torch.Tensor, r_on: float, r_off: float) -> torch.Tensor:
     """
     s = torch.clamp(1.0 - (r - r_on) / (r_off - r_on), 0.0, 1.0)
     return s ** 3 * (6 * s * s - 15 * s + 10)
+
+
+def _smooth_cutoff_and_derivative(r: torch.Tensor, r_on: float, r_off: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`smooth_cutoff` and its derivative in ``r`` (1/Å): ``-30 s^2 (1 - s)^2 / (r_off - r_on)``,
+    zero where ``s`` is clamped (the polynomial is flat at both ends)."""
+    s = torch.clamp(1.0 - (r - r_on) / (r_off - r_on), 0.0, 1.0)
+    s2 = s * s
+    return s2 * s * (6 * s2 - 15 * s + 10), -30.0 * s2 * (1 - s) ** 2 / (r_off - r_on)
 
 
 class Morse(PairPotential):
@@ -203,6 +386,13 @@ class Morse(PairPotential):
     def pair_energy(self, r, zi, zj):
         e = torch.exp(self.rho0.to(r) * (1.0 - r / self.r0.to(r)))
         return self.epsilon.to(r) * e * (e - 2.0) * smooth_cutoff(r, self.cutoff_start, self.cutoff)
+
+    def pair_energy_and_derivative(self, r, zi, zj):
+        rho0, r0, eps = self.rho0.to(r), self.r0.to(r), self.epsilon.to(r)
+        e = torch.exp(rho0 * (1.0 - r / r0))
+        fc, dfc = _smooth_cutoff_and_derivative(r, self.cutoff_start, self.cutoff)
+        morse = eps * e * (e - 2.0)
+        return morse * fc, -2 * eps * rho0 / r0 * e * (e - 1.0) * fc + morse * dfc
 
 
 def _species_table(values: Mapping[tuple[str, str], float], n: int = 119) -> torch.Tensor:
@@ -269,6 +459,17 @@ class Buckingham(_SpeciesPairPotential):
 
         return phi(r) - phi(torch.full_like(r, self.cutoff)) if self.shift else phi(r)
 
+    def pair_energy_and_derivative(self, r, zi, zj):
+        a, b, c = (self._lookup(n, zi, zj, r) for n in ("A", "inv_rho", "C"))
+        rep = a * torch.exp(-b * r)
+        inv_r = r.reciprocal()
+        inv_r2 = inv_r * inv_r
+        disp = c * inv_r2 * inv_r2 * inv_r2
+        phi = rep - disp
+        if self.shift:
+            phi = phi - (a * torch.exp(-b * self.cutoff) - c / self.cutoff ** 6)
+        return phi, -b * rep + 6 * disp * inv_r
+
 
 class CoreRepulsion(_SpeciesPairPotential):
     """A steep ``4 eps [(sigma/r)^30 - (sigma/r)^6]`` term that keeps ions out of a short-range collapse.
@@ -299,6 +500,16 @@ class CoreRepulsion(_SpeciesPairPotential):
             return 4 * eps * (s6 ** 5 - s6)
 
         return phi(r) - phi(torch.full_like(r, self.cutoff))
+
+    def pair_energy_and_derivative(self, r, zi, zj):
+        eps, sig = self._lookup("epsilon", zi, zj, r), self._lookup("sigma", zi, zj, r)
+        inv_r = r.reciprocal()
+        s2 = (sig * inv_r) ** 2
+        s6 = s2 * s2 * s2
+        s12 = s6 * s6
+        s30 = s12 * s12 * s6
+        c6 = (sig / self.cutoff) ** 6
+        return 4 * eps * ((s30 - s6) - (c6 ** 5 - c6)), -4 * eps * (30 * s30 - 6 * s6) * inv_r
 
 
 class LennardJonesMixture(_SpeciesPairPotential):
@@ -335,6 +546,14 @@ class LennardJonesMixture(_SpeciesPairPotential):
         # A pair without parameters has sigma 0: (0/r)^6 = 0, no interaction and no NaN.
         s6, c6 = (sig / r) ** 6, (sig / self.cutoff) ** 6
         return 4 * eps * ((s6 * s6 - s6) - (c6 * c6 - c6))
+
+    def pair_energy_and_derivative(self, r, zi, zj):
+        eps, sig = self._lookup("epsilon", zi, zj, r), self._lookup("sigma", zi, zj, r)
+        inv_r = r.reciprocal()
+        s2 = (sig * inv_r) ** 2
+        s6 = s2 * s2 * s2
+        c6 = (sig / self.cutoff) ** 6
+        return 4 * eps * ((s6 * s6 - s6) - (c6 * c6 - c6)), -24 * eps * (2 * s6 * s6 - s6) * inv_r
 
 
 class DSFCoulomb(PairPotential):
@@ -373,6 +592,17 @@ class DSFCoulomb(PairPotential):
         slope = erfc_rc / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
         q = self.charges.to(r)
         return COULOMB_CONSTANT * q[zi] * q[zj] * (torch.erfc(a * r) / r - erfc_rc / rc + slope * (r - rc))
+
+    def pair_energy_and_derivative(self, r, zi, zj):
+        a, rc = self.alpha, self.cutoff
+        erfc_rc = math.erfc(a * rc)
+        slope = erfc_rc / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+        q = self.charges.to(r)
+        kqq = COULOMB_CONSTANT * q[zi] * q[zj]
+        inv_r = r.reciprocal()
+        screened = torch.erfc(a * r) * inv_r
+        gauss = (2 * a / math.sqrt(math.pi)) * torch.exp(-(a * r) ** 2) * inv_r
+        return kqq * (screened - erfc_rc / rc + slope * (r - rc)), kqq * (slope - gauss - screened * inv_r)
 
 
 class TabulatedPair(PairPotential):
@@ -415,6 +645,9 @@ class TabulatedPair(PairPotential):
         return (self.cutoff - self.r_min) / (self.values.numel() - 1)
 
     def pair_energy(self, r, zi, zj):
+        return self.pair_energy_and_derivative(r, zi, zj)[0]
+
+    def pair_energy_and_derivative(self, r, zi, zj):
         v = self.values.to(r)
         h = self.spacing
         slopes = torch.cat([(v[1:2] - v[0:1]) / h, (v[2:] - v[:-2]) / (2 * h), (v[-1:] - v[-2:-1]) / h])
@@ -422,10 +655,12 @@ class TabulatedPair(PairPotential):
         k = torch.clamp(torch.floor(x).long(), 0, v.numel() - 2)
         t = x - k
         t2, t3 = t * t, t * t * t
-        inside = (2 * t3 - 3 * t2 + 1) * v[k] + (t3 - 2 * t2 + t) * h * slopes[k] \
-            + (-2 * t3 + 3 * t2) * v[k + 1] + (t3 - t2) * h * slopes[k + 1]
-        below = v[0] + slopes[0] * (r - self.r_min)
-        return torch.where(x < 0, below, inside)
+        v0, v1, m0, m1 = v[k], v[k + 1], h * slopes[k], h * slopes[k + 1]
+        inside = (2 * t3 - 3 * t2 + 1) * v0 + (t3 - 2 * t2 + t) * m0 + (-2 * t3 + 3 * t2) * v1 + (t3 - t2) * m1
+        d_inside = ((6 * t2 - 6 * t) * (v0 - v1) + (3 * t2 - 4 * t + 1) * m0 + (3 * t2 - 2 * t) * m1) / h
+        below = x < 0
+        return (torch.where(below, v[0] + slopes[0] * (r - self.r_min), inside),
+                torch.where(below, slopes[0].expand_as(r), d_inside))
 
 
 class NeuralPair(PairPotential):
