@@ -45,10 +45,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+from ase import units
 
 from graphs.dmeasure import DMeasureSignature, d_measure_matrix
 from reprs.fileio import atomic_open, save_figure
@@ -71,28 +73,37 @@ REFERENCE_REPEATS = {
 }
 
 
-def protocol(out: Path, *, repeat: int = 3, melt_steps: int = 6000, quench_steps: int = 4000,
-             heat_steps: int = 3000, sample_every: int = 250, seed: int = 7) -> dict[str, Any]:
-    """The sims config: melt at 7000 K, quench 7000 -> 300 K, heat 300 -> 4000 K (1 fs steps).
+#: Barostat settings of every stage: MTK (LAMMPS ``fix npt``), one strain for the volume.
+NPT = {"ensemble": "npt", "barostat": "mtk", "coupling": "isotropic", "tau": 100.0, "tau_p": 1000.0}
 
-    The beta-cristobalite start superheats: at 7000 K a quarter of its Si-O bonds survive 4 ps
-    (192 atoms, measured with this module's tools), so the melt lasts 6 ps.
+
+def protocol(out: Path, *, repeat: int = 3, melt_steps: int = 6000, quench_steps: int = 6000,
+             heat_steps: int = 12000, sample_every: int = 250, seed: int = 7, t_melt: float = 7000.0,
+             t_max: float = 6000.0, pressure: float = 1.0, engine: str = "lammps") -> dict[str, Any]:
+    """The sims config, every stage at constant pressure (1 fs steps).
+
+    Melt at ``t_melt``, quench ``t_melt`` -> 300 K, one frame at 300 K, heat 300 K -> ``t_max``, all
+    ``npt`` with the MTK barostat and Nose-Hoover chains at ``pressure`` (bar): on ``engine =
+    "lammps"`` that is ``fix npt ... iso`` (``Tdamp`` 0.1 ps, ``Pdamp`` 1 ps). The glass gets the
+    density of its own quench at 1 bar instead of the crystal's. The beta-cristobalite start
+    superheats: at 7000 K a quarter of its Si-O bonds survive 4 ps (192 atoms, at constant volume),
+    so the melt lasts 6 ps by default.
     """
     def stage(steps, temperature, sample=0):
-        return {"ensemble": "langevin", "steps": steps, "timestep": 1.0,
-                "temperature": temperature, "friction": 0.02, "sample_every": sample}
+        return {**NPT, "steps": steps, "timestep": 1.0, "temperature": temperature,
+                "pressure": pressure, "sample_every": sample}
 
     return {
         "seed": seed,
-        "engine": "matrep",
+        "engine": engine,
         "system": {"builder": "beta_cristobalite", "repeat": repeat},
         "potential": {"kind": "bks"},
-        "md": {"dtype": "float32", "skin": 1.0},
+        "md": {"dtype": "float64" if engine == "lammps" else "float32", "skin": 1.0, "n_procs": 1},
         "stages": [
-            stage(melt_steps, [7000.0, 7000.0]),
-            stage(quench_steps, [7000.0, 300.0]),
+            stage(melt_steps, [t_melt, t_melt]),
+            stage(quench_steps, [t_melt, 300.0]),
             stage(sample_every, [300.0, 300.0], sample_every),  # one frame of the 300 K glass
-            stage(heat_steps, [300.0, 4000.0], sample_every),
+            stage(heat_steps, [300.0, t_max], sample_every),
         ],
         "output": {"path": str(out / "frames.extxyz"), "checkpoint_every": 500},
     }
@@ -105,6 +116,53 @@ def simulate(out: Path, **kwargs) -> list:
     return read_frames(generate(protocol(out, **kwargs)))
 
 
+def density(frame) -> float:
+    """Mass density of a periodic frame from its cell, g/cm^3."""
+    if not np.all(frame.pbc):
+        raise ValueError("density needs a frame periodic along all three axes (it is read from the cell)")
+    grams = frame.get_masses().sum() / units.kg * 1e3
+    return float(grams / (frame.get_volume() * 1e-24))
+
+
+def bin_by_temperature(runs: Sequence[Sequence[dict[str, float]]], width: float,
+                       columns: Sequence[str]) -> list[dict[str, float]]:
+    """Mean and standard error over runs (seeds) of per-run bin means, per temperature bin.
+
+    Each run's rows (``temperature_K`` and ``columns``) are averaged within bins
+    ``[k width, (k + 1) width)`` K; the seeds' bin means are then averaged, with standard error
+    ``std(ddof=1) / sqrt(n)`` over the ``n`` seeds that have the bin (NaN for one seed): the
+    seeds are the independent samples, frames of one trajectory are not.
+
+    Returns
+    -------
+    list of dict
+        One row per bin, ascending: ``T_low_K``, ``T_high_K``, ``n_seeds``, ``n_frames``, and
+        ``{col}_mean``, ``{col}_sem`` for each column.
+    """
+    if width <= 0:
+        raise ValueError(f"bin width must be > 0 K, got {width}")
+    per_bin: dict[int, list[np.ndarray]] = {}
+    frames: dict[int, int] = {}
+    for rows in runs:
+        t = np.array([r["temperature_K"] for r in rows])
+        values = np.array([[r[c] for c in columns] for r in rows], dtype=float).reshape(len(rows), len(columns))
+        keys = np.floor(t / width).astype(int)
+        for key in np.unique(keys):
+            per_bin.setdefault(int(key), []).append(values[keys == key].mean(axis=0))
+            frames[int(key)] = frames.get(int(key), 0) + int(np.sum(keys == key))
+    out = []
+    for key in sorted(per_bin):
+        means = np.array(per_bin[key])
+        n = len(means)
+        sem = means.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(columns), np.nan)
+        row = {"T_low_K": key * width, "T_high_K": (key + 1) * width, "n_seeds": n, "n_frames": frames[key]}
+        for c, m, e in zip(columns, means.mean(axis=0), sem):
+            row[f"{c}_mean"], row[f"{c}_sem"] = float(m), float(e)
+        out.append(row)
+    return out
+
+
+@functools.lru_cache(maxsize=8)  # seeds whose glasses give the same Si-O cutoff share them
 def polymorph_signatures(k: int, cutoff: float) -> dict[str, list[DMeasureSignature]]:
     """Signatures of the distinct Si environments (k bonds) of each crystalline reference."""
     out = {}
@@ -134,8 +192,8 @@ def analyse(frames: list, *, k: int = 6) -> list[dict[str, float]]:
         closest = np.isclose(nearest, nearest.min(axis=1, keepdims=True), rtol=0, atol=1e-12)
         shares = (closest / closest.sum(axis=1, keepdims=True)).mean(axis=0)
         temperature = frame.info.get("temperature", frame.info.get("T_target", np.nan))
-        row = {"temperature_K": float(temperature),
-               "si_o_cutoff_A": cutoff, "d_to_first_frame": float(d)}
+        row = {"temperature_K": float(temperature), "volume_A3": float(frame.get_volume()),
+               "density_g_cm3": density(frame), "si_o_cutoff_A": cutoff, "d_to_first_frame": float(d)}
         for col, name in enumerate(polymorphs):
             row[f"mean_d_{name}"] = float(nearest[:, col].mean())
             row[f"closest_{name}"] = float(shares[col])
@@ -145,57 +203,114 @@ def analyse(frames: list, *, k: int = 6) -> list[dict[str, float]]:
     return rows
 
 
+def _csv(rows: list[dict[str, float]], path: Path) -> None:
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write(rows: list[dict[str, float]], out: Path) -> None:
-    """``dmeasure.csv`` and ``dmeasure.png`` in ``out``."""
+    """``dmeasure.csv`` and ``dmeasure.png`` (one run, one row per frame) in ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "dmeasure.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _csv(rows, out / "dmeasure.csv")
     t = [r["temperature_K"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(t, [r["d_to_first_frame"] for r in rows], "o-")
-    axes[0].set(xlabel="T (K)", ylabel="D(network, 300 K glass)")
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    axes[0].plot(t, [r["density_g_cm3"] for r in rows], "o-")
+    axes[0].set(xlabel="T (K)", ylabel="density (g/cm$^3$)")
+    axes[1].plot(t, [r["d_to_first_frame"] for r in rows], "o-")
+    axes[1].set(xlabel="T (K)", ylabel="D(network, 300 K glass)")
     for name in CRYSTAL_REFERENCES:
-        axes[1].plot(t, [r[f"mean_d_{name}"] for r in rows], "o-", label=name)
-        axes[2].plot(t, [r[f"closest_{name}"] for r in rows], "o-", label=name)
-    axes[1].set(xlabel="T (K)", ylabel="mean D, Si environment to polymorph")
-    axes[2].set(xlabel="T (K)", ylabel="fraction of Si closest to polymorph")
-    axes[2].legend()
+        axes[2].plot(t, [r[f"mean_d_{name}"] for r in rows], "o-", label=name)
+        axes[3].plot(t, [r[f"closest_{name}"] for r in rows], "o-", label=name)
+    axes[2].set(xlabel="T (K)", ylabel="mean D, Si environment to polymorph")
+    axes[3].set(xlabel="T (K)", ylabel="fraction of Si closest to polymorph")
+    axes[3].legend()
     fig.tight_layout()
     save_figure(fig, out / "dmeasure.png", dpi=120)
     plt.close(fig)
 
 
+#: Columns averaged per temperature bin over seeds.
+BINNED = ("density_g_cm3", "d_to_first_frame", *(f"closest_{name}" for name in CRYSTAL_REFERENCES))
+
+
+def write_binned(binned: list[dict[str, float]], out: Path) -> None:
+    """``binned.csv`` and ``density.png`` (density and polymorph shares, mean +- s.e. over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    _csv(binned, out / "binned.csv")
+    t = [(b["T_low_K"] + b["T_high_K"]) / 2 for b in binned]
+    fig, axes = plt.subplots(2, 1, figsize=(6.5, 7), sharex=True)
+    axes[0].errorbar(t, [b["density_g_cm3_mean"] for b in binned], [b["density_g_cm3_sem"] for b in binned],
+                     fmt="o-", capsize=3)
+    axes[0].set(ylabel="density (g/cm$^3$)", title=f"BKS SiO$_2$ heated at 1 bar, {binned[0]['n_seeds']} seeds")
+    for name in CRYSTAL_REFERENCES:
+        axes[1].errorbar(t, [b[f"closest_{name}_mean"] for b in binned],
+                         [b[f"closest_{name}_sem"] for b in binned], fmt="o-", capsize=3, label=name)
+    axes[1].set(xlabel="T (K)", ylabel="fraction of Si closest to polymorph")
+    axes[1].legend()
+    fig.tight_layout()
+    save_figure(fig, out / "density.png", dpi=120)
+    plt.close(fig)
+
+
+#: ``--quick``: 192 atoms, short ramps (three seeds: about 4 min on one core with LAMMPS).
+QUICK = {"repeat": 2, "melt_steps": 3000, "quench_steps": 3000, "heat_steps": 6000, "sample_every": 200, "k": 4}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("silica_dmeasure_out"))
-    parser.add_argument("--frames", type=Path, help="analyse these frames instead of simulating")
+    parser.add_argument("--frames", type=Path, nargs="+",
+                        help="analyse these frame files (one per seed) instead of simulating")
     parser.add_argument("-k", type=int, default=6, help="local environment radius, bonds")
     parser.add_argument("--repeat", type=int, default=3, help="beta-cristobalite cells per side")
     parser.add_argument("--melt-steps", type=int, default=6000)
-    parser.add_argument("--quench-steps", type=int, default=4000)
-    parser.add_argument("--heat-steps", type=int, default=3000)
+    parser.add_argument("--quench-steps", type=int, default=6000)
+    parser.add_argument("--heat-steps", type=int, default=12000)
     parser.add_argument("--sample-every", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--t-max", type=float, default=6000.0, help="end of the heating ramp, K")
+    parser.add_argument("--engine", choices=("lammps", "matrep"), default="lammps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
+    parser.add_argument("--bin-width", type=float, default=500.0, help="temperature bin, K")
+    parser.add_argument("--quick", action="store_true", help=f"small and short defaults: {QUICK}")
+    if parser.parse_args().quick:  # QUICK replaces the defaults; options given still win
+        parser.set_defaults(**QUICK)
     args = parser.parse_args()
+    runs = []
     if args.frames is not None:
         from ase.io import read
 
-        frames = read(args.frames, index=":")
+        for k, path in enumerate(args.frames):
+            runs.append((args.out / f"run_{k}", read(path, index=":")))
     else:
-        frames = simulate(args.out, repeat=args.repeat, melt_steps=args.melt_steps,
-                          quench_steps=args.quench_steps, heat_steps=args.heat_steps,
-                          sample_every=args.sample_every, seed=args.seed)
-    rows = analyse(frames, k=args.k)
-    write(rows, args.out)
-    for row in rows:
-        print(", ".join(f"{key}={value:.4g}" for key, value in row.items()))
+        for seed in args.seeds:
+            out = args.out / f"seed_{seed}"
+            runs.append((out, simulate(out, repeat=args.repeat, melt_steps=args.melt_steps,
+                                       quench_steps=args.quench_steps, heat_steps=args.heat_steps,
+                                       sample_every=args.sample_every, seed=seed, t_max=args.t_max,
+                                       engine=args.engine)))
+    all_rows = []
+    for out, frames in runs:
+        rows = analyse(frames, k=args.k)
+        write(rows, out)
+        all_rows.append(rows)
+    binned = bin_by_temperature(all_rows, args.bin_width, BINNED)
+    write_binned(binned, args.out)
+    for b in binned:
+        print(f"{b['T_low_K']:6.0f}-{b['T_high_K']:<6.0f} K  n={b['n_seeds']}  density "
+              f"{b['density_g_cm3_mean']:.4f} +- {b['density_g_cm3_sem']:.4f} g/cm3  coesite-like "
+              f"{b['closest_coesite_mean']:.3f} +- {b['closest_coesite_sem']:.3f}")
 
 
 if __name__ == "__main__":
