@@ -1,44 +1,66 @@
 """Silica glass as networks compared with the D-measure (the study of arXiv:2111.07452).
 
-A BKS silica glass is made with the sims melt-quench protocol (``sims.generate``: beta-cristobalite
-start, Langevin melt at 7000 K, linear quench to 300 K) and then heated linearly to 4000 K;
-frames sampled along the heating path become Si-O bond networks (``reprs.glass.network``, cutoff
-at the first minimum of the Si-O partial RDF of the 300 K glass). The D-measure
-(``graphs.dmeasure``) compares
+A BKS silica glass is made with the sims melt-quench protocol, every stage at constant pressure
+(1 bar; MTK barostat with Nose-Hoover chains, on the LAMMPS engine ``fix npt ... iso``):
+beta-cristobalite start, melt at 7000 K, linear quench to 300 K, then linear heating to 6000 K.
+Melt and quench run at 1 bar as well, so the glass has the density of its own quench rather than
+the crystal's box (our choice: the paper's MD protocol, with a force-matched potential, could not be
+read here, only its abstract). Each frame gives its volume and density (g/cm^3), and its Si-O bond
+network (``reprs.glass.network``, cutoff at the first minimum of the Si-O partial RDF of the 300 K
+glass). The D-measure (``graphs.dmeasure``) compares
 
 * each frame's whole network with the 300 K glass (D against temperature), and
 * the local environment of every Si (the atoms within ``k`` bonds) with the Si environments of
   the crystalline polymorphs alpha-quartz, beta-cristobalite and coesite: the mean D to each
-  polymorph and the fraction of Si whose closest polymorph it is.
+  polymorph and the fraction of Si whose closest polymorph it is (ties share the atom).
 
-Output in ``--out``: ``frames.extxyz`` (the trajectory), ``dmeasure.csv`` (one row per frame) and
-``dmeasure.png``. ``--frames FILE`` analyses existing frames (``info["T_target"]`` or
-``info["temperature"]`` in K) instead of simulating.
+Several seeds (``--seeds``) make several glasses; density and polymorph shares are averaged per
+temperature bin (``--bin-width``), first over each seed's frames, then over seeds, with the
+standard error over seeds.
 
-Run: ``python examples/silica_dmeasure.py -o silica_out`` (648 atoms, 13250 MD steps: about
-20 min on one core).
+Output in ``--out``: per seed ``seed_N/frames.extxyz`` (the trajectory), ``seed_N/dmeasure.csv``
+(one row per frame) and ``seed_N/dmeasure.png``; ``binned.csv`` and ``density.png`` (mean +- s.e.
+per bin). ``--frames A B ...`` analyses existing frame files (one per seed; ``info["T_target"]`` or
+``info["temperature"]`` in K, cells as saved) instead of simulating.
 
-What our data show (default run, seed 7, 27 Nov 2026):
+Run: ``python examples/silica_dmeasure.py --quick -o out`` (192 atoms, 12000 steps per seed, three
+seeds: 3 min wall, 96 s CPU on one core with LAMMPS). The default (648 atoms, 24000 steps, three
+seeds, ``k = 6``) needs about 4.7e7 atom-steps, some 20 min of one core; it has not been run.
 
-* The glass (648 atoms, quenched at about 1.7e15 K/s) is a defective network: 94.9 % of Si
-  four-fold, 95.6 % of O bridging, Si-O cutoff 2.29 Å from the RDF minimum.
-* Its Si environments (k = 6 bonds) are closest to coesite for 59 % of the Si, to
-  beta-cristobalite for 32 % and to alpha-quartz for 9 %; mean D 0.036, 0.055 and 0.057.
-  Coesite is the only one of the three with 4-membered rings, which a fast-quenched glass
-  holds (rings were not counted here).
-* On heating, D between the network and the 300 K glass rises from 0 to 0.004-0.009 between
-  1800 and 4000 K (not monotone: single frames, and 3 ps of heating allow few bond switches).
-* The coesite share grows slightly to 0.66 at 2150 K and falls to 0.51-0.55 above 3000 K, where
-  the cristobalite share rises to 0.36-0.39. With 216 Si the share's sampling error is about
-  0.03, so the maximum near 2150 K is a hint (2 sigma), not a finding.
+What our data show (6 Dec 2026, LAMMPS serial, seeds 7, 8, 9, 192 atoms, ``k = 4``; within 4 bonds
+the alpha-quartz and beta-cristobalite environments are the same, so those two share equally):
 
-The paper's qualitative claims and ours: the paper follows glasses whose density passes through a
-minimum on heating and finds coesite-like local environments growing near that minimum. Our runs
-are at constant volume (the sims protocol has no barostat), so there is no density minimum to
-look for. Consistent with the paper: of the three polymorphs, coesite is the closest to the
-glass's local environments, and its share moves with temperature (a weak maximum at
-intermediate temperature, then a shift toward cristobalite-like environments). Not tested: the
-link to the density minimum, which needs NPT heating, slower quenches and several seeds.
+* "Longer" run (``--quick --melt-steps 4000 --quench-steps 5000 --heat-steps 20000 --sample-every
+  250``: quench at 1.3e15 K/s, heating at 2.9e14 K/s, 81 frames per seed; 9.3 min wall, about 245 s
+  CPU, on 2 shared cores, then binned again from the saved frames with ``--frames``, 81 s). Glass
+  at 300 K: 2.42 +- 0.03 g/cm^3, 94.5 % of O bridging, 91 % of Si four-fold. Density per 500 K bin (mean +- s.e. over seeds): 2.40 +- 0.04 (0-500 K), 2.37 +- 0.02
+  (1000-1500), 2.33 +- 0.02 (2000-2500), 2.27 +- 0.03 (3000-3500), 2.28 +- 0.02 (4000-4500), 2.31 +-
+  0.02 (4500-5000), 2.33 +- 0.03 (5000-5500), 2.25 +- 0.01 (5500-6000). Per seed, the density at
+  4500-5500 K minus that at 3000-4500 K is +0.046, -0.042 and +0.118: +0.04 +- 0.05, and the drop
+  from 4500-5500 to 5500-6000 K is -0.07 +- 0.02.
+* ``--quick`` run (quench 2.2e15 K/s, heating 9.5e14 K/s, 31 frames per seed): glass 2.38 +- 0.06
+  g/cm^3; 2.37 +- 0.06 (1000-1500 K), 2.31 +- 0.04 (3000-3500), 2.30 +- 0.06 (4500-5000), 2.22 +-
+  0.05 (5500-6000); the same per-seed difference is -0.02 +- 0.03.
+
+Reading: on heating at 1 bar the density falls from the glass (about 2.4) to about 2.25 at 6000 K.
+No density minimum on heating is resolved: the lowest bins (3000-4500 K) are within one to two
+standard errors of their neighbours. BKS has a density maximum near 4800 K at 0 GPa in the
+equilibrium liquid (Shell, Debenedetti & Panagiotopoulos, Phys. Rev. E 66, 011202 (2002)). The
+slower heating shows a bump at 4500-5500 K in the right place, but one seed of three goes the
+other way and the rise is one standard error: a maximum is not resolved either. Neither, within
+the error bars. Reasons the test is weak: 192 atoms (seed-to-seed glass densities differ by
+0.1-0.2 g/cm^3), MTK volume oscillations (1 ps barostat period) sampled every 0.25 ps, heating too fast for
+the liquid to equilibrate below ~4500 K, and our BKS variant (DSF Coulomb, 5.5 Å shifted
+Buckingham, 30-6 core; Shell et al. used Ewald sums) whose equation of state differs somewhat.
+
+Coesite-like share against the density curve (longer run): 0.49-0.50 up to 2500 K, lowest (0.42
++- 0.07, 0.43 +- 0.05) at 2500-3500 K where the density is lowest, then rising to 0.57 +- 0.05
+at 5000-5500 K and 0.74 +- 0.03 at 5500-6000 K, while the bridging O fall to 82 % at 6000 K.
+The paper finds coesite-like environments growing where the density passes its minimum; we see no
+resolved minimum and no coesite peak near the lowest density (its dip there is about one standard
+error); its rise comes with the network breaking up in the hot liquid. Not tested: bigger cells
+(the default 648 atoms and ``k = 6``, where quartz and cristobalite environments differ), slower
+quenches and heating, more seeds.
 """
 
 from __future__ import annotations
@@ -129,7 +151,8 @@ def bin_by_temperature(runs: Sequence[Sequence[dict[str, float]]], width: float,
     """Mean and standard error over runs (seeds) of per-run bin means, per temperature bin.
 
     Each run's rows (``temperature_K`` and ``columns``) are averaged within bins
-    ``[k width, (k + 1) width)`` K; the seeds' bin means are then averaged, with standard error
+    ``(k width, (k + 1) width]`` K (closed above, so a ramp's last frame at a round ``t_max`` joins
+    its bin instead of making one of its own); the seeds' bin means are then averaged, with standard error
     ``std(ddof=1) / sqrt(n)`` over the ``n`` seeds that have the bin (NaN for one seed): the
     seeds are the independent samples, frames of one trajectory are not.
 
@@ -146,7 +169,7 @@ def bin_by_temperature(runs: Sequence[Sequence[dict[str, float]]], width: float,
     for rows in runs:
         t = np.array([r["temperature_K"] for r in rows])
         values = np.array([[r[c] for c in columns] for r in rows], dtype=float).reshape(len(rows), len(columns))
-        keys = np.floor(t / width).astype(int)
+        keys = np.ceil(t / width).astype(int) - 1
         for key in np.unique(keys):
             per_bin.setdefault(int(key), []).append(values[keys == key].mean(axis=0))
             frames[int(key)] = frames.get(int(key), 0) + int(np.sum(keys == key))
@@ -264,7 +287,7 @@ def write_binned(binned: list[dict[str, float]], out: Path) -> None:
     plt.close(fig)
 
 
-#: ``--quick``: 192 atoms, short ramps (three seeds: about 4 min on one core with LAMMPS).
+#: ``--quick``: 192 atoms, short ramps (three seeds: 3 min wall on 2 shared cores with LAMMPS).
 QUICK = {"repeat": 2, "melt_steps": 3000, "quench_steps": 3000, "heat_steps": 6000, "sample_every": 200, "k": 4}
 
 

@@ -40,9 +40,9 @@ def test_density_of_quartz_and_its_scaling(study):
 
 
 def test_bin_by_temperature_means_over_seeds(study):
-    # Seed a: two frames in [0, 100) K, one in [100, 200); seed b: one in each. Bin means per seed first.
-    a = [{"temperature_K": 10.0, "x": 1.0}, {"temperature_K": 90.0, "x": 3.0}, {"temperature_K": 150.0, "x": 5.0}]
-    b = [{"temperature_K": 50.0, "x": 4.0}, {"temperature_K": 199.0, "x": 9.0}, {"temperature_K": 250.0, "x": 1.0}]
+    # Seed a: two frames in (0, 100] K, one in (100, 200]; seed b: one in each. Bin means per seed first.
+    a = [{"temperature_K": 10.0, "x": 1.0}, {"temperature_K": 100.0, "x": 3.0}, {"temperature_K": 150.0, "x": 5.0}]
+    b = [{"temperature_K": 50.0, "x": 4.0}, {"temperature_K": 200.0, "x": 9.0}, {"temperature_K": 250.0, "x": 1.0}]
     binned = study.bin_by_temperature([a, b], 100.0, ["x"])
     assert [(r["T_low_K"], r["T_high_K"], r["n_seeds"], r["n_frames"]) for r in binned] == [
         (0.0, 100.0, 2, 3), (100.0, 200.0, 2, 2), (200.0, 300.0, 1, 1)]
