@@ -12,6 +12,12 @@ Units: ``timestep`` in fs, ``temperature`` in K, ``friction`` in 1/fs; internall
 An integrator object holds only settings. What changes during a run (the Langevin noise generator,
 the Nose-Hoover chain variables) is a dict that :meth:`Integrator.start` makes for each run and the run
 (:class:`sims.MD`) keeps, so that runs sharing one integrator object never share a noise stream.
+
+:class:`VelocityVerlet` and :class:`Langevin` also advance a batch of systems
+(:class:`sims.batch.BatchState`, driven by :class:`sims.batch.BatchMD`) with the same step: per-atom
+arithmetic does not care which system an atom belongs to. A batch's run dict holds one noise
+generator per system (so system ``b`` with seed ``s`` draws the noise a lone run with seed ``s``
+draws) and, under ``"kT"``, the per-atom thermal energy of each system's own target temperature.
 """
 
 from __future__ import annotations
@@ -149,7 +155,20 @@ class Langevin(_Thermostat):
         self.seed = seed
 
     def start(self, state, seed):
-        return state, {"generator": make_generator(seed if seed is not None else self.seed, state.positions.device)}
+        device = state.positions.device
+        if getattr(state, "system", None) is not None:
+            # A batch: ``seed`` is one seed per system (sims.batch.BatchMD resolves them).
+            return state, {"generators": [make_generator(s, device) for s in seed],
+                           "sizes": state.atoms_per_system().tolist()}
+        return state, {"generator": make_generator(seed if seed is not None else self.seed, device)}
+
+    @staticmethod
+    def _noise(run: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like the velocities, from the run's generator(s)."""
+        if "generators" in run:
+            return torch.cat([torch.randn((n, 3), generator=g, device=like.device, dtype=like.dtype)
+                              for g, n in zip(run["generators"], run["sizes"])])
+        return torch.randn(like.shape, generator=run["generator"], device=like.device, dtype=like.dtype)
 
     def step(self, state, energy, forces, force_fn, run):
         dt = self.dt
@@ -157,18 +176,24 @@ class Langevin(_Thermostat):
         v = state.velocities + 0.5 * dt * forces * inv_m          # B
         x = state.positions + 0.5 * dt * v                          # A
         c1 = math.exp(-self.friction * self.timestep)               # O: exact Ornstein-Uhlenbeck step
-        noise = torch.randn(v.shape, generator=run["generator"], device=v.device, dtype=v.dtype)
-        v = c1 * v + torch.sqrt((1 - c1 * c1) * self.kT * inv_m) * noise
+        kT = run.get("kT", self.kT)  # a batch's per-atom (N, 1) tensor, or this integrator's temperature
+        v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * self._noise(run, v)
         x = x + 0.5 * dt * v                                        # A
         energy, forces = force_fn(x)
         v = v + 0.5 * dt * forces * inv_m                           # B
         return state.with_(positions=x, velocities=v), energy, forces
 
     def state_dict(self, run):
+        if "generators" in run:
+            return {"generators": [g.get_state() for g in run["generators"]]}
         return {"generator": run["generator"].get_state()}
 
     def load_state_dict(self, run, d):
-        run["generator"].set_state(d["generator"])
+        if "generators" in run:
+            for g, state in zip(run["generators"], d["generators"]):
+                g.set_state(state)
+        else:
+            run["generator"].set_state(d["generator"])
 
 
 class NoseHooverChain(_Thermostat):

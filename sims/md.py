@@ -155,7 +155,12 @@ class MD:
     skin : float
         Neighbour-list skin, Å.
     record_every : int
-        Append a frame to :attr:`trajectory` every this many steps (0: never).
+        Append a frame to :attr:`trajectory` every this many steps (0, the default: never; each
+        frame is a copy of the state on the host).
+    check_every : int
+        Check the energy for NaN/inf every this many steps (reading it waits for the device), and
+        at every recorded frame, callback and the end of :meth:`run`; the error names the first bad
+        step, which is remembered on the device.
     requires_grad : bool
         Keep the autograd graph through the whole trajectory (memory grows with the number of
         steps); off for production runs.
@@ -187,7 +192,7 @@ class MD:
 
     def __init__(self, system, potential: torch.nn.Module, integrator: Integrator, *,
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
-                 record_every: int = 1, requires_grad: bool = False,
+                 record_every: int = 0, check_every: int = 10, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         if not isinstance(integrator, Integrator):
@@ -208,7 +213,11 @@ class MD:
         self.potential = potential
         self.integrator = integrator
         self.requires_grad = requires_grad
+        if int(check_every) < 1 or int(record_every) < 0:
+            raise SimsInputError(f"need check_every >= 1 and record_every >= 0, got {check_every}, {record_every}")
         self.record_every = int(record_every)
+        self.check_every = int(check_every)
+        self._first_bad: torch.Tensor | None = None
         self.callback = callback
         cutoff = float(potential.cutoff)
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
@@ -335,14 +344,27 @@ class MD:
                 self.state, self.energy, self.forces = self.integrator.step(
                     self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
                 self.step_count += 1
-                if not bool(torch.isfinite(self.energy)):
-                    raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "
-                                         "reduce the timestep or check the potential")
-                if self.record_every and self.step_count % self.record_every == 0:
+                # On the device, no wait: remember the first non-finite energy with its step.
+                bad = ~torch.isfinite(self.energy.detach())
+                if self._first_bad is None:
+                    self._first_bad = torch.where(bad, self.step_count, -1)
+                else:
+                    self._first_bad = torch.where(bad & (self._first_bad < 0), self.step_count, self._first_bad)
+                record = self.record_every and self.step_count % self.record_every == 0
+                if record or self.callback is not None or self.step_count % self.check_every == 0:
+                    self._check()
+                if record:
                     self.trajectory.append(self.frame())
                 if self.callback is not None:
                     self.callback(self)
+            self._check()
         return self
+
+    def _check(self) -> None:
+        """Raise if the energy became non-finite since the start (one wait for the device)."""
+        if self._first_bad is not None and int(self._first_bad) >= 0:
+            raise SimsInputError(f"the energy became non-finite at step {int(self._first_bad)} (checked at step "
+                                 f"{self.step_count}); reduce the timestep or check the potential")
 
     def positions_array(self) -> np.ndarray:
         """Current positions, Å, as numpy."""

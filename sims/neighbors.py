@@ -20,7 +20,7 @@ from reprs.atoms import as_atoms
 
 from .errors import MissingCellError, SimsInputError
 
-__all__ = ["PairList", "NeighborList", "neighbor_list", "build_pairs", "pair_vectors"]
+__all__ = ["PairList", "NeighborList", "neighbor_list", "build_pairs", "build_batch_pairs", "pair_vectors"]
 
 
 class PairList(NamedTuple):
@@ -44,35 +44,39 @@ class PairList(NamedTuple):
     half: bool
 
 
-def _complete_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+def _complete_cells(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     """Replace missing (zero) cell vectors of non-periodic directions by orthogonal unit vectors.
 
-    Binning works in fractional coordinates, which need an invertible cell; along a non-periodic
-    direction the vector only sets the binning frame (as in ``ase.geometry.complete_cell``).
+    ``cell`` is ``(B, 3, 3)`` and ``pbc`` ``(B, 3)``. Binning works in fractional coordinates, which
+    need an invertible cell; along a non-periodic direction the vector only sets the binning frame
+    (as in ``ase.geometry.complete_cell``).
     """
     cell = cell.clone()
-    norms = torch.linalg.norm(cell, dim=1)
-    missing = norms < 1e-12
+    missing = torch.linalg.norm(cell, dim=2) < 1e-12
     if bool((missing & pbc).any()):
-        raise MissingCellError(f"periodic direction(s) {torch.nonzero(missing & pbc).flatten().tolist()} "
-                               "have a zero cell vector; give a cell or set pbc=False there")
-    if bool(missing.any()):
-        present = cell[~missing]
+        b, d = torch.nonzero(missing & pbc)[0].tolist()
+        where = f" of system {b}" if cell.shape[0] > 1 else ""
+        raise MissingCellError(f"periodic direction {d}{where} has a zero cell vector; give a cell or set pbc=False "
+                               "there")
+    none = missing.all(1)
+    cell[none] = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    # Systems with one or two missing vectors (slabs, wires): few, so a loop over them is cheap.
+    for b in torch.nonzero(missing.any(1) & ~none).flatten().tolist():
+        present = cell[b][~missing[b]]
         if present.shape[0] == 2:
             n = torch.linalg.cross(present[0], present[1])
-            cell[missing] = n / torch.linalg.norm(n)
-        elif present.shape[0] == 1:
+            cell[b, missing[b]] = n / torch.linalg.norm(n)
+        else:
             a = present[0] / torch.linalg.norm(present[0])
             trial = torch.eye(3, dtype=cell.dtype, device=cell.device)[int(torch.argmin(a.abs()))]
-            b = torch.linalg.cross(a, trial)
-            b = b / torch.linalg.norm(b)
-            c = torch.linalg.cross(a, b)
-            idx = torch.nonzero(missing).flatten()
-            cell[idx[0]], cell[idx[1]] = b, c
-        else:
-            cell = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    if abs(float(torch.linalg.det(cell))) < 1e-12:
-        raise SimsInputError("the cell is singular (zero volume); give three independent cell vectors")
+            v = torch.linalg.cross(a, trial)
+            v = v / torch.linalg.norm(v)
+            idx = torch.nonzero(missing[b]).flatten()
+            cell[b, idx[0]], cell[b, idx[1]] = v, torch.linalg.cross(a, v)
+    singular = torch.abs(torch.linalg.det(cell)) < 1e-12
+    if bool(singular.any()):
+        where = f" of system {int(torch.nonzero(singular)[0])}" if cell.shape[0] > 1 else ""
+        raise SimsInputError(f"the cell{where} is singular (zero volume); give three independent cell vectors")
     return cell
 
 
@@ -103,57 +107,113 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
 
     Notes
     -----
-    Atoms are binned in fractional coordinates into ``n_d = floor(2 h_d / cutoff)`` bins along
-    each direction ``d`` (``h_d`` the distance between opposite cell faces), so a neighbour lies at
-    most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins are visited by integer offsets in
-    ``[-k_d, k_d]``, each offset giving one image, so no pair is produced twice.
+    One system is the batch of one of :func:`build_batch_pairs`, which holds the algorithm.
+    """
+    system = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
+    return build_batch_pairs(positions, cell[None], pbc.reshape(1, 3), system, cutoff, half=half)
+
+
+@torch.no_grad()
+def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
+                      cutoff: float, *, half: bool = False) -> PairList:
+    """All pairs closer than ``cutoff`` (Å) within each system of a batch, in one vectorised pass.
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        ``(N, 3)`` Cartesian positions of all systems' atoms, Å (wrapped or not).
+    cell : torch.Tensor
+        ``(B, 3, 3)`` cell vectors as rows, Å, one cell per system (rows of non-periodic directions
+        may be zero).
+    pbc : torch.Tensor
+        ``(B, 3)`` bool periodic flags per system.
+    system : torch.Tensor
+        ``(N,)`` int64 index of each atom's system, in ``0..B-1``.
+    cutoff : float
+        Pair cutoff, Å; larger than a cell (or half of it) is fine: as many images as needed are searched.
+    half : bool
+        Keep each unordered pair once (see :class:`PairList`).
+
+    Returns
+    -------
+    PairList
+        Atom indices into the whole batch; no pair joins two systems, and each system's shifts refer
+        to its own cell. Sorted by ``i`` (then by neighbour cell and ``j``), deterministic.
+
+    Notes
+    -----
+    Every system gets its own cell list, and all of them are searched at once: a bin is numbered
+    globally (the system's first bin plus its local number), so atoms only ever meet atoms of their
+    own system (the per-system binning of torch-sim's batched linked-cell list, built here on the
+    single-system algorithm that follows). Atoms are binned in fractional coordinates into
+    ``n_d = floor(2 h_d / cutoff)`` bins along each direction ``d`` (``h_d`` the distance between
+    opposite cell faces), so a neighbour lies at most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins
+    are visited by integer offsets in ``[-k_d, k_d]``, each offset giving one image, so no pair is
+    produced twice. Offsets are enumerated up to the largest ``k_d`` of the batch and masked per system.
     """
     device, dtype = positions.device, positions.dtype
-    n_atoms = positions.shape[0]
+    n_atoms, n_sys = positions.shape[0], cell.shape[0]
     pbc = pbc.to(device=device, dtype=torch.bool)
     empty = PairList(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, dtype=torch.long, device=device),
                      torch.zeros((0, 3), dtype=dtype, device=device), half)
     if n_atoms == 0 or cutoff <= 0:
         return empty
-    full_cell = _complete_cell(cell.to(dtype), pbc)
+    full_cell = _complete_cells(cell.to(dtype), pbc)
     inv = torch.linalg.inv(full_cell)
-    frac = positions @ inv
+    per_sys = torch.bincount(system, minlength=n_sys)
+    frac = torch.einsum("ni,nij->nj", positions, inv[system])
     # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
-    heights = 1.0 / torch.linalg.norm(inv.T, dim=1)
+    heights = 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
+    pbc_a = pbc[system]
 
-    image = torch.where(pbc, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
+    image = torch.where(pbc_a, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
     wrapped = frac - image
-    lo = torch.where(pbc, torch.zeros(3, dtype=dtype, device=device), wrapped.min(0).values)
-    span = torch.where(pbc, torch.ones(3, dtype=dtype, device=device), wrapped.max(0).values - lo)
+    big = torch.finfo(dtype).max
+    w_min = torch.full((n_sys, 3), big, dtype=dtype, device=device).scatter_reduce(
+        0, system[:, None].expand(-1, 3), wrapped, "amin")
+    w_max = torch.full((n_sys, 3), -big, dtype=dtype, device=device).scatter_reduce(
+        0, system[:, None].expand(-1, 3), wrapped, "amax")
+    occupied = (per_sys > 0)[:, None]
+    lo = torch.where(pbc | ~occupied, torch.zeros_like(w_min), w_min)
+    span = torch.where(pbc | ~occupied, torch.ones_like(w_min), w_max - w_min)
     # Bins of about half the cutoff: the searched region (2 k + 1 bins) then hugs the cutoff sphere
     # more tightly than bins of a full cutoff would (fewer candidate pairs for the same work).
     n_bins = torch.clamp(torch.floor(2 * span * heights / cutoff), min=1).to(torch.long)
     # Guard against pathological memory use (a cutoff far below the spacing of atoms in a huge box).
-    n_bins = torch.clamp(n_bins, max=max(1, int(round(4 * n_atoms ** (1 / 3))) + 1))
+    cap = torch.round(4 * per_sys.to(dtype) ** (1 / 3)).to(torch.long) + 1
+    n_bins = torch.minimum(n_bins, torch.clamp(cap, min=1)[:, None])
     width = span / n_bins
     width = torch.where(width > 0, width, torch.ones_like(width))
-    bin_idx = torch.clamp(torch.floor((wrapped - lo) / width).to(torch.long), min=0)
-    bin_idx = torch.minimum(bin_idx, n_bins - 1)
+    nb_a, width_a = n_bins[system], width[system]
+    bin_idx = torch.clamp(torch.floor((wrapped - lo[system]) / width_a).to(torch.long), min=0)
+    bin_idx = torch.minimum(bin_idx, nb_a - 1)
     reach = torch.ceil(cutoff / (heights * width) - 1e-12).to(torch.long)
     # A non-periodic direction has no images: never look further than its own bins.
     reach = torch.where(pbc, reach, torch.minimum(reach, n_bins - 1))
 
-    nb = n_bins.tolist()
-    flat = (bin_idx[:, 0] * nb[1] + bin_idx[:, 1]) * nb[2] + bin_idx[:, 2]
+    def flat_index(idx: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+        return (idx[..., 0] * nb[..., 1] + idx[..., 1]) * nb[..., 2] + idx[..., 2]
+
+    cells_per_sys = n_bins.prod(1)
+    first_bin = torch.cumsum(cells_per_sys, 0) - cells_per_sys
+    flat = first_bin[system] + flat_index(bin_idx, nb_a)
     order = torch.argsort(flat, stable=True)
-    n_cells = nb[0] * nb[1] * nb[2]
-    counts = torch.bincount(flat, minlength=n_cells)
+    counts = torch.bincount(flat, minlength=int(cells_per_sys.sum()))
     starts = torch.cumsum(counts, 0) - counts
 
-    cart_wrapped = wrapped @ full_cell
-    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in reach.tolist()]
+    cart_wrapped = torch.einsum("ni,nij->nj", wrapped, full_cell[system])
+    max_reach = reach.max(0).values
+    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in max_reach.tolist()]
     offsets = torch.cartesian_prod(*ranges).reshape(-1, 3)  # (O, 3)
     # Per atom and offset: the neighbour bin (before wrapping) and its image shift.
     target = bin_idx[:, None, :] + offsets[None, :, :]  # (N, O, 3)
-    img = torch.div(target, n_bins, rounding_mode="floor")
-    valid = (pbc | (img == 0)).all(-1)
-    tgt = target - img * n_bins
-    tflat = (tgt[..., 0] * nb[1] + tgt[..., 1]) * nb[2] + tgt[..., 2]
+    nb_t = nb_a[:, None, :]
+    img = torch.div(target, nb_t, rounding_mode="floor")
+    valid = (pbc_a[:, None, :] | (img == 0)).all(-1)
+    if n_sys > 1:
+        valid &= (offsets.abs()[None, :, :] <= reach[system][:, None, :]).all(-1)
+    tgt = target - img * nb_t
+    tflat = first_bin[system][:, None] + flat_index(tgt, nb_t)
     ai, oi = torch.nonzero(valid, as_tuple=True)
     cells_of = tflat[ai, oi]
     cnt = counts[cells_of]
@@ -163,7 +223,7 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
         return empty
     s_entry = img[ai, oi].to(dtype)
     # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per (atom, image), not per pair.
-    base = cart_wrapped[ai] - s_entry @ full_cell
+    base = cart_wrapped[ai] - torch.einsum("ni,nij->nj", s_entry, full_cell[system[ai]])
     seg = torch.repeat_interleave(torch.arange(ai.numel(), device=device), cnt)
     within = torch.arange(seg.numel(), device=device) - (torch.cumsum(cnt, 0) - cnt)[seg]
     jj = order[starts[cells_of][seg] + within]
@@ -186,14 +246,22 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
     return PairList(ii, jj, shifts, half)
 
 
-def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList) -> torch.Tensor:
+def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
+                 system: torch.Tensor | None = None) -> torch.Tensor:
     """Return the ``(P, 3)`` vectors ``r_j - r_i + S @ cell`` (Å), differentiable in both inputs.
 
+    ``cell`` is ``(3, 3)``, or ``(B, 3, 3)`` for a batch of systems with ``system`` the ``(N,)``
+    system index of each atom (each pair then uses its own system's cell).
     The computation is in the dtype of ``positions`` and ``cell``; the integer shifts of a list
     built in another dtype are cast exactly, so one list serves every precision.
     """
     # index_select: its backward is an index_add, much faster on CPU than advanced indexing's.
-    return positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i) + pairs.shifts.to(cell.dtype) @ cell
+    d = positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i)
+    if cell.dim() == 2:
+        return d + pairs.shifts.to(cell.dtype) @ cell
+    if system is None:
+        raise SimsInputError("a (B, 3, 3) cell needs the system index of each atom")
+    return d + torch.einsum("pk,pkl->pl", pairs.shifts.to(cell.dtype), cell[system.index_select(0, pairs.i)])
 
 
 class NeighborList:
@@ -232,12 +300,14 @@ class NeighborList:
         """True when the stored list may miss a pair within ``cutoff``."""
         if self._pairs is None or self._ref_positions is None or self._ref_cell is None:
             return True
-        if self._ref_positions.shape != positions.shape:
+        if self._ref_positions.shape != positions.shape or self._ref_cell.shape != cell.shape:
             return True
         positions, cell = positions.detach(), cell.detach()
         if torch.equal(self._ref_cell, cell):
             disp = (positions - self._ref_positions).norm(dim=1)
             return bool(disp.max() > 0.5 * self.skin)
+        if cell.dim() == 3:  # cells of a batch that changed: rebuild (no barostat acts on batches yet)
+            return True
         # A deformed cell (a barostat): the list built at cutoff + skin still holds every pair within
         # cutoff while sigma_min(G) (cutoff + skin - 2 max|dr|) >= cutoff, with G = h_ref^-1 h the
         # deformation and dr the displacements pulled back into the reference cell (r h^-1 h_ref - r_ref).
@@ -252,10 +322,19 @@ class NeighborList:
         return shrink * (self.cutoff + self.skin - 2 * float(disp.max())) < self.cutoff
 
     def update(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
-               *, force: bool = False) -> PairList:
-        """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``)."""
+               *, force: bool = False, system: torch.Tensor | None = None) -> PairList:
+        """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``).
+
+        A batch of systems passes ``(B, 3, 3)`` cells, ``(B, 3)`` flags and ``system``, the system
+        index of each atom (:func:`build_batch_pairs`); the list is rebuilt for all systems at once.
+        """
         if force or self.needs_rebuild(positions, cell):
-            self._pairs = build_pairs(positions.detach(), cell.detach(), pbc, self.cutoff + self.skin, half=self.half)
+            if system is None:
+                self._pairs = build_pairs(positions.detach(), cell.detach(), pbc, self.cutoff + self.skin,
+                                          half=self.half)
+            else:
+                self._pairs = build_batch_pairs(positions.detach(), cell.detach(), pbc, system,
+                                                self.cutoff + self.skin, half=self.half)
             self._ref_positions = positions.detach().clone()
             self._ref_cell = cell.detach().clone()
             self.n_builds += 1
