@@ -36,12 +36,20 @@ class PairList(NamedTuple):
     half : bool
         True when each unordered pair appears once (energies sum pair terms once); False for the
         full list of ASE (each pair twice, as ``(i, j, S)`` and ``(j, i, -S)``).
+    images, image_system, image_index : torch.Tensor, optional
+        Lists of a batch of several systems (:func:`build_batch_pairs`) also hold the distinct
+        ``(system, shift)`` combinations: ``(U, 3)`` shifts and ``(U,)`` systems, and for each pair
+        the ``(P,)`` index of its combination. :func:`pair_vectors` then turns ``U`` shifts into
+        Cartesian vectors instead of ``P`` (a few hundred per system against tens of thousands of pairs).
     """
 
     i: torch.Tensor
     j: torch.Tensor
     shifts: torch.Tensor
     half: bool
+    images: torch.Tensor | None = None
+    image_system: torch.Tensor | None = None
+    image_index: torch.Tensor | None = None
 
 
 def _complete_cells(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
@@ -214,25 +222,28 @@ def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Te
         valid &= (offsets.abs()[None, :, :] <= reach[system][:, None, :]).all(-1)
     tgt = target - img * nb_t
     tflat = first_bin[system][:, None] + flat_index(tgt, nb_t)
-    ai, oi = torch.nonzero(valid, as_tuple=True)
-    cells_of = tflat[ai, oi]
-    cnt = counts[cells_of]
-    keep_entry = cnt > 0
-    ai, oi, cells_of, cnt = ai[keep_entry], oi[keep_entry], cells_of[keep_entry], cnt[keep_entry]
-    if ai.numel() == 0:
+    # Gathers by index_select on flat indices: on CPU several times faster than advanced indexing.
+    entry = torch.nonzero(valid.reshape(-1)).squeeze(1)
+    cells_of = tflat.reshape(-1).index_select(0, entry)
+    cnt = counts.index_select(0, cells_of)
+    occupied_entry = torch.nonzero(cnt).squeeze(1)
+    entry, cells_of, cnt = entry.index_select(0, occupied_entry), cells_of.index_select(0, occupied_entry), \
+        cnt.index_select(0, occupied_entry)
+    if entry.numel() == 0:
         return empty
-    s_entry = img[ai, oi].to(dtype)
+    ai = torch.div(entry, offsets.shape[0], rounding_mode="floor")
+    s_entry = img.reshape(-1, 3).index_select(0, entry).to(dtype)
     # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per (atom, image), not per pair.
-    base = cart_wrapped[ai] - torch.einsum("ni,nij->nj", s_entry, full_cell[system[ai]])
+    base = cart_wrapped.index_select(0, ai) - torch.einsum("ni,nij->nj", s_entry, full_cell[system[ai]])
     seg = torch.repeat_interleave(torch.arange(ai.numel(), device=device), cnt)
-    within = torch.arange(seg.numel(), device=device) - (torch.cumsum(cnt, 0) - cnt)[seg]
-    jj = order[starts[cells_of][seg] + within]
-    ii = ai[seg]
+    within = torch.arange(seg.numel(), device=device) - (torch.cumsum(cnt, 0) - cnt).index_select(0, seg)
+    jj = order.index_select(0, starts.index_select(0, cells_of).index_select(0, seg) + within)
+    ii = ai.index_select(0, seg)
     if half:
-        first = ii <= jj
-        seg, ii, jj = seg[first], ii[first], jj[first]
-    vec = cart_wrapped[jj] - base[seg]
-    s_wrapped = s_entry[seg]
+        first = torch.nonzero(ii <= jj).squeeze(1)
+        seg, ii, jj = seg.index_select(0, first), ii.index_select(0, first), jj.index_select(0, first)
+    vec = cart_wrapped.index_select(0, jj) - base.index_select(0, seg)
+    s_wrapped = s_entry.index_select(0, seg)
     keep = (vec * vec).sum(-1) < cutoff * cutoff
     keep &= ~((ii == jj) & (s_wrapped == 0).all(-1))
     if half:
@@ -240,10 +251,24 @@ def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Te
         lex_pos = torch.where(s_wrapped[:, 0] != 0, s_wrapped[:, 0] > 0,
                               torch.where(s_wrapped[:, 1] != 0, s_wrapped[:, 1] > 0, s_wrapped[:, 2] > 0))
         keep &= (ii < jj) | lex_pos
-    ii, jj, s_wrapped = ii[keep], jj[keep], s_wrapped[keep]
+    kept = torch.nonzero(keep).squeeze(1)
+    ii, jj, s_wrapped = ii.index_select(0, kept), jj.index_select(0, kept), s_wrapped.index_select(0, kept)
     # Shifts for the positions as given: r_w = r - image @ cell.
-    shifts = s_wrapped + image[ii] - image[jj]
-    return PairList(ii, jj, shifts, half)
+    shifts = s_wrapped + image.index_select(0, ii) - image.index_select(0, jj)
+    if n_sys == 1 or ii.numel() == 0:
+        return PairList(ii, jj, shifts, half)
+    # The distinct (system, shift) combinations, numbered by one integer key each.
+    s_int = shifts.to(torch.long)
+    low = s_int.min(0).values
+    size = s_int.max(0).values - low + 1
+    key = ((system[ii] * size[0] + (s_int[:, 0] - low[0])) * size[1] + (s_int[:, 1] - low[1])) * size[2] \
+        + (s_int[:, 2] - low[2])
+    keys, index = torch.unique(key, return_inverse=True)
+    rest, s2 = torch.div(keys, size[2], rounding_mode="floor"), keys % size[2]
+    rest, s1 = torch.div(rest, size[1], rounding_mode="floor"), rest % size[1]
+    sys_u, s0 = torch.div(rest, size[0], rounding_mode="floor"), rest % size[0]
+    images = (torch.stack([s0, s1, s2], 1) + low).to(dtype)
+    return PairList(ii, jj, shifts, half, images, sys_u, index)
 
 
 def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
@@ -259,6 +284,9 @@ def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
     d = positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i)
     if cell.dim() == 2:
         return d + pairs.shifts.to(cell.dtype) @ cell
+    if pairs.image_index is not None:
+        table = torch.einsum("uk,ukl->ul", pairs.images.to(cell.dtype), cell.index_select(0, pairs.image_system))
+        return d + table.index_select(0, pairs.image_index)
     if system is None:
         raise SimsInputError("a (B, 3, 3) cell needs the system index of each atom")
     return d + torch.einsum("pk,pkl->pl", pairs.shifts.to(cell.dtype), cell[system.index_select(0, pairs.i)])
