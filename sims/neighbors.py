@@ -255,20 +255,26 @@ def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Te
     ii, jj, s_wrapped = ii.index_select(0, kept), jj.index_select(0, kept), s_wrapped.index_select(0, kept)
     # Shifts for the positions as given: r_w = r - image @ cell.
     shifts = s_wrapped + image.index_select(0, ii) - image.index_select(0, jj)
-    if n_sys == 1 or ii.numel() == 0:
-        return PairList(ii, jj, shifts, half)
-    # The distinct (system, shift) combinations, numbered by one integer key each.
-    s_int = shifts.to(torch.long)
+    pairs = PairList(ii, jj, shifts, half)
+    return pairs if n_sys == 1 else _with_images(pairs, system)
+
+
+def _with_images(pairs: PairList, system: torch.Tensor) -> PairList:
+    """``pairs`` with the table of its distinct ``(system, shift)`` combinations (see :class:`PairList`)."""
+    if pairs.i.numel() == 0:
+        z = torch.zeros(0, dtype=torch.long, device=pairs.i.device)
+        return pairs._replace(images=pairs.shifts[:0], image_system=z, image_index=z)
+    s_int = pairs.shifts.to(torch.long)
     low = s_int.min(0).values
     size = s_int.max(0).values - low + 1
-    key = ((system[ii] * size[0] + (s_int[:, 0] - low[0])) * size[1] + (s_int[:, 1] - low[1])) * size[2] \
-        + (s_int[:, 2] - low[2])
+    key = ((system.index_select(0, pairs.i) * size[0] + (s_int[:, 0] - low[0])) * size[1]
+           + (s_int[:, 1] - low[1])) * size[2] + (s_int[:, 2] - low[2])
     keys, index = torch.unique(key, return_inverse=True)
     rest, s2 = torch.div(keys, size[2], rounding_mode="floor"), keys % size[2]
     rest, s1 = torch.div(rest, size[1], rounding_mode="floor"), rest % size[1]
     sys_u, s0 = torch.div(rest, size[0], rounding_mode="floor"), rest % size[0]
-    images = (torch.stack([s0, s1, s2], 1) + low).to(dtype)
-    return PairList(ii, jj, shifts, half, images, sys_u, index)
+    images = (torch.stack([s0, s1, s2], 1) + low).to(pairs.shifts.dtype)
+    return pairs._replace(images=images, image_system=sys_u, image_index=index)
 
 
 def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
@@ -320,9 +326,54 @@ class NeighborList:
         self.skin = float(skin)
         self.half = half
         self.n_builds = 0
+        self.n_partial_builds = 0
+        self._image_limit = 0
         self._pairs: PairList | None = None
         self._ref_positions: torch.Tensor | None = None
         self._ref_cell: torch.Tensor | None = None
+
+    def _update_batch(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
+                      force: bool) -> PairList:
+        """The list of a batch: each system's part is rebuilt only when one of its own atoms moved
+        more than ``skin / 2`` since that part was built (the criterion of a lone system), so a
+        large batch of small systems rebuilds a few systems at a time instead of all of them
+        whenever any atom anywhere moved."""
+        n_sys, reach = cell.shape[0], self.cutoff + self.skin
+        old = self._pairs
+        fresh = (force or old is None or old.images is None or self._ref_positions is None
+                 or self._ref_cell is None or self._ref_positions.shape != positions.shape
+                 or self._ref_cell.shape != cell.shape or not torch.equal(self._ref_cell, cell))
+        if not fresh:
+            disp = (positions - self._ref_positions).norm(dim=1)
+            worst = torch.zeros(n_sys, dtype=disp.dtype, device=disp.device).scatter_reduce(0, system, disp, "amax")
+            moved = worst > 0.5 * self.skin
+            n_moved = int(moved.sum())  # the one wait for the device per step
+            if n_moved == 0:
+                return old
+            # Patched lists keep the image table of their earlier parts: start afresh when it has grown.
+            fresh = 2 * n_moved > n_sys or old.images.shape[0] > self._image_limit
+        if fresh:
+            self._pairs = build_batch_pairs(positions, cell, pbc, system, reach, half=self.half)
+            self._ref_positions, self._ref_cell = positions.clone(), cell.clone()
+            self._image_limit = 4 * max(int(self._pairs.images.shape[0]), n_sys)
+            self.n_builds += 1
+            return self._pairs
+        atoms = torch.nonzero(moved.index_select(0, system)).squeeze(1)
+        local = torch.cumsum(moved, 0) - 1
+        sub_system = local.index_select(0, system.index_select(0, atoms))
+        sub = _with_images(build_batch_pairs(positions.index_select(0, atoms), cell[moved], pbc[moved], sub_system,
+                                             reach, half=self.half), sub_system)
+        keep = torch.nonzero(~moved.index_select(0, system.index_select(0, old.i))).squeeze(1)
+        moved_ids = torch.nonzero(moved).squeeze(1)
+        self._pairs = PairList(
+            torch.cat([old.i.index_select(0, keep), atoms.index_select(0, sub.i)]),
+            torch.cat([old.j.index_select(0, keep), atoms.index_select(0, sub.j)]),
+            torch.cat([old.shifts.index_select(0, keep), sub.shifts]), self.half,
+            torch.cat([old.images, sub.images]), torch.cat([old.image_system, moved_ids.index_select(0, sub.image_system)]),
+            torch.cat([old.image_index.index_select(0, keep), sub.image_index + old.images.shape[0]]))
+        self._ref_positions[atoms] = positions.index_select(0, atoms)
+        self.n_partial_builds += 1
+        return self._pairs
 
     def needs_rebuild(self, positions: torch.Tensor, cell: torch.Tensor) -> bool:
         """True when the stored list may miss a pair within ``cutoff``."""
@@ -354,15 +405,15 @@ class NeighborList:
         """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``).
 
         A batch of systems passes ``(B, 3, 3)`` cells, ``(B, 3)`` flags and ``system``, the system
-        index of each atom (:func:`build_batch_pairs`); the list is rebuilt for all systems at once.
+        index of each atom (:func:`build_batch_pairs`); a system's part of the list is rebuilt when
+        its own atoms moved too far (:attr:`n_partial_builds` counts those patches), the whole list
+        when half of the systems need it or the cells changed.
         """
+        if system is not None and cell.shape[0] > 1:
+            return self._update_batch(positions.detach(), cell.detach(), pbc, system, force)
         if force or self.needs_rebuild(positions, cell):
-            if system is None:
-                self._pairs = build_pairs(positions.detach(), cell.detach(), pbc, self.cutoff + self.skin,
-                                          half=self.half)
-            else:
-                self._pairs = build_batch_pairs(positions.detach(), cell.detach(), pbc, system,
-                                                self.cutoff + self.skin, half=self.half)
+            self._pairs = build_pairs(positions.detach(), cell.detach().reshape(3, 3), pbc.reshape(3),
+                                      self.cutoff + self.skin, half=self.half)
             self._ref_positions = positions.detach().clone()
             self._ref_cell = cell.detach().clone()
             self.n_builds += 1

@@ -274,3 +274,20 @@ def test_bad_input():
         BatchMD([argon[0], crowded], _argon_pot(), integ)
     with pytest.raises(SimsInputError, match="non-empty sequence"):
         BatchMD([], _argon_pot(), integ)
+
+
+def test_patched_batch_list_keeps_every_pair():
+    # Systems rebuild their part of the list one at a time; the forces stay those of a fresh list.
+    systems = _argon_systems() + _argon_systems()[:2]
+    md = BatchMD(systems, _argon_pot(), sims.Langevin(timestep=10.0, temperature=120.0, friction=0.05),
+                 temperature=[30, 200, 30, 200, 30, 30], target_temperature=[30, 200, 30, 200, 30, 30], seed=4,
+                 skin=0.4, dtype=F64)
+    md.run(60)
+    assert md.neighbors.n_partial_builds > 0
+    e, f = batch_energy_and_forces(_argon_pot(), md.state.to_atoms(), dtype=F64)
+    np.testing.assert_allclose(md.energy.numpy(), e, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(md.forces.numpy(), np.concatenate(f), atol=1e-11)
+    pairs = md.neighbors._pairs
+    assert torch.equal(md.state.system[pairs.i], md.state.system[pairs.j])
+    assert torch.equal(pairs.images[pairs.image_index], pairs.shifts)
+    assert torch.equal(pairs.image_system[pairs.image_index], md.state.system[pairs.i])
