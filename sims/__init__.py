@@ -47,6 +47,7 @@ _LAZY = {
     "neighbor_list": ("sims.neighbors", "neighbor_list"),
     "State": ("sims.state", "State"),
     "batch": ("sims.batch", None),
+    "ensemble": ("sims.ensemble", None),
     "BatchMD": ("sims.batch", "BatchMD"),
     "BatchState": ("sims.batch", "BatchState"),
     "build_batch_pairs": ("sims.neighbors", "build_batch_pairs"),

@@ -42,7 +42,7 @@ from .integrators import Integrator, Langevin, VelocityVerlet
 from .md import maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
 from .potentials import SumPotential, potential_dtype
-from .state import validate_atoms
+from .state import State, validate_atoms
 
 __all__ = ["BatchState", "BatchMD", "batch_compute", "batch_energy_and_forces"]
 
@@ -108,6 +108,18 @@ class BatchState:
                    pbc=torch.as_tensor(np.stack([a.pbc for a in checked]), device=device),
                    system=torch.as_tensor(np.repeat(np.arange(len(checked)), [len(a) for a in checked]),
                                           dtype=torch.long, device=device))
+
+    @classmethod
+    def from_states(cls, states: Sequence[State]) -> "BatchState":
+        """Concatenate single-system :class:`sims.State` s (same device and dtype), tensors copied exactly."""
+        if len(states) == 0:
+            raise SimsInputError("a batch needs at least one state")
+        device = states[0].positions.device
+        return cls(positions=torch.cat([s.positions for s in states]), velocities=torch.cat([s.velocities for s in states]),
+                   masses=torch.cat([s.masses for s in states]), numbers=torch.cat([s.numbers for s in states]),
+                   cell=torch.stack([s.cell for s in states]), pbc=torch.stack([s.pbc.reshape(3) for s in states]),
+                   system=torch.repeat_interleave(torch.arange(len(states), device=device),
+                                                  torch.tensor([s.n_atoms for s in states], device=device)))
 
     @property
     def n_systems(self) -> int:
@@ -457,16 +469,25 @@ class BatchMD:
         SimsInputError
             A system is not periodic in three dimensions.
         """
-        st = self.state
-        if not (bool(st.pbc.all()) and bool((st.volume() > 1e-12).all())):
+        if not bool(self._periodic_3d().all()):
             raise SimsInputError("the stress needs every system periodic in three directions with a 3-D cell")
+        virial, kinetic = self._stresses()
+        return virial + kinetic
+
+    def _periodic_3d(self) -> torch.Tensor:
+        """``(B,)`` True for systems periodic in three directions with a 3-D cell (they have a stress)."""
+        return self.state.pbc.all(1) & (self.state.volume() > 1e-12)
+
+    def _stresses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, 3)`` virial and kinetic stresses, eV/Å^3 (meaningless for systems without a 3-D periodic cell)."""
+        st = self.state
         with torch.set_grad_enabled(True):
             _, _, virial = batch_compute(self.potential, st.positions.detach(), st.cell, st.numbers,
                                          self._pairs(st.positions), st.system, forces=False, stress=True)
         mv = st.masses[:, None] * st.velocities
         kinetic = torch.zeros((st.n_systems, 3, 3), dtype=mv.dtype, device=mv.device).index_add(
             0, st.system, mv[:, :, None] * st.velocities[:, None, :])
-        return virial - kinetic / st.volume()[:, None, None]
+        return virial, -kinetic / st.volume()[:, None, None]
 
     def pressure(self) -> torch.Tensor:
         """``(B,)`` instantaneous pressures ``-tr(stress) / 3``, eV/Å^3."""
@@ -474,14 +495,25 @@ class BatchMD:
 
     def frames(self) -> list[Atoms]:
         """The current systems as ``ase.Atoms`` with energy and forces attached and ``info`` keys
-        ``system``, ``step``, ``time`` (fs), ``temperature`` (K)."""
+        ``system``, ``step``, ``time`` (fs), ``temperature`` (K); systems periodic in three
+        directions also get the stress and the ``info`` keys of :meth:`sims.MD.frame` (``pressure``
+        in bar, ``pressure_eV_A3``, ``stress_total``, ``volume``)."""
         atoms = self.state.to_atoms()
         energy = self.energy.detach().cpu().double().numpy()
         temperature = self.temperature().detach().cpu().double().numpy()
         forces = torch.split(self.forces.detach().cpu().double(), self.state.atoms_per_system().tolist())
+        periodic = self._periodic_3d().cpu().tolist()
+        if any(periodic):
+            virial, kinetic = (x.detach().cpu().double().numpy() for x in self._stresses())
         for b, a in enumerate(atoms):
             a.info.update(system=b, step=self.step_count, time=self.time, temperature=float(temperature[b]))
-            a.calc = SinglePointCalculator(a, energy=float(energy[b]), forces=forces[b].numpy())
+            results = {"energy": float(energy[b]), "forces": forces[b].numpy()}
+            if periodic[b]:
+                total = virial[b] + kinetic[b]
+                results["stress"] = virial[b]
+                p = float(-np.trace(total) / 3)
+                a.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=a.get_volume())
+            a.calc = SinglePointCalculator(a, **results)
         return atoms
 
     def _check(self) -> None:
@@ -549,6 +581,14 @@ class BatchMD:
         """Write :meth:`state_dict` to ``path`` atomically (``torch.load(path, weights_only=True)`` reads it)."""
         with atomic_open(path, "wb") as f:
             torch.save(self.state_dict(), f)
+
+    def load_replica_integrator_states(self, states: Sequence[dict[str, Any]]) -> None:
+        """Restore each system's integrator variables from lone-run state dicts (the ``"integrator"``
+        of :meth:`replica_state_dict`, or :meth:`sims.MD.integrator_state_dict`), one per system."""
+        if len(states) != self.state.n_systems:
+            raise SimsInputError(f"{len(states)} integrator states for {self.state.n_systems} systems")
+        if "generators" in self._integrator_vars:
+            self.integrator.load_state_dict(self._integrator_vars, {"generators": [d["generator"] for d in states]})
 
     def replica_state_dict(self, b: int) -> dict[str, Any]:
         """System ``b`` alone: ``{"step", "state", "integrator"}`` with the state in the layout of
