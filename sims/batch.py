@@ -38,8 +38,8 @@ from ase.data import chemical_symbols
 from reprs.fileio import atomic_open
 
 from .errors import SimsInputError
-from .integrators import Integrator, Langevin, VelocityVerlet
-from .md import maxwell_boltzmann
+from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
+from .md import _Driver, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
 from .potentials import SumPotential, potential_dtype
 from .state import State, validate_atoms
@@ -310,7 +310,7 @@ def _per_system(value, n: int, name: str, unit: str) -> list:
     return values
 
 
-class BatchMD:
+class BatchMD(_Driver):
     """Molecular dynamics of ``B`` independent systems in one set of tensors.
 
     Parameters
@@ -321,8 +321,8 @@ class BatchMD:
     potential : torch.nn.Module
         A potential that takes a batch (``forward(..., batch)``): the pair potentials of
         :mod:`sims.potentials` and their sums, the neural potentials of :mod:`learners.potentials`.
-    integrator : VelocityVerlet or Langevin
-        Shared settings (time step, friction); Langevin noise and temperatures are per system.
+    integrator : VelocityVerlet, Langevin or NoseHooverChain
+        Shared settings (time step, friction, chain period); noise, chains and temperatures are per system.
     temperature : float or sequence of float, optional
         Draw initial velocities at this temperature (K; one for all or one per system), as
         :class:`sims.MD` does for one system.
@@ -350,7 +350,7 @@ class BatchMD:
     Raises
     ------
     SimsInputError
-        Another integrator (Nose-Hoover chains and barostats are not batched), a potential that
+        Another integrator (barostats are not batched), a potential that
         cannot take the batch (:func:`check_batch_potential`), per-system settings of the wrong
         length, bad systems (the message names the system).
 
@@ -374,9 +374,9 @@ class BatchMD:
                  check_every: int = 10, callback: Callable[["BatchMD"], None] | None = None,
                  min_distance: float | None = 0.5, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
-        if type(integrator) not in (VelocityVerlet, Langevin):
-            raise SimsInputError(f"BatchMD runs VelocityVerlet and Langevin; {type(integrator).__name__} is not batched "
-                                 "yet (run those systems one at a time with sims.MD)")
+        if type(integrator) not in (VelocityVerlet, Langevin, NoseHooverChain):
+            raise SimsInputError(f"BatchMD runs VelocityVerlet, Langevin and NoseHooverChain; {type(integrator).__name__} "
+                                 "is not batched yet (run those systems one at a time with sims.MD)")
         if int(check_every) < 1 or int(record_every) < 0:
             raise SimsInputError(f"need check_every >= 1 and record_every >= 0, got {check_every}, {record_every}")
         if isinstance(systems, BatchState):
@@ -424,8 +424,8 @@ class BatchMD:
             state, [None if s is None else (*s, 1) for s in seeds])
         self.step_count = 0
         self.trajectory: list[list[Atoms]] = []
-        self._first_bad = torch.full((n,), -1, dtype=torch.long, device=state.positions.device)
-        if isinstance(integrator, Langevin):
+        self._first_bad: torch.Tensor | None = None
+        if isinstance(integrator, (Langevin, NoseHooverChain)):
             self.set_target_temperature(targets)
         self.energy, self.forces = self._force_fn(self.state.positions)
 
@@ -436,7 +436,8 @@ class BatchMD:
             raise SimsInputError(f"target_temperature must be >= 0 K for every system, got {values}")
         self.target_temperature = torch.tensor([float(v) for v in values], dtype=torch.float64)
         kT = (units.kB * self.target_temperature).to(device=self.state.positions.device, dtype=self.state.positions.dtype)
-        self._integrator_vars["kT"] = kT[self.state.system][:, None]
+        self._integrator_vars["kT"] = kT[self.state.system][:, None]   # per atom (Langevin)
+        self._integrator_vars["kT_system"] = kT                         # per system (Nose-Hoover chains)
 
     def _pairs(self, positions: torch.Tensor) -> PairList:
         return self.neighbors.update(positions, self.state.cell, self.state.pbc, system=self.state.system)
@@ -460,6 +461,11 @@ class BatchMD:
     def temperature(self) -> torch.Tensor:
         """``(B,)`` instantaneous kinetic temperatures, K."""
         return self.state.temperature()
+
+    def conserved_energy(self) -> torch.Tensor:
+        """``(B,)`` the integrator's conserved quantity of each system (total energy in NVE; with the
+        chain's energy for Nose-Hoover), eV."""
+        return self.integrator.conserved_energy(self.state, self.energy, self._integrator_vars)
 
     def stress(self) -> torch.Tensor:
         """``(B, 3, 3)`` instantaneous stress of each system, virial plus kinetic part, eV/Å^3 (ASE's sign).
@@ -516,36 +522,13 @@ class BatchMD:
             a.calc = SinglePointCalculator(a, **results)
         return atoms
 
-    def _check(self) -> None:
-        """Raise if some system's energy became non-finite since the last check (one wait for the device)."""
-        bad = self._first_bad >= 0
-        if bool(bad.any()):
-            systems = torch.nonzero(bad).flatten().tolist()
-            steps = self._first_bad[bad].tolist()
-            raise SimsInputError(f"the energy of system(s) {systems[:10]} became non-finite at step(s) {steps[:10]} "
-                                 f"(checked at step {self.step_count}); reduce the timestep or check the potential")
+    def _record(self) -> list[Atoms]:
+        return self.frames()
 
-    def run(self, n_steps: int) -> "BatchMD":
-        """Advance every system ``n_steps`` steps; return self."""
-        if n_steps < 0:
-            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
-        with torch.set_grad_enabled(True):
-            for _ in range(int(n_steps)):
-                self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
-                self.step_count += 1
-                # On the device, no wait: remember the first step at which each system went bad.
-                went_bad = ~torch.isfinite(self.energy) & (self._first_bad < 0)
-                self._first_bad = torch.where(went_bad, self.step_count, self._first_bad)
-                record = self.record_every and self.step_count % self.record_every == 0
-                if record or self.callback is not None or self.step_count % self.check_every == 0:
-                    self._check()
-                if record:
-                    self.trajectory.append(self.frames())
-                if self.callback is not None:
-                    self.callback(self)
-            self._check()
-        return self
+    def _non_finite(self, first_bad: torch.Tensor) -> str:
+        bad = first_bad >= 0
+        systems, steps = torch.nonzero(bad).flatten().tolist(), first_bad[bad].tolist()
+        return f"the energy of system(s) {systems[:10]} became non-finite at step(s) {steps[:10]}"
 
     # Checkpoints ---------------------------------------------------------------------------------
 
@@ -589,6 +572,10 @@ class BatchMD:
             raise SimsInputError(f"{len(states)} integrator states for {self.state.n_systems} systems")
         if "generators" in self._integrator_vars:
             self.integrator.load_state_dict(self._integrator_vars, {"generators": [d["generator"] for d in states]})
+        elif isinstance(self.integrator, NoseHooverChain):
+            self.integrator.load_state_dict(self._integrator_vars, {
+                name: [torch.tensor([float(d[name][k]) for d in states]) for k in range(self.integrator.chain_length)]
+                for name in ("xi", "v_xi")} | {"dof": torch.tensor([float(d["dof"]) for d in states])})
 
     def replica_state_dict(self, b: int) -> dict[str, Any]:
         """System ``b`` alone: ``{"step", "state", "integrator"}`` with the state in the layout of
@@ -605,5 +592,11 @@ class BatchMD:
                  "masses": st.masses[sel].detach().cpu().double(), "numbers": st.numbers[sel].cpu(),
                  "cell": st.cell[b].detach().cpu().double(), "pbc": st.pbc[b].cpu()}
         full = self.integrator.state_dict(self._integrator_vars)
-        integ = {"generator": full["generators"][b]} if "generators" in full else dict(full)
+        if "generators" in full:
+            integ = {"generator": full["generators"][b]}
+        elif isinstance(self.integrator, NoseHooverChain):
+            integ = {"xi": [float(x[b]) for x in full["xi"]], "v_xi": [float(v[b]) for v in full["v_xi"]],
+                     "dof": int(full["dof"][b])}
+        else:
+            integ = dict(full)
         return {"step": self.step_count, "state": state, "integrator": integ}

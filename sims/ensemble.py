@@ -11,7 +11,7 @@ to round-off). (:func:`sims.generate.generate_many` runs configs one at a time, 
 What may differ between the configs of one batched run: ``seed``, ``[system]``, the stages'
 ``temperature`` and ``[output] path``. Everything else (potential, ``[md]``, the stages' ensembles,
 steps, time steps, frictions, sampling, ``checkpoint_every``) must be equal, the stages must be
-``nve`` or ``langevin`` (Nose-Hoover chains and barostats are not batched), the engine ``matrep``
+``nve``, ``langevin`` or ``nose_hoover_chain`` (barostats are not batched), the engine ``matrep``
 and the potential one that takes a batch.
 
 Resuming. All replicas are checkpointed at the same steps. A batched run restarted with the same
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import os
-import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,10 +34,8 @@ from reprs.fileio import FrameWriter
 
 from .batch import BatchMD, BatchState
 from .errors import SimsInputError
-from .generate import (_DTYPES, _build_potential, _build_system, _make_integrator, _parse, _resolve,
-                       _save_checkpoint, _state_dict, _state_from_dict, config_hash, load_config)
-from .md import maxwell_boltzmann
-from .state import State
+from .generate import (_DTYPES, _build_potential, _make_integrator, _open_checkpoint, _parse, _resolve,
+                       _save_checkpoint, _state_from_dict, config_hash, load_config)
 
 __all__ = ["ensemble_configs", "generate_batched", "generate_ensemble"]
 
@@ -117,9 +114,10 @@ def _check_batchable(specs, cfgs) -> None:
         if spec.engine != "matrep":
             raise SimsInputError(f"config {r}: engine = {spec.engine!r}; a batched run needs engine = 'matrep'")
         for k, stage in enumerate(spec.stages):
-            if stage.ensemble not in ("nve", "langevin"):
-                raise SimsInputError(f"config {r}: stages[{k}] is {stage.ensemble!r}; a batched run takes 'nve' and "
-                                     "'langevin' stages (run the others with generate_many(configs) unbatched)")
+            if stage.ensemble not in ("nve", "langevin", "nose_hoover_chain"):
+                raise SimsInputError(f"config {r}: stages[{k}] is {stage.ensemble!r}; a batched run takes 'nve', "
+                                     "'langevin' and 'nose_hoover_chain' stages (run the others with "
+                                     "sims.generate.generate_many(configs), one run each)")
         if spec.md.uncertainty_threshold is not None:
             raise SimsInputError(f"config {r}: md.uncertainty_threshold is not supported in a batched run")
         differ = []
@@ -175,29 +173,8 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
     outs = [_resolve(c, s.output.path) for c, s in zip(cfgs, specs)]
     writers = [FrameWriter(p) for p in outs]
     ckpt_paths = [p.with_name(p.name + ".ckpt") for p in outs]
-    ckpts = []
-    for r, (spec, cfg, out, ckpt_path, writer) in enumerate(zip(specs, cfgs, outs, ckpt_paths, writers)):
-        if ckpt_path.exists():
-            try:
-                ckpt = torch.load(ckpt_path, weights_only=True)
-            except pickle.UnpicklingError:
-                raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version; remove it and the "
-                                     "output to start over") from None
-            if ckpt["config_hash"] != digests[r]:
-                raise SimsInputError(f"{ckpt_path} belongs to a different config; remove it and the output to start over")
-            if not ckpt["done"]:
-                writer.truncate(ckpt["output_mark"])
-        else:
-            if out.exists():
-                raise SimsInputError(f"{out} exists but has no checkpoint; refusing to overwrite it")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            state = State.from_atoms(_build_system(spec.system, spec.seed, cfg["_base"]), device=device, dtype=dtype)
-            state = state.with_(velocities=maxwell_boltzmann(state.masses, spec.stages[0].target_temperature(0),
-                                                             seed=spec.seed))
-            ckpt = {"config_hash": digests[r], "done": False, "stage": 0, "step_in_stage": 0, "step": 0, "time": 0.0,
-                    "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
-            _save_checkpoint(ckpt_path, ckpt)
-        ckpts.append(ckpt)
+    ckpts = [_open_checkpoint(spec, cfg, digest, out, writer, device=device, dtype=dtype)
+             for spec, cfg, digest, out, writer in zip(specs, cfgs, digests, outs, writers)]
     if all(c["done"] for c in ckpts):
         return outs
     where = {(bool(c["done"]), int(c["stage"]), int(c["step_in_stage"])) for c in ckpts}
@@ -211,11 +188,12 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
         stages = [spec.stages[k] for spec in specs]
         first = int(ckpts[0]["step_in_stage"]) if k == stage0 else 0
         integrator = _make_integrator(stages[0])
-        thermostat = stages[0].ensemble == "langevin"
+        thermostat = stages[0].ensemble != "nve"
         md = BatchMD(state, potential, integrator, seed=[spec.seed * 1000 + k for spec in specs],
                      target_temperature=[st.target_temperature(first) for st in stages] if thermostat else None,
                      skin=md_cfg.skin, min_distance=None)
         if k == stage0 and ckpts[0]["integrator"] is not None:
+            md.state = state  # undo setup changes (a chain removes the drift): continue bit for bit
             md.load_replica_integrator_states([c["integrator"] for c in ckpts])
             md.refresh()
         n_steps, sample = stages[0].steps, stages[0].sample_every

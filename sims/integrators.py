@@ -13,11 +13,12 @@ An integrator object holds only settings. What changes during a run (the Langevi
 the Nose-Hoover chain variables) is a dict that :meth:`Integrator.start` makes for each run and the run
 (:class:`sims.MD`) keeps, so that runs sharing one integrator object never share a noise stream.
 
-:class:`VelocityVerlet` and :class:`Langevin` also advance a batch of systems
-(:class:`sims.batch.BatchState`, driven by :class:`sims.batch.BatchMD`) with the same step: per-atom
-arithmetic does not care which system an atom belongs to. A batch's run dict holds one noise
-generator per system (so system ``b`` with seed ``s`` draws the noise a lone run with seed ``s``
-draws) and, under ``"kT"``, the per-atom thermal energy of each system's own target temperature.
+The same integrators advance a batch of systems (:class:`sims.batch.BatchState`, driven by
+:class:`sims.batch.BatchMD`) with the same step: per-atom arithmetic does not care which system an
+atom belongs to. A batch's run dict holds one Langevin noise generator per system (so system ``b``
+with seed ``s`` draws the noise a lone run with seed ``s`` draws), one Nose-Hoover chain per system
+(its variables ``(B,)`` tensors), and each system's own target temperature as thermal energies per
+atom (``"kT"``) and per system (``"kT_system"``).
 """
 
 from __future__ import annotations
@@ -224,6 +225,18 @@ class NoseHooverChain(_Thermostat):
         self.chain_length = int(chain_length)
 
     def start(self, state, seed):
+        system = getattr(state, "system", None)
+        if system is not None:
+            # A batch: one chain per system, its variables (B,) tensors, each system's own drift removed.
+            n_sys, like = state.n_systems, state.masses
+            p = torch.zeros((n_sys, 3), dtype=like.dtype, device=like.device).index_add(
+                0, system, state.masses[:, None] * state.velocities)
+            total = torch.zeros(n_sys, dtype=like.dtype, device=like.device).index_add(0, system, state.masses)
+            v = state.velocities - (p / total[:, None]).index_select(0, system)
+            zero = torch.zeros(n_sys, dtype=like.dtype, device=like.device)
+            dof = torch.clamp(3 * state.atoms_per_system().to(like.dtype) - 3, min=1)
+            return state.with_(velocities=v), {"dof": dof, "xi": [zero] * self.chain_length,
+                                               "v_xi": [zero] * self.chain_length}
         p = (state.masses[:, None] * state.velocities).sum(0)
         v = state.velocities - p / state.masses.sum()
         # Chain positions and velocities: Python floats in production runs (a dozen scalar updates
@@ -232,19 +245,28 @@ class NoseHooverChain(_Thermostat):
                "v_xi": [0.0] * self.chain_length}
         return state.with_(velocities=v), run
 
-    def _masses(self, dof: int) -> list[float]:
+    def _kT(self, run: dict[str, Any]):
+        """This run's thermal energy, eV: a batch's ``(B,)`` per-system values, else the integrator's."""
+        return run.get("kT_system", self.kT)
+
+    def _masses(self, dof, kT) -> list:
         tau = self.tau * units.fs
-        kT = max(self.kT, 1e-12)
+        kT = torch.clamp(kT, min=1e-12) if torch.is_tensor(kT) else max(kT, 1e-12)
         return [dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
 
-    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any]):
-        """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33)."""
-        q = self._masses(run["dof"])
-        kT, g, m = self.kT, run["dof"], self.chain_length
+    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any],
+                    system: torch.Tensor | None = None):
+        """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33);
+        with ``system`` (a batch) every system's chain at once."""
+        kT, g, m = self._kT(run), run["dof"], self.chain_length
+        q = self._masses(g, kT)
         d2, d4, d8 = self.dt / 2, self.dt / 4, self.dt / 8
-        ke2 = (masses[:, None] * velocities ** 2).sum()
-        if not ke2.requires_grad:
-            ke2 = float(ke2)
+        if system is None:
+            ke2 = (masses[:, None] * velocities ** 2).sum()
+            if not ke2.requires_grad:
+                ke2 = float(ke2)
+        else:
+            ke2 = torch.zeros_like(g).index_add(0, system, (masses[:, None] * velocities ** 2).sum(1))
         v_xi = list(run["v_xi"])
 
         def force(k, ke2_now):
@@ -255,7 +277,7 @@ class NoseHooverChain(_Thermostat):
             s = _exp(-d8 * v_xi[k + 1])
             v_xi[k] = (v_xi[k] * s + d4 * force(k, ke2)) * s
         scale = _exp(-d2 * v_xi[0])
-        velocities = velocities * scale
+        velocities = velocities * (scale if system is None else scale.index_select(0, system)[:, None])
         ke2 = ke2 * scale ** 2
         run["xi"] = [x + d2 * v for x, v in zip(run["xi"], v_xi)]
         for k in range(m):
@@ -265,21 +287,31 @@ class NoseHooverChain(_Thermostat):
         return velocities
 
     def step(self, state, energy, forces, force_fn, run):
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
+        system = getattr(state, "system", None)
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run, system))
         state, energy, forces = _verlet(state, forces, force_fn, self.dt)
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run, system))
         return state, energy, forces
 
     def conserved_energy(self, state, energy, run):
-        q, xi, v_xi, dof = self._masses(run["dof"]), run["xi"], run["v_xi"], run["dof"]
+        kT = self._kT(run)
+        q, xi, v_xi, dof = self._masses(run["dof"], kT), run["xi"], run["v_xi"], run["dof"]
         thermo = sum(0.5 * q[k] * v_xi[k] ** 2 for k in range(self.chain_length))
-        thermo = thermo + dof * self.kT * xi[0] + self.kT * sum(xi[1:])
+        thermo = thermo + dof * kT * xi[0] + kT * sum(xi[1:])
         return energy + state.kinetic_energy() + thermo
 
     def state_dict(self, run):
+        if torch.is_tensor(run["dof"]):  # a batch: (B,) tensors, as float64 CPU copies
+            return {k: [x.detach().cpu().double() for x in run[k]] for k in ("xi", "v_xi")} | {
+                "dof": run["dof"].detach().cpu().double()}
         return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]], "dof": run["dof"]}
 
     def load_state_dict(self, run, d):
+        if torch.is_tensor(run["dof"]):
+            like = run["dof"]
+            run.update({k: [torch.as_tensor(x).to(like) for x in d[k]] for k in ("xi", "v_xi")},
+                       dof=torch.as_tensor(d["dof"]).to(like))
+            return
         run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), dof=int(d["dof"]))
 
 

@@ -134,7 +134,46 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
     return v * torch.sqrt(0.5 * dof * kT / ke) if temperature > 0 and ke > 0 else v * 0
 
 
-class MD:
+class _Driver:
+    """The step loop that :class:`MD` and :class:`sims.batch.BatchMD` share.
+
+    Non-finite energies are noted on the device at every step (the first bad step of each system)
+    and read on the host, which waits for the device, only every ``check_every`` steps and when a
+    frame is recorded, a callback runs or :meth:`run` ends. Subclasses provide ``_record()`` (what
+    :attr:`trajectory` gets) and ``_non_finite(first_bad)`` (the start of the error message).
+    """
+
+    def run(self, n_steps: int):
+        """Advance ``n_steps`` steps; return self."""
+        if n_steps < 0:
+            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
+        with torch.set_grad_enabled(True):
+            for _ in range(int(n_steps)):
+                self.state, self.energy, self.forces = self.integrator.step(
+                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
+                self.step_count += 1
+                # On the device, no wait: remember the first step at which the energy went bad.
+                bad = ~torch.isfinite(self.energy.detach())
+                first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
+                self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
+                record = self.record_every and self.step_count % self.record_every == 0
+                if record or self.callback is not None or self.step_count % self.check_every == 0:
+                    self._check()
+                if record:
+                    self.trajectory.append(self._record())
+                if self.callback is not None:
+                    self.callback(self)
+            self._check()
+        return self
+
+    def _check(self) -> None:
+        """Raise if the energy became non-finite since the start (one wait for the device)."""
+        if self._first_bad is not None and bool((self._first_bad >= 0).any()):
+            raise SimsInputError(f"{self._non_finite(self._first_bad)} (checked at step {self.step_count}); reduce "
+                                 "the timestep or check the potential")
+
+
+class MD(_Driver):
     """Molecular dynamics of ``atoms`` under ``potential`` with ``integrator``.
 
     Parameters
@@ -335,36 +374,11 @@ class MD:
         atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
-    def run(self, n_steps: int) -> "MD":
-        """Advance ``n_steps`` steps; return self."""
-        if n_steps < 0:
-            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
-        with torch.set_grad_enabled(True):
-            for _ in range(int(n_steps)):
-                self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
-                self.step_count += 1
-                # On the device, no wait: remember the first non-finite energy with its step.
-                bad = ~torch.isfinite(self.energy.detach())
-                if self._first_bad is None:
-                    self._first_bad = torch.where(bad, self.step_count, -1)
-                else:
-                    self._first_bad = torch.where(bad & (self._first_bad < 0), self.step_count, self._first_bad)
-                record = self.record_every and self.step_count % self.record_every == 0
-                if record or self.callback is not None or self.step_count % self.check_every == 0:
-                    self._check()
-                if record:
-                    self.trajectory.append(self.frame())
-                if self.callback is not None:
-                    self.callback(self)
-            self._check()
-        return self
+    def _record(self) -> Atoms:
+        return self.frame()
 
-    def _check(self) -> None:
-        """Raise if the energy became non-finite since the start (one wait for the device)."""
-        if self._first_bad is not None and int(self._first_bad) >= 0:
-            raise SimsInputError(f"the energy became non-finite at step {int(self._first_bad)} (checked at step "
-                                 f"{self.step_count}); reduce the timestep or check the potential")
+    def _non_finite(self, first_bad: torch.Tensor) -> str:
+        return f"the energy became non-finite at step {int(first_bad)}"
 
     def positions_array(self) -> np.ndarray:
         """Current positions, Å, as numpy."""

@@ -117,6 +117,26 @@ def test_neural_potential_batch_equals_single():
         np.testing.assert_allclose(f[b], f1, atol=1e-12)
 
 
+def test_neural_potential_batch_md_equals_lone_runs_and_refuses_unseen_elements():
+    from learners.potentials import SchNet
+
+    model = SchNet(cutoff=5.0, n_features=8, n_interactions=1, dtype=F64)
+    systems = [s[:12] for s in _argon_systems()[:2]]
+    md = BatchMD(systems, model, sims.Langevin(5.0, 40.0, 0.02), temperature=40.0, target_temperature=40.0,
+                 seed=[7, 8], dtype=F64)
+    md.run(10)
+    for b, atoms in enumerate(systems):
+        one = sims.MD(atoms, model, sims.Langevin(5.0, 40.0, 0.02), temperature=40.0, seed=7 + b, dtype=F64).run(10)
+        np.testing.assert_allclose(md.state.positions[md.state.system == b].numpy(), one.state.positions.numpy(),
+                                   atol=1e-9)
+    with torch.no_grad():
+        model.known_elements[18] = True  # as if fitted on argon only
+    krypton = systems[1].copy()
+    krypton.symbols[0] = "Kr"
+    with pytest.raises(SimsInputError, match=r"system 1 contains Kr, which the potential SchNet has no parameters"):
+        BatchMD([systems[0], krypton], model, sims.VelocityVerlet(5.0), dtype=F64)
+
+
 def _separate(systems, integrator, temperatures, seeds, steps):
     out = []
     for atoms, t, s in zip(systems, temperatures, seeds):
@@ -264,8 +284,10 @@ def test_bad_input():
         BatchMD(argon, _argon_pot(), integ, seed=[1])
     with pytest.raises(SimsInputError, match="target_temperature has 3 values"):
         BatchMD(argon, _argon_pot(), sims.Langevin(5.0, 30.0), target_temperature=[1.0, 2.0, 3.0])
-    with pytest.raises(SimsInputError, match="NoseHooverChain is not batched"):
-        BatchMD(argon, _argon_pot(), sims.NoseHooverChain(5.0, 30.0))
+    from sims.barostats import CellRescaling
+
+    with pytest.raises(SimsInputError, match="CellRescaling is not batched"):
+        BatchMD(argon, _argon_pot(), CellRescaling(sims.Langevin(5.0, 30.0), pressure=1.0, tau_p=500.0))
     with pytest.raises(SimsInputError, match="target_temperature must be >= 0 K"):
         BatchMD(argon, _argon_pot(), sims.Langevin(5.0, 30.0), target_temperature=[10.0, -1.0])
     crowded = argon[0].copy()
@@ -291,3 +313,24 @@ def test_patched_batch_list_keeps_every_pair():
     assert torch.equal(md.state.system[pairs.i], md.state.system[pairs.j])
     assert torch.equal(pairs.images[pairs.image_index], pairs.shifts)
     assert torch.equal(pairs.image_system[pairs.image_index], md.state.system[pairs.i])
+
+
+def test_nose_hoover_chains_per_system_equal_lone_runs():
+    systems = _argon_systems()[:3]
+    temps = [40.0, 80.0, 60.0]
+    md = BatchMD(systems, _argon_pot(), sims.NoseHooverChain(5.0, 0.0, tau=50.0), temperature=temps,
+                 target_temperature=temps, seed=[1, 2, 3], dtype=F64)
+    conserved0 = md.conserved_energy().clone()
+    md.run(60)
+    sizes = [len(a) for a in systems]
+    for b, atoms in enumerate(systems):
+        one = sims.MD(atoms, _argon_pot(), sims.NoseHooverChain(5.0, temps[b], tau=50.0), temperature=temps[b],
+                      seed=b + 1, dtype=F64)
+        c0 = one.conserved_energy()
+        one.run(60)
+        np.testing.assert_allclose(torch.split(md.state.positions, sizes)[b].numpy(), one.state.positions.numpy(),
+                                   atol=1e-9)
+        assert float(md.conserved_energy()[b]) == pytest.approx(one.conserved_energy(), abs=1e-9)
+        assert float(conserved0[b]) == pytest.approx(c0, abs=1e-12)
+    # Each system's chain energy + kinetic + potential energy is conserved (bounded drift).
+    assert torch.allclose(md.conserved_energy(), conserved0, atol=2e-3)

@@ -20,6 +20,8 @@ def _base(tmp_path) -> dict:
         "stages": [
             {"ensemble": "langevin", "steps": 60, "timestep": 5.0, "temperature": [50.0, 120.0], "friction": 0.02,
              "sample_every": 10},
+            {"ensemble": "nose_hoover_chain", "steps": 30, "timestep": 5.0, "temperature": 120.0, "tau": 100.0,
+             "sample_every": 10},
             {"ensemble": "nve", "steps": 40, "timestep": 5.0, "sample_every": 10},
         ],
         "output": {"path": "argon.extxyz", "checkpoint_every": 50},
@@ -38,7 +40,7 @@ def test_batched_ensemble_writes_what_generate_writes_per_config(tmp_path):
     for r, cfg in enumerate(_replicas(tmp_path / "b")):
         assert cfg["output"]["path"] == f"argon_{r}.extxyz" and cfg["seed"] == r + 1
         ours, alone = read_frames(batched[r]), read_frames(generate(cfg))
-        assert len(ours) == len(alone) == 10 and len(ours[0]) == (32 if r != 1 else 16)
+        assert len(ours) == len(alone) == 13 and len(ours[0]) == (32 if r != 1 else 16)
         for a, b in zip(ours, alone):
             assert {k: a.info[k] for k in ("step", "stage", "T_target", "seed", "config_hash")} == \
                 {k: b.info[k] for k in ("step", "stage", "T_target", "seed", "config_hash")}
@@ -51,7 +53,7 @@ def test_batched_ensemble_writes_what_generate_writes_per_config(tmp_path):
     assert generate_batched(_replicas(tmp_path / "a")) == batched  # done: nothing rerun
 
 
-@pytest.mark.parametrize("stop_at", [55, 75])
+@pytest.mark.parametrize("stop_at", [55, 75, 115])
 def test_interrupted_batched_run_resumes_bit_for_bit(tmp_path, monkeypatch, stop_at):
     (tmp_path / "ref").mkdir(), (tmp_path / "cut").mkdir()
     reference = [read_frames(p) for p in generate_batched(_replicas(tmp_path / "ref"))]
@@ -76,10 +78,10 @@ def test_interrupted_batched_run_resumes_bit_for_bit(tmp_path, monkeypatch, stop
 
 
 def test_refused_ensembles(tmp_path):
-    nhc = _base(tmp_path)
-    nhc["stages"][1] = {"ensemble": "nose_hoover_chain", "steps": 10, "timestep": 5.0, "temperature": 50.0}
-    with pytest.raises(SimsInputError, match=r"config 0: stages\[1\] is 'nose_hoover_chain'"):
-        generate_batched(ensemble_configs(nhc, seeds=[1, 2]))
+    npt = _base(tmp_path)
+    npt["stages"][1] = {"ensemble": "npt", "steps": 10, "timestep": 5.0, "temperature": 50.0, "pressure": 1.0}
+    with pytest.raises(SimsInputError, match=r"config 0: stages\[1\] is 'npt'"):
+        generate_batched(ensemble_configs(npt, seeds=[1, 2]))
     other = _replicas(tmp_path)
     other[2]["potential"]["epsilon"] = 0.02
     with pytest.raises(SimsInputError, match=r"config 2 differs from config 0 in \[potential\]"):
@@ -106,7 +108,7 @@ def test_ensemble_in_batches_on_a_dask_cluster(tmp_path):
     assert [p.name for p in split] == [p.name for p in whole] and all(p.parent == tmp_path / "dask" for p in split)
     for a, b in zip(split, whole):
         fa, fb = read_frames(a), read_frames(b)
-        assert len(fa) == len(fb) == 10
+        assert len(fa) == len(fb) == 13
         np.testing.assert_allclose(fa[-1].positions, fb[-1].positions, atol=1e-9)
     with pytest.raises(SimsInputError, match="batch_size must be >= 1"):
         generate_ensemble(_replicas(tmp_path), batch_size=0)
