@@ -153,7 +153,46 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
     return v * torch.sqrt(0.5 * dof * kT / ke) if temperature > 0 and ke > 0 else v * 0
 
 
-class MD:
+class _Driver:
+    """The step loop that :class:`MD` and :class:`sims.batch.BatchMD` share.
+
+    Non-finite energies are noted on the device at every step (the first bad step of each system)
+    and read on the host, which waits for the device, only every ``check_every`` steps and when a
+    frame is recorded, a callback runs or :meth:`run` ends. Subclasses provide ``_record()`` (what
+    :attr:`trajectory` gets) and ``_non_finite(first_bad)`` (the start of the error message).
+    """
+
+    def run(self, n_steps: int):
+        """Advance ``n_steps`` steps; return self."""
+        if n_steps < 0:
+            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
+        with torch.set_grad_enabled(True):
+            for _ in range(int(n_steps)):
+                self.state, self.energy, self.forces = self.integrator.step(
+                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
+                self.step_count += 1
+                # On the device, no wait: remember the first step at which the energy went bad.
+                bad = ~torch.isfinite(self.energy.detach())
+                first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
+                self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
+                record = self.record_every and self.step_count % self.record_every == 0
+                if record or self.callback is not None or self.step_count % self.check_every == 0:
+                    self._check()
+                if record:
+                    self.trajectory.append(self._record())
+                if self.callback is not None:
+                    self.callback(self)
+            self._check()
+        return self
+
+    def _check(self) -> None:
+        """Raise if the energy became non-finite since the start (one wait for the device)."""
+        if self._first_bad is not None and bool((self._first_bad >= 0).any()):
+            raise SimsInputError(f"{self._non_finite(self._first_bad)} (checked at step {self.step_count}); reduce "
+                                 "the timestep or check the potential")
+
+
+class MD(_Driver):
     """Molecular dynamics of ``atoms`` under ``potential`` with ``integrator``.
 
     Parameters
@@ -174,7 +213,12 @@ class MD:
     skin : float
         Neighbour-list skin, Å.
     record_every : int
-        Append a frame to :attr:`trajectory` every this many steps (0: never).
+        Append a frame to :attr:`trajectory` every this many steps (0, the default: never; each
+        frame is a copy of the state on the host).
+    check_every : int
+        Check the energy for NaN/inf every this many steps (reading it waits for the device), and
+        at every recorded frame, callback and the end of :meth:`run`; the error names the first bad
+        step, which is remembered on the device.
     requires_grad : bool
         Keep the autograd graph through the whole trajectory (memory grows with the number of
         steps); off for production runs.
@@ -211,7 +255,7 @@ class MD:
 
     def __init__(self, system, potential: torch.nn.Module, integrator: Integrator, *,
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
-                 record_every: int = 1, requires_grad: bool = False,
+                 record_every: int = 0, check_every: int = 10, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
                  compiled: bool = False, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
@@ -234,7 +278,11 @@ class MD:
         self.integrator = integrator
         self.requires_grad = requires_grad
         self.compiled = bool(compiled)
+        if int(check_every) < 1 or int(record_every) < 0:
+            raise SimsInputError(f"need check_every >= 1 and record_every >= 0, got {check_every}, {record_every}")
         self.record_every = int(record_every)
+        self.check_every = int(check_every)
+        self._first_bad: torch.Tensor | None = None
         self.callback = callback
         cutoff = float(potential.cutoff)
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
@@ -352,23 +400,11 @@ class MD:
         atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
-    def run(self, n_steps: int) -> "MD":
-        """Advance ``n_steps`` steps; return self."""
-        if n_steps < 0:
-            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
-        with torch.set_grad_enabled(True):
-            for _ in range(int(n_steps)):
-                self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
-                self.step_count += 1
-                if not bool(torch.isfinite(self.energy)):
-                    raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "
-                                         "reduce the timestep or check the potential")
-                if self.record_every and self.step_count % self.record_every == 0:
-                    self.trajectory.append(self.frame())
-                if self.callback is not None:
-                    self.callback(self)
-        return self
+    def _record(self) -> Atoms:
+        return self.frame()
+
+    def _non_finite(self, first_bad: torch.Tensor) -> str:
+        return f"the energy became non-finite at step {int(first_bad)}"
 
     def positions_array(self) -> np.ndarray:
         """Current positions, Å, as numpy."""
