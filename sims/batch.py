@@ -5,9 +5,9 @@ all), with the ``(N,)`` index ``system`` naming each atom's system and per-syste
 and ``(B, 3)`` periodic flags: the layout of torch-sim's ``SimState`` (``system_idx``) and of PyTorch
 Geometric batches (``batch``), and of :class:`learners.potentials.AtomsBatch`. One neighbour list
 (:func:`sims.neighbors.build_batch_pairs`) holds every system's pairs and never joins two systems;
-one potential call returns the ``(B,)`` energies; one autograd pass gives all forces (the systems do
-not interact, so the gradient of the summed energy is each system's own) and, with a ``(B, 3, 3)``
-strain, each system's stress; one integrator step (:mod:`sims.integrators`) moves every atom.
+one potential call returns the ``(B,)`` energies; one autograd pass (:func:`sims.md.compute` with
+``system``) gives all forces (the systems do not interact, so the gradient of the summed energy is
+each system's own) and, with a ``(B, 3, 3)`` strain, each system's stress; one integrator step (:mod:`sims.integrators`) moves every atom.
 
 Replicas and lone runs. A system ``b`` run in a batch with seed ``s`` follows the trajectory that
 ``sims.MD(system_b, potential, integrator, temperature=T_b, seed=s)`` follows alone: the same initial
@@ -39,12 +39,12 @@ from reprs.fileio import atomic_open
 
 from .errors import SimsInputError
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
-from .md import _Driver, maxwell_boltzmann
+from .md import _Driver, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
 from .potentials import SumPotential, potential_dtype
 from .state import State, validate_atoms
 
-__all__ = ["BatchState", "BatchMD", "batch_compute", "batch_energy_and_forces"]
+__all__ = ["BatchState", "BatchMD", "batch_energy_and_forces"]
 
 
 @dataclass
@@ -211,50 +211,6 @@ def check_batch_potential(potential: torch.nn.Module, state: BatchState) -> None
                              f"for (it takes {allowed}); give every system elements the potential knows")
 
 
-def batch_compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
-                  pairs: PairList, system: torch.Tensor, *, forces: bool = True, stress: bool = False,
-                  create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """``((B,) energies [eV], (N, 3) forces [eV/Å] or None, (B, 3, 3) stresses [eV/Å^3] or None)``.
-
-    The batched :func:`sims.md.compute`: forces are minus the gradient of the summed energies (the
-    systems do not interact), and system ``b``'s stress is the derivative of its energy under its own
-    homogeneous strain ``eps_b`` (``R -> R (1 + eps_b)`` for its atoms and cell) divided by its volume
-    (ASE's sign: positive = tensile; no kinetic part).
-
-    Raises
-    ------
-    SimsInputError
-        The potential returned something other than ``(B,)`` energies in the dtype of ``positions``.
-    """
-    n_sys = cell.shape[0]
-    inputs = []
-    if forces:
-        if not positions.requires_grad:
-            positions = positions.detach().requires_grad_(True)
-        inputs.append(positions)
-    pos, cel = positions, cell
-    if stress:
-        strain = torch.zeros((n_sys, 3, 3), dtype=positions.dtype, device=positions.device, requires_grad=True)
-        deform = torch.eye(3, dtype=positions.dtype, device=positions.device) + strain
-        pos, cel = torch.einsum("ni,nij->nj", positions, deform[system]), cell @ deform
-        inputs.append(strain)
-    energy = potential(pos, cel, numbers, pairs, system)
-    if not (torch.is_tensor(energy) and energy.shape == (n_sys,) and energy.dtype == positions.dtype):
-        got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
-        raise SimsInputError(f"{type(potential).__name__} returned {got} for a batch of {n_sys} {positions.dtype} "
-                             f"systems; a batched potential must return ({n_sys},) energies in that dtype")
-    if not inputs:
-        return energy, None, None
-    grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
-    f = -grads[0] if forces else None
-    s = grads[-1] / torch.abs(torch.linalg.det(cell))[:, None, None] if stress else None
-    if not create_graph:
-        energy = energy.detach()
-        f = None if f is None else f.detach()
-        s = None if s is None else s.detach()
-    return energy, f, s
-
-
 def batch_energy_and_forces(potential: torch.nn.Module, systems: Sequence[Atoms], *, stress: bool = False,
                             device: torch.device | str | None = None, dtype: torch.dtype | None = None):
     """Energies (eV), forces (eV/Å) and, when asked, stresses (eV/Å^3) of ``systems`` in one potential call.
@@ -294,7 +250,7 @@ def batch_energy_and_forces(potential: torch.nn.Module, systems: Sequence[Atoms]
     if stress and not (bool(state.pbc.all()) and bool((state.volume() > 1e-12).all())):
         raise SimsInputError("the stress needs every system periodic in three directions with a 3-D cell")
     pairs = build_batch_pairs(state.positions, state.cell, state.pbc, state.system, float(potential.cutoff), half=True)
-    e, f, s = batch_compute(potential, state.positions, state.cell, state.numbers, pairs, state.system, stress=stress)
+    e, f, s = compute(potential, state.positions, state.cell, state.numbers, pairs, stress=stress, system=state.system)
     sizes = state.atoms_per_system().tolist()
     out = (e.cpu().double().numpy(), [x.numpy() for x in torch.split(f.cpu().double(), sizes)])
     return out + (s.cpu().double().numpy(),) if stress else out
@@ -443,8 +399,8 @@ class BatchMD(_Driver):
         return self.neighbors.update(positions, self.state.cell, self.state.pbc, system=self.state.system)
 
     def _force_fn(self, positions: torch.Tensor):
-        e, f, _ = batch_compute(self.potential, positions.detach(), self.state.cell, self.state.numbers,
-                                self._pairs(positions), self.state.system)
+        e, f, _ = compute(self.potential, positions.detach(), self.state.cell, self.state.numbers,
+                          self._pairs(positions), system=self.state.system)
         return e, f
 
     def refresh(self) -> None:
@@ -488,8 +444,8 @@ class BatchMD(_Driver):
         """``(B, 3, 3)`` virial and kinetic stresses, eV/Å^3 (meaningless for systems without a 3-D periodic cell)."""
         st = self.state
         with torch.set_grad_enabled(True):
-            _, _, virial = batch_compute(self.potential, st.positions.detach(), st.cell, st.numbers,
-                                         self._pairs(st.positions), st.system, forces=False, stress=True)
+            _, _, virial = compute(self.potential, st.positions.detach(), st.cell, st.numbers,
+                                   self._pairs(st.positions), forces=False, stress=True, system=st.system)
         mv = st.masses[:, None] * st.velocities
         kinetic = torch.zeros((st.n_systems, 3, 3), dtype=mv.dtype, device=mv.device).index_add(
             0, st.system, mv[:, :, None] * st.velocities[:, None, :])

@@ -28,7 +28,8 @@ __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
 
 def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
             pairs, *, forces: bool = True, stress: bool = False, create_graph: bool = False,
-            compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            compiled: bool = False, system: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return ``(energy [eV], forces [eV/Å] or None, stress [eV/Å^3, 3x3] or None)``.
 
     The stress is the derivative of the energy under a homogeneous strain ``eps`` applied to
@@ -42,14 +43,19 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     another dtype (parameters of one precision mixed into a sum of another) is refused.
 
     ``compiled=True`` runs the closed-form pair pass through ``torch.compile`` where it applies
-    (see :func:`sims.potentials.pair_energy_forces`).
+    (see :func:`sims.potentials.pair_energy_forces`; one system only).
+
+    A batch of ``B`` systems (:mod:`sims.batch`) passes ``(B, 3, 3)`` cells and ``system``, the system
+    index of each atom, and gets ``(B,)`` energies and ``(B, 3, 3)`` stresses: the forces are minus
+    the gradient of the summed energies (systems do not interact), and system ``b``'s stress comes
+    from its own strain ``eps_b``.
 
     Raises
     ------
     SimsInputError
-        The potential's energy is not a scalar of the dtype of ``positions``.
+        The potential's energy is not a scalar (``(B,)`` for a batch) of the dtype of ``positions``.
     """
-    if forces or stress:
+    if (forces or stress) and system is None:
         # Pair potentials: forces and virial in closed form, no backward pass (and, without
         # create_graph, no graph at all); the autograd route below is the reference it is tested against.
         with torch.set_grad_enabled(create_graph):
@@ -66,17 +72,20 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         inputs.append(positions)
     pos, cel = positions, cell
     if stress:
-        strain = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device, requires_grad=True)
+        shape = (3, 3) if system is None else (cell.shape[0], 3, 3)
+        strain = torch.zeros(shape, dtype=positions.dtype, device=positions.device, requires_grad=True)
         deform = torch.eye(3, dtype=positions.dtype, device=positions.device) + strain
-        pos, cel = positions @ deform, cell @ deform
+        pos = positions @ deform if system is None else torch.einsum("ni,nij->nj", positions, deform[system])
+        cel = cell @ deform
         inputs.append(strain)
-    energy = potential(pos, cel, numbers, pairs)
-    _check_energy(potential, energy, positions)
+    energy = potential(pos, cel, numbers, pairs) if system is None else potential(pos, cel, numbers, pairs, system)
+    _check_energy(potential, energy, positions, () if system is None else (cell.shape[0],))
     if not inputs:
         return energy, None, None
-    grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
+    grads = torch.autograd.grad(energy if system is None else energy.sum(), inputs, create_graph=create_graph)
     f = -grads[0] if forces else None
-    s = grads[-1] / torch.abs(torch.linalg.det(cell)) if stress else None
+    volume = torch.abs(torch.linalg.det(cell))
+    s = grads[-1] / (volume if system is None else volume[:, None, None]) if stress else None
     if not create_graph:
         energy = energy.detach()
         f = None if f is None else f.detach()
@@ -84,11 +93,13 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     return energy, f, s
 
 
-def _check_energy(potential: torch.nn.Module, energy, positions: torch.Tensor) -> None:
-    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
+def _check_energy(potential: torch.nn.Module, energy, positions: torch.Tensor, shape: tuple = ()) -> None:
+    """Refuse an energy that is not of ``shape`` (``()``, or ``(B,)`` for a batch) in the dtype of ``positions``."""
+    if not (torch.is_tensor(energy) and tuple(energy.shape) == shape and energy.dtype == positions.dtype):
         got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
+        want = "a scalar energy" if not shape else f"({shape[0]},) energies of a batch"
         raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
-                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
+                             f"must return {want} in the dtype of the positions (cast its parameters)")
 
 
 def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
