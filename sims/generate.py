@@ -393,6 +393,37 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, handle)
 
 
+def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str, out_path: Path,
+                     writer: FrameWriter, *, device, dtype) -> dict[str, Any]:
+    """The run's checkpoint: the saved one (its output cut back to the checkpoint's mark), or a new
+    one at step 0 with velocities drawn at the first stage's temperature from ``seed``."""
+    ckpt_path = out_path.with_name(out_path.name + ".ckpt")
+    if ckpt_path.exists():
+        try:
+            # Tensors, numbers and strings only: a checkpoint is data, never a pickle of objects.
+            ckpt = torch.load(ckpt_path, weights_only=True)
+        except pickle.UnpicklingError:
+            raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version (it holds more than "
+                                 "tensors and numbers); remove it and the output to start over") from None
+        if ckpt["config_hash"] != digest:
+            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest}); "
+                                 "remove it and the output to start over")
+        if not ckpt["done"]:
+            writer.truncate(ckpt["output_mark"])
+        return ckpt
+    if out_path.exists():
+        raise SimsInputError(f"{out_path} exists but has no checkpoint; refusing to overwrite it")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atoms = _build_system(spec.system, spec.seed, cfg["_base"])
+    state = State.from_atoms(atoms, device=device, dtype=dtype)
+    t0 = spec.stages[0].target_temperature(0)
+    state = state.with_(velocities=maxwell_boltzmann(state.masses, t0, seed=spec.seed))
+    ckpt = {"config_hash": digest, "done": False, "stage": 0, "step_in_stage": 0, "step": 0, "time": 0.0,
+            "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
+    _save_checkpoint(ckpt_path, ckpt)
+    return ckpt
+
+
 def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.device | str | None = None,
              progress: bool = False) -> Path:
     """Run the config's protocol and write its frames; resume from the checkpoint if there is one.
@@ -443,30 +474,9 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     potential = _build_potential(spec.potential, cfg["_base"], device=device, dtype=dtype)
     monitoring = _monitoring(md_cfg, potential)
 
-    if ckpt_path.exists():
-        try:
-            # Tensors, numbers and strings only: a checkpoint is data, never a pickle of objects.
-            ckpt = torch.load(ckpt_path, weights_only=True)
-        except pickle.UnpicklingError:
-            raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version (it holds more than "
-                                 "tensors and numbers); remove it and the output to start over") from None
-        if ckpt["config_hash"] != digest:
-            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest}); "
-                                 "remove it and the output to start over")
-        if ckpt["done"]:
-            return out_path
-        writer.truncate(ckpt["output_mark"])
-    else:
-        if out_path.exists():
-            raise SimsInputError(f"{out_path} exists but has no checkpoint; refusing to overwrite it")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        atoms = _build_system(spec.system, seed, cfg["_base"])
-        state = State.from_atoms(atoms, device=device, dtype=dtype)
-        t0 = spec.stages[0].target_temperature(0)
-        state = state.with_(velocities=maxwell_boltzmann(state.masses, t0, seed=seed))
-        ckpt = {"config_hash": digest, "done": False, "stage": 0, "step_in_stage": 0, "step": 0, "time": 0.0,
-                "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
-        _save_checkpoint(ckpt_path, ckpt)
+    ckpt = _open_checkpoint(spec, cfg, digest, out_path, writer, device=device, dtype=dtype)
+    if ckpt["done"]:
+        return out_path
 
     state = _state_from_dict(ckpt["state"], device, dtype)
     step, time_fs = int(ckpt["step"]), float(ckpt["time"])

@@ -12,6 +12,13 @@ Units: ``timestep`` in fs, ``temperature`` in K, ``friction`` in 1/fs; internall
 An integrator object holds only settings. What changes during a run (the Langevin noise generator,
 the Nose-Hoover chain variables) is a dict that :meth:`Integrator.start` makes for each run and the run
 (:class:`sims.MD`) keeps, so that runs sharing one integrator object never share a noise stream.
+
+The same integrators advance a batch of systems (:class:`sims.batch.BatchState`, driven by
+:class:`sims.batch.BatchMD`) with the same step: per-atom arithmetic does not care which system an
+atom belongs to. A batch's run dict holds one Langevin noise generator per system (so system ``b``
+with seed ``s`` draws the noise a lone run with seed ``s`` draws), one Nose-Hoover chain per system
+(its variables ``(B,)`` tensors), and each system's own target temperature as thermal energies per
+atom (``"kT"``) and per system (``"kT_system"``).
 """
 
 from __future__ import annotations
@@ -149,7 +156,20 @@ class Langevin(_Thermostat):
         self.seed = seed
 
     def start(self, state, seed):
-        return state, {"generator": make_generator(seed if seed is not None else self.seed, state.positions.device)}
+        device = state.positions.device
+        if getattr(state, "system", None) is not None:
+            # A batch: ``seed`` is one seed per system (sims.batch.BatchMD resolves them).
+            return state, {"generators": [make_generator(s, device) for s in seed],
+                           "sizes": state.atoms_per_system().tolist()}
+        return state, {"generator": make_generator(seed if seed is not None else self.seed, device)}
+
+    @staticmethod
+    def _noise(run: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like the velocities, from the run's generator(s)."""
+        if "generators" in run:
+            return torch.cat([torch.randn((n, 3), generator=g, device=like.device, dtype=like.dtype)
+                              for g, n in zip(run["generators"], run["sizes"])])
+        return torch.randn(like.shape, generator=run["generator"], device=like.device, dtype=like.dtype)
 
     def step(self, state, energy, forces, force_fn, run):
         dt = self.dt
@@ -157,18 +177,24 @@ class Langevin(_Thermostat):
         v = state.velocities + 0.5 * dt * forces * inv_m          # B
         x = state.positions + 0.5 * dt * v                          # A
         c1 = math.exp(-self.friction * self.timestep)               # O: exact Ornstein-Uhlenbeck step
-        noise = torch.randn(v.shape, generator=run["generator"], device=v.device, dtype=v.dtype)
-        v = c1 * v + torch.sqrt((1 - c1 * c1) * self.kT * inv_m) * noise
+        kT = run.get("kT", self.kT)  # a batch's per-atom (N, 1) tensor, or this integrator's temperature
+        v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * self._noise(run, v)
         x = x + 0.5 * dt * v                                        # A
         energy, forces = force_fn(x)
         v = v + 0.5 * dt * forces * inv_m                           # B
         return state.with_(positions=x, velocities=v), energy, forces
 
     def state_dict(self, run):
+        if "generators" in run:
+            return {"generators": [g.get_state() for g in run["generators"]]}
         return {"generator": run["generator"].get_state()}
 
     def load_state_dict(self, run, d):
-        run["generator"].set_state(d["generator"])
+        if "generators" in run:
+            for g, state in zip(run["generators"], d["generators"]):
+                g.set_state(state)
+        else:
+            run["generator"].set_state(d["generator"])
 
 
 class NoseHooverChain(_Thermostat):
@@ -199,6 +225,18 @@ class NoseHooverChain(_Thermostat):
         self.chain_length = int(chain_length)
 
     def start(self, state, seed):
+        system = getattr(state, "system", None)
+        if system is not None:
+            # A batch: one chain per system, its variables (B,) tensors, each system's own drift removed.
+            n_sys, like = state.n_systems, state.masses
+            p = torch.zeros((n_sys, 3), dtype=like.dtype, device=like.device).index_add(
+                0, system, state.masses[:, None] * state.velocities)
+            total = torch.zeros(n_sys, dtype=like.dtype, device=like.device).index_add(0, system, state.masses)
+            v = state.velocities - (p / total[:, None]).index_select(0, system)
+            zero = torch.zeros(n_sys, dtype=like.dtype, device=like.device)
+            dof = torch.clamp(3 * state.atoms_per_system().to(like.dtype) - 3, min=1)
+            return state.with_(velocities=v), {"dof": dof, "xi": [zero] * self.chain_length,
+                                               "v_xi": [zero] * self.chain_length}
         p = (state.masses[:, None] * state.velocities).sum(0)
         v = state.velocities - p / state.masses.sum()
         # Chain positions and velocities: Python floats in production runs (a dozen scalar updates
@@ -207,36 +245,56 @@ class NoseHooverChain(_Thermostat):
                "v_xi": [0.0] * self.chain_length}
         return state.with_(velocities=v), run
 
-    def _masses(self, dof: int) -> list[float]:
+    def _kT(self, run: dict[str, Any]):
+        """This run's thermal energy, eV: a batch's ``(B,)`` per-system values, else the integrator's."""
+        return run.get("kT_system", self.kT)
+
+    def _masses(self, dof, kT) -> list:
         tau = self.tau * units.fs
-        kT = max(self.kT, 1e-12)
+        kT = torch.clamp(kT, min=1e-12) if torch.is_tensor(kT) else max(kT, 1e-12)
         return [dof * kT * tau ** 2] + [kT * tau ** 2] * (self.chain_length - 1)
 
-    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any]):
-        """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33)."""
-        ke2 = (masses[:, None] * velocities ** 2).sum()
-        if not ke2.requires_grad:
-            ke2 = float(ke2)
-        scale, run["xi"], run["v_xi"] = chain_half_step(ke2, run["dof"], self.kT, self._masses(run["dof"]),
+    def _half_chain(self, velocities: torch.Tensor, masses: torch.Tensor, run: dict[str, Any],
+                    system: torch.Tensor | None = None):
+        """Propagate the chain and scale velocities by half a time step (MTTK 1996, eq. 29-33);
+        with ``system`` (a batch) every system's chain at once (:func:`chain_half_step` is elementwise)."""
+        kT = self._kT(run)
+        if system is None:
+            ke2 = (masses[:, None] * velocities ** 2).sum()
+            if not ke2.requires_grad:
+                ke2 = float(ke2)
+        else:
+            ke2 = torch.zeros_like(run["dof"]).index_add(0, system, (masses[:, None] * velocities ** 2).sum(1))
+        scale, run["xi"], run["v_xi"] = chain_half_step(ke2, run["dof"], kT, self._masses(run["dof"], kT),
                                                         run["xi"], run["v_xi"], self.dt)
-        return velocities * scale
+        return velocities * (scale if system is None else scale.index_select(0, system)[:, None])
 
     def step(self, state, energy, forces, force_fn, run):
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
+        system = getattr(state, "system", None)
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run, system))
         state, energy, forces = _verlet(state, forces, force_fn, self.dt)
-        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run))
+        state = state.with_(velocities=self._half_chain(state.velocities, state.masses, run, system))
         return state, energy, forces
 
     def conserved_energy(self, state, energy, run):
-        q, xi, v_xi, dof = self._masses(run["dof"]), run["xi"], run["v_xi"], run["dof"]
+        kT = self._kT(run)
+        q, xi, v_xi, dof = self._masses(run["dof"], kT), run["xi"], run["v_xi"], run["dof"]
         thermo = sum(0.5 * q[k] * v_xi[k] ** 2 for k in range(self.chain_length))
-        thermo = thermo + dof * self.kT * xi[0] + self.kT * sum(xi[1:])
+        thermo = thermo + dof * kT * xi[0] + kT * sum(xi[1:])
         return energy + state.kinetic_energy() + thermo
 
     def state_dict(self, run):
+        if torch.is_tensor(run["dof"]):  # a batch: (B,) tensors, as float64 CPU copies
+            return {k: [x.detach().cpu().double() for x in run[k]] for k in ("xi", "v_xi")} | {
+                "dof": run["dof"].detach().cpu().double()}
         return {"xi": [float(x) for x in run["xi"]], "v_xi": [float(v) for v in run["v_xi"]], "dof": run["dof"]}
 
     def load_state_dict(self, run, d):
+        if torch.is_tensor(run["dof"]):
+            like = run["dof"]
+            run.update({k: [torch.as_tensor(x).to(like) for x in d[k]] for k in ("xi", "v_xi")},
+                       dof=torch.as_tensor(d["dof"]).to(like))
+            return
         run.update(xi=list(d["xi"]), v_xi=list(d["v_xi"]), dof=int(d["dof"]))
 
 
@@ -253,6 +311,9 @@ def chain_half_step(ke2, dof: float, kT: float, q: list[float], xi: list, v_xi: 
         eV.
     q : list of float
         Thermostat masses, eV (ASE time)^2.
+
+    Every operation is elementwise: ``ke2``, ``dof``, ``kT`` and the chain variables may also be
+    ``(B,)`` tensors, one chain per system of a batch.
     xi, v_xi : lists
         Chain positions and velocities (1 / ASE time); floats, or tensors when gradients flow.
     dt : float

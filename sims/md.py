@@ -28,7 +28,8 @@ __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
 
 def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
             pairs, *, forces: bool = True, stress: bool = False, create_graph: bool = False,
-            compiled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            compiled: bool = False, system: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Return ``(energy [eV], forces [eV/Å] or None, stress [eV/Å^3, 3x3] or None)``.
 
     The stress is the derivative of the energy under a homogeneous strain ``eps`` applied to
@@ -42,14 +43,19 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     another dtype (parameters of one precision mixed into a sum of another) is refused.
 
     ``compiled=True`` runs the closed-form pair pass through ``torch.compile`` where it applies
-    (see :func:`sims.potentials.pair_energy_forces`).
+    (see :func:`sims.potentials.pair_energy_forces`; one system only).
+
+    A batch of ``B`` systems (:mod:`sims.batch`) passes ``(B, 3, 3)`` cells and ``system``, the system
+    index of each atom, and gets ``(B,)`` energies and ``(B, 3, 3)`` stresses: the forces are minus
+    the gradient of the summed energies (systems do not interact), and system ``b``'s stress comes
+    from its own strain ``eps_b``.
 
     Raises
     ------
     SimsInputError
-        The potential's energy is not a scalar of the dtype of ``positions``.
+        The potential's energy is not a scalar (``(B,)`` for a batch) of the dtype of ``positions``.
     """
-    if forces or stress:
+    if (forces or stress) and system is None:
         # Pair potentials: forces and virial in closed form, no backward pass (and, without
         # create_graph, no graph at all); the autograd route below is the reference it is tested against.
         with torch.set_grad_enabled(create_graph):
@@ -66,17 +72,20 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         inputs.append(positions)
     pos, cel = positions, cell
     if stress:
-        strain = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device, requires_grad=True)
+        shape = (3, 3) if system is None else (cell.shape[0], 3, 3)
+        strain = torch.zeros(shape, dtype=positions.dtype, device=positions.device, requires_grad=True)
         deform = torch.eye(3, dtype=positions.dtype, device=positions.device) + strain
-        pos, cel = positions @ deform, cell @ deform
+        pos = positions @ deform if system is None else torch.einsum("ni,nij->nj", positions, deform[system])
+        cel = cell @ deform
         inputs.append(strain)
-    energy = potential(pos, cel, numbers, pairs)
-    _check_energy(potential, energy, positions)
+    energy = potential(pos, cel, numbers, pairs) if system is None else potential(pos, cel, numbers, pairs, system)
+    _check_energy(potential, energy, positions, () if system is None else (cell.shape[0],))
     if not inputs:
         return energy, None, None
-    grads = torch.autograd.grad(energy, inputs, create_graph=create_graph)
+    grads = torch.autograd.grad(energy if system is None else energy.sum(), inputs, create_graph=create_graph)
     f = -grads[0] if forces else None
-    s = grads[-1] / torch.abs(torch.linalg.det(cell)) if stress else None
+    volume = torch.abs(torch.linalg.det(cell))
+    s = grads[-1] / (volume if system is None else volume[:, None, None]) if stress else None
     if not create_graph:
         energy = energy.detach()
         f = None if f is None else f.detach()
@@ -84,11 +93,13 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     return energy, f, s
 
 
-def _check_energy(potential: torch.nn.Module, energy, positions: torch.Tensor) -> None:
-    if not (torch.is_tensor(energy) and energy.dim() == 0 and energy.dtype == positions.dtype):
+def _check_energy(potential: torch.nn.Module, energy, positions: torch.Tensor, shape: tuple = ()) -> None:
+    """Refuse an energy that is not of ``shape`` (``()``, or ``(B,)`` for a batch) in the dtype of ``positions``."""
+    if not (torch.is_tensor(energy) and tuple(energy.shape) == shape and energy.dtype == positions.dtype):
         got = f"a {energy.dtype} tensor of shape {tuple(energy.shape)}" if torch.is_tensor(energy) else repr(energy)
+        want = "a scalar energy" if not shape else f"({shape[0]},) energies of a batch"
         raise SimsInputError(f"{type(potential).__name__} returned {got} for {positions.dtype} positions; a potential "
-                             f"must return a scalar energy in the dtype of the positions (cast its parameters)")
+                             f"must return {want} in the dtype of the positions (cast its parameters)")
 
 
 def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False,
@@ -153,7 +164,46 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
     return v * torch.sqrt(0.5 * dof * kT / ke) if temperature > 0 and ke > 0 else v * 0
 
 
-class MD:
+class _Driver:
+    """The step loop that :class:`MD` and :class:`sims.batch.BatchMD` share.
+
+    Non-finite energies are noted on the device at every step (the first bad step of each system)
+    and read on the host, which waits for the device, only every ``check_every`` steps and when a
+    frame is recorded, a callback runs or :meth:`run` ends. Subclasses provide ``_record()`` (what
+    :attr:`trajectory` gets) and ``_non_finite(first_bad)`` (the start of the error message).
+    """
+
+    def run(self, n_steps: int):
+        """Advance ``n_steps`` steps; return self."""
+        if n_steps < 0:
+            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
+        with torch.set_grad_enabled(True):
+            for _ in range(int(n_steps)):
+                self.state, self.energy, self.forces = self.integrator.step(
+                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
+                self.step_count += 1
+                # On the device, no wait: remember the first step at which the energy went bad.
+                bad = ~torch.isfinite(self.energy.detach())
+                first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
+                self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
+                record = self.record_every and self.step_count % self.record_every == 0
+                if record or self.callback is not None or self.step_count % self.check_every == 0:
+                    self._check()
+                if record:
+                    self.trajectory.append(self._record())
+                if self.callback is not None:
+                    self.callback(self)
+            self._check()
+        return self
+
+    def _check(self) -> None:
+        """Raise if the energy became non-finite since the start (one wait for the device)."""
+        if self._first_bad is not None and bool((self._first_bad >= 0).any()):
+            raise SimsInputError(f"{self._non_finite(self._first_bad)} (checked at step {self.step_count}); reduce "
+                                 "the timestep or check the potential")
+
+
+class MD(_Driver):
     """Molecular dynamics of ``atoms`` under ``potential`` with ``integrator``.
 
     Parameters
@@ -174,7 +224,12 @@ class MD:
     skin : float
         Neighbour-list skin, Å.
     record_every : int
-        Append a frame to :attr:`trajectory` every this many steps (0: never).
+        Append a frame to :attr:`trajectory` every this many steps (0, the default: never; each
+        frame is a copy of the state on the host).
+    check_every : int
+        Check the energy for NaN/inf every this many steps (reading it waits for the device), and
+        at every recorded frame, callback and the end of :meth:`run`; the error names the first bad
+        step, which is remembered on the device.
     requires_grad : bool
         Keep the autograd graph through the whole trajectory (memory grows with the number of
         steps); off for production runs.
@@ -211,7 +266,7 @@ class MD:
 
     def __init__(self, system, potential: torch.nn.Module, integrator: Integrator, *,
                  temperature: float | None = None, seed: int | None = None, skin: float = 1.0,
-                 record_every: int = 1, requires_grad: bool = False,
+                 record_every: int = 0, check_every: int = 10, requires_grad: bool = False,
                  callback: Callable[["MD"], None] | None = None, min_distance: float | None = 0.5,
                  compiled: bool = False, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
@@ -234,7 +289,11 @@ class MD:
         self.integrator = integrator
         self.requires_grad = requires_grad
         self.compiled = bool(compiled)
+        if int(check_every) < 1 or int(record_every) < 0:
+            raise SimsInputError(f"need check_every >= 1 and record_every >= 0, got {check_every}, {record_every}")
         self.record_every = int(record_every)
+        self.check_every = int(check_every)
+        self._first_bad: torch.Tensor | None = None
         self.callback = callback
         cutoff = float(potential.cutoff)
         self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
@@ -352,23 +411,11 @@ class MD:
         atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
-    def run(self, n_steps: int) -> "MD":
-        """Advance ``n_steps`` steps; return self."""
-        if n_steps < 0:
-            raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
-        with torch.set_grad_enabled(True):
-            for _ in range(int(n_steps)):
-                self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
-                self.step_count += 1
-                if not bool(torch.isfinite(self.energy)):
-                    raise SimsInputError(f"the energy became {float(self.energy)} at step {self.step_count}; "
-                                         "reduce the timestep or check the potential")
-                if self.record_every and self.step_count % self.record_every == 0:
-                    self.trajectory.append(self.frame())
-                if self.callback is not None:
-                    self.callback(self)
-        return self
+    def _record(self) -> Atoms:
+        return self.frame()
+
+    def _non_finite(self, first_bad: torch.Tensor) -> str:
+        return f"the energy became non-finite at step {int(first_bad)}"
 
     def positions_array(self) -> np.ndarray:
         """Current positions, Å, as numpy."""

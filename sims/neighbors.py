@@ -20,7 +20,7 @@ from reprs.atoms import as_atoms
 
 from .errors import MissingCellError, SimsInputError
 
-__all__ = ["PairList", "NeighborList", "neighbor_list", "build_pairs", "pair_vectors"]
+__all__ = ["PairList", "NeighborList", "neighbor_list", "build_pairs", "build_batch_pairs", "pair_vectors"]
 
 
 class PairList(NamedTuple):
@@ -36,44 +36,194 @@ class PairList(NamedTuple):
     half : bool
         True when each unordered pair appears once (energies sum pair terms once); False for the
         full list of ASE (each pair twice, as ``(i, j, S)`` and ``(j, i, -S)``).
+    images, image_system, image_index : torch.Tensor, optional
+        Lists of a batch of several systems (:func:`build_batch_pairs`) also hold the distinct
+        ``(system, shift)`` combinations: ``(U, 3)`` shifts and ``(U,)`` systems, and for each pair
+        the ``(P,)`` index of its combination. :func:`pair_vectors` then turns ``U`` shifts into
+        Cartesian vectors instead of ``P`` (a few hundred per system against tens of thousands of pairs).
     """
 
     i: torch.Tensor
     j: torch.Tensor
     shifts: torch.Tensor
     half: bool
+    images: torch.Tensor | None = None
+    image_system: torch.Tensor | None = None
+    image_index: torch.Tensor | None = None
 
 
-def _complete_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+def _complete_cells(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     """Replace missing (zero) cell vectors of non-periodic directions by orthogonal unit vectors.
 
-    Binning works in fractional coordinates, which need an invertible cell; along a non-periodic
-    direction the vector only sets the binning frame (as in ``ase.geometry.complete_cell``).
+    ``cell`` is ``(B, 3, 3)`` and ``pbc`` ``(B, 3)``. Binning works in fractional coordinates, which
+    need an invertible cell; along a non-periodic direction the vector only sets the binning frame
+    (as in ``ase.geometry.complete_cell``).
     """
     cell = cell.clone()
-    norms = torch.linalg.norm(cell, dim=1)
-    missing = norms < 1e-12
+    missing = torch.linalg.norm(cell, dim=2) < 1e-12
     if bool((missing & pbc).any()):
-        raise MissingCellError(f"periodic direction(s) {torch.nonzero(missing & pbc).flatten().tolist()} "
-                               "have a zero cell vector; give a cell or set pbc=False there")
-    if bool(missing.any()):
-        present = cell[~missing]
+        b, d = torch.nonzero(missing & pbc)[0].tolist()
+        where = f" of system {b}" if cell.shape[0] > 1 else ""
+        raise MissingCellError(f"periodic direction {d}{where} has a zero cell vector; give a cell or set pbc=False "
+                               "there")
+    none = missing.all(1)
+    cell[none] = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    # Systems with one or two missing vectors (slabs, wires): few, so a loop over them is cheap.
+    for b in torch.nonzero(missing.any(1) & ~none).flatten().tolist():
+        present = cell[b][~missing[b]]
         if present.shape[0] == 2:
             n = torch.linalg.cross(present[0], present[1])
-            cell[missing] = n / torch.linalg.norm(n)
-        elif present.shape[0] == 1:
+            cell[b, missing[b]] = n / torch.linalg.norm(n)
+        else:
             a = present[0] / torch.linalg.norm(present[0])
             trial = torch.eye(3, dtype=cell.dtype, device=cell.device)[int(torch.argmin(a.abs()))]
-            b = torch.linalg.cross(a, trial)
-            b = b / torch.linalg.norm(b)
-            c = torch.linalg.cross(a, b)
-            idx = torch.nonzero(missing).flatten()
-            cell[idx[0]], cell[idx[1]] = b, c
-        else:
-            cell = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    if abs(float(torch.linalg.det(cell))) < 1e-12:
-        raise SimsInputError("the cell is singular (zero volume); give three independent cell vectors")
+            v = torch.linalg.cross(a, trial)
+            v = v / torch.linalg.norm(v)
+            idx = torch.nonzero(missing[b]).flatten()
+            cell[b, idx[0]], cell[b, idx[1]] = v, torch.linalg.cross(a, v)
+    singular = torch.abs(torch.linalg.det(cell)) < 1e-12
+    if bool(singular.any()):
+        where = f" of system {int(torch.nonzero(singular)[0])}" if cell.shape[0] > 1 else ""
+        raise SimsInputError(f"the cell{where} is singular (zero volume); give three independent cell vectors")
     return cell
+
+
+@torch.no_grad()
+def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
+                      cutoff: float, *, half: bool = False) -> PairList:
+    """All pairs closer than ``cutoff`` (Å) within each system of a batch, in one vectorised pass.
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        ``(N, 3)`` Cartesian positions of all systems' atoms, Å (wrapped or not).
+    cell : torch.Tensor
+        ``(B, 3, 3)`` cell vectors as rows, Å, one cell per system (rows of non-periodic directions
+        may be zero).
+    pbc : torch.Tensor
+        ``(B, 3)`` bool periodic flags per system.
+    system : torch.Tensor
+        ``(N,)`` int64 index of each atom's system, in ``0..B-1``.
+    cutoff : float
+        Pair cutoff, Å; larger than a cell (or half of it) is fine: as many images as needed are searched.
+    half : bool
+        Keep each unordered pair once (see :class:`PairList`).
+
+    Returns
+    -------
+    PairList
+        Atom indices into the whole batch; no pair joins two systems, and each system's shifts refer
+        to its own cell. Sorted by ``i`` (then by neighbour cell and ``j``), deterministic.
+
+    Notes
+    -----
+    Every system gets its own cell list, and all of them are searched at once: a bin is numbered
+    globally (the system's first bin plus its local number), so atoms only ever meet atoms of their
+    own system (the per-system binning of torch-sim's batched linked-cell list, built here on the
+    single-system algorithm that follows). Atoms are binned in fractional coordinates into
+    ``n_d = floor(2 h_d / cutoff)`` bins along each direction ``d`` (``h_d`` the distance between
+    opposite cell faces), so a neighbour lies at most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins
+    are visited by integer offsets in ``[-k_d, k_d]``, each offset giving one image, so no pair is
+    produced twice. Offsets are enumerated up to the largest ``k_d`` of the batch and masked per system.
+    """
+    device, dtype = positions.device, positions.dtype
+    n_atoms, n_sys = positions.shape[0], cell.shape[0]
+    pbc = pbc.to(device=device, dtype=torch.bool)
+    empty = PairList(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, dtype=torch.long, device=device),
+                     torch.zeros((0, 3), dtype=dtype, device=device), half)
+    if n_atoms == 0 or cutoff <= 0:
+        return empty
+    full_cell = _complete_cells(cell.to(dtype), pbc)
+    inv = torch.linalg.inv(full_cell)
+    per_sys = torch.bincount(system, minlength=n_sys)
+    frac = torch.einsum("ni,nij->nj", positions, inv[system])
+    # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
+    heights = 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
+    pbc_a = pbc[system]
+
+    image = torch.where(pbc_a, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
+    wrapped = frac - image
+    big = torch.finfo(dtype).max
+    w_min = torch.full((n_sys, 3), big, dtype=dtype, device=device).scatter_reduce(
+        0, system[:, None].expand(-1, 3), wrapped, "amin")
+    w_max = torch.full((n_sys, 3), -big, dtype=dtype, device=device).scatter_reduce(
+        0, system[:, None].expand(-1, 3), wrapped, "amax")
+    occupied = (per_sys > 0)[:, None]
+    lo = torch.where(pbc | ~occupied, torch.zeros_like(w_min), w_min)
+    span = torch.where(pbc | ~occupied, torch.ones_like(w_min), w_max - w_min)
+    # Bins of about half the cutoff: the searched region (2 k + 1 bins) then hugs the cutoff sphere
+    # more tightly than bins of a full cutoff would (fewer candidate pairs for the same work).
+    n_bins = torch.clamp(torch.floor(2 * span * heights / cutoff), min=1).to(torch.long)
+    # Guard against pathological memory use (a cutoff far below the spacing of atoms in a huge box).
+    cap = torch.round(4 * per_sys.to(dtype) ** (1 / 3)).to(torch.long) + 1
+    n_bins = torch.minimum(n_bins, torch.clamp(cap, min=1)[:, None])
+    width = span / n_bins
+    width = torch.where(width > 0, width, torch.ones_like(width))
+    nb_a, width_a = n_bins[system], width[system]
+    bin_idx = torch.clamp(torch.floor((wrapped - lo[system]) / width_a).to(torch.long), min=0)
+    bin_idx = torch.minimum(bin_idx, nb_a - 1)
+    reach = torch.ceil(cutoff / (heights * width) - 1e-12).to(torch.long)
+    # A non-periodic direction has no images: never look further than its own bins.
+    reach = torch.where(pbc, reach, torch.minimum(reach, n_bins - 1))
+
+    def flat_index(idx: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+        return (idx[..., 0] * nb[..., 1] + idx[..., 1]) * nb[..., 2] + idx[..., 2]
+
+    cells_per_sys = n_bins.prod(1)
+    first_bin = torch.cumsum(cells_per_sys, 0) - cells_per_sys
+    flat = first_bin[system] + flat_index(bin_idx, nb_a)
+    order = torch.argsort(flat, stable=True)
+    counts = torch.bincount(flat, minlength=int(cells_per_sys.sum()))
+    starts = torch.cumsum(counts, 0) - counts
+
+    cart_wrapped = torch.einsum("ni,nij->nj", wrapped, full_cell[system])
+    max_reach = reach.max(0).values
+    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in max_reach.tolist()]
+    offsets = torch.cartesian_prod(*ranges).reshape(-1, 3)  # (O, 3)
+    # Per atom and offset: the neighbour bin (before wrapping) and its image shift.
+    target = bin_idx[:, None, :] + offsets[None, :, :]  # (N, O, 3)
+    nb_t = nb_a[:, None, :]
+    img = torch.div(target, nb_t, rounding_mode="floor")
+    valid = (pbc_a[:, None, :] | (img == 0)).all(-1)
+    if n_sys > 1:
+        valid &= (offsets.abs()[None, :, :] <= reach[system][:, None, :]).all(-1)
+    tgt = target - img * nb_t
+    tflat = first_bin[system][:, None] + flat_index(tgt, nb_t)
+    # Gathers by index_select on flat indices: on CPU several times faster than advanced indexing.
+    entry = torch.nonzero(valid.reshape(-1)).squeeze(1)
+    cells_of = tflat.reshape(-1).index_select(0, entry)
+    cnt = counts.index_select(0, cells_of)
+    occupied_entry = torch.nonzero(cnt).squeeze(1)
+    entry, cells_of, cnt = entry.index_select(0, occupied_entry), cells_of.index_select(0, occupied_entry), \
+        cnt.index_select(0, occupied_entry)
+    if entry.numel() == 0:
+        return empty
+    ai = torch.div(entry, offsets.shape[0], rounding_mode="floor")
+    s_entry = img.reshape(-1, 3).index_select(0, entry).to(dtype)
+    # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per (atom, image), not per pair.
+    base = cart_wrapped.index_select(0, ai) - torch.einsum("ni,nij->nj", s_entry, full_cell[system[ai]])
+    seg = torch.repeat_interleave(torch.arange(ai.numel(), device=device), cnt)
+    within = torch.arange(seg.numel(), device=device) - (torch.cumsum(cnt, 0) - cnt).index_select(0, seg)
+    jj = order.index_select(0, starts.index_select(0, cells_of).index_select(0, seg) + within)
+    ii = ai.index_select(0, seg)
+    if half:
+        first = torch.nonzero(ii <= jj).squeeze(1)
+        seg, ii, jj = seg.index_select(0, first), ii.index_select(0, first), jj.index_select(0, first)
+    vec = cart_wrapped.index_select(0, jj) - base.index_select(0, seg)
+    s_wrapped = s_entry.index_select(0, seg)
+    keep = (vec * vec).sum(-1) < cutoff * cutoff
+    keep &= ~((ii == jj) & (s_wrapped == 0).all(-1))
+    if half:
+        # One of (i, j, S) and (j, i, -S): i < j, or for self-images the lexicographically positive S.
+        lex_pos = torch.where(s_wrapped[:, 0] != 0, s_wrapped[:, 0] > 0,
+                              torch.where(s_wrapped[:, 1] != 0, s_wrapped[:, 1] > 0, s_wrapped[:, 2] > 0))
+        keep &= (ii < jj) | lex_pos
+    kept = torch.nonzero(keep).squeeze(1)
+    ii, jj, s_wrapped = ii.index_select(0, kept), jj.index_select(0, kept), s_wrapped.index_select(0, kept)
+    # Shifts for the positions as given: r_w = r - image @ cell.
+    shifts = s_wrapped + image.index_select(0, ii) - image.index_select(0, jj)
+    pairs = PairList(ii, jj, shifts, half)
+    return pairs if n_sys == 1 else _with_images(pairs, system)
 
 
 @torch.no_grad()
@@ -104,7 +254,7 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
 
     Notes
     -----
-    Atoms are binned in fractional coordinates into ``n_d = floor(2 h_d / cutoff)`` bins along
+    One system has its own builder (:func:`build_batch_pairs` holds the batched one): atoms are binned in fractional coordinates into ``n_d = floor(2 h_d / cutoff)`` bins along
     each direction ``d`` (``h_d`` the distance between opposite cell faces), so a neighbour lies at
     most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins are visited by integer offsets in
     ``[-k_d, k_d]``, each offset giving one image, so no pair is produced twice.
@@ -116,7 +266,7 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
                      torch.zeros((0, 3), dtype=dtype, device=device), half)
     if n_atoms == 0 or cutoff <= 0:
         return empty
-    full_cell = _complete_cell(cell.to(dtype), pbc)
+    full_cell = _complete_cells(cell.to(dtype)[None], pbc[None])[0]
     inv = torch.linalg.inv(full_cell)
     frac = positions @ inv
     # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
@@ -255,14 +405,43 @@ def _canonical(ii: torch.Tensor, jj: torch.Tensor, shifts: torch.Tensor, n_atoms
     return PairList(ii.index_select(0, perm), jj.index_select(0, perm), shifts.index_select(0, perm), half)
 
 
-def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList) -> torch.Tensor:
+def _with_images(pairs: PairList, system: torch.Tensor) -> PairList:
+    """``pairs`` with the table of its distinct ``(system, shift)`` combinations (see :class:`PairList`)."""
+    if pairs.i.numel() == 0:
+        z = torch.zeros(0, dtype=torch.long, device=pairs.i.device)
+        return pairs._replace(images=pairs.shifts[:0], image_system=z, image_index=z)
+    s_int = pairs.shifts.to(torch.long)
+    low = s_int.min(0).values
+    size = s_int.max(0).values - low + 1
+    key = ((system.index_select(0, pairs.i) * size[0] + (s_int[:, 0] - low[0])) * size[1]
+           + (s_int[:, 1] - low[1])) * size[2] + (s_int[:, 2] - low[2])
+    keys, index = torch.unique(key, return_inverse=True)
+    rest, s2 = torch.div(keys, size[2], rounding_mode="floor"), keys % size[2]
+    rest, s1 = torch.div(rest, size[1], rounding_mode="floor"), rest % size[1]
+    sys_u, s0 = torch.div(rest, size[0], rounding_mode="floor"), rest % size[0]
+    images = (torch.stack([s0, s1, s2], 1) + low).to(pairs.shifts.dtype)
+    return pairs._replace(images=images, image_system=sys_u, image_index=index)
+
+
+def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
+                 system: torch.Tensor | None = None) -> torch.Tensor:
     """Return the ``(P, 3)`` vectors ``r_j - r_i + S @ cell`` (Å), differentiable in both inputs.
 
+    ``cell`` is ``(3, 3)``, or ``(B, 3, 3)`` for a batch of systems with ``system`` the ``(N,)``
+    system index of each atom (each pair then uses its own system's cell).
     The computation is in the dtype of ``positions`` and ``cell``; the integer shifts of a list
     built in another dtype are cast exactly, so one list serves every precision.
     """
     # index_select: its backward is an index_add, much faster on CPU than advanced indexing's.
-    return positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i) + pairs.shifts.to(cell.dtype) @ cell
+    d = positions.index_select(0, pairs.j) - positions.index_select(0, pairs.i)
+    if cell.dim() == 2:
+        return d + pairs.shifts.to(cell.dtype) @ cell
+    if pairs.image_index is not None:
+        table = torch.einsum("uk,ukl->ul", pairs.images.to(cell.dtype), cell.index_select(0, pairs.image_system))
+        return d + table.index_select(0, pairs.image_index)
+    if system is None:
+        raise SimsInputError("a (B, 3, 3) cell needs the system index of each atom")
+    return d + torch.einsum("pk,pkl->pl", pairs.shifts.to(cell.dtype), cell[system.index_select(0, pairs.i)])
 
 
 class NeighborList:
@@ -293,20 +472,67 @@ class NeighborList:
         self.skin = float(skin)
         self.half = half
         self.n_builds = 0
+        self.n_partial_builds = 0
+        self._image_limit = 0
         self._pairs: PairList | None = None
         self._ref_positions: torch.Tensor | None = None
         self._ref_cell: torch.Tensor | None = None
+
+    def _update_batch(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
+                      force: bool) -> PairList:
+        """The list of a batch: each system's part is rebuilt only when one of its own atoms moved
+        more than ``skin / 2`` since that part was built (the criterion of a lone system), so a
+        large batch of small systems rebuilds a few systems at a time instead of all of them
+        whenever any atom anywhere moved."""
+        n_sys, reach = cell.shape[0], self.cutoff + self.skin
+        old = self._pairs
+        fresh = (force or old is None or old.images is None or self._ref_positions is None
+                 or self._ref_cell is None or self._ref_positions.shape != positions.shape
+                 or self._ref_cell.shape != cell.shape or not torch.equal(self._ref_cell, cell))
+        if not fresh:
+            disp = (positions - self._ref_positions).norm(dim=1)
+            worst = torch.zeros(n_sys, dtype=disp.dtype, device=disp.device).scatter_reduce(0, system, disp, "amax")
+            moved = worst > 0.5 * self.skin
+            n_moved = int(moved.sum())  # the one wait for the device per step
+            if n_moved == 0:
+                return old
+            # Patched lists keep the image table of their earlier parts: start afresh when it has grown.
+            fresh = 2 * n_moved > n_sys or old.images.shape[0] > self._image_limit
+        if fresh:
+            self._pairs = build_batch_pairs(positions, cell, pbc, system, reach, half=self.half)
+            self._ref_positions, self._ref_cell = positions.clone(), cell.clone()
+            self._image_limit = 4 * max(int(self._pairs.images.shape[0]), n_sys)
+            self.n_builds += 1
+            return self._pairs
+        atoms = torch.nonzero(moved.index_select(0, system)).squeeze(1)
+        local = torch.cumsum(moved, 0) - 1
+        sub_system = local.index_select(0, system.index_select(0, atoms))
+        sub = _with_images(build_batch_pairs(positions.index_select(0, atoms), cell[moved], pbc[moved], sub_system,
+                                             reach, half=self.half), sub_system)
+        keep = torch.nonzero(~moved.index_select(0, system.index_select(0, old.i))).squeeze(1)
+        moved_ids = torch.nonzero(moved).squeeze(1)
+        self._pairs = PairList(
+            torch.cat([old.i.index_select(0, keep), atoms.index_select(0, sub.i)]),
+            torch.cat([old.j.index_select(0, keep), atoms.index_select(0, sub.j)]),
+            torch.cat([old.shifts.index_select(0, keep), sub.shifts]), self.half,
+            torch.cat([old.images, sub.images]), torch.cat([old.image_system, moved_ids.index_select(0, sub.image_system)]),
+            torch.cat([old.image_index.index_select(0, keep), sub.image_index + old.images.shape[0]]))
+        self._ref_positions[atoms] = positions.index_select(0, atoms)
+        self.n_partial_builds += 1
+        return self._pairs
 
     def needs_rebuild(self, positions: torch.Tensor, cell: torch.Tensor) -> bool:
         """True when the stored list may miss a pair within ``cutoff``."""
         if self._pairs is None or self._ref_positions is None or self._ref_cell is None:
             return True
-        if self._ref_positions.shape != positions.shape:
+        if self._ref_positions.shape != positions.shape or self._ref_cell.shape != cell.shape:
             return True
         positions, cell = positions.detach(), cell.detach()
         if torch.equal(self._ref_cell, cell):
             disp = (positions - self._ref_positions).norm(dim=1)
             return bool(disp.max() > 0.5 * self.skin)
+        if cell.dim() == 3:  # cells of a batch that changed: rebuild (no barostat acts on batches yet)
+            return True
         # A deformed cell (a barostat): the list built at cutoff + skin still holds every pair within
         # cutoff while sigma_min(G) (cutoff + skin - 2 max|dr|) >= cutoff, with G = h_ref^-1 h the
         # deformation and dr the displacements pulled back into the reference cell (r h^-1 h_ref - r_ref).
@@ -321,10 +547,19 @@ class NeighborList:
         return shrink * (self.cutoff + self.skin - 2 * float(disp.max())) < self.cutoff
 
     def update(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
-               *, force: bool = False) -> PairList:
-        """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``)."""
+               *, force: bool = False, system: torch.Tensor | None = None) -> PairList:
+        """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``).
+
+        A batch of systems passes ``(B, 3, 3)`` cells, ``(B, 3)`` flags and ``system``, the system
+        index of each atom (:func:`build_batch_pairs`); a system's part of the list is rebuilt when
+        its own atoms moved too far (:attr:`n_partial_builds` counts those patches), the whole list
+        when half of the systems need it or the cells changed.
+        """
+        if system is not None and cell.shape[0] > 1:
+            return self._update_batch(positions.detach(), cell.detach(), pbc, system, force)
         if force or self.needs_rebuild(positions, cell):
-            self._pairs = build_pairs(positions.detach(), cell.detach(), pbc, self.cutoff + self.skin, half=self.half)
+            self._pairs = build_pairs(positions.detach(), cell.detach().reshape(3, 3), pbc.reshape(3),
+                                      self.cutoff + self.skin, half=self.half)
             self._ref_positions = positions.detach().clone()
             self._ref_cell = cell.detach().clone()
             self.n_builds += 1

@@ -10,6 +10,10 @@ is tested against autograd of ``pair_energy`` (``tests/sims/test_pair_forces.py`
 drift from the energy unnoticed. Any other module with the same call signature and a ``cutoff``
 attribute (for instance a learned potential) plugs into :class:`sims.MD` the same way.
 
+A batch of systems (:mod:`sims.batch`) calls ``potential(positions, cell, numbers, pairs, batch)``
+with ``cell`` ``(B, 3, 3)`` and ``batch`` the ``(N,)`` system index of each atom, and gets the ``(B,)``
+energies of the systems back (the interface of :mod:`learners.potentials`' neural potentials).
+
 Parameters are ``torch.nn.Parameter`` s, so a loss on a trajectory can be differentiated with
 respect to them. They are stored in float64, exactly as given, whatever ``dtype`` the potential is
 built with, and cast to the dtype and device of the positions inside ``forward``: a computation
@@ -86,6 +90,14 @@ class Potential(nn.Module):
     def __add__(self, other: "Potential") -> "SumPotential":
         return SumPotential([self, other])
 
+    def known_numbers(self) -> torch.Tensor | None:
+        """Atomic numbers this potential has parameters for, or None when it takes any element.
+
+        A batch of systems (:class:`sims.batch.BatchMD`) refuses a system with an element outside
+        this set instead of letting it feel no force.
+        """
+        return None
+
 
 class PairPotential(Potential):
     """A sum of pair terms ``phi(r, Z_i, Z_j)`` over pairs closer than ``cutoff``.
@@ -115,20 +127,25 @@ class PairPotential(Potential):
         return (phi, dphi) if graph else (phi.detach(), dphi.detach())
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
-                pairs: PairList) -> torch.Tensor:
-        return self.energy_from_distances(*_distances(positions, cell, numbers, pairs), pairs.half)
+                pairs: PairList, batch: torch.Tensor | None = None) -> torch.Tensor:
+        r, zi, zj = _distances(positions, cell, numbers, pairs, batch)
+        return self.energy_from_distances(r, zi, zj, pairs.half, _pair_systems(pairs, batch, cell))
 
-    def energy_from_distances(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool) -> torch.Tensor:
-        """Total energy (eV) of pairs at distances ``r`` (Å), those beyond ``cutoff`` ignored."""
+    def energy_from_distances(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool,
+                              systems: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+        """Total energy (eV) of pairs at distances ``r`` (Å), those beyond ``cutoff`` ignored; with
+        ``systems = (system of each pair, B)`` the ``(B,)`` energies of the systems of a batch."""
         # A mask multiply instead of boolean indexing: no nonzero() and no scatter in the backward
         # pass, which dominate the cost on CPU; pair terms are finite beyond the cutoff.
         phi = self.pair_energy(r, zi, zj) * (r < self.cutoff)
-        return phi.sum() if half else 0.5 * phi.sum()
+        if not half:
+            phi = 0.5 * phi
+        return phi.sum() if systems is None else _sum_per_system(phi, *systems)
 
 
-def _distances(positions, cell, numbers, pairs: PairList):
+def _distances(positions, cell, numbers, pairs: PairList, batch: torch.Tensor | None = None):
     """Distances (Å) and species of the listed pairs (the list may reach beyond the cutoffs)."""
-    vec = pair_vectors(positions, cell, pairs)
+    vec = pair_vectors(positions, cell, pairs, batch)
     r = torch.sqrt((vec * vec).sum(-1))
     return r, numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
 
@@ -275,6 +292,14 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
                          for c in (fx, fy, fz)], 1)
     w = torch.stack([fx, fy, fz]) @ torch.stack([dx, dy, dz]).T if virial else None
     return energy, f, w
+def _pair_systems(pairs: PairList, batch: torch.Tensor | None, cell: torch.Tensor):
+    """``(system of each pair, B)`` of a batch, or None for one system."""
+    return None if batch is None else (batch.index_select(0, pairs.i), int(cell.shape[0]))
+
+
+def _sum_per_system(values: torch.Tensor, index: torch.Tensor, n_systems: int) -> torch.Tensor:
+    """``(B,)`` sums of ``values`` grouped by their system ``index``."""
+    return torch.zeros(n_systems, dtype=values.dtype, device=values.device).index_add(0, index, values)
 
 
 class LennardJones(PairPotential):
@@ -420,6 +445,11 @@ class _SpeciesPairPotential(PairPotential):
         self.cutoff = float(cutoff)
         for name, values in params.items():
             setattr(self, name, nn.Parameter(_species_table(values).to(device=device)))
+
+    def known_numbers(self) -> torch.Tensor:
+        """Atomic numbers that appear in at least one species pair of the parameter tables."""
+        tables = [p.detach() for p in self.parameters()]
+        return torch.nonzero(sum((t != 0).any(0) | (t != 0).any(1) for t in tables)).flatten()
 
     def _lookup(self, name: str, zi, zj, like: torch.Tensor) -> torch.Tensor:
         # Symmetrised, so that a gradient reaches (a, b) and (b, a) alike and a trained table stays
@@ -603,6 +633,9 @@ class DSFCoulomb(PairPotential):
         screened = torch.erfc(a * r) * inv_r
         gauss = (2 * a / math.sqrt(math.pi)) * torch.exp(-(a * r) ** 2) * inv_r
         return kqq * (screened - erfc_rc / rc + slope * (r - rc)), kqq * (slope - gauss - screened * inv_r)
+    def known_numbers(self) -> torch.Tensor:
+        """Atomic numbers given a charge (a zero charge given explicitly counts as unknown)."""
+        return torch.nonzero(self.charges.detach() != 0).flatten()
 
 
 class TabulatedPair(PairPotential):
@@ -764,12 +797,22 @@ class SumPotential(Potential):
         self.terms = nn.ModuleList(potentials)
         self.cutoff = max(float(p.cutoff) for p in potentials)
 
-    def forward(self, positions, cell, numbers, pairs):
+    def forward(self, positions, cell, numbers, pairs, batch=None):
         if all(isinstance(t, PairPotential) for t in self.terms):
             # Pair terms share one distance computation (the costly part for a sum like BKS).
-            r, zi, zj = _distances(positions, cell, numbers, pairs)
-            return sum(t.energy_from_distances(r, zi, zj, pairs.half) for t in self.terms)
-        return sum(term(positions, cell, numbers, pairs) for term in self.terms)
+            r, zi, zj = _distances(positions, cell, numbers, pairs, batch)
+            systems = _pair_systems(pairs, batch, cell)
+            return sum(t.energy_from_distances(r, zi, zj, pairs.half, systems) for t in self.terms)
+        if batch is None:
+            return sum(term(positions, cell, numbers, pairs) for term in self.terms)
+        return sum(term(positions, cell, numbers, pairs, batch) for term in self.terms)
+
+    def known_numbers(self) -> torch.Tensor | None:
+        """Elements some term has parameters for; None when a term takes any element."""
+        known = [t.known_numbers() if hasattr(t, "known_numbers") else None for t in self.terms]
+        if any(k is None for k in known):
+            return None
+        return torch.unique(torch.cat([k.cpu() for k in known]))
 
 
 #: BKS parameters, van Beest, Kramer & van Santen, Phys. Rev. Lett. 64, 1955 (1990), Table I:
@@ -982,11 +1025,11 @@ class DoubleWell(Potential):
         self.k_y = _param(k_y, device, "k_y")
         self.k_z = _param(k_z, device, "k_z")
 
-    def forward(self, positions, cell=None, numbers=None, pairs=None):
+    def forward(self, positions, cell=None, numbers=None, pairs=None, batch=None):
         x, y, z = positions[..., 0], positions[..., 1], positions[..., 2]
         a, b = self.a.to(x), self.b.to(x)
         u = a * (x * x - b * b) ** 2 + self.tilt.to(x) * x + 0.5 * self.k_y.to(x) * y * y + 0.5 * self.k_z.to(x) * z * z
-        return u.sum()
+        return u.sum() if batch is None else _sum_per_system(u, batch, int(cell.shape[0]))
 
 
 class MuellerBrown(Potential):

@@ -3,8 +3,8 @@
 A batch concatenates the atoms of ``B`` structures (``N`` atoms in all) and keeps, per structure,
 the cell and periodic flags; its pair list holds every structure's pairs with atom indices
 offset into the concatenation, in the ``(i, j, S)`` convention of :mod:`sims.neighbors`
-(``r_ij = r_j - r_i + S @ cell``). Building the lists loops over structures (a loop over a
-dataset, not over atoms); each list is sims' vectorised cell list.
+(``r_ij = r_j - r_i + S @ cell``). The lists of all structures are built in one vectorised pass
+(:func:`sims.neighbors.build_batch_pairs`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ase import Atoms
 
 from learners.errors import InputError, MatrepError
 from reprs.atoms import as_atoms
-from sims.neighbors import PairList, build_pairs
+from sims.neighbors import PairList, build_batch_pairs
 
 __all__ = ["AtomsBatch", "collate_atoms", "full_pairs", "pair_vectors"]
 
@@ -200,22 +200,15 @@ def batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
         Atom indices into the whole batch; shifts in the dtype of ``positions``; pairs never cross
         structures. A batch of small non-periodic structures (molecules, clusters: at most
         ``DENSE_MAX`` atoms each) is searched in one vectorised pass over every same-structure pair;
-        otherwise each structure's list comes from :func:`sims.neighbors.build_pairs` (a cell list,
-        vectorised within a structure). Gradients do not flow into the list (it is rebuilt, not
+        otherwise all structures' lists come from one :func:`sims.neighbors.build_batch_pairs` (a cell
+        list per structure, searched together). Gradients do not flow into the list (it is rebuilt, not
         differentiated).
     """
     counts_t = torch.bincount(batch, minlength=cell.shape[0])
     if not bool(pbc.any()) and int(counts_t.max()) <= DENSE_MAX:
         return _dense_pairs(positions.detach(), batch, counts_t, float(cutoff))
-    counts = counts_t.tolist()
-    ii, jj, ss, offset = [], [], [], 0
-    for b, n in enumerate(counts):
-        pl = build_pairs(positions[offset:offset + n].detach(), cell[b].detach(), pbc[b], float(cutoff), half=False)
-        ii.append(pl.i + offset)
-        jj.append(pl.j + offset)
-        ss.append(pl.shifts)
-        offset += n
-    return PairList(torch.cat(ii), torch.cat(jj), torch.cat(ss).to(positions.dtype), False)
+    pl = build_batch_pairs(positions.detach(), cell.detach(), pbc, batch, float(cutoff), half=False)
+    return PairList(pl.i, pl.j, pl.shifts.to(positions.dtype), False)
 
 
 DENSE_MAX = 128

@@ -179,7 +179,7 @@ def test_nan_model_stops_md_with_the_step():
                 model.readout[-1].bias.fill_(float("nan"))
 
     md = sims.MD(_argon(0), model, sims.VelocityVerlet(timestep=2.0), temperature=30.0, seed=0,
-                 dtype=torch.float64, callback=poison)
+                 dtype=torch.float64, callback=poison, record_every=1)
     with pytest.raises(sims.SimsInputError, match="at step 4"):
         md.run(10)
     assert len(md.trajectory) == 3 and all(np.isfinite(a.get_potential_energy()) for a in md.trajectory)

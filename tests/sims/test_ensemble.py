@@ -1,0 +1,114 @@
+"""Ensembles as one batched generate run: the same files as generate() per config, resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sims.batch import BatchMD
+from sims.ensemble import ensemble_configs, generate_batched, generate_ensemble
+from sims.errors import SimsInputError
+from sims.generate import generate, read_frames
+
+
+def _base(tmp_path) -> dict:
+    return {
+        "seed": 3,
+        "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.8, "repeat": 2, "rattle": 0.05},
+        "potential": {"kind": "lj", "sigma": 3.4, "epsilon": 0.0104, "cutoff": 8.5},
+        "md": {"dtype": "float64", "skin": 1.0},
+        "stages": [
+            {"ensemble": "langevin", "steps": 60, "timestep": 5.0, "temperature": [50.0, 120.0], "friction": 0.02,
+             "sample_every": 10},
+            {"ensemble": "nose_hoover_chain", "steps": 30, "timestep": 5.0, "temperature": 120.0, "tau": 100.0,
+             "sample_every": 10},
+            {"ensemble": "nve", "steps": 40, "timestep": 5.0, "sample_every": 10},
+        ],
+        "output": {"path": "argon.extxyz", "checkpoint_every": 50},
+        "_base": str(tmp_path),
+    }
+
+
+def _replicas(tmp_path):
+    systems = [dict(_base(tmp_path)["system"], repeat=r) for r in (2, [2, 2, 1], 2)]
+    return ensemble_configs(_base(tmp_path), seeds=[1, 2, 3], temperatures=[40.0, 60.0, 80.0], systems=systems)
+
+
+def test_batched_ensemble_writes_what_generate_writes_per_config(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    batched = generate_ensemble(_replicas(tmp_path / "a"))
+    for r, cfg in enumerate(_replicas(tmp_path / "b")):
+        assert cfg["output"]["path"] == f"argon_{r}.extxyz" and cfg["seed"] == r + 1
+        ours, alone = read_frames(batched[r]), read_frames(generate(cfg))
+        assert len(ours) == len(alone) == 13 and len(ours[0]) == (32 if r != 1 else 16)
+        for a, b in zip(ours, alone):
+            assert {k: a.info[k] for k in ("step", "stage", "T_target", "seed", "config_hash")} == \
+                {k: b.info[k] for k in ("step", "stage", "T_target", "seed", "config_hash")}
+            if a.info["stage"] == 0:
+                assert a.info["T_target"] == 40.0 + 20.0 * r
+            np.testing.assert_allclose(a.positions, b.positions, atol=1e-9)
+            assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-9)
+            assert a.info["T"] == pytest.approx(b.info["T"], rel=1e-9)
+            assert a.info["pressure_bar"] == pytest.approx(b.info["pressure_bar"], rel=1e-8, abs=1e-6)
+    assert generate_batched(_replicas(tmp_path / "a")) == batched  # done: nothing rerun
+
+
+@pytest.mark.parametrize("stop_at", [55, 75, 115])
+def test_interrupted_batched_run_resumes_bit_for_bit(tmp_path, monkeypatch, stop_at):
+    (tmp_path / "ref").mkdir(), (tmp_path / "cut").mkdir()
+    reference = [read_frames(p) for p in generate_batched(_replicas(tmp_path / "ref"))]
+    run, done = BatchMD.run, []
+
+    def crashing(self, n):  # generate_batched advances one step a call, through both stages
+        if len(done) + n > stop_at:
+            raise KeyboardInterrupt("simulated crash")
+        done.extend([1] * n)
+        return run(self, n)
+
+    monkeypatch.setattr(BatchMD, "run", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        generate_batched(_replicas(tmp_path / "cut"))
+    assert len(done) == stop_at and len(read_frames(tmp_path / "cut" / "argon_0.extxyz")) == stop_at // 10
+    monkeypatch.setattr(BatchMD, "run", run)
+    resumed = [read_frames(p) for p in generate_batched(_replicas(tmp_path / "cut"))]
+    for ref, res in zip(reference, resumed):
+        assert [f.info["step"] for f in res] == [f.info["step"] for f in ref]  # none lost, none twice
+        for a, b in zip(res, ref):
+            assert np.array_equal(a.positions, b.positions) and np.array_equal(a.get_velocities(), b.get_velocities())
+
+
+def test_refused_ensembles(tmp_path):
+    npt = _base(tmp_path)
+    npt["stages"][1] = {"ensemble": "npt", "steps": 10, "timestep": 5.0, "temperature": 50.0, "pressure": 1.0}
+    with pytest.raises(SimsInputError, match=r"config 0: stages\[1\] is 'npt'"):
+        generate_batched(ensemble_configs(npt, seeds=[1, 2]))
+    other = _replicas(tmp_path)
+    other[2]["potential"]["epsilon"] = 0.02
+    with pytest.raises(SimsInputError, match=r"config 2 differs from config 0 in \[potential\]"):
+        generate_batched(other)
+    steps = _replicas(tmp_path)
+    steps[1]["stages"][0]["friction"] = 0.05
+    with pytest.raises(SimsInputError, match=r"config 1 differs from config 0 in \[\[stages\]\]"):
+        generate_batched(steps)
+    with pytest.raises(SimsInputError, match="one value per replica"):
+        ensemble_configs(_base(tmp_path), seeds=[1, 2], temperatures=[10.0])
+    with pytest.raises(SimsInputError, match="same output"):
+        generate_batched([_base(tmp_path), _base(tmp_path)])
+    assert not list(tmp_path.glob("*.extxyz"))
+
+
+def test_ensemble_in_batches_on_a_dask_cluster(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    (tmp_path / "one").mkdir(), (tmp_path / "dask").mkdir()
+    whole = generate_ensemble(_replicas(tmp_path / "one"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        split = generate_ensemble(_replicas(tmp_path / "dask"), batch_size=2, client=client)
+    assert [p.name for p in split] == [p.name for p in whole] and all(p.parent == tmp_path / "dask" for p in split)
+    for a, b in zip(split, whole):
+        fa, fb = read_frames(a), read_frames(b)
+        assert len(fa) == len(fb) == 13
+        np.testing.assert_allclose(fa[-1].positions, fb[-1].positions, atol=1e-9)
+    with pytest.raises(SimsInputError, match="batch_size must be >= 1"):
+        generate_ensemble(_replicas(tmp_path), batch_size=0)
