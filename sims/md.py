@@ -43,7 +43,8 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     another dtype (parameters of one precision mixed into a sum of another) is refused.
 
     ``compiled=True`` runs the closed-form pair pass through ``torch.compile`` where it applies
-    (see :func:`sims.potentials.pair_energy_forces`; one system only).
+    (see :func:`sims.potentials.pair_energy_forces`; one system only). A batch's pair potentials take
+    the closed form too, except when its stress is asked.
 
     A batch of ``B`` systems (:mod:`sims.batch`) passes ``(B, 3, 3)`` cells and ``system``, the system
     index of each atom, and gets ``(B,)`` energies and ``(B, 3, 3)`` stresses: the forces are minus
@@ -55,15 +56,15 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
     SimsInputError
         The potential's energy is not a scalar (``(B,)`` for a batch) of the dtype of ``positions``.
     """
-    if (forces or stress) and system is None:
+    if forces or stress:
         # Pair potentials: forces and virial in closed form, no backward pass (and, without
         # create_graph, no graph at all); the autograd route below is the reference it is tested against.
         with torch.set_grad_enabled(create_graph):
             closed = pair_energy_forces(potential, positions, cell, numbers, pairs, forces=forces, virial=stress,
-                                        compiled=compiled)
+                                        compiled=compiled and system is None, system=system)
         if closed is not None:
             energy, f, w = closed
-            _check_energy(potential, energy, positions)
+            _check_energy(potential, energy, positions, () if system is None else (cell.shape[0],))
             return energy, f, None if w is None else w / torch.abs(torch.linalg.det(cell))
     inputs = []
     if forces:

@@ -201,7 +201,7 @@ def _pair_terms(potential: nn.Module) -> list[PairPotential] | None:
 
 def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
                        pairs: PairList | None, *, forces: bool = True, virial: bool = False,
-                       compiled: bool = False):
+                       compiled: bool = False, system: torch.Tensor | None = None):
     """Energy, forces and virial of a pair potential in closed form, or None for other potentials.
 
     For ``E = sum_pairs phi(r)`` with ``d = r_j - r_i + S h`` and ``g = phi'(r) / r``:
@@ -227,6 +227,11 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
         (10-30 s); used only without gradients (the compiled function is not differentiated twice),
         else the eager pass runs.
 
+    system : torch.Tensor, optional
+        A batch of ``B`` systems (:mod:`sims.batch`): ``cell`` is ``(B, 3, 3)``, ``system`` the
+        ``(N,)`` system of each atom; the energy is then ``(B,)`` per system. A batch's virial is not
+        written out (None is returned when it is asked: the autograd route gives per-system stress).
+
     Returns
     -------
     tuple or None
@@ -234,11 +239,18 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
         ``virial / volume``.
     """
     terms = _pair_terms(potential)
-    if terms is None or pairs is None:
+    if terms is None or pairs is None or (system is not None and virial):
         return None
-    zi, zj, shifts = _list_constants(pairs, cell, numbers)
-    kernel = _compiled_pair_kernel() if compiled and not torch.is_grad_enabled() else _pair_kernel
-    return kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial)
+    if system is None:
+        zi, zj, shifts = _list_constants(pairs, cell, numbers)
+        kernel = _compiled_pair_kernel() if compiled and not torch.is_grad_enabled() else _pair_kernel
+        return kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial)
+    # A batch: each pair's Cartesian shift in its own system's cell (pairs never cross systems).
+    zero = torch.zeros_like(positions)
+    shifts = pair_vectors(zero, cell, pairs, system).T.contiguous()
+    zi, zj = numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
+    return _pair_kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, False,
+                        pair_system=system.index_select(0, pairs.i), n_systems=int(cell.shape[0]))
 
 
 @functools.cache
@@ -247,8 +259,10 @@ def _compiled_pair_kernel():
 
 
 def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
-                 shifts: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool, forces: bool, virial: bool):
-    """The pass over the pairs of :func:`pair_energy_forces` (``shifts``: ``(3, P)`` Cartesian, Å)."""
+                 shifts: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, half: bool, forces: bool, virial: bool,
+                 pair_system: torch.Tensor | None = None, n_systems: int = 1):
+    """The pass over the pairs of :func:`pair_energy_forces` (``shifts``: ``(3, P)`` Cartesian, Å);
+    with ``pair_system`` (each pair's system) the energy is ``(n_systems,)``."""
     sx, sy, sz = shifts
     # Coordinates as rows: gathers and arithmetic on contiguous 1-D tensors are several times
     # faster on CPU than on (P, 3) rows.
@@ -261,14 +275,22 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
     for term in terms:
         groups.setdefault(float(term.cutoff), []).append(term)
     widest = max(groups)
-    energy, dphi = r.new_zeros(()), None
+    energy, dphi = r.new_zeros(() if pair_system is None else (n_systems,)), None
+
+    def total(values: torch.Tensor, sub: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum of pair energies: one number, or one per system of a batch."""
+        if pair_system is None:
+            return values.sum()
+        return energy.new_zeros(n_systems).index_add(0, pair_system if sub is None else pair_system.index_select(0, sub),
+                                                     values)
+
     for cutoff, members in sorted(groups.items(), reverse=True):
         if cutoff == widest:
             # The terms the list was built for hold most pairs: a mask, no compaction.
             inside = (r < cutoff).to(r.dtype)
             for term in members:
                 phi_t, dphi_t = _derivative(term)(r, zi, zj)
-                energy = energy + torch.dot(phi_t, inside)
+                energy = energy + (torch.dot(phi_t, inside) if pair_system is None else total(phi_t * inside))
                 dphi = dphi_t * inside if dphi is None else dphi + dphi_t * inside
         else:
             # Shorter-ranged terms (BKS's Buckingham and core at 5.5 Å in a list built for 10 Å
@@ -278,7 +300,7 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
             dphi_s = torch.zeros_like(r_s)
             for term in members:
                 phi_t, dphi_t = _derivative(term)(r_s, zi_s, zj_s)
-                energy = energy + phi_t.sum()
+                energy = energy + total(phi_t, sub)
                 dphi_s = dphi_s + dphi_t
             dphi = dphi.index_add(0, sub, dphi_s)
     if not half:  # a full list holds each pair twice

@@ -105,6 +105,30 @@ def test_batch_energies_forces_stress_equal_single(kind):
             np.testing.assert_allclose(f[b], ref.get_forces(), atol=1e-10)
 
 
+@pytest.mark.parametrize("kind", ["lj", "bks"])
+def test_batch_closed_form_forces_equal_autograd(kind):
+    """A batch's pair forces in closed form (no stress asked) equal minus the autograd gradient of
+    its (B,) energies, per system; BKS has terms of two cutoffs (the short ones on a subset of pairs)."""
+    if kind == "bks":
+        from sims.silica import beta_cristobalite
+
+        systems = [beta_cristobalite(1), beta_cristobalite(1).repeat((2, 1, 1))]
+        for k, s in enumerate(systems):
+            s.rattle(0.05, seed=k)
+        pot = BKS(dtype=F64)
+    else:
+        systems, pot = _argon_systems()[:3], _argon_pot()
+    state = BatchState.from_atoms(systems, dtype=F64)
+    pairs = build_batch_pairs(state.positions, state.cell, state.pbc, state.system, pot.cutoff, half=True)
+    e, f, _ = sims.compute(pot, state.positions, state.cell, state.numbers, pairs, system=state.system)
+    x = state.positions.clone().requires_grad_(True)
+    e_ref = pot(x, state.cell, state.numbers, pairs, state.system)
+    (g,) = torch.autograd.grad(e_ref.sum(), x)
+    assert e.shape == (len(systems),)
+    torch.testing.assert_close(e, e_ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(f, -g, rtol=1e-10, atol=1e-10)
+
+
 def test_neural_potential_batch_equals_single():
     from learners.potentials import PaiNN
 
