@@ -46,11 +46,11 @@ from learners.metrics import mae
 from learners.trainer import Trainer
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
+from sims.potentials import read_model_file
 from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
 from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pairs, pair_vectors
 from .potentials.painn import PaiNN
-from .potentials.store import read_model_file
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
            "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",

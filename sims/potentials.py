@@ -36,6 +36,8 @@ from ase.units import Bohr, Hartree
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
+from reprs.errors import InputError
+
 from .errors import SimsInputError
 from .neighbors import PairList, pair_vectors
 
@@ -1153,6 +1155,31 @@ MODEL_FILES = {
 }
 
 
+def read_model_file(path, fmt: str, *, what: str, writer: str, family: str = "matrep",
+                    error: type[Exception] = InputError) -> dict:
+    """The plain-data payload of a model file whose ``format`` entry is ``fmt`` (``weights_only``
+    loading: no code runs from the file). The one reader of every matrep model file.
+
+    Raises
+    ------
+    error
+        No file at ``path`` ("no {what} file at ..."), a file torch cannot read, or a file of another
+        format (naming ``writer``, and the reader of that format where it is a matrep one).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"no {what} file at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise error(f"{str(path)!r} is not a {family} {what} file ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise error(f"{str(path)!r} is not a {family} {what} file (written by {writer}){model_file_hint(payload)}")
+    return payload
+
+
 def model_file_hint(payload) -> str:
     """``"; it holds ... : read it with ..."`` for a matrep model file given to the wrong reader, else ``""``."""
     fmt = payload.get("format") if isinstance(payload, dict) else None
@@ -1206,20 +1233,13 @@ def load_potential(path, *, device: torch.device | str | None = None,
     SimsInputError
         A missing file, or one :func:`save_potential` did not write.
     """
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise SimsInputError(f"no potential file at {str(path)!r}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file
-        raise SimsInputError(f"{str(path)!r} is not a sims potential file ({type(err).__name__}: {err})") from None
+    payload = read_model_file(path, POTENTIAL_FORMAT, what="potential", writer="sims.potentials.save_potential",
+                              family="sims", error=SimsInputError)
     kinds = {"LennardJones": LennardJones, "LennardJonesMixture": LennardJonesMixture, "TabulatedPair": TabulatedPair,
              "NeuralPair": NeuralPair}
-    if not isinstance(payload, dict) or payload.get("format") != POTENTIAL_FORMAT or payload.get("kind") not in kinds:
-        raise SimsInputError(f"{str(path)!r} is not a sims potential file (written by sims.potentials.save_potential)"
-                             + model_file_hint(payload))
+    if payload.get("kind") not in kinds:
+        raise SimsInputError(f"{str(path)!r} holds a potential of unknown kind {payload.get('kind')!r}; "
+                             f"known: {sorted(kinds)}")
     settings = dict(payload["settings"])
     if settings.get("prior") is not None:
         settings["prior"] = tuple(settings["prior"])

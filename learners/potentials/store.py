@@ -11,7 +11,7 @@ import torch
 from learners.errors import InputError
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
-from sims.potentials import model_file_hint
+from sims.potentials import read_model_file
 
 from .base import NeuralPotential
 from .committee import Committee
@@ -64,26 +64,6 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
         model.load_state_dict(entry["state_dict"])
         members.append(model.to(device=device, dtype=dtype))
     return Committee(members) if payload["committee"] else members[0]
-
-
-def read_model_file(path: str | os.PathLike, fmt: str, *, what: str, writer: str) -> dict:
-    """The plain-data payload of a model file whose ``format`` entry is ``fmt`` (``weights_only`` loading).
-
-    Raises
-    ------
-    InputError
-        No file at ``path`` ("no {what} file at ..."), or a file of another format (naming ``writer``).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no {what} file at {str(path)!r}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file
-        raise InputError(f"{str(path)!r} is not a matrep {what} file ({type(err).__name__}: {err})") from None
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
-        raise InputError(f"{str(path)!r} is not a matrep {what} file (written by {writer}){model_file_hint(payload)}")
-    return payload
 
 
 def potential_from_config(params: Mapping[str, Any], *, base: str | os.PathLike = ".",
