@@ -300,12 +300,25 @@ class Peptide(System):
 
 
 def content_hash(content: Any) -> str:
-    """First 16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
+    """16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
 
     The one key of a run's settings: frames record it (:func:`sims.generate.config_hash`), and a
-    fit or hopping output folder is resumed only under the same one.
+    fit or hopping output folder is resumed only under the same one. The first 16 digits, unless
+    they read as a number ("8568372213460e42", or all decimal digits: about 1 digest in 1000),
+    which an ASE database refuses as a string value and text formats read back as floats; then the
+    next 16 that do not.
     """
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    windows = [digest[k:k + 16] for k in range(0, len(digest), 16)]
+    return next(w for w in windows if not _reads_as_number(w))
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def plugin_kinds(group: str) -> dict[str, Any]:

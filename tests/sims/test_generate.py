@@ -246,3 +246,26 @@ def test_cli_reports_config_mistakes_in_one_line(tmp_path, capsys, problem):
     err = capsys.readouterr().err
     assert err.startswith("matrep simulate: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+def test_config_hash_never_reads_as_a_number(tmp_path):
+    """A 16-hex-digit key such as "8542332939585711" is refused by an ASE database as a string value;
+    content_hash then takes the next window of the SHA-256 (others keep the first 16 digits)."""
+    import hashlib
+    import json
+
+    from ase.build import bulk
+
+    from reprs.fileio import FrameWriter
+    from sims.config import content_hash
+
+    numeric = {"k": 1564}  # SHA-256 of its JSON starts with 16 decimal digits
+    digest = hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()
+    assert digest[:16].isdigit()
+    key = content_hash(numeric)
+    assert key == digest[16:32] and not key.isdigit()
+    plain = {"k": 0}
+    assert content_hash(plain) == hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+    writer = FrameWriter(tmp_path / "frames.db")
+    writer.write(bulk("Ar", "fcc", a=5.26), {"config_hash": key})
+    assert read_frames(tmp_path / "frames.db")[0].info["config_hash"] == key
