@@ -9,7 +9,6 @@ conventions (``classes_``, accuracy / R^2 scores), and ``get_params`` / ``clone`
 from __future__ import annotations
 
 import os
-import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -461,16 +460,15 @@ def load_estimator(path: str | os.PathLike) -> Any:
         estimators of older matrep versions: retrain those runs, or a trainer checkpoint), or
         one of an estimator class this matrep does not know.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no estimator file at {str(path)!r}")
+    from sims.potentials import read_model_file
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError):
-        payload = None  # a pickled object (older matrep), or not a torch file at all
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise InputError(f"{str(path)!r} is not a matrep estimator file (written by save_estimator); a run "
-                         "trained by an older matrep stored a pickle, which is not loaded: train it again")
+        payload = read_model_file(path, _FORMAT, what="estimator", writer="save_estimator")
+    except InputError as err:
+        if not Path(path).is_file():
+            raise
+        raise InputError(f"{err}; a run trained by an older matrep stored a pickle, which is not loaded: "
+                         "train it again") from None
     from learners.binding import BindingRegressor
 
     classes = {"GNNClassifier": GNNClassifier, "GNNRegressor": GNNRegressor,

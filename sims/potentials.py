@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pickle
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -1145,13 +1146,15 @@ class MuellerBrown(Potential):
 #: The format tag of :func:`save_potential` files.
 POTENTIAL_FORMAT = "matrep.sims.potential/1"
 
-#: Every matrep model-file format: what the file holds, the function that reads it, and how a config names it.
+#: Every matrep model-file format: what the file holds, the function that reads it, and how a config names it
+#: (None: no config reads it).
 MODEL_FILES = {
     POTENTIAL_FORMAT: ("a pair potential", "sims.potentials.load_potential", 'kind = "file"'),
     "matrep-potential-1": ("a neural-network potential or committee", "learners.potentials.load_potential",
                            'kind = "nn"'),
     "matrep-diabatic-1": ("a diabatic network (DANN)", "learners.diabatic.load_diabatic",
                           'kind = "dann" in a matrep hop config'),
+    "matrep-gnn-estimator-1": ("a fitted GNN estimator", "learners.estimators.load_estimator", None),
 }
 
 
@@ -1173,8 +1176,12 @@ def read_model_file(path, fmt: str, *, what: str, writer: str, family: str = "ma
         raise error(f"no {what} file at {str(path)!r}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's own message advises weights_only=False, which we never do
+        raise error(f"{str(path)!r} is not a {family} {what} file (it holds pickled Python objects, which are "
+                    "not loaded: no code runs from a model file)") from None
     except Exception as err:  # a truncated or foreign file
-        raise error(f"{str(path)!r} is not a {family} {what} file ({type(err).__name__}: {err})") from None
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise error(f"{str(path)!r} is not a {family} {what} file ({type(err).__name__}: {first_line})") from None
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise error(f"{str(path)!r} is not a {family} {what} file (written by {writer}){model_file_hint(payload)}")
     return payload
@@ -1186,7 +1193,7 @@ def model_file_hint(payload) -> str:
     if fmt not in MODEL_FILES:
         return ""
     what, reader, config = MODEL_FILES[fmt]
-    return f"; it holds {what}: read it with {reader} ({config} in a config)"
+    return f"; it holds {what}: read it with {reader}" + (f" ({config} in a config)" if config else "")
 
 
 def _settings(potential: nn.Module) -> dict:

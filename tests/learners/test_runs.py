@@ -182,9 +182,19 @@ def test_estimators_are_saved_as_weights_not_pickles(csv_dataset, tmp_path):
     assert list(again.classes_) == ["fuc", "plain"]
     # An old-format run (the whole estimator pickled) is refused, not unpickled.
     torch.save(again, run / "estimator.pt")
-    with pytest.raises(InputError, match="not a matrep estimator file.*older matrep stored a pickle"):
+    with pytest.raises(InputError, match="not a matrep estimator file.*older matrep stored a pickle") as err:
         predict_run(run, queries)
+    assert "weights_only" not in str(err.value)  # torch's advice to unpickle is not passed on
     assert first["prediction"].isin(["fuc", "plain"]).all()
+
+
+def test_an_estimator_file_given_to_a_potential_reader_names_load_estimator(csv_dataset, tmp_path):
+    from learners.potentials import load_potential
+
+    run = tmp_path / "run"
+    train_run(_config(csv_dataset, epochs=1), run, progress=False)
+    with pytest.raises(InputError, match=r"GNN estimator: read it with learners.estimators.load_estimator$"):
+        load_potential(run / "estimator.pt")
 
 
 def test_relational_model_settings_reach_the_saved_model(csv_dataset, tmp_path):
