@@ -28,7 +28,7 @@ from .neighbors import neighbor_list
 __all__ = ["RDF", "coordination_numbers", "bond_angles", "bond_angle_distribution", "unwrap", "MSD",
            "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "nernst_einstein_conductivity",
            "ArrheniusResult", "SlopeChangeResult", "arrhenius_slope_change",
-           "arrhenius_fit", "vdos"]
+           "arrhenius_fit", "vdos", "vacf"]
 
 
 def _species_mask(atoms: Atoms, species: str | int | None) -> np.ndarray:
@@ -158,6 +158,15 @@ def unwrap(positions: np.ndarray, cell: np.ndarray, pbc: Sequence[bool] = (True,
     return frac @ cell
 
 
+def _autocorrelation(x: np.ndarray) -> np.ndarray:
+    """``A(m) = <x(t) x(t + m)>`` over all time origins ``t`` of ``x`` ``(T, ...)``, elementwise, via
+    a zero-padded FFT (Wiener-Khinchin, no circular wrap-around). Returns the shape of ``x``."""
+    n = x.shape[0]
+    f = np.fft.rfft(x, n=2 * n, axis=0)
+    counts = (n - np.arange(n)).reshape((n,) + (1,) * (x.ndim - 1))
+    return np.fft.irfft(f * np.conj(f), axis=0)[:n] / counts
+
+
 def _msd_fft(x: np.ndarray) -> np.ndarray:
     """Per-particle, per-axis MSD of ``x`` ``(T, N, 3)`` averaged over all time origins, via FFT.
 
@@ -166,8 +175,7 @@ def _msd_fft(x: np.ndarray) -> np.ndarray:
     Returns ``(T, N, 3)``.
     """
     n = x.shape[0]
-    f = np.fft.rfft(x, n=2 * n, axis=0)
-    s2 = np.fft.irfft(f * np.conj(f), axis=0)[:n] / (n - np.arange(n))[:, None, None]
+    s2 = _autocorrelation(x)
     sq = x ** 2
     total = 2 * sq.sum(axis=0)
     s1 = np.empty_like(x)
@@ -560,3 +568,45 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
     return freq, power / (power.sum() * (freq[1] - freq[0]))
+
+
+def vacf(velocities: np.ndarray, *, max_lag: int, masses: Sequence[float] | None = None) -> np.ndarray:
+    """Normalised velocity autocorrelation ``C(k) / C(0)``, ``k = 0 .. max_lag`` frames.
+
+    ``C(k) = sum_i w_i <v_i(t) . v_i(t + k)>``, averaged over every time origin ``t`` with ``t + k``
+    inside the trajectory (FFT, :func:`_autocorrelation`), ``w_i`` the masses or 1.
+
+    Parameters
+    ----------
+    velocities : numpy.ndarray
+        ``(T, N, 3)``, any unit (the result is normalised), frames evenly spaced in time.
+    max_lag : int
+        Last lag, in frames; at most ``T - 1`` (long lags have few origins: keep ``max_lag`` well
+        below ``T`` for a converged estimate).
+    masses : sequence of float, optional
+        Mass-weight the atoms (a kinetic-energy autocorrelation).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(max_lag + 1,)``, first value 1.
+
+    Raises
+    ------
+    SimsInputError
+        Velocities of another shape, non-finite or all zero, or ``max_lag`` outside ``[1, T - 1]``.
+    """
+    v = np.asarray(velocities, dtype=float)
+    if v.ndim != 3 or v.shape[-1] != 3 or v.shape[0] < 2:
+        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2 frames, got {v.shape}")
+    if not np.isfinite(v).all():
+        raise SimsInputError("velocities hold NaN or infinite values")
+    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or not 1 <= max_lag <= v.shape[0] - 1:
+        raise SimsInputError(f"max_lag must be an integer in [1, {v.shape[0] - 1}] frames, got {max_lag!r}")
+    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
+    if w.shape != (v.shape[1],):
+        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
+    c = (_autocorrelation(v)[: max_lag + 1] * w[None, :, None]).sum(axis=(1, 2))
+    if not c[0] > 0:
+        raise SimsInputError("the velocities are all zero: no autocorrelation to normalise")
+    return c / c[0]

@@ -83,12 +83,20 @@ class RDFTarget:
         Target pressure of the state point, bar: :func:`diffsim` adds
         ``weight ((P - pressure) / pressure_scale)^2`` with ``P`` the mean virial pressure of the
         simulation (a non-pair observable that no RDF fixes).
+    vacf : array of float, optional
+        Target normalised velocity autocorrelation ``C(t) / C(0)`` of all atoms of the state point
+        (:func:`sims.analysis.vacf`) at lags ``0, vacf_dt, 2 vacf_dt, ...``; first value 1.
+        :func:`diffsim` adds ``weight vacf_weight mean_t (C(t)/C(0) - vacf)^2``: a dynamical
+        observable that no structural fit sees (arXiv:2209.07679 fits water's VACF this way).
+    vacf_dt : float, optional
+        fs between the values of ``vacf``; required with it, a multiple of DiffSim's timestep.
 
     Raises
     ------
     SimsInputError
         ``g`` of another length than ``r``, negative or non-finite values, ``r`` not increasing or
-        not uniform, a non-positive temperature, a species absent from the system.
+        not uniform, a non-positive temperature, a species absent from the system, a ``vacf``
+        without ``vacf_dt``, not starting at 1, or not finite.
     MissingCellError
         A system without a 3-D periodic cell.
 
@@ -99,7 +107,8 @@ class RDFTarget:
     """
 
     def __init__(self, r, g, atoms: Atoms, temperature: float, *, species: tuple[str, str] | None = None,
-                 weight: float = 1.0, pressure: float | None = None) -> None:
+                 weight: float = 1.0, pressure: float | None = None, vacf=None,
+                 vacf_dt: float | None = None) -> None:
         r = np.asarray(r, dtype=float)
         g = np.asarray(g, dtype=float)
         if r.ndim != 1 or r.size < 3:
@@ -129,6 +138,7 @@ class RDFTarget:
         if pressure is not None and not math.isfinite(pressure):
             raise SimsInputError(f"pressure must be a finite number of bar, got {pressure}")
         self.pressure = None if pressure is None else float(pressure)
+        self.vacf, self.vacf_dt = _check_vacf(vacf, vacf_dt)
         atoms = validate_atoms(as_atoms(atoms, require_cell=True))
         if not atoms.pbc.all():
             raise SimsInputError("the target's system must be periodic in all three directions (a bulk state point)")
@@ -163,7 +173,7 @@ class RDFTarget:
     @classmethod
     def from_frames(cls, frames, *, r_max: float, bins: int = 100, temperature: float | None = None,
                     species: tuple[str, str] | None = None, weight: float = 1.0,
-                    pressure: float | None = None) -> "RDFTarget":
+                    pressure: float | None = None, vacf_lags: int | None = None) -> "RDFTarget":
         """The target of a trajectory: its g(r) (:func:`reprs.structure.rdf`) and its last frame as the system.
 
         Parameters
@@ -179,15 +189,23 @@ class RDFTarget:
             ``info["temperature"]`` as :class:`sims.MD` records it).
         species, weight, pressure
             As for the constructor.
+        vacf_lags : int, optional
+            Also take the frames' VACF (:func:`sims.analysis.vacf`) up to this many frame
+            intervals as the target's ``vacf``; the frames need velocities and ``info["time"]``
+            (fs, as :class:`sims.MD` records it) evenly spaced, which gives ``vacf_dt``.
         """
         frames = as_frames(frames, require_cell=True)
+        vacf = vacf_dt = None
+        if vacf_lags is not None:
+            vacf, vacf_dt = _frames_vacf(frames, vacf_lags)
         if temperature is None:
             temps = [f.info["temperature"] if "temperature" in f.info else f.get_temperature() for f in frames]
             temperature = float(np.mean(temps))
             if not temperature > 0:
                 raise SimsInputError("the frames carry no velocities or temperatures; pass temperature= (K)")
         result = structure_rdf(frames, r_max=r_max, bins=bins, species=species)
-        return cls(result.r, result.g, frames[-1], temperature, species=species, weight=weight, pressure=pressure)
+        return cls(result.r, result.g, frames[-1], temperature, species=species, weight=weight, pressure=pressure,
+                   vacf=vacf, vacf_dt=vacf_dt)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, atoms: Atoms, temperature: float, *,
@@ -215,6 +233,38 @@ class RDFTarget:
         """Write the two-column ``r g`` text file :meth:`from_file` reads (atomically)."""
         with atomic_open(path, "w") as f:
             np.savetxt(f, np.column_stack([self.r, self.g]), header="r [Angstrom]  g(r)")
+
+
+def _check_vacf(vacf, vacf_dt) -> tuple[np.ndarray | None, float | None]:
+    if vacf is None:
+        if vacf_dt is not None:
+            raise SimsInputError("vacf_dt is given without vacf; give both or neither")
+        return None, None
+    c = np.asarray(vacf, dtype=float)
+    if c.ndim != 1 or c.size < 2:
+        raise SimsInputError(f"vacf must be a 1-D array of at least 2 lags, got shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise SimsInputError(f"vacf has a non-finite value at lag {int(np.flatnonzero(~np.isfinite(c))[0])}")
+    if abs(c[0] - 1.0) > 1e-6:
+        raise SimsInputError(f"vacf must be normalised, C(t)/C(0) starting at 1; its first value is {c[0]}")
+    if vacf_dt is None or not (math.isfinite(vacf_dt) and vacf_dt > 0):
+        raise SimsInputError(f"vacf needs vacf_dt > 0 (fs between its values), got {vacf_dt}")
+    return c, float(vacf_dt)
+
+
+def _frames_vacf(frames, lags: int) -> tuple[np.ndarray, float]:
+    """The normalised VACF of ``frames`` up to ``lags`` frame intervals, and that interval (fs)."""
+    from .analysis import vacf
+
+    if any(f.get_momenta() is None or not np.any(f.get_momenta()) for f in frames):
+        raise SimsInputError("vacf_lags needs frames with velocities; these frames carry none")
+    if not all("time" in f.info for f in frames):
+        raise SimsInputError("vacf_lags needs info['time'] (fs) on every frame, as sims.MD records it")
+    times = np.array([float(f.info["time"]) for f in frames])
+    dt = np.diff(times)
+    if dt.size == 0 or not (dt > 0).all() or np.abs(dt - dt[0]).max() > 1e-6 * dt[0]:
+        raise SimsInputError("vacf_lags needs frames evenly spaced in time (info['time'] in fs); these are not")
+    return vacf(np.stack([f.get_velocities() for f in frames]), max_lag=lags), float(dt[0])
 
 
 def smeared_rdf(positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
@@ -283,9 +333,13 @@ class FitResult:
         One row per epoch (iteration): ``epoch``, ``loss`` (the weighted sum), ``loss_<k>`` per
         target, ``rdf_rmse_<k>`` (RMS of ``g - g_target``), and the scalar parameters of the
         potential after that epoch (LJ ``sigma`` Å, ``epsilon`` eV); DiffSim adds ``grad_norm``
-        and, for a target with a pressure, ``pressure_<k>`` (bar) and ``loss_pressure_<k>``.
+        and, for a target with a pressure, ``pressure_<k>`` (bar) and ``loss_pressure_<k>``, with a
+        VACF ``loss_vacf_<k>`` and ``vacf_rmse_<k>`` (``k`` the first target of its state point).
     rdfs : list of numpy.ndarray
         The simulated g(r) of each target at the last epoch, on the target's ``r``.
+    vacfs : list of numpy.ndarray or None
+        DiffSim: the simulated normalised VACF of each target with a ``vacf`` at the last epoch, on
+        the target's lags (None for the others).
     method : str
         ``"diffsim"`` or ``"ibi"``.
     """
@@ -294,6 +348,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     rdfs: list[np.ndarray] = field(default_factory=list)
     method: str = "diffsim"
+    vacfs: list[np.ndarray | None] = field(default_factory=list)
 
 
 def _trainable(potential: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -338,6 +393,26 @@ def _check_targets(targets, what: str) -> list[RDFTarget]:
     if not targets or not all(isinstance(t, RDFTarget) for t in targets):
         raise SimsInputError(f"{what} needs one or more RDFTarget objects, got {targets!r}")
     return targets
+
+
+def _system_vacf(members: Sequence[RDFTarget], timestep: float,
+                 steps_per_epoch: int) -> tuple[np.ndarray, int] | None:
+    """The VACF target of a state point and its interval in MD steps, or None; checked against the run."""
+    given = [t for t in members if t.vacf is not None]
+    if not given:
+        return None
+    first = given[0]
+    if any(t.vacf_dt != first.vacf_dt or not np.array_equal(t.vacf, first.vacf) for t in given):
+        raise SimsInputError("targets sharing one state point give different VACFs; give it on one of them")
+    stride = first.vacf_dt / timestep
+    if abs(stride - round(stride)) > 1e-6 * stride or round(stride) < 1:
+        raise SimsInputError(f"vacf_dt ({first.vacf_dt} fs) must be a whole multiple of the timestep ({timestep} fs)")
+    stride = int(round(stride))
+    window = (len(first.vacf) - 1) * stride
+    if window > steps_per_epoch:
+        raise SimsInputError(f"the VACF spans {window} steps ({len(first.vacf) - 1} x {first.vacf_dt} fs) but an epoch "
+                             f"runs {steps_per_epoch}: raise steps_per_epoch or shorten the VACF")
+    return first.vacf, stride
 
 
 class _System:
@@ -403,12 +478,15 @@ class _Segment:
     """Runs ``n`` steps from a state, sampling the smeared RDFs of a system's targets."""
 
     def __init__(self, potential, targets: Sequence[RDFTarget], edges, species, width, sample_every, r_list,
-                 on_step: Callable[[int, torch.Tensor], None], pressure: bool = False):
+                 on_step: Callable[[int, torch.Tensor], None], pressure: bool = False, vacf_every: int = 0):
         self.potential, self.targets, self.edges, self.species = potential, targets, edges, species
-        self.pressure = pressure
+        self.pressure, self.vacf_every = pressure, vacf_every
         self.width, self.sample_every, self.r_list, self.on_step = width, sample_every, r_list, on_step
 
     def __call__(self, system: _System, state: State, n: int, start: int, graph: bool):
+        """End state, the summed samples (RDFs, then the pressure), and the velocities at epoch steps
+        that are multiples of ``vacf_every`` (the segment's first step only at step 0: an earlier
+        segment's last step is its start)."""
         nl = NeighborList(cutoff=self.r_list, skin=1.0, half=True)
         cell, pbc, numbers = state.cell, state.pbc, state.numbers
 
@@ -422,9 +500,13 @@ class _Segment:
         sums = [torch.zeros(len(e) - 1, dtype=state.positions.dtype, device=state.positions.device) for e in self.edges]
         if self.pressure:
             sums.append(torch.zeros(1, dtype=state.positions.dtype, device=state.positions.device))
+        every = self.vacf_every
+        velocities = [state.velocities if graph else state.velocities.detach()] if every and start == 0 else []
         for k in range(start, start + n):
             state, energy, forces = system.integrator.step(state, energy, forces, force_fn, system.run)
             self.on_step(k + 1, energy)
+            if every and k + 1 > 0 and (k + 1) % every == 0:
+                velocities.append(state.velocities if graph else state.velocities.detach())
             if (k + 1) % self.sample_every == 0:
                 x = state.positions if graph else state.positions.detach()
                 pairs = nl.update(x, cell, pbc)
@@ -434,7 +516,14 @@ class _Segment:
                     sums[-1] = sums[-1] + _pressure(self.potential, state, x, pairs, graph)
         if not graph:
             state = state.with_(positions=state.positions.detach(), velocities=state.velocities.detach())
-        return state, sums
+        return state, sums, velocities
+
+
+def _torch_vacf(v: torch.Tensor, n_lags: int) -> torch.Tensor:
+    """:func:`sims.analysis.vacf` of ``v`` ``(T, N, 3)`` in torch (differentiable), lags ``0 .. n_lags - 1``."""
+    n = v.shape[0]
+    c = torch.stack([(v[: n - lag] * v[lag:]).sum(-1).mean() for lag in range(n_lags)])
+    return c / c[0]
 
 
 def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> torch.Tensor:
@@ -453,7 +542,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
             timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
             friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
             optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
-            seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+            vacf_weight: float = 1.0, seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
             device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FitResult:
     """Fit ``potential`` to target RDFs by differentiating through NVT molecular dynamics (DiffSim).
 
@@ -485,6 +574,12 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
     pressure_scale : float
         bar; the pressure term of a target with ``pressure`` is ``weight ((P - pressure) / pressure_scale)^2``.
+    vacf_weight : float
+        The VACF term of a target with ``vacf`` is ``weight vacf_weight mean_t (C(t)/C(0) - vacf)^2``,
+        ``C`` the velocity autocorrelation of all atoms over the epoch's differentiated steps, every
+        ``vacf_dt`` a time origin (:func:`sims.analysis.vacf` of those velocities). Its gradient
+        reaches each segment as the adjoint of that segment's velocities, so it does not depend
+        on ``segment``.
     clip : float, optional
         Rescale the gradient to at most this norm (gradients through long chaotic trajectories
         explode; arXiv:2209.07679 keeps the differentiated windows short for the same reason).
@@ -554,6 +649,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         raise SimsInputError(f"lr_decay must be in (0, 1], got {lr_decay}")
     if not (math.isfinite(pressure_scale) and pressure_scale > 0):
         raise SimsInputError(f"pressure_scale must be > 0 bar, got {pressure_scale}")
+    if not (math.isfinite(vacf_weight) and vacf_weight > 0):
+        raise SimsInputError(f"vacf_weight must be > 0, got {vacf_weight}")
     if clip is not None and not clip > 0:
         raise SimsInputError(f"clip must be > 0, got {clip}")
     if thermostat not in ("nose_hoover_chain", "langevin"):
@@ -594,13 +691,15 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         if len(pressures) > 1:
             raise SimsInputError(f"targets sharing one system give different pressures {sorted(pressures)} bar")
         systems[-1].pressure = pressures.pop() if pressures else None
+        systems[-1].vacf = _system_vacf([targets[k] for k in members], timestep, steps_per_epoch)
     history: list[dict[str, float]] = []
     start_epoch = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history, rdfs = _load_checkpoint(ckpt_path, potential, opt, systems)
+        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems)
     else:
         rdfs = [np.zeros_like(t.g) for t in targets]
+        vacfs = [None] * len(targets)
     for epoch in range(start_epoch, epochs):
         params_before = {n: p.detach().clone() for n, p in potential.named_parameters()}
 
@@ -630,11 +729,12 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     raise diverged(f"the energy became {float(energy)} at step {k} of the epoch")
 
             p_target = system.pressure
+            v_target = system.vacf
             seg = _Segment(potential, members, edges, species, width, sample_every, r_list, on_step,
-                           pressure=p_target is not None)
+                           pressure=p_target is not None, vacf_every=0 if v_target is None else v_target[1])
             with torch.enable_grad():
                 if equilibration:
-                    system.state, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
+                    system.state, _, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
                 # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
                 bounds = list(range(0, steps_per_epoch, segment)) + [steps_per_epoch]
                 snaps = []
@@ -642,10 +742,13 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                 if p_target is not None:
                     sums.append(torch.zeros(1, dtype=dtype, device=device))
                 state = system.state
+                velocities, offsets = [], []
                 for a, b in zip(bounds[:-1], bounds[1:]):
                     snaps.append(_snapshot(state, system.run))
-                    state, part = seg(system, state, b - a, a, graph=False)
+                    state, part, vel = seg(system, state, b - a, a, graph=False)
                     sums = [x + y.detach() for x, y in zip(sums, part)]
+                    offsets.append(len(velocities))
+                    velocities += vel
                 end = _snapshot(state, system.run)
                 n_samples = steps_per_epoch // sample_every
                 g_mean = [(x / n_samples).requires_grad_(True) for x in sums]
@@ -655,19 +758,30 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     losses.append(t.weight * ((g - target_g) ** 2).mean())
                 if p_target is not None:
                     w = max(t.weight for t in members if t.pressure is not None)
-                    p_mean = g_mean[-1]
+                    p_mean = g_mean[len(members)]
                     losses.append(w * (((p_mean - p_target) / pressure_scale) ** 2).sum())
+                v_all = None
+                if v_target is not None:
+                    w = max(t.weight for t in members if t.vacf is not None)
+                    v_all = torch.stack(velocities).requires_grad_(True)
+                    c_norm = _torch_vacf(v_all, len(v_target[0]))
+                    target_c = torch.as_tensor(v_target[0], dtype=dtype, device=device)
+                    losses.append(w * vacf_weight * ((c_norm - target_c) ** 2).mean())
                 loss = sum(losses)
                 if not bool(torch.isfinite(loss)):
                     raise diverged(f"the loss became {float(loss)}")
-                adj_g = torch.autograd.grad(loss, g_mean)
-                adj_g = [a / n_samples for a in adj_g]  # d loss / d (each sampled frame's g)
+                adj_g = torch.autograd.grad(loss, g_mean + ([v_all] if v_all is not None else []))
+                adj_v = adj_g[-1] if v_all is not None else None
+                adj_g = [a / n_samples for a in adj_g[:len(g_mean)]]  # d loss / d (each sampled frame's g)
                 # Backward pass: recompute each segment with its graph, last first.
                 adj_end = None
                 for i in range(len(snaps) - 1, -1, -1):
                     start_state, leaves = _restore(snaps[i], system.state, system.run, leaves=True)
-                    seg_end, part = seg(system, start_state, bounds[i + 1] - bounds[i], bounds[i], graph=True)
+                    seg_end, part, vel = seg(system, start_state, bounds[i + 1] - bounds[i], bounds[i], graph=True)
                     outs, grads = list(part), list(adj_g)
+                    if adj_v is not None:  # the VACF's adjoint of each velocity this segment recorded
+                        outs += vel
+                        grads += list(adj_v[offsets[i]:offsets[i] + len(vel)])
                     if adj_end is not None:
                         for o, a in zip(_carried(seg_end, system.run), adj_end):
                             if torch.is_tensor(o) and o.requires_grad and a is not None:
@@ -677,11 +791,18 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     torch.autograd.backward([o for o, _ in keep], [a for _, a in keep], inputs=leaves + [
                         p for g in groups for p in g["params"]])
                     adj_end = [leaf.grad for leaf in leaves]
-                    del seg_end, part, outs, grads, keep
+                    del seg_end, part, vel, outs, grads, keep
                 system.state, _ = _restore(end, system.state, system.run, leaves=False)
+            first = system.members[0]
             if p_target is not None:
-                row[f"pressure_{system.members[0]}"] = float(g_mean[-1].detach())
-                row[f"loss_pressure_{system.members[0]}"] = float(losses[-1].detach())
+                row[f"pressure_{first}"] = float(g_mean[len(members)].detach())
+                row[f"loss_pressure_{first}"] = float(losses[len(members)].detach())
+            if v_target is not None:
+                c = c_norm.detach().cpu().double().numpy()
+                for k in system.members:
+                    vacfs[k] = c if targets[k].vacf is not None else None
+                row[f"vacf_rmse_{first}"] = float(np.sqrt(np.mean((c - v_target[0]) ** 2)))
+                row[f"loss_vacf_{first}"] = float(losses[-1].detach())
             for k, g, loss_k in zip(system.members, g_mean, losses):
                 rdfs[k] = g.detach().cpu().double().numpy()
                 row[f"loss_{k}"] = float(loss_k.detach())
@@ -704,17 +825,18 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         row.update(_scalar_parameters(potential))
         history.append(row)
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs)
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs)
         if callback is not None:
             callback(row)
-    return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim")
+    return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim", vacfs=vacfs)
 
 
 _CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
 
 
-def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs) -> None:
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs) -> None:
     payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history, "rdfs": [torch.as_tensor(g) for g in rdfs],
+               "vacfs": [None if c is None else torch.as_tensor(c) for c in vacfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
                "optimizer": optimizer.state_dict(),
                "systems": [_plain(_snapshot(s.state, s.run)) for s in systems]}
@@ -736,7 +858,7 @@ def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
     return payload
 
 
-def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list]:
+def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list, list]:
     payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
     if len(payload["systems"]) != len(systems):
         raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
@@ -747,7 +869,9 @@ def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, li
         pos = snap["positions"].to(s.state.positions)
         snap = dict(snap, positions=pos, velocities=snap["velocities"].to(pos))
         s.state, _ = _restore(snap, s.state, s.run, leaves=False)
-    return int(payload["epoch"]), list(payload["history"]), [g.double().numpy() for g in payload["rdfs"]]
+    rdfs = [g.double().numpy() for g in payload["rdfs"]]
+    vacfs = [None if c is None else c.double().numpy() for c in payload.get("vacfs", [None] * len(rdfs))]
+    return int(payload["epoch"]), list(payload["history"]), rdfs, vacfs
 
 
 def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: float = 1.0, smoothing: float = 0.1,

@@ -34,7 +34,9 @@ A config names the targets, the method and its settings::
 A target is one of ``rdf`` (a file, with ``system``), ``frames`` (a trajectory file: its g(r) and
 last frame) or ``generate`` (an NVT run with ``system`` and the reference potential; its frames
 give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
-(bar) adds a pressure term to a DiffSim loss.
+(bar) adds a pressure term to a DiffSim loss, and ``vacf_lags = n`` (with ``frames`` or
+``generate``) adds a VACF term: the frames' velocity autocorrelation over ``n`` frame intervals
+(``[diffsim] vacf_weight`` weighs it; the interval must be a multiple of the DiffSim timestep).
 
 The output folder gets ``potential.pt`` (:func:`sims.potentials.load_potential`; ``kind = "file"``
 in a ``matrep simulate`` config), ``history.csv``, ``rdf.png`` (target and fitted g(r)),
@@ -103,6 +105,7 @@ class TargetSpec(_Table):
     species: tuple[str, str] | None = None
     weight: float = 1.0
     pressure: float | None = None
+    vacf_lags: int | None = None
     r_max: float | None = None
     bins: int = 100
 
@@ -117,6 +120,9 @@ class TargetSpec(_Table):
             raise ConfigError(f"{where} needs 'temperature' (K)")
         if self.frames is not None and self.r_max is None:
             raise ConfigError(f"{where}.frames needs 'r_max' (Å) for its g(r)")
+        if self.vacf_lags is not None and (self.rdf is not None or self.vacf_lags < 1):
+            raise ConfigError(f"{where}.vacf_lags needs frames with velocities ('frames' or 'generate', not 'rdf') "
+                              f"and a value >= 1, got {self.vacf_lags}")
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class DiffsimSettings(_Table):
     lr_decay: float = 1.0
     clip: float | None = None
     pressure_scale: float = 100.0
+    vacf_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -206,18 +213,22 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     from .md import MD
 
     where = f"targets[{k}]"
-    txt, xyz = out / f"target_{k}.txt", out / f"target_{k}.extxyz"
+    txt, xyz, vacf_txt = out / f"target_{k}.txt", out / f"target_{k}.extxyz", out / f"target_{k}_vacf.txt"
     kw = {"species": spec.species, "weight": spec.weight}
-    if txt.exists() and xyz.exists():
+    if txt.exists() and xyz.exists() and (spec.vacf_lags is None or vacf_txt.exists()):
         atoms = read_frames(xyz)[-1]
         temperature = float(atoms.info.get("target_temperature", spec.temperature or 0.0))
         target = RDFTarget.from_file(txt, atoms, temperature, **kw)
         target.pressure = spec.pressure
+        if spec.vacf_lags is not None:
+            t, c = np.loadtxt(vacf_txt, ndmin=2).T
+            target.vacf, target.vacf_dt = c, float(t[1] - t[0])
         return target
+    kw["vacf_lags"] = spec.vacf_lags
     if spec.rdf is not None:
         atoms = _system(spec.system, cfg.seed, base, f"{where}.system")
         target = RDFTarget.from_file(config_file(spec.rdf, base, f"{where}.rdf", error=ConfigError), atoms,
-                                     spec.temperature, **kw)
+                                     spec.temperature, species=spec.species, weight=spec.weight)
     elif spec.frames is not None:
         frames = read_frames(config_file(spec.frames, base, f"{where}.frames", error=ConfigError))
         target = RDFTarget.from_frames(frames, r_max=spec.r_max, bins=spec.bins, temperature=spec.temperature, **kw)
@@ -233,6 +244,10 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
         r_max = gen.r_max if gen.r_max is not None else 0.5 * float(min(np.linalg.norm(atoms.cell[:], axis=1)))
         target = RDFTarget.from_frames(md.trajectory, r_max=r_max, bins=gen.bins, temperature=spec.temperature, **kw)
     target.save(txt)
+    if target.vacf is not None:
+        with atomic_open(vacf_txt, "w") as f:
+            np.savetxt(f, np.column_stack([target.vacf_dt * np.arange(len(target.vacf)), target.vacf]),
+                       header="t [fs]  C(t)/C(0)")
     atoms = target.atoms.copy()
     atoms.info["target_temperature"] = target.temperature
     with atomic_open(xyz, "w") as f:
@@ -314,7 +329,7 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
                              equilibration=s.equilibration, lr=s.lr, timestep=s.timestep, thermostat=s.thermostat,
                              tau=s.tau, friction=s.friction, sample_every=s.sample_every, segment=s.segment,
                              width=s.width, optimizer=s.optimizer, lr_decay=s.lr_decay, clip=s.clip,
-                             pressure_scale=s.pressure_scale, seed=cfg.seed, checkpoint=ckpt,
+                             pressure_scale=s.pressure_scale, vacf_weight=s.vacf_weight, seed=cfg.seed, checkpoint=ckpt,
                              callback=callback, device=device, dtype=dtype)
         else:
             s = cfg.ibi

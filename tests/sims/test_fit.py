@@ -136,21 +136,27 @@ def test_fits_refuse_bad_setups_before_simulating(target):
 
 # -- DiffSim ---------------------------------------------------------------------------------------
 
-def _gradient(target, sigma, *, segment, steps=20, thermostat="nose_hoover_chain", pressure=None):
+#: A VACF target (10 fs apart) that the 20-step runs below do not match: its term has a gradient.
+VACF = np.exp(-np.arange(6) * 10.0 / 60.0)
+
+
+def _gradient(target, sigma, *, segment, steps=20, thermostat="nose_hoover_chain", pressure=None, vacf=None):
     """d loss / d sigma of one epoch (plain gradient descent with a tiny rate), and the loss."""
     pot = LennardJones(sigma=sigma, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
-    if pressure is not None:
-        target = RDFTarget(target.r, target.g, target.atoms, target.temperature, pressure=pressure)
+    if pressure is not None or vacf is not None:
+        target = RDFTarget(target.r, target.g, target.atoms, target.temperature, pressure=pressure, vacf=vacf,
+                           vacf_dt=None if vacf is None else 10.0)
     lr = 1e-9
     res = diffsim(pot, target, epochs=1, steps_per_epoch=steps, sample_every=5, segment=segment, optimizer="sgd",
-                  lr=lr, timestep=10.0, thermostat=thermostat, seed=3)
+                  lr=lr, timestep=10.0, thermostat=thermostat, seed=3, vacf_weight=10.0)
     return (sigma - float(pot.sigma.detach())) / lr, res.history[0]["loss"]
 
 
-@pytest.mark.parametrize("thermostat,pressure", [("nose_hoover_chain", None), ("langevin", None),
-                                                 ("nose_hoover_chain", 300.0)])
-def test_checkpointed_gradient_is_the_full_gradient_and_the_finite_difference(target, thermostat, pressure):
-    kw = {"thermostat": thermostat, "pressure": pressure}
+@pytest.mark.parametrize("thermostat,pressure,vacf", [("nose_hoover_chain", None, None), ("langevin", None, None),
+                                                      ("nose_hoover_chain", 300.0, None),
+                                                      ("nose_hoover_chain", None, VACF), ("langevin", 300.0, VACF)])
+def test_checkpointed_gradient_is_the_full_gradient_and_the_finite_difference(target, thermostat, pressure, vacf):
+    kw = {"thermostat": thermostat, "pressure": pressure, "vacf": vacf}
     checkpointed, loss = _gradient(target, 3.2, segment=5, **kw)
     full, loss_full = _gradient(target, 3.2, segment=20, **kw)  # one segment: plain backprop
     assert loss == loss_full
@@ -346,3 +352,52 @@ def test_pressure_term_is_the_virial_pressure(target):
     # rel 1e-6: the two runs of 5 steps differ in round-off (tensor vs float thermostat arithmetic)
     assert res.history[0]["pressure_0"] == pytest.approx(p, rel=1e-6)
     assert res.history[0]["loss_pressure_0"] == pytest.approx((p / 100.0) ** 2, rel=1e-5)
+
+
+def test_vacf_term_is_the_vacf_of_the_simulated_trajectory(target):
+    """The VACF diffsim fits equals sims.analysis.vacf of the same trajectory's velocities (rerun
+    with sims.MD from diffsim's seeds), whatever the segment length."""
+    from sims.analysis import vacf
+
+    with_v = RDFTarget(target.r, target.g, target.atoms, 120.0, vacf=VACF, vacf_dt=20.0)
+    results = []
+    for segment in (5, 20):
+        pot = LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, dtype=F64)
+        results.append(diffsim(pot, with_v, epochs=1, steps_per_epoch=20, sample_every=5, segment=segment,
+                               timestep=10.0, optimizer="sgd", lr=1e-12, seed=3))
+    state = sims.State.from_atoms(target.atoms, dtype=F64)
+    v0 = sims.maxwell_boltzmann(state.masses, 120.0, seed=(3, 0, 0))  # diffsim's stream for state point 0
+    md = sims.MD(state.with_(velocities=v0), pot, sims.NoseHooverChain(10.0, 120.0))
+    velocities = [md.frame().get_velocities()]
+    for _ in range(10):
+        md.run(2)
+        velocities.append(md.frame().get_velocities())
+    expected = vacf(np.stack(velocities), max_lag=5)
+    for res in results:
+        assert res.vacfs[0] == pytest.approx(expected, rel=1e-9)
+        assert res.history[0]["vacf_rmse_0"] == pytest.approx(np.sqrt(np.mean((expected - VACF) ** 2)), rel=1e-9)
+
+
+def test_vacf_target_from_frames_and_bad_input(target):
+    pot = LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, dtype=F64)
+    md = sims.MD(target.atoms, pot, sims.NoseHooverChain(10.0, 120.0), temperature=120.0, seed=1, record_every=2)
+    md.run(40)
+    t = RDFTarget.from_frames(md.trajectory, r_max=8.0, bins=80, vacf_lags=5)
+    assert t.vacf_dt == pytest.approx(20.0) and t.vacf.shape == (6,) and t.vacf[0] == 1.0
+    r, g, atoms = target.r, target.g, target.atoms
+    with pytest.raises(SimsInputError, match="vacf needs vacf_dt"):
+        RDFTarget(r, g, atoms, 120.0, vacf=VACF)
+    with pytest.raises(SimsInputError, match="vacf_dt is given without vacf"):
+        RDFTarget(r, g, atoms, 120.0, vacf_dt=10.0)
+    with pytest.raises(SimsInputError, match="starting at 1"):
+        RDFTarget(r, g, atoms, 120.0, vacf=2 * VACF, vacf_dt=10.0)
+    untimed = [f.copy() for f in md.trajectory]
+    for f in untimed:
+        del f.info["time"]
+    with pytest.raises(SimsInputError, match="info\\['time'\\]"):
+        RDFTarget.from_frames(untimed, r_max=8.0, vacf_lags=5)
+    run = dict(epochs=1, steps_per_epoch=20, timestep=10.0)
+    with pytest.raises(SimsInputError, match="whole multiple of the timestep"):
+        diffsim(pot, RDFTarget(r, g, atoms, 120.0, vacf=VACF, vacf_dt=15.0), **run)
+    with pytest.raises(SimsInputError, match="the VACF spans 50 steps"):
+        diffsim(pot, RDFTarget(r, g, atoms, 120.0, vacf=VACF, vacf_dt=100.0), **run)

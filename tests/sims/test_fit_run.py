@@ -57,6 +57,21 @@ def test_fit_potential_writes_its_outputs_and_resumes_without_redoing_work(tmp_p
         fit_potential(config(epochs=3), out)
 
 
+def test_a_vacf_term_from_the_generated_frames_is_fitted_and_kept_for_resume(tmp_path):
+    cfg = config(vacf_weight=5.0)
+    cfg["targets"][0]["vacf_lags"] = 3
+    cfg["targets"][0]["generate"]["sample_every"] = 1
+    out = tmp_path / "out"
+    fit_potential(cfg, out)
+    t, c = np.loadtxt(out / "target_0_vacf.txt").T
+    assert t.tolist() == [0.0, 10.0, 20.0, 30.0] and c[0] == 1.0 and (np.abs(c) <= 1).all()
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert {"loss_vacf_0", "vacf_rmse_0"} <= set(rows[0]) and float(rows[0]["vacf_rmse_0"]) > 0
+    target = sims.fit_run._target(0, sims.fit_run.FitConfig.from_config(cfg, where="").targets[0],
+                                  None, "", out, torch.float64, None)  # read back, nothing regenerated
+    assert target.vacf == pytest.approx(c) and target.vacf_dt == 10.0
+
+
 def test_fitted_potential_loads_in_a_simulate_config(tmp_path):
     pot = LennardJones(sigma=3.3, epsilon=0.01, cutoff=8.0)
     save_potential(pot, tmp_path / "lj.pt")
@@ -92,6 +107,7 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"targets": [{"temperature": 120.0}]}, "exactly one of 'rdf'"),
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0}]}, "needs 'system'"),
     ({"diffsim": {"epoks": 3}}, "did you mean 'epochs'"),
+    ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "vacf_lags": 3}]}, "vacf_lags needs frames"),
     ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
