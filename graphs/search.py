@@ -14,6 +14,12 @@ where needed, in order of a lower bound, through four tiers of increasing cost a
 4. the exact solver (``graph_edit_distance(method="exact")``, whose branch-and-bound is the costly
    part on large glycans).
 
+For a whole k-nearest-neighbour graph (:func:`knn_graph`) every bound a query raises on a graph
+``p`` is also passed on, through the triangle inequality (GED is a pseudometric under both
+supported cost models: :mod:`graphs.ged_bounds`, section "Metric"), to the graphs listed around
+``p`` in a :class:`NeighbourTable`: ``GED(q, y) >= bound(q, p) - UB(p, y)``, an elimination
+rule in the spirit of AESA/LAESA [4]_ with the graphs met during the search as pivots.
+
 Candidates are taken in order of their best bound so far (a priority queue over tiers). A top-k
 query stops as soon as it holds ``k`` exact distances and the k-th is at most the next candidate's
 lower bound: every graph not verified has a GED at least that bound, so none can be closer; the
@@ -31,6 +37,9 @@ References
    search", ICDE 2020, 793-804: best-first verification in order of lower bounds.
 .. [3] Blumenthal and Gamper, "Improved lower bounds for graph edit distance", IEEE Trans. Knowl.
    Data Eng. 30, 503-516 (2018).
+.. [4] Mico, Oncina and Vidal, "A new version of the nearest-neighbour approximating and
+   eliminating search algorithm (AESA) with linear preprocessing time and memory requirements",
+   Pattern Recognit. Lett. 15, 9-17 (1994): eliminating candidates by triangle-inequality bounds.
 """
 
 from __future__ import annotations
