@@ -5,7 +5,7 @@ rows on 2 cores and on 64 Dask workers.
 Runs ``graphs.search.knn_graph(index, 10, out, rows=..., neighbours=m)`` (each row a certified
 top-11 query with the glycan itself left out; GLAMOUR's costs) on ``--sample`` random glycans
 (seed 1), serially, once with ``neighbours=0`` (no triangle bounds) and once with ``--neighbours``
-(default 10), alternating in blocks of 4 rows so that both see the same load; checks every row is
+(default 25), alternating in blocks of 4 rows so that both see the same load; checks every row is
 certified and that both give the same distances.
 
 Projection. Queries are independent (a row's answer does not depend on which rows ran before
@@ -16,7 +16,7 @@ is the smaller of two upper bounds: the table seconds of the sample scaled like 
 if no query reused anything), and what a worker pays when it computes every list and every listed
 pair once (all rows x (seconds per list + m x seconds per pair), added to every worker's wall).
 
-Usage: python benchmarks/ged_knn.py [--sample 40] [--k 10] [--neighbours 10] [--block 4]
+Usage: python benchmarks/ged_knn.py [--sample 40] [--k 10] [--neighbours 25] [--block 4]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--neighbours", type=int, default=10)
+    parser.add_argument("--neighbours", type=int, default=25)
     parser.add_argument("--block", type=int, default=4)
     args = parser.parse_args()
 

@@ -491,7 +491,7 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
 
 
 def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_jobs: int = 1,
-              client=None, neighbours: int = 10) -> dict:
+              client=None, neighbours: int | None = None) -> dict:
     """Certified exact-GED k-nearest-neighbour graph of the indexed graphs, resumable, on Dask.
 
     Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out, whose
@@ -517,9 +517,11 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         Queries per task.
     n_jobs, client
         As in :func:`graphs.query.pairwise`.
-    neighbours : int
+    neighbours : int, optional
         Graphs listed around each graph in the neighbour table (``m`` of :class:`NeighbourTable`;
-        needs the index's WL features); 0: no triangle bounds.
+        needs the index's WL features); 0: no triangle bounds. Default: 25 (the fastest of those
+        measured on the bundled glycans, ``benchmarks/README.md``), or n_graphs - 1 if fewer; 0
+        for an index without WL features.
 
     Returns
     -------
@@ -549,6 +551,8 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         raise InputError(f"k must be an integer from 1 to {n - 1}, got {k!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    if neighbours is None:
+        neighbours = min(25, n - 1) if index.wl is not None else 0
     if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) \
             or not 0 <= neighbours < n:
         raise InputError(f"neighbours must be an integer from 0 to {n - 1}, got {neighbours!r}")

@@ -118,7 +118,8 @@ def test_knn_graph_with_triangle_bounds_equals_brute_force(small, tmp_path):
         knn_graph(index, 5, tmp_path / "c.npz", neighbours=-1)
     bare = GraphIndex.build(graphs, tmp_path / "bare", kernels=())
     with pytest.raises(IndexStateError, match="neighbours=0"):
-        knn_graph(bare, 5, tmp_path / "c.npz")
+        knn_graph(bare, 5, tmp_path / "c.npz", neighbours=3)
+    _check_knn(knn_graph(bare, 5, tmp_path / "d.npz"), exact, 5)  # default: no table
 
 
 def test_knn_graph_resumes_after_an_interruption(small, tmp_path, monkeypatch):
