@@ -1,14 +1,22 @@
 """Certified exact-GED 10-nearest-neighbour graph of the bundled glycans: measured per-query cost on
-a random sample of rows, and the wall time it projects for all rows on 2 cores and on 64 Dask
-workers.
+a random sample of rows, with and without triangle bounds, and the wall time each projects for all
+rows on 2 cores and on 64 Dask workers.
 
-Runs ``graphs.search.knn_graph(index, 10, out, rows=sample)`` (each row a certified top-11 query
-with the glycan itself left out; GLAMOUR's costs) on ``--sample`` random glycans (seed 1), serially,
-and checks every row is certified. The projection is (sum of per-query seconds) x (all rows /
-sampled rows) / workers: queries are independent, so the job scales with workers up to the
-per-worker cost of opening the index once (about 0.2 s).
+Runs ``graphs.search.knn_graph(index, 10, out, rows=..., neighbours=m)`` (each row a certified
+top-11 query with the glycan itself left out; GLAMOUR's costs) on ``--sample`` random glycans
+(seed 1), serially, once with ``neighbours=0`` (no triangle bounds) and once with ``--neighbours``
+(default 25), alternating in blocks of 4 rows so that both see the same load; checks every row is
+certified and that both give the same distances.
 
-Usage: python benchmarks/ged_knn.py [--sample 40] [--k 10]
+Projection. Queries are independent (a row's answer does not depend on which rows ran before
+it), so the query part is (sum of per-query seconds without table work) x (all rows / sampled
+rows) / workers. The neighbour table (WL lists and pair upper bounds, computed when a query needs
+them) is per worker process and kept, so later queries reuse what earlier ones computed. Its part
+is the smaller of two upper bounds: the table seconds of the sample scaled like the queries (as
+if no query reused anything), and what a worker pays when it computes every list and every listed
+pair once (all rows x (seconds per list + m x seconds per pair), added to every worker's wall).
+
+Usage: python benchmarks/ged_knn.py [--sample 40] [--k 10] [--neighbours 25] [--block 4]
 """
 
 from __future__ import annotations
@@ -28,27 +36,56 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--neighbours", type=int, default=25)
+    parser.add_argument("--block", type=int, default=4)
     args = parser.parse_args()
 
     from graphs.index import dataset_index
-    from graphs.search import knn_graph
+    from graphs.search import _TABLES, knn_graph
 
     index = dataset_index("glycans")
-    rows = np.sort(np.random.default_rng(1).choice(index.n_graphs, args.sample, replace=False))
-    t = time.perf_counter()
-    result = knn_graph(index, args.k, os.path.join(tempfile.mkdtemp(), "knn.npz"), rows=rows, chunk=8)
-    wall = time.perf_counter() - t
-    seconds = result["seconds"][rows]
-    assert result["certified"][rows].all()
-    total = seconds.sum() * index.n_graphs / len(rows)
-    print(f"{len(rows)} certified {args.k}-NN rows in {wall:.1f} s: per query mean {seconds.mean():.2f} s, "
-          f"median {np.median(seconds):.2f} s, 95th percentile {np.percentile(seconds, 95):.2f} s, "
-          f"max {seconds.max():.2f} s; exact solves per query median "
-          f"{np.median(result['n_exact'][rows]):.0f}")
-    print(f"| certified exact GED {args.k}-NN graph of {index.n_graphs} glycans | per-query mean "
-          f"{seconds.mean():.2f} s (median {np.median(seconds):.2f}) over {len(rows)} sampled rows | "
-          f"projected: {total / 2 / 3600:.1f} h on 2 cores, {total / 64 / 60:.0f} min on 64 Dask workers |")
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}")
+    n = index.n_graphs
+    rows = np.sort(np.random.default_rng(1).choice(n, args.sample, replace=False))
+    folder = tempfile.mkdtemp()
+    runs = {0: [], args.neighbours: []}
+    wall = {0: 0.0, args.neighbours: 0.0}
+    for b in range(0, len(rows), args.block):
+        block = rows[b:b + args.block]
+        for m in runs:
+            t = time.perf_counter()
+            result = knn_graph(index, args.k, os.path.join(folder, f"knn{m}-{b}.npz"), rows=block,
+                               chunk=args.block, neighbours=m)
+            wall[m] += time.perf_counter() - t
+            runs[m].append({name: value[block] for name, value in result.items()})
+        print(f"rows {b + len(block)}/{len(rows)}: {wall[0]:.0f} s without, "
+              f"{wall[args.neighbours]:.0f} s with triangle bounds", flush=True)
+    merged = {m: {name: np.concatenate([r[name] for r in parts]) for name in parts[0]}
+              for m, parts in runs.items()}
+    base, tri = merged[0], merged[args.neighbours]
+    assert base["certified"].all() and tri["certified"].all()
+    np.testing.assert_allclose(tri["distances"], base["distances"], atol=2e-6)
+    table = next(iter(_TABLES.values()))
+    per_list = table.seconds_lists / max(table.built, 1)
+    per_pair = (table.seconds - table.seconds_lists) / max(table.pairs, 1)
+    print(f"{len(rows)} certified {args.k}-NN rows, both methods equal; neighbour table: "
+          f"{table.built} lists ({per_list * 1e3:.1f} ms each), {table.pairs} pair upper bounds "
+          f"({per_pair * 1e3:.1f} ms each)")
+    print("| method | per-query mean (s) | median (s) | 95th pct (s) | max (s) | BRANCH / LP / MILP "
+          "per query (mean) | table (s per query) | projected, 2 cores | projected, 64 Dask "
+          "workers |")
+    for m, r in ((0, base), (args.neighbours, tri)):
+        q = r["seconds"] - r["table_seconds"]
+        scale = n / len(rows)
+        fixed = n * (per_list + m * per_pair)
+        total = q.sum() * scale
+        name = "no triangle bounds" if m == 0 else f"triangle bounds, {m}-graph lists"
+        part = {w: min(r["table_seconds"].sum() * scale / w, fixed) if m else 0.0 for w in (2, 64)}
+        print(f"| {name} | {q.mean():.2f} | {np.median(q):.2f} | {np.percentile(q, 95):.1f} | "
+              f"{q.max():.0f} | {r['n_bounds'].mean():.0f} / {r['n_lp'].mean():.0f} / "
+              f"{r['n_exact'].mean():.1f} | {r['table_seconds'].mean():.2f} | "
+              f"{(total / 2 + part[2]) / 3600:.1f} h | {(total / 64 + part[64]) / 60:.0f} min |")
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

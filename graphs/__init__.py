@@ -37,6 +37,7 @@ _LAZY = {
     "SearchResult": ("graphs.search", "SearchResult"),
     "within": ("graphs.search", "within"),
     "knn_graph": ("graphs.search", "knn_graph"),
+    "NeighbourTable": ("graphs.search", "NeighbourTable"),
 }
 
 __all__ = list(_LAZY)

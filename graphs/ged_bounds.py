@@ -74,6 +74,42 @@ bound is the larger of this and the multiset bound, since both bound the same co
 The bound is computed in floating point; values are lowered by ``1e-9`` relative so that rounding
 never lifts one above the exact distance.
 
+Metric
+------
+Under both supported cost models GED is a pseudometric (zero between graphs the costs cannot tell
+apart), which the triangle bounds of :mod:`graphs.search` use. Write ``c(a, b)`` for the cost of
+substituting element ``a`` by ``b`` (an edge pair costs ``min(sub, d + e)``, as in every edit path
+of :mod:`graphs.ged`) and ``d = e`` for the one deletion and insertion price of each kind.
+
+*Element costs.* ChemicalCosts: ``c = sub * D`` with ``D`` the Rogers-Tanimoto or the Jaccard
+dissimilarity of the fingerprints. Rogers-Tanimoto is ``f(R) = 2R / (n + R)`` of the Hamming
+distance ``R``; ``f`` is increasing and concave with ``f(0) = 0``, hence subadditive, so
+``f(R(a, c)) <= f(R(a, b) + R(b, c)) <= f(R(a, b)) + f(R(b, c))``: a metric; the Jaccard distance
+is a metric (Levandowsky and Winter [4]_). UniformCosts: ``c`` is a constant times the discrete
+metric on labels. ``min(c, d + e)`` keeps the triangle inequality (``min(x + y, t) <=
+min(x, t) + min(y, t)``). Both are symmetric, and ``d = e`` is one constant per kind.
+
+*Symmetry.* The inverse of a node map from ``G1`` to ``G2`` is a node map from ``G2`` to ``G1``
+that substitutes the same pairs (edges keep their direction) and deletes what the first inserted;
+with symmetric ``c`` and ``d = e`` it costs the same, so ``GED(G1, G2) = GED(G2, G1)``.
+
+*Triangle inequality.* Take optimal node maps ``pi1: G1 -> G2`` and ``pi2: G2 -> G3`` and their
+composition ``pi = pi2 o pi1`` (a partial injective map ``G1 -> G3``). Charge each element of
+``G1`` and ``G3`` under ``pi`` to disjoint operations of the two paths. A node ``u`` of ``G1``
+substituted to ``v`` and on to ``w``: ``c(u, w) <= c(u, v) + c(v, w)``; substituted to ``v`` and
+``v`` deleted: ``d <= c(u, v) + d``; deleted by ``pi1``: the same deletion. A node ``w`` of
+``G3`` that ``pi`` inserts: its preimage ``v`` under ``pi2`` was inserted by ``pi1``
+(``e <= e + c(v, w)``), or ``pi2`` inserts ``w``. Edges alike: an edge ``(u, u')`` of ``G1``
+that ``pi`` matches to an edge ``g`` of ``G3``: if ``pi1`` matched it to an edge ``f`` that
+``pi2`` matched to ``g``, ``c(e, g) <= c(e, f) + c(f, g)``; otherwise it is deleted by one path
+and ``g`` inserted by the other (or ``f`` deleted), and ``c(e, g) <= d + e``; an edge that ``pi``
+deletes was deleted, or matched to an edge that ``pi2`` deletes (``d <= c + d``); an edge that
+``pi`` inserts likewise. Each operation of the two paths is charged at most once, so
+``cost(pi) <= GED(G1, G2) + GED(G2, G3)`` and ``GED(G1, G3) <= cost(pi)``. Hence, for any graphs
+``q, p, y``: ``GED(q, y) >= GED(q, p) - GED(p, y) >= LB(q, p) - UB(p, y)`` for any proven lower
+bound ``LB`` and any edit-path cost ``UB`` (Bougleux et al. [5]_ state the same for metric
+costs). Cost models outside these two are refused by the filter and never get triangle bounds.
+
 References
 ----------
 .. [1] Riesen and Bunke, "Approximate graph edit distance computation by means of bipartite graph
@@ -83,6 +119,10 @@ References
    for graph edit distance computation", VLDB J. 29, 419-458 (2020).
 .. [3] Zeng, Tung, Wang, Feng and Zhou, "Comparing stars: on approximating graph edit distance",
    PVLDB 2, 25-36 (2009): label-multiset filters for graph similarity search.
+.. [4] Levandowsky and Winter, "Distance between sets", Nature 234, 34-35 (1971): the Jaccard
+   distance is a metric.
+.. [5] Bougleux, Brun, Carletti, Foggia, Gauzere and Vento, "Graph edit distance as a quadratic
+   assignment problem", Pattern Recognit. Lett. 87, 38-46 (2017).
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ where needed, in order of a lower bound, through four tiers of increasing cost a
 4. the exact solver (``graph_edit_distance(method="exact")``, whose branch-and-bound is the costly
    part on large glycans).
 
+For a whole k-nearest-neighbour graph (:func:`knn_graph`) every bound a query raises on a graph
+``p`` is also passed on, through the triangle inequality (GED is a pseudometric under both
+supported cost models: :mod:`graphs.ged_bounds`, section "Metric"), to the graphs listed around
+``p`` in a :class:`NeighbourTable`: ``GED(q, y) >= bound(q, p) - UB(p, y)``, an elimination
+rule in the spirit of AESA/LAESA [4]_ with the graphs met during the search as pivots.
+
 Candidates are taken in order of their best bound so far (a priority queue over tiers). A top-k
 query stops as soon as it holds ``k`` exact distances and the k-th is at most the next candidate's
 lower bound: every graph not verified has a GED at least that bound, so none can be closer; the
@@ -31,6 +37,9 @@ References
    search", ICDE 2020, 793-804: best-first verification in order of lower bounds.
 .. [3] Blumenthal and Gamper, "Improved lower bounds for graph edit distance", IEEE Trans. Knowl.
    Data Eng. 30, 503-516 (2018).
+.. [4] Mico, Oncina and Vidal, "A new version of the nearest-neighbour approximating and
+   eliminating search algorithm (AESA) with linear preprocessing time and memory requirements",
+   Pattern Recognit. Lett. 15, 9-17 (1994): eliminating candidates by triangle-inequality bounds.
 """
 
 from __future__ import annotations
@@ -43,12 +52,13 @@ from numbers import Real
 
 import networkx as nx
 import numpy as np
+import scipy.sparse as sp
 
 from graphs.errors import IndexStateError, InputError, InputTypeError, UnknownMetricError
 from graphs.ged_bounds import multiset_lower_bounds
 from graphs.index import GraphIndex
 
-__all__ = ["SearchResult", "index_top_k", "within", "knn_graph"]
+__all__ = ["NeighbourTable", "SearchResult", "index_top_k", "within", "knn_graph"]
 
 _METRICS = ("ged", "wl")
 
@@ -120,78 +130,120 @@ class _Verifier:
     """Best-first verification: candidates in order of their best lower bound so far.
 
     Tier-1 bounds sit in one sorted array (read with a pointer: no heap of every graph); graphs
-    with a tier-2 bound wait in a small heap.
+    with a raised bound wait in a heap (an entry whose bound was raised again since is stale and
+    skipped). With ``neighbours`` (a :class:`NeighbourTable`), every raised bound of a graph ``p``
+    is passed on to the graphs ``y`` listed around ``p`` by the triangle inequality,
+    ``GED(q, y) >= GED(q, p) - GED(p, y) >= bound(q, p) - UB(p, y)`` (GED is a metric under the
+    supported costs: :mod:`graphs.ged_bounds`, section "Metric").
     """
 
-    def __init__(self, query, index, budget: float, start: float):
+    def __init__(self, query, index, budget: float, start: float, neighbours=None):
         # graphs.ged (scipy.optimize) is imported by GED searches only: a WL query stays light.
         from graphs.ged import GAP_TOL, graph_edit_distance
 
         self.ged, self.tol = graph_edit_distance, GAP_TOL
         self.query, self.index, self.costs = query, index, index.ged_costs
+        self.neighbours = neighbours
         self.lb = multiset_lower_bounds(query, index.ged, self.costs)
         self.order = np.lexsort((np.arange(len(self.lb)), self.lb))
         self.pointer, self.heap = 0, []
         self.exact: dict[int, float] = {}
+        self.fresh: list[int] = []  # exact distances not yet read by the caller
         self.bound = self.lb.copy()
+        # Tier each graph has passed: 0 the multiset bound (and triangle bounds), 1 BRANCH,
+        # 2 the LP, 3 exact; ``queued``: in the heap (or exact), so the pointer passes it by.
+        self.tier = np.zeros(len(self.lb), dtype=np.int8)
+        self.queued = np.zeros(len(self.lb), dtype=bool)
         self.n_exact = self.n_bounds = self.n_lp = 0
-        self.lp_done: set[int] = set()
         self.deadline = start + budget
 
+    def _top(self) -> None:
+        """Drop stale heap entries and pointer entries already queued."""
+        while self.heap and (self.heap[0][0] < self.bound[self.heap[0][1]]
+                             or self.tier[self.heap[0][1]] == 3):
+            heapq.heappop(self.heap)
+        while self.pointer < len(self.order) and self.queued[self.order[self.pointer]]:
+            self.pointer += 1
+
     def next_bound(self) -> float:
+        self._top()
         a = self.lb[self.order[self.pointer]] if self.pointer < len(self.order) else math.inf
         return min(a, self.heap[0][0]) if self.heap else a
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
+    def _raise(self, i: int, bound: float) -> None:
+        if bound > self.bound[i] and self.tier[i] < 3:
+            self.bound[i] = bound
+            self.queued[i] = True
+            heapq.heappush(self.heap, (bound, i))
+
     def step(self) -> None:
         """Raise the bound of the next candidate one tier, or verify it."""
+        self._top()
         from_sorted = not self.heap or (self.pointer < len(self.order)
                                         and self.lb[self.order[self.pointer]] <= self.heap[0][0])
         if from_sorted:
             i = int(self.order[self.pointer])
             self.pointer += 1
-            self.n_bounds += 1
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs,
-                                    method="bipartite")
         else:
             _, i = heapq.heappop(self.heap)
+        popped = float(self.bound[i])
+        if self.tier[i] == 0:
+            self.n_bounds += 1
+            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method="bipartite")
+        else:
             timeout = self.left()
             # A graph's second turn gets the LP bound (method "bounds"), its third the MILP: many
             # candidates of large glycans leave the race on the LP bound, before any branching.
-            method = "bounds" if i not in self.lp_done else "exact"
-            self.lp_done.add(i)
+            method = "bounds" if self.tier[i] < 2 else "exact"
             self.n_lp += method == "bounds"
             self.n_exact += method == "exact"
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs,
-                                    method=method, timeout=timeout if timeout < math.inf else None)
+            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method=method,
+                         timeout=timeout if timeout < math.inf else None)
         self.bound[i] = max(self.bound[i], r.lower_bound)
+        self.queued[i] = True
         if r.optimal:
+            self.tier[i] = 3
             self.exact[i] = r.distance
+            self.fresh.append(i)
         else:  # verified next time its turn comes (after a timeout: what the budget allowed)
+            self.tier[i] = min(self.tier[i] + 1, 2)
             heapq.heappush(self.heap, (self.bound[i], i))
+        b = float(self.bound[i])
+        # Every graph still waiting has a bound of at least ``popped``, so a bound that did not
+        # rise above it cannot raise another one.
+        if self.neighbours is not None and b > popped:
+            ys = self.neighbours.similar(i)
+            ys = ys[(self.bound[ys] < b) & (self.tier[ys] < 3)]
+            if len(ys):
+                ubs = self.neighbours.upper(i, ys)
+                # Rounding slack: the bound and the edit-path costs are sums of a few floats.
+                new = b - ubs - 1e-9 * (1.0 + b + ubs)
+                for y, nb in zip(ys.tolist(), new.tolist()):
+                    self._raise(y, nb)
 
 
-def _ged_top_k(query, index, k, budget, start):
-    v = _Verifier(query, index, budget, start)
+def _ged_top_k(query, index, k, budget, start, neighbours=None):
+    v = _Verifier(query, index, budget, start, neighbours)
     best: list = []  # max-heap of (-distance, -index) over the k best exact distances
     status = "certified"
     while True:
+        for i in v.fresh:
+            item = (-v.exact[i], -i)
+            if len(best) < k:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                heapq.heapreplace(best, item)
+        v.fresh.clear()
         nxt = v.next_bound()
         if len(best) == k and -best[0][0] <= nxt + v.tol or nxt == math.inf:
             break
         if v.left() <= 0:
             status = "time_budget"
             break
-        before = set(v.exact)
         v.step()
-        for i in set(v.exact) - before:
-            item = (-v.exact[i], -i)
-            if len(best) < k:
-                heapq.heappush(best, item)
-            elif item > best[0]:
-                heapq.heapreplace(best, item)
     nxt = v.next_bound()
     rows = sorted((-d, -i) for d, i in best)
     certified_rows = [d <= nxt + v.tol for d, _ in rows]
@@ -209,7 +261,7 @@ def _ged_top_k(query, index, k, budget, start):
         metric="ged", similarity=False, lower_bounds=v.bound[indices],
         certified_rows=certified_rows, certified=bool(certified_rows.all()) and len(rows) == k,
         n_exact=v.n_exact, n_bounds=v.n_bounds, n_lp=v.n_lp, seconds=time.perf_counter() - start,
-        status=status)
+        status=status), v
 
 
 def index_top_k(query: nx.Graph, index: GraphIndex, metric: str = "ged", k: int = 10, *,
@@ -266,7 +318,7 @@ def index_top_k(query: nx.Graph, index: GraphIndex, metric: str = "ged", k: int 
     if not exact:
         raise InputError("the index search of GED is exact and certified; for unproven bounds use "
                          "graphs.query.top_k(query, index.graphs(), 'ged', metric_params=...)")
-    return _ged_top_k(query, index, int(k), budget, start)
+    return _ged_top_k(query, index, int(k), budget, start)[0]
 
 
 def within(query: nx.Graph, index: GraphIndex, metric: str, threshold: float, *, costs=None,
@@ -322,6 +374,82 @@ def within(query: nx.Graph, index: GraphIndex, metric: str, threshold: float, *,
         seconds=time.perf_counter() - start, status=status)
 
 
+class NeighbourTable:
+    """Edit-path upper bounds between similar indexed graphs, computed on demand and kept.
+
+    The triangle bounds of :class:`_Verifier` need, around a graph ``p`` whose distance to the
+    query is bounded from below, graphs ``y`` with a known *upper* bound on ``GED(p, y)``: then
+    ``GED(q, y) >= bound(q, p) - UB(p, y)``. The graphs listed around ``p`` are its ``m`` most
+    similar under the normalised WL kernel (one sparse product with ``p``'s stored features);
+    the upper bound of a pair is the cost of the edit path of the bipartite method
+    (``graph_edit_distance(method="bipartite").upper_bound``, milliseconds), computed only for
+    the pairs a search asks for (those whose bound could still be raised). Which graphs are
+    listed only decides how useful the bounds are, never whether they are valid. Everything is
+    kept, so a worker answering many queries computes each list and each pair once.
+
+    Parameters
+    ----------
+    index : GraphIndex
+        With WL and GED features.
+    m : int
+        Graphs listed around each graph.
+
+    Attributes
+    ----------
+    built, pairs : int
+        Lists and pair upper bounds computed so far.
+    seconds, seconds_lists : float
+        Time spent computing them, all and the lists alone, s.
+    """
+
+    def __init__(self, index: GraphIndex, m: int = 10):
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m < index.n_graphs:
+            raise InputError(f"m must be an integer from 1 to {index.n_graphs - 1}, got {m!r}")
+        if index.wl is None or index.ged is None:
+            raise IndexStateError(f"{index.path}: a neighbour table needs WL and GED features; "
+                                  f"rebuild the index with kernels=('wl',) and ged_costs")
+        self.index, self.m = index, int(m)
+        self._lists: dict[int, np.ndarray] = {}
+        self._upper: dict[tuple[int, int], float] = {}
+        self.built = self.pairs = 0
+        self.seconds = self.seconds_lists = 0.0
+        self._phi = sp.csr_matrix(index.wl[2], dtype=np.float64)
+        self._norm = np.sqrt(np.asarray(self._phi.multiply(self._phi).sum(axis=1)).ravel())
+
+    def similar(self, p: int) -> np.ndarray:
+        """The ``m`` graphs listed around graph ``p`` (int64, ``p`` left out)."""
+        ys = self._lists.get(p)
+        if ys is None:
+            start = time.perf_counter()
+            dots = np.asarray((self._phi @ self._phi[p].T).todense()).ravel()
+            scores = dots / np.maximum(self._norm * self._norm[p], 1e-300)
+            scores[p] = -np.inf
+            ys = self._lists[p] = np.argpartition(-scores, self.m)[: self.m].astype(np.int64)
+            self.built += 1
+            self.seconds_lists += time.perf_counter() - start
+            self.seconds += time.perf_counter() - start
+        return ys
+
+    def upper(self, p: int, ys: np.ndarray) -> np.ndarray:
+        """Upper bounds on ``GED(p, y)`` for each of ``ys`` (same units as the costs)."""
+        from graphs.ged import graph_edit_distance
+
+        out = np.empty(len(ys))
+        g = None
+        for a, y in enumerate(ys.tolist()):
+            pair = (min(p, y), max(p, y))  # GED is symmetric (graphs.ged_bounds, "Metric")
+            value = self._upper.get(pair)
+            if value is None:
+                start = time.perf_counter()
+                g = self.index.graph(p) if g is None else g
+                value = self._upper[pair] = graph_edit_distance(
+                    g, self.index.graph(y), costs=self.index.ged_costs, method="bipartite").upper_bound
+                self.pairs += 1
+                self.seconds += time.perf_counter() - start
+            out[a] = value
+        return out
+
+
 _OPEN: dict = {}  # index folder -> GraphIndex, per process: a worker opens an index once
 
 
@@ -335,27 +463,42 @@ def _opened(path: str, key: str) -> GraphIndex:
     return index
 
 
-def _knn_rows(path: str, key: str, rows: np.ndarray, k: int):
+_TABLES: dict = {}  # (index folder, m) -> NeighbourTable, per process: kept across tasks
+
+
+def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
     """Certified k nearest other graphs of each of ``rows`` (one task of :func:`knn_graph`)."""
     index = _opened(path, key)
+    table = None
+    if neighbours:
+        table = _TABLES.get((path, neighbours))
+        if table is None or table.index is not index:
+            table = _TABLES[path, neighbours] = NeighbourTable(index, neighbours)
     m = len(rows)
     out = (np.full((m, k), -1, np.int64), np.full((m, k), np.nan), np.zeros(m, bool),
-           np.zeros(m), np.zeros(m, np.int64))
+           np.zeros(m), np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
+           np.zeros(m))
     for a, i in enumerate(rows.tolist()):
-        r = index_top_k(index.graph(i), index, "ged", k + 1)
+        before = table.seconds if table is not None else 0.0
+        r, _ = _ged_top_k(index.graph(i), index, k + 1, math.inf, time.perf_counter(), table)
         keep = r.indices != i
         keep[np.flatnonzero(keep)[k:]] = False  # i is not among its ties at distance 0: drop the last
         out[0][a], out[1][a] = r.indices[keep][:k], r.scores[keep][:k]
         out[2][a], out[3][a], out[4][a] = r.certified, r.seconds, r.n_exact
+        out[5][a], out[6][a] = r.n_bounds, r.n_lp
+        out[7][a] = (table.seconds if table is not None else 0.0) - before
     return rows, out
 
 
 def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_jobs: int = 1,
-              client=None) -> dict:
+              client=None, neighbours: int | None = None) -> dict:
     """Certified exact-GED k-nearest-neighbour graph of the indexed graphs, resumable, on Dask.
 
-    Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out. Queries
-    run in chunks, serially, on ``n_jobs`` local processes or on a ``dask.distributed.Client``
+    Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out, whose
+    lower bounds are raised by the triangle inequality through a :class:`NeighbourTable` (one per
+    worker process, its rows built as queries need them and kept for the worker's later tasks):
+    the same certified answers, with fewer bound and LP computations (``benchmarks/ged_knn.py``).
+    Queries run in chunks, serially, on ``n_jobs`` local processes or on a ``dask.distributed.Client``
     (every worker opens the index folder once, so it must be readable by the workers); after each
     chunk the arrays are saved atomically to ``out`` (``.npz``) with a done-chunks record
     (:mod:`graphs.blockstore`), so a job run again after a crash skips the finished chunks.
@@ -374,17 +517,25 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         Queries per task.
     n_jobs, client
         As in :func:`graphs.query.pairwise`.
+    neighbours : int, optional
+        Graphs listed around each graph in the neighbour table (``m`` of :class:`NeighbourTable`;
+        needs the index's WL features); 0: no triangle bounds. Default: 25 (the fastest of those
+        measured on the bundled glycans, ``benchmarks/README.md``), or n_graphs - 1 if fewer; 0
+        for an index without WL features.
 
     Returns
     -------
     dict
         ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``certified`` (n,) bool;
-        ``seconds`` (n,) wall time of each query, s; ``n_exact`` (n,) exact GED solves of each.
+        ``seconds`` (n,) wall time of each query, s (with the table rows it built);
+        ``n_exact``, ``n_bounds``, ``n_lp`` (n,): exact (MILP), BRANCH and LP computations of each
+        query; ``table_seconds`` (n,): the part of ``seconds`` spent building table rows, s.
 
     Raises
     ------
     InputError
-        Bad ``k``, ``chunk`` or ``rows``; ``out`` not a ``.npz`` or belonging to another job.
+        Bad ``k``, ``chunk``, ``rows`` or ``neighbours``; ``out`` not a ``.npz`` or belonging to
+        another job.
     """
     import hashlib
     import io
@@ -400,6 +551,14 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         raise InputError(f"k must be an integer from 1 to {n - 1}, got {k!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
+    if neighbours is None:
+        neighbours = min(25, n - 1) if index.wl is not None else 0
+    if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) \
+            or not 0 <= neighbours < n:
+        raise InputError(f"neighbours must be an integer from 0 to {n - 1}, got {neighbours!r}")
+    if neighbours and index.wl is None:
+        raise IndexStateError(f"{index.path} has no WL features, which the neighbour table ranks "
+                              f"by; rebuild it with kernels=('wl',) or pass neighbours=0")
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     if rows.ndim != 1 or (rows.size and not (0 <= rows.min() and rows.max() < n)):
         raise InputError(f"rows must be indices of the {n} indexed graphs")
@@ -407,32 +566,35 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
     if out.suffix != ".npz":
         raise InputError(f"out={str(out)!r}: the kNN graph is written as a .npz file")
     chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
-    key = {"index": index.key, "k": int(k), "chunk": int(chunk),
+    key = {"format": 2, "index": index.key, "k": int(k), "chunk": int(chunk),
            "rows": hashlib.sha256(rows.tobytes()).hexdigest()}
     journal = Journal(out, key, len(chunks))
-    names = ("indices", "distances", "certified", "seconds", "n_exact")
+    names = ("indices", "distances", "certified", "seconds", "n_exact", "n_bounds", "n_lp",
+             "table_seconds")
     if journal.resumed and out.is_file():
         with np.load(out) as saved:
             arrays = [saved[name] for name in names]
     else:
         journal.done[:] = False
         arrays = [np.full((n, k), -1, np.int64), np.full((n, k), np.nan), np.zeros(n, bool),
-                  np.full(n, np.nan), np.zeros(n, np.int64)]
+                  np.full(n, np.nan), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                  np.zeros(n, np.int64), np.zeros(n)]
     todo = [c for c, done in zip(chunks, journal.done) if not done]
     ids = {int(c[0]): i for i, c in enumerate(chunks)}
     args = (str(index.path), index.key)
+    task = (int(k), int(neighbours))
     if client is not None:
         from dask.distributed import as_completed
 
-        futures = [client.submit(_knn_rows, *args, c, int(k), pure=False) for c in todo]
+        futures = [client.submit(_knn_rows, *args, c, *task, pure=False) for c in todo]
         results = (f.result() for f in as_completed(futures))
     elif n_jobs != 1 and len(todo) > 1:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_knn_rows)(*args, c, int(k)) for c in todo)
+            delayed(_knn_rows)(*args, c, *task) for c in todo)
     else:
-        results = (_knn_rows(*args, c, int(k)) for c in todo)
+        results = (_knn_rows(*args, c, *task) for c in todo)
     for done_rows, parts in results:
         for array, part in zip(arrays, parts):
             array[done_rows] = part
