@@ -426,8 +426,9 @@ class NeighborList:
                       force: bool) -> PairList:
         """The list of a batch: each system's part is rebuilt only when that system alone would need
         it (:meth:`_moved_systems`), so a large batch of small systems rebuilds a few systems at a
-        time instead of all of them whenever any atom anywhere moved. Patched lists are put back in
-        the order of a fresh one (:func:`_in_system_order`), so forces do not depend on the patching."""
+        time instead of all of them whenever any atom anywhere moved. Each system's pairs stay one block
+        in canonical order (the blocks themselves in any order), so per-system sums, and forces, do not
+        depend on the patching."""
         n_sys, reach = cell.shape[0], self.cutoff + self.skin
         old = self._pairs
         fresh = (force or old is None or old.images is None or self._ref_positions is None
@@ -453,12 +454,12 @@ class NeighborList:
                                              reach, half=self.half), sub_system)
         keep = torch.nonzero(~moved.index_select(0, system.index_select(0, old.i))).squeeze(1)
         moved_ids = torch.nonzero(moved).squeeze(1)
-        self._pairs = _in_system_order(PairList(
+        self._pairs = PairList(
             torch.cat([old.i.index_select(0, keep), atoms.index_select(0, sub.i)]),
             torch.cat([old.j.index_select(0, keep), atoms.index_select(0, sub.j)]),
             torch.cat([old.shifts.index_select(0, keep), sub.shifts]), self.half,
             torch.cat([old.images, sub.images]), torch.cat([old.image_system, moved_ids.index_select(0, sub.image_system)]),
-            torch.cat([old.image_index.index_select(0, keep), sub.image_index + old.images.shape[0]])), system, n_sys)
+            torch.cat([old.image_index.index_select(0, keep), sub.image_index + old.images.shape[0]]))
         self._ref_positions[atoms] = positions.index_select(0, atoms)
         self._ref_cell[moved] = cell[moved]
         self.n_partial_builds += 1
@@ -530,24 +531,6 @@ class NeighborList:
             self.n_builds += 1
         assert self._pairs is not None
         return self._pairs
-
-
-def _in_system_order(pairs: PairList, system: torch.Tensor, n_sys: int) -> PairList:
-    """A patched batch list (each system's pairs contiguous and in canonical order, the systems in any
-    order) with the systems put back in order: the order of a fresh :func:`build_batch_pairs`, found
-    in O(P) by moving each system's block of pairs to its place."""
-    n = pairs.i.numel()
-    if n == 0:
-        return pairs
-    pair_system = system.index_select(0, pairs.i)
-    position = torch.arange(n, device=pairs.i.device)
-    count = torch.bincount(pair_system, minlength=n_sys)
-    first = torch.full((n_sys,), n, device=position.device).scatter_reduce(0, pair_system, position, "amin")
-    dest = (torch.cumsum(count, 0) - count - first).index_select(0, pair_system) + position
-    perm = torch.empty_like(dest)
-    perm[dest] = position
-    return pairs._replace(i=pairs.i.index_select(0, perm), j=pairs.j.index_select(0, perm),
-                          shifts=pairs.shifts.index_select(0, perm), image_index=pairs.image_index.index_select(0, perm))
 
 
 def neighbor_list(atoms, cutoff: float, *, device: torch.device | str | None = None,

@@ -316,9 +316,9 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
     w = None
     if virial and pair_system is None:
         w = torch.stack([fx, fy, fz]) @ torch.stack([dx, dy, dz]).T
-    elif virial:  # each system's sum of f d^T over its own pairs
-        outer = torch.stack([fa * da for fa in (fx, fy, fz) for da in (dx, dy, dz)], 1)
-        w = outer.new_zeros((n_systems, 9)).index_add_(0, pair_system, outer).reshape(n_systems, 3, 3)
+    elif virial:  # each system's sum of f d^T over its own pairs, one component at a time (no (P, 9) copy)
+        w = torch.stack([r.new_zeros(n_systems).index_add_(0, pair_system, fa * da)
+                         for fa in (fx, fy, fz) for da in (dx, dy, dz)], 1).reshape(n_systems, 3, 3)
     return energy, f, w
 def _pair_systems(pairs: PairList, batch: torch.Tensor | None, cell: torch.Tensor):
     """``(system of each pair, B)`` of a batch, or None for one system."""

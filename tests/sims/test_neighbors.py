@@ -139,8 +139,8 @@ def test_batch_list_holds_each_systems_lone_list_in_its_order(random_atoms):
 
 
 def test_batch_md_is_bitwise_the_same_whatever_the_rebuild_schedule():
-    """Patched batch lists are put back in the order of a fresh list: a batch's trajectories do not
-    depend on which systems rebuilt when (skins 0.3 and 1.5 Å rebuild at different steps)."""
+    """Each system's pairs come as one block in canonical order, fresh or patched: a batch's trajectories
+    do not depend on which systems rebuilt when (skins 0.3 and 1.5 Å rebuild at different steps)."""
     from ase.build import bulk
 
     from sims.batch import BatchMD
