@@ -194,3 +194,17 @@ def test_collapsing_replica_stops_the_run_naming_it():
             warnings.simplefilter("ignore")
             md.run(50)
     assert md.step_count == 0 and torch.equal(md.state.cell, before)  # stopped before the bad step
+
+
+def test_batch_of_one_equals_the_lone_npt_run():
+    """B = 1 takes the one-system neighbour list under the barostat's deformed cells."""
+    atoms = _argon()[0]
+
+    def npt():
+        return CellRescaling(Langevin(5.0, 50.0, friction=0.02), pressure=500.0, tau_p=100.0, compressibility=3e-4)
+
+    md = BatchMD([atoms], _pot(), npt(), temperature=50.0, seed=[4], dtype=F64).run(100)
+    one = sims.MD(atoms, _pot(), npt(), temperature=50.0, seed=4, dtype=F64).run(100)
+    np.testing.assert_allclose(md.state.positions.numpy(), one.state.positions.numpy(), atol=1e-10)
+    np.testing.assert_allclose(md.state.cell[0].numpy(), one.state.cell.numpy(), atol=1e-11)
+    assert md.neighbors.n_builds == one.neighbors.n_builds
