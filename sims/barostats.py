@@ -67,6 +67,12 @@ Scaling is affine about the origin, so the fractional coordinates, and therefore
 shifts of unwrapped positions, stay the same; triclinic cells keep their shape. The neighbour list
 (:class:`sims.neighbors.NeighborList`) rebuilds only when the deformation and the displacements
 may bring a pair from beyond the skin to within the cutoff.
+
+Batches. :class:`CellRescaling` also drives a batch of systems (:class:`sims.batch.BatchMD`): every
+system has its own strain, target pressure (``BatchMD(target_pressure=...)``), temperature, noise
+generator (seeded as a lone run's: replica ``b`` with seed ``s`` follows ``sims.MD(..., seed=s)`` to
+round-off) and volume limits; the neighbour list is patched per system as cells deform.
+:class:`MTK` is not batched (its cell variables are host-side numbers of one system).
 """
 
 from __future__ import annotations
@@ -182,6 +188,8 @@ class CellRescaling(Integrator):
         self.thermostat.temperature = float(value)
 
     def start(self, state, seed: int | Sequence[int] | None):
+        if getattr(state, "system", None) is not None:
+            return self._start_batch(state, seed)
         _check_cell(state, self.coupling)
         seed = seed if seed is not None else self.seed
         words = None if seed is None else ([seed] if isinstance(seed, (int, np.integer)) else list(seed))
@@ -212,7 +220,92 @@ class CellRescaling(Integrator):
             d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * xi
         return d_eps
 
+    def _start_batch(self, state, seeds: Sequence | None):
+        """A batch (:class:`sims.batch.BatchState`): one barostat per system, each with its own noise
+        generator (system ``b`` with the seed words ``s`` draws what a lone run seeded ``s`` draws), start
+        volume and target pressure (``run["p0"]``, ``(B, 3)`` eV/Å^3, set by :meth:`set_target_pressures`)."""
+        n = state.n_systems
+        pbc, cells = state.pbc.cpu().numpy(), _np(state.cell)
+        for b in range(n):
+            try:
+                check_cell(pbc[b], cells[b], self.coupling)
+            except SimsInputError as err:
+                raise SimsInputError(f"system {b}: {err}") from None
+        seeds = [None] * n if seeds is None else list(seeds)
+        words = [None if s is None else list(s) for s in seeds]
+        state, inner = self.thermostat.start(state, [None if w is None else w + [0] for w in words])
+        device = state.positions.device
+        run = {"inner": inner, "generators": [make_generator(None if w is None else w + [1], device) for w in words],
+               "virial": None, "v0": state.volume().detach().clone(), "step": 0}
+        self.set_target_pressures(run, [self.pressure] * n)
+        return state, run
+
+    def set_target_pressures(self, run, pressures: Sequence) -> None:
+        """Set each system's target pressure in a batch's ``run`` (one entry per system: bar, a number or,
+        with per-axis coupling, three), checked as the barostat's own ``pressure`` is."""
+        rows = []
+        for p in pressures:
+            targets = _pressures(p, self.coupling)
+            _check_limits(p, targets, self.max_volume_ratio)
+            rows.append(targets)
+        like = run["v0"]
+        run["p0"] = torch.tensor(rows, dtype=torch.float64).to(device=like.device, dtype=like.dtype) * units.bar
+
+    def _strain_rate_batch(self, state, virial: torch.Tensor, volume: torch.Tensor, run) -> torch.Tensor:
+        """:meth:`_strain_rate` of every system of a batch: ``(B,)`` (isotropic) or ``(B, 3)``."""
+        diagonal = -torch.diagonal(virial + state.kinetic_stress(), dim1=1, dim2=2)
+        beta = self.compressibility / units.bar
+        ratio = self.timestep / self.tau_p
+        iso = self.coupling == "isotropic"
+        p_int, target = (diagonal.mean(1), run["p0"][:, 0]) if iso else (diagonal, run["p0"])
+        d_eps = -beta * ratio * (target - p_int)
+        if self.coupling == "semiisotropic":
+            d_eps = torch.stack([(d_eps[:, 0] + d_eps[:, 1]) / 2] * 2 + [d_eps[:, 2]], 1)
+        if self.stochastic:
+            shape = () if iso else (3,)
+            # Each system's own generator, drawing what its lone run draws (a loop over systems, not atoms).
+            xi = torch.stack([torch.randn(shape, generator=g, device=volume.device, dtype=volume.dtype)
+                              for g in run["generators"]])
+            if self.coupling == "semiisotropic":
+                xi = xi[:, [0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0]).to(xi)
+            kT = run["inner"]["kT_system"]
+            amplitude = torch.sqrt(2 * kT * beta * ratio / volume)
+            d_eps = d_eps + (amplitude if iso else amplitude[:, None]) * xi
+        return d_eps
+
+    def _step_batch(self, state, energy, forces, force_fn, run):
+        if run["virial"] is None:
+            _, _, run["virial"] = force_fn(state.positions, cell=state.cell, stress=True)
+        volume = state.volume()
+        d_eps = self._strain_rate_batch(state, run["virial"], volume, run)
+        run["step"] += 1
+        iso = self.coupling == "isotropic"
+        d_ln_v = d_eps if iso else d_eps.sum(1)
+        d_strain = d_eps.abs() if iso else d_eps.abs().max(1).values
+        ratio = volume * torch.exp(d_ln_v) / run["v0"]
+        good = torch.isfinite(ratio) & (d_strain < 0.25) & (ratio > 1 / self.max_volume_ratio) & (
+            ratio < self.max_volume_ratio)
+        if not bool(good.all()):  # one wait for the device per step, as the lone run's check
+            b = int(torch.nonzero(~good)[0])
+            p0 = run["p0"][b] / units.bar
+            _check_volume(self, {"v0": float(run["v0"][b]), "step": run["step"]}, float(volume[b]), float(d_ln_v[b]),
+                          float(d_strain[b]), "or compressibility too large", system=b,
+                          pressure=float(p0[0]) if iso else tuple(p0.tolist()),
+                          temperature=float(run["inner"]["kT_system"][b]) / units.kB)
+        mu = torch.exp(d_eps / 3)[:, None] if iso else torch.exp(d_eps)
+        cell = state.cell * mu[:, None, :]
+        mu_atom = mu.index_select(0, state.system)
+        state = state.with_(positions=state.positions * mu_atom, velocities=state.velocities / mu_atom, cell=cell)
+
+        def inner_force(x):
+            e, f, run["virial"] = force_fn(x, cell=cell, stress=True)
+            return e, f
+
+        return self.thermostat.step(state, energy, forces, inner_force, run["inner"])
+
     def step(self, state, energy, forces, force_fn, run):
+        if "generators" in run:
+            return self._step_batch(state, energy, forces, force_fn, run)
         if run["virial"] is None:
             _, _, run["virial"] = force_fn(state.positions, cell=state.cell, stress=True)
         volume = state.volume()
@@ -235,6 +328,8 @@ class CellRescaling(Integrator):
     def conserved_energy(self, state, energy, run):
         """The thermostat's quantity plus ``P0 V``, eV (anisotropic: the mean of the three targets): an
         enthalpy, not conserved (the barostat's noise and friction do work that is not tracked)."""
+        if "p0" in run:  # a batch: each system's own targets
+            return self.thermostat.conserved_energy(state, energy, run["inner"]) + run["p0"].mean(1) * state.volume()
         p0 = self.pressure if self.coupling == "isotropic" else sum(self.pressure) / 3
         return self.thermostat.conserved_energy(state, energy, run["inner"]) + p0 * units.bar * state.volume()
 
@@ -243,13 +338,25 @@ class CellRescaling(Integrator):
         self.thermostat.refresh(run["inner"])
 
     def state_dict(self, run):
+        if "generators" in run:  # a batch: per-system generators, start volumes and targets (float64 CPU)
+            return {"inner": self.thermostat.state_dict(run["inner"]),
+                    "generators": [g.get_state() for g in run["generators"]],
+                    "v0": run["v0"].detach().cpu().double(), "p0": run["p0"].detach().cpu().double(),
+                    "step": run["step"]}
         return {"inner": self.thermostat.state_dict(run["inner"]), "generator": run["generator"].get_state(),
                 "v0": run["v0"], "step": run["step"]}
 
     def load_state_dict(self, run, d):
         self.thermostat.load_state_dict(run["inner"], d["inner"])
+        run.update(step=int(d["step"]), virial=None)
+        if "generators" in run:
+            for g, state in zip(run["generators"], d["generators"]):
+                g.set_state(state)
+            like = run["v0"]
+            run.update(v0=torch.as_tensor(d["v0"]).to(like), p0=torch.as_tensor(d["p0"]).to(like))
+            return
         run["generator"].set_state(d["generator"])
-        run.update(v0=float(d["v0"]), step=int(d["step"]), virial=None)
+        run["v0"] = float(d["v0"])
 
 
 class MTK(Integrator):
@@ -637,17 +744,22 @@ def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str) -> None:
                              "from an orthorhombic cell")
 
 
-def _check_volume(barostat, run, volume: float, d_ln_volume: float, d_strain: float, hint: str) -> None:
+def _check_volume(barostat, run, volume: float, d_ln_volume: float, d_strain: float, hint: str, *,
+                  system: int | None = None, pressure=None, temperature: float | None = None) -> None:
     """Stop the run (:class:`SimulationStopped`, before the step is taken: the state stays the last good one)
-    when the volume leaves ``[V0 / ratio, V0 * ratio]`` or a strain changes by 0.25 or more in one step."""
+    when the volume leaves ``[V0 / ratio, V0 * ratio]`` or a strain changes by 0.25 or more in one step
+    (``system``, ``pressure``, ``temperature``: the system of a batch that failed, and its own targets)."""
     new_volume = volume * math.exp(d_ln_volume) if math.isfinite(d_ln_volume) else math.nan
     ratio = new_volume / run["v0"]
     if math.isfinite(new_volume) and d_strain < 0.25 and 1 / barostat.max_volume_ratio < ratio < barostat.max_volume_ratio:
         return
     what = "collapsing" if not ratio > 1 else "exploding"
+    pressure = barostat.pressure if pressure is None else pressure
+    temperature = barostat.temperature if temperature is None else temperature
     raise SimulationStopped(
-        f"the cell is {what} at barostat step {run['step']}: volume {volume:.6g} -> {new_volume:.6g} Å^3 "
+        f"{'' if system is None else f'system {system}: '}the cell is {what} at barostat step {run['step']}: volume "
+        f"{volume:.6g} -> {new_volume:.6g} Å^3 "
         f"(start {run['v0']:.6g} Å^3, limit a factor {barostat.max_volume_ratio:g}, at most 28 % per step). "
-        f"The target pressure {barostat.pressure} bar may have no stable state at {barostat.temperature:g} K for this "
+        f"The target pressure {pressure} bar may have no stable state at {temperature:g} K for this "
         f"potential (cavitation, vaporisation, or a potential without a repulsive core), or tau_p is too short {hint} "
         "for this system")

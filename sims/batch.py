@@ -38,6 +38,7 @@ from ase.data import chemical_symbols
 from reprs.fileio import atomic_open
 
 from .errors import SimsInputError
+from .barostats import MTK, CellRescaling
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import _Driver, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
@@ -142,6 +143,14 @@ class BatchState:
     def volume(self) -> torch.Tensor:
         """``(B,)`` cell volumes, Å^3."""
         return torch.abs(torch.linalg.det(self.cell))
+
+    def kinetic_stress(self) -> torch.Tensor:
+        """``(B, 3, 3)`` kinetic (ideal-gas) stress of each system, ``-sum_i m_i v_i v_i^T / V``, eV/Å^3
+        (as :meth:`sims.State.kinetic_stress`; meaningless without a 3-D cell)."""
+        mv = self.masses[:, None] * self.velocities
+        kinetic = torch.zeros((self.n_systems, 3, 3), dtype=mv.dtype, device=mv.device).index_add(
+            0, self.system, mv[:, :, None] * self.velocities[:, None, :])
+        return -kinetic / self.volume()[:, None, None]
 
     def to_atoms(self) -> list[Atoms]:
         """The systems as a list of ``ase.Atoms`` (positions as stored, velocities set)."""
@@ -277,20 +286,28 @@ class BatchMD(_Driver):
     potential : torch.nn.Module
         A potential that takes a batch (``forward(..., batch)``): the pair potentials of
         :mod:`sims.potentials` and their sums, the neural potentials of :mod:`learners.potentials`.
-    integrator : VelocityVerlet, Langevin or NoseHooverChain
-        Shared settings (time step, friction, chain period); noise, chains and temperatures are per system.
+    integrator : VelocityVerlet, Langevin, NoseHooverChain, or CellRescaling around Langevin or NoseHooverChain
+        Shared settings (time step, friction, chain period, barostat coupling, ``tau_p``, compressibility);
+        noise, chains, temperatures, target pressures and cells are per system. A barostat
+        (:class:`sims.barostats.CellRescaling`, NPT) acts on each system alone: its own strain, noise
+        and volume limits.
     temperature : float or sequence of float, optional
         Draw initial velocities at this temperature (K; one for all or one per system), as
         :class:`sims.MD` does for one system.
     target_temperature : float or sequence of float, optional
         The thermostat's temperature of each system, K; default the integrator's for all.
         :meth:`set_target_temperature` changes it during a run (ramps).
+    target_pressure : float or sequence, optional
+        With a barostat, each system's target pressure, bar: one number for all, or one entry per system
+        (a number, or three (x, y, z) with per-axis coupling); default the barostat's.
+        :meth:`set_target_pressure` changes it during a run.
     seed : int or sequence of int, optional
         One seed per system (system ``b`` then matches a lone :class:`sims.MD` run with that seed), or
         one int ``s`` giving system ``b`` the seed ``(s, b)``. None: fresh entropy (the Langevin
         integrator's own ``seed`` is used like an int seed when set).
     skin : float
-        Neighbour-list skin, Å (one list for the whole batch, rebuilt when any atom moved > skin/2).
+        Neighbour-list skin, Å (one list for the whole batch; a system's part is rebuilt when its own
+        atoms moved more than ``skin / 2``, or its cell deformed too far).
     record_every : int
         Append the frames of all systems to :attr:`trajectory` every this many steps (0: never).
     check_every : int
@@ -306,7 +323,7 @@ class BatchMD(_Driver):
     Raises
     ------
     SimsInputError
-        Another integrator (barostats are not batched), a potential that
+        Another integrator (:class:`sims.barostats.MTK` is not batched), a potential that
         cannot take the batch (:func:`check_batch_potential`), per-system settings of the wrong
         length, bad systems (the message names the system).
 
@@ -326,13 +343,21 @@ class BatchMD(_Driver):
     def __init__(self, systems, potential: torch.nn.Module, integrator: Integrator, *,
                  temperature: float | Sequence[float] | None = None,
                  target_temperature: float | Sequence[float] | None = None,
+                 target_pressure: float | Sequence | None = None,
                  seed: int | Sequence[int] | None = None, skin: float = 1.0, record_every: int = 0,
                  check_every: int = 10, callback: Callable[["BatchMD"], None] | None = None,
                  min_distance: float | None = 0.5, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
-        if type(integrator) not in (VelocityVerlet, Langevin, NoseHooverChain):
-            raise SimsInputError(f"BatchMD runs VelocityVerlet, Langevin and NoseHooverChain; {type(integrator).__name__} "
-                                 "is not batched yet (run those systems one at a time with sims.MD)")
+        if isinstance(integrator, MTK):
+            raise SimsInputError("the MTK barostat is not batched: use CellRescaling (stochastic cell rescaling, the "
+                                 "same isothermal-isobaric ensemble) around Langevin or NoseHooverChain, or run each "
+                                 "system with MTK alone in sims.MD")
+        if type(integrator) not in (VelocityVerlet, Langevin, NoseHooverChain, CellRescaling):
+            raise SimsInputError(f"BatchMD runs VelocityVerlet, Langevin, NoseHooverChain and CellRescaling; "
+                                 f"{type(integrator).__name__} is not batched yet (run those systems one at a time "
+                                 "with sims.MD)")
+        if target_pressure is not None and not isinstance(integrator, CellRescaling):
+            raise SimsInputError("target_pressure needs a barostat (integrator=CellRescaling(...))")
         if int(check_every) < 1 or int(record_every) < 0:
             raise SimsInputError(f"need check_every >= 1 and record_every >= 0, got {check_every}, {record_every}")
         if isinstance(systems, BatchState):
@@ -375,14 +400,17 @@ class BatchMD(_Driver):
         self.integrator = integrator
         self.record_every, self.check_every = int(record_every), int(check_every)
         self.callback = callback
-        self.neighbors = NeighborList(cutoff=float(potential.cutoff), skin=skin, half=True)
+        cutoff = float(potential.cutoff)
+        self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
         self.state, self._integrator_vars = integrator.start(
             state, [None if s is None else (*s, 1) for s in seeds])
         self.step_count = 0
         self.trajectory: list[list[Atoms]] = []
         self._first_bad: torch.Tensor | None = None
-        if isinstance(integrator, (Langevin, NoseHooverChain)):
+        if isinstance(integrator, (Langevin, NoseHooverChain, CellRescaling)):
             self.set_target_temperature(targets)
+        if target_pressure is not None:
+            self.set_target_pressure(target_pressure)
         self.energy, self.forces = self._force_fn(self.state.positions)
 
     def set_target_temperature(self, temperature: float | Sequence[float]) -> None:
@@ -392,22 +420,66 @@ class BatchMD(_Driver):
             raise SimsInputError(f"target_temperature must be >= 0 K for every system, got {values}")
         self.target_temperature = torch.tensor([float(v) for v in values], dtype=torch.float64)
         kT = (units.kB * self.target_temperature).to(device=self.state.positions.device, dtype=self.state.positions.dtype)
-        self._integrator_vars["kT"] = kT[self.state.system][:, None]   # per atom (Langevin)
-        self._integrator_vars["kT_system"] = kT                         # per system (Nose-Hoover chains)
+        # The thermostat's variables (a barostat keeps its thermostat's apart, under "inner").
+        thermostat_vars = self._integrator_vars.get("inner", self._integrator_vars)
+        thermostat_vars["kT"] = kT[self.state.system][:, None]   # per atom (Langevin)
+        thermostat_vars["kT_system"] = kT                         # per system (Nose-Hoover chains, the barostat's noise)
 
-    def _pairs(self, positions: torch.Tensor) -> PairList:
-        return self.neighbors.update(positions, self.state.cell, self.state.pbc, system=self.state.system)
+    def set_target_pressure(self, pressure: float | Sequence) -> None:
+        """Set the barostat's target pressure of every system (one value or one per system, see the
+        class's ``target_pressure``), bar.
 
-    def _force_fn(self, positions: torch.Tensor):
-        e, f, _ = compute(self.potential, positions.detach(), self.state.cell, self.state.numbers,
-                          self._pairs(positions), system=self.state.system)
-        return e, f
+        Raises
+        ------
+        SimsInputError
+            No barostat, a wrong number of values, or a pressure the barostat refuses.
+        """
+        if not isinstance(self.integrator, CellRescaling):
+            raise SimsInputError("a target pressure needs a barostat (integrator=CellRescaling(...))")
+        n = self.state.n_systems
+        if isinstance(pressure, (int, float, np.integer, np.floating)):
+            values = [pressure] * n
+        else:
+            values = list(pressure)
+            if len(values) != n:
+                raise SimsInputError(f"target_pressure has {len(values)} entries for {n} systems; give one pressure "
+                                     "(bar) for all, or one entry per system (a number, or three with per-axis coupling)")
+        self.integrator.set_target_pressures(self._integrator_vars, values)
+
+    @property
+    def target_pressure(self) -> torch.Tensor:
+        """``(B, 3)`` each system's target pressure per axis, bar (the three equal under isotropic coupling).
+
+        Raises
+        ------
+        SimsInputError
+            The run has no barostat.
+        """
+        if not isinstance(self.integrator, CellRescaling):
+            raise SimsInputError("this run has no barostat (integrator=CellRescaling(...) sets target pressures)")
+        return self._integrator_vars["p0"].detach().cpu().double() / units.bar
+
+    def _pairs(self, positions: torch.Tensor, cell: torch.Tensor) -> PairList:
+        if self.neighbors is None:
+            return build_batch_pairs(positions, cell, self.state.pbc, self.state.system, 0.0, half=True)
+        return self.neighbors.update(positions, cell, self.state.pbc, system=self.state.system)
+
+    def _force_fn(self, positions: torch.Tensor, cell: torch.Tensor | None = None, stress: bool = False):
+        """``(B,)`` energies and forces at ``positions`` in ``cell`` (default the state's); with
+        ``stress=True`` (a barostat, which passes the new cell) also the ``(B, 3, 3)`` virial stresses."""
+        cell = self.state.cell if cell is None else cell
+        e, f, s = compute(self.potential, positions.detach(), cell, self.state.numbers, self._pairs(positions, cell),
+                          stress=stress, system=self.state.system)
+        return (e, f, s) if stress else (e, f)
 
     def refresh(self) -> None:
         """Rebuild the neighbour list and recompute forces (at checkpoints: a resumed run repeats an
         uninterrupted one bit for bit)."""
-        self.neighbors.update(self.state.positions, self.state.cell, self.state.pbc, force=True, system=self.state.system)
+        if self.neighbors is not None:
+            self.neighbors.update(self.state.positions, self.state.cell, self.state.pbc, force=True,
+                                  system=self.state.system)
         self.energy, self.forces = self._force_fn(self.state.positions)
+        self.integrator.refresh(self._integrator_vars)
 
     @property
     def time(self) -> float:
@@ -445,11 +517,8 @@ class BatchMD(_Driver):
         st = self.state
         with torch.set_grad_enabled(True):
             _, _, virial = compute(self.potential, st.positions.detach(), st.cell, st.numbers,
-                                   self._pairs(st.positions), forces=False, stress=True, system=st.system)
-        mv = st.masses[:, None] * st.velocities
-        kinetic = torch.zeros((st.n_systems, 3, 3), dtype=mv.dtype, device=mv.device).index_add(
-            0, st.system, mv[:, :, None] * st.velocities[:, None, :])
-        return virial, -kinetic / st.volume()[:, None, None]
+                                   self._pairs(st.positions, st.cell), forces=False, stress=True, system=st.system)
+        return virial, st.kinetic_stress()
 
     def pressure(self) -> torch.Tensor:
         """``(B,)`` instantaneous pressures ``-tr(stress) / 3``, eV/Å^3."""
@@ -526,12 +595,8 @@ class BatchMD(_Driver):
         of :meth:`replica_state_dict`, or :meth:`sims.MD.integrator_state_dict`), one per system."""
         if len(states) != self.state.n_systems:
             raise SimsInputError(f"{len(states)} integrator states for {self.state.n_systems} systems")
-        if "generators" in self._integrator_vars:
-            self.integrator.load_state_dict(self._integrator_vars, {"generators": [d["generator"] for d in states]})
-        elif isinstance(self.integrator, NoseHooverChain):
-            self.integrator.load_state_dict(self._integrator_vars, {
-                name: [torch.tensor([float(d[name][k]) for d in states]) for k in range(self.integrator.chain_length)]
-                for name in ("xi", "v_xi")} | {"dof": torch.tensor([float(d["dof"]) for d in states])})
+        self.integrator.load_state_dict(self._integrator_vars,
+                                        _batch_integrator_dict(self.integrator, states, self._integrator_vars))
 
     def replica_state_dict(self, b: int) -> dict[str, Any]:
         """System ``b`` alone: ``{"step", "state", "integrator"}`` with the state in the layout of
@@ -547,12 +612,33 @@ class BatchMD(_Driver):
                  "velocities": st.velocities[sel].detach().cpu().double(),
                  "masses": st.masses[sel].detach().cpu().double(), "numbers": st.numbers[sel].cpu(),
                  "cell": st.cell[b].detach().cpu().double(), "pbc": st.pbc[b].cpu()}
-        full = self.integrator.state_dict(self._integrator_vars)
-        if "generators" in full:
-            integ = {"generator": full["generators"][b]}
-        elif isinstance(self.integrator, NoseHooverChain):
-            integ = {"xi": [float(x[b]) for x in full["xi"]], "v_xi": [float(v[b]) for v in full["v_xi"]],
-                     "dof": int(full["dof"][b])}
-        else:
-            integ = dict(full)
+        integ = _lone_integrator_dict(self.integrator, self.integrator.state_dict(self._integrator_vars), int(b))
         return {"step": self.step_count, "state": state, "integrator": integ}
+
+
+def _lone_integrator_dict(integrator: Integrator, full: dict[str, Any], b: int) -> dict[str, Any]:
+    """System ``b``'s part of a batch's integrator state dict, in the layout of a lone run's."""
+    if isinstance(integrator, CellRescaling):
+        return {"inner": _lone_integrator_dict(integrator.thermostat, full["inner"], b),
+                "generator": full["generators"][b], "v0": float(full["v0"][b]), "step": full["step"]}
+    if isinstance(integrator, Langevin):
+        return {"generator": full["generators"][b]}
+    if isinstance(integrator, NoseHooverChain):
+        return {"xi": [float(x[b]) for x in full["xi"]], "v_xi": [float(v[b]) for v in full["v_xi"]],
+                "dof": int(full["dof"][b])}
+    return dict(full)
+
+
+def _batch_integrator_dict(integrator: Integrator, states: Sequence[dict[str, Any]], run: dict[str, Any]) -> dict:
+    """A batch's integrator state dict from one lone-run state dict per system (the inverse of
+    :func:`_lone_integrator_dict`; a barostat keeps the batch's target pressures ``run["p0"]``)."""
+    if isinstance(integrator, CellRescaling):
+        return {"inner": _batch_integrator_dict(integrator.thermostat, [d["inner"] for d in states], run["inner"]),
+                "generators": [d["generator"] for d in states], "v0": torch.tensor([float(d["v0"]) for d in states]),
+                "p0": run["p0"], "step": int(states[0]["step"])}
+    if isinstance(integrator, Langevin):
+        return {"generators": [d["generator"] for d in states]}
+    if isinstance(integrator, NoseHooverChain):
+        return {name: [torch.tensor([float(d[name][k]) for d in states]) for k in range(integrator.chain_length)]
+                for name in ("xi", "v_xi")} | {"dof": torch.tensor([float(d["dof"]) for d in states])}
+    return {}

@@ -9,10 +9,11 @@ alone (same initial velocities, the same noise streams ``(seed * 1000 + stage, 1
 to round-off). (:func:`sims.generate.generate_many` runs configs one at a time, or one per Dask task.)
 
 What may differ between the configs of one batched run: ``seed``, ``[system]``, the stages'
-``temperature`` and ``[output] path``. Everything else (potential, ``[md]``, the stages' ensembles,
-steps, time steps, frictions, sampling, ``checkpoint_every``) must be equal, the stages must be
-``nve``, ``langevin`` or ``nose_hoover_chain`` (barostats are not batched), the engine ``matrep``
-and the potential one that takes a batch.
+``temperature`` and ``pressure`` and ``[output] path``. Everything else (potential, ``[md]``, the stages'
+ensembles, steps, time steps, frictions, barostat settings, sampling, ``checkpoint_every``) must be
+equal, the stages must be ``nve``, ``langevin``, ``nose_hoover_chain`` or ``npt`` with a cell-rescaling
+barostat (``c_rescale`` or ``berendsen``; MTK is not batched), the engine ``matrep`` and the potential
+one that takes a batch.
 
 Resuming. All replicas are checkpointed at the same steps. A batched run restarted with the same
 configs continues from the checkpoints when they are at one step; if a crash fell between two
@@ -42,9 +43,10 @@ __all__ = ["ensemble_configs", "generate_batched", "generate_ensemble"]
 
 def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Sequence[int] | None = None,
                      temperatures: Sequence[float] | None = None,
-                     systems: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One config per replica from ``config``: replica ``r`` takes ``seeds[r]``, ``temperatures[r]``
-    and ``systems[r]`` where given, and writes ``<stem>_<r><suffix>`` beside the config's output.
+                     systems: Sequence[Mapping[str, Any]] | None = None,
+                     pressures: Sequence | None = None) -> list[dict[str, Any]]:
+    """One config per replica from ``config``: replica ``r`` takes ``seeds[r]``, ``temperatures[r]``,
+    ``systems[r]`` and ``pressures[r]`` where given, and writes ``<stem>_<r><suffix>`` beside the config's output.
 
     Parameters
     ----------
@@ -57,6 +59,9 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
         (a ramp becomes that constant temperature).
     systems : sequence of mappings, optional
         ``[system]`` tables.
+    pressures : sequence, optional
+        bar (a number, or three with per-axis coupling); replica ``r`` runs every ``npt`` stage at
+        ``pressures[r]``.
 
     Returns
     -------
@@ -74,10 +79,12 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
     >>> paths = generate_batched(cfgs)                                                               # doctest: +SKIP
     """
     cfg = load_config(config)
-    given = {name: list(v) for name, v in (("seeds", seeds), ("temperatures", temperatures), ("systems", systems))
-             if v is not None}
+    given = {name: list(v) for name, v in (("seeds", seeds), ("temperatures", temperatures), ("systems", systems),
+                                           ("pressures", pressures)) if v is not None}
     if not given:
-        raise SimsInputError("an ensemble needs seeds, temperatures or systems (one value per replica)")
+        raise SimsInputError("an ensemble needs seeds, temperatures, systems or pressures (one value per replica)")
+    if "pressures" in given and not any(st.get("ensemble") == "npt" for st in cfg["stages"]):
+        raise SimsInputError("pressures need an 'npt' stage in the config (the other stages run at constant volume)")
     lengths = {name: len(v) for name, v in given.items()}
     if len(set(lengths.values())) != 1 or 0 in lengths.values():
         raise SimsInputError(f"give one value per replica in each list; got lengths {lengths}")
@@ -93,14 +100,20 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
                     stage["temperature"] = float(given["temperatures"][r])
         if "systems" in given:
             c["system"] = dict(given["systems"][r])
+        if "pressures" in given:
+            for stage in c["stages"]:
+                if stage.get("ensemble") == "npt":
+                    p = given["pressures"][r]
+                    stage["pressure"] = float(p) if isinstance(p, (int, float)) else [float(x) for x in p]
         c["output"] = dict(c["output"], path=str(path.with_name(f"{path.stem}_{r}{path.suffix}")))
         out.append(load_config(c))
     return out
 
 
-def _without_temperature(stage) -> dict[str, Any]:
+def _without_targets(stage) -> dict[str, Any]:
     values = asdict(stage)
     values.pop("temperature")
+    values.pop("pressure", None)
     return values
 
 
@@ -114,10 +127,12 @@ def _check_batchable(specs, cfgs) -> None:
         if spec.engine != "matrep":
             raise SimsInputError(f"config {r}: engine = {spec.engine!r}; a batched run needs engine = 'matrep'")
         for k, stage in enumerate(spec.stages):
-            if stage.ensemble not in ("nve", "langevin", "nose_hoover_chain"):
-                raise SimsInputError(f"config {r}: stages[{k}] is {stage.ensemble!r}; a batched run takes 'nve', "
-                                     "'langevin' and 'nose_hoover_chain' stages (run the others with "
-                                     "sims.generate.generate_many(configs), one run each)")
+            if stage.ensemble not in ("nve", "langevin", "nose_hoover_chain", "npt") or (
+                    stage.ensemble == "npt" and stage.barostat_kind == "mtk"):
+                what = "an MTK barostat" if stage.ensemble == "npt" else repr(stage.ensemble)
+                raise SimsInputError(f"config {r}: stages[{k}] is {what}; a batched run takes 'nve', 'langevin', "
+                                     "'nose_hoover_chain' and 'npt' stages with barostat 'c_rescale' or 'berendsen' "
+                                     "(run the others with sims.generate.generate_many(configs), one run each)")
         if spec.md.uncertainty_threshold is not None:
             raise SimsInputError(f"config {r}: md.uncertainty_threshold is not supported in a batched run")
         differ = []
@@ -128,11 +143,12 @@ def _check_batchable(specs, cfgs) -> None:
         if spec.output.checkpoint_every != ref.output.checkpoint_every:
             differ.append("output.checkpoint_every")
         if len(spec.stages) != len(ref.stages) or any(
-                _without_temperature(a) != _without_temperature(b) for a, b in zip(spec.stages, ref.stages)):
-            differ.append("[[stages]] (beyond their temperatures)")
+                _without_targets(a) != _without_targets(b) for a, b in zip(spec.stages, ref.stages)):
+            differ.append("[[stages]] (beyond their temperatures and pressures)")
         if differ:
             raise SimsInputError(f"config {r} differs from config 0 in {', '.join(differ)}; the configs of one batched "
-                                 "run may differ only in seed, [system], stage temperatures and output path")
+                                 "run may differ only in seed, [system], stage temperatures and pressures and output "
+                                 "path")
 
 
 def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *,
@@ -191,6 +207,7 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
         thermostat = stages[0].ensemble != "nve"
         md = BatchMD(state, potential, integrator, seed=[spec.seed * 1000 + k for spec in specs],
                      target_temperature=[st.target_temperature(first) for st in stages] if thermostat else None,
+                     target_pressure=[st.pressure for st in stages] if stages[0].ensemble == "npt" else None,
                      skin=md_cfg.skin, min_distance=None)
         if k == stage0 and ckpts[0]["integrator"] is not None:
             md.state = state  # undo setup changes (a chain removes the drift): continue bit for bit

@@ -44,7 +44,7 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
 
     ``compiled=True`` runs the closed-form pair pass through ``torch.compile`` where it applies
     (see :func:`sims.potentials.pair_energy_forces`; one system only). A batch's pair potentials take
-    the closed form too, except when its stress is asked.
+    the closed form too, stress included.
 
     A batch of ``B`` systems (:mod:`sims.batch`) passes ``(B, 3, 3)`` cells and ``system``, the system
     index of each atom, and gets ``(B,)`` energies and ``(B, 3, 3)`` stresses: the forces are minus
@@ -65,7 +65,8 @@ def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Ten
         if closed is not None:
             energy, f, w = closed
             _check_energy(potential, energy, positions, () if system is None else (cell.shape[0],))
-            return energy, f, None if w is None else w / torch.abs(torch.linalg.det(cell))
+            volume = torch.abs(torch.linalg.det(cell))
+            return energy, f, None if w is None else w / (volume if system is None else volume[:, None, None])
     inputs = []
     if forces:
         if not positions.requires_grad:

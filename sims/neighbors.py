@@ -113,117 +113,25 @@ def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Te
     -------
     PairList
         Atom indices into the whole batch; no pair joins two systems, and each system's shifts refer
-        to its own cell. Sorted by ``i`` (then by neighbour cell and ``j``), deterministic.
+        to its own cell. Sorted by ``(i, j, S)`` (half lists with ``i < j``, see :func:`_canonical`):
+        system ``b``'s pairs come in the order :func:`build_pairs` gives that system alone, whatever
+        the other systems. Lists of more than one system also carry the image table (:class:`PairList`).
 
     Notes
     -----
     Every system gets its own cell list, and all of them are searched at once: a bin is numbered
     globally (the system's first bin plus its local number), so atoms only ever meet atoms of their
-    own system (the per-system binning of torch-sim's batched linked-cell list, built here on the
-    single-system algorithm that follows). Atoms are binned in fractional coordinates into
-    ``n_d = floor(2 h_d / cutoff)`` bins along each direction ``d`` (``h_d`` the distance between
-    opposite cell faces), so a neighbour lies at most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins
-    are visited by integer offsets in ``[-k_d, k_d]``, each offset giving one image, so no pair is
-    produced twice. Offsets are enumerated up to the largest ``k_d`` of the batch and masked per system.
+    own system (the per-system binning of torch-sim's batched linked-cell list). Atoms are binned in
+    fractional coordinates into ``n_d = floor(2 h_d / cutoff)`` bins along each direction ``d``
+    (``h_d`` the distance between opposite cell faces), so a neighbour lies at most
+    ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins are visited by integer offsets in ``[-k_d, k_d]``,
+    each offset giving one image, so no pair is produced twice. Offsets are enumerated up to the
+    largest ``k_d`` of the batch and masked per system; a half list visits only the zero offset and
+    the lexicographically positive ones (pair ``(i, j, S)`` found from ``i`` through offset ``o`` is
+    ``(j, i, -S)`` found from ``j`` through ``-o``). Candidates are checked in chunks (:data:`_CHUNK`).
     """
-    device, dtype = positions.device, positions.dtype
-    n_atoms, n_sys = positions.shape[0], cell.shape[0]
-    pbc = pbc.to(device=device, dtype=torch.bool)
-    empty = PairList(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, dtype=torch.long, device=device),
-                     torch.zeros((0, 3), dtype=dtype, device=device), half)
-    if n_atoms == 0 or cutoff <= 0:
-        return empty
-    full_cell = _complete_cells(cell.to(dtype), pbc)
-    inv = torch.linalg.inv(full_cell)
-    per_sys = torch.bincount(system, minlength=n_sys)
-    frac = torch.einsum("ni,nij->nj", positions, inv[system])
-    # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
-    heights = 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
-    pbc_a = pbc[system]
-
-    image = torch.where(pbc_a, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
-    wrapped = frac - image
-    big = torch.finfo(dtype).max
-    w_min = torch.full((n_sys, 3), big, dtype=dtype, device=device).scatter_reduce(
-        0, system[:, None].expand(-1, 3), wrapped, "amin")
-    w_max = torch.full((n_sys, 3), -big, dtype=dtype, device=device).scatter_reduce(
-        0, system[:, None].expand(-1, 3), wrapped, "amax")
-    occupied = (per_sys > 0)[:, None]
-    lo = torch.where(pbc | ~occupied, torch.zeros_like(w_min), w_min)
-    span = torch.where(pbc | ~occupied, torch.ones_like(w_min), w_max - w_min)
-    # Bins of about half the cutoff: the searched region (2 k + 1 bins) then hugs the cutoff sphere
-    # more tightly than bins of a full cutoff would (fewer candidate pairs for the same work).
-    n_bins = torch.clamp(torch.floor(2 * span * heights / cutoff), min=1).to(torch.long)
-    # Guard against pathological memory use (a cutoff far below the spacing of atoms in a huge box).
-    cap = torch.round(4 * per_sys.to(dtype) ** (1 / 3)).to(torch.long) + 1
-    n_bins = torch.minimum(n_bins, torch.clamp(cap, min=1)[:, None])
-    width = span / n_bins
-    width = torch.where(width > 0, width, torch.ones_like(width))
-    nb_a, width_a = n_bins[system], width[system]
-    bin_idx = torch.clamp(torch.floor((wrapped - lo[system]) / width_a).to(torch.long), min=0)
-    bin_idx = torch.minimum(bin_idx, nb_a - 1)
-    reach = torch.ceil(cutoff / (heights * width) - 1e-12).to(torch.long)
-    # A non-periodic direction has no images: never look further than its own bins.
-    reach = torch.where(pbc, reach, torch.minimum(reach, n_bins - 1))
-
-    def flat_index(idx: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
-        return (idx[..., 0] * nb[..., 1] + idx[..., 1]) * nb[..., 2] + idx[..., 2]
-
-    cells_per_sys = n_bins.prod(1)
-    first_bin = torch.cumsum(cells_per_sys, 0) - cells_per_sys
-    flat = first_bin[system] + flat_index(bin_idx, nb_a)
-    order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=int(cells_per_sys.sum()))
-    starts = torch.cumsum(counts, 0) - counts
-
-    cart_wrapped = torch.einsum("ni,nij->nj", wrapped, full_cell[system])
-    max_reach = reach.max(0).values
-    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in max_reach.tolist()]
-    offsets = torch.cartesian_prod(*ranges).reshape(-1, 3)  # (O, 3)
-    # Per atom and offset: the neighbour bin (before wrapping) and its image shift.
-    target = bin_idx[:, None, :] + offsets[None, :, :]  # (N, O, 3)
-    nb_t = nb_a[:, None, :]
-    img = torch.div(target, nb_t, rounding_mode="floor")
-    valid = (pbc_a[:, None, :] | (img == 0)).all(-1)
-    if n_sys > 1:
-        valid &= (offsets.abs()[None, :, :] <= reach[system][:, None, :]).all(-1)
-    tgt = target - img * nb_t
-    tflat = first_bin[system][:, None] + flat_index(tgt, nb_t)
-    # Gathers by index_select on flat indices: on CPU several times faster than advanced indexing.
-    entry = torch.nonzero(valid.reshape(-1)).squeeze(1)
-    cells_of = tflat.reshape(-1).index_select(0, entry)
-    cnt = counts.index_select(0, cells_of)
-    occupied_entry = torch.nonzero(cnt).squeeze(1)
-    entry, cells_of, cnt = entry.index_select(0, occupied_entry), cells_of.index_select(0, occupied_entry), \
-        cnt.index_select(0, occupied_entry)
-    if entry.numel() == 0:
-        return empty
-    ai = torch.div(entry, offsets.shape[0], rounding_mode="floor")
-    s_entry = img.reshape(-1, 3).index_select(0, entry).to(dtype)
-    # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per (atom, image), not per pair.
-    base = cart_wrapped.index_select(0, ai) - torch.einsum("ni,nij->nj", s_entry, full_cell[system[ai]])
-    seg = torch.repeat_interleave(torch.arange(ai.numel(), device=device), cnt)
-    within = torch.arange(seg.numel(), device=device) - (torch.cumsum(cnt, 0) - cnt).index_select(0, seg)
-    jj = order.index_select(0, starts.index_select(0, cells_of).index_select(0, seg) + within)
-    ii = ai.index_select(0, seg)
-    if half:
-        first = torch.nonzero(ii <= jj).squeeze(1)
-        seg, ii, jj = seg.index_select(0, first), ii.index_select(0, first), jj.index_select(0, first)
-    vec = cart_wrapped.index_select(0, jj) - base.index_select(0, seg)
-    s_wrapped = s_entry.index_select(0, seg)
-    keep = (vec * vec).sum(-1) < cutoff * cutoff
-    keep &= ~((ii == jj) & (s_wrapped == 0).all(-1))
-    if half:
-        # One of (i, j, S) and (j, i, -S): i < j, or for self-images the lexicographically positive S.
-        lex_pos = torch.where(s_wrapped[:, 0] != 0, s_wrapped[:, 0] > 0,
-                              torch.where(s_wrapped[:, 1] != 0, s_wrapped[:, 1] > 0, s_wrapped[:, 2] > 0))
-        keep &= (ii < jj) | lex_pos
-    kept = torch.nonzero(keep).squeeze(1)
-    ii, jj, s_wrapped = ii.index_select(0, kept), jj.index_select(0, kept), s_wrapped.index_select(0, kept)
-    # Shifts for the positions as given: r_w = r - image @ cell.
-    shifts = s_wrapped + image.index_select(0, ii) - image.index_select(0, jj)
-    pairs = PairList(ii, jj, shifts, half)
-    return pairs if n_sys == 1 else _with_images(pairs, system)
+    pairs = _cell_list(positions, cell, pbc, system, cutoff, half)
+    return pairs if cell.shape[0] == 1 else _with_images(pairs, system)
 
 
 @torch.no_grad()
@@ -254,66 +162,98 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
 
     Notes
     -----
-    One system has its own builder (:func:`build_batch_pairs` holds the batched one): atoms are binned in fractional coordinates into ``n_d = floor(2 h_d / cutoff)`` bins along
-    each direction ``d`` (``h_d`` the distance between opposite cell faces), so a neighbour lies at
-    most ``k_d = ceil(cutoff n_d / h_d)`` bins away; bins are visited by integer offsets in
-    ``[-k_d, k_d]``, each offset giving one image, so no pair is produced twice.
+    The batch of one system of :func:`build_batch_pairs` (the one builder; its notes give the algorithm).
     """
+    return _cell_list(positions, cell.reshape(1, 3, 3), pbc.reshape(1, 3), None, cutoff, half)
+
+
+def _cell_list(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor | None,
+               cutoff: float, half: bool) -> PairList:
+    """The builder of :func:`build_batch_pairs` (``system`` None for one system), without the image table."""
     device, dtype = positions.device, positions.dtype
-    n_atoms = positions.shape[0]
+    n_atoms, n_sys = positions.shape[0], cell.shape[0]
     pbc = pbc.to(device=device, dtype=torch.bool)
     empty = PairList(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, dtype=torch.long, device=device),
                      torch.zeros((0, 3), dtype=dtype, device=device), half)
     if n_atoms == 0 or cutoff <= 0:
         return empty
-    full_cell = _complete_cells(cell.to(dtype)[None], pbc[None])[0]
-    inv = torch.linalg.inv(full_cell)
-    frac = positions @ inv
-    # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
-    heights = 1.0 / torch.linalg.norm(inv.T, dim=1)
+    one = n_sys == 1
 
-    image = torch.where(pbc, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
+    def per_atom(x: torch.Tensor) -> torch.Tensor:
+        """A per-system ``(B, ...)`` value for each atom: ``(N, ...)``, or ``(1, ...)`` to broadcast for one system."""
+        return x if one else x.index_select(0, system)
+
+    full_cell = _complete_cells(cell.to(dtype), pbc)
+    inv = torch.linalg.inv(full_cell)
+    frac = positions @ inv[0] if one else torch.einsum("ni,nij->nj", positions, per_atom(inv))
+    # Distances between opposite faces: h_d = V / |a_e x a_f| = 1 / |row d of inv^T|.
+    heights = 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
+    pbc_a = per_atom(pbc)
+
+    image = torch.where(pbc_a, torch.floor(frac), torch.zeros_like(frac))  # wrapped = frac - image
     wrapped = frac - image
-    lo = torch.where(pbc, torch.zeros(3, dtype=dtype, device=device), wrapped.min(0).values)
-    span = torch.where(pbc, torch.ones(3, dtype=dtype, device=device), wrapped.max(0).values - lo)
+    if one:
+        per_sys = torch.full((1,), n_atoms, device=device)
+        w_min, w_max = wrapped.min(0, keepdim=True).values, wrapped.max(0, keepdim=True).values
+    else:
+        per_sys = torch.bincount(system, minlength=n_sys)
+        big = torch.finfo(dtype).max
+        index = system[:, None].expand(-1, 3)
+        w_min = torch.full((n_sys, 3), big, dtype=dtype, device=device).scatter_reduce(0, index, wrapped, "amin")
+        w_max = torch.full((n_sys, 3), -big, dtype=dtype, device=device).scatter_reduce(0, index, wrapped, "amax")
+    free = ~pbc & (per_sys > 0)[:, None]  # non-periodic directions of systems with atoms: bin their extent
+    lo = torch.where(free, w_min, torch.zeros_like(w_min))
+    span = torch.where(free, w_max - w_min, torch.ones_like(w_min))
     # Bins of about half the cutoff: the searched region (2 k + 1 bins) then hugs the cutoff sphere
     # more tightly than bins of a full cutoff would (fewer candidate pairs for the same work).
     n_bins = torch.clamp(torch.floor(2 * span * heights / cutoff), min=1).to(torch.long)
     # Guard against pathological memory use (a cutoff far below the spacing of atoms in a huge box).
-    n_bins = torch.clamp(n_bins, max=max(1, int(round(4 * n_atoms ** (1 / 3))) + 1))
+    cap = torch.round(4 * per_sys.to(dtype) ** (1 / 3)).to(torch.long) + 1
+    n_bins = torch.minimum(n_bins, torch.clamp(cap, min=1)[:, None])
     width = span / n_bins
     width = torch.where(width > 0, width, torch.ones_like(width))
-    bin_idx = torch.clamp(torch.floor((wrapped - lo) / width).to(torch.long), min=0)
-    bin_idx = torch.minimum(bin_idx, n_bins - 1)
+    nb_a = per_atom(n_bins)
+    bin_idx = torch.clamp(torch.floor((wrapped - per_atom(lo)) / per_atom(width)).to(torch.long), min=0)
+    bin_idx = torch.minimum(bin_idx, nb_a - 1)
     reach = torch.ceil(cutoff / (heights * width) - 1e-12).to(torch.long)
     # A non-periodic direction has no images: never look further than its own bins.
     reach = torch.where(pbc, reach, torch.minimum(reach, n_bins - 1))
 
-    nb = n_bins.tolist()
-    flat = (bin_idx[:, 0] * nb[1] + bin_idx[:, 1]) * nb[2] + bin_idx[:, 2]
+    def flat_index(idx: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+        return (idx[..., 0] * nb[..., 1] + idx[..., 1]) * nb[..., 2] + idx[..., 2]
+
+    cells_per_sys = n_bins.prod(1)
+    first_bin = torch.cumsum(cells_per_sys, 0) - cells_per_sys
+    flat = flat_index(bin_idx, nb_a) if one else per_atom(first_bin) + flat_index(bin_idx, nb_a)
     order = torch.argsort(flat, stable=True)
-    n_cells = nb[0] * nb[1] * nb[2]
-    counts = torch.bincount(flat, minlength=n_cells)
+    counts = torch.bincount(flat, minlength=int(cells_per_sys.sum()))
     starts = torch.cumsum(counts, 0) - counts
 
-    cart_wrapped = wrapped @ full_cell
-    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in reach.tolist()]
+    cart_wrapped = wrapped @ full_cell[0] if one else torch.einsum("ni,nij->nj", wrapped, per_atom(full_cell))
+    max_reach = reach.max(0).values
+    ranges = [torch.arange(-int(r), int(r) + 1, device=device) for r in max_reach.tolist()]
     offsets = torch.cartesian_prod(*ranges).reshape(-1, 3)  # (O, 3)
-    zero_offset = (offsets == 0).all(-1)
     if half:
         # Pair (i, j, S) found from i through offset o is (j, i, -S) found from j through -o: a half
         # list visits the zero offset and the lexicographically positive ones (half the candidates).
         first = torch.where(offsets[:, 0] != 0, offsets[:, 0], torch.where(offsets[:, 1] != 0, offsets[:, 1],
                                                                            offsets[:, 2]))
-        offsets, zero_offset = offsets[first >= 0], zero_offset[first >= 0]
+        offsets = offsets[first >= 0]
+    zero_offset = (offsets == 0).all(-1)
     # Per atom and offset: the neighbour bin (before wrapping) and its image shift.
     target = bin_idx[:, None, :] + offsets[None, :, :]  # (N, O, 3)
-    img = torch.div(target, n_bins, rounding_mode="floor")
-    tgt = target - img * n_bins
-    tflat = ((tgt[..., 0] * nb[1] + tgt[..., 1]) * nb[2] + tgt[..., 2]).flatten()
+    nb_t = nb_a[:, None, :]
+    img = torch.div(target, nb_t, rounding_mode="floor")
+    tgt = target - img * nb_t
+    tflat = flat_index(tgt, nb_t)
+    if not one:
+        tflat = tflat + per_atom(first_bin)[:, None]
+    tflat = tflat.flatten()
     valid = counts.index_select(0, tflat) > 0
     if not bool(pbc.all()):
-        valid &= (pbc | (img == 0)).all(-1).flatten()
+        valid &= (pbc_a[:, None, :] | (img == 0)).all(-1).flatten()
+    if not one and bool((reach != max_reach).any()):
+        valid &= (offsets.abs()[None, :, :] <= per_atom(reach)[:, None, :]).all(-1).flatten()
     # Entries (atom, offset) as flat indices, sorted by atom (index_select, not 2-D indexing: faster).
     entry = torch.nonzero(valid).flatten()
     if entry.numel() == 0:
@@ -324,7 +264,11 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
     cnt = counts.index_select(0, cells_of)
     s_entry = img.reshape(-1, 3).index_select(0, entry).to(dtype)
     # vec = r_j + S cell - r_i = r_j - (r_i - S cell): one subtraction per entry, not per candidate.
-    base = (cart_wrapped.index_select(0, ai) - s_entry @ full_cell).T.contiguous()
+    if one:
+        image_vec = s_entry @ full_cell[0]
+    else:
+        image_vec = torch.einsum("ni,nij->nj", s_entry, full_cell.index_select(0, system.index_select(0, ai)))
+    base = (cart_wrapped.index_select(0, ai) - image_vec).T.contiguous()
     cw = cart_wrapped.index_select(0, order).T.contiguous()
     rank = torch.empty_like(order)
     rank[order] = torch.arange(n_atoms, device=device)
@@ -346,7 +290,7 @@ def build_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, 
     return _canonical(ii, jj, shifts, n_atoms, half)
 
 
-#: Candidates per chunk of :func:`build_pairs` (sized for a CPU's L2 cache).
+#: Candidates per chunk of :func:`build_batch_pairs` (sized for a CPU's L2 cache).
 _CHUNK = 1 << 16
 
 
@@ -480,19 +424,18 @@ class NeighborList:
 
     def _update_batch(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
                       force: bool) -> PairList:
-        """The list of a batch: each system's part is rebuilt only when one of its own atoms moved
-        more than ``skin / 2`` since that part was built (the criterion of a lone system), so a
-        large batch of small systems rebuilds a few systems at a time instead of all of them
-        whenever any atom anywhere moved."""
+        """The list of a batch: each system's part is rebuilt only when that system alone would need
+        it (:meth:`_moved_systems`), so a large batch of small systems rebuilds a few systems at a
+        time instead of all of them whenever any atom anywhere moved. Each system's pairs stay one block
+        in canonical order (the blocks themselves in any order), so per-system sums, and forces, do not
+        depend on the patching."""
         n_sys, reach = cell.shape[0], self.cutoff + self.skin
         old = self._pairs
         fresh = (force or old is None or old.images is None or self._ref_positions is None
                  or self._ref_cell is None or self._ref_positions.shape != positions.shape
-                 or self._ref_cell.shape != cell.shape or not torch.equal(self._ref_cell, cell))
+                 or self._ref_cell.shape != cell.shape)
         if not fresh:
-            disp = (positions - self._ref_positions).norm(dim=1)
-            worst = torch.zeros(n_sys, dtype=disp.dtype, device=disp.device).scatter_reduce(0, system, disp, "amax")
-            moved = worst > 0.5 * self.skin
+            moved = self._moved_systems(positions, cell, system)
             n_moved = int(moved.sum())  # the one wait for the device per step
             if n_moved == 0:
                 return old
@@ -518,8 +461,31 @@ class NeighborList:
             torch.cat([old.images, sub.images]), torch.cat([old.image_system, moved_ids.index_select(0, sub.image_system)]),
             torch.cat([old.image_index.index_select(0, keep), sub.image_index + old.images.shape[0]]))
         self._ref_positions[atoms] = positions.index_select(0, atoms)
+        self._ref_cell[moved] = cell[moved]
         self.n_partial_builds += 1
         return self._pairs
+
+    def _moved_systems(self, positions: torch.Tensor, cell: torch.Tensor, system: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` True for the systems of a batch whose part of the list may miss a pair: the test of
+        :meth:`needs_rebuild` applied to each system with its own reference cell and positions."""
+        n_sys = cell.shape[0]
+        changed = torch.nonzero((self._ref_cell != cell).flatten(1).any(1)).squeeze(1)
+        if changed.numel() == 0:
+            disp = (positions - self._ref_positions).norm(dim=1)
+            worst = torch.zeros(n_sys, dtype=disp.dtype, device=disp.device).scatter_reduce(0, system, disp, "amax")
+            return worst > 0.5 * self.skin
+        # Deformed cells (barostats): pull positions back into the reference cell, per system.
+        ref = self._ref_cell
+        singular = (torch.abs(torch.linalg.det(ref)) < 1e-12) | (torch.abs(torch.linalg.det(cell)) < 1e-12)
+        eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+        usable = ~singular[:, None, None]
+        deform = torch.linalg.solve(torch.where(usable, ref, eye), torch.where(usable, cell, eye))
+        undo = torch.linalg.inv(deform)
+        pulled = torch.einsum("ni,nij->nj", positions, undo.index_select(0, system))
+        disp = (pulled - self._ref_positions).norm(dim=1)
+        worst = torch.zeros(n_sys, dtype=disp.dtype, device=disp.device).scatter_reduce(0, system, disp, "amax")
+        shrink = torch.linalg.svdvals(deform).min(1).values
+        return singular | (shrink * (self.cutoff + self.skin - 2 * worst) < self.cutoff)
 
     def needs_rebuild(self, positions: torch.Tensor, cell: torch.Tensor) -> bool:
         """True when the stored list may miss a pair within ``cutoff``."""
@@ -531,8 +497,6 @@ class NeighborList:
         if torch.equal(self._ref_cell, cell):
             disp = (positions - self._ref_positions).norm(dim=1)
             return bool(disp.max() > 0.5 * self.skin)
-        if cell.dim() == 3:  # cells of a batch that changed: rebuild (no barostat acts on batches yet)
-            return True
         # A deformed cell (a barostat): the list built at cutoff + skin still holds every pair within
         # cutoff while sigma_min(G) (cutoff + skin - 2 max|dr|) >= cutoff, with G = h_ref^-1 h the
         # deformation and dr the displacements pulled back into the reference cell (r h^-1 h_ref - r_ref).
@@ -552,13 +516,15 @@ class NeighborList:
 
         A batch of systems passes ``(B, 3, 3)`` cells, ``(B, 3)`` flags and ``system``, the system
         index of each atom (:func:`build_batch_pairs`); a system's part of the list is rebuilt when
-        its own atoms moved too far (:attr:`n_partial_builds` counts those patches), the whole list
-        when half of the systems need it or the cells changed.
+        that system alone would need it (its atoms moved too far, or its cell deformed too much for
+        the skin: :attr:`n_partial_builds` counts those patches), the whole list when half of the
+        systems need it.
         """
         if system is not None and cell.shape[0] > 1:
             return self._update_batch(positions.detach(), cell.detach(), pbc, system, force)
+        cell = cell.reshape(3, 3)
         if force or self.needs_rebuild(positions, cell):
-            self._pairs = build_pairs(positions.detach(), cell.detach().reshape(3, 3), pbc.reshape(3),
+            self._pairs = build_pairs(positions.detach(), cell.detach(), pbc.reshape(3),
                                       self.cutoff + self.skin, half=self.half)
             self._ref_positions = positions.detach().clone()
             self._ref_cell = cell.detach().clone()

@@ -232,17 +232,16 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
 
     system : torch.Tensor, optional
         A batch of ``B`` systems (:mod:`sims.batch`): ``cell`` is ``(B, 3, 3)``, ``system`` the
-        ``(N,)`` system of each atom; the energy is then ``(B,)`` per system. A batch's virial is not
-        written out (None is returned when it is asked: the autograd route gives per-system stress).
+        ``(N,)`` system of each atom; the energy is then ``(B,)`` per system and the virial ``(B, 3, 3)``.
 
     Returns
     -------
     tuple or None
-        ``(energy [eV], forces [eV/Å, (N, 3)] or None, virial [eV, 3x3] or None)``; the stress is
-        ``virial / volume``.
+        ``(energy [eV], forces [eV/Å, (N, 3)] or None, virial [eV, 3x3 or (B, 3, 3)] or None)``; the
+        stress is ``virial / volume``.
     """
     terms = _pair_terms(potential)
-    if terms is None or pairs is None or (system is not None and virial):
+    if terms is None or pairs is None:
         return None
     if system is None:
         zi, zj, shifts = _list_constants(pairs, cell, numbers)
@@ -252,7 +251,7 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
     zero = torch.zeros_like(positions)
     shifts = pair_vectors(zero, cell, pairs, system).T.contiguous()
     zi, zj = numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
-    return _pair_kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, False,
+    return _pair_kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial,
                         pair_system=system.index_select(0, pairs.i), n_systems=int(cell.shape[0]))
 
 
@@ -315,7 +314,12 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
         n = positions.shape[0]
         f = torch.stack([positions.new_zeros(n).index_add_(0, i, c).index_add_(0, j, c, alpha=-1.0)
                          for c in (fx, fy, fz)], 1)
-    w = torch.stack([fx, fy, fz]) @ torch.stack([dx, dy, dz]).T if virial else None
+    w = None
+    if virial and pair_system is None:
+        w = torch.stack([fx, fy, fz]) @ torch.stack([dx, dy, dz]).T
+    elif virial:  # each system's sum of f d^T over its own pairs, one component at a time (no (P, 9) copy)
+        w = torch.stack([r.new_zeros(n_systems).index_add_(0, pair_system, fa * da)
+                         for fa in (fx, fy, fz) for da in (dx, dy, dz)], 1).reshape(n_systems, 3, 3)
     return energy, f, w
 def _pair_systems(pairs: PairList, batch: torch.Tensor | None, cell: torch.Tensor):
     """``(system of each pair, B)`` of a batch, or None for one system."""

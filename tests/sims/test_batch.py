@@ -107,8 +107,9 @@ def test_batch_energies_forces_stress_equal_single(kind):
 
 @pytest.mark.parametrize("kind", ["lj", "bks"])
 def test_batch_closed_form_forces_equal_autograd(kind):
-    """A batch's pair forces in closed form (no stress asked) equal minus the autograd gradient of
-    its (B,) energies, per system; BKS has terms of two cutoffs (the short ones on a subset of pairs)."""
+    """A batch's pair forces and stresses in closed form equal minus the autograd gradient of its (B,)
+    energies, and their derivatives under each system's own strain, per system; BKS has terms of two
+    cutoffs (the short ones on a subset of pairs)."""
     if kind == "bks":
         from sims.silica import beta_cristobalite
 
@@ -127,6 +128,15 @@ def test_batch_closed_form_forces_equal_autograd(kind):
     assert e.shape == (len(systems),)
     torch.testing.assert_close(e, e_ref.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(f, -g, rtol=1e-10, atol=1e-10)
+    _, f_s, stress = sims.compute(pot, state.positions, state.cell, state.numbers, pairs, stress=True,
+                                  system=state.system)
+    torch.testing.assert_close(f_s, f, rtol=0, atol=0)
+    strain = torch.zeros((len(systems), 3, 3), dtype=F64, requires_grad=True)
+    deform = torch.eye(3, dtype=F64) + strain
+    e_strained = pot(torch.einsum("ni,nij->nj", state.positions, deform[state.system]), state.cell @ deform,
+                     state.numbers, pairs, state.system)
+    (w,) = torch.autograd.grad(e_strained.sum(), strain)
+    torch.testing.assert_close(stress, w / state.volume()[:, None, None], rtol=1e-10, atol=1e-12)
 
 
 def test_neural_potential_batch_equals_single():
@@ -308,10 +318,10 @@ def test_bad_input():
         BatchMD(argon, _argon_pot(), integ, seed=[1])
     with pytest.raises(SimsInputError, match="target_temperature has 3 values"):
         BatchMD(argon, _argon_pot(), sims.Langevin(5.0, 30.0), target_temperature=[1.0, 2.0, 3.0])
-    from sims.barostats import CellRescaling
+    from sims.barostats import MTK
 
-    with pytest.raises(SimsInputError, match="CellRescaling is not batched"):
-        BatchMD(argon, _argon_pot(), CellRescaling(sims.Langevin(5.0, 30.0), pressure=1.0, tau_p=500.0))
+    with pytest.raises(SimsInputError, match="the MTK barostat is not batched"):
+        BatchMD(argon, _argon_pot(), MTK(5.0, temperature=30.0, pressure=1.0))
     with pytest.raises(SimsInputError, match="target_temperature must be >= 0 K"):
         BatchMD(argon, _argon_pot(), sims.Langevin(5.0, 30.0), target_temperature=[10.0, -1.0])
     crowded = argon[0].copy()
@@ -335,6 +345,8 @@ def test_patched_batch_list_keeps_every_pair():
     np.testing.assert_allclose(md.forces.numpy(), np.concatenate(f), atol=1e-11)
     pairs = md.neighbors._pairs
     assert torch.equal(md.state.system[pairs.i], md.state.system[pairs.j])
+    same = md.state.system[pairs.i[1:]] == md.state.system[pairs.i[:-1]]
+    assert bool((pairs.i[1:] >= pairs.i[:-1])[same].all())  # each system's pairs one block, sorted by i
     assert torch.equal(pairs.images[pairs.image_index], pairs.shifts)
     assert torch.equal(pairs.image_system[pairs.image_index], md.state.system[pairs.i])
 

@@ -79,8 +79,9 @@ def test_interrupted_batched_run_resumes_bit_for_bit(tmp_path, monkeypatch, stop
 
 def test_refused_ensembles(tmp_path):
     npt = _base(tmp_path)
-    npt["stages"][1] = {"ensemble": "npt", "steps": 10, "timestep": 5.0, "temperature": 50.0, "pressure": 1.0}
-    with pytest.raises(SimsInputError, match=r"config 0: stages\[1\] is 'npt'"):
+    npt["stages"][1] = {"ensemble": "npt", "barostat": "mtk", "thermostat": "nose_hoover_chain", "steps": 10,
+                        "timestep": 5.0, "temperature": 50.0, "pressure": 1.0}
+    with pytest.raises(SimsInputError, match=r"config 0: stages\[1\] is an MTK barostat"):
         generate_batched(ensemble_configs(npt, seeds=[1, 2]))
     other = _replicas(tmp_path)
     other[2]["potential"]["epsilon"] = 0.02
@@ -112,3 +113,50 @@ def test_ensemble_in_batches_on_a_dask_cluster(tmp_path):
         np.testing.assert_allclose(fa[-1].positions, fb[-1].positions, atol=1e-9)
     with pytest.raises(SimsInputError, match="batch_size must be >= 1"):
         generate_ensemble(_replicas(tmp_path), batch_size=0)
+
+
+def test_batched_npt_ensemble_writes_what_generate_writes_per_config(tmp_path, monkeypatch):
+    """NPT stages (stochastic cell rescaling) at per-replica pressures and temperatures: each replica's
+    frames, cells and pressures are those of generate() on its config alone; a batch interrupted inside
+    the NPT stage resumes from its checkpoints bit for bit."""
+    cfg = _base(tmp_path)
+    cfg["stages"] = [{"ensemble": "npt", "thermostat": "langevin", "steps": 60, "timestep": 5.0, "temperature": 60.0,
+                      "friction": 0.02, "pressure": 1.0, "tau_p": 200.0, "compressibility": 3e-4, "sample_every": 20},
+                     {"ensemble": "nve", "steps": 20, "timestep": 5.0, "sample_every": 20}]
+    cfg["output"]["checkpoint_every"] = 40
+
+    def replicas(where):
+        (tmp_path / where).mkdir(exist_ok=True)
+        return ensemble_configs(dict(cfg, _base=str(tmp_path / where)), seeds=[1, 2], temperatures=[40.0, 70.0],
+                                pressures=[100.0, 3000.0])
+
+    batched = generate_batched(replicas("a"))
+    for r, one in enumerate(replicas("b")):
+        ours, alone = read_frames(batched[r]), read_frames(generate(one))
+        assert len(ours) == len(alone) == 4
+        for a, b in zip(ours, alone):
+            np.testing.assert_allclose(a.cell[:], b.cell[:], atol=1e-10)
+            np.testing.assert_allclose(a.positions, b.positions, atol=1e-9)
+            assert a.info["cell_volume"] == pytest.approx(b.info["cell_volume"], rel=1e-12)
+            assert a.info["pressure_bar"] == pytest.approx(b.info["pressure_bar"], rel=1e-8, abs=1e-6)
+    assert read_frames(batched[1])[2].info["cell_volume"] < read_frames(batched[0])[2].info["cell_volume"]
+    run = BatchMD.run
+
+    def crashing(self, n):
+        if self.step_count >= 50:
+            raise KeyboardInterrupt("simulated crash")
+        return run(self, n)
+
+    monkeypatch.setattr(BatchMD, "run", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        generate_batched(replicas("c"))
+    monkeypatch.setattr(BatchMD, "run", run)
+    for ref, path in zip(batched, generate_batched(replicas("c"))):
+        for a, b in zip(read_frames(path), read_frames(ref), strict=True):
+            assert np.array_equal(a.positions, b.positions) and np.array_equal(a.cell[:], b.cell[:])
+    with pytest.raises(SimsInputError, match="need an 'npt' stage"):
+        ensemble_configs(_base(tmp_path), pressures=[1.0, 2.0])
+    mtk = dict(cfg, stages=[{"ensemble": "npt", "barostat": "mtk", "thermostat": "nose_hoover_chain", "steps": 10,
+                             "timestep": 5.0, "temperature": 60.0, "pressure": 1.0, "tau_p": 200.0, "tau": 100.0}])
+    with pytest.raises(SimsInputError, match="an MTK barostat"):
+        generate_batched(ensemble_configs(mtk, seeds=[1, 2]))
