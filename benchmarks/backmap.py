@@ -12,7 +12,7 @@ training frames, except at the chunk edges).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/backmap.py                     # reduced budget (about 7 min)
+    OMP_NUM_THREADS=1 python benchmarks/backmap.py                     # reduced budget (about 19 min)
     OMP_NUM_THREADS=1 python benchmarks/backmap.py --full              # the fuller run
     OPENMM_CPU_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/backmap.py --system chignolin
 """
