@@ -77,7 +77,7 @@ BUDGETS = {
                                           beta=0.05, gamma=0.1, warmup=5),
                           "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3,
                                        beta=0.05, gamma=0.1, warmup=30)},
-    "chignolin": {"reduced": dict(train_stride=2, test_stride=4, epochs=30, n_features=16, n_samples=5, lr=5e-3,
+    "chignolin": {"reduced": dict(train_stride=2, test_stride=4, epochs=60, n_features=16, n_samples=5, lr=5e-3,
                                   beta=0.05, gamma=0.1, warmup=10),
                   "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3,
                                beta=0.05, gamma=0.1, warmup=30)},
