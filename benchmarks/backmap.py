@@ -12,7 +12,7 @@ training frames, except at the chunk edges).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/backmap.py                     # reduced budget (about 7 min)
+    OMP_NUM_THREADS=1 python benchmarks/backmap.py                     # reduced budget (about 19 min)
     OMP_NUM_THREADS=1 python benchmarks/backmap.py --full              # the fuller run
     OPENMM_CPU_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/backmap.py --system chignolin
 """
@@ -70,12 +70,17 @@ def mappings(system: str, first) -> dict:
     return {"alpha carbons (10 beads)": alpha_carbon_mapping(first)}
 
 
-#: Budgets per system: (train stride, test stride, epochs, features, samples per CG frame, learning rate).
+#: Budgets per system: train/test frame strides, epochs, features, samples per CG frame, learning
+#: rate, and the loss weights (beta, gamma) with their warm-up (epochs over which both ramp from 0).
 BUDGETS = {
-    "alanine_dipeptide": {"reduced": dict(train_stride=5, test_stride=10, epochs=15, n_features=24, n_samples=10, lr=3e-3),
-                          "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3)},
-    "chignolin": {"reduced": dict(train_stride=2, test_stride=4, epochs=8, n_features=16, n_samples=5, lr=3e-3),
-                  "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3)},
+    "alanine_dipeptide": {"reduced": dict(train_stride=2, test_stride=10, epochs=15, n_features=24, n_samples=10, lr=5e-3,
+                                          beta=0.05, gamma=0.1, warmup=5),
+                          "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3,
+                                       beta=0.05, gamma=0.1, warmup=30)},
+    "chignolin": {"reduced": dict(train_stride=2, test_stride=4, epochs=60, n_features=16, n_samples=5, lr=5e-3,
+                                  beta=0.05, gamma=0.1, warmup=10),
+                  "full": dict(train_stride=1, test_stride=1, epochs=100, n_features=64, n_samples=20, lr=1e-3,
+                               beta=0.05, gamma=0.1, warmup=30)},
 }
 
 
@@ -110,19 +115,21 @@ def run_fold(x: np.ndarray, numbers, first, mapping, train_idx, test_idx, budget
     val = train[::10]
     fit = np.delete(train, np.s_[::10], axis=0)
     model = CGVAE(mapping, numbers, covalent_bonds(numbers, first.positions), n_features=budget["n_features"],
-                  seed=seed)
+                  encoder_hops=2, beta=budget["beta"], gamma=budget["gamma"], seed=seed)
     tic = time.perf_counter()
     fit_cgvae(model, torch.as_tensor(fit, dtype=torch.float32), torch.as_tensor(val, dtype=torch.float32),
-              epochs=budget["epochs"], batch_size=32, lr=budget["lr"], seed=seed)
+              epochs=budget["epochs"], batch_size=32, lr=budget["lr"], warmup=budget["warmup"], seed=seed)
     train_s = time.perf_counter() - tic
     model.eval()
     t = torch.as_tensor(test, dtype=torch.float32)
     recon = model.reconstruct(t).double().numpy()
+    with torch.no_grad():
+        kl = float(model.loss(t)[1]["kl"])
     samples = model.sample(model.bead_positions(t), budget["n_samples"], seed=seed).double().numpy()
     heavy = np.flatnonzero(numbers > 1)
     vae = backmap_scores(samples, test, numbers)
     vae.update(recon_all=float(aligned_rmsd(recon, test).mean()),
-               recon_heavy=float(aligned_rmsd(recon, test, atoms=heavy).mean()), train_s=train_s)
+               recon_heavy=float(aligned_rmsd(recon, test, atoms=heavy).mean()), kl=kl, train_s=train_s)
     base = NearestFrameBackmap(mapping).fit(train).predict(mapping.bead_positions(test))
     baseline = backmap_scores(base[None], test, numbers)
     if figure is not None:
@@ -159,7 +166,7 @@ def main() -> None:
         budget["epochs"] = args.epochs
     print(f"frames: {x.shape[0]} trajectories x {x.shape[1]}; budget {budget}")
     keys = ["recon_heavy", "recon_all", "rmsd_heavy", "rmsd_all", "valid_heavy", "valid_all", "graph_diff_heavy",
-            "graph_diff_all", "diversity"]
+            "graph_diff_all", "diversity", "kl"]
     rows = []
     for name, mapping in mappings(args.system, topology).items():
         results = {"CGVAE": [], "nearest frame": []}
@@ -169,8 +176,9 @@ def main() -> None:
             vae, base = run_fold(x, numbers, first, mapping, train_idx, test_idx, budget, args.seed + k, fig)
             results["CGVAE"].append(vae)
             results["nearest frame"].append(base)
-            print(f"{name} fold {k}: CGVAE {vae['rmsd_all']:.3f} Å (train {vae['train_s']:.0f} s), "
-                  f"baseline {base['rmsd_all']:.3f} Å", flush=True)
+            print(f"{name} fold {k}: CGVAE {vae['rmsd_heavy']:.3f} / {vae['rmsd_all']:.3f} Å, KL {vae['kl']:.3f}, "
+                  f"diversity {vae['diversity']:.3f} (train {vae['train_s']:.0f} s), "
+                  f"baseline {base['rmsd_heavy']:.3f} / {base['rmsd_all']:.3f} Å", flush=True)
         for model, scores in results.items():
             cells = []
             for key in keys:

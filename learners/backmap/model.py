@@ -9,20 +9,30 @@ Molecular Conformations", ICML 2022 (arXiv:2201.12176), sec. 4. For one molecule
   the atom-to-bead distance |x_i - X_I|): one invariant latent vector z_I per bead, Gaussian with
   mean and log-variance from that vector.
 - **Prior** p(z | X): PaiNN blocks over the CG geometry alone, giving each bead's Gaussian.
-- **Decoder** p(x | z, X): PaiNN blocks over the CG geometry starting from the latents, with an
-  extra cross-product message ``r_IJ x v_J`` so that vectors can leave the plane of three beads
-  (the paper's ``EquiMessageCross`` idea; without it a 3-bead molecule could only be decoded flat).
-  Atom i of bead I gets the offset ``sum_c W_ic v_Ic`` (a learned per-atom mix of its bead's vector
-  channels), recentred so that the weighted centre of each bead's atoms is the bead exactly:
-  ``x_i = X_I + d_i - sum_{j in I} w_j d_j``.
+- **Decoder** p(x | z, X): PaiNN blocks over the CG geometry, each bead's latent added (through
+  its own linear map) to the bead's scalars before every block, not only the first, so that it
+  cannot be washed out by the messages; an extra cross-product message ``r_IJ x v_J`` lets
+  vectors leave the plane of three beads (the paper's ``EquiMessageCross`` idea; without it a
+  3-bead molecule could only be decoded flat). Atom i of bead I gets the offset
+  ``sum_c M_ic v_Ic``, a per-atom mix of its bead's vector channels whose weights
+  ``M_ic = W_ic + sum_g G_icg s_Ig`` depend on the bead's final scalars (invariant, so the offset
+  stays equivariant), recentred so that the weighted centre of each bead's atoms is the bead
+  exactly: ``x_i = X_I + d_i - sum_{j in I} w_j d_j``.
 
 Outputs rotate with the CG input (proper rotations; the cross product makes the decoder a
 pseudovector map, so mirror images are not mapped to mirror images, as a chiral molecule needs)
-and translate with it; latents are invariant.
+and translate with it; latents are invariant (and parity-even: the encoder cannot tell an FG
+geometry from its mirror image through the plane of three beads).
 
 Loss (paper eq. 8 and its code's bond term): ``mean |x_hat - x|^2 + beta KL(q || p) + gamma
 mean_bonds (|x_hat_i - x_hat_j| - |x_i - x_j|)^2``, KL summed over latent dimensions and averaged
-over beads and frames; the paper's alanine dipeptide values are beta = 0.05, gamma = 25.
+over beads and frames. The paper's alanine dipeptide values are beta = 0.05, gamma = 25; the
+default here is gamma = 1. With gamma = 25 the bond term dominates the loss from the first step
+and every noisy latent draw moves bond lengths, so the decoder learns to ignore its latent
+(posterior collapse: tests/learners/test_backmap_collapse.py fails that way) and, on alanine
+dipeptide at our budgets, fits worse (benchmarks/README.md). :func:`fit_cgvae` can ramp both
+weights up from 0 over the first ``warmup`` epochs (KL annealing, Bowman et al., CoNLL 2016,
+arXiv:1511.06349), and the posterior starts nearly deterministic (``_POSTERIOR_LOGVAR0``).
 
 Layers: the PaiNN message and update blocks of :mod:`learners.potentials.painn` (Schütt, Unke &
 Gastegger, ICML 2021), our own rather than e3nn's, because the model needs only scalars and
@@ -46,6 +56,10 @@ from reprs.cg_mapping import CGMapping
 __all__ = ["CGVAE", "cgvae_step", "fit_cgvae", "positions_tensor", "backmap", "backmap_file", "save_cgvae", "load_cgvae"]
 
 _EPS = 1e-8
+#: Initial posterior log-variance (std 0.05): at the usual 0 (std 1) the sampled latent starts as
+#: noise far larger than the spread of its mean over frames, the decoder learns to ignore it in
+#: the first epochs and never recovers (posterior collapse; seen in tests/learners/test_backmap_collapse.py).
+_POSTERIOR_LOGVAR0 = -6.0
 
 
 def _all_pairs(n: int) -> torch.Tensor:
@@ -97,9 +111,11 @@ class _Equivariant(nn.Module):
         self.updates = nn.ModuleList(_Update(n_features) for _ in range(n_layers))
         self.crosses = nn.ModuleList(_Cross(n_features, n_rbf) for _ in range(n_layers)) if cross else None
 
-    def forward(self, s: torch.Tensor, positions: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, s: torch.Tensor, positions: torch.Tensor, pairs: torch.Tensor,
+                inject: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``s`` ``(B, n, F)``, positions ``(B, n, 3)``, one frame's ordered ``pairs`` ``(P, 2)``
-        -> scalars ``(B n, F)``, vectors ``(B n, 3, F)``."""
+        -> scalars ``(B n, F)``, vectors ``(B n, 3, F)``; ``inject[k]`` ``(B, n, F)`` is added to
+        the scalars before block ``k``."""
         batch, n, f = s.shape
         s = s.reshape(batch * n, f)
         v = s.new_zeros(batch * n, 3, f)
@@ -111,6 +127,8 @@ class _Equivariant(nn.Module):
         d = torch.linalg.norm(r, dim=-1)
         rbf, fcut, unit = self.rbf(d), cosine_cutoff(d, self.cutoff), r / d[:, None]
         for k, (message, update) in enumerate(zip(self.messages, self.updates)):
+            if inject is not None:
+                s = s + inject[k].reshape(batch * n, f)
             s_in, v_in = s, v
             s, v = message(s_in, v_in, rbf, fcut, unit, i, j)
             if self.crosses is not None:
@@ -151,7 +169,8 @@ class CGVAE(nn.Module):
         about half the pairs of alanine dipeptide and so half the encoder's cost; None (or no
         ``bonds``): all pairs within ``atom_cutoff``.
     beta, gamma : float
-        Weights of the KL and bond-length terms of :meth:`loss`.
+        Weights of the KL and bond-length terms of :meth:`loss` (the paper's alanine dipeptide
+        values are 0.05 and 25; see the module docstring for why gamma defaults to 1).
     seed : int
         Seeds the weight initialisation (torch's generator, forked: the caller's state is kept).
     device, dtype
@@ -172,7 +191,7 @@ class CGVAE(nn.Module):
                  latent_dim: int | None = None, n_rbf: int = 16, encoder_layers: int = 2, prior_layers: int = 2,
                  decoder_layers: int = 3, atom_cutoff: float = 8.5, cg_cutoff: float = 9.5,
                  encoder_hops: int | None = 3, beta: float = 0.05,
-                 gamma: float = 25.0, seed: int = 0, device: Any = None, dtype: torch.dtype = torch.float32) -> None:
+                 gamma: float = 1.0, seed: int = 0, device: Any = None, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if not isinstance(mapping, CGMapping):
             raise InputError(f"mapping must be a reprs.cg_mapping.CGMapping, got {type(mapping).__name__}")
@@ -196,6 +215,7 @@ class CGVAE(nn.Module):
                             cg_cutoff=float(cg_cutoff), encoder_hops=encoder_hops, beta=float(beta),
                             gamma=float(gamma), seed=int(seed))
         self.beta, self.gamma = float(beta), float(gamma)
+        self.ramp = 1.0
         n, nb, f = mapping.n_atoms, mapping.n_beads, n_features
         self.register_buffer("numbers", torch.as_tensor(numbers))
         self.register_buffer("bonds", torch.as_tensor(bonds))
@@ -213,11 +233,14 @@ class CGVAE(nn.Module):
             self.contract_phi = _mlp(f, f)
             self.contract_filter = nn.Linear(n_rbf, f)
             self.posterior = _mlp(f, 2 * latent_dim)
+            with torch.no_grad():
+                self.posterior[-1].bias[latent_dim:] = _POSTERIOR_LOGVAR0
             self.prior_net = _Equivariant(f, n_rbf, cg_cutoff, prior_layers, cross=False)
             self.prior_head = _mlp(f, 2 * latent_dim)
-            self.latent_in = nn.Linear(latent_dim, f)
+            self.latent_in = nn.ModuleList(nn.Linear(latent_dim, f) for _ in range(decoder_layers))
             self.decoder = _Equivariant(f, n_rbf, cg_cutoff, decoder_layers, cross=True)
             self.atom_mix = nn.Parameter(torch.randn(n, f) / f ** 0.5)
+            self.atom_gate = nn.Parameter(torch.zeros(n, f, f))
         self.to(device=device, dtype=dtype)
 
     # -- geometry ------------------------------------------------------------------------------
@@ -277,10 +300,11 @@ class CGVAE(nn.Module):
         """
         cg = self._check(cg, self.mapping.n_beads, "bead positions")
         batch, nb = cg.shape[:2]
-        s = self.latent_in(z) + self.bead_embed.weight
-        _, v = self.decoder(s, cg, self.bead_pairs)
-        v = v.reshape(batch, nb, 3, -1)
-        d = torch.einsum("bacf,af->bac", v[:, self.assignment], self.atom_mix)
+        s = self.bead_embed.weight.expand(batch, -1, -1)
+        s, v = self.decoder(s, cg, self.bead_pairs, [layer(z) for layer in self.latent_in])
+        s, v = s.reshape(batch, nb, -1), v.reshape(batch, nb, 3, -1)
+        mix = self.atom_mix + torch.einsum("bag,agf->baf", s[:, self.assignment], self.atom_gate)
+        d = torch.einsum("bacf,baf->bac", v[:, self.assignment], mix)
         centre = torch.einsum("Ia,bad->bId", self.bead_matrix.to(d.dtype), d)
         return cg[:, self.assignment] + d - centre[:, self.assignment]
 
@@ -290,7 +314,9 @@ class CGVAE(nn.Module):
 
         In training mode the latent is drawn from the posterior by reparameterisation (torch's
         global generator: run it under :class:`learners.Trainer`, which seeds and forks it per
-        epoch); in eval mode the posterior mean is decoded, so validation is deterministic.
+        epoch) and the KL and bond terms are weighted by ``self.ramp`` (the warm-up of
+        :func:`fit_cgvae`); in eval mode the posterior mean is decoded with the full weights, so
+        validation is deterministic.
         """
         x = self._check(x, self.mapping.n_atoms, "FG positions")
         cg = self.bead_positions(x)
@@ -308,7 +334,8 @@ class CGVAE(nn.Module):
                      - torch.linalg.norm(x[:, i] - x[:, j], dim=-1)) ** 2).mean()
         else:
             bond = x.new_zeros(())
-        total = recon + self.beta * kl + self.gamma * bond
+        ramp = self.ramp if self.training else 1.0
+        total = recon + ramp * (self.beta * kl + self.gamma * bond)
         return total, {"recon": recon, "kl": kl, "bond": bond}, x_hat
 
     # -- generation ----------------------------------------------------------------------------
@@ -357,19 +384,29 @@ def cgvae_step(model: CGVAE, batch: torch.Tensor):
 
 def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None, *, epochs: int = 100,
               batch_size: int = 32, lr: float = 1e-3, patience: int | None = None, seed: int = 0,
-              device: Any = None, progress: bool = False, run_dir: Any = None):
+              device: Any = None, progress: bool = False, run_dir: Any = None, warmup: int = 0):
     """Train ``model`` on FG positions ``train`` ``(F, n_atoms, 3)`` Å with :class:`learners.Trainer`.
 
-    Returns the trainer (``history_``); the model keeps its best validation weights. ``device``:
-    default the model's; the dtype is the model's.
+    ``warmup``: the KL and bond terms are weighted by ``min(1, (epoch - 1) / warmup)`` in training
+    (0 in the first epoch, full from epoch ``warmup + 1``); validation losses, and so the choice of
+    the best epoch, always use the full weights. Returns the trainer (``history_``); the model
+    keeps its best validation weights. ``device``: default the model's; the dtype is the model's.
     """
     from learners.trainer import Trainer
 
+    if not isinstance(warmup, int) or warmup < 0:
+        raise InputError(f"warmup must be a non-negative int (epochs), got {warmup!r}")
     device = model.atom_mix.device if device is None else device
     trainer = Trainer(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
-                      run_dir=run_dir, progress=progress, schedule="cosine", weight_decay=0.0)
+                      run_dir=run_dir, progress=progress, schedule="cosine", weight_decay=0.0,
+                      callbacks=[lambda _, record: setattr(model, "ramp", min(1.0, record["epoch"] / warmup))]
+                      if warmup else ())
     items = list(train)
-    trainer.fit(model, items, None if val is None else list(val), step=cgvae_step, collate=torch.stack)
+    model.ramp = 0.0 if warmup else 1.0
+    try:
+        trainer.fit(model, items, None if val is None else list(val), step=cgvae_step, collate=torch.stack)
+    finally:
+        model.ramp = 1.0
     return trainer
 
 
@@ -422,7 +459,7 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
     return out
 
 
-_FORMAT = "matrep.cgvae/1"
+_FORMAT = "matrep.cgvae/2"  # 2: latent into every decoder block, gated atom mix
 
 
 def save_cgvae(model: CGVAE, path: Any) -> None:
