@@ -122,8 +122,10 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
     return v * c + np.cross(axis, v) * s + np.outer(v @ axis, axis) * (1 - c)
 
 
-def geometries(ref: dict, n_wigner: int, n_scan: int, seed: int) -> np.ndarray:
-    """(n_wigner + n_scan, 6, 3) Å: Wigner samples and scan points (with Wigner noise), interleaved."""
+def geometries(ref: dict, n_wigner: int, n_scan: int, seed: int, *, twist=(0.0, 180.0), pyramid=(0.0, 100.0),
+               cc=(1.30, 1.55)) -> np.ndarray:
+    """(n_wigner + n_scan, 6, 3) Å: Wigner samples and scan points (with Wigner noise), interleaved;
+    the scan's ranges in degrees and Å."""
     model = CASSCFModel(NUMBERS)
     x0 = torch.as_tensor(ref["positions"].reshape(1, -1) / Bohr)
     modes = (torch.as_tensor(ref["frequencies"]), torch.as_tensor(ref["modes"]))
@@ -133,10 +135,9 @@ def geometries(ref: dict, n_wigner: int, n_scan: int, seed: int) -> np.ndarray:
     base = ref["positions"]
     scan = []
     for k in range(n_scan):
-        twist = rng.uniform(0.0, math.pi)
-        pyramid = rng.uniform(0.0, math.radians(100.0)) * rng.choice([-1.0, 1.0])
-        cc = rng.uniform(1.30, 1.55)
-        scan.append(scan_geometry(base, twist, pyramid, cc) + (wig[n_wigner + k] - base))
+        t = math.radians(rng.uniform(*twist))
+        p = math.radians(rng.uniform(*pyramid)) * rng.choice([-1.0, 1.0])
+        scan.append(scan_geometry(base, t, p, rng.uniform(*cc)) + (wig[n_wigner + k] - base))
     order = np.argsort(np.concatenate([np.linspace(0, 1, n_wigner, endpoint=False),
                                        np.linspace(0, 1, n_scan, endpoint=False) + 0.5 / max(n_scan, 1)]),
                        kind="stable")
@@ -157,13 +158,14 @@ def train(frames_train, frames_val, args, path: Path, start_from: Path | None = 
     from learners.diabatic import DiabaticLoss, DiabaticPaiNN, fit_diabatic, load_diabatic, save_diabatic
     from learners.trainer import Trainer
 
+    # Trained in float32 (about twice as fast here), run in float64 (FSSH's amplitudes and hops).
     if path.exists():
         return load_diabatic(path, dtype=torch.float64), None
     if start_from is not None:
-        net = load_diabatic(start_from, dtype=torch.float64)
+        net = load_diabatic(start_from, dtype=torch.float32)
     else:
         net = DiabaticPaiNN(2, cutoff=5.0, n_features=args.features, n_interactions=3, seed=args.seed,
-                            dtype=torch.float64)
+                            dtype=torch.float32)
     start = time.perf_counter()
     epochs = args.epochs if start_from is None else max(args.epochs // 2, 1)
     trainer = Trainer(epochs=epochs, batch_size=32, lr=2e-3 if start_from is None else 1e-3, eval_grad=True,
@@ -171,7 +173,7 @@ def train(frames_train, frames_val, args, path: Path, start_from: Path | None = 
     loss = DiabaticLoss(w_energy=1.0, w_gradients=1.0, w_gap=1.0, w_couplings=1.0)
     fit_diabatic(net, frames_train, frames_val, trainer=trainer, loss=loss, fit_scale=start_from is None)
     save_diabatic(net, path)
-    return net, time.perf_counter() - start
+    return load_diabatic(path, dtype=torch.float64), time.perf_counter() - start
 
 
 def test_errors(net, frames) -> dict:
@@ -272,7 +274,9 @@ def main() -> None:
     parser.add_argument("--n-scan", type=int, default=600)
     parser.add_argument("--round2", type=int, default=0, help="FSSH frames of the first model to label and add")
     parser.add_argument("--until", choices=("label", "train", "all"), default="all")
-    parser.add_argument("--no-label", action="store_true", help="use the labels on disk, label nothing")
+    parser.add_argument("--n-ci", type=int, default=80, help="scan points around the conical intersection")
+    parser.add_argument("--label", choices=("all", "ci", "none"), default="all",
+                        help="which sets to label; the others use what is on disk")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--n-traj", type=int, default=200)
@@ -281,7 +285,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
-        args.basis, args.n_wigner, args.n_scan, args.epochs, args.features = "sto-3g", 16, 24, 15, 16
+        args.basis, args.n_wigner, args.n_scan, args.n_ci, args.epochs, args.features = "sto-3g", 16, 16, 8, 15, 16
         args.n_traj, args.duration, args.round2 = 20, 50.0, min(args.round2, 8)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -295,16 +299,26 @@ def main() -> None:
           f"modes in {float(ref['seconds']):.0f} s ({int(ref['calls'])} optimiser calls + 36 Hessian); "
           f"frequencies {np.round(ref['frequencies'] * 219474.63).astype(int).tolist()} cm-1", flush=True)
     pos = geometries(ref, args.n_wigner, args.n_scan, args.seed)
+    # The twisted-pyramidalised intersection of SA-2-CASSCF(2,2) lies beyond the first scan (gap 0.5 eV at
+    # 90 deg twist and 130 deg pyramidalisation, 1.7 eV at 90 deg): a second scan covers it.
+    pos_ci = geometries(ref, 0, args.n_ci, args.seed + 1, twist=(60.0, 120.0), pyramid=(100.0, 160.0), cc=(1.35, 1.50))
     start = time.perf_counter()
     frames = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos], out / f"labels_{args.basis}",
-                           chunk_size=10, basis=args.basis, missing="skip" if args.no_label else "label")
-    t_label = (time.perf_counter() - start) / len(pos)
-    log["label_seconds_per_geometry_this_run"] = t_label
-    print(f"labels: {len(frames)} of {len(pos)} converged ({time.perf_counter() - start:.0f} s this run)", flush=True)
+                           chunk_size=10, basis=args.basis, missing="label" if args.label == "all" else "skip")
+    ci = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos_ci], out / f"labels_ci_{args.basis}",
+                       chunk_size=10, basis=args.basis, missing="skip" if args.label == "none" else "label")
+    for f in ci:
+        f.info["label_index"] += len(pos)  # one index space for the split
+    print(f"labels: {len(frames)} of {len(pos)} and {len(ci)} of {len(pos_ci)} near the intersection "
+          f"({time.perf_counter() - start:.0f} s this run)", flush=True)
+    gaps = np.array([np.diff(f.info["energies"])[0] for f in frames + ci])
+    log["labels"] = {"n_main": len(frames), "n_ci": len(ci), "gap_min_eV": float(gaps.min()),
+                     "n_gap_below_1eV": int((gaps < 1).sum())}
+    frames = frames + ci
     if args.until == "label":
         return
     train_set, val_set, test_set = split(frames, args.seed)
-    net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_r1.pt")
+    net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
     log["round1"] = {"n_train": len(train_set), "n_val": len(val_set), "train_seconds": seconds,
                      "test": test_errors(net, test_set)}
     print(f"round 1: {len(train_set)} training / {len(val_set)} validation frames, "
@@ -315,13 +329,13 @@ def main() -> None:
         pick = np.random.default_rng([args.seed, 5]).choice(len(snaps), args.round2, replace=False)
         extra = label_dataset([Atoms(numbers=NUMBERS, positions=snaps[i]) for i in np.sort(pick)],
                               out / f"labels_fssh_{args.basis}", chunk_size=10, basis=args.basis,
-                              missing="skip" if args.no_label else "label")
+                              missing="skip" if args.label == "none" else "label")
         for f in extra:
             f.info["label_index"] += 10 ** 6  # their own keys in the split
         tr2, va2, te2 = split(extra, args.seed)
         train_set, val_set = train_set + tr2, val_set + va2
-        net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{len(extra)}_r2.pt",
-                             start_from=out / f"dann_{args.basis}_{len(frames)}_r1.pt")
+        net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{len(extra)}_{args.features}_{args.epochs}_r2.pt",
+                             start_from=out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
         log["round2"] = {"n_fssh_frames": len(extra), "n_train": len(train_set), "train_seconds": seconds,
                          "test": test_errors(net, test_set), "test_fssh_frames": test_errors(net, te2) if te2 else None}
         print(f"round 2: +{len(extra)} FSSH frames; test {log['round2']['test']}; on held-out FSSH frames "
