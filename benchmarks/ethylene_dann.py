@@ -200,7 +200,8 @@ def test_errors(net, frames) -> dict:
             "couplings_mean_abs_eV_A": float(np.abs(h_ref).mean())}
 
 
-def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int, every: int = 4):
+def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int, every: int = 4,
+             substeps: int = 100, min_gap: float = 1e-3):
     """FSSH of ``n`` trajectories on the DANN from Wigner (0 K) initial conditions on S1; times (fs),
     S1 fraction, mean |c_1|^2, final torsions (rad), frames (every ``every`` steps, Å) and seconds per step."""
     from learners.diabatic import DANNHamiltonian
@@ -210,7 +211,10 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
     x0 = torch.as_tensor(ref["positions"].reshape(1, -1) / Bohr)
     modes = (torch.as_tensor(ref["frequencies"]), torch.as_tensor(ref["modes"]))
     x, p = normal_mode_sample(model, x0, n, seed=(seed, 3), modes=modes)
-    fssh = FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc", seed=(seed, 4))
+    # A learned surface can come much closer to degeneracy than the labels did; the coupling floor
+    # (min_gap, hartree) and 100 substeps keep the amplitudes' integration within its tolerance there.
+    fssh = FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc", seed=(seed, 4),
+                electronic_substeps=substeps, min_gap=min_gap)
     n_steps = int(round(duration / timestep))
     times, s1, amp, frames = [0.0], [1.0], [1.0], []
     start = time.perf_counter()
