@@ -54,6 +54,7 @@ from ase.units import Bohr
 from reprs.fileio import atomic_open, atomic_write
 from sims.hopping_ensemble import normal_mode_sample, normal_modes
 from sims.pyscf_casscf import CASSCFModel, label_dataset, sa_casscf_labels
+from sims.errors import SimsInputError
 from sims.surface_hopping import AU_TIME_FS, FSSH, chain_internals
 
 NUMBERS = (6, 6, 1, 1, 1, 1)
@@ -213,13 +214,37 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
     x, p = normal_mode_sample(model, x0, n, seed=(seed, 3), modes=modes)
     # A learned surface can come much closer to degeneracy than the labels did; the coupling floor
     # (min_gap, hartree) and 100 substeps keep the amplitudes' integration within its tolerance there.
-    fssh = FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc", seed=(seed, 4),
-                electronic_substeps=substeps, min_gap=min_gap)
+    def start_fssh(x, p, tries):
+        return FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc",
+                    seed=(seed, 4, tries), electronic_substeps=substeps, min_gap=min_gap)
+
+    fssh = start_fssh(x, p, 0)
+    ids = torch.arange(n)
+    dropped: list[tuple[int, float, float]] = []  # (trajectory, time fs, its S1 - S0 gap eV)
     n_steps = int(round(duration / timestep))
     times, s1, amp, frames = [0.0], [1.0], [1.0], []
     start = time.perf_counter()
     for k in range(1, n_steps + 1):
-        fssh.step()
+        saved = (fssh.x.clone(), fssh.p.clone(), fssh.c.clone(), fssh.active.clone(), fssh.n_hops.clone())
+        while True:
+            try:
+                fssh.step()
+                break
+            except SimsInputError:
+                # A trajectory that leaves the region the network describes (the amplitudes' norm drifts
+                # beyond tolerance) is dropped and counted; the others redo the step from where they were.
+                bad = ~(((fssh.c.abs() ** 2).sum(-1) - 1).abs() <= 1e-3)  # NaN counts as bad
+                if not bool(bad.any()) or bool(bad.all()):
+                    raise
+                gap = (fssh._ad.energies[:, 1] - fssh._ad.energies[:, 0]) * 27.211386
+                dropped += [(int(ids[i]), k * timestep, float(gap[i])) for i in bad.nonzero().flatten()]
+                keep = ~bad
+                ids = ids[keep]
+                saved = tuple(t[keep] for t in saved)
+                before = type(fssh._ad)(*(t[keep] for t in fssh._ad))  # the step's start (its eigenvector signs)
+                fssh = start_fssh(saved[0], saved[1], len(dropped))
+                fssh.c, fssh.active, fssh.n_hops, fssh._ad = saved[2], saved[3], saved[4], before
+                fssh.time, fssh.steps = (k - 1) * timestep / AU_TIME_FS, k - 1
         if k % every == 0 or k == n_steps:
             times.append(k * timestep)
             active, amps = fssh.populations()
@@ -228,8 +253,8 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
             frames.append(fssh.x.numpy() * Bohr)
     seconds = (time.perf_counter() - start) / n_steps
     return {"times": np.array(times), "s1": np.array(s1), "amp": np.array(amp), "phi": torsion(fssh.x).numpy(),
-            "phi0": torsion(x).numpy(), "frames": np.stack(frames), "seconds_per_step": seconds,
-            "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy()}
+            "phi0": torsion(x[ids]).numpy(), "frames": np.concatenate(frames), "seconds_per_step": seconds,
+            "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(), "dropped": dropped}
 
 
 def lifetime(times: np.ndarray, s1: np.ndarray) -> dict:
@@ -349,14 +374,16 @@ def main() -> None:
 
     run = run_fssh(net, ref, args.n_traj, args.duration, args.timestep, args.seed)
     iso = np.abs(run["phi"]) > 0.5 * math.pi
-    y = float(iso.mean())
-    log["fssh"] = {"n_trajectories": args.n_traj, "duration_fs": args.duration, "timestep_fs": args.timestep,
-                   "yield": y, "yield_error": math.sqrt(y * (1 - y) / args.n_traj),
+    y, n_ok = float(iso.mean()), len(iso)
+    log["fssh"] = {"n_trajectories": args.n_traj, "n_completed": n_ok, "dropped": run["dropped"],
+                   "duration_fs": args.duration, "timestep_fs": args.timestep,
+                   "yield": y, "yield_error": math.sqrt(y * (1 - y) / n_ok),
                    "start_torsion_max_deg": float(np.degrees(np.abs(run["phi0"])).max()),
                    "final_on_s1": float((run["final_state"] == 1).mean()), "mean_hops": float(run["hops"].mean()),
                    "lifetime": lifetime(run["times"], run["s1"]), "seconds_per_step": run["seconds_per_step"],
                    "s1_fraction": dict(zip(map(float, run["times"][::10]), map(float, run["s1"][::10])))}
-    print(f"FSSH: {args.n_traj} trajectories x {args.duration} fs: isomerised {y:.3f} +- "
+    print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}): "
+          f"isomerised {y:.3f} +- "
           f"{log['fssh']['yield_error']:.3f}; S1 lifetime {log['fssh']['lifetime']}; "
           f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {run['seconds_per_step']:.3f} s per step", flush=True)
 
