@@ -53,7 +53,7 @@ from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pair
 from .potentials.painn import PaiNN
 
 __all__ = ["DiabaticPaiNN", "evaluate_diabatic", "eigh2", "label_frames", "collate_diabatic", "DiabaticLoss",
-           "diabatic_metrics", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",
+           "diabatic_metrics", "GapWeightedSampler", "fit_diabatic", "save_diabatic", "load_diabatic", "DiabaticCalculator",
            "DANNHamiltonian", "hopping_model_from_config", "HARTREE_EV", "BOHR_ANGSTROM"]
 
 #: eV per hartree and Å per bohr (CODATA 2018).
@@ -337,9 +337,97 @@ def diabatic_metrics(target: dict, outputs: dict) -> dict[str, float]:
     return scores
 
 
+class GapWeightedSampler(torch.utils.data.Sampler):
+    """Draw training frames with replacement, near-degenerate ones more often (weights from the adiabatic gap).
+
+    Frame ``i`` with smallest adiabatic gap ``g_i`` (eV, over consecutive states) is drawn with
+    probability ``w_i = fraction * p_i / sum_j p_j + (1 - fraction) / N``, ``p_i = exp(-g_i^2 / (2 sigma^2))``:
+    a Gaussian of the gap, as in the balanced sampling of the DANN paper's code (NeuralForceField,
+    where it stands for a Zhu-Nakamura-like hopping probability), mixed with uniform draws so that
+    every frame keeps a share. Where the states are close the couplings are large and the dynamics
+    hops, yet such frames are rare in any data set; the paper oversamples them (arXiv:2108.04879,
+    Methods). Each epoch draws ``num_samples`` indices with :func:`torch.multinomial` from a
+    generator seeded by ``(seed, epoch)``, so a run is reproducible and a resumed one draws what
+    the uninterrupted run would.
+
+    Parameters
+    ----------
+    energies : array-like, shape (N, n)
+        Adiabatic energies (eV) of the frames, ascending per frame.
+    sigma : float
+        eV; the gap scale of the weights.
+    fraction : float
+        Share of the draws that follow the gap weights (0: uniform, 1: only the gap weights).
+    num_samples : int, optional
+        Draws per epoch; default ``N``.
+    seed : int
+
+    Attributes
+    ----------
+    weights : torch.Tensor, shape (N,)
+        The draw probabilities (float64, summing to 1).
+    epoch : int
+        Epoch whose draws :meth:`__iter__` yields (set by :func:`fit_diabatic` through the trainer).
+    """
+
+    def __init__(self, energies: np.ndarray | torch.Tensor, *, sigma: float = 0.5, fraction: float = 0.5,
+                 num_samples: int | None = None, seed: int = 0) -> None:
+        e = np.asarray(energies, dtype=np.float64)
+        if e.ndim != 2 or e.shape[0] < 1 or e.shape[1] < 2 or not np.isfinite(e).all():
+            raise InputError(f"energies must be finite with shape (frames, states >= 2), got shape {e.shape}")
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be > 0 eV, got {sigma!r}")
+        if not (math.isfinite(fraction) and 0 <= fraction <= 1):
+            raise InputError(f"fraction must be in [0, 1], got {fraction!r}")
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int)
+                                        or num_samples < 1):
+            raise InputError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        gap = np.diff(np.sort(e, axis=1), axis=1).min(1)
+        p = np.exp(-gap ** 2 / (2 * sigma ** 2))
+        w = fraction * p / p.sum() + (1 - fraction) / len(p)
+        self.weights = torch.as_tensor(w / w.sum())
+        self.num_samples = len(p) if num_samples is None else num_samples
+        self.seed = int(seed)
+        self.epoch = 1
+
+    def draw(self, epoch: int) -> torch.Tensor:
+        """The ``num_samples`` frame indices (with replacement) of ``epoch``."""
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, epoch]).integers(2 ** 62)))
+        return torch.multinomial(self.weights, self.num_samples, replacement=True, generator=gen)
+
+    def __iter__(self):
+        return iter(self.draw(self.epoch).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class _Drawn(Sequence):
+    """The training frames of the trainer's current epoch as a :class:`GapWeightedSampler` draws them.
+
+    The trainer shuffles indices ``0..len-1`` of this view each epoch (a permutation of i.i.d. draws
+    changes nothing); the epoch is the trainer's (its history's length + 1), so resuming from a
+    checkpoint continues the same draws.
+    """
+
+    def __init__(self, items: Sequence[Atoms], sampler: GapWeightedSampler, trainer: Trainer) -> None:
+        self.items, self.sampler, self.trainer = items, sampler, trainer
+        self._cache: tuple[int, list[int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __getitem__(self, i):
+        epoch = len(self.trainer.history_) + 1
+        if self._cache is None or self._cache[0] != epoch:
+            self.sampler.epoch = epoch
+            self._cache = (epoch, list(self.sampler))
+        return self.items[self._cache[1][i]]
+
+
 def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Atoms] | None = None, *,
                  trainer: Trainer | None = None, loss: DiabaticLoss | None = None,
-                 fit_scale: bool = True) -> Trainer:
+                 fit_scale: bool = True, sampler: GapWeightedSampler | None = None) -> Trainer:
     """Train ``model`` in place on labelled frames (:func:`label_frames`) through the project's Trainer.
 
     Parameters
@@ -350,6 +438,9 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
     loss : DiabaticLoss, optional
     fit_scale : bool
         :meth:`DiabaticPaiNN.fit_scale` on the training energies first.
+    sampler : GapWeightedSampler, optional
+        Built on ``train``'s energies: each epoch trains on its draws (near-degenerate frames
+        oftener) instead of on every frame once.
     """
     if trainer is None:
         trainer = Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae")
@@ -357,6 +448,11 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
         raise InputError("the trainer needs eval_grad=True: validation gradients are derivatives of the energies")
     if fit_scale:
         model.fit_scale(np.stack([a.info["energies"] for a in train]))
+    if sampler is not None:
+        if not isinstance(sampler, GapWeightedSampler) or len(sampler.weights) != len(train):
+            raise InputError(f"sampler must be a GapWeightedSampler built on the {len(train)} training frames' "
+                             "energies")
+        train = _Drawn(train, sampler, trainer)
     collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64)
     return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics)
 

@@ -74,7 +74,8 @@ def normal_modes(model: DiabaticModel, x0: torch.Tensor, *, state: int = 0, step
 
 
 def normal_mode_sample(model: DiabaticModel, x0: torch.Tensor, n: int, *, sampler: str = "wigner",
-                       temperature: float = 0.0, state: int = 0, seed: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       temperature: float = 0.0, state: int = 0, seed: Any = None,
+                       modes: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions (n, D) bohr and momenta (n, D) around the minimum ``x0`` of state ``state``.
 
     Each harmonic normal mode ``w`` gets independent Gaussian coordinates and momenta (mass-weighted
@@ -86,7 +87,9 @@ def normal_mode_sample(model: DiabaticModel, x0: torch.Tensor, n: int, *, sample
       (needs ``temperature > 0``).
 
     Translations and rotations are not excited (zero total momentum and angular momentum to first
-    order). ``x0`` must be a minimum (:func:`normal_modes`).
+    order). ``x0`` must be a minimum (:func:`normal_modes`). ``modes``: the ``(frequencies, modes)``
+    of :func:`normal_modes` at ``x0``, computed once (for a costly model, e.g. quantum chemistry,
+    :class:`sims.pyscf_casscf.CASSCFModel`) instead of at every call.
     """
     if sampler not in SAMPLERS:
         raise SimsInputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -98,7 +101,11 @@ def normal_mode_sample(model: DiabaticModel, x0: torch.Tensor, n: int, *, sample
     from .integrators import make_generator
 
     x0 = x0.reshape(1, -1)
-    w, modes = normal_modes(model, x0, state=state)
+    w, modes = normal_modes(model, x0, state=state) if modes is None else modes
+    if modes.shape[0] != x0.shape[1] or w.shape != modes.shape[1:]:
+        raise SimsInputError(f"modes must be (frequencies (M,), modes ({x0.shape[1]}, M)) as normal_modes returns, "
+                             f"got shapes {tuple(w.shape)} and {tuple(modes.shape)}")
+    w, modes = w.to(x0), modes.to(x0)
     kt = KB_HARTREE * temperature
     if sampler == "wigner":
         coth = 1.0 / torch.tanh(w / (2 * kt)) if kt > 0 else torch.ones_like(w)

@@ -22,17 +22,25 @@ Comput. 12, 3636 (2016).
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms
 from ase.units import Bohr, Hartree
 
 from reprs.atoms import as_atoms
+from reprs.fileio import atomic_open, atomic_write
 
 from .errors import SimsInputError
+from .surface_hopping import AMU, Adiabatic, DiabaticModel
 
-__all__ = ["sa_casscf_labels", "casscf_frames"]
+__all__ = ["sa_casscf_labels", "casscf_frames", "label_dataset", "CASSCFModel"]
 
 
 def _casscf(atoms: Atoms, n_states: int, ncas: int, nelecas: int, basis: str, conv_tol: float):
@@ -118,12 +126,176 @@ def casscf_frames(structures: Sequence[Atoms], **kwargs: Any) -> list[Atoms]:
     Each returned copy has ``info["energies"]`` (n,) eV, ``arrays["gradients"]`` (N, n, 3) eV/Å and
     ``arrays["coupling_numerators"]`` (N, n, n, 3) eV/Å.
     """
+    return [_frame(atoms, sa_casscf_labels(atoms, **kwargs)) for atoms in structures]
+
+
+def _frame(atoms: Atoms, labels: dict[str, Any]) -> Atoms:
+    frame = Atoms(numbers=atoms.numbers, positions=atoms.positions)
+    frame.info["energies"] = labels["energies"]
+    frame.arrays["gradients"] = labels["gradients"]
+    frame.arrays["coupling_numerators"] = labels["coupling_numerators"]
+    return frame
+
+
+def label_dataset(structures: Sequence[Atoms], folder: str | os.PathLike, *, chunk_size: int = 20,
+                  missing: str = "label", progress: bool | None = None, **kwargs: Any) -> list[Atoms]:
+    """Label many molecules with :func:`sa_casscf_labels` in resumable chunks; return the labelled frames.
+
+    Chunk ``c`` (structures ``c * chunk_size`` onwards) is written to ``folder/chunk_XXXXX.npz``
+    atomically once all its structures are done (positions Å, energies eV, gradients eV/Å, coupling
+    numerators eV/Å, and a ``converged`` flag per structure), so a crash loses at most one chunk and
+    a rerun labels only the missing chunks. ``folder/manifest.json`` keys the run by the structures
+    and the settings; a folder of another run is refused.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms
+        Molecules (same atoms, same order), positions in Å.
+    folder : path
+    chunk_size : int
+    missing : {"label", "skip"}
+        What to do with chunks not yet on disk: label them, or leave them out of the result (read
+        what another, still running, labelling process has written so far).
+    progress : bool, optional
+        A progress bar over structures on stderr (None: only on a terminal).
+    **kwargs
+        For :func:`sa_casscf_labels` (``n_states``, ``basis``, ...).
+
+    Returns
+    -------
+    list of ase.Atoms
+        The structures whose SCF and CASSCF converged, in order, as :func:`casscf_frames` makes them,
+        each with ``info["label_index"]``, its index in ``structures`` (the others are left out; their
+        count is ``len(structures) - len(result)``).
+
+    Raises
+    ------
+    SimsInputError
+        ``chunk_size < 1``, an unknown ``missing``, structures of different atoms, a folder holding another run.
+    """
+    from tqdm.auto import tqdm
+
+    from .config import content_hash
+
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise SimsInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if missing not in ("label", "skip"):
+        raise SimsInputError(f"missing must be 'label' or 'skip', got {missing!r}")
+    structures = [as_atoms(a) for a in structures]
+    if not structures:
+        return []
+    numbers = structures[0].numbers
+    if any(len(a) != len(numbers) or (a.numbers != numbers).any() for a in structures):
+        raise SimsInputError("label_dataset labels structures of one molecule: every structure needs the same "
+                             "atoms in the same order")
+    positions = np.stack([a.positions for a in structures])
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SimsInputError(f"{str(folder)!r} is a file; label_dataset writes into a folder")
+    key = content_hash({"numbers": numbers.tolist(), "positions": positions.round(10).tolist(),
+                        "chunk_size": chunk_size, "settings": kwargs})
+    manifest = folder / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("hash") != key:
+        raise SimsInputError(f"{str(folder)!r} holds labels of other structures or settings; use another folder "
+                             "or delete it")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(manifest, json.dumps({"hash": key, "n_structures": len(structures), "chunk_size": chunk_size,
+                                       "settings": kwargs}, default=str, indent=1))
+    n_chunks = math.ceil(len(structures) / chunk_size)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=len(structures), disable=not show, desc="SA-CASSCF labels", leave=False)
     frames = []
-    for atoms in structures:
-        labels = sa_casscf_labels(atoms, **kwargs)
-        frame = Atoms(numbers=atoms.numbers, positions=atoms.positions)
-        frame.info["energies"] = labels["energies"]
-        frame.arrays["gradients"] = labels["gradients"]
-        frame.arrays["coupling_numerators"] = labels["coupling_numerators"]
-        frames.append(frame)
+    for c in range(n_chunks):
+        path = folder / f"chunk_{c:05d}.npz"
+        members = range(c * chunk_size, min((c + 1) * chunk_size, len(structures)))
+        if not path.exists() and missing == "skip":
+            continue
+        if not path.exists():
+            table: dict[str, list] = {"converged": [], "energies": [], "gradients": [], "coupling_numerators": []}
+            for i in members:
+                try:
+                    labels = sa_casscf_labels(structures[i], **kwargs)
+                    ok = True
+                except SimsInputError as err:
+                    if "converge" not in str(err):
+                        raise
+                    labels, ok = {k: np.nan for k in table}, False
+                table["converged"].append(ok)
+                for name in ("energies", "gradients", "coupling_numerators"):
+                    table[name].append(labels[name])
+                bar.update(1)
+            shapes = {name: np.shape(next((v for v in table[name] if np.ndim(v)), np.nan)) for name in table}
+            arrays = {name: np.stack([np.broadcast_to(v, shapes[name]) for v in values]).astype(
+                bool if name == "converged" else np.float64) for name, values in table.items()}
+            with atomic_open(path) as handle:
+                np.savez(handle, positions=positions[members.start:members.stop], **arrays)
+        else:
+            bar.update(len(members))
+        with np.load(path) as data:
+            for k, i in enumerate(members):
+                if data["converged"][k]:
+                    frame = _frame(structures[i], {name: data[name][k] for name in
+                                                   ("energies", "gradients", "coupling_numerators")})
+                    frame.info["label_index"] = i
+                    frames.append(frame)
+    bar.close()
     return frames
+
+
+class CASSCFModel(DiabaticModel):
+    """SA-CASSCF adiabatic states of a molecule behind the :class:`~sims.surface_hopping.DiabaticModel`
+    interface (atomic units): coordinates ``(B, 3 N)`` bohr, energies hartree, gradients hartree/bohr,
+    couplings 1/bohr, one :func:`sa_casscf_labels` call per geometry.
+
+    It has no diabatic matrix: :meth:`adiabatic` returns the quantum-chemistry results directly
+    (``vectors`` are identities). That serves :func:`sims.hopping_ensemble.normal_modes` (the Hessian
+    of a state) and :func:`sims.hopping_ensemble.normal_mode_sample` (Wigner initial conditions), but
+    not :class:`~sims.surface_hopping.FSSH`, which needs the couplings' phases continuous from step to
+    step (wavefunction-overlap tracking, not implemented): :meth:`adiabatic` refuses ``reference``.
+
+    Parameters
+    ----------
+    numbers : sequence of int
+        Atomic numbers.
+    masses : sequence of float, optional
+        u; default ASE's standard atomic masses.
+    **kwargs
+        For :func:`sa_casscf_labels` (``n_states``, ``basis``, ...).
+    """
+
+    def __init__(self, numbers: Sequence[int], *, masses: Sequence[float] | None = None, **kwargs: Any) -> None:
+        from ase.data import atomic_masses
+
+        self.numbers = tuple(int(z) for z in numbers)
+        self.masses = [float(atomic_masses[z]) for z in self.numbers] if masses is None else [float(m) for m in masses]
+        if len(self.masses) != len(self.numbers):
+            raise SimsInputError(f"masses has {len(self.masses)} entries for {len(self.numbers)} atoms")
+        self.kwargs = kwargs
+        self.n_states = int(kwargs.get("n_states", 2))
+        self.ndim = 3 * len(self.numbers)
+        self.mass = [m * AMU for m in self.masses for _ in range(3)]
+
+    def diabatic(self, x: torch.Tensor) -> torch.Tensor:
+        raise SimsInputError("CASSCFModel has no diabatic matrix; use adiabatic()")
+
+    def adiabatic(self, x: torch.Tensor, *, reference: torch.Tensor | None = None,
+                  min_gap: float = 1e-6) -> Adiabatic:
+        """Energies (B, n), gradients (B, D, n), couplings (B, D, n, n) at ``x`` (B, D) bohr, atomic units.
+
+        ``min_gap`` is accepted for the interface; CASSCF couplings are returned as computed.
+        """
+        if reference is not None:
+            raise SimsInputError("CASSCFModel does not track the phases of its states from step to step; it "
+                                 "gives Hessians and initial conditions, not FSSH trajectories")
+        x = torch.as_tensor(x)
+        b, n, n_atoms = x.shape[0], self.n_states, len(self.numbers)
+        pos = x.detach().cpu().double().numpy().reshape(b, n_atoms, 3) * Bohr
+        out = [sa_casscf_labels(Atoms(numbers=self.numbers, positions=p), **self.kwargs) for p in pos]
+        force_unit = Hartree / Bohr
+        energies = np.stack([o["energies"] for o in out]) / Hartree
+        gradients = np.stack([o["gradients"] for o in out]).transpose(0, 1, 3, 2).reshape(b, -1, n) / force_unit
+        couplings = np.stack([o["couplings"] for o in out]).transpose(0, 1, 4, 2, 3).reshape(b, -1, n, n) * Bohr
+        like = dict(dtype=x.dtype, device=x.device)
+        eye = torch.eye(n, **like).expand(b, n, n).clone()
+        return Adiabatic(torch.as_tensor(energies, **like), torch.as_tensor(gradients, **like),
+                         torch.as_tensor(couplings, **like), eye)

@@ -16,7 +16,7 @@ from ase.units import Bohr
 pytest.importorskip("pyscf")
 
 from sims.errors import SimsInputError  # noqa: E402
-from sims.pyscf_casscf import _casscf, casscf_frames, sa_casscf_labels  # noqa: E402
+from sims.pyscf_casscf import CASSCFModel, _casscf, casscf_frames, label_dataset, sa_casscf_labels  # noqa: E402
 
 BASIS = "sto-3g"
 
@@ -89,3 +89,100 @@ def test_casscf_frames_and_bad_input():
     with pytest.raises(SimsInputError, match="n_states must be an integer >= 2"):
         sa_casscf_labels(mol, n_states=1)
     assert Bohr == pytest.approx(0.529177, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def three_geometries():
+    return [_twisted_ethylene(angle) for angle in (20.0, 70.0, 110.0)]
+
+
+@pytest.fixture(scope="module")
+def direct(three_geometries):
+    return [sa_casscf_labels(atoms, basis=BASIS) for atoms in three_geometries]
+
+
+def test_label_dataset_matches_direct_calls_and_resumes(three_geometries, direct, tmp_path, monkeypatch):
+    import sims.pyscf_casscf as pc
+
+    structures = three_geometries
+    frames = label_dataset(structures, tmp_path / "labels", chunk_size=2, basis=BASIS)
+    assert [f.info["label_index"] for f in frames] == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "labels").glob("chunk_*.npz")) == ["chunk_00000.npz", "chunk_00001.npz"]
+    for frame, atoms, labels in zip(frames, structures, direct):
+        np.testing.assert_allclose(frame.positions, atoms.positions)
+        np.testing.assert_allclose(frame.info["energies"], labels["energies"], atol=1e-6)
+        np.testing.assert_allclose(frame.arrays["gradients"], labels["gradients"], atol=1e-4)
+        # a separate CASSCF run may flip the relative phase of the two states
+        h, ref = frame.arrays["coupling_numerators"], labels["coupling_numerators"]
+        assert min(np.abs(h - ref).max(), np.abs(h + ref).max()) < 1e-4
+    # Resume: the chunks on disk are read, nothing is recomputed.
+    monkeypatch.setattr(pc, "sa_casscf_labels", lambda *a, **k: pytest.fail("recomputed a stored label"))
+    again = label_dataset(structures, tmp_path / "labels", chunk_size=2, basis=BASIS)
+    for a, b in zip(frames, again):
+        np.testing.assert_array_equal(a.arrays["gradients"], b.arrays["gradients"])
+    # A crash after the first chunk: "skip" reads what is there, "label" would finish the rest.
+    (tmp_path / "labels" / "chunk_00001.npz").unlink()
+    assert [f.info["label_index"] for f in label_dataset(structures, tmp_path / "labels", chunk_size=2,
+                                                           basis=BASIS, missing="skip")] == [0, 1]
+    with pytest.raises(SimsInputError, match="other structures or settings"):
+        label_dataset(structures[:2], tmp_path / "labels", chunk_size=2, basis=BASIS)
+    with pytest.raises(SimsInputError, match="same atoms"):
+        label_dataset([structures[0], molecule("H2O")], tmp_path / "other", basis=BASIS)
+    with pytest.raises(SimsInputError, match="missing must be"):
+        label_dataset(structures, tmp_path / "labels", chunk_size=2, basis=BASIS, missing="later")
+
+
+def test_label_dataset_keeps_unconverged_structures_out(three_geometries, tmp_path, monkeypatch):
+    import sims.pyscf_casscf as pc
+
+    real = pc.sa_casscf_labels
+    calls = []
+
+    def flaky(atoms, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SimsInputError("SA-2-CASSCF(2,2) did not converge")
+        return real(atoms, **kwargs)
+
+    monkeypatch.setattr(pc, "sa_casscf_labels", flaky)
+    frames = label_dataset(three_geometries[:2], tmp_path, chunk_size=2, basis=BASIS)
+    assert [f.info["label_index"] for f in frames] == [0]
+    with np.load(tmp_path / "chunk_00000.npz") as data:
+        assert data["converged"].tolist() == [True, False]
+        assert np.isnan(data["energies"][1]).all() and np.isfinite(data["energies"][0]).all()
+
+
+def test_casscf_model_in_atomic_units_and_precomputed_modes(three_geometries, direct, monkeypatch):
+    import torch
+
+    from sims.hopping_ensemble import normal_mode_sample
+    from sims.surface_hopping import AMU
+
+    atoms = three_geometries[1]
+    model = CASSCFModel(atoms.numbers, basis=BASIS)
+    x = torch.as_tensor(atoms.positions.reshape(1, -1) / Bohr)
+    ad = model.adiabatic(x)
+    ref = direct[1]
+    hartree = 27.211386245988
+    np.testing.assert_allclose(ad.energies[0].numpy() * hartree, ref["energies"], atol=1e-6)
+    np.testing.assert_allclose(ad.gradients[0].numpy().reshape(6, 3, 2).transpose(0, 2, 1) * hartree / Bohr,
+                               ref["gradients"], atol=1e-4)
+    d = ad.couplings[0].numpy().reshape(6, 3, 2, 2).transpose(0, 2, 3, 1) / Bohr
+    assert min(np.abs(d - ref["couplings"]).max(), np.abs(d + ref["couplings"]).max()) < 1e-4
+    assert model.mass[0] == pytest.approx(12.011 * AMU, rel=1e-4)
+    with pytest.raises(SimsInputError, match="phases"):
+        model.adiabatic(x, reference=ad.vectors)
+    with pytest.raises(SimsInputError, match="masses has 1 entries"):
+        CASSCFModel(atoms.numbers, masses=[1.0])
+    # Precomputed modes give the samples of the model's own Hessian (here of a cheap model), without it.
+    import sims.hopping_ensemble as he
+    from sims.surface_hopping import TorsionalIsomerisation
+
+    tors = TorsionalIsomerisation()
+    modes = he.normal_modes(tors, tors.geometry())
+    a = normal_mode_sample(tors, tors.geometry(), 5, seed=1)
+    monkeypatch.setattr(he, "normal_modes", lambda *a, **k: pytest.fail("recomputed the Hessian"))
+    b = normal_mode_sample(tors, tors.geometry(), 5, seed=1, modes=modes)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(SimsInputError, match="modes must be"):
+        normal_mode_sample(tors, tors.geometry(), 5, seed=1, modes=(modes[0], modes[1][:3]))

@@ -300,3 +300,19 @@ def test_unknown_hop_scheme_is_refused():
         FSSH(model, x, p, hop="fewest")
     with pytest.raises(SimsInputError, match="hop must be one of"):
         fssh_scattering(model, 20.0, n_trajectories=4, hop="SHARC")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number, momenta", [(1, (10.0, 25.0)), (2, (30.0, 45.0)), (3, (10.0, 25.0))])
+def test_sharc_hops_agree_with_exact_all_models_slow(number, momenta):
+    """1000 trajectories per momentum with SHARC hop probabilities at the default step; the same channels
+    and tolerance as the Tully-hop slow test (model 3: transmission on the lower state only)."""
+    n = 1000
+    model = tully_model(number)
+    for k in momenta:
+        exact = exact_scattering(model, k)
+        fssh = fssh_scattering(model, k, n_trajectories=n, seed=13, hop="sharc")
+        assert fssh["unfinished"] == 0 and fssh["n_hops"] > 0
+        channels = ("transmission_lower",) if number == 3 else CHANNELS
+        for c in channels:
+            assert abs(fssh[c] - exact[c]) < 3 * _se(exact[c], n), (number, k, c, fssh[c], exact[c])

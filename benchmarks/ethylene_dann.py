@@ -1,0 +1,409 @@
+"""Ethylene photoisomerisation with a DANN trained on PySCF SA-CASSCF(2,2): labels, training, FSSH, yield.
+
+Workflow (every stage resumes from the files it wrote in ``--out``):
+
+1. Reference: the ground-state (S0) minimum of SA-2-CASSCF(2,2) (L-BFGS on the state-0 energy
+   and gradient of :func:`sims.pyscf_casscf.sa_casscf_labels`) and its harmonic normal modes
+   (central differences of the S0 gradients, :func:`sims.hopping_ensemble.normal_modes` on
+   :class:`sims.pyscf_casscf.CASSCFModel`).
+2. Geometries where the dynamics goes: Wigner samples of the 0 K ground state, and a scan of the
+   torsion (uniform 0-180 deg), the pyramidalisation of the twisted CH2 group (uniform 0-100 deg,
+   either side) and the C=C bond (uniform 1.30-1.55 Å), each scan point with a Wigner displacement
+   on top; the two sets interleaved, so that any prefix of the list is a mixture.
+3. Labels: SA-2-CASSCF(2,2) energies, gradients and 0-1 coupling numerators of every geometry
+   (:func:`sims.pyscf_casscf.label_dataset`: atomic chunks, resumable).
+4. Training: :class:`learners.diabatic.DiabaticPaiNN` (2 states) through the Trainer
+   (:func:`learners.diabatic.fit_diabatic`, phase-corrected coupling loss); 10 % of the geometries
+   held out for the test errors, 10 % for validation.
+5. Optional second round (``--round2 N``): ``N`` frames of an FSSH ensemble of the first model are
+   labelled with CASSCF and added to the training set, and the model is retrained (from the first
+   model's weights).
+6. FSSH (:class:`sims.surface_hopping.FSSH`) on the DANN (:class:`learners.diabatic.DANNHamiltonian`),
+   Wigner initial conditions of the CASSCF ground state (0 K), every trajectory starting on S1,
+   EDC decoherence, no bath (isolated molecule).
+
+Photoisomerisation of a labelled ethylene (H2 and H4 cis, on the same side, at the start): the
+torsion ``phi`` is the mean of the two cis dihedrals H2-C0-C1-H4 and H3-C0-C1-H5 (as the angle of
+the sum of their unit vectors, so it is continuous through 180 deg); a trajectory is isomerised
+when ``|phi| > 90 deg`` at the end of the run. The yield is the isomerised fraction per excited
+molecule, with its binomial standard error ``sqrt(Y (1 - Y) / N)``.
+
+The S1 lifetime is the time at which the fraction of trajectories on S1 first falls to ``1/e``
+(and a fit ``exp(-(t - t0)/tau)`` after the latency ``t0``).
+
+Run: ``python benchmarks/ethylene_dann.py --out /tmp/ethylene [--quick]`` (``--quick``:
+a few dozen geometries, a small network, 20 trajectories; a few minutes). See benchmarks/README.md
+for the budget of the numbers there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.build import molecule
+from ase.units import Bohr
+
+from reprs.fileio import atomic_open, atomic_write
+from sims.hopping_ensemble import normal_mode_sample, normal_modes
+from sims.pyscf_casscf import CASSCFModel, label_dataset, sa_casscf_labels
+from sims.errors import SimsInputError
+from sims.surface_hopping import AU_TIME_FS, FSSH, chain_internals
+
+NUMBERS = (6, 6, 1, 1, 1, 1)
+CIS_PAIRS = ((2, 0, 1, 4), (3, 0, 1, 5))  # H2, H4 on the +y side of ASE's planar ethylene; H3, H5 on the -y side
+
+
+def torsion(x: torch.Tensor) -> torch.Tensor:
+    """The H-C=C-H torsion ``phi`` (rad, (-pi, pi]) of ethylene coordinates (B, 18) (any length unit)."""
+    r = x.reshape(x.shape[0], 6, 3)
+    angles = [chain_internals(r[:, list(q)].reshape(x.shape[0], 12))[2] for q in CIS_PAIRS]
+    return torch.atan2(sum(torch.sin(a) for a in angles), sum(torch.cos(a) for a in angles))
+
+
+def reference(out: Path, basis: str) -> dict:
+    """S0 minimum (Å) and normal modes of SA-2-CASSCF(2,2)/basis, cached in ``out/reference.npz``."""
+    path = out / "reference.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    from scipy.optimize import minimize
+
+    start = time.perf_counter()
+    atoms = molecule("C2H4")
+    calls = []
+
+    def energy(flat):
+        lab = sa_casscf_labels(Atoms(numbers=NUMBERS, positions=flat.reshape(6, 3)), basis=basis)
+        calls.append(1)
+        return lab["energies"][0], lab["gradients"][:, 0].ravel()
+
+    res = minimize(energy, atoms.positions.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-4})
+    pos = res.x.reshape(6, 3)
+    model = CASSCFModel(NUMBERS, basis=basis)
+    x0 = torch.as_tensor(pos.reshape(1, -1) / Bohr)
+    # 5e-3 bohr: the CASSCF gradients' noise (~1e-7 hartree/bohr) stays far below the curvatures;
+    # translations and rotations (w^2 ~ 1e-8) are cut well below ethylene's softest mode (w^2 ~ 2e-5).
+    w, modes = normal_modes(model, x0, step=5e-3, cutoff=2e-6)
+    data = {"positions": pos, "frequencies": w.numpy(), "modes": modes.numpy(),
+            "max_force": np.abs(res.jac).max(), "seconds": time.perf_counter() - start, "calls": len(calls)}
+    with atomic_open(path) as handle:
+        np.savez(handle, **data)
+    return data
+
+
+def scan_geometry(base: np.ndarray, twist: float, pyramid: float, cc: float) -> np.ndarray:
+    """Ethylene (Å) from the planar ``base`` (C=C along z, ASE's frame) with the CH2 group of C1 (H4, H5)
+    twisted by ``twist`` about the C=C axis and bent by ``pyramid`` (rad) about the axis through C1
+    parallel to H4-H5, and the C=C bond set to ``cc`` Å (C1 and its hydrogens moved along z)."""
+    pos = base.copy()
+    centre = pos[:2].mean(0)
+    pos -= centre
+    axis = pos[0] - pos[1]
+    axis /= np.linalg.norm(axis)
+    shift = (cc - np.linalg.norm(pos[0] - pos[1])) * axis
+    pos[[1, 4, 5]] -= shift
+    hh = pos[4] - pos[5]
+    hh /= np.linalg.norm(hh)
+    pos[[4, 5]] = pos[1] + _rotate(pos[[4, 5]] - pos[1], hh, pyramid)
+    pos[[4, 5]] = pos[1] + _rotate(pos[[4, 5]] - pos[1], axis, twist)
+    return pos + centre
+
+
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues' rotation of the rows of ``v`` about the unit ``axis`` by ``angle`` (rad)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return v * c + np.cross(axis, v) * s + np.outer(v @ axis, axis) * (1 - c)
+
+
+def geometries(ref: dict, n_wigner: int, n_scan: int, seed: int, *, twist=(0.0, 180.0), pyramid=(0.0, 100.0),
+               cc=(1.30, 1.55)) -> np.ndarray:
+    """(n_wigner + n_scan, 6, 3) Å: Wigner samples and scan points (with Wigner noise), interleaved;
+    the scan's ranges in degrees and Å."""
+    model = CASSCFModel(NUMBERS)
+    x0 = torch.as_tensor(ref["positions"].reshape(1, -1) / Bohr)
+    modes = (torch.as_tensor(ref["frequencies"]), torch.as_tensor(ref["modes"]))
+    x, _ = normal_mode_sample(model, x0, n_wigner + n_scan, seed=(seed, 0), modes=modes)
+    wig = x.numpy().reshape(-1, 6, 3) * Bohr
+    rng = np.random.default_rng([seed, 1])
+    base = ref["positions"]
+    scan = []
+    for k in range(n_scan):
+        t = math.radians(rng.uniform(*twist))
+        p = math.radians(rng.uniform(*pyramid)) * rng.choice([-1.0, 1.0])
+        scan.append(scan_geometry(base, t, p, rng.uniform(*cc)) + (wig[n_wigner + k] - base))
+    order = np.argsort(np.concatenate([np.linspace(0, 1, n_wigner, endpoint=False),
+                                       np.linspace(0, 1, n_scan, endpoint=False) + 0.5 / max(n_scan, 1)]),
+                       kind="stable")
+    return np.concatenate([wig[:n_wigner], np.stack(scan) if scan else np.zeros((0, 6, 3))])[order]
+
+
+def split(frames: list, seed: int) -> tuple[list, list, list]:
+    """Train, validation and test frames (80/10/10 %) by a seeded permutation of the label indices."""
+    idx = np.array([f.info["label_index"] for f in frames])
+    keys = np.random.default_rng([seed, 2]).random(idx.max() + 1)[idx]
+    train = [f for f, k in zip(frames, keys) if k >= 0.2]
+    val = [f for f, k in zip(frames, keys) if 0.1 <= k < 0.2]
+    test = [f for f, k in zip(frames, keys) if k < 0.1]
+    return train, val, test
+
+
+def train(frames_train, frames_val, args, path: Path, start_from: Path | None = None):
+    from learners.diabatic import DiabaticLoss, DiabaticPaiNN, fit_diabatic, load_diabatic, save_diabatic
+    from learners.trainer import Trainer
+
+    # Trained in float32 (about twice as fast here), run in float64 (FSSH's amplitudes and hops).
+    if path.exists():
+        return load_diabatic(path, dtype=torch.float64), None
+    if start_from is not None:
+        net = load_diabatic(start_from, dtype=torch.float32)
+    else:
+        net = DiabaticPaiNN(2, cutoff=5.0, n_features=args.features, n_interactions=3, seed=args.seed,
+                            dtype=torch.float32)
+    start = time.perf_counter()
+    epochs = args.epochs if start_from is None else max(args.epochs // 2, 1)
+    trainer = Trainer(epochs=epochs, batch_size=32, lr=2e-3 if start_from is None else 1e-3, eval_grad=True,
+                      monitor="loss", seed=args.seed)
+    loss = DiabaticLoss(w_energy=1.0, w_gradients=1.0, w_gap=1.0, w_couplings=1.0)
+    fit_diabatic(net, frames_train, frames_val, trainer=trainer, loss=loss, fit_scale=start_from is None)
+    save_diabatic(net, path)
+    return load_diabatic(path, dtype=torch.float64), time.perf_counter() - start
+
+
+def test_errors(net, frames) -> dict:
+    """MAE on held-out frames: energies (eV), gap (eV), gradients (eV/Å), sign-corrected coupling numerators
+    (eV/Å), and the reference spreads."""
+    from learners.diabatic import evaluate_diabatic
+    from learners.potentials.batch import collate_atoms
+
+    batch = collate_atoms(frames, net.cutoff, dtype=torch.float64, labels=False)
+    out = evaluate_diabatic(net, batch)
+    e_ref = np.stack([f.info["energies"] for f in frames])
+    g_ref = np.concatenate([f.arrays["gradients"] for f in frames])
+    h_ref = np.concatenate([f.arrays["coupling_numerators"][:, 0, 1] for f in frames])
+    e, g, h = out["energies"].numpy(), out["gradients"].numpy(), out["coupling_numerators"][:, 0, 1].numpy()
+    owner = batch.batch.numpy()
+    plus = np.bincount(owner, ((h - h_ref) ** 2).sum(-1), len(frames))
+    minus = np.bincount(owner, ((h + h_ref) ** 2).sum(-1), len(frames))
+    h_ref = h_ref * np.where(minus < plus, -1.0, 1.0)[owner][:, None]
+    return {"n_test": len(frames), "energies_mae_eV": float(np.abs(e - e_ref).mean()),
+            "gap_mae_eV": float(np.abs(np.diff(e) - np.diff(e_ref)).mean()),
+            "gradients_mae_eV_A": float(np.abs(g - g_ref).mean()),
+            "couplings_mae_eV_A": float(np.abs(h - h_ref).mean()),
+            "energies_spread_eV": float(e_ref.std(0).mean()), "gradients_mean_abs_eV_A": float(np.abs(g_ref).mean()),
+            "couplings_mean_abs_eV_A": float(np.abs(h_ref).mean())}
+
+
+def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int, every: int = 4,
+             substeps: int = 100, min_gap: float = 1e-3):
+    """FSSH of ``n`` trajectories on the DANN from Wigner (0 K) initial conditions on S1; times (fs),
+    S1 fraction, mean |c_1|^2, final torsions (rad), frames (every ``every`` steps, Å) and seconds per step."""
+    from learners.diabatic import DANNHamiltonian
+
+    dann = DANNHamiltonian(net, NUMBERS)
+    model = CASSCFModel(NUMBERS)
+    x0 = torch.as_tensor(ref["positions"].reshape(1, -1) / Bohr)
+    modes = (torch.as_tensor(ref["frequencies"]), torch.as_tensor(ref["modes"]))
+    x, p = normal_mode_sample(model, x0, n, seed=(seed, 3), modes=modes)
+    # A learned surface can come much closer to degeneracy than the labels did; the coupling floor
+    # (min_gap, hartree) and 100 substeps keep the amplitudes' integration within its tolerance there.
+    def start_fssh(x, p, tries):
+        return FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc",
+                    seed=(seed, 4, tries), electronic_substeps=substeps, min_gap=min_gap)
+
+    fssh = start_fssh(x, p, 0)
+    ids = torch.arange(n)
+    dropped: list[tuple[int, float, float]] = []  # (trajectory, time fs, its S1 - S0 gap eV)
+    n_steps = int(round(duration / timestep))
+    times, s1, amp, frames = [0.0], [1.0], [1.0], []
+    start = time.perf_counter()
+    for k in range(1, n_steps + 1):
+        saved = (fssh.x.clone(), fssh.p.clone(), fssh.c.clone(), fssh.active.clone(), fssh.n_hops.clone())
+        while True:
+            try:
+                fssh.step()
+                break
+            except SimsInputError:
+                # A trajectory that leaves the region the network describes (the amplitudes' norm drifts
+                # beyond tolerance) is dropped and counted; the others redo the step from where they were.
+                bad = ~(((fssh.c.abs() ** 2).sum(-1) - 1).abs() <= 1e-3)  # NaN counts as bad
+                if not bool(bad.any()) or bool(bad.all()):
+                    raise
+                gap = (fssh._ad.energies[:, 1] - fssh._ad.energies[:, 0]) * 27.211386
+                dropped += [(int(ids[i]), k * timestep, float(gap[i])) for i in bad.nonzero().flatten()]
+                keep = ~bad
+                ids = ids[keep]
+                saved = tuple(t[keep] for t in saved)
+                before = type(fssh._ad)(*(t[keep] for t in fssh._ad))  # the step's start (its eigenvector signs)
+                fssh = start_fssh(saved[0], saved[1], len(dropped))
+                fssh.c, fssh.active, fssh.n_hops, fssh._ad = saved[2], saved[3], saved[4], before
+                fssh.time, fssh.steps = (k - 1) * timestep / AU_TIME_FS, k - 1
+        if k % every == 0 or k == n_steps:
+            times.append(k * timestep)
+            active, amps = fssh.populations()
+            s1.append(float(active[1]))
+            amp.append(float(amps[1]))
+            frames.append(fssh.x.numpy() * Bohr)
+    seconds = (time.perf_counter() - start) / n_steps
+    return {"times": np.array(times), "s1": np.array(s1), "amp": np.array(amp), "phi": torsion(fssh.x).numpy(),
+            "phi0": torsion(x[ids]).numpy(), "frames": np.concatenate(frames), "seconds_per_step": seconds,
+            "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(), "dropped": dropped}
+
+
+def lifetime(times: np.ndarray, s1: np.ndarray) -> dict:
+    """1/e time of the S1 fraction and an exponential fit ``exp(-(t - t0)/tau)`` (fs)."""
+    below = np.nonzero(s1 <= 1 / math.e)[0]
+    t_e = float(times[below[0]]) if below.size else math.nan
+    t0_idx = np.nonzero(s1 < 0.98)[0]
+    fit = {"t0": math.nan, "tau": math.nan}
+    if t0_idx.size:
+        t0 = times[max(t0_idx[0] - 1, 0)]
+        keep = (times >= t0) & (s1 > 0.02)
+        if keep.sum() > 3:
+            slope = np.polyfit(times[keep] - t0, np.log(s1[keep]), 1)[0]
+            fit = {"t0": float(t0), "tau": float(-1 / slope) if slope < 0 else math.inf}
+    return {"one_over_e_fs": t_e, **fit}
+
+
+def speed(net, ref: dict, t_label: float) -> dict:
+    """Seconds per geometry of the DANN (energies, gradients, couplings of both states), single and batched."""
+    from learners.diabatic import DANNHamiltonian
+
+    dann = DANNHamiltonian(net, NUMBERS)
+    x = torch.as_tensor(ref["positions"].reshape(1, -1) / Bohr)
+    xb = x.repeat(200, 1) + 0.01 * torch.randn(200, 18, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+
+    def timed(fn, repeat=5):
+        best = math.inf
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    one = timed(lambda: dann.adiabatic(x))
+    many = timed(lambda: dann.adiabatic(xb)) / 200
+    return {"pyscf_s": t_label, "dann_single_s": one, "dann_batched_s": many,
+            "speedup_single": t_label / one, "speedup_batched": t_label / many}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="/tmp/ethylene_dann")
+    parser.add_argument("--quick", action="store_true", help="32 geometries, small net, 20 trajectories x 50 fs")
+    parser.add_argument("--basis", default="3-21g")
+    parser.add_argument("--n-wigner", type=int, default=300)
+    parser.add_argument("--n-scan", type=int, default=600)
+    parser.add_argument("--round2", type=int, default=0, help="FSSH frames of the first model to label and add")
+    parser.add_argument("--until", choices=("label", "train", "all"), default="all")
+    parser.add_argument("--n-ci", type=int, default=80, help="scan points around the conical intersection")
+    parser.add_argument("--label", choices=("all", "ci", "none"), default="all",
+                        help="which sets to label; the others use what is on disk")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--n-traj", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=200.0, help="fs")
+    parser.add_argument("--timestep", type=float, default=0.25, help="fs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        # 3-21G also here: the SA-2-CASSCF(2,2)/STO-3G planar structure is no minimum (Hessian eigenvalue
+        # -0.0014 hartree/bohr^2/m_e), so its normal modes cannot be sampled.
+        args.n_wigner, args.n_scan, args.n_ci, args.epochs, args.features = 12, 12, 8, 100, 16
+        args.n_traj, args.duration, args.round2 = 20, 50.0, min(args.round2, 8)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "torch": torch.__version__,
+           "args": vars(args)}
+    print(f"# {log['date']}, {platform.machine()}, torch {torch.__version__}, 1 thread; {vars(args)}", flush=True)
+
+    ref = reference(out, args.basis)
+    print(f"reference: S0 minimum (max |grad| {float(ref['max_force']):.1e} eV/Å) and {len(ref['frequencies'])} "
+          f"modes in {float(ref['seconds']):.0f} s ({int(ref['calls'])} optimiser calls + 36 Hessian); "
+          f"frequencies {np.round(ref['frequencies'] * 219474.63).astype(int).tolist()} cm-1", flush=True)
+    pos = geometries(ref, args.n_wigner, args.n_scan, args.seed)
+    # The twisted-pyramidalised intersection of SA-2-CASSCF(2,2) lies beyond the first scan (gap 0.5 eV at
+    # 90 deg twist and 130 deg pyramidalisation, 1.7 eV at 90 deg): a second scan covers it.
+    pos_ci = geometries(ref, 0, args.n_ci, args.seed + 1, twist=(60.0, 120.0), pyramid=(100.0, 160.0), cc=(1.35, 1.50))
+    start = time.perf_counter()
+    frames = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos], out / f"labels_{args.basis}",
+                           chunk_size=10, basis=args.basis, missing="label" if args.label == "all" else "skip")
+    ci = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos_ci], out / f"labels_ci_{args.basis}",
+                       chunk_size=10, basis=args.basis, missing="skip" if args.label == "none" else "label")
+    for f in ci:
+        f.info["label_index"] += len(pos)  # one index space for the split
+    print(f"labels: {len(frames)} of {len(pos)} and {len(ci)} of {len(pos_ci)} near the intersection "
+          f"({time.perf_counter() - start:.0f} s this run)", flush=True)
+    gaps = np.array([np.diff(f.info["energies"])[0] for f in frames + ci])
+    log["labels"] = {"n_main": len(frames), "n_ci": len(ci), "gap_min_eV": float(gaps.min()),
+                     "n_gap_below_1eV": int((gaps < 1).sum())}
+    frames = frames + ci
+    if args.until == "label":
+        return
+    train_set, val_set, test_set = split(frames, args.seed)
+    net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
+    log["round1"] = {"n_train": len(train_set), "n_val": len(val_set), "train_seconds": seconds,
+                     "test": test_errors(net, test_set)}
+    print(f"round 1: {len(train_set)} training / {len(val_set)} validation frames, "
+          f"{'read' if seconds is None else f'trained in {seconds:.0f} s'}; test {log['round1']['test']}", flush=True)
+    if args.round2:
+        first = run_fssh(net, ref, max(args.round2 // 4, 4), args.duration, args.timestep, args.seed + 100)
+        snaps = first["frames"].reshape(-1, 6, 3)
+        pick = np.random.default_rng([args.seed, 5]).choice(len(snaps), args.round2, replace=False)
+        extra = label_dataset([Atoms(numbers=NUMBERS, positions=snaps[i]) for i in np.sort(pick)],
+                              out / f"labels_fssh_{args.n_ci}_{args.features}_{args.epochs}_{len(frames)}",
+                              chunk_size=10, basis=args.basis,
+                              missing="skip" if args.label == "none" else "label")
+        for f in extra:
+            f.info["label_index"] += 10 ** 6  # their own keys in the split
+        tr2, va2, te2 = split(extra, args.seed)
+        train_set, val_set = train_set + tr2, val_set + va2
+        net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{len(extra)}_{args.features}_{args.epochs}_r2.pt",
+                             start_from=out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
+        log["round2"] = {"n_fssh_frames": len(extra), "n_train": len(train_set), "train_seconds": seconds,
+                         "test": test_errors(net, test_set), "test_fssh_frames": test_errors(net, te2) if te2 else None}
+        print(f"round 2: +{len(extra)} FSSH frames; test {log['round2']['test']}; on held-out FSSH frames "
+              f"{log['round2']['test_fssh_frames']}", flush=True)
+    if args.until == "train":
+        return
+
+    run = run_fssh(net, ref, args.n_traj, args.duration, args.timestep, args.seed)
+    iso = np.abs(run["phi"]) > 0.5 * math.pi
+    y, n_ok = float(iso.mean()), len(iso)
+    log["fssh"] = {"n_trajectories": args.n_traj, "n_completed": n_ok, "dropped": run["dropped"],
+                   "duration_fs": args.duration, "timestep_fs": args.timestep,
+                   "yield": y, "yield_error": math.sqrt(y * (1 - y) / n_ok),
+                   "start_torsion_max_deg": float(np.degrees(np.abs(run["phi0"])).max()),
+                   "final_on_s1": float((run["final_state"] == 1).mean()), "mean_hops": float(run["hops"].mean()),
+                   "lifetime": lifetime(run["times"], run["s1"]), "seconds_per_step": run["seconds_per_step"],
+                   "s1_fraction": dict(zip(map(float, run["times"][::10]), map(float, run["s1"][::10])))}
+    print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}): "
+          f"isomerised {y:.3f} +- "
+          f"{log['fssh']['yield_error']:.3f}; S1 lifetime {log['fssh']['lifetime']}; "
+          f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {run['seconds_per_step']:.3f} s per step", flush=True)
+
+    # Cost of one labelled geometry: PySCF on three of the geometries against the DANN.
+    probe = [Atoms(numbers=NUMBERS, positions=p) for p in pos[:3]]
+    tic = time.perf_counter()
+    for atoms in probe:
+        sa_casscf_labels(atoms, basis=args.basis)
+    t_pyscf = (time.perf_counter() - tic) / len(probe)
+    log["speed"] = speed(net, ref, t_pyscf)
+    print(f"per geometry: PySCF SA-2-CASSCF(2,2)/{args.basis} {t_pyscf:.2f} s; DANN {log['speed']['dann_single_s'] * 1e3:.1f} ms "
+          f"alone, {log['speed']['dann_batched_s'] * 1e6:.0f} us in a batch of 200; speed-up "
+          f"{log['speed']['speedup_single']:.3g} / {log['speed']['speedup_batched']:.3g}", flush=True)
+    atomic_write(out / "results.json", json.dumps(log, indent=1, default=float))
+    with atomic_open(out / "populations.npz") as handle:
+        np.savez(handle, times=run["times"], s1=run["s1"], amp=run["amp"], phi=run["phi"], phi0=run["phi0"])
+
+
+if __name__ == "__main__":
+    main()
