@@ -321,6 +321,8 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
         w = torch.stack([r.new_zeros(n_systems).index_add_(0, pair_system, fa * da)
                          for fa in (fx, fy, fz) for da in (dx, dy, dz)], 1).reshape(n_systems, 3, 3)
     return energy, f, w
+
+
 def _pair_systems(pairs: PairList, batch: torch.Tensor | None, cell: torch.Tensor):
     """``(system of each pair, B)`` of a batch, or None for one system."""
     return None if batch is None else (batch.index_select(0, pairs.i), int(cell.shape[0]))
