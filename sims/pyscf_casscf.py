@@ -71,7 +71,8 @@ def _casscf(atoms: Atoms, n_states: int, ncas: int, nelecas: int, basis: str, co
 
 
 def sa_casscf_labels(atoms: Atoms, *, n_states: int = 2, ncas: int = 2, nelecas: int = 2, basis: str = "6-31g",
-                     conv_tol: float = 1e-10, use_etfs: bool = False) -> dict[str, Any]:
+                     conv_tol: float = 1e-10, use_etfs: bool = False,
+                     average_states: int | None = None) -> dict[str, Any]:
     """SA-CASSCF energies, gradients and couplings of ``n_states`` singlet states of a molecule.
 
     Parameters
@@ -79,7 +80,14 @@ def sa_casscf_labels(atoms: Atoms, *, n_states: int = 2, ncas: int = 2, nelecas:
     atoms : ase.Atoms
         A molecule (no periodic cell), positions in Å.
     n_states : int
-        States averaged with equal weights (>= 2).
+        States labelled (>= 2), the lowest singlets.
+    average_states : int, optional
+        States averaged with equal weights in the orbital optimisation (>= ``n_states``; default
+        ``n_states``). Averaging over every singlet of a CAS(2,2) space (3) makes the averaged
+        energy a trace over the whole space, independent of how the states mix. For ethylene this
+        removes an artefact of SA-2 near planarity: at the SA-2-CASSCF(2,2)/3-21G minimum a 5 degree
+        torsion raises S0 by 0.198 eV under SA-2, by 0.022 eV under SA-3, against 0.016 eV for RHF
+        and 0.014 eV for state-specific CASSCF(2,2) (measured here, 2026-12-06; docs/surface_hopping.md).
     ncas, nelecas : int
         Active orbitals and electrons (CAS(2,2) for a pi bond's torsion).
     basis : str
@@ -99,13 +107,17 @@ def sa_casscf_labels(atoms: Atoms, *, n_states: int = 2, ncas: int = 2, nelecas:
     Raises
     ------
     SimsInputError
-        pyscf missing, a periodic structure, ``n_states < 2``, or an SCF/CASSCF that does not converge.
+        pyscf missing, a periodic structure, ``n_states < 2``, ``average_states < n_states``, or an
+        SCF/CASSCF that does not converge.
     """
     if isinstance(n_states, bool) or not isinstance(n_states, int) or n_states < 2:
         raise SimsInputError(f"n_states must be an integer >= 2, got {n_states!r}")
-    mol, mc = _casscf(atoms, n_states, ncas, nelecas, basis, conv_tol)
+    averaged = n_states if average_states is None else average_states
+    if isinstance(averaged, bool) or not isinstance(averaged, int) or averaged < n_states:
+        raise SimsInputError(f"average_states must be an integer >= n_states ({n_states}), got {average_states!r}")
+    mol, mc = _casscf(atoms, averaged, ncas, nelecas, basis, conv_tol)
     n_atoms = mol.natm
-    energies = np.asarray(mc.e_states, dtype=np.float64)
+    energies = np.asarray(mc.e_states, dtype=np.float64)[:n_states]
     grad = mc.nuc_grad_method()
     gradients = np.stack([grad.kernel(state=k) for k in range(n_states)], 1)  # hartree/bohr
     nac = mc.nac_method()

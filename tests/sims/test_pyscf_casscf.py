@@ -186,3 +186,23 @@ def test_casscf_model_in_atomic_units_and_precomputed_modes(three_geometries, di
     torch.testing.assert_close(a, b)
     with pytest.raises(SimsInputError, match="modes must be"):
         normal_mode_sample(tors, tors.geometry(), 5, seed=1, modes=(modes[0], modes[1][:3]))
+
+
+def test_averaging_over_more_states_than_labelled():
+    """SA-3 orbitals, labels of the lowest two states: energies as the full SA-3 call's first two,
+    S0/S1 gradients equal to central differences of the SA-3 state energies."""
+    mol = _twisted_ethylene(30.0)
+    labels = sa_casscf_labels(mol, basis=BASIS, average_states=3)
+    full = sa_casscf_labels(mol, basis=BASIS, n_states=3)
+    assert labels["energies"].shape == (2,) and labels["coupling_numerators"].shape == (6, 2, 2, 3)
+    np.testing.assert_allclose(labels["energies"], full["energies"][:2], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(labels["gradients"], full["gradients"][:, :2], rtol=0, atol=1e-5)
+    h = 1e-3
+    energies = []
+    for sign in (1, -1):
+        moved = mol.copy()
+        moved.positions[2, 1] += sign * h
+        energies.append(np.asarray(_casscf(moved, 3, 2, 2, BASIS, 1e-11)[1].e_states)[:2] * 27.211386245988)
+    np.testing.assert_allclose(labels["gradients"][2, :, 1], (energies[0] - energies[1]) / (2 * h), atol=2e-4, rtol=1e-3)
+    with pytest.raises(SimsInputError, match="average_states must be an integer >= n_states"):
+        sa_casscf_labels(mol, basis=BASIS, average_states=1)
