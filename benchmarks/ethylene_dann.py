@@ -68,12 +68,17 @@ def torsion(x: torch.Tensor) -> torch.Tensor:
     return torch.atan2(sum(torch.sin(a) for a in angles), sum(torch.cos(a) for a in angles))
 
 
-def reference(out: Path, basis: str) -> dict:
-    """S0 minimum (Å) and normal modes of SA-2-CASSCF(2,2)/basis, cached in ``out/reference.npz``."""
+def reference(out: Path, basis: str, labeller: dict) -> dict:
+    """S0 minimum (Å) and normal modes of SA-n-CASSCF(2,2)/basis, cached in ``out/reference.npz``."""
     path = out / "reference.npz"
+    averaged = labeller.get("average_states", 2)
     if path.exists():
         with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+            found = {k: data[k] for k in data.files}
+        if int(found.get("average_states", 2)) != averaged:
+            raise SystemExit(f"{path} holds an SA-{int(found.get('average_states', 2))} reference; this run asks for "
+                             f"SA-{averaged}: use another --out folder")
+        return found
     from scipy.optimize import minimize
 
     start = time.perf_counter()
@@ -81,18 +86,18 @@ def reference(out: Path, basis: str) -> dict:
     calls = []
 
     def energy(flat):
-        lab = sa_casscf_labels(Atoms(numbers=NUMBERS, positions=flat.reshape(6, 3)), basis=basis)
+        lab = sa_casscf_labels(Atoms(numbers=NUMBERS, positions=flat.reshape(6, 3)), basis=basis, **labeller)
         calls.append(1)
         return lab["energies"][0], lab["gradients"][:, 0].ravel()
 
     res = minimize(energy, atoms.positions.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-4})
     pos = res.x.reshape(6, 3)
-    model = CASSCFModel(NUMBERS, basis=basis)
+    model = CASSCFModel(NUMBERS, basis=basis, **labeller)
     x0 = torch.as_tensor(pos.reshape(1, -1) / Bohr)
     # 5e-3 bohr: the CASSCF gradients' noise (~1e-7 hartree/bohr) stays far below the curvatures;
     # translations and rotations (w^2 ~ 1e-8) are cut well below ethylene's softest mode (w^2 ~ 2e-5).
     w, modes = normal_modes(model, x0, step=5e-3, cutoff=2e-6)
-    data = {"positions": pos, "frequencies": w.numpy(), "modes": modes.numpy(),
+    data = {"positions": pos, "frequencies": w.numpy(), "modes": modes.numpy(), "average_states": averaged,
             "max_force": np.abs(res.jac).max(), "seconds": time.perf_counter() - start, "calls": len(calls)}
     with atomic_open(path) as handle:
         np.savez(handle, **data)
@@ -299,6 +304,8 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/ethylene_dann")
     parser.add_argument("--quick", action="store_true", help="32 geometries, small net, 20 trajectories x 50 fs")
     parser.add_argument("--basis", default="3-21g")
+    parser.add_argument("--average-states", type=int, default=2,
+                        help="states averaged in SA-CASSCF (3: all singlets of CAS(2,2), no artefact near planarity)")
     parser.add_argument("--n-wigner", type=int, default=300)
     parser.add_argument("--n-scan", type=int, default=600)
     parser.add_argument("--round2", type=int, default=0, help="FSSH frames of the first model to label and add")
@@ -325,7 +332,9 @@ def main() -> None:
            "args": vars(args)}
     print(f"# {log['date']}, {platform.machine()}, torch {torch.__version__}, 1 thread; {vars(args)}", flush=True)
 
-    ref = reference(out, args.basis)
+    # SA-2 runs keep their old label folders (their manifests hold no average_states).
+    labeller = {} if args.average_states == 2 else {"average_states": args.average_states}
+    ref = reference(out, args.basis, labeller)
     print(f"reference: S0 minimum (max |grad| {float(ref['max_force']):.1e} eV/Å) and {len(ref['frequencies'])} "
           f"modes in {float(ref['seconds']):.0f} s ({int(ref['calls'])} optimiser calls + 36 Hessian); "
           f"frequencies {np.round(ref['frequencies'] * 219474.63).astype(int).tolist()} cm-1", flush=True)
@@ -335,9 +344,11 @@ def main() -> None:
     pos_ci = geometries(ref, 0, args.n_ci, args.seed + 1, twist=(60.0, 120.0), pyramid=(100.0, 160.0), cc=(1.35, 1.50))
     start = time.perf_counter()
     frames = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos], out / f"labels_{args.basis}",
-                           chunk_size=10, basis=args.basis, missing="label" if args.label == "all" else "skip")
+                           chunk_size=10, basis=args.basis, missing="label" if args.label == "all" else "skip",
+                           **labeller)
     ci = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in pos_ci], out / f"labels_ci_{args.basis}",
-                       chunk_size=10, basis=args.basis, missing="skip" if args.label == "none" else "label")
+                       chunk_size=10, basis=args.basis, missing="skip" if args.label == "none" else "label",
+                       **labeller)
     for f in ci:
         f.info["label_index"] += len(pos)  # one index space for the split
     print(f"labels: {len(frames)} of {len(pos)} and {len(ci)} of {len(pos_ci)} near the intersection "
@@ -360,7 +371,7 @@ def main() -> None:
         pick = np.random.default_rng([args.seed, 5]).choice(len(snaps), args.round2, replace=False)
         extra = label_dataset([Atoms(numbers=NUMBERS, positions=snaps[i]) for i in np.sort(pick)],
                               out / f"labels_fssh_{args.n_ci}_{args.features}_{args.epochs}_{len(frames)}",
-                              chunk_size=10, basis=args.basis,
+                              chunk_size=10, basis=args.basis, **labeller,
                               missing="skip" if args.label == "none" else "label")
         for f in extra:
             f.info["label_index"] += 10 ** 6  # their own keys in the split
@@ -394,10 +405,10 @@ def main() -> None:
     probe = [Atoms(numbers=NUMBERS, positions=p) for p in pos[:3]]
     tic = time.perf_counter()
     for atoms in probe:
-        sa_casscf_labels(atoms, basis=args.basis)
+        sa_casscf_labels(atoms, basis=args.basis, **labeller)
     t_pyscf = (time.perf_counter() - tic) / len(probe)
     log["speed"] = speed(net, ref, t_pyscf)
-    print(f"per geometry: PySCF SA-2-CASSCF(2,2)/{args.basis} {t_pyscf:.2f} s; DANN {log['speed']['dann_single_s'] * 1e3:.1f} ms "
+    print(f"per geometry: PySCF SA-{args.average_states}-CASSCF(2,2)/{args.basis} {t_pyscf:.2f} s; DANN {log['speed']['dann_single_s'] * 1e3:.1f} ms "
           f"alone, {log['speed']['dann_batched_s'] * 1e6:.0f} us in a batch of 200; speed-up "
           f"{log['speed']['speedup_single']:.3g} / {log['speed']['speedup_batched']:.3g}", flush=True)
     atomic_write(out / "results.json", json.dumps(log, indent=1, default=float))
