@@ -50,6 +50,16 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def timed_run(md, steps: int, device) -> float:
+    """Seconds of ``md.run(steps)`` after two warm-up steps (a sims.MD or a BatchMD)."""
+    md.run(2)
+    sync(device)
+    t = time.perf_counter()
+    md.run(steps)
+    sync(device)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=256)
@@ -79,12 +89,7 @@ def main() -> None:
 
     batch = BatchMD(systems, pot, integrator(), temperature=90.0, seed=seeds, check_every=args.check_every,
                     device=device, dtype=dtype)
-    batch.run(2)
-    sync(device)
-    t = time.perf_counter()
-    batch.run(args.steps)
-    sync(device)
-    t_batch = time.perf_counter() - t
+    t_batch = timed_run(batch, args.steps, device)
 
     n_seq = args.sequential_sample or args.replicas
     t_seq, max_dx = 0.0, 0.0
@@ -93,12 +98,7 @@ def main() -> None:
     for k in range(n_seq):
         md = sims.MD(systems[k], pot, integrator(), temperature=90.0, seed=seeds[k], check_every=args.check_every,
                      device=device, dtype=dtype)
-        md.run(2)
-        sync(device)
-        t = time.perf_counter()
-        md.run(args.steps)
-        sync(device)
-        t_seq += time.perf_counter() - t
+        t_seq += timed_run(md, args.steps, device)
         max_dx = max(max_dx, float((md.state.positions.detach().cpu().double() - final[k]).abs().max()))
     t_seq *= args.replicas / n_seq
     if dtype == torch.float64:
