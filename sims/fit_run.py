@@ -208,7 +208,7 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     """The k-th target, built once and kept in ``out`` (a resumed run reads it back)."""
     from ase.io import write
 
-    from .fit import RDFTarget
+    from .fit import RDFTarget, _check_vacf
     from .integrators import NoseHooverChain
     from .md import MD
 
@@ -222,16 +222,16 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
         target.pressure = spec.pressure
         if spec.vacf_lags is not None:
             t, c = np.loadtxt(vacf_txt, ndmin=2).T
-            target.vacf, target.vacf_dt = c, float(t[1] - t[0])
+            target.vacf, target.vacf_dt = _check_vacf(c, float(t[1] - t[0]))
         return target
-    kw["vacf_lags"] = spec.vacf_lags
     if spec.rdf is not None:
         atoms = _system(spec.system, cfg.seed, base, f"{where}.system")
         target = RDFTarget.from_file(config_file(spec.rdf, base, f"{where}.rdf", error=ConfigError), atoms,
-                                     spec.temperature, species=spec.species, weight=spec.weight)
+                                     spec.temperature, **kw)
     elif spec.frames is not None:
         frames = read_frames(config_file(spec.frames, base, f"{where}.frames", error=ConfigError))
-        target = RDFTarget.from_frames(frames, r_max=spec.r_max, bins=spec.bins, temperature=spec.temperature, **kw)
+        target = RDFTarget.from_frames(frames, r_max=spec.r_max, bins=spec.bins, temperature=spec.temperature,
+                                       vacf_lags=spec.vacf_lags, **kw)
     else:
         gen = spec.generate
         atoms = _system(spec.system, cfg.seed, base, f"{where}.system")
@@ -242,7 +242,8 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
         md.record_every = gen.sample_every
         md.run(gen.steps)
         r_max = gen.r_max if gen.r_max is not None else 0.5 * float(min(np.linalg.norm(atoms.cell[:], axis=1)))
-        target = RDFTarget.from_frames(md.trajectory, r_max=r_max, bins=gen.bins, temperature=spec.temperature, **kw)
+        target = RDFTarget.from_frames(md.trajectory, r_max=r_max, bins=gen.bins, temperature=spec.temperature,
+                                       vacf_lags=spec.vacf_lags, **kw)
     target.save(txt)
     if target.vacf is not None:
         with atomic_open(vacf_txt, "w") as f:
