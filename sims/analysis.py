@@ -141,21 +141,40 @@ def bond_angle_distribution(frames: Atoms | Iterable[Atoms], cutoff: float, *, c
     return 0.5 * (edges[1:] + edges[:-1]), density
 
 
+def _frame_cells(cell, n_frames: int) -> np.ndarray:
+    """``cell`` ``(3, 3)`` (fixed) or ``(T, 3, 3)`` (one per frame, a barostat's) as ``(T, 3, 3)``."""
+    cells = np.asarray(cell, dtype=float)
+    if cells.shape == (3, 3):
+        return np.broadcast_to(cells, (n_frames, 3, 3))
+    if cells.shape != (n_frames, 3, 3):
+        raise SimsInputError(f"cell must be (3, 3) or one (3, 3) cell per frame ({n_frames}, 3, 3), got {cells.shape}")
+    return cells
+
+
+def _frac_steps(positions: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Displacements between consecutive frames in fractional coordinates of the later frame's cell."""
+    return np.einsum("tni,tij->tnj", np.diff(positions, axis=0), np.linalg.inv(cells[1:]))
+
+
 def unwrap(positions: np.ndarray, cell: np.ndarray, pbc: Sequence[bool] = (True, True, True)) -> np.ndarray:
     """Undo jumps across periodic boundaries in a ``(T, N, 3)`` trajectory (Å).
 
     Between consecutive frames each atom is assumed to move less than half a cell (in fractional
     coordinates); a larger apparent step is a jump through the boundary and is removed. Frames must
     therefore be stored often enough. Positions from :class:`sims.MD` are already unwrapped.
+
+    ``cell`` is one ``(3, 3)`` cell, or ``(T, 3, 3)``, each frame's own (constant pressure): each step
+    is then taken as the minimum image in the later frame's cell (the "toroidal-view-preserving"
+    scheme of von Bülow, Bullerjahn and Hummer, J. Chem. Phys. 153, 021101 (2020)), so a boundary
+    crossing removes exactly the box length that the wrapping added.
     """
     positions = np.asarray(positions, dtype=float)
-    cell = np.asarray(cell, dtype=float)
-    frac = positions @ np.linalg.inv(cell)
-    step = np.diff(frac, axis=0)
+    cells = _frame_cells(cell, len(positions))
+    frac = _frac_steps(positions, cells)
     periodic = np.asarray(pbc, bool)
-    step[..., periodic] -= np.round(step[..., periodic])
-    frac = np.concatenate([frac[:1], frac[:1] + np.cumsum(step, axis=0)])
-    return frac @ cell
+    frac[..., periodic] -= np.round(frac[..., periodic])
+    step = np.einsum("tni,tij->tnj", frac, cells[1:])
+    return np.concatenate([positions[:1], positions[:1] + np.cumsum(step, axis=0)])
 
 
 def _autocorrelation(x: np.ndarray) -> np.ndarray:
@@ -213,7 +232,8 @@ class MSD:
 
     def compute(self, frames: Iterable[Atoms] | np.ndarray, *, cell: np.ndarray | None = None,
                 unwrapped: bool = False) -> "MSD":
-        """Compute from a list of frames or a ``(T, N, 3)`` array (then ``cell`` if not unwrapped)."""
+        """Compute from a list of frames (each with its own cell) or a ``(T, N, 3)`` array (then ``cell``,
+        ``(3, 3)`` or one per frame ``(T, 3, 3)``, if not unwrapped)."""
         pos = _trajectory_array(frames, self.species, cell, unwrapped)
         self._per_axis = _msd_fft(pos).mean(axis=1)
         self._n_atoms = pos.shape[1]
@@ -255,7 +275,7 @@ def _largest_step(pos: np.ndarray, cell: np.ndarray, pbc, minimum_image: bool) -
     periodic = np.asarray(pbc, bool)
     if len(pos) < 2 or not periodic.any():
         return 0.0, 0, 0
-    step = np.diff(pos @ np.linalg.inv(np.asarray(cell, dtype=float)), axis=0)[..., periodic]
+    step = _frac_steps(pos, _frame_cells(cell, len(pos)))[..., periodic]
     step = np.abs(step - np.round(step) if minimum_image else step).max(axis=2)
     t, i = np.unravel_index(int(np.argmax(step)), step.shape)
     return float(step[t, i]), int(t) + 1, int(i)
@@ -293,7 +313,8 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
             raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
                                  f"pick a species it holds")
         pos = np.stack([f.positions[mask] for f in frames])
-        cell, pbc = frames[0].cell[:], frames[0].pbc
+        # Each frame's own cell: under a barostat a wrapped coordinate jumps by that frame's box length.
+        cell, pbc = np.stack([f.cell[:] for f in frames]), frames[0].pbc
         if not np.asarray(pbc).any():
             cell = None
     _check_continuity(pos, cell, pbc, unwrapped)

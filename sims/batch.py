@@ -40,7 +40,7 @@ from reprs.fileio import atomic_open
 from .errors import SimsInputError
 from .barostats import MTK, CellRescaling
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
-from .md import _Driver, compute, maxwell_boltzmann
+from .md import _Driver, check_momentum_thermostat, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
 from .potentials import SumPotential, potential_dtype
 from .state import State, validate_atoms
@@ -356,6 +356,7 @@ class BatchMD(_Driver):
             raise SimsInputError(f"BatchMD runs VelocityVerlet, Langevin, NoseHooverChain and CellRescaling; "
                                  f"{type(integrator).__name__} is not batched yet (run those systems one at a time "
                                  "with sims.MD)")
+        check_momentum_thermostat(potential, integrator)
         if target_pressure is not None and not isinstance(integrator, CellRescaling):
             raise SimsInputError("target_pressure needs a barostat (integrator=CellRescaling(...))")
         if int(check_every) < 1 or int(record_every) < 0:

@@ -11,7 +11,8 @@ Cartesian coordinate of one atom it is ``1/m``; for a distance ``1/m_1 + 1/m_2``
 
 Units: distances and positions in Å, angles and dihedrals in radians, coordination numbers
 dimensionless. With a ``cell`` (rows are cell vectors, Å) bond vectors follow the minimum-image
-convention (exact for triclinic cells too: the nearest of the 27 neighbouring images is taken).
+convention (exact for any triclinic cell: the nearest of the 27 neighbouring images of the
+Minkowski-reduced cell is taken).
 
 Examples
 --------
@@ -24,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Callable, Sequence
 
@@ -42,17 +44,39 @@ def _images(cell: torch.Tensor) -> torch.Tensor:
     return n @ cell
 
 
+@functools.lru_cache(maxsize=256)
+def _reduction(cell_bytes: bytes) -> np.ndarray:
+    """The integer ``op`` of :func:`ase.geometry.minkowski_reduce` for a float64 3x3 cell given as bytes
+    (cached: a run at constant volume, or a trajectory's frames, reduce one cell once)."""
+    from ase.geometry import minkowski_reduce
+
+    return minkowski_reduce(np.frombuffer(cell_bytes, dtype=np.float64).reshape(3, 3))[1]
+
+
+def _reduced(cell: torch.Tensor) -> torch.Tensor:
+    """The Minkowski-reduced basis ``op @ cell`` of the same lattice (``op`` integer, found on the
+    host; the product keeps ``cell``'s gradient)."""
+    host = np.ascontiguousarray(cell.detach().cpu().double().numpy())
+    if host.ndim == 2:
+        op = _reduction(host.tobytes())
+    else:
+        unique, inverse = np.unique(host.reshape(len(host), 9), axis=0, return_inverse=True)
+        op = np.stack([_reduction(np.ascontiguousarray(u).tobytes()) for u in unique])[inverse.reshape(-1)]
+    return torch.as_tensor(op, dtype=cell.dtype, device=cell.device) @ cell
+
+
 def minimum_image(vectors: torch.Tensor, cell: torch.Tensor | None) -> torch.Tensor:
     """Return ``vectors`` ``(F, ..., 3)`` (Å) replaced by their shortest periodic images.
 
     ``cell`` is ``(3, 3)`` or per frame ``(F, 3, 3)`` (rows are cell vectors); ``None`` means no
-    periodicity. Vectors are first wrapped in fractional coordinates, then the nearest of the 27
-    neighbouring images is chosen, which is the minimum image for any cell whose shortest vectors
-    are its rows (a reduced cell). The choice is piecewise constant, so gradients pass unchanged.
+    periodicity. The cell is Minkowski-reduced (the same lattice, its shortest basis), vectors are
+    wrapped in its fractional coordinates, then the nearest of the 27 neighbouring images is chosen:
+    the minimum image for any cell (as ASE's ``find_mic``; the 27 images of a skewed, unreduced cell
+    can all miss it). The choice is piecewise constant, so gradients pass unchanged.
     """
     if cell is None:
         return vectors
-    cell = cell.to(vectors)
+    cell = _reduced(cell.to(vectors))
     shape = vectors.shape
     flat = vectors.reshape(shape[0], -1, 3) if cell.dim() == 3 else vectors.reshape(-1, 3)
     frac = flat @ torch.linalg.inv(cell)

@@ -267,7 +267,9 @@ class BasisSetBias(_DescriptorBias):
         self.register_buffer("mu", torch.stack(centers).to(device))                       # (D, K)
         self.register_buffer("sigma", (width * torch.tensor(spacing, dtype=torch.float64)).to(device))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            # The CPU generator only: torch.manual_seed would also reseed every CUDA generator, which
+            # fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(int(seed))
             self.net = nn.Sequential(nn.Linear(n_dim * int(n_basis), hidden), nn.SiLU(), nn.Linear(hidden, hidden),
                                      nn.SiLU(), nn.Linear(hidden, 1, bias=False))
         nn.init.zeros_(self.net[-1].weight)

@@ -203,7 +203,9 @@ class NoseHooverChain(_Thermostat):
     Trotter splitting ``exp(iL_NHC dt/2) exp(iL_verlet dt) exp(iL_NHC dt/2)`` with the chain update of
     Martyna, Tuckerman, Tobias & Klein, Mol. Phys. 87, 1117 (1996), section 4 (one Suzuki-Yoshida
     stage). The centre-of-mass velocity is removed at :meth:`start` and the thermostat acts on ``3N - 3``
-    degrees of freedom (total momentum is conserved).
+    degrees of freedom (total momentum is conserved; :class:`sims.MD` and :class:`sims.batch.BatchMD`
+    refuse the chains on an external field such as :class:`sims.potentials.DoubleWell`, which does not
+    conserve it: use :class:`Langevin` there).
 
     Parameters
     ----------

@@ -20,10 +20,10 @@ from reprs.atoms import as_atoms
 from .errors import SimsInputError
 from .integrators import Integrator, make_generator
 from .neighbors import NeighborList, build_pairs
-from .potentials import pair_energy_forces, potential_dtype
+from .potentials import conserves_momentum, pair_energy_forces, potential_dtype
 from .state import State, validate_atoms
 
-__all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann"]
+__all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
 
 
 def compute(potential: torch.nn.Module, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor,
@@ -166,6 +166,32 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
     return v * torch.sqrt(0.5 * dof * kT / ke) if temperature > 0 and ke > 0 else v * 0
 
 
+def check_momentum_thermostat(potential: torch.nn.Module, integrator: Integrator) -> None:
+    """Refuse Nose-Hoover chains (alone, inside a barostat, or MTK's) on an external field.
+
+    The chains remove the centre-of-mass velocity at the start and thermostat ``3N - 3`` degrees of
+    freedom, which is right only while the total momentum is conserved; under an external field
+    (:class:`sims.potentials.DoubleWell`, :class:`sims.potentials.MuellerBrown`) the momentum is not
+    conserved and the run would sample a wrong temperature (one particle: ``2/3`` of the kinetic
+    energy missing, or no motion at all from rest at a minimum) without any sign of it.
+
+    Raises
+    ------
+    SimsInputError
+        Saying to use Langevin dynamics instead.
+    """
+    from .barostats import MTK
+    from .integrators import NoseHooverChain
+
+    chains = isinstance(integrator, (NoseHooverChain, MTK)) or isinstance(
+        getattr(integrator, "thermostat", None), NoseHooverChain)
+    if chains and not conserves_momentum(potential):
+        raise SimsInputError(f"{type(integrator).__name__} with Nose-Hoover chains assumes a conserved total momentum "
+                             f"(3N - 3 degrees of freedom, the centre-of-mass velocity removed), but "
+                             f"{type(potential).__name__} is an external field that does not conserve it: the run "
+                             "would sample a wrong temperature. Use sims.Langevin (exact for any potential)")
+
+
 class _Driver:
     """The step loop that :class:`MD` and :class:`sims.batch.BatchMD` share.
 
@@ -276,6 +302,7 @@ class MD(_Driver):
             raise SimsInputError(f"integrator must be a sims Integrator, got {type(integrator).__name__}")
         if not hasattr(potential, "cutoff"):
             raise SimsInputError("the potential needs a `cutoff` attribute (Å)")
+        check_momentum_thermostat(potential, integrator)
         if isinstance(system, State):
             state = system
             if dtype is not None and state.positions.dtype != dtype:

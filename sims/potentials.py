@@ -45,7 +45,7 @@ from .neighbors import PairList, pair_vectors
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
            "CoreRepulsion", "LennardJonesMixture", "TabulatedPair", "NeuralPair", "SumPotential", "BKS",
            "CalculatorPotential", "DoubleWell", "MuellerBrown", "COULOMB_CONSTANT", "potential_dtype",
-           "save_potential", "load_potential", "pair_energy_forces"]
+           "conserves_momentum", "save_potential", "load_potential", "pair_energy_forces"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -57,6 +57,13 @@ def _param(value: float, device, name: str, *, positive: bool = False) -> nn.Par
         raise SimsInputError(f"{name} must be {'> 0 and ' if positive else ''}finite, got {value}")
     # float64 whatever the potential's dtype: forward casts to the computation's dtype (see module doc).
     return nn.Parameter(torch.tensor(value, device=device, dtype=torch.float64))
+
+
+def conserves_momentum(potential: nn.Module) -> bool:
+    """False when ``potential`` (or a term of a sum) is an external field (``translation_invariant``
+    False): the total momentum of its atoms is then not conserved. Other modules (pair, neural and
+    calculator potentials, biases) count as translation invariant."""
+    return bool(getattr(potential, "translation_invariant", True))
 
 
 def potential_dtype(potential: nn.Module) -> torch.dtype:
@@ -83,6 +90,9 @@ class Potential(nn.Module):
     """
 
     cutoff: float
+    #: False for a model surface acting on absolute positions (an external field: :class:`DoubleWell`,
+    #: :class:`MuellerBrown`): its forces do not sum to zero, so the total momentum is not conserved.
+    translation_invariant: bool = True
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -838,6 +848,11 @@ class SumPotential(Potential):
             return sum(term(positions, cell, numbers, pairs) for term in self.terms)
         return sum(term(positions, cell, numbers, pairs, batch) for term in self.terms)
 
+    @property
+    def translation_invariant(self) -> bool:
+        """True when every term is (:func:`conserves_momentum`)."""
+        return all(conserves_momentum(t) for t in self.terms)
+
     def known_numbers(self) -> torch.Tensor | None:
         """Elements some term has parameters for; None when a term takes any element."""
         known = [t.known_numbers() if hasattr(t, "known_numbers") else None for t in self.terms]
@@ -1044,6 +1059,7 @@ class DoubleWell(Potential):
     """
 
     cutoff = 0.0
+    translation_invariant = False
 
     def __init__(self, *, a: float, b: float, tilt: float = 0.0, k_y: float = 0.0, k_z: float = 0.0,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
@@ -1111,6 +1127,7 @@ class MuellerBrown(Potential):
     """
 
     cutoff = 0.0
+    translation_invariant = False
     #: The four terms of Müller & Brown (1979), eq. 1: A, a, b, c, x0, y0.
     PARAMETERS = {"A": (-200.0, -100.0, -170.0, 15.0), "a": (-1.0, -1.0, -6.5, 0.7), "b": (0.0, 0.0, 11.0, 0.6),
                   "c": (-10.0, -10.0, -6.5, 0.7), "x0": (1.0, 0.0, -0.5, -1.0), "y0": (0.0, 0.5, 1.5, 1.0)}

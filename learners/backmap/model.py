@@ -225,7 +225,9 @@ class CGVAE(nn.Module):
         self.register_buffer("bead_pairs", _all_pairs(nb))
         self.register_buffer("bead_matrix", torch.as_tensor(mapping.matrix(), dtype=torch.float64))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed would also reseed every CUDA generator, which
+            # fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(seed)
             self.atom_embed = nn.Embedding(n, f)
             self.bead_embed = nn.Embedding(nb, f)
             self.encoder = _Equivariant(f, n_rbf, atom_cutoff, encoder_layers, cross=False)

@@ -80,3 +80,24 @@ def test_posterior_latent_carries_the_mode_and_prior_samples_cover_both_modes(tr
     s_a, s_b = _modes(trained.sample(trained.bead_positions(t), 8, seed=0))
     frac_a, frac_b = float(s_a.float().mean()), float(s_b.float().mean())
     assert frac_a > 0.15 and frac_b > 0.15 and frac_a + frac_b > 0.5, (frac_a, frac_b)
+
+
+def test_seeded_construction_leaves_cuda_generators_alone(monkeypatch):
+    """Seeding the initialisation reseeded every CUDA generator of the process (torch.manual_seed inside
+    fork_rng(devices=[]), which restores only the CPU one): on a GPU, building a model reset the random
+    stream of whatever ran there. Only the CPU generator is seeded now, and restored afterwards."""
+    from sims.enhanced import BasisSetBias
+
+    def reseeded(*args, **kwargs):
+        raise AssertionError("a CUDA generator was reseeded")
+
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded)
+    monkeypatch.setattr(torch.cuda, "manual_seed", reseeded)
+    state = torch.random.get_rng_state()
+    mapping = alpha_carbon_mapping(Atoms("C3", positions=np.eye(3)), residues=[0, 1, 2], alpha_carbons=[0, 1, 2])
+    a = CGVAE(mapping, [6, 6, 6], n_features=4, seed=5)
+    bias = BasisSetBias(["position:0,x"], lower=[-1.0], upper=[1.0], n_basis=4, hidden=4, seed=5)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(a.atom_mix, CGVAE(mapping, [6, 6, 6], n_features=4, seed=5).atom_mix)
+    again = BasisSetBias(["position:0,x"], lower=[-1.0], upper=[1.0], n_basis=4, hidden=4, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(bias.parameters(), again.parameters()))

@@ -121,6 +121,38 @@ def test_msd_fft_equals_direct_definition_and_unwraps():
     assert msd.lag[5] == 10.0
 
 
+def test_wrapped_frames_of_a_changing_cell_unwrap_with_each_frame_cell():
+    """Under a barostat a wrapped coordinate jumps by the box length of its own frame. Unwrapping
+    with the first frame's cell (as before) left (L_t - L_0) of every crossing in the path: on this
+    trajectory, whose box starts 5 % large and shrinks to its mean, D* came out 12 % too
+    large. Reference: the path built from the physical steps (affine scaling with the box plus a
+    random step), which the same frames stored continuous (unwrapped) also give."""
+    rng = np.random.default_rng(3)
+    n_frames, n_atoms = 400, 12
+    scale = (1 + 0.05 * np.exp(-np.arange(n_frames) / 60)) * (1 + 0.005 * rng.normal(size=n_frames))
+    lengths = 10.0 * scale[:, None] * np.array([1.0, 1.1, 0.9])  # (T, 3) box lengths, Å
+    w = rng.random((n_atoms, 3)) * lengths[0]
+    true = [w.copy()]
+    wrapped = [w.copy()]
+    for t in range(1, n_frames):
+        step = w * (lengths[t] / lengths[t - 1] - 1) + rng.normal(0, 0.4, (n_atoms, 3))
+        true.append(true[-1] + step)
+        w = (w + step) % lengths[t]
+        wrapped.append(w.copy())
+    true, wrapped = np.array(true), np.array(wrapped)
+    cells = np.stack([np.diag(x) for x in lengths])
+    np.testing.assert_allclose(unwrap(wrapped, cells), true, atol=1e-9)
+    frames = [Atoms(f"Ar{n_atoms}", positions=x, cell=c, pbc=True) for x, c in zip(wrapped, cells)]
+    expected = _direct_msd(true)
+    np.testing.assert_allclose(MSD(timestep=1.0).compute(frames).msd, expected, rtol=1e-9, atol=1e-9)
+    continuous = [Atoms(f"Ar{n_atoms}", positions=x, cell=c, pbc=True) for x, c in zip(true, cells)]
+    np.testing.assert_allclose(MSD(timestep=1.0).compute(continuous).msd, expected, rtol=1e-9, atol=1e-9)
+    d = collective_diffusivity(frames, timestep=1.0)
+    assert d.D == pytest.approx(collective_diffusivity(true, timestep=1.0, unwrapped=True).D, rel=1e-9)
+    with pytest.raises(SimsInputError, match="one .3, 3. cell per frame"):
+        unwrap(wrapped, cells[:5])
+
+
 class _Free(torch.nn.Module):
     """No interactions: the free Langevin particle."""
 

@@ -166,3 +166,37 @@ def test_seeded_draws_repeat_and_unseeded_differ():
     assert not torch.equal(draw(masses, 100.0), draw(masses, 100.0))
     with pytest.raises(SimsInputError, match="seed"):
         draw(masses, 100.0, seed=-1)
+
+
+def test_nose_hoover_chains_refused_on_an_external_field():
+    """Nose-Hoover chains remove the centre-of-mass velocity and thermostat 3N - 3 degrees of freedom,
+    right only while momentum is conserved. On a DoubleWell (an external field) they sampled a wrong
+    temperature without a sign: one H atom started at a minimum stayed at rest (T = 0 K for a 300 K
+    target), four gave about 214 K; Langevin gives 300 K. Such runs are now refused, with the advice."""
+    from ase import Atoms
+
+    from sims.barostats import CellRescaling
+    from sims.batch import BatchMD
+    from sims.potentials import DoubleWell, MuellerBrown
+
+    atoms = Atoms("H", positions=[[1.0, 0.0, 0.0]])
+    well = DoubleWell(a=0.05, b=1.0, k_y=0.5, k_z=0.5)
+    for pot in (well, MuellerBrown(dim=2), well + LennardJones(sigma=1.0, epsilon=0.01, cutoff=2.5,
+                                                               dtype=torch.float64)):
+        with pytest.raises(SimsInputError, match="Langevin"):
+            sims.MD(atoms, pot, sims.NoseHooverChain(1.0, 300.0), min_distance=None, temperature=300, seed=0)
+        with pytest.raises(SimsInputError, match="Langevin"):
+            BatchMD([atoms, atoms], pot, sims.NoseHooverChain(1.0, 300.0), min_distance=None, seed=0)
+    with pytest.raises(SimsInputError, match="Langevin"):
+        BatchMD([atoms], well, CellRescaling(sims.NoseHooverChain(1.0, 300.0), pressure=1.0, tau_p=100.0))
+    # Langevin samples the target temperature there: <T> over 3 ps of eight independent particles.
+    md = sims.MD(Atoms("H8", positions=[[1.0, 0.0, 0.0]] * 8), well, sims.Langevin(1.0, 300.0, friction=0.05),
+                 min_distance=None, temperature=300, seed=0, dtype=torch.float64)
+    temps = []
+    for _ in range(60):
+        md.run(50)
+        temps.append(float(md.temperature()))
+    assert np.mean(temps[6:]) == pytest.approx(300.0, rel=0.15)
+    # Translation-invariant potentials keep the chains.
+    assert sims.MD(Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]]), LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.0),
+                   sims.NoseHooverChain(1.0, 100.0), temperature=100, seed=0) is not None
