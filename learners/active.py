@@ -13,7 +13,9 @@ and added; the committee is retrained from scratch. The loop writes, in ``workdi
   ``sampler``.
 - ``committee.pt``: the committee trained at the start of the last generation run
   (:func:`learners.potentials.save_potential`; PaiNN and SchNet members), so a finished run
-  resumed without work still returns it as :attr:`ActiveLearning.committee_`.
+  resumed without work still returns it as :attr:`ActiveLearning.committee_`. With ``fine_tune``
+  every generation's committee is also kept as ``committee_<g>.pt``: a resumed run continues
+  training from the one before it.
 - ``log.json``: the settings and one entry per finished generation (test errors of the committee
   trained at its start, training-set size, labels used so far, candidates, the maximum and
   selection threshold of the uncertainty, and the geometries whose labelling failed with the
@@ -23,6 +25,7 @@ and added; the committee is retrained from scratch. The loop writes, in ``workdi
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -119,6 +122,18 @@ class ActiveLearning:
     trainer : Trainer, optional
         Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
     loss : PotentialLoss, optional
+    fine_tune : Trainer, optional
+        When given, generation ``g > 0`` does not retrain a fresh committee with ``trainer``: it
+        continues training a copy of generation ``g - 1``'s committee (its weights, energy shifts
+        and scale) on the grown training set with this trainer. Retraining from scratch (the
+        default, the paper's loop) spends most of its epochs relearning the initial frames and
+        draws new initialisations each generation, whose scatter can hide what the labels change;
+        continuing the previous committee reaches a converged fit in fewer epochs and keeps
+        each member's lineage, so the generations differ by their data.
+    initial_committee : Committee, optional
+        A committee already trained on ``train_frames`` to use (a copy) as generation 0's instead
+        of training one: several loops that start from the same frames (one per sampler) then
+        share the first fit.
 
     Raises
     ------
@@ -138,7 +153,8 @@ class ActiveLearning:
                  seed: int, workdir: str | os.PathLike, candidates: int | None = None, percentile: float = 50.0,
                  min_rmsd: float = 0.01, cluster: bool = False, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
                  temperature: float = 300.0, md_steps: int = 20, timestep: float = 1.0, displacement: float = 0.05,
-                 trainer: Trainer | None = None, loss: PotentialLoss | None = None) -> None:
+                 trainer: Trainer | None = None, loss: PotentialLoss | None = None,
+                 fine_tune: Trainer | None = None, initial_committee: Committee | None = None) -> None:
         if not callable(committee_factory):
             raise InputTypeError(f"committee_factory must be callable (seed=int) -> Committee, "
                                  f"got {type(committee_factory).__name__}")
@@ -180,6 +196,12 @@ class ActiveLearning:
         self.displacement = float(displacement)
         self.trainer = Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True) if trainer is None else trainer
         self.loss = loss
+        for name, value in (("trainer", self.trainer), ("fine_tune", fine_tune)):
+            if value is not None and not isinstance(value, Trainer):
+                raise InputTypeError(f"{name} must be a learners.trainer.Trainer, got {type(value).__name__}")
+        if initial_committee is not None and not isinstance(initial_committee, Committee):
+            raise InputTypeError(f"initial_committee must be a trained Committee, got {type(initial_committee).__name__}")
+        self.fine_tune, self.initial_committee = fine_tune, initial_committee
         self.log_: list[dict[str, Any]] = []
         self.committee_: Committee | None = None
 
@@ -213,7 +235,8 @@ class ActiveLearning:
                 "cluster": self.cluster,
                 "kT": self.kT, "attack_steps": self.attack_steps, "attack_lr": self.attack_lr,
                 "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
-                "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames)}
+                "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames),
+                "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None}
 
     @property
     def labels_path(self) -> Path:
@@ -222,6 +245,10 @@ class ActiveLearning:
     @property
     def committee_path(self) -> Path:
         return self.workdir / "committee.pt"
+
+    def generation_path(self, g: int) -> Path:
+        """Where generation ``g``'s committee is kept when ``fine_tune`` is set."""
+        return self.workdir / f"committee_{g}.pt"
 
     @property
     def log_path(self) -> Path:
@@ -264,6 +291,7 @@ class ActiveLearning:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_, labels = self._resume()
+        self.committee_ = None      # a fine-tuned generation starts from this run's last, or from its file
         writer = FrameWriter(self.labels_path)
         # tqdm's disable=None: shown only on a terminal.
         bar = tqdm(range(len(self.log_), self.generations + 1), desc="generations", initial=len(self.log_),
@@ -271,13 +299,9 @@ class ActiveLearning:
         for g in bar:
             streams = np.random.SeedSequence((self.seed, g)).generate_state(3)
             train = self.train_frames + labels
-            committee = self.committee_factory(seed=int(streams[0]))
-            if not isinstance(committee, Committee):
-                raise InputTypeError(f"committee_factory returned {type(committee).__name__}, not a Committee")
-            trainer = self.trainer
-            fit_potential(committee, train, trainer=trainer, loss=self.loss)
+            committee = self._train(g, train, int(streams[0]))
             self.committee_ = committee
-            self._save(committee)
+            self._save(committee, g)
             entry: dict[str, Any] = {"generation": g, "n_train": len(train), "labels_used": len(labels),
                                      **frame_errors(committee, self.test_frames)}
             if g < self.generations:
@@ -296,12 +320,40 @@ class ActiveLearning:
             self.committee_ = load_potential(self.committee_path, dtype=dtype)
         return self
 
-    def _save(self, committee: Committee) -> None:
-        """Write the generation's committee to ``committee.pt`` (kinds :func:`save_potential` stores)."""
+    def _train(self, g: int, train: list[Atoms], seed: int) -> Committee:
+        """Generation ``g``'s committee: the given initial one, a fine-tuned copy of the last, or a fresh fit."""
+        if g == 0 and self.initial_committee is not None:
+            return copy.deepcopy(self.initial_committee)
+        if g > 0 and self.fine_tune is not None:
+            if self.committee_ is not None:
+                committee = copy.deepcopy(self.committee_)
+            else:       # resumed: the previous generation's committee from its file
+                path = self.generation_path(g - 1)
+                if not path.exists():
+                    raise InputError(f"{path} is missing: a fine-tuned run resumes from the previous generation's "
+                                     "committee; start the run in a new workdir")
+                dtype = next(self.committee_factory(seed=0).parameters()).dtype
+                committee = load_potential(path, dtype=dtype)
+            # The shifts and scale stay those the committee was trained with: refitting them under
+            # trained weights would move every prediction.
+            fit_potential(committee, train, trainer=self.fine_tune, loss=self.loss, fit_shifts=False)
+            return committee
+        committee = self.committee_factory(seed=seed)
+        if not isinstance(committee, Committee):
+            raise InputTypeError(f"committee_factory returned {type(committee).__name__}, not a Committee")
+        fit_potential(committee, train, trainer=self.trainer, loss=self.loss)
+        return committee
+
+    def _save(self, committee: Committee, g: int) -> None:
+        """Write the generation's committee to ``committee.pt`` (and ``committee_<g>.pt`` when fine-tuning)."""
         try:
             save_potential(committee, self.committee_path)
-        except InputError:       # a model kind the potential store does not know: kept in memory only
-            pass
+            if self.fine_tune is not None:
+                save_potential(committee, self.generation_path(g))
+        except InputError as err:
+            if self.fine_tune is not None:
+                raise InputError(f"fine_tune needs committees the potential store can save ({err})") from None
+            # a model kind the potential store does not know: kept in memory only
 
     def _generation(self, committee: Committee, train: list[Atoms], g: int, seed: int,
                     rng: np.random.Generator) -> tuple[list[tuple[Atoms, dict]], dict[str, Any]]:

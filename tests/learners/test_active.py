@@ -133,3 +133,55 @@ def test_bad_input(data, tmp_path):
     with pytest.raises(InputError, match=r"test frames hold element\(s\) \['O'\]"):
         ActiveLearning(factory, MorsePotential(), train, foreign, generations=1, per_generation=2, seed=0,
                        workdir=tmp_path)
+
+
+def fine_loop(data, workdir, *, generations=2, fine_tune=None, initial=None):
+    train, test = data
+    return ActiveLearning(factory, CalculatorPotential(MorsePotential(**MORSE)), train, test, generations=generations,
+                          per_generation=6, sampler="random", seed=0, workdir=workdir,
+                          trainer=Trainer(epochs=12, batch_size=8, lr=5e-3, eval_grad=True, dtype=torch.float64, seed=0),
+                          fine_tune=fine_tune, initial_committee=initial)
+
+
+def test_fine_tune_continues_the_previous_committee(data, tmp_path):
+    # A fine-tuning step too small to move the weights: generation 1 must predict as generation 0 did,
+    # which holds only if it starts from generation 0's weights *and* keeps its energy shifts and scale
+    # (refitting the shifts on the grown set, or a fresh committee, changes the errors at the percent level).
+    still = Trainer(epochs=1, batch_size=8, lr=1e-12, eval_grad=True, dtype=torch.float64, seed=0)
+    log = fine_loop(data, tmp_path / "still", generations=1, fine_tune=still).run().log_
+    assert log[1]["forces_mae"] == pytest.approx(log[0]["forces_mae"], rel=1e-8)
+    assert log[1]["energy_mae"] == pytest.approx(log[0]["energy_mae"], rel=1e-8)
+    scratch = fine_loop(data, tmp_path / "scratch", generations=1).run().log_
+    assert abs(scratch[1]["forces_mae"] / scratch[0]["forces_mae"] - 1) > 1e-3
+    assert (tmp_path / "still" / "committee_0.pt").exists() and (tmp_path / "still" / "committee_1.pt").exists()
+
+
+def test_fine_tuned_run_resumes_from_the_saved_committee(data, tmp_path):
+    tune = Trainer(epochs=4, batch_size=8, lr=2e-3, eval_grad=True, dtype=torch.float64, seed=1)
+    full = fine_loop(data, tmp_path / "full", fine_tune=tune).run()
+    part = tmp_path / "part"
+    fine_loop(data, part, generations=1, fine_tune=tune).run()
+    # Raising generations re-runs the former last generation, which now starts from committee_0.pt.
+    resumed = fine_loop(data, part, fine_tune=tune).run()
+    assert [e["forces_mae"] for e in resumed.log_] == pytest.approx([e["forces_mae"] for e in full.log_], rel=1e-9)
+    (part / "committee_1.pt").unlink()
+    saved = json.loads((part / "log.json").read_text())
+    saved["generations"] = saved["generations"][:2]
+    (part / "log.json").write_text(json.dumps(saved))
+    with pytest.raises(InputError, match="committee_1.pt is missing"):
+        fine_loop(data, part, fine_tune=tune).run()
+
+
+def test_initial_committee_is_used_as_generation_zero_and_left_alone(data, tmp_path):
+    from learners.potentials.training import fit_potential, frame_errors
+
+    train, test = data
+    initial = factory(seed=7)
+    fit_potential(initial, train, trainer=Trainer(epochs=12, batch_size=8, lr=5e-3, eval_grad=True,
+                                                  dtype=torch.float64, seed=0))
+    before = {k: v.clone() for k, v in initial.state_dict().items()}
+    log = fine_loop(data, tmp_path, generations=1, initial=initial).run().log_
+    assert log[0]["forces_mae"] == pytest.approx(frame_errors(initial, test)["forces_mae"], rel=1e-12)
+    assert all(torch.equal(before[k], v) for k, v in initial.state_dict().items())
+    with pytest.raises(InputTypeError, match="initial_committee must be a trained Committee"):
+        fine_loop(data, tmp_path / "x", initial=initial.models[0])
