@@ -25,28 +25,28 @@ per bin). ``--frames A B ...`` analyses existing frame files (one per seed; ``in
 
 Run: ``python examples/silica_dmeasure.py --quick -o out`` (192 atoms, 12000 steps per seed, three
 seeds: 3 min wall, 96 s CPU on one core with LAMMPS). The default (648 atoms, 24000 steps, three
-seeds, ``k = 6``) needs about 4.7e7 atom-steps: 30 min wall on 2 cores shared with five other jobs
-(LAMMPS serial, ``nice 19``).
+seeds, ``k = 6``) needs about 4.7e7 atom-steps: 30-40 min wall on 2 cores shared with five other
+jobs (LAMMPS serial, ``nice 19``).
 
-What our data show, default run (7 Dec 2026, ``python examples/silica_dmeasure.py -o out``: 648
-atoms, seeds 7, 8, 9, ``k = 6``; quench 7000 -> 300 K at 1.1e15 K/s, heating 300 -> 6000 K in 12 ps,
-4.8e14 K/s, 49 frames per seed). Glass at 300 K: 2.32 +- 0.02 g/cm^3 (2.29-2.36 by seed), 95-96 %
-of Si four-fold and of O bridging. Density per 500 K bin (mean +- s.e. over seeds): 2.32 +- 0.02
-(0-500 K), 2.32 +- 0.01 (1000-1500), 2.28 +- 0.02 (2000-2500), 2.26 +- 0.02 (3000-3500), 2.27 +-
-0.01 (3500-4000), **2.245 +- 0.008 (4000-4500)**, 2.26 +- 0.01 (4500-5000), 2.30 +- 0.01
-(5000-5500), 2.30 +- 0.02 (5500-6000). The comparison declared for the 192-atom runs below
-(density at 4500-5500 K minus that at 3000-4500 K, per seed) is +0.007, +0.027 and +0.029:
-**+0.021 +- 0.007, positive in every seed**: a density minimum on heating, between 3000 and 4500 K,
-is resolved at this size (three standard errors). Above it the density rises again and is still
-rising or flat at 6000 K (5500-6000 minus 4500-5500 K: +0.02 +- 0.02), so the equilibrium BKS
-density maximum near 4800 K (Shell et al., below) is not seen below 6000 K: at 4.8e14 K/s the
-liquid lags the ramp, and our BKS variant's equation of state differs from theirs. The
-coesite-like share (``k = 6``, where the three polymorphs' environments differ) rises steadily
-from 0.51 +- 0.02 in the glass to 0.57-0.58 (+- 0.03-0.06) at 3000-4000 K, 0.63 +- 0.03 at the density minimum
-(4000-4500 K; its largest step, +0.05, comes into that bin) and 0.67 +- 0.05 at 5500-6000 K, while
-alpha-quartz-like Si fall from 0.19 to 0.08: coesite-like environments grow through and beyond
-the minimum, as the paper reports, but the rise is monotonic, so this run cannot tie it to the
-minimum rather than to temperature.
+What our data show, default run (7 Dec 2026, ``python examples/silica_dmeasure.py -o out`` with
+``--seeds 7 8 9`` and again with ``--seeds 10 11 12``: 648 atoms, six seeds, ``k = 6``; quench
+7000 -> 300 K at 1.1e15 K/s, heating 300 -> 6000 K in 12 ps, 4.8e14 K/s, 49 frames per seed).
+Glass at 300 K: 2.34 +- 0.02 g/cm^3 (2.29-2.41 by seed), 96 % of O bridging. Density per 500 K bin
+(mean +- s.e. over the six seeds): 2.34 +- 0.02 (0-500 K), 2.33 +- 0.01 (1000-1500), 2.30 +- 0.02
+(2000-2500), 2.28 +- 0.02 (3000-3500), 2.27 +- 0.02 (3500-4000), 2.26 +- 0.02 (4000-4500), 2.27 +-
+0.01 (4500-5000), 2.29 +- 0.01 (5000-5500), 2.28 +- 0.02 (5500-6000). The comparison declared for
+the 192-atom runs below (density at 4500-5500 K minus that at 3000-4500 K, per seed) was +0.007,
++0.027 and +0.029 for seeds 7-9 (+0.021 +- 0.007: it looked resolved) but -0.059, +0.056 and -0.007
+for seeds 10-12: **+0.009 +- 0.016 over six seeds, no density minimum resolved**; 5500-6000 minus
+4500-5500 K: -0.001 +- 0.016, no maximum either. The equilibrium BKS density maximum near 4800 K
+(Shell et al., below) would need an equilibrated liquid (here it lags a 4.8e14 K/s ramp) and
+their Ewald BKS. Seed-to-seed scatter (glasses 2.29-2.41 g/cm^3) is as large as any feature, so
+the next step is more seeds or slower ramps, not bigger cells. The coesite-like share (``k = 6``,
+where the three polymorphs' environments differ) rises steadily from 0.53 +- 0.02 in the glass to
+0.56-0.57 (+- 0.01-0.03) at 2000-4000 K, 0.61 +- 0.03 at 4000-5000 K and 0.66 +- 0.03 at 5500-6000
+K, while alpha-quartz-like Si fall from 0.18 to 0.08 and bridging O from 96 % to 84 %: coesite-like
+environments grow with temperature as the network opens, and without a density minimum there is
+nothing to tie them to.
 
 Earlier, smaller runs (6 Dec 2026, LAMMPS serial, seeds 7, 8, 9, 192 atoms, ``k = 4``; within 4 bonds
 the alpha-quartz and beta-cristobalite environments are the same, so those two share equally):
@@ -80,8 +80,8 @@ at 5000-5500 K and 0.74 +- 0.03 at 5500-6000 K, while the bridging O fall to 82 
 The paper finds coesite-like environments growing where the density passes its minimum; we see no
 resolved minimum and no coesite peak near the lowest density (its dip there is about one standard
 error); its rise comes with the network breaking up in the hot liquid. The 648-atom default run
-above resolves what these could not. Not tested: slower quenches and heating, more seeds, cells
-larger than 648 atoms.
+above (six seeds) resolves neither a minimum nor a maximum either. Not tested: slower quenches
+and heating, more than six seeds.
 """
 
 from __future__ import annotations
