@@ -139,12 +139,17 @@ class _Verifier:
 
     def __init__(self, query, index, budget: float, start: float, neighbours=None):
         # graphs.ged (scipy.optimize) is imported by GED searches only: a WL query stays light.
-        from graphs.ged import GAP_TOL, graph_edit_distance
+        from graphs.ged import GAP_TOL
+        from graphs.ged_pairs import pair_solver
 
-        self.ged, self.tol = graph_edit_distance, GAP_TOL
+        self.tol = GAP_TOL
         self.query, self.index, self.costs = query, index, index.ged_costs
+        # Per-pair GED from work done once per index, graph and star (graphs.ged_pairs): the
+        # same bounds as graph_edit_distance on the two graphs, a fraction of the time.
+        self.pairs = pair_solver(index)
         self.neighbours = neighbours
         self.lb = multiset_lower_bounds(query, index.ged, self.costs)
+        self.side = self.pairs.encode(query)
         self.order = np.lexsort((np.arange(len(self.lb)), self.lb))
         self.pointer, self.heap = 0, []
         self.exact: dict[int, float] = {}
@@ -192,7 +197,7 @@ class _Verifier:
         popped = float(self.bound[i])
         if self.tier[i] == 0:
             self.n_bounds += 1
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method="bipartite")
+            r = self.pairs.ged(self.side, self.pairs.side(i), "bipartite")
         else:
             timeout = self.left()
             # A graph's second turn gets the LP bound (method "bounds"), its third the MILP: many
@@ -200,8 +205,8 @@ class _Verifier:
             method = "bounds" if self.tier[i] < 2 else "exact"
             self.n_lp += method == "bounds"
             self.n_exact += method == "exact"
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method=method,
-                         timeout=timeout if timeout < math.inf else None)
+            r = self.pairs.ged(self.side, self.pairs.side(i), method,
+                               timeout if timeout < math.inf else None)
         self.bound[i] = max(self.bound[i], r.lower_bound)
         self.queued[i] = True
         if r.optimal:
@@ -414,6 +419,7 @@ class NeighbourTable:
         self.built = self.pairs = 0
         self.seconds = self.seconds_lists = 0.0
         self._phi = sp.csr_matrix(index.wl[2], dtype=np.float64)
+        self._columns = self._phi.tocsc()
         self._norm = np.sqrt(np.asarray(self._phi.multiply(self._phi).sum(axis=1)).ravel())
 
     def similar(self, p: int) -> np.ndarray:
@@ -421,7 +427,10 @@ class NeighbourTable:
         ys = self._lists.get(p)
         if ys is None:
             start = time.perf_counter()
-            dots = np.asarray((self._phi @ self._phi[p].T).todense()).ravel()
+            # Only the feature columns graph p has: a small part of the matrix, and the same
+            # numbers as the full product (WL features are counts, so every sum is exact).
+            row = self._phi[p]
+            dots = self._columns[:, row.indices] @ row.data
             scores = dots / np.maximum(self._norm * self._norm[p], 1e-300)
             scores[p] = -np.inf
             ys = self._lists[p] = np.argpartition(-scores, self.m)[: self.m].astype(np.int64)
@@ -432,18 +441,17 @@ class NeighbourTable:
 
     def upper(self, p: int, ys: np.ndarray) -> np.ndarray:
         """Upper bounds on ``GED(p, y)`` for each of ``ys`` (same units as the costs)."""
-        from graphs.ged import graph_edit_distance
+        from graphs.ged_pairs import pair_solver
 
+        solver = pair_solver(self.index)
         out = np.empty(len(ys))
-        g = None
         for a, y in enumerate(ys.tolist()):
             pair = (min(p, y), max(p, y))  # GED is symmetric (graphs.ged_bounds, "Metric")
             value = self._upper.get(pair)
             if value is None:
                 start = time.perf_counter()
-                g = self.index.graph(p) if g is None else g
-                value = self._upper[pair] = graph_edit_distance(
-                    g, self.index.graph(y), costs=self.index.ged_costs, method="bipartite").upper_bound
+                value = self._upper[pair] = solver.ged(solver.side(p), solver.side(y),
+                                                       "bipartite").upper_bound
                 self.pairs += 1
                 self.seconds += time.perf_counter() - start
             out[a] = value
