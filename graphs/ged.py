@@ -191,6 +191,24 @@ class _Problem:
         s = self.scale
         return bound if s is None or not math.isfinite(bound) else math.ceil(bound * s - 1e-6) / s
 
+    @cached_property
+    def incident_indels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cost of deleting every edge at each node of G1, and of inserting those at each of G2."""
+        return (np.bincount(np.concatenate([self.src1, self.dst1]),
+                            weights=np.concatenate([self.edge.delete, self.edge.delete]),
+                            minlength=self.n1),
+                np.bincount(np.concatenate([self.src2, self.dst2]),
+                            weights=np.concatenate([self.edge.insert, self.edge.insert]),
+                            minlength=self.n2))
+
+    @cached_property
+    def edge_gain(self) -> np.ndarray:
+        """Change of cost when edge e of G1 is matched to edge f of G2: a matched pair replaces
+        a deletion and an insertion by the cheaper of a substitution or that deletion and
+        insertion, shape (m1, m2)."""
+        return np.minimum(self.edge.sub - self.edge.delete[:, None] - self.edge.insert[None, :],
+                          0.0)
+
     @property
     def constant(self) -> float:
         """Cost of deleting all of G1 and inserting all of G2."""
@@ -351,10 +369,7 @@ def _star_assignments(left: tuple, right: tuple, I: np.ndarray, K: np.ndarray, e
 def _node_lsap(p: _Problem, local: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
     """LSAP over nodes with costs ``node + weight * local``; returns its value and node map."""
     n1, n2 = p.n1, p.n2
-    deg_del = np.bincount(np.concatenate([p.src1, p.dst1]),
-                          weights=np.tile(p.edge.delete, 2), minlength=n1)
-    deg_ins = np.bincount(np.concatenate([p.src2, p.dst2]),
-                          weights=np.tile(p.edge.insert, 2), minlength=n2)
+    deg_del, deg_ins = p.incident_indels
     big = np.zeros((n1 + n2, n1 + n2))
     big[:n1, :n2] = p.node.sub + weight * local
     big[:n1, n2:] = np.inf
@@ -385,10 +400,7 @@ def _edit_path_costs(p: _Problem, maps: np.ndarray) -> np.ndarray:
     if p.m1 and p.m2:
         both = mapped[:, p.src1] & mapped[:, p.dst1]
         f = np.where(both, p.edge_id2[safe[:, p.src1], safe[:, p.dst1]], -1)
-        # A matched edge pair replaces a deletion and an insertion by the cheaper of a
-        # substitution or that deletion and insertion.
-        gain = np.minimum(p.edge.sub - p.edge.delete[:, None] - p.edge.insert[None, :], 0.0)
-        cost += np.where(f >= 0, gain[np.arange(p.m1), np.maximum(f, 0)], 0.0).sum(axis=1)
+        cost += np.where(f >= 0, p.edge_gain[np.arange(p.m1), np.maximum(f, 0)], 0.0).sum(axis=1)
     return cost
 
 
