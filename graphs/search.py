@@ -20,6 +20,10 @@ supported cost models: :mod:`graphs.ged_bounds`, section "Metric"), to the graph
 ``p`` in a :class:`NeighbourTable`: ``GED(q, y) >= bound(q, p) - UB(p, y)``, an elimination
 rule in the spirit of AESA/LAESA [4]_ with the graphs met during the search as pivots.
 
+Tiers 2 to 4 run through :class:`graphs.ged_pairs.PairSolver`, which gives the numbers of
+``graph_edit_distance`` on the two graphs, bit for bit, from work kept per element class, per
+graph and per star signature (a fraction of the time per pair).
+
 Candidates are taken in order of their best bound so far (a priority queue over tiers). A top-k
 query stops as soon as it holds ``k`` exact distances and the k-th is at most the next candidate's
 lower bound: every graph not verified has a GED at least that bound, so none can be closer; the
