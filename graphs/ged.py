@@ -325,8 +325,9 @@ def _star_assignments(left: tuple, right: tuple, I: np.ndarray, K: np.ndarray, e
     perfect matching of a block-diagonal graph is the union of the blocks' optima. Returns the
     optimal cost of each pair, shape ``(len(I),)``.
 
-    ``shift`` is the constant added to every weight (csgraph drops stored zeros); default 1 plus
-    the largest weight. A shift of at least that gives the same optima; the costs are read back
+    ``shift`` is the constant added to every weight, so that none is zero (csgraph drops stored
+    zeros); default 1 plus the largest weight. Any positive shift keeps every block's optimum
+    (each perfect matching of a block uses the same number of entries); the costs are read back
     as matched weight minus the shift, so its value decides their last bits.
     """
     ref1, kind1, a = left
@@ -354,8 +355,6 @@ def _star_assignments(left: tuple, right: tuple, I: np.ndarray, K: np.ndarray, e
                            off[dblk] + bk[dblk] + dr, off[iblk] + ic])
     weight = np.concatenate([edge.sub[ref1[P[same]], ref2[Q[same]]], np.zeros(len(blk)),
                              edge.delete[ref1[Pd]], edge.insert[ref2[Qi]]])
-    # Every perfect matching of a block uses exactly size-many entries, so a constant shift keeps
-    # each block's optimum.
     if shift is None:
         shift = 1.0 + float(weight.max(initial=0.0))
     total = int(size.sum())
