@@ -71,6 +71,7 @@ References
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -80,7 +81,7 @@ from typing import Hashable, Literal
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from graphs.costs import ChemicalCosts, CostModel, EditCosts
@@ -190,6 +191,24 @@ class _Problem:
         s = self.scale
         return bound if s is None or not math.isfinite(bound) else math.ceil(bound * s - 1e-6) / s
 
+    @cached_property
+    def incident_indels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cost of deleting every edge at each node of G1, and of inserting those at each of G2."""
+        return (np.bincount(np.concatenate([self.src1, self.dst1]),
+                            weights=np.concatenate([self.edge.delete, self.edge.delete]),
+                            minlength=self.n1),
+                np.bincount(np.concatenate([self.src2, self.dst2]),
+                            weights=np.concatenate([self.edge.insert, self.edge.insert]),
+                            minlength=self.n2))
+
+    @cached_property
+    def edge_gain(self) -> np.ndarray:
+        """Change of cost when edge e of G1 is matched to edge f of G2: a matched pair replaces
+        a deletion and an insertion by the cheaper of a substitution or that deletion and
+        insertion, shape (m1, m2)."""
+        return np.minimum(self.edge.sub - self.edge.delete[:, None] - self.edge.insert[None, :],
+                          0.0)
+
     @property
     def constant(self) -> float:
         """Cost of deleting all of G1 and inserting all of G2."""
@@ -268,7 +287,7 @@ def _problem(G1: nx.Graph, G2: nx.Graph, costs: CostModel) -> _Problem:
 
 
 def _slots(src: np.ndarray, dst: np.ndarray, n: int, directed: bool):
-    """Incidences (node, edge, direction) grouped by node, with each one's rank in its group."""
+    """Incidences (node, edge, direction) grouped by node, and the number at each node."""
     m = len(src)
     node = np.concatenate([src, dst])
     edge = np.concatenate([np.arange(m), np.arange(m)])
@@ -276,78 +295,80 @@ def _slots(src: np.ndarray, dst: np.ndarray, n: int, directed: bool):
     kind = np.concatenate([np.zeros(m, np.int64), np.full(m, int(directed), np.int64)])
     order = np.argsort(node, kind="stable")
     node, edge, kind = node[order], edge[order], kind[order]
-    count = np.bincount(node, minlength=n)
-    start = np.cumsum(count) - count
-    rank = np.arange(len(node)) - start[node]
-    return node, edge, kind, rank, count
+    return node, edge, kind, np.bincount(node, minlength=n)
 
 
 def _local_edge_costs(p: _Problem) -> np.ndarray:
     """Optimal assignment cost of the incident edges of every node pair, shape (n1, n2).
 
     ``L[i, k]`` is the minimum cost of substituting, deleting and inserting the edges around node
-    ``i`` of G1 to obtain those around node ``k`` of G2 (Riesen and Bunke's local structure). All
-    ``n1 * n2`` small square assignment problems are solved in one call, as the blocks of one
-    block-diagonal sparse bipartite graph: a minimum-weight perfect matching of a block-diagonal
-    graph is the union of the blocks' optima.
+    ``i`` of G1 to obtain those around node ``k`` of G2 (Riesen and Bunke's local structure); all
+    ``n1 * n2`` assignments in one call of :func:`_star_assignments`.
     """
     n1, n2 = p.n1, p.n2
-    node1, edge1, kind1, rank1, a = _slots(p.src1, p.dst1, n1, p.directed)
-    node2, edge2, kind2, rank2, b = _slots(p.src2, p.dst2, n2, p.directed)
-    size = (a[:, None] + b[None, :]).ravel()  # block (i, k): a_i edge rows + b_k insertion rows
+    _, edge1, kind1, a = _slots(p.src1, p.dst1, n1, p.directed)
+    _, edge2, kind2, b = _slots(p.src2, p.dst2, n2, p.directed)
+    I, K = np.divmod(np.arange(n1 * n2), n2)
+    return _star_assignments((edge1, kind1, a), (edge2, kind2, b), I, K, p.edge).reshape(n1, n2)
+
+
+def _star_assignments(left: tuple, right: tuple, I: np.ndarray, K: np.ndarray, edge: EditCosts,
+                      shift: float | None = None) -> np.ndarray:
+    """Optimal edge assignment between the stars ``I[j]`` (left) and ``K[j]`` (right), for all j.
+
+    A star is a group of incidences: ``left = (ref, kind, count)`` lists the incidences grouped
+    by star (``count[s]`` of them for star ``s``, in that order), each with the row ``ref`` of
+    ``edge`` that prices it and its ``kind`` (directed edges are matched out-to-out and in-to-in).
+    Each assignment is Riesen and Bunke's square problem [1]_: ``a`` edge rows plus ``b``
+    insertion rows against ``b`` edge columns plus ``a`` deletion columns. All of them are solved
+    in one call, as the blocks of one block-diagonal sparse bipartite graph: a minimum-weight
+    perfect matching of a block-diagonal graph is the union of the blocks' optima. Returns the
+    optimal cost of each pair, shape ``(len(I),)``.
+
+    ``shift`` is the constant added to every weight, so that none is zero (csgraph drops stored
+    zeros); default 1 plus the largest weight. Any positive shift keeps every block's optimum
+    (each perfect matching of a block uses the same number of entries); the costs are read back
+    as matched weight minus the shift, so its value decides their last bits.
+    """
+    ref1, kind1, a = left
+    ref2, kind2, b = right
+    start1, start2 = np.cumsum(a) - a, np.cumsum(b) - b
+    ai, bk = a[I], b[K]
+    size = ai + bk  # block j: a edge rows + b insertion rows
     if size.sum() == 0:
-        return np.zeros((n1, n2))
-    offset = np.cumsum(size) - size
-    off = offset.reshape(n1, n2)
-    # Block layout: rows [edges of i | insertion dummies], cols [edges of k | deletion dummies].
-    P, Q = np.meshgrid(np.arange(len(node1)), np.arange(len(node2)), indexing="ij")
-    P, Q = P.ravel(), Q.ravel()
+        return np.zeros(len(I))
+    off = np.cumsum(size) - size
+    # Every (row edge, column edge) pair of every block: substitutions and free dummy pairs.
+    ab = ai * bk
+    blk = np.repeat(np.arange(len(I)), ab)
+    r, c = np.divmod(np.arange(int(ab.sum())) - np.repeat(np.cumsum(ab) - ab, ab), bk[blk])
+    P, Q = start1[I[blk]] + r, start2[K[blk]] + c
     same = kind1[P] == kind2[Q]
-    Ps, Qs = P[same], Q[same]
-    o_sub = off[node1[Ps], node2[Qs]]
-    o_zero = off[node1[P], node2[Q]]
-    Pd, Kd = np.meshgrid(np.arange(len(node1)), np.arange(n2), indexing="ij")
-    Pd, Kd = Pd.ravel(), Kd.ravel()
-    Id, Qi = np.meshgrid(np.arange(n1), np.arange(len(node2)), indexing="ij")
-    Id, Qi = Id.ravel(), Qi.ravel()
-    o_del = off[node1[Pd], Kd]
-    o_ins = off[Id, node2[Qi]]
-    rows = np.concatenate([
-        o_sub + rank1[Ps],                                  # substitutions
-        o_zero + a[node1[P]] + rank2[Q],                    # dummy-to-dummy, free
-        o_del + rank1[Pd],                                  # deletions (diagonal)
-        o_ins + a[Id] + rank2[Qi],                          # insertions (diagonal)
-    ])
-    cols = np.concatenate([
-        o_sub + rank2[Qs],
-        o_zero + b[node2[Q]] + rank1[P],
-        o_del + b[Kd] + rank1[Pd],
-        o_ins + rank2[Qi],
-    ])
-    weight = np.concatenate([
-        p.edge.sub[edge1[Ps], edge2[Qs]],
-        np.zeros(len(P)),
-        p.edge.delete[edge1[Pd]],
-        p.edge.insert[edge2[Qi]],
-    ])
-    # Every perfect matching of a block uses exactly size-many entries, so a constant shift keeps
-    # each block's optimum and makes zero-cost entries explicit (csgraph drops stored zeros).
-    shift = 1.0 + float(weight.max(initial=0.0))
+    dblk = np.repeat(np.arange(len(I)), ai)  # deletions: one per row edge, on the diagonal
+    dr = np.arange(len(dblk)) - np.repeat(np.cumsum(ai) - ai, ai)
+    iblk = np.repeat(np.arange(len(I)), bk)  # insertions: one per column edge
+    ic = np.arange(len(iblk)) - np.repeat(np.cumsum(bk) - bk, bk)
+    Pd, Qi = start1[I[dblk]] + dr, start2[K[iblk]] + ic
+    rows = np.concatenate([off[blk[same]] + r[same], off[blk] + ai[blk] + c,
+                           off[dblk] + dr, off[iblk] + ai[iblk] + ic])
+    cols = np.concatenate([off[blk[same]] + c[same], off[blk] + bk[blk] + r,
+                           off[dblk] + bk[dblk] + dr, off[iblk] + ic])
+    weight = np.concatenate([edge.sub[ref1[P[same]], ref2[Q[same]]], np.zeros(len(blk)),
+                             edge.delete[ref1[Pd]], edge.insert[ref2[Qi]]])
+    if shift is None:
+        shift = 1.0 + float(weight.max(initial=0.0))
     total = int(size.sum())
     graph = sp.csr_array((weight + shift, (rows, cols)), shape=(total, total))
     row_ind, col_ind = min_weight_full_bipartite_matching(graph)
     matched = np.asarray(graph[row_ind, col_ind]).ravel() - shift
-    block = np.repeat(np.arange(n1 * n2), size)
-    return np.bincount(block[row_ind], weights=matched, minlength=n1 * n2).reshape(n1, n2)
+    block = np.repeat(np.arange(len(I)), size)
+    return np.bincount(block[row_ind], weights=matched, minlength=len(I))
 
 
 def _node_lsap(p: _Problem, local: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
     """LSAP over nodes with costs ``node + weight * local``; returns its value and node map."""
     n1, n2 = p.n1, p.n2
-    deg_del = np.bincount(np.concatenate([p.src1, p.dst1]),
-                          weights=np.tile(p.edge.delete, 2), minlength=n1)
-    deg_ins = np.bincount(np.concatenate([p.src2, p.dst2]),
-                          weights=np.tile(p.edge.insert, 2), minlength=n2)
+    deg_del, deg_ins = p.incident_indels
     big = np.zeros((n1 + n2, n1 + n2))
     big[:n1, :n2] = p.node.sub + weight * local
     big[:n1, n2:] = np.inf
@@ -378,10 +399,7 @@ def _edit_path_costs(p: _Problem, maps: np.ndarray) -> np.ndarray:
     if p.m1 and p.m2:
         both = mapped[:, p.src1] & mapped[:, p.dst1]
         f = np.where(both, p.edge_id2[safe[:, p.src1], safe[:, p.dst1]], -1)
-        # A matched edge pair replaces a deletion and an insertion by the cheaper of a
-        # substitution or that deletion and insertion.
-        gain = np.minimum(p.edge.sub - p.edge.delete[:, None] - p.edge.insert[None, :], 0.0)
-        cost += np.where(f >= 0, gain[np.arange(p.m1), np.maximum(f, 0)], 0.0).sum(axis=1)
+        cost += np.where(f >= 0, p.edge_gain[np.arange(p.m1), np.maximum(f, 0)], 0.0).sum(axis=1)
     return cost
 
 
@@ -486,21 +504,57 @@ def _highs_options(time_limit: float) -> dict:
     return {} if math.isinf(time_limit) else {"time_limit": max(time_limit, 1e-3)}
 
 
+_HIGHS = threading.local()  # one HiGHS instance per thread, reused: its set-up is not free
+
+
 def _relaxation(p: _Problem, lp: tuple, time_limit: float):
-    """LP relaxation: lower bound, rounded node map, simplex iterations, whether time ran out."""
+    """LP relaxation: lower bound, rounded node map, simplex iterations, whether time ran out.
+
+    Solved by HiGHS through highspy, the solver behind ``scipy.optimize.linprog(method="highs")``,
+    without linprog's per-call input checks and conversions (more than half of a glycan LP's
+    time), and with the simplex iteration count HiGHS reports.
+    """
+    import highspy
+
     c, A, b_upper, _ = lp
-    res = linprog(c, A_ub=A, b_ub=b_upper, bounds=(0, 1), method="highs",
-                  options=_highs_options(time_limit))
-    if res.status != 0:
-        return -math.inf, None, int(res.nit), res.status == 1
+    h = getattr(_HIGHS, "solver", None)
+    if h is None:
+        # highspy.Highs (a subclass) prints a banner when made and installs callbacks that are
+        # not used here; its base class is the plain C++ solver.
+        h = _HIGHS.solver = highspy._Highs()
+        h.setOptionValue("output_flag", False)
+        # Presolve only slows LPs of this size (a third of the time on glycan pairs).
+        h.setOptionValue("presolve", "off")
+    model = highspy.HighsLp()
+    model.num_col_, model.num_row_ = len(c), len(b_upper)
+    model.col_cost_ = c
+    model.col_lower_, model.col_upper_ = np.zeros(len(c)), np.ones(len(c))
+    model.row_lower_, model.row_upper_ = np.full(len(b_upper), -np.inf), b_upper
+    A = sp.csc_array(A)
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.num_col_, model.a_matrix_.num_row_ = len(c), len(b_upper)
+    model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (A.indptr, A.indices,
+                                                                              A.data)
+    h.passModel(model)
+    h.setOptionValue("time_limit", math.inf if math.isinf(time_limit) else max(time_limit, 1e-3))
+    h.run()
+    status, info = h.getModelStatus(), h.getInfo()
+    nit = int(info.simplex_iteration_count)
+    if status == highspy.HighsModelStatus.kModelEmpty:
+        value, x = 0.0, np.zeros(0)
+    elif status == highspy.HighsModelStatus.kOptimal:
+        value, x = float(info.objective_function_value), np.asarray(h.getSolution().col_value)
+    else:
+        limits = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kIterationLimit)
+        return -math.inf, None, nit, status in limits
     # The assignment closest to the relaxed node map is a far better upper bound than
     # Riesen-Bunke's on tree-like graphs, for one more LSAP.
-    x = res.x[: p.n1 * p.n2].reshape(p.n1, p.n2)
+    x = x[: p.n1 * p.n2].reshape(p.n1, p.n2)
     rows, cols = linear_sum_assignment(x, maximize=True)
     pi = np.full(p.n1, -1)
     keep = x[rows, cols] > 1e-9
     pi[rows[keep]] = cols[keep]
-    return float(res.fun) + p.constant, pi, int(res.nit), False
+    return value + p.constant, pi, nit, False
 
 
 def _branch_and_bound(p: _Problem, lp: tuple, time_limit: float):
@@ -589,9 +643,15 @@ def graph_edit_distance(
     if timeout is not None and not (isinstance(timeout, Real) and not isinstance(timeout, bool)
                                     and timeout > 0):
         raise InputError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    p = _problem(G1, G2, ChemicalCosts() if costs is None else costs)
+    return _solve(_problem(G1, G2, ChemicalCosts() if costs is None else costs), method, timeout,
+                  start)
 
-    local = _local_edge_costs(p)
+
+def _solve(p: _Problem, method: str, timeout: float | None, start: float,
+           local: np.ndarray | None = None) -> GEDResult:
+    """:func:`graph_edit_distance` of a built problem (``local``: its :func:`_local_edge_costs`,
+    when the caller has them already); ``start`` is the call's ``time.perf_counter()``."""
+    local = _local_edge_costs(p) if local is None else local
     lower, pi_branch = _node_lsap(p, local, 0.5)
     lower = p.round_up(lower)
     _, pi_rb = _node_lsap(p, local, 1.0)

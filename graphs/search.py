@@ -20,6 +20,10 @@ supported cost models: :mod:`graphs.ged_bounds`, section "Metric"), to the graph
 ``p`` in a :class:`NeighbourTable`: ``GED(q, y) >= bound(q, p) - UB(p, y)``, an elimination
 rule in the spirit of AESA/LAESA [4]_ with the graphs met during the search as pivots.
 
+Tiers 2 to 4 run through :class:`graphs.ged_pairs.PairSolver`, which gives the numbers of
+``graph_edit_distance`` on the two graphs, bit for bit, from work kept per element class, per
+graph and per star signature (a fraction of the time per pair).
+
 Candidates are taken in order of their best bound so far (a priority queue over tiers). A top-k
 query stops as soon as it holds ``k`` exact distances and the k-th is at most the next candidate's
 lower bound: every graph not verified has a GED at least that bound, so none can be closer; the
@@ -139,12 +143,17 @@ class _Verifier:
 
     def __init__(self, query, index, budget: float, start: float, neighbours=None):
         # graphs.ged (scipy.optimize) is imported by GED searches only: a WL query stays light.
-        from graphs.ged import GAP_TOL, graph_edit_distance
+        from graphs.ged import GAP_TOL
+        from graphs.ged_pairs import pair_solver
 
-        self.ged, self.tol = graph_edit_distance, GAP_TOL
+        self.tol = GAP_TOL
         self.query, self.index, self.costs = query, index, index.ged_costs
+        # Per-pair GED from work done once per index, graph and star (graphs.ged_pairs): the
+        # same bounds as graph_edit_distance on the two graphs, a fraction of the time.
+        self.pairs = pair_solver(index)
         self.neighbours = neighbours
         self.lb = multiset_lower_bounds(query, index.ged, self.costs)
+        self.side = self.pairs.encode(query)
         self.order = np.lexsort((np.arange(len(self.lb)), self.lb))
         self.pointer, self.heap = 0, []
         self.exact: dict[int, float] = {}
@@ -192,7 +201,7 @@ class _Verifier:
         popped = float(self.bound[i])
         if self.tier[i] == 0:
             self.n_bounds += 1
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method="bipartite")
+            r = self.pairs.ged(self.side, self.pairs.side(i), "bipartite")
         else:
             timeout = self.left()
             # A graph's second turn gets the LP bound (method "bounds"), its third the MILP: many
@@ -200,8 +209,8 @@ class _Verifier:
             method = "bounds" if self.tier[i] < 2 else "exact"
             self.n_lp += method == "bounds"
             self.n_exact += method == "exact"
-            r = self.ged(self.query, self.index.graph(i), costs=self.costs, method=method,
-                         timeout=timeout if timeout < math.inf else None)
+            r = self.pairs.ged(self.side, self.pairs.side(i), method,
+                               timeout if timeout < math.inf else None)
         self.bound[i] = max(self.bound[i], r.lower_bound)
         self.queued[i] = True
         if r.optimal:
@@ -414,6 +423,7 @@ class NeighbourTable:
         self.built = self.pairs = 0
         self.seconds = self.seconds_lists = 0.0
         self._phi = sp.csr_matrix(index.wl[2], dtype=np.float64)
+        self._columns = self._phi.tocsc()
         self._norm = np.sqrt(np.asarray(self._phi.multiply(self._phi).sum(axis=1)).ravel())
 
     def similar(self, p: int) -> np.ndarray:
@@ -421,7 +431,10 @@ class NeighbourTable:
         ys = self._lists.get(p)
         if ys is None:
             start = time.perf_counter()
-            dots = np.asarray((self._phi @ self._phi[p].T).todense()).ravel()
+            # Only the feature columns graph p has: a small part of the matrix, and the same
+            # numbers as the full product (WL features are counts, so every sum is exact).
+            row = self._phi[p]
+            dots = self._columns[:, row.indices] @ row.data
             scores = dots / np.maximum(self._norm * self._norm[p], 1e-300)
             scores[p] = -np.inf
             ys = self._lists[p] = np.argpartition(-scores, self.m)[: self.m].astype(np.int64)
@@ -432,18 +445,17 @@ class NeighbourTable:
 
     def upper(self, p: int, ys: np.ndarray) -> np.ndarray:
         """Upper bounds on ``GED(p, y)`` for each of ``ys`` (same units as the costs)."""
-        from graphs.ged import graph_edit_distance
+        from graphs.ged_pairs import pair_solver
 
+        solver = pair_solver(self.index)
         out = np.empty(len(ys))
-        g = None
         for a, y in enumerate(ys.tolist()):
             pair = (min(p, y), max(p, y))  # GED is symmetric (graphs.ged_bounds, "Metric")
             value = self._upper.get(pair)
             if value is None:
                 start = time.perf_counter()
-                g = self.index.graph(p) if g is None else g
-                value = self._upper[pair] = graph_edit_distance(
-                    g, self.index.graph(y), costs=self.index.ged_costs, method="bipartite").upper_bound
+                value = self._upper[pair] = solver.ged(solver.side(p), solver.side(y),
+                                                       "bipartite").upper_bound
                 self.pairs += 1
                 self.seconds += time.perf_counter() - start
             out[a] = value
@@ -478,6 +490,11 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
     out = (np.full((m, k), -1, np.int64), np.full((m, k), np.nan), np.zeros(m, bool),
            np.zeros(m), np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
            np.zeros(m))
+    # A worker answers many queries: every star assignment is solved up front, once per process
+    # (seconds), and counted with the table work of its first row.
+    from graphs.ged_pairs import pair_solver
+
+    setup = pair_solver(index).prepare()
     for a, i in enumerate(rows.tolist()):
         before = table.seconds if table is not None else 0.0
         r, _ = _ged_top_k(index.graph(i), index, k + 1, math.inf, time.perf_counter(), table)
@@ -487,6 +504,9 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
         out[2][a], out[3][a], out[4][a] = r.certified, r.seconds, r.n_exact
         out[5][a], out[6][a] = r.n_bounds, r.n_lp
         out[7][a] = (table.seconds if table is not None else 0.0) - before
+        if a == 0:
+            out[3][a] += setup
+            out[7][a] += setup
     return rows, out
 
 
@@ -529,7 +549,9 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``certified`` (n,) bool;
         ``seconds`` (n,) wall time of each query, s (with the table rows it built);
         ``n_exact``, ``n_bounds``, ``n_lp`` (n,): exact (MILP), BRANCH and LP computations of each
-        query; ``table_seconds`` (n,): the part of ``seconds`` spent building table rows, s.
+        query; ``table_seconds`` (n,): the part of ``seconds`` spent building table rows (and, in
+        the first row of a worker's first task, preparing its pair solver:
+        :meth:`graphs.ged_pairs.PairSolver.prepare`), s.
 
     Raises
     ------
