@@ -520,8 +520,8 @@ def _relaxation(p: _Problem, lp: tuple, time_limit: float):
     h = getattr(_HIGHS, "solver", None)
     if h is None:
         # highspy.Highs (a subclass) prints a banner when made and installs callbacks that are
-        # not used here; its base class is the plain C++ solver.
-        h = _HIGHS.solver = highspy._Highs()
+        # not used here; its base class is the plain C++ solver (private: fall back if renamed).
+        h = _HIGHS.solver = getattr(highspy, "_Highs", highspy.Highs)()
         h.setOptionValue("output_flag", False)
         # Presolve only slows LPs of this size (a third of the time on glycan pairs).
         h.setOptionValue("presolve", "off")
