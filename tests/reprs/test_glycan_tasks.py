@@ -21,9 +21,11 @@ def test_taxonomy_task_counts_against_glycowork_directly():
 
     task = taxonomy_task()
     assert task.label_columns == ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
-    # Independent count: glycans with a record free of 'undetermined', minus the malformed strings.
+    # Independent count: glycans with a record free of 'undetermined', minus the malformed strings
+    # and the second spellings of one glycan.
     clean = df_species[~(df_species.iloc[:, 1:9].astype(str).apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)]
-    assert task.n == clean["glycan"].nunique() - task.dropped["malformed glycan strings"]
+    assert task.n == (clean["glycan"].nunique() - task.dropped["malformed glycan strings"]
+                      - task.dropped["spellings merged into another of the same glycan"])
     assert task.dropped["records 'undetermined' at some level"] == len(df_species) - len(clean)
     assert not task.table[list(task.label_columns)].isna().any().any()
     kingdom = taxonomy_task("kingdom")
@@ -32,12 +34,55 @@ def test_taxonomy_task_counts_against_glycowork_directly():
     assert "Animalia" in kingdom.class_counts()["label"]
 
 
+def _graph_identity(glycans):
+    """Canonical string of each glycan through its graph (reprs.glycans), None if it does not build."""
+    from reprs.glycans import build_glycan_graphs, glycan_string
+
+    graphs, _ = build_glycan_graphs(list(glycans), errors="skip")
+    return [None if g is None else glycan_string(g) for g in graphs]
+
+
+def test_two_spellings_of_one_glycan_are_one_row_with_the_labels_voted_over_both():
+    from glycowork.glycan_data.loader import df_species
+
+    # The example of issue 22: one glycan written with and without a bracketed first branch.
+    spellings = ["[Abe(a1-3)]Man(a1-4)Rha(a1-3)Gal(a1-2)Man", "Abe(a1-3)Man(a1-4)Rha(a1-3)Gal(a1-2)Man"]
+    assert len(set(_graph_identity(spellings))) == 1
+    kingdom = taxonomy_task("kingdom").table
+    rows = kingdom[kingdom["glycan"].isin(spellings)]
+    assert len(rows) == 1
+    records = df_species[df_species["glycan"].isin(spellings)]
+    counts = records["Kingdom"].value_counts()
+    assert rows["label"].iloc[0] == sorted(counts[counts == counts.max()].index)[0]
+    # Over the whole table: no two rows are the same glycan (sample of 3000 rows, built as graphs).
+    for task in (kingdom, glycosylation_task().table):
+        sample = task["glycan"].sample(3000, random_state=0) if len(task) > 3000 else task["glycan"]
+        ids = [i for i in _graph_identity(sample) if i is not None]
+        assert len(ids) == len(set(ids)) > 2500
+
+
+def test_spellings_merge_by_majority_and_ties_are_left_out(tmp_path):
+    table = tmp_path / "immuno.txt"
+    pd.DataFrame({"Glycan": ["Fuc(a1-2)[Gal(a1-3)]Gal", "Gal(a1-3)[Fuc(a1-2)]Gal",  # one glycan, same label
+                             "Man(a1-3)[Man(a1-6)]Man", "Man(a1-6)[Man(a1-3)]Man",  # one glycan, labels tie
+                             "[Glc(b1-4)]Glc(b1-3)Gal", "Glc(b1-4)Glc(b1-3)Gal", "[Glc(b1-4)Glc(b1-3)]Gal"],
+                  "Immunogenic": ["Yes", "Yes", "Yes", "No", "No", "No", "Yes"]}).to_csv(table)
+    task = immunogenicity_task(table)
+    assert dict(zip(task.table["glycan"], task.table["label"])) == {
+        "Fuc(a1-2)[Gal(a1-3)]Gal": 1, "Glc(b1-4)Glc(b1-3)Gal": 0}
+    assert task.dropped == {"spellings merged into another of the same glycan": 4,
+                            "glycans whose spellings tie between labels": 1}
+
+
 def test_glycosylation_task_keeps_three_classes_and_counts_lipid_and_repeat():
     from glycowork.glycan_data.loader import df_glycan
 
     task = glycosylation_task()
     assert set(task.table["label"]) == {"N", "O", "free"}
-    assert task.dropped["lipid glycans"] == (df_glycan["glycan_type"] == "lipid").sum()
+    # lipid rows, less the second spellings of one glycan (counted among the merged ones)
+    lipid = (df_glycan["glycan_type"] == "lipid").sum()
+    merged = task.dropped["spellings merged into another of the same glycan"]
+    assert lipid - merged <= task.dropped["lipid glycans"] <= lipid
     wider = glycosylation_task(include=("lipid",))
     assert set(wider.table["label"]) == {"N", "O", "free", "lipid"}
     with pytest.raises(InputError, match="include"):
@@ -69,7 +114,8 @@ def test_binding_task_long_form_matches_the_wide_table():
     assert glycan_binding.loc[row["lectin"], row["glycan"]] == pytest.approx(row["label"])
     assert glycan_binding.loc[row["lectin"], "target"] == row["sequence"]
     measured = np.isfinite(glycan_binding.drop(columns=["target", "protein"]).to_numpy(dtype=float)).sum()
-    assert task.n + task.dropped.get("pairs of malformed glycan strings", 0) == measured
+    assert task.n + task.dropped.get("pairs of malformed glycan strings", 0) + \
+        task.dropped["pairs averaged with another spelling's value"] == measured
 
 
 def test_task_graphs_count_every_failure():
