@@ -6,8 +6,10 @@ available offline, so these loaders rebuild the tasks from the tables that glyco
 wheel (nothing is downloaded) and say, row by row, what was left out and why:
 
 - :func:`taxonomy_task`: glycowork's species table (``df_species``), unique glycans with a label at
-  all eight levels (Domain ... Species); per glycan and level the label of most records (ties
-  alphabetical, as :func:`reprs.glycan_taxonomy.load_glycans`). Records with the placeholder
+  all eight levels (Domain ... Species); for one level, per glycan the label of most records (ties
+  alphabetical, as :func:`reprs.glycan_taxonomy.load_glycans`); for the eight-level table, the
+  full lineage of most records (ties: alphabetically first), never a mix of levels from different
+  lineages. Records with the placeholder
   ``"undetermined"`` at any level are left out, and counted.
 - :func:`glycosylation_task`: glycowork's ``df_glycan.glycan_type``. GlycanML's three classes are
   N-linked, O-linked and free glycans; glycowork 1.11 also labels ``lipid`` (glycolipid) and
@@ -176,8 +178,14 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     Parameters
     ----------
     level : str, optional
-        One level (``"Kingdom"``, case-insensitive): a multiclass task with column ``label``.
-        None: the multi-task table with one column per level (``Domain`` ... ``Species``).
+        One level (``"Kingdom"``, case-insensitive): a multiclass task with column ``label``, per
+        glycan the label of most records at that level (ties alphabetical).
+        None: the multi-task table with one column per level (``Domain`` ... ``Species``), per
+        glycan the full lineage of most records (ties: the alphabetically first lineage, compared
+        level by level from Domain down), so that every row is a lineage recorded for its glycan.
+        A single level's label can therefore differ from that level's column here (a glycan
+        recorded in two plants of one order and one of another: the majority order may not be the
+        majority lineage's).
     min_class_size : int
         Single level only: glycans of classes with fewer members are left out (counted).
 
@@ -215,7 +223,14 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     records = records[keys.notna()].assign(key=keys[keys.notna()])
     dropped["spellings merged into another of the same glycan"] = int(records["glycan"].nunique() - records["key"].nunique())
     spelling = _spellings(records["glycan"], records["key"])
-    table = pd.DataFrame({lv: _majority(records, lv) for lv in levels})
+    if level is None:
+        # Voting level by level could combine levels of different records into a lineage that was
+        # never recorded for the glycan (Dicotyledons / Pinales / Nicotiana); the whole lineage is voted.
+        lineages = records.groupby(["key", *levels]).size().rename("n").reset_index()
+        lineages = lineages.sort_values(["key", "n", *levels], ascending=[True, False, *[True] * len(levels)])
+        table = lineages.drop_duplicates("key").set_index("key")[levels]
+    else:
+        table = _majority(records, level).to_frame(level)
     table.insert(0, "glycan", spelling[table.index].to_numpy())
     table = table.sort_values("glycan").reset_index(drop=True)
     if level is None:
