@@ -222,3 +222,9 @@ def test_shipped_split_files_match_the_tasks():
     assert set(keys) <= set(task.table["glycan"]) and len(keys) > 0.95 * task.n
     train, val, test = read_split_file(path, keys.tolist(), "structure")
     assert len(train) > 3 * len(test) > 0 and len(val) > 0  # eight clusters of ten in training
+    # The taxonomy file: made from the current table (one row per glycan, not per spelling).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        taxonomy = taxonomy_task()
+    keys = pd.read_csv(folder / "taxonomy.csv.gz")["key"]
+    assert set(keys) <= set(taxonomy.table["glycan"]) and len(keys) > 0.98 * taxonomy.n
