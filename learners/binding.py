@@ -196,7 +196,8 @@ class BindingRegressor(BaseEstimator):
         if self.kind in RELATIONAL_KINDS:
             used = np.unique(pairs[:, 0])
             self.relations_ = relation_table(torch.cat([self.data_[i].edge_attr for i in used]),
-                                             min_count=self.min_relation_count).tolist()
+                                             min_count=self.min_relation_count,
+                                             edge_dir=torch.cat([self.data_[i].edge_dir for i in used])).tolist()
         self.model_ = self._new_model()
         items = [(int(a), int(b), float(v)) for (a, b), v in zip(pairs, (y - self.y_mean_) / self.y_std_)]
         val_items = None if val_pairs is None else \

@@ -129,7 +129,8 @@ class _GNNEstimator(BaseEstimator):
             if edge_dim is None:
                 raise InputError(f"kind {self.kind!r} needs edge features (one relation per distinct edge feature row)")
             edges = torch.cat([d.edge_attr for d in data])
-            self.relations_ = relation_table(edges, min_count=self.min_relation_count).tolist()
+            self.relations_ = relation_table(edges, min_count=self.min_relation_count,
+                                             edge_dir=torch.cat([d.edge_dir for d in data])).tolist()
         self.model_ = self._new_model(n_out)
         self.trainer_ = self._new_trainer(self.monitor or (self._default_monitor if val_data is not None else "loss"))
         self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, self._loss(task)),
@@ -176,7 +177,8 @@ class GNNClassifier(_GNNEstimator):
         Model (see :class:`learners.models.GraphModel`).
     min_relation_count : int
         ``rgcn`` / ``compgcn``: an edge feature row (a linkage type) is a relation of its own when
-        it occurs on at least this many training edges; rarer ones share one "other" relation.
+        it occurs on at least this many training edges, each linkage counted once (not its reverse
+        copy); rarer ones share one "other" relation.
     composition : {"mult", "sub", "corr"}
         ``compgcn``: composition of node features with relation embeddings.
     num_bases : int or None

@@ -48,7 +48,8 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
 
 
-def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | None = None) -> torch.Tensor:
+def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | None = None,
+                   edge_dir: Any = None) -> torch.Tensor:
     """The relations of a relational GNN: the distinct edge feature rows, most frequent first.
 
     Parameters
@@ -57,9 +58,13 @@ def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | N
         The training graphs' edge features (glycan graphs: one row per linkage type).
     min_count : int
         Rows seen fewer times are not relations of their own; they share the extra "other"
-        relation with rows never seen in training.
+        relation with rows never seen in training. Counted over the stored edges: with
+        ``edge_dir``, the reverse copies (1) that :func:`learners.data.graphs_to_data` adds are
+        left out, so a glycan linkage counts once, not twice.
     max_relations : int, optional
         Keep at most this many (the most frequent; ties by row order of ``numpy.unique``).
+    edge_dir : array or tensor, shape (n_edges,), optional
+        Per edge, 0 as stored, 1 a reverse copy (``Data.edge_dir``); None: every row counts.
 
     Returns
     -------
@@ -70,6 +75,11 @@ def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | N
     rows = np.asarray(edge_attr.detach().cpu() if isinstance(edge_attr, torch.Tensor) else edge_attr, dtype=float)
     if rows.ndim != 2 or len(rows) == 0:
         raise InputError(f"edge_attr must be a non-empty (n_edges, edge_dim) array, got shape {rows.shape}")
+    if edge_dir is not None:
+        edge_dir = np.asarray(edge_dir.detach().cpu() if isinstance(edge_dir, torch.Tensor) else edge_dir)
+        if edge_dir.shape != (len(rows),):
+            raise InputError(f"edge_dir must hold one entry per edge ({len(rows)}), got shape {edge_dir.shape}")
+        rows = rows[edge_dir == 0]
     unique, counts = np.unique(rows, axis=0, return_counts=True)
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] >= min_count][:max_relations]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import warnings
 
 import networkx as nx
 import numpy as np
@@ -152,7 +151,7 @@ def graph_groups(graphs: Sequence[nx.Graph], *, by: str = "hash", core_depth: in
     ----------
     by : {"hash", "core"}
         ``"hash"``: the Weisfeiler-Lehman hash (networkx) of the labelled graph, so isomorphic
-        graphs share a group. ``"core"`` (scaffold-like): the hash of the subgraph within
+        graphs share a group; edge direction counts (``A(b1-3)B`` is not ``B(b1-3)A``). ``"core"`` (scaffold-like): the hash of the subgraph within
         ``core_depth`` bonds of the reducing end (``graph.graph["root"]`` of glycan graphs).
 
     Returns
@@ -162,17 +161,39 @@ def graph_groups(graphs: Sequence[nx.Graph], *, by: str = "hash", core_depth: in
     if by not in ("hash", "core"):
         raise InputError(f"by must be 'hash' or 'core', got {by!r}")
     labels = []
-    with warnings.catch_warnings():
-        # networkx >= 3.5 warns that directed hashes changed between versions; groups are only
-        # compared within one run, so the warning does not apply.
-        warnings.filterwarnings("ignore", message="The hashes produced for directed graphs", category=UserWarning)
-        for g in graphs:
-            if by == "core":
-                near = nx.single_source_shortest_path_length(g.to_undirected(as_view=True), _root(g), cutoff=core_depth)
-                g = g.subgraph(near)
-            edge_attr = "label" if g.number_of_edges() else None
-            labels.append(nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr=edge_attr))
+    for g in graphs:
+        if by == "core":
+            near = nx.single_source_shortest_path_length(g.to_undirected(as_view=True), _root(g), cutoff=core_depth)
+            g = g.subgraph(near)
+        labels.append(_wl_hash(g))
     return np.asarray(labels)
+
+
+def _wl_hash(graph: nx.Graph) -> str:
+    """Weisfeiler-Lehman hash of a graph with node and edge ``label``s that sees edge direction.
+
+    networkx's directed hash with edge labels drops its successor / predecessor markers (3.6: the
+    ``"s_"`` / ``"p_"`` prefixes are lost to operator precedence), so ``A(b1-3)B`` and
+    ``B(b1-3)A`` hashed alike and non-isomorphic glycans shared a group. A directed graph is hashed
+    as its subdivision instead: each edge ``u -> v`` a node of its own (labelled with the edge's
+    label) joined to ``u`` by an ``out`` edge and to ``v`` by an ``in`` edge, undirected. A DAG of
+    longest path ``d`` gets ``2 d + 1`` iterations, enough for every node's colour to cover its
+    whole graph (1-WL then tells non-isomorphic trees, glycans, apart); other directed graphs get
+    two per node. Iterations depend only on the isomorphism class, so isomorphic graphs still hash
+    alike.
+    """
+    if not graph.is_directed():
+        edge_attr = "label" if graph.number_of_edges() else None
+        return nx.weisfeiler_lehman_graph_hash(graph, node_attr="label", edge_attr=edge_attr)
+    sub = nx.Graph()
+    sub.add_nodes_from((("n", node), {"label": f"n:{label}"}) for node, label in graph.nodes(data="label"))
+    for u, v, label in graph.edges(data="label"):
+        sub.add_node(("e", u, v), label=f"e:{label}")
+        sub.add_edge(("n", u), ("e", u, v), label="out")
+        sub.add_edge(("e", u, v), ("n", v), label="in")
+    depth = nx.dag_longest_path_length(graph) if nx.is_directed_acyclic_graph(graph) else graph.number_of_nodes()
+    edge_attr = "label" if sub.number_of_edges() else None
+    return nx.weisfeiler_lehman_graph_hash(sub, node_attr="label", edge_attr=edge_attr, iterations=2 * depth + 1)
 
 
 def kfold(

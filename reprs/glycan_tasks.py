@@ -6,8 +6,10 @@ available offline, so these loaders rebuild the tasks from the tables that glyco
 wheel (nothing is downloaded) and say, row by row, what was left out and why:
 
 - :func:`taxonomy_task`: glycowork's species table (``df_species``), unique glycans with a label at
-  all eight levels (Domain ... Species); per glycan and level the label of most records (ties
-  alphabetical, as :func:`reprs.glycan_taxonomy.load_glycans`). Records with the placeholder
+  all eight levels (Domain ... Species); for one level, per glycan the label of most records (ties
+  alphabetical, as :func:`reprs.glycan_taxonomy.load_glycans`); for the eight-level table, the
+  full lineage of most records (ties: alphabetically first), never a mix of levels from different
+  lineages. Records with the placeholder
   ``"undetermined"`` at any level are left out, and counted.
 - :func:`glycosylation_task`: glycowork's ``df_glycan.glycan_type``. GlycanML's three classes are
   N-linked, O-linked and free glycans; glycowork 1.11 also labels ``lipid`` (glycolipid) and
@@ -18,6 +20,16 @@ wheel (nothing is downloaded) and say, row by row, what was left out and why:
 - :func:`binding_task`: glycowork's glycan-binding table (one row per lectin-array sample, one
   column per glycan, z-scored binding values, the protein's sequence in ``target``) in long form,
   one row per measured (sample, glycan) pair.
+
+One glycan is one row: the source tables write some glycans in two or more ways (branches in
+another order, a bracketed first branch: ``[Abe(a1-3)]Man(a1-4)...`` and ``Abe(a1-3)Man(a1-4)...``),
+which as separate rows a random split puts on both sides and whose labels they split. Records are
+therefore grouped by the canonical form of the string (:func:`reprs.iupac.write_iupac`, branches
+sorted); the row keeps the spelling written most often (ties alphabetical) and the labels are voted
+over all spellings: taxonomy by records as above; glycosylation and immunogenicity by spellings,
+a glycan whose spellings tie between labels being left out; binding averages a sample's values
+measured under two spellings. ``dropped`` counts the merged spellings (glycowork 1.11: 245
+taxonomy, 774 glycosylation, 48 binding columns; GLAMOUR: 13, of which 9 tie and are left out).
 
 Every task keeps the strings as written: which of them parse and turn into graphs is decided by
 :func:`task_graphs`, which counts the failures (``report``) and warns with the number, never
@@ -36,7 +48,7 @@ import pandas as pd
 
 from reprs.errors import InputError, ParseError
 from reprs.glycan_taxonomy import TAXONOMY_LEVELS
-from reprs.iupac import parse_iupac
+from reprs.iupac import parse_iupac, write_iupac
 
 __all__ = [
     "GlycanTask", "taxonomy_task", "glycosylation_task", "immunogenicity_task", "binding_task",
@@ -103,21 +115,61 @@ class GlycanTask:
         return "; ".join(parts)
 
 
-def _well_formed(glycans: pd.Series) -> np.ndarray:
-    ok = np.ones(len(glycans), dtype=bool)
+def _canonical(glycans) -> np.ndarray:
+    """Canonical form of each glycan string (:func:`reprs.iupac.write_iupac`), None if it does not parse.
+
+    Two spellings of one glycan (branches in another order, a bracketed first branch) share the
+    canonical form, so the tasks group records by it: otherwise the spellings would be two rows
+    that a random split can put on both sides (leakage) and that split the glycan's labels.
+    """
+    out = np.empty(len(glycans), dtype=object)
     for i, glycan in enumerate(glycans):
         try:
-            parse_iupac(glycan)
+            parsed = parse_iupac(glycan)
         except ParseError:
-            ok[i] = False
-    return ok
+            continue
+        out[i] = write_iupac(parsed.residues, parsed.bonds, parsed.root, parsed.floating)
+    return out
+
+
+def _spellings(glycans: pd.Series, keys: pd.Series, weights: pd.Series | None = None) -> pd.Series:
+    """Canonical key -> the spelling written most often (total ``weights``; ties alphabetical)."""
+    counts = pd.DataFrame({"key": keys.to_numpy(), "glycan": glycans.to_numpy(),
+                           "n": 1 if weights is None else weights.to_numpy()})
+    counts = counts.groupby(["key", "glycan"], sort=False)["n"].sum().reset_index()
+    counts = counts.sort_values(["key", "n", "glycan"], ascending=[True, False, True])
+    return counts.groupby("key", sort=True)["glycan"].first()
+
+
+def _merge_copies(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One row per canonical glycan of a table with one row per spelling and a ``label`` column.
+
+    The label is the one most spellings carry; a glycan whose spellings tie between labels
+    is left out (counted), there being no majority to take.
+    """
+    keys = pd.Series(_canonical(table["glycan"]), index=table.index)
+    malformed = int(keys.isna().sum())
+    table, keys = table[keys.notna()], keys[keys.notna()]
+    spelling = _spellings(table["glycan"], keys)
+    votes = pd.DataFrame({"key": keys.to_numpy(), "label": table["label"].to_numpy()})
+    votes = votes.groupby(["key", "label"]).size().rename("n").reset_index()
+    top = votes.groupby("key")["n"].transform("max")
+    winners = votes[votes["n"] == top]
+    tied = winners["key"].duplicated(keep=False)
+    n_tied = winners.loc[tied, "key"].nunique()
+    winners = winners[~tied]
+    merged = pd.DataFrame({"glycan": spelling[winners["key"]].to_numpy(), "label": winners["label"].to_numpy()})
+    dropped = {"malformed glycan strings": malformed,
+               "spellings merged into another of the same glycan": int(len(table) - keys.nunique()),
+               "glycans whose spellings tie between labels": int(n_tied)}
+    return merged.sort_values("glycan").reset_index(drop=True), dropped
 
 
 def _majority(records: pd.DataFrame, column: str) -> pd.Series:
-    """Per glycan, the label of most records in ``column`` (ties alphabetical)."""
-    counts = records.groupby(["glycan", column]).size().rename("n").reset_index()
-    counts = counts.sort_values(["glycan", "n", column], ascending=[True, False, True])
-    return counts.groupby("glycan", sort=True)[column].first()
+    """Per glycan key, the label of most records in ``column`` (ties alphabetical)."""
+    counts = records.groupby(["key", column]).size().rename("n").reset_index()
+    counts = counts.sort_values(["key", "n", column], ascending=[True, False, True])
+    return counts.groupby("key", sort=True)[column].first()
 
 
 def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> GlycanTask:
@@ -126,8 +178,14 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     Parameters
     ----------
     level : str, optional
-        One level (``"Kingdom"``, case-insensitive): a multiclass task with column ``label``.
-        None: the multi-task table with one column per level (``Domain`` ... ``Species``).
+        One level (``"Kingdom"``, case-insensitive): a multiclass task with column ``label``, per
+        glycan the label of most records at that level (ties alphabetical).
+        None: the multi-task table with one column per level (``Domain`` ... ``Species``), per
+        glycan the full lineage of most records (ties: the alphabetically first lineage, compared
+        level by level from Domain down), so that every row is a lineage recorded for its glycan.
+        A single level's label can therefore differ from that level's column here (a glycan
+        recorded in two plants of one order and one of another: the majority order may not be the
+        majority lineage's).
     min_class_size : int
         Single level only: glycans of classes with fewer members are left out (counted).
 
@@ -159,10 +217,22 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     dropped = {"records without a label at every level": int((~labelled).sum()),
                "records 'undetermined' at some level": int((labelled & ~determined).sum())}
     records = records[labelled & determined]
-    table = pd.DataFrame({lv: _majority(records, lv) for lv in levels}).reset_index()
-    ok = _well_formed(table["glycan"])
-    dropped["malformed glycan strings"] = int((~ok).sum())
-    table = table[ok].reset_index(drop=True)
+    unique = pd.unique(records["glycan"])
+    keys = records["glycan"].map(dict(zip(unique, _canonical(unique))))
+    dropped["malformed glycan strings"] = int(records.loc[keys.isna(), "glycan"].nunique())
+    records = records[keys.notna()].assign(key=keys[keys.notna()])
+    dropped["spellings merged into another of the same glycan"] = int(records["glycan"].nunique() - records["key"].nunique())
+    spelling = _spellings(records["glycan"], records["key"])
+    if level is None:
+        # Voting level by level could combine levels of different records into a lineage that was
+        # never recorded for the glycan (Dicotyledons / Pinales / Nicotiana); the whole lineage is voted.
+        lineages = records.groupby(["key", *levels]).size().rename("n").reset_index()
+        lineages = lineages.sort_values(["key", "n", *levels], ascending=[True, False, *[True] * len(levels)])
+        table = lineages.drop_duplicates("key").set_index("key")[levels]
+    else:
+        table = _majority(records, level).to_frame(level)
+    table.insert(0, "glycan", spelling[table.index].to_numpy())
+    table = table.sort_values("glycan").reset_index(drop=True)
     if level is None:
         return GlycanTask("taxonomy", "multitask", table, tuple(levels), len(df_species),
                           {k: v for k, v in dropped.items() if v}, "glycowork df_species")
@@ -197,17 +267,17 @@ def glycosylation_task(*, include: tuple[str, ...] = ()) -> GlycanTask:
     typed = df_glycan[["glycan", "glycan_type"]].dropna().drop_duplicates()
     conflicting = typed["glycan"].duplicated(keep=False)
     if conflicting.any():
-        raise InputError(f"{typed[conflicting]['glycan'].nunique()} glycans carry two glycan_type labels in glycowork")
+        raise InputError(f"{typed[conflicting]['glycan'].nunique()} glycan strings carry two glycan_type labels "
+                         "in glycowork")
     dropped = {"glycans without glycan_type": int(df_glycan["glycan_type"].isna().sum())}
+    # Spellings merge before the types are chosen, so a glycan's type is its majority over all of them.
+    table, merged = _merge_copies(typed.rename(columns={"glycan_type": "label"}))
+    dropped.update(merged)
     for kind in ("lipid", "repeat"):
         if kind not in include:
-            dropped[f"{kind} glycans"] = int((typed["glycan_type"] == kind).sum())
-    unknown = ~typed["glycan_type"].isin(GLYCOSYLATION_TYPES)
-    dropped["glycans of other types"] = int(unknown.sum())
-    table = typed[typed["glycan_type"].isin(keep)].rename(columns={"glycan_type": "label"})
-    ok = _well_formed(table["glycan"])
-    dropped["malformed glycan strings"] = int((~ok).sum())
-    table = table[ok].sort_values("glycan").reset_index(drop=True)
+            dropped[f"{kind} glycans"] = int((table["label"] == kind).sum())
+    dropped["glycans of other types"] = int((~table["label"].isin(GLYCOSYLATION_TYPES)).sum())
+    table = table[table["label"].isin(keep)].reset_index(drop=True)
     return GlycanTask("glycosylation", "multiclass", table, ("label",), len(df_glycan),
                       {k: v for k, v in dropped.items() if v}, "glycowork df_glycan.glycan_type")
 
@@ -240,11 +310,10 @@ def immunogenicity_task(path: str | Path) -> GlycanTask:
     if bad.any():
         raise InputError(f"{path}: Immunogenic must be Yes or No; found {sorted(set(values[bad]))[:5]}")
     table = pd.DataFrame({"glycan": source["Glycan"].astype(str), "label": (values == "Yes").astype(int)})
-    duplicated = table["glycan"].duplicated().to_numpy()
-    formed = _well_formed(table["glycan"])
-    ok = formed & ~duplicated
-    dropped = {"duplicate glycans": int(duplicated.sum()), "malformed glycan strings": int((~formed).sum())}
-    return GlycanTask("immunogenicity", "binary", table[ok].reset_index(drop=True), ("label",), len(source),
+    duplicated = table.duplicated().to_numpy()
+    table, merged = _merge_copies(table[~duplicated])
+    dropped = {"duplicate glycans": int(duplicated.sum()), **merged}
+    return GlycanTask("immunogenicity", "binary", table, ("label",), len(source),
                       {k: v for k, v in dropped.items() if v}, f"GLAMOUR {path.name}")
 
 
@@ -256,7 +325,8 @@ def binding_task() -> GlycanTask:
     (z-scored) binding value or nothing. One row per measured pair is returned, with ``lectin``
     the row number of the sample in glycowork's table (samples of one protein under different
     names or conditions are distinct rows there; :func:`learners.splits.group_split` on
-    ``sequence`` keeps identical sequences on one side).
+    ``sequence`` keeps identical sequences on one side). Columns that are one glycan spelt two
+    ways become one glycan; a sample measured under both keeps the mean of its two values.
 
     Returns
     -------
@@ -275,10 +345,24 @@ def binding_task() -> GlycanTask:
         "glycan": np.asarray(glycans, dtype=object)[cols],
         "label": values[rows, cols],
     })
-    ok_glycan = dict(zip(glycans, _well_formed(pd.Series(glycans))))
-    ok = table["glycan"].map(ok_glycan).to_numpy(dtype=bool)
+    key_of = dict(zip(glycans, _canonical(glycans)))
+    keys = table["glycan"].map(key_of)
+    ok = keys.notna().to_numpy()
     dropped = {"pairs of malformed glycan strings": int((~ok).sum())}
-    return GlycanTask("binding", "regression", table[ok].reset_index(drop=True), ("label",),
+    table, keys = table[ok].assign(key=keys[ok]), keys[ok]
+    # Columns that are one glycan spelt two ways: one glycan, its spelling the column measured most;
+    # a sample measured under both spellings keeps the mean of its values.
+    spelling = _spellings(table["glycan"], keys)
+    table = (table.groupby(["lectin", "key"], sort=True)
+             .agg(protein=("protein", "first"), sequence=("sequence", "first"), label=("label", "mean"),
+                  copies=("label", "size"))
+             .reset_index())
+    table["glycan"] = spelling[table["key"]].to_numpy()
+    formed = [key for key in key_of.values() if key is not None]
+    dropped["glycan columns merged into another spelling of the same glycan"] = len(formed) - len(set(formed))
+    dropped["pairs averaged with another spelling's value"] = int((table["copies"] - 1).sum())
+    table = table[["lectin", "protein", "sequence", "glycan", "label"]]
+    return GlycanTask("binding", "regression", table, ("label",),
                       int(values.size), {**{k: v for k, v in dropped.items() if v},
                                          "unmeasured (sample, glycan) cells": int((~np.isfinite(values)).sum())},
                       "glycowork glycan_binding")

@@ -348,3 +348,22 @@ def test_a_relational_model_saved_with_other_weight_shapes_is_refused(tmp_path):
     torch.save(payload, path)
     with pytest.raises(InputError, match="another architecture.*train the model again"):
         load_estimator(path)
+
+
+def test_min_relation_count_counts_each_linkage_once():
+    # a1-3 on four stored edges, b1-4 on three: graphs_to_data doubles both (reverse copies), which
+    # must not make b1-4 reach a threshold of four.
+    strings = ["Gal(a1-3)Gal"] * 4 + ["Gal(b1-4)Glc"] * 3
+    graphs = [glycan_graph(s) for s in strings]
+    y = np.array([0, 1, 0, 1, 0, 1, 0])
+    batch = _batch(strings)
+    assert int((batch.edge_dir == 1).sum()) == 7  # each linkage is there twice
+    once = relation_table(batch.edge_attr, min_count=4, edge_dir=batch.edge_dir)
+    np.testing.assert_array_equal(once.numpy(), relation_table(batch.edge_attr[:1]).numpy())  # a1-3 only
+    assert len(relation_table(batch.edge_attr, min_count=3, edge_dir=batch.edge_dir)) == 2
+    for kind in ("rgcn", "compgcn"):
+        clf = GNNClassifier(kind=kind, hidden=4, layers=1, epochs=1, min_relation_count=4, seed=0,
+                            validation_fraction=0).fit(graphs, y)
+        assert len(clf.relations_) == 1
+    with pytest.raises(InputError, match="one entry per edge"):
+        relation_table(batch.edge_attr, edge_dir=batch.edge_dir[:-1])

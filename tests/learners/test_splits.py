@@ -81,6 +81,27 @@ def test_graph_groups_by_hash_and_core():
     assert core[0] == core[1] == core[2] != core[3]
 
 
+def test_graph_groups_see_edge_direction():
+    # Issue 22: same residues and linkages, different trees; networkx's directed hash took them alike.
+    pair = [glycan_graph("Ara(a1-2)[Glc(b1-3)]Rha"), glycan_graph("Glc(b1-3)Rha(a1-2)Ara")]
+    assert graph_groups(pair)[0] != graph_groups(pair)[1]
+    swapped = [glycan_graph("Gal(b1-4)GlcNAc"), glycan_graph("GlcNAc(b1-4)Gal")]
+    assert len(set(graph_groups(swapped))) == 2
+    # Against the canonical string (reprs.glycans.glycan_string, branches sorted) as the reference
+    # of isomorphism: on glycowork glycans, two share a group exactly when their canonical strings agree.
+    from glycowork.glycan_data.loader import df_glycan
+
+    from reprs.glycans import build_glycan_graphs, glycan_string
+
+    built, _ = build_glycan_graphs(df_glycan["glycan"].iloc[::20].tolist(), errors="skip")
+    graphs = [g for g in built if g is not None]
+    assert len(graphs) > 2000
+    groups = graph_groups(graphs)
+    canonical = [glycan_string(g) for g in graphs]
+    pairs_by_group = {(a, b) for a, b in zip(groups, canonical)}
+    assert len({a for a, _ in pairs_by_group}) == len(pairs_by_group) == len(set(canonical))
+
+
 def test_bad_split_input():
     with pytest.raises(InputError, match="one member"):
         stratified_split(["a", "a", "b"], (0.5, 0.5))

@@ -21,15 +21,85 @@ def test_taxonomy_task_counts_against_glycowork_directly():
 
     task = taxonomy_task()
     assert task.label_columns == ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
-    # Independent count: glycans with a record free of 'undetermined', minus the malformed strings.
+    # Independent count: glycans with a record free of 'undetermined', minus the malformed strings
+    # and the second spellings of one glycan.
     clean = df_species[~(df_species.iloc[:, 1:9].astype(str).apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)]
-    assert task.n == clean["glycan"].nunique() - task.dropped["malformed glycan strings"]
+    assert task.n == (clean["glycan"].nunique() - task.dropped["malformed glycan strings"]
+                      - task.dropped["spellings merged into another of the same glycan"])
     assert task.dropped["records 'undetermined' at some level"] == len(df_species) - len(clean)
     assert not task.table[list(task.label_columns)].isna().any().any()
     kingdom = taxonomy_task("kingdom")
     assert kingdom.name == "taxonomy-kingdom" and kingdom.n == task.n
-    assert (kingdom.table["label"].to_numpy() == task.table["Kingdom"].to_numpy()).all()
+    assert (kingdom.table["glycan"].to_numpy() == task.table["glycan"].to_numpy()).all()
+    # the level's own vote and the majority lineage's kingdom agree but for a few per cent
+    assert (kingdom.table["label"].to_numpy() == task.table["Kingdom"].to_numpy()).mean() > 0.97
     assert "Animalia" in kingdom.class_counts()["label"]
+
+
+def _graph_identity(glycans):
+    """Canonical string of each glycan through its graph (reprs.glycans), None if it does not build."""
+    from reprs.glycans import build_glycan_graphs, glycan_string
+
+    graphs, _ = build_glycan_graphs(list(glycans), errors="skip")
+    return [None if g is None else glycan_string(g) for g in graphs]
+
+
+def test_two_spellings_of_one_glycan_are_one_row_with_the_labels_voted_over_both():
+    from glycowork.glycan_data.loader import df_species
+
+    # The example of issue 22: one glycan written with and without a bracketed first branch.
+    spellings = ["[Abe(a1-3)]Man(a1-4)Rha(a1-3)Gal(a1-2)Man", "Abe(a1-3)Man(a1-4)Rha(a1-3)Gal(a1-2)Man"]
+    assert len(set(_graph_identity(spellings))) == 1
+    kingdom = taxonomy_task("kingdom").table
+    rows = kingdom[kingdom["glycan"].isin(spellings)]
+    assert len(rows) == 1
+    records = df_species[df_species["glycan"].isin(spellings)]
+    counts = records["Kingdom"].value_counts()
+    assert rows["label"].iloc[0] == sorted(counts[counts == counts.max()].index)[0]
+    # Over the whole table: no two rows are the same glycan (sample of 3000 rows, built as graphs).
+    for task in (kingdom, glycosylation_task().table):
+        sample = task["glycan"].sample(3000, random_state=0) if len(task) > 3000 else task["glycan"]
+        ids = [i for i in _graph_identity(sample) if i is not None]
+        assert len(ids) == len(set(ids)) > 2500
+
+
+def test_spellings_merge_by_majority_and_ties_are_left_out(tmp_path):
+    table = tmp_path / "immuno.txt"
+    pd.DataFrame({"Glycan": ["Fuc(a1-2)[Gal(a1-3)]Gal", "Gal(a1-3)[Fuc(a1-2)]Gal",  # one glycan, same label
+                             "Man(a1-3)[Man(a1-6)]Man", "Man(a1-6)[Man(a1-3)]Man",  # one glycan, labels tie
+                             "[Glc(b1-4)]Glc(b1-3)Gal", "Glc(b1-4)Glc(b1-3)Gal", "[Glc(b1-4)Glc(b1-3)]Gal"],
+                  "Immunogenic": ["Yes", "Yes", "Yes", "No", "No", "No", "Yes"]}).to_csv(table)
+    task = immunogenicity_task(table)
+    assert dict(zip(task.table["glycan"], task.table["label"])) == {
+        "Fuc(a1-2)[Gal(a1-3)]Gal": 1, "Glc(b1-4)Glc(b1-3)Gal": 0}
+    assert task.dropped == {"spellings merged into another of the same glycan": 4,
+                            "glycans whose spellings tie between labels": 1}
+
+
+def test_every_multitask_row_is_a_lineage_recorded_for_its_glycan():
+    from collections import Counter
+
+    from glycowork.glycan_data.loader import df_species
+
+    from reprs.glycan_taxonomy import TAXONOMY_LEVELS
+
+    levels = list(TAXONOMY_LEVELS)
+    task = taxonomy_task()
+    table = task.table
+    records = df_species.dropna(subset=levels)
+    records = records[~(records[levels].astype(str).apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)]
+    identity = dict(zip(pd.unique(records["glycan"]), _graph_identity(pd.unique(records["glycan"]))))
+    key = records["glycan"].map(identity)
+    recorded = Counter(zip(key, *(records[lv] for lv in levels)))
+    by_glycan: dict = {}
+    for (k, *lineage), n in recorded.items():
+        by_glycan.setdefault(k, []).append((-n, tuple(lineage)))
+    rows = list(zip(table["glycan"].map(identity), *(table[lv] for lv in levels)))
+    built = [r for r in rows if r[0] is not None]
+    assert len(built) > 0.98 * len(rows)
+    assert all(r in recorded for r in built)  # no mix of two lineages' levels
+    # and it is the lineage of most records, ties to the alphabetically first
+    assert all(tuple(r[1:]) == min(by_glycan[r[0]])[1] for r in built)
 
 
 def test_glycosylation_task_keeps_three_classes_and_counts_lipid_and_repeat():
@@ -37,7 +107,10 @@ def test_glycosylation_task_keeps_three_classes_and_counts_lipid_and_repeat():
 
     task = glycosylation_task()
     assert set(task.table["label"]) == {"N", "O", "free"}
-    assert task.dropped["lipid glycans"] == (df_glycan["glycan_type"] == "lipid").sum()
+    # lipid rows, less the second spellings of one glycan (counted among the merged ones)
+    lipid = (df_glycan["glycan_type"] == "lipid").sum()
+    merged = task.dropped["spellings merged into another of the same glycan"]
+    assert lipid - merged <= task.dropped["lipid glycans"] <= lipid
     wider = glycosylation_task(include=("lipid",))
     assert set(wider.table["label"]) == {"N", "O", "free", "lipid"}
     with pytest.raises(InputError, match="include"):
@@ -69,7 +142,8 @@ def test_binding_task_long_form_matches_the_wide_table():
     assert glycan_binding.loc[row["lectin"], row["glycan"]] == pytest.approx(row["label"])
     assert glycan_binding.loc[row["lectin"], "target"] == row["sequence"]
     measured = np.isfinite(glycan_binding.drop(columns=["target", "protein"]).to_numpy(dtype=float)).sum()
-    assert task.n + task.dropped.get("pairs of malformed glycan strings", 0) == measured
+    assert task.n + task.dropped.get("pairs of malformed glycan strings", 0) + \
+        task.dropped["pairs averaged with another spelling's value"] == measured
 
 
 def test_task_graphs_count_every_failure():
@@ -148,3 +222,9 @@ def test_shipped_split_files_match_the_tasks():
     assert set(keys) <= set(task.table["glycan"]) and len(keys) > 0.95 * task.n
     train, val, test = read_split_file(path, keys.tolist(), "structure")
     assert len(train) > 3 * len(test) > 0 and len(val) > 0  # eight clusters of ten in training
+    # The taxonomy file: made from the current table (one row per glycan, not per spelling).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        taxonomy = taxonomy_task()
+    keys = pd.read_csv(folder / "taxonomy.csv.gz")["key"]
+    assert set(keys) <= set(taxonomy.table["glycan"]) and len(keys) > 0.98 * taxonomy.n
