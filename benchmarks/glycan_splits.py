@@ -6,7 +6,9 @@ writes it; for binding the lectin's amino-acid sequence) and two splits, each of
 
 - ``structure``: GlycanML's structure split (arXiv:2405.16206): glycowork motif-count vectors
   (:func:`reprs.glycan_tasks.motif_counts`), k-means with k = 10, eight clusters train, one
-  validation, one test (:func:`learners.splits.cluster_split`, seed 0). For binding the lectins are
+  validation, one test (:func:`learners.splits.cluster_split`, seed 0; the next seed where a part
+  would hold a single class, or fewer than ``MIN_PER_CLASS`` = 5 of either class of a two-class
+  task). For binding the lectins are
   clustered instead, on their amino-acid and dipeptide composition, so that test lectins are unlike
   the training ones.
 - ``random``: stratified 0.8 / 0.1 / 0.1 (seed 0) on the label (taxonomy: on the kingdom; classes of
@@ -47,6 +49,20 @@ def _pooled(labels: np.ndarray, min_size: int = 10) -> np.ndarray:
     return np.where(np.isin(labels, classes[counts < min_size]), classes[counts.argmax()], labels)
 
 
+#: Fewest members of either class in any part of a two-class task's split.
+MIN_PER_CLASS = 5
+
+
+def _check_binary_counts(labels: np.ndarray, parts) -> None:
+    classes = np.unique(labels)
+    if len(classes) != 2:
+        return
+    for name, part in zip(("train", "val", "test"), parts):
+        fewest = min(int((labels[part] == c).sum()) for c in classes)
+        if fewest < MIN_PER_CLASS:
+            raise InputError(f"the {name} part holds {fewest} of one class (< {MIN_PER_CLASS})")
+
+
 def glycan_splits(task_name: str, seed: int, immuno: Path = GLAMOUR_IMMUNO) -> tuple[list[str], dict, dict]:
     """Keys, {split: parts} and a summary of one glycan task."""
     with warnings.catch_warnings():
@@ -58,18 +74,20 @@ def glycan_splits(task_name: str, seed: int, immuno: Path = GLAMOUR_IMMUNO) -> t
     counts = motif_counts(keys).to_numpy()
     splits = {"random": stratified_split(_pooled(stratify.astype(str)), (0.8, 0.1, 0.1), seed=seed)}
     # A motif cluster can hold a single class (immunogenicity: a cluster of only non-immunogenic
-    # glycans); then the next seed is tried, and the seed used is recorded.
+    # glycans), or so few of one that its scores mean nothing (one immunogenic glycan among 104);
+    # then the next seed is tried, and the seed used is recorded.
     for structure_seed in range(seed, seed + 20):
         splits["structure"] = cluster_split(counts, k=10, seed=structure_seed)
         try:
             if task.kind != "multitask":
                 for parts in splits.values():
                     check_split_labels(table["label"].to_numpy(), parts)
+                    _check_binary_counts(table["label"].to_numpy(), parts)
             break
         except InputError as err:
             print(f"  {task_name}: structure split seed {structure_seed} refused ({err}); trying the next")
     else:
-        raise InputError(f"{task_name}: no structure split of seeds {seed}..{seed + 19} has two classes in every part")
+        raise InputError(f"{task_name}: no structure split of seeds {seed}..{seed + 19} has two classes (at least MIN_PER_CLASS of a two-class task's each) in every part")
     summary = {"n": len(keys), "n_failed_graphs": report["n_failed"], "dropped_before": report["dropped_before"],
                "structure_seed": structure_seed, **{name: [len(p) for p in parts] for name, parts in splits.items()}}
     return keys, splits, summary
