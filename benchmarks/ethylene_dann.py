@@ -326,7 +326,7 @@ def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, co
     then the final torsion is not fixed by where the molecule left S1.
 
     ``phi`` (rad), ``ids`` and ``states`` are per saved frame in time order (:func:`run_fssh`)."""
-    decayed = recrossed = 0
+    decayed = recrossed = beyond = 0
     for i in completed:
         rows = ids == i
         side, state = np.abs(phi[rows]) > 0.5 * math.pi, states[rows]
@@ -335,8 +335,9 @@ def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, co
         decayed += 1
         last_s1 = np.nonzero(state == 1)[0]
         after = side[(last_s1[-1] + 1 if last_s1.size else 0):]
-        recrossed += bool(after.size and (after != after[0]).any())
-    return {"n_on_s0": decayed, "n_recrossed_on_s0": recrossed}
+        recrossed += bool((after != after[0]).any())
+        beyond += bool(after[0])
+    return {"n_on_s0": decayed, "n_recrossed_on_s0": recrossed, "n_beyond_at_decay": beyond}
 
 
 def lifetime(times: np.ndarray, s1: np.ndarray) -> dict:
@@ -518,7 +519,7 @@ def main() -> None:
           f"{log['fssh']['yield_error']:.3f}; S1 lifetime {log['fssh']['lifetime']}; "
           f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {log['fssh']['mean_hops']:.2f} hops per trajectory; "
           f"{rotors['n_recrossed_on_s0']} of the {rotors['n_on_s0']} on S0 at the end crossed 90 deg again after "
-          f"leaving S1; {run['seconds_per_step']:.3f} s per step", flush=True)
+          f"leaving S1 ({rotors['n_beyond_at_decay']} were beyond 90 deg when they left it); {run['seconds_per_step']:.3f} s per step", flush=True)
 
     # Cost of one labelled geometry: PySCF on three of the geometries against the DANN.
     probe = [Atoms(numbers=NUMBERS, positions=p) for p in pos[:3]]

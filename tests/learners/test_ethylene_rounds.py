@@ -101,6 +101,6 @@ def test_ground_state_rotors_counts_recrossings_after_the_last_time_on_s1(bench)
     states = np.array([[1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
     ids = np.tile(np.arange(4), 6)
     got = bench.ground_state_rotors(deg(phi.T.ravel()), ids, states.T.ravel(), np.arange(4))
-    assert got == {"n_on_s0": 3, "n_recrossed_on_s0": 2}
+    assert got == {"n_on_s0": 3, "n_recrossed_on_s0": 2, "n_beyond_at_decay": 2}
     assert bench.ground_state_rotors(deg(phi.T.ravel()), ids, states.T.ravel(), np.array([1, 2])) == \
-        {"n_on_s0": 1, "n_recrossed_on_s0": 0}
+        {"n_on_s0": 1, "n_recrossed_on_s0": 0, "n_beyond_at_decay": 1}
