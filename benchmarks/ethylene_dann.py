@@ -15,12 +15,19 @@ Workflow (every stage resumes from the files it wrote in ``--out``):
 4. Training: :class:`learners.diabatic.DiabaticPaiNN` (2 states) through the Trainer
    (:func:`learners.diabatic.fit_diabatic`, phase-corrected coupling loss); 10 % of the geometries
    held out for the test errors, 10 % for validation.
-5. Optional second round (``--round2 N``): ``N`` frames of an FSSH ensemble of the first model are
-   labelled with CASSCF and added to the training set, and the model is retrained (from the first
-   model's weights).
+5. Optional active-learning rounds (``--round2 N --rounds R``): in each round 2..R an FSSH ensemble
+   (``--round-traj`` trajectories) of the last model is run; ``N`` of its frames are labelled with
+   CASSCF and added to the training set, and the model is retrained from the last one's weights.
+   The frames picked (:func:`pick_frames`) are each trajectory's exit from the data, the first frame
+   farther than ``--exit`` Å (:func:`novelty`, in the distance descriptor :func:`distances`) from
+   every training geometry, then frames drawn uniformly from before the exits. A rerun with a larger
+   ``R`` resumes from the files of the rounds done.
 6. FSSH (:class:`sims.surface_hopping.FSSH`) on the DANN (:class:`learners.diabatic.DANNHamiltonian`),
    Wigner initial conditions of the CASSCF ground state (0 K), every trajectory starting on S1,
-   EDC decoherence, no bath (isolated molecule).
+   EDC decoherence, no bath (isolated molecule). Trajectories whose amplitudes' norm drifts (the
+   network's surfaces far from its data) are dropped and counted; of the completed ones, those that
+   went farther than ``--exit`` Å from the training data at some moment are counted too, and the
+   yield is also given without them.
 
 Photoisomerisation of a labelled ethylene (H2 and H4 cis, on the same side, at the start): the
 torsion ``phi`` is the mean of the two cis dihedrals H2-C0-C1-H4 and H3-C0-C1-H5 (as the angle of
@@ -161,7 +168,8 @@ def split(frames: list, seed: int) -> tuple[list, list, list]:
 
 
 def train(frames_train, frames_val, args, path: Path, start_from: Path | None = None):
-    from learners.diabatic import DiabaticLoss, DiabaticPaiNN, fit_diabatic, load_diabatic, save_diabatic
+    from learners.diabatic import (DiabaticLoss, DiabaticPaiNN, GapWeightedSampler, fit_diabatic, load_diabatic,
+                                   save_diabatic)
     from learners.trainer import Trainer
 
     # Trained in float32 (about twice as fast here), run in float64 (FSSH's amplitudes and hops).
@@ -176,8 +184,13 @@ def train(frames_train, frames_val, args, path: Path, start_from: Path | None = 
     epochs = args.epochs if start_from is None else max(args.epochs // 2, 1)
     trainer = Trainer(epochs=epochs, batch_size=32, lr=2e-3 if start_from is None else 1e-3, eval_grad=True,
                       monitor="loss", seed=args.seed)
-    loss = DiabaticLoss(w_energy=1.0, w_gradients=1.0, w_gap=1.0, w_couplings=1.0)
-    fit_diabatic(net, frames_train, frames_val, trainer=trainer, loss=loss, fit_scale=start_from is None)
+    loss = DiabaticLoss(w_energy=1.0, w_gradients=1.0, w_gap=1.0, w_couplings=args.w_couplings)
+    sampler = None
+    if args.gap_sigma:
+        sampler = GapWeightedSampler(np.stack([f.info["energies"] for f in frames_train]), sigma=args.gap_sigma,
+                                     seed=args.seed)
+    fit_diabatic(net, frames_train, frames_val, trainer=trainer, loss=loss, fit_scale=start_from is None,
+                 sampler=sampler)
     save_diabatic(net, path)
     return load_diabatic(path, dtype=torch.float64), time.perf_counter() - start
 
@@ -206,6 +219,45 @@ def test_errors(net, frames) -> dict:
             "couplings_mean_abs_eV_A": float(np.abs(h_ref).mean())}
 
 
+def distances(positions: np.ndarray) -> np.ndarray:
+    """(n, 15) permutation-tolerant distance descriptor of ethylene geometries (n, 6, 3) or (n, 18) Å:
+    the C=C bond, the eight C-H distances sorted, the six H-H distances sorted (Å). Relabelling the
+    hydrogens (H2 <-> H3, a mirror of the molecule) leaves it unchanged."""
+    r = np.asarray(positions, dtype=np.float64).reshape(-1, 6, 3)
+    d = np.linalg.norm(r[:, :, None] - r[:, None, :], axis=-1)
+    ch = np.sort(d[:, :2, 2:].reshape(len(r), 8), axis=1)
+    i, j = np.triu_indices(4, 1)
+    hh = np.sort(d[:, 2 + i, 2 + j], axis=1)
+    return np.concatenate([d[:, 0, 1, None], ch, hh], axis=1)
+
+
+def novelty(reference: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Distance (Å, Euclidean in :func:`distances`) from each of ``positions`` to its nearest ``reference``
+    geometry: how far a geometry lies from the network's training data."""
+    from scipy.spatial import cKDTree
+
+    return cKDTree(distances(reference)).query(distances(positions))[0]
+
+
+def pick_frames(frames: np.ndarray, ids: np.ndarray, nov: np.ndarray, n: int, threshold: float, seed) -> np.ndarray:
+    """Indices of ``n`` saved FSSH frames (rows of ``frames`` in time order, ``ids`` their trajectories,
+    ``nov`` their :func:`novelty`) to label next: first each trajectory's exit, the first of its frames
+    farther than ``threshold`` Å from the data (a random subset of the exits if there are more than
+    ``n``); the rest drawn uniformly from the frames before the exits (where the network's trajectories
+    go while it still describes them). Frames past an exit are never picked: the network's geometry
+    there owes more to its extrapolation than to the molecule's dynamics."""
+    rng = np.random.default_rng(seed)
+    order = np.arange(len(ids))
+    out = nov > threshold
+    exits = np.array([order[(ids == i) & out][0] for i in np.unique(ids[out])], dtype=int)
+    if len(exits) >= n:
+        return np.sort(rng.choice(exits, n, replace=False))
+    first = {int(ids[e]): e for e in exits}
+    inside = order[np.array([k < first.get(int(i), len(ids)) for k, i in zip(order, ids)], dtype=bool)]
+    fill = rng.choice(inside, min(n - len(exits), len(inside)), replace=False)
+    return np.sort(np.concatenate([exits, fill]))
+
+
 def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int, every: int = 4,
              substeps: int = 100, min_gap: float = 1e-3):
     """FSSH of ``n`` trajectories on the DANN from Wigner (0 K) initial conditions on S1; times (fs),
@@ -226,8 +278,9 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
     fssh = start_fssh(x, p, 0)
     ids = torch.arange(n)
     dropped: list[tuple[int, float, float]] = []  # (trajectory, time fs, its S1 - S0 gap eV)
+    dropped_x = []  # their geometries (bohr) at the start of the step that failed
     n_steps = int(round(duration / timestep))
-    times, s1, amp, frames = [0.0], [1.0], [1.0], []
+    times, s1, amp, frames, frame_ids, frame_states = [0.0], [1.0], [1.0], [], [], []
     start = time.perf_counter()
     for k in range(1, n_steps + 1):
         saved = (fssh.x.clone(), fssh.p.clone(), fssh.c.clone(), fssh.active.clone(), fssh.n_hops.clone())
@@ -243,6 +296,7 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
                     raise
                 gap = (fssh._ad.energies[:, 1] - fssh._ad.energies[:, 0]) * 27.211386
                 dropped += [(int(ids[i]), k * timestep, float(gap[i])) for i in bad.nonzero().flatten()]
+                dropped_x.append(saved[0][bad])
                 keep = ~bad
                 ids = ids[keep]
                 saved = tuple(t[keep] for t in saved)
@@ -256,10 +310,34 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
             s1.append(float(active[1]))
             amp.append(float(amps[1]))
             frames.append(fssh.x.numpy() * Bohr)
+            frame_ids.append(ids.numpy().copy())
+            frame_states.append(fssh.active.numpy().copy())
     seconds = (time.perf_counter() - start) / n_steps
     return {"times": np.array(times), "s1": np.array(s1), "amp": np.array(amp), "phi": torsion(fssh.x).numpy(),
             "phi0": torsion(x[ids]).numpy(), "frames": np.concatenate(frames), "seconds_per_step": seconds,
-            "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(), "dropped": dropped}
+            "frame_ids": np.concatenate(frame_ids), "frame_states": np.concatenate(frame_states), "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(),
+            "dropped": dropped, "dropped_frames": (torch.cat(dropped_x).numpy() * Bohr if dropped_x
+                                                   else np.zeros((0, 18))), "ids": ids.numpy()}
+
+
+def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
+    """How many completed trajectories end on S0, and how many of those cross ``|phi| = 90 deg`` again on S0
+    after their last time on S1: in an isolated molecule the hot ground state may keep rotating, and
+    then the final torsion is not fixed by where the molecule left S1.
+
+    ``phi`` (rad), ``ids`` and ``states`` are per saved frame in time order (:func:`run_fssh`)."""
+    decayed = recrossed = beyond = 0
+    for i in completed:
+        rows = ids == i
+        side, state = np.abs(phi[rows]) > 0.5 * math.pi, states[rows]
+        if state[-1] != 0:
+            continue
+        decayed += 1
+        last_s1 = np.nonzero(state == 1)[0]
+        after = side[(last_s1[-1] + 1 if last_s1.size else 0):]
+        recrossed += bool((after != after[0]).any())
+        beyond += bool(after[0])
+    return {"n_on_s0": decayed, "n_recrossed_on_s0": recrossed, "n_beyond_at_decay": beyond}
 
 
 def lifetime(times: np.ndarray, s1: np.ndarray) -> dict:
@@ -308,7 +386,16 @@ def main() -> None:
                         help="states averaged in SA-CASSCF (3: all singlets of CAS(2,2), no artefact near planarity)")
     parser.add_argument("--n-wigner", type=int, default=300)
     parser.add_argument("--n-scan", type=int, default=600)
-    parser.add_argument("--round2", type=int, default=0, help="FSSH frames of the first model to label and add")
+    parser.add_argument("--round2", type=int, default=0,
+                        help="frames to label and add per active-learning round (FSSH frames of the last model)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of training in all, the first included "
+                        "(used with --round2; a rerun with more rounds resumes from the last one's files)")
+    parser.add_argument("--round-traj", type=int, default=100, help="FSSH trajectories per active-learning round")
+    parser.add_argument("--exit", type=float, default=0.5,
+                        help="Å: a geometry this far from every training geometry (distances()) has left the data")
+    parser.add_argument("--w-couplings", type=float, default=1.0, help="loss weight of the coupling numerators")
+    parser.add_argument("--gap-sigma", type=float, default=0.0,
+                        help="eV: train on GapWeightedSampler draws of this width (0: every frame once per epoch)")
     parser.add_argument("--until", choices=("label", "train", "all"), default="all")
     parser.add_argument("--n-ci", type=int, default=80, help="scan points around the conical intersection")
     parser.add_argument("--label", choices=("all", "ci", "none"), default="all",
@@ -324,7 +411,7 @@ def main() -> None:
         # 3-21G also here: the SA-2-CASSCF(2,2)/STO-3G planar structure is no minimum (Hessian eigenvalue
         # -0.0014 hartree/bohr^2/m_e), so its normal modes cannot be sampled.
         args.n_wigner, args.n_scan, args.n_ci, args.epochs, args.features = 12, 12, 8, 100, 16
-        args.n_traj, args.duration, args.round2 = 20, 50.0, min(args.round2, 8)
+        args.n_traj, args.duration, args.round2, args.round_traj = 20, 50.0, min(args.round2, 8), 8
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -360,46 +447,79 @@ def main() -> None:
     if args.until == "label":
         return
     train_set, val_set, test_set = split(frames, args.seed)
-    net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
+    # Non-default training settings get their own model files (the defaults keep the names of earlier runs).
+    tag = "" if (args.w_couplings, args.gap_sigma) == (1.0, 0.0) else f"_wc{args.w_couplings:g}_gs{args.gap_sigma:g}"
+    net, seconds = train(train_set, val_set, args,
+                         out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r1.pt")
     log["round1"] = {"n_train": len(train_set), "n_val": len(val_set), "train_seconds": seconds,
                      "test": test_errors(net, test_set)}
     print(f"round 1: {len(train_set)} training / {len(val_set)} validation frames, "
           f"{'read' if seconds is None else f'trained in {seconds:.0f} s'}; test {log['round1']['test']}", flush=True)
-    if args.round2:
-        first = run_fssh(net, ref, max(args.round2 // 4, 4), args.duration, args.timestep, args.seed + 100)
-        snaps = first["frames"].reshape(-1, 6, 3)
-        pick = np.random.default_rng([args.seed, 5]).choice(len(snaps), args.round2, replace=False)
-        extra = label_dataset([Atoms(numbers=NUMBERS, positions=snaps[i]) for i in np.sort(pick)],
-                              out / f"labels_fssh_{args.n_ci}_{args.features}_{args.epochs}_{len(frames)}",
+    prev = out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r1.pt"
+    for r in range(2, (args.rounds if args.round2 else 1) + 1):
+        # Active learning: an FSSH ensemble of the last model; label where its trajectories leave the data
+        # (each one's exit) and where they go before that, add those frames, retrain from the last model.
+        picks_path = out / f"round{r}_picks_{args.round2}_{args.round_traj}_{args.exit:g}.npz"
+        if picks_path.exists():  # a resumed run: this round's ensemble was run and its frames picked before
+            with np.load(picks_path) as data:
+                chosen, stats = data["positions"], {k: int(data[k]) for k in ("n_dropped", "n_exited", "n_exits_picked")}
+        else:
+            first = run_fssh(net, ref, args.round_traj, args.duration, args.timestep, args.seed + 100 * (r - 1))
+            nov = novelty(np.stack([f.positions for f in train_set]), first["frames"])
+            pick = pick_frames(first["frames"], first["frame_ids"], nov, args.round2, args.exit, (args.seed, 5, r))
+            chosen = first["frames"].reshape(-1, 6, 3)[pick]
+            stats = {"n_dropped": len(first["dropped"]), "n_exited": len(np.unique(first["frame_ids"][nov > args.exit])),
+                     "n_exits_picked": int((nov[pick] > args.exit).sum())}
+            with atomic_open(picks_path) as handle:
+                np.savez(handle, positions=chosen, **stats)
+        extra = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in chosen],
+                              out / f"labels_round{r}_{args.round2}_{args.round_traj}_{args.exit:g}",
                               chunk_size=10, basis=args.basis, **labeller,
                               missing="skip" if args.label == "none" else "label")
         for f in extra:
-            f.info["label_index"] += 10 ** 6  # their own keys in the split
+            f.info["label_index"] += r * 10 ** 6  # their own keys in the split
         tr2, va2, te2 = split(extra, args.seed)
         train_set, val_set = train_set + tr2, val_set + va2
-        net, seconds = train(train_set, val_set, args, out / f"dann_{args.basis}_{len(frames)}_{len(extra)}_{args.features}_{args.epochs}_r2.pt",
-                             start_from=out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}_r1.pt")
-        log["round2"] = {"n_fssh_frames": len(extra), "n_train": len(train_set), "train_seconds": seconds,
-                         "test": test_errors(net, test_set), "test_fssh_frames": test_errors(net, te2) if te2 else None}
-        print(f"round 2: +{len(extra)} FSSH frames; test {log['round2']['test']}; on held-out FSSH frames "
-              f"{log['round2']['test_fssh_frames']}", flush=True)
+        path = out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r{r}_{args.round2}_{args.round_traj}.pt"
+        net, seconds = train(train_set, val_set, args, path, start_from=prev)
+        prev = path
+        log[f"round{r}"] = {"n_trajectories": args.round_traj, **stats, "n_picked": len(chosen), "n_fssh_frames": len(extra),
+                            "n_train": len(train_set), "train_seconds": seconds, "test": test_errors(net, test_set),
+                            "test_fssh_frames": test_errors(net, te2) if te2 else None}
+        print(f"round {r}: the last model's {args.round_traj} trajectories: {stats['n_dropped']} dropped, "
+              f"{stats['n_exited']} left the data (> {args.exit} Å); +{len(extra)} of {len(chosen)} picked frames labelled "
+              f"({log[f'round{r}']['n_exits_picked']} exits); {len(train_set)} training frames, "
+              f"{'read' if seconds is None else f'trained in {seconds:.0f} s'}; test {log[f'round{r}']['test']}; "
+              f"on its held-out FSSH frames {log[f'round{r}']['test_fssh_frames']}", flush=True)
     if args.until == "train":
         return
 
     run = run_fssh(net, ref, args.n_traj, args.duration, args.timestep, args.seed)
     iso = np.abs(run["phi"]) > 0.5 * math.pi
     y, n_ok = float(iso.mean()), len(iso)
+    # Trajectories that completed but went farther than --exit from every training geometry at some moment.
+    nov = novelty(np.stack([f.positions for f in train_set]), run["frames"])
+    left = np.isin(run["ids"], run["frame_ids"][nov > args.exit])
+    y_in = float(iso[~left].mean()) if (~left).any() else math.nan
+    rotors = ground_state_rotors(torsion(torch.as_tensor(run["frames"].reshape(-1, 18))).numpy(), run["frame_ids"],
+                                 run["frame_states"], run["ids"])
     log["fssh"] = {"n_trajectories": args.n_traj, "n_completed": n_ok, "dropped": run["dropped"],
+                   "n_completed_left_data": int(left.sum()), "exit_threshold_A": args.exit,
+                   "yield_inside": y_in, "yield_inside_error": math.sqrt(y_in * (1 - y_in) / max((~left).sum(), 1)),
+                   "hops_histogram": np.bincount(run["hops"].astype(int)).tolist(), **rotors,
                    "duration_fs": args.duration, "timestep_fs": args.timestep,
                    "yield": y, "yield_error": math.sqrt(y * (1 - y) / n_ok),
                    "start_torsion_max_deg": float(np.degrees(np.abs(run["phi0"])).max()),
                    "final_on_s1": float((run["final_state"] == 1).mean()), "mean_hops": float(run["hops"].mean()),
                    "lifetime": lifetime(run["times"], run["s1"]), "seconds_per_step": run["seconds_per_step"],
                    "s1_fraction": dict(zip(map(float, run["times"][::10]), map(float, run["s1"][::10])))}
-    print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}): "
-          f"isomerised {y:.3f} +- "
+    print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}); "
+          f"{int(left.sum())} of them left the data (> {args.exit} Å) at some moment (isomerised among the others "
+          f"{y_in:.3f}); isomerised {y:.3f} +- "
           f"{log['fssh']['yield_error']:.3f}; S1 lifetime {log['fssh']['lifetime']}; "
-          f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {run['seconds_per_step']:.3f} s per step", flush=True)
+          f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {log['fssh']['mean_hops']:.2f} hops per trajectory; "
+          f"{rotors['n_recrossed_on_s0']} of the {rotors['n_on_s0']} on S0 at the end crossed 90 deg again after "
+          f"leaving S1 ({rotors['n_beyond_at_decay']} were beyond 90 deg when they left it); {run['seconds_per_step']:.3f} s per step", flush=True)
 
     # Cost of one labelled geometry: PySCF on three of the geometries against the DANN.
     probe = [Atoms(numbers=NUMBERS, positions=p) for p in pos[:3]]
@@ -413,7 +533,8 @@ def main() -> None:
           f"{log['speed']['speedup_single']:.3g} / {log['speed']['speedup_batched']:.3g}", flush=True)
     atomic_write(out / "results.json", json.dumps(log, indent=1, default=float))
     with atomic_open(out / "populations.npz") as handle:
-        np.savez(handle, times=run["times"], s1=run["s1"], amp=run["amp"], phi=run["phi"], phi0=run["phi0"])
+        np.savez(handle, times=run["times"], s1=run["s1"], amp=run["amp"], phi=run["phi"], phi0=run["phi0"],
+                 ids=run["ids"], hops=run["hops"], final_state=run["final_state"], left_data=left)
 
 
 if __name__ == "__main__":
