@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-
 import networkx as nx
 import numpy as np
 from sklearn import model_selection as skms

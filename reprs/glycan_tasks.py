@@ -132,13 +132,9 @@ def _canonical(glycans) -> np.ndarray:
     return out
 
 
-def _spellings(glycans: pd.Series, keys: pd.Series, weights: pd.Series | None = None) -> pd.Series:
-    """Canonical key -> the spelling written most often (total ``weights``; ties alphabetical)."""
-    counts = pd.DataFrame({"key": keys.to_numpy(), "glycan": glycans.to_numpy(),
-                           "n": 1 if weights is None else weights.to_numpy()})
-    counts = counts.groupby(["key", "glycan"], sort=False)["n"].sum().reset_index()
-    counts = counts.sort_values(["key", "n", "glycan"], ascending=[True, False, True])
-    return counts.groupby("key", sort=True)["glycan"].first()
+def _spellings(glycans: pd.Series, keys: pd.Series) -> pd.Series:
+    """Canonical key -> the spelling written most often (ties alphabetical)."""
+    return _majority(pd.DataFrame({"key": keys.to_numpy(), "glycan": glycans.to_numpy()}), ["glycan"])["glycan"]
 
 
 def _merge_copies(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -165,11 +161,12 @@ def _merge_copies(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return merged.sort_values("glycan").reset_index(drop=True), dropped
 
 
-def _majority(records: pd.DataFrame, column: str) -> pd.Series:
-    """Per glycan key, the label of most records in ``column`` (ties alphabetical)."""
-    counts = records.groupby(["key", column]).size().rename("n").reset_index()
-    counts = counts.sort_values(["key", "n", column], ascending=[True, False, True])
-    return counts.groupby("key", sort=True)[column].first()
+def _majority(records: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per glycan ``key``, the values of ``columns`` seen together in most records (ties: the
+    alphabetically first, compared column by column), indexed by key in sorted order."""
+    counts = records.groupby(["key", *columns]).size().rename("n").reset_index()
+    counts = counts.sort_values(["key", "n", *columns], ascending=[True, False, *[True] * len(columns)])
+    return counts.drop_duplicates("key").set_index("key")[columns]
 
 
 def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> GlycanTask:
@@ -226,11 +223,9 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     if level is None:
         # Voting level by level could combine levels of different records into a lineage that was
         # never recorded for the glycan (Dicotyledons / Pinales / Nicotiana); the whole lineage is voted.
-        lineages = records.groupby(["key", *levels]).size().rename("n").reset_index()
-        lineages = lineages.sort_values(["key", "n", *levels], ascending=[True, False, *[True] * len(levels)])
-        table = lineages.drop_duplicates("key").set_index("key")[levels]
+        table = _majority(records, list(levels))
     else:
-        table = _majority(records, level).to_frame(level)
+        table = _majority(records, [level])
     table.insert(0, "glycan", spelling[table.index].to_numpy())
     table = table.sort_values("glycan").reset_index(drop=True)
     if level is None:
