@@ -182,6 +182,12 @@ def planar_share(workdir: Path) -> float:
     return float(np.mean(np.abs(height(np.stack([f.positions for f in labels]))) < 0.1)) if labels else 0.0
 
 
+def _mean_std(v: np.ndarray, digits: int, signed: bool = False) -> str:
+    """``mean ± std`` over seeds (sample std; 0 for one seed) with ``digits`` decimals."""
+    std = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{v.mean():{'+' if signed else ''}.{digits}f} ± {std:.{digits}f}"
+
+
 def table(results: dict, generations: int, per_generation: int) -> str:
     lines = ["| labels | " + " | ".join(f"{s} force MAE (meV/Å)" for s in SAMPLERS) + " | "
              + " | ".join(f"{s} energy MAE (meV/atom)" for s in SAMPLERS) + " |",
@@ -190,8 +196,7 @@ def table(results: dict, generations: int, per_generation: int) -> str:
         cells = []
         for key in ("forces_mae", "energy_mae"):
             for s in SAMPLERS:
-                v = 1000 * np.array([log[g][key] for log in results[s].values()])
-                cells.append(f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
+                cells.append(_mean_std(1000 * np.array([log[g][key] for log in results[s].values()]), 1))
         used = sorted({log[g]["labels_used"] for r in results.values() for log in r.values()})
         lines.append(f"| {'/'.join(map(str, used))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -225,8 +230,7 @@ def barrier_table(out: Path, test, results: dict, generations: int) -> str:
         for key in ("barrier_error", "shape_mae"):
             for s in SAMPLERS:
                 v = np.array([r[g][key] for r in rows[s] if len(r) > g])
-                cells.append(f"{v.mean():+.0f} ± {v.std(ddof=1) if len(v) > 1 else 0:.0f}" if key == "barrier_error"
-                             else f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0:.2f}")
+                cells.append(_mean_std(v, 0, signed=True) if key == "barrier_error" else _mean_std(v, 2))
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -536,7 +536,7 @@ def _relaxation(p: _Problem, lp: tuple, time_limit: float):
     model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (A.indptr, A.indices,
                                                                               A.data)
     h.passModel(model)
-    h.setOptionValue("time_limit", math.inf if math.isinf(time_limit) else max(time_limit, 1e-3))
+    h.setOptionValue("time_limit", _highs_options(time_limit).get("time_limit", math.inf))
     h.run()
     status, info = h.getModelStatus(), h.getInfo()
     nit = int(info.simplex_iteration_count)

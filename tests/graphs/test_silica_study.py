@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.io import write as ase_write
 
 from reprs.glass import crystal_reference
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "silica_dmeasure.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("silica_dmeasure", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/silica_dmeasure.py")
 
 
 def test_density_of_quartz_and_its_scaling(study):

@@ -6,22 +6,16 @@ hand-built FSSH frame layouts whose exits are known.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from ase.build import molecule
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ethylene_dann.py"
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("ethylene_dann", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/ethylene_dann.py")
 
 
 def _rattled(n, seed):
