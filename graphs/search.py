@@ -478,7 +478,8 @@ def _opened(path: str, key: str) -> GraphIndex:
 _TABLES: dict = {}  # (index folder, m) -> NeighbourTable, per process: kept across tasks
 
 
-def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
+def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int,
+              budget: float = math.inf):
     """Certified k nearest other graphs of each of ``rows`` (one task of :func:`knn_graph`)."""
     index = _opened(path, key)
     table = None
@@ -489,7 +490,7 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
     m = len(rows)
     out = (np.full((m, k), -1, np.int64), np.full((m, k), np.nan), np.zeros(m, bool),
            np.zeros(m), np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64),
-           np.zeros(m))
+           np.zeros(m), np.zeros((m, k), bool))
     # A worker answers many queries: every star assignment is solved up front, once per process
     # (seconds), and counted with the table work of its first row.
     from graphs.ged_pairs import pair_solver
@@ -497,10 +498,10 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
     setup = pair_solver(index).prepare()
     for a, i in enumerate(rows.tolist()):
         before = table.seconds if table is not None else 0.0
-        r, _ = _ged_top_k(index.graph(i), index, k + 1, math.inf, time.perf_counter(), table)
+        r, _ = _ged_top_k(index.graph(i), index, k + 1, budget, time.perf_counter(), table)
         keep = r.indices != i
         keep[np.flatnonzero(keep)[k:]] = False  # i is not among its ties at distance 0: drop the last
-        out[0][a], out[1][a] = r.indices[keep][:k], r.scores[keep][:k]
+        out[0][a], out[1][a], out[8][a] = r.indices[keep][:k], r.scores[keep][:k], r.exact[keep][:k]
         out[2][a], out[3][a], out[4][a] = r.certified, r.seconds, r.n_exact
         out[5][a], out[6][a] = r.n_bounds, r.n_lp
         out[7][a] = (table.seconds if table is not None else 0.0) - before
@@ -511,7 +512,8 @@ def _knn_rows(path: str, key: str, rows: np.ndarray, k: int, neighbours: int):
 
 
 def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_jobs: int = 1,
-              client=None, neighbours: int | None = None) -> dict:
+              client=None, neighbours: int | None = None,
+              time_budget: float | None = None) -> dict:
     """Certified exact-GED k-nearest-neighbour graph of the indexed graphs, resumable, on Dask.
 
     Each graph is a certified top-(k+1) query (:func:`index_top_k`) with itself left out, whose
@@ -542,11 +544,19 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         needs the index's WL features); 0: no triangle bounds. Default: 25 (the fastest of those
         measured on the bundled glycans, ``benchmarks/README.md``), or n_graphs - 1 if fewer; 0
         for an index without WL features.
+    time_budget : float, optional
+        Seconds per query (default: none). A query that runs out keeps what it has: its row is
+        not ``certified``, its ``exact`` entries say which distances are exact GEDs (the others
+        are lower bounds of graphs not yet verified), as :func:`index_top_k` does with a budget.
+        Exact GED is NP-hard and the largest glycans (tens of monomers) can take hours per query;
+        a budget keeps the job's wall time bounded and says plainly which rows are not certified.
 
     Returns
     -------
     dict
-        ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``certified`` (n,) bool;
+        ``indices`` (n, k) and ``distances`` (n, k), nearest first; ``exact`` (n, k) bool: the
+        distance is an exact GED (else a lower bound; only in rows cut by ``time_budget``);
+        ``certified`` (n,) bool;
         ``seconds`` (n,) wall time of each query, s (with the table rows it built);
         ``n_exact``, ``n_bounds``, ``n_lp`` (n,): exact (MILP), BRANCH and LP computations of each
         query; ``table_seconds`` (n,): the part of ``seconds`` spent building table rows (and, in
@@ -556,8 +566,8 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
     Raises
     ------
     InputError
-        Bad ``k``, ``chunk``, ``rows`` or ``neighbours``; ``out`` not a ``.npz`` or belonging to
-        another job.
+        Bad ``k``, ``chunk``, ``rows``, ``neighbours`` or ``time_budget``; ``out`` not a ``.npz``
+        or belonging to another job.
     """
     import hashlib
     import io
@@ -588,11 +598,12 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
     if out.suffix != ".npz":
         raise InputError(f"out={str(out)!r}: the kNN graph is written as a .npz file")
     chunks = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
-    key = {"format": 2, "index": index.key, "k": int(k), "chunk": int(chunk),
-           "rows": hashlib.sha256(rows.tobytes()).hexdigest()}
+    budget = _check_budget(time_budget)
+    key = {"format": 3, "index": index.key, "k": int(k), "chunk": int(chunk),
+           "rows": hashlib.sha256(rows.tobytes()).hexdigest(), "time_budget": None if math.isinf(budget) else budget}
     journal = Journal(out, key, len(chunks))
     names = ("indices", "distances", "certified", "seconds", "n_exact", "n_bounds", "n_lp",
-             "table_seconds")
+             "table_seconds", "exact")
     if journal.resumed and out.is_file():
         with np.load(out) as saved:
             arrays = [saved[name] for name in names]
@@ -600,11 +611,11 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         journal.done[:] = False
         arrays = [np.full((n, k), -1, np.int64), np.full((n, k), np.nan), np.zeros(n, bool),
                   np.full(n, np.nan), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                  np.zeros(n, np.int64), np.zeros(n)]
+                  np.zeros(n, np.int64), np.zeros(n), np.zeros((n, k), bool)]
     todo = [c for c, done in zip(chunks, journal.done) if not done]
     ids = {int(c[0]): i for i, c in enumerate(chunks)}
     args = (str(index.path), index.key)
-    task = (int(k), int(neighbours))
+    task = (int(k), int(neighbours), budget)
     if client is not None:
         from dask.distributed import as_completed
 

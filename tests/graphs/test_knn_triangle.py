@@ -122,6 +122,26 @@ def test_knn_graph_with_triangle_bounds_equals_brute_force(small, tmp_path):
     _check_knn(knn_graph(bare, 5, tmp_path / "d.npz"), exact, 5)  # default: no table
 
 
+def test_knn_graph_with_a_time_budget_marks_what_it_could_not_certify(small, tmp_path):
+    graphs, exact = small
+    index = GraphIndex.build(graphs, tmp_path / "index")
+    cut = knn_graph(index, 5, tmp_path / "cut.npz", neighbours=0, chunk=7, time_budget=1e-9)
+    assert not cut["certified"].any()
+    n = len(exact)
+    for i in range(n):
+        listed = cut["indices"][i]
+        assert (listed >= 0).all() and i not in listed
+        truth = exact[i, listed]
+        flags = cut["exact"][i]
+        np.testing.assert_allclose(cut["distances"][i][flags], truth[flags], atol=2e-6)
+        assert (cut["distances"][i][~flags] <= truth[~flags] + 2e-6).all()  # lower bounds
+    roomy = knn_graph(index, 5, tmp_path / "roomy.npz", neighbours=6, chunk=7, time_budget=600)
+    _check_knn(roomy, exact, 5)
+    assert roomy["exact"].all()
+    with pytest.raises(InputError, match="time_budget"):
+        knn_graph(index, 5, tmp_path / "bad.npz", time_budget=-1)
+
+
 def test_knn_graph_resumes_after_an_interruption(small, tmp_path, monkeypatch):
     import graphs.search as search
 
