@@ -536,7 +536,11 @@ def _relaxation(p: _Problem, lp: tuple, time_limit: float):
     model.a_matrix_.start_, model.a_matrix_.index_, model.a_matrix_.value_ = (A.indptr, A.indices,
                                                                               A.data)
     h.passModel(model)
-    h.setOptionValue("time_limit", _highs_options(time_limit).get("time_limit", math.inf))
+    # HiGHS checks time_limit against its run clock, which adds up over every run() of the reused
+    # instance: without the offset, a solver that had already spent more than the time left
+    # reported every later LP as timed out at once.
+    h.setOptionValue("time_limit", h.getRunTime()
+                     + _highs_options(time_limit).get("time_limit", math.inf))
     h.run()
     status, info = h.getModelStatus(), h.getInfo()
     nit = int(info.simplex_iteration_count)

@@ -386,6 +386,24 @@ def test_timeout_returns_flagged_bounds_never_an_unproven_exact():
         assert mid.status == "time_limit"
 
 
+def test_a_timeout_counts_from_the_call_not_from_the_threads_first_lp():
+    """The LP relaxation reuses one HiGHS instance per thread, whose run clock adds up over its
+    runs: a timeout shorter than the time already spent must not expire at once (it did: every
+    LP after the first seconds of a budgeted search came back as timed out, unsolved)."""
+    import graphs.ged as ged
+
+    rng = np.random.default_rng(5)
+    G1, G2 = _glycan_like(rng, 16), _glycan_like(rng, 16)
+    reference = graph_edit_distance(G1, G2, method="bounds")
+    assert reference.lp_iterations
+    while ged._HIGHS.solver.getRunTime() < 0.5:  # the solver has now run for longer than...
+        graph_edit_distance(G1, G2, method="bounds")
+    again = graph_edit_distance(G1, G2, method="bounds", timeout=0.4)  # ...this call may take
+    assert again.status == reference.status
+    assert again.lower_bound == reference.lower_bound
+    assert again.lp_iterations == reference.lp_iterations
+
+
 # ---------------------------------------------------------------------------------------------
 # Cost models
 
