@@ -25,6 +25,7 @@ all invocations).
 
 Usage: python benchmarks/ged_knn.py [--sample 40] [--k 10] [--neighbours 25] [--block 4]
        python benchmarks/ged_knn.py --all OUT.npz [--workers 2] [--k 10] [--time-budget S]
+           [--retry EARLIER.npz]  (only the rows EARLIER did not certify, one row per task)
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--time-budget", type=float, default=None,
                         help="seconds per query with --all (rows cut are not certified)")
+    parser.add_argument("--retry", metavar="DONE", default=None,
+                        help="with --all: only the rows that DONE.npz (an earlier --all run) did "
+                             "not certify")
     args = parser.parse_args()
     if args.all:
         whole_graph(args)
@@ -117,15 +121,20 @@ def whole_graph(args: argparse.Namespace) -> None:
     index = dataset_index("glycans")
     start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     t = time.perf_counter()
+    rows = None
+    if args.retry:
+        with np.load(args.retry) as earlier:
+            rows = np.flatnonzero(~earlier["certified"])
     result = knn_graph(index, args.k, args.all, n_jobs=args.workers, neighbours=args.neighbours,
-                       time_budget=args.time_budget)
+                       time_budget=args.time_budget, rows=rows, chunk=64 if rows is None else 1)
     wall = time.perf_counter() - t
     seconds = result["seconds"]
-    print(f"started {start}; {index.n_graphs} rows, k = {args.k}, {args.workers} workers, "
+    total = index.n_graphs if rows is None else len(rows)
+    print(f"started {start}; {total} rows, k = {args.k}, {args.workers} workers, "
           f"neighbours = {args.neighbours}, "
           f"time budget per query {args.time_budget} s")
     print(f"wall time of this invocation: {wall:.0f} s ({wall / 3600:.2f} h); load average at the end {os.getloadavg()[0]:.1f}")
-    print(f"certified rows: {int(result['certified'].sum())} of {index.n_graphs}; rows done: "
+    print(f"certified rows: {int(result['certified'].sum())} of {total}; rows done: "
           f"{int(np.isfinite(seconds).sum())}")
     done = seconds[np.isfinite(seconds)]
     cut = np.isfinite(seconds) & ~result["certified"]
