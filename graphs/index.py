@@ -119,12 +119,25 @@ def _encode_graphs(graphs: list[nx.Graph], names: Sequence[str] | None,
     if len(directed) > 1:
         raise InputError("the graphs of one index must be all directed or all undirected")
     types = {"node": ({}, []), "edge": ({}, [])}
+    checked: dict[int, bytes] = {}  # id of an 'x' (glycan graphs share them) -> its stored bytes
+
+    def fingerprint(x: object, where: str) -> bytes:
+        # The index stores 'x' as uint8 bits: anything else would come back changed (0.12 -> 0).
+        key = checked.get(id(x))
+        if key is None:
+            bits = np.asarray(x)
+            if bits.ndim != 1 or not np.isin(bits, (0, 1)).all():
+                raise InputError(f"{where}: 'x' must be a 1-D binary fingerprint (0/1 values) to be stored "
+                                 f"in an index, got shape {bits.shape} with values {np.unique(bits)[:5]}; "
+                                 "binarise it, or drop 'x' for a label-only (WL, UniformCosts) index")
+            key = checked[id(x)] = bits.astype(np.uint8).tobytes()
+        return key
 
     def type_id(kind: str, attrs: dict, where: str) -> int:
         if "label" not in attrs:
             raise InputError(f"{where} has no 'label' attribute; an index stores labelled graphs")
         x = attrs.get("x")
-        key = (str(attrs["label"]), None if x is None else np.asarray(x, dtype=np.uint8).tobytes())
+        key = (str(attrs["label"]), None if x is None else fingerprint(x, where))
         lookup, values = types[kind]
         found = lookup.get(key)
         if found is None:

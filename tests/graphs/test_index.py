@@ -157,6 +157,25 @@ def test_corrupted_partial_and_mismatched_indexes_are_refused(glycans, tmp_path)
         GraphIndex.open(tmp_path / "nothing")
 
 
+def test_fingerprints_other_than_bits_are_refused_not_truncated(tmp_path):
+    # The index stores 'x' as uint8 bits: a continuous feature (0.12, 1.61) came back as 0 and 1.
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_node(0, label="C", x=np.array([0.12, 1.0]))
+    g.add_node(1, label="O", x=np.array([0.0, 1.0]))
+    g.add_edge(0, 1, label="-", x=np.array([1.0]))
+    with pytest.raises(InputError, match="graph 0, node 0: 'x' must be a 1-D binary fingerprint"):
+        GraphIndex.build([g], tmp_path / "a", ged_costs=UniformCosts())
+    g.nodes[0]["x"] = np.array([0.0, 1.0])
+    g.edges[0, 1]["x"] = np.array([1.61])
+    with pytest.raises(InputError, match=r"graph 0, edge \(0, 1\): 'x' must be"):
+        GraphIndex.build([g], tmp_path / "b", kernels=(), ged_costs=None)
+    g.edges[0, 1]["x"] = np.array([1.0])
+    index = GraphIndex.build([g, g.copy()], tmp_path / "c", ged_costs=UniformCosts())
+    np.testing.assert_array_equal(index.graph(1).nodes[1]["x"], [0.0, 1.0])
+
+
 def test_bad_queries(glycans, index):
     _, graphs = glycans
     with pytest.raises(InputError, match="k must be an integer from 1 to the 60"):
