@@ -597,8 +597,11 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
     if str(dataset) == "glycans":
         root = Path(reprs.__file__).parent
         h = hashlib.sha256()
+        # Every module between a glycan string and its graph: parser, monomer table and rules,
+        # graph builder, fingerprints.
         for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
-                     "data/glycan_monomers.csv"):
+                     "data/glycan_monomers.csv", "iupac.py", "macromolecules.py",
+                     "featurizers/fingerprints.py"):
             h.update((root / part).read_bytes())
         # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
         return {"dataset": "glycans", "level": level,

@@ -210,6 +210,21 @@ def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_
         knn_graph(index, 60, tmp_path / "x.npz")
 
 
+@pytest.mark.parametrize("module", ["iupac.py", "macromolecules.py", "fingerprints.py", "glycans.py",
+                                    "monomers.py", "glycan_monomers.csv"])
+def test_the_bundled_index_goes_stale_when_any_code_between_string_and_graph_changes(module, monkeypatch):
+    # The parser (reprs.iupac), the graph builder and the monomer fingerprints decide the graphs as
+    # much as reprs.glycans does: an edit to any of them must make a cached index stale.
+    from pathlib import Path
+
+    from graphs.index import dataset_source
+
+    before = dataset_source("glycans")["code"]
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read(self) + (b"\n# edited" if self.name == module else b""))
+    assert dataset_source("glycans")["code"] != before
+
+
 def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):
     import pandas as pd
 
