@@ -21,7 +21,8 @@ which blocks are done:
 
 With ``knn=k`` no matrix is written: each row keeps its ``k`` best other graphs, merged block by
 block, and ``PATH`` is an ``.npz`` with ``indices`` (n, k), ``scores`` (n, k) and ``exact`` (n, k),
-checkpointed atomically with the done-blocks record, so the dense matrix is never held.
+checkpointed atomically before the done-blocks record, so the dense matrix is never held; merging
+is idempotent, so a block merged again after a crash between the two writes changes nothing.
 """
 
 from __future__ import annotations
@@ -145,8 +146,18 @@ class KnnStore:
         return self.journal.done
 
     def _merge(self, rows, cols, values, exact, keep):
-        """Merge the candidates ``cols`` of ``rows`` (keep: which entries count) into the k best."""
-        key = np.where(keep & (rows[:, None] != cols[None, :]), self.sign * values, np.inf)
+        """Merge the candidates ``cols`` of ``rows`` (keep: which entries count) into the k best.
+
+        Idempotent: a candidate a row already holds is not taken again. A job killed after a
+        block's checkpoint but before its done-record merges that block a second time on resume.
+        """
+        # Which candidates each row holds already: its k indices looked up in the (sorted) cols.
+        current = self.indices[rows]
+        at = np.minimum(np.searchsorted(cols, current), len(cols) - 1)
+        found = (current >= 0) & (cols[at] == current)
+        held = np.zeros(values.shape, dtype=bool)
+        held[np.nonzero(found)[0], at[found]] = True
+        key = np.where(keep & (rows[:, None] != cols[None, :]) & ~held, self.sign * values, np.inf)
         idx = np.concatenate([self.indices[rows], np.broadcast_to(cols, key.shape)], axis=1)
         val = np.concatenate([self.key_values[rows], key], axis=1)
         ex = np.concatenate([self.exact[rows], exact], axis=1)

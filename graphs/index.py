@@ -119,12 +119,25 @@ def _encode_graphs(graphs: list[nx.Graph], names: Sequence[str] | None,
     if len(directed) > 1:
         raise InputError("the graphs of one index must be all directed or all undirected")
     types = {"node": ({}, []), "edge": ({}, [])}
+    checked: dict[int, bytes] = {}  # id of an 'x' (glycan graphs share them) -> its stored bytes
+
+    def fingerprint(x: object, where: str) -> bytes:
+        # The index stores 'x' as uint8 bits: anything else would come back changed (0.12 -> 0).
+        key = checked.get(id(x))
+        if key is None:
+            bits = np.asarray(x)
+            if bits.ndim != 1 or not np.isin(bits, (0, 1)).all():
+                raise InputError(f"{where}: 'x' must be a 1-D binary fingerprint (0/1 values) to be stored "
+                                 f"in an index, got shape {bits.shape} with values {np.unique(bits)[:5]}; "
+                                 "binarise it, or drop 'x' for a label-only (WL, UniformCosts) index")
+            key = checked[id(x)] = bits.astype(np.uint8).tobytes()
+        return key
 
     def type_id(kind: str, attrs: dict, where: str) -> int:
         if "label" not in attrs:
             raise InputError(f"{where} has no 'label' attribute; an index stores labelled graphs")
         x = attrs.get("x")
-        key = (str(attrs["label"]), None if x is None else np.asarray(x, dtype=np.uint8).tobytes())
+        key = (str(attrs["label"]), None if x is None else fingerprint(x, where))
         lookup, values = types[kind]
         found = lookup.get(key)
         if found is None:
@@ -584,8 +597,11 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
     if str(dataset) == "glycans":
         root = Path(reprs.__file__).parent
         h = hashlib.sha256()
+        # Every module between a glycan string and its graph: parser, monomer table and rules,
+        # graph builder, fingerprints.
         for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
-                     "data/glycan_monomers.csv"):
+                     "data/glycan_monomers.csv", "iupac.py", "macromolecules.py",
+                     "featurizers/fingerprints.py"):
             h.update((root / part).read_bytes())
         # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
         return {"dataset": "glycans", "level": level,

@@ -179,8 +179,9 @@ def evaluate(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, fl
     -------
     dict
         Classification: accuracy, balanced_accuracy (multiclass only), macro_f1, roc_auc (left out
-        where a class of the scored set has no positive or no negative member); regression: mae,
-        rmse, r2 (left out for a single sample).
+        where a class of the scored set has no positive or no negative member; multiclass: the
+        one-vs-rest AUC of each class present in ``y_true`` from its softmax probability,
+        macro-averaged); regression: mae, rmse, r2 (left out for a single sample).
     """
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; choose one of {TASKS}")
@@ -199,12 +200,13 @@ def evaluate(task: str, y_true: np.ndarray, outputs: np.ndarray) -> dict[str, fl
             "balanced_accuracy": balanced_accuracy(y_true, y_pred),
             "macro_f1": macro_f1(y_true, y_pred),
         }
-        # One-vs-rest AUC over the classes present in this set, renormalised over them (sklearn
-        # wants rows summing to 1 over its `labels`): only defined when at least two are present.
+        # One-vs-rest AUC of each class present in this set, scored by the model's own probability
+        # of that class, macro-averaged: scikit-learn's "ovr" on the binarised labels, defined when
+        # at least two classes are present. Renormalising the probabilities over the present
+        # classes instead would rescale every score by which classes the labels hold.
         present = np.unique(y_true)
         if len(present) >= 2:
-            sub = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
-            scores["roc_auc"] = roc_auc(y_true, sub, classes=present)
+            scores["roc_auc"] = roc_auc((y_true[:, None] == present[None, :]).astype(int), proba[:, present])
         return scores
     y_pred = (proba > 0.5).astype(int)
     scores = {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred)}

@@ -42,7 +42,9 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     Returns
     -------
     graphs : list of networkx.DiGraph
-        Glycans whose graph could be built (unknown monomers and malformed strings are left out).
+        Glycans whose graph could be built (unknown monomers and malformed strings are left out,
+        with a :class:`~reprs.featurizers.FeaturizationWarning` that counts them and names the
+        first few).
     table : pandas.DataFrame
         One row per graph, aligned with ``graphs``: ``glycan`` (and ``label``/``labels`` for the
         bundled set, or the CSV's other columns).
@@ -51,6 +53,11 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     ------
     InputError
         For a missing file, an unknown column or a source that yields no graph.
+
+    Warns
+    -----
+    FeaturizationWarning
+        When glycans of the source could not be turned into graphs and were left out.
     """
     from reprs.glycans import build_glycan_graphs
     from reprs.graphio import read_graphs
@@ -80,10 +87,17 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
         if column not in table.columns:
             raise InputError(f"column {column!r} not in {path}; columns: {list(table.columns)}")
         table = table.rename(columns={column: "glycan"})
-    graphs, _ = build_glycan_graphs(table["glycan"].astype(str), errors="skip", progress=progress, **options)
+    graphs, failures = build_glycan_graphs(table["glycan"].astype(str), errors="skip", progress=progress, **options)
     keep = [g is not None for g in graphs]
     if not any(keep):
         raise InputError(f"no glycan of {source!r} could be turned into a graph")
+    if failures:
+        from reprs.featurizers.base import FeaturizationWarning
+
+        shown = "; ".join(f"row {row}: {message}" for row, message in failures[:3])
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        warnings.warn(f"{len(failures)} of {len(graphs)} glycans of {str(source)!r} could not be turned into "
+                      f"graphs and are left out: {shown}{more}", FeaturizationWarning, stacklevel=2)
     return [g for g in graphs if g is not None], table[keep].reset_index(drop=True)
 
 

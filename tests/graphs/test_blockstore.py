@@ -92,6 +92,32 @@ def test_knn_graph_equals_the_dense_ranking(metric, tmp_path):
         pairwise(GRAPHS, metric, knn=3)
 
 
+def test_knn_graph_resumed_between_checkpoint_and_done_record_merges_no_block_twice(tmp_path, monkeypatch):
+    # A kill after a block's neighbours are saved but before the done-blocks record is rewritten
+    # makes the resumed job merge that block again: the merge must not list a neighbour twice.
+    from graphs import blockstore
+
+    metric = PairMetric(label_jaccard, symmetric=True, name="jac")
+    expected = pairwise(GRAPHS, metric, block=5, out=tmp_path / "whole.npz", knn=4)
+    mark, calls = blockstore.Journal.mark, []
+
+    def killed_on_third_mark(journal, tile_id):
+        calls.append(tile_id)
+        if len(calls) == 3:
+            raise Crash
+        mark(journal, tile_id)
+
+    monkeypatch.setattr(blockstore.Journal, "mark", killed_on_third_mark)
+    with pytest.raises(Crash):
+        pairwise(GRAPHS, metric, block=5, out=tmp_path / "knn.npz", knn=4)
+    monkeypatch.setattr(blockstore.Journal, "mark", mark)
+    resumed = pairwise(GRAPHS, metric, block=5, out=tmp_path / "knn.npz", knn=4)
+    for row in resumed["indices"]:
+        assert len(set(row.tolist())) == len(row)
+    np.testing.assert_array_equal(resumed["indices"], expected["indices"])
+    np.testing.assert_array_equal(resumed["scores"], expected["scores"])
+
+
 def test_bounds_are_flagged_out_of_core(tmp_path):
     with pytest.warns(NonOptimalWarning, match="bounds"):
         pairwise(GRAPHS, PairMetric(bound_when_large, symmetric=True), out=tmp_path / "b.npy")

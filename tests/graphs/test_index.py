@@ -157,6 +157,25 @@ def test_corrupted_partial_and_mismatched_indexes_are_refused(glycans, tmp_path)
         GraphIndex.open(tmp_path / "nothing")
 
 
+def test_fingerprints_other_than_bits_are_refused_not_truncated(tmp_path):
+    # The index stores 'x' as uint8 bits: a continuous feature (0.12, 1.61) came back as 0 and 1.
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_node(0, label="C", x=np.array([0.12, 1.0]))
+    g.add_node(1, label="O", x=np.array([0.0, 1.0]))
+    g.add_edge(0, 1, label="-", x=np.array([1.0]))
+    with pytest.raises(InputError, match="graph 0, node 0: 'x' must be a 1-D binary fingerprint"):
+        GraphIndex.build([g], tmp_path / "a", ged_costs=UniformCosts())
+    g.nodes[0]["x"] = np.array([0.0, 1.0])
+    g.edges[0, 1]["x"] = np.array([1.61])
+    with pytest.raises(InputError, match=r"graph 0, edge \(0, 1\): 'x' must be"):
+        GraphIndex.build([g], tmp_path / "b", kernels=(), ged_costs=None)
+    g.edges[0, 1]["x"] = np.array([1.0])
+    index = GraphIndex.build([g, g.copy()], tmp_path / "c", ged_costs=UniformCosts())
+    np.testing.assert_array_equal(index.graph(1).nodes[1]["x"], [0.0, 1.0])
+
+
 def test_bad_queries(glycans, index):
     _, graphs = glycans
     with pytest.raises(InputError, match="k must be an integer from 1 to the 60"):
@@ -189,6 +208,21 @@ def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_
         knn_graph(index, 2, out, rows=[0, 17], chunk=1)
     with pytest.raises(InputError, match="k must be an integer from 1 to 59"):
         knn_graph(index, 60, tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("module", ["iupac.py", "macromolecules.py", "fingerprints.py", "glycans.py",
+                                    "monomers.py", "glycan_monomers.csv"])
+def test_the_bundled_index_goes_stale_when_any_code_between_string_and_graph_changes(module, monkeypatch):
+    # The parser (reprs.iupac), the graph builder and the monomer fingerprints decide the graphs as
+    # much as reprs.glycans does: an edit to any of them must make a cached index stale.
+    from pathlib import Path
+
+    from graphs.index import dataset_source
+
+    before = dataset_source("glycans")["code"]
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read(self) + (b"\n# edited" if self.name == module else b""))
+    assert dataset_source("glycans")["code"] != before
 
 
 def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):

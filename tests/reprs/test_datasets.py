@@ -60,6 +60,19 @@ QM9_ROWS = [
 ]
 
 
+def test_glycan_graph_dataset_says_which_glycans_it_leaves_out(tmp_path):
+    from reprs.datasets import glycan_graph_dataset
+    from reprs.featurizers import FeaturizationWarning
+
+    csv = tmp_path / "glycans.csv"
+    rows = ["Gal(b1-4)GlcNAc", "Gal(b1-4", "Xyz(a1-3)Gal", "Man(a1-3)Man"]
+    csv.write_text("glycan,label\n" + "".join(f"{g},{k}\n" for k, g in enumerate(rows)))
+    with pytest.warns(FeaturizationWarning, match=r"2 of 4 glycans .* left out: row 1: .*; row 2: .*Xyz"):
+        graphs, table = glycan_graph_dataset(str(csv))
+    assert table["glycan"].tolist() == [rows[0], rows[3]] and table["label"].tolist() == [0, 3]
+    assert [g.graph["name"] for g in graphs] == table["glycan"].tolist()
+
+
 def test_qm9_loader_converts_units(tmp_path):
     (tmp_path / "qm9_part1.csv").write_text("\n".join([QM9_HEADER, QM9_ROWS[0]]) + "\n")
     (tmp_path / "qm9_part2.csv").write_text("\n".join([QM9_HEADER, QM9_ROWS[1]]) + "\n")
