@@ -835,7 +835,8 @@ def _external_energy(cell: torch.Tensor, p0: torch.Tensor, c0: torch.Tensor, v0)
 
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
     """The three per-axis targets (bar) from one value or three; three different only with anisotropic
-    coupling (semiisotropic: x = y)."""
+    coupling (semiisotropic: x = y); a 3x3 table is refused here (:func:`_stress_target` says why)."""
+    _stress_target(pressure, coupling)
     values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
     if len(values) not in (1, 3) or not all(isinstance(p, (int, float, np.integer, np.floating))
                                             and not isinstance(p, bool) and math.isfinite(p) for p in values):

@@ -16,7 +16,7 @@ import sims
 from sims.barostats import CellRescaling, NegativePressureWarning
 from sims.batch import BatchMD
 from sims.errors import ConfigError, SimsInputError
-from sims.integrators import Langevin, NoseHooverChain
+from sims.integrators import Langevin
 from sims.potentials import LennardJones
 
 SIGMA, EPS = 3.4, 0.0104  # Å, eV (argon)
@@ -80,7 +80,7 @@ def _pooled(x: np.ndarray) -> tuple[float, float]:
 
 
 def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, var_rel: float) -> dict:
-    """Lengths ``Gamma(N + 1, kT / c)``: their sum's mean within 4 standard errors of ``3 (N + 1) kT / c``, each
+    """Lengths ``Gamma(N + 1, kT / c)``: their sum's mean within 3.5 standard errors of ``3 (N + 1) kT / c``, each
     variance within ``var_rel``; tilts ``Normal(0, kT / k)``: means within 4 standard errors of 0, variances
     within ``var_rel``; the upper triangle stays exactly zero. Returns the z-scores of the means."""
     assert not cells[..., [0, 0, 1], [1, 2, 2]].any()
@@ -88,7 +88,7 @@ def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, 
     mean, err = _pooled(np.trace(cells, axis1=-2, axis2=-1))
     assert err < 0.02 * 3 * (n + 1) * kt / c
     z["lengths"] = (mean - 3 * (n + 1) * kt / c) / err
-    assert abs(z["lengths"]) < 4, (mean, err)
+    assert abs(z["lengths"]) < 3.5, (mean, err)
     for a in range(3):
         assert cells[..., a, a].var() == pytest.approx((n + 1) * (kt / c) ** 2, rel=var_rel), a
     for i, j in ((1, 0), (2, 0), (2, 1)):
@@ -101,14 +101,14 @@ def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, 
 
 
 def test_ideal_gas_cell_entries_sample_their_exact_gamma_and_normal_laws():
-    """Four batched replicas of 20 atoms, lengths of 20 Å on average, tilts of 3 Å standard deviation: the six
+    """Six batched replicas of 20 atoms, lengths of 20 Å on average, tilts of 3 Å standard deviation: the six
     entries of each cell sample the triclinic target density (:class:`_SprungGas`). Checked by hand while
     writing this test (the same seeds): a tilt noise without its length ``C_ii`` makes the tilt variances
     ~400x too small; a spurious ``kT / V`` in the length drift (the volume form's term, which the ``ln C_aa``
-    coordinates cancel) shifts the lengths to ``Gamma(N + 2)``, +5 %, and fails the mean."""
+    coordinates cancel) shifts the lengths to ``Gamma(N + 2)``, +5 % (z = 4.4 with four replicas)."""
     n, kt = 20, units.kB * 300.0
     c, k = (n + 1) * kt / 20.0, kt / 9.0
-    cells, kt = _sprung_gas_cells(n, c, k, steps=8000, seed=0)
+    cells, kt = _sprung_gas_cells(n, c, k, steps=5000, seed=0, replicas=6)
     _check_sprung_gas(cells, n, kt, c, k, var_rel=0.3)
 
 
@@ -186,6 +186,20 @@ def test_shear_load_tilts_the_crystal_and_meets_its_target():
         assert abs(sheared[:, i, j].mean()) < 0.25 * tilt
 
 
+
+@pytest.mark.slow
+def test_shear_load_meets_its_target_long():
+    """40 ps under ``P0_xy = -300 bar``: every time-averaged shear pressure within 4 standard errors of its
+    target (no allowance), the tilt ``xy`` about ``300 bar / C44`` of the edge."""
+    load = [[1.0, -300.0, 0.0], [-300.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    cells, pressures = _lj_crystal(load, 4000, seed=5)
+    for i, j in ((1, 0), (2, 0), (2, 1)):
+        mean, err = _blocks(pressures[:, i, j], 20)
+        assert err < 15
+        assert abs(mean - load[i][j]) < 4 * err, (i, j, mean, err)
+    tilt, err = _blocks(cells[:, 1, 0], 20)
+    assert tilt > 10 * err
+
 def test_triclinic_settings_and_cells():
     lang = Langevin(timestep=5.0, temperature=100.0)
     shear = [[1.0, 50.0, 0.0], [50.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
@@ -221,24 +235,48 @@ def _stage_config(out: str, **stage) -> dict:
 
 
 @pytest.mark.parametrize("barostat", ["c_rescale", "berendsen"])
-def test_triclinic_npt_stage_runs_through_generate_and_resumes(tmp_path, barostat):
+def test_triclinic_npt_stage_runs_through_generate(tmp_path, barostat):
     """A config's 3x3 pressure reaches the barostat: the crystal under a shear pressure ``P0_xy = -500 bar``
-    tilts its ``b`` vector towards +x, and a run stopped after its checkpoint continues to the same cell."""
+    tilts its ``b`` vector towards +x, and the cell stays lower triangular."""
     from sims.config import SimulationConfig
     from sims.generate import generate, read_frames
 
     cfg = _stage_config("npt.extxyz", barostat=barostat)
     assert SimulationConfig.from_config(cfg).stages[0].pressure[0] == (1.0, -500.0, 0.0)
-    cfg["_base"] = str(tmp_path / "a")
-    frames = read_frames(generate(cfg))
-    cell = frames[-1].cell[:]
+    cfg["_base"] = str(tmp_path)
+    cell = read_frames(generate(cfg))[-1].cell[:]
     assert not cell[[0, 0, 1], [1, 2, 2]].any()
-    assert cell[1, 0] > 0.01 * cell[1, 1] and cell[1, 0] > 5 * max(abs(cell[2, 0]), abs(cell[2, 1]))
-    # Stopped after the first checkpoint (step 100), then resumed: the same end state.
-    short = dict(cfg, _base=str(tmp_path / "b"), stages=[dict(cfg["stages"][0], steps=100)])
-    generate(short)
-    resumed = read_frames(generate(dict(cfg, _base=str(tmp_path / "b"))))
-    np.testing.assert_allclose(resumed[-1].cell[:], cell, rtol=0, atol=1e-12)
+    assert cell[1, 0] > 0.01 * cell[1, 1] and cell[1, 0] > 3 * max(abs(cell[2, 0]), abs(cell[2, 1]))
+
+
+def test_triclinic_run_resumes_from_its_saved_state(tmp_path):
+    """The integrator state (noise generators, start cell of the shear target) survives a weights-only save:
+    a run rebuilt from it continues to round-off (a rebuilt run that took its own cell as the start cell
+    would feel a different tension)."""
+    load = [[1.0, -500.0, 0.0], [-500.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+    def md_from(atoms):
+        npt = CellRescaling(Langevin(timestep=10.0, temperature=40.0, friction=0.01), pressure=load, tau_p=100.0,
+                            compressibility=3e-4, coupling="triclinic")
+        return sims.MD(atoms, _pot(), npt, temperature=40.0, seed=7, record_every=0, dtype=F64)
+
+    md = md_from(_argon_crystal())
+    md.run(40)
+    torch.save({"integrator": md.integrator_state_dict(), "positions": md.state.positions,
+                "velocities": md.state.velocities, "cell": md.state.cell}, tmp_path / "ck.pt")
+    md.run(40)
+    saved = torch.load(tmp_path / "ck.pt", weights_only=True)
+    atoms = _argon_crystal()
+    atoms.set_cell(saved["cell"].numpy())
+    atoms.positions = saved["positions"].numpy()
+    again = md_from(atoms)
+    again.state = again.state.with_(velocities=saved["velocities"])
+    again.load_integrator_state_dict(saved["integrator"])
+    again.refresh()
+    again.run(40)
+    # Round-off only (a fresh neighbour list sums the forces in another order).
+    np.testing.assert_allclose(again.state.cell.numpy(), md.state.cell.numpy(), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(again.state.positions.numpy(), md.state.positions.numpy(), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("stage, match", [
@@ -271,40 +309,6 @@ def _standard(atoms: Atoms, seed: int) -> Atoms:
     return atoms
 
 
-@pytest.mark.parametrize("thermostat", ["langevin", "nose_hoover_chain"])
-def test_triclinic_replicas_equal_lone_runs(thermostat):
-    """Replica b of a batch (its own temperature, pressure tensor, start cell and seed) follows the lone
-    sims.MD run with that seed to round-off: cells, positions, velocities and the conserved quantity."""
-    from sims.batch import batch_energy_and_forces
-
-    systems = [_standard(bulk("Ar", "fcc", a=5.3, cubic=True).repeat(2), 0),
-               _standard(bulk("Ar", "fcc", a=5.35).repeat(3), 1)]
-    temps, seeds = [40.0, 60.0], [3, 5]
-    pressures = [[[100.0, -200.0, 30.0], [-200.0, 80.0, 0.0], [30.0, 0.0, 120.0]], 500.0]
-
-    def integrator(t, p):
-        inner = (Langevin(5.0, t, friction=0.02) if thermostat == "langevin" else NoseHooverChain(5.0, t, tau=100.0))
-        return CellRescaling(inner, pressure=p, tau_p=100.0, compressibility=3e-4, coupling="triclinic")
-
-    md = BatchMD(systems, _pot(), integrator(1.0, 1.0), temperature=temps, target_temperature=temps,
-                 target_pressure=pressures, seed=seeds, dtype=F64)
-    md.run(100)
-    assert md.target_pressure.shape == (2, 3, 3)
-    sizes = [len(a) for a in systems]
-    for b, atoms in enumerate(systems):
-        one = sims.MD(atoms, _pot(), integrator(temps[b], pressures[b]), temperature=temps[b], seed=seeds[b], dtype=F64)
-        one.run(100)
-        assert float((one.state.cell - torch.as_tensor(atoms.cell[:])).abs().max()) > 1e-3  # the cell moved
-        np.testing.assert_allclose(md.state.cell[b].numpy(), one.state.cell.numpy(), atol=1e-10)
-        np.testing.assert_allclose(torch.split(md.state.positions, sizes)[b].numpy(), one.state.positions.numpy(),
-                                   atol=1e-9)
-        np.testing.assert_allclose(torch.split(md.state.velocities, sizes)[b].numpy(), one.state.velocities.numpy(),
-                                   atol=1e-11)
-        assert float(md.conserved_energy()[b]) == pytest.approx(one.conserved_energy(), abs=1e-9)
-    e, f = batch_energy_and_forces(_pot(), md.state.to_atoms(), dtype=F64)
-    np.testing.assert_allclose(md.energy.numpy(), e, rtol=1e-12)
-
-
 def test_triclinic_replica_continues_as_lone_run(tmp_path):
     """A replica's state dict (its start cell included: the deviatoric target acts from it) continues as a
     lone run; the whole batch resumes bit for bit from its checkpoint."""
@@ -331,3 +335,11 @@ def test_triclinic_replica_continues_as_lone_run(tmp_path):
     one.run(30)
     np.testing.assert_allclose(one.state.cell.numpy(), md.state.cell[1].numpy(), atol=1e-10)
     np.testing.assert_allclose(one.state.positions.numpy(), md.state.positions[md.state.system == 1].numpy(), atol=1e-9)
+
+
+def test_ensemble_configs_take_a_pressure_tensor_per_replica():
+    from sims.ensemble import ensemble_configs
+
+    shear = [[1.0, -300.0, 0.0], [-300.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    configs = ensemble_configs(dict(_stage_config("x.extxyz"), _base="/tmp"), pressures=[shear, 5.0])
+    assert [c["stages"][0]["pressure"] for c in configs] == [shear, 5.0]  # checked by load_config
