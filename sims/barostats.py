@@ -63,7 +63,7 @@ Triclinic coupling (``coupling="triclinic"``: the full cell of a solid, shear lo
 of a lower-triangular cell ``C`` (rows ``a = (C_xx, 0, 0)``, ``b = (C_yx, C_yy, 0)``, ``c = (C_zx, C_zy, C_zz)``:
 ASE's row vectors in LAMMPS's orientation, tilts ``xy = C_yx``, ``xz = C_zx``, ``yz = C_zy``; the three
 rotations are fixed by the form, which every step keeps). Derived here on its own (Del Tatto et al. 2022 treat
-the same problem, with the volume and the deviatoric shape moved apart); the target is an explicit density
+the same problem; their text was not at hand, so nothing below is taken from it); the target is an explicit density
 over the six entries with the flat measure ``dC = prod_{i >= j} dC_ij`` (whose restriction to a diagonal cell
 is the anisotropic ``dL_x dL_y dL_z``, and which the relabellings ``b -> b + a`` of a periodic lattice
 preserve), for a target pressure tensor ``P0 = p 1 + t`` (``t`` traceless; bar, positive = compressive):
@@ -73,7 +73,9 @@ preserve), for a target pressure tensor ``P0 = p 1 + t`` (``t`` traceless; bar, 
 ``F`` the Helmholtz free energy of the cell ``C`` (``exp(-F / kT) = int exp(-(U + K) / kT)`` over positions in
 the cell and momenta, so an ideal gas has ``V^N``), ``E`` the Lagrangian strain from the start cell ``C0``
 (volume ``V0``): the Parrinello-Rahman thermodynamic tension of :class:`MTK`'s triclinic target, which gives
-a Boltzmann density for any symmetric ``P0`` (a hydrostatic target has ``t = 0``: the NPT ensemble). The
+a Boltzmann density for any symmetric ``P0`` (a hydrostatic target has ``t = 0``: the NPT ensemble; the
+anisotropic coupling's unequal per-axis targets act on the instantaneous pressure instead, which has no
+density, so a diagonal 3x3 target here equals three targets there only to first order in the strain). The
 force on the cell is ``Phi = -d(F + p V + V0 tr(t E)) / dC = V Psi`` with
 
     Psi = C^-T (P - p 1) - (V0 / V) Sigma C,      Sigma = C0^-T t C0^-1,
@@ -101,8 +103,9 @@ density over cell, fractional positions and transformed momenta, as Bernetti and
 An ideal gas in a cell whose entries carry an energy ``c sum_a C_aa + (k/2) sum_{i > j} C_ij^2`` at ``P0 = 0``
 thus samples independent ``C_aa ~ Gamma(N + 1, kT / c)`` and tilts ``C_ij ~ Normal(0, kT / k)`` (tested). A
 fluid has no shape stiffness: its tilts wander freely (use triclinic coupling for solids). A shear load
-``P0_xy`` tilts the crystal until ``<P_xy> = P0_xy``: ``C_yx`` shrinks for ``P0_xy > 0`` (positive pressure
-is compressive). Triclinic coupling needs a lower-triangular start cell with a positive diagonal
+``P0_xy`` tilts the crystal until ``<P_xy> = P0_xy`` (exactly at the start shape; a simple shear keeps the
+off-diagonal of the tension's Cauchy pressure, and moves the diagonal by order strain times ``P0_xy``):
+``C_yx`` shrinks for ``P0_xy > 0`` (positive pressure is compressive). Triclinic coupling needs a lower-triangular start cell with a positive diagonal
 (``atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)`` rotates one there).
 
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
@@ -272,8 +275,10 @@ class CellRescaling(Integrator):
         beta = self.compressibility / units.bar  # 1/bar -> 1/(eV/Å^3)
         ratio = self.timestep / self.tau_p
         if self.coupling == "triclinic":
+            # As a batch of one, so that a batch's replica runs the same kernels and follows this run to the bit.
             p_int = -(virial + state.kinetic_stress())
-            d_eps = _triclinic_drift(state.cell, p_int, self._target_tensor(volume), run["c0"], run["v0"], beta * ratio)
+            d_eps = _triclinic_drift(state.cell[None], p_int[None], self._target_tensor(volume)[None], run["c0"][None],
+                                     torch.as_tensor([run["v0"]]).to(volume), beta * ratio)[0]
             if self.stochastic:
                 xi = torch.randn((6,), generator=run["generator"], device=volume.device, dtype=volume.dtype)
                 d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * _lower(xi)
@@ -393,8 +398,8 @@ class CellRescaling(Integrator):
             cell, mu, mu_inv = _deform_lower(state.cell, d_eps)
             mu_atom, inv_atom = mu.index_select(0, state.system), mu_inv.index_select(0, state.system)
             # r -> r mu and v -> v mu^-T (rows): fractional coordinates kept, momenta transformed canonically.
-            state = state.with_(positions=torch.einsum("ni,nij->nj", state.positions, mu_atom),
-                                velocities=torch.einsum("ni,nji->nj", state.velocities, inv_atom), cell=cell)
+            state = state.with_(positions=_affine(state.positions, mu_atom),
+                                velocities=_affine(state.velocities, inv_atom.transpose(1, 2)), cell=cell)
         else:
             mu = torch.exp(d_eps / 3)[:, None] if iso else torch.exp(d_eps)
             cell = state.cell * mu[:, None, :]
@@ -420,8 +425,9 @@ class CellRescaling(Integrator):
                       float(d_eps.abs().max()), "or compressibility too large")
         if tri:
             # r -> r mu and v -> v mu^-T (rows): fractional coordinates kept, momenta transformed canonically.
-            cell, mu, mu_inv = _deform_lower(state.cell, d_eps)
-            state = state.with_(positions=state.positions @ mu, velocities=state.velocities @ mu_inv.T, cell=cell)
+            cell, mu, mu_inv = (x[0] for x in _deform_lower(state.cell[None], d_eps[None]))
+            state = state.with_(positions=_affine(state.positions, mu), velocities=_affine(state.velocities, mu_inv.T),
+                                cell=cell)
         else:
             # Isotropic: one factor for all; (semi)anisotropic: x, y, z components scaled by their own factor
             # (cell * mu = cell @ diag(mu): an orthorhombic cell stays so, an xy plane stays in the plane).
@@ -811,6 +817,12 @@ def _triclinic_drift(cell: torch.Tensor, p_int: torch.Tensor, p0: torch.Tensor, 
     tension = c0_inv.transpose(-1, -2) @ (p0 - p * eye) @ c0_inv
     psi = psi - (torch.as_tensor(v0).to(volume) / volume)[..., None, None] * (tension @ cell)
     return torch.tril(rate * torch.diagonal(cell, dim1=-2, dim2=-1)[..., :, None] * psi)
+
+
+def _affine(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Rows ``x`` ``(N, 3)`` times ``m`` (``(3, 3)``, or one per row ``(N, 3, 3)``), summed term by term in one
+    order whatever the shape (a batch's replica and its lone run round alike)."""
+    return x[:, 0:1] * m[..., 0, :] + x[:, 1:2] * m[..., 1, :] + x[:, 2:3] * m[..., 2, :]
 
 
 def _deform_lower(cell: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -103,9 +103,9 @@ def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, 
 def test_ideal_gas_cell_entries_sample_their_exact_gamma_and_normal_laws():
     """Six batched replicas of 20 atoms, lengths of 20 Å on average, tilts of 3 Å standard deviation: the six
     entries of each cell sample the triclinic target density (:class:`_SprungGas`). Checked by hand while
-    writing this test (the same seeds): a tilt noise without its length ``C_ii`` makes the tilt variances
-    ~400x too small; a spurious ``kT / V`` in the length drift (the volume form's term, which the ``ln C_aa``
-    coordinates cancel) shifts the lengths to ``Gamma(N + 2)``, +5 % (z = 4.4 with four replicas)."""
+    writing this test (seed 0, four replicas, 5000 steps): a spurious ``kT / V`` in the length drift (the
+    volume form's term, which the ``ln C_aa`` coordinates cancel: a wrong measure) shifts the lengths to
+    ``Gamma(N + 2)``, +5 %, and fails the mean (z = 4.4; the right drift gave z = 1.0 to 1.2)."""
     n, kt = 20, units.kB * 300.0
     c, k = (n + 1) * kt / 20.0, kt / 9.0
     cells, kt = _sprung_gas_cells(n, c, k, steps=5000, seed=0, replicas=6)
@@ -186,6 +186,35 @@ def test_shear_load_tilts_the_crystal_and_meets_its_target():
         assert abs(sheared[:, i, j].mean()) < 0.25 * tilt
 
 
+
+
+def test_hydrostatic_target_keeps_the_stress_free_triclinic_shape():
+    """The primitive fcc cell (64 atoms; tilts ``xy = xz = a/2``, ``yz = a/(2 sqrt 3)`` of its length ``a``),
+    started with its ``b`` vector sheared by 0.4 Å: under a hydrostatic target the tilts return to the
+    stress-free fcc shape (each ratio within 4 standard errors and 1 %), where the shear pressures average to zero."""
+    atoms = bulk("Ar", "fcc", a=5.3).repeat(4)
+    atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)
+    ideal = atoms.cell[:] / atoms.cell[0, 0]
+    sheared = atoms.cell[:].copy()
+    sheared[1, 0] += 0.4
+    atoms.set_cell(sheared, scale_atoms=True)
+    npt = CellRescaling(Langevin(timestep=10.0, temperature=40.0, friction=0.01), pressure=1.0, tau_p=500.0,
+                        compressibility=3e-4, coupling="triclinic")
+    md = sims.MD(atoms, _pot(), npt, temperature=40.0, seed=3, record_every=0, dtype=F64)
+    md.run(400)
+    cells, pressures = [], []
+    for _ in range(160):
+        md.run(5)
+        cells.append(md.state.cell.numpy().copy())
+        pressures.append(-md.stress().numpy() / units.bar)
+    cells, pressures = np.array(cells), np.array(pressures)
+    for i, j in ((1, 0), (2, 0), (2, 1)):
+        ratio = cells[:, i, j] / cells[:, 0, 0]
+        mean, err = _blocks(ratio)
+        assert abs(mean - ideal[i, j]) < 4 * err + 0.01 * ideal[i, j], (i, j, mean, ideal[i, j], err)
+        mean, err = _blocks(pressures[:, i, j])
+        assert err < 60  # 64 atoms: larger pressure fluctuations than the 108-atom cube's
+        assert abs(mean) < 4 * err + 10, (i, j, mean, err)
 
 @pytest.mark.slow
 def test_shear_load_meets_its_target_long():
