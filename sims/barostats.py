@@ -278,7 +278,8 @@ class CellRescaling(Integrator):
             # As a batch of one, so that a batch's replica runs the same kernels and follows this run to the bit.
             p_int = -(virial + state.kinetic_stress())
             d_eps = _triclinic_drift(state.cell[None], p_int[None], self._target_tensor(volume)[None], run["c0"][None],
-                                     torch.as_tensor([run["v0"]]).to(volume), beta * ratio)[0]
+                                     torch.tensor([run["v0"]], dtype=volume.dtype, device=volume.device),
+                                     beta * ratio)[0]
             if self.stochastic:
                 xi = torch.randn((6,), generator=run["generator"], device=volume.device, dtype=volume.dtype)
                 d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * _lower(xi)
@@ -815,7 +816,8 @@ def _triclinic_drift(cell: torch.Tensor, p_int: torch.Tensor, p0: torch.Tensor, 
     psi = torch.linalg.solve(cell.transpose(-1, -2), p_int - p * eye)
     c0_inv = torch.linalg.inv(c0)
     tension = c0_inv.transpose(-1, -2) @ (p0 - p * eye) @ c0_inv
-    psi = psi - (torch.as_tensor(v0).to(volume) / volume)[..., None, None] * (tension @ cell)
+    psi = psi - (torch.as_tensor(v0, dtype=volume.dtype, device=volume.device) / volume)[..., None, None] * (
+        tension @ cell)
     return torch.tril(rate * torch.diagonal(cell, dim1=-2, dim2=-1)[..., :, None] * psi)
 
 
@@ -842,7 +844,8 @@ def _external_energy(cell: torch.Tensor, p0: torch.Tensor, c0: torch.Tensor, v0)
     c0_inv = torch.linalg.inv(c0)
     tension = c0_inv.transpose(-1, -2) @ (p0 - p[..., None, None] * eye) @ c0_inv
     gram = cell @ cell.transpose(-1, -2)
-    return p * torch.abs(torch.linalg.det(cell)) + torch.as_tensor(v0).to(p) / 2 * (tension * gram).sum((-2, -1))
+    v0 = torch.as_tensor(v0, dtype=p.dtype, device=p.device)  # a lone run's float, never through float32
+    return p * torch.abs(torch.linalg.det(cell)) + v0 / 2 * (tension * gram).sum((-2, -1))
 
 
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:

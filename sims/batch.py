@@ -647,7 +647,7 @@ def _batch_integrator_dict(integrator: Integrator, states: Sequence[dict[str, An
     :func:`_lone_integrator_dict`; a barostat keeps the batch's target pressures ``run["p0"]``)."""
     if isinstance(integrator, CellRescaling):
         return {"inner": _batch_integrator_dict(integrator.thermostat, [d["inner"] for d in states], run["inner"]),
-                "generators": [d["generator"] for d in states], "v0": torch.tensor([float(d["v0"]) for d in states]),
+                "generators": [d["generator"] for d in states], "v0": torch.tensor([float(d["v0"]) for d in states], dtype=torch.float64),
                 "p0": run["p0"], "step": int(states[0]["step"]),
                 **({"c0": torch.stack([torch.as_tensor(d["c0"]) for d in states])} if "c0" in run else {})}
     if isinstance(integrator, Langevin):
