@@ -103,9 +103,10 @@ def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, 
 def test_ideal_gas_cell_entries_sample_their_exact_gamma_and_normal_laws():
     """Four batched replicas of 20 atoms, lengths of 20 Å on average, tilts of 3 Å standard deviation: the six
     entries of each cell sample the triclinic target density (:class:`_SprungGas`). Checked by hand while
-    writing this test (seed 0, four replicas, 5000 steps): a spurious ``kT / V`` in the length drift (the
-    volume form's term, which the ``ln C_aa`` coordinates cancel: a wrong measure) shifts the lengths to
-    ``Gamma(N + 2)``, +5 %, and fails the mean (z = 4.4 at 5000 steps; the right drift: z = 1.0 at 6000)."""
+    writing this test (these settings): a spurious ``kT / V`` in the length drift (the volume form's term,
+    which the ``ln C_aa`` coordinates cancel: a wrong measure) shifts the lengths to ``Gamma(N + 2)``, +5 %,
+    and fails the mean (z = 4.9; the right drift gives z = 1.0); a tilt noise without its length ``C_ii``
+    (a wrong amplitude) makes the tilt variances 40x too small and fails them."""
     n, kt = 20, units.kB * 300.0
     c, k = (n + 1) * kt / 20.0, kt / 9.0
     cells, kt = _sprung_gas_cells(n, c, k, steps=6000, seed=0)
