@@ -2,7 +2,7 @@
 
 :class:`CellRescaling` wraps one of the NVT integrators of :mod:`sims.integrators`
 (:class:`~sims.integrators.Langevin` or :class:`~sims.integrators.NoseHooverChain`): each step it
-rescales the cell, the positions and the velocities isotropically (or per axis, below), then lets the thermostat take
+rescales the cell, the positions and the velocities isotropically (or per axis, or the full cell, below), then lets the thermostat take
 its step in the new cell. The volume follows the first-order stochastic equation of Bernetti and
 Bussi (J. Chem. Phys. 153, 114107 (2020), eq. 6 in ``eps = ln V``, Ito, instantaneous kinetic
 energy in the pressure and velocities scaled by the inverse of the positions):
@@ -59,17 +59,67 @@ of the isotropic case, split into area and height): the diffusion ``D_A = 2 kT b
 P_yy) / 2``, so no correction term is left. With a hydrostatic target the volume again samples
 ``p(V) ~ exp(-(F + P0 V) / kT)``; an in-plane shape at fixed area is not moved.
 
+Triclinic coupling (``coupling="triclinic"``: the full cell of a solid, shear loads) moves the six entries
+of a lower-triangular cell ``C`` (rows ``a = (C_xx, 0, 0)``, ``b = (C_yx, C_yy, 0)``, ``c = (C_zx, C_zy, C_zz)``:
+ASE's row vectors in LAMMPS's orientation, tilts ``xy = C_yx``, ``xz = C_zx``, ``yz = C_zy``; the three
+rotations are fixed by the form, which every step keeps). Derived here on its own (Del Tatto et al. 2022 treat
+the same problem; their text was not at hand, so nothing below is taken from it); the target is an explicit density
+over the six entries with the flat measure ``dC = prod_{i >= j} dC_ij`` (whose restriction to a diagonal cell
+is the anisotropic ``dL_x dL_y dL_z``, and which the relabellings ``b -> b + a`` of a periodic lattice
+preserve), for a target pressure tensor ``P0 = p 1 + t`` (``t`` traceless; bar, positive = compressive):
+
+    rho(C) ~ exp(-(F(C) + p V + V0 tr(t E)) / kT) dC,     E = (C0^-1 C C^T C0^-T - 1) / 2,
+
+``F`` the Helmholtz free energy of the cell ``C`` (``exp(-F / kT) = int exp(-(U + K) / kT)`` over positions in
+the cell and momenta, so an ideal gas has ``V^N``), ``E`` the Lagrangian strain from the start cell ``C0``
+(volume ``V0``): the Parrinello-Rahman thermodynamic tension of :class:`MTK`'s triclinic target, which gives
+a Boltzmann density for any symmetric ``P0`` (a hydrostatic target has ``t = 0``: the NPT ensemble; the
+anisotropic coupling's unequal per-axis targets act on the instantaneous pressure instead, which has no
+density, so a diagonal 3x3 target here equals three targets there only to first order in the strain). The
+force on the cell is ``Phi = -d(F + p V + V0 tr(t E)) / dC = V Psi`` with
+
+    Psi = C^-T (P - p 1) - (V0 / V) Sigma C,      Sigma = C0^-T t C0^-1,
+
+using ``dF / dC = C^-T V <stress>`` (the stress ``(1/V) dE/d(strain)`` under ``R -> R (1 + eps)``, kinetic part
+included; ``P = -stress`` is the internal pressure tensor, not symmetrised, so that the identity holds for
+any energy) and ``dV / dC = V C^-T``. At ``C = C0`` the drift drives ``P`` to ``P0`` itself. Coordinates
+``y = (ln C_xx, ln C_yy, ln C_zz, C_yx, C_zx, C_zy)`` (Jacobian ``prod_a C_aa = V``: ``rho_y = V rho``) with the
+diagonal diffusion ``D = D0 = kT beta_T / (V tau_p)`` for each ``ln C_aa`` and ``D0 C_ii^2`` for a tilt ``C_ij``
+(its natural length: ``C_yx`` and ``C_zx, C_zy`` move with the strains ``dC_ij / C_ii``). Zero probability
+flux needs ``A = dD/dy + D d ln rho_y / dy``; ``D0`` depends on the lengths through ``V`` only, so
+``dD0 / d ln C_aa = -D0`` cancels the Jacobian's ``+D0`` (as in the anisotropic case) and a tilt's ``D``
+does not depend on the tilt. What is left is one rule for the six strains ``e_ij`` (``i >= j``) of a step:
+
+    e_ij = (beta_T dt / tau_p) C_ii Psi_ij + sqrt(2 kT beta_T dt / (V tau_p)) xi_ij,
+    C'_aa = C_aa exp(e_aa),     C'_ij = C_ij + C_ii e_ij  (i > j),
+
+(Euler-Maruyama in ``y``; six independent standard normals ``xi``, drawn lengths first, then ``xy, xz, yz``).
+On an orthorhombic cell with a hydrostatic target ``C_aa Psi_aa = P_aa - p``: the diagonal strains are the
+anisotropic coupling's to the last digit, and the tilts are driven by the shear pressures ``P_yx``, ``P_zx``,
+``P_zy``. Positions and velocities follow the affine map ``mu = C^-1 C'`` (``r -> r mu``, ``v -> v mu^-T``):
+the fractional coordinates are kept, and the momenta transform as a point transformation's, so the
+instantaneous ``P`` (kinetic part ``sum_i m_i v_i v_i^T / V`` with these scaled momenta) is exact in the joint
+density over cell, fractional positions and transformed momenta, as Bernetti and Bussi argue for the volume.
+An ideal gas in a cell whose entries carry an energy ``c sum_a C_aa + (k/2) sum_{i > j} C_ij^2`` at ``P0 = 0``
+thus samples independent ``C_aa ~ Gamma(N + 1, kT / c)`` and tilts ``C_ij ~ Normal(0, kT / k)`` (tested). A
+fluid has no shape stiffness: its tilts wander freely (use triclinic coupling for solids). A shear load
+``P0_xy`` tilts the crystal until ``<P_xy> = P0_xy`` (exactly at the start shape; a simple shear keeps the
+off-diagonal of the tension's Cauchy pressure, and moves the diagonal by order strain times ``P0_xy``):
+``C_yx`` shrinks for ``P0_xy > 0`` (positive pressure is compressive). Triclinic coupling needs a lower-triangular start cell with a positive diagonal
+(``atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)`` rotates one there).
+
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
 sets how fast the volume relaxes (the relaxation time is ``tau_p`` when it is right); the sampled
 distribution does not depend on it.
 
 Scaling is affine about the origin, so the fractional coordinates, and therefore the image
-shifts of unwrapped positions, stay the same; triclinic cells keep their shape. The neighbour list
+shifts of unwrapped positions, stay the same; triclinic cells keep their shape (except under triclinic coupling). The neighbour list
 (:class:`sims.neighbors.NeighborList`) rebuilds only when the deformation and the displacements
 may bring a pair from beyond the skin to within the cutoff.
 
-Batches. :class:`CellRescaling` also drives a batch of systems (:class:`sims.batch.BatchMD`): every
-system has its own strain, target pressure (``BatchMD(target_pressure=...)``), temperature, noise
+Batches. :class:`CellRescaling` also drives a batch of systems (:class:`sims.batch.BatchMD`), with every
+coupling: every system has its own strains, target pressure (``BatchMD(target_pressure=...)``; a 3x3
+tensor per system with triclinic coupling, each acting from its own start cell), temperature, noise
 generator (seeded as a lone run's: replica ``b`` with seed ``s`` follows ``sims.MD(..., seed=s)`` to
 round-off) and volume limits; the neighbour list is patched per system as cells deform.
 :class:`MTK` is not batched (its cell variables are host-side numbers of one system).
@@ -96,16 +146,19 @@ class NegativePressureWarning(UserWarning):
 
 
 class CellRescaling(Integrator):
-    """Stochastic cell rescaling (or Berendsen) barostat around a thermostat: NPT, isotropic or per axis.
+    """Stochastic cell rescaling (or Berendsen) barostat around a thermostat: NPT, isotropic, per axis or the full cell.
 
     Parameters
     ----------
     thermostat : Langevin or NoseHooverChain
         The NVT integrator that moves the atoms; its ``timestep`` (fs) and ``temperature`` (K) are
         the run's (setting ``temperature`` here sets it there, for ramps).
-    pressure : float or sequence of 3 floats
+    pressure : float, sequence of 3 floats, or 3x3
         Target pressure, bar; with ``coupling="anisotropic"`` one value per cell axis (x, y, z) or
-        one for all three; with ``"semiisotropic"`` three with x = y (or one). Below zero warns (:class:`NegativePressureWarning`).
+        one for all three; with ``"semiisotropic"`` three with x = y (or one); with ``"triclinic"`` one
+        (hydrostatic) or a symmetric 3x3 pressure tensor (positive = compressive, minus ASE's stress;
+        its deviatoric part acts through the Lagrangian strain from the start cell, module docstring).
+        Below zero (the mean) warns (:class:`NegativePressureWarning`).
     tau_p : float
         Barostat relaxation time, fs; at least the time step (a few hundred steps is usual:
         GROMACS recommends ``tau_p >= 5 ps`` for ``C-rescale`` with ``beta_T`` of water).
@@ -114,12 +167,14 @@ class CellRescaling(Integrator):
     stochastic : bool
         True: stochastic cell rescaling (correct volume fluctuations); False: Berendsen (no
         noise: for equilibration only).
-    coupling : {"isotropic", "anisotropic", "semiisotropic"}
+    coupling : {"isotropic", "anisotropic", "semiisotropic", "triclinic"}
         ``"semiisotropic"``: one strain for the xy plane, one for z (the first two cell vectors must
         lie in the xy plane; they keep their in-plane shape). ``"isotropic"``: one strain for the
         volume, the shape kept (any cell). ``"anisotropic"``:
         one strain per box length of an orthorhombic cell (triclinic cells are refused), each driven
-        by its diagonal pressure ``P_aa`` towards its target.
+        by its diagonal pressure ``P_aa`` towards its target. ``"triclinic"``: the six entries of a
+        lower-triangular cell (three lengths, three tilts; rotations fixed), driven by the full pressure
+        tensor; the start cell must be lower triangular (module docstring).
     max_volume_ratio : float
         Stop (:class:`~sims.errors.SimulationStopped`) when the volume leaves
         ``[V0 / ratio, V0 * ratio]`` (``V0`` the volume at the start of the run), or changes by
@@ -130,10 +185,12 @@ class CellRescaling(Integrator):
     Raises
     ------
     SimsInputError
-        Another integrator than Langevin or NoseHooverChain, ``tau_p`` shorter than the time step,
-        a non-finite pressure, three pressures with isotropic coupling, a compressibility or ratio out of
-        range; at the start of a run, a cell not periodic in all three directions, or a triclinic
-        cell with anisotropic coupling.
+        Another integrator than Langevin or NoseHooverChain, an unknown coupling, ``tau_p`` shorter than
+        the time step, a non-finite pressure, three different pressures with isotropic or triclinic coupling
+        (triclinic takes a 3x3 tensor), a 3x3 pressure without triclinic coupling or one that is not
+        symmetric, a compressibility or ratio out of range; at the start of a run, a cell not periodic in
+        all three directions, a triclinic cell with anisotropic coupling, or (triclinic coupling) a cell
+        that is not lower triangular with a positive diagonal.
 
     References
     ----------
@@ -151,18 +208,24 @@ class CellRescaling(Integrator):
     >>> md.run(2000).frame().info["pressure"]                 # doctest: +SKIP
     """
 
+    COUPLINGS = ("isotropic", "anisotropic", "semiisotropic", "triclinic")
+
     def __init__(self, thermostat: Langevin | NoseHooverChain, *, pressure: float | Sequence[float], tau_p: float,
                  compressibility: float = 4.5e-5, stochastic: bool = True,
-                 coupling: Literal["isotropic", "anisotropic", "semiisotropic"] = "isotropic",
+                 coupling: Literal["isotropic", "anisotropic", "semiisotropic", "triclinic"] = "isotropic",
                  max_volume_ratio: float = 8.0,
                  seed: int | None = None) -> None:
         if not isinstance(thermostat, (Langevin, NoseHooverChain)):
             raise SimsInputError(f"the barostat needs a Langevin or NoseHooverChain thermostat, got "
                                  f"{type(thermostat).__name__} (a barostat without a thermostat samples no NPT ensemble)")
         super().__init__(thermostat.timestep)
-        if coupling not in ("isotropic", "anisotropic", "semiisotropic"):
-            raise SimsInputError(f"coupling must be 'isotropic', 'anisotropic' or 'semiisotropic', got {coupling!r}")
-        targets = _pressures(pressure, coupling)
+        if coupling not in self.COUPLINGS:
+            raise SimsInputError(f"coupling must be one of {', '.join(map(repr, self.COUPLINGS))}, got {coupling!r}")
+        if coupling == "triclinic":
+            tensor = _pressure_tensor(pressure)
+            targets = (float(np.trace(tensor)) / 3,)
+        else:
+            tensor, targets = None, _pressures(pressure, coupling)
         if not (math.isfinite(tau_p) and tau_p >= thermostat.timestep):
             raise SimsInputError(f"tau_p must be at least the time step ({thermostat.timestep} fs), got {tau_p} fs; "
                                  "a barostat faster than one step cannot be integrated (use hundreds of steps)")
@@ -171,7 +234,9 @@ class CellRescaling(Integrator):
         _check_limits(pressure, targets, max_volume_ratio)
         self.thermostat = thermostat
         self.coupling = coupling
-        self.pressure: float | tuple[float, float, float] = targets[0] if coupling == "isotropic" else targets
+        self.pressure: float | tuple = targets[0] if coupling in ("isotropic", "triclinic") else targets
+        if tensor is not None and _stress_target(pressure, coupling) is not None:
+            self.pressure = tuple(tuple(float(x) for x in row) for row in tensor)
         self.tau_p = float(tau_p)
         self.compressibility = float(compressibility)
         self.stochastic = bool(stochastic)
@@ -190,20 +255,36 @@ class CellRescaling(Integrator):
     def start(self, state, seed: int | Sequence[int] | None):
         if getattr(state, "system", None) is not None:
             return self._start_batch(state, seed)
-        _check_cell(state, self.coupling)
+        _check_cell(state, self.coupling, lower=self.coupling == "triclinic")
         seed = seed if seed is not None else self.seed
         words = None if seed is None else ([seed] if isinstance(seed, (int, np.integer)) else list(seed))
         state, inner = self.thermostat.start(state, None if words is None else words + [0])
         gen = make_generator(None if words is None else words + [1], state.positions.device)
         run = {"inner": inner, "generator": gen, "virial": None, "v0": float(state.volume()), "step": 0}
+        if self.coupling == "triclinic":
+            run["c0"] = state.cell.detach().clone()  # the reference cell of a deviatoric target's strain
         return state, run
+
+    def _target_tensor(self, like: torch.Tensor) -> torch.Tensor:
+        """The triclinic target pressure tensor, eV/Å^3, 3x3, in the dtype and on the device of ``like``."""
+        return torch.as_tensor(_pressure_tensor(self.pressure), dtype=like.dtype, device=like.device) * units.bar
 
     def _strain_rate(self, state, virial: torch.Tensor, volume: torch.Tensor, run) -> torch.Tensor:
         """``d eps`` of one step (a scalar, or one per axis): drift from the pressure difference plus
         (stochastic) noise."""
-        diagonal = -torch.diagonal(virial + state.kinetic_stress())
         beta = self.compressibility / units.bar  # 1/bar -> 1/(eV/Å^3)
         ratio = self.timestep / self.tau_p
+        if self.coupling == "triclinic":
+            # As a batch of one, so that a batch's replica runs the same kernels and follows this run to the bit.
+            p_int = -(virial + state.kinetic_stress())
+            d_eps = _triclinic_drift(state.cell[None], p_int[None], self._target_tensor(volume)[None], run["c0"][None],
+                                     torch.tensor([run["v0"]], dtype=volume.dtype, device=volume.device),
+                                     beta * ratio)[0]
+            if self.stochastic:
+                xi = torch.randn((6,), generator=run["generator"], device=volume.device, dtype=volume.dtype)
+                d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * _lower(xi)
+            return d_eps
+        diagonal = -torch.diagonal(virial + state.kinetic_stress())
         if self.coupling == "isotropic":
             p_int, target, shape = diagonal.mean(), self.pressure * units.bar, ()
         else:
@@ -223,12 +304,13 @@ class CellRescaling(Integrator):
     def _start_batch(self, state, seeds: Sequence | None):
         """A batch (:class:`sims.batch.BatchState`): one barostat per system, each with its own noise
         generator (system ``b`` with the seed words ``s`` draws what a lone run seeded ``s`` draws), start
-        volume and target pressure (``run["p0"]``, ``(B, 3)`` eV/Å^3, set by :meth:`set_target_pressures`)."""
+        volume and target pressure (``run["p0"]``, ``(B, 3)`` eV/Å^3, or ``(B, 3, 3)`` with triclinic coupling,
+        set by :meth:`set_target_pressures`)."""
         n = state.n_systems
         pbc, cells = state.pbc.cpu().numpy(), _np(state.cell)
         for b in range(n):
             try:
-                check_cell(pbc[b], cells[b], self.coupling)
+                check_cell(pbc[b], cells[b], self.coupling, lower=self.coupling == "triclinic")
             except SimsInputError as err:
                 raise SimsInputError(f"system {b}: {err}") from None
         seeds = [None] * n if seeds is None else list(seeds)
@@ -237,14 +319,22 @@ class CellRescaling(Integrator):
         device = state.positions.device
         run = {"inner": inner, "generators": [make_generator(None if w is None else w + [1], device) for w in words],
                "virial": None, "v0": state.volume().detach().clone(), "step": 0}
+        if self.coupling == "triclinic":
+            run["c0"] = state.cell.detach().clone()
         self.set_target_pressures(run, [self.pressure] * n)
         return state, run
 
     def set_target_pressures(self, run, pressures: Sequence) -> None:
         """Set each system's target pressure in a batch's ``run`` (one entry per system: bar, a number or,
-        with per-axis coupling, three), checked as the barostat's own ``pressure`` is."""
+        with per-axis coupling, three; with triclinic coupling a number or a symmetric 3x3 tensor), checked
+        as the barostat's own ``pressure`` is."""
         rows = []
         for p in pressures:
+            if self.coupling == "triclinic":
+                tensor = _pressure_tensor(p)
+                _check_limits(p, (float(np.trace(tensor)) / 3,), self.max_volume_ratio)
+                rows.append(tensor.tolist())
+                continue
             targets = _pressures(p, self.coupling)
             _check_limits(p, targets, self.max_volume_ratio)
             rows.append(targets)
@@ -252,10 +342,20 @@ class CellRescaling(Integrator):
         run["p0"] = torch.tensor(rows, dtype=torch.float64).to(device=like.device, dtype=like.dtype) * units.bar
 
     def _strain_rate_batch(self, state, virial: torch.Tensor, volume: torch.Tensor, run) -> torch.Tensor:
-        """:meth:`_strain_rate` of every system of a batch: ``(B,)`` (isotropic) or ``(B, 3)``."""
-        diagonal = -torch.diagonal(virial + state.kinetic_stress(), dim1=1, dim2=2)
+        """:meth:`_strain_rate` of every system of a batch: ``(B,)`` (isotropic), ``(B, 3)`` or ``(B, 3, 3)``
+        (triclinic)."""
         beta = self.compressibility / units.bar
         ratio = self.timestep / self.tau_p
+        if self.coupling == "triclinic":
+            p_int = -(virial + state.kinetic_stress())
+            d_eps = _triclinic_drift(state.cell, p_int, run["p0"], run["c0"], run["v0"], beta * ratio)
+            if self.stochastic:
+                xi = torch.stack([torch.randn((6,), generator=g, device=volume.device, dtype=volume.dtype)
+                                  for g in run["generators"]])
+                amplitude = torch.sqrt(2 * run["inner"]["kT_system"] * beta * ratio / volume)
+                d_eps = d_eps + amplitude[:, None, None] * _lower(xi)
+            return d_eps
+        diagonal = -torch.diagonal(virial + state.kinetic_stress(), dim1=1, dim2=2)
         iso = self.coupling == "isotropic"
         p_int, target = (diagonal.mean(1), run["p0"][:, 0]) if iso else (diagonal, run["p0"])
         d_eps = -beta * ratio * (target - p_int)
@@ -279,9 +379,12 @@ class CellRescaling(Integrator):
         volume = state.volume()
         d_eps = self._strain_rate_batch(state, run["virial"], volume, run)
         run["step"] += 1
-        iso = self.coupling == "isotropic"
-        d_ln_v = d_eps if iso else d_eps.sum(1)
-        d_strain = d_eps.abs() if iso else d_eps.abs().max(1).values
+        iso, tri = self.coupling == "isotropic", self.coupling == "triclinic"
+        if tri:
+            d_ln_v, d_strain = torch.diagonal(d_eps, dim1=1, dim2=2).sum(1), d_eps.abs().amax((1, 2))
+        else:
+            d_ln_v = d_eps if iso else d_eps.sum(1)
+            d_strain = d_eps.abs() if iso else d_eps.abs().max(1).values
         ratio = volume * torch.exp(d_ln_v) / run["v0"]
         good = torch.isfinite(ratio) & (d_strain < 0.25) & (ratio > 1 / self.max_volume_ratio) & (
             ratio < self.max_volume_ratio)
@@ -292,10 +395,17 @@ class CellRescaling(Integrator):
                           float(d_strain[b]), "or compressibility too large", system=b,
                           pressure=float(p0[0]) if iso else tuple(p0.tolist()),
                           temperature=float(run["inner"]["kT_system"][b]) / units.kB)
-        mu = torch.exp(d_eps / 3)[:, None] if iso else torch.exp(d_eps)
-        cell = state.cell * mu[:, None, :]
-        mu_atom = mu.index_select(0, state.system)
-        state = state.with_(positions=state.positions * mu_atom, velocities=state.velocities / mu_atom, cell=cell)
+        if tri:
+            cell, mu, mu_inv = _deform_lower(state.cell, d_eps)
+            mu_atom, inv_atom = mu.index_select(0, state.system), mu_inv.index_select(0, state.system)
+            # r -> r mu and v -> v mu^-T (rows): fractional coordinates kept, momenta transformed canonically.
+            state = state.with_(positions=_affine(state.positions, mu_atom),
+                                velocities=_affine(state.velocities, inv_atom.transpose(1, 2)), cell=cell)
+        else:
+            mu = torch.exp(d_eps / 3)[:, None] if iso else torch.exp(d_eps)
+            cell = state.cell * mu[:, None, :]
+            mu_atom = mu.index_select(0, state.system)
+            state = state.with_(positions=state.positions * mu_atom, velocities=state.velocities / mu_atom, cell=cell)
 
         def inner_force(x):
             e, f, run["virial"] = force_fn(x, cell=cell, stress=True)
@@ -311,13 +421,20 @@ class CellRescaling(Integrator):
         volume = state.volume()
         d_eps = self._strain_rate(state, run["virial"], volume, run)
         run["step"] += 1
-        _check_volume(self, run, float(volume), float(d_eps.sum()), float(d_eps.abs().max()),
-                      "or compressibility too large")
-        # Isotropic: one factor for all; (semi)anisotropic: x, y, z components scaled by their own factor
-        # (cell * mu = cell @ diag(mu): an orthorhombic cell stays so, an xy plane stays in the plane).
-        mu = torch.exp(d_eps / 3) if self.coupling == "isotropic" else torch.exp(d_eps)
-        cell = state.cell * mu
-        state = state.with_(positions=state.positions * mu, velocities=state.velocities / mu, cell=cell)
+        tri = self.coupling == "triclinic"
+        _check_volume(self, run, float(volume), float(torch.trace(d_eps) if tri else d_eps.sum()),
+                      float(d_eps.abs().max()), "or compressibility too large")
+        if tri:
+            # r -> r mu and v -> v mu^-T (rows): fractional coordinates kept, momenta transformed canonically.
+            cell, mu, mu_inv = (x[0] for x in _deform_lower(state.cell[None], d_eps[None]))
+            state = state.with_(positions=_affine(state.positions, mu), velocities=_affine(state.velocities, mu_inv.T),
+                                cell=cell)
+        else:
+            # Isotropic: one factor for all; (semi)anisotropic: x, y, z components scaled by their own factor
+            # (cell * mu = cell @ diag(mu): an orthorhombic cell stays so, an xy plane stays in the plane).
+            mu = torch.exp(d_eps / 3) if self.coupling == "isotropic" else torch.exp(d_eps)
+            cell = state.cell * mu
+            state = state.with_(positions=state.positions * mu, velocities=state.velocities / mu, cell=cell)
 
         def inner_force(x):
             e, f, run["virial"] = force_fn(x, cell=cell, stress=True)
@@ -326,12 +443,17 @@ class CellRescaling(Integrator):
         return self.thermostat.step(state, energy, forces, inner_force, run["inner"])
 
     def conserved_energy(self, state, energy, run):
-        """The thermostat's quantity plus ``P0 V``, eV (anisotropic: the mean of the three targets): an
-        enthalpy, not conserved (the barostat's noise and friction do work that is not tracked)."""
+        """The thermostat's quantity plus ``P0 V``, eV (anisotropic: the mean of the three targets; triclinic:
+        the external energy ``p V + V0 tr(t E)`` below): an enthalpy, not conserved (the barostat's noise and
+        friction do work that is not tracked)."""
+        inner = self.thermostat.conserved_energy(state, energy, run["inner"])
+        if self.coupling == "triclinic":
+            p0 = run["p0"] if "p0" in run else self._target_tensor(state.cell)
+            return inner + _external_energy(state.cell, p0, run["c0"], run["v0"])
         if "p0" in run:  # a batch: each system's own targets
-            return self.thermostat.conserved_energy(state, energy, run["inner"]) + run["p0"].mean(1) * state.volume()
+            return inner + run["p0"].mean(1) * state.volume()
         p0 = self.pressure if self.coupling == "isotropic" else sum(self.pressure) / 3
-        return self.thermostat.conserved_energy(state, energy, run["inner"]) + p0 * units.bar * state.volume()
+        return inner + p0 * units.bar * state.volume()
 
     def refresh(self, run):
         run["virial"] = None
@@ -342,9 +464,14 @@ class CellRescaling(Integrator):
             return {"inner": self.thermostat.state_dict(run["inner"]),
                     "generators": [g.get_state() for g in run["generators"]],
                     "v0": run["v0"].detach().cpu().double(), "p0": run["p0"].detach().cpu().double(),
-                    "step": run["step"]}
+                    "step": run["step"], **self._reference_cell(run)}
         return {"inner": self.thermostat.state_dict(run["inner"]), "generator": run["generator"].get_state(),
-                "v0": run["v0"], "step": run["step"]}
+                "v0": run["v0"], "step": run["step"], **self._reference_cell(run)}
+
+    @staticmethod
+    def _reference_cell(run) -> dict:
+        """``{"c0": start cell(s)}`` (float64, CPU) of a triclinic run, else nothing."""
+        return {"c0": run["c0"].detach().cpu().double()} if "c0" in run else {}
 
     def load_state_dict(self, run, d):
         self.thermostat.load_state_dict(run["inner"], d["inner"])
@@ -354,9 +481,11 @@ class CellRescaling(Integrator):
                 g.set_state(state)
             like = run["v0"]
             run.update(v0=torch.as_tensor(d["v0"]).to(like), p0=torch.as_tensor(d["p0"]).to(like))
-            return
-        run["generator"].set_state(d["generator"])
-        run["v0"] = float(d["v0"])
+        else:
+            run["generator"].set_state(d["generator"])
+            run["v0"] = float(d["v0"])
+        if "c0" in run:
+            run["c0"] = torch.as_tensor(d["c0"]).to(run["c0"])
 
 
 class MTK(Integrator):
@@ -664,9 +793,65 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
+# The six entries of a lower-triangular cell (rows a, b, c) that triclinic cell rescaling moves: the three
+# lengths, then the tilts b_x, c_x, c_y (LAMMPS's xy, xz, yz); noise draws come in this order.
+_LOWER = ([0, 1, 2, 1, 2, 2], [0, 1, 2, 0, 0, 1])
+
+
+def _lower(xi: torch.Tensor) -> torch.Tensor:
+    """Six numbers per system (``(..., 6)``) placed in a lower-triangular ``(..., 3, 3)`` in :data:`_LOWER`'s order."""
+    out = xi.new_zeros(xi.shape[:-1] + (3, 3))
+    out[..., _LOWER[0], _LOWER[1]] = xi
+    return out
+
+
+def _triclinic_drift(cell: torch.Tensor, p_int: torch.Tensor, p0: torch.Tensor, c0: torch.Tensor, v0,
+                     rate: float) -> torch.Tensor:
+    """The drift of one step of the six strains ``e`` of :class:`CellRescaling`'s triclinic coupling, lower
+    triangular ``(..., 3, 3)``: ``rate C_ii Psi_ij`` with ``Psi = C^-T (P - p 1) - (V0 / V) C0^-T t C0^-1 C``
+    (``rate = beta_T dt / tau_p``; ``P`` the internal pressure tensor, ``P0 = p 1 + t`` the target, eV/Å^3)."""
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    volume = torch.abs(torch.linalg.det(cell))
+    p = torch.diagonal(p0, dim1=-2, dim2=-1).mean(-1)[..., None, None]
+    psi = torch.linalg.solve(cell.transpose(-1, -2), p_int - p * eye)
+    c0_inv = torch.linalg.inv(c0)
+    tension = c0_inv.transpose(-1, -2) @ (p0 - p * eye) @ c0_inv
+    psi = psi - (torch.as_tensor(v0, dtype=volume.dtype, device=volume.device) / volume)[..., None, None] * (
+        tension @ cell)
+    return torch.tril(rate * torch.diagonal(cell, dim1=-2, dim2=-1)[..., :, None] * psi)
+
+
+def _affine(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Rows ``x`` ``(N, 3)`` times ``m`` (``(3, 3)``, or one per row ``(N, 3, 3)``), summed term by term in one
+    order whatever the shape (a batch's replica and its lone run round alike)."""
+    return x[:, 0:1] * m[..., 0, :] + x[:, 1:2] * m[..., 1, :] + x[:, 2:3] * m[..., 2, :]
+
+
+def _deform_lower(cell: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The new lower-triangular cell ``C'`` after the strains ``e`` (``C'_aa = C_aa exp(e_aa)``, ``C'_ij = C_ij
+    + C_ii e_ij``), the deformation ``mu = C^-1 C'`` (rows: ``r -> r mu``) and its inverse."""
+    length = torch.diagonal(cell, dim1=-2, dim2=-1)
+    new = (torch.tril(cell, -1) + length[..., :, None] * torch.tril(e, -1)
+           + torch.diag_embed(length * torch.exp(torch.diagonal(e, dim1=-2, dim2=-1))))
+    return new, torch.linalg.solve(cell, new), torch.linalg.solve(new, cell)
+
+
+def _external_energy(cell: torch.Tensor, p0: torch.Tensor, c0: torch.Tensor, v0) -> torch.Tensor:
+    """``p V + (V0 / 2) tr(Sigma C C^T)``, eV, with ``Sigma = C0^-T t C0^-1`` (``V0 tr(t E)`` up to a constant,
+    ``E`` the Lagrangian strain from ``C0``)."""
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    p = torch.diagonal(p0, dim1=-2, dim2=-1).mean(-1)
+    c0_inv = torch.linalg.inv(c0)
+    tension = c0_inv.transpose(-1, -2) @ (p0 - p[..., None, None] * eye) @ c0_inv
+    gram = cell @ cell.transpose(-1, -2)
+    v0 = torch.as_tensor(v0, dtype=p.dtype, device=p.device)  # a lone run's float, never through float32
+    return p * torch.abs(torch.linalg.det(cell)) + v0 / 2 * (tension * gram).sum((-2, -1))
+
+
 def _pressures(pressure, coupling: str) -> tuple[float, float, float]:
     """The three per-axis targets (bar) from one value or three; three different only with anisotropic
-    coupling (semiisotropic: x = y)."""
+    coupling (semiisotropic: x = y); a 3x3 table is refused here (:func:`_stress_target` says why)."""
+    _stress_target(pressure, coupling)
     values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
     if len(values) not in (1, 3) or not all(isinstance(p, (int, float, np.integer, np.floating))
                                             and not isinstance(p, bool) and math.isfinite(p) for p in values):
@@ -700,6 +885,20 @@ def _stress_target(pressure, coupling: str) -> np.ndarray | None:
     return tensor
 
 
+def _pressure_tensor(pressure) -> np.ndarray:
+    """A triclinic target as a 3x3 array, bar: one number (or three equal ones) is hydrostatic; a 3x3 is checked
+    by :func:`_stress_target`."""
+    tensor = _stress_target(pressure, "triclinic")
+    if tensor is not None:
+        return tensor
+    values = [pressure] if isinstance(pressure, (int, float, np.integer, np.floating)) else list(pressure)
+    if len(values) == 3 and len(set(values)) > 1:
+        raise SimsInputError(f"triclinic coupling takes one pressure or a symmetric 3x3 pressure tensor, got {values} "
+                             "bar: for per-axis targets give the tensor [[x, 0, 0], [0, y, 0], [0, 0, z]] (or use "
+                             "coupling='anisotropic' on an orthorhombic cell)")
+    return _pressures(pressure, "isotropic")[0] * np.eye(3)
+
+
 def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float) -> None:
     """Refuse a volume limit that is no limit; warn about a negative target (at the barostat's caller)."""
     if not max_volume_ratio > 1:
@@ -710,14 +909,16 @@ def _check_limits(pressure, targets: tuple[float, ...], max_volume_ratio: float)
                       NegativePressureWarning, stacklevel=3)
 
 
-def _check_cell(state, coupling: str) -> None:
+def _check_cell(state, coupling: str, *, lower: bool = False) -> None:
     """Refuse a state whose cell a barostat with ``coupling`` cannot act on (:func:`check_cell`)."""
-    check_cell(state.pbc.cpu().numpy(), _np(state.cell), coupling)
+    check_cell(state.pbc.cpu().numpy(), _np(state.cell), coupling, lower=lower)
 
 
-def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str) -> None:
+def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str, *, lower: bool = False) -> None:
     """Refuse a cell that a barostat cannot act on: not periodic in 3-D, triclinic under per-axis
-    coupling, or (semiisotropic) with a first or second vector out of the xy plane.
+    coupling, (semiisotropic) with a first or second vector out of the xy plane, or (``lower``: triclinic
+    cell rescaling) not lower triangular with a positive diagonal (LAMMPS's orientation: ``a`` along x,
+    ``b`` in the xy plane, a right-handed cell).
 
     Raises
     ------
@@ -740,8 +941,13 @@ def check_cell(pbc: np.ndarray, cell: np.ndarray, coupling: str) -> None:
     if coupling == "anisotropic" and off > 1e-9 * scale:
         raise SimsInputError("anisotropic coupling scales the three box lengths of an orthorhombic cell, but this "
                              f"cell is triclinic (off-diagonal entries up to {off:.3g} Å): use "
-                             "coupling='isotropic' (keeps the shape) or 'triclinic' (MTK: the full cell), or start "
+                             "coupling='isotropic' (keeps the shape) or 'triclinic' (the full cell), or start "
                              "from an orthorhombic cell")
+    if lower and (np.abs(cell[np.triu_indices(3, 1)]).max() > 1e-9 * scale or not (np.diagonal(cell) > 0).all()):
+        raise SimsInputError("triclinic cell rescaling moves the six entries of a lower-triangular cell (a along x, b in "
+                             f"the xy plane, positive diagonal: LAMMPS's orientation), but this cell is {cell.tolist()} Å: "
+                             "rotate the structure first, atoms.set_cell(atoms.cell.standard_form()[0], "
+                             "scale_atoms=True) (and swap two cell vectors of a left-handed cell)")
 
 
 def _check_volume(barostat, run, volume: float, d_ln_volume: float, d_strain: float, hint: str, *,

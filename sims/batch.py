@@ -299,7 +299,8 @@ class BatchMD(_Driver):
         :meth:`set_target_temperature` changes it during a run (ramps).
     target_pressure : float or sequence, optional
         With a barostat, each system's target pressure, bar: one number for all, or one entry per system
-        (a number, or three (x, y, z) with per-axis coupling); default the barostat's.
+        (a number, three (x, y, z) with per-axis coupling, or a symmetric 3x3 tensor with triclinic
+        coupling, one tensor meaning all systems); default the barostat's.
         :meth:`set_target_pressure` changes it during a run.
     seed : int or sequence of int, optional
         One seed per system (system ``b`` then matches a lone :class:`sims.MD` run with that seed), or
@@ -438,18 +439,21 @@ class BatchMD(_Driver):
         if not isinstance(self.integrator, CellRescaling):
             raise SimsInputError("a target pressure needs a barostat (integrator=CellRescaling(...))")
         n = self.state.n_systems
-        if isinstance(pressure, (int, float, np.integer, np.floating)):
+        if isinstance(pressure, (int, float, np.integer, np.floating)) or (
+                self.integrator.coupling == "triclinic" and _is_tensor(pressure)):
             values = [pressure] * n
         else:
             values = list(pressure)
             if len(values) != n:
                 raise SimsInputError(f"target_pressure has {len(values)} entries for {n} systems; give one pressure "
-                                     "(bar) for all, or one entry per system (a number, or three with per-axis coupling)")
+                                     "(bar) for all, or one entry per system (a number, three with per-axis coupling, "
+                                     "or a 3x3 tensor with triclinic coupling)")
         self.integrator.set_target_pressures(self._integrator_vars, values)
 
     @property
     def target_pressure(self) -> torch.Tensor:
-        """``(B, 3)`` each system's target pressure per axis, bar (the three equal under isotropic coupling).
+        """``(B, 3)`` each system's target pressure per axis, bar (the three equal under isotropic coupling;
+        ``(B, 3, 3)`` tensors under triclinic coupling).
 
         Raises
         ------
@@ -617,11 +621,19 @@ class BatchMD(_Driver):
         return {"step": self.step_count, "state": state, "integrator": integ}
 
 
+def _is_tensor(pressure) -> bool:
+    """Whether ``pressure`` is one 3x3 table of numbers (a pressure tensor, not three per-system entries)."""
+    return (not isinstance(pressure, (str, bytes)) and len(pressure) == 3 and all(
+        isinstance(row, (list, tuple, np.ndarray)) and len(row) == 3
+        and all(isinstance(x, (int, float, np.integer, np.floating)) for x in row) for row in pressure))
+
+
 def _lone_integrator_dict(integrator: Integrator, full: dict[str, Any], b: int) -> dict[str, Any]:
     """System ``b``'s part of a batch's integrator state dict, in the layout of a lone run's."""
     if isinstance(integrator, CellRescaling):
         return {"inner": _lone_integrator_dict(integrator.thermostat, full["inner"], b),
-                "generator": full["generators"][b], "v0": float(full["v0"][b]), "step": full["step"]}
+                "generator": full["generators"][b], "v0": float(full["v0"][b]), "step": full["step"],
+                **({"c0": full["c0"][b]} if "c0" in full else {})}
     if isinstance(integrator, Langevin):
         return {"generator": full["generators"][b]}
     if isinstance(integrator, NoseHooverChain):
@@ -635,8 +647,9 @@ def _batch_integrator_dict(integrator: Integrator, states: Sequence[dict[str, An
     :func:`_lone_integrator_dict`; a barostat keeps the batch's target pressures ``run["p0"]``)."""
     if isinstance(integrator, CellRescaling):
         return {"inner": _batch_integrator_dict(integrator.thermostat, [d["inner"] for d in states], run["inner"]),
-                "generators": [d["generator"] for d in states], "v0": torch.tensor([float(d["v0"]) for d in states]),
-                "p0": run["p0"], "step": int(states[0]["step"])}
+                "generators": [d["generator"] for d in states], "v0": torch.tensor([float(d["v0"]) for d in states], dtype=torch.float64),
+                "p0": run["p0"], "step": int(states[0]["step"]),
+                **({"c0": torch.stack([torch.as_tensor(d["c0"]) for d in states])} if "c0" in run else {})}
     if isinstance(integrator, Langevin):
         return {"generators": [d["generator"] for d in states]}
     if isinstance(integrator, NoseHooverChain):

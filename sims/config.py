@@ -60,13 +60,14 @@ class Stage(_Table):
     pressure : float, (float, float, float) or 3x3, optional
         Target pressure of an ``npt`` or ``nph`` stage, bar (required there, refused elsewhere); three
         values (x, y, z) need ``coupling = "anisotropic"``; a symmetric 3x3 pressure tensor
-        (``[[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]``, positive = compressive) needs ``barostat = "mtk"``
-        and ``coupling = "triclinic"``. Below zero warns about cavitation.
+        (``[[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]``, positive = compressive) needs
+        ``coupling = "triclinic"``. Below zero warns about cavitation.
     coupling : {"isotropic", "semiisotropic", "anisotropic", "triclinic"}
         Barostat coupling: one strain for the volume (the cell keeps its shape), one for the xy plane
         and one for z (``"semiisotropic"``: membranes, interfaces; pressure x = y), one per box length of
         an orthorhombic cell (solids, uniaxial loads; a triclinic cell is refused at the start of the
-        run), or the full cell (its six symmetric strains; ``barostat = "mtk"`` only).
+        run), or the full cell (``"triclinic"``: MTK's six symmetric strains, or cell rescaling's six entries
+        of a lower-triangular cell, which must start lower triangular: :class:`~sims.barostats.CellRescaling`).
     tau_p : float
         Barostat relaxation time (cell rescaling) or period (MTK), fs; at least ``timestep``.
     compressibility : float
@@ -140,15 +141,12 @@ class Stage(_Table):
         if barostat == "mtk" and thermostat == "langevin":
             raise ConfigError(f"{where}: barostat = 'mtk' takes thermostat = 'nose_hoover_chain' (its conserved "
                               "quantity needs deterministic chains); with Langevin use barostat = 'c_rescale'")
-        if barostat != "mtk" and self.coupling == "triclinic":
-            raise ConfigError(f"{where}.coupling = 'triclinic' (the full cell) needs barostat = 'mtk'")
         if self.pressure is None:
             raise ConfigError(f"{where}.pressure is required for an {self.ensemble} stage (bar, e.g. 1.0)")
         if isinstance(self.pressure, tuple) and isinstance(self.pressure[0], tuple):
             rows = self.pressure
-            if not (barostat == "mtk" and self.coupling == "triclinic"):
-                raise ConfigError(f"{where}.pressure is a 3x3 tensor: it needs barostat = 'mtk' and coupling = "
-                                  "'triclinic' (the full cell)")
+            if self.coupling != "triclinic":
+                raise ConfigError(f"{where}.pressure is a 3x3 tensor: it needs coupling = 'triclinic' (the full cell)")
             if not all(math.isfinite(p) for row in rows for p in row) or any(
                     abs(rows[a][b] - rows[b][a]) > 1e-9 * max(1.0, abs(rows[a][b])) for a in range(3) for b in range(a)):
                 raise ConfigError(f"{where}.pressure must be a finite, symmetric 3x3 tensor in bar, got {list(rows)}")
@@ -157,6 +155,9 @@ class Stage(_Table):
             values = self.pressure if isinstance(self.pressure, tuple) else (self.pressure,)
         if not all(math.isfinite(p) for p in values):
             raise ConfigError(f"{where}.pressure must be finite in bar, got {self.pressure}")
+        if len(set(values)) > 1 and self.coupling == "triclinic":
+            raise ConfigError(f"{where}.pressure has three different values {list(values)} bar: triclinic coupling takes "
+                              "one pressure or a 3x3 tensor ([[x, 0, 0], [0, y, 0], [0, 0, z]] for per-axis loads)")
         if len(set(values)) > 1 and self.coupling != "anisotropic" and not (
                 self.coupling == "semiisotropic" and values[0] == values[1]):
             raise ConfigError(f"{where}.pressure has three different values {list(values)} bar: set "

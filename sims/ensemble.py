@@ -60,7 +60,8 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
     systems : sequence of mappings, optional
         ``[system]`` tables.
     pressures : sequence, optional
-        bar (a number, or three with per-axis coupling); replica ``r`` runs every ``npt`` stage at
+        bar (a number, three with per-axis coupling, or a 3x3 tensor with triclinic coupling); replica ``r``
+        runs every ``npt`` stage at
         ``pressures[r]``.
 
     Returns
@@ -104,7 +105,8 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
             for stage in c["stages"]:
                 if stage.get("ensemble") == "npt":
                     p = given["pressures"][r]
-                    stage["pressure"] = float(p) if isinstance(p, (int, float)) else [float(x) for x in p]
+                    stage["pressure"] = float(p) if isinstance(p, (int, float)) else [
+                        [float(y) for y in x] if isinstance(x, (list, tuple)) else float(x) for x in p]
         c["output"] = dict(c["output"], path=str(path.with_name(f"{path.stem}_{r}{path.suffix}")))
         out.append(load_config(c))
     return out

@@ -35,10 +35,12 @@ output::
                                        # "mtk" (sims.barostats.MTK: Nose-Hoover chains, a conserved quantity;
                                        # engine "lammps": fix npt / fix nph, the only one there)
     thermostat = "langevin"            # or "nose_hoover_chain" (tau, chain_length; the one of "mtk")
-    pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"
+    pressure = 1.0                     # bar; or [x, y, z] with coupling = "anisotropic"; or a symmetric
+                                       # 3x3 [[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]] with "triclinic"
     coupling = "isotropic"             # or "anisotropic": each box length of an orthorhombic cell;
                                        # "semiisotropic": the xy plane and z (pressure [p, p, p_z]);
-                                       # "triclinic" (mtk): the full cell
+                                       # "triclinic": the full cell (c_rescale, berendsen: a lower-
+                                       # triangular start cell, LAMMPS's orientation; or mtk)
     tau_p = 1000.0                     # fs
     compressibility = 4.5e-5           # 1/bar, an estimate: sets how fast the volume relaxes
     steps = 2000

@@ -38,16 +38,27 @@ def _argon():
     return out
 
 
+def _lower_triangular(atoms):
+    """``atoms`` rotated into a lower-triangular cell (triclinic cell rescaling's form)."""
+    atoms = atoms.copy()
+    atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)
+    return atoms
+
+
 @pytest.mark.parametrize("coupling, thermostat", [("isotropic", "langevin"), ("anisotropic", "nose_hoover_chain"),
-                                                  ("semiisotropic", "langevin")])
+                                                  ("semiisotropic", "langevin"), ("triclinic", "nose_hoover_chain")])
 def test_replicas_equal_lone_npt_runs(coupling, thermostat):
     """Replica b (its own temperature, pressure and seed) follows the lone sims.MD NPT run with that seed
     to round-off: the same velocities, thermostat noise, barostat noise, strains and cells."""
     systems = _argon() if coupling == "isotropic" else _argon()[:2]  # per-axis coupling needs orthorhombic cells
+    if coupling == "triclinic":  # lower-triangular cells (LAMMPS's orientation)
+        systems = [_lower_triangular(a) for a in _argon()]
     n = len(systems)
     temps, pressures, seeds = [40.0, 60.0, 50.0][:n], [100.0, 2000.0, 500.0][:n], [3, 5, 7][:n]
     if coupling == "anisotropic":
         pressures = [(100.0, 300.0, 50.0), 2000.0]
+    if coupling == "triclinic":  # a shear target, acting from each replica's own start cell
+        pressures[0] = [[100.0, -200.0, 30.0], [-200.0, 80.0, 0.0], [30.0, 0.0, 120.0]]
 
     def integrator(t, p):
         inner = (Langevin(5.0, t, friction=0.02) if thermostat == "langevin"
