@@ -274,6 +274,7 @@ def run_active(config: str | os.PathLike | Mapping[str, Any], out: str | os.Path
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _claim(out, cfg)
+
     def trainer(table) -> Trainer:
         args = {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
         return Trainer(**args, eval_grad=True, dtype=dtype, seed=spec.seed)
