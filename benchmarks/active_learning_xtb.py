@@ -219,8 +219,9 @@ def wide_frames(seed: int, *, n_frames: int = 138, temperatures=(300.0, 1000.0, 
     start = minimum()
     model = GroundState(start)
     x0 = torch.as_tensor(start.positions.reshape(1, -1) / Bohr, dtype=torch.float64)
-    # 5e-3 bohr steps: the xTB gradients are converged to about 1e-6 hartree/bohr, too coarse for the
-    # default 1e-4; the 6 vibrations of NH3 lie far above the cutoff (omega^2 >= 1e-5), the rotations below it.
+    # 5e-3 bohr steps: the xTB gradients carry SCF noise of about 1e-4 eV/Å (2e-6 hartree/bohr), which
+    # steps of the default 1e-4 bohr turn into a spurious negative curvature; the 6 vibrations of NH3
+    # lie far above the cutoff (omega^2 >= 2e-5), the rotations below it.
     modes = normal_modes(model, x0, step=5e-3, cutoff=1e-6)
     if modes[0].numel() != 6:
         raise RuntimeError(f"expected the 6 vibrations of NH3, got {modes[0].numel()} modes")
