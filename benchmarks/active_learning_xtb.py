@@ -54,9 +54,11 @@ What mirrors the authors' code (learningmatter-mit/Atomistic-Adversarial-Attacks
   inner half of the inversion coordinate out (``--start-min-height``), so the barrier stays unseen;
 - new-label weight: their ``robust/actlearn/pipeline.py`` (``augment_train_set``,
   ``dset_train_weight = 4``) appends 4 copies of every label of every generation to the training
-  split, so each label enters an epoch's mean-squared loss 4 times (and adds optimiser steps);
-  ``--new-label-weight 4`` gives each label weight 4 in its batch's weighted mean, equal to 4
-  copies in that batch, without the extra steps;
+  split, so each label (its energy and forces alike) enters an epoch's mean-squared loss 4 times
+  (and adds optimiser steps); ``--new-label-weight 4`` gives each label weight 4 in its batch's
+  weighted mean, equal to 4 copies in that batch, without the extra steps. That loop is the one
+  of their 1D/2D double-well notebooks; their ammonia generations were trained with NFF, whose
+  scripts are not in the repository, so the 4x is not confirmed for ammonia;
 - selection: theirs (``robust/actlearn/score.py``, ``loop.py``) keeps attacked geometries whose
   force variance is above the 80th percentile of the *training* geometries' and whose RMSD to the
   training set exceeds 0.1 Å, then 20 at random; ours takes the percentile over the candidates,
