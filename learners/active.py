@@ -18,9 +18,12 @@ and added; the committee is retrained from scratch. The loop writes, in ``workdi
   training from the one before it.
 - ``log.json``: the settings and one entry per finished generation (test errors of the committee
   trained at its start, training-set size, labels used so far, candidates, the maximum and
-  selection threshold of the uncertainty, and the geometries whose labelling failed with the
-  error). Written atomically after the generation's labels, so a crash leaves whole generations:
-  :meth:`ActiveLearning.run` resumes after the last one (rows written after it are removed).
+  selection threshold of the uncertainty, the geometries whose labelling failed with the error,
+  and, with ``max_label_energy``, the number of candidates left unlabelled for their committee
+  energy (``over_cap``) and the labelled geometries not trained on for their true energy
+  (``skipped``, with that energy and the reason)). Written atomically after the generation's
+  labels, so a crash leaves whole generations: :meth:`ActiveLearning.run` resumes after the last
+  one (rows written after it are removed).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ __all__ = ["ActiveLearning", "SAMPLERS"]
 
 SAMPLERS = ("adversarial", "md", "random")
 LOG_FORMAT = "matrep-active-learning-1"
+# Settings added after runs were logged, with the value those runs used.
+SETTING_DEFAULTS = {"new_label_weight": 1.0, "max_label_energy": None}
 
 
 def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
@@ -61,12 +66,28 @@ def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
     return frames
 
 
-def _forces_variance(committee: Committee, frames: Sequence[Atoms]) -> np.ndarray:
-    """``(B,)`` committee force variance per structure (eV^2/Å^2, mean over atoms and components), one batch."""
-    all_forces = committee.predict(list(frames))["all_forces"]
+def _scores(committee: Committee, frames: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+    """``(B,)`` committee force variance per structure (eV^2/Å^2, mean over atoms and components) and
+    ``(B,)`` committee mean energy (eV), one batch."""
+    out = committee.predict(list(frames))
+    all_forces = out["all_forces"]
     counts = torch.tensor([len(f) for f in frames], device=all_forces.device)
     batch = torch.repeat_interleave(torch.arange(len(frames), device=all_forces.device), counts)
-    return structure_force_variance(all_forces, batch, counts).detach().cpu().double().numpy()
+    variance = structure_force_variance(all_forces, batch, counts).detach().cpu().double().numpy()
+    return variance, out["energy"].detach().cpu().double().numpy()
+
+
+def _composition(atoms: Atoms) -> tuple[int, ...]:
+    return tuple(sorted(atoms.numbers.tolist()))
+
+
+def _lowest_energies(frames: Sequence[Atoms]) -> dict[tuple[int, ...], float]:
+    """The lowest stored energy (eV) of each composition among ``frames``."""
+    lowest: dict[tuple[int, ...], float] = {}
+    for f in frames:
+        key, e = _composition(f), float(f.get_potential_energy())
+        lowest[key] = min(e, lowest.get(key, math.inf))
+    return lowest
 
 
 class ActiveLearning:
@@ -134,6 +155,22 @@ class ActiveLearning:
         A committee already trained on ``train_frames`` to use (a copy) as generation 0's instead
         of training one: several loops that start from the same frames (one per sampler) then
         share the first fit.
+    new_label_weight : float
+        Loss weight (> 0) of every label of the loop in each retraining, the initial frames
+        weighing 1 (:func:`learners.potentials.fit_potential` ``weights``: an integer ``w`` counts
+        a label as ``w`` copies of it in its batch). The authors' loop (``robust/actlearn/
+        pipeline.py``, ``dset_train_weight = 4``) repeats the labels of all generations 4 times in
+        the training set. 1 (default) trains on all frames alike.
+    max_label_energy : float, optional
+        eV per structure above the lowest true energy among the training frames (initial and
+        labels) of the same composition. Candidates whose committee mean energy lies above it are
+        not labelled (their number is logged as ``over_cap``; the uncertainty threshold is taken
+        over the others), and a labelled geometry whose true energy lies above it is not trained
+        on: it is logged under ``skipped`` with its energy and the reason (not written to
+        ``labels.db``). Per structure, not per atom, because the cap bounds a Boltzmann weight of
+        the whole geometry (an energy window such as the 0-1.84 eV of the authors' ammonia set);
+        comparing within a composition keeps it meaningful when the frames differ in size. None
+        (default): no cap.
 
     Raises
     ------
@@ -154,7 +191,8 @@ class ActiveLearning:
                  min_rmsd: float = 0.01, cluster: bool = False, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
                  temperature: float = 300.0, md_steps: int = 20, timestep: float = 1.0, displacement: float = 0.05,
                  trainer: Trainer | None = None, loss: PotentialLoss | None = None,
-                 fine_tune: Trainer | None = None, initial_committee: Committee | None = None) -> None:
+                 fine_tune: Trainer | None = None, initial_committee: Committee | None = None,
+                 new_label_weight: float = 1.0, max_label_energy: float | None = None) -> None:
         if not callable(committee_factory):
             raise InputTypeError(f"committee_factory must be callable (seed=int) -> Committee, "
                                  f"got {type(committee_factory).__name__}")
@@ -202,6 +240,14 @@ class ActiveLearning:
         if initial_committee is not None and not isinstance(initial_committee, Committee):
             raise InputTypeError(f"initial_committee must be a trained Committee, got {type(initial_committee).__name__}")
         self.fine_tune, self.initial_committee = fine_tune, initial_committee
+        if isinstance(new_label_weight, bool) or not (isinstance(new_label_weight, (int, float))
+                                                      and math.isfinite(new_label_weight) and new_label_weight > 0):
+            raise InputError(f"new_label_weight must be a finite number > 0, got {new_label_weight!r}")
+        if max_label_energy is not None and (isinstance(max_label_energy, bool) or not (
+                isinstance(max_label_energy, (int, float)) and math.isfinite(max_label_energy) and max_label_energy > 0)):
+            raise InputError(f"max_label_energy must be None or a finite number > 0 eV, got {max_label_energy!r}")
+        self.new_label_weight = float(new_label_weight)
+        self.max_label_energy = None if max_label_energy is None else float(max_label_energy)
         self.log_: list[dict[str, Any]] = []
         self.committee_: Committee | None = None
 
@@ -236,7 +282,8 @@ class ActiveLearning:
                 "kT": self.kT, "attack_steps": self.attack_steps, "attack_lr": self.attack_lr,
                 "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
                 "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames),
-                "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None}
+                "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None,
+                "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy}
 
     @property
     def labels_path(self) -> Path:
@@ -266,8 +313,10 @@ class ActiveLearning:
             raise InputError(f"{self.log_path} is not an active-learning log: {err}") from None
         if not isinstance(saved, dict) or saved.get("format") != LOG_FORMAT:
             raise InputError(f"{self.log_path} is not an active-learning log (format {LOG_FORMAT!r})")
-        if saved["settings"] != self.settings():
-            diff = sorted(k for k in self.settings() if saved["settings"].get(k) != self.settings()[k])
+        # A log written before a setting existed ran with its default.
+        old = {**SETTING_DEFAULTS, **saved["settings"]}
+        if old != self.settings():
+            diff = sorted(k for k in self.settings() if old.get(k) != self.settings()[k])
             raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "
                              f"use another workdir")
         log = saved["generations"]
@@ -299,7 +348,9 @@ class ActiveLearning:
         for g in bar:
             streams = np.random.SeedSequence((self.seed, g)).generate_state(3)
             train = self.train_frames + labels
-            committee = self._train(g, train, int(streams[0]))
+            weights = None if self.new_label_weight == 1 else \
+                [1.0] * len(self.train_frames) + [self.new_label_weight] * len(labels)
+            committee = self._train(g, train, int(streams[0]), weights)
             self.committee_ = committee
             self._save(committee, g)
             entry: dict[str, Any] = {"generation": g, "n_train": len(train), "labels_used": len(labels),
@@ -324,7 +375,7 @@ class ActiveLearning:
         dtype = next(self.committee_factory(seed=0).parameters()).dtype
         return load_potential(path, dtype=dtype)
 
-    def _train(self, g: int, train: list[Atoms], seed: int) -> Committee:
+    def _train(self, g: int, train: list[Atoms], seed: int, weights: list[float] | None) -> Committee:
         """Generation ``g``'s committee: the given initial one, a fine-tuned copy of the last, or a fresh fit."""
         if g == 0 and self.initial_committee is not None:
             return copy.deepcopy(self.initial_committee)
@@ -339,12 +390,12 @@ class ActiveLearning:
                 committee = self._load(path)
             # The shifts and scale stay those the committee was trained with: refitting them under
             # trained weights would move every prediction.
-            fit_potential(committee, train, trainer=self.fine_tune, loss=self.loss, fit_shifts=False)
+            fit_potential(committee, train, trainer=self.fine_tune, loss=self.loss, fit_shifts=False, weights=weights)
             return committee
         committee = self.committee_factory(seed=seed)
         if not isinstance(committee, Committee):
             raise InputTypeError(f"committee_factory returned {type(committee).__name__}, not a Committee")
-        fit_potential(committee, train, trainer=self.trainer, loss=self.loss)
+        fit_potential(committee, train, trainer=self.trainer, loss=self.loss, weights=weights)
         return committee
 
     def _save(self, committee: Committee, g: int) -> None:
@@ -362,16 +413,27 @@ class ActiveLearning:
                     rng: np.random.Generator) -> tuple[list[tuple[Atoms, dict]], dict[str, Any]]:
         parents = rng.choice(len(train), size=self.candidates, replace=len(train) < self.candidates)
         candidates = self._sample(committee, [train[k] for k in parents], train, seed, rng)
-        report: dict[str, Any] = {"candidates": len(candidates), "failed": []}
+        report: dict[str, Any] = {"candidates": len(candidates), "failed": [], "over_cap": 0, "skipped": []}
         if not candidates:
             report.update(selected=0, max_uncertainty=math.nan, threshold=math.nan)
             return [], report
-        variance = _forces_variance(committee, [c for c, _ in candidates])
-        threshold = float(np.percentile(variance, self.percentile))
-        report.update(max_uncertainty=float(variance.max()), threshold=threshold)
+        variance, energy = _scores(committee, [c for c, _ in candidates])
+        report["max_uncertainty"] = float(variance.max())
+        lowest = _lowest_energies(train)
+        eligible = np.ones(len(candidates), dtype=bool)
+        if self.max_label_energy is not None:
+            above = energy - np.array([lowest[_composition(c)] for c, _ in candidates])
+            eligible = above <= self.max_label_energy
+            report["over_cap"] = int((~eligible).sum())
+        if not eligible.any():
+            report.update(selected=0, threshold=math.nan)
+            return [], report
+        threshold = float(np.percentile(variance[eligible], self.percentile))
+        report["threshold"] = threshold
         chosen: list[int] = []
         references = [f.positions for f in train]
         order = np.argsort(-variance, kind="stable")
+        order = order[eligible[order]]
         if self.cluster:
             order = self._cluster_heads(order[variance[order] >= threshold], [c for c, _ in candidates],
                                         references, int(rng.integers(2**31)))
@@ -391,6 +453,15 @@ class ActiveLearning:
             if labelled is None:
                 report["failed"].append({"candidate": k, "parent": int(parents[parent]), "error": error,
                                          "positions": atoms.positions.tolist()})
+                continue
+            excess = labelled.get_potential_energy() - lowest[_composition(labelled)]
+            if self.max_label_energy is not None and excess > self.max_label_energy:
+                report["skipped"].append({
+                    "candidate": k, "parent": int(parents[parent]), "energy": labelled.get_potential_energy(),
+                    "above_lowest": excess, "committee_above_lowest": float(energy[k] - lowest[_composition(labelled)]),
+                    "reason": f"true energy {excess:.3f} eV above the lowest training energy exceeds "
+                              f"max_label_energy = {self.max_label_energy} eV; not trained on",
+                    "positions": atoms.positions.tolist()})
                 continue
             new.append((labelled, {"generation": g, "seed": seed, "parent": int(parents[parent]),
                                    "sampler": self.sampler, "uncertainty": float(variance[k])}))

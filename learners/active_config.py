@@ -15,28 +15,37 @@ loop::
     members = 5                   # every other key goes to the model class (cutoff, n_features, ...)
     cutoff = 4.0
     n_features = 16
+    # initial = "gen0.pt"         # optional: a committee (save_potential) already trained on data.train,
+                                  # used as generation 0's; its kind and member count must match
     [trainer]                     # learners.Trainer settings (epochs, batch_size, lr, ...), as in `matrep train`
     epochs = 80
+    [fine_tune]                   # optional, the same keys: generations > 0 continue training the
+    epochs = 40                   # previous committee with these settings instead of a fresh one
     [loss]                        # optional: PotentialLoss weights w_energy, w_forces
     [loop]                        # learners.active.ActiveLearning settings (left out: its defaults)
     sampler = "adversarial"       # "adversarial", "md" or "random"
     generations = 3
     per_generation = 8
     kT = 0.05                     # eV per atom
+    new_label_weight = 4.0        # loss weight of the loop's labels (the authors' 4x); default 1
+    max_label_energy = 1.84       # eV above the lowest training energy: no labels above it; default none
 
 ``OUT`` receives what :class:`learners.active.ActiveLearning` writes (``labels.db``, ``log.json``),
 ``config.json`` (the config, paths made absolute), ``committee.pt`` (the last generation's
 committee, :func:`learners.potentials.save_potential`, loadable as ``[potential] kind = "nn"``)
 and ``errors.png`` (test force and energy errors against the labels used). Rerunning the same
 config resumes after the last finished generation; a config that differs in anything but
-``loop.generations`` is refused, so a folder never mixes two runs.
+``loop.generations`` is refused, so a folder never mixes two runs (``config.json`` also records
+the SHA-256 of the ``committee.initial`` file, so a changed file is refused too).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -50,6 +59,7 @@ from reprs.fileio import atomic_write, read_frames, save_figure
 __all__ = ["ActiveConfig", "load_config", "run_active"]
 
 MODELS = ("painn", "schnet")
+OWN_KEYS = ("kind", "members", "dtype", "initial")    # [committee] keys that are not the model's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +73,14 @@ class DataConfig(Schema):
 
 @dataclasses.dataclass(frozen=True)
 class CommitteeConfig(Schema):
-    """The ``[committee]`` table: the model ``kind``, ``members``, ``dtype`` and the model's keyword arguments."""
+    """The ``[committee]`` table: the model ``kind``, ``members``, ``dtype``, an optional ``initial``
+    committee file (:func:`learners.potentials.save_potential`) and the model's keyword arguments."""
 
     TABLE = "committee"
     kind: Literal["painn", "schnet"] = "painn"
     members: int = 5
     dtype: Literal["float32", "float64"] = "float32"
+    initial: str | None = None
     params: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -78,12 +90,12 @@ class CommitteeConfig(Schema):
             return table
         if not isinstance(table, Mapping):
             raise ConfigError(f"{where} must be a table, got {describe(table)}")
-        own = {k: table[k] for k in ("kind", "members", "dtype") if k in table}
+        own = {k: table[k] for k in OWN_KEYS if k in table}
         spec = cls.build(where, **own, params={k: v for k, v in table.items() if k not in own})
         model = spec.model_class()
         named = [n for n, p in inspect.signature(model).parameters.items()
                  if n not in ("seed", "device", "dtype") and p.kind is not inspect.Parameter.VAR_KEYWORD]
-        check_keys(spec.params, ["kind", "members", "dtype", *named], where)
+        check_keys(spec.params, [*OWN_KEYS, *named], where)
         return spec
 
     def check(self, where: str) -> None:
@@ -125,6 +137,14 @@ class LoopConfig(Schema):
     md_steps: int | None = None
     timestep: float | None = None
     displacement: float | None = None
+    new_label_weight: float | None = None
+    max_label_energy: float | None = None
+
+    def check(self, where: str) -> None:
+        for name in ("new_label_weight", "max_label_energy"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{where}.{name} must be a finite number > 0, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +156,7 @@ class ActiveConfig(Schema):
     seed: int = 0
     committee: CommitteeConfig = dataclasses.field(default_factory=CommitteeConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    fine_tune: TrainerConfig | None = None
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     loop: LoopConfig = dataclasses.field(default_factory=LoopConfig)
 
@@ -152,7 +173,7 @@ class ActiveConfig(Schema):
                 raise ConfigError(f"the config needs a [{name}] table")
         parts = {name: kind.from_config(table[name], where=name) for name, kind in
                  (("data", DataConfig), ("committee", CommitteeConfig), ("trainer", TrainerConfig),
-                  ("loss", LossConfig), ("loop", LoopConfig)) if name in table}
+                  ("fine_tune", TrainerConfig), ("loss", LossConfig), ("loop", LoopConfig)) if name in table}
         if not isinstance(table["labeler"], Mapping) or "kind" not in table["labeler"]:
             raise ConfigError("labeler must be a [potential]-style table with a 'kind' ('tblite', 'pyscf', "
                               "'ase', 'lj', 'morse', ...)")
@@ -160,7 +181,8 @@ class ActiveConfig(Schema):
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
-    """The content of a config (a TOML file, or a dict), checked, with the data paths made absolute.
+    """The content of a config (a TOML file, or a dict), checked, with the file paths (data, initial
+    committee) made absolute.
 
     A relative path is read from the config file's folder (a dict: the working folder); the files
     must exist.
@@ -177,12 +199,17 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
     ActiveConfig.from_config(cfg)
     for key in ("train", "test"):
         cfg["data"][key] = str(config_file(cfg["data"][key], base, f"data.{key}").resolve())
+    if cfg.get("committee", {}).get("initial") is not None:
+        cfg["committee"]["initial"] = str(config_file(cfg["committee"]["initial"], base, "committee.initial").resolve())
     cfg["labeler"] = {**cfg["labeler"], "_base": str(base)}
     return cfg
 
 
 def _claim(out: Path, cfg: dict) -> None:
     """Record ``cfg`` in ``out/config.json``, or accept the run already there if only ``loop.generations`` differs."""
+    initial = cfg.get("committee", {}).get("initial")
+    if initial is not None:
+        cfg = {**cfg, "initial_sha256": hashlib.sha256(Path(initial).read_bytes()).hexdigest()}
     record = out / "config.json"
     if record.is_file():
         old = json.loads(record.read_text())
@@ -242,18 +269,39 @@ def run_active(config: str | os.PathLike | Mapping[str, Any], out: str | os.Path
     def factory(seed: int) -> Committee:
         return Committee.build(model, k=spec.committee.members, seed=seed, dtype=dtype, **spec.committee.params)
 
+    initial = None if spec.committee.initial is None else _initial_committee(spec.committee, dtype)
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _claim(out, cfg)
-    trainer_args = {k: v for k, v in dataclasses.asdict(spec.trainer).items() if v is not None}
+
+    def trainer(table) -> Trainer:
+        args = {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
+        return Trainer(**args, eval_grad=True, dtype=dtype, seed=spec.seed)
+
     loop_args = {k: v for k, v in dataclasses.asdict(spec.loop).items() if v is not None}
     loop = ActiveLearning(factory, labeler, read_frames(spec.data.train), read_frames(spec.data.test),
-                          seed=spec.seed, workdir=out,
-                          trainer=Trainer(**trainer_args, eval_grad=True, dtype=dtype, seed=spec.seed),
+                          seed=spec.seed, workdir=out, trainer=trainer(spec.trainer),
+                          fine_tune=None if spec.fine_tune is None else trainer(spec.fine_tune),
+                          initial_committee=initial,
                           loss=PotentialLoss(w_energy=spec.loss.w_energy, w_forces=spec.loss.w_forces),
                           **loop_args)
     loop.run(progress=progress)
     _plot(loop.log_, out / "errors.png")
-    last = {k: v for k, v in loop.log_[-1].items() if k not in ("failed", "labels_mark")}
+    last = {k: v for k, v in loop.log_[-1].items() if k not in ("failed", "skipped", "labels_mark")}
     return {**last, "labels": str(loop.labels_path), "log": str(loop.log_path),
             "committee": str(loop.committee_path), "plot": str(out / "errors.png")}
+
+
+def _initial_committee(spec: CommitteeConfig, dtype):
+    """The ``committee.initial`` file as a committee in ``dtype``, checked against the ``[committee]`` table."""
+    from learners.potentials import Committee, load_potential
+
+    committee = load_potential(spec.initial, dtype=dtype)
+    kinds = sorted({type(m).__name__.lower() for m in committee.models}) if isinstance(committee, Committee) \
+        else [type(committee).__name__.lower()]
+    members = len(committee.models) if isinstance(committee, Committee) else 1
+    if kinds != [spec.kind] or members != spec.members:
+        raise ConfigError(f"committee.initial = {spec.initial!r} holds {members} {'/'.join(kinds)} model(s), but "
+                          f"[committee] says {spec.members} of kind {spec.kind!r}; make them agree")
+    return committee

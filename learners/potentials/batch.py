@@ -47,6 +47,9 @@ class AtomsBatch:
         ``(N, 3)`` reference forces, eV/Å.
     stress : torch.Tensor, optional
         ``(B, 3, 3)`` reference stress, eV/Å^3 (ASE's sign convention).
+    weight : torch.Tensor, optional
+        ``(B,)`` positive weight of each structure in a training loss
+        (:class:`learners.potentials.PotentialLoss`); None weighs all alike.
     """
 
     positions: torch.Tensor
@@ -58,6 +61,7 @@ class AtomsBatch:
     energy: torch.Tensor | None = None
     forces: torch.Tensor | None = None
     stress: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
 
     @property
     def n_structures(self) -> int:
@@ -120,7 +124,8 @@ def _reference(atoms: Atoms, name: str):
 
 
 def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32, labels: bool = True) -> AtomsBatch:
+                  dtype: torch.dtype = torch.float32, labels: bool = True,
+                  weights: Sequence[float] | None = None) -> AtomsBatch:
     """Concatenate ``structures`` into an :class:`AtomsBatch` with full pair lists within ``cutoff`` (Å).
 
     Parameters
@@ -135,17 +140,26 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
         Of the tensors.
     labels : bool
         Collect the reference values.
+    weights : sequence of float, optional
+        One finite weight > 0 per structure, kept as :attr:`AtomsBatch.weight` (the loss weight of
+        each structure; see :class:`learners.potentials.PotentialLoss`).
 
     Raises
     ------
     InputError
-        An empty sequence, or a structure without atoms or with a non-finite position
-        (:func:`reprs.atoms.as_atoms`; the message names the structure).
+        An empty sequence, a structure without atoms or with a non-finite position
+        (:func:`reprs.atoms.as_atoms`; the message names the structure), or weights that are not
+        one finite positive number per structure.
     MissingCellError
         A periodic direction without a cell vector.
     """
     if len(structures) == 0:
         raise InputError("no structures to batch")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(structures),) or not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise InputError(f"weights must be one finite number > 0 per structure ({len(structures)}), "
+                             f"got {weights.tolist()}")
     pos, num, cells, pbcs, idx = [], [], [], [], []
     ref = {"energy": [], "forces": [], "stress": []}
     for b, item in enumerate(structures):
@@ -174,6 +188,8 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
             if values and all(v is not None for v in values):
                 arr = np.stack(values) if name != "forces" else np.concatenate(values)
                 out[name] = t(torch.as_tensor(arr))
+    if weights is not None:
+        out["weight"] = t(torch.as_tensor(weights))
     positions, cell, pbc, index = torch.cat(pos), torch.stack(cells), torch.stack(pbcs), torch.cat(idx)
     full = batch_pairs(positions, cell, pbc, index, cutoff)  # in float64, before the cast
     pairs = PairList(full.i.to(device), full.j.to(device), t(full.shifts), False)

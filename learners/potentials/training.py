@@ -4,7 +4,11 @@ Loss per batch (as NFF and SchNetPack, arXiv:2101.11588 Methods)::
 
     w_E * mean_s ((E_s - E_s^ref) / N_s)^2 + w_F * mean_{i,a} (F_ia - F_ia^ref)^2 [+ w_S * mean (sigma - sigma^ref)^2]
 
-Energies per atom make structures of different sizes count alike. Datasets are read from the
+Energies per atom make structures of different sizes count alike. With per-structure weights
+``w_s`` (:attr:`AtomsBatch.weight`, e.g. from ``fit_potential(weights=...)``) each mean becomes the
+weighted mean over the batch's structures (forces: over their atoms, each atom carrying its
+structure's weight), normalised by the sum of the weights: for an integer ``w_s`` the loss equals
+the loss of the batch in which structure ``s`` appears ``w_s`` times. Datasets are read from the
 ASE databases :func:`sims.generate.generate` writes (:class:`AtomsDataset`), and split by
 trajectory (:func:`trajectory_split`): frames of one MD run are correlated, so a frame split would
 test on near-copies of training frames.
@@ -120,6 +124,10 @@ class PotentialLoss:
     w_energy, w_forces, w_stress : float
         Weights of the three mean squared errors (eV^2/atom^2, eV^2/Å^2, eV^2/Å^6).
 
+    A batch with per-structure weights (:attr:`AtomsBatch.weight`) takes weighted means (see the
+    module docstring): weighting a structure by an integer ``w`` gives the loss of the batch that
+    holds it ``w`` times.
+
     Returns (when called)
     ---------------------
     ``(loss, outputs, targets)`` where outputs and targets are dicts with ``energy_per_atom``
@@ -141,14 +149,23 @@ class PotentialLoss:
         n = batch.n_atoms.to(batch.energy.dtype)
         pred = {"energy_per_atom": out["energy"][0] / n}
         target = {"energy_per_atom": batch.energy / n}
-        loss = self.w_energy * torch.mean((pred["energy_per_atom"] - target["energy_per_atom"]) ** 2)
+        w = batch.weight
+        loss = self.w_energy * _mean((pred["energy_per_atom"] - target["energy_per_atom"]) ** 2, w)
         if need_f:
             pred["forces"], target["forces"] = out["forces"][0], batch.forces
-            loss = loss + self.w_forces * torch.mean((pred["forces"] - batch.forces) ** 2)
+            loss = loss + self.w_forces * _mean((pred["forces"] - batch.forces) ** 2, None if w is None else w[batch.batch])
         if need_s:
             pred["stress"], target["stress"] = out["stress"][0], batch.stress
-            loss = loss + self.w_stress * torch.mean((pred["stress"] - batch.stress) ** 2)
+            loss = loss + self.w_stress * _mean((pred["stress"] - batch.stress) ** 2, w)
         return loss, pred, target
+
+
+def _mean(squares: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``squares``; with ``weight`` (one per leading row) the weighted mean, normalised by the weights' sum."""
+    if weight is None:
+        return torch.mean(squares)
+    rows = squares.reshape(squares.shape[0], -1)
+    return (weight[:, None] * rows).sum() / (weight.sum() * rows.shape[1])
 
 
 def potential_metrics(target: dict, outputs: dict) -> dict[str, float]:
@@ -181,7 +198,7 @@ def frame_errors(model: NeuralPotential | Committee, frames: Sequence[Atoms]) ->
 
 def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], val: Sequence[Atoms] | None = None, *,
                   trainer: Trainer | None = None, loss: PotentialLoss | None = None,
-                  fit_shifts: bool = True) -> list[Trainer]:
+                  fit_shifts: bool = True, weights: Sequence[float] | None = None) -> list[Trainer]:
     """Fit the energy shifts on ``train`` and train ``model`` (each member of a committee) with ``trainer``.
 
     Parameters
@@ -198,7 +215,12 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     loss : PotentialLoss, optional
         Default ``PotentialLoss(w_energy=1, w_forces=1)``.
     fit_shifts : bool
-        Fit per-element shifts and the scale first (:meth:`NeuralPotential.fit_shifts`).
+        Fit per-element shifts and the scale first (:meth:`NeuralPotential.fit_shifts`, unweighted:
+        they only centre and scale the outputs).
+    weights : sequence of float, optional
+        A finite weight > 0 per training frame in the loss (:class:`PotentialLoss`; an integer
+        weight ``w`` counts a frame as ``w`` copies of it in its batch). The validation frames
+        weigh alike.
 
     Returns
     -------
@@ -209,6 +231,13 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     if not trainer.eval_grad:
         raise InputError("the trainer needs eval_grad=True: validation forces are derivatives of the energy")
     loss = PotentialLoss() if loss is None else loss
+    items: Sequence[Any] = train
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(train),) or not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise InputError(f"weights must be one finite number > 0 per training frame ({len(train)}), "
+                             f"got shape {weights.shape} with min {weights.min() if weights.size else None}")
+        items = list(zip(train, weights.tolist()))
     members = list(model.models) if isinstance(model, Committee) else [model]
     trainers = []
     for m, member in enumerate(members):
@@ -219,6 +248,12 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
             t.run_dir = trainer.run_dir / f"member_{m}"
         # Batches are built in float64 and cast by the trainer, so positions keep full precision until then.
         collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64)
-        t.fit(member, train, val, step=loss, collate=collate, metrics=potential_metrics)
+        train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff)
+        t.fit(member, items, val, step=loss, collate=train_collate, metrics=potential_metrics)
         trainers.append(t)
     return trainers
+
+
+def _collate_weighted(items: Sequence[tuple[Atoms, float]], cutoff: float) -> AtomsBatch:
+    """A batch of ``(atoms, weight)`` training items (``fit_potential(weights=...)``), in float64."""
+    return collate_atoms([a for a, _ in items], cutoff, dtype=torch.float64, weights=[w for _, w in items])

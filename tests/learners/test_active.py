@@ -185,3 +185,105 @@ def test_initial_committee_is_used_as_generation_zero_and_left_alone(data, tmp_p
     assert all(torch.equal(before[k], v) for k, v in initial.state_dict().items())
     with pytest.raises(InputTypeError, match="initial_committee must be a trained Committee"):
         fine_loop(data, tmp_path / "x", initial=initial.models[0])
+
+
+def test_new_label_weight_trains_the_labels_as_repeated_frames(data, tmp_path):
+    # Fine-tuning with every frame in one batch: weighting the labels by 3 must give the committee that
+    # training generation 0's on the initial frames plus three copies of each label gives.
+    from learners.potentials import load_potential
+    from learners.potentials.training import fit_potential
+
+    train, test = data
+    tune = Trainer(epochs=3, batch_size=64, lr=2e-3, eval_grad=True, dtype=torch.float64, seed=0)
+    ActiveLearning(factory, CalculatorPotential(MorsePotential(**MORSE)), train, test, generations=1, per_generation=6,
+                   sampler="random", seed=0, workdir=tmp_path, fine_tune=tune, new_label_weight=3,
+                   trainer=Trainer(epochs=4, batch_size=8, lr=5e-3, eval_grad=True, dtype=torch.float64, seed=0)).run()
+    labels = read_frames(tmp_path / "labels.db")
+    assert len(labels) == 6
+
+    def energies(committee):
+        return committee.predict(test, forces=False)["energy"].detach().numpy()
+
+    tuned = energies(load_potential(tmp_path / "committee_1.pt", dtype=torch.float64))
+    for copies, same in ((3, True), (1, False)):
+        ref = load_potential(tmp_path / "committee_0.pt", dtype=torch.float64)
+        fit_potential(ref, train + labels * copies, trainer=tune, fit_shifts=False)
+        close = np.allclose(energies(ref), tuned, rtol=0, atol=1e-9)
+        assert close == same, (copies, np.abs(energies(ref) - tuned).max())
+
+
+class ShiftingMorse(MorsePotential):
+    """Morse, 5 eV higher on every second geometry it labels: labels far above the training well."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        if self.calls % 2 == 0:
+            self.results["energy"] += 5.0
+
+
+def test_max_label_energy_filters_candidates_and_logs_skipped_labels(data, tmp_path):
+    from learners.potentials.training import fit_potential
+
+    train, test = data
+    initial = factory(seed=7)
+    fit_potential(initial, train, trainer=Trainer(epochs=12, batch_size=8, lr=5e-3, eval_grad=True,
+                                                  dtype=torch.float64, seed=0))
+    # The training energies span 1.3 eV; the candidates' committee energies lie 0.2-0.5 eV above the
+    # lowest (measured), so a cap of 0.35 eV keeps some and drops others.
+    truth, cap = ShiftingMorse(**MORSE), 0.35
+    al = ActiveLearning(factory, truth, train, test, generations=1, per_generation=6, sampler="random",
+                        displacement=0.05, percentile=0.0, seed=0, workdir=tmp_path, initial_committee=initial,
+                        max_label_energy=cap, trainer=Trainer(epochs=2, batch_size=8, eval_grad=True,
+                                                              dtype=torch.float64, seed=0)).run()
+    report = al.log_[0]
+    lowest = min(f.get_potential_energy() for f in train)
+    kept, skipped = read_frames(tmp_path / "labels.db"), report["skipped"]
+    # Candidates above the cap by the committee were never labelled; every geometry that was labelled
+    # lies within it by the committee; the labeler ran once per selected geometry.
+    assert report["over_cap"] > 0 and report["selected"] == 6
+    assert truth.calls == report["selected"] == len(kept) + len(skipped) and not report["failed"]
+    sent = [f.positions for f in kept] + [np.array(s["positions"]) for s in skipped]
+    predicted = initial.predict([atoms_like(train[0], p) for p in sent], forces=False)["energy"].detach().numpy()
+    assert (predicted - lowest <= cap + 1e-9).all()
+    # Labels above the cap by their true energy (every shifted one at least) are logged with that
+    # energy and the reason, and not trained on; those within it are.
+    assert len(kept) > 0 and len(skipped) >= truth.calls // 2
+    assert all(f.get_potential_energy() - lowest <= cap for f in kept)
+    morse = MorsePotential(**MORSE)
+    for s in skipped:
+        ref = atoms_like(train[0], np.array(s["positions"]))
+        ref.calc = morse
+        assert min(abs(s["energy"] - ref.get_potential_energy() - shift) for shift in (0.0, 5.0)) < 1e-10
+        assert s["above_lowest"] == pytest.approx(s["energy"] - lowest, abs=1e-10) and s["above_lowest"] > cap
+        assert "exceeds max_label_energy = 0.35 eV" in s["reason"]
+    assert al.log_[1]["n_train"] == len(train) + len(kept)
+
+
+def atoms_like(template, positions):
+    from ase import Atoms
+
+    return Atoms(numbers=template.numbers, positions=positions)
+
+
+def test_runs_logged_before_the_new_settings_resume_and_other_weights_are_refused(data, tmp_path):
+    loop(data, tmp_path, generations=1, sampler="random").run()
+    saved = json.loads((tmp_path / "log.json").read_text())
+    for key in ("new_label_weight", "max_label_energy"):
+        del saved["settings"][key]
+    (tmp_path / "log.json").write_text(json.dumps(saved))
+    assert len(loop(data, tmp_path, generations=1, sampler="random").run().log_) == 2
+    train, test = data
+    with pytest.raises(InputError, match=r"other settings \(new_label_weight differ\)"):
+        ActiveLearning(factory, MorsePotential(**MORSE), train, test, generations=1, per_generation=6,
+                       sampler="random", seed=0, workdir=tmp_path, kT=0.05, attack_steps=20, attack_lr=2e-2,
+                       new_label_weight=4).run()
+    for kwargs, message in (({"new_label_weight": 0}, "new_label_weight must be a finite number > 0"),
+                            ({"max_label_energy": -1.0}, "max_label_energy must be None or a finite number > 0")):
+        with pytest.raises(InputError, match=message):
+            ActiveLearning(factory, MorsePotential(), train, test, generations=1, per_generation=2, seed=0,
+                           workdir=tmp_path / "x", **kwargs)

@@ -88,6 +88,10 @@ def test_matrep_active_runs_resumes_and_refuses_another_config(frames, tmp_path,
     (lambda c: c.pop("labeler"), r"needs a \[labeler\] table"),
     (lambda c: c["data"].update(test="missing.extxyz"), "data.test = 'missing.extxyz': no such file"),
     (lambda c: c["loop"].update(sampler="adversarail"), "did you mean 'adversarial'"),
+    (lambda c: c.update(fine_tune={"epoch": 3}), "unknown key 'epoch' in fine_tune; did you mean 'epochs'"),
+    (lambda c: c["loop"].update(new_label_weight=0), "loop.new_label_weight must be a finite number > 0"),
+    (lambda c: c["loop"].update(max_label_energi=1.0), "did you mean 'max_label_energy'"),
+    (lambda c: c["committee"].update(initial="missing.pt"), "committee.initial = 'missing.pt': no such file"),
 ])
 def test_config_mistakes_are_one_line_errors(frames, tmp_path, capsys, change, message):
     cfg = config(frames)
@@ -100,6 +104,48 @@ def test_config_mistakes_are_one_line_errors(frames, tmp_path, capsys, change, m
     import re
 
     assert re.search(message, err), err
+
+
+def test_fine_tune_and_initial_committee_from_the_config_resume_unchanged(frames, tmp_path, capsys):
+    from learners.potentials import Committee, PaiNN, save_potential
+    from learners.potentials.training import fit_potential, frame_errors
+    from learners.trainer import Trainer
+
+    train, test = read_frames(frames / "train.extxyz"), read_frames(frames / "test.extxyz")
+    initial = Committee.build(PaiNN, k=3, seed=5, cutoff=5.0, n_features=8, n_rbf=8, n_interactions=1,
+                              dtype=torch.float64)
+    fit_potential(initial, train, trainer=Trainer(epochs=8, batch_size=8, lr=5e-3, eval_grad=True,
+                                                  dtype=torch.float64, seed=0))
+    save_potential(initial, tmp_path / "gen0.pt")
+
+    def run(generations: int, out: str, **committee) -> int:
+        cfg = config(frames, generations=generations, new_label_weight=2.0, max_label_energy=50.0)
+        cfg["committee"].update(initial="gen0.pt", **committee)     # relative: read from the config's folder
+        cfg["fine_tune"] = {"epochs": 3, "batch_size": 8, "lr": 2e-3}
+        (tmp_path / "al.toml").write_text(_toml(cfg))
+        return main(["active", str(tmp_path / "al.toml"), "-o", str(tmp_path / out), "--quiet"])
+
+    assert run(2, "full") in (None, 0)
+    capsys.readouterr()
+    log = json.loads((tmp_path / "full" / "log.json").read_text())
+    assert log["settings"]["fine_tune"] and log["settings"]["initial_committee"]
+    assert log["settings"]["new_label_weight"] == 2.0 and log["settings"]["max_label_energy"] == 50.0
+    # Generation 0 is the given committee; later ones are fine-tuned from it (one file per generation).
+    assert log["generations"][0]["forces_mae"] == pytest.approx(frame_errors(initial, test)["forces_mae"], rel=1e-12)
+    assert all((tmp_path / "full" / f"committee_{g}.pt").is_file() for g in range(3))
+    # A run stopped after one generation and extended to two ends as the straight run.
+    assert run(1, "part") in (None, 0) and run(2, "part") in (None, 0)
+    capsys.readouterr()
+    part = json.loads((tmp_path / "part" / "log.json").read_text())["generations"]
+    assert [g["forces_mae"] for g in part] == pytest.approx([g["forces_mae"] for g in log["generations"]], rel=1e-9)
+    # A committee file of another size is refused by name; so is a changed file under the same name.
+    assert run(2, "other", members=2) == 2
+    assert "holds 3 painn model(s), but [committee] says 2 of kind 'painn'" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+    save_potential(Committee.build(PaiNN, k=3, seed=6, cutoff=5.0, n_features=8, n_rbf=8, n_interactions=1,
+                                   dtype=torch.float64), tmp_path / "gen0.pt")
+    assert run(2, "part") == 2
+    assert "another config" in capsys.readouterr().err
 
 
 def test_a_sims_potential_labels_through_sims_and_clustering_spreads_the_labels(tmp_path):
