@@ -812,13 +812,20 @@ def _triclinic_drift(cell: torch.Tensor, p_int: torch.Tensor, p0: torch.Tensor, 
     (``rate = beta_T dt / tau_p``; ``P`` the internal pressure tensor, ``P0 = p 1 + t`` the target, eV/Å^3)."""
     eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
     volume = torch.abs(torch.linalg.det(cell))
-    p = torch.diagonal(p0, dim1=-2, dim2=-1).mean(-1)[..., None, None]
-    psi = torch.linalg.solve(cell.transpose(-1, -2), p_int - p * eye)
-    c0_inv = torch.linalg.inv(c0)
-    tension = c0_inv.transpose(-1, -2) @ (p0 - p * eye) @ c0_inv
+    p, tension = _tension(p0, c0)
+    psi = torch.linalg.solve(cell.transpose(-1, -2), p_int - p[..., None, None] * eye)
     psi = psi - (torch.as_tensor(v0, dtype=volume.dtype, device=volume.device) / volume)[..., None, None] * (
         tension @ cell)
     return torch.tril(rate * torch.diagonal(cell, dim1=-2, dim2=-1)[..., :, None] * psi)
+
+
+def _tension(p0: torch.Tensor, c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hydrostatic part ``p`` (``(...)``) of a target ``P0 = p 1 + t`` (``(..., 3, 3)``) and the tension
+    ``Sigma = C0^-T t C0^-1`` of its deviatoric part ``t`` from the start cell ``C0``, in the units of ``P0``."""
+    p = torch.diagonal(p0, dim1=-2, dim2=-1).mean(-1)
+    c0_inv = torch.linalg.inv(c0)
+    eye = torch.eye(3, dtype=p0.dtype, device=p0.device)
+    return p, c0_inv.transpose(-1, -2) @ (p0 - p[..., None, None] * eye) @ c0_inv
 
 
 def _affine(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -839,10 +846,7 @@ def _deform_lower(cell: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, to
 def _external_energy(cell: torch.Tensor, p0: torch.Tensor, c0: torch.Tensor, v0) -> torch.Tensor:
     """``p V + (V0 / 2) tr(Sigma C C^T)``, eV, with ``Sigma = C0^-T t C0^-1`` (``V0 tr(t E)`` up to a constant,
     ``E`` the Lagrangian strain from ``C0``)."""
-    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    p = torch.diagonal(p0, dim1=-2, dim2=-1).mean(-1)
-    c0_inv = torch.linalg.inv(c0)
-    tension = c0_inv.transpose(-1, -2) @ (p0 - p[..., None, None] * eye) @ c0_inv
+    p, tension = _tension(p0, c0)
     gram = cell @ cell.transpose(-1, -2)
     v0 = torch.as_tensor(v0, dtype=p.dtype, device=p.device)  # a lone run's float, never through float32
     return p * torch.abs(torch.linalg.det(cell)) + v0 / 2 * (tension * gram).sum((-2, -1))
