@@ -123,6 +123,21 @@ def _reference(atoms: Atoms, name: str):
     return value
 
 
+def check_weights(weights: Sequence[float], n: int, what: str = "structure") -> np.ndarray:
+    """``weights`` as a float64 array, checked to be one finite number > 0 per ``what`` (``n`` of them).
+
+    Raises
+    ------
+    InputError
+        Another length, or a weight that is not finite and positive.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n,) or not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise InputError(f"weights must be one finite number > 0 per {what} ({n}), got shape "
+                         f"{weights.shape} with values {weights.ravel()[:5].tolist()}")
+    return weights
+
+
 def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.device | str | None = None,
                   dtype: torch.dtype = torch.float32, labels: bool = True,
                   weights: Sequence[float] | None = None) -> AtomsBatch:
@@ -156,10 +171,7 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     if len(structures) == 0:
         raise InputError("no structures to batch")
     if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (len(structures),) or not (np.isfinite(weights).all() and (weights > 0).all()):
-            raise InputError(f"weights must be one finite number > 0 per structure ({len(structures)}), "
-                             f"got {weights.tolist()}")
+        weights = check_weights(weights, len(structures))
     pos, num, cells, pbcs, idx = [], [], [], [], []
     ref = {"energy": [], "forces": [], "stress": []}
     for b, item in enumerate(structures):

@@ -33,7 +33,7 @@ from learners.trainer import Trainer
 from reprs.fileio import read_frames
 
 from .base import NeuralPotential, evaluate
-from .batch import AtomsBatch, collate_atoms
+from .batch import AtomsBatch, check_weights, collate_atoms
 from .committee import Committee
 
 __all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metrics", "frame_errors", "fit_potential"]
@@ -233,11 +233,7 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     loss = PotentialLoss() if loss is None else loss
     items: Sequence[Any] = train
     if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (len(train),) or not (np.isfinite(weights).all() and (weights > 0).all()):
-            raise InputError(f"weights must be one finite number > 0 per training frame ({len(train)}), "
-                             f"got shape {weights.shape} with min {weights.min() if weights.size else None}")
-        items = list(zip(train, weights.tolist()))
+        items = list(zip(train, check_weights(weights, len(train), "training frame").tolist()))
     members = list(model.models) if isinstance(model, Committee) else [model]
     trainers = []
     for m, member in enumerate(members):
