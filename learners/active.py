@@ -112,8 +112,8 @@ class ActiveLearning:
         Labels asked per generation (at most; fewer when fewer candidates pass the selection).
     sampler : {"adversarial", "md", "random"}
         How candidates are made from training frames: :func:`learners.adversarial.attack`, MD
-        with the committee (:class:`sims.MD`, Langevin at ``temperature``), or Gaussian
-        displacements of standard deviation ``displacement`` (Å).
+        with the committee (Langevin at ``temperature``; all starts in one :class:`sims.BatchMD` run, each
+        as its lone :class:`sims.MD` run), or Gaussian displacements of standard deviation ``displacement`` (Å).
     seed : int
         Every random choice of generation ``g`` draws from ``SeedSequence((seed, g))``.
     workdir : path
@@ -507,19 +507,17 @@ class ActiveLearning:
                           cell=s.cell, pbc=s.pbc)
                 out.append((a, k))
             return out
-        from sims import MD
+        from sims import BatchMD
         from sims.integrators import Langevin
 
-        out = []
+        # One batched run: each start follows the trajectory a lone sims.MD run with its seed would.
         seeds = np.random.SeedSequence((seed, 1)).generate_state(len(starts))
-        for k, s in enumerate(starts):
-            plain = Atoms(numbers=s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc)
-            md = MD(plain, committee, Langevin(self.timestep, self.temperature, 0.01), temperature=self.temperature,
-                    seed=int(seeds[k]), record_every=self.md_steps)
-            md.run(self.md_steps)
-            last = md.trajectory[-1]
-            out.append((Atoms(numbers=last.numbers, positions=last.positions, cell=last.cell, pbc=last.pbc), k))
-        return out
+        plain = [Atoms(numbers=s.numbers, positions=s.positions, cell=s.cell, pbc=s.pbc) for s in starts]
+        md = BatchMD(plain, committee, Langevin(self.timestep, self.temperature, 0.01), temperature=self.temperature,
+                     seed=[int(x) for x in seeds])
+        md.run(self.md_steps)
+        return [(Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc), k)
+                for k, a in enumerate(md.state.to_atoms())]
 
     def _label(self, atoms: Atoms) -> tuple[Atoms | None, str]:
         """``atoms`` with the ground truth's energy and forces stored, or None and the reason."""

@@ -287,3 +287,23 @@ def test_runs_logged_before_the_new_settings_resume_and_other_weights_are_refuse
         with pytest.raises(InputError, match=message):
             ActiveLearning(factory, MorsePotential(), train, test, generations=1, per_generation=2, seed=0,
                            workdir=tmp_path / "x", **kwargs)
+
+
+def test_md_sampler_runs_its_candidates_as_the_lone_runs_would(data, tmp_path):
+    # The MD sampler runs all its starts in one BatchMD call; each candidate must be the end of the
+    # lone sims.MD run from that start with that start's seed (the sampler's documented meaning).
+    from sims import MD
+    from sims.integrators import Langevin
+
+    train, test = data
+    al = loop(data, tmp_path, sampler="md")
+    committee = factory(seed=3)
+    starts = train[:4]
+    out = al._sample(committee, starts, train, seed=5, rng=np.random.default_rng(0))
+    seeds = np.random.SeedSequence((5, 1)).generate_state(len(starts))
+    for k, s in enumerate(starts):
+        md = MD(s.copy(), committee, Langevin(al.timestep, al.temperature, 0.01), temperature=al.temperature,
+                seed=int(seeds[k]))
+        md.run(al.md_steps)
+        assert out[k][1] == k
+        np.testing.assert_allclose(out[k][0].positions, md.positions_array(), atol=1e-9)
