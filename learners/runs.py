@@ -15,7 +15,8 @@ model, the trainer settings and the split::
     subsample = 2000                 # optional
     # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
     # source = "csv": path (relative to the config file's folder), column = "glycan" (default
-    #                 "glycan", or "smiles" for molecules), label_column = "label"
+    #                 "glycan", or "smiles" for molecules), label_column = "label"; rows with an
+    #                 empty input or label are left out with a warning that counts them
     # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
     #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt;
     #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
@@ -339,7 +340,15 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
         missing = {x_col, spec.label_column} - set(table.columns)
         if missing:
             raise InputError(f"columns {sorted(missing)} not in {spec.path}; it has {list(table.columns)}")
-        table = table.dropna(subset=[x_col, spec.label_column])
+        empty = table[[x_col, spec.label_column]].isna()
+        if empty.to_numpy().any():
+            rows = np.flatnonzero(empty.any(axis=1).to_numpy())
+            shown = "; ".join(f"row {r}: no {' and no '.join(empty.columns[empty.iloc[r].to_numpy()])}"
+                              for r in rows[:3])
+            more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""
+            warnings.warn(f"{len(rows)} of {len(table)} rows of {spec.path} are left out, their input or label "
+                          f"being empty: {shown}{more}", UserWarning, stacklevel=3)
+            table = table[~empty.any(axis=1)]
         strings, labels = table[x_col].astype(str).tolist(), table[spec.label_column].to_numpy()
     n = spec.subsample
     if n is not None and n < len(strings):

@@ -415,3 +415,16 @@ def test_binding_splits_keep_each_lectin_sequence_in_one_part(tmp_path):
         seqs = [set(lectin[p].tolist()) for p in parts]
         assert all(seqs[a].isdisjoint(seqs[b]) for a, b in ((0, 1), (0, 2), (1, 2))) and all(seqs)
     assert seqs[2] <= set(range(17, 20)) and seqs[0] <= set(range(14))  # the file's parts
+
+
+def test_csv_rows_without_a_label_or_input_are_counted_not_dropped_silently(tmp_path):
+    from learners.runs import DatasetConfig, _dataset
+
+    path = tmp_path / "gaps.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)Glc", None, "Man(a1-3)Man", "Fuc(a1-2)Gal", "Glc", "GlcNAc"],
+                  "label": ["a", "b", None, "a", None, "b"]}).to_csv(path, index=False)
+    spec = DatasetConfig.from_config({"source": "csv", "path": str(path)}, where="dataset")
+    with pytest.warns(UserWarning, match=r"3 of 6 rows of .*gaps\.csv are left out.*row 1: no glycan; "
+                                         r"row 2: no label; row 4: no label"):
+        strings, labels, _ = _dataset(spec, "glycan", 0)
+    assert strings == ["Gal(b1-4)Glc", "Fuc(a1-2)Gal", "GlcNAc"] and labels.tolist() == ["a", "a", "b"]
