@@ -191,6 +191,13 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
         return float((logsumexp(gamma / (gamma - 1) * v) - logsumexp(v / (gamma - 1))) / beta)
 
     def step(md: MD) -> None:
+        # A frame is weighted by the bias it was sampled under: the hills before this step's.
+        if md.step_count > equilibrate and (md.step_count - equilibrate) % record_every == 0:
+            pos = md.state.positions.detach().clone()
+            frames.append(pos)
+            cell = md.state.cell if periodic else None
+            bias_at_frame.append(bias.bias(bias.walker_cv(pos, cell)).numpy())
+            c_at_frame.append(state["c"])
         if md.step_count % pace == 0:
             cell = md.state.cell if periodic else None
             s = bias.walker_cv(md.state.positions.detach(), cell)
@@ -198,12 +205,6 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
             bias.deposit(s, w)
             state["c"] = c_of_t()
             md.refresh()            # the forces of the next half-kick must include the new hills
-        if md.step_count > equilibrate and (md.step_count - equilibrate) % record_every == 0:
-            pos = md.state.positions.detach().clone()
-            frames.append(pos)
-            cell = md.state.cell if periodic else None
-            bias_at_frame.append(bias.bias(bias.walker_cv(pos, cell)).numpy())
-            c_at_frame.append(state["c"])
 
     md = MD(atoms, SumPotential([potential, bias]), Langevin(timestep, temperature, friction), temperature=temperature,
             seed=seed, record_every=0, min_distance=None, callback=step, device=device, dtype=dtype)
