@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from ase import Atoms
 from ase import units
 from scipy.special import logsumexp
 
-from sims.cv import Position
+from sims.cv import Dihedral, Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy
 from sims.metadynamics import MetadynamicsBias, metadynamics
@@ -38,6 +40,15 @@ def test_grid_bias_equals_sum_of_hills():
     expected = (-(pos.detach()[:, :1] - s) / 0.01 * h * torch.exp(-0.5 * ((pos.detach()[:, :1] - s) / 0.1) ** 2)).sum(-1)
     # the slope of a linear interpolant is off by at most spacing/2 * max|V''| <= spacing/2 * sum(h)/sigma^2
     assert torch.allclose(grad[:, 0], expected, rtol=0, atol=0.5 * 0.005 * float(h.sum()) / 0.1 ** 2)
+
+
+def test_dihedral_hills_wrap_round_the_circle():
+    bias = MetadynamicsBias(Dihedral(0, 1, 2, 3), sigma=0.1, grid=(-math.pi, math.pi, 721))
+    bias.deposit(torch.tensor([math.pi - 0.02], dtype=torch.float64), torch.tensor([0.01], dtype=torch.float64))
+    # 0.04 rad from the hill the short way round, across +-pi; ends of the grid are one angle
+    across = float(bias.bias(torch.tensor([-math.pi + 0.02], dtype=torch.float64)))
+    assert across == pytest.approx(0.01 * math.exp(-0.5 * 0.4 ** 2), rel=1e-3)
+    assert float(bias.values[0]) == pytest.approx(float(bias.values[-1]), rel=1e-12)
 
 
 def test_reweighted_metadynamics_reproduces_quadrature():
