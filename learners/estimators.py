@@ -269,7 +269,8 @@ class GNNRegressor(_GNNEstimator):
         return self._encode_more(y), "regression", y2.shape[1]
 
     def _encode_more(self, y: np.ndarray) -> np.ndarray:
-        return ((y.reshape(len(y), -1) - self.y_mean_) / self.y_std_).astype(np.float32)
+        # float64: the trainer casts them to the model's dtype; a float32 copy here would round a float64 run's targets
+        return ((y.reshape(len(y), -1) - self.y_mean_) / self.y_std_).astype(np.float64)
 
     def predict(self, graphs: Sequence[Any]) -> np.ndarray:
         """Predicted targets, shape ``(n,)`` or ``(n, T)`` as ``y`` in ``fit``."""

@@ -15,7 +15,8 @@ model, the trainer settings and the split::
     subsample = 2000                 # optional
     # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
     # source = "csv": path (relative to the config file's folder), column = "glycan" (default
-    #                 "glycan", or "smiles" for molecules), label_column = "label"
+    #                 "glycan", or "smiles" for molecules), label_column = "label"; rows with an
+    #                 empty input or label are left out with a warning that counts them
     # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
     #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt;
     #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
@@ -30,7 +31,9 @@ model, the trainer settings and the split::
     fractions = [0.8, 0.1, 0.1]
     by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed;
                                      # "file": file = "split.csv.gz", name = "structure" (a split file of
-                                     # learners.splits.write_split_file, keyed by the input strings)
+                                     # learners.splits.write_split_file, keyed by the input strings);
+                                     # "stratified" and "random" keep rows of one structure (two
+                                     # spellings of a glycan, of a SMILES) in one part
     [multitask]                      # read with task = "multitask" only
     temperature = 2.0                # of learners.models.multitask_loss's balancing
 
@@ -339,7 +342,15 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
         missing = {x_col, spec.label_column} - set(table.columns)
         if missing:
             raise InputError(f"columns {sorted(missing)} not in {spec.path}; it has {list(table.columns)}")
-        table = table.dropna(subset=[x_col, spec.label_column])
+        empty = table[[x_col, spec.label_column]].isna()
+        if empty.to_numpy().any():
+            rows = np.flatnonzero(empty.any(axis=1).to_numpy())
+            shown = "; ".join(f"row {r}: no {' and no '.join(empty.columns[empty.iloc[r].to_numpy()])}"
+                              for r in rows[:3])
+            more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""
+            warnings.warn(f"{len(rows)} of {len(table)} rows of {spec.path} are left out, their input or label "
+                          f"being empty: {shown}{more}", UserWarning, stacklevel=3)
+            table = table[~empty.any(axis=1)]
         strings, labels = table[x_col].astype(str).tolist(), table[spec.label_column].to_numpy()
     n = spec.subsample
     if n is not None and n < len(strings):
@@ -348,18 +359,36 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
     return strings, labels, columns
 
 
+def _structure_keys(graphs: list) -> list[str]:
+    """One key per structure: a glycan's canonical IUPAC string (:func:`reprs.glycans.glycan_string`,
+    the form :mod:`reprs.glycan_tasks` merges spellings by), a molecule's canonical SMILES (its graph's name)."""
+    from reprs.glycans import glycan_string
+
+    return [glycan_string(g) if "root" in g.graph else g.graph["name"] for g in graphs]
+
+
 def _split(spec: SplitConfig, graphs: list, y: np.ndarray, classification: bool, seed: int, keys: list[str],
            subsampled: bool = False):
+    """(train, val, test) row indices. Random and stratified splits keep the rows of one structure
+    (two spellings of a glycan in glycowork's table, say) in one part: apart, the test part would
+    hold structures trained on. Rows are split through the first row of each structure, so a
+    dataset without repeats splits exactly as :func:`learners.splits.random_split` /
+    :func:`~learners.splits.stratified_split` split it."""
     from learners.splits import graph_groups, group_split, random_split, read_split_file, stratified_split
 
     by = spec.by or ("stratified" if classification else "random")
     seed = seed if spec.seed is None else spec.seed
     if by == "file":
         return read_split_file(spec.file, keys, spec.name, subset=subsampled)
-    if by == "stratified":
-        return stratified_split(y, spec.fractions, seed=seed)
-    if by == "random":
-        return random_split(len(y), spec.fractions, seed=seed)
+    if by in ("stratified", "random"):
+        _, first, structure = np.unique(_structure_keys(graphs), return_index=True, return_inverse=True)
+        order = np.argsort(first)  # the first rows in row order
+        parts = (stratified_split(y[first[order]], spec.fractions, seed=seed) if by == "stratified"
+                 else random_split(len(first), spec.fractions, seed=seed))
+        part_of = np.empty(len(first), dtype=int)
+        for k, part in enumerate(parts):
+            part_of[order[part]] = k
+        return tuple(np.flatnonzero(part_of[structure] == k) for k in range(len(parts)))
     return group_split(graph_groups(graphs, by=by), spec.fractions, seed=seed)
 
 

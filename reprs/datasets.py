@@ -64,7 +64,7 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
 
     if str(source) == "glycans":
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the 3 malformed strings are documented
+            warnings.filterwarnings("ignore", "dropped .* malformed", UserWarning)  # the 3 malformed strings are documented
             table = load_glycans(level=level)
     else:
         path = Path(source)

@@ -28,7 +28,7 @@ therefore grouped by the canonical form of the string (:func:`reprs.iupac.write_
 sorted); the row keeps the spelling written most often (ties alphabetical) and the labels are voted
 over all spellings: taxonomy by records as above; glycosylation and immunogenicity by spellings,
 a glycan whose spellings tie between labels being left out; binding averages a sample's values
-measured under two spellings. ``dropped`` counts the merged spellings (glycowork 1.11: 245
+measured under two spellings. ``dropped`` counts the merged spellings (glycowork 1.11: 246
 taxonomy, 774 glycosylation, 48 binding columns; GLAMOUR: 13, of which 9 tie and are left out).
 
 Every task keeps the strings as written: which of them parse and turn into graphs is decided by

@@ -27,8 +27,10 @@ def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: 
     glycowork entries and stay distinct here). ``labels`` holds every label seen at ``level``
     (sorted), ``label`` the one seen in most records (ties broken alphabetically), the single
     label of a multiclass task; records without a label at ``level`` are ignored and glycans left
-    with none are dropped. Finally glycans whose ``label`` class has fewer than ``min_class_size``
-    glycans are dropped.
+    with none are dropped. glycowork's ``undetermined`` (Class to Species) is a missing label,
+    not a class: such records are ignored too (as in :mod:`reprs.glycan_tasks`), and a warning
+    counts the glycans left without a label by it. Finally glycans whose ``label`` class has fewer
+    than ``min_class_size`` glycans are dropped.
 
     Parameters
     ----------
@@ -60,7 +62,14 @@ def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: 
         raise InputError(f"min_class_size must be >= 1, got {min_class_size}")
     column = by_name[level.lower()]
     records = df_species[["glycan", column]].dropna()
-    records = records[records[column].astype(str).str.strip() != ""]
+    text = records[column].astype(str).str.strip()
+    records, text = records[text != ""], text[text != ""]
+    determined = text.str.lower() != "undetermined"
+    unlabelled = set(records.loc[~determined, "glycan"]) - set(records.loc[determined, "glycan"])
+    if unlabelled:
+        warnings.warn(f"{len(unlabelled)} glycans recorded only as 'undetermined' at {column} are left out "
+                      "(a missing label, not a class)", stacklevel=2)
+    records = records[determined]
     counts = records.groupby(["glycan", column]).size().rename("n").reset_index()
     counts = counts.sort_values(["glycan", "n", column], ascending=[True, False, True])
     table = counts.groupby("glycan", sort=True).agg(

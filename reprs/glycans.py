@@ -111,8 +111,8 @@ def glycan_graph(
         Nodes ``0..n-1`` in the order the residues appear in the string (the reducing end is the
         last, ``G.graph["root"]``), with attributes ``label``, ``smiles``, ``x``; edges
         child -> parent with ``label``, ``linkage``, ``anomer``, ``donor_pos``, ``acceptor_pos``
-        (strings as written, ``"?"`` unknown) and ``x``. Floating substituents (``{...}``,
-        parent unknown) are nodes without edges, flagged ``floating=True`` with their
+        (strings, ``"?"`` unknown; alternatives such as ``3/6`` in ascending order) and ``x``.
+        Floating substituents (``{...}``, parent unknown) are nodes without edges, flagged ``floating=True`` with their
         ``linkage``; the graph is then disconnected on purpose.
 
     Raises
@@ -206,7 +206,7 @@ def _check_positions(glycan: str, parsed: ParsedGlycan, library: MonomerLibrary)
         start = parsed.offsets[child] + len(parsed.residues[child]) + 1 + len(link.anomer)
         places = [(child, link.donor, start, "donor")]
         offset = start + len(link.donor) + 1
-        for value in link.acceptor:
+        for value in glycan[offset:glycan.index(")", offset)].split("/"):  # as written, for the positions
             if parent is not None:
                 places.append((parent, value, offset, "acceptor"))
             offset += len(value) + 1

@@ -45,12 +45,18 @@ class Linkage:
         Carbon number of the child residue (``"?"`` if unknown).
     acceptor : tuple of str
         Possible carbon numbers of the parent residue; more than one when the position is
-        ambiguous (``3/6``), ``("?",)`` if unknown.
+        ambiguous (``3/6``), ``("?",)`` if unknown. Alternatives are kept in ascending order
+        (``?`` last), whatever order they were written in: ``b1-4/3`` and ``b1-3/4`` name one
+        linkage, and give one label and one canonical string.
     """
 
     anomer: str
     donor: str
     acceptor: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.acceptor, key=lambda c: (c == "?", int(c) if c.isdigit() else 0)))
+        object.__setattr__(self, "acceptor", ordered)
 
     @classmethod
     def parse(cls, text: str, glycan: str | None = None, position: int | None = None) -> Linkage:

@@ -590,7 +590,8 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
         K.
     weights : array-like or str, optional
         Per-frame weights, or a ``.npy`` file of them (biased runs); else each frame's
-        ``atoms.info["weight"]`` if all frames have one; else uniform.
+        ``atoms.info["weight"]`` if all frames have one; uniform if none has (some but not all:
+        refused).
     plot : str or Path, optional
         Write the profile plot here.
     bins, ts, units, n_bootstrap, block, seed
@@ -620,8 +621,15 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
     z, m_inv, _ = cv_and_inverse_mass(colvar, pos, first.get_masses(), cell)
     if isinstance(weights, (str, Path)):
         weights = np.load(weights)
-    elif weights is None and all("weight" in a.info for a in frames):
-        weights = [a.info["weight"] for a in frames]
+    elif weights is None:
+        weighted = [k for k, a in enumerate(frames) if "weight" in a.info]
+        if len(weighted) == len(frames):
+            weights = [a.info["weight"] for a in frames]
+        elif weighted:  # uniform weights would silently drop the ones given
+            missing = sorted(set(range(len(frames))) - set(weighted))
+            raise SimsInputError(f"{len(weighted)} of {len(frames)} frames carry info['weight'] and "
+                                 f"{len(missing)} do not (frames {missing[:5]}); give every frame a weight, "
+                                 "or pass weights=")
     result = activation_free_energy(z.numpy(), inverse_mass=m_inv.numpy(), weights=weights, ts=ts,
                                     temperature=temperature, bins=bins, units=units, cv_unit=colvar.unit,
                                     n_bootstrap=n_bootstrap, block=block, seed=seed)

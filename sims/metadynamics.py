@@ -31,6 +31,7 @@ from .md import MD
 from .potentials import Potential, SumPotential
 from .replicas import replica_cv, replica_frames, replica_masses
 from .state import as_atoms
+from .umbrella import _offset, _period
 
 __all__ = ["MetadynamicsBias", "MetadynamicsSamples", "metadynamics"]
 
@@ -48,7 +49,8 @@ class MetadynamicsBias(Potential):
     sigma : float
         Hill width, CV unit; the grid spacing must be at most ``sigma / 4``.
     grid : (float, float, int)
-        CV range and number of grid points.
+        CV range and number of grid points (a dihedral's hills wrap round the circle: give it
+        ``(-pi, pi, n)``).
     atoms_per_replica : int, optional
         Atoms of one walker; default: the whole system is one walker.
     periodic : bool
@@ -92,7 +94,9 @@ class MetadynamicsBias(Potential):
     def deposit(self, s: torch.Tensor, heights: torch.Tensor) -> None:
         """Add hills of ``heights`` (eV) at CV values ``s``."""
         s, h = s.detach().to(torch.float64).reshape(-1), heights.detach().to(torch.float64).reshape(-1)
-        self.values = self.values + (h * torch.exp(-0.5 * ((self.grid[:, None] - s) / self.sigma) ** 2)).sum(-1)
+        # A dihedral's hills wrap round the circle (a hill near pi also covers -pi).
+        d = _offset(self.grid[:, None], s, _period(self.cv))
+        self.values = self.values + (h * torch.exp(-0.5 * (d / self.sigma) ** 2)).sum(-1)
         self.n_hills += int(s.numel())
 
 
@@ -191,6 +195,13 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
         return float((logsumexp(gamma / (gamma - 1) * v) - logsumexp(v / (gamma - 1))) / beta)
 
     def step(md: MD) -> None:
+        # A frame is weighted by the bias it was sampled under: the hills before this step's.
+        if md.step_count > equilibrate and (md.step_count - equilibrate) % record_every == 0:
+            pos = md.state.positions.detach().clone()
+            frames.append(pos)
+            cell = md.state.cell if periodic else None
+            bias_at_frame.append(bias.bias(bias.walker_cv(pos, cell)).numpy())
+            c_at_frame.append(state["c"])
         if md.step_count % pace == 0:
             cell = md.state.cell if periodic else None
             s = bias.walker_cv(md.state.positions.detach(), cell)
@@ -198,12 +209,6 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
             bias.deposit(s, w)
             state["c"] = c_of_t()
             md.refresh()            # the forces of the next half-kick must include the new hills
-        if md.step_count > equilibrate and (md.step_count - equilibrate) % record_every == 0:
-            pos = md.state.positions.detach().clone()
-            frames.append(pos)
-            cell = md.state.cell if periodic else None
-            bias_at_frame.append(bias.bias(bias.walker_cv(pos, cell)).numpy())
-            c_at_frame.append(state["c"])
 
     md = MD(atoms, SumPotential([potential, bias]), Langevin(timestep, temperature, friction), temperature=temperature,
             seed=seed, record_every=0, min_distance=None, callback=step, device=device, dtype=dtype)

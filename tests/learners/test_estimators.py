@@ -106,3 +106,19 @@ def test_regressor_on_molecular_graphs_learns_crippen_refractivity():
     reg = GNNRegressor(kind="gine", readout="sum", hidden=32, layers=2, epochs=60, lr=5e-3, batch_size=16, seed=0)
     reg.fit(graphs[:110], mr[:110])
     assert reg.score(graphs[110:], mr[110:]) > 0.9
+
+
+def test_a_float64_regressor_trains_on_its_float64_targets():
+    from learners.data import graphs_to_data
+    from learners.estimators import _forward
+
+    graphs = [glycan_graph(s) for s in random_glycans(12, seed=0)[0]]
+    y = np.linspace(0.0, 1.0, 12) ** 3 + 1 / 3
+    reg = GNNRegressor(kind="gine", hidden=8, layers=1, epochs=1, batch_size=32, lr=1e-3, dtype=torch.float64,
+                       seed=0).fit(graphs, y)
+    # The first epoch's loss is taken before the first update: the MSE of the seeded initial model
+    # against the standardised targets, all in float64 (the targets went through float32 before).
+    start = reg._new_model(1)
+    out = reg.trainer_.predict(start, graphs_to_data(graphs, dtype=torch.float64, edge_dim=reg.edge_dim_), _forward)
+    z = (y - y.mean()) / y.std()
+    assert reg.history_[0]["train_loss"] == pytest.approx(np.mean((out[:, 0] - z) ** 2), rel=1e-13, abs=0)

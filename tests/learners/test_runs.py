@@ -16,6 +16,7 @@ import torch
 from learners.cli import register
 from learners.errors import InputError
 from learners.runs import build_graphs, load_config, predict_run, train_run
+from learners.splits import random_split, stratified_split
 from reprs.errors import ConfigError
 
 from .conftest import random_glycans
@@ -415,3 +416,47 @@ def test_binding_splits_keep_each_lectin_sequence_in_one_part(tmp_path):
         seqs = [set(lectin[p].tolist()) for p in parts]
         assert all(seqs[a].isdisjoint(seqs[b]) for a, b in ((0, 1), (0, 2), (1, 2))) and all(seqs)
     assert seqs[2] <= set(range(17, 20)) and seqs[0] <= set(range(14))  # the file's parts
+
+
+def test_csv_rows_without_a_label_or_input_are_counted_not_dropped_silently(tmp_path):
+    from learners.runs import DatasetConfig, _dataset
+
+    path = tmp_path / "gaps.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)Glc", None, "Man(a1-3)Man", "Fuc(a1-2)Gal", "Glc", "GlcNAc"],
+                  "label": ["a", "b", None, "a", None, "b"]}).to_csv(path, index=False)
+    spec = DatasetConfig.from_config({"source": "csv", "path": str(path)}, where="dataset")
+    with pytest.warns(UserWarning, match=r"3 of 6 rows of .*gaps\.csv are left out.*row 1: no glycan; "
+                                         r"row 2: no label; row 4: no label"):
+        strings, labels, _ = _dataset(spec, "glycan", 0)
+    assert strings == ["Gal(b1-4)Glc", "Fuc(a1-2)Gal", "GlcNAc"] and labels.tolist() == ["a", "a", "b"]
+
+
+@pytest.mark.parametrize("by", ["stratified", "random"])
+def test_spellings_of_one_glycan_stay_in_one_part_of_a_split(by):
+    from learners.runs import SplitConfig, _split
+    from reprs.glycans import glycan_string
+
+    # glycowork's taxonomy table holds about 245 glycans under two spellings (a branch written
+    # first, or in brackets); a split that separates them tests on glycans it trained on.
+    pairs = [(f"Fuc(a1-2)Gal(b1-{k})[Gal(a1-3)]GlcNAc", f"Gal(a1-3)[Fuc(a1-2)Gal(b1-{k})]GlcNAc") for k in (3, 4, 6)]
+    pairs += [(f"Man(a1-{k})[Man(a1-6)]Man", f"Man(a1-6)[Man(a1-{k})]Man") for k in (2, 3)]
+    strings, _ = random_glycans(40, seed=3)
+    strings = [*strings, *[p for pair in pairs for p in pair]]
+    graphs, failures = build_graphs("glycan", strings)
+    assert not failures
+    names = np.array([glycan_string(g) for g in graphs])
+    assert len(set(names[-2 * len(pairs):])) == len(pairs)
+    y = np.array(["a", "b"] * (len(strings) // 2))
+    for seed in range(5):
+        parts = _split(SplitConfig(fractions=(0.6, 0.2, 0.2), by=by), graphs, y, True, seed, strings)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(len(strings)))
+        train, val, test = (set(names[p]) for p in parts)
+        assert not (train & test or train & val or val & test)
+    # Without repeats the split is the plain one.
+    unique = sorted(set(names), key=names.tolist().index)
+    rows = [names.tolist().index(n) for n in unique]
+    plain = (stratified_split(y[rows], (0.6, 0.2, 0.2), seed=1) if by == "stratified"
+             else random_split(len(rows), (0.6, 0.2, 0.2), seed=1))
+    ours = _split(SplitConfig(fractions=(0.6, 0.2, 0.2), by=by), [graphs[i] for i in rows], y[rows], True, 1,
+                  [strings[i] for i in rows])
+    assert all(np.array_equal(a, b) for a, b in zip(plain, ours))

@@ -107,3 +107,16 @@ def test_qm9_from_the_qm9pack_wheel():
     assert len(table) == 130_831 and table["index"].is_unique
     # the gap is LUMO - HOMO up to the file's 4 decimals of a hartree
     assert np.abs(table["gap"] - (table["lumo"] - table["homo"])).max() <= 1e-4 * 27.2114 + 1e-9
+
+
+def test_undetermined_is_a_missing_label_not_a_class():
+    from glycowork.glycan_data.loader import df_species
+
+    with pytest.warns(UserWarning, match=r"\d+ glycans recorded only as 'undetermined' at Species are left out"):
+        species = load_glycans(level="Species")
+    assert not species["label"].str.lower().eq("undetermined").any()
+    assert not any(x.lower() == "undetermined" for labels in species["labels"] for x in labels)
+    # The glycans kept: those with a determined species in some record (less the 3 malformed strings).
+    known = df_species.dropna(subset=["Species"])
+    known = known[~known["Species"].str.strip().str.lower().isin(["", "undetermined"])]
+    assert len(species) == known["glycan"].nunique() - 3

@@ -245,6 +245,19 @@ def test_free_energy_from_frames(tmp_path):
     assert "forward dA‡" in res.table()
 
 
+def test_frames_of_which_only_some_carry_a_weight_are_refused(tmp_path):
+    x = boltzmann_samples(400, seed=3)
+    frames = [Atoms("He", positions=[[xi, 0.0, 0.0]], masses=[4.0]) for xi in x]
+    for a in frames[:300]:
+        a.info["weight"] = 2.0 if a.positions[0, 0] > 0 else 1.0
+    with pytest.raises(SimsInputError, match=r"300 of 400 frames carry info\['weight'\] and 100 do not"):
+        free_energy_from_frames(frames, "position:0,x", temperature=300.0, bins=20, n_bootstrap=0)
+    weighted = free_energy_from_frames(frames[:300], "position:0,x", temperature=300.0, bins=20, n_bootstrap=0)
+    direct = activation_free_energy(x[:300], inverse_mass=np.full(300, 0.25), weights=np.where(x[:300] > 0, 2.0, 1.0),
+                                    temperature=300.0, bins=20, n_bootstrap=0, ts=weighted.ts)
+    assert weighted.reaction == pytest.approx(direct.reaction, rel=1e-12)
+
+
 def test_cli_prints_the_table_and_refuses_bad_input(tmp_path, capsys):
     """``matrep free-energy`` prints what free_energy_from_frames computes; mistakes are one line, exit 2."""
     import matplotlib

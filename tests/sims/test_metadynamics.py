@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase import units
+from scipy.special import logsumexp
 
-from sims.cv import Position
+from sims.cv import Dihedral, Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy
 from sims.metadynamics import MetadynamicsBias, metadynamics
@@ -39,6 +42,15 @@ def test_grid_bias_equals_sum_of_hills():
     assert torch.allclose(grad[:, 0], expected, rtol=0, atol=0.5 * 0.005 * float(h.sum()) / 0.1 ** 2)
 
 
+def test_dihedral_hills_wrap_round_the_circle():
+    bias = MetadynamicsBias(Dihedral(0, 1, 2, 3), sigma=0.1, grid=(-math.pi, math.pi, 721))
+    bias.deposit(torch.tensor([math.pi - 0.02], dtype=torch.float64), torch.tensor([0.01], dtype=torch.float64))
+    # 0.04 rad from the hill the short way round, across +-pi; ends of the grid are one angle
+    across = float(bias.bias(torch.tensor([-math.pi + 0.02], dtype=torch.float64)))
+    assert across == pytest.approx(0.01 * math.exp(-0.5 * 0.4 ** 2), rel=1e-3)
+    assert float(bias.values[0]) == pytest.approx(float(bias.values[-1]), rel=1e-12)
+
+
 def test_reweighted_metadynamics_reproduces_quadrature():
     ref = exact(A, 1.0, TILT, temperature=T, mass=MASS)
     atoms = Atoms(f"He{WALKERS}", positions=[[-1.0, 0.0, 0.0]] * WALKERS)
@@ -57,6 +69,28 @@ def test_reweighted_metadynamics_reproduces_quadrature():
     res = activation_free_energy(ms.cv, inverse_mass=ms.inverse_mass, weights=ms.weights, ts=ref["ts"], temperature=T,
                                  bins=100, n_bootstrap=100, block=per_walker // 4, seed=1)   # 3 ps blocks
     assert_matches(res, ref, max_error=1.0)
+
+
+def test_frames_are_weighted_by_the_bias_they_were_sampled_under():
+    # Tiwary & Parrinello (2015), eq. 3: w_t ~ exp(beta (V(s_t, t) - c(t))) with the bias in force
+    # while s_t was sampled, i.e. the hills deposited before step t (PLUMED's rbias does the same).
+    # Rebuilt here from the frames' CVs with numpy: hills at every pace-th step, heights well-tempered.
+    atoms = Atoms("He", positions=[[-1.0, 0.0, 0.0]])
+    atoms.set_masses([MASS])
+    height, gamma, sigma, pace = 0.01, 5.0, 0.1, 3
+    ms = metadynamics(atoms, DoubleWell(a=A, b=1.0), Position(0, "x"), sigma=sigma, height=height, bias_factor=gamma,
+                      pace=pace, temperature=T, n_steps=60, timestep=2.0, friction=0.05, record_every=1,
+                      grid=(-2.5, 2.5, 501), seed=3)
+    beta = 1 / (units.kB * T)
+    g, v, c, log_w = ms.grid, np.zeros_like(ms.grid), 0.0, []
+    for t, s in enumerate(ms.cv, start=1):
+        log_w.append(beta * (np.interp(s, g, v) - c))
+        if t % pace == 0:
+            v = v + height * np.exp(-beta * np.interp(s, g, v) / (gamma - 1)) * np.exp(-0.5 * ((g - s) / sigma) ** 2)
+            c = (logsumexp(gamma / (gamma - 1) * beta * v) - logsumexp(beta * v / (gamma - 1))) / beta
+    expected = np.exp(np.array(log_w) - logsumexp(log_w))
+    assert np.allclose(ms.bias, v, rtol=1e-10, atol=1e-14)
+    assert np.allclose(ms.weights, expected, rtol=1e-8, atol=0)
 
 
 def test_bad_input():

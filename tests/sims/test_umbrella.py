@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from ase import Atoms
 from scipy import constants
 
 import sims
-from sims.cv import Distance, Position
+from sims.cv import Dihedral, Distance, Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy, free_energy_profile
 from sims.potentials import DoubleWell
@@ -109,3 +111,31 @@ def test_harmonic_bias_energy_and_bad_input():
                           spring=1.0, temperature=T, n_steps=1, atoms_per_replica=2)
     with pytest.raises(SimsInputError, match="every window needs samples"):
         mbar_weights(np.zeros(4), np.array([0, 0, 2, 2]), [0.0, 0.1, 0.2], 1.0, T)
+
+
+def _dihedral_chain(phi: float) -> torch.Tensor:
+    """Four atoms i-j-k-l whose dihedral is ``phi`` (rad) up to the sign convention, ``(4, 3)`` Å."""
+    return torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.5], [math.cos(phi), math.sin(phi), 1.5]],
+                        dtype=torch.float64)
+
+
+def test_a_dihedral_umbrella_measures_the_short_way_round_the_circle():
+    cv = Dihedral(0, 1, 2, 3)
+    near_pi, across = math.pi - 0.05, -math.pi + 0.05
+    for phi in (near_pi, across):
+        assert abs(abs(float(cv(_dihedral_chain(phi)[None])[0])) - abs(phi)) < 1e-12
+    sign = float(cv(_dihedral_chain(near_pi)[None])[0]) / near_pi   # the CV's sign convention for this chain
+    bias = HarmonicBias(cv, center=sign * near_pi, spring=2.0)
+    # 0.1 rad apart across +-pi: k/2 (0.1)^2, not k/2 (2 pi - 0.1)^2, and the force is continuous there.
+    energies = [float(bias(_dihedral_chain(phi))) for phi in (near_pi, math.pi, across)]
+    assert energies == pytest.approx([0.0, 0.5 * 2.0 * 0.05 ** 2, 0.5 * 2.0 * 0.1 ** 2], abs=1e-12)
+    # MBAR of windows straddling +-pi equals MBAR of the same samples and centres moved to (0, 2 pi).
+    kT = constants.k * T / constants.e
+    rng = np.random.default_rng(1)
+    centers = np.array([math.pi - 0.3, math.pi, math.pi + 0.3])
+    z = np.concatenate([rng.normal(c, np.sqrt(kT / 5.0), 2000) for c in centers])
+    win = np.repeat([0, 1, 2], 2000)
+    wrapped = (z + math.pi) % (2 * math.pi) - math.pi   # as the CV reports them, in (-pi, pi]
+    w, f_k = mbar_weights(wrapped, win, (centers + math.pi) % (2 * math.pi) - math.pi, 5.0, T, period=2 * math.pi)
+    w_line, f_line = mbar_weights(z, win, centers, 5.0, T)
+    assert np.allclose(w, w_line, rtol=1e-9) and np.allclose(f_k, f_line, atol=1e-9)
