@@ -546,13 +546,18 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
                       cutoff: float, diverged) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One epoch's RDF loss of a state point and its equilibrium gradient by reweighting.
 
-    Runs ``steps`` steps without a graph, keeping every sampled frame's positions and g; the loss
-    ``L = sum_k w_k mean_r (<g_k> - g_target,k)^2`` of the mean g then has the canonical-ensemble
-    gradient ``dL/dtheta = -beta Cov(a . g, dU/dtheta)`` with ``a = dL/d<g>`` (the fluctuation
-    formula ``d<O>/dtheta = -beta (<O dU/dtheta> - <O><dU/dtheta>)`` of an observable without
-    explicit parameter dependence), accumulated into the parameters' ``.grad`` as the gradient of
-    ``-beta/n sum_f c_f U_f`` with ``c_f = a . (g_f - <g>)``: one energy per frame, no graph through
-    the dynamics. Returns the mean g of each target and their loss terms (detached).
+    Runs ``steps`` steps without a graph, keeping every sampled frame's positions and g. The loss
+    ``L = sum_k w_k mean_r (<g_k> - g_target,k)^2`` has the canonical-ensemble gradient
+    ``2 sum_k w_k mean_r (<g_k> - g_target,k) d<g_k>/dtheta`` with the fluctuation formula
+    ``d<g>/dtheta = -beta (<g dU/dtheta> - <g><dU/dtheta>)`` (an observable without explicit
+    parameter dependence). Estimating ``<g> - g_target`` and the covariance from the same frames
+    biases the gradient by that of the estimate's variance (the fit then drifts toward parameters
+    whose g fluctuates less: a lower epsilon); so the frames are split into the epoch's first and
+    second half, and each half's covariance is paired with the other half's ``<g> - g_target``:
+    the gradient of ``sum_k w_k mean_r (<g_k>_1 - g_target,k)(<g_k>_2 - g_target,k)``, an unbiased
+    estimate of L without its noise. It is accumulated into the parameters' ``.grad`` through one
+    energy per frame, no graph through the dynamics. Returns the mean g of each target over all
+    frames and their loss terms (detached).
 
     References
     ----------
@@ -564,20 +569,23 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
     frames, seg.frames = seg.frames, None
     n = len(frames)
     g_mean = [x.detach() / n for x in sums]
-    adjoints, losses = [], []
-    for g, t in zip(g_mean, members):
-        diff = g - torch.as_tensor(t.g, dtype=g.dtype, device=g.device)
-        losses.append(t.weight * (diff ** 2).mean())
-        adjoints.append(2.0 * t.weight * diff / diff.numel())
+    losses = [t.weight * ((g - torch.as_tensor(t.g, dtype=g.dtype, device=g.device)) ** 2).mean()
+              for g, t in zip(g_mean, members)]
     if not bool(torch.isfinite(sum(losses))):
         raise diverged(f"the loss became {float(sum(losses))}")
+    halves = [frames[: n // 2], frames[n // 2:]]
+    means = [[torch.stack([gs[k] for _, gs in half]).mean(0) for k in range(len(members))] for half in halves]
     beta = 1.0 / (units.kB * members[0].temperature)
     state = system.state
     nl = NeighborList(cutoff=cutoff, skin=1.0, half=True)
-    for x, gs in frames:
-        c = sum(float((a * (g - gm)).sum()) for a, g, gm in zip(adjoints, gs, g_mean))
-        energy = potential(x, state.cell, state.numbers, nl.update(x, state.cell, state.pbc))
-        (-beta * c / n * energy).backward()
+    for h, half in enumerate(halves):
+        other = means[1 - h]
+        adjoints = [t.weight * (g - torch.as_tensor(t.g, dtype=g.dtype, device=g.device)) / g.numel()
+                    for g, t in zip(other, members)]
+        for x, gs in half:
+            c = sum(float((a * (g - gm)).sum()) for a, g, gm in zip(adjoints, gs, means[h]))
+            energy = potential(x, state.cell, state.numbers, nl.update(x, state.cell, state.pbc))
+            (-beta * c / len(half) * energy).backward()
     return g_mean, losses
 
 
@@ -586,7 +594,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
             timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
             friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
             optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
-            vacf_weight: float = 1.0, gradient: str = "backprop", seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+            vacf_weight: float = 1.0, gradient: str = "backprop", momentum: float = 0.9, seed: int | None = 0,
+            checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
             device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FitResult:
     """Fit ``potential`` to target RDFs by differentiating through NVT molecular dynamics (DiffSim).
 
@@ -613,6 +622,11 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         Undifferentiated steps before them, each epoch.
     optimizer : {"adam", "sgd"}
         Adam, or plain gradient descent (the update is then ``-lr`` times the gradient).
+    momentum : float
+        Adam's first-moment decay ``beta_1`` in [0, 1) (its second stays 0.999). Its default 0.9
+        carries a step on for about ten epochs after the gradient turns, which makes a parameter
+        in a shallow direction (epsilon of an LJ fluid) overshoot its optimum by several steps;
+        0.5 damps that.
     lr_decay : float
         The learning rate of epoch ``e`` (0-based) is ``lr lr_decay^e``: a decay in (0, 1) damps the
         overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
@@ -629,9 +643,11 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         (checkpointed; the method of arXiv:2209.07679), which sees how g responds within one epoch's
         window, and carries the pressure and VACF terms. ``"reweight"``: the equilibrium gradient of
         the epoch's mean g by the canonical fluctuation formula ``d<g>/dtheta = -beta Cov(g, dU/dtheta)``
-        (Thaler & Zavadlav, Nat. Commun. 12, 6884 (2021)): no graph through the dynamics, one energy
-        per sampled frame, and it sees slow structural responses that a short window misses (how
-        deep the well is, which sets g of a dilute fluid); RDF targets only. ``segment`` is unused.
+        (Thaler & Zavadlav, Nat. Commun. 12, 6884 (2021)), the loss's difference and the covariance
+        taken from the two halves of the epoch's frames so that the noise of the mean g does not
+        bias it: no graph through the dynamics, one energy per sampled frame, and it sees slow
+        structural responses that a short window misses (how deep the well is, which sets g of a
+        dilute fluid); RDF targets only. ``segment`` is unused; ``width`` can be small (0.01 Å).
     clip : float, optional
         Rescale the gradient to at most this norm (gradients through long chaotic trajectories
         explode; arXiv:2209.07679 keeps the differentiated windows short for the same reason).
@@ -711,6 +727,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         raise SimsInputError(f"gradient must be 'backprop' or 'reweight', got {gradient!r}")
     if gradient == "reweight" and any(t.pressure is not None or t.vacf is not None for t in targets):
         raise SimsInputError("gradient='reweight' fits RDFs only; a pressure or VACF target needs gradient='backprop'")
+    if gradient == "reweight" and steps_per_epoch // sample_every < 2:
+        raise SimsInputError(f"gradient='reweight' needs at least 2 sampled frames per epoch (it pairs two halves), "
+                             f"got {steps_per_epoch // sample_every}: raise steps_per_epoch or lower sample_every")
     cutoff = float(potential.cutoff)
     for k, t in enumerate(targets):
         _check_box(t.atoms, cutoff, f"targets[{k}]")
@@ -734,7 +753,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     dtype = potential_dtype(potential) if dtype is None else dtype
     if optimizer not in ("adam", "sgd"):
         raise SimsInputError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    opt = torch.optim.Adam(groups) if optimizer == "adam" else torch.optim.SGD(groups)
+    if not 0 <= momentum < 1:
+        raise SimsInputError(f"momentum (Adam's beta_1) must be in [0, 1), got {momentum}")
+    opt = torch.optim.Adam(groups, betas=(momentum, 0.999)) if optimizer == "adam" else torch.optim.SGD(groups)
     base_lrs = [g["lr"] for g in groups]
 
     systems = []
