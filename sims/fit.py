@@ -623,10 +623,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     optimizer : {"adam", "sgd"}
         Adam, or plain gradient descent (the update is then ``-lr`` times the gradient).
     momentum : float
-        Adam's first-moment decay ``beta_1`` in [0, 1) (its second stays 0.999). Its default 0.9
-        carries a step on for about ten epochs after the gradient turns, which makes a parameter
-        in a shallow direction (epsilon of an LJ fluid) overshoot its optimum by several steps;
-        0.5 damps that.
+        Adam's first-moment decay ``beta_1`` in [0, 1) (its second stays 0.999). The default 0.9
+        carries a step on for about ten epochs after the gradient turns; a lower value shortens
+        that memory (and averages the gradient's noise less).
     lr_decay : float
         The learning rate of epoch ``e`` (0-based) is ``lr lr_decay^e``: a decay in (0, 1) damps the
         overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
