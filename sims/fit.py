@@ -726,9 +726,10 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         raise SimsInputError(f"gradient must be 'backprop' or 'reweight', got {gradient!r}")
     if gradient == "reweight" and any(t.pressure is not None or t.vacf is not None for t in targets):
         raise SimsInputError("gradient='reweight' fits RDFs only; a pressure or VACF target needs gradient='backprop'")
-    if gradient == "reweight" and steps_per_epoch // sample_every < 2:
-        raise SimsInputError(f"gradient='reweight' needs at least 2 sampled frames per epoch (it pairs two halves), "
-                             f"got {steps_per_epoch // sample_every}: raise steps_per_epoch or lower sample_every")
+    if gradient == "reweight" and steps_per_epoch // sample_every < 4:
+        raise SimsInputError(f"gradient='reweight' needs at least 4 sampled frames per epoch (two halves, each with a "
+                             f"covariance), got {steps_per_epoch // sample_every}: raise steps_per_epoch or lower "
+                             "sample_every")
     cutoff = float(potential.cutoff)
     for k, t in enumerate(targets):
         _check_box(t.atoms, cutoff, f"targets[{k}]")
