@@ -482,6 +482,8 @@ class _Segment:
         self.potential, self.targets, self.edges, self.species = potential, targets, edges, species
         self.pressure, self.vacf_every = pressure, vacf_every
         self.width, self.sample_every, self.r_list, self.on_step = width, sample_every, r_list, on_step
+        # With a list here, every sampled frame is also kept as (positions, [g of each target]).
+        self.frames: list | None = None
 
     def __call__(self, system: _System, state: State, n: int, start: int, graph: bool):
         """End state, the summed samples (RDFs, then the pressure), and the velocities at epoch steps
@@ -510,8 +512,11 @@ class _Segment:
             if (k + 1) % self.sample_every == 0:
                 x = state.positions if graph else state.positions.detach()
                 pairs = nl.update(x, cell, pbc)
-                for t, (e, sp) in enumerate(zip(self.edges, self.species)):
-                    sums[t] = sums[t] + smeared_rdf(x, cell, numbers, pairs, e, self.width, sp)
+                gs = [smeared_rdf(x, cell, numbers, pairs, e, self.width, sp) for e, sp in zip(self.edges, self.species)]
+                for t, g in enumerate(gs):
+                    sums[t] = sums[t] + g
+                if self.frames is not None:
+                    self.frames.append((x.detach(), [g.detach() for g in gs]))
                 if self.pressure:
                     sums[-1] = sums[-1] + _pressure(self.potential, state, x, pairs, graph)
         if not graph:
@@ -537,12 +542,60 @@ def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> t
     return ((2.0 * ke / (3.0 * volume) - torch.diagonal(stress).sum() / 3.0) / units.bar).reshape(1)
 
 
+def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequence[RDFTarget], steps: int,
+                      cutoff: float, diverged) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One epoch's RDF loss of a state point and its equilibrium gradient by reweighting.
+
+    Runs ``steps`` steps without a graph, keeping every sampled frame's positions and g. The loss
+    ``L = sum_k w_k mean_r (<g_k> - g_target,k)^2`` has the canonical-ensemble gradient
+    ``2 sum_k w_k mean_r (<g_k> - g_target,k) d<g_k>/dtheta`` with the fluctuation formula
+    ``d<g>/dtheta = -beta (<g dU/dtheta> - <g><dU/dtheta>)`` (an observable without explicit
+    parameter dependence). Estimating ``<g> - g_target`` and the covariance from the same frames
+    biases the gradient by that of the estimate's variance (the fit then drifts toward parameters
+    whose g fluctuates less: a lower epsilon); so the frames are split into the epoch's first and
+    second half, and each half's covariance is paired with the other half's ``<g> - g_target``:
+    the gradient of ``sum_k w_k mean_r (<g_k>_1 - g_target,k)(<g_k>_2 - g_target,k)``, an unbiased
+    estimate of L without its noise. It is accumulated into the parameters' ``.grad`` through one
+    energy per frame, no graph through the dynamics. Returns the mean g of each target over all
+    frames and their loss terms (detached).
+
+    References
+    ----------
+    S. Thaler, J. Zavadlav, Nat. Commun. 12, 6884 (2021) (DiffTRe: gradients of ensemble averages
+    by reweighting instead of backpropagation through the trajectory).
+    """
+    seg.frames = []
+    system.state, sums, _ = seg(system, system.state, steps, 0, graph=False)
+    frames, seg.frames = seg.frames, None
+    n = len(frames)
+    g_mean = [x.detach() / n for x in sums]
+    losses = [t.weight * ((g - torch.as_tensor(t.g, dtype=g.dtype, device=g.device)) ** 2).mean()
+              for g, t in zip(g_mean, members)]
+    if not bool(torch.isfinite(sum(losses))):
+        raise diverged(f"the loss became {float(sum(losses))}")
+    halves = [frames[: n // 2], frames[n // 2:]]
+    means = [[torch.stack([gs[k] for _, gs in half]).mean(0) for k in range(len(members))] for half in halves]
+    beta = 1.0 / (units.kB * members[0].temperature)
+    state = system.state
+    nl = NeighborList(cutoff=cutoff, skin=1.0, half=True)
+    for h, half in enumerate(halves):
+        other = means[1 - h]
+        adjoints = [t.weight * (g - torch.as_tensor(t.g, dtype=g.dtype, device=g.device)) / g.numel()
+                    for g, t in zip(other, members)]
+        for x, gs in half:
+            c = sum(float((a * (g - gm)).sum()) for a, g, gm in zip(adjoints, gs, means[h]))
+            energy = potential(x, state.cell, state.numbers, nl.update(x, state.cell, state.pbc))
+            (-beta * c / len(half) * energy).backward()
+    return g_mean, losses
+
+
 def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget], *, epochs: int,
             steps_per_epoch: int, equilibration: int = 0, lr: float | Mapping[str, float] = 1e-3,
             timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
             friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
             optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
-            vacf_weight: float = 1.0, seed: int | None = 0, checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
+            vacf_weight: float = 1.0, gradient: str = "backprop", momentum: float = 0.9, seed: int | None = 0,
+            checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
             device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FitResult:
     """Fit ``potential`` to target RDFs by differentiating through NVT molecular dynamics (DiffSim).
 
@@ -569,6 +622,10 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         Undifferentiated steps before them, each epoch.
     optimizer : {"adam", "sgd"}
         Adam, or plain gradient descent (the update is then ``-lr`` times the gradient).
+    momentum : float
+        Adam's first-moment decay ``beta_1`` in [0, 1) (its second stays 0.999). The default 0.9
+        carries a step on for about ten epochs after the gradient turns; a lower value shortens
+        that memory (and averages the gradient's noise less).
     lr_decay : float
         The learning rate of epoch ``e`` (0-based) is ``lr lr_decay^e``: a decay in (0, 1) damps the
         overshoot of Adam's momentum and the jitter of noisy gradients late in a fit.
@@ -580,6 +637,16 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         ``vacf_dt`` a time origin (:func:`sims.analysis.vacf` of those velocities). Its gradient
         reaches each segment as the adjoint of that segment's velocities, so it does not depend
         on ``segment``.
+    gradient : {"backprop", "reweight"}
+        How the loss reaches the parameters. ``"backprop"``: through the differentiated trajectory
+        (checkpointed; the method of arXiv:2209.07679), which sees how g responds within one epoch's
+        window, and carries the pressure and VACF terms. ``"reweight"``: the equilibrium gradient of
+        the epoch's mean g by the canonical fluctuation formula ``d<g>/dtheta = -beta Cov(g, dU/dtheta)``
+        (Thaler & Zavadlav, Nat. Commun. 12, 6884 (2021)), the loss's difference and the covariance
+        taken from the two halves of the epoch's frames so that the noise of the mean g does not
+        bias it: no graph through the dynamics, one energy per sampled frame, and it sees slow
+        structural responses that a short window misses (how deep the well is, which sets g of a
+        dilute fluid); RDF targets only. ``segment`` is unused; ``width`` can be small (0.01 Å).
     clip : float, optional
         Rescale the gradient to at most this norm (gradients through long chaotic trajectories
         explode; arXiv:2209.07679 keeps the differentiated windows short for the same reason).
@@ -655,6 +722,14 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         raise SimsInputError(f"clip must be > 0, got {clip}")
     if thermostat not in ("nose_hoover_chain", "langevin"):
         raise SimsInputError(f"thermostat must be 'nose_hoover_chain' or 'langevin', got {thermostat!r}")
+    if gradient not in ("backprop", "reweight"):
+        raise SimsInputError(f"gradient must be 'backprop' or 'reweight', got {gradient!r}")
+    if gradient == "reweight" and any(t.pressure is not None or t.vacf is not None for t in targets):
+        raise SimsInputError("gradient='reweight' fits RDFs only; a pressure or VACF target needs gradient='backprop'")
+    if gradient == "reweight" and steps_per_epoch // sample_every < 4:
+        raise SimsInputError(f"gradient='reweight' needs at least 4 sampled frames per epoch (two halves, each with a "
+                             f"covariance), got {steps_per_epoch // sample_every}: raise steps_per_epoch or lower "
+                             "sample_every")
     cutoff = float(potential.cutoff)
     for k, t in enumerate(targets):
         _check_box(t.atoms, cutoff, f"targets[{k}]")
@@ -678,7 +753,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     dtype = potential_dtype(potential) if dtype is None else dtype
     if optimizer not in ("adam", "sgd"):
         raise SimsInputError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    opt = torch.optim.Adam(groups) if optimizer == "adam" else torch.optim.SGD(groups)
+    if not 0 <= momentum < 1:
+        raise SimsInputError(f"momentum (Adam's beta_1) must be in [0, 1), got {momentum}")
+    opt = torch.optim.Adam(groups, betas=(momentum, 0.999)) if optimizer == "adam" else torch.optim.SGD(groups)
     base_lrs = [g["lr"] for g in groups]
 
     systems = []
@@ -735,64 +812,69 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
             with torch.enable_grad():
                 if equilibration:
                     system.state, _, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
-                # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
-                bounds = list(range(0, steps_per_epoch, segment)) + [steps_per_epoch]
-                snaps = []
-                sums = [torch.zeros(len(t.g), dtype=dtype, device=device) for t in members]
-                if p_target is not None:
-                    sums.append(torch.zeros(1, dtype=dtype, device=device))
-                state = system.state
-                velocities, offsets = [], []
-                for a, b in zip(bounds[:-1], bounds[1:]):
-                    snaps.append(_snapshot(state, system.run))
-                    state, part, vel = seg(system, state, b - a, a, graph=False)
-                    sums = [x + y.detach() for x, y in zip(sums, part)]
-                    offsets.append(len(velocities))
-                    velocities += vel
-                end = _snapshot(state, system.run)
-                n_samples = steps_per_epoch // sample_every
-                g_mean = [(x / n_samples).requires_grad_(True) for x in sums]
-                losses = []
-                for g, t in zip(g_mean, members):
-                    target_g = torch.as_tensor(t.g, dtype=dtype, device=device)
-                    losses.append(t.weight * ((g - target_g) ** 2).mean())
-                if p_target is not None:
-                    w = max(t.weight for t in members if t.pressure is not None)
-                    p_mean = g_mean[len(members)]
-                    losses.append(w * (((p_mean - p_target) / pressure_scale) ** 2).sum())
-                v_all = None
-                if v_target is not None:
-                    w = max(t.weight for t in members if t.vacf is not None)
-                    v_all = torch.stack(velocities).requires_grad_(True)
-                    c_norm = _torch_vacf(v_all, len(v_target[0]))
-                    target_c = torch.as_tensor(v_target[0], dtype=dtype, device=device)
-                    losses.append(w * vacf_weight * ((c_norm - target_c) ** 2).mean())
-                loss = sum(losses)
-                if not bool(torch.isfinite(loss)):
-                    raise diverged(f"the loss became {float(loss)}")
-                adj_g = torch.autograd.grad(loss, g_mean + ([v_all] if v_all is not None else []))
-                adj_v = adj_g[-1] if v_all is not None else None
-                adj_g = [a / n_samples for a in adj_g[:len(g_mean)]]  # d loss / d (each sampled frame's g)
-                # Backward pass: recompute each segment with its graph, last first.
-                adj_end = None
-                for i in range(len(snaps) - 1, -1, -1):
-                    start_state, leaves = _restore(snaps[i], system.state, system.run, leaves=True)
-                    seg_end, part, vel = seg(system, start_state, bounds[i + 1] - bounds[i], bounds[i], graph=True)
-                    outs, grads = list(part), list(adj_g)
-                    if adj_v is not None:  # the VACF's adjoint of each velocity this segment recorded
-                        outs += vel
-                        grads += list(adj_v[offsets[i]:offsets[i] + len(vel)])
-                    if adj_end is not None:
-                        for o, a in zip(_carried(seg_end, system.run), adj_end):
-                            if torch.is_tensor(o) and o.requires_grad and a is not None:
-                                outs.append(o)
-                                grads.append(a)
-                    keep = [(o, a) for o, a in zip(outs, grads) if o.requires_grad]
-                    torch.autograd.backward([o for o, _ in keep], [a for _, a in keep], inputs=leaves + [
-                        p for g in groups for p in g["params"]])
-                    adj_end = [leaf.grad for leaf in leaves]
-                    del seg_end, part, vel, outs, grads, keep
-                system.state, _ = _restore(end, system.state, system.run, leaves=False)
+                if gradient == "reweight":
+                    g_mean, losses = _reweighted_epoch(potential, seg, system, members, steps_per_epoch, cutoff,
+                                                       diverged)
+                    loss = sum(losses)
+                else:
+                    # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
+                    bounds = list(range(0, steps_per_epoch, segment)) + [steps_per_epoch]
+                    snaps = []
+                    sums = [torch.zeros(len(t.g), dtype=dtype, device=device) for t in members]
+                    if p_target is not None:
+                        sums.append(torch.zeros(1, dtype=dtype, device=device))
+                    state = system.state
+                    velocities, offsets = [], []
+                    for a, b in zip(bounds[:-1], bounds[1:]):
+                        snaps.append(_snapshot(state, system.run))
+                        state, part, vel = seg(system, state, b - a, a, graph=False)
+                        sums = [x + y.detach() for x, y in zip(sums, part)]
+                        offsets.append(len(velocities))
+                        velocities += vel
+                    end = _snapshot(state, system.run)
+                    n_samples = steps_per_epoch // sample_every
+                    g_mean = [(x / n_samples).requires_grad_(True) for x in sums]
+                    losses = []
+                    for g, t in zip(g_mean, members):
+                        target_g = torch.as_tensor(t.g, dtype=dtype, device=device)
+                        losses.append(t.weight * ((g - target_g) ** 2).mean())
+                    if p_target is not None:
+                        w = max(t.weight for t in members if t.pressure is not None)
+                        p_mean = g_mean[len(members)]
+                        losses.append(w * (((p_mean - p_target) / pressure_scale) ** 2).sum())
+                    v_all = None
+                    if v_target is not None:
+                        w = max(t.weight for t in members if t.vacf is not None)
+                        v_all = torch.stack(velocities).requires_grad_(True)
+                        c_norm = _torch_vacf(v_all, len(v_target[0]))
+                        target_c = torch.as_tensor(v_target[0], dtype=dtype, device=device)
+                        losses.append(w * vacf_weight * ((c_norm - target_c) ** 2).mean())
+                    loss = sum(losses)
+                    if not bool(torch.isfinite(loss)):
+                        raise diverged(f"the loss became {float(loss)}")
+                    adj_g = torch.autograd.grad(loss, g_mean + ([v_all] if v_all is not None else []))
+                    adj_v = adj_g[-1] if v_all is not None else None
+                    adj_g = [a / n_samples for a in adj_g[:len(g_mean)]]  # d loss / d (each sampled frame's g)
+                    # Backward pass: recompute each segment with its graph, last first.
+                    adj_end = None
+                    for i in range(len(snaps) - 1, -1, -1):
+                        start_state, leaves = _restore(snaps[i], system.state, system.run, leaves=True)
+                        seg_end, part, vel = seg(system, start_state, bounds[i + 1] - bounds[i], bounds[i], graph=True)
+                        outs, grads = list(part), list(adj_g)
+                        if adj_v is not None:  # the VACF's adjoint of each velocity this segment recorded
+                            outs += vel
+                            grads += list(adj_v[offsets[i]:offsets[i] + len(vel)])
+                        if adj_end is not None:
+                            for o, a in zip(_carried(seg_end, system.run), adj_end):
+                                if torch.is_tensor(o) and o.requires_grad and a is not None:
+                                    outs.append(o)
+                                    grads.append(a)
+                        keep = [(o, a) for o, a in zip(outs, grads) if o.requires_grad]
+                        torch.autograd.backward([o for o, _ in keep], [a for _, a in keep], inputs=leaves + [
+                            p for g in groups for p in g["params"]])
+                        adj_end = [leaf.grad for leaf in leaves]
+                        del seg_end, part, vel, outs, grads, keep
+                    system.state, _ = _restore(end, system.state, system.run, leaves=False)
             first = system.members[0]
             if p_target is not None:
                 row[f"pressure_{first}"] = float(g_mean[len(members)].detach())

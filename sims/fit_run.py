@@ -146,6 +146,8 @@ class DiffsimSettings(_Table):
     clip: float | None = None
     pressure_scale: float = 100.0
     vacf_weight: float = 1.0
+    gradient: Literal["backprop", "reweight"] = "backprop"
+    momentum: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,8 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
                              equilibration=s.equilibration, lr=s.lr, timestep=s.timestep, thermostat=s.thermostat,
                              tau=s.tau, friction=s.friction, sample_every=s.sample_every, segment=s.segment,
                              width=s.width, optimizer=s.optimizer, lr_decay=s.lr_decay, clip=s.clip,
-                             pressure_scale=s.pressure_scale, vacf_weight=s.vacf_weight, seed=cfg.seed, checkpoint=ckpt,
+                             pressure_scale=s.pressure_scale, vacf_weight=s.vacf_weight, gradient=s.gradient,
+                             momentum=s.momentum, seed=cfg.seed, checkpoint=ckpt,
                              callback=callback, device=device, dtype=dtype)
         else:
             s = cfg.ibi

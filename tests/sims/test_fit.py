@@ -21,20 +21,22 @@ from sims.potentials import LennardJones, LennardJonesMixture, NeuralPair, Tabul
 
 SIGMA, EPSILON, CUTOFF = 3.405, 0.0104, 8.5
 F64 = torch.float64
+FIT_EPOCHS = 60
 
 
 def lj_liquid(density: float = 0.8, repeat: int = 3) -> Atoms:
-    """fcc argon at reduced density ``rho sigma^3`` (melts at once at 120 K)."""
+    """fcc argon at reduced density ``rho sigma^3`` (melts at once at 120 K; at 0.2 and 180 K it
+    becomes a supercritical gas)."""
     a = (4 / (density / SIGMA ** 3)) ** (1 / 3)
     return bulk("Ar", "fcc", a=a, cubic=True).repeat(repeat)
 
 
 def reference_target(temperature: float = 120.0, density: float = 0.8, steps: int = 1000,
-                     seed: int = 0) -> RDFTarget:
+                     seed: int = 0, repeat: int = 3, equilibration: int = 300) -> RDFTarget:
     true = LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, dtype=F64)
-    md = sims.MD(lj_liquid(density), true, sims.NoseHooverChain(10.0, temperature), temperature=temperature,
+    md = sims.MD(lj_liquid(density, repeat), true, sims.NoseHooverChain(10.0, temperature), temperature=temperature,
                  seed=seed, record_every=0)
-    md.run(300)
+    md.run(equilibration)
     md.record_every = 10
     md.run(steps)
     return RDFTarget.from_frames(md.trajectory, r_max=8.0, bins=80, temperature=temperature)
@@ -166,6 +168,77 @@ def test_checkpointed_gradient_is_the_full_gradient_and_the_finite_difference(ta
     # Autodiff sees no force jump at the cutoff (the truncated LJ force is discontinuous there), a
     # finite difference does: they agree to the effect of pairs crossing 8.5 Å in 20 steps.
     assert checkpointed == pytest.approx(fd, rel=1e-3)
+
+
+def test_reweighted_gradient_is_the_derivative_of_the_reweighted_loss(target):
+    """gradient='reweight' gives d/d epsilon of ``mean_r (<g>_1 - g_t)(<g>_2 - g_t)``, the epoch's
+    two halves of frames each reweighted to another epsilon, ``<g>_eps' = sum_f w_f g_f / sum_f w_f``
+    with ``w_f = exp(-(U_f(eps') - U_f(eps)) / kT)``: checked against a central finite difference
+    over the same frames (rerun with sims.MD from diffsim's seeds, energies from
+    sims.energy_and_forces). The reported loss is that of the mean g of all frames."""
+    from ase import units
+
+    eps, kt = 0.011, units.kB * 120.0
+    at_120 = RDFTarget(target.r, target.g, target.atoms, 120.0)
+    pot = LennardJones(sigma=SIGMA, epsilon=eps, cutoff=CUTOFF, dtype=F64)
+    res = diffsim(pot, at_120, epochs=1, steps_per_epoch=20, sample_every=5, timestep=10.0, optimizer="sgd",
+                  lr={"epsilon": 1.0}, gradient="reweight", seed=3)
+    grad = eps - float(pot.epsilon.detach())  # plain gradient descent with rate 1
+    state = sims.State.from_atoms(target.atoms, dtype=F64)
+    v = sims.maxwell_boltzmann(state.masses, 120.0, seed=(3, 0, 0))  # diffsim's stream for state point 0
+    md = sims.MD(state.with_(velocities=v), LennardJones(sigma=SIGMA, epsilon=eps, cutoff=CUTOFF, dtype=F64),
+                 sims.NoseHooverChain(10.0, 120.0))
+    frames = []
+    for _ in range(4):
+        md.run(5)
+        frames.append(md.frame())
+    edges = torch.tensor(target.edges)
+    gs = []
+    for atoms in frames:
+        st = sims.State.from_atoms(atoms, dtype=F64)
+        pairs = sims.build_pairs(st.positions, st.cell, st.pbc, CUTOFF, half=True)
+        gs.append(smeared_rdf(st.positions, st.cell, st.numbers, pairs, edges, 0.05).numpy())
+    gs = np.array(gs)
+    np.testing.assert_allclose(res.rdfs[0], gs.mean(0), rtol=1e-6, atol=1e-9)
+
+    def energies(e):
+        lj = LennardJones(sigma=SIGMA, epsilon=e, cutoff=CUTOFF, dtype=F64)
+        return np.array([sims.energy_and_forces(lj, atoms, dtype=F64)[0] for atoms in frames])
+
+    u0 = energies(eps)
+
+    def split_loss(e):
+        w = np.exp(-(energies(e) - u0) / kt)
+        first, second = (w[h] @ gs[h] / w[h].sum() - target.g for h in (slice(0, 2), slice(2, 4)))
+        return np.mean(first * second)
+
+    h = 1e-6
+    fd = (split_loss(eps + h) - split_loss(eps - h)) / (2 * h)
+    assert res.history[0]["loss"] == pytest.approx(np.mean((gs.mean(0) - target.g) ** 2), rel=1e-6)
+    assert grad == pytest.approx(fd, rel=1e-4)
+    with pytest.raises(SimsInputError, match="gradient must be"):
+        diffsim(pot, at_120, epochs=1, steps_per_epoch=10, gradient="adjoint")
+    with pytest.raises(SimsInputError, match="RDFs only"):
+        diffsim(pot, RDFTarget(target.r, target.g, target.atoms, 120.0, pressure=1.0), epochs=1, steps_per_epoch=10,
+                gradient="reweight")
+    with pytest.raises(SimsInputError, match="at least 4 sampled frames"):
+        diffsim(pot, at_120, epochs=1, steps_per_epoch=15, gradient="reweight")
+    with pytest.raises(SimsInputError, match="momentum"):
+        diffsim(pot, at_120, epochs=1, steps_per_epoch=10, momentum=1.0)
+
+
+def test_reweighted_gradient_sees_epsilon_at_a_dilute_state():
+    """In a supercritical LJ gas (rho sigma^3 = 0.2, 180 K = 1.5 epsilon/k_B) g(r) ~ exp(-U/kT) at
+    the well, so its height measures epsilon/kT: one epoch's reweighted gradient sends epsilon back
+    toward the truth from 15 % below and from 15 % above (sigma at the truth)."""
+    dilute = reference_target(180.0, 0.2, steps=1000, equilibration=500)  # 108 atoms, a 27.7 Å box
+    for factor, sign in ((0.85, -1.0), (1.15, 1.0)):
+        pot = LennardJones(sigma=SIGMA, epsilon=factor * EPSILON, cutoff=CUTOFF, dtype=F64)
+        diffsim(pot, dilute, epochs=1, steps_per_epoch=400, equilibration=100, timestep=10.0, optimizer="sgd",
+                lr={"epsilon": 1.0}, gradient="reweight", width=0.01, seed=0)
+        grad = factor * EPSILON - float(pot.epsilon.detach())
+        print("dilute reweighted d loss / d epsilon at", factor, grad)
+        assert sign * grad > 0
 
 
 def test_diverging_fit_stops_with_epoch_and_finite_parameters(target):
@@ -329,6 +402,36 @@ def test_diffsim_recovers_lennard_jones_sigma_within_two_percent():
                                      for r in res.history])
     print("diffsim slow:", sigma / SIGMA - 1, epsilon / EPSILON - 1)
     assert sigma == pytest.approx(SIGMA, rel=0.02)
+    assert epsilon == pytest.approx(EPSILON, rel=0.08)
+
+
+@pytest.fixture(scope="module")
+def dense_and_dilute() -> list[RDFTarget]:
+    """The liquid (0.8, 120 K, 108 atoms, 4000 steps) and a supercritical gas (rho sigma^3 = 0.2,
+    180 K, 256 atoms in a 37 Å box, 8000 steps) of the true potential."""
+    return [reference_target(steps=4000),
+            reference_target(180.0, 0.2, steps=8000, repeat=4, equilibration=500)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start", [(0.88, 0.85), (1.0, 1.15)])
+def test_joint_dense_and_dilute_fit_recovers_sigma_and_epsilon(dense_and_dilute, start):
+    """A dense liquid's g(r) leaves epsilon loose (a valley in (sigma, epsilon), docs/diffsim.md);
+    a dilute gas's first peak, ~ exp(epsilon/kT), adds what it knows of epsilon. The joint fit with
+    the reweighted (equilibrium) gradient pins sigma within 0.5 % from both starts and no longer
+    drifts up the valley from epsilon +15 % (+10 % to +18 % for the dense state alone), but ends at
+    epsilon +5.9 % (from -15 %) and -5.0 % (from +15 %): the issue's 2 % on epsilon is not met. Long runs of the gas (256 atoms, 60 ps)
+    scatter by about 0.03 in g's first peak, as much as epsilon 6 % off changes it (docs/diffsim.md)."""
+    pot = LennardJones(sigma=start[0] * SIGMA, epsilon=start[1] * EPSILON, cutoff=CUTOFF, dtype=F64)
+    res = diffsim(pot, dense_and_dilute, epochs=FIT_EPOCHS, steps_per_epoch=300, equilibration=50, timestep=10.0,
+                  lr={"sigma": 0.05, "epsilon": 4e-4}, lr_decay=0.95, momentum=0.5, gradient="reweight", width=0.01,
+                  seed=1)
+    sigma = np.mean([r["sigma"] for r in res.history[-20:]])
+    epsilon = np.mean([r["epsilon"] for r in res.history[-20:]])
+    print("joint reweighted iterates:", [(round(r["sigma"] / SIGMA - 1, 4), round(r["epsilon"] / EPSILON - 1, 4))
+                                         for r in res.history])
+    print("joint reweighted", start, sigma / SIGMA - 1, epsilon / EPSILON - 1)
+    assert sigma == pytest.approx(SIGMA, rel=0.01)
     assert epsilon == pytest.approx(EPSILON, rel=0.08)
 
 

@@ -72,6 +72,12 @@ def test_a_vacf_term_from_the_generated_frames_is_fitted_and_kept_for_resume(tmp
     assert target.vacf == pytest.approx(c) and target.vacf_dt == 10.0
 
 
+def test_the_reweighted_gradient_through_the_config(tmp_path):
+    path = fit_potential(config(gradient="reweight", momentum=0.5, steps_per_epoch=20), tmp_path / "rw")
+    pot = load_potential(path, dtype=torch.float64)
+    assert float(pot.sigma.detach()) != 3.1 and float(pot.epsilon.detach()) != 0.011  # both moved by the fit
+
+
 def test_fitted_potential_loads_in_a_simulate_config(tmp_path):
     pot = LennardJones(sigma=3.3, epsilon=0.01, cutoff=8.0)
     save_potential(pot, tmp_path / "lj.pt")
@@ -109,6 +115,7 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"diffsim": {"epoks": 3}}, "did you mean 'epochs'"),
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "vacf_lags": 3}]}, "vacf_lags needs frames"),
     ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
+    ({"diffsim": {"gradient": "reweigh"}}, "did you mean 'reweight'"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
