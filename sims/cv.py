@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -388,3 +389,15 @@ def gradient_alignment(energy_gradient, cv_gradient) -> torch.Tensor:
     norm = torch.linalg.norm(gu, dim=-1) * torch.linalg.norm(gx, dim=-1)
     dot = (gu * gx).sum(-1).abs()
     return torch.where(norm > 0, dot / torch.where(norm > 0, norm, 1.0), torch.nan)
+
+
+def cv_period(cv: CollectiveVariable) -> float | None:
+    """2 pi for a dihedral (an angle on a circle, in (-pi, pi]); None for a CV on a line."""
+    return 2 * math.pi if isinstance(cv, Dihedral) else None
+
+
+def wrapped_difference(a, b, period: float | None):
+    """``a - b`` (numpy arrays or tensors); for a periodic CV the short way round, in
+    ``[-period/2, period/2)``: without it a bias on a dihedral near +-pi jumps where the angle wraps."""
+    d = a - b
+    return d if period is None else (d + period / 2) % period - period / 2

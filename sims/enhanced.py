@@ -53,7 +53,7 @@ from torch import nn
 
 from reprs.atoms import as_atoms
 
-from .cv import CollectiveVariable, Dihedral, Position, parse_cv
+from .cv import CollectiveVariable, Position, cv_period, parse_cv, wrapped_difference
 from .errors import SimsError, SimsInputError
 from .integrators import Langevin, make_generator
 from .md import compute
@@ -94,14 +94,12 @@ def _evaluate(cvs: Sequence[CollectiveVariable], positions: torch.Tensor) -> tor
 
 def _periodic(cvs: Sequence[CollectiveVariable]) -> torch.Tensor:
     """``(D,)`` bool: dihedrals are periodic with period 2 pi."""
-    return torch.tensor([isinstance(cv, Dihedral) for cv in cvs])
+    return torch.tensor([cv_period(cv) is not None for cv in cvs])
 
 
 def _delta(a: torch.Tensor, b: torch.Tensor, periodic: torch.Tensor) -> torch.Tensor:
     """``a - b`` in descriptor space, periodic components wrapped into [-pi, pi)."""
-    d = a - b
-    wrapped = torch.remainder(d + math.pi, 2 * math.pi) - math.pi
-    return torch.where(periodic.to(d.device), wrapped, d)
+    return torch.where(periodic.to(a.device), wrapped_difference(a, b, 2 * math.pi), a - b)
 
 
 class _DescriptorBias(Potential):

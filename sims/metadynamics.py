@@ -24,14 +24,13 @@ import torch
 from ase import units
 from scipy.special import logsumexp
 
-from .cv import CollectiveVariable, cv_and_inverse_mass
+from .cv import CollectiveVariable, cv_and_inverse_mass, cv_period, wrapped_difference
 from .errors import SimsInputError
 from .integrators import Langevin
 from .md import MD
 from .potentials import Potential, SumPotential
 from .replicas import replica_cv, replica_frames, replica_masses
 from .state import as_atoms
-from .umbrella import _offset, _period
 
 __all__ = ["MetadynamicsBias", "MetadynamicsSamples", "metadynamics"]
 
@@ -95,7 +94,7 @@ class MetadynamicsBias(Potential):
         """Add hills of ``heights`` (eV) at CV values ``s``."""
         s, h = s.detach().to(torch.float64).reshape(-1), heights.detach().to(torch.float64).reshape(-1)
         # A dihedral's hills wrap round the circle (a hill near pi also covers -pi).
-        d = _offset(self.grid[:, None], s, _period(self.cv))
+        d = wrapped_difference(self.grid[:, None], s, cv_period(self.cv))
         self.values = self.values + (h * torch.exp(-0.5 * (d / self.sigma) ** 2)).sum(-1)
         self.n_hills += int(s.numel())
 

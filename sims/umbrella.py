@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from ase import units
 
-from .cv import CollectiveVariable, Dihedral, cv_and_inverse_mass
+from .cv import CollectiveVariable, cv_and_inverse_mass, cv_period, wrapped_difference
 from .errors import SimsInputError
 from .integrators import Langevin
 from .md import MD
@@ -40,18 +40,6 @@ from .replicas import replica_cv, replica_frames, replica_masses
 from .state import State, as_atoms
 
 __all__ = ["HarmonicBias", "UmbrellaSamples", "umbrella_sampling", "mbar_weights"]
-
-
-def _period(cv: CollectiveVariable) -> float | None:
-    """2 pi for a dihedral (an angle on a circle, in (-pi, pi]); None for a CV on a line."""
-    return 2 * math.pi if isinstance(cv, Dihedral) else None
-
-
-def _offset(xi, center, period: float | None):
-    """``xi - center``, for a periodic CV the short way round (numpy arrays or tensors): without
-    it a window near +-pi would see its bias jump by up to ``k/2 (2 pi)^2`` where the angle wraps."""
-    d = xi - center
-    return d if period is None else (d + period / 2) % period - period / 2
 
 
 class HarmonicBias(Potential):
@@ -90,7 +78,7 @@ class HarmonicBias(Potential):
 
     def forward(self, positions, cell=None, numbers=None, pairs=None):
         xi = replica_cv(self.cv, positions, self.atoms_per_replica, cell if self.periodic else None)
-        return 0.5 * self.spring * (_offset(xi, self.center, _period(self.cv)) ** 2).sum()
+        return 0.5 * self.spring * (wrapped_difference(xi, self.center, cv_period(self.cv)) ** 2).sum()
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,7 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
     if n_k.size != c.size or (n_k == 0).any() or win.min() < 0:
         raise SimsInputError(f"every window needs samples and window indices must be 0..{c.size - 1}; "
                              f"counts per window: {n_k.tolist()}")
-    u_kn = 0.5 * spring * _offset(z[None, :], c[:, None], period) ** 2 / (units.kB * temperature)
+    u_kn = 0.5 * spring * wrapped_difference(z[None, :], c[:, None], period) ** 2 / (units.kB * temperature)
     mbar = _pymbar().MBAR(u_kn, n_k)
     f_k = np.asarray(mbar.f_k, dtype=np.float64)
     log_w = -logsumexp(f_k[:, None] - u_kn, b=n_k[:, None], axis=0)
@@ -296,7 +284,7 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
         window.append(np.full(z.shape[0], k))
         kept.append(pos.cpu().double().numpy())
     z, win = np.concatenate(values), np.concatenate(window)
-    weights, f_k = mbar_weights(z, win, c, spring, temperature, period=_period(cv))
+    weights, f_k = mbar_weights(z, win, c, spring, temperature, period=cv_period(cv))
     return UmbrellaSamples(cv=z, inverse_mass=np.concatenate(inv_mass), window=win, weights=weights, centers=c,
                            spring=float(spring), temperature=float(temperature), free_energies=f_k,
                            cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses)
