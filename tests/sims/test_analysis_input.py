@@ -122,3 +122,15 @@ def test_arrhenius_slope_change_finds_a_kink_and_is_calibrated_without_one():
     assert 0.4 < np.median(p) < 0.6
     with pytest.raises(SimsInputError, match="each side of t_break"):
         arrhenius_slope_change(TEMPS, d, err, t_break=320.0)
+
+
+def test_species_with_a_positions_array_is_refused():
+    """An array has no elements: species used to be dropped without a word and every atom averaged
+    (the MSD of 5 slow and 5 fast walkers came out as that of all ten)."""
+    pos = _walk()
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        MSD(timestep=2.0, species="Li").compute(pos, unwrapped=True)
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        collective_diffusivity(pos, timestep=2.0, species="Li", unwrapped=True)
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        MSD(timestep=2.0, species="Li").compute(pos, cell=np.eye(3) * L)
