@@ -313,6 +313,10 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
             raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
         pbc = (True, True, True)
     else:
+        if cell is not None:
+            # Frames bring their own cells (and pbc), which would replace this one without a word.
+            raise SimsInputError("cell= is for a positions array; frames carry their own cells: set each frame's "
+                                 "cell and pbc (atoms.set_cell, atoms.pbc = True), or pass the positions as an array")
         frames = as_frames(frames)
         mask = _species_mask(frames[0], species)
         if not mask.any():
