@@ -212,7 +212,8 @@ class MSD:
     timestep : float
         Time between frames, fs.
     species : str, optional
-        Only these atoms.
+        Only these atoms (frames only: a positions array carries no elements, and a species with
+        one raises :class:`~sims.errors.SimsInputError`).
 
     Notes
     -----
@@ -303,10 +304,19 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
             raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
+        if species is not None:
+            # An array carries no elements: the selection would be dropped and every atom averaged.
+            raise SimsInputError(f"species={species!r} selects atoms by element, which a positions array does not "
+                                 f"carry; pass the frames (ase.Atoms), or select the atoms' columns yourself "
+                                 f"(positions[:, mask]) and leave species unset")
         if not unwrapped and cell is None:
             raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
         pbc = (True, True, True)
     else:
+        if cell is not None:
+            # Frames bring their own cells (and pbc), which would replace this one without a word.
+            raise SimsInputError("cell= is for a positions array; frames carry their own cells: set each frame's "
+                                 "cell and pbc (atoms.set_cell, atoms.pbc = True), or pass the positions as an array")
         frames = as_frames(frames)
         mask = _species_mask(frames[0], species)
         if not mask.any():

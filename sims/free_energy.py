@@ -500,7 +500,6 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     left_bins, right_bins = centers < ts, centers > ts
     widths = np.diff(edges)
 
-    in_grid = ((z_bin >= 1) & (z_bin <= widths.size)).astype(np.float64)
     # Every quantity but the profile's minima is a weighted sum over samples: one product per replicate.
     features = np.stack([np.ones_like(z), side_a, side_b, window, window * m], axis=1)
 
@@ -510,7 +509,9 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
         rho_ts = w_ts / (total * width)
         m_ts = wm_ts / w_ts if w_ts > 0 else np.nan
         lam = de_broglie_length(m_ts, t)
-        rho = _density(z_bin, wb * in_grid, widths)
+        # Normalised by all the weight, as rho_ts: the FEP barriers are ratios of the two, and a
+        # grid that leaves samples out would otherwise raise them by RT ln(total / in-grid weight).
+        rho = np.bincount(z_bin, weights=wb, minlength=widths.size + 2)[1:-1] / (total * widths)
         rho_a = rho[left_bins].max(initial=0.0)
         rho_b = rho[right_bins].max(initial=0.0)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -122,3 +122,30 @@ def test_arrhenius_slope_change_finds_a_kink_and_is_calibrated_without_one():
     assert 0.4 < np.median(p) < 0.6
     with pytest.raises(SimsInputError, match="each side of t_break"):
         arrhenius_slope_change(TEMPS, d, err, t_break=320.0)
+
+
+def test_species_with_a_positions_array_is_refused():
+    """An array has no elements: species used to be dropped without a word and every atom averaged
+    (the MSD of 5 slow and 5 fast walkers came out as that of all ten)."""
+    pos = _walk()
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        MSD(timestep=2.0, species="Li").compute(pos, unwrapped=True)
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        collective_diffusivity(pos, timestep=2.0, species="Li", unwrapped=True)
+    with pytest.raises(SimsInputError, match="a positions array does not carry"):
+        MSD(timestep=2.0, species="Li").compute(pos, cell=np.eye(3) * L)
+
+
+def test_cell_with_frames_is_refused():
+    """Frames carry their own cells: a cell= beside them was dropped without a word, so wrapped
+    frames without a periodic cell (plain .xyz) were not unwrapped although a cell was given."""
+    pos = _walk()
+    bare = [Atoms(f"Li{pos.shape[1]}", positions=f.positions) for f in _frames(pos)]  # wrapped, no cell
+    with pytest.raises(SimsInputError, match="frames carry their own cells"):
+        MSD(timestep=2.0).compute(bare, cell=np.eye(3) * L)
+    with pytest.raises(SimsInputError, match="frames carry their own cells"):
+        collective_diffusivity(bare, timestep=2.0, cell=np.eye(3) * L)
+    # As an array with the cell, the same wrapped positions give the continuous walk's MSD.
+    wrapped = np.stack([f.positions for f in bare])
+    np.testing.assert_allclose(MSD(timestep=2.0).compute(wrapped, cell=np.eye(3) * L).msd,
+                               MSD(timestep=2.0).compute(pos, unwrapped=True).msd, rtol=1e-9, atol=1e-9)
