@@ -17,7 +17,8 @@ which blocks are done:
 ``PATH.done.npy``
     One bool per block, rewritten atomically (:func:`reprs.fileio.atomic_write`) after each block's
     values are flushed to disk. A job started again with the same key skips the blocks marked
-    done, so a crash loses at most the blocks in flight; a journal with another key is refused.
+    done, so a crash loses at most the blocks in flight; a journal with another key (or, with
+    ``knn``, a graph of another ``k``) is refused.
 
 With ``knn=k`` no matrix is written: each row keeps its ``k`` best other graphs, merged block by
 block, and ``PATH`` is an ``.npz`` with ``indices`` (n, k), ``scores`` (n, k) and ``exact`` (n, k),
@@ -135,6 +136,11 @@ class KnnStore:
             with np.load(path) as saved:
                 self.indices, self.key_values, self.exact = (saved["indices"], self.sign * saved["scores"],
                                                              saved["exact"])
+            # k is not in the job's key (journals written before would no longer match): checked here.
+            if self.indices.shape[1] != self.k:
+                raise InputError(f"{path} holds a graph of knn={self.indices.shape[1]} neighbours, this job asks "
+                                 f"knn={self.k}; delete {path} and its .journal.json and .done.npy files, or "
+                                 f"write to another path")
         else:
             self.journal.done[:] = False
             self.indices = np.full((n, self.k), -1, dtype=np.int64)

@@ -40,7 +40,8 @@ give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs i
 
 The output folder gets ``potential.pt`` (:func:`sims.potentials.load_potential`; ``kind = "file"``
 in a ``matrep simulate`` config), ``history.csv``, ``rdf.png`` (target and fitted g(r)),
-``potential.png`` (U(r)), the targets as ``target_<k>.txt`` and ``target_<k>.extxyz``, and
+``potential.png`` (U(r)), the targets as ``target_<k>.txt`` and ``target_<k>.extxyz`` (with the
+system's exact numbers in ``target_<k>.npz``, which a resumed run reads: extxyz rounds positions), and
 ``checkpoint.pt``, written after every epoch: rerunning the same command resumes from it. A folder
 holds one config (its hash is in the checkpoint); another config is refused.
 """
@@ -208,6 +209,7 @@ def _potential(table: Mapping[str, Any], base: str, where: str, dtype, device):
 
 def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtype, device):
     """The k-th target, built once and kept in ``out`` (a resumed run reads it back)."""
+    from ase import Atoms
     from ase.io import write
 
     from .fit import RDFTarget, _check_vacf
@@ -216,10 +218,13 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
 
     where = f"targets[{k}]"
     txt, xyz, vacf_txt = out / f"target_{k}.txt", out / f"target_{k}.extxyz", out / f"target_{k}_vacf.txt"
+    exact = out / f"target_{k}.npz"
     kw = {"species": spec.species, "weight": spec.weight}
-    if txt.exists() and xyz.exists() and (spec.vacf_lags is None or vacf_txt.exists()):
-        atoms = read_frames(xyz)[-1]
-        temperature = float(atoms.info.get("target_temperature", spec.temperature or 0.0))
+    if txt.exists() and exact.exists() and (spec.vacf_lags is None or vacf_txt.exists()):
+        with np.load(exact) as saved:
+            atoms = Atoms(numbers=saved["numbers"], positions=saved["positions"], cell=saved["cell"],
+                          pbc=saved["pbc"], momenta=saved["momenta"] if "momenta" in saved else None)
+            temperature = float(saved["temperature"])
         target = RDFTarget.from_file(txt, atoms, temperature, **kw)
         target.pressure = spec.pressure
         if spec.vacf_lags is not None:
@@ -255,6 +260,12 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     atoms.info["target_temperature"] = target.temperature
     with atomic_open(xyz, "w") as f:
         write(f, atoms, format="extxyz")
+    # Written last, so a resume finds a whole target; the fit starts from these positions, which the
+    # extxyz file keeps to 8 decimals only: a resumed fit from rounded ones would not repeat this one.
+    with atomic_open(exact) as f:
+        momenta = {"momenta": atoms.get_momenta()} if atoms.has("momenta") else {}
+        np.savez(f, numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell[:], pbc=atoms.pbc,
+                 temperature=target.temperature, **momenta)
     target.pressure = spec.pressure
     return target
 

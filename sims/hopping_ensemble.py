@@ -270,7 +270,8 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
         so the same seed and chunk size give the same trajectories however the chunks are run.
     output : path, optional
         Folder for ``chunk_XXXXX.parquet`` files and ``manifest.json``; existing chunks of the same
-        settings are read instead of rerun (resume); a folder of other settings is refused.
+        settings and size are read instead of rerun (resume; ``n_trajectories`` may change, and a
+        last chunk of another size is run again); a folder of other settings is refused.
     client : dask.distributed.Client, optional
         Run the chunks on this cluster (the model must pickle); None: one after the other here.
     seed : int, optional
@@ -348,8 +349,11 @@ def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, 
     frames: dict[int, Any] = {}
     todo = []
     for (c, first, size), path in zip(chunks, paths):
-        if path is not None and Path(path).exists():
-            frames[c] = pd.read_parquet(path)
+        saved = pd.read_parquet(path) if path is not None and Path(path).exists() else None
+        # The folder's settings leave n_trajectories out (an ensemble may grow), but the last chunk's size
+        # follows it and its initial conditions depend on that size: a chunk of another size is run again.
+        if saved is not None and np.array_equal(saved["trajectory"].to_numpy(), np.arange(first, first + size)):
+            frames[c] = saved
         else:
             todo.append((c, first, size, path))
     bar = tqdm(total=len(chunks), initial=len(frames), disable=not show, desc="trajectory chunks", leave=False)

@@ -138,3 +138,12 @@ def test_dask_out_of_core_equals_serial(tmp_path):
     serial = pairwise(GRAPHS, "wl", block=4, out=tmp_path / "s.npz", knn=3)
     np.testing.assert_array_equal(knn["indices"], serial["indices"])
     np.testing.assert_array_equal(knn["scores"], serial["scores"])
+
+
+def test_a_knn_graph_of_another_k_is_refused_not_returned(tmp_path):
+    # k is not part of the job's key: a finished (or half-done) kNN job of another k at the same path
+    # returned its k neighbours per graph for a different knn= (2 columns when 4 were asked).
+    pairwise(GRAPHS, "wl", block=6, out=tmp_path / "k.npz", knn=2)
+    with pytest.raises(InputError, match="knn=2.*knn=4"):
+        pairwise(GRAPHS, "wl", block=6, out=tmp_path / "k.npz", knn=4)
+    assert pairwise(GRAPHS, "wl", block=6, out=tmp_path / "k.npz", knn=2)["indices"].shape == (len(GRAPHS), 2)

@@ -134,3 +134,22 @@ def test_cli_exit_status_and_one_line_errors(tmp_path, capsys):
     assert main(["fit-potential", str(bad), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "fit-potential: error:" in err and "did you mean 'method'" in err and "Traceback" not in err
+
+
+def test_a_run_killed_after_its_targets_are_built_resumes_to_the_same_fit(tmp_path, monkeypatch):
+    # The targets are kept in the folder and read back on resume: the system the fit simulates must come back
+    # exactly (extxyz keeps 8 decimals of the positions), or the resumed fit is another one.
+    whole = tmp_path / "whole"
+    fit_potential(config(), whole)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(sims.fit, "diffsim", killed)
+        with pytest.raises(KeyboardInterrupt):
+            fit_potential(config(), out)
+    assert (out / "target_0.extxyz").exists() and not (out / "checkpoint.pt").exists()
+    fit_potential(config(), out)
+    assert (out / "history.csv").read_text() == (whole / "history.csv").read_text()

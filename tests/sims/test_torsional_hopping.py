@@ -263,3 +263,21 @@ def test_friction_temperature_validation():
         bad.mass = [1.0, 2.0]
         FSSH(bad, x, torch.zeros_like(x))
     assert AU_TIME_FS == pytest.approx(0.0241888, rel=1e-5)
+
+
+def test_run_ensemble_resume_with_another_count_reruns_a_partial_chunk(tmp_path):
+    # n_trajectories is not part of a folder's settings (an ensemble may grow), but it sets the size of the
+    # last chunk, whose initial conditions depend on that size: a chunk of another size must be rerun.
+    model = TorsionalIsomerisation()
+    opts = dict(duration=2.0, timestep=0.25, chunk_size=4, seed=0, record_every=4)
+    run_ensemble(model, 6, output=tmp_path / "run", **opts)          # chunk 1 holds trajectories 4, 5
+    grown = run_ensemble(model, 8, output=tmp_path / "run", **opts)
+    fresh = run_ensemble(model, 8, output=tmp_path / "fresh", **opts)
+    assert list(grown.trajectories["trajectory"]) == list(range(8))
+    np.testing.assert_array_equal(np.stack(grown.trajectories["descriptor_history"]),
+                                  np.stack(fresh.trajectories["descriptor_history"]))
+    shrunk = run_ensemble(model, 5, output=tmp_path / "run", **opts)
+    alone = run_ensemble(model, 5, **opts)
+    assert list(shrunk.trajectories["trajectory"]) == list(range(5))
+    np.testing.assert_array_equal(np.stack(shrunk.trajectories["descriptor_history"]),
+                                  np.stack(alone.trajectories["descriptor_history"]))
