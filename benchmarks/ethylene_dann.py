@@ -371,6 +371,18 @@ def settling(phi: np.ndarray, ids: np.ndarray, times: np.ndarray, completed: np.
             "window_fs": float(window), "end_fs": end}
 
 
+def intact(positions: np.ndarray, ch: float = 1.5, cc: float = 2.0) -> np.ndarray:
+    """(n,) bool: which ethylene geometries (n, 18) or (n, 6, 3) Å are still one ethylene with its
+    hydrogens where they started: each hydrogen within ``ch`` Å of its own carbon (H2, H3 on C0; H4, H5
+    on C1) and nearer to it than to the other carbon, and C=C shorter than ``cc`` Å. The others have
+    lost a hydrogen, moved one to the other carbon (ethylidene) or broken the C=C bond: their torsion
+    is no cis/trans label."""
+    r = np.asarray(positions, dtype=np.float64).reshape(-1, 6, 3)
+    own = np.linalg.norm(r[:, 2:] - r[:, [0, 0, 1, 1]], axis=-1)
+    other = np.linalg.norm(r[:, 2:] - r[:, [1, 1, 0, 0]], axis=-1)
+    return (own < ch).all(1) & (own < other).all(1) & (np.linalg.norm(r[:, 0] - r[:, 1], axis=-1) < cc)
+
+
 def binomial(flags: np.ndarray) -> tuple[float, float, int]:
     """Fraction of True in ``flags``, its binomial standard error ``sqrt(Y (1 - Y) / N)``, and ``N``."""
     n = int(np.size(flags))
@@ -643,14 +655,20 @@ def main() -> None:
     # Yields: the side of 90 deg at the end, over all completed trajectories, over those whose torsion has
     # not crossed 90 deg in the last --settle-window fs, and over those on S0 at the end; and the side on
     # which each trajectory on S0 at the end last left S1 (the product "assigned at the decay").
-    on_s0 = run["final_state"] == 0
-    yields = {"all": binomial(iso), "settled": binomial(iso[~settled["unsettled"]]),
-              "on_s0_settled": binomial(iso[on_s0 & ~settled["unsettled"]]), "on_s1": binomial(iso[~on_s0]),
+    # The last saved frame lists the completed trajectories in the order of run["ids"].
+    whole = intact(run["frames"][run["frame_times"] == run["frame_times"].max()])
+    on_s0, still = run["final_state"] == 0, ~settled["unsettled"]
+    yields = {"all": binomial(iso), "settled": binomial(iso[still]),
+              "on_s0_settled": binomial(iso[on_s0 & still]), "on_s0_settled_intact": binomial(iso[on_s0 & still & whole]),
+              "on_s1": binomial(iso[~on_s0]),
               "at_decay": binomial(np.arange(rotors["n_on_s0"]) < rotors["n_beyond_at_decay"])}
     log["fssh"]["settling"] = {"window_fs": settled["window_fs"], "n_unsettled": settled["n_unsettled"],
                                "last_crossing_quantiles_fs": np.nanpercentile(settled["last_crossing_fs"], [50, 90, 100]).tolist()
                                if np.isfinite(settled["last_crossing_fs"]).any() else None,
-                               "n_never_crossed": int(np.isnan(settled["last_crossing_fs"]).sum())}
+                               "n_never_crossed": int(np.isnan(settled["last_crossing_fs"]).sum()),
+                               "n_not_intact": int((~whole).sum()), "n_not_intact_on_s0": int((~whole & on_s0).sum()),
+                               "n_unsettled_on_s0_intact": int((settled["unsettled"] & on_s0 & whole).sum()),
+                               "n_on_s1": int((~on_s0).sum())}
     log["fssh"]["yields"] = {k: {"yield": v[0], "error": v[1], "n": v[2]} for k, v in yields.items()}
     print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}); "
           f"{int(left.sum())} of them left the data (> {args.exit} Å) at some moment (isomerised among the others "
@@ -662,7 +680,9 @@ def main() -> None:
 
     print(f"settling: {settled['n_unsettled']} of {n_ok} completed trajectories crossed 90 deg in the last "
           f"{args.settle_window:g} fs (last crossings, median / 90 % / latest: {log['fssh']['settling']['last_crossing_quantiles_fs']} fs;"
-          f" {log['fssh']['settling']['n_never_crossed']} never crossed); yields (fraction beyond 90 deg, error, N): "
+          f" {log['fssh']['settling']['n_never_crossed']} never crossed); at the end {int((~whole).sum())} are no longer an "
+          f"intact ethylene ({int((~whole & on_s0).sum())} of them on S0), "
+          f"{log['fssh']['settling']['n_unsettled_on_s0_intact']} intact ones on S0 unsettled, {int((~on_s0).sum())} on S1; yields (fraction beyond 90 deg, error, N): "
           + "; ".join(f"{k} {v[0]:.3f} +- {v[1]:.3f} ({v[2]})" for k, v in yields.items()), flush=True)
     if len(nets) > 1:
         log["committee"] = committee_report(nets, held_out, run, iso, args.committee_factor, args.committee_every)

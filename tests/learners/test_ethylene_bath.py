@@ -95,3 +95,17 @@ def test_committee_report_on_a_designed_spread(bench, monkeypatch):
     assert out["n_exceeded"] == 1 and out["first_exceed_median_fs"] == 10.0 and out["n_dropped_exceeded"] == 1
     assert out["yield_never"] == (1.0, 0.0, 1)
     assert out["yield_all"][0] == 0.5 and out["yield_all"][2] == 2
+
+
+def test_intact_tells_fragments_and_migrations(bench):
+    base = molecule("C2H4").positions  # C0, C1, H2, H3 (on C0), H4, H5 (on C1)
+    lost = base.copy()
+    lost[3] += 3.0 * (base[3] - base[0]) / np.linalg.norm(base[3] - base[0])  # H3 4 Å from C0
+    moved = base.copy()
+    moved[2] = base[1] + np.array([0.0, 1.0, 0.3])  # H2 bonded to C1: ethylidene
+    broken = base.copy()
+    broken[[1, 4, 5]] += np.array([0.0, 0.0, 1.0]) * np.sign(base[1, 2] - base[0, 2])  # C=C 2.3 Å
+    twisted = bench.scan_geometry(base, np.pi / 2, 0.5, 1.45)  # distorted but whole
+    got = bench.intact(np.stack([base, lost, moved, broken, twisted]))
+    assert got.tolist() == [True, False, False, False, True]
+    assert bench.intact(base.reshape(1, 18)).tolist() == [True]
