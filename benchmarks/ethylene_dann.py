@@ -24,16 +24,25 @@ Workflow (every stage resumes from the files it wrote in ``--out``):
    ``R`` resumes from the files of the rounds done.
 6. FSSH (:class:`sims.surface_hopping.FSSH`) on the DANN (:class:`learners.diabatic.DANNHamiltonian`),
    Wigner initial conditions of the CASSCF ground state (0 K), every trajectory starting on S1,
-   EDC decoherence, no bath (isolated molecule). Trajectories whose amplitudes' norm drifts (the
+   EDC decoherence, no bath (isolated molecule) unless ``--friction`` (1/fs) and ``--temperature``
+   (K) put FSSH's Langevin bath on the nuclei. Trajectories whose amplitudes' norm drifts (the
    network's surfaces far from its data) are dropped and counted; of the completed ones, those that
    went farther than ``--exit`` Å from the training data at some moment are counted too, and the
-   yield is also given without them.
+   yield is also given without them. The ensemble, frames included, is kept in ``--out``
+   (``ensemble_*.npz``) and read back by a rerun with the same settings.
+7. Optional committee (``--members K``): the last model and ``K - 1`` DANNs trained from scratch on
+   its training set with seeds ``seed + 1, ...``; the spread of their energies and gap along the
+   ensemble's frames (:func:`committee_report`) against ``--committee-factor`` times its mean on the
+   held-out frames flags the trajectories that leave the data.
 
 Photoisomerisation of a labelled ethylene (H2 and H4 cis, on the same side, at the start): the
 torsion ``phi`` is the mean of the two cis dihedrals H2-C0-C1-H4 and H3-C0-C1-H5 (as the angle of
 the sum of their unit vectors, so it is continuous through 180 deg); a trajectory is isomerised
 when ``|phi| > 90 deg`` at the end of the run. The yield is the isomerised fraction per excited
-molecule, with its binomial standard error ``sqrt(Y (1 - Y) / N)``.
+molecule, with its binomial standard error ``sqrt(Y (1 - Y) / N)``. An isolated molecule, 11 eV hot
+in this labeller, keeps rotating on S0, so that fraction is a free rotor's; with a bath the yield is
+taken over the *products*: trajectories on S0 at the end, still an intact ethylene (:func:`intact`),
+whose torsion has not crossed 90 deg in the last ``--settle-window`` fs (:func:`settling`).
 
 The S1 lifetime is the time at which the fraction of trajectories on S1 first falls to ``1/e``
 (and a fit ``exp(-(t - t0)/tau)`` after the latency ``t0``).
