@@ -340,24 +340,31 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
                                                    else np.zeros((0, 18))), "ids": ids.numpy()}
 
 
-def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
-    """How many completed trajectories end on S0, and how many of those cross ``|phi| = 90 deg`` again on S0
-    after their last time on S1: in an isolated molecule the hot ground state may keep rotating, and
-    then the final torsion is not fixed by where the molecule left S1.
+def decay_sides(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
+    """Per completed trajectory (in the order of ``completed``): whether it is on S0 at the end, whether
+    it was beyond ``|phi| = 90 deg`` when it last left S1 (at its first saved frame if it never was on
+    S1; False for those still on S1), and whether it crossed 90 deg again after that (on S0).
 
     ``phi`` (rad), ``ids`` and ``states`` are per saved frame in time order (:func:`run_fssh`)."""
-    decayed = recrossed = beyond = 0
-    for i in completed:
+    on_s0, beyond, recrossed = (np.zeros(len(completed), dtype=bool) for _ in range(3))
+    for k, i in enumerate(completed):
         rows = ids == i
         side, state = np.abs(phi[rows]) > 0.5 * math.pi, states[rows]
         if state[-1] != 0:
             continue
-        decayed += 1
         last_s1 = np.nonzero(state == 1)[0]
         after = side[(last_s1[-1] + 1 if last_s1.size else 0):]
-        recrossed += bool((after != after[0]).any())
-        beyond += bool(after[0])
-    return {"n_on_s0": decayed, "n_recrossed_on_s0": recrossed, "n_beyond_at_decay": beyond}
+        on_s0[k], beyond[k], recrossed[k] = True, after[0], (after != after[0]).any()
+    return {"on_s0": on_s0, "beyond_at_decay": beyond, "recrossed": recrossed}
+
+
+def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
+    """How many completed trajectories end on S0, and how many of those cross ``|phi| = 90 deg`` again on S0
+    after their last time on S1 (:func:`decay_sides`): in an isolated molecule the hot ground state may
+    keep rotating, and then the final torsion is not fixed by where the molecule left S1."""
+    sides = decay_sides(phi, ids, states, completed)
+    return {"n_on_s0": int(sides["on_s0"].sum()), "n_recrossed_on_s0": int(sides["recrossed"].sum()),
+            "n_beyond_at_decay": int(sides["beyond_at_decay"].sum())}
 
 
 def settling(phi: np.ndarray, ids: np.ndarray, times: np.ndarray, completed: np.ndarray, window: float) -> dict:
@@ -649,6 +656,7 @@ def main() -> None:
     nov = novelty(np.stack([f.positions for f in train_set]), run["frames"])
     left = np.isin(run["ids"], run["frame_ids"][nov > args.exit])
     y_in = float(iso[~left].mean()) if (~left).any() else math.nan
+    sides = decay_sides(phi_frames, run["frame_ids"], run["frame_states"], run["ids"])
     rotors = ground_state_rotors(phi_frames, run["frame_ids"], run["frame_states"], run["ids"])
     log["fssh"] = {"n_trajectories": args.n_traj, "n_completed": n_ok, "dropped": run["dropped"],
                    "n_completed_left_data": int(left.sum()), "exit_threshold_A": args.exit,
@@ -667,8 +675,9 @@ def main() -> None:
     # The last saved frame lists the completed trajectories in the order of run["ids"].
     whole = intact(run["frames"][run["frame_times"] == run["frame_times"].max()])
     on_s0, still = run["final_state"] == 0, ~settled["unsettled"]
+    product = on_s0 & still & whole
     yields = {"all": binomial(iso), "settled": binomial(iso[still]),
-              "on_s0_settled": binomial(iso[on_s0 & still]), "on_s0_settled_intact": binomial(iso[on_s0 & still & whole]),
+              "on_s0_settled": binomial(iso[on_s0 & still]), "on_s0_settled_intact": binomial(iso[product]),
               "on_s1": binomial(iso[~on_s0]),
               "at_decay": binomial(np.arange(rotors["n_on_s0"]) < rotors["n_beyond_at_decay"])}
     log["fssh"]["settling"] = {"window_fs": settled["window_fs"], "n_unsettled": settled["n_unsettled"],
@@ -677,7 +686,10 @@ def main() -> None:
                                "n_never_crossed": int(np.isnan(settled["last_crossing_fs"]).sum()),
                                "n_not_intact": int((~whole).sum()), "n_not_intact_on_s0": int((~whole & on_s0).sum()),
                                "n_unsettled_on_s0_intact": int((settled["unsettled"] & on_s0 & whole).sum()),
-                               "n_on_s1": int((~on_s0).sum())}
+                               "n_on_s1": int((~on_s0).sum()),
+                               # products whose final side is the one on which they left S1
+                               "n_products": int(product.sum()),
+                               "n_products_kept_decay_side": int((product & (sides["beyond_at_decay"] == iso)).sum())}
     log["fssh"]["yields"] = {k: {"yield": v[0], "error": v[1], "n": v[2]} for k, v in yields.items()}
     print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}); "
           f"{int(left.sum())} of them left the data (> {args.exit} Å) at some moment (isomerised among the others "
@@ -691,7 +703,9 @@ def main() -> None:
           f"{args.settle_window:g} fs (last crossings, median / 90 % / latest: {log['fssh']['settling']['last_crossing_quantiles_fs']} fs;"
           f" {log['fssh']['settling']['n_never_crossed']} never crossed); at the end {int((~whole).sum())} are no longer an "
           f"intact ethylene ({int((~whole & on_s0).sum())} of them on S0), "
-          f"{log['fssh']['settling']['n_unsettled_on_s0_intact']} intact ones on S0 unsettled, {int((~on_s0).sum())} on S1; yields (fraction beyond 90 deg, error, N): "
+          f"{log['fssh']['settling']['n_unsettled_on_s0_intact']} intact ones on S0 unsettled, {int((~on_s0).sum())} on S1; "
+          f"{log['fssh']['settling']['n_products_kept_decay_side']} of the {int(product.sum())} products (intact, settled, "
+          f"on S0) end on the side on which they left S1; yields (fraction beyond 90 deg, error, N): "
           + "; ".join(f"{k} {v[0]:.3f} +- {v[1]:.3f} ({v[2]})" for k, v in yields.items()), flush=True)
     if len(nets) > 1:
         log["committee"] = committee_report(nets, held_out, run, iso, args.committee_factor, args.committee_every)
