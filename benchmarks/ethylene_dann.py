@@ -24,16 +24,25 @@ Workflow (every stage resumes from the files it wrote in ``--out``):
    ``R`` resumes from the files of the rounds done.
 6. FSSH (:class:`sims.surface_hopping.FSSH`) on the DANN (:class:`learners.diabatic.DANNHamiltonian`),
    Wigner initial conditions of the CASSCF ground state (0 K), every trajectory starting on S1,
-   EDC decoherence, no bath (isolated molecule). Trajectories whose amplitudes' norm drifts (the
+   EDC decoherence, no bath (isolated molecule) unless ``--friction`` (1/fs) and ``--temperature``
+   (K) put FSSH's Langevin bath on the nuclei. Trajectories whose amplitudes' norm drifts (the
    network's surfaces far from its data) are dropped and counted; of the completed ones, those that
    went farther than ``--exit`` Å from the training data at some moment are counted too, and the
-   yield is also given without them.
+   yield is also given without them. The ensemble, frames included, is kept in ``--out``
+   (``ensemble_*.npz``) and read back by a rerun with the same settings.
+7. Optional committee (``--members K``): the last model and ``K - 1`` DANNs trained from scratch on
+   its training set with seeds ``seed + 1, ...``; the spread of their energies and gap along the
+   ensemble's frames (:func:`committee_report`) against ``--committee-factor`` times its mean on the
+   held-out frames flags the trajectories that leave the data.
 
 Photoisomerisation of a labelled ethylene (H2 and H4 cis, on the same side, at the start): the
 torsion ``phi`` is the mean of the two cis dihedrals H2-C0-C1-H4 and H3-C0-C1-H5 (as the angle of
 the sum of their unit vectors, so it is continuous through 180 deg); a trajectory is isomerised
 when ``|phi| > 90 deg`` at the end of the run. The yield is the isomerised fraction per excited
-molecule, with its binomial standard error ``sqrt(Y (1 - Y) / N)``.
+molecule, with its binomial standard error ``sqrt(Y (1 - Y) / N)``. An isolated molecule, 11 eV hot
+in this labeller, keeps rotating on S0, so that fraction is a free rotor's; with a bath the yield is
+taken over the *products*: trajectories on S0 at the end, still an intact ethylene (:func:`intact`),
+whose torsion has not crossed 90 deg in the last ``--settle-window`` fs (:func:`settling`).
 
 The S1 lifetime is the time at which the fraction of trajectories on S1 first falls to ``1/e``
 (and a fit ``exp(-(t - t0)/tau)`` after the latency ``t0``).
@@ -259,9 +268,14 @@ def pick_frames(frames: np.ndarray, ids: np.ndarray, nov: np.ndarray, n: int, th
 
 
 def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int, every: int = 4,
-             substeps: int = 100, min_gap: float = 1e-3):
+             substeps: int = 100, min_gap: float = 1e-3, friction: float = 0.0, temperature: float = 0.0,
+             report: float = 0.0):
     """FSSH of ``n`` trajectories on the DANN from Wigner (0 K) initial conditions on S1; times (fs),
-    S1 fraction, mean |c_1|^2, final torsions (rad), frames (every ``every`` steps, Å) and seconds per step."""
+    S1 fraction, mean |c_1|^2, final torsions (rad), frames (every ``every`` steps, Å, with their
+    trajectories, active states and times in fs) and seconds per step.
+
+    ``friction`` (1/fs) and ``temperature`` (K): the Langevin bath of :class:`sims.surface_hopping.FSSH`
+    (0: the isolated molecule). ``report`` (fs): print the progress this often (0: never)."""
     from learners.diabatic import DANNHamiltonian
 
     dann = DANNHamiltonian(net, NUMBERS)
@@ -273,14 +287,15 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
     # (min_gap, hartree) and 100 substeps keep the amplitudes' integration within its tolerance there.
     def start_fssh(x, p, tries):
         return FSSH(dann, x, p, initial_state=1, timestep=timestep / AU_TIME_FS, decoherence="edc",
-                    seed=(seed, 4, tries), electronic_substeps=substeps, min_gap=min_gap)
+                    seed=(seed, 4, tries), electronic_substeps=substeps, min_gap=min_gap,
+                    friction=friction * AU_TIME_FS, temperature=temperature)
 
     fssh = start_fssh(x, p, 0)
     ids = torch.arange(n)
     dropped: list[tuple[int, float, float]] = []  # (trajectory, time fs, its S1 - S0 gap eV)
     dropped_x = []  # their geometries (bohr) at the start of the step that failed
     n_steps = int(round(duration / timestep))
-    times, s1, amp, frames, frame_ids, frame_states = [0.0], [1.0], [1.0], [], [], []
+    times, s1, amp, frames, frame_ids, frame_states, frame_times = [0.0], [1.0], [1.0], [], [], [], []
     start = time.perf_counter()
     for k in range(1, n_steps + 1):
         saved = (fssh.x.clone(), fssh.p.clone(), fssh.c.clone(), fssh.active.clone(), fssh.n_hops.clone())
@@ -312,32 +327,136 @@ def run_fssh(net, ref: dict, n: int, duration: float, timestep: float, seed: int
             frames.append(fssh.x.numpy() * Bohr)
             frame_ids.append(ids.numpy().copy())
             frame_states.append(fssh.active.numpy().copy())
+            frame_times.append(np.full(len(ids), k * timestep))
+        if report and (k * timestep) % report < 0.5 * timestep:
+            print(f"  {k * timestep:.0f} fs: {len(ids)} trajectories, S1 fraction {s1[-1]:.3f}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
     seconds = (time.perf_counter() - start) / n_steps
     return {"times": np.array(times), "s1": np.array(s1), "amp": np.array(amp), "phi": torsion(fssh.x).numpy(),
             "phi0": torsion(x[ids]).numpy(), "frames": np.concatenate(frames), "seconds_per_step": seconds,
-            "frame_ids": np.concatenate(frame_ids), "frame_states": np.concatenate(frame_states), "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(),
+            "frame_ids": np.concatenate(frame_ids), "frame_states": np.concatenate(frame_states),
+            "frame_times": np.concatenate(frame_times), "hops": fssh.n_hops.numpy(), "final_state": fssh.active.numpy(),
             "dropped": dropped, "dropped_frames": (torch.cat(dropped_x).numpy() * Bohr if dropped_x
                                                    else np.zeros((0, 18))), "ids": ids.numpy()}
 
 
-def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
-    """How many completed trajectories end on S0, and how many of those cross ``|phi| = 90 deg`` again on S0
-    after their last time on S1: in an isolated molecule the hot ground state may keep rotating, and
-    then the final torsion is not fixed by where the molecule left S1.
+def decay_sides(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
+    """Per completed trajectory (in the order of ``completed``): whether it is on S0 at the end, whether
+    it was beyond ``|phi| = 90 deg`` when it last left S1 (at its first saved frame if it never was on
+    S1; False for those still on S1), and whether it crossed 90 deg again after that (on S0).
 
     ``phi`` (rad), ``ids`` and ``states`` are per saved frame in time order (:func:`run_fssh`)."""
-    decayed = recrossed = beyond = 0
-    for i in completed:
+    on_s0, beyond, recrossed = (np.zeros(len(completed), dtype=bool) for _ in range(3))
+    for k, i in enumerate(completed):
         rows = ids == i
         side, state = np.abs(phi[rows]) > 0.5 * math.pi, states[rows]
         if state[-1] != 0:
             continue
-        decayed += 1
         last_s1 = np.nonzero(state == 1)[0]
         after = side[(last_s1[-1] + 1 if last_s1.size else 0):]
-        recrossed += bool((after != after[0]).any())
-        beyond += bool(after[0])
-    return {"n_on_s0": decayed, "n_recrossed_on_s0": recrossed, "n_beyond_at_decay": beyond}
+        on_s0[k], beyond[k], recrossed[k] = True, after[0], (after != after[0]).any()
+    return {"on_s0": on_s0, "beyond_at_decay": beyond, "recrossed": recrossed}
+
+
+def ground_state_rotors(phi: np.ndarray, ids: np.ndarray, states: np.ndarray, completed: np.ndarray) -> dict:
+    """How many completed trajectories end on S0, and how many of those cross ``|phi| = 90 deg`` again on S0
+    after their last time on S1 (:func:`decay_sides`): in an isolated molecule the hot ground state may
+    keep rotating, and then the final torsion is not fixed by where the molecule left S1."""
+    sides = decay_sides(phi, ids, states, completed)
+    return {"n_on_s0": int(sides["on_s0"].sum()), "n_recrossed_on_s0": int(sides["recrossed"].sum()),
+            "n_beyond_at_decay": int(sides["beyond_at_decay"].sum())}
+
+
+def settling(phi: np.ndarray, ids: np.ndarray, times: np.ndarray, completed: np.ndarray, window: float) -> dict:
+    """Whether the torsions of the completed trajectories have settled on one side of 90 deg.
+
+    ``phi`` (rad), ``ids`` and ``times`` (fs) are per saved frame (:func:`run_fssh`). For each of
+    ``completed`` the time of its last crossing of ``|phi| = 90 deg`` between saved frames (the later
+    frame's time; NaN if it never crossed), and how many crossed within the last ``window`` fs of the
+    run: those have not settled, and their final side is not yet a product."""
+    end = float(times.max())
+    last = np.full(len(completed), math.nan)
+    for k, i in enumerate(completed):
+        rows = ids == i
+        side, t = np.abs(phi[rows]) > 0.5 * math.pi, times[rows]
+        flips = np.nonzero(side[1:] != side[:-1])[0]
+        if flips.size:
+            last[k] = t[flips[-1] + 1]
+    unsettled = last > end - window  # NaN compares False: never crossed counts as settled
+    return {"last_crossing_fs": last, "unsettled": unsettled, "n_unsettled": int(unsettled.sum()),
+            "window_fs": float(window), "end_fs": end}
+
+
+def intact(positions: np.ndarray, ch: float = 1.5, cc: float = 2.0) -> np.ndarray:
+    """(n,) bool: which ethylene geometries (n, 18) or (n, 6, 3) Å are still one ethylene with its
+    hydrogens where they started: each hydrogen within ``ch`` Å of its own carbon (H2, H3 on C0; H4, H5
+    on C1) and nearer to it than to the other carbon, and C=C shorter than ``cc`` Å. The others have
+    lost a hydrogen, moved one to the other carbon (ethylidene) or broken the C=C bond: their torsion
+    is no cis/trans label."""
+    r = np.asarray(positions, dtype=np.float64).reshape(-1, 6, 3)
+    own = np.linalg.norm(r[:, 2:] - r[:, [0, 0, 1, 1]], axis=-1)
+    other = np.linalg.norm(r[:, 2:] - r[:, [1, 1, 0, 0]], axis=-1)
+    return (own < ch).all(1) & (own < other).all(1) & (np.linalg.norm(r[:, 0] - r[:, 1], axis=-1) < cc)
+
+
+def binomial(flags: np.ndarray) -> tuple[float, float, int]:
+    """Fraction of True in ``flags``, its binomial standard error ``sqrt(Y (1 - Y) / N)``, and ``N``."""
+    n = int(np.size(flags))
+    if n == 0:
+        return math.nan, math.nan, 0
+    y = float(np.mean(flags))
+    return y, math.sqrt(y * (1 - y) / n), n
+
+
+def committee_energies(nets, positions: np.ndarray, chunk: int = 2000) -> np.ndarray:
+    """(K, B, 2) eV: the adiabatic energies of every committee member at ethylene geometries ``positions``
+    (B, 18) or (B, 6, 3) Å, from each member's diabatic matrix (no gradients), in chunks of ``chunk``."""
+    from learners.diabatic import BOHR_ANGSTROM, HARTREE_EV, DANNHamiltonian
+
+    x = torch.as_tensor(np.asarray(positions, dtype=np.float64).reshape(-1, 18) / BOHR_ANGSTROM)
+    out = []
+    with torch.no_grad():
+        for net in nets:
+            ham = DANNHamiltonian(net, NUMBERS)
+            out.append(torch.cat([torch.linalg.eigvalsh(ham.diabatic(x[i:i + chunk].to(next(net.parameters()).dtype)))
+                                  for i in range(0, len(x), chunk)]).double() * HARTREE_EV)
+    return torch.stack(out).numpy()
+
+
+def committee_report(nets, held_out: list, run: dict, iso: np.ndarray, factor: float, every: float) -> dict:
+    """The committee's spread (standard deviation over members of the two adiabatic energies, averaged
+    over the states, and of the S1 - S0 gap; eV) along an ensemble's saved frames every ``every`` fs,
+    against ``factor`` times its mean on the held-out test frames: per time, the spread's median and
+    90th percentile and the fraction of living trajectories above the thresholds; per trajectory,
+    whether and when it first exceeds either threshold; the yield (``iso``, per completed trajectory)
+    among those that never do and among all."""
+    def spread(e):
+        return e.std(0).mean(-1), (e[..., 1] - e[..., 0]).std(0)
+
+    test_e, test_gap = spread(committee_energies(nets, np.stack([f.positions for f in held_out])))
+    thr = (factor * float(test_e.mean()), factor * float(test_gap.mean()))
+    rows = np.nonzero(np.mod(run["frame_times"], every) == 0)[0]
+    e_sp, gap_sp = spread(committee_energies(nets, run["frames"][rows]))
+    over = (e_sp > thr[0]) | (gap_sp > thr[1])
+    ids, times = run["frame_ids"][rows], run["frame_times"][rows]
+    first = {int(i): float(times[over & (ids == i)].min()) for i in np.unique(ids[over])}
+    exceeded = np.array([int(i) in first for i in run["ids"]], dtype=bool)
+    dropped = [i for i, _, _ in run["dropped"]]
+    grid = np.unique(times)
+    over_time = []
+    for t in grid[np.mod(grid, 50) == 0]:
+        at = times == t
+        over_time.append({"t_fs": float(t), "n": int(at.sum()),
+                          "energies_spread_median_p90_eV": np.percentile(e_sp[at], [50, 90]).round(3).tolist(),
+                          "gap_spread_median_p90_eV": np.percentile(gap_sp[at], [50, 90]).round(3).tolist(),
+                          "fraction_over": round(float(over[at].mean()), 3)})
+    first_done = [first[int(i)] for i in run["ids"] if int(i) in first]
+    return {"members": len(nets), "n_held_out": len(held_out), "factor": factor, "every_fs": every,
+            "test_spread_eV": [round(float(test_e.mean()), 4), round(float(test_gap.mean()), 4)],
+            "threshold_eV": [round(thr[0], 4), round(thr[1], 4)], "n_exceeded": int(exceeded.sum()),
+            "first_exceed_median_fs": float(np.median(first_done)) if first_done else None,
+            "n_dropped_exceeded": int(sum(i in first for i in dropped)),
+            "yield_never": binomial(iso[~exceeded]), "yield_all": binomial(iso), "over_time": over_time}
 
 
 def lifetime(times: np.ndarray, s1: np.ndarray) -> dict:
@@ -406,6 +525,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=200.0, help="fs")
     parser.add_argument("--timestep", type=float, default=0.25, help="fs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--friction", type=float, default=0.0,
+                        help="1/fs: a Langevin bath on the nuclei in the final ensemble (0: isolated molecule)")
+    parser.add_argument("--temperature", type=float, default=300.0, help="K: the bath's temperature (with --friction)")
+    parser.add_argument("--settle-window", type=float, default=200.0,
+                        help="fs: a torsion that crossed 90 deg this close to the end has not settled")
+    parser.add_argument("--members", type=int, default=1,
+                        help="committee size: the last model and members-1 trained from scratch with seeds seed+1, ...")
+    parser.add_argument("--committee-factor", type=float, default=3.0,
+                        help="out of the data: committee spread above this multiple of its held-out mean")
+    parser.add_argument("--committee-every", type=float, default=5.0, help="fs between frames the committee evaluates")
     args = parser.parse_args()
     if args.quick:
         # 3-21G also here: the SA-2-CASSCF(2,2)/STO-3G planar structure is no minimum (Hessian eigenvalue
@@ -456,6 +585,7 @@ def main() -> None:
     print(f"round 1: {len(train_set)} training / {len(val_set)} validation frames, "
           f"{'read' if seconds is None else f'trained in {seconds:.0f} s'}; test {log['round1']['test']}", flush=True)
     prev = out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r1.pt"
+    held_out = list(test_set)
     for r in range(2, (args.rounds if args.round2 else 1) + 1):
         # Active learning: an FSSH ensemble of the last model; label where its trajectories leave the data
         # (each one's exit) and where they go before that, add those frames, retrain from the last model.
@@ -479,7 +609,7 @@ def main() -> None:
         for f in extra:
             f.info["label_index"] += r * 10 ** 6  # their own keys in the split
         tr2, va2, te2 = split(extra, args.seed)
-        train_set, val_set = train_set + tr2, val_set + va2
+        train_set, val_set, held_out = train_set + tr2, val_set + va2, held_out + te2
         path = out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r{r}_{args.round2}_{args.round_traj}.pt"
         net, seconds = train(train_set, val_set, args, path, start_from=prev)
         prev = path
@@ -491,18 +621,43 @@ def main() -> None:
               f"({log[f'round{r}']['n_exits_picked']} exits); {len(train_set)} training frames, "
               f"{'read' if seconds is None else f'trained in {seconds:.0f} s'}; test {log[f'round{r}']['test']}; "
               f"on its held-out FSSH frames {log[f'round{r}']['test_fssh_frames']}", flush=True)
+    # A committee: the last model and members trained from scratch on its training set with other seeds
+    # (same split, settings and epochs as round 1); their spread flags geometries outside the data.
+    nets = [net]
+    for s in range(args.seed + 1, args.seed + args.members):
+        member, seconds = train(train_set, val_set, argparse.Namespace(**{**vars(args), "seed": s}),
+                                prev.with_name(f"{prev.stem}_member{s}.pt"))
+        nets.append(member)
+        log[f"member{s}"] = {"train_seconds": seconds, "test": test_errors(member, test_set)}
+        print(f"committee member (seed {s}): {'read' if seconds is None else f'trained in {seconds:.0f} s'}; "
+              f"test {log[f'member{s}']['test']}", flush=True)
     if args.until == "train":
         return
 
-    run = run_fssh(net, ref, args.n_traj, args.duration, args.timestep, args.seed)
+    # The ensemble is kept (frames included), so that a rerun (e.g. with a committee) reads it back.
+    bath = f"_bath{args.friction:g}_{args.temperature:g}K" if args.friction else ""
+    ens_path = out / f"ensemble_{prev.stem}_{args.n_traj}_{args.duration:g}fs{bath}.npz"
+    if ens_path.exists():
+        with np.load(ens_path) as data:
+            run = {k: data[k] for k in data.files}
+        run["dropped"] = [(int(i), float(t), float(g)) for i, t, g in run["dropped"]]
+        run["seconds_per_step"] = float(run["seconds_per_step"])
+        print(f"FSSH ensemble read from {ens_path}", flush=True)
+    else:
+        run = run_fssh(net, ref, args.n_traj, args.duration, args.timestep, args.seed, friction=args.friction,
+                       temperature=args.temperature, report=50.0)
+        with atomic_open(ens_path) as handle:
+            np.savez(handle, **{**run, "dropped": np.array(run["dropped"], dtype=np.float64).reshape(-1, 3)})
     iso = np.abs(run["phi"]) > 0.5 * math.pi
     y, n_ok = float(iso.mean()), len(iso)
+    phi_frames = torsion(torch.as_tensor(run["frames"].reshape(-1, 18))).numpy()
+    settled = settling(phi_frames, run["frame_ids"], run["frame_times"], run["ids"], args.settle_window)
     # Trajectories that completed but went farther than --exit from every training geometry at some moment.
     nov = novelty(np.stack([f.positions for f in train_set]), run["frames"])
     left = np.isin(run["ids"], run["frame_ids"][nov > args.exit])
     y_in = float(iso[~left].mean()) if (~left).any() else math.nan
-    rotors = ground_state_rotors(torsion(torch.as_tensor(run["frames"].reshape(-1, 18))).numpy(), run["frame_ids"],
-                                 run["frame_states"], run["ids"])
+    sides = decay_sides(phi_frames, run["frame_ids"], run["frame_states"], run["ids"])
+    rotors = ground_state_rotors(phi_frames, run["frame_ids"], run["frame_states"], run["ids"])
     log["fssh"] = {"n_trajectories": args.n_traj, "n_completed": n_ok, "dropped": run["dropped"],
                    "n_completed_left_data": int(left.sum()), "exit_threshold_A": args.exit,
                    "yield_inside": y_in, "yield_inside_error": math.sqrt(y_in * (1 - y_in) / max((~left).sum(), 1)),
@@ -512,7 +667,30 @@ def main() -> None:
                    "start_torsion_max_deg": float(np.degrees(np.abs(run["phi0"])).max()),
                    "final_on_s1": float((run["final_state"] == 1).mean()), "mean_hops": float(run["hops"].mean()),
                    "lifetime": lifetime(run["times"], run["s1"]), "seconds_per_step": run["seconds_per_step"],
-                   "s1_fraction": dict(zip(map(float, run["times"][::10]), map(float, run["s1"][::10])))}
+                   "s1_fraction": dict(zip(map(float, run["times"][::10]), map(float, run["s1"][::10]))),
+                   "friction_per_fs": args.friction, "temperature_K": args.temperature if args.friction else 0.0}
+    # Yields: the side of 90 deg at the end, over all completed trajectories, over those whose torsion has
+    # not crossed 90 deg in the last --settle-window fs, and over those on S0 at the end; and the side on
+    # which each trajectory on S0 at the end last left S1 (the product "assigned at the decay").
+    # The last saved frame lists the completed trajectories in the order of run["ids"].
+    whole = intact(run["frames"][run["frame_times"] == run["frame_times"].max()])
+    on_s0, still = run["final_state"] == 0, ~settled["unsettled"]
+    product = on_s0 & still & whole
+    yields = {"all": binomial(iso), "settled": binomial(iso[still]),
+              "on_s0_settled": binomial(iso[on_s0 & still]), "on_s0_settled_intact": binomial(iso[product]),
+              "on_s1": binomial(iso[~on_s0]),
+              "at_decay": binomial(np.arange(rotors["n_on_s0"]) < rotors["n_beyond_at_decay"])}
+    log["fssh"]["settling"] = {"window_fs": settled["window_fs"], "n_unsettled": settled["n_unsettled"],
+                               "last_crossing_quantiles_fs": np.nanpercentile(settled["last_crossing_fs"], [50, 90, 100]).tolist()
+                               if np.isfinite(settled["last_crossing_fs"]).any() else None,
+                               "n_never_crossed": int(np.isnan(settled["last_crossing_fs"]).sum()),
+                               "n_not_intact": int((~whole).sum()), "n_not_intact_on_s0": int((~whole & on_s0).sum()),
+                               "n_unsettled_on_s0_intact": int((settled["unsettled"] & on_s0 & whole).sum()),
+                               "n_on_s1": int((~on_s0).sum()),
+                               # products whose final side is the one on which they left S1
+                               "n_products": int(product.sum()),
+                               "n_products_kept_decay_side": int((product & (sides["beyond_at_decay"] == iso)).sum())}
+    log["fssh"]["yields"] = {k: {"yield": v[0], "error": v[1], "n": v[2]} for k, v in yields.items()}
     print(f"FSSH: {n_ok} of {args.n_traj} trajectories x {args.duration} fs completed (dropped: {run['dropped']}); "
           f"{int(left.sum())} of them left the data (> {args.exit} Å) at some moment (isomerised among the others "
           f"{y_in:.3f}); isomerised {y:.3f} +- "
@@ -520,6 +698,28 @@ def main() -> None:
           f"on S1 at the end {log['fssh']['final_on_s1']:.3f}; {log['fssh']['mean_hops']:.2f} hops per trajectory; "
           f"{rotors['n_recrossed_on_s0']} of the {rotors['n_on_s0']} on S0 at the end crossed 90 deg again after "
           f"leaving S1 ({rotors['n_beyond_at_decay']} were beyond 90 deg when they left it); {run['seconds_per_step']:.3f} s per step", flush=True)
+
+    print(f"settling: {settled['n_unsettled']} of {n_ok} completed trajectories crossed 90 deg in the last "
+          f"{args.settle_window:g} fs (last crossings, median / 90 % / latest: {log['fssh']['settling']['last_crossing_quantiles_fs']} fs;"
+          f" {log['fssh']['settling']['n_never_crossed']} never crossed); at the end {int((~whole).sum())} are no longer an "
+          f"intact ethylene ({int((~whole & on_s0).sum())} of them on S0), "
+          f"{log['fssh']['settling']['n_unsettled_on_s0_intact']} intact ones on S0 unsettled, {int((~on_s0).sum())} on S1; "
+          f"{log['fssh']['settling']['n_products_kept_decay_side']} of the {int(product.sum())} products (intact, settled, "
+          f"on S0) end on the side on which they left S1; yields (fraction beyond 90 deg, error, N): "
+          + "; ".join(f"{k} {v[0]:.3f} +- {v[1]:.3f} ({v[2]})" for k, v in yields.items()), flush=True)
+    if len(nets) > 1:
+        log["committee"] = committee_report(nets, held_out, run, iso, args.committee_factor, args.committee_every)
+        c = log["committee"]
+        print(f"committee of {len(nets)}: held-out spread (energies / gap) {c['test_spread_eV']} eV, thresholds "
+              f"{c['threshold_eV']} eV; {c['n_exceeded']} of {n_ok} completed trajectories exceeded at some moment "
+              f"(first at median {c['first_exceed_median_fs']} fs), {c['n_dropped_exceeded']} of {len(run['dropped'])} "
+              f"dropped ones before their drop; yield among the never exceeding {c['yield_never']}, all "
+              f"{c['yield_all']}", flush=True)
+        for row in c["over_time"]:
+            print(f"  {row}", flush=True)
+    if bath:
+        atomic_write(out / f"results{bath}.json", json.dumps(log, indent=1, default=float))
+        return
 
     # Cost of one labelled geometry: PySCF on three of the geometries against the DANN.
     probe = [Atoms(numbers=NUMBERS, positions=p) for p in pos[:3]]

@@ -160,3 +160,17 @@ def test_ethylene_workflow_quick_slow(tmp_path):
     assert n == 20 and 0 <= y <= 1 and round(y * n) == pytest.approx(y * n)
     assert fssh["yield_error"] == pytest.approx(math.sqrt(y * (1 - y) / n))
     assert log["speed"]["speedup_batched"] > 1
+    # the same run with a bath and a committee of two: reads the labels, trains one member, keeps both ensembles
+    subprocess.run([sys.executable, str(root / "benchmarks" / "ethylene_dann.py"), "--quick", "--round2", "8",
+                    "--out", str(tmp_path), "--friction", "0.02", "--members", "2", "--settle-window", "10"],
+                   check=True, env=env, capture_output=True)
+    bath = json.loads((tmp_path / "results_bath0.02_300K.json").read_text())
+    assert bath["fssh"]["friction_per_fs"] == 0.02 and bath["fssh"]["temperature_K"] == 300.0
+    assert len(list(tmp_path.glob("ensemble_*.npz"))) == 2 and len(list(tmp_path.glob("*_member1.pt"))) == 1
+    yields, settle = bath["fssh"]["yields"], bath["fssh"]["settling"]
+    assert yields["all"]["n"] == bath["fssh"]["n_completed"]
+    assert yields["settled"]["n"] == yields["all"]["n"] - settle["n_unsettled"]
+    assert yields["on_s1"]["n"] == settle["n_on_s1"]
+    committee = bath["committee"]
+    assert committee["members"] == 2 and committee["n_held_out"] >= 2 and 0 <= committee["n_exceeded"] <= 20
+    assert committee["threshold_eV"][0] == pytest.approx(3 * committee["test_spread_eV"][0], abs=1e-3)

@@ -98,3 +98,18 @@ def test_ground_state_rotors_counts_recrossings_after_the_last_time_on_s1(bench)
     assert got == {"n_on_s0": 3, "n_recrossed_on_s0": 2, "n_beyond_at_decay": 2}
     assert bench.ground_state_rotors(deg(phi.T.ravel()), ids, states.T.ravel(), np.array([1, 2])) == \
         {"n_on_s0": 1, "n_recrossed_on_s0": 0, "n_beyond_at_decay": 1}
+
+
+def test_decay_sides_per_trajectory(bench):
+    """The layout above, per trajectory (asked for in the order 3, 2, 1, 0): 0 left S1 below 90 deg (60)
+    and crossed over; 1 left it beyond (120) and stayed; 2 is on S1; 3 was never on S1, starts beyond
+    (|phi| = 170 deg) and crosses below."""
+    deg = np.radians
+    phi = np.array([[10, 100, 60, 100, 120, 130], [10, 80, 95, 120, 150, 170], [10, 80, 100, 80, 100, 80],
+                    [170, -170, 150, 100, 80, 60]], dtype=float)
+    states = np.array([[1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    ids = np.tile(np.arange(4), 6)
+    got = bench.decay_sides(deg(phi.T.ravel()), ids, states.T.ravel(), np.array([3, 2, 1, 0]))
+    assert got["on_s0"].tolist() == [True, False, True, True]
+    assert got["beyond_at_decay"].tolist() == [True, False, True, False]
+    assert got["recrossed"].tolist() == [True, False, False, True]
