@@ -28,6 +28,23 @@ class _Table(Schema):
     ERROR = ConfigError
 
 
+#: Which stages read a key that only some integrators use (``Stage.from_config`` refuses the others).
+_READ_BY = {
+    "friction": lambda st: st.thermostat_kind == "langevin",
+    "tau": lambda st: st.thermostat_kind == "nose_hoover_chain",
+    "chain_length": lambda st: st.thermostat_kind == "nose_hoover_chain" or st.barostat_kind == "mtk",
+    "tau_p": lambda st: st.barostat_kind is not None,
+    "compressibility": lambda st: st.barostat_kind in ("c_rescale", "berendsen"),
+}
+_READ_BY_TEXT = {
+    "friction": "only a Langevin thermostat reads it",
+    "tau": "only a Nose-Hoover chain thermostat reads it",
+    "chain_length": "only a Nose-Hoover chain thermostat or the MTK barostat reads it",
+    "tau_p": "only an npt or nph stage reads it",
+    "compressibility": "only the c_rescale and berendsen barostats read it (MTK does not)",
+}
+
+
 @dataclass(frozen=True)
 class Stage(_Table):
     """One stage of a protocol: a ``[[stages]]`` table, read by both engines.
@@ -171,6 +188,21 @@ class Stage(_Table):
                               "use about 100 steps")
         if not (math.isfinite(self.compressibility) and self.compressibility > 0):
             raise ConfigError(f"{where}.compressibility must be > 0 1/bar, got {self.compressibility}")
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | Stage, *, where: str | None = None) -> Stage:
+        stage = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # a key the stage's integrators never read would be ignored without a word (friction on a
+            # Nose-Hoover stage looks like it matters); the value-based check in ``check`` cannot see a
+            # key set to its default, so the given keys are checked here
+            where = cls.TABLE if where is None else where
+            for key in sorted(set(table) & set(_READ_BY)):
+                if not _READ_BY[key](stage):
+                    raise ConfigError(f"{where}.{key} is not read by this stage (ensemble = {stage.ensemble!r}, "
+                                      f"thermostat {stage.thermostat_kind}, barostat {stage.barostat_kind}): "
+                                      f"{_READ_BY_TEXT[key]}; remove {key} or change the ensemble")
+        return stage
 
     @property
     def barostat_kind(self) -> str | None:

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from sims.errors import SimsInputError
+from sims.errors import ConfigError, SimsInputError
 from sims.generate import config_hash, generate, generate_many, read_frames
 from tests.sims.config_files import kill_after_checkpoint, write_toml
 
@@ -209,6 +209,33 @@ def test_both_engines_read_one_stage_schema():
     assert isinstance(integrator, Langevin) and integrator.temperature == 300.0 and integrator.friction == 0.1
     nhc = _make_integrator(Stage(steps=5, ensemble="nose_hoover_chain", temperature=50, tau=20.0, chain_length=2))
     assert isinstance(nhc, NoseHooverChain) and nhc.temperature == 50.0 and nhc.tau == 20.0
+
+
+@pytest.mark.parametrize("table, key", [
+    ({"ensemble": "nose_hoover_chain", "temperature": 300, "friction": 0.01}, "friction"),
+    ({"ensemble": "langevin", "temperature": 300, "tau": 100.0}, "tau"),
+    ({"ensemble": "langevin", "temperature": 300, "chain_length": 3}, "chain_length"),
+    ({"ensemble": "nve", "tau_p": 1000.0}, "tau_p"),
+    ({"ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk", "compressibility": 4.5e-5},
+     "compressibility"),
+    ({"ensemble": "nph", "temperature": 300, "pressure": 1.0, "friction": 0.02}, "friction"),
+])
+def test_a_stage_key_its_integrators_never_read_is_refused(table, key):
+    # set to its default value too: a check on values could not see it
+    from sims.config import Stage
+
+    with pytest.raises(ConfigError, match=rf"stages\[1\]\.{key} is not read by this stage"):
+        Stage.from_config({"steps": 10, **table}, where="stages[1]")
+
+
+def test_stage_keys_that_are_read_are_accepted():
+    from sims.config import Stage
+
+    Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk",
+                       "tau": 100.0, "chain_length": 2, "tau_p": 500.0})
+    Stage.from_config({"steps": 1, "ensemble": "nph", "temperature": 300, "pressure": 1.0, "chain_length": 2})
+    Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "friction": 0.02,
+                       "tau_p": 500.0, "compressibility": 1e-4})
 
 
 def test_config_files_are_toml(tmp_path):
