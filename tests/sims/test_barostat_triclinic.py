@@ -33,9 +33,11 @@ class _SprungGas(torch.nn.Module):
     """Ideal gas in a cell whose entries cost ``U = c (C_xx + C_yy + C_zz) + (k/2) (C_yx^2 + C_zx^2 + C_zy^2)``
     (eV; ``C`` the lower-triangular cell, rows a, b, c), no forces on atoms; one energy per system of a batch.
 
-    At zero target pressure the triclinic target density ``V^N exp(-U / kT) dC`` (the positions integrate to
-    ``V^N``, ``V = C_xx C_yy C_zz``; flat measure over the six entries) factorises: each length is
-    ``Gamma(N + 1, kT / c)`` and each tilt ``Normal(0, kT / k)``, all independent.
+    At zero target pressure the triclinic target density ``J V^N exp(-U / kT) dC`` (the positions integrate to
+    ``V^N``, ``V = C_xx C_yy C_zz``; ``J = C_xx^2 C_yy / V^2`` the Jacobian of the rotations integrated out of
+    Martyna-Tobias-Klein's ``det(h)^-2 dh``, the ensemble of Del Tatto et al.'s scheme) factorises: the lengths
+    are ``Gamma(N + 1)``, ``Gamma(N)`` and ``Gamma(N - 1)`` with scale ``kT / c`` (x, y, z) and each tilt
+    ``Normal(0, kT / k)``, all independent.
     """
 
     cutoff = 0.0
@@ -80,17 +82,18 @@ def _pooled(x: np.ndarray) -> tuple[float, float]:
 
 
 def _check_sprung_gas(cells: np.ndarray, n: int, kt: float, c: float, k: float, var_rel: float) -> dict:
-    """Lengths ``Gamma(N + 1, kT / c)``: their sum's mean within 3.5 standard errors of ``3 (N + 1) kT / c``, each
-    variance within ``var_rel``; tilts ``Normal(0, kT / k)``: means within 4 standard errors of 0, variances
+    """Lengths ``Gamma(N + 1 - a, kT / c)`` (``a = 0, 1, 2`` for x, y, z): each mean within 3.5 standard errors,
+    each variance within ``var_rel``; tilts ``Normal(0, kT / k)``: means within 4 standard errors of 0, variances
     within ``var_rel``; the upper triangle stays exactly zero. Returns the z-scores of the means."""
     assert not cells[..., [0, 0, 1], [1, 2, 2]].any()
     z = {}
-    mean, err = _pooled(np.trace(cells, axis1=-2, axis2=-1))
-    assert err < 0.02 * 3 * (n + 1) * kt / c
-    z["lengths"] = (mean - 3 * (n + 1) * kt / c) / err
-    assert abs(z["lengths"]) < 3.5, (mean, err)
     for a in range(3):
-        assert cells[..., a, a].var() == pytest.approx((n + 1) * (kt / c) ** 2, rel=var_rel), a
+        shape = n + 1 - a
+        mean, err = _pooled(cells[..., a, a])
+        assert err < 0.03 * shape * kt / c
+        z[a] = (mean - shape * kt / c) / err
+        assert abs(z[a]) < 3.5, (a, mean, shape * kt / c, err)
+        assert cells[..., a, a].var() == pytest.approx(shape * (kt / c) ** 2, rel=var_rel), a
     for i, j in ((1, 0), (2, 0), (2, 1)):
         mean, err = _pooled(cells[..., i, j])
         assert err < 0.2 * math.sqrt(kt / k)
@@ -106,7 +109,9 @@ def test_ideal_gas_cell_entries_sample_their_exact_gamma_and_normal_laws():
     writing this test (these settings): a spurious ``kT / V`` in the length drift (the volume form's term,
     which the ``ln C_aa`` coordinates cancel: a wrong measure) shifts the lengths to ``Gamma(N + 2)``, +5 %,
     and fails the mean (z = 4.9; the right drift gives z = 1.0); a tilt noise without its length ``C_ii``
-    (a wrong amplitude) makes the tilt variances 40x too small and fails them."""
+    (a wrong amplitude) makes the tilt variances 40x too small and fails them. The flat measure ``dC`` (no
+    gauge Jacobian ``J``: the coupling before December 2026) samples ``Gamma(N + 1)`` on every axis and fails
+    the y and z means."""
     n, kt = 20, units.kB * 300.0
     c, k = (n + 1) * kt / 20.0, kt / 9.0
     cells, kt = _sprung_gas_cells(n, c, k, steps=6000, seed=0)
@@ -136,8 +141,8 @@ def _pot() -> LennardJones:
 @pytest.mark.parametrize("stochastic", [True, False])
 def test_orthorhombic_first_step_equals_anisotropic_coupling(stochastic):
     """On an orthorhombic cell the three length strains are the anisotropic coupling's, noise included (the
-    first three draws of the same generator): after one step the lengths agree to round-off, while the
-    shear pressures have tilted the cell."""
+    first three draws of the same generator), plus (stochastic) the gauge's ``-(beta_T dt / tau_p) (kT / V)
+    (0, 1, 2)``: after one step the lengths agree to round-off, while the shear pressures have tilted the cell."""
     cells = {}
     for coupling in ("anisotropic", "triclinic"):
         npt = CellRescaling(Langevin(timestep=10.0, temperature=40.0, friction=0.01), pressure=200.0, tau_p=100.0,
@@ -145,7 +150,11 @@ def test_orthorhombic_first_step_equals_anisotropic_coupling(stochastic):
         md = sims.MD(_argon_crystal(), _pot(), npt, temperature=40.0, seed=4, record_every=0, dtype=F64)
         cells[coupling] = md.run(1).state.cell.numpy()
     tri, aniso = cells["triclinic"], cells["anisotropic"]
-    np.testing.assert_allclose(np.diagonal(tri), np.diagonal(aniso), rtol=1e-14)
+    rate = 3e-4 / units.bar * 10.0 / 100.0
+    gauge = rate * units.kB * 40.0 / _argon_crystal().get_volume() * np.arange(3.0) if stochastic else 0.0
+    np.testing.assert_allclose(np.diagonal(tri), np.diagonal(aniso) * np.exp(-gauge), rtol=1e-14)
+    if stochastic:
+        assert np.abs(np.diagonal(tri) / np.diagonal(aniso) - 1)[2] > 1e-7  # the gauge term is there
     assert np.abs(tri[[1, 2, 2], [0, 0, 1]]).min() > 1e-9
     assert not tri[[0, 0, 1], [1, 2, 2]].any()
 
