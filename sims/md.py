@@ -375,6 +375,7 @@ class MD(_Driver):
         self._terms = terms
         self._listed = self._listed_cell = None  # the positions and cell the fused step last checked the list for
         self._host_energy = self._inv_m = self._list_cache = None
+        self._scalars: dict[float, torch.Tensor] = {}
         # The integrator holds settings only; this run's noise generator and thermostat variables
         # are its own, so a shared integrator object gives each run the stream its seed asks for.
         self._virial = None
@@ -414,9 +415,9 @@ class MD(_Driver):
         like = state.positions.detach()
         if self._inv_m is None or self._inv_m[0] is not state.masses:
             self._inv_m = (state.masses, (1.0 / state.masses[:, None]).expand(-1, 3).reshape(-1))
-        fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], like.new_tensor(integ.dt))
+        fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], self._scalar(integ.dt))
         if type(integ) is Langevin:
-            noise = (like.new_tensor(math.exp(-integ.friction * integ.timestep)), like.new_tensor(run.get("kT", integ.kT)),
+            noise = (self._scalar(math.exp(-integ.friction * integ.timestep)), self._scalar(run.get("kT", integ.kT)),
                      integ._noise(run, like))
         else:
             noise = ()
@@ -435,6 +436,17 @@ class MD(_Driver):
         self.state = state.with_(positions=x, velocities=v)
         self._listed, self._listed_cell = self.state.positions, self.state.cell
         return self.state, energy, forces
+
+    def _scalar(self, value: float) -> torch.Tensor:
+        """``value`` as a 0-d tensor of the run's dtype and device, kept while the value stays (settings that a
+        ramp may change between steps are arguments of the compiled step, not constants baked into it)."""
+        like = self.state.positions
+        cached = self._scalars.get(value)
+        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
+            if len(self._scalars) > 64:  # a temperature ramp: a new value every step
+                self._scalars.clear()
+            cached = self._scalars[value] = like.new_tensor(value)
+        return cached
 
     def _note_non_finite(self) -> None:
         if self._host_energy is None:
