@@ -307,12 +307,13 @@ class MD(_Driver):
         (for non-interacting particles).
     compiled : bool
         Compile the pair-force pass of a pair potential with ``torch.compile`` (without
-        ``requires_grad``; the first evaluation then compiles for about 10-30 s, later MD steps of LJ
-        argon on one CPU thread take 1.3-2.5x less: ``benchmarks/README.md``). With
+        ``requires_grad``; the first evaluation then compiles for about 10-30 s). With
         :class:`VelocityVerlet` or :class:`Langevin` the whole step (kicks, drifts, noise, pair forces
         and the neighbour list's displacement test) is one compiled call between list rebuilds, and
         small orthorhombic cells build their list with a compiled all-pairs search
-        (:class:`sims.neighbors.NeighborList`). Results equal the eager pass to round-off.
+        (:class:`sims.neighbors.NeighborList`): LJ argon steps on one CPU thread take about 3x less
+        than eager ones (864 atoms: 0.6 ms, within 3x of LAMMPS; ``benchmarks/README.md``); other
+        integrators compile the pair pass only (1.3-2.5x). Results equal the eager pass to round-off.
     device : torch.device or str, optional
         Where the run happens.
     dtype : torch.dtype, optional
