@@ -368,7 +368,8 @@ class MD(_Driver):
         self._first_bad: torch.Tensor | None = None
         self.callback = callback
         cutoff = float(potential.cutoff)
-        self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True, compiled=self.compiled) if cutoff > 0 else None
+        self.neighbors = (NeighborList(cutoff=cutoff, skin=skin, half=True, compiled=self.compiled)
+                          if cutoff > 0 else None)
         # The fused step: pair forces and a plain NVE/Langevin integrator, nothing differentiated.
         terms = _pair_terms(potential)
         self._fused = (self.compiled and not requires_grad and terms is not None and self.neighbors is not None

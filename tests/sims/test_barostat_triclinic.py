@@ -124,9 +124,9 @@ def test_ideal_gas_cell_entries_sample_their_exact_gamma_and_normal_laws():
 
 def test_ideal_gas_under_a_shear_target_meets_the_exact_moment_identities():
     """Eight sprung gases under a traceless target ``t`` (shear pressures 50 bar in xy, -30 bar in yz, and unequal
-    diagonal ones; a gas holds no shear, the tilts' springs do, up to lengths far beyond those sampled): the tension ``Q = (V0 / 2) tr(Sigma C C^T)`` (``Sigma = C0^-T t C0^-1``) couples lengths and
-    tilts, and the density ``J V^N exp(-(U + Q) / kT)`` has no simple marginals, but integration by parts gives
-    exact identities: for each tilt ``<k C_ij + V0 (Sigma C)_ij> = 0`` and ``<C_ij (k C_ij + V0 (Sigma C)_ij)> =
+    diagonal ones; a gas holds no shear, the tilts' springs do, up to lengths far beyond those sampled): the
+    tension ``Q = (V0 / 2) tr(Sigma C C^T)`` (``Sigma = C0^-T t C0^-1``) couples lengths and tilts, and the
+    density ``J V^N exp(-(U + Q) / kT)`` has no simple marginals, but integration by parts gives exact identities: for each tilt ``<k C_ij + V0 (Sigma C)_ij> = 0`` and ``<C_ij (k C_ij + V0 (Sigma C)_ij)> =
     kT``; for each length ``<C_aa (c + V0 (Sigma C)_aa)> = (N + 1 - n_a) kT`` (``n = 0, 1, 2``: the gauge ``J``).
     They test the off-diagonal drift of a non-hydrostatic target. Measured at these settings: |z| < 2.1 for all
     six means, the tension moving the tilts by 7-29 standard errors; checked by hand: the tension at half
