@@ -14,8 +14,9 @@ it waits for a core (wall-clock ratios swung by 2x between runs under load; CPU-
 - Ours: one torch thread, float64 and float32, ``record_every=0``, two warm-up steps not timed
   (the first neighbour list and forces, like LAMMPS's setup); neighbour-list rebuilds during the
   run are timed, as LAMMPS's are.
-- ``--compile`` adds ours in float64 with ``sims.MD(compiled=True)`` (the pair pass through
-  ``torch.compile``; compiling happens in the untimed warm-up, its time is printed apart).
+- ``--compile`` adds ours in float64 with ``sims.MD(compiled=True)`` (velocity Verlet and the pair pass as one
+  ``torch.compile``d step, the list of small orthorhombic cells by a compiled all-pairs pass; compiling
+  happens in the untimed warm-up, its time is printed apart).
 - ASE: ``ase.md.verlet.VelocityVerlet`` with ``ase.calculators.lj.LennardJones`` (numpy), LJ only
   (ASE has no BKS calculator), ``--ase-steps`` steps after two warm-up steps.
 

@@ -62,21 +62,34 @@ P_yy) / 2``, so no correction term is left. With a hydrostatic target the volume
 Triclinic coupling (``coupling="triclinic"``: the full cell of a solid, shear loads) moves the six entries
 of a lower-triangular cell ``C`` (rows ``a = (C_xx, 0, 0)``, ``b = (C_yx, C_yy, 0)``, ``c = (C_zx, C_zy, C_zz)``:
 ASE's row vectors in LAMMPS's orientation, tilts ``xy = C_yx``, ``xz = C_zx``, ``yz = C_zy``; the three
-rotations are fixed by the form, which every step keeps). Derived here on its own (Del Tatto et al. 2022 treat
-the same problem; their text was not at hand, so nothing below is taken from it); the target is an explicit density
-over the six entries with the flat measure ``dC = prod_{i >= j} dC_ij`` (whose restriction to a diagonal cell
-is the anisotropic ``dL_x dL_y dL_z``, and which the relabellings ``b -> b + a`` of a periodic lattice
-preserve), for a target pressure tensor ``P0 = p 1 + t`` (``t`` traceless; bar, positive = compressive):
+rotations are fixed by the form, which every step keeps). Target: the flexible-cell isothermal-isobaric
+ensemble of Martyna, Tobias and Klein (1994), ``det(h)^-2 dh`` over the nine entries of the cell ``h``, which
+:class:`MTK`'s triclinic coupling and LAMMPS's ``fix npt tri`` sample and which Del Tatto et al. (2022)'s
+anisotropic stochastic cell rescaling samples (their Euler scheme, as in the authors' SimpleMD and LAMMPS
+implementations, github.com/bussilab/crescale and bussilab/crescale-lammps: ``h' = mu h`` with ``mu = 1 +
+(beta_T dt / (3 tau_p)) (P - P0 + kT / V - dev) + sqrt(2 kT beta_T dt / (3 V tau_p)) R``, nine normals ``R``, the
+rotation then removed; its Fokker-Planck stationary density in the nine entries is ``V^-2 rho``: the ``kT / V``
+and the Ito drift ``3 kT / V`` of the noise ``R h`` leave ``-2``). Integrating the rotations out (``h = Q C^T``,
+``dh = C_xx^2 C_yy dC dQ``, the QR Jacobian) gives the density over the six entries used here, with the flat
+measure ``dC = prod_{i >= j} dC_ij``, for a target pressure tensor ``P0 = p 1 + t`` (``t`` traceless; bar,
+positive = compressive):
 
-    rho(C) ~ exp(-(F(C) + p V + V0 tr(t E)) / kT) dC,     E = (C0^-1 C C^T C0^-T - 1) / 2,
+    rho(C) ~ J(C) exp(-(F(C) + p V + V0 tr(t E)) / kT) dC,     J = C_xx^2 C_yy / V^2 = 1 / (C_yy C_zz^2),
+    E = (C0^-1 C C^T C0^-T - 1) / 2,
 
 ``F`` the Helmholtz free energy of the cell ``C`` (``exp(-F / kT) = int exp(-(U + K) / kT)`` over positions in
 the cell and momenta, so an ideal gas has ``V^N``), ``E`` the Lagrangian strain from the start cell ``C0``
-(volume ``V0``): the Parrinello-Rahman thermodynamic tension of :class:`MTK`'s triclinic target, which gives
-a Boltzmann density for any symmetric ``P0`` (a hydrostatic target has ``t = 0``: the NPT ensemble; the
-anisotropic coupling's unequal per-axis targets act on the instantaneous pressure instead, which has no
-density, so a diagonal 3x3 target here equals three targets there only to first order in the strain). The
-force on the cell is ``Phi = -d(F + p V + V0 tr(t E)) / dC = V Psi`` with
+(volume ``V0``): the Parrinello-Rahman thermodynamic tension of :class:`MTK`'s triclinic target and of Del Tatto
+et al.'s deviatoric term (the same ``V0 h Sigma h^T`` force), which gives a Boltzmann density for any symmetric
+``P0`` (a hydrostatic target has ``t = 0``: the NPT ensemble; the anisotropic coupling's unequal per-axis
+targets act on the instantaneous pressure instead, which has no density, so a diagonal 3x3 target here equals
+three targets there only to first order in the strain). ``J`` is what makes the ensemble the lattice's, not the
+gauge's: ``J dC = dG / V^3`` over the metric ``G = C C^T``, unchanged by a change of lattice basis (a cubic
+crystal keeps three equal mean lengths), and ``dC J = dV`` times a volume-free shape measure (the volume
+samples the isotropic coupling's ``p(V)``). Without ``J`` (the flat ``dC`` of this coupling until December 2026)
+the sampled density carried an extra ``C_yy C_zz^2``: a tension of ``kT / V`` along y and ``2 kT / V`` along z
+(an O(1/N) bias, visible in small cells: the ideal gas below had ``Gamma(N + 1)`` on every axis). The force on
+the cell is ``Phi = -d(F + p V + V0 tr(t E)) / dC = V Psi`` with
 
     Psi = C^-T (P - p 1) - (V0 / V) Sigma C,      Sigma = C0^-T t C0^-1,
 
@@ -87,25 +100,32 @@ any energy) and ``dV / dC = V C^-T``. At ``C = C0`` the drift drives ``P`` to ``
 diagonal diffusion ``D = D0 = kT beta_T / (V tau_p)`` for each ``ln C_aa`` and ``D0 C_ii^2`` for a tilt ``C_ij``
 (its natural length: ``C_yx`` and ``C_zx, C_zy`` move with the strains ``dC_ij / C_ii``). Zero probability
 flux needs ``A = dD/dy + D d ln rho_y / dy``; ``D0`` depends on the lengths through ``V`` only, so
-``dD0 / d ln C_aa = -D0`` cancels the Jacobian's ``+D0`` (as in the anisotropic case) and a tilt's ``D``
-does not depend on the tilt. What is left is one rule for the six strains ``e_ij`` (``i >= j``) of a step:
+``dD0 / d ln C_aa = -D0`` cancels the Jacobian's ``+D0`` (as in the anisotropic case), a tilt's ``D``
+does not depend on the tilt, and ``D0 d ln J / d ln C_aa = -D0 (0, 1, 2)_a`` is left on the lengths. One rule
+for the six strains ``e_ij`` (``i >= j``) of a step:
 
-    e_ij = (beta_T dt / tau_p) C_ii Psi_ij + sqrt(2 kT beta_T dt / (V tau_p)) xi_ij,
-    C'_aa = C_aa exp(e_aa),     C'_ij = C_ij + C_ii e_ij  (i > j),
+    e_ij = (beta_T dt / tau_p) (C_ii Psi_ij - delta_ij n_i kT / V) + sqrt(2 kT beta_T dt / (V tau_p)) xi_ij,
+    n = (0, 1, 2),     C'_aa = C_aa exp(e_aa),     C'_ij = C_ij + C_ii e_ij  (i > j),
 
-(Euler-Maruyama in ``y``; six independent standard normals ``xi``, drawn lengths first, then ``xy, xz, yz``).
-On an orthorhombic cell with a hydrostatic target ``C_aa Psi_aa = P_aa - p``: the diagonal strains are the
-anisotropic coupling's to the last digit, and the tilts are driven by the shear pressures ``P_yx``, ``P_zx``,
-``P_zy``. Positions and velocities follow the affine map ``mu = C^-1 C'`` (``r -> r mu``, ``v -> v mu^-T``):
-the fractional coordinates are kept, and the momenta transform as a point transformation's, so the
+(Euler-Maruyama in ``y``; six independent standard normals ``xi``, drawn lengths first, then ``xy, xz, yz``;
+Berendsen, without noise, drops the ``n kT / V``, which only balances the noise). On an orthorhombic cell with
+a hydrostatic target ``C_aa Psi_aa = P_aa - p``: the diagonal strains are the anisotropic coupling's plus
+``-n_a kT / V``, and the tilts are driven by the shear pressures ``P_yx``, ``P_zx``, ``P_zy``. Positions and
+velocities follow the affine map ``mu = C^-1 C'`` (``r -> r mu``, ``v -> v mu^-T``): the fractional coordinates
+are kept, and the momenta transform as a point transformation's (Del Tatto et al. scale the same way), so the
 instantaneous ``P`` (kinetic part ``sum_i m_i v_i v_i^T / V`` with these scaled momenta) is exact in the joint
 density over cell, fractional positions and transformed momenta, as Bernetti and Bussi argue for the volume.
-An ideal gas in a cell whose entries carry an energy ``c sum_a C_aa + (k/2) sum_{i > j} C_ij^2`` at ``P0 = 0``
-thus samples independent ``C_aa ~ Gamma(N + 1, kT / c)`` and tilts ``C_ij ~ Normal(0, kT / k)`` (tested). A
-fluid has no shape stiffness: its tilts wander freely (use triclinic coupling for solids). A shear load
-``P0_xy`` tilts the crystal until ``<P_xy> = P0_xy`` (exactly at the start shape; a simple shear keeps the
-off-diagonal of the tension's Cauchy pressure, and moves the diagonal by order strain times ``P0_xy``):
-``C_yx`` shrinks for ``P0_xy > 0`` (positive pressure is compressive). Triclinic coupling needs a lower-triangular start cell with a positive diagonal
+Compared with Del Tatto et al.'s scheme: the same stationary density; another (equally valid) noise (six
+normals on the strains of the kept entries, not nine on the full cell), and ``beta_T / tau_p`` per entry where
+they take ``beta_T / (3 tau_p)`` (GROMACS's anisotropic convention): the same ``tau_p`` relaxes the cell three
+times faster here (as the anisotropic coupling's, below). An ideal gas in a cell whose entries carry an energy
+``c sum_a C_aa + (k/2) sum_{i > j} C_ij^2`` at ``P0 = 0`` thus samples independent lengths ``C_xx ~ Gamma(N + 1,
+kT / c)``, ``C_yy ~ Gamma(N, kT / c)``, ``C_zz ~ Gamma(N - 1, kT / c)`` (``V^N J``) and tilts ``C_ij ~ Normal(0,
+kT / k)`` (tested). A fluid has no shape stiffness: its tilts wander freely (use triclinic coupling for solids).
+A shear load ``P0_xy`` tilts the crystal until ``<P_xy> = P0_xy`` (exactly at the start shape; a simple shear
+keeps the off-diagonal of the tension's Cauchy pressure, and moves the diagonal by order strain times
+``P0_xy``): ``C_yx`` shrinks for ``P0_xy > 0`` (positive pressure is compressive). Triclinic coupling needs a
+lower-triangular start cell with a positive diagonal
 (``atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)`` rotates one there).
 
 ``beta_T`` (``compressibility``, 1/bar) is an estimate of the isothermal compressibility: it only
@@ -281,6 +301,8 @@ class CellRescaling(Integrator):
                                      torch.tensor([run["v0"]], dtype=volume.dtype, device=volume.device),
                                      beta * ratio)[0]
             if self.stochastic:
+                kt = torch.tensor([self.thermostat.kT], dtype=volume.dtype, device=volume.device)
+                d_eps = d_eps + _gauge_drift(kt, volume[None], beta * ratio)[0]
                 xi = torch.randn((6,), generator=run["generator"], device=volume.device, dtype=volume.dtype)
                 d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * _lower(xi)
             return d_eps
@@ -350,6 +372,7 @@ class CellRescaling(Integrator):
             p_int = -(virial + state.kinetic_stress())
             d_eps = _triclinic_drift(state.cell, p_int, run["p0"], run["c0"], run["v0"], beta * ratio)
             if self.stochastic:
+                d_eps = d_eps + _gauge_drift(run["inner"]["kT_system"], volume, beta * ratio)
                 xi = torch.stack([torch.randn((6,), generator=g, device=volume.device, dtype=volume.dtype)
                                   for g in run["generators"]])
                 amplitude = torch.sqrt(2 * run["inner"]["kT_system"] * beta * ratio / volume)
@@ -817,6 +840,14 @@ def _triclinic_drift(cell: torch.Tensor, p_int: torch.Tensor, p0: torch.Tensor, 
     psi = psi - (torch.as_tensor(v0, dtype=volume.dtype, device=volume.device) / volume)[..., None, None] * (
         tension @ cell)
     return torch.tril(rate * torch.diagonal(cell, dim1=-2, dim2=-1)[..., :, None] * psi)
+
+
+def _gauge_drift(kt: torch.Tensor, volume: torch.Tensor, rate: float) -> torch.Tensor:
+    """The length strains' share of one step that the lower-triangular gauge adds to the triclinic drift, ``(B, 3,
+    3)``: ``-(rate kT / V) diag(0, 1, 2)`` (``kt``, ``volume`` of shape ``(B,)``), the ``D d ln J / d ln C_aa`` of the
+    Jacobian ``J = C_xx^2 C_yy`` of the rotations integrated out of MTK's ``det(h)^-2 dh`` (module docstring)."""
+    weights = torch.tensor([0.0, 1.0, 2.0], dtype=volume.dtype, device=volume.device)
+    return torch.diag_embed(-(rate * kt / volume)[:, None] * weights)
 
 
 def _tension(p0: torch.Tensor, c0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

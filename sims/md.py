@@ -8,6 +8,8 @@ against the autograd one.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,9 +20,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from reprs.atoms import as_atoms
 
 from .errors import SimsInputError
-from .integrators import Integrator, make_generator
+from .integrators import Integrator, Langevin, VelocityVerlet, make_generator
 from .neighbors import NeighborList, build_pairs
-from .potentials import conserves_momentum, pair_energy_forces, potential_dtype
+from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
+                         potential_dtype)
 from .state import State, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
@@ -192,6 +195,36 @@ def check_momentum_thermostat(potential: torch.nn.Module, integrator: Integrator
                              "would sample a wrong temperature. Use sims.Langevin (exact for any potential)")
 
 
+def _fused_kernel(terms, x, v, f, inv_m, dt, i, j, shifts, zi, zj, ref, c1=None, kT=None, noise=None):
+    """One velocity-Verlet step (``c1`` None) or Langevin BAOAB step (friction factor ``c1``, thermal energy ``kT``
+    and the step's standard normal ``noise``) under a pair potential, in the arithmetic of
+    :class:`sims.integrators.VelocityVerlet` and :class:`sims.integrators.Langevin`: returns the new positions,
+    energy, forces, the new velocities, and the largest squared displacement since the neighbour list's build
+    (``ref``) beside the energy (two numbers for the host to read at once), all in one graph for
+    ``torch.compile``."""
+    # Per-atom arithmetic on flat (3N,) views (``inv_m`` given as (3N,)): inductor vectorises those, where
+    # rows of three would be masked vector loads.
+    shape = x.shape
+    x, v, f = x.reshape(-1), v.reshape(-1), f.reshape(-1)
+    v = v + 0.5 * dt * f * inv_m
+    if c1 is None:
+        x = x + dt * v
+    else:
+        x = x + 0.5 * dt * v
+        v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * noise.reshape(-1)
+        x = x + 0.5 * dt * v
+    x = x.reshape(shape)
+    energy, f, _ = _pair_kernel(terms, x, i, j, shifts, zi, zj, True, True, False)
+    d = x - ref
+    v = v + 0.5 * dt * f.reshape(-1) * inv_m
+    return x, energy, f, v.reshape(shape), torch.stack([(d * d).sum(1).amax(), energy])
+
+
+@functools.cache
+def _fused_step():
+    return torch.compile(_fused_kernel, dynamic=True)
+
+
 class _Driver:
     """The step loop that :class:`MD` and :class:`sims.batch.BatchMD` share.
 
@@ -207,13 +240,9 @@ class _Driver:
             raise SimsInputError(f"n_steps must be >= 0, got {n_steps}")
         with torch.set_grad_enabled(True):
             for _ in range(int(n_steps)):
-                self.state, self.energy, self.forces = self.integrator.step(
-                    self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
+                self.state, self.energy, self.forces = self._advance()
                 self.step_count += 1
-                # On the device, no wait: remember the first step at which the energy went bad.
-                bad = ~torch.isfinite(self.energy.detach())
-                first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
-                self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
+                self._note_non_finite()
                 record = self.record_every and self.step_count % self.record_every == 0
                 if record or self.callback is not None or self.step_count % self.check_every == 0:
                     self._check()
@@ -223,6 +252,16 @@ class _Driver:
                     self.callback(self)
             self._check()
         return self
+
+    def _note_non_finite(self) -> None:
+        """On the device, no wait: remember the first step at which the energy went bad."""
+        bad = ~torch.isfinite(self.energy.detach())
+        first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
+        self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
+
+    def _advance(self):
+        """One step: ``(state, energy, forces)`` after it."""
+        return self.integrator.step(self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
 
     def _check(self) -> None:
         """Raise if the energy became non-finite since the start (one wait for the device)."""
@@ -268,9 +307,13 @@ class MD(_Driver):
         (for non-interacting particles).
     compiled : bool
         Compile the pair-force pass of a pair potential with ``torch.compile`` (without
-        ``requires_grad``; the first evaluation then compiles for about 10-30 s, later MD steps of LJ
-        argon on one CPU thread take 1.3-2.5x less: ``benchmarks/README.md``). Results equal the
-        eager pass to round-off.
+        ``requires_grad``; the first evaluation then compiles for about 10-30 s). With
+        :class:`VelocityVerlet` or :class:`Langevin` the whole step (kicks, drifts, noise, pair forces
+        and the neighbour list's displacement test) is one compiled call between list rebuilds, and
+        small orthorhombic cells build their list with a compiled all-pairs search
+        (:class:`sims.neighbors.NeighborList`): LJ argon steps on one CPU thread take about 3x less
+        than eager ones (864 atoms: 0.6 ms, within 3x of LAMMPS; ``benchmarks/README.md``); other
+        integrators compile the pair pass only (1.3-2.5x). Results equal the eager pass to round-off.
     device : torch.device or str, optional
         Where the run happens.
     dtype : torch.dtype, optional
@@ -325,7 +368,16 @@ class MD(_Driver):
         self._first_bad: torch.Tensor | None = None
         self.callback = callback
         cutoff = float(potential.cutoff)
-        self.neighbors = NeighborList(cutoff=cutoff, skin=skin, half=True) if cutoff > 0 else None
+        self.neighbors = (NeighborList(cutoff=cutoff, skin=skin, half=True, compiled=self.compiled)
+                          if cutoff > 0 else None)
+        # The fused step: pair forces and a plain NVE/Langevin integrator, nothing differentiated.
+        terms = _pair_terms(potential)
+        self._fused = (self.compiled and not requires_grad and terms is not None and self.neighbors is not None
+                       and type(integrator) in (VelocityVerlet, Langevin))
+        self._terms = terms
+        self._listed = self._listed_cell = None  # the positions and cell the fused step last checked the list for
+        self._host_energy = self._inv_m = self._list_cache = None
+        self._scalars: dict[float, torch.Tensor] = {}
         # The integrator holds settings only; this run's noise generator and thermostat variables
         # are its own, so a shared integrator object gives each run the stream its seed asks for.
         self._virial = None
@@ -349,10 +401,73 @@ class MD(_Driver):
         if not self.requires_grad:
             positions = positions.detach()
         cell = self.state.cell if cell is None else cell
+        # (A fused run compiles its whole step instead: its few other force passes stay eager.)
         e, f, s = compute(self.potential, positions, cell, self.state.numbers, self._pairs(positions, cell),
-                          stress=stress, create_graph=self.requires_grad, compiled=self.compiled)
+                          stress=stress, create_graph=self.requires_grad, compiled=self.compiled and not self._fused)
         self._virial = (s, positions, cell) if stress else None
         return (e, f, s) if stress else (e, f)
+
+    def _advance(self):
+        if not self._fused:
+            return super()._advance()
+        state, integ, run = self.state, self.integrator, self._integrator_vars
+        if state.positions is not self._listed or state.cell is not self._listed_cell:
+            # Positions not from the last fused step (the start, a refresh, a state set from outside): test the list.
+            self.neighbors.update(state.positions, state.cell, state.pbc)
+        like = state.positions.detach()
+        if self._inv_m is None or self._inv_m[0] is not state.masses:
+            self._inv_m = (state.masses, (1.0 / state.masses[:, None]).expand(-1, 3).reshape(-1))
+        fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], self._scalar(integ.dt))
+        if type(integ) is Langevin:
+            noise = (self._scalar(math.exp(-integ.friction * integ.timestep)), self._scalar(run.get("kT", integ.kT)),
+                     integ._noise(run, like))
+        else:
+            noise = ()
+        step = _fused_step()
+        with torch.no_grad():  # (the potential's parameters require grad; nothing here is differentiated)
+            x, energy, forces, v, check = step(*fixed, *self._list_args(state), *noise)
+            worst, self._host_energy = check.tolist()  # the one wait for the device per step
+            if worst > (0.5 * self.neighbors.skin) ** 2:
+                # The drift took an atom past half the skin: the forces may miss a pair. Rebuild at the new
+                # positions and take the step again from the same start and noise (the same positions; once
+                # every few tens of steps).
+                self.neighbors.update(x, state.cell, state.pbc, force=True)
+                x, energy, forces, v, check = step(*fixed, *self._list_args(state), *noise)
+                self._host_energy = check.tolist()[1]
+        self._virial = None
+        self.state = state.with_(positions=x, velocities=v)
+        self._listed, self._listed_cell = self.state.positions, self.state.cell
+        return self.state, energy, forces
+
+    def _scalar(self, value: float) -> torch.Tensor:
+        """``value`` as a 0-d tensor of the run's dtype and device, kept while the value stays (settings that a
+        ramp may change between steps are arguments of the compiled step, not constants baked into it)."""
+        like = self.state.positions
+        cached = self._scalars.get(value)
+        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
+            if len(self._scalars) > 64:  # a temperature ramp: a new value every step
+                self._scalars.clear()
+            cached = self._scalars[value] = like.new_tensor(value)
+        return cached
+
+    def _note_non_finite(self) -> None:
+        if self._host_energy is None:
+            return super()._note_non_finite()
+        # A fused step read its energy on the host already.
+        if not math.isfinite(self._host_energy) and (self._first_bad is None or int(self._first_bad) < 0):
+            self._first_bad = torch.tensor(self.step_count)
+        self._host_energy = None
+
+    def _list_args(self, state: State) -> tuple:
+        """The current neighbour list as the fused step's arguments: pairs, Cartesian shifts, species,
+        and the positions it was built at."""
+        pairs = self.neighbors._pairs
+        cached = self._list_cache
+        if cached is None or cached[0] is not pairs or cached[1] is not state.cell:
+            zi, zj, shifts = _list_constants(pairs, state.cell, state.numbers)
+            self._list_cache = cached = (pairs, state.cell, (pairs.i, pairs.j, shifts, zi, zj,
+                                                             self.neighbors._ref_positions))
+        return cached[2]
 
     def refresh(self) -> None:
         """Rebuild the neighbour list and recompute forces now (done at checkpoints, so that a

@@ -11,6 +11,7 @@ displacement vectors computed from it (:func:`pair_vectors`).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -402,6 +403,11 @@ class NeighborList:
         to within ``cutoff``.
     half : bool
         Build half lists (see :class:`PairList`).
+    compiled : bool
+        Build the half list of a small orthorhombic cell (periodic in 3-D, at most :data:`_DENSE_ATOMS`
+        atoms, ``cutoff + skin`` below half of every edge) by a search over all pairs compiled with
+        ``torch.compile`` (:func:`_dense_pairs`: one image per pair, so the same pairs in the same order as
+        :func:`build_pairs`, several times faster there); other cells use :func:`build_pairs`.
 
     Examples
     --------
@@ -409,12 +415,13 @@ class NeighborList:
     >>> pairs = nl.update(positions, cell, pbc)   # doctest: +SKIP
     """
 
-    def __init__(self, *, cutoff: float, skin: float = 1.0, half: bool = True) -> None:
+    def __init__(self, *, cutoff: float, skin: float = 1.0, half: bool = True, compiled: bool = False) -> None:
         if not cutoff > 0 or not skin >= 0:
             raise SimsInputError(f"cutoff must be > 0 and skin >= 0, got cutoff={cutoff}, skin={skin}")
         self.cutoff = float(cutoff)
         self.skin = float(skin)
         self.half = half
+        self.compiled = bool(compiled)
         self.n_builds = 0
         self.n_partial_builds = 0
         self._image_limit = 0
@@ -524,13 +531,57 @@ class NeighborList:
             return self._update_batch(positions.detach(), cell.detach(), pbc, system, force)
         cell = cell.reshape(3, 3)
         if force or self.needs_rebuild(positions, cell):
-            self._pairs = build_pairs(positions.detach(), cell.detach(), pbc.reshape(3),
-                                      self.cutoff + self.skin, half=self.half)
+            reach = self.cutoff + self.skin
+            if self.compiled and self.half and _dense_applies(positions, cell, pbc, reach):
+                self._pairs = _dense_pairs(positions.detach(), cell.detach(), reach)
+            else:
+                self._pairs = build_pairs(positions.detach(), cell.detach(), pbc.reshape(3), reach, half=self.half)
             self._ref_positions = positions.detach().clone()
             self._ref_cell = cell.detach().clone()
             self.n_builds += 1
         assert self._pairs is not None
         return self._pairs
+
+
+#: Most atoms for which :class:`NeighborList` (``compiled=True``) searches all pairs (a mask of N^2 entries).
+_DENSE_ATOMS = 2048
+
+
+def _dense_applies(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, reach: float) -> bool:
+    """Whether :func:`_dense_pairs` gives the list of this cell: small, periodic in 3-D, orthorhombic, and
+    ``reach`` below half of each edge (then a pair has at most one image within ``reach``)."""
+    if positions.shape[0] > _DENSE_ATOMS or not bool(pbc.all()):
+        return False
+    cell = cell.detach()
+    edges = torch.diagonal(cell)
+    return bool(torch.equal(torch.diag(edges), cell)) and bool((2 * reach < edges).all())
+
+
+def _dense_mask(positions: torch.Tensor, edges: torch.Tensor, reach: float) -> torch.Tensor:
+    """``(N, N)`` True for ``i < j`` closer than ``reach`` in their nearest image (orthorhombic ``edges``).
+    (``1 / edges`` times, not a division: the nearest image can differ only where ``|d| ~ L / 2 > reach``.)"""
+    d = positions[None, :, :] - positions[:, None, :]
+    d = d - torch.round(d * edges.reciprocal()) * edges
+    index = torch.arange(positions.shape[0], device=positions.device)
+    return ((d * d).sum(-1) < reach * reach) & (index[None, :] > index[:, None])
+
+
+@functools.cache
+def _compiled_dense_mask():
+    return torch.compile(_dense_mask)
+
+
+@torch.no_grad()
+def _dense_pairs(positions: torch.Tensor, cell: torch.Tensor, reach: float, *, compiled: bool = True) -> PairList:
+    """The half list of :func:`build_pairs` for a cell where :func:`_dense_applies`, from a pass over all pairs
+    (compiled, or eager with ``compiled=False``): each pair ``i < j`` within ``reach`` has one image,
+    ``S = -round((r_j - r_i) / L)``, so the list is :func:`_canonical`'s, sorted by ``(i, j)``."""
+    edges = torch.diagonal(cell).contiguous()
+    mask = _compiled_dense_mask() if compiled else _dense_mask
+    ij = torch.nonzero(mask(positions, edges, float(reach)))
+    i, j = ij[:, 0].contiguous(), ij[:, 1].contiguous()
+    shifts = -torch.round((positions.index_select(0, j) - positions.index_select(0, i)) / edges)
+    return PairList(i, j, shifts + 0.0, True)
 
 
 def neighbor_list(atoms, cutoff: float, *, device: torch.device | str | None = None,

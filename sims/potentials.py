@@ -296,7 +296,8 @@ def _pair_kernel(terms: list[PairPotential], positions: torch.Tensor, i: torch.T
         return energy.new_zeros(n_systems).index_add(0, pair_system if sub is None else pair_system.index_select(0, sub),
                                                      values)
 
-    for cutoff, members in sorted(groups.items(), reverse=True):
+    for cutoff in sorted(groups, reverse=True):  # (keys only: torch.compile traces a sort of floats, not of tuples)
+        members = groups[cutoff]
         if cutoff == widest:
             # The terms the list was built for hold most pairs: a mask, no compaction.
             inside = (r < cutoff).to(r.dtype)
