@@ -653,6 +653,8 @@ def _batch_integrator_dict(integrator: Integrator, states: Sequence[dict[str, An
     if isinstance(integrator, Langevin):
         return {"generators": [d["generator"] for d in states]}
     if isinstance(integrator, NoseHooverChain):
-        return {name: [torch.tensor([float(d[name][k]) for d in states]) for k in range(integrator.chain_length)]
-                for name in ("xi", "v_xi")} | {"dof": torch.tensor([float(d["dof"]) for d in states])}
+        # float64 as a fresh batch's chains are: a float32 default would perturb a resumed run
+        return {name: [torch.tensor([float(d[name][k]) for d in states], dtype=torch.float64)
+                       for k in range(integrator.chain_length)]
+                for name in ("xi", "v_xi")} | {"dof": torch.tensor([float(d["dof"]) for d in states], dtype=torch.float64)}
     return {}
