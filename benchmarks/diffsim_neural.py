@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--target-scale", type=int, default=4, help="reference runs this many times longer")
     p.add_argument("--average", type=int, default=30, help="Polyak-average the parameters of the last epochs")
+    p.add_argument("--start", choices=["liquid", "gas"], help="the target whose Boltzmann inversion starts the "
+                   "network (default the gas when it is fitted, else the liquid)")
     p.add_argument("--no-fit", action="store_true", help="only the Boltzmann-inversion start")
     p.add_argument("--held-out", action="store_true", help="also the RDF error at (0.5, 150 K)")
     p.add_argument("--checks", nargs="+", choices=list(STATES), help="states whose RDF error is measured "
@@ -120,7 +122,7 @@ def main() -> None:
                      dtype=F64)
     # The start knows only the fitted states: the gas's inversion when it is fitted (the dilute one
     # is closer to U), else the liquid's.
-    inverted = "liquid" if args.states == "liquid" else "gas"
+    inverted = args.start or ("liquid" if args.states == "liquid" else "gas")
     rms = fit_pair_energy(pot, boltzmann_inversion(targets[inverted], cutoff=CUTOFF), np.linspace(2.8, CUTOFF, 300))
     print(f"# NeuralPair fitted to the inversion: RMS {rms / EPSILON:.4f} epsilon")
     start = u_error(pot, targets["liquid"])
