@@ -3,8 +3,9 @@
 Targets are our own NVT runs of argon-like LJ (sigma 3.405 Å, epsilon 0.0104 eV, cutoff 8.5 Å):
 a liquid (rho sigma^3 = 0.8, 120 K, 108 atoms) and a supercritical gas (0.2, 180 K, 256 atoms).
 A :class:`sims.potentials.NeuralPair` (Gaussian basis, SiLU MLP, soft ``r^-12`` prior) starts from
-the Boltzmann inversion of the gas target (of the liquid for a liquid-alone fit), ``-kT ln g(r)`` (IBI's first table, continued
-linearly below the first sampled bin), fitted by least squares (:func:`sims.fit.fit_pair_energy`),
+the Boltzmann inversion of the gas target (of the liquid for a liquid-alone fit, or ``--start``),
+``-kT ln g(r)`` (IBI's first table, continued linearly below the first sampled bin), fitted by
+least squares (:func:`sims.fit.fit_pair_energy`),
 then ``diffsim(gradient="reweight")`` fits it to one or both targets. Every epoch's row, with the
 error of U(r) against the true LJ (RMS over the r where the liquid's g > 0.1, both potentials zero
 at the cutoff, in units of epsilon), is appended to ``history.jsonl``; at the end the fitted

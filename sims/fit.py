@@ -1196,7 +1196,7 @@ def fit_pair_energy(potential: torch.nn.Module, reference: torch.nn.Module, r, *
         No trainable parameters, non-positive or non-finite ``r``, ``steps < 1`` or ``lr <= 0``.
     """
     named = _trainable(potential)
-    r = torch.as_tensor(np.asarray(r, dtype=float), dtype=potential_dtype(potential))
+    r = torch.as_tensor(np.asarray(r, dtype=float), dtype=potential_dtype(potential), device=named[0][1].device)
     if r.ndim != 1 or r.numel() < 1 or not bool(torch.isfinite(r).all()) or not bool((r > 0).all()):
         raise SimsInputError("r must be a 1-D array of finite distances > 0 Å")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 or not lr > 0:

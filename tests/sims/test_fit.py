@@ -221,7 +221,8 @@ def test_reweighted_gradient_is_the_derivative_of_the_reweighted_loss(target):
 
     u0 = energies(eps)
     h = 1e-6
-    fd = (_split_loss(energies(eps + h), u0, gs, target, kt) - _split_loss(energies(eps - h), u0, gs, target, kt)) / (2 * h)
+    fd = (_split_loss(energies(eps + h), u0, gs, target, kt)
+          - _split_loss(energies(eps - h), u0, gs, target, kt)) / (2 * h)
     assert res.history[0]["loss"] == pytest.approx(np.mean((gs.mean(0) - target.g) ** 2), rel=1e-6)
     assert grad == pytest.approx(fd, rel=1e-4)
     with pytest.raises(SimsInputError, match="gradient must be"):
@@ -538,8 +539,8 @@ def test_neural_pair_fitted_jointly_reproduces_the_true_potential():
             "held-out": (reference_target(150.0, 0.5, steps=4000, seed=7), 4000, 150.0, 0.5)}.items():
         for label, potential in (("fit", pot), ("truth", LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF,
                                                                       dtype=F64))):
-            md = sims.MD(lj_liquid(density), potential, sims.NoseHooverChain(10.0, temperature), temperature=temperature,
-                         seed=5, record_every=0)
+            md = sims.MD(lj_liquid(density), potential, sims.NoseHooverChain(10.0, temperature),
+                         temperature=temperature, seed=5, record_every=0)
             md.run(500)
             md.record_every = 10
             md.run(steps)
