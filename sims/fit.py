@@ -46,7 +46,7 @@ from .neighbors import NeighborList, PairList, pair_vectors
 from .potentials import TabulatedPair, potential_dtype
 from .state import State, validate_atoms
 
-__all__ = ["RDFTarget", "smeared_rdf", "FitResult", "diffsim", "ibi"]
+__all__ = ["RDFTarget", "smeared_rdf", "FitResult", "diffsim", "ibi", "boltzmann_inversion", "fit_pair_energy"]
 
 
 def _species_number(species: str | int, role: str) -> int:
@@ -1036,29 +1036,10 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
                              f"{equilibration}")
     if engine not in ("sims", "lammps"):
         raise SimsInputError(f"engine must be 'sims' or 'lammps', got {engine!r}")
-    r = targets[0].r
-    for k, t in enumerate(targets):
-        if t.r.shape != r.shape or not np.allclose(t.r, r):
-            raise SimsInputError(f"targets[{k}] has another r grid than targets[0]; IBI needs one grid")
-        if len(set(t.atoms.numbers)) != 1 or (t.species is not None and t.species[0] != t.species[1]):
-            raise SimsInputError(f"targets[{k}]: IBI fits one tabulated potential for a one-component system; "
-                                 "a mixture needs one table per species pair (use diffsim)")
-    rc = float(r[-1]) if cutoff is None else float(cutoff)
-    last = int(np.searchsorted(r, rc + 1e-9 * rc)) - 1
-    g_t = np.stack([t.g for t in targets])
-    ok = np.flatnonzero((g_t > g_min).all(0))
-    if last < 2 or ok.size == 0 or ok[0] >= last - 2:
-        raise SimsInputError(f"cutoff {rc} Å leaves fewer than 3 knots where every target g exceeds g_min={g_min}")
-    first = int(ok[0])
-    knots = r[first:last + 1]
+    first, last, knots, g_t, kT, weights, u = _inversion(targets, cutoff, g_min)
     rc = float(knots[-1])
     for k, t in enumerate(targets):
         _check_box(t.atoms, rc, f"targets[{k}]")
-    kT = np.array([units.kB * t.temperature for t in targets])
-    weights = np.array([t.weight for t in targets])
-    g_knots = np.maximum(g_t[:, first:last + 1], g_min)
-    u = np.average(-kT[:, None] * np.log(g_knots), axis=0, weights=weights)
-    u -= u[-1]
     h = float(knots[1] - knots[0])
 
     states: list[State | None] = [None] * len(targets)
@@ -1112,6 +1093,127 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
             with atomic_open(ckpt_path, "wb") as f:
                 torch.save(payload, f)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="ibi")
+
+
+def _inversion(targets: Sequence[RDFTarget], cutoff: float | None, g_min: float):
+    """The Boltzmann-inversion table of one-component targets on one grid:
+    ``(first, last, knots, g_t, kT, weights, u)`` with ``u = <-kT ln g>`` (weighted over targets) on
+    the knots ``r[first:last + 1]`` (from the first bin where every g exceeds ``g_min`` to the last
+    bin centre within ``cutoff``), zero at the last knot."""
+    r = targets[0].r
+    for k, t in enumerate(targets):
+        if t.r.shape != r.shape or not np.allclose(t.r, r):
+            raise SimsInputError(f"targets[{k}] has another r grid than targets[0]; a table needs one grid")
+        if len(set(t.atoms.numbers)) != 1 or (t.species is not None and t.species[0] != t.species[1]):
+            raise SimsInputError(f"targets[{k}]: one tabulated potential fits a one-component system; "
+                                 "a mixture needs one table per species pair (use diffsim)")
+    rc = float(r[-1]) if cutoff is None else float(cutoff)
+    last = int(np.searchsorted(r, rc + 1e-9 * rc)) - 1
+    g_t = np.stack([t.g for t in targets])
+    ok = np.flatnonzero((g_t > g_min).all(0))
+    if last < 2 or ok.size == 0 or ok[0] >= last - 2:
+        raise SimsInputError(f"cutoff {rc} Å leaves fewer than 3 knots where every target g exceeds g_min={g_min}")
+    first = int(ok[0])
+    kT = np.array([units.kB * t.temperature for t in targets])
+    weights = np.array([t.weight for t in targets])
+    g_knots = np.maximum(g_t[:, first:last + 1], g_min)
+    u = np.average(-kT[:, None] * np.log(g_knots), axis=0, weights=weights)
+    return first, last, r[first:last + 1], g_t, kT, weights, u - u[-1]
+
+
+def boltzmann_inversion(targets: RDFTarget | Sequence[RDFTarget], *, cutoff: float | None = None,
+                        g_min: float = 1e-3, device: torch.device | str | None = None,
+                        dtype: torch.dtype = torch.float64) -> TabulatedPair:
+    """The potential of mean force ``U_0(r) = -kT ln g_target(r)`` as a table: IBI's first iterate.
+
+    Equal to the pair potential in the dilute limit (g = exp(-U/kT) as the density goes to 0), so a
+    dilute target gives a start close to the answer for any fit (:func:`ibi` starts from it; a
+    :class:`sims.potentials.NeuralPair` can be fitted to it with :func:`fit_pair_energy` before
+    :func:`diffsim`). Several targets average their ``-kT ln g`` with their weights.
+
+    Parameters
+    ----------
+    targets : RDFTarget or sequence of RDFTarget
+        One-component targets on one ``r`` grid.
+    cutoff : float, optional
+        Å; default the last bin centre. The table ends at the last bin centre within it, at zero.
+    g_min : float
+        The table starts at the first bin where every g exceeds this (below it continues linearly,
+        as :class:`sims.potentials.TabulatedPair` does).
+    device, dtype
+        Of the table.
+
+    Returns
+    -------
+    TabulatedPair
+
+    Raises
+    ------
+    SimsInputError
+        Mixtures, targets on different grids, fewer than 3 knots where g exceeds ``g_min``.
+
+    References
+    ----------
+    D. Reith, M. Pütz, F. Müller-Plathe, J. Comput. Chem. 24, 1624 (2003), eq. 5.
+    """
+    targets = _check_targets(targets, "boltzmann_inversion")
+    if not g_min > 0:
+        raise SimsInputError(f"g_min must be > 0, got {g_min}")
+    _, _, knots, _, _, _, u = _inversion(targets, cutoff, g_min)
+    return TabulatedPair(r_min=float(knots[0]), cutoff=float(knots[-1]), values=u, device=device, dtype=dtype)
+
+
+def fit_pair_energy(potential: torch.nn.Module, reference: torch.nn.Module, r, *, steps: int = 3000,
+                    lr: float = 3e-3) -> float:
+    """Fit ``potential``'s pair energy to ``reference``'s on the distances ``r`` by least squares.
+
+    Full-batch Adam on ``mean_r (phi(r) - phi_ref(r))^2`` with the rate decaying as a cosine to
+    zero over ``steps``; deterministic. Used to start a :class:`sims.potentials.NeuralPair` from
+    a Boltzmann inversion (:func:`boltzmann_inversion`) instead of from its random weights, whose
+    untrained U(r) is off by tenths of an eV.
+
+    Parameters
+    ----------
+    potential : torch.nn.Module
+        A pair potential (``pair_energy(r, zi, zj)``) with trainable parameters; updated in place.
+    reference : torch.nn.Module
+        A pair potential, any species-independent one (``pair_energy(r, None, None)``).
+    r : array of float
+        Å, > 0.
+    steps : int
+        Adam steps.
+    lr : float
+        Initial learning rate.
+
+    Returns
+    -------
+    float
+        The RMS difference after the fit, eV.
+
+    Raises
+    ------
+    SimsInputError
+        No trainable parameters, non-positive or non-finite ``r``, ``steps < 1`` or ``lr <= 0``.
+    """
+    named = _trainable(potential)
+    r = torch.as_tensor(np.asarray(r, dtype=float), dtype=potential_dtype(potential), device=named[0][1].device)
+    if r.ndim != 1 or r.numel() < 1 or not bool(torch.isfinite(r).all()) or not bool((r > 0).all()):
+        raise SimsInputError("r must be a 1-D array of finite distances > 0 Å")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 or not lr > 0:
+        raise SimsInputError(f"need steps >= 1 and lr > 0, got {steps}, {lr}")
+    with torch.no_grad():
+        u_ref = reference.pair_energy(r, None, None).detach()
+    opt = torch.optim.Adam([p for _, p in named], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    with torch.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            loss = ((potential.pair_energy(r, None, None) - u_ref) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return float(torch.sqrt(((potential.pair_energy(r, None, None) - u_ref) ** 2).mean()))
 
 
 _IBI_FORMAT = "matrep.sims.fit.ibi/1"
