@@ -21,7 +21,6 @@ from sims.potentials import LennardJones, LennardJonesMixture, NeuralPair, Tabul
 
 SIGMA, EPSILON, CUTOFF = 3.405, 0.0104, 8.5
 F64 = torch.float64
-FIT_EPOCHS = 60
 
 
 def lj_liquid(density: float = 0.8, repeat: int = 3) -> Atoms:
@@ -481,10 +480,10 @@ def test_diffsim_recovers_lennard_jones_sigma_within_two_percent():
 
 @pytest.fixture(scope="module")
 def dense_and_dilute() -> list[RDFTarget]:
-    """The liquid (0.8, 120 K, 108 atoms, 4000 steps) and a supercritical gas (rho sigma^3 = 0.2,
-    180 K, 256 atoms in a 37 Å box, 8000 steps) of the true potential."""
-    return [reference_target(steps=4000),
-            reference_target(180.0, 0.2, steps=8000, repeat=4, equilibration=500)]
+    """The liquid (0.8, 120 K, 108 atoms, 16000 steps) and a supercritical gas (rho sigma^3 = 0.2,
+    180 K, 256 atoms in a 37 Å box, 32000 steps) of the true potential."""
+    return [reference_target(steps=16000),
+            reference_target(180.0, 0.2, steps=32000, repeat=4, equilibration=500)]
 
 
 @pytest.mark.slow
@@ -492,25 +491,27 @@ def dense_and_dilute() -> list[RDFTarget]:
 def test_joint_dense_and_dilute_fit_recovers_sigma_and_epsilon(dense_and_dilute, start):
     """A dense liquid's g(r) leaves epsilon loose (a valley in (sigma, epsilon), docs/diffsim.md);
     a dilute gas's first peak, ~ exp(epsilon/kT), adds what it knows of epsilon. The joint fit with
-    the reweighted (equilibrium) gradient pins sigma within 0.5 % from both starts and no longer
-    drifts up the valley from epsilon +15 % (+10 % to +18 % for the dense state alone), but ends at
-    epsilon +5.9 % (from -15 %) and -5.0 % (from +15 %): the issue's 2 % on epsilon is not met. Long runs of the gas (256 atoms, 60 ps)
-    scatter by about 0.03 in g's first peak, as much as epsilon 6 % off changes it (docs/diffsim.md)."""
+    the reweighted (equilibrium) gradient recovers sigma within 1 % and epsilon within 2 % (issue 12)
+    from sigma -12 %, epsilon -15 % and from epsilon +15 %, on targets four times longer than the
+    first attempt's and with a slower schedule (epsilon's rate 2e-4 eV, x0.98 an epoch, 150 epochs,
+    the mean of the last 30): the first attempt (4000/8000-step targets, rate 4e-4, x0.95, 60
+    epochs) ended at epsilon +5.9 % and -5.0 %, and the longer targets alone at +9.2 %
+    (benchmarks/README.md). Run 2026-12-07 (each start alone, 290-300 s on 2 cores, load 2): sigma
+    +0.07 %, epsilon -1.35 % from (-12 %, -15 %); sigma -0.05 %, epsilon +0.54 % from (0, +15 %).
+    Scratch runs of the same schedule on the benchmark's own targets: +0.9 % and -0.3 %."""
     pot = LennardJones(sigma=start[0] * SIGMA, epsilon=start[1] * EPSILON, cutoff=CUTOFF, dtype=F64)
-    res = diffsim(pot, dense_and_dilute, epochs=FIT_EPOCHS, steps_per_epoch=300, equilibration=50, timestep=10.0,
-                  lr={"sigma": 0.05, "epsilon": 4e-4}, lr_decay=0.95, momentum=0.5, gradient="reweight", width=0.01,
+    res = diffsim(pot, dense_and_dilute, epochs=150, steps_per_epoch=300, equilibration=50, timestep=10.0,
+                  lr={"sigma": 0.05, "epsilon": 2e-4}, lr_decay=0.98, momentum=0.5, gradient="reweight", width=0.01,
                   seed=1)
-    sigma = np.mean([r["sigma"] for r in res.history[-20:]])
-    epsilon = np.mean([r["epsilon"] for r in res.history[-20:]])
-    print("joint reweighted iterates:", [(round(r["sigma"] / SIGMA - 1, 4), round(r["epsilon"] / EPSILON - 1, 4))
-                                         for r in res.history])
+    sigma = np.mean([r["sigma"] for r in res.history[-30:]])
+    epsilon = np.mean([r["epsilon"] for r in res.history[-30:]])
     print("joint reweighted", start, sigma / SIGMA - 1, epsilon / EPSILON - 1)
     assert sigma == pytest.approx(SIGMA, rel=0.01)
-    assert epsilon == pytest.approx(EPSILON, rel=0.08)
+    assert epsilon == pytest.approx(EPSILON, rel=0.02)
 
 
 @pytest.mark.slow  # about 17 min on the shared 2 cores
-def test_neural_pair_fitted_jointly_reproduces_the_true_potential():
+def test_neural_pair_fitted_jointly_reproduces_the_true_potential(dense_and_dilute):
     """A NeuralPair (32 Gaussians, two SiLU layers of 32, soft r^-12 prior), started from the
     Boltzmann inversion of the gas's g (IBI's first table), fitted with the reweighted gradient to
     the liquid (0.8, 120 K, 108 atoms, 16000-step target) and the gas (0.2, 180 K, 256 atoms,
@@ -522,8 +523,7 @@ def test_neural_pair_fitted_jointly_reproduces_the_true_potential():
     Run 2026-12-07: U error 0.150 -> 0.046 epsilon, liquid g 0.014 (truth 0.012), held-out 0.018
     (truth 0.015); 990 s on 2 shared cores (load 3-4). The margin on U is thin: the same protocol
     with seed 1 and other targets gave 0.032 (benchmarks/README.md)."""
-    liquid = reference_target(steps=16000)
-    gas = reference_target(180.0, 0.2, steps=32000, repeat=4, equilibration=500)
+    liquid, gas = dense_and_dilute
     pot = NeuralPair(cutoff=CUTOFF, n_basis=32, hidden=(32, 32), prior=(0.01, 3.0), seed=2, dtype=F64)
     fit_pair_energy(pot, boltzmann_inversion(gas, cutoff=CUTOFF), np.linspace(2.8, CUTOFF, 300))
     start = _u_error(pot, liquid)
