@@ -496,7 +496,11 @@ def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
     if errors is None:
         (ea, ln_d0), cov = np.polyfit(x, y, 1, cov=True)
     else:
-        w = d / np.asarray(errors, dtype=float)  # 1 / sigma_lnD
+        err = np.asarray(errors, dtype=float)
+        if err.shape != d.shape or not (np.isfinite(err) & (err > 0)).all():
+            raise SimsInputError(f"errors must be finite and > 0, one per value (as the values' units), got {errors!r}; "
+                                 "leave errors=None to take the uncertainties from the residuals")
+        w = d / err  # 1 / sigma_lnD
         (ea, ln_d0), cov = np.polyfit(x, y, 1, w=w, cov="unscaled")
     d0 = float(np.exp(ln_d0))
     return ArrheniusResult(Ea=float(ea), Ea_err=float(np.sqrt(cov[0, 0])), D0=d0, D0_err=float(d0 * np.sqrt(cov[1, 1])))

@@ -217,6 +217,13 @@ def test_arrhenius_fit_recovers_parameters():
     assert fit.D0 == pytest.approx(1e-2, rel=3 * fit.D0_err / fit.D0)
 
 
+@pytest.mark.parametrize("bad", [[1e-9, 0.0, 1e-9], [1e-9, -1e-9, 1e-9], [1e-9, np.nan, 1e-9], [1e-9, 1e-9]])
+def test_arrhenius_fit_refuses_errors_that_are_not_positive_one_per_value(bad):
+    # zero raised a bare LinAlgError, NaN gave NaN parameters, a negative error the fit of its absolute value
+    with pytest.raises(SimsInputError, match="errors must be finite and > 0"):
+        arrhenius_fit([600.0, 900.0, 1200.0], [1e-7, 1e-6, 4e-6], bad)
+
+
 def test_vdos_peak_of_harmonic_motion():
     t = np.arange(2000) * 1.0  # fs
     nu = 5.0  # THz
