@@ -47,6 +47,9 @@ def _uses_index(args: argparse.Namespace) -> bool:
     kernel on the bundled glycans unless a Dask cluster is asked for."""
     if args.exact and args.metric != "ged":
         raise InputError(f"--exact applies to --metric ged, not --metric {args.metric}")
+    if args.time_budget is not None and not args.exact:
+        raise InputError("--time-budget applies with --metric ged --exact (the certified search); "
+                         "without --exact bound each GED with --timeout")
     if args.exact or args.index:
         if args.metric not in ("ged", "wl"):
             raise InputError(f"--index answers --metric wl or --metric ged --exact, not --metric {args.metric}")

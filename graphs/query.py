@@ -529,7 +529,8 @@ def top_k(
 
     ``graphs`` may also be a :class:`graphs.index.GraphIndex`: the query then goes to
     :func:`graphs.search.index_top_k` (``"ged"`` certified by filter-and-verify, or ``"wl"``), which
-    reads ``exact`` and ``time_budget`` and ignores the options of the plain path.
+    reads ``exact`` and ``time_budget`` and ignores the options of the plain path; on a sequence of
+    graphs ``exact`` and ``time_budget`` are refused (use ``metric_params``).
 
     Parameters
     ----------
@@ -556,7 +557,7 @@ def top_k(
     Raises
     ------
     UnknownMetricError, EmptyDatasetError, InputError
-        Unknown metric, empty dataset, ``k < 1``.
+        Unknown metric, empty dataset, ``k < 1``, ``exact`` or ``time_budget`` on a sequence of graphs.
     """
     from graphs.index import GraphIndex
 
@@ -566,6 +567,11 @@ def top_k(
         if metric_params:
             raise InputError("metric_params do not apply to an index: its settings are fixed at build")
         return index_top_k(query, graphs, metric, k, exact=exact, time_budget=time_budget)
+    if exact is not True or time_budget is not None:
+        # the plain path has no certified search to steer: ignoring them would hide that
+        raise InputError("exact= and time_budget= apply to a GraphIndex (the certified search); on a list of graphs "
+                         "set the GED's method and timeout through metric_params, e.g. "
+                         "{'method': 'bipartite', 'timeout': 1.0}")
     if not isinstance(query, nx.Graph):
         raise InputTypeError(f"query must be a networkx graph, got {type(query).__name__}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

@@ -306,6 +306,9 @@ def test_index_build_and_refusals(table, tmp_path, capsys):
     assert "--top 8 exceeds the 7 glycans" in capsys.readouterr().err
     assert main(["similar", "Foo(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--exact"]) == 2
     assert "Foo" in capsys.readouterr().err
+    assert main(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "dmeasure",
+                 "--time-budget", "5"]) == 2  # was ignored without a word
+    assert "--time-budget applies with --metric ged --exact" in capsys.readouterr().err
 
 
 def test_a_spent_time_budget_says_what_is_not_certified(table, tmp_path, capsys):

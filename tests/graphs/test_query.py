@@ -236,6 +236,13 @@ def test_top_k_distance_ranks_ascending_with_ties_in_order():
     assert len(top_k(query, GRAPHS, size_gap, k=1000).indices) == len(GRAPHS)
 
 
+@pytest.mark.parametrize("option", [{"exact": False}, {"time_budget": 0.5}])
+def test_top_k_on_a_list_refuses_the_index_only_options(option):
+    # they steer the certified search of an index; a list's GED takes method and timeout in metric_params
+    with pytest.raises(InputError, match="apply to a GraphIndex"):
+        top_k(GRAPHS[0], GRAPHS, "ged", k=3, **option)
+
+
 @pytest.mark.parametrize("kind", ["wl", "propagation", "odd_sth"])
 def test_top_k_kernel_equals_grakel_ranking(kind):
     query = labelled_trees(11, 1, n_min=5)[0]
