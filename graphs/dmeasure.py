@@ -381,6 +381,11 @@ def _check_same_mode(signatures: Sequence[DMeasureSignature]) -> None:
 
 def _signature(graph: Any, alpha_iterations: int | None) -> DMeasureSignature:
     if isinstance(graph, DMeasureSignature):
+        # None is also the default, so only an explicit count can be told apart from the signature's
+        if alpha_iterations is not None and graph.alpha_iterations != alpha_iterations:
+            raise InputError(f"a signature computed with alpha_iterations={graph.alpha_iterations} was given "
+                             f"with alpha_iterations={alpha_iterations}; recompute it with "
+                             f"DMeasureSignature.from_graph(graph, alpha_iterations={alpha_iterations})")
         return graph
     return DMeasureSignature.from_graph(graph, alpha_iterations=alpha_iterations)
 

@@ -267,7 +267,7 @@ def test_bad_input():
     with pytest.raises(InputError, match="alpha_iterations"):
         d_measure(nx.path_graph(3), nx.path_graph(3), alpha_iterations=-1)
     exact = DMeasureSignature.from_graph(nx.path_graph(3))
-    with pytest.raises(InputError, match="different alpha_iterations"):
+    with pytest.raises(InputError, match="recompute"):
         d_measure(exact, nx.path_graph(3), alpha_iterations=50)
     with pytest.raises(InputError, match="at least one"):
         d_measure_matrix([])
@@ -356,3 +356,15 @@ def test_silica_glass_study(tmp_path):
     heated = d_first[1:]
     third = len(heated) // 3
     assert heated[-third:].mean() > heated[:third].mean() and d_first[-1] > d_first[1]
+
+
+def test_signatures_given_with_another_explicit_alpha_iterations_are_refused():
+    # the signatures' own mode was used and the requested count ignored without a word
+    a, b = nx.path_graph(6), nx.cycle_graph(7)
+    exact = [DMeasureSignature.from_graph(g) for g in (a, b)]
+    with pytest.raises(InputError, match="recompute it with"):
+        d_measure(*exact, alpha_iterations=50)
+    with pytest.raises(InputError, match="recompute it with"):
+        d_measure_matrix(exact, alpha_iterations=50)
+    netrd_mode = [DMeasureSignature.from_graph(g, alpha_iterations=50) for g in (a, b)]
+    assert d_measure(*netrd_mode, alpha_iterations=50) == d_measure(a, b, alpha_iterations=50)
