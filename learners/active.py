@@ -29,6 +29,7 @@ and added; the committee is retrained from scratch. The loop writes, in ``workdi
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -55,6 +56,19 @@ SAMPLERS = ("adversarial", "md", "random")
 LOG_FORMAT = "matrep-active-learning-1"
 # Settings added after runs were logged, with the value those runs used.
 SETTING_DEFAULTS = {"new_label_weight": 1.0, "max_label_energy": None}
+#: Settings a log written before they were recorded cannot be checked against (they have no default).
+UNRECORDED_BEFORE = {"frames_sha256"}
+
+
+def _frames_digest(frames: Sequence[Atoms]) -> str:
+    """SHA-256 of the frames' species, positions, cells and stored energies and forces: two sets of
+    frames of the same count are told apart (a workdir resumed with other data would mix two runs)."""
+    h = hashlib.sha256()
+    for f in frames:
+        results = f.calc.results
+        for array in (f.numbers, f.positions, f.cell[:], np.asarray(results["energy"]), results["forces"]):
+            h.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return h.hexdigest()
 
 
 def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
@@ -282,6 +296,7 @@ class ActiveLearning:
                 "kT": self.kT, "attack_steps": self.attack_steps, "attack_lr": self.attack_lr,
                 "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
                 "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames),
+                "frames_sha256": _frames_digest([*self.train_frames, *self.test_frames]),
                 "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None,
                 "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy}
 
@@ -315,8 +330,9 @@ class ActiveLearning:
             raise InputError(f"{self.log_path} is not an active-learning log (format {LOG_FORMAT!r})")
         # A log written before a setting existed ran with its default.
         old = {**SETTING_DEFAULTS, **saved["settings"]}
-        if old != self.settings():
-            diff = sorted(k for k in self.settings() if old.get(k) != self.settings()[k])
+        now = {k: v for k, v in self.settings().items() if k in old or k not in UNRECORDED_BEFORE}
+        if old != now:
+            diff = sorted(k for k in now if old.get(k) != now[k])
             raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "
                              f"use another workdir")
         log = saved["generations"]

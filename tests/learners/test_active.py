@@ -102,6 +102,9 @@ def test_resume_after_a_crash_gives_the_same_run(data, tmp_path):
     assert resumed.log_[-1]["forces_mae"] == pytest.approx(full.log_[-1]["forces_mae"], rel=1e-9)
     with pytest.raises(InputError, match="other settings .*sampler"):
         loop(data, part, generations=2, sampler="md").run()
+    train, test = data  # other frames of the same count: resumed as one run before
+    with pytest.raises(InputError, match=r"other settings \(frames_sha256 differ\)"):
+        loop(([test[0], *train[1:]], test), part, generations=2, sampler="random").run()
 
 
 def test_failing_labeler_is_logged_and_the_loop_goes_on(data, tmp_path, capsys):
@@ -273,7 +276,7 @@ def atoms_like(template, positions):
 def test_runs_logged_before_the_new_settings_resume_and_other_weights_are_refused(data, tmp_path):
     loop(data, tmp_path, generations=1, sampler="random").run()
     saved = json.loads((tmp_path / "log.json").read_text())
-    for key in ("new_label_weight", "max_label_energy"):
+    for key in ("new_label_weight", "max_label_energy", "frames_sha256"):
         del saved["settings"][key]
     (tmp_path / "log.json").write_text(json.dumps(saved))
     assert len(loop(data, tmp_path, generations=1, sampler="random").run().log_) == 2
