@@ -992,6 +992,10 @@ class BiasPathOptimizer:
         optimizer = torch.optim.Adam([p for p in self.bias.parameters() if p.requires_grad], lr=self.lr)
         self._best = None   # (key, iteration, state): the bias each history row measured, before its step
         rows = self._resume(checkpoint, optimizer) if checkpoint is not None else []
+        if len(rows) > iterations:
+            # the checkpoint keeps the last bias only: the one after `iterations` cannot be given back
+            raise SimsInputError(f"{checkpoint} holds {len(rows)} iterations, more than the {iterations} asked for; "
+                                 f"ask for at least {len(rows)} or use another checkpoint file")
         bar = None
         if progress:
             from tqdm.auto import tqdm

@@ -431,6 +431,9 @@ def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
     assert resumed.history.drop(columns="seconds").equals(whole.history.drop(columns="seconds"))
     with pytest.raises(SimsInputError, match="other settings"):
         _small(iterations=3, n_steps=60, backsteps=30, lr=1e-2).fit(checkpoint=tmp_path / "ck.pt")
+    # fewer iterations than the checkpoint holds: its longer run was returned as if it were the one asked for
+    with pytest.raises(SimsInputError, match="holds 3 iterations, more than the 2 asked for"):
+        _small(iterations=3, n_steps=60, backsteps=30).fit(2, checkpoint=tmp_path / "ck.pt")
 
 
 def test_select_best_keeps_the_bias_its_history_row_measured():
