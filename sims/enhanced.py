@@ -504,7 +504,7 @@ def force_adjoints(dynamics: _Dynamics, bias: nn.Module, frames: torch.Tensor, i
         the pairs with a non-zero adjoint.
     """
     integ = dynamics.integrator
-    h, c = integ.dt, math.exp(-integ.friction * integ.timestep)
+    h, c = integ.dt, integ.decay
     b, n = frames.shape[1:3]
     inv_m = (1.0 / dynamics.masses).to(frames)[None, :, None]
     rows = torch.arange(b, device=frames.device)

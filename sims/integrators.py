@@ -163,6 +163,11 @@ class Langevin(_Thermostat):
                            "sizes": state.atoms_per_system().tolist()}
         return state, {"generator": make_generator(seed if seed is not None else self.seed, device)}
 
+    @property
+    def decay(self) -> float:
+        """``exp(-friction * timestep)``: the velocity's memory over one step (BAOAB's exact O step)."""
+        return math.exp(-self.friction * self.timestep)
+
     @staticmethod
     def _noise(run: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like the velocities, from the run's generator(s)."""
@@ -176,7 +181,7 @@ class Langevin(_Thermostat):
         inv_m = 1.0 / state.masses[:, None]
         v = state.velocities + 0.5 * dt * forces * inv_m          # B
         x = state.positions + 0.5 * dt * v                          # A
-        c1 = math.exp(-self.friction * self.timestep)               # O: exact Ornstein-Uhlenbeck step
+        c1 = self.decay                                             # O: exact Ornstein-Uhlenbeck step
         kT = run.get("kT", self.kT)  # a batch's per-atom (N, 1) tensor, or this integrator's temperature
         v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * self._noise(run, v)
         x = x + 0.5 * dt * v                                        # A

@@ -419,7 +419,7 @@ class MD(_Driver):
             self._inv_m = (state.masses, (1.0 / state.masses[:, None]).expand(-1, 3).reshape(-1))
         fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], self._scalar(integ.dt))
         if type(integ) is Langevin:
-            noise = (self._scalar(math.exp(-integ.friction * integ.timestep)), self._scalar(run.get("kT", integ.kT)),
+            noise = (self._scalar(integ.decay), self._scalar(run.get("kT", integ.kT)),
                      integ._noise(run, like))
         else:
             noise = ()
