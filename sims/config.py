@@ -28,20 +28,15 @@ class _Table(Schema):
     ERROR = ConfigError
 
 
-#: Which stages read a key that only some integrators use (``Stage.from_config`` refuses the others).
+#: Keys that only some integrators read: which stages read each, and why (``Stage.from_config`` refuses the others).
 _READ_BY = {
-    "friction": lambda st: st.thermostat_kind == "langevin",
-    "tau": lambda st: st.thermostat_kind == "nose_hoover_chain",
-    "chain_length": lambda st: st.thermostat_kind == "nose_hoover_chain" or st.barostat_kind == "mtk",
-    "tau_p": lambda st: st.barostat_kind is not None,
-    "compressibility": lambda st: st.barostat_kind in ("c_rescale", "berendsen"),
-}
-_READ_BY_TEXT = {
-    "friction": "only a Langevin thermostat reads it",
-    "tau": "only a Nose-Hoover chain thermostat reads it",
-    "chain_length": "only a Nose-Hoover chain thermostat or the MTK barostat reads it",
-    "tau_p": "only an npt or nph stage reads it",
-    "compressibility": "only the c_rescale and berendsen barostats read it (MTK does not)",
+    "friction": (lambda st: st.thermostat_kind == "langevin", "only a Langevin thermostat reads it"),
+    "tau": (lambda st: st.thermostat_kind == "nose_hoover_chain", "only a Nose-Hoover chain thermostat reads it"),
+    "chain_length": (lambda st: st.thermostat_kind == "nose_hoover_chain" or st.barostat_kind == "mtk",
+                     "only a Nose-Hoover chain thermostat or the MTK barostat reads it"),
+    "tau_p": (lambda st: st.barostat_kind is not None, "only an npt or nph stage reads it"),
+    "compressibility": (lambda st: st.barostat_kind in ("c_rescale", "berendsen"),
+                        "only the c_rescale and berendsen barostats read it (MTK does not)"),
 }
 
 
@@ -198,10 +193,11 @@ class Stage(_Table):
             # key set to its default, so the given keys are checked here
             where = cls.TABLE if where is None else where
             for key in sorted(set(table) & set(_READ_BY)):
-                if not _READ_BY[key](stage):
+                reads, why = _READ_BY[key]
+                if not reads(stage):
                     raise ConfigError(f"{where}.{key} is not read by this stage (ensemble = {stage.ensemble!r}, "
                                       f"thermostat {stage.thermostat_kind}, barostat {stage.barostat_kind}): "
-                                      f"{_READ_BY_TEXT[key]}; remove {key} or change the ensemble")
+                                      f"{why}; remove {key} or change the ensemble")
         return stage
 
     @property
