@@ -90,7 +90,7 @@ def test_every_multitask_row_is_a_lineage_recorded_for_its_glycan():
     records = records[~(records[levels].astype(str).apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)]
     identity = dict(zip(pd.unique(records["glycan"]), _graph_identity(pd.unique(records["glycan"]))))
     key = records["glycan"].map(identity)
-    recorded = Counter(zip(key, *(records[lv] for lv in levels)))
+    recorded = Counter(zip(key, *(records[lv].str.strip() for lv in levels)))  # "Actinomycetales " is Actinomycetales
     by_glycan: dict = {}
     for (k, *lineage), n in recorded.items():
         by_glycan.setdefault(k, []).append((-n, tuple(lineage)))
