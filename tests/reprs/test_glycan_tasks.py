@@ -198,6 +198,9 @@ def test_split_file_round_trip_and_mismatch(tmp_path):
         read_split_file(path, keys, "random")
     with pytest.raises(InputError, match="exactly once"):
         write_split_file(path, keys, {"bad": (np.arange(8), np.array([8]), np.array([8]))})
+    # (train, test) only: the test rows were written as "val" without a word
+    with pytest.raises(InputError, match="has 2 parts"):
+        write_split_file(path, keys, {"two": (np.arange(8), np.array([8, 9]))})
 
 
 def test_single_class_in_a_split_part_is_refused():
