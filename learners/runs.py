@@ -178,6 +178,9 @@ class SplitConfig(Schema):
     def check(self, where: str) -> None:
         if (self.by == "file") != (self.file is not None):
             raise ConfigError(f"{where}: by = 'file' and a 'file' go together (a split file of write_split_file)")
+        if self.by != "file" and self.name != "structure":
+            raise ConfigError(f"{where}.name = {self.name!r} names a split of a split file; it is read only with "
+                              "by = 'file'")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -255,6 +255,8 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
         train_run(cfg, tmp_path / "run", progress=False)
     with pytest.raises(ConfigError, match="go together"):
         load_config({**cfg, "split": {"by": "file"}})
+    with pytest.raises(ConfigError, match="read only with by = 'file'"):  # was ignored
+        load_config({**cfg, "split": {"by": "random", "name": "random"}})
     with pytest.raises(ConfigError, match="task must be one of"):
         load_config({"dataset": {"source": "glycan_task", "task": "lectins"}})
 
