@@ -232,6 +232,8 @@ class RunConfig(Schema):
         for key, reader in (("composition", "compgcn"), ("num_bases", "rgcn")):
             if getattr(self.model, key) is not None and kind != reader:
                 raise ConfigError(f"model.{key} is read by kind = {reader!r} only, not by kind = {kind!r}")
+        if self.model.readout is not None and kind == "attentivefp":
+            raise ConfigError("model.readout is not read by kind = 'attentivefp' (it has its own attentive readout)")
         several = self.dataset.source == "glycan_task" and self.dataset.task in DatasetConfig.MULTI_LABEL_TASKS
         if self.task == "multitask" and not several:
             raise ConfigError(f"task = 'multitask' needs a dataset with several label columns: source = 'glycan_task' "

@@ -218,6 +218,8 @@ def test_relational_model_settings_reach_the_saved_model(csv_dataset, tmp_path):
         load_config({**cfg, "model": {"composition": "sub"}})
     with pytest.raises(ConfigError, match="model.num_bases is read by kind = 'rgcn' only"):
         load_config({**cfg, "model": {"kind": "compgcn", "num_bases": 4}})
+    with pytest.raises(ConfigError, match="model.readout is not read by kind = 'attentivefp'"):
+        load_config({**cfg, "model": {"kind": "attentivefp", "readout": "sum"}})
 
 
 @pytest.mark.parametrize("problem", ["yaml", "syntax", "missing dataset", "typo"])
