@@ -52,7 +52,8 @@ class Attribution:
     target : int
         The output index explained.
     output, baseline_output : float
-        ``F(x)`` and ``F(x')`` of that output (logit, log-probability or log-odds: ``kind``).
+        ``F(x)`` and ``F(x')`` of that output (logit, log-probability or log-odds: ``kind``; for a
+        regressor through :func:`monomer_attribution`, the prediction in the target's units).
     completeness_gap : float
         ``sum(node_scores) - (output - baseline_output)``: quadrature error.
     """
