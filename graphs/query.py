@@ -223,8 +223,15 @@ def _resolve(metric: object, params: dict | None, symmetric: bool | None):
     if isinstance(metric, str):
         if metric == "ged":
             import graphs.ged  # noqa: F401  (fail here, not in the first block, if absent)
+            from graphs.costs import ChemicalCosts, UniformCosts
 
-            resolved = PairMetric(partial(_ged_pair, params=params), symmetric=True, name="ged")
+            # GED(G1, G2) = GED(G2, G1) needs symmetric substitution costs and one price for deleting
+            # and inserting each element (graphs.ged_bounds, "Metric"): true of these two models. Other
+            # costs (CallableCosts, own models) may charge insertions and deletions differently, so
+            # both orders of a pair are computed (mirroring gave the lower triangle wrong values).
+            costs = params.get("costs")
+            proven = costs is None or type(costs) in (ChemicalCosts, UniformCosts)
+            resolved = PairMetric(partial(_ged_pair, params=params), symmetric=proven, name="ged")
         elif metric == "dmeasure":
             bad = set(params) - {"weights", "alpha_iterations"}
             if bad:
@@ -368,8 +375,9 @@ def pairwise(
     metric_params : dict, optional
         Keyword arguments of the named metric (GED options or kernel parameters).
     symmetric : bool, optional
-        Override whether a pair metric is symmetric (``"ged"`` assumes symmetric costs; a bare
-        callable is assumed not symmetric).
+        Override whether a pair metric is symmetric (``"ged"`` is symmetric under the default
+        :class:`~graphs.costs.ChemicalCosts` and under :class:`~graphs.costs.UniformCosts`, and
+        computed in both orders under other costs; a bare callable is assumed not symmetric).
     n_jobs : int
         Local worker processes (joblib) when no ``client`` is given; ``-1`` for all cores.
     client : dask.distributed.Client, optional

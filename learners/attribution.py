@@ -52,7 +52,8 @@ class Attribution:
     target : int
         The output index explained.
     output, baseline_output : float
-        ``F(x)`` and ``F(x')`` of that output (logit, log-probability or log-odds: ``kind``).
+        ``F(x)`` and ``F(x')`` of that output (logit, log-probability or log-odds: ``kind``; for a
+        regressor through :func:`monomer_attribution`, the prediction in the target's units).
     completeness_gap : float
         ``sum(node_scores) - (output - baseline_output)``: quadrature error.
     """
@@ -176,7 +177,8 @@ def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, 
         E.g. a glycan graph of :func:`reprs.glycans.glycan_graph`; node labels are the monomers.
     target : class label, optional
         Classifier: the class explained (default: the predicted class). Multi-task classifier:
-        the output column (its heads' classes side by side). Regressor: the target column (default 0).
+        the output column (its heads' classes side by side). Regressor: the target column (default 0);
+        its output and scores are in the target's units (``output`` equals ``predict``).
     output : {"logit", "log_proba", "log_odds"}, optional
         What of a classifier's class is explained (:func:`integrated_gradients`); default
         ``"log_odds"`` for (multi-task) multiclass classifiers, ``"logit"`` for multilabel ones (a
@@ -212,6 +214,11 @@ def monomer_attribution(estimator: Any, graph: nx.Graph, *, target: Any = None, 
     if baseline is not None:
         baseline = torch.as_tensor(np.asarray(baseline), dtype=data.x.dtype, device=data.x.device).expand_as(data.x)
     scores, out, base = integrated_gradients(model, data, target=index, steps=steps, output=output, baseline=baseline)
+    if hasattr(estimator, "y_std_"):
+        # A regressor's model predicts standardised targets (GNNRegressor): back to the target's own
+        # units, so that ``output`` is what ``predict`` gives and the scores sum to a change of it.
+        std, mean = float(np.ravel(estimator.y_std_)[index]), float(np.ravel(estimator.y_mean_)[index])
+        scores, out, base = scores * std, out * std + mean, base * std + mean
     nodes = scores.sum(axis=1)
     return Attribution(
         node_scores=nodes,

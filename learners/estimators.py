@@ -111,15 +111,18 @@ class _GNNEstimator(BaseEstimator):
         y = np.asarray(y)
         if len(y) != len(graphs):
             raise InputError(f"got {len(graphs)} graphs but {len(y)} targets")
-        target, task, n_out = self._encode(y)
-        data = graphs_to_data(graphs, target, dtype=self.dtype, edge_dim=edge_dim)
+        held_out = val is None and self.validation_fraction > 0
+        train_idx, val_idx = self._split(y) if held_out else (np.arange(len(y)), None)
+        # What the encoding learns (the regressor's target mean and scale, the classes) comes from the
+        # training part alone: the held-out part must not shape the targets it is scored on.
+        _, task, n_out = self._encode(y[train_idx])
+        data = graphs_to_data(graphs, self._encode_more(y), dtype=self.dtype, edge_dim=edge_dim)
         if val is not None:
             v_in, v_edge = feature_widths(val[0])
             if v_in != in_dim or v_edge not in (None, edge_dim):
                 raise InputError(f"validation graphs have widths {(v_in, v_edge)}, training graphs {(in_dim, edge_dim)}")
             val_data = graphs_to_data(val[0], self._encode_more(np.asarray(val[1])), dtype=self.dtype, edge_dim=edge_dim)
-        elif self.validation_fraction > 0:
-            train_idx, val_idx = self._split(y)
+        elif held_out:
             data, val_data = [data[i] for i in train_idx], [data[i] for i in val_idx]
         else:
             val_data = None
@@ -249,19 +252,23 @@ class GNNClassifier(_GNNEstimator):
         return accuracy(np.asarray(y), self.predict(graphs))
 
 
+def _check_targets(y: np.ndarray) -> None:
+    if y.ndim not in (1, 2) or not np.issubdtype(y.dtype, np.number) or not np.isfinite(y).all():
+        raise InputError("y must be a finite numeric array of shape (n,) or (n, T)")
+
+
 class GNNRegressor(_GNNEstimator):
     """Graph regressor on a :class:`~learners.models.GraphModel`.
 
-    Targets are standardised (mean 0, unit variance per column) for training and mapped back
-    on prediction. Parameters as :class:`GNNClassifier`; ``monitor`` defaults to ``"mae"`` when
+    Targets are standardised (mean 0, unit variance per column, over the training graphs only: not
+    over the part ``validation_fraction`` holds out) for training and mapped back on prediction. Parameters as :class:`GNNClassifier`; ``monitor`` defaults to ``"mae"`` when
     there is a validation set (MAE on standardised targets).
     """
 
     _default_monitor = "mae"
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
-        if y.ndim not in (1, 2) or not np.issubdtype(y.dtype, np.number) or not np.isfinite(y).all():
-            raise InputError("y must be a finite numeric array of shape (n,) or (n, T)")
+        _check_targets(y)
         self.y_ndim_ = y.ndim
         y2 = y.reshape(len(y), -1).astype(np.float64)
         self.y_mean_, self.y_std_ = y2.mean(axis=0), y2.std(axis=0)
@@ -269,6 +276,7 @@ class GNNRegressor(_GNNEstimator):
         return self._encode_more(y), "regression", y2.shape[1]
 
     def _encode_more(self, y: np.ndarray) -> np.ndarray:
+        _check_targets(y)
         # float64: the trainer casts them to the model's dtype; a float32 copy here would round a float64 run's targets
         return ((y.reshape(len(y), -1) - self.y_mean_) / self.y_std_).astype(np.float64)
 

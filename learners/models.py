@@ -69,12 +69,24 @@ def relation_table(edge_attr: Any, *, min_count: int = 1, max_relations: int | N
     Returns
     -------
     torch.Tensor, shape (n_relations, edge_dim), float64
+
+    Raises
+    ------
+    InputError
+        Edge features other than 0/1 (relations are discrete edge types), or none occurring
+        ``min_count`` times.
     """
     import numpy as np
 
     rows = np.asarray(edge_attr.detach().cpu() if isinstance(edge_attr, torch.Tensor) else edge_attr, dtype=float)
     if rows.ndim != 2 or len(rows) == 0:
         raise InputError(f"edge_attr must be a non-empty (n_edges, edge_dim) array, got shape {rows.shape}")
+    if not np.isin(rows, (0.0, 1.0)).all():
+        # GraphModel.relation_ids matches an edge to a relation within a distance of 0.5, which tells
+        # 0/1 rows apart exactly; continuous features would be merged with a nearby relation silently.
+        raise InputError("relational kinds (rgcn, compgcn) need discrete 0/1 edge features (one-hot types, "
+                         f"fingerprint bits); got values such as {rows[~np.isin(rows, (0.0, 1.0))][:3].tolist()}: "
+                         "use an edge-aware kind (gine, gat, attentivefp) for continuous edge features")
     if edge_dir is not None:
         edge_dir = np.asarray(edge_dir.detach().cpu() if isinstance(edge_dir, torch.Tensor) else edge_dir)
         if edge_dir.shape != (len(rows),):

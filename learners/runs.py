@@ -178,6 +178,9 @@ class SplitConfig(Schema):
     def check(self, where: str) -> None:
         if (self.by == "file") != (self.file is not None):
             raise ConfigError(f"{where}: by = 'file' and a 'file' go together (a split file of write_split_file)")
+        if self.by != "file" and self.name != "structure":
+            raise ConfigError(f"{where}.name = {self.name!r} names a split of a split file; it is read only with "
+                              "by = 'file'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +227,13 @@ class RunConfig(Schema):
             if self.split.by not in (None, "random", "file"):
                 raise ConfigError(f"split.by = {self.split.by!r} is not a split of lectins; task = 'binding' splits "
                                   "by 'random' (whole lectin sequences) or 'file' (keyed by sequence)")
+        # The settings of one model kind only (the estimators take them and other kinds never read them).
+        kind = self.model.kind or ("rgcn" if binding else "gine")  # the estimators' default kinds
+        for key, reader in (("composition", "compgcn"), ("num_bases", "rgcn")):
+            if getattr(self.model, key) is not None and kind != reader:
+                raise ConfigError(f"model.{key} is read by kind = {reader!r} only, not by kind = {kind!r}")
+        if self.model.readout is not None and kind == "attentivefp":
+            raise ConfigError("model.readout is not read by kind = 'attentivefp' (it has its own attentive readout)")
         several = self.dataset.source == "glycan_task" and self.dataset.task in DatasetConfig.MULTI_LABEL_TASKS
         if self.task == "multitask" and not several:
             raise ConfigError(f"task = 'multitask' needs a dataset with several label columns: source = 'glycan_task' "

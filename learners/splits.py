@@ -319,7 +319,8 @@ def write_split_file(path: Any, keys: Sequence[str], splits: dict[str, Sequence[
     Raises
     ------
     InputError
-        Duplicate keys, or a split whose parts do not partition ``range(len(keys))``.
+        Duplicate keys, a split of other than three parts (train, val, test; an empty one is fine),
+        or a split whose parts do not partition ``range(len(keys))``.
     """
     import gzip
 
@@ -332,6 +333,10 @@ def write_split_file(path: Any, keys: Sequence[str], splits: dict[str, Sequence[
         raise InputError("split keys must be unique")
     table = pd.DataFrame({"key": keys})
     for name, parts in splits.items():
+        if len(parts) != len(PARTS):
+            # parts are named by position: two parts would write the test rows as "val"
+            raise InputError(f"split {name!r} has {len(parts)} parts; a split file holds {len(PARTS)} in the order "
+                             f"{PARTS} (give an empty array for a part without rows)")
         column = np.full(len(keys), "", dtype=object)
         for part_name, part in zip(PARTS, parts):
             column[np.asarray(part, dtype=int)] = part_name

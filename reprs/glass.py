@@ -516,6 +516,7 @@ def local_environments(
     if centers is None:
         rows = np.flatnonzero(elements == element) if element is not None else np.arange(len(nodes))
     else:
+        centers = list(centers)  # read twice below: a generator would be empty the second time
         unknown = [c for c in centers if c not in position]
         if unknown:
             raise InputError(f"centre(s) {unknown[:5]} are not nodes of the graph")

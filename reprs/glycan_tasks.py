@@ -213,7 +213,9 @@ def taxonomy_task(level: str | None = None, *, min_class_size: int = 1) -> Glyca
     determined = ~(text.apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)
     dropped = {"records without a label at every level": int((~labelled).sum()),
                "records 'undetermined' at some level": int((labelled & ~determined).sum())}
-    records = records[labelled & determined]
+    # Labels without surrounding blanks: glycowork spells a few taxa both ways ("Actinomycetales " and
+    # "Actinomycetales"), which would otherwise be two classes and split a glycan's votes.
+    records = records.assign(**{lv: text[lv] for lv in levels})[labelled & determined]
     unique = pd.unique(records["glycan"])
     keys = records["glycan"].map(dict(zip(unique, _canonical(unique))))
     dropped["malformed glycan strings"] = int(records.loc[keys.isna(), "glycan"].nunique())

@@ -22,7 +22,8 @@ TAXONOMY_LEVELS = ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "G
 def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: bool = True) -> pd.DataFrame:
     """Unique glycans of glycowork's species table with their taxonomy at one level.
 
-    De-duplication: glycowork lists a glycan once per species record. Records are grouped by the
+    Labels are read without surrounding blanks (glycowork writes a few taxa with a trailing space
+    too, ``"Actinomycetales "``). De-duplication: glycowork lists a glycan once per species record. Records are grouped by the
     glycan string (as glycowork writes it; strings that differ only in branch order are distinct
     glycowork entries and stay distinct here). ``labels`` holds every label seen at ``level``
     (sorted), ``label`` the one seen in most records (ties broken alphabetically), the single
@@ -62,7 +63,10 @@ def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: 
         raise InputError(f"min_class_size must be >= 1, got {min_class_size}")
     column = by_name[level.lower()]
     records = df_species[["glycan", column]].dropna()
+    # The label as written less surrounding blanks: glycowork spells a few taxa both ways
+    # ("Actinomycetales " and "Actinomycetales"), which would otherwise be two classes.
     text = records[column].astype(str).str.strip()
+    records = records.assign(**{column: text})
     records, text = records[text != ""], text[text != ""]
     determined = text.str.lower() != "undetermined"
     unlabelled = set(records.loc[~determined, "glycan"]) - set(records.loc[determined, "glycan"])

@@ -599,6 +599,8 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     if v.ndim != 3 or v.shape[0] < 2:
         raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2, got {v.shape}")
     w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
+    if w.shape != (v.shape[1],):  # one mass would broadcast over every atom without a word
+        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
     v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps

@@ -490,6 +490,10 @@ class SimulationConfig(_Table):
             raise ConfigError("the config has no [[stages]]")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.engine == "matrep" and self.md.n_procs != 1:
+            # our engine runs in one process: the MPI ranks would be ignored
+            raise ConfigError(f"md.n_procs = {self.md.n_procs} sets the MPI ranks of engine = 'lammps'; "
+                              "engine = 'matrep' does not read it")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

@@ -59,6 +59,8 @@ class EnhancedSystem(_Table):
     def check(self, where: str) -> None:
         if self.dim not in (2, 5):
             raise ConfigError(f"{where}.dim must be 2 or 5, got {self.dim}")
+        if self.kind != "mueller_brown" and self.dim != 2:
+            raise ConfigError(f"{where}.dim sets the Müller-Brown dimension; kind = {self.kind!r} does not read it")
 
 
 @dataclass(frozen=True)

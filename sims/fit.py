@@ -1036,6 +1036,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
                              f"{equilibration}")
     if engine not in ("sims", "lammps"):
         raise SimsInputError(f"engine must be 'sims' or 'lammps', got {engine!r}")
+    if engine == "sims" and n_procs != 1:  # our engine runs in this process: the ranks would be ignored
+        raise SimsInputError(f"n_procs = {n_procs} sets the MPI ranks of engine='lammps'; engine='sims' does not read it")
     first, last, knots, g_t, kT, weights, u = _inversion(targets, cutoff, g_min)
     rc = float(knots[-1])
     for k, t in enumerate(targets):

@@ -190,6 +190,11 @@ class FitConfig(_Table):
             raise ConfigError("method 'diffsim' needs a [potential] table (the starting potential)")
         if self.method == "ibi" and self.potential is not None:
             raise ConfigError("method 'ibi' builds its own tabulated potential; remove the [potential] table")
+        # The other method's settings would be ignored without a word.
+        for table, default in (("diffsim", DiffsimSettings()), ("ibi", IBISettings())):
+            if self.method != table and getattr(self, table) != default:
+                raise ConfigError(f"the [{table}] table is read by method = {table!r} only, not by "
+                                  f"method = {self.method!r}; remove it or set method = {table!r}")
 
 
 def _system(table: dict, seed: int, base: str, where: str):

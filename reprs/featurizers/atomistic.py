@@ -546,6 +546,13 @@ class _MatrixBase(_DScribeFeaturizer):
                 "permutation='random' needs an int seed so that featurize is reproducible, "
                 f"got seed={self.seed!r}"
             )
+        if self.permutation != "random" and self.seed is not None:
+            # DScribe reads the seed only to draw random permutations: it would be ignored
+            # (DScribe itself refuses a sigma without permutation='random').
+            raise InputError(
+                f"seed={self.seed!r} is used only with permutation='random', not {self.permutation!r}; "
+                "drop seed or set permutation='random'"
+            )
         return dict(n_atoms_max=self.n_atoms_max, permutation=self.permutation, sigma=self.sigma, seed=self.seed)
 
     def _descriptor(self):

@@ -149,6 +149,21 @@ def test_pairwise_ged_equals_networkx():
     assert ged.graph_edit_distance(graphs[1], graphs[2], costs=UniformCosts()).optimal
 
 
+def test_pairwise_ged_with_asymmetric_costs_computes_both_orders():
+    # Inserting costs twice as much as deleting: GED(a, b) != GED(b, a). The matrix was mirrored
+    # from its upper triangle, so its lower triangle held the other order's distances.
+    from graphs.costs import CallableCosts
+
+    prices = dict(node_ins_cost=lambda d: 2.0, node_del_cost=lambda d: 1.0,
+                  edge_ins_cost=lambda d: 2.0, edge_del_cost=lambda d: 1.0,
+                  node_subst_cost=lambda a, b: float(a["label"] != b["label"]))
+    graphs = labelled_trees(5, 5, n_min=1, n_max=4)
+    out = pairwise(graphs, "ged", metric_params={"costs": CallableCosts(**prices)}, block=2)
+    ref = brute(graphs, lambda a, b: nx.graph_edit_distance(a, b, **prices))
+    assert not np.allclose(ref, ref.T)  # the test needs an asymmetric case
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
 def test_bounds_are_flagged():
     with pytest.warns(NonOptimalWarning, match="bounds, not proven optimal"):
         values = pairwise(GRAPHS, PairMetric(bound_when_large, symmetric=True))

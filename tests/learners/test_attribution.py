@@ -111,3 +111,23 @@ def test_monomer_attribution_explains_log_odds_by_default(fucose_task):
     assert att.kind == "log_odds" and att.output == pytest.approx(np.log(p / (1 - p)), rel=1e-8)
     logit = monomer_attribution(clf, graph, target=1, output="logit", baseline=np.full(128, 0.5))
     assert logit.kind == "logit" and logit.baseline_output != att.baseline_output
+
+
+def test_regressor_attribution_is_in_the_target_units():
+    # GNNRegressor's model predicts standardised targets; the attribution was reported in those units
+    # (output 0.12 for a prediction of 9665). Now output is predict's value, the baseline output the
+    # prediction for the same graph with every node feature zeroed (the default baseline), and the
+    # scores sum to their difference.
+    from learners import GNNRegressor
+
+    graphs = [glycan_graph(s) for s in (GLYCAN, "Gal(b1-4)GlcNAc", "Man(a1-3)[Man(a1-6)]Man", "Fuc(a1-2)Gal",
+                                        "Neu5Ac(a2-3)Gal(b1-4)GlcNAc", "GlcNAc(b1-4)GlcNAc")]
+    y = 1000.0 * np.array([g.number_of_nodes() for g in graphs]) + 5000.0
+    reg = GNNRegressor(kind="gin", hidden=8, layers=1, epochs=3, batch_size=32, dtype=torch.float64).fit(graphs, y)
+    att = monomer_attribution(reg, graphs[0], steps=128)
+    blank = graphs[0].copy()
+    for n in blank:
+        blank.nodes[n]["x"] = np.zeros_like(blank.nodes[n]["x"])
+    assert att.output == pytest.approx(float(reg.predict([graphs[0]])[0]), rel=1e-12)
+    assert att.baseline_output == pytest.approx(float(reg.predict([blank])[0]), rel=1e-12)
+    assert abs(att.completeness_gap) <= 2e-2 * abs(att.output - att.baseline_output)

@@ -122,3 +122,19 @@ def test_a_float64_regressor_trains_on_its_float64_targets():
     out = reg.trainer_.predict(start, graphs_to_data(graphs, dtype=torch.float64, edge_dim=reg.edge_dim_), _forward)
     z = (y - y.mean()) / y.std()
     assert reg.history_[0]["train_loss"] == pytest.approx(np.mean((out[:, 0] - z) ** 2), rel=1e-13, abs=0)
+
+
+def test_regressor_standardises_targets_on_the_training_part_only():
+    # The held-out part must not shape its own targets: mean and scale come from the rows
+    # random_split keeps for training (before, from every row, the held-out ones included).
+    from learners.splits import random_split
+
+    graphs = [glycan_graph(s) for s in random_glycans(16, seed=0)[0]]
+    y = np.arange(16.0) ** 2
+    reg = GNNRegressor(kind="gin", hidden=8, layers=1, epochs=1, batch_size=32, validation_fraction=0.25,
+                       seed=3).fit(graphs, y)
+    train, val = random_split(16, (0.75, 0.25), seed=3)
+    np.testing.assert_allclose(reg.y_mean_, [y[train].mean()], rtol=1e-15)
+    np.testing.assert_allclose(reg.y_std_, [y[train].std()], rtol=1e-15)
+    with pytest.raises(InputError, match="finite numeric"):
+        GNNRegressor(epochs=1).fit(graphs[:4], y[:4], val=(graphs[4:6], [1.0, np.nan]))

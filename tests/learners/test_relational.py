@@ -367,3 +367,7 @@ def test_min_relation_count_counts_each_linkage_once():
         assert len(clf.relations_) == 1
     with pytest.raises(InputError, match="one entry per edge"):
         relation_table(batch.edge_attr, edge_dir=batch.edge_dir[:-1])
+    # Continuous edge features: relation_ids would take an edge 0.3 away from a relation for that
+    # relation (it matches within 0.5, exact for 0/1 rows only); refused instead of merged silently.
+    with pytest.raises(InputError, match="discrete 0/1 edge features"):
+        relation_table(batch.edge_attr * 0.7)

@@ -202,14 +202,24 @@ def test_relational_model_settings_reach_the_saved_model(csv_dataset, tmp_path):
     from learners.estimators import load_estimator
 
     cfg = _config(csv_dataset, epochs=1)
-    cfg["model"] = {"kind": "compgcn", "hidden": 8, "layers": 1, "composition": "corr", "num_bases": 4}
+    cfg["model"] = {"kind": "compgcn", "hidden": 8, "layers": 1, "composition": "corr"}
     train_run(cfg, tmp_path / "run", progress=False)
     model = load_estimator(tmp_path / "run" / "estimator.pt")
-    assert model.composition == "corr" and model.num_bases == 4 and model.model_.convs[0].composition == "corr"
+    assert model.composition == "corr" and model.model_.convs[0].composition == "corr"
+    cfg["model"] = {"kind": "rgcn", "hidden": 8, "layers": 1, "num_bases": 1}
+    train_run(cfg, tmp_path / "run_rgcn", progress=False)
+    assert load_estimator(tmp_path / "run_rgcn" / "estimator.pt").num_bases == 1
     with pytest.raises(ConfigError, match="did you mean 'composition'"):
         load_config({**cfg, "model": {"kind": "compgcn", "compositon": "sub"}})
     with pytest.raises(ConfigError, match="model.composition"):
         load_config({**cfg, "model": {"kind": "compgcn", "composition": "add"}})
+    # settings of another kind were accepted and ignored
+    with pytest.raises(ConfigError, match="model.composition is read by kind = 'compgcn' only, not by kind = 'gine'"):
+        load_config({**cfg, "model": {"composition": "sub"}})
+    with pytest.raises(ConfigError, match="model.num_bases is read by kind = 'rgcn' only"):
+        load_config({**cfg, "model": {"kind": "compgcn", "num_bases": 4}})
+    with pytest.raises(ConfigError, match="model.readout is not read by kind = 'attentivefp'"):
+        load_config({**cfg, "model": {"kind": "attentivefp", "readout": "sum"}})
 
 
 @pytest.mark.parametrize("problem", ["yaml", "syntax", "missing dataset", "typo"])
@@ -255,6 +265,8 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
         train_run(cfg, tmp_path / "run", progress=False)
     with pytest.raises(ConfigError, match="go together"):
         load_config({**cfg, "split": {"by": "file"}})
+    with pytest.raises(ConfigError, match="read only with by = 'file'"):  # was ignored
+        load_config({**cfg, "split": {"by": "random", "name": "random"}})
     with pytest.raises(ConfigError, match="task must be one of"):
         load_config({"dataset": {"source": "glycan_task", "task": "lectins"}})
 

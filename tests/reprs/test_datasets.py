@@ -120,3 +120,21 @@ def test_undetermined_is_a_missing_label_not_a_class():
     known = df_species.dropna(subset=["Species"])
     known = known[~known["Species"].str.strip().str.lower().isin(["", "undetermined"])]
     assert len(species) == known["glycan"].nunique() - 3
+
+
+def test_labels_are_read_without_surrounding_blanks():
+    # glycowork writes a few taxa with a trailing blank too ("Actinomycetales " beside
+    # "Actinomycetales"): they were two classes, and a glycan's records were split between them.
+    from glycowork.glycan_data.loader import df_species
+
+    from reprs.glycan_tasks import taxonomy_task
+
+    with pytest.warns(UserWarning):
+        order = load_glycans(level="Order")
+    assert all(x == x.strip() for labels in order["labels"] for x in labels)
+    blank = set(df_species.loc[df_species["Order"] == "Actinomycetales ", "glycan"])
+    rows = order[order["glycan"].isin(blank)]
+    assert len(rows) and all("Actinomycetales" in labels for labels in rows["labels"])
+    table = taxonomy_task().table
+    for level in ("Order", "Family", "Species"):
+        assert table[level].eq(table[level].str.strip()).all()

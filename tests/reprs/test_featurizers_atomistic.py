@@ -198,6 +198,8 @@ def test_bad_inputs():
         SOAP(species=["Si"]).featurize(water())
     with pytest.raises(errors.InputError, match="seed"):
         CoulombMatrix(n_atoms_max=4, permutation="random", sigma=0.1)
+    with pytest.raises(errors.InputError, match="only with permutation='random'"):
+        CoulombMatrix(n_atoms_max=4, seed=3)  # was accepted and ignored
     with pytest.raises(errors.InputError):
         CoulombMatrix(n_atoms_max=2).featurize(methanol())
     with pytest.raises(errors.InputError, match="invalid MBTR parameters"):

@@ -329,6 +329,9 @@ def test_local_environments_equal_networkx_ego_graphs():
             shells = nx.single_source_shortest_path_length(graph, c, cutoff=k)
             assert nx.get_node_attributes(env, "shell") == shells
             assert env.graph["center"] == c and env.graph["k"] == k
+    # centres as a one-pass iterable: it was consumed by the check of unknown centres, and the call
+    # then refused "no centres selected"
+    assert [e.graph["center"] for e in local_environments(graph, 1, iter(centres))] == centres
     si_envs = local_environments(graph, 1, element="Si")
     assert [e.graph["center"] for e in si_envs] == [n for n, s in graph.nodes(data="element")
                                                     if s == "Si"]

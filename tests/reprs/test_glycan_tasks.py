@@ -90,7 +90,7 @@ def test_every_multitask_row_is_a_lineage_recorded_for_its_glycan():
     records = records[~(records[levels].astype(str).apply(lambda c: c.str.lower()) == "undetermined").any(axis=1)]
     identity = dict(zip(pd.unique(records["glycan"]), _graph_identity(pd.unique(records["glycan"]))))
     key = records["glycan"].map(identity)
-    recorded = Counter(zip(key, *(records[lv] for lv in levels)))
+    recorded = Counter(zip(key, *(records[lv].str.strip() for lv in levels)))  # "Actinomycetales " is Actinomycetales
     by_glycan: dict = {}
     for (k, *lineage), n in recorded.items():
         by_glycan.setdefault(k, []).append((-n, tuple(lineage)))
@@ -198,6 +198,9 @@ def test_split_file_round_trip_and_mismatch(tmp_path):
         read_split_file(path, keys, "random")
     with pytest.raises(InputError, match="exactly once"):
         write_split_file(path, keys, {"bad": (np.arange(8), np.array([8]), np.array([8]))})
+    # (train, test) only: the test rows were written as "val" without a word
+    with pytest.raises(InputError, match="has 2 parts"):
+        write_split_file(path, keys, {"two": (np.arange(8), np.array([8, 9]))})
 
 
 def test_single_class_in_a_split_part_is_refused():

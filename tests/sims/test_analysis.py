@@ -231,6 +231,9 @@ def test_vdos_peak_of_harmonic_motion():
     freq, dos = vdos(v, timestep=1.0)
     assert freq[np.argmax(dos)] == pytest.approx(nu, abs=freq[1])
     assert dos.sum() * freq[1] == pytest.approx(1.0)
+    # masses of another length than the atoms: refused (one mass was broadcast over all four atoms)
+    with pytest.raises(SimsInputError, match="one value per atom"):
+        vdos(v, timestep=1.0, masses=[12.0])
 
 
 def test_bad_input():

@@ -477,3 +477,13 @@ def test_adjoint_through_force_jacobian_products_matches_autograd():
     fd = _Dynamics(_FiniteDifferenceMB(), dyn.masses, dyn.numbers, dyn.integrator, 1)
     approx = _adjoint_gradient(fd, bias, frames, index, 15)[0]
     torch.testing.assert_close(approx, exact, rtol=1e-6, atol=1e-9)
+
+
+def test_enhanced_config_refuses_a_dimension_its_system_does_not_read():
+    # system.dim sets the Müller-Brown dimension; with alanine dipeptide it was ignored without a word.
+    from sims.enhanced_run import EnhancedConfig
+    from sims.errors import ConfigError
+
+    assert EnhancedConfig.from_config({"system": {"kind": "mueller_brown", "dim": 5}}, where="").system.dim == 5
+    with pytest.raises(ConfigError, match="does not read it"):
+        EnhancedConfig.from_config({"system": {"kind": "alanine_dipeptide", "dim": 5}}, where="")

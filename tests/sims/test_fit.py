@@ -397,6 +397,11 @@ def test_ibi_converges_on_the_lennard_jones_target(target):
     assert u_err < 0.6
 
 
+def test_ibi_refuses_mpi_ranks_for_our_engine(target):
+    with pytest.raises(SimsInputError, match="engine='sims' does not read it"):  # was ignored
+        ibi(target, iterations=1, engine="sims", n_procs=4)
+
+
 def test_ibi_on_lammps_converges_like_ibi_on_our_engine(target, tmp_path):
     """The same IBI, its simulations run by LAMMPS (``pair_style table``): it must reach the target RDF
     and the true U(r) as well as on our engine, and a checkpointed rerun resumes without rerunning."""

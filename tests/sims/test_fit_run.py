@@ -116,6 +116,7 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "vacf_lags": 3}]}, "vacf_lags needs frames"),
     ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
     ({"diffsim": {"gradient": "reweigh"}}, "did you mean 'reweight'"),
+    ({"ibi": {"iterations": 3}}, r"the \[ibi\] table is read by method = 'ibi' only"),  # was ignored
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()

@@ -162,6 +162,7 @@ def test_every_table_is_strict(tmp_path):
     _refused(dict(cfg, md={"dtyp": "float64"}), tmp_path, r"unknown key 'dtyp' in md; did you mean 'dtype'\?")
     _refused(dict(cfg, md={"dtype": "float16"}), tmp_path, r"md\.dtype must be one of 'float32', 'float64'")
     _refused(dict(cfg, md={"skin": "1"}), tmp_path, r"md\.skin must be a number, got the string '1'")
+    _refused(dict(cfg, md={"n_procs": 4}), tmp_path, r"engine = 'matrep' does not read it")  # was ignored
     _refused(dict(cfg, output={"path": "a.extxyz", "checkpoint_evry": 5}), tmp_path,
              r"unknown key 'checkpoint_evry' in output; did you mean 'checkpoint_every'\?")
     _refused(dict(cfg, output={"path": "a.xyz"}), tmp_path, r"output\.path must end in \.db or \.extxyz")
