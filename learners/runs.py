@@ -67,19 +67,21 @@ The run folder receives ``config.json`` (the config, with the dataset path made 
 trainer's ``checkpoint.pt`` / ``best.pt`` / ``log.jsonl``, ``estimator.pt`` (the fitted estimator,
 :func:`learners.estimators.save_estimator`), ``metrics.json`` (test-set metrics) and
 ``learning_curve.png``. A rerun with the same config into the same folder resumes from the
-checkpoint; a different config (or a folder that is not a run folder) is refused, so that a folder
-never describes a model it does not hold.
+checkpoint; a different config, the same config over other data (``data.sha256`` keeps a digest of the
+inputs, labels and split), or a folder that is not a run folder is refused, so that a folder never
+describes a model it does not hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -420,17 +422,33 @@ def _plot_history(history: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def _claim(run_dir: Path, spec: RunConfig, cfg: dict) -> None:
-    """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config.
+def _data_digest(*parts: Sequence[Any] | np.ndarray) -> str:
+    """SHA-256 of the data a run trains and tests on: inputs, labels and the split's index arrays."""
+    h = hashlib.sha256()
+    for part in parts:
+        arr = np.asarray(part)
+        if arr.dtype == object or arr.dtype.kind == "U":
+            blob = json.dumps(arr.tolist(), default=str).encode()
+        else:
+            blob = np.ascontiguousarray(arr).tobytes() + str(arr.dtype).encode()
+        h.update(len(blob).to_bytes(8, "little") + blob)
+    return h.hexdigest()
+
+
+def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
+    """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config and data.
 
     A checkpoint resumes only the training its config describes (:class:`learners.Trainer` restores
     weights, optimizer and schedule, not the settings), so a different config is refused instead of
-    being written over the record of the model the folder holds. A folder whose run never got to
-    train (no checkpoint, no weights) takes the new config.
+    being written over the record of the model the folder holds. The same config over other data (a
+    CSV edited in place, another split file under the same name) is refused as well: ``data`` is the
+    :func:`_data_digest` of the inputs, labels and split, kept in ``data.sha256`` (folders written
+    before it was kept are not checked on it). A folder whose run never got to train (no checkpoint,
+    no weights) takes the new config.
     """
     from reprs.fileio import atomic_write
 
-    record = run_dir / "config.json"
+    record, digest = run_dir / "config.json", run_dir / "data.sha256"
     if record.is_file():
         try:
             old = RunConfig.from_config(json.loads(record.read_text()), where="")
@@ -443,11 +461,18 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict) -> None:
         if differ and trained:
             raise InputError(f"{str(run_dir)!r} holds a run of a different config (it differs in "
                              f"{', '.join(sorted(differ))}); train into a new run folder, or remove this one")
+        if trained and digest.is_file() and digest.read_text().strip() != data:
+            raise InputError(f"{str(run_dir)!r} holds a run of the same config over other data (its dataset, "
+                             "labels or split changed since: the resumed model would mix the two); train into a new "
+                             "run folder, or remove this one")
         if not differ:
+            if not trained:
+                atomic_write(digest, data + "\n")
             return
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise InputError(f"{str(run_dir)!r} exists and is not a run folder (no config.json); refusing to write "
                          "into it: give a new or empty folder")
+    atomic_write(digest, data + "\n")
     atomic_write(record, json.dumps(cfg, indent=1))
 
 
@@ -514,7 +539,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
 
         for k, column in enumerate(columns):
             check_split_labels(y[:, k], (train,), names=("train",), column=column)
-        _claim(run_dir, spec, cfg)
+        _claim(run_dir, spec, cfg, _data_digest(strings, labels, keep, train, val, test))
         # Validation labels of classes training lacks are left out of that level's loss by the estimator.
         estimator.fit(pick(train), pd.DataFrame(y[train], columns=columns),
                       val=(pick(val), y[val]) if len(val) else None)
@@ -533,7 +558,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
         metrics["n_test_unseen_class"] = int((~known[test]).sum())
         if len(test) and (~known[test]).any():
             metrics["accuracy_all"] = None  # filled after fitting
-    _claim(run_dir, spec, cfg)
+    _claim(run_dir, spec, cfg, _data_digest(strings, labels, keep, train, val, test))
     estimator.fit(pick(train), y[train], val=(pick(val), y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")
     if "accuracy_all" in metrics:
@@ -584,7 +609,7 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
                                "n_unparsed": int((~parsed).sum()), "n_unparsed_glycans": len(failures),
                                "n_lectin_sequences": len(sequences)}
-    _claim(run_dir, spec, cfg)
+    _claim(run_dir, spec, cfg, _data_digest(glycans, sequences, pairs, y, train, val, test))
     estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train],
                   val=(pairs[val], y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")

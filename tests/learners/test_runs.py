@@ -82,6 +82,19 @@ def test_rerun_resumes_from_the_checkpoint(csv_dataset, tmp_path):
     assert again == first  # nothing left to train: the same final model
 
 
+def test_rerun_over_edited_data_is_refused(tmp_path):
+    """The same config over a CSV edited in place (labels flipped, same rows and count) would resume the old model
+    and train it further on other labels; it is refused. Fails on the code that compared configs only."""
+    strings, y = random_glycans(60, seed=5)
+    path = tmp_path / "fuc.csv"
+    pd.DataFrame({"glycan": strings, "label": ["fuc" if v else "plain" for v in y]}).to_csv(path, index=False)
+    train_run(_config(path, epochs=2), tmp_path / "a", progress=False)
+    assert len((tmp_path / "a" / "data.sha256").read_text().strip()) == 64
+    pd.DataFrame({"glycan": strings, "label": ["plain" if v else "fuc" for v in y]}).to_csv(path, index=False)
+    with pytest.raises(InputError, match="same config over other data"):
+        train_run(_config(path, epochs=2), tmp_path / "a", progress=False)
+
+
 def test_bad_run_input(csv_dataset, tmp_path):
     with pytest.raises(InputError, match="unknown key 'width' in model; known:"):
         train_run({**_config(csv_dataset), "model": {"kind": "gine", "width": 3}}, tmp_path / "b")
