@@ -89,8 +89,9 @@ def test_fused_kernel_on_a_batch_is_the_integrators_step(thermostat):
 @pytest.mark.parametrize("thermostat, look_ahead", [(False, True), (True, True), (True, False)])
 def test_fused_batch_follows_the_eager_batch(thermostat, look_ahead, eager_kernel, monkeypatch):
     """80 steps of eight systems of different sizes and shapes (list parts rebuilt on the way): the fused run follows
-    the eager one to round-off, each system its own seed and temperature; also with the look-ahead switched off,
-    where every rebuild comes after an atom passed half the skin and the step is taken again."""
+    the eager one to round-off, each system its own seed and temperature (changed half-way under Langevin); also
+    with the look-ahead switched off, where every rebuild comes after an atom passed half the skin and the step is
+    taken again."""
     if not look_ahead:
         monkeypatch.setattr(sims.md, "_LIST_TRIGGER", 0.0)
         monkeypatch.setattr(sims.md, "_LIST_BATCH", 0.0)
@@ -101,7 +102,10 @@ def test_fused_batch_follows_the_eager_batch(thermostat, look_ahead, eager_kerne
                      target_temperature=temperatures if thermostat else None, seed=[3, 1, 4, 1, 5, 9, 2, 6], dtype=F64,
                      skin=0.8, compiled=compiled)
         assert md._fused is compiled
-        md.run(80)
+        md.run(40)
+        if thermostat:  # a new target temperature for every system between two runs (a ramp's step)
+            md.set_target_temperature([t + 20 for t in temperatures])
+        md.run(40)
         runs[compiled] = md
     eager, fused = runs[False], runs[True]
     assert eager.neighbors.n_partial_builds > 3 and fused.neighbors.n_partial_builds > 3
