@@ -1,18 +1,30 @@
 """Benchmark: many small replicas in one batched run (sims.batch.BatchMD) against one sims.MD run each.
 
 256 replicas of 64 LJ argon atoms (simple cubic start at liquid density 0.021 1/Å^3, rattled per
-replica; sigma 3.4 Å, epsilon 0.0104 eV, cutoff 8.5 Å, skin 1 Å), Langevin at 90 K (friction
+replica; sigma 3.4 Å, epsilon 0.0104 eV, cutoff 8.5 Å, skin 1 Å or ``--skin``), Langevin at 90 K (friction
 0.02/fs, 5 fs steps), one seed per replica. The batched run and the sequential runs do the same
-steps on the same replicas; the first replicas' final positions must agree to 1e-8 Å (float64: the
-batched run is the same dynamics, see :mod:`sims.batch`). Both are timed after a two-step warm-up.
+steps on the same replicas; every run's final positions must agree with the eager batched run's to
+1e-8 Å (float64: the same dynamics, see :mod:`sims.batch`). Both are timed after a two-step warm-up.
 The issue's goal is a ratio of at least 20x. ``--npt`` wraps the thermostat in stochastic cell
 rescaling (:class:`sims.barostats.CellRescaling`, 100 bar, tau_p 500 fs, each replica its own cell):
 the batched barostat against the same barostat run replica by replica.
 
+``--compile`` adds the compiled runs: ``BatchMD(compiled=True)`` (the fused step for the whole batch) and one
+``sims.MD(compiled=True)`` per replica (the fused single-system step), so that the batched compiled run is set
+against both the issue's baseline (sequential eager ``sims.MD``) and the like-for-like one (sequential compiled);
+compiling is in the untimed warm-up. ``--npt`` is eager only (the fused step takes no barostat).
+
+Times are CPU seconds (``process_time``: the machine's cores are shared, wall time swings with the load; wall
+seconds are printed too). ``--repeats R`` times every variant R times, interleaved (fresh runs each time, the same
+steps), and prints the range.
+
 Run: ``.venv/bin/python benchmarks/sims_batched.py [--replicas 256] [--atoms-side 4] [--steps 100]
-[--threads 1] [--device cuda] [--dtype float64] [--check-every 10] [--npt]``. With ``--sequential-sample K``
-only K of the sequential runs are timed and the sequential time is scaled to all replicas (the
-check of equal positions then covers those K).
+[--threads 1] [--device cuda] [--dtype float64] [--check-every 10] [--skin 1.0] [--batch-skin S] [--compile]
+[--repeats 1] [--npt]``. ``--batch-skin`` gives the batched runs another skin than the sequential ones (the
+skin is a setting of each run: a batch of many small systems rebuilds some system's list on almost every step at
+1 Å).
+With ``--sequential-sample K`` only K of the sequential runs are timed and the sequential time is scaled to all
+replicas (the check of equal positions then covers those K).
 """
 
 from __future__ import annotations
@@ -50,14 +62,14 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def timed_run(md, steps: int, device) -> float:
-    """Seconds of ``md.run(steps)`` after two warm-up steps (a sims.MD or a BatchMD)."""
+def timed_run(md, steps: int, device) -> tuple[float, float]:
+    """CPU and wall seconds of ``md.run(steps)`` after two warm-up steps (a sims.MD or a BatchMD)."""
     md.run(2)
     sync(device)
-    t = time.perf_counter()
+    cpu, wall = time.process_time(), time.perf_counter()
     md.run(steps)
     sync(device)
-    return time.perf_counter() - t
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def main() -> None:
@@ -69,15 +81,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float64", choices=sorted(_DTYPES))
     parser.add_argument("--check-every", type=int, default=10)
+    parser.add_argument("--skin", type=float, default=1.0, help="neighbour-list skin of every run, Å")
+    parser.add_argument("--batch-skin", type=float, default=None,
+                        help="another skin for the batched runs only, Å (default --skin)")
     parser.add_argument("--sequential-sample", type=int, default=0,
                         help="time only this many sequential runs and scale (0: all)")
+    parser.add_argument("--compile", action="store_true", help="also the compiled runs (batched and sequential)")
+    parser.add_argument("--repeats", type=int, default=1, help="time every variant this many times, interleaved")
     parser.add_argument("--npt", action="store_true", help="constant pressure: CellRescaling around the thermostat")
     args = parser.parse_args()
+    if args.npt and args.compile:
+        parser.error("--npt runs eagerly only: the fused compiled step takes VelocityVerlet or Langevin, no barostat")
     torch.set_num_threads(args.threads)
     dtype, device = _DTYPES[args.dtype], args.device
     systems = replicas(args.replicas, args.atoms_side)
     seeds = list(range(args.replicas))
     pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, dtype=dtype, device=device)
+    n_seq = args.sequential_sample or args.replicas
+    batch_skin = args.skin if args.batch_skin is None else args.batch_skin
 
     def integrator():
         thermostat = sims.Langevin(timestep=5.0, temperature=90.0, friction=0.02)
@@ -87,32 +108,71 @@ def main() -> None:
 
         return CellRescaling(thermostat, pressure=100.0, tau_p=500.0, compressibility=1e-4)
 
-    batch = BatchMD(systems, pot, integrator(), temperature=90.0, seed=seeds, check_every=args.check_every,
-                    device=device, dtype=dtype)
-    t_batch = timed_run(batch, args.steps, device)
+    def batched(compiled: bool):
+        md = BatchMD(systems, pot, integrator(), temperature=90.0, seed=seeds, check_every=args.check_every,
+                     skin=batch_skin, compiled=compiled, device=device, dtype=dtype)
+        cpu, wall = timed_run(md, args.steps, device)
+        return cpu, wall, torch.split(md.state.positions.detach().cpu().double(), md.state.atoms_per_system().tolist())
 
-    n_seq = args.sequential_sample or args.replicas
-    t_seq, max_dx = 0.0, 0.0
-    sizes = batch.state.atoms_per_system().tolist()
-    final = torch.split(batch.state.positions.detach().cpu().double(), sizes)
-    for k in range(n_seq):
-        md = sims.MD(systems[k], pot, integrator(), temperature=90.0, seed=seeds[k], check_every=args.check_every,
-                     device=device, dtype=dtype)
-        t_seq += timed_run(md, args.steps, device)
-        max_dx = max(max_dx, float((md.state.positions.detach().cpu().double() - final[k]).abs().max()))
-    t_seq *= args.replicas / n_seq
+    def sequential(compiled: bool):
+        cpu = wall = 0.0
+        final = []
+        for k in range(n_seq):
+            md = sims.MD(systems[k], pot, integrator(), temperature=90.0, seed=seeds[k], check_every=args.check_every,
+                         skin=args.skin, compiled=compiled, device=device, dtype=dtype)
+            c, w = timed_run(md, args.steps, device)
+            cpu, wall = cpu + c, wall + w
+            final.append(md.state.positions.detach().cpu().double())
+        scale = args.replicas / n_seq
+        return cpu * scale, wall * scale, final
+
+    variants = {"batched": lambda: batched(False), "sequential": lambda: sequential(False)}
+    if args.compile:
+        variants |= {"batched compiled": lambda: batched(True), "sequential compiled": lambda: sequential(True)}
+        # Compile once, untimed (about a minute cold on this machine, seconds with inductor's cache warm).
+        BatchMD(systems[:2], pot, integrator(), temperature=90.0, seed=seeds[:2], skin=batch_skin, compiled=True,
+                device=device, dtype=dtype).run(3)
+        sims.MD(systems[0], pot, integrator(), temperature=90.0, seed=0, skin=args.skin, compiled=True,
+                device=device, dtype=dtype).run(3)
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    max_dx = 0.0
+    for _ in range(args.repeats):
+        finals = {}
+        for name, run in variants.items():
+            c, w, finals[name] = run()
+            cpu[name].append(c)
+            wall[name].append(w)
+        reference = finals["batched"]  # every variant against the eager batched run, replica by replica
+        for name, final in finals.items():
+            max_dx = max(max_dx, max(float((x - reference[k]).abs().max()) for k, x in enumerate(final)))
     if dtype == torch.float64:
-        assert max_dx < 1e-8, f"batched and sequential runs disagree by {max_dx} Å"
+        assert max_dx < 1e-8, f"the runs disagree by {max_dx} Å"
     n_atoms = args.replicas * args.atoms_side ** 3
     dev = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
-    print(f"# {time.strftime('%Y-%m-%d')}, {dev}, torch {torch.__version__}, ase {version('ase')}, "
-          f"{args.threads} thread(s), {args.dtype}, check_every={args.check_every}{', NPT' if args.npt else ''}")
-    print("| replicas x atoms | steps | sequential sims.MD (s) | batched BatchMD (s) | ratio | batched atom-steps/s "
-          "| max dx (Å) | sequential timed |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {args.replicas} x {args.atoms_side ** 3} | {args.steps} | {t_seq:.2f} | {t_batch:.2f} | "
-          f"{t_seq / t_batch:.1f}x | {n_atoms * args.steps / t_batch:.3g} | {max_dx:.1e} | "
-          f"{n_seq} of {args.replicas} |")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {dev}, torch {torch.__version__}, ase {version('ase')}, "
+          f"{args.threads} thread(s), {args.dtype}, skin {args.skin} Å (batched {batch_skin} Å), check_every={args.check_every}"
+          f"{', NPT' if args.npt else ''}; {args.replicas} x {args.atoms_side ** 3} atoms, {args.steps} steps, "
+          f"sequential runs timed: {n_seq} of {args.replicas}; {args.repeats} interleaved repeat(s); max dx of every "
+          f"run against the eager batched one {max_dx:.1e} Å")
+
+    def span(values: list[float], fmt: str = ".2f") -> str:
+        lo, hi = min(values), max(values)
+        return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}-{hi:{fmt}}"
+
+    print("| run | CPU s | wall s | atom-steps/CPU s |")
+    print("|---|---|---|---|")
+    for name in variants:
+        rate = [n_atoms * args.steps / c for c in cpu[name]]
+        print(f"| {name} | {span(cpu[name])} | {span(wall[name])} | {span(rate, '.3g')} |")
+    print("| ratio (CPU time, each repeat's own pair) | range |")
+    print("|---|---|")
+    pairs = [("sequential", "batched")]
+    if args.compile:
+        pairs += [("sequential", "batched compiled"), ("sequential compiled", "batched compiled"),
+                  ("batched", "batched compiled"), ("sequential", "sequential compiled")]
+    for slow, fast in pairs:
+        print(f"| {slow} / {fast} | {span([a / b for a, b in zip(cpu[slow], cpu[fast])], '.1f')}x |")
 
 
 if __name__ == "__main__":

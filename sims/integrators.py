@@ -95,14 +95,38 @@ class Integrator:
         """Restore :meth:`state_dict` into ``run``."""
 
 
+# The arithmetic of a step, as pure functions of tensors: the integrators' steps below and the fused compiled step
+# of sims.md (``_fused_kernel``, one graph for torch.compile) both call these, so the two cannot drift apart.
+# ``inv_m`` is 1 / mass broadcast against ``v`` ((N, 1) rows here, flat (3N,) in the fused step); ``dt`` in ASE time
+# units, a float or a 0-d tensor.
+
+def _kick(v: torch.Tensor, f: torch.Tensor, inv_m: torch.Tensor, dt) -> torch.Tensor:
+    """Half a time step of the forces ``f`` on the velocities (velocity Verlet's and BAOAB's B)."""
+    return v + 0.5 * dt * f * inv_m
+
+
+def _verlet_drift(x: torch.Tensor, v: torch.Tensor, f: torch.Tensor, inv_m: torch.Tensor, dt):
+    """The part of a velocity-Verlet step before the new forces: a half kick and a full drift; ``(x, v)``."""
+    v = _kick(v, f, inv_m, dt)
+    return x + dt * v, v
+
+
+def _baoab_drift(x: torch.Tensor, v: torch.Tensor, f: torch.Tensor, inv_m: torch.Tensor, dt, c1, kT,
+                 noise: torch.Tensor):
+    """The part of a BAOAB step before the new forces (B, A, O, A): ``c1 = exp(-friction dt)``, ``kT`` in eV (a
+    number or per-atom values broadcast against ``v``), ``noise`` standard normal shaped like ``v``; ``(x, v)``."""
+    v = _kick(v, f, inv_m, dt)                                     # B
+    x = x + 0.5 * dt * v                                           # A
+    v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * noise    # O: exact Ornstein-Uhlenbeck step
+    return x + 0.5 * dt * v, v                                     # A
+
+
 def _verlet(state: State, forces: torch.Tensor, force_fn: ForceFn, dt: float):
     """One velocity-Verlet step (kick-drift-kick)."""
     inv_m = 1.0 / state.masses[:, None]
-    v = state.velocities + 0.5 * dt * forces * inv_m
-    x = state.positions + dt * v
+    x, v = _verlet_drift(state.positions, state.velocities, forces, inv_m, dt)
     energy, forces = force_fn(x)
-    v = v + 0.5 * dt * forces * inv_m
-    return state.with_(positions=x, velocities=v), energy, forces
+    return state.with_(positions=x, velocities=_kick(v, forces, inv_m, dt)), energy, forces
 
 
 class VelocityVerlet(Integrator):
@@ -169,8 +193,9 @@ class Langevin(_Thermostat):
         return math.exp(-self.friction * self.timestep)
 
     @staticmethod
-    def _noise(run: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
-        """Standard normal noise shaped like the velocities, from the run's generator(s)."""
+    def noise(run: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """One step's standard normal noise shaped like the velocities ``like``, drawn from the run's generator
+        (one generator per system of a batch, each drawing its own system's rows), advancing it."""
         if "generators" in run:
             return torch.cat([torch.randn((n, 3), generator=g, device=like.device, dtype=like.dtype)
                               for g, n in zip(run["generators"], run["sizes"])])
@@ -179,15 +204,11 @@ class Langevin(_Thermostat):
     def step(self, state, energy, forces, force_fn, run):
         dt = self.dt
         inv_m = 1.0 / state.masses[:, None]
-        v = state.velocities + 0.5 * dt * forces * inv_m          # B
-        x = state.positions + 0.5 * dt * v                          # A
-        c1 = self.decay                                             # O: exact Ornstein-Uhlenbeck step
         kT = run.get("kT", self.kT)  # a batch's per-atom (N, 1) tensor, or this integrator's temperature
-        v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * self._noise(run, v)
-        x = x + 0.5 * dt * v                                        # A
+        x, v = _baoab_drift(state.positions, state.velocities, forces, inv_m, dt, self.decay, kT,
+                            self.noise(run, state.velocities))
         energy, forces = force_fn(x)
-        v = v + 0.5 * dt * forces * inv_m                           # B
-        return state.with_(positions=x, velocities=v), energy, forces
+        return state.with_(positions=x, velocities=_kick(v, forces, inv_m, dt)), energy, forces
 
     def state_dict(self, run):
         if "generators" in run:

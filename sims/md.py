@@ -20,8 +20,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from reprs.atoms import as_atoms
 
 from .errors import SimsInputError
-from .integrators import Integrator, Langevin, VelocityVerlet, make_generator
-from .neighbors import NeighborList, build_pairs
+from .integrators import Integrator, Langevin, VelocityVerlet, _baoab_drift, _kick, _verlet_drift, make_generator
+from .neighbors import NeighborList, build_pairs, image_vectors
 from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
                          potential_dtype)
 from .state import State, validate_atoms
@@ -195,29 +195,49 @@ def check_momentum_thermostat(potential: torch.nn.Module, integrator: Integrator
                              "would sample a wrong temperature. Use sims.Langevin (exact for any potential)")
 
 
-def _fused_kernel(terms, x, v, f, inv_m, dt, i, j, shifts, zi, zj, ref, c1=None, kT=None, noise=None):
+def _fused_kernel(terms, x, v, f, inv_m, dt, i, j, shifts, numbers, ref, c1=None, kT=None, noise=None, image=None,
+                  system=None, n_systems: int = 1):
     """One velocity-Verlet step (``c1`` None) or Langevin BAOAB step (friction factor ``c1``, thermal energy ``kT``
-    and the step's standard normal ``noise``) under a pair potential, in the arithmetic of
-    :class:`sims.integrators.VelocityVerlet` and :class:`sims.integrators.Langevin`: returns the new positions,
-    energy, forces, the new velocities, and the largest squared displacement since the neighbour list's build
-    (``ref``) beside the energy (two numbers for the host to read at once), all in one graph for
-    ``torch.compile``."""
-    # Per-atom arithmetic on flat (3N,) views (``inv_m`` given as (3N,)): inductor vectorises those, where
-    # rows of three would be masked vector loads.
+    and the step's standard normal ``noise``) under a pair potential, with the integrators' own arithmetic
+    (:func:`sims.integrators._verlet_drift`, ``_baoab_drift``, ``_kick``) and the closed-form pair pass
+    (:func:`sims.potentials._pair_kernel`) over the list ``(i, j)`` built at ``ref``, all in one graph for
+    ``torch.compile``: returns the new positions, energy, forces and velocities, and for the host to read at once
+    ``(largest squared displacement since the list's build, largest squared displacement in this step, energy)``.
+
+    ``shifts`` are the pairs' Cartesian image shifts as rows ``(3, P)``, or with ``image`` (a batch's list) the
+    ``(3, U)`` table of :func:`sims.neighbors.image_vectors` that ``image`` indexes: the gathers run inside the pair
+    loop instead of over the whole list whenever a batch's list is patched. A batch of systems
+    (:class:`sims.batch.BatchMD`) passes each atom's ``system`` and ``n_systems``: energies and displacements are
+    then ``(n_systems,)``, one per system (so each system's part of the list is tested on its own); ``kT`` per
+    atom. One system is the case ``system=None``."""
+    # Per-atom arithmetic on flat (3N,) views (``inv_m``, and a batch's ``kT``, given as (3N,)): inductor
+    # vectorises those, where rows of three would be masked vector loads.
     shape = x.shape
-    x, v, f = x.reshape(-1), v.reshape(-1), f.reshape(-1)
-    v = v + 0.5 * dt * f * inv_m
+    start, v, f = x, v.reshape(-1), f.reshape(-1)
     if c1 is None:
-        x = x + dt * v
+        x, v = _verlet_drift(x.reshape(-1), v, f, inv_m, dt)
     else:
-        x = x + 0.5 * dt * v
-        v = c1 * v + torch.sqrt((1 - c1 * c1) * kT * inv_m) * noise.reshape(-1)
-        x = x + 0.5 * dt * v
+        x, v = _baoab_drift(x.reshape(-1), v, f, inv_m, dt, c1, kT, noise.reshape(-1))
     x = x.reshape(shape)
-    energy, f, _ = _pair_kernel(terms, x, i, j, shifts, zi, zj, True, True, False)
-    d = x - ref
-    v = v + 0.5 * dt * f.reshape(-1) * inv_m
-    return x, energy, f, v.reshape(shape), torch.stack([(d * d).sum(1).amax(), energy])
+    if image is not None:
+        shifts = shifts.index_select(1, image)
+    energy, f, _ = _pair_kernel(terms, x, i, j, shifts, numbers.index_select(0, i), numbers.index_select(0, j), True,
+                                True, False, pair_system=None if system is None else system.index_select(0, i),
+                                n_systems=n_systems)
+    d, step = x - ref, x - start
+    d2, step2 = (d * d).sum(1), (step * step).sum(1)
+    if system is None:
+        worst, moved = d2.amax(), step2.amax()
+    else:
+        worst = d2.new_zeros(n_systems).scatter_reduce(0, system, d2, "amax")
+        moved = d2.new_zeros(n_systems).scatter_reduce(0, system, step2, "amax")
+    v = _kick(v, f.reshape(-1), inv_m, dt)
+    return x, energy, f, v.reshape(shape), torch.stack([worst, moved, energy])
+
+
+#: A fused run rebuilds a system's part of the neighbour list when its atoms may pass half the skin within this
+#: many steps (each moving them as far as the last), and with it the parts of systems within _LIST_BATCH steps of it.
+_LIST_TRIGGER, _LIST_BATCH = 2.0, 6.0
 
 
 @functools.cache
@@ -231,8 +251,12 @@ class _Driver:
     Non-finite energies are noted on the device at every step (the first bad step of each system)
     and read on the host, which waits for the device, only every ``check_every`` steps and when a
     frame is recorded, a callback runs or :meth:`run` ends. Subclasses provide ``_record()`` (what
-    :attr:`trajectory` gets) and ``_non_finite(first_bad)`` (the start of the error message).
+    :attr:`trajectory` gets), ``_non_finite(first_bad)`` (the start of the error message), ``_pairs(positions,
+    cell)`` (the neighbour list, updated) and, for the fused compiled step, call :meth:`_setup_fused`.
     """
+
+    _fused = False
+    _host_energy: list[float] | None = None  # energies a fused step read on the host (None: not read)
 
     def run(self, n_steps: int):
         """Advance ``n_steps`` steps; return self."""
@@ -255,12 +279,17 @@ class _Driver:
 
     def _note_non_finite(self) -> None:
         """On the device, no wait: remember the first step at which the energy went bad."""
+        host, self._host_energy = self._host_energy, None
+        if host is not None and all(map(math.isfinite, host)):
+            return  # a fused step read its energies on the host already: nothing to note
         bad = ~torch.isfinite(self.energy.detach())
         first = self._first_bad if self._first_bad is not None else torch.full_like(bad, -1, dtype=torch.long)
         self._first_bad = torch.where(bad & (first < 0), self.step_count, first)
 
     def _advance(self):
         """One step: ``(state, energy, forces)`` after it."""
+        if self._fused:
+            return self._fused_advance()
         return self.integrator.step(self.state, self.energy, self.forces, self._force_fn, self._integrator_vars)
 
     def _check(self) -> None:
@@ -268,6 +297,101 @@ class _Driver:
         if self._first_bad is not None and bool((self._first_bad >= 0).any()):
             raise SimsInputError(f"{self._non_finite(self._first_bad)} (checked at step {self.step_count}); reduce "
                                  "the timestep or check the potential")
+
+    # The fused compiled step ---------------------------------------------------------------------
+
+    def _setup_fused(self, compiled: bool, requires_grad: bool = False) -> None:
+        """Decide whether steps run fused (:func:`_fused_kernel` compiled): asked for, nothing differentiated, a
+        pair potential (:func:`sims.potentials._pair_terms`), a neighbour list, and a plain NVE or Langevin
+        integrator."""
+        self._terms = _pair_terms(self.potential)
+        self._fused = (compiled and not requires_grad and self._terms is not None and self.neighbors is not None
+                       and type(self.integrator) in (VelocityVerlet, Langevin))
+        self._listed = self._listed_cell = None  # the positions and cell the fused step last checked the list for
+        self._inv_m = self._kT = self._list_cache = None
+        self._scalars: dict[float, torch.Tensor] = {}
+
+    def _fused_advance(self):
+        """One fused step: one compiled call (:func:`_fused_kernel`) and one host read (displacements and energies).
+        The list is rebuilt (a batch's: the parts of the systems concerned) at the new positions when the next
+        steps may take an atom past half the skin; a step that already did is taken again from the same start and
+        noise (the same new positions) with the rebuilt list."""
+        state, integ, run = self.state, self.integrator, self._integrator_vars
+        if state.positions is not self._listed or state.cell is not self._listed_cell:
+            # Positions not from the last fused step (the start, a refresh, a state set from outside): test the list.
+            self._pairs(state.positions, state.cell)
+        like = state.positions.detach()
+        if self._inv_m is None or self._inv_m[0] is not state.masses:
+            self._inv_m = (state.masses, _flat(1.0 / state.masses[:, None]))
+        fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], self._scalar(integ.dt))
+        noise = ()
+        if type(integ) is Langevin:
+            noise = (self._scalar(integ.decay), self._thermal(run.get("kT", integ.kT)), integ.noise(run, like))
+        step = _fused_step()
+        with torch.no_grad():  # (the potential's parameters require grad; nothing here is differentiated)
+            listed, batch = self._list_args(state)
+            x, energy, forces, v, check = step(*fixed, *listed, *noise, **batch)
+            worst, moved, self._host_energy = check.reshape(3, -1).tolist()  # the one wait for the device per step
+            limit = 0.5 * self.neighbors.skin
+            # Look ahead: a system whose atoms the next _LIST_TRIGGER steps may take past half the skin, if each moves
+            # them as far as this one did, gets its part of the list rebuilt now, at the new positions, so that a
+            # step rarely has to be taken again; with it every system within _LIST_BATCH such steps of it, so that
+            # in a batch of many systems the patches (each costs a pass over the whole list) come on a few steps in
+            # ten, not on every step (256 x 64 argon, skin 1 Å: 24-29 ms a step against 33-37 ms; benchmarks/README.md).
+            ahead = [(limit - math.sqrt(w)) / max(math.sqrt(m), 1e-300) for w, m in zip(worst, moved)]
+            if min(ahead) < _LIST_TRIGGER:
+                pairs = self.neighbors.pairs
+                self._pairs(x, state.cell, rebuild=torch.tensor([a < _LIST_BATCH for a in ahead], device=x.device))
+                if max(worst) > limit ** 2 and self.neighbors.pairs is not pairs:
+                    # This step took an atom past half the skin: its forces may miss a pair. Take it again from the
+                    # same start and noise (the same new positions) with the list rebuilt there.
+                    listed, batch = self._list_args(state)
+                    x, energy, forces, v, check = step(*fixed, *listed, *noise, **batch)
+                    self._host_energy = check[2].reshape(-1).tolist()
+        self.state = state.with_(positions=x, velocities=v)
+        self._listed, self._listed_cell = self.state.positions, self.state.cell
+        return self.state, energy, forces
+
+    def _scalar(self, value: float) -> torch.Tensor:
+        """``value`` as a 0-d tensor of the run's dtype and device, kept while the value stays (settings that a
+        ramp may change between steps are arguments of the compiled step, not constants baked into it)."""
+        like = self.state.positions
+        cached = self._scalars.get(value)
+        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
+            if len(self._scalars) > 64:  # a temperature ramp: a new value every step
+                self._scalars.clear()
+            cached = self._scalars[value] = like.new_tensor(value)
+        return cached
+
+    def _thermal(self, kT) -> torch.Tensor:
+        """The fused step's ``kT``: a number as a 0-d tensor, a batch's per-atom ``(N, 1)`` values as ``(3N,)``."""
+        if not torch.is_tensor(kT):
+            return self._scalar(kT)
+        if self._kT is None or self._kT[0] is not kT:
+            self._kT = (kT, _flat(kT))
+        return self._kT[1]
+
+    def _list_args(self, state) -> tuple[tuple, dict]:
+        """The current neighbour list as the fused step's arguments: pairs, Cartesian shifts, species and the
+        positions it was built at; for a batch also the image of each pair and the system of each atom (keywords)."""
+        pairs = self.neighbors.pairs
+        cached = self._list_cache
+        if cached is None or cached[0] is not pairs or cached[1] is not state.cell:
+            system = getattr(state, "system", None)
+            batch = {} if system is None else {"system": system, "n_systems": state.n_systems}
+            if pairs.image_index is not None:  # a batch's list: the table of its images, indexed in the step
+                shifts = image_vectors(state.cell, pairs).T.contiguous()
+                batch["image"] = pairs.image_index
+            else:
+                shifts = _list_constants(pairs, state.cell, state.numbers, system)[2]
+            self._list_cache = cached = (pairs, state.cell, (pairs.i, pairs.j, shifts, state.numbers,
+                                                             self.neighbors.reference_positions), batch)
+        return cached[2], cached[3]
+
+
+def _flat(per_atom: torch.Tensor) -> torch.Tensor:
+    """``(N, 1)`` per-atom values as ``(3N,)``, one per coordinate (the fused step's flat layout)."""
+    return per_atom.expand(-1, 3).reshape(-1)
 
 
 class MD(_Driver):
@@ -370,14 +494,7 @@ class MD(_Driver):
         cutoff = float(potential.cutoff)
         self.neighbors = (NeighborList(cutoff=cutoff, skin=skin, half=True, compiled=self.compiled)
                           if cutoff > 0 else None)
-        # The fused step: pair forces and a plain NVE/Langevin integrator, nothing differentiated.
-        terms = _pair_terms(potential)
-        self._fused = (self.compiled and not requires_grad and terms is not None and self.neighbors is not None
-                       and type(integrator) in (VelocityVerlet, Langevin))
-        self._terms = terms
-        self._listed = self._listed_cell = None  # the positions and cell the fused step last checked the list for
-        self._host_energy = self._inv_m = self._list_cache = None
-        self._scalars: dict[float, torch.Tensor] = {}
+        self._setup_fused(self.compiled, requires_grad)
         # The integrator holds settings only; this run's noise generator and thermostat variables
         # are its own, so a shared integrator object gives each run the stream its seed asks for.
         self._virial = None
@@ -386,10 +503,10 @@ class MD(_Driver):
         self.trajectory: list[Atoms] = []
         self.energy, self.forces = self._force_fn(self.state.positions)
 
-    def _pairs(self, positions: torch.Tensor, cell: torch.Tensor):
+    def _pairs(self, positions: torch.Tensor, cell: torch.Tensor, rebuild: torch.Tensor | None = None):
         if self.neighbors is None:
             return build_pairs(positions, cell, self.state.pbc, 0.0)
-        return self.neighbors.update(positions, cell, self.state.pbc)
+        return self.neighbors.update(positions, cell, self.state.pbc, rebuild=rebuild)
 
     def _force_fn(self, positions: torch.Tensor, cell: torch.Tensor | None = None, stress: bool = False):
         """``(energy, forces)`` at ``positions`` in ``cell`` (default the state's); with ``stress=True``
@@ -406,68 +523,6 @@ class MD(_Driver):
                           stress=stress, create_graph=self.requires_grad, compiled=self.compiled and not self._fused)
         self._virial = (s, positions, cell) if stress else None
         return (e, f, s) if stress else (e, f)
-
-    def _advance(self):
-        if not self._fused:
-            return super()._advance()
-        state, integ, run = self.state, self.integrator, self._integrator_vars
-        if state.positions is not self._listed or state.cell is not self._listed_cell:
-            # Positions not from the last fused step (the start, a refresh, a state set from outside): test the list.
-            self.neighbors.update(state.positions, state.cell, state.pbc)
-        like = state.positions.detach()
-        if self._inv_m is None or self._inv_m[0] is not state.masses:
-            self._inv_m = (state.masses, (1.0 / state.masses[:, None]).expand(-1, 3).reshape(-1))
-        fixed = (self._terms, like, state.velocities, self.forces, self._inv_m[1], self._scalar(integ.dt))
-        if type(integ) is Langevin:
-            noise = (self._scalar(integ.decay), self._scalar(run.get("kT", integ.kT)),
-                     integ._noise(run, like))
-        else:
-            noise = ()
-        step = _fused_step()
-        with torch.no_grad():  # (the potential's parameters require grad; nothing here is differentiated)
-            x, energy, forces, v, check = step(*fixed, *self._list_args(state), *noise)
-            worst, self._host_energy = check.tolist()  # the one wait for the device per step
-            if worst > (0.5 * self.neighbors.skin) ** 2:
-                # The drift took an atom past half the skin: the forces may miss a pair. Rebuild at the new
-                # positions and take the step again from the same start and noise (the same positions; once
-                # every few tens of steps).
-                self.neighbors.update(x, state.cell, state.pbc, force=True)
-                x, energy, forces, v, check = step(*fixed, *self._list_args(state), *noise)
-                self._host_energy = check.tolist()[1]
-        self._virial = None
-        self.state = state.with_(positions=x, velocities=v)
-        self._listed, self._listed_cell = self.state.positions, self.state.cell
-        return self.state, energy, forces
-
-    def _scalar(self, value: float) -> torch.Tensor:
-        """``value`` as a 0-d tensor of the run's dtype and device, kept while the value stays (settings that a
-        ramp may change between steps are arguments of the compiled step, not constants baked into it)."""
-        like = self.state.positions
-        cached = self._scalars.get(value)
-        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
-            if len(self._scalars) > 64:  # a temperature ramp: a new value every step
-                self._scalars.clear()
-            cached = self._scalars[value] = like.new_tensor(value)
-        return cached
-
-    def _note_non_finite(self) -> None:
-        if self._host_energy is None:
-            return super()._note_non_finite()
-        # A fused step read its energy on the host already.
-        if not math.isfinite(self._host_energy) and (self._first_bad is None or int(self._first_bad) < 0):
-            self._first_bad = torch.tensor(self.step_count)
-        self._host_energy = None
-
-    def _list_args(self, state: State) -> tuple:
-        """The current neighbour list as the fused step's arguments: pairs, Cartesian shifts, species,
-        and the positions it was built at."""
-        pairs = self.neighbors._pairs
-        cached = self._list_cache
-        if cached is None or cached[0] is not pairs or cached[1] is not state.cell:
-            zi, zj, shifts = _list_constants(pairs, state.cell, state.numbers)
-            self._list_cache = cached = (pairs, state.cell, (pairs.i, pairs.j, shifts, zi, zj,
-                                                             self.neighbors._ref_positions))
-        return cached[2]
 
     def refresh(self) -> None:
         """Rebuild the neighbour list and recompute forces now (done at checkpoints, so that a

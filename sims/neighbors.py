@@ -382,11 +382,16 @@ def pair_vectors(positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
     if cell.dim() == 2:
         return d + pairs.shifts.to(cell.dtype) @ cell
     if pairs.image_index is not None:
-        table = torch.einsum("uk,ukl->ul", pairs.images.to(cell.dtype), cell.index_select(0, pairs.image_system))
-        return d + table.index_select(0, pairs.image_index)
+        return d + image_vectors(cell, pairs).index_select(0, pairs.image_index)
     if system is None:
         raise SimsInputError("a (B, 3, 3) cell needs the system index of each atom")
     return d + torch.einsum("pk,pkl->pl", pairs.shifts.to(cell.dtype), cell[system.index_select(0, pairs.i)])
+
+
+def image_vectors(cell: torch.Tensor, pairs: PairList) -> torch.Tensor:
+    """``(U, 3)`` Cartesian vectors (Å) of the distinct ``(system, shift)`` combinations of a batch's list
+    (``pairs.images`` in the ``(B, 3, 3)`` cells of their systems); pair ``p``'s is row ``pairs.image_index[p]``."""
+    return torch.einsum("uk,ukl->ul", pairs.images.to(cell.dtype), cell.index_select(0, pairs.image_system))
 
 
 class NeighborList:
@@ -429,8 +434,19 @@ class NeighborList:
         self._ref_positions: torch.Tensor | None = None
         self._ref_cell: torch.Tensor | None = None
 
+    @property
+    def pairs(self) -> PairList | None:
+        """The list as last built or patched by :meth:`update` (None before the first build)."""
+        return self._pairs
+
+    @property
+    def reference_positions(self) -> torch.Tensor | None:
+        """``(N, 3)`` positions (Å) the list was built at, each system's own under patches of a batch; the
+        rebuild test measures displacements from these (None before the first build)."""
+        return self._ref_positions
+
     def _update_batch(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, system: torch.Tensor,
-                      force: bool) -> PairList:
+                      force: bool, rebuild: torch.Tensor | None = None) -> PairList:
         """The list of a batch: each system's part is rebuilt only when that system alone would need
         it (:meth:`_moved_systems`), so a large batch of small systems rebuilds a few systems at a
         time instead of all of them whenever any atom anywhere moved. Each system's pairs stay one block
@@ -443,6 +459,8 @@ class NeighborList:
                  or self._ref_cell.shape != cell.shape)
         if not fresh:
             moved = self._moved_systems(positions, cell, system)
+            if rebuild is not None:
+                moved = moved | rebuild
             n_moved = int(moved.sum())  # the one wait for the device per step
             if n_moved == 0:
                 return old
@@ -518,19 +536,21 @@ class NeighborList:
         return shrink * (self.cutoff + self.skin - 2 * float(disp.max())) < self.cutoff
 
     def update(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
-               *, force: bool = False, system: torch.Tensor | None = None) -> PairList:
+               *, force: bool = False, system: torch.Tensor | None = None,
+               rebuild: torch.Tensor | None = None) -> PairList:
         """Return a pair list valid for ``positions``, rebuilding it when needed (or ``force``).
 
         A batch of systems passes ``(B, 3, 3)`` cells, ``(B, 3)`` flags and ``system``, the system
         index of each atom (:func:`build_batch_pairs`); a system's part of the list is rebuilt when
         that system alone would need it (its atoms moved too far, or its cell deformed too much for
         the skin: :attr:`n_partial_builds` counts those patches), the whole list when half of the
-        systems need it.
+        systems need it. ``rebuild``, ``(B,)`` bool, also rebuilds the parts of the systems it marks
+        (a driver that expects them to need it within a step: one patch for both).
         """
         if system is not None and cell.shape[0] > 1:
-            return self._update_batch(positions.detach(), cell.detach(), pbc, system, force)
+            return self._update_batch(positions.detach(), cell.detach(), pbc, system, force, rebuild)
         cell = cell.reshape(3, 3)
-        if force or self.needs_rebuild(positions, cell):
+        if force or (rebuild is not None and bool(rebuild.any())) or self.needs_rebuild(positions, cell):
             reach = self.cutoff + self.skin
             if self.compiled and self.half and _dense_applies(positions, cell, pbc, reach):
                 self._pairs = _dense_pairs(positions.detach(), cell.detach(), reach)

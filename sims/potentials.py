@@ -169,19 +169,28 @@ def _distances(positions, cell, numbers, pairs: PairList, batch: torch.Tensor | 
 _LIST_CONSTANTS = WeakIdKeyDictionary()
 
 
-def _list_constants(pairs: PairList, cell: torch.Tensor, numbers: torch.Tensor):
-    """``(zi, zj, (sx, sy, sz))``: species of the pairs and the rows of ``(shifts @ cell).T`` (Å)."""
+def _list_constants(pairs: PairList, cell: torch.Tensor, numbers: torch.Tensor, system: torch.Tensor | None = None):
+    """``(zi, zj, (sx, sy, sz))``: species of the pairs and the rows of the pairs' Cartesian image shifts
+    ``(shifts @ cell).T`` (Å); a batch (``(B, 3, 3)`` cells, ``system`` the system of each atom) takes each pair's
+    shift in its own system's cell."""
     entry = _LIST_CONSTANTS.get(pairs.i)
     if entry is None or (entry["numbers"] is not numbers and not torch.equal(entry["numbers"], numbers)):
         entry = {"numbers": numbers, "zi": numbers.index_select(0, pairs.i), "zj": numbers.index_select(0, pairs.j),
                  "cell": None}
         _LIST_CONSTANTS[pairs.i] = entry
+
+    def shifts(cell: torch.Tensor) -> torch.Tensor:
+        if system is None:
+            return (pairs.shifts.to(cell.dtype) @ cell).T
+        zero = torch.zeros((numbers.shape[0], 3), dtype=cell.dtype, device=cell.device)
+        return pair_vectors(zero, cell, pairs, system).T
+
     if cell.requires_grad:  # a differentiated cell: shifts stay in its graph
-        return entry["zi"], entry["zj"], (pairs.shifts.to(cell.dtype) @ cell).T
+        return entry["zi"], entry["zj"], shifts(cell)
     seen = entry["cell"]
     if seen is None or seen.dtype != cell.dtype or seen.device != cell.device or not torch.equal(seen, cell):
         entry["cell"] = cell.detach().clone()
-        entry["shifts"] = (pairs.shifts.to(cell.dtype) @ entry["cell"]).T.contiguous()
+        entry["shifts"] = shifts(entry["cell"]).contiguous()
     return entry["zi"], entry["zj"], entry["shifts"]
 
 
@@ -258,9 +267,7 @@ def pair_energy_forces(potential: nn.Module, positions: torch.Tensor, cell: torc
         kernel = _compiled_pair_kernel() if compiled and not torch.is_grad_enabled() else _pair_kernel
         return kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial)
     # A batch: each pair's Cartesian shift in its own system's cell (pairs never cross systems).
-    zero = torch.zeros_like(positions)
-    shifts = pair_vectors(zero, cell, pairs, system).T.contiguous()
-    zi, zj = numbers.index_select(0, pairs.i), numbers.index_select(0, pairs.j)
+    zi, zj, shifts = _list_constants(pairs, cell, numbers, system)
     return _pair_kernel(terms, positions, pairs.i, pairs.j, shifts, zi, zj, pairs.half, forces, virial,
                         pair_system=system.index_select(0, pairs.i), n_systems=int(cell.shape[0]))
 
