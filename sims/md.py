@@ -574,7 +574,15 @@ class MD(_Driver):
         return self.step_count * self.integrator.timestep
 
     def temperature(self) -> float:
-        """Instantaneous kinetic temperature ``2 KE / (3N kB)``, K."""
+        """Instantaneous kinetic temperature ``2 KE / (3N kB)``, K (ASE's ``Atoms.get_temperature``).
+
+        Counted over ``3N`` degrees of freedom, as ASE counts them. Where the total momentum is zero
+        and conserved (:func:`maxwell_boltzmann` starts, :class:`~sims.integrators.NoseHooverChain`,
+        :class:`~sims.barostats.MTK`, NVE), equipartition fills ``3N - 3`` of them, so its mean is
+        ``(3N - 3) / 3N`` of the thermostat's target (0.984 at 64 atoms, 0.75 at 4); LAMMPS's
+        ``compute temp`` divides by ``3N - 3`` and reports the target. Under Langevin dynamics all
+        ``3N`` are thermalised and the mean is the target.
+        """
         return float(2 * self.state.kinetic_energy() / (3 * self.state.n_atoms * units.kB))
 
     def conserved_energy(self) -> float:

@@ -343,7 +343,7 @@ def test_patched_batch_list_keeps_every_pair():
     e, f = batch_energy_and_forces(_argon_pot(), md.state.to_atoms(), dtype=F64)
     np.testing.assert_allclose(md.energy.numpy(), e, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(md.forces.numpy(), np.concatenate(f), atol=1e-11)
-    pairs = md.neighbors._pairs
+    pairs = md.neighbors.pairs
     assert torch.equal(md.state.system[pairs.i], md.state.system[pairs.j])
     same = md.state.system[pairs.i[1:]] == md.state.system[pairs.i[:-1]]
     assert bool((pairs.i[1:] >= pairs.i[:-1])[same].all())  # each system's pairs one block, sorted by i
