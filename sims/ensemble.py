@@ -53,7 +53,9 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
     config : path or mapping
         A :mod:`sims.generate` config.
     seeds : sequence of int, optional
-        Replica seeds (replaces ``seed``).
+        Replica seeds (replace ``seed``). Not given: replica ``r`` takes the config's ``seed + r``, so
+        replicas draw their own velocities and noise (one seed for all would make every replica
+        start from the same draw, scaled, and feel the same noise: correlated, not independent, runs).
     temperatures : sequence of float, optional
         K; replica ``r`` runs every stage that has a ``temperature`` at ``temperatures[r]``
         (a ramp becomes that constant temperature).
@@ -93,8 +95,7 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
     path = Path(cfg["output"]["path"])
     for r in range(next(iter(lengths.values()))):
         c = copy.deepcopy(cfg)
-        if "seeds" in given:
-            c["seed"] = int(given["seeds"][r])
+        c["seed"] = int(given["seeds"][r]) if "seeds" in given else int(cfg["seed"]) + r
         if "temperatures" in given:
             for stage in c["stages"]:
                 if "temperature" in stage:

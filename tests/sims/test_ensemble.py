@@ -166,3 +166,15 @@ def test_batched_npt_ensemble_writes_what_generate_writes_per_config(tmp_path, m
                              "timestep": 5.0, "temperature": 60.0, "pressure": 1.0, "tau_p": 200.0, "tau": 100.0}])
     with pytest.raises(SimsInputError, match="an MTK barostat"):
         generate_batched(ensemble_configs(mtk, seeds=[1, 2]))
+
+
+def test_replicas_without_seeds_draw_their_own_noise(tmp_path):
+    """Temperatures alone gave every replica the config's seed: the same velocity draw (scaled by sqrt(T)) and the
+    same noise, correlated replicas taken for independent ones. Replica r now takes seed + r; fails before."""
+    cfgs = ensemble_configs(_base(tmp_path), temperatures=[60.0, 60.0, 90.0])
+    assert [c["seed"] for c in cfgs] == [3, 4, 5]
+    short = [dict(c, stages=[dict(c["stages"][0], steps=10)]) for c in cfgs]
+    first = [read_frames(p)[0] for p in generate_batched(short)]
+    v = [a.get_velocities() for a in first]
+    assert not np.allclose(v[0], v[1]) and not np.allclose(v[0] * np.sqrt(1.5), v[2])
+    assert ensemble_configs(_base(tmp_path), seeds=[7, 7])[1]["seed"] == 7  # given seeds are kept as given
