@@ -150,6 +150,20 @@ class DiffsimSettings(_Table):
     gradient: Literal["backprop", "reweight"] = "backprop"
     momentum: float = 0.9
 
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | DiffsimSettings, *, where: str | None = None) -> DiffsimSettings:
+        settings = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # both keys have defaults, so a value-based check cannot tell an ignored value from an unset one
+            where = cls.TABLE if where is None else where
+            ignored = {"tau": "langevin", "friction": "nose_hoover_chain"}
+            for key in sorted(set(table) & set(ignored)):
+                if settings.thermostat == ignored[key]:
+                    raise ConfigError(f"{where}.{key} is not read with thermostat = {settings.thermostat!r} (tau is the "
+                                      "Nose-Hoover period, friction the Langevin friction); remove it or change the "
+                                      "thermostat")
+        return settings
+
 
 @dataclass(frozen=True)
 class IBISettings(_Table):

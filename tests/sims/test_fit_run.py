@@ -117,6 +117,8 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
     ({"diffsim": {"gradient": "reweigh"}}, "did you mean 'reweight'"),
     ({"ibi": {"iterations": 3}}, r"the \[ibi\] table is read by method = 'ibi' only"),  # was ignored
+    ({"diffsim": {"friction": 0.02}}, "diffsim.friction is not read with thermostat = 'nose_hoover_chain'"),  # ignored
+    ({"diffsim": {"thermostat": "langevin", "tau": 100.0}}, "diffsim.tau is not read with thermostat = 'langevin'"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
