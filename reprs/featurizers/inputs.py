@@ -134,7 +134,8 @@ def as_composition(obj: Any):
     """Return a pymatgen ``Composition`` for a formula, a mapping or any structure object.
 
     Accepted: ``Composition``; a formula string such as ``"SiO2"`` or ``"Li0.5CoO2"``; a mapping
-    element -> amount; pymatgen ``Structure``/``Molecule``; ``ase.Atoms``.
+    element -> amount; pymatgen ``Structure``/``Molecule``; ``ase.Atoms``. Oxidation states
+    (``Fe2+`` species) are dropped: the result holds elements only.
 
     Raises
     ------
@@ -165,11 +166,16 @@ def as_composition(obj: Any):
             "expected a formula str, a dict element -> amount, pymatgen Composition/Structure/"
             f"Molecule or ase.Atoms, got {_type_name(obj)}"
         )
-    from pymatgen.core import Element
+    from pymatgen.core import DummySpecies, Element
 
-    unknown = [getattr(sp, "symbol", str(sp)) for sp in comp.elements if not isinstance(sp, Element)]
+    unknown = [str(sp) for sp in comp.elements if isinstance(sp, DummySpecies)]
     if unknown:
-        raise ParseError(f"invalid composition {obj!r}: unknown elements {unknown}")
+        raise ParseError(f"invalid composition {obj!r}: {unknown} are dummy species, not elements; replace them by "
+                         "the elements they stand for")
+    if not all(isinstance(sp, Element) for sp in comp.elements):
+        # oxidation-state species (Fe2+, from BVAnalyzer or a decorated structure): composition
+        # descriptors are functions of the elements and their amounts only
+        comp = comp.element_composition
     if comp.num_atoms <= 0:
         raise InputError(f"composition {obj!r} has no atoms")
     if any(amount < 0 for amount in comp.values()):

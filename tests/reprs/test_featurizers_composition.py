@@ -50,8 +50,13 @@ def test_inputs_convert_to_the_same_composition_and_labels():
     featurizer = ElementProperty(properties=["Z", "electronegativity"], stats=["mean", "max"])
     assert featurizer.feature_labels() == ["mean_Z", "max_Z", "mean_electronegativity", "max_electronegativity"]
     reference = featurizer.featurize("SiO2")
-    for obj in (quartz(), quartz().to_ase_atoms(), Composition("Si3O6"), {"Si": 1, "O": 2}):
+    decorated = quartz()
+    decorated.add_oxidation_state_by_element({"Si": 4, "O": -2})
+    for obj in (quartz(), quartz().to_ase_atoms(), Composition("Si3O6"), {"Si": 1, "O": 2}, decorated,
+                Composition({"Si4+": 1, "O2-": 2})):
         np.testing.assert_allclose(featurizer.featurize(obj), reference)
+    with pytest.raises(errors.ParseError, match="dummy species"):
+        featurizer.featurize(Composition({"X": 1, "O": 2}))
 
 
 def test_missing_property_gives_nan_not_a_partial_statistic():
