@@ -430,9 +430,10 @@ def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None
               device: Any = None, progress: bool = False, run_dir: Any = None, warmup: int = 0):
     """Train ``model`` on FG positions ``train`` ``(F, n_atoms, 3)`` Å with :class:`learners.Trainer`.
 
-    ``warmup``: the KL and bond terms are weighted by ``min(1, (epoch - 1) / warmup)`` in training
-    (0 in the first epoch, full from epoch ``warmup + 1``); validation losses, and so the choice of
-    the best epoch, always use the full weights. Returns the trainer (``history_``); the model
+    ``warmup``: the encoder's KL and the distance-restraint terms are weighted by
+    ``min(1, (epoch - 1) / warmup)`` in training (0 in the first epoch, full from epoch
+    ``warmup + 1``; the prior is fitted to the posterior throughout, see :meth:`CGVAE.loss`);
+    validation losses, and so the choice of the best epoch, always use the full weights. Returns the trainer (``history_``); the model
     keeps its best validation weights. ``device``: default the model's; the dtype is the model's.
     """
     from learners.trainer import Trainer
