@@ -25,8 +25,16 @@ and translate with it; latents are invariant (and parity-even: the encoder canno
 geometry from its mirror image through the plane of three beads).
 
 Loss (paper eq. 8 and its code's bond term): ``mean |x_hat - x|^2 + beta KL(q || p) + gamma
-mean_bonds (|x_hat_i - x_hat_j| - |x_i - x_j|)^2``, KL summed over latent dimensions and averaged
-over beads and frames. The paper's alanine dipeptide values are beta = 0.05, gamma = 25; the
+mean_pairs (|x_hat_i - x_hat_j| - |x_i - x_j|)^2``, KL summed over latent dimensions and averaged
+over beads and frames. The paper restrains bonded pairs only; here by default also the pairs two
+bonds apart (``restraint_hops=2``: the 1-3 distances, which fix the bond angles, hydrogens
+included). With bond lengths alone a decoder that does not resolve a freely rotating methyl group
+from its latent puts the three hydrogens near the rotor axis (their conditional mean), closer to
+each other than the 0.81 Å H-H bond cutoff, and no sample of alanine dipeptide had a valid
+all-atom bond graph; the 1-3 distances keep the methyl a rigid tripod, so such a decoder emits
+one rotamer instead (benchmarks/README.md; tests/learners/test_backmap.py). ``free_bits``
+(nats per bead, Kingma et al. 2016) exempts a bead's KL below that value from the encoder's
+KL cost, a remedy for posterior collapse; the prior is still fitted by the full KL. The paper's alanine dipeptide values are beta = 0.05, gamma = 25; the
 default here is gamma = 1. With gamma = 25 the bond term dominates the loss from the first step
 and every noisy latent draw moves bond lengths, so the decoder learns to ignore its latent
 (posterior collapse: tests/learners/test_backmap_collapse.py fails that way) and, on alanine
@@ -78,6 +86,11 @@ def _hop_pairs(n: int, bonds: np.ndarray, hops: int) -> torch.Tensor:
     dist = shortest_path(graph, unweighted=True, directed=False)
     i, j = np.nonzero((dist >= 1) & (dist <= hops))
     return torch.as_tensor(np.stack([i, j], axis=1), dtype=torch.long)
+
+
+def _gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, e^logvar) || N(mu_p, e^logvar_p)) in nats, summed over the last (latent) axis."""
+    return 0.5 * (logvar_p - logvar + (torch.exp(logvar) + (mu - mu_p) ** 2) / torch.exp(logvar_p) - 1.0).sum(-1)
 
 
 def _batched(pairs: torch.Tensor, n: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,8 +182,18 @@ class CGVAE(nn.Module):
         about half the pairs of alanine dipeptide and so half the encoder's cost; None (or no
         ``bonds``): all pairs within ``atom_cutoff``.
     beta, gamma : float
-        Weights of the KL and bond-length terms of :meth:`loss` (the paper's alanine dipeptide
-        values are 0.05 and 25; see the module docstring for why gamma defaults to 1).
+        Weights of the KL and distance-restraint terms of :meth:`loss` (the paper's alanine
+        dipeptide values are 0.05 and 25; see the module docstring for why gamma defaults to 1).
+    restraint_hops : {1, 2}
+        The restraint term compares the distances of atom pairs at most this many bonds apart:
+        1, the bond lengths (the paper's term); 2 (default), also the 1-3 distances, which fix
+        the bond angles (hydrogens included).
+    free_bits : float
+        Nats per bead: a bead's batch-mean KL below this costs the encoder nothing in training
+        (free bits, Kingma et al., NeurIPS 2016, arXiv:1606.04934); 0 (default): the plain KL.
+        On alanine dipeptide with 3 beads, 10 made the latent carry the methyl rotamers (7 nats
+        per bead, diverse samples) but 7 % of samples then had an invalid bond graph, against
+        0.3 % with 0 (benchmarks/README.md).
     seed : int
         Seeds the weight initialisation (torch's generator, forked: the caller's state is kept).
     device, dtype
@@ -190,8 +213,8 @@ class CGVAE(nn.Module):
     def __init__(self, mapping: CGMapping, numbers: Sequence[int], bonds: Any = None, *, n_features: int = 32,
                  latent_dim: int | None = None, n_rbf: int = 16, encoder_layers: int = 2, prior_layers: int = 2,
                  decoder_layers: int = 3, atom_cutoff: float = 8.5, cg_cutoff: float = 9.5,
-                 encoder_hops: int | None = 3, beta: float = 0.05,
-                 gamma: float = 1.0, seed: int = 0, device: Any = None, dtype: torch.dtype = torch.float32) -> None:
+                 encoder_hops: int | None = 3, beta: float = 0.05, gamma: float = 1.0, restraint_hops: int = 2,
+                 free_bits: float = 0.0, seed: int = 0, device: Any = None, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if not isinstance(mapping, CGMapping):
             raise InputError(f"mapping must be a reprs.cg_mapping.CGMapping, got {type(mapping).__name__}")
@@ -206,15 +229,20 @@ class CGVAE(nn.Module):
                             ("prior_layers", prior_layers), ("decoder_layers", decoder_layers)):
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive int, got {value!r}")
-        if beta < 0 or gamma < 0:
-            raise InputError(f"beta and gamma must be >= 0, got beta={beta}, gamma={gamma}")
+        if beta < 0 or gamma < 0 or free_bits < 0:
+            raise InputError(f"beta, gamma and free_bits must be >= 0, got beta={beta}, gamma={gamma}, "
+                             f"free_bits={free_bits}")
+        if restraint_hops not in (1, 2):
+            raise InputError(f"restraint_hops must be 1 (bond lengths) or 2 (bond lengths and 1-3 distances), "
+                             f"got {restraint_hops!r}")
         latent_dim = n_features if latent_dim is None else latent_dim
         self.mapping = mapping
         self.hparams = dict(n_features=n_features, latent_dim=latent_dim, n_rbf=n_rbf, encoder_layers=encoder_layers,
                             prior_layers=prior_layers, decoder_layers=decoder_layers, atom_cutoff=float(atom_cutoff),
                             cg_cutoff=float(cg_cutoff), encoder_hops=encoder_hops, beta=float(beta),
-                            gamma=float(gamma), seed=int(seed))
-        self.beta, self.gamma = float(beta), float(gamma)
+                            gamma=float(gamma), restraint_hops=int(restraint_hops), free_bits=float(free_bits),
+                            seed=int(seed))
+        self.beta, self.gamma, self.free_bits = float(beta), float(gamma), float(free_bits)
         self.ramp = 1.0
         n, nb, f = mapping.n_atoms, mapping.n_beads, n_features
         self.register_buffer("numbers", torch.as_tensor(numbers))
@@ -222,6 +250,8 @@ class CGVAE(nn.Module):
         self.register_buffer("assignment", torch.tensor(mapping.assignment))
         use_hops = encoder_hops is not None and len(bonds) > 0
         self.register_buffer("atom_pairs", _hop_pairs(n, bonds, encoder_hops) if use_hops else _all_pairs(n))
+        restrained = _hop_pairs(n, bonds, restraint_hops) if len(bonds) else torch.zeros((0, 2), dtype=torch.long)
+        self.register_buffer("restrained", restrained[restrained[:, 0] < restrained[:, 1]], persistent=False)
         self.register_buffer("bead_pairs", _all_pairs(nb))
         self.register_buffer("bead_matrix", torch.as_tensor(mapping.matrix(), dtype=torch.float64))
         with torch.random.fork_rng(devices=[]):
@@ -318,7 +348,8 @@ class CGVAE(nn.Module):
         global generator: run it under :class:`learners.Trainer`, which seeds and forks it per
         epoch) and the KL and bond terms are weighted by ``self.ramp`` (the warm-up of
         :func:`fit_cgvae`); in eval mode the posterior mean is decoded with the full weights, so
-        validation is deterministic.
+        validation is deterministic. The KL term of the total is clamped below at ``free_bits``
+        per bead in both modes; ``terms["kl"]`` is the unclamped KL (nats per bead).
         """
         x = self._check(x, self.mapping.n_atoms, "FG positions")
         cg = self.bead_positions(x)
@@ -327,17 +358,30 @@ class CGVAE(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
         x_hat = self.decode(z, cg)
         recon = ((x_hat - x) ** 2).mean()
-        # KL(N(mu, s^2) || N(mu_p, s_p^2)), summed over latent dimensions.
-        kl = 0.5 * (logvar_p - logvar + (torch.exp(logvar) + (mu - mu_p) ** 2) / torch.exp(logvar_p) - 1.0)
-        kl = kl.sum(-1).mean()
-        if self.bonds.numel():
-            i, j = self.bonds[:, 0], self.bonds[:, 1]
+        kl = _gaussian_kl(mu, logvar, mu_p, logvar_p).mean()
+        # The KL's gradient in two stop-gradient halves ("KL balancing", Hafner et al., ICLR 2021,
+        # arXiv:2010.02193, here with equal weights), which together are the plain KL's: the
+        # encoder's half, with free bits (Kingma et al., NeurIPS 2016, arXiv:1606.04934, eq. 15:
+        # a bead's batch-mean KL below free_bits nats costs the encoder nothing, so it keeps that
+        # much information about the FG geometry while the decoder learns to use it) and the
+        # warm-up ramp; and the prior's half, neither clamped (a clamped KL would give the prior no
+        # gradient) nor ramped, so that the prior follows the posterior from the first step rather
+        # than the posterior being pushed towards an untrained prior. The prior's half enters
+        # with value 0, so the loss's value is the (clamped, ramped) KL's.
+        kl_q = _gaussian_kl(mu, logvar, mu_p.detach(), logvar_p.detach()).mean(0)
+        kl_p = _gaussian_kl(mu.detach(), logvar.detach(), mu_p, logvar_p).mean()
+        # In eval mode too: validation, and so the choice of the best epoch, scores the objective
+        # that training minimises (with the full KL a model that learnt to use its free bits
+        # would lose the best-epoch choice to an earlier one that had not).
+        kl_enc = torch.clamp(kl_q, min=self.free_bits).mean()
+        if self.restrained.numel():
+            i, j = self.restrained[:, 0], self.restrained[:, 1]
             bond = ((torch.linalg.norm(x_hat[:, i] - x_hat[:, j], dim=-1)
                      - torch.linalg.norm(x[:, i] - x[:, j], dim=-1)) ** 2).mean()
         else:
             bond = x.new_zeros(())
         ramp = self.ramp if self.training else 1.0
-        total = recon + ramp * (self.beta * kl + self.gamma * bond)
+        total = recon + ramp * (self.beta * kl_enc + self.gamma * bond) + self.beta * (kl_p - kl_p.detach())
         return total, {"recon": recon, "kl": kl, "bond": bond}, x_hat
 
     # -- generation ----------------------------------------------------------------------------
@@ -389,9 +433,10 @@ def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None
               device: Any = None, progress: bool = False, run_dir: Any = None, warmup: int = 0):
     """Train ``model`` on FG positions ``train`` ``(F, n_atoms, 3)`` Å with :class:`learners.Trainer`.
 
-    ``warmup``: the KL and bond terms are weighted by ``min(1, (epoch - 1) / warmup)`` in training
-    (0 in the first epoch, full from epoch ``warmup + 1``); validation losses, and so the choice of
-    the best epoch, always use the full weights. Returns the trainer (``history_``); the model
+    ``warmup``: the encoder's KL and the distance-restraint terms are weighted by
+    ``min(1, (epoch - 1) / warmup)`` in training (0 in the first epoch, full from epoch
+    ``warmup + 1``; the prior is fitted to the posterior throughout, see :meth:`CGVAE.loss`);
+    validation losses, and so the choice of the best epoch, always use the full weights. Returns the trainer (``history_``); the model
     keeps its best validation weights. ``device``: default the model's; the dtype is the model's.
     """
     from learners.trainer import Trainer
@@ -461,7 +506,10 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
     return out
 
 
-_FORMAT = "matrep.cgvae/2"  # 2: latent into every decoder block, gated atom mix
+_FORMAT = "matrep.cgvae/3"  # 3: restraint_hops and free_bits; 2: latent into every decoder block, gated atom mix
+#: Hyperparameters a version-2 file lacks, with the values that version's loss had (bond lengths
+#: only, no free bits); the weights are the same, so such files load unchanged.
+_V2_DEFAULTS = {"restraint_hops": 1, "free_bits": 0.0}
 
 
 def save_cgvae(model: CGVAE, path: Any) -> None:
@@ -493,12 +541,15 @@ def load_cgvae(path: Any, *, device: Any = None, dtype: torch.dtype | None = Non
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise InputError(f"{path} is not a saved CGVAE ({type(err).__name__}); save models with save_cgvae") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise InputError(f"{path} is not a saved CGVAE (format {payload.get('format') if isinstance(payload, dict) else None!r}, "
-                         f"expected {_FORMAT!r})")
+    version = payload.get("format") if isinstance(payload, dict) else None
+    if version not in (_FORMAT, "matrep.cgvae/2"):
+        raise InputError(f"{path} is not a saved CGVAE (format {version!r}, expected {_FORMAT!r} or 'matrep.cgvae/2')")
+    hparams = dict(payload["hparams"])
+    if version == "matrep.cgvae/2":
+        hparams.update(_V2_DEFAULTS)
     dtype = getattr(torch, payload["dtype"]) if dtype is None else dtype
     model = CGVAE(CGMapping.from_dict(payload["mapping"]), payload["numbers"], payload["bonds"] or None,
-                  device=device, dtype=dtype, **payload["hparams"])
+                  device=device, dtype=dtype, **hparams)
     model.load_state_dict(payload["state_dict"])
     return model
 
