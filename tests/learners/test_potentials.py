@@ -252,6 +252,37 @@ def test_fitted_shifts_leave_no_mean_energy_error_under_the_untrained_network(ma
                                float(model.energy_scale), rtol=1e-10, atol=1e-12)
 
 
+def test_spread_threshold_holds_its_quantile_on_larger_structures():
+    # Reference: the empirical fraction of 4-block structures (4 independent held-out-like clusters
+    # 20 Å apart, beyond the cutoff, so each block's spreads are its own) whose largest spread stays
+    # under the threshold calibrated for their size on other clusters of one block.
+    committee = Committee([_painn(0), _painn(1)])
+    rng = np.random.default_rng(0)
+
+    def cluster():
+        return Atoms("H2O", positions=molecule("H2O").positions + rng.normal(0, 0.15, (3, 3)))
+
+    held_out = [cluster() for _ in range(400)]
+    blocks = [[cluster() for _ in range(4)] for _ in range(300)]
+    joined = [Atoms("H2OH2OH2OH2O", positions=np.concatenate([b.positions + [20.0 * k, 0, 0] for k, b in enumerate(bs)]))
+              for bs in blocks]
+    largest = committee.largest_force_spread(held_out)
+    manual = [float(torch.linalg.norm(committee.predict(a)["forces_std"], dim=1).max()) for a in held_out[:3]]
+    np.testing.assert_allclose(largest[:3], manual, rtol=1e-12)
+    assert committee.spread_threshold(held_out, quantile=0.8) == pytest.approx(np.quantile(largest, 0.8), rel=1e-12)
+    threshold = committee.spread_threshold(held_out, quantile=0.8, n_atoms=12)
+    under = np.mean(committee.largest_force_spread(joined) <= threshold)
+    assert under == pytest.approx(0.8, abs=0.07)        # binomial sd of 300 draws: 0.023
+    # The threshold of the single block applied to the joined structures flags far more than 20 %.
+    assert np.mean(committee.largest_force_spread(joined) <= np.quantile(largest, 0.8)) < 0.55
+    for kwargs, message in (({"quantile": 1.0}, r"quantile must lie in \(0, 1\)"),
+                            ({"n_atoms": 0}, "n_atoms must be a positive int")):
+        with pytest.raises(InputError, match=message):
+            committee.spread_threshold(held_out, **kwargs)
+    with pytest.raises(InputError, match="one size"):
+        committee.spread_threshold([held_out[0], joined[0]])
+
+
 def test_defaults_device_and_dtype():
     model = PaiNN(cutoff=5.0)
     assert model.hparams == {"cutoff": 5.0, "n_features": 128, "n_rbf": 20, "n_interactions": 5}
