@@ -169,6 +169,9 @@ class ActiveLearning:
     trainer : Trainer, optional
         Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
     loss : PotentialLoss, optional
+        Default ``PotentialLoss()``. Its weights, and the settings of ``trainer`` and ``fine_tune``
+        that shape a fit (:data:`TRAINER_SETTINGS`), are part of :meth:`settings`: a workdir is
+        resumed only with the same ones.
     fine_tune : Trainer, optional
         When given, generation ``g > 0`` does not retrain a fresh committee with ``trainer``: it
         continues training a copy of generation ``g - 1``'s committee (its weights, energy shifts
