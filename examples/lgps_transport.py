@@ -312,9 +312,9 @@ def active_learning_round(out: Path, mode: dict, committee: Committee, train: li
     own_after = own_md_errors(out, mode, committee, "own_md_round1", calc)
     return committee, {
         "threshold_eV_A": threshold, "frames_sampled": len(sampled), "frames_uncertain": len(uncertain),
-        "frames_relabelled": len(new), "forces_mae_before": before["forces_mae"], "forces_mae_after": after["forces_mae"],
-        "energy_mae_meV_atom_before": 1000 * before["energy_mae"], "energy_mae_meV_atom_after": 1000 * after["energy_mae"],
-        "own_md_before": own_before, "own_md_after": own_after,
+        "frames_relabelled": len(new), "forces_mae_before": before["forces_mae"],
+        "forces_mae_after": after["forces_mae"], "energy_mae_meV_atom_before": 1000 * before["energy_mae"],
+        "energy_mae_meV_atom_after": 1000 * after["energy_mae"], "own_md_before": own_before, "own_md_after": own_after,
         "threshold_rule": "Committee.spread_threshold: 90 % of held-out teacher frames of the cell size stay under it"}
 
 
@@ -427,6 +427,9 @@ def main() -> None:
         committee = load_potential(out / "student.pt", dtype=F64)
         saved = json.loads((out / "students.json").read_text())
         sizes, al = saved["sizes"], saved["active_learning"]
+        if "production_threshold_eV_A" not in al:
+            raise SystemExit(f"{out / 'students.json'} was written by an older version of this example (its threshold "
+                             f"was calibrated on training frames); run in a new --out folder")
     else:
         committee, sizes = train_students(out, mode, train, test, supercell)
         _stage(times, "students", start)
@@ -442,10 +445,12 @@ def main() -> None:
     print(f"active learning: {al['frames_relabelled']} of {al['frames_sampled']} frames relabelled "
           f"(threshold {al['threshold_eV_A']:.3f} eV/Å); held-out forces MAE {al['forces_mae_before']:.3f} -> "
           f"{al['forces_mae_after']:.3f} eV/Å, energy {al['energy_mae_meV_atom_before']:.1f} -> "
-          f"{al['energy_mae_meV_atom_after']:.1f} meV/atom; on the committee's own {max(mode['production_temperatures']):.0f} K "
-          f"MD forces {al['own_md_before']['forces_mae']:.3f} -> {al['own_md_after']['forces_mae']:.3f} eV/Å, "
-          f"energy {al['own_md_before']['energy_mae_meV_atom']:.1f} -> {al['own_md_after']['energy_mae_meV_atom']:.1f} "
-          f"meV/atom; production threshold {al['production_threshold_eV_A']:.3f} eV/Å", flush=True)
+          f"{al['energy_mae_meV_atom_after']:.1f} meV/atom", flush=True)
+    own = {k: (al["own_md_before"][k], al["own_md_after"][k]) for k in ("forces_mae", "energy_mae_meV_atom")}
+    print(f"on the committee's own {max(mode['production_temperatures']):.0f} K MD: forces MAE "
+          f"{own['forces_mae'][0]:.3f} -> {own['forces_mae'][1]:.3f} eV/Å, energy {own['energy_mae_meV_atom'][0]:.1f} "
+          f"-> {own['energy_mae_meV_atom'][1]:.1f} meV/atom; production threshold "
+          f"{al['production_threshold_eV_A']:.3f} eV/Å", flush=True)
 
     start = time.perf_counter()
     configs = production_configs(out, mode, al["production_threshold_eV_A"])

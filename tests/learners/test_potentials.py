@@ -264,7 +264,8 @@ def test_spread_threshold_holds_its_quantile_on_larger_structures():
 
     held_out = [cluster() for _ in range(400)]
     blocks = [[cluster() for _ in range(4)] for _ in range(300)]
-    joined = [Atoms("H2OH2OH2OH2O", positions=np.concatenate([b.positions + [20.0 * k, 0, 0] for k, b in enumerate(bs)]))
+    joined = [Atoms("H2OH2OH2OH2O",
+                    positions=np.concatenate([b.positions + [20.0 * k, 0, 0] for k, b in enumerate(bs)]))
               for bs in blocks]
     largest = committee.largest_force_spread(held_out)
     manual = [float(torch.linalg.norm(committee.predict(a)["forces_std"], dim=1).max()) for a in held_out[:3]]
