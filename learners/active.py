@@ -57,7 +57,19 @@ LOG_FORMAT = "matrep-active-learning-1"
 # Settings added after runs were logged, with the value those runs used.
 SETTING_DEFAULTS = {"new_label_weight": 1.0, "max_label_energy": None}
 #: Settings a log written before they were recorded cannot be checked against (they have no default).
-UNRECORDED_BEFORE = {"frames_sha256"}
+UNRECORDED_BEFORE = {"frames_sha256", "trainer", "fine_tune_trainer", "loss"}
+#: The Trainer attributes that change what a training run computes (device, run_dir, resume,
+#: checkpointing, progress and callbacks do not).
+TRAINER_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "mode",
+                    "min_delta", "clip_norm", "dtype", "seed", "restore_best", "eval_grad")
+
+
+def _trainer_settings(trainer: Trainer | None) -> dict[str, Any] | None:
+    """The JSON-able settings of ``trainer`` that shape its fit (None for None)."""
+    if trainer is None:
+        return None
+    return {k: str(v) if k == "dtype" and v is not None else v for k, v in
+            ((k, getattr(trainer, k)) for k in TRAINER_SETTINGS)}
 
 
 def _frames_digest(frames: Sequence[Atoms]) -> str:
@@ -157,6 +169,9 @@ class ActiveLearning:
     trainer : Trainer, optional
         Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
     loss : PotentialLoss, optional
+        Default ``PotentialLoss()``. Its weights, and the settings of ``trainer`` and ``fine_tune``
+        that shape a fit (:data:`TRAINER_SETTINGS`), are part of :meth:`settings`: a workdir is
+        resumed only with the same ones.
     fine_tune : Trainer, optional
         When given, generation ``g > 0`` does not retrain a fresh committee with ``trainer``: it
         continues training a copy of generation ``g - 1``'s committee (its weights, energy shifts
@@ -247,7 +262,10 @@ class ActiveLearning:
         self.temperature, self.md_steps, self.timestep = float(temperature), md_steps, float(timestep)
         self.displacement = float(displacement)
         self.trainer = Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True) if trainer is None else trainer
-        self.loss = loss
+        if loss is not None and not isinstance(loss, PotentialLoss):
+            raise InputTypeError(f"loss must be a learners.potentials.PotentialLoss, got {type(loss).__name__}")
+        # None trains with PotentialLoss()'s weights: made explicit so that settings() records them.
+        self.loss = PotentialLoss() if loss is None else loss
         for name, value in (("trainer", self.trainer), ("fine_tune", fine_tune)):
             if value is not None and not isinstance(value, Trainer):
                 raise InputTypeError(f"{name} must be a learners.trainer.Trainer, got {type(value).__name__}")
@@ -298,7 +316,10 @@ class ActiveLearning:
                 "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames),
                 "frames_sha256": _frames_digest([*self.train_frames, *self.test_frames]),
                 "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None,
-                "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy}
+                "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy,
+                "trainer": _trainer_settings(self.trainer), "fine_tune_trainer": _trainer_settings(self.fine_tune),
+                "loss": {"w_energy": self.loss.w_energy, "w_forces": self.loss.w_forces,
+                         "w_stress": self.loss.w_stress}}
 
     @property
     def labels_path(self) -> Path:

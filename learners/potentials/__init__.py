@@ -4,7 +4,8 @@
   atomic numbers, cells, a :mod:`sims` neighbour list) to per-structure energies; forces and stress
   by autograd. Each is also a :mod:`sims` potential, so :class:`sims.MD` runs NN-potential MD.
 - :class:`Committee`: K models on one shared neighbour list; mean and spread of energy and forces.
-  :class:`UncertaintyMonitor` records (and flags or stops on) the spread during :class:`sims.MD`.
+  :class:`UncertaintyMonitor` records (and flags or stops on) the spread during :class:`sims.MD`;
+  :meth:`Committee.spread_threshold` calibrates its threshold on held-out frames for a cell's size.
 - :class:`Calculator`: the ASE face (energy, forces, stress; a committee's spread in ``results``).
 - :func:`save_potential`, :func:`load_potential`: hyperparameters and weights in one file.
 - :mod:`learners.potentials.training`: datasets streamed from ASE databases, splits by trajectory,

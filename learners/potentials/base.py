@@ -103,33 +103,46 @@ class NeuralPotential(nn.Module):
             ``(N,)`` structure index of each atom.
         """
         self.check_inputs(positions, numbers)
-        i, j, shifts = full_pairs(pairs)
-        vec = pair_vectors(positions, cell, i, j, shifts, batch)
-        # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
-        with torch.no_grad():
-            inside = (vec * vec).sum(-1) < self.cutoff ** 2
-        out = self.atomic_outputs(numbers, i[inside], j[inside], vec[inside])
+        out = self._network_outputs(positions, cell, numbers, pairs, batch)
         atomic = out * self.energy_scale.to(out.dtype) + self.atom_energy.to(out.dtype)[numbers]
         if batch is None:
             return atomic.sum()
         n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
         return torch.zeros(n, dtype=atomic.dtype, device=atomic.device).index_add(0, batch, atomic)
 
+    def _network_outputs(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
+                         batch: torch.Tensor | None) -> torch.Tensor:
+        """``(N,)`` per-atom network outputs ``o_i`` (before scale and shift) of checked inputs."""
+        i, j, shifts = full_pairs(pairs)
+        vec = pair_vectors(positions, cell, i, j, shifts, batch)
+        # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
+        with torch.no_grad():
+            inside = (vec * vec).sum(-1) < self.cutoff ** 2
+        return self.atomic_outputs(numbers, i[inside], j[inside], vec[inside])
+
     @torch.no_grad()
     def fit_shifts(self, structures: Iterable[Atoms]) -> "NeuralPotential":
         """Fit per-element energy shifts and the energy scale from reference data; return self.
 
-        Shifts solve ``min sum_s (E_s - sum_Z n_sZ mu_Z)^2`` (least squares on the composition
-        counts, as the atom references of SchNetPack and NFF); the scale is the RMS of the
-        reference force components (or, without forces, the RMS residual energy per atom), so a
-        network output of order one means a typical force. Streams over ``structures`` once.
+        The scale is the RMS of the reference force components (or, without forces, the RMS
+        residual energy per atom of a shift-only fit), so a network output of order one means a
+        typical force. The shifts then solve ``min sum_s (E_s - scale * O_s - sum_Z n_sZ mu_Z)^2``
+        (least squares on the composition counts ``n_sZ``, as the atom references of SchNetPack and
+        NFF) where ``O_s = sum_i o_i`` is the network's present output summed over structure ``s``:
+        the model's energies on ``structures`` are then the best any shifts give, with no mean error
+        per composition, and the network learns an order-one residual. Without ``O_s`` an untrained
+        network's mean output stays in every energy (measured on CHGNet-labelled Li10GeP2S12: -77
+        and -186 meV/atom for PaiNN seeds 0 and 1, of which 25 epochs at ``w_F = 10 w_E`` removed
+        only part). For a trained network the shifts re-centre its energies without moving its
+        forces. Streams over ``structures`` once (the network sees them in chunks of 32).
 
         Raises
         ------
         InputError
             No structures, or a structure without a reference energy.
         """
-        counts, energies, f2, n_f = [], [], 0.0, 0
+        counts, energies, network, f2, n_f = [], [], [], 0.0, 0
+        chunk: list[Atoms] = []
         for k, atoms in enumerate(structures):
             results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
             if "energy" not in results:
@@ -140,21 +153,37 @@ class NeuralPotential(nn.Module):
                 f = np.asarray(results["forces"], dtype=np.float64)
                 f2 += float((f * f).sum())
                 n_f += f.size
+            chunk.append(atoms)
+            if len(chunk) == 32:
+                network.append(self._summed_outputs(chunk))
+                chunk = []
         if not energies:
             raise InputError("fit_shifts needs at least one structure")
+        if chunk:
+            network.append(self._summed_outputs(chunk))
         a = np.asarray(counts, dtype=np.float64)
         e = np.asarray(energies)
         present = a.sum(0) > 0
-        mu = np.zeros(MAX_Z + 1)
-        mu[present] = np.linalg.lstsq(a[:, present], e, rcond=None)[0]
         if n_f:
             scale = np.sqrt(f2 / n_f)
         else:
-            scale = np.sqrt(np.mean(((e - a @ mu) / a.sum(1)) ** 2))
+            mu = np.linalg.lstsq(a[:, present], e, rcond=None)[0]
+            scale = np.sqrt(np.mean(((e - a[:, present] @ mu) / a.sum(1)) ** 2))
+        scale = float(scale) if scale > 0 else 1.0
+        mu = np.zeros(MAX_Z + 1)
+        mu[present] = np.linalg.lstsq(a[:, present], e - scale * np.concatenate(network), rcond=None)[0]
         self.atom_energy.copy_(torch.as_tensor(mu))
-        self.energy_scale.fill_(float(scale) if scale > 0 else 1.0)
+        self.energy_scale.fill_(scale)
         self.known_elements.copy_(torch.as_tensor(present))
         return self
+
+    def _summed_outputs(self, structures: Sequence[Atoms]) -> np.ndarray:
+        """``(B,)`` the network outputs summed over each structure's atoms (:meth:`fit_shifts`' ``O_s``)."""
+        device, dtype = self._device_dtype()
+        batch = collate_atoms(structures, self.cutoff, device=device, dtype=dtype, labels=False)
+        out = self._network_outputs(batch.positions, batch.cell, batch.numbers, batch.pairs, batch.batch)
+        sums = torch.zeros(batch.n_structures, dtype=out.dtype, device=out.device).index_add(0, batch.batch, out)
+        return sums.detach().cpu().double().numpy()
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         p = next(self.parameters())

@@ -205,10 +205,16 @@ def test_element_shifts_and_unseen_elements():
         atoms.calc = SinglePointCalculator(atoms, energy=sum(mu[z] for z in atoms.numbers),
                                            forces=np.full((n, 3), 0.3))
         frames.append(atoms)
-    model.fit_shifts(frames)
+    silent = _painn()
+    with torch.no_grad():       # a network whose output is 0 everywhere: the shifts alone are the energies
+        silent.readout[-1].weight.zero_()
+        silent.readout[-1].bias.zero_()
+    silent.fit_shifts(frames)
     # Energies that are exactly additive are recovered exactly by the least-squares shifts.
     for z, value in mu.items():
-        assert float(model.atom_energy[z]) == pytest.approx(value, rel=1e-10)
+        assert float(silent.atom_energy[z]) == pytest.approx(value, rel=1e-10)
+    assert float(silent.energy_scale) == pytest.approx(0.3)
+    model.fit_shifts(frames)
     assert float(model.energy_scale) == pytest.approx(0.3)
     with pytest.raises(InputError, match=r"\['N'\] were not in the training data"):
         model.predict(molecule("NH3"))
@@ -218,6 +224,64 @@ def test_element_shifts_and_unseen_elements():
         Committee([_painn()])
     with pytest.raises(InputError, match="cutoff"):
         Committee([_painn(), SchNet(cutoff=3.0, **TINY)])
+
+
+@pytest.mark.parametrize("make", [_painn, _schnet])
+def test_fitted_shifts_leave_no_mean_energy_error_under_the_untrained_network(make):
+    # Before, the shifts were fitted to the reference energies alone, so an untrained network's own
+    # mean output stayed in every prediction (on CHGNet Li10GeP2S12 -77 and -186 meV/atom for two
+    # PaiNN seeds, the error of a committee's member after training). With the network's output
+    # subtracted, the residuals satisfy the least-squares normal equations: no mean error per
+    # element count, here two compositions of water clusters with energies not additive.
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(10):
+        atoms = molecule("H2O") if k % 2 else Atoms("H2O2", positions=molecule("H2O2").positions)
+        atoms.positions += rng.normal(0, 0.05, atoms.positions.shape)
+        energy = -14.0 * len(atoms) + 0.5 * rng.normal()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=rng.normal(0, 1.0, (len(atoms), 3)))
+        frames.append(atoms)
+    model = make().fit_shifts(frames)
+    predicted = np.array([float(model.predict(f)["energy"][0]) for f in frames])
+    residual = predicted - np.array([f.get_potential_energy() for f in frames])
+    counts = np.array([[np.sum(f.numbers == z) for z in (1, 8)] for f in frames], dtype=float)
+    np.testing.assert_allclose(counts.T @ residual, 0.0, atol=1e-9)
+    # Forces are the network's alone: the shifts do not move them.
+    untouched = make()
+    np.testing.assert_allclose(model.predict(frames[0])["forces"], untouched.predict(frames[0])["forces"] *
+                               float(model.energy_scale), rtol=1e-10, atol=1e-12)
+
+
+def test_spread_threshold_holds_its_quantile_on_larger_structures():
+    # Reference: the empirical fraction of 4-block structures (4 independent held-out-like clusters
+    # 20 Å apart, beyond the cutoff, so each block's spreads are its own) whose largest spread stays
+    # under the threshold calibrated for their size on other clusters of one block.
+    committee = Committee([_painn(0), _painn(1)])
+    rng = np.random.default_rng(0)
+
+    def cluster():
+        return Atoms("H2O", positions=molecule("H2O").positions + rng.normal(0, 0.15, (3, 3)))
+
+    held_out = [cluster() for _ in range(400)]
+    blocks = [[cluster() for _ in range(4)] for _ in range(300)]
+    joined = [Atoms("H2OH2OH2OH2O",
+                    positions=np.concatenate([b.positions + [20.0 * k, 0, 0] for k, b in enumerate(bs)]))
+              for bs in blocks]
+    largest = committee.largest_force_spread(held_out)
+    manual = [float(torch.linalg.norm(committee.predict(a)["forces_std"], dim=1).max()) for a in held_out[:3]]
+    np.testing.assert_allclose(largest[:3], manual, rtol=1e-12)
+    assert committee.spread_threshold(held_out, quantile=0.8) == pytest.approx(np.quantile(largest, 0.8), rel=1e-12)
+    threshold = committee.spread_threshold(held_out, quantile=0.8, n_atoms=12)
+    under = np.mean(committee.largest_force_spread(joined) <= threshold)
+    assert under == pytest.approx(0.8, abs=0.07)        # binomial sd of 300 draws: 0.023
+    # The threshold of the single block applied to the joined structures flags far more than 20 %.
+    assert np.mean(committee.largest_force_spread(joined) <= np.quantile(largest, 0.8)) < 0.55
+    for kwargs, message in (({"quantile": 1.0}, r"quantile must lie in \(0, 1\)"),
+                            ({"n_atoms": 0}, "n_atoms must be a positive int")):
+        with pytest.raises(InputError, match=message):
+            committee.spread_threshold(held_out, **kwargs)
+    with pytest.raises(InputError, match="one size"):
+        committee.spread_threshold([held_out[0], joined[0]])
 
 
 def test_defaults_device_and_dtype():
