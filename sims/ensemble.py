@@ -93,9 +93,10 @@ def ensemble_configs(config: str | os.PathLike | Mapping[str, Any], *, seeds: Se
         raise SimsInputError(f"give one value per replica in each list; got lengths {lengths}")
     out = []
     path = Path(cfg["output"]["path"])
+    seed = _parse(cfg).seed  # the schema's default (0) where the config sets none
     for r in range(next(iter(lengths.values()))):
         c = copy.deepcopy(cfg)
-        c["seed"] = int(given["seeds"][r]) if "seeds" in given else int(cfg["seed"]) + r
+        c["seed"] = int(given["seeds"][r]) if "seeds" in given else seed + r
         if "temperatures" in given:
             for stage in c["stages"]:
                 if "temperature" in stage:

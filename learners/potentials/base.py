@@ -133,8 +133,11 @@ class NeuralPotential(nn.Module):
         per composition, and the network learns an order-one residual. Without ``O_s`` an untrained
         network's mean output stays in every energy (measured on CHGNet-labelled Li10GeP2S12: -77
         and -186 meV/atom for PaiNN seeds 0 and 1, of which 25 epochs at ``w_F = 10 w_E`` removed
-        only part). For a trained network the shifts re-centre its energies without moving its
-        forces. Streams over ``structures`` once (the network sees them in chunks of 32).
+        only part). Refitting a trained network on the data it was trained on re-centres its
+        energies without moving its forces; on other data the scale changes too (their force RMS)
+        and multiplies every force by the ratio (x2.2 measured for data with twice the force RMS),
+        so continue training a fitted model with ``fit_potential(..., fit_shifts=False)``. Streams
+        over ``structures`` once (the network sees them in chunks of 32).
 
         Raises
         ------

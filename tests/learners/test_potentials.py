@@ -252,6 +252,33 @@ def test_fitted_shifts_leave_no_mean_energy_error_under_the_untrained_network(ma
                                float(model.energy_scale), rtol=1e-10, atol=1e-12)
 
 
+def test_fitted_shifts_over_several_chunks_match_a_direct_least_squares_fit():
+    # fit_shifts runs the network on chunks of 32 structures: 70 structures of mixed sizes and
+    # compositions span three chunks. Reference: the network's summed outputs O_s read one structure
+    # at a time from an unfitted copy (shift 0, scale 1: its energy is O_s), then numpy's lstsq of
+    # E_s - scale O_s on the element counts. A second call changes nothing (the outputs O_s do not
+    # depend on the shifts).
+    rng = np.random.default_rng(2)
+    frames = []
+    for k in range(70):
+        n = int(rng.integers(2, 7))
+        atoms = Atoms(numbers=rng.choice([1, 6, 8], n), positions=rng.uniform(0, 4, (n, 3)))
+        atoms.calc = SinglePointCalculator(atoms, energy=-5.0 * n + rng.normal(), forces=rng.normal(0, 0.7, (n, 3)))
+        frames.append(atoms)
+    unfitted = _painn(seed=2)
+    outputs = np.array([float(unfitted.predict(f, forces=False)["energy"][0]) for f in frames])
+    model = _painn(seed=2).fit_shifts(frames)
+    scale = np.sqrt(np.mean(np.concatenate([f.get_forces().ravel() for f in frames]) ** 2))
+    counts = np.array([[np.sum(f.numbers == z) for z in (1, 6, 8)] for f in frames], dtype=float)
+    energies = np.array([f.get_potential_energy() for f in frames])
+    mu = np.linalg.lstsq(counts, energies - scale * outputs, rcond=None)[0]
+    assert float(model.energy_scale) == pytest.approx(scale, rel=1e-12)
+    np.testing.assert_allclose(model.atom_energy[[1, 6, 8]].numpy(), mu, rtol=1e-10)
+    before = (model.atom_energy.clone(), model.energy_scale.clone())
+    model.fit_shifts(iter(frames))
+    assert torch.equal(model.atom_energy, before[0]) and torch.equal(model.energy_scale, before[1])
+
+
 def test_spread_threshold_holds_its_quantile_on_larger_structures():
     # Reference: the empirical fraction of 4-block structures (4 independent held-out-like clusters
     # 20 Å apart, beyond the cutoff, so each block's spreads are its own) whose largest spread stays

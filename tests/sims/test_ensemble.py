@@ -178,3 +178,10 @@ def test_replicas_without_seeds_draw_their_own_noise(tmp_path):
     v = [a.get_velocities() for a in first]
     assert not np.allclose(v[0], v[1]) and not np.allclose(v[0] * np.sqrt(1.5), v[2])
     assert ensemble_configs(_base(tmp_path), seeds=[7, 7])[1]["seed"] == 7  # given seeds are kept as given
+
+
+def test_replicas_of_a_config_without_a_seed_count_from_the_default(tmp_path):
+    """A config that sets no ``seed`` (the schema's default, 0) raised KeyError once replicas took ``seed + r``;
+    they now take 0, 1, ... (checked to fail before the fix)."""
+    cfg = {k: v for k, v in _base(tmp_path).items() if k != "seed"}
+    assert [c["seed"] for c in ensemble_configs(cfg, temperatures=[60.0, 90.0])] == [0, 1]
