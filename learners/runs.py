@@ -472,8 +472,10 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     elif run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise InputError(f"{str(run_dir)!r} exists and is not a run folder (no config.json); refusing to write "
                          "into it: give a new or empty folder")
-    atomic_write(digest, data + "\n")
+    # config.json first: a run stopped between the two writes leaves a run folder that has not trained, which
+    # the next run takes over and completes (the other order left a folder refused as "not a run folder")
     atomic_write(record, json.dumps(cfg, indent=1))
+    atomic_write(digest, data + "\n")
 
 
 def _differences(a: RunConfig, b: RunConfig) -> set[str]:
