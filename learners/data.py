@@ -122,8 +122,7 @@ def graphs_to_data(
             # Copying every edge of a partly symmetric graph would count most neighbours twice.
             add = _unanswered(g)
             edge_index = torch.cat([edge_index, edge_index[:, add].flip(0)], dim=1)
-            if edge_attr is not None:
-                edge_attr = torch.cat([edge_attr, edge_attr[add]])
+            edge_attr = torch.cat([edge_attr, edge_attr[add]])  # edges exist, so features do
             edge_dir = torch.cat([edge_dir, torch.ones(int(add.sum()), dtype=torch.int64)])
         data_keys = {"x": d.x, "edge_index": edge_index, "edge_dir": edge_dir}
         if edge_w is not None:
