@@ -46,14 +46,24 @@ def feature_widths(graphs: Sequence[Any]) -> tuple[int, int | None]:
     return int(n), None if e is None else int(e)
 
 
-def _symmetric(graph: nx.Graph) -> bool:
-    """True for a directed graph whose edges i -> j and j -> i come in equal numbers."""
-    if not graph.is_directed():
-        return False  # to_pyg writes both directions of an undirected graph itself
+def _unanswered(graph: nx.DiGraph) -> torch.Tensor:
+    """Mask of the stored edges ``u -> v`` (in ``graph.edges`` order) that no stored ``v -> u`` answers.
+
+    Edges that carry an ``image`` (crystal graphs: the edge to the periodic image ``S`` of ``v``)
+    are answered by the edge from ``v`` to image ``-S`` of ``u`` (loops to an atom's own images
+    answer each other); other edges by any ``v -> u`` edge, one to one, a loop by itself.
+    """
     from collections import Counter
 
-    pairs = Counter(graph.edges())
-    return all(pairs[(v, u)] == n for (u, v), n in pairs.items())
+    edges = list(graph.edges(data="image"))
+    if all(image is not None for *_, image in edges):
+        stored = {(u, v, tuple(image)) for u, v, image in edges}
+        return torch.tensor([(v, u, tuple(-s for s in image)) not in stored for u, v, image in edges], dtype=torch.bool)
+    counts, seen, out = Counter((u, v) for u, v, _ in edges), Counter(), []
+    for u, v, _ in edges:
+        seen[(u, v)] += 1
+        out.append(u != v and seen[(u, v)] > counts[(v, u)])
+    return torch.tensor(out, dtype=torch.bool)
 
 
 def graphs_to_data(
@@ -76,9 +86,11 @@ def graphs_to_data(
         Float type of features.
     undirected : bool
         Messages flow both ways along each bond (glycan graphs are stored child -> parent; a
-        one-way graph would let information reach the reducing end only). Directed graphs that
-        already hold every edge in both directions, such as the crystal graphs of
-        :class:`reprs.featurizers.CrystalGraph`, are taken as they are.
+        one-way graph would let information reach the reducing end only). A directed graph gets
+        a reverse copy of each edge that has no reverse edge stored: every edge of a one-way
+        graph, none of a graph that holds both directions (the crystal graphs of
+        :class:`reprs.featurizers.CrystalGraph`), and in a crystal graph cut by ``max_neighbors``
+        the edges whose reverse was cut (each image pair then appears once each way).
     edge_dim : int, optional
         Edge feature width to give edgeless graphs when no graph in the list has an edge.
 
@@ -86,7 +98,7 @@ def graphs_to_data(
     -------
     list of torch_geometric.data.Data
         With ``x``, ``edge_index``, ``edge_attr`` (``(0, edge_dim)`` for graphs without edges), ``y``,
-        and ``edge_dir`` (int64 per edge): 1 on the reverse copies added to a one-way directed graph
+        and ``edge_dir`` (int64 per edge): 1 on the reverse copies added to a directed graph
         (for glycans, the parent -> child edges), 0 on the edges as stored. An undirected
         ``nx.Graph`` or a directed graph that already holds both directions has no stored
         direction: all its edges are 0. Relational models read it (inverse relations).
@@ -101,15 +113,20 @@ def graphs_to_data(
         raise InputError(f"got {len(graphs)} graphs but {len(y)} targets")
     out = []
     for i, g in enumerate(graphs):
-        doubled = undirected and not _symmetric(g)
-        d = to_pyg(g, dtype=dtype, undirected=doubled)
-        n_edges = d.edge_index.shape[1]
-        edge_dir = torch.zeros(n_edges, dtype=torch.int64)
-        if doubled and g.is_directed():
-            edge_dir[n_edges // 2:] = 1  # to_pyg appends the reversed copies after the stored edges
-        data_keys = {"x": d.x, "edge_index": d.edge_index, "edge_dir": edge_dir}
+        d = to_pyg(g, dtype=dtype, undirected=undirected and not g.is_directed())
+        edge_index, edge_attr = d.edge_index, d.edge_attr
+        edge_dir = torch.zeros(edge_index.shape[1], dtype=torch.int64)
+        if undirected and g.is_directed() and edge_index.shape[1]:
+            # Reverse copies of the edges without one (all of a one-way glycan graph; those whose
+            # partner max_neighbors dropped in a crystal graph), appended after the stored edges.
+            # Copying every edge of a partly symmetric graph would count most neighbours twice.
+            add = _unanswered(g)
+            edge_index = torch.cat([edge_index, edge_index[:, add].flip(0)], dim=1)
+            edge_attr = torch.cat([edge_attr, edge_attr[add]])  # edges exist, so features do
+            edge_dir = torch.cat([edge_dir, torch.ones(int(add.sum()), dtype=torch.int64)])
+        data_keys = {"x": d.x, "edge_index": edge_index, "edge_dir": edge_dir}
         if edge_w is not None:
-            data_keys["edge_attr"] = d.edge_attr if d.edge_attr is not None else torch.zeros((0, edge_w), dtype=dtype)
+            data_keys["edge_attr"] = edge_attr if edge_attr is not None else torch.zeros((0, edge_w), dtype=dtype)
         item = Data(**data_keys, num_nodes=d.num_nodes)
         if y is not None:
             item.y = torch.as_tensor(np.asarray(y[i])).unsqueeze(0)

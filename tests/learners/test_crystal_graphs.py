@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.neighborlist import neighbor_list
@@ -10,6 +11,7 @@ from ase.neighborlist import neighbor_list
 from learners import GNNRegressor
 from learners.data import graphs_to_data
 from reprs.featurizers import CrystalGraph
+from reprs.featurizers.crystal_graph import NeighborTruncationWarning
 from reprs.glycans import glycan_graph
 
 
@@ -44,3 +46,34 @@ def test_edge_conditioned_gnn_learns_emt_energies_of_strained_metals():
     reg = GNNRegressor(kind="nnconv", readout="mean", hidden=32, layers=2, epochs=100, lr=3e-3, batch_size=16, seed=1)
     reg.fit(graphs[:110], energy[:110])
     assert reg.score(graphs[110:], energy[110:]) > 0.9  # the training mean scores 0
+
+
+@pytest.mark.parametrize("repeat, max_neighbors", [((2, 2, 2), 12), ((1, 1, 2), 10), ((1, 1, 1), 14)])
+def test_truncated_crystal_graphs_get_only_the_missing_reverse_edges(repeat, max_neighbors):
+    # max_neighbors keeps each atom's nearest of ~18 within 4 A of rattled fcc Cu: most kept edges
+    # i -> j have their j -> i kept too, some lost it. The graph a GNN sees is the union of both
+    # directions (reference: ASE's neighbour list, cut by hand), each image pair once each way;
+    # the small cells have several images per atom pair and loops to an atom's own images.
+    # Doubling every stored edge, as for a one-way glycan graph, counted almost all neighbours
+    # twice (in-degree 23-25 instead of 12-13 in the 32-atom cell) once any neighbour was dropped.
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(repeat)
+    atoms.rattle(0.15, seed=0)
+    featurizer = CrystalGraph(r_cut=4.0, n_gaussians=8, max_neighbors=max_neighbors)
+    with pytest.warns(NeighborTruncationWarning):
+        graph = featurizer.featurize(atoms)
+    (data,) = graphs_to_data([graph])
+    i, j, d, S = neighbor_list("ijdS", atoms, 4.0)
+    kept = set()
+    for a in range(len(atoms)):
+        rows = np.flatnonzero(i == a)
+        rows = rows[np.lexsort((S[rows, 2], S[rows, 1], S[rows, 0], j[rows], d[rows]))][:max_neighbors]
+        kept |= {(a, int(j[r]), tuple(S[r].tolist()), float(d[r])) for r in rows}
+    union = kept | {(b, a, tuple(-x for x in s), dist) for a, b, s, dist in kept}
+    assert len(kept) < len(union) < 2 * len(kept)  # the truncation is neither symmetric nor one-way
+    expected = sorted((a, b, *np.round(featurizer.expand_distances(np.array([dist]))[0], 5)) for a, b, _, dist in union)
+    got = sorted((a, b, *np.round(x, 5)) for (a, b), x in zip(data.edge_index.T.tolist(), data.edge_attr.double().numpy()))
+    assert len(got) == len(expected)
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    np.testing.assert_allclose(np.array([g[2:] for g in got]), np.array([e[2:] for e in expected]), atol=2e-5)
+    # the added reverse copies come after the stored edges, marked
+    assert data.edge_dir.tolist() == [0] * len(kept) + [1] * (len(union) - len(kept))
