@@ -436,6 +436,22 @@ def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
         _small(iterations=3, n_steps=60, backsteps=30).fit(2, checkpoint=tmp_path / "ck.pt")
 
 
+def test_a_checkpoint_of_a_run_from_another_start_bias_is_refused(tmp_path):
+    """The checkpoint holds the trained bias, not the one training started from: a run started from
+    other weights (``matrep enhanced``'s ``start_from``) must not resume it as its own."""
+    _small(iterations=1).fit(checkpoint=tmp_path / "ck.pt")   # from the set-up's zero heights
+    warm = GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[15, 14], width=0.25, hills_only=True,
+                            atoms_per_replica=1)
+    with torch.no_grad():
+        warm.heights.fill_(0.02)
+    with pytest.raises(SimsInputError, match="other settings"):
+        _small(bias=warm).fit(checkpoint=tmp_path / "ck.pt")
+    # a fresh bias of the same hyperparameters is the same start: the checkpoint resumes
+    fresh = GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[15, 14], width=0.25, hills_only=True,
+                             atoms_per_replica=1)
+    assert len(_small(bias=fresh).fit(1, checkpoint=tmp_path / "ck.pt").history) == 1
+
+
 def test_select_best_keeps_the_bias_its_history_row_measured():
     """select="best": the bias of the iteration with the highest success rate, then the lowest loss;
     that is the bias after `selected` iterations of the same run (each iteration has its own seeds)."""
