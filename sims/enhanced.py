@@ -1052,9 +1052,16 @@ class BiasPathOptimizer:
             self.bias.load_state_dict(self._best[2])
         return BiasPathResult(self.bias, pd.DataFrame(rows).set_index("iteration"), selected)
 
-    def _settings(self) -> str:
-        """What a checkpoint must match: every setting that changes the numbers, as JSON."""
+    def _settings(self, system_state: bool = True) -> str:
+        """What a checkpoint must match: every setting that changes the numbers, as JSON.
+
+        ``system_state=False`` leaves out the digest of the system's parameters (a module's repr
+        does not show them: ``MuellerBrown()`` at any ``energy_scale``), as checkpoints written
+        before it was recorded lack it.
+        """
         import json
+
+        from .config import content_hash
 
         hp = self.bias.hyperparameters() if hasattr(self.bias, "hyperparameters") else type(self.bias).__name__
         settings = {"bias": [type(self.bias).__name__, hp], "cvs": [repr(cv) for cv in self.cvs],
@@ -1065,6 +1072,8 @@ class BiasPathOptimizer:
                         "mini_batch", "lr", "warmup", "confidence", "basin_steps", "end_weight",
                         "barrier_weight", "select", "both_directions", "gap", "seed")},
                     "system": repr(self.system), "dtype": str(self.dtype)}
+        if system_state:
+            settings["system_state"] = content_hash({k: v.tolist() for k, v in self.system.state_dict().items()})
         if self._initial_bias is not None:   # a bias that starts from other weights than its kind builds
             settings["initial_bias"] = self._initial_bias
         if self.barrier_energy != "potential":   # (absent by default: earlier checkpoints stay valid)
@@ -1087,6 +1096,7 @@ class BiasPathOptimizer:
         atomic_write(path, buffer.getvalue())
 
     def _resume(self, path, optimizer) -> list[dict]:
+        import json
         from pathlib import Path
 
         if not Path(path).exists():
@@ -1097,7 +1107,9 @@ class BiasPathOptimizer:
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer ({err})") from None
         if not isinstance(payload, dict) or payload.get("format") != "matrep.sims.enhanced.checkpoint/1":
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer")
-        if payload["settings"] != self._settings():
+        # a checkpoint from before the system's parameters were recorded is compared without them
+        recorded = "system_state" in json.loads(payload["settings"])
+        if payload["settings"] != self._settings(system_state=recorded):
             raise SimsInputError(f"the checkpoint {path} was written with other settings; remove it or use another "
                                  "file to start afresh")
         self.bias.load_state_dict(payload["bias"])
