@@ -562,6 +562,25 @@ class BiasPathResult:
     selected: int
 
 
+def _start_digest(bias: nn.Module) -> str | None:
+    """A digest of the weights ``bias`` starts training from, or None where they are those its kind
+    builds from its hyperparameters (which a checkpoint's settings hold already).
+
+    A checkpoint keeps the trained bias, not the one training started from: without this a run from
+    another start (``matrep enhanced``'s ``start_from``, a bias given with other weights) would resume
+    the other run's training. None for a freshly built bias keeps checkpoints written before valid.
+    """
+    from .config import content_hash
+
+    state = {k: v.detach().cpu() for k, v in bias.state_dict().items()}
+    kind = _BIASES.get(type(bias).__name__)
+    if kind is type(bias):
+        fresh = kind(**bias.hyperparameters(), dtype=bias.dtype).state_dict()
+        if fresh.keys() == state.keys() and all(torch.equal(fresh[k], v) for k, v in state.items()):
+            return None
+    return content_hash({k: v.tolist() for k, v in state.items()})
+
+
 def _check_positive(name: str, value, *, integer: bool = False, minimum: float = 0.0, strict: bool = True) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
         and math.isfinite(float(value)) and (float(value) > minimum if strict else float(value) >= minimum)
@@ -739,6 +758,7 @@ class BiasPathOptimizer:
         self.basin_steps = self.n_steps if basin_steps is None else int(basin_steps)
         self.device, self.dtype = device, dtype
         self.bias.to(device=device)
+        self._initial_bias = _start_digest(bias)
         self.system.to(device=device)
         self.barrier_potential.to(device=device)
 
@@ -976,7 +996,8 @@ class BiasPathOptimizer:
         file path) the bias, the Adam state and the history are written there atomically after
         every iteration, and a call that finds the file resumes after its last iteration: every
         iteration draws from its own seeds, so a resumed run repeats an uninterrupted one bit for
-        bit. A checkpoint of other settings is refused.
+        bit. A checkpoint of other settings, or of a run from other starting weights of the bias, is
+        refused.
 
         Raises
         ------
@@ -1031,9 +1052,16 @@ class BiasPathOptimizer:
             self.bias.load_state_dict(self._best[2])
         return BiasPathResult(self.bias, pd.DataFrame(rows).set_index("iteration"), selected)
 
-    def _settings(self) -> str:
-        """What a checkpoint must match: every setting that changes the numbers, as JSON."""
+    def _settings(self, system_state: bool = True) -> str:
+        """What a checkpoint must match: every setting that changes the numbers, as JSON.
+
+        ``system_state=False`` leaves out the digest of the system's parameters (a module's repr
+        does not show them: ``MuellerBrown()`` at any ``energy_scale``), as checkpoints written
+        before it was recorded lack it.
+        """
         import json
+
+        from .config import content_hash
 
         hp = self.bias.hyperparameters() if hasattr(self.bias, "hyperparameters") else type(self.bias).__name__
         settings = {"bias": [type(self.bias).__name__, hp], "cvs": [repr(cv) for cv in self.cvs],
@@ -1044,6 +1072,10 @@ class BiasPathOptimizer:
                         "mini_batch", "lr", "warmup", "confidence", "basin_steps", "end_weight",
                         "barrier_weight", "select", "both_directions", "gap", "seed")},
                     "system": repr(self.system), "dtype": str(self.dtype)}
+        if system_state:
+            settings["system_state"] = content_hash({k: v.tolist() for k, v in self.system.state_dict().items()})
+        if self._initial_bias is not None:   # a bias that starts from other weights than its kind builds
+            settings["initial_bias"] = self._initial_bias
         if self.barrier_energy != "potential":   # (absent by default: earlier checkpoints stay valid)
             settings["barrier_energy"] = self.barrier_energy
         if self.barrier_potential is not self.system:
@@ -1064,6 +1096,7 @@ class BiasPathOptimizer:
         atomic_write(path, buffer.getvalue())
 
     def _resume(self, path, optimizer) -> list[dict]:
+        import json
         from pathlib import Path
 
         if not Path(path).exists():
@@ -1074,7 +1107,9 @@ class BiasPathOptimizer:
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer ({err})") from None
         if not isinstance(payload, dict) or payload.get("format") != "matrep.sims.enhanced.checkpoint/1":
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer")
-        if payload["settings"] != self._settings():
+        # a checkpoint from before the system's parameters were recorded is compared without them
+        recorded = "system_state" in json.loads(payload["settings"])
+        if payload["settings"] != self._settings(system_state=recorded):
             raise SimsInputError(f"the checkpoint {path} was written with other settings; remove it or use another "
                                  "file to start afresh")
         self.bias.load_state_dict(payload["bias"])

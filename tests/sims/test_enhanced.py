@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 
 import numpy as np
@@ -360,8 +362,6 @@ def test_mueller_brown_learned_paths_pass_both_saddles(dim, seed):
 
 
 def test_cli_trains_writes_and_reuses_the_bias(tmp_path, capsys, monkeypatch):
-    import json
-
     import matplotlib
 
     from reprs.cli import main
@@ -434,6 +434,40 @@ def test_a_resumed_fit_repeats_an_uninterrupted_one(tmp_path):
     # fewer iterations than the checkpoint holds: its longer run was returned as if it were the one asked for
     with pytest.raises(SimsInputError, match="holds 3 iterations, more than the 2 asked for"):
         _small(iterations=3, n_steps=60, backsteps=30).fit(2, checkpoint=tmp_path / "ck.pt")
+
+
+def test_a_checkpoint_of_a_run_from_another_start_bias_is_refused(tmp_path):
+    """The checkpoint holds the trained bias, not the one training started from: a run started from
+    other weights (``matrep enhanced``'s ``start_from``) must not resume it as its own."""
+    _small(iterations=1).fit(checkpoint=tmp_path / "ck.pt")   # from the set-up's zero heights
+    warm = GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[15, 14], width=0.25, hills_only=True,
+                            atoms_per_replica=1)
+    with torch.no_grad():
+        warm.heights.fill_(0.02)
+    with pytest.raises(SimsInputError, match="other settings"):
+        _small(bias=warm).fit(checkpoint=tmp_path / "ck.pt")
+    # a fresh bias of the same hyperparameters is the same start: the checkpoint resumes
+    fresh = GaussianGridBias(XY, lower=[-1.6, -0.5], upper=[1.2, 2.1], points=[15, 14], width=0.25, hills_only=True,
+                             atoms_per_replica=1)
+    assert len(_small(bias=fresh).fit(1, checkpoint=tmp_path / "ck.pt").history) == 1
+
+
+def test_a_checkpoint_of_another_surface_is_refused(tmp_path, monkeypatch):
+    """The system's repr does not show its parameters (``MuellerBrown()`` at any energy scale): a run
+    on a steeper surface must not resume a checkpoint of the default one."""
+    _small(iterations=1).fit(checkpoint=tmp_path / "ck.pt")
+    steeper = functools.partial(MuellerBrown, energy_scale=0.005)   # the set-up builds MuellerBrown(dim=dim)
+    monkeypatch.setattr(sims.potentials, "MuellerBrown", steeper)
+    with pytest.raises(SimsInputError, match="other settings"):
+        _small().fit(checkpoint=tmp_path / "ck.pt")
+    monkeypatch.undo()
+    # a checkpoint written before the system's parameters were recorded still resumes
+    payload = torch.load(tmp_path / "ck.pt", weights_only=True)
+    settings = json.loads(payload["settings"])
+    del settings["system_state"]
+    payload["settings"] = json.dumps(settings, sort_keys=True)
+    torch.save(payload, tmp_path / "old.pt")
+    assert len(_small().fit(1, checkpoint=tmp_path / "old.pt").history) == 1
 
 
 def test_select_best_keeps_the_bias_its_history_row_measured():
