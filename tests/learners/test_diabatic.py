@@ -150,6 +150,22 @@ def test_calculator_per_state_results_and_committee_spread():
         DiabaticCalculator(members[0], state=2)
 
 
+def test_committee_members_start_independent():
+    """The head of the model seeded s is not drawn from the stream that seeds the backbone of the model
+    seeded s + 1 (it was: the head took manual_seed(s + 1), so Committee.build members shared draws)."""
+    a, b = (DiabaticPaiNN(2, cutoff=4.0, n_features=8, n_rbf=4, n_interactions=1, seed=s, dtype=F64) for s in (0, 1))
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(1)      # the stream the backbone of seed 1 starts from
+        shared = torch.nn.Linear(8, 4).weight.detach().double()
+    head = a.backbone.readout[0].weight.detach()
+    assert not torch.allclose(head, shared, atol=1e-6)
+    assert float(head.flatten() @ shared.flatten() / (head.norm() * shared.norm())) < 0.9
+    # Still reproducible: the same seed gives the same head, another seed another one.
+    again = DiabaticPaiNN(2, cutoff=4.0, n_features=8, n_rbf=4, n_interactions=1, seed=0, dtype=F64)
+    assert torch.equal(again.backbone.readout[0].weight, head)
+    assert not torch.allclose(b.backbone.readout[0].weight.detach(), head)
+
+
 def test_bad_input_is_refused():
     with pytest.raises(InputError, match="n_states must be 2 or 3"):
         DiabaticPaiNN(4)
