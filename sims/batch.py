@@ -320,14 +320,15 @@ class BatchMD(_Driver):
         Refuse systems with atoms closer than this, Å (None: no check).
     compiled : bool
         Run each step of :class:`VelocityVerlet` or :class:`Langevin` under a pair potential as one
-        ``torch.compile`` d call, the fused step of ``sims.MD(compiled=True)`` for all systems at once (kicks,
+        ``torch.compile``-d call, the fused step of ``sims.MD(compiled=True)`` for all systems at once (kicks,
         drifts, the noise drawn outside from each system's generator, the closed-form pair pass, each system's
         list displacement test, the energies). After a step, the list parts of the systems whose atoms the next
         steps may take past half the skin are rebuilt (a step that already took one past is taken again). The
         first step compiles (tens of seconds; a few with inductor's cache warm). Other integrators and potentials
         are refused (run them eagerly). 256 replicas of 64 argon atoms on one CPU thread: 5.7-10.8x the 256
-        sequential eager ``sims.MD`` runs, 2.6-3.9x the sequential compiled ones (the same skin, 1-2 Å). Trajectories equal the eager ones to round-off (``tests/sims/test_batch_fused.py``;
-        speed in ``benchmarks/README.md``).
+        sequential eager ``sims.MD`` runs, 2.6-3.9x the sequential compiled ones (the same skin, 1-2 Å).
+        Trajectories equal the eager ones to round-off (``tests/sims/test_batch_fused.py``; speed in
+        ``benchmarks/README.md``).
     device, dtype
         Where and in which precision (default the potential's).
 

@@ -40,6 +40,7 @@ github.com/martinsipka/rarediffsim.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from torch import nn
 
 from reprs.atoms import as_atoms
 
+from .config import content_hash
 from .cv import CollectiveVariable, Position, cv_period, parse_cv, wrapped_difference
 from .errors import SimsError, SimsInputError
 from .integrators import Langevin, make_generator
@@ -570,8 +572,6 @@ def _start_digest(bias: nn.Module) -> str | None:
     another start (``matrep enhanced``'s ``start_from``, a bias given with other weights) would resume
     the other run's training. None for a freshly built bias keeps checkpoints written before valid.
     """
-    from .config import content_hash
-
     state = {k: v.detach().cpu() for k, v in bias.state_dict().items()}
     kind = _BIASES.get(type(bias).__name__)
     if kind is type(bias):
@@ -1059,10 +1059,6 @@ class BiasPathOptimizer:
         does not show them: ``MuellerBrown()`` at any ``energy_scale``), as checkpoints written
         before it was recorded lack it.
         """
-        import json
-
-        from .config import content_hash
-
         hp = self.bias.hyperparameters() if hasattr(self.bias, "hyperparameters") else type(self.bias).__name__
         settings = {"bias": [type(self.bias).__name__, hp], "cvs": [repr(cv) for cv in self.cvs],
                     "start": self.start.tolist(), "target": self.target.tolist(),
@@ -1096,7 +1092,6 @@ class BiasPathOptimizer:
         atomic_write(path, buffer.getvalue())
 
     def _resume(self, path, optimizer) -> list[dict]:
-        import json
         from pathlib import Path
 
         if not Path(path).exists():
