@@ -419,7 +419,7 @@ class MDOptions(_Table):
     device : str, optional
         torch device of our engine (``--device`` overrides it).
     skin : float
-        Neighbour-list skin, Å.
+        Neighbour-list skin, Å, of both engines (LAMMPS: ``neighbor <skin> bin``).
     n_procs : int
         MPI ranks of the LAMMPS engine.
     uncertainty_threshold : float, optional

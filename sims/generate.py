@@ -18,7 +18,8 @@ output::
                                        # or a plugin kind (below)
     [md]
     dtype = "float32"                  # or "float64"; device = "cuda" (optional)
-    skin = 1.0                         # Å; n_procs = 4 (MPI ranks of engine = "lammps")
+    skin = 1.0                         # Å, neighbour-list skin of both engines (LAMMPS: neighbor <skin> bin);
+                                       # n_procs = 4 (MPI ranks of engine = "lammps")
     uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
     on_uncertain = "flag"              # or "stop"
     [[stages]]
@@ -585,7 +586,8 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
     step, time_fs, seed = int(ckpt["step"]), float(ckpt["time"]), spec.seed
     for k in range(int(ckpt["stage"]), len(spec.stages)):
         stage = spec.stages[k]
-        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs)
+        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs,
+                            skin=spec.md.skin)
         for frame in result.frames:
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,
