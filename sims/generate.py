@@ -83,7 +83,9 @@ importing them.
 
 Uncertainty. A potential that estimates its own uncertainty (a committee) has a method
 ``uncertainty_monitor(threshold)`` returning a callback ``monitor(md)``; after each call
-``monitor.latest`` is a dict of numbers (and ``"uncertain"``, a bool: the threshold was passed).
+``monitor.latest`` is a dict of numbers (and ``"uncertain"``, a bool: the threshold was passed);
+called on a :class:`sims.batch.BatchMD` (:func:`sims.ensemble.generate_batched`), a list of such dicts,
+one per replica.
 The run calls it at every sampled frame, which stores ``latest`` with the frame, and, with
 ``md.uncertainty_threshold`` set, every ``md.uncertainty_every`` steps (default 1).
 ``on_uncertain = "flag"`` only marks frames (``uncertain``); ``"stop"`` writes the first uncertain
