@@ -110,7 +110,7 @@ from reprs.config import check_keys, config_file, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
-                     SimulationConfig, Stage, System, content_hash)
+                     SimulationConfig, Stage, System, array_hash_note, content_hash)
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
@@ -411,8 +411,8 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
             raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version (it holds more than "
                                  "tensors and numbers); remove it and the output to start over") from None
         if ckpt["config_hash"] != digest:
-            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest}); "
-                                 "remove it and the output to start over")
+            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest})"
+                                 f"{array_hash_note(cfg)}; remove it and the output to start over")
         if not ckpt["done"]:
             writer.truncate(ckpt["output_mark"])
         return ckpt

@@ -276,6 +276,42 @@ def test_cli_reports_config_mistakes_in_one_line(tmp_path, capsys, problem):
     assert "Traceback" not in err
 
 
+def test_config_hash_tells_arrays_apart(tmp_path):
+    """A dict config may hold numpy arrays (a tabulated potential's values). content_hash hashed their
+    str, which rounds to 8 digits and elides all but the ends of an array of over 1000 entries: two
+    potentials gave one hash and a finished run of the one was taken for the other. Reference: the
+    SHA-256 of the JSON of the same values as lists (what a TOML config holds)."""
+    import hashlib
+    import json
+
+    import torch
+
+    from sims.config import content_hash
+
+    def reference(content):
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    r = np.linspace(2.6, 8.5, 3000)
+    values = 4 * 0.0104 * ((3.4 / r) ** 12 - (3.4 / r) ** 6)
+    values -= values[-1]
+    for other in (values + np.where(np.arange(3000) == 1500, 1e-3, 0.0), values * (1 + 1e-12)):
+        assert content_hash({"values": values}) != content_hash({"values": other})
+    assert content_hash({"values": values[:60]}) == reference({"values": values[:60].tolist()})
+    assert content_hash({"t": torch.tensor([[1.5, 2.0]])}) == reference({"t": [[1.5, 2.0]]})
+    assert content_hash({"k": np.float32(0.1)}) == reference({"k": "0.1"})  # scalars: as before (exact)
+
+    def config(values, out="tab.extxyz"):
+        return {"seed": 1, "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.3, "repeat": 1},
+                "potential": {"kind": "tabulated", "r_min": 2.6, "cutoff": 8.5, "values": values},
+                "stages": [{"ensemble": "nve", "steps": 2, "timestep": 5.0, "sample_every": 1}],
+                "output": {"path": out}, "_base": str(tmp_path)}
+
+    generate(config(values))
+    with pytest.raises(SimsInputError, match="different config.*holds arrays"):
+        generate(config(values + np.where(np.arange(3000) == 1500, 1e-3, 0.0)))
+    assert config_hash(config(values)) == config_hash(config(values.tolist()))
+
+
 def test_config_hash_never_reads_as_a_number(tmp_path):
     """A 16-hex-digit key such as "8542332939585711" is refused by an ASE database as a string value;
     content_hash then takes the next window of the SHA-256 (others keep the first 16 digits)."""
