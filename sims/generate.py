@@ -470,6 +470,9 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     seed = spec.seed
     md_cfg = spec.md
     dtype = _DTYPES[md_cfg.dtype]
+    if spec.engine == "lammps" and device is not None:
+        raise ConfigError(f"device={device!r} (--device) is the torch device of engine = 'matrep'; engine = 'lammps' "
+                          "does not read it (leave it out)")
     device = device if device is not None else md_cfg.device
     out_path = _resolve(cfg, spec.output.path)
     ckpt_path = out_path.with_name(out_path.name + ".ckpt")
