@@ -237,7 +237,7 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
                     if "pressure" in frame.info:
                         meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
                     if monitor is not None:
-                        meta.update({k: v for k, v in monitor.latest[r].items() if k != "uncertain"})
+                        meta.update({name: v for name, v in monitor.latest[r].items() if name != "uncertain"})
                     frame.info.clear()
                     writers[r].write(frame, meta)
             if (s + 1) % every == 0 or s + 1 == n_steps:

@@ -326,7 +326,8 @@ class CrystalGraph(Featurizer):
         from torch_geometric.data import Data
 
         add = unanswered_edges(nbrs.center, nbrs.neighbor, nbrs.image)
-        edge_index = np.concatenate([np.stack([nbrs.center, nbrs.neighbor]), np.stack([nbrs.neighbor, nbrs.center])[:, add]], 1)
+        kept, reverse = np.stack([nbrs.center, nbrs.neighbor]), np.stack([nbrs.neighbor, nbrs.center])
+        edge_index = np.concatenate([kept, reverse[:, add]], axis=1)
         return Data(
             x=torch.as_tensor(node_x, dtype=torch.float32),
             z=torch.as_tensor(z, dtype=torch.long),

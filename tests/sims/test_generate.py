@@ -164,7 +164,8 @@ def test_every_table_is_strict(tmp_path):
     _refused(dict(cfg, md={"skin": "1"}), tmp_path, r"md\.skin must be a number, got the string '1'")
     _refused(dict(cfg, md={"n_procs": 4}), tmp_path, r"engine = 'matrep' does not read it")  # was ignored
     # md.device and --device were ignored by engine = 'lammps' (LAMMPS runs on the CPU)
-    _refused(dict(cfg, engine="lammps", md={"device": "cpu"}), tmp_path, r"md\.device = 'cpu'.*engine = 'lammps' does not read it")
+    _refused(dict(cfg, engine="lammps", md={"device": "cpu"}), tmp_path,
+             r"md\.device = 'cpu'.*engine = 'lammps' does not read it")
     with pytest.raises(ConfigError, match=r"device='cpu' \(--device\).*engine = 'lammps' does not read it"):
         generate(dict(cfg, engine="lammps", _base=str(tmp_path)), device="cpu")
     _refused(dict(cfg, output={"path": "a.extxyz", "checkpoint_evry": 5}), tmp_path,
