@@ -21,7 +21,8 @@ blocks, and mirrors them. Blocks run serially, on ``n_jobs`` local processes (jo
 matrices are equal to the last bit. A kernel with an explicit feature map (``"wl"``) computes its
 sparse features once and its blocks are sparse products; the other GraKeL kernels run as one
 block, a single GraKeL call over the dataset (several share relabelling or random hashing across
-all graphs, so the Gram matrix is not a union of independent blocks). Values that are only bounds (GED with ``optimal=False``) are flagged: a
+all graphs, so the Gram matrix is not a union of independent blocks; ``block=`` is refused for
+them). Values that are only bounds (GED with ``optimal=False``) are flagged: a
 :class:`graphs.errors.NonOptimalWarning`, and a boolean mask with ``return_exact=True``.
 
 Example
@@ -331,7 +332,16 @@ def _execute(metric, state, tiles, *, n_jobs: int, client, progress: bool | None
         bar.close()
 
 
-def _check_block(block: int | None, metric) -> int:
+def _check_block(block: int | None, metric, n: int) -> int:
+    """Rows (and columns) per block: ``block``, the metric's default, or ``n`` for a metric computed as one block."""
+    if not metric.blockable:
+        if block is not None:
+            # silently running one block instead would hide that the setting did nothing
+            raise InputError(f"block={block!r} does not apply to metric {metric.name!r}: GraKeL computes its Gram "
+                             "matrix in one call over the whole dataset (relabelling and hashing are shared across "
+                             "all graphs), so it is not cut into blocks; leave block unset (blocks apply to "
+                             "'wl' on its explicit backend, 'dmeasure', 'ged' and callables)")
+        return n
     if block is None:
         return _PRODUCT_BLOCK if isinstance(metric, _WLMetric) else _PAIR_BLOCK
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
@@ -384,7 +394,8 @@ def pairwise(
         Run the blocks on this cluster.
     block : int, optional
         Rows (and columns) per block, the unit of work: 32 for pair metrics, 2048 for the WL
-        feature products by default.
+        feature products by default. Refused for the GraKeL kernels other than ``"wl"``, which are
+        computed as one block.
     progress : bool, optional
         Show a tqdm bar (in pairs computed) on stderr; by default only when stderr is a terminal.
     return_exact : bool
@@ -433,7 +444,7 @@ def pairwise(
     metric = _resolve(metric, metric_params, symmetric)
     n = len(graphs)
     state = metric.prepare(graphs, None)
-    size = _check_block(block, metric) if metric.blockable else n
+    size = _check_block(block, metric, n)
     triangle = metric.symmetric and metric.blockable
     tiles = _tiles(n, n, size, triangle)
     if knn is not None and out is None:
@@ -590,11 +601,11 @@ def top_k(
     if isinstance(metric, PairMetric):
         # One row: the query; columns: the dataset.
         state = metric.prepare([query], graphs)
-        tiles = _tiles(1, n, _check_block(block, metric), False)
+        tiles = _tiles(1, n, _check_block(block, metric, n), False)
     else:
         # Kernels: the dataset is fitted (rows), the query transformed (one column).
         state = metric.prepare(graphs, [query])
-        size = _check_block(block, metric) if metric.blockable else n
+        size = _check_block(block, metric, n)
         tiles = [(r, np.arange(1), False) for r, _, _ in _tiles(n, 1, size, False)]
     scores = np.full(n, np.nan)
     exact = np.ones(n, dtype=bool)

@@ -57,7 +57,7 @@ LOG_FORMAT = "matrep-active-learning-1"
 # Settings added after runs were logged, with the value those runs used.
 SETTING_DEFAULTS = {"new_label_weight": 1.0, "max_label_energy": None}
 #: Settings a log written before they were recorded cannot be checked against (they have no default).
-UNRECORDED_BEFORE = {"frames_sha256", "trainer", "fine_tune_trainer", "loss"}
+UNRECORDED_BEFORE = {"frames_sha256", "frames_stress_pbc_sha256", "trainer", "fine_tune_trainer", "loss"}
 #: The Trainer attributes that change what a training run computes (device, run_dir, resume,
 #: checkpointing, progress and callbacks do not).
 TRAINER_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "mode",
@@ -80,6 +80,22 @@ def _frames_digest(frames: Sequence[Atoms]) -> str:
         results = f.calc.results
         for array in (f.numbers, f.positions, f.cell[:], np.asarray(results["energy"]), results["forces"]):
             h.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return h.hexdigest()
+
+
+def _frames_stress_pbc_digest(frames: Sequence[Atoms]) -> str:
+    """SHA-256 of what :func:`_frames_digest` leaves out and training reads: each frame's periodic
+    directions (its neighbour list) and stored stress (a label when ``loss.w_stress > 0``), so that frames
+    differing only there are told apart. Kept beside ``frames_sha256``, which logs already record."""
+    from ase.constraints import voigt_6_to_full_3x3_stress
+
+    h = hashlib.sha256()
+    for f in frames:
+        stress = f.calc.results.get("stress")
+        if stress is not None and np.shape(stress) == (6,):
+            stress = voigt_6_to_full_3x3_stress(stress)
+        h.update(np.asarray(f.pbc, dtype=float).tobytes())
+        h.update(b"no stress" if stress is None else np.ascontiguousarray(stress, dtype=float).tobytes())
     return h.hexdigest()
 
 
@@ -315,6 +331,7 @@ class ActiveLearning:
                 "temperature": self.temperature, "md_steps": self.md_steps, "timestep": self.timestep,
                 "displacement": self.displacement, "n_train": len(self.train_frames), "n_test": len(self.test_frames),
                 "frames_sha256": _frames_digest([*self.train_frames, *self.test_frames]),
+                "frames_stress_pbc_sha256": _frames_stress_pbc_digest([*self.train_frames, *self.test_frames]),
                 "fine_tune": self.fine_tune is not None, "initial_committee": self.initial_committee is not None,
                 "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy,
                 "trainer": _trainer_settings(self.trainer), "fine_tune_trainer": _trainer_settings(self.fine_tune),

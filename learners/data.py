@@ -56,9 +56,11 @@ def _unanswered(graph: nx.DiGraph) -> torch.Tensor:
     from collections import Counter
 
     edges = list(graph.edges(data="image"))
-    if all(image is not None for *_, image in edges):
-        stored = {(u, v, tuple(image)) for u, v, image in edges}
-        return torch.tensor([(v, u, tuple(-s for s in image)) not in stored for u, v, image in edges], dtype=torch.bool)
+    if edges and all(image is not None for *_, image in edges):
+        from reprs.featurizers.crystal_graph import unanswered_edges
+
+        u, v, image = zip(*edges)
+        return torch.as_tensor(unanswered_edges(np.array(u), np.array(v), np.array(image)))
     counts, seen, out = Counter((u, v) for u, v, _ in edges), Counter(), []
     for u, v, _ in edges:
         seen[(u, v)] += 1

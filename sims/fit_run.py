@@ -63,7 +63,7 @@ import torch
 from reprs.config import Schema, config_file, load_toml
 from reprs.fileio import atomic_open, read_frames
 
-from .config import Potential, System, content_hash
+from .config import Potential, System, array_hash_note, content_hash
 from .errors import ConfigError
 
 __all__ = ["FitConfig", "TargetSpec", "GenerateSpec", "DiffsimSettings", "IBISettings", "fit_potential"]
@@ -331,8 +331,8 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
     if stamp.exists():
         recorded = json.loads(stamp.read_text()).get("hash")
         if recorded != digest:
-            raise ConfigError(f"{str(out)!r} holds a fit of another config (hash {recorded}, this one {digest}); "
-                              "use a new output folder")
+            raise ConfigError(f"{str(out)!r} holds a fit of another config (hash {recorded}, this one {digest})"
+                              f"{array_hash_note(content)}; use a new output folder")
     else:
         with atomic_open(stamp, "w") as f:
             json.dump({"hash": digest, "config": content}, f, indent=1, default=str)

@@ -18,7 +18,8 @@ output::
                                        # or a plugin kind (below)
     [md]
     dtype = "float32"                  # or "float64"; device = "cuda" (optional)
-    skin = 1.0                         # Å; n_procs = 4 (MPI ranks of engine = "lammps")
+    skin = 1.0                         # Å, neighbour-list skin of both engines (LAMMPS: neighbor <skin> bin);
+                                       # n_procs = 4 (MPI ranks of engine = "lammps")
     uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
     on_uncertain = "flag"              # or "stop"
     [[stages]]
@@ -82,7 +83,9 @@ importing them.
 
 Uncertainty. A potential that estimates its own uncertainty (a committee) has a method
 ``uncertainty_monitor(threshold)`` returning a callback ``monitor(md)``; after each call
-``monitor.latest`` is a dict of numbers (and ``"uncertain"``, a bool: the threshold was passed).
+``monitor.latest`` is a dict of numbers (and ``"uncertain"``, a bool: the threshold was passed);
+called on a :class:`sims.batch.BatchMD` (:func:`sims.ensemble.generate_batched`), a list of such dicts,
+one per replica.
 The run calls it at every sampled frame, which stores ``latest`` with the frame, and, with
 ``md.uncertainty_threshold`` set, every ``md.uncertainty_every`` steps (default 1).
 ``on_uncertain = "flag"`` only marks frames (``uncertain``); ``"stop"`` writes the first uncertain
@@ -107,7 +110,7 @@ from reprs.config import check_keys, config_file, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
-                     SimulationConfig, Stage, System, content_hash)
+                     SimulationConfig, Stage, System, array_hash_note, content_hash)
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
@@ -408,8 +411,8 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
             raise SimsInputError(f"{ckpt_path} is not a checkpoint of this matrep version (it holds more than "
                                  "tensors and numbers); remove it and the output to start over") from None
         if ckpt["config_hash"] != digest:
-            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest}); "
-                                 "remove it and the output to start over")
+            raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest})"
+                                 f"{array_hash_note(cfg)}; remove it and the output to start over")
         if not ckpt["done"]:
             writer.truncate(ckpt["output_mark"])
         return ckpt
@@ -467,6 +470,9 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     seed = spec.seed
     md_cfg = spec.md
     dtype = _DTYPES[md_cfg.dtype]
+    if spec.engine == "lammps" and device is not None:
+        raise ConfigError(f"device={device!r} (--device) is the torch device of engine = 'matrep'; engine = 'lammps' "
+                          "does not read it (leave it out)")
     device = device if device is not None else md_cfg.device
     out_path = _resolve(cfg, spec.output.path)
     ckpt_path = out_path.with_name(out_path.name + ".ckpt")
@@ -585,7 +591,8 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
     step, time_fs, seed = int(ckpt["step"]), float(ckpt["time"]), spec.seed
     for k in range(int(ckpt["stage"]), len(spec.stages)):
         stage = spec.stages[k]
-        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs)
+        result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs,
+                            skin=spec.md.skin)
         for frame in result.frames:
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,

@@ -434,7 +434,7 @@ def write_inputs(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | S
         Stage ``k`` seeds its thermostat noise with ``(seed * 1000 + k) mod (2^31 - 2) + 1``
         (LAMMPS wants a positive 32-bit seed).
     skin : float
-        Neighbour-list skin, Å.
+        Neighbour-list skin, Å (``neighbor <skin> bin``; 0: the list is rebuilt every step).
     table_points : int
         Knots of ``pair_style table`` for tabulated potentials.
 
@@ -465,8 +465,9 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
                 check_cell(atoms.pbc, atoms.cell[:], st.coupling)
             except SimsInputError as err:
                 raise SimsInputError(f"stage {k} ({st.ensemble}): {err}") from None
-    if int(seed) < 0 or not skin > 0:
-        raise SimsInputError(f"need seed >= 0 and skin > 0 Å, got {seed}, {skin}")
+    if int(seed) < 0 or not 0 <= skin < math.inf:
+        # skin 0 is valid: with "neigh_modify every 1 delay 0 check yes" LAMMPS then rebuilds every step
+        raise SimsInputError(f"need seed >= 0 and a finite skin >= 0 Å, got {seed}, {skin}")
     folder.mkdir(parents=True, exist_ok=True)
     folder = folder.resolve()  # the script names its files by absolute path: no chdir, any working folder
     for old in folder.glob("*.table"):
@@ -661,7 +662,7 @@ def run(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], *,
     n_procs : int
         1 runs in this process; more runs ``mpiexec -n n_procs lmp`` with the wheels' MPICH.
     skin : float
-        Neighbour-list skin, Å.
+        Neighbour-list skin, Å (``neighbor <skin> bin``; 0: the list is rebuilt every step).
     workdir : path, optional
         Keep the inputs, dumps and log there; by default a temporary folder is removed afterwards.
     table_points : int

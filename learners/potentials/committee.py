@@ -191,6 +191,10 @@ class UncertaintyMonitor:
     (``stop=True``; the frames before it stay valid), the active-learning trigger of
     arXiv:2101.11588.
 
+    On a :class:`sims.batch.BatchMD` the values are those of each replica: :attr:`latest` is a list of
+    such dicts in replica order, :attr:`records` gets one tuple per replica (in that order), and a
+    step is flagged (or stops the run) when any replica passes the threshold.
+
     Parameters
     ----------
     committee : Committee
@@ -225,19 +229,31 @@ class UncertaintyMonitor:
         if md.step_count % self.every:
             return
         state = md.state
-        pairs = md.neighbors.update(state.positions, state.cell, state.pbc)  # the run's list: no rebuild
-        batch = AtomsBatch(positions=state.positions.detach(), numbers=state.numbers, cell=state.cell[None],
-                           pbc=state.pbc[None], batch=torch.zeros_like(state.numbers), pairs=pairs)
+        batched = hasattr(state, "system")  # a sims.batch.BatchMD: several replicas in one state
+        if not batched:
+            pairs = md.neighbors.update(state.positions, state.cell, state.pbc)  # the run's list: no rebuild
+            cell, pbc, system = state.cell[None], state.pbc[None], torch.zeros_like(state.numbers)
+        else:
+            system, cell, pbc = state.system, state.cell, state.pbc
+            pairs = md.neighbors.update(state.positions, cell, pbc, system=system)
+        batch = AtomsBatch(positions=state.positions.detach(), numbers=state.numbers, cell=cell, pbc=pbc,
+                           batch=system, pairs=pairs)
         out = self.committee.predict(batch)
-        e_std = float(out["energy_std"][0])
-        f_std = float(torch.linalg.norm(out["forces_std"], dim=1).max())
-        self.records.append((md.step_count, e_std, f_std))
-        uncertain = self.threshold is not None and f_std > self.threshold
-        self.latest = {"energy_std": e_std, "forces_std_max": f_std, "uncertain": uncertain}
+        norms = torch.linalg.norm(out["forces_std"], dim=1)
+        f_max = torch.zeros_like(out["energy_std"]).scatter_reduce(0, system, norms, "amax", include_self=False)
+        values = [{"energy_std": e, "forces_std_max": f, "uncertain": self.threshold is not None and f > self.threshold}
+                  for e, f in zip(out["energy_std"].tolist(), f_max.tolist())]
+        self.records.extend((md.step_count, v["energy_std"], v["forces_std_max"]) for v in values)
+        self.latest = values if batched else values[0]
         if md.record_every and md.step_count % md.record_every == 0 and md.trajectory:
-            md.trajectory[-1].info.update(energy_std=e_std, forces_std_max=f_std, uncertain=uncertain)
+            frames = md.trajectory[-1]  # a BatchMD records a list of frames per step
+            for frame, v in zip(frames if batched else [frames], values):
+                frame.info.update(v)
+        uncertain = [r for r, v in enumerate(values) if v["uncertain"]]
         if uncertain:
             self.flagged.append(md.step_count)
             if self.stop:
+                f_std = max(values[r]["forces_std_max"] for r in uncertain)
+                where = "" if not batched else f" (replicas {uncertain})"
                 raise UncertaintyExceeded(f"committee force spread {f_std:.4g} eV/Å > threshold {self.threshold} "
-                                          f"eV/Å at step {md.step_count}; the frames before it are valid")
+                                          f"eV/Å at step {md.step_count}{where}; the frames before it are valid")

@@ -25,7 +25,7 @@ from reprs.errors import InputError
 from reprs.featurizers.base import Featurizer
 from reprs.featurizers.composition import ELEMENT_PROPERTIES, element_property_table
 
-__all__ = ["CrystalGraph", "NeighborList", "NeighborTruncationWarning", "periodic_neighbors"]
+__all__ = ["CrystalGraph", "NeighborList", "NeighborTruncationWarning", "periodic_neighbors", "unanswered_edges"]
 
 #: Distances closer than this (Angstrom) count as one shell when reporting split shells.
 SHELL_TOL = 1e-6
@@ -107,6 +107,31 @@ def periodic_neighbors(atoms: Any, r_cut: float, max_neighbors: int | None = Non
     return NeighborList(i, j, S, d, n_cut, split)
 
 
+def unanswered_edges(center: np.ndarray, neighbor: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Mask of the periodic edges ``i -> (j, S)`` whose reverse ``j -> (i, -S)`` is not in the list.
+
+    Without ``max_neighbors`` a periodic neighbour list is symmetric and the mask all False; a cut
+    keeps ``i -> j`` where ``j`` is among ``i``'s nearest but drops ``j -> i`` where ``i`` is not among
+    ``j``'s. Loops to an atom's own images answer each other (``S`` and ``-S``).
+
+    Parameters
+    ----------
+    center, neighbor : numpy.ndarray of int, shape (n_edges,)
+    image : numpy.ndarray of int, shape (n_edges, 3)
+        Cell offset of the neighbour's image.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_edges,)
+    """
+    image = np.asarray(image, dtype=np.int64).reshape(-1, 3)
+    forward = np.column_stack([center, neighbor, image]).astype(np.int64)
+    reverse = np.column_stack([neighbor, center, -image]).astype(np.int64)
+    _, key = np.unique(np.concatenate([forward, reverse]), axis=0, return_inverse=True)
+    key = key.ravel()
+    return ~np.isin(key[len(forward):], key[: len(forward)])
+
+
 class CrystalGraph(Featurizer):
     """Crystal graph of a structure: nodes = atoms, edges = neighbours within ``r_cut``.
 
@@ -135,8 +160,15 @@ class CrystalGraph(Featurizer):
         element pair, ``"x"`` = Gaussian features, ``"distance"`` (Angstrom), ``"image"``; graph attrs
         ``"name"`` (formula), ``"cell"``, ``"pbc"``, ``"n_cut"``, ``"split_shells"``).
         ``"pyg"``: a ``torch_geometric.data.Data`` with ``x``, ``z``, ``pos``, ``edge_index``,
-        ``edge_attr``, ``edge_distance``, ``edge_image``, ``cell`` (1, 3, 3), ``n_cut`` (float32
-        features, Angstrom).
+        ``edge_attr``, ``edge_distance``, ``edge_image``, ``edge_dir``, ``cell`` (1, 3, 3), ``n_cut``
+        (float32 features, Angstrom). Its edges are those :func:`learners.data.graphs_to_data` makes
+        of the networkx output: each kept edge ``i -> j`` (``edge_index[:, e] = (i, j)``, the image
+        ``S`` of ``j`` in ``edge_image``, ``edge_dir`` 0) and, where ``max_neighbors`` dropped the
+        reverse ``j -> i``, its copy ``(j, i)`` with image ``-S`` (``edge_dir`` 1) after them. The
+        list is symmetric, so under PyG's message passing (``edge_index[0]`` the source,
+        ``[1]`` the target) every atom hears each of its kept neighbours and each atom that kept it.
+        Without the copies an atom heard only the atoms that kept it: fewer than ``max_neighbors``
+        for some.
 
     Notes
     -----
@@ -293,14 +325,18 @@ class CrystalGraph(Featurizer):
         import torch
         from torch_geometric.data import Data
 
+        add = unanswered_edges(nbrs.center, nbrs.neighbor, nbrs.image)
+        kept, reverse = np.stack([nbrs.center, nbrs.neighbor]), np.stack([nbrs.neighbor, nbrs.center])
+        edge_index = np.concatenate([kept, reverse[:, add]], axis=1)
         return Data(
             x=torch.as_tensor(node_x, dtype=torch.float32),
             z=torch.as_tensor(z, dtype=torch.long),
             pos=torch.as_tensor(atoms.get_positions(), dtype=torch.float32),
-            edge_index=torch.as_tensor(np.stack([nbrs.center, nbrs.neighbor]), dtype=torch.long),
-            edge_attr=torch.as_tensor(edge_x, dtype=torch.float32),
-            edge_distance=torch.as_tensor(nbrs.distance, dtype=torch.float32),
-            edge_image=torch.as_tensor(nbrs.image, dtype=torch.long),
+            edge_index=torch.as_tensor(edge_index, dtype=torch.long),
+            edge_attr=torch.as_tensor(np.concatenate([edge_x, edge_x[add]]), dtype=torch.float32),
+            edge_distance=torch.as_tensor(np.concatenate([nbrs.distance, nbrs.distance[add]]), dtype=torch.float32),
+            edge_image=torch.as_tensor(np.concatenate([nbrs.image, -nbrs.image[add]]), dtype=torch.long),
+            edge_dir=torch.as_tensor(np.repeat([0, 1], [len(add), int(add.sum())]), dtype=torch.long),
             cell=torch.as_tensor(np.asarray(atoms.cell, dtype=float), dtype=torch.float32).unsqueeze(0),
             n_cut=torch.as_tensor(nbrs.n_cut, dtype=torch.long),
             name=atoms.get_chemical_formula(),

@@ -98,7 +98,7 @@ def morgan_fingerprint(
     mol_or_smiles: Any,
     radius: int = 2,
     n_bits: int = 2048,
-    chirality: bool = True,
+    chirality: bool = False,
     counts: bool = False,
 ) -> np.ndarray:
     """Morgan (ECFP-like) fingerprint of one molecule as a numpy vector.
@@ -111,9 +111,11 @@ def morgan_fingerprint(
         Number of Morgan iterations (ECFP4 is radius 2).
     n_bits : int, default 2048
         Length of the folded vector.
-    chirality : bool, default True
-        Include CIP chirality tags in the atom invariants (RDKit ``includeChirality``); the default
-        keeps stereoisomers such as alpha/beta anomers apart.
+    chirality : bool, default False
+        Include CIP chirality tags in the atom invariants (RDKit ``includeChirality``). The default
+        is RDKit's and :class:`MorganFingerprint`'s, so the same name gives the same bits; True
+        keeps stereoisomers such as alpha/beta anomers apart (the monomer features of
+        :mod:`reprs.macromolecules` ask for it).
     counts : bool, default False
         Hashed occurrence counts instead of bits.
 

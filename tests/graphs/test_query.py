@@ -274,6 +274,23 @@ def test_top_k_kernel_equals_grakel_ranking(kind):
     assert result.similarity
 
 
+@pytest.mark.parametrize("call", ["top_k", "pairwise"])
+def test_block_is_refused_by_name_for_one_block_grakel_kernels(call):
+    """A GraKeL kernel other than the explicit WL is one GraKeL call over the dataset: block= did nothing
+    (silently); it is refused, and a WL kernel on the GraKeL backend too. Unset, the answer is unchanged."""
+    def run(metric, **kw):
+        return top_k(GRAPHS[2], GRAPHS, metric, k=4, **kw) if call == "top_k" else pairwise(GRAPHS, metric, **kw)
+
+    for metric, params in [("propagation", {"t_max": 3, "seed": 2}), ("shortest_path", {}),
+                           ("wl", {"backend": "grakel"})]:
+        with pytest.raises(InputError, match=f"block=4 does not apply to metric '{metric}'.*leave block unset"):
+            run(metric, metric_params=params, block=4)
+    assert run("wl", block=4) is not None  # the explicit WL map is cut into blocks
+    sp = GraphKernel("shortest_path").fit_transform(GRAPHS)
+    if call == "pairwise":
+        np.testing.assert_array_equal(run("shortest_path"), sp)
+
+
 def test_wl_top_k_never_builds_n_by_n():
     # 4000 graphs: an N x N float64 matrix is 128 MB; one sparse product per query needs far less.
     graphs = labelled_trees(12, 4000, n_min=2, n_max=6)

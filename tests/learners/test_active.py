@@ -107,6 +107,17 @@ def test_resume_after_a_crash_gives_the_same_run(data, tmp_path):
     train, test = data  # other frames of the same count: resumed as one run before
     with pytest.raises(InputError, match=r"other settings \(frames_sha256 differ\)"):
         loop(([test[0], *train[1:]], test), part, generations=2, sampler="random").run()
+    # the same frames with a stress label (trained on when loss.w_stress > 0): one digest before
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    stressed = []
+    for f in train:
+        g = f.copy()
+        g.calc = SinglePointCalculator(g, energy=f.get_potential_energy(), forces=f.get_forces(),
+                                       stress=np.array([1e-3, 1e-3, 1e-3, 0.0, 0.0, 0.0]))
+        stressed.append(g)
+    with pytest.raises(InputError, match=r"other settings \(frames_stress_pbc_sha256 differ\)"):
+        loop((stressed, test), part, generations=2, sampler="random").run()
 
 
 def test_resume_with_other_trainer_or_loss_settings_is_refused(data, tmp_path):
@@ -308,7 +319,8 @@ def atoms_like(template, positions):
 def test_runs_logged_before_the_new_settings_resume_and_other_weights_are_refused(data, tmp_path):
     loop(data, tmp_path, generations=1, sampler="random").run()
     saved = json.loads((tmp_path / "log.json").read_text())
-    for key in ("new_label_weight", "max_label_energy", "frames_sha256", "trainer", "fine_tune_trainer", "loss"):
+    for key in ("new_label_weight", "max_label_energy", "frames_sha256", "frames_stress_pbc_sha256", "trainer",
+                "fine_tune_trainer", "loss"):
         del saved["settings"][key]
     (tmp_path / "log.json").write_text(json.dumps(saved))
     assert len(loop(data, tmp_path, generations=1, sampler="random").run().log_) == 2

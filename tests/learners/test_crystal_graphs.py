@@ -77,3 +77,21 @@ def test_truncated_crystal_graphs_get_only_the_missing_reverse_edges(repeat, max
     np.testing.assert_allclose(np.array([g[2:] for g in got]), np.array([e[2:] for e in expected]), atol=2e-5)
     # the added reverse copies come after the stored edges, marked
     assert data.edge_dir.tolist() == [0] * len(kept) + [1] * (len(union) - len(kept))
+    # CrystalGraph(output="pyg") gives the same edges, directions and features, and the images of
+    # ASE's list. It gave the kept edges only: under PyG's flow (edge_index[0] the source, [1] the
+    # target) some atoms then heard fewer than max_neighbors others (6 of 10 in the 8-atom cell).
+    with pytest.warns(NeighborTruncationWarning):
+        pyg = CrystalGraph(r_cut=4.0, n_gaussians=8, max_neighbors=max_neighbors, output="pyg").featurize(atoms)
+    reference = sorted(union)
+    ours = sorted((a, b, tuple(s), dist) for (a, b), s, dist in zip(
+        pyg.edge_index.T.tolist(), pyg.edge_image.tolist(), pyg.edge_distance.double().tolist()))
+    assert [e[:3] for e in ours] == [e[:3] for e in reference]
+    np.testing.assert_allclose([e[3] for e in ours], [e[3] for e in reference], rtol=1e-6)  # float32
+
+    def edges(d):
+        return sorted((a, b, e, *np.round(x, 5)) for (a, b), e, x in zip(
+            d.edge_index.T.tolist(), d.edge_dir.tolist(), d.edge_attr.double().numpy()))
+
+    assert edges(pyg) == edges(data)
+    in_degree = np.bincount(pyg.edge_index[1].numpy(), minlength=len(atoms))
+    assert in_degree.min() >= max_neighbors

@@ -83,6 +83,31 @@ def test_frames_carry_the_committee_uncertainty_and_flags(model_dir):
     assert 0 < sum(bool(f.info["uncertain"]) for f in flagged) < len(flagged)
 
 
+def test_batched_run_writes_the_uncertainty_of_each_replica(model_dir):
+    """sims.ensemble.generate_batched writes the frames and metadata generate() writes for each config
+    alone, the committee's spread included (it wrote no energy_std / forces_std_max before). References:
+    each config run alone, and the committee evaluated afresh on each frame."""
+    from sims.ensemble import ensemble_configs, generate_batched
+
+    committee = load_potential(model_dir / "committee.pt", dtype=torch.float64)
+    base = _config("batch.extxyz", potential={"kind": "nn", "path": "committee.pt"}, steps=20)
+    base["_base"] = str(model_dir)
+    cfgs = ensemble_configs(base, seeds=[5, 6], temperatures=[40.0, 80.0])
+    batched = [read_frames(p) for p in generate_batched(cfgs)]
+    for cfg, frames in zip(cfgs, batched):
+        alone = read_frames(generate(dict(cfg, output={"path": "alone_" + Path(cfg["output"]["path"]).name})))
+        assert len(frames) == len(alone) == 4
+        for a, b in zip(frames, alone):
+            assert sorted(a.info) == sorted(b.info)
+            np.testing.assert_allclose(a.positions, b.positions, atol=1e-7)  # extxyz: 8 decimals
+            ref = committee.predict(a)
+            assert a.info["energy_std"] == pytest.approx(float(ref["energy_std"][0]), abs=1e-7)
+            f_std = float(torch.linalg.norm(ref["forces_std"], dim=1).max())
+            assert a.info["forces_std_max"] == pytest.approx(f_std, abs=1e-7) and f_std > 0
+            assert a.info["forces_std_max"] == pytest.approx(b.info["forces_std_max"], abs=1e-7)
+    assert batched[0][-1].info["forces_std_max"] != batched[1][-1].info["forces_std_max"]  # per replica
+
+
 def test_stop_mode_stops_with_valid_frames_and_repeats(model_dir, capsys):
     plain = read_frames(model_dir / "plain.db") if (model_dir / "plain.db").exists() else _run(model_dir, "plain.db")
     spreads = [f.info["forces_std_max"] for f in plain]

@@ -38,7 +38,20 @@ def test_morgan_equals_rdkit_legacy_function(smiles, radius):
         chiral = _bits(rdMolDescriptors.GetMorganFingerprintAsBitVect(mol, radius, nBits=1024, useChirality=True))
     assert np.array_equal(MorganFingerprint(radius=radius, n_bits=1024).featurize(smiles), reference)
     assert np.array_equal(MorganFingerprint(radius=radius, n_bits=1024, chirality=True).featurize(mol), chiral)
-    assert np.array_equal(morgan_fingerprint(smiles, radius, 1024), chiral)
+    assert np.array_equal(morgan_fingerprint(smiles, radius, 1024, chirality=True), chiral)
+
+
+@pytest.mark.parametrize("smiles", MOLECULES)
+def test_morgan_function_and_class_defaults_are_rdkits(smiles):
+    """The function and the class of one name give the same bits by default, and both equal RDKit's
+    Morgan generator with its own defaults (includeChirality=False). The function's default was
+    chirality=True, the class's False: they disagreed on every stereocentre."""
+    mol = Chem.MolFromSmiles(smiles)
+    reference = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048).GetFingerprintAsNumPy(mol)
+    assert np.array_equal(morgan_fingerprint(smiles), reference)
+    assert np.array_equal(MorganFingerprint().featurize(smiles), reference)
+    counts = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048).GetCountFingerprintAsNumPy(mol)
+    assert np.array_equal(morgan_fingerprint(smiles, counts=True), counts)
 
 
 @pytest.mark.parametrize("smiles", MOLECULES)

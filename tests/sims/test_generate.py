@@ -163,6 +163,11 @@ def test_every_table_is_strict(tmp_path):
     _refused(dict(cfg, md={"dtype": "float16"}), tmp_path, r"md\.dtype must be one of 'float32', 'float64'")
     _refused(dict(cfg, md={"skin": "1"}), tmp_path, r"md\.skin must be a number, got the string '1'")
     _refused(dict(cfg, md={"n_procs": 4}), tmp_path, r"engine = 'matrep' does not read it")  # was ignored
+    # md.device and --device were ignored by engine = 'lammps' (LAMMPS runs on the CPU)
+    _refused(dict(cfg, engine="lammps", md={"device": "cpu"}), tmp_path,
+             r"md\.device = 'cpu'.*engine = 'lammps' does not read it")
+    with pytest.raises(ConfigError, match=r"device='cpu' \(--device\).*engine = 'lammps' does not read it"):
+        generate(dict(cfg, engine="lammps", _base=str(tmp_path)), device="cpu")
     _refused(dict(cfg, output={"path": "a.extxyz", "checkpoint_evry": 5}), tmp_path,
              r"unknown key 'checkpoint_evry' in output; did you mean 'checkpoint_every'\?")
     _refused(dict(cfg, output={"path": "a.xyz"}), tmp_path, r"output\.path must end in \.db or \.extxyz")
@@ -274,6 +279,42 @@ def test_cli_reports_config_mistakes_in_one_line(tmp_path, capsys, problem):
     err = capsys.readouterr().err
     assert err.startswith("matrep simulate: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+def test_config_hash_tells_arrays_apart(tmp_path):
+    """A dict config may hold numpy arrays (a tabulated potential's values). content_hash hashed their
+    str, which rounds to 8 digits and elides all but the ends of an array of over 1000 entries: two
+    potentials gave one hash and a finished run of the one was taken for the other. Reference: the
+    SHA-256 of the JSON of the same values as lists (what a TOML config holds)."""
+    import hashlib
+    import json
+
+    import torch
+
+    from sims.config import content_hash
+
+    def reference(content):
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    r = np.linspace(2.6, 8.5, 3000)
+    values = 4 * 0.0104 * ((3.4 / r) ** 12 - (3.4 / r) ** 6)
+    values -= values[-1]
+    for other in (values + np.where(np.arange(3000) == 1500, 1e-3, 0.0), values * (1 + 1e-12)):
+        assert content_hash({"values": values}) != content_hash({"values": other})
+    assert content_hash({"values": values[:60]}) == reference({"values": values[:60].tolist()})
+    assert content_hash({"t": torch.tensor([[1.5, 2.0]])}) == reference({"t": [[1.5, 2.0]]})
+    assert content_hash({"k": np.float32(0.1)}) == reference({"k": "0.1"})  # scalars: as before (exact)
+
+    def config(values, out="tab.extxyz"):
+        return {"seed": 1, "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.3, "repeat": 1},
+                "potential": {"kind": "tabulated", "r_min": 2.6, "cutoff": 8.5, "values": values},
+                "stages": [{"ensemble": "nve", "steps": 2, "timestep": 5.0, "sample_every": 1}],
+                "output": {"path": out}, "_base": str(tmp_path)}
+
+    generate(config(values))
+    with pytest.raises(SimsInputError, match="different config.*holds arrays"):
+        generate(config(values + np.where(np.arange(3000) == 1500, 1e-3, 0.0)))
+    assert config_hash(config(values)) == config_hash(config(values.tolist()))
 
 
 def test_config_hash_never_reads_as_a_number(tmp_path):

@@ -374,6 +374,38 @@ def test_generate_on_lammps_resumes_without_lost_or_repeated_frames(tmp_path, mo
         assert a.get_potential_energy() == b.get_potential_energy()
 
 
+@pytest.mark.parametrize("skin, builds", [(2.5, None), (0.0, 20)])
+def test_generate_on_lammps_honours_md_skin(tmp_path, monkeypatch, skin, builds):
+    """md.skin reaches LAMMPS's ``neighbor`` command (it was dropped: LAMMPS ran with skin 1 Å whatever
+    the config said). LAMMPS's own log reports the list cutoff, pair cutoff + skin; skin 0 rebuilds
+    every step. The skin changes when lists are rebuilt, not the trajectory (round-off only)."""
+    from sims import generate as gen
+
+    real_run = sl.run
+    kept = tmp_path / "lammps"
+
+    def keep_inputs(atoms, potential, stages, **kw):
+        return real_run(atoms, potential, stages, **kw, workdir=kept)
+
+    monkeypatch.setattr(sl, "run", keep_inputs)
+    cfg = {"seed": 3, "engine": "lammps",
+           "system": {"builder": "bulk", "symbol": "Ar", "crystal": "fcc", "a": 5.8, "repeat": 2, "rattle": 0.05},
+           "potential": {"kind": "lj", "sigma": 3.4, "epsilon": 0.0104, "cutoff": 8.5},
+           "md": {"dtype": "float64", "skin": skin},
+           "stages": [{"ensemble": "nve", "steps": 20, "timestep": 5.0, "sample_every": 10}],
+           "output": {"path": "skin.extxyz"}, "_base": str(tmp_path)}
+    frames = gen.read_frames(gen.generate(cfg))
+    log = (kept / "log.lammps").read_text()
+    assert f"master list distance cutoff = {8.5 + skin:g}" in log
+    if builds is not None:
+        assert f"Neighbor list builds = {builds}" in log
+    reference = gen.read_frames(gen.generate(dict(cfg, md={"dtype": "float64", "skin": 1.0},
+                                                  output={"path": "ref.extxyz"})))
+    assert "master list distance cutoff = 9.5" in (kept / "log.lammps").read_text()
+    for a, b in zip(frames, reference, strict=True):
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-9)
+
+
 # -- constant pressure: fix npt / fix nph against sims.barostats.MTK ---------------------------
 
 SHEAR = [[300.0, 150.0, 0.0], [150.0, 300.0, -80.0], [0.0, -80.0, 300.0]]  # bar
