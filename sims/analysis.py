@@ -304,6 +304,14 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
             raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
+        if not np.isfinite(pos).all():
+            # One NaN (a run that blew up) would make every lag's MSD, and so D, NaN without a word.
+            t, i, _ = np.argwhere(~np.isfinite(pos))[0]
+            raise SimsInputError(f"positions hold NaN or infinite values (first at frame {t}, atom {i}; "
+                                 f"{int((~np.isfinite(pos).all(axis=2)).sum())} atom-frames in all): drop those "
+                                 f"frames or atoms before the analysis")
+        if cell is not None and not np.isfinite(np.asarray(cell, dtype=float)).all():
+            raise SimsInputError("cell holds NaN or infinite values")
         if species is not None:
             # An array carries no elements: the selection would be dropped and every atom averaged.
             raise SimsInputError(f"species={species!r} selects atoms by element, which a positions array does not "
@@ -423,10 +431,12 @@ def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: fl
     Haven ratio (:func:`haven_ratio`), 1 for uncorrelated hops. The displacement of the charge
     centre has a single time series, so its MSD uses every time origin too.
     """
+    if not timestep > 0:
+        raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
     pos = _trajectory_array(frames, species, cell, unwrapped)
     z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
-    if z.shape != (pos.shape[1],):
-        raise SimsInputError(f"need one charge per selected atom ({pos.shape[1]}), got {z.shape}")
+    if z.shape != (pos.shape[1],) or not np.isfinite(z).all():
+        raise SimsInputError(f"need one finite charge per selected atom ({pos.shape[1]}), got {z.shape}: {charges!r}")
     dims = tuple(int(x) for x in dims)
     dipole = (z[None, :, None] * pos).sum(axis=1, keepdims=True)  # (T, 1, 3)
     per_axis = _msd_fft(dipole)[:, 0, :] / (z ** 2).sum()

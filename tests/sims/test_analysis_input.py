@@ -149,3 +149,20 @@ def test_cell_with_frames_is_refused():
     wrapped = np.stack([f.positions for f in bare])
     np.testing.assert_allclose(MSD(timestep=2.0).compute(wrapped, cell=np.eye(3) * L).msd,
                                MSD(timestep=2.0).compute(pos, unwrapped=True).msd, rtol=1e-9, atol=1e-9)
+
+
+def test_non_finite_positions_array_is_refused():
+    """A NaN in a positions array made D NaN for every lag without a word (frames were checked already)."""
+    pos = _walk()
+    pos[57, 3, 1] = np.nan
+    for call in (lambda: MSD(timestep=2.0).compute(pos, unwrapped=True),
+                 lambda: MSD(timestep=2.0).compute(pos, cell=np.eye(3) * L),
+                 lambda: collective_diffusivity(pos, timestep=2.0, unwrapped=True)):
+        with pytest.raises(SimsInputError, match="NaN or infinite values \\(first at frame 57, atom 3"):
+            call()
+    with pytest.raises(SimsInputError, match="cell holds NaN"):
+        MSD(timestep=2.0).compute(_walk(), cell=np.diag([L, L, np.nan]))
+    with pytest.raises(SimsInputError, match="timestep must be > 0 fs"):
+        collective_diffusivity(_walk(), timestep=0.0, unwrapped=True)
+    with pytest.raises(SimsInputError, match="one finite charge"):
+        collective_diffusivity(_walk(n=2), timestep=1.0, unwrapped=True, charges=[1.0, np.nan])
