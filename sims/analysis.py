@@ -585,6 +585,26 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
                              p_value=float(stats.f.sf(f_stat, 1, dof)))
 
 
+def _velocities(velocities) -> np.ndarray:
+    """``velocities`` as a float ``(T, N, 3)`` array with ``T >= 2``, all finite, or :class:`SimsInputError`."""
+    v = np.asarray(velocities, dtype=float)
+    if v.ndim != 3 or v.shape[-1] != 3 or v.shape[0] < 2:
+        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2 frames, got {v.shape}")
+    if not np.isfinite(v).all():  # one NaN would make the whole spectrum NaN
+        raise SimsInputError("velocities hold NaN or infinite values")
+    return v
+
+
+def _atom_weights(masses, n_atoms: int) -> np.ndarray:
+    """Per-atom weights of a spectrum: ``masses`` (one finite value > 0 per atom), or ones."""
+    w = np.ones(n_atoms) if masses is None else np.asarray(masses, dtype=float)
+    if w.shape != (n_atoms,):  # one mass would broadcast over every atom without a word
+        raise SimsInputError(f"masses must hold one value per atom ({n_atoms}), got shape {w.shape}")
+    if not (np.isfinite(w) & (w > 0)).all():
+        raise SimsInputError(f"masses must be finite and > 0 amu, got {w.tolist()[:10]}")
+    return w
+
+
 def vdos(velocities: np.ndarray, *, timestep: float,
          masses: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vibrational density of states from the velocity autocorrelation (Wiener-Khinchin).
@@ -604,13 +624,17 @@ def vdos(velocities: np.ndarray, *, timestep: float,
         THz (cycles per ps).
     dos : numpy.ndarray
         Normalised so that ``sum(dos) * dfreq = 1``, 1/THz.
+
+    Raises
+    ------
+    SimsInputError
+        Velocities of another shape or non-finite, a timestep that is not finite and > 0, masses that
+        are not one finite value > 0 per atom.
     """
-    v = np.asarray(velocities, dtype=float)
-    if v.ndim != 3 or v.shape[0] < 2:
-        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2, got {v.shape}")
-    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
-    if w.shape != (v.shape[1],):  # one mass would broadcast over every atom without a word
-        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
+    v = _velocities(velocities)
+    if not (math.isfinite(timestep) and timestep > 0):  # a negative one gave negative frequencies
+        raise SimsInputError(f"timestep must be a finite value > 0 fs, got {timestep}")
+    w = _atom_weights(masses, v.shape[1])
     v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
@@ -641,18 +665,13 @@ def vacf(velocities: np.ndarray, *, max_lag: int, masses: Sequence[float] | None
     Raises
     ------
     SimsInputError
-        Velocities of another shape, non-finite or all zero, or ``max_lag`` outside ``[1, T - 1]``.
+        Velocities of another shape, non-finite or all zero, ``max_lag`` outside ``[1, T - 1]``, masses
+        that are not one finite value > 0 per atom.
     """
-    v = np.asarray(velocities, dtype=float)
-    if v.ndim != 3 or v.shape[-1] != 3 or v.shape[0] < 2:
-        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2 frames, got {v.shape}")
-    if not np.isfinite(v).all():
-        raise SimsInputError("velocities hold NaN or infinite values")
+    v = _velocities(velocities)
     if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or not 1 <= max_lag <= v.shape[0] - 1:
         raise SimsInputError(f"max_lag must be an integer in [1, {v.shape[0] - 1}] frames, got {max_lag!r}")
-    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
-    if w.shape != (v.shape[1],):
-        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
+    w = _atom_weights(masses, v.shape[1])
     c = (_autocorrelation(v)[: max_lag + 1] * w[None, :, None]).sum(axis=(1, 2))
     if not c[0] > 0:
         raise SimsInputError("the velocities are all zero: no autocorrelation to normalise")
