@@ -471,13 +471,20 @@ def nernst_einstein_conductivity(d_sigma: float, *, n_ions: int, volume: float, 
     tracer ``D*`` instead this is the Nernst-Einstein estimate that assumes a Haven ratio of 1.
     Formula: e.g. Marcolongo & Marzari, Phys. Rev. Mater. 1, 025402 (2017), eq. 3.
     """
-    if n_ions < 1 or not volume > 0 or not temperature > 0:
-        raise SimsInputError(f"need n_ions >= 1, volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
+    if n_ions < 1 or not _positive_finite(np.array([volume, temperature])):
+        raise SimsInputError(f"need n_ions >= 1, finite volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
                              f"{temperature}")
+    if not (math.isfinite(d_sigma) and math.isfinite(charge)):  # NaN came back as a NaN conductivity
+        raise SimsInputError(f"d_sigma (Å^2/fs) and charge must be finite, got {d_sigma}, {charge}")
     from scipy import constants  # e and kB exact in the 2019 SI (ase.units still holds CODATA 2014)
 
     sigma = n_ions * (charge * constants.e) ** 2 * d_sigma * 1e-5 / (volume * 1e-30 * constants.k * temperature)  # S/m
     return 10.0 * sigma
+
+
+def _positive_finite(*arrays: np.ndarray) -> bool:
+    """True when every entry of every array is finite and > 0."""
+    return all(bool((np.isfinite(a) & (a > 0)).all()) for a in arrays)
 
 
 @dataclass(frozen=True)
@@ -499,8 +506,11 @@ def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
     """
     t = np.asarray(temperatures, dtype=float)
     d = np.asarray(values, dtype=float)
-    if t.shape != d.shape or len(t) < 3 or (t <= 0).any() or (d <= 0).any():
-        raise SimsInputError("need >= 3 positive temperatures (K) and values of the same length")
+    if t.shape != d.shape or t.ndim != 1 or len(t) < 3 or not _positive_finite(t, d):
+        # NaN passed the sign checks: a NaN value gave NaN parameters, a NaN temperature a bare
+        # LinAlgError, and an infinite temperature was fitted as a point at 1/T = 0.
+        raise SimsInputError(f"need >= 3 finite temperatures > 0 K and finite values > 0 of the same length, got "
+                             f"{temperatures!r} and {values!r}")
     x = -1.0 / (units.kB * t)
     y = np.log(d)
     if errors is None:
@@ -554,8 +564,11 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
     t = np.asarray(temperatures, dtype=float)
     d = np.asarray(values, dtype=float)
     err = np.asarray(errors, dtype=float)
-    if not (t.shape == d.shape == err.shape) or (t <= 0).any() or (d <= 0).any() or not (err > 0).all():
-        raise SimsInputError("need positive temperatures (K), values and errors of the same length")
+    if not (t.shape == d.shape == err.shape) or t.ndim != 1 or not _positive_finite(t, d, err):
+        raise SimsInputError("need finite temperatures > 0 K, values > 0 and errors > 0 of the same length, got "
+                             f"{temperatures!r}, {values!r}, {errors!r}")
+    if not math.isfinite(t_break):
+        raise SimsInputError(f"t_break must be a finite temperature in K, got {t_break}")
     below, above = int((t < t_break).sum()), int((t > t_break).sum())
     if below < 2 or above < 2 or len(t) < 5:
         raise SimsInputError(f"need >= 2 temperatures on each side of t_break = {t_break} K and >= 5 in all, got "

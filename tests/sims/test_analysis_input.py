@@ -166,3 +166,26 @@ def test_non_finite_positions_array_is_refused():
         collective_diffusivity(_walk(), timestep=0.0, unwrapped=True)
     with pytest.raises(SimsInputError, match="one finite charge"):
         collective_diffusivity(_walk(n=2), timestep=1.0, unwrapped=True, charges=[1.0, np.nan])
+
+
+def test_arrhenius_and_nernst_einstein_refuse_non_finite_input():
+    """NaN passed the sign checks: a NaN value gave Ea = nan, a NaN temperature a bare LinAlgError, an
+    infinite temperature was fitted as a point at 1/T = 0 (Ea 0.025 eV from D = 1, 2, 3), and a NaN
+    d_sigma came back as a NaN conductivity."""
+    from sims.analysis import arrhenius_fit, arrhenius_slope_change, nernst_einstein_conductivity
+
+    for t, d in (([300.0, 400.0, np.nan], [1.0, 2.0, 3.0]), ([300.0, 400.0, np.inf], [1.0, 2.0, 3.0]),
+                 ([300.0, 400.0, 500.0], [1.0, np.nan, 3.0]), ([300.0, 400.0, 500.0], [1.0, np.inf, 3.0])):
+        with pytest.raises(SimsInputError, match="finite temperatures > 0 K and finite values > 0"):
+            arrhenius_fit(t, d)
+    temps, err = [300.0, 350.0, 400.0, 450.0, 500.0], [0.1] * 5
+    for t, d in (([300.0, 350.0, 400.0, 450.0, np.nan], [1.0, 2.0, 3.0, 4.0, 5.0]),
+                 (temps, [1.0, 2.0, np.nan, 4.0, 5.0])):
+        with pytest.raises(SimsInputError, match="finite temperatures > 0 K"):
+            arrhenius_slope_change(t, d, err, t_break=375.0)
+    with pytest.raises(SimsInputError, match="t_break must be a finite"):
+        arrhenius_slope_change(temps, [1.0, 2.0, 3.0, 4.0, 5.0], err, t_break=np.nan)
+    with pytest.raises(SimsInputError, match="must be finite"):
+        nernst_einstein_conductivity(np.nan, n_ions=3, volume=10.0, temperature=300.0)
+    with pytest.raises(SimsInputError, match="finite volume"):
+        nernst_einstein_conductivity(1e-4, n_ions=3, volume=np.inf, temperature=300.0)
