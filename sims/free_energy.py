@@ -279,6 +279,9 @@ def _edges(z: np.ndarray, bins, range_) -> np.ndarray:
     edges = np.asarray(bins, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 4 or not (np.diff(edges) > 0).all() or not np.isfinite(edges).all():
         raise SimsInputError("bin edges must be a finite, strictly increasing 1-D array of at least 4 values")
+    if range_ is not None:  # the edges set the grid: a range beside them was dropped without a word
+        raise SimsInputError(f"give either bin edges or range={range_!r}, not both: the edges already fix the grid "
+                             f"[{edges[0]:.4g}, {edges[-1]:.4g}]")
     return edges
 
 
@@ -336,7 +339,8 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     units : str
         ``"kJ/mol"`` (default), ``"kcal/mol"`` or ``"eV"``.
     range : (float, float), optional
-        Grid limits, CV unit.
+        Grid limits, CV unit, with an integer ``bins`` (bin edges fix the grid themselves: refused
+        beside them).
     n_bootstrap : int
         Bootstrap replicates for the error bars (0: none, errors NaN).
     block : int
@@ -351,7 +355,8 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     Raises
     ------
     SimsInputError
-        Non-finite samples; negative, NaN or mismatched weights; bad bins or temperature.
+        Non-finite samples; negative, NaN or mismatched weights; bad bins or temperature; bin edges
+        together with a ``range``.
 
     References
     ----------
@@ -439,7 +444,7 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     cv_unit : str
         The CV's unit, recorded in the result (``CollectiveVariable.unit``).
     range : (float, float), optional
-        Grid limits, CV unit.
+        Grid limits, CV unit, with an integer ``bins`` (refused beside bin edges).
     n_bootstrap, block, seed
         Bootstrap replicates, block length (samples) and seed for the error bars.
 

@@ -354,3 +354,21 @@ def test_fep_barriers_do_not_depend_on_samples_outside_the_grid():
     assert np.mean(np.abs(z) > 1.5) > 0.09  # the narrow grid leaves a tenth of the samples out
     for name in ("forward_fep", "backward_fep", "reaction_fep", "forward", "backward", "reaction"):
         assert getattr(cut, name) == pytest.approx(getattr(full, name), abs=1e-9), name
+
+
+def test_range_beside_bin_edges_is_refused():
+    """With bin edges, a ``range`` was dropped without a word: range=(-1, 1) beside edges over [-3, 3]
+    gave the profile over [-3, 3] (and cv_quality likewise)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0.0, 1.0, 2000)
+    edges = np.linspace(-3.0, 3.0, 31)
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        free_energy_profile(z, bins=edges, range=(-1.0, 1.0), temperature=300.0, n_bootstrap=0)
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        cv_quality(z, np.full_like(z, 0.5), bins=edges, range=(-1.0, 1.0))
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        activation_free_energy(z, inverse_mass=np.ones_like(z), bins=edges, range=(-1.0, 1.0), ts=0.0,
+                               temperature=300.0, n_bootstrap=0)
+    # an integer number of bins still takes the range
+    prof = free_energy_profile(z, bins=20, range=(-1.0, 1.0), temperature=300.0, n_bootstrap=0)
+    assert prof.edges[0] == -1.0 and prof.edges[-1] == 1.0
