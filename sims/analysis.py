@@ -135,8 +135,18 @@ def bond_angles(atoms: Atoms, cutoff: float, *, center: str | None = None,
 
 def bond_angle_distribution(frames: Atoms | Iterable[Atoms], cutoff: float, *, center: str | None = None,
                             neighbor: str | None = None, bins: int = 180) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``."""
+    """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``.
+
+    Raises :class:`~sims.errors.SimsInputError` when no ``center`` atom has two ``neighbor`` atoms
+    within ``cutoff`` (Å) in any frame: there is no angle to normalise by.
+    """
     angles = np.concatenate([bond_angles(f, cutoff, center=center, neighbor=neighbor) for f in as_frames(frames)])
+    if angles.size == 0:
+        # An empty histogram normalised to density 0/0 was all NaN, whose argmax (silica_structure's
+        # most probable angle) came out as the first bin centre, 1 degree.
+        raise SimsInputError(f"no {center or 'atom'} has two {neighbor or 'atom'} neighbours within {cutoff} Å in "
+                             f"any frame: no bond angle to histogram; use a larger cutoff (the first minimum of "
+                             f"the RDF)")
     density, edges = np.histogram(angles, bins=bins, range=(0.0, 180.0), density=True)
     return 0.5 * (edges[1:] + edges[:-1]), density
 
