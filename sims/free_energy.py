@@ -294,6 +294,11 @@ def _bootstrap_counts(n: int, n_bootstrap: int, block: int, seed: int | None):
     rng = np.random.default_rng(seed)
     block = max(1, int(block))
     n_blocks = -(-n // block)
+    if n_bootstrap > 0 and n_blocks < 2:
+        # One block resampled is the data itself every time: error bars of exactly 0.
+        raise SimsInputError(f"block={block} samples leaves {n_blocks} block of the {n} samples to resample, so every "
+                             f"bootstrap replicate equals the data and the errors would be 0; use blocks of at most "
+                             f"n / 10 = {max(1, n // 10)} samples (or n_bootstrap=0 for no errors)")
     for _ in range(int(n_bootstrap)):
         picked = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
         yield np.repeat(picked, block)[:n].astype(np.float64)
@@ -344,7 +349,8 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     n_bootstrap : int
         Bootstrap replicates for the error bars (0: none, errors NaN).
     block : int
-        Resample blocks of this many consecutive samples (>1 for correlated time series).
+        Resample blocks of this many consecutive samples (>1 for correlated time series); at least two
+        blocks must fit in the samples (ten or more for a meaningful error).
     seed : int, optional
         Seeds the bootstrap.
 
@@ -356,7 +362,7 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     ------
     SimsInputError
         Non-finite samples; negative, NaN or mismatched weights; bad bins or temperature; bin edges
-        together with a ``range``.
+        together with a ``range``; a bootstrap ``block`` that leaves fewer than two blocks.
 
     References
     ----------
@@ -462,7 +468,8 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     SimsInputError
         Negative, NaN or mismatched weights; non-finite or mismatched inverse masses; no
         weight on one side of ``z‡``; ``z‡`` (given or found) at the edge of the sampled range
-        or with no sample in its window; zero inverse mass at ``z‡``; no barrier found.
+        or with no sample in its window; zero inverse mass at ``z‡``; no barrier found; a bootstrap
+        ``block`` that leaves fewer than two blocks.
 
     References
     ----------
