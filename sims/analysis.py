@@ -220,7 +220,8 @@ class MSD:
     Parameters
     ----------
     timestep : float
-        Time between frames, fs.
+        Time between frames, fs (the MD time step times the record interval); frames that all carry
+        ``info["time"]`` (fs, as :class:`sims.MD` records it) must be this far apart.
     species : str, optional
         Only these atoms (frames only: a positions array carries no elements, and a species with
         one raises :class:`~sims.errors.SimsInputError`).
@@ -245,7 +246,7 @@ class MSD:
                 unwrapped: bool = False) -> "MSD":
         """Compute from a list of frames (each with its own cell) or a ``(T, N, 3)`` array (then ``cell``,
         ``(3, 3)`` or one per frame ``(T, 3, 3)``, if not unwrapped)."""
-        pos = _trajectory_array(frames, self.species, cell, unwrapped)
+        pos = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep)
         self._per_axis = _msd_fft(pos).mean(axis=1)
         self._n_atoms = pos.shape[1]
         return self
@@ -309,7 +310,22 @@ def _check_continuity(pos: np.ndarray, cell, pbc, unwrapped: bool) -> None:
                       f"may be wrong: store frames more often", RuntimeWarning, stacklevel=4)
 
 
-def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
+def _check_frame_times(frames: Sequence[Atoms], timestep: float) -> None:
+    """Refuse a ``timestep`` (fs) that is not the spacing of the frames' own ``info["time"]`` (fs, as
+    :class:`sims.MD` and :func:`sims.generate.generate` record it), when every frame carries one."""
+    if len(frames) < 2 or not all("time" in f.info for f in frames):
+        return
+    spacing = np.diff([float(f.info["time"]) for f in frames])
+    if not np.allclose(spacing, timestep, rtol=1e-6, atol=0):
+        # The usual slip: the MD time step given for frames stored every k steps, which divides every
+        # diffusivity by k without a word.
+        raise SimsInputError(f"timestep={timestep} fs, but the frames' info['time'] says they are "
+                             f"{spacing.min():.6g} to {spacing.max():.6g} fs apart: give the time between stored "
+                             f"frames (MD time step x record interval); frames joined from other runs must be "
+                             f"evenly spaced (drop info['time'] only if they are)")
+
+
+def _trajectory_array(frames, species, cell, unwrapped, timestep: float) -> np.ndarray:
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
@@ -336,6 +352,7 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
             raise SimsInputError("cell= is for a positions array; frames carry their own cells: set each frame's "
                                  "cell and pbc (atoms.set_cell, atoms.pbc = True), or pass the positions as an array")
         frames = as_frames(frames)
+        _check_frame_times(frames, timestep)
         mask = _species_mask(frames[0], species)
         if not mask.any():
             raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
@@ -439,11 +456,12 @@ def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: fl
 
     With equal charges this is the centre-of-mass diffusivity times N; ``D* / D_sigma`` is the
     Haven ratio (:func:`haven_ratio`), 1 for uncorrelated hops. The displacement of the charge
-    centre has a single time series, so its MSD uses every time origin too.
+    centre has a single time series, so its MSD uses every time origin too. ``timestep`` (fs) is
+    the time between frames, checked against their ``info["time"]`` as in :class:`MSD`.
     """
     if not timestep > 0:
         raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
-    pos = _trajectory_array(frames, species, cell, unwrapped)
+    pos = _trajectory_array(frames, species, cell, unwrapped, float(timestep))
     z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
     if z.shape != (pos.shape[1],) or not np.isfinite(z).all():
         raise SimsInputError(f"need one finite charge per selected atom ({pos.shape[1]}), got {z.shape}: {charges!r}")

@@ -189,3 +189,23 @@ def test_arrhenius_and_nernst_einstein_refuse_non_finite_input():
         nernst_einstein_conductivity(np.nan, n_ions=3, volume=10.0, temperature=300.0)
     with pytest.raises(SimsInputError, match="finite volume"):
         nernst_einstein_conductivity(1e-4, n_ions=3, volume=np.inf, temperature=300.0)
+
+
+def test_timestep_that_is_not_the_frame_spacing_is_refused():
+    """Frames recorded every 5 steps of 2 fs (info['time'] 0, 10, 20, ... fs, as sims.MD writes it) analysed
+    with timestep=2.0 gave D* five times too large without a word; the spacing is now checked."""
+    pos = _walk(n_frames=60)
+    frames = _frames(pos)
+    for k, f in enumerate(frames):
+        f.info["time"] = 10.0 * k
+    with pytest.raises(SimsInputError, match=r"timestep=2.0 fs, but the frames' info\['time'\] says they are 10 to 10"):
+        MSD(timestep=2.0).compute(frames)
+    with pytest.raises(SimsInputError, match="info\\['time'\\]"):
+        collective_diffusivity(frames, timestep=2.0)
+    right = tracer_diffusivity(MSD(timestep=10.0).compute(frames))
+    assert right.D == pytest.approx(tracer_diffusivity(MSD(timestep=10.0).compute(pos, unwrapped=True)).D)
+    frames[30].info["time"] += 5.0  # joined runs, unevenly spaced
+    with pytest.raises(SimsInputError, match="5 to 15 fs apart"):
+        MSD(timestep=10.0).compute(frames)
+    del frames[30].info["time"]  # not every frame carries a time: nothing to check
+    MSD(timestep=10.0).compute(frames)
