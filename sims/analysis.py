@@ -135,8 +135,18 @@ def bond_angles(atoms: Atoms, cutoff: float, *, center: str | None = None,
 
 def bond_angle_distribution(frames: Atoms | Iterable[Atoms], cutoff: float, *, center: str | None = None,
                             neighbor: str | None = None, bins: int = 180) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``."""
+    """Normalised histogram of :func:`bond_angles` over frames: ``(angle centres [deg], density [1/deg])``.
+
+    Raises :class:`~sims.errors.SimsInputError` when no ``center`` atom has two ``neighbor`` atoms
+    within ``cutoff`` (Å) in any frame: there is no angle to normalise by.
+    """
     angles = np.concatenate([bond_angles(f, cutoff, center=center, neighbor=neighbor) for f in as_frames(frames)])
+    if angles.size == 0:
+        # An empty histogram normalised to density 0/0 was all NaN, whose argmax (silica_structure's
+        # most probable angle) came out as the first bin centre, 1 degree.
+        raise SimsInputError(f"no {center or 'atom'} has two {neighbor or 'atom'} neighbours within {cutoff} Å in "
+                             f"any frame: no bond angle to histogram; use a larger cutoff (the first minimum of "
+                             f"the RDF)")
     density, edges = np.histogram(angles, bins=bins, range=(0.0, 180.0), density=True)
     return 0.5 * (edges[1:] + edges[:-1]), density
 
@@ -210,7 +220,8 @@ class MSD:
     Parameters
     ----------
     timestep : float
-        Time between frames, fs.
+        Time between frames, fs (the MD time step times the record interval); frames that all carry
+        ``info["time"]`` (fs, as :class:`sims.MD` records it) must be this far apart.
     species : str, optional
         Only these atoms (frames only: a positions array carries no elements, and a species with
         one raises :class:`~sims.errors.SimsInputError`).
@@ -235,7 +246,7 @@ class MSD:
                 unwrapped: bool = False) -> "MSD":
         """Compute from a list of frames (each with its own cell) or a ``(T, N, 3)`` array (then ``cell``,
         ``(3, 3)`` or one per frame ``(T, 3, 3)``, if not unwrapped)."""
-        pos = _trajectory_array(frames, self.species, cell, unwrapped)
+        pos = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep)
         self._per_axis = _msd_fft(pos).mean(axis=1)
         self._n_atoms = pos.shape[1]
         return self
@@ -299,11 +310,34 @@ def _check_continuity(pos: np.ndarray, cell, pbc, unwrapped: bool) -> None:
                       f"may be wrong: store frames more often", RuntimeWarning, stacklevel=4)
 
 
-def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
+def _check_frame_times(frames: Sequence[Atoms], timestep: float) -> None:
+    """Refuse a ``timestep`` (fs) that is not the spacing of the frames' own ``info["time"]`` (fs, as
+    :class:`sims.MD` and :func:`sims.generate.generate` record it), when every frame carries one."""
+    if len(frames) < 2 or not all("time" in f.info for f in frames):
+        return
+    spacing = np.diff([float(f.info["time"]) for f in frames])
+    if not np.allclose(spacing, timestep, rtol=1e-6, atol=0):
+        # The usual slip: the MD time step given for frames stored every k steps, which divides every
+        # diffusivity by k without a word.
+        raise SimsInputError(f"timestep={timestep} fs, but the frames' info['time'] says they are "
+                             f"{spacing.min():.6g} to {spacing.max():.6g} fs apart: give the time between stored "
+                             f"frames (MD time step x record interval); frames joined from other runs must be "
+                             f"evenly spaced (drop info['time'] only if they are)")
+
+
+def _trajectory_array(frames, species, cell, unwrapped, timestep: float) -> np.ndarray:
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
             raise SimsInputError(f"positions must have shape (T, N, 3), got {pos.shape}")
+        if not np.isfinite(pos).all():
+            # One NaN (a run that blew up) would make every lag's MSD, and so D, NaN without a word.
+            t, i, _ = np.argwhere(~np.isfinite(pos))[0]
+            raise SimsInputError(f"positions hold NaN or infinite values (first at frame {t}, atom {i}; "
+                                 f"{int((~np.isfinite(pos).all(axis=2)).sum())} atom-frames in all): drop those "
+                                 f"frames or atoms before the analysis")
+        if cell is not None and not np.isfinite(np.asarray(cell, dtype=float)).all():
+            raise SimsInputError("cell holds NaN or infinite values")
         if species is not None:
             # An array carries no elements: the selection would be dropped and every atom averaged.
             raise SimsInputError(f"species={species!r} selects atoms by element, which a positions array does not "
@@ -318,6 +352,7 @@ def _trajectory_array(frames, species, cell, unwrapped) -> np.ndarray:
             raise SimsInputError("cell= is for a positions array; frames carry their own cells: set each frame's "
                                  "cell and pbc (atoms.set_cell, atoms.pbc = True), or pass the positions as an array")
         frames = as_frames(frames)
+        _check_frame_times(frames, timestep)
         mask = _species_mask(frames[0], species)
         if not mask.any():
             raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
@@ -421,12 +456,15 @@ def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: fl
 
     With equal charges this is the centre-of-mass diffusivity times N; ``D* / D_sigma`` is the
     Haven ratio (:func:`haven_ratio`), 1 for uncorrelated hops. The displacement of the charge
-    centre has a single time series, so its MSD uses every time origin too.
+    centre has a single time series, so its MSD uses every time origin too. ``timestep`` (fs) is
+    the time between frames, checked against their ``info["time"]`` as in :class:`MSD`.
     """
-    pos = _trajectory_array(frames, species, cell, unwrapped)
+    if not timestep > 0:
+        raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
+    pos = _trajectory_array(frames, species, cell, unwrapped, float(timestep))
     z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
-    if z.shape != (pos.shape[1],):
-        raise SimsInputError(f"need one charge per selected atom ({pos.shape[1]}), got {z.shape}")
+    if z.shape != (pos.shape[1],) or not np.isfinite(z).all():
+        raise SimsInputError(f"need one finite charge per selected atom ({pos.shape[1]}), got {z.shape}: {charges!r}")
     dims = tuple(int(x) for x in dims)
     dipole = (z[None, :, None] * pos).sum(axis=1, keepdims=True)  # (T, 1, 3)
     per_axis = _msd_fft(dipole)[:, 0, :] / (z ** 2).sum()
@@ -461,13 +499,20 @@ def nernst_einstein_conductivity(d_sigma: float, *, n_ions: int, volume: float, 
     tracer ``D*`` instead this is the Nernst-Einstein estimate that assumes a Haven ratio of 1.
     Formula: e.g. Marcolongo & Marzari, Phys. Rev. Mater. 1, 025402 (2017), eq. 3.
     """
-    if n_ions < 1 or not volume > 0 or not temperature > 0:
-        raise SimsInputError(f"need n_ions >= 1, volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
+    if n_ions < 1 or not _positive_finite(np.array([volume, temperature])):
+        raise SimsInputError(f"need n_ions >= 1, finite volume > 0 Å^3 and temperature > 0 K, got {n_ions}, {volume}, "
                              f"{temperature}")
+    if not (math.isfinite(d_sigma) and math.isfinite(charge)):  # NaN came back as a NaN conductivity
+        raise SimsInputError(f"d_sigma (Å^2/fs) and charge must be finite, got {d_sigma}, {charge}")
     from scipy import constants  # e and kB exact in the 2019 SI (ase.units still holds CODATA 2014)
 
     sigma = n_ions * (charge * constants.e) ** 2 * d_sigma * 1e-5 / (volume * 1e-30 * constants.k * temperature)  # S/m
     return 10.0 * sigma
+
+
+def _positive_finite(*arrays: np.ndarray) -> bool:
+    """True when every entry of every array is finite and > 0."""
+    return all(bool((np.isfinite(a) & (a > 0)).all()) for a in arrays)
 
 
 @dataclass(frozen=True)
@@ -489,8 +534,11 @@ def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
     """
     t = np.asarray(temperatures, dtype=float)
     d = np.asarray(values, dtype=float)
-    if t.shape != d.shape or len(t) < 3 or (t <= 0).any() or (d <= 0).any():
-        raise SimsInputError("need >= 3 positive temperatures (K) and values of the same length")
+    if t.shape != d.shape or t.ndim != 1 or len(t) < 3 or not _positive_finite(t, d):
+        # NaN passed the sign checks: a NaN value gave NaN parameters, a NaN temperature a bare
+        # LinAlgError, and an infinite temperature was fitted as a point at 1/T = 0.
+        raise SimsInputError(f"need >= 3 finite temperatures > 0 K and finite values > 0 of the same length, got "
+                             f"{temperatures!r} and {values!r}")
     x = -1.0 / (units.kB * t)
     y = np.log(d)
     if errors is None:
@@ -544,8 +592,11 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
     t = np.asarray(temperatures, dtype=float)
     d = np.asarray(values, dtype=float)
     err = np.asarray(errors, dtype=float)
-    if not (t.shape == d.shape == err.shape) or (t <= 0).any() or (d <= 0).any() or not (err > 0).all():
-        raise SimsInputError("need positive temperatures (K), values and errors of the same length")
+    if not (t.shape == d.shape == err.shape) or t.ndim != 1 or not _positive_finite(t, d, err):
+        raise SimsInputError("need finite temperatures > 0 K, values > 0 and errors > 0 of the same length, got "
+                             f"{temperatures!r}, {values!r}, {errors!r}")
+    if not math.isfinite(t_break):
+        raise SimsInputError(f"t_break must be a finite temperature in K, got {t_break}")
     below, above = int((t < t_break).sum()), int((t > t_break).sum())
     if below < 2 or above < 2 or len(t) < 5:
         raise SimsInputError(f"need >= 2 temperatures on each side of t_break = {t_break} K and >= 5 in all, got "
@@ -575,6 +626,26 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
                              p_value=float(stats.f.sf(f_stat, 1, dof)))
 
 
+def _velocities(velocities) -> np.ndarray:
+    """``velocities`` as a float ``(T, N, 3)`` array with ``T >= 2``, all finite, or :class:`SimsInputError`."""
+    v = np.asarray(velocities, dtype=float)
+    if v.ndim != 3 or v.shape[-1] != 3 or v.shape[0] < 2:
+        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2 frames, got {v.shape}")
+    if not np.isfinite(v).all():  # one NaN would make the whole spectrum NaN
+        raise SimsInputError("velocities hold NaN or infinite values")
+    return v
+
+
+def _atom_weights(masses, n_atoms: int) -> np.ndarray:
+    """Per-atom weights of a spectrum: ``masses`` (one finite value > 0 per atom), or ones."""
+    w = np.ones(n_atoms) if masses is None else np.asarray(masses, dtype=float)
+    if w.shape != (n_atoms,):  # one mass would broadcast over every atom without a word
+        raise SimsInputError(f"masses must hold one value per atom ({n_atoms}), got shape {w.shape}")
+    if not (np.isfinite(w) & (w > 0)).all():
+        raise SimsInputError(f"masses must be finite and > 0 amu, got {w.tolist()[:10]}")
+    return w
+
+
 def vdos(velocities: np.ndarray, *, timestep: float,
          masses: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vibrational density of states from the velocity autocorrelation (Wiener-Khinchin).
@@ -594,13 +665,17 @@ def vdos(velocities: np.ndarray, *, timestep: float,
         THz (cycles per ps).
     dos : numpy.ndarray
         Normalised so that ``sum(dos) * dfreq = 1``, 1/THz.
+
+    Raises
+    ------
+    SimsInputError
+        Velocities of another shape or non-finite, a timestep that is not finite and > 0, masses that
+        are not one finite value > 0 per atom.
     """
-    v = np.asarray(velocities, dtype=float)
-    if v.ndim != 3 or v.shape[0] < 2:
-        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2, got {v.shape}")
-    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
-    if w.shape != (v.shape[1],):  # one mass would broadcast over every atom without a word
-        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
+    v = _velocities(velocities)
+    if not (math.isfinite(timestep) and timestep > 0):  # a negative one gave negative frequencies
+        raise SimsInputError(f"timestep must be a finite value > 0 fs, got {timestep}")
+    w = _atom_weights(masses, v.shape[1])
     v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
@@ -631,18 +706,13 @@ def vacf(velocities: np.ndarray, *, max_lag: int, masses: Sequence[float] | None
     Raises
     ------
     SimsInputError
-        Velocities of another shape, non-finite or all zero, or ``max_lag`` outside ``[1, T - 1]``.
+        Velocities of another shape, non-finite or all zero, ``max_lag`` outside ``[1, T - 1]``, masses
+        that are not one finite value > 0 per atom.
     """
-    v = np.asarray(velocities, dtype=float)
-    if v.ndim != 3 or v.shape[-1] != 3 or v.shape[0] < 2:
-        raise SimsInputError(f"velocities must have shape (T, N, 3) with T >= 2 frames, got {v.shape}")
-    if not np.isfinite(v).all():
-        raise SimsInputError("velocities hold NaN or infinite values")
+    v = _velocities(velocities)
     if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or not 1 <= max_lag <= v.shape[0] - 1:
         raise SimsInputError(f"max_lag must be an integer in [1, {v.shape[0] - 1}] frames, got {max_lag!r}")
-    w = np.ones(v.shape[1]) if masses is None else np.asarray(masses, dtype=float)
-    if w.shape != (v.shape[1],):
-        raise SimsInputError(f"masses must hold one value per atom ({v.shape[1]}), got shape {w.shape}")
+    w = _atom_weights(masses, v.shape[1])
     c = (_autocorrelation(v)[: max_lag + 1] * w[None, :, None]).sum(axis=(1, 2))
     if not c[0] > 0:
         raise SimsInputError("the velocities are all zero: no autocorrelation to normalise")

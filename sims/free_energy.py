@@ -279,6 +279,9 @@ def _edges(z: np.ndarray, bins, range_) -> np.ndarray:
     edges = np.asarray(bins, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 4 or not (np.diff(edges) > 0).all() or not np.isfinite(edges).all():
         raise SimsInputError("bin edges must be a finite, strictly increasing 1-D array of at least 4 values")
+    if range_ is not None:  # the edges set the grid: a range beside them was dropped without a word
+        raise SimsInputError(f"give either bin edges or range={range_!r}, not both: the edges already fix the grid "
+                             f"[{edges[0]:.4g}, {edges[-1]:.4g}]")
     return edges
 
 
@@ -291,6 +294,11 @@ def _bootstrap_counts(n: int, n_bootstrap: int, block: int, seed: int | None):
     rng = np.random.default_rng(seed)
     block = max(1, int(block))
     n_blocks = -(-n // block)
+    if n_bootstrap > 0 and n_blocks < 2:
+        # One block resampled is the data itself every time: error bars of exactly 0.
+        raise SimsInputError(f"block={block} samples leaves {n_blocks} block of the {n} samples to resample, so every "
+                             f"bootstrap replicate equals the data and the errors would be 0; use blocks of at most "
+                             f"n / 10 = {max(1, n // 10)} samples (or n_bootstrap=0 for no errors)")
     for _ in range(int(n_bootstrap)):
         picked = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
         yield np.repeat(picked, block)[:n].astype(np.float64)
@@ -336,11 +344,13 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     units : str
         ``"kJ/mol"`` (default), ``"kcal/mol"`` or ``"eV"``.
     range : (float, float), optional
-        Grid limits, CV unit.
+        Grid limits, CV unit, with an integer ``bins`` (bin edges fix the grid themselves: refused
+        beside them).
     n_bootstrap : int
         Bootstrap replicates for the error bars (0: none, errors NaN).
     block : int
-        Resample blocks of this many consecutive samples (>1 for correlated time series).
+        Resample blocks of this many consecutive samples (>1 for correlated time series); at least two
+        blocks must fit in the samples (ten or more for a meaningful error).
     seed : int, optional
         Seeds the bootstrap.
 
@@ -351,7 +361,8 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     Raises
     ------
     SimsInputError
-        Non-finite samples; negative, NaN or mismatched weights; bad bins or temperature.
+        Non-finite samples; negative, NaN or mismatched weights; bad bins or temperature; bin edges
+        together with a ``range``; a bootstrap ``block`` that leaves fewer than two blocks.
 
     References
     ----------
@@ -439,7 +450,7 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     cv_unit : str
         The CV's unit, recorded in the result (``CollectiveVariable.unit``).
     range : (float, float), optional
-        Grid limits, CV unit.
+        Grid limits, CV unit, with an integer ``bins`` (refused beside bin edges).
     n_bootstrap, block, seed
         Bootstrap replicates, block length (samples) and seed for the error bars.
 
@@ -457,7 +468,8 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     SimsInputError
         Negative, NaN or mismatched weights; non-finite or mismatched inverse masses; no
         weight on one side of ``z‡``; ``z‡`` (given or found) at the edge of the sampled range
-        or with no sample in its window; zero inverse mass at ``z‡``; no barrier found.
+        or with no sample in its window; zero inverse mass at ``z‡``; no barrier found; a bootstrap
+        ``block`` that leaves fewer than two blocks.
 
     References
     ----------

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import torch
 
+from sims.cv import Dihedral
 from sims.errors import SimsInputError
 from sims.integrators import make_generator
 
@@ -223,18 +224,16 @@ def chain_internals(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     """Bond lengths (B, 3) bohr, bond angles (B, 2) rad and dihedral (B,) rad in (-pi, pi] of 4-atom chains.
 
     ``x`` has shape (B, 12): atoms 0-1-2-3, Cartesian coordinates in bohr. The dihedral is the
-    IUPAC torsion of 0-1-2-3 (0: cis, +-pi: trans), ``atan2`` of the Blondel-Karplus form, so its
-    gradient is finite at every non-linear geometry.
+    IUPAC torsion of 0-1-2-3 (0: cis, +-pi: trans), :class:`sims.cv.Dihedral` (``atan2`` of the
+    Blondel-Karplus form, the sign of ASE's ``get_dihedral``), so its gradient is finite at every
+    non-linear geometry.
     """
     r = x.reshape(x.shape[0], 4, 3)
     b = r[:, 1:] - r[:, :-1]  # (B, 3, 3) bond vectors
     lengths = b.norm(dim=-1)
     cos_a = -(b[:, :-1] * b[:, 1:]).sum(-1) / (lengths[:, :-1] * lengths[:, 1:])
     angles = torch.acos(cos_a.clamp(-1.0, 1.0))
-    n1 = torch.linalg.cross(b[:, 0], b[:, 1])
-    n2 = torch.linalg.cross(b[:, 1], b[:, 2])
-    m1 = torch.linalg.cross(n1, b[:, 1] / lengths[:, 1:2])
-    dihedral = torch.atan2((m1 * n2).sum(-1), (n1 * n2).sum(-1))
+    dihedral = Dihedral(0, 1, 2, 3)(r)
     return lengths, angles, dihedral
 
 
@@ -297,7 +296,7 @@ class TorsionalIsomerisation(DiabaticModel):
         p1 = [0.0, 0.0, 0.0]
         p2 = [r0, 0.0, 0.0]
         p0 = [r0 * math.cos(a), r0 * math.sin(a), 0.0]
-        p3 = [r0 - r0 * math.cos(a), r0 * math.sin(a) * math.cos(dihedral), -r0 * math.sin(a) * math.sin(dihedral)]
+        p3 = [r0 - r0 * math.cos(a), r0 * math.sin(a) * math.cos(dihedral), r0 * math.sin(a) * math.sin(dihedral)]
         return torch.tensor([p0 + p1 + p2 + p3], dtype=dtype, device=device)
 
     def descriptor(self, x: torch.Tensor) -> torch.Tensor:

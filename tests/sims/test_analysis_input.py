@@ -149,3 +149,63 @@ def test_cell_with_frames_is_refused():
     wrapped = np.stack([f.positions for f in bare])
     np.testing.assert_allclose(MSD(timestep=2.0).compute(wrapped, cell=np.eye(3) * L).msd,
                                MSD(timestep=2.0).compute(pos, unwrapped=True).msd, rtol=1e-9, atol=1e-9)
+
+
+def test_non_finite_positions_array_is_refused():
+    """A NaN in a positions array made D NaN for every lag without a word (frames were checked already)."""
+    pos = _walk()
+    pos[57, 3, 1] = np.nan
+    for call in (lambda: MSD(timestep=2.0).compute(pos, unwrapped=True),
+                 lambda: MSD(timestep=2.0).compute(pos, cell=np.eye(3) * L),
+                 lambda: collective_diffusivity(pos, timestep=2.0, unwrapped=True)):
+        with pytest.raises(SimsInputError, match="NaN or infinite values \\(first at frame 57, atom 3"):
+            call()
+    with pytest.raises(SimsInputError, match="cell holds NaN"):
+        MSD(timestep=2.0).compute(_walk(), cell=np.diag([L, L, np.nan]))
+    with pytest.raises(SimsInputError, match="timestep must be > 0 fs"):
+        collective_diffusivity(_walk(), timestep=0.0, unwrapped=True)
+    with pytest.raises(SimsInputError, match="one finite charge"):
+        collective_diffusivity(_walk(n=2), timestep=1.0, unwrapped=True, charges=[1.0, np.nan])
+
+
+def test_arrhenius_and_nernst_einstein_refuse_non_finite_input():
+    """NaN passed the sign checks: a NaN value gave Ea = nan, a NaN temperature a bare LinAlgError, an
+    infinite temperature was fitted as a point at 1/T = 0 (Ea 0.025 eV from D = 1, 2, 3), and a NaN
+    d_sigma came back as a NaN conductivity."""
+    from sims.analysis import arrhenius_fit, arrhenius_slope_change, nernst_einstein_conductivity
+
+    for t, d in (([300.0, 400.0, np.nan], [1.0, 2.0, 3.0]), ([300.0, 400.0, np.inf], [1.0, 2.0, 3.0]),
+                 ([300.0, 400.0, 500.0], [1.0, np.nan, 3.0]), ([300.0, 400.0, 500.0], [1.0, np.inf, 3.0])):
+        with pytest.raises(SimsInputError, match="finite temperatures > 0 K and finite values > 0"):
+            arrhenius_fit(t, d)
+    temps, err = [300.0, 350.0, 400.0, 450.0, 500.0], [0.1] * 5
+    for t, d in (([300.0, 350.0, 400.0, 450.0, np.nan], [1.0, 2.0, 3.0, 4.0, 5.0]),
+                 (temps, [1.0, 2.0, np.nan, 4.0, 5.0])):
+        with pytest.raises(SimsInputError, match="finite temperatures > 0 K"):
+            arrhenius_slope_change(t, d, err, t_break=375.0)
+    with pytest.raises(SimsInputError, match="t_break must be a finite"):
+        arrhenius_slope_change(temps, [1.0, 2.0, 3.0, 4.0, 5.0], err, t_break=np.nan)
+    with pytest.raises(SimsInputError, match="must be finite"):
+        nernst_einstein_conductivity(np.nan, n_ions=3, volume=10.0, temperature=300.0)
+    with pytest.raises(SimsInputError, match="finite volume"):
+        nernst_einstein_conductivity(1e-4, n_ions=3, volume=np.inf, temperature=300.0)
+
+
+def test_timestep_that_is_not_the_frame_spacing_is_refused():
+    """Frames recorded every 5 steps of 2 fs (info['time'] 0, 10, 20, ... fs, as sims.MD writes it) analysed
+    with timestep=2.0 gave D* five times too large without a word; the spacing is now checked."""
+    pos = _walk(n_frames=60)
+    frames = _frames(pos)
+    for k, f in enumerate(frames):
+        f.info["time"] = 10.0 * k
+    with pytest.raises(SimsInputError, match=r"timestep=2.0 fs, but the frames' info\['time'\] says they are 10 to 10"):
+        MSD(timestep=2.0).compute(frames)
+    with pytest.raises(SimsInputError, match="info\\['time'\\]"):
+        collective_diffusivity(frames, timestep=2.0)
+    right = tracer_diffusivity(MSD(timestep=10.0).compute(frames))
+    assert right.D == pytest.approx(tracer_diffusivity(MSD(timestep=10.0).compute(pos, unwrapped=True)).D)
+    frames[30].info["time"] += 5.0  # joined runs, unevenly spaced
+    with pytest.raises(SimsInputError, match="5 to 15 fs apart"):
+        MSD(timestep=10.0).compute(frames)
+    del frames[30].info["time"]  # not every frame carries a time: nothing to check
+    MSD(timestep=10.0).compute(frames)

@@ -354,3 +354,40 @@ def test_fep_barriers_do_not_depend_on_samples_outside_the_grid():
     assert np.mean(np.abs(z) > 1.5) > 0.09  # the narrow grid leaves a tenth of the samples out
     for name in ("forward_fep", "backward_fep", "reaction_fep", "forward", "backward", "reaction"):
         assert getattr(cut, name) == pytest.approx(getattr(full, name), abs=1e-9), name
+
+
+def test_range_beside_bin_edges_is_refused():
+    """With bin edges, a ``range`` was dropped without a word: range=(-1, 1) beside edges over [-3, 3]
+    gave the profile over [-3, 3] (and cv_quality likewise)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(0.0, 1.0, 2000)
+    edges = np.linspace(-3.0, 3.0, 31)
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        free_energy_profile(z, bins=edges, range=(-1.0, 1.0), temperature=300.0, n_bootstrap=0)
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        cv_quality(z, np.full_like(z, 0.5), bins=edges, range=(-1.0, 1.0))
+    with pytest.raises(SimsInputError, match="either bin edges or range"):
+        activation_free_energy(z, inverse_mass=np.ones_like(z), bins=edges, range=(-1.0, 1.0), ts=0.0,
+                               temperature=300.0, n_bootstrap=0)
+    # an integer number of bins still takes the range
+    prof = free_energy_profile(z, bins=20, range=(-1.0, 1.0), temperature=300.0, n_bootstrap=0)
+    assert prof.edges[0] == -1.0 and prof.edges[-1] == 1.0
+
+
+def test_a_bootstrap_block_as_long_as_the_samples_is_refused():
+    """block >= n left one block, resampled into the data itself every time: error bars of exactly 0.0
+    (reaction_error 0.0 against 0.05 kJ/mol with block=1 on these 10000 samples)."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-1.0, 0.4, 6000), rng.normal(1.0, 0.4, 4000)])
+    for block in (10000, 20000):
+        with pytest.raises(SimsInputError, match="every bootstrap replicate equals the data"):
+            activation_free_energy(z, inverse_mass=np.ones_like(z), temperature=300.0, bins=60, ts=0.0,
+                                   n_bootstrap=20, block=block)
+        with pytest.raises(SimsInputError, match="every bootstrap replicate equals the data"):
+            free_energy_profile(z, bins=60, temperature=300.0, n_bootstrap=20, block=block)
+    # no bootstrap, no blocks to check; two blocks are accepted
+    activation_free_energy(z, inverse_mass=np.ones_like(z), temperature=300.0, bins=60, ts=0.0, n_bootstrap=0,
+                           block=20000)
+    res = activation_free_energy(z, inverse_mass=np.ones_like(z), temperature=300.0, bins=60, ts=0.0, n_bootstrap=20,
+                                 block=5000)
+    assert res.reaction_error > 0

@@ -25,6 +25,15 @@ def test_beta_cristobalite_geometry():
     assert s.o_si_o_angle == pytest.approx(109.47, abs=1.0)
 
 
+def test_a_cutoff_below_the_bond_gives_no_angle_not_one_degree():
+    """With no Si-O pair within the cutoff the angle histogram was 0/0 (all NaN) and its argmax, the
+    'most probable O-Si-O angle', came out as 1.0 degree; now refused."""
+    from sims.errors import SimsInputError
+
+    with pytest.raises(SimsInputError, match="no Si has two O neighbours within 1.0 Å"):
+        silica_structure(beta_cristobalite(1), si_o_cutoff=1.0)
+
+
 def test_bks_keeps_tetrahedra_at_300K():
     """A short 300 K run of BKS cristobalite: tetrahedra survive and the Si-O bond relaxes towards
     BKS's 1.6 Å (the ideal cell's 1.55 Å is compressed)."""

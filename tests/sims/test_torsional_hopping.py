@@ -57,6 +57,25 @@ def test_torsional_model_gradients_couplings_and_invariances():
     torch.testing.assert_close(g_rot, torch.einsum("ij,bajk->baik", _rotation(1), g), atol=1e-10, rtol=0)
 
 
+def test_chain_dihedral_has_the_iupac_sign_of_ase_and_sims_cv():
+    """The chain's torsion (recorded as each trajectory's descriptor) is signed as ASE's ``get_dihedral``
+    (mod 360 deg) and :class:`sims.cv.Dihedral`: it came out with the opposite sign until December 2026."""
+    from ase import Atoms
+
+    model = TorsionalIsomerisation()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.cat([model.geometry(phi) for phi in (0.4, 1.3, 2.6, -0.8, -2.2)])
+    x = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=F64)
+    phi = chain_internals(x)[2]
+    ase = [math.radians(Atoms("C4", positions=r.reshape(4, 3).numpy()).get_dihedral(0, 1, 2, 3)) for r in x]
+    ase = torch.tensor([(a + math.pi) % (2 * math.pi) - math.pi for a in ase], dtype=F64)
+    torch.testing.assert_close(phi, ase, atol=1e-12, rtol=0)
+    assert float(phi[0]) > 0 and float(phi[3]) < 0  # geometry(phi) builds the torsion it is asked for
+    for target in (0.7, -1.9):
+        built = Atoms("C4", positions=model.geometry(target).reshape(4, 3).numpy())
+        assert built.get_dihedral(0, 1, 2, 3) == pytest.approx(math.degrees(target) % 360, abs=1e-9)
+
+
 def test_torsional_model_basins_and_conical_intersection():
     model = TorsionalIsomerisation()
     cis, trans = model.geometry(0.0), model.geometry(math.pi)
@@ -244,7 +263,10 @@ def test_matrep_hop_config_chooses_the_hop_scheme(tmp_path):
     # The scheme is part of the run's settings: a Tully folder is not resumed as a SHARC run; the
     # default leaves the hash as before the option (the value of a folder written without it).
     manifest = json.loads((tmp_path / "tully" / "manifest.json").read_text())
-    assert manifest["hash"] == "6a935804ad343c1e"  # main before the option, same config
+    # The value of main before the option with the same config, after the torsion's sign fix (December
+    # 2026): the default start geometry's z of atom 3 is +0.0, no longer -0.0, which changed the hash from
+    # 6a935804ad343c1e, so that a folder of the old sign is refused, not resumed with mixed signs.
+    assert manifest["hash"] == "c5b38ba2cf6b8a7e"
     cfg.write_text('output = "tully"\nhop = "sharc"\n' + body)
     with pytest.raises(ConfigError, match="other settings"):
         hop(cfg, progress=False)

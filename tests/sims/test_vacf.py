@@ -57,3 +57,22 @@ def test_vacf_bad_input():
         vacf(np.zeros((5, 2, 3)), max_lag=2)
     with pytest.raises(SimsInputError, match="one value per atom"):
         vacf(v, max_lag=2, masses=[1.0])
+
+
+def test_vdos_refuses_non_finite_velocities_bad_timestep_and_masses():
+    """vdos gave an all-NaN spectrum for one NaN velocity and negative frequencies for a negative timestep."""
+    from sims.analysis import vdos
+
+    v = np.random.default_rng(0).normal(size=(64, 3, 3))
+    bad = v.copy()
+    bad[10, 1, 2] = np.nan
+    with pytest.raises(SimsInputError, match="NaN or infinite"):
+        vdos(bad, timestep=1.0)
+    for timestep in (-1.0, 0.0, np.nan):
+        with pytest.raises(SimsInputError, match="timestep must be a finite value > 0 fs"):
+            vdos(v, timestep=timestep)
+    for masses in ([1.0, -2.0, 1.0], [1.0, np.nan, 1.0]):
+        with pytest.raises(SimsInputError, match="masses must be finite and > 0"):
+            vdos(v, timestep=1.0, masses=masses)
+        with pytest.raises(SimsInputError, match="masses must be finite and > 0"):
+            vacf(v, max_lag=5, masses=masses)
