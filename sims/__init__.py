@@ -23,6 +23,7 @@ from reprs.lazy import lazy_exports
 # Loaded on first use (reprs.lazy): `import sims` and the matrep command stay cheap.
 _LAZY = {
     "analysis": ("sims.analysis", None),
+    "anharmonicity": ("sims.anharmonicity", None),
     "fit": ("sims.fit", None),
     "lammps": ("sims.lammps", None),
     "potentials": ("sims.potentials", None),
