@@ -127,7 +127,8 @@ class AnharmonicityResult:
 
 
 def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_constants: np.ndarray,
-                  species: str | None = None, n_blocks: int | None = None) -> AnharmonicityResult:
+                  species: str | None = None, remove_drift: bool = True,
+                  n_blocks: int | None = None) -> AnharmonicityResult:
     """Anharmonicity measure ``sigma^A`` (Knoop et al. 2020) of frames with forces.
 
     Displacements are taken from ``reference`` under the minimum image of its cell along periodic
@@ -146,6 +147,11 @@ def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_co
     species : str, optional
         Sum over the atoms of this element only (``sigma^A_s``); every atom's displacement still
         enters its harmonic force.
+    remove_drift : bool
+        Subtract each frame's mean displacement over all atoms (a rigid translation: a Langevin
+        thermostat lets the centre of mass wander, and in a translation-invariant solid it costs no
+        force, whereas finite-difference force constants obey the acoustic sum rule only to their
+        error). Set False for atoms in an external field (not translation invariant).
     n_blocks : int, optional
         Contiguous blocks of frames for the standard error; default 5, or one per frame when there
         are fewer.
@@ -179,12 +185,7 @@ def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_co
             raise SimsInputError(f"species {species!r} is not in the reference structure "
                                  f"(it holds {sorted(set(ref.get_chemical_symbols()))})")
     positions, forces = _positions_forces(frames, ref)
-    u = positions - ref.positions
-    periodic = np.asarray(ref.pbc, dtype=bool)
-    if periodic.any():
-        frac = u @ np.linalg.inv(ref.cell.array)
-        frac[..., periodic] -= np.round(frac[..., periodic])
-        u = frac @ ref.cell.array
+    u = _displacements(positions - ref.positions, ref, remove_drift)
     harmonic = -(u.reshape(len(frames), -1) @ phi.T).reshape(u.shape)
     rest = ((forces - harmonic)[:, mask] ** 2).sum(axis=(1, 2))
     total = (forces[:, mask] ** 2).sum(axis=(1, 2))
@@ -194,6 +195,26 @@ def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_co
     sigma = float(np.sqrt(rest.sum() / total.sum()))
     return AnharmonicityResult(sigma=sigma, per_frame=np.sqrt(rest / total),
                                stderr=_ratio_stderr(rest, total, n_blocks), n_blocks=n_blocks)
+
+
+def _displacements(raw: np.ndarray, ref: Atoms, remove_drift: bool) -> np.ndarray:
+    """``(T, N, 3)`` displacements from ``ref`` under the minimum image, less each frame's rigid shift.
+
+    The shift along a periodic axis is the circular mean of the fractional displacements (a drift of
+    any size, even past half the cell, where the minimum image of each atom alone would split the
+    atoms between two images).
+    """
+    periodic = np.asarray(ref.pbc, dtype=bool)
+    if not periodic.any():
+        return raw - raw.mean(axis=1, keepdims=True) if remove_drift else raw
+    frac = raw @ np.linalg.inv(ref.cell.array)
+    if remove_drift:
+        angle = np.angle(np.exp(2j * np.pi * frac[..., periodic]).mean(axis=1, keepdims=True)) / (2 * np.pi)
+        frac[..., periodic] -= angle
+        frac[..., ~periodic] -= frac[..., ~periodic].mean(axis=1, keepdims=True)
+    frac[..., periodic] -= np.round(frac[..., periodic])
+    u = frac @ ref.cell.array
+    return u - u.mean(axis=1, keepdims=True) if remove_drift else u
 
 
 def _positions_forces(frames: list[Atoms], ref: Atoms) -> tuple[np.ndarray, np.ndarray]:

@@ -84,7 +84,7 @@ def test_sigma_of_langevin_md_in_a_quartic_well_equals_quadrature():
     md.trajectory.clear()  # equilibration
     md.run(8000)
     phi = force_constants(potential, atoms)
-    result = anharmonicity(md.trajectory, reference=atoms, force_constants=phi, n_blocks=6)
+    result = anharmonicity(md.trajectory, reference=atoms, force_constants=phi, remove_drift=False, n_blocks=6)
     ref = _quadrature_sigma(temperature)
     assert 0.1 < ref < 0.3  # a measurably anharmonic case
     assert abs(result.sigma - ref) < max(4 * result.stderr, 0.02 * ref), (result.sigma, result.stderr, ref)
@@ -115,17 +115,30 @@ def test_harmonic_frames_give_zero_and_minimum_image_and_species():
     # wrapped positions (an atom across the cell face) are displacements by the minimum image
     frames = _frames_with_forces(atoms, u, forces, wrap=True)
     assert np.abs(np.stack([f.positions for f in frames]) - atoms.positions - u).max() > 1.0
-    assert anharmonicity(frames, reference=atoms, force_constants=phi).sigma < 1e-12
+    assert anharmonicity(frames, reference=atoms, force_constants=phi, remove_drift=False).sigma < 1e-12
+    # a rigid shift of every frame: no force in a translation-invariant solid, removed as drift
+    shifted = _frames_with_forces(atoms, u + rng.normal(size=(5, 1, 3)), forces)
+    assert anharmonicity(shifted, reference=atoms, force_constants=phi, remove_drift=False).sigma > 0.5
+    phi_asr = phi.copy()  # the same random model made translation invariant: rows summing to zero per axis
+    blocks = phi_asr.reshape(len(atoms), 3, len(atoms), 3)
+    for i in range(len(atoms)):
+        blocks[i, :, i, :] -= blocks[i].sum(axis=1)
+    u0 = u - u.mean(axis=1, keepdims=True)
+    forces0 = -(u0.reshape(5, -1) @ phi_asr.T).reshape(u.shape)
+    drift = rng.normal(size=(5, 1, 3))
+    drift[1] = [1.9, -2.3, 6.1]  # past half the cell: the atoms' own minimum images split
+    drifted = _frames_with_forces(atoms, u0 + drift, forces0, wrap=True)
+    assert anharmonicity(drifted, reference=atoms, force_constants=phi_asr).sigma < 1e-12
     # an extra force on the Li atoms only: sigma_Li = |extra| / |F| over Li; sigma_F stays 0
     extra = np.zeros_like(forces)
     li = atoms.numbers == 3
     extra[:, li] = rng.normal(size=(5, li.sum(), 3))
     frames = _frames_with_forces(atoms, u, forces + extra)
-    on_li = anharmonicity(frames, reference=atoms, force_constants=phi, species="Li", n_blocks=1)
+    on_li = anharmonicity(frames, reference=atoms, force_constants=phi, species="Li", remove_drift=False, n_blocks=1)
     expect = np.sqrt((extra[:, li] ** 2).sum() / ((forces + extra)[:, li] ** 2).sum())
     assert on_li.sigma == pytest.approx(expect, rel=1e-12)
     assert np.isnan(on_li.stderr)
-    assert anharmonicity(frames, reference=atoms, force_constants=phi, species="F").sigma < 1e-12
+    assert anharmonicity(frames, reference=atoms, force_constants=phi, species="F", remove_drift=False).sigma < 1e-12
 
 
 def test_bad_input_is_refused():
