@@ -60,7 +60,9 @@ class MolecularGraph(Featurizer):
     ----------
     hydrogens : bool, default False
         Make every hydrogen a node (``Chem.AddHs``). By default hydrogens are implicit and counted
-        in each heavy atom's ``num_hs`` block, the usual choice for 2-D property models.
+        in each heavy atom's ``num_hs`` block, the usual choice for 2-D property models; hydrogen
+        atoms of a ``Mol`` input are then removed (``Chem.RemoveHs``), so a molecule gives one
+        graph whether its hydrogens are atoms or not.
     output : {"networkx", "pyg"}, default "networkx"
         ``"networkx"``: an undirected ``networkx.Graph``, nodes numbered as RDKit's atoms, with
         node attributes ``"label"`` (element symbol), ``"x"``, ``"z"`` (atomic number), edge
@@ -135,6 +137,10 @@ class MolecularGraph(Featurizer):
     def _featurize(self, mol: Any) -> Any:
         from rdkit import Chem
 
+        # A Mol may hold its hydrogens as atoms (Chem.AddHs, an embedded conformer, an SDF read
+        # with removeHs=False): without RemoveHs they stayed nodes under hydrogens=False, and every
+        # heavy atom's num_hs read 0, unlike the same molecule given as SMILES.
+        mol = Chem.RemoveHs(mol)
         name = Chem.MolToSmiles(mol)
         if self.hydrogens:
             mol = Chem.AddHs(mol)

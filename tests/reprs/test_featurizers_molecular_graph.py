@@ -48,10 +48,16 @@ def _peer(values: torch.Tensor, mapping: list) -> list:
     return [mapping[int(v)] for v in values]
 
 
+@pytest.mark.parametrize("given", ["smiles", "mol_with_hydrogen_atoms"])
 @pytest.mark.parametrize("hydrogens", [False, True])
 @pytest.mark.parametrize("smiles", SMILES)
-def test_features_decode_to_pyg_from_smiles(smiles, hydrogens):
-    ours = MolecularGraph(hydrogens=hydrogens, output="pyg").featurize(smiles)
+def test_features_decode_to_pyg_from_smiles(smiles, hydrogens, given):
+    # A Mol whose hydrogens are atoms (Chem.AddHs, an embedded conformer, an SDF read with
+    # removeHs=False) is the same molecule as its SMILES: hydrogens=False must not keep them as
+    # nodes (it did, with num_hs 0 on every heavy atom).
+    mol = smiles if given == "smiles" else Chem.AddHs(Chem.MolFromSmiles(smiles))
+    ours = MolecularGraph(hydrogens=hydrogens, output="pyg").featurize(mol)
+    assert ours.smiles == Chem.MolToSmiles(Chem.MolFromSmiles(smiles))
     peer = from_smiles(smiles, with_hydrogen=hydrogens)
     assert ours.edge_index.shape == peer.edge_index.shape and ours.num_nodes == peer.num_nodes
     assert {tuple(e) for e in ours.edge_index.T.tolist()} == {tuple(e) for e in peer.edge_index.T.tolist()}
