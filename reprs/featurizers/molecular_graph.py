@@ -140,10 +140,10 @@ class MolecularGraph(Featurizer):
         # A Mol may hold its hydrogens as atoms (Chem.AddHs, an embedded conformer, an SDF read
         # with removeHs=False): without RemoveHs they stayed nodes under hydrogens=False, and every
         # heavy atom's num_hs read 0, unlike the same molecule given as SMILES.
-        mol = Chem.RemoveHs(mol)
-        name = Chem.MolToSmiles(mol)
-        if self.hydrogens:
-            mol = Chem.AddHs(mol)
+        heavy = Chem.RemoveHs(mol)
+        name = Chem.MolToSmiles(heavy)
+        # AddHs keeps the atoms already there in their order (node i stays atom i of the input)
+        mol = Chem.AddHs(mol) if self.hydrogens else heavy
         node_x, edge_x = self.atom_features(mol), self.bond_features(mol)
         z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
         pairs = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=np.int64).reshape(-1, 2)
