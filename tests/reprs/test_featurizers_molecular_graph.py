@@ -117,3 +117,17 @@ def test_bad_input():
         MolecularGraph(hydrogens="yes")
     with pytest.raises(errors.InputError, match="output"):
         MolecularGraph(output="dgl")
+
+
+def test_hydrogen_atoms_of_a_mol_keep_their_node_numbers():
+    # Hydrogens between heavy atoms, as an SDF or a conformer writes them: with hydrogens=True node
+    # i is atom i of the input; with hydrogens=False only the heavy atoms remain, in their order.
+    params = Chem.SmilesParserParams()
+    params.removeHs = False
+    mol = Chem.MolFromSmiles("[H]OC([H])([H])C([H])([H])[H]", params)
+    numbers = [a.GetAtomicNum() for a in mol.GetAtoms()]
+    with_h = MolecularGraph(hydrogens=True).featurize(mol)
+    assert [with_h.nodes[i]["z"] for i in with_h] == numbers
+    heavy = MolecularGraph().featurize(mol)
+    assert [heavy.nodes[i]["z"] for i in heavy] == [8, 6, 6]
+    assert heavy.graph["name"] == with_h.graph["name"] == "CCO"
