@@ -28,9 +28,11 @@ is idempotent, so a block merged again after a crash between the two writes chan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import types
 from pathlib import Path
 
 import networkx as nx
@@ -39,7 +41,7 @@ import numpy as np
 from graphs.errors import InputError
 from reprs.fileio import atomic_write
 
-__all__ = ["dataset_fingerprint", "Journal", "MatrixStore", "KnnStore"]
+__all__ = ["dataset_fingerprint", "metric_fingerprint", "Journal", "MatrixStore", "KnnStore"]
 
 
 def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
@@ -53,6 +55,55 @@ def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
             if "x" in d:
                 h.update(np.asarray(d["x"]).tobytes())
     return h.hexdigest()
+
+
+def metric_fingerprint(func) -> str:
+    """A hash of what a metric callable computes, the same in every process that defines it alike.
+
+    A job's key named a user's callable by its ``__name__`` alone, so a second ``pairwise(...,
+    out=PATH)`` with another lambda, or with a function edited since (same name), found every block
+    "done" and returned the first function's matrix. Hashed here: the function's module and
+    qualified name, its bytecode, names and constants (nested code objects included), the values
+    of simple closure variables (numbers, strings, tuples; others by type), a ``partial``'s
+    arguments, and for a callable object its class and ``__call__``. Line numbers and file paths
+    are not, so a job resumes after unrelated edits of its script.
+    """
+    h = hashlib.sha256()
+    _feed_callable(h, func)
+    return h.hexdigest()
+
+
+def _feed_callable(h, func) -> None:
+    if isinstance(func, functools.partial):
+        _feed_callable(h, func.func)
+        h.update(repr((func.args, sorted(func.keywords.items()))).encode())
+        return
+    code = getattr(func, "__code__", None)
+    if code is None:  # a callable object: what its class's __call__ computes
+        cls = type(func)
+        h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        code = getattr(getattr(cls, "__call__", None), "__code__", None)
+    else:
+        h.update(f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}".encode())
+        for cell in getattr(func, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # a cell not yet filled
+                value = None
+            simple = isinstance(value, (int, float, complex, str, bytes, bool, tuple, type(None)))
+            h.update((repr(value) if simple else type(value).__qualname__).encode())
+    if code is not None:
+        _feed_code(h, code)
+
+
+def _feed_code(h, code: types.CodeType) -> None:
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_code(h, const)
+        else:
+            h.update(repr(const).encode())
 
 
 class Journal:

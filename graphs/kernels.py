@@ -371,6 +371,27 @@ class GraphKernel(TransformerMixin, BaseEstimator):
             return np.nan_to_num(gram, nan=0.0)
         return gram
 
+    def _grakel_transform(self, converted: list) -> np.ndarray:
+        """GraKeL's ``transform``, normalised out of place where GraKeL's base class would not.
+
+        GraKeL's ``Kernel.transform`` (used by the histogram, propagation and GraphHopper kinds)
+        normalises with ``km /= sqrt(outer(Y_diag, X_diag))``, in place: on the integer matrix of
+        an ``EdgeHistogram`` stored sparse (mostly empty label histograms) it raised a numpy
+        casting error. The same quotient is taken here from GraKeL's own diagonals.
+        """
+        from grakel.kernels import Kernel
+
+        kernel = self.kernel_
+        if not (self.normalize and type(kernel).transform is Kernel.transform):
+            return kernel.transform(converted)
+        kernel.normalize = False  # read by Kernel.transform only
+        try:
+            km = kernel.transform(converted)
+        finally:
+            kernel.normalize = True
+        x_diag, y_diag = kernel.diagonal()
+        return km / np.sqrt(np.outer(y_diag, x_diag))
+
     def fit(self, graphs: Sequence[nx.Graph], y: object = None) -> GraphKernel:
         """Fit the kernel on ``graphs`` (the columns of later :meth:`transform` output)."""
         self._fit(check_graphs(graphs))
@@ -406,7 +427,7 @@ class GraphKernel(TransformerMixin, BaseEstimator):
         graphs = check_graphs(graphs)
         if not self._explicit:
             with _quiet_grakel():
-                return self._finite(self.kernel_.transform(self._grakel_input(graphs, fit=False)))
+                return self._finite(self._grakel_transform(self._grakel_input(graphs, fit=False)))
         features, norms = self.feature_map_.transform(graphs, return_norms=True)
         gram = (features @ self.features_.T).toarray()
         return normalize_gram(gram, norms, self.diag_) if self.normalize else gram

@@ -441,6 +441,7 @@ def pairwise(
     [[0.0, 1.0], [1.0, 0.0]]
     """
     graphs = check_graphs(graphs, "graphs", kernel=False)
+    named = isinstance(metric, str)
     metric = _resolve(metric, metric_params, symmetric)
     n = len(graphs)
     state = metric.prepare(graphs, None)
@@ -450,8 +451,8 @@ def pairwise(
     if knn is not None and out is None:
         raise InputError("knn=k writes a nearest-neighbour graph: give out=PATH.npz as well")
     if out is not None:
-        return _pairwise_out(graphs, metric, metric_params, state, tiles, size, triangle, out, knn,
-                             return_exact, n_jobs=n_jobs, client=client, progress=progress)
+        return _pairwise_out(graphs, metric, metric_params, named, state, tiles, size, triangle, out,
+                             knn, return_exact, n_jobs=n_jobs, client=client, progress=progress)
     values = np.full((n, n), np.nan)
     exact = np.ones((n, n), dtype=bool)
     for (r, c, upper), (v, e) in _execute(
@@ -471,14 +472,16 @@ def pairwise(
     return values
 
 
-def _pairwise_out(graphs, metric, metric_params, state, tiles, size, triangle, out, knn,
+def _pairwise_out(graphs, metric, metric_params, named, state, tiles, size, triangle, out, knn,
                   return_exact, **execute):
     """:func:`pairwise` into a resumable on-disk store (:mod:`graphs.blockstore`)."""
-    from graphs.blockstore import KnnStore, MatrixStore, dataset_fingerprint
+    from graphs.blockstore import KnnStore, MatrixStore, dataset_fingerprint, metric_fingerprint
 
     n = len(graphs)
     key = {"dataset": dataset_fingerprint(graphs), "metric": metric.name or repr(metric),
            "params": repr(sorted((metric_params or {}).items())), "block": size, "n": n}
+    if not named:  # a user's callable is known by its name only: add what it computes
+        key["code"] = metric_fingerprint(metric.func)
     if knn is None:
         store = MatrixStore(out, n, key, len(tiles))
     else:

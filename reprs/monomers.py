@@ -220,7 +220,9 @@ def apply_modifications(core_smiles: str, modifications: Iterable[tuple[str, str
         ``kind`` is one of ``S`` (sulfate), ``P`` (phosphate), ``Me`` (methyl ether), ``Ac``
         (acetyl ester), ``NAc``, ``NGc``, ``N`` (amino) or ``d`` (deoxy). A substituent at an
         unknown position goes on the highest-numbered carbon that still carries a free hydroxyl
-        (GLAMOUR's convention, e.g. GlcNAcOS sulfated at C6).
+        (GLAMOUR's convention, e.g. GlcNAcOS sulfated at C6); a carboxyl group is not one
+        (GlcAOS is sulfated at C4). A stated position may name a carboxyl carbon (``GlcA6Me``,
+        the methyl ester).
 
     Returns
     -------
@@ -247,9 +249,14 @@ def apply_modifications(core_smiles: str, modifications: Iterable[tuple[str, str
             if o.GetSymbol() == "O" and o.GetDegree() == 1 and o.GetTotalNumHs() == 1
         }
         if position in ("?", "O"):
-            if not free:
+            # A carboxyl's OH (C6 of a uronic acid, C1 of Neu5Ac) is not a hydroxyl: a sulfate,
+            # phosphate or acetyl there made GlcAOS an acyl sulfate, GalAOAc an anhydride.
+            hydroxyls = [k for k in free if not any(
+                b.GetBondType() == Chem.BondType.DOUBLE and b.GetOtherAtom(c).GetSymbol() == "O"
+                for c in [mol.GetAtomWithIdx(numbering[k])] for b in c.GetBonds())]
+            if not hydroxyls:
                 raise SmilesError(f"no free hydroxyl left for {kind} on {core_smiles!r}")
-            carbon = max(free)
+            carbon = max(hydroxyls)
         else:
             carbon = int(position)
             if carbon not in free:

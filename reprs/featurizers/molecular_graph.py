@@ -60,7 +60,9 @@ class MolecularGraph(Featurizer):
     ----------
     hydrogens : bool, default False
         Make every hydrogen a node (``Chem.AddHs``). By default hydrogens are implicit and counted
-        in each heavy atom's ``num_hs`` block, the usual choice for 2-D property models.
+        in each heavy atom's ``num_hs`` block, the usual choice for 2-D property models; hydrogen
+        atoms of a ``Mol`` input are then removed (``Chem.RemoveHs``), so a molecule gives one
+        graph whether its hydrogens are atoms or not.
     output : {"networkx", "pyg"}, default "networkx"
         ``"networkx"``: an undirected ``networkx.Graph``, nodes numbered as RDKit's atoms, with
         node attributes ``"label"`` (element symbol), ``"x"``, ``"z"`` (atomic number), edge
@@ -135,9 +137,13 @@ class MolecularGraph(Featurizer):
     def _featurize(self, mol: Any) -> Any:
         from rdkit import Chem
 
-        name = Chem.MolToSmiles(mol)
-        if self.hydrogens:
-            mol = Chem.AddHs(mol)
+        # A Mol may hold its hydrogens as atoms (Chem.AddHs, an embedded conformer, an SDF read
+        # with removeHs=False): without RemoveHs they stayed nodes under hydrogens=False, and every
+        # heavy atom's num_hs read 0, unlike the same molecule given as SMILES.
+        heavy = Chem.RemoveHs(mol)
+        name = Chem.MolToSmiles(heavy)
+        # AddHs keeps the atoms already there in their order (node i stays atom i of the input)
+        mol = Chem.AddHs(mol) if self.hydrogens else heavy
         node_x, edge_x = self.atom_features(mol), self.bond_features(mol)
         z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
         pairs = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], dtype=np.int64).reshape(-1, 2)

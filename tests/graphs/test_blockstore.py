@@ -147,3 +147,25 @@ def test_a_knn_graph_of_another_k_is_refused_not_returned(tmp_path):
     with pytest.raises(InputError, match="knn=2.*knn=4"):
         pairwise(GRAPHS, "wl", block=6, out=tmp_path / "k.npz", knn=4)
     assert pairwise(GRAPHS, "wl", block=6, out=tmp_path / "k.npz", knn=2)["indices"].shape == (len(GRAPHS), 2)
+
+
+def test_another_metric_function_on_the_same_file_is_refused(tmp_path):
+    # The job key named a callable by its __name__ alone: pairwise with another lambda, or a
+    # function edited since, on the same out= found every block done and returned the first
+    # function's matrix (all ones here instead of len(a) + len(b)).
+    out = tmp_path / "m.npy"
+    first = np.array(pairwise(GRAPHS, lambda a, b: 1.0, out=out))
+    assert (first == 1.0).all()
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(GRAPHS, lambda a, b: float(len(a) + len(b)), out=out)
+
+    def scaled(factor):
+        return lambda a, b: factor * len(a)  # closures: the captured value counts too
+
+    pairwise(GRAPHS, scaled(2.0), out=tmp_path / "s.npy")
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(GRAPHS, scaled(3.0), out=tmp_path / "s.npy")
+    # the same function again is the same job: resumed (nothing left to do), its matrix returned
+    again = pairwise(GRAPHS, scaled(2.0), out=tmp_path / "s.npy")
+    np.testing.assert_array_equal(again, 2.0 * np.array([len(g) for g in GRAPHS])[:, None]
+                                  * np.ones(len(GRAPHS)))

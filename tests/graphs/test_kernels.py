@@ -174,6 +174,31 @@ def test_kernel_contract(kind):
     np.testing.assert_allclose(again_renamed, gram, atol=1e-12)
 
 
+def test_edge_histogram_transform_with_many_edge_labels():
+    # With mostly empty label histograms GraKeL's EdgeHistogram stores counts in an integer sparse
+    # matrix, and its Kernel.transform normalised in place (km /= ...): transform raised a numpy
+    # casting error (top_k and pairwise with a query set call it). Reference: the cosine of the
+    # edge-label count vectors, by hand (each undirected edge counts in both directions, which
+    # normalisation cancels). Labels per graph: [a, a, b], [a, c], [c, c], [d].
+    graphs = []
+    for labels in (["a", "a", "b"], ["a", "c"], ["c", "c"], ["d"]):
+        g = nx.path_graph(len(labels) + 1)
+        nx.set_node_attributes(g, "C", "label")
+        for (u, v), lab in zip(g.edges(), labels):
+            g.edges[u, v]["label"] = lab
+        graphs.append(g)
+    counts = np.array([[2, 1, 0, 0], [1, 0, 1, 0], [0, 0, 2, 0], [0, 0, 0, 1]], dtype=float)
+    unit = counts / np.linalg.norm(counts, axis=1, keepdims=True)
+    expected = unit @ unit.T
+    kernel = GraphKernel("edge_histogram")
+    np.testing.assert_allclose(kernel.fit_transform(graphs), expected, atol=1e-12)
+    cross = kernel.transform(graphs[1:3])
+    assert cross.dtype == np.float64
+    np.testing.assert_allclose(cross, expected[1:3], atol=1e-12)
+    raw = GraphKernel("edge_histogram", normalize=False).fit(graphs).transform(graphs[1:3])
+    np.testing.assert_allclose(raw, 4 * counts[1:3] @ counts.T, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["neighborhood_hash", "propagation", "propagation_attr"])
 def test_stochastic_kinds_follow_seed(kind):
     train, _ = kind_dataset(kind)

@@ -48,10 +48,16 @@ def _peer(values: torch.Tensor, mapping: list) -> list:
     return [mapping[int(v)] for v in values]
 
 
+@pytest.mark.parametrize("given", ["smiles", "mol_with_hydrogen_atoms"])
 @pytest.mark.parametrize("hydrogens", [False, True])
 @pytest.mark.parametrize("smiles", SMILES)
-def test_features_decode_to_pyg_from_smiles(smiles, hydrogens):
-    ours = MolecularGraph(hydrogens=hydrogens, output="pyg").featurize(smiles)
+def test_features_decode_to_pyg_from_smiles(smiles, hydrogens, given):
+    # A Mol whose hydrogens are atoms (Chem.AddHs, an embedded conformer, an SDF read with
+    # removeHs=False) is the same molecule as its SMILES: hydrogens=False must not keep them as
+    # nodes (it did, with num_hs 0 on every heavy atom).
+    mol = smiles if given == "smiles" else Chem.AddHs(Chem.MolFromSmiles(smiles))
+    ours = MolecularGraph(hydrogens=hydrogens, output="pyg").featurize(mol)
+    assert ours.smiles == Chem.MolToSmiles(Chem.MolFromSmiles(smiles))
     peer = from_smiles(smiles, with_hydrogen=hydrogens)
     assert ours.edge_index.shape == peer.edge_index.shape and ours.num_nodes == peer.num_nodes
     assert {tuple(e) for e in ours.edge_index.T.tolist()} == {tuple(e) for e in peer.edge_index.T.tolist()}
@@ -111,3 +117,17 @@ def test_bad_input():
         MolecularGraph(hydrogens="yes")
     with pytest.raises(errors.InputError, match="output"):
         MolecularGraph(output="dgl")
+
+
+def test_hydrogen_atoms_of_a_mol_keep_their_node_numbers():
+    # Hydrogens between heavy atoms, as an SDF or a conformer writes them: with hydrogens=True node
+    # i is atom i of the input; with hydrogens=False only the heavy atoms remain, in their order.
+    params = Chem.SmilesParserParams()
+    params.removeHs = False
+    mol = Chem.MolFromSmiles("[H]OC([H])([H])C([H])([H])[H]", params)
+    numbers = [a.GetAtomicNum() for a in mol.GetAtoms()]
+    with_h = MolecularGraph(hydrogens=True).featurize(mol)
+    assert [with_h.nodes[i]["z"] for i in with_h] == numbers
+    heavy = MolecularGraph().featurize(mol)
+    assert [heavy.nodes[i]["z"] for i in heavy] == [8, 6, 6]
+    assert heavy.graph["name"] == with_h.graph["name"] == "CCO"
