@@ -415,7 +415,11 @@ def pairwise(
     -------
     numpy.ndarray, shape (n, n)
         ``M[i, j] = metric(graphs[i], graphs[j])`` (float64); for kernels, the normalised Gram
-        matrix, equal to ``GraphKernel(kind).fit_transform(graphs)``.
+        matrix, equal to ``GraphKernel(kind).fit_transform(graphs)``. GED under symmetric costs
+        (the default, ``ChemicalCosts``, ``UniformCosts``) is computed for ``i < j`` and mirrored:
+        where the value is a bound, not proven (``return_exact``), ``M[j, i]`` is the bound found
+        for ``(i, j)``, which may differ from the bound a search from ``graphs[j]`` finds (both bound
+        the same distance).
     numpy.ndarray of bool, shape (n, n)
         Only with ``return_exact``.
     dict
