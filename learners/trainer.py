@@ -146,7 +146,12 @@ class Trainer:
         the end), ``best.pt`` (weights at the best ``monitor``) and ``log.jsonl`` (one JSON record
         per epoch). None keeps everything in memory.
     resume : bool
-        Continue from ``run_dir/checkpoint.pt`` when it exists.
+        Continue from ``run_dir/checkpoint.pt`` when it exists. The checkpoint records the settings
+        that shape the numbers (epochs, batch_size, lr, weight_decay, schedule, patience, monitor,
+        mode, min_delta, clip_norm, seed, dtype); a resume with other values is refused, since the
+        optimizer and schedule states it restores would keep the old ones. ``epochs`` may grow
+        under the ``"plateau"`` and ``"constant"`` schedules (nothing there depends on it, so the
+        longer run is the uninterrupted run of that length), not under ``"cosine"``.
     restore_best : bool
         Load the best weights into the model at the end (when a validation set was given).
     progress : bool
@@ -296,6 +301,27 @@ class Trainer:
             return score < self.best_score_ - self.min_delta
         return score > self.best_score_ + self.min_delta
 
+    def _settings(self, model: torch.nn.Module) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote its checkpoint (plain values)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "schedule": self.schedule, "patience": self.patience, "monitor": self.monitor, "mode": self.mode,
+                "min_delta": self.min_delta, "clip_norm": self.clip_norm, "seed": self.seed,
+                "dtype": str(self._dtype(model)).removeprefix("torch.")}
+
+    def _check_resume(self, saved: dict[str, Any] | None, model: torch.nn.Module, checkpoint: Path) -> None:
+        # The optimizer's state_dict carries the old lr and weight decay, the cosine schedule its old
+        # T_max: without this check a resume under new settings silently kept (or mixed) the old ones.
+        if saved is None:  # a checkpoint of a matrep that did not record them: nothing to compare
+            return
+        now = self._settings(model)
+        differ = [k for k in now if k in saved and saved[k] != now[k]]
+        if "epochs" in differ and self.schedule != "cosine":
+            differ.remove("epochs")  # a longer plateau / constant run is the same run, continued
+        if differ:
+            changes = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
+            raise InputError(f"{str(checkpoint)!r} was written by a run with other settings: {changes}; resume with "
+                             "the same settings, or train into a new run_dir")
+
     def _write_log(self) -> None:
         from reprs.fileio import atomic_write
 
@@ -351,6 +377,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume and checkpoint is not None and checkpoint.exists():
             state = torch.load(checkpoint, map_location=self.device, weights_only=True)
+            self._check_resume(state.get("settings"), model, checkpoint)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -409,6 +436,7 @@ class Trainer:
                             "best_epoch": self.best_epoch_,
                             "best_score": self.best_score_,
                             "history": self.history_,
+                            "settings": self._settings(model),
                         },
                         checkpoint,
                     )
