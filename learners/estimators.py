@@ -337,12 +337,29 @@ class GNNMultiTaskClassifier(_GNNEstimator):
         """Train on ``graphs`` with labels ``y`` of shape ``(n, n_tasks)`` (a DataFrame names the tasks).
 
         Parameters and return as :meth:`GNNClassifier.fit`; a validation label of a class that
-        training never saw is left out of that task's loss.
+        training never saw is left out of that task's loss. Validation labels in a DataFrame are
+        matched to the tasks by column name (as in :meth:`score`), others by position.
         """
         columns = getattr(y, "columns", None)
         width = np.shape(y)[1] if np.ndim(y) == 2 else 0
         self.task_names_ = [str(c) for c in columns] if columns is not None else [str(k) for k in range(width)]
+        if val is not None:
+            val = (val[0], self._task_columns(val[1]))
         return super().fit(graphs, y, val=val)
+
+    def _task_columns(self, y: Any) -> np.ndarray:
+        """``y`` as an array with the tasks' columns in the fitted order: a DataFrame's columns are matched
+        by name (taken by position, a reordered table paired one task's labels with another's classes)."""
+        columns = getattr(y, "columns", None)
+        if columns is None:
+            return np.asarray(y)
+        names = [str(c) for c in columns]
+        if sorted(names) == sorted(self.task_names_) and len(set(names)) == len(names):
+            return np.asarray(y)[:, [names.index(name) for name in self.task_names_]]
+        if self.task_names_ != [str(k) for k in range(len(self.task_names_))]:
+            raise InputError(f"the label columns {names} are not the tasks {self.task_names_} the classifier was "
+                             "trained on")
+        return np.asarray(y)  # trained on an unnamed array: columns by position
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, tuple[int, ...]]:
         if y.ndim != 2 or y.shape[1] < 1:
@@ -402,9 +419,11 @@ class GNNMultiTaskClassifier(_GNNEstimator):
         return np.stack(columns, axis=1)
 
     def score(self, graphs: Sequence[Any], y: Any) -> float:
-        """Accuracy averaged over tasks."""
-        y = np.asarray(y)
-        return float(np.mean([accuracy(y[:, k], p) for k, p in enumerate(self.predict(graphs).T)]))
+        """Accuracy averaged over tasks (the columns of a DataFrame ``y`` matched to the tasks by name)."""
+        y = self._task_columns(y)
+        # Column by column in its own dtype: an object column of numbers is no target type for scikit-learn.
+        return float(np.mean([accuracy(np.array(y[:, k].tolist()), np.array(p.tolist()))
+                              for k, p in enumerate(self.predict(graphs).T)]))
 
 
 #: Fitted attributes saved besides the weights, as plain lists and numbers (``weights_only`` loading).
