@@ -725,15 +725,20 @@ def predict_file(run_dir: str | os.PathLike, path: str | os.PathLike, *, column:
     ----------
     column : str, optional
         The CSV column; by default the one the run's representation reads (``glycan`` or ``smiles``).
+        Refused for a text file (it has no columns).
 
     Raises
     ------
     InputError
-        A missing or empty file, or a CSV without the column (the message names the file).
+        A missing or empty file, a CSV without the column (the message names the file), or a
+        ``column`` for a text file.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file {str(path)!r} not found")
+    if column is not None and path.suffix.lower() != ".csv":
+        raise InputError(f"--column {column!r} names a CSV column, but {path} is read as a text file of one input per "
+                         "line (only a .csv file has columns)")
     if path.suffix.lower() == ".csv":
         try:
             table = pd.read_csv(path)
