@@ -480,15 +480,22 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_estimator(path: str | os.PathLike) -> Any:
+def load_estimator(path: str | os.PathLike, *, device: Any = None) -> Any:
     """Read a file of :func:`save_estimator` (``weights_only`` loading: no code runs from the file).
+
+    Parameters
+    ----------
+    device : {"cpu", "cuda", "auto"} or torch.device, optional
+        Where the model predicts (its ``device`` parameter); default the one it was trained on.
+        A model trained on a GPU loads on a machine without one with ``device="cpu"``.
 
     Raises
     ------
     InputError
         A missing file, or one not written by :func:`save_estimator` (such as the pickled
         estimators of older matrep versions: retrain those runs, or a trainer checkpoint), or
-        one of an estimator class this matrep does not know.
+        one of an estimator class this matrep does not know; a saved or given device that is
+        not available here.
     """
     from sims.potentials import read_model_file
 
@@ -509,6 +516,8 @@ def load_estimator(path: str | os.PathLike) -> Any:
     cls = classes[payload["class"]]
     params = dict(payload["params"])
     params["dtype"] = getattr(torch, params["dtype"])
+    if device is not None:
+        params["device"] = device
     estimator = cls(**params)
     for key, value in payload["fitted"].items():
         if key in _ARRAYS and isinstance(value, list):  # the binding model's y_mean_ is a number
@@ -523,4 +532,7 @@ def load_estimator(path: str | os.PathLike) -> Any:
         raise InputError(f"{str(path)!r} holds weights of another architecture than this matrep builds for "
                          f"{payload['class']}(kind={params.get('kind')!r}); train the model again ({err})") from None
     estimator.trainer_ = estimator._new_trainer("loss")
+    # The model is built on the CPU; the trainer moves each batch to its device, so the model goes there too
+    # (fit does this itself; a loaded CUDA estimator met CUDA batches with CPU weights).
+    estimator.model_.to(estimator.trainer_.device)
     return estimator

@@ -138,3 +138,28 @@ def test_regressor_standardises_targets_on_the_training_part_only():
     np.testing.assert_allclose(reg.y_std_, [y[train].std()], rtol=1e-15)
     with pytest.raises(InputError, match="finite numeric"):
         GNNRegressor(epochs=1).fit(graphs[:4], y[:4], val=(graphs[4:6], [1.0, np.nan]))
+
+
+def test_an_estimator_trained_on_a_gpu_loads_onto_its_device_or_the_one_given(fucose_task, tmp_path):
+    """load_estimator built the model on the CPU while its trainer sent batches to the saved device: a
+    CUDA-trained estimator could not predict after loading on a GPU machine, nor load at all on one
+    without (no way to name another device). The model now goes to the trainer's device, and
+    ``device=`` overrides the saved one."""
+    from learners.estimators import load_estimator, save_estimator
+
+    graphs, y, test_graphs, _ = fucose_task
+    clf = GNNClassifier(kind="gin", hidden=8, layers=1, epochs=1, seed=0).fit(graphs[:20], y[:20])
+    path = save_estimator(clf, tmp_path / "clf.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["params"]["device"] = "cuda"  # as saved by a run trained on a GPU
+    torch.save(payload, path)
+    expected = clf.predict_proba(test_graphs)
+    on_cpu = load_estimator(path, device="cpu")
+    np.testing.assert_array_equal(on_cpu.predict_proba(test_graphs), expected)
+    if torch.cuda.is_available():
+        on_gpu = load_estimator(path)
+        assert next(on_gpu.model_.parameters()).device.type == "cuda"
+        np.testing.assert_allclose(on_gpu.predict_proba(test_graphs), expected, rtol=1e-4, atol=1e-6)
+    else:
+        with pytest.raises(InputError, match="CUDA is not available"):
+            load_estimator(path)
