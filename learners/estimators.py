@@ -84,6 +84,10 @@ class _GNNEstimator(BaseEstimator):
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
         raise NotImplementedError
 
+    def _monitor_of(self, task: str) -> str:
+        """The validation score of early stopping and of the best epoch when ``monitor`` is None."""
+        return self._default_monitor
+
     def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         train, val = random_split(len(y), (1 - self.validation_fraction, self.validation_fraction), seed=self.seed)
         return train, val
@@ -135,7 +139,7 @@ class _GNNEstimator(BaseEstimator):
             self.relations_ = relation_table(edges, min_count=self.min_relation_count,
                                              edge_dir=torch.cat([d.edge_dir for d in data])).tolist()
         self.model_ = self._new_model(n_out)
-        self.trainer_ = self._new_trainer(self.monitor or (self._default_monitor if val_data is not None else "loss"))
+        self.trainer_ = self._new_trainer(self.monitor or (self._monitor_of(task) if val_data is not None else "loss"))
         self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, self._loss(task)),
                           task=task if task in TASKS else None, metrics=self._metrics())
         self.history_ = self.trainer_.history_
@@ -188,7 +192,8 @@ class GNNClassifier(_GNNEstimator):
         ``rgcn``: bases of the relation weights (None: a full matrix per relation).
     epochs, batch_size, lr, weight_decay, schedule, patience, monitor, clip_norm, device, dtype, seed, run_dir, resume, progress
         Training (see :class:`learners.trainer.Trainer`); ``monitor`` defaults to
-        ``"balanced_accuracy"`` when there is a validation set.
+        ``"balanced_accuracy"`` (multiclass) or ``"macro_f1"`` (multilabel, which has no balanced
+        accuracy) when there is a validation set.
     validation_fraction : float
         Held out of ``fit``'s graphs (stratified) for early stopping when no ``val`` is given.
 
@@ -209,6 +214,10 @@ class GNNClassifier(_GNNEstimator):
     """
 
     _default_monitor = "balanced_accuracy"
+
+    def _monitor_of(self, task: str) -> str:
+        # learners.metrics.evaluate scores multilabel outputs without a balanced accuracy
+        return "macro_f1" if task == "multilabel" else self._default_monitor
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
         if y.ndim == 2:

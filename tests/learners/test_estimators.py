@@ -57,6 +57,11 @@ def test_multilabel(fucose_task):
     pred = clf.predict(test_g)
     assert pred.shape == (40, 2) and clf.task_ == "multilabel"
     assert (pred == y[80:]).mean() > 0.85
+    # With a validation set the default monitor is macro F1: the multiclass default, balanced accuracy,
+    # is no multilabel score, and fit raised after the first epoch.
+    held = GNNClassifier(kind="gin", hidden=8, layers=1, epochs=2, validation_fraction=0.25).fit(train_g, y[:80])
+    assert held.trainer_.monitor == "macro_f1" and held.trainer_.best_score_ == max(
+        r["val_macro_f1"] for r in held.history_)
 
 
 def test_regressor_learns_the_number_of_residues():
