@@ -29,7 +29,8 @@ model, the trainer settings and the split::
                                      # clip_norm, device
     [split]
     fractions = [0.8, 0.1, 0.1]
-    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed;
+    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core" (glycans
+                                     # sharing the residues near the reducing end; not molecules); seed;
                                      # "file": file = "split.csv.gz", name = "structure" (a split file of
                                      # learners.splits.write_split_file, keyed by the input strings);
                                      # "stratified" and "random" keep rows of one structure (two
