@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from learners.data import feature_widths, graphs_to_data
+from learners.data import feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
 from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table, task_loss
@@ -141,7 +141,8 @@ class _GNNEstimator(BaseEstimator):
         self.model_ = self._new_model(n_out)
         self.trainer_ = self._new_trainer(self.monitor or (self._monitor_of(task) if val_data is not None else "loss"))
         self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, self._loss(task)),
-                          task=task if task in TASKS else None, metrics=self._metrics())
+                          task=task if task in TASKS else None, metrics=self._metrics(),
+                          data_key=graph_data_digest(data, val_data))
         self.history_ = self.trainer_.history_
         return self
 

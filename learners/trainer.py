@@ -223,6 +223,7 @@ class Trainer:
         self.resume, self.checkpoint_every, self.restore_best = resume, checkpoint_every, restore_best
         self.progress, self.eval_grad, self.callbacks = progress, eval_grad, tuple(callbacks)
         self.history_: list[dict] = []
+        self._data_key: str | None = None  # set by fit
         self.best_epoch_: int | None = None
         self.best_score_: float | None = None
 
@@ -306,7 +307,7 @@ class Trainer:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "schedule": self.schedule, "patience": self.patience, "monitor": self.monitor, "mode": self.mode,
                 "min_delta": self.min_delta, "clip_norm": self.clip_norm, "seed": self.seed,
-                "dtype": str(self._dtype(model)).removeprefix("torch.")}
+                "dtype": str(self._dtype(model)).removeprefix("torch."), "data": self._data_key}
 
     def _check_resume(self, saved: dict[str, Any] | None, model: torch.nn.Module, checkpoint: Path) -> None:
         # The optimizer's state_dict carries the old lr and weight decay, the cosine schedule its old
@@ -317,6 +318,11 @@ class Trainer:
         differ = [k for k in now if k in saved and saved[k] != now[k]]
         if "epochs" in differ and self.schedule != "cosine":
             differ.remove("epochs")  # a longer plateau / constant run is the same run, continued
+        if "data" in differ:
+            if saved["data"] is not None and now["data"] is not None:
+                raise InputError(f"{str(checkpoint)!r} was written by a run on other training or validation data; "
+                                 "resuming would return (or train on) that run's model: train into a new run_dir")
+            differ.remove("data")  # one side did not say what it trained on: nothing to compare
         if differ:
             changes = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
             raise InputError(f"{str(checkpoint)!r} was written by a run with other settings: {changes}; resume with "
@@ -338,6 +344,7 @@ class Trainer:
         task: str | None = None,
         metrics: Callable[[Any, Any], dict] | None = None,
         collate: Callable[[Sequence[Any]], Any] = pyg_collate,
+        data_key: str | None = None,
     ) -> Trainer:
         """Train ``model`` in place on ``train``; score ``val`` every epoch.
 
@@ -353,6 +360,10 @@ class Trainer:
             Scores validation outputs with :func:`learners.metrics.evaluate`.
         metrics : callable, optional
             ``metrics(target, outputs) -> dict`` (numpy arrays), instead of ``task``.
+        data_key : str, optional
+            An identifier of ``train`` and ``val`` (a digest, :func:`learners.data.graph_data_digest`)
+            recorded in the checkpoint: a resume over other data is refused (it would return, or go
+            on training, the model of the data the checkpoint was written on). None: not checked.
 
         Returns
         -------
@@ -371,6 +382,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._make_scheduler(optimizer)
         start, bad, best_state = 1, 0, None
+        self._data_key = data_key
         self.history_, self.best_epoch_, self.best_score_ = [], None, None
         checkpoint = None if self.run_dir is None else self.run_dir / "checkpoint.pt"
         if self.run_dir is not None:

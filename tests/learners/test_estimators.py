@@ -168,3 +168,19 @@ def test_an_estimator_trained_on_a_gpu_loads_onto_its_device_or_the_one_given(fu
     else:
         with pytest.raises(InputError, match="CUDA is not available"):
             load_estimator(path)
+
+
+def test_a_resume_over_other_data_is_refused(fucose_task, tmp_path):
+    """Two fits with the same settings, run_dir and resume=True on other data (folds of a
+    cross-validation): the second resumed the first's finished checkpoint and returned the first
+    model, untrained on its own data (measured: predictions equal to the first fit's, history the
+    first's). The checkpoint now records a digest of the training and validation data."""
+    graphs, y, *_ = fucose_task
+    params = dict(kind="gin", hidden=8, layers=1, epochs=2, run_dir=str(tmp_path), resume=True)
+    first = GNNClassifier(**params).fit(graphs[:30], y[:30])
+    with pytest.raises(InputError, match="other training or validation data"):
+        GNNClassifier(**params).fit(graphs[30:60], y[30:60])
+    with pytest.raises(InputError, match="other training or validation data"):
+        GNNClassifier(**params).fit(graphs[:30], 1 - y[:30])  # same graphs, other labels
+    again = GNNClassifier(**params).fit(graphs[:30], y[:30])  # the same data resumes
+    np.testing.assert_array_equal(again.predict_proba(graphs), first.predict_proba(graphs))

@@ -149,12 +149,12 @@ def _linear_task():
     collate = lambda rows: (torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))  # noqa: E731
     step = supervised_step(lambda b: (b[0],), partial(task_loss, "regression"), target=lambda b: b[1])
 
-    def fit(run_dir, **kw):
+    def fit(run_dir, data_key=None, **kw):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = torch.nn.Linear(3, 1).double()
         trainer = Trainer(**{"batch_size": 16, "seed": 0, "run_dir": run_dir, **kw})
-        trainer.fit(model, items, step=step, collate=collate)
+        trainer.fit(model, items, step=step, collate=collate, data_key=data_key)
         return model, trainer
 
     return fit
@@ -183,3 +183,13 @@ def test_resume_under_other_settings_is_refused(tmp_path):
     whole, t_whole = fit(tmp_path / "whole", epochs=6, lr=1e-2, schedule="constant")
     assert torch.equal(grown.weight, whole.weight)
     assert [r["train_loss"] for r in t_grown.history_] == [r["train_loss"] for r in t_whole.history_]
+
+
+def test_resume_over_other_data_is_refused(tmp_path):
+    # The data_key a caller gives (estimators: a digest of their data) is recorded with the settings.
+    fit = _linear_task()
+    fit(tmp_path / "run", data_key="a", epochs=2)
+    with pytest.raises(InputError, match="other training or validation data"):
+        fit(tmp_path / "run", data_key="b", epochs=2, resume=True)
+    for key in ("a", None):  # the same data, or a caller that does not say
+        assert [r["epoch"] for r in fit(tmp_path / "run", data_key=key, epochs=2, resume=True)[1].history_] == [1, 2]
