@@ -25,7 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from learners.data import feature_widths, graphs_to_data
+from learners.data import data_digest, feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
 from learners.trainer import Trainer
@@ -203,8 +203,10 @@ class BindingRegressor(BaseEstimator):
         val_items = None if val_pairs is None else \
             [(int(a), int(b), float(v)) for (a, b), v in zip(val_pairs, (val_y - self.y_mean_) / self.y_std_)]
         self.trainer_ = self._new_trainer(self.monitor if val_items is not None else "loss")
+        key = data_digest(graph_data_digest(self.data_), proteins, pairs, y,
+                          *(() if val_pairs is None else (val_pairs, val_y)))
         self.trainer_.fit(self.model_, items, val_items, step=self._step, metrics=_pair_metrics,
-                          collate=partial(_collate, self.data_, self.proteins_, self.dtype))
+                          collate=partial(_collate, self.data_, self.proteins_, self.dtype), data_key=key)
         self.history_ = self.trainer_.history_
         return self
 

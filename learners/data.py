@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Sequence
 
 import networkx as nx
@@ -10,7 +12,7 @@ import torch
 
 from learners.errors import InputError, InputTypeError
 
-__all__ = ["graphs_to_data", "feature_widths"]
+__all__ = ["graphs_to_data", "feature_widths", "data_digest", "graph_data_digest"]
 
 
 def feature_widths(graphs: Sequence[Any]) -> tuple[int, int | None]:
@@ -134,3 +136,32 @@ def graphs_to_data(
             item.y = torch.as_tensor(np.asarray(y[i])).unsqueeze(0)
         out.append(item)
     return out
+
+
+def data_digest(*parts: Sequence[Any] | np.ndarray) -> str:
+    """SHA-256 of arrays (inputs, labels, index arrays): numbers by their bytes and dtype, strings and
+    objects by their JSON text, each part length-prefixed so that parts cannot run into each other."""
+    h = hashlib.sha256()
+    for part in parts:
+        arr = np.asarray(part)
+        if arr.dtype == object or arr.dtype.kind == "U":
+            blob = json.dumps(arr.tolist(), default=str).encode()
+        else:
+            blob = np.ascontiguousarray(arr).tobytes() + str(arr.dtype).encode()
+        h.update(len(blob).to_bytes(8, "little") + blob)
+    return h.hexdigest()
+
+
+def graph_data_digest(*datasets: Sequence[Any] | None) -> str:
+    """:func:`data_digest` of lists of PyG ``Data`` (of :func:`graphs_to_data`; None for none): per list the
+    node and edge counts, the concatenated ``x``, ``edge_index``, ``edge_attr``, ``edge_dir`` and ``y``."""
+    parts: list[Any] = []
+    for data in datasets:
+        if data is None:
+            parts.append(np.zeros(0))
+            continue
+        parts += [[d.num_nodes for d in data], [d.edge_index.shape[1] for d in data]]
+        for key in ("x", "edge_index", "edge_attr", "edge_dir", "y"):
+            tensors = [d[key] for d in data if d.get(key) is not None]
+            parts.append(torch.cat([t.reshape(-1) for t in tensors]).detach().cpu().numpy() if tensors else np.zeros(0))
+    return data_digest(*parts)

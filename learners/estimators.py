@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from learners.data import feature_widths, graphs_to_data
+from learners.data import feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
 from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table, task_loss
@@ -84,6 +84,10 @@ class _GNNEstimator(BaseEstimator):
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
         raise NotImplementedError
 
+    def _monitor_of(self, task: str) -> str:
+        """The validation score of early stopping and of the best epoch when ``monitor`` is None."""
+        return self._default_monitor
+
     def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         train, val = random_split(len(y), (1 - self.validation_fraction, self.validation_fraction), seed=self.seed)
         return train, val
@@ -135,9 +139,10 @@ class _GNNEstimator(BaseEstimator):
             self.relations_ = relation_table(edges, min_count=self.min_relation_count,
                                              edge_dir=torch.cat([d.edge_dir for d in data])).tolist()
         self.model_ = self._new_model(n_out)
-        self.trainer_ = self._new_trainer(self.monitor or (self._default_monitor if val_data is not None else "loss"))
+        self.trainer_ = self._new_trainer(self.monitor or (self._monitor_of(task) if val_data is not None else "loss"))
         self.trainer_.fit(self.model_, data, val_data, step=supervised_step(graph_inputs, self._loss(task)),
-                          task=task if task in TASKS else None, metrics=self._metrics())
+                          task=task if task in TASKS else None, metrics=self._metrics(),
+                          data_key=graph_data_digest(data, val_data))
         self.history_ = self.trainer_.history_
         return self
 
@@ -188,7 +193,8 @@ class GNNClassifier(_GNNEstimator):
         ``rgcn``: bases of the relation weights (None: a full matrix per relation).
     epochs, batch_size, lr, weight_decay, schedule, patience, monitor, clip_norm, device, dtype, seed, run_dir, resume, progress
         Training (see :class:`learners.trainer.Trainer`); ``monitor`` defaults to
-        ``"balanced_accuracy"`` when there is a validation set.
+        ``"balanced_accuracy"`` (multiclass) or ``"macro_f1"`` (multilabel, which has no balanced
+        accuracy) when there is a validation set.
     validation_fraction : float
         Held out of ``fit``'s graphs (stratified) for early stopping when no ``val`` is given.
 
@@ -209,6 +215,10 @@ class GNNClassifier(_GNNEstimator):
     """
 
     _default_monitor = "balanced_accuracy"
+
+    def _monitor_of(self, task: str) -> str:
+        # learners.metrics.evaluate scores multilabel outputs without a balanced accuracy
+        return "macro_f1" if task == "multilabel" else self._default_monitor
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, int]:
         if y.ndim == 2:
@@ -337,12 +347,29 @@ class GNNMultiTaskClassifier(_GNNEstimator):
         """Train on ``graphs`` with labels ``y`` of shape ``(n, n_tasks)`` (a DataFrame names the tasks).
 
         Parameters and return as :meth:`GNNClassifier.fit`; a validation label of a class that
-        training never saw is left out of that task's loss.
+        training never saw is left out of that task's loss. Validation labels in a DataFrame are
+        matched to the tasks by column name (as in :meth:`score`), others by position.
         """
         columns = getattr(y, "columns", None)
         width = np.shape(y)[1] if np.ndim(y) == 2 else 0
         self.task_names_ = [str(c) for c in columns] if columns is not None else [str(k) for k in range(width)]
+        if val is not None:
+            val = (val[0], self._task_columns(val[1]))
         return super().fit(graphs, y, val=val)
+
+    def _task_columns(self, y: Any) -> np.ndarray:
+        """``y`` as an array with the tasks' columns in the fitted order: a DataFrame's columns are matched
+        by name (taken by position, a reordered table paired one task's labels with another's classes)."""
+        columns = getattr(y, "columns", None)
+        if columns is None:
+            return np.asarray(y)
+        names = [str(c) for c in columns]
+        if sorted(names) == sorted(self.task_names_) and len(set(names)) == len(names):
+            return np.asarray(y)[:, [names.index(name) for name in self.task_names_]]
+        if self.task_names_ != [str(k) for k in range(len(self.task_names_))]:
+            raise InputError(f"the label columns {names} are not the tasks {self.task_names_} the classifier was "
+                             "trained on")
+        return np.asarray(y)  # trained on an unnamed array: columns by position
 
     def _encode(self, y: np.ndarray) -> tuple[np.ndarray, str, tuple[int, ...]]:
         if y.ndim != 2 or y.shape[1] < 1:
@@ -402,9 +429,11 @@ class GNNMultiTaskClassifier(_GNNEstimator):
         return np.stack(columns, axis=1)
 
     def score(self, graphs: Sequence[Any], y: Any) -> float:
-        """Accuracy averaged over tasks."""
-        y = np.asarray(y)
-        return float(np.mean([accuracy(y[:, k], p) for k, p in enumerate(self.predict(graphs).T)]))
+        """Accuracy averaged over tasks (the columns of a DataFrame ``y`` matched to the tasks by name)."""
+        y = self._task_columns(y)
+        # Column by column in its own dtype: an object column of numbers is no target type for scikit-learn.
+        return float(np.mean([accuracy(np.array(y[:, k].tolist()), np.array(p.tolist()))
+                              for k, p in enumerate(self.predict(graphs).T)]))
 
 
 #: Fitted attributes saved besides the weights, as plain lists and numbers (``weights_only`` loading).
@@ -461,15 +490,22 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_estimator(path: str | os.PathLike) -> Any:
+def load_estimator(path: str | os.PathLike, *, device: Any = None) -> Any:
     """Read a file of :func:`save_estimator` (``weights_only`` loading: no code runs from the file).
+
+    Parameters
+    ----------
+    device : {"cpu", "cuda", "auto"} or torch.device, optional
+        Where the model predicts (its ``device`` parameter); default the one it was trained on.
+        A model trained on a GPU loads on a machine without one with ``device="cpu"``.
 
     Raises
     ------
     InputError
         A missing file, or one not written by :func:`save_estimator` (such as the pickled
         estimators of older matrep versions: retrain those runs, or a trainer checkpoint), or
-        one of an estimator class this matrep does not know.
+        one of an estimator class this matrep does not know; a saved or given device that is
+        not available here.
     """
     from sims.potentials import read_model_file
 
@@ -490,6 +526,8 @@ def load_estimator(path: str | os.PathLike) -> Any:
     cls = classes[payload["class"]]
     params = dict(payload["params"])
     params["dtype"] = getattr(torch, params["dtype"])
+    if device is not None:
+        params["device"] = device
     estimator = cls(**params)
     for key, value in payload["fitted"].items():
         if key in _ARRAYS and isinstance(value, list):  # the binding model's y_mean_ is a number
@@ -504,4 +542,7 @@ def load_estimator(path: str | os.PathLike) -> Any:
         raise InputError(f"{str(path)!r} holds weights of another architecture than this matrep builds for "
                          f"{payload['class']}(kind={params.get('kind')!r}); train the model again ({err})") from None
     estimator.trainer_ = estimator._new_trainer("loss")
+    # The model is built on the CPU; the trainer moves each batch to its device, so the model goes there too
+    # (fit does this itself; a loaded CUDA estimator met CUDA batches with CPU weights).
+    estimator.model_.to(estimator.trainer_.device)
     return estimator

@@ -399,6 +399,7 @@ class GraphModel(nn.Module):
         edge_attr: torch.Tensor | None = None,
         batch: torch.Tensor | None = None,
         edge_dir: torch.Tensor | None = None,
+        num_graphs: int | None = None,
     ) -> torch.Tensor:
         """Graph outputs ``(n_graphs, n_outputs)``: logits (classification) or values (regression).
 
@@ -406,6 +407,10 @@ class GraphModel(nn.Module):
         ``edge_dir`` (int, per edge; :func:`learners.data.graphs_to_data` stores it) marks each edge
         as stored (0) or as the reverse copy of a stored edge (1); only ``rgcn`` and ``compgcn``
         read it, and None means every edge is as stored (no inverse relations: direction-blind).
+        ``num_graphs`` (a PyG ``Batch``'s, passed by :func:`graph_inputs`) sizes the readout: from
+        ``batch`` alone a graph without nodes at the end of the batch has no row, and the rows
+        after it would be misaligned with their targets. Such a graph's pooled features are 0
+        (``attentivefp``, whose readout is PyG's, refuses it).
         """
         from torch_geometric import nn as gnn
 
@@ -422,6 +427,9 @@ class GraphModel(nn.Module):
         if batch is None:
             batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         if self.kind == "attentivefp":
+            if num_graphs is not None and (batch.numel() == 0 or int(batch.max()) + 1 != num_graphs):
+                raise InputError(f"the last graph(s) of this batch of {num_graphs} have no nodes; kind 'attentivefp' "
+                                 "cannot pool an empty graph (leave empty graphs out)")
             return self.net(x, edge_index, edge_attr, batch)
         h = self.encoder(x)
         if self.kind in RELATIONAL_KINDS:
@@ -440,15 +448,16 @@ class GraphModel(nn.Module):
                 m = conv(h, edge_index, edge_attr) if self.edge_dim is not None else conv(h, edge_index)
             h = h + nn.functional.dropout(torch.relu(m), self.dropout, self.training)
         pool = {"mean": gnn.global_mean_pool, "sum": gnn.global_add_pool, "max": gnn.global_max_pool}[self.readout]
-        pooled = pool(h, batch)
+        pooled = pool(h, batch, size=num_graphs)
         if len(self.head_sizes) == 1:
             return self.head(pooled)
         return torch.cat([head(pooled) for head in self.head], dim=1)
 
 
 def graph_inputs(batch) -> tuple:
-    """The positional inputs of :meth:`GraphModel.forward` from a PyG ``Batch`` (``edge_dir`` None where absent)."""
-    return batch.x, batch.edge_index, batch.edge_attr, batch.batch, getattr(batch, "edge_dir", None)
+    """The positional inputs of :meth:`GraphModel.forward` from a PyG ``Batch`` (``edge_dir``, ``num_graphs`` None where absent)."""
+    return (batch.x, batch.edge_index, batch.edge_attr, batch.batch, getattr(batch, "edge_dir", None),
+            getattr(batch, "num_graphs", None))
 
 
 def task_loss(task: str, outputs: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,7 +29,8 @@ model, the trainer settings and the split::
                                      # clip_norm, device
     [split]
     fractions = [0.8, 0.1, 0.1]
-    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core"; seed;
+    by = "stratified"                # "random", "hash" (isomorphic graphs together), "core" (glycans
+                                     # sharing the residues near the reducing end; not molecules); seed;
                                      # "file": file = "split.csv.gz", name = "structure" (a split file of
                                      # learners.splits.write_split_file, keyed by the input strings);
                                      # "stratified" and "random" keep rows of one structure (two
@@ -75,17 +76,17 @@ describes a model it does not hold.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from learners.data import data_digest
 from learners.errors import InputError
 from reprs.config import Schema, config_file, did_you_mean, load_toml
 from reprs.errors import ConfigError
@@ -422,19 +423,6 @@ def _plot_history(history: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def _data_digest(*parts: Sequence[Any] | np.ndarray) -> str:
-    """SHA-256 of the data a run trains and tests on: inputs, labels and the split's index arrays."""
-    h = hashlib.sha256()
-    for part in parts:
-        arr = np.asarray(part)
-        if arr.dtype == object or arr.dtype.kind == "U":
-            blob = json.dumps(arr.tolist(), default=str).encode()
-        else:
-            blob = np.ascontiguousarray(arr).tobytes() + str(arr.dtype).encode()
-        h.update(len(blob).to_bytes(8, "little") + blob)
-    return h.hexdigest()
-
-
 def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config and data.
 
@@ -442,7 +430,7 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     weights, optimizer and schedule, not the settings), so a different config is refused instead of
     being written over the record of the model the folder holds. The same config over other data (a
     CSV edited in place, another split file under the same name) is refused as well: ``data`` is the
-    :func:`_data_digest` of the inputs, labels and split, kept in ``data.sha256`` (folders written
+    :func:`learners.data.data_digest` of the inputs, labels and split, kept in ``data.sha256`` (folders written
     before it was kept are not checked on it). A folder whose run never got to train (no checkpoint,
     no weights) takes the new config.
     """
@@ -541,7 +529,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
 
         for k, column in enumerate(columns):
             check_split_labels(y[:, k], (train,), names=("train",), column=column)
-        _claim(run_dir, spec, cfg, _data_digest(strings, labels, keep, train, val, test))
+        _claim(run_dir, spec, cfg, data_digest(strings, labels, keep, train, val, test))
         # Validation labels of classes training lacks are left out of that level's loss by the estimator.
         estimator.fit(pick(train), pd.DataFrame(y[train], columns=columns),
                       val=(pick(val), y[val]) if len(val) else None)
@@ -560,7 +548,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
         metrics["n_test_unseen_class"] = int((~known[test]).sum())
         if len(test) and (~known[test]).any():
             metrics["accuracy_all"] = None  # filled after fitting
-    _claim(run_dir, spec, cfg, _data_digest(strings, labels, keep, train, val, test))
+    _claim(run_dir, spec, cfg, data_digest(strings, labels, keep, train, val, test))
     estimator.fit(pick(train), y[train], val=(pick(val), y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")
     if "accuracy_all" in metrics:
@@ -611,7 +599,7 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     metrics: dict[str, Any] = {"n_train": len(train), "n_val": len(val), "n_test": len(test),
                                "n_unparsed": int((~parsed).sum()), "n_unparsed_glycans": len(failures),
                                "n_lectin_sequences": len(sequences)}
-    _claim(run_dir, spec, cfg, _data_digest(glycans, sequences, pairs, y, train, val, test))
+    _claim(run_dir, spec, cfg, data_digest(glycans, sequences, pairs, y, train, val, test))
     estimator.fit(graphs, sequence_composition(sequences), pairs[train], y[train],
                   val=(pairs[val], y[val]) if len(val) else None)
     save_estimator(estimator, run_dir / "estimator.pt")
@@ -725,15 +713,20 @@ def predict_file(run_dir: str | os.PathLike, path: str | os.PathLike, *, column:
     ----------
     column : str, optional
         The CSV column; by default the one the run's representation reads (``glycan`` or ``smiles``).
+        Refused for a text file (it has no columns).
 
     Raises
     ------
     InputError
-        A missing or empty file, or a CSV without the column (the message names the file).
+        A missing or empty file, a CSV without the column (the message names the file), or a
+        ``column`` for a text file.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file {str(path)!r} not found")
+    if column is not None and path.suffix.lower() != ".csv":
+        raise InputError(f"--column {column!r} names a CSV column, but {path} is read as a text file of one input per "
+                         "line (only a .csv file has columns)")
     if path.suffix.lower() == ".csv":
         try:
             table = pd.read_csv(path)

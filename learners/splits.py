@@ -136,11 +136,20 @@ def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0
     return tuple(np.sort(p) for p in [*parts, rest])
 
 
-def _root(graph: nx.Graph) -> Any:
+def _root(graph: nx.Graph, index: int) -> Any:
+    """The reducing end: ``graph.graph["root"]`` or the one sink of a directed tree.
+
+    A graph without one (a molecule's) is refused: its first node, the old fallback, depends on how
+    the input was written, so one molecule written twice got two "cores" and unrelated molecules
+    that start alike shared one.
+    """
     if "root" in graph.graph:
         return graph.graph["root"]
     sinks = [n for n in graph if graph.is_directed() and graph.out_degree(n) == 0]
-    return sinks[0] if len(sinks) == 1 else next(iter(graph))
+    if len(sinks) != 1:
+        raise InputError(f"by='core' needs rooted graphs (a glycan's reducing end, graph.graph['root']); graph {index} "
+                         f"({graph.graph.get('name')!r}) has none: group such graphs by='hash'")
+    return sinks[0]
 
 
 def graph_groups(graphs: Sequence[nx.Graph], *, by: str = "hash", core_depth: int = 2) -> np.ndarray:
@@ -151,7 +160,13 @@ def graph_groups(graphs: Sequence[nx.Graph], *, by: str = "hash", core_depth: in
     by : {"hash", "core"}
         ``"hash"``: the Weisfeiler-Lehman hash (networkx) of the labelled graph, so isomorphic
         graphs share a group; edge direction counts (``A(b1-3)B`` is not ``B(b1-3)A``). ``"core"`` (scaffold-like): the hash of the subgraph within
-        ``core_depth`` bonds of the reducing end (``graph.graph["root"]`` of glycan graphs).
+        ``core_depth`` bonds of the reducing end (``graph.graph["root"]`` of glycan graphs, or the
+        one sink of a directed tree); graphs without one (molecules) are refused.
+
+    Raises
+    ------
+    InputError
+        ``by="core"`` for a graph without a reducing end.
 
     Returns
     -------
@@ -160,9 +175,9 @@ def graph_groups(graphs: Sequence[nx.Graph], *, by: str = "hash", core_depth: in
     if by not in ("hash", "core"):
         raise InputError(f"by must be 'hash' or 'core', got {by!r}")
     labels = []
-    for g in graphs:
+    for i, g in enumerate(graphs):
         if by == "core":
-            near = nx.single_source_shortest_path_length(g.to_undirected(as_view=True), _root(g), cutoff=core_depth)
+            near = nx.single_source_shortest_path_length(g.to_undirected(as_view=True), _root(g, i), cutoff=core_depth)
             g = g.subgraph(near)
         labels.append(_wl_hash(g))
     return np.asarray(labels)

@@ -146,7 +146,12 @@ class Trainer:
         the end), ``best.pt`` (weights at the best ``monitor``) and ``log.jsonl`` (one JSON record
         per epoch). None keeps everything in memory.
     resume : bool
-        Continue from ``run_dir/checkpoint.pt`` when it exists.
+        Continue from ``run_dir/checkpoint.pt`` when it exists. The checkpoint records the settings
+        that shape the numbers (epochs, batch_size, lr, weight_decay, schedule, patience, monitor,
+        mode, min_delta, clip_norm, seed, dtype); a resume with other values is refused, since the
+        optimizer and schedule states it restores would keep the old ones. ``epochs`` may grow
+        under the ``"plateau"`` and ``"constant"`` schedules (nothing there depends on it, so the
+        longer run is the uninterrupted run of that length), not under ``"cosine"``.
     restore_best : bool
         Load the best weights into the model at the end (when a validation set was given).
     progress : bool
@@ -218,6 +223,7 @@ class Trainer:
         self.resume, self.checkpoint_every, self.restore_best = resume, checkpoint_every, restore_best
         self.progress, self.eval_grad, self.callbacks = progress, eval_grad, tuple(callbacks)
         self.history_: list[dict] = []
+        self._data_key: str | None = None  # set by fit
         self.best_epoch_: int | None = None
         self.best_score_: float | None = None
 
@@ -296,6 +302,32 @@ class Trainer:
             return score < self.best_score_ - self.min_delta
         return score > self.best_score_ + self.min_delta
 
+    def _settings(self, model: torch.nn.Module) -> dict[str, Any]:
+        """What a resumed run must share with the run that wrote its checkpoint (plain values)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "schedule": self.schedule, "patience": self.patience, "monitor": self.monitor, "mode": self.mode,
+                "min_delta": self.min_delta, "clip_norm": self.clip_norm, "seed": self.seed,
+                "dtype": str(self._dtype(model)).removeprefix("torch."), "data": self._data_key}
+
+    def _check_resume(self, saved: dict[str, Any] | None, model: torch.nn.Module, checkpoint: Path) -> None:
+        # The optimizer's state_dict carries the old lr and weight decay, the cosine schedule its old
+        # T_max: without this check a resume under new settings silently kept (or mixed) the old ones.
+        if saved is None:  # a checkpoint of a matrep that did not record them: nothing to compare
+            return
+        now = self._settings(model)
+        differ = [k for k in now if k in saved and saved[k] != now[k]]
+        if "epochs" in differ and self.schedule != "cosine":
+            differ.remove("epochs")  # a longer plateau / constant run is the same run, continued
+        if "data" in differ:
+            if saved["data"] is not None and now["data"] is not None:
+                raise InputError(f"{str(checkpoint)!r} was written by a run on other training or validation data; "
+                                 "resuming would return (or train on) that run's model: train into a new run_dir")
+            differ.remove("data")  # one side did not say what it trained on: nothing to compare
+        if differ:
+            changes = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
+            raise InputError(f"{str(checkpoint)!r} was written by a run with other settings: {changes}; resume with "
+                             "the same settings, or train into a new run_dir")
+
     def _write_log(self) -> None:
         from reprs.fileio import atomic_write
 
@@ -312,6 +344,7 @@ class Trainer:
         task: str | None = None,
         metrics: Callable[[Any, Any], dict] | None = None,
         collate: Callable[[Sequence[Any]], Any] = pyg_collate,
+        data_key: str | None = None,
     ) -> Trainer:
         """Train ``model`` in place on ``train``; score ``val`` every epoch.
 
@@ -327,6 +360,10 @@ class Trainer:
             Scores validation outputs with :func:`learners.metrics.evaluate`.
         metrics : callable, optional
             ``metrics(target, outputs) -> dict`` (numpy arrays), instead of ``task``.
+        data_key : str, optional
+            An identifier of ``train`` and ``val`` (a digest, :func:`learners.data.graph_data_digest`)
+            recorded in the checkpoint: a resume over other data is refused (it would return, or go
+            on training, the model of the data the checkpoint was written on). None: not checked.
 
         Returns
         -------
@@ -345,12 +382,14 @@ class Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = self._make_scheduler(optimizer)
         start, bad, best_state = 1, 0, None
+        self._data_key = data_key
         self.history_, self.best_epoch_, self.best_score_ = [], None, None
         checkpoint = None if self.run_dir is None else self.run_dir / "checkpoint.pt"
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.resume and checkpoint is not None and checkpoint.exists():
             state = torch.load(checkpoint, map_location=self.device, weights_only=True)
+            self._check_resume(state.get("settings"), model, checkpoint)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -409,6 +448,7 @@ class Trainer:
                             "best_epoch": self.best_epoch_,
                             "best_score": self.best_score_,
                             "history": self.history_,
+                            "settings": self._settings(model),
                         },
                         checkpoint,
                     )

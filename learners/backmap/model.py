@@ -392,19 +392,31 @@ class CGVAE(nn.Module):
         return self.decode(self.encode(x, cg)[0], cg)
 
     @torch.no_grad()
-    def sample(self, cg: torch.Tensor, n_samples: int, *, seed: int | None = None) -> torch.Tensor:
+    def sample(self, cg: torch.Tensor, n_samples: int, *, seed: int | Sequence[int] | None = None) -> torch.Tensor:
         """``n_samples`` FG geometries ``(n_samples, B, n_atoms, 3)`` Å per CG frame ``cg`` ``(B, n_beads, 3)`` Å.
 
         Latents are drawn from the prior p(z | X) with a local ``torch.Generator`` seeded by
-        ``seed`` (on the model's device), so the same seed gives the same samples.
+        ``seed`` (on the model's device), so the same seed gives the same samples; a sequence of
+        ``B`` seeds gives each frame its own generator (its draws then do not depend on which
+        other frames share the call).
         """
         if not isinstance(n_samples, int) or n_samples < 1:
             raise InputError(f"n_samples must be a positive int, got {n_samples!r}")
         cg = self._check(cg, self.mapping.n_beads, "bead positions")
         mu, logvar = self.prior(cg)
-        generator = torch.Generator(device=cg.device)
-        generator.manual_seed(seed) if seed is not None else generator.seed()
-        eps = torch.randn((n_samples, *mu.shape), generator=generator, device=cg.device, dtype=cg.dtype)
+
+        def draws(shape: tuple, frame_seed: int | None) -> torch.Tensor:
+            generator = torch.Generator(device=cg.device)
+            generator.manual_seed(int(frame_seed)) if frame_seed is not None else generator.seed()
+            return torch.randn(shape, generator=generator, device=cg.device, dtype=cg.dtype)
+
+        if seed is None or isinstance(seed, (int, np.integer)):
+            eps = draws((n_samples, *mu.shape), seed)
+        else:
+            seeds = list(seed)
+            if len(seeds) != cg.shape[0]:
+                raise InputError(f"got {len(seeds)} seeds for {cg.shape[0]} CG frames; give one seed or one per frame")
+            eps = torch.stack([draws((n_samples, *mu.shape[1:]), s) for s in seeds], dim=1)
         z = mu + torch.exp(0.5 * logvar) * eps
         cgs = cg.expand(n_samples, *cg.shape)
         out = self.decode(z.reshape(-1, *mu.shape[1:]), cgs.reshape(-1, *cg.shape[1:]))
@@ -469,7 +481,8 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
         (:meth:`reprs.cg_mapping.CGMapping.cg_frame` writes such frames).
     n_samples : int
     seed : int, optional
-        Seeds the prior draws (one local generator for the whole call).
+        Seeds the prior draws: frame ``k`` draws from its own stream ``(seed, k)``, so its samples do
+        not depend on ``batch_size`` or on the other frames.
 
     Returns
     -------
@@ -494,10 +507,10 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
     out = []
     for start in range(0, len(cg), batch_size):
         chunk = torch.as_tensor(cg[start:start + batch_size], dtype=dtype, device=device)
-        # One seed, several chunks: independent streams (seed, chunk) rather than one seed reused.
-        chunk_seed = None if generator_seed is None else int(np.random.SeedSequence([int(generator_seed), start])
-                                                             .generate_state(1)[0])
-        x = model.sample(chunk, n_samples, seed=chunk_seed).cpu().double().numpy()
+        # A stream per frame, (seed, frame): one per chunk made a frame's samples depend on batch_size.
+        frame_seeds = None if generator_seed is None else [
+            int(np.random.SeedSequence([int(generator_seed), start + f]).generate_state(1)[0]) for f in range(len(chunk))]
+        x = model.sample(chunk, n_samples, seed=frame_seeds).cpu().double().numpy()
         for f in range(x.shape[1]):
             for k in range(n_samples):
                 atoms = Atoms(numbers=model.numbers.cpu().numpy(), positions=x[k, f])

@@ -57,6 +57,11 @@ def test_multilabel(fucose_task):
     pred = clf.predict(test_g)
     assert pred.shape == (40, 2) and clf.task_ == "multilabel"
     assert (pred == y[80:]).mean() > 0.85
+    # With a validation set the default monitor is macro F1: the multiclass default, balanced accuracy,
+    # is no multilabel score, and fit raised after the first epoch.
+    held = GNNClassifier(kind="gin", hidden=8, layers=1, epochs=2, validation_fraction=0.25).fit(train_g, y[:80])
+    assert held.trainer_.monitor == "macro_f1" and held.trainer_.best_score_ == max(
+        r["val_macro_f1"] for r in held.history_)
 
 
 def test_regressor_learns_the_number_of_residues():
@@ -138,3 +143,44 @@ def test_regressor_standardises_targets_on_the_training_part_only():
     np.testing.assert_allclose(reg.y_std_, [y[train].std()], rtol=1e-15)
     with pytest.raises(InputError, match="finite numeric"):
         GNNRegressor(epochs=1).fit(graphs[:4], y[:4], val=(graphs[4:6], [1.0, np.nan]))
+
+
+def test_an_estimator_trained_on_a_gpu_loads_onto_its_device_or_the_one_given(fucose_task, tmp_path):
+    """load_estimator built the model on the CPU while its trainer sent batches to the saved device: a
+    CUDA-trained estimator could not predict after loading on a GPU machine, nor load at all on one
+    without (no way to name another device). The model now goes to the trainer's device, and
+    ``device=`` overrides the saved one."""
+    from learners.estimators import load_estimator, save_estimator
+
+    graphs, y, test_graphs, _ = fucose_task
+    clf = GNNClassifier(kind="gin", hidden=8, layers=1, epochs=1, seed=0).fit(graphs[:20], y[:20])
+    path = save_estimator(clf, tmp_path / "clf.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["params"]["device"] = "cuda"  # as saved by a run trained on a GPU
+    torch.save(payload, path)
+    expected = clf.predict_proba(test_graphs)
+    on_cpu = load_estimator(path, device="cpu")
+    np.testing.assert_array_equal(on_cpu.predict_proba(test_graphs), expected)
+    if torch.cuda.is_available():
+        on_gpu = load_estimator(path)
+        assert next(on_gpu.model_.parameters()).device.type == "cuda"
+        np.testing.assert_allclose(on_gpu.predict_proba(test_graphs), expected, rtol=1e-4, atol=1e-6)
+    else:
+        with pytest.raises(InputError, match="CUDA is not available"):
+            load_estimator(path)
+
+
+def test_a_resume_over_other_data_is_refused(fucose_task, tmp_path):
+    """Two fits with the same settings, run_dir and resume=True on other data (folds of a
+    cross-validation): the second resumed the first's finished checkpoint and returned the first
+    model, untrained on its own data (measured: predictions equal to the first fit's, history the
+    first's). The checkpoint now records a digest of the training and validation data."""
+    graphs, y, *_ = fucose_task
+    params = dict(kind="gin", hidden=8, layers=1, epochs=2, run_dir=str(tmp_path), resume=True)
+    first = GNNClassifier(**params).fit(graphs[:30], y[:30])
+    with pytest.raises(InputError, match="other training or validation data"):
+        GNNClassifier(**params).fit(graphs[30:60], y[30:60])
+    with pytest.raises(InputError, match="other training or validation data"):
+        GNNClassifier(**params).fit(graphs[:30], 1 - y[:30])  # same graphs, other labels
+    again = GNNClassifier(**params).fit(graphs[:30], y[:30])  # the same data resumes
+    np.testing.assert_array_equal(again.predict_proba(graphs), first.predict_proba(graphs))

@@ -132,3 +132,28 @@ def test_features_of_another_dtype_are_refused():
     batch = pyg_collate(graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64))
     with pytest.raises(InputError, match="torch.float64.*model is torch.float32"):
         model(*graph_inputs(batch))
+
+
+@pytest.mark.parametrize("kind", ["gin", "rgcn", "attentivefp"])
+def test_a_graph_without_nodes_at_the_end_of_a_batch_keeps_its_row(kind):
+    """The readout sized itself from the node-to-graph vector, so a PyG batch whose last graph has no
+    nodes gave one row fewer than graphs (measured: 1 row for 2 graphs), silently misaligning
+    predictions and targets after it. graph_inputs passes the batch's num_graphs now; attentivefp,
+    whose readout is PyG's own, refuses such a batch."""
+    from torch_geometric.data import Batch, Data
+
+    (full,) = graphs_to_data([glycan_graph(GLYCAN)], dtype=torch.float64, edge_dim=40)
+    empty = Data(x=torch.zeros(0, 128, dtype=torch.float64), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                 edge_attr=torch.zeros(0, 40, dtype=torch.float64), edge_dir=torch.zeros(0, dtype=torch.long),
+                 num_nodes=0)
+    model = _model(kind).eval()
+    batch = Batch.from_data_list([full, empty])
+    if kind == "attentivefp":
+        with pytest.raises(InputError, match="last graph.*have no nodes"):
+            model(*graph_inputs(batch))
+        return
+    out = model(*graph_inputs(batch))
+    assert out.shape[0] == 2
+    torch.testing.assert_close(out[0], model(*graph_inputs(Batch.from_data_list([full])))[0])
+    # a graph without nodes pools to zeros: its output is the head's at 0
+    torch.testing.assert_close(out[1], model.head(torch.zeros(1, 16, dtype=torch.float64))[0])

@@ -371,3 +371,26 @@ def test_min_relation_count_counts_each_linkage_once():
     # relation (it matches within 0.5, exact for 0/1 rows only); refused instead of merged silently.
     with pytest.raises(InputError, match="discrete 0/1 edge features"):
         relation_table(batch.edge_attr * 0.7)
+
+
+def test_multitask_labels_in_a_dataframe_are_matched_by_column_name(tmp_path):
+    """Validation and scoring labels given as a DataFrame with the tasks in another order were taken by
+    position: each task's labels met another task's classes, none of which they are, so every validation
+    label counted as unseen (measured here: epoch 1 validation loss 0.0 and accuracy 0.0 instead of 2.17
+    and 0.25; the loss stayed 0.0, so early stopping kept epoch 1), with no error. Matched by name now."""
+    import pandas as pd
+
+    strings, y = _linkage_pairs()
+    graphs = [glycan_graph(s) for s in strings[:40]]
+    labels = pd.DataFrame({"position": y[:40], "first": [s.split("(")[0] for s in strings[:40]]})
+    swapped = labels[["first", "position"]]
+    fits = [GNNMultiTaskClassifier(kind="gin", hidden=8, layers=1, epochs=3, lr=1e-2)
+            .fit(graphs[:30], labels.iloc[:30], val=(graphs[30:], val.iloc[30:])) for val in (labels, swapped)]
+    keys = ("val_loss", "val_accuracy", "val_accuracy_0", "val_accuracy_1")
+    assert [[r[k] for k in keys] for r in fits[0].history_] == [[r[k] for k in keys] for r in fits[1].history_]
+    clf = fits[0]
+    assert clf.score(graphs, swapped) == clf.score(graphs, labels) == clf.score(graphs, labels.to_numpy())
+    loaded = load_estimator(save_estimator(clf, tmp_path / "mt.pt"))
+    assert loaded.score(graphs, swapped) == clf.score(graphs, labels)
+    with pytest.raises(InputError, match=r"label columns \['position', 'level'\] are not the tasks"):
+        clf.score(graphs, labels.rename(columns={"first": "level"}))

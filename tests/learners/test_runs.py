@@ -485,3 +485,13 @@ def test_spellings_of_one_glycan_stay_in_one_part_of_a_split(by):
     ours = _split(SplitConfig(fractions=(0.6, 0.2, 0.2), by=by), [graphs[i] for i in rows], y[rows], True, 1,
                   [strings[i] for i in rows])
     assert all(np.array_equal(a, b) for a, b in zip(plain, ours))
+
+
+def test_predict_refuses_a_column_for_a_text_file(tmp_path):
+    # `matrep predict RUN inputs.txt --column smiles` read every line and ignored --column.
+    from learners.runs import predict_file
+
+    text = tmp_path / "inputs.txt"
+    text.write_text("CCO\nc1ccccc1\n")
+    with pytest.raises(InputError, match=r"--column 'smiles' names a CSV column, but .*inputs.txt is read as a text"):
+        predict_file(tmp_path / "run", text, column="smiles")

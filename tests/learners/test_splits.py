@@ -119,3 +119,17 @@ def test_bad_split_input():
         kfold([0, 1, 0, 1], 3, groups=[0, 0, 1, 1])
     with pytest.raises(InputError, match="seed"):
         random_split(10, seed=-1)
+
+
+def test_core_groups_need_a_reducing_end():
+    """Molecular graphs have no reducing end: by='core' took each graph's first atom instead, so the
+    core hinged on how the SMILES was written (measured: 'c1ccccc1CCO' and 'OCCc1ccccc1', one molecule,
+    got two groups, and could land in train and test; 'c1ccccc1CCO' and 'c1ccccc1CCN' shared one).
+    Refused now; by='hash' groups the two spellings."""
+    from learners.runs import build_graphs
+
+    molecules, _ = build_graphs("molecular_graph", ["c1ccccc1CCO", "OCCc1ccccc1", "c1ccccc1CCN"])
+    with pytest.raises(InputError, match=r"by='core' needs rooted graphs.*graph 0 .*by='hash'"):
+        graph_groups(molecules, by="core")
+    by_hash = graph_groups(molecules, by="hash")
+    assert by_hash[0] == by_hash[1] != by_hash[2]

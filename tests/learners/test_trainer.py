@@ -140,3 +140,56 @@ def test_trainer_keeps_the_model_dtype_unless_asked(data):
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     with pytest.raises(InputError, match="dtype"):
         Trainer(dtype="float64")
+
+
+def _linear_task():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 3))
+    items = [(torch.tensor(a), torch.tensor(b)) for a, b in zip(x, x @ np.array([1.0, -2.0, 0.5]))]
+    collate = lambda rows: (torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]))  # noqa: E731
+    step = supervised_step(lambda b: (b[0],), partial(task_loss, "regression"), target=lambda b: b[1])
+
+    def fit(run_dir, data_key=None, **kw):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = torch.nn.Linear(3, 1).double()
+        trainer = Trainer(**{"batch_size": 16, "seed": 0, "run_dir": run_dir, **kw})
+        trainer.fit(model, items, step=step, collate=collate, data_key=data_key)
+        return model, trainer
+
+    return fit
+
+
+def test_resume_under_other_settings_is_refused(tmp_path):
+    """The optimizer state restored on resume carries the old lr and weight decay, the cosine schedule
+    its old T_max: a resume with lr=0.1 after a run at 0.01 trained at 0.01, and a cosine run of 3
+    epochs resumed to 6 ran its learning rate back up (0, 0.0025, 0.0075), both silently. The
+    checkpoint now records the settings and refuses others."""
+    fit = _linear_task()
+    fit(tmp_path / "cos", epochs=3, lr=1e-2)
+    with pytest.raises(InputError, match=r"lr 0.01 \(now 0.1\)"):
+        fit(tmp_path / "cos", epochs=3, lr=1e-1, resume=True)
+    with pytest.raises(InputError, match=r"epochs 3 \(now 6\)"):
+        fit(tmp_path / "cos", epochs=6, lr=1e-2, resume=True)
+    for changed in ({"seed": 1}, {"weight_decay": 0.0}, {"clip_norm": None}, {"dtype": torch.float32}):
+        with pytest.raises(InputError, match=next(iter(changed))):
+            fit(tmp_path / "cos", **{"epochs": 3, "lr": 1e-2, **changed}, resume=True)
+    # Same settings: the finished run is taken as it is.
+    _, same = fit(tmp_path / "cos", epochs=3, lr=1e-2, resume=True)
+    assert [r["epoch"] for r in same.history_] == [1, 2, 3]
+    # A constant-schedule run may grow: 3 epochs resumed to 6 are the uninterrupted 6-epoch run.
+    fit(tmp_path / "const", epochs=3, lr=1e-2, schedule="constant")
+    grown, t_grown = fit(tmp_path / "const", epochs=6, lr=1e-2, schedule="constant", resume=True)
+    whole, t_whole = fit(tmp_path / "whole", epochs=6, lr=1e-2, schedule="constant")
+    assert torch.equal(grown.weight, whole.weight)
+    assert [r["train_loss"] for r in t_grown.history_] == [r["train_loss"] for r in t_whole.history_]
+
+
+def test_resume_over_other_data_is_refused(tmp_path):
+    # The data_key a caller gives (estimators: a digest of their data) is recorded with the settings.
+    fit = _linear_task()
+    fit(tmp_path / "run", data_key="a", epochs=2)
+    with pytest.raises(InputError, match="other training or validation data"):
+        fit(tmp_path / "run", data_key="b", epochs=2, resume=True)
+    for key in ("a", None):  # the same data, or a caller that does not say
+        assert [r["epoch"] for r in fit(tmp_path / "run", data_key=key, epochs=2, resume=True)[1].history_] == [1, 2]
