@@ -111,6 +111,17 @@ def test_harmonic_bias_energy_and_bad_input():
                           spring=1.0, temperature=T, n_steps=1, atoms_per_replica=2)
     with pytest.raises(SimsInputError, match="every window needs samples"):
         mbar_weights(np.zeros(4), np.array([0, 0, 2, 2]), [0.0, 0.1, 0.2], 1.0, T)
+    # A float index was truncated (1.7 -> window 1) and the samples reweighted under the wrong bias.
+    with pytest.raises(SimsInputError, match=r"integer window indices 0\.\.1, got 1\.7"):
+        mbar_weights(np.zeros(4), np.array([0.0, 0.0, 1.0, 1.7]), [0.0, 0.1], 1.0, T)
+    with pytest.raises(SimsInputError, match="integer window indices"):
+        mbar_weights(np.zeros(4), np.array([0, 0, 1, np.nan]), [0.0, 0.1], 1.0, T)
+    with pytest.raises(SimsInputError, match=r"window indices must be 0\.\.1, got -1"):
+        mbar_weights(np.zeros(4), np.array([0, 0, 1, -1]), [0.0, 0.1], 1.0, T)
+    z = np.array([-0.01, 0.02, 0.09, 0.12])  # integer-valued floats (np.loadtxt) are the same windows
+    as_floats = mbar_weights(z, np.array([0.0, 0, 1, 1]), [0.0, 0.1], 1.0, T)
+    for a, b in zip(as_floats, mbar_weights(z, [0, 0, 1, 1], [0.0, 0.1], 1.0, T)):
+        np.testing.assert_array_equal(a, b)
 
 
 def _dihedral_chain(phi: float) -> torch.Tensor:
