@@ -73,12 +73,13 @@ class HarmonicBias(Potential):
         if atoms_per_replica is not None and int(atoms_per_replica) < 1:
             raise SimsInputError(f"atoms_per_replica must be >= 1, got {atoms_per_replica}")
         self.cv, self.center, self.spring = cv, float(center), float(spring)
+        self.period = cv_period(cv)  # here, so that a CV without a well-defined period is refused up front
         self.atoms_per_replica = None if atoms_per_replica is None else int(atoms_per_replica)
         self.periodic = bool(periodic)
 
     def forward(self, positions, cell=None, numbers=None, pairs=None):
         xi = replica_cv(self.cv, positions, self.atoms_per_replica, cell if self.periodic else None)
-        return 0.5 * self.spring * (wrapped_difference(xi, self.center, cv_period(self.cv)) ** 2).sum()
+        return 0.5 * self.spring * (wrapped_difference(xi, self.center, self.period) ** 2).sum()
 
 
 @dataclass(frozen=True)
