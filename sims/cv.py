@@ -36,7 +36,7 @@ import torch
 from .errors import SimsInputError
 
 __all__ = ["CollectiveVariable", "Position", "Distance", "Angle", "Dihedral", "Coordination", "Linear", "Custom",
-           "cv_and_inverse_mass", "gradient_alignment", "parse_cv", "minimum_image"]
+           "cv_and_inverse_mass", "gradient_alignment", "parse_cv", "minimum_image", "wrapping_cell"]
 
 
 def _images(cell: torch.Tensor) -> torch.Tensor:
@@ -86,6 +86,51 @@ def minimum_image(vectors: torch.Tensor, cell: torch.Tensor | None) -> torch.Ten
     best = torch.argmin((cand * cand).sum(-1).detach(), dim=-1)
     out = torch.gather(cand, -2, best[..., None, None].expand(*best.shape, 1, 3)).squeeze(-2)
     return out.reshape(shape)
+
+
+def wrapping_cell(cell, pbc, reach: float) -> np.ndarray | None:
+    """Cell(s) for :func:`minimum_image` that wrap along the periodic axes only (a slab, a wire).
+
+    :func:`minimum_image` wraps along all three cell vectors, so the rows of the non-periodic axes
+    are replaced by orthonormal vectors perpendicular to the periodic rows, scaled to
+    ``2 reach + 1`` Å: every image along them is then farther than the vector itself, and the
+    minimum image is taken in the periodic plane (or along the periodic line) alone, as ASE's
+    ``find_mic(v, cell, pbc)`` takes it.
+
+    Parameters
+    ----------
+    cell : array-like
+        ``(3, 3)`` or per frame ``(F, 3, 3)``, rows are cell vectors, Å.
+    pbc : sequence of 3 bool
+        Periodic axes.
+    reach : float
+        Longest vector that will be wrapped, Å (e.g. the diagonal of the atoms' bounding box).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The cell(s) to pass to the CVs; ``cell`` itself when all axes are periodic, None when none is.
+
+    Raises
+    ------
+    SimsInputError
+        When the periodic axes lack independent cell vectors.
+    """
+    pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    cell = np.asarray(cell, dtype=np.float64)
+    if not pbc.any():
+        return None
+    if pbc.all():
+        return cell
+    periodic = cell[..., pbc, :]
+    if np.any(np.linalg.matrix_rank(periodic) < pbc.sum()):
+        raise SimsInputError(f"the periodic axes {np.flatnonzero(pbc).tolist()} need independent cell vectors, "
+                             f"got rows {periodic.tolist() if periodic.ndim == 2 else '(per frame)'}; set the cell")
+    # The rows of vt past the rank of the periodic rows span their orthogonal complement.
+    complement = np.linalg.svd(periodic)[2][..., int(pbc.sum()):, :]
+    out = cell.copy()
+    out[..., ~pbc, :] = complement * (2.0 * float(reach) + 1.0)
+    return out
 
 
 class CollectiveVariable:
