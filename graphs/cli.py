@@ -42,11 +42,12 @@ def _metric_params(args: argparse.Namespace) -> dict:
     solvers) refuses them by name instead of ignoring them."""
     given = " and ".join(flag for flag, value in (("--ged-method", args.ged_method), ("--timeout", args.timeout))
                          if value is not None)
+    applies, sets, them = ("apply", "set", "them") if " and " in given else ("applies", "sets", "it")
     if given and args.metric != "ged":
-        raise InputError(f"{given} apply to --metric ged, not --metric {args.metric}; leave them out")
+        raise InputError(f"{given} {applies} to --metric ged, not --metric {args.metric}; leave {them} out")
     if given and getattr(args, "exact", False):
-        raise InputError(f"{given} set the plain GED search; --exact (the certified search) picks its own "
-                         "GED solvers and is bounded by --time-budget S: leave them out")
+        raise InputError(f"{given} {sets} the plain GED search; --exact (the certified search) picks its own "
+                         f"GED solvers and is bounded by --time-budget S: leave {them} out")
     if args.metric != "ged":
         return {}
     return {"method": args.ged_method or "exact", "timeout": 1.0 if args.timeout is None else args.timeout}

@@ -351,9 +351,9 @@ def test_ged_solver_flags_a_search_does_not_use_are_refused_by_name(table, tmp_p
     exact = [*base, "--metric", "ged", "--exact", "--index", str(tmp_path / "idx")]
     err = _fails([*exact, "--ged-method", "bipartite", "--timeout", "5"], capsys)
     assert "--ged-method and --timeout set the plain GED search" in err and "--time-budget" in err
-    assert "--timeout set the plain GED search" in _fails([*exact, "--timeout", "5"], capsys)
+    assert "--timeout sets the plain GED search" in _fails([*exact, "--timeout", "5"], capsys)
     err = _fails([*base, "--metric", "wl", "--ged-method", "bounds"], capsys)
-    assert "--ged-method apply to --metric ged, not --metric wl" in err
+    assert "--ged-method applies to --metric ged, not --metric wl; leave it out" in err
     err = _fails(["matrix", str(table), "-o", str(tmp_path / "m"), "--metric", "wl", "--timeout", "3"], capsys)
-    assert "--timeout apply to --metric ged" in err
+    assert "--timeout applies to --metric ged" in err
     assert main([*base, "--metric", "ged", "--ged-method", "bipartite", "--timeout", "2", "--top", "2"]) == 0
