@@ -37,14 +37,26 @@ def _client(args: argparse.Namespace):
 
 
 def _metric_params(args: argparse.Namespace) -> dict:
-    if args.metric == "ged":
-        return {"method": args.ged_method, "timeout": args.timeout}
-    return {}
+    """The GED solver settings of --metric ged. --ged-method and --timeout default to None so that
+    a search they do not steer (another metric, or the certified --exact search, which picks its own
+    solvers) refuses them by name instead of ignoring them."""
+    given = " and ".join(flag for flag, value in (("--ged-method", args.ged_method), ("--timeout", args.timeout))
+                         if value is not None)
+    applies, sets, them = ("apply", "set", "them") if " and " in given else ("applies", "sets", "it")
+    if given and args.metric != "ged":
+        raise InputError(f"{given} {applies} to --metric ged, not --metric {args.metric}; leave {them} out")
+    if given and getattr(args, "exact", False):
+        raise InputError(f"{given} {sets} the plain GED search; --exact (the certified search) picks its own "
+                         f"GED solvers and is bounded by --time-budget S: leave {them} out")
+    if args.metric != "ged":
+        return {}
+    return {"method": args.ged_method or "exact", "timeout": 1.0 if args.timeout is None else args.timeout}
 
 
 def _uses_index(args: argparse.Namespace) -> bool:
     """Whether `similar` answers from an index: always for --exact or --index, and for the WL
     kernel on the bundled glycans unless a Dask cluster is asked for."""
+    _metric_params(args)  # refuses GED flags this search would not use
     if args.exact and args.metric != "ged":
         raise InputError(f"--exact applies to --metric ged, not --metric {args.metric}")
     if args.time_budget is not None and not args.exact:
@@ -268,9 +280,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", default="wl", type=_metric,
                         help="similarity or distance: ged, dmeasure or a kernel of graphs.KERNELS (default wl)")
     parser.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
-    parser.add_argument("--ged-method", default="exact", choices=("exact", "bipartite", "bounds"), help="GED solver")
+    parser.add_argument("--ged-method", default=None, choices=("exact", "bipartite", "bounds"),
+                        help="GED solver of --metric ged (default exact)")
     parser.add_argument(
-        "--timeout", type=positive_float, default=1.0, help="seconds per exact GED before bounds are returned"
+        "--timeout", type=positive_float, default=None,
+        help="with --metric ged: seconds per exact GED before bounds are returned (default 1)",
     )
     _dask_flags(parser)
 

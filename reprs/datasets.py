@@ -33,11 +33,12 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     level : str
         Taxonomy level for the bundled set.
     column : str, optional
-        Glycan column of a CSV source.
+        Glycan column of a CSV source (refused for the other sources).
     progress : bool
         Draw a progress bar over the glycans while their graphs are built.
     **options
-        Passed to :func:`reprs.glycans.glycan_graph`.
+        Passed to :func:`reprs.glycans.glycan_graph`; refused for a ``.jsonl`` source, whose graphs
+        are already built.
 
     Returns
     -------
@@ -52,7 +53,8 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     Raises
     ------
     InputError
-        For a missing file, an unknown column or a source that yields no graph.
+        For a missing file, an unknown column, a setting the source cannot use (``column`` of a
+        non-CSV source, ``options`` of a ``.jsonl`` source) or a source that yields no graph.
 
     Warns
     -----
@@ -62,6 +64,9 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     from reprs.glycans import build_glycan_graphs
     from reprs.graphio import read_graphs
 
+    if column is not None and (str(source) == "glycans" or Path(source).suffix == ".jsonl"):
+        raise InputError(f"column={column!r} names the glycan column of a CSV source, not of {str(source)!r}; "
+                         "leave it out")
     if str(source) == "glycans":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "dropped .* malformed", UserWarning)  # the 3 malformed strings are documented
@@ -71,6 +76,12 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
         if not path.is_file():
             raise InputError(f"dataset {source!r} is neither 'glycans' nor an existing file")
         if path.suffix == ".jsonl":
+            if options:  # they were dropped without a word
+                raise InputError(
+                    f"{', '.join(sorted(options))} set how glycan strings become graphs, but {path} holds graphs "
+                    "already built (reprs.graphio.write_graphs): build them from a CSV of glycan strings with "
+                    "these options, or leave the options out"
+                )
             graphs = read_graphs(path)
             if not graphs:
                 raise InputError(f"dataset {path} holds no graphs")

@@ -205,7 +205,8 @@ def network(
     bridge : str, optional
         If given (e.g. ``"O"``), return the cation network instead: only atoms of the other
         species, two of them joined when they are both bonded to one atom of species ``bridge``
-        (Si-O-Si becomes Si-Si). Edge ``"n_bridges"`` counts the shared bridges (2 for an
+        (Si-O-Si becomes Si-Si). Only cation-``bridge`` cutoffs are used, so a cutoff of another
+        pair (Si-Si, O-O) is refused. Edge ``"n_bridges"`` counts the shared bridges (2 for an
         edge-sharing pair), ``"bridges"`` lists them, ``"length"`` is the cation-cation
         distance through the first bridge, Å.
     pbc : bool or sequence of 3 bool, optional
@@ -225,7 +226,8 @@ def network(
     MissingCellError
         If periodicity is requested along an axis without a cell vector.
     InputError
-        For an unknown species, a non-positive cutoff, an ``"rdf"`` cutoff whose g(r) has no
+        For an unknown species, a non-positive cutoff, a ``bridge`` absent from the structure or
+        with a cutoff of a pair that is not cation-``bridge``, an ``"rdf"`` cutoff whose g(r) has no
         minimum after its first peak (pass a cutoff in Å instead), or a cell so small that two
         atoms bond through more than one periodic image (or an atom to its own image): the
         network would misstate the topology, so repeat the cell (``atoms.repeat``) first.
@@ -246,6 +248,8 @@ def network(
     atoms = _prepared_atoms(structure, pbc)
     resolved = _resolve_cutoffs(atoms, cutoffs, rdf_options or {})
     symbols = _symbols(atoms)
+    if bridge is not None:
+        _check_bridge(bridge, symbols, resolved)
     i, j, d, vectors = neighbor_list("ijdD", atoms, dict(resolved))
     _check_single_image(i, j, len(atoms))
     half = i < j
@@ -262,13 +266,27 @@ def network(
             for u, v, r, lab in zip(i[half], j[half], d[half], pair_labels)
         )
         return graph
-    if bridge not in set(symbols):
-        raise InputError(f"bridge species {bridge!r} not in the structure; present: "
-                         f"{sorted(set(symbols.tolist()))}")
     nodes = np.flatnonzero(symbols != bridge)
     _add_atom_nodes(graph, nodes, symbols, numbers, positions)
     _add_bridged_edges(graph, i, j, vectors, symbols, bridge)
     return graph
+
+
+def _check_bridge(bridge: str, symbols: np.ndarray, cutoffs: Mapping[Pair, float]) -> None:
+    """Refuse a bridge species absent from the structure, and cutoffs of pairs that are not
+    bridge-cation bonds: the cation network is built from those bonds only, so a Si-Si or O-O
+    cutoff would be ignored without a word."""
+    if bridge not in set(symbols):
+        raise InputError(f"bridge species {bridge!r} not in the structure; present: "
+                         f"{sorted(set(symbols.tolist()))}")
+    unused = [pair for pair in cutoffs if pair.count(bridge) != 1]
+    if unused:
+        shown = ", ".join("-".join(pair) for pair in unused)
+        raise InputError(
+            f"cutoffs for {shown}: with bridge={bridge!r} two cations are joined when both bond to one "
+            f"{bridge} atom, so only cation-{bridge} cutoffs are used; leave the others out, or build the "
+            "atom network (bridge=None) to bond these pairs directly"
+        )
 
 
 def _check_single_image(i: np.ndarray, j: np.ndarray, n_atoms: int) -> None:

@@ -36,7 +36,7 @@ import torch
 from .errors import SimsInputError
 
 __all__ = ["CollectiveVariable", "Position", "Distance", "Angle", "Dihedral", "Coordination", "Linear", "Custom",
-           "cv_and_inverse_mass", "gradient_alignment", "parse_cv", "minimum_image"]
+           "cv_and_inverse_mass", "gradient_alignment", "parse_cv", "minimum_image", "wrapping_cell"]
 
 
 def _images(cell: torch.Tensor) -> torch.Tensor:
@@ -88,6 +88,51 @@ def minimum_image(vectors: torch.Tensor, cell: torch.Tensor | None) -> torch.Ten
     return out.reshape(shape)
 
 
+def wrapping_cell(cell, pbc, reach: float) -> np.ndarray | None:
+    """Cell(s) for :func:`minimum_image` that wrap along the periodic axes only (a slab, a wire).
+
+    :func:`minimum_image` wraps along all three cell vectors, so the rows of the non-periodic axes
+    are replaced by orthonormal vectors perpendicular to the periodic rows, scaled to
+    ``2 reach + 1`` Å: every image along them is then farther than the vector itself, and the
+    minimum image is taken in the periodic plane (or along the periodic line) alone, as ASE's
+    ``find_mic(v, cell, pbc)`` takes it.
+
+    Parameters
+    ----------
+    cell : array-like
+        ``(3, 3)`` or per frame ``(F, 3, 3)``, rows are cell vectors, Å.
+    pbc : sequence of 3 bool
+        Periodic axes.
+    reach : float
+        Longest vector that will be wrapped, Å (e.g. the diagonal of the atoms' bounding box).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The cell(s) to pass to the CVs; ``cell`` itself when all axes are periodic, None when none is.
+
+    Raises
+    ------
+    SimsInputError
+        When the periodic axes lack independent cell vectors.
+    """
+    pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    cell = np.asarray(cell, dtype=np.float64)
+    if not pbc.any():
+        return None
+    if pbc.all():
+        return cell
+    periodic = cell[..., pbc, :]
+    if np.any(np.linalg.matrix_rank(periodic) < pbc.sum()):
+        raise SimsInputError(f"the periodic axes {np.flatnonzero(pbc).tolist()} need independent cell vectors, "
+                             f"got rows {periodic.tolist() if periodic.ndim == 2 else '(per frame)'}; set the cell")
+    # The rows of vt past the rank of the periodic rows span their orthogonal complement.
+    complement = np.linalg.svd(periodic)[2][..., int(pbc.sum()):, :]
+    out = cell.copy()
+    out[..., ~pbc, :] = complement * (2.0 * float(reach) + 1.0)
+    return out
+
+
 class CollectiveVariable:
     """Base class: ``cv(positions, cell=None) -> (F,)`` for positions ``(F, N, 3)`` Å.
 
@@ -98,6 +143,9 @@ class CollectiveVariable:
     unit: str = "1"
     #: atom indices the CV reads (for range checks); ``None`` when unknown (user callables)
     atoms: tuple[int, ...] | None = None
+    #: period of the CV's values (CV unit), ``None`` for a CV on a line: biases take differences
+    #: the short way round it (read through :func:`cv_period`)
+    period: float | None = None
 
     def __call__(self, positions: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -185,6 +233,7 @@ class Dihedral(CollectiveVariable):
     """
 
     unit = "rad"
+    period = 2 * math.pi
 
     def __init__(self, i: int, j: int, k: int, l: int) -> None:  # noqa: E741 (the usual dihedral letters)
         self.atoms = _indices([i, j, k, l], 4, "Dihedral")
@@ -262,23 +311,46 @@ class Linear(CollectiveVariable):
     def __call__(self, positions, cell=None):
         return sum(c * cv(positions, cell) for c, cv in zip(self.coefficients, self.cvs))
 
+    @property
+    def period(self) -> None:
+        """None (a CV on a line); refused when a component is periodic: the sum jumps by
+        ``c_k * period_k`` where that component wraps, so a bias on it would jump too."""
+        periodic = [cv for cv in self.cvs if cv_period(cv) is not None]
+        if periodic:
+            raise SimsInputError(
+                f"{self!r} combines periodic CVs ({', '.join(map(repr, periodic))}): its value jumps where one "
+                "wraps, so a bias on it would jump; bias the periodic CVs themselves, or write the combination "
+                "as Custom(fn, period=P) with the period P of its values"
+            )
+        return None
+
     def __repr__(self) -> str:
         return "Linear(" + " + ".join(f"{c:g}*{cv!r}" for c, cv in zip(self.coefficients, self.cvs)) + ")"
 
 
 class Custom(CollectiveVariable):
-    """Any user callable ``fn(positions (F, N, 3), cell) -> (F,)`` written with torch operations."""
+    """Any user callable ``fn(positions (F, N, 3), cell) -> (F,)`` written with torch operations.
 
-    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *, unit: str = "1") -> None:
+    ``period`` (CV unit) declares a periodic CV, e.g. ``2 * math.pi`` for an angle from ``atan2``:
+    the umbrella and metadynamics biases then take its differences the short way round, as for a
+    :class:`Dihedral`; without it the CV is taken to lie on a line.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *, unit: str = "1",
+                 period: float | None = None) -> None:
         if not callable(fn):
             raise SimsInputError(f"Custom needs a callable, got {type(fn).__name__}")
+        if period is not None and not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
+            raise SimsInputError(f"Custom period must be a positive number (CV unit) or None, got {period!r}")
         self.fn, self.unit = fn, str(unit)
+        self.period = None if period is None else float(period)
 
     def __call__(self, positions, cell=None):
         return self.fn(positions, cell)
 
     def __repr__(self) -> str:
-        return f"Custom({getattr(self.fn, '__name__', self.fn)!r}, unit={self.unit!r})"
+        period = "" if self.period is None else f", period={self.period:g}"
+        return f"Custom({getattr(self.fn, '__name__', self.fn)!r}, unit={self.unit!r}{period})"
 
 
 _KINDS = {"position": (Position, 2), "distance": (Distance, 2), "angle": (Angle, 3), "dihedral": (Dihedral, 4)}
@@ -392,8 +464,15 @@ def gradient_alignment(energy_gradient, cv_gradient) -> torch.Tensor:
 
 
 def cv_period(cv: CollectiveVariable) -> float | None:
-    """2 pi for a dihedral (an angle on a circle, in (-pi, pi]); None for a CV on a line."""
-    return 2 * math.pi if isinstance(cv, Dihedral) else None
+    """The CV's period (2 pi for a dihedral, an angle in (-pi, pi]; what a :class:`Custom` declares);
+    None for a CV on a line.
+
+    Raises
+    ------
+    SimsInputError
+        For a :class:`Linear` combination with a periodic component (its value jumps).
+    """
+    return cv.period
 
 
 def wrapped_difference(a, b, period: float | None):

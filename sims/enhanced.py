@@ -95,8 +95,14 @@ def _evaluate(cvs: Sequence[CollectiveVariable], positions: torch.Tensor) -> tor
 
 
 def _periodic(cvs: Sequence[CollectiveVariable]) -> torch.Tensor:
-    """``(D,)`` bool: dihedrals are periodic with period 2 pi."""
-    return torch.tensor([cv_period(cv) is not None for cv in cvs])
+    """``(D,)`` bool: which descriptors are periodic (angles, period 2 pi: the basis sets, circular
+    means and wrapped differences here assume it, so another period is refused)."""
+    periods = [cv_period(cv) for cv in cvs]
+    for cv, period in zip(cvs, periods):
+        if period is not None and not math.isclose(period, 2 * math.pi):
+            raise SimsInputError(f"descriptor {cv!r} has period {period:g}; periodic descriptors here must be "
+                                 "angles in radians (period 2 pi): rescale the CV to radians")
+    return torch.tensor([period is not None for period in periods])
 
 
 def _delta(a: torch.Tensor, b: torch.Tensor, periodic: torch.Tensor) -> torch.Tensor:

@@ -596,9 +596,12 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
     Parameters
     ----------
     frames : str, Path or sequence of ase.Atoms
-        A trajectory file ASE can read (all frames are used) or the frames themselves.
+        A trajectory file ASE can read (all frames are used) or the frames themselves. Bond
+        vectors take the minimum image along the frames' periodic axes (all three, a slab's two,
+        a wire's one; :func:`sims.cv.wrapping_cell`).
     cv : str or CollectiveVariable
-        CV spec such as ``"dihedral:4,6,8,14"`` (:func:`sims.cv.parse_cv`).
+        CV spec such as ``"dihedral:4,6,8,14"`` (:func:`sims.cv.parse_cv`). A :class:`~sims.cv.Custom`
+        CV of partly periodic frames receives the cell of :func:`~sims.cv.wrapping_cell`.
     temperature : float
         K.
     weights : array-like or str, optional
@@ -615,7 +618,7 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
     ActivationFreeEnergy
         Its :meth:`~ActivationFreeEnergy.table` is what the CLI prints.
     """
-    from .cv import cv_and_inverse_mass, parse_cv
+    from .cv import cv_and_inverse_mass, parse_cv, wrapping_cell
 
     if isinstance(frames, (str, Path)):
         if not Path(frames).exists():
@@ -630,7 +633,12 @@ def free_energy_from_frames(frames, cv: str, *, temperature: float, bins=100, ts
     colvar = parse_cv(cv)
     pos = np.stack([a.positions for a in frames])
     first = frames[0]
-    cell = np.stack([a.cell[:] for a in frames]) if first.pbc.all() else None
+    if any((a.pbc != first.pbc).any() for a in frames):
+        raise SimsInputError(f"all frames must have the same periodicity; frame 0 has pbc {first.pbc.tolist()}, "
+                             "others differ")
+    # The minimum image along the periodic axes only (a slab's bonds across its edges as well).
+    reach = float(np.linalg.norm(np.ptp(pos, axis=1), axis=-1).max())
+    cell = wrapping_cell(np.stack([a.cell[:] for a in frames]), first.pbc, reach)
     z, m_inv, _ = cv_and_inverse_mass(colvar, pos, first.get_masses(), cell)
     if isinstance(weights, (str, Path)):
         weights = np.load(weights)

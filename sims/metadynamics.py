@@ -68,6 +68,7 @@ class MetadynamicsBias(Potential):
             raise SimsInputError(f"grid must be (low, high, points) with high > low and a spacing <= sigma/4 = "
                                  f"{sigma / 4:.3g}; got {grid}")
         self.cv, self.sigma, self.periodic = cv, float(sigma), bool(periodic)
+        self.period = cv_period(cv)  # here, so that a CV without a well-defined period is refused up front
         self.atoms_per_replica = atoms_per_replica
         self.grid = torch.linspace(lo, hi, n, dtype=torch.float64)
         self.values = torch.zeros(n, dtype=torch.float64)
@@ -94,7 +95,7 @@ class MetadynamicsBias(Potential):
         """Add hills of ``heights`` (eV) at CV values ``s``."""
         s, h = s.detach().to(torch.float64).reshape(-1), heights.detach().to(torch.float64).reshape(-1)
         # A dihedral's hills wrap round the circle (a hill near pi also covers -pi).
-        d = wrapped_difference(self.grid[:, None], s, cv_period(self.cv))
+        d = wrapped_difference(self.grid[:, None], s, self.period)
         self.values = self.values + (h * torch.exp(-0.5 * (d / self.sigma) ** 2)).sum(-1)
         self.n_hills += int(s.numel())
 

@@ -73,12 +73,13 @@ class HarmonicBias(Potential):
         if atoms_per_replica is not None and int(atoms_per_replica) < 1:
             raise SimsInputError(f"atoms_per_replica must be >= 1, got {atoms_per_replica}")
         self.cv, self.center, self.spring = cv, float(center), float(spring)
+        self.period = cv_period(cv)  # here, so that a CV without a well-defined period is refused up front
         self.atoms_per_replica = None if atoms_per_replica is None else int(atoms_per_replica)
         self.periodic = bool(periodic)
 
     def forward(self, positions, cell=None, numbers=None, pairs=None):
         xi = replica_cv(self.cv, positions, self.atoms_per_replica, cell if self.periodic else None)
-        return 0.5 * self.spring * (wrapped_difference(xi, self.center, cv_period(self.cv)) ** 2).sum()
+        return 0.5 * self.spring * (wrapped_difference(xi, self.center, self.period) ** 2).sum()
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
     cv : array-like
         ``(n,)`` CV values of all samples.
     window : array-like
-        ``(n,)`` integer window of each sample (0 .. K-1).
+        ``(n,)`` integer window of each sample (0 .. K-1); floats are accepted only when
+        integer-valued (``1.7`` is refused, not truncated).
     centers : array-like
         ``(K,)`` window centres, CV unit.
     spring : float
@@ -176,7 +178,8 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
     Raises
     ------
     SimsInputError
-        Mismatched lengths, a window without samples, bad spring or temperature.
+        Mismatched lengths, a non-integer or out-of-range window index, a window without samples,
+        bad spring or temperature.
     """
     from scipy.special import logsumexp
 
@@ -191,8 +194,17 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
         raise SimsInputError(f"need spring > 0 and temperature > 0 K, got {spring}, {temperature}")
     if not np.isfinite(z).all():
         raise SimsInputError("cv has NaN or inf values")
+    if not np.issubdtype(win.dtype, np.integer):  # astype(int64) would truncate 1.7 to window 1
+        floating = np.issubdtype(win.dtype, np.floating)
+        whole = np.isfinite(win) & (win == np.round(win)) if floating else np.zeros(win.shape, dtype=bool)
+        if not whole.all():
+            raise SimsInputError(f"window must hold integer window indices 0..{c.size - 1}, got "
+                                 f"{win[np.argmin(whole)].item()!r} (dtype {win.dtype}); give each sample the index "
+                                 "of the window it was run in")
+    if win.size and win.min() < 0:
+        raise SimsInputError(f"window indices must be 0..{c.size - 1}, got {win.min().item()!r}")
     n_k = np.bincount(win.astype(np.int64), minlength=c.size)
-    if n_k.size != c.size or (n_k == 0).any() or win.min() < 0:
+    if n_k.size != c.size or (n_k == 0).any():
         raise SimsInputError(f"every window needs samples and window indices must be 0..{c.size - 1}; "
                              f"counts per window: {n_k.tolist()}")
     u_kn = 0.5 * spring * wrapped_difference(z[None, :], c[:, None], period) ** 2 / (units.kB * temperature)

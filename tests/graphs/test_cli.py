@@ -342,3 +342,18 @@ def test_index_build_draws_a_progress_bar_when_asked(table, tmp_path, capsys):
     assert "glycan graphs: 100%" in capsys.readouterr().err
     assert main(["index", "build", str(table), "-o", str(tmp_path / "b"), "--quiet"]) == 0
     assert "glycan graphs" not in capsys.readouterr().err
+
+
+def test_ged_solver_flags_a_search_does_not_use_are_refused_by_name(table, tmp_path, capsys):
+    """--ged-method and --timeout steer the plain GED search only: the certified --exact search
+    and the other metrics were run without them, and the flags were dropped without a word."""
+    base = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table)]
+    exact = [*base, "--metric", "ged", "--exact", "--index", str(tmp_path / "idx")]
+    err = _fails([*exact, "--ged-method", "bipartite", "--timeout", "5"], capsys)
+    assert "--ged-method and --timeout set the plain GED search" in err and "--time-budget" in err
+    assert "--timeout sets the plain GED search" in _fails([*exact, "--timeout", "5"], capsys)
+    err = _fails([*base, "--metric", "wl", "--ged-method", "bounds"], capsys)
+    assert "--ged-method applies to --metric ged, not --metric wl; leave it out" in err
+    err = _fails(["matrix", str(table), "-o", str(tmp_path / "m"), "--metric", "wl", "--timeout", "3"], capsys)
+    assert "--timeout applies to --metric ged" in err
+    assert main([*base, "--metric", "ged", "--ged-method", "bipartite", "--timeout", "2", "--top", "2"]) == 0

@@ -73,6 +73,24 @@ def test_glycan_graph_dataset_says_which_glycans_it_leaves_out(tmp_path):
     assert [g.graph["name"] for g in graphs] == table["glycan"].tolist()
 
 
+def test_glycan_graph_dataset_refuses_settings_a_source_cannot_use(tmp_path):
+    """A .jsonl file holds graphs already built: glycan_graph options (here linkage="anomer") and a
+    CSV column were dropped without a word, and the graphs came back as written."""
+    from reprs import glycan_graph
+    from reprs.datasets import glycan_graph_dataset
+    from reprs.graphio import write_graphs
+
+    path = write_graphs([glycan_graph("Gal(b1-4)GlcNAc")], tmp_path / "g.jsonl")
+    with pytest.raises(InputError, match=r"linkage set how glycan strings become graphs, but .*g\.jsonl holds"):
+        glycan_graph_dataset(str(path), linkage="anomer")
+    with pytest.raises(InputError, match=r"column='glycan' names the glycan column of a CSV source"):
+        glycan_graph_dataset(str(path), column="glycan")
+    with pytest.raises(InputError, match=r"column='name' names the glycan column of a CSV source, not of 'glycans'"):
+        glycan_graph_dataset("glycans", column="name")
+    graphs, table = glycan_graph_dataset(str(path))
+    assert table["glycan"].tolist() == ["Gal(b1-4)GlcNAc"] and graphs[0].number_of_nodes() == 2
+
+
 def test_qm9_loader_converts_units(tmp_path):
     (tmp_path / "qm9_part1.csv").write_text("\n".join([QM9_HEADER, QM9_ROWS[0]]) + "\n")
     (tmp_path / "qm9_part2.csv").write_text("\n".join([QM9_HEADER, QM9_ROWS[1]]) + "\n")

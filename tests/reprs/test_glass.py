@@ -375,6 +375,13 @@ def test_bad_input():
         network("quartz.cif", SIO)
     with pytest.raises(InputError, match="bridge species"):
         network(atoms, SIO, bridge="N")
+    # Only Si-O bonds make the cation network: a Si-Si or O-O cutoff was accepted and ignored.
+    quartz = crystal_reference("alpha-quartz", repeat=(2, 2, 2))
+    with pytest.raises(InputError, match=r"cutoffs for Si-Si: with bridge='O' .* only cation-O cutoffs"):
+        network(quartz, {**SIO, ("Si", "Si"): 3.2}, bridge="O")
+    with pytest.raises(InputError, match=r"cutoffs for O-O, Si-Si: with bridge='O'"):
+        network(quartz, {**SIO, ("O", "O"): 2.7, ("Si", "Si"): "rdf"}, bridge="O")
+    assert network(quartz, SIO, bridge="O").number_of_edges() == 48  # each O joins two of 24 Si
     with pytest.raises(InputError, match="own periodic image"):
         network(crystal_reference("alpha-quartz"), {("Si", "Si"): 5.0})  # a = 4.916 Å
     chain = Atoms("SiO", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[3.0, 10, 10], pbc=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,8 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from sims.cv import (Angle, Coordination, Custom, Dihedral, Distance, Linear, Position, cv_and_inverse_mass,
-                     gradient_alignment, minimum_image, parse_cv)
+                     gradient_alignment, minimum_image, parse_cv,
+                     wrapping_cell)
 from sims.errors import SimsInputError
 
 
@@ -112,6 +115,34 @@ def test_minimum_image_in_triclinic_cell():
     # an angle across the boundary equals the unwrapped one
     v = torch.tensor([[4.8, 0.0, 0.0]], dtype=torch.float64)
     assert torch.allclose(minimum_image(v, torch.as_tensor(cell)), torch.tensor([[-0.2, 0.0, 0.0]], dtype=torch.float64))
+
+
+def test_minimum_image_of_a_slab_and_a_wire():
+    """Along the periodic axes only: a slab as ASE's find_mic(v, cell, pbc); a wire and a slab whose
+    non-periodic row is skewed as the shortest of all lattice translations (brute force), where
+    find_mic, wrapping in fractional coordinates of the full cell, misses the minimum by up to 2.5 Å.
+    The non-periodic row may be zero (as for many slabs) and is never wrapped along."""
+    from ase.geometry import find_mic
+
+    rng = np.random.default_rng(3)
+    cell = np.array([[9.0, 0.0, 0.0], [3.5, 8.0, 0.0], [0.0, 0.0, 0.0]])
+    v = rng.uniform(-25, 25, (400, 3))
+    got = minimum_image(torch.as_tensor(v), torch.as_tensor(wrapping_cell(cell, [True, True, False], 50.0))).numpy()
+    ref, length = find_mic(v, cell, pbc=[True, True, False])
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), length, rtol=1e-12)
+    for pbc in ([True, False, False], [False, True, True]):
+        full = cell + np.diag([0.0, 0.0, 11.0])
+        got = minimum_image(torch.as_tensor(v), torch.as_tensor(wrapping_cell(full, pbc, reach=50.0))).numpy()
+        rows = full[np.array(pbc)]
+        shifts = np.array([np.array(n) @ rows for n in itertools.product(range(-6, 7), repeat=len(rows))])
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1),
+                                   np.linalg.norm(v[:, None] + shifts[None], axis=-1).min(1), rtol=1e-12)
+        n = np.linalg.lstsq(rows.T, (got - v).T, rcond=None)[0]  # the shift: whole periodic rows only
+        assert np.allclose(rows.T @ n, (got - v).T, atol=1e-9) and np.allclose(n, np.rint(n), atol=1e-9)
+    assert wrapping_cell(cell, [False] * 3, reach=1.0) is None
+    with pytest.raises(SimsInputError, match=r"periodic axes \[0, 2\] need independent cell vectors"):
+        wrapping_cell(cell, [True, False, True], reach=1.0)
 
 
 def test_minimum_image_in_skewed_unreduced_cells_matches_ase():

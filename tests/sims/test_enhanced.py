@@ -254,6 +254,12 @@ def test_bias_bad_input():
         GaussianGridBias([], lower=0.0, upper=1.0, points=5)
     with pytest.raises(SimsInputError, match="too large"):
         GaussianGridBias(["position:0,x"] * 5, lower=0.0, upper=1.0, points=20)
+    # The descriptor biases wrap periodic descriptors by 2 pi (basis on [-pi, pi), circular means).
+    turns = Custom(lambda pos, cell: pos[:, 0, 0], unit="turn", period=1.0)
+    with pytest.raises(SimsInputError, match="period 1; periodic descriptors here must be angles in radians"):
+        GaussianGridBias([turns, "position:0,y"], lower=0.0, upper=1.0, points=5)
+    angle = Custom(lambda pos, cell: torch.atan2(pos[:, 0, 1], pos[:, 0, 0]), unit="rad", period=2 * math.pi)
+    assert GaussianGridBias([angle, "position:0,y"], lower=-1.0, upper=1.0, points=5).periodic.tolist() == [True, False]
 
 
 # -- the optimiser -----------------------------------------------------------------------------------

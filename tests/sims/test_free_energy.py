@@ -245,6 +245,37 @@ def test_free_energy_from_frames(tmp_path):
     assert "forward dA‡" in res.table()
 
 
+def test_free_energy_from_frames_of_a_slab_takes_the_minimum_image_in_its_plane():
+    """pbc (T, T, F): bonds across the slab's edges were taken without the minimum image (the CV
+    read 9.3-9.8 Å where ASE's get_distance(mic=True) gives 3.1-3.3 Å). The CV now equals ASE's."""
+    ref = exact()
+    x = boltzmann_samples(2000, seed=5)
+    rng = np.random.default_rng(6)
+    cell = np.array([[10.0, 0.0, 0.0], [4.0, 9.0, 0.0], [0.0, 0.0, 0.0]])  # a slab's cell: no third vector
+    frames = []
+    for d in 3.0 + x:  # the double well along a distance from 1.5 to 4.5 Å
+        u = rng.normal(size=3)
+        first = np.array([9.8, 8.5, 5.0])   # at the corner: most bonds cross an edge of the slab
+        atoms = Atoms("Ar2", positions=[first, first + d * u / np.linalg.norm(u)], cell=cell,
+                      pbc=(True, True, False))
+        atoms.wrap()
+        frames.append(atoms)
+    mic = np.array([a.get_distance(0, 1, mic=True) for a in frames])
+    np.testing.assert_allclose(mic, 3.0 + x, rtol=1e-12)  # the set-up: ASE sees the intended distances
+    assert np.mean([np.linalg.norm(a.positions[1] - a.positions[0]) > d + 1 for a, d in zip(frames, mic)]) > 0.4
+    res = free_energy_from_frames(frames, "distance:0,1", temperature=300.0, bins=30, ts=3.0 + ref["ts"],
+                                  n_bootstrap=0)
+    masses = frames[0].get_masses()
+    direct = activation_free_energy(mic, inverse_mass=np.full_like(mic, 1 / masses[0] + 1 / masses[1]),
+                                    ts=3.0 + ref["ts"], temperature=300.0, bins=30, n_bootstrap=0)
+    assert res.forward == pytest.approx(direct.forward, rel=1e-9)
+    assert res.reaction == pytest.approx(direct.reaction, rel=1e-9)
+    frames[3].cell[2] = [0.0, 0.0, 20.0]
+    frames[3].pbc = True
+    with pytest.raises(SimsInputError, match="same periodicity"):
+        free_energy_from_frames(frames, "distance:0,1", temperature=300.0, bins=30, n_bootstrap=0)
+
+
 def test_frames_of_which_only_some_carry_a_weight_are_refused(tmp_path):
     x = boltzmann_samples(400, seed=3)
     frames = [Atoms("He", positions=[[xi, 0.0, 0.0]], masses=[4.0]) for xi in x]

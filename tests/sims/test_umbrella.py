@@ -11,9 +11,10 @@ from ase import Atoms
 from scipy import constants
 
 import sims
-from sims.cv import Dihedral, Distance, Position
+from sims.cv import Custom, Dihedral, Distance, Linear, Position
 from sims.errors import SimsInputError
 from sims.free_energy import activation_free_energy, free_energy_profile
+from sims.metadynamics import MetadynamicsBias
 from sims.potentials import DoubleWell
 from sims.umbrella import HarmonicBias, mbar_weights, umbrella_sampling
 
@@ -111,6 +112,17 @@ def test_harmonic_bias_energy_and_bad_input():
                           spring=1.0, temperature=T, n_steps=1, atoms_per_replica=2)
     with pytest.raises(SimsInputError, match="every window needs samples"):
         mbar_weights(np.zeros(4), np.array([0, 0, 2, 2]), [0.0, 0.1, 0.2], 1.0, T)
+    # A float index was truncated (1.7 -> window 1) and the samples reweighted under the wrong bias.
+    with pytest.raises(SimsInputError, match=r"integer window indices 0\.\.1, got 1\.7"):
+        mbar_weights(np.zeros(4), np.array([0.0, 0.0, 1.0, 1.7]), [0.0, 0.1], 1.0, T)
+    with pytest.raises(SimsInputError, match="integer window indices"):
+        mbar_weights(np.zeros(4), np.array([0, 0, 1, np.nan]), [0.0, 0.1], 1.0, T)
+    with pytest.raises(SimsInputError, match=r"window indices must be 0\.\.1, got -1"):
+        mbar_weights(np.zeros(4), np.array([0, 0, 1, -1]), [0.0, 0.1], 1.0, T)
+    z = np.array([-0.01, 0.02, 0.09, 0.12])  # integer-valued floats (np.loadtxt) are the same windows
+    as_floats = mbar_weights(z, np.array([0.0, 0, 1, 1]), [0.0, 0.1], 1.0, T)
+    for a, b in zip(as_floats, mbar_weights(z, [0, 0, 1, 1], [0.0, 0.1], 1.0, T)):
+        np.testing.assert_array_equal(a, b)
 
 
 def _dihedral_chain(phi: float) -> torch.Tensor:
@@ -139,3 +151,25 @@ def test_a_dihedral_umbrella_measures_the_short_way_round_the_circle():
     w, f_k = mbar_weights(wrapped, win, (centers + math.pi) % (2 * math.pi) - math.pi, 5.0, T, period=2 * math.pi)
     w_line, f_line = mbar_weights(z, win, centers, 5.0, T)
     assert np.allclose(w, w_line, rtol=1e-9) and np.allclose(f_k, f_line, atol=1e-9)
+
+
+def test_a_custom_cv_declared_periodic_is_wrapped_and_a_jumping_linear_one_is_refused():
+    """A Custom angle (here the dihedral through a user callable) could not be declared periodic:
+    biases measured 2 pi - 0.1 rad across +-pi, k/2 (2 pi - 0.1)^2 = 38.2 eV instead of 0.01 eV."""
+    dihedral = Dihedral(0, 1, 2, 3)
+    angle = Custom(lambda pos, cell: dihedral(pos, cell), unit="rad", period=2 * math.pi)
+    near_pi = math.pi - 0.05
+    sign = float(dihedral(_dihedral_chain(near_pi)[None])[0]) / near_pi
+    bias = HarmonicBias(angle, center=-sign * near_pi, spring=2.0)   # 0.1 rad away across +-pi
+    assert float(bias(_dihedral_chain(near_pi))) == pytest.approx(0.5 * 2.0 * 0.1 ** 2, abs=1e-12)
+    hills = MetadynamicsBias(angle, sigma=0.1, grid=(-math.pi, math.pi, 721))
+    hills.deposit(torch.tensor([sign * near_pi]), torch.tensor([1.0]))  # a hill near pi also covers -pi
+    assert float(hills.bias(torch.tensor(-sign * near_pi))) == pytest.approx(math.exp(-0.5), rel=1e-3)
+    with pytest.raises(SimsInputError, match="period must be a positive number"):
+        Custom(lambda pos, cell: pos[:, 0, 0], period=0.0)
+    # A sum with a dihedral jumps by 2 pi where the dihedral wraps: refused, not biased across the jump.
+    with pytest.raises(SimsInputError, match=r"Linear\(.*\) combines periodic CVs \(Dihedral\(0, 1, 2, 3\)\)"):
+        HarmonicBias(Linear([dihedral, Distance(0, 3)], [1.0, 0.5]), center=0.0, spring=1.0)
+    with pytest.raises(SimsInputError, match="combines periodic CVs"):
+        MetadynamicsBias(Linear([dihedral], [2.0]), sigma=0.1, grid=(-6.0, 6.0, 481))
+    assert HarmonicBias(Linear([Distance(0, 1), Distance(2, 3)], [1.0, -1.0]), 0.0, 1.0).period is None
