@@ -14,7 +14,8 @@ from scipy import integrate
 import sims
 from sims.anharmonicity import anharmonicity, force_constants
 from sims.errors import SimsInputError
-from sims.potentials import DoubleWell, LennardJones
+from sims.batch import _takes_batch
+from sims.potentials import CalculatorPotential, DoubleWell, LennardJones
 
 SIGMA, EPS, RC = 3.4, 0.0104, 8.5
 
@@ -39,10 +40,14 @@ def test_force_constants_equal_ase_vibrations(periodic, tmp_path):
     ref = _ase_hessian(atoms, tmp_path)
     assert ours.shape == ref.shape == (3 * len(atoms), 3 * len(atoms))
     np.testing.assert_allclose(ours, ref, atol=1e-7 * np.abs(ref).max())
-    # one call per displaced copy gives the same (the path of potentials that take no batch)
+    # one copy per batch gives the same
     single = force_constants(LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=RC), atoms, batch_size=1,
                              dtype=torch.float64)
     np.testing.assert_allclose(single, ours, rtol=0, atol=1e-12)
+    # a potential that takes no batch (an ASE calculator): one energy_and_forces call per copy
+    calc = CalculatorPotential(AseLJ(sigma=SIGMA, epsilon=EPS, rc=RC, smooth=False))
+    assert not _takes_batch(calc)
+    np.testing.assert_allclose(force_constants(calc, atoms), ref, atol=1e-7 * np.abs(ref).max())
 
 
 A, B, K_YZ = 1.0, 1.0, 8.0  # eV/Å^4, Å, eV/Å^2: a well at x = b with curvature 8 a b^2 = 8 eV/Å^2
