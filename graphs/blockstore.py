@@ -63,20 +63,25 @@ def metric_fingerprint(func) -> str:
     A job's key named a user's callable by its ``__name__`` alone, so a second ``pairwise(...,
     out=PATH)`` with another lambda, or with a function edited since (same name), found every block
     "done" and returned the first function's matrix. Hashed here: the function's module and
-    qualified name, its bytecode, names and constants (nested code objects included), the values
-    of simple closure variables (numbers, strings, tuples; others by type), a ``partial``'s
-    arguments, and for a callable object its class and ``__call__``. Line numbers and file paths
-    are not, so a job resumes after unrelated edits of its script.
+    qualified name, its bytecode, names and constants (nested code objects included), the plain values
+    it captures (closure variables and a ``partial``'s arguments: numbers, strings, arrays, containers
+    of them, functions; other objects by their class only, see :func:`_feed_value`), and for a callable
+    object its class and ``__call__``. Line numbers and file paths are not, so a job resumes after
+    unrelated edits of its script. Nothing that differs between two runs of one script enters (memory
+    addresses in default ``repr``s, the hash-seeded order of a set): a job must resume in a new process.
     """
     h = hashlib.sha256()
-    _feed_callable(h, func)
+    _feed_callable(h, func, 0)
     return h.hexdigest()
 
 
-def _feed_callable(h, func) -> None:
+_MAX_DEPTH = 4  # captured containers and functions are followed this deep (a function may capture itself)
+
+
+def _feed_callable(h, func, depth: int) -> None:
     if isinstance(func, functools.partial):
-        _feed_callable(h, func.func)
-        h.update(repr((func.args, sorted(func.keywords.items()))).encode())
+        _feed_callable(h, func.func, depth + 1)
+        _feed_value(h, (func.args, func.keywords), depth + 1)
         return
     code = getattr(func, "__code__", None)
     if code is None:  # a callable object: what its class's __call__ computes
@@ -90,10 +95,38 @@ def _feed_callable(h, func) -> None:
                 value = cell.cell_contents
             except ValueError:  # a cell not yet filled
                 value = None
-            simple = isinstance(value, (int, float, complex, str, bytes, bool, tuple, type(None)))
-            h.update((repr(value) if simple else type(value).__qualname__).encode())
+            _feed_value(h, value, depth + 1)
     if code is not None:
         _feed_code(h, code)
+
+
+def _feed_value(h, value, depth: int) -> None:
+    """A captured value: plain data by value (arrays by their bytes: a long array's ``repr`` elides
+    its middle), containers item by item, functions by :func:`_feed_callable`, other objects by their
+    class alone (their default ``repr`` holds a memory address; their attributes may be state that
+    changes as the job runs, such as a cache or a counter, which would refuse the resume)."""
+    if depth > _MAX_DEPTH:
+        h.update(b"...")
+    elif isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
+        h.update(repr(value).encode())
+    elif isinstance(value, (tuple, list)):
+        h.update(f"{type(value).__name__}{len(value)}".encode())
+        for item in value:
+            _feed_value(h, item, depth + 1)
+    elif isinstance(value, dict):
+        h.update(f"dict{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed_value(h, key, depth + 1)
+            _feed_value(h, value[key], depth + 1)
+    elif isinstance(value, (set, frozenset)):  # in sorted order: a set's own order follows the hash seed
+        h.update(f"set{len(value)}".encode() + repr(sorted(map(repr, value))).encode())
+    elif isinstance(value, (np.ndarray, np.generic)) and value.dtype != object:
+        h.update(f"{value.dtype}{np.shape(value)}".encode() + np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        _feed_callable(h, value, depth + 1)
+    else:
+        cls = type(value)
+        h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
 
 
 def _feed_code(h, code: types.CodeType) -> None:
@@ -102,6 +135,8 @@ def _feed_code(h, code: types.CodeType) -> None:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _feed_code(h, const)
+        elif isinstance(const, frozenset):  # ``x in {"a", "b"}``: its order follows the hash seed
+            h.update(repr(sorted(map(repr, const))).encode())
         else:
             h.update(repr(const).encode())
 

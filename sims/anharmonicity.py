@@ -38,6 +38,7 @@ from ase.data import atomic_numbers
 from reprs.atoms import as_atoms, as_frames
 
 from .batch import _takes_batch, batch_energy_and_forces
+from .cv import wrapping_cell
 from .errors import SimsInputError
 from .md import energy_and_forces
 
@@ -165,7 +166,8 @@ def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_co
     SimsInputError
         Frames of another size, order of elements or cell than the reference, frames without forces,
         non-finite positions or forces, force constants of another shape or not finite, a species not
-        in the reference, ``n_blocks`` < 1 or more blocks than frames.
+        in the reference, ``n_blocks`` < 1 or more blocks than frames, periodic axes without
+        independent cell vectors.
     """
     ref = as_atoms(reference)
     frames = as_frames(frames)
@@ -207,13 +209,16 @@ def _displacements(raw: np.ndarray, ref: Atoms, remove_drift: bool) -> np.ndarra
     periodic = np.asarray(ref.pbc, dtype=bool)
     if not periodic.any():
         return raw - raw.mean(axis=1, keepdims=True) if remove_drift else raw
-    frac = raw @ np.linalg.inv(ref.cell.array)
+    # A slab's or wire's cell may have zero rows along its open axes (ase.build's vacuum=None): those
+    # rows are replaced by vectors perpendicular to the periodic ones (never wrapped along here).
+    cell = wrapping_cell(ref.cell.array, periodic, reach=1.0)
+    frac = raw @ np.linalg.inv(cell)
     if remove_drift:
         angle = np.angle(np.exp(2j * np.pi * frac[..., periodic]).mean(axis=1, keepdims=True)) / (2 * np.pi)
         frac[..., periodic] -= angle
         frac[..., ~periodic] -= frac[..., ~periodic].mean(axis=1, keepdims=True)
     frac[..., periodic] -= np.round(frac[..., periodic])
-    u = frac @ ref.cell.array
+    u = frac @ cell
     return u - u.mean(axis=1, keepdims=True) if remove_drift else u
 
 

@@ -26,14 +26,16 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from learners.data import data_digest
 from learners.errors import InputError
 from learners.metrics import mae, rmse
 from learners.splits import group_split
 from learners.trainer import Trainer
+from reprs.atoms import as_atoms
 from reprs.fileio import read_frames
 
 from .base import NeuralPotential, evaluate
-from .batch import AtomsBatch, check_weights, collate_atoms
+from .batch import AtomsBatch, _reference, check_weights, collate_atoms
 from .committee import Committee
 
 __all__ = ["AtomsDataset", "trajectory_split", "PotentialLoss", "potential_metrics", "frame_errors", "fit_potential"]
@@ -211,7 +213,8 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     trainer : Trainer, optional
         Must have ``eval_grad=True`` (validation forces need autograd); default
         ``Trainer(epochs=100, batch_size=16, lr=5e-4, eval_grad=True)``. With a ``run_dir``,
-        member ``m`` of a committee writes to ``run_dir/member_m``.
+        member ``m`` of a committee writes to ``run_dir/member_m``, and the checkpoint records a
+        digest of the frames and weights: ``resume`` over other frames is refused.
     loss : PotentialLoss, optional
         Default ``PotentialLoss(w_energy=1, w_forces=1)``.
     fit_shifts : bool
@@ -226,6 +229,12 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     -------
     list of Trainer
         One per trained model, with ``history_`` (losses and MAEs per epoch).
+
+    Raises
+    ------
+    InputError
+        A trainer without ``eval_grad``; a resume from a checkpoint of other frames, weights or
+        settings (:class:`learners.trainer.Trainer`).
     """
     trainer = Trainer(epochs=100, batch_size=16, lr=5e-4, eval_grad=True) if trainer is None else trainer
     if not trainer.eval_grad:
@@ -235,7 +244,7 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
     if weights is not None:
         items = list(zip(train, check_weights(weights, len(train), "training frame").tolist()))
     members = list(model.models) if isinstance(model, Committee) else [model]
-    trainers = []
+    trainers, key = [], None
     for m, member in enumerate(members):
         if fit_shifts:
             member.fit_shifts(train)
@@ -245,9 +254,29 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         # Batches are built in float64 and cast by the trainer, so positions keep full precision until then.
         collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64)
         train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff)
-        t.fit(member, items, val, step=loss, collate=train_collate, metrics=potential_metrics)
+        if key is None and trainer.run_dir is not None:
+            key = _frames_key(train, val, weights)
+        t.fit(member, items, val, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
         trainers.append(t)
     return trainers
+
+
+def _frames_key(train: Sequence[Any], val: Sequence[Any] | None, weights: Sequence[float] | None) -> str:
+    """Digest of what training reads from the frames (as :func:`collate_atoms` does: species, positions,
+    cell, periodicity, stored energy, forces and stress) and of the weights, recorded in a trainer
+    checkpoint: a resume into a ``run_dir`` trained on other frames is refused (it returned that run's
+    model, untrained on these frames)."""
+    parts: list[Any] = []
+    for name, frames in (("train", train), ("val", val or ())):
+        parts.append(np.array([name]))
+        for item in frames:
+            atoms = as_atoms(item)
+            parts += [atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc]
+            for label in ("energy", "forces", "stress"):
+                value = _reference(atoms, label)
+                parts.append(np.array([f"no {label}"]) if value is None else value)
+    parts.append(np.array(["no weights"]) if weights is None else np.asarray(weights, dtype=float))
+    return data_digest(*parts)
 
 
 def _collate_weighted(items: Sequence[tuple[Atoms, float]], cutoff: float) -> AtomsBatch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import dask.distributed as distributed
 import networkx as nx
@@ -169,3 +170,47 @@ def test_another_metric_function_on_the_same_file_is_refused(tmp_path):
     again = pairwise(GRAPHS, scaled(2.0), out=tmp_path / "s.npy")
     np.testing.assert_array_equal(again, 2.0 * np.array([len(g) for g in GRAPHS])[:, None]
                                   * np.ones(len(GRAPHS)))
+
+
+class _Offset:
+    """A metric's option object with the default ``repr`` (a memory address, other in each process)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+
+def _size_sum(a, b, offset: _Offset, weights: np.ndarray) -> float:
+    return float(len(a) + len(b)) + offset.value + float(weights[1000])
+
+
+def test_a_metric_key_is_the_same_in_a_new_process(tmp_path):
+    # The key of a partial hashed the repr of its arguments: an option object's address and a long
+    # array's elided repr. A resume (a new process: a new object) was refused as "another job", and
+    # two arrays differing in the middle were one job (the first array's matrix returned).
+    from functools import partial
+
+    out = tmp_path / "m.npy"
+    weights = np.zeros(2001)
+    first = pairwise(GRAPHS, partial(_size_sum, offset=_Offset(0.0), weights=weights), out=out)
+    again = pairwise(GRAPHS, partial(_size_sum, offset=_Offset(0.0), weights=weights.copy()), out=out)
+    np.testing.assert_array_equal(again, first)
+    other = weights.copy()
+    other[1000] = 1.0
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(GRAPHS, partial(_size_sum, offset=_Offset(0.0), weights=other), out=out)
+
+
+def test_a_set_in_a_metric_keys_alike_under_any_hash_seed():
+    # ``x in {"a", "b"}`` compiles to a frozenset constant whose repr order follows PYTHONHASHSEED:
+    # a resume in a new process met another key and was refused.
+    import os
+    import subprocess
+    import sys
+
+    script = ("from graphs.blockstore import metric_fingerprint\n"
+              "print(metric_fingerprint(lambda a, b: float(a.graph.get('k') in {'alpha', 'beta', 'gamma', 'delta'})))")
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's graphs, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**env, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3, 4)}
+    assert len(keys) == 1, keys

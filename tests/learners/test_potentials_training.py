@@ -284,3 +284,34 @@ def test_batched_molecule_pairs_equal_a_cell_list_per_structure(seed):
     got = list(zip(pairs.i.tolist(), pairs.j.tolist()))
     assert set(got) == expected and len(got) == len(expected)
     assert not pairs.half and float(pairs.shifts.abs().sum()) == 0.0
+
+
+def test_a_resume_over_other_frames_is_refused(tmp_path):
+    """fit_potential passed no data key to the trainer: a second fit with resume=True into the same
+    run_dir on other frames (energies and forces 5 times larger) resumed the first fit's finished
+    checkpoint and returned its weights unchanged. The checkpoint now records a digest of the frames."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    def frames(seed, scale):
+        out = []
+        for k in range(4):
+            atoms = bulk("Ar", "fcc", a=5.4, cubic=True)
+            atoms.rattle(0.1, seed=seed * 10 + k)
+            e, f = sims.energy_and_forces(_lj(), atoms, dtype=torch.float64)
+            atoms.calc = SinglePointCalculator(atoms, energy=scale * float(e), forces=scale * np.asarray(f))
+            out.append(atoms)
+        return out
+
+    def fit(train, weights=None):
+        model = PaiNN(cutoff=CUTOFF, n_features=8, n_interactions=1, n_rbf=6, seed=0)
+        trainer = Trainer(epochs=1, batch_size=2, lr=5e-3, eval_grad=True, seed=0, run_dir=tmp_path, resume=True)
+        fit_potential(model, train, trainer=trainer, weights=weights)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    first = fit(frames(1, 1.0))
+    for other in (frames(2, 5.0), frames(1, 5.0)):
+        with pytest.raises(InputError, match="other training or validation data"):
+            fit(other)
+    with pytest.raises(InputError, match="other training or validation data"):
+        fit(frames(1, 1.0), weights=[1.0, 2.0, 1.0, 1.0])
+    assert torch.equal(fit(frames(1, 1.0)), first)  # the same frames resume the finished run

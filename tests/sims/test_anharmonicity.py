@@ -14,7 +14,8 @@ from scipy import integrate
 import sims
 from sims.anharmonicity import anharmonicity, force_constants
 from sims.errors import SimsInputError
-from sims.potentials import DoubleWell, LennardJones
+from sims.batch import _takes_batch
+from sims.potentials import CalculatorPotential, DoubleWell, LennardJones
 
 SIGMA, EPS, RC = 3.4, 0.0104, 8.5
 
@@ -39,10 +40,14 @@ def test_force_constants_equal_ase_vibrations(periodic, tmp_path):
     ref = _ase_hessian(atoms, tmp_path)
     assert ours.shape == ref.shape == (3 * len(atoms), 3 * len(atoms))
     np.testing.assert_allclose(ours, ref, atol=1e-7 * np.abs(ref).max())
-    # one call per displaced copy gives the same (the path of potentials that take no batch)
+    # one copy per batch gives the same
     single = force_constants(LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=RC), atoms, batch_size=1,
                              dtype=torch.float64)
     np.testing.assert_allclose(single, ours, rtol=0, atol=1e-12)
+    # a potential that takes no batch (an ASE calculator): one energy_and_forces call per copy
+    calc = CalculatorPotential(AseLJ(sigma=SIGMA, epsilon=EPS, rc=RC, smooth=False))
+    assert not _takes_batch(calc)
+    np.testing.assert_allclose(force_constants(calc, atoms), ref, atol=1e-7 * np.abs(ref).max())
 
 
 A, B, K_YZ = 1.0, 1.0, 8.0  # eV/Å^4, Å, eV/Å^2: a well at x = b with curvature 8 a b^2 = 8 eV/Å^2
@@ -164,3 +169,27 @@ def test_bad_input_is_refused():
         anharmonicity(frames, reference=bulk("NaCl", "rocksalt", a=5.6, cubic=True), force_constants=phi)
     with pytest.raises(SimsInputError, match="delta"):
         force_constants(LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=RC), atoms, delta=0.0)
+
+
+def test_a_slab_without_a_cell_row_along_its_normal():
+    # ase.build's slabs with vacuum=None have a zero third cell row: the fractional displacements
+    # inverted the cell and raised numpy's LinAlgError. In-plane wraps and drifts are taken as in bulk.
+    from ase.build import fcc111
+
+    rng = np.random.default_rng(4)
+    slab = fcc111("Cu", (2, 2, 2), vacuum=None)
+    assert not slab.cell.array[2].any()
+    n = len(slab)
+    m = rng.normal(size=(3 * n, 3 * n))
+    phi = m @ m.T
+    blocks = phi.reshape(n, 3, n, 3)  # translation invariant: each row block sums to zero
+    for i in range(n):
+        blocks[i, :, i, :] -= blocks[i].sum(axis=1)
+    u = rng.normal(scale=0.1, size=(4, n, 3))
+    u -= u.mean(axis=1, keepdims=True)
+    forces = -(u.reshape(4, -1) @ phi.T).reshape(u.shape)
+    drift = np.array([[0.0, 0.0, 0.0], [3.1, -1.4, 0.7], [-2.6, 2.9, -1.5], [0.2, 0.1, 4.0]])[:, None]
+    frames = _frames_with_forces(slab, u + drift, forces, wrap=True)
+    assert anharmonicity(frames, reference=slab, force_constants=phi).sigma < 1e-12
+    still = _frames_with_forces(slab, u, forces, wrap=True)
+    assert anharmonicity(still, reference=slab, force_constants=phi, remove_drift=False).sigma < 1e-12
