@@ -1,4 +1,5 @@
-"""Periodic neighbour lists on torch tensors: O(N) cell lists with a Verlet skin.
+"""Periodic neighbour lists on torch tensors: O(N) cell lists (an all-pairs search for small cells) with a
+Verlet skin.
 
 Pairs follow ASE's ``'ijS'`` convention: the vector from atom ``i`` to its neighbour ``j`` is
 ``positions[j] - positions[i] + S @ cell``, with ``S`` an integer image shift. Positions need not be
@@ -120,6 +121,11 @@ def build_batch_pairs(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Te
 
     Notes
     -----
+    Small systems (at most :data:`_SMALL_CANDIDATES` atom pairs times images to try, e.g. 64 atoms in a
+    cell of 14.5 Å at a 9.5 Å cutoff) are searched all at once over every atom pair and every image that may
+    hold it (:func:`_small_cell_pairs`: tensor operations only, no binning and no sort); the others get the
+    cell list below, and the two lists are merged system by system. Both give the same pairs in the same order.
+
     Every system gets its own cell list, and all of them are searched at once: a bin is numbered
     globally (the system's first bin plus its local number), so atoms only ever meet atoms of their
     own system (the per-system binning of torch-sim's batched linked-cell list). Atoms are binned in
@@ -601,7 +607,9 @@ class NeighborList:
         it (:meth:`_moved_systems`), so a large batch of small systems rebuilds a few systems at a
         time instead of all of them whenever any atom anywhere moved. Each system's pairs stay one block
         in canonical order (the blocks themselves in any order), so per-system sums, and forces, do not
-        depend on the patching."""
+        depend on the patching. A patch builds the moved systems' parts in one call (small cells: one
+        all-pairs search for all of them) and copies the kept blocks as runs of consecutive blocks (the
+        order and sizes of the blocks are kept on the host), with no index over the whole list."""
         n_sys, reach = cell.shape[0], self.cutoff + self.skin
         old = self._pairs
         fresh = (force or old is None or old.images is None or self._blocks is None or self._ref_positions is None

@@ -162,6 +162,16 @@ def test_batch_md_is_bitwise_the_same_whatever_the_rebuild_schedule():
     assert torch.equal(runs[0][0], runs[1][0])
 
 
+def _ase_batch_pairs(systems, cutoff):
+    """ASE's pairs ``(i, j, S)`` of each system, with atom indices into the batch."""
+    expected, offset = set(), 0
+    for atoms in systems:
+        i, j, S = ase_neighbor_list("ijS", atoms, cutoff)
+        expected |= _pair_set(i + offset, j + offset, S)
+        offset += len(atoms)
+    return expected
+
+
 def _both_builders(state, cutoff, half):
     """The lists of a batch from the all-pairs search of small cells and from the cell list, each alone."""
     from sims import neighbors
@@ -194,11 +204,7 @@ def test_small_cell_search_equals_ase_and_the_cell_list(seed, dtype, random_atom
         assert small.shifts.dtype == dtype
         if half:
             continue
-        expected, offset = set(), 0
-        for atoms in systems:
-            i, j, S = ase_neighbor_list("ijS", atoms, cutoff)
-            expected |= _pair_set(i + offset, j + offset, S)
-            offset += len(atoms)
+        expected = _ase_batch_pairs(systems, cutoff)
         assert _pair_set(small.i, small.j, small.shifts.long()) == expected and len(small.i) == len(expected)
 
 
@@ -217,11 +223,7 @@ def test_batch_of_small_and_large_systems_merges_both_builders(random_atoms):
     counts = state.atoms_per_system().double()
     assert float(counts[1]) ** 2 > neighbors._SMALL_CANDIDATES >= float(counts[2]) ** 2 * 27
     full = sims.build_batch_pairs(state.positions, state.cell, state.pbc, state.system, cutoff)
-    expected, offset = set(), 0
-    for atoms in systems:
-        i, j, S = ase_neighbor_list("ijS", atoms, cutoff)
-        expected |= _pair_set(i + offset, j + offset, S)
-        offset += len(atoms)
+    expected = _ase_batch_pairs(systems, cutoff)
     assert _pair_set(full.i, full.j, full.shifts.long()) == expected and len(full.i) == len(expected)
     half = sims.build_batch_pairs(state.positions, state.cell, state.pbc, state.system, cutoff, half=True)
     _, cells = _both_builders(state, cutoff, True)
