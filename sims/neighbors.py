@@ -281,7 +281,7 @@ def _small_cell_pairs(positions: torch.Tensor, full_cell: torch.Tensor, inv: tor
             a, b = (x.flatten() for x in torch.meshgrid(torch.arange(n, device=device), torch.arange(n, device=device),
                                                        indexing="ij"))
         ok = (a[None, :] < cnt[:, None]) & (b[None, :] < cnt[:, None])          # (M, T) real atoms
-        base = first[s0:s1, None]
+        base = first[s0:s1, None].clamp(max=positions.shape[0] - 1)   # (an empty last system: any real atom)
         ia = torch.where(ok, base + a, base).flatten()
         ib = torch.where(ok, base + b, base).flatten()
         # One (M, T) array per component, and the (K, T) candidates with T innermost: every operation runs over

@@ -259,3 +259,21 @@ def test_patched_batch_list_is_each_systems_list_at_its_reference():
         assert torch.equal(listed.i[mine], fresh.i[ref]) and torch.equal(listed.j[mine], fresh.j[ref])
         assert torch.equal(listed.shifts[mine], fresh.shifts[ref])
     assert torch.equal(listed.images[listed.image_index], listed.shifts)
+
+
+@pytest.mark.parametrize("system", [[1, 1, 2, 2, 2], [0, 0, 2, 2, 2], [0, 0, 1, 1, 1]])
+def test_batch_with_empty_systems(system):
+    """Systems without atoms (first, in the middle, last) have no pairs and shift no other system's."""
+    from sims import neighbors
+
+    rng = np.random.default_rng(8)
+    positions = torch.as_tensor(rng.uniform(0.0, 4.0, (5, 3)))
+    cell = torch.as_tensor(np.stack([np.eye(3) * 4.0 + np.triu(rng.uniform(-1, 1, (3, 3)), 1) for _ in range(3)]))
+    pbc = torch.ones((3, 3), dtype=torch.bool)
+    system = torch.tensor(system)
+    full_cell = neighbors._complete_cells(cell, pbc)
+    for half in (False, True):
+        pairs = sims.build_batch_pairs(positions, cell, pbc, system, 5.0, half=half)
+        cells = neighbors._cell_list(positions, full_cell, torch.linalg.inv(full_cell), pbc, system, 5.0, half)
+        assert len(pairs.i) > 20
+        assert torch.equal(pairs.i, cells.i) and torch.equal(pairs.j, cells.j) and torch.equal(pairs.shifts, cells.shifts)
