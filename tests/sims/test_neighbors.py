@@ -160,3 +160,120 @@ def test_batch_md_is_bitwise_the_same_whatever_the_rebuild_schedule():
                      md.neighbors.n_partial_builds))
     assert runs[0][1] > runs[1][1] >= 1 and runs[0][2] > 0
     assert torch.equal(runs[0][0], runs[1][0])
+
+
+def _ase_batch_pairs(systems, cutoff):
+    """ASE's pairs ``(i, j, S)`` of each system, with atom indices into the batch."""
+    expected, offset = set(), 0
+    for atoms in systems:
+        i, j, S = ase_neighbor_list("ijS", atoms, cutoff)
+        expected |= _pair_set(i + offset, j + offset, S)
+        offset += len(atoms)
+    return expected
+
+
+def _both_builders(state, cutoff, half):
+    """The lists of a batch from the all-pairs search of small cells and from the cell list, each alone."""
+    from sims import neighbors
+
+    cell = neighbors._complete_cells(state.cell, state.pbc)
+    inv = torch.linalg.inv(cell)
+    return (neighbors._small_cell_pairs(state.positions, cell, inv, state.pbc, state.atoms_per_system(), cutoff, half),
+            neighbors._cell_list(state.positions, cell, inv, state.pbc, state.system, cutoff, half))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_small_cell_search_equals_ase_and_the_cell_list(seed, dtype, random_atoms):
+    """The batched all-pairs search of small cells: each system's ASE pairs, and the cell list's list pair for
+    pair in the same order, on batches of triclinic cells of different sizes and periodicities, with cutoffs
+    up to several cell widths (many images of one pair)."""
+    from sims.batch import BatchState
+
+    rng = np.random.default_rng(100 + seed)
+    systems = [random_atoms(rng, int(rng.integers(1, 25)), triclinic=bool((seed + k) % 2),
+                            pbc=rng.random(3) < 0.8) for k in range(5)]
+    cutoff = float(rng.uniform(3.0, 10.0))  # cells are 3-9 Å wide
+    state = BatchState.from_atoms(systems, dtype=dtype)
+    assert float(cutoff) > 0.5 * min(np.min(a.cell.cellpar()[:3]) for a in systems)
+    for half in (False, True):
+        small, cells = _both_builders(state, cutoff, half)
+        if dtype == torch.float64:  # float32 distances may differ at the cutoff: compare with ASE's only
+            assert torch.equal(small.i, cells.i) and torch.equal(small.j, cells.j)
+            assert torch.equal(small.shifts, cells.shifts)
+        assert small.shifts.dtype == dtype
+        if half:
+            continue
+        expected = _ase_batch_pairs(systems, cutoff)
+        assert _pair_set(small.i, small.j, small.shifts.long()) == expected and len(small.i) == len(expected)
+
+
+def test_batch_of_small_and_large_systems_merges_both_builders(random_atoms):
+    """A batch whose small systems take the all-pairs search and whose large one the cell list: one list in
+    canonical order, each system's part its lone list (and ASE's pairs)."""
+    from sims import neighbors
+    from sims.batch import BatchState
+
+    rng = np.random.default_rng(11)
+    big = random_atoms(rng, 400, triclinic=True, pbc=True)
+    big.set_cell(big.cell[:] * 3.0, scale_atoms=True)  # a liquid's density, not 400 atoms in a few Å^3
+    systems = [random_atoms(rng, 12, triclinic=True, pbc=True), big, random_atoms(rng, 20, triclinic=False, pbc=True)]
+    state = BatchState.from_atoms(systems, dtype=torch.float64)
+    cutoff = 4.0
+    counts = state.atoms_per_system().double()
+    assert float(counts[1]) ** 2 > neighbors._SMALL_CANDIDATES >= float(counts[2]) ** 2 * 27
+    full = sims.build_batch_pairs(state.positions, state.cell, state.pbc, state.system, cutoff)
+    expected = _ase_batch_pairs(systems, cutoff)
+    assert _pair_set(full.i, full.j, full.shifts.long()) == expected and len(full.i) == len(expected)
+    half = sims.build_batch_pairs(state.positions, state.cell, state.pbc, state.system, cutoff, half=True)
+    _, cells = _both_builders(state, cutoff, True)
+    assert torch.equal(half.i, cells.i) and torch.equal(half.j, cells.j) and torch.equal(half.shifts, cells.shifts)
+
+
+def test_patched_batch_list_is_each_systems_list_at_its_reference():
+    """After many patches (runs of kept blocks spliced with rebuilt ones) each system's block is, pair for pair,
+    the list built afresh at the positions that system was last listed at."""
+    from sims.batch import BatchMD, BatchState
+
+    rng = np.random.default_rng(3)
+    systems = []
+    for k, n in enumerate((2, 3, 2, 2, 3, 2)):
+        atoms = Atoms(f"Ar{n ** 3}", positions=np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1)
+                      .reshape(-1, 3) * 3.7, cell=np.eye(3) * 3.7 * n + np.triu(rng.uniform(-0.5, 0.5, (3, 3)), 1),
+                      pbc=True)
+        atoms.rattle(0.05, seed=k)
+        systems.append(atoms)
+    pot = sims.potentials.LennardJones(sigma=3.4, epsilon=0.0104, cutoff=6.0, dtype=torch.float64)
+    md = BatchMD(systems, pot, sims.Langevin(timestep=10.0, temperature=300.0, friction=0.05), temperature=300.0,
+                 seed=2, skin=0.3, dtype=torch.float64)
+    md.run(40)
+    nl = md.neighbors
+    assert nl.n_partial_builds >= 3
+    state = BatchState.from_atoms(systems, dtype=torch.float64)
+    fresh = sims.build_batch_pairs(nl.reference_positions, md.state.cell, state.pbc, state.system, 6.3, half=True)
+    listed = nl.pairs
+    for b in range(len(systems)):
+        mine = torch.nonzero(state.system[listed.i] == b).squeeze(1)
+        assert bool((mine[1:] - mine[:-1] == 1).all())  # one block
+        ref = torch.nonzero(state.system[fresh.i] == b).squeeze(1)
+        assert torch.equal(listed.i[mine], fresh.i[ref]) and torch.equal(listed.j[mine], fresh.j[ref])
+        assert torch.equal(listed.shifts[mine], fresh.shifts[ref])
+    assert torch.equal(listed.images[listed.image_index], listed.shifts)
+
+
+@pytest.mark.parametrize("system", [[1, 1, 2, 2, 2], [0, 0, 2, 2, 2], [0, 0, 1, 1, 1]])
+def test_batch_with_empty_systems(system):
+    """Systems without atoms (first, in the middle, last) have no pairs and shift no other system's."""
+    from sims import neighbors
+
+    rng = np.random.default_rng(8)
+    positions = torch.as_tensor(rng.uniform(0.0, 4.0, (5, 3)))
+    cell = torch.as_tensor(np.stack([np.eye(3) * 4.0 + np.triu(rng.uniform(-1, 1, (3, 3)), 1) for _ in range(3)]))
+    pbc = torch.ones((3, 3), dtype=torch.bool)
+    system = torch.tensor(system)
+    full_cell = neighbors._complete_cells(cell, pbc)
+    for half in (False, True):
+        pairs = sims.build_batch_pairs(positions, cell, pbc, system, 5.0, half=half)
+        cells = neighbors._cell_list(positions, full_cell, torch.linalg.inv(full_cell), pbc, system, 5.0, half)
+        assert len(pairs.i) > 20
+        assert torch.equal(pairs.i, cells.i) and torch.equal(pairs.j, cells.j) and torch.equal(pairs.shifts, cells.shifts)
