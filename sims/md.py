@@ -336,8 +336,9 @@ class _Driver:
             # Look ahead: a system whose atoms the next _LIST_TRIGGER steps may take past half the skin, if each moves
             # them as far as this one did, gets its part of the list rebuilt now, at the new positions, so that a
             # step rarely has to be taken again; with it every system within _LIST_BATCH such steps of it, so that
-            # in a batch of many systems the patches (each costs a pass over the whole list) come on a few steps in
-            # ten, not on every step (256 x 64 argon, skin 1 Å: 24-29 ms a step against 33-37 ms; benchmarks/README.md).
+            # in a batch of many systems the patches (each copies the kept pairs of the whole list) come on a few
+            # steps in ten, not on every step (256 x 64 argon, skin 1 Å: 24-29 ms a step against 33-37 ms before
+            # the look-ahead; benchmarks/README.md).
             ahead = [(limit - math.sqrt(w)) / max(math.sqrt(m), 1e-300) for w, m in zip(worst, moved)]
             if min(ahead) < _LIST_TRIGGER:
                 pairs = self.neighbors.pairs
