@@ -39,6 +39,7 @@ from reprs.atoms import as_atoms, as_frames
 from reprs.fileio import atomic_open
 from reprs.structure import rdf as structure_rdf
 
+from .config import content_hash
 from .errors import FitDiverged, SimsInputError
 from .integrators import Integrator, Langevin, NoseHooverChain
 from .md import MD, compute, maxwell_boltzmann
@@ -395,6 +396,25 @@ def _check_targets(targets, what: str) -> list[RDFTarget]:
     return targets
 
 
+def _fit_key(targets: Sequence[RDFTarget], settings: Mapping[str, Any]) -> str:
+    """The key a checkpoint records of what its fit was fitted to: every target's data (g, r, the
+    system's exact numbers, temperature, species, weight, pressure, VACF) and the settings that
+    shape the result (not the number of epochs, which a resume may raise)."""
+    return content_hash({"settings": dict(settings), "targets": [
+        {"r": t.r, "g": t.g, "numbers": t.atoms.numbers, "positions": t.atoms.positions,
+         "cell": np.asarray(t.atoms.cell[:]), "pbc": t.atoms.pbc.astype(int), "temperature": t.temperature,
+         "species": t.species, "weight": t.weight, "pressure": t.pressure, "vacf": t.vacf, "vacf_dt": t.vacf_dt}
+        for t in targets]})
+
+
+def _check_fit_key(payload: Mapping[str, Any], key: str, path: Path, what: str) -> None:
+    # A checkpoint from before the key was recorded has none and is resumed as before.
+    if "fit_key" in payload and payload["fit_key"] != key:
+        raise SimsInputError(f"{path} is the checkpoint of a {what} fit of other targets or settings (key "
+                             f"{payload['fit_key']}, this fit {key}); use a new checkpoint path, or the same "
+                             "targets and settings to resume")
+
+
 def _system_vacf(members: Sequence[RDFTarget], timestep: float,
                  steps_per_epoch: int) -> tuple[np.ndarray, int] | None:
     """The VACF target of a state point and its interval in MD steps, or None; checked against the run."""
@@ -669,7 +689,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         Seeds velocities and thermostat noise (independent streams per state point).
     checkpoint : path, optional
         Written after every epoch (atomically: potential, optimiser, states, history); a rerun with
-        the same file resumes after its last epoch.
+        the same file resumes after its last epoch. The file records a key of the targets and the
+        settings (all but ``epochs``, ``segment``, ``callback``, ``device``): a fit of others is refused.
     callback : callable, optional
         ``callback(row)`` after each epoch with the history row (progress bars).
     device, dtype
@@ -772,8 +793,15 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     history: list[dict[str, float]] = []
     start_epoch = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    fit_key = None if ckpt_path is None else _fit_key(targets, {
+        "method": "diffsim", "potential": type(potential).__name__, "steps_per_epoch": int(steps_per_epoch),
+        "equilibration": int(equilibration), "lr": dict(lr) if isinstance(lr, Mapping) else float(lr),
+        "timestep": timestep, "thermostat": thermostat, "tau": tau, "friction": friction,
+        "sample_every": int(sample_every), "width": width, "optimizer": optimizer, "lr_decay": lr_decay,
+        "clip": clip, "pressure_scale": pressure_scale, "vacf_weight": vacf_weight, "gradient": gradient,
+        "momentum": momentum, "seed": seed, "dtype": str(dtype)})
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems)
+        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key)
     else:
         rdfs = [np.zeros_like(t.g) for t in targets]
         vacfs = [None] * len(targets)
@@ -907,7 +935,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         row.update(_scalar_parameters(potential))
         history.append(row)
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs)
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs, fit_key)
         if callback is not None:
             callback(row)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim", vacfs=vacfs)
@@ -916,8 +944,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
 _CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
 
 
-def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs) -> None:
-    payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history, "rdfs": [torch.as_tensor(g) for g in rdfs],
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs, fit_key: str) -> None:
+    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "epoch": epoch, "history": history,
+               "rdfs": [torch.as_tensor(g) for g in rdfs],
                "vacfs": [None if c is None else torch.as_tensor(c) for c in vacfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
                "optimizer": optimizer.state_dict(),
@@ -940,8 +969,9 @@ def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
     return payload
 
 
-def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list, list]:
+def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str) -> tuple[int, list, list, list]:
     payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
+    _check_fit_key(payload, fit_key, path, "diffsim")
     if len(payload["systems"]) != len(systems):
         raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
                              "it belongs to another fit")
@@ -996,7 +1026,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         Seeds the initial velocities.
     checkpoint : path, optional
         Written after every iteration (atomically: table, states, history); a rerun with the same
-        file resumes after its last iteration.
+        file resumes after its last iteration. The file records a key of the targets and the
+        settings (all but ``iterations``, ``callback``, ``n_procs``, ``device``): a fit of others is refused.
     callback : callable, optional
         ``callback(row)`` after each iteration.
     engine : {"sims", "lammps"}
@@ -1049,8 +1080,13 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     rdfs: list[np.ndarray] = []
     start = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    fit_key = None if ckpt_path is None else _fit_key(targets, {
+        "method": "ibi", "alpha": alpha, "smoothing": smoothing, "steps": int(steps),
+        "equilibration": int(equilibration), "sample_every": int(sample_every), "timestep": timestep, "tau": tau,
+        "cutoff": cutoff, "g_min": g_min, "seed": seed, "engine": engine, "dtype": str(dtype)})
     if ckpt_path is not None and ckpt_path.exists():
         payload = _read_checkpoint(ckpt_path, _IBI_FORMAT, "ibi")
+        _check_fit_key(payload, fit_key, ckpt_path, "ibi")
         if len(payload["states"]) != len(targets) or len(payload["u"]) != len(u):
             raise SimsInputError(f"{ckpt_path} belongs to another IBI fit (other targets or grid)")
         start, history = int(payload["iteration"]), list(payload["history"])
@@ -1088,7 +1124,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         if it < iterations - 1:
             u = _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min, smoothing / h)
         if ckpt_path is not None:
-            payload = {"format": _IBI_FORMAT, "iteration": it + 1, "u": torch.as_tensor(u), "history": history,
+            payload = {"format": _IBI_FORMAT, "fit_key": fit_key, "iteration": it + 1, "u": torch.as_tensor(u),
+                       "history": history,
                        "rdfs": [torch.as_tensor(g) for g in rdfs],
                        "states": [{"positions": st.positions.detach().cpu(), "velocities": st.velocities.detach().cpu()}
                                   for st in states]}

@@ -343,6 +343,34 @@ def test_diffsim_resumes_from_its_checkpoint_as_if_uninterrupted(target, tmp_pat
         fit(3, tmp_path / "junk.pt")
 
 
+def test_diffsim_checkpoint_of_other_targets_or_settings_is_refused(target, tmp_path):
+    # The old checkpoint held no record of its targets: a fit of a 150 K target into the file of a
+    # finished 120 K fit returned the 120 K fit's parameters and history unchanged.
+    def fit(t, ckpt, **kw):
+        pot = LennardJones(sigma=3.1, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+        return diffsim(pot, t, epochs=1, steps_per_epoch=10, timestep=10.0, checkpoint=ckpt,
+                       lr={"sigma": 0.05, "epsilon": 2e-4}, seed=2, **kw)
+
+    ckpt = tmp_path / "fit.pt"
+    fit(target, ckpt)
+    hotter = RDFTarget(target.r, target.g, target.atoms, 150.0)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        fit(hotter, ckpt)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        fit(target, ckpt, width=0.1)
+    assert len(fit(target, ckpt).history) == 1  # the same fit resumes (here: is already done)
+
+
+def test_ibi_checkpoint_of_other_targets_is_refused(target, tmp_path):
+    kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
+    ckpt = tmp_path / "ibi.pt"
+    ibi(target, iterations=1, checkpoint=ckpt, **kw)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        ibi(RDFTarget(target.r, target.g, target.atoms, 150.0), iterations=1, checkpoint=ckpt, **kw)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        ibi(target, iterations=1, checkpoint=ckpt, **dict(kw, alpha=0.5))
+
+
 def test_neural_pair_and_table_train_through_md(target):
     for pot in (NeuralPair(cutoff=CUTOFF, n_basis=16, hidden=(16,), prior=(EPSILON, 3.2), dtype=F64),
                 TabulatedPair(r_min=3.0, cutoff=CUTOFF, values=np.zeros(23), dtype=F64)):
