@@ -1090,12 +1090,16 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         if len(payload["states"]) != len(targets) or len(payload["u"]) != len(u):
             raise SimsInputError(f"{ckpt_path} belongs to another IBI fit (other targets or grid)")
         start, history = int(payload["iteration"]), list(payload["history"])
-        u = payload["u"].double().numpy()
+        measured = payload["u"].double().numpy()
+        # The next iteration's table; a checkpoint without it (older) holds it in "u" unless its
+        # fit had ended, and then the first resumed iteration repeats the last table.
+        u = payload["u_next"].double().numpy() if "u_next" in payload else measured
         rdfs = [g.double().numpy() for g in payload["rdfs"]]
         states = [State.from_atoms(t.atoms, device=device, dtype=dtype).with_(
             positions=st["positions"].to(device=device, dtype=dtype),
             velocities=st["velocities"].to(device=device, dtype=dtype)) for t, st in zip(targets, payload["states"])]
-    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
+    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u if start == 0 else measured,
+                              device=device, dtype=dtype)
     for it in range(start, iterations):
         potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
         rdfs = []
@@ -1121,11 +1125,13 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         history.append(row)
         if callback is not None:
             callback(row)
-        if it < iterations - 1:
-            u = _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min, smoothing / h)
+        # Updated after the last iteration too: the checkpoint keeps it, so that a resume with more
+        # iterations continues as an uninterrupted run would (the returned table is the measured one).
+        measured, u = u, _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min,
+                                     smoothing / h)
         if ckpt_path is not None:
-            payload = {"format": _IBI_FORMAT, "fit_key": fit_key, "iteration": it + 1, "u": torch.as_tensor(u),
-                       "history": history,
+            payload = {"format": _IBI_FORMAT, "fit_key": fit_key, "iteration": it + 1, "u": torch.as_tensor(measured),
+                       "u_next": torch.as_tensor(u), "history": history,
                        "rdfs": [torch.as_tensor(g) for g in rdfs],
                        "states": [{"positions": st.positions.detach().cpu(), "velocities": st.velocities.detach().cpu()}
                                   for st in states]}

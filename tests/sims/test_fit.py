@@ -371,6 +371,22 @@ def test_ibi_checkpoint_of_other_targets_is_refused(target, tmp_path):
         ibi(target, iterations=1, checkpoint=ckpt, **dict(kw, alpha=0.5))
 
 
+def test_ibi_resumed_with_more_iterations_repeats_an_uninterrupted_run(target, tmp_path):
+    # The old checkpoint of a finished run kept the table it had measured last, not its update:
+    # raising iterations on resume simulated that table a second time (one update fewer than an
+    # uninterrupted run).
+    kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
+    whole = ibi(target, iterations=3, **kw)
+    ckpt = tmp_path / "ibi.pt"
+    first = ibi(target, iterations=2, checkpoint=ckpt, **kw)
+    assert first.history == whole.history[:2]
+    done = ibi(target, iterations=2, checkpoint=ckpt, **kw)  # nothing left to run: the same table back
+    torch.testing.assert_close(done.potential.values, first.potential.values, rtol=0, atol=0)
+    resumed = ibi(target, iterations=3, checkpoint=ckpt, **kw)
+    assert resumed.history == whole.history
+    torch.testing.assert_close(resumed.potential.values, whole.potential.values, rtol=0, atol=0)
+
+
 def test_neural_pair_and_table_train_through_md(target):
     for pot in (NeuralPair(cutoff=CUTOFF, n_basis=16, hidden=(16,), prior=(EPSILON, 3.2), dtype=F64),
                 TabulatedPair(r_min=3.0, cutoff=CUTOFF, values=np.zeros(23), dtype=F64)):
