@@ -186,8 +186,9 @@ class RDFTarget:
         bins : int
             Bins on ``[0, r_max]``.
         temperature : float, optional
-            K; default the mean kinetic temperature of the frames (their momenta, or their
-            ``info["temperature"]`` as :class:`sims.MD` records it).
+            K; default the mean kinetic temperature of the frames (their momenta, over ``3N - 3``
+            degrees of freedom where the total momentum is zero; or their ``info["temperature"]``
+            as :class:`sims.MD` records it).
         species, weight, pressure
             As for the constructor.
         vacf_lags : int, optional
@@ -200,8 +201,7 @@ class RDFTarget:
         if vacf_lags is not None:
             vacf, vacf_dt = _frames_vacf(frames, vacf_lags)
         if temperature is None:
-            temps = [f.info["temperature"] if "temperature" in f.info else f.get_temperature() for f in frames]
-            temperature = float(np.mean(temps))
+            temperature = float(np.mean([_frame_temperature(f) for f in frames]))
             if not temperature > 0:
                 raise SimsInputError("the frames carry no velocities or temperatures; pass temperature= (K)")
         result = structure_rdf(frames, r_max=r_max, bins=bins, species=species)
@@ -234,6 +234,22 @@ class RDFTarget:
         """Write the two-column ``r g`` text file :meth:`from_file` reads (atomically)."""
         with atomic_open(path, "w") as f:
             np.savetxt(f, np.column_stack([self.r, self.g]), header="r [Angstrom]  g(r)")
+
+
+def _frame_temperature(atoms: Atoms) -> float:
+    """Kinetic temperature of a frame, K: ``2 KE / (f kB)`` from its momenta with ``f = 3N - 3`` degrees
+    of freedom where its total momentum is zero (a Nose-Hoover, NVE or centre-of-mass-fixed run, as
+    LAMMPS's ``compute temp`` counts them) and ``3N`` otherwise; without momenta its
+    ``info["temperature"]`` (which :class:`sims.MD` counts over ``3N``, ASE's convention).
+
+    Over ``3N`` a zero-momentum run at 120 K reads ``120 (3N - 3) / 3N``: 116.3 K at 32 atoms.
+    """
+    p = atoms.get_momenta()
+    if p is None or not np.any(p):
+        return float(atoms.info["temperature"]) if "temperature" in atoms.info else 0.0
+    n = len(atoms)
+    fixed = n > 1 and np.linalg.norm(p.sum(0)) <= 1e-8 * np.abs(p).sum()
+    return float(2 * atoms.get_kinetic_energy() / ((3 * n - 3 if fixed else 3 * n) * units.kB))
 
 
 def _check_vacf(vacf, vacf_dt) -> tuple[np.ndarray | None, float | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
 
 import sims
@@ -85,6 +85,29 @@ def test_rdf_target_from_frames_file_round_trip(tmp_path, target):
     again = RDFTarget.from_file(tmp_path / "rdf.txt", target.atoms, 120.0)
     np.testing.assert_allclose(again.g, target.g, rtol=1e-12)
     np.testing.assert_allclose(again.edges, target.edges, rtol=1e-12)
+
+
+def test_rdf_target_temperature_counts_the_degrees_of_freedom_of_its_frames():
+    # Frames of a zero-momentum run (sims.maxwell_boltzmann: KE = (3N - 3) kB T / 2 exactly, as a
+    # Nose-Hoover run keeps on average) are at T; the old default counted 3N degrees of freedom
+    # and read 120 * 93/96 = 116.25 K for 32 atoms. Frames with a total momentum (Langevin) keep 3N.
+    from sims.md import maxwell_boltzmann
+
+    atoms = lj_liquid(repeat=2)
+    masses = torch.as_tensor(atoms.get_masses(), dtype=F64)
+    still, drifting = [], []
+    for seed in range(3):
+        v = maxwell_boltzmann(masses, 120.0, seed=seed).numpy()
+        assert np.abs(v.T @ atoms.get_masses()).max() < 1e-12
+        frame = atoms.copy()
+        frame.set_velocities(v)
+        still.append(frame)
+        moving = frame.copy()
+        w = v + 0.01 * np.random.default_rng(seed).normal(size=3)       # a common drift: P != 0
+        moving.set_velocities(w * np.sqrt(3 * len(atoms) * units.kB * 120.0 / (atoms.get_masses() @ (w * w).sum(1))))
+        drifting.append(moving)
+    assert RDFTarget.from_frames(still, r_max=5.0, bins=50).temperature == pytest.approx(120.0, rel=1e-10)
+    assert RDFTarget.from_frames(drifting, r_max=5.0, bins=50).temperature == pytest.approx(120.0, rel=1e-10)
 
 
 def test_rdf_target_bad_input(tmp_path):
