@@ -579,7 +579,8 @@ def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> t
 
 
 def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequence[RDFTarget], steps: int,
-                      cutoff: float, diverged) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                      cutoff: float, diverged, params: list[torch.Tensor]
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One epoch's RDF loss of a state point and its equilibrium gradient by reweighting.
 
     Runs ``steps`` steps without a graph, keeping every sampled frame's positions and g. The loss
@@ -592,8 +593,8 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
     second half, and each half's covariance is paired with the other half's ``<g> - g_target``:
     the gradient of ``sum_k w_k mean_r (<g_k>_1 - g_target,k)(<g_k>_2 - g_target,k)``, an unbiased
     estimate of L without its noise. It is accumulated into the parameters' ``.grad`` through one
-    energy per frame, no graph through the dynamics. Returns the mean g of each target over all
-    frames and their loss terms (detached).
+    energy per frame, no graph through the dynamics, into ``params`` only. Returns the mean g of each
+    target over all frames and their loss terms (detached).
 
     References
     ----------
@@ -621,7 +622,7 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
         for x, gs in half:
             c = sum(float((a * (g - gm)).sum()) for a, g, gm in zip(adjoints, gs, means[h]))
             energy = potential(x, state.cell, state.numbers, nl.update(x, state.cell, state.pbc))
-            (-beta * c / len(half) * energy).backward()
+            (-beta * c / len(half) * energy).backward(inputs=params)
     return g_mean, losses
 
 
@@ -775,10 +776,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         unknown = sorted(set(lr) - names)
         if unknown:
             raise SimsInputError(f"lr names unknown parameters {unknown}; trainable: {sorted(names)}")
+        # The others are held fixed by staying out of the optimiser and out of the gradients'
+        # inputs, never by clearing their requires_grad: the caller's module is left as it came.
         groups = [{"params": [p], "lr": float(lr[n])} for n, p in named if n in lr]
-        for n, p in named:
-            if n not in lr:
-                p.requires_grad_(False)
     else:
         groups = [{"params": [p for _, p in named], "lr": float(lr)}]
     if not all(g["lr"] > 0 for g in groups):
@@ -858,7 +858,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     system.state, _, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
                 if gradient == "reweight":
                     g_mean, losses = _reweighted_epoch(potential, seg, system, members, steps_per_epoch, cutoff,
-                                                       diverged)
+                                                       diverged, [p for g in groups for p in g["params"]])
                     loss = sum(losses)
                 else:
                     # Forward pass without graph: keep each segment's start, sum the sampled RDFs.

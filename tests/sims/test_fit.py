@@ -410,6 +410,19 @@ def test_ibi_resumed_with_more_iterations_repeats_an_uninterrupted_run(target, t
     torch.testing.assert_close(resumed.potential.values, whole.potential.values, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("gradient", ["backprop", "reweight"])
+def test_parameters_left_out_of_lr_stay_trainable_for_the_next_fit(target, gradient):
+    # The old diffsim froze them for good (requires_grad False): a second fit of every parameter
+    # silently left epsilon where the first had held it.
+    pot = LennardJones(sigma=3.1, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+    kw = {"epochs": 1, "steps_per_epoch": 20, "sample_every": 5, "timestep": 10.0, "seed": 2, "gradient": gradient}
+    diffsim(pot, target, lr={"sigma": 0.05}, **kw)
+    assert float(pot.epsilon.detach()) == 0.011 and pot.epsilon.grad is None
+    assert pot.epsilon.requires_grad and pot.sigma.requires_grad
+    diffsim(pot, target, lr=1e-3, **kw)
+    assert float(pot.epsilon.detach()) != 0.011
+
+
 def test_neural_pair_and_table_train_through_md(target):
     for pot in (NeuralPair(cutoff=CUTOFF, n_basis=16, hidden=(16,), prior=(EPSILON, 3.2), dtype=F64),
                 TabulatedPair(r_min=3.0, cutoff=CUTOFF, values=np.zeros(23), dtype=F64)):
