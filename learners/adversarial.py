@@ -22,6 +22,7 @@ Conventions written out against the authors' code (learningmatter-mit/Atomistic-
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import warnings
 from typing import Sequence
@@ -233,6 +234,30 @@ def _min_distance(atoms: Atoms) -> float:
     return float(d[np.triu_indices(len(atoms), 1)].min())
 
 
+def _random_starts(frames: list[Atoms], seed: int | None, n_angles: int | None) -> torch.Tensor:
+    """Standard-normal start variables of the structures: ``(sum N, 3)`` displacements, or
+    ``(B, n_angles)`` angles.
+
+    Each structure draws from its own local generator seeded by ``(seed, its digest, how many identical
+    structures came before it)``, so a structure starts the same whatever else is attacked with it
+    (a subset, another order), and repeated copies of one structure still get different starts.
+    """
+    seen: dict[int, int] = {}
+    out = []
+    for frame in frames:
+        h = hashlib.sha256()
+        for a in (frame.numbers.astype(np.int64), frame.positions.astype(np.float64),
+                  np.asarray(frame.cell, dtype=np.float64), frame.pbc.astype(np.int8)):
+            h.update(np.ascontiguousarray(a).tobytes())
+        key = int.from_bytes(h.digest()[:8], "little")
+        seen[key] = seen.get(key, -1) + 1
+        # None draws OS entropy into a local generator; the global state is never touched.
+        generator = make_generator(None if seed is None else (seed, key, seen[key]))
+        shape = (n_angles,) if n_angles is not None else (len(frame), 3)
+        out.append(torch.randn(shape, generator=generator, dtype=torch.float64))
+    return torch.stack(out) if n_angles is not None else torch.cat(out)
+
+
 def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: float, steps: int = 60,
            lr: float = 1e-2, init_scale: float = 0.01, max_displacement: float | None = None, seed: int | None,
            strain: bool = False, dihedrals: Sequence[Sequence[int]] | None = None, reference=None,
@@ -263,7 +288,9 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     max_displacement : float, optional
         Å; each atom's displacement is projected back onto a ball of this radius after every step.
     seed : int or None
-        Seeds a local ``torch.Generator`` for the initial displacements (no global state).
+        Seeds the initial displacements (local ``torch.Generator`` s, no global state). A structure's
+        start depends only on ``seed`` and the structure (and, for repeated identical structures, on
+        which copy it is), not on the other structures attacked with it.
     strain : bool
         Also attack the cell of structures periodic in all directions: a symmetric strain ``eps``
         (``(3, 3)``) deforms positions and cell, ``x -> x (1 + eps)``.
@@ -340,9 +367,7 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
     device, dtype = p.device, p.dtype
     base: AtomsBatch = collate_atoms(frames, committee.cutoff, device=device, dtype=dtype, labels=False)
     n_atoms = base.n_atoms
-    generator = make_generator(seed)  # a local generator: None draws OS entropy, global state untouched
-    shape = (base.n_structures, len(dihedrals)) if sides is not None else base.positions.shape
-    delta = (init_scale * torch.randn(shape, generator=generator, dtype=torch.float64)).to(device, dtype)
+    delta = (init_scale * _random_starts(frames, seed, None if sides is None else len(dihedrals))).to(device, dtype)
     delta.requires_grad_(True)
     side_masks = None if sides is None else torch.as_tensor(sides, device=device)
     params = [delta]

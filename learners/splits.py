@@ -86,8 +86,9 @@ def stratified_split(y: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0
     Raises
     ------
     InputError
-        If ``y`` is empty, a class has a single member (it cannot be on both sides), or a part is
-        too small for the classes left to stratify (sklearn's message says which).
+        If ``y`` is empty, a class has a single member (it cannot be on both sides), a class has
+        too few members to leave two for the parts after the first ones (the message names it), or
+        a part is too small for the classes left to stratify (sklearn's message says which).
     """
     y = np.asarray(y)
     if y.ndim != 1 or len(y) == 0:
@@ -98,8 +99,25 @@ def stratified_split(y: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0
         lonely = classes[counts < 2].tolist()
         raise InputError(f"stratified split needs >= 2 members per class; classes with one member: {lonely[:10]}")
     rs = _random_state(seed)
+    sizes = _sizes(len(y), f)
 
     def take(rest, size):
+        # sklearn needs >= 2 members of every class in what it splits; a rare class can fall below
+        # that in the remainder after the first parts, where its message ("only 1 member") names
+        # neither the class's real size nor the cause.
+        left_classes, left_counts = np.unique(y[rest], return_counts=True)
+        if (left_counts < 2).any():
+            c = left_classes[left_counts < 2][0].item()
+            total = int(counts[classes == c][0])
+            done = int(np.searchsorted(np.cumsum(sizes), len(y) - len(rest))) + 1
+            names = [PARTS[k] if k < len(PARTS) else f"part {k}" for k in range(len(sizes))]
+            need = int(np.ceil(2 / (1 - np.cumsum(f)[done - 1]) - 1e-9))
+            raise InputError(
+                f"cannot stratify {len(y)} items into fractions {tuple(fractions)}: class {c!r} has {total} "
+                f"members, and after the {', '.join(names[:done])} part(s) {int(left_counts[left_counts < 2][0])} "
+                f"is left for the {', '.join(names[done:])} part(s), which need >= 2 of every class to split. "
+                f"Give every class about {need} or more members (merge or drop rare classes), or use fewer parts "
+                f"or random_split") from None
         try:
             return tuple(skms.train_test_split(rest, train_size=size, test_size=len(rest) - size,
                                                stratify=y[rest], random_state=rs))
@@ -107,7 +125,7 @@ def stratified_split(y: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0
             raise InputError(f"cannot stratify {len(y)} items of {len(classes)} classes into fractions "
                              f"{tuple(fractions)}: {err}") from None
 
-    return _peel(len(y), _sizes(len(y), f), take)
+    return _peel(len(y), sizes, take)
 
 
 def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -391,8 +391,25 @@ class Basin:
         return self.mahalanobis2(s) <= self.threshold
 
     def reach(self, direction: torch.Tensor) -> float:
-        """How far the tolerance region extends along the unit vector ``direction`` (CV units)."""
+        """Half-width of the tolerance region's projection onto the unit vector ``direction`` (its
+        support function ``sqrt(threshold u^T C u)``, CV units); not how far the region extends
+        along ``direction`` through the centre, which is ``sqrt(threshold / u^T C^-1 u)``."""
         return float(torch.sqrt(self.threshold * direction @ self.covariance.to(direction) @ direction))
+
+    def separated_from(self, other: "Basin") -> bool:
+        """Whether the two tolerance regions are disjoint, shown by their projections onto
+        ``w = (C_1 + C_2)^-1 (c_2 - c_1)`` (Fisher's discriminant direction) not overlapping.
+
+        Exact for equal covariances (the regions are then disjoint iff the Mahalanobis distance of
+        the centres exceeds ``2 sqrt(threshold)``); for unequal ones disjoint projections still prove
+        the regions disjoint, and the test may only call near-touching regions overlapping.
+        """
+        d = _delta(other.center, self.center.to(other.center), self.periodic)
+        if not bool(d.abs().max() > 0):
+            return False
+        w = torch.linalg.solve(self.covariance.to(d) + other.covariance.to(d), d)
+        w = w / torch.linalg.norm(w)
+        return self.reach(w) + other.reach(w) < float(w @ d)
 
 
 # -- dynamics and the adjoint ----------------------------------------------------------------------
@@ -807,13 +824,12 @@ class BiasPathOptimizer:
             raise SimsInputError(f"the start configuration (descriptors {start_s.tolist()}) is already inside the "
                                  f"target basin (centre {basins[1].center.tolist()}), or the target inside the start "
                                  "basin: give a start and a target in different basins")
-        d = _delta(basins[1].center, basins[0].center, self.periodic)
-        gap = float(torch.linalg.norm(d))
-        if gap == 0 or basins[0].reach(d / gap) + basins[1].reach(d / gap) >= gap:
+        if not basins[0].separated_from(basins[1]):
             raise SimsInputError(f"the start and target basins overlap: their tolerance regions (confidence "
-                                 f"{self.confidence}) meet along the line between the centres {basins[0].center.tolist()} "
-                                 f"and {basins[1].center.tolist()} ({gap:.3g} apart); lower the confidence, lower the "
-                                 "temperature, or choose descriptors that separate the basins")
+                                 f"{self.confidence}) around the centres {basins[0].center.tolist()} and "
+                                 f"{basins[1].center.tolist()} overlap in their projection onto the direction that "
+                                 "separates them best; lower the confidence, lower the temperature, or choose "
+                                 "descriptors that separate the basins")
         return basins[0], basins[1]
 
     # -- one iteration ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from reprs.atoms import as_atoms, as_frames
 from reprs.fileio import atomic_open
 from reprs.structure import rdf as structure_rdf
 
+from .config import content_hash
 from .errors import FitDiverged, SimsInputError
 from .integrators import Integrator, Langevin, NoseHooverChain
 from .md import MD, compute, maxwell_boltzmann
@@ -185,8 +186,9 @@ class RDFTarget:
         bins : int
             Bins on ``[0, r_max]``.
         temperature : float, optional
-            K; default the mean kinetic temperature of the frames (their momenta, or their
-            ``info["temperature"]`` as :class:`sims.MD` records it).
+            K; default the mean kinetic temperature of the frames (their momenta, over ``3N - 3``
+            degrees of freedom where the total momentum is zero; or their ``info["temperature"]``
+            as :class:`sims.MD` records it).
         species, weight, pressure
             As for the constructor.
         vacf_lags : int, optional
@@ -199,8 +201,7 @@ class RDFTarget:
         if vacf_lags is not None:
             vacf, vacf_dt = _frames_vacf(frames, vacf_lags)
         if temperature is None:
-            temps = [f.info["temperature"] if "temperature" in f.info else f.get_temperature() for f in frames]
-            temperature = float(np.mean(temps))
+            temperature = float(np.mean([_frame_temperature(f) for f in frames]))
             if not temperature > 0:
                 raise SimsInputError("the frames carry no velocities or temperatures; pass temperature= (K)")
         result = structure_rdf(frames, r_max=r_max, bins=bins, species=species)
@@ -233,6 +234,22 @@ class RDFTarget:
         """Write the two-column ``r g`` text file :meth:`from_file` reads (atomically)."""
         with atomic_open(path, "w") as f:
             np.savetxt(f, np.column_stack([self.r, self.g]), header="r [Angstrom]  g(r)")
+
+
+def _frame_temperature(atoms: Atoms) -> float:
+    """Kinetic temperature of a frame, K: ``2 KE / (f kB)`` from its momenta with ``f = 3N - 3`` degrees
+    of freedom where its total momentum is zero (a Nose-Hoover, NVE or centre-of-mass-fixed run, as
+    LAMMPS's ``compute temp`` counts them) and ``3N`` otherwise; without momenta its
+    ``info["temperature"]`` (which :class:`sims.MD` counts over ``3N``, ASE's convention).
+
+    Over ``3N`` a zero-momentum run at 120 K reads ``120 (3N - 3) / 3N``: 116.3 K at 32 atoms.
+    """
+    p = atoms.get_momenta()
+    if p is None or not np.any(p):
+        return float(atoms.info["temperature"]) if "temperature" in atoms.info else 0.0
+    n = len(atoms)
+    fixed = n > 1 and np.linalg.norm(p.sum(0)) <= 1e-8 * np.abs(p).sum()
+    return float(2 * atoms.get_kinetic_energy() / ((3 * n - 3 if fixed else 3 * n) * units.kB))
 
 
 def _check_vacf(vacf, vacf_dt) -> tuple[np.ndarray | None, float | None]:
@@ -395,6 +412,25 @@ def _check_targets(targets, what: str) -> list[RDFTarget]:
     return targets
 
 
+def _fit_key(targets: Sequence[RDFTarget], settings: Mapping[str, Any]) -> str:
+    """The key a checkpoint records of what its fit was fitted to: every target's data (g, r, the
+    system's exact numbers, temperature, species, weight, pressure, VACF) and the settings that
+    shape the result (not the number of epochs, which a resume may raise)."""
+    return content_hash({"settings": dict(settings), "targets": [
+        {"r": t.r, "g": t.g, "numbers": t.atoms.numbers, "positions": t.atoms.positions,
+         "cell": np.asarray(t.atoms.cell[:]), "pbc": t.atoms.pbc.astype(int), "temperature": t.temperature,
+         "species": t.species, "weight": t.weight, "pressure": t.pressure, "vacf": t.vacf, "vacf_dt": t.vacf_dt}
+        for t in targets]})
+
+
+def _check_fit_key(payload: Mapping[str, Any], key: str, path: Path, what: str) -> None:
+    # A checkpoint from before the key was recorded has none and is resumed as before.
+    if "fit_key" in payload and payload["fit_key"] != key:
+        raise SimsInputError(f"{path} is the checkpoint of a {what} fit of other targets or settings (key "
+                             f"{payload['fit_key']}, this fit {key}); use a new checkpoint path, or the same "
+                             "targets and settings to resume")
+
+
 def _system_vacf(members: Sequence[RDFTarget], timestep: float,
                  steps_per_epoch: int) -> tuple[np.ndarray, int] | None:
     """The VACF target of a state point and its interval in MD steps, or None; checked against the run."""
@@ -543,7 +579,8 @@ def _pressure(potential, state: State, x: torch.Tensor, pairs, graph: bool) -> t
 
 
 def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequence[RDFTarget], steps: int,
-                      cutoff: float, diverged) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                      cutoff: float, diverged, params: list[torch.Tensor]
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One epoch's RDF loss of a state point and its equilibrium gradient by reweighting.
 
     Runs ``steps`` steps without a graph, keeping every sampled frame's positions and g. The loss
@@ -556,8 +593,8 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
     second half, and each half's covariance is paired with the other half's ``<g> - g_target``:
     the gradient of ``sum_k w_k mean_r (<g_k>_1 - g_target,k)(<g_k>_2 - g_target,k)``, an unbiased
     estimate of L without its noise. It is accumulated into the parameters' ``.grad`` through one
-    energy per frame, no graph through the dynamics. Returns the mean g of each target over all
-    frames and their loss terms (detached).
+    energy per frame, no graph through the dynamics, into ``params`` only. Returns the mean g of each
+    target over all frames and their loss terms (detached).
 
     References
     ----------
@@ -585,7 +622,7 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
         for x, gs in half:
             c = sum(float((a * (g - gm)).sum()) for a, g, gm in zip(adjoints, gs, means[h]))
             energy = potential(x, state.cell, state.numbers, nl.update(x, state.cell, state.pbc))
-            (-beta * c / len(half) * energy).backward()
+            (-beta * c / len(half) * energy).backward(inputs=params)
     return g_mean, losses
 
 
@@ -669,7 +706,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         Seeds velocities and thermostat noise (independent streams per state point).
     checkpoint : path, optional
         Written after every epoch (atomically: potential, optimiser, states, history); a rerun with
-        the same file resumes after its last epoch.
+        the same file resumes after its last epoch. The file records a key of the targets and the
+        settings (all but ``epochs``, ``segment``, ``callback``, ``device``): a fit of others is refused.
     callback : callable, optional
         ``callback(row)`` after each epoch with the history row (progress bars).
     device, dtype
@@ -738,10 +776,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         unknown = sorted(set(lr) - names)
         if unknown:
             raise SimsInputError(f"lr names unknown parameters {unknown}; trainable: {sorted(names)}")
+        # The others are held fixed by staying out of the optimiser and out of the gradients'
+        # inputs, never by clearing their requires_grad: the caller's module is left as it came.
         groups = [{"params": [p], "lr": float(lr[n])} for n, p in named if n in lr]
-        for n, p in named:
-            if n not in lr:
-                p.requires_grad_(False)
     else:
         groups = [{"params": [p for _, p in named], "lr": float(lr)}]
     if not all(g["lr"] > 0 for g in groups):
@@ -772,8 +809,15 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     history: list[dict[str, float]] = []
     start_epoch = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    fit_key = None if ckpt_path is None else _fit_key(targets, {
+        "method": "diffsim", "potential": type(potential).__name__, "steps_per_epoch": int(steps_per_epoch),
+        "equilibration": int(equilibration), "lr": dict(lr) if isinstance(lr, Mapping) else float(lr),
+        "timestep": timestep, "thermostat": thermostat, "tau": tau, "friction": friction,
+        "sample_every": int(sample_every), "width": width, "optimizer": optimizer, "lr_decay": lr_decay,
+        "clip": clip, "pressure_scale": pressure_scale, "vacf_weight": vacf_weight, "gradient": gradient,
+        "momentum": momentum, "seed": seed, "dtype": str(dtype)})
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems)
+        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key)
     else:
         rdfs = [np.zeros_like(t.g) for t in targets]
         vacfs = [None] * len(targets)
@@ -814,7 +858,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
                     system.state, _, _ = seg(system, system.state, equilibration, -equilibration, graph=False)
                 if gradient == "reweight":
                     g_mean, losses = _reweighted_epoch(potential, seg, system, members, steps_per_epoch, cutoff,
-                                                       diverged)
+                                                       diverged, [p for g in groups for p in g["params"]])
                     loss = sum(losses)
                 else:
                     # Forward pass without graph: keep each segment's start, sum the sampled RDFs.
@@ -907,7 +951,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         row.update(_scalar_parameters(potential))
         history.append(row)
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs)
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs, fit_key)
         if callback is not None:
             callback(row)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim", vacfs=vacfs)
@@ -916,8 +960,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
 _CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
 
 
-def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs) -> None:
-    payload = {"format": _CKPT_FORMAT, "epoch": epoch, "history": history, "rdfs": [torch.as_tensor(g) for g in rdfs],
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs, fit_key: str) -> None:
+    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "epoch": epoch, "history": history,
+               "rdfs": [torch.as_tensor(g) for g in rdfs],
                "vacfs": [None if c is None else torch.as_tensor(c) for c in vacfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
                "optimizer": optimizer.state_dict(),
@@ -940,8 +985,9 @@ def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
     return payload
 
 
-def _load_checkpoint(path: Path, potential, optimizer, systems) -> tuple[int, list, list, list]:
+def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str) -> tuple[int, list, list, list]:
     payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
+    _check_fit_key(payload, fit_key, path, "diffsim")
     if len(payload["systems"]) != len(systems):
         raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
                              "it belongs to another fit")
@@ -996,7 +1042,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         Seeds the initial velocities.
     checkpoint : path, optional
         Written after every iteration (atomically: table, states, history); a rerun with the same
-        file resumes after its last iteration.
+        file resumes after its last iteration. The file records a key of the targets and the
+        settings (all but ``iterations``, ``callback``, ``n_procs``, ``device``): a fit of others is refused.
     callback : callable, optional
         ``callback(row)`` after each iteration.
     engine : {"sims", "lammps"}
@@ -1049,17 +1096,26 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     rdfs: list[np.ndarray] = []
     start = 0
     ckpt_path = None if checkpoint is None else Path(checkpoint)
+    fit_key = None if ckpt_path is None else _fit_key(targets, {
+        "method": "ibi", "alpha": alpha, "smoothing": smoothing, "steps": int(steps),
+        "equilibration": int(equilibration), "sample_every": int(sample_every), "timestep": timestep, "tau": tau,
+        "cutoff": cutoff, "g_min": g_min, "seed": seed, "engine": engine, "dtype": str(dtype)})
     if ckpt_path is not None and ckpt_path.exists():
         payload = _read_checkpoint(ckpt_path, _IBI_FORMAT, "ibi")
+        _check_fit_key(payload, fit_key, ckpt_path, "ibi")
         if len(payload["states"]) != len(targets) or len(payload["u"]) != len(u):
             raise SimsInputError(f"{ckpt_path} belongs to another IBI fit (other targets or grid)")
         start, history = int(payload["iteration"]), list(payload["history"])
-        u = payload["u"].double().numpy()
+        measured = payload["u"].double().numpy()
+        # The next iteration's table; a checkpoint without it (older) holds it in "u" unless its
+        # fit had ended, and then the first resumed iteration repeats the last table.
+        u = payload["u_next"].double().numpy() if "u_next" in payload else measured
         rdfs = [g.double().numpy() for g in payload["rdfs"]]
         states = [State.from_atoms(t.atoms, device=device, dtype=dtype).with_(
             positions=st["positions"].to(device=device, dtype=dtype),
             velocities=st["velocities"].to(device=device, dtype=dtype)) for t, st in zip(targets, payload["states"])]
-    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
+    potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u if start == 0 else measured,
+                              device=device, dtype=dtype)
     for it in range(start, iterations):
         potential = TabulatedPair(r_min=float(knots[0]), cutoff=rc, values=u, device=device, dtype=dtype)
         rdfs = []
@@ -1085,10 +1141,13 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
         history.append(row)
         if callback is not None:
             callback(row)
-        if it < iterations - 1:
-            u = _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min, smoothing / h)
+        # Updated after the last iteration too: the checkpoint keeps it, so that a resume with more
+        # iterations continues as an uninterrupted run would (the returned table is the measured one).
+        measured, u = u, _ibi_update(u, rdfs, g_t[:, first:last + 1], first, last, kT, weights, alpha, g_min,
+                                     smoothing / h)
         if ckpt_path is not None:
-            payload = {"format": _IBI_FORMAT, "iteration": it + 1, "u": torch.as_tensor(u), "history": history,
+            payload = {"format": _IBI_FORMAT, "fit_key": fit_key, "iteration": it + 1, "u": torch.as_tensor(measured),
+                       "u_next": torch.as_tensor(u), "history": history,
                        "rdfs": [torch.as_tensor(g) for g in rdfs],
                        "states": [{"positions": st.positions.detach().cpu(), "velocities": st.velocities.detach().cpu()}
                                   for st in states]}

@@ -43,13 +43,15 @@ in a ``matrep simulate`` config), ``history.csv``, ``rdf.png`` (target and fitte
 ``potential.png`` (U(r)), the targets as ``target_<k>.txt`` and ``target_<k>.extxyz`` (with the
 system's exact numbers in ``target_<k>.npz``, which a resumed run reads: extxyz rounds positions), and
 ``checkpoint.pt``, written after every epoch: rerunning the same command resumes from it. A folder
-holds one config (its hash is in the checkpoint); another config is refused.
+holds one config (its hash is in the checkpoint); another config, or a changed ``rdf`` or ``frames``
+file (their SHA-256 is in ``config.json``), is refused.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import os
@@ -289,6 +291,18 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
     return target
 
 
+def _source_digests(cfg: FitConfig, base: str) -> dict[str, str]:
+    """SHA-256 of the contents of each target's ``rdf`` or ``frames`` file, by config key."""
+    out = {}
+    for k, spec in enumerate(cfg.targets):
+        for key in ("rdf", "frames"):
+            if getattr(spec, key) is not None:
+                where = f"targets[{k}].{key}"
+                path = config_file(getattr(spec, key), base, where, error=ConfigError)
+                out[where] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return out
+
+
 def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *,
                   progress: bool | None = None) -> Path:
     """Run a ``matrep fit-potential`` config; write the fitted potential, history and plots to ``out``.
@@ -327,15 +341,23 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
         raise ConfigError(f"-o {str(out)!r} is a file; give a folder")
     out.mkdir(parents=True, exist_ok=True)
     digest = content_hash(content)
+    sources = _source_digests(cfg, base)
     stamp = out / "config.json"
     if stamp.exists():
-        recorded = json.loads(stamp.read_text()).get("hash")
+        saved = json.loads(stamp.read_text())
+        recorded = saved.get("hash")
         if recorded != digest:
             raise ConfigError(f"{str(out)!r} holds a fit of another config (hash {recorded}, this one {digest})"
                               f"{array_hash_note(content)}; use a new output folder")
+        # The config names its g(r) and trajectory files by path: the folder keeps the targets built
+        # from them, and would go on with those after the files changed. (Older stamps lack this.)
+        for name, sha in saved.get("sources", {}).items():
+            if sources.get(name) != sha:
+                raise ConfigError(f"{name} has changed since the fit in {str(out)!r} started (SHA-256 {sha[:16]}..., "
+                                  f"now {str(sources.get(name))[:16]}...); use a new output folder")
     else:
         with atomic_open(stamp, "w") as f:
-            json.dump({"hash": digest, "config": content}, f, indent=1, default=str)
+            json.dump({"hash": digest, "config": content, "sources": sources}, f, indent=1, default=str)
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
     device = cfg.device
     initial = None

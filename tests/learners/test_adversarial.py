@@ -117,6 +117,22 @@ def test_batched_structures_do_not_interact(trained):
         assert x.info["uncertainty_after"] == pytest.approx(y.info["uncertainty_after"], rel=1e-9)
 
 
+def test_random_start_depends_only_on_seed_and_structure(trained):
+    committee, frames = trained
+    # With Z fixed by reference= the structures are independent, so a structure attacked in a subset,
+    # in another order or alone must land where it lands in the full call (the old code drew one
+    # normal over all atoms of the call: frames[4]'s start moved when frames[3] was left out).
+    kwargs = {"kT": 0.5, "steps": 4, "seed": 3, "init_scale": 0.02, "reference": frames}
+    full = attack(committee, frames[3:6], **kwargs)
+    subset = attack(committee, [frames[5], frames[4]], **kwargs)
+    for x, y in zip(full[1:], subset[::-1]):
+        np.testing.assert_allclose(x.positions, y.positions, rtol=0, atol=1e-10)
+    # Two copies of one structure in one call still start apart.
+    twice = attack(committee, [frames[3], frames[3]], **kwargs)
+    assert np.abs(twice[0].positions - twice[1].positions).max() > 1e-3
+    np.testing.assert_allclose(twice[0].positions, full[0].positions, rtol=0, atol=1e-10)
+
+
 def test_energy_variance_option(trained):
     committee, frames = trained
     (a,) = attack(committee, frames[:1], kT=0.5, steps=5, seed=0, uncertainty="energy")

@@ -107,6 +107,11 @@ def test_bad_split_input():
         stratified_split(["a", "a", "b"], (0.5, 0.5))
     with pytest.raises(InputError, match="cannot stratify"):
         stratified_split(["a", "a", "b", "b", "c", "c"], (0.5, 0.25, 0.25))
+    # A class of 3 in (0.8, 0.1, 0.1) leaves 1 member after the train part: the error names the
+    # class and its real size (sklearn's own message said the class had "only 1 member").
+    with pytest.raises(InputError, match=r"class 'rare' has 3 members.*train part.*about 10 or more"):
+        stratified_split(["rare"] * 3 + ["x"] * 20 + ["y"] * 20, (0.8, 0.1, 0.1))
+    assert [len(p) for p in stratified_split(["rare"] * 10 + ["x"] * 20 + ["y"] * 20, (0.8, 0.1, 0.1))] == [40, 5, 5]
     with pytest.raises(InputError, match="sum to 1"):
         random_split(10, (0.5, 0.4))
     with pytest.raises(InputError, match="non-empty"):

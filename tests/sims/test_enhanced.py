@@ -13,7 +13,7 @@ from ase import Atoms, units
 
 import sims
 from sims.cv import Custom
-from sims.enhanced import (BasisSetBias, BiasPathOptimizer, GaussianGridBias, _Dynamics, _evaluate, force_adjoints,
+from sims.enhanced import (Basin, BasisSetBias, BiasPathOptimizer, GaussianGridBias, _Dynamics, _evaluate, force_adjoints,
                            load_bias, save_bias)
 from sims.errors import SimsError, SimsInputError
 from sims.integrators import Langevin, make_generator
@@ -280,6 +280,66 @@ class _FlatWells(sims.potentials.Potential):
     def forward(self, positions, cell=None, numbers=None, pairs=None):
         out = torch.relu(torch.abs(torch.abs(positions[..., 0]) - 1.0) - 0.7)
         return 5.0 * (out * out).sum() + 0.0 * positions.sum()
+
+
+def test_basins_are_separated_exactly_when_their_tolerance_regions_are_disjoint():
+    # Two thin ellipses tilted by 45 degrees, 2 apart along x: parallel strips 1.41 apart across
+    # their half-widths of 0.24 each, disjoint. The old test added their projections on the line
+    # of centres (1.74 each, more than the gap) and refused them as "meeting along the line".
+    from scipy.stats import chi2
+
+    rot = torch.tensor([[1.0, -1.0], [1.0, 1.0]], dtype=torch.float64) / math.sqrt(2)
+    cov = rot @ torch.diag(torch.tensor([1.0, 0.01], dtype=torch.float64)) @ rot.T
+    flat = torch.zeros(2, dtype=torch.bool)
+    t = float(chi2.ppf(0.95, 2))
+
+    def basin(center, c=cov):
+        return Basin(torch.tensor(center, dtype=torch.float64), c, t, flat)
+
+    assert basin([0.0, 0.0]).separated_from(basin([2.0, 0.0]))
+    # Equal covariances: disjoint iff the centres' Mahalanobis distance exceeds 2 sqrt(t) (analytic).
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        d = rng.uniform(-5, 5, 2)
+        m = float(torch.as_tensor(d) @ torch.linalg.solve(cov, torch.as_tensor(d)))
+        if abs(math.sqrt(m) - 2 * math.sqrt(t)) > 1e-6:
+            assert basin([0.0, 0.0]).separated_from(basin(list(d))) == (m > 4 * t)
+    # Unequal covariances: "separated" is never said of regions that share a point (dense grid).
+    x = torch.stack(torch.meshgrid(*[torch.linspace(-6, 6, 601, dtype=torch.float64)] * 2, indexing="ij"), -1)
+    wide = torch.diag(torch.tensor([0.5, 0.2], dtype=torch.float64))
+    for _ in range(30):
+        a, b = basin([0.0, 0.0]), basin(list(rng.uniform(-3, 3, 2)), wide)
+        shared = bool((a.contains(x) & b.contains(x)).any())
+        assert not (shared and a.separated_from(b))
+
+
+class _TiltedWells(sims.potentials.Potential):
+    """Two harmonic wells at x = -1 and +1 Å, soft along (1, 1) (variance 0.6 Å^2 at 300 K) and
+    stiff across (0.001 Å^2): parallel thin basins 1.41 Å apart across, never crossed."""
+
+    cutoff = 0.0
+
+    def forward(self, positions, cell=None, numbers=None, pairs=None):
+        kT = units.kB * 300.0
+        xy = positions[..., :2].reshape(-1, 2)
+        wells = []
+        for cx in (-1.0, 1.0):
+            d = xy - torch.tensor([cx, 0.0], dtype=xy.dtype)
+            along, across = (d[:, 0] + d[:, 1]) / math.sqrt(2), (d[:, 1] - d[:, 0]) / math.sqrt(2)
+            wells.append(0.5 * kT * (along ** 2 / 0.6 + across ** 2 / 0.001))
+        return torch.minimum(*wells).sum() + 0.5 * kT * (positions[..., 2] ** 2).sum()
+
+
+def test_thin_tilted_basins_that_do_not_overlap_are_accepted():
+    # The old check refused them: each basin's projection on the line of centres (about 1.2 Å at
+    # confidence 0.99) added up to more than the 2 Å gap, though the regions are 1.2 Å apart.
+    left, right = Atoms("Ar", positions=[[-1.0, 0, 0]]), Atoms("Ar", positions=[[1.0, 0, 0]])
+    opt = BiasPathOptimizer(_TiltedWells(), GaussianGridBias(XY, lower=-2, upper=2, points=5, atoms_per_replica=1),
+                            left, right, descriptors=XY, temperature=300, friction=0.02, timestep=2, n_steps=400,
+                            n_trajectories=16)
+    a, b = opt._basins()
+    u = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert a.reach(u) + b.reach(u) > 2.0 and a.separated_from(b)
 
 
 def test_bad_input_is_refused_before_training():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
 
 import sims
@@ -85,6 +85,29 @@ def test_rdf_target_from_frames_file_round_trip(tmp_path, target):
     again = RDFTarget.from_file(tmp_path / "rdf.txt", target.atoms, 120.0)
     np.testing.assert_allclose(again.g, target.g, rtol=1e-12)
     np.testing.assert_allclose(again.edges, target.edges, rtol=1e-12)
+
+
+def test_rdf_target_temperature_counts_the_degrees_of_freedom_of_its_frames():
+    # Frames of a zero-momentum run (sims.maxwell_boltzmann: KE = (3N - 3) kB T / 2 exactly, as a
+    # Nose-Hoover run keeps on average) are at T; the old default counted 3N degrees of freedom
+    # and read 120 * 93/96 = 116.25 K for 32 atoms. Frames with a total momentum (Langevin) keep 3N.
+    from sims.md import maxwell_boltzmann
+
+    atoms = lj_liquid(repeat=2)
+    masses = torch.as_tensor(atoms.get_masses(), dtype=F64)
+    still, drifting = [], []
+    for seed in range(3):
+        v = maxwell_boltzmann(masses, 120.0, seed=seed).numpy()
+        assert np.abs(v.T @ atoms.get_masses()).max() < 1e-12
+        frame = atoms.copy()
+        frame.set_velocities(v)
+        still.append(frame)
+        moving = frame.copy()
+        w = v + 0.01 * np.random.default_rng(seed).normal(size=3)       # a common drift: P != 0
+        moving.set_velocities(w * np.sqrt(3 * len(atoms) * units.kB * 120.0 / (atoms.get_masses() @ (w * w).sum(1))))
+        drifting.append(moving)
+    assert RDFTarget.from_frames(still, r_max=5.0, bins=50).temperature == pytest.approx(120.0, rel=1e-10)
+    assert RDFTarget.from_frames(drifting, r_max=5.0, bins=50).temperature == pytest.approx(120.0, rel=1e-10)
 
 
 def test_rdf_target_bad_input(tmp_path):
@@ -341,6 +364,63 @@ def test_diffsim_resumes_from_its_checkpoint_as_if_uninterrupted(target, tmp_pat
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SimsInputError, match="not a diffsim checkpoint"):
         fit(3, tmp_path / "junk.pt")
+
+
+def test_diffsim_checkpoint_of_other_targets_or_settings_is_refused(target, tmp_path):
+    # The old checkpoint held no record of its targets: a fit of a 150 K target into the file of a
+    # finished 120 K fit returned the 120 K fit's parameters and history unchanged.
+    def fit(t, ckpt, **kw):
+        pot = LennardJones(sigma=3.1, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+        return diffsim(pot, t, epochs=1, steps_per_epoch=10, timestep=10.0, checkpoint=ckpt,
+                       lr={"sigma": 0.05, "epsilon": 2e-4}, seed=2, **kw)
+
+    ckpt = tmp_path / "fit.pt"
+    fit(target, ckpt)
+    hotter = RDFTarget(target.r, target.g, target.atoms, 150.0)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        fit(hotter, ckpt)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        fit(target, ckpt, width=0.1)
+    assert len(fit(target, ckpt).history) == 1  # the same fit resumes (here: is already done)
+
+
+def test_ibi_checkpoint_of_other_targets_is_refused(target, tmp_path):
+    kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
+    ckpt = tmp_path / "ibi.pt"
+    ibi(target, iterations=1, checkpoint=ckpt, **kw)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        ibi(RDFTarget(target.r, target.g, target.atoms, 150.0), iterations=1, checkpoint=ckpt, **kw)
+    with pytest.raises(SimsInputError, match="other targets or settings"):
+        ibi(target, iterations=1, checkpoint=ckpt, **dict(kw, alpha=0.5))
+
+
+def test_ibi_resumed_with_more_iterations_repeats_an_uninterrupted_run(target, tmp_path):
+    # The old checkpoint of a finished run kept the table it had measured last, not its update:
+    # raising iterations on resume simulated that table a second time (one update fewer than an
+    # uninterrupted run).
+    kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
+    whole = ibi(target, iterations=3, **kw)
+    ckpt = tmp_path / "ibi.pt"
+    first = ibi(target, iterations=2, checkpoint=ckpt, **kw)
+    assert first.history == whole.history[:2]
+    done = ibi(target, iterations=2, checkpoint=ckpt, **kw)  # nothing left to run: the same table back
+    torch.testing.assert_close(done.potential.values, first.potential.values, rtol=0, atol=0)
+    resumed = ibi(target, iterations=3, checkpoint=ckpt, **kw)
+    assert resumed.history == whole.history
+    torch.testing.assert_close(resumed.potential.values, whole.potential.values, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("gradient", ["backprop", "reweight"])
+def test_parameters_left_out_of_lr_stay_trainable_for_the_next_fit(target, gradient):
+    # The old diffsim froze them for good (requires_grad False): a second fit of every parameter
+    # silently left epsilon where the first had held it.
+    pot = LennardJones(sigma=3.1, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+    kw = {"epochs": 1, "steps_per_epoch": 20, "sample_every": 5, "timestep": 10.0, "seed": 2, "gradient": gradient}
+    diffsim(pot, target, lr={"sigma": 0.05}, **kw)
+    assert float(pot.epsilon.detach()) == 0.011 and pot.epsilon.grad is None
+    assert pot.epsilon.requires_grad and pot.sigma.requires_grad
+    diffsim(pot, target, lr=1e-3, **kw)
+    assert float(pot.epsilon.detach()) != 0.011
 
 
 def test_neural_pair_and_table_train_through_md(target):

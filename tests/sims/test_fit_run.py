@@ -57,6 +57,23 @@ def test_fit_potential_writes_its_outputs_and_resumes_without_redoing_work(tmp_p
         fit_potential(config(epochs=3), out)
 
 
+def test_a_changed_rdf_file_is_refused_on_rerun(tmp_path):
+    # The folder keeps the targets built from the config's files; the old rerun, with a g(r) file
+    # changed in place, resumed from those and returned the old fit without a word.
+    r = np.linspace(0.1, 7.9, 40)
+    rdf = tmp_path / "rdf.txt"
+    np.savetxt(rdf, np.column_stack([r, 1.0 + np.exp(-(r - 3.8) ** 2)]))
+    cfg = config()
+    cfg["targets"] = [{"temperature": 120.0, "rdf": str(rdf),
+                       "system": {"builder": "bulk", "symbol": "Ar", "a": 5.82, "repeat": 3}}]
+    cfg["diffsim"]["epochs"] = 1
+    fit_potential(cfg, tmp_path / "out")
+    fit_potential(cfg, tmp_path / "out")      # unchanged: resumes (here: finished)
+    np.savetxt(rdf, np.column_stack([r, 1.0 + 2 * np.exp(-(r - 3.8) ** 2)]))
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.rdf has changed"):
+        fit_potential(cfg, tmp_path / "out")
+
+
 def test_a_vacf_term_from_the_generated_frames_is_fitted_and_kept_for_resume(tmp_path):
     cfg = config(vacf_weight=5.0)
     cfg["targets"][0]["vacf_lags"] = 3
