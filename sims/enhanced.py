@@ -1158,7 +1158,8 @@ class BiasPathOptimizer:
         ----------
         n_trajectories : int
         seed : int
-            Velocities and noise (use seeds the training did not: it drew from ``(seed, 1, iteration)``).
+            Velocities and noise, from the stream ``(seed, 3)`` (training draws from ``(seed, 1, iteration)``,
+            so no seed repeats a training trajectory).
         bias : torch.nn.Module or False, optional
             Default the optimiser's bias; ``False`` runs the unbiased dynamics.
         n_steps : int, optional
