@@ -152,12 +152,12 @@ F64 = torch.float64
 MODES = {
     "quick": dict(teacher_temperatures=(600.0, 900.0, 1200.0), teacher_steps=100, teacher_equilibrate=20,
                   teacher_every=10, strains=(-0.02, 0.02), strain_frames=2, sizes=((16, 2), (32, 2)), k=2,
-                  epochs=100, al_steps=200, al_every=10, max_relabel=12,
+                  epochs=100, al_rounds=3, al_steps=200, al_every=10, max_relabel=12,
                   production_temperatures=(300.0, 360.0, 450.0, 600.0, 750.0, 900.0), production_steps=500,
                   production_equilibrate=100, production_every=5, speed_steps=10),
     "full": dict(teacher_temperatures=(300.0, 600.0, 900.0, 1200.0), teacher_steps=2500, teacher_equilibrate=250,
                  teacher_every=25, strains=(-0.03, -0.015, 0.015, 0.03), strain_frames=5,
-                 sizes=((16, 2), (32, 2), (64, 3)), k=3, epochs=200, al_steps=5000, al_every=25,
+                 sizes=((16, 2), (32, 2), (64, 3)), k=3, epochs=200, al_rounds=5, al_steps=5000, al_every=25,
                  max_relabel=50, production_temperatures=(300.0, 350.0, 400.0, 450.0, 500.0, 600.0, 700.0, 800.0,
                                                           900.0),
                  production_steps=500_000, production_equilibrate=5000, production_every=50, speed_steps=50),
@@ -228,11 +228,12 @@ def _loss() -> PotentialLoss:
 
 
 def train_students(out: Path, mode: dict, train: list[Atoms], test: list[Atoms],
-                   supercell: Atoms) -> tuple[Committee, list[dict]]:
+                   supercell: Atoms, repulsion: str | None) -> tuple[Committee, list[dict]]:
     """Single PaiNN models of each size (errors, speed), and the committee of the smallest size."""
     table, small = [], None
     for n_features, n_interactions in mode["sizes"]:
-        model = PaiNN(cutoff=STUDENT_CUTOFF, n_features=n_features, n_interactions=n_interactions, seed=0, dtype=F64)
+        model = PaiNN(cutoff=STUDENT_CUTOFF, n_features=n_features, n_interactions=n_interactions, seed=0,
+                      repulsion=repulsion, dtype=F64)
         fit_potential(model, train, None, trainer=_trainer(mode["epochs"]), loss=_loss())
         scores = frame_errors(model, test)
         speed = atom_steps_per_second(model, supercell, mode["speed_steps"])
@@ -245,8 +246,8 @@ def train_students(out: Path, mode: dict, train: list[Atoms], test: list[Atoms],
         if small is None:
             small = model
     n_features, n_interactions = mode["sizes"][0]
-    others = [PaiNN(cutoff=STUDENT_CUTOFF, n_features=n_features, n_interactions=n_interactions, seed=s, dtype=F64)
-              for s in range(1, mode["k"])]
+    others = [PaiNN(cutoff=STUDENT_CUTOFF, n_features=n_features, n_interactions=n_interactions, seed=s,
+                    repulsion=repulsion, dtype=F64) for s in range(1, mode["k"])]
     for model in others:
         fit_potential(model, train, None, trainer=_trainer(mode["epochs"]), loss=_loss())
     return Committee([small, *others]), table
@@ -281,45 +282,84 @@ def relabel(frames: list[Atoms], calc, tag: str) -> list[Atoms]:
 
 
 def own_md_errors(out: Path, mode: dict, committee: Committee, name: str, calc) -> dict:
-    """The committee's errors on frames of its own MD at the top temperature (a seed the round does not
-    sample from), labelled by the teacher: where production runs go, unlike the teacher's own frames."""
+    """The committee's errors on frames of its own MD at the top temperature (a seed the rounds do not
+    sample from), labelled by the teacher: where production runs go, unlike the teacher's own frames.
+    Also the shortest S-S, Li-S and Li-Li distances of that MD (Å)."""
     frames = committee_md(out, committee, name, max(mode["production_temperatures"]), seed=1,
                           steps=mode["al_steps"], every=mode["al_every"])
     scores = frame_errors(committee, relabel(frames, calc, name))
-    return {"forces_mae": scores["forces_mae"], "energy_mae_meV_atom": 1000 * scores["energy_mae"]}
+    return {"forces_mae": scores["forces_mae"], "energy_mae_meV_atom": 1000 * scores["energy_mae"],
+            "shortest_A": shortest_contacts(frames)}
 
 
-def active_learning_round(out: Path, mode: dict, committee: Committee, train: list[Atoms], test: list[Atoms],
-                          calc) -> tuple[Committee, dict]:
-    """One round: committee MD at the top temperature, uncertain frames relabelled, the committee retrained.
+#: The contacts that collapse first when a student leaves physical configurations (S-S, Li-S, Li-Li).
+CONTACTS = {"S-S": (16, 16), "Li-S": (3, 16), "Li-Li": (3, 3)}
 
-    The threshold is calibrated on the held-out teacher frames (:meth:`Committee.spread_threshold`:
-    90 % of held-out-like frames of the cell stay under it). The new committee is trained from
-    scratch (the same seeds and epochs) on the teacher frames and the relabelled ones: fine-tuning
-    the trained members on them (10-20 epochs, peak rate 1e-3 or 2e-3) made the committee's own MD
-    worse (see the module docstring). The round is judged on two test sets: the held-out teacher
-    trajectory and the committee's own MD at the top temperature from another seed (run with the
-    old and with the new committee, each labelled by the teacher).
+
+def shortest_contacts(frames: list[Atoms]) -> dict:
+    """Shortest distance (Å, minimum image) of each pair type in :data:`CONTACTS` over ``frames``."""
+    best = {name: np.inf for name in CONTACTS}
+    for atoms in frames:
+        d = atoms.get_all_distances(mic=True)
+        np.fill_diagonal(d, np.inf)
+        for name, (a, b) in CONTACTS.items():
+            best[name] = min(best[name], float(d[np.ix_(atoms.numbers == a, atoms.numbers == b)].min()))
+    return best
+
+
+def active_learning(out: Path, mode: dict, committee: Committee, train: list[Atoms], test: list[Atoms],
+                    calc, rounds: int) -> tuple[Committee, dict]:
+    """Up to ``rounds`` rounds: committee MD at the top temperature, uncertain frames relabelled, the
+    committee retrained; stops early once a round's MD stays under the threshold (at most 10 % of
+    its frames past it, what the threshold allows on held-out-like frames).
+
+    The threshold is calibrated on the held-out teacher frames for each committee
+    (:meth:`Committee.spread_threshold`: 90 % of held-out-like frames of the cell stay under it).
+    Round ``r`` runs the committee's MD from seed ``r + 1`` (seed 1 is the own-MD test below), so each
+    round samples a new trajectory. Each new committee is trained from scratch (the same seeds and
+    epochs) on the teacher frames and all frames relabelled so far: fine-tuning the trained members
+    on them (10-20 epochs, peak rate 1e-3 or 2e-3) made the committee's own MD worse (see the module
+    docstring). The rounds are judged on two test sets: the held-out teacher trajectory and the
+    committee's own MD at the top temperature from seed 1 (run with the first and with the last
+    committee, each labelled by the teacher), with its shortest contacts.
     """
-    threshold = committee.spread_threshold(test, quantile=0.9)
     top = max(mode["production_temperatures"])
-    sampled = committee_md(out, committee, "active_round1", top, seed=0, steps=mode["al_steps"],
-                           every=mode["al_every"], threshold=threshold)
-    uncertain = sorted((f for f in sampled if f.info.get("uncertain")), key=lambda f: -f.info["forces_std_max"])
     before = frame_errors(committee, test)
     own_before = own_md_errors(out, mode, committee, "own_md_round0", calc)
-    new = relabel(uncertain[:mode["max_relabel"]], calc, "active_round1")
-    if new:
+    labelled, log = [], []
+    for r in range(1, rounds + 1):
+        threshold = committee.spread_threshold(test, quantile=0.9)
+        sampled = committee_md(out, committee, f"active_round{r}", top, seed=r + 1, steps=mode["al_steps"],
+                               every=mode["al_every"], threshold=threshold)
+        uncertain = sorted((f for f in sampled if f.info.get("uncertain")), key=lambda f: -f.info["forces_std_max"])
+        entry = {"round": r, "threshold_eV_A": threshold, "frames_sampled": len(sampled),
+                 "frames_uncertain": len(uncertain), "frames_relabelled": 0,
+                 "shortest_A": shortest_contacts(sampled)}
+        log.append(entry)
+        print(f"active learning round {r}: {len(uncertain)} of {len(sampled)} frames past {threshold:.3f} eV/Å; "
+              f"shortest contacts (Å) {_contacts(entry['shortest_A'])}", flush=True)
+        if len(uncertain) <= 0.1 * len(sampled):
+            break
+        new = relabel(uncertain[:mode["max_relabel"]], calc, f"active_round{r}")
+        labelled += new
+        entry["frames_relabelled"] = len(new)
         committee = Committee([PaiNN(**m.hparams, seed=s, dtype=F64) for s, m in enumerate(committee.models)])
-        fit_potential(committee, train + new, None, trainer=_trainer(mode["epochs"]), loss=_loss())
+        fit_potential(committee, train + labelled, None, trainer=_trainer(mode["epochs"]), loss=_loss())
+        scores = frame_errors(committee, test)
+        entry.update(forces_mae_after=scores["forces_mae"], energy_mae_meV_atom_after=1000 * scores["energy_mae"])
     after = frame_errors(committee, test)
-    own_after = own_md_errors(out, mode, committee, "own_md_round1", calc)
+    retrained = sum(1 for entry in log if entry["frames_relabelled"])
+    own_after = own_md_errors(out, mode, committee, f"own_md_round{retrained}", calc)
     return committee, {
-        "threshold_eV_A": threshold, "frames_sampled": len(sampled), "frames_uncertain": len(uncertain),
-        "frames_relabelled": len(new), "forces_mae_before": before["forces_mae"],
+        "rounds": log, "frames_relabelled": len(labelled), "forces_mae_before": before["forces_mae"],
         "forces_mae_after": after["forces_mae"], "energy_mae_meV_atom_before": 1000 * before["energy_mae"],
         "energy_mae_meV_atom_after": 1000 * after["energy_mae"], "own_md_before": own_before, "own_md_after": own_after,
+        "teacher_shortest_A": shortest_contacts(train + test),
         "threshold_rule": "Committee.spread_threshold: 90 % of held-out teacher frames of the cell size stay under it"}
+
+
+def _contacts(shortest: dict) -> str:
+    return ", ".join(f"{name} {d:.2f}" for name, d in shortest.items())
 
 
 def production_configs(out: Path, mode: dict, threshold: float) -> list[dict]:
@@ -359,6 +399,7 @@ def analyse(path: Path, temperature: float, frame_time: float) -> dict:
     row["sigma_err"] = row["sigma_mS_cm"] * collective.stderr / abs(collective.D)
     row["uncertain_fraction"] = float(np.mean([bool(f.info.get("uncertain", False)) for f in frames]))
     row["forces_std_max_mean"] = float(np.mean([f.info.get("forces_std_max", np.nan) for f in frames]))
+    row.update({f"shortest_{name}_A": d for name, d in shortest_contacts(frames).items()})
     return row
 
 
@@ -409,9 +450,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="minutes on one core; far from converged")
     parser.add_argument("--dask", type=int, default=0, help="run production temperatures on N local Dask workers")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--al-rounds", type=int, default=None,
+                        help="most active-learning rounds (default: the mode's); fewer when a round's MD stays "
+                             "under the threshold")
+    parser.add_argument("--repulsion", choices=("zbl", "none"), default="zbl",
+                        help="short-range prior of the students (NeuralPotential repulsion)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    mode = MODES["quick" if args.quick else "full"]
+    mode = dict(MODES["quick" if args.quick else "full"])
+    if args.al_rounds is not None:
+        if args.al_rounds < 0:
+            parser.error(f"--al-rounds must be >= 0, got {args.al_rounds}")
+        mode["al_rounds"] = args.al_rounds
+    mode["repulsion"] = None if args.repulsion == "none" else args.repulsion
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     times, summary = {}, {"mode": "quick" if args.quick else "full", "settings": mode}
@@ -431,29 +482,35 @@ def main() -> None:
         committee = load_potential(out / "student.pt", dtype=F64)
         saved = json.loads((out / "students.json").read_text())
         sizes, al = saved["sizes"], saved["active_learning"]
-        if "production_threshold_eV_A" not in al:
-            raise SystemExit(f"{out / 'students.json'} was written by an older version of this example (its threshold "
-                             f"was calibrated on training frames); run in a new --out folder")
+        if "rounds" not in al:
+            raise SystemExit(f"{out / 'students.json'} was written by an older version of this example (one round "
+                             f"of active learning, no short-range prior); run in a new --out folder")
+        if saved.get("settings") != {k: mode[k] for k in ("repulsion", "al_rounds")}:
+            raise SystemExit(f"{out / 'students.json'} holds students of other settings ({saved.get('settings')}); "
+                             f"run in a new --out folder or with those settings")
     else:
-        committee, sizes = train_students(out, mode, train, test, supercell)
+        committee, sizes = train_students(out, mode, train, test, supercell, mode["repulsion"])
         _stage(times, "students", start)
         start = time.perf_counter()
-        committee, al = active_learning_round(out, mode, committee, train, test, calc)
+        committee, al = active_learning(out, mode, committee, train, test, calc, mode["al_rounds"])
         # The monitor flags the largest spread over the cell's atoms: calibrated for the supercell's size.
         al["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=len(supercell))
         save_potential(committee, out / "student.pt")
         with atomic_open(out / "students.json", "w") as handle:
-            json.dump({"sizes": sizes, "active_learning": al}, handle, indent=1)
+            json.dump({"sizes": sizes, "active_learning": al,
+                       "settings": {k: mode[k] for k in ("repulsion", "al_rounds")}}, handle, indent=1)
         _stage(times, "active_learning", start)
     summary["students"], summary["active_learning"] = sizes, al
-    print(f"active learning: {al['frames_relabelled']} of {al['frames_sampled']} frames relabelled "
-          f"(threshold {al['threshold_eV_A']:.3f} eV/Å); held-out forces MAE {al['forces_mae_before']:.3f} -> "
+    print(f"active learning: {len(al['rounds'])} round(s), {al['frames_relabelled']} frames relabelled; "
+          f"held-out forces MAE {al['forces_mae_before']:.3f} -> "
           f"{al['forces_mae_after']:.3f} eV/Å, energy {al['energy_mae_meV_atom_before']:.1f} -> "
           f"{al['energy_mae_meV_atom_after']:.1f} meV/atom", flush=True)
     own = {k: (al["own_md_before"][k], al["own_md_after"][k]) for k in ("forces_mae", "energy_mae_meV_atom")}
     print(f"on the committee's own {max(mode['production_temperatures']):.0f} K MD: forces MAE "
           f"{own['forces_mae'][0]:.3f} -> {own['forces_mae'][1]:.3f} eV/Å, energy {own['energy_mae_meV_atom'][0]:.1f} "
-          f"-> {own['energy_mae_meV_atom'][1]:.1f} meV/atom; production threshold "
+          f"-> {own['energy_mae_meV_atom'][1]:.1f} meV/atom; shortest contacts (Å) "
+          f"{_contacts(al['own_md_before']['shortest_A'])} -> {_contacts(al['own_md_after']['shortest_A'])} "
+          f"(teacher frames: {_contacts(al['teacher_shortest_A'])}); production threshold "
           f"{al['production_threshold_eV_A']:.3f} eV/Å", flush=True)
 
     start = time.perf_counter()
@@ -480,14 +537,16 @@ def main() -> None:
     with atomic_open(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=1)
 
-    print("\n| T (K) | ps | D* | D*_ab | D*_c | D_sigma | Haven | sigma (mS/cm) | uncertain | mean max spread (eV/Å) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| T (K) | ps | D* | D*_ab | D*_c | D_sigma | Haven | sigma (mS/cm) | uncertain | mean max spread (eV/Å) | "
+          "shortest S-S / Li-S / Li-Li (Å) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cm = {k: f"{0.1 * r[k]:.2e} ± {0.1 * r[k + '_err']:.1e}" for k in ("D", "D_ab", "D_c", "D_sigma")}
         print(f"| {r['T']:.0f} | {r['time_ps']:.1f} | {cm['D']} | {cm['D_ab']} | {cm['D_c']} | {cm['D_sigma']} | "
               f"{r['haven']:.2f} ± {r['haven_err']:.2f}{'' if r['haven_reliable'] else ' (!)'} | "
               f"{r['sigma_mS_cm']:.3g} ± {r['sigma_err']:.2g} | {r['uncertain_fraction']:.0%} | "
-              f"{r['forces_std_max_mean']:.2f} |")
+              f"{r['forces_std_max_mean']:.2f} | "
+              f"{' / '.join('%.2f' % r['shortest_%s_A' % name] for name in CONTACTS)} |")
     print("(diffusivities in cm^2/s; (!): relative errors above 20 %, the Haven ratio's error is unreliable)")
     for name, fit in summary["arrhenius"].items():
         if fit is None:
