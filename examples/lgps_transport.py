@@ -11,15 +11,20 @@ sharply and Haven ratios move toward 1), here with CHGNet 0.3.0 as the teacher i
 2. Students: PaiNN (5 Å cutoff, float64) of two sizes trained on the same frames; held-out force
    and energy MAE and atom-steps/s of MD on the 2 x 2 x 1 supercell (200 atoms). A committee of
    the smaller size (its first member the small model above) is retrained in step 3 and drives
-   production.
-3. One round of active learning: committee MD at the highest production temperature on the unit
-   cell with ``md.uncertainty_threshold`` calibrated on the held-out teacher frames
+   production. Every student carries the ZBL screened nuclear repulsion below the sum of covalent
+   radii (``PaiNN(repulsion="zbl")``, ``--repulsion none`` to leave it out): without it the
+   committee's MD above 600 K pushed Li onto Li and S at 0.5-0.8 Å.
+3. Active learning, up to ``--al-rounds`` rounds (quick 3, full 5): committee MD at the highest
+   production temperature on the unit cell (a new seed each round) with
+   ``md.uncertainty_threshold`` calibrated on the held-out teacher frames
    (:meth:`Committee.spread_threshold`: 90 % of held-out-like frames stay under it); frames past
    it (at most ``max_relabel``, the most uncertain first) are labelled by CHGNet, added to the
-   training set, and the committee is retrained from scratch on it. Judged on the held-out
-   teacher trajectory and on the committee's own MD at the top temperature (another seed, run
-   before and after the round, labelled by CHGNet). Production uses a threshold calibrated for
-   the supercell's 200 atoms.
+   training set, and the committee is retrained from scratch on it; the rounds stop early once at
+   most 10 % of a round's frames are past the threshold. Judged on the held-out teacher
+   trajectory and on the committee's own MD at the top temperature (another seed, run before the
+   first and after the last round, labelled by CHGNet), with the shortest S-S, Li-S and Li-Li
+   contacts of every MD against those of the teacher's frames. Production uses a threshold
+   calibrated for the supercell's 200 atoms.
 4. Production: NVT (Langevin equilibration, then a Nose-Hoover chain) with the committee on the
    2 x 2 x 1 supercell at 6+ temperatures from 300 to 900 K (``sims.generate``: checkpointed and
    resumed by rerunning the same command; ``--dask N`` runs temperatures on N local workers).
@@ -27,7 +32,8 @@ sharply and Haven ratios move toward 1), here with CHGNet 0.3.0 as the teacher i
    Nernst-Einstein conductivity with standard errors at every temperature, Arrhenius fits, and an
    Arrhenius plot (``arrhenius.png``).
 
-Output in ``--out``: the teacher and production databases, ``student.pt``, ``transport.csv``,
+Output in ``--out``: the teacher and production databases, ``student.pt``, the frames active
+learning relabelled (``active_labels.extxyz``), ``transport.csv``,
 ``summary.json`` (all numbers and stage times) and ``arrhenius.png``. Rerunning resumes: finished
 stages are read back, unfinished MD continues from its last checkpoint.
 
@@ -129,6 +135,7 @@ import json
 import time
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -294,6 +301,11 @@ def own_md_errors(out: Path, mode: dict, committee: Committee, name: str, calc) 
 
 #: The contacts that collapse first when a student leaves physical configurations (S-S, Li-S, Li-Li).
 CONTACTS = {"S-S": (16, 16), "Li-S": (3, 16), "Li-Li": (3, 3)}
+#: An active-learning frame with a contact shorter than this times the teacher frames' shortest is
+#: unphysical (relabelled whatever the committee's spread). The teacher's own MD at 600-1200 K in
+#: quick mode: S-S >= 2.68 Å, Li-S >= 1.96 Å, Li-Li >= 1.97 Å; a 10 % margin leaves room for the
+#: contacts a longer MD would find.
+CONTACT_MARGIN = 0.9
 
 
 def shortest_contacts(frames: list[Atoms]) -> dict:
@@ -308,39 +320,48 @@ def shortest_contacts(frames: list[Atoms]) -> dict:
 
 
 def active_learning(out: Path, mode: dict, committee: Committee, train: list[Atoms], test: list[Atoms],
-                    calc, rounds: int) -> tuple[Committee, dict]:
-    """Up to ``rounds`` rounds: committee MD at the top temperature, uncertain frames relabelled, the
-    committee retrained; stops early once a round's MD stays under the threshold (at most 10 % of
-    its frames past it, what the threshold allows on held-out-like frames).
+                    calc, rounds: int, labelled: Sequence[Atoms] = (), first_round: int = 1) -> tuple[Committee, dict]:
+    """Up to ``rounds`` rounds: committee MD at the top temperature, uncertain or unphysical frames
+    relabelled, the committee retrained; stops early once a round's MD stays under the threshold (at
+    most 10 % of its frames past it, what the threshold allows on held-out-like frames) and physical.
 
     The threshold is calibrated on the held-out teacher frames for each committee
-    (:meth:`Committee.spread_threshold`: 90 % of held-out-like frames of the cell stay under it).
-    Round ``r`` runs the committee's MD from seed ``r + 1`` (seed 1 is the own-MD test below), so each
-    round samples a new trajectory. Each new committee is trained from scratch (the same seeds and
-    epochs) on the teacher frames and all frames relabelled so far: fine-tuning the trained members
-    on them (10-20 epochs, peak rate 1e-3 or 2e-3) made the committee's own MD worse (see the module
-    docstring). The rounds are judged on two test sets: the held-out teacher trajectory and the
-    committee's own MD at the top temperature from seed 1 (run with the first and with the last
-    committee, each labelled by the teacher), with its shortest contacts.
+    (:meth:`Committee.spread_threshold`: 90 % of held-out-like frames of the cell stay under it). A
+    frame is unphysical when one of its :data:`CONTACTS` is shorter than :data:`CONTACT_MARGIN` times
+    the shortest in the teacher's frames: the spread alone does not see the S-S hole (measured, quick
+    mode 7 Dec: a round with 2 of 20 frames past the threshold reached S-S contacts of 2.14 Å, the
+    teacher's shortest 2.68 Å). Round ``r`` runs the committee's MD from seed ``r + 1`` (seed 1 is the
+    own-MD test below), so each round samples a new trajectory. Each new committee is trained from
+    scratch (the same seeds and epochs) on the teacher frames and all frames relabelled so far:
+    fine-tuning the trained members on them (10-20 epochs, peak rate 1e-3 or 2e-3) made the
+    committee's own MD worse (see the module docstring). The rounds are judged on two test sets: the
+    held-out teacher trajectory and the committee's own MD at the top temperature from seed 1 (run
+    with the first and with the last committee, each labelled by the teacher), with its shortest
+    contacts. ``labelled`` and ``first_round`` continue earlier rounds (their relabelled frames).
     """
     top = max(mode["production_temperatures"])
     before = frame_errors(committee, test)
-    own_before = own_md_errors(out, mode, committee, "own_md_round0", calc)
-    labelled, log = [], []
-    for r in range(1, rounds + 1):
+    own_before = own_md_errors(out, mode, committee, f"own_md_round{first_round - 1}", calc)
+    reference = shortest_contacts(train + test)
+    labelled, log = list(labelled), []
+    for r in range(first_round, first_round + rounds):
         threshold = committee.spread_threshold(test, quantile=0.9)
         sampled = committee_md(out, committee, f"active_round{r}", top, seed=r + 1, steps=mode["al_steps"],
                                every=mode["al_every"], threshold=threshold)
-        uncertain = sorted((f for f in sampled if f.info.get("uncertain")), key=lambda f: -f.info["forces_std_max"])
+        unphysical = [any(d < CONTACT_MARGIN * reference[name] for name, d in shortest_contacts([f]).items())
+                      for f in sampled]
+        chosen = sorted((f for f, bad in zip(sampled, unphysical) if bad or f.info.get("uncertain")),
+                        key=lambda f: -f.info["forces_std_max"])
+        n_uncertain = sum(bool(f.info.get("uncertain")) for f in sampled)
         entry = {"round": r, "threshold_eV_A": threshold, "frames_sampled": len(sampled),
-                 "frames_uncertain": len(uncertain), "frames_relabelled": 0,
+                 "frames_uncertain": n_uncertain, "frames_unphysical": sum(unphysical), "frames_relabelled": 0,
                  "shortest_A": shortest_contacts(sampled)}
         log.append(entry)
-        print(f"active learning round {r}: {len(uncertain)} of {len(sampled)} frames past {threshold:.3f} eV/Å; "
-              f"shortest contacts (Å) {_contacts(entry['shortest_A'])}", flush=True)
-        if len(uncertain) <= 0.1 * len(sampled):
+        print(f"active learning round {r}: {n_uncertain} of {len(sampled)} frames past {threshold:.3f} eV/Å, "
+              f"{sum(unphysical)} unphysical; shortest contacts (Å) {_contacts(entry['shortest_A'])}", flush=True)
+        if n_uncertain <= 0.1 * len(sampled) and not any(unphysical):
             break
-        new = relabel(uncertain[:mode["max_relabel"]], calc, f"active_round{r}")
+        new = relabel(chosen[:mode["max_relabel"]], calc, f"active_round{r}")
         labelled += new
         entry["frames_relabelled"] = len(new)
         committee = Committee([PaiNN(**m.hparams, seed=s, dtype=F64) for s, m in enumerate(committee.models)])
@@ -348,13 +369,13 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
         scores = frame_errors(committee, test)
         entry.update(forces_mae_after=scores["forces_mae"], energy_mae_meV_atom_after=1000 * scores["energy_mae"])
     after = frame_errors(committee, test)
-    retrained = sum(1 for entry in log if entry["frames_relabelled"])
+    retrained = first_round - 1 + sum(1 for entry in log if entry["frames_relabelled"])
     own_after = own_md_errors(out, mode, committee, f"own_md_round{retrained}", calc)
     return committee, {
         "rounds": log, "frames_relabelled": len(labelled), "forces_mae_before": before["forces_mae"],
         "forces_mae_after": after["forces_mae"], "energy_mae_meV_atom_before": 1000 * before["energy_mae"],
         "energy_mae_meV_atom_after": 1000 * after["energy_mae"], "own_md_before": own_before, "own_md_after": own_after,
-        "teacher_shortest_A": shortest_contacts(train + test),
+        "teacher_shortest_A": reference, "labelled": labelled,
         "threshold_rule": "Committee.spread_threshold: 90 % of held-out teacher frames of the cell size stay under it"}
 
 
@@ -493,6 +514,10 @@ def main() -> None:
         _stage(times, "students", start)
         start = time.perf_counter()
         committee, al = active_learning(out, mode, committee, train, test, calc, mode["al_rounds"])
+        labels = al.pop("labelled")
+        if labels:
+            with atomic_open(out / "active_labels.extxyz", "w") as handle:
+                write(handle, labels, format="extxyz")
         # The monitor flags the largest spread over the cell's atoms: calibrated for the supercell's size.
         al["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=len(supercell))
         save_potential(committee, out / "student.pt")
