@@ -4,8 +4,9 @@ The same Langevin MD (2 fs, 600 K, float64 positions) on the ordered 50-atom cel
 (:func:`learners.potentials.teachers.lgps_cell`) and on its 2 x 2 x 1 supercell (200 atoms), in one
 process: ``sims.MD`` driven by CHGNet 0.3.0 through :class:`sims.potentials.CalculatorPotential`
 (CHGNet's own graph and autograd forces, float32 inside) and by PaiNN students of the sizes the
-example ``examples/lgps_transport.py`` trains (5 Å cutoff; 16 features / 2 interactions, 32 / 2,
-and a 3-member committee of the first; untrained: the cost does not depend on the weights). Rows
+example ``examples/lgps_transport.py`` trains (5 Å cutoff; 16 features / 2 interactions, with and
+without the ZBL short-range repulsion the example's students carry, 32 / 2, and a 3-member
+committee of the first; untrained: the cost does not depend on the weights). Rows
 give seconds per step, atom-steps/s and teacher / student (above 1: the student is faster). For
 scale, a classical pair potential on LAMMPS runs 3.8e4 atom-steps/s for BKS silica and 1.5e6 for
 LJ argon on this machine (``benchmarks/lammps_vs_sims.py``, benchmarks/README.md).
@@ -54,6 +55,8 @@ def main() -> None:
                                                             dtype=F64),
                 "PaiNN 32 features / 2 interactions": PaiNN(cutoff=5.0, n_features=32, n_interactions=2, seed=0,
                                                             dtype=F64),
+                "PaiNN 16 / 2 with ZBL repulsion": PaiNN(cutoff=5.0, n_features=16, n_interactions=2, seed=0,
+                                                         repulsion="zbl", dtype=F64),
                 "committee K=3 of PaiNN 16 / 2": Committee.build(PaiNN, k=3, seed=0, cutoff=5.0, n_features=16,
                                                                  n_interactions=2, dtype=F64)}
     teacher = CalculatorPotential(chgnet_calculator())

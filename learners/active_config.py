@@ -12,7 +12,8 @@ loop::
     method = "GFN2-xTB"
     [committee]
     kind = "painn"                # "painn" or "schnet"; members (default 5); dtype ("float32", "float64");
-    members = 5                   # every other key goes to the model class (cutoff, n_features, ...)
+    members = 5                   # every other key goes to the model class (cutoff, n_features,
+                                  # repulsion = "zbl", ...)
     cutoff = 4.0
     n_features = 16
     # initial = "gen0.pt"         # optional: a committee (save_potential) already trained on data.train,

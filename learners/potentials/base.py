@@ -3,7 +3,10 @@
 A model maps each atom's neighbourhood to a number ``o_i``; the energy of a structure is
 ``E = sum_i (scale * o_i + shift[Z_i])``, with per-element ``shift`` fitted by least squares on the
 training energies and one ``scale`` from the training forces (:meth:`NeuralPotential.fit_shifts`),
-so the network learns an order-one residual. Forces are ``-dE/dR`` and the stress the strain
+so the network learns an order-one residual. With ``repulsion="zbl"`` a fixed short-range pair
+repulsion is added to ``E`` (:func:`learners.potentials.layers.zbl_energy`, switched off smoothly
+at the sum of the two atoms' covalent radii, as in MACE, NequIP and Allegro): it keeps atoms apart
+where training data never go, and the network learns the rest. Forces are ``-dE/dR`` and the stress the strain
 derivative divided by the volume, by autograd in :func:`evaluate` (the same definitions as
 :func:`sims.md.compute`), never a second formula.
 
@@ -19,17 +22,21 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 from ase import Atoms
+from ase.data import covalent_radii
 from torch import nn
 
 from learners.errors import InputError
 from sims.neighbors import PairList
 
 from .batch import AtomsBatch, collate_atoms, full_pairs, pair_vectors
+from .layers import zbl_energy
 
 __all__ = ["NeuralPotential", "evaluate", "MAX_Z"]
 
 #: Largest atomic number a model's element tables cover.
 MAX_Z = 100
+#: The short-range priors ``NeuralPotential(repulsion=...)`` knows.
+REPULSIONS = ("zbl",)
 
 
 class NeuralPotential(nn.Module):
@@ -46,16 +53,27 @@ class NeuralPotential(nn.Module):
     known_elements : torch.Tensor
         Buffer ``(MAX_Z + 1,)`` bool: elements seen by :meth:`fit_shifts`. Once fitted, structures
         with other elements are refused (the network never learnt them).
+    repulsion : str or None
+        ``"zbl"``: the ZBL screened nuclear repulsion of every pair closer than the sum of the two
+        covalent radii (ASE's table, Cordero et al. 2008) is added to the energy, through
+        :func:`learners.potentials.layers.zbl_energy` with its polynomial envelope (p = 6); None:
+        the network alone. Subclasses put it in ``hparams`` (when set) so it is saved with the model.
     """
 
-    def __init__(self, cutoff: float) -> None:
+    def __init__(self, cutoff: float, repulsion: str | None = None) -> None:
         super().__init__()
         if not (isinstance(cutoff, (int, float)) and np.isfinite(cutoff) and cutoff > 0):
             raise InputError(f"cutoff must be a finite number > 0 Å, got {cutoff!r}")
+        if repulsion is not None and repulsion not in REPULSIONS:
+            raise InputError(f"repulsion must be one of {list(REPULSIONS)} or None, got {repulsion!r}")
         self.cutoff = float(cutoff)
+        self.repulsion = repulsion
         self.register_buffer("atom_energy", torch.zeros(MAX_Z + 1))
         self.register_buffer("energy_scale", torch.ones(()))
         self.register_buffer("known_elements", torch.zeros(MAX_Z + 1, dtype=torch.bool))
+        # Not in the state dict: a constant table, so files of models without it load unchanged.
+        self.register_buffer("covalent_radii", torch.as_tensor(covalent_radii[: MAX_Z + 1], dtype=torch.float64),
+                             persistent=False)
 
     def atomic_outputs(self, numbers: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
                        vectors: torch.Tensor) -> torch.Tensor:
@@ -84,6 +102,12 @@ class NeuralPotential(nn.Module):
                 seen = [chemical_symbols[z] for z in torch.nonzero(known).flatten().tolist()]
                 raise InputError(f"element(s) {[chemical_symbols[z] for z in bad.tolist()]} were not in the "
                                  f"training data (seen: {seen}); the model cannot predict them")
+        if self.repulsion is not None:
+            reach = 2.0 * float(self.covalent_radii[numbers].max())
+            if reach > self.cutoff:
+                raise InputError(f"the {self.repulsion} repulsion reaches {reach:.2f} Å (twice the largest covalent "
+                                 f"radius present), beyond the cutoff {self.cutoff} Å; use a cutoff of at least "
+                                 f"{reach:.2f} Å or repulsion=None")
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,22 +127,33 @@ class NeuralPotential(nn.Module):
             ``(N,)`` structure index of each atom.
         """
         self.check_inputs(positions, numbers)
-        out = self._network_outputs(positions, cell, numbers, pairs, batch)
+        out, repulsion = self._outputs(positions, cell, numbers, pairs, batch)
         atomic = out * self.energy_scale.to(out.dtype) + self.atom_energy.to(out.dtype)[numbers]
+        if repulsion is not None:
+            atomic = atomic + repulsion
         if batch is None:
             return atomic.sum()
         n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
         return torch.zeros(n, dtype=atomic.dtype, device=atomic.device).index_add(0, batch, atomic)
 
-    def _network_outputs(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
-                         batch: torch.Tensor | None) -> torch.Tensor:
-        """``(N,)`` per-atom network outputs ``o_i`` (before scale and shift) of checked inputs."""
+    def _outputs(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
+                 batch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(N,)`` per-atom network outputs ``o_i`` (before scale and shift) of checked inputs, and
+        ``(N,)`` per-atom repulsion energies (eV; half of each pair's to each atom), None without one."""
         i, j, shifts = full_pairs(pairs)
         vec = pair_vectors(positions, cell, i, j, shifts, batch)
         # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
         with torch.no_grad():
             inside = (vec * vec).sum(-1) < self.cutoff ** 2
-        return self.atomic_outputs(numbers, i[inside], j[inside], vec[inside])
+        i, j, vec = i[inside], j[inside], vec[inside]
+        out = self.atomic_outputs(numbers, i, j, vec)
+        if self.repulsion is None:
+            return out, None
+        zi, zj = numbers[i], numbers[j]
+        radii = self.covalent_radii.to(vec.dtype)
+        # The full list holds each pair twice (i -> j and j -> i): half of the pair energy each time.
+        pair = zbl_energy(torch.linalg.norm(vec, dim=-1), zi, zj, r_max=radii[zi] + radii[zj])
+        return out, torch.zeros_like(out).index_add(0, i, 0.5 * pair)
 
     @torch.no_grad()
     def fit_shifts(self, structures: Iterable[Atoms]) -> "NeuralPotential":
@@ -128,7 +163,9 @@ class NeuralPotential(nn.Module):
         residual energy per atom of a shift-only fit), so a network output of order one means a
         typical force. The shifts then solve ``min sum_s (E_s - scale * O_s - sum_Z n_sZ mu_Z)^2``
         (least squares on the composition counts ``n_sZ``, as the atom references of SchNetPack and
-        NFF) where ``O_s = sum_i o_i`` is the network's present output summed over structure ``s``:
+        NFF) where ``O_s = sum_i o_i`` is the network's present output summed over structure ``s``
+        (and ``E_s`` is less the repulsion energy of a model with ``repulsion``; the scale stays the
+        RMS of the reference forces, where the repulsion's are nearly zero for physical frames):
         the model's energies on ``structures`` are then the best any shifts give, with no mean error
         per composition, and the network learns an order-one residual. Without ``O_s`` an untrained
         network's mean output stays in every energy (measured on CHGNet-labelled Li10GeP2S12: -77
@@ -174,19 +211,24 @@ class NeuralPotential(nn.Module):
             scale = np.sqrt(np.mean(((e - a[:, present] @ mu) / a.sum(1)) ** 2))
         scale = float(scale) if scale > 0 else 1.0
         mu = np.zeros(MAX_Z + 1)
-        mu[present] = np.linalg.lstsq(a[:, present], e - scale * np.concatenate(network), rcond=None)[0]
+        network, repulsion = (np.concatenate(x) for x in zip(*network))
+        mu[present] = np.linalg.lstsq(a[:, present], e - repulsion - scale * network, rcond=None)[0]
         self.atom_energy.copy_(torch.as_tensor(mu))
         self.energy_scale.fill_(scale)
         self.known_elements.copy_(torch.as_tensor(present))
         return self
 
-    def _summed_outputs(self, structures: Sequence[Atoms]) -> np.ndarray:
-        """``(B,)`` the network outputs summed over each structure's atoms (:meth:`fit_shifts`' ``O_s``)."""
+    def _summed_outputs(self, structures: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+        """``(B,)`` the network outputs summed over each structure's atoms (:meth:`fit_shifts`' ``O_s``)
+        and ``(B,)`` each structure's repulsion energy (eV; zeros without a repulsion)."""
         device, dtype = self._device_dtype()
         batch = collate_atoms(structures, self.cutoff, device=device, dtype=dtype, labels=False)
-        out = self._network_outputs(batch.positions, batch.cell, batch.numbers, batch.pairs, batch.batch)
-        sums = torch.zeros(batch.n_structures, dtype=out.dtype, device=out.device).index_add(0, batch.batch, out)
-        return sums.detach().cpu().double().numpy()
+        out, repulsion = self._outputs(batch.positions, batch.cell, batch.numbers, batch.pairs, batch.batch)
+        if repulsion is None:
+            repulsion = torch.zeros_like(out)
+        sums = torch.zeros((2, batch.n_structures), dtype=out.dtype, device=out.device)
+        sums = sums.index_add(1, batch.batch, torch.stack([out, repulsion]))
+        return tuple(sums.detach().cpu().double().numpy())
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         p = next(self.parameters())

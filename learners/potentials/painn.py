@@ -72,6 +72,8 @@ class PaiNN(NeuralPotential):
         Message + update blocks (NFF's guide value 5; the paper uses 3 for QM9 and MD17).
     seed : int
         Seeds the weight initialisation.
+    repulsion : {"zbl", None}
+        A short-range pair repulsion added to the energy (see :class:`NeuralPotential`).
     device, dtype
         Of the parameters.
 
@@ -88,13 +90,16 @@ class PaiNN(NeuralPotential):
     """
 
     def __init__(self, cutoff: float = 5.0, *, n_features: int = 128, n_rbf: int = 20, n_interactions: int = 5,
-                 seed: int = 0, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__(cutoff)
+                 seed: int = 0, repulsion: str | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(cutoff, repulsion)
         for name, v in (("n_features", n_features), ("n_rbf", n_rbf), ("n_interactions", n_interactions)):
             if not isinstance(v, int) or v < 1:
                 raise InputError(f"{name} must be a positive int, got {v!r}")
         self.hparams = {"cutoff": self.cutoff, "n_features": n_features, "n_rbf": n_rbf,
                         "n_interactions": n_interactions}
+        if repulsion is not None:  # only when set: files of models without it stay as they were
+            self.hparams["repulsion"] = repulsion
         self.n_features = n_features
         with torch.random.fork_rng(devices=[]):
             # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also

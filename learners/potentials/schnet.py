@@ -54,6 +54,8 @@ class SchNet(NeuralPotential):
         Interaction blocks (3 in the paper for QM9 and MD17).
     seed : int
         Seeds the weight initialisation.
+    repulsion : {"zbl", None}
+        A short-range pair repulsion added to the energy (see :class:`NeuralPotential`).
     device, dtype
         Of the parameters.
 
@@ -71,9 +73,9 @@ class SchNet(NeuralPotential):
     """
 
     def __init__(self, cutoff: float = 5.0, *, n_features: int = 128, n_filters: int | None = None, n_rbf: int = 50,
-                 n_interactions: int = 3, seed: int = 0, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
-        super().__init__(cutoff)
+                 n_interactions: int = 3, seed: int = 0, repulsion: str | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__(cutoff, repulsion)
         n_filters = n_features if n_filters is None else n_filters
         for name, v in (("n_features", n_features), ("n_filters", n_filters), ("n_rbf", n_rbf),
                         ("n_interactions", n_interactions)):
@@ -81,6 +83,8 @@ class SchNet(NeuralPotential):
                 raise InputError(f"{name} must be a positive int{' >= 2' if name == 'n_rbf' else ''}, got {v!r}")
         self.hparams = {"cutoff": self.cutoff, "n_features": n_features, "n_filters": n_filters, "n_rbf": n_rbf,
                         "n_interactions": n_interactions}
+        if repulsion is not None:  # only when set: files of models without it stay as they were
+            self.hparams["repulsion"] = repulsion
         with torch.random.fork_rng(devices=[]):
             # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
             # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.

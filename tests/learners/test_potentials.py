@@ -37,7 +37,11 @@ def _committee(seed=0, dtype=F64):
     return Committee([_painn(seed, dtype), _painn(seed + 1, dtype), _schnet(seed + 2, dtype)])
 
 
-MODELS = {"schnet": _schnet, "painn": _painn, "committee": _committee}
+def _painn_zbl(seed=0, dtype=F64):
+    return PaiNN(cutoff=4.0, n_rbf=8, seed=seed, dtype=dtype, repulsion="zbl", **TINY)
+
+
+MODELS = {"schnet": _schnet, "painn": _painn, "committee": _committee, "painn_zbl": _painn_zbl}
 
 
 @pytest.fixture(params=sorted(MODELS))
