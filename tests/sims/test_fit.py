@@ -315,13 +315,14 @@ def test_diverging_fit_stops_with_epoch_and_finite_parameters(target):
 
 
 def test_exploding_gradient_stops_the_fit_instead_of_freezing_adam(target):
-    # 100 fs steps stay finite for 30 steps but their gradient is ~1e240: its square overflows,
-    # which would leave Adam's second moment infinite and every later update zero. (By step 31 the
-    # blown-up trajectory turns NaN, at a step that depends on round-off: closed-form and autograd
-    # forces differ there.)
+    # A gradient whose square overflows would leave Adam's second moment infinite and every later
+    # update zero. A chaotic trajectory gives one (100 fs steps: ~1e240 after 30 steps), but where it
+    # overflows before the trajectory itself turns NaN depends on round-off; a loss weighted 1e300
+    # gives a finite gradient of ~1e300 whose square overflows on any machine.
+    heavy = RDFTarget(target.r, target.g, target.atoms, target.temperature, weight=1e300)
     pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=CUTOFF, dtype=F64)
     with pytest.raises(FitDiverged, match="exploded"):
-        diffsim(pot, target, epochs=1, steps_per_epoch=30, timestep=100.0, lr={"sigma": 0.01})
+        diffsim(pot, heavy, epochs=1, steps_per_epoch=10, timestep=10.0, lr={"sigma": 0.01})
     assert float(pot.sigma.detach()) == 3.4
 
 
