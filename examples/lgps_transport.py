@@ -32,10 +32,15 @@ sharply and Haven ratios move toward 1), here with CHGNet 0.3.0 as the teacher i
 5. Analysis (:mod:`sims.analysis`): D*, D*_ab, D*_c, D_sigma (Li charge centre), Haven ratio and
    Nernst-Einstein conductivity with standard errors at every temperature, Arrhenius fits, and an
    Arrhenius plot (``arrhenius.png``).
+6. Vibrations (:mod:`sims.anharmonicity`): the supercell is relaxed on the student before
+   production (FIRE, fixed cell; production starts there) and its finite-difference force
+   constants are the harmonic model; Knoop et al.'s anharmonicity measure sigma^A (all atoms, Li,
+   S) of the production frames at every temperature, and the Li vibrational density of states
+   (``vdos.png``): the paper's "more harmonic vibrations at low temperature".
 
 Output in ``--out``: the teacher and production databases, ``student.pt``, the frames active
 learning relabelled (``active_labels.extxyz``), ``transport.csv``,
-``summary.json`` (all numbers and stage times) and ``arrhenius.png``. Rerunning resumes: finished
+``summary.json`` (all numbers and stage times), ``arrhenius.png`` and ``vdos.png``. Rerunning resumes: finished
 stages are read back, unfinished MD continues from its last checkpoint.
 
 Run: ``OMP_NUM_THREADS=1 python examples/lgps_transport.py --quick -o lgps_quick`` (minutes) or
@@ -176,14 +181,17 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
+from ase.optimize import FIRE
 
 from learners.potentials import Committee, PaiNN, PotentialLoss, fit_potential, load_potential, save_potential
+from learners.potentials.calculator import Calculator
 from learners.potentials.teachers import chgnet_calculator, lgps_cell, teacher_config
 from learners.potentials.training import frame_errors
 from learners.trainer import Trainer
 from reprs.fileio import atomic_open, read_frames, save_figure
+from sims.anharmonicity import anharmonicity, force_constants
 from sims.analysis import (MSD, arrhenius_fit, arrhenius_slope_change, collective_diffusivity, haven_ratio,
-                           nernst_einstein_conductivity, tracer_diffusivity)
+                           nernst_einstein_conductivity, tracer_diffusivity, vdos)
 from sims.errors import SimsInputError
 from sims.generate import generate, generate_many
 
@@ -418,20 +426,62 @@ def _contacts(shortest: dict) -> str:
 
 
 def production_configs(out: Path, mode: dict, threshold: float) -> list[dict]:
-    """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell."""
+    """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell, relaxed on the student."""
     configs = []
     for temperature in mode["production_temperatures"]:
         equilibrate = {"ensemble": "langevin", "timestep": TIMESTEP, "temperature": temperature, "friction": 0.02,
                        "steps": mode["production_equilibrate"], "sample_every": 0}
         nvt = {"ensemble": "nose_hoover_chain", "timestep": TIMESTEP, "temperature": temperature, "tau": 100.0,
                "steps": mode["production_steps"], "sample_every": mode["production_every"]}
-        configs.append({"seed": 0, "_base": str(out), "system": {"builder": "file", "path": "lgps_221.extxyz"},
+        configs.append({"seed": 0, "_base": str(out), "system": {"builder": "file", "path": "lgps_221_relaxed.extxyz"},
                         "potential": {"kind": "nn", "path": "student.pt"},
                         "md": {"dtype": "float64", "uncertainty_threshold": threshold, "on_uncertain": "flag",
                                "uncertainty_every": mode["production_every"]},
                         "stages": [equilibrate, nvt],
                         "output": {"path": f"production_{int(temperature)}K.db", "checkpoint_every": 1000}})
     return configs
+
+
+def relaxed_supercell(out: Path, committee: Committee, supercell: Atoms) -> Atoms:
+    """The supercell relaxed at fixed cell on the student (FIRE to 0.01 eV/Å): the start of production and
+    the reference of the harmonic model (``lgps_221_relaxed.extxyz``)."""
+    path = out / "lgps_221_relaxed.extxyz"
+    if path.exists():
+        return read(path)
+    atoms = supercell.copy()
+    atoms.calc = Calculator(committee)
+    FIRE(atoms, logfile=None).run(fmax=0.01, steps=3000)
+    atoms.calc = None
+    with atomic_open(path, "w") as handle:
+        write(handle, atoms, format="extxyz")
+    return atoms
+
+
+def vibrations(out: Path, committee: Committee, reference: Atoms, paths: Sequence[str],
+               temperatures: Sequence[float], frame_time: float) -> list[dict]:
+    """Knoop et al.'s anharmonicity sigma^A (all atoms, Li, S) and the Li VDOS at every temperature.
+
+    The harmonic model is the student's own: finite-difference force constants at ``reference``
+    (cached in ``force_constants.npy``).
+    """
+    cached = out / "force_constants.npy"
+    if cached.exists():
+        phi = np.load(cached)
+    else:
+        phi = force_constants(committee, reference, dtype=F64)
+        with atomic_open(cached, "wb") as handle:
+            np.save(handle, phi)
+    rows = []
+    for path, temperature in zip(paths, temperatures):
+        frames = read_frames(path)
+        row = {"T": temperature}
+        for name, species in (("all", None), ("Li", "Li"), ("S", "S")):
+            result = anharmonicity(frames, reference=reference, force_constants=phi, species=species)
+            row[f"sigmaA_{name}"], row[f"sigmaA_{name}_err"] = result.sigma, result.stderr
+        velocities = np.stack([f.get_velocities() for f in frames])[:, reference.numbers == 3]
+        row["freq_THz"], row["vdos_Li"] = (x.tolist() for x in vdos(velocities, timestep=frame_time))
+        rows.append(row)
+    return rows
 
 
 def analyse(path: Path, temperature: float, frame_time: float) -> dict:
@@ -494,6 +544,24 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel("D (cm$^2$/s)")
     ax.set_title("Li in Li10GeP2S12, PaiNN student of CHGNet")
+    ax.legend()
+    save_figure(fig, path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_vdos(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r in rows:
+        ax.plot(r["freq_THz"], r["vdos_Li"], label=f"{r['T']:.0f} K")
+    ax.set_xlim(0, 20)
+    ax.set_xlabel("frequency (THz)")
+    ax.set_ylabel("Li VDOS (1/THz)")
+    ax.set_title("Li vibrations in Li10GeP2S12, PaiNN student")
     ax.legend()
     save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
@@ -573,6 +641,7 @@ def main() -> None:
           f"{al['production_threshold_eV_A']:.3f} eV/Å", flush=True)
 
     start = time.perf_counter()
+    reference = relaxed_supercell(out, committee, supercell)
     configs = production_configs(out, mode, al["production_threshold_eV_A"])
     if args.dask:
         from dask.distributed import Client, LocalCluster
@@ -592,6 +661,11 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, out / "arrhenius.png")
+    start = time.perf_counter()
+    vib = vibrations(out, committee, reference, paths, mode["production_temperatures"], frame_time)
+    _stage(times, "vibrations", start)
+    plot_vdos(vib, out / "vdos.png")
+    summary["anharmonicity"] = [{k: v for k, v in r.items() if k not in ("freq_THz", "vdos_Li")} for r in vib]
     summary["times_s"] = times
     with atomic_open(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=1)
@@ -615,6 +689,11 @@ def main() -> None:
         kink = (kink if isinstance(kink, str) else f"below/above 400 K: {kink['Ea_low']:.3f} ± {kink['Ea_low_err']:.3f} / "
                 f"{kink['Ea_high']:.3f} ± {kink['Ea_high_err']:.3f} eV, p(one line) = {kink['p_value']:.2g}")
         print(f"Arrhenius {name}: Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err']:.3f} eV ({fit['n_points']} points); {kink}")
+    print("\n| T (K) | sigma^A all | sigma^A Li | sigma^A S |  (Knoop et al. 2020; the student's harmonic model)")
+    print("|---|---|---|---|")
+    for r in summary["anharmonicity"]:
+        print(f"| {r['T']:.0f} | " + " | ".join(f"{r[f'sigmaA_{n}']:.2f} ± {r[f'sigmaA_{n}_err']:.2f}"
+                                               for n in ("all", "Li", "S")) + " |")
     print(f"stage times (s): {times}")
 
 
