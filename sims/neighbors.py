@@ -186,6 +186,11 @@ def _heights(inv: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
 
 
+def _in_order(system: torch.Tensor) -> bool:
+    """Whether the ``(N,)`` system indices of a batch never decrease (each system's atoms contiguous, in order)."""
+    return bool((system[1:] >= system[:-1]).all())
+
+
 def _subset(system: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The atoms of the systems ``chosen`` (``(B,)`` bool) of a batch: their ``(M,)`` indices and their systems
     renumbered ``0..`` in the order of the chosen systems."""
@@ -218,6 +223,10 @@ def _build(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, syste
         return _empty(positions, half)
     full_cell = _complete_cells(cell.to(dtype), pbc)
     inv = torch.linalg.inv(full_cell)
+    if system is not None and not _in_order(system):
+        # The all-pairs search and the merge need each system's atoms contiguous and in order; the cell list
+        # takes atoms of interleaved systems as they come.
+        return _cell_list(positions, full_cell, inv, pbc, system, cutoff, half)
     counts = (torch.full((1,), n_atoms, device=positions.device) if system is None
               else torch.bincount(system, minlength=n_sys))
     n_images = torch.where(pbc, torch.floor(2 * cutoff / _heights(inv)) + 1, torch.ones_like(full_cell[:, 0])).prod(1)
@@ -629,8 +638,11 @@ class NeighborList:
             self._pairs = build_batch_pairs(positions, cell, pbc, system, reach, half=self.half)
             self._ref_positions, self._ref_cell = positions.clone(), cell.clone()
             self._image_limit = 4 * max(int(self._pairs.images.shape[0]), n_sys)
-            self._blocks = (list(range(n_sys)),
-                            torch.bincount(system.index_select(0, self._pairs.i), minlength=n_sys).tolist())
+            # Patches splice the list as one block per system, which holds for atoms of each system contiguous
+            # and in order; interleaved systems' lists are always built afresh.
+            self._blocks = ((list(range(n_sys)),
+                             torch.bincount(system.index_select(0, self._pairs.i), minlength=n_sys).tolist())
+                            if _in_order(system) else None)
             self.n_builds += 1
             return self._pairs
         atoms, sub_system = _subset(system, moved)
