@@ -186,6 +186,11 @@ def _heights(inv: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.norm(inv.transpose(1, 2), dim=2)
 
 
+def _in_order(system: torch.Tensor) -> bool:
+    """Whether the ``(N,)`` system indices of a batch never decrease (each system's atoms contiguous, in order)."""
+    return bool((system[1:] >= system[:-1]).all())
+
+
 def _subset(system: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The atoms of the systems ``chosen`` (``(B,)`` bool) of a batch: their ``(M,)`` indices and their systems
     renumbered ``0..`` in the order of the chosen systems."""
@@ -218,6 +223,10 @@ def _build(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, syste
         return _empty(positions, half)
     full_cell = _complete_cells(cell.to(dtype), pbc)
     inv = torch.linalg.inv(full_cell)
+    if system is not None and not _in_order(system):
+        # The all-pairs search and the merge need each system's atoms contiguous and in order; the cell list
+        # takes atoms of interleaved systems as they come.
+        return _cell_list(positions, full_cell, inv, pbc, system, cutoff, half)
     counts = (torch.full((1,), n_atoms, device=positions.device) if system is None
               else torch.bincount(system, minlength=n_sys))
     n_images = torch.where(pbc, torch.floor(2 * cutoff / _heights(inv)) + 1, torch.ones_like(full_cell[:, 0])).prod(1)
@@ -241,6 +250,22 @@ def _build(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, syste
     return PairList(ii.index_select(0, order), jj.index_select(0, order), shifts.index_select(0, order), half)
 
 
+def _padded_chunks(n_pairs: list[int], n_img: list[list[int]]) -> list[int]:
+    """Bounds of the chunks of consecutive systems of :func:`_small_cell_pairs`: a chunk's arrays are padded to its
+    largest pair count times its largest image count in each direction, and that padded size stays within
+    :data:`_SMALL_CHUNK` (a system alone may exceed it). Sizing by the systems' own sizes instead let a
+    300-atom box (1 image) beside a 5-atom cell of 8 x 12 x 10 images ask for 7 GB."""
+    chunks, m, t, k = [0], 0, 0, [0, 0, 0]
+    for b, (p, img) in enumerate(zip(n_pairs, n_img)):
+        t_new, k_new = max(t, p), [max(x, y) for x, y in zip(k, img)]
+        if m and (m + 1) * t_new * k_new[0] * k_new[1] * k_new[2] > _SMALL_CHUNK:
+            chunks.append(b)
+            m, t_new, k_new = 0, p, list(img)
+        m, t, k = m + 1, t_new, k_new
+    chunks.append(len(n_pairs))
+    return chunks
+
+
 def _small_cell_pairs(positions: torch.Tensor, full_cell: torch.Tensor, inv: torch.Tensor, pbc: torch.Tensor,
                       counts: torch.Tensor, cutoff: float, half: bool) -> PairList:
     """All pairs within ``cutoff`` of small systems (``counts`` atoms each, contiguous and in order), from every
@@ -257,7 +282,6 @@ def _small_cell_pairs(positions: torch.Tensor, full_cell: torch.Tensor, inv: tor
     (exact integer shifts for float32 positions too)."""
     device, dtype = positions.device, positions.dtype
     f64 = torch.float64
-    n_sys = counts.shape[0]
     first = torch.cumsum(counts, 0) - counts
     cell64, inv64 = full_cell.to(f64), inv.to(f64)
     pos = positions.to(f64)
@@ -265,11 +289,7 @@ def _small_cell_pairs(positions: torch.Tensor, full_cell: torch.Tensor, inv: tor
     reach = cutoff / _heights(inv64)                                   # (B, 3) cutoff in cell-face spacings
     n_img = torch.where(pbc, torch.floor(2 * reach).long() + 1, 1)     # (B, 3) images to try per direction
     n_pairs = counts * (counts + 1) // 2 if half else counts * counts
-    # Chunks of consecutive systems (each chunk's arrays padded to its largest system and image count).
-    ends = torch.cumsum(n_pairs * n_img.prod(1), 0)
-    bounds = torch.searchsorted(ends, torch.arange(_SMALL_CHUNK, max(int(ends[-1]), _SMALL_CHUNK), _SMALL_CHUNK,
-                                                   device=device), right=True)
-    chunks = sorted({0, *bounds.tolist(), n_sys})
+    chunks = _padded_chunks(n_pairs.tolist(), n_img.tolist())
     metric = cell64 @ cell64.transpose(1, 2)                         # (B, 3, 3) G = h h^T: |f h|^2 = f G f
     out = []
     for s0, s1 in zip(chunks[:-1], chunks[1:]):
@@ -629,8 +649,11 @@ class NeighborList:
             self._pairs = build_batch_pairs(positions, cell, pbc, system, reach, half=self.half)
             self._ref_positions, self._ref_cell = positions.clone(), cell.clone()
             self._image_limit = 4 * max(int(self._pairs.images.shape[0]), n_sys)
-            self._blocks = (list(range(n_sys)),
-                            torch.bincount(system.index_select(0, self._pairs.i), minlength=n_sys).tolist())
+            # Patches splice the list as one block per system, which holds for atoms of each system contiguous
+            # and in order; interleaved systems' lists are always built afresh.
+            self._blocks = ((list(range(n_sys)),
+                             torch.bincount(system.index_select(0, self._pairs.i), minlength=n_sys).tolist())
+                            if _in_order(system) else None)
             self.n_builds += 1
             return self._pairs
         atoms, sub_system = _subset(system, moved)

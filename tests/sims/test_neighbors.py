@@ -277,3 +277,52 @@ def test_batch_with_empty_systems(system):
         cells = neighbors._cell_list(positions, full_cell, torch.linalg.inv(full_cell), pbc, system, 5.0, half)
         assert len(pairs.i) > 20
         assert torch.equal(pairs.i, cells.i) and torch.equal(pairs.j, cells.j) and torch.equal(pairs.shifts, cells.shifts)
+
+
+def test_batch_of_interleaved_systems_joins_no_two_systems():
+    """Atoms of two systems interleaved (``system`` = 0, 1, 0, 1, ...): each system's pairs are its lone list's,
+    none joins the two (the all-pairs search of small cells once paired atoms by position in the batch), and
+    patches of a NeighborList keep it so."""
+    rng = np.random.default_rng(4)
+    positions = torch.as_tensor(rng.uniform(0.0, 4.0, (10, 3)))
+    cell = torch.as_tensor(np.stack([np.eye(3) * 4.0 + np.triu(rng.uniform(-1, 1, (3, 3)), 1) for _ in range(2)]))
+    pbc = torch.ones((2, 3), dtype=torch.bool)
+    system = torch.arange(10) % 2
+
+    def expected(pos):
+        out = set()
+        for b in range(2):
+            idx = torch.nonzero(system == b).squeeze(1)
+            alone = sims.build_pairs(pos[idx], cell[b], pbc[b], 3.5, half=True)
+            out |= _pair_set(idx[alone.i], idx[alone.j], alone.shifts.long())
+        return out
+
+    pairs = sims.build_batch_pairs(positions, cell, pbc, system, 3.5, half=True)
+    assert _pair_set(pairs.i, pairs.j, pairs.shifts.long()) == expected(positions) and len(pairs.i) > 10
+    nl = sims.NeighborList(cutoff=3.0, skin=0.5, half=True)
+    nl.update(positions, cell, pbc, system=system)
+    moved = positions.clone()
+    moved[0] += 0.4  # system 0 alone needs a new list
+    listed = nl.update(moved, cell, pbc, system=system)
+    assert _pair_set(listed.i, listed.j, listed.shifts.long()) == expected(moved)
+
+
+def test_small_cell_chunks_bound_their_padded_arrays():
+    """A 300-atom box (one image) and a 5-atom cell of 8 x 12 x 10 images are both small, but padded to one
+    chunk they made a 5 x 90000 x 960 array (7 GB): the chunks bound the padded size, and the pairs are the
+    cell list's."""
+    from sims import neighbors
+
+    chunks = neighbors._padded_chunks([400, 25, 90000, 4], [[1, 3, 2], [8, 12, 10], [1, 1, 1], [2, 2, 3]])
+    assert chunks == [0, 1, 2, 3, 4]
+    for a, e in zip(chunks[:-1], chunks[1:]):
+        assert e - a == 1 or (e - a) * 400 * 960 <= neighbors._SMALL_CHUNK
+    rng = np.random.default_rng(5)
+    positions = torch.as_tensor(np.concatenate([rng.uniform(0, 16, (300, 3)), rng.uniform(0, 1, (5, 3))]))
+    cell = torch.as_tensor(np.stack([np.eye(3) * 16.0, np.diag([1.4, 1.0, 1.2])]))
+    pbc = torch.ones((2, 3), dtype=torch.bool)
+    system = torch.tensor([0] * 300 + [1] * 5)
+    full_cell = neighbors._complete_cells(cell, pbc)
+    pairs = sims.build_batch_pairs(positions, cell, pbc, system, 5.6)
+    cells = neighbors._cell_list(positions, full_cell, torch.linalg.inv(full_cell), pbc, system, 5.6, False)
+    assert torch.equal(pairs.i, cells.i) and torch.equal(pairs.j, cells.j) and torch.equal(pairs.shifts, cells.shifts)
