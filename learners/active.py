@@ -42,7 +42,9 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from learners.adversarial import _check_kT, attack
+from learners.data import data_digest
 from learners.errors import InputError, InputTypeError
+from learners.potentials.batch import _reference
 from learners.potentials.committee import Committee, structure_force_variance
 from learners.potentials.store import load_potential, save_potential
 from learners.potentials.training import PotentialLoss, fit_potential, frame_errors
@@ -87,16 +89,11 @@ def _frames_stress_pbc_digest(frames: Sequence[Atoms]) -> str:
     """SHA-256 of what :func:`_frames_digest` leaves out and training reads: each frame's periodic
     directions (its neighbour list) and stored stress (a label when ``loss.w_stress > 0``), so that frames
     differing only there are told apart. Kept beside ``frames_sha256``, which logs already record."""
-    from ase.constraints import voigt_6_to_full_3x3_stress
-
-    h = hashlib.sha256()
+    parts: list[Any] = []
     for f in frames:
-        stress = f.calc.results.get("stress")
-        if stress is not None and np.shape(stress) == (6,):
-            stress = voigt_6_to_full_3x3_stress(stress)
-        h.update(np.asarray(f.pbc, dtype=float).tobytes())
-        h.update(b"no stress" if stress is None else np.ascontiguousarray(stress, dtype=float).tobytes())
-    return h.hexdigest()
+        stress = _reference(f, "stress")
+        parts += [f.pbc, np.array(["no stress"]) if stress is None else stress]
+    return data_digest(*parts)
 
 
 def _labelled(frames: Sequence[Atoms], what: str) -> list[Atoms]:
