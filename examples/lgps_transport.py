@@ -118,12 +118,11 @@ Knoop et al.'s sigma^A against the student's own harmonic model:
 
 These are not the material's anharmonicity (Knoop et al. find 0.1-0.5 for most solids): the
 student's harmonic model is unreliable. Its finite-difference force constants break the acoustic
-sum rule by up to 9.5 eV/Å^2 (CHGNet's: 0.48) because its energy surface is rough on the 0.01 Å
-scale of the displacements (one diagonal element reads 0.85 eV/Å^2 with 0.01 Å and -0.66 with
-0.001 Å), and at 300 K its framework leaves the relaxed structure within the 1 ps (rms displacement
-of Ge and P 0.2 Å in the first frame, 0.3 Å on average, sigma^A of single frames growing from 1.4
-to 4.2). For scale, on CHGNet's own 600/900/1200 K frames of the 50-atom cell (0.24 ps each, 10
-frames), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A 0.76/0.79/0.83 (Li
+sum rule by up to 6.9 eV/Å^2 on the 50-atom cell (CHGNet's: 0.48;
+``benchmarks/lgps_anharmonicity.py``) because its energy surface is rough on the 0.01 Å scale of the displacements, and the per-frame
+sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
+relaxed structure. For scale, on CHGNet's own 600/900/1200 K frames of the 50-atom cell (0.24 ps
+each, 10 frames; the same script), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A 0.76/0.79/0.83 (Li
 1.23/1.30/1.38, S 0.71/0.73/0.77) and the student's at its own minimum 1.44/1.41/1.48 (Li ~2.1):
 the teacher's frames are strongly anharmonic (they start from the unrelaxed ordered cell, 1.1 Å
 from CHGNet's minimum), and the student's harmonic picture is about twice as far from them. The
