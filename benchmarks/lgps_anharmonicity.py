@@ -1,4 +1,4 @@
-"""Check: Knoop et al.'s anharmonicity sigma^A of CHGNet's own LGPS frames, against CHGNet's harmonic model and the student's.
+"""Check: Knoop et al.'s sigma^A of CHGNet's own LGPS frames against CHGNet's and the student's harmonic models.
 
 Reads an output folder of ``examples/lgps_transport.py`` (its teacher databases ``teacher_<T>K_0.db`` of
 the ordered 50-atom cell, ``lgps.extxyz`` and ``student.pt``). Both potentials relax the 50-atom cell
@@ -70,7 +70,8 @@ def main() -> None:
         cells = []
         for label, r, p in (("CHGNet", ref, phi), ("student", sref, sphi)):
             res = {s: anharmonicity(frames, reference=r, force_constants=p, species=s) for s in (None, "Li", "S")}
-            cells.append(label + " " + " ".join(f"{s or 'all'} {v.sigma:.2f} ± {v.stderr:.2f}" for s, v in res.items()))
+            cells.append(label + " " + " ".join(f"{s or 'all'} {v.sigma:.2f} ± {v.stderr:.2f}"
+                                                for s, v in res.items()))
         print(f"{path.stem} ({len(frames)} frames) | " + " | ".join(cells), flush=True)
 
 

@@ -119,8 +119,8 @@ Knoop et al.'s sigma^A against the student's own harmonic model:
 These are not the material's anharmonicity (Knoop et al. find 0.1-0.5 for most solids): the
 student's harmonic model is unreliable. Its finite-difference force constants break the acoustic
 sum rule by up to 6.9 eV/Å^2 on the 50-atom cell (CHGNet's: 0.48;
-``benchmarks/lgps_anharmonicity.py``) because its energy surface is rough on the 0.01 Å scale of the displacements, and the per-frame
-sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
+``benchmarks/lgps_anharmonicity.py``) because its energy surface is rough on the 0.01 Å scale of
+the displacements, and the per-frame sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
 relaxed structure. For scale, on CHGNet's own 600/900/1200 K frames of the 50-atom cell (0.24 ps
 each, 10 frames; the same script), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A 0.76/0.79/0.83 (Li
 1.23/1.30/1.38, S 0.71/0.73/0.77) and the student's at its own minimum 1.44/1.41/1.48 (Li ~2.1):
