@@ -117,17 +117,18 @@ Knoop et al.'s sigma^A against the student's own harmonic model:
 | sigma^A Li | 5.4 ± 0.9 | 5.1 ± 0.8 | 5.9 ± 1.1 | 6.9 ± 1.1 | 6.7 ± 1.0 | 8.9 ± 1.2 |
 
 These are not the material's anharmonicity (Knoop et al. find 0.1-0.5 for most solids): the
-student's harmonic model is unreliable. Its finite-difference force constants break the acoustic
-sum rule by up to 6.9 eV/Å^2 on the 50-atom cell (CHGNet's: 0.48;
-``benchmarks/lgps_anharmonicity.py``) because its energy surface is rough on the 0.01 Å scale of
-the displacements, and the per-frame sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
+student's harmonic model is unreliable. Its finite-difference force constants break the acoustic sum
+rule by up to 6.9 eV/Å^2 on the 50-atom cell (CHGNet's: 0.48; ``benchmarks/lgps_anharmonicity.py``)
+because its energy surface is rough on the 0.01 Å scale of the displacements, and the per-frame
+sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
 relaxed structure. For scale, on CHGNet's own 600/900/1200 K frames of the 50-atom cell (0.24 ps
-each, 10 frames; the same script), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A 0.76/0.79/0.83 (Li
-1.23/1.30/1.38, S 0.71/0.73/0.77) and the student's at its own minimum 1.44/1.41/1.48 (Li ~2.1):
-the teacher's frames are strongly anharmonic (they start from the unrelaxed ordered cell, 1.1 Å
-from CHGNet's minimum), and the student's harmonic picture is about twice as far from them. The
-paper's "more harmonic at low temperature" cannot be tested with this student; the measure itself
-(:mod:`sims.anharmonicity`) is checked against ASE's Hessian and a quadrature reference.
+each, 10 frames; the same script), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A
+0.76/0.79/0.83 (Li 1.23/1.30/1.38, S 0.71/0.73/0.77) and the student's at its own minimum
+1.44/1.41/1.48 (Li ~2.1): the teacher's frames are strongly anharmonic (they start from the
+unrelaxed ordered cell, 1.1 Å from CHGNet's minimum), and the student's harmonic picture is about
+twice as far from them. The paper's "more harmonic at low temperature" cannot be tested with this
+student; the measure itself (:mod:`sims.anharmonicity`) is checked against ASE's Hessian and a
+quadrature reference.
 
 The high-temperature hole, before and after (the committee's own MD on the 200-atom supercell,
 seed 0, 0.2 ps Langevin + 1 ps Nose-Hoover as in production; shortest contacts over the run;
