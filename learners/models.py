@@ -24,7 +24,7 @@ References
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ from learners.errors import InputError
 from learners.metrics import TASKS
 
 __all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "COMPOSITIONS", "task_loss", "graph_inputs",
-           "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss"]
+           "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss", "KIND_OPTIONS", "unread_option"]
 
 #: Message-passing kinds, and whether each uses edge features.
 MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True,
@@ -42,6 +42,22 @@ MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": 
 #: (for glycan graphs, each linkage such as ``b1-4``) is one relation (see :func:`relation_table`).
 RELATIONAL_KINDS = ("rgcn", "compgcn")
 READOUTS = ("mean", "sum", "max")
+#: Settings (of :class:`GraphModel` and the estimators) that only some kinds read -> the kinds that read
+#: them; the others ignore them. ``attentivefp`` has its own attentive readout.
+KIND_OPTIONS = {"composition": ("compgcn",), "num_bases": ("rgcn",), "min_relation_count": RELATIONAL_KINDS,
+                "readout": tuple(k for k in MODEL_KINDS if k != "attentivefp")}
+
+
+def unread_option(kind: str, names: Iterable[str]) -> str | None:
+    """Why model ``kind`` ignores the first of the settings ``names`` that it does not read
+    (:data:`KIND_OPTIONS`), as the end of an error message; None when it reads them all."""
+    for name in names:
+        readers = KIND_OPTIONS.get(name, (kind,))
+        if kind not in readers:
+            if name == "readout":
+                return f"readout is not read by kind = {kind!r} (it has its own attentive readout)"
+            return f"{name} is read by kind = {' or '.join(map(repr, readers))} only, not by kind = {kind!r}"
+    return None
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
