@@ -27,8 +27,7 @@ from torch import nn
 
 from learners.data import data_digest, feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
-from learners.estimators import check_kind_options
-from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
+from learners.models import RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table
 from learners.trainer import Trainer
 
 __all__ = ["PairModel", "BindingRegressor"]
@@ -112,7 +111,7 @@ class BindingRegressor(BaseEstimator):
     kind, hidden, layers, dropout, min_relation_count, composition, num_bases
         Glycan encoder (:class:`learners.models.GraphModel`; ``hidden`` is also the embedding width).
         A kind refuses a value other than the default of a setting it does not read
-        (:func:`learners.estimators.check_kind_options`).
+        (:func:`learners.models.check_kind_options`).
     epochs, batch_size, lr, weight_decay, patience, device, dtype, seed, run_dir, resume, progress
         :class:`learners.trainer.Trainer` (``batch_size`` counts pairs; ``run_dir`` receives its
         checkpoints, from which ``resume=True`` continues; ``patience`` needs validation pairs).

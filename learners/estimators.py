@@ -8,7 +8,6 @@ conventions (``classes_``, accuracy / R^2 scores), and ``get_params`` / ``clone`
 
 from __future__ import annotations
 
-import inspect
 import os
 from functools import partial
 from pathlib import Path
@@ -21,8 +20,8 @@ from sklearn.base import BaseEstimator
 from learners.data import feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
-from learners.models import (KIND_OPTIONS, RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table, task_loss,
-                             unread_option)
+from learners.models import (RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table,
+                             task_loss)
 from learners.splits import random_split, stratified_split
 from learners.trainer import Trainer, _atomic_torch_save, supervised_step
 
@@ -33,28 +32,6 @@ _FORMAT = "matrep-gnn-estimator-1"
 
 def _forward(model: torch.nn.Module, batch: Any) -> torch.Tensor:
     return model(*graph_inputs(batch))
-
-
-def check_kind_options(estimator: BaseEstimator) -> None:
-    """Refuse a model setting of ``estimator`` that its ``kind`` does not read (``num_bases`` on a
-    ``gine``, ``readout`` on an ``attentivefp``: :data:`learners.models.KIND_OPTIONS`), as a config run
-    does. A setting left at its default value is not refused: every kind gets the same defaults.
-
-    Raises
-    ------
-    InputError
-        Such a setting, by name and with the kinds that read it.
-    """
-    # each setting's default, from the first __init__ along the class hierarchy that declares it
-    defaults = {}
-    for cls in type(estimator).__mro__[::-1]:
-        if "__init__" in vars(cls):
-            defaults.update({name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                             if p.default is not inspect.Parameter.empty})
-    changed = [name for name in KIND_OPTIONS if name in defaults and getattr(estimator, name) != defaults[name]]
-    unread = unread_option(estimator.kind, changed)
-    if unread:
-        raise InputError(f"{type(estimator).__name__}: {unread}; leave it out for this kind")
 
 
 class _GNNEstimator(BaseEstimator):
@@ -210,7 +187,7 @@ class GNNClassifier(_GNNEstimator):
     kind, hidden, layers, readout, dropout
         Model (see :class:`learners.models.GraphModel`). A kind refuses a value other than the
         default of a setting it does not read (``min_relation_count``, ``composition``,
-        ``num_bases`` below; ``readout`` on ``attentivefp``): :func:`check_kind_options`.
+        ``num_bases`` below; ``readout`` on ``attentivefp``): :func:`learners.models.check_kind_options`.
     min_relation_count : int
         ``rgcn`` / ``compgcn``: an edge feature row (a linkage type) is a relation of its own when
         it occurs on at least this many training edges, each linkage counted once (not its reverse
