@@ -45,7 +45,7 @@ import torch
 from learners import GNNClassifier
 from learners.estimators import GNNMultiTaskClassifier
 from learners.metrics import accuracy, macro_f1
-from learners.models import MODEL_KINDS
+from learners.models import KIND_OPTIONS, MODEL_KINDS
 from learners.splits import check_split_labels, read_split_file
 from reprs.fileio import atomic_write
 from reprs.glycan_taxonomy import TAXONOMY_LEVELS
@@ -79,10 +79,15 @@ def _binary_scores(y_true: np.ndarray, score: np.ndarray) -> dict:
     return {"auprc": float(average_precision_score(y_true, score)), "auroc": float(roc_auc_score(y_true, score))}
 
 
+def _composition(kind: str, args) -> dict:
+    """``--composition`` for the kinds that read it (the estimators refuse it on the others)."""
+    return {"composition": args.composition} if kind in KIND_OPTIONS["composition"] else {}
+
+
 def _fit_gnn(kind, graphs, y, train, val, seed, args, multitask=False):
     params = dict(kind=kind, hidden=args.hidden, layers=args.layers, dropout=0.1, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-                  composition=args.composition, seed=seed, device=args.device)
+                  **_composition(kind, args), seed=seed, device=args.device)
     cls = GNNMultiTaskClassifier if multitask else GNNClassifier
     if multitask:
         model = cls(monitor="accuracy", **params)
@@ -143,8 +148,9 @@ def run_binding(method, task, graphs, table, parts_by_sequence, seed, args) -> d
         lectin = {s: i for i, s in enumerate(sequences)}
         pairs = np.stack([gidx, table["sequence"].map(lectin).to_numpy()], axis=1)
         # Early stopping on the validation lectins' pairs (the split's validation part), best epoch's weights kept.
-        model = BindingRegressor(kind=method.removeprefix("gnn-"), hidden=args.hidden, layers=args.layers,
-                                 composition=args.composition, epochs=args.gnn_epochs, batch_size=512, lr=args.lr,
+        kind = method.removeprefix("gnn-")
+        model = BindingRegressor(kind=kind, hidden=args.hidden, layers=args.layers,
+                                 **_composition(kind, args), epochs=args.gnn_epochs, batch_size=512, lr=args.lr,
                                  patience=args.patience, monitor="spearman", seed=seed, device=args.device)
         model.fit(graphs, sequence_composition(sequences), pairs[rows_train], y[rows_train],
                   val=(pairs[rows_val], y[rows_val]) if len(rows_val) else None)

@@ -32,6 +32,7 @@ import torch
 
 from learners import GNNRegressor
 from learners.metrics import mae, r2, rmse
+from learners.models import KIND_OPTIONS
 from reprs.datasets import load_qm9
 from reprs.featurizers import MolecularGraph, MorganFingerprint
 from reprs.fileio import atomic_write
@@ -55,7 +56,9 @@ def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
 def run_gnn(kind, graphs, y, parts, seed, args) -> dict:
     train, val, test = parts
     model = GNNRegressor(
-        kind=kind, hidden=args.nnconv_hidden if kind == "nnconv" else args.hidden, layers=args.layers, readout=args.readout, epochs=args.epochs,
+        kind=kind, hidden=args.nnconv_hidden if kind == "nnconv" else args.hidden, layers=args.layers, epochs=args.epochs,
+        # --readout for the kinds that read it (attentivefp has its own; the estimator refuses it there)
+        **({"readout": args.readout} if kind in KIND_OPTIONS["readout"] else {}),
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=seed, device=args.device,
     )
     model.fit([graphs[i] for i in train], y[train], val=([graphs[i] for i in val], y[val]))

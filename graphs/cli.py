@@ -279,7 +279,8 @@ def _metric(text: str) -> str:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", default="wl", type=_metric,
                         help="similarity or distance: ged, dmeasure or a kernel of graphs.KERNELS (default wl)")
-    parser.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
+    parser.add_argument("--level", default=None, help="taxonomy level of the bundled glycans (default Kingdom; "
+                        "a file dataset has its own labels and refuses it)")
     parser.add_argument("--ged-method", default=None, choices=("exact", "bipartite", "bounds"),
                         help="GED solver of --metric ged (default exact)")
     parser.add_argument(
@@ -312,7 +313,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = actions.add_parser("build", help="index DATASET into the folder -o PATH")
     b.add_argument("dataset", help=_DATASET_HELP)
     b.add_argument("-o", "--output", required=True, help="index folder")
-    b.add_argument("--level", default="Kingdom", help="taxonomy level of the bundled glycans")
+    b.add_argument("--level", default=None, help="taxonomy level of the bundled glycans (default Kingdom; "
+                   "a file dataset has its own labels and refuses it)")
     b.add_argument(
         "--ged-costs", default="chemical", choices=("chemical", "uniform", "none"),
         help="GED costs of the filter features (default chemical: GLAMOUR's)",

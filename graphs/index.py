@@ -577,7 +577,7 @@ def default_index_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "matrep" / "indexes"
 
 
-def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
+def dataset_source(dataset: str, level: str | None = None) -> dict:
     """What a glycan dataset's index depends on, without building the graphs.
 
     For the bundled set (``"glycans"``): the taxonomy level, glycowork's version (its table),
@@ -588,11 +588,13 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
     Raises
     ------
     InputError
-        ``dataset`` is neither ``"glycans"`` nor an existing file.
+        ``dataset`` is neither ``"glycans"`` nor an existing file, or a ``level`` given for a file
+        (:func:`reprs.datasets.dataset_level`).
     """
     import importlib.metadata
 
     import reprs
+    from reprs.glycan_taxonomy import dataset_level
 
     if str(dataset) == "glycans":
         root = Path(reprs.__file__).parent
@@ -604,16 +606,17 @@ def dataset_source(dataset: str, level: str = "Kingdom") -> dict:
                      "featurizers/fingerprints.py"):
             h.update((root / part).read_bytes())
         # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
-        return {"dataset": "glycans", "level": level,
+        return {"dataset": "glycans", "level": dataset_level(dataset, level),
                 "glycowork": importlib.metadata.version("glycowork"),
                 "rdkit": importlib.metadata.version("rdkit"), "code": h.hexdigest()}
     path = Path(dataset)
     if not path.is_file():
         raise InputError(f"dataset {dataset!r} is neither 'glycans' nor an existing file")
-    return {"dataset": str(path.resolve()), "level": None, "sha256": _sha256(path.read_bytes())}
+    return {"dataset": str(path.resolve()), "level": dataset_level(dataset, level),  # None; refuses a level
+            "sha256": _sha256(path.read_bytes())}
 
 
-def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str = "Kingdom",
+def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str | None = None,
                         kernels: Sequence[str] = ("wl",),
                         ged_costs: CostModel | None = ChemicalCosts(),
                         progress: bool = False) -> GraphIndex:
@@ -635,7 +638,7 @@ def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str = "
                             source=source)
 
 
-def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
+def dataset_index(dataset: str = "glycans", *, level: str | None = None,
                   path: str | os.PathLike | None = None, kernels: Sequence[str] = ("wl",),
                   ged_costs: CostModel | None = ChemicalCosts(), log=None,
                   progress: bool = False) -> GraphIndex:
@@ -673,7 +676,7 @@ def dataset_index(dataset: str = "glycans", *, level: str = "Kingdom",
     if path is None:
         tag = _sha256(json.dumps([source, settings], sort_keys=True).encode())[:16]
         name = "glycans" if source["dataset"] == "glycans" else Path(source["dataset"]).stem
-        path = default_index_dir() / f"{name}-{level if name == 'glycans' else 'file'}-{tag}"
+        path = default_index_dir() / f"{name}-{source['level'] if name == 'glycans' else 'file'}-{tag}"
     path = Path(path)
     if (path / "manifest.json").is_file() or (explicit and path.is_dir() and any(path.iterdir())):
         try:

@@ -10,7 +10,7 @@ A *metric* is one of
 - a name: ``"ged"`` (:func:`graphs.ged.graph_edit_distance`, its ``distance``; ``metric_params``
   go to it, e.g. ``{"method": "bipartite", "timeout": 1.0}``), ``"dmeasure"``
   (:func:`graphs.dmeasure.d_measure` on the graphs read as undirected; each graph's signature is
-  computed once; ``metric_params``: ``weights``, ``alpha_iterations``) or a kernel kind of
+  computed once; ``metric_params``: ``weights``, ``alpha_iterations``, ``weight``) or a kernel kind of
   :data:`graphs.kernel_kinds.KERNELS` (``"wl"``, ``"propagation_attr"``, ... ; normalised kernel
   similarity, ``metric_params`` go to :class:`graphs.kernels.GraphKernel`).
 
@@ -181,6 +181,7 @@ class _DMeasureMetric:
         from graphs.dmeasure import DMeasureSignature
 
         iterations = self.params.get("alpha_iterations")
+        weight = self.params.get("weight", "weight")
 
         def signatures(graphs):
             # The D-measure is defined on undirected networks; a DiGraph (a glycan) is read
@@ -188,7 +189,7 @@ class _DMeasureMetric:
             return [
                 DMeasureSignature.from_graph(
                     g.to_undirected(as_view=True) if g.is_directed() else g,
-                    alpha_iterations=iterations,
+                    alpha_iterations=iterations, weight=weight,
                 )
                 for g in graphs
             ]
@@ -234,10 +235,10 @@ def _resolve(metric: object, params: dict | None, symmetric: bool | None):
             proven = costs is None or type(costs) in (ChemicalCosts, UniformCosts)
             resolved = PairMetric(partial(_ged_pair, params=params), symmetric=proven, name="ged")
         elif metric == "dmeasure":
-            bad = set(params) - {"weights", "alpha_iterations"}
+            bad = set(params) - {"weights", "alpha_iterations", "weight"}
             if bad:
                 raise InputError(
-                    f"dmeasure has no parameter(s) {sorted(bad)}; valid: alpha_iterations, weights"
+                    f"dmeasure has no parameter(s) {sorted(bad)}; valid: alpha_iterations, weight, weights"
                 )
             resolved = _DMeasureMetric(params)
         elif metric in metric_names():

@@ -27,7 +27,7 @@ from torch import nn
 
 from learners.data import data_digest, feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
-from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
+from learners.models import RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table
 from learners.trainer import Trainer
 
 __all__ = ["PairModel", "BindingRegressor"]
@@ -110,6 +110,8 @@ class BindingRegressor(BaseEstimator):
     ----------
     kind, hidden, layers, dropout, min_relation_count, composition, num_bases
         Glycan encoder (:class:`learners.models.GraphModel`; ``hidden`` is also the embedding width).
+        A kind refuses a value other than the default of a setting it does not read
+        (:func:`learners.models.check_kind_options`).
     epochs, batch_size, lr, weight_decay, patience, device, dtype, seed, run_dir, resume, progress
         :class:`learners.trainer.Trainer` (``batch_size`` counts pairs; ``run_dir`` receives its
         checkpoints, from which ``resume=True`` continues; ``patience`` needs validation pairs).
@@ -155,6 +157,7 @@ class BindingRegressor(BaseEstimator):
             raise InputError(f"validation_groups must be one of {tuple(_GROUPS)}, got {validation_groups!r}")
         if monitor not in MONITORS:
             raise InputError(f"monitor must be one of {MONITORS}, got {monitor!r}")
+        check_kind_options(self)
 
     @staticmethod
     def _step(model: PairModel, batch: dict):
@@ -179,6 +182,7 @@ class BindingRegressor(BaseEstimator):
             or a ``monitor`` other than ``"loss"`` without validation pairs, a held-out share that
             leaves no training or no validation pair.
         """
+        check_kind_options(self)  # again: set_params (a grid search) changes settings after __init__
         pairs, y, proteins = np.asarray(pairs), np.asarray(y, dtype=float), np.asarray(proteins, dtype=float)
         if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(y) or len(y) == 0:
             raise InputError(f"pairs must be (n, 2) with n = len(y) > 0; got {pairs.shape} and {y.shape}")

@@ -20,7 +20,8 @@ from sklearn.base import BaseEstimator
 from learners.data import feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
-from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table, task_loss
+from learners.models import (RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table,
+                             task_loss)
 from learners.splits import random_split, stratified_split
 from learners.trainer import Trainer, _atomic_torch_save, supervised_step
 
@@ -73,6 +74,7 @@ class _GNNEstimator(BaseEstimator):
         self.run_dir, self.resume, self.progress = run_dir, resume, progress
         if not 0.0 <= validation_fraction < 1.0:
             raise InputError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+        check_kind_options(self)
 
     # subclass hooks ------------------------------------------------------------------------
     def _loss(self, task: str):
@@ -111,6 +113,7 @@ class _GNNEstimator(BaseEstimator):
         -------
         self
         """
+        check_kind_options(self)  # again: set_params (a grid search) changes settings after __init__
         in_dim, edge_dim = feature_widths(graphs)
         y = np.asarray(y)
         if len(y) != len(graphs):
@@ -182,7 +185,9 @@ class GNNClassifier(_GNNEstimator):
     Parameters
     ----------
     kind, hidden, layers, readout, dropout
-        Model (see :class:`learners.models.GraphModel`).
+        Model (see :class:`learners.models.GraphModel`). A kind refuses a value other than the
+        default of a setting it does not read (``min_relation_count``, ``composition``,
+        ``num_bases`` below; ``readout`` on ``attentivefp``): :func:`learners.models.check_kind_options`.
     min_relation_count : int
         ``rgcn`` / ``compgcn``: an edge feature row (a linkage type) is a relation of its own when
         it occurs on at least this many training edges, each linkage counted once (not its reverse

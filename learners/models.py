@@ -24,7 +24,8 @@ References
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -33,7 +34,8 @@ from learners.errors import InputError
 from learners.metrics import TASKS
 
 __all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "COMPOSITIONS", "task_loss", "graph_inputs",
-           "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss"]
+           "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss", "KIND_OPTIONS", "unread_option",
+           "check_kind_options"]
 
 #: Message-passing kinds, and whether each uses edge features.
 MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True,
@@ -42,6 +44,44 @@ MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": 
 #: (for glycan graphs, each linkage such as ``b1-4``) is one relation (see :func:`relation_table`).
 RELATIONAL_KINDS = ("rgcn", "compgcn")
 READOUTS = ("mean", "sum", "max")
+#: Settings (of :class:`GraphModel` and the estimators) that only some kinds read -> the kinds that read
+#: them; the others ignore them. ``attentivefp`` has its own attentive readout.
+KIND_OPTIONS = {"composition": ("compgcn",), "num_bases": ("rgcn",), "min_relation_count": RELATIONAL_KINDS,
+                "readout": tuple(k for k in MODEL_KINDS if k != "attentivefp")}
+
+
+def unread_option(kind: str, names: Iterable[str]) -> str | None:
+    """Why model ``kind`` ignores the first of the settings ``names`` that it does not read
+    (:data:`KIND_OPTIONS`), as the end of an error message; None when it reads them all."""
+    for name in names:
+        readers = KIND_OPTIONS.get(name, (kind,))
+        if kind not in readers:
+            if name == "readout":
+                return f"readout is not read by kind = {kind!r} (it has its own attentive readout)"
+            return f"{name} is read by kind = {' or '.join(map(repr, readers))} only, not by kind = {kind!r}"
+    return None
+
+
+def check_kind_options(estimator: Any) -> None:
+    """Refuse a model setting of ``estimator`` that its ``kind`` does not read (``num_bases`` on a
+    ``gine``, ``readout`` on an ``attentivefp``: :data:`KIND_OPTIONS`), as a config run
+    does. A setting left at its default value is not refused: every kind gets the same defaults.
+
+    Raises
+    ------
+    InputError
+        Such a setting, by name and with the kinds that read it.
+    """
+    # each setting's default, from the first __init__ along the class hierarchy that declares it
+    defaults = {}
+    for cls in type(estimator).__mro__[::-1]:
+        if "__init__" in vars(cls):
+            defaults.update({name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                             if p.default is not inspect.Parameter.empty})
+    changed = [name for name in KIND_OPTIONS if name in defaults and getattr(estimator, name) != defaults[name]]
+    unread = unread_option(estimator.kind, changed)
+    if unread:
+        raise InputError(f"{type(estimator).__name__}: {unread}; leave it out for this kind")
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:

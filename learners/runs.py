@@ -231,12 +231,13 @@ class RunConfig(Schema):
                 raise ConfigError(f"split.by = {self.split.by!r} is not a split of lectins; task = 'binding' splits "
                                   "by 'random' (whole lectin sequences) or 'file' (keyed by sequence)")
         # The settings of one model kind only (the estimators take them and other kinds never read them).
+        from learners.models import unread_option
+
         kind = self.model.kind or ("rgcn" if binding else "gine")  # the estimators' default kinds
-        for key, reader in (("composition", "compgcn"), ("num_bases", "rgcn")):
-            if getattr(self.model, key) is not None and kind != reader:
-                raise ConfigError(f"model.{key} is read by kind = {reader!r} only, not by kind = {kind!r}")
-        if self.model.readout is not None and kind == "attentivefp":
-            raise ConfigError("model.readout is not read by kind = 'attentivefp' (it has its own attentive readout)")
+        unread = unread_option(kind, [k for k in ("composition", "num_bases", "readout")
+                                      if getattr(self.model, k) is not None])
+        if unread:
+            raise ConfigError(f"model.{unread}")
         several = self.dataset.source == "glycan_task" and self.dataset.task in DatasetConfig.MULTI_LABEL_TASKS
         if self.task == "multitask" and not several:
             raise ConfigError(f"task = 'multitask' needs a dataset with several label columns: source = 'glycan_task' "

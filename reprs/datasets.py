@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from reprs.errors import InputError, MissingDependencyError
-from reprs.glycan_taxonomy import TAXONOMY_LEVELS, load_glycans
+from reprs.glycan_taxonomy import TAXONOMY_LEVELS, dataset_level, load_glycans
 
-__all__ = ["load_glycans", "glycan_graph_dataset", "load_qm9", "TAXONOMY_LEVELS", "QM9_TARGETS"]
+__all__ = ["load_glycans", "glycan_graph_dataset", "dataset_level", "load_qm9", "TAXONOMY_LEVELS", "QM9_TARGETS"]
 
 
-def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", column: str | None = None,
+def glycan_graph_dataset(source: str = "glycans", *, level: str | None = None, column: str | None = None,
                          progress: bool = False, **options):
     """Glycan graphs with their table, from the bundled set or from a file.
 
@@ -30,8 +30,9 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
         a CSV file with a column of glycan strings (``column``, default the column named
         ``glycan`` or the only column) and any label columns; or a ``.jsonl`` file written by
         :func:`reprs.graphio.write_graphs`.
-    level : str
-        Taxonomy level for the bundled set.
+    level : str, optional
+        Taxonomy level of the bundled set (default ``"Kingdom"``); refused for a file source
+        (:func:`dataset_level`).
     column : str, optional
         Glycan column of a CSV source (refused for the other sources).
     progress : bool
@@ -54,7 +55,8 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     ------
     InputError
         For a missing file, an unknown column, a setting the source cannot use (``column`` of a
-        non-CSV source, ``options`` of a ``.jsonl`` source) or a source that yields no graph.
+        non-CSV source, ``level`` of a file, ``options`` of a ``.jsonl`` source) or a source that
+        yields no graph.
 
     Warns
     -----
@@ -70,11 +72,12 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str = "Kingdom", col
     if str(source) == "glycans":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "dropped .* malformed", UserWarning)  # the 3 malformed strings are documented
-            table = load_glycans(level=level)
+            table = load_glycans(level=dataset_level(source, level))
     else:
         path = Path(source)
         if not path.is_file():
             raise InputError(f"dataset {source!r} is neither 'glycans' nor an existing file")
+        dataset_level(source, level)
         if path.suffix == ".jsonl":
             if options:  # they were dropped without a word
                 raise InputError(

@@ -7,14 +7,17 @@ imports neither, so the two do not import each other.
 
 from __future__ import annotations
 
+import os
 import warnings
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from reprs.errors import InputError, ParseError
 from reprs.iupac import parse_iupac
 
-__all__ = ["load_glycans", "TAXONOMY_LEVELS"]
+if TYPE_CHECKING:  # pandas is imported by whoever calls load_glycans: a warm `matrep similar` never does
+    import pandas as pd
+
+__all__ = ["load_glycans", "TAXONOMY_LEVELS", "dataset_level"]
 
 TAXONOMY_LEVELS = ("Domain", "Kingdom", "Phylum", "Class", "Order", "Family", "Genus", "Species")
 
@@ -97,3 +100,21 @@ def load_glycans(level: str = "Kingdom", min_class_size: int = 1, drop_invalid: 
     sizes = table["label"].map(table["label"].value_counts())
     table = table[sizes >= min_class_size]
     return table.reset_index(drop=True)
+
+
+def dataset_level(source: str | os.PathLike, level: str | None) -> str | None:
+    """The taxonomy level glycan dataset ``source`` is read at: ``level`` for the bundled set
+    ``"glycans"`` (default ``"Kingdom"``, :func:`load_glycans`'), None for a CSV or ``.jsonl`` file,
+    whose labels are its own.
+
+    Raises
+    ------
+    InputError
+        A ``level`` given for a file (it was ignored before: a file has no taxonomy to read).
+    """
+    if str(source) == "glycans":
+        return "Kingdom" if level is None else level
+    if level is not None:
+        raise InputError(f"level={level!r} is a taxonomy level of the bundled set 'glycans'; {str(source)!r} is a "
+                         "file whose labels are its own columns: leave level out")
+    return None

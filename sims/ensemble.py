@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -35,7 +35,7 @@ from reprs.fileio import FrameWriter
 
 from .batch import BatchMD, BatchState
 from .errors import SimsInputError
-from .generate import (_DTYPES, _build_potential, _make_integrator, _open_checkpoint, _parse, _resolve,
+from .generate import (_dtype, _build_potential, _make_integrator, _open_checkpoint, _parse, _resolve,
                        _save_checkpoint, _state_from_dict, config_hash, load_config)
 
 __all__ = ["ensemble_configs", "generate_batched", "generate_ensemble"]
@@ -142,7 +142,8 @@ def _check_batchable(specs, cfgs) -> None:
         differ = []
         if spec.potential != ref.potential or cfg["_base"] != base:
             differ.append("[potential] (or the config folder it is read from)")
-        if spec.md != ref.md:
+        # md.dtype left out and md.dtype = "float32" are the same run
+        if replace(spec.md, dtype=None) != replace(ref.md, dtype=None) or _dtype(spec) != _dtype(ref):
             differ.append("[md]")
         if spec.output.checkpoint_every != ref.output.checkpoint_every:
             differ.append("output.checkpoint_every")
@@ -187,7 +188,7 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
     _check_batchable(specs, cfgs)
     digests = [config_hash(c) for c in cfgs]
     md_cfg = specs[0].md
-    dtype = _DTYPES[md_cfg.dtype]
+    dtype = _dtype(specs[0])
     device = device if device is not None else md_cfg.device
     potential = _build_potential(specs[0].potential, cfgs[0]["_base"], device=device, dtype=dtype)
     # A committee's spread goes with each sampled frame, as generate() writes it (no threshold here:

@@ -17,7 +17,8 @@ output::
                                        # "amber14" (OpenMM, molecule = "alanine_dipeptide"),
                                        # or a plugin kind (below)
     [md]
-    dtype = "float32"                  # or "float64"; device = "cuda" (optional)
+    dtype = "float32"                  # or "float64" (default: float32; engine "lammps": float64, the only
+                                       # one it has); device = "cuda" (optional)
     skin = 1.0                         # Å, neighbour-list skin of both engines (LAMMPS: neighbor <skin> bin);
                                        # n_procs = 4 (MPI ranks of engine = "lammps")
     uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
@@ -120,6 +121,11 @@ __all__ = ["load_config", "config_hash", "build_system", "build_potential", "gen
            "read_frames"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _dtype(spec: SimulationConfig) -> torch.dtype:
+    """The precision of a run: ``md.dtype``, else float32 on our engine and float64 (its only one) on LAMMPS."""
+    return _DTYPES[spec.md.dtype or ("float64" if spec.engine == "lammps" else "float32")]
 
 
 def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
@@ -469,7 +475,7 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     digest = config_hash(cfg)
     seed = spec.seed
     md_cfg = spec.md
-    dtype = _DTYPES[md_cfg.dtype]
+    dtype = _dtype(spec)
     if spec.engine == "lammps" and device is not None:
         raise ConfigError(f"device={device!r} (--device) is the torch device of engine = 'matrep'; engine = 'lammps' "
                           "does not read it (leave it out)")

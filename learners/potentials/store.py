@@ -48,8 +48,18 @@ def save_potential(model: NeuralPotential | Committee, path: str | os.PathLike) 
 
 
 def load_potential(path: str | os.PathLike, *, device: torch.device | str | None = None,
-                   dtype: torch.dtype = torch.float32) -> NeuralPotential | Committee:
+                   dtype: torch.dtype | None = None) -> NeuralPotential | Committee:
     """Read a file of :func:`save_potential` (``weights_only`` loading: no code runs from the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_potential`.
+    device : torch.device or str, optional
+        Where the model lives; default CPU.
+    dtype : torch.dtype, optional
+        Precision of the loaded model. Default: the precision it was saved in (each member's), so a
+        float64 model stays float64; a given dtype converts the weights.
 
     Raises
     ------
@@ -60,9 +70,11 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
     members = []
     for entry in payload["members"]:
         hp = dict(entry["hparams"])
-        model = _KINDS[entry["kind"]](hp.pop("cutoff"), **hp, device=device, dtype=dtype)
+        # the saved weights' precision, unless the caller asks for another one
+        member_dtype = dtype or next(v.dtype for v in entry["state_dict"].values() if v.is_floating_point())
+        model = _KINDS[entry["kind"]](hp.pop("cutoff"), **hp, device=device, dtype=member_dtype)
         model.load_state_dict(entry["state_dict"])
-        members.append(model.to(device=device, dtype=dtype))
+        members.append(model.to(device=device, dtype=member_dtype))
     return Committee(members) if payload["committee"] else members[0]
 
 

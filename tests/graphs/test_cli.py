@@ -62,6 +62,13 @@ def test_bad_queries_and_datasets_exit_nonzero(table, tmp_path, capsys):
     assert "no glycan" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["similar", "Gal(b1-4)Glc", "--metric", "nope"])
+    # --level was ignored for a file dataset (the index too: its source record had level None)
+    for command in (["similar", "Gal(b1-4)Glc", "--dataset", str(table)], ["matrix", str(table), "-o", str(tmp_path / "m")],
+                    ["similar", "Gal(b1-4)Glc", "--dataset", str(table), "--metric", "ged", "--exact", "--index",
+                     str(tmp_path / "i")],
+                    ["index", "build", str(table), "-o", str(tmp_path / "i")]):
+        assert main([*command, "--level", "Domain"]) == 2
+        assert "level='Domain' is a taxonomy level of the bundled set 'glycans'" in capsys.readouterr().err
 
 
 def test_matrix_writes_matrix_and_figures(table, tmp_path, capsys):

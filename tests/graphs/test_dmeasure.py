@@ -230,14 +230,41 @@ def test_adjacency_input_and_simplification():
     a = nx.to_scipy_sparse_array(g, format="csr")
     assert d_measure(a, nx.path_graph(15)) == pytest.approx(d_measure(g, nx.path_graph(15)))
     assert d_measure(a.toarray(), g) == 0.0
-    # Weights, self-loops and parallel edges are ignored, as the R code's simplify().
-    weighted = g.copy()
-    weighted.add_edge(0, 0)
-    nx.set_edge_attributes(weighted, 3.5, "weight")
+    # Self-loops and parallel edges are ignored, as the R code's simplify(); so are unit weights.
+    loops = g.copy()
+    loops.add_edge(0, 0)
+    nx.set_edge_attributes(loops, 1.0, "weight")
     multi = nx.MultiGraph(g)
     multi.add_edges_from(list(g.edges())[:3])
-    assert d_measure(weighted, g) == 0.0
+    assert d_measure(loops, g) == 0.0
     assert d_measure(multi, g) == 0.0
+
+
+def test_edge_weights_are_refused_unless_weight_none(netrd_dmeasure):
+    """Weights were ignored without a word (s12). The authors' code reads unweighted graphs; netrd
+    weights the alpha-centrality term alone (its nx.to_numpy_array default), so on weighted graphs
+    the two first terms agree with ours and the third does not."""
+    rng = np.random.default_rng(0)
+    g, h = nx.connected_watts_strogatz_graph(12, 4, 0.3, seed=1), nx.connected_watts_strogatz_graph(12, 4, 0.5, seed=2)
+    unweighted = d_measure(g, h, alpha_iterations=50, components=True)
+    wg, wh = g.copy(), h.copy()
+    for graph in (wg, wh):
+        nx.set_edge_attributes(graph, {e: float(rng.uniform(0.1, 3.0)) for e in graph.edges}, "weight")
+    with pytest.raises(InputError, match=r"carry 'weight' values other than 1 .*pass weight=None"):
+        d_measure(wg, h)
+    with pytest.raises(InputError, match=r"pass weight=None"):
+        d_measure_matrix([g, wh])
+    with pytest.raises(InputError, match=r"adjacency matrix has entries other than 0 and 1"):
+        DMeasureSignature.from_graph(nx.to_numpy_array(wg))
+    ours = d_measure(wg, wh, alpha_iterations=50, weight=None, components=True)
+    assert ours == unweighted
+    assert d_measure(nx.to_numpy_array(wg), wh, weight=None) == d_measure(g, h)
+    # another attribute name is checked by name; netrd on the weighted pair
+    assert d_measure(wg, wh, weight="capacity") == d_measure(g, h)
+    netrd = netrd_dmeasure()
+    netrd.dist(wg, wh)
+    np.testing.assert_allclose(netrd.results["components"][:2], ours[1:3], rtol=0, atol=1e-12)
+    assert abs(netrd.results["components"][2] - ours.centrality) > 0.01
 
 
 def test_signature_values_on_a_path():

@@ -353,3 +353,10 @@ def test_pairwise_dmeasure_equals_d_measure(client):
         d.add_edges_from(g.edges())
         directed.append(d)
     np.testing.assert_allclose(pairwise(directed, "dmeasure"), ref[:4, :4], atol=1e-12)
+    # Edge weights: refused by name (they were ignored), read unweighted with weight=None.
+    weighted = [g.copy() for g in graphs[:4]]
+    for g in weighted:
+        nx.set_edge_attributes(g, 2.0, "weight")
+    with pytest.raises(InputError, match="pass weight=None"):
+        pairwise(weighted, "dmeasure")
+    np.testing.assert_allclose(pairwise(weighted, "dmeasure", metric_params={"weight": None}), ref[:4, :4], atol=1e-12)

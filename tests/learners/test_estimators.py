@@ -184,3 +184,29 @@ def test_a_resume_over_other_data_is_refused(fucose_task, tmp_path):
         GNNClassifier(**params).fit(graphs[:30], 1 - y[:30])  # same graphs, other labels
     again = GNNClassifier(**params).fit(graphs[:30], y[:30])  # the same data resumes
     np.testing.assert_array_equal(again.predict_proba(graphs), first.predict_proba(graphs))
+
+
+def test_a_setting_the_model_kind_does_not_read_is_refused_by_name(fucose_task):
+    """Such settings were accepted and silently ignored (a gine fitted with num_bases=2; s12), while a
+    config run refused them; a grid search's set_params is caught at fit."""
+    from learners.binding import BindingRegressor
+    from learners.estimators import GNNMultiTaskClassifier
+
+    graphs, y = fucose_task[:2]
+    for kind, setting, match in [("gine", {"num_bases": 2}, "num_bases is read by kind = 'rgcn' only, not by kind = 'gine'"),
+                                 ("rgcn", {"composition": "sub"}, "composition is read by kind = 'compgcn' only"),
+                                 ("gcn", {"min_relation_count": 1}, "min_relation_count is read by kind = 'rgcn' or "
+                                                                    "'compgcn' only, not by kind = 'gcn'"),
+                                 ("attentivefp", {"readout": "max"}, "readout is not read by kind = 'attentivefp'")]:
+        for cls in (GNNClassifier, GNNRegressor, GNNMultiTaskClassifier):
+            with pytest.raises(InputError, match=f"{cls.__name__}: {match}"):
+                cls(kind=kind, **setting)
+    with pytest.raises(InputError, match="BindingRegressor: composition is read by kind = 'compgcn' only"):
+        BindingRegressor(composition="corr")                        # its default kind is rgcn
+    clf = GNNClassifier(kind="gine", epochs=1).set_params(composition="corr")
+    with pytest.raises(InputError, match="composition is read by kind = 'compgcn' only, not by kind = 'gine'"):
+        clf.fit(graphs, y)
+    # the kinds that read them take them; defaults pass on every kind
+    GNNClassifier(kind="compgcn", composition="sub", min_relation_count=1)
+    GNNClassifier(kind="rgcn", num_bases=None, min_relation_count=1)
+    clone(GNNClassifier(kind="attentivefp", composition="mult", num_bases=8))

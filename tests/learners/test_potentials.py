@@ -350,8 +350,12 @@ def test_save_and_load_round_trip(tmp_path):
     a, b = committee.predict(_crystal()), loaded.predict(_crystal())
     assert torch.equal(a["energy"], b["energy"]) and torch.equal(a["forces_std"], b["forces_std"])
     save_potential(committee.models[2], tmp_path / "s.pt")
+    # no dtype named: the saved precision is kept (float64 here; it loaded as float32 before s12)
     single = load_potential(tmp_path / "s.pt")
-    assert isinstance(single, SchNet) and single.atom_energy.dtype == torch.float32
+    assert isinstance(single, SchNet) and single.atom_energy.dtype == F64
+    assert all(p.dtype == F64 for p in load_potential(tmp_path / "c.pt").parameters())
+    assert torch.equal(single.predict(_crystal())["energy"], committee.models[2].predict(_crystal())["energy"])
+    assert load_potential(tmp_path / "s.pt", dtype=torch.float32).atom_energy.dtype == torch.float32
     with pytest.raises(InputError, match="no potential file"):
         load_potential(tmp_path / "missing.pt")
     torch.save({"x": 1}, tmp_path / "other.pt")

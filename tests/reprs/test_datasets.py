@@ -87,6 +87,14 @@ def test_glycan_graph_dataset_refuses_settings_a_source_cannot_use(tmp_path):
         glycan_graph_dataset(str(path), column="glycan")
     with pytest.raises(InputError, match=r"column='name' names the glycan column of a CSV source, not of 'glycans'"):
         glycan_graph_dataset("glycans", column="name")
+    # a taxonomy level was ignored by file sources (whose labels are their own columns)
+    csv = tmp_path / "g.csv"
+    csv.write_text("glycan,label\nGal(b1-4)GlcNAc,a\n")
+    for source in (path, csv):
+        with pytest.raises(InputError, match=r"level='Species' is a taxonomy level of the bundled set 'glycans'; "
+                                             r".*g\.(jsonl|csv)' is a file whose labels are its own columns"):
+            glycan_graph_dataset(str(source), level="Species")
+    assert glycan_graph_dataset(str(csv))[1]["label"].tolist() == ["a"]
     graphs, table = glycan_graph_dataset(str(path))
     assert table["glycan"].tolist() == ["Gal(b1-4)GlcNAc"] and graphs[0].number_of_nodes() == 2
 

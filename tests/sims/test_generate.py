@@ -6,9 +6,10 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 
 from sims.errors import ConfigError, SimsInputError
-from sims.generate import config_hash, generate, generate_many, read_frames
+from sims.generate import _dtype, _parse, config_hash, generate, generate_many, read_frames
 from tests.sims.config_files import kill_after_checkpoint, write_toml
 
 
@@ -168,6 +169,11 @@ def test_every_table_is_strict(tmp_path):
              r"md\.device = 'cpu'.*engine = 'lammps' does not read it")
     with pytest.raises(ConfigError, match=r"device='cpu' \(--device\).*engine = 'lammps' does not read it"):
         generate(dict(cfg, engine="lammps", _base=str(tmp_path)), device="cpu")
+    # md.dtype = "float32" was ignored by engine = 'lammps' (it computes in double precision only)
+    _refused(dict(cfg, engine="lammps", md={"dtype": "float32"}), tmp_path,
+             r"md\.dtype = 'float32': engine = 'lammps' computes in double precision only")
+    assert _dtype(_parse(dict(cfg, md={}))) == torch.float32                       # our engine's default
+    assert _dtype(_parse(dict(cfg, engine="lammps", md={}))) == torch.float64      # what LAMMPS computes in
     _refused(dict(cfg, output={"path": "a.extxyz", "checkpoint_evry": 5}), tmp_path,
              r"unknown key 'checkpoint_evry' in output; did you mean 'checkpoint_every'\?")
     _refused(dict(cfg, output={"path": "a.xyz"}), tmp_path, r"output\.path must end in \.db or \.extxyz")
