@@ -29,6 +29,7 @@ from learners.data import data_digest, feature_widths, graph_data_digest, graphs
 from learners.errors import InputError, NotFittedError
 from learners.models import RELATIONAL_KINDS, GraphModel, graph_inputs, relation_table
 from learners.trainer import Trainer
+from sims.integrators import seeded_init
 
 __all__ = ["PairModel", "BindingRegressor"]
 
@@ -243,8 +244,7 @@ class BindingRegressor(BaseEstimator):
                              task="regression", hidden=self.hidden, layers=self.layers, dropout=self.dropout,
                              relations=relations, composition=self.composition, num_bases=self.num_bases,
                              seed=self.seed, dtype=self.dtype)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(self.seed)
+        with seeded_init(self.seed):
             return PairModel(encoder, self.protein_dim_).to(dtype=self.dtype)
 
     def _new_trainer(self, monitor: str = "loss") -> Trainer:
