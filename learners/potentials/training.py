@@ -241,8 +241,11 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         raise InputError("the trainer needs eval_grad=True: validation forces are derivatives of the energy")
     loss = PotentialLoss() if loss is None else loss
     items: Sequence[Any] = train
+    val_items: Sequence[Any] | None = val
     if weights is not None:
         items = list(zip(train, check_weights(weights, len(train), "training frame").tolist()))
+        # The trainer batches validation frames with the training collate: (frame, weight) pairs, weight 1 each.
+        val_items = None if val is None else [(atoms, 1.0) for atoms in val]
     members = list(model.models) if isinstance(model, Committee) else [model]
     trainers, key = [], None
     for m, member in enumerate(members):
@@ -256,7 +259,7 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff)
         if key is None and trainer.run_dir is not None:
             key = _frames_key(train, val, weights)
-        t.fit(member, items, val, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
+        t.fit(member, items, val_items, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
         trainers.append(t)
     return trainers
 
