@@ -209,7 +209,8 @@ class GraphKernel(TransformerMixin, BaseEstimator):
         ``"auto"`` picks it for ``"wl"`` and GraKeL for every other kind.
     seed : int or None, default 0
         Random state of the stochastic kinds (``neighborhood_hash``, ``propagation``,
-        ``propagation_attr``); ignored by the others.
+        ``propagation_attr``); ignored by the others. None draws fresh entropy into a local
+        generator (numpy's global one is never used).
     n_jobs : int or None
         Passed to GraKeL.
     **params
@@ -327,7 +328,9 @@ class GraphKernel(TransformerMixin, BaseEstimator):
     def _make_grakel(self):
         params = dict(self.params)
         if KERNELS[self.kind].stochastic:
-            params["random_state"] = self.seed
+            # seed=None: a RandomState of fresh OS entropy. GraKeL's random_state=None is numpy's global
+            # generator, which it would read and advance.
+            params["random_state"] = np.random.RandomState() if self.seed is None else self.seed
         return _grakel_class(self.kind)(normalize=self.normalize, n_jobs=self.n_jobs, **params)
 
     def _grakel_input(self, graphs: list[nx.Graph], *, fit: bool) -> list:

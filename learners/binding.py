@@ -29,6 +29,7 @@ from learners.data import data_digest, feature_widths, graph_data_digest, graphs
 from learners.errors import InputError, NotFittedError
 from learners.models import RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table
 from learners.trainer import Trainer
+from sims.integrators import make_generator, seeded_init
 
 __all__ = ["PairModel", "BindingRegressor"]
 
@@ -247,8 +248,9 @@ class BindingRegressor(BaseEstimator):
                              task="regression", hidden=self.hidden, layers=self.layers, dropout=self.dropout,
                              relations=relations, composition=self.composition, num_bases=self.num_bases,
                              seed=self.seed, dtype=self.dtype)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(self.seed)
+        # The pair layers' own stream (seed, 1): seeded with the encoder's seed they drew the encoder's
+        # numbers again (the protein layer's first weights a scaled copy of the glycan encoder's).
+        with seeded_init(make_generator((self.seed, 1)).initial_seed()):
             return PairModel(encoder, self.protein_dim_).to(dtype=self.dtype)
 
     def _new_trainer(self, monitor: str = "loss") -> Trainer:

@@ -46,7 +46,7 @@ from learners.metrics import mae
 from learners.trainer import Trainer
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
-from sims.integrators import make_generator
+from sims.integrators import make_generator, seeded_init
 from sims.potentials import read_model_file
 from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
@@ -117,10 +117,9 @@ class DiabaticPaiNN(nn.Module):
         self.backbone = PaiNN(cutoff, n_features=n_features, n_rbf=n_rbf, n_interactions=n_interactions, seed=seed)
         self.cutoff = self.backbone.cutoff
         n_out = n_states * (n_states + 1) // 2
-        with torch.random.fork_rng(devices=[]):
-            # The head's own stream (seed, 1), not seed + 1: that is the backbone stream of the model
-            # seeded seed + 1, so Committee.build members (seeds s, s + 1, ...) started correlated.
-            torch.default_generator.manual_seed(make_generator((seed, 1)).initial_seed())
+        # The head's own stream (seed, 1), not seed + 1: that is the backbone stream of the model
+        # seeded seed + 1, so Committee.build members (seeds s, s + 1, ...) started correlated.
+        with seeded_init(make_generator((seed, 1)).initial_seed()):
             hidden = max(n_features // 2, 1)
             self.backbone.readout = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
         self.hparams = {"n_states": n_states, **self.backbone.hparams}

@@ -32,6 +32,7 @@ from torch import nn
 
 from learners.errors import InputError
 from learners.metrics import TASKS
+from sims.integrators import seeded_init
 
 __all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "COMPOSITIONS", "task_loss", "graph_inputs",
            "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss", "KIND_OPTIONS", "unread_option",
@@ -398,10 +399,7 @@ class GraphModel(nn.Module):
         self.in_dim, self.edge_dim, self.n_outputs = in_dim, edge_dim if MODEL_KINDS[kind] else None, n_outputs
         self.head_sizes = head_sizes
         self.dropout = dropout
-        with torch.random.fork_rng(devices=[]):
-            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
-            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
-            torch.default_generator.manual_seed(seed)
+        with seeded_init(seed):
             if kind == "attentivefp":
                 from torch_geometric.nn.models import AttentiveFP
 

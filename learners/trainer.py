@@ -84,7 +84,15 @@ def supervised_step(
         y = target(batch)
         return loss(outputs, y), outputs, y
 
+    step.whole_loss = lambda y, outputs: float(loss(_tensors(outputs), _tensors(y)))
     return step
+
+
+def _tensors(arrays: Any) -> Any:
+    """numpy arrays (and dicts of them, as :meth:`Trainer.run_eval` returns) as torch tensors."""
+    if isinstance(arrays, dict):
+        return {k: _tensors(v) for k, v in arrays.items()}
+    return torch.as_tensor(arrays)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -243,7 +251,15 @@ class Trainer:
         return torch.random.fork_rng(devices=devices)
 
     def run_eval(self, model: torch.nn.Module, items: Sequence[Any], step: Step, collate: Callable = pyg_collate):
-        """Mean loss, concatenated outputs and targets (numpy, float64) of ``items`` in order."""
+        """Loss, concatenated outputs and targets (numpy, float64) of ``items`` in order.
+
+        The loss is ``step.whole_loss(target, outputs)`` on the concatenated targets and outputs when
+        the step has one (:func:`supervised_step`, :class:`learners.potentials.PotentialLoss`): the loss
+        of ``items`` as one batch, whatever ``batch_size``. Otherwise the mean of the batch losses
+        weighted by their items, which is that only for a loss that is a mean over items: a mean over
+        atoms (forces of structures of different sizes), a class-balanced or task-balanced loss gave
+        another validation loss, and another best epoch, for another ``batch_size``.
+        """
         model.eval()
         total, outs, targets = 0.0, [], []
         with torch.set_grad_enabled(self.eval_grad):
@@ -252,7 +268,9 @@ class Trainer:
                 total += float(loss.detach()) * _n_items(y)
                 outs.append(out)
                 targets.append(y)
-        return total / len(items), _concat(outs), _concat(targets)
+        outs, targets = _concat(outs), _concat(targets)
+        whole_loss = getattr(step, "whole_loss", None)
+        return (total / len(items) if whole_loss is None else whole_loss(targets, outs)), outs, targets
 
     def predict(
         self, model: torch.nn.Module, items: Sequence[Any], forward: Callable[[torch.nn.Module, Any], Any], collate: Callable = pyg_collate
@@ -355,7 +373,9 @@ class Trainer:
         train, val : sequences of items
             What ``collate`` batches (PyG ``Data`` by default).
         step : callable
-            ``step(model, batch) -> (loss, outputs, target)``; see :func:`supervised_step`.
+            ``step(model, batch) -> (loss, outputs, target)``; see :func:`supervised_step`. A
+            ``step.whole_loss(target, outputs)`` (numpy, concatenated over a set), when present, gives
+            the validation loss (:meth:`run_eval`).
         task : {"multiclass", "multilabel", "regression"}, optional
             Scores validation outputs with :func:`learners.metrics.evaluate`.
         metrics : callable, optional

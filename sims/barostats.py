@@ -319,7 +319,7 @@ class CellRescaling(Integrator):
             xi = torch.randn(shape, generator=run["generator"], device=volume.device, dtype=volume.dtype)
             if self.coupling == "semiisotropic":
                 # One draw for the xy plane with half the variance of a single axis (the mean of two).
-                xi = xi[[0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0]).to(xi)
+                xi = xi[[0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0], dtype=xi.dtype, device=xi.device)
             d_eps = d_eps + torch.sqrt(2 * self.thermostat.kT * beta * ratio / volume) * xi
         return d_eps
 
@@ -390,7 +390,8 @@ class CellRescaling(Integrator):
             xi = torch.stack([torch.randn(shape, generator=g, device=volume.device, dtype=volume.dtype)
                               for g in run["generators"]])
             if self.coupling == "semiisotropic":
-                xi = xi[:, [0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0]).to(xi)
+                xi = xi[:, [0, 0, 2]] * torch.tensor([math.sqrt(0.5), math.sqrt(0.5), 1.0], dtype=xi.dtype,
+                                                        device=xi.device)
             kT = run["inner"]["kT_system"]
             amplitude = torch.sqrt(2 * kT * beta * ratio / volume)
             d_eps = d_eps + (amplitude if iso else amplitude[:, None]) * xi

@@ -386,6 +386,15 @@ def parse_cv(spec: str | CollectiveVariable) -> CollectiveVariable:
     return cls(*values)
 
 
+def _array(a):
+    """``a`` ready for ``torch.as_tensor``: tensors and None as given, numpy arrays copied (read-only arrays,
+    frozen results, cannot back a tensor safely), anything else (lists) as float64 numpy arrays. A list
+    went to torch's default dtype: float32 masses or cell in a float64 computation."""
+    if a is None or isinstance(a, torch.Tensor):
+        return a
+    return np.array(a) if isinstance(a, np.ndarray) else np.asarray(a, dtype=np.float64)
+
+
 def cv_and_inverse_mass(cv: CollectiveVariable, positions, masses, cell=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """CV values, inverse CV masses and Cartesian CV gradients of a batch of frames, by autograd.
 
@@ -419,8 +428,7 @@ def cv_and_inverse_mass(cv: CollectiveVariable, positions, masses, cell=None) ->
     Frames are independent, so the gradient of the sum of the CV values over frames is the
     per-frame gradient: one backward pass serves the whole batch.
     """
-    # numpy inputs are copied: read-only arrays (frozen results) cannot back a tensor safely
-    positions, masses, cell = (np.array(a) if isinstance(a, np.ndarray) else a for a in (positions, masses, cell))
+    positions, masses, cell = (_array(a) for a in (positions, masses, cell))
     pos = torch.as_tensor(positions)
     pos = pos.to(torch.float64) if not pos.is_floating_point() else pos
     if pos.dim() == 2:
@@ -454,7 +462,7 @@ def gradient_alignment(energy_gradient, cv_gradient) -> torch.Tensor:
     Both inputs are ``(F, N, 3)``; ``grad U = -forces``. A frame where either gradient vanishes
     gives NaN (the angle is undefined), which :func:`sims.free_energy.cv_quality` skips.
     """
-    gu, gx = torch.as_tensor(energy_gradient), torch.as_tensor(cv_gradient)
+    gu, gx = torch.as_tensor(_array(energy_gradient)), torch.as_tensor(_array(cv_gradient))
     gu, gx = gu.reshape(gu.shape[0], -1).to(torch.float64), gx.reshape(gx.shape[0], -1).to(torch.float64)
     if gu.shape != gx.shape:
         raise SimsInputError(f"energy and CV gradients differ in shape: {tuple(gu.shape)} vs {tuple(gx.shape)}")

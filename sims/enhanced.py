@@ -57,7 +57,7 @@ from reprs.atoms import as_atoms
 from .config import content_hash
 from .cv import CollectiveVariable, Position, cv_period, parse_cv, wrapped_difference
 from .errors import SimsError, SimsInputError
-from .integrators import Langevin, make_generator
+from .integrators import Langevin, make_generator, seeded_init
 from .md import compute
 from .potentials import Potential, SumPotential
 from .state import State
@@ -260,7 +260,7 @@ class BasisSetBias(_DescriptorBias):
     hidden : int
         Width of the hidden layers.
     seed : int
-        Seeds the initial weights (drawn inside ``torch.random.fork_rng``: global state untouched).
+        Seeds the initial weights (:func:`sims.integrators.seeded_init`: global state untouched).
     atoms_per_replica, device, dtype
         As :class:`GaussianGridBias`.
     """
@@ -283,10 +283,7 @@ class BasisSetBias(_DescriptorBias):
                           width=float(width), hidden=int(hidden), seed=int(seed))
         self.register_buffer("mu", torch.stack(centers).to(device))                       # (D, K)
         self.register_buffer("sigma", (width * torch.tensor(spacing, dtype=torch.float64)).to(device))
-        with torch.random.fork_rng(devices=[]):
-            # The CPU generator only: torch.manual_seed would also reseed every CUDA generator, which
-            # fork_rng(devices=[]) does not restore.
-            torch.default_generator.manual_seed(int(seed))
+        with seeded_init(seed):
             self.net = nn.Sequential(nn.Linear(n_dim * int(n_basis), hidden), nn.SiLU(), nn.Linear(hidden, hidden),
                                      nn.SiLU(), nn.Linear(hidden, 1, bias=False))
         nn.init.zeros_(self.net[-1].weight)

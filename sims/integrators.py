@@ -23,8 +23,9 @@ atom (``"kT"``) and per system (``"kT_system"``).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from ase import units
 from .errors import SimsInputError
 from .state import State
 
-__all__ = ["Integrator", "VelocityVerlet", "Langevin", "NoseHooverChain", "make_generator"]
+__all__ = ["Integrator", "VelocityVerlet", "Langevin", "NoseHooverChain", "make_generator", "seeded_init"]
 
 ForceFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -54,6 +55,29 @@ def make_generator(seed: int | Sequence[int] | None, device: torch.device | str 
         raise SimsInputError(f"seed must be None or a non-negative int, got {seed!r}")
     gen.manual_seed(int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, np.uint64)[0] >> 1))
     return gen
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Build torch modules inside this block to draw their initial weights from ``seed`` alone.
+
+    Layers (``torch.nn.Linear``, PyG convolutions) draw their weights from torch's global CPU
+    generator and in the global default dtype, and most take no ``generator=``. Inside the block
+    that generator is seeded with ``seed`` and the default dtype is float32; on leaving, both are
+    restored (``torch.random.fork_rng`` over the CPU generator only: ``torch.manual_seed`` would
+    also reseed every CUDA generator, which ``fork_rng(devices=[])`` does not restore). The weights
+    are therefore drawn in float32 whatever the module's dtype; cast the module afterwards. Drawn in
+    the global default dtype, a seed gave other weights under ``torch.set_default_dtype(torch.float64)``
+    (torch's CPU sampler consumes its stream differently per dtype).
+    """
+    previous = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(previous)
 
 
 class Integrator:

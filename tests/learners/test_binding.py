@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from learners.binding import BindingRegressor
 from learners.errors import InputError, NotFittedError
@@ -28,6 +29,20 @@ def test_pair_model_fits_a_protein_dependent_binding():
     model = BindingRegressor(kind="rgcn", hidden=16, epochs=120, batch_size=12, lr=5e-3, min_relation_count=1)
     pred = model.fit(graphs, proteins, pairs, y).predict(pairs)
     assert np.abs(pred - y).max() < 0.2
+
+
+def test_pair_layers_do_not_start_from_the_encoders_random_numbers():
+    """The pair model's layers were seeded with the seed of its glycan encoder, so they drew the same
+    numbers: the protein layer's first weights were the encoder's first weights times sqrt(5 / 4)
+    (correlation 1.0). They draw from their own stream (seed, 1) now."""
+    model = BindingRegressor(kind="gin", hidden=8, layers=1, seed=3)
+    model.n_features_in_, model.edge_dim_, model.protein_dim_, model.relations_ = 5, None, 4, None
+    pair = model._new_model()
+    encoder, protein = pair.encoder.encoder.weight.detach().flatten(), pair.protein[0].weight.detach().flatten()
+    n = min(len(encoder), len(protein))
+    assert abs(np.corrcoef(encoder[:n].numpy(), protein[:n].numpy())[0, 1]) < 0.5
+    again = model._new_model()
+    assert all(torch.equal(a, b) for a, b in zip(pair.state_dict().values(), again.state_dict().values()))
 
 
 def test_pair_model_bad_input():

@@ -64,6 +64,19 @@ def test_fit_with_weights_trains_as_on_repeated_frames(frames):
     assert moved > 1e-6     # the weights changed the training
 
 
+def test_weighted_fit_scores_its_validation_frames_unweighted(frames):
+    """fit_potential(weights=..., val=...) batched the validation frames with the weighted collate, which
+    unpacks (frame, weight) pairs: it stopped with 'too many values to unpack' at the first validation.
+    The validation frames now weigh 1 each: with all training weights 1 the run is the unweighted run."""
+    trainer = Trainer(epochs=2, batch_size=2, lr=5e-3, eval_grad=True, dtype=torch.float64, seed=0)
+    a, b = model(1).fit_shifts(frames), model(1).fit_shifts(frames)
+    [weighted] = fit_potential(a, frames[:3], frames[3:], trainer=trainer, fit_shifts=False, weights=[1.0] * 3)
+    [plain] = fit_potential(b, frames[:3], frames[3:], trainer=trainer, fit_shifts=False)
+    for key in ("train_loss", "val_loss", "val_forces_mae", "val_energy_mae"):
+        np.testing.assert_allclose([r[key] for r in weighted.history_], [r[key] for r in plain.history_],
+                                   rtol=1e-10, err_msg=key)
+
+
 def test_bad_weights(frames):
     net = model()
     trainer = Trainer(epochs=1, batch_size=8, eval_grad=True, dtype=torch.float64)

@@ -73,6 +73,59 @@ def test_seed_fixes_the_initial_weights_and_leaves_global_rng_alone():
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
 
 
+def _binding_model():
+    from learners.binding import BindingRegressor
+
+    fitted = BindingRegressor(kind="gin", hidden=8, layers=1, seed=3, dtype=torch.float64)
+    fitted.n_features_in_, fitted.edge_dim_, fitted.protein_dim_, fitted.relations_ = 5, None, 4, None
+    return fitted._new_model()
+
+
+def _cgvae():
+    import numpy as np
+    from ase import Atoms
+
+    from learners.backmap import CGVAE
+    from reprs.cg_mapping import alpha_carbon_mapping
+
+    mapping = alpha_carbon_mapping(Atoms("C3", positions=np.eye(3)), residues=[0, 1, 2], alpha_carbons=[0, 1, 2])
+    return CGVAE(mapping, [6, 6, 6], n_features=4, seed=5, dtype=torch.float64)
+
+
+def _seeded_builders():
+    from learners.diabatic import DiabaticPaiNN
+    from learners.potentials import PaiNN, SchNet
+    from sims.enhanced import BasisSetBias
+
+    return {"gine": lambda: _model("gine", seed=4), "rgcn": lambda: _model("rgcn", seed=4),
+            "attentivefp": lambda: _model("attentivefp", seed=4),
+            "painn": lambda: PaiNN(cutoff=3.0, n_features=4, n_interactions=1, seed=2, dtype=torch.float64),
+            "schnet": lambda: SchNet(cutoff=3.0, n_features=4, seed=2, dtype=torch.float64),
+            "diabatic": lambda: DiabaticPaiNN(n_features=4, n_interactions=1, seed=2, dtype=torch.float64),
+            "binding": _binding_model, "cgvae": _cgvae,
+            "basis_set_bias": lambda: BasisSetBias(["position:0,x"], lower=[-1.0], upper=[1.0], n_basis=4, hidden=4,
+                                                   seed=5)}
+
+
+@pytest.mark.parametrize("name", sorted(_seeded_builders()))
+def test_seeded_weights_do_not_depend_on_the_default_dtype(name):
+    """A seed fixes the initial weights whatever torch's global default dtype: they were drawn in it, and
+    torch's CPU sampler reads its stream differently per dtype (GraphModel's encoder moved by up to 1.1,
+    PaiNN's embedding by 5, under torch.set_default_dtype(torch.float64)). They are drawn in float32 now,
+    the default dtype restored afterwards."""
+    build = _seeded_builders()[name]
+    reference = build().state_dict()
+    try:
+        torch.set_default_dtype(torch.float64)
+        under_float64 = build().state_dict()
+        assert torch.get_default_dtype() == torch.float64  # restored, not left at float32
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert reference.keys() == under_float64.keys()
+    for key, value in reference.items():
+        assert torch.equal(value, under_float64[key]), key
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dtype_and_device_plumbing(dtype):
     model = GraphModel(kind="nnconv", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1, device="cpu", dtype=dtype)

@@ -286,6 +286,34 @@ def test_batched_molecule_pairs_equal_a_cell_list_per_structure(seed):
     assert not pairs.half and float(pairs.shifts.abs().sum()) == 0.0
 
 
+def test_validation_loss_of_mixed_sizes_does_not_depend_on_the_batch_size():
+    """The validation loss was the mean of the batch losses weighted by their structures; the force term
+    is a mean over the atoms of a batch, so on frames of 4 and 32 atoms the atoms of small frames weighed
+    more in small batches (here 0.0111 at batch size 1 against 0.0084 for the set), and the best epoch and
+    early stopping of fit_potential followed batch_size. Reference: the loss's means over all structures
+    and all atoms of the set, from single-frame predictions."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for k, repeat in enumerate((1, 2, 1, 2, 2)):
+        atoms = bulk("Ar", "fcc", a=5.4, cubic=True).repeat(repeat)
+        atoms.rattle(0.1, seed=k)
+        e, f = sims.energy_and_forces(_lj(), atoms, dtype=torch.float64)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(e), forces=np.asarray(f))
+        frames.append(atoms)
+    model = PaiNN(cutoff=CUTOFF, n_features=8, n_interactions=1, n_rbf=6, seed=0, dtype=torch.float64)
+    model.fit_shifts(frames)
+    loss = PotentialLoss(w_energy=1.0, w_forces=10.0)
+    out = [model.predict(a) for a in frames]
+    energy = np.array([(float(o["energy"][0]) - a.get_potential_energy()) / len(a) for o, a in zip(out, frames)])
+    forces = np.concatenate([o["forces"].detach().numpy() - a.get_forces() for o, a in zip(out, frames)])
+    reference = np.mean(energy ** 2) + 10.0 * np.mean(forces ** 2)
+    collate = partial(collate_atoms, cutoff=CUTOFF, dtype=torch.float64)
+    for batch_size in (1, 2, 5):
+        value, *_ = Trainer(batch_size=batch_size, eval_grad=True).run_eval(model, frames, loss, collate)
+        assert value == pytest.approx(reference, rel=1e-10), batch_size
+
+
 def test_a_resume_over_other_frames_is_refused(tmp_path):
     """fit_potential passed no data key to the trainer: a second fit with resume=True into the same
     run_dir on other frames (energies and forces 5 times larger) resumed the first fit's finished

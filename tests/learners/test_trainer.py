@@ -193,3 +193,26 @@ def test_resume_over_other_data_is_refused(tmp_path):
         fit(tmp_path / "run", data_key="b", epochs=2, resume=True)
     for key in ("a", None):  # the same data, or a caller that does not say
         assert [r["epoch"] for r in fit(tmp_path / "run", data_key=key, epochs=2, resume=True)[1].history_] == [1, 2]
+
+
+def test_validation_loss_does_not_depend_on_the_batch_size(fucose_task):
+    """The validation loss was the mean of the batch losses weighted by their items, which is the loss of
+    the set only for a mean over items. The multi-task loss balances its tasks by a softmax of each
+    batch's own task losses and leaves out unseen classes (-1) per batch: its validation loss moved with
+    batch_size (here 2.015 at batch size 1 against 1.979 for the set; and so could the best epoch).
+    supervised_step gives run_eval the loss of the whole set."""
+    from learners.models import multitask_loss
+
+    graphs, y, *_ = fucose_task
+    rng = np.random.default_rng(0)
+    labels = np.stack([np.asarray(y, dtype=np.int64), rng.integers(-1, 3, len(y))], axis=1)  # -1: unseen
+    items = graphs_to_data(graphs[:23], labels[:23], dtype=torch.float64)
+    model = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=(2, 3), task="multitask", hidden=8, layers=1,
+                       dtype=torch.float64)
+    step = supervised_step(graph_inputs, lambda out, t: multitask_loss(out, t, (2, 3), temperature=0.5))
+    whole, outputs, targets = Trainer(batch_size=len(items)).run_eval(model, items, step)
+    reference = float(multitask_loss(torch.as_tensor(outputs), torch.as_tensor(targets), (2, 3), temperature=0.5))
+    assert whole == pytest.approx(reference, rel=1e-12)
+    for batch_size in (1, 7):
+        loss, *_ = Trainer(batch_size=batch_size).run_eval(model, items, step)
+        assert loss == pytest.approx(reference, rel=1e-12), batch_size

@@ -88,6 +88,33 @@ def test_replicas_equal_lone_npt_runs(coupling, thermostat):
     np.testing.assert_allclose(md.forces.numpy(), np.concatenate(f), atol=1e-11)
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["lone", "batch"])
+def test_semiisotropic_noise_is_float64_whatever_the_default_dtype(batch):
+    """The xy plane's noise factor sqrt(1/2) was made by torch.tensor without a dtype, so a float64 run took
+    it rounded to float32 under torch's default dtype (and exact under set_default_dtype(float64)): after
+    40 steps the two runs' cells differed by 3e-9 Å. It is made in the run's dtype now."""
+    atoms = _argon()[0]
+
+    def run():
+        npt = CellRescaling(Langevin(5.0, 50.0, friction=0.02), pressure=(100.0, 100.0, 800.0), tau_p=100.0,
+                            compressibility=3e-4, coupling="semiisotropic")
+        if batch:
+            md = BatchMD([atoms], _pot(), npt, temperature=[50.0], seed=[4], dtype=F64)
+        else:
+            md = sims.MD(atoms, _pot(), npt, temperature=50.0, seed=4, dtype=F64)
+        md.run(40)
+        return md.state.cell.reshape(3, 3), md.state.positions
+
+    cell, positions = run()
+    try:
+        torch.set_default_dtype(F64)
+        cell64, positions64 = run()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert float((cell - torch.as_tensor(atoms.cell[:])).abs().max()) > 1e-3  # the cell moved
+    assert torch.equal(cell, cell64) and torch.equal(positions, positions64)
+
+
 def test_replica_checkpoint_resumes_as_lone_npt_run_and_roundtrip(tmp_path):
     systems = _argon()[:2]
     npt = CellRescaling(Langevin(5.0, 50.0, friction=0.02), pressure=100.0, tau_p=100.0, compressibility=3e-4)

@@ -43,6 +43,20 @@ def test_distance_inverse_mass_is_reduced_mass_inverse(frames):
     assert np.allclose(m_inv.numpy(), 1 / m[1] + 1 / m[3], rtol=1e-13)
 
 
+def test_list_inputs_are_float64_whatever_the_default_dtype(frames):
+    """Lists (masses, cell, positions, gradients) went through torch.as_tensor to the global default dtype,
+    so float64 positions met float32-rounded masses and cell (m_inv 2.6e-8 relative off, minimum-image
+    distances 1e-7 Å) and a list of positions gave float32 values. They are read as float64 now."""
+    pos, m = frames
+    cell = np.diag([3.7, 4.1, 3.3])
+    ref, ref_inv, ref_grad = cv_and_inverse_mass(Distance(1, 3), pos, m, cell)
+    xi, m_inv, grad = cv_and_inverse_mass(Distance(1, 3), pos.tolist(), m.tolist(), cell.tolist())
+    assert xi.dtype == torch.float64
+    assert torch.equal(xi, ref) and torch.equal(m_inv, ref_inv) and torch.equal(grad, ref_grad)
+    forces = np.random.default_rng(0).normal(size=pos.shape)
+    assert torch.equal(gradient_alignment(forces.tolist(), grad.tolist()), gradient_alignment(forces, grad))
+
+
 def test_position_inverse_mass_is_one_over_m(frames):
     pos, m = frames
     xi, m_inv, _ = cv_and_inverse_mass(Position(2, "y"), pos, m)
