@@ -85,10 +85,18 @@ class Committee(nn.Module):
 
     @classmethod
     def build(cls, factory: Callable[..., NeuralPotential], k: int = 5, *, seed: int = 0, **kwargs) -> "Committee":
-        """``k`` members ``factory(seed=seed + m, **kwargs)``, independently initialised."""
+        """``k`` members ``factory(seed=s_m, **kwargs)``, independently initialised.
+
+        The member seeds ``s_m`` are the ``k`` words :class:`numpy.random.SeedSequence` draws from
+        ``seed``: committees of adjacent seeds (replicates ``seed = 0, 1, 2, ...``) share no member,
+        as they did when member ``m`` took ``seed + m``.
+        """
         if not isinstance(k, int) or k < 2:
             raise InputError(f"k must be an int >= 2, got {k!r}")
-        return cls([factory(seed=seed + m, **kwargs) for m in range(k)])
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a non-negative int, got {seed!r}")
+        member_seeds = np.random.SeedSequence(int(seed)).generate_state(k)
+        return cls([factory(seed=int(s), **kwargs) for s in member_seeds])
 
     def __len__(self) -> int:
         return len(self.models)

@@ -279,15 +279,17 @@ def test_max_label_energy_filters_candidates_and_logs_skipped_labels(data, tmp_p
     initial = factory(seed=7)
     fit_potential(initial, train, trainer=Trainer(epochs=12, batch_size=8, lr=5e-3, eval_grad=True,
                                                   dtype=torch.float64, seed=0))
-    # The training energies span 1.3 eV; the candidates' committee energies lie 0.2-0.5 eV above the
-    # lowest (measured), so a cap of 0.35 eV keeps some and drops others.
-    truth, cap = ShiftingMorse(**MORSE), 0.35
+    # The training energies span 1.3 eV; the cap is the median of the committee's energies of the
+    # training frames above the lowest, so that it keeps some candidates (small displacements of
+    # those frames) and drops others whatever the committee's initial weights.
+    lowest = min(f.get_potential_energy() for f in train)
+    predicted_train = initial.predict(train, forces=False)["energy"].detach().numpy()
+    truth, cap = ShiftingMorse(**MORSE), float(np.median(predicted_train - lowest))
     al = ActiveLearning(factory, truth, train, test, generations=1, per_generation=6, sampler="random",
                         displacement=0.05, percentile=0.0, seed=0, workdir=tmp_path, initial_committee=initial,
                         max_label_energy=cap, trainer=Trainer(epochs=2, batch_size=8, eval_grad=True,
                                                               dtype=torch.float64, seed=0)).run()
     report = al.log_[0]
-    lowest = min(f.get_potential_energy() for f in train)
     kept, skipped = read_frames(tmp_path / "labels.db"), report["skipped"]
     # Candidates above the cap by the committee were never labelled; every geometry that was labelled
     # lies within it by the committee; the labeler ran once per selected geometry.
@@ -306,7 +308,7 @@ def test_max_label_energy_filters_candidates_and_logs_skipped_labels(data, tmp_p
         ref.calc = morse
         assert min(abs(s["energy"] - ref.get_potential_energy() - shift) for shift in (0.0, 5.0)) < 1e-10
         assert s["above_lowest"] == pytest.approx(s["energy"] - lowest, abs=1e-10) and s["above_lowest"] > cap
-        assert "exceeds max_label_energy = 0.35 eV" in s["reason"]
+        assert f"exceeds max_label_energy = {cap} eV" in s["reason"]
     assert al.log_[1]["n_train"] == len(train) + len(kept)
 
 

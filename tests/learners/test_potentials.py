@@ -166,6 +166,19 @@ def test_committee_mean_and_std_equal_looping_the_members():
     assert len(Committee.build(PaiNN, cutoff=3.0, n_features=4, n_interactions=1)) == 5
 
 
+def test_committees_of_adjacent_seeds_share_no_member():
+    # Replicates seeded 0 and 1 must start from independent members; with member m seeded
+    # seed + m they shared k - 1 of k (the same weights, shifted by one place).
+    def start(seed):
+        committee = Committee.build(PaiNN, k=3, seed=seed, cutoff=3.0, n_features=4, n_interactions=1)
+        return [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in committee.models]
+    a, b = start(0), start(1)
+    assert not any(torch.equal(x, y) for x in a for y in b)
+    assert all(torch.equal(x, y) for x, y in zip(a, start(0)))
+    with pytest.raises(InputError, match="non-negative int"):
+        Committee.build(PaiNN, k=2, seed=-1, cutoff=3.0)
+
+
 def test_ase_calculator_results_and_optimiser():
     committee = _committee()
     atoms = _crystal()
