@@ -153,6 +153,29 @@ def test_wrapped_frames_of_a_changing_cell_unwrap_with_each_frame_cell():
         unwrap(wrapped, cells[:5])
 
 
+@pytest.mark.parametrize("pbc", [(True, True, False), (False, False, True)])
+def test_slab_and_wire_frames_unwrap_along_their_periodic_directions(pbc):
+    """A slab's or a wire's cell as ASE stores it has zero rows along its open directions; unwrapping
+    inverted that singular cell and raised numpy's LinAlgError (checked on the old code). Reference: the
+    continuous path of the random walk (the open directions, never wrapped, are never unwrapped, even when
+    an atom moves far along them)."""
+    rng = np.random.default_rng(7)
+    cell = np.array([[7.0, 0.0, 0.0], [3.0, 6.5, 0.0], [0.0, 0.0, 8.0]])
+    cell[~np.asarray(pbc)] = 0.0
+    true = 4.0 + np.cumsum(rng.normal(0, 0.35, (150, 6, 3)), axis=0)
+    true[:, 0, ~np.asarray(pbc)] += np.linspace(0.0, 40.0, 150)[:, None]  # far along an open direction
+    frames = [Atoms("Ar6", positions=x, cell=cell, pbc=pbc) for x in true]
+    for f in frames:
+        f.wrap()
+    assert np.abs(frames[-1].positions - true[-1]).max() > 1.0  # the frames did cross boundaries
+    np.testing.assert_allclose(unwrap(np.array([f.positions for f in frames]), cell, pbc), true, atol=1e-9)
+    np.testing.assert_allclose(MSD(timestep=1.0).compute(frames).msd, _direct_msd(true), rtol=1e-9, atol=1e-9)
+    assert collective_diffusivity(frames, timestep=1.0).D == pytest.approx(
+        collective_diffusivity(true, timestep=1.0, unwrapped=True).D, rel=1e-9)
+    with pytest.raises(SimsInputError, match="periodic direction . has a zero cell vector"):
+        MSD(timestep=1.0).compute(np.array([f.positions for f in frames]), cell=cell)  # arrays: all periodic
+
+
 class _Free(torch.nn.Module):
     """No interactions: the free Langevin particle."""
 
