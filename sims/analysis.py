@@ -694,8 +694,9 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     Raises
     ------
     SimsInputError
-        Velocities of another shape or non-finite, a timestep that is not finite and > 0, masses that
-        are not one finite value > 0 per atom.
+        Velocities of another shape or non-finite, or constant in time (all zero, or a rigid drift: the
+        spectrum would be 0/0), a timestep that is not finite and > 0, masses that are not one finite
+        value > 0 per atom.
     """
     v = _velocities(velocities)
     if not (math.isfinite(timestep) and timestep > 0):  # a negative one gave negative frequencies
@@ -703,6 +704,10 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     w = _atom_weights(masses, v.shape[1])
     v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
+    if not power.sum() > 0:
+        # 0/0 made every bin NaN with only numpy's RuntimeWarning (as vacf refuses all-zero velocities)
+        raise SimsInputError("the velocities do not change in time (all zero or a constant drift): no vibration "
+                             "to normalise a spectrum by")
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
     return freq, power / (power.sum() * (freq[1] - freq[0]))
 

@@ -257,6 +257,9 @@ def test_vdos_peak_of_harmonic_motion():
     # masses of another length than the atoms: refused (one mass was broadcast over all four atoms)
     with pytest.raises(SimsInputError, match="one value per atom"):
         vdos(v, timestep=1.0, masses=[12.0])
+    # velocities constant in time (a rigid drift) have no spectrum: every bin was NaN (checked on the old code)
+    with pytest.raises(SimsInputError, match="do not change in time"):
+        vdos(np.ones((50, 4, 3)), timestep=1.0)
 
 
 def test_bad_input():
