@@ -71,6 +71,23 @@ def test_partial_rdf_equals_freud_and_coordination():
     assert ours.n_r[49] == pytest.approx(cn)
 
 
+def test_rdf_beyond_the_shortest_lattice_vector_counts_own_images():
+    """The documented limit of the finite-size normalisation (reprs.structure): an ideal gas of 6 atoms
+    (2 Si, 4 O) in a 5-6 Å cell has g = 1 below the shortest lattice vector, and beyond it, where each
+    atom meets its own images, g tends to N_b / (N_b - N_ab / N_a): 6/5 for the total RDF, 4/3 for O-O,
+    and 1 for the Si-O partial, which has no own images. (ASE's get_rdf and freud refuse r_max above
+    half the cell; the analytic limits are the reference.)"""
+    rng = np.random.default_rng(0)
+    cell = np.array([[5.0, 0.0, 0.0], [2.0, 5.5, 0.0], [-1.5, 1.0, 6.0]])
+    frames = [Atoms("Si2O4", positions=rng.uniform(0, 1, (6, 3)) @ cell, cell=cell, pbc=True) for _ in range(80)]
+    shortest = np.linalg.norm(cell, axis=1).min()
+    for species, limit in ((None, 6 / 5), (("O", "O"), 4 / 3), (("Si", "O"), 1.0)):
+        result = RDF(r_max=10.0, bins=20, species=species).compute(frames)
+        inside, beyond = (result.r > 1.0) & (result.r < shortest), result.r > 7.0
+        assert result.g[inside].mean() == pytest.approx(1.0, abs=0.06), species
+        assert result.g[beyond].mean() == pytest.approx(limit, abs=0.06), species
+
+
 def test_one_rdf_for_sims_and_reprs_glass():
     """sims' RDF and reprs.glass.partial_rdf are the one reprs.structure.rdf: equal for unlike and
     like pairs (they once normalised like pairs by N_b and N_b - 1), and the total RDF is ASE's
