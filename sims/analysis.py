@@ -173,7 +173,9 @@ def _completed_cells(cells: np.ndarray, pbc) -> np.ndarray:
     if (missing & periodic).any():
         t, d = np.argwhere(missing & periodic)[0]
         raise SimsInputError(f"periodic direction {d} has a zero cell vector (frame {t}): give its cell vector, "
-                             f"or mark the direction non-periodic")
+                             f"or mark the direction non-periodic (a positions array counts as periodic in all "
+                             f"three: pass frames with their pbc, or unwrap(positions, cell, pbc) and "
+                             f"unwrapped=True)")
     if missing.any():
         # A fixed cell repeats in every frame: complete each distinct cell once.
         distinct, index = np.unique(cells.reshape(len(cells), 9), axis=0, return_inverse=True)
