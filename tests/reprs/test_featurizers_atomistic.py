@@ -155,6 +155,24 @@ def test_coulomb_and_sine_matrices_equal_matminer_up_to_its_bohr_distances():
     np.testing.assert_allclose(ours_cm * scale, theirs_cm, rtol=1e-9)
 
 
+def test_ewald_sum_matrix_sums_to_pymatgen_ewald_energy():
+    """The upper triangle and diagonal of the Ewald sum matrix is the Ewald energy of charges Z in a
+    neutralising background in e^2/Å (the docstring's statement): pymatgen's EwaldSummation in eV
+    divided by Hartree * Bohr, on a skewed cell of four mixed species."""
+    from ase.units import Bohr, Hartree
+    from pymatgen.analysis.ewald import EwaldSummation
+    from pymatgen.core import Lattice, Structure
+
+    rng = np.random.default_rng(0)
+    structure = Structure(Lattice.from_parameters(4.6, 5.9, 5.2, 81.0, 97.0, 106.0), ["H", "Li", "C", "He"],
+                          rng.uniform(0, 1, (4, 3)))
+    matrix = EwaldSumMatrix(n_atoms_max=4, permutation="none", accuracy=1e-7).featurize(structure).reshape(4, 4)
+    charged = structure.copy()
+    charged.add_oxidation_state_by_site([float(site.specie.Z) for site in structure])
+    energy = EwaldSummation(charged, acc_factor=12.0).total_energy  # eV
+    assert np.triu(matrix).sum() == pytest.approx(energy / (Hartree * Bohr), rel=1e-7)
+
+
 def test_acsf_g1_is_the_sum_of_cutoff_functions():
     # Behler (2011) Eq. 5: G1_i = sum_j f_c(R_ij), f_c(R) = 0.5 (cos(pi R / R_c) + 1)
     r_cut = 3.0
