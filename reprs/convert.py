@@ -48,8 +48,9 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
     dtype : torch.dtype, optional
         Float type of ``x`` and ``edge_attr``; default ``torch.float32``.
     undirected : bool, optional
-        Store each edge in both directions (PyG's convention for undirected graphs). Default:
-        True for ``nx.Graph``, False for ``nx.DiGraph`` (edges child -> parent as stored).
+        Store each edge in both directions (PyG's convention for undirected graphs; a self-loop
+        once). Default: True for ``nx.Graph``, False for ``nx.DiGraph`` (edges child -> parent as
+        stored).
 
     Returns
     -------
@@ -71,8 +72,11 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
         pairs = np.array([(index[u], index[v]) for u, v, _ in edges], dtype=np.int64).T
         attr = _stack(graph, edges, "edge")
         if undirected:
-            pairs = np.concatenate([pairs, pairs[::-1]], axis=1)
-            attr = np.concatenate([attr, attr], axis=0)
+            # A self-loop is its own reverse: stored once (as PyG's from_networkx stores it), or a
+            # node's message to itself would count twice.
+            mirror = pairs[0] != pairs[1]
+            pairs = np.concatenate([pairs, pairs[::-1, mirror]], axis=1)
+            attr = np.concatenate([attr, attr[mirror]], axis=0)
         edge_index = torch.as_tensor(pairs)
         edge_attr = torch.as_tensor(attr, dtype=dtype)
     else:

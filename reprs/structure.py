@@ -18,7 +18,14 @@ images count, the atom itself does not); ``V_shell = 4/3 pi (r_hi^3 - r_lo^3)`` 
 shell volume; ``N_ab`` is the number of atoms that are both ``a`` and ``b``, so ``rho_b`` is the
 density of the *other* ``b`` atoms seen from an ``a`` atom: ``N_b / V`` for two disjoint species
 (the Faber-Ziman partial; freud's ``normalization_mode="exact"``), ``(N - 1) / V`` for the total
-RDF (freud's ``"finite_size"``), so that ``g -> 1`` at large ``r`` even in a small cell. ASE's
+RDF (freud's ``"finite_size"``), so that ``g -> 1`` at large ``r`` even in a small cell, as long as
+``r`` stays below the shortest lattice vector. Beyond it an atom meets its own periodic images,
+which count (they are what a 1-atom primitive cell's neighbours are) but are not in ``rho_b``: for
+uncorrelated atoms g then tends to ``N_b / (N_b - N_ab / N_a)`` instead of 1 (1.2 for the total RDF
+of 6 atoms, 2 for a like-pair partial of 2 atoms), plus spikes at the lattice distances. ASE's
+``get_rdf`` and freud refuse ``r_max`` above half the cell width for this reason; here it is
+allowed and the user keeps ``r_max`` below the shortest lattice vector, or uses a larger cell, where
+g must approach 1. ASE's
 ``ase.geometry.rdf.get_rdf`` puts the total atom count ``N`` in place of ``N_b - N_ab / N_a``:
 ``g_ours = g_ASE * N / (N_b - N_ab / N_a)``. Frames are averaged with equal
 weight (freud pools the counts, which is the same when every frame has the same atoms and
@@ -139,7 +146,8 @@ def rdf(
         Configurations with 3-D cells; each frame's ``pbc`` says which directions are periodic
         (all periodic images within ``r_max`` count).
     r_max : float
-        Largest distance, Å.
+        Largest distance, Å; above the shortest lattice vector atoms see their own images and g of
+        like species no longer tends to 1 (module docstring).
     bins : int, optional
         Number of bins of width ``(r_max - r_min) / bins`` Å.
     r_min : float, optional

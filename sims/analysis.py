@@ -161,8 +161,34 @@ def _frame_cells(cell, n_frames: int) -> np.ndarray:
     return cells
 
 
+def _completed_cells(cells: np.ndarray, pbc) -> np.ndarray:
+    """``(T, 3, 3)`` cells whose zero rows along non-periodic directions (a slab's or a wire's cell, as
+    ASE stores it) are filled as ``ase.geometry.complete_cell`` fills them: unit vectors orthogonal to
+    the given ones, the frame in which ASE wraps such a cell. Those directions are never unwrapped, so the
+    filler only has to make the cell invertible without mixing motion across the plane of the others."""
+    from ase.geometry import complete_cell
+
+    periodic = np.asarray(pbc, bool)
+    missing = np.linalg.norm(cells, axis=2) < 1e-12
+    if (missing & periodic).any():
+        t, d = np.argwhere(missing & periodic)[0]
+        raise SimsInputError(f"periodic direction {d} has a zero cell vector (frame {t}): give its cell vector, "
+                             f"or mark the direction non-periodic (a positions array counts as periodic in all "
+                             f"three: pass frames with their pbc, or unwrap(positions, cell, pbc) and "
+                             f"unwrapped=True)")
+    if missing.any():
+        # A fixed cell repeats in every frame: complete each distinct cell once.
+        distinct, index = np.unique(cells.reshape(len(cells), 9), axis=0, return_inverse=True)
+        cells = np.stack([complete_cell(c.reshape(3, 3)) for c in distinct])[index.ravel()]
+    if (np.abs(np.linalg.det(cells)) < 1e-12).any():
+        raise SimsInputError("a cell is singular (zero volume): give three independent cell vectors, zero rows "
+                             "only along non-periodic directions")
+    return cells
+
+
 def _frac_steps(positions: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Displacements between consecutive frames in fractional coordinates of the later frame's cell."""
+    """Displacements between consecutive frames in fractional coordinates of the later frame's cell
+    (``cells`` completed, :func:`_completed_cells`)."""
     return np.einsum("tni,tij->tnj", np.diff(positions, axis=0), np.linalg.inv(cells[1:]))
 
 
@@ -176,12 +202,13 @@ def unwrap(positions: np.ndarray, cell: np.ndarray, pbc: Sequence[bool] = (True,
     ``cell`` is one ``(3, 3)`` cell, or ``(T, 3, 3)``, each frame's own (constant pressure): each step
     is then taken as the minimum image in the later frame's cell (the "toroidal-view-preserving"
     scheme of von Bülow, Bullerjahn and Hummer, J. Chem. Phys. 153, 021101 (2020)), so a boundary
-    crossing removes exactly the box length that the wrapping added.
+    crossing removes exactly the box length that the wrapping added. Rows of non-periodic directions
+    may be zero (a slab's or a wire's cell); those directions are left as they are.
     """
     positions = np.asarray(positions, dtype=float)
-    cells = _frame_cells(cell, len(positions))
-    frac = _frac_steps(positions, cells)
     periodic = np.asarray(pbc, bool)
+    cells = _completed_cells(_frame_cells(cell, len(positions)), periodic)
+    frac = _frac_steps(positions, cells)
     frac[..., periodic] -= np.round(frac[..., periodic])
     step = np.einsum("tni,tij->tnj", frac, cells[1:])
     return np.concatenate([positions[:1], positions[:1] + np.cumsum(step, axis=0)])
@@ -287,7 +314,7 @@ def _largest_step(pos: np.ndarray, cell: np.ndarray, pbc, minimum_image: bool) -
     periodic = np.asarray(pbc, bool)
     if len(pos) < 2 or not periodic.any():
         return 0.0, 0, 0
-    step = _frac_steps(pos, _frame_cells(cell, len(pos)))[..., periodic]
+    step = _frac_steps(pos, _completed_cells(_frame_cells(cell, len(pos)), periodic))[..., periodic]
     step = np.abs(step - np.round(step) if minimum_image else step).max(axis=2)
     t, i = np.unravel_index(int(np.argmax(step)), step.shape)
     return float(step[t, i]), int(t) + 1, int(i)
@@ -669,8 +696,9 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     Raises
     ------
     SimsInputError
-        Velocities of another shape or non-finite, a timestep that is not finite and > 0, masses that
-        are not one finite value > 0 per atom.
+        Velocities of another shape or non-finite, or constant in time (all zero, or a rigid drift: the
+        spectrum would be 0/0), a timestep that is not finite and > 0, masses that are not one finite
+        value > 0 per atom.
     """
     v = _velocities(velocities)
     if not (math.isfinite(timestep) and timestep > 0):  # a negative one gave negative frequencies
@@ -678,6 +706,10 @@ def vdos(velocities: np.ndarray, *, timestep: float,
     w = _atom_weights(masses, v.shape[1])
     v = v - v.mean(axis=0)  # drop the static part (a drifting frame, not a vibration)
     power = (np.abs(np.fft.rfft(v, axis=0)) ** 2 * w[None, :, None]).sum(axis=(1, 2))
+    if not power.sum() > 0:
+        # 0/0 made every bin NaN with only numpy's RuntimeWarning (as vacf refuses all-zero velocities)
+        raise SimsInputError("the velocities do not change in time (all zero or a constant drift): no vibration "
+                             "to normalise a spectrum by")
     freq = np.fft.rfftfreq(v.shape[0], d=timestep * 1e-3)  # fs -> ps
     return freq, power / (power.sum() * (freq[1] - freq[0]))
 

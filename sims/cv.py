@@ -95,7 +95,9 @@ def wrapping_cell(cell, pbc, reach: float) -> np.ndarray | None:
     are replaced by orthonormal vectors perpendicular to the periodic rows, scaled to
     ``2 reach + 1`` Å: every image along them is then farther than the vector itself, and the
     minimum image is taken in the periodic plane (or along the periodic line) alone, as ASE's
-    ``find_mic(v, cell, pbc)`` takes it.
+    ``find_mic(v, cell, pbc)`` means to take it (ASE 3.26 misses it on skewed partly periodic cells,
+    by up to 2.5 Å in tests/sims/test_cv.py and, on a strongly skewed one, returning 257.6 Å for a
+    51.2 Å vector whose shortest image is 50.8 Å; brute force over the periodic rows agrees with this).
 
     Parameters
     ----------

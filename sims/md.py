@@ -23,7 +23,7 @@ from .errors import SimsInputError
 from .integrators import Integrator, Langevin, VelocityVerlet, _baoab_drift, _kick, _verlet_drift, make_generator
 from .neighbors import NeighborList, build_pairs, image_vectors
 from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
-                         potential_dtype)
+                         potential_dtype, with_structure_pbc)
 from .state import State, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
@@ -145,6 +145,7 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
         raise SimsInputError("the stress needs a 3-D cell")
     dtype = potential_dtype(potential) if dtype is None else dtype
     state = State.from_atoms(atoms, device=device, dtype=dtype)
+    potential = with_structure_pbc(potential, state.pbc)
     pairs = build_pairs(state.positions, state.cell, state.pbc, float(potential.cutoff), half=True)
     e, f, s = compute(potential, state.positions, state.cell, state.numbers, pairs, stress=stress)
     out = (float(e), f.cpu().double().numpy())
@@ -482,7 +483,7 @@ class MD(_Driver):
         if temperature is not None:
             state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,
                                                              seed=None if seed is None else (seed, 0)))
-        self.potential = potential
+        self.potential = with_structure_pbc(potential, state.pbc)
         self.integrator = integrator
         self.requires_grad = requires_grad
         self.compiled = bool(compiled)

@@ -25,6 +25,7 @@ when the caller names none.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import pickle
@@ -44,8 +45,8 @@ from .neighbors import PairList, pair_vectors
 
 __all__ = ["Potential", "PairPotential", "LennardJones", "Morse", "Buckingham", "DSFCoulomb",
            "CoreRepulsion", "LennardJonesMixture", "TabulatedPair", "NeuralPair", "SumPotential", "BKS",
-           "CalculatorPotential", "DoubleWell", "MuellerBrown", "COULOMB_CONSTANT", "potential_dtype",
-           "conserves_momentum", "save_potential", "load_potential", "pair_energy_forces"]
+           "CalculatorPotential", "with_structure_pbc", "DoubleWell", "MuellerBrown", "COULOMB_CONSTANT",
+           "potential_dtype", "conserves_momentum", "save_potential", "load_potential", "pair_energy_forces"]
 
 #: 1 / (4 pi eps0) in eV Å / e^2 (from ASE's CODATA constants).
 COULOMB_CONSTANT = Hartree * Bohr
@@ -984,9 +985,11 @@ class CalculatorPotential(Potential):
     calculator : ase.calculators.calculator.Calculator
         Any ASE calculator implementing ``energy`` and ``forces`` (and ``stress`` for the stress).
     pbc : bool or sequence of 3 bool, optional
-        Periodic directions of the structures it will see. The sims interface passes no flags, so
-        by default a direction is periodic when its cell vector is non-zero (a molecule has a
-        zero cell); give ``pbc=False`` for a molecule in a finite box.
+        Periodic directions of the structures it will see. By default those of the structure:
+        :func:`sims.energy_and_forces` and :class:`sims.MD` hand the structure's flags over
+        (:func:`with_structure_pbc`), so a slab or a molecule in a box that ASE marks non-periodic
+        is computed as ASE's own ``atoms.calc = calculator`` computes it. Called directly, with
+        positions and a cell only, a direction is periodic when its cell vector is non-zero.
     energy_property : str
         The calculator result whose gradient the forces are: ``"energy"`` for most calculators,
         ``"free_energy"`` for DFT codes with smeared occupations (ASE's convention).
@@ -1029,6 +1032,27 @@ class CalculatorPotential(Potential):
                 pairs: PairList | None = None) -> torch.Tensor:
         """Energy (eV) of one structure; ``pairs`` is ignored."""
         return _CalculatorEnergy.apply(positions, cell, numbers, self)
+
+
+def with_structure_pbc(potential: nn.Module, pbc) -> nn.Module:
+    """``potential`` with each :class:`CalculatorPotential` in it that was given no ``pbc`` told the
+    structure's periodic flags ``pbc`` (``(3,)`` bool); copies, ``potential`` itself is unchanged.
+
+    A potential is called with positions, cell and numbers only, so a calculator left to guess its
+    periodicity from the cell took a slab with vacuum or a molecule centred in a box (non-zero cell
+    vectors along directions the ``ase.Atoms`` marks non-periodic) as a 3-D crystal: EMT on a
+    3-layer Cu(111) slab with 4 Å of vacuum gave 2.750 eV instead of ASE's 2.854 eV. Other
+    potentials read the flags through their pair list and are returned as they are.
+    """
+    if isinstance(potential, CalculatorPotential) and potential.pbc is None:
+        bound = copy.copy(potential)  # shares the calculator
+        bound.pbc = np.asarray(torch.as_tensor(pbc).cpu(), dtype=bool).reshape(3).copy()
+        return bound
+    if isinstance(potential, SumPotential):
+        terms = [with_structure_pbc(term, pbc) for term in potential.terms]
+        if any(new is not old for new, old in zip(terms, potential.terms)):
+            return SumPotential(terms)
+    return potential
 
 
 class DoubleWell(Potential):

@@ -23,7 +23,8 @@ from reprs.featurizers.base import Featurizer
 
 __all__ = ["ELEMENT_PROPERTIES", "STATISTICS", "element_property_table", "ElementProperty", "FractionalComposition"]
 
-#: Heaviest element covered (lawrencium), as in matminer's element fraction.
+#: Heaviest element covered (lawrencium). matminer's ``ElementFraction`` (0.10) runs to Z = 118: its first
+#: 103 columns are :class:`FractionalComposition`'s default (checked equal on several formulas).
 Z_MAX = 103
 
 #: Element properties and their units.

@@ -40,6 +40,27 @@ def test_to_pyg_matches_pyg_own_converter():
     assert torch.equal(ours.edge_attr, theirs.edge_attr)
 
 
+def test_undirected_to_pyg_stores_a_self_loop_once_as_pyg_does():
+    """An undirected self-loop was mirrored onto itself and stored twice (checked on the old code), so
+    a message-passing layer summed the node's own message twice; PyG's ``from_networkx`` stores it once.
+    Compared as multisets of (source, target, features), PyG interleaving the two directions."""
+    from collections import Counter
+
+    from torch_geometric.utils import from_networkx
+
+    graph = nx.Graph()
+    graph.add_nodes_from((v, {"x": [float(v), 1.0]}) for v in range(4))
+    graph.add_edges_from([(0, 1, {"x": [1.0]}), (1, 1, {"x": [2.0]}), (1, 2, {"x": [3.0]}), (3, 3, {"x": [4.0]})])
+    theirs = from_networkx(graph, group_node_attrs=["x"], group_edge_attrs=["x"])
+    ours = to_pyg(graph, dtype=theirs.x.dtype)
+
+    def entries(data):
+        return Counter(zip(map(tuple, data.edge_index.T.tolist()), map(tuple, data.edge_attr.tolist())))
+
+    assert ours.edge_index.shape == theirs.edge_index.shape == (2, 6)
+    assert entries(ours) == entries(theirs)
+
+
 def test_to_grakel_wl_kernel_equals_grakel_on_networkx_input():
     from grakel.kernels import WeisfeilerLehman
     from grakel.utils import graph_from_networkx

@@ -129,6 +129,50 @@ def test_coulomb_and_sine_matrices_analytic():
     assert not padded[2:].any() and not padded[:, 2:].any()
 
 
+def test_coulomb_and_sine_matrices_equal_matminer_up_to_its_bohr_distances():
+    """matminer's CoulombMatrix and SineCoulombMatrix measure distances in Bohr: off the diagonal they are
+    ours divided by its ``ANG_TO_BOHR`` (1/0.529; taken from matminer, whose SciPy "Angstrom star" makes it
+    1.5e-5 smaller than ``1 / ase.units.Bohr``), on it equal (the convention both docstrings state). A
+    skewed mixed-species cell with atoms outside it, and the same atoms as a molecule."""
+    from matminer.featurizers.structure import CoulombMatrix as MatminerCM
+    from matminer.featurizers.structure import SineCoulombMatrix
+    from matminer.featurizers.structure.matrix import ANG_TO_BOHR
+    from pymatgen.core import Lattice, Molecule, Structure
+
+    rng = np.random.default_rng(3)
+    lattice = Lattice.from_parameters(4.1, 5.3, 6.2, 71.0, 104.0, 117.0)
+    structure = Structure(lattice, ["Fe", "O", "H", "Si", "O"], rng.uniform(-0.8, 1.8, (5, 3)))
+    scale = np.where(np.eye(5, dtype=bool), 1.0, 1.0 / ANG_TO_BOHR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matminer's deprecation chatter
+        theirs_sine = SineCoulombMatrix(diag_elems=True, flatten=False).featurize(structure)[0]
+        molecule = Molecule(structure.species, structure.cart_coords)
+        theirs_cm = MatminerCM(diag_elems=True, flatten=False).featurize(molecule)[0]
+    ours_sine = SineMatrix(n_atoms_max=5, permutation="none").featurize(structure).reshape(5, 5)
+    np.testing.assert_allclose(ours_sine * scale, theirs_sine, rtol=1e-9)
+    atoms = Atoms(numbers=[site.specie.Z for site in structure], positions=structure.cart_coords)
+    ours_cm = CoulombMatrix(n_atoms_max=5, permutation="none").featurize(atoms).reshape(5, 5)
+    np.testing.assert_allclose(ours_cm * scale, theirs_cm, rtol=1e-9)
+
+
+def test_ewald_sum_matrix_sums_to_pymatgen_ewald_energy():
+    """The upper triangle and diagonal of the Ewald sum matrix is the Ewald energy of charges Z in a
+    neutralising background in e^2/Å (the docstring's statement): pymatgen's EwaldSummation in eV
+    divided by Hartree * Bohr, on a skewed cell of four mixed species."""
+    from ase.units import Bohr, Hartree
+    from pymatgen.analysis.ewald import EwaldSummation
+    from pymatgen.core import Lattice, Structure
+
+    rng = np.random.default_rng(0)
+    structure = Structure(Lattice.from_parameters(4.6, 5.9, 5.2, 81.0, 97.0, 106.0), ["H", "Li", "C", "He"],
+                          rng.uniform(0, 1, (4, 3)))
+    matrix = EwaldSumMatrix(n_atoms_max=4, permutation="none", accuracy=1e-7).featurize(structure).reshape(4, 4)
+    charged = structure.copy()
+    charged.add_oxidation_state_by_site([float(site.specie.Z) for site in structure])
+    energy = EwaldSummation(charged, acc_factor=12.0).total_energy  # eV
+    assert np.triu(matrix).sum() == pytest.approx(energy / (Hartree * Bohr), rel=1e-7)
+
+
 def test_acsf_g1_is_the_sum_of_cutoff_functions():
     # Behler (2011) Eq. 5: G1_i = sum_j f_c(R_ij), f_c(R) = 0.5 (cos(pi R / R_c) + 1)
     r_cut = 3.0

@@ -71,6 +71,23 @@ def test_partial_rdf_equals_freud_and_coordination():
     assert ours.n_r[49] == pytest.approx(cn)
 
 
+def test_rdf_beyond_the_shortest_lattice_vector_counts_own_images():
+    """The documented limit of the finite-size normalisation (reprs.structure): an ideal gas of 6 atoms
+    (2 Si, 4 O) in a 5-6 Å cell has g = 1 below the shortest lattice vector, and beyond it, where each
+    atom meets its own images, g tends to N_b / (N_b - N_ab / N_a): 6/5 for the total RDF, 4/3 for O-O,
+    and 1 for the Si-O partial, which has no own images. (ASE's get_rdf and freud refuse r_max above
+    half the cell; the analytic limits are the reference.)"""
+    rng = np.random.default_rng(0)
+    cell = np.array([[5.0, 0.0, 0.0], [2.0, 5.5, 0.0], [-1.5, 1.0, 6.0]])
+    frames = [Atoms("Si2O4", positions=rng.uniform(0, 1, (6, 3)) @ cell, cell=cell, pbc=True) for _ in range(80)]
+    shortest = np.linalg.norm(cell, axis=1).min()
+    for species, limit in ((None, 6 / 5), (("O", "O"), 4 / 3), (("Si", "O"), 1.0)):
+        result = RDF(r_max=10.0, bins=20, species=species).compute(frames)
+        inside, beyond = (result.r > 1.0) & (result.r < shortest), result.r > 7.0
+        assert result.g[inside].mean() == pytest.approx(1.0, abs=0.06), species
+        assert result.g[beyond].mean() == pytest.approx(limit, abs=0.06), species
+
+
 def test_one_rdf_for_sims_and_reprs_glass():
     """sims' RDF and reprs.glass.partial_rdf are the one reprs.structure.rdf: equal for unlike and
     like pairs (they once normalised like pairs by N_b and N_b - 1), and the total RDF is ASE's
@@ -151,6 +168,29 @@ def test_wrapped_frames_of_a_changing_cell_unwrap_with_each_frame_cell():
     assert d.D == pytest.approx(collective_diffusivity(true, timestep=1.0, unwrapped=True).D, rel=1e-9)
     with pytest.raises(SimsInputError, match="one .3, 3. cell per frame"):
         unwrap(wrapped, cells[:5])
+
+
+@pytest.mark.parametrize("pbc", [(True, True, False), (False, False, True)])
+def test_slab_and_wire_frames_unwrap_along_their_periodic_directions(pbc):
+    """A slab's or a wire's cell as ASE stores it has zero rows along its open directions; unwrapping
+    inverted that singular cell and raised numpy's LinAlgError (checked on the old code). Reference: the
+    continuous path of the random walk (the open directions, never wrapped, are never unwrapped, even when
+    an atom moves far along them)."""
+    rng = np.random.default_rng(7)
+    cell = np.array([[7.0, 0.0, 0.0], [3.0, 6.5, 0.0], [0.0, 0.0, 8.0]])
+    cell[~np.asarray(pbc)] = 0.0
+    true = 4.0 + np.cumsum(rng.normal(0, 0.35, (150, 6, 3)), axis=0)
+    true[:, 0, ~np.asarray(pbc)] += np.linspace(0.0, 40.0, 150)[:, None]  # far along an open direction
+    frames = [Atoms("Ar6", positions=x, cell=cell, pbc=pbc) for x in true]
+    for f in frames:
+        f.wrap()
+    assert np.abs(frames[-1].positions - true[-1]).max() > 1.0  # the frames did cross boundaries
+    np.testing.assert_allclose(unwrap(np.array([f.positions for f in frames]), cell, pbc), true, atol=1e-9)
+    np.testing.assert_allclose(MSD(timestep=1.0).compute(frames).msd, _direct_msd(true), rtol=1e-9, atol=1e-9)
+    assert collective_diffusivity(frames, timestep=1.0).D == pytest.approx(
+        collective_diffusivity(true, timestep=1.0, unwrapped=True).D, rel=1e-9)
+    with pytest.raises(SimsInputError, match="periodic direction . has a zero cell vector"):
+        MSD(timestep=1.0).compute(np.array([f.positions for f in frames]), cell=cell)  # arrays: all periodic
 
 
 class _Free(torch.nn.Module):
@@ -234,6 +274,9 @@ def test_vdos_peak_of_harmonic_motion():
     # masses of another length than the atoms: refused (one mass was broadcast over all four atoms)
     with pytest.raises(SimsInputError, match="one value per atom"):
         vdos(v, timestep=1.0, masses=[12.0])
+    # velocities constant in time (a rigid drift) have no spectrum: every bin was NaN (checked on the old code)
+    with pytest.raises(SimsInputError, match="do not change in time"):
+        vdos(np.ones((50, 4, 3)), timestep=1.0)
 
 
 def test_bad_input():

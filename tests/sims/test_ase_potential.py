@@ -60,6 +60,30 @@ def test_equals_the_calculator_called_directly():
     np.testing.assert_array_equal(f, cluster.get_forces())
 
 
+@pytest.mark.parametrize("kind", ["slab", "molecule_in_a_box"])
+def test_structures_that_ase_marks_non_periodic_keep_their_flags(kind):
+    """A slab with vacuum and a cluster centred in a box have non-zero cell vectors along directions ASE
+    marks non-periodic; guessed from the cell they were computed as 3-D crystals (checked on the old code:
+    the Cu(111) slab gave 2.750 eV against EMT's 2.854 eV). Reference: the calculator called directly on
+    the same Atoms, by energy_and_forces and in the first frame of MD."""
+    from ase.build import fcc111
+
+    if kind == "slab":
+        atoms = fcc111("Cu", (2, 2, 3), vacuum=2.0)
+    else:
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)[:13]
+        atoms.center(vacuum=1.5)
+        atoms.pbc = False
+    atoms.rattle(0.03, seed=1)
+    e, f = energy_and_forces(CalculatorPotential(EMT()), atoms, dtype=F64)
+    reference = atoms.copy()
+    reference.calc = EMT()
+    assert e == pytest.approx(reference.get_potential_energy(), abs=1e-12)
+    np.testing.assert_allclose(f, reference.get_forces(), rtol=0, atol=1e-12)
+    frame = sims.MD(atoms, CalculatorPotential(EMT()), sims.VelocityVerlet(timestep=1.0), dtype=F64).frame()
+    assert frame.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-12)
+
+
 def test_gradient_equals_finite_differences_of_the_energy():
     atoms = _copper()
     state = sims.State.from_atoms(atoms, dtype=F64)
