@@ -116,7 +116,7 @@ def main() -> None:
     targets = {s: reference(s, args.cache, scale=args.target_scale) for s in ("liquid", "gas")}
     print(f"# references {time.perf_counter() - t0:.0f} s")
     if args.evaluate:
-        evaluate(load_potential(args.out / "potential.pt"), args, targets, {"states": "saved potential.pt"},
+        evaluate(load_potential(args.out / "potential.pt", dtype=F64), args, targets, {"states": "saved potential.pt"},
                  "result_eval.json")
         return
     pot = NeuralPair(cutoff=CUTOFF, n_basis=args.n_basis, hidden=args.hidden, prior=(0.01, 3.0), seed=args.seed,
@@ -153,7 +153,7 @@ def main() -> None:
         # Polyak averaging: the noisy gradient makes single iterates jitter about the optimum.
         torch.nn.utils.vector_to_parameters(torch.stack(iterates[-args.average:]).mean(0), pot.parameters())
     save_potential(pot, args.out / "potential.pt")
-    pot = load_potential(args.out / "potential.pt")
+    pot = load_potential(args.out / "potential.pt", dtype=F64)  # its MD runs in float64, as the truth's
     result = {"states": args.states, "args": {k: str(v) for k, v in vars(args).items()}, "u_error_start": start,
               "u_error_last_iterate": u_last, "u_error": u_error(pot, targets["liquid"]), "fit_wall_s": fit_wall}
     evaluate(pot, args, targets, result, "result.json")

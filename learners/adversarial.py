@@ -94,8 +94,8 @@ class AdversarialLoss:
     reference : sequence of ase.Atoms or array-like, optional
         The energies ``Z`` is estimated from: labelled frames (their stored energies, divided by
         their atom counts with ``energy_scale="per_atom"``) or the energies themselves, already
-        on the chosen scale (eV). Default: set by :func:`attack` to the committee's mean energies on the
-        starting structures.
+        on the chosen scale (eV). Without it :func:`attack` gives each structure its own ``Z``, its
+        starting energy's Boltzmann factor (see there); ``log_Z`` is then a ``(B,)`` tensor.
     energy_scale : {"per_atom", "total"}
         Which energy enters the Boltzmann factor.
     uncertainty : {"forces", "energy"}
@@ -302,8 +302,13 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
         molecule (same atomic numbers in the same order); bonds by covalent radii of the first.
         Not with ``strain`` or ``max_displacement``.
     reference : sequence of ase.Atoms or array-like, optional
-        Energies ``Z`` is estimated from (see :class:`AdversarialLoss`); default: the committee's
-        mean energies on ``structures``.
+        Energies ``Z`` is estimated from (see :class:`AdversarialLoss`). Default: each structure's
+        own, ``Z = exp(-E(x_0) / kT)`` of the committee's mean energy at its start ``x_0``, so
+        ``p = exp(-(E - E(x_0)) / kT)`` (``log_p`` 0 at the start) and a structure's result does not
+        depend on the other structures of the call. A ``Z`` shared by the call did: a structure
+        higher in energy than the others got ``p`` so small (an underflow to 0 with a small kT) that
+        it was not attacked at all. The paper's ``Z`` is over the training set: pass it here
+        (:class:`learners.active.ActiveLearning` does).
     energy_scale, uncertainty : str
         See :class:`AdversarialLoss`.
     min_distance : float
@@ -396,9 +401,9 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
         at = dataclasses.replace(base, positions=pos, cell=cell, pairs=pairs)
         out = evaluate(committee.models, at, create_graph=create_graph, differentiable=True)
         energies, forces = out["energy"], out["forces"]
-        if loss_fn.log_Z is None:
-            loss_fn.log_Z = loss_fn._log_partition(
-                loss_fn.scaled_energy(energies.mean(0), n_atoms).detach().cpu().double().numpy())
+        if loss_fn.log_Z is None:  # the first evaluation is at the starting geometries
+            # each structure's own Z, so that no structure's loss depends on the others of the call
+            loss_fn.log_Z = -loss_fn.scaled_energy(energies.mean(0), n_atoms).detach() / loss_fn.kT
         return loss_fn.terms(energies, forces, base.batch, n_atoms)
 
     def rows(mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

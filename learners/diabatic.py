@@ -47,7 +47,7 @@ from learners.trainer import Trainer
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
 from sims.integrators import make_generator, seeded_init
-from sims.potentials import read_model_file
+from sims.potentials import read_model_file, saved_dtype
 from sims.surface_hopping import DegenerateStatesWarning, DiabaticModel
 
 from .potentials.batch import AtomsBatch, _dense_pairs, collate_atoms, full_pairs, pair_vectors
@@ -472,8 +472,18 @@ def save_diabatic(model: DiabaticPaiNN, path: str | os.PathLike) -> Path:
 
 
 def load_diabatic(path: str | os.PathLike, *, device: torch.device | str | None = None,
-                  dtype: torch.dtype = torch.float32) -> DiabaticPaiNN:
+                  dtype: torch.dtype | None = None) -> DiabaticPaiNN:
     """Read a file of :func:`save_diabatic` (``weights_only`` loading: no code runs from the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_diabatic`.
+    device : torch.device or str, optional
+        Where the model lives; default CPU.
+    dtype : torch.dtype, optional
+        Precision of the loaded model. Default: the precision it was saved in, so a float64 model
+        stays float64; a given dtype converts the weights.
 
     Raises
     ------
@@ -482,6 +492,7 @@ def load_diabatic(path: str | os.PathLike, *, device: torch.device | str | None 
     """
     payload = read_model_file(path, "matrep-diabatic-1", what="DANN", writer="learners.diabatic.save_diabatic")
     hp = dict(payload["hparams"])
+    dtype = dtype or saved_dtype(payload["state_dict"])
     model = DiabaticPaiNN(hp.pop("n_states"), hp.pop("cutoff"), **hp, device=device, dtype=dtype)
     model.load_state_dict(payload["state_dict"])
     return model.to(device=device, dtype=dtype)

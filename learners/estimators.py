@@ -9,6 +9,7 @@ conventions (``classes_``, accuracy / R^2 scores), and ``get_params`` / ``clone`
 from __future__ import annotations
 
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +22,7 @@ from learners.data import feature_widths, graph_data_digest, graphs_to_data
 from learners.errors import InputError, NotFittedError
 from learners.metrics import TASKS, accuracy, macro_f1, outputs_to_proba, r2
 from learners.models import (RELATIONAL_KINDS, GraphModel, check_kind_options, graph_inputs, relation_table,
-                             task_loss)
+                             task_loss, unread_settings)
 from learners.splits import random_split, stratified_split
 from learners.trainer import Trainer, _atomic_torch_save, supervised_step
 
@@ -511,6 +512,13 @@ def load_estimator(path: str | os.PathLike, *, device: Any = None) -> Any:
         estimators of older matrep versions: retrain those runs, or a trainer checkpoint), or
         one of an estimator class this matrep does not know; a saved or given device that is
         not available here.
+
+    Warns
+    -----
+    UserWarning
+        A file saved with a model setting its kind does not read (``num_bases`` on a ``gine``,
+        :func:`learners.models.unread_settings`; estimators accepted them before they were
+        refused): the setting had no effect on the saved model, so it is dropped, by name.
     """
     from sims.potentials import read_model_file
 
@@ -531,6 +539,15 @@ def load_estimator(path: str | os.PathLike, *, device: Any = None) -> Any:
     cls = classes[payload["class"]]
     params = dict(payload["params"])
     params["dtype"] = getattr(torch, params["dtype"])
+    # Saved before such settings were refused (s12): the kind never read them, so the weights are
+    # valid without them; dropped (their defaults take the place) so the estimator can be built.
+    unread = unread_settings(cls, params)
+    if unread:
+        warnings.warn(f"{str(path)!r}: {payload['class']}(kind={params.get('kind')!r}) was saved with "
+                      f"{', '.join(f'{name}={params[name]!r}' for name in unread)}, which this kind does not "
+                      "read (no effect on the model); dropped", UserWarning, stacklevel=2)
+        for name in unread:
+            del params[name]
     if device is not None:
         params["device"] = device
     estimator = cls(**params)

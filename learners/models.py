@@ -25,7 +25,7 @@ References
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -36,7 +36,7 @@ from sims.integrators import seeded_init
 
 __all__ = ["GraphModel", "MODEL_KINDS", "RELATIONAL_KINDS", "READOUTS", "COMPOSITIONS", "task_loss", "graph_inputs",
            "relation_table", "CompGCNConv", "RGCNLayer", "compose", "multitask_loss", "KIND_OPTIONS", "unread_option",
-           "check_kind_options"]
+           "unread_settings", "check_kind_options"]
 
 #: Message-passing kinds, and whether each uses edge features.
 MODEL_KINDS = {"gcn": False, "gin": False, "gine": True, "gat": True, "nnconv": True, "attentivefp": True,
@@ -63,6 +63,21 @@ def unread_option(kind: str, names: Iterable[str]) -> str | None:
     return None
 
 
+def unread_settings(cls: type, params: Mapping[str, Any]) -> list[str]:
+    """The settings in ``params`` (keyword arguments of estimator class ``cls``, with its ``kind``)
+    that differ from ``cls``'s defaults and that the kind does not read (:data:`KIND_OPTIONS`).
+    Defaults do not count: every kind gets the same ones."""
+    # each setting's default, from the first __init__ along the class hierarchy that declares it
+    defaults = {}
+    for klass in cls.__mro__[::-1]:
+        if "__init__" in vars(klass):
+            defaults.update({name: p.default for name, p in inspect.signature(klass.__init__).parameters.items()
+                             if p.default is not inspect.Parameter.empty})
+    kind = params.get("kind", defaults.get("kind"))
+    return [name for name in KIND_OPTIONS if name in defaults and name in params
+            and params[name] != defaults[name] and unread_option(kind, [name])]
+
+
 def check_kind_options(estimator: Any) -> None:
     """Refuse a model setting of ``estimator`` that its ``kind`` does not read (``num_bases`` on a
     ``gine``, ``readout`` on an ``attentivefp``: :data:`KIND_OPTIONS`), as a config run
@@ -73,16 +88,11 @@ def check_kind_options(estimator: Any) -> None:
     InputError
         Such a setting, by name and with the kinds that read it.
     """
-    # each setting's default, from the first __init__ along the class hierarchy that declares it
-    defaults = {}
-    for cls in type(estimator).__mro__[::-1]:
-        if "__init__" in vars(cls):
-            defaults.update({name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                             if p.default is not inspect.Parameter.empty})
-    changed = [name for name in KIND_OPTIONS if name in defaults and getattr(estimator, name) != defaults[name]]
-    unread = unread_option(estimator.kind, changed)
+    settings = {name: getattr(estimator, name) for name in ("kind", *KIND_OPTIONS) if hasattr(estimator, name)}
+    unread = unread_settings(type(estimator), settings)
     if unread:
-        raise InputError(f"{type(estimator).__name__}: {unread}; leave it out for this kind")
+        raise InputError(f"{type(estimator).__name__}: {unread_option(estimator.kind, unread)}; "
+                         "leave it out for this kind")
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:

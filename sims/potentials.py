@@ -1242,6 +1242,13 @@ def read_model_file(path, fmt: str, *, what: str, writer: str, family: str = "ma
     return payload
 
 
+def saved_dtype(state_dict: dict) -> torch.dtype:
+    """The precision a model was saved in: the dtype of the first floating tensor of its state dict
+    (float32 when it holds none). The default of the matrep model loaders when the caller names none."""
+    return next((v.dtype for v in state_dict.values() if torch.is_tensor(v) and v.is_floating_point()),
+                torch.float32)
+
+
 def model_file_hint(payload) -> str:
     """``"; it holds ... : read it with ..."`` for a matrep model file given to the wrong reader, else ``""``."""
     fmt = payload.get("format") if isinstance(payload, dict) else None
@@ -1271,7 +1278,8 @@ def _settings(potential: nn.Module) -> dict:
 
 def save_potential(potential: nn.Module, path) -> None:
     """Write a :class:`LennardJones`, :class:`TabulatedPair` or :class:`NeuralPair` (a fitted one,
-    :mod:`sims.fit`) to ``path``: its kind, settings and parameters as plain data, atomically.
+    :mod:`sims.fit`) to ``path``: its kind, settings, ``dtype`` (default precision) and parameters as plain
+    data, atomically.
 
     Examples
     --------
@@ -1280,15 +1288,28 @@ def save_potential(potential: nn.Module, path) -> None:
     """
     from reprs.fileio import atomic_open
 
+    # dtype: the potential's default precision (its parameters are float64 whatever it is), kept on load
     payload = {"format": POTENTIAL_FORMAT, "kind": type(potential).__name__, "settings": _settings(potential),
+               "dtype": str(potential.dtype).removeprefix("torch."),
                "state_dict": {k: v.detach().cpu() for k, v in potential.state_dict().items()}}
     with atomic_open(path, "wb") as f:
         torch.save(payload, f)
 
 
 def load_potential(path, *, device: torch.device | str | None = None,
-                   dtype: torch.dtype = torch.float32) -> nn.Module:
+                   dtype: torch.dtype | None = None) -> nn.Module:
     """Read a file of :func:`save_potential` (``weights_only``: no code runs from the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_potential`.
+    device : torch.device or str, optional
+        Where the parameters live; default CPU.
+    dtype : torch.dtype, optional
+        Default precision of computations with the loaded potential (its parameters are float64
+        whatever it is). Default: the one it was saved with (float32 for a file written before
+        the dtype was saved, as those loaded); a given dtype replaces it.
 
     Raises
     ------
@@ -1302,6 +1323,11 @@ def load_potential(path, *, device: torch.device | str | None = None,
     if payload.get("kind") not in kinds:
         raise SimsInputError(f"{str(path)!r} holds a potential of unknown kind {payload.get('kind')!r}; "
                              f"known: {sorted(kinds)}")
+    if dtype is None:
+        dtype = getattr(torch, str(payload.get("dtype", "float32")), None)
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise SimsInputError(f"{str(path)!r} names dtype {payload['dtype']!r}, not a floating torch dtype; "
+                                 "pass dtype= to load it")
     settings = dict(payload["settings"])
     if settings.get("prior") is not None:
         settings["prior"] = tuple(settings["prior"])

@@ -11,7 +11,7 @@ import torch
 from learners.errors import InputError
 from reprs.config import check_keys
 from reprs.fileio import atomic_open
-from sims.potentials import read_model_file
+from sims.potentials import read_model_file, saved_dtype
 
 from .base import NeuralPotential
 from .committee import Committee
@@ -71,7 +71,7 @@ def load_potential(path: str | os.PathLike, *, device: torch.device | str | None
     for entry in payload["members"]:
         hp = dict(entry["hparams"])
         # the saved weights' precision, unless the caller asks for another one
-        member_dtype = dtype or next(v.dtype for v in entry["state_dict"].values() if v.is_floating_point())
+        member_dtype = dtype or saved_dtype(entry["state_dict"])
         model = _KINDS[entry["kind"]](hp.pop("cutoff"), **hp, device=device, dtype=member_dtype)
         model.load_state_dict(entry["state_dict"])
         members.append(model.to(device=device, dtype=member_dtype))

@@ -133,6 +133,31 @@ def test_random_start_depends_only_on_seed_and_structure(trained):
     np.testing.assert_allclose(twice[0].positions, full[0].positions, rtol=0, atol=1e-10)
 
 
+def test_default_partition_function_is_each_structures_own(trained):
+    committee, frames = trained
+    # Without reference= the structures of a call shared one Z (their mean Boltzmann factor), so a
+    # structure's log_p and path depended on the others of the call (s12: log_p -0.62 with five
+    # others, -0.49 alone). Each structure's Z is now its own start's: the call gives what each gets alone.
+    kwargs = {"kT": 0.5, "steps": 4, "seed": 3, "init_scale": 0.02}
+    for x in attack(committee, frames[3:6], **kwargs):
+        start = frames[3 + x.info["parent"]]
+        (y,) = attack(committee, [start], **kwargs)
+        np.testing.assert_allclose(x.positions, y.positions, rtol=0, atol=1e-10)
+        # log p = -(E - E_start) / kT per atom, E from the committee's own predict
+        e_start = float(committee.predict(start)["energy"][0])
+        assert x.info["log_p"] == pytest.approx(-(x.info["energy"] - e_start) / len(start) / 0.5, rel=1e-9)
+    # Total energies and a small kT: with a shared Z the higher structure's p underflowed to 0 next to the
+    # lowest one and it was not attacked at all (kept step 0); alone it moves.
+    e = np.array([float(committee.predict(f)["energy"][0]) for f in frames])
+    low, high = frames[int(np.argmin(e))], frames[int(np.argmax(e))]
+    assert (e.max() - e.min()) / 0.002 > 800  # exp(-800) is 0 in float64
+    kwargs = {"kT": 0.002, "steps": 6, "lr": 2e-2, "seed": 3, "energy_scale": "total"}
+    (alone,) = attack(committee, [high], **kwargs)
+    together = attack(committee, [low, high], **kwargs)[1]
+    assert together.info["attack_step"] == alone.info["attack_step"] > 0
+    np.testing.assert_allclose(together.positions, alone.positions, rtol=0, atol=1e-10)
+
+
 def test_energy_variance_option(trained):
     committee, frames = trained
     (a,) = attack(committee, frames[:1], kT=0.5, steps=5, seed=0, uncertainty="energy")

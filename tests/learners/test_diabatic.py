@@ -118,10 +118,14 @@ def test_rotation_invariance_and_equivariance():
 def test_save_and_load_round_trip(tmp_path):
     net = _net(3, seed=5)
     path = save_diabatic(net, tmp_path / "dann.pt")
-    back = load_diabatic(path, dtype=F64)
+    # no dtype named: the saved precision is kept (float64 here; it loaded as float32 before s12)
+    back = load_diabatic(path)
+    assert all(p.dtype == F64 for p in back.parameters())
     batch = collate_atoms([_ethylene()], net.cutoff, dtype=F64, labels=False)
     torch.testing.assert_close(evaluate_diabatic(back, batch)["diabatic"], evaluate_diabatic(net, batch)["diabatic"],
                                atol=0, rtol=0)
+    # a named dtype converts
+    assert all(p.dtype == torch.float32 for p in load_diabatic(path, dtype=torch.float32).parameters())
     torch.save({"format": "other"}, tmp_path / "x.pt")
     with pytest.raises(InputError, match="not a matrep DANN file"):
         load_diabatic(tmp_path / "x.pt")

@@ -210,3 +210,24 @@ def test_a_setting_the_model_kind_does_not_read_is_refused_by_name(fucose_task):
     GNNClassifier(kind="compgcn", composition="sub", min_relation_count=1)
     GNNClassifier(kind="rgcn", num_bases=None, min_relation_count=1)
     clone(GNNClassifier(kind="attentivefp", composition="mult", num_bases=8))
+
+
+def test_an_estimator_saved_with_a_setting_its_kind_does_not_read_still_loads(fucose_task, tmp_path):
+    """Before s12 a gine could be fitted and saved with num_bases=2 (ignored); refusing such settings made
+    load_estimator refuse the file, though its model is valid. The setting is dropped with a warning."""
+    from learners.estimators import load_estimator, save_estimator
+
+    graphs, y, test_graphs, _ = fucose_task
+    clf = GNNClassifier(kind="gine", hidden=8, layers=1, epochs=1, seed=0).fit(graphs[:20], y[:20])
+    path = save_estimator(clf, tmp_path / "clf.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["params"].update(num_bases=2, composition="corr")  # as the old code saved such a fit
+    torch.save(payload, path)
+    with pytest.warns(UserWarning, match=r"GNNClassifier\(kind='gine'\) was saved with composition='corr', "
+                                         r"num_bases=2, which this kind does not read"):
+        loaded = load_estimator(path)
+    np.testing.assert_array_equal(loaded.predict_proba(test_graphs), clf.predict_proba(test_graphs))
+    assert loaded.get_params()["num_bases"] == GNNClassifier().num_bases
+    # a new estimator still refuses it
+    with pytest.raises(InputError, match="num_bases is read by kind = 'rgcn' only"):
+        GNNClassifier(**dict(loaded.get_params(), num_bases=2))

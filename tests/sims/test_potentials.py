@@ -56,6 +56,27 @@ def test_lj_equals_ase(argon_liquid):
     np.testing.assert_allclose(full_3x3_to_voigt_6_stress(s), atoms.get_stress(), atol=1e-10)
 
 
+def test_saved_potential_loads_in_its_dtype(argon_liquid, tmp_path):
+    from sims.potentials import load_potential, save_potential
+
+    pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5, shift=True, dtype=F64)
+    save_potential(pot, tmp_path / "lj.pt")
+    # no dtype named: the saved precision is kept, so a computation that names none runs in float64
+    # (it loaded as float32 before s12: energy 1e-7 relative off ASE's)
+    loaded = load_potential(tmp_path / "lj.pt")
+    assert loaded.dtype == F64
+    e, f = sims.energy_and_forces(loaded, argon_liquid)
+    argon_liquid.calc = AseLJ(sigma=3.4, epsilon=0.0104, rc=8.5, smooth=False)
+    assert abs(e - argon_liquid.get_potential_energy()) < 1e-10
+    np.testing.assert_allclose(f, argon_liquid.get_forces(), atol=1e-10)
+    assert load_potential(tmp_path / "lj.pt", dtype=torch.float32).dtype == torch.float32  # a named dtype wins
+    # a file written before the dtype was saved loads as it did, in float32
+    payload = torch.load(tmp_path / "lj.pt", weights_only=True)
+    del payload["dtype"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_potential(tmp_path / "old.pt").dtype == torch.float32
+
+
 def test_morse_equals_ase(argon_liquid):
     atoms = _skewed(argon_liquid, seed=4)
     pot = Morse(epsilon=0.2, rho0=5.0, r0=3.9, cutoff=2.7 * 3.9, cutoff_start=1.9 * 3.9, dtype=F64)
