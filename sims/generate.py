@@ -66,7 +66,9 @@ variables, random-number generator) and the size of the output at that moment. A
 (even by SIGKILL) and is started again with the same command drops the frames written after the
 last checkpoint and continues from it. Both runs rebuild the neighbour list and recompute the
 forces at every checkpoint, so the resumed run repeats the uninterrupted one bit for bit and
-the output ends with exactly the same frames.
+the output ends with exactly the same frames. An output that holds less than its checkpoint's
+mark (deleted or replaced since) is refused, not resumed with the frames before the checkpoint
+missing.
 
 Potentials. Besides the classical kinds (and ``"tabulated"``, ``"neural"``: :class:`sims.potentials.TabulatedPair`,
 :class:`sims.potentials.NeuralPair`), ``kind = "file"`` reads a potential saved by
@@ -413,6 +415,13 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
         if ckpt["config_hash"] != digest:
             raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest})"
                                  f"{array_hash_note(cfg)}; remove it and the output to start over")
+        # An output deleted or replaced by a shorter one since the checkpoint: resuming would write the
+        # frames after the checkpoint only (a gap), or return a finished run's path with no file there.
+        if writer.size() < int(ckpt["output_mark"]):
+            raise SimsInputError(f"{out_path} holds less than its checkpoint {ckpt_path} records (output mark "
+                                 f"{int(ckpt['output_mark'])}, now {writer.size()}: deleted or replaced since?); "
+                                 "resuming would leave out the frames before the checkpoint: restore the output, "
+                                 "or remove the checkpoint to start over")
         if not ckpt["done"]:
             writer.truncate(ckpt["output_mark"])
         return ckpt

@@ -338,3 +338,35 @@ def test_config_hash_never_reads_as_a_number(tmp_path):
     writer = FrameWriter(tmp_path / "frames.db")
     writer.write(bulk("Ar", "fcc", a=5.26), {"config_hash": key})
     assert read_frames(tmp_path / "frames.db")[0].info["config_hash"] == key
+
+
+@pytest.mark.parametrize("name", ["run.extxyz", "run.db"])
+def test_an_output_lost_since_its_checkpoint_is_refused_not_resumed_with_a_gap(tmp_path, monkeypatch, name):
+    # A run interrupted after its checkpoint of step 40, its output then deleted: the resume wrote the
+    # frames of steps 50..100 only (10..40 lost without a word); a finished run returned a path with no file.
+    import reprs.fileio
+
+    cfg = _config(name, steps=(40, 40, 20))
+    cfg["_base"] = str(tmp_path)
+    cfg["output"]["checkpoint_every"] = 20
+    write = reprs.fileio.FrameWriter.write
+    calls = []
+
+    def interrupted(self, atoms, meta):
+        calls.append(meta["step"])
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        write(self, atoms, meta)
+
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg)
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", write)
+    (tmp_path / name).unlink()
+    with pytest.raises(SimsInputError, match="less than its checkpoint"):
+        generate(cfg)
+    (tmp_path / (name + ".ckpt")).unlink()  # as the message says: start over
+    assert [f.info["step"] for f in read_frames(generate(cfg))] == list(range(10, 101, 10))
+    (tmp_path / name).unlink()              # a finished run's output lost
+    with pytest.raises(SimsInputError, match="less than its checkpoint"):
+        generate(cfg)
