@@ -164,6 +164,16 @@ class Journal:
 
     def mark(self, tile_id: int) -> None:
         self.done[tile_id] = True
+        self._save()
+
+    def reset(self) -> None:
+        """No block done: the output the record described is gone. Saved at once, so that a job
+        stopped before its first block does not leave the old record over a new, empty output."""
+        self.done[:] = False
+        if self.resumed:
+            self._save()
+
+    def _save(self) -> None:
         buffer = io.BytesIO()
         np.save(buffer, self.done)
         atomic_write(self.done_path, buffer.getvalue())
@@ -182,7 +192,7 @@ class MatrixStore:
         self.journal = Journal(path, key, n_tiles)
         mode = "r+" if self.journal.resumed and path.is_file() and self.exact_path.is_file() else "w+"
         if mode == "w+" and self.journal.resumed:
-            self.journal.done[:] = False
+            self.journal.reset()
         self.values = np.lib.format.open_memmap(path, mode=mode, dtype=np.float64, shape=(n, n))
         self.exact = np.lib.format.open_memmap(self.exact_path, mode=mode, dtype=bool, shape=(n, n))
 
@@ -228,7 +238,7 @@ class KnnStore:
                                  f"knn={self.k}; delete {path} and its .journal.json and .done.npy files, or "
                                  f"write to another path")
         else:
-            self.journal.done[:] = False
+            self.journal.reset()
             self.indices = np.full((n, self.k), -1, dtype=np.int64)
             self.key_values = np.full((n, self.k), np.inf)
             self.exact = np.ones((n, self.k), dtype=bool)

@@ -65,6 +65,27 @@ def test_a_crashed_job_resumes_without_recomputing_finished_blocks(tmp_path):
     assert first.calls - 1 + second.calls >= n * (n + 1) // 2
 
 
+@pytest.mark.parametrize("knn", [None, 3])
+def test_a_job_stopped_before_its_first_block_after_its_output_was_deleted_recomputes_everything(tmp_path, knn):
+    # A finished job's output deleted (journal and done record left): the rerun created a new, empty
+    # output and forgot the old done record in memory only; stopped before its first block, it left
+    # that record over the new file, and the next run returned the empty matrix (measured: all zeros,
+    # no error) as finished.
+    out = tmp_path / ("m.npy" if knn is None else "m.npz")
+    metric = PairMetric(CrashAfter(limit=None), symmetric=True, name="jac")
+    expected = pairwise(GRAPHS, metric, block=4, out=out, knn=knn)
+    expected = {k: np.array(v) for k, v in expected.items()} if knn else np.array(expected)
+    out.unlink()
+    with pytest.raises(Crash):
+        pairwise(GRAPHS, PairMetric(CrashAfter(limit=0), symmetric=True, name="jac"), block=4, out=out, knn=knn)
+    again = pairwise(GRAPHS, metric, block=4, out=out, knn=knn)
+    if knn:
+        for k in expected:
+            np.testing.assert_array_equal(again[k], expected[k])
+    else:
+        np.testing.assert_array_equal(again, expected)
+
+
 def test_another_job_on_the_same_file_is_refused(tmp_path):
     out = tmp_path / "m.npy"
     pairwise(GRAPHS, "wl", out=out)
