@@ -98,10 +98,10 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 def _plain_record(obj: Any) -> dict[str, Any] | None:
     """``obj``'s class and its public attributes that are plain data (numbers, strings, None and lists,
     tuples and dicts of them, as JSON gives them back); None for a function, which has no settings."""
-    if isinstance(obj, (types.FunctionType, functools.partial)):
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)):
         return None
     record: dict[str, Any] = {"class": type(obj).__qualname__}
-    for name, value in sorted(vars(obj).items()):
+    for name, value in sorted(getattr(obj, "__dict__", {}).items()):  # (an object with __slots__ has none)
         if name.startswith("_") or name == "training":
             continue
         try:
