@@ -221,6 +221,30 @@ def test_a_metric_key_is_the_same_in_a_new_process(tmp_path):
         pairwise(GRAPHS, partial(_size_sum, offset=_Offset(0.0), weights=other), out=out)
 
 
+def test_ged_with_callable_costs_resumes_in_a_new_process_and_other_costs_are_refused(tmp_path):
+    # The key held the repr of the metric's parameters, and a CallableCosts's is its memory address:
+    # pairwise(..., "ged", metric_params={"costs": CallableCosts(...)}, out=...) was refused as
+    # "another job" in every new process (here: a new object), so such a job could never resume.
+    from graphs.costs import CallableCosts
+
+    def uniform(a, b):
+        return 0.0 if a.get("label") == b.get("label") else 1.0
+
+    def double(a, b):
+        return 0.0 if a.get("label") == b.get("label") else 2.0
+
+    graphs, out = GRAPHS[:6], tmp_path / "m.npy"
+    first = np.array(pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=uniform)}, out=out))
+    again = pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=uniform)}, out=out)
+    np.testing.assert_array_equal(again, first)
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=double)}, out=out)
+    # plain parameters keep the key journals have always recorded (their repr)
+    assert json.loads((tmp_path / "m.npy.journal.json").read_text())["key"]["params"].startswith("sha256:")
+    pairwise(graphs, "wl", metric_params={"n_iter": 2}, out=tmp_path / "w.npy")
+    assert json.loads((tmp_path / "w.npy.journal.json").read_text())["key"]["params"] == "[('n_iter', 2)]"
+
+
 def test_a_set_in_a_metric_keys_alike_under_any_hash_seed():
     # ``x in {"a", "b"}`` compiles to a frozenset constant whose repr order follows PYTHONHASHSEED:
     # a resume in a new process met another key and was refused.
