@@ -399,7 +399,11 @@ class ActiveLearning:
         if log and "candidates" not in log[-1] and log[-1]["generation"] < self.generations:
             log = log[:-1]      # the old last generation only scored; with more generations it labels too
         mark = log[-1]["labels_mark"] if log else 0
-        FrameWriter(self.labels_path).truncate(mark)
+        writer = FrameWriter(self.labels_path)
+        if writer.size() < mark:  # deleted or replaced since: the next generations would train without them
+            raise InputError(f"{self.labels_path} holds fewer labels than {self.log_path} records (mark {mark}, now "
+                             f"{writer.size()}); restore it, or start the run in a new workdir")
+        writer.truncate(mark)
         labels = read_frames(self.labels_path) if self.labels_path.exists() else []
         return log, labels
 

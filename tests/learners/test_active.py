@@ -120,6 +120,16 @@ def test_resume_after_a_crash_gives_the_same_run(data, tmp_path):
         loop((stressed, test), part, generations=2, sampler="random").run()
 
 
+def test_resume_without_the_logged_labels_is_refused(data, tmp_path):
+    # labels.db deleted (or replaced) with log.json kept: the resume cut "back" to the logged mark, read
+    # no labels and trained the next generations on the initial frames alone (measured: n_train 12,
+    # labels_used 0 where the log's generation 0 had labelled 6).
+    loop(data, tmp_path, generations=1, sampler="random").run()
+    (tmp_path / "labels.db").unlink()
+    with pytest.raises(InputError, match="fewer labels than"):
+        loop(data, tmp_path, generations=2, sampler="random").run()
+
+
 def test_resume_with_other_trainer_or_loss_settings_is_refused(data, tmp_path):
     # Before, settings() left the trainer and the loss out: a workdir resumed through the Python API
     # with another learning rate, epoch count or loss weights trained its new generations differently
