@@ -41,7 +41,7 @@ import numpy as np
 from graphs.errors import InputError
 from reprs.fileio import atomic_write
 
-__all__ = ["dataset_fingerprint", "metric_fingerprint", "Journal", "MatrixStore", "KnnStore"]
+__all__ = ["dataset_fingerprint", "metric_fingerprint", "params_fingerprint", "Journal", "MatrixStore", "KnnStore"]
 
 
 def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
@@ -73,6 +73,32 @@ def metric_fingerprint(func) -> str:
     h = hashlib.sha256()
     _feed_callable(h, func, 0)
     return h.hexdigest()
+
+
+def params_fingerprint(params: dict | None) -> str:
+    """The key of a named metric's parameters (GED costs, kernel options).
+
+    Their ``repr``, as journals have always recorded it, unless that text cannot be the same in a
+    new process or cannot tell two values apart: a default ``repr`` holds a memory address (a
+    :class:`~graphs.costs.CallableCosts`: every resume was refused as another job), a long array's
+    elides its middle. Then a hash: plain values and functions as :func:`metric_fingerprint` hashes
+    what a metric captures, a parameter object by its class and public attributes.
+    """
+    items = sorted((params or {}).items())
+    text = repr(items)
+    if " at 0x" not in text and "..." not in text:
+        return text
+    h = hashlib.sha256()
+    for name, value in items:
+        h.update(str(name).encode())
+        if hasattr(value, "__dict__") and not isinstance(value, (type, types.FunctionType, types.MethodType,
+                                                                  functools.partial)):
+            cls = type(value)
+            h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+            _feed_value(h, {k: v for k, v in vars(value).items() if not k.startswith("_")}, 1)
+        else:
+            _feed_value(h, value, 0)
+    return "sha256:" + h.hexdigest()
 
 
 _MAX_DEPTH = 4  # captured containers and functions are followed this deep (a function may capture itself)
@@ -164,6 +190,16 @@ class Journal:
 
     def mark(self, tile_id: int) -> None:
         self.done[tile_id] = True
+        self._save()
+
+    def reset(self) -> None:
+        """No block done: the output the record described is gone. Saved at once, so that a job
+        stopped before its first block does not leave the old record over a new, empty output."""
+        self.done[:] = False
+        if self.resumed:
+            self._save()
+
+    def _save(self) -> None:
         buffer = io.BytesIO()
         np.save(buffer, self.done)
         atomic_write(self.done_path, buffer.getvalue())
@@ -182,7 +218,7 @@ class MatrixStore:
         self.journal = Journal(path, key, n_tiles)
         mode = "r+" if self.journal.resumed and path.is_file() and self.exact_path.is_file() else "w+"
         if mode == "w+" and self.journal.resumed:
-            self.journal.done[:] = False
+            self.journal.reset()
         self.values = np.lib.format.open_memmap(path, mode=mode, dtype=np.float64, shape=(n, n))
         self.exact = np.lib.format.open_memmap(self.exact_path, mode=mode, dtype=bool, shape=(n, n))
 
@@ -228,7 +264,7 @@ class KnnStore:
                                  f"knn={self.k}; delete {path} and its .journal.json and .done.npy files, or "
                                  f"write to another path")
         else:
-            self.journal.done[:] = False
+            self.journal.reset()
             self.indices = np.full((n, self.k), -1, dtype=np.int64)
             self.key_values = np.full((n, self.k), np.inf)
             self.exact = np.ones((n, self.k), dtype=bool)

@@ -582,8 +582,9 @@ def dataset_source(dataset: str, level: str | None = None) -> dict:
 
     For the bundled set (``"glycans"``): the taxonomy level, glycowork's version (its table),
     RDKit's (the fingerprints) and a hash of the code and monomer table that turn strings into
-    graphs; for a file: its absolute path
-    and a hash of its bytes. An index whose recorded source differs is stale.
+    graphs; for a file: its absolute path and a hash of its bytes, and for a table of glycan
+    strings (not a ``.jsonl`` of built graphs) RDKit's version and the code hash as well, since
+    its graphs are built by the same code. An index whose recorded source differs is stale.
 
     Raises
     ------
@@ -596,24 +597,26 @@ def dataset_source(dataset: str, level: str | None = None) -> dict:
     import reprs
     from reprs.glycan_taxonomy import dataset_level
 
+    root = Path(reprs.__file__).parent
+    h = hashlib.sha256()
+    # Every module between a glycan string and its graph: parser, monomer table and rules,
+    # graph builder, fingerprints.
+    for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
+                 "data/glycan_monomers.csv", "iupac.py", "macromolecules.py",
+                 "featurizers/fingerprints.py"):
+        h.update((root / part).read_bytes())
+    # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
+    builder = {"rdkit": importlib.metadata.version("rdkit"), "code": h.hexdigest()}
     if str(dataset) == "glycans":
-        root = Path(reprs.__file__).parent
-        h = hashlib.sha256()
-        # Every module between a glycan string and its graph: parser, monomer table and rules,
-        # graph builder, fingerprints.
-        for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
-                     "data/glycan_monomers.csv", "iupac.py", "macromolecules.py",
-                     "featurizers/fingerprints.py"):
-            h.update((root / part).read_bytes())
-        # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
         return {"dataset": "glycans", "level": dataset_level(dataset, level),
-                "glycowork": importlib.metadata.version("glycowork"),
-                "rdkit": importlib.metadata.version("rdkit"), "code": h.hexdigest()}
+                "glycowork": importlib.metadata.version("glycowork"), **builder}
     path = Path(dataset)
     if not path.is_file():
         raise InputError(f"dataset {dataset!r} is neither 'glycans' nor an existing file")
-    return {"dataset": str(path.resolve()), "level": dataset_level(dataset, level),  # None; refuses a level
-            "sha256": _sha256(path.read_bytes())}
+    source = {"dataset": str(path.resolve()), "level": dataset_level(dataset, level),  # None; refuses a level
+              "sha256": _sha256(path.read_bytes())}
+    # A .jsonl holds built graphs; any other file holds strings that the code above turns into graphs.
+    return source if path.suffix == ".jsonl" else {**source, **builder}
 
 
 def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str | None = None,

@@ -480,11 +480,11 @@ def pairwise(
 def _pairwise_out(graphs, metric, metric_params, named, state, tiles, size, triangle, out, knn,
                   return_exact, **execute):
     """:func:`pairwise` into a resumable on-disk store (:mod:`graphs.blockstore`)."""
-    from graphs.blockstore import KnnStore, MatrixStore, dataset_fingerprint, metric_fingerprint
+    from graphs.blockstore import KnnStore, MatrixStore, dataset_fingerprint, metric_fingerprint, params_fingerprint
 
     n = len(graphs)
     key = {"dataset": dataset_fingerprint(graphs), "metric": metric.name or repr(metric),
-           "params": repr(sorted((metric_params or {}).items())), "block": size, "n": n}
+           "params": params_fingerprint(metric_params), "block": size, "n": n}
     if not named:  # a user's callable is known by its name only: add what it computes
         key["code"] = metric_fingerprint(metric.func)
     if knn is None:

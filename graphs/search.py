@@ -608,7 +608,7 @@ def knn_graph(index: GraphIndex, k: int, out, *, rows=None, chunk: int = 64, n_j
         with np.load(out) as saved:
             arrays = [saved[name] for name in names]
     else:
-        journal.done[:] = False
+        journal.reset()
         arrays = [np.full((n, k), -1, np.int64), np.full((n, k), np.nan), np.zeros(n, bool),
                   np.full(n, np.nan), np.zeros(n, np.int64), np.zeros(n, np.int64),
                   np.zeros(n, np.int64), np.zeros(n), np.zeros((n, k), bool)]

@@ -59,7 +59,8 @@ LOG_FORMAT = "matrep-active-learning-1"
 # Settings added after runs were logged, with the value those runs used.
 SETTING_DEFAULTS = {"new_label_weight": 1.0, "max_label_energy": None}
 #: Settings a log written before they were recorded cannot be checked against (they have no default).
-UNRECORDED_BEFORE = {"frames_sha256", "frames_stress_pbc_sha256", "trainer", "fine_tune_trainer", "loss"}
+UNRECORDED_BEFORE = {"frames_sha256", "frames_stress_pbc_sha256", "trainer", "fine_tune_trainer", "loss",
+                     "committee", "initial_committee_sha256"}
 #: The Trainer attributes that change what a training run computes (device, run_dir, resume,
 #: checkpointing, progress and callbacks do not).
 TRAINER_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "mode",
@@ -82,6 +83,15 @@ def _frames_digest(frames: Sequence[Atoms]) -> str:
         results = f.calc.results
         for array in (f.numbers, f.positions, f.cell[:], np.asarray(results["energy"]), results["forces"]):
             h.update(np.ascontiguousarray(array, dtype=float).tobytes())
+    return h.hexdigest()
+
+
+def _weights_digest(committee: Committee) -> str:
+    """SHA-256 of a committee's parameters and buffers (a given initial committee's weights)."""
+    h = hashlib.sha256()
+    for model in committee.models:
+        for key, tensor in model.state_dict().items():
+            h.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -157,7 +167,9 @@ class ActiveLearning:
         Every random choice of generation ``g`` draws from ``SeedSequence((seed, g))``.
     workdir : path
         Where ``labels.db`` and ``log.json`` go; an existing run there is resumed when its
-        settings match.
+        settings match (:meth:`settings`: these arguments, digests of the frames and of an
+        ``initial_committee``'s weights, and the class and ``hparams`` of the members
+        ``committee_factory`` builds).
     candidates : int, optional
         Candidates per generation (default ``4 * per_generation``).
     percentile : float
@@ -295,6 +307,7 @@ class ActiveLearning:
         self.max_label_energy = None if max_label_energy is None else float(max_label_energy)
         self.log_: list[dict[str, Any]] = []
         self.committee_: Committee | None = None
+        self._committee: list[dict[str, Any] | None] | None = None  # the factory's kind of committee, once built
 
     @staticmethod
     def _ground_truth(labeler) -> Callable[[Atoms], tuple[float, np.ndarray]]:
@@ -333,7 +346,19 @@ class ActiveLearning:
                 "new_label_weight": self.new_label_weight, "max_label_energy": self.max_label_energy,
                 "trainer": _trainer_settings(self.trainer), "fine_tune_trainer": _trainer_settings(self.fine_tune),
                 "loss": {"w_energy": self.loss.w_energy, "w_forces": self.loss.w_forces,
-                         "w_stress": self.loss.w_stress}}
+                         "w_stress": self.loss.w_stress},
+                "committee": self._committee_record(),
+                "initial_committee_sha256": None if self.initial_committee is None else _weights_digest(
+                    self.initial_committee)}
+
+    def _committee_record(self) -> list[dict[str, Any] | None]:
+        """The class and plain attributes (``hparams``, cutoff) of each member the factory builds."""
+        if self._committee is None:
+            from learners.trainer import _plain_record
+
+            built = self.committee_factory(seed=0)
+            self._committee = [_plain_record(m) for m in getattr(built, "models", [built])]
+        return self._committee
 
     @property
     def labels_path(self) -> Path:
@@ -374,7 +399,11 @@ class ActiveLearning:
         if log and "candidates" not in log[-1] and log[-1]["generation"] < self.generations:
             log = log[:-1]      # the old last generation only scored; with more generations it labels too
         mark = log[-1]["labels_mark"] if log else 0
-        FrameWriter(self.labels_path).truncate(mark)
+        writer = FrameWriter(self.labels_path)
+        if writer.size() < mark:  # deleted or replaced since: the next generations would train without them
+            raise InputError(f"{self.labels_path} holds fewer labels than {self.log_path} records (mark {mark}, now "
+                             f"{writer.size()}); restore it, or start the run in a new workdir")
+        writer.truncate(mark)
         labels = read_frames(self.labels_path) if self.labels_path.exists() else []
         return log, labels
 

@@ -444,6 +444,10 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
     sampler : GapWeightedSampler, optional
         Built on ``train``'s energies: each epoch trains on its draws (near-degenerate frames
         oftener) instead of on every frame once.
+
+    With a trainer's ``run_dir``, the checkpoint records a digest of the frames (species,
+    positions, cell, periodicity and the targets :func:`collate_diabatic` reads) and of the
+    sampler's draws: ``resume`` over other frames is refused.
     """
     if trainer is None:
         trainer = Trainer(epochs=100, batch_size=32, lr=1e-3, eval_grad=True, monitor="energies_mae")
@@ -455,9 +459,32 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
         if not isinstance(sampler, GapWeightedSampler) or len(sampler.weights) != len(train):
             raise InputError(f"sampler must be a GapWeightedSampler built on the {len(train)} training frames' "
                              "energies")
+    key = None if trainer.run_dir is None else _frames_key(train, val, sampler)
+    if sampler is not None:
         train = _Drawn(train, sampler, trainer)
     collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64)
-    return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics)
+    return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics,
+                       data_key=key)
+
+
+def _frames_key(train: Sequence[Atoms], val: Sequence[Atoms] | None, sampler: GapWeightedSampler | None) -> str:
+    """Digest of what training reads from the frames and of the sampler's draws, recorded in a trainer
+    checkpoint: a resume into a ``run_dir`` trained on other frames is refused (it returned that run's
+    model, untrained on these frames)."""
+    from learners.data import data_digest
+
+    parts: list[Any] = []
+    for name, frames in (("train", train), ("val", val or ())):
+        parts.append(np.array([name]))
+        for atoms in frames:
+            parts += [atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc]
+            for key, where in (("energies", atoms.info), ("diabatic", atoms.info), ("gradients", atoms.arrays),
+                               ("coupling_numerators", atoms.arrays)):
+                value = where.get(key)
+                parts.append(np.array([f"no {key}"]) if value is None else np.asarray(value, dtype=np.float64))
+    parts.append(np.array(["no sampler"]) if sampler is None else
+                 np.concatenate([sampler.weights.numpy(), [sampler.num_samples, sampler.seed]]))
+    return data_digest(*parts)
 
 
 def save_diabatic(model: DiabaticPaiNN, path: str | os.PathLike) -> Path:

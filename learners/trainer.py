@@ -14,10 +14,12 @@ uninterrupted run would.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -101,6 +103,22 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, handle)
 
 
+def _plain_record(obj: Any) -> dict[str, Any] | None:
+    """``obj``'s class and its public attributes that are plain data (numbers, strings, None and lists,
+    tuples and dicts of them, as JSON gives them back); None for a function, which has no settings."""
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)):
+        return None
+    record: dict[str, Any] = {"class": type(obj).__qualname__}
+    for name, value in sorted(getattr(obj, "__dict__", {}).items()):  # (an object with __slots__ has none)
+        if name.startswith("_") or name == "training":
+            continue
+        try:
+            record[name] = json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError):
+            continue  # an object (a submodule, a tensor): the state dict and the shapes cover it
+    return record
+
+
 def _n_items(target: Any) -> int:
     if isinstance(target, dict):
         target = next(iter(target.values()))
@@ -156,8 +174,10 @@ class Trainer:
     resume : bool
         Continue from ``run_dir/checkpoint.pt`` when it exists. The checkpoint records the settings
         that shape the numbers (epochs, batch_size, lr, weight_decay, schedule, patience, monitor,
-        mode, min_delta, clip_norm, seed, dtype); a resume with other values is refused, since the
-        optimizer and schedule states it restores would keep the old ones. ``epochs`` may grow
+        mode, min_delta, clip_norm, seed, dtype), the model's class and plain attributes (its
+        hyperparameters: dropout, readout, cutoff, ``hparams``) and those of a ``step`` object (a
+        loss's weights); a resume with other values is refused, since the optimizer and schedule
+        states it restores would keep the old ones, and the weights it loads were trained so. ``epochs`` may grow
         under the ``"plateau"`` and ``"constant"`` schedules (nothing there depends on it, so the
         longer run is the uninterrupted run of that length), not under ``"cosine"``.
     restore_best : bool
@@ -231,7 +251,9 @@ class Trainer:
         self.resume, self.checkpoint_every, self.restore_best = resume, checkpoint_every, restore_best
         self.progress, self.eval_grad, self.callbacks = progress, eval_grad, tuple(callbacks)
         self.history_: list[dict] = []
-        self._data_key: str | None = None  # set by fit
+        self._data_key: str | None = None  # set by fit, as the two records below
+        self._model_record: dict[str, Any] | None = None
+        self._step_record: dict[str, Any] | None = None
         self.best_epoch_: int | None = None
         self.best_score_: float | None = None
 
@@ -325,7 +347,8 @@ class Trainer:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
                 "schedule": self.schedule, "patience": self.patience, "monitor": self.monitor, "mode": self.mode,
                 "min_delta": self.min_delta, "clip_norm": self.clip_norm, "seed": self.seed,
-                "dtype": str(self._dtype(model)).removeprefix("torch."), "data": self._data_key}
+                "dtype": str(self._dtype(model)).removeprefix("torch."), "data": self._data_key,
+                "model": self._model_record, "step": self._step_record}
 
     def _check_resume(self, saved: dict[str, Any] | None, model: torch.nn.Module, checkpoint: Path) -> None:
         # The optimizer's state_dict carries the old lr and weight decay, the cosine schedule its old
@@ -341,8 +364,15 @@ class Trainer:
                 raise InputError(f"{str(checkpoint)!r} was written by a run on other training or validation data; "
                                  "resuming would return (or train on) that run's model: train into a new run_dir")
             differ.remove("data")  # one side did not say what it trained on: nothing to compare
+        def change(key: str) -> str:
+            old, new = saved[key], now[key]
+            if isinstance(old, dict) and isinstance(new, dict):  # the model's or step's attributes: name those
+                return ", ".join(f"{key} {name} {old.get(name)!r} (now {new.get(name)!r})"
+                                 for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name))
+            return f"{key} {old!r} (now {new!r})"
+
         if differ:
-            changes = ", ".join(f"{k} {saved[k]!r} (now {now[k]!r})" for k in differ)
+            changes = ", ".join(change(k) for k in differ)
             raise InputError(f"{str(checkpoint)!r} was written by a run with other settings: {changes}; resume with "
                              "the same settings, or train into a new run_dir")
 
@@ -403,6 +433,8 @@ class Trainer:
         scheduler = self._make_scheduler(optimizer)
         start, bad, best_state = 1, 0, None
         self._data_key = data_key
+        # Taken before training: a model may change plain attributes as it trains (a warm-up ramp).
+        self._model_record, self._step_record = _plain_record(model), _plain_record(step)
         self.history_, self.best_epoch_, self.best_score_ = [], None, None
         checkpoint = None if self.run_dir is None else self.run_dir / "checkpoint.pt"
         if self.run_dir is not None:

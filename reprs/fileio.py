@@ -139,8 +139,10 @@ class FrameWriter:
     """Appends frames to an ASE SQLite database (``.db``) or an extxyz file; cuts back to a checkpoint.
 
     Each frame is durable when :meth:`write` returns (one SQLite transaction per row; an fsync of
-    the extxyz file), so a run killed at any moment leaves whole frames only, and :meth:`size` is a
-    mark that :meth:`truncate` returns the file to.
+    the extxyz file), and :meth:`size` is a mark that :meth:`truncate` returns the file to. A
+    database row is written whole or not at all; an extxyz frame is formatted first and appended in
+    one write, so an interruption while it is formatted leaves nothing of it, and only a kill inside
+    that write can leave part of the last frame (cut back to the checkpoint's mark on resume).
 
     Parameters
     ----------
@@ -188,11 +190,17 @@ class FrameWriter:
         if self.kind == "db":
             self._connect().write(atoms, key_value_pairs=meta)
         else:
+            import io
+
             from ase.io import write
 
             atoms.info.update(meta)
-            with open(self.path, "a") as f:
-                write(f, atoms, format="extxyz")
+            # Rendered whole first, then appended in one write: an interruption while ASE formats the
+            # frame (Ctrl-C, an error) leaves none of it in the file, not its first lines.
+            buffer = io.StringIO()
+            write(buffer, atoms, format="extxyz")
+            with open(self.path, "ab") as f:
+                f.write(buffer.getvalue().encode())
                 f.flush()
                 os.fsync(f.fileno())
 

@@ -245,7 +245,8 @@ def generate_batched(configs: Sequence[str | os.PathLike | Mapping[str, Any]], *
                 last = k == len(specs[0].stages) - 1 and s + 1 == n_steps
                 for r in range(n_rep):
                     d = md.replica_state_dict(r)
-                    ckpts[r] = {"config_hash": digests[r], "done": last, "stage": k if s + 1 < n_steps else k + 1,
+                    ckpts[r] = {"config_hash": digests[r], "inputs": ckpts[r]["inputs"], "done": last,
+                                "stage": k if s + 1 < n_steps else k + 1,
                                 "step_in_stage": s + 1 if s + 1 < n_steps else 0, "step": step, "time": time_fs,
                                 "state": d["state"], "integrator": d["integrator"] if s + 1 < n_steps else None,
                                 "output_mark": writers[r].size()}

@@ -816,8 +816,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         "sample_every": int(sample_every), "width": width, "optimizer": optimizer, "lr_decay": lr_decay,
         "clip": clip, "pressure_scale": pressure_scale, "vacf_weight": vacf_weight, "gradient": gradient,
         "momentum": momentum, "seed": seed, "dtype": str(dtype)})
+    start = None if ckpt_path is None else _start_key(potential)
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key)
+        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key, start)
     else:
         rdfs = [np.zeros_like(t.g) for t in targets]
         vacfs = [None] * len(targets)
@@ -951,7 +952,7 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         row.update(_scalar_parameters(potential))
         history.append(row)
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs, fit_key)
+            _save_checkpoint(ckpt_path, epoch + 1, history, potential, opt, systems, rdfs, vacfs, fit_key, start)
         if callback is not None:
             callback(row)
     return FitResult(potential=potential, history=history, rdfs=rdfs, method="diffsim", vacfs=vacfs)
@@ -960,8 +961,19 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
 _CKPT_FORMAT = "matrep.sims.fit.diffsim/1"
 
 
-def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs, fit_key: str) -> None:
-    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "epoch": epoch, "history": history,
+def _start_key(potential: torch.nn.Module) -> str:
+    """A hash of the potential a diffsim fit starts from: its kind, parameters and buffers, and the
+    plain settings it holds (a cutoff, a shift). Kept apart from the fit key, so that checkpoints
+    written before it was recorded still resume."""
+    state = {k: v.detach().cpu().double().numpy() for k, v in potential.state_dict().items()}
+    plain = {k: v for k, v in vars(potential).items()
+             if not k.startswith("_") and k != "training" and isinstance(v, (bool, int, float, str, tuple, list))}
+    return content_hash({"kind": type(potential).__name__, "state": state, "settings": plain})
+
+
+def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs, fit_key: str,
+                     start: str) -> None:
+    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "start": start, "epoch": epoch, "history": history,
                "rdfs": [torch.as_tensor(g) for g in rdfs],
                "vacfs": [None if c is None else torch.as_tensor(c) for c in vacfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
@@ -985,9 +997,16 @@ def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
     return payload
 
 
-def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str) -> tuple[int, list, list, list]:
+def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str,
+                     start: str) -> tuple[int, list, list, list]:
     payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
     _check_fit_key(payload, fit_key, path, "diffsim")
+    # The checkpoint's parameters replace the potential's: a fit asked to start elsewhere would
+    # silently continue (or return) the fit that started from the recorded potential.
+    if "start" in payload and payload["start"] != start:
+        raise SimsInputError(f"{path} is the checkpoint of a diffsim fit that started from another potential "
+                             "(other parameters or settings); use a new checkpoint path, or the same starting "
+                             "potential to resume")
     if len(payload["systems"]) != len(systems):
         raise SimsInputError(f"{path} holds {len(payload['systems'])} state points but the fit has {len(systems)}; "
                              "it belongs to another fit")

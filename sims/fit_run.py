@@ -292,7 +292,9 @@ def _target(k: int, spec: TargetSpec, cfg: FitConfig, base: str, out: Path, dtyp
 
 
 def _source_digests(cfg: FitConfig, base: str) -> dict[str, str]:
-    """SHA-256 of the contents of each target's ``rdf`` or ``frames`` file, by config key."""
+    """SHA-256 of the contents of each target's ``rdf`` or ``frames`` file, and of the structure file
+    (``system`` with builder ``"file"``) and reference potential file (``generate.potential.path``) a
+    target is built from, by config key."""
     out = {}
     for k, spec in enumerate(cfg.targets):
         for key in ("rdf", "frames"):
@@ -300,6 +302,16 @@ def _source_digests(cfg: FitConfig, base: str) -> dict[str, str]:
                 where = f"targets[{k}].{key}"
                 path = config_file(getattr(spec, key), base, where, error=ConfigError)
                 out[where] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        named = {}
+        if spec.system is not None and spec.system.get("builder") == "file":
+            named[f"targets[{k}].system.path"] = spec.system.get("path")
+        if spec.generate is not None:
+            named[f"targets[{k}].generate.potential.path"] = spec.generate.potential.get("path")
+        for where, value in named.items():
+            path = Path(value) if isinstance(value, str) else None
+            path = path if path is None or path.is_absolute() else Path(base) / path
+            if path is not None and path.is_file():  # a file gone since is not needed: the folder keeps the target
+                out[where] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
 
@@ -349,10 +361,11 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
         if recorded != digest:
             raise ConfigError(f"{str(out)!r} holds a fit of another config (hash {recorded}, this one {digest})"
                               f"{array_hash_note(content)}; use a new output folder")
-        # The config names its g(r) and trajectory files by path: the folder keeps the targets built
-        # from them, and would go on with those after the files changed. (Older stamps lack this.)
+        # The config names its g(r), trajectory, structure and reference potential files by path: the
+        # folder keeps the targets built from them, and would go on with those after the files changed.
+        # (Older stamps lack this, or some of the keys.)
         for name, sha in saved.get("sources", {}).items():
-            if sources.get(name) != sha:
+            if name in sources and sources[name] != sha:
                 raise ConfigError(f"{name} has changed since the fit in {str(out)!r} started (SHA-256 {sha[:16]}..., "
                                   f"now {str(sources.get(name))[:16]}...); use a new output folder")
     else:

@@ -67,7 +67,11 @@ variables, random-number generator) and the size of the output at that moment. A
 (even by SIGKILL) and is started again with the same command drops the frames written after the
 last checkpoint and continues from it. Both runs rebuild the neighbour list and recompute the
 forces at every checkpoint, so the resumed run repeats the uninterrupted one bit for bit and
-the output ends with exactly the same frames.
+the output ends with exactly the same frames. An output that holds less than its checkpoint's
+mark (deleted or replaced since) is refused, not resumed with the frames before the checkpoint
+missing. Checkpoints also record the SHA-256 of the files the config names (``system.path``,
+``potential.path``): a rerun after such a file changed is refused, since the config hash covers
+their names only.
 
 Potentials. Besides the classical kinds (and ``"tabulated"``, ``"neural"``: :class:`sims.potentials.TabulatedPair`,
 :class:`sims.potentials.NeuralPair`), ``kind = "file"`` reads a potential saved by
@@ -97,6 +101,7 @@ valid, and the same command repeats the run from the last checkpoint to the same
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import os
 import pickle
@@ -404,11 +409,32 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, handle)
 
 
+def _input_digests(spec: SimulationConfig, base: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of the files the config names by path (``system.path``, ``potential.path``), by key.
+
+    The config hash covers their names only: a potential file trained again under the same name, or
+    a structure file edited, would otherwise be resumed as the run the checkpoint belongs to.
+    """
+    named = {"potential.path": spec.potential.params.get("path")}
+    if isinstance(spec.system, FileSystem):
+        named["system.path"] = spec.system.path
+    out = {}
+    for key, value in named.items():
+        path = _resolve({"_base": base}, value) if isinstance(value, (str, os.PathLike)) else None
+        if path is not None and path.is_file():  # a structure file gone since the start is not needed to resume
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
 def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str, out_path: Path,
                      writer: FrameWriter, *, device, dtype) -> dict[str, Any]:
     """The run's checkpoint: the saved one (its output cut back to the checkpoint's mark), or a new
-    one at step 0 with velocities drawn at the first stage's temperature from ``seed``."""
+    one at step 0 with velocities drawn at the first stage's temperature from ``seed``.
+
+    Its ``"inputs"`` are the :func:`_input_digests` the run started from; a checkpoint written
+    before they were recorded takes the current ones."""
     ckpt_path = out_path.with_name(out_path.name + ".ckpt")
+    inputs = _input_digests(spec, cfg["_base"])
     if ckpt_path.exists():
         try:
             # Tensors, numbers and strings only: a checkpoint is data, never a pickle of objects.
@@ -419,6 +445,20 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
         if ckpt["config_hash"] != digest:
             raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest})"
                                  f"{array_hash_note(cfg)}; remove it and the output to start over")
+        recorded = ckpt.get("inputs", inputs)
+        changed = sorted(k for k in set(inputs) & set(recorded) if recorded[k] != inputs[k])
+        if changed:
+            raise SimsInputError(f"{', '.join(changed)}: the file has changed since the run of {ckpt_path} started "
+                                 "(its SHA-256 differs); resuming would continue (or return) the frames of the old file: "
+                                 "remove the checkpoint and the output to start over, or write to another output")
+        ckpt.setdefault("inputs", inputs)
+        # An output deleted or replaced by a shorter one since the checkpoint: resuming would write the
+        # frames after the checkpoint only (a gap), or return a finished run's path with no file there.
+        if writer.size() < int(ckpt["output_mark"]):
+            raise SimsInputError(f"{out_path} holds less than its checkpoint {ckpt_path} records (output mark "
+                                 f"{int(ckpt['output_mark'])}, now {writer.size()}: deleted or replaced since?); "
+                                 "resuming would leave out the frames before the checkpoint: restore the output, "
+                                 "or remove the checkpoint to start over")
         if not ckpt["done"]:
             writer.truncate(ckpt["output_mark"])
         return ckpt
@@ -429,8 +469,8 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
     state = State.from_atoms(atoms, device=device, dtype=dtype)
     t0 = spec.stages[0].target_temperature(0)
     state = state.with_(velocities=maxwell_boltzmann(state.masses, t0, seed=spec.seed))
-    ckpt = {"config_hash": digest, "done": False, "stage": 0, "step_in_stage": 0, "step": 0, "time": 0.0,
-            "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
+    ckpt = {"config_hash": digest, "inputs": inputs, "done": False, "stage": 0, "step_in_stage": 0, "step": 0,
+            "time": 0.0, "state": _state_dict(state), "integrator": None, "output_mark": writer.size()}
     _save_checkpoint(ckpt_path, ckpt)
     return ckpt
 
@@ -537,7 +577,8 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
             if (s + 1) % every == 0 or s + 1 == n_steps:
                 state = md.state
                 last = k == len(spec.stages) - 1 and s + 1 == n_steps
-                ckpt = {"config_hash": digest, "done": last, "stage": k if s + 1 < n_steps else k + 1,
+                ckpt = {"config_hash": digest, "inputs": ckpt["inputs"], "done": last,
+                        "stage": k if s + 1 < n_steps else k + 1,
                         "step_in_stage": s + 1 if s + 1 < n_steps else 0, "step": step, "time": time_fs,
                         "state": _state_dict(state),
                         "integrator": md.integrator_state_dict() if s + 1 < n_steps else None,
@@ -611,7 +652,8 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
         step += stage.steps
         time_fs += stage.steps * stage.timestep
         final = State.from_atoms(atoms, dtype=torch.float64)
-        ckpt = {"config_hash": digest, "done": k == len(spec.stages) - 1, "stage": k + 1, "step_in_stage": 0,
+        ckpt = {"config_hash": digest, "inputs": ckpt["inputs"], "done": k == len(spec.stages) - 1, "stage": k + 1,
+                "step_in_stage": 0,
                 "step": step, "time": time_fs, "state": _state_dict(final), "integrator": None,
                 "output_mark": writer.size()}
         _save_checkpoint(ckpt_path, ckpt)

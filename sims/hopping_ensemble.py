@@ -215,12 +215,20 @@ def _run_chunk(model: DiabaticModel, x0: torch.Tensor, chunk: int, first: int, s
 
 def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
     params = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, tuple, list))}
-    for name, module in sorted(vars(model).items()):
-        if isinstance(module, torch.nn.Module):  # a learned model: its weights decide the trajectories
+    for name, value in sorted(vars(model).items()):
+        if isinstance(value, torch.nn.Module):  # a learned model: its weights decide the trajectories
             weights = hashlib.sha256()
-            for key, tensor in module.state_dict().items():
+            for key, tensor in value.state_dict().items():
                 weights.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
             params[name] = weights.hexdigest()
+        elif isinstance(value, (np.ndarray, torch.Tensor)):  # parameters held as an array
+            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+            params[name] = hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
+        elif isinstance(value, dict):  # a table of settings, when it is plain data
+            try:
+                params[name] = json.dumps(value, sort_keys=True)
+            except TypeError:
+                pass
     if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
         params["dtype"] = str(x0.dtype)
     if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash

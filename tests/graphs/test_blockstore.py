@@ -65,6 +65,27 @@ def test_a_crashed_job_resumes_without_recomputing_finished_blocks(tmp_path):
     assert first.calls - 1 + second.calls >= n * (n + 1) // 2
 
 
+@pytest.mark.parametrize("knn", [None, 3])
+def test_a_job_stopped_before_its_first_block_after_its_output_was_deleted_recomputes_everything(tmp_path, knn):
+    # A finished job's output deleted (journal and done record left): the rerun created a new, empty
+    # output and forgot the old done record in memory only; stopped before its first block, it left
+    # that record over the new file, and the next run returned the empty matrix (measured: all zeros,
+    # no error) as finished.
+    out = tmp_path / ("m.npy" if knn is None else "m.npz")
+    metric = PairMetric(CrashAfter(limit=None), symmetric=True, name="jac")
+    expected = pairwise(GRAPHS, metric, block=4, out=out, knn=knn)
+    expected = {k: np.array(v) for k, v in expected.items()} if knn else np.array(expected)
+    out.unlink()
+    with pytest.raises(Crash):
+        pairwise(GRAPHS, PairMetric(CrashAfter(limit=0), symmetric=True, name="jac"), block=4, out=out, knn=knn)
+    again = pairwise(GRAPHS, metric, block=4, out=out, knn=knn)
+    if knn:
+        for k in expected:
+            np.testing.assert_array_equal(again[k], expected[k])
+    else:
+        np.testing.assert_array_equal(again, expected)
+
+
 def test_another_job_on_the_same_file_is_refused(tmp_path):
     out = tmp_path / "m.npy"
     pairwise(GRAPHS, "wl", out=out)
@@ -198,6 +219,30 @@ def test_a_metric_key_is_the_same_in_a_new_process(tmp_path):
     other[1000] = 1.0
     with pytest.raises(InputError, match="belongs to another job"):
         pairwise(GRAPHS, partial(_size_sum, offset=_Offset(0.0), weights=other), out=out)
+
+
+def test_ged_with_callable_costs_resumes_in_a_new_process_and_other_costs_are_refused(tmp_path):
+    # The key held the repr of the metric's parameters, and a CallableCosts's is its memory address:
+    # pairwise(..., "ged", metric_params={"costs": CallableCosts(...)}, out=...) was refused as
+    # "another job" in every new process (here: a new object), so such a job could never resume.
+    from graphs.costs import CallableCosts
+
+    def uniform(a, b):
+        return 0.0 if a.get("label") == b.get("label") else 1.0
+
+    def double(a, b):
+        return 0.0 if a.get("label") == b.get("label") else 2.0
+
+    graphs, out = GRAPHS[:6], tmp_path / "m.npy"
+    first = np.array(pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=uniform)}, out=out))
+    again = pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=uniform)}, out=out)
+    np.testing.assert_array_equal(again, first)
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(graphs, "ged", metric_params={"costs": CallableCosts(node_subst_cost=double)}, out=out)
+    # plain parameters keep the key journals have always recorded (their repr)
+    assert json.loads((tmp_path / "m.npy.journal.json").read_text())["key"]["params"].startswith("sha256:")
+    pairwise(graphs, "wl", metric_params={"n_iter": 2}, out=tmp_path / "w.npy")
+    assert json.loads((tmp_path / "w.npy.journal.json").read_text())["key"]["params"] == "[('n_iter', 2)]"
 
 
 def test_a_set_in_a_metric_keys_alike_under_any_hash_seed():

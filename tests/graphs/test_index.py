@@ -225,6 +225,27 @@ def test_the_bundled_index_goes_stale_when_any_code_between_string_and_graph_cha
     assert dataset_source("glycans")["code"] != before
 
 
+def test_the_index_of_a_csv_of_glycans_goes_stale_when_the_code_or_monomer_table_changes(tmp_path, monkeypatch):
+    # A CSV's strings become graphs through the same parser, monomer table and fingerprints as the
+    # bundled set; its source recorded the file's bytes only, so after an edit of the monomer table
+    # the cached index of the old graphs was still opened as current. A .jsonl holds built graphs.
+    from pathlib import Path
+
+    import pandas as pd
+
+    from graphs.index import dataset_source
+
+    csv, jsonl = tmp_path / "g.csv", tmp_path / "g.jsonl"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man"]}).to_csv(csv, index=False)
+    jsonl.write_text("")
+    before, built = dataset_source(str(csv)), dataset_source(str(jsonl))
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read(self) + (
+        b"\n# edited" if self.name == "glycan_monomers.csv" else b""))
+    assert dataset_source(str(csv)) != before
+    assert dataset_source(str(jsonl)) == built
+
+
 def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):
     import pandas as pd
 

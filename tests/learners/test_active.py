@@ -120,6 +120,16 @@ def test_resume_after_a_crash_gives_the_same_run(data, tmp_path):
         loop((stressed, test), part, generations=2, sampler="random").run()
 
 
+def test_resume_without_the_logged_labels_is_refused(data, tmp_path):
+    # labels.db deleted (or replaced) with log.json kept: the resume cut "back" to the logged mark, read
+    # no labels and trained the next generations on the initial frames alone (measured: n_train 12,
+    # labels_used 0 where the log's generation 0 had labelled 6).
+    loop(data, tmp_path, generations=1, sampler="random").run()
+    (tmp_path / "labels.db").unlink()
+    with pytest.raises(InputError, match="fewer labels than"):
+        loop(data, tmp_path, generations=2, sampler="random").run()
+
+
 def test_resume_with_other_trainer_or_loss_settings_is_refused(data, tmp_path):
     # Before, settings() left the trainer and the loss out: a workdir resumed through the Python API
     # with another learning rate, epoch count or loss weights trained its new generations differently
@@ -318,11 +328,32 @@ def atoms_like(template, positions):
     return Atoms(numbers=template.numbers, positions=positions)
 
 
+def test_resume_with_another_committee_or_initial_committee_is_refused(data, tmp_path):
+    # settings() recorded neither what the factory builds nor the weights of a given initial committee: a
+    # workdir resumed through the Python API with a factory of 16 features and 2 interactions (instead of
+    # 8 and 1) trained its new generations with that architecture under the same log.
+    train, test = data
+
+    def run(committee_factory=factory, initial=None, generations=1, workdir=tmp_path / "a"):
+        return ActiveLearning(committee_factory, CalculatorPotential(MorsePotential(**MORSE)), train, test,
+                              generations=generations, per_generation=6, sampler="random", seed=0, workdir=workdir,
+                              trainer=Trainer(epochs=12, batch_size=8, lr=5e-3, eval_grad=True, dtype=torch.float64,
+                                              seed=0), initial_committee=initial).run()
+
+    first = run()
+    with pytest.raises(InputError, match=r"other settings \(committee differ\)"):
+        run(accurate_factory, generations=2)
+    assert run().log_ == first.log_  # the same settings resume (here: finished)
+    run(initial=factory(seed=1), generations=0, workdir=tmp_path / "b")
+    with pytest.raises(InputError, match=r"other settings \(initial_committee_sha256 differ\)"):
+        run(initial=factory(seed=5), generations=0, workdir=tmp_path / "b")
+
+
 def test_runs_logged_before_the_new_settings_resume_and_other_weights_are_refused(data, tmp_path):
     loop(data, tmp_path, generations=1, sampler="random").run()
     saved = json.loads((tmp_path / "log.json").read_text())
     for key in ("new_label_weight", "max_label_energy", "frames_sha256", "frames_stress_pbc_sha256", "trainer",
-                "fine_tune_trainer", "loss"):
+                "fine_tune_trainer", "loss", "committee", "initial_committee_sha256"):
         del saved["settings"][key]
     (tmp_path / "log.json").write_text(json.dumps(saved))
     assert len(loop(data, tmp_path, generations=1, sampler="random").run().log_) == 2

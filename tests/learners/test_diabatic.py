@@ -226,6 +226,23 @@ def test_training_through_the_trainer_learns_the_torsional_model():
     assert trainer.history_[-1]["val_gradients_mae"] < first["val_gradients_mae"]
 
 
+def test_a_resume_over_other_frames_is_refused(tmp_path):
+    # fit_diabatic gave its trainer no digest of the frames: a second fit into the same run_dir on
+    # other frames resumed the first fit's finished checkpoint and returned its model, untrained on them.
+    _, _, first = _torsional_frames(8, 1)
+    _, _, other = _torsional_frames(8, 7)
+
+    def fit(frames):
+        trainer = Trainer(epochs=2, batch_size=8, lr=1e-3, eval_grad=True, run_dir=tmp_path, resume=True)
+        fit_diabatic(_net(2), frames, trainer=trainer)
+        return [r["train_loss"] for r in trainer.history_]
+
+    done = fit(first)
+    assert fit(first) == done  # the same frames: the finished run, resumed
+    with pytest.raises(InputError, match="other training or validation data"):
+        fit(other)
+
+
 def test_dann_hamiltonian_runs_fssh_in_atomic_units():
     model = TorsionalIsomerisation()
     net = _net(2)

@@ -231,3 +231,17 @@ def test_an_estimator_saved_with_a_setting_its_kind_does_not_read_still_loads(fu
     # a new estimator still refuses it
     with pytest.raises(InputError, match="num_bases is read by kind = 'rgcn' only"):
         GNNClassifier(**dict(loaded.get_params(), num_bases=2))
+
+
+def test_a_resume_with_other_model_settings_is_refused(fucose_task, tmp_path):
+    """A resume with another readout or dropout (no parameter changes shape) loaded the first fit's
+    weights and history (measured: readout 'sum' resumed the 'mean' fit, training losses 0.718,
+    0.715 where a fresh 'sum' fit gives 0.761, 0.738). The checkpoint now records the model's
+    plain attributes."""
+    graphs, y, *_ = fucose_task
+    params = dict(kind="gin", hidden=8, layers=1, epochs=2, run_dir=str(tmp_path), resume=True)
+    GNNClassifier(**params).fit(graphs[:30], y[:30])
+    with pytest.raises(InputError, match="model readout 'mean' \\(now 'sum'\\)"):
+        GNNClassifier(**params, readout="sum").fit(graphs[:30], y[:30])
+    with pytest.raises(InputError, match="model dropout 0.0 \\(now 0.5\\)"):
+        GNNClassifier(**params, dropout=0.5).fit(graphs[:30], y[:30])

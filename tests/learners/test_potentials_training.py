@@ -343,3 +343,31 @@ def test_a_resume_over_other_frames_is_refused(tmp_path):
     with pytest.raises(InputError, match="other training or validation data"):
         fit(frames(1, 1.0), weights=[1.0, 2.0, 1.0, 1.0])
     assert torch.equal(fit(frames(1, 1.0)), first)  # the same frames resume the finished run
+
+
+def test_a_resume_with_another_loss_or_model_setting_is_refused(tmp_path):
+    """The trainer's checkpoint recorded neither the loss (the step) nor the model's hyperparameters:
+    a second fit into the same run_dir with w_forces 10 instead of 1, or a cutoff of 4.5 Å instead of
+    6, resumed the first fit's finished checkpoint and returned its weights as the fit asked for."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    train = []
+    for k in range(4):
+        atoms = bulk("Ar", "fcc", a=5.4, cubic=True)
+        atoms.rattle(0.1, seed=k)
+        e, f = sims.energy_and_forces(_lj(), atoms, dtype=torch.float64)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(e), forces=np.asarray(f))
+        train.append(atoms)
+
+    def fit(loss=None, cutoff=CUTOFF):
+        model = PaiNN(cutoff=cutoff, n_features=8, n_interactions=1, n_rbf=6, seed=0)
+        trainer = Trainer(epochs=1, batch_size=2, lr=5e-3, eval_grad=True, seed=0, run_dir=tmp_path, resume=True)
+        fit_potential(model, train, trainer=trainer, loss=loss)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    first = fit()
+    with pytest.raises(InputError, match=r"step w_forces 1\.0 \(now 10\.0\)"):
+        fit(PotentialLoss(w_forces=10.0))
+    with pytest.raises(InputError, match=r"model cutoff 6\.0 \(now 4\.5\)"):
+        fit(cutoff=4.5)
+    assert torch.equal(fit(PotentialLoss()), first)  # the same settings resume the finished run

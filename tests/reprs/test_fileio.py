@@ -97,6 +97,38 @@ def test_frames_round_trip_in_order_with_metadata(tmp_path, suffix):
     assert [f.info["step"] for f in read_frames(path)] == [0, 10]
 
 
+def test_an_extxyz_frame_interrupted_while_written_leaves_the_file_whole(tmp_path, monkeypatch):
+    # ASE wrote the frame line by line into the open file: a Ctrl-C (or an error) part-way left its
+    # first lines there, flushed when the file closed. The file then failed to read, or, cut inside
+    # the last number, read back a last frame with a wrong value (7 of 542 cut points of a 4-atom
+    # frame); only a resume cut it back.
+    import ase.io.extxyz
+
+    path = tmp_path / "frames.extxyz"
+    writer = FrameWriter(path)
+    first, second = _frames(2)
+    writer.write(first, {"step": 0})
+    whole = path.read_bytes()
+    original = ase.io.extxyz.write_extxyz
+
+    class Interrupted:
+        def __init__(self, handle):
+            self.handle, self.lines = handle, 0
+
+        def write(self, text):
+            self.lines += 1
+            if self.lines == 4:  # the count, the comment and one atom are out
+                raise KeyboardInterrupt
+            return self.handle.write(text)
+
+    monkeypatch.setattr(ase.io.extxyz, "write_extxyz",
+                        lambda fileobj, *args, **kwargs: original(Interrupted(fileobj), *args, **kwargs))
+    with pytest.raises(KeyboardInterrupt):
+        writer.write(second, {"step": 10})
+    assert path.read_bytes() == whole
+    assert [f.info["step"] for f in read_frames(path)] == [0]
+
+
 def test_read_frames_agrees_with_ase_on_files_and_selects_database_rows(tmp_path):
     xyz = tmp_path / "water.xyz"
     ase.io.write(xyz, [molecule("H2O"), molecule("CH4")])

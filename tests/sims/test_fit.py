@@ -385,6 +385,21 @@ def test_diffsim_checkpoint_of_other_targets_or_settings_is_refused(target, tmp_
     assert len(fit(target, ckpt).history) == 1  # the same fit resumes (here: is already done)
 
 
+def test_diffsim_checkpoint_of_a_fit_from_another_start_is_refused(target, tmp_path):
+    # The checkpoint's parameters replace the starting potential's: a fit asked to start from
+    # sigma 3.5 Å (or with another cutoff) continued, or returned, the fit that started from 3.1 Å.
+    def fit(sigma, cutoff=CUTOFF, epochs=1):
+        pot = LennardJones(sigma=sigma, epsilon=0.011, cutoff=cutoff, dtype=F64)
+        return diffsim(pot, target, epochs=epochs, steps_per_epoch=10, timestep=10.0, checkpoint=tmp_path / "fit.pt",
+                       lr={"sigma": 0.05, "epsilon": 2e-4}, seed=2)
+
+    fit(3.1)
+    for kw in ({"sigma": 3.5}, {"sigma": 3.1, "cutoff": CUTOFF - 0.5}):
+        with pytest.raises(SimsInputError, match="started from another potential"):
+            fit(epochs=2, **kw)
+    assert len(fit(3.1, epochs=2).history) == 2  # the same start resumes
+
+
 def test_ibi_checkpoint_of_other_targets_is_refused(target, tmp_path):
     kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
     ckpt = tmp_path / "ibi.pt"

@@ -74,6 +74,31 @@ def test_a_changed_rdf_file_is_refused_on_rerun(tmp_path):
         fit_potential(cfg, tmp_path / "out")
 
 
+def test_a_changed_structure_or_reference_potential_file_is_refused_on_rerun(tmp_path):
+    # A generated target is built once from its system and reference potential and kept in the folder;
+    # with the structure file or the potential file changed in place, the rerun resumed from the old
+    # target and returned the old fit without a word.
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "argon.extxyz", bulk("Ar", "fcc", a=5.82, cubic=True).repeat(3))
+    save_potential(build_potential({"potential": LJ}, dtype=torch.float64), tmp_path / "reference.pt")
+    cfg = config()
+    cfg["targets"][0]["system"] = {"builder": "file", "path": str(tmp_path / "argon.extxyz")}
+    cfg["targets"][0]["generate"]["potential"] = {"kind": "file", "path": str(tmp_path / "reference.pt")}
+    cfg["diffsim"]["epochs"] = 1
+    fit_potential(cfg, tmp_path / "out")
+    fit_potential(cfg, tmp_path / "out")      # unchanged: resumes (here: finished)
+    save_potential(build_potential({"potential": dict(LJ, epsilon=0.02)}, dtype=torch.float64),
+                   tmp_path / "reference.pt")
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.generate\.potential\.path has changed"):
+        fit_potential(cfg, tmp_path / "out")
+    save_potential(build_potential({"potential": LJ}, dtype=torch.float64), tmp_path / "reference.pt")
+    write(tmp_path / "argon.extxyz", bulk("Ar", "fcc", a=5.9, cubic=True).repeat(3))
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.system\.path has changed"):
+        fit_potential(cfg, tmp_path / "out")
+
+
 def test_a_vacf_term_from_the_generated_frames_is_fitted_and_kept_for_resume(tmp_path):
     cfg = config(vacf_weight=5.0)
     cfg["targets"][0]["vacf_lags"] = 3

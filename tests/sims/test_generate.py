@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 import pytest
 import torch
 
@@ -344,3 +345,82 @@ def test_config_hash_never_reads_as_a_number(tmp_path):
     writer = FrameWriter(tmp_path / "frames.db")
     writer.write(bulk("Ar", "fcc", a=5.26), {"config_hash": key})
     assert read_frames(tmp_path / "frames.db")[0].info["config_hash"] == key
+
+
+@pytest.mark.parametrize("name", ["run.extxyz", "run.db"])
+def test_an_output_lost_since_its_checkpoint_is_refused_not_resumed_with_a_gap(tmp_path, monkeypatch, name):
+    # A run interrupted after its checkpoint of step 40, its output then deleted: the resume wrote the
+    # frames of steps 50..100 only (10..40 lost without a word); a finished run returned a path with no file.
+    import reprs.fileio
+
+    cfg = _config(name, steps=(40, 40, 20))
+    cfg["_base"] = str(tmp_path)
+    cfg["output"]["checkpoint_every"] = 20
+    write = reprs.fileio.FrameWriter.write
+    calls = []
+
+    def interrupted(self, atoms, meta):
+        calls.append(meta["step"])
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        write(self, atoms, meta)
+
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg)
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", write)
+    (tmp_path / name).unlink()
+    with pytest.raises(SimsInputError, match="less than its checkpoint"):
+        generate(cfg)
+    (tmp_path / (name + ".ckpt")).unlink()  # as the message says: start over
+    assert [f.info["step"] for f in read_frames(generate(cfg))] == list(range(10, 101, 10))
+    (tmp_path / name).unlink()              # a finished run's output lost
+    with pytest.raises(SimsInputError, match="less than its checkpoint"):
+        generate(cfg)
+
+
+def test_a_rerun_after_a_file_the_config_names_changed_is_refused(tmp_path, monkeypatch):
+    # The config hash covers the potential's and the structure's paths, not their contents: a model
+    # file trained again under the same name was resumed (measured: frames of epsilon 0.0104 eV and
+    # then of 0.05 eV in one output, energies -1.98 eV then -9.32 eV) or its old frames returned.
+    import reprs.fileio
+    from ase.build import bulk
+    from ase.io import write as ase_write
+
+    from sims.potentials import LennardJones, save_potential
+
+    def lj(epsilon):
+        save_potential(LennardJones(sigma=3.4, epsilon=epsilon, cutoff=8.5, dtype=torch.float64), tmp_path / "lj.pt")
+
+    lj(0.0104)
+    atoms = bulk("Ar", "fcc", a=5.8).repeat(2)
+    atoms.rattle(0.05, seed=3)
+    ase_write(tmp_path / "start.extxyz", atoms)
+    cfg = _config("run.extxyz", steps=(40, 40, 20))
+    cfg.update(_base=str(tmp_path), potential={"kind": "file", "path": "lj.pt"},
+               system={"builder": "file", "path": "start.extxyz"})
+    cfg["output"]["checkpoint_every"] = 20
+    write = reprs.fileio.FrameWriter.write
+    calls = []
+
+    def interrupted(self, atoms, meta):
+        calls.append(meta["step"])
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        write(self, atoms, meta)
+
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg)
+    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", write)
+    lj(0.05)
+    with pytest.raises(SimsInputError, match="potential.path: the file has changed"):
+        generate(cfg)
+    lj(0.0104)  # the same bytes again: the run resumes and finishes
+    frames = read_frames(generate(cfg))
+    assert [f.info["step"] for f in frames] == list(range(10, 101, 10))
+    ase_write(tmp_path / "start.extxyz", bulk("Ar", "fcc", a=5.9).repeat(2))
+    with pytest.raises(SimsInputError, match="system.path: the file has changed"):
+        generate(cfg)
+    (tmp_path / "start.extxyz").unlink()  # not needed to resume: the checkpoint holds the state
+    assert len(read_frames(generate(cfg))) == 10

@@ -303,3 +303,38 @@ def test_run_ensemble_resume_with_another_count_reruns_a_partial_chunk(tmp_path)
     assert list(shrunk.trajectories["trajectory"]) == list(range(5))
     np.testing.assert_array_equal(np.stack(shrunk.trajectories["descriptor_history"]),
                                   np.stack(alone.trajectories["descriptor_history"]))
+
+
+class _ArrayModel(DiabaticModel):
+    """Two shifted harmonic diabats (atomic units) whose constants (k, a, c) are held in an array."""
+
+    n_states, ndim = 2, 1
+
+    def __init__(self, constants):
+        self.constants = np.asarray(constants, dtype=np.float64)
+        self.mass = [2000.0]
+
+    def diabatic(self, x):
+        k, a, c = self.constants
+        x = x[..., 0]
+        v11, v22, v12 = 0.5 * k * x ** 2, 0.5 * k * (x - 1) ** 2 + a, c * torch.exp(-x ** 2)
+        return torch.stack([torch.stack([v11, v12], -1), torch.stack([v12, v22], -1)], -2)
+
+    def geometry(self, dtype=torch.float64):
+        return torch.zeros((1, 1), dtype=dtype)
+
+
+def test_run_ensemble_refuses_a_folder_of_a_model_with_other_array_or_table_parameters(tmp_path):
+    # The folder's key hashed a model's numbers, tuples, lists and torch modules only: a model holding its
+    # constants in an array (or a dict of settings) with other values resumed the old chunks (measured:
+    # coupling 0.002 -> 0.02, the old final populations 0.997/0.003 returned instead of 0.119/0.881).
+    opts = dict(duration=20.0, timestep=0.5, sampler="thermal", temperature=300.0, chunk_size=4, seed=0)
+    run_ensemble(_ArrayModel([0.05, 0.01, 0.002]), 4, output=tmp_path / "run", **opts)
+    with pytest.raises(SimsInputError, match="other settings"):
+        run_ensemble(_ArrayModel([0.05, 0.01, 0.02]), 4, output=tmp_path / "run", **opts)
+    tabled = _ArrayModel([0.05, 0.01, 0.002])
+    tabled.settings = {"basis": "sto-3g"}
+    run_ensemble(tabled, 4, output=tmp_path / "tabled", **opts)
+    tabled.settings = {"basis": "6-31g"}
+    with pytest.raises(SimsInputError, match="other settings"):
+        run_ensemble(tabled, 4, output=tmp_path / "tabled", **opts)
