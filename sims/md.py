@@ -449,7 +449,11 @@ class MD(_Driver):
     dtype : torch.dtype, optional
         Precision of the run (positions, velocities, the potential's parameters); default the
         potential's (:func:`sims.potentials.potential_dtype`). A :class:`State` carries its own; a
-        different ``dtype`` with it is refused.
+        different ``dtype`` with it is refused. The state holds the positions as given, unwrapped:
+        in float32 a coordinate is rounded by up to ``6e-8 |x|`` (6e-4 Å 10^4 Å from the origin,
+        where LJ argon forces come out 2e-3 away from float64's), so start a float32 run near the
+        origin (``atoms.wrap()``, or translate a cluster) or run it in float64.
+        :func:`energy_and_forces` centres single points itself (:func:`sims.state.centred`).
 
     Raises
     ------
