@@ -185,9 +185,9 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
             atoms = as_atoms(item)
         except MatrepError as err:  # name the structure of the batch
             raise type(err)(f"structure {b}: {err}") from None
-        if centre:
-            atoms = centred(atoms, dtype)
-        p = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float64)
+        # (the centred copy has no calculator: the labels below are read from ``atoms``)
+        placed = centred(atoms, dtype) if centre else atoms
+        p = torch.as_tensor(np.asarray(placed.positions, dtype=np.float64), dtype=torch.float64)
         c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
         periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))
         pos.append(p)

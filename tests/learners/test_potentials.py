@@ -441,6 +441,12 @@ def test_float32_models_far_from_the_origin_are_as_precise_as_at_it():
         assert np.abs(out["forces"] - ref["forces"]).max() < 1e-5 * scale, shift
         assert abs(out["energy"][0] - ref["energy"][0]) < 1e-6 * abs(ref["energy"][0]) + 1e-6, shift
         assert np.abs(out["stress"] - ref["stress"]).max() < 1e-5 * np.abs(ref["stress"]).max(), shift
+    # the labels of the structures stay (the centred copy has no calculator)
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    moved.calc = SinglePointCalculator(moved, energy=1.5, forces=np.ones((len(moved), 3)))
+    labelled = collate_atoms([moved], 4.0)
+    assert float(labelled.energy[0]) == 1.5 and float(labelled.forces.sum()) == 3 * len(moved)
     # the batch of an attack keeps the positions it was given
     assert np.array_equal(collate_atoms([moved], 4.0, labels=False, centre=False).positions.numpy(),
                           moved.positions.astype(np.float32))
