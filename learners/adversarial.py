@@ -370,7 +370,7 @@ def attack(committee: Committee, structures: Sequence[Atoms] | Atoms, *, kT: flo
 
     p = next(committee.parameters())
     device, dtype = p.device, p.dtype
-    base: AtomsBatch = collate_atoms(frames, committee.cutoff, device=device, dtype=dtype, labels=False)
+    base: AtomsBatch = collate_atoms(frames, committee.cutoff, device=device, dtype=dtype, labels=False, centre=False)
     n_atoms = base.n_atoms
     delta = (init_scale * _random_starts(frames, seed, None if sides is None else len(dihedrals))).to(device, dtype)
     delta.requires_grad_(True)

@@ -308,15 +308,10 @@ class DiabaticLoss:
         if need:
             raise InputError(f"loss weights {need} are > 0 but the frames lack those targets")
         out = evaluate_diabatic(model, batch, create_graph=model.training)
-        pred = {"energies": out["energies"]}
-        ref = {"energies": target["energies"]}
-        loss = w["w_energy"] * torch.mean((out["energies"] - target["energies"]) ** 2)
-        gap_p, gap_r = out["energies"].diff(dim=-1), target["energies"].diff(dim=-1)
-        pred["gap"], ref["gap"] = gap_p, gap_r
-        loss = loss + w["w_gap"] * torch.mean((gap_p - gap_r) ** 2)
+        pred = {"energies": out["energies"], "gap": out["energies"].diff(dim=-1)}
+        ref = {"energies": target["energies"], "gap": target["energies"].diff(dim=-1)}
         if "gradients" in target:
             pred["gradients"], ref["gradients"] = out["gradients"], target["gradients"]
-            loss = loss + w["w_gradients"] * torch.mean((out["gradients"] - target["gradients"]) ** 2)
         if "coupling_numerators" in target:
             n = out["energies"].shape[-1]
             rows, cols = torch.triu_indices(n, n, 1).tolist()
@@ -324,10 +319,25 @@ class DiabaticLoss:
             r = _sign_corrected(p.unsqueeze(1), target["coupling_numerators"][:, rows, cols].unsqueeze(1),
                                 batch.batch, batch.n_structures).squeeze(1)
             pred["couplings"], ref["couplings"] = p, r
-            loss = loss + w["w_couplings"] * torch.mean((p - r) ** 2)
         if w["w_diabatic"] > 0:
-            loss = loss + w["w_diabatic"] * torch.mean((out["diabatic"] - target["diabatic"]) ** 2)
-        return loss, pred, ref
+            pred["diabatic"], ref["diabatic"] = out["diabatic"], target["diabatic"]
+        return self._total(pred, ref), pred, ref
+
+    def _total(self, pred: dict, ref: dict):
+        """The weighted sum of the terms' mean squared errors (torch tensors or numpy arrays)."""
+        w = self.weights
+        weight = {"energies": w["w_energy"], "gap": w["w_gap"], "gradients": w["w_gradients"],
+                  "couplings": w["w_couplings"], "diabatic": w["w_diabatic"]}
+        return sum(weight[k] * ((pred[k] - ref[k]) ** 2).mean() for k in pred)
+
+    def whole_loss(self, target: dict, outputs: dict) -> float:
+        """The loss of a whole set from its concatenated targets and outputs (numpy dicts, as
+        :meth:`learners.trainer.Trainer.run_eval` collects them; the couplings' references are already
+        sign-corrected frame by frame): the gradient and coupling terms are means over all the set's
+        atoms, so that a validation loss of molecules of different sizes does not depend on how they
+        were batched (a mean of batch losses weighted by frames weighs the atoms of small molecules
+        more in small batches)."""
+        return float(self._total(outputs, target))
 
 
 def diabatic_metrics(target: dict, outputs: dict) -> dict[str, float]:

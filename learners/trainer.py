@@ -53,18 +53,46 @@ def resolve_device(device: Any) -> torch.device:
 def move_batch(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
     """Move tensors (also inside dicts, lists, tuples and PyG batches) to ``device``; floats to ``dtype``."""
 
-    def move(t: torch.Tensor) -> torch.Tensor:
-        return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+    return _visit(batch, lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
 
+
+def _visit(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``batch`` with ``fn`` applied to each of its tensors (also inside dicts, lists, tuples and objects
+    with an ``apply`` hook: PyG batches, :class:`learners.potentials.AtomsBatch`)."""
     if isinstance(batch, torch.Tensor):
-        return move(batch)
+        return fn(batch)
     if isinstance(batch, dict):
-        return {k: move_batch(v, device, dtype) for k, v in batch.items()}
+        return {k: _visit(v, fn) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_batch(v, device, dtype) for v in batch)
+        return type(batch)(_visit(v, fn) for v in batch)
     if hasattr(batch, "apply"):  # torch_geometric Data / Batch
-        return batch.apply(move)
+        return batch.apply(fn)
     return batch
+
+
+def _refuse_rounded(batch: Any, dtype: torch.dtype) -> None:
+    """Refuse float tensors of less precision than the computation's ``dtype``: cast up, they would carry
+    their rounding into it silently (a float64 model trained on distances and features rounded to float32).
+
+    Raises
+    ------
+    InputError
+        Naming the tensors' and the computation's dtypes and how to build the data in ``dtype``.
+    """
+    found = set()
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point() and torch.finfo(t.dtype).eps > torch.finfo(dtype).eps:
+            found.add(t.dtype)
+        return t
+
+    _visit(batch, note)
+    if found:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in found))
+        raise InputError(f"the batch holds {names} tensors but the model computes in {str(dtype).removeprefix('torch.')}: "
+                         "their values were rounded before the cast. Build the data in the model's dtype "
+                         "(graphs_to_data(dtype=...), CrystalGraph/MolecularGraph(dtype=...), reprs.convert.to_pyg"
+                         "(dtype=...), collate_atoms(dtype=...)) or give the model and Trainer the data's dtype")
 
 
 def pyg_collate(items: Sequence[Any]) -> Any:
@@ -266,7 +294,9 @@ class Trainer:
 
     def _batches(self, items: Sequence[Any], collate: Callable, order: np.ndarray, dtype: torch.dtype):
         for start in range(0, len(order), self.batch_size):
-            yield move_batch(collate([items[i] for i in order[start:start + self.batch_size]]), self.device, dtype)
+            batch = collate([items[i] for i in order[start:start + self.batch_size]])
+            _refuse_rounded(batch, dtype)
+            yield move_batch(batch, self.device, dtype)
 
     def _fork_rng(self):
         devices = [self.device.index or 0] if self.device.type == "cuda" else []

@@ -13,7 +13,7 @@ import numpy as np
 
 from reprs.errors import EmptyGraphError, InputError, InputTypeError
 
-__all__ = ["to_pyg", "to_grakel", "from_glycowork", "node_index"]
+__all__ = ["to_pyg", "to_grakel", "from_glycowork", "node_index", "float_dtype"]
 
 
 def _check_graph(graph: Any) -> None:
@@ -38,6 +38,25 @@ def _stack(graph: nx.Graph, items, what: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
+def float_dtype(dtype: Any = None):
+    """The torch float type a PyG builder's ``dtype=`` names: None (``torch.float32``, the default),
+    ``torch.float32`` / ``torch.float64`` or their names ``"float32"`` / ``"float64"``.
+
+    Raises
+    ------
+    InputError
+        Anything else (an integer or half type, an unknown name).
+    """
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if resolved not in (torch.float32, torch.float64):
+        raise InputError(f"dtype must be torch.float32 or torch.float64 (or 'float32', 'float64'), got {dtype!r}")
+    return resolved
+
+
 def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None):
     """Convert to a PyTorch Geometric ``Data``.
 
@@ -45,8 +64,8 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
     ----------
     graph : networkx.Graph or DiGraph
         With node ``x`` (and edge ``x`` where edges exist).
-    dtype : torch.dtype, optional
-        Float type of ``x`` and ``edge_attr``; default ``torch.float32``.
+    dtype : torch.dtype or str, optional
+        Float type of ``x`` and ``edge_attr`` (:func:`float_dtype`); default ``torch.float32``.
     undirected : bool, optional
         Store each edge in both directions (PyG's convention for undirected graphs; a self-loop
         once). Default: True for ``nx.Graph``, False for ``nx.DiGraph`` (edges child -> parent as
@@ -62,7 +81,7 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
     from torch_geometric.data import Data
 
     _check_graph(graph)
-    dtype = dtype or torch.float32
+    dtype = float_dtype(dtype)
     index = node_index(graph)
     x = torch.as_tensor(_stack(graph, graph.nodes(data=True), "node"), dtype=dtype)
     edges = list(graph.edges(data=True))

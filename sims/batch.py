@@ -42,8 +42,8 @@ from .barostats import MTK, CellRescaling
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import _Driver, check_momentum_thermostat, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
-from .potentials import SumPotential, potential_dtype
-from .state import State, validate_atoms
+from .potentials import SumPotential, potential_dtype, translation_safe
+from .state import State, centred, validate_atoms
 
 __all__ = ["BatchState", "BatchMD", "batch_energy_and_forces"]
 
@@ -80,8 +80,12 @@ class BatchState:
 
     @classmethod
     def from_atoms(cls, systems: Sequence[Atoms], *, device: torch.device | str | None = None,
-                   dtype: torch.dtype = torch.float32) -> "BatchState":
+                   dtype: torch.dtype = torch.float32, centre: bool = False) -> "BatchState":
         """Concatenate ``systems`` (``ase.Atoms``; velocities from their momenta, zero if absent).
+
+        ``centre=True`` moves each system about its centroid first (:func:`sims.state.centred`: below
+        float64 only; for single-point computations with a :func:`sims.potentials.translation_safe`
+        potential).
 
         Raises
         ------
@@ -93,9 +97,10 @@ class BatchState:
         checked = []
         for b, atoms in enumerate(systems):
             try:
-                checked.append(validate_atoms(atoms))
+                atoms = validate_atoms(atoms)
             except ValueError as err:
                 raise type(err)(f"system {b}: {err}") from None
+            checked.append(centred(atoms, dtype) if centre else atoms)
 
         def t(arrays) -> torch.Tensor:
             return torch.as_tensor(np.concatenate([np.asarray(x, dtype=np.float64) for x in arrays]),
@@ -234,7 +239,9 @@ def batch_energy_and_forces(potential: torch.nn.Module, systems: Sequence[Atoms]
     stress : bool
         Also return each system's 3x3 stress (every system needs a 3-D periodic cell).
     device, dtype
-        Where and in which precision (default the potential's).
+        Where and in which precision (default the potential's). Below float64 each system's positions
+        are first moved about their centroid in float64 (:func:`sims.state.centred`), where the
+        potential allows it (:func:`sims.potentials.translation_safe`).
 
     Returns
     -------
@@ -254,7 +261,7 @@ def batch_energy_and_forces(potential: torch.nn.Module, systems: Sequence[Atoms]
     ...                                dtype=torch.float64)
     """
     dtype = potential_dtype(potential) if dtype is None else dtype
-    state = BatchState.from_atoms(systems, device=device, dtype=dtype)
+    state = BatchState.from_atoms(systems, device=device, dtype=dtype, centre=translation_safe(potential))
     check_batch_potential(potential, state)
     if stress and not (bool(state.pbc.all()) and bool((state.volume() > 1e-12).all())):
         raise SimsInputError("the stress needs every system periodic in three directions with a 3-D cell")

@@ -23,8 +23,8 @@ from .errors import SimsInputError
 from .integrators import Integrator, Langevin, VelocityVerlet, _baoab_drift, _kick, _verlet_drift, make_generator
 from .neighbors import NeighborList, build_pairs, image_vectors
 from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
-                         potential_dtype, with_structure_pbc)
-from .state import State, validate_atoms
+                         potential_dtype, translation_safe, with_structure_pbc)
+from .state import State, centred, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
 
@@ -123,7 +123,9 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
         Where to compute.
     dtype : torch.dtype, optional
         Precision of the whole computation (positions, cell and the potential's parameters);
-        default the potential's (:func:`sims.potentials.potential_dtype`).
+        default the potential's (:func:`sims.potentials.potential_dtype`). Below float64 the
+        positions are first moved about their centroid in float64 (:func:`sims.state.centred`),
+        where the potential allows it (:func:`sims.potentials.translation_safe`).
 
     Returns
     -------
@@ -144,6 +146,8 @@ def energy_and_forces(potential: torch.nn.Module, atoms, *, stress: bool = False
     if stress and atoms.cell.rank < 3:
         raise SimsInputError("the stress needs a 3-D cell")
     dtype = potential_dtype(potential) if dtype is None else dtype
+    if translation_safe(potential):
+        atoms = centred(atoms, dtype)
     state = State.from_atoms(atoms, device=device, dtype=dtype)
     potential = with_structure_pbc(potential, state.pbc)
     pairs = build_pairs(state.positions, state.cell, state.pbc, float(potential.cutoff), half=True)
@@ -445,7 +449,11 @@ class MD(_Driver):
     dtype : torch.dtype, optional
         Precision of the run (positions, velocities, the potential's parameters); default the
         potential's (:func:`sims.potentials.potential_dtype`). A :class:`State` carries its own; a
-        different ``dtype`` with it is refused.
+        different ``dtype`` with it is refused. The state holds the positions as given, unwrapped:
+        in float32 a coordinate is rounded by up to ``6e-8 |x|`` (6e-4 Å 10^4 Å from the origin,
+        where LJ argon forces come out 2e-3 away from float64's), so start a float32 run near the
+        origin (``atoms.wrap()``, or translate a cluster) or run it in float64.
+        :func:`energy_and_forces` centres single points itself (:func:`sims.state.centred`).
 
     Raises
     ------

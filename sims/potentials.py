@@ -67,6 +67,18 @@ def conserves_momentum(potential: nn.Module) -> bool:
     return bool(getattr(potential, "translation_invariant", True))
 
 
+def translation_safe(potential: nn.Module) -> bool:
+    """Whether moving every atom by one vector leaves ``potential``'s energy, forces and stress unchanged, so
+    that a computation below float64 may take the positions about their centroid (:func:`sims.state.centred`).
+
+    False for an external field (:func:`conserves_momentum`) and for any term that reads collective
+    variables (biases: a :class:`sims.cv.Position` reads absolute coordinates; a user CV may too).
+    """
+    if isinstance(potential, SumPotential):
+        return all(translation_safe(t) for t in potential.terms)
+    return conserves_momentum(potential) and not (hasattr(potential, "cv") or hasattr(potential, "cvs"))
+
+
 def potential_dtype(potential: nn.Module) -> torch.dtype:
     """The precision of a computation with ``potential`` when the caller names none.
 

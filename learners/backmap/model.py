@@ -50,6 +50,7 @@ lists (within a cutoff) since one molecule's atoms are few.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
@@ -347,7 +348,10 @@ class CGVAE(nn.Module):
         epoch) and the KL and bond terms are weighted by ``self.ramp`` (the warm-up of
         :func:`fit_cgvae`); in eval mode the posterior mean is decoded with the full weights, so
         validation is deterministic. The KL term of the total is clamped below at ``free_bits``
-        per bead in both modes; ``terms["kl"]`` is the unclamped KL (nats per bead).
+        per bead in both modes; ``terms["kl"]`` is the unclamped KL (nats per bead). ``terms``
+        also holds each frame's parts, detached, from which :meth:`whole_loss` gives the eval-mode
+        loss of many batches as one: ``recon_frames`` and ``bond_frames`` ``(B,)``, ``kl_frames``
+        ``(B, n_beads)``.
         """
         x = self._check(x, self.mapping.n_atoms, "FG positions")
         cg = self.bead_positions(x)
@@ -356,7 +360,8 @@ class CGVAE(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
         x_hat = self.decode(z, cg)
         recon = ((x_hat - x) ** 2).mean()
-        kl = _gaussian_kl(mu, logvar, mu_p, logvar_p).mean()
+        kl_frames = _gaussian_kl(mu, logvar, mu_p, logvar_p)
+        kl = kl_frames.mean()
         # The KL's gradient in two stop-gradient halves ("KL balancing", Hafner et al., ICLR 2021,
         # arXiv:2010.02193, here with equal weights), which together are the plain KL's: the
         # encoder's half, with free bits (Kingma et al., NeurIPS 2016, arXiv:1606.04934, eq. 15:
@@ -374,13 +379,28 @@ class CGVAE(nn.Module):
         kl_enc = torch.clamp(kl_q, min=self.free_bits).mean()
         if self.restrained.numel():
             i, j = self.restrained[:, 0], self.restrained[:, 1]
-            bond = ((torch.linalg.norm(x_hat[:, i] - x_hat[:, j], dim=-1)
-                     - torch.linalg.norm(x[:, i] - x[:, j], dim=-1)) ** 2).mean()
+            bonds = (torch.linalg.norm(x_hat[:, i] - x_hat[:, j], dim=-1)
+                     - torch.linalg.norm(x[:, i] - x[:, j], dim=-1)) ** 2
         else:
-            bond = x.new_zeros(())
+            bonds = x.new_zeros((x.shape[0], 1))
+        bond = bonds.mean()
         ramp = self.ramp if self.training else 1.0
         total = recon + ramp * (self.beta * kl_enc + self.gamma * bond) + self.beta * (kl_p - kl_p.detach())
-        return total, {"recon": recon, "kl": kl, "bond": bond}, x_hat
+        frames = {"recon_frames": ((x_hat - x) ** 2).mean((1, 2)), "kl_frames": kl_frames, "bond_frames": bonds.mean(1)}
+        return total, {"recon": recon, "kl": kl, "bond": bond, **{k: v.detach() for k, v in frames.items()}}, x_hat
+
+    def whole_loss(self, target: Any, outputs: dict) -> float:
+        """The eval-mode :meth:`loss` of a whole set from its frames' parts (:func:`cgvae_step`'s outputs,
+        concatenated over batches by :meth:`learners.trainer.Trainer.run_eval`; ``target`` unused).
+
+        Each frame has the same atoms and restrained pairs, so the reconstruction and restraint terms are
+        means of the frames' means; the free-bits clamp acts on each bead's KL averaged over all the
+        frames, as it would on one batch of them (the mean of batch losses clamped batch by batch
+        depended on ``batch_size`` whenever ``free_bits > 0``).
+        """
+        recon, bond = (float(np.mean(outputs[k])) for k in ("recon_frames", "bond_frames"))
+        kl_enc = float(np.maximum(np.mean(outputs["kl_frames"], axis=0), self.free_bits).mean())
+        return recon + self.beta * kl_enc + self.gamma * bond
 
     # -- generation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -433,9 +453,15 @@ def positions_tensor(frames: Sequence[Any], *, dtype: torch.dtype = torch.float3
 
 
 def cgvae_step(model: CGVAE, batch: torch.Tensor):
-    """The :class:`learners.Trainer` step of a CGVAE: ``(loss, reconstruction, target)``."""
-    total, _, x_hat = model.loss(batch)
-    return total, x_hat.detach(), batch
+    """The :class:`learners.Trainer` step of a CGVAE: ``(loss, outputs, target)``.
+
+    ``outputs`` holds the reconstruction ``positions`` ``(B, n_atoms, 3)`` Å and each frame's loss
+    parts (:meth:`CGVAE.loss`), from which :meth:`CGVAE.whole_loss` gives a validation set's loss
+    (:func:`fit_cgvae` hands it to the trainer).
+    """
+    total, terms, x_hat = model.loss(batch)
+    parts = {k: terms[k] for k in ("recon_frames", "kl_frames", "bond_frames")}
+    return total, {"positions": x_hat.detach(), **parts}, batch
 
 
 def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None, *, epochs: int = 100,
@@ -459,9 +485,13 @@ def fit_cgvae(model: CGVAE, train: torch.Tensor, val: torch.Tensor | None = None
                       callbacks=[lambda _, record: setattr(model, "ramp", min(1.0, record["epoch"] / warmup))]
                       if warmup else ())
     items = list(train)
+    # The validation loss is the loss of the whole validation set (the free-bits clamp acts on a batch's
+    # mean KL, so a mean of batch losses would depend on batch_size).
+    step = partial(cgvae_step)
+    step.whole_loss = model.whole_loss
     model.ramp = 0.0 if warmup else 1.0
     try:
-        trainer.fit(model, items, None if val is None else list(val), step=cgvae_step, collate=torch.stack)
+        trainer.fit(model, items, None if val is None else list(val), step=step, collate=torch.stack)
     finally:
         model.ramp = 1.0
     return trainer

@@ -19,6 +19,7 @@ from ase import Atoms
 from learners.errors import InputError, MatrepError
 from reprs.atoms import as_atoms
 from sims.neighbors import PairList, build_batch_pairs
+from sims.state import centred
 
 __all__ = ["AtomsBatch", "collate_atoms", "full_pairs", "pair_vectors"]
 
@@ -140,7 +141,7 @@ def check_weights(weights: Sequence[float], n: int, what: str = "structure") -> 
 
 def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.device | str | None = None,
                   dtype: torch.dtype = torch.float32, labels: bool = True,
-                  weights: Sequence[float] | None = None) -> AtomsBatch:
+                  weights: Sequence[float] | None = None, centre: bool = True) -> AtomsBatch:
     """Concatenate ``structures`` into an :class:`AtomsBatch` with full pair lists within ``cutoff`` (Å).
 
     Parameters
@@ -158,6 +159,11 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     weights : sequence of float, optional
         One finite weight > 0 per structure, kept as :attr:`AtomsBatch.weight` (the loss weight of
         each structure; see :class:`learners.potentials.PotentialLoss`).
+    centre : bool
+        Below float64, move each structure about its centroid (in float64, before the cast:
+        :func:`sims.state.centred`), so that a float32 model sees pair vectors as precise 10^4 Å from
+        the origin as at it. Every model of :mod:`learners.potentials` is translation invariant; pass
+        False where the batch's positions themselves are the result (:func:`learners.adversarial.attack`).
 
     Raises
     ------
@@ -179,7 +185,9 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
             atoms = as_atoms(item)
         except MatrepError as err:  # name the structure of the batch
             raise type(err)(f"structure {b}: {err}") from None
-        p = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64), dtype=torch.float64)
+        # (the centred copy has no calculator: the labels below are read from ``atoms``)
+        placed = centred(atoms, dtype) if centre else atoms
+        p = torch.as_tensor(np.asarray(placed.positions, dtype=np.float64), dtype=torch.float64)
         c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
         periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))
         pos.append(p)

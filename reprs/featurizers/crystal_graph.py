@@ -21,6 +21,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from reprs.atoms import as_atoms
+from reprs.convert import float_dtype
 from reprs.errors import InputError
 from reprs.featurizers.base import Featurizer
 from reprs.featurizers.composition import ELEMENT_PROPERTIES, element_property_table
@@ -161,7 +162,7 @@ class CrystalGraph(Featurizer):
         ``"name"`` (formula), ``"cell"``, ``"pbc"``, ``"n_cut"``, ``"split_shells"``).
         ``"pyg"``: a ``torch_geometric.data.Data`` with ``x``, ``z``, ``pos``, ``edge_index``,
         ``edge_attr``, ``edge_distance``, ``edge_image``, ``edge_dir``, ``cell`` (1, 3, 3), ``n_cut``
-        (float32 features, Angstrom). Its edges are those :func:`learners.data.graphs_to_data` makes
+        (features, positions and distances in ``dtype``, Angstrom). Its edges are those :func:`learners.data.graphs_to_data` makes
         of the networkx output: each kept edge ``i -> j`` (``edge_index[:, e] = (i, j)``, the image
         ``S`` of ``j`` in ``edge_image``, ``edge_dir`` 0) and, where ``max_neighbors`` dropped the
         reverse ``j -> i``, its copy ``(j, i)`` with image ``-S`` (``edge_dir`` 1) after them. The
@@ -169,6 +170,10 @@ class CrystalGraph(Featurizer):
         ``[1]`` the target) every atom hears each of its kept neighbours and each atom that kept it.
         Without the copies an atom heard only the atoms that kept it: fewer than ``max_neighbors``
         for some.
+    dtype : {"float32", "float64"} or torch.dtype, default "float32"
+        Float type of the ``"pyg"`` output's ``x``, ``pos``, ``edge_attr``, ``edge_distance`` and
+        ``cell`` (the networkx output keeps float64 arrays); a float64 model needs float64 inputs
+        (:class:`learners.Trainer` refuses float32 ones).
 
     Notes
     -----
@@ -189,6 +194,9 @@ class CrystalGraph(Featurizer):
 
     input_kind = "atoms"
     fixed_length = False
+    #: here a hyperparameter, the float type of the PyG output (the base class's ``dtype`` is the numpy
+    #: type of array outputs, which a graph featurizer has none of)
+    dtype: Any = "float32"
 
     def __init__(
         self,
@@ -200,6 +208,7 @@ class CrystalGraph(Featurizer):
         gaussian_width: float | None = None,
         node_properties: Sequence[str] = ("Z", "period", "group", "covalent_radius", "valence_electrons"),
         output: Literal["networkx", "pyg"] = "networkx",
+        dtype: Any = "float32",
     ):
         self.r_cut = r_cut
         self.max_neighbors = max_neighbors
@@ -208,6 +217,7 @@ class CrystalGraph(Featurizer):
         self.gaussian_width = gaussian_width
         self.node_properties = node_properties
         self.output = output
+        self.dtype = dtype
         self._validate()
 
     def _validate(self) -> None:
@@ -237,6 +247,7 @@ class CrystalGraph(Featurizer):
             )
         if self.output not in ("networkx", "pyg"):
             raise InputError(f"output must be 'networkx' or 'pyg', got {self.output!r}")
+        float_dtype(self.dtype)
 
     # ---------------------------------------------------------------------------------- features
     def _centers(self) -> np.ndarray:
@@ -328,16 +339,17 @@ class CrystalGraph(Featurizer):
         add = unanswered_edges(nbrs.center, nbrs.neighbor, nbrs.image)
         kept, reverse = np.stack([nbrs.center, nbrs.neighbor]), np.stack([nbrs.neighbor, nbrs.center])
         edge_index = np.concatenate([kept, reverse[:, add]], axis=1)
+        dtype = float_dtype(self.dtype)
         return Data(
-            x=torch.as_tensor(node_x, dtype=torch.float32),
+            x=torch.as_tensor(node_x, dtype=dtype),
             z=torch.as_tensor(z, dtype=torch.long),
-            pos=torch.as_tensor(atoms.get_positions(), dtype=torch.float32),
+            pos=torch.as_tensor(atoms.get_positions(), dtype=dtype),
             edge_index=torch.as_tensor(edge_index, dtype=torch.long),
-            edge_attr=torch.as_tensor(np.concatenate([edge_x, edge_x[add]]), dtype=torch.float32),
-            edge_distance=torch.as_tensor(np.concatenate([nbrs.distance, nbrs.distance[add]]), dtype=torch.float32),
+            edge_attr=torch.as_tensor(np.concatenate([edge_x, edge_x[add]]), dtype=dtype),
+            edge_distance=torch.as_tensor(np.concatenate([nbrs.distance, nbrs.distance[add]]), dtype=dtype),
             edge_image=torch.as_tensor(np.concatenate([nbrs.image, -nbrs.image[add]]), dtype=torch.long),
             edge_dir=torch.as_tensor(np.repeat([0, 1], [len(add), int(add.sum())]), dtype=torch.long),
-            cell=torch.as_tensor(np.asarray(atoms.cell, dtype=float), dtype=torch.float32).unsqueeze(0),
+            cell=torch.as_tensor(np.asarray(atoms.cell, dtype=float), dtype=dtype).unsqueeze(0),
             n_cut=torch.as_tensor(nbrs.n_cut, dtype=torch.long),
             name=atoms.get_chemical_formula(),
         )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from reprs.convert import float_dtype
 from reprs.errors import InputError
 from reprs.featurizers.base import Featurizer
 
@@ -68,7 +69,11 @@ class MolecularGraph(Featurizer):
         node attributes ``"label"`` (element symbol), ``"x"``, ``"z"`` (atomic number), edge
         attributes ``"label"`` (bond type), ``"x"``, and graph attribute ``"name"`` (canonical
         SMILES). ``"pyg"``: a ``torch_geometric.data.Data`` with ``x``, ``z``, ``edge_index``
-        (each bond in both directions, PyG's convention), ``edge_attr`` (float32) and ``smiles``.
+        (each bond in both directions, PyG's convention), ``edge_attr`` and ``smiles``.
+    dtype : {"float32", "float64"} or torch.dtype, default "float32"
+        Float type of the ``"pyg"`` output's ``x`` and ``edge_attr`` (the networkx output keeps
+        float64 arrays); a float64 model needs float64 inputs (:class:`learners.Trainer` refuses
+        float32 ones).
 
     Notes
     -----
@@ -89,10 +94,15 @@ class MolecularGraph(Featurizer):
 
     input_kind = "molecule"
     fixed_length = False
+    #: here a hyperparameter, the float type of the PyG output (the base class's ``dtype`` is the numpy
+    #: type of array outputs, which a graph featurizer has none of)
+    dtype: Any = "float32"
 
-    def __init__(self, *, hydrogens: bool = False, output: Literal["networkx", "pyg"] = "networkx"):
+    def __init__(self, *, hydrogens: bool = False, output: Literal["networkx", "pyg"] = "networkx",
+                 dtype: Any = "float32"):
         self.hydrogens = hydrogens
         self.output = output
+        self.dtype = dtype
         self._validate()
 
     def _validate(self) -> None:
@@ -100,6 +110,7 @@ class MolecularGraph(Featurizer):
             raise InputError(f"hydrogens must be True or False, got {self.hydrogens!r}")
         if self.output not in ("networkx", "pyg"):
             raise InputError(f"output must be 'networkx' or 'pyg', got {self.output!r}")
+        float_dtype(self.dtype)
 
     @property
     def n_features(self) -> int:
@@ -152,11 +163,12 @@ class MolecularGraph(Featurizer):
             from torch_geometric.data import Data
 
             both = np.concatenate([pairs, pairs[:, ::-1]]).T
+            dtype = float_dtype(self.dtype)
             return Data(
-                x=torch.as_tensor(node_x, dtype=torch.float32),
+                x=torch.as_tensor(node_x, dtype=dtype),
                 z=torch.as_tensor(z),
                 edge_index=torch.as_tensor(np.ascontiguousarray(both)),
-                edge_attr=torch.as_tensor(np.concatenate([edge_x, edge_x]), dtype=torch.float32),
+                edge_attr=torch.as_tensor(np.concatenate([edge_x, edge_x]), dtype=dtype),
                 smiles=name,
             )
         import networkx as nx

@@ -101,3 +101,29 @@ def test_seeded_construction_leaves_cuda_generators_alone(monkeypatch):
     assert torch.equal(a.atom_mix, CGVAE(mapping, [6, 6, 6], n_features=4, seed=5).atom_mix)
     again = BasisSetBias(["position:0,x"], lower=[-1.0], upper=[1.0], n_basis=4, hidden=4, seed=5)
     assert all(torch.equal(p, q) for p, q in zip(bias.parameters(), again.parameters()))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_validation_loss_with_free_bits_is_the_loss_of_the_whole_set(batch_size):
+    """The free-bits clamp acts on each bead's KL averaged over a batch: the validation loss, a mean of
+    the batch losses weighted by their frames, so moved with batch_size (and with it the best epoch).
+    Reference: the eval-mode loss of the validation frames as one batch (CGVAE.loss)."""
+    x, _ = _toy(28, 2)
+    t = torch.as_tensor(x, dtype=torch.float64)
+    atoms = Atoms("CCCH", positions=x[0])
+    mapping = alpha_carbon_mapping(atoms, residues=[0, 1, 2, 2], alpha_carbons=[0, 1, 2])
+    model = CGVAE(mapping, atoms.numbers, [[0, 1], [0, 2], [2, 3]], n_features=6, beta=0.5, gamma=1.0, seed=0,
+                  dtype=torch.float64)
+    model.eval()
+    with torch.no_grad():
+        kl = model.loss(t[16:])[1]["kl_frames"]
+    # the clamp at the median KL of the bead whose KL varies most over the frames, so that batches of a
+    # few frames are clamped unlike the set (a tiny learning rate keeps it so through the epoch)
+    bead = int((kl.amax(0) - kl.amin(0)).argmax())
+    model.free_bits = float(kl[:, bead].median())
+    trainer = fit_cgvae(model, t[:16], t[16:], epochs=1, batch_size=batch_size, lr=1e-9, seed=0)
+    model.eval()
+    with torch.no_grad():
+        whole, terms, _ = model.loss(t[16:])
+    assert float(terms["kl_frames"][:, bead].min()) < model.free_bits < float(terms["kl_frames"][:, bead].max())
+    assert trainer.history_[0]["val_loss"] == pytest.approx(float(whole), rel=1e-10)

@@ -297,3 +297,43 @@ def test_trained_dann_reproduces_the_quantum_yield_slow():
         yields.append(float(model.is_product(run.x.double()).double().mean()))
     se = math.sqrt(sum(y * (1 - y) / n for y in yields))
     assert abs(yields[0] - yields[1]) < 3 * se, yields
+
+
+def test_validation_loss_of_mixed_sizes_does_not_depend_on_the_batch_size():
+    """The validation loss was the mean of the batch losses weighted by their frames; the gradient and
+    coupling terms are means over a batch's atoms, so with molecules of 5, 6 and 12 atoms those of the
+    small ones weighed more in small batches and the best epoch followed batch_size. Reference: each
+    term's mean over the whole set (all frames, all atoms), from single-frame evaluations, the coupling
+    references sign-corrected frame by frame as in arXiv:2108.04879."""
+    from functools import partial
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for k, name in enumerate(("CH4", "C2H4", "C6H6", "CH4", "C6H6")):
+        atoms = molecule(name)
+        atoms.rattle(0.05, seed=k)
+        n = len(atoms)
+        atoms.info["energies"] = np.sort(rng.normal(size=2)) + [0.0, 1.0]
+        atoms.info["diabatic"] = rng.normal(size=(2, 2))
+        atoms.arrays["gradients"] = rng.normal(size=(n, 2, 3))
+        atoms.arrays["coupling_numerators"] = rng.normal(size=(n, 2, 2, 3))
+        frames.append(atoms)
+    net = _net(2)
+    weights = dict(w_energy=1.0, w_gradients=2.0, w_gap=0.5, w_couplings=3.0, w_diabatic=0.7)
+    sq = {k: [] for k in ("energies", "gap", "gradients", "couplings", "diabatic")}
+    for atoms in frames:
+        out = evaluate_diabatic(net, collate_atoms([atoms], net.cutoff, dtype=F64, labels=False))
+        e, h = out["energies"][0].numpy(), out["diabatic"][0].numpy()
+        sq["energies"].append((e - atoms.info["energies"]) ** 2)
+        sq["gap"].append((np.diff(e) - np.diff(atoms.info["energies"])) ** 2)
+        sq["diabatic"].append((h - atoms.info["diabatic"]).ravel() ** 2)
+        sq["gradients"].append(((out["gradients"].numpy() - atoms.arrays["gradients"]) ** 2).ravel())
+        p, r = out["coupling_numerators"][:, 0, 1].numpy(), atoms.arrays["coupling_numerators"][:, 0, 1]
+        sq["couplings"].append(min(((p - r) ** 2).ravel(), ((p + r) ** 2).ravel(), key=np.sum))
+    reference = sum(w * np.mean(np.concatenate(sq[k]))
+                    for k, w in zip(("energies", "gradients", "gap", "couplings", "diabatic"), weights.values()))
+    collate = partial(collate_diabatic, cutoff=net.cutoff, dtype=F64)
+    for batch_size in (1, 2, 5):
+        value, *_ = Trainer(batch_size=batch_size, eval_grad=True).run_eval(net, frames, DiabaticLoss(**weights),
+                                                                             collate)
+        assert value == pytest.approx(reference, rel=1e-10), batch_size

@@ -420,3 +420,33 @@ def test_nn_potential_config_refuses_unknown_keys_with_a_suggestion(tmp_path):
 
     with pytest.raises(ConfigError, match="unknown key 'pth' in potential; did you mean 'path'"):
         potential_from_config({"pth": "model.pt"}, base=tmp_path)
+
+
+def test_float32_models_far_from_the_origin_are_as_precise_as_at_it():
+    """collate_atoms cast the positions to float32 as given: 10^4 Å from the origin they are rounded by up
+    to 6e-4 Å and a float32 PaiNN's forces were 2.4e-3 (relative) from float64's. Each structure is now
+    moved about its centroid in float64 first (the models are translation invariant). Reference: the
+    same weights in float64 at the origin."""
+    import copy
+
+    model = PaiNN(cutoff=4.0, n_rbf=8, seed=0, dtype=torch.float32, **TINY)
+    exact = copy.deepcopy(model).to(F64)
+    atoms = _crystal()
+    ref = _predict(exact, atoms, stress=True)
+    for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
+        moved = atoms.copy()
+        moved.positions += shift
+        out = _predict(model, moved, stress=True)
+        scale = np.abs(ref["forces"]).max()
+        assert np.abs(out["forces"] - ref["forces"]).max() < 1e-5 * scale, shift
+        assert abs(out["energy"][0] - ref["energy"][0]) < 1e-6 * abs(ref["energy"][0]) + 1e-6, shift
+        assert np.abs(out["stress"] - ref["stress"]).max() < 1e-5 * np.abs(ref["stress"]).max(), shift
+    # the labels of the structures stay (the centred copy has no calculator)
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    moved.calc = SinglePointCalculator(moved, energy=1.5, forces=np.ones((len(moved), 3)))
+    labelled = collate_atoms([moved], 4.0)
+    assert float(labelled.energy[0]) == 1.5 and float(labelled.forces.sum()) == 3 * len(moved)
+    # the batch of an attack keeps the positions it was given
+    assert np.array_equal(collate_atoms([moved], 4.0, labels=False, centre=False).positions.numpy(),
+                          moved.positions.astype(np.float32))

@@ -216,3 +216,20 @@ def test_validation_loss_does_not_depend_on_the_batch_size(fucose_task):
     for batch_size in (1, 7):
         loss, *_ = Trainer(batch_size=batch_size).run_eval(model, items, step)
         assert loss == pytest.approx(reference, rel=1e-12), batch_size
+
+
+def test_float32_inputs_to_a_float64_model_are_refused(fucose_task):
+    """The trainer cast every float tensor of a batch to the model's dtype: a float64 model trained on
+    features rounded to float32 (graphs_to_data's, CrystalGraph/MolecularGraph's default), silently.
+    A float tensor of less precision than the computation is refused; float64 data trains, and float64
+    data to a float32 model is cast down as before (the model's precision is the one asked for)."""
+    graphs, y, *_ = fucose_task
+    y = np.asarray(y, dtype=np.int64)[:12]
+    model = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1, dtype=torch.float64)
+    rounded = graphs_to_data(graphs[:12], y, dtype=torch.float32)
+    with pytest.raises(InputError, match="float32 tensors but the model computes in float64"):
+        Trainer(epochs=1, batch_size=4).fit(model, rounded, None, step=STEP)
+    exact = graphs_to_data(graphs[:12], y, dtype=torch.float64)
+    assert len(Trainer(epochs=1, batch_size=4).fit(model, exact, None, step=STEP).history_) == 1
+    small = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1)
+    assert len(Trainer(epochs=1, batch_size=4).fit(small, exact, None, step=STEP).history_) == 1

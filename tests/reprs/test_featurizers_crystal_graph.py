@@ -117,6 +117,30 @@ def test_pyg_output_matches_networkx():
     torch.testing.assert_close(vec.norm(dim=1), data.edge_distance.double(), rtol=1e-5, atol=1e-5)
 
 
+def test_pyg_output_in_float64_holds_the_float64_distances():
+    """The PyG output was always float32, and a float64 model (whose trainer cast it up) trained on
+    distances and features rounded to float32 (1e-7 relative). dtype= is honoured: reference, ASE's
+    neighbour list distances (float64) of the same pairs, and the networkx output's Gaussians."""
+    import torch
+    from ase.neighborlist import neighbor_list
+
+    structure = quartz()
+    cg = CrystalGraph(r_cut=3.5, output="pyg", dtype=torch.float64)
+    data = cg.featurize(structure)
+    for name in ("x", "pos", "edge_attr", "edge_distance", "cell"):
+        assert getattr(data, name).dtype == torch.float64, name
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    i, j, shift, d = neighbor_list("ijSd", AseAtomsAdaptor.get_atoms(structure), 3.5)
+    ase_d = {(int(a), int(b), tuple(int(k) for k in s)): v for a, b, s, v in zip(i, j, shift, d)}
+    ours = [ase_d[(int(a), int(b), tuple(s.tolist()))] for a, b, s in zip(*data.edge_index, data.edge_image)]
+    np.testing.assert_allclose(data.edge_distance.numpy(), ours, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(data.edge_attr.numpy(), cg.expand_distances(np.asarray(ours)), rtol=1e-14, atol=1e-300)
+    assert CrystalGraph(r_cut=3.5, output="pyg", dtype="float64").featurize(structure).edge_distance.dtype == torch.float64
+    with pytest.raises(errors.InputError, match="dtype must be"):
+        CrystalGraph(dtype=torch.float16)
+
+
 def test_molecules_have_no_images():
     graph = CrystalGraph(r_cut=1.2).featurize(methanol())  # bonds only: C-H 1.09, C-O 1.43 is beyond
     assert all(key == (0, 0, 0) for *_, key in graph.edges(keys=True))

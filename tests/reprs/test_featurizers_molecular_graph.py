@@ -131,3 +131,19 @@ def test_hydrogen_atoms_of_a_mol_keep_their_node_numbers():
     heavy = MolecularGraph().featurize(mol)
     assert [heavy.nodes[i]["z"] for i in heavy] == [8, 6, 6]
     assert heavy.graph["name"] == with_h.graph["name"] == "CCO"
+
+
+def test_pyg_output_in_float64_holds_the_float64_features():
+    """The PyG output was always float32 (mass/100 rounded to 1e-7 relative) whatever the model's
+    precision. dtype= is honoured: x and edge_attr equal the float64 feature arrays exactly."""
+    mol = Chem.MolFromSmiles("OC(=O)c1ccccc1Cl")
+    featurizer = MolecularGraph(output="pyg", dtype=torch.float64)
+    data = featurizer.featurize(mol)
+    assert data.x.dtype == data.edge_attr.dtype == torch.float64
+    np.testing.assert_array_equal(data.x.numpy(), featurizer.atom_features(mol))
+    np.testing.assert_array_equal(data.edge_attr.numpy()[:mol.GetNumBonds()], featurizer.bond_features(mol))
+    masses = np.array([a.GetMass() / 100.0 for a in mol.GetAtoms()])
+    assert np.array_equal(data.x.numpy()[:, -1], masses)
+    assert not np.array_equal(MolecularGraph(output="pyg").featurize(mol).x.double().numpy()[:, -1], masses)
+    with pytest.raises(errors.InputError, match="dtype must be"):
+        MolecularGraph(dtype="int64")

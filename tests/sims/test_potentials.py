@@ -207,3 +207,45 @@ def test_a_potential_that_mixes_precisions_is_refused(argon_liquid):
         sims.energy_and_forces(Float32Only(), argon_liquid, dtype=F64)
     with pytest.raises(SimsInputError, match="dtype"):
         LennardJones(dtype=np.float64)
+
+
+def test_float32_far_from_the_origin_is_as_precise_as_at_it():
+    """Positions were cast to float32 as given: 10^4 Å from the origin a coordinate is rounded by up to
+    6e-4 Å, and LJ argon forces were 2e-3 (relative, 1.4e-4 at 10^3 Å) away from float64's, where they are
+    2e-6 at the origin. Below float64 a translation-invariant potential now gets the positions about their
+    centroid (moved in float64). Reference: the float64 computation at the origin."""
+    from ase.build import bulk
+
+    from sims.batch import batch_energy_and_forces
+
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(3)
+    atoms.rattle(0.1, seed=1)
+    pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5)
+    e0, f0, s0 = sims.energy_and_forces(pot, atoms, dtype=F64, stress=True)
+    far = [atoms.copy() for _ in range(3)]
+    far[0].positions += [1e4, -1e4, 5e3]
+    far[1].positions += [-1e3, 2e3, 1e3]
+    for a in far:
+        e, f, s = sims.energy_and_forces(pot, a, dtype=torch.float32, stress=True)
+        assert abs(e - e0) < 1e-6 * abs(e0) and np.abs(f - f0).max() < 1e-5 * np.abs(f0).max()
+        np.testing.assert_allclose(s, s0, rtol=0, atol=1e-5 * np.abs(s0).max())
+    energies, forces = batch_energy_and_forces(pot, far, dtype=torch.float32)
+    np.testing.assert_allclose(energies, e0, rtol=1e-6)
+    assert all(np.abs(f - f0).max() < 1e-5 * np.abs(f0).max() for f in forces)
+
+
+def test_external_fields_and_biases_are_not_moved_to_the_centroid():
+    """Only a potential whose energy a common translation leaves unchanged gets centred positions: an
+    external field (DoubleWell) and a bias on a Position CV read absolute coordinates. Reference: the
+    double well's formula at the given positions, U = a (x^2 - b^2)^2 per particle."""
+    from sims.cv import Position
+    from sims.potentials import DoubleWell, translation_safe
+    from sims.umbrella import HarmonicBias
+
+    well = DoubleWell(a=0.5, b=1.0, dtype=torch.float32)
+    bias = HarmonicBias(Position(0, "x"), center=0.0, spring=1.0)
+    assert not translation_safe(well) and not translation_safe(bias)
+    assert translation_safe(LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.5))
+    atoms = Atoms("H2", positions=[[1.5, 0, 0], [0.5, 0, 0]])
+    e, _ = sims.energy_and_forces(well, atoms, dtype=torch.float32)
+    assert e == pytest.approx(0.5 * ((1.5 ** 2 - 1) ** 2 + (0.5 ** 2 - 1) ** 2), rel=1e-6)
