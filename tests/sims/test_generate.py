@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 import pytest
 import torch
 
@@ -347,15 +346,10 @@ def test_config_hash_never_reads_as_a_number(tmp_path):
     assert read_frames(tmp_path / "frames.db")[0].info["config_hash"] == key
 
 
-@pytest.mark.parametrize("name", ["run.extxyz", "run.db"])
-def test_an_output_lost_since_its_checkpoint_is_refused_not_resumed_with_a_gap(tmp_path, monkeypatch, name):
-    # A run interrupted after its checkpoint of step 40, its output then deleted: the resume wrote the
-    # frames of steps 50..100 only (10..40 lost without a word); a finished run returned a path with no file.
+def _interrupt_at_sixth_frame(cfg, monkeypatch):
+    """Run ``cfg`` and interrupt it (KeyboardInterrupt) as it writes its sixth frame."""
     import reprs.fileio
 
-    cfg = _config(name, steps=(40, 40, 20))
-    cfg["_base"] = str(tmp_path)
-    cfg["output"]["checkpoint_every"] = 20
     write = reprs.fileio.FrameWriter.write
     calls = []
 
@@ -369,6 +363,16 @@ def test_an_output_lost_since_its_checkpoint_is_refused_not_resumed_with_a_gap(t
     with pytest.raises(KeyboardInterrupt):
         generate(cfg)
     monkeypatch.setattr(reprs.fileio.FrameWriter, "write", write)
+
+
+@pytest.mark.parametrize("name", ["run.extxyz", "run.db"])
+def test_an_output_lost_since_its_checkpoint_is_refused_not_resumed_with_a_gap(tmp_path, monkeypatch, name):
+    # A run interrupted after its checkpoint of step 40, its output then deleted: the resume wrote the
+    # frames of steps 50..100 only (10..40 lost without a word); a finished run returned a path with no file.
+    cfg = _config(name, steps=(40, 40, 20))
+    cfg["_base"] = str(tmp_path)
+    cfg["output"]["checkpoint_every"] = 20
+    _interrupt_at_sixth_frame(cfg, monkeypatch)
     (tmp_path / name).unlink()
     with pytest.raises(SimsInputError, match="less than its checkpoint"):
         generate(cfg)
@@ -383,7 +387,6 @@ def test_a_rerun_after_a_file_the_config_names_changed_is_refused(tmp_path, monk
     # The config hash covers the potential's and the structure's paths, not their contents: a model
     # file trained again under the same name was resumed (measured: frames of epsilon 0.0104 eV and
     # then of 0.05 eV in one output, energies -1.98 eV then -9.32 eV) or its old frames returned.
-    import reprs.fileio
     from ase.build import bulk
     from ase.io import write as ase_write
 
@@ -400,19 +403,7 @@ def test_a_rerun_after_a_file_the_config_names_changed_is_refused(tmp_path, monk
     cfg.update(_base=str(tmp_path), potential={"kind": "file", "path": "lj.pt"},
                system={"builder": "file", "path": "start.extxyz"})
     cfg["output"]["checkpoint_every"] = 20
-    write = reprs.fileio.FrameWriter.write
-    calls = []
-
-    def interrupted(self, atoms, meta):
-        calls.append(meta["step"])
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        write(self, atoms, meta)
-
-    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        generate(cfg)
-    monkeypatch.setattr(reprs.fileio.FrameWriter, "write", write)
+    _interrupt_at_sixth_frame(cfg, monkeypatch)
     lj(0.05)
     with pytest.raises(SimsInputError, match="potential.path: the file has changed"):
         generate(cfg)
