@@ -257,9 +257,11 @@ def label_frames(model: DiabaticModel, positions: torch.Tensor, numbers: Sequenc
 
 
 def collate_diabatic(structures: Sequence[Atoms], cutoff: float, *, dtype: torch.dtype = torch.float64,
-                     device: torch.device | str | None = None) -> tuple[AtomsBatch, dict[str, torch.Tensor]]:
-    """A batch and its multi-state targets (the ``info``/``arrays`` entries of :func:`label_frames`)."""
-    batch = collate_atoms(structures, cutoff, dtype=dtype, device=device, labels=False)
+                     device: torch.device | str | None = None,
+                     centre: bool | torch.dtype = True) -> tuple[AtomsBatch, dict[str, torch.Tensor]]:
+    """A batch and its multi-state targets (the ``info``/``arrays`` entries of :func:`label_frames`);
+    ``centre`` as :func:`learners.potentials.batch.collate_atoms`."""
+    batch = collate_atoms(structures, cutoff, dtype=dtype, device=device, labels=False, centre=centre)
     target = {}
     for key, where in (("energies", "info"), ("diabatic", "info"), ("gradients", "arrays"),
                        ("coupling_numerators", "arrays")):
@@ -472,7 +474,9 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
     key = None if trainer.run_dir is None else _frames_key(train, val, sampler)
     if sampler is not None:
         train = _Drawn(train, sampler, trainer)
-    collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64)
+    # built in float64 and cast by the trainer; centred for a model below float64, as its predictions are
+    collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64,
+                      centre=next(model.parameters()).dtype)
     return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics,
                        data_key=key)
 

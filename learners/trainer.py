@@ -109,20 +109,36 @@ def supervised_step(
 ) -> Step:
     """The usual step: ``outputs = model(*inputs(batch))``, ``loss(outputs, target(batch))``."""
 
+    placed: dict[str, Any] = {}  # the dtype and device of the model's outputs, for whole_loss
+
+    def note(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point():
+            placed.update(dtype=t.dtype, device=t.device)
+        return t
+
     def step(model: torch.nn.Module, batch: Any):
         outputs = model(*inputs(batch))
         y = target(batch)
+        _visit(outputs, note)
         return loss(outputs, y), outputs, y
 
-    step.whole_loss = lambda y, outputs: float(loss(_tensors(outputs), _tensors(y)))
+    def whole_loss(y: Any, outputs: Any) -> float:
+        # Back where the batches' losses were computed (the model's device, floats in its dtype): the
+        # concatenated arrays are float64 on the CPU, and a loss holding tensors of its own (a float32
+        # class_weight, weights on the GPU) refused them ("expected scalar type Double but found Float").
+        return float(loss(_tensors(outputs, **placed), _tensors(y, **placed)))
+
+    step.whole_loss = whole_loss
     return step
 
 
-def _tensors(arrays: Any) -> Any:
-    """numpy arrays (and dicts of them, as :meth:`Trainer.run_eval` returns) as torch tensors."""
+def _tensors(arrays: Any, dtype: torch.dtype | None = None, device: torch.device | None = None) -> Any:
+    """numpy arrays (and dicts of them, as :meth:`Trainer.run_eval` returns) as torch tensors on ``device``,
+    floating ones in ``dtype`` (as they are where None)."""
     if isinstance(arrays, dict):
-        return {k: _tensors(v) for k, v in arrays.items()}
-    return torch.as_tensor(arrays)
+        return {k: _tensors(v, dtype, device) for k, v in arrays.items()}
+    t = torch.as_tensor(arrays)
+    return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:

@@ -707,7 +707,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     checkpoint : path, optional
         Written after every epoch (atomically: potential, optimiser, states, history); a rerun with
         the same file resumes after its last epoch. The file records a key of the targets and the
-        settings (all but ``epochs``, ``segment``, ``callback``, ``device``): a fit of others is refused.
+        settings (all but ``epochs``, ``segment``, ``callback``, ``device``): a fit of others is refused,
+        as is a potential other than the fit's starting one or the one its last checkpoint left (the
+        potential this fit trained in place, given again).
     callback : callable, optional
         ``callback(row)`` after each epoch with the history row (progress bars).
     device, dtype
@@ -818,7 +820,8 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         "momentum": momentum, "seed": seed, "dtype": str(dtype)})
     start = None if ckpt_path is None else _start_key(potential)
     if ckpt_path is not None and ckpt_path.exists():
-        start_epoch, history, rdfs, vacfs = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key, start)
+        start_epoch, history, rdfs, vacfs, start = _load_checkpoint(ckpt_path, potential, opt, systems, fit_key,
+                                                                    start)
     else:
         rdfs = [np.zeros_like(t.g) for t in targets]
         vacfs = [None] * len(targets)
@@ -973,7 +976,10 @@ def _start_key(potential: torch.nn.Module) -> str:
 
 def _save_checkpoint(path: Path, epoch: int, history, potential, optimizer, systems, rdfs, vacfs, fit_key: str,
                      start: str) -> None:
-    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "start": start, "epoch": epoch, "history": history,
+    # "last": the potential as this checkpoint leaves it, which a fit continued in the same process
+    # (the potential trained in place, given again) starts from
+    payload = {"format": _CKPT_FORMAT, "fit_key": fit_key, "start": start, "last": _start_key(potential),
+               "epoch": epoch, "history": history,
                "rdfs": [torch.as_tensor(g) for g in rdfs],
                "vacfs": [None if c is None else torch.as_tensor(c) for c in vacfs],
                "potential": {k: v.detach().cpu() for k, v in potential.state_dict().items()},
@@ -998,12 +1004,15 @@ def _read_checkpoint(path: Path, fmt: str, what: str) -> dict:
 
 
 def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str,
-                     start: str) -> tuple[int, list, list, list]:
+                     start: str) -> tuple[int, list, list, list, str]:
+    """The epoch, history, g(r)s and VACFs a fit resumes from, and the start key its checkpoints keep."""
     payload = _read_checkpoint(path, _CKPT_FORMAT, "diffsim")
     _check_fit_key(payload, fit_key, path, "diffsim")
     # The checkpoint's parameters replace the potential's: a fit asked to start elsewhere would
-    # silently continue (or return) the fit that started from the recorded potential.
-    if "start" in payload and payload["start"] != start:
+    # silently continue (or return) the fit that started from the recorded potential. The potential
+    # the checkpoint left (the same object given again after the fit ran or was interrupted) is the
+    # fit's own, continued.
+    if "start" in payload and start not in (payload["start"], payload.get("last")):
         raise SimsInputError(f"{path} is the checkpoint of a diffsim fit that started from another potential "
                              "(other parameters or settings); use a new checkpoint path, or the same starting "
                              "potential to resume")
@@ -1018,7 +1027,7 @@ def _load_checkpoint(path: Path, potential, optimizer, systems, fit_key: str,
         s.state, _ = _restore(snap, s.state, s.run, leaves=False)
     rdfs = [g.double().numpy() for g in payload["rdfs"]]
     vacfs = [None if c is None else c.double().numpy() for c in payload.get("vacfs", [None] * len(rdfs))]
-    return int(payload["epoch"]), list(payload["history"]), rdfs, vacfs
+    return int(payload["epoch"]), list(payload["history"]), rdfs, vacfs, payload.get("start", start)
 
 
 def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: float = 1.0, smoothing: float = 0.1,

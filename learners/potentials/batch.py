@@ -141,7 +141,7 @@ def check_weights(weights: Sequence[float], n: int, what: str = "structure") -> 
 
 def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.device | str | None = None,
                   dtype: torch.dtype = torch.float32, labels: bool = True,
-                  weights: Sequence[float] | None = None, centre: bool = True) -> AtomsBatch:
+                  weights: Sequence[float] | None = None, centre: bool | torch.dtype = True) -> AtomsBatch:
     """Concatenate ``structures`` into an :class:`AtomsBatch` with full pair lists within ``cutoff`` (Å).
 
     Parameters
@@ -159,11 +159,13 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
     weights : sequence of float, optional
         One finite weight > 0 per structure, kept as :attr:`AtomsBatch.weight` (the loss weight of
         each structure; see :class:`learners.potentials.PotentialLoss`).
-    centre : bool
+    centre : bool or torch.dtype
         Below float64, move each structure about its centroid (in float64, before the cast:
         :func:`sims.state.centred`), so that a float32 model sees pair vectors as precise 10^4 Å from
         the origin as at it. Every model of :mod:`learners.potentials` is translation invariant; pass
         False where the batch's positions themselves are the result (:func:`learners.adversarial.attack`).
+        A dtype: the precision the batch is computed in when it is built in float64 and cast later
+        (a trainer's batches, :func:`learners.potentials.fit_potential`); centred below float64.
 
     Raises
     ------
@@ -186,7 +188,7 @@ def collate_atoms(structures: Sequence[Atoms], cutoff: float, *, device: torch.d
         except MatrepError as err:  # name the structure of the batch
             raise type(err)(f"structure {b}: {err}") from None
         # (the centred copy has no calculator: the labels below are read from ``atoms``)
-        placed = centred(atoms, dtype) if centre else atoms
+        placed = atoms if centre is False else centred(atoms, dtype if centre is True else centre)
         p = torch.as_tensor(np.asarray(placed.positions, dtype=np.float64), dtype=torch.float64)
         c = torch.as_tensor(np.asarray(atoms.cell[:], dtype=np.float64), dtype=torch.float64)
         periodic = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))

@@ -264,9 +264,13 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         t = copy.copy(trainer)
         if trainer.run_dir is not None and len(members) > 1:
             t.run_dir = trainer.run_dir / f"member_{m}"
-        # Batches are built in float64 and cast by the trainer, so positions keep full precision until then.
-        collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64)
-        train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff)
+        # Batches are built in float64 and cast by the trainer, so positions keep full precision until then;
+        # centred for a model below float64 as its predictions are (cast as given, frames 10^4 Å from the
+        # origin trained a float32 model on forces 5e-3 (relative) off the ones it predicts there).
+        centre = next(member.parameters()).dtype
+        collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64, centre=centre)
+        train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff,
+                                                                centre=centre)
         if key is None and trainer.run_dir is not None:
             key = _frames_key(train, val, weights)
         t.fit(member, items, val_items, step=loss, collate=train_collate, metrics=potential_metrics, data_key=key)
@@ -292,6 +296,9 @@ def _frames_key(train: Sequence[Any], val: Sequence[Any] | None, weights: Sequen
     return data_digest(*parts)
 
 
-def _collate_weighted(items: Sequence[tuple[Atoms, float]], cutoff: float) -> AtomsBatch:
-    """A batch of ``(atoms, weight)`` training items (``fit_potential(weights=...)``), in float64."""
-    return collate_atoms([a for a, _ in items], cutoff, dtype=torch.float64, weights=[w for _, w in items])
+def _collate_weighted(items: Sequence[tuple[Atoms, float]], cutoff: float,
+                      centre: bool | torch.dtype = True) -> AtomsBatch:
+    """A batch of ``(atoms, weight)`` training items (``fit_potential(weights=...)``), in float64
+    (``centre`` as :func:`collate_atoms`)."""
+    return collate_atoms([a for a, _ in items], cutoff, dtype=torch.float64, weights=[w for _, w in items],
+                         centre=centre)

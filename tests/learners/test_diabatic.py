@@ -337,3 +337,21 @@ def test_validation_loss_of_mixed_sizes_does_not_depend_on_the_batch_size():
         value, *_ = Trainer(batch_size=batch_size, eval_grad=True).run_eval(net, frames, DiabaticLoss(**weights),
                                                                              collate)
         assert value == pytest.approx(reference, rel=1e-10), batch_size
+
+
+def test_float32_training_far_from_the_origin_sees_the_gradients_it_predicts():
+    """fit_diabatic builds its batches in float64 and the trainer casts them to the model's dtype: frames
+    10^4 Å from the origin were rounded there, and a float32 DANN was trained and validated on gradients
+    and couplings off the ones it predicts (predictions centre each structure first). Reference: the
+    validation loss of the same frames at the origin."""
+    _, _, frames = _torsional_frames(8, 3)
+    losses = []
+    for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
+        moved = [f.copy() for f in frames]
+        for f in moved:
+            f.positions += shift
+        net = DiabaticPaiNN(2, cutoff=4.0, n_features=8, n_rbf=8, n_interactions=1, seed=0)  # float32
+        trainer = Trainer(epochs=1, batch_size=4, lr=1e-12, eval_grad=True, monitor="loss")
+        fit_diabatic(net, moved[:4], moved[4:], trainer=trainer)
+        losses.append(trainer.history_[-1]["val_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)  # (uncentred: 6.9e-6 apart; centred: equal)

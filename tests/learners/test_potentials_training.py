@@ -371,3 +371,34 @@ def test_a_resume_with_another_loss_or_model_setting_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"model cutoff 6\.0 \(now 4\.5\)"):
         fit(cutoff=4.5)
     assert torch.equal(fit(PotentialLoss()), first)  # the same settings resume the finished run
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_training_far_from_the_origin_sees_the_forces_it_predicts(weighted):
+    """fit_potential builds its batches in float64 and the trainer casts them to the model's dtype: the
+    positions of frames 10^4 Å from the origin were rounded by up to 6e-4 Å there, and a float32 model
+    was trained and validated on forces up to 5e-3 (relative) off the ones it predicts (predictions centre
+    each structure first). The batches are now centred in float64 for a model below float64. Reference: the
+    validation force MAE of the same frames at the origin (where rounding costs ~1e-6)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    def frames(shift):
+        out = []
+        for seed in range(4):
+            atoms = _argon(seed)
+            atoms.positions += shift
+            e, f = sims.energy_and_forces(_lj(), atoms)  # labels: LJ in float64 (translation invariant)
+            atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+            out.append(atoms)
+        return out
+
+    maes = []
+    for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
+        model = PaiNN(cutoff=4.0, n_rbf=8, n_features=8, n_interactions=1, seed=0)  # float32
+        data = frames(shift)
+        trainer = Trainer(epochs=1, batch_size=2, lr=1e-12, eval_grad=True)
+        t, = fit_potential(model, data[:2], data[2:], trainer=trainer, fit_shifts=False,
+                           loss=PotentialLoss(w_energy=0.0, w_forces=1.0), weights=[1.0, 2.0] if weighted else None)
+        maes.append(t.history_[-1]["val_forces_mae"])
+    # (uncentred: 2.8e-5 apart; centred: 8e-11)
+    assert maes[1] == pytest.approx(maes[0], rel=1e-6)

@@ -233,3 +233,23 @@ def test_float32_inputs_to_a_float64_model_are_refused(fucose_task):
     assert len(Trainer(epochs=1, batch_size=4).fit(model, exact, None, step=STEP).history_) == 1
     small = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1)
     assert len(Trainer(epochs=1, batch_size=4).fit(small, exact, None, step=STEP).history_) == 1
+
+
+def test_whole_set_validation_loss_with_a_loss_holding_float32_tensors(fucose_task):
+    """supervised_step's whole-set loss ran the loss on the concatenated outputs cast to float64 on the
+    CPU: a loss with a tensor of its own in the model's dtype or on its device (a float32 class_weight of
+    task_loss) failed on the first validation ("expected scalar type Double but found Float"), where the
+    batch losses had run. The whole-set loss runs where the batches' did, and equals the loss of the set
+    as one batch for every batch_size."""
+    graphs, y, *_ = fucose_task
+    items = graphs_to_data(graphs[:15], np.asarray(y, dtype=np.int64)[:15])
+    model = GraphModel(kind="gine", in_dim=128, edge_dim=40, n_outputs=2, hidden=8, layers=1)
+    weight = torch.tensor([1.0, 3.0])  # float32, the model's dtype
+    step = supervised_step(graph_inputs, partial(task_loss, "multiclass", class_weight=weight))
+    _, outputs, targets = Trainer(batch_size=len(items)).run_eval(model, items, step)
+    reference = float(torch.nn.functional.cross_entropy(torch.as_tensor(outputs), torch.as_tensor(targets).long(),
+                                                        weight=weight.double()))
+    for batch_size in (1, 4, len(items)):
+        loss, *_ = Trainer(batch_size=batch_size).run_eval(model, items, step)
+        assert loss == pytest.approx(reference, rel=1e-6), batch_size
+    assert len(Trainer(epochs=1, batch_size=4).fit(model, items, items, step=step).history_) == 1

@@ -400,6 +400,27 @@ def test_diffsim_checkpoint_of_a_fit_from_another_start_is_refused(target, tmp_p
     assert len(fit(3.1, epochs=2).history) == 2  # the same start resumes
 
 
+def test_diffsim_continued_with_the_potential_it_trained(target, tmp_path):
+    # diffsim trains the potential in place: given again with more epochs (or after an interruption)
+    # in the same process, it is the checkpoint's own potential, not "another start", and the fit
+    # goes on to the epochs of an uninterrupted one; the checkpoint keeps the first start's key, so
+    # that a fresh process from that start resumes too.
+    def fit(pot, path, epochs):
+        return diffsim(pot, target, epochs=epochs, steps_per_epoch=10, timestep=10.0, checkpoint=path,
+                       lr={"sigma": 0.05, "epsilon": 2e-4}, seed=2)
+
+    def lj():
+        return LennardJones(sigma=3.1, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+
+    whole = fit(lj(), tmp_path / "whole.pt", 3).history
+    pot = lj()
+    fit(pot, tmp_path / "fit.pt", 1)
+    assert fit(pot, tmp_path / "fit.pt", 2).history == whole[:2]
+    assert fit(lj(), tmp_path / "fit.pt", 3).history == whole  # a fresh start of the same fit
+    with pytest.raises(SimsInputError, match="started from another potential"):
+        fit(LennardJones(sigma=3.5, epsilon=0.011, cutoff=CUTOFF, dtype=F64), tmp_path / "fit.pt", 4)
+
+
 def test_ibi_checkpoint_of_other_targets_is_refused(target, tmp_path):
     kw = {"steps": 60, "equilibration": 20, "timestep": 10.0, "cutoff": CUTOFF, "seed": 0}
     ckpt = tmp_path / "ibi.pt"
