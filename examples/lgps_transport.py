@@ -255,8 +255,8 @@ moves the hole rather than closing it at once (round 3 found S-S 2.27 Å where r
 production MD does not. Rounds that sample like production (the supercell at 900/750/600 K, the
 fourth run) found that hole at once (47 of 50 frames short at 900 K), but 3 rounds of 3 labels
 did not close it (S-S 2.39-2.43 Å at 600-900 K); a student for 600-900 K needs more of them,
-back at the top temperature (the full mode: up to 5 rounds of 10 ps, 12 labels each). Neither the ~400 K change of D*_ab nor the Haven-ratio trend of
-arXiv:2211.05713 can be tested with these data: the quick mode checks that the pipeline runs end
+back at the top temperature (the full mode: up to 5 rounds of 10 ps, 12 labels each). Neither
+the ~400 K change of D*_ab nor the Haven-ratio trend of arXiv:2211.05713 can be tested with these data: the quick mode checks that the pipeline runs end
 to end. The full mode (a K = 3 committee, 9 temperatures, 1 ns each after 10 ps of equilibration)
 would take about 15 h per temperature on one core at the measured 0.11 s per step of the
 committee on 200 atoms (``benchmarks/lgps_cost.py``), some 140 core-hours for production plus a
