@@ -196,7 +196,9 @@ def frame_errors(model: NeuralPotential | Committee, frames: Sequence[Atoms]) ->
 
     Returns the :func:`potential_metrics` of energy per atom (eV/atom) and force components (eV/Å),
     plus ``forces_mean_abs``: the mean absolute reference force component (eV/Å), the scale a force
-    MAE is judged against.
+    MAE is judged against, and ``energy_bias``: the mean signed error of the energy per atom
+    (predicted minus reference, eV/atom). An energy MAE equal to ``|energy_bias|`` is a constant
+    offset over the frames, not an error of their differences.
     """
     ref_f = np.concatenate([f.get_forces() for f in frames])
     ref_e = np.array([f.get_potential_energy() / len(f) for f in frames])
@@ -205,6 +207,7 @@ def frame_errors(model: NeuralPotential | Committee, frames: Sequence[Atoms]) ->
     pred_e = np.array([float(o["energy"][0]) / len(f) for o, f in zip(out, frames)])
     scores = potential_metrics({"energy_per_atom": ref_e, "forces": ref_f}, {"energy_per_atom": pred_e, "forces": pred_f})
     scores["forces_mean_abs"] = float(np.mean(np.abs(ref_f)))
+    scores["energy_bias"] = float(np.mean(pred_e - ref_e))
     return scores
 
 

@@ -24,3 +24,12 @@ def test_shortest_contacts_take_the_minimum_image_and_the_minimum_over_frames(ex
     assert shortest["Li-Li"] == pytest.approx(0.6)
     assert shortest["S-S"] == pytest.approx(2.1)
     assert shortest["Li-S"] == pytest.approx(2.8)
+
+
+def test_spaced_takes_frames_in_order_at_least_gap_steps_apart(example):
+    frames = [Atoms("Li", info={"step": step}) for step in (100, 110, 300, 60, 140, 150, 400)]
+    # 110 is 10 steps from 100; 60 is 40 from 100; 140 is 40 from 100 and 160 from 300, and 150 is 50 from 100.
+    picked = example.spaced(frames, count=4, gap=50)
+    assert [f.info["step"] for f in picked] == [100, 300, 150, 400]
+    assert [f.info["step"] for f in example.spaced(frames, count=2, gap=50)] == [100, 300]
+    assert [f.info["step"] for f in example.spaced(frames, count=3, gap=0)] == [100, 110, 300]

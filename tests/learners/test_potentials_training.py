@@ -252,6 +252,7 @@ def test_frame_errors_equal_a_direct_comparison(trained, splits):
     ref_e = np.array([f.get_potential_energy() / len(f) for f in test])
     pred_e = np.array([float(model.predict(f)["energy"][0]) / len(f) for f in test])
     assert scores["energy_mae"] == pytest.approx(np.mean(np.abs(pred_e - ref_e)), rel=1e-12)
+    assert scores["energy_bias"] == pytest.approx(np.mean(pred_e - ref_e), rel=1e-12)
 
 
 def test_potential_metrics_by_hand():
