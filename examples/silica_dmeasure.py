@@ -393,6 +393,25 @@ def write_binned(binned: list[dict[str, float]], out: Path) -> None:
     plt.close(fig)
 
 
+def density_maximum(runs: Sequence[Sequence[dict[str, float]]]) -> dict[str, Any]:
+    """Where the seeds' mean equilibrium density is highest, and how far above both ends of the
+    ladder, paired per seed (mean and standard error over seeds of ``rho(T_top) - rho(T_end)``).
+
+    A maximum inside the ladder is resolved when both differences exceed twice their standard error.
+    """
+    rho = np.array([[r["density_g_cm3"] for r in rows] for rows in runs])  # (seeds, temperatures)
+    temps = [r["temperature_K"] for r in runs[0]]
+    top = int(np.argmax(rho.mean(axis=0)))
+    n = len(runs)
+
+    def paired(end: int) -> tuple[float, float]:
+        d = rho[:, top] - rho[:, end]
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+
+    return {"T_top_K": temps[top], "above_first": paired(0), "above_last": paired(len(temps) - 1),
+            "seed_maxima_K": [temps[int(i)] for i in np.argmax(rho, axis=1)]}
+
+
 def write_ladder(states: list[dict[str, float]], binned: list[dict[str, float]], out: Path) -> None:
     """``ladder.csv`` and ``ladder.png``: equilibrium density and coesite share per temperature
     (mean over seeds, error bar the larger of the two standard errors), the glass branch's bins."""
@@ -494,6 +513,12 @@ def main() -> None:
             print(f"{st['temperature_K']:6.0f} K  density {st['density_mean']:.4f} +- {st['density_sem_seeds']:.4f} / "
                   f"{st['density_sem_blocks']:.4f}  drift {drift:.4f}  coesite-like {st['coesite_mean']:.3f} +- "
                   f"{st['coesite_sem']:.3f}")
+        top = density_maximum(all_states)
+        t = args.temperatures
+        print(f"highest mean density at {top['T_top_K']:.0f} K; paired over seeds, minus {t[0]:.0f} K: "
+              f"{top['above_first'][0]:+.4f} +- {top['above_first'][1]:.4f}, minus {t[-1]:.0f} K: "
+              f"{top['above_last'][0]:+.4f} +- {top['above_last'][1]:.4f} g/cm3; each seed's highest at "
+              f"{top['seed_maxima_K']} K")
 
 
 if __name__ == "__main__":

@@ -145,3 +145,14 @@ def test_equilibrium_states_block_average_each_production_stage(study):
     assert combined[0]["coesite_mean"] == pytest.approx(0.25) and combined[0]["coesite_sem"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="different temperatures"):
         study.combine_states([rows, rows[:1]])
+
+
+def test_density_maximum_pairs_the_seeds(study):
+    # two seeds over 3000, 4000, 5000 K: both highest at 4000 K; differences by hand.
+    def run(rhos):
+        return [{"temperature_K": t, "density_g_cm3": r} for t, r in zip([3000.0, 4000.0, 5000.0], rhos)]
+
+    top = study.density_maximum([run([2.20, 2.30, 2.25]), run([2.24, 2.30, 2.21])])
+    assert top["T_top_K"] == 4000.0 and top["seed_maxima_K"] == [4000.0, 4000.0]
+    assert top["above_first"] == pytest.approx((0.08, 0.02))  # 0.10 and 0.06: mean 0.08, std 0.0283 / sqrt 2
+    assert top["above_last"] == pytest.approx((0.07, 0.02))
