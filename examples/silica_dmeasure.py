@@ -23,6 +23,28 @@ Output in ``--out``: per seed ``seed_N/frames.extxyz`` (the trajectory), ``seed_
 per bin). ``--frames A B ...`` analyses existing frame files (one per seed; ``info["T_target"]`` or
 ``info["temperature"]`` in K, cells as saved) instead of simulating.
 
+Equilibrium states (``--ladder``): a heating ramp as fast as the one above is not equilibrium (the
+liquid lags it), so the density question is asked again of equilibrium NPT states. After the glass
+branch (300 K glass, ramp to the first ladder temperature, binned as above) each temperature of
+``--temperatures`` (default 3000-6500 K in 500 K steps) is held for ``--equilibrate-steps`` (no
+frames) and then ``--production-steps`` with a frame every ``--production-every`` steps, each
+state continuing from the previous one (heating), MTK ``Pdamp`` 0.5 ps. Per state and seed the
+density is block-averaged (:func:`sims.analysis.block_average`, ten blocks: mean, standard error,
+drift = second half minus first half); the polymorph shares are averaged over every
+``--analyse-every``-th frame. Over seeds: mean, standard error over seeds and the block errors
+combined (``ladder.csv``, ``ladder.png``, and per seed ``seed_N/ladder.csv``); printed with the
+temperature of the highest mean density and its height above both ends of the ladder, paired per
+seed.
+
+Coulomb term: our BKS (:func:`sims.potentials.BKS`) uses damped shifted-force Coulomb (alpha 0.2
+/ Å, 10 Å), the literature's BKS the Ewald sum (Saika-Voivod, Sciortino & Poole, Phys. Rev. E 63,
+011202 (2000), with the 30-6 core term that ours has too; Shell, Debenedetti & Panagiotopoulos,
+Phys. Rev. E 66, 011202 (2002)). ``--kspace pppm`` (``--kspace-accuracy``, relative force error)
+runs the same charges with LAMMPS's PPPM Ewald sum instead (``md.kspace`` of :mod:`sims.generate`);
+the short-range terms stay ours (Buckingham shifted at 5.5 Å, 30-6 core). The two are different
+potentials: on a strained 48-atom cell DSF puts the pressure 0.45 GPa above Ewald
+(``tests/sims/test_lammps_kspace.py``).
+
 Run: ``python examples/silica_dmeasure.py --quick -o out`` (192 atoms, 12000 steps per seed, three
 seeds: 3 min wall, 96 s CPU on one core with LAMMPS). The default (648 atoms, 24000 steps, three
 seeds, ``k = 6``) needs about 4.7e7 atom-steps: 30-40 min wall on 2 cores shared with five other
@@ -438,9 +460,9 @@ def write_ladder(states: list[dict[str, float]], binned: list[dict[str, float]],
 
 
 #: ``--quick``: 192 atoms, short ramps (three seeds: 3 min wall on 2 shared cores with LAMMPS); with
-#: ``--ladder`` four states of 2 + 4 ps.
+#: ``--ladder`` four states of 1 + 3 ps.
 QUICK = {"repeat": 2, "melt_steps": 3000, "quench_steps": 3000, "heat_steps": 6000, "sample_every": 200, "k": 4,
-         "temperatures": [3000.0, 4000.0, 5000.0, 6000.0], "equilibrate_steps": 2000, "production_steps": 4000}
+         "temperatures": [3000.0, 4000.0, 5000.0, 6000.0], "equilibrate_steps": 1000, "production_steps": 3000}
 
 
 def main() -> None:
