@@ -50,7 +50,56 @@ seeds: 3 min wall, 96 s CPU on one core with LAMMPS). The default (648 atoms, 24
 seeds, ``k = 6``) needs about 4.7e7 atom-steps: 30-40 min wall on 2 cores shared with five other
 jobs (LAMMPS serial, ``nice 19``).
 
-What our data show, default run (7 Dec 2026, ``python examples/silica_dmeasure.py -o out`` with
+``--ladder --quick`` (three seeds, four 1 + 3 ps states at 3000-6000 K) needs about 2e7
+atom-steps, a few minutes of CPU; not timed here.
+
+What the equilibrium states show (7 Dec 2026, LAMMPS serial, ``nice 5``, 2 cores with load 4.5-5.7;
+``--ladder --repeat 2 -k 4 --melt-steps 3000 --quench-steps 3000 --heat-steps 6000 --sample-every
+200 --equilibrate-steps 8000 --production-steps 24000 --production-every 100 --seeds 7 8``, once as
+it is (DSF) and once with ``--kspace pppm --kspace-accuracy 1e-4``: 192 atoms, 8 ps + 24 ps per
+state, 240 frames per state and seed; 550-585 s CPU per DSF seed, 415-430 s per PPPM seed, about
+1.3e5 and 2e5 atom-steps per CPU second). Density, g/cm^3, mean over the two seeds +- standard
+error over seeds / from the block errors; coesite-like share of Si (``k = 4``) +- s.e. over seeds:
+
+======  ============================  ============================  ==========  ==========
+T (K)   DSF density                   PPPM (Ewald) density          DSF coes.   PPPM coes.
+======  ============================  ============================  ==========  ==========
+3000    2.286 +- 0.093 / 0.005        2.238 +- 0.034 / 0.005        0.38        0.30
+3500    2.231 +- 0.037 / 0.004        2.225 +- 0.080 / 0.005        0.32        0.29
+4000    2.229 +- 0.039 / 0.009        2.217 +- 0.065 / 0.008        0.42        0.33
+4500    2.301 +- 0.033 / 0.010        2.310 +- 0.013 / 0.008        0.50        0.48
+5000    2.286 +- 0.008 / 0.011        2.326 +- 0.001 / 0.010        0.62        0.65
+5500    2.289 +- 0.002 / 0.009        2.277 +- 0.015 / 0.014        0.74        0.75
+6000    2.252 +- 0.018 / 0.007        2.250 +- 0.008 / 0.013        0.82        0.80
+6500    2.157 +- 0.013 / 0.013        2.202 +- 0.003 / 0.009        0.88        0.88
+======  ============================  ============================  ==========  ==========
+
+(coesite shares +- 0.001-0.08 over seeds.) The glass branch (300 K glass) is 2.42 +- 0.02 (DSF)
+and 2.29 +- 0.02 g/cm^3 (PPPM).
+
+Reading. With the Ewald sum BKS has a density maximum at 5000 K: both seeds are highest there, 0.124
++- 0.004 g/cm^3 above 6500 K and 0.088 +- 0.033 above 3000 K (paired per seed), resolved on both
+sides; on our 500 K grid that is the known BKS maximum near 4700-4800 K at about 0 GPa (Saika-Voivod
+et al.; Shell et al., above). With DSF Coulomb the liquid is less dense at 5000 K (2.286 against
+2.326: DSF puts the pressure higher) and its maximum is a plateau at 4500-5500 K (2.29-2.30),
+resolved against 6500 K (0.144 +- 0.046 above) but not against the low-temperature states (0.015 +-
+0.126 above 3000 K). Below 4500 K the states are not equilibrium: they are reached from the glass,
+differ by seed by 0.07-0.19 g/cm^3, and in seed 7 the drift (second half minus first half) at 3000 K
+is -0.03 (DSF) and -0.04 (PPPM), twice its noise: the glass expands there. So on heating the mean
+density falls from the glass to its lowest at 3500-4000 K (2.22-2.23 with both Coulomb treatments)
+and rises to the maximum at 4500-5000 K: the shape of a density minimum on heating (the paper's)
+below the BKS maximum. The rise out of it is resolved only for Ewald against 3000 K (+0.088 +- 0.033
+paired); from the 4000 K states it is 0.07 (DSF, to 4500 K) and 0.11 (Ewald, to 5000 K), 1.4 and 1.7
+standard errors of the seed scatter. Its depth and place depend on the glass (the two seeds differ
+by more than the effect): a kinetic feature of heating a fast-quenched glass, not an equilibrium
+property at these time scales. The coesite-like share does not follow the density: it is lowest
+(0.29-0.42) at 3000-4000 K where the density is lowest and rises monotonically through the maximum
+to 0.88 at 6500 K, steepest at 4000-5500 K, while alpha-quartz/cristobalite-like Si fall; it tracks
+temperature and the breaking of the network, not the density. Error bars: two seeds only (the seed
+scatter is itself poorly known); block errors 0.004-0.014 per state. Not done: a cooling ladder
+(hysteresis of the low-temperature states), larger cells, a third seed.
+
+Heating ramps, default run (7 Dec 2026, ``python examples/silica_dmeasure.py -o out`` with
 ``--seeds 7 8 9`` and again with ``--seeds 10 11 12``: 648 atoms, six seeds, ``k = 6``; quench
 7000 -> 300 K at 1.1e15 K/s, heating 300 -> 6000 K in 12 ps, 4.8e14 K/s, 49 frames per seed).
 Glass at 300 K: 2.34 +- 0.02 g/cm^3 (2.29-2.41 by seed), 96 % of O bridging. Density per 500 K bin
