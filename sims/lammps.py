@@ -49,8 +49,8 @@ energies of both engines are the same function of the positions.
 
 Long-range Coulomb: ``kspace="ewald"`` or ``"pppm"`` (with ``kspace_accuracy``, LAMMPS's relative
 force error) replaces the potential's ``DSFCoulomb`` by the full Ewald sum with the same charges:
-``born/coul/long rc_short rc_coul`` (Buckingham coefficients as above, unshifted Coulomb) or
-``coul/long rc_coul`` alone, and ``kspace_style ewald|pppm accuracy``. That is another potential
+``born/coul/long rc_short rc_coul`` (Buckingham coefficients as above, or A = C = 0 without one;
+unshifted Coulomb) and ``kspace_style ewald|pppm accuracy``. That is another potential
 than ours (:mod:`sims.potentials` has no Ewald term): LAMMPS's energies, forces and stress of that
 run are read back as they are (no self-energy is subtracted; the Ewald energy holds it), and cannot be
 compared with our engine's. For checks against the Ewald-summed literature (BKS was fitted and
