@@ -50,8 +50,8 @@ seeds: 3 min wall, 96 s CPU on one core with LAMMPS). The default (648 atoms, 24
 seeds, ``k = 6``) needs about 4.7e7 atom-steps: 30-40 min wall on 2 cores shared with five other
 jobs (LAMMPS serial, ``nice 19``).
 
-``--ladder --quick`` (three seeds, four 1 + 3 ps states at 3000-6000 K) needs about 2e7
-atom-steps, a few minutes of CPU; not timed here.
+``--ladder --quick`` (three seeds, four 1 + 3 ps states at 3000-6000 K): 208 s CPU, 6.4 min wall
+on 2 cores at load ~5 (7 Dec 2026); too short to resolve anything (errors 0.01-0.05 g/cm^3).
 
 What the equilibrium states show (7 Dec 2026, LAMMPS serial, ``nice 5``, 2 cores with load 4.5-5.7;
 ``--ladder --repeat 2 -k 4 --melt-steps 3000 --quench-steps 3000 --heat-steps 6000 --sample-every
