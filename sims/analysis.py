@@ -28,7 +28,7 @@ from .neighbors import neighbor_list
 __all__ = ["RDF", "coordination_numbers", "bond_angles", "bond_angle_distribution", "unwrap", "MSD",
            "DiffusionResult", "tracer_diffusivity", "collective_diffusivity", "haven_ratio", "nernst_einstein_conductivity",
            "ArrheniusResult", "SlopeChangeResult", "arrhenius_slope_change",
-           "arrhenius_fit", "vdos", "vacf"]
+           "arrhenius_fit", "vdos", "vacf", "BlockAverage", "block_average"]
 
 
 def _species_mask(atoms: Atoms, species: str | int | None) -> np.ndarray:
@@ -749,3 +749,66 @@ def vacf(velocities: np.ndarray, *, max_lag: int, masses: Sequence[float] | None
     if not c[0] > 0:
         raise SimsInputError("the velocities are all zero: no autocorrelation to normalise")
     return c / c[0]
+
+
+@dataclass(frozen=True)
+class BlockAverage:
+    """Mean of a correlated time series with its standard error from block means.
+
+    Attributes
+    ----------
+    mean : float
+        Mean of the samples used (the last ``n_blocks * block_size``), units of the series.
+    sem : float
+        Standard error of ``mean``: ``std(block means, ddof=1) / sqrt(n_blocks)``.
+    n_blocks, block_size : int
+        Blocks and samples per block.
+    drift : float
+        Mean of the second half of the blocks minus that of the first half (an equilibration
+        check: compare with ``2 sem``; an odd middle block is left out).
+    """
+
+    mean: float
+    sem: float
+    n_blocks: int
+    block_size: int
+    drift: float
+
+
+def block_average(series: Sequence[float] | np.ndarray, *, n_blocks: int = 10) -> BlockAverage:
+    """Block average of a time series (Flyvbjerg & Petersen, J. Chem. Phys. 91, 461 (1989)).
+
+    The samples are cut into ``n_blocks`` contiguous blocks of equal size; the block means are
+    close to independent once a block is much longer than the series' correlation time, so their
+    scatter gives the standard error of the mean, which the per-sample ``std / sqrt(n)`` would
+    underestimate by ``sqrt(2 tau_int)`` for correlated samples. When ``len(series)`` is not a
+    multiple of ``n_blocks`` the first samples (nearest to the equilibration) are dropped.
+
+    Parameters
+    ----------
+    series : array_like
+        ``(n,)`` samples at equal time intervals, finite.
+    n_blocks : int
+        At least 2 and at most ``n``. Few long blocks (10-20) are safer than many short ones.
+
+    Returns
+    -------
+    BlockAverage
+
+    Raises
+    ------
+    SimsInputError
+        A series that is not one-dimensional and finite, ``n_blocks`` not an integer in ``[2, n]``.
+    """
+    x = np.asarray(series, dtype=float)
+    if x.ndim != 1 or not np.isfinite(x).all():
+        raise SimsInputError(f"series must be a 1-D array of finite samples, got shape {x.shape}"
+                             + ("" if x.ndim != 1 else " with non-finite entries"))
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or not 2 <= n_blocks <= len(x):
+        raise SimsInputError(f"n_blocks must be an integer in [2, {len(x)}] (the number of samples), got {n_blocks!r}")
+    size = len(x) // n_blocks
+    means = x[len(x) - n_blocks * size:].reshape(n_blocks, size).mean(axis=1)
+    half = n_blocks // 2
+    return BlockAverage(mean=float(means.mean()), sem=float(means.std(ddof=1) / math.sqrt(n_blocks)),
+                        n_blocks=int(n_blocks), block_size=int(size),
+                        drift=float(means[n_blocks - half:].mean() - means[:half].mean()))

