@@ -602,11 +602,20 @@ class MD(_Driver):
         return float(self.integrator.conserved_energy(self.state, self.energy, self._integrator_vars))
 
     def integrator_state_dict(self) -> dict[str, Any]:
-        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint."""
-        return self.integrator.state_dict(self._integrator_vars)
+        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint,
+        with the integrator's :meth:`~sims.integrators.Integrator.settings` under ``"settings"``."""
+        return {**self.integrator.state_dict(self._integrator_vars), "settings": self.integrator.settings()}
 
     def load_integrator_state_dict(self, d: dict[str, Any]) -> None:
-        """Restore :meth:`integrator_state_dict` (resume a run bit for bit)."""
+        """Restore :meth:`integrator_state_dict` (resume a run bit for bit).
+
+        Raises
+        ------
+        SimsInputError
+            ``d`` was saved under other integrator settings (kind, timestep, temperature, friction,
+            ...), named in the message; a dict without ``"settings"`` (older) is not checked.
+        """
+        self.integrator.check_settings(d.get("settings"))
         self.integrator.load_state_dict(self._integrator_vars, d)
 
     def frame(self) -> Atoms:
