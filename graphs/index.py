@@ -18,14 +18,16 @@ the 23,522 bundled glycans). The folder holds
     class vocabularies and each graph's class multisets.
 ``manifest.json``
     Format tag and version, the settings (kernels, WL iterations, GED costs), the number of graphs,
-    a content hash of the dataset (of the arrays of ``graphs.npz``), the key (a hash of dataset and
-    settings), the SHA-256 of every other file, and ``source``, a free JSON record of where the
-    graphs came from that callers use to tell a stale index from a current one.
+    a content hash of the dataset (of the arrays of ``graphs.npz``), ``features_code`` (a hash of
+    the code that computes the stored arrays, :func:`_features_code`), the key (a hash of dataset,
+    settings and that code), the SHA-256 of every other file, and ``source``, a free JSON record
+    of where the graphs came from that callers use to tell a stale index from a current one.
 
 Every file is written atomically (:func:`reprs.fileio.atomic_write`) and the manifest last: a
 folder whose build was interrupted has no manifest, or one whose hashes do not match the files,
 and :meth:`GraphIndex.open` refuses it with a message saying how to rebuild, as it refuses files
-changed on disk, a format it does not know, or settings other than those a caller expects.
+changed on disk, a format it does not know, settings other than those a caller expects, or
+features computed by other code than the running one (a query's features would not be comparable).
 
 Example
 -------
@@ -234,6 +236,22 @@ def _check_costs(path: Path, settings: dict, costs: CostModel | None) -> None:
             f"query with the index's costs, or rebuild it with ged_costs={costs!r}")
 
 
+def _features_code() -> str:
+    """SHA-256 of the modules that compute an index's stored arrays from its graphs.
+
+    The graph encoding (this module), the WL features (:mod:`graphs.wl`, with the node values of
+    :mod:`graphs.validation`) and the GED filter features (:mod:`graphs.ged_bounds`, with the cost
+    classes of :mod:`graphs.costs`). Queries compute their features with the running code, so an
+    index whose stored features came from other code would pair old features with new ones; the
+    ``VERSION`` constant alone depends on someone remembering to bump it.
+    """
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for part in ("index.py", "wl.py", "validation.py", "ged_bounds.py", "costs.py"):
+        h.update((root / part).read_bytes())
+    return h.hexdigest()
+
+
 def _rebuild_hint(path: Path) -> str:
     return (f"rebuild it: GraphIndex.build(graphs, {str(path)!r}, ...) or `matrep index build "
             f"DATASET -o {path}` (for the bundled glycans, deleting the folder rebuilds it on "
@@ -332,11 +350,12 @@ class GraphIndex:
     @classmethod
     def _write(cls, path: Path, files: dict, arrays: dict, settings: dict,
                source: dict | None) -> GraphIndex:
-        dataset_hash = _arrays_hash(arrays)
+        dataset_hash, code = _arrays_hash(arrays), _features_code()
         manifest = {
             "format": FORMAT, "version": VERSION, "settings": settings,
             "n_graphs": int(len(arrays["node_ptr"]) - 1), "dataset_hash": dataset_hash,
-            "key": _sha256((dataset_hash + json.dumps(settings, sort_keys=True)).encode()),
+            "features_code": code,
+            "key": _sha256((dataset_hash + json.dumps(settings, sort_keys=True) + code).encode()),
             "files": {name: _sha256(data) for name, data in files.items()},
             "source": source, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -373,7 +392,8 @@ class GraphIndex:
         ------
         IndexStateError
             No index there, a partly written or corrupted one (hash mismatch), an unknown format,
-            or other settings than asked; the message says how to rebuild.
+            features computed by other code than the running one, or other settings than asked;
+            the message says how to rebuild.
         """
         path = Path(path)
         manifest_path = path / "manifest.json"
@@ -390,6 +410,10 @@ class GraphIndex:
                 f"{path} is not a {FORMAT} version {VERSION} index (found format "
                 f"{manifest.get('format')!r}, version {manifest.get('version')!r}); "
                 f"{_rebuild_hint(path)}")
+        if manifest.get("features_code") != _features_code():
+            raise IndexStateError(
+                f"{path} was built by other code than the running graphs.index / wl / ged_bounds "
+                f"/ costs (its stored features would not match a query's); {_rebuild_hint(path)}")
         loaded = {}
         for name, digest in manifest["files"].items():
             try:

@@ -93,7 +93,10 @@ def similarity_map(
     metric : str
         A name of :func:`graphs.query.metric_names` (``"wl"``, ``"ged"``, ...).
     out : path
-        Folder receiving ``matrix.npy``, ``heatmap.png``, ``embedding.png``, ``labels.csv``.
+        Folder receiving ``matrix.npy``, ``labels.csv`` (one row per graph: name, label, embedding
+        coordinates), ``heatmap.png``, ``embedding.png``; those of an earlier run there are removed
+        first, so that they never mix with this run's (a folder holding ``matrix.npy`` without
+        ``labels.csv`` holds an interrupted write).
     labels : sequence of str, optional
         Class of each graph (e.g. taxonomy), used to order the heatmap and colour the embedding.
     metric_params, n_jobs, client, progress
@@ -124,10 +127,18 @@ def similarity_map(
     names = [g.graph.get("name") for g in graphs]
     classes = np.asarray(labels if labels is not None else ["all"] * len(graphs), dtype=object)
 
-    with atomic_open(out / "matrix.npy") as handle:
+    paths = {"matrix": out / "matrix.npy", "heatmap": out / "heatmap.png", "embedding": out / "embedding.png",
+             "labels": out / "labels.csv"}
+    # The files describe one run together: the previous run's go first, so that a crash part-way
+    # leaves some of this run's files and none of another's (a matrix.npy beside the labels.csv of
+    # other graphs). Each is written atomically, labels.csv after matrix.npy: a matrix.npy without
+    # labels.csv is an interrupted write.
+    for path in paths.values():
+        path.unlink(missing_ok=True)
+    with atomic_open(paths["matrix"]) as handle:
         np.save(handle, matrix)
     table = pd.DataFrame({"name": names, "label": classes, "x": coords[:, 0], "y": coords[:, 1], "exact_row": exact.all(axis=1)})
-    with atomic_open(out / "labels.csv", "w", newline="") as handle:
+    with atomic_open(paths["labels"], "w", newline="") as handle:
         table.to_csv(handle, index_label="index")
 
     order = np.argsort(classes.astype(str), kind="stable")
@@ -138,7 +149,7 @@ def similarity_map(
     axis.set_title(f"{len(graphs)} graphs, {metric}, ordered by label")
     axis.set_xticks([])
     axis.set_yticks([])
-    heatmap = save_figure(figure, out / "heatmap.png", dpi=120, bbox_inches="tight")
+    save_figure(figure, paths["heatmap"], dpi=120, bbox_inches="tight")
 
     figure = Figure(figsize=(6, 5))
     axis = figure.subplots()
@@ -149,6 +160,5 @@ def similarity_map(
     axis.set_ylabel("component 2")
     axis.set_title(f"{'kernel PCA' if similarity else 'MDS'} of the {metric} matrix")
     axis.legend(fontsize=7, markerscale=2, loc="best")
-    embedding = save_figure(figure, out / "embedding.png", dpi=120, bbox_inches="tight")
-    paths = {"matrix": out / "matrix.npy", "heatmap": heatmap, "embedding": embedding, "labels": out / "labels.csv"}
+    save_figure(figure, paths["embedding"], dpi=120, bbox_inches="tight")
     return SimilarityMap(matrix, coords, similarity, exact, paths)

@@ -595,14 +595,24 @@ class BatchMD(_Driver):
                           else getattr(st, k).cpu() for k in ("positions", "velocities", "masses", "numbers", "cell",
                                                               "pbc", "system")},
                 "target_temperature": self.target_temperature.clone() if hasattr(self, "target_temperature") else None,
-                "integrator": self.integrator.state_dict(self._integrator_vars)}
+                "integrator": self.integrator.state_dict(self._integrator_vars),
+                "integrator_settings": self.integrator.settings()}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (same systems and potential): bit for bit what the saved run did next."""
+        """Continue from :meth:`state_dict` (same systems, potential and integrator): bit for bit what the
+        saved run did next. The per-system target temperatures are the checkpoint's.
+
+        Raises
+        ------
+        SimsInputError
+            Other systems, or other integrator settings (kind, timestep, temperature, friction, ...;
+            named in the message; a checkpoint from before they were recorded is not checked).
+        """
         st = self.state
         if not (torch.equal(d["state"]["numbers"], st.numbers.cpu()) and torch.equal(d["state"]["system"],
                                                                                       st.system.cpu())):
             raise SimsInputError("the checkpoint holds other systems (atoms or their order differ) than this BatchMD")
+        self.integrator.check_settings(d.get("integrator_settings"))
 
         def t(x):
             return x.to(device=st.positions.device, dtype=st.positions.dtype)

@@ -148,6 +148,10 @@ class CollectiveVariable:
     #: period of the CV's values (CV unit), ``None`` for a CV on a line: biases take differences
     #: the short way round it (read through :func:`cv_period`)
     period: float | None = None
+    #: whether the CV reads relative positions only (moving every atom by one vector leaves it
+    #: unchanged), so that a bias on it exerts no net force and conserves the total momentum;
+    #: False unless a subclass knows (a CV on absolute coordinates, such as :class:`Position`, does not)
+    translation_invariant: bool = False
 
     def __call__(self, positions: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -195,6 +199,8 @@ class Distance(CollectiveVariable):
 
     unit = "Å"
 
+    translation_invariant = True  # bond vectors only
+
     def __init__(self, i: int, j: int) -> None:
         self.atoms = _indices([i, j], 2, "Distance")
 
@@ -213,6 +219,8 @@ class Angle(CollectiveVariable):
     """
 
     unit = "rad"
+
+    translation_invariant = True  # bond vectors only
 
     def __init__(self, i: int, j: int, k: int) -> None:
         self.atoms = _indices([i, j, k], 3, "Angle")
@@ -236,6 +244,8 @@ class Dihedral(CollectiveVariable):
 
     unit = "rad"
     period = 2 * math.pi
+
+    translation_invariant = True  # bond vectors only
 
     def __init__(self, i: int, j: int, k: int, l: int) -> None:  # noqa: E741 (the usual dihedral letters)
         self.atoms = _indices([i, j, k, l], 4, "Dihedral")
@@ -269,6 +279,8 @@ class Coordination(CollectiveVariable):
     """
 
     unit = "1"
+
+    translation_invariant = True  # bond vectors only
 
     def __init__(self, group_a: Sequence[int], group_b: Sequence[int], *, r0: float, n: int = 6) -> None:
         a, b = np.asarray(list(group_a), dtype=np.int64), np.asarray(list(group_b), dtype=np.int64)
@@ -314,6 +326,11 @@ class Linear(CollectiveVariable):
         return sum(c * cv(positions, cell) for c, cv in zip(self.coefficients, self.cvs))
 
     @property
+    def translation_invariant(self) -> bool:
+        """True when every component is."""
+        return all(cv.translation_invariant for cv in self.cvs)
+
+    @property
     def period(self) -> None:
         """None (a CV on a line); refused when a component is periodic: the sum jumps by
         ``c_k * period_k`` where that component wraps, so a bias on it would jump too."""
@@ -335,17 +352,20 @@ class Custom(CollectiveVariable):
 
     ``period`` (CV unit) declares a periodic CV, e.g. ``2 * math.pi`` for an angle from ``atan2``:
     the umbrella and metadynamics biases then take its differences the short way round, as for a
-    :class:`Dihedral`; without it the CV is taken to lie on a line.
+    :class:`Dihedral`; without it the CV is taken to lie on a line. ``translation_invariant=True``
+    declares that ``fn`` reads relative positions only (then a bias on it conserves the total
+    momentum and Nose-Hoover chains may run with it); by default it is taken to read absolute ones.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *, unit: str = "1",
-                 period: float | None = None) -> None:
+                 period: float | None = None, translation_invariant: bool = False) -> None:
         if not callable(fn):
             raise SimsInputError(f"Custom needs a callable, got {type(fn).__name__}")
         if period is not None and not (isinstance(period, (int, float)) and math.isfinite(period) and period > 0):
             raise SimsInputError(f"Custom period must be a positive number (CV unit) or None, got {period!r}")
         self.fn, self.unit = fn, str(unit)
         self.period = None if period is None else float(period)
+        self.translation_invariant = bool(translation_invariant)
 
     def __call__(self, positions, cell=None):
         return self.fn(positions, cell)

@@ -549,6 +549,8 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
                 record_every=0, min_distance=None)
         if resume:
             md.state = state  # undo any setup changes (NHC removes the drift): continue bit for bit
+            if hasattr(integrator, "temperature"):  # the ramp's value when the checkpoint was written
+                integrator.temperature = stage.target_temperature(first - 1)
             md.load_integrator_state_dict(ckpt["integrator"])
             md.refresh()
         sample, n_steps = stage.sample_every, stage.steps

@@ -214,9 +214,25 @@ def _run_chunk(model: DiabaticModel, x0: torch.Tensor, chunk: int, first: int, s
 
 
 def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
+    params = _model_params(model)
+    if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
+        params["dtype"] = str(x0.dtype)
+    if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash
+        opts = {k: v for k, v in opts.items() if k != "hop"}
+    return content_hash({"opts": opts, "model": type(model).__name__, "params": params,
+                         "x0": x0.cpu().double().flatten().tolist()})
+
+
+def _model_params(model: DiabaticModel) -> dict[str, Any]:
+    """The parameters of ``model`` that decide its trajectories, as plain data for the folder key:
+    numbers and strings, array and table parameters and learned weights as hashes, and a model it
+    holds (a :class:`learners.diabatic.DANNHamiltonian`'s ``like``, which supplies the starting
+    geometry, the descriptor and the product test) by its class and parameters."""
     params = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, tuple, list))}
     for name, value in sorted(vars(model).items()):
-        if isinstance(value, torch.nn.Module):  # a learned model: its weights decide the trajectories
+        if isinstance(value, DiabaticModel):
+            params[name] = {"model": type(value).__name__, "params": _model_params(value)}
+        elif isinstance(value, torch.nn.Module):  # a learned model: its weights decide the trajectories
             weights = hashlib.sha256()
             for key, tensor in value.state_dict().items():
                 weights.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
@@ -229,12 +245,7 @@ def _hash(opts: dict, model: DiabaticModel, x0: torch.Tensor) -> str:
                 params[name] = json.dumps(value, sort_keys=True)
             except TypeError:
                 pass
-    if x0.dtype != torch.float64:  # only then, so that the folders of float64 runs keep their hash
-        params["dtype"] = str(x0.dtype)
-    if opts["hop"] == "tully":  # the default is left out, so that folders from before the option keep their hash
-        opts = {k: v for k, v in opts.items() if k != "hop"}
-    return content_hash({"opts": opts, "model": type(model).__name__, "params": params,
-                         "x0": x0.cpu().double().flatten().tolist()})
+    return params
 
 
 def run_ensemble(model: DiabaticModel, n_trajectories: int, *, duration: float, timestep: float = 0.25,

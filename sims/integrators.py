@@ -118,6 +118,47 @@ class Integrator:
     def load_state_dict(self, run: dict[str, Any], d: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` into ``run``."""
 
+    def settings(self) -> dict[str, Any]:
+        """The parameters the dynamics follow, as plain data: ``kind`` (the class name), timestep,
+        temperature, friction, chain, barostat parameters (a barostat's thermostat nested). Checkpoints
+        record them so that a resume under other dynamics is refused (:meth:`check_settings`). The
+        seed is left out: a checkpoint restores the generators' states."""
+        return {"kind": type(self).__name__, **{
+            k: v.settings() if isinstance(v, Integrator) else v
+            for k, v in vars(self).items() if k != "seed" and not k.startswith("_")}}
+
+    def check_settings(self, saved: dict[str, Any] | None) -> None:
+        """Refuse to resume a checkpoint written under other :meth:`settings` (``None``: a checkpoint
+        from before they were recorded, accepted).
+
+        Raises
+        ------
+        SimsInputError
+            Naming each parameter that differs, with the saved and the current value.
+        """
+        if saved is None:
+            return
+        diffs = _setting_differences(saved, self.settings())
+        if diffs:
+            raise SimsInputError(
+                "the checkpoint was written under other dynamics than this run's integrator: "
+                + "; ".join(f"{name} saved {a!r}, now {b!r}" for name, a, b in diffs)
+                + "; build the integrator with the checkpoint's settings to resume it, or start a new run")
+
+
+def _setting_differences(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[tuple]:
+    """``(name, saved, now)`` of each entry of two :meth:`Integrator.settings` that differs (nested
+    dicts by dotted name, e.g. ``thermostat.friction``)."""
+    out = []
+    for name in sorted(set(saved) | set(now)):
+        a, b = saved.get(name), now.get(name)
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("kind") == b.get("kind"):
+            out += _setting_differences(a, b, f"{prefix}{name}.")
+        elif a != b:
+            out.append((prefix + name, a.get("kind") if isinstance(a, dict) else a,
+                        b.get("kind") if isinstance(b, dict) else b))
+    return out
+
 
 # The arithmetic of a step, as pure functions of tensors: the integrators' steps below and the fused compiled step
 # of sims.md (``_fused_kernel``, one graph for torch.compile) both call these, so the two cannot drift apart.

@@ -175,7 +175,8 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
 
 
 def check_momentum_thermostat(potential: torch.nn.Module, integrator: Integrator) -> None:
-    """Refuse Nose-Hoover chains (alone, inside a barostat, or MTK's) on an external field.
+    """Refuse Nose-Hoover chains (alone, inside a barostat, or MTK's) on an external field, or with a bias
+    on a CV of absolute positions (:func:`sims.potentials.conserves_momentum`).
 
     The chains remove the centre-of-mass velocity at the start and thermostat ``3N - 3`` degrees of
     freedom, which is right only while the total momentum is conserved; under an external field
@@ -196,7 +197,8 @@ def check_momentum_thermostat(potential: torch.nn.Module, integrator: Integrator
     if chains and not conserves_momentum(potential):
         raise SimsInputError(f"{type(integrator).__name__} with Nose-Hoover chains assumes a conserved total momentum "
                              f"(3N - 3 degrees of freedom, the centre-of-mass velocity removed), but "
-                             f"{type(potential).__name__} is an external field that does not conserve it: the run "
+                             f"{type(potential).__name__} does not conserve it (an external field, or a bias on a CV "
+                             "of absolute positions such as sims.cv.Position): the run "
                              "would sample a wrong temperature. Use sims.Langevin (exact for any potential)")
 
 
@@ -600,11 +602,20 @@ class MD(_Driver):
         return float(self.integrator.conserved_energy(self.state, self.energy, self._integrator_vars))
 
     def integrator_state_dict(self) -> dict[str, Any]:
-        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint."""
-        return self.integrator.state_dict(self._integrator_vars)
+        """This run's integrator variables (noise generator, thermostat) as plain data for a checkpoint,
+        with the integrator's :meth:`~sims.integrators.Integrator.settings` under ``"settings"``."""
+        return {**self.integrator.state_dict(self._integrator_vars), "settings": self.integrator.settings()}
 
     def load_integrator_state_dict(self, d: dict[str, Any]) -> None:
-        """Restore :meth:`integrator_state_dict` (resume a run bit for bit)."""
+        """Restore :meth:`integrator_state_dict` (resume a run bit for bit).
+
+        Raises
+        ------
+        SimsInputError
+            ``d`` was saved under other integrator settings (kind, timestep, temperature, friction,
+            ...), named in the message; a dict without ``"settings"`` (older) is not checked.
+        """
+        self.integrator.check_settings(d.get("settings"))
         self.integrator.load_state_dict(self._integrator_vars, d)
 
     def frame(self) -> Atoms:

@@ -62,9 +62,14 @@ def _param(value: float, device, name: str, *, positive: bool = False) -> nn.Par
 
 def conserves_momentum(potential: nn.Module) -> bool:
     """False when ``potential`` (or a term of a sum) is an external field (``translation_invariant``
-    False): the total momentum of its atoms is then not conserved. Other modules (pair, neural and
-    calculator potentials, biases) count as translation invariant."""
-    return bool(getattr(potential, "translation_invariant", True))
+    False) or a bias on a collective variable that reads absolute positions (a :class:`sims.cv.Position`,
+    a :class:`sims.cv.Custom` not declared ``translation_invariant``): the total momentum of its
+    atoms is then not conserved. Other modules (pair, neural and calculator potentials, biases on
+    distances, angles, dihedrals, coordination numbers) count as translation invariant."""
+    if not getattr(potential, "translation_invariant", True):
+        return False
+    cvs = [potential.cv] if hasattr(potential, "cv") else list(getattr(potential, "cvs", ()))
+    return all(cv.translation_invariant for cv in cvs)
 
 
 def translation_safe(potential: nn.Module) -> bool:

@@ -364,3 +364,24 @@ def test_ged_solver_flags_a_search_does_not_use_are_refused_by_name(table, tmp_p
     err = _fails(["matrix", str(table), "-o", str(tmp_path / "m"), "--metric", "wl", "--timeout", "3"], capsys)
     assert "--timeout applies to --metric ged" in err
     assert main([*base, "--metric", "ged", "--ged-method", "bipartite", "--timeout", "2", "--top", "2"]) == 0
+
+
+def test_a_similarity_map_interrupted_between_its_files_leaves_no_mismatched_pair(tmp_path, monkeypatch):
+    # matrix.npy and labels.csv were each written atomically but not as a pair: a run into the folder
+    # of an earlier one that stopped after the matrix left the new 7 x 7 matrix beside the old run's
+    # 4 labels (and figures). The earlier run's files are now removed first.
+    graphs = [glycan_graph(g) for g in GLYCANS]
+    similarity_map(graphs[:4], "wl", tmp_path, labels=LABELS[:4])
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", crash)
+    with pytest.raises(KeyboardInterrupt):
+        similarity_map(graphs, "wl", tmp_path, labels=LABELS)
+    assert np.load(tmp_path / "matrix.npy").shape == (7, 7)
+    assert not any((tmp_path / name).exists() for name in ("labels.csv", "heatmap.png", "embedding.png"))
+    monkeypatch.undo()
+    result = similarity_map(graphs, "wl", tmp_path, labels=LABELS)
+    assert pd.read_csv(result.paths["labels"])["label"].tolist() == LABELS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embedding.png", "heatmap.png", "labels.csv", "matrix.npy"]

@@ -267,3 +267,31 @@ def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refuse
     messages = []
     third = dataset_index(str(csv), log=messages.append)
     assert third.key == second.key and "unusable" in messages[0]
+
+
+@pytest.mark.parametrize("module", ["wl.py", "ged_bounds.py", "index.py", "costs.py"])
+def test_an_index_goes_stale_when_the_code_of_its_stored_features_changes(module, tmp_path, monkeypatch):
+    # The stored WL / GED filter features and the graph encoding come from graphs code that only
+    # the VERSION constant guarded: after an edit there an index of old features was opened as
+    # current and compared with a query's new ones. Such an index is refused, and a cached
+    # dataset index is rebuilt once.
+    from pathlib import Path
+
+    import pandas as pd
+
+    from graphs.index import dataset_index
+
+    monkeypatch.setenv("MATREP_INDEX_DIR", str(tmp_path / "cache"))
+    csv = tmp_path / "g.csv"
+    pd.DataFrame({"glycan": ["Gal(b1-4)GlcNAc", "Man(a1-3)Man"]}).to_csv(csv, index=False)
+    first = dataset_index(str(csv))
+    read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read(self) + (
+        b"\n# edited" if self.name == module and self.parent.name == "graphs" else b""))
+    with pytest.raises(IndexStateError, match="built by other code.*rebuild"):
+        GraphIndex.open(first.path)
+    messages = []
+    second = dataset_index(str(csv), log=messages.append)
+    assert "unusable" in messages[0] and "other code" in messages[0]
+    assert second.key != first.key and list(second.names) == list(first.names)
+    assert dataset_index(str(csv)).key == second.key  # rebuilt once, then current

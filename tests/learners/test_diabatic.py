@@ -261,6 +261,52 @@ def test_dann_hamiltonian_runs_fssh_in_atomic_units():
     assert float((fssh.total_energy() - e0).abs().max()) < 1e-5
 
 
+
+class _CutTorsional(TorsionalIsomerisation):
+    """The torsional model with the product test at ``|phi| > cut`` (rad) instead of pi/2."""
+
+    def __init__(self, cut: float) -> None:
+        super().__init__()
+        self.cut = float(cut)
+
+    def is_product(self, x):
+        return self.descriptor(x).abs() > self.cut
+
+
+def test_a_hopping_folder_of_a_dann_is_refused_for_another_like_model(tmp_path):
+    # The folder key hashed the DANN's own numbers and weights but not its ``like`` model, which gives the
+    # starting geometry, the descriptor and the product test: another product test resumed the old chunks'
+    # product flags as if they were the new one's.
+    from sims.errors import SimsInputError
+    from sims.hopping_ensemble import run_ensemble
+
+    from scipy.optimize import minimize
+
+    net, like = _net(2), TorsionalIsomerisation()
+    ham = DANNHamiltonian(net, like.numbers, masses=like.masses, like=like)
+
+    def ground(x):
+        ad = ham.adiabatic(torch.tensor(x[None]))
+        return float(ad.energies[0, 0]), ad.gradients[0, :, 0].numpy()
+
+    # The untrained network's ground-state minimum near the model's (the sampler needs a minimum).
+    x0 = torch.tensor(minimize(ground, like.geometry().numpy()[0], jac=True, method="L-BFGS-B",
+                               options=dict(gtol=1e-10, ftol=1e-15)).x[None])
+    opts = dict(duration=1.0, timestep=0.5, sampler="thermal", temperature=300.0, chunk_size=2, seed=0, x0=x0)
+
+    def run(like, folder):
+        return run_ensemble(DANNHamiltonian(net, like.numbers, masses=like.masses, like=like), 2,
+                            output=tmp_path / folder, **opts)
+
+    first = run(_CutTorsional(0.5 * math.pi), "run")
+    assert run(_CutTorsional(0.5 * math.pi), "run").trajectories["product"].tolist() == \
+        first.trajectories["product"].tolist()  # the same model resumes
+    assert not first.trajectories["product"].any()  # 1 fs from the cis minimum
+    for other in (_CutTorsional(-1.0), TorsionalIsomerisation()):
+        with pytest.raises(SimsInputError, match="other settings"):
+            run(other, "run")
+    assert run(_CutTorsional(-1.0), "cut").trajectories["product"].all()  # every geometry a product
+
 @pytest.mark.slow
 def test_trained_dann_reproduces_the_quantum_yield_slow():
     """The issue's check at a smaller scale than benchmarks/dann_yield.py (which gives 0.400 +- 0.035

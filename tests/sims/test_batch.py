@@ -370,3 +370,50 @@ def test_nose_hoover_chains_per_system_equal_lone_runs():
         assert float(conserved0[b]) == pytest.approx(c0, abs=1e-12)
     # Each system's chain energy + kinetic + potential energy is conserved (bounded drift).
     assert torch.allclose(md.conserved_energy(), conserved0, atol=2e-3)
+
+
+def test_a_resume_under_other_integrator_settings_is_refused_by_name():
+    """BatchMD.load_state_dict and MD.load_integrator_state_dict checked the systems only: a checkpoint
+    of a Langevin run at 0.02 / fs friction resumed with 0.05 / fs (or another timestep, temperature,
+    thermostat) went on silently under the new dynamics. Each difference is now named; the same
+    settings resume, and a checkpoint from before the settings were recorded still loads."""
+    from sims.barostats import CellRescaling
+
+    systems = _argon_systems()[:2]
+    md = BatchMD(systems, _argon_pot(), sims.Langevin(5.0, 50.0, friction=0.02), temperature=50.0, seed=[1, 2],
+                 dtype=F64)
+    md.run(5)
+    saved = md.state_dict()
+    lone = sims.MD(systems[0], _argon_pot(), sims.Langevin(5.0, 50.0, friction=0.02), temperature=50.0, seed=3,
+                   dtype=F64)
+    lone.run(5)
+    lone_saved = lone.integrator_state_dict()
+    others = {"friction": sims.Langevin(5.0, 50.0, friction=0.05), "timestep": sims.Langevin(2.0, 50.0, friction=0.02),
+              "temperature": sims.Langevin(5.0, 80.0, friction=0.02), "kind": sims.NoseHooverChain(5.0, 50.0)}
+    for name, integ in others.items():
+        again = BatchMD(systems, _argon_pot(), integ, dtype=F64)
+        with pytest.raises(SimsInputError, match=f"{name} saved .*, now "):
+            again.load_state_dict(saved)
+        one = sims.MD(systems[0], _argon_pot(), integ, dtype=F64)
+        with pytest.raises(SimsInputError, match=f"{name} saved .*, now "):
+            one.load_integrator_state_dict(lone_saved)
+    # Inside a barostat: the thermostat's kind and parameters by dotted name.
+    npt = BatchMD(systems, _argon_pot(), CellRescaling(sims.Langevin(5.0, 50.0, friction=0.02), pressure=1.0,
+                                                       tau_p=100.0), temperature=50.0, seed=[1, 2], dtype=F64)
+    for integ, name in ((CellRescaling(sims.Langevin(5.0, 50.0, friction=0.1), pressure=1.0, tau_p=100.0),
+                         "thermostat.friction"),
+                        (CellRescaling(sims.NoseHooverChain(5.0, 50.0), pressure=1.0, tau_p=100.0), "thermostat saved"),
+                        (CellRescaling(sims.Langevin(5.0, 50.0, friction=0.02), pressure=9.0, tau_p=100.0),
+                         "pressure")):
+        with pytest.raises(SimsInputError, match=name):
+            BatchMD(systems, _argon_pot(), integ, dtype=F64).load_state_dict(npt.state_dict())
+    # The same settings (another seed) resume; older dicts without the record load unchecked.
+    same = BatchMD(systems, _argon_pot(), sims.Langevin(5.0, 50.0, friction=0.02, seed=9), dtype=F64)
+    same.load_state_dict(saved)
+    same.run(5)
+    md.run(5)
+    assert torch.equal(same.state.positions, md.state.positions)
+    BatchMD(systems, _argon_pot(), others["friction"], dtype=F64).load_state_dict(
+        {k: v for k, v in saved.items() if k != "integrator_settings"})
+    sims.MD(systems[0], _argon_pot(), others["friction"], dtype=F64).load_integrator_state_dict(
+        {k: v for k, v in lone_saved.items() if k != "settings"})

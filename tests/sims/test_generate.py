@@ -415,3 +415,30 @@ def test_a_rerun_after_a_file_the_config_names_changed_is_refused(tmp_path, monk
         generate(cfg)
     (tmp_path / "start.extxyz").unlink()  # not needed to resume: the checkpoint holds the state
     assert len(read_frames(generate(cfg))) == 10
+
+
+def test_a_run_interrupted_inside_a_temperature_ramp_resumes_bit_for_bit(tmp_path, monkeypatch):
+    # The checkpoint records the integrator's settings, the ramp's temperature of its step among them
+    # (MD.load_integrator_state_dict refuses other ones); the resume rebuilds that temperature first.
+    import sims
+
+    cfg = _config("run.extxyz", steps=(40, 40, 20))
+    cfg["output"]["checkpoint_every"] = 10
+    (tmp_path / "ref").mkdir(), (tmp_path / "cut").mkdir()
+    reference = read_frames(generate(dict(cfg, _base=str(tmp_path / "ref"))))
+    run, done = sims.MD.run, []
+
+    def crashing(self, n):  # generate advances one step a call
+        if len(done) + n > 25:
+            raise KeyboardInterrupt("simulated crash")
+        done.extend([1] * n)
+        return run(self, n)
+
+    monkeypatch.setattr(sims.MD, "run", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        generate(dict(cfg, _base=str(tmp_path / "cut")))
+    monkeypatch.setattr(sims.MD, "run", run)
+    resumed = read_frames(generate(dict(cfg, _base=str(tmp_path / "cut"))))
+    assert [f.info["step"] for f in resumed] == [f.info["step"] for f in reference]
+    for a, b in zip(resumed, reference):
+        assert np.array_equal(a.positions, b.positions) and np.array_equal(a.get_velocities(), b.get_velocities())

@@ -200,3 +200,44 @@ def test_nose_hoover_chains_refused_on_an_external_field():
     # Translation-invariant potentials keep the chains.
     assert sims.MD(Atoms("Ar2", positions=[[0, 0, 0], [3.8, 0, 0]]), LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.0),
                    sims.NoseHooverChain(1.0, 100.0), temperature=100, seed=0) is not None
+
+
+def test_nose_hoover_chains_refused_with_a_bias_on_absolute_positions():
+    """A bias on a CV that reads absolute coordinates (Position, a Custom CV not declared translation
+    invariant) exerts a net force, so the total momentum is not conserved and the chains' 3N - 3
+    degrees of freedom and zero-momentum start are wrong, as under an external field. Biases counted
+    as momentum-conserving whatever their CV, so such runs went on. Reference for the net force: the
+    umbrella's -k (x - x0) on atom 0 alone; a bias on a distance pushes the two atoms equally apart."""
+    from ase import Atoms
+
+    from sims.batch import BatchMD
+    from sims.cv import Custom, Distance, Linear, Position
+    from sims.enhanced import GaussianGridBias
+    from sims.metadynamics import MetadynamicsBias
+    from sims.potentials import conserves_momentum
+    from sims.umbrella import HarmonicBias
+
+    atoms = Atoms("Ar2", positions=[[0.5, 0, 0], [4.3, 0, 0]])
+    lj = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=8.0, dtype=torch.float64)
+    absolute = HarmonicBias(Position(0, "x"), center=0.0, spring=2.0)
+    _, f = sims.energy_and_forces(absolute, atoms, dtype=torch.float64)
+    np.testing.assert_allclose(np.asarray(f).sum(0), [-2.0 * 0.5, 0, 0], atol=1e-12)
+    relative = HarmonicBias(Distance(0, 1), center=3.0, spring=2.0)
+    _, f = sims.energy_and_forces(relative, atoms, dtype=torch.float64)
+    np.testing.assert_allclose(np.asarray(f).sum(0), 0.0, atol=1e-12)
+    refused = [absolute, lj + absolute, MetadynamicsBias(Position(0, 0), sigma=0.2, grid=(-2.0, 2.0, 81)),
+               GaussianGridBias(["position:0,x"], lower=[-2.0], upper=[2.0], points=[41]),
+               HarmonicBias(Custom(lambda x, cell: x[:, 0, 0]), center=0.0, spring=1.0),
+               HarmonicBias(Linear([Distance(0, 1), Position(1, "y")], [1.0, 1.0]), center=0.0, spring=1.0)]
+    for pot in refused:
+        assert not conserves_momentum(pot), pot
+        with pytest.raises(SimsInputError, match="Langevin"):
+            sims.MD(atoms, pot, sims.NoseHooverChain(1.0, 100.0), temperature=100, seed=0)
+    with pytest.raises(SimsInputError, match="Langevin"):
+        BatchMD([atoms, atoms], lj + absolute, sims.NoseHooverChain(1.0, 100.0), seed=0)
+    kept = [relative, lj + relative, HarmonicBias(Linear([Distance(0, 1)], [2.0]), center=6.0, spring=1.0),
+            HarmonicBias(Custom(lambda x, cell: x[:, 1, 0] - x[:, 0, 0], translation_invariant=True),
+                         center=3.0, spring=1.0)]
+    for pot in kept:
+        assert conserves_momentum(pot), pot
+        assert sims.MD(atoms, pot, sims.NoseHooverChain(1.0, 100.0), temperature=100, seed=0) is not None
