@@ -97,7 +97,17 @@ property at these time scales. The coesite-like share does not follow the densit
 to 0.88 at 6500 K, steepest at 4000-5500 K, while alpha-quartz/cristobalite-like Si fall; it tracks
 temperature and the breaking of the network, not the density. Error bars: two seeds only (the seed
 scatter is itself poorly known); block errors 0.004-0.014 per state. Not done: a cooling ladder
-(hysteresis of the low-temperature states), larger cells, a third seed.
+(hysteresis of the low-temperature states), larger cells.
+
+A third Ewald seed (the PPPM command above with ``--seeds 7 8 9``, same folder; seed 9 about 390 s
+CPU): mean of three seeds +- s.e. over seeds / from blocks, 3000-6500 K: 2.239 +- 0.020 / 0.003,
+2.226 +- 0.046 / 0.004, 2.236 +- 0.042 / 0.008, 2.294 +- 0.018 / 0.007, 2.309 +- 0.017 / 0.007
+(5000 K), 2.285 +- 0.012 / 0.010, 2.244 +- 0.007 / 0.009, 2.186 +- 0.016 / 0.008; each seed's
+highest state at 5000, 5000 and 5500 K; 5000 K minus 6500 K +0.123 +- 0.003, minus 3000 K +0.070
++- 0.026 g/cm^3 (paired): the maximum at 5000 K holds with three seeds. The largest half-to-half
+drift of a seed per state is 0.02-0.09 g/cm^3 (0.093 at 4000 K, seed 9), a few times the block
+errors: 24 ps states are only roughly equilibrated, most of all below 4500 K, where the minimum on
+heating (3500 K, 2.226) stays within the seed scatter.
 
 Heating ramps, default run (7 Dec 2026, ``python examples/silica_dmeasure.py -o out`` with
 ``--seeds 7 8 9`` and again with ``--seeds 10 11 12``: 648 atoms, six seeds, ``k = 6``; quench
