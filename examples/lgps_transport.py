@@ -92,6 +92,17 @@ shift: +7.3, see below); the committee's own 900 K MD of the unit cell 0.160 -> 
   Å; 3 labels, retraining 565 s) gave held-out 0.075 eV/Å and 7.9 meV/atom (+7.9 shift), and its
   900 K MD on 200 atoms (production protocol from the unrelaxed supercell, seed 0) S-S 2.43, Li-S
   1.80, Li-Li 1.81 Å, 82 % past 0.320 eV/Å: no better; not run further here (time).
+  Round 5 by hand (7 Dec 2026 18:02-18:36, 1 torch thread, load average 2.3-4.4;
+  /work/runs/s12/lgps2/exp.py, not in the repository): 8 labels from round 4's 900 K MD (the most
+  uncertain, 100 fs apart; none under the contact margin), 20 labels in all, K = 2 committees
+  retrained from scratch, then the same 900 K MD check. PaiNN 16 / 2 (720 s of training):
+  held-out 0.068 eV/Å, 11.2 meV/atom (+11.2 shift), the 20 labels still 17.5 ± 10.7 meV/atom under
+  CHGNet; 900 K S-S / Li-S / Li-Li 2.48 / 1.90 / 1.88 Å, 51 % past 0.320 eV/Å. PaiNN 32 / 2 (1125 s):
+  0.065 eV/Å, 7.8 meV/atom (+7.8), labels 13.1 ± 8.1 under; 2.51 / 1.79 / 1.85 Å, 45 % past 0.267.
+  More 900 K labels move S-S up a little (2.43 -> 2.48-2.51 Å), the larger student fits the labels
+  somewhat better but its Li-S is no better; neither reaches CHGNet's contacts (S-S >= 2.68, Li-S >=
+  1.96 Å), one trajectory each, so not a default change (8 labels a round would make each quick
+  round's retraining about twice as long). Round 6 was not run (time).
 
 Third run (rounds on the 50-atom cell, ``--al-cell unit`` now; 7 Dec 2026 15:38-15:58, from
 nothing, 1 torch thread, load average about 3 from other jobs): 19.6 min wall (942 s CPU): teacher 65 s, students
