@@ -51,6 +51,7 @@ from learners.potentials.training import PotentialLoss, fit_potential, frame_err
 from learners.trainer import Trainer
 from reprs.atoms import as_frames
 from reprs.fileio import FrameWriter, atomic_write, read_frames
+from sims.config import weights_digest
 
 __all__ = ["ActiveLearning", "SAMPLERS"]
 
@@ -83,15 +84,6 @@ def _frames_digest(frames: Sequence[Atoms]) -> str:
         results = f.calc.results
         for array in (f.numbers, f.positions, f.cell[:], np.asarray(results["energy"]), results["forces"]):
             h.update(np.ascontiguousarray(array, dtype=float).tobytes())
-    return h.hexdigest()
-
-
-def _weights_digest(committee: Committee) -> str:
-    """SHA-256 of a committee's parameters and buffers (a given initial committee's weights)."""
-    h = hashlib.sha256()
-    for model in committee.models:
-        for key, tensor in model.state_dict().items():
-            h.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -348,8 +340,8 @@ class ActiveLearning:
                 "loss": {"w_energy": self.loss.w_energy, "w_forces": self.loss.w_forces,
                          "w_stress": self.loss.w_stress},
                 "committee": self._committee_record(),
-                "initial_committee_sha256": None if self.initial_committee is None else _weights_digest(
-                    self.initial_committee)}
+                "initial_committee_sha256": None if self.initial_committee is None else weights_digest(
+                    *self.initial_committee.models)}
 
     def _committee_record(self) -> list[dict[str, Any] | None]:
         """The class and plain attributes (``hparams``, cutoff) of each member the factory builds."""

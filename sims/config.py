@@ -328,6 +328,17 @@ class Peptide(System):
 # -- kinds that packages above sims add (entry points) ------------------------------------------
 
 
+def weights_digest(*modules: Any) -> str:
+    """SHA-256 (hex) of the parameters and buffers of torch ``modules`` in turn: each state-dict key and
+    its values as float64 bytes. The key of learned weights where a run records what it started from
+    (a hopping ensemble's learned model, an active-learning run's initial committee)."""
+    h = hashlib.sha256()
+    for module in modules:
+        for key, tensor in module.state_dict().items():
+            h.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
+    return h.hexdigest()
+
+
 def content_hash(content: Any) -> str:
     """16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
 

@@ -36,7 +36,7 @@ import torch
 from reprs.config import Schema, load_toml
 from reprs.fileio import atomic_open, atomic_write
 
-from .config import content_hash
+from .config import content_hash, weights_digest
 from .errors import ConfigError, SimsInputError
 from .surface_hopping import AU_TIME_FS, FSSH, KB_HARTREE, DiabaticModel, TorsionalIsomerisation
 
@@ -233,10 +233,7 @@ def _model_params(model: DiabaticModel) -> dict[str, Any]:
         if isinstance(value, DiabaticModel):
             params[name] = {"model": type(value).__name__, "params": _model_params(value)}
         elif isinstance(value, torch.nn.Module):  # a learned model: its weights decide the trajectories
-            weights = hashlib.sha256()
-            for key, tensor in value.state_dict().items():
-                weights.update(key.encode() + tensor.detach().cpu().double().numpy().tobytes())
-            params[name] = weights.hexdigest()
+            params[name] = weights_digest(value)
         elif isinstance(value, (np.ndarray, torch.Tensor)):  # parameters held as an array
             array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
             params[name] = hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
