@@ -152,6 +152,20 @@ def data_digest(*parts: Sequence[Any] | np.ndarray) -> str:
     return h.hexdigest()
 
 
+def frames_digest(named: Sequence[tuple[str, Sequence[Any]]], labels: Any, *tail: Any) -> str:
+    """:func:`data_digest` of named sets of ASE frames: per set its name, per frame the species,
+    positions, cell and periodicity and the ``(name, value)`` pairs ``labels(atoms)`` gives (a missing
+    value as ``"no <name>"``), then the ``tail`` parts (weights, a sampler's draws). The key a trainer
+    checkpoint records of the frames a fit reads."""
+    parts: list[Any] = []
+    for name, frames in named:
+        parts.append(np.array([name]))
+        for atoms in frames:
+            parts += [atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc]
+            parts += [np.array([f"no {key}"]) if value is None else value for key, value in labels(atoms)]
+    return data_digest(*parts, *tail)
+
+
 def graph_data_digest(*datasets: Sequence[Any] | None) -> str:
     """:func:`data_digest` of lists of PyG ``Data`` (of :func:`graphs_to_data`; None for none): per list the
     node and edge counts, the concatenated ``x``, ``edge_index``, ``edge_attr``, ``edge_dir`` and ``y``."""

@@ -485,20 +485,17 @@ def _frames_key(train: Sequence[Atoms], val: Sequence[Atoms] | None, sampler: Ga
     """Digest of what training reads from the frames and of the sampler's draws, recorded in a trainer
     checkpoint: a resume into a ``run_dir`` trained on other frames is refused (it returned that run's
     model, untrained on these frames)."""
-    from learners.data import data_digest
+    from learners.data import frames_digest
 
-    parts: list[Any] = []
-    for name, frames in (("train", train), ("val", val or ())):
-        parts.append(np.array([name]))
-        for atoms in frames:
-            parts += [atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc]
-            for key, where in (("energies", atoms.info), ("diabatic", atoms.info), ("gradients", atoms.arrays),
-                               ("coupling_numerators", atoms.arrays)):
-                value = where.get(key)
-                parts.append(np.array([f"no {key}"]) if value is None else np.asarray(value, dtype=np.float64))
-    parts.append(np.array(["no sampler"]) if sampler is None else
-                 np.concatenate([sampler.weights.numpy(), [sampler.num_samples, sampler.seed]]))
-    return data_digest(*parts)
+    def labels(atoms: Atoms) -> list[tuple[str, Any]]:
+        sources = (("energies", atoms.info), ("diabatic", atoms.info), ("gradients", atoms.arrays),
+                   ("coupling_numerators", atoms.arrays))
+        return [(key, None if where.get(key) is None else np.asarray(where[key], dtype=np.float64))
+                for key, where in sources]
+
+    return frames_digest([("train", train), ("val", val or ())], labels,
+                         np.array(["no sampler"]) if sampler is None else
+                         np.concatenate([sampler.weights.numpy(), [sampler.num_samples, sampler.seed]]))
 
 
 def save_diabatic(model: DiabaticPaiNN, path: str | os.PathLike) -> Path:

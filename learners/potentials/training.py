@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from learners.data import data_digest
+from learners.data import frames_digest
 from learners.errors import InputError
 from learners.metrics import mae, rmse
 from learners.splits import group_split
@@ -286,17 +286,10 @@ def _frames_key(train: Sequence[Any], val: Sequence[Any] | None, weights: Sequen
     cell, periodicity, stored energy, forces and stress) and of the weights, recorded in a trainer
     checkpoint: a resume into a ``run_dir`` trained on other frames is refused (it returned that run's
     model, untrained on these frames)."""
-    parts: list[Any] = []
-    for name, frames in (("train", train), ("val", val or ())):
-        parts.append(np.array([name]))
-        for item in frames:
-            atoms = as_atoms(item)
-            parts += [atoms.numbers, atoms.positions, atoms.cell[:], atoms.pbc]
-            for label in ("energy", "forces", "stress"):
-                value = _reference(atoms, label)
-                parts.append(np.array([f"no {label}"]) if value is None else value)
-    parts.append(np.array(["no weights"]) if weights is None else np.asarray(weights, dtype=float))
-    return data_digest(*parts)
+    return frames_digest([("train", [as_atoms(item) for item in train]),
+                          ("val", [as_atoms(item) for item in val or ()])],
+                         lambda atoms: [(label, _reference(atoms, label)) for label in ("energy", "forces", "stress")],
+                         np.array(["no weights"]) if weights is None else np.asarray(weights, dtype=float))
 
 
 def _collate_weighted(items: Sequence[tuple[Atoms, float]], cutoff: float,
