@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import io
 import json
 import os
@@ -67,6 +66,7 @@ from reprs.fileio import atomic_open, read_frames
 
 from .config import Potential, System, array_hash_note, content_hash
 from .errors import ConfigError
+from .generate import _build_potential, _build_system, file_digests
 
 __all__ = ["FitConfig", "TargetSpec", "GenerateSpec", "DiffsimSettings", "IBISettings", "fit_potential"]
 
@@ -214,14 +214,10 @@ class FitConfig(_Table):
 
 
 def _system(table: dict, seed: int, base: str, where: str):
-    from .generate import _build_system
-
     return _build_system(System.from_config(table, where=where), seed, base)
 
 
 def _potential(table: Mapping[str, Any], base: str, where: str, dtype, device):
-    from .generate import _build_potential
-
     if not isinstance(table, Mapping) or "kind" not in table:
         raise ConfigError(f"{where} needs a table with 'kind'")
     spec = Potential.build(where, kind=table["kind"], params={k: v for k, v in table.items() if k != "kind"})
@@ -295,24 +291,18 @@ def _source_digests(cfg: FitConfig, base: str) -> dict[str, str]:
     """SHA-256 of the contents of each target's ``rdf`` or ``frames`` file, and of the structure file
     (``system`` with builder ``"file"``) and reference potential file (``generate.potential.path``) a
     target is built from, by config key."""
-    out = {}
+    named = {}
     for k, spec in enumerate(cfg.targets):
         for key in ("rdf", "frames"):
             if getattr(spec, key) is not None:
                 where = f"targets[{k}].{key}"
-                path = config_file(getattr(spec, key), base, where, error=ConfigError)
-                out[where] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        named = {}
+                named[where] = config_file(getattr(spec, key), base, where, error=ConfigError)
         if spec.system is not None and spec.system.get("builder") == "file":
             named[f"targets[{k}].system.path"] = spec.system.get("path")
         if spec.generate is not None:
             named[f"targets[{k}].generate.potential.path"] = spec.generate.potential.get("path")
-        for where, value in named.items():
-            path = Path(value) if isinstance(value, str) else None
-            path = path if path is None or path.is_absolute() else Path(base) / path
-            if path is not None and path.is_file():  # a file gone since is not needed: the folder keeps the target
-                out[where] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    # a structure or potential file gone since is not needed: the folder keeps the target built from it
+    return file_digests(named, base)
 
 
 def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *,

@@ -411,6 +411,20 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, handle)
 
 
+def file_digests(named: Mapping[str, Any], base: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 of each named file that exists, by key; relative paths are read from ``base``.
+
+    Values that are not paths (None, a dict) and files gone since are left out: a resumed run needs
+    only the files it still reads.
+    """
+    out = {}
+    for key, value in named.items():
+        path = _resolve({"_base": base}, value) if isinstance(value, (str, os.PathLike)) else None
+        if path is not None and path.is_file():
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
 def _input_digests(spec: SimulationConfig, base: str | os.PathLike) -> dict[str, str]:
     """SHA-256 of the files the config names by path (``system.path``, ``potential.path``), by key.
 
@@ -420,12 +434,7 @@ def _input_digests(spec: SimulationConfig, base: str | os.PathLike) -> dict[str,
     named = {"potential.path": spec.potential.params.get("path")}
     if isinstance(spec.system, FileSystem):
         named["system.path"] = spec.system.path
-    out = {}
-    for key, value in named.items():
-        path = _resolve({"_base": base}, value) if isinstance(value, (str, os.PathLike)) else None
-        if path is not None and path.is_file():  # a structure file gone since the start is not needed to resume
-            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    return file_digests(named, base)
 
 
 def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str, out_path: Path,
