@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import os
 import time
 import types
@@ -201,9 +202,9 @@ class Trainer:
         :data:`learners.metrics.METRIC_MODES`, matching the name or its ending (``"forces_mae"``
         -> ``"mae"`` -> ``"min"``).
     min_delta : float
-        A change of ``monitor`` counts as an improvement only when larger than this.
+        A change of ``monitor`` counts as an improvement only when larger than this (>= 0).
     clip_norm : float, optional
-        Clip the global gradient norm to this value; None disables.
+        Clip the global gradient norm to this value (> 0); None disables.
     device : {"cpu", "cuda", "auto"} or torch.device
     dtype : torch.dtype, optional
         Float type of the model and of the batches' floating tensors; :meth:`fit` casts the model
@@ -287,6 +288,15 @@ class Trainer:
             raise InputError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
         if lr <= 0:
             raise InputError(f"lr must be > 0, got {lr}")
+        # clip_grad_norm_ scales the gradients by clip_norm / norm: 0 zeroed every step (no training, only
+        # weight decay) and a negative value flipped their sign (gradient ascent), both without a word.
+        if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, numbers.Real)
+                                      or not (math.isfinite(clip_norm) and clip_norm > 0)):
+            raise InputError(f"clip_norm must be a finite number > 0 or None (no clipping), got {clip_norm!r}")
+        # A negative min_delta counted a worse score as an improvement: the "best" epoch was the last one.
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
+                or not (math.isfinite(min_delta) and min_delta >= 0):
+            raise InputError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.patience, self.monitor, self.clip_norm = schedule, patience, monitor, clip_norm
         self.mode, self.min_delta = mode, min_delta

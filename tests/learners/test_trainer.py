@@ -121,6 +121,33 @@ def test_bad_trainer_input(data):
         Trainer(epochs=1, monitor="accuracy").fit(_model(), data[0], None, step=STEP, task="multiclass")
 
 
+def test_clip_norm_and_min_delta_that_would_train_wrongly_are_refused():
+    """clip_norm 0 scaled every gradient to 0 (no training: the loss of a linear fit stayed at 6.04 over 20
+    epochs) and a negative one flipped it (gradient ascent: 6.7 -> 37); a negative min_delta counted a worse
+    score as an improvement. Refused by name; a positive clip norm still trains."""
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    items = list(zip(x, y))
+
+    def collate(b):
+        return torch.stack([a for a, _ in b]), torch.stack([t for _, t in b])
+
+    def step(model, batch):
+        out = model(batch[0])[:, 0]
+        return torch.nn.functional.mse_loss(out, batch[1]), out, batch[1]
+
+    for clip in (0, 0.0, -1.0, float("nan"), float("inf"), True):
+        with pytest.raises(InputError, match="clip_norm must be a finite number > 0 or None"):
+            Trainer(clip_norm=clip)
+    for delta in (-1e-3, float("nan")):
+        with pytest.raises(InputError, match="min_delta must be a finite number >= 0"):
+            Trainer(min_delta=delta)
+    model = torch.nn.Linear(3, 1, dtype=torch.float64)
+    history = Trainer(epochs=20, batch_size=16, lr=0.05, clip_norm=0.1, weight_decay=0.0).fit(
+        model, items, step=step, collate=collate).history_
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
+
+
 def test_non_finite_loss_is_reported(data):
     def nan_step(model, batch):
         outputs = model(*graph_inputs(batch))
