@@ -190,7 +190,8 @@ class Trainer:
         AdamW's decoupled weight decay.
     schedule : {"cosine", "plateau", "constant"}
         Cosine annealing to 0 over ``epochs``; halve the rate after ``max(1, patience // 3)``
-        epochs without improvement of ``monitor`` (``patience`` 10 when None); or constant.
+        epochs without improvement of ``monitor`` (``patience`` 10 when None; an improvement as for
+        early stopping, by more than ``min_delta``), and again after as many more; or constant.
     patience : int, optional
         Stop after this many epochs without improvement of ``monitor``; None never stops early.
     monitor : str
@@ -388,7 +389,13 @@ class Trainer:
         if self.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs)
         if self.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.mode, factor=0.5, patience=max(1, (self.patience or 10) // 3))
+            # torch halves once its count of epochs without improvement exceeds its patience, by its own test
+            # (a relative 1e-4 by default): given the documented wait as patience it waited one epoch more,
+            # and an improvement smaller than 1e-4 relative, which resets early stopping here, counted as
+            # none. So the wait less one, and the trainer's own test (min_delta, absolute).
+            wait = max(1, (self.patience or 10) // 3)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.mode, factor=0.5, patience=wait - 1,
+                                                              threshold=self.min_delta, threshold_mode="abs")
         return None
 
     def _improved(self, score: float) -> bool:

@@ -148,6 +148,37 @@ def test_clip_norm_and_min_delta_that_would_train_wrongly_are_refused():
     assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
 
 
+def _plateau_rates(scores, patience, min_delta=0.0):
+    """The learning rate of each epoch of a plateau run whose monitored validation score is ``scores``."""
+    items = [(torch.zeros(1, dtype=torch.float64), torch.zeros((), dtype=torch.float64))] * 4
+    epochs = iter(scores)
+
+    def step(model, batch):
+        out = model(batch[0])[:, 0]
+        return torch.nn.functional.mse_loss(out, batch[1]), out, batch[1]
+
+    trainer = Trainer(epochs=len(scores), lr=1.0, schedule="plateau", patience=patience, min_delta=min_delta,
+                      monitor="score", mode="min", dtype=torch.float64)
+    trainer.fit(torch.nn.Linear(1, 1, dtype=torch.float64), items, items, step=step,
+                collate=lambda b: (torch.stack([x for x, _ in b]), torch.stack([y for _, y in b])),
+                metrics=lambda y, out: {"score": next(epochs)})
+    return [r["lr"] for r in trainer.history_]
+
+
+def test_plateau_schedule_halves_after_the_documented_wait_by_the_trainers_improvement():
+    """schedule='plateau' halves the rate after max(1, patience // 3) epochs without improvement, improvement
+    meaning what it means for early stopping (by more than min_delta). torch's ReduceLROnPlateau halves once
+    its count exceeds its patience, and tests improvement by a relative 1e-4: given the wait itself it halved
+    one epoch late ([1, 1, 1, 0.5] below, not [1, 1, 0.5, 0.25]) and took steps of 5e-5 (each an improvement
+    for early stopping) for no improvement at all."""
+    assert _plateau_rates([1.0, 1.0, 1.0, 1.0], patience=3) == [1.0, 1.0, 0.5, 0.25]  # wait 1
+    assert _plateau_rates([1.0] * 8, patience=9) == [1.0] * 4 + [0.5] * 3 + [0.25]  # wait 3
+    creeping = [1.0 - 5e-5 * k for k in range(6)]
+    assert _plateau_rates(creeping, patience=3) == [1.0] * 6
+    # ... unless min_delta says such steps are no improvement
+    assert _plateau_rates(creeping, patience=9, min_delta=1e-3) == [1.0] * 4 + [0.5] * 2
+
+
 def test_non_finite_loss_is_reported(data):
     def nan_step(model, batch):
         outputs = model(*graph_inputs(batch))
