@@ -107,18 +107,21 @@ def roc_auc(y_true, proba, classes=None) -> float:
     if proba.ndim == 2 and proba.shape[1] == 2:
         proba = proba[:, 1]
     classes = np.arange(proba.shape[1] if proba.ndim == 2 else 2) if classes is None else np.asarray(classes)
+    n_scored = proba.shape[1] if proba.ndim == 2 else 2  # a 1-D array: the second class's scores of two
+    if n_scored != len(classes):
+        raise InputError(f"the scores cover {n_scored} classes (columns; a 1-D array: 2) but classes names "
+                         f"{len(classes)}")
+    # (a binary task's third label was counted a negative, a multiclass one's an all-negative row)
+    unknown = ~np.isin(y_true, classes)
+    if unknown.any():
+        raise InputError(f"y_true holds labels that are not among classes: {np.unique(y_true[unknown]).tolist()[:10]}")
     if proba.ndim == 1:
         positive = y_true == classes[1]
         _check_both_sides(positive, f"class {classes[1]!r}")
         return float(skm.roc_auc_score(positive, proba))
-    if proba.shape[1] != len(classes):
-        raise InputError(f"got {proba.shape[1]} score columns for {len(classes)} classes")
     present = np.isin(classes, y_true)
     if not present.all():
         raise InputError(f"one-vs-rest ROC-AUC needs every class in y_true; missing {classes[~present].tolist()}")
-    unknown = ~np.isin(y_true, classes)
-    if unknown.any():
-        raise InputError(f"y_true holds labels that are not among classes: {np.unique(y_true[unknown]).tolist()[:10]}")
     # One-vs-rest on the binarised labels (scikit-learn's multilabel path): the number multi_class="ovr"
     # gives for probabilities, which it alone demands sum to 1 (decision values raised its ValueError).
     return float(skm.roc_auc_score((y_true[:, None] == classes[None, :]).astype(int), proba, average="macro"))

@@ -67,8 +67,18 @@ def test_multiclass_roc_auc_of_scores_that_are_no_probabilities():
     assert roc_auc(y, proba) == pytest.approx(roc_auc_score(y, proba, multi_class="ovr"), rel=1e-12)
     with pytest.raises(InputError, match="not among classes"):
         roc_auc(np.r_[y, 7], np.r_[scores, scores[:1]], classes=np.arange(4))
-    with pytest.raises(InputError, match="3 score columns for 4 classes"):
+    with pytest.raises(InputError, match="cover 3 classes .* names 4"):
         roc_auc(y, scores[:, :3], classes=np.arange(4))
+
+
+def test_binary_roc_auc_refuses_labels_outside_its_two_classes():
+    """A binary score's labels outside ``classes`` were counted as negatives: [0, 1, 2, 2] scored 0.667 where
+    the two classes alone score 1.0. Refused by name, as the multiclass path refuses them."""
+    assert roc_auc([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]) == 1.0
+    with pytest.raises(InputError, match=r"not among classes: \[2\]"):
+        roc_auc([0, 1, 2, 2], [0.1, 0.9, 0.95, 0.85])
+    with pytest.raises(InputError, match="cover 2 classes .* names 3"):
+        roc_auc(["a", "b", "a"], [0.1, 0.9, 0.2], classes=["a", "b", "c"])
 
 
 def test_multilabel_metrics_by_hand():
