@@ -474,9 +474,9 @@ def fit_diabatic(model: DiabaticPaiNN, train: Sequence[Atoms], val: Sequence[Ato
     key = None if trainer.run_dir is None else _frames_key(train, val, sampler)
     if sampler is not None:
         train = _Drawn(train, sampler, trainer)
-    # built in float64 and cast by the trainer; centred for a model below float64, as its predictions are
-    collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64,
-                      centre=next(model.parameters()).dtype)
+    # built in float64 and cast by the trainer; centred for a computation below float64 (the trainer's dtype,
+    # which it casts the model to, or the model's own), as its predictions are
+    collate = partial(collate_diabatic, cutoff=model.cutoff, dtype=torch.float64, centre=trainer._dtype(model))
     return trainer.fit(model, train, val, step=loss or DiabaticLoss(), collate=collate, metrics=diabatic_metrics,
                        data_key=key)
 

@@ -231,7 +231,7 @@ class GNNClassifier(_GNNEstimator):
             if not np.isin(y, (0, 1)).all():
                 raise InputError("a 2-D y must be a 0/1 multilabel indicator matrix")
             self.classes_ = np.arange(y.shape[1])
-            return y.astype(np.float32), "multilabel", y.shape[1]
+            return self._encode_more(y), "multilabel", y.shape[1]
         if y.ndim != 1:
             raise InputError(f"y must be 1-D labels or a 2-D indicator, got shape {y.shape}")
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -241,7 +241,9 @@ class GNNClassifier(_GNNEstimator):
 
     def _encode_more(self, y: np.ndarray) -> np.ndarray:
         if y.ndim == 2:
-            return y.astype(np.float32)
+            # 0/1 are exact in either type; in the model's dtype, as the trainer refuses float32 targets for a
+            # float64 model (float32 for the others, so that their data digests, the resume keys, stay as they were)
+            return y.astype(np.float64 if self.dtype == torch.float64 else np.float32)
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise InputError(f"validation labels not seen in training: {np.unique(y[unknown]).tolist()[:10]}")

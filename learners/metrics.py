@@ -85,17 +85,19 @@ def roc_auc(y_true, proba, classes=None) -> float:
     y_true : array
         Class indices ``0..K-1`` (or labels listed in ``classes``), or a 2-D multilabel indicator.
     proba : array
-        ``(n,)`` positive-class scores for a binary task, ``(n, K)`` class probabilities
-        (multiclass: one-vs-rest, macro-averaged, ``multi_class="ovr"``; multilabel: macro over
-        columns).
+        ``(n,)`` positive-class scores for a binary task, ``(n, K)`` class probabilities or any
+        per-class scores (an SVM's decision values; multiclass: one-vs-rest, macro-averaged, each
+        class ranked by its own column, which for probabilities is ``multi_class="ovr"``;
+        multilabel: macro over columns).
     classes : sequence, optional
         The labels of ``proba``'s columns; default ``0..K-1``.
 
     Raises
     ------
     InputError
-        A scored class without positive or without negative examples (one class only), or
-        multiclass probabilities for classes absent from ``y_true``.
+        A scored class without positive or without negative examples (one class only),
+        multiclass scores for classes absent from ``y_true``, a label of ``y_true`` not among
+        ``classes``, or a column count other than the number of classes.
     """
     y_true, proba = _pair(y_true, proba)
     if y_true.ndim == 2:
@@ -105,6 +107,14 @@ def roc_auc(y_true, proba, classes=None) -> float:
     if proba.ndim == 2 and proba.shape[1] == 2:
         proba = proba[:, 1]
     classes = np.arange(proba.shape[1] if proba.ndim == 2 else 2) if classes is None else np.asarray(classes)
+    n_scored = proba.shape[1] if proba.ndim == 2 else 2  # a 1-D array: the second class's scores of two
+    if n_scored != len(classes):
+        raise InputError(f"the scores cover {n_scored} classes (columns; a 1-D array: 2) but classes names "
+                         f"{len(classes)}")
+    # (a binary task's third label was counted a negative, a multiclass one's an all-negative row)
+    unknown = ~np.isin(y_true, classes)
+    if unknown.any():
+        raise InputError(f"y_true holds labels that are not among classes: {np.unique(y_true[unknown]).tolist()[:10]}")
     if proba.ndim == 1:
         positive = y_true == classes[1]
         _check_both_sides(positive, f"class {classes[1]!r}")
@@ -112,7 +122,9 @@ def roc_auc(y_true, proba, classes=None) -> float:
     present = np.isin(classes, y_true)
     if not present.all():
         raise InputError(f"one-vs-rest ROC-AUC needs every class in y_true; missing {classes[~present].tolist()}")
-    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes))
+    # One-vs-rest on the binarised labels (scikit-learn's multilabel path): the number multi_class="ovr"
+    # gives for probabilities, which it alone demands sum to 1 (decision values raised its ValueError).
+    return float(skm.roc_auc_score((y_true[:, None] == classes[None, :]).astype(int), proba, average="macro"))
 
 
 def mae(y_true, y_pred) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 import os
 import time
 import types
@@ -189,7 +190,8 @@ class Trainer:
         AdamW's decoupled weight decay.
     schedule : {"cosine", "plateau", "constant"}
         Cosine annealing to 0 over ``epochs``; halve the rate after ``max(1, patience // 3)``
-        epochs without improvement of ``monitor`` (``patience`` 10 when None); or constant.
+        epochs without improvement of ``monitor`` (``patience`` 10 when None; an improvement as for
+        early stopping, by more than ``min_delta``), and again after as many more; or constant.
     patience : int, optional
         Stop after this many epochs without improvement of ``monitor``; None never stops early.
     monitor : str
@@ -201,9 +203,9 @@ class Trainer:
         :data:`learners.metrics.METRIC_MODES`, matching the name or its ending (``"forces_mae"``
         -> ``"mae"`` -> ``"min"``).
     min_delta : float
-        A change of ``monitor`` counts as an improvement only when larger than this.
+        A change of ``monitor`` counts as an improvement only when larger than this (>= 0).
     clip_norm : float, optional
-        Clip the global gradient norm to this value; None disables.
+        Clip the global gradient norm to this value (> 0); None disables.
     device : {"cpu", "cuda", "auto"} or torch.device
     dtype : torch.dtype, optional
         Float type of the model and of the batches' floating tensors; :meth:`fit` casts the model
@@ -287,6 +289,15 @@ class Trainer:
             raise InputError(f"dtype must be None or a floating torch.dtype, got {dtype!r}")
         if lr <= 0:
             raise InputError(f"lr must be > 0, got {lr}")
+        # clip_grad_norm_ scales the gradients by clip_norm / norm: 0 zeroed every step (no training, only
+        # weight decay) and a negative value flipped their sign (gradient ascent), both without a word.
+        if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, numbers.Real)
+                                      or not (math.isfinite(clip_norm) and clip_norm > 0)):
+            raise InputError(f"clip_norm must be a finite number > 0 or None (no clipping), got {clip_norm!r}")
+        # A negative min_delta counted a worse score as an improvement: the "best" epoch was the last one.
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
+                or not (math.isfinite(min_delta) and min_delta >= 0):
+            raise InputError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.schedule, self.patience, self.monitor, self.clip_norm = schedule, patience, monitor, clip_norm
         self.mode, self.min_delta = mode, min_delta
@@ -378,7 +389,13 @@ class Trainer:
         if self.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs)
         if self.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.mode, factor=0.5, patience=max(1, (self.patience or 10) // 3))
+            # torch halves once its count of epochs without improvement exceeds its patience, by its own test
+            # (a relative 1e-4 by default): given the documented wait as patience it waited one epoch more,
+            # and an improvement smaller than 1e-4 relative, which resets early stopping here, counted as
+            # none. So the wait less one, and the trainer's own test (min_delta, absolute).
+            wait = max(1, (self.patience or 10) // 3)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=self.mode, factor=0.5, patience=wait - 1,
+                                                              threshold=self.min_delta, threshold_mode="abs")
         return None
 
     def _improved(self, score: float) -> bool:

@@ -268,9 +268,10 @@ def fit_potential(model: NeuralPotential | Committee, train: Sequence[Atoms], va
         if trainer.run_dir is not None and len(members) > 1:
             t.run_dir = trainer.run_dir / f"member_{m}"
         # Batches are built in float64 and cast by the trainer, so positions keep full precision until then;
-        # centred for a model below float64 as its predictions are (cast as given, frames 10^4 Å from the
-        # origin trained a float32 model on forces 5e-3 (relative) off the ones it predicts there).
-        centre = next(member.parameters()).dtype
+        # centred for a computation below float64 as its predictions are (cast as given, frames 10^4 Å from
+        # the origin trained a float32 model on forces 5e-3 (relative) off the ones it predicts there). The
+        # trainer's dtype, which it casts the model to, where it names one.
+        centre = t._dtype(member)
         collate = partial(collate_atoms, cutoff=member.cutoff, dtype=torch.float64, centre=centre)
         train_collate = collate if weights is None else partial(_collate_weighted, cutoff=member.cutoff,
                                                                 centre=centre)

@@ -391,13 +391,15 @@ def test_float32_training_far_from_the_origin_sees_the_gradients_it_predicts():
     and couplings off the ones it predicts (predictions centre each structure first). Reference: the
     validation loss of the same frames at the origin."""
     _, _, frames = _torsional_frames(8, 3)
-    losses = []
-    for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
-        moved = [f.copy() for f in frames]
-        for f in moved:
-            f.positions += shift
-        net = DiabaticPaiNN(2, cutoff=4.0, n_features=8, n_rbf=8, n_interactions=1, seed=0)  # float32
-        trainer = Trainer(epochs=1, batch_size=4, lr=1e-12, eval_grad=True, monitor="loss")
-        fit_diabatic(net, moved[:4], moved[4:], trainer=trainer)
-        losses.append(trainer.history_[-1]["val_loss"])
-    assert losses[1] == pytest.approx(losses[0], rel=1e-6)  # (uncentred: 6.9e-6 apart; centred: equal)
+    # A float32 DANN; and a float64 one that a Trainer(dtype=float32) casts down (its own dtype chose: uncentred).
+    for model_dtype, trainer_dtype in ((torch.float32, None), (torch.float64, torch.float32)):
+        losses = []
+        for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
+            moved = [f.copy() for f in frames]
+            for f in moved:
+                f.positions += shift
+            net = DiabaticPaiNN(2, cutoff=4.0, n_features=8, n_rbf=8, n_interactions=1, seed=0, dtype=model_dtype)
+            trainer = Trainer(epochs=1, batch_size=4, lr=1e-12, eval_grad=True, monitor="loss", dtype=trainer_dtype)
+            fit_diabatic(net, moved[:4], moved[4:], trainer=trainer)
+            losses.append(trainer.history_[-1]["val_loss"])
+        assert losses[1] == pytest.approx(losses[0], rel=1e-6), model_dtype  # (uncentred: 6.9e-6 apart; centred: equal)

@@ -64,6 +64,19 @@ def test_multilabel(fucose_task):
         r["val_macro_f1"] for r in held.history_)
 
 
+def test_a_float64_multilabel_classifier_fits_as_the_float32_one(fucose_task):
+    """The multilabel indicator was always encoded float32, which the trainer refuses for a float64 model
+    (InputError at the first batch): a float64 multilabel GNNClassifier could not be fitted. Now it trains,
+    and from the same start as the float32 one (seeded_init) it gives its probabilities to float32 precision."""
+    graphs, y = fucose_task[0][:40], fucose_task[1][:40]
+    indicator = np.stack([y, 1 - y], axis=1)
+    small = dict(kind="gin", hidden=8, layers=1, epochs=2, batch_size=8)
+    p64 = GNNClassifier(dtype=torch.float64, **small).fit(graphs, indicator).predict_proba(graphs)
+    p32 = GNNClassifier(dtype=torch.float32, **small).fit(graphs, indicator).predict_proba(graphs)
+    assert p64.shape == (40, 2)
+    np.testing.assert_allclose(p64, p32, atol=1e-5)
+
+
 def test_regressor_learns_the_number_of_residues():
     strings, _ = random_glycans(100, seed=2)
     graphs = [glycan_graph(s) for s in strings]

@@ -49,6 +49,38 @@ def test_roc_auc_by_hand():
     assert roc_auc(y, np.array([[.9, .2], [.1, .3], [.6, .4], [.4, .1]])) == pytest.approx((1 + 1) / 2)
 
 
+def test_multiclass_roc_auc_of_scores_that_are_no_probabilities():
+    """One-vs-rest ROC-AUC ranks each class by its own column, so any per-class scores serve (an SVM's
+    decision values, as benchmarks/glycan_classification.py scores WL-SVM): sklearn's multi_class="ovr"
+    demands rows summing to 1 and raised ValueError for them. Reference: the mean of scikit-learn's binary
+    AUCs of each class, and its own "ovr" where the scores are probabilities."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 60)
+    scores = rng.normal(size=(60, 4)) + 0.8 * np.eye(4)[y]
+    expected = np.mean([roc_auc_score(y == c, scores[:, c]) for c in range(4)])
+    assert roc_auc(y, scores) == pytest.approx(expected, rel=1e-12)
+    labels = np.array(["w", "x", "y", "z"])
+    assert roc_auc(labels[y], scores, classes=labels) == pytest.approx(expected, rel=1e-12)
+    proba = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    assert roc_auc(y, proba) == pytest.approx(roc_auc_score(y, proba, multi_class="ovr"), rel=1e-12)
+    with pytest.raises(InputError, match="not among classes"):
+        roc_auc(np.r_[y, 7], np.r_[scores, scores[:1]], classes=np.arange(4))
+    with pytest.raises(InputError, match="cover 3 classes .* names 4"):
+        roc_auc(y, scores[:, :3], classes=np.arange(4))
+
+
+def test_binary_roc_auc_refuses_labels_outside_its_two_classes():
+    """A binary score's labels outside ``classes`` were counted as negatives: [0, 1, 2, 2] scored 0.667 where
+    the two classes alone score 1.0. Refused by name, as the multiclass path refuses them."""
+    assert roc_auc([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]) == 1.0
+    with pytest.raises(InputError, match=r"not among classes: \[2\]"):
+        roc_auc([0, 1, 2, 2], [0.1, 0.9, 0.95, 0.85])
+    with pytest.raises(InputError, match="cover 2 classes .* names 3"):
+        roc_auc(["a", "b", "a"], [0.1, 0.9, 0.2], classes=["a", "b", "c"])
+
+
 def test_multilabel_metrics_by_hand():
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     pred = np.array([[1, 0], [0, 0], [1, 1], [0, 1]])

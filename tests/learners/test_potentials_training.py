@@ -393,13 +393,16 @@ def test_float32_training_far_from_the_origin_sees_the_forces_it_predicts(weight
             out.append(atoms)
         return out
 
-    maes = []
-    for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
-        model = PaiNN(cutoff=4.0, n_rbf=8, n_features=8, n_interactions=1, seed=0)  # float32
-        data = frames(shift)
-        trainer = Trainer(epochs=1, batch_size=2, lr=1e-12, eval_grad=True)
-        t, = fit_potential(model, data[:2], data[2:], trainer=trainer, fit_shifts=False,
-                           loss=PotentialLoss(w_energy=0.0, w_forces=1.0), weights=[1.0, 2.0] if weighted else None)
-        maes.append(t.history_[-1]["val_forces_mae"])
-    # (uncentred: 2.8e-5 apart; centred: 8e-11)
-    assert maes[1] == pytest.approx(maes[0], rel=1e-6)
+    # A float32 model; and a float64 model that a Trainer(dtype=float32) casts down, whose batches went uncentred
+    # (the model's own dtype chose) into the float32 computation.
+    for model_dtype, trainer_dtype in ((torch.float32, None), (torch.float64, torch.float32)):
+        maes = []
+        for shift in ([0.0, 0.0, 0.0], [1e4, -1e4, 5e3]):
+            model = PaiNN(cutoff=4.0, n_rbf=8, n_features=8, n_interactions=1, seed=0, dtype=model_dtype)
+            data = frames(shift)
+            trainer = Trainer(epochs=1, batch_size=2, lr=1e-12, eval_grad=True, dtype=trainer_dtype)
+            t, = fit_potential(model, data[:2], data[2:], trainer=trainer, fit_shifts=False,
+                               loss=PotentialLoss(w_energy=0.0, w_forces=1.0), weights=[1.0, 2.0] if weighted else None)
+            maes.append(t.history_[-1]["val_forces_mae"])
+        # (uncentred: 2.8e-5 apart; centred: 8e-11)
+        assert maes[1] == pytest.approx(maes[0], rel=1e-6), model_dtype

@@ -121,6 +121,64 @@ def test_bad_trainer_input(data):
         Trainer(epochs=1, monitor="accuracy").fit(_model(), data[0], None, step=STEP, task="multiclass")
 
 
+def test_clip_norm_and_min_delta_that_would_train_wrongly_are_refused():
+    """clip_norm 0 scaled every gradient to 0 (no training: the loss of a linear fit stayed at 6.04 over 20
+    epochs) and a negative one flipped it (gradient ascent: 6.7 -> 37); a negative min_delta counted a worse
+    score as an improvement. Refused by name; a positive clip norm still trains."""
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    items = list(zip(x, y))
+
+    def collate(b):
+        return torch.stack([a for a, _ in b]), torch.stack([t for _, t in b])
+
+    def step(model, batch):
+        out = model(batch[0])[:, 0]
+        return torch.nn.functional.mse_loss(out, batch[1]), out, batch[1]
+
+    for clip in (0, 0.0, -1.0, float("nan"), float("inf"), True):
+        with pytest.raises(InputError, match="clip_norm must be a finite number > 0 or None"):
+            Trainer(clip_norm=clip)
+    for delta in (-1e-3, float("nan")):
+        with pytest.raises(InputError, match="min_delta must be a finite number >= 0"):
+            Trainer(min_delta=delta)
+    model = torch.nn.Linear(3, 1, dtype=torch.float64)
+    history = Trainer(epochs=20, batch_size=16, lr=0.05, clip_norm=0.1, weight_decay=0.0).fit(
+        model, items, step=step, collate=collate).history_
+    assert history[-1]["train_loss"] < 0.2 * history[0]["train_loss"]
+
+
+def _plateau_rates(scores, patience, min_delta=0.0):
+    """The learning rate of each epoch of a plateau run whose monitored validation score is ``scores``."""
+    items = [(torch.zeros(1, dtype=torch.float64), torch.zeros((), dtype=torch.float64))] * 4
+    epochs = iter(scores)
+
+    def step(model, batch):
+        out = model(batch[0])[:, 0]
+        return torch.nn.functional.mse_loss(out, batch[1]), out, batch[1]
+
+    trainer = Trainer(epochs=len(scores), lr=1.0, schedule="plateau", patience=patience, min_delta=min_delta,
+                      monitor="score", mode="min", dtype=torch.float64)
+    trainer.fit(torch.nn.Linear(1, 1, dtype=torch.float64), items, items, step=step,
+                collate=lambda b: (torch.stack([x for x, _ in b]), torch.stack([y for _, y in b])),
+                metrics=lambda y, out: {"score": next(epochs)})
+    return [r["lr"] for r in trainer.history_]
+
+
+def test_plateau_schedule_halves_after_the_documented_wait_by_the_trainers_improvement():
+    """schedule='plateau' halves the rate after max(1, patience // 3) epochs without improvement, improvement
+    meaning what it means for early stopping (by more than min_delta). torch's ReduceLROnPlateau halves once
+    its count exceeds its patience, and tests improvement by a relative 1e-4: given the wait itself it halved
+    one epoch late ([1, 1, 1, 0.5] below, not [1, 1, 0.5, 0.25]) and took steps of 5e-5 (each an improvement
+    for early stopping) for no improvement at all."""
+    assert _plateau_rates([1.0, 1.0, 1.0, 1.0], patience=3) == [1.0, 1.0, 0.5, 0.25]  # wait 1
+    assert _plateau_rates([1.0] * 8, patience=9) == [1.0] * 4 + [0.5] * 3 + [0.25]  # wait 3
+    creeping = [1.0 - 5e-5 * k for k in range(6)]
+    assert _plateau_rates(creeping, patience=3) == [1.0] * 6
+    # ... unless min_delta says such steps are no improvement
+    assert _plateau_rates(creeping, patience=9, min_delta=1e-3) == [1.0] * 4 + [0.5] * 2
+
+
 def test_non_finite_loss_is_reported(data):
     def nan_step(model, batch):
         outputs = model(*graph_inputs(batch))
