@@ -66,8 +66,10 @@ frame). Stochastic cell rescaling has no LAMMPS fix, and ``fix press/berendsen``
 step's forces (its frames would hold energies of other positions): both are refused. LAMMPS keeps
 cell vector a along x and b in the xy plane (an upper-triangular ``h``), ours lets a fully flexible cell
 turn; the two differ by a rotation only. Frames carry the cell of their step, and (3-D periodic)
-``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count ``3N - 3`` degrees of
-freedom (momentum conserved); the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
+``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count
+``3N - 3`` degrees of freedom (momentum conserved), and a Nose-Hoover or MTK stage starts with ``velocity
+all zero linear``, removing the centre-of-mass velocity as :class:`sims.NoseHooverChain` and
+:class:`sims.barostats.MTK` do; the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
 :class:`sims.MD`. Runs with the same input and seed on one process repeat bit for bit; over MPI
 the summation order depends on the domain decomposition. Run one in-process LAMMPS at a time per
 Python process (Dask: process workers, not threads).
@@ -535,6 +537,12 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
                   f"timestep {_g(st.timestep * 1e-3)}"]
         fixes = ["integrate"]
         thermostat, barostat = st.thermostat_kind, st.barostat_kind
+        if thermostat == "nose_hoover_chain" or barostat == "mtk":
+            # Our NoseHooverChain and MTK remove the centre-of-mass velocity at their start and act on 3N - 3
+            # degrees of freedom. fix nvt / npt / nph count 3N - 3 as well but keep a drift (from an earlier
+            # Langevin stage, or in the given velocities) and take its kinetic energy for heat: a 32-atom argon
+            # box drifting at 3x the thermal speed was held at an internal 18 K for a target of 80 K.
+            lines.append("velocity all zero linear")
         if barostat == "mtk":
             pressure = _barostat_keywords(st, rot)
             if thermostat is None:
