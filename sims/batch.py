@@ -34,6 +34,7 @@ import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.fileio import atomic_open
 
@@ -571,7 +572,7 @@ class BatchMD(_Driver):
             results = {"energy": float(energy[b]), "forces": forces[b].numpy()}
             if periodic[b]:
                 total = virial[b] + kinetic[b]
-                results["stress"] = virial[b]
+                results["stress"] = full_3x3_to_voigt_6_stress(virial[b])  # Voigt, as sims.MD.frame
                 p = float(-np.trace(total) / 3)
                 a.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=a.get_volume())
             a.calc = SinglePointCalculator(a, **results)

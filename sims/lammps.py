@@ -94,6 +94,7 @@ import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.atoms import as_atoms
 from reprs.fileio import FrameWriter
@@ -648,9 +649,10 @@ def _frames(path: Path, template: Atoms, setup: _Setup) -> tuple[np.ndarray, lis
             volume = atoms.get_volume()
             xx, yy, zz, xy, xz, yz = d[:, 11:17].sum(0) * setup.stress_scale / volume
             s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-            results["stress"] = setup.rot @ s @ setup.rot.T
+            stress = setup.rot @ s @ setup.rot.T
+            results["stress"] = full_3x3_to_voigt_6_stress(stress)  # Voigt, as sims.MD.frame
             mv = atoms.get_masses()[:, None] * atoms.get_velocities()
-            total = results["stress"] - mv.T @ atoms.get_velocities() / volume
+            total = stress - mv.T @ atoms.get_velocities() / volume
             info.update(pressure=float(-np.trace(total) / 3 / units.bar), volume=volume)
         atoms.calc = SinglePointCalculator(atoms, **results)
         ke = 0.5 * float((atoms.get_masses()[:, None] * atoms.get_velocities() ** 2).sum())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.atoms import as_atoms
 
@@ -623,9 +624,9 @@ class MD(_Driver):
         ``info`` keys ``step``, ``time`` (fs), ``temperature`` (K).
 
         A cell periodic in three directions also gets the potential's stress on the calculator
-        (ASE's ``atoms.get_stress()``; ``include_ideal_gas=True`` adds the kinetic part from the
-        frame's momenta) and ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3),
-        ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
+        (ASE's ``atoms.get_stress()``, stored in Voigt order ``xx yy zz yz xz xy`` as ASE calculators
+        store it; ``include_ideal_gas=True`` adds the kinetic part from the frame's momenta) and
+        ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3), ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
         """
         atoms = self.state.to_atoms()
         results = {"energy": float(self.energy), "forces": self.forces.detach().cpu().double().numpy()}
@@ -633,7 +634,9 @@ class MD(_Driver):
         if self._periodic_3d():
             virial = self.virial_stress()
             total = (virial + self.state.kinetic_stress().detach()).cpu().double().numpy()
-            results["stress"] = virial.detach().cpu().double().numpy()
+            # Voigt, as ASE calculators store it: an ASE database flattened a 3x3 to nine numbers that neither
+            # atoms.get_stress() nor a stress-trained potential could read back.
+            results["stress"] = full_3x3_to_voigt_6_stress(virial.detach().cpu().double().numpy())
             p = float(-np.trace(total) / 3)
             atoms.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=atoms.get_volume())
         atoms.calc = SinglePointCalculator(atoms, **results)
