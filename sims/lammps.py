@@ -104,6 +104,7 @@ from .config import Stage
 from .errors import SimsError, SimsInputError
 from .potentials import (COULOMB_CONSTANT, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,
                          SumPotential, TabulatedPair)
+from .state import check_unconstrained
 
 __all__ = ["Stage", "LammpsResult", "import_lammps", "write_inputs", "run", "energy_and_forces", "write_frames"]
 
@@ -489,6 +490,8 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     if not (masses > 0).all():
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
+    if stages:  # (a single point, no stage, returns the unconstrained forces as sims.energy_and_forces does)
+        check_unconstrained(atoms, "sims.lammps")
     for k, st in enumerate(stages):
         if st.barostat_kind in ("c_rescale", "berendsen"):
             # fix press/berendsen rescales the box in end_of_step, after the forces and energies of the

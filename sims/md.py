@@ -25,7 +25,7 @@ from .integrators import Integrator, Langevin, VelocityVerlet, _baoab_drift, _ki
 from .neighbors import NeighborList, build_pairs, image_vectors
 from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
                          potential_dtype, translation_safe, with_structure_pbc)
-from .state import State, centred, validate_atoms
+from .state import State, centred, check_unconstrained, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
 
@@ -461,7 +461,8 @@ class MD(_Driver):
     Raises
     ------
     SimsInputError
-        NaN positions, zero masses, overlapping atoms, a State of another dtype than ``dtype``.
+        NaN positions, zero masses, overlapping atoms, ASE constraints on the atoms (not applied here:
+        :func:`sims.state.check_unconstrained`), a State of another dtype than ``dtype``.
     MissingCellError
         pbc without a cell.
 
@@ -490,6 +491,7 @@ class MD(_Driver):
                                      f"convert the State or leave dtype out")
         else:
             atoms = validate_atoms(system, min_distance=min_distance)
+            check_unconstrained(atoms, "sims.MD")
             state = State.from_atoms(atoms, device=device, dtype=potential_dtype(potential) if dtype is None else dtype)
         if temperature is not None:
             state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,

@@ -291,6 +291,13 @@ def test_bad_input():
     with pytest.raises(SimsInputError, match="Berendsen barostat moves the box after"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0,
                             "barostat": "berendsen"}])
+    from ase.constraints import FixAtoms
+
+    fixed = atoms.copy()
+    fixed.set_constraint(FixAtoms([0, 1]))  # LAMMPS moved them: the data file carries no constraint
+    with pytest.raises(SimsInputError, match=r"FixAtoms\), which sims.lammps does not apply"):
+        sl.run(fixed, lj, [{"steps": 10}])
+    assert sl.energy_and_forces(lj, fixed)[1].shape == (len(atoms), 3)  # a single point takes them
     slab = atoms.copy()
     slab.pbc = [True, True, False]
     with pytest.raises(SimsInputError, match="periodic in all three"):
