@@ -161,7 +161,10 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
                       seed: int | Sequence[int] | None = None) -> torch.Tensor:
     """Velocities (ASE units) drawn at ``temperature`` (K), zero total momentum, exact kinetic temperature.
 
-    The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature.
+    The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature
+    counted over the ``3N - 3`` degrees of freedom left with zero momentum (LAMMPS's ``compute temp``);
+    :meth:`MD.temperature`, which counts ``3N`` as ASE does, then reads ``(3N - 3) / 3N`` of it (0.75 at
+    4 atoms, 0.984 at 64).
     ``seed`` seeds a local generator (:func:`sims.integrators.make_generator`); None draws fresh
     entropy, and no global random state is used either way.
     """
