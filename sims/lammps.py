@@ -56,7 +56,8 @@ run are read back as they are (no self-energy is subtracted; the Ewald energy ho
 compared with our engine's. For checks against the Ewald-summed literature (BKS was fitted and
 studied with Ewald sums).
 
-Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph``),
+Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph`` with
+``ptemp`` the stage's temperature, which sets the cell's mass in both engines),
 the same Martyna-Tobias-Klein equations with Nose-Hoover chains as :class:`sims.barostats.MTK`
 (``Tdamp = tau``, ``Pdamp = tau_p``, ``tchain = pchain = chain_length``; LAMMPS's cell mass
 ``(N + 1) kT Pdamp^2`` per component is ours, ``(N_f + 3) kT tau_p^2 / 3``, to one atom in N);
@@ -550,7 +551,9 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
         if barostat == "mtk":
             pressure = _barostat_keywords(st, rot)
             if thermostat is None:
-                lines.append(f"fix integrate all nph {pressure} pchain {st.chain_length}")
+                # ptemp: the cell's mass from the stage's temperature, as MTK(thermostat=False) takes it; without
+                # it fix nph took the temperature of the atoms at its start, and refused atoms at rest
+                lines.append(f"fix integrate all nph {pressure} pchain {st.chain_length} ptemp {_g(t0)}")
             else:
                 lines.append(f"fix integrate all npt temp {_g(t0)} {_g(t1)} {_g(st.tau * 1e-3)} {pressure} "
                              f"tchain {st.chain_length} pchain {st.chain_length}")

@@ -227,6 +227,28 @@ def test_nose_hoover_stages_remove_the_drift_as_our_engine_does(stage):
     assert max(drift) < 1e-9
 
 
+@pytest.mark.parametrize("t_start", [0.0, 20.0])
+def test_nph_cell_mass_comes_from_the_stage_temperature(t_start):
+    """An nph stage's ``temperature`` sets the cell's mass ``W`` (sims.barostats.MTK(thermostat=False)); fix nph took
+    it from the atoms' temperature at its start: from rest it refused to run ("Current temperature too close to
+    zero"), and from 20 K for a stage at 80 K its cell moved 24.9 Å^3 in 200 fs where ours moved 57.1 (W four times
+    ours). With ``ptemp`` the two engines' volumes agree (LAMMPS's W = (N + 1) kT Pdamp^2 is ours, N kT tau_p^2,
+    to one atom in N: 3 % for 32 atoms)."""
+    from sims.barostats import MTK
+
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
+    if t_start:
+        atoms.set_velocities(sims.maxwell_boltzmann(torch.as_tensor(atoms.get_masses()), t_start, seed=0).numpy())
+    pot = LennardJones(**ARGON, cutoff=8.0, dtype=F64)
+    v0 = atoms.get_volume()
+    stage = {"ensemble": "nph", "steps": 40, "timestep": 5.0, "temperature": 80.0, "pressure": 1.0, "tau_p": 1000.0}
+    ours = sims.MD(atoms, pot, MTK(5.0, temperature=80.0, pressure=1.0, tau_p=1000.0, thermostat=False),
+                   dtype=F64).run(40)
+    grown = float(ours.state.volume()) - v0
+    assert grown > 10.0  # the cell moves measurably in 40 steps
+    assert sl.run(atoms, pot, [stage]).final.get_volume() - v0 == pytest.approx(grown, rel=0.05)
+
+
 def test_rdf_equals_our_engine():
     """Langevin LJ argon (hot fcc solid, 90 K) on both engines, 15 frames 0.5 ps apart each.
     Compared: the running coordination number at 4.5 Å (inside the first peak, so it measures
