@@ -34,6 +34,7 @@ import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.fileio import atomic_open
 
@@ -43,7 +44,7 @@ from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import _Driver, check_momentum_thermostat, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, build_batch_pairs
 from .potentials import SumPotential, potential_dtype, translation_safe
-from .state import State, centred, validate_atoms
+from .state import State, centred, check_unconstrained, validate_atoms
 
 __all__ = ["BatchState", "BatchMD", "batch_energy_and_forces"]
 
@@ -345,7 +346,7 @@ class BatchMD(_Driver):
         Another integrator (:class:`sims.barostats.MTK` is not batched), ``compiled=True`` with
         another integrator than VelocityVerlet or Langevin or a potential that is not a sum of pair terms, a
         potential that cannot take the batch (:func:`check_batch_potential`), per-system settings of the wrong
-        length, bad systems (the message names the system).
+        length, bad systems or systems carrying ASE constraints (the message names the system).
 
     Examples
     --------
@@ -386,12 +387,11 @@ class BatchMD(_Driver):
             if dtype is not None and state.positions.dtype != dtype:
                 raise SimsInputError(f"the BatchState is {state.positions.dtype} but dtype={dtype} was asked")
         else:
-            if min_distance is not None:
-                for b, atoms in enumerate(systems):
-                    try:
-                        validate_atoms(atoms, min_distance=min_distance)
-                    except ValueError as err:
-                        raise type(err)(f"system {b}: {err}") from None
+            for b, atoms in enumerate(systems):
+                try:
+                    check_unconstrained(validate_atoms(atoms, min_distance=min_distance), "BatchMD")
+                except ValueError as err:
+                    raise type(err)(f"system {b}: {err}") from None
             state = BatchState.from_atoms(systems, device=device,
                                           dtype=potential_dtype(potential) if dtype is None else dtype)
         check_batch_potential(potential, state)
@@ -571,7 +571,7 @@ class BatchMD(_Driver):
             results = {"energy": float(energy[b]), "forces": forces[b].numpy()}
             if periodic[b]:
                 total = virial[b] + kinetic[b]
-                results["stress"] = virial[b]
+                results["stress"] = full_3x3_to_voigt_6_stress(virial[b])  # Voigt, as sims.MD.frame
                 p = float(-np.trace(total) / 3)
                 a.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=a.get_volume())
             a.calc = SinglePointCalculator(a, **results)

@@ -60,7 +60,7 @@ from .errors import SimsError, SimsInputError
 from .integrators import Langevin, make_generator, seeded_init
 from .md import compute
 from .potentials import Potential, SumPotential
-from .state import State
+from .state import State, check_unconstrained
 
 __all__ = ["GaussianGridBias", "BasisSetBias", "Basin", "BiasPathOptimizer", "BiasPathResult", "force_adjoints",
            "save_bias", "load_bias", "cv_spec"]
@@ -743,6 +743,7 @@ class BiasPathOptimizer:
             raise SimsInputError(f"bias must be a torch module with trainable parameters (GaussianGridBias, "
                                  f"BasisSetBias), got {type(bias).__name__}")
         start, target = as_atoms(start), as_atoms(target)
+        check_unconstrained(start, "BiasPathOptimizer")
         if len(start) != len(target) or not np.array_equal(start.numbers, target.numbers) \
                 or not np.allclose(start.get_masses(), target.get_masses()):
             raise SimsInputError("start and target must be the same atoms in the same order (numbers and masses)")

@@ -45,7 +45,7 @@ from .integrators import Integrator, Langevin, NoseHooverChain
 from .md import MD, compute, maxwell_boltzmann
 from .neighbors import NeighborList, PairList, pair_vectors
 from .potentials import TabulatedPair, potential_dtype
-from .state import State, validate_atoms
+from .state import State, check_unconstrained, validate_atoms
 
 __all__ = ["RDFTarget", "smeared_rdf", "FitResult", "diffsim", "ibi", "boltzmann_inversion", "fit_pair_energy"]
 
@@ -141,6 +141,7 @@ class RDFTarget:
         self.pressure = None if pressure is None else float(pressure)
         self.vacf, self.vacf_dt = _check_vacf(vacf, vacf_dt)
         atoms = validate_atoms(as_atoms(atoms, require_cell=True))
+        check_unconstrained(atoms, "a fit's MD (diffsim, ibi)")
         if not atoms.pbc.all():
             raise SimsInputError("the target's system must be periodic in all three directions (a bulk state point)")
         if species is not None:

@@ -122,7 +122,7 @@ from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOpt
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
-from .state import State
+from .state import State, check_unconstrained
 
 __all__ = ["load_config", "config_hash", "build_system", "build_potential", "generate", "generate_many",
            "read_frames"]
@@ -477,6 +477,7 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
         raise SimsInputError(f"{out_path} exists but has no checkpoint; refusing to overwrite it")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atoms = _build_system(spec.system, spec.seed, cfg["_base"])
+    check_unconstrained(atoms, "matrep simulate")  # e.g. a POSCAR's selective dynamics, an extxyz move_mask
     state = State.from_atoms(atoms, device=device, dtype=dtype)
     t0 = spec.stages[0].target_temperature(0)
     state = state.with_(velocities=maxwell_boltzmann(state.masses, t0, seed=spec.seed))

@@ -56,7 +56,8 @@ run are read back as they are (no self-energy is subtracted; the Ewald energy ho
 compared with our engine's. For checks against the Ewald-summed literature (BKS was fitted and
 studied with Ewald sums).
 
-Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph``),
+Constant pressure: an ``npt`` stage with ``barostat = "mtk"`` runs ``fix npt`` (``"nph"``: ``fix nph`` with
+``ptemp`` the stage's temperature, which sets the cell's mass in both engines),
 the same Martyna-Tobias-Klein equations with Nose-Hoover chains as :class:`sims.barostats.MTK`
 (``Tdamp = tau``, ``Pdamp = tau_p``, ``tchain = pchain = chain_length``; LAMMPS's cell mass
 ``(N + 1) kT Pdamp^2`` per component is ours, ``(N_f + 3) kT tau_p^2 / 3``, to one atom in N);
@@ -66,8 +67,10 @@ frame). Stochastic cell rescaling has no LAMMPS fix, and ``fix press/berendsen``
 step's forces (its frames would hold energies of other positions): both are refused. LAMMPS keeps
 cell vector a along x and b in the xy plane (an upper-triangular ``h``), ours lets a fully flexible cell
 turn; the two differ by a rotation only. Frames carry the cell of their step, and (3-D periodic)
-``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count ``3N - 3`` degrees of
-freedom (momentum conserved); the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
+``pressure`` (bar, kinetic part included) and ``volume`` (Å^3) in ``info``. LAMMPS's thermostats count
+``3N - 3`` degrees of freedom (momentum conserved), and a Nose-Hoover or MTK stage starts with ``velocity
+all zero linear``, removing the centre-of-mass velocity as :class:`sims.NoseHooverChain` and
+:class:`sims.barostats.MTK` do; the ``T`` stored with each frame is ``2 KE / (3 N kB)`` as in
 :class:`sims.MD`. Runs with the same input and seed on one process repeat bit for bit; over MPI
 the summation order depends on the domain decomposition. Run one in-process LAMMPS at a time per
 Python process (Dask: process workers, not threads).
@@ -92,6 +95,7 @@ import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.atoms import as_atoms
 from reprs.fileio import FrameWriter
@@ -101,6 +105,7 @@ from .config import Stage
 from .errors import SimsError, SimsInputError
 from .potentials import (COULOMB_CONSTANT, Buckingham, CoreRepulsion, DSFCoulomb, LennardJones, Morse,
                          SumPotential, TabulatedPair)
+from .state import check_unconstrained
 
 __all__ = ["Stage", "LammpsResult", "import_lammps", "write_inputs", "run", "energy_and_forces", "write_frames"]
 
@@ -486,6 +491,8 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     if not (masses > 0).all():
         raise SimsInputError("every atom needs a mass > 0 amu")
     stages = [Stage.from_config(s) for s in stages]
+    if stages:  # (a single point, no stage, returns the unconstrained forces as sims.energy_and_forces does)
+        check_unconstrained(atoms, "sims.lammps")
     for k, st in enumerate(stages):
         if st.barostat_kind in ("c_rescale", "berendsen"):
             # fix press/berendsen rescales the box in end_of_step, after the forces and energies of the
@@ -535,10 +542,18 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
                   f"timestep {_g(st.timestep * 1e-3)}"]
         fixes = ["integrate"]
         thermostat, barostat = st.thermostat_kind, st.barostat_kind
+        if thermostat == "nose_hoover_chain" or barostat == "mtk":
+            # Our NoseHooverChain and MTK remove the centre-of-mass velocity at their start and act on 3N - 3
+            # degrees of freedom. fix nvt / npt / nph count 3N - 3 as well but keep a drift (from an earlier
+            # Langevin stage, or in the given velocities) and take its kinetic energy for heat: a 32-atom argon
+            # box drifting at 3x the thermal speed was held at an internal 18 K for a target of 80 K.
+            lines.append("velocity all zero linear")
         if barostat == "mtk":
             pressure = _barostat_keywords(st, rot)
             if thermostat is None:
-                lines.append(f"fix integrate all nph {pressure} pchain {st.chain_length}")
+                # ptemp: the cell's mass from the stage's temperature, as MTK(thermostat=False) takes it; without
+                # it fix nph took the temperature of the atoms at its start, and refused atoms at rest
+                lines.append(f"fix integrate all nph {pressure} pchain {st.chain_length} ptemp {_g(t0)}")
             else:
                 lines.append(f"fix integrate all npt temp {_g(t0)} {_g(t1)} {_g(st.tau * 1e-3)} {pressure} "
                              f"tchain {st.chain_length} pchain {st.chain_length}")
@@ -640,9 +655,10 @@ def _frames(path: Path, template: Atoms, setup: _Setup) -> tuple[np.ndarray, lis
             volume = atoms.get_volume()
             xx, yy, zz, xy, xz, yz = d[:, 11:17].sum(0) * setup.stress_scale / volume
             s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-            results["stress"] = setup.rot @ s @ setup.rot.T
+            stress = setup.rot @ s @ setup.rot.T
+            results["stress"] = full_3x3_to_voigt_6_stress(stress)  # Voigt, as sims.MD.frame
             mv = atoms.get_masses()[:, None] * atoms.get_velocities()
-            total = results["stress"] - mv.T @ atoms.get_velocities() / volume
+            total = stress - mv.T @ atoms.get_velocities() / volume
             info.update(pressure=float(-np.trace(total) / 3 / units.bar), volume=volume)
         atoms.calc = SinglePointCalculator(atoms, **results)
         ke = 0.5 * float((atoms.get_masses()[:, None] * atoms.get_velocities() ** 2).sum())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from reprs.atoms import as_atoms
 
@@ -24,7 +25,7 @@ from .integrators import Integrator, Langevin, VelocityVerlet, _baoab_drift, _ki
 from .neighbors import NeighborList, build_pairs, image_vectors
 from .potentials import (_list_constants, _pair_kernel, _pair_terms, conserves_momentum, pair_energy_forces,
                          potential_dtype, translation_safe, with_structure_pbc)
-from .state import State, centred, validate_atoms
+from .state import State, centred, check_unconstrained, validate_atoms
 
 __all__ = ["compute", "energy_and_forces", "MD", "maxwell_boltzmann", "check_momentum_thermostat"]
 
@@ -160,7 +161,10 @@ def maxwell_boltzmann(masses: torch.Tensor, temperature: float, *,
                       seed: int | Sequence[int] | None = None) -> torch.Tensor:
     """Velocities (ASE units) drawn at ``temperature`` (K), zero total momentum, exact kinetic temperature.
 
-    The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature.
+    The kinetic energy is rescaled to ``(3N - 3) kT / 2`` so runs start at the requested temperature
+    counted over the ``3N - 3`` degrees of freedom left with zero momentum (LAMMPS's ``compute temp``);
+    :meth:`MD.temperature`, which counts ``3N`` as ASE does, then reads ``(3N - 3) / 3N`` of it (0.75 at
+    4 atoms, 0.984 at 64).
     ``seed`` seeds a local generator (:func:`sims.integrators.make_generator`); None draws fresh
     entropy, and no global random state is used either way.
     """
@@ -460,7 +464,8 @@ class MD(_Driver):
     Raises
     ------
     SimsInputError
-        NaN positions, zero masses, overlapping atoms, a State of another dtype than ``dtype``.
+        NaN positions, zero masses, overlapping atoms, ASE constraints on the atoms (not applied here:
+        :func:`sims.state.check_unconstrained`), a State of another dtype than ``dtype``.
     MissingCellError
         pbc without a cell.
 
@@ -489,6 +494,7 @@ class MD(_Driver):
                                      f"convert the State or leave dtype out")
         else:
             atoms = validate_atoms(system, min_distance=min_distance)
+            check_unconstrained(atoms, "sims.MD")
             state = State.from_atoms(atoms, device=device, dtype=potential_dtype(potential) if dtype is None else dtype)
         if temperature is not None:
             state = state.with_(velocities=maxwell_boltzmann(state.masses, temperature,
@@ -623,9 +629,9 @@ class MD(_Driver):
         ``info`` keys ``step``, ``time`` (fs), ``temperature`` (K).
 
         A cell periodic in three directions also gets the potential's stress on the calculator
-        (ASE's ``atoms.get_stress()``; ``include_ideal_gas=True`` adds the kinetic part from the
-        frame's momenta) and ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3),
-        ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
+        (ASE's ``atoms.get_stress()``, stored in Voigt order ``xx yy zz yz xz xy`` as ASE calculators
+        store it; ``include_ideal_gas=True`` adds the kinetic part from the frame's momenta) and
+        ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3), ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
         """
         atoms = self.state.to_atoms()
         results = {"energy": float(self.energy), "forces": self.forces.detach().cpu().double().numpy()}
@@ -633,7 +639,9 @@ class MD(_Driver):
         if self._periodic_3d():
             virial = self.virial_stress()
             total = (virial + self.state.kinetic_stress().detach()).cpu().double().numpy()
-            results["stress"] = virial.detach().cpu().double().numpy()
+            # Voigt, as ASE calculators store it: an ASE database flattened a 3x3 to nine numbers that neither
+            # atoms.get_stress() nor a stress-trained potential could read back.
+            results["stress"] = full_3x3_to_voigt_6_stress(virial.detach().cpu().double().numpy())
             p = float(-np.trace(total) / 3)
             atoms.info.update(pressure=p / units.bar, pressure_eV_A3=p, stress_total=total, volume=atoms.get_volume())
         atoms.calc = SinglePointCalculator(atoms, **results)

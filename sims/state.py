@@ -17,7 +17,7 @@ from reprs.atoms import as_atoms
 from .errors import SimsInputError
 from .neighbors import neighbor_list
 
-__all__ = ["State", "validate_atoms", "as_atoms", "centred"]
+__all__ = ["State", "validate_atoms", "check_unconstrained", "as_atoms", "centred"]
 
 
 def validate_atoms(atoms: Atoms, *, require_masses: bool = True, min_distance: float | None = None) -> Atoms:
@@ -54,6 +54,29 @@ def validate_atoms(atoms: Atoms, *, require_masses: bool = True, min_distance: f
             raise SimsInputError(f"atoms {int(i[0])} and {int(j[0])} are closer than {min_distance} Å "
                                  f"({len(i) // 2} overlapping pairs)")
     return atoms
+
+
+def check_unconstrained(atoms: Atoms, what: str = "sims dynamics") -> None:
+    """Refuse ``atoms`` that carry ASE constraints (``FixAtoms``, ``FixCartesian``, ``FixedPlane``, ...), which
+    ``what`` does not apply.
+
+    The state of a run is positions, velocities and masses only: the constraints were dropped without a word,
+    so "fixed" atoms moved (a Cu(111) slab with its bottom layer fixed: 0.14 Å in 20 Langevin steps) and the
+    temperature counted degrees of freedom that were meant to be frozen. Single points
+    (:func:`sims.energy_and_forces`) are not refused: they return the unconstrained forces, as
+    ``atoms.get_forces(apply_constraint=False)`` does.
+
+    Raises
+    ------
+    SimsInputError
+        Naming the constraints and how to go on.
+    """
+    constraints = getattr(atoms, "constraints", None)
+    if constraints:
+        names = sorted({type(c).__name__ for c in constraints})
+        raise SimsInputError(f"the structure carries ASE constraints ({', '.join(names)}), which {what} does not "
+                             "apply: the constrained atoms would move freely. Remove them (atoms.set_constraint()) "
+                             "to simulate every atom, or run constrained dynamics with ASE's own integrators")
 
 
 def centred(atoms: Atoms, dtype: torch.dtype) -> Atoms:

@@ -121,6 +121,9 @@ def _reference(atoms: Atoms, name: str):
         from ase.constraints import voigt_6_to_full_3x3_stress
 
         value = voigt_6_to_full_3x3_stress(value)
+    elif name == "stress" and value.shape == (9,):
+        # a 3x3 stored in an ASE database comes back flattened (sims frames written before they stored Voigt)
+        value = value.reshape(3, 3)
     return value
 
 

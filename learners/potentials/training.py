@@ -124,7 +124,9 @@ class PotentialLoss:
     Parameters
     ----------
     w_energy, w_forces, w_stress : float
-        Weights of the three mean squared errors (eV^2/atom^2, eV^2/Å^2, eV^2/Å^6).
+        Weights of the three mean squared errors (eV^2/atom^2, eV^2/Å^2, eV^2/Å^6). The stress error is the
+        mean over the nine entries of each 3x3 tensor (ASE's sign, eV/Å^3; labels stored in Voigt order are
+        expanded), so a shear component counts twice against a diagonal one, as in an error of the full tensor.
 
     A batch with per-structure weights (:attr:`AtomsBatch.weight`) takes weighted means (see the
     module docstring): weighting a structure by an integer ``w`` gives the loss of the batch that

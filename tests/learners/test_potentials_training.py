@@ -238,6 +238,30 @@ def test_loss_value_matches_its_definition():
         PotentialLoss(w_stress=1.0)(model, collate_atoms([_argon(0)], CUTOFF))
 
 
+def test_stress_labels_of_sims_frames_in_a_database(tmp_path, lj_db):
+    """Stress labels read from ASE databases of sims frames are the frames' 3x3 stresses, ready for
+    ``PotentialLoss(w_stress=...)``: frames that sims writes now (Voigt), and rows of older databases whose 3x3
+    came back as nine numbers (collated as (B, 9) against the model's (B, 3, 3), which made the loss fail)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = [AtomsDataset(lj_db)[k] for k in (0, 25, 50)]
+    old = ase.db.connect(str(tmp_path / "old.db"))
+    for frame in frames:
+        copy = frame.copy()
+        copy.calc = SinglePointCalculator(copy, energy=frame.get_potential_energy(), forces=frame.get_forces(),
+                                          stress=frame.get_stress(voigt=False))  # a 3x3, as sims stored it before
+        old.write(copy)
+    older = [row.toatoms() for row in old.select(sort="id")]
+    assert np.shape(older[0].calc.results["stress"]) == (9,)
+    expected = np.stack([sims.energy_and_forces(_lj(), f, stress=True, dtype=torch.float64)[2] for f in frames])
+    for structures in (frames, older):
+        batch = collate_atoms(structures, CUTOFF, dtype=torch.float64)
+        np.testing.assert_allclose(batch.stress.numpy(), expected, rtol=0, atol=1e-10)
+    model = SchNet(cutoff=CUTOFF, n_features=8, n_interactions=1, dtype=torch.float64)
+    loss, pred, target = PotentialLoss(w_stress=1.0)(model, batch)
+    assert pred["stress"].shape == target["stress"].shape == (3, 3, 3) and torch.isfinite(loss)
+
+
 def test_frame_errors_equal_a_direct_comparison(trained, splits):
     """frame_errors against stored labels equals the MAE computed by hand from model.predict."""
     from learners.potentials.training import frame_errors

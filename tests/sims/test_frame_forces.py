@@ -1,4 +1,4 @@
-"""Frames hold the potential's own energy and forces, for every engine and every ensemble.
+"""Frames hold the potential's own energy, forces and stress, for every engine and every ensemble.
 
 A dataset frame is training data for NN potentials, so its forces must be -dE/dR of the potential
 at the frame's positions, never the thermostat's friction and noise added on top (LAMMPS's
@@ -58,9 +58,12 @@ def test_frames_hold_the_potentials_forces(tmp_path, engine, ensemble):
     pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=5.0, dtype=torch.float64)
     moved = 0.0
     for frame in frames:
-        energy, forces = sims.energy_and_forces(pot, frame, dtype=torch.float64)
+        energy, forces, stress = sims.energy_and_forces(pot, frame, stress=True, dtype=torch.float64)
         assert frame.get_potential_energy() == pytest.approx(energy, rel=1e-9, abs=1e-9)
         np.testing.assert_allclose(frame.get_forces(), forces, rtol=0, atol=1e-8)
+        # The stress read back from the database (a 3x3 on the calculator came back as nine numbers,
+        # which atoms.get_stress() refused with an AssertionError)
+        np.testing.assert_allclose(frame.get_stress(voigt=False), stress, rtol=0, atol=1e-10)
         moved = max(moved, float(np.abs(forces).max()))
     assert moved > 1e-3  # the frames are off-lattice: a zero-force comparison would prove nothing
 
@@ -79,3 +82,29 @@ def test_lammps_langevin_frames_of_bks_silica_hold_the_potentials_forces():
         energy, forces = sims.energy_and_forces(pot, frame, dtype=torch.float64)
         assert frame.get_potential_energy() == pytest.approx(energy, rel=1e-9)
         np.testing.assert_allclose(frame.get_forces(), forces, rtol=0, atol=1e-7)
+
+
+def test_batch_frames_keep_their_stress_through_a_database(tmp_path):
+    """:meth:`sims.BatchMD.frames` written to an ASE database and read back: each system's energy, forces and
+    stress are its own (the stress came back as nine numbers, refused by ``atoms.get_stress()``)."""
+    from ase.build import bulk
+
+    from reprs.fileio import FrameWriter
+    from sims.batch import BatchMD
+
+    systems = [bulk("Ar", "fcc", a=a, cubic=True).repeat(2) for a in (5.3, 5.5)]
+    for k, atoms in enumerate(systems):
+        atoms.rattle(0.05, seed=k)
+    pot = LennardJones(sigma=3.4, epsilon=0.0104, cutoff=5.0, dtype=torch.float64)
+    md = BatchMD(systems, pot, sims.Langevin(5.0, 80.0, 0.05), temperature=80.0, seed=1, dtype=torch.float64)
+    writer = FrameWriter(tmp_path / "frames.db")
+    for frame in md.run(10).frames():
+        writer.write(frame, {"system": frame.info["system"]})
+    back = read_frames(tmp_path / "frames.db")
+    assert len(back) == 2
+    for frame in back:
+        energy, forces, stress = sims.energy_and_forces(pot, frame, stress=True, dtype=torch.float64)
+        assert frame.get_potential_energy() == pytest.approx(energy, rel=1e-9)
+        np.testing.assert_allclose(frame.get_forces(), forces, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(frame.get_stress(voigt=False), stress, rtol=0, atol=1e-10)
+    assert abs(back[0].get_stress()[0] - back[1].get_stress()[0]) > 1e-4  # two different systems' own stresses

@@ -202,6 +202,59 @@ def test_nose_hoover_chains_refused_on_an_external_field():
                    sims.NoseHooverChain(1.0, 100.0), temperature=100, seed=0) is not None
 
 
+def test_ase_constraints_are_refused_by_dynamics_not_dropped(tmp_path):
+    """ASE constraints (FixAtoms, a POSCAR's selective dynamics, an extxyz move_mask) are not applied by sims
+    dynamics. They were dropped without a word: the fixed bottom layer of a Cu(111) slab moved 0.14 Å in 20
+    Langevin steps. sims.MD, BatchMD, ``matrep simulate``, the fits' and the bias-path optimiser's dynamics now
+    refuse them; single points still take them
+    (unconstrained forces, as ASE's ``get_forces(apply_constraint=False)``)."""
+    from ase import Atoms
+    from ase.build import bulk, fcc111
+    from ase.calculators.emt import EMT
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    from sims.batch import BatchMD
+    from sims.generate import generate
+    from sims.potentials import CalculatorPotential
+
+    slab = fcc111("Cu", (2, 2, 3), vacuum=5.0)
+    slab.info.clear()  # (ase.build's adsorbate_info, which extxyz cannot write)
+    slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
+    pot = LennardJones(sigma=2.3, epsilon=0.4, cutoff=5.0, dtype=F64)
+    with pytest.raises(SimsInputError, match="FixAtoms"):
+        sims.MD(slab, pot, sims.Langevin(2.0, 300.0), temperature=300.0, seed=0)
+    with pytest.raises(SimsInputError, match="system 1: .*FixAtoms"):
+        BatchMD([fcc111("Cu", (2, 2, 3), vacuum=5.0), slab], pot, sims.Langevin(2.0, 300.0), seed=0)
+    write(tmp_path / "slab.extxyz", slab)
+    cfg = {"seed": 0, "system": {"builder": "file", "path": "slab.extxyz"}, "_base": str(tmp_path),
+           "potential": {"kind": "lj", "sigma": 2.3, "epsilon": 0.4, "cutoff": 5.0},
+           "stages": [{"ensemble": "langevin", "steps": 2, "timestep": 2.0, "temperature": 300.0}],
+           "output": {"path": "out.extxyz"}}
+    with pytest.raises(SimsInputError, match="matrep simulate does not apply"):
+        generate(cfg)
+    from sims.enhanced import BiasPathOptimizer, GaussianGridBias
+    from sims.fit import RDFTarget
+    from sims.potentials import MuellerBrown
+
+    bulk_fixed = bulk("Cu", "fcc", a=3.6, cubic=True)
+    bulk_fixed.set_constraint(FixAtoms([0]))
+    with pytest.raises(SimsInputError, match="diffsim, ibi"):
+        RDFTarget(np.linspace(0.1, 3.0, 30), np.ones(30), bulk_fixed, 300.0)
+    start = Atoms("Ar", positions=[[-0.558, 1.442, 0.0]], masses=[2.56], constraint=FixAtoms([0]))
+    with pytest.raises(SimsInputError, match="BiasPathOptimizer does not apply"):
+        BiasPathOptimizer(MuellerBrown(), GaussianGridBias(["position:0,x", "position:0,y"], lower=-1, upper=1,
+                                                           points=4, atoms_per_replica=1),
+                          start, Atoms("Ar", positions=[[0.6, 0.0, 0.0]], masses=[2.56]),
+                          descriptors=["position:0,x", "position:0,y"], temperature=10, friction=0.05, timestep=1,
+                          n_steps=40, n_trajectories=4)
+    energy, forces = sims.energy_and_forces(CalculatorPotential(EMT()), slab, dtype=F64)
+    slab.calc = EMT()
+    np.testing.assert_allclose(forces, slab.get_forces(apply_constraint=False), atol=1e-10)
+    slab.set_constraint()
+    assert sims.MD(slab, pot, sims.Langevin(2.0, 300.0), temperature=300.0, seed=0).run(2).step_count == 2
+
+
 def test_nose_hoover_chains_refused_with_a_bias_on_absolute_positions():
     """A bias on a CV that reads absolute coordinates (Position, a Custom CV not declared translation
     invariant) exerts a net force, so the total momentum is not conserved and the chains' 3N - 3

@@ -201,6 +201,54 @@ def test_thermostats_reach_target_and_ramp_metadata():
     assert not np.allclose(other.frames[-1].positions, ramp[-1].positions)
 
 
+@pytest.mark.parametrize("stage", [
+    {"ensemble": "nose_hoover_chain", "tau": 200.0},
+    {"ensemble": "npt", "barostat": "mtk", "tau": 200.0, "pressure": 100.0, "tau_p": 2000.0}])
+def test_nose_hoover_stages_remove_the_drift_as_our_engine_does(stage):
+    """A Nose-Hoover (fix nvt) or MTK (fix npt) stage started from a drifting box: our NoseHooverChain and MTK
+    remove the centre-of-mass velocity and thermostat the 3N - 3 internal degrees of freedom, so the internal
+    temperature (drift removed, over 3N - 3) averages the target. LAMMPS kept the drift and counted its kinetic
+    energy as heat: 18 K for 80 K (nvt) before the stage began with ``velocity all zero linear``. 32 atoms: the
+    internal T of a frame fluctuates by sqrt(2 / 93) = 15 %; 75 frames 100 fs apart average within 10 %."""
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
+    masses = atoms.get_masses()
+    v = sims.maxwell_boltzmann(torch.as_tensor(masses), 80.0, seed=3).numpy()
+    atoms.set_velocities(v + np.array([3.0, 1.5, 0.0]) * math.sqrt(units.kB * 80.0 / masses[0]))
+    pot = LennardJones(**ARGON, cutoff=8.0, dtype=F64)
+    res = sl.run(atoms, pot, [{"steps": 2000, "timestep": 5.0, "temperature": 80.0, "sample_every": 20, **stage}],
+                 seed=1)
+    internal, drift = [], []
+    for frame in res.frames[25:]:
+        v = frame.get_velocities()
+        v_com = masses @ v / masses.sum()
+        internal.append((masses[:, None] * (v - v_com) ** 2).sum() / ((3 * len(frame) - 3) * units.kB))
+        drift.append(np.linalg.norm(v_com) / np.abs(v).max())
+    assert abs(np.mean(internal) - 80.0) < 8.0, np.mean(internal)
+    assert max(drift) < 1e-9
+
+
+@pytest.mark.parametrize("t_start", [0.0, 20.0])
+def test_nph_cell_mass_comes_from_the_stage_temperature(t_start):
+    """An nph stage's ``temperature`` sets the cell's mass ``W`` (sims.barostats.MTK(thermostat=False)); fix nph took
+    it from the atoms' temperature at its start: from rest it refused to run ("Current temperature too close to
+    zero"), and from 20 K for a stage at 80 K its cell moved 24.9 Å^3 in 200 fs where ours moved 57.1 (W four times
+    ours). With ``ptemp`` the two engines' volumes agree (LAMMPS's W = (N + 1) kT Pdamp^2 is ours, N kT tau_p^2,
+    to one atom in N: 3 % for 32 atoms)."""
+    from sims.barostats import MTK
+
+    atoms = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
+    if t_start:
+        atoms.set_velocities(sims.maxwell_boltzmann(torch.as_tensor(atoms.get_masses()), t_start, seed=0).numpy())
+    pot = LennardJones(**ARGON, cutoff=8.0, dtype=F64)
+    v0 = atoms.get_volume()
+    stage = {"ensemble": "nph", "steps": 40, "timestep": 5.0, "temperature": 80.0, "pressure": 1.0, "tau_p": 1000.0}
+    ours = sims.MD(atoms, pot, MTK(5.0, temperature=80.0, pressure=1.0, tau_p=1000.0, thermostat=False),
+                   dtype=F64).run(40)
+    grown = float(ours.state.volume()) - v0
+    assert grown > 10.0  # the cell moves measurably in 40 steps
+    assert sl.run(atoms, pot, [stage]).final.get_volume() - v0 == pytest.approx(grown, rel=0.05)
+
+
 def test_rdf_equals_our_engine():
     """Langevin LJ argon (hot fcc solid, 90 K) on both engines, 15 frames 0.5 ps apart each.
     Compared: the running coordination number at 4.5 Å (inside the first peak, so it measures
@@ -265,6 +313,13 @@ def test_bad_input():
     with pytest.raises(SimsInputError, match="Berendsen barostat moves the box after"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0,
                             "barostat": "berendsen"}])
+    from ase.constraints import FixAtoms
+
+    fixed = atoms.copy()
+    fixed.set_constraint(FixAtoms([0, 1]))  # LAMMPS moved them: the data file carries no constraint
+    with pytest.raises(SimsInputError, match=r"FixAtoms\), which sims.lammps does not apply"):
+        sl.run(fixed, lj, [{"steps": 10}])
+    assert sl.energy_and_forces(lj, fixed)[1].shape == (len(atoms), 3)  # a single point takes them
     slab = atoms.copy()
     slab.pbc = [True, True, False]
     with pytest.raises(SimsInputError, match="periodic in all three"):
