@@ -506,6 +506,15 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
                 check_cell(atoms.pbc, atoms.cell[:], st.coupling)
             except SimsInputError as err:
                 raise SimsInputError(f"stage {k} ({st.ensemble}): {err}") from None
+            c_tilt = np.abs(atoms.cell[2, :2]).max()
+            if st.coupling == "semiisotropic" and c_tilt > 1e-9 * np.abs(atoms.cell[:]).max():
+                # fix nh scales the xz and yz tilts with the box's z length (scalexz/scaleyz yes, its
+                # default), our barostats with the xy plane's: the same keywords would be another dynamics
+                raise SimsInputError(f"stage {k} ({st.ensemble}): LAMMPS scales a tilted third cell vector with the "
+                                     "z length under semiisotropic coupling, matrep's barostats with the xy plane, so "
+                                     f"this cell (c has x, y components up to {c_tilt:.3g} Å) would not run the "
+                                     "barostat it names; use coupling='triclinic', a cell with c along z, or "
+                                     "engine = 'matrep'")
     if int(seed) < 0 or not 0 <= skin < math.inf:
         # skin 0 is valid: with "neigh_modify every 1 delay 0 check yes" LAMMPS then rebuilds every step
         raise SimsInputError(f"need seed >= 0 and a finite skin >= 0 Å, got {seed}, {skin}")

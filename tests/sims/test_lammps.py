@@ -327,6 +327,11 @@ def test_bad_input():
     with pytest.raises(SimsInputError, match=r"stage 0 \(nph\): semiisotropic .* xy plane"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "nph", "temperature": 80.0, "pressure": 1.0,
                             "coupling": "semiisotropic"}])
+    tilted_c = bulk("Ar", "fcc", a=5.6, cubic=True).repeat(3)  # a, b in the xy plane (semiisotropic's rule)
+    tilted_c.set_cell(tilted_c.cell[:] + [[0, 0, 0], [0, 0, 0], [1.5, 0, 0]], scale_atoms=True)  # c leans over x
+    with pytest.raises(SimsInputError, match=r"stage 0 \(nph\): LAMMPS scales a tilted third cell vector"):
+        sl.run(tilted_c, lj, [{"steps": 10, "ensemble": "nph", "temperature": 80.0, "pressure": 1.0,
+                               "coupling": "semiisotropic"}])
     with pytest.raises(SimsInputError, match="unknown key 'temp'.*did you mean 'temperature'"):
         sl.run(atoms, lj, [{"steps": 10, "temp": 300}])
     with pytest.raises(SimsInputError, match="temperature is required for a langevin stage"):
