@@ -45,15 +45,27 @@ __all__ = ["dataset_fingerprint", "metric_fingerprint", "params_fingerprint", "J
 
 
 def dataset_fingerprint(graphs: list[nx.Graph]) -> str:
-    """A hash of the graphs' structure and of every node and edge label and fingerprint ``x``."""
+    """A hash of the graphs' structure and of every graph, node and edge attribute.
+
+    The label and fingerprint ``x`` of each node and edge as journals have always recorded them;
+    any other attribute (a glass network's ``length``, a weight, a graph-level value) by
+    :func:`_feed_value`, since a user's metric or :class:`~graphs.costs.CallableCosts` may read
+    it: hashing ``label`` and ``x`` alone, a job run again after such values changed found every
+    block done and returned the matrix of the old values.
+    """
     h = hashlib.sha256()
     for g in graphs:  # once per job, a loop over graphs
         local = {v: i for i, v in enumerate(g)}
         h.update(repr((g.is_directed(), len(g), g.number_of_edges())).encode())
+        if g.graph:
+            _feed_value(h, g.graph, 0)
         for u, v, d in [(v, None, d) for v, d in g.nodes(data=True)] + list(g.edges(data=True)):
             h.update(repr((local[u], None if v is None else local[v], d.get("label"))).encode())
             if "x" in d:
                 h.update(np.asarray(d["x"]).tobytes())
+            others = {k: value for k, value in d.items() if k not in ("label", "x")}
+            if others:
+                _feed_value(h, others, 0)
     return h.hexdigest()
 
 

@@ -608,7 +608,10 @@ def dataset_source(dataset: str, level: str | None = None) -> dict:
     RDKit's (the fingerprints) and a hash of the code and monomer table that turn strings into
     graphs; for a file: its absolute path and a hash of its bytes, and for a table of glycan
     strings (not a ``.jsonl`` of built graphs) RDKit's version and the code hash as well, since
-    its graphs are built by the same code. An index whose recorded source differs is stale.
+    its graphs are built by the same code, and GlyLES's version: a monomer name outside the
+    bundled table is resolved by GlyLES when the graph is built (the bundled glycans' names are
+    all in the table, so their record leaves it out). An index whose recorded source differs is
+    stale.
 
     Raises
     ------
@@ -639,8 +642,15 @@ def dataset_source(dataset: str, level: str | None = None) -> dict:
         raise InputError(f"dataset {dataset!r} is neither 'glycans' nor an existing file")
     source = {"dataset": str(path.resolve()), "level": dataset_level(dataset, level),  # None; refuses a level
               "sha256": _sha256(path.read_bytes())}
-    # A .jsonl holds built graphs; any other file holds strings that the code above turns into graphs.
-    return source if path.suffix == ".jsonl" else {**source, **builder}
+    # A .jsonl holds built graphs; any other file holds strings that the code above turns into graphs,
+    # with GlyLES for monomer names outside the table (reprs.monomers.resolve_glycan_monomer).
+    if path.suffix == ".jsonl":
+        return source
+    try:
+        glyles = importlib.metadata.version("glyles")
+    except importlib.metadata.PackageNotFoundError:
+        glyles = None
+    return {**source, **builder, "glyles": glyles}
 
 
 def build_dataset_index(dataset: str, path: str | os.PathLike, *, level: str | None = None,

@@ -160,12 +160,15 @@ def read_inputs(
     Raises
     ------
     InputError
-        For a missing path, an empty folder, an unreadable table or database.
+        For a missing path, an empty folder, an unreadable table or database, or ``column`` /
+        ``id_column`` given when no input is a table (they name table columns: structure files
+        and databases were read without them).
     """
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if not items:
         raise InputError("no inputs given")
     records: list[tuple[str, Any, str | None]] = []
+    tables = 0
     for item in items:
         text = os.fspath(item)
         path = Path(text)
@@ -178,9 +181,17 @@ def read_inputs(
             for file in files:
                 records += _read_structure_file(file)
         elif path.is_file():
+            tables += _is_table(path)
             records += _read_table(path, kind, column, id_column) if _is_table(path) else _read_structure_file(path)
         else:
             raise InputError(f"input {text!r} does not exist")
+    given = [f"{name}={value!r}" for name, value in (("column", column), ("id_column", id_column))
+             if value is not None]
+    if given and not tables:
+        # read without them, they would be dropped without a word
+        raise InputError(f"{' and '.join(given)} name columns of a CSV/TSV table, but no input is one "
+                         "(structure files and ASE databases are read whole, without them); "
+                         "leave them out")
     return records
 
 

@@ -193,6 +193,31 @@ def test_another_metric_function_on_the_same_file_is_refused(tmp_path):
                                   * np.ones(len(GRAPHS)))
 
 
+def _edge_length_gap(a: nx.Graph, b: nx.Graph) -> float:
+    """Difference of total edge ``length`` (an attribute other than label and x)."""
+    return abs(sum(d["length"] for *_, d in a.edges(data=True))
+               - sum(d["length"] for *_, d in b.edges(data=True)))
+
+
+def test_a_dataset_with_other_attribute_values_is_another_job(tmp_path):
+    # The dataset's key hashed each node's and edge's label and x only: after the edge lengths
+    # (which this metric reads) changed, a run into the same out= found every block done and
+    # returned the matrix of the old lengths.
+    graphs = [g.copy() for g in GRAPHS[:8]]
+    for g in graphs:
+        nx.set_edge_attributes(g, 1.0, "length")
+    out = tmp_path / "m.npy"
+    metric = PairMetric(_edge_length_gap, symmetric=True)
+    first = np.array(pairwise(graphs, metric, out=out))
+    for g in graphs:
+        nx.set_edge_attributes(g, 2.0, "length")
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(graphs, metric, out=out)
+    doubled = np.array(pairwise(graphs, metric, out=tmp_path / "n.npy"))
+    np.testing.assert_array_equal(doubled, 2.0 * first)
+    np.testing.assert_array_equal(doubled, pairwise(graphs, metric))  # in memory: the new lengths
+
+
 class _Offset:
     """A metric's option object with the default ``repr`` (a memory address, other in each process)."""
 

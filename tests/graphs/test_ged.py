@@ -321,12 +321,38 @@ def test_bounds_bracket_exact_on_glycan_like_trees():
         assert lp.lp_iterations is not None and lp.lp_iterations > 0
 
 
+def _local_by_lsap(p) -> np.ndarray:
+    """Every node pair's edge assignment (Riesen-Bunke's square cost matrix), one scipy
+    linear_sum_assignment per pair: the reference of graphs.ged._local_edge_costs."""
+    from scipy.optimize import linear_sum_assignment
+
+    local = np.zeros((p.n1, p.n2))
+    for i, k in itertools.product(range(p.n1), range(p.n2)):
+        # Directed edges are matched out-to-out and in-to-in; undirected ones all together.
+        sides = [(p.src1, p.src2), (p.dst1, p.dst2)] if p.directed else [(None, None)]
+        for end1, end2 in sides:
+            if p.directed:
+                E, F = np.nonzero(end1 == i)[0], np.nonzero(end2 == k)[0]
+            else:
+                E = np.nonzero((p.src1 == i) | (p.dst1 == i))[0]
+                F = np.nonzero((p.src2 == k) | (p.dst2 == k))[0]
+            a, b = len(E), len(F)
+            if a + b == 0:
+                continue
+            C = np.full((a + b, a + b), np.inf)
+            C[:a, :b] = p.edge.sub[np.ix_(E, F)]
+            C[np.arange(a), b + np.arange(a)] = p.edge.delete[E]
+            C[a + np.arange(b), np.arange(b)] = p.edge.insert[F]
+            C[a:, b:] = 0.0
+            rows, cols = linear_sum_assignment(C)
+            local[i, k] += C[rows, cols].sum()
+    return local
+
+
 def test_batched_local_edge_assignments_equal_one_lsap_per_node_pair():
     """The block-diagonal matching behind the assignment bounds solves every node pair's edge
     assignment (Riesen-Bunke's square cost matrix) exactly: compare with one scipy
     linear_sum_assignment per pair."""
-    from scipy.optimize import linear_sum_assignment
-
     from graphs.ged import _local_edge_costs, _problem
 
     rng = np.random.default_rng(13)
@@ -334,28 +360,63 @@ def test_batched_local_edge_assignments_equal_one_lsap_per_node_pair():
         G1 = _random_graph(rng, 7, directed=directed, tree=False)
         G2 = _random_graph(rng, 6, directed=directed, tree=False)
         p = _problem(G1, G2, ChemicalCosts(sub=2.0, indel=1.0))
-        local = _local_edge_costs(p)
-        for i, k in itertools.product(range(p.n1), range(p.n2)):
-            total = 0.0
-            # Directed edges are matched out-to-out and in-to-in; undirected ones all together.
-            sides = [(p.src1, p.src2), (p.dst1, p.dst2)] if directed else [(None, None)]
-            for end1, end2 in sides:
-                if directed:
-                    E, F = np.nonzero(end1 == i)[0], np.nonzero(end2 == k)[0]
-                else:
-                    E = np.nonzero((p.src1 == i) | (p.dst1 == i))[0]
-                    F = np.nonzero((p.src2 == k) | (p.dst2 == k))[0]
-                a, b = len(E), len(F)
-                if a + b == 0:
-                    continue
-                C = np.full((a + b, a + b), np.inf)
-                C[:a, :b] = p.edge.sub[np.ix_(E, F)]
-                C[np.arange(a), b + np.arange(a)] = p.edge.delete[E]
-                C[a + np.arange(b), np.arange(b)] = p.edge.insert[F]
-                C[a:, b:] = 0.0
-                rows, cols = linear_sum_assignment(C)
-                total += C[rows, cols].sum()
-            assert local[i, k] == pytest.approx(total, abs=1e-12)
+        np.testing.assert_allclose(_local_edge_costs(p), _local_by_lsap(p), rtol=0, atol=1e-12)
+
+
+# A pair on which csgraph's min_weight_full_bipartite_matching (LAPJVsp) cycled for ever on the
+# float weights of its 52 x 52 block graph (ChemicalCosts(sub=3, indel=1), directed, G4 -> G2):
+# graph_edit_distance never returned, whatever its timeout. Found by a random search.
+_CYCLING_PAIR = {
+    "G2": ([[1, 0, 1, 0, 1], [0, 1, 1, 0, 1]],
+           [(0, 1, [1, 0, 1, 1, 1]), (1, 0, [0, 0, 1, 0, 1])]),
+    "G4": ([[0, 1, 0, 0, 0], [1, 0, 1, 0, 0], [0, 1, 1, 1, 1], [1, 1, 0, 0, 1]],
+           [(0, 1, [1, 0, 1, 0, 1]), (0, 3, [0, 0, 0, 0, 0]), (1, 2, [0, 0, 1, 0, 0]),
+            (1, 3, [0, 1, 1, 0, 0]), (2, 0, [1, 1, 1, 0, 1]), (2, 1, [0, 0, 1, 1, 0]),
+            (2, 3, [1, 1, 0, 1, 1]), (3, 1, [0, 1, 0, 1, 1]), (3, 2, [1, 0, 1, 1, 0])]),
+}
+
+
+def _cycling_graph(name: str) -> nx.DiGraph:
+    nodes, edges = _CYCLING_PAIR[name]
+    G = nx.DiGraph()
+    G.add_nodes_from((i, {"x": np.array(x)}) for i, x in enumerate(nodes))
+    G.add_edges_from((u, v, {"x": np.array(x)}) for u, v, x in edges)
+    return G
+
+
+def test_star_assignments_terminate_on_float_weights_that_cycled():
+    """Run in a child process (the old code never returned, and a loop in compiled code cannot be
+    interrupted): the edge assignments equal one linear_sum_assignment per node pair and the
+    distance equals brute force."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from graphs.ged import _problem
+
+    code = (
+        "import json, numpy as np\n"
+        "from graphs.costs import ChemicalCosts\n"
+        "from graphs.ged import _local_edge_costs, _problem, graph_edit_distance\n"
+        "from tests.graphs.test_ged import _cycling_graph\n"
+        "G4, G2, costs = _cycling_graph('G4'), _cycling_graph('G2'), ChemicalCosts(sub=3.0, indel=1.0)\n"
+        "r = graph_edit_distance(G4, G2, costs=costs)\n"
+        "print(json.dumps({'local': _local_edge_costs(_problem(G4, G2, costs)).tolist(),\n"
+        "                  'distance': r.distance, 'optimal': r.optimal}))\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's graphs and tests
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    G4, G2, costs = _cycling_graph("G4"), _cycling_graph("G2"), ChemicalCosts(sub=3.0, indel=1.0)
+    np.testing.assert_allclose(out["local"], _local_by_lsap(_problem(G4, G2, costs)), rtol=0,
+                               atol=1e-12)
+    assert out["optimal"]
+    assert out["distance"] == pytest.approx(_brute_force(G4, G2, _nx_costs(costs)), abs=TOL)
 
 
 # ---------------------------------------------------------------------------------------------

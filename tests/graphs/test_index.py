@@ -246,6 +246,38 @@ def test_the_index_of_a_csv_of_glycans_goes_stale_when_the_code_or_monomer_table
     assert dataset_source(str(jsonl)) == built
 
 
+def test_the_index_of_a_csv_of_glycans_goes_stale_when_glyles_changes(tmp_path, monkeypatch):
+    # A CSV may name monomers outside the bundled table (Man3Me4Me); GlyLES builds their SMILES,
+    # hence their fingerprints, when the graphs are built. The source recorded RDKit's version but
+    # not GlyLES's, so after a GlyLES upgrade the cached index of the old fingerprints was still
+    # opened as current. The bundled glycans never reach GlyLES (every name is in the table).
+    import importlib.metadata
+
+    import pandas as pd
+
+    import reprs.monomers
+    from graphs.index import dataset_source
+    from reprs.glycans import glycan_graph
+
+    calls = []
+    resolve = reprs.monomers._glyles_smiles
+    monkeypatch.setattr(reprs.monomers, "_glyles_smiles", lambda name: calls.append(name) or resolve(name))
+    bundled_library = reprs.monomers.glycan_library()
+    fresh = reprs.monomers.MonomerLibrary(bundled_library.table, aliases=bundled_library.aliases,
+                                          resolver=reprs.monomers.resolve_glycan_monomer, kind="glycan")
+    glycan_graph("Man3Me4Me(a1-3)Man", library=fresh)  # a library without the process's resolved names
+    assert calls == ["Man3Me4Me"]  # the graph's SMILES come from GlyLES
+
+    csv = tmp_path / "g.csv"
+    pd.DataFrame({"glycan": ["Man3Me4Me(a1-3)Man"]}).to_csv(csv, index=False)
+    before, bundled = dataset_source(str(csv)), dataset_source("glycans")
+    version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "99.0" if name == "glyles" else version(name))
+    assert dataset_source(str(csv)) != before
+    assert dataset_source("glycans") == bundled
+
+
 def test_a_changed_dataset_gets_a_new_cached_index_and_an_explicit_one_is_refused(tmp_path, monkeypatch):
     import pandas as pd
 

@@ -90,6 +90,13 @@ def test_ase_database_and_graph_outputs(tmp_path):
     assert [g.graph["id"] for g in graphs] == ["1", "2"] and graphs[1].number_of_edges() == 12
     with pytest.raises(errors.InputError, match=r"\.pt \(PyG\), \.pkl or \.jsonl"):
         featurize_inputs(db_path, "crystal_graph", tmp_path / "g.npz", progress=False)
+    # column / id_column name table columns: a database (or structure files) was read without them,
+    # the ids staying the row ids whatever id_column said
+    for option in ({"id_column": "name"}, {"column": "structure"}):
+        with pytest.raises(errors.InputError, match="no input is one"):
+            featurize_inputs(db_path, "element_property:properties=Z,stats=mean", tmp_path / "n.npz", progress=False,
+                             **option)
+    assert not (tmp_path / "n.npz").exists()
 
 
 def test_bad_arguments(smiles_csv, tmp_path):
