@@ -76,6 +76,12 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
     torch_geometric.data.Data
         ``x`` (n_nodes, F), ``edge_index`` (2, n_edges) int64, ``edge_attr`` (n_edges, F_e),
         ``num_nodes``, plus ``name`` and the node and edge ``labels`` as Python lists.
+
+    Raises
+    ------
+    reprs.errors.InputError
+        ``undirected=True`` on a DiGraph that already holds some edge in both directions (the pair
+        would be stored twice), or missing or ragged ``x`` features.
     """
     import torch
     from torch_geometric.data import Data
@@ -90,6 +96,13 @@ def to_pyg(graph: nx.Graph, *, dtype: Any = None, undirected: bool | None = None
     if edges:
         pairs = np.array([(index[u], index[v]) for u, v, _ in edges], dtype=np.int64).T
         attr = _stack(graph, edges, "edge")
+        if undirected and graph.is_directed():
+            both = [(u, v) for u, v, _ in edges if u != v and graph.has_edge(v, u)]
+            if both:
+                raise InputError(f"undirected=True stores each edge in both directions, but this DiGraph already "
+                                 f"has both {both[0][0]!r} -> {both[0][1]!r} and back ({len(both) // 2} such "
+                                 "pair(s)): the pair would be stored twice. Pass undirected=False, or make it an "
+                                 "nx.Graph with one edge per pair")
         if undirected:
             # A self-loop is its own reverse: stored once (as PyG's from_networkx stores it), or a
             # node's message to itself would count twice.

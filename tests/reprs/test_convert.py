@@ -99,3 +99,18 @@ def test_graph_files_round_trip(tmp_path):
         for e in a.edges:
             assert a.edges[e]["label"] == b.edges[e]["label"]
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_undirected_to_pyg_refuses_a_digraph_that_holds_both_directions():
+    """A DiGraph with u -> v and v -> u was mirrored into four edges for the pair (checked on the old
+    code: edge_index of 4 columns, each direction twice), so message passing summed it twice; PyG's
+    own undirected graphs hold each direction once."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from((v, {"x": [float(v)]}) for v in range(3))
+    graph.add_edges_from([(0, 1, {"x": [1.0]}), (1, 0, {"x": [1.0]}), (2, 1, {"x": [2.0]})])
+    with pytest.raises(InputError, match=r"already has both 0 -> 1 and back \(1 such pair"):
+        to_pyg(graph, undirected=True)
+    assert to_pyg(graph).edge_index.shape == (2, 3)  # as stored
+    one_way = graph.copy()
+    one_way.remove_edge(1, 0)
+    assert to_pyg(one_way, undirected=True).edge_index.shape == (2, 4)
