@@ -627,10 +627,10 @@ def dataset_source(dataset: str, level: str | None = None) -> dict:
     root = Path(reprs.__file__).parent
     h = hashlib.sha256()
     # Every module between a glycan string and its graph: parser, monomer table and rules,
-    # graph builder, fingerprints.
+    # graph builder, fingerprints and the SMILES parsing before them.
     for part in ("glycans.py", "glycan_taxonomy.py", "datasets.py", "monomers.py",
                  "data/glycan_monomers.csv", "iupac.py", "macromolecules.py",
-                 "featurizers/fingerprints.py"):
+                 "featurizers/fingerprints.py", "featurizers/inputs.py"):
         h.update((root / part).read_bytes())
     # RDKit computes the monomer fingerprints, so its version is part of what the graphs are.
     builder = {"rdkit": importlib.metadata.version("rdkit"), "code": h.hexdigest()}

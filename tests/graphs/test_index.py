@@ -210,7 +210,7 @@ def test_certified_knn_graph_equals_brute_force_and_resumes(glycans, index, tmp_
         knn_graph(index, 60, tmp_path / "x.npz")
 
 
-@pytest.mark.parametrize("module", ["iupac.py", "macromolecules.py", "fingerprints.py", "glycans.py",
+@pytest.mark.parametrize("module", ["iupac.py", "macromolecules.py", "fingerprints.py", "inputs.py", "glycans.py",
                                     "monomers.py", "glycan_monomers.csv"])
 def test_the_bundled_index_goes_stale_when_any_code_between_string_and_graph_changes(module, monkeypatch):
     # The parser (reprs.iupac), the graph builder and the monomer fingerprints decide the graphs as
