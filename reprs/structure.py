@@ -30,7 +30,8 @@ g must approach 1. ASE's
 ``g_ours = g_ASE * N / (N_b - N_ab / N_a)``. Frames are averaged with equal
 weight (freud pools the counts, which is the same when every frame has the same atoms and
 volume). The running coordination number ``n_r`` is the mean number of ``b`` neighbours of an
-``a`` atom within the right edge of each bin.
+``a`` atom between ``r_min`` and the right edge of each bin (with ``r_min > 0`` closer neighbours are
+not counted: it is the coordination number only from ``r_min = 0``).
 
 The cutoff rule
 ---------------
