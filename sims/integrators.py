@@ -263,7 +263,7 @@ class Langevin(_Thermostat):
         (one generator per system of a batch, each drawing its own system's rows), advancing it."""
         if "generators" in run:
             # Each system's rows filled in place (the numbers torch.randn((n, 3), generator=g) draws: both fill a
-            # contiguous block with normal_), not drawn apart and concatenated: 256 systems of 64 atoms, 1.1 ms
+            # contiguous block with normal_), not drawn apart and concatenated: 256 systems of 64 atoms, 1.2 ms
             # against 1.5 ms a step (benchmarks/README.md).
             out = torch.empty((sum(run["sizes"]), 3), device=like.device, dtype=like.dtype)
             for g, rows in zip(run["generators"], out.split(run["sizes"])):
