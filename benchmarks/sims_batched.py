@@ -18,9 +18,14 @@ Times are CPU seconds (``process_time``: the machine's cores are shared, wall ti
 seconds are printed too). ``--repeats R`` times every variant R times, interleaved (fresh runs each time, the same
 steps), and prints the range.
 
+``--breakdown`` (with ``--compile``) then runs the batched compiled run once more with CPU timers around the three
+calls that do most of a step and prints where its steps go (:func:`breakdown`): the fused step's compiled call (and
+its time per pair of the list), the Langevin noise draws, the neighbour-list updates (the patches of rebuilt systems'
+parts) and the rest (the driver's Python).
+
 Run: ``.venv/bin/python benchmarks/sims_batched.py [--replicas 256] [--atoms-side 4] [--steps 100]
 [--threads 1] [--device cuda] [--dtype float64] [--check-every 10] [--skin 1.0] [--batch-skin S] [--compile]
-[--repeats 1] [--npt]``. ``--batch-skin`` gives the batched runs another skin than the sequential ones (the
+[--repeats 1] [--breakdown] [--npt]``. ``--batch-skin`` gives the batched runs another skin than the sequential ones (the
 skin is a setting of each run: a batch of many small systems rebuilds some system's list on almost every step at
 1 Å).
 With ``--sequential-sample K`` only K of the sequential runs are timed and the sequential time is scaled to all
@@ -88,8 +93,12 @@ def main() -> None:
                         help="time only this many sequential runs and scale (0: all)")
     parser.add_argument("--compile", action="store_true", help="also the compiled runs (batched and sequential)")
     parser.add_argument("--repeats", type=int, default=1, help="time every variant this many times, interleaved")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="with --compile: where the batched compiled run's steps go (CPU timers)")
     parser.add_argument("--npt", action="store_true", help="constant pressure: CellRescaling around the thermostat")
     args = parser.parse_args()
+    if args.breakdown and not args.compile:
+        parser.error("--breakdown profiles the batched compiled run: add --compile")
     if args.npt and args.compile:
         parser.error("--npt runs eagerly only: the fused compiled step takes VelocityVerlet or Langevin, no barostat")
     torch.set_num_threads(args.threads)
@@ -173,7 +182,51 @@ def main() -> None:
                   ("batched", "batched compiled"), ("sequential", "sequential compiled")]
     for slow, fast in pairs:
         print(f"| {slow} / {fast} | {span([a / b for a, b in zip(cpu[slow], cpu[fast])], '.1f')}x |")
+    if args.breakdown:
+        print(breakdown(BatchMD(systems, pot, integrator(), temperature=90.0, seed=seeds, check_every=args.check_every,
+                                skin=batch_skin, compiled=True, device=device, dtype=dtype), args.steps))
 
+
+def breakdown(md: BatchMD, steps: int) -> str:
+    """Where ``md.run(steps)`` (a ``BatchMD(compiled=True)``, after two warm-up steps) spends its CPU time, ms a step:
+    the fused step's compiled call (``sims.md._fused_step()``'s function, with the host read of its result), the
+    Langevin noise draws (``md.integrator.noise``) and the neighbour-list updates (``md._pairs``: the patches of
+    rebuilt systems' parts), each timed around its call for this run only; the rest is the driver's own Python."""
+    import sims.md
+
+    spent = {"fused step (compiled call)": 0.0, "Langevin noise": 0.0, "neighbour-list updates": 0.0}
+
+    def timed(name: str, fn):
+        def call(*a, **k):
+            start = time.process_time()
+            out = fn(*a, **k)
+            if name.startswith("fused"):
+                out[4].tolist()  # the driver's one host read a step: the step's work is done by then
+            spent[name] += time.process_time() - start
+            return out
+        return call
+
+    kernel, fused_step = sims.md._fused_step(), sims.md._fused_step
+    md.integrator.noise = timed("Langevin noise", md.integrator.noise)
+    md._pairs = timed("neighbour-list updates", md._pairs)
+    sims.md._fused_step = lambda: timed("fused step (compiled call)", kernel)
+    try:
+        md.run(2)
+        spent.update(dict.fromkeys(spent, 0.0))
+        builds = md.neighbors.n_partial_builds + md.neighbors.n_builds
+        start = time.process_time()
+        md.run(steps)
+        total = time.process_time() - start
+    finally:
+        sims.md._fused_step = fused_step
+    builds = md.neighbors.n_partial_builds + md.neighbors.n_builds - builds
+    n_pairs = int(md.neighbors.pairs.i.numel())
+    per_pair = spent["fused step (compiled call)"] / steps / n_pairs * 1e9
+    rows = [f"| {name} | {t / steps * 1e3:.2f} |" for name, t in spent.items()]
+    rows.append(f"| rest | {(total - sum(spent.values())) / steps * 1e3:.2f} |")
+    return "\n".join([f"# breakdown (CPU time): {total / steps * 1e3:.2f} ms a step; {n_pairs} pairs, {per_pair:.1f} ns a "
+                      f"pair in the fused step; {builds} list patches or builds in {steps} steps",
+                      "| part | ms a step |", "|---|---|", *rows])
 
 if __name__ == "__main__":
     main()

@@ -333,8 +333,9 @@ class BatchMD(_Driver):
         list displacement test, the energies). After a step, the list parts of the systems whose atoms the next
         steps may take past half the skin are rebuilt (a step that already took one past is taken again). The
         first step compiles (tens of seconds; a few with inductor's cache warm). Other integrators and potentials
-        are refused (run them eagerly). 256 replicas of 64 argon atoms on one CPU thread: 7.4-12.8x the 256
-        sequential eager ``sims.MD`` runs, 3.2-5.0x the sequential compiled ones (skin 1 Å; the batch's 1-2 Å).
+        are refused (run them eagerly). 256 replicas of 64 argon atoms on one CPU thread: 6.6-12.8x the 256
+        sequential eager ``sims.MD`` runs, 3.0-5.0x the sequential compiled ones (skin 1 Å; the batch's 1-2 Å; the
+        ratio moves with the machine's load), bound by the compiled pair pass (14-15 ns a pair).
         Trajectories equal the eager ones to round-off (``tests/sims/test_batch_fused.py``; speed in
         ``benchmarks/README.md``).
     device, dtype

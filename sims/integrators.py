@@ -262,8 +262,13 @@ class Langevin(_Thermostat):
         """One step's standard normal noise shaped like the velocities ``like``, drawn from the run's generator
         (one generator per system of a batch, each drawing its own system's rows), advancing it."""
         if "generators" in run:
-            return torch.cat([torch.randn((n, 3), generator=g, device=like.device, dtype=like.dtype)
-                              for g, n in zip(run["generators"], run["sizes"])])
+            # Each system's rows filled in place (the numbers torch.randn((n, 3), generator=g) draws: both fill a
+            # contiguous block with normal_), not drawn apart and concatenated: 256 systems of 64 atoms, 1.2 ms
+            # against 1.5 ms a step (benchmarks/README.md).
+            out = torch.empty((sum(run["sizes"]), 3), device=like.device, dtype=like.dtype)
+            for g, rows in zip(run["generators"], out.split(run["sizes"])):
+                rows.normal_(generator=g)
+            return out
         return torch.randn(like.shape, generator=run["generator"], device=like.device, dtype=like.dtype)
 
     def step(self, state, energy, forces, force_fn, run):

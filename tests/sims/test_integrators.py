@@ -158,6 +158,24 @@ def test_runs_sharing_an_integrator_do_not_share_its_state(argon_liquid, make):
     assert not np.array_equal(other.run(10).positions_array(), alone)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batch_langevin_noise_is_each_systems_own_draw(dtype):
+    """A batch's Langevin noise (one generator per system, filled in place) holds, system by system, the
+    numbers ``torch.randn((n, 3), generator=g)`` draws from that system's generator, the draw of a lone run
+    (:class:`sims.MD`), and leaves each generator where that draw does; sizes below and above torch's
+    16-number blocks, one not a multiple of them and an empty system."""
+    sizes = [64, 27, 1, 5, 0, 100]
+    mine = [torch.Generator().manual_seed(10 + k) for k in range(len(sizes))]
+    lone = [torch.Generator().manual_seed(10 + k) for k in range(len(sizes))]
+    like = torch.zeros((sum(sizes), 3), dtype=dtype)
+    for _ in range(3):  # successive steps
+        noise = sims.Langevin.noise({"generators": mine, "sizes": sizes}, like)
+        assert noise.dtype == dtype and noise.shape == like.shape
+        expected = torch.cat([torch.randn((n, 3), generator=g, dtype=dtype) for g, n in zip(lone, sizes)])
+        assert torch.equal(noise, expected)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(mine, lone))
+
+
 def test_seeded_draws_repeat_and_unseeded_differ():
     masses = torch.full((50,), 39.95, dtype=F64)
     draw = sims.maxwell_boltzmann
