@@ -5,8 +5,13 @@ Steps (all on CPU, one thread):
 1. Data: FSSH trajectories of :class:`sims.surface_hopping.TorsionalIsomerisation` (Wigner at
    300 K, Langevin bath 1/100 fs, EDC), geometries every 20 steps, labelled with energies,
    Hellmann-Feynman gradients and coupling numerators (:func:`learners.diabatic.label_frames`).
+   Training and validation split by trajectory (:func:`learners.splits.group_split`, 1/6 of the
+   trajectories validate): the snapshots of one trajectory are 20 steps (5 fs) apart, so a
+   frame-wise split validates on neighbours of training frames, which made the validation error
+   (and the best epoch it picks) optimistic.
 2. Train :class:`learners.diabatic.DiabaticPaiNN` (float32) through the Trainer; the weights are
-   kept in ``--out`` and reused by a rerun.
+   kept in ``--out`` under a name with a digest of the training and validation geometries, and
+   reused by a rerun on the same data.
 3. Yields: the same initial conditions (Wigner, 300 K) run with FSSH on the analytic model and on the
    DANN (:class:`learners.diabatic.DANNHamiltonian`), same settings; the yield is the trans fraction
    at the end, with its binomial standard error. The analytic model also runs a larger ensemble.
@@ -32,7 +37,9 @@ import torch
 
 from learners.diabatic import (DANNHamiltonian, DiabaticPaiNN, evaluate_diabatic, fit_diabatic, label_frames,
                                load_diabatic, save_diabatic)
+from learners.data import data_digest
 from learners.potentials.batch import collate_atoms
+from learners.splits import group_split
 from learners.trainer import Trainer
 from sims.hopping_ensemble import normal_mode_sample
 from sims.surface_hopping import AU_TIME_FS, FSSH, TorsionalIsomerisation
@@ -42,6 +49,7 @@ BATH = dict(friction=0.01 * AU_TIME_FS, temperature=300.0, decoherence="edc")
 
 
 def training_geometries(model, n_traj, duration, seed):
+    """``(n_snapshots * n_traj, 3 N)`` bohr geometries and the ``(n_snapshots * n_traj,)`` trajectory of each."""
     x, p = normal_mode_sample(model, model.geometry(), n_traj, temperature=300.0, seed=(seed, 0))
     fssh = FSSH(model, x, p, initial_state=1, timestep=STEP, seed=(seed, 1), **BATH)
     snaps = []
@@ -49,7 +57,15 @@ def training_geometries(model, n_traj, duration, seed):
         fssh.step()
         if k % 20 == 0:
             snaps.append(fssh.x.clone())
-    return torch.cat(snaps)
+    return torch.cat(snaps), np.tile(np.arange(n_traj), len(snaps))
+
+
+def weights_file(out: Path, args: argparse.Namespace, train: torch.Tensor, val: torch.Tensor) -> Path:
+    """Where the DANN of these settings fitted on ``train`` and validated on ``val`` (geometries, bohr) is
+    kept: named by a digest of both, so that weights of other data (another split, duration or seed;
+    those of the frame-wise split of before) are never read back for these."""
+    digest = data_digest(train.numpy(), val.numpy())[:12]
+    return out / f"dann_{args.features}_{args.epochs}_{args.seed}_{digest}.dann.pt"
 
 
 def run_yield(model, x, p, n_steps, seed, dtype):
@@ -92,15 +108,15 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)")
 
     start = time.perf_counter()
-    geoms = training_geometries(model, args.n_data, args.duration, args.seed)
+    geoms, trajectory = training_geometries(model, args.n_data, args.duration, args.seed)
     frames = label_frames(model, geoms, model.numbers)
-    order = np.random.default_rng(args.seed).permutation(len(frames))
-    n_val = len(frames) // 6
-    train, val = [frames[i] for i in order[n_val:]], [frames[i] for i in order[:n_val]]
-    print(f"data: {len(train)} training + {len(val)} validation geometries in {time.perf_counter() - start:.1f} s")
+    fit, held = group_split(trajectory, (5 / 6, 1 / 6), seed=args.seed)
+    train, val = [frames[i] for i in fit], [frames[i] for i in held]
+    print(f"data: {len(train)} training + {len(val)} validation geometries (trajectories "
+          f"{len(np.unique(trajectory[fit]))} + {len(np.unique(trajectory[held]))}) in {time.perf_counter() - start:.1f} s")
 
     net = DiabaticPaiNN(2, cutoff=5.0, n_features=args.features, n_interactions=3, seed=args.seed, dtype=torch.float32)
-    weights = out / f"dann_{args.features}_{args.epochs}_{args.n_data}_{args.seed}.dann.pt"
+    weights = weights_file(out, args, geoms[fit], geoms[held])
     if weights.exists():
         net = load_diabatic(weights)
         print(f"weights read from {weights}")

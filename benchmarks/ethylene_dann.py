@@ -20,8 +20,10 @@ Workflow (every stage resumes from the files it wrote in ``--out``):
    CASSCF and added to the training set, and the model is retrained from the last one's weights.
    The frames picked (:func:`pick_frames`) are each trajectory's exit from the data, the first frame
    farther than ``--exit`` Å (:func:`novelty`, in the distance descriptor :func:`distances`) from
-   every training geometry, then frames drawn uniformly from before the exits. A rerun with a larger
-   ``R`` resumes from the files of the rounds done.
+   every training geometry, then frames drawn uniformly from before the exits. Several frames of
+   one trajectory are picked, so a round's frames are split by trajectory (:func:`split_by_trajectory`;
+   the picks file keeps each frame's trajectory). A rerun with a larger ``R`` resumes from the files
+   of the rounds done.
 6. FSSH (:class:`sims.surface_hopping.FSSH`) on the DANN (:class:`learners.diabatic.DANNHamiltonian`),
    Wigner initial conditions of the CASSCF ground state (0 K), every trajectory starting on S1,
    EDC decoherence, no bath (isolated molecule) unless ``--friction`` (1/fs) and ``--temperature``
@@ -167,13 +169,26 @@ def geometries(ref: dict, n_wigner: int, n_scan: int, seed: int, *, twist=(0.0, 
 
 
 def split(frames: list, seed: int) -> tuple[list, list, list]:
-    """Train, validation and test frames (80/10/10 %) by a seeded permutation of the label indices."""
+    """Train, validation and test frames (80/10/10 %) by a seeded permutation of the label indices: for
+    independent geometries (round 1's Wigner samples and scan points), not frames of trajectories."""
     idx = np.array([f.info["label_index"] for f in frames])
     keys = np.random.default_rng([seed, 2]).random(idx.max() + 1)[idx]
     train = [f for f, k in zip(frames, keys) if k >= 0.2]
     val = [f for f, k in zip(frames, keys) if 0.1 <= k < 0.2]
     test = [f for f, k in zip(frames, keys) if k < 0.1]
     return train, val, test
+
+
+def split_by_trajectory(frames: list, trajectories: np.ndarray, seed: int) -> tuple[list, list, list]:
+    """Train, validation and test frames of FSSH trajectories: 80/10/10 % of the trajectories
+    (:func:`learners.splits.group_split`), every frame of one trajectory on one side. ``trajectories``:
+    the trajectory of each labelled structure, indexed by the frames' ``info["label_index"]``. A
+    frame-wise split held out neighbours of training frames of the same trajectory (a few fs apart),
+    which made the held-out errors optimistic."""
+    from learners.splits import group_split
+
+    groups = np.asarray(trajectories)[[f.info["label_index"] for f in frames]]
+    return tuple([frames[i] for i in part] for part in group_split(groups, (0.8, 0.1, 0.1), seed=seed))
 
 
 def train(frames_train, frames_val, args, path: Path, start_from: Path | None = None):
@@ -592,28 +607,33 @@ def main() -> None:
         picks_path = out / f"round{r}_picks_{args.round2}_{args.round_traj}_{args.exit:g}.npz"
         if picks_path.exists():  # a resumed run: this round's ensemble was run and its frames picked before
             with np.load(picks_path) as data:
-                chosen, stats = data["positions"], {k: int(data[k]) for k in ("n_dropped", "n_exited", "n_exits_picked")}
+                if "trajectories" not in data.files:
+                    raise SystemExit(f"{picks_path} was written before picks kept their trajectories: its frames "
+                                     "cannot be split by trajectory (a frame-wise split holds out frames of training "
+                                     "trajectories, an optimistic test); run the rounds in a new --out")
+                chosen, trajectories = data["positions"], data["trajectories"]
+                stats = {k: int(data[k]) for k in ("n_dropped", "n_exited", "n_exits_picked")}
         else:
             first = run_fssh(net, ref, args.round_traj, args.duration, args.timestep, args.seed + 100 * (r - 1))
             nov = novelty(np.stack([f.positions for f in train_set]), first["frames"])
             pick = pick_frames(first["frames"], first["frame_ids"], nov, args.round2, args.exit, (args.seed, 5, r))
-            chosen = first["frames"].reshape(-1, 6, 3)[pick]
+            chosen, trajectories = first["frames"].reshape(-1, 6, 3)[pick], first["frame_ids"][pick]
             stats = {"n_dropped": len(first["dropped"]), "n_exited": len(np.unique(first["frame_ids"][nov > args.exit])),
                      "n_exits_picked": int((nov[pick] > args.exit).sum())}
             with atomic_open(picks_path) as handle:
-                np.savez(handle, positions=chosen, **stats)
+                np.savez(handle, positions=chosen, trajectories=trajectories, **stats)
         extra = label_dataset([Atoms(numbers=NUMBERS, positions=p) for p in chosen],
                               out / f"labels_round{r}_{args.round2}_{args.round_traj}_{args.exit:g}",
                               chunk_size=10, basis=args.basis, **labeller,
                               missing="skip" if args.label == "none" else "label")
-        for f in extra:
-            f.info["label_index"] += r * 10 ** 6  # their own keys in the split
-        tr2, va2, te2 = split(extra, args.seed)
+        tr2, va2, te2 = split_by_trajectory(extra, trajectories,
+                                            int(np.random.SeedSequence((args.seed, 2, r)).generate_state(1)[0]))
         train_set, val_set, held_out = train_set + tr2, val_set + va2, held_out + te2
         path = out / f"dann_{args.basis}_{len(frames)}_{args.features}_{args.epochs}{tag}_r{r}_{args.round2}_{args.round_traj}.pt"
         net, seconds = train(train_set, val_set, args, path, start_from=prev)
         prev = path
         log[f"round{r}"] = {"n_trajectories": args.round_traj, **stats, "n_picked": len(chosen), "n_fssh_frames": len(extra),
+                            "n_picked_trajectories": len(np.unique(trajectories)),
                             "n_train": len(train_set), "train_seconds": seconds, "test": test_errors(net, test_set),
                             "test_fssh_frames": test_errors(net, te2) if te2 else None}
         print(f"round {r}: the last model's {args.round_traj} trajectories: {stats['n_dropped']} dropped, "

@@ -161,7 +161,7 @@ class ActiveLearning:
         Where ``labels.db`` and ``log.json`` go; an existing run there is resumed when its
         settings match (:meth:`settings`: these arguments, digests of the frames and of an
         ``initial_committee``'s weights, and the class and ``hparams`` of the members
-        ``committee_factory`` builds).
+        ``committee_factory`` builds) and it labelled at most ``generations`` generations.
     candidates : int, optional
         Candidates per generation (default ``4 * per_generation``).
     percentile : float
@@ -221,8 +221,8 @@ class ActiveLearning:
     Raises
     ------
     InputError
-        Unlabelled frames, an unknown sampler, non-positive counts, ``kT <= 0``, or a ``workdir``
-        holding a run with other settings.
+        Unlabelled frames, an unknown sampler, non-positive counts, ``kT <= 0``, or (from :meth:`run`) a
+        ``workdir`` holding a run with other settings or of more generations.
 
     Examples
     --------
@@ -368,12 +368,19 @@ class ActiveLearning:
     def log_path(self) -> Path:
         return self.workdir / "log.json"
 
-    def _resume(self) -> tuple[list[dict[str, Any]], list[Atoms]]:
-        """The finished generations' log and labels; rows written after the last one are removed."""
+    def _saved_log(self) -> list[dict[str, Any]] | None:
+        """The log of the run in ``workdir`` (None when there is none), refused unless this loop may resume it.
+
+        Reads only: :meth:`run` and ``matrep active`` check a workdir with it before they write anything.
+
+        Raises
+        ------
+        InputError
+            ``log.json`` is no active-learning log, holds a run with other settings, or one that labelled
+            more generations than ``generations``.
+        """
         if not self.log_path.exists():
-            if self.labels_path.exists():
-                FrameWriter(self.labels_path).truncate(0)
-            return [], []
+            return None
         try:
             saved = json.loads(self.log_path.read_text())
         except json.JSONDecodeError as err:
@@ -388,6 +395,24 @@ class ActiveLearning:
             raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "
                              f"use another workdir")
         log = saved["generations"]
+        # Every generation but the last labels (its entry has "candidates"). A run that labelled more
+        # holds labels a run of ``generations`` never made, and its last committee is a later
+        # generation's (committees are kept per generation only with fine_tune): refused, not
+        # returned as if it were the run asked for.
+        labelled = sum("candidates" in entry for entry in log)
+        if labelled > self.generations:
+            raise InputError(f"{self.workdir} holds a run that labelled {labelled} generation(s), more than "
+                             f"generations = {self.generations}; ask for generations >= {labelled} (its log.json "
+                             f"entry g holds the test errors of generation g's committee), or use another workdir")
+        return log
+
+    def _resume(self) -> tuple[list[dict[str, Any]], list[Atoms]]:
+        """The finished generations' log and labels; rows written after the last one are removed."""
+        log = self._saved_log()
+        if log is None:
+            if self.labels_path.exists():
+                FrameWriter(self.labels_path).truncate(0)
+            return [], []
         if log and "candidates" not in log[-1] and log[-1]["generation"] < self.generations:
             log = log[:-1]      # the old last generation only scored; with more generations it labels too
         mark = log[-1]["labels_mark"] if log else 0

@@ -36,7 +36,8 @@ loop::
 committee, :func:`learners.potentials.save_potential`, loadable as ``[potential] kind = "nn"``)
 and ``errors.png`` (test force and energy errors against the labels used). Rerunning the same
 config resumes after the last finished generation; a config that differs in anything but
-``loop.generations`` is refused, so a folder never mixes two runs (``config.json`` also records
+``loop.generations`` is refused, so a folder never mixes two runs, and so are fewer generations
+than the folder's run has labelled (``config.json`` also records
 the SHA-256 of the ``committee.initial`` file, so a changed file is refused too).
 """
 
@@ -49,13 +50,16 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from learners.errors import InputError
 from learners.runs import TrainerConfig
 from reprs.config import Schema, check_keys, config_file, describe, load_toml
 from reprs.errors import ConfigError
 from reprs.fileio import atomic_write, read_frames, save_figure
+
+if TYPE_CHECKING:
+    from learners.active import ActiveLearning
 
 __all__ = ["ActiveConfig", "load_config", "run_active"]
 
@@ -206,8 +210,9 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
     return cfg
 
 
-def _claim(out: Path, cfg: dict) -> None:
-    """Record ``cfg`` in ``out/config.json``, or accept the run already there if only ``loop.generations`` differs."""
+def _claim(out: Path, cfg: dict, loop: ActiveLearning) -> None:
+    """Record ``cfg`` in ``out/config.json``, or accept the run already there if only ``loop.generations`` differs
+    and ``loop`` may resume it."""
     initial = cfg.get("committee", {}).get("initial")
     if initial is not None:
         cfg = {**cfg, "initial_sha256": hashlib.sha256(Path(initial).read_bytes()).hexdigest()}
@@ -221,6 +226,7 @@ def _claim(out: Path, cfg: dict) -> None:
         if core(old) != core(cfg):
             raise InputError(f"{str(out)!r} holds an active-learning run of another config; write to a new folder "
                              f"(only loop.generations may change to extend a run)")
+    loop._saved_log()   # fewer generations than the run holds: refused before the record says otherwise
     atomic_write(record, json.dumps(cfg, indent=1))
 
 
@@ -271,10 +277,7 @@ def run_active(config: str | os.PathLike | Mapping[str, Any], out: str | os.Path
         return Committee.build(model, k=spec.committee.members, seed=seed, dtype=dtype, **spec.committee.params)
 
     initial = None if spec.committee.initial is None else _initial_committee(spec.committee, dtype)
-
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _claim(out, cfg)
 
     def trainer(table) -> Trainer:
         args = {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
@@ -287,6 +290,8 @@ def run_active(config: str | os.PathLike | Mapping[str, Any], out: str | os.Path
                           initial_committee=initial,
                           loss=PotentialLoss(w_energy=spec.loss.w_energy, w_forces=spec.loss.w_forces),
                           **loop_args)
+    out.mkdir(parents=True, exist_ok=True)
+    _claim(out, cfg, loop)
     loop.run(progress=progress)
     _plot(loop.log_, out / "errors.png")
     last = {k: v for k, v in loop.log_[-1].items() if k not in ("failed", "skipped", "labels_mark")}

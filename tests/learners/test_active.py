@@ -130,6 +130,19 @@ def test_resume_without_the_logged_labels_is_refused(data, tmp_path):
         loop(data, tmp_path, generations=2, sampler="random").run()
 
 
+def test_fewer_generations_than_the_workdir_holds_are_refused(data, tmp_path):
+    # Before, run() with generations=0 on a workdir of one labelled generation returned that run's log of
+    # two entries and its last committee (trained on the labels) as if generation 0 alone had been asked.
+    done = loop(data, tmp_path, generations=1, sampler="random").run()
+    saved = (tmp_path / "log.json").read_text()
+    with pytest.raises(InputError, match=r"labelled 1 generation\(s\), more than generations = 0; ask for "
+                                         r"generations >= 1"):
+        loop(data, tmp_path, generations=0, sampler="random").run()
+    assert (tmp_path / "log.json").read_text() == saved and len(read_frames(tmp_path / "labels.db")) == 6
+    again = loop(data, tmp_path, generations=1, sampler="random").run()
+    assert again.log_ == done.log_
+
+
 def test_resume_with_other_trainer_or_loss_settings_is_refused(data, tmp_path):
     # Before, settings() left the trainer and the loss out: a workdir resumed through the Python API
     # with another learning rate, epoch count or loss weights trained its new generations differently

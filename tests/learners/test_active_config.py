@@ -74,6 +74,11 @@ def test_matrep_active_runs_resumes_and_refuses_another_config(frames, tmp_path,
     path.write_text(_toml(config(frames, generations=2)))
     assert main(["active", str(path), "-o", str(out), "--quiet"]) in (None, 0)
     assert json.loads(capsys.readouterr().out)["labels_used"] == 8
+    # Fewer generations than the folder's run labelled: refused, and config.json still records that run.
+    path.write_text(_toml(config(frames, generations=1)))
+    assert main(["active", str(path), "-o", str(out), "--quiet"]) == 2
+    assert "labelled 2 generation(s), more than generations = 1" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["loop"]["generations"] == 2
     path.write_text(_toml(config(frames, sampler="md")))
     assert main(["active", str(path), "-o", str(out), "--quiet"]) == 2
     assert "another config" in capsys.readouterr().err

@@ -113,3 +113,29 @@ def test_decay_sides_per_trajectory(bench):
     assert got["on_s0"].tolist() == [True, False, True, True]
     assert got["beyond_at_decay"].tolist() == [True, False, True, False]
     assert got["recrossed"].tolist() == [True, False, False, True]
+
+
+def test_round_frames_split_by_trajectory(bench):
+    """A round's picks (several frames per FSSH trajectory, some left out by the labeller) split with every
+    trajectory on one side, 80/10/10 % of the trajectories, reproducibly. The frame-wise split the rounds
+    used before put frames of one trajectory on both sides (checked below on the same frames)."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(0)
+    trajectories = np.repeat(np.arange(20), 6)[rng.permutation(120)]   # 6 picks from each of 20 trajectories
+    frames = []
+    for k in range(120):
+        if k % 17 == 5:
+            continue  # not converged: no frame, its label_index absent
+        atoms = Atoms("C2H4", positions=np.zeros((6, 3)))
+        atoms.info["label_index"] = k
+        frames.append(atoms)
+    parts = bench.split_by_trajectory(frames, trajectories, seed=3)
+    owner = [{int(trajectories[f.info["label_index"]]) for f in part} for part in parts]
+    assert [len(o) for o in owner] == [16, 2, 2]
+    assert not (owner[0] & owner[1] or owner[0] & owner[2] or owner[1] & owner[2])
+    assert sum(len(p) for p in parts) == len(frames)
+    again = bench.split_by_trajectory(frames, trajectories, seed=3)
+    assert [[f.info["label_index"] for f in p] for p in again] == [[f.info["label_index"] for f in p] for p in parts]
+    old = [{int(trajectories[f.info["label_index"]]) for f in part} for part in bench.split(frames, 0)]
+    assert old[0] & old[2]  # the old split: held-out frames from training trajectories
