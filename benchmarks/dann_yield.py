@@ -148,8 +148,10 @@ def main() -> None:
     print(f"| analytic | {args.n_yield} | {ya:.3f} +- {ea:.3f} | {s1a:.3f} | {step_a:.4f} |")
     print(f"| DANN | {args.n_yield} (same initial conditions) | {yd:.3f} +- {ed:.3f} | {s1d:.3f} | {step_d:.4f} |")
     print(f"| analytic | {x.shape[0]} | {yl:.3f} +- {el:.3f} | {s1l:.3f} | — |")
-    z = (yd - yl) / math.hypot(ed, el)
-    print(f"DANN - analytic ({x.shape[0]}): {yd - yl:+.3f} ({z:+.1f} combined standard errors)")
+    se = math.hypot(ed, el)
+    # yields of 0 or 1 on both sides have no binomial error: say so rather than divide by it
+    z = f"{(yd - yl) / se:+.1f} combined standard errors" if se > 0 else "both yields without a binomial error"
+    print(f"DANN - analytic ({x.shape[0]}): {yd - yl:+.3f} ({z})")
 
     # Cost of one labelled geometry: energies, gradients and couplings of both states.
     xb = x[:200]
