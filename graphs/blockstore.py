@@ -76,11 +76,12 @@ def metric_fingerprint(func) -> str:
     out=PATH)`` with another lambda, or with a function edited since (same name), found every block
     "done" and returned the first function's matrix. Hashed here: the function's module and
     qualified name, its bytecode, names and constants (nested code objects included), the plain values
-    it captures (closure variables and a ``partial``'s arguments: numbers, strings, arrays, containers
-    of them, functions; other objects by their class only, see :func:`_feed_value`), and for a callable
-    object its class and ``__call__``. Line numbers and file paths are not, so a job resumes after
-    unrelated edits of its script. Nothing that differs between two runs of one script enters (memory
-    addresses in default ``repr``s, the hash-seeded order of a set): a job must resume in a new process.
+    it captures (closure variables and a ``partial``'s arguments: numbers, strings, arrays and
+    array-likes such as torch tensors, containers of them, functions; other objects by their class
+    only, see :func:`_feed_value`), and for a callable object its class and ``__call__``. Line
+    numbers and file paths are not, so a job resumes after unrelated edits of its script. Nothing
+    that differs between two runs of one script enters (memory addresses in default ``repr``s, the
+    hash-seeded order of a set): a job must resume in a new process.
     """
     h = hashlib.sha256()
     _feed_callable(h, func, 0)
@@ -138,11 +139,25 @@ def _feed_callable(h, func, depth: int) -> None:
         _feed_code(h, code)
 
 
+def _array_values(value) -> np.ndarray | None:
+    """The numbers of an array-like that is not a numpy array (a torch tensor, a pandas Series), or None."""
+    if not hasattr(value, "__array__"):
+        return None
+    if hasattr(value, "detach"):  # torch: a tensor that requires grad, or on a GPU, has no direct numpy view
+        value = value.detach().cpu()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):  # an __array__ that cannot give one (hashed by class then)
+        return None
+    return None if array.dtype == object else array
+
+
 def _feed_value(h, value, depth: int) -> None:
-    """A captured value: plain data by value (arrays by their bytes: a long array's ``repr`` elides
-    its middle), containers item by item, functions by :func:`_feed_callable`, other objects by their
-    class alone (their default ``repr`` holds a memory address; their attributes may be state that
-    changes as the job runs, such as a cache or a counter, which would refuse the resume)."""
+    """A captured value: plain data by value (arrays and array-likes such as torch tensors by their
+    bytes: a long array's ``repr`` elides its middle), containers item by item, functions by
+    :func:`_feed_callable`, other objects by their class alone (their default ``repr`` holds a memory
+    address; their attributes may be state that changes as the job runs, such as a cache or a
+    counter, which would refuse the resume)."""
     if depth > _MAX_DEPTH:
         h.update(b"...")
     elif isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
@@ -162,6 +177,11 @@ def _feed_value(h, value, depth: int) -> None:
         h.update(f"{value.dtype}{np.shape(value)}".encode() + np.ascontiguousarray(value).tobytes())
     elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
         _feed_callable(h, value, depth + 1)
+    elif (array := _array_values(value)) is not None:
+        # by value, as a numpy array: hashed by its class alone, a graph attribute held in a torch tensor
+        # could change (1 -> 2 in each entry, under a metric summing it) and a job into the same out=
+        # found every block done and returned the matrix of the old values
+        _feed_value(h, array, depth)
     else:
         cls = type(value)
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
