@@ -152,6 +152,26 @@ def _array_values(value) -> np.ndarray | None:
     return None if array.dtype == object else array
 
 
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _plain(item) -> bool:
+    """A number, string or None, or a tuple of them: a ``repr`` that is the same in every process."""
+    return isinstance(item, _PLAIN) or (isinstance(item, tuple) and all(_plain(x) for x in item))
+
+
+def _order_key(item, depth: int) -> str:
+    """What a set's items and a dict's keys are sorted by: a plain value's ``repr`` (as keys have always
+    held it), anything else the digest of its :func:`_feed_value`: the ``repr`` of a frozenset (inside a
+    set, or a key) lists its items in the hash seed's order, so the key of a job changed from one process
+    to the next and its resume was refused as another job."""
+    if _plain(item):
+        return repr(item)
+    sub = hashlib.sha256()
+    _feed_value(sub, item, depth + 1)
+    return "sha256:" + sub.hexdigest()
+
+
 def _feed_value(h, value, depth: int) -> None:
     """A captured value: plain data by value (arrays and array-likes such as torch tensors by their
     bytes: a long array's ``repr`` elides its middle), containers item by item, functions by
@@ -160,7 +180,7 @@ def _feed_value(h, value, depth: int) -> None:
     counter, which would refuse the resume)."""
     if depth > _MAX_DEPTH:
         h.update(b"...")
-    elif isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
+    elif isinstance(value, _PLAIN):
         h.update(repr(value).encode())
     elif isinstance(value, (tuple, list)):
         h.update(f"{type(value).__name__}{len(value)}".encode())
@@ -168,11 +188,11 @@ def _feed_value(h, value, depth: int) -> None:
             _feed_value(h, item, depth + 1)
     elif isinstance(value, dict):
         h.update(f"dict{len(value)}".encode())
-        for key in sorted(value, key=repr):
+        for key in sorted(value, key=lambda k: _order_key(k, depth)):
             _feed_value(h, key, depth + 1)
             _feed_value(h, value[key], depth + 1)
     elif isinstance(value, (set, frozenset)):  # in sorted order: a set's own order follows the hash seed
-        h.update(f"set{len(value)}".encode() + repr(sorted(map(repr, value))).encode())
+        h.update(f"set{len(value)}".encode() + repr(sorted(_order_key(item, depth) for item in value)).encode())
     elif isinstance(value, (np.ndarray, np.generic)) and value.dtype != object:
         h.update(f"{value.dtype}{np.shape(value)}".encode() + np.ascontiguousarray(value).tobytes())
     elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):

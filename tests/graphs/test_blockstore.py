@@ -245,6 +245,29 @@ def test_a_dataset_with_other_tensor_attribute_values_is_another_job(tmp_path):
     assert first.max() > 0  # the graphs differ in their summed weights
 
 
+def test_a_dataset_key_with_nested_frozensets_is_the_same_in_every_process():
+    # A set's items (and a dict's keys) were sorted by their repr, and the repr of a frozenset lists its
+    # items in the order of the process's hash seed: the key of a graph carrying a set of frozensets (or a
+    # dict keyed by them) changed from one process to the next, so every resume was refused as another
+    # job (checked on the old blockstore.py: four seeds, four keys).
+    import os
+    import subprocess
+    import sys
+
+    code = ("import networkx as nx\n"
+            "from graphs.blockstore import dataset_fingerprint\n"
+            "g = nx.Graph()\n"
+            "g.add_node(0, label='C', groups={frozenset({'alpha', 'beta', 'gamma', 'delta'}), frozenset({'x'})},\n"
+            "           by_group={frozenset({'p', 'q', 'r', 's'}): 1.0, frozenset({'t'}): 2.0})\n"
+            "print(dataset_fingerprint([g]))\n")
+    root = str(Path(__file__).resolve().parents[2])
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed),
+                                "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+                           ).stdout for seed in (1, 2, 3, 4)}
+    assert len(keys) == 1, keys
+
+
 class _Offset:
     """A metric's option object with the default ``repr`` (a memory address, other in each process)."""
 
