@@ -76,11 +76,12 @@ def metric_fingerprint(func) -> str:
     out=PATH)`` with another lambda, or with a function edited since (same name), found every block
     "done" and returned the first function's matrix. Hashed here: the function's module and
     qualified name, its bytecode, names and constants (nested code objects included), the plain values
-    it captures (closure variables and a ``partial``'s arguments: numbers, strings, arrays, containers
-    of them, functions; other objects by their class only, see :func:`_feed_value`), and for a callable
-    object its class and ``__call__``. Line numbers and file paths are not, so a job resumes after
-    unrelated edits of its script. Nothing that differs between two runs of one script enters (memory
-    addresses in default ``repr``s, the hash-seeded order of a set): a job must resume in a new process.
+    it captures (closure variables and a ``partial``'s arguments: numbers, strings, arrays and
+    array-likes such as torch tensors, containers of them, functions; other objects by their class
+    only, see :func:`_feed_value`), and for a callable object its class and ``__call__``. Line
+    numbers and file paths are not, so a job resumes after unrelated edits of its script. Nothing
+    that differs between two runs of one script enters (memory addresses in default ``repr``s, the
+    hash-seeded order of a set): a job must resume in a new process.
     """
     h = hashlib.sha256()
     _feed_callable(h, func, 0)
@@ -138,14 +139,48 @@ def _feed_callable(h, func, depth: int) -> None:
         _feed_code(h, code)
 
 
+def _array_values(value) -> np.ndarray | None:
+    """The numbers of an array-like that is not a numpy array (a torch tensor, a pandas Series), or None."""
+    if not hasattr(value, "__array__"):
+        return None
+    if hasattr(value, "detach"):  # torch: a tensor that requires grad, or on a GPU, has no direct numpy view
+        value = value.detach().cpu()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):  # an __array__ that cannot give one (hashed by class then)
+        return None
+    return None if array.dtype == object else array
+
+
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _plain(item) -> bool:
+    """A number, string or None, or a tuple of them: a ``repr`` that is the same in every process."""
+    return isinstance(item, _PLAIN) or (isinstance(item, tuple) and all(_plain(x) for x in item))
+
+
+def _order_key(item, depth: int) -> str:
+    """What a set's items and a dict's keys are sorted by: a plain value's ``repr`` (as keys have always
+    held it), anything else the digest of its :func:`_feed_value`: the ``repr`` of a frozenset (inside a
+    set, or a key) lists its items in the hash seed's order, so the key of a job changed from one process
+    to the next and its resume was refused as another job."""
+    if _plain(item):
+        return repr(item)
+    sub = hashlib.sha256()
+    _feed_value(sub, item, depth + 1)
+    return "sha256:" + sub.hexdigest()
+
+
 def _feed_value(h, value, depth: int) -> None:
-    """A captured value: plain data by value (arrays by their bytes: a long array's ``repr`` elides
-    its middle), containers item by item, functions by :func:`_feed_callable`, other objects by their
-    class alone (their default ``repr`` holds a memory address; their attributes may be state that
-    changes as the job runs, such as a cache or a counter, which would refuse the resume)."""
+    """A captured value: plain data by value (arrays and array-likes such as torch tensors by their
+    bytes: a long array's ``repr`` elides its middle), containers item by item, functions by
+    :func:`_feed_callable`, other objects by their class alone (their default ``repr`` holds a memory
+    address; their attributes may be state that changes as the job runs, such as a cache or a
+    counter, which would refuse the resume)."""
     if depth > _MAX_DEPTH:
         h.update(b"...")
-    elif isinstance(value, (int, float, complex, str, bytes, bool, type(None))):
+    elif isinstance(value, _PLAIN):
         h.update(repr(value).encode())
     elif isinstance(value, (tuple, list)):
         h.update(f"{type(value).__name__}{len(value)}".encode())
@@ -153,15 +188,20 @@ def _feed_value(h, value, depth: int) -> None:
             _feed_value(h, item, depth + 1)
     elif isinstance(value, dict):
         h.update(f"dict{len(value)}".encode())
-        for key in sorted(value, key=repr):
+        for key in sorted(value, key=lambda k: _order_key(k, depth)):
             _feed_value(h, key, depth + 1)
             _feed_value(h, value[key], depth + 1)
     elif isinstance(value, (set, frozenset)):  # in sorted order: a set's own order follows the hash seed
-        h.update(f"set{len(value)}".encode() + repr(sorted(map(repr, value))).encode())
+        h.update(f"set{len(value)}".encode() + repr(sorted(_order_key(item, depth) for item in value)).encode())
     elif isinstance(value, (np.ndarray, np.generic)) and value.dtype != object:
         h.update(f"{value.dtype}{np.shape(value)}".encode() + np.ascontiguousarray(value).tobytes())
     elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
         _feed_callable(h, value, depth + 1)
+    elif (array := _array_values(value)) is not None:
+        # by value, as a numpy array: hashed by its class alone, a graph attribute held in a torch tensor
+        # could change (1 -> 2 in each entry, under a metric summing it) and a job into the same out=
+        # found every block done and returned the matrix of the old values
+        _feed_value(h, array, depth)
     else:
         cls = type(value)
         h.update(f"{cls.__module__}.{cls.__qualname__}".encode())

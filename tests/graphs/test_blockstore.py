@@ -218,6 +218,56 @@ def test_a_dataset_with_other_attribute_values_is_another_job(tmp_path):
     np.testing.assert_array_equal(doubled, pairwise(graphs, metric))  # in memory: the new lengths
 
 
+def _edge_weight_gap(a: nx.Graph, b: nx.Graph) -> float:
+    """Difference of the summed edge ``w`` tensors."""
+    return abs(float(sum(d["w"].detach().sum() for *_, d in a.edges(data=True)))
+               - float(sum(d["w"].detach().sum() for *_, d in b.edges(data=True))))
+
+
+def test_a_dataset_with_other_tensor_attribute_values_is_another_job(tmp_path):
+    # An attribute held in a torch tensor was hashed by its class alone (as captured objects are): after
+    # its values changed (1 -> 2 in each of an edge's two entries), a run into the same out= found every
+    # block done and returned the matrix of the old values (checked on the old blockstore.py: no error,
+    # the old matrix, 8.0 off the new one).
+    import torch
+
+    graphs = [g.copy() for g in GRAPHS[:6]]
+    for g in graphs:
+        nx.set_edge_attributes(g, torch.ones(2), "w")
+    out = tmp_path / "m.npy"
+    metric = PairMetric(_edge_weight_gap, symmetric=True)
+    first = np.array(pairwise(graphs, metric, out=out))
+    for g in graphs:
+        nx.set_edge_attributes(g, torch.full((2,), 2.0, requires_grad=True), "w")
+    with pytest.raises(InputError, match="belongs to another job"):
+        pairwise(graphs, metric, out=out)
+    np.testing.assert_array_equal(pairwise(graphs, metric, out=tmp_path / "n.npy"), 2.0 * first)
+    assert first.max() > 0  # the graphs differ in their summed weights
+
+
+def test_a_dataset_key_with_nested_frozensets_is_the_same_in_every_process():
+    # A set's items (and a dict's keys) were sorted by their repr, and the repr of a frozenset lists its
+    # items in the order of the process's hash seed: the key of a graph carrying a set of frozensets (or a
+    # dict keyed by them) changed from one process to the next, so every resume was refused as another
+    # job (checked on the old blockstore.py: four seeds, four keys).
+    import os
+    import subprocess
+    import sys
+
+    code = ("import networkx as nx\n"
+            "from graphs.blockstore import dataset_fingerprint\n"
+            "g = nx.Graph()\n"
+            "g.add_node(0, label='C', groups={frozenset({'alpha', 'beta', 'gamma', 'delta'}), frozenset({'x'})},\n"
+            "           by_group={frozenset({'p', 'q', 'r', 's'}): 1.0, frozenset({'t'}): 2.0})\n"
+            "print(dataset_fingerprint([g]))\n")
+    root = str(Path(__file__).resolve().parents[2])
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed),
+                                "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+                           ).stdout for seed in (1, 2, 3, 4)}
+    assert len(keys) == 1, keys
+
+
 class _Offset:
     """A metric's option object with the default ``repr`` (a memory address, other in each process)."""
 
