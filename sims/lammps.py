@@ -502,6 +502,14 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
                                  "positions); set barostat = 'mtk' (fix npt, Nose-Hoover chains: the NPT ensemble), "
                                  "or run it with engine = 'matrep'")
         if st.barostat_kind is not None:
+            tilting = [j for j in range(k) if stages[j].barostat_kind is not None and stages[j].coupling == "triclinic"]
+            if tilting and st.coupling in ("anisotropic", "semiisotropic"):
+                # the script is written before LAMMPS runs: the cell this stage starts from is not known here
+                raise SimsInputError(f"stage {k} ({st.ensemble}): {st.coupling} coupling after the triclinic stage "
+                                     f"{tilting[-1]}, which may tilt the cell out of the shape {st.coupling} coupling "
+                                     "needs, and LAMMPS runs all stages from one script, so that cell cannot be "
+                                     "checked first; run the stages in two calls (the second from the first's final "
+                                     "structure), or use engine = 'matrep'")
             try:
                 check_cell(atoms.pbc, atoms.cell[:], st.coupling)
             except SimsInputError as err:

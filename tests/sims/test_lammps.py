@@ -332,6 +332,10 @@ def test_bad_input():
     with pytest.raises(SimsInputError, match=r"stage 0 \(nph\): LAMMPS scales a tilted third cell vector"):
         sl.run(tilted_c, lj, [{"steps": 10, "ensemble": "nph", "temperature": 80.0, "pressure": 1.0,
                                "coupling": "semiisotropic"}])
+    cubic = bulk("Ar", "fcc", a=5.6, cubic=True).repeat(3)
+    npt = {"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0, "barostat": "mtk"}
+    with pytest.raises(SimsInputError, match=r"stage 1 \(npt\): anisotropic coupling after the triclinic stage 0"):
+        sl.run(cubic, lj, [{**npt, "coupling": "triclinic"}, {**npt, "coupling": "anisotropic"}])
     with pytest.raises(SimsInputError, match="unknown key 'temp'.*did you mean 'temperature'"):
         sl.run(atoms, lj, [{"steps": 10, "temp": 300}])
     with pytest.raises(SimsInputError, match="temperature is required for a langevin stage"):
