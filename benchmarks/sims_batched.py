@@ -25,8 +25,8 @@ parts) and the rest (the driver's Python).
 
 Run: ``.venv/bin/python benchmarks/sims_batched.py [--replicas 256] [--atoms-side 4] [--steps 100]
 [--threads 1] [--device cuda] [--dtype float64] [--check-every 10] [--skin 1.0] [--batch-skin S] [--compile]
-[--repeats 1] [--breakdown] [--npt]``. ``--batch-skin`` gives the batched runs another skin than the sequential ones (the
-skin is a setting of each run: a batch of many small systems rebuilds some system's list on almost every step at
+[--repeats 1] [--breakdown] [--npt]``. ``--batch-skin`` gives the batched runs another skin than the sequential ones
+(the skin is a setting of each run: a batch of many small systems rebuilds some system's list on almost every step at
 1 Å).
 With ``--sequential-sample K`` only K of the sequential runs are timed and the sequential time is scaled to all
 replicas (the check of equal positions then covers those K).
@@ -51,7 +51,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def replicas(n: int, side: int) -> list[Atoms]:
-    """``n`` boxes of ``side**3`` argon atoms on a simple cubic lattice at 0.021 1/Å^3, each rattled by its own seed."""
+    """``n`` boxes of ``side**3`` argon atoms on a simple cubic lattice at 0.021 1/Å^3, each rattled by its own
+    seed."""
     spacing = (1 / 0.021) ** (1 / 3)
     grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3) * spacing
     out = []
@@ -160,7 +161,8 @@ def main() -> None:
     n_atoms = args.replicas * args.atoms_side ** 3
     dev = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine())
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {dev}, torch {torch.__version__}, ase {version('ase')}, "
-          f"{args.threads} thread(s), {args.dtype}, skin {args.skin} Å (batched {batch_skin} Å), check_every={args.check_every}"
+          f"{args.threads} thread(s), {args.dtype}, skin {args.skin} Å (batched {batch_skin} Å), "
+          f"check_every={args.check_every}"
           f"{', NPT' if args.npt else ''}; {args.replicas} x {args.atoms_side ** 3} atoms, {args.steps} steps, "
           f"sequential runs timed: {n_seq} of {args.replicas}; {args.repeats} interleaved repeat(s); max dx of every "
           f"run against the eager batched one {max_dx:.1e} Å")
@@ -224,9 +226,10 @@ def breakdown(md: BatchMD, steps: int) -> str:
     per_pair = spent["fused step (compiled call)"] / steps / n_pairs * 1e9
     rows = [f"| {name} | {t / steps * 1e3:.2f} |" for name, t in spent.items()]
     rows.append(f"| rest | {(total - sum(spent.values())) / steps * 1e3:.2f} |")
-    return "\n".join([f"# breakdown (CPU time): {total / steps * 1e3:.2f} ms a step; {n_pairs} pairs, {per_pair:.1f} ns a "
-                      f"pair in the fused step; {builds} list patches or builds in {steps} steps",
+    return "\n".join([f"# breakdown (CPU time): {total / steps * 1e3:.2f} ms a step; {n_pairs} pairs, "
+                      f"{per_pair:.1f} ns a pair in the fused step; {builds} list patches or builds in {steps} steps",
                       "| part | ms a step |", "|---|---|", *rows])
+
 
 if __name__ == "__main__":
     main()

@@ -631,7 +631,8 @@ class MD(_Driver):
         A cell periodic in three directions also gets the potential's stress on the calculator
         (ASE's ``atoms.get_stress()``, stored in Voigt order ``xx yy zz yz xz xy`` as ASE calculators
         store it; ``include_ideal_gas=True`` adds the kinetic part from the frame's momenta) and
-        ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3), ``stress_total`` (the 3x3 total stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
+        ``info`` keys ``pressure`` (bar), ``pressure_eV_A3`` (eV/Å^3), ``stress_total`` (the 3x3 total
+        stress, kinetic part included, eV/Å^3) and ``volume`` (Å^3).
         """
         atoms = self.state.to_atoms()
         results = {"energy": float(self.energy), "forces": self.forces.detach().cpu().double().numpy()}
