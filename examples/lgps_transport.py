@@ -353,25 +353,30 @@ def teacher_frames(out: Path, mode: dict, calc) -> tuple[list[Atoms], list[Atoms
                              equilibrate=mode["teacher_equilibrate"], timestep=TIMESTEP)
         cfg["_base"] = str(out)
         frames[(temperature, seed)] = read_frames(generate(cfg))
-    strained_path = out / "teacher_strained.extxyz"
-    if strained_path.exists():
-        strained = read(strained_path, ":")
-    else:
-        strained = []
-        for k, eps in enumerate(mode["strains"]):
-            for m in range(mode["strain_frames"]):
-                atoms = lgps_cell(seed=0)
-                atoms.set_cell(atoms.cell[:] * (1 + eps), scale_atoms=True)
-                atoms.rattle(0.05, seed=100 * k + m)
-                atoms.calc = calc
-                e, f = atoms.get_potential_energy(), atoms.get_forces()
-                atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
-                atoms.info.update(config_hash=f"strain_{eps:+.3f}", T_target=0.0, strain=eps)
-                strained.append(atoms)
-        with atomic_open(strained_path, "w") as handle:
-            write(handle, strained, format="extxyz")
-    train = [f for key in runs for f in frames[key]] + list(strained)
+    train = [f for key in runs for f in frames[key]] + strained_frames(out, mode, calc)
     return train, frames[held_out_run]
+
+
+def strained_frames(out: Path, mode: dict, calc) -> list[Atoms]:
+    """The teacher's single points of rattled (0.05 Å), isotropically strained 50-atom cells
+    (``teacher_strained.extxyz`` in ``out``, read back when there)."""
+    path = out / "teacher_strained.extxyz"
+    if path.exists():
+        return read(path, ":")
+    strained = []
+    for k, eps in enumerate(mode["strains"]):
+        for m in range(mode["strain_frames"]):
+            atoms = lgps_cell(seed=0)
+            atoms.set_cell(atoms.cell[:] * (1 + eps), scale_atoms=True)
+            atoms.rattle(0.05, seed=100 * k + m)
+            atoms.calc = calc
+            e, f = atoms.get_potential_energy(), atoms.get_forces()
+            atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+            atoms.info.update(config_hash=f"strain_{eps:+.3f}", T_target=0.0, strain=eps)
+            strained.append(atoms)
+    with atomic_open(path, "w") as handle:
+        write(handle, strained, format="extxyz")
+    return strained
 
 
 def atom_steps_per_second(model, atoms: Atoms, steps: int) -> float:
