@@ -96,6 +96,7 @@ s; it reproduces the "ZBL, no AL" row of the table further down to the 0.01 Å).
   | same | 750 | 2.40 / 1.87 / 1.90 | 1.7 / 2.5 / 0.5 | 87 % | |
   | same | 900 | 2.39 / 1.85 / 1.92 | 5.8 / 9.6 / 0.8 | 100 % | |
   | CHGNet, the same MD on 200 atoms (500 s) | 900 | 2.46 / 1.90 / 1.90 | 0.8 / 8.6 / 1.2 | - | - |
+  | same (306 s) | 750 | 2.55 / 1.93 / 1.99 | 0.0 / 4.0 / 0.2 | - | - |
   | CHGNet teacher runs (50 atoms, 60 frames) | 600 | 2.62 / 1.97 / 2.21 | 0 / 4.2 / 0 | - | - |
   | same | 900 | 2.36 / 1.84 / 2.12 | 2.8 / 8.3 / 0 | - | - |
   | same | 1200 | 2.22 / 1.88 / 1.93 | 4.2 / 26.7 / 1.7 | - | - |
@@ -105,31 +106,32 @@ s; it reproduces the "ZBL, no AL" row of the table further down to the 0.01 Å).
 
 Answer: yes, teacher data volume. Without a single active-learning label the 240-frame student's 900 K
 MD has CHGNet's contact statistics (S-S under 2.5 Å 2.7 ‰ against CHGNet's 0.8 ‰ on 200 atoms and 2.8
-‰ on 50; Li-S 9.5 against 8.6 ‰; Li-Li 1.8 against 1.2 ‰; its single shortest contacts stay a little under CHGNet's over the same MD: S-S 2.33
-against 2.46, Li-S 1.79 against 1.90 Å), where the quick set's puts 22 % of S atoms
-under 2.5 Å; its spread falls (mean largest 0.31 against 1.11 eV/Å), CHGNet's energy of its own frames
-is 15.7 meV/atom above its prediction at 900 K (quick set: 107; the labelled quick committees' labels:
-17.5-30) and 2.9-4.5 at 600-750 K, and held-out errors fall (0.066 eV/Å, no energy shift). The count
-of frames, not their spread over longer runs: 34 frames drawn evenly from the same runs (10 per
-temperature from their 1500 steps, one per strain; 100 epochs, 126 s) bring quick's hole back (the "34
-frames from the long runs" rows; held-out 0.101 eV/Å, 3.8 meV/atom; training fit 3.0 / 5.2 / 6.2
-meV/atom at 600 / 900 / 1200 K). Twice quick's count (20 per temperature, 64 frames, 100 epochs, 312
-s) is not enough either: held-out 0.076 eV/Å and 2.3 meV/atom, CHGNet 17.5 meV/atom above it on its
-900 K frames, but 11.9 ‰ of S under 2.5 Å and S-S down to 1.77 Å. So the quick mode cannot be made
-physical by a larger teacher set and stay minutes-scale: 240 frames cost about 35 min of CHGNet MD at
-load 5 (0.16-0.5 s per step) and 11 min of training (each row above is one trajectory; the 34- and
-64-frame sets had 500 and 800 optimiser steps per member, the 240-frame set 1200). Second finding: the
-teacher contacts this docstring measured every student against (S-S >= 2.68, Li-S >= 1.96 Å) come from
-quick's 30 frames of 0.2 ps runs; CHGNet's own MD reaches S-S 2.36 Å (900 K) and 2.22 Å (1200 K) on 50
-atoms within 3 ps, and 2.46 Å, Li-S 1.90 Å on 200 atoms at 900 K in 1.2 ps, so shortest contacts of
-2.3-2.5 Å at 750-900 K are not by themselves unphysical, and the contact rule of
+‰ on 50; Li-S 9.5 against 8.6 ‰; Li-Li 1.8 against 1.2 ‰; its single shortest contacts stay a little
+under CHGNet's over the same MD: S-S 2.33 against 2.46, Li-S 1.79 against 1.90 Å), and at 750 K too
+(0.0 / 3.6 / 0.8 ‰ against CHGNet's 0.0 / 4.0 / 0.2 on 200 atoms), where the quick set's puts 22 % of
+S atoms under 2.5 Å; its spread falls (mean largest 0.31 against 1.11 eV/Å), CHGNet's energy of its
+own frames is 15.7 meV/atom above its prediction at 900 K (quick set: 107; the labelled quick
+committees' labels: 17.5-30) and 2.9-4.5 at 600-750 K, and held-out errors fall (0.066 eV/Å, no energy
+shift). The count of frames, not their spread over longer runs: 34 frames drawn evenly from the same
+runs (10 per temperature from their 1500 steps, one per strain; 100 epochs, 126 s) bring quick's hole
+back (the "34 frames from the long runs" rows; held-out 0.101 eV/Å, 3.8 meV/atom; training fit 3.0 /
+5.2 / 6.2 meV/atom at 600 / 900 / 1200 K). Twice quick's count (20 per temperature, 64 frames, 100
+epochs, 312 s) is not enough either: held-out 0.076 eV/Å and 2.3 meV/atom, CHGNet 17.5 meV/atom above
+it on its 900 K frames, but 11.9 ‰ of S under 2.5 Å and S-S down to 1.77 Å. So the quick mode cannot
+be made physical by a larger teacher set and stay minutes-scale: 240 frames cost about 40 min of
+CHGNet MD at load 5 (0.16-0.5 s per step) and 11 min of training (each row above is one trajectory;
+the 34- and 64-frame sets had 500 and 800 optimiser steps per member, the 240-frame set 1200). Second
+finding: the teacher contacts this docstring measured every student against (S-S >= 2.68, Li-S >= 1.96
+Å) come from quick's 30 frames of 0.2 ps runs; CHGNet's own MD reaches S-S 2.36 Å (900 K) and 2.22 Å
+(1200 K) on 50 atoms within 3 ps, and 2.46 Å, Li-S 1.90 Å on 200 atoms at 900 K in 1.2 ps, so shortest
+contacts of 2.3-2.5 Å at 750-900 K are not by themselves unphysical, and the contact rule of
 :func:`active_learning` (0.9 times the teacher frames' shortest: 2.40 Å for S-S in quick mode)
 relabels frames CHGNet itself visits. By the per-atom statistics the labelled quick committees were
 already close to CHGNet's contacts at 900 K (round 5: 0.2 ‰; fourth run: 5.8 ‰); what the data volume
 fixes beyond them is the energy of those configurations (15.7 against 17.5-30 meV/atom under CHGNet)
 and the spread (24 % of frames past the threshold against 51-100 %). Not measured: the whole teacher
 set (2500 steps, 420 frames), 100 or 200 epochs on it, K = 3, more than one seed per MD, CHGNet's
-200-atom MD at 600-750 K, active learning or production on this student. ``--mode medium`` is this
+200-atom MD at 600 K, active learning or production on this student. ``--mode medium`` is this
 student's recipe (teacher runs of 1500 steps at 300-1200 K, 20 strained frames, 40 epochs) with
 quick's rounds and production; it was not run end to end (time): its pieces suggest about 2 h on one
 core (teacher about 25-50 min, students 20-30 min, rounds 30-45 min at this load).
