@@ -129,8 +129,10 @@ contacts of 2.3-2.5 Å at 750-900 K are not by themselves unphysical, and the co
 relabels frames CHGNet itself visits. By the per-atom statistics the labelled quick committees were
 already close to CHGNet's contacts at 900 K (round 5: 0.2 ‰; fourth run: 5.8 ‰); what the data volume
 fixes beyond them is the energy of those configurations (15.7 against 17.5-30 meV/atom under CHGNet)
-and the spread (24 % of frames past the threshold against 51-100 %). Not measured: the whole teacher
-set (2500 steps, 420 frames), 100 or 200 epochs on it, K = 3, more than one seed per MD, CHGNet's
+and the spread (24 % of frames past the threshold against 51-100 %). The full mode's teacher set was
+finished afterwards (20:57; about 58 min of one core in all, load 1-6.5): /work/runs/lgps_full holds
+all 420 training and 100 held-out frames, which :func:`teacher_frames` reads back in 1 s. Not
+measured: a student on those 420 frames, 100 or 200 epochs, K = 3, more than one seed per MD, CHGNet's
 200-atom MD at 600 K, active learning or production on this student. ``--mode medium`` is this
 student's recipe (teacher runs of 1500 steps at 300-1200 K, 20 strained frames, 40 epochs) with
 quick's rounds and production; it was not run end to end (time): its pieces suggest about 2 h on one
