@@ -260,6 +260,13 @@ def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", sele
         for row in rows:
             atoms = row.toatoms()
             atoms.info.update(row.key_value_pairs)
+            stress = atoms.calc.results.get("stress") if atoms.calc is not None else None
+            if stress is not None and np.size(stress) == 9:
+                # a 3x3 stress (matrep's frames before they stored Voigt order) comes back as nine
+                # numbers, which atoms.get_stress() refuses: give it ASE's Voigt order
+                from ase.stress import full_3x3_to_voigt_6_stress
+
+                atoms.calc.results["stress"] = full_3x3_to_voigt_6_stress(np.reshape(stress, (3, 3)))
             frames.append(atoms)
         return ([row.id for row in rows], frames) if row_ids else frames
     if selection is not None or row_ids:

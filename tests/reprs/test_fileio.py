@@ -166,3 +166,19 @@ def test_save_figure_writes_the_format_its_suffix_names_and_leaves_no_partial_fi
     with pytest.raises(ValueError):
         save_figure(fig, tmp_path / "b.png", dpi=-1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "a.png", "plot"]
+
+
+def test_a_database_frame_with_a_3x3_stress_reads_back_in_voigt_order(tmp_path):
+    """matrep's frames stored a 3x3 stress before they stored Voigt order; an ASE database returns it as
+    nine numbers, and atoms.get_stress() of such a row raised (checked on the old read_frames)."""
+    import ase.db
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    atoms = bulk("Cu", cubic=True)
+    full = np.array([[1.0, 0.4, 0.5], [0.4, 2.0, 0.6], [0.5, 0.6, 3.0]]) * 1e-3
+    atoms.calc = SinglePointCalculator(atoms, energy=-1.0, forces=np.zeros((4, 3)), stress=full)
+    with ase.db.connect(tmp_path / "old.db") as db:
+        db.write(atoms)
+    (frame,) = read_frames(tmp_path / "old.db")
+    np.testing.assert_array_equal(frame.get_stress(), full_3x3_to_voigt_6_stress(full))
+    np.testing.assert_array_equal(frame.get_stress(), [1e-3, 2e-3, 3e-3, 0.6e-3, 0.5e-3, 0.4e-3])
