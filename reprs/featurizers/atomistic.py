@@ -58,6 +58,23 @@ def _require_cell(atoms: Any, what: str) -> None:
         raise MissingCellError(f"{what} needs a periodic structure: {err}") from None
 
 
+def _wrapped(atoms: Any) -> Any:
+    """``atoms``, or a copy with every atom moved into the cell if some lie outside it.
+
+    DScribe 2.1's periodic SOAP, ACSF, MBTR and LMBTR build their periodic images as if every atom
+    lay in the cell: an atom outside it (unwrapped MD positions, which :mod:`sims.md` keeps) gets
+    wrong values, for NaCl (5.6 A cell, r_cut 5 A) ACSF off by 0.1 % of its largest value for an
+    atom 0.6 cell lengths out and by 12 % at 0.9, SOAP by 1e-5 at one cell length and 40 % at two.
+    Wrapping is exact for a periodic structure and keeps the atom order.
+    """
+    scaled = atoms.cell.scaled_positions(atoms.positions)
+    if ((scaled >= 0.0) & (scaled < 1.0)).all():
+        return atoms
+    atoms = atoms.copy()  # never modify the caller's object (reprs.atoms.as_atoms returns it as is)
+    atoms.wrap()
+    return atoms
+
+
 class _DScribeFeaturizer(Featurizer):
     """Shared plumbing: build the DScribe object once, call ``create``, translate its errors."""
 
@@ -107,6 +124,8 @@ class _DScribeFeaturizer(Featurizer):
     def _featurize(self, atoms: Any) -> np.ndarray:
         if self._needs_cell():
             _require_cell(atoms, type(self).__name__)
+        if getattr(self, "periodic", False):
+            atoms = _wrapped(atoms)
         descriptor = self._descriptor()
         try:
             out = descriptor.create(atoms, **self._create_kwargs())

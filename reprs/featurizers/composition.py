@@ -36,7 +36,7 @@ ELEMENT_PROPERTIES: dict[str, str] = {
     "mendeleev_number": "Pettifor's Mendeleev number (pymatgen)",
     "electronegativity": "Pauling scale (NaN for He, Ne, Ar)",
     "covalent_radius": "Angstrom (Cordero et al. 2008, via ase.data)",
-    "atomic_radius": "Angstrom, empirical (Slater 1964, via pymatgen)",
+    "atomic_radius": "Angstrom, empirical (Slater 1964, via pymatgen; NaN for He, Ne, Kr, Xe, At, Rn, Fr, Cm-Lr)",
     "valence_electrons": "electrons outside the noble-gas core",
     "ionization_energy": "first ionization energy, eV",
 }

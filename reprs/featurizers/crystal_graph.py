@@ -154,7 +154,8 @@ class CrystalGraph(Featurizer):
         spacing.
     node_properties : list of str
         Element properties (see :data:`reprs.featurizers.composition.ELEMENT_PROPERTIES`) forming
-        the node vector ``"x"``.
+        the node vector ``"x"``; a structure with an element lacking one of them (NaN in the table,
+        e.g. the electronegativity of argon) is refused with ``InputError``.
     output : {"networkx", "pyg"}, default "networkx"
         ``"networkx"``: a ``networkx.MultiDiGraph`` (node attrs ``"label"`` = element symbol,
         ``"x"``, ``"z"``, ``"position"`` (Angstrom), ``"n_cut"``; edge attrs ``"label"`` = sorted
@@ -298,6 +299,14 @@ class CrystalGraph(Featurizer):
         z = atoms.get_atomic_numbers()
         columns = [list(ELEMENT_PROPERTIES).index(p) for p in self.node_properties]
         node_x = element_property_table()[np.ix_(z, columns)]
+        if np.isnan(node_x).any():
+            # pymatgen lacks the value (e.g. the electronegativity of argon); a NaN node feature
+            # would reach a model and turn its loss into NaN far from the cause
+            atom, col = np.argwhere(np.isnan(node_x))[0]
+            raise InputError(
+                f"element {atoms[int(atom)].symbol} has no {self.node_properties[col]!r} in the element table "
+                "(pymatgen's data); choose node_properties without it"
+            )
         edge_x = self.expand_distances(nbrs.distance)
         if self.output == "pyg":
             return self._to_pyg(atoms, z, node_x, edge_x, nbrs)

@@ -158,3 +158,14 @@ def test_bad_parameters_and_inputs():
         CrystalGraph().featurize(Atoms())
     with pytest.raises(errors.MissingCellError, match="periodic directions"):
         CrystalGraph().featurize(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]], pbc=True))
+
+
+def test_missing_element_data_is_refused_not_a_nan_node_feature():
+    from pymatgen.core import Element
+
+    argon = Structure(Lattice.cubic(5.26), ["Ar"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    assert np.isnan(Element("Ar").X)  # pymatgen has no Pauling electronegativity for argon
+    with pytest.raises(errors.InputError, match="Ar has no 'electronegativity'"):
+        CrystalGraph(r_cut=4.0, node_properties=["Z", "electronegativity"]).featurize(argon)
+    graph = CrystalGraph(r_cut=4.0, node_properties=["Z", "covalent_radius"]).featurize(argon)
+    assert np.isfinite(np.stack([x for _, x in graph.nodes(data="x")])).all()
