@@ -287,3 +287,18 @@ def test_periodic_descriptors_of_atoms_outside_the_cell(make):
     given = shifted.positions.copy()
     np.testing.assert_allclose(ours.featurize(shifted), theirs.create(crystal), rtol=1e-8, atol=1e-10)
     assert np.array_equal(shifted.positions, given)  # the caller's atoms are not wrapped in place
+
+
+def test_periodic_false_on_a_periodic_structure_warns_that_it_describes_a_cluster():
+    """periodic=False (DScribe's default, kept) on bulk Si describes one cell in vacuum: its inner-averaged
+    SOAP differs from the periodic one by most of its largest value. That happened without a word (checked
+    on the old code: no warning); a molecule without pbc stays silent."""
+    si = bulk("Si", cubic=True)
+    cluster = SOAP(species=["Si"], r_cut=4.0, n_max=3, l_max=3, average="inner")
+    with pytest.warns(UserWarning, match=r"periodic=False\) describes this structure as an isolated cluster"):
+        as_cluster = cluster.featurize(si)
+    periodic = SOAP(species=["Si"], r_cut=4.0, n_max=3, l_max=3, average="inner", periodic=True).featurize(si)
+    assert np.abs(as_cluster - periodic).max() > 0.1 * np.abs(periodic).max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cluster.featurize(Atoms("Si2", positions=[[0, 0, 0], [0, 0, 2.3]]))
