@@ -49,7 +49,8 @@ def as_atoms(obj: Any, *, require_cell: bool = False) -> Atoms:
     """Return ``obj`` as ``ase.Atoms``, refusing configurations no computation can use.
 
     pymatgen objects are converted with ``AseAtomsAdaptor`` (a ``Structure`` keeps its lattice and
-    is periodic in all three directions; a ``Molecule`` has no cell); pymatgen is imported only
+    its periodicity, ``lattice.pbc``: all three directions unless set otherwise; a ``Molecule`` has
+    no cell); pymatgen is imported only
     for them. ``ase.Atoms`` is returned as is, never copied or modified, so callers must not change
     it in place.
 

@@ -632,7 +632,9 @@ class SineMatrix(_MatrixBase):
     ``0.5 Z_i^2.4`` on the diagonal and ``Z_i Z_j / |B . sum_k e_k sin^2(pi s_k)|`` off it, ``s`` the
     fractional coordinates of ``R_i - R_j`` and ``B`` the cell (Angstrom, so 1/Angstrom; matminer's
     ``SineCoulombMatrix`` uses Bohr: its off-diagonal entries are these times 0.529). Parameters as
-    :class:`CoulombMatrix`.
+    :class:`CoulombMatrix`. The entries depend on the choice of cell, not only on the crystal: an
+    equivalent (unimodular) cell of NaCl changes them by about 3 %, a property of the formula; compare
+    structures in the same kind of cell (e.g. ``atoms.cell.standard_form()`` or a Niggli-reduced one).
 
     References
     ----------
