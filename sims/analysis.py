@@ -506,7 +506,22 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
     ratio's distribution is skewed and the linearised error understates how far ``H`` may be from
     its true value (a single-series ``D_sigma`` from a short run is the usual case): run longer, or
     average ``D_sigma`` over independent runs first.
+
+    The error treats ``D*`` and ``D_sigma`` as independent. From one trajectory they are positively
+    correlated (``D_sigma`` contains every atom's own displacement), so the error is usually too large:
+    with a single mobile atom ``H`` is exactly 1 yet the error is ``sqrt(2)`` times the relative one;
+    the overstatement shrinks as ``1 / N`` with ``N`` mobile atoms.
+
+    Raises :class:`~sims.errors.SimsInputError` when the two were fitted over different axes
+    (``dims``): in an anisotropic conductor (LGPS, fast along c) ``D_c / D_sigma,xyz`` is not a
+    Haven ratio.
     """
+    if tuple(tracer.dims) != tuple(collective.dims):
+        # A ratio of an ab-plane or c-axis D* over the 3-D D_sigma (or the reverse) was returned as H
+        # without a word; for a 1-D conductor it is off by the anisotropy, not by correlation.
+        raise SimsInputError(f"D* was fitted over axes {tracer.dims}, D_sigma over {collective.dims}: the Haven "
+                             f"ratio compares the same axes; pass dims={tracer.dims} to collective_diffusivity "
+                             f"(or the same dims to tracer_diffusivity)")
     h = tracer.D / collective.D
     rel = np.array([tracer.stderr / abs(tracer.D), collective.stderr / abs(collective.D)])
     if (rel > 0.2).any():

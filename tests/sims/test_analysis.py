@@ -299,3 +299,20 @@ def test_haven_ratio_propagates_small_errors_quietly():
         warnings.simplefilter("error")
         h, err = haven_ratio(tracer, collective)
     assert h == pytest.approx(0.5) and err == pytest.approx(0.5 * np.hypot(0.05, 0.1))
+
+
+def test_haven_ratio_refuses_diffusivities_of_different_axes():
+    """Independent walkers, fast along c (D_c = 10 D_a): the true Haven ratio is 1 on every set of axes.
+    The c-axis D* over the 3-D D_sigma came back as H = 2.6 (expected D_c / mean of D_a, D_b, D_c = 2.5) without a word
+    (checked on the old code); it is refused, and the matching axes give H near 1."""
+    rng = np.random.default_rng(7)
+    d_axes = np.array([0.01, 0.01, 0.1])  # Å^2/fs
+    pos = np.cumsum(rng.normal(0.0, np.sqrt(2 * d_axes), (2000, 64, 3)), axis=0)
+    msd = MSD(timestep=1.0).compute(pos, unwrapped=True)
+    d_c = tracer_diffusivity(msd, dims=(2,))
+    with pytest.raises(SimsInputError, match="same axes"):
+        haven_ratio(d_c, collective_diffusivity(pos, timestep=1.0, unwrapped=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a single-series D_sigma: the error is unreliable
+        h, err = haven_ratio(d_c, collective_diffusivity(pos, timestep=1.0, unwrapped=True, dims=(2,)))
+    assert h == pytest.approx(1.0, abs=max(3 * err, 0.5))
