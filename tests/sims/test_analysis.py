@@ -316,3 +316,26 @@ def test_haven_ratio_refuses_diffusivities_of_different_axes():
         warnings.simplefilter("ignore", RuntimeWarning)  # a single-series D_sigma: the error is unreliable
         h, err = haven_ratio(d_c, collective_diffusivity(pos, timestep=1.0, unwrapped=True, dims=(2,)))
     assert h == pytest.approx(1.0, abs=max(3 * err, 0.5))
+
+
+def test_diffusivity_error_of_a_window_opening_in_the_ballistic_regime():
+    """Langevin (Ornstein-Uhlenbeck) velocities, relaxation time 50 fs, frames every fs, D = <v_x^2> tau
+    exactly; the fit window (0, 1000) fs opens in the ballistic regime. The error's scale was MSD / (2 d t)
+    at the first lag, there about D dt / (2 tau), so the error fell back to the least-squares one: RMS
+    z-scores over these 8 runs were 72 (D*) and 75 (D_sigma) on the old code, now 0.83 and 0.95."""
+    from scipy.signal import lfilter
+
+    dt, tau, n_frames, n_atoms, n_runs = 1.0, 50.0, 4000, 16, 8
+    a = np.exp(-dt / tau)
+    rng = np.random.default_rng(11)
+    kicks = rng.normal(size=(n_frames, n_runs * n_atoms, 3)) * np.sqrt(1 - a * a)
+    kicks[0] = rng.normal(size=(n_runs * n_atoms, 3))  # start in equilibrium, <v^2> = 1 per axis
+    pos = np.cumsum(lfilter([1.0], [1.0, -a], kicks, axis=0), axis=0) * dt  # v(t) = a v(t - dt) + kick
+    z_tracer, z_collective = [], []
+    for run in np.split(pos, n_runs, axis=1):
+        d3 = tracer_diffusivity(MSD(timestep=dt).compute(run, unwrapped=True), fit_range=(0.0, 1000.0))
+        dc = collective_diffusivity(run, timestep=dt, unwrapped=True, fit_range=(0.0, 1000.0))
+        z_tracer.append((d3.D - tau) / d3.stderr)
+        z_collective.append((dc.D - tau) / dc.stderr)
+    for z in (np.array(z_tracer), np.array(z_collective)):
+        assert 0.3 < np.sqrt(np.mean(z ** 2)) < 2.5
