@@ -439,11 +439,13 @@ def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: 
     # little about the error. Count independent observations instead: over the longest lag of the
     # window the run holds n_series * T / t_hi non-overlapping displacements, and the mean of n
     # Gaussian squared displacements in d axes has relative variance 2 / (d n). The scale is the
-    # MSD at the window's first positive lag over 2 d t, better sampled than the slope itself (a
-    # scale from the slope would shrink the error exactly when a noisy fit comes out low).
+    # larger MSD / (2 d t) of the window's first positive lag and its last, better sampled than the
+    # slope itself (a scale from the slope would shrink the error exactly when a noisy fit comes out
+    # low). The first alone, in a window opening in the ballistic regime (MSD ~ t^2, MSD / t -> 0),
+    # made the error the least-squares one: z-scores near 100 for Langevin particles.
     t_fit, y_fit = t[sel], y[sel]
     first = int(np.argmax(t_fit > 0))
-    scale = max(float(y_fit[first]), 0.0) / (2 * d * float(t_fit[first]))
+    scale = max(float(y_fit[first]) / float(t_fit[first]), float(y_fit[-1]) / float(t_fit[-1]), 0.0) / (2 * d)
     n_independent = n_series * float(t[-1]) / float(t_fit[-1])
     stderr = max(float(np.sqrt(cov[0, 0]) / (2 * d)), scale * math.sqrt(2.0 / (d * n_independent)))
     return DiffusionResult(D=d_value, stderr=stderr, dims=tuple(dims), fit_range=(float(lo), float(hi)))
@@ -460,7 +462,8 @@ def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
     its covariance model between lags): a run of length ``T`` holds
     ``N T / t_hi`` non-overlapping displacements of ``N`` atoms over the window's longest lag
     ``t_hi``, and their mean squared length in ``d`` axes has relative variance ``2 / (d N T /
-    t_hi)``, applied to ``MSD(t_lo) / (2 d t_lo)`` at the window's start. On free Langevin
+    t_hi)``, applied to the larger ``MSD(t) / (2 d t)`` of the window's first positive lag and its
+    last (in a window that opens in the ballistic regime the first is far below ``D*``). On free Langevin
     particles the z-scores of ``D*`` and of the single-series collective ``D_sigma`` then have an
     RMS near 1 over seeds (tests/sims/test_analysis.py); the least-squares error of the fit, which
     treats the strongly correlated MSD points as independent, understated the collective one up
@@ -506,7 +509,22 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
     ratio's distribution is skewed and the linearised error understates how far ``H`` may be from
     its true value (a single-series ``D_sigma`` from a short run is the usual case): run longer, or
     average ``D_sigma`` over independent runs first.
+
+    The error treats ``D*`` and ``D_sigma`` as independent. From one trajectory they are positively
+    correlated (``D_sigma`` contains every atom's own displacement), so the error is usually too large:
+    with a single mobile atom ``H`` is exactly 1 yet the error is ``sqrt(2)`` times the relative one;
+    the overstatement shrinks as ``1 / N`` with ``N`` mobile atoms.
+
+    Raises :class:`~sims.errors.SimsInputError` when the two were fitted over different axes
+    (``dims``): in an anisotropic conductor (LGPS, fast along c) ``D_c / D_sigma,xyz`` is not a
+    Haven ratio.
     """
+    if tuple(tracer.dims) != tuple(collective.dims):
+        # A ratio of an ab-plane or c-axis D* over the 3-D D_sigma (or the reverse) was returned as H
+        # without a word; for a 1-D conductor it is off by the anisotropy, not by correlation.
+        raise SimsInputError(f"D* was fitted over axes {tracer.dims}, D_sigma over {collective.dims}: the Haven "
+                             f"ratio compares the same axes; pass dims={tracer.dims} to collective_diffusivity "
+                             f"(or the same dims to tracer_diffusivity)")
     h = tracer.D / collective.D
     rel = np.array([tracer.stderr / abs(tracer.D), collective.stderr / abs(collective.D)])
     if (rel > 0.2).any():
