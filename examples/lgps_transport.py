@@ -400,32 +400,31 @@ from sims.generate import generate, generate_many
 
 F64 = torch.float64
 
-#: Budgets of the modes. Times are MD steps of ``timestep`` fs.
+_QUICK = dict(teacher_temperatures=(600.0, 900.0, 1200.0), teacher_steps=100, teacher_equilibrate=20,
+              teacher_every=10, strains=(-0.02, 0.02), strain_frames=2, sizes=((16, 2), (32, 2)), k=2,
+              epochs=100, al_rounds=3, al_cell="supercell", al_temperatures=(900.0, 750.0, 600.0),
+              al_steps=200, al_every=10, max_relabel=12, max_relabel_supercell=3, al_gap=50,
+              al_supercell_steps=500,
+              production_temperatures=(300.0, 360.0, 450.0, 600.0, 750.0, 900.0), production_steps=500,
+              production_equilibrate=100, production_every=5, speed_steps=10)
+_FULL = dict(teacher_temperatures=(300.0, 600.0, 900.0, 1200.0), teacher_steps=2500, teacher_equilibrate=250,
+             teacher_every=25, strains=(-0.03, -0.015, 0.015, 0.03), strain_frames=5,
+             sizes=((16, 2), (32, 2), (64, 3)), k=3, epochs=200, al_rounds=5, al_cell="supercell",
+             al_temperatures=(900.0, 800.0, 700.0, 600.0), al_steps=5000, al_every=25, max_relabel=50,
+             max_relabel_supercell=12, al_gap=250, al_supercell_steps=5000,
+             production_temperatures=(300.0, 350.0, 400.0, 450.0, 500.0, 600.0, 700.0, 800.0, 900.0),
+             production_steps=500_000, production_equilibrate=5000, production_every=50, speed_steps=50)
+#: Budgets of the modes. Times are MD steps of ``timestep`` fs. Medium: quick's students, rounds and
+#: production on full's teacher temperatures and strains with 1500-step teacher runs (about 7 times
+#: quick's frames), 40 epochs: without active learning this student's 900 K MD on 200 atoms has about
+#: CHGNet's contact statistics (S atoms with a S neighbour under 2.5 Å: 2.7 per mille, CHGNet 0.8,
+#: quick's student 224; module docstring).
 MODES = {
-    "quick": dict(teacher_temperatures=(600.0, 900.0, 1200.0), teacher_steps=100, teacher_equilibrate=20,
-                  teacher_every=10, strains=(-0.02, 0.02), strain_frames=2, sizes=((16, 2), (32, 2)), k=2,
-                  epochs=100, al_rounds=3, al_cell="supercell", al_temperatures=(900.0, 750.0, 600.0),
-                  al_steps=200, al_every=10, max_relabel=12, max_relabel_supercell=3, al_gap=50,
-                  al_supercell_steps=500,
-                  production_temperatures=(300.0, 360.0, 450.0, 600.0, 750.0, 900.0), production_steps=500,
-                  production_equilibrate=100, production_every=5, speed_steps=10),
-    # quick's students, rounds and production on a teacher set about 7 times quick's: without active
-    # learning this student's 900 K MD on 200 atoms has about CHGNet's contact statistics (S atoms with
-    # a S neighbour under 2.5 Å: 2.7 per mille, CHGNet 0.8, quick's student 224; module docstring).
-    "medium": dict(teacher_temperatures=(300.0, 600.0, 900.0, 1200.0), teacher_steps=1500, teacher_equilibrate=250,
-                   teacher_every=25, strains=(-0.03, -0.015, 0.015, 0.03), strain_frames=5, sizes=((16, 2), (32, 2)),
-                   k=2, epochs=40, al_rounds=3, al_cell="supercell", al_temperatures=(900.0, 750.0, 600.0),
-                   al_steps=200, al_every=10, max_relabel=12, max_relabel_supercell=3, al_gap=50,
-                   al_supercell_steps=500,
-                   production_temperatures=(300.0, 360.0, 450.0, 600.0, 750.0, 900.0), production_steps=500,
-                   production_equilibrate=100, production_every=5, speed_steps=10),
-    "full": dict(teacher_temperatures=(300.0, 600.0, 900.0, 1200.0), teacher_steps=2500, teacher_equilibrate=250,
-                 teacher_every=25, strains=(-0.03, -0.015, 0.015, 0.03), strain_frames=5,
-                 sizes=((16, 2), (32, 2), (64, 3)), k=3, epochs=200, al_rounds=5, al_cell="supercell",
-                 al_temperatures=(900.0, 800.0, 700.0, 600.0), al_steps=5000, al_every=25, max_relabel=50,
-                 max_relabel_supercell=12, al_gap=250, al_supercell_steps=5000,
-                 production_temperatures=(300.0, 350.0, 400.0, 450.0, 500.0, 600.0, 700.0, 800.0, 900.0),
-                 production_steps=500_000, production_equilibrate=5000, production_every=50, speed_steps=50),
+    "quick": _QUICK,
+    "medium": {**_QUICK, **{k: _FULL[k] for k in ("teacher_temperatures", "teacher_equilibrate", "teacher_every",
+                                                   "strains", "strain_frames")},
+               "teacher_steps": 1500, "epochs": 40},
+    "full": _FULL,
 }
 #: The settings a resumed run must share with the students it reads back.
 SETTINGS = ("repulsion", "al_rounds", "al_cell")
