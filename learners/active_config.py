@@ -280,8 +280,7 @@ def run_active(config: str | os.PathLike | Mapping[str, Any], out: str | os.Path
     out = Path(out)
 
     def trainer(table) -> Trainer:
-        args = {k: v for k, v in dataclasses.asdict(table).items() if v is not None}
-        return Trainer(**args, eval_grad=True, dtype=dtype, seed=spec.seed)
+        return Trainer(**table.given(), eval_grad=True, dtype=dtype, seed=spec.seed)
 
     loop_args = {k: v for k, v in dataclasses.asdict(spec.loop).items() if v is not None}
     loop = ActiveLearning(factory, labeler, read_frames(spec.data.train), read_frames(spec.data.test),

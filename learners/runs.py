@@ -153,7 +153,10 @@ class ModelConfig(Schema):
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig(Schema):
-    """The ``[trainer]`` table: :class:`learners.Trainer` settings (None: the estimator's default)."""
+    """The ``[trainer]`` table: :class:`learners.Trainer` settings (None: the estimator's default).
+
+    ``clip_norm = false`` turns gradient clipping off (TOML has no null; a number is the largest
+    gradient norm, left out the estimator's default)."""
 
     TABLE = "trainer"
     epochs: int | None = None
@@ -163,8 +166,20 @@ class TrainerConfig(Schema):
     schedule: str | None = None
     patience: int | None = None
     monitor: str | None = None
-    clip_norm: float | None = None
+    clip_norm: float | bool | None = None
     device: str | None = None
+
+    def check(self, where: str) -> None:
+        if self.clip_norm is True:
+            raise ConfigError(f"{where}.clip_norm = true is ambiguous: give the largest gradient norm (a number), "
+                              "or false for no clipping")
+
+    def given(self) -> dict[str, Any]:
+        """The keyword arguments the table sets (``clip_norm = false`` as ``clip_norm=None``: no clipping)."""
+        args = _given(self)
+        if args.get("clip_norm") is False:
+            args["clip_norm"] = None
+        return args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -513,7 +528,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
         cls = partial(GNNMultiTaskClassifier, temperature=spec.multitask.temperature)
     else:
         cls = GNNClassifier if classification else GNNRegressor
-    estimator = cls(**_given(spec.model), **_given(spec.trainer), seed=seed, run_dir=str(run_dir), resume=True,
+    estimator = cls(**_given(spec.model), **spec.trainer.given(), seed=seed, run_dir=str(run_dir), resume=True,
                     progress=progress)
     strings, labels, columns = _dataset(spec.dataset, representation, seed)
     graphs, failures = build_graphs(representation, strings)
@@ -576,7 +591,7 @@ def _train_binding(spec: RunConfig, cfg: dict, run_dir: Path, progress: bool) ->
     from reprs.fileio import atomic_write
     from reprs.glycan_tasks import load_task, sequence_composition
 
-    estimator = BindingRegressor(**_given(spec.model), **_given(spec.trainer), seed=spec.seed, run_dir=str(run_dir),
+    estimator = BindingRegressor(**_given(spec.model), **spec.trainer.given(), seed=spec.seed, run_dir=str(run_dir),
                                  resume=True, progress=progress)
     table = load_task("binding").table
     n = spec.dataset.subsample

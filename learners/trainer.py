@@ -293,7 +293,8 @@ class Trainer:
         # weight decay) and a negative value flipped their sign (gradient ascent), both without a word.
         if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, numbers.Real)
                                       or not (math.isfinite(clip_norm) and clip_norm > 0)):
-            raise InputError(f"clip_norm must be a finite number > 0 or None (no clipping), got {clip_norm!r}")
+            raise InputError(f"clip_norm must be a finite number > 0 or None (no clipping; clip_norm = false in "
+                             f"a config's [trainer] table), got {clip_norm!r}")
         # A negative min_delta counted a worse score as an improvement: the "best" epoch was the last one.
         if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) \
                 or not (math.isfinite(min_delta) and min_delta >= 0):

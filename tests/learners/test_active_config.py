@@ -209,3 +209,14 @@ def LennardJones_truth():
     from sims.potentials import LennardJones
 
     return LennardJones(sigma=2.2, epsilon=0.3, cutoff=5.0, dtype=torch.float64)
+
+
+def test_clip_norm_false_turns_clipping_off(frames):
+    import tomllib
+
+    from learners.active_config import ActiveConfig
+
+    cfg = config(frames)
+    cfg["trainer"]["clip_norm"] = False
+    spec = ActiveConfig.from_config(tomllib.loads(_toml(cfg)))
+    assert spec.trainer.given()["clip_norm"] is None and "clip_norm" not in ActiveConfig.from_config(config(frames)).trainer.given()

@@ -495,3 +495,19 @@ def test_predict_refuses_a_column_for_a_text_file(tmp_path):
     text.write_text("CCO\nc1ccccc1\n")
     with pytest.raises(InputError, match=r"--column 'smiles' names a CSV column, but .*inputs.txt is read as a text"):
         predict_file(tmp_path / "run", text, column="smiles")
+
+
+def test_clip_norm_false_in_a_toml_config_turns_clipping_off(csv_dataset, tmp_path):
+    from learners.estimators import load_estimator
+
+    cfg = _config(csv_dataset, epochs=1)
+    path = tmp_path / "run.toml"
+    path.write_text(_toml({**cfg, "trainer": {**cfg["trainer"], "clip_norm": False}}))
+    train_run(path, tmp_path / "run", progress=False)
+    assert load_estimator(tmp_path / "run" / "estimator.pt").clip_norm is None  # TOML has no null
+    path.write_text(_toml({**cfg, "trainer": {**cfg["trainer"], "clip_norm": 2.5}}))
+    train_run(path, tmp_path / "run2", progress=False)
+    assert load_estimator(tmp_path / "run2" / "estimator.pt").clip_norm == 2.5
+    path.write_text(_toml({**cfg, "trainer": {**cfg["trainer"], "clip_norm": True}}))
+    with pytest.raises(ConfigError, match=r"trainer\.clip_norm = true is ambiguous"):
+        train_run(path, tmp_path / "run3", progress=False)
