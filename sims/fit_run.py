@@ -127,6 +127,22 @@ class TargetSpec(_Table):
             raise ConfigError(f"{where}.vacf_lags needs frames with velocities ('frames' or 'generate', not 'rdf') "
                               f"and a value >= 1, got {self.vacf_lags}")
 
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | TargetSpec, *, where: str | None = None) -> TargetSpec:
+        spec = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # keys that only one source reads were accepted and ignored by the others (a 'generate' target
+            # takes r_max and bins in its generate table; an 'rdf' file has its own grid; a 'frames' target
+            # simulates its last frame); ``bins`` has a default, so the given keys are checked here
+            where = cls.TABLE if where is None else where
+            source = next(k for k in ("rdf", "frames", "generate") if getattr(spec, k) is not None)
+            unread = {"rdf": ("r_max", "bins"), "generate": ("r_max", "bins"), "frames": ("system",)}[source]
+            for key in sorted(set(table) & set(unread)):
+                hint = {"generate": f"set it in {where}.generate", "rdf": "the file's r values are the grid",
+                        "frames": "the system is the last frame of 'frames'"}[source]
+                raise ConfigError(f"{where}.{key} is not read by a {source!r} target ({hint}); remove it")
+        return spec
+
 
 @dataclass(frozen=True)
 class DiffsimSettings(_Table):
@@ -206,6 +222,13 @@ class FitConfig(_Table):
             raise ConfigError("method 'diffsim' needs a [potential] table (the starting potential)")
         if self.method == "ibi" and self.potential is not None:
             raise ConfigError("method 'ibi' builds its own tabulated potential; remove the [potential] table")
+        if self.method == "ibi":
+            # sims.fit.ibi inverts g(r) only: these diffsim loss terms would be ignored without a word
+            for k, spec in enumerate(self.targets):
+                for key in ("pressure", "vacf_lags"):
+                    if getattr(spec, key) is not None:
+                        raise ConfigError(f"targets[{k}].{key} adds a term to the DiffSim loss; method = 'ibi' fits "
+                                          "g(r) only and does not read it: remove it or set method = 'diffsim'")
         # The other method's settings would be ignored without a word.
         for table, default in (("diffsim", DiffsimSettings()), ("ibi", IBISettings())):
             if self.method != table and getattr(self, table) != default:

@@ -161,6 +161,20 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"ibi": {"iterations": 3}}, r"the \[ibi\] table is read by method = 'ibi' only"),  # was ignored
     ({"diffsim": {"friction": 0.02}}, "diffsim.friction is not read with thermostat = 'nose_hoover_chain'"),  # ignored
     ({"diffsim": {"thermostat": "langevin", "tau": 100.0}}, "diffsim.tau is not read with thermostat = 'langevin'"),
+    # accepted and ignored before (checked on the old code): a 'generate' target's grid is its generate table's
+    # (r_max 4, bins 40 at the target level gave 100 bins up to 5.79 Å), an 'rdf' file's grid its own, a
+    # 'frames' target simulates its last frame (system = Cu gave the Ar32 of the frames)
+    ({"targets": [{"temperature": 120.0, "system": {}, "generate": {"potential": LJ}, "bins": 40}]},
+     r"targets\[0\]\.bins is not read by a 'generate' target"),
+    ({"targets": [{"temperature": 120.0, "system": {}, "rdf": "x.txt", "r_max": 3.0}]},
+     r"targets\[0\]\.r_max is not read by a 'rdf' target"),
+    ({"targets": [{"frames": "f.extxyz", "r_max": 5.0, "system": {"builder": "bulk", "symbol": "Cu"}}]},
+     r"targets\[0\]\.system is not read by a 'frames' target"),
+    # sims.fit.ibi reads neither (a target pressure of 5e4 bar and a VACF left its potential bit-identical)
+    ({"method": "ibi", "potential": None, "ibi": {"iterations": 2},
+      "targets": [{"frames": "f.extxyz", "r_max": 5.0, "pressure": 1.0}]}, r"targets\[0\]\.pressure adds a term"),
+    ({"method": "ibi", "potential": None, "ibi": {"iterations": 2},
+      "targets": [{"frames": "f.extxyz", "r_max": 5.0, "vacf_lags": 3}]}, r"targets\[0\]\.vacf_lags adds a term"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
