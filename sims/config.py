@@ -498,6 +498,19 @@ class MDOptions(_Table):
         if self.on_uncertain == "stop" and t is None:
             raise ConfigError(f"{where}.on_uncertain = 'stop' needs md.uncertainty_threshold")
 
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | MDOptions, *, where: str | None = None) -> MDOptions:
+        options = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # read only beside another key (LAMMPS's kspace_style; the threshold checks), these were ignored
+            # without a word; they have defaults, so the given keys are checked here
+            where = cls.TABLE if where is None else where
+            for key, needs in (("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
+                               ("on_uncertain", "uncertainty_threshold")):
+                if key in table and getattr(options, needs) is None:
+                    raise ConfigError(f"{where}.{key} is read only with {where}.{needs}; set {needs} or remove {key}")
+        return options
+
 
 @dataclass(frozen=True)
 class Output(_Table):
