@@ -249,6 +249,12 @@ def _dmeasure(args: argparse.Namespace) -> None:
         return
     if len(args.structures) != 2:
         raise InputError("matrep dmeasure compares two structure files (A B), or a database with --matrix DB -o OUT")
+    # they steer the --matrix run only: with two files they were accepted and ignored (no folder written)
+    given = [flag for flag, value in (("-o", args.output), ("--label", args.label), ("--workers", args.workers),
+                                      ("--scheduler", args.scheduler)) if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} set a --matrix run; comparing two structure files prints D and writes "
+                         "nothing: leave them out, or give --matrix DB -o OUT")
     (g1,), _ = _networks(args.structures[0], args, "-1", "")
     (g2,), _ = _networks(args.structures[1], args, "-1", "")
     parts = d_measure(g1, g2, components=True)

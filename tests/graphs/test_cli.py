@@ -114,6 +114,11 @@ def test_dmeasure_between_two_structure_files(tmp_path, capsys):
     assert "two structure files" in capsys.readouterr().err
     assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), "--cutoff", "Si-O"]) == 2
     assert "SPECIES-SPECIES=DISTANCE" in capsys.readouterr().err
+    # the --matrix flags were accepted with two files and ignored: exit 0, no -o folder (checked on the old code)
+    for extra in (["-o", str(tmp_path / "out")], ["--label", "T_target"], ["--workers", "2"]):
+        assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), *extra]) == 2
+        assert f"{extra[0]} set a --matrix run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_dmeasure_prints_the_rdf_cutoff(tmp_path, capsys):
