@@ -89,6 +89,7 @@ class GenerateSpec(_Table):
     bins: int = 100
 
     def check(self, where: str) -> None:
+        Potential.from_config(self.potential, where=f"{where}.potential")  # its kind, before anything runs
         if self.steps < self.sample_every or self.sample_every < 1 or self.equilibration < 0:
             raise ConfigError(f"{where} needs steps >= sample_every >= 1 and equilibration >= 0")
         if not self.timestep > 0 or self.bins < 3:
@@ -121,6 +122,10 @@ class TargetSpec(_Table):
             raise ConfigError(f"{where}.{sources[0]} needs 'system' (the configuration to simulate)")
         if sources[0] in ("rdf", "generate") and self.temperature is None:
             raise ConfigError(f"{where} needs 'temperature' (K)")
+        if self.system is not None:
+            # checked now, not when this target is built: after the folder's config stamp, and so after the
+            # targets before it ran, a misspelt key locked the folder (the corrected config is another one)
+            System.from_config(self.system, where=f"{where}.system")
         if self.frames is not None and self.r_max is None:
             raise ConfigError(f"{where}.frames needs 'r_max' (Å) for its g(r)")
         if self.vacf_lags is not None and (self.rdf is not None or self.vacf_lags < 1):
