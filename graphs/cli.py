@@ -63,6 +63,10 @@ def _uses_index(args: argparse.Namespace) -> bool:
         raise InputError("--time-budget applies with --metric ged --exact (the certified search); "
                          "without --exact bound each GED with --timeout")
     if args.exact or args.index:
+        cluster = " and ".join(f for f, v in (("--workers", args.workers), ("--scheduler", args.scheduler)) if v)
+        if cluster:  # the index answers in this process: the cluster was never started
+            raise InputError(f"{cluster} spread a search without an index; {'--exact' if args.exact else '--index'} "
+                             "answers from the index in this process: leave one of them out")
         if args.metric not in ("ged", "wl"):
             raise InputError(f"--index answers --metric wl or --metric ged --exact, not --metric {args.metric}")
         if args.metric == "ged" and not args.exact:

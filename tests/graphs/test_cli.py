@@ -283,6 +283,16 @@ def test_a_bad_scheduler_address_names_the_flag(table, capsys):
     assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err
 
 
+def test_an_index_search_refuses_the_dask_flags_it_would_ignore(table, tmp_path, capsys):
+    # --index and --exact answer from the index in this process: --workers 2 started no cluster and exited 0
+    # (checked on the old code)
+    for extra in (["--index", str(tmp_path / "idx")], ["--metric", "ged", "--exact"]):
+        for flag in (["--workers", "2"], ["--scheduler", "tcp://127.0.0.1:1"]):
+            err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--top", "2", *extra, *flag], capsys)
+            assert f"{flag[0]} spread a search without an index; {extra[0] if extra[0] == '--index' else '--exact'}" in err
+    assert not (tmp_path / "idx").exists()
+
+
 def test_similar_exact_ged_from_an_index_equals_the_plain_exact_ranking(table, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MATREP_INDEX_DIR", str(tmp_path / "cache"))
     argv = ["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--metric", "ged", "--top", "4"]
