@@ -304,6 +304,16 @@ class Molecule(System):
         if self.conformers < 1:
             raise ConfigError(f"{where}.conformers must be >= 1, got {self.conformers}")
 
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | System, *, where: str | None = None) -> System:
+        molecule = super().from_config(table, where=where)
+        if isinstance(table, Mapping) and "conformers" in table and molecule.smiles is None:
+            # g2 molecules come with their own geometry: the count was accepted and ignored
+            where = cls.TABLE if where is None else where
+            raise ConfigError(f"{where}.conformers is read with 'smiles' only (the ETKDG conformers of an embedding); "
+                              "a g2 'name' has its own geometry: remove conformers")
+        return molecule
+
 
 @dataclass(frozen=True)
 class AlanineDipeptide(System):
