@@ -188,6 +188,8 @@ class FrameWriter:
     def write(self, atoms: Atoms, meta: dict[str, Any]) -> None:
         """Append ``atoms`` (with its calculator's results) and ``meta`` (numbers, strings, bools).
 
+        The frame's metadata is ``meta`` in both formats (``atoms.info`` is neither written nor changed).
+
         Raises
         ------
         InputError
@@ -204,11 +206,16 @@ class FrameWriter:
 
             from ase.io import write
 
-            atoms.info.update(meta)
             # Rendered whole first, then appended in one write: an interruption while ASE formats the
-            # frame (Ctrl-C, an error) leaves none of it in the file, not its first lines.
-            buffer = io.StringIO()
-            write(buffer, atoms, format="extxyz")
+            # frame (Ctrl-C, an error) leaves none of it in the file, not its first lines. The frame's info
+            # line is ``meta`` alone, as a database row's key-value pairs are (the atoms' own info went into
+            # the file as well, and ``meta`` into the caller's atoms.info).
+            buffer, info = io.StringIO(), atoms.info
+            atoms.info = dict(meta)
+            try:
+                write(buffer, atoms, format="extxyz")
+            finally:
+                atoms.info = info
             with open(self.path, "ab") as f:
                 f.write(buffer.getvalue().encode())
                 f.flush()
