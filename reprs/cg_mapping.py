@@ -306,7 +306,7 @@ def heavy_atom_mapping(atoms: Any, *, centre: Centre = "mass") -> CGMapping:
     >>> heavy_atom_mapping(molecule("CH3CH2OH")).n_beads
     3
     """
-    atoms = as_atoms(atoms)
+    atoms = _whole(as_atoms(atoms))  # hydrogens go to the nearest heavy atom in the positions as they are
     heavy, owner = _heavy_and_owner(atoms)
     rank = np.full(len(atoms), -1)
     rank[heavy] = np.arange(heavy.size)
@@ -328,7 +328,7 @@ def girvan_newman_mapping(atoms: Any, n_beads: int, *, centre: Centre = "mass", 
     import networkx as nx
     from networkx.algorithms.community import girvan_newman
 
-    atoms = as_atoms(atoms)
+    atoms = _whole(as_atoms(atoms), scale)  # hydrogens and bonds from the positions as they are
     heavy, owner = _heavy_and_owner(atoms)
     if not (isinstance(n_beads, (int, np.integer)) and 1 <= n_beads <= heavy.size):
         raise InputError(f"n_beads must be an integer from 1 to the {heavy.size} heavy atoms, got {n_beads!r}")

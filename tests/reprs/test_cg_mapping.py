@@ -146,3 +146,8 @@ def test_a_periodic_frame_split_by_the_cell_boundary_is_refused():
         mapping.bead_positions(wrapped)
     with pytest.raises(InputError, match="split by the periodic cell boundary"):
         mapping.cg_frame(wrapped)
+    # the constructors read distances too: hydrogen 6 went to the oxygen's bead, not its carbon's
+    assert heavy_atom_mapping(whole).assignment.tolist() == mapping.assignment.tolist()
+    for build in (heavy_atom_mapping, lambda atoms: girvan_newman_mapping(atoms, 2)):
+        with pytest.raises(InputError, match="split by the periodic cell boundary"):
+            build(wrapped)
