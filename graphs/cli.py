@@ -63,6 +63,10 @@ def _uses_index(args: argparse.Namespace) -> bool:
         raise InputError("--time-budget applies with --metric ged --exact (the certified search); "
                          "without --exact bound each GED with --timeout")
     if args.exact or args.index:
+        cluster = " and ".join(f for f, v in (("--workers", args.workers), ("--scheduler", args.scheduler)) if v)
+        if cluster:  # the index answers in this process: the cluster was never started
+            raise InputError(f"{cluster} spread a search without an index; {'--exact' if args.exact else '--index'} "
+                             "answers from the index in this process: leave one of them out")
         if args.metric not in ("ged", "wl"):
             raise InputError(f"--index answers --metric wl or --metric ged --exact, not --metric {args.metric}")
         if args.metric == "ged" and not args.exact:
@@ -249,6 +253,12 @@ def _dmeasure(args: argparse.Namespace) -> None:
         return
     if len(args.structures) != 2:
         raise InputError("matrep dmeasure compares two structure files (A B), or a database with --matrix DB -o OUT")
+    # they steer the --matrix run only: with two files they were accepted and ignored (no folder written)
+    given = [flag for flag, value in (("-o", args.output), ("--label", args.label), ("--workers", args.workers),
+                                      ("--scheduler", args.scheduler)) if value is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} set a --matrix run; comparing two structure files prints D and writes "
+                         "nothing: leave them out, or give --matrix DB -o OUT")
     (g1,), _ = _networks(args.structures[0], args, "-1", "")
     (g2,), _ = _networks(args.structures[1], args, "-1", "")
     parts = d_measure(g1, g2, components=True)

@@ -123,6 +123,11 @@ class LossConfig(Schema):
     w_forces: float = 1.0
 
 
+#: The [loop] keys that only one sampler reads.
+_SAMPLER_KEYS = {"adversarial": ("kT", "attack_steps", "attack_lr"), "md": ("temperature", "md_steps", "timestep"),
+                 "random": ("displacement",)}
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopConfig(Schema):
     """The ``[loop]`` table: :class:`learners.active.ActiveLearning` settings (None: its default)."""
@@ -146,6 +151,13 @@ class LoopConfig(Schema):
     max_label_energy: float | None = None
 
     def check(self, where: str) -> None:
+        # each sampler reads its own settings only (learners.active.ActiveLearning._sample): another
+        # sampler's were accepted and ignored without a word
+        for sampler, keys in _SAMPLER_KEYS.items():
+            given = [k for k in keys if getattr(self, k) is not None]
+            if given and sampler != self.sampler:
+                raise ConfigError(f"{where}.{given[0]} is read by sampler = {sampler!r} only, not by sampler = "
+                                  f"{self.sampler!r}; remove it or set sampler = {sampler!r}")
         for name in ("new_label_weight", "max_label_energy"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):

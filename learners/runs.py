@@ -199,6 +199,12 @@ class SplitConfig(Schema):
         if self.by != "file" and self.name != "structure":
             raise ConfigError(f"{where}.name = {self.name!r} names a split of a split file; it is read only with "
                               "by = 'file'")
+        if self.by == "file":
+            # the file's parts are the split: these were accepted and ignored without a word
+            unread = [k for k, unset in (("fractions", (0.8, 0.1, 0.1)), ("seed", None)) if getattr(self, k) != unset]
+            if unread:
+                raise ConfigError(f"{where}.{unread[0]} is not read with by = 'file' (the split file gives the parts); "
+                                  f"remove it, or split by 'random', 'stratified', 'hash' or 'core'")
 
 
 @dataclasses.dataclass(frozen=True)

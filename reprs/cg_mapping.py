@@ -82,10 +82,13 @@ class CGMapping:
         Raises
         ------
         InputError
-            Another number of atoms than the mapping's, or non-finite coordinates.
+            Another number of atoms than the mapping's, non-finite coordinates, or a periodic
+            ``ase.Atoms`` whose molecule the cell boundary splits (bead centres are plain weighted means
+            of the positions: a wrapped frame put a split bead 0.67 Å off its centre and beads on either
+            side a cell length apart).
         """
         if isinstance(positions, Atoms):
-            positions = as_atoms(positions).positions
+            positions = _whole(as_atoms(positions)).positions
         x = np.asarray(positions, dtype=float)
         if x.ndim < 2 or x.shape[-2:] != (self.n_atoms, 3):
             raise InputError(f"positions of shape {x.shape} do not fit the mapping: expected (..., {self.n_atoms}, 3)")
@@ -232,6 +235,24 @@ def user_mapping(atoms: Any, beads: Sequence[Sequence[int]] | Sequence[int] | np
     return _from_assignment(atoms, assignment, centre)
 
 
+def _whole(atoms: Atoms, scale: float = 1.3) -> Atoms:
+    """``atoms``, refused when a covalent bond (the rule of :func:`covalent_bonds`, under the minimum image
+    along periodic axes) crosses the cell boundary, i.e. the molecule is not whole in its positions."""
+    if not np.asarray(atoms.pbc).any():
+        return atoms
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    i, j, vectors = neighbor_list("ijD", atoms, scale * covalent_radii[atoms.numbers])
+    broken = np.flatnonzero(np.abs(vectors - (atoms.positions[j] - atoms.positions[i])).max(axis=1, initial=0) > 1e-6)
+    if broken.size:
+        a, b = int(i[broken[0]]), int(j[broken[0]])
+        raise InputError(f"the molecule is split by the periodic cell boundary (atoms {a} and {b} are bonded across "
+                         f"it; {broken.size // 2} such bonds): bead centres need a whole molecule. Unwrap it first "
+                         "(each atom at the minimum image of its bonded neighbour)")
+    return atoms
+
+
 def covalent_bonds(numbers: Any, positions: Any, *, scale: float = 1.3) -> np.ndarray:
     """Bonded pairs ``(E, 2)``, ``i < j``: distance below ``scale`` times the sum of covalent radii.
 
@@ -285,7 +306,7 @@ def heavy_atom_mapping(atoms: Any, *, centre: Centre = "mass") -> CGMapping:
     >>> heavy_atom_mapping(molecule("CH3CH2OH")).n_beads
     3
     """
-    atoms = as_atoms(atoms)
+    atoms = _whole(as_atoms(atoms))  # hydrogens go to the nearest heavy atom in the positions as they are
     heavy, owner = _heavy_and_owner(atoms)
     rank = np.full(len(atoms), -1)
     rank[heavy] = np.arange(heavy.size)
@@ -307,7 +328,7 @@ def girvan_newman_mapping(atoms: Any, n_beads: int, *, centre: Centre = "mass", 
     import networkx as nx
     from networkx.algorithms.community import girvan_newman
 
-    atoms = as_atoms(atoms)
+    atoms = _whole(as_atoms(atoms), scale)  # hydrogens and bonds from the positions as they are
     heavy, owner = _heavy_and_owner(atoms)
     if not (isinstance(n_beads, (int, np.integer)) and 1 <= n_beads <= heavy.size):
         raise InputError(f"n_beads must be an integer from 1 to the {heavy.size} heavy atoms, got {n_beads!r}")

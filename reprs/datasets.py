@@ -90,7 +90,9 @@ def glycan_graph_dataset(source: str = "glycans", *, level: str | None = None, c
                 raise InputError(f"dataset {path} holds no graphs")
             return graphs, pd.DataFrame({"glycan": [g.graph.get("name") for g in graphs]})
         try:
-            table = pd.read_csv(path)
+            # Only an empty cell is missing: pandas' default also reads "NA", "None", "null", "N/A", "nan" as
+            # missing, so classes of those names became one label "nan" (as the csv module reads them, they stay)
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
             raise InputError(f"cannot read {path} as a CSV table: {err}") from None
         if column is None:

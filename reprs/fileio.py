@@ -186,7 +186,19 @@ class FrameWriter:
             os.truncate(self.path, mark)
 
     def write(self, atoms: Atoms, meta: dict[str, Any]) -> None:
-        """Append ``atoms`` (with its calculator's results) and ``meta`` (numbers, strings, bools)."""
+        """Append ``atoms`` (with its calculator's results) and ``meta`` (numbers, strings, bools).
+
+        The frame's metadata is ``meta`` in both formats (``atoms.info`` is neither written nor changed).
+
+        Raises
+        ------
+        InputError
+            A string value that would not read back as that string in both formats: extxyz reads
+            ``"F"``, ``"T"``, ``"true"`` as booleans, ``"007"``, ``"1e3"``, ``"nan"`` as numbers and
+            ``"1,2"`` or ``"1 2"`` as arrays (ASE's parser), and an ASE database refuses the number-like
+            ones. Both formats are checked alike, so a writer's metadata never depends on the format.
+        """
+        _check_meta_strings(meta)
         if self.kind == "db":
             self._connect().write(atoms, key_value_pairs=meta)
         else:
@@ -194,15 +206,35 @@ class FrameWriter:
 
             from ase.io import write
 
-            atoms.info.update(meta)
             # Rendered whole first, then appended in one write: an interruption while ASE formats the
-            # frame (Ctrl-C, an error) leaves none of it in the file, not its first lines.
-            buffer = io.StringIO()
-            write(buffer, atoms, format="extxyz")
+            # frame (Ctrl-C, an error) leaves none of it in the file, not its first lines. The frame's info
+            # line is ``meta`` alone, as a database row's key-value pairs are (the atoms' own info went into
+            # the file as well, and ``meta`` into the caller's atoms.info).
+            buffer, info = io.StringIO(), atoms.info
+            atoms.info = dict(meta)
+            try:
+                write(buffer, atoms, format="extxyz")
+            finally:
+                atoms.info = info
             with open(self.path, "ab") as f:
                 f.write(buffer.getvalue().encode())
                 f.flush()
                 os.fsync(f.fileno())
+
+
+def _check_meta_strings(meta: dict[str, Any]) -> None:
+    """Refuse a string ``meta`` value that ASE's extxyz key=value parser reads back as something else."""
+    from ase.io.extxyz import key_val_dict_to_str, key_val_str_to_dict
+
+    for key, value in meta.items():
+        if not isinstance(value, str):
+            continue
+        back = key_val_str_to_dict(key_val_dict_to_str({"k": value})).get("k")
+        if not (isinstance(back, str) and back == value):
+            raise InputError(f"frame metadata {key}={value!r}: a string that an extxyz file reads back as "
+                             f"{back!r} (a {type(back).__name__}) and an ASE database may refuse; write it as "
+                             "the number or bool it stands for, or as a string that is neither (e.g. with a letter "
+                             "prefix)")
 
 
 def read_frames(path: str | os.PathLike, *, index: int | slice | str = ":", selection: str | None = None,

@@ -41,6 +41,7 @@ from .batch import _takes_batch, batch_energy_and_forces
 from .cv import wrapping_cell
 from .errors import SimsInputError
 from .md import energy_and_forces
+from .state import check_unconstrained
 
 __all__ = ["force_constants", "AnharmonicityResult", "anharmonicity"]
 
@@ -79,9 +80,12 @@ def force_constants(potential: torch.nn.Module, atoms: Atoms, *, delta: float = 
     Raises
     ------
     SimsInputError
-        ``delta`` not finite and > 0, ``batch_size`` < 1.
+        ``delta`` not finite and > 0, ``batch_size`` < 1, atoms with ASE constraints (``FixAtoms``, ...:
+        every coordinate is displaced, so a fixed atom's rows would enter; ASE's ``Vibrations`` leaves
+        FixAtoms atoms out instead).
     """
     atoms = as_atoms(atoms)
+    check_unconstrained(atoms, "force_constants (it displaces every coordinate)")
     if not (np.isfinite(delta) and delta > 0):
         raise SimsInputError(f"delta must be a finite displacement > 0 Å, got {delta}")
     if int(batch_size) < 1:
@@ -167,10 +171,14 @@ def anharmonicity(frames: Atoms | Iterable[Atoms], *, reference: Atoms, force_co
         Frames of another size, order of elements or cell than the reference, frames without forces,
         non-finite positions or forces, force constants of another shape or not finite, a species not
         in the reference, ``n_blocks`` < 1 or more blocks than frames, periodic axes without
-        independent cell vectors.
+        independent cell vectors, a reference or frame with ASE constraints (``get_forces`` of a frame
+        with ``FixAtoms`` returns zero on the fixed atoms, against their nonzero harmonic forces).
     """
     ref = as_atoms(reference)
     frames = as_frames(frames)
+    check_unconstrained(ref, "anharmonicity (its reference)")
+    for k, frame in enumerate(frames):
+        check_unconstrained(frame, f"anharmonicity (frame {k})")
     n = len(ref)
     phi = np.asarray(force_constants, dtype=float)
     if phi.shape != (3 * n, 3 * n) or not np.isfinite(phi).all():

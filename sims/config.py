@@ -304,6 +304,16 @@ class Molecule(System):
         if self.conformers < 1:
             raise ConfigError(f"{where}.conformers must be >= 1, got {self.conformers}")
 
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | System, *, where: str | None = None) -> System:
+        molecule = super().from_config(table, where=where)
+        if isinstance(table, Mapping) and "conformers" in table and molecule.smiles is None:
+            # g2 molecules come with their own geometry: the count was accepted and ignored
+            where = cls.TABLE if where is None else where
+            raise ConfigError(f"{where}.conformers is read with 'smiles' only (the ETKDG conformers of an embedding); "
+                              "a g2 'name' has its own geometry: remove conformers")
+        return molecule
+
 
 @dataclass(frozen=True)
 class AlanineDipeptide(System):
@@ -497,6 +507,19 @@ class MDOptions(_Table):
             raise ConfigError(f"{where}.uncertainty_threshold must be a number > 0 (eV/Å), got {t}")
         if self.on_uncertain == "stop" and t is None:
             raise ConfigError(f"{where}.on_uncertain = 'stop' needs md.uncertainty_threshold")
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | MDOptions, *, where: str | None = None) -> MDOptions:
+        options = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # read only beside another key (LAMMPS's kspace_style; the threshold checks), these were ignored
+            # without a word; they have defaults, so the given keys are checked here
+            where = cls.TABLE if where is None else where
+            for key, needs in (("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
+                               ("on_uncertain", "uncertainty_threshold")):
+                if key in table and getattr(options, needs) is None:
+                    raise ConfigError(f"{where}.{key} is read only with {where}.{needs}; set {needs} or remove {key}")
+        return options
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class GenerateSpec(_Table):
     bins: int = 100
 
     def check(self, where: str) -> None:
+        Potential.from_config(self.potential, where=f"{where}.potential")  # its kind, before anything runs
         if self.steps < self.sample_every or self.sample_every < 1 or self.equilibration < 0:
             raise ConfigError(f"{where} needs steps >= sample_every >= 1 and equilibration >= 0")
         if not self.timestep > 0 or self.bins < 3:
@@ -121,11 +122,31 @@ class TargetSpec(_Table):
             raise ConfigError(f"{where}.{sources[0]} needs 'system' (the configuration to simulate)")
         if sources[0] in ("rdf", "generate") and self.temperature is None:
             raise ConfigError(f"{where} needs 'temperature' (K)")
+        if self.system is not None:
+            # checked now, not when this target is built: after the folder's config stamp, and so after the
+            # targets before it ran, a misspelt key locked the folder (the corrected config is another one)
+            System.from_config(self.system, where=f"{where}.system")
         if self.frames is not None and self.r_max is None:
             raise ConfigError(f"{where}.frames needs 'r_max' (Å) for its g(r)")
         if self.vacf_lags is not None and (self.rdf is not None or self.vacf_lags < 1):
             raise ConfigError(f"{where}.vacf_lags needs frames with velocities ('frames' or 'generate', not 'rdf') "
                               f"and a value >= 1, got {self.vacf_lags}")
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | TargetSpec, *, where: str | None = None) -> TargetSpec:
+        spec = super().from_config(table, where=where)
+        if isinstance(table, Mapping):
+            # keys that only one source reads were accepted and ignored by the others (a 'generate' target
+            # takes r_max and bins in its generate table; an 'rdf' file has its own grid; a 'frames' target
+            # simulates its last frame); ``bins`` has a default, so the given keys are checked here
+            where = cls.TABLE if where is None else where
+            source = next(k for k in ("rdf", "frames", "generate") if getattr(spec, k) is not None)
+            unread = {"rdf": ("r_max", "bins"), "generate": ("r_max", "bins"), "frames": ("system",)}[source]
+            for key in sorted(set(table) & set(unread)):
+                hint = {"generate": f"set it in {where}.generate", "rdf": "the file's r values are the grid",
+                        "frames": "the system is the last frame of 'frames'"}[source]
+                raise ConfigError(f"{where}.{key} is not read by a {source!r} target ({hint}); remove it")
+        return spec
 
 
 @dataclass(frozen=True)
@@ -206,6 +227,13 @@ class FitConfig(_Table):
             raise ConfigError("method 'diffsim' needs a [potential] table (the starting potential)")
         if self.method == "ibi" and self.potential is not None:
             raise ConfigError("method 'ibi' builds its own tabulated potential; remove the [potential] table")
+        if self.method == "ibi":
+            # sims.fit.ibi inverts g(r) only: these diffsim loss terms would be ignored without a word
+            for k, spec in enumerate(self.targets):
+                for key in ("pressure", "vacf_lags"):
+                    if getattr(spec, key) is not None:
+                        raise ConfigError(f"targets[{k}].{key} adds a term to the DiffSim loss; method = 'ibi' fits "
+                                          "g(r) only and does not read it: remove it or set method = 'diffsim'")
         # The other method's settings would be ignored without a word.
         for table, default in (("diffsim", DiffsimSettings()), ("ibi", IBISettings())):
             if self.method != table and getattr(self, table) != default:

@@ -114,6 +114,11 @@ def test_dmeasure_between_two_structure_files(tmp_path, capsys):
     assert "two structure files" in capsys.readouterr().err
     assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), "--cutoff", "Si-O"]) == 2
     assert "SPECIES-SPECIES=DISTANCE" in capsys.readouterr().err
+    # the --matrix flags were accepted with two files and ignored: exit 0, no -o folder (checked on the old code)
+    for extra in (["-o", str(tmp_path / "out")], ["--label", "T_target"], ["--workers", "2"]):
+        assert main(["dmeasure", str(tmp_path / "q.extxyz"), str(tmp_path / "c.extxyz"), *extra]) == 2
+        assert f"{extra[0]} set a --matrix run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_dmeasure_prints_the_rdf_cutoff(tmp_path, capsys):
@@ -276,6 +281,16 @@ def test_an_unknown_monomer_in_the_query_suggests_no_option_similar_lacks(table,
 def test_a_bad_scheduler_address_names_the_flag(table, capsys):
     err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--scheduler", "nonsense"], capsys)
     assert "--scheduler nonsense: cannot connect to a Dask scheduler: missing port number" in err
+
+
+def test_an_index_search_refuses_the_dask_flags_it_would_ignore(table, tmp_path, capsys):
+    # --index and --exact answer from the index in this process: --workers 2 started no cluster and exited 0
+    # (checked on the old code)
+    for extra in (["--index", str(tmp_path / "idx")], ["--metric", "ged", "--exact"]):
+        for flag in (["--workers", "2"], ["--scheduler", "tcp://127.0.0.1:1"]):
+            err = _fails(["similar", "Gal(b1-4)GlcNAc", "--dataset", str(table), "--top", "2", *extra, *flag], capsys)
+            assert f"{flag[0]} spread a search without an index; {extra[0] if extra[0] == '--index' else '--exact'}" in err
+    assert not (tmp_path / "idx").exists()
 
 
 def test_similar_exact_ged_from_an_index_equals_the_plain_exact_ranking(table, tmp_path, capsys, monkeypatch):

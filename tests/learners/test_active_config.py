@@ -79,7 +79,9 @@ def test_matrep_active_runs_resumes_and_refuses_another_config(frames, tmp_path,
     assert main(["active", str(path), "-o", str(out), "--quiet"]) == 2
     assert "labelled 2 generation(s), more than generations = 1" in capsys.readouterr().err
     assert json.loads((out / "config.json").read_text())["loop"]["generations"] == 2
-    path.write_text(_toml(config(frames, sampler="md")))
+    md = config(frames, sampler="md")
+    del md["loop"]["displacement"]  # the random sampler's
+    path.write_text(_toml(md))
     assert main(["active", str(path), "-o", str(out), "--quiet"]) == 2
     assert "another config" in capsys.readouterr().err
 
@@ -97,6 +99,10 @@ def test_matrep_active_runs_resumes_and_refuses_another_config(frames, tmp_path,
     (lambda c: c["loop"].update(new_label_weight=0), "loop.new_label_weight must be a finite number > 0"),
     (lambda c: c["loop"].update(max_label_energi=1.0), "did you mean 'max_label_energy'"),
     (lambda c: c["committee"].update(initial="missing.pt"), "committee.initial = 'missing.pt': no such file"),
+    # another sampler's settings were accepted and never read (random candidates bit-identical with
+    # attack_steps = 500, md_steps = 1000): refused (checked on the old code)
+    (lambda c: c["loop"].update(attack_steps=500), "loop.attack_steps is read by sampler = 'adversarial' only"),
+    (lambda c: c["loop"].update(sampler="md"), "loop.displacement is read by sampler = 'random' only"),
 ])
 def test_config_mistakes_are_one_line_errors(frames, tmp_path, capsys, change, message):
     cfg = config(frames)

@@ -280,6 +280,11 @@ def test_split_file_that_does_not_match_the_dataset_is_refused(csv_dataset, tmp_
         load_config({**cfg, "split": {"by": "file"}})
     with pytest.raises(ConfigError, match="read only with by = 'file'"):  # was ignored
         load_config({**cfg, "split": {"by": "random", "name": "random"}})
+    # fractions and seed were accepted with a split file and never read (parts 16/2/2 of the file came back with
+    # fractions [0.5, 0.25, 0.25], seed 9): refused (checked on the old code)
+    for extra in ({"fractions": [0.5, 0.25, 0.25]}, {"seed": 9}):
+        with pytest.raises(ConfigError, match=f"split.{next(iter(extra))} is not read with by = 'file'"):
+            load_config({**cfg, "split": {**cfg["split"], **extra}})
     with pytest.raises(ConfigError, match="task must be one of"):
         load_config({"dataset": {"source": "glycan_task", "task": "lectins"}})
 

@@ -128,3 +128,26 @@ def test_mapping_round_trips_through_a_dict(ethanol):
     np.testing.assert_array_equal(back.assignment, mapping.assignment)
     np.testing.assert_array_equal(back.weights, mapping.weights)
     assert back.bead_symbols == mapping.bead_symbols
+
+
+def test_a_periodic_frame_split_by_the_cell_boundary_is_refused():
+    # bead centres are weighted means of the positions: wrapped into its cell, ethanol had a bead 0.67 Å off its
+    # centre (even under the minimum image) and beads a cell length apart. Fails on the old code (checked).
+    ethanol = molecule("CH3CH2OH")
+    mapping = heavy_atom_mapping(ethanol)
+    whole = ethanol.copy()
+    whole.set_cell([10.0, 10.0, 10.0])
+    whole.pbc = True
+    whole.positions += [8.0, 5.0, 5.0]  # a whole molecule reaching past x = 10 Å
+    np.testing.assert_allclose(mapping.bead_positions(whole), mapping.bead_positions(whole.positions), atol=1e-12)
+    wrapped = whole.copy()
+    wrapped.wrap()
+    with pytest.raises(InputError, match=r"split by the periodic cell boundary \(atoms \d+ and \d+ are bonded across"):
+        mapping.bead_positions(wrapped)
+    with pytest.raises(InputError, match="split by the periodic cell boundary"):
+        mapping.cg_frame(wrapped)
+    # the constructors read distances too: hydrogen 6 went to the oxygen's bead, not its carbon's
+    assert heavy_atom_mapping(whole).assignment.tolist() == mapping.assignment.tolist()
+    for build in (heavy_atom_mapping, lambda atoms: girvan_newman_mapping(atoms, 2)):
+        with pytest.raises(InputError, match="split by the periodic cell boundary"):
+            build(wrapped)

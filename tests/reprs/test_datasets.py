@@ -73,6 +73,22 @@ def test_glycan_graph_dataset_says_which_glycans_it_leaves_out(tmp_path):
     assert [g.graph["name"] for g in graphs] == table["glycan"].tolist()
 
 
+def test_glycan_graph_dataset_keeps_labels_that_pandas_would_read_as_missing(tmp_path):
+    # pandas' default NA strings made the classes 'NA', 'None' and 'null' one label 'nan' (the matrix's
+    # labels.csv); the csv module reads what the file says. Fails on the old code (checked).
+    import csv as csv_module
+
+    from reprs.datasets import glycan_graph_dataset
+
+    path = tmp_path / "g.csv"
+    path.write_text("glycan,label\nGal(b1-4)GlcNAc,NA\nMan(a1-3)Man,None\nFuc(a1-2)Gal,EU\nGlc,null\nGal,\n")
+    with path.open() as f:
+        expected = [row["label"] for row in csv_module.DictReader(f)][:4]
+    table = glycan_graph_dataset(str(path))[1]
+    assert table["label"][:4].tolist() == expected == ["NA", "None", "EU", "null"]
+    assert np.isnan(table["label"][4])  # an empty cell is still missing
+
+
 def test_glycan_graph_dataset_refuses_settings_a_source_cannot_use(tmp_path):
     """A .jsonl file holds graphs already built: glycan_graph options (here linkage="anomer") and a
     CSV column were dropped without a word, and the graphs came back as written."""

@@ -97,6 +97,33 @@ def test_frames_round_trip_in_order_with_metadata(tmp_path, suffix):
     assert [f.info["step"] for f in read_frames(path)] == [0, 10]
 
 
+@pytest.mark.parametrize("suffix", [".db", ".extxyz"])
+def test_string_metadata_that_would_read_back_as_another_type_is_refused(tmp_path, suffix):
+    # extxyz read "F" back as False, "T" as True, "007" as 7 and "1,2" as an array (ASE's own parser), while
+    # a database kept "F" and refused "007" with ASE's ValueError: a frame's metadata depended on the format
+    path = tmp_path / f"frames{suffix}"
+    writer = FrameWriter(path)
+    atoms = _frames(1)[0]
+    for value in ("F", "T", "007", "1,2"):
+        with pytest.raises(InputError, match=f"frame metadata species={value!r}"):
+            writer.write(atoms, {"step": 0, "species": value})
+    assert not path.exists()
+    writer.write(atoms, {"step": 0, "species": "Si-O", "note": "a b"})
+    back = read_frames(path)[0].info
+    assert back["species"] == "Si-O" and back["note"] == "a b"
+
+
+@pytest.mark.parametrize("suffix", [".db", ".extxyz"])
+def test_a_frame_carries_its_meta_alone_and_the_atoms_are_left_unchanged(tmp_path, suffix):
+    # an extxyz frame also carried the atoms' own info (sims.lammps frames' pressure and volume, which a
+    # database row never held) and wrote meta into the caller's atoms.info (checked on the old code)
+    atoms = _frames(1)[0]
+    atoms.info = {"pressure": 12.5, "volume": 148.9}
+    FrameWriter(tmp_path / f"f{suffix}").write(atoms, {"step": 10})
+    assert read_frames(tmp_path / f"f{suffix}")[0].info == {"step": 10}
+    assert atoms.info == {"pressure": 12.5, "volume": 148.9}
+
+
 def test_an_extxyz_frame_interrupted_while_written_leaves_the_file_whole(tmp_path, monkeypatch):
     # ASE wrote the frame line by line into the open file: a Ctrl-C (or an error) part-way left its
     # first lines there, flushed when the file closed. The file then failed to read, or, cut inside

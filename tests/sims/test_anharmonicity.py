@@ -193,3 +193,28 @@ def test_a_slab_without_a_cell_row_along_its_normal():
     assert anharmonicity(frames, reference=slab, force_constants=phi).sigma < 1e-12
     still = _frames_with_forces(slab, u, forces, wrap=True)
     assert anharmonicity(still, reference=slab, force_constants=phi, remove_drift=False).sigma < 1e-12
+
+
+def test_constrained_atoms_are_refused():
+    # force_constants displaced FixAtoms atoms (ASE's Vibrations leaves them out: a 12 x 12 Hessian for 4 free
+    # of 6 atoms, ours was 18 x 18), and a frame's get_forces() zeroes the fixed atoms' forces: harmonic frames
+    # (exact sigma^A = 0) gave 0.0092 with two atoms fixed
+    from ase.constraints import FixAtoms
+
+    atoms = Atoms("Ar6", positions=[[0, 0, 0], [3.8, 0, 0], [0, 3.8, 0], [0, 0, 3.8], [3.8, 3.8, 0], [1.9, 1.9, 3.2]])
+    atoms.rattle(0.05, seed=1)
+    pot = LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=RC)
+    phi = force_constants(pot, atoms, dtype=torch.float64)
+    frame = atoms.copy()
+    frame.positions += np.random.default_rng(0).normal(0, 0.02, frame.positions.shape)
+    frame.calc = SinglePointCalculator(frame, forces=-(phi @ (frame.positions - atoms.positions).ravel()).reshape(-1, 3))
+    assert anharmonicity([frame], reference=atoms, force_constants=phi, remove_drift=False).sigma < 1e-12
+    fixed = atoms.copy()
+    fixed.set_constraint(FixAtoms(indices=[0, 1]))
+    with pytest.raises(SimsInputError, match="FixAtoms"):
+        force_constants(pot, fixed, dtype=torch.float64)
+    with pytest.raises(SimsInputError, match="FixAtoms"):
+        anharmonicity([frame], reference=fixed, force_constants=phi)
+    frame.set_constraint(FixAtoms(indices=[0, 1]))
+    with pytest.raises(SimsInputError, match="FixAtoms"):
+        anharmonicity([frame], reference=atoms, force_constants=phi, remove_drift=False)

@@ -155,12 +155,26 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"targets": [{"temperature": 120.0}]}, "exactly one of 'rdf'"),
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0}]}, "needs 'system'"),
     ({"diffsim": {"epoks": 3}}, "did you mean 'epochs'"),
-    ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "vacf_lags": 3}]}, "vacf_lags needs frames"),
+    ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {"builder": "bulk", "symbol": "Ar"}, "vacf_lags": 3}]}, "vacf_lags needs frames"),
     ({"method": "ibi", "ibi": {"engine": "gromacs"}}, "engine"),
     ({"diffsim": {"gradient": "reweigh"}}, "did you mean 'reweight'"),
     ({"ibi": {"iterations": 3}}, r"the \[ibi\] table is read by method = 'ibi' only"),  # was ignored
     ({"diffsim": {"friction": 0.02}}, "diffsim.friction is not read with thermostat = 'nose_hoover_chain'"),  # ignored
     ({"diffsim": {"thermostat": "langevin", "tau": 100.0}}, "diffsim.tau is not read with thermostat = 'langevin'"),
+    # accepted and ignored before (checked on the old code): a 'generate' target's grid is its generate table's
+    # (r_max 4, bins 40 at the target level gave 100 bins up to 5.79 Å), an 'rdf' file's grid its own, a
+    # 'frames' target simulates its last frame (system = Cu gave the Ar32 of the frames)
+    ({"targets": [{"temperature": 120.0, "system": {"builder": "bulk", "symbol": "Ar"}, "generate": {"potential": LJ}, "bins": 40}]},
+     r"targets\[0\]\.bins is not read by a 'generate' target"),
+    ({"targets": [{"temperature": 120.0, "system": {"builder": "bulk", "symbol": "Ar"}, "rdf": "x.txt", "r_max": 3.0}]},
+     r"targets\[0\]\.r_max is not read by a 'rdf' target"),
+    ({"targets": [{"frames": "f.extxyz", "r_max": 5.0, "system": {"builder": "bulk", "symbol": "Cu"}}]},
+     r"targets\[0\]\.system is not read by a 'frames' target"),
+    # sims.fit.ibi reads neither (a target pressure of 5e4 bar and a VACF left its potential bit-identical)
+    ({"method": "ibi", "potential": None, "ibi": {"iterations": 2},
+      "targets": [{"frames": "f.extxyz", "r_max": 5.0, "pressure": 1.0}]}, r"targets\[0\]\.pressure adds a term"),
+    ({"method": "ibi", "potential": None, "ibi": {"iterations": 2},
+      "targets": [{"frames": "f.extxyz", "r_max": 5.0, "vacf_lags": 3}]}, r"targets\[0\]\.vacf_lags adds a term"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
@@ -169,6 +183,20 @@ def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message)
     with pytest.raises(ConfigError, match=message):
         fit_potential(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_a_misspelt_target_system_is_refused_before_the_folder_is_claimed(tmp_path):
+    # found when its target was built, after config.json: the corrected config was then refused for that folder
+    # ("holds a fit of another config"). Fails on the old code (checked).
+    cfg = config("ibi")
+    cfg["targets"][0]["system"] = {"builder": "bulk", "symbl": "Ar", "a": 5.82, "repeat": 3}
+    with pytest.raises(ConfigError, match=r"unknown key 'symbl' in targets\[0\]\.system; did you mean 'symbol'"):
+        fit_potential(cfg, tmp_path / "out")
+    cfg["targets"][0]["generate"]["potential"] = {"sigma": 3.4}
+    cfg["targets"][0]["system"] = {"builder": "bulk", "symbol": "Ar", "a": 5.82, "repeat": 3}
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.generate\.potential needs 'kind'"):
+        fit_potential(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "config.json").exists()
 
 
 def test_cli_exit_status_and_one_line_errors(tmp_path, capsys):

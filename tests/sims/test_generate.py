@@ -164,6 +164,15 @@ def test_every_table_is_strict(tmp_path):
     _refused(dict(cfg, md={"dtype": "float16"}), tmp_path, r"md\.dtype must be one of 'float32', 'float64'")
     _refused(dict(cfg, md={"skin": "1"}), tmp_path, r"md\.skin must be a number, got the string '1'")
     _refused(dict(cfg, md={"n_procs": 4}), tmp_path, r"engine = 'matrep' does not read it")  # was ignored
+    # read only beside another key, these were ignored (LAMMPS's in.lmp the same for kspace_accuracy 1e-3 and 1e-8
+    # without kspace; no uncertainty check without a threshold): refused (checked on the old code)
+    _refused(dict(cfg, md={"kspace_accuracy": 1e-3}), tmp_path, r"md\.kspace_accuracy is read only with md\.kspace")
+    _refused(dict(cfg, md={"uncertainty_every": 5}), tmp_path,
+             r"md\.uncertainty_every is read only with md\.uncertainty_threshold")
+    _refused(dict(cfg, md={"on_uncertain": "flag"}), tmp_path, r"md\.on_uncertain is read only with md\.uncertainty_threshold")
+    # a g2 molecule has its geometry: conformers = 50 left it bit-identical (checked on the old code)
+    _refused(dict(cfg, system={"builder": "molecule", "name": "CH3CH2OH", "conformers": 50}), tmp_path,
+             r"system\.conformers is read with 'smiles' only")
     # md.device and --device were ignored by engine = 'lammps' (LAMMPS runs on the CPU)
     _refused(dict(cfg, engine="lammps", md={"device": "cpu"}), tmp_path,
              r"md\.device = 'cpu'.*engine = 'lammps' does not read it")
