@@ -252,9 +252,27 @@ class MSD:
     species : str, optional
         Only these atoms (frames only: a positions array carries no elements, and a species with
         one raises :class:`~sims.errors.SimsInputError`).
+    remove_drift : bool
+        Measure displacements relative to the framework (default): every frame's mean displacement of
+        the atoms that ``species`` leaves out (the host: Ge, P, S in LGPS) is subtracted from the selected
+        atoms' displacements, the convention of kinisi (``Parser.correct_drift``, all other atoms, unweighted)
+        and of pymatgen's ``DiffusionAnalyzer`` (a mass-weighted mean differs by the framework's bounded
+        vibration, not in the long-time slope). False: displacements in the simulation's own frame. With
+        nothing left out (``species=None``, or a positions array) there is no framework and nothing is
+        subtracted.
 
     Notes
     -----
+    Why the framework is the default reference: a diffusivity in a solid is measured against the
+    crystal. A thermostat that acts on each atom (Langevin) lets the whole system's centre of mass
+    random-walk with ``D_com = kT / (M gamma)``, which every atom's lab-frame displacement inherits
+    (for 200 atoms of LGPS at 600 K, ``gamma = 0.02/fs``: 1e-6 cm^2/s added to D*, and ``N_Li`` times
+    that to ``D_sigma``). Where the total momentum is conserved (Nose-Hoover chains, NVE) the framework
+    instead recoils against the mobile ions, ``M_fw dR_fw = -M_Li dR_Li``, and the lab-frame charge-centre
+    displacement is ``1 / (1 + M_Li / M_fw)`` of that relative to the host (LGPS: ``D_sigma`` 1.285
+    times smaller). The relative one is also the right charge current: with the host's charge
+    ``-Q_Li`` moving rigidly, ``sum_i q_i dr_i = Q_Li (dR_Li - dR_fw)``.
+
     Input frames are unwrapped with :func:`unwrap` (the minimum-image step between consecutive
     frames); pass ``unwrapped=True`` to ``compute`` when positions are already continuous.
     Checked when a cell is known: positions passed as unwrapped that jump by more than half the
@@ -263,17 +281,17 @@ class MSD:
     the minimum image is about to become ambiguous). A ``species`` the structure lacks raises.
     """
 
-    def __init__(self, *, timestep: float, species: str | None = None) -> None:
+    def __init__(self, *, timestep: float, species: str | None = None, remove_drift: bool = True) -> None:
         if not timestep > 0:
             raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
-        self.timestep, self.species = float(timestep), species
+        self.timestep, self.species, self.remove_drift = float(timestep), species, bool(remove_drift)
         self._per_axis: np.ndarray | None = None
 
     def compute(self, frames: Iterable[Atoms] | np.ndarray, *, cell: np.ndarray | None = None,
                 unwrapped: bool = False) -> "MSD":
         """Compute from a list of frames (each with its own cell) or a ``(T, N, 3)`` array (then ``cell``,
         ``(3, 3)`` or one per frame ``(T, 3, 3)``, if not unwrapped)."""
-        pos = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep)
+        pos = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep, self.remove_drift)
         self._per_axis = _msd_fft(pos).mean(axis=1)
         self._n_atoms = pos.shape[1]
         return self
@@ -352,7 +370,10 @@ def _check_frame_times(frames: Sequence[Atoms], timestep: float) -> None:
                              f"evenly spaced (drop info['time'] only if they are)")
 
 
-def _trajectory_array(frames, species, cell, unwrapped, timestep: float) -> np.ndarray:
+def _trajectory_array(frames, species, cell, unwrapped, timestep: float, remove_drift: bool = True) -> np.ndarray:
+    """Continuous ``(T, n, 3)`` positions (Å) of the selected atoms; with ``remove_drift`` (frames only) taken
+    relative to the framework: each frame's mean displacement of the atoms not selected by ``species`` is
+    subtracted (see :class:`MSD`)."""
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
@@ -384,11 +405,18 @@ def _trajectory_array(frames, species, cell, unwrapped, timestep: float) -> np.n
         if not mask.any():
             raise SimsInputError(f"no {species!r} atoms in the structure ({frames[0].get_chemical_formula()}); "
                                  f"pick a species it holds")
-        pos = np.stack([f.positions[mask] for f in frames])
+        # Every atom is unwrapped (the framework's drift is measured on continuous positions too).
+        pos = np.stack([f.positions for f in frames])
         # Each frame's own cell: under a barostat a wrapped coordinate jumps by that frame's box length.
         cell, pbc = np.stack([f.cell[:] for f in frames]), frames[0].pbc
         if not np.asarray(pbc).any():
             cell = None
+        _check_continuity(pos, cell, pbc, unwrapped)
+        pos = pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
+        if remove_drift and not mask.all():
+            drift = pos[:, ~mask].mean(axis=1, keepdims=True)
+            return pos[:, mask] - (drift - drift[:1])
+        return pos[:, mask]
     _check_continuity(pos, cell, pbc, unwrapped)
     return pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
 
@@ -480,18 +508,23 @@ def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
 def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: float,
                            charges: Sequence[float] | None = None, species: str | None = None,
                            dims: Sequence[int] = (0, 1, 2), cell: np.ndarray | None = None,
-                           unwrapped: bool = False,
-                           fit_range: tuple[float, float] | None = None) -> DiffusionResult:
+                           unwrapped: bool = False, fit_range: tuple[float, float] | None = None,
+                           remove_drift: bool = True) -> DiffusionResult:
     """Collective (charge) diffusivity ``D_sigma = <|sum_i z_i dr_i(t)|^2> / (2 d t sum_i z_i^2)``.
 
     With equal charges this is the centre-of-mass diffusivity times N; ``D* / D_sigma`` is the
     Haven ratio (:func:`haven_ratio`), 1 for uncorrelated hops. The displacement of the charge
     centre has a single time series, so its MSD uses every time origin too. ``timestep`` (fs) is
     the time between frames, checked against their ``info["time"]`` as in :class:`MSD`.
+
+    ``remove_drift`` (default True): displacements relative to the framework, the atoms ``species``
+    leaves out, as :class:`MSD` takes them (see there why; kinisi's ``JumpDiffusionAnalyzer`` does the
+    same). Use the same setting for ``D*`` and ``D_sigma`` of one Haven ratio: under momentum-conserving
+    dynamics the lab-frame ``D_sigma`` of LGPS's Li is ``(1 + M_Li / M_fw)^-2 = 0.78`` of the relative one.
     """
     if not timestep > 0:
         raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
-    pos = _trajectory_array(frames, species, cell, unwrapped, float(timestep))
+    pos = _trajectory_array(frames, species, cell, unwrapped, float(timestep), remove_drift)
     z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
     if z.shape != (pos.shape[1],) or not np.isfinite(z).all():
         raise SimsInputError(f"need one finite charge per selected atom ({pos.shape[1]}), got {z.shape}: {charges!r}")

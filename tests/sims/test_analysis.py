@@ -339,3 +339,64 @@ def test_diffusivity_error_of_a_window_opening_in_the_ballistic_regime():
         z_collective.append((dc.D - tau) / dc.stderr)
     for z in (np.array(z_tracer), np.array(z_collective)):
         assert 0.3 < np.sqrt(np.mean(z ** 2)) < 2.5
+
+
+def _walkers_and_host(n_frames, n_li, host, d_li, seed, L=12.0):
+    """Unwrapped positions of ``n_li`` Li random walkers (steps N(0, 2 d_li) per axis and fs) among static
+    ``host`` atoms (an ASE formula), and the frames' symbols."""
+    rng = np.random.default_rng(seed)
+    li = rng.uniform(0, L, (1, n_li, 3)) + np.concatenate(
+        [np.zeros((1, n_li, 3)), np.cumsum(rng.normal(0.0, np.sqrt(2 * d_li), (n_frames - 1, n_li, 3)), axis=0)])
+    symbols = f"Li{n_li}" + host
+    n_host = len(Atoms(host))
+    return np.concatenate([li, np.broadcast_to(rng.uniform(0, L, (1, n_host, 3)), (n_frames, n_host, 3))], axis=1), symbols
+
+
+def _wrapped_frames(positions, symbols, L=12.0):
+    frames = [Atoms(symbols, positions=p, cell=[L] * 3, pbc=True) for p in positions]
+    for f in frames:
+        f.wrap()
+    return frames
+
+
+def test_rigid_drift_of_the_whole_system_leaves_the_diffusivities_relative_to_the_framework_unchanged():
+    """A rigid random walk of every atom (a Langevin thermostat's centre-of-mass wander, here
+    D_drift = 0.02 Å^2/fs against the walkers' D = 0.05) added to Li walkers among a static S host:
+    relative to the host (the default, kinisi's and pymatgen's convention) the Li MSD, D* and D_sigma
+    are those of the drift-free run to rounding. On the old code (lab frame only) D* came out about
+    0.083 Å^2/fs for D = 0.05 (checked)."""
+    n_frames, d_li, d_drift = 800, 0.05, 0.02
+    pos, symbols = _walkers_and_host(n_frames, 16, "S16", d_li, seed=4)
+    drift = np.cumsum(np.random.default_rng(5).normal(0.0, np.sqrt(2 * d_drift), (n_frames, 1, 3)), axis=0)
+    clean, drifting = _wrapped_frames(pos, symbols), _wrapped_frames(pos + drift, symbols)
+    ref = MSD(timestep=1.0, species="Li").compute(clean)
+    got = MSD(timestep=1.0, species="Li").compute(drifting)
+    np.testing.assert_allclose(got.per_axis, ref.per_axis, rtol=1e-9, atol=1e-9)
+    assert tracer_diffusivity(got).D == pytest.approx(tracer_diffusivity(ref).D, rel=1e-9)
+    dc_ref = collective_diffusivity(clean, timestep=1.0, species="Li")
+    assert collective_diffusivity(drifting, timestep=1.0, species="Li").D == pytest.approx(dc_ref.D, rel=1e-9)
+    # In the lab frame (remove_drift=False) the drift is there: the MSD of the Li positions as they are.
+    lab = MSD(timestep=1.0, species="Li", remove_drift=False).compute(drifting)
+    np.testing.assert_allclose(lab.per_axis, MSD(timestep=1.0).compute((pos + drift)[:, :16], unwrapped=True).per_axis,
+                               rtol=1e-9, atol=1e-9)
+    assert tracer_diffusivity(lab).D > 1.3 * tracer_diffusivity(ref).D
+
+
+def test_charge_centre_relative_to_a_recoiling_framework():
+    """Momentum-conserving dynamics (Nose-Hoover, NVE): the Li10GeP2S12 host recoils rigidly against the Li,
+    M_fw dR_fw = -M_Li dR_Li. Relative to the host the Li charge centre moves (1 + M_Li / M_fw) times as far
+    as in the lab frame, so D_sigma is (1 + M_Li / M_fw)^2 = 1.285 times the lab-frame one, exactly; D* moves
+    by O(1 / N_Li) only. The old code gave the lab-frame value (checked)."""
+    n_frames = 400
+    pos, symbols = _walkers_and_host(n_frames, 10, "GeP2S12", 0.05, seed=6)
+    masses = Atoms(symbols).get_masses()
+    li = np.arange(10)
+    m_li, m_host = masses[li].sum(), masses[10:].sum()
+    pos[:, 10:] -= (m_li / m_host) * (pos[:, li].mean(axis=1, keepdims=True) - pos[:1, li].mean(axis=1, keepdims=True))
+    total = (masses[None, :, None] * pos).sum(axis=1)
+    np.testing.assert_allclose(total, np.broadcast_to(total[0], total.shape), atol=1e-8)  # centre of mass at rest
+    frames = _wrapped_frames(pos, symbols)
+    relative = collective_diffusivity(frames, timestep=1.0, species="Li")
+    lab = collective_diffusivity(frames, timestep=1.0, species="Li", remove_drift=False)
+    assert relative.D / lab.D == pytest.approx((1 + m_li / m_host) ** 2, rel=1e-9)
+    assert (1 + m_li / m_host) ** 2 == pytest.approx(1.285, abs=1e-3)
