@@ -603,12 +603,36 @@ class ArrheniusResult:
     D0_err: float
 
 
+def _weighted_lstsq(design: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
+    """Least squares of ``y ~ design @ coef`` with weights ``w = 1 / sigma_y``: ``(coef, chi2, cov)``.
+
+    Without weights (``w=None``, no stated errors) ``cov`` is ``(A^T A)^-1 chi2 / dof``, the errors from
+    the residuals alone. With them it is the stated errors' propagation ``(A^T W^2 A)^-1`` scaled by
+    ``max(1, chi2 / dof)`` (the Birge ratio, applied only upward as the Particle Data Group scales
+    errors of inconsistent data: Review of Particle Physics, Introduction, "Unconstrained averaging",
+    scale factor ``S = sqrt(chi2 / dof)`` where above 1): the scatter sets
+    the errors when it exceeds the stated ones (errors understated, or a model that misses the data),
+    and the stated errors stay the floor when the scatter happens to be small (with a handful of
+    temperatures ``chi2 / dof`` alone is too noisy to shrink them by).
+    """
+    stated = w is not None
+    w = w if stated else np.ones_like(y)
+    a = design * w[:, None]
+    coef, *_ = np.linalg.lstsq(a, y * w, rcond=None)
+    chi2 = float(np.sum((a @ coef - y * w) ** 2))
+    birge = chi2 / (len(y) - design.shape[1])
+    return coef, chi2, np.linalg.inv(a.T @ a) * (max(1.0, birge) if stated else birge)
+
+
 def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
                   errors: Sequence[float] | None = None) -> ArrheniusResult:
     """Weighted least-squares fit of ``ln D = ln D0 - Ea / (kB T)``.
 
-    Errors of ``D`` become errors of ``ln D`` (``sigma / D``) used as weights; without errors the
-    parameter uncertainties come from the residuals.
+    Errors of ``D`` become errors of ``ln D`` (``sigma / D``) used as weights, and the parameter
+    errors are their propagation scaled by ``max(1, chi2 / dof)`` (:func:`_weighted_lstsq`, as
+    :func:`arrhenius_slope_change` scales its own): points scattered more than their errors say
+    widen the errors instead of being ignored. Without errors the parameter errors come from the
+    residuals alone (``chi2 / dof`` with unit weights).
     """
     t = np.asarray(temperatures, dtype=float)
     d = np.asarray(values, dtype=float)
@@ -619,15 +643,15 @@ def arrhenius_fit(temperatures: Sequence[float], values: Sequence[float],
                              f"{temperatures!r} and {values!r}")
     x = -1.0 / (units.kB * t)
     y = np.log(d)
+    design = np.column_stack([x, np.ones_like(x)])
     if errors is None:
-        (ea, ln_d0), cov = np.polyfit(x, y, 1, cov=True)
+        (ea, ln_d0), _, cov = _weighted_lstsq(design, y, None)
     else:
         err = np.asarray(errors, dtype=float)
         if err.shape != d.shape or not (np.isfinite(err) & (err > 0)).all():
             raise SimsInputError(f"errors must be finite and > 0, one per value (as the values' units), got {errors!r}; "
                                  "leave errors=None to take the uncertainties from the residuals")
-        w = d / err  # 1 / sigma_lnD
-        (ea, ln_d0), cov = np.polyfit(x, y, 1, w=w, cov="unscaled")
+        (ea, ln_d0), _, cov = _weighted_lstsq(design, y, d / err)  # weights 1 / sigma_lnD
     d0 = float(np.exp(ln_d0))
     return ArrheniusResult(Ea=float(ea), Ea_err=float(np.sqrt(cov[0, 0])), D0=d0, D0_err=float(d0 * np.sqrt(cov[1, 1])))
 
@@ -659,7 +683,8 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
     bends at ``x_b = 1 / (kB t_break)``, so ``Ea_low = Ea_high + dEa``. Against the straight line
     (``dEa = 0``) the extra parameter is judged by ``F = (chi2_line - chi2_kink) / (chi2_kink / (n - 3))``
     and its F(1, n - 3) tail probability (the nested-model F-test, e.g. Bevington & Robinson,
-    *Data Reduction and Error Analysis*, ch. 11). ``t_break`` must be chosen before looking at the
+    *Data Reduction and Error Analysis*, ch. 11). The errors of ``Ea_low`` and ``Ea_high`` are the
+    stated errors' propagation scaled by ``max(1, chi2_kink / (n - 3))``, as :func:`arrhenius_fit`'s. ``t_break`` must be chosen before looking at the
     data; scanning it for the smallest ``p_value`` invalidates the p-value.
 
     Raises :class:`~sims.errors.SimsInputError` unless at least 2 temperatures lie on each side of
@@ -685,19 +710,11 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
     line = np.column_stack([np.ones_like(x), -x])
     kink = np.column_stack([line, -hinge])
 
-    def fit(design):
-        coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
-        chi2 = float(np.sum(((design @ coef - y) * w) ** 2))
-        cov = np.linalg.inv((design * w[:, None]).T @ (design * w[:, None]))
-        return coef, chi2, cov
-
-    _, chi2_line, _ = fit(line)
-    coef, chi2_kink, cov = fit(kink)
+    _, chi2_line, _ = _weighted_lstsq(line, y, w)
+    # The kinked line's covariance scaled by its reduced chi^2 where above 1 (as arrhenius_fit's).
+    coef, chi2_kink, cov = _weighted_lstsq(kink, y, w)
     dof = len(t) - 3
     f_stat = (chi2_line - chi2_kink) / (chi2_kink / dof) if chi2_kink > 0 else math.inf
-    # The line's covariance scaled by the reduced chi^2 of the kinked fit: errors from the scatter
-    # when the stated errors understate it, never below the stated ones' propagation.
-    cov = cov * max(1.0, chi2_kink / dof)
     ea_low_err = float(np.sqrt(cov[1, 1] + cov[2, 2] + 2 * cov[1, 2]))
     return SlopeChangeResult(t_break=float(t_break), Ea_low=float(coef[1] + coef[2]), Ea_low_err=ea_low_err,
                              Ea_high=float(coef[1]), Ea_high_err=float(np.sqrt(cov[1, 1])), F=float(f_stat),

@@ -400,3 +400,33 @@ def test_charge_centre_relative_to_a_recoiling_framework():
     lab = collective_diffusivity(frames, timestep=1.0, species="Li", remove_drift=False)
     assert relative.D / lab.D == pytest.approx((1 + m_li / m_host) ** 2, rel=1e-9)
     assert (1 + m_li / m_host) ** 2 == pytest.approx(1.285, abs=1e-3)
+
+
+def test_arrhenius_errors_scale_with_the_scatter_when_the_stated_errors_are_too_small():
+    """Points scattered by 8 % in D with errors stated as 2 % (4 times too small): arrhenius_fit and
+    arrhenius_slope_change scale the stated errors' propagation by sqrt(chi2 / dof) where above 1, so Ea_err
+    is the propagation of the true 8 % (computed here from the normal equations) within the chi2 sampling
+    (dof = 38: 0.8-1.25). On the old code arrhenius_fit gave a quarter of it (checked) while
+    arrhenius_slope_change scaled. Over 300 seeds the z-score of Ea then has an RMS near 1 (old: near 4).
+    With the errors stated right the fit's Ea_err is the stated propagation (chi2 / dof < 1 never shrinks it)."""
+    from sims.analysis import arrhenius_slope_change
+
+    t = np.linspace(300.0, 900.0, 40)
+    x = -1.0 / (units.kB * t)
+    d_true = 1e-3 * np.exp(-0.25 / (units.kB * t))
+    design = np.column_stack([x, np.ones_like(x)]) / 0.08
+    ea_err_true = float(np.sqrt(np.linalg.inv(design.T @ design)[0, 0]))
+    rng = np.random.default_rng(12)
+    z = []
+    for seed in range(300):
+        d = d_true * np.exp(rng.normal(0.0, 0.08, t.shape))
+        fit = arrhenius_fit(t, d, 0.02 * d)
+        if seed == 0:
+            assert 0.8 < fit.Ea_err / ea_err_true < 1.25
+            kink = arrhenius_slope_change(t, d, 0.02 * d, t_break=400.0)
+            assert 0.8 < kink.Ea_high_err / fit.Ea_err < 2.0  # the same scaling (one more parameter)
+        z.append((fit.Ea - 0.25) / fit.Ea_err)
+    assert 0.85 < np.sqrt(np.mean(np.square(z))) < 1.15
+    d = d_true * np.exp(rng.normal(0.0, 0.02, t.shape))
+    design = design * 0.08 / 0.02
+    assert arrhenius_fit(t, d, 0.02 * d).Ea_err >= float(np.sqrt(np.linalg.inv(design.T @ design)[0, 0])) * (1 - 1e-9)
