@@ -88,7 +88,10 @@ def test_tracer_and_collective_diffusivity_equal_kinisi():
     ours = collective_diffusivity(frames, timestep=1.0, species="Li", fit_range=window)
     _, k_mstd, k_dj, k_dj_err = _kinisi(kinisi_analyze.JumpDiffusionAnalyzer, frames, lags, window[0])
     assert abs(ours.D - k_dj) < max(ours.stderr, k_dj_err)
-    assert 0.5 < ours.stderr / k_dj_err < 2.0
+    # kinisi's covariance-weighted fit is the more efficient estimator of a single series: over 16 seeds
+    # (16 walkers, this window) ours scattered 2.1 times as much as kinisi's, and our errors were 2.2 times
+    # kinisi's on average (ours are calibrated in tests/sims/test_analysis.py), hence up to 3 here.
+    assert 1.0 < ours.stderr / k_dj_err < 3.0
     # Uncorrelated walkers: Haven ratio 1 within the (single-series, hence large) errors of both.
     with pytest.warns(RuntimeWarning, match="unreliable"):
         h, h_err = haven_ratio(tracer, ours)
