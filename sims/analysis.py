@@ -287,12 +287,14 @@ class MSD:
             raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
         self.timestep, self.species, self.remove_drift = float(timestep), species, bool(remove_drift)
         self._per_axis: np.ndarray | None = None
+        self._drift_removed = False
 
     def compute(self, frames: Iterable[Atoms] | np.ndarray, *, cell: np.ndarray | None = None,
                 unwrapped: bool = False) -> "MSD":
         """Compute from a list of frames (each with its own cell) or a ``(T, N, 3)`` array (then ``cell``,
         ``(3, 3)`` or one per frame ``(T, 3, 3)``, if not unwrapped)."""
-        pos = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep, self.remove_drift)
+        pos, self._drift_removed = _trajectory_array(frames, self.species, cell, unwrapped, self.timestep,
+                                                     self.remove_drift)
         self._per_axis = _msd_fft(pos).mean(axis=1)
         self._n_atoms = pos.shape[1]
         return self
@@ -371,10 +373,11 @@ def _check_frame_times(frames: Sequence[Atoms], timestep: float) -> None:
                              f"evenly spaced (drop info['time'] only if they are)")
 
 
-def _trajectory_array(frames, species, cell, unwrapped, timestep: float, remove_drift: bool = True) -> np.ndarray:
-    """Continuous ``(T, n, 3)`` positions (Å) of the selected atoms; with ``remove_drift`` (frames only) taken
-    relative to the framework: each frame's mean displacement of the atoms not selected by ``species`` is
-    subtracted (see :class:`MSD`)."""
+def _trajectory_array(frames, species, cell, unwrapped, timestep: float,
+                      remove_drift: bool = True) -> tuple[np.ndarray, bool]:
+    """Continuous ``(T, n, 3)`` positions (Å) of the selected atoms, and whether they were taken relative
+    to the framework: with ``remove_drift`` (frames only, a species leaving atoms out) each frame's mean
+    displacement of the atoms not selected by ``species`` is subtracted (see :class:`MSD`)."""
     if isinstance(frames, np.ndarray):
         pos = np.asarray(frames, dtype=float)
         if pos.ndim != 3 or pos.shape[2] != 3:
@@ -416,10 +419,10 @@ def _trajectory_array(frames, species, cell, unwrapped, timestep: float, remove_
         pos = pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
         if remove_drift and not mask.all():
             drift = pos[:, ~mask].mean(axis=1, keepdims=True)
-            return pos[:, mask] - (drift - drift[:1])
-        return pos[:, mask]
+            return pos[:, mask] - (drift - drift[:1]), True
+        return pos[:, mask], False
     _check_continuity(pos, cell, pbc, unwrapped)
-    return pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
+    return (pos if unwrapped or cell is None else unwrap(pos, cell, pbc)), False
 
 
 @dataclass(frozen=True)
@@ -438,12 +441,16 @@ class DiffusionResult:
         Axes included (``(0, 1)`` for the ab-plane).
     fit_range : (float, float)
         Lag-time window of the fit, fs.
+    framework_drift_removed : bool
+        Whether the displacements were taken relative to a framework (``remove_drift`` with atoms
+        left out by ``species``), or in the simulation's own frame.
     """
 
     D: float
     stderr: float
     dims: tuple[int, ...]
     fit_range: tuple[float, float]
+    framework_drift_removed: bool = False
 
 
 #: Steps of the coarse random walk on which :func:`_msd_slope_variance` evaluates longer trajectories.
@@ -485,7 +492,8 @@ def _msd_slope_variance(n_steps: int, lo: float, hi: float) -> float:
     return float(2.0 * np.sum(g * g))
 
 
-def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: int) -> DiffusionResult:
+def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: int,
+               drift_removed: bool) -> DiffusionResult:
     lo, hi = fit_range if fit_range is not None else (0.1 * t[-1], 0.5 * t[-1])
     if not 0 <= lo < hi:
         raise SimsInputError(f"fit range must satisfy 0 <= start < end (fs), got ({lo}, {hi})")
@@ -519,7 +527,8 @@ def _fit_slope(t: np.ndarray, y: np.ndarray, d: int, fit_range, dims, n_series: 
     dt = float(t[1] - t[0])
     rel_var = _msd_slope_variance(len(t) - 1, float(t_fit[0]) / dt, float(t_fit[-1]) / dt)
     stderr = max(float(np.sqrt(cov[0, 0]) / (2 * d)), scale * math.sqrt(rel_var / (d * n_series)))
-    return DiffusionResult(D=d_value, stderr=stderr, dims=tuple(dims), fit_range=(float(lo), float(hi)))
+    return DiffusionResult(D=d_value, stderr=stderr, dims=tuple(dims), fit_range=(float(lo), float(hi)),
+                           framework_drift_removed=drift_removed)
 
 
 def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
@@ -549,7 +558,8 @@ def tracer_diffusivity(msd: MSD, *, dims: Sequence[int] = (0, 1, 2),
     independent time origins remain and the standard error means little.
     """
     dims = tuple(int(x) for x in dims)
-    return _fit_slope(msd.lag, msd.per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, msd.n_atoms)
+    return _fit_slope(msd.lag, msd.per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, msd.n_atoms,
+                      msd._drift_removed)
 
 
 def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: float,
@@ -571,7 +581,7 @@ def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: fl
     """
     if not timestep > 0:
         raise SimsInputError(f"timestep must be > 0 fs, got {timestep}")
-    pos = _trajectory_array(frames, species, cell, unwrapped, float(timestep), remove_drift)
+    pos, drift_removed = _trajectory_array(frames, species, cell, unwrapped, float(timestep), remove_drift)
     z = np.ones(pos.shape[1]) if charges is None else np.asarray(charges, dtype=float)
     if z.shape != (pos.shape[1],) or not np.isfinite(z).all():
         raise SimsInputError(f"need one finite charge per selected atom ({pos.shape[1]}), got {z.shape}: {charges!r}")
@@ -579,7 +589,7 @@ def collective_diffusivity(frames: Iterable[Atoms] | np.ndarray, *, timestep: fl
     dipole = (z[None, :, None] * pos).sum(axis=1, keepdims=True)  # (T, 1, 3)
     per_axis = _msd_fft(dipole)[:, 0, :] / (z ** 2).sum()
     t = np.arange(pos.shape[0]) * float(timestep)
-    return _fit_slope(t, per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, 1)
+    return _fit_slope(t, per_axis[:, list(dims)].sum(axis=1), len(dims), fit_range, dims, 1, drift_removed)
 
 
 def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[float, float]:
@@ -592,12 +602,17 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
 
     The error treats ``D*`` and ``D_sigma`` as independent. From one trajectory they are positively
     correlated (``D_sigma`` contains every atom's own displacement), so the error is usually too large:
-    with a single mobile atom ``H`` is exactly 1 yet the error is ``sqrt(2)`` times the relative one;
-    the overstatement shrinks as ``1 / N`` with ``N`` mobile atoms.
+    with a single mobile atom ``H`` is exactly 1 yet the error is ``sqrt(2)`` times the relative one.
+    For ``N`` independent walkers ``cov(D*, D_sigma) = var(D*)`` (the distinct terms of ``D_sigma`` are
+    uncorrelated with the self ones), so the stated error is ``sqrt((N + 1) / (N - 1))`` times the true
+    one: 2.5 % too large for LGPS's 40 Li of the 2 x 2 x 1 cell. Correlated hops change that covariance
+    in ways only the data (independent runs) can measure, so no correction is applied.
 
     Raises :class:`~sims.errors.SimsInputError` when the two were fitted over different axes
     (``dims``): in an anisotropic conductor (LGPS, fast along c) ``D_c / D_sigma,xyz`` is not a
-    Haven ratio.
+    Haven ratio; or when one was taken relative to a framework and the other not
+    (``framework_drift_removed``): under momentum-conserving dynamics LGPS's lab-frame ``D_sigma`` is
+    0.78 of the framework-relative one.
     """
     if tuple(tracer.dims) != tuple(collective.dims):
         # A ratio of an ab-plane or c-axis D* over the 3-D D_sigma (or the reverse) was returned as H
@@ -605,6 +620,11 @@ def haven_ratio(tracer: DiffusionResult, collective: DiffusionResult) -> tuple[f
         raise SimsInputError(f"D* was fitted over axes {tracer.dims}, D_sigma over {collective.dims}: the Haven "
                              f"ratio compares the same axes; pass dims={tracer.dims} to collective_diffusivity "
                              f"(or the same dims to tracer_diffusivity)")
+    if tracer.framework_drift_removed != collective.framework_drift_removed:
+        frame = {True: "relative to the framework", False: "in the simulation's frame"}
+        raise SimsInputError(f"D* was taken {frame[tracer.framework_drift_removed]}, D_sigma "
+                             f"{frame[collective.framework_drift_removed]}: the Haven ratio needs both in one frame; "
+                             "pass the same frames, species and remove_drift to MSD and collective_diffusivity")
     h = tracer.D / collective.D
     rel = np.array([tracer.stderr / abs(tracer.D), collective.stderr / abs(collective.D)])
     if (rel > 0.2).any():
@@ -731,8 +751,9 @@ def arrhenius_slope_change(temperatures: Sequence[float], values: Sequence[float
     (``dEa = 0``) the extra parameter is judged by ``F = (chi2_line - chi2_kink) / (chi2_kink / (n - 3))``
     and its F(1, n - 3) tail probability (the nested-model F-test, e.g. Bevington & Robinson,
     *Data Reduction and Error Analysis*, ch. 11). The errors of ``Ea_low`` and ``Ea_high`` are the
-    stated errors' propagation scaled by ``max(1, chi2_kink / (n - 3))``, as :func:`arrhenius_fit`'s. ``t_break`` must be chosen before looking at the
-    data; scanning it for the smallest ``p_value`` invalidates the p-value.
+    stated errors' propagation scaled by ``max(1, chi2_kink / (n - 3))``, as :func:`arrhenius_fit`'s.
+    ``t_break`` must be chosen before looking at the data; scanning it for the smallest ``p_value``
+    invalidates the p-value.
 
     Raises :class:`~sims.errors.SimsInputError` unless at least 2 temperatures lie on each side of
     ``t_break`` and at least 5 in all (three parameters and two residual degrees of freedom).

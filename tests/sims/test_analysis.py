@@ -349,7 +349,8 @@ def _walkers_and_host(n_frames, n_li, host, d_li, seed, L=12.0):
         [np.zeros((1, n_li, 3)), np.cumsum(rng.normal(0.0, np.sqrt(2 * d_li), (n_frames - 1, n_li, 3)), axis=0)])
     symbols = f"Li{n_li}" + host
     n_host = len(Atoms(host))
-    return np.concatenate([li, np.broadcast_to(rng.uniform(0, L, (1, n_host, 3)), (n_frames, n_host, 3))], axis=1), symbols
+    host = np.broadcast_to(rng.uniform(0, L, (1, n_host, 3)), (n_frames, n_host, 3))
+    return np.concatenate([li, host], axis=1), symbols
 
 
 def _wrapped_frames(positions, symbols, L=12.0):
@@ -400,6 +401,11 @@ def test_charge_centre_relative_to_a_recoiling_framework():
     lab = collective_diffusivity(frames, timestep=1.0, species="Li", remove_drift=False)
     assert relative.D / lab.D == pytest.approx((1 + m_li / m_host) ** 2, rel=1e-9)
     assert (1 + m_li / m_host) ** 2 == pytest.approx(1.285, abs=1e-3)
+    # A Haven ratio of a framework-relative D* over the lab-frame D_sigma (H off by 1.285) is refused.
+    tracer = tracer_diffusivity(MSD(timestep=1.0, species="Li").compute(frames))
+    assert tracer.framework_drift_removed and relative.framework_drift_removed and not lab.framework_drift_removed
+    with pytest.raises(SimsInputError, match="one frame"):
+        haven_ratio(tracer, lab)
 
 
 def test_arrhenius_errors_scale_with_the_scatter_when_the_stated_errors_are_too_small():
