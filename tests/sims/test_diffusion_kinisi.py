@@ -5,8 +5,9 @@ kinisi (McCluskey et al., J. Chem. Theory Comput. 20, 9035 (2024); arXiv:2305.18
 collective (jump) diffusivity from the mean squared total displacement without assuming a Haven
 ratio of 1. Both are run here on the same generated trajectory as :mod:`sims.analysis`: a
 Gaussian random walk of Li atoms with a known ``D`` (Å^2/fs) in a periodic cell, with a few
-fixed S atoms as the framework kinisi subtracts drift against (they do not move, so the
-correction is zero), written wrapped into the cell so that both codes unwrap it.
+S atoms as the framework both codes subtract drift against by default (fixed, so that the
+correction is zero, or drifting with every atom), written wrapped into the cell so that both
+codes unwrap it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ L = 12.0  # Å
 CM2_PER_S = 1e-1  # Å^2/fs -> cm^2/s
 
 
-def _trajectory(n_frames: int, n_li: int, d_axes, seed: int) -> list[Atoms]:
-    """Wrapped frames of a Gaussian random walk, 1 fs apart: steps N(0, 2 D_a dt) along axis a."""
+def _trajectory(n_frames: int, n_li: int, d_axes, seed: int, d_drift: float = 0.0) -> list[Atoms]:
+    """Wrapped frames of a Gaussian random walk, 1 fs apart: steps N(0, 2 D_a dt) along axis a. With
+    ``d_drift`` > 0 (Å^2/fs) every atom also follows one rigid random walk (a thermostat's centre-of-mass
+    wander) and the S atoms vibrate (0.1 Å) about their sites."""
     rng = np.random.default_rng(seed)
     steps = rng.normal(0.0, 1.0, (n_frames - 1, n_li, 3)) * np.sqrt(2 * np.asarray(d_axes, dtype=float) * 1.0)
     li = rng.uniform(0, L, (1, n_li, 3)) + np.concatenate([np.zeros((1, n_li, 3)), np.cumsum(steps, axis=0)])
-    s = rng.uniform(0, L, (8, 3))
-    frames = [Atoms(f"Li{n_li}S8", positions=np.vstack([p, s]), cell=[L] * 3, pbc=True) for p in li]
+    s = np.broadcast_to(rng.uniform(0, L, (1, 8, 3)), (n_frames, 8, 3))
+    pos = np.concatenate([li, s], axis=1)
+    if d_drift > 0:
+        pos = pos + np.cumsum(rng.normal(0.0, np.sqrt(2 * d_drift), (n_frames, 1, 3)), axis=0)
+        pos[:, n_li:] += rng.normal(0.0, 0.1, (n_frames, 8, 3))
+    frames = [Atoms(f"Li{n_li}S8", positions=p, cell=[L] * 3, pbc=True) for p in pos]
     for f in frames:
         f.wrap()
     return frames
@@ -81,7 +88,10 @@ def test_tracer_and_collective_diffusivity_equal_kinisi():
     ours = collective_diffusivity(frames, timestep=1.0, species="Li", fit_range=window)
     _, k_mstd, k_dj, k_dj_err = _kinisi(kinisi_analyze.JumpDiffusionAnalyzer, frames, lags, window[0])
     assert abs(ours.D - k_dj) < max(ours.stderr, k_dj_err)
-    assert 0.5 < ours.stderr / k_dj_err < 2.0
+    # kinisi's covariance-weighted fit is the more efficient estimator of a single series: over 16 seeds
+    # (16 walkers, this window) ours scattered 2.1 times as much as kinisi's, and our errors were 2.2 times
+    # kinisi's on average (ours are calibrated in tests/sims/test_analysis.py), hence up to 3 here.
+    assert 1.0 < ours.stderr / k_dj_err < 3.0
     # Uncorrelated walkers: Haven ratio 1 within the (single-series, hence large) errors of both.
     with pytest.warns(RuntimeWarning, match="unreliable"):
         h, h_err = haven_ratio(tracer, ours)
@@ -99,3 +109,22 @@ def test_ab_plane_and_c_axis_diffusivity_equal_kinisi(seed):
     frames = _trajectory(n_frames, 32, [d_ab, d_ab, d_ab / 4], seed=seed)
     _compare(frames, n_frames, d_ab, (0, 1), "xy", seed)
     _compare(frames, n_frames, d_ab / 4, (2,), "z", seed)
+
+
+def test_framework_drift_removed_as_kinisi_removes_it():
+    """Every atom drifts on one rigid random walk (D_drift = 0.02 Å^2/fs, a Langevin thermostat's
+    centre-of-mass wander) and the S framework vibrates: both codes measure the Li displacements
+    relative to the framework's mean one, so the MSD, D* and D_sigma agree as on a still framework and
+    both cover the true D = 0.05. On the old code (the lab frame, drift kept) the MSD differed from
+    kinisi's by 28-40 % (checked)."""
+    n_frames, d_true = 1000, 0.05
+    frames = _trajectory(n_frames, 32, [d_true] * 3, seed=4, d_drift=0.02)
+    _compare(frames, n_frames, d_true, (0, 1, 2), "xyz")
+    lags = np.arange(5.0, n_frames // 2 + 1, 5.0)
+    window = (0.1 * (n_frames - 1), 0.5 * (n_frames - 1))
+    ours = collective_diffusivity(frames, timestep=1.0, species="Li", fit_range=window)
+    _, _, k_dj, k_dj_err = _kinisi(kinisi_analyze.JumpDiffusionAnalyzer, frames, lags, window[0])
+    # One series: the even and the covariance-weighted fit differ by up to 2.5 of our errors (as in _compare);
+    # in the lab frame D_sigma would be about D + 32 D_drift = 0.69.
+    assert abs(ours.D - k_dj) < 2.5 * ours.stderr
+    assert abs(ours.D - d_true) < 3 * ours.stderr and abs(k_dj - d_true) < 3 * k_dj_err
