@@ -712,8 +712,10 @@ def _contacts(shortest: dict) -> str:
 
 def production_configs(out: Path, mode: dict, threshold: float) -> list[dict]:
     """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell, relaxed on the student."""
-    return [md_config(out, "student.pt", "lgps_221_relaxed.extxyz", f"production_{int(temperature)}K.db", temperature,
-                      0, mode["production_steps"], mode["production_every"],
+    # A length other than the mode's gets its own files, so the mode's runs stay resumable beside it.
+    tag = "" if "production_ps" not in mode else f"_{mode['production_ps']:g}ps"
+    return [md_config(out, "student.pt", "lgps_221_relaxed.extxyz", f"production_{int(temperature)}K{tag}.db",
+                      temperature, 0, mode["production_steps"], mode["production_every"],
                       equilibrate=mode["production_equilibrate"], threshold=threshold)
             for temperature in mode["production_temperatures"]]
 
@@ -860,6 +862,9 @@ def main() -> None:
                         help="where the active-learning rounds' MD runs: the production supercell with the production "
                              "protocol at the mode's al_temperatures (default), or the 50-atom cell (Langevin at the "
                              "top temperature)")
+    parser.add_argument("--production-ps", type=float, default=None,
+                        help="production length per temperature in ps after equilibration (default: the mode's); "
+                             "the runs go to their own files, the earlier stages are read back")
     parser.add_argument("--repulsion", choices=("zbl", "none"), default="zbl",
                         help="short-range prior of the students (NeuralPotential repulsion)")
     args = parser.parse_args()
@@ -874,6 +879,13 @@ def main() -> None:
         mode["al_rounds"] = args.al_rounds
     if args.al_cell is not None:
         mode["al_cell"] = args.al_cell
+    if args.production_ps is not None:
+        steps = round(args.production_ps * 1000.0 / TIMESTEP)
+        if steps < 10 * mode["production_every"]:
+            parser.error(f"--production-ps {args.production_ps:g} gives {steps} steps, fewer than 10 frames of "
+                         f"{mode['production_every']} steps: too short for a diffusivity")
+        if steps != mode["production_steps"]:
+            mode["production_steps"], mode["production_ps"] = steps, args.production_ps
     mode["repulsion"] = None if args.repulsion == "none" else args.repulsion
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
