@@ -165,3 +165,23 @@ def test_compiled_committee_equals_the_eager_one():
         md.run(20)
         runs.append(md.state.positions)
     assert torch.allclose(runs[0], runs[1], atol=1e-9)
+
+
+def test_config_loads_a_compiled_committee_in_eval_mode(tmp_path, monkeypatch):
+    from learners.errors import InputError
+    from learners.potentials import painn, save_potential
+    from learners.potentials.store import potential_from_config
+
+    calls = []
+    monkeypatch.setattr(painn, "_compiled_network", lambda: lambda *a: calls.append(a[0]) or PaiNN._network(*a))
+    members = [_painn(0), SchNet(cutoff=CUTOFF, n_features=8, n_rbf=12, n_interactions=2, seed=4, dtype=F64)]
+    save_potential(Committee(members), tmp_path / "c.pt")
+    eager = potential_from_config({"path": "c.pt"}, base=tmp_path, dtype=F64)
+    loaded = potential_from_config({"path": "c.pt", "compiled": True}, base=tmp_path, dtype=F64)
+    assert not eager.models[0].compiled and eager.training
+    assert loaded.models[0].compiled and not loaded.training and not hasattr(loaded.models[1], "compiled")
+    for a, b in zip(_compute(loaded, _crystal()), _compute(eager, _crystal())):
+        assert torch.equal(a, b)
+    assert calls == [loaded.models[0]]
+    with pytest.raises(InputError, match="compiled must be true or false"):
+        potential_from_config({"path": "c.pt", "compiled": "yes"}, base=tmp_path)
