@@ -86,10 +86,11 @@ class PaiNN(NeuralPotential):
         shapes: one compilation, about 30 s on one CPU thread, serves every member, pair count and
         structure) when the model is in eval mode (``model.eval()``; :func:`fit_potential` leaves it
         so); in train mode it runs eager, since training on forces differentiates twice, which
-        compiled graphs do not support. Forces equal the eager ones to round-off; a 3-member
-        committee of 16 features / 2 interactions on 200 Li10GeP2S12 atoms steps about 1.9x faster
-        (``benchmarks/lgps_cost.py``). A runtime setting, not saved with the model: set
-        ``model.compiled = True`` on a loaded one.
+        compiled graphs do not support (so does ``evaluate(..., create_graph=True)``: use train mode
+        or ``compiled=False`` for it). Forces equal the eager ones to round-off; MD of a 3-member
+        committee of 16 features / 2 interactions on 200 Li10GeP2S12 atoms took 1.3-1.9x less CPU
+        time a step than eager, one such model 1.25-1.4x (``benchmarks/lgps_cost.py``, one thread).
+        A runtime setting, not saved with the model: ``load_potential(..., compiled=True)``.
     device, dtype
         Of the parameters.
 

@@ -97,7 +97,7 @@ def potential_from_config(params: Mapping[str, Any], *, base: str | os.PathLike 
     relative ``path`` is read from the config's folder ``base``. A committee drives the MD with its
     mean and supplies the uncertainty (its :meth:`Committee.uncertainty_monitor`). ``compiled = true``
     runs the members' compiled path (:func:`load_potential`): about 30 s of compilation at the first
-    step, then about 1.9x faster steps for a small PaiNN committee on CPU.
+    step, then 1.3-1.9x faster steps for a small PaiNN committee on one CPU thread.
 
     Raises
     ------
