@@ -258,11 +258,10 @@ def member_energies(models: Sequence[NeuralPotential], positions: torch.Tensor, 
                     numbers: torch.Tensor, pairs: PairList, batch: torch.Tensor | None = None) -> torch.Tensor:
     """Energies of ``K`` potentials of one cutoff on one structure or batch, eV: ``(K,)``, or ``(K, B)`` with ``batch``.
 
-    Each model's ``forward`` is the case ``K = 1``. The pair list, the pair vectors and the repulsion
-    are computed once for all members, and members of one class with equal ``hparams`` run together
-    (:meth:`NeuralPotential.member_outputs`); a committee's MD step (one backward pass through the
-    members' mean) thus walks the pairs once per layer, not once per member. Arguments as
-    :meth:`NeuralPotential.forward`.
+    Each model's ``forward`` is the case ``K = 1``. The full pair list, the pair vectors, the cutoff
+    mask and the repulsion are computed once for all members, and members of one class with equal
+    ``hparams`` are handed over together (:meth:`NeuralPotential.member_outputs`: PaiNN members share
+    their radial basis). Arguments as :meth:`NeuralPotential.forward`.
     """
     for m in models:
         m.check_inputs(positions, numbers)
