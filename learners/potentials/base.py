@@ -31,7 +31,7 @@ from sims.neighbors import PairList
 from .batch import AtomsBatch, collate_atoms, full_pairs, pair_vectors
 from .layers import zbl_energy
 
-__all__ = ["NeuralPotential", "evaluate", "MAX_Z"]
+__all__ = ["NeuralPotential", "evaluate", "member_energies", "MAX_Z"]
 
 #: Largest atomic number a model's element tables cover.
 MAX_Z = 100
@@ -109,6 +109,13 @@ class NeuralPotential(nn.Module):
                                  f"radius present), beyond the cutoff {self.cutoff} Å; use a cutoff of at least "
                                  f"{reach:.2f} Å or repulsion=None")
 
+    @classmethod
+    def member_outputs(cls, models: Sequence["NeuralPotential"], numbers: torch.Tensor, i: torch.Tensor,
+                       j: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` the :meth:`atomic_outputs` of ``K`` models of this class with equal ``hparams``
+        on one pair list; a subclass may evaluate them together (:class:`~learners.potentials.PaiNN` does)."""
+        return torch.stack([m.atomic_outputs(numbers, i, j, vectors) for m in models], 1)
+
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
         """Energy, eV: a scalar (one structure, the :mod:`sims` interface) or ``(B,)`` when ``batch`` is given.
@@ -126,34 +133,25 @@ class NeuralPotential(nn.Module):
         batch : torch.Tensor, optional
             ``(N,)`` structure index of each atom.
         """
-        self.check_inputs(positions, numbers)
-        out, repulsion = self._outputs(positions, cell, numbers, pairs, batch)
-        atomic = out * self.energy_scale.to(out.dtype) + self.atom_energy.to(out.dtype)[numbers]
-        if repulsion is not None:
-            atomic = atomic + repulsion
-        if batch is None:
-            return atomic.sum()
-        n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
-        return torch.zeros(n, dtype=atomic.dtype, device=atomic.device).index_add(0, batch, atomic)
+        return member_energies([self], positions, cell, numbers, pairs, batch)[0]
 
     def _outputs(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
                  batch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(N,)`` per-atom network outputs ``o_i`` (before scale and shift) of checked inputs, and
         ``(N,)`` per-atom repulsion energies (eV; half of each pair's to each atom), None without one."""
-        i, j, shifts = full_pairs(pairs)
-        vec = pair_vectors(positions, cell, i, j, shifts, batch)
-        # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
-        with torch.no_grad():
-            inside = (vec * vec).sum(-1) < self.cutoff ** 2
-        i, j, vec = i[inside], j[inside], vec[inside]
-        out = self.atomic_outputs(numbers, i, j, vec)
+        i, j, vec = _edges(self.cutoff, positions, cell, pairs, batch)
+        return self.atomic_outputs(numbers, i, j, vec), self._repulsion(numbers, i, j, vec)
+
+    def _repulsion(self, numbers: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                   vec: torch.Tensor) -> torch.Tensor | None:
+        """``(N,)`` per-atom repulsion energies (eV) on the full pair list ``i -> j``, None without one."""
         if self.repulsion is None:
-            return out, None
+            return None
         zi, zj = numbers[i], numbers[j]
         radii = self.covalent_radii.to(vec.dtype)
         # The full list holds each pair twice (i -> j and j -> i): half of the pair energy each time.
         pair = zbl_energy(torch.linalg.norm(vec, dim=-1), zi, zj, r_max=radii[zi] + radii[zj])
-        return out, torch.zeros_like(out).index_add(0, i, 0.5 * pair)
+        return torch.zeros(numbers.shape, dtype=vec.dtype, device=vec.device).index_add(0, i, 0.5 * pair)
 
     @torch.no_grad()
     def fit_shifts(self, structures: Iterable[Atoms]) -> "NeuralPotential":
@@ -243,6 +241,53 @@ class NeuralPotential(nn.Module):
         """
         return {k: v[0] for k, v in evaluate([self], _as_batch(self, structures), forces=forces, stress=stress,
                                              create_graph=create_graph).items()}
+
+
+def _edges(cutoff: float, positions: torch.Tensor, cell: torch.Tensor, pairs: PairList,
+           batch: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(i, j, vectors)``: the full pair list ``i -> j`` cut to ``cutoff`` (Å) and its vectors ``r_j - r_i`` (Å)."""
+    i, j, shifts = full_pairs(pairs)
+    vec = pair_vectors(positions, cell, i, j, shifts, batch)
+    # Lists built with a skin hold pairs beyond the cutoff; they contribute nothing, so drop them.
+    with torch.no_grad():
+        inside = (vec * vec).sum(-1) < cutoff ** 2
+    return i[inside], j[inside], vec[inside]
+
+
+def member_energies(models: Sequence[NeuralPotential], positions: torch.Tensor, cell: torch.Tensor,
+                    numbers: torch.Tensor, pairs: PairList, batch: torch.Tensor | None = None) -> torch.Tensor:
+    """Energies of ``K`` potentials of one cutoff on one structure or batch, eV: ``(K,)``, or ``(K, B)`` with ``batch``.
+
+    Each model's ``forward`` is the case ``K = 1``. The full pair list, the pair vectors, the cutoff
+    mask and the repulsion are computed once for all members, and members of one class with equal
+    ``hparams`` are handed over together (:meth:`NeuralPotential.member_outputs`: PaiNN members share
+    their radial basis). Arguments as :meth:`NeuralPotential.forward`.
+    """
+    for m in models:
+        m.check_inputs(positions, numbers)
+    i, j, vec = _edges(models[0].cutoff, positions, cell, pairs, batch)
+    outputs: list[torch.Tensor | None] = [None] * len(models)
+    groups: dict[tuple, list[int]] = {}
+    for k, m in enumerate(models):
+        groups.setdefault((type(m), repr(sorted(m.hparams.items())) if hasattr(m, "hparams") else k), []).append(k)
+    for members in groups.values():
+        out = type(models[members[0]]).member_outputs([models[k] for k in members], numbers, i, j, vec)
+        for c, k in enumerate(members):
+            outputs[k] = out[:, c]
+    repulsions: dict[str, torch.Tensor | None] = {}
+    energies = []
+    for m, out in zip(models, outputs):
+        if m.repulsion not in repulsions:
+            repulsions[m.repulsion] = m._repulsion(numbers, i, j, vec)
+        atomic = out * m.energy_scale.to(out.dtype) + m.atom_energy.to(out.dtype)[numbers]
+        if repulsions[m.repulsion] is not None:
+            atomic = atomic + repulsions[m.repulsion]
+        energies.append(atomic)
+    atomic = torch.stack(energies)
+    if batch is None:
+        return atomic.sum(1)
+    n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
+    return torch.zeros((len(models), n), dtype=atomic.dtype, device=atomic.device).index_add(1, batch, atomic)
 
 
 def _as_batch(model: nn.Module, structures) -> AtomsBatch:

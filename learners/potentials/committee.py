@@ -18,7 +18,7 @@ from learners.errors import InputError
 from sims.errors import SimulationStopped
 from sims.neighbors import PairList
 
-from .base import NeuralPotential, _as_batch, evaluate
+from .base import NeuralPotential, _as_batch, evaluate, member_energies
 from .batch import AtomsBatch
 
 __all__ = ["Committee", "UncertaintyMonitor", "UncertaintyExceeded", "structure_force_variance"]
@@ -157,7 +157,10 @@ class Committee(nn.Module):
 
     def forward(self, positions: torch.Tensor, cell: torch.Tensor, numbers: torch.Tensor, pairs: PairList,
                 batch: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean energy of the members, eV (scalar, or ``(B,)`` with ``batch``)."""
+        """Mean energy of the members, eV (scalar, or ``(B,)`` with ``batch``); the members share the
+        pair geometry and run together where they can (:func:`learners.potentials.base.member_energies`)."""
+        if all(isinstance(m, NeuralPotential) for m in self.models):
+            return member_energies(list(self.models), positions, cell, numbers, pairs, batch).mean(0)
         return torch.stack([m(positions, cell, numbers, pairs, batch) for m in self.models]).mean(0)
 
     def predict(self, structures: AtomsBatch | Sequence[Atoms] | Atoms, *, forces: bool = True,
