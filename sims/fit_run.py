@@ -33,7 +33,9 @@ A config names the targets, the method and its settings::
 
 A target is one of ``rdf`` (a file, with ``system``), ``frames`` (a trajectory file: its g(r) and
 last frame) or ``generate`` (an NVT run with ``system`` and the reference potential; its frames
-give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
+give the g(r)). A ``frames`` target takes ``r_max`` (required) and ``bins`` for its g(r) grid; a
+``generate`` target sets them inside its ``generate`` table, and an ``rdf`` file brings its own grid
+(``r_max``/``bins`` beside either are refused). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
 (bar) adds a pressure term to a DiffSim loss, and ``vacf_lags = n`` (with ``frames`` or
 ``generate``) adds a VACF term: the frames' velocity autocorrelation over ``n`` frame intervals
 (``[diffsim] vacf_weight`` weighs it; the interval must be a multiple of the DiffSim timestep).
@@ -126,6 +128,22 @@ class TargetSpec(_Table):
         if self.vacf_lags is not None and (self.rdf is not None or self.vacf_lags < 1):
             raise ConfigError(f"{where}.vacf_lags needs frames with velocities ('frames' or 'generate', not 'rdf') "
                               f"and a value >= 1, got {self.vacf_lags}")
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | TargetSpec, *, where: str | None = None) -> TargetSpec:
+        spec = super().from_config(table, where=where)
+        if isinstance(table, Mapping) and spec.frames is None:
+            # r_max and bins set the g(r) grid of a 'frames' target only; 'generate' has its own and an 'rdf'
+            # file fixes its grid, so beside them both were dropped without a word (bins has a default, so
+            # only the keys tell a value given from one left unset)
+            where = cls.TABLE if where is None else where
+            given = sorted({"r_max", "bins"} & set(table))
+            if given:
+                instead = ("set them inside its 'generate' table" if spec.generate is not None
+                           else "the rdf file fixes the grid")
+                raise ConfigError(f"{where}: {' and '.join(given)} set the g(r) grid of a 'frames' target only; "
+                                  f"{instead}")
+        return spec
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,11 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"ibi": {"iterations": 3}}, r"the \[ibi\] table is read by method = 'ibi' only"),  # was ignored
     ({"diffsim": {"friction": 0.02}}, "diffsim.friction is not read with thermostat = 'nose_hoover_chain'"),  # ignored
     ({"diffsim": {"thermostat": "langevin", "tau": 100.0}}, "diffsim.tau is not read with thermostat = 'langevin'"),
+    # a target's r_max and bins grid a 'frames' target only: beside 'generate' (which has its own) or an 'rdf'
+    # file they were dropped, the g(r) came on 100 bins to half the box
+    ({"targets": [dict(config()["targets"][0], r_max=6.0, bins=30)]},
+     r"targets\[0\]: bins and r_max set the g\(r\) grid of a 'frames' target only; set them inside its 'generate'"),
+    ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "bins": 100}]}, "rdf file fixes the grid"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
