@@ -33,7 +33,7 @@ from ase import units
 
 from .cv import CollectiveVariable, cv_and_inverse_mass, cv_period, wrapped_difference
 from .errors import SimsInputError
-from .integrators import Langevin
+from .integrators import Langevin, make_generator
 from .md import MD
 from .potentials import Potential, SumPotential
 from .replicas import replica_cv, replica_frames, replica_masses
@@ -307,7 +307,10 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
     periodic : bool
         Minimum-image CVs with the system's cell.
     seed : int
-        Window ``k`` runs with seed ``seed + k``.
+        Window ``k`` runs with the seed of the stream ``(seed, k)``
+        (:func:`sims.integrators.make_generator`), so that runs with different seeds share no
+        window's noise (with ``seed + k``, run ``s + 1``'s window ``k`` repeated run ``s``'s window
+        ``k + 1``: their CV fluctuations correlated at 0.98).
     min_overlap : float
         Of :func:`mbar_weights`: windows that overlap less are refused after the run.
     device, dtype
@@ -344,7 +347,7 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
 
         md = MD(atoms if state is None else state, SumPotential([potential, bias]),
                 Langevin(timestep, temperature, friction), temperature=temperature if state is None else None,
-                seed=seed + k, record_every=0, min_distance=None, callback=record, device=device, dtype=dtype)
+                seed=make_generator((seed, k)).initial_seed(), record_every=0, min_distance=None, callback=record, device=device, dtype=dtype)
         md.run(int(equilibrate) + int(n_steps))
         state = md.state
         pos = replica_frames(torch.stack(frames), r)
