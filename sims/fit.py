@@ -1093,7 +1093,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     Raises
     ------
     SimsInputError
-        Mixtures, targets on different grids, a box smaller than twice the cutoff, bad settings.
+        Mixtures, targets on different grids, a box smaller than twice the cutoff, bad settings,
+        targets with a pressure or a VACF (terms IBI has no way to fit).
 
     References
     ----------
@@ -1101,6 +1102,11 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     T. C. Moore, C. R. Iacovella, C. McCabe, J. Chem. Phys. 140, 224104 (2014) (several state points).
     """
     targets = _check_targets(targets, "ibi")
+    # IBI inverts g(r) alone: a pressure or VACF term of a target would be dropped without a word
+    extra = [k for k, t in enumerate(targets) if t.pressure is not None or t.vacf is not None]
+    if extra:
+        raise SimsInputError(f"ibi fits RDFs only, but targets {extra} carry a pressure or a VACF, which it would "
+                             "ignore; fit those with diffsim (gradient='backprop') or drop them from the targets")
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise SimsInputError(f"iterations must be an integer >= 1, got {iterations!r}")
     if not 0 < alpha <= 1:

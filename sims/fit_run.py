@@ -224,6 +224,12 @@ class FitConfig(_Table):
             raise ConfigError("method 'diffsim' needs a [potential] table (the starting potential)")
         if self.method == "ibi" and self.potential is not None:
             raise ConfigError("method 'ibi' builds its own tabulated potential; remove the [potential] table")
+        if self.method == "ibi":  # IBI inverts g(r) alone: these terms would be ignored without a word
+            extra = [f"targets[{k}].{key}" for k, t in enumerate(self.targets) for key in ("pressure", "vacf_lags")
+                     if getattr(t, key) is not None]
+            if extra:
+                raise ConfigError(f"method 'ibi' fits RDFs only and does not read {', '.join(extra)}; remove them or "
+                                  "set method = 'diffsim'")
         # The other method's settings would be ignored without a word.
         for table, default in (("diffsim", DiffsimSettings()), ("ibi", IBISettings())):
             if self.method != table and getattr(self, table) != default:

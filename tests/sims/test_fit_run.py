@@ -166,6 +166,9 @@ def test_ibi_through_the_config(tmp_path, engine):
     ({"targets": [dict(config()["targets"][0], r_max=6.0, bins=30)]},
      r"targets\[0\]: bins and r_max set the g\(r\) grid of a 'frames' target only; set them inside its 'generate'"),
     ({"targets": [{"rdf": "x.txt", "temperature": 120.0, "system": {}, "bins": 100}]}, "rdf file fixes the grid"),
+    # IBI has no pressure or VACF term: they were dropped without a word
+    ({"method": "ibi", "potential": None, "diffsim": None, "targets": [dict(config()["targets"][0], pressure=500.0)]},
+     r"method 'ibi' fits RDFs only and does not read targets\[0\]\.pressure"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(tmp_path, change, message):
     cfg = config()
