@@ -409,7 +409,8 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
             s = cfg.diffsim
             result = diffsim(potential, targets, epochs=s.epochs, steps_per_epoch=s.steps_per_epoch,
                              equilibration=s.equilibration, lr=s.lr, timestep=s.timestep, thermostat=s.thermostat,
-                             tau=s.tau, friction=s.friction, sample_every=s.sample_every, segment=s.segment,
+                             tau=s.tau if s.thermostat == "nose_hoover_chain" else None,
+                             friction=s.friction if s.thermostat == "langevin" else None, sample_every=s.sample_every, segment=s.segment,
                              width=s.width, optimizer=s.optimizer, lr_decay=s.lr_decay, clip=s.clip,
                              pressure_scale=s.pressure_scale, vacf_weight=s.vacf_weight, gradient=s.gradient,
                              momentum=s.momentum, seed=cfg.seed, checkpoint=ckpt,
