@@ -96,6 +96,13 @@ def _pair_metrics(y: np.ndarray, out: np.ndarray) -> dict:
 def _check_pairs(pairs: np.ndarray, n_graphs: int, n_proteins: int) -> None:
     if pairs.ndim != 2 or pairs.shape[1] != 2:
         raise InputError(f"pairs must be (n, 2) (glycan index, protein row), got shape {pairs.shape}")
+    if not np.issubdtype(pairs.dtype, np.integer):  # int() would truncate 1.9 to glycan 1
+        numeric = np.issubdtype(pairs.dtype, np.number) and not np.issubdtype(pairs.dtype, np.complexfloating)
+        whole = np.isfinite(pairs) & (pairs == np.round(pairs)) if numeric else np.zeros(pairs.shape, dtype=bool)
+        if not whole.all():
+            row = int(np.flatnonzero(~whole.all(1))[0])
+            raise InputError(f"pairs must hold integer indices (glycan index, protein row); row {row} is "
+                             f"{pairs[row].tolist()!r} (dtype {pairs.dtype})")
     if len(pairs) and (pairs[:, 0].min() < 0 or pairs[:, 0].max() >= n_graphs or pairs[:, 1].min() < 0
                        or pairs[:, 1].max() >= n_proteins):
         raise InputError("a pair index is out of range of the graphs or the protein features")

@@ -629,8 +629,8 @@ def _reweighted_epoch(potential, seg: _Segment, system: _System, members: Sequen
 
 def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget], *, epochs: int,
             steps_per_epoch: int, equilibration: int = 0, lr: float | Mapping[str, float] = 1e-3,
-            timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float = 100.0,
-            friction: float = 0.01, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
+            timestep: float = 2.0, thermostat: str = "nose_hoover_chain", tau: float | None = None,
+            friction: float | None = None, sample_every: int = 5, segment: int | None = None, width: float = 0.05,
             optimizer: str = "adam", lr_decay: float = 1.0, clip: float | None = None, pressure_scale: float = 100.0,
             vacf_weight: float = 1.0, gradient: str = "backprop", momentum: float = 0.9, seed: int | None = 0,
             checkpoint: str | os.PathLike | None = None, callback: Callable[[dict[str, float]], None] | None = None,
@@ -694,9 +694,9 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
     timestep : float
         fs.
     thermostat : {"nose_hoover_chain", "langevin"}
-        NVT integrator (:class:`sims.NoseHooverChain` with period ``tau`` fs, or
-        :class:`sims.Langevin` with ``friction`` 1/fs, whose noise is replayed exactly when a
-        segment is recomputed).
+        NVT integrator (:class:`sims.NoseHooverChain` with period ``tau`` fs, default 100, or
+        :class:`sims.Langevin` with ``friction`` 1/fs, default 0.01, whose noise is replayed exactly
+        when a segment is recomputed); the other thermostat's setting is refused.
     sample_every : int
         Steps between sampled frames.
     segment : int, optional
@@ -763,6 +763,13 @@ def diffsim(potential: torch.nn.Module, targets: RDFTarget | Sequence[RDFTarget]
         raise SimsInputError(f"clip must be > 0, got {clip}")
     if thermostat not in ("nose_hoover_chain", "langevin"):
         raise SimsInputError(f"thermostat must be 'nose_hoover_chain' or 'langevin', got {thermostat!r}")
+    ignored = "tau" if thermostat == "langevin" and tau is not None else \
+        "friction" if thermostat == "nose_hoover_chain" and friction is not None else None
+    if ignored:  # it was accepted and not read
+        raise SimsInputError(f"{ignored} is not read with thermostat={thermostat!r} (tau is the Nose-Hoover period, "
+                             "friction the Langevin friction); leave it out or change the thermostat")
+    tau = 100.0 if tau is None else tau
+    friction = 0.01 if friction is None else friction
     if gradient not in ("backprop", "reweight"):
         raise SimsInputError(f"gradient must be 'backprop' or 'reweight', got {gradient!r}")
     if gradient == "reweight" and any(t.pressure is not None or t.vacf is not None for t in targets):
@@ -1093,7 +1100,8 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     Raises
     ------
     SimsInputError
-        Mixtures, targets on different grids, a box smaller than twice the cutoff, bad settings.
+        Mixtures, targets on different grids, a box smaller than twice the cutoff, bad settings,
+        targets with a pressure or a VACF (terms IBI has no way to fit).
 
     References
     ----------
@@ -1101,6 +1109,11 @@ def ibi(targets: RDFTarget | Sequence[RDFTarget], *, iterations: int, alpha: flo
     T. C. Moore, C. R. Iacovella, C. McCabe, J. Chem. Phys. 140, 224104 (2014) (several state points).
     """
     targets = _check_targets(targets, "ibi")
+    # IBI inverts g(r) alone: a pressure or VACF term of a target would be dropped without a word
+    extra = [k for k, t in enumerate(targets) if t.pressure is not None or t.vacf is not None]
+    if extra:
+        raise SimsInputError(f"ibi fits RDFs only, but targets {extra} carry a pressure or a VACF, which it would "
+                             "ignore; fit those with diffsim (gradient='backprop') or drop them from the targets")
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise SimsInputError(f"iterations must be an integer >= 1, got {iterations!r}")
     if not 0 < alpha <= 1:

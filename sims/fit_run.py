@@ -33,8 +33,10 @@ A config names the targets, the method and its settings::
 
 A target is one of ``rdf`` (a file, with ``system``), ``frames`` (a trajectory file: its g(r) and
 last frame) or ``generate`` (an NVT run with ``system`` and the reference potential; its frames
-give the g(r)). ``species = ["Ar", "Ar"]`` makes it partial, ``weight`` weighs it, ``pressure``
-(bar) adds a pressure term to a DiffSim loss, and ``vacf_lags = n`` (with ``frames`` or
+give the g(r)). A ``frames`` target takes ``r_max`` (required) and ``bins`` for its g(r) grid; a
+``generate`` target sets them inside its ``generate`` table, and an ``rdf`` file brings its own grid
+(``r_max``/``bins`` beside either are refused). ``species = ["Ar", "Ar"]`` makes it partial,
+``weight`` weighs it, ``pressure`` (bar) adds a pressure term to a DiffSim loss, and ``vacf_lags = n`` (with ``frames`` or
 ``generate``) adds a VACF term: the frames' velocity autocorrelation over ``n`` frame intervals
 (``[diffsim] vacf_weight`` weighs it; the interval must be a multiple of the DiffSim timestep).
 
@@ -413,7 +415,8 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
             s = cfg.diffsim
             result = diffsim(potential, targets, epochs=s.epochs, steps_per_epoch=s.steps_per_epoch,
                              equilibration=s.equilibration, lr=s.lr, timestep=s.timestep, thermostat=s.thermostat,
-                             tau=s.tau, friction=s.friction, sample_every=s.sample_every, segment=s.segment,
+                             tau=s.tau if s.thermostat == "nose_hoover_chain" else None,
+                             friction=s.friction if s.thermostat == "langevin" else None, sample_every=s.sample_every, segment=s.segment,
                              width=s.width, optimizer=s.optimizer, lr_decay=s.lr_decay, clip=s.clip,
                              pressure_scale=s.pressure_scale, vacf_weight=s.vacf_weight, gradient=s.gradient,
                              momentum=s.momentum, seed=cfg.seed, checkpoint=ckpt,

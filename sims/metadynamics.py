@@ -48,8 +48,8 @@ class MetadynamicsBias(Potential):
     sigma : float
         Hill width, CV unit; the grid spacing must be at most ``sigma / 4``.
     grid : (float, float, int)
-        CV range and number of grid points (a dihedral's hills wrap round the circle: give it
-        ``(-pi, pi, n)``).
+        CV range and number of grid points (a periodic CV's grid spans one period, its two ends
+        one angle; a dihedral's hills wrap round the circle: give it ``(-pi, pi, n)``).
     atoms_per_replica : int, optional
         Atoms of one walker; default: the whole system is one walker.
     periodic : bool
@@ -69,14 +69,22 @@ class MetadynamicsBias(Potential):
                                  f"{sigma / 4:.3g}; got {grid}")
         self.cv, self.sigma, self.periodic = cv, float(sigma), bool(periodic)
         self.period = cv_period(cv)  # here, so that a CV without a well-defined period is refused up front
+        if self.period is not None and not math.isclose(hi - lo, self.period, rel_tol=1e-9):
+            # hills wrap round the circle: a wider grid repeats angles (c(t) then counts them twice), a
+            # narrower one leaves part of the circle without bias (a cliff where the grid ends)
+            raise SimsInputError(f"{cv!r} is periodic (period {self.period:g}): its grid must span one period, "
+                                 f"e.g. (-pi, pi, n) for a dihedral; got ({lo:g}, {hi:g}), a span of {hi - lo:g}")
         self.atoms_per_replica = atoms_per_replica
         self.grid = torch.linspace(lo, hi, n, dtype=torch.float64)
         self.values = torch.zeros(n, dtype=torch.float64)
         self.n_hills = 0
 
     def bias(self, s: torch.Tensor) -> torch.Tensor:
-        """Bias (eV) at CV values ``s`` (any shape), linear between grid points, 0 outside."""
+        """Bias (eV) at CV values ``s`` (any shape), linear between grid points, 0 outside (a periodic
+        CV's values are taken modulo its period into the grid)."""
         g, v = self.grid.to(s), self.values.to(s)
+        if self.period is not None:  # a periodic CV's values map into the grid's period, wherever it starts
+            s = g[0] + torch.remainder(s - g[0], self.period)
         spacing = g[1] - g[0]
         x = (s - g[0]) / spacing
         i = torch.clamp(torch.floor(x.detach()).long(), 0, g.numel() - 2)
@@ -219,7 +227,7 @@ def metadynamics(system, potential: torch.nn.Module, cv: CollectiveVariable, *, 
     v = np.stack(bias_at_frame).T.reshape(-1)                                        # (R * T,) walker-major
     c = np.tile(np.asarray(c_at_frame), v.size // n_t)
     z = z.cpu().numpy()
-    if z.min() < lo or z.max() > hi:
+    if bias.period is None and (z.min() < lo or z.max() > hi):
         raise SimsInputError(f"the sampled CV range [{z.min():.4g}, {z.max():.4g}] leaves the grid [{lo}, {hi}]; "
                              "widen the grid")
     log_w = beta * (v - c)

@@ -54,6 +54,11 @@ def test_pair_model_bad_input():
         model.fit(graphs, proteins, pairs + [0, 1], y)
     with pytest.raises(InputError, match="pairs must be"):
         model.fit(graphs, proteins, pairs, y[:-1])
+    # A fractional index was truncated (glycan 1.9 read as glycan 1); NaN failed in int() unnamed.
+    with pytest.raises(InputError, match=r"integer indices .* row 0 is \[0\.5, 0\.5\]"):
+        model.fit(graphs, proteins, pairs + 0.5, y)
+    with pytest.raises(InputError, match="integer indices"):
+        model.fit(graphs, proteins, np.where(pairs == 1, np.nan, pairs), y)
 
 
 def test_pair_model_round_trips_through_save_and_predicts_new_inputs(tmp_path):

@@ -519,6 +519,24 @@ def test_ibi_refuses_mpi_ranks_for_our_engine(target):
         ibi(target, iterations=1, engine="sims", n_procs=4)
 
 
+def test_diffsim_refuses_the_other_thermostats_setting(target):
+    # tau with Langevin (or friction with Nose-Hoover) was accepted and not read: tau=20 ran at friction 0.01
+    pot = LennardJones(sigma=3.3, epsilon=0.011, cutoff=CUTOFF, dtype=F64)
+    with pytest.raises(SimsInputError, match="tau is not read with thermostat='langevin'"):
+        diffsim(pot, target, epochs=1, steps_per_epoch=5, thermostat="langevin", tau=20.0)
+    with pytest.raises(SimsInputError, match="friction is not read with thermostat='nose_hoover_chain'"):
+        diffsim(pot, target, epochs=1, steps_per_epoch=5, friction=0.1)
+
+
+def test_ibi_refuses_targets_with_a_pressure_or_a_vacf(target):
+    # A pressure of 5000 bar gave the same table as none: IBI has no pressure (or VACF) term.
+    with pytest.raises(SimsInputError, match=r"ibi fits RDFs only, but targets \[1\] carry a pressure"):
+        ibi([target, RDFTarget(target.r, target.g, target.atoms, target.temperature, pressure=5000.0)], iterations=1)
+    vacf = RDFTarget(target.r, target.g, target.atoms, target.temperature, vacf=[1.0, 0.5], vacf_dt=10.0)
+    with pytest.raises(SimsInputError, match=r"targets \[0\] carry a pressure or a VACF"):
+        ibi(vacf, iterations=1)
+
+
 def test_ibi_on_lammps_converges_like_ibi_on_our_engine(target, tmp_path):
     """The same IBI, its simulations run by LAMMPS (``pair_style table``): it must reach the target RDF
     and the true U(r) as well as on our engine, and a checkpointed rerun resumes without rerunning."""

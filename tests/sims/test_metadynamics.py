@@ -51,6 +51,24 @@ def test_dihedral_hills_wrap_round_the_circle():
     assert float(bias.values[0]) == pytest.approx(float(bias.values[-1]), rel=1e-12)
 
 
+def test_a_periodic_cv_grid_spans_one_period():
+    """A dihedral grid of (-4, 4) rad repeats the angles beyond +-pi, which c(t) then counted twice: with hills in
+    two basins, one near pi, the reweighting factor between an early and a late frame came out 0.77 times the one
+    of the (-pi, pi) grid. A narrower grid leaves part of the circle without bias."""
+    for grid in ((-4.0, 4.0, 917), (-3.0, 3.0, 721)):
+        with pytest.raises(SimsInputError, match=r"periodic \(period 6\.28319\): its grid must span one period"):
+            MetadynamicsBias(Dihedral(0, 1, 2, 3), sigma=0.1, grid=grid)
+    # any one period: a dihedral's values in (-pi, pi] are read modulo 2 pi on a grid of (0, 2 pi)
+    shifted = MetadynamicsBias(Dihedral(0, 1, 2, 3), sigma=0.1, grid=(0.0, 2 * math.pi, 721))
+    centred = MetadynamicsBias(Dihedral(0, 1, 2, 3), sigma=0.1, grid=(-math.pi, math.pi, 721))
+    hill, height = torch.tensor([-1.0], dtype=torch.float64), torch.tensor([0.01], dtype=torch.float64)
+    for b in (shifted, centred):
+        b.deposit(hill, height)
+    s = torch.tensor([-1.05, -1.0, 0.5, 3.1], dtype=torch.float64)
+    expected = 0.01 * torch.exp(-0.5 * ((s + 1.0) / 0.1) ** 2)
+    assert torch.allclose(shifted.bias(s), expected, atol=1e-5) and torch.allclose(centred.bias(s), expected, atol=1e-5)
+
+
 def test_reweighted_metadynamics_reproduces_quadrature():
     ref = exact(A, 1.0, TILT, temperature=T, mass=MASS)
     atoms = Atoms(f"He{WALKERS}", positions=[[-1.0, 0.0, 0.0]] * WALKERS)

@@ -173,3 +173,65 @@ def test_a_custom_cv_declared_periodic_is_wrapped_and_a_jumping_linear_one_is_re
     with pytest.raises(SimsInputError, match="combines periodic CVs"):
         MetadynamicsBias(Linear([dihedral], [2.0]), sigma=0.1, grid=(-6.0, 6.0, 481))
     assert HarmonicBias(Linear([Distance(0, 1), Distance(2, 3)], [1.0, -1.0]), 0.0, 1.0).period is None
+
+
+def _two_groups_of_windows(gap: float, seed: int):
+    """Umbrella samples drawn exactly (Gaussians) on a harmonic well U0 = a z^2 (sd 0.072 Å at 300 K): windows
+    0.02 Å apart in two groups either side of z = 0 with ``gap`` Å between their inner windows."""
+    kT = constants.k * T / constants.e
+    spring, a = 50.0, 2.5
+    right = np.arange(gap / 2, 0.3, 0.02)
+    centers = np.concatenate([-right[::-1], right])
+    rng = np.random.default_rng(seed)
+    z = np.concatenate([spring * c / (2 * a + spring) + rng.normal(0, np.sqrt(kT / (2 * a + spring)), 300)
+                        for c in centers])
+    return z, np.repeat(np.arange(centers.size), 300), centers, spring
+
+
+def test_windows_that_do_not_overlap_are_refused():
+    """Two groups of windows with no overlap between them (overlap-matrix element ~1e-20): MBAR cannot relate
+    their free energies, and the unbiased P(z > 0), 0.5 by symmetry, came out 0.00-1.00 over seeds, unflagged."""
+    from sims.umbrella import WindowOverlapError
+
+    z, win, centers, spring = _two_groups_of_windows(0.02, seed=0)     # neighbours overlap ~0.2: accepted
+    w, _ = mbar_weights(z, win, centers, spring, T)
+    assert w[z > 0].sum() == pytest.approx(0.5, abs=0.1)
+    z, win, centers, spring = _two_groups_of_windows(0.3, seed=0)
+    with pytest.raises(WindowOverlapError, match=r"2 groups .* windows \[0, 1, .*, 7\] overlap the others at most "
+                                                 r"[0-9.e-]+ \(windows 7 and 8, centres -0\.15 and 0\.15\)"):
+        mbar_weights(z, win, centers, spring, T)
+    w, _ = mbar_weights(z, win, centers, spring, T, min_overlap=0.0)      # the check off: the arbitrary answer
+    assert abs(w[z > 0].sum() - 0.5) > 0.3                                # 0.10 here, truly 0.5
+    with pytest.raises(SimsInputError, match="min_overlap must be in"):
+        mbar_weights(z, win, centers, spring, T, min_overlap=1.0)
+
+
+def test_an_umbrella_run_whose_windows_do_not_overlap_keeps_its_frames():
+    from sims.umbrella import WindowOverlapError
+
+    with pytest.raises(WindowOverlapError, match=r"frames are kept") as err:
+        umbrella_sampling(_replicas(-1.0)[:4], DoubleWell(a=A, b=B, tilt=TILT), Position(0, "x"), centers=[-1.0, 1.0],
+                          spring=20.0, temperature=T, n_steps=20, timestep=2.0, record_every=5, atoms_per_replica=1)
+    kept = err.value.samples
+    assert kept.cv.shape == (2 * 4 * 4,) and np.isnan(kept.weights).all() and np.isnan(kept.free_energies).all()
+    assert np.array_equal(np.bincount(kept.window), [16, 16]) and np.allclose(kept.positions[:, 0, 0], kept.cv)
+    with pytest.raises(SimsInputError, match="min_overlap"):       # refused before anything runs
+        umbrella_sampling(_replicas()[:1], DoubleWell(a=A, b=B), Position(0, "x"), centers=[0.0], spring=1.0,
+                          temperature=T, n_steps=1, min_overlap=-0.1)
+
+
+def test_runs_with_different_seeds_share_no_window_noise():
+    """Window k ran with MD seed ``seed + k``: run 1's window 0 repeated the noise of run 0's window 1, and in a
+    stiff window common noise synchronises the paths (CV fluctuations correlated at 0.98 over 5 windows)."""
+    def run(seed):
+        return umbrella_sampling(_replicas()[:4], DoubleWell(a=A, b=B, tilt=TILT), Position(0, "x"),
+                                 centers=[-1.3, -1.2], spring=8.0, temperature=T, n_steps=200, timestep=2.0,
+                                 friction=0.05, equilibrate=50, record_every=2, atoms_per_replica=1, seed=seed)
+
+    first, second = run(0), run(1)
+
+    def deviations(us, k):
+        z = us.cv[us.window == k]
+        return z - z.mean()
+
+    assert abs(np.corrcoef(deviations(first, 1), deviations(second, 0))[0, 1]) < 0.5
