@@ -33,3 +33,15 @@ def test_spaced_takes_frames_in_order_at_least_gap_steps_apart(example):
     assert [f.info["step"] for f in picked] == [100, 300, 150, 400]
     assert [f.info["step"] for f in example.spaced(frames, count=2, gap=50)] == [100, 300]
     assert [f.info["step"] for f in example.spaced(frames, count=3, gap=0)] == [100, 110, 300]
+
+
+def test_contact_shares_count_atoms_whose_nearest_partner_is_close(example):
+    # Frame 1: S0-S1 2.1 Å apart (both count: each one's nearest S is under 2.5 Å), S2 alone; frame 2: none.
+    cell = np.eye(3) * 12.0
+    first = Atoms("S3Li", positions=[[1, 1, 1], [3.1, 1, 1], [7, 7, 7], [1, 1, 2.9]], cell=cell, pbc=True)
+    second = Atoms("S3Li", positions=[[1, 1, 1], [4.0, 1, 1], [7, 7, 7], [1, 1, 3.5]], cell=cell, pbc=True)
+    shortest, shares = example.contact_statistics([first, second])
+    assert shares["S-S"] == pytest.approx(2 / 6)
+    assert shares["Li-S"] == pytest.approx(1 / 2)  # Li-S 1.9 Å in the first frame, 2.5 Å in the second
+    assert shares["Li-Li"] == 0.0  # one Li: its nearest Li is itself excluded (infinitely far)
+    assert shortest["S-S"] == pytest.approx(2.1) and shortest["Li-S"] == pytest.approx(1.9)
