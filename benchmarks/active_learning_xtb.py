@@ -288,11 +288,13 @@ def run_one(sampler: str, seed: int, train, test, out: Path, args, initial) -> l
 
     fine_tune = None if args.retrain else Trainer(epochs=args.fine_tune_epochs, batch_size=16, lr=args.fine_tune_lr,
                                                   eval_grad=True, seed=seed)
+    settings = {"adversarial": dict(kT=args.kT, attack_steps=args.attack_steps, attack_lr=1e-2),  # each sampler's own
+                "md": dict(temperature=300.0, md_steps=args.md_steps, timestep=0.5),
+                "random": dict(displacement=args.displacement)}
     loop = ActiveLearning(committee_factory, gfn2(), train, test, generations=args.generations,
                           per_generation=args.per_generation, sampler=sampler, seed=seed,
-                          workdir=out / f"{sampler}_{seed}", kT=args.kT, attack_steps=args.attack_steps, attack_lr=1e-2,
+                          workdir=out / f"{sampler}_{seed}", **settings[sampler],
                           new_label_weight=args.new_label_weight, max_label_energy=args.max_label_energy,
-                          temperature=300.0, md_steps=args.md_steps, timestep=0.5, displacement=args.displacement,
                           cluster=args.cluster, fine_tune=fine_tune, initial_committee=initial,
                           trainer=Trainer(epochs=args.epochs, batch_size=16, lr=args.lr, eval_grad=True, seed=seed))
     return loop.run(progress=False).log_

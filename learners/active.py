@@ -41,6 +41,7 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from learners.active_config import SAMPLER_SETTINGS, foreign_sampler_setting
 from learners.adversarial import _check_kT, attack
 from learners.data import data_digest
 from learners.errors import InputError, InputTypeError
@@ -175,14 +176,18 @@ class ActiveLearning:
         ``per_generation`` clusters (k-means, scikit-learn, on each candidate's sorted interatomic
         distances, a descriptor blind to rotation, translation and atom order) and the most
         uncertain candidate of each cluster is labelled, instead of the most uncertain overall.
-    kT : float
-        eV per atom, for the adversarial sampler (see :class:`learners.adversarial.AdversarialLoss`).
-    attack_steps, attack_lr : int, float
-        Of the adversarial sampler.
-    temperature, md_steps, timestep : float, int, float
-        K, steps, fs: of the MD sampler.
-    displacement : float
-        Å, of the random sampler.
+    kT : float, optional
+        eV per atom, for the adversarial sampler (see :class:`learners.adversarial.AdversarialLoss`);
+        default 0.1.
+    attack_steps, attack_lr : int, float, optional
+        Of the adversarial sampler; default 30 and 0.01.
+    temperature, md_steps, timestep : float, int, float, optional
+        K, steps, fs: of the MD sampler; default 300, 20 and 1.
+    displacement : float, optional
+        Å, of the random sampler; default 0.05.
+
+        Each sampler reads its own settings only: another sampler's, given, is refused (the rule of
+        ``matrep active`` configs, :func:`learners.active_config.foreign_sampler_setting`).
     trainer : Trainer, optional
         Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
     loss : PotentialLoss, optional
@@ -221,7 +226,7 @@ class ActiveLearning:
     Raises
     ------
     InputError
-        Unlabelled frames, an unknown sampler, non-positive counts, ``kT <= 0``, or (from :meth:`run`) a
+        Unlabelled frames, an unknown sampler, another sampler's setting, non-positive counts, ``kT <= 0``, or (from :meth:`run`) a
         ``workdir`` holding a run with other settings or of more generations.
 
     Examples
@@ -234,8 +239,9 @@ class ActiveLearning:
     def __init__(self, committee_factory: Callable[..., Committee], labeler, train_frames: Sequence[Atoms],
                  test_frames: Sequence[Atoms], *, generations: int, per_generation: int, sampler: str = "adversarial",
                  seed: int, workdir: str | os.PathLike, candidates: int | None = None, percentile: float = 50.0,
-                 min_rmsd: float = 0.01, cluster: bool = False, kT: float = 0.1, attack_steps: int = 30, attack_lr: float = 1e-2,
-                 temperature: float = 300.0, md_steps: int = 20, timestep: float = 1.0, displacement: float = 0.05,
+                 min_rmsd: float = 0.01, cluster: bool = False, kT: float | None = None, attack_steps: int | None = None,
+                 attack_lr: float | None = None, temperature: float | None = None, md_steps: int | None = None,
+                 timestep: float | None = None, displacement: float | None = None,
                  trainer: Trainer | None = None, loss: PotentialLoss | None = None,
                  fine_tune: Trainer | None = None, initial_committee: Committee | None = None,
                  new_label_weight: float = 1.0, max_label_energy: float | None = None) -> None:
@@ -253,6 +259,18 @@ class ActiveLearning:
             raise InputError(f"test frames hold element(s) {[chemical_symbols[z] for z in unseen]} that no training "
                              f"frame has ({sorted(chemical_symbols[z] for z in trained)}): a committee cannot be "
                              "scored on elements it never saw")
+        if sampler not in SAMPLERS:
+            raise InputError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+        given = dict(kT=kT, attack_steps=attack_steps, attack_lr=attack_lr, temperature=temperature, md_steps=md_steps,
+                     timestep=timestep, displacement=displacement)
+        foreign = foreign_sampler_setting(sampler, given)
+        if foreign:
+            raise InputError(f"{foreign[0]} is read by sampler={foreign[1]!r} only, not by sampler={sampler!r}; "
+                             f"leave it out or set sampler={foreign[1]!r}")
+        # None: the default, also for the other samplers' settings, which settings() records
+        resolved = {k: v for defaults in SAMPLER_SETTINGS.values() for k, v in defaults.items()}
+        resolved.update({k: v for k, v in given.items() if v is not None})
+        kT, attack_steps, attack_lr, temperature, md_steps, timestep, displacement = (resolved[k] for k in given)
         for name, value, low in (("generations", generations, 0), ("per_generation", per_generation, 1),
                                  ("attack_steps", attack_steps, 1), ("md_steps", md_steps, 1),
                                  ("seed", seed, 0)):
@@ -261,8 +279,6 @@ class ActiveLearning:
         candidates = 4 * per_generation if candidates is None else candidates
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < per_generation:
             raise InputError(f"candidates must be an int >= per_generation ({per_generation}), got {candidates!r}")
-        if sampler not in SAMPLERS:
-            raise InputError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
         if not (0 <= percentile <= 100):
             raise InputError(f"percentile must lie in [0, 100], got {percentile!r}")
         for name, value in (("min_rmsd", min_rmsd), ("displacement", displacement), ("attack_lr", attack_lr),
@@ -387,9 +403,12 @@ class ActiveLearning:
             raise InputError(f"{self.log_path} is not an active-learning log: {err}") from None
         if not isinstance(saved, dict) or saved.get("format") != LOG_FORMAT:
             raise InputError(f"{self.log_path} is not an active-learning log (format {LOG_FORMAT!r})")
-        # A log written before a setting existed ran with its default.
-        old = {**SETTING_DEFAULTS, **saved["settings"]}
-        now = {k: v for k, v in self.settings().items() if k in old or k not in UNRECORDED_BEFORE}
+        # A log written before a setting existed ran with its default. Another sampler's settings were
+        # never read (a log may hold ones given before they were refused): not compared.
+        unread = {k for owner, keys in SAMPLER_SETTINGS.items() if owner != self.sampler for k in keys}
+        old = {k: v for k, v in {**SETTING_DEFAULTS, **saved["settings"]}.items() if k not in unread}
+        now = {k: v for k, v in self.settings().items()
+               if k not in unread and (k in old or k not in UNRECORDED_BEFORE)}
         if old != now:
             diff = sorted(k for k in now if old.get(k) != now[k])
             raise InputError(f"{self.workdir} holds a run with other settings ({', '.join(diff)} differ); "

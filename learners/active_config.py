@@ -123,9 +123,24 @@ class LossConfig(Schema):
     w_forces: float = 1.0
 
 
-#: The [loop] keys that only one sampler reads.
-_SAMPLER_KEYS = {"adversarial": ("kT", "attack_steps", "attack_lr"), "md": ("temperature", "md_steps", "timestep"),
-                 "random": ("displacement",)}
+#: The settings that only one sampler reads (:meth:`learners.active.ActiveLearning._sample`), with
+#: their defaults. Here, not in :mod:`learners.active`, so that checking a config imports no torch.
+SAMPLER_SETTINGS = {"adversarial": {"kT": 0.1, "attack_steps": 30, "attack_lr": 1e-2},
+                    "md": {"temperature": 300.0, "md_steps": 20, "timestep": 1.0},
+                    "random": {"displacement": 0.05}}
+
+
+def foreign_sampler_setting(sampler: str, given: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first setting of ``given`` (name: value, None meaning not given) that another sampler than
+    ``sampler`` reads, with that sampler; None if there is none. Such a setting was accepted and never
+    read (sampler = 'random' with attack_steps = 500, kT = 5, md_steps = 1000, temperature = 5000 gave
+    bit-identical candidates)."""
+    for owner, defaults in SAMPLER_SETTINGS.items():
+        if owner != sampler:
+            for name in defaults:
+                if given.get(name) is not None:
+                    return name, owner
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,13 +166,11 @@ class LoopConfig(Schema):
     max_label_energy: float | None = None
 
     def check(self, where: str) -> None:
-        # each sampler reads its own settings only (learners.active.ActiveLearning._sample): another
-        # sampler's were accepted and ignored without a word
-        for sampler, keys in _SAMPLER_KEYS.items():
-            given = [k for k in keys if getattr(self, k) is not None]
-            if given and sampler != self.sampler:
-                raise ConfigError(f"{where}.{given[0]} is read by sampler = {sampler!r} only, not by sampler = "
-                                  f"{self.sampler!r}; remove it or set sampler = {sampler!r}")
+        foreign = foreign_sampler_setting(self.sampler, dataclasses.asdict(self))
+        if foreign:
+            name, owner = foreign
+            raise ConfigError(f"{where}.{name} is read by sampler = {owner!r} only, not by sampler = "
+                              f"{self.sampler!r}; remove it or set sampler = {owner!r}")
         for name in ("new_label_weight", "max_label_energy"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):

@@ -101,14 +101,26 @@ class CGMapping:
         """The CG frame of ``atoms``: one pseudo-atom per bead, symbol :attr:`bead_symbols`, at its centre."""
         return Atoms(self.bead_symbols, positions=self.bead_positions(atoms))
 
-    def check_frame(self, cg: Any) -> np.ndarray:
+    def check_frame(self, cg: Any, bonds: Any = None) -> np.ndarray:
         """Bead positions ``(n_beads, 3)`` Å of a CG frame, after checking it against the mapping.
+
+        Parameters
+        ----------
+        cg : ase.Atoms
+            One bead per atom, in the mapping's order with its bead symbols.
+        bonds : array-like, optional
+            The molecule's atom bonds ``(E, 2)``; two beads are bonded when a bond links their atoms.
+            Needed for a periodic frame (any ``pbc``) of more than one bead: bead positions are read as
+            they are, so the molecule must be whole (the rule of :meth:`bead_positions`).
 
         Raises
         ------
         InputError
             Another number of beads, a bead whose symbol differs from the mapping's bead in the same
-            place (beads out of order, or a frame of another mapping), or non-finite coordinates.
+            place (beads out of order, or a frame of another mapping), non-finite coordinates, or a
+            periodic frame whose molecule the cell boundary splits (two bonded beads whose displacement
+            is not its minimum image; a wrapped ethanol frame gave backmapped bonds of 8.9 Å) or that
+            comes without ``bonds`` to tell.
         """
         atoms = as_atoms(cg)
         if len(atoms) != self.n_beads:
@@ -121,6 +133,14 @@ class CGMapping:
             raise InputError(f"bead {k} of the CG frame is {symbols[k]} but the mapping's bead {k} is "
                              f"{self.bead_symbols[k]} ({len(wrong)} beads differ); the frame's beads must come in "
                              f"the mapping's order {list(self.bead_symbols)}")
+        if np.asarray(atoms.pbc).any() and self.n_beads > 1:
+            if bonds is None or not np.size(bonds):
+                raise InputError("the CG frame is periodic but no bonds were given to tell whether the cell boundary "
+                                 "splits its molecule; give the molecule's bonds (a backmapping model built with "
+                                 "bonds), or an unwrapped frame without periodicity (frame.pbc = False)")
+            pairs = self.assignment[np.asarray(bonds, dtype=np.int64).reshape(-1, 2)]
+            pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], axis=1), axis=0)
+            _whole(atoms, bonds=pairs, what="beads", need="backmapping needs a whole molecule")
         return np.asarray(atoms.positions, dtype=float)
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,21 +255,34 @@ def user_mapping(atoms: Any, beads: Sequence[Sequence[int]] | Sequence[int] | np
     return _from_assignment(atoms, assignment, centre)
 
 
-def _whole(atoms: Atoms, scale: float = 1.3) -> Atoms:
-    """``atoms``, refused when a covalent bond (the rule of :func:`covalent_bonds`, under the minimum image
-    along periodic axes) crosses the cell boundary, i.e. the molecule is not whole in its positions."""
+def _whole(atoms: Atoms, scale: float = 1.3, *, bonds: np.ndarray | None = None, what: str = "atoms",
+           need: str = "bead centres need a whole molecule") -> Atoms:
+    """``atoms``, refused when a bond crosses the periodic cell boundary, i.e. the molecule is not whole
+    in its positions: a bonded pair whose displacement as it is differs from its minimum image.
+
+    The bonds are ``bonds`` ``(E, 2)`` when given (the beads of a CG frame), else the rule of
+    :func:`covalent_bonds` (``scale``) under the minimum image along the periodic axes.
+    """
     if not np.asarray(atoms.pbc).any():
         return atoms
-    from ase.data import covalent_radii
-    from ase.neighborlist import neighbor_list
+    if bonds is None:
+        from ase.data import covalent_radii
+        from ase.neighborlist import neighbor_list
 
-    i, j, vectors = neighbor_list("ijD", atoms, scale * covalent_radii[atoms.numbers])
+        i, j, vectors = neighbor_list("ijD", atoms, scale * covalent_radii[atoms.numbers])
+        per_bond = 2  # each bond once from either end
+    else:
+        from ase.geometry import find_mic
+
+        i, j = np.asarray(bonds, dtype=np.int64).reshape(-1, 2).T
+        vectors = find_mic(atoms.positions[j] - atoms.positions[i], atoms.cell, atoms.pbc)[0]
+        per_bond = 1
     broken = np.flatnonzero(np.abs(vectors - (atoms.positions[j] - atoms.positions[i])).max(axis=1, initial=0) > 1e-6)
     if broken.size:
         a, b = int(i[broken[0]]), int(j[broken[0]])
-        raise InputError(f"the molecule is split by the periodic cell boundary (atoms {a} and {b} are bonded across "
-                         f"it; {broken.size // 2} such bonds): bead centres need a whole molecule. Unwrap it first "
-                         "(each atom at the minimum image of its bonded neighbour)")
+        raise InputError(f"the molecule is split by the periodic cell boundary ({what} {a} and {b} are bonded across "
+                         f"it; {broken.size // per_bond} such bonds): {need}. Unwrap it first "
+                         f"(each of its {what} at the minimum image of its bonded neighbour)")
     return atoms
 
 

@@ -32,9 +32,11 @@ agree where ``m_xi^-1`` is constant on the dividing surface (Cartesian coordinat
 combinations of them, distances between two atoms) and differ by Jensen's inequality elsewhere.
 
 Error bars are bootstrap standard deviations (frames, or blocks of consecutive frames for
-correlated time series, resampled with replacement; weights held fixed, so for MBAR weights the
-uncertainty of the window free energies is left out; the transition-state
-location held at its full-data value).
+correlated time series, resampled with replacement; the transition-state location held at its
+full-data value). Given ``weights``, these are held fixed, which for MBAR weights leaves out the
+uncertainty of the window free energies (about half the error of a reaction free energy in
+tests/sims/test_umbrella.py); given umbrella samples as ``mbar=``, each window's samples are
+resampled and MBAR re-solved for every replicate.
 
 Example
 -------
@@ -51,6 +53,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from scipy import constants
@@ -285,23 +288,55 @@ def _edges(z: np.ndarray, bins, range_) -> np.ndarray:
     return edges
 
 
-def _bootstrap_counts(n: int, n_bootstrap: int, block: int, seed: int | None):
+def _bootstrap_counts(n: int, n_bootstrap: int, block: int, seed: int | None, groups: np.ndarray | None = None):
     """Yield resampling counts per sample: ``n_bootstrap`` arrays of length ``n``.
 
     Blocks of ``block`` consecutive samples are resampled together (moving-block bootstrap
-    without overlap), which keeps the correlation within a block of a time series.
+    without overlap), which keeps the correlation within a block of a time series. With ``groups``
+    (``(n,)`` labels, e.g. umbrella windows), each group's samples are resampled among themselves,
+    so every group keeps its sample count.
     """
     rng = np.random.default_rng(seed)
     block = max(1, int(block))
-    n_blocks = -(-n // block)
-    if n_bootstrap > 0 and n_blocks < 2:
-        # One block resampled is the data itself every time: error bars of exactly 0.
-        raise SimsInputError(f"block={block} samples leaves {n_blocks} block of the {n} samples to resample, so every "
-                             f"bootstrap replicate equals the data and the errors would be 0; use blocks of at most "
-                             f"n / 10 = {max(1, n // 10)} samples (or n_bootstrap=0 for no errors)")
+    members = [np.arange(n)] if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    for idx in members if n_bootstrap > 0 else []:
+        n_blocks = -(-idx.size // block)
+        if n_blocks < 2:
+            # One block resampled is the data itself every time: error bars of exactly 0.
+            what = f"the {idx.size} samples" if groups is None else f"a window's {idx.size} samples"
+            raise SimsInputError(f"block={block} samples leaves {n_blocks} block of {what} to resample, so every "
+                                 f"bootstrap replicate equals the data and the errors would be 0; use blocks of at "
+                                 f"most n / 10 = {max(1, idx.size // 10)} samples (or n_bootstrap=0 for no errors)")
     for _ in range(int(n_bootstrap)):
-        picked = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
-        yield np.repeat(picked, block)[:n].astype(np.float64)
+        counts = np.empty(n)
+        for idx in members:
+            n_blocks = -(-idx.size // block)
+            picked = np.bincount(rng.integers(0, n_blocks, n_blocks), minlength=n_blocks)
+            counts[idx] = np.repeat(picked, block)[:idx.size]
+        yield counts
+
+
+def _replicates(w: np.ndarray, n_bootstrap: int, block: int, seed: int | None, mbar) -> Iterator[np.ndarray]:
+    """Yield each bootstrap replicate's weights: ``w`` times the resampling counts, or, with ``mbar``
+    (:class:`sims.umbrella.UmbrellaSamples`), each window's samples resampled and MBAR re-solved."""
+    if mbar is None:
+        for counts in _bootstrap_counts(w.size, n_bootstrap, block, seed):
+            yield w * counts
+    else:
+        for counts in _bootstrap_counts(w.size, n_bootstrap, block, seed, groups=mbar.window):
+            yield mbar.reweight(counts)
+
+
+def _mbar_weights(mbar, weights, n: int):
+    """The weights to use beside ``mbar`` (its own; refused beside other ``weights``)."""
+    if mbar is None:
+        return weights
+    if weights is not None:
+        raise SimsInputError("give mbar or weights, not both: with mbar (UmbrellaSamples) its weights are used")
+    if not (hasattr(mbar, "reweight") and hasattr(mbar, "window")) or np.shape(mbar.weights) != (n,):
+        raise SimsInputError(f"mbar must be the sims.umbrella.UmbrellaSamples of these {n} samples, got "
+                             f"{type(mbar).__name__}")
+    return mbar.weights
 
 
 def _bin_index(edges: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -327,7 +362,7 @@ def _density(z_bin: np.ndarray, w: np.ndarray, widths: np.ndarray) -> np.ndarray
 
 def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units: str = "kJ/mol",
                         range: tuple[float, float] | None = None, n_bootstrap: int = 100, block: int = 1,
-                        seed: int | None = 0) -> FreeEnergyProfile:
+                        seed: int | None = 0, mbar=None) -> FreeEnergyProfile:
     """Free-energy profile ``A(z) = -RT ln rho(z)`` from (weighted) CV samples, with bootstrap errors.
 
     Parameters
@@ -353,6 +388,11 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
         blocks must fit in the samples (ten or more for a meaningful error).
     seed : int, optional
         Seeds the bootstrap.
+    mbar : sims.umbrella.UmbrellaSamples, optional
+        Umbrella samples whose MBAR weights to use (instead of ``weights``; ``cv`` may be another CV of
+        their frames): each bootstrap replicate then resamples every window's samples (blocks within a
+        window) and re-solves MBAR (:meth:`~sims.umbrella.UmbrellaSamples.reweight`), so the error
+        bars include the uncertainty of the window free energies, which fixed weights leave out.
 
     Returns
     -------
@@ -370,7 +410,7 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)
-    z, w, _ = _check_samples(cv, weights)
+    z, w, _ = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv)))
     edges = _edges(z, bins, range)
     widths = np.diff(edges)
     z_bin = _bin_index(edges, z)
@@ -383,8 +423,8 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
         a = -rt * np.log(rho)
     a[~np.isfinite(a)] = np.nan
     reps = []
-    for counts in _bootstrap_counts(z.size, n_bootstrap, block, seed):
-        wb = w * counts
+    for wb in _replicates(w, n_bootstrap, block, seed, mbar):
+        wb = np.where(inside, wb, 0.0)
         if wb.sum() > 0:
             with np.errstate(divide="ignore"):
                 reps.append(-rt * np.log(_density(z_bin, wb, widths)))
@@ -425,7 +465,8 @@ def _locate_ts(free_energy: np.ndarray, n_eff: np.ndarray, rt: float) -> int | N
 
 def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None = None, temperature: float,
                            bins=100, units: str = "kJ/mol", cv_unit: str = "Å", range: tuple[float, float] | None = None,
-                           n_bootstrap: int = 200, block: int = 1, seed: int | None = 0) -> ActivationFreeEnergy:
+                           n_bootstrap: int = 200, block: int = 1, seed: int | None = 0,
+                           mbar=None) -> ActivationFreeEnergy:
     """Reaction and exact activation free energies from CV samples (arXiv:2206.02893).
 
     Parameters
@@ -453,6 +494,11 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
         Grid limits, CV unit, with an integer ``bins`` (refused beside bin edges).
     n_bootstrap, block, seed
         Bootstrap replicates, block length (samples) and seed for the error bars.
+    mbar : sims.umbrella.UmbrellaSamples, optional
+        Umbrella samples whose MBAR weights to use (instead of ``weights``; ``cv`` may be another CV of
+        their frames): each bootstrap replicate then resamples every window's samples (blocks within a
+        window) and re-solves MBAR (:meth:`~sims.umbrella.UmbrellaSamples.reweight`), so the error
+        bars include the uncertainty of the window free energies, which fixed weights leave out.
 
     Returns
     -------
@@ -479,7 +525,7 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)
-    z, w, m = _check_samples(cv, weights, inverse_mass)
+    z, w, m = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv)), inverse_mass)
     profile = free_energy_profile(z, weights=w, bins=bins, temperature=t, units=units, range=range,
                                   n_bootstrap=0)
     edges = profile.edges
@@ -535,7 +581,7 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     if not full[9] > 0:
         raise SimsInputError(f"the inverse CV mass is zero at z‡ = {ts:.4g} {cv_unit} (the CV does not move with "
                              "the atoms there); check the CV definition and its inverse_mass")
-    reps = [estimate(w * counts) for counts in _bootstrap_counts(z.size, n_bootstrap, block, seed)]
+    reps = [estimate(wb) for wb in _replicates(w, n_bootstrap, block, seed, mbar)]
     if len(reps) > 1:
         reps = np.asarray(reps)
         reps[~np.isfinite(reps)] = np.nan
@@ -550,8 +596,9 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
         ts=ts, p_a=float(full[6]), p_a_error=errs[6], p_b=float(full[7]), rho_ts=float(full[8]), rho_ts_error=errs[8],
         inverse_mass_ts=float(full[9]), lambda_xi=float(full[10]), lambda_xi_error=errs[10], temperature=t,
         units=units, cv_unit=cv_unit, n_samples=int(z.size),
-        profile=free_energy_profile(z, weights=w, bins=edges, temperature=t, units=units,
-                                    n_bootstrap=min(n_bootstrap, 100), block=block, seed=seed))
+        profile=free_energy_profile(z, weights=None if mbar is not None else w, bins=edges, temperature=t,
+                                    units=units, n_bootstrap=min(n_bootstrap, 100), block=block, seed=seed,
+                                    mbar=mbar))
 
 
 def cv_quality(cv, alignment, *, bins=100, weights=None, range: tuple[float, float] | None = None):

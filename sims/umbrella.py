@@ -4,7 +4,10 @@ Each window adds a harmonic bias ``k/2 (xi - c_k)^2`` on the CV to the potential
 dynamics; MBAR (Shirts & Chodera, J. Chem. Phys. 129, 124105 (2008), through ``pymbar``) turns
 the pooled biased frames into weights of the unbiased ensemble, so that
 :func:`sims.free_energy.activation_free_energy` can use them like plain samples. Each frame carries
-its CV value and inverse CV mass (:func:`sims.cv.cv_and_inverse_mass`).
+its CV value and inverse CV mass (:func:`sims.cv.cv_and_inverse_mass`). Pass the samples as
+``mbar=`` (not their ``weights=``) for error bars: each bootstrap replicate then re-solves MBAR
+(:meth:`UmbrellaSamples.reweight`); fixed weights gave about half the error (0.28 against pymbar's
+asymptotic 0.50 kJ/mol for a reaction free energy; tests/sims/test_umbrella.py).
 
 A system may hold several non-interacting copies of the molecule (``atoms_per_replica``): the bias
 then acts on each copy's CV, and every copy contributes one sample per recorded step.
@@ -125,6 +128,9 @@ class UmbrellaSamples:
         ``(n, atoms_per_replica, 3)`` Å, the frames themselves (for other CVs on the same weights).
     masses : numpy.ndarray
         ``(atoms_per_replica,)`` amu.
+    period : float or None
+        The CV's period (``2 pi`` for a dihedral), None for a linear CV: how :meth:`reweight` measures
+        distances to the centres, as the run's biases did.
     """
 
     cv: np.ndarray
@@ -138,10 +144,38 @@ class UmbrellaSamples:
     cv_unit: str
     positions: np.ndarray
     masses: np.ndarray
+    period: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("cv", "inverse_mass", "window", "weights", "centers", "free_energies", "positions", "masses"):
             getattr(self, name).flags.writeable = False
+
+    def reweight(self, counts) -> np.ndarray:
+        """Unbiased weights ``(n,)`` of a bootstrap replicate that holds sample ``i`` ``counts[i]`` times,
+        MBAR re-solved on it (pymbar, from :attr:`free_energies`): each copy weighs what its sample
+        does, samples not drawn weigh 0; summing to 1.
+
+        The error bars of :func:`sims.free_energy.activation_free_energy` and
+        :func:`~sims.free_energy.free_energy_profile` given ``mbar=`` these samples come from such
+        replicates (each window's samples resampled): holding the weights fixed leaves out the
+        uncertainty of the window free energies, which dominates a reaction free energy whose two
+        sides the windows sample apart (exact Gaussian window samples, 20 seeds: fixed weights 0.27,
+        re-solved 0.49 kJ/mol, seed-to-seed spread 0.42; /work/runs/s14/s14-followups/probe_umbrella_calib.py
+        and the calibration test in tests/sims/test_umbrella.py).
+
+        Raises
+        ------
+        SimsInputError
+            ``counts`` not ``(n,)`` non-negative integers, or a window left without samples.
+        """
+        c = np.asarray(counts, dtype=np.float64)
+        if c.shape != self.cv.shape or not (np.isfinite(c).all() and (c >= 0).all() and (c == np.round(c)).all()):
+            raise SimsInputError(f"counts must be {self.cv.shape[0]} non-negative integers, one per sample")
+        drawn = np.repeat(np.arange(c.size), c.astype(np.int64))
+        # min_overlap=0: the samples passed the overlap check; a replicate is judged by its spread
+        w, _ = mbar_weights(self.cv[drawn], self.window[drawn], self.centers, self.spring, self.temperature,
+                            period=self.period, min_overlap=0.0, initial_f_k=self.free_energies)
+        return np.bincount(drawn, weights=w, minlength=c.size)
 
 
 def _pymbar():
@@ -165,7 +199,8 @@ MIN_OVERLAP = 0.01
 
 
 def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
-                 period: float | None = None, min_overlap: float = MIN_OVERLAP) -> tuple[np.ndarray, np.ndarray]:
+                 period: float | None = None, min_overlap: float = MIN_OVERLAP,
+                 initial_f_k=None) -> tuple[np.ndarray, np.ndarray]:
     """Unbiased weights of umbrella samples by MBAR.
 
     Parameters
@@ -191,9 +226,11 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
         Below it the relative weight of the disconnected groups is arbitrary and nothing else says
         so (two groups of harmonic windows either side of a symmetric well, overlap 1e-20 between
         them: the unbiased ``P(z > 0)``, truly 0.5, came out anywhere from 0.00 to 1.00 over five
-        seeds; at overlap 2e-3, 0.06 to 0.76; the bootstrap of :mod:`sims.free_energy` holds the
-        weights fixed and does not see it). Klimovich, Shirts & Mobley (J. Comput.-Aided Mol. Des.
+        seeds; at overlap 2e-3, 0.06 to 0.76; a bootstrap of :mod:`sims.free_energy` that holds the
+        weights fixed does not see it). Klimovich, Shirts & Mobley (J. Comput.-Aided Mol. Des.
         29, 397 (2015)) ask for 0.03 between neighbours; 0 turns the check off.
+    initial_f_k : array-like, optional
+        ``(K,)`` starting guess for the solver (a bootstrap replicate starts from the full data's).
 
     Returns
     -------
@@ -237,7 +274,7 @@ def mbar_weights(cv, window, centers, spring: float, temperature: float, *,
         raise SimsInputError(f"every window needs samples and window indices must be 0..{c.size - 1}; "
                              f"counts per window: {n_k.tolist()}")
     u_kn = 0.5 * spring * wrapped_difference(z[None, :], c[:, None], period) ** 2 / (units.kB * temperature)
-    mbar = _pymbar().MBAR(u_kn, n_k)
+    mbar = _pymbar().MBAR(u_kn, n_k, initial_f_k=initial_f_k)
     if min_overlap > 0 and c.size > 1:
         _check_overlap(np.asarray(mbar.compute_overlap()["matrix"], dtype=np.float64), c, min_overlap)
     f_k = np.asarray(mbar.f_k, dtype=np.float64)
@@ -362,7 +399,7 @@ def umbrella_sampling(system, potential: torch.nn.Module, cv: CollectiveVariable
     def samples(weights: np.ndarray, f_k: np.ndarray) -> UmbrellaSamples:
         return UmbrellaSamples(cv=z, inverse_mass=np.concatenate(inv_mass), window=win, weights=weights, centers=c,
                                spring=float(spring), temperature=float(temperature), free_energies=f_k,
-                               cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses)
+                               cv_unit=cv.unit, positions=np.concatenate(kept), masses=masses, period=cv_period(cv))
 
     try:
         return samples(*mbar_weights(z, win, c, spring, temperature, period=cv_period(cv), min_overlap=min_overlap))

@@ -515,20 +515,25 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
     Returns
     -------
     list of ase.Atoms
-        The molecule's atoms (atomic numbers of the model), ``info["frame"]`` and ``info["sample"]``
-        saying which CG frame and which draw.
+        The molecule's atoms (atomic numbers of the model), whole, with the CG frame's cell and
+        periodicity; ``info["frame"]`` and ``info["sample"]`` say which CG frame and which draw.
 
     Raises
     ------
     InputError
-        A frame with another bead count or bead order than the mapping's, or NaN coordinates.
+        A frame with another bead count or bead order than the mapping's, NaN coordinates, or a
+        periodic frame whose molecule the cell boundary splits (:meth:`CGMapping.check_frame
+        <reprs.cg_mapping.CGMapping.check_frame>` with the model's bonds), or a periodic frame of a model
+        without bonds. Refused, not unwrapped, as the mapping refuses a split all-atom molecule: picking
+        bead images is a guess when a bead bond nears half the cell, and impossible without bonds.
     """
     from ase import Atoms
 
     from reprs.atoms import as_frames
 
     frames = as_frames(cg_frames)
-    cg = np.stack([model.mapping.check_frame(f) for f in frames])
+    bonds = model.bonds.cpu().numpy()
+    cg = np.stack([model.mapping.check_frame(f, bonds) for f in frames])
     device, dtype = model.atom_mix.device, model.atom_mix.dtype
     model.eval()
     generator_seed = np.random.SeedSequence(seed).generate_state(1)[0] if seed is not None else None
@@ -541,7 +546,8 @@ def backmap(model: CGVAE, cg_frames: Any, n_samples: int, *, seed: int | None = 
         x = model.sample(chunk, n_samples, seed=frame_seeds).cpu().double().numpy()
         for f in range(x.shape[1]):
             for k in range(n_samples):
-                atoms = Atoms(numbers=model.numbers.cpu().numpy(), positions=x[k, f])
+                frame = frames[start + f]  # its cell and periodicity carry over to the atoms
+                atoms = Atoms(numbers=model.numbers.cpu().numpy(), positions=x[k, f], cell=frame.cell, pbc=frame.pbc)
                 atoms.info.update(frame=start + f, sample=k)
                 out.append(atoms)
     return out

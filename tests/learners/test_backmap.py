@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 
 pytest.importorskip("openmm")
 
@@ -279,6 +280,38 @@ def test_backmap_returns_atoms_and_refuses_bad_cg_frames(frames, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(InputError, match="not a saved CGVAE"):
         load_cgvae(tmp_path / "junk.pt")
+
+
+def test_a_periodic_cg_frame_split_by_the_cell_boundary_is_refused_and_the_cell_is_kept():
+    # The beads were read as they are: ethanol's beads wrapped into a 10 Å cell came back with an 8.9 Å C-C
+    # bond and no cell (/work/runs/s14/s14-followups/probe_backmap_wrapped.py). Fails on the old code (checked).
+    from ase.build import molecule
+
+    mol = molecule("CH3CH2OH")
+    mapping = heavy_atom_mapping(mol)
+    bonds = covalent_bonds(mol.numbers, mol.positions)
+    model = CGVAE(mapping, mol.numbers, bonds, n_features=8)
+    whole = mapping.cg_frame(mol)
+    whole.set_cell([10.0, 10.0, 10.0])
+    whole.pbc = True
+    whole.positions += [9.0, 5.0, 5.0]  # whole beads, the first past x = 10 Å
+    out = backmap(model, whole, 2, seed=0)
+    for atoms in out:
+        np.testing.assert_array_equal(atoms.cell[:], whole.cell[:])
+        assert atoms.pbc.all()
+    # the periodic frame gives the same atoms as the same beads without a cell
+    plain = backmap(model, Atoms(whole.get_chemical_symbols(), whole.positions), 2, seed=0)
+    np.testing.assert_array_equal(np.stack([a.positions for a in out]), np.stack([a.positions for a in plain]))
+    assert not plain[0].pbc.any()
+    wrapped = whole.copy()
+    wrapped.wrap()
+    assert wrapped.positions[0, 0] < 1.0  # the frame the old code backmapped as it is
+    with pytest.raises(InputError, match=r"split by the periodic cell boundary \(beads 0 and 1 are bonded across"):
+        backmap(model, wrapped, 1)
+    unbonded = CGVAE(mapping, mol.numbers, n_features=8)
+    with pytest.raises(InputError, match="periodic but no bonds were given"):
+        backmap(unbonded, whole, 1)
+    assert len(backmap(unbonded, Atoms(whole.get_chemical_symbols(), whole.positions), 1)) == 1
 
 
 def test_matrep_backmap_cli(frames, tmp_path):
