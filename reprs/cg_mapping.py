@@ -98,8 +98,9 @@ class CGMapping:
         return self.matrix() @ x
 
     def cg_frame(self, atoms: Atoms) -> Atoms:
-        """The CG frame of ``atoms``: one pseudo-atom per bead, symbol :attr:`bead_symbols`, at its centre."""
-        return Atoms(self.bead_symbols, positions=self.bead_positions(atoms))
+        """The CG frame of ``atoms``: one pseudo-atom per bead, symbol :attr:`bead_symbols`, at its centre,
+        in the cell and with the periodicity of ``atoms`` (a CG RDF or a backmap check needs them)."""
+        return Atoms(self.bead_symbols, positions=self.bead_positions(atoms), cell=atoms.cell, pbc=atoms.pbc)
 
     def check_frame(self, cg: Any, bonds: Any = None) -> np.ndarray:
         """Bead positions ``(n_beads, 3)`` Å of a CG frame, after checking it against the mapping.

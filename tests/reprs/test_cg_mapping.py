@@ -140,6 +140,8 @@ def test_a_periodic_frame_split_by_the_cell_boundary_is_refused():
     whole.pbc = True
     whole.positions += [8.0, 5.0, 5.0]  # a whole molecule reaching past x = 10 Å
     np.testing.assert_allclose(mapping.bead_positions(whole), mapping.bead_positions(whole.positions), atol=1e-12)
+    cg = mapping.cg_frame(whole)  # the CG frame stays in the molecule's periodic cell
+    assert cg.pbc.all() and np.allclose(cg.cell, whole.cell)
     wrapped = whole.copy()
     wrapped.wrap()
     with pytest.raises(InputError, match=r"split by the periodic cell boundary \(atoms \d+ and \d+ are bonded across"):
