@@ -678,6 +678,20 @@ def _multitask_metrics(estimator, graphs: list, y: np.ndarray) -> dict[str, Any]
     return {"tasks": tasks, "mean_over_tasks": means}
 
 
+def _run_representation(run_dir: str | os.PathLike) -> str:
+    """The ``representation`` of a finished run's ``config.json``, the one key prediction reads.
+
+    Not the whole record through :class:`RunConfig`: a record written by an earlier matrep may hold
+    keys that this one refuses in a new config as never read (``split.seed`` beside ``by = 'file'``,
+    refused since 2026-12-07), and they do not change how the trained model reads its inputs.
+    """
+    representation = json.loads((Path(run_dir) / "config.json").read_text()).get("representation",
+                                                                                 RunConfig.representation)
+    if not isinstance(representation, str):
+        raise InputError(f"{str(run_dir)!r}: config.json's representation must be a string, got {representation!r}")
+    return representation
+
+
 def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.PathLike | None = None) -> pd.DataFrame:
     """Predictions (and class probabilities) of a finished run for glycan or SMILES strings.
 
@@ -697,8 +711,7 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
         raise InputError(f"{str(run_dir)!r} is a binding run: it predicts (lectin, glycan) pairs, and matrep predict "
                          "reads glycans alone; load its estimator.pt with learners.estimators.load_estimator and call "
                          "predict(pairs, graphs, sequence_composition(sequences))")
-    representation = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()),
-                                           where="").representation
+    representation = _run_representation(run_dir)
     graphs, failures = build_graphs(representation, list(inputs))
     table = pd.DataFrame({"input": list(inputs), "prediction": None, "error": ""})
     for row, message in failures:
@@ -755,8 +768,7 @@ def predict_file(run_dir: str | os.PathLike, path: str | os.PathLike, *, column:
         except pd.errors.EmptyDataError:
             raise InputError(f"{path} is empty: it needs a header line and one row per input") from None
         if column is None:
-            spec = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()), where="")
-            column = input_column(spec.representation)
+            column = input_column(_run_representation(run_dir))
         if column not in table.columns:
             raise InputError(f"{path} has no column {column!r} (--column); columns: {list(table.columns)}")
         inputs = table[column].astype(str).tolist()

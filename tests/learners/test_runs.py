@@ -516,3 +516,21 @@ def test_clip_norm_false_in_a_toml_config_turns_clipping_off(csv_dataset, tmp_pa
     path.write_text(_toml({**cfg, "trainer": {**cfg["trainer"], "clip_norm": True}}))
     with pytest.raises(ConfigError, match=r"trainer\.clip_norm = true is ambiguous"):
         train_run(path, tmp_path / "run3", progress=False)
+
+
+def test_predict_reads_a_finished_run_whose_record_holds_keys_refused_since(csv_dataset, tmp_path):
+    """A run trained before split.seed beside by = 'file' was refused (2026-12-07) keeps it in its
+    config.json; predicting from it read the whole record and failed on that key (fails on the old code)."""
+    from learners.runs import predict_file
+
+    run = tmp_path / "run"
+    train_run(_config(csv_dataset, epochs=1), run, progress=False)
+    queries = ["Fuc(a1-2)Gal(b1-4)GlcNAc", "Gal(b1-4)GlcNAc"]
+    before = predict_run(run, queries)
+    record = json.loads((run / "config.json").read_text())
+    record["split"] = {"by": "file", "file": str(tmp_path / "split.csv"), "seed": 9}
+    (run / "config.json").write_text(json.dumps(record))
+    pd.testing.assert_frame_equal(predict_run(run, queries), before)
+    table = tmp_path / "q.csv"
+    pd.DataFrame({"glycan": queries}).to_csv(table, index=False)
+    pd.testing.assert_frame_equal(predict_file(run, table), before)
