@@ -445,6 +445,16 @@ def _plot_history(history: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _without_unread(recorded: dict) -> dict:
+    """A run's recorded config without the keys it never read that this matrep refuses: ``split.fractions``
+    and ``split.seed`` beside ``by = 'file'`` (refused since 2026-12-07; a folder written before may record
+    them, and the same run's config now has to leave them out)."""
+    split = recorded.get("split")
+    if isinstance(split, dict) and split.get("by") == "file":
+        return {**recorded, "split": {k: v for k, v in split.items() if k not in ("fractions", "seed")}}
+    return recorded
+
+
 def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config and data.
 
@@ -461,7 +471,7 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     record, digest = run_dir / "config.json", run_dir / "data.sha256"
     if record.is_file():
         try:
-            old = RunConfig.from_config(json.loads(record.read_text()), where="")
+            old = RunConfig.from_config(_without_unread(json.loads(record.read_text())), where="")
         except (ConfigError, ValueError) as err:
             raise InputError(f"{str(run_dir)!r} holds a run whose config.json this matrep cannot read ({err}); "
                              "train into a new run folder") from None

@@ -534,3 +534,21 @@ def test_predict_reads_a_finished_run_whose_record_holds_keys_refused_since(csv_
     table = tmp_path / "q.csv"
     pd.DataFrame({"glycan": queries}).to_csv(table, index=False)
     pd.testing.assert_frame_equal(predict_file(run, table), before)
+
+
+def test_a_run_recorded_with_split_settings_a_split_file_never_read_resumes(csv_dataset, tmp_path):
+    """A folder trained before split.seed / fractions beside by = 'file' were refused may record them; the
+    config without them is the same run and resumes (it was 'a run whose config.json this matrep cannot
+    read': checked on the old code), while a setting the run did read still makes another config."""
+    from learners.splits import write_split_file
+
+    keys = pd.read_csv(csv_dataset)["glycan"].tolist()
+    write_split_file(tmp_path / "s.csv", keys, {"structure": (np.arange(48), np.arange(48, 54), np.arange(54, 60))})
+    cfg = {**_config(csv_dataset, epochs=1), "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
+    first = train_run(cfg, tmp_path / "run", progress=False)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    record["split"].update(seed=9, fractions=[0.5, 0.25, 0.25])
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    assert train_run(cfg, tmp_path / "run", progress=False) == first
+    with pytest.raises(InputError, match="different config"):
+        train_run({**cfg, "trainer": {**cfg["trainer"], "lr": 1e-3}}, tmp_path / "run", progress=False)
