@@ -246,7 +246,12 @@ def _claim(out: Path, cfg: dict, loop: ActiveLearning) -> None:
         old = json.loads(record.read_text())
 
         def core(c):
-            return {**c, "loop": {k: v for k, v in c.get("loop", {}).items() if k != "generations"}}
+            # Another sampler's settings were never read: a record written before they were refused
+            # (2026-12-07) may hold them, and the same run's config now has to leave them out.
+            loop = c.get("loop", {})
+            sampler = loop.get("sampler", LoopConfig.sampler)
+            unread = {k for other, keys in _SAMPLER_KEYS.items() if other != sampler for k in keys}
+            return {**c, "loop": {k: v for k, v in loop.items() if k != "generations" and k not in unread}}
 
         if core(old) != core(cfg):
             raise InputError(f"{str(out)!r} holds an active-learning run of another config; write to a new folder "

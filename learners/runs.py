@@ -445,6 +445,16 @@ def _plot_history(history: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _without_unread(recorded: dict) -> dict:
+    """A run's recorded config without the keys it never read that this matrep refuses: ``split.fractions``
+    and ``split.seed`` beside ``by = 'file'`` (refused since 2026-12-07; a folder written before may record
+    them, and the same run's config now has to leave them out)."""
+    split = recorded.get("split")
+    if isinstance(split, dict) and split.get("by") == "file":
+        return {**recorded, "split": {k: v for k, v in split.items() if k not in ("fractions", "seed")}}
+    return recorded
+
+
 def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     """Write ``config.json`` into a new or empty run folder; accept an existing run of the same config and data.
 
@@ -461,7 +471,7 @@ def _claim(run_dir: Path, spec: RunConfig, cfg: dict, data: str) -> None:
     record, digest = run_dir / "config.json", run_dir / "data.sha256"
     if record.is_file():
         try:
-            old = RunConfig.from_config(json.loads(record.read_text()), where="")
+            old = RunConfig.from_config(_without_unread(json.loads(record.read_text())), where="")
         except (ConfigError, ValueError) as err:
             raise InputError(f"{str(run_dir)!r} holds a run whose config.json this matrep cannot read ({err}); "
                              "train into a new run folder") from None
@@ -678,6 +688,20 @@ def _multitask_metrics(estimator, graphs: list, y: np.ndarray) -> dict[str, Any]
     return {"tasks": tasks, "mean_over_tasks": means}
 
 
+def _run_representation(run_dir: str | os.PathLike) -> str:
+    """The ``representation`` of a finished run's ``config.json``, the one key prediction reads.
+
+    Not the whole record through :class:`RunConfig`: a record written by an earlier matrep may hold
+    keys that this one refuses in a new config as never read (``split.seed`` beside ``by = 'file'``,
+    refused since 2026-12-07), and they do not change how the trained model reads its inputs.
+    """
+    representation = json.loads((Path(run_dir) / "config.json").read_text()).get("representation",
+                                                                                 RunConfig.representation)
+    if not isinstance(representation, str):
+        raise InputError(f"{str(run_dir)!r}: config.json's representation must be a string, got {representation!r}")
+    return representation
+
+
 def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.PathLike | None = None) -> pd.DataFrame:
     """Predictions (and class probabilities) of a finished run for glycan or SMILES strings.
 
@@ -697,8 +721,7 @@ def predict_run(run_dir: str | os.PathLike, inputs: list[str], output: str | os.
         raise InputError(f"{str(run_dir)!r} is a binding run: it predicts (lectin, glycan) pairs, and matrep predict "
                          "reads glycans alone; load its estimator.pt with learners.estimators.load_estimator and call "
                          "predict(pairs, graphs, sequence_composition(sequences))")
-    representation = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()),
-                                           where="").representation
+    representation = _run_representation(run_dir)
     graphs, failures = build_graphs(representation, list(inputs))
     table = pd.DataFrame({"input": list(inputs), "prediction": None, "error": ""})
     for row, message in failures:
@@ -755,8 +778,7 @@ def predict_file(run_dir: str | os.PathLike, path: str | os.PathLike, *, column:
         except pd.errors.EmptyDataError:
             raise InputError(f"{path} is empty: it needs a header line and one row per input") from None
         if column is None:
-            spec = RunConfig.from_config(json.loads((Path(run_dir) / "config.json").read_text()), where="")
-            column = input_column(spec.representation)
+            column = input_column(_run_representation(run_dir))
         if column not in table.columns:
             raise InputError(f"{path} has no column {column!r} (--column); columns: {list(table.columns)}")
         inputs = table[column].astype(str).tolist()

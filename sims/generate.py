@@ -166,8 +166,16 @@ def _parse(cfg: Mapping[str, Any]) -> SimulationConfig:
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
-    """SHA-256 of the config's content (without the folder it was read from), stored with every frame."""
+    """SHA-256 of the config's content (without the folder it was read from), stored with every frame.
+
+    An ``nn`` potential's ``compiled`` key stays out: it says how the same weights are evaluated
+    (forces equal to round-off), not what is simulated, so a run started eager resumes compiled and
+    a compiled run reads back without it (with it hashed, either was refused as another config).
+    """
     content = {k: v for k, v in cfg.items() if k != "_base"}
+    potential = content.get("potential")
+    if isinstance(potential, Mapping) and "compiled" in potential:
+        content["potential"] = {k: v for k, v in potential.items() if k != "compiled"}
     return content_hash(content)
 
 

@@ -226,3 +226,23 @@ def test_clip_norm_false_turns_clipping_off(frames):
     cfg["trainer"]["clip_norm"] = False
     spec = ActiveConfig.from_config(tomllib.loads(_toml(cfg)))
     assert spec.trainer.given()["clip_norm"] is None and "clip_norm" not in ActiveConfig.from_config(config(frames)).trainer.given()
+
+
+def test_a_run_recorded_with_another_samplers_settings_resumes(frames, tmp_path, capsys):
+    """A folder written before another sampler's [loop] settings were refused may record them (kT beside
+    sampler = 'random': accepted and never read). The config without them is the same run: it resumed
+    as 'another config' before (checked on the old code), and with them the config is refused."""
+    path, out = tmp_path / "al.toml", tmp_path / "out"
+    quick = {**config(frames), "trainer": {"epochs": 2, "batch_size": 8, "lr": 5e-3}}
+    path.write_text(_toml(quick))
+    assert main(["active", str(path), "-o", str(out), "--quiet"]) in (None, 0)
+    first = json.loads(capsys.readouterr().out)
+    record = json.loads((out / "config.json").read_text())
+    record["loop"]["kT"] = 0.05
+    (out / "config.json").write_text(json.dumps(record))
+    assert main(["active", str(path), "-o", str(out), "--quiet"]) in (None, 0)
+    assert json.loads(capsys.readouterr().out)["forces_mae"] == pytest.approx(first["forces_mae"], rel=1e-12)
+    # A setting the recorded sampler reads still makes another config.
+    path.write_text(_toml({**quick, "loop": {**quick["loop"], "displacement": 0.07}}))
+    assert main(["active", str(path), "-o", str(out), "--quiet"]) == 2
+    assert "another config" in capsys.readouterr().err

@@ -185,3 +185,31 @@ def test_config_loads_a_compiled_committee_in_eval_mode(tmp_path, monkeypatch):
     assert calls == [loaded.models[0]]
     with pytest.raises(InputError, match="compiled must be true or false"):
         potential_from_config({"path": "c.pt", "compiled": "yes"}, base=tmp_path)
+
+
+def test_a_run_resumes_and_reads_back_with_compiled_switched(tmp_path):
+    """``compiled`` says how the same weights are evaluated, not what is simulated: a run of
+    ``sims.generate`` stays one run with it switched on or off (it was 'a different config': an eager
+    run could not be resumed compiled, and a compiled one not read back without it)."""
+    from ase.io import write
+
+    from learners.potentials import save_potential
+    from reprs.fileio import read_frames
+    from sims.generate import config_hash, generate
+
+    save_potential(PaiNN(cutoff=3.0, n_features=4, n_rbf=4, n_interactions=1, seed=0), tmp_path / "m.pt")
+    write(tmp_path / "start.extxyz", bulk("Cu", "fcc", a=3.6, cubic=True))
+    cfg = {"seed": 0, "_base": str(tmp_path), "system": {"builder": "file", "path": "start.extxyz"},
+           "potential": {"kind": "nn", "path": "m.pt"}, "md": {"dtype": "float32"},
+           "stages": [{"ensemble": "langevin", "timestep": 1.0, "temperature": 300.0, "friction": 0.02,
+                       "steps": 4, "sample_every": 2}],
+           "output": {"path": "run.extxyz", "checkpoint_every": 2}}
+    path = generate(cfg)
+    frames = read_frames(path)
+    compiled = {**cfg, "potential": {**cfg["potential"], "compiled": True}}
+    assert config_hash(compiled) == config_hash(cfg)
+    again = read_frames(generate(compiled))  # finished: read back, nothing compiled or run
+    assert len(again) == len(frames) == 2
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, frames))
+    # Another setting still makes another config.
+    assert config_hash({**cfg, "potential": {**cfg["potential"], "path": "n.pt"}}) != config_hash(cfg)

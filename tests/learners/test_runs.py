@@ -516,3 +516,39 @@ def test_clip_norm_false_in_a_toml_config_turns_clipping_off(csv_dataset, tmp_pa
     path.write_text(_toml({**cfg, "trainer": {**cfg["trainer"], "clip_norm": True}}))
     with pytest.raises(ConfigError, match=r"trainer\.clip_norm = true is ambiguous"):
         train_run(path, tmp_path / "run3", progress=False)
+
+
+def test_predict_reads_a_finished_run_whose_record_holds_keys_refused_since(csv_dataset, tmp_path):
+    """A run trained before split.seed beside by = 'file' was refused (2026-12-07) keeps it in its
+    config.json; predicting from it read the whole record and failed on that key (fails on the old code)."""
+    from learners.runs import predict_file
+
+    run = tmp_path / "run"
+    train_run(_config(csv_dataset, epochs=1), run, progress=False)
+    queries = ["Fuc(a1-2)Gal(b1-4)GlcNAc", "Gal(b1-4)GlcNAc"]
+    before = predict_run(run, queries)
+    record = json.loads((run / "config.json").read_text())
+    record["split"] = {"by": "file", "file": str(tmp_path / "split.csv"), "seed": 9}
+    (run / "config.json").write_text(json.dumps(record))
+    pd.testing.assert_frame_equal(predict_run(run, queries), before)
+    table = tmp_path / "q.csv"
+    pd.DataFrame({"glycan": queries}).to_csv(table, index=False)
+    pd.testing.assert_frame_equal(predict_file(run, table), before)
+
+
+def test_a_run_recorded_with_split_settings_a_split_file_never_read_resumes(csv_dataset, tmp_path):
+    """A folder trained before split.seed / fractions beside by = 'file' were refused may record them; the
+    config without them is the same run and resumes (it was 'a run whose config.json this matrep cannot
+    read': checked on the old code), while a setting the run did read still makes another config."""
+    from learners.splits import write_split_file
+
+    keys = pd.read_csv(csv_dataset)["glycan"].tolist()
+    write_split_file(tmp_path / "s.csv", keys, {"structure": (np.arange(48), np.arange(48, 54), np.arange(54, 60))})
+    cfg = {**_config(csv_dataset, epochs=1), "split": {"by": "file", "file": str(tmp_path / "s.csv")}}
+    first = train_run(cfg, tmp_path / "run", progress=False)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    record["split"].update(seed=9, fractions=[0.5, 0.25, 0.25])
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    assert train_run(cfg, tmp_path / "run", progress=False) == first
+    with pytest.raises(InputError, match="different config"):
+        train_run({**cfg, "trainer": {**cfg["trainer"], "lr": 1e-3}}, tmp_path / "run", progress=False)
