@@ -41,7 +41,7 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from learners.active_config import SAMPLER_SETTINGS, foreign_sampler_setting
+from learners.samplers import SAMPLER_SETTINGS, foreign_sampler_setting
 from learners.adversarial import _check_kT, attack
 from learners.data import data_digest
 from learners.errors import InputError, InputTypeError
@@ -187,7 +187,7 @@ class ActiveLearning:
         Å, of the random sampler; default 0.05.
 
         Each sampler reads its own settings only: another sampler's, given, is refused (the rule of
-        ``matrep active`` configs, :func:`learners.active_config.foreign_sampler_setting`).
+        ``matrep active`` configs, :func:`learners.samplers.foreign_sampler_setting`).
     trainer : Trainer, optional
         Trains each member (default ``Trainer(epochs=100, batch_size=16, lr=5e-3, eval_grad=True)``).
     loss : PotentialLoss, optional

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from learners.errors import InputError
 from learners.runs import TrainerConfig
+from learners.samplers import SAMPLER_SETTINGS, foreign_sampler_setting
 from reprs.config import Schema, check_keys, config_file, describe, load_toml
 from reprs.errors import ConfigError
 from reprs.fileio import atomic_write, read_frames, save_figure
@@ -121,26 +122,6 @@ class LossConfig(Schema):
     TABLE = "loss"
     w_energy: float = 1.0
     w_forces: float = 1.0
-
-
-#: The settings that only one sampler reads (:meth:`learners.active.ActiveLearning._sample`), with
-#: their defaults. Here, not in :mod:`learners.active`, so that checking a config imports no torch.
-SAMPLER_SETTINGS = {"adversarial": {"kT": 0.1, "attack_steps": 30, "attack_lr": 1e-2},
-                    "md": {"temperature": 300.0, "md_steps": 20, "timestep": 1.0},
-                    "random": {"displacement": 0.05}}
-
-
-def foreign_sampler_setting(sampler: str, given: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The first setting of ``given`` (name: value, None meaning not given) that another sampler than
-    ``sampler`` reads, with that sampler; None if there is none. Such a setting was accepted and never
-    read (sampler = 'random' with attack_steps = 500, kT = 5, md_steps = 1000, temperature = 5000 gave
-    bit-identical candidates)."""
-    for owner, defaults in SAMPLER_SETTINGS.items():
-        if owner != sampler:
-            for name in defaults:
-                if given.get(name) is not None:
-                    return name, owner
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +231,7 @@ def _claim(out: Path, cfg: dict, loop: ActiveLearning) -> None:
             # (2026-12-07) may hold them, and the same run's config now has to leave them out.
             loop = c.get("loop", {})
             sampler = loop.get("sampler", LoopConfig.sampler)
-            unread = {k for other, keys in _SAMPLER_KEYS.items() if other != sampler for k in keys}
+            unread = {k for other, keys in SAMPLER_SETTINGS.items() if other != sampler for k in keys}
             return {**c, "loop": {k: v for k, v in loop.items() if k != "generations" and k not in unread}}
 
         if core(old) != core(cfg):
