@@ -49,324 +49,99 @@ learning relabelled (``active_labels.extxyz``), ``transport.csv``,
 stages are read back, unfinished MD continues from its last checkpoint.
 
 Run: ``OMP_NUM_THREADS=1 python examples/lgps_transport.py --quick -o lgps_quick`` (20-60 min on a shared
-core), ``--mode medium`` (quick's students, rounds and production on a teacher set about 7 times
-quick's: 4 CHGNet runs of 1500 steps at 300-1200 K and 20 strained frames; about 2 h, estimated from
-its measured pieces, not run end to end) or without either for the full protocol.
+core; checks that the pipeline runs, its student is not physical above 600 K), ``--mode medium -o
+lgps_medium`` (80 min on one core, below: the smallest budget whose student keeps CHGNet's contact
+statistics at 900 K), or without either for the full protocol (not run: see the end). Longer production
+on a finished run: ``--mode medium -o lgps_medium --production-ps 20 --compiled --dask 2`` reads the
+teacher frames, students and rounds back and writes ``production_<T>K_20ps.db`` beside the mode's runs.
+The record of the earlier runs (quick mode, the ZBL prior, the high-temperature hole, the teacher data
+volume) is in ``docs/lgps_transport.md``.
 
 Results
 -------
-Teacher data volume (session 13, 7 Dec 2026 19:22-20:45, 1 torch thread under ``nice -n 5``, load
-average 2-6.5 from other jobs; scripts outside the repository, /work/runs/s13/lgps/). The question:
-is quick's teacher set (34 frames) what keeps the student unphysical above 600 K? Teacher: the full
-mode's CHGNet runs (its exact ``sims.generate`` configs in /work/runs/lgps_full, so
-``lgps_transport.py -o /work/runs/lgps_full`` resumes them), run 500 steps at a time in turn on one
-core, 0.16 s per step at load 2 and 0.25-0.5 s at load 5-6; stopped at 20:03 with 600/900/1200 K at
-1500 of their 2500 sampled steps (60 frames each, 50 fs apart), 300 K at 1000 (40 frames), the
-held-out 900 K run (seed 1) at 500 (20 frames), plus the full mode's 20 strained frames: 240
-training frames, 7 times quick's. Student: a K = 2 committee of PaiNN 16 / 2 built and trained as
-:func:`train_students` does (float64, 5 Å, ZBL, seeds 0 and 1, ``_trainer``/``_loss``: w_F = 10
-w_E), 40 epochs (1200 optimiser steps per member against quick's 500; 668 s for both at load 5), no
-active learning. The quick-set committee was retrained the same way for comparison (100 epochs, 425
-s; it reproduces the "ZBL, no AL" row of the table further down to the 0.01 Å).
+Medium mode, end to end (7 Dec 2026, sessions 13-14; 1 torch thread, 2 cores shared with other jobs,
+load 2-6; interrupted after the teacher stage and resumed from its checkpoints on a later commit):
+teacher 2247 s, students 796 s, active learning 1398 s, production 273 s (1 ps at each temperature),
+vibrations 67 s: 80 min.
 
-* Held-out (the full held-out run's 20 frames): forces 0.066 eV/Å, energy 1.8 meV/atom, bias 0.0
-  (quick set: 0.117 eV/Å, 6.2 meV/atom, bias -5.5); on quick's held-out frames 0.053 eV/Å and 2.3
-  (+2.3) against the quick set's 0.090 and 2.8 (+2.0).
-* Training fit: energy MAE 1.7 / 2.2 / 2.5 / 3.5 meV/atom at 300 / 600 / 900 / 1200 K (mean signed
-  +1.3 / +1.6 / +0.3 / -2.3), strained 9.6 (-1.9); forces 0.041-0.079 eV/Å. The frames are fit.
-* MD on the 200-atom supercell, quick production's protocol (0.2 ps Langevin + 1.0 ps Nose-Hoover
-  from the unrelaxed cell, seed 0, a frame every 10 fs). Besides the shortest contact over the run
-  (an extreme value that grows with the number of atoms and frames looked at), the share of S atoms
-  whose nearest S is under 2.5 Å, of Li whose nearest S is under 2.0 Å and of Li whose nearest Li
-  is under 2.0 Å (per mille, pooled over frames: independent of the cell size), the share of frames
-  past the committee's 200-atom threshold, and CHGNet on 10 of the frames (forces MAE eV/Å, mean
-  signed energy error meV/atom):
+* Teacher: CHGNet 0.3.0 Langevin MD of the 50-atom cell, 1500 sampled steps (3 ps) at 300, 600, 900
+  and 1200 K, a frame every 25 steps, plus 20 rattled cells strained by -3 to +3 %: 260 training frames;
+  a second 900 K run (another seed) gives 60 held-out frames.
+* Students (held-out frames; 40 epochs): PaiNN 16 / 2 forces MAE 0.067 eV/Å (mean |F| 0.454), energy
+  2.3 meV/atom, 1.07e4 atom-steps/s on 200 atoms; PaiNN 32 / 2 0.059 eV/Å, 1.7 meV/atom, 4.5e3
+  atom-steps/s. The K = 2 committee of the small size drives everything after: 0.064 eV/Å, 2.0 meV/atom.
+* Active learning (the production supercell and protocol, 0.2 ps Langevin + 1 ps Nose-Hoover): 900 K,
+  21 of 50 frames past 0.262 eV/Å, 2 with a contact under 0.9 x the teacher's shortest (Li-Li 1.69 Å);
+  750 K, 32 of 50 past 0.228, none short; 600 K, 12 of 50 past 0.206, none short; 3 frames relabelled a
+  round. Held-out 0.064 -> 0.063 eV/Å, 2.0 -> 1.8 meV/atom: no energy shift (the quick mode's rounds
+  left +7 to +11 meV/atom); the committee's own 900 K MD of the unit cell, labelled by CHGNet, 0.075 ->
+  0.074 eV/Å, 3.8 -> 3.5 meV/atom. Production threshold 0.192 eV/Å (200 atoms).
+* Production, 1 ps at each temperature (analysed with the code of session 14: displacements relative to
+  the Ge-P-S framework; errors from the all-origins MSD covariance; diffusivities in cm^2/s; contacts
+  as shares of atoms per mille, see :data:`CONTACT_SHARE_CUTOFFS`):
 
-  | MD | T (K) | shortest S-S / Li-S / Li-Li (Å) | S-S < 2.5 / Li-S / Li-Li < 2.0 (‰) | past | CHGNet on it |
-  |---|---|---|---|---|---|
-  | quick set, no AL | 900 | 1.77 / 1.90 / 1.80 | 224 / 8.1 / 2.2 | 94 % of 0.696 | 0.320, -107 |
-  | full set (240 frames), no AL | 900 | 2.33 / 1.79 / 1.86 | 2.7 / 9.5 / 1.8 | 24 % of 0.362 | 0.096, -15.7 |
-  | same | 750 | 2.53 / 1.86 / 1.88 | 0.0 / 3.6 / 0.8 | 2 % | 0.070, -4.5 |
-  | same | 600 | 2.75 / 1.93 / 1.99 | 0.0 / 1.5 / 0.5 | 6 % | 0.058, -2.9 |
-  | 34 frames from the long runs, no AL | 900 | 1.82 / 1.88 / 1.84 | 165 / 4.9 / 2.8 | 100 % of 0.327 | 0.300, -132 |
-  | same | 750 | 1.77 / 1.86 / 1.78 | 65 / 3.2 / 1.8 | 92 % | 0.224, -86 |
-  | 64 frames from the long runs, no AL | 900 | 1.77 / 1.88 / 1.71 | 11.9 / 8.4 / 1.2 | 60 % of 0.358 | 0.116, -17.5 |
-  | quick set + 20 labels (round 5 below) | 900 | 2.48 / 1.90 / 1.88 | 0.2 / 4.8 / 0.8 | 51 % of 0.320 | labels 17.5 under |
-  | fourth run's production (9 labels, relaxed start) | 600 | 2.43 / 1.95 / 2.17 | 0.6 / 1.1 / 0 | 75 % | labels 30 under |
-  | same | 750 | 2.40 / 1.87 / 1.90 | 1.7 / 2.5 / 0.5 | 87 % | |
-  | same | 900 | 2.39 / 1.85 / 1.92 | 5.8 / 9.6 / 0.8 | 100 % | |
-  | CHGNet, the same MD on 200 atoms (500 s) | 900 | 2.46 / 1.90 / 1.90 | 0.8 / 8.6 / 1.2 | - | - |
-  | same (306 s) | 750 | 2.55 / 1.93 / 1.99 | 0.0 / 4.0 / 0.2 | - | - |
-  | CHGNet teacher runs (50 atoms, 60 frames) | 600 | 2.62 / 1.97 / 2.21 | 0 / 4.2 / 0 | - | - |
-  | same | 900 | 2.36 / 1.84 / 2.12 | 2.8 / 8.3 / 0 | - | - |
-  | same | 1200 | 2.22 / 1.88 / 1.93 | 4.2 / 26.7 / 1.7 | - | - |
-  | CHGNet quick teacher runs (10 frames) | 600 | 2.90 / 1.99 / 2.31 | 0 / 10 / 0 | - | - |
-  | same | 900 | 2.85 / 1.97 / 2.17 | 0 / 10 / 0 | - | - |
-  | same | 1200 | 2.79 / 1.96 / 1.97 | 0 / 25 / 10 | - | - |
-
-Answer: yes, teacher data volume. Without a single active-learning label the 240-frame student's 900 K
-MD has CHGNet's contact statistics (S-S under 2.5 Å 2.7 ‰ against CHGNet's 0.8 ‰ on 200 atoms and 2.8
-‰ on 50; Li-S 9.5 against 8.6 ‰; Li-Li 1.8 against 1.2 ‰; its single shortest contacts stay a little
-under CHGNet's over the same MD: S-S 2.33 against 2.46, Li-S 1.79 against 1.90 Å), and at 750 K too
-(0.0 / 3.6 / 0.8 ‰ against CHGNet's 0.0 / 4.0 / 0.2 on 200 atoms), where the quick set's puts 22 % of
-S atoms under 2.5 Å; its spread falls (mean largest 0.31 against 1.11 eV/Å), CHGNet's energy of its
-own frames is 15.7 meV/atom above its prediction at 900 K (quick set: 107; the labelled quick
-committees' labels: 17.5-30) and 2.9-4.5 at 600-750 K, and held-out errors fall (0.066 eV/Å, no energy
-shift). The count of frames, not their spread over longer runs: 34 frames drawn evenly from the same
-runs (10 per temperature from their 1500 steps, one per strain; 100 epochs, 126 s) bring quick's hole
-back (the "34 frames from the long runs" rows; held-out 0.101 eV/Å, 3.8 meV/atom; training fit 3.0 /
-5.2 / 6.2 meV/atom at 600 / 900 / 1200 K). Twice quick's count (20 per temperature, 64 frames, 100
-epochs, 312 s) is not enough either: held-out 0.076 eV/Å and 2.3 meV/atom, CHGNet 17.5 meV/atom above
-it on its 900 K frames, but 11.9 ‰ of S under 2.5 Å and S-S down to 1.77 Å. So the quick mode cannot
-be made physical by a larger teacher set and stay minutes-scale: 240 frames cost about 40 min of
-CHGNet MD at load 5 (0.16-0.5 s per step) and 11 min of training (each row above is one trajectory;
-the 34- and 64-frame sets had 500 and 800 optimiser steps per member, the 240-frame set 1200). Second
-finding: the teacher contacts this docstring measured every student against (S-S >= 2.68, Li-S >= 1.96
-Å) come from quick's 30 frames of 0.2 ps runs; CHGNet's own MD reaches S-S 2.36 Å (900 K) and 2.22 Å
-(1200 K) on 50 atoms within 3 ps, and 2.46 Å, Li-S 1.90 Å on 200 atoms at 900 K in 1.2 ps, so shortest
-contacts of 2.3-2.5 Å at 750-900 K are not by themselves unphysical, and the contact rule of
-:func:`active_learning` (0.9 times the teacher frames' shortest: 2.40 Å for S-S in quick mode)
-relabels frames CHGNet itself visits. By the per-atom statistics the labelled quick committees were
-already close to CHGNet's contacts at 900 K (round 5: 0.2 ‰; fourth run: 5.8 ‰); what the data volume
-fixes beyond them is the energy of those configurations (15.7 against 17.5-30 meV/atom under CHGNet)
-and the spread (24 % of frames past the threshold against 51-100 %). The full mode's teacher set was
-finished afterwards (20:57; about 58 min of one core in all, load 1-6.5): /work/runs/lgps_full holds
-all 420 training and 100 held-out frames, which :func:`teacher_frames` reads back in 1 s. Not
-measured: a student on those 420 frames, 100 or 200 epochs, K = 3, more than one seed per MD, CHGNet's
-200-atom MD at 600 K, active learning or production on this student. ``--mode medium`` is this
-student's recipe (teacher runs of 1500 steps at 300-1200 K, 20 strained frames, 40 epochs) with
-quick's rounds and production; it was not run end to end (time): its pieces suggest about 2 h on one
-core (teacher about 25-50 min, students 20-30 min, rounds 30-45 min at this load).
-
-Quick mode with the code as it is now (fourth run, rounds on the supercell; 7 Dec 2026 16:43-17:39,
-from nothing, ``nice -n 5``, 1 torch thread on 2 cores shared with other long jobs, load average
-4-6.5): 56 min wall: teacher 202 s, students 677 s, active learning 1786 s, production 570 s,
-vibrations 87 s. The stages that did the same work as in the third run below ran 2.6-3.1 times
-slower than there (students 677 s against 231 s; vibrations 1.4 times), so at that run's load
-this one would take about 20 min (scaled, not measured); the rounds' retraining is most of it (354, 447 and 659 s: each 200-atom label adds four unit cells' worth of
-atoms to every later training). Rounds (200 atoms, 0.2 ps Langevin + 1.0 ps Nose-Hoover, a frame
-every 20 fs): 900 K, 50 of 50 frames past 0.359 eV/Å and 47 with a contact under 0.9 x the
-teacher's shortest (S-S 1.80 Å); 750 K, 36 past 0.393, 2 short (S-S 2.37 Å); 600 K, 7 past
-0.352, none short (S-S 2.55 Å); 3 frames relabelled each round (9 in all; CHGNet single points of
-200 atoms 1.6-2.1 s each). Held-out forces 0.090 -> 0.076 eV/Å, energy 2.8 -> 7.3 meV/atom (a
-shift: +7.3, see below); the committee's own 900 K MD of the unit cell 0.160 -> 0.114 eV/Å, 22.5
--> 9.7 meV/atom, S-S 2.14 -> 2.54 Å; production threshold 0.260 eV/Å (200 atoms).
-
-  | T (K) | D* (cm^2/s) | D*_ab | past threshold | shortest S-S / Li-S / Li-Li (Å) | sigma^A all / Li |
-  |---|---|---|---|---|---|
-  | 300 | 3.5e-5 ± 0.4e-5 | 3.5e-5 ± 0.5e-5 | 12 % | 2.88 / 2.06 / 2.30 | 2.1 / 3.0 |
-  | 360 | 2.7e-5 ± 0.5e-5 | 2.8e-5 ± 0.6e-5 | 11 % | 2.62 / 2.02 / 2.24 | 2.2 / 3.3 |
-  | 450 | 4.5e-5 ± 0.6e-5 | 3.8e-5 ± 0.7e-5 | 28 % | 2.66 / 1.96 / 2.11 | 2.2 / 3.4 |
-  | 600 | 6.4e-5 ± 0.8e-5 | 5.1e-5 ± 1.0e-5 | 75 % | 2.43 / 1.95 / 2.17 | 3.4 / 4.5 |
-  | 750 | 1.10e-4 ± 0.11e-4 | 1.13e-4 ± 0.13e-4 | 87 % | 2.40 / 1.87 / 1.90 | 3.5 / 5.4 |
-  | 900 | 1.20e-4 ± 0.13e-4 | 1.13e-4 ± 0.15e-4 | 100 % | 2.39 / 1.85 / 1.92 | 5.5 / 5.4 |
-
-  Ea(D*_ab) = 0.052 ± 0.006 eV; with a bend fixed at 400 K, -0.032 ± 0.029 eV below and 0.098 ±
-  0.017 eV above (F-test p = 0.061). Not the physical student the rounds were for: at 600-900 K
-  S-S still reaches 2.39-2.43 Å (CHGNet >= 2.68), Li-S 1.85-1.87 Å at 750-900 K (CHGNet >= 1.96),
-  only Li-Li stays at CHGNet's 1.9 Å; against the third run (50-atom rounds, 20 labels: S-S
-  2.34-2.55, Li-S 1.89-1.92, Li-Li 1.78-2.03 Å at 600-900 K) Li-Li improved at 900 K (1.92 against
-  1.78 Å), S-S did not, and 360-450 K got worse (S-S 2.62-2.66 against 2.74-2.83 Å; 11-28 % past
-  a threshold of 0.260 eV/Å against 4-8 % past 0.290). Why: 9 labels,
-  and 900 K sampled only in round 1, by the untrained committee; the loop stopped after 3 rounds
-  with the 600 K round still 7 of 50 past the threshold. The relabelled frames are not learnt:
-  the final committee puts them 30 ± 20 meV/atom under their CHGNet energies (the teacher frames
-  +4 to +8 above theirs), so the hole is still there. More rounds cycling back to 900 K, more
-  labels per round and a larger student are what is left to try. One more round by hand
-  (round 4, 900 K, from this run's committee: 50 of 50 frames past 0.260 eV/Å, 5 short, S-S 2.25
-  Å; 3 labels, retraining 565 s) gave held-out 0.075 eV/Å and 7.9 meV/atom (+7.9 shift), and its
-  900 K MD on 200 atoms (production protocol from the unrelaxed supercell, seed 0) S-S 2.43, Li-S
-  1.80, Li-Li 1.81 Å, 82 % past 0.320 eV/Å: no better; not run further here (time).
-  Round 5 by hand (7 Dec 2026 18:02-18:36, 1 torch thread, load average 2.3-4.4;
-  /work/runs/s12/lgps2/exp.py, not in the repository): 8 labels from round 4's 900 K MD (the most
-  uncertain, 100 fs apart; none under the contact margin), 20 labels in all, K = 2 committees
-  retrained from scratch, then the same 900 K MD check. PaiNN 16 / 2 (720 s of training):
-  held-out 0.068 eV/Å, 11.2 meV/atom (+11.2 shift), the 20 labels still 17.5 ± 10.7 meV/atom under
-  CHGNet; 900 K S-S / Li-S / Li-Li 2.48 / 1.90 / 1.88 Å, 51 % past 0.320 eV/Å. PaiNN 32 / 2 (1125 s):
-  0.065 eV/Å, 7.8 meV/atom (+7.8), labels 13.1 ± 8.1 under; 2.51 / 1.79 / 1.85 Å, 45 % past 0.267.
-  More 900 K labels move S-S up a little (2.43 -> 2.48-2.51 Å), the larger student fits the labels
-  somewhat better but its Li-S is no better; neither reaches CHGNet's contacts (S-S >= 2.68, Li-S >=
-  1.96 Å), one trajectory each, so not a default change (8 labels a round would make each quick
-  round's retraining about twice as long). Round 6 was not run (time).
-
-Third run (rounds on the 50-atom cell, ``--al-cell unit`` now; 7 Dec 2026 15:38-15:58, from
-nothing, 1 torch thread, load average about 3 from other jobs): 19.6 min wall (942 s CPU): teacher 65 s, students
-231 s, active learning 442 s (3 rounds: 6, 2 and 14 of 20 frames past the threshold, 0, 2 and 9
-with contacts under 0.9 x the teacher's shortest; 20 frames relabelled), production 217 s (from the
-relaxed supercell), vibrations 64 s. Held-out forces 0.090 -> 0.073 eV/Å, energy 2.8 -> 7.8
-meV/atom; the committee's own 900 K MD (CHGNet-labelled) 0.160 -> 0.106 eV/Å, 22.5 -> 7.2
-meV/atom, shortest S-S 2.14 -> 2.45 Å; production threshold 0.290 eV/Å (200 atoms).
-
-  | T (K) | D* (cm^2/s) | D*_ab | D_sigma | past threshold | shortest S-S / Li-S / Li-Li (Å) | sigma^A all / Li |
+  | T (K) | D* | D*_ab | D*_c | D_sigma | past threshold | S-S < 2.5 / Li-S, Li-Li < 2.0 Å (‰) |
   |---|---|---|---|---|---|---|
-  | 300 | 2.7e-5 ± 0.4e-5 | 2.4e-5 ± 0.4e-5 | 4.2e-5 ± 1.9e-5 | 1 % | 2.92 / 2.07 / 2.31 | 2.2 / 3.4 |
-  | 360 | 2.8e-5 ± 0.4e-5 | 2.4e-5 ± 0.5e-5 | 3.8e-5 ± 3.5e-5 | 4 % | 2.83 / 2.03 / 2.18 | 2.4 / 3.7 |
-  | 450 | 4.2e-5 ± 0.6e-5 | 3.8e-5 ± 0.6e-5 | 1.1e-5 ± 5.0e-5 | 8 % | 2.74 / 2.02 / 2.22 | 2.3 / 3.7 |
-  | 600 | 6.5e-5 ± 0.8e-5 | 5.0e-5 ± 0.9e-5 | 0.5e-5 ± 6.9e-5 | 49 % | 2.49 / 1.90 / 2.03 | 3.2 / 4.4 |
-  | 750 | 9.2e-5 ± 1.1e-5 | 7.8e-5 ± 1.2e-5 | 2.1e-5 ± 12e-5 | 68 % | 2.55 / 1.92 / 1.98 | 4.1 / 5.6 |
-  | 900 | 1.51e-4 ± 0.13e-4 | 1.39e-4 ± 0.16e-4 | 3.5e-4 ± 1.2e-4 | 94 % | 2.34 / 1.89 / 1.78 | 5.5 / 6.8 |
+  | 300 | 2.9e-5 ± 0.5e-5 | 2.4e-5 ± 0.6e-5 | 3.9e-5 ± 1.0e-5 | 2.1e-5 ± 6.1e-5 | 0 % | 0.0 / 0.0 / 0.0 |
+  | 360 | 3.4e-5 ± 0.6e-5 | 2.3e-5 ± 0.7e-5 | 5.5e-5 ± 1.2e-5 | 1.1e-4 ± 0.7e-4 | 0 % | 0.0 / 0.1 / 0.0 |
+  | 450 | 2.5e-5 ± 0.7e-5 | 2.1e-5 ± 0.8e-5 | 3.2e-5 ± 1.2e-5 | 1.6e-5 ± 4.9e-5 | 1 % | 0.0 / 0.1 / 0.0 |
+  | 600 | 6.5e-5 ± 1.0e-5 | 5.2e-5 ± 1.1e-5 | 9.0e-5 ± 2.1e-5 | 1.0e-4 ± 0.8e-4 | 14 % | 0.0 / 1.8 / 0.0 |
+  | 750 | 7.3e-5 ± 1.3e-5 | 5.5e-5 ± 1.4e-5 | 1.1e-4 ± 0.3e-4 | 3.2e-5 ± 11e-5 | 34 % | 0.0 / 4.4 / 0.2 |
+  | 900 | 1.42e-4 ± 0.16e-4 | 1.36e-4 ± 0.20e-4 | 1.55e-4 ± 0.29e-4 | 3.8e-4 ± 2.5e-4 | 50 % | 2.5 / 6.5 / 0.8 |
 
-  Ea(D*_ab) = 0.071 ± 0.007 eV; with a bend fixed at 400 K, 0.000 ± 0.036 eV below and 0.101 ±
-  0.018 eV above (F-test p = 0.13). Up to 450 K the student now stays physical (S-S >= 2.74 Å);
-  from 600 K S-S reaches 2.3-2.5 Å (CHGNet: >= 2.68 Å). The caveats below (vibrational fit window,
-  unconverged diffusivities, an unreliable harmonic model) apply unchanged. The two earlier runs:
+  CHGNet's own MD of the same 200 atoms (1.2 ps, session 13): 0.8 / 8.6 / 1.2 ‰ at 900 K, 0.0 / 4.0 /
+  0.2 ‰ at 750 K; the quick mode's student 224 ‰ S-S at 900 K. This student is physical by that
+  measure at every temperature, the first here. A 1 ps run is vibrational (fit window 0.1-0.5 ps):
+  these D are the growth of the Li rattling amplitude, not hopping (Arrhenius slope 0.062 ± 0.014 eV
+  for D*, 0.070 ± 0.018 eV for D*_ab; a bend at 400 K not significant, p = 0.10).
 
-Quick mode, 7 Dec 2026 (second run: ZBL prior, multi-round loop), from nothing, 1 torch thread on
-2 shared cores (load average 3.5-7.5 from other jobs), under ``nice``: 33.3 min wall (876 s CPU,
-43 % of a core): CHGNet teacher 337 s (4 Langevin runs of 120 steps at 600/900/1200 K and a
-held-out 900 K run, 10 frames each, plus 4 strained frames), students 839 s, active learning 424 s,
-production 366 s (6 x 600 steps). The first run (same day, no repulsion, one round) took 26.4 min
-at a lower load; its numbers are given as "first run" below.
+* Production, 20 ps at each temperature (``--production-ps 20 --compiled --dask 2`` on the same folder,
+  session 14: 3102 s for the six runs on two Dask workers, load 3-6; same analysis and units):
 
-* Students on the held-out 900 K trajectory (34 training frames, 100 epochs, w_F = 10 w_E, ZBL):
-  PaiNN 16 features / 2 interactions forces MAE 0.100 eV/Å (mean |F| 0.44), energy 3.7 meV/atom,
-  3.9e3 atom-steps/s on 200 atoms; PaiNN 32 / 2 0.092 eV/Å, 1.3 meV/atom, 1.7e3 atom-steps/s
-  (first run, no ZBL: 0.107 and 0.096 eV/Å, 3.9 and 2.2 meV/atom). The K = 2 committee of the
-  small size before active learning: 0.090 eV/Å, 2.8 meV/atom (first run 0.098, 3.0): the prior
-  does not cost accuracy on teacher-like frames.
-* Active learning (this run stopped on the spread alone, the rule before the contact check):
-  round 1, threshold 0.331 eV/Å, 6 of 20 frames of the committee's 900 K MD past it (first run
-  without ZBL: 17 of 20), all relabelled, committee retrained: held-out forces 0.090 -> 0.078
-  eV/Å, energy 2.8 -> 5.8 meV/atom; round 2: 2 of 20 past 0.439 eV/Å, so the loop stopped, yet
-  that MD reached S-S contacts of 2.14 Å (teacher frames: >= 2.68 Å). The committee's own 900 K
-  MD (seed 1, CHGNet-labelled): forces 0.160 -> 0.129 eV/Å, energy 22.5 -> 13.1 meV/atom (first
-  run: 0.178 -> 0.144, 25.7 -> 10.4), shortest S-S 2.14 -> 2.05 Å.
-* Production (committee, 200 atoms, 0.2 ps Langevin + 1.0 ps Nose-Hoover, frames every 10 fs;
-  threshold 0.465 eV/Å calibrated for 200 atoms; this run started from the unrelaxed supercell,
-  the code now starts from the one relaxed on the student, see Vibrations below):
+  | T (K) | D* | D*_ab | D*_c | D_sigma | past threshold | mean largest spread (eV/Å) | S-S < 2.5 / Li-S, Li-Li < 2.0 Å (‰) |
+  |---|---|---|---|---|---|---|---|
+  | 300 | 5.6e-6 ± 1.3e-6 | 3.5e-6 ± 1.0e-6 | 9.9e-6 ± 3.9e-6 | 1.9e-6 ± 19e-6 | 0 % | 0.10 | 0.0 / 0.0 / 0.0 |
+  | 360 | 1.26e-5 ± 0.18e-5 | 9.8e-6 ± 1.5e-6 | 1.8e-5 ± 0.5e-5 | 1.9e-5 ± 3.1e-5 | 0 % | 0.11 | 0.0 / 0.1 / 0.0 |
+  | 450 | 1.79e-5 ± 0.23e-5 | 1.08e-5 ± 0.20e-5 | 3.2e-5 ± 0.6e-5 | 6.7e-5 ± 4.5e-5 | 1 % | 0.12 | 0.0 / 0.3 / 0.0 |
+  | 600 | 3.65e-5 ± 0.42e-5 | 2.80e-5 ± 0.41e-5 | 5.4e-5 ± 1.0e-5 | 4.8e-5 ± 5.3e-5 | 9 % | 0.14 | 0.1 / 1.4 / 0.0 |
+  | 750 | 6.8e-5 ± 0.7e-5 | 6.8e-5 ± 0.8e-5 | 6.6e-5 ± 1.3e-5 | 1.3e-4 ± 1.1e-4 | 85 % | 0.38 | 8.9 / 3.7 / 0.3 |
+  | 900 | 1.20e-4 ± 0.11e-4 | 1.22e-4 ± 0.13e-4 | 1.15e-4 ± 0.19e-4 | 0.6e-4 ± 2.0e-4 | 98 % | 0.86 | 149 / 7.3 / 1.2 |
 
-  | T (K) | D* (cm^2/s) | D*_ab | D_sigma | Haven | past threshold | shortest S-S / Li-S / Li-Li (Å) |
-  |---|---|---|---|---|---|---|
-  | 300 | 3.4e-5 ± 0.4e-5 | 2.7e-5 ± 0.4e-5 | 2.4e-5 ± 3.1e-5 | 1.4 ± 1.9 | 0 % | 2.92 / 2.05 / 2.34 |
-  | 360 | 4.8e-5 ± 0.5e-5 | 3.4e-5 ± 0.5e-5 | 1.7e-5 ± 3.2e-5 | 3 ± 6 | 0 % | 2.85 / 2.03 / 2.21 |
-  | 450 | 6.0e-5 ± 0.6e-5 | 5.4e-5 ± 0.7e-5 | 5.2e-5 ± 6.6e-5 | 1.1 ± 1.5 | 0 % | 2.81 / 2.00 / 2.17 |
-  | 600 | 9.7e-5 ± 0.9e-5 | 9.2e-5 ± 1.1e-5 | 3.4e-5 ± 7.1e-5 | 3 ± 6 | 5 % | 2.04 / 1.93 / 2.00 |
-  | 750 | 1.22e-4 ± 0.11e-4 | 1.25e-4 ± 0.14e-4 | 2.3e-4 ± 1.2e-4 | 0.5 ± 0.3 | 89 % | 1.80 / 1.84 / 1.93 |
-  | 900 | 1.60e-4 ± 0.13e-4 | 1.48e-4 ± 0.16e-4 | 0.9e-4 ± 0.9e-4 | 1.7 ± 1.6 | 94 % | 1.86 / 1.85 / 1.87 |
+  Over 20 ps the student is physical up to 600 K (S-S contacts 0.0-0.1 ‰, at most 9 % of frames past
+  the threshold) but not at 750-900 K: there its MD finds the S-S hole again after the first
+  picoseconds (149 ‰ of S atoms with an S neighbour under 2.5 Å at 900 K, CHGNet 0.8; 98 % of frames
+  past the threshold, the mean largest spread 0.86 eV/Å against 0.10-0.14 below 600 K). The rounds
+  sampled 1 ps at each temperature, too short to meet it. The monitor flags it, so the 750 and 900 K
+  rows are not the student's estimate of CHGNet's transport. Arrhenius fits over 300-600 K only:
+  Ea(D*) = 0.090 ± 0.011 eV, Ea(D*_ab) = 0.093 ± 0.021 eV, Ea(D*_c) = 0.086 ± 0.019 eV (all six: 0.118,
+  0.135 and 0.091 eV, and no significant bend at 400 K: p = 0.28 for D*, 0.31 for D*_ab).
 
-  Arrhenius: Ea(D*) = 0.060 ± 0.004 eV, Ea(D*_ab) = 0.070 ± 0.006 eV; with a bend fixed at 400 K,
-  D*_ab 0.044 ± 0.023 eV below and 0.081 ± 0.011 eV above (F-test p = 0.017).
+What the data say about arXiv:2211.05713's claims, and why they cannot settle them:
 
-Vibrations (stage 6; added after the run above: its production rerun from the supercell relaxed on
-the same committee, 307 s, then 86 s for the relaxation and 1200 force calls of the committee;
-shortest contacts at 450-600 K then fell to S-S 2.01 and 1.97 Å, 45 % and 84 % past the threshold).
-Knoop et al.'s sigma^A against the student's own harmonic model:
+* Run length. At 300 K, D* = 5.6e-6 cm^2/s puts the Li MSD at about 3.4 Å^2 at the 10 ps end of the
+  fit window (10-50 % of the run): under one hop per Li, so the 300-360 K values are first estimates,
+  not converged ones. D_sigma (the Li charge centre: one series per run) is not resolved at any
+  temperature (its relative error is 0.7-10), so neither is the Haven ratio, and neither is the
+  Nernst-Einstein conductivity. The paper needed up to 40 ns near 300 K; these are 20 ps.
+* The ~400 K change of D*_ab. D*_ab rises 2.8 times from 300 to 360 K and only 1.1 times from 360 to
+  450 K, and D*_ab is below D*_c at every temperature up to 600 K (c is LGPS's fast direction); a drop
+  of D*_ab below 400 K is what the paper reports, but one 20 ps run per temperature on 200 atoms does
+  not resolve it: the four physical points leave no room for a bend (the slope-change test needs five
+  temperatures, two a side), and with all six points, two of them unphysical, p = 0.31.
+* The teacher. CHGNet 0.3.0 is not the paper's DFT: the student learns CHGNet's barriers (within a
+  0.06 eV/Å force error on held-out frames), and no comparison with DFT diffusivities is made here.
+* Vibrations (Knoop's sigma^A against the student's harmonic model) are not reported as evidence: the
+  student's force constants break the acoustic sum rule (docs/lgps_transport.md), and sigma^A of 4.7-19
+  over the 20 ps runs measures that, not the material's anharmonicity.
 
-| T (K) | 300 | 360 | 450 | 600 | 750 | 900 |
-|---|---|---|---|---|---|---|
-| sigma^A all atoms | 3.0 ± 0.5 | 3.1 ± 0.4 | 3.3 ± 0.5 | 3.8 ± 0.5 | 3.9 ± 0.5 | 6.0 ± 0.8 |
-| sigma^A Li | 5.4 ± 0.9 | 5.1 ± 0.8 | 5.9 ± 1.1 | 6.9 ± 1.1 | 6.7 ± 1.0 | 8.9 ± 1.2 |
-
-These are not the material's anharmonicity (Knoop et al. find 0.1-0.5 for most solids): the
-student's harmonic model is unreliable. Its finite-difference force constants break the acoustic sum
-rule by up to 6.9 eV/Å^2 on the 50-atom cell (CHGNet's: 0.48; ``benchmarks/lgps_anharmonicity.py``)
-because its energy surface is rough on the 0.01 Å scale of the displacements, and the per-frame
-sigma^A (``AnharmonicityResult.per_frame``) grows through each run as the framework leaves the
-relaxed structure. For scale, on CHGNet's own 600/900/1200 K frames of the 50-atom cell (0.24 ps
-each, 10 frames; the same script), CHGNet's harmonic model at CHGNet's relaxed cell gives sigma^A
-0.76/0.79/0.83 (Li 1.23/1.30/1.38, S 0.71/0.73/0.77) and the student's at its own minimum
-1.44/1.41/1.48 (Li ~2.1): the teacher's frames are strongly anharmonic (they start from the
-unrelaxed ordered cell, 1.1 Å from CHGNet's minimum), and the student's harmonic picture is about
-twice as far from them. The paper's "more harmonic at low temperature" cannot be tested with this
-student; the measure itself (:mod:`sims.anharmonicity`) is checked against ASE's Hessian and a
-quadrature reference.
-
-The high-temperature hole, before and after (the committee's own MD on the 200-atom supercell,
-seed 0, 0.2 ps Langevin + 1 ps Nose-Hoover as in production; shortest contacts over the run;
-frames past the 200-atom threshold of each committee; held-out teacher frames forces / energy):
-
-| committee (K = 2, PaiNN 16 / 2) | held-out (eV/Å, meV/atom) | 750 K: S-S / Li-S / Li-Li (Å), past | 900 K: same |
-|---|---|---|---|
-| first run, no AL | 0.098 / 3.0 | 1.89 / 0.66 / 0.53, 99 % | 1.93 / 0.46 / 0.48, 100 % |
-| first run, 1 AL round (its production) | 0.088 / 10.9 | 2.00 / 1.89 / 1.33, 96 % | 1.97 / 0.78 / 0.73, 98 % |
-| ZBL, no AL | 0.090 / 2.8 | 1.81 / 1.87 / 1.92, 98 % | 1.77 / 1.90 / 1.80, 100 % |
-| ZBL, 1 AL round (this run's production) | 0.078 / 5.8 | 1.80 / 1.84 / 1.93, 89 % | 1.86 / 1.85 / 1.87, 94 % |
-| ZBL, 3 rounds, contact rule (20 labels) | 0.073 / 7.8 | 2.51 / 1.92 / 1.95, 74 % | 2.30 / 1.89 / 1.81, 88 % |
-| ZBL, 6 rounds, contact rule (38 labels) | 0.063 / 8.3 | 2.41 / 1.92 / 1.94, 77 % | 2.30 / 1.89 / 1.79, 88 % |
-| ZBL, 3 supercell rounds (9 labels; fourth run's production, relaxed start) | 0.076 / 7.3 | 2.40 / 1.87 / 1.90, 87 % | 2.39 / 1.85 / 1.92, 100 % |
-| CHGNet's own MD (quick's teacher frames, 50 atoms, 600-1200 K) | - | S-S >= 2.68, Li-S >= 1.96, Li-Li >= 1.97 | |
-| CHGNet's own MD on 200 atoms (session 13 above) | - | | 2.46 / 1.90 / 1.90 |
-
-(The CHGNet rows are the yardstick the rows above were judged by; session 13 above found it too strict:
-longer CHGNet runs reach S-S 2.22-2.46 Å.)
-
-The ZBL prior removes the Li collapse (Li-Li and Li-S stay above 1.8 Å where the plain students
-reached 0.46-0.78 Å) and costs nothing on held-out frames. It cannot close the S-S hole: switched
-off at the sum of covalent radii (2.10 Å for S-S) it adds 14 meV per S-S pair at 2.0 Å and 0.44
-eV at 1.8 Å (bare ZBL 2.8 and 4.7 eV), nothing from 2.1 Å on, and the hole lies at 1.8-2.7 Å (for
-Li-Li: 10.8 eV at 0.8 Å, 1.0 eV at 1.5 Å). Data close it step by step: rounds 2 and 3 under the
-contact rule (relabelling frames with contacts under 0.9 x the teacher's shortest as well as
-uncertain ones; run by hand from this run's round-1 committee, the rule of the code now: round 2
-found 2 of 20 frames past the threshold and 2 unphysical, round 3 14 and 9) took the committee's
-own 900 K MD (unit cell, seed 1) to forces 0.106 eV/Å and energy 7.2 meV/atom with S-S >= 2.45
-Å, and the 200-atom MD to the row above: S-S 2.30-2.51 Å instead of 1.80-1.86, mean largest
-spread 0.35-0.51 eV/Å instead of 0.92-0.93 (its threshold, 0.291 eV/Å, is lower than this run's
-0.465, so its "past" fractions are not comparable). Three more rounds (4-6, by hand, the same
-rule; 4, 9 and 5 of 20 frames past thresholds of 0.29-0.24 eV/Å, none unphysical, S-S >= 2.77 Å
-in their unit-cell MD) brought held-out forces to 0.063 eV/Å and the own 900 K MD to 0.095
-eV/Å, 4.7 meV/atom (S-S >= 2.44 Å), and the mean largest spread at 750-900 K to 0.30-0.37 eV/Å,
-but the 200-atom MD still reaches S-S 2.30-2.41 Å: 0.4 ps of the 50-atom cell per round no
-longer finds the contacts that 1.2 ps of 200 atoms does. The held-out energy error after the
-rounds is a shift (+7.8 meV/atom of 7.8 after 3, +8.3 of 8.3 after 6; ``frame_errors``'
-``energy_bias``), and not a defect of the energy reference (checked, session 12, on the 3-round
-committee): the per-element shifts only centre the untrained outputs, and after training the mean
-signed error over all 54 training frames is +0.04 meV/atom, while the 20 relabelled frames sit
--7.4 ± 6.5 meV/atom under their CHGNet energies (which lie 50 meV/atom above the teacher's MD
-frames) and the teacher frames +3.9 to +5.1 above theirs. Least squares cannot tell a constant
-from the energy of the distortions the student does not yet represent, so it raises every frame
-by what it cannot place on the relabelled ones; the held-out 900 K run sits another +3 above the
-training frames (+2.0 before any label, training frames then -0.4 to -2.7). A committee retrained
-from scratch on the same frames with a 100 times larger energy weight (w_E = 10 w_F) kept it
-(held-out +8.3 meV/atom, labels -6.2, forces 0.079 eV/Å), so it is not the loss weights either;
-left is the student's capacity (16 features, 2 interactions; not tested). Held-out forces improve (0.090 -> 0.073 -> 0.063 eV/Å).
-
-What was wrong before (measured on the same 34/10 teacher frames, 7 Dec). (1) The energy shifts
-were fitted to the teacher energies alone, so each untrained member's mean output stayed in its
-energies (-77 and -186 meV/atom for seeds 0 and 1); 25 epochs removed only part (the second
-member stayed 71 meV/atom off): fixed in ``NeuralPotential.fit_shifts``. (2) 25 epochs left the
-energies unlearnt (5.6 meV/atom, the error of predicting the training mean, 5.5) and forces at
-0.18 eV/Å; 100 epochs give 0.107/0.115 eV/Å and 3.9/2.5 meV/atom (seeds 0/1); w_E = 100 w_F
-instead of w_F = 10 w_E did worse (0.134 eV/Å, 4.2 meV/atom). (3) The threshold was the 90th
-percentile of the committee's spread on its own training frames (0.213 eV/Å for this committee),
-where members agree best, and was applied unchanged to the 200-atom cell, whose largest per-atom
-spread is larger for the same configurations; calibrated on held-out frames it is 0.369 eV/Å (50
-atoms) and 0.416 eV/Å (200 atoms). On held-out frames the largest per-atom force error is about
-2.5 times the largest spread (K = 2), correlation 0.29 over frames (0.65 on the committee's own
-MD frames). (4) The active-learning round fine-tuned the members for 10 epochs with a new AdamW
-at the first fit's peak rate. Not the schedule: the same fine-tune on the training frames alone
-left the held-out errors unchanged (0.0955 eV/Å, 3.0 meV/atom). The data: the committee's 900 K
-MD forms S-S contacts of 1.95-2.1 Å within its 0.4 ps, 60-100 meV/atom above its prediction, a
-hole in a student trained on frames without such contacts. Fine-tuned on 6 of them, its own MD
-got worse (forces 0.182 -> 0.321 eV/Å, energy 27 -> 73 meV/atom; CHGNet energy of its frames
--4.400 -> -4.329 eV/atom, CHGNet's own 900 K MD -4.47 to -4.49), likewise with 12 frames, the 12
-first past the threshold, 20 epochs at 1e-3 or the labels weighted 4x; retrained from scratch on
-the same 12 it improved (the first run, above). The labels were checked: frames stored by the teacher MD equal
-CHGNet recomputed on them, the strained frames share the reference, and the 200-atom supercell's
-energy per atom equals the unit cell's (-4.47303 eV both).
-
-What these numbers can and cannot say. Quick-mode production runs are 1 ps per temperature on 200
-atoms: far too short for converged diffusivities. The fit window (0.1-0.5 ps) sits in the
-vibrational regime, so the "D" values are the growth of the Li rattling amplitude, not hopping;
-the measured 12 mS/cm at room temperature (Kamaya et al. 2011) corresponds by Nernst-Einstein to
-D_sigma of about 1e-7 cm^2/s, some 1000 times below our 300 K values, and our conductivities
-(thousands of mS/cm) are meaningless. At 600 K and above this run's student forms S-S contacts
-of 1.8-2.0 Å (above), so those rows are not even the student's estimate of CHGNet's transport.
-The error bars are statistical only and say nothing about this bias; the F-test inherits it, so
-its "bend" at 400 K is not a finding. What is still not met: no committee here keeps S-S at the
-teacher's >= 2.68 Å at 750-900 K (a yardstick from quick's short teacher runs, too strict: see
-session 13 above), and most of their frames stay past the threshold; each round
-moves the hole rather than closing it at once (round 3 found S-S 2.27 Å where round 2 had found
-2.14 Å), and after 6 rounds the rounds' own 50-atom MD stays physical while the 200-atom
-production MD does not. Rounds that sample like production (the supercell at 900/750/600 K, the
-fourth run) found that hole at once (47 of 50 frames short at 900 K), but 3 rounds of 3 labels
-did not close it (S-S 2.39-2.43 Å at 600-900 K); a student for 600-900 K needs more of them,
-back at the top temperature (the full mode: up to 5 rounds of 10 ps, 12 labels each). Neither
-the ~400 K change of D*_ab nor the Haven-ratio trend of arXiv:2211.05713 can be tested with these data: the quick mode checks that the pipeline runs end
-to end. The full mode (a K = 3 committee, 9 temperatures, 1 ns each after 10 ps of equilibration)
-would take about 15 h per temperature on one core at the measured 0.11 s per step of the
-committee on 200 atoms (``benchmarks/lgps_cost.py``), some 140 core-hours for production plus a
-few hours of CHGNet labelling and training; it has not been run here. Even 1 ns is short of the
-paper's 40 ns near 300 K, where Li hops are rare.
+What is left: active-learning rounds as long as production at 750-900 K (the full mode's rounds are 10
+ps), then production runs long enough for D* at 300-400 K to converge (nanoseconds: see below) with several
+seeds per temperature, before the 400 K change or the Haven-ratio trend can be tested. The full mode (a
+K = 3 committee, 9 temperatures, 1 ns each after 10 ps of equilibration, 5 rounds of 10 ps) was not run:
+at the compiled K = 3 committee's 32 ms a step on 200 atoms (CPU time, ``benchmarks/lgps_cost.py
+--compare-only``, session 14) 1 ns takes about 4.5 h per temperature on one core, some 40 core-hours
+for production (140 at session 13's eager step) plus a few hours of CHGNet labels and training. Its
+teacher frames exist (``/work/runs/lgps_full`` on the machine of sessions 13-14, outside the repository).
 """
 
 from __future__ import annotations
@@ -418,7 +193,7 @@ _FULL = dict(teacher_temperatures=(300.0, 600.0, 900.0, 1200.0), teacher_steps=2
 #: production on full's teacher temperatures and strains with 1500-step teacher runs (about 7 times
 #: quick's frames), 40 epochs: without active learning this student's 900 K MD on 200 atoms has about
 #: CHGNet's contact statistics (S atoms with a S neighbour under 2.5 Å: 2.7 per mille, CHGNet 0.8,
-#: quick's student 224; module docstring).
+#: quick's student 224; docs/lgps_transport.md).
 MODES = {
     "quick": _QUICK,
     "medium": {**_QUICK, **{k: _FULL[k] for k in ("teacher_temperatures", "teacher_equilibrate", "teacher_every",
@@ -653,7 +428,7 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
     own-MD test below), so each round samples a new trajectory. Each new committee is trained from
     scratch (the same seeds and epochs) on the teacher frames and all frames relabelled so far:
     fine-tuning the trained members on them (10-20 epochs, peak rate 1e-3 or 2e-3) made the
-    committee's own MD worse (see the module docstring). The rounds are judged on two test sets: the
+    committee's own MD worse (docs/lgps_transport.md). The rounds are judged on two test sets: the
     held-out teacher trajectory and the committee's own MD at the top temperature from seed 1 (run
     with the first and with the last committee, each labelled by the teacher), with its shortest
     contacts. ``labelled`` and ``first_round`` continue earlier rounds (their relabelled frames).
@@ -878,8 +653,8 @@ def main() -> None:
     parser.add_argument("-o", "--out", default="lgps_transport", help="output folder (rerun to resume)")
     parser.add_argument("--mode", choices=tuple(MODES), default=None,
                         help="budget: quick (minutes to an hour on one core; far from converged), medium (quick's "
-                             "students and production on about 7 times quick's teacher frames: about 2 h, "
-                             "estimated) or full (the default; about 140 core-hours)")
+                             "students and production on about 8 times quick's teacher frames: 80 min measured) or full "
+                             "(the default; about 40 core-hours with --compiled, not run)")
     parser.add_argument("--quick", action="store_true", help="the same as --mode quick")
     parser.add_argument("--dask", type=int, default=0, help="run production temperatures on N local Dask workers")
     parser.add_argument("--threads", type=int, default=1)
