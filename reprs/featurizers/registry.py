@@ -199,9 +199,14 @@ def _fit(name: str, values: list[tuple[Any, str]], kinds: set[str]) -> Any:
             return value
         if "float" in kinds:
             return float(value)
-        return raw if "str" in kinds else value
+        if "str" in kinds:
+            return raw
     if isinstance(value, float) and "float" not in kinds and "str" in kinds:
         return raw
+    # A number or word where the hint allows neither was passed on and read by truth value
+    # (soap:periodic=2 or periodic=yes became True).
+    if (isinstance(value, (int, float)) and not kinds & {"int", "float"}) or (isinstance(value, str) and "str" not in kinds):
+        raise ParseError(f"parameter {name!r} takes {' or '.join(sorted(kinds))}, got {raw!r}")
     return value
 
 

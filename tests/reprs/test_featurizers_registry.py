@@ -95,6 +95,9 @@ def test_arbitrary_text_gives_a_matrep_error_or_a_featurizer(text):
         ("maccs:n_bits=10", errors.ParseError, "parameters: \\(none\\)"),
         ("soap", errors.ParseError, r"SOAP needs the parameter\(s\) species, e.g. soap:species=\.\.\."),
         ("glycan_graph:linkage=bond", errors.InputError, "'full' or 'anomer'"),
+        # a number or word for a boolean was read by its truth value (periodic=2 and periodic=yes meant True)
+        ("soap:species=Si,periodic=2", errors.ParseError, "parameter 'periodic' takes bool, got '2'"),
+        ("soap:species=Si,periodic=yes", errors.ParseError, "parameter 'periodic' takes bool, got 'yes'"),
     ],
 )
 def test_bad_specs(spec, error, match):
