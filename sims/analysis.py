@@ -397,7 +397,7 @@ def _trajectory_array(frames, species, cell, unwrapped, timestep: float,
                                  f"(positions[:, mask]) and leave species unset")
         if not unwrapped and cell is None:
             raise SimsInputError("wrapped positions need the cell to be unwrapped (or pass unwrapped=True)")
-        pbc = (True, True, True)
+        pbc, mask = (True, True, True), None
     else:
         if cell is not None:
             # Frames bring their own cells (and pbc), which would replace this one without a word.
@@ -415,14 +415,14 @@ def _trajectory_array(frames, species, cell, unwrapped, timestep: float,
         cell, pbc = np.stack([f.cell[:] for f in frames]), frames[0].pbc
         if not np.asarray(pbc).any():
             cell = None
-        _check_continuity(pos, cell, pbc, unwrapped)
-        pos = pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
-        if remove_drift and not mask.all():
-            drift = pos[:, ~mask].mean(axis=1, keepdims=True)
-            return pos[:, mask] - (drift - drift[:1]), True
-        return pos[:, mask], False
     _check_continuity(pos, cell, pbc, unwrapped)
-    return (pos if unwrapped or cell is None else unwrap(pos, cell, pbc)), False
+    pos = pos if unwrapped or cell is None else unwrap(pos, cell, pbc)
+    if mask is None:
+        return pos, False
+    if remove_drift and not mask.all():
+        drift = pos[:, ~mask].mean(axis=1, keepdims=True)
+        return pos[:, mask] - (drift - drift[:1]), True
+    return pos[:, mask], False
 
 
 @dataclass(frozen=True)
