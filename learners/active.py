@@ -41,7 +41,7 @@ import torch
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from learners.samplers import SAMPLER_SETTINGS, foreign_sampler_setting
+from learners.samplers import SAMPLER_SETTINGS, foreign_sampler_setting, foreign_settings
 from learners.adversarial import _check_kT, attack
 from learners.data import data_digest
 from learners.errors import InputError, InputTypeError
@@ -405,7 +405,7 @@ class ActiveLearning:
             raise InputError(f"{self.log_path} is not an active-learning log (format {LOG_FORMAT!r})")
         # A log written before a setting existed ran with its default. Another sampler's settings were
         # never read (a log may hold ones given before they were refused): not compared.
-        unread = {k for owner, keys in SAMPLER_SETTINGS.items() if owner != self.sampler for k in keys}
+        unread = foreign_settings(self.sampler)
         old = {k: v for k, v in {**SETTING_DEFAULTS, **saved["settings"]}.items() if k not in unread}
         now = {k: v for k, v in self.settings().items()
                if k not in unread and (k in old or k not in UNRECORDED_BEFORE)}

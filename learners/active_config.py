@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from learners.errors import InputError
 from learners.runs import TrainerConfig
-from learners.samplers import SAMPLER_SETTINGS, foreign_sampler_setting
+from learners.samplers import foreign_sampler_setting, foreign_settings
 from reprs.config import Schema, check_keys, config_file, describe, load_toml
 from reprs.errors import ConfigError
 from reprs.fileio import atomic_write, read_frames, save_figure
@@ -230,8 +230,7 @@ def _claim(out: Path, cfg: dict, loop: ActiveLearning) -> None:
             # Another sampler's settings were never read: a record written before they were refused
             # (2026-12-07) may hold them, and the same run's config now has to leave them out.
             loop = c.get("loop", {})
-            sampler = loop.get("sampler", LoopConfig.sampler)
-            unread = {k for other, keys in SAMPLER_SETTINGS.items() if other != sampler for k in keys}
+            unread = foreign_settings(loop.get("sampler", LoopConfig.sampler))
             return {**c, "loop": {k: v for k, v in loop.items() if k != "generations" and k not in unread}}
 
         if core(old) != core(cfg):

@@ -24,3 +24,8 @@ def foreign_sampler_setting(sampler: str, given: Mapping[str, Any]) -> tuple[str
                 if given.get(name) is not None:
                     return name, owner
     return None
+
+
+def foreign_settings(sampler: str) -> set[str]:
+    """The names of the settings that only samplers other than ``sampler`` read."""
+    return {name for owner, defaults in SAMPLER_SETTINGS.items() if owner != sampler for name in defaults}
