@@ -327,12 +327,12 @@ def md_config(out: Path, potential: str, system: str, output: str, temperature: 
 
 def committee_md(out: Path, committee: Committee, name: str, temperature: float, seed: int, steps: int, every: int,
                  threshold: float | None = None, *, system: str = "lgps.extxyz",
-                 equilibrate: int | None = None) -> list[Atoms]:
+                 equilibrate: int | None = None, compiled: bool = False) -> list[Atoms]:
     """MD driven by ``committee`` (:func:`md_config`, ``sims.generate``: resumable), its spread recorded;
     the unit cell by default."""
     save_potential(committee, out / f"{name}.pt")
     return read_frames(generate(md_config(out, f"{name}.pt", system, f"{name}.db", temperature, seed, steps, every,
-                                          equilibrate=equilibrate, threshold=threshold)))
+                                          equilibrate=equilibrate, threshold=threshold, compiled=compiled)))
 
 
 def relabel(frames: list[Atoms], calc, tag: str) -> list[Atoms]:
@@ -405,7 +405,8 @@ def shortest_contacts(frames: list[Atoms]) -> dict:
 
 
 def active_learning(out: Path, mode: dict, committee: Committee, train: list[Atoms], test: list[Atoms],
-                    calc, rounds: int, labelled: Sequence[Atoms] = (), first_round: int = 1) -> tuple[Committee, dict]:
+                    calc, rounds: int, labelled: Sequence[Atoms] = (), first_round: int = 1,
+                    tag: str = "") -> tuple[Committee, dict]:
     """Up to ``rounds`` rounds: committee MD, uncertain or unphysical frames relabelled, the committee
     retrained; stops early once a round's MD stays under the threshold (at most 10 % of its frames
     past it, what the threshold allows on held-out-like frames) and physical.
@@ -413,7 +414,7 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
     With ``mode["al_cell"] == "supercell"`` round ``r`` runs production's protocol
     (:func:`md_config`: ``production_equilibrate`` steps of Langevin, then ``al_supercell_steps`` of
     a Nose-Hoover chain) on the supercell ``lgps_221.extxyz`` in ``out`` at
-    ``al_temperatures[(r - 1) % len]`` and relabels at most ``max_relabel_supercell`` frames at
+    ``al_temperatures[(r - first_round) % len]`` and relabels at most ``max_relabel_supercell`` frames at
     least ``al_gap`` steps apart (:func:`spaced`); the 50-atom rounds stopped finding the contacts
     that 1.2 ps of 200 atoms finds (measured: rounds 4-6 of the unit cell had S-S >= 2.77 Å while
     the supercell's MD with the same committee reached 2.30 Å). With ``"unit"`` it is Langevin MD of
@@ -431,7 +432,9 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
     committee's own MD worse (docs/lgps_transport.md). The rounds are judged on two test sets: the
     held-out teacher trajectory and the committee's own MD at the top temperature from seed 1 (run
     with the first and with the last committee, each labelled by the teacher), with its shortest
-    contacts. ``labelled`` and ``first_round`` continue earlier rounds (their relabelled frames).
+    contacts. ``labelled`` and ``first_round`` continue earlier rounds (their relabelled frames);
+    ``tag`` is appended to the names of the files this call's rounds write (``active_round<r><tag>.db``
+    and the last committee's own MD), so rounds continued with other settings keep their own files.
     """
     top = max(mode["production_temperatures"])
     before = frame_errors(committee, test)
@@ -444,14 +447,15 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
         # Calibrated for the size of the cell the round's MD runs on (the largest spread grows with it).
         threshold = committee.spread_threshold(test, quantile=0.9, n_atoms=n_supercell)
         if supercell:  # production's cell and protocol, at the round's temperature
-            temperature = mode["al_temperatures"][(r - 1) % len(mode["al_temperatures"])]
-            sampled = committee_md(out, committee, f"active_round{r}", temperature, seed=r + 1,
+            temperature = mode["al_temperatures"][(r - first_round) % len(mode["al_temperatures"])]
+            sampled = committee_md(out, committee, f"active_round{r}{tag}", temperature, seed=r + 1,
                                    steps=mode["al_supercell_steps"], every=mode["al_every"], threshold=threshold,
-                                   system="lgps_221.extxyz", equilibrate=mode["production_equilibrate"])
+                                   system="lgps_221.extxyz", equilibrate=mode["production_equilibrate"],
+                                   compiled=mode.get("compiled", False))
             limit, gap = mode["max_relabel_supercell"], mode["al_gap"]
         else:
             temperature = top
-            sampled = committee_md(out, committee, f"active_round{r}", top, seed=r + 1, steps=mode["al_steps"],
+            sampled = committee_md(out, committee, f"active_round{r}{tag}", top, seed=r + 1, steps=mode["al_steps"],
                                    every=mode["al_every"], threshold=threshold)
             limit, gap = mode["max_relabel"], 0
         unphysical = [any(d < CONTACT_MARGIN * reference[name] for name, d in shortest_contacts([f]).items())
@@ -484,7 +488,9 @@ def active_learning(out: Path, mode: dict, committee: Committee, train: list[Ato
         entry.update(forces_mae_after=scores["forces_mae"], energy_mae_meV_atom_after=1000 * scores["energy_mae"])
     after = frame_errors(committee, test)
     retrained = first_round - 1 + sum(1 for entry in log if entry["frames_relabelled"])
-    own_after = own_md_errors(out, mode, committee, f"own_md_round{retrained}", calc)
+    # The committee before this call's rounds has its own MD under the untagged name already.
+    own_after = own_md_errors(out, mode, committee, f"own_md_round{retrained}{tag if retrained >= first_round else ''}",
+                              calc)
     return committee, {
         "rounds": log, "frames_relabelled": len(labelled), "forces_mae_before": before["forces_mae"],
         "forces_mae_after": after["forces_mae"], "energy_mae_meV_atom_before": 1000 * before["energy_mae"],
@@ -510,21 +516,68 @@ def _contacts(shortest: dict) -> str:
     return ", ".join(f"{name} {d:.2f}" for name, d in shortest.items())
 
 
-def production_configs(out: Path, mode: dict, threshold: float) -> list[dict]:
-    """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell, relaxed on the student."""
-    # A length other than the mode's gets its own files, so the mode's runs stay resumable beside it.
-    tag = "" if "production_ps" not in mode else f"_{mode['production_ps']:g}ps"
-    return [md_config(out, "student.pt", "lgps_221_relaxed.extxyz", f"production_{int(temperature)}K{tag}.db",
-                      temperature, 0, mode["production_steps"], mode["production_every"],
-                      equilibrate=mode["production_equilibrate"], threshold=threshold,
+def continued_rounds(out: Path, mode: dict, extra: dict, committee: Committee, al: dict, train: list[Atoms],
+                     test: list[Atoms], calc) -> tuple[Committee, dict, str]:
+    """``extra["rounds"]`` more active-learning rounds after the mode's (``--extra-rounds``), each
+    ``extra["steps"]`` Nose-Hoover steps on the supercell at ``extra["temperatures"]`` in turn,
+    relabelling at most ``extra["relabel"]`` frames a round: the mode's 1 ps rounds do not meet what a
+    longer production at 750-900 K finds (the S-S hole after a few ps, session 14).
+
+    Returns (committee, its active-learning record, tag). The rounds continue the numbering, seeds and
+    relabelled frames of the mode's rounds; the tag names the settings and is appended to every file
+    of the new student and of what it drives (``student<tag>.pt``, ``students<tag>.json``,
+    ``active_labels<tag>.extxyz`` with the new labels only, production runs, outputs), so the mode's
+    student and runs stay as they were. Read back when ``students<tag>.json`` exists.
+    """
+    if mode["al_cell"] != "supercell":
+        raise SystemExit("--extra-rounds runs the production supercell's protocol; the mode's rounds ran on the unit "
+                         "cell (--al-cell unit): run them with --al-cell supercell in another --out folder")
+    first = len(al["rounds"]) + 1
+    temperatures = "-".join(f"{t:g}" for t in extra["temperatures"])
+    tag = (f"_r{first}-{first + extra['rounds'] - 1}_{extra['steps'] * TIMESTEP / 1000:g}ps_{temperatures}K_"
+           f"{extra['relabel']}l")
+    student, record = out / f"student{tag}.pt", out / f"students{tag}.json"
+    if student.exists() and record.exists():
+        return load_potential(student, dtype=F64), json.loads(record.read_text())["active_learning"], tag
+    earlier = read(out / "active_labels.extxyz", ":") if (out / "active_labels.extxyz").exists() else []
+    round_mode = dict(mode, al_supercell_steps=extra["steps"], al_temperatures=tuple(extra["temperatures"]),
+                      max_relabel_supercell=extra["relabel"])
+    committee, more = active_learning(out, round_mode, committee, train, test, calc, extra["rounds"],
+                                      labelled=earlier, first_round=first, tag=tag)
+    labels = more.pop("labelled")[len(earlier):]
+    if labels:
+        with atomic_open(out / f"active_labels{tag}.extxyz", "w") as handle:
+            write(handle, labels, format="extxyz")
+    supercell = read(out / "lgps_221.extxyz")
+    more["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=len(supercell))
+    save_potential(committee, student)
+    with atomic_open(record, "w") as handle:
+        json.dump({"active_learning": more, "extra_rounds": extra, "settings": {k: mode[k] for k in SETTINGS}},
+                  handle, indent=1)
+    return committee, more, tag
+
+
+def production_tag(mode: dict) -> str:
+    """``_<P>ps`` for a production length other than the mode's (``--production-ps``), else empty: such runs
+    get their own files, so the mode's runs stay resumable beside them."""
+    return "" if "production_ps" not in mode else f"_{mode['production_ps']:g}ps"
+
+
+def production_configs(out: Path, mode: dict, threshold: float, student_tag: str = "") -> list[dict]:
+    """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell, relaxed on the student
+    ``student<student_tag>.pt``."""
+    tag = production_tag(mode) + student_tag
+    return [md_config(out, f"student{student_tag}.pt", f"lgps_221_relaxed{student_tag}.extxyz",
+                      f"production_{int(temperature)}K{tag}.db", temperature, 0, mode["production_steps"],
+                      mode["production_every"], equilibrate=mode["production_equilibrate"], threshold=threshold,
                       compiled=mode.get("compiled", False))
             for temperature in mode["production_temperatures"]]
 
 
-def relaxed_supercell(out: Path, committee: Committee, supercell: Atoms) -> Atoms:
+def relaxed_supercell(out: Path, committee: Committee, supercell: Atoms, tag: str = "") -> Atoms:
     """The supercell relaxed at fixed cell on the student (FIRE to 0.01 eV/Å): the start of production and
-    the reference of the harmonic model (``lgps_221_relaxed.extxyz``)."""
-    path = out / "lgps_221_relaxed.extxyz"
+    the reference of the harmonic model (``lgps_221_relaxed<tag>.extxyz``)."""
+    path = out / f"lgps_221_relaxed{tag}.extxyz"
     if path.exists():
         return read(path)
     atoms = supercell.copy()
@@ -537,13 +590,13 @@ def relaxed_supercell(out: Path, committee: Committee, supercell: Atoms) -> Atom
 
 
 def vibrations(out: Path, committee: Committee, reference: Atoms, paths: Sequence[str],
-               temperatures: Sequence[float], frame_time: float) -> list[dict]:
+               temperatures: Sequence[float], frame_time: float, tag: str = "") -> list[dict]:
     """Knoop et al.'s anharmonicity sigma^A (all atoms, Li, S) and the Li VDOS at every temperature.
 
     The harmonic model is the student's own: finite-difference force constants at ``reference``
-    (cached in ``force_constants.npy``).
+    (cached in ``force_constants<tag>.npy``, ``tag`` naming the student).
     """
-    cached = out / "force_constants.npy"
+    cached = out / f"force_constants{tag}.npy"
     if cached.exists():
         phi = np.load(cached)
     else:
@@ -668,6 +721,17 @@ def main() -> None:
     parser.add_argument("--production-ps", type=float, default=None,
                         help="production length per temperature in ps after equilibration (default: the mode's); "
                              "the runs go to their own files, the earlier stages are read back")
+    parser.add_argument("--extra-rounds", type=int, default=0,
+                        help="after the mode's active learning, this many more rounds (on a finished folder: its "
+                             "student and rounds are read back); the new student and everything it drives go to "
+                             "files tagged with these settings")
+    parser.add_argument("--round-ps", type=float, default=10.0,
+                        help="length of each extra round's Nose-Hoover MD on the supercell (ps; default 10, the "
+                             "full mode's rounds)")
+    parser.add_argument("--round-temperatures", default="900,750",
+                        help="comma-separated temperatures (K) of the extra rounds, in turn (default 900,750)")
+    parser.add_argument("--round-relabel", type=int, default=8,
+                        help="most frames relabelled by the teacher in each extra round (default 8)")
     parser.add_argument("--compiled", action="store_true",
                         help="production MD with the students compiled (torch.compile: about 30 s to compile in "
                              "each process, then about 1.6-2.3 times faster a step on CPU, the same numbers to "
@@ -695,10 +759,23 @@ def main() -> None:
             mode["production_steps"], mode["production_ps"] = steps, args.production_ps
     if args.compiled:
         mode["compiled"] = True
+    extra = None
+    if args.extra_rounds:
+        steps = round(args.round_ps * 1000.0 / TIMESTEP)
+        try:
+            temperatures = [float(t) for t in args.round_temperatures.split(",")]
+        except ValueError:
+            parser.error(f"--round-temperatures must be comma-separated numbers (K), got {args.round_temperatures!r}")
+        if args.extra_rounds < 0 or args.round_relabel < 1 or steps < 10 * mode["al_every"] or min(temperatures) <= 0:
+            parser.error(f"--extra-rounds {args.extra_rounds} must be positive, --round-relabel {args.round_relabel} "
+                         f"at least 1, --round-ps {args.round_ps:g} at least {10 * mode['al_every'] * TIMESTEP / 1000:g} "
+                         f"(10 frames) and --round-temperatures positive")
+        extra = {"rounds": args.extra_rounds, "steps": steps, "temperatures": temperatures,
+                 "relabel": args.round_relabel}
     mode["repulsion"] = None if args.repulsion == "none" else args.repulsion
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    times, summary = {}, {"mode": args.mode, "settings": mode}
+    times, summary = {}, {"mode": args.mode, "settings": mode, "extra_rounds": extra}
     if (out / "summary.json").exists():  # a resumed run keeps the times of the stages it reads back
         times = json.loads((out / "summary.json").read_text()).get("times_s", {})
     calc = chgnet_calculator()
@@ -737,6 +814,16 @@ def main() -> None:
             json.dump({"sizes": sizes, "active_learning": al,
                        "settings": {k: mode[k] for k in SETTINGS}}, handle, indent=1)
         _stage(times, "active_learning", start)
+    student_tag = ""
+    if extra is not None:
+        start = time.perf_counter()
+        summary["active_learning_of_mode"] = al
+        committee, al, student_tag = continued_rounds(out, mode, extra, committee, al, train, test, calc)
+        _stage(times, "extra_rounds", start)
+    # The end products of a run with a production length or student other than the mode's carry both tags.
+    tag = production_tag(mode) + student_tag
+    if tag and (out / f"summary{tag}.json").exists():  # the first times of this run's own stages
+        times.update(json.loads((out / f"summary{tag}.json").read_text()).get("times_s", {}))
     summary["students"], summary["active_learning"] = sizes, al
     print(f"active learning: {len(al['rounds'])} round(s), {al['frames_relabelled']} frames relabelled; "
           f"held-out forces MAE {al['forces_mae_before']:.3f} -> "
@@ -751,8 +838,8 @@ def main() -> None:
           f"{al['production_threshold_eV_A']:.3f} eV/Å", flush=True)
 
     start = time.perf_counter()
-    reference = relaxed_supercell(out, committee, supercell)
-    configs = production_configs(out, mode, al["production_threshold_eV_A"])
+    reference = relaxed_supercell(out, committee, supercell, student_tag)
+    configs = production_configs(out, mode, al["production_threshold_eV_A"], student_tag)
     if args.dask:
         from dask.distributed import Client, LocalCluster
 
@@ -766,18 +853,18 @@ def main() -> None:
     rows = [analyse(Path(p), t, frame_time) for p, t in zip(paths, mode["production_temperatures"])]
     summary["transport"], summary["arrhenius"] = rows, arrhenius(rows)
     columns = list(rows[0])
-    with atomic_open(out / "transport.csv", "w", newline="") as handle:
+    with atomic_open(out / f"transport{tag}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, out / "arrhenius.png")
+    plot(rows, out / f"arrhenius{tag}.png")
     start = time.perf_counter()
-    vib = vibrations(out, committee, reference, paths, mode["production_temperatures"], frame_time)
+    vib = vibrations(out, committee, reference, paths, mode["production_temperatures"], frame_time, student_tag)
     _stage(times, "vibrations", start)
-    plot_vdos(vib, out / "vdos.png")
+    plot_vdos(vib, out / f"vdos{tag}.png")
     summary["anharmonicity"] = [{k: v for k, v in r.items() if k not in ("freq_THz", "vdos_Li")} for r in vib]
     summary["times_s"] = times
-    with atomic_open(out / "summary.json", "w") as handle:
+    with atomic_open(out / f"summary{tag}.json", "w") as handle:
         json.dump(summary, handle, indent=1)
 
     print("\n| T (K) | ps | D* | D*_ab | D*_c | D_sigma | Haven | sigma (mS/cm) | uncertain "
