@@ -483,6 +483,10 @@ class MDOptions(_Table):
     """
 
     TABLE = "md"
+    #: (key, the key it is read beside): LAMMPS's kspace_style; the uncertainty checks
+    READ_ONLY_WITH: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
+        ("on_uncertain", "uncertainty_threshold"))
     dtype: Literal["float32", "float64"] | None = None
     device: str | None = None
     skin: float = 1.0
@@ -515,11 +519,31 @@ class MDOptions(_Table):
             # read only beside another key (LAMMPS's kspace_style; the threshold checks), these were ignored
             # without a word; they have defaults, so the given keys are checked here
             where = cls.TABLE if where is None else where
-            for key, needs in (("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
-                               ("on_uncertain", "uncertainty_threshold")):
+            for key, needs in cls.READ_ONLY_WITH:
                 if key in table and getattr(options, needs) is None:
                     raise ConfigError(f"{where}.{key} is read only with {where}.{needs}; set {needs} or remove {key}")
         return options
+
+
+def without_unread(content: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A ``matrep simulate`` config without the keys refused since 2026-12-07 as never read, and their names.
+
+    The ``md`` keys read only beside another (:attr:`MDOptions.READ_ONLY_WITH`) and a g2 molecule's
+    ``system.conformers``: a config written before the refusal may hold them, and the hash of its
+    checkpoint (:func:`sims.generate.config_hash`) covers them.
+    """
+    out, removed = dict(content), []
+    md = content.get("md")
+    if isinstance(md, Mapping):
+        unread = [key for key, needs in MDOptions.READ_ONLY_WITH if key in md and md.get(needs) is None]
+        out["md"] = {k: v for k, v in md.items() if k not in unread}
+        removed += [f"md.{key}" for key in unread]
+    system = content.get("system")
+    if isinstance(system, Mapping) and system.get("builder") == Molecule.BUILDER and "conformers" in system \
+            and system.get("smiles") is None:
+        out["system"] = {k: v for k, v in system.items() if k != "conformers"}
+        removed.append("system.conformers")
+    return out, removed
 
 
 @dataclass(frozen=True)

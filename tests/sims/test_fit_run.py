@@ -226,3 +226,23 @@ def test_a_run_killed_after_its_targets_are_built_resumes_to_the_same_fit(tmp_pa
     assert (out / "target_0.extxyz").exists() and not (out / "checkpoint.pt").exists()
     fit_potential(config(), out)
     assert (out / "history.csv").read_text() == (whole / "history.csv").read_text()
+
+
+def test_a_folder_whose_config_held_a_key_refused_since_resumes_without_it(tmp_path, monkeypatch):
+    # A 'generate' target's bins (and r_max, a g2 molecule's conformers, ...) were accepted and never read
+    # before 2026-12-07; refused now, and the config without them hashed differently: the folder was
+    # refused as "a fit of another config". Its config.json records the config, so the same config
+    # without those keys resumes it; another change is still refused. Fails on the old code (checked).
+    import json
+
+    cfg = config(epochs=1)
+    out = tmp_path / "out"
+    fit_potential(cfg, out)
+    stamp = json.loads((out / "config.json").read_text())
+    stamp["config"]["targets"][0]["bins"] = 40        # what the folder of such a config records
+    stamp["hash"] = sims.config.content_hash(stamp["config"])
+    (out / "config.json").write_text(json.dumps(stamp))
+    monkeypatch.setattr(sims.fit._Segment, "__call__", lambda *a, **k: pytest.fail("the fit ran again"))
+    assert fit_potential(cfg, out) == out / "potential.pt"      # finished: found, not run again
+    with pytest.raises(ConfigError, match="another config"):
+        fit_potential(config(epochs=2), out)
