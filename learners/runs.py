@@ -201,7 +201,8 @@ class SplitConfig(Schema):
                               "by = 'file'")
         if self.by == "file":
             # the file's parts are the split: these were accepted and ignored without a word
-            unread = [k for k, unset in (("fractions", (0.8, 0.1, 0.1)), ("seed", None)) if getattr(self, k) != unset]
+            unset = {f.name: f.default for f in dataclasses.fields(self)}
+            unread = [k for k in ("fractions", "seed") if getattr(self, k) != unset[k]]
             if unread:
                 raise ConfigError(f"{where}.{unread[0]} is not read with by = 'file' (the split file gives the parts); "
                                   f"remove it, or split by 'random', 'stratified', 'hash' or 'core'")
