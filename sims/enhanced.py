@@ -53,8 +53,8 @@ from scipy.stats import chi2
 from torch import nn
 
 from reprs.atoms import as_atoms
+from reprs.config import content_hash
 
-from .config import content_hash
 from .cv import CollectiveVariable, Position, cv_period, parse_cv, wrapped_difference
 from .errors import SimsError, SimsInputError
 from .integrators import Langevin, make_generator, seeded_init

@@ -63,10 +63,10 @@ from typing import Any, ClassVar, Literal, Mapping
 import numpy as np
 import torch
 
-from reprs.config import Schema, config_file, load_toml
+from reprs.config import Schema, config_file, content_hash, load_toml
 from reprs.fileio import atomic_open, read_frames
 
-from .config import Potential, System, array_hash_note, content_hash, without_unread
+from .config import Potential, System, array_hash_note, without_unread
 from .errors import ConfigError
 from .generate import _build_potential, _build_system, file_digests
 

@@ -117,11 +117,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from reprs.config import check_keys, config_file, load_toml
+from reprs.config import check_keys, config_file, content_hash, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
-                     SimulationConfig, Stage, System, array_hash_note, content_hash, without_unread)
+                     SimulationConfig, Stage, System, array_hash_note, without_unread)
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann

@@ -235,12 +235,14 @@ def test_a_folder_whose_config_held_a_key_refused_since_resumes_without_it(tmp_p
     # without those keys resumes it; another change is still refused. Fails on the old code (checked).
     import json
 
+    from reprs.config import content_hash
+
     cfg = config(epochs=1)
     out = tmp_path / "out"
     fit_potential(cfg, out)
     stamp = json.loads((out / "config.json").read_text())
     stamp["config"]["targets"][0]["bins"] = 40        # what the folder of such a config records
-    stamp["hash"] = sims.config.content_hash(stamp["config"])
+    stamp["hash"] = content_hash(stamp["config"])
     (out / "config.json").write_text(json.dumps(stamp))
     monkeypatch.setattr(sims.fit._Segment, "__call__", lambda *a, **k: pytest.fail("the fit ran again"))
     assert fit_potential(cfg, out) == out / "potential.pt"      # finished: found, not run again

@@ -306,7 +306,7 @@ def test_config_hash_tells_arrays_apart(tmp_path):
 
     import torch
 
-    from sims.config import content_hash
+    from reprs.config import content_hash
 
     def reference(content):
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -341,7 +341,7 @@ def test_config_hash_never_reads_as_a_number(tmp_path):
     from ase.build import bulk
 
     from reprs.fileio import FrameWriter
-    from sims.config import content_hash
+    from reprs.config import content_hash
 
     numeric = {"k": 1564}  # SHA-256 of its JSON starts with 16 decimal digits
     digest = hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()
