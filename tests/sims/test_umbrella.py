@@ -303,6 +303,7 @@ def test_free_energy_from_frames_re_solves_mbar_given_the_saved_samples(tmp_path
     # its error is pymbar's asymptotic one. Fails on the old code (no mbar=, checked).
     import pymbar
     from ase.io import write
+    from scipy import stats
 
     from reprs.cli import main
     from sims.free_energy import free_energy_from_frames
@@ -328,6 +329,9 @@ def test_free_energy_from_frames_re_solves_mbar_given_the_saved_samples(tmp_path
     assert resolved.reaction == pytest.approx(rt * ref["Delta_f"][0, 1], abs=1e-4)
     assert resolved.reaction_error == pytest.approx(rt * ref["dDelta_f"][0, 1], rel=0.25)
     assert fixed.reaction_error < 0.7 * rt * ref["dDelta_f"][0, 1]
+    s0 = math.sqrt(kT / K0)                                   # the unbiased density N(0, kT / K0): exact dA
+    exact_da = rt * math.log(stats.norm.cdf(TS / s0) / stats.norm.sf(TS / s0))
+    assert abs(resolved.reaction - exact_da) < 3 * resolved.reaction_error
     argv = ["free-energy", str(path), "--cv", "position:0,x", "--temperature", str(T), "--ts", str(TS)]
     assert main([*argv, "--mbar", str(saved)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("reaction dA"))
