@@ -16,7 +16,8 @@ model, the trainer settings and the split::
     # source = "qm9": target = "gap" (any reprs.datasets.QM9_TARGETS name; install matrep[bench])
     # source = "csv": path (relative to the config file's folder), column = "glycan" (default
     #                 "glycan", or "smiles" for molecules), label_column = "label"; rows with an
-    #                 empty input or label are left out with a warning that counts them
+    #                 empty input or label are left out with a warning that counts them (a class
+    #                 label "NA", "None" or "null" is a class; a regression label so written is missing)
     # source = "glycan_task": task = "glycosylation" (a reprs.glycan_tasks name: "taxonomy-<level>",
     #                 "glycosylation", "immunogenicity" with path = GLAMOUR's glycobase_immuno.txt;
     #                 "taxonomy", all eight levels, with task = "multitask" only; "binding" with
@@ -201,7 +202,8 @@ class SplitConfig(Schema):
                               "by = 'file'")
         if self.by == "file":
             # the file's parts are the split: these were accepted and ignored without a word
-            unread = [k for k, unset in (("fractions", (0.8, 0.1, 0.1)), ("seed", None)) if getattr(self, k) != unset]
+            unset = {f.name: f.default for f in dataclasses.fields(self)}
+            unread = [k for k in ("fractions", "seed") if getattr(self, k) != unset[k]]
             if unread:
                 raise ConfigError(f"{where}.{unread[0]} is not read with by = 'file' (the split file gives the parts); "
                                   f"remove it, or split by 'random', 'stratified', 'hash' or 'core'")
@@ -351,8 +353,14 @@ def build_graphs(representation: str, strings: list[str]) -> tuple[list, list[tu
     return graphs, [(f.index, f"{f.error}: {f.message}") for f in failures]
 
 
-def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[str], np.ndarray, list[str]]:
-    """Input strings, labels (``(n,)``, or ``(n, n_tasks)`` for a multi-label task) and the label columns."""
+def _dataset(spec: DatasetConfig, representation: str, seed: int,
+             classes: bool = True) -> tuple[list[str], np.ndarray, list[str]]:
+    """Input strings, labels (``(n,)``, or ``(n, n_tasks)`` for a multi-label task) and the label columns.
+
+    A CSV's labels are classes unless ``classes`` is False (a regression target): then a cell that
+    pandas reads as missing ("NA", "null", "nan", "None", ...) is missing; a class so named is a
+    class, and only an empty cell is missing (as :func:`reprs.datasets.glycan_graph_dataset` reads its CSV).
+    """
     columns = [spec.label_column]
     if spec.source == "glycowork":
         from reprs.datasets import load_glycans
@@ -372,7 +380,9 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
         labels = task.table[columns].to_numpy()
         strings, labels = task.table["glycan"].tolist(), labels[:, 0] if len(columns) == 1 else labels
     else:
-        table = pd.read_csv(spec.path)
+        # pandas' default reads "NA", "None", "null", "N/A", "nan", ... as missing: rows of classes so
+        # named were left out (with a warning that called them empty)
+        table = pd.read_csv(spec.path, **({"keep_default_na": False, "na_values": [""]} if classes else {}))
         x_col = spec.column or input_column(representation)
         missing = {x_col, spec.label_column} - set(table.columns)
         if missing:
@@ -383,8 +393,9 @@ def _dataset(spec: DatasetConfig, representation: str, seed: int) -> tuple[list[
             shown = "; ".join(f"row {r}: no {' and no '.join(empty.columns[empty.iloc[r].to_numpy()])}"
                               for r in rows[:3])
             more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""
+            words = "" if classes else " (or, for the regression target, a word pandas reads as missing: NA, null, nan)"
             warnings.warn(f"{len(rows)} of {len(table)} rows of {spec.path} are left out, their input or label "
-                          f"being empty: {shown}{more}", UserWarning, stacklevel=3)
+                          f"being empty{words}: {shown}{more}", UserWarning, stacklevel=3)
             table = table[~empty.any(axis=1)]
         strings, labels = table[x_col].astype(str).tolist(), table[spec.label_column].to_numpy()
     n = spec.subsample
@@ -546,7 +557,7 @@ def train_run(config: dict | str | os.PathLike, run_dir: str | os.PathLike, *, p
         cls = GNNClassifier if classification else GNNRegressor
     estimator = cls(**_given(spec.model), **spec.trainer.given(), seed=seed, run_dir=str(run_dir), resume=True,
                     progress=progress)
-    strings, labels, columns = _dataset(spec.dataset, representation, seed)
+    strings, labels, columns = _dataset(spec.dataset, representation, seed, classes=spec.task != "regression")
     graphs, failures = build_graphs(representation, strings)
     keep = [i for i, g in enumerate(graphs) if g is not None]
     if not keep:

@@ -31,6 +31,8 @@ import argparse
 import contextvars
 import dataclasses
 import difflib
+import hashlib
+import json
 import os
 import sys
 import tomllib
@@ -42,7 +44,43 @@ from typing import Any, Callable, Iterable, Mapping
 from reprs.errors import ConfigError
 
 __all__ = ["load_toml", "Schema", "did_you_mean", "check_keys", "config_file", "describe", "int_at_least",
-           "positive_float", "add_progress_flags", "progress_wanted"]
+           "positive_float", "add_progress_flags", "progress_wanted", "content_hash"]
+
+
+def content_hash(content: Any) -> str:
+    """16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
+
+    The one key of a run's settings: frames record it (:func:`sims.generate.config_hash`), and a
+    fit or hopping output folder is resumed only under the same one; a featurizer's memo of its
+    descriptor object is keyed by its parameters' hash. The first 16 digits, unless
+    they read as a number ("8568372213460e42", or all decimal digits: about 1 digest in 1000),
+    which an ASE database refuses as a string value and text formats read back as floats; then the
+    next 16 that do not.
+
+    Arrays and tensors (a dict config's tabulated potential values, say) enter as their nested lists,
+    the values of the same content written in TOML. Their ``str``, hashed before 2026-12-07, rounds
+    to 8 digits and elides all but the ends of an array of over 1000 entries, so different arrays
+    gave one hash; content without arrays hashes as before. See :func:`sims.config.array_hash_note`.
+    """
+    text = json.dumps(content, sort_keys=True, default=_json_value)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    windows = [digest[k:k + 16] for k in range(0, len(digest), 16)]
+    return next(w for w in windows if not _reads_as_number(w))
+
+
+def _json_value(value: Any) -> Any:
+    """What :func:`content_hash` hashes for a value JSON cannot write."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy arrays, torch tensors
+        return value.tolist()
+    return str(value)  # numpy scalars print exactly (and so keep their old hashes); paths; ...
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_toml(path: str | os.PathLike, *, error: type[ConfigError] = ConfigError) -> dict[str, Any]:

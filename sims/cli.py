@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ts", type=float, default=None,
                    help="transition-state location in CV units (default: the profile's maximum between its minima)")
     p.add_argument("--weights", default=None, help=".npy file of per-frame weights from a biased run")
+    p.add_argument("--mbar", default=None,
+                   help="file of sims.umbrella.UmbrellaSamples.save for these frames: their MBAR weights, and "
+                        "bootstrap errors that re-solve MBAR per replicate (fixed weights give about half the error)")
     p.add_argument("--units", choices=("kJ/mol", "kcal/mol", "eV"), default="kJ/mol")
     p.add_argument("--block", type=int_at_least(1), default=1,
                    help="frames per bootstrap block (correlated time series; default 1)")
@@ -109,7 +112,7 @@ def _free_energy(args: argparse.Namespace) -> None:
 
     result = free_energy_from_frames(args.frames, args.cv, temperature=args.temperature, bins=args.bins, ts=args.ts,
                                      weights=args.weights, units=args.units, plot=args.plot, block=args.block,
-                                     seed=args.seed)
+                                     seed=args.seed, mbar=args.mbar)
     print(result.table())
     if args.plot:
         print(f"profile plot: {args.plot}")

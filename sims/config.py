@@ -349,35 +349,8 @@ def weights_digest(*modules: Any) -> str:
     return h.hexdigest()
 
 
-def content_hash(content: Any) -> str:
-    """16 hex digits of the SHA-256 of ``content`` as key-sorted JSON (non-JSON values as ``str``).
-
-    The one key of a run's settings: frames record it (:func:`sims.generate.config_hash`), and a
-    fit or hopping output folder is resumed only under the same one. The first 16 digits, unless
-    they read as a number ("8568372213460e42", or all decimal digits: about 1 digest in 1000),
-    which an ASE database refuses as a string value and text formats read back as floats; then the
-    next 16 that do not.
-
-    Arrays and tensors (a dict config's tabulated potential values, say) enter as their nested lists,
-    the values of the same content written in TOML. Their ``str``, hashed before 2026-12-07, rounds
-    to 8 digits and elides all but the ends of an array of over 1000 entries, so different arrays
-    gave one hash; content without arrays hashes as before. See :func:`array_hash_note`.
-    """
-    text = json.dumps(content, sort_keys=True, default=_json_value)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    windows = [digest[k:k + 16] for k in range(0, len(digest), 16)]
-    return next(w for w in windows if not _reads_as_number(w))
-
-
-def _json_value(value: Any) -> Any:
-    """What :func:`content_hash` hashes for a value JSON cannot write."""
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy arrays, torch tensors
-        return value.tolist()
-    return str(value)  # numpy scalars print exactly (and so keep their old hashes); paths; ...
-
-
 def array_hash_note(content: Any) -> str:
-    """The sentence to add where a recorded :func:`content_hash` differs and ``content`` holds arrays
+    """The sentence to add where a recorded :func:`reprs.config.content_hash` differs and ``content`` holds arrays
     (their hash changed on 2026-12-07); ``""`` otherwise."""
     found: list[bool] = []
     json.dumps(content, default=lambda v: found.append(getattr(v, "ndim", 0) > 0) or None)
@@ -385,14 +358,6 @@ def array_hash_note(content: Any) -> str:
         return ""
     return (" (this config holds arrays: a record written before 2026-12-07 hashed their rounded text, which "
             "could not tell two arrays apart, so it cannot be matched to this config)")
-
-
-def _reads_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def plugin_kinds(group: str) -> dict[str, Any]:
@@ -483,6 +448,10 @@ class MDOptions(_Table):
     """
 
     TABLE = "md"
+    #: (key, the key it is read beside): LAMMPS's kspace_style; the uncertainty checks
+    READ_ONLY_WITH: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
+        ("on_uncertain", "uncertainty_threshold"))
     dtype: Literal["float32", "float64"] | None = None
     device: str | None = None
     skin: float = 1.0
@@ -515,11 +484,31 @@ class MDOptions(_Table):
             # read only beside another key (LAMMPS's kspace_style; the threshold checks), these were ignored
             # without a word; they have defaults, so the given keys are checked here
             where = cls.TABLE if where is None else where
-            for key, needs in (("kspace_accuracy", "kspace"), ("uncertainty_every", "uncertainty_threshold"),
-                               ("on_uncertain", "uncertainty_threshold")):
+            for key, needs in cls.READ_ONLY_WITH:
                 if key in table and getattr(options, needs) is None:
                     raise ConfigError(f"{where}.{key} is read only with {where}.{needs}; set {needs} or remove {key}")
         return options
+
+
+def without_unread(content: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A ``matrep simulate`` config without the keys refused since 2026-12-07 as never read, and their names.
+
+    The ``md`` keys read only beside another (:attr:`MDOptions.READ_ONLY_WITH`) and a g2 molecule's
+    ``system.conformers``: a config written before the refusal may hold them, and the hash of its
+    checkpoint (:func:`sims.generate.config_hash`) covers them.
+    """
+    out, removed = dict(content), []
+    md = content.get("md")
+    if isinstance(md, Mapping):
+        unread = [key for key, needs in MDOptions.READ_ONLY_WITH if key in md and md.get(needs) is None]
+        out["md"] = {k: v for k, v in md.items() if k not in unread}
+        removed += [f"md.{key}" for key in unread]
+    system = content.get("system")
+    if isinstance(system, Mapping) and system.get("builder") == Molecule.BUILDER and "conformers" in system \
+            and system.get("smiles") is None:
+        out["system"] = {k: v for k, v in system.items() if k != "conformers"}
+        removed.append("system.conformers")
+    return out, removed
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,8 @@ from scipy.stats import chi2
 from torch import nn
 
 from reprs.atoms import as_atoms
+from reprs.config import content_hash
 
-from .config import content_hash
 from .cv import CollectiveVariable, Position, cv_period, parse_cv, wrapped_difference
 from .errors import SimsError, SimsInputError
 from .integrators import Langevin, make_generator, seeded_init
@@ -676,7 +676,8 @@ class BiasPathOptimizer:
         whatever energy the bias and the bath give them, which is no part of the barrier
         (Müller-Brown 5-D: ``MuellerBrown(dim=5, spring=0)``, the surface on ``(x, y)`` without
         the three harmonic coordinates, which a bias on all five coordinates kicks).
-    barrier_energy : {"potential", "total"}
+    barrier_energy : {"potential", "total"}, optional
+        Read only with ``barrier_weight > 0`` (given without it, it is refused); default "potential".
         What the barrier term lowers at each path's highest point: the potential energy (of
         ``barrier_potential``), or the total energy, potential plus the kinetic energy of the
         central-difference velocity ``(x_{k+1} - x_{k-1}) / 2h``. A path needs at least the saddle's
@@ -691,10 +692,11 @@ class BiasPathOptimizer:
         then the latest). With the barrier term the paths
         reach the saddle and then can lose it again (at 10 K a bias that lifts the paths just to
         the saddle is a knife edge); "best" keeps the bias of the lowest barrier at full success.
-    gap : bool
-        With ``both_directions``: while a forward path and its backward partner have not met, score the gap between them
-        instead of the distance to the target (the authors' meet-in-the-middle loss); False scores
-        the target distance only.
+    gap : bool, optional
+        Read only with ``both_directions`` (given without it, it is refused); default True: while a
+        forward path and its backward partner have not met, score the gap between them instead of
+        the distance to the target (the authors' meet-in-the-middle loss); False scores the target
+        distance only.
     seed : int
         Seeds everything (velocities, noise, shuffling) through local generators.
     device, dtype
@@ -720,9 +722,9 @@ class BiasPathOptimizer:
                  mini_batch: int = 128, lr: float = 1e-3, iterations: int = 100, warmup: int | None = None,
                  confidence: float = 0.99, basin_steps: int | None = None, end_weight: float = 0.0,
                  barrier_weight: float = 0.0, barrier_potential: nn.Module | None = None,
-                 barrier_energy: str = "potential",
+                 barrier_energy: str | None = None,
                  select: str = "last", both_directions: bool = True,
-                 gap: bool = True, seed: int = 0,
+                 gap: bool | None = None, seed: int = 0,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
         for name, value, integer in [("temperature", temperature, False), ("friction", friction, False),
                                      ("timestep", timestep, False), ("lr", lr, False), ("n_steps", n_steps, True),
@@ -760,7 +762,11 @@ class BiasPathOptimizer:
         self.temperature, self.friction, self.timestep = float(temperature), float(friction), float(timestep)
         self.n_steps, self.n_trajectories, self.backsteps = int(n_steps), int(n_trajectories), int(backsteps)
         self.mini_batch, self.lr, self.iterations, self.warmup = int(mini_batch), float(lr), int(iterations), int(warmup)
-        self.confidence, self.seed, self.gap = float(confidence), int(seed), bool(gap)
+        if gap is not None and not both_directions:
+            raise SimsInputError(f"gap={gap!r} is read only with both_directions=True (it scores the gap between a "
+                                 "forward path and its backward partner); pass both_directions=True or leave gap out")
+        # True when not given: the value a checkpoint written before gap could be left out records
+        self.confidence, self.seed, self.gap = float(confidence), int(seed), True if gap is None else bool(gap)
         self.both_directions = bool(both_directions)
         _check_positive("end_weight", end_weight, strict=False)
         self.end_weight = float(end_weight)
@@ -770,9 +776,12 @@ class BiasPathOptimizer:
             raise SimsInputError(f"barrier_potential must be a sims potential (a torch module) or None for the "
                                  f"system's, got {type(barrier_potential).__name__}")
         self.barrier_potential = system if barrier_potential is None else barrier_potential
-        if barrier_energy not in ("potential", "total"):
+        if barrier_energy not in ("potential", "total", None):
             raise SimsInputError(f"barrier_energy must be 'potential' or 'total', got {barrier_energy!r}")
-        self.barrier_energy = barrier_energy
+        if barrier_energy is not None and self.barrier_weight == 0:
+            raise SimsInputError(f"barrier_energy={barrier_energy!r} is read only by the barrier term; pass "
+                                 "barrier_weight > 0 or leave barrier_energy out")
+        self.barrier_energy = "potential" if barrier_energy is None else barrier_energy
         if select not in ("last", "best"):
             raise SimsInputError(f"select must be 'last' or 'best', got {select!r}")
         self.select = select
@@ -1122,9 +1131,15 @@ class BiasPathOptimizer:
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer ({err})") from None
         if not isinstance(payload, dict) or payload.get("format") != "matrep.sims.enhanced.checkpoint/1":
             raise SimsInputError(f"{path} is not a checkpoint of BiasPathOptimizer")
+        recorded = json.loads(payload["settings"])
+        # A checkpoint written before gap and barrier_energy were refused where they are not read (s15)
+        # may hold a value of theirs that never changed its numbers: compared as this run's.
+        if not self.both_directions:
+            recorded["gap"] = self.gap
+        if self.barrier_weight == 0:
+            recorded.pop("barrier_energy", None)
         # a checkpoint from before the system's parameters were recorded is compared without them
-        recorded = "system_state" in json.loads(payload["settings"])
-        if payload["settings"] != self._settings(system_state=recorded):
+        if json.dumps(recorded, sort_keys=True) != self._settings(system_state="system_state" in recorded):
             raise SimsInputError(f"the checkpoint {path} was written with other settings; remove it or use another "
                                  "file to start afresh")
         self.bias.load_state_dict(payload["bias"])

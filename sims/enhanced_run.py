@@ -85,6 +85,12 @@ class Training(_Table):
     gap: bool | None = None
     seed: int = 0
 
+    def check(self, where: str) -> None:
+        # both set-ups run one direction: gap is read only when both_directions = true is set here
+        if self.gap is not None and not self.both_directions:
+            raise ConfigError(f"{where}.gap is read only with {where}.both_directions = true (both set-ups run one "
+                              "direction); set both_directions = true or remove gap")
+
     def overrides(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name != "seed" and getattr(self, f.name) is not None}

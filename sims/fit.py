@@ -36,10 +36,10 @@ from ase import Atoms, units
 from ase.data import atomic_numbers
 
 from reprs.atoms import as_atoms, as_frames
+from reprs.config import content_hash
 from reprs.fileio import atomic_open
 from reprs.structure import rdf as structure_rdf
 
-from .config import content_hash
 from .errors import FitDiverged, SimsInputError
 from .integrators import Integrator, Langevin, NoseHooverChain
 from .md import MD, compute, maxwell_boltzmann

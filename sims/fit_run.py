@@ -58,15 +58,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
 
-from reprs.config import Schema, config_file, load_toml
+from reprs.config import Schema, config_file, content_hash, load_toml
 from reprs.fileio import atomic_open, read_frames
 
-from .config import Potential, System, array_hash_note, content_hash
+from .config import Potential, System, array_hash_note, without_unread
 from .errors import ConfigError
 from .generate import _build_potential, _build_system, file_digests
 
@@ -103,6 +103,9 @@ class TargetSpec(_Table):
     """One ``[[targets]]`` table."""
 
     TABLE = "targets[]"
+    #: The keys each source never reads (refused when given).
+    UNREAD: ClassVar[dict[str, tuple[str, ...]]] = {"rdf": ("r_max", "bins"), "generate": ("r_max", "bins"),
+                                                    "frames": ("system",)}
     temperature: float | None = None
     rdf: str | None = None
     frames: str | None = None
@@ -143,8 +146,7 @@ class TargetSpec(_Table):
             # simulates its last frame); ``bins`` has a default, so the given keys are checked here
             where = cls.TABLE if where is None else where
             source = next(k for k in ("rdf", "frames", "generate") if getattr(spec, k) is not None)
-            unread = {"rdf": ("r_max", "bins"), "generate": ("r_max", "bins"), "frames": ("system",)}[source]
-            for key in sorted(set(table) & set(unread)):
+            for key in sorted(set(table) & set(cls.UNREAD[source])):
                 hint = {"generate": f"set it in {where}.generate", "rdf": "the file's r values are the grid",
                         "frames": "the system is the last frame of 'frames'"}[source]
                 raise ConfigError(f"{where}.{key} is not read by a {source!r} target ({hint}); remove it")
@@ -213,6 +215,8 @@ class IBISettings(_Table):
 class FitConfig(_Table):
     """A whole ``matrep fit-potential`` config (the module docstring shows one)."""
 
+    #: Target keys only DiffSim's loss reads (refused with method = 'ibi').
+    IBI_UNREAD: ClassVar[tuple[str, ...]] = ("pressure", "vacf_lags")
     targets: tuple[TargetSpec, ...]
     method: Literal["diffsim", "ibi"] = "diffsim"
     potential: dict | None = None
@@ -232,7 +236,7 @@ class FitConfig(_Table):
         if self.method == "ibi":
             # sims.fit.ibi inverts g(r) only: these diffsim loss terms would be ignored without a word
             for k, spec in enumerate(self.targets):
-                for key in ("pressure", "vacf_lags"):
+                for key in self.IBI_UNREAD:
                     if getattr(spec, key) is not None:
                         raise ConfigError(f"targets[{k}].{key} adds a term to the DiffSim loss; method = 'ibi' fits "
                                           "g(r) only and does not read it: remove it or set method = 'diffsim'")
@@ -335,6 +339,26 @@ def _source_digests(cfg: FitConfig, base: str) -> dict[str, str]:
     return file_digests(named, base)
 
 
+def _without_unread(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A fit folder's recorded config without the keys it never read that this matrep refuses since
+    2026-12-07: a target's ``r_max``, ``bins`` or ``system`` where its source does not read them
+    (:attr:`TargetSpec.UNREAD`), its ``pressure`` and ``vacf_lags`` with method = 'ibi', a g2
+    molecule's ``system.conformers`` (:func:`sims.config.without_unread`). The folder's hash covers
+    them, and the config of the same fit now has to leave them out.
+    """
+    targets = []
+    for target in recorded.get("targets", []):
+        if isinstance(target, Mapping):
+            source = next((k for k in ("rdf", "frames", "generate") if target.get(k) is not None), None)
+            drop = set(TargetSpec.UNREAD.get(source, ())) | set(
+                FitConfig.IBI_UNREAD if recorded.get("method") == "ibi" else ())
+            target = {k: v for k, v in target.items() if k not in drop}
+            if isinstance(target.get("system"), Mapping):
+                target["system"] = without_unread({"system": target["system"]})[0]["system"]
+        targets.append(target)
+    return {**recorded, "targets": targets}
+
+
 def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.PathLike, *,
                   progress: bool | None = None) -> Path:
     """Run a ``matrep fit-potential`` config; write the fitted potential, history and plots to ``out``.
@@ -378,7 +402,7 @@ def fit_potential(config: str | os.PathLike | Mapping[str, Any], out: str | os.P
     if stamp.exists():
         saved = json.loads(stamp.read_text())
         recorded = saved.get("hash")
-        if recorded != digest:
+        if recorded != digest and content_hash(_without_unread(saved.get("config", {}))) != digest:
             raise ConfigError(f"{str(out)!r} holds a fit of another config (hash {recorded}, this one {digest})"
                               f"{array_hash_note(content)}; use a new output folder")
         # The config names its g(r), trajectory, structure and reference potential files by path: the

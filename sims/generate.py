@@ -73,7 +73,9 @@ the output ends with exactly the same frames. An output that holds less than its
 mark (deleted or replaced since) is refused, not resumed with the frames before the checkpoint
 missing. Checkpoints also record the SHA-256 of the files the config names (``system.path``,
 ``potential.path``): a rerun after such a file changed is refused, since the config hash covers
-their names only.
+their names only. A checkpoint written before a key of its config was refused as never read
+(``md.kspace_accuracy`` without ``md.kspace`` and the like, 2026-12-07) resumes under that config
+as it was, with a warning: the checkpoint records only the hash, which covers the key.
 
 Potentials. Besides the classical kinds (and ``"tabulated"``, ``"neural"``: :class:`sims.potentials.TabulatedPair`,
 :class:`sims.potentials.NeuralPair`), ``kind = "file"`` reads a potential saved by
@@ -107,6 +109,7 @@ import hashlib
 import inspect
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -114,11 +117,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from reprs.config import check_keys, config_file, load_toml
+from reprs.config import check_keys, config_file, content_hash, load_toml
 from reprs.fileio import FrameWriter, atomic_open, read_frames  # read_frames: re-exported, reads what generate writes
 
 from .config import (AlanineDipeptide, BetaCristobalite, Bulk, FileSystem, MDOptions, Molecule, Peptide, Potential,
-                     SimulationConfig, Stage, System, array_hash_note, content_hash)
+                     SimulationConfig, Stage, System, array_hash_note, without_unread)
 from .errors import ConfigError, SimsInputError, SimulationStopped
 from .integrators import Integrator, Langevin, NoseHooverChain, VelocityVerlet
 from .md import MD, maxwell_boltzmann
@@ -149,6 +152,13 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
     sims.errors.ConfigError
         A missing or non-TOML file, a TOML syntax error, or content the schema refuses.
     """
+    cfg = _read_config(config)
+    _parse(cfg)
+    return cfg
+
+
+def _read_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`load_config` before the schema's check."""
     if isinstance(config, Mapping):
         cfg = copy.deepcopy(dict(config))
         cfg.setdefault("_base", os.getcwd())
@@ -156,13 +166,50 @@ def load_config(config: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]
         path = Path(config)
         cfg = load_toml(path, error=ConfigError)
         cfg["_base"] = str(path.resolve().parent)
-    _parse(cfg)
     return cfg
 
 
 def _parse(cfg: Mapping[str, Any]) -> SimulationConfig:
     """The typed config of a :func:`load_config` dict (its ``_base`` is not a key of the schema)."""
     return SimulationConfig.from_config({k: v for k, v in cfg.items() if k != "_base"}, where="")
+
+
+def _parse_resuming(cfg: Mapping[str, Any]) -> SimulationConfig:
+    """:func:`_parse`, except for a config that resumes its own checkpoint written before some of its
+    keys were refused as never read (:func:`sims.config.without_unread`): that one is read without
+    them, with a warning, and keeps its hash, which covers them. The checkpoint records only the
+    hash, so the run could not be recognised once the keys are removed; any other config holding
+    them is refused as before.
+    """
+    try:
+        return _parse(cfg)
+    except ConfigError as err:
+        stripped, removed = without_unread(cfg)
+        try:
+            spec = _parse(stripped) if removed else None
+        except ConfigError:
+            spec = None
+        if spec is None:
+            raise err
+        ckpt_path = _resolve(cfg, spec.output.path)
+        ckpt_path = ckpt_path.with_name(ckpt_path.name + ".ckpt")
+        try:
+            recorded = torch.load(ckpt_path, weights_only=True)["config_hash"] if ckpt_path.exists() else None
+        except Exception:  # noqa: BLE001 (any unreadable file is not such a checkpoint; _open_checkpoint says why)
+            recorded = None
+        if recorded != config_hash(cfg):
+            raise err
+        warnings.warn(f"{', '.join(removed)}: never read, and refused since 2026-12-07 ({err}). {ckpt_path} was "
+                      "written by this config with them before, and its hash covers them, so its run resumes as it "
+                      "began; a new run refuses them", UserWarning, stacklevel=3)
+        return spec
+
+
+#: What a config that no longer matches its checkpoint may have lost (see :func:`_parse_resuming`).
+_UNREAD_HINT = ("; if its config held a key that matrep refuses since 2026-12-07 as never read (md.kspace_accuracy "
+                "without md.kspace, md.uncertainty_every or md.on_uncertain without md.uncertainty_threshold, "
+                "system.conformers of a g2 molecule), put it back as it was: the checkpoint's hash covers it, and its "
+                "run then resumes with a warning")
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
@@ -463,7 +510,7 @@ def _open_checkpoint(spec: SimulationConfig, cfg: Mapping[str, Any], digest: str
                                  "tensors and numbers); remove it and the output to start over") from None
         if ckpt["config_hash"] != digest:
             raise SimsInputError(f"{ckpt_path} belongs to a different config (hash {ckpt['config_hash']} != {digest})"
-                                 f"{array_hash_note(cfg)}; remove it and the output to start over")
+                                 f"{array_hash_note(cfg)}; remove it and the output to start over{_UNREAD_HINT}")
         recorded = ckpt.get("inputs", inputs)
         changed = sorted(k for k in set(inputs) & set(recorded) if recorded[k] != inputs[k])
         if changed:
@@ -530,8 +577,8 @@ def generate(config: str | os.PathLike | Mapping[str, Any], *, device: torch.dev
     --------
     >>> generate("silica_melt_quench_small.toml")   # doctest: +SKIP
     """
-    cfg = load_config(config)
-    spec = _parse(cfg)
+    cfg = _read_config(config)
+    spec = _parse_resuming(cfg)
     digest = config_hash(cfg)
     seed = spec.seed
     md_cfg = spec.md

@@ -33,10 +33,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from reprs.config import Schema, load_toml
+from reprs.config import Schema, content_hash, load_toml
 from reprs.fileio import atomic_open, atomic_write
 
-from .config import content_hash, weights_digest
+from .config import weights_digest
 from .errors import ConfigError, SimsInputError
 from .surface_hopping import AU_TIME_FS, FSSH, KB_HARTREE, DiabaticModel, TorsionalIsomerisation
 

@@ -187,7 +187,7 @@ def label_dataset(structures: Sequence[Atoms], folder: str | os.PathLike, *, chu
     """
     from tqdm.auto import tqdm
 
-    from .config import content_hash
+    from reprs.config import content_hash
 
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise SimsInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")

@@ -558,7 +558,10 @@ class FSSH:
     decoherence : {"edc", None}
         Energy-based decoherence (Granucci and Persico 2007): after each step the amplitudes of the
         inactive states decay with ``tau_ka = (1 + C / E_kin) / |E_k - E_a|`` and the active one is
-        renormalised; ``C = decoherence_energy`` (0.1 hartree).
+        renormalised; ``C = decoherence_energy``.
+    decoherence_energy : float, optional
+        ``C`` of the energy-based decoherence (hartree; default 0.1, Granucci and Persico's value).
+        Read only with ``decoherence="edc"``: given without it, it is refused.
     frustrated : {"keep", "reverse"}
         What a frustrated hop does to the momentum (above).
     norm_tolerance : float
@@ -609,7 +612,7 @@ class FSSH:
     def __init__(self, model: DiabaticModel, positions: torch.Tensor, momenta: torch.Tensor, *,
                  n_states: int | None = None, initial_state: int = 0, timestep: float = 1.0,
                  electronic_substeps: int = 25, hop: str = "tully", decoherence: str | None = None,
-                 decoherence_energy: float = 0.1, frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
+                 decoherence_energy: float | None = None, frustrated: str = "keep", norm_tolerance: float = 1e-3, min_gap: float = 1e-6,
                  seed: int | None = None, record_hops: bool = False, friction: float = 0.0,
                  temperature: float = 0.0, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> None:
@@ -631,6 +634,11 @@ class FSSH:
                                  f"scheme: Tully's fewest switches or SHARC's propagator form), got {hop!r}")
         if decoherence not in ("edc", None):
             raise SimsInputError(f"decoherence must be 'edc' or None, got {decoherence!r}")
+        if decoherence_energy is None:
+            decoherence_energy = 0.1
+        elif decoherence is None:
+            raise SimsInputError(f"decoherence_energy={decoherence_energy!r} is read only with decoherence='edc'; "
+                                 "pass decoherence='edc' or leave decoherence_energy out")
         if frustrated not in ("keep", "reverse"):
             raise SimsInputError(f"frustrated must be 'keep' or 'reverse', got {frustrated!r}")
         if not (math.isfinite(friction) and friction >= 0 and math.isfinite(temperature) and temperature >= 0):

@@ -8,6 +8,7 @@ its CV value and inverse CV mass (:func:`sims.cv.cv_and_inverse_mass`). Pass the
 ``mbar=`` (not their ``weights=``) for error bars: each bootstrap replicate then re-solves MBAR
 (:meth:`UmbrellaSamples.reweight`); fixed weights gave about half the error (0.28 against pymbar's
 asymptotic 0.50 kJ/mol for a reaction free energy; tests/sims/test_umbrella.py).
+:meth:`UmbrellaSamples.save` writes them for ``matrep free-energy FRAMES --mbar FILE``.
 
 A system may hold several non-interacting copies of the molecule (``atoms_per_replica``): the bias
 then acts on each copy's CV, and every copy contributes one sample per recorded step.
@@ -26,13 +27,17 @@ Example
 
 from __future__ import annotations
 
+import io
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import units
+
+from reprs.fileio import atomic_write
 
 from .cv import CollectiveVariable, cv_and_inverse_mass, cv_period, wrapped_difference
 from .errors import SimsInputError
@@ -43,7 +48,7 @@ from .replicas import replica_cv, replica_frames, replica_masses
 from .state import State, as_atoms
 
 __all__ = ["HarmonicBias", "UmbrellaSamples", "umbrella_sampling", "mbar_weights", "WindowOverlapError",
-           "MIN_OVERLAP"]
+           "MIN_OVERLAP", "load_umbrella_samples"]
 
 
 class WindowOverlapError(SimsInputError):
@@ -176,6 +181,49 @@ class UmbrellaSamples:
         w, _ = mbar_weights(self.cv[drawn], self.window[drawn], self.centers, self.spring, self.temperature,
                             period=self.period, min_overlap=0.0, initial_f_k=self.free_energies)
         return np.bincount(drawn, weights=w, minlength=c.size)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the samples to ``path`` (numpy ``.npz``: a format tag and the arrays, no pickle), for
+        :func:`load_umbrella_samples` and ``matrep free-energy FRAMES --mbar PATH``; returns the path.
+        """
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if f.name != "period"}
+        buffer = io.BytesIO()
+        np.savez(buffer, format=np.array(SAMPLES_FORMAT), period=np.array(np.nan if self.period is None else self.period),
+                 **arrays)
+        return atomic_write(path, buffer.getvalue())
+
+
+#: Format tag of :meth:`UmbrellaSamples.save` files.
+SAMPLES_FORMAT = "matrep.sims.umbrella.samples/1"
+
+
+def load_umbrella_samples(path: str | Path) -> UmbrellaSamples:
+    """The :class:`UmbrellaSamples` written by :meth:`UmbrellaSamples.save` to ``path``.
+
+    Raises
+    ------
+    SimsInputError
+        A missing file, or one that is not such a file.
+    """
+    if not Path(path).is_file():
+        raise SimsInputError(f"umbrella samples file {str(path)!r} does not exist")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SimsInputError(f"{path} is not a file of UmbrellaSamples.save ({err})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):   # a .npy file: one array
+        raise SimsInputError(f"{path} is not a file of UmbrellaSamples.save (one array, not an .npz archive)")
+    with data:
+        stored = {k: data[k] for k in data.files}
+    if stored.pop("format", np.array("")).item() != SAMPLES_FORMAT:
+        raise SimsInputError(f"{path} is not a file of UmbrellaSamples.save (no {SAMPLES_FORMAT!r} tag)")
+    period = float(stored.pop("period"))
+    scalars = {"spring": float, "temperature": float, "cv_unit": str}
+    try:
+        return UmbrellaSamples(**{k: scalars[k](v.item()) if k in scalars else v for k, v in stored.items()},
+                               period=None if math.isnan(period) else period)
+    except TypeError as err:   # an array missing or one too many
+        raise SimsInputError(f"{path} is not a file of UmbrellaSamples.save ({err})") from None
 
 
 def _pymbar():

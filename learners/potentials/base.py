@@ -263,8 +263,11 @@ def member_energies(models: Sequence[NeuralPotential], positions: torch.Tensor, 
     ``hparams`` are handed over together (:meth:`NeuralPotential.member_outputs`: PaiNN members share
     their radial basis). Arguments as :meth:`NeuralPotential.forward`.
     """
-    for m in models:
-        m.check_inputs(positions, numbers)
+    checked: list[NeuralPotential] = []
+    for m in models:   # once for members that check_inputs judges alike (a committee: once in all)
+        if not any(_checked_alike(m, c) for c in checked):
+            m.check_inputs(positions, numbers)
+            checked.append(m)
     i, j, vec = _edges(models[0].cutoff, positions, cell, pairs, batch)
     outputs: list[torch.Tensor | None] = [None] * len(models)
     groups: dict[tuple, list[int]] = {}
@@ -288,6 +291,13 @@ def member_energies(models: Sequence[NeuralPotential], positions: torch.Tensor, 
         return atomic.sum(1)
     n = cell.shape[0] if cell.dim() == 3 else int(batch.max()) + 1
     return torch.zeros((len(models), n), dtype=atomic.dtype, device=atomic.device).index_add(1, batch, atomic)
+
+
+def _checked_alike(a: NeuralPotential, b: NeuralPotential) -> bool:
+    """Whether :meth:`NeuralPotential.check_inputs` of ``a`` and ``b`` decide alike on any input: the
+    same dtype, elements seen in training, repulsion and cutoff (the covalent radii are one table)."""
+    return (a.atom_energy.dtype == b.atom_energy.dtype and a.repulsion == b.repulsion and a.cutoff == b.cutoff
+            and torch.equal(a.known_elements, b.known_elements))
 
 
 def _as_batch(model: nn.Module, structures) -> AtomsBatch:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, Mapping, Sequence
 import numpy as np
 
 from reprs.atoms import as_atoms
+from reprs.config import content_hash
 from reprs.errors import InputError, MissingCellError, ResourceLimitError
 from reprs.featurizers.base import Featurizer
 
@@ -107,7 +108,9 @@ class _DScribeFeaturizer(Featurizer):
         # changes results, and a parameter changed by plain assignment invalidates it. It travels
         # with the featurizer to worker processes: SOAP's basis, rebuilt there with another BLAS
         # thread count, would differ in the last digits (1e-9) and break parallel == serial.
-        key = repr(self.get_params())
+        # The key is exact: the repr of an array parameter rounds to 8 digits (and elides long ones),
+        # so a change in the 9th digit kept the descriptor of the old value.
+        key = content_hash(self.get_params())
         cached = self.__dict__.get("_memo")
         if cached is None or cached[0] != key:
             cached = (key, self._build())

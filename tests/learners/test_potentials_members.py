@@ -213,3 +213,26 @@ def test_a_run_resumes_and_reads_back_with_compiled_switched(tmp_path):
     assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, frames))
     # Another setting still makes another config.
     assert config_hash({**cfg, "potential": {**cfg["potential"], "path": "n.pt"}}) != config_hash(cfg)
+
+
+def test_members_alike_are_checked_once_and_unlike_ones_each(monkeypatch):
+    # member_energies ran check_inputs (several device syncs) once per member; members that it judges
+    # alike are now checked once, and a member that differs is still checked. The call count fails
+    # on the old code (checked: 3 calls).
+    from learners.errors import InputError
+    from learners.potentials.base import NeuralPotential
+
+    calls = []
+    check = NeuralPotential.check_inputs
+    monkeypatch.setattr(NeuralPotential, "check_inputs", lambda self, *a: calls.append(self) or check(self, *a))
+    members = [_painn(0), _painn(1), _painn(2)]
+    _compute(Committee(members), _crystal())
+    assert len(calls) == 1
+    calls.clear()
+    with torch.no_grad():   # one member trained without Li: it cannot predict the crystal's Li atom
+        for m in members:
+            m.known_elements[[3, 8, 12]] = True
+        members[2].known_elements[3] = False
+    with pytest.raises(InputError, match=r"\['Li'\] were not in the training data"):
+        _compute(Committee(members), _crystal())
+    assert len(calls) == 2

@@ -191,6 +191,20 @@ def test_acsf_g1_is_the_sum_of_cutoff_functions():
         np.testing.assert_allclose(out[:, labels.index(f"G1_{neighbour}")], fc[:, mask].sum(axis=1), rtol=1e-10)
 
 
+def test_a_parameter_array_changed_in_its_ninth_digit_rebuilds_the_descriptor():
+    # The memo of the DScribe object was keyed by repr(get_params()), which prints arrays to 8 digits:
+    # eta changed by 1e-9 kept the old descriptor, and its features. Fails on the old code (checked).
+    atoms = water()
+    g2 = np.array([[1.0, 0.5], [4.0, 1.2]])
+    acsf = ACSF(species=["H", "O"], r_cut=3.0, g2_params=g2)
+    before = acsf.featurize(atoms)
+    changed = g2 + [[0.0, 0.0], [3e-9, 0.0]]           # prints as g2 does: array([[1. , 0.5], [4. , 1.2]])
+    acsf.g2_params = changed
+    after = acsf.featurize(atoms)
+    fresh = ACSF(species=["H", "O"], r_cut=3.0, g2_params=changed).featurize(atoms)
+    assert np.array_equal(after, fresh) and not np.array_equal(after, before)
+
+
 def test_soap_sites_of_diamond_are_equivalent_and_averages_agree():
     atoms = silicon()  # all 8 atoms of diamond Si are symmetry-equivalent
     per_site = SOAP(species=["Si"], r_cut=4.0, n_max=3, l_max=3, periodic=True).featurize(atoms)

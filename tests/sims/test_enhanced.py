@@ -587,3 +587,30 @@ def test_enhanced_config_refuses_a_dimension_its_system_does_not_read():
     assert EnhancedConfig.from_config({"system": {"kind": "mueller_brown", "dim": 5}}, where="").system.dim == 5
     with pytest.raises(ConfigError, match="does not read it"):
         EnhancedConfig.from_config({"system": {"kind": "alanine_dipeptide", "dim": 5}}, where="")
+
+
+def test_settings_read_only_with_another_are_refused_without_it(tmp_path):
+    """gap is read only with both_directions, barrier_energy only with barrier_weight > 0: given without
+    them they were accepted and ignored (the set-ups run one direction)."""
+    from sims.enhanced_run import EnhancedConfig
+    from sims.errors import ConfigError
+
+    with pytest.raises(SimsInputError, match=r"gap=False is read only with both_directions=True"):
+        _small(gap=False)
+    with pytest.raises(SimsInputError, match=r"barrier_energy='total' is read only by the barrier term"):
+        _small(barrier_weight=0.0, barrier_energy="total")
+    with pytest.raises(ConfigError, match=r"training\.gap is read only with training\.both_directions = true"):
+        EnhancedConfig.from_config({"training": {"gap": True}}, where="")
+    assert EnhancedConfig.from_config({"training": {"gap": False, "both_directions": True}}, where="").training.gap is False
+    assert _small(both_directions=True, gap=False).gap is False
+    assert _small().gap is True and _small().barrier_energy == "potential"
+    # a checkpoint written before the refusal, with such a setting that never changed its numbers, resumes
+    _small(iterations=1, barrier_weight=0.0).fit(checkpoint=tmp_path / "ck.pt")
+    payload = torch.load(tmp_path / "ck.pt", weights_only=True)
+    settings = json.loads(payload["settings"])
+    settings.update(gap=False, barrier_energy="total")
+    payload["settings"] = json.dumps(settings, sort_keys=True)
+    torch.save(payload, tmp_path / "old.pt")
+    assert len(_small(barrier_weight=0.0).fit(1, checkpoint=tmp_path / "old.pt").history) == 1
+    with pytest.raises(SimsInputError, match="other settings"):   # one that changed them still does not
+        _small(barrier_weight=0.0, lr=1e-2).fit(1, checkpoint=tmp_path / "old.pt")

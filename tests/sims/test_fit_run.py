@@ -226,3 +226,29 @@ def test_a_run_killed_after_its_targets_are_built_resumes_to_the_same_fit(tmp_pa
     assert (out / "target_0.extxyz").exists() and not (out / "checkpoint.pt").exists()
     fit_potential(config(), out)
     assert (out / "history.csv").read_text() == (whole / "history.csv").read_text()
+
+
+def test_a_folder_whose_config_held_a_key_refused_since_resumes_without_it(tmp_path, monkeypatch):
+    # An 'rdf' target's r_max (and bins, a g2 molecule's conformers, ...) were accepted and never read
+    # before 2026-12-07; refused now, and the config without them hashed differently: the folder was
+    # refused as "a fit of another config". Its config.json records the config, so the same config
+    # without those keys resumes it; another change is still refused. Fails on the old code (checked).
+    import json
+
+    from reprs.config import content_hash
+
+    r = np.linspace(0.1, 7.9, 40)
+    np.savetxt(tmp_path / "rdf.txt", np.column_stack([r, 1.0 + np.exp(-(r - 3.8) ** 2)]))
+    cfg = config(epochs=1, steps_per_epoch=5)
+    cfg["targets"] = [{"temperature": 120.0, "rdf": str(tmp_path / "rdf.txt"),
+                       "system": {"builder": "bulk", "symbol": "Ar", "a": 5.82, "repeat": 3}}]
+    out = tmp_path / "out"
+    fit_potential(cfg, out)
+    stamp = json.loads((out / "config.json").read_text())
+    stamp["config"]["targets"][0]["r_max"] = 6.0      # what the folder of such a config records
+    stamp["hash"] = content_hash(stamp["config"])
+    (out / "config.json").write_text(json.dumps(stamp))
+    monkeypatch.setattr(sims.fit._Segment, "__call__", lambda *a, **k: pytest.fail("the fit ran again"))
+    assert fit_potential(cfg, out) == out / "potential.pt"      # finished: found, not run again
+    with pytest.raises(ConfigError, match="another config"):
+        fit_potential({**cfg, "seed": 1}, out)

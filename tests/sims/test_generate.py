@@ -306,7 +306,7 @@ def test_config_hash_tells_arrays_apart(tmp_path):
 
     import torch
 
-    from sims.config import content_hash
+    from reprs.config import content_hash
 
     def reference(content):
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -341,7 +341,7 @@ def test_config_hash_never_reads_as_a_number(tmp_path):
     from ase.build import bulk
 
     from reprs.fileio import FrameWriter
-    from sims.config import content_hash
+    from reprs.config import content_hash
 
     numeric = {"k": 1564}  # SHA-256 of its JSON starts with 16 decimal digits
     digest = hashlib.sha256(json.dumps(numeric, sort_keys=True).encode()).hexdigest()
@@ -451,3 +451,32 @@ def test_a_run_interrupted_inside_a_temperature_ramp_resumes_bit_for_bit(tmp_pat
     assert [f.info["step"] for f in resumed] == [f.info["step"] for f in reference]
     for a, b in zip(resumed, reference):
         assert np.array_equal(a.positions, b.positions) and np.array_equal(a.get_velocities(), b.get_velocities())
+
+
+def test_a_checkpoint_written_before_a_key_was_refused_resumes_with_a_warning(tmp_path, monkeypatch):
+    # md.kspace_accuracy without kspace was accepted and never read before 2026-12-07, and the
+    # checkpoint's hash covers it; refused now, and removing it changed the hash: the run could not
+    # be resumed at all. Now the config as it was resumes its own checkpoint with a warning (its
+    # frames keep one hash), a new run with the key is still refused, and the config without it is
+    # told to put it back. Fails on the old code (checked: the resume was refused).
+    import sims.config
+
+    cfg = _config("run.extxyz", steps=(40, 40, 20))
+    cfg["_base"] = str(tmp_path)
+    cfg["output"]["checkpoint_every"] = 20
+    old = dict(cfg, md=dict(cfg["md"], kspace_accuracy=1e-3))
+    monkeypatch.setattr(sims.config.MDOptions, "READ_ONLY_WITH", ())   # the code before the refusal
+    _interrupt_at_sixth_frame(old, monkeypatch)
+    monkeypatch.undo()
+    with pytest.raises(SimsInputError, match=r"different config.*put it back as it was"):
+        generate(cfg)
+    with pytest.warns(UserWarning, match=r"md\.kspace_accuracy: never read, and refused since 2026-12-07"):
+        frames = read_frames(generate(old))
+    whole = dict(cfg, _base=str(tmp_path / "whole"))
+    (tmp_path / "whole").mkdir()
+    reference = read_frames(generate(whole))
+    assert [f.info["step"] for f in frames] == list(range(10, 101, 10))
+    assert {f.info["config_hash"] for f in frames} == {config_hash(old)}    # one trajectory, one label
+    for a, b in zip(frames, reference):
+        np.testing.assert_array_equal(a.positions, b.positions)
+    _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, r"md\.kspace_accuracy is read only with md\.kspace")

@@ -154,6 +154,20 @@ def test_edc_collapses_amplitudes_outside_the_coupling_region():
     torch.testing.assert_close((edc.amplitudes.abs() ** 2).sum(-1), torch.ones(32, dtype=F64))
 
 
+def test_decoherence_energy_is_refused_without_decoherence():
+    """decoherence_energy is read only by EDC: without decoherence="edc" it was accepted and ignored."""
+    model = tully_model(1)
+    x, p = torch.full((4, 1), -2.0, dtype=F64), torch.full((4, 1), 15.0, dtype=F64)
+    with pytest.raises(SimsInputError, match=r"decoherence_energy=0\.2 is read only with decoherence='edc'"):
+        FSSH(model, x, p, timestep=2.0, seed=0, decoherence_energy=0.2)
+    # with EDC it is read: the default is C = 0.1 hartree, and another C gives other amplitudes
+    default = FSSH(model, x, p, timestep=2.0, seed=0, decoherence="edc").run(100)
+    same = FSSH(model, x, p, timestep=2.0, seed=0, decoherence="edc", decoherence_energy=0.1).run(100)
+    other = FSSH(model, x, p, timestep=2.0, seed=0, decoherence="edc", decoherence_energy=10.0).run(100)
+    assert torch.equal(default.amplitudes, same.amplitudes)
+    assert float((default.amplitudes - other.amplitudes).abs().max()) > 1e-3
+
+
 def test_float32_is_honoured():
     model = tully_model(2)
     res = FSSH(model, torch.full((4, 1), -5.0), torch.full((4, 1), 25.0), timestep=1.0, seed=0,

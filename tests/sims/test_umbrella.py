@@ -257,7 +257,7 @@ def _gaussian_windows(seed: int, n: int = 100):
     w, f_k = mbar_weights(z, win, GAUSS_CENTERS, KB, T)
     return UmbrellaSamples(cv=z, inverse_mass=np.ones_like(z), window=win, weights=w, centers=GAUSS_CENTERS,
                            spring=KB, temperature=T, free_energies=f_k, cv_unit="Å",
-                           positions=np.zeros((z.size, 1, 3)), masses=np.ones(1))
+                           positions=np.pad(z[:, None, None], ((0, 0), (0, 0), (0, 2))), masses=np.ones(1))
 
 
 def _reaction(s, mbar: bool, n_bootstrap: int, seed: int):
@@ -294,6 +294,58 @@ def test_mbar_bootstrap_error_matches_pymbar_asymptotic_error():
         activation_free_energy(s.cv, inverse_mass=s.inverse_mass, weights=s.weights, mbar=s, ts=TS, temperature=T)
     with pytest.raises(SimsInputError, match="block of a window's 100 samples"):
         free_energy_profile(s.cv, mbar=s, temperature=T, block=100)
+
+
+def test_free_energy_from_frames_re_solves_mbar_given_the_saved_samples(tmp_path, capsys):
+    # free_energy_from_frames (matrep free-energy) had fixed-weight errors only, about half the
+    # seed-to-seed spread on these windows; given the samples' file (mbar=, --mbar) each replicate
+    # re-solves MBAR as activation_free_energy(mbar=) does (calibrated in the slow test below), and
+    # its error is pymbar's asymptotic one. Fails on the old code (no mbar=, checked).
+    import pymbar
+    from ase.io import write
+    from scipy import stats
+
+    from reprs.cli import main
+    from sims.free_energy import free_energy_from_frames
+    from sims.umbrella import load_umbrella_samples
+
+    s = _gaussian_windows(0)
+    saved = s.save(tmp_path / "samples.npz")
+    loaded = load_umbrella_samples(saved)
+    for name in ("cv", "inverse_mass", "window", "weights", "centers", "free_energies", "positions", "masses"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(s, name))
+    assert (loaded.spring, loaded.temperature, loaded.cv_unit, loaded.period) == (KB, T, "Å", None)
+    frames = [Atoms("He", positions=p, masses=[1.0], info={"weight": w}) for p, w in zip(s.positions, s.weights)]
+    path = tmp_path / "frames.extxyz"
+    write(path, frames)
+    kw = dict(temperature=T, ts=TS, n_bootstrap=60, seed=1)
+    resolved = free_energy_from_frames(path, "position:0,x", mbar=saved, **kw)
+    fixed = free_energy_from_frames(path, "position:0,x", **kw)          # the frames' weights, held fixed
+    rt = constants.R * T / 1000.0
+    kT = constants.k * T / constants.e
+    u_kn = 0.5 * KB * (s.cv[None] - GAUSS_CENTERS[:, None]) ** 2 / kT
+    sides = np.stack([np.where(s.cv < TS, 0.0, 1e6), np.where(s.cv > TS, 0.0, 1e6)])
+    ref = pymbar.MBAR(u_kn, np.bincount(s.window)).compute_perturbed_free_energies(sides)
+    assert resolved.reaction == pytest.approx(rt * ref["Delta_f"][0, 1], abs=1e-4)
+    assert resolved.reaction_error == pytest.approx(rt * ref["dDelta_f"][0, 1], rel=0.25)
+    assert fixed.reaction_error < 0.7 * rt * ref["dDelta_f"][0, 1]
+    s0 = math.sqrt(kT / K0)                                   # the unbiased density N(0, kT / K0): exact dA
+    exact_da = rt * math.log(stats.norm.cdf(TS / s0) / stats.norm.sf(TS / s0))
+    assert abs(resolved.reaction - exact_da) < 3 * resolved.reaction_error
+    argv = ["free-energy", str(path), "--cv", "position:0,x", "--temperature", str(T), "--ts", str(TS)]
+    assert main([*argv, "--mbar", str(saved)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("reaction dA"))
+    assert float(row.split()[4]) == pytest.approx(rt * ref["dDelta_f"][0, 1], rel=0.25)   # "reaction dA a ± da"
+    with pytest.raises(SimsInputError, match="not these 600 frames of 1 atoms in their order"):
+        free_energy_from_frames(frames[::-1], "position:0,x", mbar=s, **kw)
+    with pytest.raises(SimsInputError, match="give mbar or weights, not both"):
+        free_energy_from_frames(path, "position:0,x", mbar=s, weights=s.weights, **kw)
+    frames[0].info["weight"] = 0.5
+    with pytest.raises(SimsInputError, match=r"info\['weight'\] are not the umbrella samples' weights"):
+        free_energy_from_frames(frames, "position:0,x", mbar=s, **kw)
+    np.save(tmp_path / "other.npy", s.weights)
+    assert main([*argv, "--mbar", str(tmp_path / "other.npy")]) == 2
+    assert "is not a file of UmbrellaSamples.save" in capsys.readouterr().err
 
 
 @pytest.mark.slow
