@@ -32,8 +32,9 @@ class _Table(Schema):
 _READ_BY = {
     "friction": (lambda st: st.thermostat_kind == "langevin", "only a Langevin thermostat reads it"),
     "tau": (lambda st: st.thermostat_kind == "nose_hoover_chain", "only a Nose-Hoover chain thermostat reads it"),
-    "chain_length": (lambda st: st.thermostat_kind == "nose_hoover_chain" or st.barostat_kind == "mtk",
-                     "only a Nose-Hoover chain thermostat or the MTK barostat reads it"),
+    "chain_length": (lambda st: st.thermostat_kind == "nose_hoover_chain",
+                     "only a Nose-Hoover chain thermostat (with MTK in an npt stage, also the barostat's chain) "
+                     "reads it; an nph stage has no chains"),
     "tau_p": (lambda st: st.barostat_kind is not None, "only an npt or nph stage reads it"),
     "compressibility": (lambda st: st.barostat_kind in ("c_rescale", "berendsen"),
                         "only the c_rescale and berendsen barostats read it (MTK does not)"),
@@ -66,7 +67,8 @@ class Stage(_Table):
     tau : float
         Nose-Hoover period, fs (LAMMPS ``Tdamp``; thermostat mass ``N kT tau^2`` in both engines).
     chain_length : int
-        Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``).
+        Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``;
+        an ``nph`` stage has no chains, ``pchain 0``, and refuses it).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
     pressure : float, (float, float, float) or 3x3, optional

@@ -240,6 +240,7 @@ def test_both_engines_read_one_stage_schema():
     ({"ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk", "compressibility": 4.5e-5},
      "compressibility"),
     ({"ensemble": "nph", "temperature": 300, "pressure": 1.0, "friction": 0.02}, "friction"),
+    ({"ensemble": "nph", "temperature": 300, "pressure": 1.0, "chain_length": 3}, "chain_length"),
 ])
 def test_a_stage_key_its_integrators_never_read_is_refused(table, key):
     # set to its default value too: a check on values could not see it
@@ -254,7 +255,7 @@ def test_stage_keys_that_are_read_are_accepted():
 
     Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk",
                        "tau": 100.0, "chain_length": 2, "tau_p": 500.0})
-    Stage.from_config({"steps": 1, "ensemble": "nph", "temperature": 300, "pressure": 1.0, "chain_length": 2})
+    Stage.from_config({"steps": 1, "ensemble": "nph", "temperature": 300, "pressure": 1.0, "tau_p": 500.0})
     Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "friction": 0.02,
                        "tau_p": 500.0, "compressibility": 1e-4})
 
