@@ -61,7 +61,8 @@ class Stage(_Table):
     temperature : float or (float, float), optional
         Target temperature, K; a pair ramps linearly from the first to the second value over the
         stage. Required for the thermostats and barostats; for an ``nve`` first stage it sets the initial
-        velocities (Maxwell-Boltzmann; none given: atoms start at rest).
+        velocities (Maxwell-Boltzmann; none given: atoms start at rest), and a later ``nve`` stage refuses it
+        (nothing reads it there). ``nve`` and ``nph`` stages take one value (no thermostat follows a ramp).
     friction : float
         Langevin friction, 1/fs (LAMMPS ``damp = 1/friction``).
     tau : float
@@ -135,6 +136,12 @@ class Stage(_Table):
             need = ">= 0 K" if self.ensemble == "nve" else "> 0 K"
             raise ConfigError(f"{where}.temperature: a {self.ensemble} stage needs temperatures {need}, "
                               f"got {self.temperature}")
+        if self.ensemble in ("nve", "nph") and isinstance(self.temperature, tuple):
+            # no thermostat follows a ramp: only its start value was read (nve: the first stage's velocities; nph:
+            # the cell's mass, which our MTK then changed along the ramp while LAMMPS's ptemp kept the start value)
+            read = "draws the first stage's initial velocities" if nve else "sets the cell's mass W"
+            raise ConfigError(f"{where}.temperature: an {self.ensemble} stage has no thermostat to follow a ramp "
+                              f"({list(self.temperature)} K); its temperature only {read}: give one value")
         barostat = self.barostat_kind
         thermostat = self.thermostat_kind
         if thermostat == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
@@ -576,6 +583,14 @@ class SimulationConfig(_Table):
             # LAMMPS computes in double precision only: a float32 run would silently be a float64 one
             raise ConfigError("md.dtype = 'float32': engine = 'lammps' computes in double precision only; "
                               "set md.dtype = 'float64' (its default) or leave it out, or use engine = 'matrep'")
+        later_nve = [k for k, stage in enumerate(self.stages) if k and stage.ensemble == "nve"
+                     and stage.temperature is not None]
+        if later_nve:
+            # read by nothing (velocities carry over from the stage before), yet written to its frames as T_target
+            k = later_nve[0]
+            raise ConfigError(f"stages[{k}].temperature: an nve stage after the first has no thermostat and draws no "
+                              f"velocities (they carry over from stages[{k - 1}]), so its temperature is not read; "
+                              "remove it, or use a langevin / nose_hoover_chain stage to hold a temperature")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

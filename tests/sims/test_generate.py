@@ -156,6 +156,14 @@ def test_stage_values_are_typed_and_required(tmp_path):
              r"stages\[0\]\.ensemble must be one of 'nve', 'langevin', 'nose_hoover_chain', 'npt', 'nph', got the string "
              r"'langevn'; did you mean 'langevin'\?")
     _refused(dict(cfg, stages=[]), tmp_path, r"no \[\[stages\]\]")
+    # Read by nothing, and written to the frames as T_target (the nve stage's frames said 300 K at 50 K; the ramps
+    # ran on their start value, an nph ramp changed only our engine's cell mass): refused (checked on the old code)
+    _refused(dict(cfg, stages=_stage() + _stage(ensemble="nve", friction=None, temperature=300.0)), tmp_path,
+             r"stages\[1\]\.temperature: an nve stage after the first has no thermostat")
+    _refused(dict(cfg, stages=_stage(ensemble="nve", friction=None, temperature=[50.0, 300.0])), tmp_path,
+             r"stages\[0\]\.temperature: an nve stage has no thermostat to follow a ramp")
+    _refused(dict(cfg, stages=_stage(ensemble="nph", friction=None, temperature=[50.0, 300.0], pressure=1.0)), tmp_path,
+             r"stages\[0\]\.temperature: an nph stage has no thermostat to follow a ramp")
 
 
 def test_every_table_is_strict(tmp_path):
