@@ -200,7 +200,8 @@ class CellRescaling(Integrator):
         ``[V0 / ratio, V0 * ratio]`` (``V0`` the volume at the start of the run), or changes by
         more than 28 % in one step (``|d eps| > 0.25``): the cell is collapsing or exploding.
     seed : int, optional
-        Seeds the barostat's noise (the thermostat has its own); overridden by :class:`sims.MD`'s.
+        Seeds the barostat's noise (the thermostat has its own); overridden by :class:`sims.MD`'s. Not given
+        anywhere: the thermostat's seed (``Langevin(seed=...)``) seeds both (:meth:`default_seed`).
 
     Raises
     ------
@@ -272,11 +273,17 @@ class CellRescaling(Integrator):
     def temperature(self, value: float) -> None:
         self.thermostat.temperature = float(value)
 
+    def default_seed(self) -> int | None:
+        """This barostat's ``seed``, else its thermostat's (``Langevin(seed=...)``): a run seeded through the
+        thermostat alone drew the barostat's noise from fresh entropy, so it could not be repeated. The two
+        streams stay apart (``(seed, 0)`` and ``(seed, 1)``, the thermostat's the one it draws alone)."""
+        return self.seed if self.seed is not None else self.thermostat.default_seed()
+
     def start(self, state, seed: int | Sequence[int] | None):
         if getattr(state, "system", None) is not None:
             return self._start_batch(state, seed)
         _check_cell(state, self.coupling, lower=self.coupling == "triclinic")
-        seed = seed if seed is not None else self.seed
+        seed = seed if seed is not None else self.default_seed()
         words = None if seed is None else ([seed] if isinstance(seed, (int, np.integer)) else list(seed))
         state, inner = self.thermostat.start(state, None if words is None else words + [0])
         gen = make_generator(None if words is None else words + [1], state.positions.device)

@@ -312,8 +312,9 @@ class BatchMD(_Driver):
         :meth:`set_target_pressure` changes it during a run.
     seed : int or sequence of int, optional
         One seed per system (system ``b`` then matches a lone :class:`sims.MD` run with that seed), or
-        one int ``s`` giving system ``b`` the seed ``(s, b)``. None: fresh entropy (the Langevin
-        integrator's own ``seed`` is used like an int seed when set).
+        one int ``s`` giving system ``b`` the seed ``(s, b)``. None: the integrator's own seed
+        (:meth:`~sims.integrators.Integrator.default_seed`: a Langevin's, a barostat's or its thermostat's) is used
+        like an int seed when set, else fresh entropy.
     skin : float
         Neighbour-list skin, Å (one list for the whole batch; a system's part is rebuilt when its own
         atoms moved more than ``skin / 2``, or its cell deformed too far).
@@ -400,8 +401,8 @@ class BatchMD(_Driver):
         temps = _per_system(temperature, n, "temperature", "temperature in K")
         targets = _per_system(target_temperature if target_temperature is not None
                               else getattr(integrator, "temperature", None), n, "target_temperature", "temperature in K")
-        if seed is None and getattr(integrator, "seed", None) is not None:
-            seed = integrator.seed
+        if seed is None:
+            seed = integrator.default_seed()
         if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [(int(seed), b) for b in range(n)]
         else:

@@ -32,8 +32,9 @@ class _Table(Schema):
 _READ_BY = {
     "friction": (lambda st: st.thermostat_kind == "langevin", "only a Langevin thermostat reads it"),
     "tau": (lambda st: st.thermostat_kind == "nose_hoover_chain", "only a Nose-Hoover chain thermostat reads it"),
-    "chain_length": (lambda st: st.thermostat_kind == "nose_hoover_chain" or st.barostat_kind == "mtk",
-                     "only a Nose-Hoover chain thermostat or the MTK barostat reads it"),
+    "chain_length": (lambda st: st.thermostat_kind == "nose_hoover_chain",
+                     "only a Nose-Hoover chain thermostat (with MTK in an npt stage, also the barostat's chain) "
+                     "reads it; an nph stage has no chains"),
     "tau_p": (lambda st: st.barostat_kind is not None, "only an npt or nph stage reads it"),
     "compressibility": (lambda st: st.barostat_kind in ("c_rescale", "berendsen"),
                         "only the c_rescale and berendsen barostats read it (MTK does not)"),
@@ -60,13 +61,15 @@ class Stage(_Table):
     temperature : float or (float, float), optional
         Target temperature, K; a pair ramps linearly from the first to the second value over the
         stage. Required for the thermostats and barostats; for an ``nve`` first stage it sets the initial
-        velocities (Maxwell-Boltzmann; none given: atoms start at rest).
+        velocities (Maxwell-Boltzmann; none given: atoms start at rest), and a later ``nve`` stage refuses it
+        (nothing reads it there). ``nve`` and ``nph`` stages take one value (no thermostat follows a ramp).
     friction : float
         Langevin friction, 1/fs (LAMMPS ``damp = 1/friction``).
     tau : float
         Nose-Hoover period, fs (LAMMPS ``Tdamp``; thermostat mass ``N kT tau^2`` in both engines).
     chain_length : int
-        Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``).
+        Nose-Hoover chain length (LAMMPS ``tchain``; with ``barostat = "mtk"`` also the barostat's chain, ``pchain``;
+        an ``nph`` stage has no chains, ``pchain 0``, and refuses it).
     sample_every : int
         Write a frame every this many steps of the stage (0: none).
     pressure : float, (float, float, float) or 3x3, optional
@@ -133,6 +136,12 @@ class Stage(_Table):
             need = ">= 0 K" if self.ensemble == "nve" else "> 0 K"
             raise ConfigError(f"{where}.temperature: a {self.ensemble} stage needs temperatures {need}, "
                               f"got {self.temperature}")
+        if self.ensemble in ("nve", "nph") and isinstance(self.temperature, tuple):
+            # no thermostat follows a ramp: only its start value was read (nve: the first stage's velocities; nph:
+            # the cell's mass, which our MTK then changed along the ramp while LAMMPS's ptemp kept the start value)
+            read = "draws the first stage's initial velocities" if nve else "sets the cell's mass W"
+            raise ConfigError(f"{where}.temperature: an {self.ensemble} stage has no thermostat to follow a ramp "
+                              f"({list(self.temperature)} K); its temperature only {read}: give one value")
         barostat = self.barostat_kind
         thermostat = self.thermostat_kind
         if thermostat == "langevin" and not (math.isfinite(self.friction) and self.friction > 0):
@@ -563,6 +572,14 @@ class SimulationConfig(_Table):
             # LAMMPS computes in double precision only: a float32 run would silently be a float64 one
             raise ConfigError("md.dtype = 'float32': engine = 'lammps' computes in double precision only; "
                               "set md.dtype = 'float64' (its default) or leave it out, or use engine = 'matrep'")
+        later_nve = [k for k, stage in enumerate(self.stages) if k and stage.ensemble == "nve"
+                     and stage.temperature is not None]
+        if later_nve:
+            # read by nothing (velocities carry over from the stage before), yet written to its frames as T_target
+            k = later_nve[0]
+            raise ConfigError(f"stages[{k}].temperature: an nve stage after the first has no thermostat and draws no "
+                              f"velocities (they carry over from stages[{k - 1}]), so its temperature is not read; "
+                              "remove it, or use a langevin / nose_hoover_chain stage to hold a temperature")
         rescale = [k for k, stage in enumerate(self.stages) if stage.barostat_kind in ("c_rescale", "berendsen")]
         if self.engine == "lammps" and rescale:
             raise ConfigError(f"stages[{rescale[0]}]: engine = 'lammps' runs barostat = 'mtk' (fix npt) only: it has no "

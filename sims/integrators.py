@@ -93,6 +93,11 @@ class Integrator:
         """Time step in ASE time units."""
         return self.timestep * units.fs
 
+    def default_seed(self) -> int | None:
+        """The seed a run that names none draws its integrator noise from: the integrator's own ``seed``
+        (:class:`Langevin`'s; a barostat's, else its thermostat's), or None (fresh entropy)."""
+        return getattr(self, "seed", None)
+
     def start(self, state: State, seed: int | Sequence[int] | None) -> tuple[State, dict[str, Any]]:
         """Begin a run from ``state``: return the state to start from and the run's own integrator
         variables (noise generator seeded from ``seed``, thermostat variables), which the caller keeps
@@ -250,7 +255,7 @@ class Langevin(_Thermostat):
             # A batch: ``seed`` is one seed per system (sims.batch.BatchMD resolves them).
             return state, {"generators": [make_generator(s, device) for s in seed],
                            "sizes": state.atoms_per_system().tolist()}
-        return state, {"generator": make_generator(seed if seed is not None else self.seed, device)}
+        return state, {"generator": make_generator(seed if seed is not None else self.default_seed(), device)}
 
     @property
     def decay(self) -> float:

@@ -246,3 +246,27 @@ def test_batch_of_one_equals_the_lone_npt_run():
     np.testing.assert_allclose(md.state.positions.numpy(), one.state.positions.numpy(), atol=1e-10)
     np.testing.assert_allclose(md.state.cell[0].numpy(), one.state.cell.numpy(), atol=1e-11)
     assert md.neighbors.n_builds == one.neighbors.n_builds
+
+
+def test_a_barostat_around_a_seeded_thermostat_repeats_its_run():
+    """``CellRescaling(Langevin(seed=5))`` with no other seed: the barostat's noise comes from the thermostat's seed
+    (the stream ``(5, 1)``, the thermostat's ``(5, 0)`` is what Langevin(seed=5) draws alone), so a lone run and a
+    batch repeat themselves bit for bit; the barostat drew from fresh entropy before (cells apart after 20
+    steps of two identical runs: 0.10 Å). With the barostat's own seed, that one is used as before."""
+    atoms = _argon()[0]
+
+    def npt(seed=None):
+        return CellRescaling(Langevin(5.0, 50.0, friction=0.02, seed=5), pressure=500.0, tau_p=100.0,
+                             compressibility=3e-4, seed=seed)
+
+    lone = [sims.MD(atoms, _pot(), npt(), dtype=F64).run(20).state for _ in range(2)]
+    assert torch.equal(lone[0].cell, lone[1].cell) and torch.equal(lone[0].positions, lone[1].positions)
+    assert not torch.equal(lone[0].cell, sims.MD(atoms, _pot(), npt(seed=7), dtype=F64).run(20).state.cell)
+    batch = [BatchMD([atoms, atoms], _pot(), npt(), dtype=F64).run(20).state for _ in range(2)]
+    assert torch.equal(batch[0].cell, batch[1].cell) and torch.equal(batch[0].positions, batch[1].positions)
+    # the thermostat's seed acts as a batch-wide int seed: replica b draws (5, b), as under Langevin(seed=5) alone
+    plain = BatchMD([atoms, atoms], _pot(), Langevin(5.0, 50.0, friction=0.02, seed=5), dtype=F64)
+    assert torch.equal(plain._integrator_vars["generators"][1].get_state(),
+                       sims.integrators.make_generator((5, 1, 1)).get_state())
+    assert torch.equal(BatchMD([atoms, atoms], _pot(), npt(), dtype=F64)._integrator_vars["generators"][1].get_state(),
+                       sims.integrators.make_generator((5, 1, 1, 1)).get_state())

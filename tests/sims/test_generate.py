@@ -156,6 +156,14 @@ def test_stage_values_are_typed_and_required(tmp_path):
              r"stages\[0\]\.ensemble must be one of 'nve', 'langevin', 'nose_hoover_chain', 'npt', 'nph', got the string "
              r"'langevn'; did you mean 'langevin'\?")
     _refused(dict(cfg, stages=[]), tmp_path, r"no \[\[stages\]\]")
+    # Read by nothing, and written to the frames as T_target (the nve stage's frames said 300 K at 50 K; the ramps
+    # ran on their start value, an nph ramp changed only our engine's cell mass): refused (checked on the old code)
+    _refused(dict(cfg, stages=_stage() + _stage(ensemble="nve", friction=None, temperature=300.0)), tmp_path,
+             r"stages\[1\]\.temperature: an nve stage after the first has no thermostat")
+    _refused(dict(cfg, stages=_stage(ensemble="nve", friction=None, temperature=[50.0, 300.0])), tmp_path,
+             r"stages\[0\]\.temperature: an nve stage has no thermostat to follow a ramp")
+    _refused(dict(cfg, stages=_stage(ensemble="nph", friction=None, temperature=[50.0, 300.0], pressure=1.0)), tmp_path,
+             r"stages\[0\]\.temperature: an nph stage has no thermostat to follow a ramp")
 
 
 def test_every_table_is_strict(tmp_path):
@@ -240,6 +248,7 @@ def test_both_engines_read_one_stage_schema():
     ({"ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk", "compressibility": 4.5e-5},
      "compressibility"),
     ({"ensemble": "nph", "temperature": 300, "pressure": 1.0, "friction": 0.02}, "friction"),
+    ({"ensemble": "nph", "temperature": 300, "pressure": 1.0, "chain_length": 3}, "chain_length"),
 ])
 def test_a_stage_key_its_integrators_never_read_is_refused(table, key):
     # set to its default value too: a check on values could not see it
@@ -254,7 +263,7 @@ def test_stage_keys_that_are_read_are_accepted():
 
     Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "barostat": "mtk",
                        "tau": 100.0, "chain_length": 2, "tau_p": 500.0})
-    Stage.from_config({"steps": 1, "ensemble": "nph", "temperature": 300, "pressure": 1.0, "chain_length": 2})
+    Stage.from_config({"steps": 1, "ensemble": "nph", "temperature": 300, "pressure": 1.0, "tau_p": 500.0})
     Stage.from_config({"steps": 1, "ensemble": "npt", "temperature": 300, "pressure": 1.0, "friction": 0.02,
                        "tau_p": 500.0, "compressibility": 1e-4})
 

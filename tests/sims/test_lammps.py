@@ -249,6 +249,22 @@ def test_nph_cell_mass_comes_from_the_stage_temperature(t_start):
     assert sl.run(atoms, pot, [stage]).final.get_volume() - v0 == pytest.approx(grown, rel=0.05)
 
 
+def test_nph_stage_conserves_the_enthalpy_as_our_engine_does():
+    """An nph stage is MTK without chains on either engine (sims.barostats.MTK(thermostat=False)): the enthalpy
+    U + K + P0 V stays constant up to the cell's kinetic energy. fix nph's default pchain 3 thermostats the cell at
+    ptemp: from atoms at 20 K in a stage at 300 K the enthalpy rose by 0.07 eV in 4000 steps of 32 argon atoms
+    (0.004 eV with pchain 0, 0.003 eV on our engine)."""
+    atoms = bulk("Ar", "fcc", a=5.3, cubic=True).repeat(2)
+    atoms.set_velocities(sims.maxwell_boltzmann(torch.as_tensor(atoms.get_masses()), 20.0, seed=0).numpy())
+    pot = LennardJones(**ARGON, cutoff=6.5, dtype=F64)
+    stage = {"ensemble": "nph", "steps": 4000, "timestep": 5.0, "temperature": 300.0, "pressure": 1.0,
+             "tau_p": 200.0, "sample_every": 100}
+    frames = sl.run(atoms, pot, [stage]).frames
+    enthalpy = np.array([f.get_potential_energy() + f.get_kinetic_energy() + units.bar * f.get_volume()
+                         for f in frames])
+    assert enthalpy.max() - enthalpy.min() < 0.015
+
+
 def test_rdf_equals_our_engine():
     """Langevin LJ argon (hot fcc solid, 90 K) on both engines, 15 frames 0.5 ps apart each.
     Compared: the running coordination number at 4.5 Å (inside the first peak, so it measures
@@ -497,7 +513,8 @@ def test_npt_frames_carry_the_cell_of_their_step(coupling, pressure, ensemble):
         np.testing.assert_allclose(s, frame.get_stress(voigt=False), atol=1e-12)
         assert frame.info["volume"] == pytest.approx(frame.get_volume(), rel=1e-12)
     cell = res.final.cell[:]
-    assert abs(res.final.get_volume() / atoms.get_volume() - 1) > 0.005
+    # the cell moved (a box length by over 0.5 %; the anisotropic nph volume nets 0.49 % at this step)
+    assert np.abs(res.final.cell.lengths() / atoms.cell.lengths() - 1).max() > 0.005
     if coupling == "triclinic":
         assert np.abs(cell - np.diag(np.diag(cell))).max() > 0.01
     else:
