@@ -53,7 +53,11 @@ core; checks that the pipeline runs, its student is not physical above 600 K), `
 lgps_medium`` (80 min on one core, below: the smallest budget whose student keeps CHGNet's contact
 statistics at 900 K), or without either for the full protocol (not run: see the end). Longer production
 on a finished run: ``--mode medium -o lgps_medium --production-ps 20 --compiled --dask 2`` reads the
-teacher frames, students and rounds back and writes ``production_<T>K_20ps.db`` beside the mode's runs.
+teacher frames, students and rounds back and writes ``production_<T>K_20ps.db`` (and ``summary_20ps.json``, ...)
+beside the mode's runs. More active learning on a finished run: ``--extra-rounds 3 --round-ps 10
+--round-temperatures 900,750 --round-relabel 8`` continues the rounds (numbering, seeds, labels) with
+rounds of 10 ps on the supercell and writes the new student and everything it drives to files tagged
+``_r4-6_10ps_900-750K_8l`` (:func:`continued_rounds`).
 The record of the earlier runs (quick mode, the ZBL prior, the high-temperature hole, the teacher data
 volume) is in ``docs/lgps_transport.md``.
 
