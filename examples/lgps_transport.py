@@ -567,6 +567,28 @@ def production_tag(mode: dict) -> str:
     return "" if "production_ps" not in mode else f"_{mode['production_ps']:g}ps"
 
 
+#: The stages whose outputs carry a run's tag (:func:`production_tag` and the student's).
+TAGGED_STAGES = ("production", "vibrations")
+
+
+def tagged_times(out: Path, times: dict, student_tag: str, tag: str) -> dict:
+    """The stage times (s) to record in ``summary<tag>.json``: ``times`` (the untagged summary's, then this
+    run's so far), less the untagged summary's :data:`TAGGED_STAGES` (of the mode's student and length: this
+    run's own would have been recorded as theirs resumed), with what ``summary<student_tag>.json`` (the
+    extra rounds) and ``summary<tag>.json`` recorded, so that a resumed run keeps the first run's times.
+    ``times`` itself for an untagged run."""
+    if not tag:
+        return times
+    times = {k: v for k, v in times.items() if k.removesuffix("_resumed") not in TAGGED_STAGES}
+    for t in dict.fromkeys((student_tag, tag)):
+        path = out / f"summary{t}.json"
+        if t and path.exists():
+            saved = json.loads(path.read_text()).get("times_s", {})
+            times.update({k: v for k, v in saved.items()
+                          if t == tag or k.removesuffix("_resumed") not in TAGGED_STAGES})
+    return times
+
+
 def production_configs(out: Path, mode: dict, threshold: float, student_tag: str = "") -> list[dict]:
     """One NVT ``sims.generate`` config per temperature on the 2 x 2 x 1 supercell, relaxed on the student
     ``student<student_tag>.pt``."""
@@ -826,8 +848,7 @@ def main() -> None:
         _stage(times, "extra_rounds", start)
     # The end products of a run with a production length or student other than the mode's carry both tags.
     tag = production_tag(mode) + student_tag
-    if tag and (out / f"summary{tag}.json").exists():  # the first times of this run's own stages
-        times.update(json.loads((out / f"summary{tag}.json").read_text()).get("times_s", {}))
+    times = tagged_times(out, times, student_tag, tag)
     summary["students"], summary["active_learning"] = sizes, al
     print(f"active learning: {len(al['rounds'])} round(s), {al['frames_relabelled']} frames relabelled; "
           f"held-out forces MAE {al['forces_mae_before']:.3f} -> "

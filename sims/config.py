@@ -502,11 +502,20 @@ class MDOptions(_Table):
 def without_unread(content: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A ``matrep simulate`` config without the keys refused since 2026-12-07 as never read, and their names.
 
-    The ``md`` keys read only beside another (:attr:`MDOptions.READ_ONLY_WITH`) and a g2 molecule's
-    ``system.conformers``: a config written before the refusal may hold them, and the hash of its
-    checkpoint (:func:`sims.generate.config_hash`) covers them.
+    The ``md`` keys read only beside another (:attr:`MDOptions.READ_ONLY_WITH`), a g2 molecule's
+    ``system.conformers`` and an nph stage's ``chain_length`` (refused since 2026-12-08: our NPH never
+    read it, and LAMMPS's fix nph now runs without a cell chain, as a stage without it does): a config
+    written before the refusal may hold them, and the hash of its checkpoint
+    (:func:`sims.generate.config_hash`) covers them.
     """
     out, removed = dict(content), []
+    stages = content.get("stages")
+    if isinstance(stages, list):
+        nph = [k for k, st in enumerate(stages) if isinstance(st, Mapping) and st.get("ensemble") == "nph"
+               and "chain_length" in st]
+        out["stages"] = [{key: v for key, v in st.items() if key != "chain_length"} if k in nph else st
+                         for k, st in enumerate(stages)]
+        removed += [f"stages[{k}].chain_length" for k in nph]
     md = content.get("md")
     if isinstance(md, Mapping):
         unread = [key for key, needs in MDOptions.READ_ONLY_WITH if key in md and md.get(needs) is None]

@@ -327,8 +327,9 @@ def _replicates(w: np.ndarray, n_bootstrap: int, block: int, seed: int | None, m
             yield mbar.reweight(counts)
 
 
-def _mbar_weights(mbar, weights, n: int):
-    """The weights to use beside ``mbar`` (its own; refused beside other ``weights``)."""
+def _mbar_weights(mbar, weights, n: int, temperature: float):
+    """The weights to use beside ``mbar`` (its own; refused beside other ``weights``, or at another
+    ``temperature``, K, than the samples')."""
     if mbar is None:
         return weights
     if weights is not None:
@@ -336,6 +337,11 @@ def _mbar_weights(mbar, weights, n: int):
     if not (hasattr(mbar, "reweight") and hasattr(mbar, "window")) or np.shape(mbar.weights) != (n,):
         raise SimsInputError(f"mbar must be the sims.umbrella.UmbrellaSamples of these {n} samples, got "
                              f"{type(mbar).__name__}")
+    if not math.isclose(mbar.temperature, temperature, rel_tol=1e-9):
+        # MBAR's weights give the samples' temperature's ensemble: -RT ln of its density at another T is the
+        # free energy of neither temperature
+        raise SimsInputError(f"temperature={temperature:g} K, but the umbrella samples were run and weighted at "
+                             f"{mbar.temperature:g} K: give temperature={mbar.temperature:g}")
     return mbar.weights
 
 
@@ -410,7 +416,7 @@ def free_energy_profile(cv, *, weights=None, bins=100, temperature: float, units
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)
-    z, w, _ = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv)))
+    z, w, _ = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv), t))
     edges = _edges(z, bins, range)
     widths = np.diff(edges)
     z_bin = _bin_index(edges, z)
@@ -525,7 +531,7 @@ def activation_free_energy(cv, *, inverse_mass, weights=None, ts: float | None =
     """
     t = _check_temperature(temperature)
     rt = _rt(t, units)
-    z, w, m = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv)), inverse_mass)
+    z, w, m = _check_samples(cv, _mbar_weights(mbar, weights, np.size(cv), t), inverse_mass)
     profile = free_energy_profile(z, weights=w, bins=bins, temperature=t, units=units, range=range,
                                   n_bootstrap=0)
     edges = profile.edges

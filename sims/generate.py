@@ -199,7 +199,7 @@ def _parse_resuming(cfg: Mapping[str, Any]) -> SimulationConfig:
             recorded = None
         if recorded != config_hash(cfg):
             raise err
-        warnings.warn(f"{', '.join(removed)}: never read, and refused since 2026-12-07 ({err}). {ckpt_path} was "
+        warnings.warn(f"{', '.join(removed)}: never read, and refused since 2026-12-07/08 ({err}). {ckpt_path} was "
                       "written by this config with them before, and its hash covers them, so its run resumes as it "
                       "began; a new run refuses them", UserWarning, stacklevel=3)
         return spec
@@ -208,8 +208,8 @@ def _parse_resuming(cfg: Mapping[str, Any]) -> SimulationConfig:
 #: What a config that no longer matches its checkpoint may have lost (see :func:`_parse_resuming`).
 _UNREAD_HINT = ("; if its config held a key that matrep refuses since 2026-12-07 as never read (md.kspace_accuracy "
                 "without md.kspace, md.uncertainty_every or md.on_uncertain without md.uncertainty_threshold, "
-                "system.conformers of a g2 molecule), put it back as it was: the checkpoint's hash covers it, and its "
-                "run then resumes with a warning")
+                "system.conformers of a g2 molecule; since 2026-12-08 chain_length of an nph stage), put it back as "
+                "it was: the checkpoint's hash covers it, and its run then resumes with a warning")
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:

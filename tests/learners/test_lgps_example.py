@@ -45,3 +45,30 @@ def test_contact_shares_count_atoms_whose_nearest_partner_is_close(example):
     assert shares["Li-S"] == pytest.approx(1 / 2)  # Li-S 1.9 Å in the first frame, 2.5 Å in the second
     assert shares["Li-Li"] == 0.0  # one Li: its nearest Li is itself excluded (infinitely far)
     assert shortest["S-S"] == pytest.approx(2.1) and shortest["Li-S"] == pytest.approx(1.9)
+
+
+def test_a_tagged_run_records_its_own_production_and_vibration_times(example, tmp_path):
+    # A run with --extra-rounds or --production-ps writes summary<tag>.json beside the mode's summary.json.
+    # It started from summary.json's times, so on its first run its own production and vibrations were
+    # recorded as "production_resumed" while "production" kept the mode's (another student, another
+    # length). Fails on the old code (main merged summary<tag>.json's times only; no tagged_times).
+    import json
+
+    mode_times = {"teacher": 10.0, "students": 20.0, "active_learning": 30.0, "production": 1000.0,
+                  "production_resumed": 2.0, "vibrations": 50.0}
+    (tmp_path / "summary.json").write_text(json.dumps({"times_s": mode_times}))
+    now = dict(mode_times, teacher_resumed=0.5, extra_rounds=400.0)   # this run's so far
+    student, tag = "_r7-8_10ps_900-750K_8l", "_20ps_r7-8_10ps_900-750K_8l"
+    first = example.tagged_times(tmp_path, now, student, tag)
+    assert first == {"teacher": 10.0, "students": 20.0, "active_learning": 30.0, "teacher_resumed": 0.5,
+                     "extra_rounds": 400.0}
+    example._stage(first, "production", 0.0)
+    assert "production" in first and "production_resumed" not in first
+    # resumed: the first run's times of its own stages come back, the extra rounds' from the student's summary
+    (tmp_path / f"summary{student}.json").write_text(json.dumps({"times_s": dict(first, extra_rounds=300.0,
+                                                                                 production=7.0)}))
+    (tmp_path / f"summary{tag}.json").write_text(json.dumps({"times_s": dict(first, production=900.0,
+                                                                             vibrations=40.0)}))
+    again = example.tagged_times(tmp_path, dict(mode_times, extra_rounds=0.1), student, tag)
+    assert (again["production"], again["vibrations"], again["extra_rounds"]) == (900.0, 40.0, 400.0)
+    assert example.tagged_times(tmp_path, mode_times, "", "") is mode_times     # the mode's own run: as before

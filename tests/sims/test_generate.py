@@ -489,3 +489,35 @@ def test_a_checkpoint_written_before_a_key_was_refused_resumes_with_a_warning(tm
     for a, b in zip(frames, reference):
         np.testing.assert_array_equal(a.positions, b.positions)
     _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, r"md\.kspace_accuracy is read only with md\.kspace")
+
+
+def test_a_checkpoint_of_an_nph_stage_with_chain_length_resumes_with_a_warning(tmp_path, monkeypatch):
+    # chain_length on an nph stage was accepted until 2026-12-08 (our NPH never read it; LAMMPS's fix nph
+    # ran it as pchain, now 0); refused since, and removing it changes the checkpoint's hash, so a run
+    # begun before could not be resumed at all (/work/runs/s15/s15-review-merge/repro_resume.py). Now it
+    # resumes as the md keys do. Fails on the old code (checked: the resume was refused, "chain_length is
+    # not read by this stage").
+    import sims.config
+
+    cfg = _config("run.extxyz", steps=(40, 40, 20))
+    cfg["_base"] = str(tmp_path)
+    cfg["output"]["checkpoint_every"] = 20
+    cfg["stages"] = [cfg["stages"][0], {"ensemble": "nph", "steps": 60, "timestep": 5.0, "temperature": 120.0,
+                                        "pressure": 1.0, "tau_p": 500.0, "sample_every": 10}]
+    old = dict(cfg, stages=[cfg["stages"][0], dict(cfg["stages"][1], chain_length=4)])
+    monkeypatch.setitem(sims.config._READ_BY, "chain_length", (lambda st: True, ""))   # the code before
+    _interrupt_at_sixth_frame(old, monkeypatch)
+    monkeypatch.undo()
+    with pytest.raises(SimsInputError, match=r"different config.*chain_length of an nph stage"):
+        generate(cfg)
+    with pytest.warns(UserWarning, match=r"stages\[1\]\.chain_length: never read"):
+        frames = read_frames(generate(old))
+    whole = dict(cfg, _base=str(tmp_path / "whole"))
+    (tmp_path / "whole").mkdir()
+    reference = read_frames(generate(whole))
+    assert [f.info["step"] for f in frames] == list(range(10, 101, 10))
+    assert {f.info["config_hash"] for f in frames} == {config_hash(old)}
+    for a, b in zip(frames, reference):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.cell[:], b.cell[:])
+    _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, r"stages\[1\]\.chain_length is not read")

@@ -348,6 +348,30 @@ def test_free_energy_from_frames_re_solves_mbar_given_the_saved_samples(tmp_path
     assert "is not a file of UmbrellaSamples.save" in capsys.readouterr().err
 
 
+def test_mbar_samples_are_refused_at_another_temperature(tmp_path):
+    # MBAR's weights are those of the samples' temperature's ensemble; -RT ln of that density at another
+    # T is the free energy of neither (matrep free-energy takes --temperature apart from --mbar FILE).
+    # It was accepted: the result scaled with T / T_samples (10 % off at 330 K), with no word.
+    # Fails on the old code (checked: DID NOT RAISE).
+    from ase.io import write
+
+    from sims.free_energy import free_energy_from_frames
+
+    s = _gaussian_windows(0)
+    at_t = _reaction(s, True, 0, 1).reaction
+    with pytest.raises(SimsInputError, match="run and weighted at 300 K: give temperature=300"):
+        activation_free_energy(s.cv, inverse_mass=s.inverse_mass, mbar=s, ts=TS, temperature=1.1 * T, n_bootstrap=0)
+    with pytest.raises(SimsInputError, match="run and weighted at 300 K"):
+        free_energy_profile(s.cv, mbar=s, temperature=1.1 * T, n_bootstrap=0)
+    path = tmp_path / "frames.extxyz"
+    write(path, [Atoms("He", positions=p, masses=[1.0]) for p in s.positions])
+    with pytest.raises(SimsInputError, match="run and weighted at 300 K"):
+        free_energy_from_frames(path, "position:0,x", mbar=s.save(tmp_path / "s.npz"), temperature=1.1 * T, ts=TS,
+                                n_bootstrap=0)
+    assert free_energy_from_frames(path, "position:0,x", mbar=s, temperature=T, ts=TS,
+                                   n_bootstrap=0).reaction == pytest.approx(at_t, rel=1e-9)
+
+
 @pytest.mark.slow
 def test_mbar_bootstrap_errors_are_calibrated_against_seed_to_seed_spread():
     # 40 seeds: re-solved, mean error / spread 1.15 and RMS z 0.89 over 20 seeds; fixed weights
