@@ -474,12 +474,24 @@ def test_a_checkpoint_written_before_a_key_was_refused_resumes_with_a_warning(tm
     cfg["_base"] = str(tmp_path)
     cfg["output"]["checkpoint_every"] = 20
     old = dict(cfg, md=dict(cfg["md"], kspace_accuracy=1e-3))
-    monkeypatch.setattr(sims.config.MDOptions, "READ_ONLY_WITH", ())   # the code before the refusal
+    _check_old_checkpoint_resumes(
+        cfg, old, tmp_path, monkeypatch,
+        lambda: monkeypatch.setattr(sims.config.MDOptions, "READ_ONLY_WITH", ()),   # the code before the refusal
+        hint=r"different config.*put it back as it was",
+        warning=r"md\.kspace_accuracy: never read, and refused since 2026-12-07",
+        refusal=r"md\.kspace_accuracy is read only with md\.kspace")
+
+
+def _check_old_checkpoint_resumes(cfg, old, tmp_path, monkeypatch, old_rule, hint, warning, refusal):
+    """``old`` (``cfg`` with a key refused since) interrupted under ``old_rule``: ``cfg`` is refused with
+    ``hint``, ``old`` resumes with ``warning`` to the frames of an uninterrupted ``cfg`` run, bit for bit,
+    under one config hash, and a new run of ``old`` is refused with ``refusal``."""
+    old_rule()
     _interrupt_at_sixth_frame(old, monkeypatch)
     monkeypatch.undo()
-    with pytest.raises(SimsInputError, match=r"different config.*put it back as it was"):
+    with pytest.raises(SimsInputError, match=hint):
         generate(cfg)
-    with pytest.warns(UserWarning, match=r"md\.kspace_accuracy: never read, and refused since 2026-12-07"):
+    with pytest.warns(UserWarning, match=warning):
         frames = read_frames(generate(old))
     whole = dict(cfg, _base=str(tmp_path / "whole"))
     (tmp_path / "whole").mkdir()
@@ -488,7 +500,8 @@ def test_a_checkpoint_written_before_a_key_was_refused_resumes_with_a_warning(tm
     assert {f.info["config_hash"] for f in frames} == {config_hash(old)}    # one trajectory, one label
     for a, b in zip(frames, reference):
         np.testing.assert_array_equal(a.positions, b.positions)
-    _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, r"md\.kspace_accuracy is read only with md\.kspace")
+        np.testing.assert_array_equal(a.cell[:], b.cell[:])
+    _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, refusal)
 
 
 def test_a_checkpoint_of_an_nph_stage_with_chain_length_resumes_with_a_warning(tmp_path, monkeypatch):
@@ -505,19 +518,9 @@ def test_a_checkpoint_of_an_nph_stage_with_chain_length_resumes_with_a_warning(t
     cfg["stages"] = [cfg["stages"][0], {"ensemble": "nph", "steps": 60, "timestep": 5.0, "temperature": 120.0,
                                         "pressure": 1.0, "tau_p": 500.0, "sample_every": 10}]
     old = dict(cfg, stages=[cfg["stages"][0], dict(cfg["stages"][1], chain_length=4)])
-    monkeypatch.setitem(sims.config._READ_BY, "chain_length", (lambda st: True, ""))   # the code before
-    _interrupt_at_sixth_frame(old, monkeypatch)
-    monkeypatch.undo()
-    with pytest.raises(SimsInputError, match=r"different config.*chain_length of an nph stage"):
-        generate(cfg)
-    with pytest.warns(UserWarning, match=r"stages\[1\]\.chain_length: never read"):
-        frames = read_frames(generate(old))
-    whole = dict(cfg, _base=str(tmp_path / "whole"))
-    (tmp_path / "whole").mkdir()
-    reference = read_frames(generate(whole))
-    assert [f.info["step"] for f in frames] == list(range(10, 101, 10))
-    assert {f.info["config_hash"] for f in frames} == {config_hash(old)}
-    for a, b in zip(frames, reference):
-        np.testing.assert_array_equal(a.positions, b.positions)
-        np.testing.assert_array_equal(a.cell[:], b.cell[:])
-    _refused(dict(old, output={"path": "new.extxyz"}), tmp_path, r"stages\[1\]\.chain_length is not read")
+    _check_old_checkpoint_resumes(
+        cfg, old, tmp_path, monkeypatch,
+        lambda: monkeypatch.setitem(sims.config._READ_BY, "chain_length", (lambda st: True, "")),  # the code before
+        hint=r"different config.*chain_length of an nph stage",
+        warning=r"stages\[1\]\.chain_length: never read",
+        refusal=r"stages\[1\]\.chain_length is not read")
