@@ -494,6 +494,12 @@ def _prepare(atoms, potential, stages, folder: Path, *, seed: int, skin: float, 
     stages = [Stage.from_config(s) for s in stages]
     if stages:  # (a single point, no stage, returns the unconstrained forces as sims.energy_and_forces does)
         check_unconstrained(atoms, "sims.lammps")
+    if stages and stages[0].ensemble == "nve" and stages[0].target_temperature(0) > 0 and not atoms.get_velocities().any():
+        # fix nve starts from the atoms' velocities (no velocity create), and the frames would carry the
+        # stage's temperature as T_target: atoms at rest labelled as a run at that temperature.
+        raise SimsInputError(f"stage 0 (nve) sets temperature = {stages[0].target_temperature(0):g} K but the atoms "
+                             "have no velocities, and an nve stage draws none; start the atoms at that temperature "
+                             "with sims.maxwell_boltzmann (atoms.set_velocities), or leave the temperature out")
     for k, st in enumerate(stages):
         if st.barostat_kind in ("c_rescale", "berendsen"):
             # fix press/berendsen rescales the box in end_of_step, after the forces and energies of the

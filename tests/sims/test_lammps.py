@@ -324,6 +324,14 @@ def test_bad_input():
         sl.energy_and_forces(torch.nn.Linear(3, 1), atoms)
     with pytest.raises(SimsInputError, match="ensemble must be one of"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "nvtt"}])
+    # fix nve starts from the atoms' velocities: atoms at rest would run at 0 K with frames labelled 300 K
+    # (accepted before 2026-12-08).
+    nve_300 = {"steps": 10, "ensemble": "nve", "temperature": 300.0, "timestep": 5.0}
+    with pytest.raises(SimsInputError, match=r"temperature = 300 K but the atoms have no velocities"):
+        sl.run(atoms.copy(), lj, [nve_300])
+    moving = atoms.copy()
+    moving.set_velocities(sims.maxwell_boltzmann(torch.tensor(moving.get_masses()), 300.0, seed=0).numpy())
+    assert sl.run(moving, lj, [nve_300]).final.get_velocities().any()
     with pytest.raises(SimsInputError, match="no stochastic cell rescaling"):
         sl.run(atoms, lj, [{"steps": 10, "ensemble": "npt", "temperature": 80.0, "pressure": 1.0}])
     with pytest.raises(SimsInputError, match="Berendsen barostat moves the box after"):
