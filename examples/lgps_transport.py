@@ -577,17 +577,24 @@ def continued_rounds(out: Path, mode: dict, extra: dict, committee: Committee, a
                       max_relabel_supercell=extra["relabel"])
     committee, more = active_learning(out, round_mode, committee, train, test, calc, extra["rounds"],
                                       labelled=earlier, first_round=first, tag=tag)
-    labels = more.pop("labelled")[len(earlier):]
+    save_student(out, tag, committee, more, more.pop("labelled")[len(earlier):], test,
+                 len(read(out / "lgps_221.extxyz")), {"extra_rounds": extra, "settings": {k: mode[k] for k in SETTINGS}})
+    return committee, more, tag
+
+
+def save_student(out: Path, tag: str, committee: Committee, al: dict, labels: list[Atoms], test: list[Atoms],
+                 n_atoms: int, record: dict) -> None:
+    """Write a student after its active learning: ``student<tag>.pt``, the frames its rounds relabelled
+    (``active_labels<tag>.extxyz``, when any), and ``students<tag>.json`` holding ``record`` and ``al``
+    with the production threshold added (90 % of held-out-like frames of ``n_atoms`` atoms under it)."""
     if labels:
         with atomic_open(out / f"active_labels{tag}.extxyz", "w") as handle:
             write(handle, labels, format="extxyz")
-    supercell = read(out / "lgps_221.extxyz")
-    more["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=len(supercell))
-    save_potential(committee, student)
-    with atomic_open(record, "w") as handle:
-        json.dump({"active_learning": more, "extra_rounds": extra, "settings": {k: mode[k] for k in SETTINGS}},
-                  handle, indent=1)
-    return committee, more, tag
+    # The monitor flags the largest spread over the cell's atoms: calibrated for the production cell's size.
+    al["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=n_atoms)
+    save_potential(committee, out / f"student{tag}.pt")
+    with atomic_open(out / f"students{tag}.json", "w") as handle:
+        json.dump({**record, "active_learning": al}, handle, indent=1)
 
 
 def production_tag(mode: dict) -> str:
@@ -858,16 +865,8 @@ def main() -> None:
         _stage(times, "students", start)
         start = time.perf_counter()
         committee, al = active_learning(out, mode, committee, train, test, calc, mode["al_rounds"])
-        labels = al.pop("labelled")
-        if labels:
-            with atomic_open(out / "active_labels.extxyz", "w") as handle:
-                write(handle, labels, format="extxyz")
-        # The monitor flags the largest spread over the cell's atoms: calibrated for the supercell's size.
-        al["production_threshold_eV_A"] = committee.spread_threshold(test, quantile=0.9, n_atoms=len(supercell))
-        save_potential(committee, out / "student.pt")
-        with atomic_open(out / "students.json", "w") as handle:
-            json.dump({"sizes": sizes, "active_learning": al,
-                       "settings": {k: mode[k] for k in SETTINGS}}, handle, indent=1)
+        save_student(out, "", committee, al, al.pop("labelled"), test, len(supercell),
+                     {"sizes": sizes, "settings": {k: mode[k] for k in SETTINGS}})
         _stage(times, "active_learning", start)
     student_tag = ""
     if extra is not None:
